@@ -1,0 +1,20 @@
+/// Named bounds. Every buffer, loop and decode allocation in Brook is bounded by one of these
+/// (units last in every name).
+public enum Limits {
+    /// Largest record batch accepted anywhere (Kafka's `message.max.bytes` tops out near here).
+    public static let batchBytesMax = 64 * 1024 * 1024
+    /// The smallest well-formed RecordBatch v2: its header and nothing else.
+    public static let batchHeaderBytes = 61
+    /// Records in one batch; a count above this is treated as corrupt.
+    public static let batchRecordsMax = 1 << 24
+    /// Headers on one record.
+    public static let recordHeadersMax = 1 << 16
+    /// A segment's positions are 32-bit in its index, as in Kafka.
+    public static let segmentBytesMax = Int(Int32.max)
+    /// Largest index file (`segment.index.bytes` can not exceed it).
+    public static let indexBytesMax = 256 * 1024 * 1024
+    /// Read buffer used when scanning a segment (recovery, index rebuild, dumps).
+    public static let scanChunkBytes = 4 * 1024 * 1024
+    /// Segments in one partition.
+    public static let segmentsPerPartitionMax = 1 << 20
+}

@@ -1,0 +1,123 @@
+import BrookCore
+
+/// A record to put in a batch.
+public struct SimpleRecord: Hashable, Sendable {
+    public var key: [UInt8]?
+    public var value: [UInt8]?
+    public var headers: [Header]
+    public var timestamp: Timestamp
+
+    public struct Header: Hashable, Sendable {
+        public var key: [UInt8]
+        public var value: [UInt8]?
+        public init(key: [UInt8], value: [UInt8]?) { self.key = key; self.value = value }
+    }
+
+    public init(key: [UInt8]?, value: [UInt8]?, headers: [Header] = [], timestamp: Timestamp) {
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestamp = timestamp
+    }
+}
+
+/// Builds RecordBatch v2 bytes (uncompressed): for tests, tools, benchmarks and compaction.
+public enum RecordBatchBuilder {
+    public struct Producer: Sendable {
+        public var id: ProducerID
+        public var epoch: ProducerEpoch
+        public var baseSequence: Int32
+        public init(id: ProducerID, epoch: ProducerEpoch, baseSequence: Int32) {
+            self.id = id; self.epoch = epoch; self.baseSequence = baseSequence
+        }
+        public static let none = Producer(id: .none, epoch: .none, baseSequence: -1)
+    }
+
+    /// One batch holding `records` with offset deltas 0, 1, 2, ...
+    public static func build(baseOffset: Offset, records: [SimpleRecord],
+                             attributes: BatchAttributes = BatchAttributes(),
+                             producer: Producer = .none,
+                             leaderEpoch: LeaderEpoch = LeaderEpoch(0)) -> [UInt8] {
+        precondition(!records.isEmpty, "a batch holds at least one record")
+        let baseTimestamp = records.map(\.timestamp).min()!
+        let maxTimestamp = records.map(\.timestamp).max()!
+        var body: [UInt8] = []
+        for (index, record) in records.enumerated() {
+            appendRecord(record, offsetDelta: Int32(index), baseTimestamp: baseTimestamp, to: &body)
+        }
+        return assemble(baseOffset: baseOffset, lastOffsetDelta: Int32(records.count - 1),
+                        recordCount: Int32(records.count), baseTimestamp: baseTimestamp,
+                        maxTimestamp: maxTimestamp, attributes: attributes, producer: producer,
+                        leaderEpoch: leaderEpoch, recordBytes: body)
+    }
+
+    /// Header plus already-encoded records, with the length and CRC computed.
+    public static func assemble(baseOffset: Offset, lastOffsetDelta: Int32, recordCount: Int32,
+                                baseTimestamp: Timestamp, maxTimestamp: Timestamp,
+                                attributes: BatchAttributes, producer: Producer,
+                                leaderEpoch: LeaderEpoch, recordBytes: [UInt8]) -> [UInt8] {
+        typealias F = RecordBatchHeader.Field
+        var out = [UInt8](repeating: 0, count: F.records)
+        out.append(contentsOf: recordBytes)
+        out.withUnsafeMutableBytes { b in
+            b.setInt64(baseOffset.value, at: F.baseOffset)
+            b.setInt32(Int32(b.count - RecordBatchHeader.logOverheadBytes), at: F.batchLength)
+            b.setInt32(leaderEpoch.value, at: F.partitionLeaderEpoch)
+            b[F.magic] = 2
+            b.setInt16(attributes.raw, at: F.attributes)
+            b.setInt32(lastOffsetDelta, at: F.lastOffsetDelta)
+            b.setInt64(baseTimestamp.ms, at: F.baseTimestamp)
+            b.setInt64(maxTimestamp.ms, at: F.maxTimestamp)
+            b.setInt64(producer.id.value, at: F.producerID)
+            b.setInt16(producer.epoch.value, at: F.producerEpoch)
+            b.setInt32(producer.baseSequence, at: F.baseSequence)
+            b.setInt32(recordCount, at: F.recordCount)
+            RecordBatchPatch.updateChecksum(b)
+        }
+        return out
+    }
+
+    public static func appendRecord(_ record: SimpleRecord, offsetDelta: Int32, baseTimestamp: Timestamp,
+                                    to out: inout [UInt8]) {
+        var body: [UInt8] = [0]  // attributes: unused, always 0
+        Varint.write(record.timestamp.ms - baseTimestamp.ms, to: &body)
+        Varint.write(Int64(offsetDelta), to: &body)
+        appendNullable(record.key, to: &body)
+        appendNullable(record.value, to: &body)
+        Varint.write(Int64(record.headers.count), to: &body)
+        for header in record.headers {
+            appendNullable(header.key, to: &body)
+            appendNullable(header.value, to: &body)
+        }
+        Varint.write(Int64(body.count), to: &out)
+        out.append(contentsOf: body)
+    }
+
+    private static func appendNullable(_ bytes: [UInt8]?, to out: inout [UInt8]) {
+        guard let bytes else { Varint.write(-1, to: &out); return }
+        Varint.write(Int64(bytes.count), to: &out)
+        out.append(contentsOf: bytes)
+    }
+}
+
+/// In-place changes to a batch's header. Fields outside the CRC (base offset, length, leader
+/// epoch) need no new checksum; the others do.
+public enum RecordBatchPatch {
+    public static func setBaseOffset(_ b: UnsafeMutableRawBufferPointer, _ offset: Offset) {
+        b.setInt64(offset.value, at: RecordBatchHeader.Field.baseOffset)
+    }
+    public static func setLeaderEpoch(_ b: UnsafeMutableRawBufferPointer, _ epoch: LeaderEpoch) {
+        b.setInt32(epoch.value, at: RecordBatchHeader.Field.partitionLeaderEpoch)
+    }
+    /// Stamps LogAppendTime (`message.timestamp.type=LogAppendTime`) and recomputes the CRC.
+    public static func setLogAppendTime(_ b: UnsafeMutableRawBufferPointer, _ time: Timestamp) {
+        let attributes = UnsafeRawBufferPointer(b).int16(at: RecordBatchHeader.Field.attributes) | 0x08
+        b.setInt16(attributes, at: RecordBatchHeader.Field.attributes)
+        b.setInt64(time.ms, at: RecordBatchHeader.Field.maxTimestamp)
+        updateChecksum(b)
+    }
+    public static func updateChecksum(_ b: UnsafeMutableRawBufferPointer) {
+        let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[RecordBatchHeader.Field.attributes...]))
+        b.setInt32(Int32(bitPattern: crc), at: RecordBatchHeader.Field.crc)
+    }
+}

@@ -1,0 +1,110 @@
+import BrookCore
+import Logging
+
+extension PartitionLog {
+    /// Opens the partition log in `directory`, creating it when missing. After a clean shutdown
+    /// the segments are trusted and only their tails are read; otherwise every segment from the
+    /// recovery point on is scanned, its indexes rebuilt, and the log cut at the first torn or
+    /// corrupt batch (logged with its file and position). No invalid batch is ever served.
+    public static func open(directory: String, config: LogConfig = LogConfig(), clock: any Clock = SystemClock(),
+                            logger: Logger = Logger(label: "brook.storage")) throws(StorageError) -> PartitionLog {
+        try FileSystem.createDirectory(directory)
+        let checkpoint = try readCheckpoint(directory)
+        let markerPath = directory + "/" + cleanShutdownName
+        let clean = FileSystem.exists(markerPath)
+        try removeLeftovers(directory, logger: logger)
+        try completeSwaps(directory, config: config, logger: logger)
+        let bases = try FileSystem.list(directory).compactMap { LogSegment.baseOffset(fileName: $0, suffix: ".log") }.sorted()
+        // From here on a crash must be recovered: the marker goes before anything is written.
+        try FileSystem.remove(markerPath)
+
+        var segments: [LogSegment] = []
+        var recovered = false
+        for (i, base) in bases.enumerated() {
+            let isLast = i == bases.count - 1
+            let segment = try LogSegment(directory: directory, baseOffset: base, config: config, create: false, writable: isLast)
+            let belowRecoveryPoint = !isLast && bases[i + 1] <= checkpoint.recoveryPoint
+            var trusted = false
+            if clean || belowRecoveryPoint {
+                do {
+                    try segment.loadTail()
+                    trusted = true
+                } catch {
+                    logger.warning("segment failed its load checks; rebuilding it", metadata: [
+                        "file": "\(segment.logPath)", "reason": "\(error)",
+                    ])
+                }
+            }
+            segments.append(segment)
+            guard !trusted else { continue }
+            recovered = true
+            let expectedFirst = segments.count > 1 ? segments[segments.count - 2].nextOffset : base
+            let defect = try segment.recover(config: config, expectedFirstOffset: expectedFirst, logger: logger)
+            if defect != nil && !isLast {
+                // Everything after a corrupt batch is untrusted: drop the later segments.
+                for later in bases[(i + 1)...] {
+                    logger.warning("deleting segment after a corrupt one", metadata: ["base_offset": "\(later)", "dir": "\(directory)"])
+                    let doomed = try LogSegment(directory: directory, baseOffset: later, config: config, create: false, writable: false)
+                    try doomed.delete()
+                }
+                break
+            }
+            // A recovered segment that is not the last is sealed as a roll would have done.
+            if !isLast { try segment.seal(sync: true) }
+        }
+
+        var logStart = checkpoint.logStartOffset
+        if segments.isEmpty {
+            segments.append(try LogSegment(directory: directory, baseOffset: logStart, config: config, create: true, writable: true))
+        }
+        logStart = max(logStart, segments[0].baseOffset)
+        let log = PartitionLog(directory: directory, config: config, clock: clock, logger: logger, segments: segments,
+                               logStartOffset: logStart, recoveryPoint: checkpoint.recoveryPoint)
+        if logStart > log.logEndOffset {
+            // Data below the start was lost or deleted: never hand out an offset twice.
+            try log.truncateFully(startingAt: logStart)
+        }
+        if recovered { try log.active.sync() }
+        log.setRecoveryPoint(log.logEndOffset)
+        try log.writeCheckpoint(durable: true)
+        logger.info("opened partition log", metadata: [
+            "dir": "\(directory)", "clean": "\(clean)", "segments": "\(log.segmentCount)",
+            "log_start_offset": "\(log.logStartOffset)", "log_end_offset": "\(log.logEndOffset)",
+        ])
+        return log
+    }
+
+    struct Checkpoint {
+        var logStartOffset = Offset.zero
+        var recoveryPoint = Offset.zero
+    }
+
+    static func readCheckpoint(_ directory: String) throws(StorageError) -> Checkpoint {
+        var checkpoint = Checkpoint()
+        guard let text = try FileSystem.readText(directory + "/" + checkpointName) else { return checkpoint }
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let value = Int64(parts[1]), value >= 0 else { continue }
+            switch parts[0] {
+            case "logStartOffset": checkpoint.logStartOffset = Offset(value)
+            case "recoveryPoint": checkpoint.recoveryPoint = Offset(value)
+            default: break
+            }
+        }
+        return checkpoint
+    }
+
+    /// Temporary files of an interrupted write or compaction, and indexes without a log.
+    static func removeLeftovers(_ directory: String, logger: Logger) throws(StorageError) {
+        let names = try FileSystem.list(directory)
+        let logs = Set(names.filter { $0.hasSuffix(".log") }.map { String($0.dropLast(4)) })
+        for name in names {
+            let orphanIndex = (name.hasSuffix(".index") || name.hasSuffix(".timeindex"))
+                && !logs.contains(String(name.prefix(while: { $0 != "." })))
+            if name.hasSuffix(".cleaned") || name.hasSuffix(".tmp") || orphanIndex {
+                logger.info("removing leftover file", metadata: ["file": "\(directory)/\(name)"])
+                try FileSystem.remove(directory + "/" + name)
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import BrookCore
+import BrookRecords
+import Logging
+
+extension PartitionLog {
+    // MARK: retention
+
+    /// Applies `retention.ms` and `retention.bytes` (when `cleanup.policy` has `delete`) and drops
+    /// segments wholly below the log start offset. Whole segments are deleted, oldest first; the
+    /// active segment is rolled first when all of it has expired. Returns the segments deleted.
+    @discardableResult
+    public func applyRetention() throws(StorageError) -> Int {
+        var deleted = try deleteOldestSegments { segment, next in next.baseOffset <= self.logStartOffset }
+        guard config.cleanupDelete else { return deleted }
+        if config.retentionMs >= 0 {
+            let horizon = clock.now().ms - config.retentionMs
+            let expired = { (segment: LogSegment) in segment.maxTimestamp != .none && segment.maxTimestamp.ms < horizon }
+            if !active.isEmpty && segments.allSatisfy(expired) { try roll() }
+            deleted += try deleteOldestSegments { segment, _ in expired(segment) }
+        }
+        if config.retentionBytes >= 0 {
+            var excess = Int64(sizeBytes) - config.retentionBytes
+            deleted += try deleteOldestSegments { segment, _ in
+                guard excess >= Int64(segment.sizeBytes) else { return false }
+                excess -= Int64(segment.sizeBytes)
+                return true
+            }
+        }
+        return deleted
+    }
+
+    /// Deletes segments from the front while `shouldDelete(segment, nextSegment)` holds, never
+    /// the active one, and moves the log start offset up past them.
+    private func deleteOldestSegments(_ shouldDelete: (LogSegment, LogSegment) -> Bool) throws(StorageError) -> Int {
+        var count = 0
+        while segments.count > 1, shouldDelete(segments[0], segments[1]) {
+            let segment = segments.removeFirst()
+            try segment.delete()
+            setLogStartOffset(max(logStartOffset, segments[0].baseOffset))
+            count += 1
+            logger.info("deleted segment", metadata: [
+                "file": "\(segment.logPath)", "log_start_offset": "\(logStartOffset)",
+            ])
+        }
+        if count > 0 { try writeCheckpoint(durable: true) }
+        return count
+    }
+
+    // MARK: DeleteRecords and truncation
+
+    /// Makes `offset` the new log start offset (Kafka's DeleteRecords): records below it are no
+    /// longer served and whole segments below it are deleted. Returns the new log start offset.
+    @discardableResult
+    public func deleteRecords(before offset: Offset) throws(StorageError) -> Offset {
+        guard offset >= .zero, offset <= logEndOffset else {
+            throw .offsetOutOfRange(requested: offset, logStart: logStartOffset, logEnd: logEndOffset)
+        }
+        guard offset > logStartOffset else { return logStartOffset }
+        setLogStartOffset(offset)
+        try writeCheckpoint(durable: true)
+        _ = try deleteOldestSegments { _, next in next.baseOffset <= offset }
+        return logStartOffset
+    }
+
+    /// Removes every record at or after `offset` (a follower discarding a divergent tail). The
+    /// batch holding `offset` is removed whole, so the new LEO may be below `offset`.
+    public func truncate(to offset: Offset) throws(StorageError) {
+        guard offset < logEndOffset else { return }
+        guard offset > segments[0].baseOffset, offset >= logStartOffset else {
+            try truncateFully(startingAt: offset)
+            return
+        }
+        while segments.count > 1 && active.baseOffset >= offset {
+            try segments.removeLast().delete()
+        }
+        try active.truncate(from: offset, config: config, logger: logger)
+        setRecoveryPoint(min(recoveryPoint, logEndOffset))
+        try writeCheckpoint(durable: true)
+        logger.info("truncated log", metadata: ["dir": "\(directory)", "log_end_offset": "\(logEndOffset)"])
+    }
+
+    /// Deletes every segment and starts an empty log at `offset`.
+    public func truncateFully(startingAt offset: Offset) throws(StorageError) {
+        precondition(offset >= .zero, "offsets are never negative")
+        for segment in segments { try segment.delete() }
+        segments = [try LogSegment(directory: directory, baseOffset: offset, config: config, create: true, writable: true)]
+        setLogStartOffset(offset)
+        setRecoveryPoint(offset)
+        try writeCheckpoint(durable: true)
+    }
+}
+
+extension LogSegment {
+    /// Removes every batch at or after `offset` and leaves the segment ready for appends
+    /// (indexes rebuilt and writable). A batch holding `offset` goes whole.
+    func truncate(from offset: Offset, config: LogConfig, logger: Logger) throws(StorageError) {
+        let cut = try translate(offset)?.position.value ?? Int64(sizeBytes)
+        try log.truncate(to: Int(cut))
+        _ = try recover(config: config, expectedFirstOffset: baseOffset, logger: logger, size: Int(cut))
+    }
+}

@@ -1,0 +1,322 @@
+import BrookCore
+import BrookRecords
+import Logging
+import NIOCore
+
+/// What an append did.
+public struct AppendResult: Sendable, Equatable {
+    public var firstOffset: Offset
+    public var lastOffset: Offset
+    public var recordCount: Int
+    /// The broker's time stamped into the batches when `message.timestamp.type=LogAppendTime`.
+    public var logAppendTime: Timestamp?
+}
+
+/// A record offset and its timestamp, as ListOffsets returns them.
+public struct TimestampedOffset: Sendable, Equatable {
+    public var offset: Offset
+    public var timestamp: Timestamp
+}
+
+/// One partition's log: a directory `TOPIC-N` of segments. Not thread-safe: its owner serializes
+/// calls (the broker runs each partition's appends and reads under one lock).
+///
+/// Durability follows Kafka: an append is in the page cache when it returns; `flush.messages` and
+/// `flush.ms` add fsyncs; a rolled segment is fsynced. The recovery point is the offset below
+/// which everything was fsynced; after a crash only the segments from it on are scanned.
+public final class PartitionLog {
+    public let directory: String
+    public private(set) var config: LogConfig
+    /// The first offset a reader may ask for (advanced by retention and DeleteRecords).
+    public private(set) var logStartOffset: Offset
+    /// Everything below this offset is on disk (fsynced).
+    public private(set) var recoveryPoint: Offset
+    var segments: [LogSegment]
+    let clock: any Clock
+    let logger: Logger
+    private var unflushedRecords: Int64 = 0
+    private var lastFlush: Timestamp
+    private var activeCreatedAt: Timestamp
+    private var isClosed = false
+
+    static let checkpointName = "brook.checkpoint"
+    static let cleanShutdownName = ".brook-clean-shutdown"
+
+    var active: LogSegment { segments[segments.count - 1] }
+    /// LEO: the offset the next appended record gets.
+    public var logEndOffset: Offset { active.nextOffset }
+    public var segmentCount: Int { segments.count }
+    public var sizeBytes: Int { segments.reduce(0) { $0 + $1.sizeBytes } }
+    public var segmentBaseOffsets: [Offset] { segments.map(\.baseOffset) }
+
+    init(directory: String, config: LogConfig, clock: any Clock, logger: Logger, segments: [LogSegment],
+         logStartOffset: Offset, recoveryPoint: Offset) {
+        precondition(!segments.isEmpty, "a log always has an active segment")
+        self.directory = directory
+        self.config = config
+        self.clock = clock
+        self.logger = logger
+        self.segments = segments
+        self.logStartOffset = logStartOffset
+        self.recoveryPoint = recoveryPoint
+        lastFlush = clock.now()
+        activeCreatedAt = clock.now()
+    }
+
+    deinit {
+        if !isClosed { logger.debug("partition log released without close (next open recovers)", metadata: ["dir": "\(directory)"]) }
+    }
+
+    /// Applies new settings (AlterConfigs); they take effect from the next append or roll.
+    public func update(config: LogConfig) { self.config = config }
+
+    // MARK: append
+
+    /// Validates the batches in `records` (one or more RecordBatch v2), assigns them the next
+    /// offsets by patching their headers, and writes them as they came. All or nothing: one
+    /// invalid batch refuses the whole append.
+    @discardableResult
+    public func append(_ records: inout ByteBuffer, leaderEpoch: LeaderEpoch = LeaderEpoch(0)) throws(StorageError) -> AppendResult {
+        guard !isClosed else { throw .closed }
+        guard records.readableBytes > 0 else { throw .invalidArgument("an append needs at least one batch") }
+        guard records.readableBytes <= Limits.batchBytesMax else {
+            throw .batchTooLarge(bytes: records.readableBytes, limit: Limits.batchBytesMax)
+        }
+        var batches = try typed { try records.withUnsafeReadableBytes { bytes in try validate(bytes) } }
+        let appendTime: Timestamp? = config.timestampType == .logAppendTime ? clock.now() : nil
+        var next = logEndOffset
+        records.withUnsafeMutableReadableBytes { bytes in
+            for i in batches.indices {
+                let batch = UnsafeMutableRawBufferPointer(rebasing: bytes[batches[i].start..<(batches[i].start + batches[i].totalBytes)])
+                let lastOffsetDelta = UnsafeRawBufferPointer(batch).int32BigEndian(at: RecordBatchHeader.Field.lastOffsetDelta)
+                RecordBatchPatch.setBaseOffset(batch, next)
+                RecordBatchPatch.setLeaderEpoch(batch, leaderEpoch)
+                if let appendTime {
+                    RecordBatchPatch.setLogAppendTime(batch, appendTime)
+                    batches[i].maxTimestamp = appendTime
+                }
+                batches[i].lastOffset = next + Int64(lastOffsetDelta)
+                next = batches[i].lastOffset + 1
+            }
+        }
+        let firstOffset = logEndOffset
+        let lastOffset = batches[batches.count - 1].lastOffset
+        try rollIfNeeded(adding: records.readableBytes, lastOffset: lastOffset)
+        try typed { try records.withUnsafeReadableBytes { bytes in try active.append(bytes, batches: batches) } }
+        let count = Int(lastOffset - firstOffset) + 1
+        unflushedRecords += Int64(count)
+        try flushIfDue()
+        return AppendResult(firstOffset: firstOffset, lastOffset: lastOffset, recordCount: count, logAppendTime: appendTime)
+    }
+
+    private func validate(_ bytes: UnsafeRawBufferPointer) throws(StorageError) -> [AppendedBatch] {
+        var batches: [AppendedBatch] = []
+        var position = 0
+        while position < bytes.count {
+            let slice = UnsafeRawBufferPointer(rebasing: bytes[position...])
+            let header: RecordBatchHeader
+            do { header = try RecordBatchValidator.validate(slice, check: .produce) } catch {
+                throw .invalidBatch(index: batches.count, error)
+            }
+            guard header.totalBytes <= config.maxMessageBytes else {
+                throw .batchTooLarge(bytes: header.totalBytes, limit: config.maxMessageBytes)
+            }
+            if config.cleanupCompact && !header.attributes.isControl {
+                try requireKeys(UnsafeRawBufferPointer(rebasing: slice[0..<header.totalBytes]), header: header)
+            }
+            batches.append(AppendedBatch(start: position, totalBytes: header.totalBytes,
+                                         lastOffset: header.lastOffset, maxTimestamp: header.maxTimestamp))
+            position += header.totalBytes
+        }
+        return batches
+    }
+
+    /// Compacted topics keep the last value per key, so a keyless record has no meaning there.
+    private func requireKeys(_ batch: UnsafeRawBufferPointer, header: RecordBatchHeader) throws(StorageError) {
+        guard header.attributes.compression == CompressionCodec.none else { return }
+        var index = RecordBatchHeader.Field.records
+        for _ in 0..<header.recordCount {
+            guard let record = try? RecordParser.parse(batch, at: &index) else { return }
+            if record.key == nil { throw .missingKeyOnCompactedTopic }
+        }
+    }
+
+    private func rollIfNeeded(adding bytes: Int, lastOffset: Offset) throws(StorageError) {
+        let segmentAge = clock.now().ms - activeCreatedAt.ms
+        if active.isFull(adding: bytes, lastOffset: lastOffset, segmentBytes: config.segmentBytes)
+            || (!active.isEmpty && segmentAge > config.segmentMs) {
+            try roll()
+        }
+    }
+
+    /// Starts a new active segment at the LEO; the old one is sealed and fsynced, so the
+    /// recovery point moves up to the new segment.
+    func roll() throws(StorageError) {
+        let base = logEndOffset
+        guard base > active.baseOffset || !active.isEmpty else { return }
+        precondition(segments.count < Limits.segmentsPerPartitionMax, "too many segments in \(directory)")
+        try active.seal(sync: true)
+        let segment = try LogSegment(directory: directory, baseOffset: base, config: config, create: true, writable: true)
+        segments.append(segment)
+        activeCreatedAt = clock.now()
+        recoveryPoint = base
+        try writeCheckpoint(durable: false)
+        logger.debug("rolled segment", metadata: ["dir": "\(directory)", "base_offset": "\(base)"])
+    }
+
+    // MARK: flush
+
+    /// fsyncs when `flush.messages` records or `flush.ms` milliseconds have gone unflushed.
+    public func flushIfDue() throws(StorageError) {
+        guard unflushedRecords > 0 else { return }
+        if unflushedRecords >= config.flushMessages
+            || (config.flushMs != .max && clock.now().ms - lastFlush.ms >= config.flushMs) {
+            try flush()
+        }
+    }
+
+    /// fsyncs the active segment and moves the recovery point to the LEO.
+    public func flush() throws(StorageError) {
+        guard !isClosed else { throw .closed }
+        try active.sync()
+        unflushedRecords = 0
+        lastFlush = clock.now()
+        if recoveryPoint != logEndOffset {
+            recoveryPoint = logEndOffset
+            try writeCheckpoint(durable: true)
+        }
+    }
+
+    // MARK: read
+
+    /// Whole batches from the one holding `offset`, up to `maxBytes` (but at least one batch
+    /// when `minOneBatch`), stopping before any batch that reaches `upperBound` (exclusive,
+    /// default the LEO; the broker passes the high watermark).
+    public func read(from offset: Offset, maxBytes: Int, upperBound: Offset? = nil,
+                     minOneBatch: Bool = true) throws(StorageError) -> LogSlice {
+        guard !isClosed else { throw .closed }
+        let end = logEndOffset
+        guard offset >= logStartOffset, offset <= end else {
+            throw .offsetOutOfRange(requested: offset, logStart: logStartOffset, logEnd: end)
+        }
+        let bound = min(upperBound ?? end, end)
+        guard offset < bound, maxBytes >= 0 else { return .empty }
+        var i = segmentIndex(containing: offset)
+        while i < segments.count {
+            let segment = segments[i]
+            if let (start, prefix) = try segment.translate(offset) {
+                guard prefix.lastOffset < bound else { return .empty }
+                // Whole batches below the bound: stop at the batch holding the bound.
+                let boundPosition = bound < segment.nextOffset
+                    ? (try segment.translate(bound, from: start)?.position ?? FilePosition(segment.sizeBytes))
+                    : FilePosition(segment.sizeBytes)
+                let byteLimit = FilePosition(min(start.value + Int64(maxBytes), boundPosition.value))
+                var stop = try segment.lastBatchEnd(from: start, notAfter: byteLimit)
+                if stop == start {
+                    guard minOneBatch else { return .empty }
+                    stop = start + prefix.totalBytes
+                }
+                return LogSlice(file: segment.log, position: start, length: stop - start, firstBatchOffset: prefix.baseOffset)
+            }
+            i += 1  // the offset fell in a gap (compaction) at this segment's end
+        }
+        return .empty
+    }
+
+    /// The index of the last segment whose base offset is at or below `offset` (0 if none).
+    func segmentIndex(containing offset: Offset) -> Int {
+        var low = 0
+        var high = segments.count - 1
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if segments[middle].baseOffset <= offset { low = middle } else { high = middle - 1 }
+        }
+        return low
+    }
+
+    // MARK: lookups by time
+
+    /// The first record whose timestamp is at or after `target` (ListOffsets by timestamp);
+    /// nil when every record is older.
+    public func offset(forTimestamp target: Timestamp) throws(StorageError) -> TimestampedOffset? {
+        guard !isClosed else { throw .closed }
+        for segment in segments where segment.maxTimestamp >= target && segment.nextOffset > logStartOffset {
+            var from = max(logStartOffset, segment.baseOffset)
+            if let entry = segment.timeIndex.lastEntry(before: target) { from = max(from, entry.offset + 1) }
+            guard let (position, _) = try segment.translate(from) else { continue }
+            let scanner = try BatchScanner(file: segment.log, from: Int(position.value), end: segment.sizeBytes, chunkBytes: 64 * 1024)
+            while let (batchPosition, bytes) = try scanner.next() {
+                let header = try checkedHeader(bytes, segment: segment, position: batchPosition)
+                if header.maxTimestamp >= target, header.lastOffset >= logStartOffset,
+                   let found = firstRecord(in: bytes, header: header, where: { $0 >= target }) {
+                    return TimestampedOffset(offset: max(found.offset, logStartOffset), timestamp: found.timestamp)
+                }
+                scanner.advance(by: header.totalBytes)
+            }
+        }
+        return nil
+    }
+
+    /// The record with the largest timestamp (ListOffsets MAX_TIMESTAMP); the first one if tied.
+    public func maxTimestampOffset() throws(StorageError) -> TimestampedOffset? {
+        guard !isClosed else { throw .closed }
+        guard let segment = segments.filter({ !$0.isEmpty }).max(by: { $0.maxTimestamp < $1.maxTimestamp }),
+              segment.maxTimestamp != .none,
+              let (position, _) = try segment.translate(segment.offsetOfMaxTimestamp)
+        else { return nil }
+        let scanner = try BatchScanner(file: segment.log, from: Int(position.value), end: segment.sizeBytes, chunkBytes: 64 * 1024)
+        guard let (batchPosition, bytes) = try scanner.next() else { return nil }
+        let header = try checkedHeader(bytes, segment: segment, position: batchPosition)
+        return firstRecord(in: bytes, header: header, where: { $0 >= segment.maxTimestamp })
+            .map { TimestampedOffset(offset: max($0.offset, logStartOffset), timestamp: $0.timestamp) }
+    }
+
+    private func checkedHeader(_ bytes: UnsafeRawBufferPointer, segment: LogSegment, position: Int) throws(StorageError) -> RecordBatchHeader {
+        do { return try RecordBatchValidator.validate(bytes, check: .checksum) } catch {
+            logger.error("corrupt batch in segment", metadata: ["file": "\(segment.logPath)", "position": "\(position)", "reason": "\(error)"])
+            throw .corruptSegment(path: segment.logPath, position: FilePosition(position), reason: error.description)
+        }
+    }
+
+    /// The first record of a batch whose timestamp satisfies `matches`. A compressed batch (whose
+    /// records are not parsed here) answers with its first offset and max timestamp.
+    private func firstRecord(in bytes: UnsafeRawBufferPointer, header: RecordBatchHeader,
+                             where matches: (Timestamp) -> Bool) -> TimestampedOffset? {
+        if header.attributes.isLogAppendTime || header.attributes.compression != CompressionCodec.none {
+            return matches(header.maxTimestamp) ? TimestampedOffset(offset: header.baseOffset, timestamp: header.maxTimestamp) : nil
+        }
+        var index = RecordBatchHeader.Field.records
+        let batch = UnsafeRawBufferPointer(rebasing: bytes[0..<header.totalBytes])
+        for _ in 0..<header.recordCount {
+            guard let record = try? RecordParser.parse(batch, at: &index) else { return nil }
+            let timestamp = Timestamp(ms: header.baseTimestamp.ms &+ record.timestampDelta)
+            if matches(timestamp) { return TimestampedOffset(offset: header.baseOffset + Int64(record.offsetDelta), timestamp: timestamp) }
+        }
+        return nil
+    }
+
+    // MARK: close
+
+    /// Flushes, trims the indexes and leaves the clean-shutdown marker that makes the next open fast.
+    public func close() throws(StorageError) {
+        guard !isClosed else { return }
+        try flush()
+        for segment in segments { try segment.close() }
+        try writeCheckpoint(durable: true)
+        try FileSystem.writeAtomically(directory + "/" + Self.cleanShutdownName, contents: "clean\n", durable: true)
+        try FileSystem.syncDirectory(directory)
+        isClosed = true
+    }
+
+    func writeCheckpoint(durable: Bool) throws(StorageError) {
+        let text = "version=1\nlogStartOffset=\(logStartOffset.value)\nrecoveryPoint=\(recoveryPoint.value)\n"
+        try FileSystem.writeAtomically(directory + "/" + Self.checkpointName, contents: text, durable: durable)
+    }
+
+    func setLogStartOffset(_ offset: Offset) { logStartOffset = offset }
+    func setRecoveryPoint(_ offset: Offset) { recoveryPoint = offset }
+}
+
+extension UnsafeRawBufferPointer {
+    func int32BigEndian(at i: Int) -> Int32 { Int32(bigEndian: loadUnaligned(fromByteOffset: i, as: Int32.self)) }
+}

@@ -1,0 +1,141 @@
+import BrookCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An open file, closed when the last reference goes. A reader that holds one (say, for
+/// `sendfile`) keeps reading valid bytes even after retention unlinks the segment.
+public final class SegmentFile: @unchecked Sendable {
+    public let path: String
+    public let descriptor: Int32
+
+    /// Opens `path` for reading and writing, creating it when `create` is set.
+    public init(path: String, create: Bool, readOnly: Bool = false) throws(StorageError) {
+        self.path = path
+        var flags = readOnly ? O_RDONLY : O_RDWR
+        if create { flags |= O_CREAT }
+        let fd = open(path, flags | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
+        descriptor = fd
+    }
+
+    deinit { close(descriptor) }
+
+    public func size() throws(StorageError) -> Int {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw .io(operation: "fstat", path: path, errno: errno) }
+        return Int(info.st_size)
+    }
+
+    /// Reads up to `buffer.count` bytes at `position`; returns how many were read (short at end of file).
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at position: Int) throws(StorageError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(position + done))
+            if n == 0 { break }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(operation: "pread", path: path, errno: errno)
+            }
+            done += n
+        }
+        return done
+    }
+
+    /// Reads exactly `count` bytes at `position`, or fewer at the end of the file.
+    public func read(count: Int, at position: Int) throws(StorageError) -> [UInt8] {
+        precondition(count >= 0 && count <= Limits.batchBytesMax * 2, "read size out of bounds")
+        var bytes = [UInt8](repeating: 0, count: count)
+        let n = try typed { try bytes.withUnsafeMutableBytes { b in try read(into: b, at: position) } }
+        bytes.removeLast(count - n)
+        return bytes
+    }
+
+    /// Writes all of `bytes` at `position`. On failure the caller truncates back.
+    public func write(_ bytes: UnsafeRawBufferPointer, at position: Int) throws(StorageError) {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(position + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == ENOSPC || errno == EDQUOT { throw .diskFull(path: path) }
+                throw .io(operation: "pwrite", path: path, errno: errno)
+            }
+            done += n
+        }
+    }
+
+    public func truncate(to size: Int) throws(StorageError) {
+        guard ftruncate(descriptor, off_t(size)) == 0 else { throw .io(operation: "ftruncate", path: path, errno: errno) }
+    }
+
+    /// fsync: data and metadata reach the disk.
+    public func sync() throws(StorageError) {
+        guard fsync(descriptor) == 0 else { throw .io(operation: "fsync", path: path, errno: errno) }
+    }
+}
+
+/// Directory and path operations, each mapped to a typed error.
+enum FileSystem {
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    static func createDirectory(_ path: String) throws(StorageError) {
+        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw .io(operation: "mkdir", path: path, errno: errno) }
+    }
+
+    static func remove(_ path: String) throws(StorageError) {
+        if unlink(path) != 0 && errno != ENOENT { throw .io(operation: "unlink", path: path, errno: errno) }
+    }
+
+    static func rename(_ from: String, _ to: String) throws(StorageError) {
+        #if canImport(Glibc)
+        let result = Glibc.rename(from, to)
+        #else
+        let result = Darwin.rename(from, to)
+        #endif
+        guard result == 0 else { throw .io(operation: "rename to \(to)", path: from, errno: errno) }
+    }
+
+    static func list(_ path: String) throws(StorageError) -> [String] {
+        guard let dir = opendir(path) else { throw .io(operation: "opendir", path: path, errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Makes a directory's entries (creations, renames, deletions) durable.
+    static func syncDirectory(_ path: String) throws(StorageError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(operation: "open directory", path: path, errno: errno) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw .io(operation: "fsync directory", path: path, errno: errno) }
+    }
+
+    /// Writes a small file so that either the old or the new content is seen after a crash.
+    static func writeAtomically(_ path: String, contents: String, durable: Bool) throws(StorageError) {
+        let temporary = path + ".tmp"
+        let file = try SegmentFile(path: temporary, create: true)
+        try file.truncate(to: 0)
+        let bytes = Array(contents.utf8)
+        try typed { try bytes.withUnsafeBytes { b in try file.write(b, at: 0) } }
+        if durable { try file.sync() }
+        try rename(temporary, path)
+    }
+
+    static func readText(_ path: String) throws(StorageError) -> String? {
+        guard exists(path) else { return nil }
+        let file = try SegmentFile(path: path, create: false, readOnly: true)
+        let size = try file.size()
+        guard size <= 1 << 20 else { throw .corruptIndex(path: path, reason: "file of \(size) bytes is too large") }
+        return String(decoding: try file.read(count: size, at: 0), as: UTF8.self)
+    }
+}

@@ -1,0 +1,57 @@
+import BrookCore
+import BrookRecords
+
+/// Every failure of the storage engine, typed, with the file and position it concerns.
+public enum StorageError: Error, Sendable, CustomStringConvertible {
+    /// A system call failed (`errno` is the C error number).
+    case io(operation: String, path: String, errno: Int32)
+    /// The disk is full (ENOSPC or EDQUOT); the log was rolled back to its state before the write.
+    case diskFull(path: String)
+    /// The batch at `index` of an append failed validation; nothing of the append was written.
+    case invalidBatch(index: Int, BatchDefect)
+    /// A batch above `max.message.bytes`.
+    case batchTooLarge(bytes: Int, limit: Int)
+    /// Keyless record on a compacted topic (Kafka answers INVALID_RECORD).
+    case missingKeyOnCompactedTopic
+    case offsetOutOfRange(requested: Offset, logStart: Offset, logEnd: Offset)
+    /// A segment file holds bytes that are not a valid batch where one must be.
+    case corruptSegment(path: String, position: FilePosition, reason: String)
+    case corruptIndex(path: String, reason: String)
+    case invalidConfig(key: String, value: String, reason: String)
+    case invalidArgument(String)
+    /// The log was closed.
+    case closed
+
+    public var description: String {
+        switch self {
+        case .io(let operation, let path, let errno):
+            "\(operation) failed on \(path): \(String(cString: strerror(errno))) (errno \(errno))"
+        case .diskFull(let path): "disk full while writing \(path): free space and retry"
+        case .invalidBatch(let index, let defect): "batch \(index) of the request is invalid: \(defect)"
+        case .batchTooLarge(let bytes, let limit): "batch of \(bytes) bytes exceeds max.message.bytes=\(limit)"
+        case .missingKeyOnCompactedTopic: "compacted topics require every record to have a key"
+        case .offsetOutOfRange(let requested, let start, let end):
+            "offset \(requested) is outside the log [\(start), \(end))"
+        case .corruptSegment(let path, let position, let reason): "corrupt segment \(path) at position \(position): \(reason)"
+        case .corruptIndex(let path, let reason): "corrupt index \(path): \(reason)"
+        case .invalidConfig(let key, let value, let reason): "invalid \(key)=\(value): \(reason)"
+        case .invalidArgument(let message): message
+        case .closed: "the log is closed"
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Runs `body` (whose only errors are `StorageError`s) through an untyped-`rethrows` API such as
+/// `withUnsafeBytes`, and gives the error its type back.
+@inline(__always)
+func typed<T>(_ body: () throws -> T) throws(StorageError) -> T {
+    do { return try body() } catch let error as StorageError { throw error } catch {
+        preconditionFailure("storage code threw a foreign error: \(error)")
+    }
+}
