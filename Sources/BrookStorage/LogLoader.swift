@@ -20,6 +20,7 @@ extension PartitionLog {
 
         var segments: [LogSegment] = []
         var recovered = false
+        var recoveredCount = 0
         for (i, base) in bases.enumerated() {
             let isLast = i == bases.count - 1
             let segment = try LogSegment(directory: directory, baseOffset: base, config: config, create: false, writable: isLast)
@@ -38,6 +39,7 @@ extension PartitionLog {
             segments.append(segment)
             guard !trusted else { continue }
             recovered = true
+            recoveredCount += 1
             let expectedFirst = segments.count > 1 ? segments[segments.count - 2].nextOffset : base
             let defect = try segment.recover(config: config, expectedFirstOffset: expectedFirst, logger: logger)
             if defect != nil && !isLast {
@@ -64,6 +66,7 @@ extension PartitionLog {
             // Data below the start was lost or deleted: never hand out an offset twice.
             try log.truncateFully(startingAt: logStart)
         }
+        log.segmentsRecoveredAtOpen = recoveredCount
         if recovered { try log.active.sync() }
         log.setRecoveryPoint(log.logEndOffset)
         try log.writeCheckpoint(durable: true)

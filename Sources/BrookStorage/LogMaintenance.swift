@@ -74,6 +74,12 @@ extension PartitionLog {
             try segments.removeLast().delete()
         }
         try active.truncate(from: offset, config: config, logger: logger)
+        if logEndOffset < logStartOffset {
+            // The cut took a batch straddling the log start: nothing readable is left below it,
+            // and offsets must never go back below the start.
+            try truncateFully(startingAt: logStartOffset)
+            return
+        }
         setRecoveryPoint(min(recoveryPoint, logEndOffset))
         try writeCheckpoint(durable: true)
         logger.info("truncated log", metadata: ["dir": "\(directory)", "log_end_offset": "\(logEndOffset)"])

@@ -196,7 +196,10 @@ final class LogSegment {
         while let (position, bytes) = try scanner.next() {
             do {
                 let header = try RecordBatchValidator.validate(bytes, check: .checksum)
-                guard header.baseOffset >= minimumOffset, header.lastOffset - baseOffset <= Int64(Int32.max) else {
+                // The base offset lies outside the CRC: check it against its neighbours. Only
+                // compaction leaves gaps between batches.
+                let inOrder = config.cleanupCompact ? header.baseOffset >= minimumOffset : header.baseOffset == minimumOffset
+                guard inOrder, header.lastOffset - baseOffset <= Int64(Int32.max) else {
                     defect = "batch offsets \(header.baseOffset)...\(header.lastOffset) out of order (expected \(minimumOffset) or later)"
                     break
                 }

@@ -32,7 +32,8 @@ final class MappedIndexFile {
         self.path = path
         self.entryBytes = entryBytes
         self.isWritable = writable
-        file = try SegmentFile(path: path, create: writable, readOnly: !writable)
+        // Opened read-write even when mapped read-only: sealing, rebuilding and trimming resize it.
+        file = try SegmentFile(path: path, create: true)
         let size = try file.size()
         entryCount = min(size, maxBytes) / entryBytes
         mappedBytes = 0

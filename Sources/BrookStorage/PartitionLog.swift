@@ -38,6 +38,8 @@ public final class PartitionLog {
     private var lastFlush: Timestamp
     private var activeCreatedAt: Timestamp
     private var isClosed = false
+    /// How many segments the last open had to scan and rebuild (0 after a clean shutdown).
+    public internal(set) var segmentsRecoveredAtOpen = 0
 
     static let checkpointName = "brook.checkpoint"
     static let cleanShutdownName = ".brook-clean-shutdown"
@@ -248,8 +250,8 @@ public final class PartitionLog {
             while let (batchPosition, bytes) = try scanner.next() {
                 let header = try checkedHeader(bytes, segment: segment, position: batchPosition)
                 if header.maxTimestamp >= target, header.lastOffset >= logStartOffset,
-                   let found = firstRecord(in: bytes, header: header, where: { $0 >= target }) {
-                    return TimestampedOffset(offset: max(found.offset, logStartOffset), timestamp: found.timestamp)
+                   let found = firstRecord(in: bytes, header: header, from: logStartOffset, where: { $0 >= target }) {
+                    return found
                 }
                 scanner.advance(by: header.totalBytes)
             }
@@ -261,14 +263,36 @@ public final class PartitionLog {
     public func maxTimestampOffset() throws(StorageError) -> TimestampedOffset? {
         guard !isClosed else { throw .closed }
         guard let segment = segments.filter({ !$0.isEmpty }).max(by: { $0.maxTimestamp < $1.maxTimestamp }),
-              segment.maxTimestamp != .none,
-              let (position, _) = try segment.translate(segment.offsetOfMaxTimestamp)
+              segment.maxTimestamp != .none
         else { return nil }
-        let scanner = try BatchScanner(file: segment.log, from: Int(position.value), end: segment.sizeBytes, chunkBytes: 64 * 1024)
-        guard let (batchPosition, bytes) = try scanner.next() else { return nil }
-        let header = try checkedHeader(bytes, segment: segment, position: batchPosition)
-        return firstRecord(in: bytes, header: header, where: { $0 >= segment.maxTimestamp })
-            .map { TimestampedOffset(offset: max($0.offset, logStartOffset), timestamp: $0.timestamp) }
+        if segment.offsetOfMaxTimestamp >= logStartOffset, let (position, _) = try segment.translate(segment.offsetOfMaxTimestamp) {
+            let scanner = try BatchScanner(file: segment.log, from: Int(position.value), end: segment.sizeBytes, chunkBytes: 64 * 1024)
+            if let (batchPosition, bytes) = try scanner.next() {
+                let header = try checkedHeader(bytes, segment: segment, position: batchPosition)
+                if let found = firstRecord(in: bytes, header: header, from: logStartOffset, where: { $0 >= segment.maxTimestamp }) {
+                    return found
+                }
+            }
+        }
+        // The newest record was deleted (DeleteRecords): find the largest remaining one the slow way.
+        var best: TimestampedOffset?
+        for segment in segments where segment.nextOffset > logStartOffset {
+            let scanner = try BatchScanner(file: segment.log, end: segment.sizeBytes)
+            while let (position, bytes) = try scanner.next() {
+                let header = try checkedHeader(bytes, segment: segment, position: position)
+                scanner.advance(by: header.totalBytes)
+                guard header.lastOffset >= logStartOffset, header.maxTimestamp > (best?.timestamp ?? .none) else { continue }
+                let threshold = best.map { Timestamp(ms: $0.timestamp.ms + 1) } ?? Timestamp(ms: .min)
+                var candidate = firstRecord(in: bytes, header: header, from: logStartOffset, where: { $0 >= threshold })
+                // The first record above the threshold, then the batch's largest above it.
+                while let current = candidate,
+                      let larger = firstRecord(in: bytes, header: header, from: logStartOffset, where: { $0 > current.timestamp }) {
+                    candidate = larger
+                }
+                if let candidate { best = candidate }
+            }
+        }
+        return best
     }
 
     private func checkedHeader(_ bytes: UnsafeRawBufferPointer, segment: LogSegment, position: Int) throws(StorageError) -> RecordBatchHeader {
@@ -278,19 +302,22 @@ public final class PartitionLog {
         }
     }
 
-    /// The first record of a batch whose timestamp satisfies `matches`. A compressed batch (whose
-    /// records are not parsed here) answers with its first offset and max timestamp.
-    private func firstRecord(in bytes: UnsafeRawBufferPointer, header: RecordBatchHeader,
+    /// The first record of a batch, at or after `minimum`, whose timestamp satisfies `matches`.
+    /// A compressed batch (whose records are not parsed here) answers with its first offset (or
+    /// `minimum`) and max timestamp.
+    private func firstRecord(in bytes: UnsafeRawBufferPointer, header: RecordBatchHeader, from minimum: Offset,
                              where matches: (Timestamp) -> Bool) -> TimestampedOffset? {
         if header.attributes.isLogAppendTime || header.attributes.compression != CompressionCodec.none {
-            return matches(header.maxTimestamp) ? TimestampedOffset(offset: header.baseOffset, timestamp: header.maxTimestamp) : nil
+            guard matches(header.maxTimestamp) else { return nil }
+            return TimestampedOffset(offset: max(header.baseOffset, minimum), timestamp: header.maxTimestamp)
         }
         var index = RecordBatchHeader.Field.records
         let batch = UnsafeRawBufferPointer(rebasing: bytes[0..<header.totalBytes])
         for _ in 0..<header.recordCount {
             guard let record = try? RecordParser.parse(batch, at: &index) else { return nil }
             let timestamp = Timestamp(ms: header.baseTimestamp.ms &+ record.timestampDelta)
-            if matches(timestamp) { return TimestampedOffset(offset: header.baseOffset + Int64(record.offsetDelta), timestamp: timestamp) }
+            let offset = header.baseOffset + Int64(record.offsetDelta)
+            if offset >= minimum && matches(timestamp) { return TimestampedOffset(offset: offset, timestamp: timestamp) }
         }
         return nil
     }
