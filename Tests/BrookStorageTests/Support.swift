@@ -99,3 +99,7 @@ func testSeeds(_ defaultCount: Int) -> [UInt64] {
     let count = ProcessInfo.processInfo.environment["BROOK_SEEDS"].flatMap(Int.init) ?? defaultCount
     return (1...UInt64(max(count, 1))).map { $0 }
 }
+
+func record(_ key: String?, _ value: String?, at ms: Int64 = 1_700_000_000_000) -> SimpleRecord {
+    SimpleRecord(key: key.map { Array($0.utf8) }, value: value.map { Array($0.utf8) }, timestamp: Timestamp(ms: ms))
+}
