@@ -53,9 +53,10 @@ func randomRecords(_ count: Int, startMs: Int64, using random: inout SeededRando
     }
 }
 
-/// Parses every record of a slice's bytes, checking each batch fully.
-func records(in bytes: ByteBuffer) throws -> [ModelRecord] {
+/// Every record of a slice's bytes (each batch fully checked), and the offset after its last batch.
+func recordsAndNext(in bytes: ByteBuffer) throws -> (records: [ModelRecord], next: Offset?) {
     var out: [ModelRecord] = []
+    var next: Offset?
     try bytes.withUnsafeReadableBytes { all in
         var position = 0
         while position < all.count {
@@ -69,23 +70,27 @@ func records(in bytes: ByteBuffer) throws -> [ModelRecord] {
                 out.append(ModelRecord(offset: header.baseOffset + Int64(r.offsetDelta), timestamp: timestamp,
                                        key: r.key.map { Array(batch[$0]) }, value: r.value.map { Array(batch[$0]) }))
             }
+            next = header.nextOffset
             position += header.totalBytes
         }
     }
-    return out
+    return (out, next)
 }
 
-/// Every record from the log start to the LEO, read in small fetches.
-func readAll(_ log: PartitionLog, maxBytes: Int = 3000) throws -> [ModelRecord] {
+func records(in bytes: ByteBuffer) throws -> [ModelRecord] { try recordsAndNext(in: bytes).records }
+
+/// Every record from `from` (default the log start) to the LEO, read in small fetches and
+/// moving on past each batch's last offset, as a consumer does.
+func readAll(_ log: PartitionLog, from: Offset? = nil, maxBytes: Int = 3000) throws -> [ModelRecord] {
     var out: [ModelRecord] = []
-    var next = log.logStartOffset
+    var next = from ?? log.logStartOffset
     while next < log.logEndOffset {
         let slice = try log.read(from: next, maxBytes: maxBytes)
         guard !slice.isEmpty else { break }
-        let got = try records(in: slice.readBytes()).filter { $0.offset >= next }
-        guard let last = got.last else { break }
-        out += got
-        next = last.offset + 1
+        let (got, after) = try recordsAndNext(in: slice.readBytes())
+        out += got.filter { $0.offset >= next }
+        precondition(after! > next, "a read must move the consumer forward")
+        next = after!
     }
     return out
 }
