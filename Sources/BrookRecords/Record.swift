@@ -72,6 +72,33 @@ public enum RecordParser {
                           offsetDelta: offsetDelta, key: key, value: value, headers: headers)
     }
 
+    /// Checks the record at `index` as `parse` does, without building a view (the produce path's
+    /// validation); returns its offset delta and moves `index` past it.
+    @inline(__always)
+    public static func skip(_ bytes: UnsafeRawBufferPointer, at index: inout Int) throws(RecordDefect) -> Int32 {
+        var i = index
+        guard let length = Varint.readInt32(bytes, at: &i) else { throw .truncated }
+        guard length >= 0 else { throw .negativeLength }
+        let end = i + Int(length)
+        guard end <= bytes.count, i < end else { throw end > bytes.count ? .truncated : .lengthMismatch }
+        let body = UnsafeRawBufferPointer(rebasing: bytes[0..<end])
+        i += 1  // attributes
+        guard Varint.readInt64(body, at: &i) != nil, let offsetDelta = Varint.readInt32(body, at: &i) else { throw .truncated }
+        _ = try readNullableBytes(body, at: &i)
+        _ = try readNullableBytes(body, at: &i)
+        guard let headerCount = Varint.readInt32(body, at: &i) else { throw .truncated }
+        guard headerCount >= 0 else { throw .negativeLength }
+        guard headerCount <= Limits.recordHeadersMax else { throw .tooManyHeaders(Int64(headerCount)) }
+        for _ in 0..<headerCount {
+            guard try readNullableBytes(body, at: &i) != nil else { throw .negativeLength }
+            _ = try readNullableBytes(body, at: &i)
+        }
+        guard i == end else { throw .lengthMismatch }
+        index = end
+        return offsetDelta
+    }
+
+    @inline(__always)
     private static func readNullableBytes(_ bytes: UnsafeRawBufferPointer, at i: inout Int) throws(RecordDefect) -> Range<Int>? {
         guard let length = Varint.readInt32(bytes, at: &i) else { throw .truncated }
         if length == -1 { return nil }

@@ -67,8 +67,9 @@ extension PartitionLog {
             try log.truncateFully(startingAt: logStart)
         }
         log.segmentsRecoveredAtOpen = recoveredCount
-        if recovered { try log.active.sync() }
-        log.setRecoveryPoint(log.logEndOffset)
+        // A recovered tail is valid but not necessarily on disk: the recovery point stays where
+        // it was (so a second crash scans it again) instead of paying an fsync of the whole tail.
+        log.setRecoveryPoint(recovered ? min(checkpoint.recoveryPoint, log.logEndOffset) : log.logEndOffset)
         try log.writeCheckpoint(durable: true)
         logger.info("opened partition log", metadata: [
             "dir": "\(directory)", "clean": "\(clean)", "segments": "\(log.segmentCount)",

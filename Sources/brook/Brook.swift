@@ -1,0 +1,23 @@
+import ArgumentParser
+
+@main
+struct Brook: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "brook",
+        abstract: "Brook: a Kafka-compatible event-streaming platform.",
+        discussion: """
+            This build has the storage engine and its tools. The Kafka wire protocol and \
+            `brook serve` arrive next (see docs/roadmap.md).
+            """,
+        subcommands: [LogCommand.self, PerfCommand.self])
+}
+
+struct LogCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "log", abstract: "Inspect partition log files.", subcommands: [LogDump.self])
+}
+
+struct PerfCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "perf", abstract: "Measure Brook on this machine.", subcommands: [PerfLog.self])
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Brook's whole test suite: what a new user runs on a fresh machine, and what CI runs (.ci/run).
+# Installs what it needs when missing, builds, runs the unit / property / simulation tests, then
+# the end-to-end checks of the `brook` executable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v swift >/dev/null 2>&1; then
+    for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
+        [ -x "$candidate/swift" ] && export PATH="$candidate:$PATH" && break
+    done
+fi
+command -v swift >/dev/null 2>&1 || { echo "swift not found: install Swift 6 (https://swift.org/install)"; exit 1; }
+
+echo "== build"
+swift build --build-tests 2>&1 | grep -E "error|warning: unre|Compiling|Build complete" | grep -v Compiling || true
+
+echo "== unit, property and recovery tests"
+swift test --skip-build 2>&1 | tee /tmp/brook-swift-test.log | grep -E "✘|passed after|failed after|error:" | grep -v "^✔ Test [a-zA-Z]" || true
+if ! grep -qE "Test run with [0-9]+ tests? .*passed" /tmp/brook-swift-test.log; then
+    echo "swift test failed"; exit 1
+fi
+
+echo "== executable checks"
+scripts/cli-test.sh "$(swift build --show-bin-path)/brook"
