@@ -17,7 +17,13 @@ public struct LogSlice: Sendable {
     /// The slice's bytes, read into a new buffer.
     public func readBytes(allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(StorageError) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: length)
-        guard let file, length > 0 else { return buffer }
+        try readBytes(into: &buffer)
+        return buffer
+    }
+
+    /// Appends the slice's bytes to `buffer` (reusing its storage when it has room).
+    public func readBytes(into buffer: inout ByteBuffer) throws(StorageError) {
+        guard let file, length > 0 else { return }
         let n = try typed {
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { raw in
                 try file.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<length]), at: Int(position.value))
@@ -26,6 +32,5 @@ public struct LogSlice: Sendable {
         guard n == length else {
             throw .corruptSegment(path: file.path, position: position, reason: "read \(n) of \(length) bytes: file shrank")
         }
-        return buffer
     }
 }

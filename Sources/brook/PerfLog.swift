@@ -51,9 +51,14 @@ struct PerfLog: ParsableCommand {
         let partition = dir + "/perf-0"
         var rawWrites: [Double] = []
         var appends: [Double] = []
+        var appendCPU: [(user: Double, system: Double)] = []
+        var rawCPU: [(user: Double, system: Double)] = []
         var log: PartitionLog?
         for round in 1...max(rounds, 1) {
+            let rawBefore = cpuTimes()
             rawWrites.append(try rawWrite(rawPath, template, batches: batches))
+            let rawAfter = cpuTimes()
+            rawCPU.append(((rawAfter.user - rawBefore.user) / total * 1_048_576, (rawAfter.system - rawBefore.system) / total * 1_048_576))
             unlink(rawPath)
             log = nil
             removeTree(partition)
@@ -61,8 +66,12 @@ struct PerfLog: ParsableCommand {
             var buffer = ByteBuffer(bytes: template)
             sync()  // every write phase starts with no dirty pages pending
             let start = now()
+            let cpuBefore = cpuTimes()
             for _ in 0..<batches { try log!.append(&buffer) }
             appends.append(total / (now() - start))
+            let cpu = cpuTimes()
+            appendCPU.append(((cpu.user - cpuBefore.user) / total * 1_048_576,
+                              (cpu.system - cpuBefore.system) / total * 1_048_576))
             print("round \(round): raw pwrite \(fixed(rawWrites.last! / 1_048_576, 0)) MiB/s, log append \(fixed(appends.last! / 1_048_576, 0)) MiB/s")
         }
         _ = try rawWrite(rawPath, template, batches: batches)
@@ -72,14 +81,20 @@ struct PerfLog: ParsableCommand {
         let append = median(appends)
         report("raw pwrite (buffered)", rawWrite, "median of \(rawWrites.count)")
         report("raw pread (page cache)", rawRead)
+        let ms = { (x: Double) in fixed(x * 1000, 2) }
+        print("CPU per MiB written        raw pwrite: user \(ms(median(rawCPU.map(\.user)))) ms, system \(ms(median(rawCPU.map(\.system)))) ms;"
+            + " log append: user \(ms(median(appendCPU.map(\.user)))) ms, system \(ms(median(appendCPU.map(\.system)))) ms")
         let recordsPerSecond = Double(batches * records) / (total / append)
         report("log append", append, "median of \(appends.count): \(fixed(100 * append / rawWrite, 0))% of raw write; \(fixed(recordsPerSecond / 1e6, 2)) M records/s")
         var start = now()
         var offset = log!.logStartOffset
+        var bytes = ByteBuffer()
+        bytes.reserveCapacity(readBytes + batchBytes * 2)
         var read = 0
         while offset < log!.logEndOffset {
             let slice = try log!.read(from: offset, maxBytes: readBytes)
-            var bytes = try slice.readBytes()
+            bytes.clear()
+            try slice.readBytes(into: &bytes)
             read += bytes.readableBytes
             // Move past the last whole batch, as a consumer does.
             var next = offset
@@ -170,6 +185,14 @@ func now() -> Double {
 }
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
+/// User and system CPU seconds used by this process so far.
+func cpuTimes() -> (user: Double, system: Double) {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    let seconds = { (t: timeval) in Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return (seconds(usage.ru_utime), seconds(usage.ru_stime))
+}
 
 /// Resident memory of this process, from /proc/self/statm (pages).
 func residentMiB() -> Int {
