@@ -181,3 +181,33 @@ import Testing
         try log.close()
     }
 }
+
+@Suite struct FlushTests {
+    @Test func flushMessagesMovesTheRecoveryPoint() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let config = try LogConfig(["flush.messages": "3"])
+        let log = try PartitionLog.open(directory: dir.partition, config: config, logger: quietLogger)
+        var one = buffer(RecordBatchBuilder.build(baseOffset: .zero, records: [record("a", "1"), record("b", "2")]))
+        try log.append(&one)
+        #expect(log.recoveryPoint == .zero)  // two records: below flush.messages, left to the page cache
+        var two = buffer(RecordBatchBuilder.build(baseOffset: .zero, records: [record("c", "3")]))
+        try log.append(&two)
+        #expect(log.recoveryPoint == Offset(3))
+        #expect(try PartitionLog.readCheckpoint(dir.partition).recoveryPoint == Offset(3))
+    }
+
+    @Test func flushMsIsCheckedOnAppendAndOnDemand() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let clock = ManualClock()
+        let config = try LogConfig(["flush.ms": "1000"])
+        let log = try PartitionLog.open(directory: dir.partition, config: config, clock: clock, logger: quietLogger)
+        var bytes = buffer(RecordBatchBuilder.build(baseOffset: .zero, records: [record("a", "1")]))
+        try log.append(&bytes)
+        #expect(log.recoveryPoint == .zero)
+        clock.advance(ms: 1_000)
+        try log.flushIfDue()
+        #expect(log.recoveryPoint == Offset(1))
+    }
+}
