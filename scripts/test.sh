@@ -16,8 +16,9 @@ echo "== build"
 swift build --build-tests 2>&1 | grep -E "error|warning: unre|Compiling|Build complete" | grep -v Compiling || true
 
 echo "== unit, property and recovery tests"
-swift test --skip-build 2>&1 | tee /tmp/brook-swift-test.log | grep -E "✘|passed after|failed after|error:" | grep -v "^✔ Test [a-zA-Z]" || true
-if ! grep -qE "Test run with [0-9]+ tests? .*passed" /tmp/brook-swift-test.log; then
+log=$(mktemp /tmp/brook-swift-test-XXXXXX)
+swift test --skip-build 2>&1 | tee "$log" | grep -E "✘|Suite .* (passed|failed) after|Test run with|error:" || true
+if ! grep -qE "Test run with [0-9]+ tests? .*passed" "$log"; then
     echo "swift test failed"; exit 1
 fi
 
