@@ -281,15 +281,11 @@ public final class PartitionLog {
             while let (position, bytes) = try scanner.next() {
                 let header = try checkedHeader(bytes, segment: segment, position: position)
                 scanner.advance(by: header.totalBytes)
-                guard header.lastOffset >= logStartOffset, header.maxTimestamp > (best?.timestamp ?? .none) else { continue }
-                let threshold = best.map { Timestamp(ms: $0.timestamp.ms + 1) } ?? Timestamp(ms: .min)
-                var candidate = firstRecord(in: bytes, header: header, from: logStartOffset, where: { $0 >= threshold })
-                // The first record above the threshold, then the batch's largest above it.
-                while let current = candidate,
-                      let larger = firstRecord(in: bytes, header: header, from: logStartOffset, where: { $0 > current.timestamp }) {
-                    candidate = larger
+                guard header.lastOffset >= logStartOffset, best.map({ header.maxTimestamp > $0.timestamp }) ?? true else { continue }
+                if let candidate = newestRecord(in: bytes, header: header, from: logStartOffset),
+                   best.map({ candidate.timestamp > $0.timestamp }) ?? true {
+                    best = candidate
                 }
-                if let candidate { best = candidate }
             }
         }
         return best
@@ -320,6 +316,19 @@ public final class PartitionLog {
             if offset >= minimum && matches(timestamp) { return TimestampedOffset(offset: offset, timestamp: timestamp) }
         }
         return nil
+    }
+
+    /// The first record, at or after `minimum`, holding the batch's largest timestamp among them.
+    private func newestRecord(in bytes: UnsafeRawBufferPointer, header: RecordBatchHeader,
+                              from minimum: Offset) -> TimestampedOffset? {
+        var newest: TimestampedOffset?
+        var threshold = Timestamp(ms: .min)
+        while let found = firstRecord(in: bytes, header: header, from: max(minimum, newest.map { $0.offset + 1 } ?? minimum),
+                                      where: { $0 > threshold }) {
+            newest = found
+            threshold = found.timestamp
+        }
+        return newest
     }
 
     // MARK: close
