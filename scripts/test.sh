@@ -17,6 +17,7 @@ swift build --build-tests 2>&1 | grep -E "error|warning: unre|Compiling|Build co
 
 echo "== unit, property and recovery tests"
 log=$(mktemp /tmp/brook-swift-test-XXXXXX)
+trap 'rm -f "$log"' EXIT
 swift test --skip-build 2>&1 | tee "$log" | grep -E "✘|Suite .* (passed|failed) after|Test run with|error:" || true
 if ! grep -qE "Test run with [0-9]+ tests? .*passed" "$log"; then
     echo "swift test failed"; exit 1
