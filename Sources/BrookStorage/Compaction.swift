@@ -70,7 +70,7 @@ extension PartitionLog {
         let scanner = try BatchScanner(file: segment.log, end: segment.sizeBytes)
         var pending: [(KeyDigest, Offset)] = []
         while let (position, bytes) = try scanner.next() {
-            let header = try validatedStored(bytes, segment: segment, position: position)
+            let header = try segment.checkedHeader(bytes, at: position, check: .stored)
             try forEachRecord(bytes, header: header, segment: segment, position: position) { record, offset in
                 if let key = record.key { pending.append((KeyDigest(UnsafeRawBufferPointer(rebasing: bytes[key])), offset)) }
             }
@@ -125,7 +125,7 @@ extension PartitionLog {
             result.bytesBefore += segment.sizeBytes
             let scanner = try BatchScanner(file: segment.log, end: segment.sizeBytes)
             while let (position, bytes) = try scanner.next() {
-                let header = try validatedStored(bytes, segment: segment, position: position)
+                let header = try segment.checkedHeader(bytes, at: position, check: .stored)
                 scanner.advance(by: header.totalBytes)
                 var kept: [UInt8] = []
                 var keptCount: Int32 = 0
@@ -153,7 +153,7 @@ extension PartitionLog {
                         leaderEpoch: header.partitionLeaderEpoch, recordBytes: kept)
                 }
                 outputBatches.append(AppendedBatch(start: output.count, totalBytes: batch.count,
-                                                   lastOffset: header.lastOffset, maxTimestamp: header.maxTimestamp))
+                                                   lastOffsetDelta: header.lastOffsetDelta, lastOffset: header.lastOffset, maxTimestamp: header.maxTimestamp))
                 output += batch
                 if output.count >= 1 << 20 { try flushOutput() }
             }
@@ -187,12 +187,6 @@ extension PartitionLog {
         let replacement = try LogSegment(directory: directory, baseOffset: base, config: config, create: false, writable: false)
         try replacement.loadTail()
         segments.insert(replacement, at: first)
-    }
-
-    private func validatedStored(_ bytes: UnsafeRawBufferPointer, segment: LogSegment, position: Int) throws(StorageError) -> RecordBatchHeader {
-        do { return try RecordBatchValidator.validate(bytes, check: .stored) } catch {
-            throw .corruptSegment(path: segment.logPath, position: FilePosition(position), reason: error.description)
-        }
     }
 
     /// Calls `body` with each record of an uncompressed, non-control batch and its offset.

@@ -6,6 +6,7 @@ import Logging
 struct AppendedBatch {
     var start: Int          // position in the appended bytes
     var totalBytes: Int
+    var lastOffsetDelta: Int32
     var lastOffset: Offset
     var maxTimestamp: Timestamp
 }
@@ -147,6 +148,13 @@ final class LogSegment {
         return end
     }
 
+    /// Validates the batch read at `position`; a defect becomes a typed error naming this file.
+    func checkedHeader(_ bytes: UnsafeRawBufferPointer, at position: Int, check: BatchCheck) throws(StorageError) -> RecordBatchHeader {
+        do { return try RecordBatchValidator.validate(bytes, check: check) } catch {
+            throw .corruptSegment(path: log.path, position: FilePosition(position), reason: error.description)
+        }
+    }
+
     // MARK: loading and recovery
 
     /// For a segment closed cleanly: finds the next offset and max timestamp by reading what
@@ -162,10 +170,7 @@ final class LogSegment {
         let start = offsetIndex.last?.position ?? .zero
         let scanner = try BatchScanner(file: log, from: Int(start.value), end: sizeBytes, chunkBytes: 64 * 1024)
         while let (position, bytes) = try scanner.next() {
-            let header: RecordBatchHeader
-            do { header = try RecordBatchValidator.validate(bytes, check: .checksum) } catch {
-                throw .corruptSegment(path: log.path, position: FilePosition(position), reason: error.description)
-            }
+            let header = try checkedHeader(bytes, at: position, check: .checksum)
             if rollingTimestamp == nil && position == 0 { rollingTimestamp = header.maxTimestamp }
             if header.maxTimestamp > maxTimestamp {
                 maxTimestamp = header.maxTimestamp

@@ -90,14 +90,13 @@ public final class PartitionLog {
         records.withUnsafeMutableReadableBytes { bytes in
             for i in batches.indices {
                 let batch = UnsafeMutableRawBufferPointer(rebasing: bytes[batches[i].start..<(batches[i].start + batches[i].totalBytes)])
-                let lastOffsetDelta = UnsafeRawBufferPointer(batch).int32BigEndian(at: RecordBatchHeader.Field.lastOffsetDelta)
                 RecordBatchPatch.setBaseOffset(batch, next)
                 RecordBatchPatch.setLeaderEpoch(batch, leaderEpoch)
                 if let appendTime {
                     RecordBatchPatch.setLogAppendTime(batch, appendTime)
                     batches[i].maxTimestamp = appendTime
                 }
-                batches[i].lastOffset = next + Int64(lastOffsetDelta)
+                batches[i].lastOffset = next + Int64(batches[i].lastOffsetDelta)
                 next = batches[i].lastOffset + 1
             }
         }
@@ -126,7 +125,7 @@ public final class PartitionLog {
             if config.cleanupCompact && !header.attributes.isControl {
                 try requireKeys(UnsafeRawBufferPointer(rebasing: slice[0..<header.totalBytes]), header: header)
             }
-            batches.append(AppendedBatch(start: position, totalBytes: header.totalBytes,
+            batches.append(AppendedBatch(start: position, totalBytes: header.totalBytes, lastOffsetDelta: header.lastOffsetDelta,
                                          lastOffset: header.lastOffset, maxTimestamp: header.maxTimestamp))
             position += header.totalBytes
         }
@@ -291,10 +290,11 @@ public final class PartitionLog {
         return best
     }
 
+    /// A served batch that fails its CRC is refused, and logged with its file and position.
     private func checkedHeader(_ bytes: UnsafeRawBufferPointer, segment: LogSegment, position: Int) throws(StorageError) -> RecordBatchHeader {
-        do { return try RecordBatchValidator.validate(bytes, check: .checksum) } catch {
-            logger.error("corrupt batch in segment", metadata: ["file": "\(segment.logPath)", "position": "\(position)", "reason": "\(error)"])
-            throw .corruptSegment(path: segment.logPath, position: FilePosition(position), reason: error.description)
+        do { return try segment.checkedHeader(bytes, at: position, check: .checksum) } catch {
+            logger.error("corrupt batch in segment", metadata: ["error": "\(error)"])
+            throw error
         }
     }
 
@@ -353,6 +353,3 @@ public final class PartitionLog {
     func setRecoveryPoint(_ offset: Offset) { recoveryPoint = offset }
 }
 
-extension UnsafeRawBufferPointer {
-    func int32BigEndian(at i: Int) -> Int32 { Int32(bigEndian: loadUnaligned(fromByteOffset: i, as: Int32.self)) }
-}
