@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // Brook: a Kafka-compatible event-streaming platform.
-// Module direction (never reversed): BrookCore -> BrookRecords -> BrookStorage -> brook.
+// Module direction (never reversed): BrookCore -> BrookRecords -> BrookProtocol / BrookStorage
+// -> BrookBroker -> BrookServer -> brook; BrookClient needs only BrookProtocol.
 // See docs/design.md for the full layout and what each module owns.
 import PackageDescription
 
@@ -34,11 +35,47 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The wire codec: generated message types (scripts/protogen.py), headers, error codes.
+        .target(
+            name: "BrookProtocol",
+            dependencies: ["BrookCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // Request handlers (one file per API), topics and partitions; no sockets.
+        .target(
+            name: "BrookBroker",
+            dependencies: [
+                "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // SwiftNIO: listeners, framing, ordered responses, sendfile.
+        .target(
+            name: "BrookServer",
+            dependencies: [
+                "BrookCore", "BrookProtocol", "BrookBroker", "BrookStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // A small client over the wire protocol, for the command-line tools.
+        .target(
+            name: "BrookClient",
+            dependencies: [
+                "BrookCore", "BrookProtocol", "BrookRecords",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "brook",
             dependencies: [
-                "BrookCore", "BrookRecords", "BrookStorage",
+                "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol", "BrookBroker",
+                "BrookServer", "BrookClient",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -47,6 +84,19 @@ let package = Package(
         .testTarget(
             name: "BrookRecordsTests",
             dependencies: ["BrookRecords", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "BrookProtocolTests",
+            dependencies: ["BrookProtocol", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "BrookBrokerTests",
+            dependencies: [
+                "BrookBroker", "BrookServer", "BrookProtocol", "BrookRecords", "BrookStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "BrookStorageTests",

@@ -17,4 +17,15 @@ public enum Limits {
     public static let scanChunkBytes = 4 * 1024 * 1024
     /// Segments in one partition.
     public static let segmentsPerPartitionMax = 1 << 20
+
+    /// Partitions of one topic (Kafka has no hard limit; past this a typo, not a plan).
+    public static let partitionsPerTopicMax = 100_000
+    /// Topics on one broker.
+    public static let topicsMax = 100_000
+    /// Longest topic name (Kafka's 249: the directory name adds a partition suffix).
+    public static let topicNameBytesMax = 249
+    /// Requests read from one connection but not yet answered; more waits in the socket.
+    public static let inflightRequestsPerConnectionMax = 128
+    /// Fetch requests parked on one broker waiting for data (long poll).
+    public static let parkedFetchesMax = 100_000
 }

@@ -16,6 +16,11 @@ public struct AppendResult: Sendable, Equatable {
 public struct TimestampedOffset: Sendable, Equatable {
     public var offset: Offset
     public var timestamp: Timestamp
+
+    public init(offset: Offset, timestamp: Timestamp) {
+        self.offset = offset
+        self.timestamp = timestamp
+    }
 }
 
 /// One partition's log: a directory `TOPIC-N` of segments. Not thread-safe: its owner serializes

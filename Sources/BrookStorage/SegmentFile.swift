@@ -79,18 +79,18 @@ public final class SegmentFile: @unchecked Sendable {
 }
 
 /// Directory and path operations, each mapped to a typed error.
-enum FileSystem {
-    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+public enum FileSystem {
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
-    static func createDirectory(_ path: String) throws(StorageError) {
+    public static func createDirectory(_ path: String) throws(StorageError) {
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw .io(operation: "mkdir", path: path, errno: errno) }
     }
 
-    static func remove(_ path: String) throws(StorageError) {
+    public static func remove(_ path: String) throws(StorageError) {
         if unlink(path) != 0 && errno != ENOENT { throw .io(operation: "unlink", path: path, errno: errno) }
     }
 
-    static func rename(_ from: String, _ to: String) throws(StorageError) {
+    public static func rename(_ from: String, _ to: String) throws(StorageError) {
         #if canImport(Glibc)
         let result = Glibc.rename(from, to)
         #else
@@ -99,7 +99,7 @@ enum FileSystem {
         guard result == 0 else { throw .io(operation: "rename to \(to)", path: from, errno: errno) }
     }
 
-    static func list(_ path: String) throws(StorageError) -> [String] {
+    public static func list(_ path: String) throws(StorageError) -> [String] {
         guard let dir = opendir(path) else { throw .io(operation: "opendir", path: path, errno: errno) }
         defer { closedir(dir) }
         var names: [String] = []
@@ -112,8 +112,25 @@ enum FileSystem {
         return names.sorted()
     }
 
+    /// Removes a directory and the files in it (partition directories hold no subdirectories).
+    public static func removeTree(_ path: String) throws(StorageError) {
+        for name in try list(path) { try remove(path + "/" + name) }
+        if rmdir(path) != 0 && errno != ENOENT { throw .io(operation: "rmdir", path: path, errno: errno) }
+    }
+
+    /// A small file's contents, or nil when it does not exist.
+    public static func readFile(_ path: String, bytesMax: Int = 64 * 1024 * 1024) throws(StorageError) -> String? {
+        guard exists(path) else { return nil }
+        let file = try SegmentFile(path: path, create: false)
+        let size = try file.size()
+        guard size <= bytesMax else { throw .invalidArgument("\(path) is larger than \(bytesMax) bytes") }
+        var bytes = [UInt8](repeating: 0, count: size)
+        let n = try typed { try bytes.withUnsafeMutableBytes { b in try file.read(into: b, at: 0) } }
+        return String(decoding: bytes[0..<n], as: UTF8.self)
+    }
+
     /// Makes a directory's entries (creations, renames, deletions) durable.
-    static func syncDirectory(_ path: String) throws(StorageError) {
+    public static func syncDirectory(_ path: String) throws(StorageError) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .io(operation: "open directory", path: path, errno: errno) }
         defer { close(fd) }
@@ -121,7 +138,7 @@ enum FileSystem {
     }
 
     /// Writes a small file so that either the old or the new content is seen after a crash.
-    static func writeAtomically(_ path: String, contents: String, durable: Bool) throws(StorageError) {
+    public static func writeAtomically(_ path: String, contents: String, durable: Bool) throws(StorageError) {
         let temporary = path + ".tmp"
         let file = try SegmentFile(path: temporary, create: true)
         try file.truncate(to: 0)
@@ -131,7 +148,7 @@ enum FileSystem {
         try rename(temporary, path)
     }
 
-    static func readText(_ path: String) throws(StorageError) -> String? {
+    public static func readText(_ path: String) throws(StorageError) -> String? {
         guard exists(path) else { return nil }
         let file = try SegmentFile(path: path, create: false, readOnly: true)
         let size = try file.size()

@@ -5,11 +5,8 @@ struct Brook: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "brook",
         abstract: "Brook: a Kafka-compatible event-streaming platform.",
-        discussion: """
-            This build has the storage engine and its tools. The Kafka wire protocol and \
-            `brook serve` arrive next (see docs/roadmap.md).
-            """,
-        subcommands: [LogCommand.self, PerfCommand.self])
+        discussion: "Start a single-node broker with `brook serve`; see README.md.",
+        subcommands: [Serve.self, LogCommand.self, PerfCommand.self])
 }
 
 struct LogCommand: ParsableCommand {

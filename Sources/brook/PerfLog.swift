@@ -208,15 +208,7 @@ func residentMiB() -> Int {
 }
 
 func removeTree(_ path: String) {
-    guard let dir = opendir(path) else { return }
-    while let entry = readdir(dir) {
-        let name = withUnsafePointer(to: entry.pointee.d_name) {
-            $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-        }
-        if name != "." && name != ".." { unlink(path + "/" + name) }
-    }
-    closedir(dir)
-    rmdir(path)
+    try? FileSystem.removeTree(path)
 }
 
 extension String {

@@ -1,0 +1,114 @@
+import BrookCore
+import BrookProtocol
+import BrookStorage
+import Logging
+import NIOCore
+
+/// A request the broker will not answer: the connection that sent it is closed.
+public struct RequestRefused: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The single-node broker: its settings, its topics, and the request handlers. No sockets here
+/// (BrookServer feeds it frames), so it runs the same in tests and under the NIO server.
+public final class Broker: Sendable {
+    public let config: BrokerConfig
+    public let topics: TopicRegistry
+    public let clusterID: String
+    public let clock: any Clock
+    public let logger: Logger
+    public let handlers: HandlerTable
+
+    public init(config: BrokerConfig, clock: any Clock = SystemClock(), logger: Logger) throws {
+        self.config = config
+        self.clock = clock
+        self.logger = logger
+        self.topics = TopicRegistry(logDirs: config.logDirs, brokerDefaults: config.topicDefaults, clock: clock, logger: logger)
+        try topics.load()
+        clusterID = try Self.loadClusterID(config: config)
+        handlers = Self.defaultHandlers()
+    }
+
+    static func defaultHandlers() -> HandlerTable {
+        var table = HandlerTable()
+        table.register(ApiVersionsHandler())
+        table.register(MetadataHandler())
+        table.register(ProduceHandler())
+        table.register(FetchHandler())
+        table.register(ListOffsetsHandler())
+        table.register(CreateTopicsHandler())
+        table.register(DeleteTopicsHandler())
+        table.register(CreatePartitionsHandler())
+        table.register(DescribeConfigsHandler())
+        table.register(AlterConfigsHandler())
+        table.register(IncrementalAlterConfigsHandler())
+        table.register(DescribeClusterHandler())
+        table.register(DeleteRecordsHandler())
+        table.register(OffsetForLeaderEpochHandler())
+        table.register(DescribeLogDirsHandler())
+        return table
+    }
+
+    /// `meta.properties` in each log dir: the cluster id is made once and kept.
+    static func loadClusterID(config: BrokerConfig) throws -> String {
+        var found: String? = config.clusterID
+        for dir in config.logDirs {
+            if let text = try FileSystem.readFile(dir + "/meta.properties"),
+               let id = BrokerConfig.readProperties(text).first(where: { $0.0 == "cluster.id" })?.1 {
+                found = found ?? id
+            }
+        }
+        var generator = SystemRandomNumberGenerator()
+        let id = found ?? KafkaUUID.random(using: &generator).description
+        for dir in config.logDirs {
+            let text = "version=1\nnode.id=\(config.nodeID)\ncluster.id=\(id)\n"
+            if try FileSystem.readFile(dir + "/meta.properties") != text {
+                try FileSystem.writeAtomically(dir + "/meta.properties", contents: text, durable: true)
+            }
+        }
+        return id
+    }
+
+    /// Decodes one request frame and runs its handler. A frame that cannot be decoded, an
+    /// unknown API, or an unserved version (but for ApiVersions) is refused.
+    public func handle(frame: ByteBuffer, eventLoop: any EventLoop) throws -> Outcome {
+        var reader = WireReader(frame)
+        let header = try RequestHeader(from: &reader)
+        let context = RequestContext(header: header, eventLoop: eventLoop, broker: self)
+        guard let entry = handlers.entries[header.apiKey] else {
+            throw RequestRefused(description: "unknown API key \(header.apiKey)")
+        }
+        guard entry.versions.contains(header.apiVersion) else {
+            if header.apiKey == ApiVersionsRequest.apiKey {
+                // Answered in v0's layout, which every client can read, listing what we serve.
+                var v0 = header
+                v0.apiVersion = 0
+                return .respond(.encode(ApiVersionsHandler.answer(handlers, error: .unsupportedVersion), header: v0))
+            }
+            throw RequestRefused(description: "\(entry.name) v\(header.apiVersion) is not served (versions \(entry.versions))")
+        }
+        return try entry.run(reader.buffer, context)
+    }
+
+    /// Retention, compaction and due flushes over every partition.
+    public func runMaintenance(retention: Bool) {
+        for topic in topics.allTopics() {
+            for partition in topic.partitions {
+                do {
+                    try partition.withLog { log throws(StorageError) in
+                        try log.flushIfDue()
+                        guard retention else { return }
+                        _ = try log.applyRetention()
+                        if log.config.cleanupCompact && config.logCleanerEnable { _ = try log.compact() }
+                    }
+                } catch {
+                    logger.warning("maintenance of \(partition.name): \(error)")
+                }
+            }
+        }
+    }
+
+    public func shutdown() {
+        topics.closeAllLogs()
+    }
+}

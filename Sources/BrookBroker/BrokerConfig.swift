@@ -1,0 +1,154 @@
+import BrookCore
+import BrookStorage
+
+/// A listener address from `listeners` / `advertised.listeners` (`PLAINTEXT://host:port`).
+public struct Listener: Sendable, Equatable, CustomStringConvertible {
+    public var name: String
+    public var host: String
+    public var port: Int
+
+    public init(name: String, host: String, port: Int) {
+        self.name = name
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses a comma-separated listener list.
+    public static func parseList(_ text: String, key: String) throws(BrokerConfigError) -> [Listener] {
+        var listeners: [Listener] = []
+        for item in text.split(separator: ",").map({ $0.trimmed }) where !item.isEmpty {
+            let parts = item.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2 else { throw .invalid(key, item, "expected NAME://host:port") }
+            let name = String(parts[0])
+            let address = parts[1]
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+                  (0...65535).contains(port) else { throw .invalid(key, item, "expected a port after the last ':'") }
+            var host = String(address[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            listeners.append(Listener(name: name, host: host, port: port))
+        }
+        guard !listeners.isEmpty else { throw .invalid(key, text, "no listener given") }
+        return listeners
+    }
+
+    public var description: String { "\(name)://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+}
+
+public enum BrokerConfigError: Error, CustomStringConvertible, Equatable {
+    case invalid(String, String, String)
+    case unreadable(path: String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let key, let value, let reason): "invalid \(key)=\(value): \(reason)"
+        case .unreadable(let path): "cannot read the properties file \(path)"
+        }
+    }
+}
+
+/// The broker's settings, under Kafka's names (`server.properties`), with Kafka's defaults but
+/// for `listeners` and `log.dirs`, which default to a local single node.
+public struct BrokerConfig: Sendable {
+    public var nodeID = NodeID(1)
+    public var listeners = [Listener(name: "PLAINTEXT", host: "127.0.0.1", port: 9092)]
+    public var advertisedListeners: [Listener]? = nil
+    public var logDirs = ["brook-data"]
+    public var numPartitions: Int32 = 1
+    public var defaultReplicationFactor: Int16 = 1
+    public var autoCreateTopics = true
+    public var deleteTopicEnable = true
+    /// `socket.request.max.bytes`: a bigger frame closes its connection.
+    public var socketRequestMaxBytes = 104_857_600
+    /// `queued.max.request.bytes`: request bytes read but not answered, over all connections;
+    /// past it the broker stops reading until answers go out. Kafka's default is unbounded (-1);
+    /// ours is 256 MiB so that memory stays bounded.
+    public var queuedMaxRequestBytes = 256 * 1024 * 1024
+    /// `log.retention.check.interval.ms`: how often retention and compaction run.
+    public var retentionCheckIntervalMs: Int64 = 300_000
+    /// `log.cleaner.enable`: compaction of `cleanup.policy=compact` topics.
+    public var logCleanerEnable = true
+    /// Broker-wide defaults of topic configs (`log.retention.ms` and friends, by topic name).
+    public var topicDefaults: [String: String] = [:]
+    /// Every key given, for DescribeConfigs on the broker.
+    public var given: [String: String] = [:]
+    public var clusterID: String? = nil
+
+    public init() {}
+
+    /// The address clients are told to use.
+    public var advertised: Listener {
+        var listener = (advertisedListeners ?? listeners)[0]
+        if listener.host.isEmpty || listener.host == "0.0.0.0" || listener.host == "::" {
+            listener.host = "127.0.0.1"
+        }
+        return listener
+    }
+
+    /// Settings from `key=value` pairs (a properties file's, then `--override`s, later wins).
+    public init(_ settings: [(String, String)]) throws(BrokerConfigError) {
+        self.init()
+        for (key, value) in settings { try set(key, value) }
+    }
+
+    public mutating func set(_ key: String, _ value: String) throws(BrokerConfigError) {
+        given[key] = value
+        func int(_ range: ClosedRange<Int64>) throws(BrokerConfigError) -> Int64 {
+            guard let n = Int64(value.trimmed), range.contains(n) else {
+                throw .invalid(key, value, "expected an integer in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return n
+        }
+        func bool() throws(BrokerConfigError) -> Bool {
+            switch value.trimmed.lowercased() {
+            case "true": return true
+            case "false": return false
+            default: throw .invalid(key, value, "expected true or false")
+            }
+        }
+        switch key {
+        case "node.id", "broker.id": nodeID = NodeID(Int32(try int(0...Int64(Int32.max))))
+        case "listeners": listeners = try Listener.parseList(value, key: key)
+        case "advertised.listeners": advertisedListeners = try Listener.parseList(value, key: key)
+        case "log.dirs", "log.dir":
+            logDirs = value.split(separator: ",").map { $0.trimmed }.filter { !$0.isEmpty }
+            guard !logDirs.isEmpty else { throw .invalid(key, value, "no directory given") }
+        case "num.partitions": numPartitions = Int32(try int(1...Int64(Limits.partitionsPerTopicMax)))
+        case "default.replication.factor": defaultReplicationFactor = Int16(try int(1...Int64(Int16.max)))
+        case "auto.create.topics.enable": autoCreateTopics = try bool()
+        case "delete.topic.enable": deleteTopicEnable = try bool()
+        case "socket.request.max.bytes": socketRequestMaxBytes = Int(try int(1024...Int64(Int32.max)))
+        case "queued.max.request.bytes":
+            let n = try int(-1...Int64(Int32.max))
+            queuedMaxRequestBytes = n < 0 ? Int(Int32.max) : Int(n)
+        case "log.retention.check.interval.ms": retentionCheckIntervalMs = try int(1...Int64.max)
+        case "log.cleaner.enable": logCleanerEnable = try bool()
+        case "cluster.id": clusterID = value.trimmed
+        default:
+            if let topicKey = TopicConfigs.topicKey(forBrokerKey: key) {
+                let topicValue = try TopicConfigs.brokerValue(key: key, value: value)
+                do { _ = try LogConfig(topicDefaults.merging([topicKey: topicValue]) { $1 }.filter { LogConfig.names.contains($0.key) }) }
+                catch { throw .invalid(key, value, "\(error)") }
+                topicDefaults[topicKey] = topicValue
+            }
+            // Other keys (process.roles, controller settings, ...) are kept for DescribeConfigs.
+        }
+    }
+
+    /// Reads `key=value` lines of a Java properties file (`#` and `!` comments, `=` or `:`).
+    public static func readProperties(_ text: String) -> [(String, String)] {
+        var settings: [(String, String)] = []
+        for raw in text.split(whereSeparator: \.isNewline) {
+            let line = raw.trimmed
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("!") { continue }
+            guard let separator = line.firstIndex(where: { $0 == "=" || $0 == ":" }) else { continue }
+            settings.append((line[..<separator].trimmed, line[line.index(after: separator)...].trimmed))
+        }
+        return settings
+    }
+}
+
+extension StringProtocol {
+    var trimmed: String {
+        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+    }
+}

@@ -1,0 +1,83 @@
+import BrookProtocol
+
+/// The config resources of DescribeConfigs / AlterConfigs, and the answers they share.
+enum ConfigResource {
+    static let topic: Int8 = 2
+    static let broker: Int8 = 4
+    static let brokerLogger: Int8 = 8
+
+    /// Kafka's config sources (DescribeConfigs v1+).
+    enum Source: Int8 {
+        case topic = 1, staticBroker = 4, defaultConfig = 5
+    }
+
+    struct Described {
+        var name: String
+        var value: String?
+        var source: Source
+        var type: TopicConfigs.ValueType
+        var readOnly: Bool
+        /// Synonyms, most specific first: (name, value, source).
+        var synonyms: [(String, String?, Source)]
+    }
+
+    /// A topic's every config: its own value, else the broker's default, else Kafka's.
+    static func describeTopic(_ topic: Topic, broker: Broker) -> [Described] {
+        TopicConfigs.all.map { definition in
+            var synonyms: [(String, String?, Source)] = []
+            if let own = topic.overrides[definition.name] { synonyms.append((definition.name, own, .topic)) }
+            if let brokerKey = definition.brokerKey {
+                if let brokerValue = broker.config.topicDefaults[definition.name] {
+                    synonyms.append((brokerKey, brokerValue, .staticBroker))
+                }
+                synonyms.append((brokerKey, definition.defaultValue, .defaultConfig))
+            } else {
+                synonyms.append((definition.name, definition.defaultValue, .defaultConfig))
+            }
+            let effective = synonyms[0]
+            return Described(name: definition.name, value: effective.1, source: effective.2, type: definition.type,
+                             readOnly: false, synonyms: synonyms)
+        }
+    }
+
+    /// The broker's settings that a user of a single node asks about, read-only (no dynamic
+    /// broker configs yet).
+    static func describeBroker(_ broker: Broker) -> [Described] {
+        let config = broker.config
+        var items: [(String, String, TopicConfigs.ValueType, Bool)] = [
+            ("node.id", "\(config.nodeID)", .int, config.given["node.id"] != nil || config.given["broker.id"] != nil),
+            ("listeners", config.listeners.map(\.description).joined(separator: ","), .list, config.given["listeners"] != nil),
+            ("advertised.listeners", [config.advertised].map(\.description).joined(separator: ","), .list,
+             config.given["advertised.listeners"] != nil),
+            ("log.dirs", config.logDirs.joined(separator: ","), .list, config.given["log.dirs"] != nil || config.given["log.dir"] != nil),
+            ("num.partitions", "\(config.numPartitions)", .int, config.given["num.partitions"] != nil),
+            ("default.replication.factor", "\(config.defaultReplicationFactor)", .int, config.given["default.replication.factor"] != nil),
+            ("auto.create.topics.enable", "\(config.autoCreateTopics)", .boolean, config.given["auto.create.topics.enable"] != nil),
+            ("delete.topic.enable", "\(config.deleteTopicEnable)", .boolean, config.given["delete.topic.enable"] != nil),
+            ("socket.request.max.bytes", "\(config.socketRequestMaxBytes)", .int, config.given["socket.request.max.bytes"] != nil),
+            ("queued.max.request.bytes", "\(config.queuedMaxRequestBytes)", .long, config.given["queued.max.request.bytes"] != nil),
+            ("log.retention.check.interval.ms", "\(config.retentionCheckIntervalMs)", .long,
+             config.given["log.retention.check.interval.ms"] != nil),
+            ("log.cleaner.enable", "\(config.logCleanerEnable)", .boolean, config.given["log.cleaner.enable"] != nil),
+        ]
+        for definition in TopicConfigs.all {
+            guard let key = definition.brokerKey, !items.contains(where: { $0.0 == key }) else { continue }
+            let value = config.topicDefaults[definition.name]
+            items.append((key, value ?? definition.defaultValue, definition.type, value != nil))
+        }
+        return items.map { name, value, type, given in
+            let source: Source = given ? .staticBroker : .defaultConfig
+            return Described(name: name, value: value, source: source, type: type, readOnly: true, synonyms: [(name, value, source)])
+        }
+    }
+
+    /// Checks a topic resource of an alter request; nil when it may be altered.
+    static func topicForAlter(_ name: String, broker: Broker) -> Result<Topic, TopicError> {
+        guard let topic = broker.topics.topic(name) else {
+            return .failure(TopicError(.unknownTopicOrPartition, "Topic '\(name)' does not exist."))
+        }
+        return .success(topic)
+    }
+
+    static let brokerAlterRefused = TopicError(.invalidRequest, "Dynamic broker configs are not supported: set them in server.properties or with --override")
+}

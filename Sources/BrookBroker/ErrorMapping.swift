@@ -1,0 +1,17 @@
+import BrookProtocol
+import BrookStorage
+
+/// Storage failures as the Kafka error codes clients know.
+enum ErrorMapping {
+    static func code(for error: StorageError) -> ErrorCode {
+        switch error {
+        case .invalidBatch: .corruptMessage
+        case .batchTooLarge: .messageTooLarge
+        case .missingKeyOnCompactedTopic: .invalidRecord
+        case .offsetOutOfRange: .offsetOutOfRange
+        case .invalidArgument: .invalidRequest
+        case .invalidConfig: .invalidConfig
+        case .io, .diskFull, .corruptSegment, .corruptIndex, .closed: .kafkaStorageError
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import BrookCore
+import BrookProtocol
+import NIOCore
+
+/// What a request is answered with.
+public enum Reply<Response: Sendable>: Sendable {
+    /// Answered at once.
+    case now(Response)
+    /// Answered later (a long-poll fetch).
+    case later(EventLoopFuture<Response>)
+    /// No answer at all (produce with acks=0).
+    case none
+}
+
+/// Everything a handler may use besides its request.
+public struct RequestContext: Sendable {
+    public let header: RequestHeader
+    public let eventLoop: any EventLoop
+    public let broker: Broker
+}
+
+/// One API: its request type and the versions it serves. One file per handler (Handlers/).
+public protocol ApiHandler: Sendable {
+    associatedtype Request: KafkaRequest
+    /// The versions this broker decodes and answers.
+    var versions: ClosedRange<Int16> { get }
+    /// The versions listed in ApiVersions (usually the same; Produce lists more, see its file).
+    var advertised: ClosedRange<Int16> { get }
+    func handle(_ request: Request, version: Int16, context: RequestContext) -> Reply<Request.Response>
+}
+
+extension ApiHandler {
+    public var advertised: ClosedRange<Int16> { versions }
+}
+
+/// A response ready to go out: the size prefix, header and body in `writer.buffer`, with any
+/// file-backed record data noted where it belongs.
+public struct EncodedResponse: Sendable {
+    public var writer: WireWriter
+
+    static func encode<R: KafkaMessage>(_ response: R, header: RequestHeader) -> EncodedResponse {
+        var writer = WireWriter(buffer: ByteBuffer())
+        writer.buffer.reserveCapacity(128)
+        writer.writeInt32(0)
+        ResponseHeader.encode(correlationID: header.correlationID, apiKey: header.apiKey, apiVersion: header.apiVersion, to: &writer)
+        response.encode(to: &writer, version: header.apiVersion)
+        let size = writer.messageBytes - 4
+        precondition(size >= 0 && size <= Int(Int32.max), "response of \(size) bytes")
+        writer.buffer.setInteger(Int32(size), at: writer.buffer.readerIndex)
+        return EncodedResponse(writer: writer)
+    }
+}
+
+/// What the server does with a request.
+public enum Outcome: Sendable {
+    case respond(EncodedResponse)
+    case later(EventLoopFuture<EncodedResponse>)
+    case none
+}
+
+/// The handlers by API key. ApiVersions answers from this table, so it cannot list an API
+/// that is not served.
+public struct HandlerTable: Sendable {
+    public struct Entry: Sendable {
+        public let apiKey: Int16
+        public let name: String
+        public let versions: ClosedRange<Int16>
+        public let advertised: ClosedRange<Int16>
+        let run: @Sendable (ByteBuffer, RequestContext) throws(ProtocolError) -> Outcome
+    }
+
+    public private(set) var entries: [Int16: Entry] = [:]
+
+    public init() {}
+
+    public mutating func register<H: ApiHandler>(_ handler: H) {
+        let key = H.Request.apiKey
+        precondition(entries[key] == nil, "two handlers for API \(key)")
+        precondition(H.Request.versions.contains(handler.versions.lowerBound)
+                     && H.Request.versions.contains(handler.versions.upperBound),
+                     "\(H.Request.apiName) serves versions its definition lacks")
+        entries[key] = Entry(apiKey: key, name: H.Request.apiName, versions: handler.versions, advertised: handler.advertised) {
+            body, context throws(ProtocolError) in
+            let version = context.header.apiVersion
+            let request = try H.Request(decoding: body, version: version)
+            switch handler.handle(request, version: version, context: context) {
+            case .now(let response):
+                return .respond(.encode(response, header: context.header))
+            case .later(let future):
+                let header = context.header
+                return .later(future.map { .encode($0, header: header) })
+            case .none:
+                return .none
+            }
+        }
+    }
+
+    /// Every API served, by key.
+    public var sorted: [Entry] { entries.values.sorted { $0.apiKey < $1.apiKey } }
+}

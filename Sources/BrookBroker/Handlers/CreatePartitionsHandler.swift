@@ -1,0 +1,24 @@
+import BrookProtocol
+
+/// CreatePartitions: raises a topic's partition count.
+struct CreatePartitionsHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 0...3
+
+    func handle(_ request: CreatePartitionsRequest, version: Int16, context: RequestContext) -> Reply<CreatePartitionsResponse> {
+        let node = context.broker.config.nodeID
+        let results = request.topics.map { topic in
+            var result = CreatePartitionsResponse.CreatePartitionsTopicResult(name: topic.name, errorCode: 0)
+            do throws(TopicError) {
+                if let assignments = topic.assignments, assignments.contains(where: { $0.brokerIds != [node] }) {
+                    throw TopicError(.invalidReplicaAssignment, "Replica assignments may only name the one node \(node)")
+                }
+                try context.broker.topics.addPartitions(name: topic.name, totalCount: topic.count, validateOnly: request.validateOnly)
+            } catch {
+                result.errorCode = error.code.rawValue
+                result.errorMessage = error.message
+            }
+            return result
+        }
+        return .now(CreatePartitionsResponse(throttleTimeMs: 0, results: results))
+    }
+}

@@ -1,0 +1,75 @@
+import BrookCore
+import BrookProtocol
+
+/// CreateTopics: new topics with their partition counts and configs (one replica: one node).
+struct CreateTopicsHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 2...7
+
+    typealias Result = CreateTopicsResponse.CreatableTopicResult
+
+    func handle(_ request: CreateTopicsRequest, version: Int16, context: RequestContext) -> Reply<CreateTopicsResponse> {
+        var seen: [String: Int] = [:]
+        for topic in request.topics { seen[topic.name, default: 0] += 1 }
+        let results = request.topics.map { topic -> Result in
+            var result = Result(name: topic.name, errorCode: 0)
+            if seen[topic.name, default: 0] > 1 {
+                result.errorCode = ErrorCode.invalidRequest.rawValue
+                result.errorMessage = "Create topics request from client contains multiple entries for the topic \(topic.name)"
+                return result
+            }
+            do throws(TopicError) {
+                let (partitions, configs) = try check(topic, context: context)
+                let broker = context.broker
+                if request.validateOnly {
+                    if let problem = broker.topics.checkCreate(name: topic.name, partitions: partitions, configs: configs) { throw problem }
+                    result.numPartitions = partitions
+                    result.replicationFactor = 1
+                    return result
+                }
+                let created = try broker.topics.create(name: topic.name, partitions: partitions, configs: configs)
+                result.topicId = created.id
+                result.numPartitions = partitions
+                result.replicationFactor = 1
+                result.configs = ConfigResource.describeTopic(created, broker: broker).map {
+                    .init(name: $0.name, value: $0.value, readOnly: $0.readOnly, configSource: $0.source.rawValue, isSensitive: false)
+                }
+            } catch {
+                result.errorCode = error.code.rawValue
+                result.errorMessage = error.message
+            }
+            return result
+        }
+        return .now(CreateTopicsResponse(throttleTimeMs: 0, topics: results))
+    }
+
+    /// The partition count and configs asked for, checked against what one node can host.
+    func check(_ topic: CreateTopicsRequest.CreatableTopic, context: RequestContext) throws(TopicError) -> (Int32, [String: String]) {
+        let node = context.broker.config.nodeID
+        var partitions = topic.numPartitions == -1 ? context.broker.config.numPartitions : topic.numPartitions
+        if !topic.assignments.isEmpty {
+            guard topic.numPartitions == -1, topic.replicationFactor == -1 else {
+                throw TopicError(.invalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.")
+            }
+            let indexes = topic.assignments.map(\.partitionIndex).sorted()
+            guard indexes == Array(0..<Int32(indexes.count)) else {
+                throw TopicError(.invalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence")
+            }
+            for assignment in topic.assignments where assignment.brokerIds != [node] {
+                throw TopicError(.invalidReplicaAssignment, "Replica assignment \(assignment.brokerIds) names brokers other than the one node \(node)")
+            }
+            partitions = Int32(indexes.count)
+        }
+        let factor = topic.replicationFactor == -1 ? context.broker.config.defaultReplicationFactor : topic.replicationFactor
+        guard factor >= 1 else { throw TopicError(.invalidReplicationFactor, "Replication factor must be larger than 0.") }
+        guard factor == 1 else {
+            throw TopicError(.invalidReplicationFactor, "Unable to replicate the partition \(factor) time(s): The target replication factor of \(factor) cannot be reached because only 1 broker(s) are registered.")
+        }
+        guard partitions >= 1 else { throw TopicError(.invalidPartitions, "Number of partitions must be larger than 0.") }
+        var configs: [String: String] = [:]
+        for config in topic.configs {
+            guard let value = config.value else { throw TopicError(.invalidConfig, "Null value not supported for topic configs: \(config.name)") }
+            configs[config.name] = value
+        }
+        return (partitions, configs)
+    }
+}

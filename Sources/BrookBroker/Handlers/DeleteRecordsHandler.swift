@@ -1,0 +1,34 @@
+import BrookCore
+import BrookProtocol
+import BrookStorage
+
+/// DeleteRecords: moves a partition's log start offset forward (-1: to the high watermark).
+struct DeleteRecordsHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 0...2
+
+    func handle(_ request: DeleteRecordsRequest, version: Int16, context: RequestContext) -> Reply<DeleteRecordsResponse> {
+        let topics = request.topics.map { topic in
+            DeleteRecordsResponse.DeleteRecordsTopicResult(name: topic.name, partitions: topic.partitions.map { p in
+                var result = DeleteRecordsResponse.DeleteRecordsTopicResult.DeleteRecordsPartitionResult(
+                    partitionIndex: p.partitionIndex, lowWatermark: Offset(-1), errorCode: 0)
+                guard let partition = context.broker.topics.partition(topic.name, p.partitionIndex) else {
+                    result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+                    return result
+                }
+                do throws(StorageError) {
+                    result.lowWatermark = try partition.withLog { log throws(StorageError) -> Offset in
+                        let target = p.offset.value == -1 ? log.logEndOffset : p.offset
+                        guard target >= .zero, target <= log.logEndOffset else {
+                            throw .offsetOutOfRange(requested: target, logStart: log.logStartOffset, logEnd: log.logEndOffset)
+                        }
+                        return try log.deleteRecords(before: target)
+                    }
+                } catch {
+                    result.errorCode = ErrorMapping.code(for: error).rawValue
+                }
+                return result
+            })
+        }
+        return .now(DeleteRecordsResponse(throttleTimeMs: 0, topics: topics))
+    }
+}

@@ -1,0 +1,41 @@
+import BrookProtocol
+
+/// DeleteTopics: removes topics (by name, or by id from v6) and their logs.
+struct DeleteTopicsHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 1...6
+    static let topicDeletionDisabled = ErrorCode(rawValue: 73)
+
+    func handle(_ request: DeleteTopicsRequest, version: Int16, context: RequestContext) -> Reply<DeleteTopicsResponse> {
+        let registry = context.broker.topics
+        let wanted: [(name: String?, id: KafkaUUID)] = version >= 6
+            ? request.topics.map { ($0.name, $0.topicId) }
+            : request.topicNames.map { ($0, KafkaUUID.zero) }
+        let results = wanted.map { item -> DeleteTopicsResponse.DeletableTopicResult in
+            var result = DeleteTopicsResponse.DeletableTopicResult(name: item.name, topicId: item.id, errorCode: 0)
+            guard context.broker.config.deleteTopicEnable else {
+                result.errorCode = Self.topicDeletionDisabled.rawValue
+                result.errorMessage = "Topic deletion is disabled."
+                return result
+            }
+            let name: String
+            if let given = item.name, !given.isEmpty {
+                name = given
+            } else if let topic = registry.topic(id: item.id) {
+                name = topic.name
+                result.name = name
+            } else {
+                result.errorCode = ErrorCode.unknownTopicID.rawValue
+                result.errorMessage = "Topic id \(item.id) does not exist."
+                return result
+            }
+            do throws(TopicError) {
+                result.topicId = try registry.delete(name: name)
+            } catch {
+                result.errorCode = error.code.rawValue
+                result.errorMessage = error.message
+            }
+            return result
+        }
+        return .now(DeleteTopicsResponse(throttleTimeMs: 0, responses: results))
+    }
+}

@@ -1,0 +1,144 @@
+import BrookCore
+import BrookProtocol
+import BrookStorage
+import NIOCore
+
+/// Fetch: whole batches from the one holding each fetch offset, up to the high watermark, sent
+/// from the segment files. When fewer than `min.bytes` are ready the fetch is parked until an
+/// append arrives or `max.wait.ms` passes (long poll). Fetch sessions (KIP-227) are not kept:
+/// every fetch is answered in full with session id 0, which tells the client to stay sessionless.
+struct FetchHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 4...17
+    /// `fetch.max.bytes`: the most one response carries (Kafka's 55 MiB).
+    static let fetchBytesMax: Int32 = 57_671_680
+    static let maxWaitMsMax: Int32 = 600_000
+
+    func handle(_ request: FetchRequest, version: Int16, context: RequestContext) -> Reply<FetchResponse> {
+        if request.sessionEpoch > 0 {
+            return .now(FetchResponse(throttleTimeMs: 0, errorCode: ErrorCode.fetchSessionIDNotFound.rawValue, sessionId: 0))
+        }
+        let (response, bytes) = read(request, version: version, context: context)
+        let maxWaitMs = min(request.maxWaitMs, Self.maxWaitMsMax)
+        guard bytes < Int(request.minBytes), maxWaitMs > 0, response.errorCode == 0 else { return .now(response) }
+        let parked = ParkedFetch(request: request, version: version, context: context, handler: self)
+        return .later(parked.start(waitMs: maxWaitMs))
+    }
+
+    /// Reads every partition asked for; returns the answer and the record bytes in it.
+    func read(_ request: FetchRequest, version: Int16, context: RequestContext) -> (FetchResponse, Int) {
+        var budget = Int(min(request.maxBytes, Self.fetchBytesMax))
+        var total = 0
+        let byID = version >= 13
+        let responses = request.topics.map { topic -> FetchResponse.FetchableTopicResponse in
+            let known = byID ? context.broker.topics.topic(id: topic.topicId) : context.broker.topics.topic(topic.topic)
+            let unknown: ErrorCode = byID ? .unknownTopicID : .unknownTopicOrPartition
+            return FetchResponse.FetchableTopicResponse(topic: topic.topic, topicId: topic.topicId, partitions: topic.partitions.map { p in
+                var data = FetchResponse.FetchableTopicResponse.PartitionData(
+                    partitionIndex: p.partition, errorCode: 0, highWatermark: Offset(-1), lastStableOffset: Offset(-1),
+                    logStartOffset: Offset(-1), abortedTransactions: request.isolationLevel == 1 ? [] : nil,
+                    records: .bytes(ByteBuffer()))
+                guard let topic = known, p.partition >= 0, Int(p.partition) < topic.partitions.count else {
+                    data.errorCode = unknown.rawValue
+                    return data
+                }
+                let partition = topic.partitions[Int(p.partition)]
+                if p.currentLeaderEpoch != LeaderEpoch(-1) && p.currentLeaderEpoch != partition.leaderEpoch {
+                    data.errorCode = (p.currentLeaderEpoch > partition.leaderEpoch ? ErrorCode.unknownLeaderEpoch : .fencedLeaderEpoch).rawValue
+                    return data
+                }
+                let maxBytes = max(0, min(Int(p.partitionMaxBytes), budget))
+                do throws(StorageError) {
+                    let result = try partition.read(from: p.fetchOffset, maxBytes: maxBytes, minOneBatch: total == 0)
+                    data.highWatermark = result.offsets.highWatermark
+                    data.lastStableOffset = result.offsets.highWatermark
+                    data.logStartOffset = result.offsets.logStart
+                    if !result.slice.isEmpty {
+                        data.records = .file(LogRecords(result.slice))
+                        total += result.slice.length
+                        budget -= result.slice.length
+                    }
+                } catch {
+                    let offsets = partition.offsets
+                    data.highWatermark = offsets.highWatermark
+                    data.lastStableOffset = offsets.highWatermark
+                    data.logStartOffset = offsets.logStart
+                    data.errorCode = ErrorMapping.code(for: error).rawValue
+                }
+                return data
+            })
+        }
+        return (FetchResponse(throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: responses), total)
+    }
+}
+
+/// A fetch waiting for data. Its state is touched only on its connection's event loop.
+final class ParkedFetch: @unchecked Sendable {
+    let request: FetchRequest
+    let version: Int16
+    let context: RequestContext
+    let handler: FetchHandler
+    let promise: EventLoopPromise<FetchResponse>
+    let partitions: [Partition]
+    var timeout: Scheduled<Void>?
+    var done = false
+
+    init(request: FetchRequest, version: Int16, context: RequestContext, handler: FetchHandler) {
+        self.request = request
+        self.version = version
+        self.context = context
+        self.handler = handler
+        promise = context.eventLoop.makePromise()
+        let registry = context.broker.topics
+        partitions = request.topics.flatMap { topic in
+            topic.partitions.compactMap { p in
+                let known = version >= 13 ? registry.topic(id: topic.topicId) : registry.topic(topic.topic)
+                return known.flatMap { t in p.partition >= 0 && Int(p.partition) < t.partitions.count ? t.partitions[Int(p.partition)] : nil }
+            }
+        }
+    }
+
+    func start(waitMs: Int32) -> EventLoopFuture<FetchResponse> {
+        context.eventLoop.assertInEventLoop()
+        timeout = context.eventLoop.scheduleTask(in: .milliseconds(Int64(waitMs))) { [self] in
+            finish(handler.read(request, version: version, context: context).0)
+        }
+        park()
+        return promise.futureResult
+    }
+
+    /// Waits for the next append on any of the partitions; checks once after parking so that an
+    /// append between the first read and the parking is not missed.
+    func park() {
+        let key = ObjectIdentifier(self)
+        let loop = context.eventLoop
+        for partition in partitions {
+            guard partition.park(key, wake: { loop.execute { self.retry() } }) else {
+                return finish(handler.read(request, version: version, context: context).0)
+            }
+        }
+        retry()
+    }
+
+    func retry() {
+        guard !done else { return }
+        let (response, bytes) = handler.read(request, version: version, context: context)
+        if bytes >= Int(request.minBytes) {
+            finish(response)
+        } else {
+            let key = ObjectIdentifier(self)
+            let loop = context.eventLoop
+            for partition in partitions {
+                _ = partition.park(key, wake: { loop.execute { self.retry() } })
+            }
+        }
+    }
+
+    func finish(_ response: FetchResponse) {
+        guard !done else { return }
+        done = true
+        timeout?.cancel()
+        let key = ObjectIdentifier(self)
+        for partition in partitions { partition.unpark(key) }
+        promise.succeed(response)
+    }
+}

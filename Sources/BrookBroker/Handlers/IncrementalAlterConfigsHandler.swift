@@ -1,0 +1,54 @@
+import BrookProtocol
+
+/// IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on single topic configs.
+struct IncrementalAlterConfigsHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 0...1
+
+    enum Operation: Int8 { case set = 0, delete = 1, append = 2, subtract = 3 }
+
+    func handle(_ request: IncrementalAlterConfigsRequest, version: Int16, context: RequestContext) -> Reply<IncrementalAlterConfigsResponse> {
+        let responses = request.resources.map { resource in
+            var response = IncrementalAlterConfigsResponse.AlterConfigsResourceResponse(
+                errorCode: 0, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName)
+            do throws(TopicError) {
+                guard resource.resourceType == ConfigResource.topic else { throw ConfigResource.brokerAlterRefused }
+                let topic = try ConfigResource.topicForAlter(resource.resourceName, broker: context.broker).get()
+                var overrides = topic.overrides
+                for config in resource.configs {
+                    try apply(config, to: &overrides)
+                }
+                try context.broker.topics.setConfigs(name: resource.resourceName, overrides: overrides, validateOnly: request.validateOnly)
+            } catch {
+                response.errorCode = error.code.rawValue
+                response.errorMessage = error.message
+            }
+            return response
+        }
+        return .now(IncrementalAlterConfigsResponse(throttleTimeMs: 0, responses: responses))
+    }
+
+    func apply(_ config: IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig,
+               to overrides: inout [String: String]) throws(TopicError) {
+        guard let operation = Operation(rawValue: config.configOperation) else {
+            throw TopicError(.invalidRequest, "Unknown config operation \(config.configOperation)")
+        }
+        guard let definition = TopicConfigs.definition(config.name) else {
+            throw TopicError(.invalidConfig, "Unknown topic config name: \(config.name)")
+        }
+        switch operation {
+        case .set:
+            guard let value = config.value else { throw TopicError(.invalidRequest, "Null value not supported for: \(config.name)") }
+            overrides[config.name] = value
+        case .delete:
+            overrides[config.name] = nil
+        case .append, .subtract:
+            guard definition.type == .list else {
+                throw TopicError(.invalidConfig, "Config value append/subtract is not allowed for config key \(config.name)")
+            }
+            let current = (overrides[config.name] ?? definition.defaultValue).split(separator: ",").map { $0.trimmed }.filter { !$0.isEmpty }
+            let given = (config.value ?? "").split(separator: ",").map { $0.trimmed }.filter { !$0.isEmpty }
+            let result = operation == .append ? current + given.filter { !current.contains($0) } : current.filter { !given.contains($0) }
+            overrides[config.name] = result.joined(separator: ",")
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import BrookCore
+import BrookProtocol
+import BrookStorage
+
+/// ListOffsets: the earliest (-2), latest (-1) and max-timestamp (-3) offsets, or the first
+/// offset whose record is at or after a timestamp.
+struct ListOffsetsHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 1...10
+
+    static let latest: Int64 = -1
+    static let earliest: Int64 = -2
+    static let maxTimestamp: Int64 = -3
+    static let earliestLocal: Int64 = -4
+    static let latestTiered: Int64 = -5
+
+    typealias PartitionResult = ListOffsetsResponse.ListOffsetsTopicResponse.ListOffsetsPartitionResponse
+
+    func handle(_ request: ListOffsetsRequest, version: Int16, context: RequestContext) -> Reply<ListOffsetsResponse> {
+        let topics = request.topics.map { topic in
+            ListOffsetsResponse.ListOffsetsTopicResponse(name: topic.name, partitions: topic.partitions.map { p in
+                lookup(p, topic: topic.name, context: context)
+            })
+        }
+        return .now(ListOffsetsResponse(throttleTimeMs: 0, topics: topics))
+    }
+
+    func lookup(_ p: ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition, topic: String, context: RequestContext) -> PartitionResult {
+        var result = PartitionResult(partitionIndex: p.partitionIndex, errorCode: 0)
+        guard let partition = context.broker.topics.partition(topic, p.partitionIndex) else {
+            result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+            return result
+        }
+        if p.currentLeaderEpoch != LeaderEpoch(-1) && p.currentLeaderEpoch != partition.leaderEpoch {
+            result.errorCode = (p.currentLeaderEpoch > partition.leaderEpoch ? ErrorCode.unknownLeaderEpoch : .fencedLeaderEpoch).rawValue
+            return result
+        }
+        do throws(StorageError) {
+            let found: TimestampedOffset? = try partition.withLog { log throws(StorageError) -> TimestampedOffset? in
+                switch p.timestamp {
+                case Self.latest: TimestampedOffset(offset: log.logEndOffset, timestamp: .none)
+                case Self.earliest, Self.earliestLocal: TimestampedOffset(offset: log.logStartOffset, timestamp: .none)
+                case Self.maxTimestamp: try log.maxTimestampOffset()
+                case Self.latestTiered: nil
+                case ..<0: nil
+                default: try log.offset(forTimestamp: Timestamp(ms: p.timestamp))
+                }
+            }
+            if let found {
+                result.offset = found.offset
+                result.timestamp = found.timestamp.ms
+                result.leaderEpoch = partition.leaderEpoch
+            }
+        } catch {
+            result.errorCode = ErrorMapping.code(for: error).rawValue
+        }
+        return result
+    }
+}

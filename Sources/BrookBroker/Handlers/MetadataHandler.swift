@@ -1,0 +1,56 @@
+import BrookCore
+import BrookProtocol
+
+/// Metadata: brokers, the controller, and topics with their partitions' leaders and replicas.
+/// Asking for a missing topic creates it when `auto.create.topics.enable` and the request allow.
+struct MetadataHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 0...13
+
+    typealias TopicResult = MetadataResponse.MetadataResponseTopic
+
+    func handle(_ request: MetadataRequest, version: Int16, context: RequestContext) -> Reply<MetadataResponse> {
+        let broker = context.broker
+        let address = broker.config.advertised
+        var response = MetadataResponse(
+            throttleTimeMs: 0,
+            brokers: [.init(nodeId: broker.config.nodeID, host: address.host, port: Int32(address.port), rack: nil)],
+            clusterId: broker.clusterID, controllerId: broker.config.nodeID)
+        // v0 asks for every topic with an empty list; later versions with null.
+        if request.topics == nil || (version == 0 && request.topics?.isEmpty == true) {
+            response.topics = broker.topics.allTopics().map { describe($0, context) }
+            return .now(response)
+        }
+        let autoCreate = broker.config.autoCreateTopics && (version < 4 || request.allowAutoTopicCreation)
+        response.topics = (request.topics ?? []).map { wanted in
+            if let name = wanted.name, !name.isEmpty {
+                if let topic = broker.topics.topic(name) { return describe(topic, context) }
+                if let problem = TopicRegistry.validateName(name) {
+                    return TopicResult(errorCode: problem.code.rawValue, name: name, isInternal: false)
+                }
+                guard autoCreate else {
+                    return TopicResult(errorCode: ErrorCode.unknownTopicOrPartition.rawValue, name: name)
+                }
+                do throws(TopicError) {
+                    let topic = try broker.topics.create(name: name, partitions: broker.config.numPartitions, configs: [:])
+                    return describe(topic, context)
+                } catch {
+                    if let topic = broker.topics.topic(name) { return describe(topic, context) }  // created meanwhile
+                    return TopicResult(errorCode: error.code.rawValue, name: name)
+                }
+            }
+            guard let topic = broker.topics.topic(id: wanted.topicId) else {
+                return TopicResult(errorCode: ErrorCode.unknownTopicID.rawValue, name: nil, topicId: wanted.topicId)
+            }
+            return describe(topic, context)
+        }
+        return .now(response)
+    }
+
+    func describe(_ topic: Topic, _ context: RequestContext) -> TopicResult {
+        let node = context.broker.config.nodeID
+        return TopicResult(errorCode: 0, name: topic.name, topicId: topic.id, isInternal: false, partitions: topic.partitions.map { p in
+            .init(errorCode: 0, partitionIndex: p.index, leaderId: node, leaderEpoch: p.leaderEpoch,
+                  replicaNodes: [node], isrNodes: [node], offlineReplicas: [])
+        })
+    }
+}

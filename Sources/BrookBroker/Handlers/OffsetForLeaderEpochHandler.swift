@@ -1,0 +1,32 @@
+import BrookCore
+import BrookProtocol
+
+/// OffsetForLeaderEpoch: where a leader epoch ends, so that a consumer (or follower) can detect
+/// log truncation. A single node has one epoch, so every epoch up to it ends at the log end.
+struct OffsetForLeaderEpochHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 2...4
+
+    func handle(_ request: OffsetForLeaderEpochRequest, version: Int16, context: RequestContext) -> Reply<OffsetForLeaderEpochResponse> {
+        let topics = request.topics.map { topic in
+            OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult(topic: topic.topic, partitions: topic.partitions.map { p in
+                var result = OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult.EpochEndOffset(
+                    errorCode: 0, partition: p.partition, leaderEpoch: LeaderEpoch(-1), endOffset: Offset(-1))
+                guard let partition = context.broker.topics.partition(topic.topic, p.partition) else {
+                    result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+                    return result
+                }
+                let current = partition.leaderEpoch
+                if p.currentLeaderEpoch != LeaderEpoch(-1) {
+                    if p.currentLeaderEpoch > current { result.errorCode = ErrorCode.unknownLeaderEpoch.rawValue; return result }
+                    if p.currentLeaderEpoch < current { result.errorCode = ErrorCode.fencedLeaderEpoch.rawValue; return result }
+                }
+                if p.leaderEpoch >= LeaderEpoch(0) && p.leaderEpoch <= current {
+                    result.leaderEpoch = current
+                    result.endOffset = partition.offsets.highWatermark
+                }
+                return result
+            })
+        }
+        return .now(OffsetForLeaderEpochResponse(throttleTimeMs: 0, topics: topics))
+    }
+}

@@ -1,0 +1,49 @@
+import BrookCore
+import BrookProtocol
+import BrookStorage
+import NIOCore
+
+/// Produce: validates and appends record batches. acks=1 and acks=all are the same on a single
+/// node (it is the whole ISR); acks=0 gets no answer.
+struct ProduceHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 3...12
+    /// Kafka 4 still lists v0-v2 (it answers them with an error): librdkafka enables
+    /// compression only when it sees them listed.
+    let advertised: ClosedRange<Int16> = 0...12
+
+    typealias PartitionResult = ProduceResponse.TopicProduceResponse.PartitionProduceResponse
+
+    func handle(_ request: ProduceRequest, version: Int16, context: RequestContext) -> Reply<ProduceResponse> {
+        let validAcks = request.acks == -1 || request.acks == 0 || request.acks == 1
+        let responses = request.topicData.map { topic in
+            ProduceResponse.TopicProduceResponse(name: topic.name, partitionResponses: topic.partitionData.map { data in
+                guard validAcks else { return failure(data.index, .invalidRequiredAcks, nil) }
+                return append(data, topic: topic.name, context: context)
+            })
+        }
+        if request.acks == 0 { return .none }
+        return .now(ProduceResponse(responses: responses, throttleTimeMs: 0))
+    }
+
+    func append(_ data: ProduceRequest.TopicProduceData.PartitionProduceData, topic: String, context: RequestContext) -> PartitionResult {
+        guard let partition = context.broker.topics.partition(topic, data.index) else {
+            return failure(data.index, .unknownTopicOrPartition, nil)
+        }
+        guard case .bytes(var records)? = data.records, records.readableBytes > 0 else {
+            return failure(data.index, .corruptMessage, "The request holds no record batch")
+        }
+        do throws(StorageError) {
+            let result = try partition.append(&records)
+            return PartitionResult(index: data.index, errorCode: 0, baseOffset: result.firstOffset,
+                                   logAppendTimeMs: result.logAppendTime?.ms ?? -1, logStartOffset: partition.offsets.logStart)
+        } catch {
+            let code = ErrorMapping.code(for: error)
+            if code == .kafkaStorageError { context.broker.logger.error("append to \(partition.name) failed: \(error)") }
+            return failure(data.index, code, "\(error)")
+        }
+    }
+
+    func failure(_ index: Int32, _ code: ErrorCode, _ message: String?) -> PartitionResult {
+        PartitionResult(index: index, errorCode: code.rawValue, baseOffset: Offset(-1), errorMessage: message)
+    }
+}

@@ -1,0 +1,275 @@
+import BrookCore
+import BrookProtocol
+import BrookStorage
+import Logging
+import Synchronization
+
+/// A topic as the broker knows it: its id, partitions and config overrides.
+public struct Topic: Sendable {
+    public let name: String
+    public let id: KafkaUUID
+    public var partitions: [Partition]
+    /// Configs set on the topic (Kafka's names); the rest come from the broker's defaults.
+    public var overrides: [String: String]
+}
+
+/// Why a topic operation was refused, with the Kafka error code it answers with.
+public struct TopicError: Error, Sendable, CustomStringConvertible {
+    public let code: ErrorCode
+    public let message: String
+    public init(_ code: ErrorCode, _ message: String) { self.code = code; self.message = message }
+    public var description: String { message }
+}
+
+/// The topics of this broker and their partitions. Topic metadata (names, ids, partition counts,
+/// config overrides) lives in `brook-topics` in the first log directory, rewritten atomically on
+/// every change; the cluster issue moves it into the Raft metadata log.
+public final class TopicRegistry: Sendable {
+    struct State {
+        var topics: [String: Topic] = [:]
+        var names: [KafkaUUID: String] = [:]
+        var random = SystemRandomNumberGenerator()
+    }
+
+    let state = Mutex(State())
+    let logDirs: [String]
+    let brokerDefaults: [String: String]
+    let clock: any Clock
+    let logger: Logger
+    static let metadataFileName = "brook-topics"
+
+    public init(logDirs: [String], brokerDefaults: [String: String], clock: any Clock, logger: Logger) {
+        precondition(!logDirs.isEmpty, "at least one log directory")
+        self.logDirs = logDirs
+        self.brokerDefaults = brokerDefaults
+        self.clock = clock
+        self.logger = logger
+    }
+
+    var metadataPath: String { logDirs[0] + "/" + Self.metadataFileName }
+
+    // MARK: lookups
+
+    public func topic(_ name: String) -> Topic? { state.withLock { $0.topics[name] } }
+    public func topic(id: KafkaUUID) -> Topic? { state.withLock { s in s.names[id].flatMap { s.topics[$0] } } }
+    public func allTopics() -> [Topic] { state.withLock { Array($0.topics.values) }.sorted { $0.name < $1.name } }
+
+    public func partition(_ topic: String, _ index: Int32) -> Partition? {
+        state.withLock { s in
+            guard let t = s.topics[topic], index >= 0, Int(index) < t.partitions.count else { return nil }
+            return t.partitions[Int(index)]
+        }
+    }
+
+    public func logConfig(for topic: Topic) throws(StorageError) -> LogConfig {
+        try TopicConfigs.logConfig(brokerDefaults: brokerDefaults, overrides: topic.overrides)
+    }
+
+    // MARK: validation
+
+    /// Kafka's rules: 1 to 249 characters of [a-zA-Z0-9._-], not "." or "..".
+    public static func validateName(_ name: String) -> TopicError? {
+        if name.isEmpty { return TopicError(.invalidTopicException, "Topic name is illegal, it can't be empty") }
+        if name == "." || name == ".." { return TopicError(.invalidTopicException, "Topic name cannot be \".\" or \"..\"") }
+        if name.utf8.count > Limits.topicNameBytesMax {
+            return TopicError(.invalidTopicException, "Topic name is illegal, it can't be longer than \(Limits.topicNameBytesMax) characters")
+        }
+        let legal = name.utf8.allSatisfy { c in
+            (c >= 0x61 && c <= 0x7A) || (c >= 0x41 && c <= 0x5A) || (c >= 0x30 && c <= 0x39) || c == 0x2E || c == 0x5F || c == 0x2D
+        }
+        if !legal {
+            return TopicError(.invalidTopicException, "Topic name \"\(name)\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'")
+        }
+        return nil
+    }
+
+    public static func validateConfigs(_ configs: [String: String]) -> TopicError? {
+        for (key, value) in configs.sorted(by: { $0.key < $1.key }) {
+            if let problem = TopicConfigs.validate(key, value) { return TopicError(.invalidConfig, problem) }
+            if value.contains("\n") { return TopicError(.invalidConfig, "Invalid value for \(key): line breaks are not allowed") }
+        }
+        return nil
+    }
+
+    // MARK: changes
+
+    /// Checks that a topic could be created, without creating it (CreateTopics validate_only).
+    public func checkCreate(name: String, partitions: Int32, configs: [String: String]) -> TopicError? {
+        if let problem = Self.validateName(name) { return problem }
+        if state.withLock({ $0.topics[name] != nil }) {
+            return TopicError(.topicAlreadyExists, "Topic '\(name)' already exists.")
+        }
+        guard partitions >= 1, Int(partitions) <= Limits.partitionsPerTopicMax else {
+            return TopicError(.invalidPartitions, "Number of partitions must be between 1 and \(Limits.partitionsPerTopicMax).")
+        }
+        if state.withLock({ $0.topics.count }) >= Limits.topicsMax {
+            return TopicError(.policyViolation, "This broker already has \(Limits.topicsMax) topics.")
+        }
+        return Self.validateConfigs(configs)
+    }
+
+    public func create(name: String, partitions: Int32, configs: [String: String]) throws(TopicError) -> Topic {
+        if let problem = checkCreate(name: name, partitions: partitions, configs: configs) { throw problem }
+        let id = state.withLock { s -> KafkaUUID in
+            var id = KafkaUUID.random(using: &s.random)
+            while s.names[id] != nil { id = KafkaUUID.random(using: &s.random) }
+            return id
+        }
+        var topic = Topic(name: name, id: id, partitions: [], overrides: configs)
+        topic.partitions = try openPartitions(of: topic, range: 0..<partitions)
+        let created = topic
+        let raced = state.withLock { s -> Bool in
+            if s.topics[name] != nil { return true }
+            s.topics[name] = created
+            s.names[id] = name
+            return false
+        }
+        if raced {
+            // Another request created it meanwhile (two auto-creations): keep theirs.
+            closeAll(created.partitions)
+            throw TopicError(.topicAlreadyExists, "Topic '\(name)' already exists.")
+        }
+        try save()
+        logger.info("created topic \(name) with \(partitions) partitions", metadata: ["topic_id": "\(id)"])
+        return created
+    }
+
+    public func delete(name: String) throws(TopicError) -> KafkaUUID {
+        guard let removed = state.withLock({ s -> Topic? in
+            guard let t = s.topics.removeValue(forKey: name) else { return nil }
+            s.names[t.id] = nil
+            return t
+        }) else { throw TopicError(.unknownTopicOrPartition, "This server does not host this topic-partition.") }
+        try save()
+        closeAll(removed.partitions)
+        for partition in removed.partitions {
+            do { try FileSystem.removeTree(partition.logDirectory) } catch {
+                logger.warning("could not remove \(partition.logDirectory): \(error)")
+            }
+        }
+        logger.info("deleted topic \(name)")
+        return removed.id
+    }
+
+    public func addPartitions(name: String, totalCount: Int32, validateOnly: Bool) throws(TopicError) {
+        guard let topic = topic(name) else { throw TopicError(.unknownTopicOrPartition, "Topic '\(name)' does not exist.") }
+        let current = Int32(topic.partitions.count)
+        guard totalCount > current else {
+            throw TopicError(.invalidPartitions, "Topic currently has \(current) partitions, \(totalCount) would not be an increase.")
+        }
+        guard Int(totalCount) <= Limits.partitionsPerTopicMax else {
+            throw TopicError(.invalidPartitions, "Number of partitions must be at most \(Limits.partitionsPerTopicMax).")
+        }
+        if validateOnly { return }
+        let added = try openPartitions(of: topic, range: current..<totalCount)
+        state.withLock { s in s.topics[name]?.partitions.append(contentsOf: added) }
+        try save()
+    }
+
+    /// Replaces a topic's config overrides (after validation) and applies them to its logs.
+    public func setConfigs(name: String, overrides: [String: String], validateOnly: Bool) throws(TopicError) {
+        guard var topic = topic(name) else { throw TopicError(.unknownTopicOrPartition, "Topic '\(name)' does not exist.") }
+        if let problem = Self.validateConfigs(overrides) { throw problem }
+        if validateOnly { return }
+        topic.overrides = overrides
+        let config: LogConfig
+        do { config = try logConfig(for: topic) } catch { throw TopicError(.invalidConfig, "\(error)") }
+        state.withLock { $0.topics[name]?.overrides = overrides }
+        for partition in topic.partitions {
+            do { try partition.withLog { log throws(StorageError) in log.update(config: config) } } catch { logger.warning("\(error)") }
+        }
+        try save()
+    }
+
+    func openPartitions(of topic: Topic, range: Range<Int32>) throws(TopicError) -> [Partition] {
+        let config: LogConfig
+        do { config = try logConfig(for: topic) } catch { throw TopicError(.invalidConfig, "\(error)") }
+        var opened: [Partition] = []
+        for index in range {
+            let directory = directory(topic: topic.name, index: index)
+            do {
+                let log = try PartitionLog.open(directory: directory, config: config, clock: clock, logger: logger)
+                opened.append(Partition(topic: topic.name, index: index, logDirectory: directory, log: log))
+            } catch {
+                closeAll(opened)
+                throw TopicError(.kafkaStorageError, "cannot open \(directory): \(error)")
+            }
+        }
+        return opened
+    }
+
+    /// Where a partition lives: its existing directory, or the log dir holding fewest partitions.
+    func directory(topic: String, index: Int32) -> String {
+        let name = "\(topic)-\(index)"
+        if let existing = logDirs.first(where: { FileSystem.exists($0 + "/" + name) }) { return existing + "/" + name }
+        let counts = state.withLock { s in
+            logDirs.map { dir in s.topics.values.reduce(0) { $0 + $1.partitions.filter { $0.logDirectory.hasPrefix(dir + "/") }.count } }
+        }
+        let chosen = counts.indices.min { counts[$0] < counts[$1] } ?? 0
+        return logDirs[chosen] + "/" + name
+    }
+
+    func closeAll(_ partitions: [Partition]) {
+        for partition in partitions {
+            do { try partition.withLog { log throws(StorageError) in try log.close() } } catch { logger.warning("closing \(partition.name): \(error)") }
+        }
+    }
+
+    // MARK: persistence
+
+    func save() throws(TopicError) {
+        let text = state.withLock { s -> String in
+            var lines = ["# Brook topic metadata: topic NAME ID PARTITIONS, then config NAME KEY VALUE"]
+            for topic in s.topics.values.sorted(by: { $0.name < $1.name }) {
+                lines.append("topic \(topic.name) \(topic.id) \(topic.partitions.count)")
+                for (key, value) in topic.overrides.sorted(by: { $0.key < $1.key }) {
+                    lines.append("config \(topic.name) \(key) \(value)")
+                }
+            }
+            return lines.joined(separator: "\n") + "\n"
+        }
+        do { try FileSystem.writeAtomically(metadataPath, contents: text, durable: true) } catch {
+            throw TopicError(.kafkaStorageError, "cannot write \(metadataPath): \(error)")
+        }
+    }
+
+    /// Opens every topic recorded in the metadata file (at broker start).
+    public func load() throws(TopicError) {
+        for dir in logDirs {
+            do { try FileSystem.createDirectory(dir) } catch { throw TopicError(.kafkaStorageError, "cannot create \(dir): \(error)") }
+        }
+        let text: String?
+        do { text = try FileSystem.readFile(metadataPath) } catch { throw TopicError(.kafkaStorageError, "\(error)") }
+        guard let text else { return }
+        var records: [(name: String, id: KafkaUUID, count: Int32, configs: [String: String])] = []
+        for (number, line) in text.split(separator: "\n").enumerated() where !line.hasPrefix("#") {
+            let words = line.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+            if words.count == 4, words[0] == "topic", let id = KafkaUUID(words[2]), let count = Int32(words[3]) {
+                records.append((words[1], id, count, [:]))
+            } else if words.count == 4, words[0] == "config", let i = records.lastIndex(where: { $0.name == words[1] }) {
+                records[i].configs[words[2]] = words[3]
+            } else {
+                throw TopicError(.kafkaStorageError, "\(metadataPath):\(number + 1): cannot read '\(line)'")
+            }
+        }
+        for record in records {
+            var topic = Topic(name: record.name, id: record.id, partitions: [], overrides: record.configs)
+            topic.partitions = try openPartitions(of: topic, range: 0..<record.count)
+            let loaded = topic
+            state.withLock { s in
+                s.topics[loaded.name] = loaded
+                s.names[loaded.id] = loaded.name
+            }
+        }
+        logger.info("opened \(records.count) topics from \(metadataPath)")
+    }
+
+    /// Closes every log, leaving the clean-shutdown markers.
+    public func closeAllLogs() {
+        let topics = state.withLock { s -> [Topic] in
+            defer { s.topics.removeAll(); s.names.removeAll() }
+            return Array(s.topics.values)
+        }
+        for topic in topics { closeAll(topic.partitions) }
+    }
+}

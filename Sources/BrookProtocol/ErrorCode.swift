@@ -1,0 +1,59 @@
+/// Kafka's error codes, as they travel in responses (the numbers are the protocol's).
+public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: Int16
+    public init(rawValue: Int16) { self.rawValue = rawValue }
+
+    public static let unknownServerError = ErrorCode(rawValue: -1)
+    public static let none = ErrorCode(rawValue: 0)
+    public static let offsetOutOfRange = ErrorCode(rawValue: 1)
+    public static let corruptMessage = ErrorCode(rawValue: 2)
+    public static let unknownTopicOrPartition = ErrorCode(rawValue: 3)
+    public static let invalidFetchSize = ErrorCode(rawValue: 4)
+    public static let leaderNotAvailable = ErrorCode(rawValue: 5)
+    public static let notLeaderOrFollower = ErrorCode(rawValue: 6)
+    public static let requestTimedOut = ErrorCode(rawValue: 7)
+    public static let messageTooLarge = ErrorCode(rawValue: 10)
+    public static let coordinatorNotAvailable = ErrorCode(rawValue: 15)
+    public static let invalidTopicException = ErrorCode(rawValue: 17)
+    public static let recordListTooLarge = ErrorCode(rawValue: 18)
+    public static let invalidRequiredAcks = ErrorCode(rawValue: 21)
+    public static let topicAuthorizationFailed = ErrorCode(rawValue: 29)
+    public static let unsupportedVersion = ErrorCode(rawValue: 35)
+    public static let topicAlreadyExists = ErrorCode(rawValue: 36)
+    public static let invalidPartitions = ErrorCode(rawValue: 37)
+    public static let invalidReplicationFactor = ErrorCode(rawValue: 38)
+    public static let invalidReplicaAssignment = ErrorCode(rawValue: 39)
+    public static let invalidConfig = ErrorCode(rawValue: 40)
+    public static let invalidRequest = ErrorCode(rawValue: 42)
+    public static let unsupportedForMessageFormat = ErrorCode(rawValue: 43)
+    public static let policyViolation = ErrorCode(rawValue: 44)
+    public static let kafkaStorageError = ErrorCode(rawValue: 56)
+    public static let logDirNotFound = ErrorCode(rawValue: 57)
+    public static let unknownLeaderEpoch = ErrorCode(rawValue: 59)
+    public static let fetchSessionIDNotFound = ErrorCode(rawValue: 70)
+    public static let invalidFetchSessionEpoch = ErrorCode(rawValue: 71)
+    public static let fencedLeaderEpoch = ErrorCode(rawValue: 74)
+    public static let unknownTopicID = ErrorCode(rawValue: 100)
+    public static let offsetNotAvailable = ErrorCode(rawValue: 78)
+    public static let invalidRecord = ErrorCode(rawValue: 87)
+    public static let inconsistentTopicID = ErrorCode(rawValue: 103)
+    public static let resourceNotFound = ErrorCode(rawValue: 91)
+    public static let throttlingQuotaExceeded = ErrorCode(rawValue: 89)
+
+    public var description: String { "\(Self.names[rawValue] ?? "ERROR") (\(rawValue))" }
+
+    static let names: [Int16: String] = [
+        -1: "UNKNOWN_SERVER_ERROR", 0: "NONE", 1: "OFFSET_OUT_OF_RANGE", 2: "CORRUPT_MESSAGE",
+        3: "UNKNOWN_TOPIC_OR_PARTITION", 4: "INVALID_FETCH_SIZE", 5: "LEADER_NOT_AVAILABLE",
+        6: "NOT_LEADER_OR_FOLLOWER", 7: "REQUEST_TIMED_OUT", 10: "MESSAGE_TOO_LARGE",
+        15: "COORDINATOR_NOT_AVAILABLE", 17: "INVALID_TOPIC_EXCEPTION", 18: "RECORD_LIST_TOO_LARGE",
+        21: "INVALID_REQUIRED_ACKS", 29: "TOPIC_AUTHORIZATION_FAILED", 35: "UNSUPPORTED_VERSION",
+        36: "TOPIC_ALREADY_EXISTS", 37: "INVALID_PARTITIONS", 38: "INVALID_REPLICATION_FACTOR",
+        39: "INVALID_REPLICA_ASSIGNMENT", 40: "INVALID_CONFIG", 42: "INVALID_REQUEST",
+        43: "UNSUPPORTED_FOR_MESSAGE_FORMAT", 44: "POLICY_VIOLATION", 56: "KAFKA_STORAGE_ERROR",
+        57: "LOG_DIR_NOT_FOUND", 59: "UNKNOWN_LEADER_EPOCH", 70: "FETCH_SESSION_ID_NOT_FOUND",
+        71: "INVALID_FETCH_SESSION_EPOCH", 74: "FENCED_LEADER_EPOCH", 78: "OFFSET_NOT_AVAILABLE",
+        87: "INVALID_RECORD", 89: "THROTTLING_QUOTA_EXCEEDED", 91: "RESOURCE_NOT_FOUND",
+        100: "UNKNOWN_TOPIC_ID", 103: "INCONSISTENT_TOPIC_ID",
+    ]
+}

@@ -1,0 +1,88 @@
+import BrookBroker
+import BrookCore
+import Logging
+import NIOCore
+import NIOConcurrencyHelpers
+import NIOPosix
+
+/// The broker on SwiftNIO: one listener per `listeners` entry, an event loop per core, and a
+/// maintenance thread for flushes, retention and compaction.
+public final class BrookServer: Sendable {
+    public let broker: Broker
+    let group: MultiThreadedEventLoopGroup
+    let maintenance: NIOThreadPool
+    let memory: RequestMemory
+    let logger: Logger
+    let channels = NIOLockedValueBox<[any Channel]>([])
+    let maintenanceTask = NIOLockedValueBox<RepeatedTask?>(nil)
+
+    public init(broker: Broker, threads: Int = System.coreCount, logger: Logger) {
+        self.broker = broker
+        self.logger = logger
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        maintenance = NIOThreadPool(numberOfThreads: 1)
+        memory = RequestMemory(bytesMax: broker.config.queuedMaxRequestBytes)
+    }
+
+    /// Binds every listener; returns the bound addresses (port 0 becomes the real port).
+    @discardableResult
+    public func start() throws -> [SocketAddress] {
+        maintenance.start()
+        let broker = self.broker
+        let memory = self.memory
+        let logger = self.logger
+        let frameBytesMax = broker.config.socketRequestMaxBytes
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.autoRead, value: true)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: frameBytesMax)))
+                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(broker: broker, memory: memory, logger: logger, zeroCopy: true))
+                }
+            }
+        var bound: [SocketAddress] = []
+        for listener in broker.config.listeners {
+            let channel = try bootstrap.bind(host: listener.host, port: listener.port).wait()
+            channels.withLockedValue { $0.append(channel) }
+            if let address = channel.localAddress { bound.append(address) }
+        }
+        scheduleMaintenance()
+        return bound
+    }
+
+    func scheduleMaintenance() {
+        let broker = self.broker
+        let pool = maintenance
+        let interval = broker.config.retentionCheckIntervalMs
+        let lastRetention = NIOLockedValueBox<Int64>(broker.clock.now().ms)
+        let running = NIOLockedValueBox(false)
+        let task = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            // One pass at a time, off the event loops (compaction may take a while).
+            guard running.withLockedValue({ busy in defer { busy = true }; return !busy }) else { return }
+            pool.submit { _ in
+                let now = broker.clock.now().ms
+                let due = lastRetention.withLockedValue { last in
+                    guard now - last >= interval else { return false }
+                    last = now
+                    return true
+                }
+                broker.runMaintenance(retention: due)
+                running.withLockedValue { $0 = false }
+            }
+        }
+        maintenanceTask.withLockedValue { $0 = task }
+    }
+
+    /// Stops listening, closes connections, and closes every log cleanly.
+    public func shutdown() {
+        maintenanceTask.withLockedValue { $0?.cancel() }
+        for channel in channels.withLockedValue({ $0 }) { try? channel.close().wait() }
+        try? group.syncShutdownGracefully()
+        try? maintenance.syncShutdownGracefully()
+        broker.shutdown()
+    }
+}
