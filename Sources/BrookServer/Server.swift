@@ -1,5 +1,6 @@
 import BrookBroker
 import BrookCore
+import BrookProtocol
 import Logging
 import NIOCore
 import NIOConcurrencyHelpers

@@ -1,12 +1,13 @@
 import ArgumentParser
 
 @main
-struct Brook: ParsableCommand {
+struct Brook: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "brook",
         abstract: "Brook: a Kafka-compatible event-streaming platform.",
         discussion: "Start a single-node broker with `brook serve`; see README.md.",
-        subcommands: [Serve.self, LogCommand.self, PerfCommand.self])
+        subcommands: [Serve.self, TopicCommand.self, ConfigCommand.self, ProduceCommand.self, ConsumeCommand.self,
+                      LogCommand.self, PerfCommand.self])
 }
 
 struct LogCommand: ParsableCommand {
@@ -14,7 +15,8 @@ struct LogCommand: ParsableCommand {
         commandName: "log", abstract: "Inspect partition log files.", subcommands: [LogDump.self])
 }
 
-struct PerfCommand: ParsableCommand {
+struct PerfCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "perf", abstract: "Measure Brook on this machine.", subcommands: [PerfLog.self])
+        commandName: "perf", abstract: "Measure Brook on this machine.",
+        subcommands: [PerfLog.self, PerfProduce.self, PerfConsume.self])
 }

@@ -75,7 +75,8 @@ struct Serve: ParsableCommand {
             source.resume()
             return source
         }
-        withExtendedLifetime(signals) { dispatchMain() }
+        // The signal handlers run on a global queue and exit the process.
+        withExtendedLifetime(signals) { DispatchSemaphore(value: 0).wait() }
     }
 
     func raiseOpenFileLimit(logger: Logger) {

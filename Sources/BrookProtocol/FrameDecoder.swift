@@ -1,7 +1,8 @@
 import NIOCore
 
 /// Splits the byte stream into Kafka frames (a 4-byte size, then that many bytes). A size below
-/// the smallest request header or above `socket.request.max.bytes` closes the connection.
+/// `frameBytesMin` or above `frameBytesMax` (the broker's `socket.request.max.bytes`) is an
+/// error, which closes the connection.
 public struct KafkaFrameDecoder: ByteToMessageDecoder {
     public typealias InboundOut = ByteBuffer
 
@@ -9,19 +10,21 @@ public struct KafkaFrameDecoder: ByteToMessageDecoder {
         public let description: String
     }
 
-    /// api key, api version, correlation id, client id length.
-    static let headerBytesMin = 10
+    /// A request header's fixed part: api key, api version, correlation id, client id length.
+    public static let requestHeaderBytes = 10
+    let frameBytesMin: Int
     let frameBytesMax: Int
 
-    public init(frameBytesMax: Int) {
+    public init(frameBytesMin: Int = KafkaFrameDecoder.requestHeaderBytes, frameBytesMax: Int) {
+        self.frameBytesMin = frameBytesMin
         self.frameBytesMax = frameBytesMax
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let size = buffer.getInteger(at: buffer.readerIndex, as: Int32.self) else { return .needMoreData }
-        guard size >= Self.headerBytesMin else { throw FrameError(description: "frame size \(size) is below a request header's") }
+        guard size >= frameBytesMin else { throw FrameError(description: "frame size \(size) is below the smallest header") }
         guard Int(size) <= frameBytesMax else {
-            throw FrameError(description: "frame of \(size) bytes is larger than socket.request.max.bytes=\(frameBytesMax)")
+            throw FrameError(description: "frame of \(size) bytes is larger than the limit of \(frameBytesMax)")
         }
         guard buffer.readableBytes >= 4 + Int(size) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
