@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brook's whole test suite: what a new user runs on a fresh machine, and what CI runs (.ci/run).
-# Installs what it needs when missing, builds, runs the unit / property / simulation tests, then
-# the end-to-end checks of the `brook` executable.
+# Installs what it needs when missing (kcat, confluent-kafka, kafka-python, pytest), checks the
+# generated protocol code, builds, runs the unit / property / simulation tests, the end-to-end
+# checks of the `brook` executable, then the interop suite: real Kafka clients against `brook serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,9 @@ if ! command -v swift >/dev/null 2>&1; then
     done
 fi
 command -v swift >/dev/null 2>&1 || { echo "swift not found: install Swift 6 (https://swift.org/install)"; exit 1; }
+
+echo "== generated protocol code"
+python3 scripts/protogen.py --check
 
 echo "== build"
 swift build --build-tests 2>&1 | grep -E "error|warning: unre|Compiling|Build complete" | grep -v Compiling || true
@@ -25,3 +29,6 @@ fi
 
 echo "== executable checks"
 scripts/cli-test.sh "$(swift build --show-bin-path)/brook"
+
+echo "== interop: kcat, confluent-kafka and kafka-python against brook serve"
+BROOK_BIN="$(swift build --show-bin-path)/brook" scripts/interop.sh
