@@ -87,7 +87,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BrookProtocolTests",
-            dependencies: ["BrookProtocol", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["BrookProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            exclude: ["golden"]
         ),
         .testTarget(
             name: "BrookBrokerTests",

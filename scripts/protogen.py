@@ -246,16 +246,19 @@ class Emitter:
             raise DefError(f"{field.where}: only struct types take nested fields")
 
     # -- reading
-    def read_scalar(self, t, r, nullable_expr):
+    def read_scalar(self, t, r, nullable_from):
         if t.base in PRIMITIVES:
             expr = f"try {r}.{PRIMITIVES[t.base][1]}()"
             return f"{t.typed}({expr})" if t.typed else expr
-        if t.base == "string":
-            return f"try {r}.readNullableString(compact: flexible)" if t.nullable and not t.array \
-                else f"try {r}.readString(compact: flexible)"
-        if t.base == "bytes":
-            return f"try {r}.readNullableBytes(compact: flexible)" if t.nullable and not t.array \
-                else f"try {r}.readBytes(compact: flexible)"
+        if t.base in ("string", "bytes"):
+            kind = "String" if t.base == "string" else "Bytes"
+            nullable = f"try {r}.readNullable{kind}(compact: flexible)"
+            plain = f"try {r}.read{kind}(compact: flexible)"
+            if not t.nullable or t.array:
+                return plain
+            if nullable_from is not None:
+                return f"(version >= {nullable_from.low} ? {nullable} : {plain})"
+            return nullable
         if t.base == "records":
             return f"try {r}.readRecords(compact: flexible)"
         return f"try {t.base}(from: &{r}, version: version)"
@@ -265,6 +268,9 @@ class Emitter:
         if t.array:
             count = f"try {r}.readNullableArrayCount(compact: flexible)" if t.nullable \
                 else f"try {r}.readArrayCount(compact: flexible)"
+            if t.nullable and field.nullable_from is not None:
+                count = (f"(version >= {field.nullable_from.low} ? {count} : "
+                         f"try {r}.readArrayCount(compact: flexible))")
             element = self.read_scalar(t, r, None) if not t.is_struct \
                 else f"try {t.base}(from: &{r}, version: version)"
             if t.nullable:
@@ -274,7 +280,8 @@ class Emitter:
                 self.out(level, f"do {{")
                 self.out(level + 1, f"let count = {count}")
                 self.out(level + 1, f"var elements = {t.swift()}()")
-            self.out(level + 1, "elements.reserveCapacity(count)")
+            # Reserve little up front: a count is bounded by the frame's bytes, not by memory.
+            self.out(level + 1, "elements.reserveCapacity(min(count, 1024))")
             self.out(level + 1, f"for _ in 0..<count {{ elements.append({element}) }}")
             self.out(level + 1, f"{target} = elements")
             if t.nullable:
@@ -284,7 +291,7 @@ class Emitter:
         elif t.is_struct and t.nullable:
             self.out(level, f"{target} = try {r}.readInt8() < 0 ? nil : {self.read_scalar(t, r, None)}")
         else:
-            self.out(level, f"{target} = {self.read_scalar(t, r, None)}")
+            self.out(level, f"{target} = {self.read_scalar(t, r, field.nullable_from)}")
 
     # -- writing
     def write_scalar(self, t, w, value, nullable_expr):

@@ -84,9 +84,13 @@ public enum TopicConfigs {
         return n < 0 ? "-1" : String(n * scaled.factor)
     }
 
+    /// The longest config value accepted (what a non-flexible DescribeConfigs can carry).
+    public static let valueBytesMax = Int(Int16.max)
+
     /// Checks one topic config; the message says what is wrong in Kafka's words.
     public static func validate(_ name: String, _ value: String) -> String? {
-        guard let d = byName[name] else { return "Unknown topic config name: \(name)" }
+        guard let d = byName[name] else { return "Unknown topic config name: \(name.prefix(255))" }
+        guard value.utf8.count <= valueBytesMax else { return "Invalid value for configuration \(name): longer than \(valueBytesMax) bytes" }
         let v = value.trimmed
         switch d.type {
         case .boolean: if v != "true" && v != "false" { return "Invalid value \(value) for configuration \(name): Expected value to be either true or false" }

@@ -46,11 +46,14 @@ public struct KafkaUUID: Hashable, Sendable, CustomStringConvertible {
     public static let zero = KafkaUUID(high: 0, low: 0)
 
     /// A random version-4 id (never zero, never Kafka's reserved METADATA id 0...01).
+    /// Redrawn while its text starts with '-', which command-line tools would take for an option.
     public static func random<G: RandomNumberGenerator>(using generator: inout G) -> KafkaUUID {
-        var id = KafkaUUID(high: generator.next(), low: generator.next())
-        id.high = (id.high & ~0xF000) | 0x4000
-        id.low = (id.low & ~(0xC << 60)) | (0x8 << 60)
-        return id
+        while true {
+            var id = KafkaUUID(high: generator.next(), low: generator.next())
+            id.high = (id.high & ~0xF000) | 0x4000
+            id.low = (id.low & ~(0xC << 60)) | (0x8 << 60)
+            if !id.description.hasPrefix("-") { return id }
+        }
     }
 
     static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)

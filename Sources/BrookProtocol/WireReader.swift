@@ -83,7 +83,8 @@ public struct WireReader {
     }
 
     public mutating func readBytes(compact: Bool) throws(ProtocolError) -> ByteBuffer {
-        try readNullableBytes(compact: compact) ?? ByteBuffer()
+        guard let bytes = try readNullableBytes(compact: compact) else { throw ProtocolError("null where bytes are required") }
+        return bytes
     }
 
     /// Record batches: a slice of the frame, never copied.
@@ -104,7 +105,8 @@ public struct WireReader {
     }
 
     public mutating func readArrayCount(compact: Bool) throws(ProtocolError) -> Int {
-        try readNullableArrayCount(compact: compact) ?? 0
+        guard let count = try readNullableArrayCount(compact: compact) else { throw ProtocolError("null where an array is required") }
+        return count
     }
 
     public mutating func readTaggedFieldCount() throws(ProtocolError) -> Int {

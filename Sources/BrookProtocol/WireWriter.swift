@@ -51,9 +51,20 @@ public struct WireWriter: Sendable {
     }
 
     public mutating func writeString(_ value: String, compact: Bool) {
-        writeLength(value.utf8.count, compact: compact, wide: false)
-        buffer.writeString(value)
+        var utf8 = value.utf8[...]
+        if !compact && utf8.count > Self.classicStringBytesMax {
+            // A classic string has an int16 length: cut a longer one (an error message quoting
+            // client input, say) at a character boundary rather than fail the whole answer.
+            var end = utf8.index(utf8.startIndex, offsetBy: Self.classicStringBytesMax)
+            while end > utf8.startIndex && (utf8[end] & 0xC0) == 0x80 { end = utf8.index(before: end) }
+            utf8 = utf8[..<end]
+        }
+        writeLength(utf8.count, compact: compact, wide: false)
+        buffer.writeBytes(utf8)
     }
+
+    /// The longest string a non-flexible version can carry (int16 length).
+    public static let classicStringBytesMax = Int(Int16.max)
 
     /// Null is written as -1 where the version allows it, as an empty string where it does not.
     public mutating func writeNullableString(_ value: String?, compact: Bool, nullable: Bool) {

@@ -9,8 +9,15 @@ struct CreatePartitionsHandler: ApiHandler {
         let results = request.topics.map { topic in
             var result = CreatePartitionsResponse.CreatePartitionsTopicResult(name: topic.name, errorCode: 0)
             do throws(TopicError) {
-                if let assignments = topic.assignments, assignments.contains(where: { $0.brokerIds != [node] }) {
-                    throw TopicError(.invalidReplicaAssignment, "Replica assignments may only name the one node \(node)")
+                if let assignments = topic.assignments {
+                    let current = Int32(context.broker.topics.topic(topic.name)?.partitions.count ?? 0)
+                    let added = topic.count - current
+                    if added > 0 && assignments.count != Int(added) {
+                        throw TopicError(.invalidReplicaAssignment, "Attempted to add \(added) additional partition(s), but only \(assignments.count) assignment(s) were specified.")
+                    }
+                    if assignments.contains(where: { $0.brokerIds != [node] }) {
+                        throw TopicError(.invalidReplicaAssignment, "Replica assignments may only name the one node \(node)")
+                    }
                 }
                 try context.broker.topics.addPartitions(name: topic.name, totalCount: topic.count, validateOnly: request.validateOnly)
             } catch {

@@ -34,7 +34,8 @@ struct DescribeConfigsHandler: ApiHandler {
                 result.errorMessage = "Unsupported resource type \(resource.resourceType)"
                 return result
             }
-            let wanted = resource.configurationKeys.map(Set.init)
+            // Null or empty: every config.
+            let wanted = resource.configurationKeys.flatMap { $0.isEmpty ? nil : Set($0) }
             result.configs = described.filter { wanted?.contains($0.name) ?? true }.map { item in
                 DescribeConfigsResponse.DescribeConfigsResult.DescribeConfigsResourceResult(
                     name: item.name, value: item.value, readOnly: item.readOnly, configSource: item.source.rawValue,

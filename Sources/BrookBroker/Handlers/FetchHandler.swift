@@ -19,7 +19,9 @@ struct FetchHandler: ApiHandler {
         }
         let (response, bytes) = read(request, version: version, context: context)
         let maxWaitMs = min(request.maxWaitMs, Self.maxWaitMsMax)
-        guard bytes < Int(request.minBytes), maxWaitMs > 0, response.errorCode == 0 else { return .now(response) }
+        // Errors are answered at once, as Kafka does: waiting would not change them.
+        let anyError = response.errorCode != 0 || response.responses.contains { $0.partitions.contains { $0.errorCode != 0 } }
+        guard bytes < Int(request.minBytes), maxWaitMs > 0, !anyError else { return .now(response) }
         let parked = ParkedFetch(request: request, version: version, context: context, handler: self)
         return .later(parked.start(waitMs: maxWaitMs))
     }

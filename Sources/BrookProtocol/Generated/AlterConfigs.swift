@@ -24,7 +24,7 @@ public struct AlterConfigsRequest: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [AlterConfigsResource]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try AlterConfigsResource(from: &reader, version: version)) }
             self.resources = elements
         }
@@ -67,7 +67,7 @@ public struct AlterConfigsRequest: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [AlterableConfig]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try AlterableConfig(from: &reader, version: version)) }
                 self.configs = elements
             }
@@ -147,7 +147,7 @@ public struct AlterConfigsResponse: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [AlterConfigsResourceResponse]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try AlterConfigsResourceResponse(from: &reader, version: version)) }
             self.responses = elements
         }

@@ -81,7 +81,7 @@ public struct ApiVersionsResponse: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [ApiVersion]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try ApiVersion(from: &reader, version: version)) }
             self.apiKeys = elements
         }
@@ -96,7 +96,7 @@ public struct ApiVersionsResponse: KafkaMessage {
                     do {
                         let count = try field.readArrayCount(compact: flexible)
                         var elements = [SupportedFeatureKey]()
-                        elements.reserveCapacity(count)
+                        elements.reserveCapacity(min(count, 1024))
                         for _ in 0..<count { elements.append(try SupportedFeatureKey(from: &field, version: version)) }
                         self.supportedFeatures = elements
                     }
@@ -106,7 +106,7 @@ public struct ApiVersionsResponse: KafkaMessage {
                     do {
                         let count = try field.readArrayCount(compact: flexible)
                         var elements = [FinalizedFeatureKey]()
-                        elements.reserveCapacity(count)
+                        elements.reserveCapacity(min(count, 1024))
                         for _ in 0..<count { elements.append(try FinalizedFeatureKey(from: &field, version: version)) }
                         self.finalizedFeatures = elements
                     }

@@ -26,7 +26,7 @@ public struct CreatePartitionsRequest: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [CreatePartitionsTopic]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try CreatePartitionsTopic(from: &reader, version: version)) }
             self.topics = elements
         }
@@ -70,7 +70,7 @@ public struct CreatePartitionsRequest: KafkaMessage {
             self.count = try reader.readInt32()
             if let count = try reader.readNullableArrayCount(compact: flexible) {
                 var elements = [CreatePartitionsAssignment]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try CreatePartitionsAssignment(from: &reader, version: version)) }
                 self.assignments = elements
             } else {
@@ -113,7 +113,7 @@ public struct CreatePartitionsRequest: KafkaMessage {
                 do {
                     let count = try reader.readArrayCount(compact: flexible)
                     var elements = [NodeID]()
-                    elements.reserveCapacity(count)
+                    elements.reserveCapacity(min(count, 1024))
                     for _ in 0..<count { elements.append(NodeID(try reader.readInt32())) }
                     self.brokerIds = elements
                 }
@@ -159,7 +159,7 @@ public struct CreatePartitionsResponse: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [CreatePartitionsTopicResult]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try CreatePartitionsTopicResult(from: &reader, version: version)) }
             self.results = elements
         }

@@ -26,7 +26,7 @@ public struct CreateTopicsRequest: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [CreatableTopic]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try CreatableTopic(from: &reader, version: version)) }
             self.topics = elements
         }
@@ -76,14 +76,14 @@ public struct CreateTopicsRequest: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [CreatableReplicaAssignment]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try CreatableReplicaAssignment(from: &reader, version: version)) }
                 self.assignments = elements
             }
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [CreatableTopicConfig]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try CreatableTopicConfig(from: &reader, version: version)) }
                 self.configs = elements
             }
@@ -126,7 +126,7 @@ public struct CreateTopicsRequest: KafkaMessage {
                 do {
                     let count = try reader.readArrayCount(compact: flexible)
                     var elements = [NodeID]()
-                    elements.reserveCapacity(count)
+                    elements.reserveCapacity(min(count, 1024))
                     for _ in 0..<count { elements.append(NodeID(try reader.readInt32())) }
                     self.brokerIds = elements
                 }
@@ -206,7 +206,7 @@ public struct CreateTopicsResponse: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [CreatableTopicResult]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try CreatableTopicResult(from: &reader, version: version)) }
             self.topics = elements
         }
@@ -268,7 +268,7 @@ public struct CreateTopicsResponse: KafkaMessage {
             if version >= 5 {
                 if let count = try reader.readNullableArrayCount(compact: flexible) {
                     var elements = [CreatableTopicConfigs]()
-                    elements.reserveCapacity(count)
+                    elements.reserveCapacity(min(count, 1024))
                     for _ in 0..<count { elements.append(try CreatableTopicConfigs(from: &reader, version: version)) }
                     self.configs = elements
                 } else {

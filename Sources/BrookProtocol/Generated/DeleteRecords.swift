@@ -24,7 +24,7 @@ public struct DeleteRecordsRequest: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [DeleteRecordsTopic]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try DeleteRecordsTopic(from: &reader, version: version)) }
             self.topics = elements
         }
@@ -64,7 +64,7 @@ public struct DeleteRecordsRequest: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [DeleteRecordsPartition]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try DeleteRecordsPartition(from: &reader, version: version)) }
                 self.partitions = elements
             }
@@ -143,7 +143,7 @@ public struct DeleteRecordsResponse: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [DeleteRecordsTopicResult]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try DeleteRecordsTopicResult(from: &reader, version: version)) }
             self.topics = elements
         }
@@ -182,7 +182,7 @@ public struct DeleteRecordsResponse: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [DeleteRecordsPartitionResult]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try DeleteRecordsPartitionResult(from: &reader, version: version)) }
                 self.partitions = elements
             }

@@ -27,7 +27,7 @@ public struct DeleteTopicsRequest: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [DeleteTopicState]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try DeleteTopicState(from: &reader, version: version)) }
                 self.topics = elements
             }
@@ -36,7 +36,7 @@ public struct DeleteTopicsRequest: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [String]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try reader.readString(compact: flexible)) }
                 self.topicNames = elements
             }
@@ -130,7 +130,7 @@ public struct DeleteTopicsResponse: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [DeletableTopicResult]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try DeletableTopicResult(from: &reader, version: version)) }
             self.responses = elements
         }
@@ -169,7 +169,7 @@ public struct DeleteTopicsResponse: KafkaMessage {
         public init(from reader: inout WireReader, version: Int16) throws(ProtocolError) {
             self.init()
             let flexible = version >= 4
-            self.name = try reader.readNullableString(compact: flexible)
+            self.name = (version >= 6 ? try reader.readNullableString(compact: flexible) : try reader.readString(compact: flexible))
             if version >= 6 {
                 self.topicId = try reader.readUUID()
             }

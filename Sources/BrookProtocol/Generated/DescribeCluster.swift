@@ -94,7 +94,7 @@ public struct DescribeClusterResponse: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [DescribeClusterBroker]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try DescribeClusterBroker(from: &reader, version: version)) }
             self.brokers = elements
         }

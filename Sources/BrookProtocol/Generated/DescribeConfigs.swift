@@ -26,7 +26,7 @@ public struct DescribeConfigsRequest: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [DescribeConfigsResource]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try DescribeConfigsResource(from: &reader, version: version)) }
             self.resources = elements
         }
@@ -74,7 +74,7 @@ public struct DescribeConfigsRequest: KafkaMessage {
             self.resourceName = try reader.readString(compact: flexible)
             if let count = try reader.readNullableArrayCount(compact: flexible) {
                 var elements = [String]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try reader.readString(compact: flexible)) }
                 self.configurationKeys = elements
             } else {
@@ -127,7 +127,7 @@ public struct DescribeConfigsResponse: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [DescribeConfigsResult]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try DescribeConfigsResult(from: &reader, version: version)) }
             self.results = elements
         }
@@ -175,7 +175,7 @@ public struct DescribeConfigsResponse: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [DescribeConfigsResourceResult]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try DescribeConfigsResourceResult(from: &reader, version: version)) }
                 self.configs = elements
             }
@@ -233,7 +233,7 @@ public struct DescribeConfigsResponse: KafkaMessage {
                 do {
                     let count = try reader.readArrayCount(compact: flexible)
                     var elements = [DescribeConfigsSynonym]()
-                    elements.reserveCapacity(count)
+                    elements.reserveCapacity(min(count, 1024))
                     for _ in 0..<count { elements.append(try DescribeConfigsSynonym(from: &reader, version: version)) }
                     self.synonyms = elements
                 }

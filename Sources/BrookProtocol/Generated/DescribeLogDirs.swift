@@ -21,7 +21,7 @@ public struct DescribeLogDirsRequest: KafkaMessage {
         let flexible = version >= 2
         if let count = try reader.readNullableArrayCount(compact: flexible) {
             var elements = [DescribableLogDirTopic]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try DescribableLogDirTopic(from: &reader, version: version)) }
             self.topics = elements
         } else {
@@ -65,7 +65,7 @@ public struct DescribeLogDirsRequest: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [Int32]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try reader.readInt32()) }
                 self.partitions = elements
             }
@@ -116,7 +116,7 @@ public struct DescribeLogDirsResponse: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [DescribeLogDirsResult]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try DescribeLogDirsResult(from: &reader, version: version)) }
             self.results = elements
         }
@@ -165,7 +165,7 @@ public struct DescribeLogDirsResponse: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [DescribeLogDirsTopic]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try DescribeLogDirsTopic(from: &reader, version: version)) }
                 self.topics = elements
             }
@@ -217,7 +217,7 @@ public struct DescribeLogDirsResponse: KafkaMessage {
                 do {
                     let count = try reader.readArrayCount(compact: flexible)
                     var elements = [DescribeLogDirsPartition]()
-                    elements.reserveCapacity(count)
+                    elements.reserveCapacity(min(count, 1024))
                     for _ in 0..<count { elements.append(try DescribeLogDirsPartition(from: &reader, version: version)) }
                     self.partitions = elements
                 }

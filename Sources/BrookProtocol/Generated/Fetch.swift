@@ -57,7 +57,7 @@ public struct FetchRequest: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [FetchTopic]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try FetchTopic(from: &reader, version: version)) }
             self.topics = elements
         }
@@ -65,7 +65,7 @@ public struct FetchRequest: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [ForgottenTopic]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try ForgottenTopic(from: &reader, version: version)) }
                 self.forgottenTopicsData = elements
             }
@@ -195,7 +195,7 @@ public struct FetchRequest: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [FetchPartition]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try FetchPartition(from: &reader, version: version)) }
                 self.partitions = elements
             }
@@ -323,7 +323,7 @@ public struct FetchRequest: KafkaMessage {
                 do {
                     let count = try reader.readArrayCount(compact: flexible)
                     var elements = [Int32]()
-                    elements.reserveCapacity(count)
+                    elements.reserveCapacity(min(count, 1024))
                     for _ in 0..<count { elements.append(try reader.readInt32()) }
                     self.partitions = elements
                 }
@@ -389,7 +389,7 @@ public struct FetchResponse: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [FetchableTopicResponse]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try FetchableTopicResponse(from: &reader, version: version)) }
             self.responses = elements
         }
@@ -401,7 +401,7 @@ public struct FetchResponse: KafkaMessage {
                     do {
                         let count = try field.readArrayCount(compact: flexible)
                         var elements = [NodeEndpoint]()
-                        elements.reserveCapacity(count)
+                        elements.reserveCapacity(min(count, 1024))
                         for _ in 0..<count { elements.append(try NodeEndpoint(from: &field, version: version)) }
                         self.nodeEndpoints = elements
                     }
@@ -460,7 +460,7 @@ public struct FetchResponse: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [PartitionData]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try PartitionData(from: &reader, version: version)) }
                 self.partitions = elements
             }
@@ -527,7 +527,7 @@ public struct FetchResponse: KafkaMessage {
                 }
                 if let count = try reader.readNullableArrayCount(compact: flexible) {
                     var elements = [AbortedTransaction]()
-                    elements.reserveCapacity(count)
+                    elements.reserveCapacity(min(count, 1024))
                     for _ in 0..<count { elements.append(try AbortedTransaction(from: &reader, version: version)) }
                     self.abortedTransactions = elements
                 } else {

@@ -32,7 +32,7 @@ public struct ListOffsetsRequest: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [ListOffsetsTopic]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try ListOffsetsTopic(from: &reader, version: version)) }
             self.topics = elements
         }
@@ -80,7 +80,7 @@ public struct ListOffsetsRequest: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [ListOffsetsPartition]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try ListOffsetsPartition(from: &reader, version: version)) }
                 self.partitions = elements
             }
@@ -169,7 +169,7 @@ public struct ListOffsetsResponse: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [ListOffsetsTopicResponse]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try ListOffsetsTopicResponse(from: &reader, version: version)) }
             self.topics = elements
         }
@@ -210,7 +210,7 @@ public struct ListOffsetsResponse: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [ListOffsetsPartitionResponse]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try ListOffsetsPartitionResponse(from: &reader, version: version)) }
                 self.partitions = elements
             }

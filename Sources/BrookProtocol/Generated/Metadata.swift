@@ -25,9 +25,9 @@ public struct MetadataRequest: KafkaMessage {
     public init(from reader: inout WireReader, version: Int16) throws(ProtocolError) {
         self.init()
         let flexible = version >= 9
-        if let count = try reader.readNullableArrayCount(compact: flexible) {
+        if let count = (version >= 1 ? try reader.readNullableArrayCount(compact: flexible) : try reader.readArrayCount(compact: flexible)) {
             var elements = [MetadataRequestTopic]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try MetadataRequestTopic(from: &reader, version: version)) }
             self.topics = elements
         } else {
@@ -88,7 +88,7 @@ public struct MetadataRequest: KafkaMessage {
             if version >= 10 {
                 self.topicId = try reader.readUUID()
             }
-            self.name = try reader.readNullableString(compact: flexible)
+            self.name = (version >= 10 ? try reader.readNullableString(compact: flexible) : try reader.readString(compact: flexible))
             if flexible {
                 for _ in 0..<(try reader.readTaggedFieldCount()) {
                     _ = try reader.readTaggedField()  // none known here: skipped
@@ -144,7 +144,7 @@ public struct MetadataResponse: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [MetadataResponseBroker]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try MetadataResponseBroker(from: &reader, version: version)) }
             self.brokers = elements
         }
@@ -157,7 +157,7 @@ public struct MetadataResponse: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [MetadataResponseTopic]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try MetadataResponseTopic(from: &reader, version: version)) }
             self.topics = elements
         }
@@ -268,7 +268,7 @@ public struct MetadataResponse: KafkaMessage {
             self.init()
             let flexible = version >= 9
             self.errorCode = try reader.readInt16()
-            self.name = try reader.readNullableString(compact: flexible)
+            self.name = (version >= 12 ? try reader.readNullableString(compact: flexible) : try reader.readString(compact: flexible))
             if version >= 10 {
                 self.topicId = try reader.readUUID()
             }
@@ -278,7 +278,7 @@ public struct MetadataResponse: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [MetadataResponsePartition]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try MetadataResponsePartition(from: &reader, version: version)) }
                 self.partitions = elements
             }
@@ -345,14 +345,14 @@ public struct MetadataResponse: KafkaMessage {
                 do {
                     let count = try reader.readArrayCount(compact: flexible)
                     var elements = [NodeID]()
-                    elements.reserveCapacity(count)
+                    elements.reserveCapacity(min(count, 1024))
                     for _ in 0..<count { elements.append(NodeID(try reader.readInt32())) }
                     self.replicaNodes = elements
                 }
                 do {
                     let count = try reader.readArrayCount(compact: flexible)
                     var elements = [NodeID]()
-                    elements.reserveCapacity(count)
+                    elements.reserveCapacity(min(count, 1024))
                     for _ in 0..<count { elements.append(NodeID(try reader.readInt32())) }
                     self.isrNodes = elements
                 }
@@ -360,7 +360,7 @@ public struct MetadataResponse: KafkaMessage {
                     do {
                         let count = try reader.readArrayCount(compact: flexible)
                         var elements = [NodeID]()
-                        elements.reserveCapacity(count)
+                        elements.reserveCapacity(min(count, 1024))
                         for _ in 0..<count { elements.append(NodeID(try reader.readInt32())) }
                         self.offlineReplicas = elements
                     }

@@ -27,7 +27,7 @@ public struct OffsetForLeaderEpochRequest: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [OffsetForLeaderTopic]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try OffsetForLeaderTopic(from: &reader, version: version)) }
             self.topics = elements
         }
@@ -68,7 +68,7 @@ public struct OffsetForLeaderEpochRequest: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [OffsetForLeaderPartition]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try OffsetForLeaderPartition(from: &reader, version: version)) }
                 self.partitions = elements
             }
@@ -151,7 +151,7 @@ public struct OffsetForLeaderEpochResponse: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [OffsetForLeaderTopicResult]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try OffsetForLeaderTopicResult(from: &reader, version: version)) }
             self.topics = elements
         }
@@ -190,7 +190,7 @@ public struct OffsetForLeaderEpochResponse: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [EpochEndOffset]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try EpochEndOffset(from: &reader, version: version)) }
                 self.partitions = elements
             }

@@ -31,7 +31,7 @@ public struct ProduceRequest: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [TopicProduceData]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try TopicProduceData(from: &reader, version: version)) }
             self.topicData = elements
         }
@@ -72,7 +72,7 @@ public struct ProduceRequest: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [PartitionProduceData]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try PartitionProduceData(from: &reader, version: version)) }
                 self.partitionData = elements
             }
@@ -152,7 +152,7 @@ public struct ProduceResponse: KafkaMessage {
         do {
             let count = try reader.readArrayCount(compact: flexible)
             var elements = [TopicProduceResponse]()
-            elements.reserveCapacity(count)
+            elements.reserveCapacity(min(count, 1024))
             for _ in 0..<count { elements.append(try TopicProduceResponse(from: &reader, version: version)) }
             self.responses = elements
         }
@@ -165,7 +165,7 @@ public struct ProduceResponse: KafkaMessage {
                     do {
                         let count = try field.readArrayCount(compact: flexible)
                         var elements = [NodeEndpoint]()
-                        elements.reserveCapacity(count)
+                        elements.reserveCapacity(min(count, 1024))
                         for _ in 0..<count { elements.append(try NodeEndpoint(from: &field, version: version)) }
                         self.nodeEndpoints = elements
                     }
@@ -211,7 +211,7 @@ public struct ProduceResponse: KafkaMessage {
             do {
                 let count = try reader.readArrayCount(compact: flexible)
                 var elements = [PartitionProduceResponse]()
-                elements.reserveCapacity(count)
+                elements.reserveCapacity(min(count, 1024))
                 for _ in 0..<count { elements.append(try PartitionProduceResponse(from: &reader, version: version)) }
                 self.partitionResponses = elements
             }
@@ -269,7 +269,7 @@ public struct ProduceResponse: KafkaMessage {
                     do {
                         let count = try reader.readArrayCount(compact: flexible)
                         var elements = [BatchIndexAndErrorMessage]()
-                        elements.reserveCapacity(count)
+                        elements.reserveCapacity(min(count, 1024))
                         for _ in 0..<count { elements.append(try BatchIndexAndErrorMessage(from: &reader, version: version)) }
                         self.recordErrors = elements
                     }
