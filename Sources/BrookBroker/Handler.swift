@@ -82,7 +82,7 @@ public struct HandlerTable: Sendable {
         entries[key] = Entry(apiKey: key, name: H.Request.apiName, versions: handler.versions, advertised: handler.advertised) {
             body, context throws(ProtocolError) in
             let version = context.header.apiVersion
-            let request = try H.Request(decoding: body, version: version)
+            let request = try H.Request(decoding: body, version: version, trailingBytesAllowed: true)
             switch handler.handle(request, version: version, context: context) {
             case .now(let response):
                 return .respond(.encode(response, header: context.header))

@@ -21,11 +21,13 @@ extension KafkaMessage {
         flexibleFrom.map { version >= $0 } ?? false
     }
 
-    /// Decodes a whole message body; bytes left over mean the two sides disagree on the layout.
-    public init(decoding buffer: ByteBuffer, version: Int16) throws(ProtocolError) {
+    /// Decodes a whole message body; bytes left over mean the two sides disagree on the layout,
+    /// unless `trailingBytesAllowed` (a broker reading requests: Kafka ignores what follows a
+    /// request body, and librdkafka 2.16 sends Metadata requests with bytes to spare).
+    public init(decoding buffer: ByteBuffer, version: Int16, trailingBytesAllowed: Bool = false) throws(ProtocolError) {
         var reader = WireReader(buffer)
         try self.init(from: &reader, version: version)
-        guard reader.remaining == 0 else {
+        guard trailingBytesAllowed || reader.remaining == 0 else {
             throw ProtocolError("\(Self.apiName) v\(version): \(reader.remaining) bytes left after the message")
         }
     }

@@ -227,8 +227,14 @@ def ck_admin(bootstrap: str, **extra):
     return AdminClient(ck_base_conf(bootstrap, **extra))
 
 
+def ck_describe_cluster(bootstrap: str):
+    admin = ck_admin(bootstrap)  # kept alive until the future is done: a destroyed client aborts it
+    return admin.describe_cluster(request_timeout=15).result(timeout=ADMIN_TIMEOUT)
+
+
 def ck_wait(futures: dict, timeout: float = ADMIN_TIMEOUT) -> dict:
-    """The results of a dict of admin futures; raises the first failure (a KafkaException)."""
+    """The results of a dict of admin futures; raises the first failure (a KafkaException).
+    The AdminClient that made them must stay referenced until then."""
     return {k: f.result(timeout=timeout) for k, f in futures.items()}
 
 

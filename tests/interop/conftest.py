@@ -258,6 +258,9 @@ def topic(request) -> str:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "timeout(seconds): per-test time limit (the suite's own watchdog)")
+    # kafka-python 3 loads its protocol schemas with importlib.resources' legacy calls.
+    config.addinivalue_line("filterwarnings", "ignore:read_text is deprecated:DeprecationWarning")
+    config.addinivalue_line("filterwarnings", "ignore:open_text is deprecated:DeprecationWarning")
 
     def on_sigterm(signum, frame):  # e.g. timeout(1) around pytest: tear the brokers down first
         _kill_leftovers()

@@ -108,6 +108,17 @@ def test_default_topic_describes_kafka_defaults(broker, topic):
         assert configs[name].is_default, name
 
 
+def test_describe_broker_configs(broker_factory):
+    b = broker_factory({"num.partitions": "3"})
+    admin = ck_admin(b.bootstrap)
+    res = ConfigResource(ResourceType.BROKER, "1")
+    (configs,) = ck_wait(admin.describe_configs([res], request_timeout=15)).values()
+    assert configs["num.partitions"].value == "3" and not configs["num.partitions"].is_default
+    assert configs["auto.create.topics.enable"].value == "true" and configs["auto.create.topics.enable"].is_default
+    assert os.path.realpath(configs["log.dirs"].value) == os.path.realpath(b.data_dir)
+    assert configs["node.id"].value == "1"
+
+
 def test_create_topic_kafka_python(broker):
     t1, t2 = unique_topic("kp-create"), unique_topic("kp-default")
     admin = kp_admin(broker.bootstrap)
@@ -279,7 +290,8 @@ def test_delete_topics_kafka_python_and_unknown(broker):
     _gone(broker.bootstrap, t)
 
     missing = unique_topic("never-was")
-    (err,) = ck_errors(ck_admin(broker.bootstrap).delete_topics([missing], operation_timeout=10, request_timeout=30)).values()
+    admin = ck_admin(broker.bootstrap)
+    (err,) = ck_errors(admin.delete_topics([missing], operation_timeout=10, request_timeout=30)).values()
     assert err is not None and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART, err
 
 

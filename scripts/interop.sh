@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Brook's interop suite: real, unchanged Kafka clients (confluent-kafka / librdkafka, kafka-python,
+# kcat) against a real `brook serve` process on loopback. Installs the clients when missing, then
+# runs pytest on tests/interop; extra arguments go to pytest (e.g. -k metadata, -x).
+#
+#   scripts/interop.sh                       # the whole suite
+#   BROOK_BIN=path/to/brook scripts/interop.sh -k restart
+#   BROOK_INTEROP_RECORDS=10000 scripts/interop.sh   # fewer records in the large tests
+#
+# Exits with pytest's status (124 if the whole run outlasts BROOK_INTEROP_TIMEOUT seconds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+brook_bin="${BROOK_BIN:-$PWD/.build/debug/brook}"
+if [ ! -x "$brook_bin" ]; then
+    echo "interop: no brook binary at $brook_bin: build it first (swift build), or set BROOK_BIN" >&2
+    exit 2
+fi
+export BROOK_BIN="$brook_bin"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v kcat >/dev/null 2>&1; then
+    echo "interop: installing kcat"
+    { as_root env DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -qq \
+        && as_root env DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq kcat; } >/dev/null 2>&1 \
+        || { echo "interop: could not install kcat (apt-get install kcat)" >&2; exit 2; }
+fi
+
+clients_ok() {
+    python3 - 2>/dev/null <<'PY'
+import re
+import confluent_kafka, kafka, pytest
+def v(s):
+    return tuple(int(x) for x in re.findall(r"\d+", s)[:2])
+ck = getattr(confluent_kafka, "__version__", None) or confluent_kafka.version()
+assert v(ck if isinstance(ck, str) else ck[0]) >= (2, 16)
+assert (3, 0) <= v(kafka.__version__) < (4, 0)
+assert v(pytest.__version__) >= (8, 0)
+PY
+}
+if ! clients_ok; then
+    echo "interop: installing confluent-kafka, kafka-python, pytest"
+    pip_install() { timeout 600 python3 -m pip install -q --disable-pip-version-check "$@" -r tests/interop/requirements.txt 2>&1 \
+        | grep -v -i -e "running pip as the 'root' user" -e "^\s*$" || true; }
+    pip_install
+    # A distribution's own Python (PEP 668) refuses plain pip installs.
+    clients_ok || pip_install --break-system-packages
+    clients_ok || { echo "interop: the Python clients did not install (see tests/interop/requirements.txt)" >&2; exit 2; }
+fi
+
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ left in the work tree
+status=0
+timeout -k 30 "${BROOK_INTEROP_TIMEOUT:-3600}" python3 -m pytest -q -p no:cacheprovider tests/interop "$@" || status=$?
+exit "$status"
