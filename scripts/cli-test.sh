@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end checks of the `brook` executable: a real log written by `brook perf log`'s engine,
-# dumped and checked by `brook log dump`, and a damaged index reported with a non-zero exit.
+# dumped and checked by `brook log dump`, and a damaged index reported with a non-zero exit;
+# then the client tools (topic, config, produce, consume, perf) against a `brook serve` started
+# here on a free port and stopped by its PID on exit.
 set -euo pipefail
 brook=${1:?usage: cli-test.sh PATH_TO_BROOK}
 work=$(mktemp -d /tmp/brook-cli-XXXXXX)
-trap 'rm -rf "$work"' EXIT
+broker_pid=
+trap '[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null; rm -rf "$work"' EXIT
 passed=0; failed=0
 check() {  # check NAME COMMAND...: passes when the command succeeds
     local name=$1; shift
@@ -25,6 +28,30 @@ check "log dump checks the offset index" "$brook" log dump "${seg%.log}.index" "
 printf '\x00\x00\x00\x05\x00\x00\x00\x07' | dd of="${seg%.log}.index" bs=1 seek=0 conv=notrunc status=none
 check "a damaged index is reported (exit 1)" bash -c "! '$brook' log dump '${seg%.log}.index'"
 check "a missing file is a readable error" bash -c "'$brook' log dump '$work/nope/00000000000000000000.log' 2>&1 | grep -q 'open failed'; test \${PIPESTATUS[0]} -ne 0"
+
+# The client tools against a real broker.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$brook" serve --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$work/broker" 2>"$work/broker.log" &
+broker_pid=$!
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
+s="--bootstrap-server 127.0.0.1:$port"
+check "serve says where it listens and keeps its data" grep -q "listening on .*$port.*data in $work/broker" "$work/broker.log"
+check "topic create" "$brook" topic create cli --partitions 2 --config retention.ms=3600000 $s
+check "topic list" bash -c "'$brook' topic list $s | grep -qx cli"
+check "topic describe shows partitions and the config set" bash -c "'$brook' topic describe cli $s | grep -q 'PartitionCount: 2.*retention.ms=3600000'"
+check "topic create refuses a duplicate" bash -c "'$brook' topic create cli $s 2>&1 | grep -q TOPIC_ALREADY_EXISTS"
+check "produce with keys and a header" bash -c "printf 'a:1\nb:2\nc:3\n' | '$brook' produce --topic cli --key-separator : --header src=cli $s"
+check "consume from the beginning" bash -c "'$brook' consume --topic cli --from-beginning --max-messages 3 --print-key --print-headers $s | sort | tr '\t' ' ' | tr '\n' '|' | grep -qx 'src=cli a 1|src=cli b 2|src=cli c 3|'"
+check "consume from an offset" bash -c "'$brook' consume --topic cli --partition \$('$brook' consume --topic cli --from-beginning --max-messages 1 --print-offset $s | cut -f1) --offset 0 --max-messages 1 $s | grep -q ."
+check "config alter and describe" bash -c "'$brook' config alter --topic cli --add-config cleanup.policy=compact $s && '$brook' config describe --topic cli $s | grep -qx 'cleanup.policy=compact.(topic)'"
+check "config alter refuses an unknown name" bash -c "'$brook' config alter --topic cli --add-config no.such=1 $s 2>&1 | grep -q INVALID_CONFIG"
+check "topic alter adds partitions" bash -c "'$brook' topic alter cli --partitions 3 $s && '$brook' topic describe cli $s | grep -q 'PartitionCount: 3'"
+check "perf produce" bash -c "'$brook' perf produce --topic perf --num-records 20000 --record-size 50 $s | grep -q '20000 records sent'"
+check "perf consume" bash -c "'$brook' perf consume --topic perf --messages 20000 $s | grep -q '20000 records read'"
+check "topic delete" bash -c "'$brook' topic delete cli $s && ! '$brook' topic list $s | grep -qx cli"
+check "serve stops cleanly on SIGTERM" bash -c "kill $broker_pid; for i in \$(seq 1 100); do kill -0 $broker_pid 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
+check "and says so" grep -q "stopped cleanly" "$work/broker.log"
+broker_pid=
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
