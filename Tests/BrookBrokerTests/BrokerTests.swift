@@ -68,10 +68,16 @@ import Testing
         #expect(throws: RequestRefused.self) {
             try h.broker.handle(frame: h.frame(ProduceRequest(), version: 3, apiVersion: 2), eventLoop: h.loop)
         }
-        // A body that does not decode is a protocol error.
-        var bad = h.frame(MetadataRequest(topics: nil), version: 12)
-        bad.writeInteger(UInt8(0))
-        #expect(throws: ProtocolError.self) { try h.broker.handle(frame: bad, eventLoop: h.loop) }
+        // A body that does not decode is a protocol error: Metadata v12 announcing five topics
+        // and ending there.
+        var bad = WireWriter()
+        RequestHeader(apiKey: MetadataRequest.apiKey, apiVersion: 12, correlationID: 2, clientID: nil).encode(to: &bad)
+        bad.writeUnsignedVarint(6)
+        #expect(throws: ProtocolError.self) { try h.broker.handle(frame: bad.buffer, eventLoop: h.loop) }
+        // Bytes after a complete body are ignored, as Kafka does (librdkafka 2.16 sends some).
+        var trailing = h.frame(MetadataRequest(topics: nil), version: 12)
+        trailing.writeInteger(UInt8(0))
+        #expect(throws: Never.self) { try h.broker.handle(frame: trailing, eventLoop: h.loop) }
         // A frame shorter than a header.
         #expect(throws: ProtocolError.self) { try h.broker.handle(frame: ByteBuffer(bytes: [0, 3, 0]), eventLoop: h.loop) }
     }
