@@ -4,7 +4,6 @@ import BrookProtocol
 enum ConfigResource {
     static let topic: Int8 = 2
     static let broker: Int8 = 4
-    static let brokerLogger: Int8 = 8
 
     /// Kafka's config sources (DescribeConfigs v1+).
     enum Source: Int8 {
@@ -71,13 +70,6 @@ enum ConfigResource {
         }
     }
 
-    /// Checks a topic resource of an alter request; nil when it may be altered.
-    static func topicForAlter(_ name: String, broker: Broker) -> Result<Topic, TopicError> {
-        guard let topic = broker.topics.topic(name) else {
-            return .failure(TopicError(.unknownTopicOrPartition, "Topic '\(name)' does not exist."))
-        }
-        return .success(topic)
-    }
 
     static let brokerAlterRefused = TopicError(.invalidRequest, "Dynamic broker configs are not supported: set them in server.properties or with --override")
 }

@@ -33,16 +33,21 @@ public final class Partition: Sendable {
         log.withLock { Offsets(logStart: $0.logStartOffset, highWatermark: $0.logEndOffset) }
     }
 
-    /// Appends validated batches and wakes the fetches parked here.
-    public func append(_ records: inout ByteBuffer) throws(StorageError) -> AppendResult {
+    /// Appends validated batches and wakes the fetches parked here; returns what the append did
+    /// and the log start offset after it (read under the same lock).
+    public func append(_ records: inout ByteBuffer) throws(StorageError) -> (AppendResult, logStart: Offset) {
         let epoch = leaderEpoch
-        let result = try typed { () throws(StorageError) -> AppendResult in
-            try log.withLock { (log: inout PartitionLog) throws(StorageError) -> AppendResult in
-                try log.append(&records, leaderEpoch: epoch)
-            }
+        let result = try log.withLock { (log: inout PartitionLog) throws(StorageError) -> (AppendResult, logStart: Offset) in
+            (try log.append(&records, leaderEpoch: epoch), log.logStartOffset)
         }
         wakeParked()
         return result
+    }
+
+    /// A request's current leader epoch checked against ours (-1: not given, always fine).
+    public func checkLeaderEpoch(_ current: LeaderEpoch) -> ErrorCode? {
+        guard current != LeaderEpoch(-1), current != leaderEpoch else { return nil }
+        return current > leaderEpoch ? .unknownLeaderEpoch : .fencedLeaderEpoch
     }
 
     public struct ReadResult: Sendable {
@@ -52,17 +57,15 @@ public final class Partition: Sendable {
 
     /// Whole batches from `offset` up to the high watermark.
     public func read(from offset: Offset, maxBytes: Int, minOneBatch: Bool) throws(StorageError) -> ReadResult {
-        try typed {
-            try log.withLock { (log: inout PartitionLog) throws(StorageError) -> ReadResult in
-                let slice = try log.read(from: offset, maxBytes: maxBytes, upperBound: log.logEndOffset, minOneBatch: minOneBatch)
-                return ReadResult(slice: slice, offsets: Offsets(logStart: log.logStartOffset, highWatermark: log.logEndOffset))
-            }
+        try log.withLock { (log: inout PartitionLog) throws(StorageError) -> ReadResult in
+            let slice = try log.read(from: offset, maxBytes: maxBytes, upperBound: log.logEndOffset, minOneBatch: minOneBatch)
+            return ReadResult(slice: slice, offsets: Offsets(logStart: log.logStartOffset, highWatermark: log.logEndOffset))
         }
     }
 
     /// Runs `body` on the log under the partition's lock.
     public func withLog<T: Sendable>(_ body: (PartitionLog) throws(StorageError) -> T) throws(StorageError) -> T {
-        try typed { try log.withLock { (log: inout PartitionLog) throws(StorageError) -> T in try body(log) } }
+        try log.withLock { (log: inout PartitionLog) throws(StorageError) -> T in try body(log) }
     }
 
     /// Parks a fetch: `wake` runs (once) on the next append. Returns false when too many wait.

@@ -52,6 +52,12 @@ public final class TopicRegistry: Sendable {
 
     public func topic(_ name: String) -> Topic? { state.withLock { $0.topics[name] } }
     public func topic(id: KafkaUUID) -> Topic? { state.withLock { s in s.names[id].flatMap { s.topics[$0] } } }
+    /// The topic, or UNKNOWN_TOPIC_OR_PARTITION.
+    public func existing(_ name: String) throws(TopicError) -> Topic {
+        guard let topic = topic(name) else { throw TopicError(.unknownTopicOrPartition, "Topic '\(name)' does not exist.") }
+        return topic
+    }
+
     public func allTopics() -> [Topic] { state.withLock { Array($0.topics.values) }.sorted { $0.name < $1.name } }
 
     public func partition(_ topic: String, _ index: Int32) -> Partition? {
@@ -152,7 +158,7 @@ public final class TopicRegistry: Sendable {
     }
 
     public func addPartitions(name: String, totalCount: Int32, validateOnly: Bool) throws(TopicError) {
-        guard let topic = topic(name) else { throw TopicError(.unknownTopicOrPartition, "Topic '\(name)' does not exist.") }
+        let topic = try existing(name)
         let current = Int32(topic.partitions.count)
         guard totalCount > current else {
             throw TopicError(.invalidPartitions, "Topic currently has \(current) partitions, \(totalCount) would not be an increase.")
@@ -168,7 +174,7 @@ public final class TopicRegistry: Sendable {
 
     /// Replaces a topic's config overrides (after validation) and applies them to its logs.
     public func setConfigs(name: String, overrides: [String: String], validateOnly: Bool) throws(TopicError) {
-        guard var topic = topic(name) else { throw TopicError(.unknownTopicOrPartition, "Topic '\(name)' does not exist.") }
+        var topic = try existing(name)
         if let problem = Self.validateConfigs(overrides) { throw problem }
         if validateOnly { return }
         topic.overrides = overrides
@@ -201,6 +207,7 @@ public final class TopicRegistry: Sendable {
     /// Where a partition lives: its existing directory, or the log dir holding fewest partitions.
     func directory(topic: String, index: Int32) -> String {
         let name = "\(topic)-\(index)"
+        if logDirs.count == 1 { return logDirs[0] + "/" + name }
         if let existing = logDirs.first(where: { FileSystem.exists($0 + "/" + name) }) { return existing + "/" + name }
         let counts = state.withLock { s in
             logDirs.map { dir in s.topics.values.reduce(0) { $0 + $1.partitions.filter { $0.logDirectory.hasPrefix(dir + "/") }.count } }

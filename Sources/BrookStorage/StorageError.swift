@@ -50,7 +50,7 @@ import Darwin
 /// Runs `body` (whose only errors are `StorageError`s) through an untyped-`rethrows` API such as
 /// `withUnsafeBytes`, and gives the error its type back.
 @inline(__always)
-public func typed<T>(_ body: () throws -> T) throws(StorageError) -> T {
+func typed<T>(_ body: () throws -> T) throws(StorageError) -> T {
     do { return try body() } catch let error as StorageError { throw error } catch {
         preconditionFailure("storage code threw a foreign error: \(error)")
     }

@@ -10,7 +10,6 @@ struct AlterConfigsHandler: ApiHandler {
                 errorCode: 0, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName)
             do throws(TopicError) {
                 guard resource.resourceType == ConfigResource.topic else { throw ConfigResource.brokerAlterRefused }
-                _ = try ConfigResource.topicForAlter(resource.resourceName, broker: context.broker).get()
                 var overrides: [String: String] = [:]
                 for config in resource.configs { overrides[config.name] = config.value }
                 try context.broker.topics.setConfigs(name: resource.resourceName, overrides: overrides, validateOnly: request.validateOnly)

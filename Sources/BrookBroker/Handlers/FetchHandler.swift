@@ -44,8 +44,8 @@ struct FetchHandler: ApiHandler {
                     return data
                 }
                 let partition = topic.partitions[Int(p.partition)]
-                if p.currentLeaderEpoch != LeaderEpoch(-1) && p.currentLeaderEpoch != partition.leaderEpoch {
-                    data.errorCode = (p.currentLeaderEpoch > partition.leaderEpoch ? ErrorCode.unknownLeaderEpoch : .fencedLeaderEpoch).rawValue
+                if let problem = partition.checkLeaderEpoch(p.currentLeaderEpoch) {
+                    data.errorCode = problem.rawValue
                     return data
                 }
                 let maxBytes = max(0, min(Int(p.partitionMaxBytes), budget))

@@ -12,8 +12,7 @@ struct IncrementalAlterConfigsHandler: ApiHandler {
                 errorCode: 0, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName)
             do throws(TopicError) {
                 guard resource.resourceType == ConfigResource.topic else { throw ConfigResource.brokerAlterRefused }
-                let topic = try ConfigResource.topicForAlter(resource.resourceName, broker: context.broker).get()
-                var overrides = topic.overrides
+                var overrides = try context.broker.topics.existing(resource.resourceName).overrides
                 for config in resource.configs {
                     try apply(config, to: &overrides)
                 }

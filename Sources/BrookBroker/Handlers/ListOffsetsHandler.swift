@@ -30,8 +30,8 @@ struct ListOffsetsHandler: ApiHandler {
             result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
             return result
         }
-        if p.currentLeaderEpoch != LeaderEpoch(-1) && p.currentLeaderEpoch != partition.leaderEpoch {
-            result.errorCode = (p.currentLeaderEpoch > partition.leaderEpoch ? ErrorCode.unknownLeaderEpoch : .fencedLeaderEpoch).rawValue
+        if let problem = partition.checkLeaderEpoch(p.currentLeaderEpoch) {
+            result.errorCode = problem.rawValue
             return result
         }
         do throws(StorageError) {

@@ -15,11 +15,11 @@ struct OffsetForLeaderEpochHandler: ApiHandler {
                     result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
                     return result
                 }
-                let current = partition.leaderEpoch
-                if p.currentLeaderEpoch != LeaderEpoch(-1) {
-                    if p.currentLeaderEpoch > current { result.errorCode = ErrorCode.unknownLeaderEpoch.rawValue; return result }
-                    if p.currentLeaderEpoch < current { result.errorCode = ErrorCode.fencedLeaderEpoch.rawValue; return result }
+                if let problem = partition.checkLeaderEpoch(p.currentLeaderEpoch) {
+                    result.errorCode = problem.rawValue
+                    return result
                 }
+                let current = partition.leaderEpoch
                 if p.leaderEpoch >= LeaderEpoch(0) && p.leaderEpoch <= current {
                     result.leaderEpoch = current
                     result.endOffset = partition.offsets.highWatermark

@@ -33,9 +33,9 @@ struct ProduceHandler: ApiHandler {
             return failure(data.index, .corruptMessage, "The request holds no record batch")
         }
         do throws(StorageError) {
-            let result = try partition.append(&records)
+            let (result, logStart) = try partition.append(&records)
             return PartitionResult(index: data.index, errorCode: 0, baseOffset: result.firstOffset,
-                                   logAppendTimeMs: result.logAppendTime?.ms ?? -1, logStartOffset: partition.offsets.logStart)
+                                   logAppendTimeMs: result.logAppendTime?.ms ?? -1, logStartOffset: logStart)
         } catch {
             let code = ErrorMapping.code(for: error)
             if code == .kafkaStorageError { context.broker.logger.error("append to \(partition.name) failed: \(error)") }
