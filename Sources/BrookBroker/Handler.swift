@@ -39,8 +39,7 @@ public struct EncodedResponse: Sendable {
     public var writer: WireWriter
 
     static func encode<R: KafkaMessage>(_ response: R, header: RequestHeader) -> EncodedResponse {
-        var writer = WireWriter(buffer: ByteBuffer())
-        writer.buffer.reserveCapacity(128)
+        var writer = WireWriter(buffer: ByteBufferAllocator().buffer(capacity: 128))
         writer.writeInt32(0)
         ResponseHeader.encode(correlationID: header.correlationID, apiKey: header.apiKey, apiVersion: header.apiVersion, to: &writer)
         response.encode(to: &writer, version: header.apiVersion)

@@ -46,14 +46,7 @@ extension BrokerConnection {
     public func fetch(topic: String, offsets: [Int32: Offset], maxWaitMs: Int32, minBytes: Int32 = 1,
                       partitionMaxBytes: Int32 = 1_048_576) async throws -> (records: [ConsumedRecord], highWatermarks: [Int32: Offset]) {
         let version = try version(for: FetchRequest.self)
-        var topicID = KafkaUUID.zero
-        if version >= 13 {
-            let meta = try await send(MetadataRequest(topics: [.init(name: topic)], allowAutoTopicCreation: false))
-            guard let id = meta.topics.first?.topicId, meta.topics.first?.errorCode == 0 else {
-                throw ClientError("topic \(topic) does not exist")
-            }
-            topicID = id
-        }
+        let topicID = version >= 13 ? try await topicID(topic) : .zero
         let request = FetchRequest(
             maxWaitMs: maxWaitMs, minBytes: minBytes, maxBytes: 52_428_800, isolationLevel: 0, sessionId: 0, sessionEpoch: -1,
             topics: [.init(topic: topic, topicId: topicID, partitions: offsets.sorted { $0.key < $1.key }.map { partition, offset in
@@ -75,6 +68,17 @@ extension BrokerConnection {
             }
         }
         return (records, highWatermarks)
+    }
+
+    /// A topic's id (Fetch v13+ names topics by id), asked once per connection.
+    func topicID(_ topic: String) async throws -> KafkaUUID {
+        if let known = topicIDs.withLock({ $0[topic] }) { return known }
+        let meta = try await send(MetadataRequest(topics: [.init(name: topic)], allowAutoTopicCreation: false))
+        guard let id = meta.topics.first?.topicId, meta.topics.first?.errorCode == 0 else {
+            throw ClientError("topic \(topic) does not exist")
+        }
+        topicIDs.withLock { $0[topic] = id }
+        return id
     }
 
     /// ListOffsets for every partition: -2 earliest, -1 latest, or a timestamp in ms.

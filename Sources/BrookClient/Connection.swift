@@ -2,6 +2,7 @@ import BrookCore
 import BrookProtocol
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// Why a client call failed, in words for the command line.
 public struct ClientError: Error, CustomStringConvertible {
@@ -15,6 +16,7 @@ public final class BrokerConnection: Sendable {
     let channel: any Channel
     let handler: NIOLoopBound<ResponseMatcher>
     let versions: [Int16: ClosedRange<Int16>]
+    let topicIDs = Mutex<[String: KafkaUUID]>([:])
     public let address: String
     /// Largest response frame accepted (a fetch answers at most `fetch.max.bytes`).
     static let responseBytesMax = 256 * 1024 * 1024
@@ -46,7 +48,7 @@ public final class BrokerConnection: Sendable {
             return NIOLoopBound(matcher, eventLoop: channel.eventLoop)
         }.get()
         var connection = BrokerConnection(channel: channel, handler: matcher, versions: [:], address: address)
-        let answer = try await connection.send(ApiVersionsRequest(clientSoftwareName: "brook", clientSoftwareVersion: "0.3.0"), version: 3)
+        let answer = try await connection.send(ApiVersionsRequest(clientSoftwareName: "brook", clientSoftwareVersion: Version.brook), version: 3)
         guard answer.errorCode == 0 else { throw ClientError("\(address) refused ApiVersions: \(ErrorCode(rawValue: answer.errorCode))") }
         let versions = Dictionary(answer.apiKeys.map { ($0.apiKey, $0.minVersion...$0.maxVersion) }) { a, _ in a }
         connection = BrokerConnection(channel: channel, handler: matcher, versions: versions, address: address)

@@ -51,16 +51,16 @@ public struct WireWriter: Sendable {
     }
 
     public mutating func writeString(_ value: String, compact: Bool) {
-        var utf8 = value.utf8[...]
-        if !compact && utf8.count > Self.classicStringBytesMax {
+        let utf8 = value.utf8
+        guard compact || utf8.count <= Self.classicStringBytesMax else {
             // A classic string has an int16 length: cut a longer one (an error message quoting
             // client input, say) at a character boundary rather than fail the whole answer.
             var end = utf8.index(utf8.startIndex, offsetBy: Self.classicStringBytesMax)
             while end > utf8.startIndex && (utf8[end] & 0xC0) == 0x80 { end = utf8.index(before: end) }
-            utf8 = utf8[..<end]
+            return writeString(String(value[..<end]), compact: compact)
         }
         writeLength(utf8.count, compact: compact, wide: false)
-        buffer.writeBytes(utf8)
+        buffer.writeString(value)
     }
 
     /// The longest string a non-flexible version can carry (int16 length).

@@ -44,7 +44,8 @@ struct ProduceCommand: AsyncParsableCommand {
         while let line = readLine(strippingNewline: true) {
             var key: [UInt8]? = nil
             var value = Array(line.utf8)
-            if let separator = keySeparator, let split = line.split(separator: separator, maxSplits: 1, omittingEmptySubsequences: false) as [Substring]?, split.count == 2 {
+            let split = keySeparator.map { line.split(separator: $0, maxSplits: 1, omittingEmptySubsequences: false) } ?? []
+            if split.count == 2 {
                 key = Array(split[0].utf8)
                 value = Array(split[1].utf8)
             }

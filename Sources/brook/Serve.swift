@@ -59,7 +59,7 @@ struct Serve: ParsableCommand {
         let server = BrookServer(broker: broker, logger: logger)
         let addresses = try server.start()
         let dirs = config.logDirs.map(absolutePath).joined(separator: ", ")
-        logger.notice("Brook \(brookVersion) node \(config.nodeID) of cluster \(broker.clusterID) listening on \(addresses.map { "\($0)" }.joined(separator: ", ")), advertised as \(config.advertised), data in \(dirs)")
+        logger.notice("Brook \(Version.brook) node \(config.nodeID) of cluster \(broker.clusterID) listening on \(addresses.map { "\($0)" }.joined(separator: ", ")), advertised as \(config.advertised), data in \(dirs)")
 
         // Shut down cleanly on SIGTERM / SIGINT: stop listening, close the logs, exit.
         let numbers: [Int32] = [SIGTERM, SIGINT]
@@ -86,8 +86,6 @@ struct Serve: ParsableCommand {
         if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) != 0 { logger.warning("could not raise the open file limit") }
     }
 }
-
-let brookVersion = "0.3.0"
 
 func absolutePath(_ path: String) -> String {
     if path.hasPrefix("/") { return path }

@@ -26,15 +26,19 @@ struct FetchHandler: ApiHandler {
         return .later(parked.start(waitMs: maxWaitMs))
     }
 
+    /// The topics asked for, in request order: by id from v13, by name before; nil if unknown.
+    static func resolve(_ request: FetchRequest, version: Int16, registry: TopicRegistry) -> [Topic?] {
+        request.topics.map { version >= 13 ? registry.topic(id: $0.topicId) : registry.topic($0.topic) }
+    }
+
     /// Reads every partition asked for; returns the answer and the record bytes in it.
     func read(_ request: FetchRequest, version: Int16, context: RequestContext) -> (FetchResponse, Int) {
         var budget = Int(min(request.maxBytes, Self.fetchBytesMax))
         var total = 0
-        let byID = version >= 13
-        let responses = request.topics.map { topic -> FetchResponse.FetchableTopicResponse in
-            let known = byID ? context.broker.topics.topic(id: topic.topicId) : context.broker.topics.topic(topic.topic)
-            let unknown: ErrorCode = byID ? .unknownTopicID : .unknownTopicOrPartition
-            return FetchResponse.FetchableTopicResponse(topic: topic.topic, topicId: topic.topicId, partitions: topic.partitions.map { p in
+        let unknown: ErrorCode = version >= 13 ? .unknownTopicID : .unknownTopicOrPartition
+        let known = Self.resolve(request, version: version, registry: context.broker.topics)
+        let responses = zip(request.topics, known).map { topic, known -> FetchResponse.FetchableTopicResponse in
+            FetchResponse.FetchableTopicResponse(topic: topic.topic, topicId: topic.topicId, partitions: topic.partitions.map { p in
                 var data = FetchResponse.FetchableTopicResponse.PartitionData(
                     partitionIndex: p.partition, errorCode: 0, highWatermark: Offset(-1), lastStableOffset: Offset(-1),
                     logStartOffset: Offset(-1), abortedTransactions: request.isolationLevel == 1 ? [] : nil,
@@ -90,11 +94,10 @@ final class ParkedFetch: @unchecked Sendable {
         self.context = context
         self.handler = handler
         promise = context.eventLoop.makePromise()
-        let registry = context.broker.topics
-        partitions = request.topics.flatMap { topic in
+        let known = FetchHandler.resolve(request, version: version, registry: context.broker.topics)
+        partitions = zip(request.topics, known).flatMap { topic, known in
             topic.partitions.compactMap { p in
-                let known = version >= 13 ? registry.topic(id: topic.topicId) : registry.topic(topic.topic)
-                return known.flatMap { t in p.partition >= 0 && Int(p.partition) < t.partitions.count ? t.partitions[Int(p.partition)] : nil }
+                known.flatMap { t in p.partition >= 0 && Int(p.partition) < t.partitions.count ? t.partitions[Int(p.partition)] : nil }
             }
         }
     }
@@ -111,12 +114,8 @@ final class ParkedFetch: @unchecked Sendable {
     /// Waits for the next append on any of the partitions; checks once after parking so that an
     /// append between the first read and the parking is not missed.
     func park() {
-        let key = ObjectIdentifier(self)
-        let loop = context.eventLoop
-        for partition in partitions {
-            guard partition.park(key, wake: { loop.execute { self.retry() } }) else {
-                return finish(handler.read(request, version: version, context: context).0)
-            }
+        guard parkOnEveryPartition() else {
+            return finish(handler.read(request, version: version, context: context).0)
         }
         retry()
     }
@@ -127,12 +126,18 @@ final class ParkedFetch: @unchecked Sendable {
         if bytes >= Int(request.minBytes) {
             finish(response)
         } else {
-            let key = ObjectIdentifier(self)
-            let loop = context.eventLoop
-            for partition in partitions {
-                _ = partition.park(key, wake: { loop.execute { self.retry() } })
-            }
+            _ = parkOnEveryPartition()  // a wake-up unparks: park again; the timeout still stands
         }
+    }
+
+    /// False when a partition has too many fetches parked already.
+    func parkOnEveryPartition() -> Bool {
+        let key = ObjectIdentifier(self)
+        let loop = context.eventLoop
+        for partition in partitions {
+            guard partition.park(key, wake: { loop.execute { self.retry() } }) else { return false }
+        }
+        return true
     }
 
     func finish(_ response: FetchResponse) {
