@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // Brook: a Kafka-compatible event-streaming platform.
 // Module direction (never reversed): BrookCore -> BrookRecords -> BrookProtocol / BrookStorage
-// -> BrookBroker -> BrookServer -> brook; BrookClient needs only BrookProtocol.
+// -> BrookGroups -> BrookBroker -> BrookServer -> brook; BrookClient needs only BrookProtocol.
 // See docs/design.md for the full layout and what each module owns.
 import PackageDescription
 
@@ -40,11 +40,17 @@ let package = Package(
             name: "BrookProtocol",
             dependencies: ["BrookCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
+        // The group coordinator (classic protocol and KIP-848) and committed offsets: a state
+        // machine with no I/O, driven by the broker.
+        .target(
+            name: "BrookGroups",
+            dependencies: ["BrookCore", "BrookProtocol", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         // Request handlers (one file per API), topics and partitions; no sockets.
         .target(
             name: "BrookBroker",
             dependencies: [
-                "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol",
+                "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol", "BrookGroups",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -72,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "brook",
             dependencies: [
-                "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol", "BrookBroker",
+                "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol", "BrookGroups", "BrookBroker",
                 "BrookServer", "BrookClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -81,6 +87,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "BrookCoreTests", dependencies: ["BrookCore"]),
+        .testTarget(name: "BrookGroupsTests", dependencies: ["BrookGroups", "BrookCore", "BrookProtocol"]),
         .testTarget(
             name: "BrookRecordsTests",
             dependencies: ["BrookRecords", .product(name: "NIOCore", package: "swift-nio")]

@@ -18,6 +18,7 @@ public final class Broker: Sendable {
     public let clock: any Clock
     public let logger: Logger
     public let handlers: HandlerTable
+    public let groups: GroupService
 
     public init(config: BrokerConfig, clock: any Clock = SystemClock(), logger: Logger) throws {
         self.config = config
@@ -26,6 +27,8 @@ public final class Broker: Sendable {
         self.topics = TopicRegistry(logDirs: config.logDirs, brokerDefaults: config.topicDefaults, clock: clock, logger: logger)
         try topics.load()
         clusterID = try Self.loadClusterID(config: config)
+        groups = GroupService(config: config, topics: topics, clock: clock, logger: logger)
+        try groups.load()
         handlers = Self.defaultHandlers()
     }
 
@@ -46,6 +49,19 @@ public final class Broker: Sendable {
         table.register(DeleteRecordsHandler())
         table.register(OffsetForLeaderEpochHandler())
         table.register(DescribeLogDirsHandler())
+        table.register(FindCoordinatorHandler())
+        table.register(JoinGroupHandler())
+        table.register(SyncGroupHandler())
+        table.register(HeartbeatHandler())
+        table.register(LeaveGroupHandler())
+        table.register(OffsetCommitHandler())
+        table.register(OffsetFetchHandler())
+        table.register(ListGroupsHandler())
+        table.register(DescribeGroupsHandler())
+        table.register(DeleteGroupsHandler())
+        table.register(OffsetDeleteHandler())
+        table.register(ConsumerGroupHeartbeatHandler())
+        table.register(ConsumerGroupDescribeHandler())
         return table
     }
 
@@ -71,10 +87,10 @@ public final class Broker: Sendable {
 
     /// Decodes one request frame and runs its handler. A frame that cannot be decoded, an
     /// unknown API, or an unserved version (but for ApiVersions) is refused.
-    public func handle(frame: ByteBuffer, eventLoop: any EventLoop) throws -> Outcome {
+    public func handle(frame: ByteBuffer, eventLoop: any EventLoop, clientHost: String = "/127.0.0.1") throws -> Outcome {
         var reader = WireReader(frame)
         let header = try RequestHeader(from: &reader)
-        let context = RequestContext(header: header, eventLoop: eventLoop, broker: self)
+        let context = RequestContext(header: header, eventLoop: eventLoop, broker: self, clientHost: clientHost)
         guard let entry = handlers.entries[header.apiKey] else {
             throw RequestRefused(description: "unknown API key \(header.apiKey)")
         }
@@ -109,6 +125,7 @@ public final class Broker: Sendable {
     }
 
     public func shutdown() {
+        groups.shutdown()
         topics.closeAllLogs()
     }
 }

@@ -1,4 +1,5 @@
 import BrookCore
+import BrookGroups
 import BrookStorage
 
 /// A listener address from `listeners` / `advertised.listeners` (`PLAINTEXT://host:port`).
@@ -72,6 +73,12 @@ public struct BrokerConfig: Sendable {
     /// Every key given, for DescribeConfigs on the broker.
     public var given: [String: String] = [:]
     public var clusterID: String? = nil
+    /// The group coordinator's settings (group.*, offset.metadata.max.bytes, offsets.retention.*).
+    public var groups = GroupConfig()
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` when it is created.
+    public var offsetsTopicPartitions: Int32 = 50
+    /// `offsets.topic.segment.bytes`
+    public var offsetsTopicSegmentBytes: Int64 = 104_857_600
 
     public init() {}
 
@@ -123,6 +130,29 @@ public struct BrokerConfig: Sendable {
         case "log.retention.check.interval.ms": retentionCheckIntervalMs = try int(1...Int64.max)
         case "log.cleaner.enable": logCleanerEnable = try bool()
         case "cluster.id": clusterID = value.trimmed
+        case "group.min.session.timeout.ms": groups.minSessionTimeoutMs = Int32(try int(1...Int64(Int32.max)))
+        case "group.max.session.timeout.ms": groups.maxSessionTimeoutMs = Int32(try int(1...Int64(Int32.max)))
+        case "group.initial.rebalance.delay.ms": groups.initialRebalanceDelayMs = Int32(try int(0...Int64(Int32.max)))
+        case "group.max.size": groups.maxSize = Int(try int(1...Int64(Int32.max)))
+        case "offset.metadata.max.bytes": groups.offsetMetadataMaxBytes = Int(try int(0...Int64(Int32.max)))
+        case "offsets.retention.minutes": groups.offsetsRetentionMs = try int(1...Int64(Int32.max)) * 60_000
+        case "offsets.retention.check.interval.ms": groups.offsetsRetentionCheckIntervalMs = try int(1...Int64.max)
+        case "offsets.topic.num.partitions": offsetsTopicPartitions = Int32(try int(1...Int64(Limits.partitionsPerTopicMax)))
+        case "offsets.topic.segment.bytes": offsetsTopicSegmentBytes = try int(1024...Int64(Int32.max))
+        case "group.consumer.session.timeout.ms": groups.consumerSessionTimeoutMs = Int32(try int(1...Int64(Int32.max)))
+        case "group.consumer.heartbeat.interval.ms": groups.consumerHeartbeatIntervalMs = Int32(try int(1...Int64(Int32.max)))
+        case "group.consumer.max.size": groups.consumerMaxSize = Int(try int(1...Int64(Int32.max)))
+        case "group.consumer.assignors":
+            let names = value.split(separator: ",").map { $0.trimmed }.filter { !$0.isEmpty }
+            // Kafka takes class names; the last dotted part names the assignor (UniformAssignor).
+            let short = names.map { n in
+                let last = String(n.split(separator: ".").last ?? "").lowercased()
+                return last.hasSuffix("assignor") ? String(last.dropLast(8)) : last
+            }
+            guard !short.isEmpty, short.allSatisfy({ ServerAssignor(rawValue: $0) != nil }) else {
+                throw .invalid(key, value, "expected a list of: uniform, range")
+            }
+            groups.consumerAssignors = short
         default:
             if let topicKey = TopicConfigs.topicKey(forBrokerKey: key) {
                 let topicValue = try TopicConfigs.brokerValue(key: key, value: value)

@@ -17,6 +17,8 @@ public struct RequestContext: Sendable {
     public let header: RequestHeader
     public let eventLoop: any EventLoop
     public let broker: Broker
+    /// The client's address ("/127.0.0.1"), as group members are described.
+    public let clientHost: String
 }
 
 /// One API: its request type and the versions it serves. One file per handler (Handlers/).

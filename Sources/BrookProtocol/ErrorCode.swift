@@ -39,6 +39,27 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let inconsistentTopicID = ErrorCode(rawValue: 103)
     public static let resourceNotFound = ErrorCode(rawValue: 91)
     public static let throttlingQuotaExceeded = ErrorCode(rawValue: 89)
+    public static let offsetMetadataTooLarge = ErrorCode(rawValue: 12)
+    public static let coordinatorLoadInProgress = ErrorCode(rawValue: 14)
+    public static let notCoordinator = ErrorCode(rawValue: 16)
+    public static let illegalGeneration = ErrorCode(rawValue: 22)
+    public static let inconsistentGroupProtocol = ErrorCode(rawValue: 23)
+    public static let invalidGroupID = ErrorCode(rawValue: 24)
+    public static let unknownMemberID = ErrorCode(rawValue: 25)
+    public static let invalidSessionTimeout = ErrorCode(rawValue: 26)
+    public static let rebalanceInProgress = ErrorCode(rawValue: 27)
+    public static let invalidCommitOffsetSize = ErrorCode(rawValue: 28)
+    public static let nonEmptyGroup = ErrorCode(rawValue: 68)
+    public static let groupIDNotFound = ErrorCode(rawValue: 69)
+    public static let memberIDRequired = ErrorCode(rawValue: 79)
+    public static let groupMaxSizeReached = ErrorCode(rawValue: 81)
+    public static let fencedInstanceID = ErrorCode(rawValue: 82)
+    public static let groupSubscribedToTopic = ErrorCode(rawValue: 86)
+    public static let unstableOffsetCommit = ErrorCode(rawValue: 88)
+    public static let fencedMemberEpoch = ErrorCode(rawValue: 110)
+    public static let unreleasedInstanceID = ErrorCode(rawValue: 111)
+    public static let unsupportedAssignor = ErrorCode(rawValue: 112)
+    public static let staleMemberEpoch = ErrorCode(rawValue: 113)
 
     public var description: String { "\(Self.names[rawValue] ?? "ERROR") (\(rawValue))" }
 
@@ -55,5 +76,12 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         71: "INVALID_FETCH_SESSION_EPOCH", 74: "FENCED_LEADER_EPOCH", 78: "OFFSET_NOT_AVAILABLE",
         87: "INVALID_RECORD", 89: "THROTTLING_QUOTA_EXCEEDED", 91: "RESOURCE_NOT_FOUND",
         100: "UNKNOWN_TOPIC_ID", 103: "INCONSISTENT_TOPIC_ID",
+        12: "OFFSET_METADATA_TOO_LARGE", 14: "COORDINATOR_LOAD_IN_PROGRESS",
+        22: "ILLEGAL_GENERATION", 23: "INCONSISTENT_GROUP_PROTOCOL", 25: "UNKNOWN_MEMBER_ID",
+        26: "INVALID_SESSION_TIMEOUT", 68: "NON_EMPTY_GROUP", 69: "GROUP_ID_NOT_FOUND",
+        81: "GROUP_MAX_SIZE_REACHED", 82: "FENCED_INSTANCE_ID", 88: "UNSTABLE_OFFSET_COMMIT",
+        16: "NOT_COORDINATOR", 28: "INVALID_COMMIT_OFFSET_SIZE", 24: "INVALID_GROUP_ID", 27: "REBALANCE_IN_PROGRESS", 79: "MEMBER_ID_REQUIRED",
+        86: "GROUP_SUBSCRIBED_TO_TOPIC", 110: "FENCED_MEMBER_EPOCH",
+        111: "UNRELEASED_INSTANCE_ID", 112: "UNSUPPORTED_ASSIGNOR", 113: "STALE_MEMBER_EPOCH",
     ]
 }

@@ -25,6 +25,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
     var readHeld = false
     var wroteSinceFlush = false
     var closed = false
+    /// The client's address as group members show it ("/127.0.0.1"), read once.
+    lazy var clientHost: String = "/" + (remoteIP ?? "unknown")
+    var remoteIP: String?
 
     init(broker: Broker, memory: RequestMemory, logger: Logger, zeroCopy: Bool) {
         self.broker = broker
@@ -39,7 +42,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let size = frame.readableBytes
         let outcome: Outcome
         do {
-            outcome = try broker.handle(frame: frame, eventLoop: context.eventLoop)
+            if remoteIP == nil { remoteIP = context.remoteAddress?.ipAddress }
+            outcome = try broker.handle(frame: frame, eventLoop: context.eventLoop, clientHost: clientHost)
         } catch {
             logger.warning("closing connection from \(context.remoteAddress?.description ?? "?"): \(error)")
             return close(context)

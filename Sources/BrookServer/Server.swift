@@ -16,6 +16,7 @@ public final class BrookServer: Sendable {
     let logger: Logger
     let channels = NIOLockedValueBox<[any Channel]>([])
     let maintenanceTask = NIOLockedValueBox<RepeatedTask?>(nil)
+    let groupTimerTask = NIOLockedValueBox<RepeatedTask?>(nil)
 
     public init(broker: Broker, threads: Int = System.coreCount, logger: Logger) {
         self.broker = broker
@@ -75,12 +76,19 @@ public final class BrookServer: Sendable {
                 running.withLockedValue { $0 = false }
             }
         }
+        // The group coordinator's timers (sessions, join and sync deadlines, offset expiry).
+        let groups = broker.groups
+        let groupTask = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
+            groups.tick()
+        }
         maintenanceTask.withLockedValue { $0 = task }
+        groupTimerTask.withLockedValue { $0 = groupTask }
     }
 
     /// Stops listening, closes connections, and closes every log cleanly.
     public func shutdown() {
         maintenanceTask.withLockedValue { $0?.cancel() }
+        groupTimerTask.withLockedValue { $0?.cancel() }
         for channel in channels.withLockedValue({ $0 }) { try? channel.close().wait() }
         try? group.syncShutdownGracefully()
         try? maintenance.syncShutdownGracefully()

@@ -15,6 +15,15 @@ public enum ApiCatalog {
         Entry(key: 1, name: "Fetch", versions: 4...17, flexibleFrom: 12),
         Entry(key: 2, name: "ListOffsets", versions: 1...10, flexibleFrom: 6),
         Entry(key: 3, name: "Metadata", versions: 0...13, flexibleFrom: 9),
+        Entry(key: 8, name: "OffsetCommit", versions: 2...9, flexibleFrom: 8),
+        Entry(key: 9, name: "OffsetFetch", versions: 1...9, flexibleFrom: 6),
+        Entry(key: 10, name: "FindCoordinator", versions: 0...6, flexibleFrom: 3),
+        Entry(key: 11, name: "JoinGroup", versions: 2...9, flexibleFrom: 6),
+        Entry(key: 12, name: "Heartbeat", versions: 0...4, flexibleFrom: 4),
+        Entry(key: 13, name: "LeaveGroup", versions: 0...5, flexibleFrom: 4),
+        Entry(key: 14, name: "SyncGroup", versions: 0...5, flexibleFrom: 4),
+        Entry(key: 15, name: "DescribeGroups", versions: 0...6, flexibleFrom: 5),
+        Entry(key: 16, name: "ListGroups", versions: 0...5, flexibleFrom: 3),
         Entry(key: 18, name: "ApiVersions", versions: 0...4, flexibleFrom: 3),
         Entry(key: 19, name: "CreateTopics", versions: 2...7, flexibleFrom: 5),
         Entry(key: 20, name: "DeleteTopics", versions: 1...6, flexibleFrom: 4),
@@ -24,8 +33,12 @@ public enum ApiCatalog {
         Entry(key: 33, name: "AlterConfigs", versions: 0...2, flexibleFrom: 2),
         Entry(key: 35, name: "DescribeLogDirs", versions: 1...4, flexibleFrom: 2),
         Entry(key: 37, name: "CreatePartitions", versions: 0...3, flexibleFrom: 2),
+        Entry(key: 42, name: "DeleteGroups", versions: 0...2, flexibleFrom: 2),
         Entry(key: 44, name: "IncrementalAlterConfigs", versions: 0...1, flexibleFrom: 1),
+        Entry(key: 47, name: "OffsetDelete", versions: 0...0, flexibleFrom: nil),
         Entry(key: 60, name: "DescribeCluster", versions: 0...2, flexibleFrom: 0),
+        Entry(key: 68, name: "ConsumerGroupHeartbeat", versions: 0...1, flexibleFrom: 0),
+        Entry(key: 69, name: "ConsumerGroupDescribe", versions: 0...1, flexibleFrom: 0),
     ]
 
     public static func entry(forKey key: Int16) -> Entry? {

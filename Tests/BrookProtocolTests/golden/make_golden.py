@@ -16,8 +16,11 @@ builds sample requests and responses from the schema, in two variants:
   full    every field set to a value that differs from its default (numbers wide enough to show
           byte order, UTF-8 strings with non-ASCII characters), nullable fields set, tagged fields
           set, arrays of two elements at the top level;
-  sparse  nullable fields null, tagged fields at their defaults (so not written), empty strings and
-          primitive arrays, arrays of structs with one element.
+  sparse  nullable fields null (nullable structs too), tagged fields at their defaults (so not
+          written), empty strings and primitive arrays, arrays of structs with one element.
+
+kafka-python 3.0.12 ships no schema for ConsumerGroupHeartbeat and ConsumerGroupDescribe: Kafka
+4.0.0's schemas of those are read from KAFKA_MESSAGE_DIR and handed to kafka-python's codec.
 
 It writes Tests/BrookProtocolTests/GoldenFixtures.swift: for each sample the bytes kafka-python
 wrote (the message body only: `encode()` leaves the request/response header out unless asked),
@@ -40,8 +43,10 @@ Extra fixtures:
 Deterministic: rerunning writes the same file.
 """
 import importlib.util
+import json
 import os
 import sys
+import types
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,21 +54,64 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 OUT = os.path.join(HERE, "..", "GoldenFixtures.swift")
 
 import kafka  # noqa: E402
+import kafka.protocol.api_data  # noqa: E402
 from kafka.protocol.admin import (  # noqa: E402
     AlterConfigsRequest, AlterConfigsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
-    CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse,
-    DescribeConfigsRequest, DescribeConfigsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    CreateTopicsRequest, CreateTopicsResponse, DeleteGroupsRequest, DeleteGroupsResponse,
+    DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListGroupsRequest, ListGroupsResponse,
 )
+from kafka.protocol.api_message import ApiMessage  # noqa: E402
 from kafka.protocol.consumer import (  # noqa: E402
-    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
-    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+    FetchRequest, FetchResponse, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, SyncGroupRequest, SyncGroupResponse,
 )
 from kafka.protocol.metadata import (  # noqa: E402
-    ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
+    ApiVersionsRequest, ApiVersionsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+    MetadataRequest, MetadataResponse,
 )
 from kafka.protocol.producer import ProduceRequest, ProduceResponse  # noqa: E402
+from kafka.protocol.schemas.load_json import _resolve_common_structs  # noqa: E402
+
+# The APIs kafka-python 3.0.12 ships no schema for. Their schemas are read from a Kafka 4.0.0
+# checkout's clients/src/main/resources/common/message/ directory, named by KAFKA_MESSAGE_DIR (not
+# kept in this repository). kafka-python's own codec encodes them, as it does the schemas it
+# ships: only the schema comes from Kafka, not the encoding. Without the directory these APIs
+# get no fixtures.
+KAFKA_MESSAGE_DIR = os.environ.get("KAFKA_MESSAGE_DIR")
+
+
+def _kafka_schema(name):
+    with open(os.path.join(KAFKA_MESSAGE_DIR, name + ".json")) as f:
+        text = "\n".join(line for line in f if not line.lstrip().startswith("//"))
+    return json.loads(text)
+
+
+def kafka_message(name):
+    """A kafka-python message class built from a schema in KAFKA_MESSAGE_DIR (kafka-python reads a
+    class's schema from its package by the class's name; here it is handed that one instead)."""
+    schema = _kafka_schema(name)
+    commons = {c["name"]: c["fields"] for c in schema.get("commonStructs", [])}
+    if commons:
+        _resolve_common_structs(schema["fields"], commons)
+    shipped = kafka.protocol.api_data.load_json
+    kafka.protocol.api_data.load_json = lambda n, package=None: schema if n == name else shipped(n, package)
+    try:
+        return types.new_class(name, (ApiMessage,))
+    finally:
+        kafka.protocol.api_data.load_json = shipped
+
+
+KIP848_APIS = {}
+if KAFKA_MESSAGE_DIR:
+    for _api in ("ConsumerGroupHeartbeat", "ConsumerGroupDescribe"):
+        KIP848_APIS[_api] = (kafka_message(_api + "Request"), kafka_message(_api + "Response"))
+else:
+    print("KAFKA_MESSAGE_DIR not set: no fixtures for ConsumerGroupHeartbeat and ConsumerGroupDescribe", file=sys.stderr)
 
 spec = importlib.util.spec_from_file_location("protogen", os.path.join(ROOT, "scripts", "protogen.py"))
 protogen = importlib.util.module_from_spec(spec)
@@ -85,9 +133,22 @@ CLASSES = {
     "DeleteRecords": (DeleteRecordsRequest, DeleteRecordsResponse),
     "OffsetForLeaderEpoch": (OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse),
     "DescribeLogDirs": (DescribeLogDirsRequest, DescribeLogDirsResponse),
+    "FindCoordinator": (FindCoordinatorRequest, FindCoordinatorResponse),
+    "JoinGroup": (JoinGroupRequest, JoinGroupResponse),
+    "Heartbeat": (HeartbeatRequest, HeartbeatResponse),
+    "LeaveGroup": (LeaveGroupRequest, LeaveGroupResponse),
+    "SyncGroup": (SyncGroupRequest, SyncGroupResponse),
+    "DescribeGroups": (DescribeGroupsRequest, DescribeGroupsResponse),
+    "ListGroups": (ListGroupsRequest, ListGroupsResponse),
+    "DeleteGroups": (DeleteGroupsRequest, DeleteGroupsResponse),
+    "OffsetCommit": (OffsetCommitRequest, OffsetCommitResponse),
+    "OffsetFetch": (OffsetFetchRequest, OffsetFetchResponse),
+    "OffsetDelete": (OffsetDeleteRequest, OffsetDeleteResponse),
+    **KIP848_APIS,
 }
 
-# kafka-python renames a few fields of Kafka's schemas (json_patch) and reads them as bit sets.
+# kafka-python renames a few fields of Kafka's schemas (json_patch) and reads them as bit sets
+# (DescribeGroups' AuthorizedOperations keeps its name: only its type is patched).
 RENAMED = {"authorized_operations": ("ClusterAuthorizedOperations", "TopicAuthorizedOperations")}
 
 SWIFT_INT = {"int8": "Int8", "int16": "Int16", "int32": "Int32", "int64": "Int64", "uint16": "UInt16"}
@@ -176,7 +237,7 @@ class Builder:
     def def_field(self, defs, kp_field, where):
         """Brook's definition of a kafka-python field, checked to be the same field."""
         wanted = kp_field._json["name"]
-        names = RENAMED.get(kp_field.name, (wanted,))
+        names = (wanted,) + RENAMED.get(kp_field.name, ())
         for f in defs:
             if f.name in names and f.versions.low <= self.version <= f.versions.high:
                 return f
@@ -225,7 +286,11 @@ class Builder:
                     return inst, None
                 if tagged and self.tagged_structs == "omit":
                     return _OMIT, None
+                if nullable and sparse:
+                    return None, "nil"
                 inst, args = self.struct(cls, kp_fields, children, commons, depth + 1, where)
+                if nullable:
+                    return inst, f".some(.init({', '.join(args)}))"
                 return inst, f".init({', '.join(args)})"
             if nullable and sparse:
                 return None, "nil"

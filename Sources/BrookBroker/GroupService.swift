@@ -1,0 +1,274 @@
+import BrookCore
+import BrookGroups
+import BrookProtocol
+import BrookRecords
+import BrookStorage
+import Logging
+import NIOCore
+import Synchronization
+
+/// Drives the group coordinator (BrookGroups, a pure state machine): holds the requests that
+/// wait for a rebalance, writes what the coordinator decides to `__consumer_offsets` before
+/// answering, reloads it at start, and ticks its timers.
+public final class GroupService: Sendable {
+    public static let offsetsTopic = "__consumer_offsets"
+
+    enum Waiter {
+        case join(EventLoopPromise<JoinResult>)
+        case sync(EventLoopPromise<SyncResult>)
+    }
+
+    struct State {
+        var coordinator: GroupCoordinator
+        var waiting: [PendingID: Waiter] = [:]
+        var nextPending: UInt64 = 1
+        var offsetsPartitions: [Partition] = []
+
+        mutating func hold(_ waiter: Waiter) -> PendingID {
+            let id = PendingID(nextPending)
+            nextPending += 1
+            waiting[id] = waiter
+            return id
+        }
+    }
+
+    let state: Mutex<State>
+    let topics: TopicRegistry
+    let clock: any Clock
+    let logger: Logger
+    let offsetsTopicPartitions: Int32
+    let offsetsTopicSegmentBytes: Int64
+
+    init(config: BrokerConfig, topics: TopicRegistry, clock: any Clock, logger: Logger) {
+        var seed = SystemRandomNumberGenerator()
+        state = Mutex(State(coordinator: GroupCoordinator(config: config.groups, seed: seed.next())))
+        self.topics = topics
+        self.clock = clock
+        self.logger = logger
+        offsetsTopicPartitions = config.offsetsTopicPartitions
+        offsetsTopicSegmentBytes = config.offsetsTopicSegmentBytes
+    }
+
+    public var config: GroupConfig { state.withLock { $0.coordinator.config } }
+    var now: Int64 { clock.now().ms }
+
+    /// A read-only look at the coordinator (for Describe / List / OffsetFetch).
+    public func read<T>(_ body: (borrowing GroupCoordinator) -> T) -> T {
+        state.withLock { body($0.coordinator) }
+    }
+
+    // MARK: loading and writing __consumer_offsets
+
+    /// Replays `__consumer_offsets` into the coordinator.
+    func load() throws(StorageError) {
+        guard let topic = topics.topic(Self.offsetsTopic) else { return }
+        let now = self.now
+        var count = 0
+        for partition in topic.partitions {
+            var next = partition.offsets.logStart
+            while true {
+                let read = try partition.read(from: next, maxBytes: 1 << 20, minOneBatch: true)
+                if read.slice.isEmpty { break }
+                let bytes = try read.slice.readBytes()
+                let records = Self.decode(bytes, partition: partition.name, logger: logger, next: &next)
+                state.withLock { s in for r in records { s.coordinator.replay(r, now: now) } }
+                count += records.count
+            }
+        }
+        state.withLock { $0.offsetsPartitions = topic.partitions }
+        logger.info("loaded \(count) group records from \(Self.offsetsTopic)")
+    }
+
+    /// The group records in whole batches; `next` moves past the last batch.
+    static func decode(_ buffer: ByteBuffer, partition: String, logger: Logger, next: inout Offset) -> [GroupRecord] {
+        var out: [GroupRecord] = []
+        buffer.withUnsafeReadableBytes { bytes in
+            var at = 0
+            while at + RecordBatchHeader.logOverheadBytes <= bytes.count {
+                let batchBytes = UnsafeRawBufferPointer(rebasing: bytes[at...])
+                guard let header = RecordBatchHeader.decode(batchBytes) else { break }
+                let total = Int(header.batchLength) + RecordBatchHeader.logOverheadBytes
+                guard total <= batchBytes.count else { break }
+                next = header.baseOffset + Int64(header.lastOffsetDelta) + 1
+                defer { at += total }
+                guard !header.attributes.isControl else { continue }
+                guard header.attributes.compression == CompressionCodec.none else {
+                    logger.warning("\(partition): skipped a compressed batch at offset \(header.baseOffset)")
+                    continue
+                }
+                let batch = UnsafeRawBufferPointer(rebasing: batchBytes[..<total])
+                var i = RecordBatchHeader.Field.records
+                for _ in 0..<header.recordCount {
+                    guard let record = try? RecordParser.parse(batch, at: &i), let key = record.key else { break }
+                    do {
+                        if let r = try GroupRecord.decode(key: Array(batch[key]), value: record.value.map { Array(batch[$0]) }) {
+                            out.append(r)
+                        }
+                    } catch {
+                        logger.warning("\(partition): unreadable group record at offset \(header.baseOffset): \(error)")
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Kafka's placement: abs(groupId.hashCode()) % partitions, with Java's String hash.
+    static func partitionIndex(for groupID: String, partitions: Int) -> Int {
+        var h: Int32 = 0
+        for unit in groupID.utf16 { h = 31 &* h &+ Int32(unit) }
+        return Int(h & 0x7fff_ffff) % partitions
+    }
+
+    /// Appends records to the group's partitions of `__consumer_offsets` (made on first use).
+    /// Called under the state lock, so the log holds them in the order they were decided.
+    func write(_ records: [GroupRecord], _ s: inout State) throws(StorageError) {
+        guard !records.isEmpty else { return }
+        if s.offsetsPartitions.isEmpty {
+            s.offsetsPartitions = try offsetsPartitions()
+        }
+        let now = clock.now()
+        var byPartition: [Int: [SimpleRecord]] = [:]
+        for r in records {
+            let index = Self.partitionIndex(for: r.groupID, partitions: s.offsetsPartitions.count)
+            byPartition[index, default: []].append(SimpleRecord(key: r.key, value: r.value, timestamp: now))
+        }
+        for (index, list) in byPartition.sorted(by: { $0.key < $1.key }) {
+            var buffer = ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: .zero, records: list))
+            _ = try s.offsetsPartitions[index].append(&buffer)
+        }
+    }
+
+    func offsetsPartitions() throws(StorageError) -> [Partition] {
+        if let topic = topics.topic(Self.offsetsTopic) { return topic.partitions }
+        do {
+            let configs = ["cleanup.policy": "compact", "segment.bytes": String(offsetsTopicSegmentBytes),
+                           "compression.type": "producer"]
+            return try topics.create(name: Self.offsetsTopic, partitions: offsetsTopicPartitions, configs: configs).partitions
+        } catch {
+            if let topic = topics.topic(Self.offsetsTopic) { return topic.partitions }
+            throw .invalidArgument("cannot create \(Self.offsetsTopic): \(error.message)")
+        }
+    }
+
+    // MARK: running the coordinator
+
+    /// Runs `body` on the coordinator, writes the records it decided, then answers the held
+    /// requests it completed.
+    @discardableResult
+    func run<T>(_ body: (inout State, Int64) -> (T, Effects)) -> T {
+        let now = self.now
+        let (value, answers) = state.withLock { s -> (T, [() -> Void]) in
+            let (value, effects) = body(&s, now)
+            do {
+                try write(effects.records, &s)
+            } catch {
+                logger.error("writing \(effects.records.count) group records: \(error)")
+            }
+            var answers: [() -> Void] = []
+            for (id, result) in effects.joins {
+                if case .join(let p)? = s.waiting.removeValue(forKey: id) { answers.append { p.succeed(result) } }
+            }
+            for (id, result) in effects.syncs {
+                if case .sync(let p)? = s.waiting.removeValue(forKey: id) { answers.append { p.succeed(result) } }
+            }
+            return (value, answers)
+        }
+        for answer in answers { answer() }
+        return value
+    }
+
+    public func join(_ request: JoinRequest, on eventLoop: any EventLoop) -> EventLoopFuture<JoinResult> {
+        let promise = eventLoop.makePromise(of: JoinResult.self)
+        run { s, now in ((), s.coordinator.join(request, pending: s.hold(.join(promise)), now: now)) }
+        return promise.futureResult
+    }
+
+    public func sync(_ request: SyncRequest, on eventLoop: any EventLoop) -> EventLoopFuture<SyncResult> {
+        let promise = eventLoop.makePromise(of: SyncResult.self)
+        run { s, now in ((), s.coordinator.sync(request, pending: s.hold(.sync(promise)), now: now)) }
+        return promise.futureResult
+    }
+
+    public func heartbeat(groupID: String, memberID: String, instanceID: String?, generation: Int32) -> ErrorCode {
+        run { s, now in
+            (s.coordinator.heartbeat(groupID: groupID, memberID: memberID, instanceID: instanceID, generation: generation, now: now), Effects())
+        }
+    }
+
+    public func leave(groupID: String, members: [(memberID: String, instanceID: String?)]) -> (ErrorCode, [ErrorCode]) {
+        run { s, now in
+            let (code, codes, effects) = s.coordinator.leave(groupID: groupID, members: members, now: now)
+            return ((code, codes), effects)
+        }
+    }
+
+    public func consumerHeartbeat(_ request: ConsumerHeartbeatRequest) -> ConsumerHeartbeatResult {
+        let view = RegistryTopics(registry: topics)
+        return run { s, now in (s.coordinator.consumerHeartbeat(request, topics: view, now: now), Effects()) }
+    }
+
+    /// OffsetCommit: checked, written, then applied; a failed write fails every partition.
+    public func commit(groupID: String, generation: Int32, memberID: String, instanceID: String?,
+                       offsets: [(TopicPartition, CommittedOffset)]) -> GroupCoordinator.CommitCheck {
+        let now = self.now
+        return state.withLock { s in
+            var check = s.coordinator.checkCommit(groupID: groupID, generation: generation, memberID: memberID,
+                                                  instanceID: instanceID, offsets: offsets, now: now)
+            do {
+                try write(check.records, &s)
+                for r in check.records { s.coordinator.replay(r, now: now) }
+            } catch {
+                logger.error("writing offsets of group \(groupID): \(error)")
+                check.groupError = .coordinatorNotAvailable
+            }
+            return check
+        }
+    }
+
+    public func deleteGroup(_ groupID: String) -> ErrorCode {
+        run { s, _ in
+            let (code, records) = s.coordinator.deleteGroup(groupID)
+            var effects = Effects()
+            effects.records = records
+            return (code, effects)
+        }
+    }
+
+    public func deleteOffsets(groupID: String, partitions: [TopicPartition]) -> (ErrorCode, [TopicPartition: ErrorCode]) {
+        run { s, _ in
+            let (code, errors, records) = s.coordinator.deleteOffsets(groupID: groupID, partitions: partitions)
+            var effects = Effects()
+            effects.records = records
+            return ((code, errors), effects)
+        }
+    }
+
+    /// The coordinator's timers (called about every 100 ms by the server).
+    public func tick() {
+        run { s, now in ((), s.coordinator.tick(now: now)) }
+    }
+
+    /// Held requests are answered COORDINATOR_NOT_AVAILABLE when the broker stops.
+    func shutdown() {
+        let waiting = state.withLock { s -> [Waiter] in
+            defer { s.waiting.removeAll() }
+            return Array(s.waiting.values)
+        }
+        for w in waiting {
+            switch w {
+            case .join(let p): p.succeed(JoinResult(error: .coordinatorNotAvailable))
+            case .sync(let p): p.succeed(SyncResult(error: .coordinatorNotAvailable))
+            }
+        }
+    }
+}
+
+/// The topic registry as the coordinator sees it.
+struct RegistryTopics: TopicsView {
+    let registry: TopicRegistry
+    func describe(_ topic: String) -> (id: KafkaUUID, partitions: Int32)? {
+        registry.topic(topic).map { ($0.id, Int32($0.partitions.count)) }
+    }
+    func name(of id: KafkaUUID) -> String? { registry.topic(id: id)?.name }
+}

@@ -1,0 +1,39 @@
+import BrookGroups
+import BrookProtocol
+import NIOCore
+
+/// DescribeGroups (classic groups). An unknown group is "Dead" (GROUP_ID_NOT_FOUND from v6);
+/// a KIP-848 group is described by ConsumerGroupDescribe instead.
+struct DescribeGroupsHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 0...6
+
+    func handle(_ request: DescribeGroupsRequest, version: Int16, context: RequestContext) -> Reply<DescribeGroupsResponse> {
+        let described = context.broker.groups.read { c in
+            request.groups.map { id -> DescribeGroupsResponse.DescribedGroup in
+                var out = DescribeGroupsResponse.DescribedGroup(groupId: id, groupState: ClassicState.dead.rawValue)
+                switch c.group(id)?.kind {
+                case nil:
+                    if version >= 6 {
+                        out.errorCode = ErrorCode.groupIDNotFound.rawValue
+                        out.errorMessage = "Group \(id) not found."
+                    }
+                case .consumer?:
+                    out.errorCode = ErrorCode.groupIDNotFound.rawValue
+                    out.errorMessage = "Group \(id) is not a classic group."
+                case .classic(let g)?:
+                    out.groupState = g.state.rawValue
+                    out.protocolType = g.protocolType ?? ""
+                    out.protocolData = g.state == .stable || g.state == .completingRebalance ? g.protocolName ?? "" : ""
+                    out.members = g.members.map { m in
+                        DescribeGroupsResponse.DescribedGroup.DescribedGroupMember(
+                            memberId: m.memberID, groupInstanceId: m.instanceID, clientId: m.clientID, clientHost: m.clientHost,
+                            memberMetadata: ByteBuffer(bytes: g.state == .stable ? m.protocols.first { $0.name == g.protocolName }?.metadata ?? [] : []),
+                            memberAssignment: ByteBuffer(bytes: g.state == .stable ? m.assignment : []))
+                    }
+                }
+                return out
+            }
+        }
+        return .now(DescribeGroupsResponse(groups: described))
+    }
+}

@@ -1,0 +1,36 @@
+import BrookCore
+import BrookProtocol
+
+/// FindCoordinator: this broker coordinates every group (one node). Transactions have no
+/// coordinator yet, so that key type is answered COORDINATOR_NOT_AVAILABLE.
+struct FindCoordinatorHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 0...6
+
+    func handle(_ request: FindCoordinatorRequest, version: Int16, context: RequestContext) -> Reply<FindCoordinatorResponse> {
+        let address = context.broker.config.advertised
+        let node = context.broker.config.nodeID
+        func answer(_ key: String) -> FindCoordinatorResponse.Coordinator {
+            var c = FindCoordinatorResponse.Coordinator(key: key, nodeId: node, host: address.host, port: Int32(address.port))
+            switch request.keyType {
+            case 0 where key.isEmpty:
+                c = FindCoordinatorResponse.Coordinator(key: key, nodeId: NodeID(-1), errorCode: ErrorCode.invalidGroupID.rawValue,
+                                                        errorMessage: "The group id is empty.")
+            case 0:
+                break
+            case 1:
+                c = FindCoordinatorResponse.Coordinator(key: key, nodeId: NodeID(-1), errorCode: ErrorCode.coordinatorNotAvailable.rawValue,
+                                                        errorMessage: "Transactions are not supported yet.")
+            default:
+                c = FindCoordinatorResponse.Coordinator(key: key, nodeId: NodeID(-1), errorCode: ErrorCode.invalidRequest.rawValue,
+                                                        errorMessage: "Unknown key type \(request.keyType).")
+            }
+            return c
+        }
+        if version >= 4 {
+            return .now(FindCoordinatorResponse(coordinators: request.coordinatorKeys.map(answer)))
+        }
+        let c = answer(request.key)
+        return .now(FindCoordinatorResponse(errorCode: c.errorCode, errorMessage: c.errorMessage, nodeId: c.nodeId,
+                                            host: c.host, port: c.port))
+    }
+}

@@ -1,0 +1,32 @@
+import BrookCore
+import BrookGroups
+import BrookProtocol
+
+/// OffsetCommit: checked against the committer's generation (classic) or member epoch
+/// (KIP-848), written to `__consumer_offsets`, then answered.
+struct OffsetCommitHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 2...9
+
+    func handle(_ request: OffsetCommitRequest, version: Int16, context: RequestContext) -> Reply<OffsetCommitResponse> {
+        let now = context.broker.clock.now()
+        var offsets: [(TopicPartition, CommittedOffset)] = []
+        for topic in request.topics {
+            for p in topic.partitions {
+                offsets.append((TopicPartition(topic.name, p.partitionIndex),
+                                CommittedOffset(offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch,
+                                                metadata: p.committedMetadata ?? "", commitTimestamp: now)))
+            }
+        }
+        let check = context.broker.groups.commit(groupID: request.groupId, generation: request.generationIdOrMemberEpoch,
+                                                 memberID: request.memberId, instanceID: request.groupInstanceId,
+                                                 offsets: offsets)
+        return .now(OffsetCommitResponse(topics: request.topics.map { topic in
+            OffsetCommitResponse.OffsetCommitResponseTopic(name: topic.name, partitions: topic.partitions.map { p in
+                let code = check.groupError != .none
+                    ? check.groupError : check.partitionErrors[TopicPartition(topic.name, p.partitionIndex)] ?? .none
+                return OffsetCommitResponse.OffsetCommitResponseTopic.OffsetCommitResponsePartition(
+                    partitionIndex: p.partitionIndex, errorCode: code.rawValue)
+            })
+        }))
+    }
+}

@@ -1,0 +1,20 @@
+import BrookGroups
+import BrookProtocol
+
+/// OffsetDelete: a group's committed offsets for topics it no longer subscribes to.
+struct OffsetDeleteHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 0...0
+
+    func handle(_ request: OffsetDeleteRequest, version: Int16, context: RequestContext) -> Reply<OffsetDeleteResponse> {
+        let partitions = request.topics.flatMap { t in t.partitions.map { TopicPartition(t.name, $0.partitionIndex) } }
+        let (code, errors) = context.broker.groups.deleteOffsets(groupID: request.groupId, partitions: partitions)
+        guard code == .none else { return .now(OffsetDeleteResponse(errorCode: code.rawValue)) }
+        return .now(OffsetDeleteResponse(topics: request.topics.map { t in
+            OffsetDeleteResponse.OffsetDeleteResponseTopic(name: t.name, partitions: t.partitions.map { p in
+                OffsetDeleteResponse.OffsetDeleteResponseTopic.OffsetDeleteResponsePartition(
+                    partitionIndex: p.partitionIndex,
+                    errorCode: (errors[TopicPartition(t.name, p.partitionIndex)] ?? .none).rawValue)
+            })
+        }))
+    }
+}
