@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -808,3 +811,362 @@ def api_versions_v3_body() -> bytes:
     """The header's empty tagged fields, then ApiVersions v3's body: client software name and
     version (compact strings) and empty tagged fields."""
     return b"\x00" + compact_string("brook-interop") + compact_string("1.0") + b"\x00"
+
+
+# --------------------------------------------------------------------------------------------
+# Consumer groups
+
+# Classic-protocol timings for group members: Kafka's group.min.session.timeout.ms is 6000, so
+# that is the shortest session a broker with default settings accepts. max.poll.interval.ms is
+# also the rebalance timeout, the longest a JoinGroup waits for the other members.
+GROUP_SESSION_MS = 6000
+GROUP_HEARTBEAT_MS = 1000
+GROUP_MAX_POLL_MS = 20000
+
+
+def ck_group_conf(
+    bootstrap: str,
+    group: str,
+    *,
+    protocol: str = "classic",
+    strategy: Optional[str] = "range",
+    remote_assignor: Optional[str] = None,
+    **extra,
+) -> dict:
+    """A librdkafka consumer configuration for a member of `group`: no auto commit, reads from the
+    beginning where the group has no committed offset. protocol "classic" (JoinGroup / SyncGroup,
+    client-side `strategy`) or "consumer" (KIP-848 ConsumerGroupHeartbeat, server-side
+    `remote_assignor`; librdkafka refuses the classic-only session / heartbeat / strategy settings
+    then)."""
+    conf = ck_base_conf(
+        bootstrap,
+        **{
+            "group.id": group,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+        },
+    )
+    if protocol == "consumer":
+        conf["group.protocol"] = "consumer"
+        if remote_assignor:
+            conf["group.remote.assignor"] = remote_assignor
+    else:
+        conf["session.timeout.ms"] = GROUP_SESSION_MS
+        conf["heartbeat.interval.ms"] = GROUP_HEARTBEAT_MS
+        conf["max.poll.interval.ms"] = GROUP_MAX_POLL_MS
+        if strategy:
+            conf["partition.assignment.strategy"] = strategy
+    conf.update(extra)
+    return conf
+
+
+def ck_group_consumer(bootstrap: str, group: str, *, errors: Optional[CkErrors] = None, **kw):
+    """A confluent-kafka Consumer for `group` (see ck_group_conf); the caller subscribes."""
+    from confluent_kafka import Consumer
+
+    conf = ck_group_conf(bootstrap, group, **kw)
+    if errors is not None:
+        conf["error_cb"] = errors
+    return Consumer(conf)
+
+
+def kp_assignors(strategy: str) -> tuple:
+    """kafka-python's assignor classes for a librdkafka-style strategy list ("range,roundrobin")."""
+    from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+    from kafka.coordinator.assignors.range import RangePartitionAssignor
+    from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+
+    known = {
+        "range": RangePartitionAssignor,
+        "roundrobin": RoundRobinPartitionAssignor,
+        "cooperative-sticky": CooperativeStickyAssignor,
+    }
+    return tuple(known[name.strip()] for name in strategy.split(","))
+
+
+def kp_group_consumer(bootstrap: str, group: str, *, strategy: str = "range", **extra):
+    """A kafka-python KafkaConsumer for `group` (classic protocol, no auto commit, from the
+    beginning where the group has no committed offset); the caller subscribes."""
+    from kafka import KafkaConsumer
+
+    conf = dict(
+        bootstrap_servers=bootstrap,
+        client_id="brook-interop-kafka-python",
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=GROUP_SESSION_MS,
+        heartbeat_interval_ms=GROUP_HEARTBEAT_MS,
+        max_poll_interval_ms=GROUP_MAX_POLL_MS,
+        partition_assignment_strategy=kp_assignors(strategy),
+        request_timeout_ms=30000,
+        fetch_max_wait_ms=200,
+        max_poll_records=5000,
+        bootstrap_timeout_ms=20000,
+    )
+    conf.update(extra)
+    return KafkaConsumer(**conf)
+
+
+def kp_drain(consumer, expected: int, *, timeout: float = PHASE_TIMEOUT, linger: float = 0.5) -> list:
+    """Poll a (subscribed or assigned) kafka-python consumer until `expected` records arrived,
+    then `linger` more seconds to catch extras."""
+    out: list = []
+    deadline = time.monotonic() + timeout
+    stop_at = None
+    while True:
+        now = time.monotonic()
+        if stop_at is None and len(out) >= expected:
+            stop_at = now + linger
+        if (stop_at is not None and now >= stop_at) or now >= deadline:
+            break
+        for recs in consumer.poll(timeout_ms=200).values():
+            out.extend(kp_rec(r) for r in recs)
+    if len(out) < expected:
+        raise AssertionError(f"kafka-python read only {len(out)} of {expected} records within {timeout}s")
+    return out
+
+
+def kcat_json_records(stdout: bytes) -> list:
+    """Rec for each line of `kcat -J` output."""
+    out = []
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        obj = json.loads(line)
+        flat = obj.get("headers") or []
+        headers = tuple((flat[i], None if flat[i + 1] is None else flat[i + 1].encode()) for i in range(0, len(flat), 2))
+        key = obj.get("key")
+        payload = obj.get("payload")
+        out.append(
+            Rec(
+                obj["partition"],
+                obj["offset"],
+                None if key is None else key.encode(),
+                None if payload is None else payload.encode(),
+                headers,
+                obj.get("ts"),
+            )
+        )
+    return out
+
+
+def kcat_group_consume(
+    bootstrap: str,
+    group: str,
+    topic: str,
+    count: int,
+    *,
+    timeout: float = 60.0,
+    extra_args: Sequence = (),
+) -> list:
+    """`kcat -G group topic -c count -J`: a balanced consumer (librdkafka's KafkaConsumer, classic
+    protocol, auto commit on) that exits after `count` records, committing on close (-c rather
+    than -e, which older kcat does not honour in -G mode)."""
+    args = [
+        "-b", bootstrap, "-G", group, "-J", "-q", "-c", str(count),
+        "-X", "auto.offset.reset=earliest",
+        "-X", f"session.timeout.ms={GROUP_SESSION_MS}",
+        "-X", f"heartbeat.interval.ms={GROUP_HEARTBEAT_MS}",
+        *extra_args,
+        topic,
+    ]
+    try:
+        proc = subprocess.run(
+            [kcat_path(), *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as e:
+        lines = len((e.stdout or b"").splitlines())
+        raise AssertionError(
+            f"kcat {' '.join(args)} read {lines} of {count} records and had not exited after {timeout}s\n"
+            f"stderr: {(e.stderr or b'').decode(errors='replace')[-3000:]}"
+        ) from None
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"kcat {' '.join(args)} exited {proc.returncode}\nstderr: {proc.stderr.decode(errors='replace')[-3000:]}"
+        )
+    return kcat_json_records(proc.stdout)
+
+
+def api_versions(port: int) -> dict:
+    """{api_key: (min, max)} from the broker's ApiVersions v3 answer."""
+    with connect(port) as s:
+        s.sendall(request_frame(18, 3, 1, "brook-interop", api_versions_v3_body()))
+        _, err, apis = parse_api_versions(read_response(s), 3)
+    if err != 0:
+        raise AssertionError(f"ApiVersions v3 answered error {err}")
+    return apis
+
+
+# A confluent-kafka group member in its own process, so that a test can SIGKILL it (no
+# LeaveGroup, no final commit: a crashed consumer). It prints one JSON event per line on stdout:
+# assignment changes, the records it consumed (printed, i.e. "processed", before it commits
+# them when opts["commit"]), commit outcomes and errors. It exits on SIGTERM (closing the
+# consumer, which leaves the group), when its parent goes away, or after opts["lifetime"] s.
+_CK_MEMBER_SCRIPT = r"""
+import json, os, signal, sys, time
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+conf, topic, opts = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+parent = os.getppid()
+stopping = []
+signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+
+
+def emit(kind, **fields):
+    fields["ev"] = kind
+    fields["t"] = time.time()
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+conf["error_cb"] = lambda err: emit("error", err=str(err))
+c = Consumer(conf)
+c.subscribe(
+    [topic],
+    on_assign=lambda _c, ps: emit("assign", parts=sorted(p.partition for p in ps)),
+    on_revoke=lambda _c, ps: emit("revoke", parts=sorted(p.partition for p in ps)),
+)
+emit("started", pid=os.getpid())
+commit = bool(opts.get("commit"))
+batch = int(opts.get("batch", 100))
+end = time.monotonic() + float(opts.get("lifetime", 240))
+last = None
+try:
+    while not stopping and time.monotonic() < end and os.getppid() == parent:
+        recs, upto = [], {}
+        for m in c.consume(num_messages=batch, timeout=0.1):
+            err = m.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    emit("error", err=str(err))
+                continue
+            v = m.value()
+            recs.append([m.partition(), m.offset(), None if v is None else v.decode("utf-8", "replace")])
+            upto[m.partition()] = m.offset() + 1
+        if recs:
+            emit("msgs", recs=recs)
+            if commit:
+                offsets = sorted(upto.items())
+                try:
+                    res = c.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets], asynchronous=False)
+                    failed = [[tp.partition, str(tp.error)] for tp in (res or []) if tp.error is not None]
+                    emit("commit", offsets=offsets, failed=failed)
+                except KafkaException as e:
+                    emit("commit_error", offsets=offsets, err=str(e))
+        parts = sorted(tp.partition for tp in c.assignment())
+        if parts != last:
+            last = parts
+            emit("assignment", parts=parts)
+finally:
+    c.close()
+    emit("closed")
+"""
+
+
+class CkMemberProcess:
+    """A librdkafka group member running _CK_MEMBER_SCRIPT in a child process. `conf` is a plain
+    ck_group_conf dict (no callbacks). The events it prints are gathered by a reader thread:
+    `records` [(partition, offset, value)], `assignment` (the last one it reported, None before
+    the first), `events` (all of them)."""
+
+    def __init__(self, name: str, conf: dict, topic: str, log_path, *, commit: bool = False, batch: int = 100, lifetime: float = 240.0) -> None:
+        self.name = name
+        self.log_path = log_path
+        self.records: list = []
+        self.events: list = []
+        self.assignment: Optional[tuple] = None
+        self.closed = False
+        self._lock = threading.Lock()
+        opts = {"commit": commit, "batch": batch, "lifetime": lifetime}
+        self._log = open(log_path, "wb")
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _CK_MEMBER_SCRIPT, json.dumps(conf), topic, json.dumps(opts)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=env,
+        )
+        self._reader = threading.Thread(target=self._read, name=f"member-{name}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            with self._lock:
+                self.events.append(ev)
+                kind = ev.get("ev")
+                if kind == "msgs":
+                    self.records.extend(tuple(r) for r in ev["recs"])
+                elif kind == "assignment":
+                    self.assignment = tuple(ev["parts"])
+                elif kind == "closed":
+                    self.closed = True
+
+    # The interface the group tests' wait loops use for every kind of member.
+    def step(self, timeout: float = 0.02) -> None:
+        time.sleep(timeout)
+
+    def parts(self) -> Optional[tuple]:
+        with self._lock:
+            return self.assignment
+
+    def values(self) -> list:
+        with self._lock:
+            return [r[2] for r in self.records]
+
+    def errors(self) -> list:
+        with self._lock:
+            return [ev for ev in self.events if ev.get("ev") in ("error", "commit_error") or (ev.get("ev") == "commit" and ev.get("failed"))]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL by PID: no LeaveGroup, no commit."""
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._finish(10.0)
+
+    def terminate(self) -> None:
+        """SIGTERM by PID, without waiting: the child closes its consumer (LeaveGroup) and exits."""
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def close(self, timeout: float = 20.0) -> None:
+        """SIGTERM (the child closes its consumer: LeaveGroup), SIGKILL if it lingers."""
+        if self.proc.poll() is None:
+            self.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+    def _finish(self, timeout: float) -> None:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        self._reader.join(timeout=5)
+        if not self._log.closed:
+            self._log.close()
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = open(self.log_path, "rb").read().decode(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
