@@ -6,7 +6,7 @@ struct Brook: AsyncParsableCommand {
         commandName: "brook",
         abstract: "Brook: a Kafka-compatible event-streaming platform.",
         discussion: "Start a single-node broker with `brook serve`; see README.md.",
-        subcommands: [Serve.self, TopicCommand.self, ConfigCommand.self, ProduceCommand.self, ConsumeCommand.self,
+        subcommands: [Serve.self, TopicCommand.self, ConfigCommand.self, GroupCommand.self, ProduceCommand.self, ConsumeCommand.self,
                       LogCommand.self, PerfCommand.self])
 }
 
