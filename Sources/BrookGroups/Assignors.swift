@@ -91,19 +91,35 @@ public enum ServerAssignor: String, Sendable, CaseIterable {
         var owner: [KafkaUUID: [Int32: String]] = [:]
         for m in members { for (t, parts) in m.previous { for p in parts { owner[t, default: [:]][p] = m.memberID } } }
         var taken: [KafkaUUID: Set<Int32>] = [:]
-        // Keep up to the floor of the fair share.
+        func keep(_ m: AssignorMember, _ topic: SubscribedTopic, _ p: Int32) {
+            result[m.memberID]![topic.id, default: []].insert(p)
+            taken[topic.id, default: []].insert(p)
+            load[m.memberID, default: 0] += 1
+        }
+        // Each member keeps up to the floor of its fair share of what it had; then, while some
+        // partitions must sit above the floors (the remainder), members keep one more.
+        var floors: [String: Int] = [:]
+        var total = 0
+        for topic in ordered where !subscribers[topic.name]!.isEmpty { total += Int(topic.partitions) }
         for m in members {
             var share = 0.0
             for topic in ordered where m.topics.contains(topic.name) {
                 share += Double(topic.partitions) / Double(subscribers[topic.name]!.count)
             }
-            var keep = Int(share.rounded(.down))
-            for topic in ordered where m.topics.contains(topic.name) {
-                for p in (m.previous[topic.id] ?? []).sorted() where keep > 0 && p < topic.partitions {
-                    result[m.memberID]![topic.id, default: []].insert(p)
-                    taken[topic.id, default: []].insert(p)
-                    load[m.memberID, default: 0] += 1
-                    keep -= 1
+            floors[m.memberID] = Int((share + 1e-9).rounded(.down))
+        }
+        var extra = max(0, total - floors.values.reduce(0, +))
+        for round in 0..<2 {
+            for m in members {
+                var allowed = round == 0 ? floors[m.memberID]! : (extra > 0 ? floors[m.memberID]! + 1 : 0)
+                allowed -= load[m.memberID, default: 0]
+                for topic in ordered where m.topics.contains(topic.name) {
+                    for p in (m.previous[topic.id] ?? []).sorted()
+                    where allowed > 0 && p < topic.partitions && !(taken[topic.id]?.contains(p) ?? false) {
+                        keep(m, topic, p)
+                        allowed -= 1
+                        if round == 1 { extra -= 1 }
+                    }
                 }
             }
         }

@@ -323,6 +323,7 @@ public struct ClassicGroup: Sendable {
                 if let held = members[i].pendingSync {
                     effects.syncs.append((held, SyncResult(error: .rebalanceInProgress)))
                     members[i].pendingSync = nil
+                    members[i].sessionDeadline = now + Int64(members[i].sessionTimeoutMs)
                 }
             }
         }
@@ -428,6 +429,8 @@ public struct ClassicGroup: Sendable {
             for i in members.indices {
                 guard let held = members[i].pendingSync else { continue }
                 members[i].pendingSync = nil
+                // Its session restarts when its answer goes out (it waited without heartbeats).
+                members[i].sessionDeadline = now + Int64(members[i].sessionTimeoutMs)
                 effects.syncs.append((held, SyncResult(error: .none, protocolType: protocolType,
                                                        protocolName: protocolName, assignment: members[i].assignment)))
             }

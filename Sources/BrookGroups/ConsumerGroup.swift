@@ -185,8 +185,13 @@ public struct ConsumerGroup: Sendable {
         if groupEpoch > assignmentEpoch { computeTarget(config: config) }
         reconcile(memberID, owned: request.ownedPartitions, now: now)
         member = members[memberID]!
+        // A member waiting for partitions others still hold comes back sooner than the
+        // configured interval, so the group converges in a few short round trips.
+        let waiting = member.state == .unreleasedPartitions
+        let interval = waiting ? min(config.consumerHeartbeatIntervalMs, GroupConfig.reconcilingHeartbeatIntervalMs)
+                               : config.consumerHeartbeatIntervalMs
         var result = ConsumerHeartbeatResult(error: .none, memberID: memberID, memberEpoch: member.memberEpoch,
-                                             heartbeatIntervalMs: config.consumerHeartbeatIntervalMs)
+                                             heartbeatIntervalMs: interval)
         let ownedDiffers = request.ownedPartitions.map { $0.filter { !$0.value.isEmpty } != member.assigned } ?? false
         if request.memberEpoch == 0 || member.lastSent != member.assigned || ownedDiffers {
             result.assignment = member.assigned

@@ -20,6 +20,8 @@ public struct GroupConfig: Sendable {
     /// group.consumer.session.timeout.ms / group.consumer.heartbeat.interval.ms (KIP-848).
     public var consumerSessionTimeoutMs: Int32 = 45_000
     public var consumerHeartbeatIntervalMs: Int32 = 5_000
+    /// The interval given instead to a KIP-848 member waiting for partitions to be released.
+    public static let reconcilingHeartbeatIntervalMs: Int32 = 200
     /// group.consumer.assignors: the server-side assignors, the first being the default.
     public var consumerAssignors: [String] = ["uniform", "range"]
     /// group.consumer.max.size

@@ -87,7 +87,8 @@ public enum GroupRecord: Sendable, Equatable {
             let offset = try v.readInt64()
             var epoch: Int32 = -1
             if version >= 3 { epoch = try v.readInt32() }
-            let metadata = try v.str()
+            // v4 is the flexible form (compact string, tagged fields after).
+            let metadata = version >= 4 ? try v.readString(compact: true) : try v.str()
             let timestamp = try v.readInt64()
             guard version <= 4 else { throw ProtocolError("offset commit value v\(version)") }
             return .offset(group: group, tp, CommittedOffset(offset: Offset(offset), leaderEpoch: LeaderEpoch(epoch),
