@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(
             name: "BrookBrokerTests",
             dependencies: [
-                "BrookBroker", "BrookServer", "BrookProtocol", "BrookRecords", "BrookStorage",
+                "BrookBroker", "BrookServer", "BrookProtocol", "BrookRecords", "BrookStorage", "BrookGroups",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

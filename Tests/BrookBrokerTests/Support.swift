@@ -35,8 +35,8 @@ final class BrokerHarness {
     let clock: ManualClock
     var correlation: Int32 = 100
 
-    init(_ settings: [(String, String)] = [], clock: ManualClock = ManualClock()) throws {
-        directory = makeTemporaryDirectory()
+    init(_ settings: [(String, String)] = [], clock: ManualClock = ManualClock(), directory existing: String? = nil) throws {
+        directory = existing ?? makeTemporaryDirectory()
         self.clock = clock
         do {
             broker = try Broker(config: BrokerConfig([("log.dirs", directory), ("node.id", "1")] + settings),

@@ -1,0 +1,115 @@
+import BrookBroker
+import BrookCore
+import BrookGroups
+import BrookProtocol
+import NIOCore
+import Testing
+
+/// The group APIs through `Broker.handle`: a member's whole life, and what survives a restart.
+@Suite struct GroupHandlerTests {
+    /// A request the broker may hold (JoinGroup, SyncGroup), answered by the time the loop ran.
+    func sendHeld<R: KafkaRequest>(_ h: BrokerHarness, _ request: R, version: Int16) throws -> R.Response {
+        let outcome = try h.outcome(request, version: version)
+        let correlation = h.correlation
+        switch outcome {
+        case .respond(let encoded):
+            return try h.decodeResponse(encoded, R.Response.self, apiKey: R.apiKey, version: version, correlation: correlation)
+        case .later(let future):
+            var answer: EncodedResponse?
+            future.assumeIsolated().whenSuccess { answer = $0 }
+            h.loop.run()
+            let encoded = try #require(answer, "\(R.apiName) is still held")
+            return try h.decodeResponse(encoded, R.Response.self, apiKey: R.apiKey, version: version, correlation: correlation)
+        case .none:
+            throw UnexpectedOutcome(description: "no answer")
+        }
+    }
+
+    func joinRequest(_ member: String) -> JoinGroupRequest {
+        JoinGroupRequest(groupId: "g", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, memberId: member,
+                         protocolType: "consumer",
+                         protocols: [.init(name: "range", metadata: ByteBuffer(bytes: ConsumerProtocol.encodeSubscription(["t"])))])
+    }
+
+    @Test func memberLifeAndOffsetsSurviveRestart() throws {
+        let h = try BrokerHarness([("group.initial.rebalance.delay.ms", "0"), ("offsets.topic.num.partitions", "3")])
+        defer { h.close() }
+        _ = try h.createTopic("t", partitions: 2)
+        let found = try h.send(FindCoordinatorRequest(keyType: 0, coordinatorKeys: ["g"]), version: 4)
+        #expect(found.coordinators.first?.nodeId == NodeID(1) && found.coordinators.first?.errorCode == 0)
+
+        let first = try sendHeld(h, joinRequest(""), version: 9)
+        #expect(first.errorCode == ErrorCode.memberIDRequired.rawValue && !first.memberId.isEmpty)
+        let joined = try sendHeld(h, joinRequest(first.memberId), version: 9)
+        #expect(joined.errorCode == 0 && joined.generationId == 1 && joined.leader == first.memberId)
+        #expect(joined.members.map(\.memberId) == [first.memberId] && joined.protocolName == "range")
+
+        let assignment = ConsumerProtocol.encodeAssignment(["t": [0, 1]])
+        let synced = try sendHeld(h, SyncGroupRequest(groupId: "g", generationId: 1, memberId: first.memberId,
+                                                      assignments: [.init(memberId: first.memberId, assignment: ByteBuffer(bytes: assignment))]),
+                                  version: 5)
+        #expect(synced.errorCode == 0 && Array(buffer: synced.assignment) == assignment)
+        #expect(try h.send(HeartbeatRequest(groupId: "g", generationId: 1, memberId: first.memberId), version: 4).errorCode == 0)
+        #expect(try h.send(HeartbeatRequest(groupId: "g", generationId: 7, memberId: first.memberId), version: 4).errorCode
+                == ErrorCode.illegalGeneration.rawValue)
+
+        let commit = try h.send(OffsetCommitRequest(groupId: "g", generationIdOrMemberEpoch: 1, memberId: first.memberId, topics: [
+            .init(name: "t", partitions: [.init(partitionIndex: 1, committedOffset: Offset(5), committedLeaderEpoch: LeaderEpoch(0),
+                                                committedMetadata: "five")]),
+        ]), version: 9)
+        #expect(commit.topics[0].partitions[0].errorCode == 0)
+        let stale = try h.send(OffsetCommitRequest(groupId: "g", generationIdOrMemberEpoch: 0, memberId: first.memberId, topics: [
+            .init(name: "t", partitions: [.init(partitionIndex: 0, committedOffset: Offset(1))]),
+        ]), version: 9)
+        #expect(stale.topics[0].partitions[0].errorCode == ErrorCode.illegalGeneration.rawValue)
+        #expect(try h.send(DeleteGroupsRequest(groupsNames: ["g"]), version: 2).results[0].errorCode == ErrorCode.nonEmptyGroup.rawValue)
+
+        // Another broker on the same directory reloads __consumer_offsets.
+        h.broker.shutdown()
+        let again = try BrokerHarness.reopen(h)
+        defer { again.close() }
+        let fetched = try again.send(OffsetFetchRequest(groups: [.init(groupId: "g", topics: [.init(name: "t", partitionIndexes: [0, 1])])]),
+                                     version: 9)
+        let partitions = fetched.groups[0].topics[0].partitions
+        #expect(partitions.map(\.committedOffset) == [Offset(-1), Offset(5)])
+        #expect(partitions[1].metadata == "five" && partitions[1].committedLeaderEpoch == LeaderEpoch(0))
+        let old = try again.send(OffsetFetchRequest(groupId: "g", topics: nil), version: 7)
+        #expect(old.topics.map(\.name) == ["t"] && old.topics[0].partitions.map(\.committedOffset) == [Offset(5)])
+        let described = try again.send(DescribeGroupsRequest(groups: ["g", "none"]), version: 5).groups
+        #expect(described[0].groupState == "Stable" && described[0].members.map(\.memberId) == [first.memberId])
+        #expect(Array(buffer: described[0].members[0].memberAssignment) == assignment)
+        #expect(described[1].groupState == "Dead")
+        let listed = try again.send(ListGroupsRequest(), version: 5).groups
+        #expect(listed.map(\.groupId) == ["g"] && listed[0].groupType == "classic")
+        // The reloaded member carries on, then leaves; the group is empty and can go.
+        #expect(try again.send(HeartbeatRequest(groupId: "g", generationId: 1, memberId: first.memberId), version: 4).errorCode == 0)
+        let left = try again.send(LeaveGroupRequest(groupId: "g", members: [.init(memberId: first.memberId)]), version: 5)
+        #expect(left.errorCode == 0 && left.members[0].errorCode == 0)
+        #expect(try again.send(DeleteGroupsRequest(groupsNames: ["g"]), version: 2).results[0].errorCode == 0)
+        #expect(try again.send(ListGroupsRequest(), version: 5).groups.isEmpty)
+    }
+
+    @Test func kip848MemberGetsEveryPartitionAndTransactionsHaveNoCoordinator() throws {
+        let h = try BrokerHarness()
+        defer { h.close() }
+        let topic = try h.createTopic("t", partitions: 3)
+        let beat = try h.send(ConsumerGroupHeartbeatRequest(groupId: "k", memberId: "m-1", memberEpoch: 0, rebalanceTimeoutMs: 30_000,
+                                                            subscribedTopicNames: ["t"], topicPartitions: []), version: 1)
+        #expect(beat.errorCode == 0 && beat.memberEpoch == 1 && beat.memberId == "m-1")
+        #expect(beat.assignment?.topicPartitions.map(\.topicId) == [topic.topicId])
+        #expect(beat.assignment?.topicPartitions.first?.partitions == [0, 1, 2])
+        let described = try h.send(ConsumerGroupDescribeRequest(groupIds: ["k"]), version: 1).groups[0]
+        #expect(described.errorCode == 0 && described.groupState == "stable" && described.members.first?.assignment.topicPartitions.first?.topicName == "t")
+        let empty = try h.send(ConsumerGroupHeartbeatRequest(groupId: "k", memberId: "", memberEpoch: 0), version: 1)
+        #expect(empty.errorCode == ErrorCode.invalidRequest.rawValue)
+        let txn = try h.send(FindCoordinatorRequest(keyType: 1, coordinatorKeys: ["tx"]), version: 4)
+        #expect(txn.coordinators[0].errorCode == ErrorCode.coordinatorNotAvailable.rawValue)
+    }
+}
+
+extension BrokerHarness {
+    /// A new harness over an existing harness's directory (the old broker shut down first).
+    static func reopen(_ old: BrokerHarness) throws -> BrokerHarness {
+        try BrokerHarness(clock: old.clock, directory: old.directory)
+    }
+}
