@@ -667,26 +667,7 @@ def kcat_consume(bootstrap: str, topic: str, *, timeout: float = PHASE_TIMEOUT, 
         ["-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-J", "-q", "-m", "15", *extra_args],
         timeout=timeout,
     )
-    out = []
-    for line in proc.stdout.splitlines():
-        if not line.strip():
-            continue
-        obj = json.loads(line)
-        flat = obj.get("headers") or []
-        headers = tuple((flat[i], None if flat[i + 1] is None else flat[i + 1].encode()) for i in range(0, len(flat), 2))
-        key = obj.get("key")
-        payload = obj.get("payload")
-        out.append(
-            Rec(
-                obj["partition"],
-                obj["offset"],
-                None if key is None else key.encode(),
-                None if payload is None else payload.encode(),
-                headers,
-                obj.get("ts"),
-            )
-        )
-    return out
+    return kcat_json_records(proc.stdout)
 
 
 # --------------------------------------------------------------------------------------------
