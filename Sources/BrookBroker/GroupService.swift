@@ -22,7 +22,6 @@ public final class GroupService: Sendable {
         var coordinator: GroupCoordinator
         var waiting: [PendingID: Waiter] = [:]
         var nextPending: UInt64 = 1
-        var offsetsPartitions: [Partition] = []
 
         mutating func hold(_ waiter: Waiter) -> PendingID {
             let id = PendingID(nextPending)
@@ -75,7 +74,6 @@ public final class GroupService: Sendable {
                 count += records.count
             }
         }
-        state.withLock { $0.offsetsPartitions = topic.partitions }
         logger.info("loaded \(count) group records from \(Self.offsetsTopic)")
     }
 
@@ -122,20 +120,20 @@ public final class GroupService: Sendable {
 
     /// Appends records to the group's partitions of `__consumer_offsets` (made on first use).
     /// Called under the state lock, so the log holds them in the order they were decided.
-    func write(_ records: [GroupRecord], _ s: inout State) throws(StorageError) {
+    func write(_ records: [GroupRecord]) throws(StorageError) {
         guard !records.isEmpty else { return }
-        if s.offsetsPartitions.isEmpty {
-            s.offsetsPartitions = try offsetsPartitions()
-        }
+        // Looked up each time: someone may have deleted the topic (Kafka allows it), and then
+        // it is made again.
+        let partitions = try offsetsPartitions()
         let now = clock.now()
         var byPartition: [Int: [SimpleRecord]] = [:]
         for r in records {
-            let index = Self.partitionIndex(for: r.groupID, partitions: s.offsetsPartitions.count)
+            let index = Self.partitionIndex(for: r.groupID, partitions: partitions.count)
             byPartition[index, default: []].append(SimpleRecord(key: r.key, value: r.value, timestamp: now))
         }
         for (index, list) in byPartition.sorted(by: { $0.key < $1.key }) {
             var buffer = ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: .zero, records: list))
-            _ = try s.offsetsPartitions[index].append(&buffer)
+            _ = try partitions[index].append(&buffer)
         }
     }
 
@@ -161,7 +159,7 @@ public final class GroupService: Sendable {
         let (value, answers) = state.withLock { s -> (T, [() -> Void]) in
             let (value, effects) = body(&s, now)
             do {
-                try write(effects.records, &s)
+                try write(effects.records)
             } catch {
                 logger.error("writing \(effects.records.count) group records: \(error)")
             }
@@ -216,7 +214,7 @@ public final class GroupService: Sendable {
             var check = s.coordinator.checkCommit(groupID: groupID, generation: generation, memberID: memberID,
                                                   instanceID: instanceID, offsets: offsets, now: now)
             do {
-                try write(check.records, &s)
+                try write(check.records)
                 for r in check.records { s.coordinator.replay(r, now: now) }
             } catch {
                 logger.error("writing offsets of group \(groupID): \(error)")

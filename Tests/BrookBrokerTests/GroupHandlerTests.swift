@@ -107,6 +107,27 @@ import Testing
     }
 }
 
+extension GroupHandlerTests {
+    /// Kafka lets `__consumer_offsets` be deleted; the next commit makes it again.
+    @Test func commitsGoOnAfterTheOffsetsTopicIsDeleted() throws {
+        let h = try BrokerHarness([("offsets.topic.num.partitions", "2")])
+        defer { h.close() }
+        _ = try h.createTopic("t")
+        func commit(_ offset: Int64) throws -> Int16 {
+            try h.send(OffsetCommitRequest(groupId: "solo", topics: [
+                .init(name: "t", partitions: [.init(partitionIndex: 0, committedOffset: Offset(offset))]),
+            ]), version: 9).topics[0].partitions[0].errorCode
+        }
+        #expect(try commit(1) == 0)
+        let deleted = try h.send(DeleteTopicsRequest(topicNames: ["__consumer_offsets"], timeoutMs: 1000), version: 5)
+        #expect(deleted.responses[0].errorCode == 0)
+        #expect(try commit(2) == 0)
+        #expect(h.broker.topics.topic("__consumer_offsets")?.partitions.count == 2)
+        let fetched = try h.send(OffsetFetchRequest(groupId: "solo", topics: nil), version: 7)
+        #expect(fetched.topics.first?.partitions.first?.committedOffset == Offset(2))
+    }
+}
+
 extension BrokerHarness {
     /// A new harness over an existing harness's directory (the old broker shut down first).
     static func reopen(_ old: BrokerHarness) throws -> BrokerHarness {
