@@ -41,6 +41,7 @@ public final class GroupService: Sendable {
     init(config: BrokerConfig, topics: TopicRegistry, clock: any Clock, logger: Logger) {
         var seed = SystemRandomNumberGenerator()
         state = Mutex(State(coordinator: GroupCoordinator(config: config.groups, seed: seed.next())))
+        self.config = config.groups
         self.topics = topics
         self.clock = clock
         self.logger = logger
@@ -48,7 +49,7 @@ public final class GroupService: Sendable {
         offsetsTopicSegmentBytes = config.offsetsTopicSegmentBytes
     }
 
-    public var config: GroupConfig { state.withLock { $0.coordinator.config } }
+    public let config: GroupConfig
     var now: Int64 { clock.now().ms }
 
     /// A read-only look at the coordinator (for Describe / List / OffsetFetch).
@@ -69,7 +70,12 @@ public final class GroupService: Sendable {
                 let read = try partition.read(from: next, maxBytes: 1 << 20, minOneBatch: true)
                 if read.slice.isEmpty { break }
                 let bytes = try read.slice.readBytes()
+                let before = next
                 let records = Self.decode(bytes, partition: partition.name, logger: logger, next: &next)
+                guard next > before else {
+                    logger.error("\(partition.name): unreadable batch at offset \(before); the rest of it is not loaded")
+                    break
+                }
                 state.withLock { s in for r in records { s.coordinator.replay(r, now: now) } }
                 count += records.count
             }
@@ -81,20 +87,13 @@ public final class GroupService: Sendable {
     static func decode(_ buffer: ByteBuffer, partition: String, logger: Logger, next: inout Offset) -> [GroupRecord] {
         var out: [GroupRecord] = []
         buffer.withUnsafeReadableBytes { bytes in
-            var at = 0
-            while at + RecordBatchHeader.logOverheadBytes <= bytes.count {
-                let batchBytes = UnsafeRawBufferPointer(rebasing: bytes[at...])
-                guard let header = RecordBatchHeader.decode(batchBytes) else { break }
-                let total = Int(header.batchLength) + RecordBatchHeader.logOverheadBytes
-                guard total <= batchBytes.count else { break }
+            _ = RecordBatchHeader.forEachBatch(in: bytes) { header, batch in
                 next = header.baseOffset + Int64(header.lastOffsetDelta) + 1
-                defer { at += total }
-                guard !header.attributes.isControl else { continue }
+                guard !header.attributes.isControl else { return }
                 guard header.attributes.compression == CompressionCodec.none else {
                     logger.warning("\(partition): skipped a compressed batch at offset \(header.baseOffset)")
-                    continue
+                    return
                 }
-                let batch = UnsafeRawBufferPointer(rebasing: batchBytes[..<total])
                 var i = RecordBatchHeader.Field.records
                 for _ in 0..<header.recordCount {
                     guard let record = try? RecordParser.parse(batch, at: &i), let key = record.key else { break }

@@ -18,20 +18,15 @@ public enum RecordDecoding {
     public static func records(in buffer: ByteBuffer, partition: Int32, from: Offset) throws -> [ConsumedRecord] {
         try buffer.withUnsafeReadableBytes { bytes in
             var out: [ConsumedRecord] = []
-            var position = 0
-            while bytes.count - position >= RecordBatchHeader.Field.records {
-                let rest = UnsafeRawBufferPointer(rebasing: bytes[position...])
-                guard let header = RecordBatchHeader.decode(rest) else { throw ClientError("undecodable batch header") }
-                guard header.totalBytes <= rest.count else { break }
-                defer { position += header.totalBytes }
-                if header.attributes.isControl { continue }
+            let decodable = try RecordBatchHeader.forEachBatch(in: bytes) { header, batch throws(ClientError) in
+                if header.attributes.isControl { return }
                 guard header.attributes.compression == CompressionCodec.none else {
                     throw ClientError("compressed batches (\(header.attributes.compression.map { "\($0)" } ?? "?")) are not decoded by this client yet")
                 }
-                let batch = UnsafeRawBufferPointer(rebasing: rest[0..<header.totalBytes])
                 var index = RecordBatchHeader.Field.records
                 for _ in 0..<header.recordCount {
-                    let view = try RecordParser.parse(batch, at: &index)
+                    let view: RecordView
+                    do { view = try RecordParser.parse(batch, at: &index) } catch { throw ClientError("\(error)") }
                     let offset = header.baseOffset + Int64(view.offsetDelta)
                     guard offset >= from else { continue }
                     let timestamp = header.attributes.isLogAppendTime ? header.maxTimestamp : Timestamp(ms: header.baseTimestamp.ms + view.timestampDelta)
@@ -41,6 +36,7 @@ public enum RecordDecoding {
                         headers: view.headers.map { SimpleRecord.Header(key: Array(batch[$0.key]), value: $0.value.map { Array(batch[$0]) }) }))
                 }
             }
+            guard decodable else { throw ClientError("undecodable batch header") }
             return out
         }
     }

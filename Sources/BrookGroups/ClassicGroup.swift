@@ -156,9 +156,13 @@ public struct ClassicGroup: Sendable {
     /// When the group entered its state (kept with its metadata, for offset expiry).
     public internal(set) var stateSince: Int64
 
-    public init(id: String, now: Int64) {
+    /// group.initial.rebalance.delay.ms
+    let initialDelayMs: Int32
+
+    public init(id: String, now: Int64, initialDelayMs: Int32) {
         self.id = id
         self.stateSince = now
+        self.initialDelayMs = initialDelayMs
     }
 
     func index(of memberID: String) -> Int? { members.firstIndex { $0.memberID == memberID } }
@@ -310,8 +314,6 @@ public struct ClassicGroup: Sendable {
         }
     }
 
-    /// Set by the coordinator from its config before each call (kept here for the delay logic).
-    var initialDelayMs: Int32 = 0
 
     var rebalanceTimeoutMs: Int64 { Int64(members.map(\.rebalanceTimeoutMs).max() ?? 0) }
 
@@ -395,7 +397,13 @@ public struct ClassicGroup: Sendable {
         for member in members {
             if let choice = member.protocols.first(where: { candidates.contains($0.name) }) { votes[choice.name, default: 0] += 1 }
         }
-        return candidates.max { (votes[$0] ?? 0) < (votes[$1] ?? 0) || ((votes[$0] ?? 0) == (votes[$1] ?? 0) && candidates.firstIndex(of: $0)! > candidates.firstIndex(of: $1)!) }
+        var best: String?
+        var bestVotes = -1
+        for name in candidates where votes[name, default: 0] > bestVotes {
+            best = name
+            bestVotes = votes[name, default: 0]
+        }
+        return best
     }
 
     // MARK: SyncGroup
@@ -505,13 +513,11 @@ public struct ClassicGroup: Sendable {
         for (id, deadline) in pendingMembers where deadline <= now { pendingMembers[id] = nil }
         switch state {
         case .preparingRebalance:
-            if initialDelay && now >= phaseDeadline {
-                initialDelay = false
-                maybeCompleteJoin(now: now, effects: &effects)
-            }
-            if state == .preparingRebalance && now >= phaseDeadline {
+            // At the deadline (the initial delay's or the rebalance timeout's) the join phase
+            // ends with whoever has joined; before it, once everyone has.
+            if now >= phaseDeadline {
                 completeJoin(now: now, effects: &effects)
-            } else if state == .preparingRebalance {
+            } else {
                 maybeCompleteJoin(now: now, effects: &effects)
             }
         case .completingRebalance:
@@ -552,8 +558,9 @@ public struct ClassicGroup: Sendable {
 
     /// A group brought back from its snapshot: stable with its members (who keep heartbeating),
     /// or empty.
-    init(restoring snap: GroupSnapshot, now: Int64) {
+    init(restoring snap: GroupSnapshot, now: Int64, initialDelayMs: Int32) {
         id = snap.groupID
+        self.initialDelayMs = initialDelayMs
         stateSince = snap.stateTimestamp
         generation = snap.generation
         protocolType = snap.protocolType.isEmpty ? nil : snap.protocolType

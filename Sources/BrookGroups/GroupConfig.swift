@@ -38,6 +38,8 @@ public enum GroupLimits {
     public static let protocolsPerMemberMax = 64
     /// A member's subscription or assignment bytes.
     public static let memberMetadataBytesMax = 1 << 20
+    /// Topics one KIP-848 member may subscribe to.
+    public static let subscribedTopicsMax = 10_000
     /// Groups in one coordinator.
     public static let groupsMax = 100_000
     /// Committed partitions per group.

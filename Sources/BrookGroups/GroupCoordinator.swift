@@ -45,7 +45,7 @@ public struct GroupEntry: Sendable {
 /// records that come out to `__consumer_offsets` before it sends the answers, and feeds the
 /// records back through `replay` when it loads.
 public struct GroupCoordinator: Sendable {
-    public var config: GroupConfig
+    public let config: GroupConfig
     public private(set) var groups: [String: GroupEntry] = [:]
     var random: SeededRandom
     var lastExpiryCheck: Int64 = 0
@@ -56,6 +56,10 @@ public struct GroupCoordinator: Sendable {
     }
 
     public func group(_ id: String) -> GroupEntry? { groups[id] }
+
+    func newClassic(_ id: String, now: Int64) -> ClassicGroup {
+        ClassicGroup(id: id, now: now, initialDelayMs: config.initialRebalanceDelayMs)
+    }
 
     static func validID(_ id: String) -> Bool { !id.isEmpty && id.utf8.count <= GroupLimits.idBytesMax }
 
@@ -88,7 +92,7 @@ public struct GroupCoordinator: Sendable {
         } else {
             guard request.memberID.isEmpty else { return fail(.unknownMemberID) }
             guard groups.count < GroupLimits.groupsMax else { return fail(.coordinatorNotAvailable) }
-            entry = GroupEntry(kind: .classic(ClassicGroup(id: request.groupID, now: now)))
+            entry = GroupEntry(kind: .classic(newClassic(request.groupID, now: now)))
         }
         var group: ClassicGroup
         switch entry.kind {
@@ -96,10 +100,10 @@ public struct GroupCoordinator: Sendable {
         case .consumer(let g):
             // An empty KIP-848 group may become classic; a live one may not.
             guard g.isEmpty else { return fail(.inconsistentGroupProtocol) }
-            group = ClassicGroup(id: request.groupID, now: now)
+            group = newClassic(request.groupID, now: now)
         }
-        group.initialDelayMs = config.initialRebalanceDelayMs
-        let memberID = newMemberID(prefix: request.clientID)
+        // A new member id only for a join without one (drawing it costs randomness and a string).
+        let memberID = request.memberID.isEmpty ? newMemberID(prefix: request.clientID) : ""
         group.join(request, pending: pending, newMemberID: memberID, config: config, now: now, effects: &effects)
         entry.kind = .classic(group)
         groups[request.groupID] = entry
@@ -155,9 +159,11 @@ public struct GroupCoordinator: Sendable {
     public mutating func consumerHeartbeat(_ request: ConsumerHeartbeatRequest, topics: any TopicsView,
                                            now: Int64) -> ConsumerHeartbeatResult {
         guard Self.validID(request.groupID) else { return .failed(.invalidGroupID, "The group id is not valid.") }
-        guard request.memberID.utf8.count <= GroupLimits.idBytesMax, (request.instanceID?.utf8.count ?? 0) <= GroupLimits.idBytesMax,
-              (request.subscribedTopicNames?.count ?? 0) <= Limits.topicsMax else {
-            return .failed(.invalidRequest, "An id or the subscription is too long.")
+        guard request.memberID.utf8.count <= GroupLimits.idBytesMax, (request.instanceID?.utf8.count ?? 0) <= GroupLimits.idBytesMax else {
+            return .failed(.invalidRequest, "An id is too long.")
+        }
+        guard (request.subscribedTopicNames?.count ?? 0) <= GroupLimits.subscribedTopicsMax else {
+            return .failed(.invalidRequest, "Too many subscribed topics.")
         }
         var entry: GroupEntry
         if let existing = groups[request.groupID] {
@@ -178,7 +184,7 @@ public struct GroupCoordinator: Sendable {
             group = ConsumerGroup(id: request.groupID, now: now)
         }
         let wasEmpty = group.isEmpty
-        let memberID = newMemberID(prefix: "")
+        let memberID = request.memberEpoch == 0 && request.memberID.isEmpty ? newMemberID(prefix: "") : ""
         let result = group.heartbeat(request, newMemberID: memberID, topics: topics, config: config, now: now)
         if wasEmpty != group.isEmpty { group.stateSince = now }
         entry.kind = .consumer(group)
@@ -251,13 +257,13 @@ public struct GroupCoordinator: Sendable {
     public mutating func replay(_ record: GroupRecord, now: Int64) {
         switch record {
         case .offset(let group, let tp, let committed):
-            if groups[group] == nil { groups[group] = GroupEntry(kind: .classic(ClassicGroup(id: group, now: now))) }
+            if groups[group] == nil { groups[group] = GroupEntry(kind: .classic(newClassic(group, now: now))) }
             groups[group]!.offsets[tp] = committed
         case .offsetTombstone(let group, let tp):
             groups[group]?.offsets[tp] = nil
         case .groupMetadata(let snap):
-            var entry = groups[snap.groupID] ?? GroupEntry(kind: .classic(ClassicGroup(id: snap.groupID, now: now)))
-            entry.kind = .classic(ClassicGroup(restoring: snap, now: now))
+            var entry = groups[snap.groupID] ?? GroupEntry(kind: .classic(newClassic(snap.groupID, now: now)))
+            entry.kind = .classic(ClassicGroup(restoring: snap, now: now, initialDelayMs: config.initialRebalanceDelayMs))
             groups[snap.groupID] = entry
         case .groupTombstone(let group):
             groups[group] = nil
@@ -333,7 +339,6 @@ public struct GroupCoordinator: Sendable {
         for id in groups.keys.sorted() {
             switch groups[id]!.kind {
             case .classic(var g):
-                g.initialDelayMs = config.initialRebalanceDelayMs
                 g.tick(now: now, effects: &effects)
                 groups[id]!.kind = .classic(g)
             case .consumer(var g):

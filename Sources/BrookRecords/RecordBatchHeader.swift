@@ -133,3 +133,23 @@ extension UnsafeMutableRawBufferPointer {
     @inlinable func setInt32(_ v: Int32, at i: Int) { storeBytes(of: v.bigEndian, toByteOffset: i, as: Int32.self) }
     @inlinable func setInt16(_ v: Int16, at i: Int) { storeBytes(of: v.bigEndian, toByteOffset: i, as: Int16.self) }
 }
+
+extension RecordBatchHeader {
+    /// Calls `body` with each whole batch at the front of `bytes`, in order, and stops at one
+    /// cut short (a read that ended at its byte limit). Returns false when it met a header it
+    /// could not decode.
+    @discardableResult
+    public static func forEachBatch<E: Error>(
+        in bytes: UnsafeRawBufferPointer, _ body: (RecordBatchHeader, UnsafeRawBufferPointer) throws(E) -> Void
+    ) throws(E) -> Bool {
+        var position = 0
+        while bytes.count - position >= Field.records {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[position...])
+            guard let header = decode(rest) else { return false }
+            guard header.totalBytes <= rest.count else { return true }
+            try body(header, UnsafeRawBufferPointer(rebasing: rest[0..<header.totalBytes]))
+            position += header.totalBytes
+        }
+        return true
+    }
+}

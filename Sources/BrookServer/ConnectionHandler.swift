@@ -25,9 +25,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     var readHeld = false
     var wroteSinceFlush = false
     var closed = false
-    /// The client's address as group members show it ("/127.0.0.1"), read once.
-    lazy var clientHost: String = "/" + (remoteIP ?? "unknown")
-    var remoteIP: String?
+    /// The client's address as group members show it ("/127.0.0.1"), read when the handler is added.
+    var clientHost = "/unknown"
 
     init(broker: Broker, memory: RequestMemory, logger: Logger, zeroCopy: Bool) {
         self.broker = broker
@@ -36,13 +35,17 @@ final class ConnectionHandler: ChannelDuplexHandler {
         self.zeroCopy = zeroCopy
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        // An accepted connection knows its peer from the start.
+        if let ip = context.remoteAddress?.ipAddress { clientHost = "/" + ip }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
         let frame = unwrapInboundIn(data)
         let size = frame.readableBytes
         let outcome: Outcome
         do {
-            if remoteIP == nil { remoteIP = context.remoteAddress?.ipAddress }
             outcome = try broker.handle(frame: frame, eventLoop: context.eventLoop, clientHost: clientHost)
         } catch {
             logger.warning("closing connection from \(context.remoteAddress?.description ?? "?"): \(error)")

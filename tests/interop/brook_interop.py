@@ -594,20 +594,7 @@ def kp_consume(
                 c.seek(tp, start[tp.partition])
             else:
                 c.seek_to_beginning(tp)
-        out: list = []
-        deadline = time.monotonic() + timeout
-        stop_at = None
-        while True:
-            now = time.monotonic()
-            if stop_at is None and len(out) >= expected:
-                stop_at = now + linger
-            if (stop_at is not None and now >= stop_at) or now >= deadline:
-                break
-            for recs in c.poll(timeout_ms=200).values():
-                out.extend(kp_rec(r) for r in recs)
-        if len(out) < expected:
-            raise AssertionError(f"kafka-python read only {len(out)} of {expected} records within {timeout}s")
-        return out
+        return kp_drain(c, expected, timeout=timeout, linger=linger)
     finally:
         c.close(autocommit=False, timeout_ms=5000)
 

@@ -89,7 +89,26 @@ def overrides_for(conf: dict) -> dict:
 # has the same step() / parts() interface for members in a child process.
 
 
-class CkMember:
+class _Member:
+    """What CkMember and KpMember share: the assignment, and a close that never raises."""
+
+    closed = False
+
+    def parts(self):
+        if self.closed:
+            return None
+        return tuple(sorted(tp.partition for tp in self.consumer.assignment()))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                self._close_consumer()
+            except Exception:  # noqa: BLE001 - teardown goes on; the test has its verdict already
+                pass
+
+
+class CkMember(_Member):
     """A confluent-kafka consumer subscribed to `topic` in `group`. `conf` holds ck_group_conf
     keywords (protocol, strategy, remote_assignor) and librdkafka settings."""
 
@@ -121,25 +140,15 @@ class CkMember:
             elif err.code() != KafkaError._PARTITION_EOF:
                 self.msg_errors.append(err)
 
-    def parts(self):
-        if self.closed:
-            return None
-        return tuple(sorted(tp.partition for tp in self.consumer.assignment()))
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            try:
-                self.consumer.close()
-            except Exception:  # noqa: BLE001 - teardown goes on; the test has its verdict already
-                pass
+    def _close_consumer(self) -> None:
+        self.consumer.close()
 
     def report(self) -> str:
         errs = [str(e) for e in self.msg_errors[:5]] + [str(e) for e in self.errors.events[:5]]
         return f"{self.name}: assignment {self.parts()}, {len(self.records)} records, last events {self.events[-4:]}, errors {errs}"
 
 
-class KpMember:
+class KpMember(_Member):
     """A kafka-python KafkaConsumer subscribed to `topic` in `group` (classic protocol)."""
 
     def __init__(self, name: str, bootstrap: str, group: str, topic: str, strategy: str = "range", **extra) -> None:
@@ -171,18 +180,8 @@ class KpMember:
         except Exception as e:  # noqa: BLE001 - kept for the failure message; the wait loop decides
             self.poll_errors.append(repr(e))
 
-    def parts(self):
-        if self.closed:
-            return None
-        return tuple(sorted(tp.partition for tp in self.consumer.assignment()))
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            try:
-                self.consumer.close(autocommit=False, timeout_ms=5000)
-            except Exception:  # noqa: BLE001
-                pass
+    def _close_consumer(self) -> None:
+        self.consumer.close(autocommit=False, timeout_ms=5000)
 
     def report(self) -> str:
         return f"{self.name}: assignment {self.parts()}, {len(self.records)} records, last events {self.events[-4:]}, errors {self.poll_errors[:5]}"

@@ -12,10 +12,6 @@ struct ConsumerGroupHeartbeatHandler: ApiHandler {
             return .now(ConsumerGroupHeartbeatResponse(errorCode: ErrorCode.invalidRequest.rawValue,
                                                        errorMessage: "MemberId can't be empty."))
         }
-        if let names = request.subscribedTopicNames, names.count > 10_000 {
-            return .now(ConsumerGroupHeartbeatResponse(errorCode: ErrorCode.invalidRequest.rawValue,
-                                                       errorMessage: "Too many subscribed topics."))
-        }
         if let regex = request.subscribedTopicRegex, !regex.isEmpty {
             return .now(ConsumerGroupHeartbeatResponse(errorCode: ErrorCode.invalidRequest.rawValue,
                                                        errorMessage: "Regular expression subscriptions are not supported yet."))

@@ -10,21 +10,15 @@ struct FindCoordinatorHandler: ApiHandler {
         let address = context.broker.config.advertised
         let node = context.broker.config.nodeID
         func answer(_ key: String) -> FindCoordinatorResponse.Coordinator {
-            var c = FindCoordinatorResponse.Coordinator(key: key, nodeId: node, host: address.host, port: Int32(address.port))
-            switch request.keyType {
-            case 0 where key.isEmpty:
-                c = FindCoordinatorResponse.Coordinator(key: key, nodeId: NodeID(-1), errorCode: ErrorCode.invalidGroupID.rawValue,
-                                                        errorMessage: "The group id is empty.")
-            case 0:
-                break
-            case 1:
-                c = FindCoordinatorResponse.Coordinator(key: key, nodeId: NodeID(-1), errorCode: ErrorCode.coordinatorNotAvailable.rawValue,
-                                                        errorMessage: "Transactions are not supported yet.")
-            default:
-                c = FindCoordinatorResponse.Coordinator(key: key, nodeId: NodeID(-1), errorCode: ErrorCode.invalidRequest.rawValue,
-                                                        errorMessage: "Unknown key type \(request.keyType).")
+            func refused(_ code: ErrorCode, _ message: String) -> FindCoordinatorResponse.Coordinator {
+                FindCoordinatorResponse.Coordinator(key: key, nodeId: NodeID(-1), errorCode: code.rawValue, errorMessage: message)
             }
-            return c
+            switch request.keyType {
+            case 0 where key.isEmpty: return refused(.invalidGroupID, "The group id is empty.")
+            case 0: return FindCoordinatorResponse.Coordinator(key: key, nodeId: node, host: address.host, port: Int32(address.port))
+            case 1: return refused(.coordinatorNotAvailable, "Transactions are not supported yet.")
+            default: return refused(.invalidRequest, "Unknown key type \(request.keyType).")
+            }
         }
         if version >= 4 {
             return .now(FindCoordinatorResponse(coordinators: request.coordinatorKeys.map(answer)))
