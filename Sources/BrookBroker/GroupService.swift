@@ -164,10 +164,16 @@ public final class GroupService: Sendable {
             }
             var answers: [() -> Void] = []
             for (id, result) in effects.joins {
-                if case .join(let p)? = s.waiting.removeValue(forKey: id) { answers.append { p.succeed(result) } }
+                if case .join(let p)? = s.waiting.removeValue(forKey: id) {
+                    logger.debug("join answer #\(id.value): \(result.error) generation \(result.generation) member \(result.memberID) leader \(result.leader) members \(result.members.count)")
+                    answers.append { p.succeed(result) }
+                }
             }
             for (id, result) in effects.syncs {
-                if case .sync(let p)? = s.waiting.removeValue(forKey: id) { answers.append { p.succeed(result) } }
+                if case .sync(let p)? = s.waiting.removeValue(forKey: id) {
+                    logger.debug("sync answer #\(id.value): \(result.error) assignment \(result.assignment.count) bytes")
+                    answers.append { p.succeed(result) }
+                }
             }
             return (value, answers)
         }
@@ -177,25 +183,36 @@ public final class GroupService: Sendable {
 
     public func join(_ request: JoinRequest, on eventLoop: any EventLoop) -> EventLoopFuture<JoinResult> {
         let promise = eventLoop.makePromise(of: JoinResult.self)
-        run { s, now in ((), s.coordinator.join(request, pending: s.hold(.join(promise)), now: now)) }
+        run { s, now in
+            let id = s.hold(.join(promise))
+            logger.debug("join #\(id.value) group \(request.groupID) member '\(request.memberID)' instance \(request.instanceID ?? "-") client \(request.clientID) protocols \(request.protocols.map(\.name))")
+            return ((), s.coordinator.join(request, pending: id, now: now))
+        }
         return promise.futureResult
     }
 
     public func sync(_ request: SyncRequest, on eventLoop: any EventLoop) -> EventLoopFuture<SyncResult> {
         let promise = eventLoop.makePromise(of: SyncResult.self)
-        run { s, now in ((), s.coordinator.sync(request, pending: s.hold(.sync(promise)), now: now)) }
+        run { s, now in
+            let id = s.hold(.sync(promise))
+            logger.debug("sync #\(id.value) group \(request.groupID) member \(request.memberID) generation \(request.generation) assignments \(request.assignments.count)")
+            return ((), s.coordinator.sync(request, pending: id, now: now))
+        }
         return promise.futureResult
     }
 
     public func heartbeat(groupID: String, memberID: String, instanceID: String?, generation: Int32) -> ErrorCode {
         run { s, now in
-            (s.coordinator.heartbeat(groupID: groupID, memberID: memberID, instanceID: instanceID, generation: generation, now: now), Effects())
+            let code = s.coordinator.heartbeat(groupID: groupID, memberID: memberID, instanceID: instanceID, generation: generation, now: now)
+            logger.debug("heartbeat group \(groupID) member \(memberID) generation \(generation): \(code)")
+            return (code, Effects())
         }
     }
 
     public func leave(groupID: String, members: [(memberID: String, instanceID: String?)]) -> (ErrorCode, [ErrorCode]) {
         run { s, now in
             let (code, codes, effects) = s.coordinator.leave(groupID: groupID, members: members, now: now)
+            logger.debug("leave group \(groupID) members \(members.map(\.memberID)): \(code) \(codes)")
             return ((code, codes), effects)
         }
     }

@@ -73,6 +73,8 @@ class Broker:
         ]
         for k, v in self.overrides.items():
             cmd += ["--override", f"{k}={v}"]
+        if os.environ.get("BROOK_LOG_LEVEL"):  # e.g. debug, to follow a failing test in the broker's log
+            cmd += ["--log-level", os.environ["BROOK_LOG_LEVEL"]]
         # The broker dies with this process even if pytest itself is killed (util-linux setpriv).
         setpriv = shutil.which("setpriv")
         if setpriv:

@@ -13,6 +13,8 @@ JoinGroup completes at once; classic members use a 6 s session (Kafka's minimum 
 """
 from __future__ import annotations
 
+import queue
+import threading
 import time
 
 import pytest
@@ -149,7 +151,15 @@ class CkMember(_Member):
 
 
 class KpMember(_Member):
-    """A kafka-python KafkaConsumer subscribed to `topic` in `group` (classic protocol)."""
+    """A kafka-python KafkaConsumer subscribed to `topic` in `group` (classic protocol), polled
+    in a thread of its own, as applications run consumers.
+
+    Not polled in turn with other members from the test's thread: kafka-python 3.0.12 drops a
+    JoinGroup/SyncGroup outcome that arrives between two polls (`join_group_async` starts a new
+    attempt when the previous one is already done), so a leader polled in turn with two others
+    sends a fresh JoinGroup after each assignment and the group can rebalance for minutes."""
+
+    POLL_MS = 200
 
     def __init__(self, name: str, bootstrap: str, group: str, topic: str, strategy: str = "range", **extra) -> None:
         from kafka import ConsumerRebalanceListener
@@ -159,6 +169,7 @@ class KpMember(_Member):
         self.poll_errors: list = []
         self.events: list = []
         self.closed = False
+        self._parts: tuple = ()
         self.consumer = kp_group_consumer(bootstrap, group, strategy=strategy, client_id=name, **extra)
         events = self.events
 
@@ -170,17 +181,49 @@ class KpMember(_Member):
                 events.append(("assign", time.monotonic(), sorted(tp.partition for tp in assigned)))
 
         self.consumer.subscribe([topic], listener=Listener())
+        self._stop = threading.Event()
+        self._calls: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name=f"poll-{name}", daemon=True)
+        self._thread.start()
+
+    def call(self, fn, timeout: float = 60.0):
+        """Runs fn(consumer) on the member's poll thread (a KafkaConsumer is not thread-safe)
+        between two polls, and returns its result."""
+        done, box = threading.Event(), {}
+        self._calls.put((fn, done, box))
+        if not done.wait(timeout):
+            raise AssertionError(f"{self.name}: call not run within {timeout}s")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            while not self._calls.empty():
+                fn, done, box = self._calls.get()
+                try:
+                    box["value"] = fn(self.consumer)
+                except Exception as e:  # noqa: BLE001 - handed to the caller
+                    box["error"] = e
+                done.set()
+            try:
+                for recs in self.consumer.poll(timeout_ms=self.POLL_MS).values():
+                    self.records.extend(kp_rec(r) for r in recs)
+                self._parts = tuple(sorted(tp.partition for tp in self.consumer.assignment()))
+            except Exception as e:  # noqa: BLE001 - kept for the failure message; the wait loop decides
+                self.poll_errors.append(repr(e))
+                self._stop.wait(0.1)
 
     def step(self, timeout: float = 0.05) -> None:
-        if self.closed:
-            return
-        try:
-            for recs in self.consumer.poll(timeout_ms=int(timeout * 1000)).values():
-                self.records.extend(kp_rec(r) for r in recs)
-        except Exception as e:  # noqa: BLE001 - kept for the failure message; the wait loop decides
-            self.poll_errors.append(repr(e))
+        """The member's thread polls; the test's loop only paces itself."""
+        time.sleep(timeout)
+
+    def parts(self):
+        return None if self.closed else self._parts
 
     def _close_consumer(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.POLL_MS / 1000 + 10)
         self.consumer.close(autocommit=False, timeout_ms=5000)
 
     def report(self) -> str:
@@ -682,7 +725,7 @@ def test_committed_offsets_survive_restart(broker_factory):
         want = [s for s in specs if s.seq // 3 >= kp_at[s.partition]]
         got = drain([k], len(want))
         check_received(want, got, what="kafka-python member resuming after restart", start_offsets=kp_at)
-        k.consumer.commit({KpTP(topic, p): OffsetAndMetadata(100, "kp-done", -1) for p in range(3)})
+        k.call(lambda c: c.commit({KpTP(topic, p): OffsetAndMetadata(100, "kp-done", -1) for p in range(3)}))
     finally:
         k.close()
 
