@@ -20,10 +20,13 @@ let package = Package(
         .target(name: "BrookCore"),
         // CRC32C with the CPU's CRC instructions (SSE4.2 / ARMv8) and a portable fallback.
         .target(name: "CBrookCRC"),
+        // gzip through zlib; zstd and lz4 through their runtime libraries, loaded with dlopen
+        // (a fresh machine has them without headers). Snappy is in Swift (BrookRecords).
+        .target(name: "CBrookCodecs", linkerSettings: [.linkedLibrary("z"), .linkedLibrary("dl")]),
         .target(
             name: "BrookRecords",
             dependencies: [
-                "BrookCore", "CBrookCRC",
+                "BrookCore", "CBrookCRC", "CBrookCodecs",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

@@ -5,6 +5,7 @@ import BrookStorage
 enum ErrorMapping {
     static func code(for error: StorageError) -> ErrorCode {
         switch error {
+        case .invalidBatch(_, .compression(_, .unavailable)): .unsupportedCompressionType
         case .invalidBatch: .corruptMessage
         case .batchTooLarge: .messageTooLarge
         case .missingKeyOnCompactedTopic: .invalidRecord

@@ -33,6 +33,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let fetchSessionIDNotFound = ErrorCode(rawValue: 70)
     public static let invalidFetchSessionEpoch = ErrorCode(rawValue: 71)
     public static let fencedLeaderEpoch = ErrorCode(rawValue: 74)
+    public static let unsupportedCompressionType = ErrorCode(rawValue: 76)
     public static let unknownTopicID = ErrorCode(rawValue: 100)
     public static let offsetNotAvailable = ErrorCode(rawValue: 78)
     public static let invalidRecord = ErrorCode(rawValue: 87)
@@ -73,7 +74,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         39: "INVALID_REPLICA_ASSIGNMENT", 40: "INVALID_CONFIG", 42: "INVALID_REQUEST",
         43: "UNSUPPORTED_FOR_MESSAGE_FORMAT", 44: "POLICY_VIOLATION", 56: "KAFKA_STORAGE_ERROR",
         57: "LOG_DIR_NOT_FOUND", 59: "UNKNOWN_LEADER_EPOCH", 70: "FETCH_SESSION_ID_NOT_FOUND",
-        71: "INVALID_FETCH_SESSION_EPOCH", 74: "FENCED_LEADER_EPOCH", 78: "OFFSET_NOT_AVAILABLE",
+        71: "INVALID_FETCH_SESSION_EPOCH", 74: "FENCED_LEADER_EPOCH", 76: "UNSUPPORTED_COMPRESSION_TYPE", 78: "OFFSET_NOT_AVAILABLE",
         87: "INVALID_RECORD", 89: "THROTTLING_QUOTA_EXCEEDED", 91: "RESOURCE_NOT_FOUND",
         100: "UNKNOWN_TOPIC_ID", 103: "INCONSISTENT_TOPIC_ID",
         12: "OFFSET_METADATA_TOO_LARGE", 14: "COORDINATOR_LOAD_IN_PROGRESS",

@@ -51,6 +51,26 @@ public enum RecordBatchBuilder {
                         leaderEpoch: leaderEpoch, recordBytes: body)
     }
 
+    /// The batch `header` describes, with its (uncompressed) records section `records`
+    /// compressed with `codec` instead: same offsets, timestamps and producer fields; new
+    /// length, attributes and CRC.
+    public static func recompress(_ header: RecordBatchHeader, records: UnsafeRawBufferPointer,
+                                  codec: CompressionCodec, level: Int?) throws(CodecError) -> [UInt8] {
+        let body = try Codecs.compress(codec, records, level: level)
+        let attributes = BatchAttributes(raw: (header.attributes.raw & ~0x07) | codec.rawValue)
+        return assemble(baseOffset: header.baseOffset, lastOffsetDelta: header.lastOffsetDelta,
+                        recordCount: header.recordCount, baseTimestamp: header.baseTimestamp,
+                        maxTimestamp: header.maxTimestamp, attributes: attributes,
+                        producer: Producer(id: header.producerID, epoch: header.producerEpoch, baseSequence: header.baseSequence),
+                        leaderEpoch: header.partitionLeaderEpoch, recordBytes: body)
+    }
+
+    /// `recompress` as a Result, for callers inside closures that cannot throw typed errors.
+    public static func recompressing(_ header: RecordBatchHeader, records: UnsafeRawBufferPointer,
+                                     codec: CompressionCodec, level: Int?) -> Result<[UInt8], CodecError> {
+        do throws(CodecError) { return .success(try recompress(header, records: records, codec: codec, level: level)) } catch { return .failure(error) }
+    }
+
     /// Header plus already-encoded records, with the length and CRC computed.
     public static func assemble(baseOffset: Offset, lastOffsetDelta: Int32, recordCount: Int32,
                                 baseTimestamp: Timestamp, maxTimestamp: Timestamp,

@@ -12,6 +12,8 @@ public enum BatchDefect: Error, Hashable, Sendable, CustomStringConvertible {
     case record(index: Int, RecordDefect)
     case recordsShort(declared: Int32, found: Int)
     case trailingBytes(Int)
+    /// The records of a compressed batch cannot be decompressed (or would be too large).
+    case compression(CompressionCodec, CodecError)
 
     public var description: String {
         switch self {
@@ -26,6 +28,7 @@ public enum BatchDefect: Error, Hashable, Sendable, CustomStringConvertible {
         case .record(let index, let defect): "record \(index): \(defect)"
         case .recordsShort(let declared, let found): "batch declares \(declared) records, holds \(found)"
         case .trailingBytes(let n): "\(n) bytes after the last record"
+        case .compression(let codec, let error): "\(codec)-compressed records: \(error)"
         }
     }
 }
@@ -46,6 +49,16 @@ public enum BatchCheck: Sendable {
 public enum RecordBatchValidator {
     /// Checks the batch at the start of `bytes` (which may hold more after it) and returns its header.
     public static func validate(_ bytes: UnsafeRawBufferPointer, check: BatchCheck) throws(BatchDefect) -> RecordBatchHeader {
+        var inflated: [UInt8]?
+        return try validate(bytes, check: check, inflated: &inflated)
+    }
+
+    /// As `validate(_:check:)`; for a compressed batch checked `.produce` or `.stored`, its
+    /// records are decompressed once (at most `Codecs.decompressedBytesMax` bytes) to check
+    /// them, and left in `inflated` for a caller that needs them (recompression, key checks).
+    public static func validate(_ bytes: UnsafeRawBufferPointer, check: BatchCheck,
+                                inflated: inout [UInt8]?) throws(BatchDefect) -> RecordBatchHeader {
+        inflated = nil
         guard let header = RecordBatchHeader.decode(bytes) else {
             throw .truncated(needed: RecordBatchHeader.Field.records, available: bytes.count)
         }
@@ -67,20 +80,33 @@ public enum RecordBatchValidator {
         let deltaFits = check == .produce ? header.lastOffsetDelta == count - 1
                                           : header.lastOffsetDelta >= max(count - 1, 0)
         guard deltaFits else { throw .lastOffsetDelta(header.lastOffsetDelta, recordCount: count) }
-        // Inner records of compressed batches are checked once the codecs exist (issue 6).
-        if check == .checksum || codec != .none { return header }
-        try checkRecords(UnsafeRawBufferPointer(rebasing: bytes[0..<total]), header: header, check: check)
+        if check == .checksum { return header }
+        let body = UnsafeRawBufferPointer(rebasing: bytes[RecordBatchHeader.Field.records..<total])
+        if codec == .none {
+            try checkRecords(body, header: header, check: check)
+        } else {
+            let records: [UInt8]
+            do throws(CodecError) { records = try Codecs.decompress(codec, body) } catch { throw .compression(codec, error) }
+            let defect = records.withUnsafeBytes { r -> BatchDefect? in
+                do throws(BatchDefect) { try checkRecords(r, header: header, check: check) } catch { return error }
+                return nil
+            }
+            if let defect { throw defect }
+            inflated = records
+        }
         return header
     }
 
+    /// Checks a batch's records section (decompressed): `recordCount` well-formed records whose
+    /// offset deltas suit `check`, filling it exactly.
     private static func checkRecords(_ batch: UnsafeRawBufferPointer, header: RecordBatchHeader,
                                      check: BatchCheck) throws(BatchDefect) {
         // Each record takes at least 7 bytes; refuse absurd counts before looping.
-        let available = batch.count - RecordBatchHeader.Field.records
+        let available = batch.count
         guard Int(header.recordCount) * 7 <= available else {
             throw .recordsShort(declared: header.recordCount, found: available / 7)
         }
-        var index = RecordBatchHeader.Field.records
+        var index = 0
         var previousDelta: Int32 = -1
         for n in 0..<Int(header.recordCount) {
             let offsetDelta: Int32

@@ -1,4 +1,5 @@
 import BrookCore
+import BrookRecords
 
 /// A partition log's settings, under Kafka's topic-level config names and with Kafka's defaults.
 public struct LogConfig: Sendable, Equatable {
@@ -31,14 +32,32 @@ public struct LogConfig: Sendable, Equatable {
     public var maxMessageBytes = 1_048_588
     /// `message.timestamp.type`.
     public var timestampType = TimestampType.createTime
+    /// `compression.type`: nil (`producer`) stores batches as they came; a codec (`uncompressed`
+    /// is `.none`) has every other batch recompressed with it.
+    public var compression: CompressionCodec?
+    /// `compression.gzip.level` (-1: zlib's default), `compression.lz4.level`, `compression.zstd.level`.
+    public var gzipLevel = -1
+    public var lz4Level = 9
+    public var zstdLevel = 3
 
     public init() {}
+
+    /// The level to recompress with for the topic's codec (nil: the codec's default).
+    public var compressionLevel: Int? {
+        switch compression {
+        case .gzip?: gzipLevel == -1 ? nil : gzipLevel
+        case .lz4?: lz4Level
+        case .zstd?: zstdLevel
+        default: nil
+        }
+    }
 
     /// The config names understood here, in the order they are listed.
     public static let names = [
         "segment.bytes", "segment.ms", "segment.index.bytes", "index.interval.bytes", "retention.ms",
         "retention.bytes", "cleanup.policy", "delete.retention.ms", "min.compaction.lag.ms",
         "flush.messages", "flush.ms", "max.message.bytes", "message.timestamp.type",
+        "compression.type", "compression.gzip.level", "compression.lz4.level", "compression.zstd.level",
     ]
 
     /// The default config with `overrides` (Kafka names) applied; unknown names are refused.
@@ -66,6 +85,23 @@ public struct LogConfig: Sendable, Equatable {
         case "flush.messages": flushMessages = try int(1...Int64.max)
         case "flush.ms": flushMs = try int(0...Int64.max)
         case "max.message.bytes": maxMessageBytes = Int(try int(0...Int64(Limits.batchBytesMax)))
+        case "compression.type":
+            switch value {
+            case "producer": compression = nil
+            case "uncompressed": compression = CompressionCodec.none
+            case "gzip": compression = .gzip
+            case "snappy": compression = .snappy
+            case "lz4": compression = .lz4
+            case "zstd": compression = .zstd
+            default: throw .invalidConfig(key: key, value: value, reason: "expected uncompressed, gzip, snappy, lz4, zstd or producer")
+            }
+        // Kafka's ranges (KIP-390).
+        case "compression.gzip.level":
+            let n = try int(-1...9)
+            guard n != 0 else { throw .invalidConfig(key: key, value: value, reason: "expected -1 or 1...9") }
+            gzipLevel = Int(n)
+        case "compression.lz4.level": lz4Level = Int(try int(1...17))
+        case "compression.zstd.level": zstdLevel = Int(try int(-131_072...22))
         case "message.timestamp.type":
             guard let type = TimestampType(rawValue: value) else {
                 throw .invalidConfig(key: key, value: value, reason: "expected CreateTime or LogAppendTime")

@@ -89,7 +89,8 @@ public final class PartitionLog {
         guard records.readableBytes <= Limits.batchBytesMax else {
             throw .batchTooLarge(bytes: records.readableBytes, limit: Limits.batchBytesMax)
         }
-        var batches = try typed { try records.withUnsafeReadableBytes { bytes in try validate(bytes) } }
+        var (batches, recompressed) = try typed { try records.withUnsafeReadableBytes { bytes in try validate(bytes) } }
+        if let recompressed { records = recompressed }
         let appendTime: Timestamp? = config.timestampType == .logAppendTime ? clock.now() : nil
         var next = logEndOffset
         records.withUnsafeMutableReadableBytes { bytes in
@@ -115,36 +116,68 @@ public final class PartitionLog {
         return AppendResult(firstOffset: firstOffset, lastOffset: lastOffset, recordCount: count, logAppendTime: appendTime)
     }
 
-    private func validate(_ bytes: UnsafeRawBufferPointer) throws(StorageError) -> [AppendedBatch] {
+    /// Checks every batch of a produce request. When the topic's `compression.type` names a
+    /// codec, batches in another codec are rebuilt with it, and the rebuilt bytes are returned.
+    private func validate(_ bytes: UnsafeRawBufferPointer) throws(StorageError) -> ([AppendedBatch], ByteBuffer?) {
         var batches: [AppendedBatch] = []
+        var rebuilt: ByteBuffer?  // made at the first batch that needs recompressing
         var position = 0
         while position < bytes.count {
             let slice = UnsafeRawBufferPointer(rebasing: bytes[position...])
             let header: RecordBatchHeader
-            do { header = try RecordBatchValidator.validate(slice, check: .produce) } catch {
+            var inflated: [UInt8]?
+            do { header = try RecordBatchValidator.validate(slice, check: .produce, inflated: &inflated) } catch {
                 throw .invalidBatch(index: batches.count, error)
             }
-            guard header.totalBytes <= config.maxMessageBytes else {
-                throw .batchTooLarge(bytes: header.totalBytes, limit: config.maxMessageBytes)
+            let original = UnsafeRawBufferPointer(rebasing: slice[0..<header.totalBytes])
+            let body = UnsafeRawBufferPointer(rebasing: original[RecordBatchHeader.Field.records...])
+            let isControl = header.attributes.isControl
+            if config.cleanupCompact && !isControl {
+                let keyless = inflated.map { $0.withUnsafeBytes { hasKeylessRecord($0, count: header.recordCount) } }
+                    ?? hasKeylessRecord(body, count: header.recordCount)
+                if keyless { throw .missingKeyOnCompactedTopic }
             }
-            if config.cleanupCompact && !header.attributes.isControl {
-                try requireKeys(UnsafeRawBufferPointer(rebasing: slice[0..<header.totalBytes]), header: header)
+            var totalBytes = header.totalBytes
+            if let target = config.compression, target != header.attributes.compression, !isControl {
+                let level = config.compressionLevel
+                let result = inflated.map { $0.withUnsafeBytes { RecordBatchBuilder.recompressing(header, records: $0, codec: target, level: level) } }
+                    ?? RecordBatchBuilder.recompressing(header, records: body, codec: target, level: level)
+                let batch: [UInt8]
+                switch result {
+                case .success(let bytes): batch = bytes
+                case .failure(let error): throw .invalidBatch(index: batches.count, .compression(target, error))
+                }
+                if rebuilt == nil {
+                    var buffer = ByteBuffer()
+                    buffer.reserveCapacity(bytes.count + 64)
+                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[0..<position]))
+                    rebuilt = buffer
+                }
+                rebuilt!.writeBytes(batch)
+                totalBytes = batch.count
+            } else {
+                rebuilt?.writeBytes(original)
             }
-            batches.append(AppendedBatch(start: position, totalBytes: header.totalBytes, lastOffsetDelta: header.lastOffsetDelta,
+            guard totalBytes <= config.maxMessageBytes else {
+                throw .batchTooLarge(bytes: totalBytes, limit: config.maxMessageBytes)
+            }
+            let start = rebuilt.map { $0.writerIndex - totalBytes } ?? position
+            batches.append(AppendedBatch(start: start, totalBytes: totalBytes, lastOffsetDelta: header.lastOffsetDelta,
                                          lastOffset: header.lastOffset, maxTimestamp: header.maxTimestamp))
             position += header.totalBytes
         }
-        return batches
+        return (batches, rebuilt)
     }
 
     /// Compacted topics keep the last value per key, so a keyless record has no meaning there.
-    private func requireKeys(_ batch: UnsafeRawBufferPointer, header: RecordBatchHeader) throws(StorageError) {
-        guard header.attributes.compression == CompressionCodec.none else { return }
-        var index = RecordBatchHeader.Field.records
-        for _ in 0..<header.recordCount {
-            guard let record = try? RecordParser.parse(batch, at: &index) else { return }
-            if record.key == nil { throw .missingKeyOnCompactedTopic }
+    /// `records` is a batch's records section, decompressed.
+    private func hasKeylessRecord(_ records: UnsafeRawBufferPointer, count: Int32) -> Bool {
+        var index = 0
+        for _ in 0..<count {
+            guard let record = try? RecordParser.parse(records, at: &index) else { return false }
+            if record.key == nil { return true }
         }
+        return false
     }
 
     private func rollIfNeeded(adding bytes: Int, lastOffset: Offset) throws(StorageError) {
