@@ -31,6 +31,7 @@ clients_ok() {
     python3 - 2>/dev/null <<'PY'
 import re
 import confluent_kafka, kafka, pytest
+import snappy, lz4.frame, zstandard  # kafka-python's codecs
 def v(s):
     return tuple(int(x) for x in re.findall(r"\d+", s)[:2])
 ck = getattr(confluent_kafka, "__version__", None) or confluent_kafka.version()
@@ -40,7 +41,7 @@ assert v(pytest.__version__) >= (8, 0)
 PY
 }
 if ! clients_ok; then
-    echo "interop: installing confluent-kafka, kafka-python, pytest"
+    echo "interop: installing confluent-kafka, kafka-python, its codecs, pytest"
     pip_install() { timeout 600 python3 -m pip install -q --disable-pip-version-check "$@" -r tests/interop/requirements.txt 2>&1 \
         | grep -v -i -e "running pip as the 'root' user" -e "^\s*$" || true; }
     pip_install

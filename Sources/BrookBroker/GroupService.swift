@@ -90,20 +90,19 @@ public final class GroupService: Sendable {
             _ = RecordBatchHeader.forEachBatch(in: bytes) { header, batch in
                 next = header.baseOffset + Int64(header.lastOffsetDelta) + 1
                 guard !header.attributes.isControl else { return }
-                guard header.attributes.compression == CompressionCodec.none else {
-                    logger.warning("\(partition): skipped a compressed batch at offset \(header.baseOffset)")
-                    return
-                }
-                var i = RecordBatchHeader.Field.records
-                for _ in 0..<header.recordCount {
-                    guard let record = try? RecordParser.parse(batch, at: &i), let key = record.key else { break }
-                    do {
-                        if let r = try GroupRecord.decode(key: Array(batch[key]), value: record.value.map { Array(batch[$0]) }) {
-                            out.append(r)
+                do throws(BatchDefect) {
+                    try header.forEachRecord(in: batch) { record, records in
+                        guard let key = record.key else { return }
+                        do {
+                            if let r = try GroupRecord.decode(key: Array(records[key]), value: record.value.map { Array(records[$0]) }) {
+                                out.append(r)
+                            }
+                        } catch {
+                            logger.warning("\(partition): unreadable group record at offset \(header.baseOffset + Int64(record.offsetDelta)): \(error)")
                         }
-                    } catch {
-                        logger.warning("\(partition): unreadable group record at offset \(header.baseOffset): \(error)")
                     }
+                } catch {
+                    logger.warning("\(partition): unreadable batch at offset \(header.baseOffset): \(error)")
                 }
             }
         }

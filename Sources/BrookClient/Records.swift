@@ -13,28 +13,24 @@ public struct ConsumedRecord: Sendable {
 }
 
 public enum RecordDecoding {
-    /// The records at or after `from` in fetched batches. A partial batch at the end (a fetch
-    /// cut at max bytes) is skipped; a damaged or compressed batch is an error.
+    /// The records at or after `from` in fetched batches (compressed ones decompressed). A
+    /// partial batch at the end (a fetch cut at max bytes) is skipped; a damaged batch is an error.
     public static func records(in buffer: ByteBuffer, partition: Int32, from: Offset) throws -> [ConsumedRecord] {
         try buffer.withUnsafeReadableBytes { bytes in
             var out: [ConsumedRecord] = []
             let decodable = try RecordBatchHeader.forEachBatch(in: bytes) { header, batch throws(ClientError) in
                 if header.attributes.isControl { return }
-                guard header.attributes.compression == CompressionCodec.none else {
-                    throw ClientError("compressed batches (\(header.attributes.compression.map { "\($0)" } ?? "?")) are not decoded by this client yet")
-                }
-                var index = RecordBatchHeader.Field.records
-                for _ in 0..<header.recordCount {
-                    let view: RecordView
-                    do { view = try RecordParser.parse(batch, at: &index) } catch { throw ClientError("\(error)") }
-                    let offset = header.baseOffset + Int64(view.offsetDelta)
-                    guard offset >= from else { continue }
-                    let timestamp = header.attributes.isLogAppendTime ? header.maxTimestamp : Timestamp(ms: header.baseTimestamp.ms + view.timestampDelta)
-                    out.append(ConsumedRecord(
-                        partition: partition, offset: offset, timestamp: timestamp,
-                        key: view.key.map { Array(batch[$0]) }, value: view.value.map { Array(batch[$0]) },
-                        headers: view.headers.map { SimpleRecord.Header(key: Array(batch[$0.key]), value: $0.value.map { Array(batch[$0]) }) }))
-                }
+                do throws(BatchDefect) {
+                    try header.forEachRecord(in: batch) { view, records in
+                        let offset = header.baseOffset + Int64(view.offsetDelta)
+                        guard offset >= from else { return }
+                        let timestamp = header.attributes.isLogAppendTime ? header.maxTimestamp : Timestamp(ms: header.baseTimestamp.ms + view.timestampDelta)
+                        out.append(ConsumedRecord(
+                            partition: partition, offset: offset, timestamp: timestamp,
+                            key: view.key.map { Array(records[$0]) }, value: view.value.map { Array(records[$0]) },
+                            headers: view.headers.map { SimpleRecord.Header(key: Array(records[$0.key]), value: $0.value.map { Array(records[$0]) }) }))
+                    }
+                } catch { throw ClientError("batch at offset \(header.baseOffset): \(error)") }
             }
             guard decodable else { throw ClientError("undecodable batch header") }
             return out

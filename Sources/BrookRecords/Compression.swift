@@ -1,5 +1,10 @@
 import BrookCore
 import CBrookCodecs
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Why a compressed payload cannot be used.
 public enum CodecError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -63,22 +68,23 @@ public enum Codecs {
             throw .corrupt("\(codec): out of memory")
         }
         defer { brook_inflater_free(inflater) }
-        var out: [UInt8] = []
+        // Output goes to a buffer grown with realloc (no zero filling), copied out once.
+        var capacity = min(limit, max(4096, input.count * 4))
+        var buffer = malloc(max(capacity, 1))
+        defer { free(buffer) }
         var produced = 0
         var consumed = 0
-        var capacity = min(limit, max(4096, input.count * 4))
         while true {
-            if out.count < capacity { out.append(contentsOf: repeatElement(0, count: capacity - out.count)) }
-            let status = out.withUnsafeMutableBytes { dst in
-                brook_inflate(inflater, input.baseAddress, input.count, &consumed, dst.baseAddress, dst.count, &produced)
-            }
+            guard let out = buffer else { throw .corrupt("\(codec): out of memory") }
+            let status = brook_inflate(inflater, input.baseAddress, input.count, &consumed, out, capacity, &produced)
             switch status {
             case Int32(BROOK_CODEC_DONE.rawValue):
-                out.removeLast(out.count - produced)
-                return out
+                return Array(UnsafeRawBufferPointer(start: out, count: produced))
             case Int32(BROOK_CODEC_MORE.rawValue):
                 guard capacity < limit else { throw .tooLarge(limit: limit) }
                 capacity = capacity > limit / 2 ? limit : capacity * 2
+                guard let grown = realloc(out, capacity) else { throw .corrupt("\(codec): out of memory") }
+                buffer = grown
             case Int32(BROOK_CODEC_NOMEM.rawValue):
                 throw .corrupt("\(codec): out of memory")
             default:

@@ -109,3 +109,35 @@ public enum RecordParser {
         return i..<end
     }
 }
+
+extension RecordBatchHeader {
+    /// Calls `body` with each record of `batch` (the whole batch this header heads), with the
+    /// buffer the record's ranges index: the batch's records section, decompressed first if the
+    /// batch is compressed (at most `limit` bytes). Control batches are walked too.
+    public func forEachRecord(in batch: UnsafeRawBufferPointer, limit: Int = Codecs.decompressedBytesMax,
+                              _ body: (RecordView, UnsafeRawBufferPointer) -> Void) throws(BatchDefect) {
+        precondition(batch.count >= totalBytes, "the whole batch is needed")
+        guard let codec = attributes.compression else { throw .unknownCompression(attributes.raw) }
+        let section = UnsafeRawBufferPointer(rebasing: batch[RecordBatchHeader.Field.records..<totalBytes])
+        let count = Int(recordCount)
+        func walk(_ records: UnsafeRawBufferPointer) throws(BatchDefect) {
+            var index = 0
+            for n in 0..<count {
+                let record: RecordView
+                do { record = try RecordParser.parse(records, at: &index) } catch { throw .record(index: n, error) }
+                body(record, records)
+            }
+        }
+        if codec == .none {
+            try walk(section)
+            return
+        }
+        let inflated: [UInt8]
+        do throws(CodecError) { inflated = try Codecs.decompress(codec, section, limit: limit) } catch { throw .compression(codec, error) }
+        let defect = inflated.withUnsafeBytes { records -> BatchDefect? in
+            do throws(BatchDefect) { try walk(records) } catch { return error }
+            return nil
+        }
+        if let defect { throw defect }
+    }
+}

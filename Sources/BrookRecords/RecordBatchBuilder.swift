@@ -51,6 +51,18 @@ public enum RecordBatchBuilder {
                         leaderEpoch: leaderEpoch, recordBytes: body)
     }
 
+    /// As `build`, with the records compressed by `codec` (at `level`, nil for its default).
+    public static func build(baseOffset: Offset, records: [SimpleRecord], compression codec: CompressionCodec,
+                             level: Int? = nil, producer: Producer = .none) throws(CodecError) -> [UInt8] {
+        let plain = build(baseOffset: baseOffset, records: records, producer: producer)
+        guard codec != .none else { return plain }
+        let header = plain.withUnsafeBytes { RecordBatchHeader.decode($0)! }
+        let result = plain.withUnsafeBytes {
+            recompressing(header, records: UnsafeRawBufferPointer(rebasing: $0[RecordBatchHeader.Field.records...]), codec: codec, level: level)
+        }
+        return try result.get()
+    }
+
     /// The batch `header` describes, with its (uncompressed) records section `records`
     /// compressed with `codec` instead: same offsets, timestamps and producer fields; new
     /// length, attributes and CRC.

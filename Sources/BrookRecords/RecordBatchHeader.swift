@@ -3,6 +3,11 @@ import BrookCore
 /// The codec named by the low three bits of a batch's attributes.
 public enum CompressionCodec: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case none = 0, gzip = 1, snappy = 2, lz4 = 3, zstd = 4
+    /// By the names producers use (`compression.type`): none, gzip, snappy, lz4, zstd.
+    public init?(name: String) {
+        guard let codec = Self.allCases.first(where: { $0.description == name }) else { return nil }
+        self = codec
+    }
     public var description: String {
         switch self {
         case .none: "none"

@@ -71,8 +71,8 @@ extension PartitionLog {
         var pending: [(KeyDigest, Offset)] = []
         while let (position, bytes) = try scanner.next() {
             let header = try segment.checkedHeader(bytes, at: position, check: .stored)
-            try forEachRecord(bytes, header: header, segment: segment, position: position) { record, offset in
-                if let key = record.key { pending.append((KeyDigest(UnsafeRawBufferPointer(rebasing: bytes[key])), offset)) }
+            try forEachRecord(bytes, header: header, segment: segment, position: position) { record, records, offset in
+                if let key = record.key { pending.append((KeyDigest(UnsafeRawBufferPointer(rebasing: records[key])), offset)) }
             }
             scanner.advance(by: header.totalBytes)
         }
@@ -129,28 +129,32 @@ extension PartitionLog {
                 scanner.advance(by: header.totalBytes)
                 var kept: [UInt8] = []
                 var keptCount: Int32 = 0
-                try forEachRecord(bytes, header: header, segment: segment, position: position) { record, offset in
-                    let isLatest = record.key.map { latest[KeyDigest(UnsafeRawBufferPointer(rebasing: bytes[$0]))] == offset } ?? true
+                try forEachRecord(bytes, header: header, segment: segment, position: position) { record, records, offset in
+                    let isLatest = record.key.map { latest[KeyDigest(UnsafeRawBufferPointer(rebasing: records[$0]))] == offset } ?? true
                     let timestamp = Timestamp(ms: header.baseTimestamp.ms &+ record.timestampDelta)
                     let expiredTombstone = record.value == nil && record.key != nil && timestamp < tombstoneHorizon
                     if isLatest && !expiredTombstone {
-                        kept.append(contentsOf: bytes[record.range])
+                        kept.append(contentsOf: records[record.range])
                         keptCount += 1
                     }
                 }
-                let parsed = header.attributes.compression == CompressionCodec.none && !header.attributes.isControl
+                let parsed = !header.attributes.isControl
                 if parsed { result.recordsRemoved += Int(header.recordCount - keptCount) }
                 if parsed && keptCount == 0 { continue }
                 let batch: [UInt8]
                 if !parsed || keptCount == header.recordCount {
                     batch = Array(bytes[0..<header.totalBytes])
                 } else {
-                    batch = RecordBatchBuilder.assemble(
-                        baseOffset: header.baseOffset, lastOffsetDelta: header.lastOffsetDelta, recordCount: keptCount,
-                        baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp,
-                        attributes: header.attributes,
-                        producer: .init(id: header.producerID, epoch: header.producerEpoch, baseSequence: header.baseSequence),
-                        leaderEpoch: header.partitionLeaderEpoch, recordBytes: kept)
+                    // The kept records in the batch's own codec (compressed batches are
+                    // recompressed with the codec's default level).
+                    let codec = header.attributes.compression ?? .none
+                    var keptHeader = header
+                    keptHeader.recordCount = keptCount
+                    switch kept.withUnsafeBytes({ RecordBatchBuilder.recompressing(keptHeader, records: $0, codec: codec, level: nil) }) {
+                    case .success(let bytes): batch = bytes
+                    case .failure(let error):
+                        throw .corruptSegment(path: segment.logPath, position: FilePosition(position), reason: "recompressing kept records: \(error)")
+                    }
                 }
                 outputBatches.append(AppendedBatch(start: output.count, totalBytes: batch.count,
                                                    lastOffsetDelta: header.lastOffsetDelta, lastOffset: header.lastOffset, maxTimestamp: header.maxTimestamp))
@@ -189,17 +193,15 @@ extension PartitionLog {
         segments.insert(replacement, at: first)
     }
 
-    /// Calls `body` with each record of an uncompressed, non-control batch and its offset.
+    /// Calls `body` with each record of a non-control batch (decompressed if need be), the
+    /// buffer its ranges index, and its offset.
     private func forEachRecord(_ bytes: UnsafeRawBufferPointer, header: RecordBatchHeader, segment: LogSegment, position: Int,
-                               _ body: (RecordView, Offset) -> Void) throws(StorageError) {
-        guard header.attributes.compression == CompressionCodec.none, !header.attributes.isControl else { return }
-        var index = RecordBatchHeader.Field.records
-        for _ in 0..<header.recordCount {
-            let record: RecordView
-            do { record = try RecordParser.parse(bytes, at: &index) } catch {
-                throw .corruptSegment(path: segment.logPath, position: FilePosition(position), reason: error.description)
-            }
-            body(record, header.baseOffset + Int64(record.offsetDelta))
+                               _ body: (RecordView, UnsafeRawBufferPointer, Offset) -> Void) throws(StorageError) {
+        guard !header.attributes.isControl else { return }
+        do throws(BatchDefect) {
+            try header.forEachRecord(in: bytes) { record, records in body(record, records, header.baseOffset + Int64(record.offsetDelta)) }
+        } catch {
+            throw .corruptSegment(path: segment.logPath, position: FilePosition(position), reason: error.description)
         }
     }
 

@@ -336,35 +336,36 @@ public final class PartitionLog {
         }
     }
 
-    /// The first record of a batch, at or after `minimum`, whose timestamp satisfies `matches`.
-    /// A compressed batch (whose records are not parsed here) answers with its first offset (or
-    /// `minimum`) and max timestamp.
+    /// The first record of a batch, at or after `minimum`, whose timestamp satisfies `matches`
+    /// (a compressed batch is decompressed to look). A LogAppendTime batch's records all carry
+    /// its max timestamp.
     private func firstRecord(in bytes: UnsafeRawBufferPointer, header: RecordBatchHeader, from minimum: Offset,
                              where matches: (Timestamp) -> Bool) -> TimestampedOffset? {
-        if header.attributes.isLogAppendTime || header.attributes.compression != CompressionCodec.none {
+        if header.attributes.isLogAppendTime {
             guard matches(header.maxTimestamp) else { return nil }
             return TimestampedOffset(offset: max(header.baseOffset, minimum), timestamp: header.maxTimestamp)
         }
-        var index = RecordBatchHeader.Field.records
-        let batch = UnsafeRawBufferPointer(rebasing: bytes[0..<header.totalBytes])
-        for _ in 0..<header.recordCount {
-            guard let record = try? RecordParser.parse(batch, at: &index) else { return nil }
+        var found: TimestampedOffset?
+        try? header.forEachRecord(in: bytes) { record, _ in
+            guard found == nil else { return }
             let timestamp = Timestamp(ms: header.baseTimestamp.ms &+ record.timestampDelta)
             let offset = header.baseOffset + Int64(record.offsetDelta)
-            if offset >= minimum && matches(timestamp) { return TimestampedOffset(offset: offset, timestamp: timestamp) }
+            if offset >= minimum && matches(timestamp) { found = TimestampedOffset(offset: offset, timestamp: timestamp) }
         }
-        return nil
+        return found
     }
 
     /// The first record, at or after `minimum`, holding the batch's largest timestamp among them.
     private func newestRecord(in bytes: UnsafeRawBufferPointer, header: RecordBatchHeader,
                               from minimum: Offset) -> TimestampedOffset? {
+        if header.attributes.isLogAppendTime { return firstRecord(in: bytes, header: header, from: minimum) { _ in true } }
         var newest: TimestampedOffset?
-        var threshold = Timestamp(ms: .min)
-        while let found = firstRecord(in: bytes, header: header, from: max(minimum, newest.map { $0.offset + 1 } ?? minimum),
-                                      where: { $0 > threshold }) {
-            newest = found
-            threshold = found.timestamp
+        try? header.forEachRecord(in: bytes) { record, _ in
+            let timestamp = Timestamp(ms: header.baseTimestamp.ms &+ record.timestampDelta)
+            let offset = header.baseOffset + Int64(record.offsetDelta)
+            if offset >= minimum && timestamp > newest?.timestamp ?? Timestamp(ms: .min) {
+                newest = TimestampedOffset(offset: offset, timestamp: timestamp)
+            }
         }
         return newest
     }

@@ -71,24 +71,22 @@ public struct SegmentDump {
     }
 
     private func printRecordLines(_ bytes: UnsafeRawBufferPointer, header: RecordBatchHeader) {
-        guard header.attributes.compression == CompressionCodec.none else {
-            emit("| records are \(header.attributes.compression?.description ?? "unknown")-compressed; decoding them arrives with the codecs")
-            return
-        }
-        var index = RecordBatchHeader.Field.records
-        for _ in 0..<header.recordCount {
-            guard let record = try? RecordParser.parse(bytes, at: &index) else { return }
-            let text = { (range: Range<Int>?) -> String in
-                guard let range else { return "null" }
-                return String(decoding: bytes[range], as: UTF8.self)
+        do throws(BatchDefect) {
+            try header.forEachRecord(in: bytes) { record, records in
+                let text = { (range: Range<Int>?) -> String in
+                    guard let range else { return "null" }
+                    return String(decoding: records[range], as: UTF8.self)
+                }
+                let offset = header.baseOffset + Int64(record.offsetDelta)
+                let timestamp = header.attributes.isLogAppendTime ? header.maxTimestamp.ms : header.baseTimestamp.ms &+ record.timestampDelta
+                let sequence = header.baseSequence < 0 ? -1 : header.baseSequence &+ record.offsetDelta
+                let headers = record.headers.map { "\(text($0.key))=\(text($0.value))" }.joined(separator: ",")
+                emit("| offset: \(offset) \(header.attributes.isLogAppendTime ? "LogAppendTime" : "CreateTime"): \(timestamp) "
+                    + "keySize: \(record.key?.count ?? -1) valueSize: \(record.value?.count ?? -1) sequence: \(sequence) "
+                    + "headers: [\(headers)] key: \(text(record.key)) payload: \(text(record.value))")
             }
-            let offset = header.baseOffset + Int64(record.offsetDelta)
-            let timestamp = header.attributes.isLogAppendTime ? header.maxTimestamp.ms : header.baseTimestamp.ms &+ record.timestampDelta
-            let sequence = header.baseSequence < 0 ? -1 : header.baseSequence &+ record.offsetDelta
-            let headers = record.headers.map { "\(text($0.key))=\(text($0.value))" }.joined(separator: ",")
-            emit("| offset: \(offset) \(header.attributes.isLogAppendTime ? "LogAppendTime" : "CreateTime"): \(timestamp) "
-                + "keySize: \(record.key?.count ?? -1) valueSize: \(record.value?.count ?? -1) sequence: \(sequence) "
-                + "headers: [\(headers)] key: \(text(record.key)) payload: \(text(record.value))")
+        } catch {
+            emit("| records unreadable: \(error)")
         }
     }
 

@@ -18,11 +18,14 @@ struct ProduceCommand: AsyncParsableCommand {
     @Option(help: "Send every record to this partition (default: by key, else round robin per batch).") var partition: Int32?
     @Option(help: "Acknowledgements: 0, 1 or all (-1).") var acks: String = "all"
     @Option(name: .customLong("batch-records"), help: "Records per request at most.") var batchRecords = 500
+    @Option(help: "Compress batches: none, gzip, snappy, lz4 or zstd.") var compression: String = "none"
+    @Option(name: .customLong("compression-level"), help: "The codec's level (default: the codec's own).") var compressionLevel: Int?
 
     func run() async throws {
         let acks: Int16 = switch self.acks { case "all", "-1": -1; case "0": 0; case "1": 1; default: throw ValidationError("--acks takes 0, 1 or all") }
         let headers = try parsePairs(self.headers, option: "--header").sorted { $0.key < $1.key }
             .map { SimpleRecord.Header(key: Array($0.key.utf8), value: Array($0.value.utf8)) }
+        let codec = try parseCodec(compression)
         let connection = try await client.connect()
         let count = try await connection.partitionCounts([topic], create: true)[topic] ?? 1
         var pending: [SimpleRecord] = []
@@ -36,7 +39,9 @@ struct ProduceCommand: AsyncParsableCommand {
                 byPartition[target, default: []].append(record)
             }
             roundRobin = (roundRobin + 1) % count
-            let batches = byPartition.mapValues { RecordBatchBuilder.build(baseOffset: .zero, records: $0) }
+            let batches = try byPartition.mapValues { records throws(CodecError) in
+                try RecordBatchBuilder.build(baseOffset: .zero, records: records, compression: codec, level: compressionLevel)
+            }
             _ = try await connection.produce(topic: topic, batches: batches, acks: acks)
             sent += pending.count
             pending.removeAll(keepingCapacity: true)
@@ -118,4 +123,13 @@ func wallClockMs() -> Int64 {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
     return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+}
+
+/// A `--compression` value as a codec, refusing one this machine lacks the library for.
+func parseCodec(_ name: String) throws -> CompressionCodec {
+    guard let codec = CompressionCodec(name: name) else {
+        throw ValidationError("--compression takes none, gzip, snappy, lz4 or zstd (not \(name))")
+    }
+    guard Codecs.isAvailable(codec) else { throw ValidationError("\(CodecError.unavailable(codec))") }
+    return codec
 }

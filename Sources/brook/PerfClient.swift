@@ -37,14 +37,21 @@ struct PerfProduce: AsyncParsableCommand {
     @Option(help: "Acknowledgements: 0, 1 or all.") var acks = "1"
     @Option(name: .customLong("batch-size"), help: "Bytes of records per batch (as the producer's batch.size).") var batchSize = 16_384
     @Option(name: .customLong("max-in-flight"), help: "Requests awaiting an answer at once.") var maxInFlight = 5
+    @Option(help: "Compress batches: none, gzip, snappy, lz4 or zstd.") var compression = "none"
+    @Option(name: .customLong("compression-level"), help: "The codec's level (default: the codec's own).") var compressionLevel: Int?
+    @Option(help: "Record values: 'text' (random letters and words from a pool of 1,000, so batches compress as real data does) or 'zeros'.")
+    var payload = "text"
 
     func run() async throws {
         let acks: Int16 = switch self.acks { case "all", "-1": -1; case "0": 0; case "1": 1; default: throw ValidationError("--acks takes 0, 1 or all") }
+        let codec = try parseCodec(compression)
+        guard payload == "text" || payload == "zeros" else { throw ValidationError("--payload takes text or zeros") }
         guard numRecords > 0, recordSize >= 0, batchSize > 0, maxInFlight > 0 else { throw ValidationError("counts must be positive") }
         let connection = try await client.connect()
         let partitions = try await connection.partitionCounts([topic], create: true)[topic] ?? 1
         let perBatch = max(1, min(numRecords, batchSize / max(1, recordSize + 8)))
-        let value = [UInt8](repeating: 0x61, count: recordSize)
+        let values = payload == "zeros" ? [[UInt8](repeating: 0, count: recordSize)] : perfValues(count: 1000, size: recordSize)
+        var nextValue = 0
         let start = now()
         var latencies = LatencyLog()
         var sent = 0
@@ -65,8 +72,11 @@ struct PerfProduce: AsyncParsableCommand {
                 }
                 let count = min(perBatch, numRecords - sent)
                 let timestamp = Timestamp(ms: wallClockMs())
-                let records = (0..<count).map { _ in SimpleRecord(key: nil, value: value, timestamp: timestamp) }
-                let batch = RecordBatchBuilder.build(baseOffset: .zero, records: records)
+                let records = (0..<count).map { _ in
+                    defer { nextValue = (nextValue + 1) % values.count }
+                    return SimpleRecord(key: nil, value: values[nextValue], timestamp: timestamp)
+                }
+                let batch = try RecordBatchBuilder.build(baseOffset: .zero, records: records, compression: codec, level: compressionLevel)
                 let partition = Int32(batchNumber % Int(partitions))
                 batchNumber += 1
                 sent += count
@@ -120,5 +130,25 @@ struct PerfConsume: AsyncParsableCommand {
         let seconds = now() - start
         print("\(read) records read, \(fixed(Double(read) / seconds, 1)) records/sec, \(fixed(Double(bytes) / 1_048_576 / seconds, 2)) MB/sec, in \(fixed(seconds, 2)) s.")
         if read < messages { throw CommandFailure("only \(read) of \(messages) records arrived") }
+    }
+}
+
+/// `count` record values of `size` bytes: words from a small vocabulary and random letters, so
+/// a batch of them compresses about as JSON-like event data does (seeded: the same every run).
+func perfValues(count: Int, size: Int) -> [[UInt8]] {
+    var random = SeededRandom(seed: 42)
+    let words = ["event", "user", "id", "order", "status", "created", "amount", "true", "false", "null",
+                 "{", "}", ":", ",", "\"", " "].map { Array($0.utf8) }
+    return (0..<count).map { _ in
+        var v: [UInt8] = []
+        v.reserveCapacity(size + 16)
+        while v.count < size {
+            if Bool.random(using: &random) {
+                v += words[Int.random(in: 0..<words.count, using: &random)]
+            } else {
+                for _ in 0..<Int.random(in: 1...6, using: &random) { v.append(UInt8.random(in: 0x61...0x7a, using: &random)) }
+            }
+        }
+        return Array(v.prefix(size))
     }
 }

@@ -62,13 +62,11 @@ func recordsAndNext(in bytes: ByteBuffer) throws -> (records: [ModelRecord], nex
         while position < all.count {
             let batch = UnsafeRawBufferPointer(rebasing: all[position...])
             let header = try RecordBatchValidator.validate(batch, check: .stored)
-            var index = RecordBatchHeader.Field.records
-            for _ in 0..<header.recordCount {
-                let r = try RecordParser.parse(batch, at: &index)
+            try header.forEachRecord(in: batch) { r, records in
                 let timestamp = header.attributes.isLogAppendTime ? header.maxTimestamp
                     : Timestamp(ms: header.baseTimestamp.ms + r.timestampDelta)
                 out.append(ModelRecord(offset: header.baseOffset + Int64(r.offsetDelta), timestamp: timestamp,
-                                       key: r.key.map { Array(batch[$0]) }, value: r.value.map { Array(batch[$0]) }))
+                                       key: r.key.map { Array(records[$0]) }, value: r.value.map { Array(records[$0]) }))
             }
             next = header.nextOffset
             position += header.totalBytes
@@ -107,4 +105,13 @@ func testSeeds(_ defaultCount: Int) -> [UInt64] {
 
 func record(_ key: String?, _ value: String?, at ms: Int64 = 1_700_000_000_000) -> SimpleRecord {
     SimpleRecord(key: key.map { Array($0.utf8) }, value: value.map { Array($0.utf8) }, timestamp: Timestamp(ms: ms))
+}
+
+/// The codec of every batch in a slice's bytes, in order.
+func codecs(in bytes: ByteBuffer) -> [CompressionCodec?] {
+    bytes.withUnsafeReadableBytes { all in
+        var out: [CompressionCodec?] = []
+        _ = RecordBatchHeader.forEachBatch(in: all) { header, _ in out.append(header.attributes.compression) }
+        return out
+    }
 }

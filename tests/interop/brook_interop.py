@@ -316,7 +316,7 @@ def ck_producer(bootstrap: str, acks="all", errors: Optional[CkErrors] = None, *
         **{
             "acks": str(acks),
             "enable.idempotence": False,  # Brook has no InitProducerId yet
-            "compression.type": "none",  # nor compression
+            "compression.type": "none",  # tests of compression ask for it
             "linger.ms": 5,
             "message.timeout.ms": 60000,
             "request.timeout.ms": 30000,
@@ -625,7 +625,8 @@ def kcat(args: Sequence, *, input_bytes: Optional[bytes] = None, timeout: float 
     return proc
 
 
-def kcat_produce(bootstrap: str, topic: str, specs: Sequence, acks="all", *, timeout: float = PHASE_TIMEOUT) -> None:
+def kcat_produce(bootstrap: str, topic: str, specs: Sequence, acks="all", *, timeout: float = PHASE_TIMEOUT,
+                 compression: str = "none") -> None:
     """Feed `specs` to `kcat -P` as key|value lines. kcat can only attach the same headers to
     every record, so specs must be text_only with static_headers; the partition comes from
     librdkafka's default partitioner over the key (spec.partition must be None)."""
@@ -635,7 +636,7 @@ def kcat_produce(bootstrap: str, topic: str, specs: Sequence, acks="all", *, tim
         args += ["-H", f"{name}={value.decode()}"]
     args += [
         "-X", f"acks={acks}",
-        "-X", "compression.codec=none",
+        "-X", f"compression.codec={compression}",
         "-X", "enable.idempotence=false",
         "-X", "linger.ms=5",
         "-X", "message.timeout.ms=60000",

@@ -154,12 +154,14 @@ class KpMember(_Member):
     """A kafka-python KafkaConsumer subscribed to `topic` in `group` (classic protocol), polled
     in a thread of its own, as applications run consumers.
 
-    Not polled in turn with other members from the test's thread: kafka-python 3.0.12 drops a
-    JoinGroup/SyncGroup outcome that arrives between two polls (`join_group_async` starts a new
-    attempt when the previous one is already done), so a leader polled in turn with two others
-    sends a fresh JoinGroup after each assignment and the group can rebalance for minutes."""
+    Not polled in turn with other members from the test's thread, and with long polls:
+    kafka-python 3.0.12 loses a JoinGroup/SyncGroup outcome that arrives while no poll() is
+    running (`join_group_async` starts a new attempt when the previous one is already done, and
+    at times the member then goes silent), so a leader polled in turn with two others rejoined
+    after each assignment and the group could rebalance for minutes. A poll returns as soon as
+    records arrive, so the long timeout only bounds how fast close() and call() are served."""
 
-    POLL_MS = 200
+    POLL_MS = 5000
 
     def __init__(self, name: str, bootstrap: str, group: str, topic: str, strategy: str = "range", **extra) -> None:
         from kafka import ConsumerRebalanceListener
@@ -221,6 +223,10 @@ class KpMember(_Member):
     def parts(self):
         return None if self.closed else self._parts
 
+    def begin_close(self) -> None:
+        """Asks the poll thread to stop after its current poll (close_all stops all at once)."""
+        self._stop.set()
+
     def _close_consumer(self) -> None:
         self._stop.set()
         self._thread.join(timeout=self.POLL_MS / 1000 + 10)
@@ -250,6 +256,8 @@ def close_all(members) -> None:
     for m in members:
         if isinstance(m, CkMemberProcess):
             m.terminate()
+        elif isinstance(m, KpMember):
+            m.begin_close()
     for m in members:
         try:
             m.close()
