@@ -68,7 +68,35 @@ public enum Codecs {
             throw .corrupt("\(codec): out of memory")
         }
         defer { brook_inflater_free(inflater) }
-        // Output goes to a buffer grown with realloc (no zero filling), copied out once.
+        // When the stream announces its size, decode straight into an array of that size
+        // (one more byte, to notice a stream that does not keep its word).
+        let announced = brook_content_size(kind, input.baseAddress, input.count)
+        if announced >= 0, announced < limit {
+            var status: Int32 = 0
+            var produced = 0
+            var consumed = 0
+            let exact = [UInt8](unsafeUninitializedCapacity: Int(announced) + 1) { buffer, count in
+                status = brook_inflate(inflater, input.baseAddress, input.count, &consumed, buffer.baseAddress, buffer.count, &produced)
+                count = status == Int32(BROOK_CODEC_DONE.rawValue) ? produced : 0
+            }
+            if status == Int32(BROOK_CODEC_DONE.rawValue) { return exact }
+            if status != Int32(BROOK_CODEC_MORE.rawValue) { throw .corrupt("\(codec): corrupt or truncated data") }
+            // The announced size was wrong: start again the general way.
+            return try inflateGrowing(kind, codec, input, limit: limit)
+        }
+        return try inflateGrowing(kind, codec, input, limit: limit, inflater: inflater)
+    }
+
+    /// Decodes into a buffer grown with realloc (no zero filling), copied out once.
+    private static func inflateGrowing(_ kind: Int32, _ codec: CompressionCodec, _ input: UnsafeRawBufferPointer,
+                                       limit: Int, inflater given: OpaquePointer? = nil) throws(CodecError) -> [UInt8] {
+        var owned: OpaquePointer?
+        if given == nil {
+            guard let fresh = brook_inflater_new(kind, zstdWindowLogMax) else { throw .corrupt("\(codec): out of memory") }
+            owned = fresh
+        }
+        defer { if let owned { brook_inflater_free(owned) } }
+        let inflater = given ?? owned!
         var capacity = min(limit, max(4096, input.count * 4))
         var buffer = malloc(max(capacity, 1))
         defer { free(buffer) }

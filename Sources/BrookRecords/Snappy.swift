@@ -33,7 +33,8 @@ public enum Snappy {
         return out
     }
 
-    /// Appends one raw snappy block's bytes to `out`.
+    /// Appends one raw snappy block's bytes to `out`: the preamble's length is allocated at
+    /// once (after the limit check) and filled in place.
     static func decodeBlock(_ input: UnsafeRawBufferPointer, into out: inout [UInt8], limit: Int) throws(CodecError) {
         var i = 0
         var length = 0
@@ -47,14 +48,30 @@ public enum Snappy {
             shift += 7
         }
         guard length <= limit - out.count else { throw .tooLarge(limit: limit) }
-        let start = out.count
-        let end = start + length
-        out.reserveCapacity(end)
+        let body = UnsafeRawBufferPointer(rebasing: input[i...])
+        var failure: CodecError?
+        let block = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+            do throws(CodecError) {
+                try decodeElements(body, into: UnsafeMutableRawBufferPointer(buffer))
+                count = length
+            } catch {
+                failure = error
+                count = 0
+            }
+        }
+        if let failure { throw failure }
+        out += block
+    }
+
+    /// Decodes elements until the input ends; they must fill `dst` exactly.
+    private static func decodeElements(_ input: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) throws(CodecError) {
+        var i = 0
+        var o = 0
+        let end = dst.count
         while i < input.count {
             let tag = input[i]
             i += 1
-            switch tag & 3 {
-            case 0:
+            if tag & 3 == 0 {
                 var literal = Int(tag >> 2) + 1
                 if literal > 60 {
                     let extra = literal - 60
@@ -65,44 +82,42 @@ public enum Snappy {
                     i += extra
                 }
                 guard literal <= input.count - i else { throw .corrupt("snappy: literal runs past the input") }
-                guard literal <= end - out.count else { throw .corrupt("snappy: more bytes than the preamble says") }
-                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[i..<(i + literal)]))
+                guard literal <= end - o else { throw .corrupt("snappy: more bytes than the preamble says") }
+                dst.baseAddress!.advanced(by: o).copyMemory(from: input.baseAddress!.advanced(by: i), byteCount: literal)
                 i += literal
-            default:
-                let copyLength: Int
-                let offset: Int
-                switch tag & 3 {
-                case 1:
-                    guard i < input.count else { throw .corrupt("snappy: truncated copy") }
-                    copyLength = Int((tag >> 2) & 7) + 4
-                    offset = Int(tag >> 5) << 8 | Int(input[i])
-                    i += 1
-                case 2:
-                    guard i + 2 <= input.count else { throw .corrupt("snappy: truncated copy") }
-                    copyLength = Int(tag >> 2) + 1
-                    offset = Int(input[i]) | Int(input[i + 1]) << 8
-                    i += 2
-                default:
-                    guard i + 4 <= input.count else { throw .corrupt("snappy: truncated copy") }
-                    copyLength = Int(tag >> 2) + 1
-                    offset = Int(input.loadUnaligned(fromByteOffset: i, as: UInt32.self).littleEndian)
-                    i += 4
-                }
-                let produced = out.count - start
-                guard offset > 0, offset <= produced else { throw .corrupt("snappy: copy offset \(offset) out of range") }
-                guard copyLength <= end - out.count else { throw .corrupt("snappy: more bytes than the preamble says") }
-                var from = out.count - offset
-                if offset >= copyLength {
-                    out.append(contentsOf: out[from..<(from + copyLength)])
-                } else {
-                    for _ in 0..<copyLength {  // overlapping: a run
-                        out.append(out[from])
-                        from += 1
-                    }
-                }
+                o += literal
+                continue
             }
+            let copyLength: Int
+            let offset: Int
+            switch tag & 3 {
+            case 1:
+                guard i < input.count else { throw .corrupt("snappy: truncated copy") }
+                copyLength = Int((tag >> 2) & 7) + 4
+                offset = Int(tag >> 5) << 8 | Int(input[i])
+                i += 1
+            case 2:
+                guard i + 2 <= input.count else { throw .corrupt("snappy: truncated copy") }
+                copyLength = Int(tag >> 2) + 1
+                offset = Int(input[i]) | Int(input[i + 1]) << 8
+                i += 2
+            default:
+                guard i + 4 <= input.count else { throw .corrupt("snappy: truncated copy") }
+                copyLength = Int(tag >> 2) + 1
+                offset = Int(input.loadUnaligned(fromByteOffset: i, as: UInt32.self).littleEndian)
+                i += 4
+            }
+            guard offset > 0, offset <= o else { throw .corrupt("snappy: copy offset \(offset) out of range") }
+            guard copyLength <= end - o else { throw .corrupt("snappy: more bytes than the preamble says") }
+            let base = dst.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            if offset >= copyLength {
+                (base + o).update(from: base + o - offset, count: copyLength)
+            } else {
+                for k in 0..<copyLength { base[o + k] = base[o - offset + k] }  // overlapping: a run
+            }
+            o += copyLength
         }
-        guard out.count == end else { throw .corrupt("snappy: \(out.count - start) bytes decoded, the preamble says \(length)") }
+        guard o == end else { throw .corrupt("snappy: \(o) bytes decoded, the preamble says \(end)") }
     }
 
     // MARK: encoding

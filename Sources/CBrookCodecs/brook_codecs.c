@@ -21,6 +21,7 @@ static struct {
     size_t (*free_dctx)(void *);
     size_t (*dctx_set_parameter)(void *, int, int); // optional (zstd >= 1.4)
     size_t (*decompress_stream)(void *, zstd_out *, zstd_in *);
+    unsigned long long (*frame_content_size)(const void *, size_t); // optional
 } zstd;
 
 typedef struct {
@@ -62,6 +63,7 @@ static void load_zstd(void) {
         && SYM(zstd, is_error, h, "ZSTD_isError") && SYM(zstd, create_dctx, h, "ZSTD_createDCtx")
         && SYM(zstd, free_dctx, h, "ZSTD_freeDCtx") && SYM(zstd, decompress_stream, h, "ZSTD_decompressStream");
     SYM(zstd, dctx_set_parameter, h, "ZSTD_DCtx_setParameter");
+    SYM(zstd, frame_content_size, h, "ZSTD_getFrameContentSize");
     zstd_loaded = ok;
 }
 
@@ -187,6 +189,28 @@ int brook_inflate(brook_inflater *f, const void *src, size_t src_len, size_t *sr
     case BROOK_ZSTD: return inflate_zstd(f, src, src_len, src_pos, dst, dst_cap, dst_pos);
     case BROOK_LZ4: return inflate_lz4(f, src, src_len, src_pos, dst, dst_cap, dst_pos);
     default: return BROOK_CODEC_UNAVAILABLE;
+    }
+}
+
+long long brook_content_size(int kind, const void *src, size_t n) {
+    const uint8_t *p = src;
+    switch (kind) {
+    case BROOK_GZIP:
+        if (n < 18 || p[0] != 0x1f || p[1] != 0x8b) return -1;
+        return (long long)p[n - 4] | (long long)p[n - 3] << 8 | (long long)p[n - 2] << 16 | (long long)p[n - 1] << 24;
+    case BROOK_ZSTD: {
+        if (!brook_codec_available(kind) || !zstd.frame_content_size) return -1;
+        unsigned long long size = zstd.frame_content_size(src, n);
+        return size >= (1ULL << 62) ? -1 : (long long)size; // unknown or error
+    }
+    case BROOK_LZ4: {
+        // magic (4), FLG, BD, [content size (8) if FLG bit 3], ...
+        if (n < 15 || p[0] != 0x04 || p[1] != 0x22 || p[2] != 0x4d || p[3] != 0x18 || !(p[4] & 0x08)) return -1;
+        unsigned long long size = 0;
+        for (int i = 7; i >= 0; i--) size = size << 8 | p[6 + i];
+        return size >= (1ULL << 62) ? -1 : (long long)size;
+    }
+    default: return -1;
     }
 }
 

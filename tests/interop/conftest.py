@@ -13,11 +13,14 @@ Every test runs under a SIGALRM watchdog (BROOK_INTEROP_TEST_TIMEOUT seconds, de
 from __future__ import annotations
 
 import atexit
+import faulthandler
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -31,6 +34,7 @@ BROOK_BIN = Path(os.environ.get("BROOK_BIN", str(REPO / ".build" / "debug" / "br
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 30.0
 TEST_TIMEOUT = int(os.environ.get("BROOK_INTEROP_TEST_TIMEOUT", "300"))
+HARD_STOP_GRACE = 60  # seconds past a test's limit before the run is ended (see pytest_runtest_call)
 
 _live: "set[Broker]" = set()
 
@@ -310,10 +314,22 @@ def pytest_runtest_call(item):
     def on_alarm(signum, frame):
         raise TimeoutError(f"test exceeded its {limit}s limit")
 
+    def hard_stop():
+        # SIGALRM only interrupts Python code: a client stuck inside C (a librdkafka close) is
+        # reported and the run ends here rather than hanging until CI's own limit.
+        sys.stderr.write(f"\n{item.nodeid} is still running {HARD_STOP_GRACE}s after its {limit}s limit; stacks:\n")
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        _kill_leftovers()
+        os._exit(3)
+
+    backstop = threading.Timer(limit + HARD_STOP_GRACE, hard_stop)
+    backstop.daemon = True
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(limit)
+    backstop.start()
     try:
         yield
     finally:
+        backstop.cancel()
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)

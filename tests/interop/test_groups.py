@@ -143,6 +143,14 @@ class CkMember(_Member):
                 self.msg_errors.append(err)
 
     def _close_consumer(self) -> None:
+        # librdkafka's close waits for the app to serve a revoke a rebalance asked for; with
+        # no poll running it can wait forever (a member whose heartbeat saw
+        # REBALANCE_IN_PROGRESS while the test was closing the others). Unsubscribe and serve
+        # the callbacks first, then close.
+        self.consumer.unsubscribe()
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end and self.consumer.assignment():
+            self.consumer.consume(num_messages=100, timeout=0.1)
         self.consumer.close()
 
     def report(self) -> str:

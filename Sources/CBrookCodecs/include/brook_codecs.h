@@ -34,6 +34,10 @@ void brook_inflater_free(brook_inflater *inflater);
 int brook_inflate(brook_inflater *inflater, const void *src, size_t src_len, size_t *src_pos,
                   void *dst, size_t dst_cap, size_t *dst_pos);
 
+/// The decompressed size the stream announces, when it does (zstd and lz4 frame headers, the
+/// gzip trailer's size modulo 2^32), else -1. A hint only: the data may not keep its word.
+long long brook_content_size(int kind, const void *src, size_t n);
+
 /// The most bytes compressing `n` bytes can take (0 if the library is missing).
 size_t brook_deflate_bound(int kind, size_t n);
 
