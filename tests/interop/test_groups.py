@@ -123,6 +123,7 @@ class CkMember(_Member):
         self.closed = False
         kw = dict(conf or {})
         kw.setdefault("client.id", name)
+        self.static = "group.instance.id" in kw
         self.consumer = ck_group_consumer(bootstrap, group, errors=self.errors, **kw)
         self.consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked)
 
@@ -146,11 +147,13 @@ class CkMember(_Member):
         # librdkafka's close waits for the app to serve a revoke a rebalance asked for; with
         # no poll running it can wait forever (a member whose heartbeat saw
         # REBALANCE_IN_PROGRESS while the test was closing the others). Unsubscribe and serve
-        # the callbacks first, then close.
-        self.consumer.unsubscribe()
-        end = time.monotonic() + 2.0
-        while time.monotonic() < end and self.consumer.assignment():
-            self.consumer.consume(num_messages=100, timeout=0.1)
+        # the callbacks first, then close. Not for a static member: unsubscribing leaves the
+        # group, and a static member's close must not (its restart is what tests watch).
+        if not self.static:
+            self.consumer.unsubscribe()
+            end = time.monotonic() + 2.0
+            while time.monotonic() < end and self.consumer.assignment():
+                self.consumer.consume(num_messages=100, timeout=0.1)
         self.consumer.close()
 
     def report(self) -> str:
