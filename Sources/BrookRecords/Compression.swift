@@ -63,40 +63,46 @@ public enum Codecs {
 
     private static func inflate(_ kind: Int32, _ codec: CompressionCodec, _ input: UnsafeRawBufferPointer,
                                 limit: Int) throws(CodecError) -> [UInt8] {
-        guard let inflater = brook_inflater_new(kind, zstdWindowLogMax) else {
-            if !isAvailable(codec) { throw .unavailable(codec) }
-            throw .corrupt("\(codec): out of memory")
-        }
-        defer { brook_inflater_free(inflater) }
-        // When the stream announces its size, decode straight into an array of that size
-        // (one more byte, to notice a stream that does not keep its word).
+        // When the stream announces its size, decode straight into an array of that size (one
+        // more byte, to notice a stream that does not keep its word); else, or if it lied, grow.
         let announced = brook_content_size(kind, input.baseAddress, input.count)
-        if announced >= 0, announced < limit {
-            var status: Int32 = 0
-            var produced = 0
-            var consumed = 0
-            let exact = [UInt8](unsafeUninitializedCapacity: Int(announced) + 1) { buffer, count in
-                status = brook_inflate(inflater, input.baseAddress, input.count, &consumed, buffer.baseAddress, buffer.count, &produced)
-                count = status == Int32(BROOK_CODEC_DONE.rawValue) ? produced : 0
-            }
-            if status == Int32(BROOK_CODEC_DONE.rawValue) { return exact }
-            if status != Int32(BROOK_CODEC_MORE.rawValue) { throw .corrupt("\(codec): corrupt or truncated data") }
-            // The announced size was wrong: start again the general way.
-            return try inflateGrowing(kind, codec, input, limit: limit)
+        if announced >= 0, announced < limit, let exact = try inflateExact(kind, codec, input, size: Int(announced)) {
+            return exact
         }
-        return try inflateGrowing(kind, codec, input, limit: limit, inflater: inflater)
+        return try inflateGrowing(kind, codec, input, limit: limit)
+    }
+
+    private static func newInflater(_ kind: Int32, _ codec: CompressionCodec) throws(CodecError) -> OpaquePointer {
+        guard let inflater = brook_inflater_new(kind, zstdWindowLogMax) else {
+            throw isAvailable(codec) ? .corrupt("\(codec): out of memory") : .unavailable(codec)
+        }
+        return inflater
+    }
+
+    /// The output when it is exactly `size` bytes; nil when there is more.
+    private static func inflateExact(_ kind: Int32, _ codec: CompressionCodec, _ input: UnsafeRawBufferPointer,
+                                     size: Int) throws(CodecError) -> [UInt8]? {
+        let inflater = try newInflater(kind, codec)
+        defer { brook_inflater_free(inflater) }
+        var status: Int32 = 0
+        var produced = 0
+        var consumed = 0
+        let exact = [UInt8](unsafeUninitializedCapacity: size + 1) { buffer, count in
+            status = brook_inflate(inflater, input.baseAddress, input.count, &consumed, buffer.baseAddress, buffer.count, &produced)
+            count = status == Int32(BROOK_CODEC_DONE.rawValue) ? produced : 0
+        }
+        switch status {
+        case Int32(BROOK_CODEC_DONE.rawValue): return exact
+        case Int32(BROOK_CODEC_MORE.rawValue): return nil
+        default: throw .corrupt("\(codec): corrupt or truncated data")
+        }
     }
 
     /// Decodes into a buffer grown with realloc (no zero filling), copied out once.
     private static func inflateGrowing(_ kind: Int32, _ codec: CompressionCodec, _ input: UnsafeRawBufferPointer,
-                                       limit: Int, inflater given: OpaquePointer? = nil) throws(CodecError) -> [UInt8] {
-        var owned: OpaquePointer?
-        if given == nil {
-            guard let fresh = brook_inflater_new(kind, zstdWindowLogMax) else { throw .corrupt("\(codec): out of memory") }
-            owned = fresh
-        }
-        defer { if let owned { brook_inflater_free(owned) } }
-        let inflater = given ?? owned!
+                                       limit: Int) throws(CodecError) -> [UInt8] {
+        let inflater = try newInflater(kind, codec)
+        defer { brook_inflater_free(inflater) }
         var capacity = min(limit, max(4096, input.count * 4))
         var buffer = malloc(max(capacity, 1))
         defer { free(buffer) }

@@ -38,13 +38,7 @@ public enum RecordBatchBuilder {
                              attributes: BatchAttributes = BatchAttributes(),
                              producer: Producer = .none,
                              leaderEpoch: LeaderEpoch = LeaderEpoch(0)) -> [UInt8] {
-        precondition(!records.isEmpty, "a batch holds at least one record")
-        let baseTimestamp = records.map(\.timestamp).min()!
-        let maxTimestamp = records.map(\.timestamp).max()!
-        var body: [UInt8] = []
-        for (index, record) in records.enumerated() {
-            appendRecord(record, offsetDelta: Int32(index), baseTimestamp: baseTimestamp, to: &body)
-        }
+        let (body, baseTimestamp, maxTimestamp) = encode(records)
         return assemble(baseOffset: baseOffset, lastOffsetDelta: Int32(records.count - 1),
                         recordCount: Int32(records.count), baseTimestamp: baseTimestamp,
                         maxTimestamp: maxTimestamp, attributes: attributes, producer: producer,
@@ -54,13 +48,25 @@ public enum RecordBatchBuilder {
     /// As `build`, with the records compressed by `codec` (at `level`, nil for its default).
     public static func build(baseOffset: Offset, records: [SimpleRecord], compression codec: CompressionCodec,
                              level: Int? = nil, producer: Producer = .none) throws(CodecError) -> [UInt8] {
-        let plain = build(baseOffset: baseOffset, records: records, producer: producer)
-        guard codec != .none else { return plain }
-        let header = plain.withUnsafeBytes { RecordBatchHeader.decode($0)! }
-        let result = plain.withUnsafeBytes {
-            recompressing(header, records: UnsafeRawBufferPointer(rebasing: $0[RecordBatchHeader.Field.records...]), codec: codec, level: level)
+        let (body, baseTimestamp, maxTimestamp) = encode(records)
+        let compressed = codec == .none ? body : try body.withUnsafeBytes { b in
+            Result { () throws(CodecError) in try Codecs.compress(codec, b, level: level) }
+        }.get()
+        return assemble(baseOffset: baseOffset, lastOffsetDelta: Int32(records.count - 1),
+                        recordCount: Int32(records.count), baseTimestamp: baseTimestamp,
+                        maxTimestamp: maxTimestamp, attributes: BatchAttributes(compression: codec), producer: producer,
+                        leaderEpoch: LeaderEpoch(0), recordBytes: compressed)
+    }
+
+    /// The records section for `records` (offset deltas 0, 1, 2, ...) and its timestamp range.
+    private static func encode(_ records: [SimpleRecord]) -> (body: [UInt8], base: Timestamp, max: Timestamp) {
+        precondition(!records.isEmpty, "a batch holds at least one record")
+        let baseTimestamp = records.map(\.timestamp).min()!
+        var body: [UInt8] = []
+        for (index, record) in records.enumerated() {
+            appendRecord(record, offsetDelta: Int32(index), baseTimestamp: baseTimestamp, to: &body)
         }
-        return try result.get()
+        return (body, baseTimestamp, records.map(\.timestamp).max()!)
     }
 
     /// The batch `header` describes, with its (uncompressed) records section `records`

@@ -24,18 +24,21 @@ public enum Snappy {
                 let length = Int(input.loadUnaligned(fromByteOffset: position, as: UInt32.self).bigEndian)
                 position += 4
                 guard length <= input.count - position else { throw .corrupt("snappy: chunk of \(length) bytes is truncated") }
-                try decodeBlock(UnsafeRawBufferPointer(rebasing: input[position..<(position + length)]), into: &out, limit: limit)
+                let chunk = UnsafeRawBufferPointer(rebasing: input[position..<(position + length)])
+                do throws(CodecError) { out += try decodeBlock(chunk, limit: limit - out.count) } catch {
+                    if case .tooLarge = error { throw .tooLarge(limit: limit) }  // the whole stream's limit
+                    throw error
+                }
                 position += length
             }
-        } else {
-            try decodeBlock(input, into: &out, limit: limit)
+            return out
         }
-        return out
+        return try decodeBlock(input, limit: limit)
     }
 
-    /// Appends one raw snappy block's bytes to `out`: the preamble's length is allocated at
+    /// One raw snappy block's bytes (at most `limit`): the preamble's length is allocated at
     /// once (after the limit check) and filled in place.
-    static func decodeBlock(_ input: UnsafeRawBufferPointer, into out: inout [UInt8], limit: Int) throws(CodecError) {
+    static func decodeBlock(_ input: UnsafeRawBufferPointer, limit: Int) throws(CodecError) -> [UInt8] {
         var i = 0
         var length = 0
         var shift = 0
@@ -47,7 +50,7 @@ public enum Snappy {
             if byte & 0x80 == 0 { break }
             shift += 7
         }
-        guard length <= limit - out.count else { throw .tooLarge(limit: limit) }
+        guard length <= limit else { throw .tooLarge(limit: limit) }
         let body = UnsafeRawBufferPointer(rebasing: input[i...])
         var failure: CodecError?
         let block = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
@@ -60,7 +63,7 @@ public enum Snappy {
             }
         }
         if let failure { throw failure }
-        out += block
+        return block
     }
 
     /// Decodes elements until the input ends; they must fill `dst` exactly.
