@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "brook", targets: ["brook"]),
+        .executable(name: "brook-sim", targets: ["brook-sim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -48,6 +49,14 @@ let package = Package(
         .target(
             name: "BrookGroups",
             dependencies: ["BrookCore", "BrookProtocol", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // Raft as a pure state machine (step / tick / ready / advance): no clock, disk or socket.
+        .target(name: "BrookRaft", dependencies: ["BrookCore"]),
+        // A whole quorum on one thread from a seed: fake clock, network and disk, faults, checks.
+        .target(name: "BrookSimulation", dependencies: ["BrookRaft", "BrookCore"]),
+        .executableTarget(
+            name: "brook-sim",
+            dependencies: ["BrookSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Request handlers (one file per API), topics and partitions; no sockets.
         .target(
@@ -90,6 +99,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "BrookCoreTests", dependencies: ["BrookCore"]),
+        .testTarget(name: "BrookRaftTests", dependencies: ["BrookRaft", "BrookSimulation", "BrookCore"]),
         .testTarget(name: "BrookGroupsTests", dependencies: ["BrookGroups", "BrookCore", "BrookProtocol"]),
         .testTarget(
             name: "BrookRecordsTests",

@@ -1,0 +1,34 @@
+/// Everything the driver must do after the core took some input, in this order:
+/// 1. if `snapshot` is set, make it the durable snapshot and delete every durable entry;
+/// 2. write `entries`, replacing every durable entry from the first one's index on;
+/// 3. write `hardState` if set, then fsync all of it;
+/// 4. send `messages`;
+/// 5. restore the state machine from `snapshot` if set, then apply `committedEntries`;
+/// 6. call `advance(_:)` with this value before giving the core any new input.
+public struct Ready: Sendable {
+    public var hardState: HardState?
+    public var snapshot: Snapshot?
+    public var entries: [Entry]
+    public var messages: [Message]
+    public var committedEntries: [Entry]
+
+    public var isEmpty: Bool {
+        hardState == nil && snapshot == nil && entries.isEmpty && messages.isEmpty && committedEntries.isEmpty
+    }
+    /// True when something must be fsynced before the messages go out.
+    public var needsSync: Bool { hardState != nil || snapshot != nil || !entries.isEmpty }
+}
+
+/// What the core looks like from outside, for logs, tools and checks.
+public struct RaftStatus: Equatable, Sendable {
+    public var id: NodeID
+    public var role: Role
+    public var term: Term
+    public var leader: NodeID?
+    public var commit: LogIndex
+    public var applied: LogIndex
+    public var lastIndex: LogIndex
+    public var configuration: Configuration
+}
+
+import BrookCore
