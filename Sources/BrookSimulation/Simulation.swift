@@ -158,14 +158,7 @@ public final class Simulation {
         // The core is mutated in place (never copied out): a copy would duplicate its log.
         while nodes[i].raft?.hasReady == true {
             let ready = nodes[i].raft!.ready()
-            if options.bug == .forgetVote, var hardState = ready.hardState {
-                hardState.votedFor = nil
-                var written = ready
-                written.hardState = hardState
-                nodes[i].disk.write(written)
-            } else {
-                nodes[i].disk.write(ready)
-            }
+            nodes[i].disk.write(ready)
             if options.bug == .sendBeforeSync { send(ready.messages) }
             if ready.needsSync && faultsActive && percent(faults.crashDuringSyncPercent) {
                 crash(i) // power lost between the write and the fsync

@@ -5,8 +5,6 @@ import BrookRaft
 public enum InjectedBug: String, Sendable, CaseIterable {
     /// Messages leave before the fsync: a crash can then lose what a node acknowledged.
     case sendBeforeSync = "send-before-sync"
-    /// A restarted node forgets the vote it cast (its hard state is never written).
-    case forgetVote = "forget-vote"
 }
 
 public struct SimulationOptions: Sendable {

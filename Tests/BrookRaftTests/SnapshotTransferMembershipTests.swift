@@ -1,0 +1,174 @@
+import BrookCore
+@testable import BrookRaft
+import Testing
+
+@Suite struct SnapshotTests {
+    @Test func aLaggingFollowerCatchesUpFromTheLeadersSnapshot() throws {
+        var cluster = TestCluster(3)
+        cluster.campaign(n1)
+        cluster.isolate(n3)
+        for i in 0..<10 { try cluster.propose(n1, "e\(i)") }
+        cluster.deliver()
+        let applied = cluster.nodes[n1]!.applied
+        let snapshot = cluster.nodes[n1]!.compact(through: applied, data: Array("state".utf8))
+        #expect(snapshot.index == applied && snapshot.configuration.voters == [n1, n2, n3])
+        #expect(cluster.nodes[n1]!.term(at: LogIndex(2)) == nil, "the compacted prefix is gone")
+        cluster.heal()
+        for _ in 0..<4 {
+            cluster.tick(n1)
+            cluster.deliver()
+        }
+        #expect(cluster.disks[n3]!.snapshot?.index == applied)
+        #expect(cluster.disks[n3]!.snapshot?.data == Array("state".utf8))
+        try cluster.propose(n1, "after")
+        cluster.deliver()
+        cluster.tick(n1)
+        cluster.deliver()
+        #expect(cluster.appliedData(n3) == ["after"])
+        #expect(cluster.nodes[n3]!.commit == cluster.nodes[n1]!.commit)
+    }
+
+    @Test func aNodeRestartsFromItsSnapshotAndTheEntriesAfterIt() throws {
+        var cluster = TestCluster(3)
+        cluster.campaign(n1)
+        for i in 0..<5 { try cluster.propose(n1, "e\(i)") }
+        cluster.deliver()
+        cluster.tick(n1)
+        cluster.deliver()
+        let through = cluster.nodes[n2]!.applied - 2
+        let snapshot = cluster.nodes[n2]!.compact(through: through, data: [7])
+        cluster.disks[n2]!.snapshot = snapshot
+        cluster.disks[n2]!.entries.removeAll { $0.index <= through }
+        let lastIndex = cluster.nodes[n2]!.lastIndex
+        cluster.crash(n2)
+        cluster.applied[n2] = [] // the state machine restarts from the snapshot
+        cluster.restart(n2)
+        #expect(cluster.nodes[n2]!.snapshotIndex == through)
+        #expect(cluster.nodes[n2]!.lastIndex == lastIndex)
+        #expect(cluster.nodes[n2]!.applied >= through)
+        #expect(cluster.appliedData(n2) == ["e3", "e4"], "only the entries after the snapshot are applied again")
+    }
+}
+
+@Suite struct LeaderTransferTests {
+    @Test func leadershipMovesToTheChosenFollower() throws {
+        var cluster = TestCluster(3)
+        cluster.campaign(n1)
+        try cluster.propose(n1, "a")
+        cluster.deliver()
+        try cluster.nodes[n1]!.transferLeadership(to: n3)
+        cluster.drain(n1)
+        cluster.deliver()
+        #expect(cluster.leader() == n3)
+        #expect(cluster.nodes[n3]!.term == Term(2))
+        #expect(cluster.nodes[n1]!.role == .follower)
+    }
+
+    @Test func proposalsWaitDuringATransferThatIsAbandonedAfterAnElectionTimeout() throws {
+        var cluster = TestCluster(3)
+        cluster.campaign(n1)
+        cluster.isolate(n3)
+        try cluster.propose(n1, "a")
+        cluster.deliver()
+        try cluster.nodes[n1]!.transferLeadership(to: n3)
+        cluster.drain(n1)
+        #expect(throws: ProposalError.transferring) { try cluster.propose(n1, "b") }
+        for _ in 0..<10 {
+            cluster.tick(n1)
+            cluster.deliver()
+        }
+        #expect(cluster.leader() == n1)
+        try cluster.propose(n1, "b")
+        #expect(throws: ProposalError.invalidTransferTarget) { try cluster.nodes[n1]!.transferLeadership(to: n4) }
+    }
+}
+
+@Suite struct MembershipTests {
+    @Test func aNewVoterJoinsCatchesUpAndCounts() throws {
+        var cluster = TestCluster(3)
+        cluster.campaign(n1)
+        try cluster.propose(n1, "before")
+        cluster.deliver()
+        cluster.start(n4, bootstrap: .empty)
+        #expect(cluster.nodes[n4]!.configuration.voters.isEmpty)
+        try cluster.nodes[n1]!.proposeConfigurationChange(adding: n4)
+        cluster.drain(n1)
+        for _ in 0..<6 {
+            cluster.tick(n1)
+            cluster.deliver()
+        }
+        for id in [n1, n2, n3, n4] { #expect(cluster.nodes[id]!.configuration.voters == [n1, n2, n3, n4]) }
+        #expect(cluster.appliedData(n4) == ["before"])
+        // With four voters, three make a quorum: two cut-off followers stop commitment.
+        cluster.isolate(n3)
+        cluster.isolate(n4)
+        try cluster.propose(n1, "needs-three")
+        cluster.deliver()
+        #expect(cluster.appliedData(n1) == ["before"])
+    }
+
+    @Test func oneChangeAtATimeAndNotBeforeTheLeaderCommittedInItsTerm() throws {
+        var cluster = TestCluster(3)
+        cluster.tick(n1, 20)
+        cluster.deliver(where: { $0.to == n1 || !$0.isAppend })
+        #expect(cluster.nodes[n1]!.role == .leader)
+        #expect(throws: ProposalError.configurationChangePending) { try cluster.nodes[n1]!.proposeConfigurationChange(removing: n3) }
+        cluster.tick(n1)
+        cluster.deliver()
+        try cluster.nodes[n1]!.proposeConfigurationChange(removing: n3)
+        #expect(throws: ProposalError.configurationChangePending) { try cluster.nodes[n1]!.proposeConfigurationChange(adding: n4) }
+        cluster.drain(n1)
+        cluster.deliver()
+        #expect(throws: ProposalError.invalidConfigurationChange) { try cluster.nodes[n1]!.proposeConfigurationChange(removing: n3) }
+        try cluster.nodes[n1]!.proposeConfigurationChange(adding: n4)
+    }
+
+    @Test func aRemovedLeaderStepsDownOnceItsRemovalCommits() throws {
+        var cluster = TestCluster(3)
+        cluster.campaign(n1)
+        try cluster.nodes[n1]!.proposeConfigurationChange(removing: n1)
+        cluster.drain(n1)
+        cluster.deliver()
+        #expect(cluster.nodes[n1]!.role == .follower)
+        #expect(cluster.nodes[n2]!.configuration.voters == [n2, n3])
+        cluster.tick(n1, 50)
+        #expect(cluster.nodes[n1]!.role == .follower, "a node outside the voters never campaigns")
+        cluster.tick(n3, 10)
+        cluster.campaign(n2)
+        #expect(cluster.leader() == n2)
+        try cluster.propose(n2, "two-voters")
+        cluster.deliver()
+        #expect(cluster.appliedData(n3) == ["two-voters"] || cluster.appliedData(n2) == ["two-voters"])
+    }
+}
+
+/// Terms are the controller epoch: requests made under an older one are refused.
+@Suite struct FencingTests {
+    @Test func aProposalUnderAStaleEpochIsRefused() throws {
+        var cluster = TestCluster(3)
+        cluster.campaign(n1)
+        #expect(throws: ProposalError.staleTerm(current: Term(1))) { try cluster.nodes[n1]!.propose([1], expectedTerm: Term(0)) }
+        #expect(throws: ProposalError.notLeader(leader: n1)) { try cluster.nodes[n2]!.propose([1]) }
+        #expect(throws: ProposalError.entryTooLarge(bytes: (1 << 20) + 1, limit: 1 << 20)) {
+            try cluster.nodes[n1]!.propose([UInt8](repeating: 0, count: (1 << 20) + 1))
+        }
+    }
+
+    @Test func aDeposedLeadersAppendIsRefusedAndItLearnsTheNewTerm() throws {
+        var cluster = TestCluster(3)
+        cluster.campaign(n1)
+        cluster.isolate(n1)
+        cluster.tick(n3, 10)
+        cluster.campaign(n2)
+        #expect(cluster.leader() == n2 && cluster.nodes[n2]!.term == Term(2))
+        try cluster.propose(n1, "stale") // still thinks it leads term 1
+        cluster.heal()
+        cluster.deliver(where: { $0.from == n1 || $0.to == n1 })
+        #expect(cluster.nodes[n1]!.role == .follower && cluster.nodes[n1]!.term == Term(2))
+        #expect(cluster.nodes[n2]!.term(at: LogIndex(2)) == Term(2), "the stale entry reached no log of the new term")
+    }
+}
+
+extension Message {
+    var isAppend: Bool { if case .append = body { return true } else { return false } }
+}
