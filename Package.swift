@@ -58,6 +58,17 @@ let package = Package(
             name: "brook-sim",
             dependencies: ["BrookSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // The quorum over real time and a real transport: the durable Raft log on the storage
+        // engine, the TCP transport between controllers, the driver, the client.
+        .target(
+            name: "BrookQuorum",
+            dependencies: [
+                "BrookCore", "BrookRaft", "BrookRecords", "BrookStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Request handlers (one file per API), topics and partitions; no sockets.
         .target(
             name: "BrookBroker",
@@ -91,7 +102,7 @@ let package = Package(
             name: "brook",
             dependencies: [
                 "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol", "BrookGroups", "BrookBroker",
-                "BrookServer", "BrookClient",
+                "BrookServer", "BrookClient", "BrookRaft", "BrookQuorum",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -81,6 +81,10 @@ public struct Raft: Sendable {
     }
     public var lastIndex: LogIndex { log.lastIndex }
     public var snapshotIndex: LogIndex { log.snapshot.index }
+    /// The entry at `index`, if the log still holds it (not compacted, not past the end).
+    public func entry(at index: LogIndex) -> Entry? {
+        index >= log.firstIndex && index <= log.lastIndex ? log.entry(at: index) : nil
+    }
     /// The term of the entry at `index`, if the log still holds it.
     public func term(at index: LogIndex) -> Term? { log.term(at: index) }
     var hardState: HardState { HardState(term: term, votedFor: votedFor, commit: commit) }

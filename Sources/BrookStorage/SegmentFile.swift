@@ -139,13 +139,28 @@ public enum FileSystem {
 
     /// Writes a small file so that either the old or the new content is seen after a crash.
     public static func writeAtomically(_ path: String, contents: String, durable: Bool) throws(StorageError) {
+        try writeAtomically(path, bytes: Array(contents.utf8), durable: durable)
+    }
+
+    /// Writes a file so that either the old or the new content is seen after a crash; with
+    /// `durable`, the content and the rename are fsynced before it returns.
+    public static func writeAtomically(_ path: String, bytes: [UInt8], durable: Bool) throws(StorageError) {
         let temporary = path + ".tmp"
         let file = try SegmentFile(path: temporary, create: true)
         try file.truncate(to: 0)
-        let bytes = Array(contents.utf8)
         try typed { try bytes.withUnsafeBytes { b in try file.write(b, at: 0) } }
         if durable { try file.sync() }
         try rename(temporary, path)
+        if durable, let slash = path.lastIndex(of: "/") { try syncDirectory(String(path[..<slash])) }
+    }
+
+    /// A file's bytes, or nil when it does not exist.
+    public static func readBytes(_ path: String, bytesMax: Int) throws(StorageError) -> [UInt8]? {
+        guard exists(path) else { return nil }
+        let file = try SegmentFile(path: path, create: false, readOnly: true)
+        let size = try file.size()
+        guard size <= bytesMax else { throw .invalidArgument("\(path) is larger than \(bytesMax) bytes") }
+        return try file.read(count: size, at: 0)
     }
 
     public static func readText(_ path: String) throws(StorageError) -> String? {

@@ -1,0 +1,69 @@
+import BrookCore
+import BrookRaft
+import BrookStorage
+import Logging
+import NIOCore
+import NIOPosix
+
+/// A voter's address, as Kafka's `controller.quorum.voters` lists them: `id@host:port`.
+public struct VoterAddress: Equatable, Sendable {
+    public var id: NodeID
+    public var host: String
+    public var port: Int
+
+    /// Parses `1@127.0.0.1:9093,2@127.0.0.1:9094,...`.
+    public static func parseList(_ text: String) throws(QuorumError) -> [VoterAddress] {
+        var voters: [VoterAddress] = []
+        for item in text.split(separator: ",") {
+            let idAndAddress = item.split(separator: "@", maxSplits: 1)
+            guard idAndAddress.count == 2, let id = Int32(idAndAddress[0]), id >= 0,
+                  let colon = idAndAddress[1].lastIndex(of: ":"), let port = Int(idAndAddress[1][idAndAddress[1].index(after: colon)...]),
+                  (1...65535).contains(port) else { throw .invalidVoters("'\(item)' is not id@host:port") }
+            let host = String(idAndAddress[1][..<colon]).trimmingCharacters(in: "[]")
+            voters.append(VoterAddress(id: NodeID(id), host: host, port: port))
+        }
+        guard !voters.isEmpty, voters.count <= Configuration.votersMax else { throw .invalidVoters("1 to \(Configuration.votersMax) voters are needed") }
+        guard Set(voters.map(\.id)).count == voters.count else { throw .invalidVoters("a voter id appears twice") }
+        return voters
+    }
+}
+
+public enum QuorumError: Error, CustomStringConvertible {
+    case invalidVoters(String)
+    case notAVoter(NodeID)
+    case unreachable(String)
+    case timedOut
+    public var description: String {
+        switch self {
+        case .invalidVoters(let why): return "controller.quorum.voters: \(why)"
+        case .notAVoter(let id): return "node \(id) is not in controller.quorum.voters"
+        case .unreachable(let why): return "cannot reach the controller: \(why)"
+        case .timedOut: return "the controller did not answer in time"
+        }
+    }
+}
+
+public struct QuorumOptions: Sendable {
+    public var nodeID: NodeID
+    public var voters: [VoterAddress]
+    public var dataDirectory: String
+    /// Kafka's `controller.quorum.election.timeout.ms`: a follower campaigns after between one
+    /// and two of these without a leader. A tick is a tenth of it; heartbeats go every tick.
+    public var electionTimeoutMs: Int64 = 1000
+    /// Snapshot the state machine and drop the log's prefix every this many applied entries.
+    public var snapshotEveryEntries: Int64 = 10_000
+    public init(nodeID: NodeID, voters: [VoterAddress], dataDirectory: String) {
+        self.nodeID = nodeID
+        self.voters = voters
+        self.dataDirectory = dataDirectory
+    }
+}
+
+private extension String {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let first = s.first, set.contains(first) { s = s.dropFirst() }
+        while let last = s.last, set.contains(last) { s = s.dropLast() }
+        return String(s)
+    }
+}

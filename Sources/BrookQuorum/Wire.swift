@@ -1,0 +1,181 @@
+import BrookCore
+import BrookRaft
+import NIOCore
+
+/// The controllers' own framing on TCP (not the Kafka protocol): a 4-byte length, a 1-byte kind,
+/// then the payload. Raft messages go between controllers; requests and answers between a
+/// controller and `brook quorum`.
+enum Frame: Equatable {
+    case raft(Message)
+    case request(id: UInt32, QuorumRequest)
+    case answer(id: UInt32, ok: Bool, text: String)
+
+    /// A frame larger than this closes the connection.
+    static let bytesMax = 48 << 20
+    /// Entries per append message on the wire (the core sends at most 64).
+    static let entriesMax = 4096
+
+    func encode(into buffer: inout ByteBuffer) {
+        let start = buffer.writerIndex
+        buffer.writeInteger(UInt32(0))
+        switch self {
+        case .raft(let message):
+            buffer.writeInteger(UInt8(1))
+            Self.write(message, into: &buffer)
+        case .request(let id, let request):
+            buffer.writeInteger(UInt8(2))
+            buffer.writeInteger(id)
+            switch request {
+            case .status: buffer.writeInteger(UInt8(1))
+            case .propose(let data): buffer.writeInteger(UInt8(2)); buffer.writeBytes(data)
+            case .read(let index): buffer.writeInteger(UInt8(3)); buffer.writeInteger(index.value)
+            case .transfer(let node): buffer.writeInteger(UInt8(4)); buffer.writeInteger(node.value)
+            }
+        case .answer(let id, let ok, let text):
+            buffer.writeInteger(UInt8(3))
+            buffer.writeInteger(id)
+            buffer.writeInteger(UInt8(ok ? 1 : 0))
+            buffer.writeString(text)
+        }
+        buffer.setInteger(UInt32(buffer.writerIndex - start - 4), at: start)
+    }
+
+    /// Decodes one whole frame body (after the length); nil if it is malformed.
+    static func decode(_ body: inout ByteBuffer) -> Frame? {
+        guard let kind = body.readInteger(as: UInt8.self) else { return nil }
+        switch kind {
+        case 1:
+            guard let message = readMessage(&body), body.readableBytes == 0 else { return nil }
+            return .raft(message)
+        case 2:
+            guard let id = body.readInteger(as: UInt32.self), let op = body.readInteger(as: UInt8.self) else { return nil }
+            switch op {
+            case 1: return body.readableBytes == 0 ? .request(id: id, .status) : nil
+            case 2: return .request(id: id, .propose(body.readBytes(length: body.readableBytes) ?? []))
+            case 3: return body.readInteger(as: Int64.self).map { .request(id: id, .read(LogIndex($0))) }
+            case 4: return body.readInteger(as: Int32.self).map { .request(id: id, .transfer(NodeID($0))) }
+            default: return nil
+            }
+        case 3:
+            guard let id = body.readInteger(as: UInt32.self), let ok = body.readInteger(as: UInt8.self) else { return nil }
+            return .answer(id: id, ok: ok == 1, text: body.readString(length: body.readableBytes) ?? "")
+        default:
+            return nil
+        }
+    }
+
+    static func write(_ m: Message, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(m.from.value)
+        buffer.writeInteger(m.to.value)
+        buffer.writeInteger(m.term.value)
+        switch m.body {
+        case .preVote(let lastIndex, let lastTerm):
+            buffer.writeInteger(UInt8(1)); buffer.writeInteger(lastIndex.value); buffer.writeInteger(lastTerm.value)
+        case .preVoteResponse(let granted):
+            buffer.writeInteger(UInt8(2)); buffer.writeInteger(UInt8(granted ? 1 : 0))
+        case .vote(let lastIndex, let lastTerm, let transfer):
+            buffer.writeInteger(UInt8(3)); buffer.writeInteger(lastIndex.value); buffer.writeInteger(lastTerm.value)
+            buffer.writeInteger(UInt8(transfer ? 1 : 0))
+        case .voteResponse(let granted):
+            buffer.writeInteger(UInt8(4)); buffer.writeInteger(UInt8(granted ? 1 : 0))
+        case .append(let prevIndex, let prevTerm, let entries, let commit):
+            buffer.writeInteger(UInt8(5)); buffer.writeInteger(prevIndex.value); buffer.writeInteger(prevTerm.value)
+            buffer.writeInteger(commit.value); buffer.writeInteger(UInt32(entries.count))
+            for entry in entries {
+                buffer.writeInteger(entry.term.value); buffer.writeInteger(entry.index.value); buffer.writeInteger(entry.kind.rawValue)
+                buffer.writeInteger(UInt32(entry.data.count)); buffer.writeBytes(entry.data)
+            }
+        case .appendResponse(let success, let index, let hint):
+            buffer.writeInteger(UInt8(6)); buffer.writeInteger(UInt8(success ? 1 : 0)); buffer.writeInteger(index.value)
+            buffer.writeInteger(hint.value)
+        case .installSnapshot(let snapshot):
+            buffer.writeInteger(UInt8(7)); buffer.writeInteger(snapshot.index.value); buffer.writeInteger(snapshot.term.value)
+            let configuration = snapshot.configuration.encoded
+            buffer.writeInteger(UInt32(configuration.count)); buffer.writeBytes(configuration)
+            buffer.writeInteger(UInt32(snapshot.data.count)); buffer.writeBytes(snapshot.data)
+        case .timeoutNow:
+            buffer.writeInteger(UInt8(8))
+        }
+    }
+
+    static func readMessage(_ buffer: inout ByteBuffer) -> Message? {
+        guard let from = buffer.readInteger(as: Int32.self), let to = buffer.readInteger(as: Int32.self),
+              let term = buffer.readInteger(as: Int64.self), term >= 0, let tag = buffer.readInteger(as: UInt8.self) else { return nil }
+        func readIndex() -> LogIndex? { buffer.readInteger(as: Int64.self).flatMap { $0 >= 0 ? LogIndex($0) : nil } }
+        func termValue() -> Term? { buffer.readInteger(as: Int64.self).flatMap { $0 >= 0 ? Term($0) : nil } }
+        func flag() -> Bool? { buffer.readInteger(as: UInt8.self).flatMap { $0 <= 1 ? $0 == 1 : nil } }
+        func bytes() -> [UInt8]? { buffer.readInteger(as: UInt32.self).flatMap { buffer.readBytes(length: Int($0)) } }
+        let body: Message.Body
+        switch tag {
+        case 1:
+            guard let lastIndex = readIndex(), let lastTerm = termValue() else { return nil }
+            body = .preVote(lastIndex: lastIndex, lastTerm: lastTerm)
+        case 2:
+            guard let granted = flag() else { return nil }
+            body = .preVoteResponse(granted: granted)
+        case 3:
+            guard let lastIndex = readIndex(), let lastTerm = termValue(), let transfer = flag() else { return nil }
+            body = .vote(lastIndex: lastIndex, lastTerm: lastTerm, transfer: transfer)
+        case 4:
+            guard let granted = flag() else { return nil }
+            body = .voteResponse(granted: granted)
+        case 5:
+            guard let prevIndex = readIndex(), let prevTerm = termValue(), let commit = readIndex(),
+                  let count = buffer.readInteger(as: UInt32.self), count <= Frame.entriesMax else { return nil }
+            var entries: [Entry] = []
+            for _ in 0..<count {
+                guard let entryTerm = termValue(), let entryIndex = readIndex(),
+                      let kind = buffer.readInteger(as: UInt8.self).flatMap(Entry.Kind.init(rawValue:)), let data = bytes(),
+                      entryIndex == prevIndex + Int64(entries.count + 1) else { return nil }
+                entries.append(Entry(term: entryTerm, index: entryIndex, kind: kind, data: data))
+            }
+            body = .append(prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: commit)
+        case 6:
+            guard let success = flag(), let matchOrRejected = readIndex(), let hint = readIndex() else { return nil }
+            body = .appendResponse(success: success, index: matchOrRejected, hint: hint)
+        case 7:
+            guard let snapshotIndex = readIndex(), let snapshotTerm = termValue(), let configurationBytes = bytes(),
+                  let configuration = Configuration(encoded: configurationBytes), let data = bytes() else { return nil }
+            body = .installSnapshot(Snapshot(index: snapshotIndex, term: snapshotTerm, configuration: configuration, data: data))
+        case 8:
+            body = .timeoutNow
+        default:
+            return nil
+        }
+        return Message(from: NodeID(from), to: NodeID(to), term: Term(term), body: body)
+    }
+}
+
+/// What `brook quorum` asks a controller.
+public enum QuorumRequest: Equatable, Sendable {
+    /// Role, term, leader, commit and applied indexes, voters (one `key=value` per line).
+    case status
+    /// Append an entry (leader only); answered once it is committed and applied.
+    case propose([UInt8])
+    /// The entry at an index, if this node's log holds it and it is committed.
+    case read(LogIndex)
+    /// Hand leadership to a voter.
+    case transfer(NodeID)
+}
+
+/// Cuts the byte stream into frames; a frame over the limit or one that does not decode
+/// closes the connection.
+struct FrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = Frame
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        guard length <= Frame.bytesMax else { throw FrameError.tooLarge(Int(length)) }
+        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 4)
+        var body = buffer.readSlice(length: Int(length))!
+        guard let frame = Frame.decode(&body) else { throw FrameError.malformed }
+        context.fireChannelRead(wrapInboundOut(frame))
+        return .continue
+    }
+}
+
+enum FrameError: Error {
+    case tooLarge(Int)
+    case malformed
+}

@@ -1,0 +1,145 @@
+import ArgumentParser
+import BrookCore
+import BrookQuorum
+import BrookRaft
+import Dispatch
+import Foundation
+import Logging
+import NIOPosix
+
+/// `brook controller`: one voter of the Raft metadata quorum (Kafka's process.roles=controller).
+struct ControllerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "controller",
+        abstract: "Run one controller of the Raft metadata quorum.",
+        discussion: """
+            Three (or five) of these, each with its own --node-id and data directory and the same \
+            --controller-quorum-voters, elect a leader and replicate the metadata log. SIGTERM or \
+            Ctrl-C stops it; `brook quorum status` shows who leads.
+            """)
+
+    @Option(name: .customLong("node-id"), help: "This controller's id (node.id), one of the voters.")
+    var nodeID: Int32
+
+    @Option(name: .customLong("controller-quorum-voters"), help: ArgumentHelp("Every voter, as Kafka's controller.quorum.voters.", valueName: "id@host:port,..."))
+    var voters: String
+
+    @Option(name: .customLong("data-dir"), help: "Where the Raft log, quorum-state and snapshot live (metadata.log.dir).")
+    var dataDirectory: String
+
+    @Option(name: .customLong("election-timeout-ms"), help: "controller.quorum.election.timeout.ms: a follower campaigns after 1 to 2 of these without a leader.")
+    var electionTimeoutMs: Int64 = 1000
+
+    @Option(name: .customLong("snapshot-every"), help: "Take a snapshot every this many applied entries.")
+    var snapshotEvery: Int64 = 10_000
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard electionTimeoutMs >= 10, electionTimeoutMs <= 600_000 else { throw ValidationError("--election-timeout-ms must be 10 to 600000") }
+        guard snapshotEvery >= 1 else { throw ValidationError("--snapshot-every must be positive") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level \(logLevel)") }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel)!
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "brook.quorum")
+        var options: QuorumOptions
+        do {
+            options = QuorumOptions(nodeID: NodeID(nodeID), voters: try VoterAddress.parseList(voters), dataDirectory: dataDirectory)
+        } catch { throw ValidationError("\(error)") }
+        options.electionTimeoutMs = electionTimeoutMs
+        options.snapshotEveryEntries = snapshotEvery
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let driver: QuorumDriver
+        do { driver = try QuorumDriver.start(options, group: group, logger: logger) } catch {
+            throw ValidationError("cannot start controller \(nodeID): \(error)")
+        }
+        let numbers: [Int32] = [SIGTERM, SIGINT]
+        let signals = numbers.map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                logger.notice("controller \(options.nodeID) shutting down (signal \(number))")
+                driver.shutdown()
+                Foundation.exit(0)
+            }
+            source.resume()
+            return source
+        }
+        withExtendedLifetime(signals) { DispatchSemaphore(value: 0).wait() }
+    }
+}
+
+/// `brook quorum ...`: ask a controller about the quorum, or append test entries.
+struct QuorumCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quorum", abstract: "Inspect and exercise the Raft metadata quorum.",
+        subcommands: [Status.self, Append.self, Read.self, Transfer.self])
+
+    struct Target: ParsableArguments {
+        @Option(help: ArgumentHelp("The controller to ask.", valueName: "host:port"))
+        var controller: String = "127.0.0.1:9093"
+        @Option(name: .customLong("timeout-ms"), help: "How long to wait for the answer.")
+        var timeoutMs: Int64 = 5000
+
+        func ask(_ request: QuorumRequest) throws -> QuorumClient.Answer {
+            guard let colon = controller.lastIndex(of: ":"), let port = Int(controller[controller.index(after: colon)...]) else {
+                throw ValidationError("--controller takes host:port")
+            }
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            defer { try? group.syncShutdownGracefully() }
+            do {
+                return try QuorumClient.ask(host: String(controller[..<colon]), port: port, request, timeoutMs: timeoutMs, group: group)
+            } catch {
+                throw CommandFailure("\(controller): \(error)")
+            }
+        }
+
+        func print(_ answer: QuorumClient.Answer) throws {
+            Swift.print(answer.text, terminator: "")
+            if !answer.ok { throw ExitCode(1) }
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A controller's role, term (controller epoch), leader, commit index and voters.")
+        @OptionGroup var target: Target
+        func run() throws { try target.print(try target.ask(.status)) }
+    }
+
+    struct Append: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Append entries through the leader; each is printed once committed.")
+        @OptionGroup var target: Target
+        @Option(help: "How many entries.") var count: Int = 1
+        @Option(help: "Entry text; N is replaced by the entry's number.") var value: String = "entry-N"
+        func validate() throws { guard (1...1_000_000).contains(count) else { throw ValidationError("--count must be 1 to 1000000") } }
+        func run() throws {
+            for n in 0..<count {
+                let answer = try target.ask(.propose(Array(value.replacingOccurrences(of: "N", with: String(n)).utf8)))
+                guard answer.ok else { return try target.print(answer) }
+                Swift.print(answer.text.split(separator: "\n").joined(separator: " "))
+            }
+        }
+    }
+
+    struct Read: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The committed entry at an index, from this controller's log.")
+        @OptionGroup var target: Target
+        @Option(help: "The entry's index.") var index: Int64
+        func run() throws { try target.print(try target.ask(.read(LogIndex(index)))) }
+    }
+
+    struct Transfer: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Ask the leader to hand leadership to another voter.")
+        @OptionGroup var target: Target
+        @Option(name: .customLong("to"), help: "The voter to lead next.") var to: Int32
+        func run() throws { try target.print(try target.ask(.transfer(NodeID(to)))) }
+    }
+}
