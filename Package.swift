@@ -110,6 +110,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "BrookCoreTests", dependencies: ["BrookCore"]),
+        .testTarget(
+            name: "BrookQuorumTests",
+            dependencies: [
+                "BrookQuorum", "BrookRaft", "BrookStorage", "BrookCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "BrookRaftTests", dependencies: ["BrookRaft", "BrookSimulation", "BrookCore"]),
         .testTarget(name: "BrookGroupsTests", dependencies: ["BrookGroups", "BrookCore", "BrookProtocol"]),
         .testTarget(

@@ -12,6 +12,15 @@ public struct Ready: Sendable {
     public var messages: [Message]
     public var committedEntries: [Entry]
 
+    public init(hardState: HardState? = nil, snapshot: Snapshot? = nil, entries: [Entry] = [], messages: [Message] = [],
+                committedEntries: [Entry] = []) {
+        self.hardState = hardState
+        self.snapshot = snapshot
+        self.entries = entries
+        self.messages = messages
+        self.committedEntries = committedEntries
+    }
+
     public var isEmpty: Bool {
         hardState == nil && snapshot == nil && entries.isEmpty && messages.isEmpty && committedEntries.isEmpty
     }
