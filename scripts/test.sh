@@ -2,7 +2,7 @@
 # Brook's whole test suite: what a new user runs on a fresh machine, and what CI runs (.ci/run).
 # Installs what it needs when missing (kcat, confluent-kafka, kafka-python, pytest), checks the
 # generated protocol code, builds, runs the unit / property / simulation tests, the end-to-end
-# checks of the `brook` executable, then the interop suite: real Kafka clients against `brook serve`.
+# checks of the `brook` executable, the Raft simulator's seeds and a three-controller failover, then the interop suite: real Kafka clients against `brook serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +29,10 @@ fi
 
 echo "== executable checks"
 scripts/cli-test.sh "$(swift build --show-bin-path)/brook"
+
+echo "== Raft quorum: simulated seeds, then three controller processes with the leader killed"
+"$(swift build --show-bin-path)/brook-sim" --seeds 100 --first-seed 1000
+python3 scripts/quorum-failover.py --brook "$(swift build --show-bin-path)/brook" --rounds 2
 
 echo "== interop: kcat, confluent-kafka and kafka-python against brook serve"
 BROOK_BIN="$(swift build --show-bin-path)/brook" scripts/interop.sh
