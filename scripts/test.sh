@@ -2,7 +2,8 @@
 # Brook's whole test suite: what a new user runs on a fresh machine, and what CI runs (.ci/run).
 # Installs what it needs when missing (kcat, confluent-kafka, kafka-python, pytest), checks the
 # generated protocol code, builds, runs the unit / property / simulation tests, the end-to-end
-# checks of the `brook` executable, the Raft simulator's seeds and a three-controller failover, then the interop suite: real Kafka clients against `brook serve`.
+# checks of the `brook` executable, the Raft simulator's seeds and a three-controller failover,
+# then the interop suite: real Kafka clients against `brook serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
