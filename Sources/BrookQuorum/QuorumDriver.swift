@@ -120,7 +120,7 @@ public final class QuorumDriver: @unchecked Sendable {
 
     func compactIfDue() {
         guard raft.applied - raft.snapshotIndex >= options.snapshotEveryEntries else { return }
-        let snapshot = raft.compact(through: raft.applied, data: withUnsafeBytes(of: digest.bigEndian) { Array($0) })
+        let snapshot = raft.compact(through: raft.applied, data: EntryDigest.snapshotData(digest))
         do {
             try store.install(snapshot)
             logger.info("controller \(options.nodeID) took a snapshot at \(snapshot.index)")
@@ -202,16 +202,11 @@ public final class QuorumDriver: @unchecked Sendable {
 
     // MARK: the state machine (a digest until the metadata image exists)
 
-    static func chain(_ digest: UInt64, _ entry: Entry) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ digest
-        func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        withUnsafeBytes(of: entry.index.value.bigEndian) { $0.forEach(mix) }
-        withUnsafeBytes(of: entry.term.value.bigEndian) { $0.forEach(mix) }
-        entry.data.forEach(mix)
-        return hash
+    static func chain(_ digest: UInt64, _ entry: Entry) -> UInt64 { EntryDigest.chain(digest, entry) }
+    static func digest(fromSnapshot data: [UInt8]) -> UInt64 {
+        guard let digest = EntryDigest.digest(fromSnapshot: data) else { preconditionFailure("a controller snapshot holds one digest") }
+        return digest
     }
-
-    static func digest(fromSnapshot data: [UInt8]) -> UInt64 { data.prefix(8).reduce(0) { ($0 << 8) | UInt64($1) } }
 }
 
 /// Frames from one connection: Raft messages to the core, requests answered on the connection.

@@ -166,12 +166,14 @@ extension Raft {
 
     /// Appends `data` as a new entry and returns its index. `expectedTerm` is the controller epoch
     /// the proposer acted under: a different one is refused, which fences a stale controller.
+    @discardableResult
     public mutating func propose(_ data: [UInt8], expectedTerm: Term? = nil) throws(ProposalError) -> LogIndex {
         try appendAsLeader(kind: .data, data: data, expectedTerm: expectedTerm)
     }
 
     /// Adds or removes one voter. The new voter set takes effect at once on every node that
     /// appends the entry; the next change waits for this one to commit.
+    @discardableResult
     public mutating func proposeConfigurationChange(adding: NodeID? = nil, removing: NodeID? = nil) throws(ProposalError) -> LogIndex {
         precondition((adding == nil) != (removing == nil), "one voter at a time")
         guard role == .leader else { throw .notLeader(leader: leader) }

@@ -147,3 +147,25 @@ public struct Message: Equatable, Sendable {
 public enum Role: String, Sendable {
     case follower, preCandidate, candidate, leader
 }
+
+/// A digest chained over applied entries (FNV-1a over the previous digest, index, term, kind
+/// and data): the stand-in state machine of the simulator and of the controllers until the
+/// metadata image exists. Two nodes that applied the same entries hold the same digest.
+public enum EntryDigest {
+    public static func chain(_ digest: UInt64, _ entry: Entry) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ digest
+        func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        withUnsafeBytes(of: entry.index.value.bigEndian) { $0.forEach(mix) }
+        withUnsafeBytes(of: entry.term.value.bigEndian) { $0.forEach(mix) }
+        mix(entry.kind.rawValue)
+        entry.data.forEach(mix)
+        return hash
+    }
+
+    /// The digest as a snapshot's data, and back.
+    public static func snapshotData(_ digest: UInt64) -> [UInt8] { withUnsafeBytes(of: digest.bigEndian) { Array($0) } }
+    public static func digest(fromSnapshot data: [UInt8]) -> UInt64? {
+        guard data.count == 8 || data.isEmpty else { return nil }
+        return data.reduce(0) { ($0 << 8) | UInt64($1) }
+    }
+}

@@ -70,20 +70,10 @@ struct Checker {
         return .success(())
     }
 
-    /// FNV-1a over the previous digest and the entry.
-    static func chain(_ digest: UInt64, _ entry: Entry) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ digest
-        func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        withUnsafeBytes(of: entry.index.value.bigEndian) { $0.forEach(mix) }
-        withUnsafeBytes(of: entry.term.value.bigEndian) { $0.forEach(mix) }
-        mix(entry.kind.rawValue)
-        entry.data.forEach(mix)
-        return hash
-    }
-
-    static func snapshotData(_ digest: UInt64) -> [UInt8] { withUnsafeBytes(of: digest.bigEndian) { Array($0) } }
+    static func chain(_ digest: UInt64, _ entry: Entry) -> UInt64 { EntryDigest.chain(digest, entry) }
+    static func snapshotData(_ digest: UInt64) -> [UInt8] { EntryDigest.snapshotData(digest) }
     static func digest(fromSnapshot data: [UInt8]) -> UInt64 {
-        precondition(data.count == 8 || data.isEmpty, "a simulated snapshot is one digest")
-        return data.reduce(0) { ($0 << 8) | UInt64($1) }
+        guard let digest = EntryDigest.digest(fromSnapshot: data) else { preconditionFailure("a simulated snapshot is one digest") }
+        return digest
     }
 }

@@ -61,19 +61,7 @@ struct ControllerCommand: ParsableCommand {
         do { driver = try QuorumDriver.start(options, group: group, logger: logger) } catch {
             throw ValidationError("cannot start controller \(nodeID): \(error)")
         }
-        let numbers: [Int32] = [SIGTERM, SIGINT]
-        let signals = numbers.map { number -> DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                logger.notice("controller \(options.nodeID) shutting down (signal \(number))")
-                driver.shutdown()
-                Foundation.exit(0)
-            }
-            source.resume()
-            return source
-        }
-        withExtendedLifetime(signals) { DispatchSemaphore(value: 0).wait() }
+        runUntilSignalled(logger: logger) { driver.shutdown() }
     }
 }
 

@@ -62,21 +62,10 @@ struct Serve: ParsableCommand {
         logger.notice("Brook \(Version.brook) node \(config.nodeID) of cluster \(broker.clusterID) listening on \(addresses.map { "\($0)" }.joined(separator: ", ")), advertised as \(config.advertised), data in \(dirs)")
 
         // Shut down cleanly on SIGTERM / SIGINT: stop listening, close the logs, exit.
-        let numbers: [Int32] = [SIGTERM, SIGINT]
-        let signals = numbers.map { number -> DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                logger.notice("shutting down (signal \(number))")
-                server.shutdown()
-                logger.notice("stopped cleanly")
-                Glibc.exit(0)
-            }
-            source.resume()
-            return source
+        runUntilSignalled(logger: logger) {
+            server.shutdown()
+            logger.notice("stopped cleanly")
         }
-        // The signal handlers run on a global queue and exit the process.
-        withExtendedLifetime(signals) { DispatchSemaphore(value: 0).wait() }
     }
 
     func raiseOpenFileLimit(logger: Logger) {
@@ -93,4 +82,23 @@ func absolutePath(_ path: String) -> String {
     guard getcwd(&buffer, buffer.count) != nil else { return path }
     let cwd = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     return cwd + "/" + path
+}
+
+/// Blocks until SIGTERM or SIGINT, then runs `stop` and exits 0. The handlers run on a global
+/// queue: the calling thread only waits.
+func runUntilSignalled(logger: Logger, _ stop: @escaping @Sendable () -> Void) -> Never {
+    let numbers: [Int32] = [SIGTERM, SIGINT]
+    let signals = numbers.map { number -> DispatchSourceSignal in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler {
+            logger.notice("shutting down (signal \(number))")
+            stop()
+            Glibc.exit(0)
+        }
+        source.resume()
+        return source
+    }
+    withExtendedLifetime(signals) { DispatchSemaphore(value: 0).wait() }
+    preconditionFailure("the signal handlers exit the process")
 }
