@@ -3,13 +3,13 @@ import BrookCore
 extension Raft {
     mutating func tickElection() {
         electionElapsed += 1
-        guard isVoter, electionElapsed >= randomizedElectionTicks else { return }
+        guard canCampaign, electionElapsed >= randomizedElectionTicks else { return }
         campaign(transfer: false)
     }
 
     /// Starts a pre-vote round (when enabled and not a transfer) or a real election.
     mutating func campaign(transfer: Bool) {
-        precondition(isVoter, "only a voter campaigns")
+        precondition(canCampaign, "only a voter campaigns")
         if config.preVote && !transfer {
             role = .preCandidate
             leader = nil

@@ -11,7 +11,7 @@ extension Raft {
             handleSnapshot(from: m.from, snapshot)
         case .timeoutNow:
             // Our leader hands over: campaign now, skipping the pre-vote and the voters' lease.
-            if isVoter { startElection(transfer: true) }
+            if canCampaign { startElection(transfer: true) }
         default:
             break
         }

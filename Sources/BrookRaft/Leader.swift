@@ -17,6 +17,9 @@ struct Progress: Sendable {
     var probeSent = false
     /// Heard from within the current election timeout (check-quorum).
     var recentActive = true
+    /// Heartbeats since the snapshot went out: after an election timeout of silence it is
+    /// presumed lost and sent again (not on every heartbeat: it may be large).
+    var snapshotWaitHeartbeats = 0
 }
 
 extension Raft {
@@ -38,7 +41,15 @@ extension Raft {
         }
         if heartbeatElapsed >= config.heartbeatTicks {
             heartbeatElapsed = 0
-            for node in progress.keys { progress[node]!.probeSent = false }
+            for node in progress.keys {
+                progress[node]!.probeSent = false
+                if case .snapshot = progress[node]!.state {
+                    progress[node]!.snapshotWaitHeartbeats += 1
+                    if progress[node]!.snapshotWaitHeartbeats * config.heartbeatTicks >= config.electionTicks {
+                        progress[node]!.state = .probe
+                    }
+                }
+            }
             broadcastAppend(sendEmpty: true)
         }
     }
@@ -85,6 +96,7 @@ extension Raft {
         switch p.state {
         case .replicate where rejected <= p.match: return // stale
         case .probe where rejected != p.next - 1: return // stale
+        case .snapshot: return // an answer to an append sent before the snapshot
         default: break
         }
         p.next = max(p.match + 1, min(hint, rejected))
@@ -98,17 +110,7 @@ extension Raft {
     /// `sendEmpty`, an empty append (a heartbeat carrying the commit index) when it lacks none.
     mutating func sendAppend(to node: NodeID, sendEmpty: Bool) {
         guard var p = progress[node] else { return }
-        if case .snapshot(let pending) = p.state {
-            // Ask whether it arrived; a rejection sends it again.
-            if sendEmpty, let pendingTerm = log.term(at: pending) {
-                send(to: node, .append(prevIndex: pending, prevTerm: pendingTerm, entries: [], commit: commit))
-            } else if sendEmpty {
-                p.state = .probe
-                progress[node] = p
-                sendAppend(to: node, sendEmpty: true)
-            }
-            return
-        }
+        if case .snapshot = p.state { return } // waiting for the snapshot's acknowledgement
         let paused = (p.state == .probe && p.probeSent)
             || (p.state == .replicate && p.next - p.match > Int64(config.inflightEntriesMax))
         if paused && !sendEmpty { return }
@@ -116,6 +118,7 @@ extension Raft {
         guard let prevTerm = log.term(at: prevIndex) else {
             send(to: node, .installSnapshot(log.snapshot))
             p.state = .snapshot(log.snapshot.index)
+            p.snapshotWaitHeartbeats = 0
             progress[node] = p
             return
         }

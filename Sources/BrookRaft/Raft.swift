@@ -89,6 +89,13 @@ public struct Raft: Sendable {
     public func term(at index: LogIndex) -> Term? { log.term(at: index) }
     var hardState: HardState { HardState(term: term, votedFor: votedFor, commit: commit) }
     var isVoter: Bool { configuration.contains(id) }
+    /// A voter campaigns; so does a node that an uncommitted configuration leaves out but the
+    /// one before it included: it may be the only one able to win, and to commit its removal.
+    var canCampaign: Bool {
+        if isVoter { return true }
+        guard let last = log.lastConfigurationIndex, last > commit else { return false }
+        return log.configuration(at: last - 1).contains(id)
+    }
     /// A node heard from its leader within the election timeout: it refuses to help unseat it.
     var inLease: Bool { config.checkQuorum && leader != nil && electionElapsed < config.electionTicks }
 

@@ -142,6 +142,34 @@ import Testing
     }
 }
 
+extension MembershipTests {
+    /// Found in review: a leader removes itself, only it stores the new configuration, it
+    /// restarts and another voter dies. The two others need its vote under the old voter set
+    /// and cannot get it (its log is longer); only it can win, under the new set.
+    @Test func aNodeLeftOutByAnUncommittedConfigurationMayStillCampaign() throws {
+        var cluster = TestCluster(4)
+        cluster.campaign(n1)
+        cluster.tick(n1)
+        cluster.deliver()
+        try cluster.nodes[n1]!.proposeConfigurationChange(removing: n1)
+        cluster.drain(n1)
+        cluster.inFlight = [] // nobody else hears of it
+        cluster.crash(n1)
+        cluster.restart(n1)
+        #expect(cluster.nodes[n1]!.configuration.voters == [n2, n3, n4])
+        cluster.crash(n2)
+        for _ in 0..<200 {
+            cluster.tickAll()
+            cluster.deliver()
+            if let leader = cluster.leader(), leader != n1, cluster.nodes[leader]!.commit == cluster.nodes[leader]!.lastIndex { break }
+        }
+        let leader = try #require(cluster.leader())
+        #expect([n3, n4].contains(leader))
+        #expect(cluster.nodes[leader]!.configuration.voters == [n2, n3, n4])
+        #expect(cluster.nodes[n1]!.role == .follower, "node 1 led only long enough to commit its removal")
+    }
+}
+
 /// Terms are the controller epoch: requests made under an older one are refused.
 @Suite struct FencingTests {
     @Test func aProposalUnderAStaleEpochIsRefused() throws {
