@@ -288,8 +288,8 @@ public final class Simulation {
         if let newcomer = outsiders.first, voters.count < 5 || percent(50) {
             changed = (try? nodes[i].raft!.proposeConfigurationChange(adding: newcomer)) != nil
         } else if voters.count > 3 {
-            let removable = voters.filter { $0 != leader }
-            let victim = removable[Int(random.next() % UInt64(removable.count))]
+            // Sometimes the leader removes itself: it must step down once that commits.
+            let victim = percent(25) ? leader : voters.filter { $0 != leader }[Int(random.next() % UInt64(voters.count - 1))]
             changed = (try? nodes[i].raft!.proposeConfigurationChange(removing: victim)) != nil
         }
         if changed { report.configurationChanges += 1 }
