@@ -64,5 +64,11 @@ check "serve stops cleanly on SIGTERM" bash -c "kill $broker_pid; for i in \$(se
 check "and says so" grep -q "stopped cleanly" "$work/broker.log"
 broker_pid=
 
+# The quorum tools: bad input gets a readable error and a non-zero exit (scripts/quorum-failover.py
+# runs real controllers).
+check "controller refuses a malformed voter list" bash -c "'$brook' controller --node-id 1 --controller-quorum-voters 1@nowhere --data-dir '$work/q' 2>&1 | grep -q 'is not id@host:port'"
+check "controller refuses a node outside the voters" bash -c "'$brook' controller --node-id 4 --controller-quorum-voters 1@127.0.0.1:1 --data-dir '$work/q' 2>&1 | grep -q 'node 4 is not in controller.quorum.voters'"
+check "quorum status of an absent controller fails readably" bash -c "'$brook' quorum status --controller 127.0.0.1:1 --timeout-ms 500 2>&1 | grep -q 'cannot reach the controller'; test \${PIPESTATUS[0]} -ne 0"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
