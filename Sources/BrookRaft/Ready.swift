@@ -1,10 +1,12 @@
 /// Everything the driver must do after the core took some input, in this order:
 /// 1. if `snapshot` is set, make it the durable snapshot and delete every durable entry;
-/// 2. write `entries`, replacing every durable entry from the first one's index on;
-/// 3. write `hardState` if set, then fsync all of it;
-/// 4. send `messages`;
-/// 5. restore the state machine from `snapshot` if set, then apply `committedEntries`;
-/// 6. call `advance(_:)` with this value before giving the core any new input.
+/// 2. write `hardState` if set, and `entries`, replacing every durable entry from the first
+///    one's index on; then fsync all of it. (RaftStore writes the hard state first, so a term is
+///    on disk before any entry of it, and lowers a commit index past the log's end at load.)
+/// 3. send `messages` (never before the fsync: that is what makes a vote or an acknowledgement
+///    count);
+/// 4. restore the state machine from `snapshot` if set, then apply `committedEntries`;
+/// 5. call `advance(_:)` with this value before giving the core any new input.
 public struct Ready: Sendable {
     public var hardState: HardState?
     public var snapshot: Snapshot?
