@@ -60,7 +60,7 @@ public final class QuorumDriver: @unchecked Sendable {
         var seed = SystemRandomNumberGenerator()
         raft = Raft(id: options.nodeID, config: config, restoring: state,
                     bootstrap: Configuration(voters: options.voters.map(\.id)), randomSeed: seed.next())
-        digest = state.snapshot.map { Self.digest(fromSnapshot: $0.data) } ?? 0
+        digest = state.snapshot.map { EntryDigest.digest(fromSnapshot: $0.data) } ?? 0
         for voter in options.voters where voter.id != options.nodeID {
             peers[voter.id] = Peer(address: voter, loop: loop, logger: logger)
         }
@@ -99,7 +99,7 @@ public final class QuorumDriver: @unchecked Sendable {
                 preconditionFailure("cannot persist the Raft log: \(error)")
             }
             for message in ready.messages { peers[message.to]?.send(.raft(message)) }
-            if let snapshot = ready.snapshot { digest = Self.digest(fromSnapshot: snapshot.data) }
+            if let snapshot = ready.snapshot { digest = EntryDigest.digest(fromSnapshot: snapshot.data) }
             for entry in ready.committedEntries { apply(entry) }
             raft.advance(ready)
             compactIfDue()
@@ -108,7 +108,7 @@ public final class QuorumDriver: @unchecked Sendable {
     }
 
     func apply(_ entry: Entry) {
-        digest = Self.chain(digest, entry)
+        digest = EntryDigest.chain(digest, entry)
         if let waiter = waiting.removeValue(forKey: entry.index) {
             if waiter.term == entry.term {
                 waiter.reply(true, "index=\(entry.index)\nterm=\(entry.term)\n")
@@ -198,14 +198,6 @@ public final class QuorumDriver: @unchecked Sendable {
         case .notLeader(let leader): return "error=not the leader\nleader=\(leader.map { "\($0)" } ?? "-1")\n"
         default: return "error=\(error)\n"
         }
-    }
-
-    // MARK: the state machine (a digest until the metadata image exists)
-
-    static func chain(_ digest: UInt64, _ entry: Entry) -> UInt64 { EntryDigest.chain(digest, entry) }
-    static func digest(fromSnapshot data: [UInt8]) -> UInt64 {
-        guard let digest = EntryDigest.digest(fromSnapshot: data) else { preconditionFailure("a controller snapshot holds one digest") }
-        return digest
     }
 }
 

@@ -11,6 +11,29 @@ public struct PersistentState: Sendable {
         self.snapshot = snapshot
         self.entries = entries
     }
+
+    /// Applies the persistence steps of `ready` (Ready's steps 1 and 2) to this in-memory image:
+    /// the model of a disk that the simulator and the tests keep.
+    public mutating func write(_ ready: Ready) {
+        if let received = ready.snapshot {
+            snapshot = received
+            entries = []
+        }
+        if let first = ready.entries.first {
+            let base = snapshot?.index ?? .zero
+            precondition(first.index > base, "the core wrote entry \(first.index) below its snapshot \(base)")
+            precondition(first.index.value <= base.value + Int64(entries.count) + 1, "the core left a hole before entry \(first.index)")
+            entries.removeLast(entries.count - Int(first.index.value - base.value - 1))
+            entries.append(contentsOf: ready.entries)
+        }
+        if let written = ready.hardState { hardState = written }
+    }
+
+    /// Makes `newSnapshot` (taken by the node) the snapshot and drops the entries it covers.
+    public mutating func install(_ newSnapshot: Snapshot) {
+        snapshot = newSnapshot
+        entries.removeAll { $0.index <= newSnapshot.index }
+    }
 }
 
 /// One Raft node as a pure state machine, in the style of etcd's raft: messages (`step`), time

@@ -164,8 +164,8 @@ public enum EntryDigest {
 
     /// The digest as a snapshot's data, and back.
     public static func snapshotData(_ digest: UInt64) -> [UInt8] { withUnsafeBytes(of: digest.bigEndian) { Array($0) } }
-    public static func digest(fromSnapshot data: [UInt8]) -> UInt64? {
-        guard data.count == 8 || data.isEmpty else { return nil }
+    public static func digest(fromSnapshot data: [UInt8]) -> UInt64 {
+        precondition(data.count == 8 || data.isEmpty, "a digest snapshot holds 8 bytes, not \(data.count)")
         return data.reduce(0) { ($0 << 8) | UInt64($1) }
     }
 }

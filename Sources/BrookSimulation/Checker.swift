@@ -52,7 +52,7 @@ struct Checker {
             committed[entry.index] = entry
             highestCommitted = max(highestCommitted, entry.index)
         }
-        let next = Self.chain(digest, entry)
+        let next = EntryDigest.chain(digest, entry)
         if let known = digestAfter[entry.index] {
             guard known == next else { return .failure(Violation("state machine safety: node \(node) reached a different state after applying \(entry.index)")) }
         } else {
@@ -63,17 +63,10 @@ struct Checker {
 
     /// A node restored from a snapshot must hold the state every other node had at that index.
     func checkRestored(_ snapshot: Snapshot, node: NodeID) -> Result<Void, Violation> {
-        let digest = Self.digest(fromSnapshot: snapshot.data)
+        let digest = EntryDigest.digest(fromSnapshot: snapshot.data)
         if let known = digestAfter[snapshot.index], known != digest {
             return .failure(Violation("state machine safety: node \(node) installed a snapshot at \(snapshot.index) whose state differs from the applied one"))
         }
         return .success(())
-    }
-
-    static func chain(_ digest: UInt64, _ entry: Entry) -> UInt64 { EntryDigest.chain(digest, entry) }
-    static func snapshotData(_ digest: UInt64) -> [UInt8] { EntryDigest.snapshotData(digest) }
-    static func digest(fromSnapshot data: [UInt8]) -> UInt64 {
-        guard let digest = EntryDigest.digest(fromSnapshot: data) else { preconditionFailure("a simulated snapshot is one digest") }
-        return digest
     }
 }

@@ -3,38 +3,10 @@ import BrookRaft
 /// A node's disk in the simulation: what was fsynced survives a crash, what was only written
 /// does not.
 struct SimulatedDisk {
-    struct Contents {
-        var hardState = HardState()
-        var snapshot: Snapshot?
-        var entries: [Entry] = []
+    private(set) var durable = PersistentState()
+    private var written: PersistentState?
 
-        var persistentState: PersistentState { PersistentState(hardState: hardState, snapshot: snapshot, entries: entries) }
-
-        mutating func write(_ ready: Ready) {
-            if let snapshot = ready.snapshot {
-                self.snapshot = snapshot
-                entries = []
-            }
-            if let first = ready.entries.first {
-                let base = snapshot?.index ?? .zero
-                precondition(first.index > base, "the core wrote entry \(first.index) below its snapshot \(base)")
-                precondition(first.index.value <= base.value + Int64(entries.count) + 1, "the core left a hole before entry \(first.index)")
-                entries.removeLast(entries.count - Int(first.index.value - base.value - 1))
-                entries.append(contentsOf: ready.entries)
-            }
-            if let hardState = ready.hardState { self.hardState = hardState }
-        }
-
-        mutating func install(_ newSnapshot: Snapshot) {
-            snapshot = newSnapshot
-            entries.removeAll { $0.index <= newSnapshot.index }
-        }
-    }
-
-    private(set) var durable = Contents()
-    private var written: Contents?
-
-    var latest: Contents { written ?? durable }
+    var latest: PersistentState { written ?? durable }
 
     mutating func write(_ ready: Ready) {
         var contents = latest

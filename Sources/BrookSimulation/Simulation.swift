@@ -127,7 +127,7 @@ public final class Simulation {
     // MARK: nodes
 
     func start(_ i: Int) {
-        let persisted = nodes[i].disk.durable.persistentState
+        let persisted = nodes[i].disk.durable
         var config = RaftConfig()
         config.electionTicks = 10
         config.heartbeatTicks = 2
@@ -135,7 +135,7 @@ public final class Simulation {
         nodes[i].restarts += 1
         let nodeSeed = seed &* 31 &+ UInt64(i) &* 1_000_003 &+ nodes[i].restarts
         nodes[i].raft = Raft(id: nodes[i].id, config: config, restoring: persisted, bootstrap: nodes[i].bootstrap, randomSeed: nodeSeed)
-        nodes[i].digest = persisted.snapshot.map { Checker.digest(fromSnapshot: $0.data) } ?? 0
+        nodes[i].digest = persisted.snapshot.map { EntryDigest.digest(fromSnapshot: $0.data) } ?? 0
         scheduleTick(i)
     }
 
@@ -167,7 +167,7 @@ public final class Simulation {
             nodes[i].disk.sync()
             if options.bug != .sendBeforeSync { send(ready.messages) }
             if let snapshot = ready.snapshot {
-                nodes[i].digest = Checker.digest(fromSnapshot: snapshot.data)
+                nodes[i].digest = EntryDigest.digest(fromSnapshot: snapshot.data)
                 try checker.checkRestored(snapshot, node: nodes[i].id).mapError(fail).get()
             }
             for entry in ready.committedEntries {
@@ -176,7 +176,7 @@ public final class Simulation {
             nodes[i].raft!.advance(ready)
             let applied = nodes[i].raft!.applied
             if applied - nodes[i].raft!.snapshotIndex >= faults.compactEveryEntries {
-                let snapshot = nodes[i].raft!.compact(through: applied, data: Checker.snapshotData(nodes[i].digest))
+                let snapshot = nodes[i].raft!.compact(through: applied, data: EntryDigest.snapshotData(nodes[i].digest))
                 nodes[i].disk.install(snapshot)
                 nodes[i].disk.sync()
             }

@@ -37,8 +37,7 @@ import Testing
         cluster.deliver()
         let through = cluster.nodes[n2]!.applied - 2
         let snapshot = cluster.nodes[n2]!.compact(through: through, data: [7])
-        cluster.disks[n2]!.snapshot = snapshot
-        cluster.disks[n2]!.entries.removeAll { $0.index <= through }
+        cluster.disks[n2]!.install(snapshot)
         let lastIndex = cluster.nodes[n2]!.lastIndex
         cluster.crash(n2)
         cluster.applied[n2] = [] // the state machine restarts from the snapshot

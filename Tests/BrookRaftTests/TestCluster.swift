@@ -44,18 +44,8 @@ struct TestCluster {
     mutating func drain(_ id: NodeID) {
         while nodes[id]?.hasReady == true {
             let ready = nodes[id]!.ready()
-            var disk = disks[id]!
-            if let snapshot = ready.snapshot {
-                disk.snapshot = snapshot
-                disk.entries = []
-                applied[id] = []
-            }
-            if let first = ready.entries.first {
-                disk.entries.removeAll { $0.index >= first.index }
-                disk.entries.append(contentsOf: ready.entries)
-            }
-            if let hardState = ready.hardState { disk.hardState = hardState }
-            disks[id] = disk
+            disks[id]!.write(ready)
+            if ready.snapshot != nil { applied[id] = [] }
             inFlight.append(contentsOf: ready.messages)
             applied[id, default: []].append(contentsOf: ready.committedEntries)
             nodes[id]!.advance(ready)
