@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // Brook: a Kafka-compatible event-streaming platform.
 // Module direction (never reversed): BrookCore -> BrookRecords -> BrookProtocol / BrookStorage
-// -> BrookGroups -> BrookBroker -> BrookServer -> brook; BrookClient needs only BrookProtocol.
+// -> BrookGroups / BrookTxn -> BrookBroker -> BrookServer -> brook; BrookClient needs only BrookProtocol.
 // See docs/design.md for the full layout and what each module owns.
 import PackageDescription
 
@@ -50,6 +50,9 @@ let package = Package(
             name: "BrookGroups",
             dependencies: ["BrookCore", "BrookProtocol", .product(name: "NIOCore", package: "swift-nio")]
         ),
+        // Idempotent producers and transactions: per-partition producer state and the
+        // transaction coordinator, state machines with no I/O, driven by the broker.
+        .target(name: "BrookTxn", dependencies: ["BrookCore", "BrookRecords", "BrookProtocol"]),
         // Raft as a pure state machine (step / tick / ready / advance): no clock, disk or socket.
         .target(name: "BrookRaft", dependencies: ["BrookCore"]),
         // A whole quorum on one thread from a seed: fake clock, network and disk, faults, checks.
@@ -73,7 +76,7 @@ let package = Package(
         .target(
             name: "BrookBroker",
             dependencies: [
-                "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol", "BrookGroups",
+                "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol", "BrookGroups", "BrookTxn",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -119,6 +122,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "BrookRaftTests", dependencies: ["BrookRaft", "BrookSimulation", "BrookCore"]),
+        .testTarget(name: "BrookTxnTests", dependencies: ["BrookTxn", "BrookCore", "BrookProtocol"]),
         .testTarget(name: "BrookGroupsTests", dependencies: ["BrookGroups", "BrookCore", "BrookProtocol"]),
         .testTarget(
             name: "BrookRecordsTests",
@@ -132,7 +136,7 @@ let package = Package(
         .testTarget(
             name: "BrookBrokerTests",
             dependencies: [
-                "BrookBroker", "BrookServer", "BrookProtocol", "BrookRecords", "BrookStorage", "BrookGroups",
+                "BrookBroker", "BrookServer", "BrookProtocol", "BrookRecords", "BrookStorage", "BrookGroups", "BrookTxn",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -19,6 +19,7 @@ public final class Broker: Sendable {
     public let logger: Logger
     public let handlers: HandlerTable
     public let groups: GroupService
+    public let transactions: TxnService
 
     public init(config: BrokerConfig, clock: any Clock = SystemClock(), logger: Logger) throws {
         self.config = config
@@ -29,6 +30,8 @@ public final class Broker: Sendable {
         clusterID = try Self.loadClusterID(config: config)
         groups = GroupService(config: config, topics: topics, clock: clock, logger: logger)
         try groups.load()
+        transactions = TxnService(config: config, topics: topics, groups: groups, clock: clock, logger: logger)
+        try transactions.load()
         handlers = Self.defaultHandlers()
     }
 
@@ -62,6 +65,14 @@ public final class Broker: Sendable {
         table.register(OffsetDeleteHandler())
         table.register(ConsumerGroupHeartbeatHandler())
         table.register(ConsumerGroupDescribeHandler())
+        table.register(InitProducerIdHandler())
+        table.register(AddPartitionsToTxnHandler())
+        table.register(AddOffsetsToTxnHandler())
+        table.register(EndTxnHandler())
+        table.register(TxnOffsetCommitHandler())
+        table.register(DescribeProducersHandler())
+        table.register(DescribeTransactionsHandler())
+        table.register(ListTransactionsHandler())
         return table
     }
 
@@ -106,8 +117,10 @@ public final class Broker: Sendable {
         return try entry.run(reader.buffer, context)
     }
 
-    /// Retention, compaction and due flushes over every partition.
+    /// Transaction timeouts, then retention, compaction and due flushes over every partition
+    /// (about every second, off the event loops).
     public func runMaintenance(retention: Bool) {
+        transactions.tick()
         for topic in topics.allTopics() {
             for partition in topic.partitions {
                 do {
@@ -116,6 +129,9 @@ public final class Broker: Sendable {
                         guard retention else { return }
                         _ = try log.applyRetention()
                         if log.config.cleanupCompact && config.logCleanerEnable { _ = try log.compact() }
+                    }
+                    if retention {
+                        try partition.maintainProducers(now: clock.now().ms, expirationMs: config.transactions.producerIDExpirationMs)
                     }
                 } catch {
                     logger.warning("maintenance of \(partition.name): \(error)")

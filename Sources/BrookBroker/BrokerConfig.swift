@@ -1,6 +1,7 @@
 import BrookCore
 import BrookGroups
 import BrookStorage
+import BrookTxn
 
 /// A listener address from `listeners` / `advertised.listeners` (`PLAINTEXT://host:port`).
 public struct Listener: Sendable, Equatable, CustomStringConvertible {
@@ -75,6 +76,7 @@ public struct BrokerConfig: Sendable {
     public var clusterID: String? = nil
     /// The group coordinator's settings (group.*, offset.metadata.max.bytes, offsets.retention.*).
     public var groups = GroupConfig()
+    public var transactions = TxnConfig()
     /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` when it is created.
     public var offsetsTopicPartitions: Int32 = 50
     /// `offsets.topic.segment.bytes`
@@ -130,6 +132,16 @@ public struct BrokerConfig: Sendable {
         case "log.retention.check.interval.ms": retentionCheckIntervalMs = try int(1...Int64.max)
         case "log.cleaner.enable": logCleanerEnable = try bool()
         case "cluster.id": clusterID = value.trimmed
+        case "transaction.max.timeout.ms": transactions.maxTimeoutMs = Int32(try int(1...Int64(Int32.max)))
+        case "transactional.id.expiration.ms": transactions.transactionalIDExpirationMs = try int(1...Int64(Int32.max))
+        case "producer.id.expiration.ms": transactions.producerIDExpirationMs = try int(1...Int64(Int32.max))
+        case "transaction.state.log.num.partitions":
+            transactions.stateLogPartitions = Int32(try int(1...Int64(Limits.partitionsPerTopicMax)))
+        case "transaction.state.log.segment.bytes": transactions.stateLogSegmentBytes = try int(1024...Int64(Int32.max))
+        case "transaction.abort.timed.out.transaction.cleanup.interval.ms":
+            transactions.abortTimedOutIntervalMs = try int(1...Int64(Int32.max))
+        case "transaction.remove.expired.transaction.cleanup.interval.ms":
+            transactions.removeExpiredIntervalMs = try int(1...Int64(Int32.max))
         case "group.min.session.timeout.ms": groups.minSessionTimeoutMs = Int32(try int(1...Int64(Int32.max)))
         case "group.max.session.timeout.ms": groups.maxSessionTimeoutMs = Int32(try int(1...Int64(Int32.max)))
         case "group.initial.rebalance.delay.ms": groups.initialRebalanceDelayMs = Int32(try int(0...Int64(Int32.max)))

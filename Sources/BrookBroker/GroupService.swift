@@ -3,6 +3,7 @@ import BrookGroups
 import BrookProtocol
 import BrookRecords
 import BrookStorage
+import BrookTxn
 import Logging
 import NIOCore
 import Synchronization
@@ -71,31 +72,58 @@ public final class GroupService: Sendable {
                 if read.slice.isEmpty { break }
                 let bytes = try read.slice.readBytes()
                 let before = next
-                let records = Self.decode(bytes, partition: partition.name, logger: logger, next: &next)
+                let events = Self.decode(bytes, partition: partition.name, logger: logger, next: &next)
                 guard next > before else {
                     logger.error("\(partition.name): unreadable batch at offset \(before); the rest of it is not loaded")
                     break
                 }
-                state.withLock { s in for r in records { s.coordinator.replay(r, now: now) } }
-                count += records.count
+                state.withLock { s in
+                    for event in events {
+                        switch event {
+                        case .record(let r): s.coordinator.replay(r, now: now)
+                        case .transactional(let pid, let group, let tp, let committed):
+                            s.coordinator.addPendingTxnOffsets(producerID: pid, groupID: group, [(tp, committed)])
+                        case .marker(let pid, let commit): s.coordinator.completeTxnOffsets(producerID: pid, commit: commit, now: now)
+                        }
+                    }
+                }
+                count += events.count
             }
         }
         logger.info("loaded \(count) group records from \(Self.offsetsTopic)")
     }
 
+    /// What a batch of `__consumer_offsets` holds for the coordinator.
+    enum LoadEvent {
+        case record(GroupRecord)
+        /// An offset committed inside a transaction (TxnOffsetCommit).
+        case transactional(ProducerID, group: String, TopicPartition, CommittedOffset)
+        /// A transaction's marker.
+        case marker(ProducerID, commit: Bool)
+    }
+
     /// The group records in whole batches; `next` moves past the last batch.
-    static func decode(_ buffer: ByteBuffer, partition: String, logger: Logger, next: inout Offset) -> [GroupRecord] {
-        var out: [GroupRecord] = []
+    static func decode(_ buffer: ByteBuffer, partition: String, logger: Logger, next: inout Offset) -> [LoadEvent] {
+        var out: [LoadEvent] = []
         buffer.withUnsafeReadableBytes { bytes in
             _ = RecordBatchHeader.forEachBatch(in: bytes) { header, batch in
                 next = header.baseOffset + Int64(header.lastOffsetDelta) + 1
-                guard !header.attributes.isControl else { return }
+                if header.attributes.isControl {
+                    if let marker = ControlBatch.marker(header, batch: batch) {
+                        out.append(.marker(header.producerID, commit: marker == .commit))
+                    }
+                    return
+                }
+                let transactional = header.attributes.isTransactional
                 do throws(BatchDefect) {
                     try header.forEachRecord(in: batch) { record, records in
                         guard let key = record.key else { return }
                         do {
-                            if let r = try GroupRecord.decode(key: Array(records[key]), value: record.value.map { Array(records[$0]) }) {
-                                out.append(r)
+                            guard let r = try GroupRecord.decode(key: Array(records[key]), value: record.value.map { Array(records[$0]) }) else { return }
+                            if transactional, case .offset(let group, let tp, let committed) = r {
+                                out.append(.transactional(header.producerID, group: group, tp, committed))
+                            } else {
+                                out.append(.record(r))
                             }
                         } catch {
                             logger.warning("\(partition): unreadable group record at offset \(header.baseOffset + Int64(record.offsetDelta)): \(error)")
@@ -131,7 +159,7 @@ public final class GroupService: Sendable {
         }
         for (index, list) in byPartition.sorted(by: { $0.key < $1.key }) {
             var buffer = ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: .zero, records: list))
-            _ = try partitions[index].append(&buffer)
+            _ = try partitions[index].appendInternal(&buffer, now: now.ms)
         }
     }
 
@@ -237,6 +265,53 @@ public final class GroupService: Sendable {
             }
             return check
         }
+    }
+
+    /// TxnOffsetCommit (the transaction coordinator checked the producer): the offsets go to the
+    /// group's `__consumer_offsets` partition in a transactional batch of the producer, and wait
+    /// there for the transaction's marker.
+    public func commitTransactional(groupID: String, producerID: ProducerID, epoch: ProducerEpoch,
+                                    offsets: [(TopicPartition, CommittedOffset)]) -> [TopicPartition: ErrorCode] {
+        var errors: [TopicPartition: ErrorCode] = [:]
+        var accepted: [(TopicPartition, CommittedOffset)] = []
+        for (tp, committed) in offsets {
+            if committed.metadata.utf8.count > config.offsetMetadataMaxBytes {
+                errors[tp] = .offsetMetadataTooLarge
+            } else {
+                errors[tp] = ErrorCode.none
+                accepted.append((tp, committed))
+            }
+        }
+        guard !accepted.isEmpty else { return errors }
+        let now = clock.now()
+        return state.withLock { s in
+            do throws(Partition.AppendError) {
+                let partitions: [Partition]
+                do throws(StorageError) { partitions = try offsetsPartitions() } catch { throw .storage(error) }
+                let partition = partitions[Self.partitionIndex(for: groupID, partitions: partitions.count)]
+                let records = accepted.map { tp, c -> SimpleRecord in
+                    let r = GroupRecord.offset(group: groupID, tp, c)
+                    return SimpleRecord(key: r.key, value: r.value, timestamp: now)
+                }
+                var buffer = ByteBuffer(bytes: RecordBatchBuilder.build(
+                    baseOffset: .zero, records: records, attributes: BatchAttributes(transactional: true),
+                    producer: .init(id: producerID, epoch: epoch, baseSequence: -1)))
+                _ = try partition.appendForTransaction(&buffer, now: now.ms)
+                s.coordinator.addPendingTxnOffsets(producerID: producerID, groupID: groupID, accepted)
+                return errors
+            } catch {
+                logger.error("writing transactional offsets of group \(groupID): \(error)")
+                let code: ErrorCode
+                if case .producer(let c, _) = error { code = c } else { code = .coordinatorNotAvailable }
+                return errors.mapValues { $0 == .none ? code : $0 }
+            }
+        }
+    }
+
+    /// A transaction's marker reached `__consumer_offsets`: its offsets take effect or are dropped.
+    public func completeTransaction(producerID: ProducerID, commit: Bool) {
+        let now = self.now
+        state.withLock { $0.coordinator.completeTxnOffsets(producerID: producerID, commit: commit, now: now) }
     }
 
     public func deleteGroup(_ groupID: String) -> ErrorCode {

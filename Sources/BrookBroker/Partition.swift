@@ -1,25 +1,38 @@
 import BrookCore
 import BrookProtocol
+import BrookRecords
 import BrookStorage
+import BrookTxn
+import Logging
 import NIOCore
 import Synchronization
 
-/// One partition this broker leads: its log under a lock, and the fetches parked on it.
-/// A single node is the whole ISR, so the high watermark is the log end offset.
+/// One partition this broker leads: its log and producer state under one lock, and the
+/// fetches parked on it. A single node is the whole ISR, so the high watermark is the log end.
 public final class Partition: Sendable {
     public let topic: String
     public let index: Int32
     public let logDirectory: String
-    let log: Mutex<PartitionLog>
+    let state: Mutex<Locked>
     let parked = Mutex<[ObjectIdentifier: @Sendable () -> Void]>([:])
     /// The leader epoch stamped into appended batches (constant until the cluster issue).
     public let leaderEpoch = LeaderEpoch(0)
 
-    init(topic: String, index: Int32, logDirectory: String, log: sending PartitionLog) {
+    /// What the lock guards: the log, and the producer state that describes it up to its end.
+    struct Locked {
+        var log: PartitionLog
+        var producers: ProducerState
+        /// The offset of the newest producer-state snapshot on disk.
+        var snapshotOffset: Offset
+        var snapshotMs: Int64
+    }
+
+    init(topic: String, index: Int32, logDirectory: String, log: sending PartitionLog, producers: ProducerState,
+         snapshotOffset: Offset, now: Int64) {
         self.topic = topic
         self.index = index
         self.logDirectory = logDirectory
-        self.log = Mutex(log)
+        state = Mutex(Locked(log: log, producers: producers, snapshotOffset: snapshotOffset, snapshotMs: now))
     }
 
     public var name: String { "\(topic)-\(index)" }
@@ -27,21 +40,117 @@ public final class Partition: Sendable {
     public struct Offsets: Sendable {
         public var logStart: Offset
         public var highWatermark: Offset
+        /// The first offset of the oldest open transaction, or the high watermark.
+        public var lastStable: Offset
     }
 
     public var offsets: Offsets {
-        log.withLock { Offsets(logStart: $0.logStartOffset, highWatermark: $0.logEndOffset) }
+        state.withLock { Self.offsets($0) }
     }
 
-    /// Appends validated batches and wakes the fetches parked here; returns what the append did
-    /// and the log start offset after it (read under the same lock).
-    public func append(_ records: inout ByteBuffer) throws(StorageError) -> (AppendResult, logStart: Offset) {
+    static func offsets(_ s: borrowing Locked) -> Offsets {
+        let end = s.log.logEndOffset
+        return Offsets(logStart: s.log.logStartOffset, highWatermark: end, lastStable: s.producers.lastStableOffset(logEnd: end))
+    }
+
+    /// Why an append was refused.
+    public enum AppendError: Error {
+        case storage(StorageError)
+        /// The producer state refused it (sequence, epoch, transaction).
+        case producer(ErrorCode, String)
+    }
+
+    /// What an append did: its offsets (the original ones for a retried batch) and the log start.
+    public struct Appended: Sendable {
+        public var result: AppendResult
+        public var logStart: Offset
+        public var duplicate: Bool
+    }
+
+    /// Appends validated batches and wakes the fetches parked here. A batch with a producer id
+    /// is checked against the producer state first (one such batch per request, as Kafka asks):
+    /// a retry of a recent batch is answered with its original offsets and not written again.
+    /// `verify` (KIP-890) is asked, under the partition's lock, whether a transactional batch
+    /// belongs to its producer's open transaction.
+    public func append(_ records: inout ByteBuffer, now: Int64,
+                       verify: ((ProducerBatch) -> ErrorCode?)? = nil) throws(AppendError) -> Appended {
+        let header = records.withUnsafeReadableBytes { RecordBatchHeader.decode($0) }
+        var batch: ProducerBatch?
+        if let header, header.producerID != .none || header.attributes.isTransactional {
+            guard !header.attributes.isControl else { throw .producer(.invalidRecord, "Clients may not write control batches") }
+            guard header.totalBytes == records.readableBytes else {
+                throw .producer(.invalidRecord, "Idempotent and transactional batches come one per partition per request")
+            }
+            batch = ProducerBatch(header)
+        }
         let epoch = leaderEpoch
-        let result = try log.withLock { (log: inout PartitionLog) throws(StorageError) -> (AppendResult, logStart: Offset) in
-            (try log.append(&records, leaderEpoch: epoch), log.logStartOffset)
+        let appended = try state.withLock { (s: inout Locked) throws(AppendError) -> Appended in
+            if let batch {
+                switch s.producers.check(batch) {
+                case .append: break
+                case .duplicate(let original):
+                    let result = AppendResult(firstOffset: original.firstOffset, lastOffset: original.lastOffset,
+                                              recordCount: Int(original.lastOffset - original.firstOffset) + 1, logAppendTime: nil)
+                    return Appended(result: result, logStart: s.log.logStartOffset, duplicate: true)
+                case .refuse(let code, let message):
+                    throw .producer(code, message)
+                }
+                if batch.isTransactional, let verify, let code = verify(batch) {
+                    throw .producer(code, "Producer \(batch.producerID) at epoch \(batch.epoch) has no open transaction holding \(name)")
+                }
+            }
+            let result: AppendResult
+            do throws(StorageError) { result = try s.log.append(&records, leaderEpoch: epoch) } catch { throw .storage(error) }
+            if let batch { s.producers.appended(batch, firstOffset: result.firstOffset, now: now) }
+            return Appended(result: result, logStart: s.log.logStartOffset, duplicate: false)
+        }
+        if !appended.duplicate { wakeParked() }
+        return appended
+    }
+
+    /// Writes a transaction marker for `producerID` (from the transaction coordinator) and
+    /// returns what it ended here. An abort is added to the active segment's `.txnindex`.
+    public func appendMarker(producerID: ProducerID, epoch: ProducerEpoch, commit: Bool, coordinatorEpoch: Int32,
+                             now: Timestamp) throws(AppendError) -> ProducerState.Completed? {
+        var records = ByteBuffer(bytes: ControlBatch.build(producerID: producerID, epoch: epoch, commit: commit,
+                                                           coordinatorEpoch: coordinatorEpoch, timestamp: now))
+        let batch = ProducerBatch(producerID: producerID, epoch: epoch, baseSequence: -1, offsetDelta: 0,
+                                  isTransactional: true, marker: commit ? .commit : .abort, maxTimestamp: now.ms)
+        let leader = leaderEpoch
+        let completed = try state.withLock { (s: inout Locked) throws(AppendError) -> ProducerState.Completed? in
+            if case .refuse(let code, let message) = s.producers.check(batch, fromCoordinator: true) {
+                throw .producer(code, message)
+            }
+            let result: AppendResult
+            do throws(StorageError) { result = try s.log.append(&records, leaderEpoch: leader) } catch { throw .storage(error) }
+            let completed = s.producers.appended(batch, firstOffset: result.firstOffset, coordinatorEpoch: coordinatorEpoch, now: now.ms)
+            if let completed, completed.aborted, let txn = s.producers.aborted.last {
+                let base = s.log.segmentBaseOffsets.last ?? .zero
+                do throws(StorageError) { try ProducerStateFiles.appendAborted(txn, directory: logDirectory, segmentBase: base) } catch { throw .storage(error) }
+            }
+            return completed
         }
         wakeParked()
-        return result
+        return completed
+    }
+
+    /// Writes batches the broker makes for a transaction (offset commits in `__consumer_offsets`)
+    /// under the producer's id, recorded in the producer state but not sequence-checked.
+    public func appendForTransaction(_ records: inout ByteBuffer, now: Int64) throws(AppendError) -> AppendResult {
+        guard let header = records.withUnsafeReadableBytes({ RecordBatchHeader.decode($0) }) else {
+            throw .storage(.invalidArgument("an append needs at least one batch"))
+        }
+        let batch = ProducerBatch(header)
+        let leader = leaderEpoch
+        return try state.withLock { (s: inout Locked) throws(AppendError) -> AppendResult in
+            if case .refuse(let code, let message) = s.producers.check(batch, fromCoordinator: true) {
+                throw .producer(code, message)
+            }
+            let result: AppendResult
+            do throws(StorageError) { result = try s.log.append(&records, leaderEpoch: leader) } catch { throw .storage(error) }
+            s.producers.appended(batch, firstOffset: result.firstOffset, now: now)
+            return result
+        }
     }
 
     /// A request's current leader epoch checked against ours (-1: not given, always fine).
@@ -53,19 +162,30 @@ public final class Partition: Sendable {
     public struct ReadResult: Sendable {
         public var slice: LogSlice
         public var offsets: Offsets
+        /// For read_committed: the aborted transactions overlapping what was read.
+        public var aborted: [AbortedTxn]
     }
 
-    /// Whole batches from `offset` up to the high watermark.
-    public func read(from offset: Offset, maxBytes: Int, minOneBatch: Bool) throws(StorageError) -> ReadResult {
-        try log.withLock { (log: inout PartitionLog) throws(StorageError) -> ReadResult in
-            let slice = try log.read(from: offset, maxBytes: maxBytes, upperBound: log.logEndOffset, minOneBatch: minOneBatch)
-            return ReadResult(slice: slice, offsets: Offsets(logStart: log.logStartOffset, highWatermark: log.logEndOffset))
+    /// Whole batches from `offset` up to the high watermark, or (`readCommitted`) up to the last
+    /// stable offset, with the aborted transactions in that range.
+    public func read(from offset: Offset, maxBytes: Int, minOneBatch: Bool, readCommitted: Bool = false) throws(StorageError) -> ReadResult {
+        try state.withLock { (s: inout Locked) throws(StorageError) -> ReadResult in
+            let offsets = Self.offsets(s)
+            let bound = readCommitted ? offsets.lastStable : offsets.highWatermark
+            let slice = try s.log.read(from: offset, maxBytes: maxBytes, upperBound: bound, minOneBatch: minOneBatch)
+            let aborted = readCommitted && !slice.isEmpty ? s.producers.abortedTransactions(from: offset, upTo: bound) : []
+            return ReadResult(slice: slice, offsets: offsets, aborted: aborted)
         }
     }
 
     /// Runs `body` on the log under the partition's lock.
     public func withLog<T: Sendable>(_ body: (PartitionLog) throws(StorageError) -> T) throws(StorageError) -> T {
-        try log.withLock { (log: inout PartitionLog) throws(StorageError) -> T in try body(log) }
+        try state.withLock { (s: inout Locked) throws(StorageError) -> T in try body(s.log) }
+    }
+
+    /// The producers this partition knows (DescribeProducers).
+    public var producers: [ProducerID: ProducerEntry] {
+        state.withLock { $0.producers.producers }
     }
 
     /// Parks a fetch: `wake` runs (once) on the next append. Returns false when too many wait.
@@ -96,4 +216,63 @@ public final class LogRecords: FileRecords {
     public let slice: LogSlice
     public init(_ slice: LogSlice) { self.slice = slice }
     public var byteCount: Int { slice.length }
+}
+
+extension Partition {
+    /// Opens the partition's log and its producer state.
+    static func open(topic: String, index: Int32, directory: String, config: LogConfig, clock: any Clock,
+                     logger: Logger) throws(StorageError) -> Partition {
+        let log = try PartitionLog.open(directory: directory, config: config, clock: clock, logger: logger)
+        let now = clock.now().ms
+        let producers: ProducerState
+        let snapshotOffset: Offset
+        do {
+            (producers, snapshotOffset) = try ProducerStateFiles.load(log: log, directory: directory, now: now, logger: logger)
+        } catch {
+            try? log.close()
+            throw error
+        }
+        return Partition(topic: topic, index: index, logDirectory: directory, log: log, producers: producers,
+                         snapshotOffset: snapshotOffset, now: now)
+    }
+
+    /// Producer-state upkeep: idle producers expire (`producer.id.expiration.ms`), the state is
+    /// snapshotted when it changed a while ago, and `.txnindex` files retention passed go.
+    func maintainProducers(now: Int64, expirationMs: Int64) throws(StorageError) {
+        try state.withLock { (s: inout Locked) throws(StorageError) in
+            s.producers.expire(now: now, expirationMs: expirationMs)
+            s.producers.dropAborted(before: s.log.logStartOffset)
+            let end = s.log.logEndOffset
+            if end != s.snapshotOffset && now - s.snapshotMs >= ProducerStateFiles.snapshotIntervalMs {
+                try ProducerStateFiles.writeSnapshot(s.producers, offset: end, directory: logDirectory)
+                s.snapshotOffset = end
+                s.snapshotMs = now
+            }
+            try ProducerStateFiles.removeStaleIndexes(directory: logDirectory, logStart: s.log.logStartOffset)
+        }
+    }
+
+    /// Writes the producer snapshot at the log end and closes the log.
+    func close() throws(StorageError) {
+        try state.withLock { (s: inout Locked) throws(StorageError) in
+            let end = s.log.logEndOffset
+            if end != s.snapshotOffset || !FileSystem.exists(logDirectory + "/" + ProducerSnapshot.fileName(end)) {
+                try ProducerStateFiles.writeSnapshot(s.producers, offset: end, directory: logDirectory)
+                s.snapshotOffset = end
+            }
+            try s.log.close()
+        }
+    }
+}
+
+extension Partition {
+    /// Appends batches the broker makes itself (group records), which carry no producer id.
+    func appendInternal(_ records: inout ByteBuffer, now: Int64) throws(StorageError) -> AppendResult {
+        do { return try append(&records, now: now).result } catch {
+            switch error {
+            case .storage(let e): throw e
+            case .producer(_, let message): throw .invalidArgument(message)
+            }
+        }
+    }
 }

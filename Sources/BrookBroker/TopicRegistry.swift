@@ -194,8 +194,8 @@ public final class TopicRegistry: Sendable {
         for index in range {
             let directory = directory(topic: topic.name, index: index)
             do {
-                let log = try PartitionLog.open(directory: directory, config: config, clock: clock, logger: logger)
-                opened.append(Partition(topic: topic.name, index: index, logDirectory: directory, log: log))
+                opened.append(try Partition.open(topic: topic.name, index: index, directory: directory, config: config,
+                                                 clock: clock, logger: logger))
             } catch {
                 closeAll(opened)
                 throw TopicError(.kafkaStorageError, "cannot open \(directory): \(error)")
@@ -218,7 +218,7 @@ public final class TopicRegistry: Sendable {
 
     func closeAll(_ partitions: [Partition]) {
         for partition in partitions {
-            do { try partition.withLog { log throws(StorageError) in try log.close() } } catch { logger.warning("closing \(partition.name): \(error)") }
+            do { try partition.close() } catch { logger.warning("closing \(partition.name): \(error)") }
         }
     }
 

@@ -47,6 +47,9 @@ public struct GroupEntry: Sendable {
 public struct GroupCoordinator: Sendable {
     public let config: GroupConfig
     public private(set) var groups: [String: GroupEntry] = [:]
+    /// Offsets committed inside open transactions (TxnOffsetCommit), by producer id: they take
+    /// effect when the transaction's commit marker reaches `__consumer_offsets`.
+    public private(set) var pendingTxnOffsets: [ProducerID: [String: [TopicPartition: CommittedOffset]]] = [:]
     var random: SeededRandom
     var lastExpiryCheck: Int64 = 0
 
@@ -268,6 +271,26 @@ public struct GroupCoordinator: Sendable {
         case .groupTombstone(let group):
             groups[group] = nil
         }
+    }
+
+    /// Offsets a transaction wrote (or that the load read back from a transactional batch):
+    /// held until the transaction ends.
+    public mutating func addPendingTxnOffsets(producerID: ProducerID, groupID: String, _ offsets: [(TopicPartition, CommittedOffset)]) {
+        for (tp, committed) in offsets { pendingTxnOffsets[producerID, default: [:]][groupID, default: [:]][tp] = committed }
+    }
+
+    /// A transaction's marker: its offsets take effect (commit) or are dropped (abort).
+    public mutating func completeTxnOffsets(producerID: ProducerID, commit: Bool, now: Int64) {
+        guard let pending = pendingTxnOffsets.removeValue(forKey: producerID), commit else { return }
+        for (group, offsets) in pending.sorted(by: { $0.key < $1.key }) {
+            for (tp, committed) in offsets { replay(.offset(group: group, tp, committed), now: now) }
+        }
+    }
+
+    /// Whether an open transaction holds an offset of `groupID` for `tp` (OffsetFetch's
+    /// `require_stable` answers UNSTABLE_OFFSET_COMMIT then).
+    public func hasPendingTxnOffset(groupID: String, _ tp: TopicPartition) -> Bool {
+        pendingTxnOffsets.values.contains { $0[groupID]?[tp] != nil }
     }
 
     /// OffsetFetch for one group: the committed offsets of `partitions` (all of them when nil).

@@ -29,7 +29,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let policyViolation = ErrorCode(rawValue: 44)
     public static let kafkaStorageError = ErrorCode(rawValue: 56)
     public static let logDirNotFound = ErrorCode(rawValue: 57)
-    public static let unknownLeaderEpoch = ErrorCode(rawValue: 59)
+    public static let unknownLeaderEpoch = ErrorCode(rawValue: 75)
     public static let fetchSessionIDNotFound = ErrorCode(rawValue: 70)
     public static let invalidFetchSessionEpoch = ErrorCode(rawValue: 71)
     public static let fencedLeaderEpoch = ErrorCode(rawValue: 74)
@@ -61,6 +61,18 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let unreleasedInstanceID = ErrorCode(rawValue: 111)
     public static let unsupportedAssignor = ErrorCode(rawValue: 112)
     public static let staleMemberEpoch = ErrorCode(rawValue: 113)
+    public static let outOfOrderSequenceNumber = ErrorCode(rawValue: 45)
+    public static let duplicateSequenceNumber = ErrorCode(rawValue: 46)
+    public static let invalidProducerEpoch = ErrorCode(rawValue: 47)
+    public static let invalidTxnState = ErrorCode(rawValue: 48)
+    public static let invalidProducerIDMapping = ErrorCode(rawValue: 49)
+    public static let invalidTransactionTimeout = ErrorCode(rawValue: 50)
+    public static let concurrentTransactions = ErrorCode(rawValue: 51)
+    public static let transactionCoordinatorFenced = ErrorCode(rawValue: 52)
+    public static let unknownProducerID = ErrorCode(rawValue: 59)
+    public static let producerFenced = ErrorCode(rawValue: 90)
+    public static let transactionalIDNotFound = ErrorCode(rawValue: 105)
+    public static let transactionAbortable = ErrorCode(rawValue: 120)
 
     public var description: String { "\(Self.names[rawValue] ?? "ERROR") (\(rawValue))" }
 
@@ -73,7 +85,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         36: "TOPIC_ALREADY_EXISTS", 37: "INVALID_PARTITIONS", 38: "INVALID_REPLICATION_FACTOR",
         39: "INVALID_REPLICA_ASSIGNMENT", 40: "INVALID_CONFIG", 42: "INVALID_REQUEST",
         43: "UNSUPPORTED_FOR_MESSAGE_FORMAT", 44: "POLICY_VIOLATION", 56: "KAFKA_STORAGE_ERROR",
-        57: "LOG_DIR_NOT_FOUND", 59: "UNKNOWN_LEADER_EPOCH", 70: "FETCH_SESSION_ID_NOT_FOUND",
+        57: "LOG_DIR_NOT_FOUND", 75: "UNKNOWN_LEADER_EPOCH", 70: "FETCH_SESSION_ID_NOT_FOUND",
         71: "INVALID_FETCH_SESSION_EPOCH", 74: "FENCED_LEADER_EPOCH", 76: "UNSUPPORTED_COMPRESSION_TYPE", 78: "OFFSET_NOT_AVAILABLE",
         87: "INVALID_RECORD", 89: "THROTTLING_QUOTA_EXCEEDED", 91: "RESOURCE_NOT_FOUND",
         100: "UNKNOWN_TOPIC_ID", 103: "INCONSISTENT_TOPIC_ID",
@@ -84,5 +96,9 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         16: "NOT_COORDINATOR", 28: "INVALID_COMMIT_OFFSET_SIZE", 24: "INVALID_GROUP_ID", 27: "REBALANCE_IN_PROGRESS", 79: "MEMBER_ID_REQUIRED",
         86: "GROUP_SUBSCRIBED_TO_TOPIC", 110: "FENCED_MEMBER_EPOCH",
         111: "UNRELEASED_INSTANCE_ID", 112: "UNSUPPORTED_ASSIGNOR", 113: "STALE_MEMBER_EPOCH",
+        45: "OUT_OF_ORDER_SEQUENCE_NUMBER", 46: "DUPLICATE_SEQUENCE_NUMBER", 47: "INVALID_PRODUCER_EPOCH",
+        48: "INVALID_TXN_STATE", 49: "INVALID_PRODUCER_ID_MAPPING", 50: "INVALID_TRANSACTION_TIMEOUT",
+        51: "CONCURRENT_TRANSACTIONS", 52: "TRANSACTION_COORDINATOR_FENCED", 59: "UNKNOWN_PRODUCER_ID",
+        90: "PRODUCER_FENCED", 105: "TRANSACTIONAL_ID_NOT_FOUND", 120: "TRANSACTION_ABORTABLE",
     ]
 }

@@ -10,6 +10,13 @@ public struct AppendResult: Sendable, Equatable {
     public var recordCount: Int
     /// The broker's time stamped into the batches when `message.timestamp.type=LogAppendTime`.
     public var logAppendTime: Timestamp?
+
+    public init(firstOffset: Offset, lastOffset: Offset, recordCount: Int, logAppendTime: Timestamp?) {
+        self.firstOffset = firstOffset
+        self.lastOffset = lastOffset
+        self.recordCount = recordCount
+        self.logAppendTime = logAppendTime
+    }
 }
 
 /// A record offset and its timestamp, as ListOffsets returns them.

@@ -1784,6 +1784,88 @@ enum GoldenFixtures {
         ]
     }
 
+    static var initProducerIdRequests: [GoldenFixture] {
+        [
+            GoldenFixture(InitProducerIdRequest.self, version: 0, variant: "full",
+                          hex: "00117472616e73616374696f6e616c49642d311234567a",
+                          expected: InitProducerIdRequest(transactionalId: "transactionalId-1", transactionTimeoutMs: 305419898)),
+            GoldenFixture(InitProducerIdRequest.self, version: 0, variant: "sparse",
+                          hex: "ffff12345679",
+                          expected: InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: 305419897)),
+            GoldenFixture(InitProducerIdRequest.self, version: 1, variant: "full",
+                          hex: "00117472616e73616374696f6e616c49642d311234567a",
+                          expected: InitProducerIdRequest(transactionalId: "transactionalId-1", transactionTimeoutMs: 305419898)),
+            GoldenFixture(InitProducerIdRequest.self, version: 1, variant: "sparse",
+                          hex: "ffff12345679",
+                          expected: InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: 305419897)),
+            GoldenFixture(InitProducerIdRequest.self, version: 2, variant: "full",
+                          hex: "127472616e73616374696f6e616c49642d311234567a00",
+                          expected: InitProducerIdRequest(transactionalId: "transactionalId-1", transactionTimeoutMs: 305419898)),
+            GoldenFixture(InitProducerIdRequest.self, version: 2, variant: "sparse",
+                          hex: "001234567900",
+                          expected: InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: 305419897)),
+            GoldenFixture(InitProducerIdRequest.self, version: 3, variant: "full",
+                          hex: "127472616e73616374696f6e616c49642d311234567a010203040506070b123800",
+                          expected: InitProducerIdRequest(transactionalId: "transactionalId-1", transactionTimeoutMs: 305419898, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+            GoldenFixture(InitProducerIdRequest.self, version: 3, variant: "sparse",
+                          hex: "0012345679010203040506070a123700",
+                          expected: InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: 305419897, producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663))),
+            GoldenFixture(InitProducerIdRequest.self, version: 4, variant: "full",
+                          hex: "127472616e73616374696f6e616c49642d311234567a010203040506070b123800",
+                          expected: InitProducerIdRequest(transactionalId: "transactionalId-1", transactionTimeoutMs: 305419898, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+            GoldenFixture(InitProducerIdRequest.self, version: 4, variant: "sparse",
+                          hex: "0012345679010203040506070a123700",
+                          expected: InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: 305419897, producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663))),
+            GoldenFixture(InitProducerIdRequest.self, version: 5, variant: "full",
+                          hex: "127472616e73616374696f6e616c49642d311234567a010203040506070b123800",
+                          expected: InitProducerIdRequest(transactionalId: "transactionalId-1", transactionTimeoutMs: 305419898, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+            GoldenFixture(InitProducerIdRequest.self, version: 5, variant: "sparse",
+                          hex: "0012345679010203040506070a123700",
+                          expected: InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: 305419897, producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663))),
+        ]
+    }
+
+    static var initProducerIdResponses: [GoldenFixture] {
+        [
+            GoldenFixture(InitProducerIdResponse.self, version: 0, variant: "full",
+                          hex: "123456791236010203040506070b1238",
+                          expected: InitProducerIdResponse(throttleTimeMs: 305419897, errorCode: 4662, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+            GoldenFixture(InitProducerIdResponse.self, version: 0, variant: "sparse",
+                          hex: "123456791236010203040506070b1238",
+                          expected: InitProducerIdResponse(throttleTimeMs: 305419897, errorCode: 4662, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+            GoldenFixture(InitProducerIdResponse.self, version: 1, variant: "full",
+                          hex: "123456791236010203040506070b1238",
+                          expected: InitProducerIdResponse(throttleTimeMs: 305419897, errorCode: 4662, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+            GoldenFixture(InitProducerIdResponse.self, version: 1, variant: "sparse",
+                          hex: "123456791236010203040506070b1238",
+                          expected: InitProducerIdResponse(throttleTimeMs: 305419897, errorCode: 4662, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+            GoldenFixture(InitProducerIdResponse.self, version: 2, variant: "full",
+                          hex: "123456791236010203040506070b123800",
+                          expected: InitProducerIdResponse(throttleTimeMs: 305419897, errorCode: 4662, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+            GoldenFixture(InitProducerIdResponse.self, version: 2, variant: "sparse",
+                          hex: "123456791236010203040506070b123800",
+                          expected: InitProducerIdResponse(throttleTimeMs: 305419897, errorCode: 4662, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+            GoldenFixture(InitProducerIdResponse.self, version: 3, variant: "full",
+                          hex: "123456791236010203040506070b123800",
+                          expected: InitProducerIdResponse(throttleTimeMs: 305419897, errorCode: 4662, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+            GoldenFixture(InitProducerIdResponse.self, version: 3, variant: "sparse",
+                          hex: "123456791236010203040506070b123800",
+                          expected: InitProducerIdResponse(throttleTimeMs: 305419897, errorCode: 4662, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+            GoldenFixture(InitProducerIdResponse.self, version: 4, variant: "full",
+                          hex: "123456791236010203040506070b123800",
+                          expected: InitProducerIdResponse(throttleTimeMs: 305419897, errorCode: 4662, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+            GoldenFixture(InitProducerIdResponse.self, version: 4, variant: "sparse",
+                          hex: "123456791236010203040506070b123800",
+                          expected: InitProducerIdResponse(throttleTimeMs: 305419897, errorCode: 4662, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+            GoldenFixture(InitProducerIdResponse.self, version: 5, variant: "full",
+                          hex: "123456791236010203040506070b123800",
+                          expected: InitProducerIdResponse(throttleTimeMs: 305419897, errorCode: 4662, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+            GoldenFixture(InitProducerIdResponse.self, version: 5, variant: "sparse",
+                          hex: "123456791236010203040506070b123800",
+                          expected: InitProducerIdResponse(throttleTimeMs: 305419897, errorCode: 4662, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+        ]
+    }
+
     static var offsetForLeaderEpochRequests: [GoldenFixture] {
         [
             GoldenFixture(OffsetForLeaderEpochRequest.self, version: 2, variant: "full",
@@ -1827,6 +1909,322 @@ enum GoldenFixtures {
             GoldenFixture(OffsetForLeaderEpochResponse.self, version: 4, variant: "sparse",
                           hex: "1234567902010212361234567b1234567c010203040506070d000000",
                           expected: OffsetForLeaderEpochResponse(throttleTimeMs: 305419897, topics: [.init(topic: "", partitions: [.init(errorCode: 4662, partition: 305419899, leaderEpoch: LeaderEpoch(305419900), endOffset: Offset(72623859790382861))])])),
+        ]
+    }
+
+    static var addPartitionsToTxnRequests: [GoldenFixture] {
+        [
+            GoldenFixture(AddPartitionsToTxnRequest.self, version: 0, variant: "full",
+                          hex: "001b7633416e6442656c6f775472616e73616374696f6e616c49642d31010203040506070a12370000000200066e616d652d34000000031234567d1234567e1234567f00066e616d652d3800000003123456811234568212345683",
+                          expected: AddPartitionsToTxnRequest(v3AndBelowTransactionalId: "v3AndBelowTransactionalId-1", v3AndBelowProducerId: ProducerID(72623859790382858), v3AndBelowProducerEpoch: ProducerEpoch(4663), v3AndBelowTopics: [.init(name: "name-4", partitions: [305419901, 305419902, 305419903]), .init(name: "name-8", partitions: [305419905, 305419906, 305419907])])),
+            GoldenFixture(AddPartitionsToTxnRequest.self, version: 0, variant: "sparse",
+                          hex: "00000102030405060709123600000001000000000000",
+                          expected: AddPartitionsToTxnRequest(v3AndBelowTransactionalId: "", v3AndBelowProducerId: ProducerID(72623859790382857), v3AndBelowProducerEpoch: ProducerEpoch(4662), v3AndBelowTopics: [.init(name: "", partitions: [])])),
+            GoldenFixture(AddPartitionsToTxnRequest.self, version: 1, variant: "full",
+                          hex: "001b7633416e6442656c6f775472616e73616374696f6e616c49642d31010203040506070a12370000000200066e616d652d34000000031234567d1234567e1234567f00066e616d652d3800000003123456811234568212345683",
+                          expected: AddPartitionsToTxnRequest(v3AndBelowTransactionalId: "v3AndBelowTransactionalId-1", v3AndBelowProducerId: ProducerID(72623859790382858), v3AndBelowProducerEpoch: ProducerEpoch(4663), v3AndBelowTopics: [.init(name: "name-4", partitions: [305419901, 305419902, 305419903]), .init(name: "name-8", partitions: [305419905, 305419906, 305419907])])),
+            GoldenFixture(AddPartitionsToTxnRequest.self, version: 1, variant: "sparse",
+                          hex: "00000102030405060709123600000001000000000000",
+                          expected: AddPartitionsToTxnRequest(v3AndBelowTransactionalId: "", v3AndBelowProducerId: ProducerID(72623859790382857), v3AndBelowProducerEpoch: ProducerEpoch(4662), v3AndBelowTopics: [.init(name: "", partitions: [])])),
+            GoldenFixture(AddPartitionsToTxnRequest.self, version: 2, variant: "full",
+                          hex: "001b7633416e6442656c6f775472616e73616374696f6e616c49642d31010203040506070a12370000000200066e616d652d34000000031234567d1234567e1234567f00066e616d652d3800000003123456811234568212345683",
+                          expected: AddPartitionsToTxnRequest(v3AndBelowTransactionalId: "v3AndBelowTransactionalId-1", v3AndBelowProducerId: ProducerID(72623859790382858), v3AndBelowProducerEpoch: ProducerEpoch(4663), v3AndBelowTopics: [.init(name: "name-4", partitions: [305419901, 305419902, 305419903]), .init(name: "name-8", partitions: [305419905, 305419906, 305419907])])),
+            GoldenFixture(AddPartitionsToTxnRequest.self, version: 2, variant: "sparse",
+                          hex: "00000102030405060709123600000001000000000000",
+                          expected: AddPartitionsToTxnRequest(v3AndBelowTransactionalId: "", v3AndBelowProducerId: ProducerID(72623859790382857), v3AndBelowProducerEpoch: ProducerEpoch(4662), v3AndBelowTopics: [.init(name: "", partitions: [])])),
+            GoldenFixture(AddPartitionsToTxnRequest.self, version: 3, variant: "full",
+                          hex: "1c7633416e6442656c6f775472616e73616374696f6e616c49642d31010203040506070a123703076e616d652d34041234567d1234567e1234567f00076e616d652d38041234568112345682123456830000",
+                          expected: AddPartitionsToTxnRequest(v3AndBelowTransactionalId: "v3AndBelowTransactionalId-1", v3AndBelowProducerId: ProducerID(72623859790382858), v3AndBelowProducerEpoch: ProducerEpoch(4663), v3AndBelowTopics: [.init(name: "name-4", partitions: [305419901, 305419902, 305419903]), .init(name: "name-8", partitions: [305419905, 305419906, 305419907])])),
+            GoldenFixture(AddPartitionsToTxnRequest.self, version: 3, variant: "sparse",
+                          hex: "01010203040506070912360201010000",
+                          expected: AddPartitionsToTxnRequest(v3AndBelowTransactionalId: "", v3AndBelowProducerId: ProducerID(72623859790382857), v3AndBelowProducerEpoch: ProducerEpoch(4662), v3AndBelowTopics: [.init(name: "", partitions: [])])),
+            GoldenFixture(AddPartitionsToTxnRequest.self, version: 4, variant: "full",
+                          hex: "03127472616e73616374696f6e616c49642d31010203040506070a12370102076e616d652d35041234567e1234567f123456800000187472616e73616374696f6e616c49642d392dc3a9e697a50102030405060712123f0102086e616d652d313304123456861234568712345688000000",
+                          expected: AddPartitionsToTxnRequest(transactions: [.init(transactionalId: "transactionalId-1", producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663), verifyOnly: true, topics: [.init(name: "name-5", partitions: [305419902, 305419903, 305419904])]), .init(transactionalId: "transactionalId-9-é日", producerId: ProducerID(72623859790382866), producerEpoch: ProducerEpoch(4671), verifyOnly: true, topics: [.init(name: "name-13", partitions: [305419910, 305419911, 305419912])])])),
+            GoldenFixture(AddPartitionsToTxnRequest.self, version: 4, variant: "sparse",
+                          hex: "02010102030405060709123601020101000000",
+                          expected: AddPartitionsToTxnRequest(transactions: [.init(transactionalId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), verifyOnly: true, topics: [.init(name: "", partitions: [])])])),
+            GoldenFixture(AddPartitionsToTxnRequest.self, version: 5, variant: "full",
+                          hex: "03127472616e73616374696f6e616c49642d31010203040506070a12370102076e616d652d35041234567e1234567f123456800000187472616e73616374696f6e616c49642d392dc3a9e697a50102030405060712123f0102086e616d652d313304123456861234568712345688000000",
+                          expected: AddPartitionsToTxnRequest(transactions: [.init(transactionalId: "transactionalId-1", producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663), verifyOnly: true, topics: [.init(name: "name-5", partitions: [305419902, 305419903, 305419904])]), .init(transactionalId: "transactionalId-9-é日", producerId: ProducerID(72623859790382866), producerEpoch: ProducerEpoch(4671), verifyOnly: true, topics: [.init(name: "name-13", partitions: [305419910, 305419911, 305419912])])])),
+            GoldenFixture(AddPartitionsToTxnRequest.self, version: 5, variant: "sparse",
+                          hex: "02010102030405060709123601020101000000",
+                          expected: AddPartitionsToTxnRequest(transactions: [.init(transactionalId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), verifyOnly: true, topics: [.init(name: "", partitions: [])])])),
+        ]
+    }
+
+    static var addPartitionsToTxnResponses: [GoldenFixture] {
+        [
+            GoldenFixture(AddPartitionsToTxnResponse.self, version: 0, variant: "full",
+                          hex: "123456790000000200066e616d652d32000000011234567b123800066e616d652d35000000011234567e123b",
+                          expected: AddPartitionsToTxnResponse(throttleTimeMs: 305419897, resultsByTopicV3AndBelow: [.init(name: "name-2", resultsByPartition: [.init(partitionIndex: 305419899, partitionErrorCode: 4664)]), .init(name: "name-5", resultsByPartition: [.init(partitionIndex: 305419902, partitionErrorCode: 4667)])])),
+            GoldenFixture(AddPartitionsToTxnResponse.self, version: 0, variant: "sparse",
+                          hex: "12345679000000010000000000011234567a1237",
+                          expected: AddPartitionsToTxnResponse(throttleTimeMs: 305419897, resultsByTopicV3AndBelow: [.init(name: "", resultsByPartition: [.init(partitionIndex: 305419898, partitionErrorCode: 4663)])])),
+            GoldenFixture(AddPartitionsToTxnResponse.self, version: 1, variant: "full",
+                          hex: "123456790000000200066e616d652d32000000011234567b123800066e616d652d35000000011234567e123b",
+                          expected: AddPartitionsToTxnResponse(throttleTimeMs: 305419897, resultsByTopicV3AndBelow: [.init(name: "name-2", resultsByPartition: [.init(partitionIndex: 305419899, partitionErrorCode: 4664)]), .init(name: "name-5", resultsByPartition: [.init(partitionIndex: 305419902, partitionErrorCode: 4667)])])),
+            GoldenFixture(AddPartitionsToTxnResponse.self, version: 1, variant: "sparse",
+                          hex: "12345679000000010000000000011234567a1237",
+                          expected: AddPartitionsToTxnResponse(throttleTimeMs: 305419897, resultsByTopicV3AndBelow: [.init(name: "", resultsByPartition: [.init(partitionIndex: 305419898, partitionErrorCode: 4663)])])),
+            GoldenFixture(AddPartitionsToTxnResponse.self, version: 2, variant: "full",
+                          hex: "123456790000000200066e616d652d32000000011234567b123800066e616d652d35000000011234567e123b",
+                          expected: AddPartitionsToTxnResponse(throttleTimeMs: 305419897, resultsByTopicV3AndBelow: [.init(name: "name-2", resultsByPartition: [.init(partitionIndex: 305419899, partitionErrorCode: 4664)]), .init(name: "name-5", resultsByPartition: [.init(partitionIndex: 305419902, partitionErrorCode: 4667)])])),
+            GoldenFixture(AddPartitionsToTxnResponse.self, version: 2, variant: "sparse",
+                          hex: "12345679000000010000000000011234567a1237",
+                          expected: AddPartitionsToTxnResponse(throttleTimeMs: 305419897, resultsByTopicV3AndBelow: [.init(name: "", resultsByPartition: [.init(partitionIndex: 305419898, partitionErrorCode: 4663)])])),
+            GoldenFixture(AddPartitionsToTxnResponse.self, version: 3, variant: "full",
+                          hex: "1234567903076e616d652d32021234567b12380000076e616d652d35021234567e123b000000",
+                          expected: AddPartitionsToTxnResponse(throttleTimeMs: 305419897, resultsByTopicV3AndBelow: [.init(name: "name-2", resultsByPartition: [.init(partitionIndex: 305419899, partitionErrorCode: 4664)]), .init(name: "name-5", resultsByPartition: [.init(partitionIndex: 305419902, partitionErrorCode: 4667)])])),
+            GoldenFixture(AddPartitionsToTxnResponse.self, version: 3, variant: "sparse",
+                          hex: "123456790201021234567a1237000000",
+                          expected: AddPartitionsToTxnResponse(throttleTimeMs: 305419897, resultsByTopicV3AndBelow: [.init(name: "", resultsByPartition: [.init(partitionIndex: 305419898, partitionErrorCode: 4663)])])),
+            GoldenFixture(AddPartitionsToTxnResponse.self, version: 4, variant: "full",
+                          hex: "12345679123603187472616e73616374696f6e616c49642d332dc3a9e697a502076e616d652d34021234567d123a000000127472616e73616374696f6e616c49642d3702076e616d652d380212345681123e00000000",
+                          expected: AddPartitionsToTxnResponse(throttleTimeMs: 305419897, errorCode: 4662, resultsByTransaction: [.init(transactionalId: "transactionalId-3-é日", topicResults: [.init(name: "name-4", resultsByPartition: [.init(partitionIndex: 305419901, partitionErrorCode: 4666)])]), .init(transactionalId: "transactionalId-7", topicResults: [.init(name: "name-8", resultsByPartition: [.init(partitionIndex: 305419905, partitionErrorCode: 4670)])])])),
+            GoldenFixture(AddPartitionsToTxnResponse.self, version: 4, variant: "sparse",
+                          hex: "12345679123602010201021234567b123800000000",
+                          expected: AddPartitionsToTxnResponse(throttleTimeMs: 305419897, errorCode: 4662, resultsByTransaction: [.init(transactionalId: "", topicResults: [.init(name: "", resultsByPartition: [.init(partitionIndex: 305419899, partitionErrorCode: 4664)])])])),
+            GoldenFixture(AddPartitionsToTxnResponse.self, version: 5, variant: "full",
+                          hex: "12345679123603187472616e73616374696f6e616c49642d332dc3a9e697a502076e616d652d34021234567d123a000000127472616e73616374696f6e616c49642d3702076e616d652d380212345681123e00000000",
+                          expected: AddPartitionsToTxnResponse(throttleTimeMs: 305419897, errorCode: 4662, resultsByTransaction: [.init(transactionalId: "transactionalId-3-é日", topicResults: [.init(name: "name-4", resultsByPartition: [.init(partitionIndex: 305419901, partitionErrorCode: 4666)])]), .init(transactionalId: "transactionalId-7", topicResults: [.init(name: "name-8", resultsByPartition: [.init(partitionIndex: 305419905, partitionErrorCode: 4670)])])])),
+            GoldenFixture(AddPartitionsToTxnResponse.self, version: 5, variant: "sparse",
+                          hex: "12345679123602010201021234567b123800000000",
+                          expected: AddPartitionsToTxnResponse(throttleTimeMs: 305419897, errorCode: 4662, resultsByTransaction: [.init(transactionalId: "", topicResults: [.init(name: "", resultsByPartition: [.init(partitionIndex: 305419899, partitionErrorCode: 4664)])])])),
+        ]
+    }
+
+    static var addOffsetsToTxnRequests: [GoldenFixture] {
+        [
+            GoldenFixture(AddOffsetsToTxnRequest.self, version: 0, variant: "full",
+                          hex: "00117472616e73616374696f6e616c49642d31010203040506070a1237000967726f757049642d34",
+                          expected: AddOffsetsToTxnRequest(transactionalId: "transactionalId-1", producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663), groupId: "groupId-4")),
+            GoldenFixture(AddOffsetsToTxnRequest.self, version: 0, variant: "sparse",
+                          hex: "0000010203040506070912360000",
+                          expected: AddOffsetsToTxnRequest(transactionalId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), groupId: "")),
+            GoldenFixture(AddOffsetsToTxnRequest.self, version: 1, variant: "full",
+                          hex: "00117472616e73616374696f6e616c49642d31010203040506070a1237000967726f757049642d34",
+                          expected: AddOffsetsToTxnRequest(transactionalId: "transactionalId-1", producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663), groupId: "groupId-4")),
+            GoldenFixture(AddOffsetsToTxnRequest.self, version: 1, variant: "sparse",
+                          hex: "0000010203040506070912360000",
+                          expected: AddOffsetsToTxnRequest(transactionalId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), groupId: "")),
+            GoldenFixture(AddOffsetsToTxnRequest.self, version: 2, variant: "full",
+                          hex: "00117472616e73616374696f6e616c49642d31010203040506070a1237000967726f757049642d34",
+                          expected: AddOffsetsToTxnRequest(transactionalId: "transactionalId-1", producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663), groupId: "groupId-4")),
+            GoldenFixture(AddOffsetsToTxnRequest.self, version: 2, variant: "sparse",
+                          hex: "0000010203040506070912360000",
+                          expected: AddOffsetsToTxnRequest(transactionalId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), groupId: "")),
+            GoldenFixture(AddOffsetsToTxnRequest.self, version: 3, variant: "full",
+                          hex: "127472616e73616374696f6e616c49642d31010203040506070a12370a67726f757049642d3400",
+                          expected: AddOffsetsToTxnRequest(transactionalId: "transactionalId-1", producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663), groupId: "groupId-4")),
+            GoldenFixture(AddOffsetsToTxnRequest.self, version: 3, variant: "sparse",
+                          hex: "01010203040506070912360100",
+                          expected: AddOffsetsToTxnRequest(transactionalId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), groupId: "")),
+            GoldenFixture(AddOffsetsToTxnRequest.self, version: 4, variant: "full",
+                          hex: "127472616e73616374696f6e616c49642d31010203040506070a12370a67726f757049642d3400",
+                          expected: AddOffsetsToTxnRequest(transactionalId: "transactionalId-1", producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663), groupId: "groupId-4")),
+            GoldenFixture(AddOffsetsToTxnRequest.self, version: 4, variant: "sparse",
+                          hex: "01010203040506070912360100",
+                          expected: AddOffsetsToTxnRequest(transactionalId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), groupId: "")),
+        ]
+    }
+
+    static var addOffsetsToTxnResponses: [GoldenFixture] {
+        [
+            GoldenFixture(AddOffsetsToTxnResponse.self, version: 0, variant: "full",
+                          hex: "123456791236",
+                          expected: AddOffsetsToTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(AddOffsetsToTxnResponse.self, version: 0, variant: "sparse",
+                          hex: "123456791236",
+                          expected: AddOffsetsToTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(AddOffsetsToTxnResponse.self, version: 1, variant: "full",
+                          hex: "123456791236",
+                          expected: AddOffsetsToTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(AddOffsetsToTxnResponse.self, version: 1, variant: "sparse",
+                          hex: "123456791236",
+                          expected: AddOffsetsToTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(AddOffsetsToTxnResponse.self, version: 2, variant: "full",
+                          hex: "123456791236",
+                          expected: AddOffsetsToTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(AddOffsetsToTxnResponse.self, version: 2, variant: "sparse",
+                          hex: "123456791236",
+                          expected: AddOffsetsToTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(AddOffsetsToTxnResponse.self, version: 3, variant: "full",
+                          hex: "12345679123600",
+                          expected: AddOffsetsToTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(AddOffsetsToTxnResponse.self, version: 3, variant: "sparse",
+                          hex: "12345679123600",
+                          expected: AddOffsetsToTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(AddOffsetsToTxnResponse.self, version: 4, variant: "full",
+                          hex: "12345679123600",
+                          expected: AddOffsetsToTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(AddOffsetsToTxnResponse.self, version: 4, variant: "sparse",
+                          hex: "12345679123600",
+                          expected: AddOffsetsToTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+        ]
+    }
+
+    static var endTxnRequests: [GoldenFixture] {
+        [
+            GoldenFixture(EndTxnRequest.self, version: 0, variant: "full",
+                          hex: "00117472616e73616374696f6e616c49642d31010203040506070a123701",
+                          expected: EndTxnRequest(transactionalId: "transactionalId-1", producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663), committed: true)),
+            GoldenFixture(EndTxnRequest.self, version: 0, variant: "sparse",
+                          hex: "00000102030405060709123601",
+                          expected: EndTxnRequest(transactionalId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), committed: true)),
+            GoldenFixture(EndTxnRequest.self, version: 1, variant: "full",
+                          hex: "00117472616e73616374696f6e616c49642d31010203040506070a123701",
+                          expected: EndTxnRequest(transactionalId: "transactionalId-1", producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663), committed: true)),
+            GoldenFixture(EndTxnRequest.self, version: 1, variant: "sparse",
+                          hex: "00000102030405060709123601",
+                          expected: EndTxnRequest(transactionalId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), committed: true)),
+            GoldenFixture(EndTxnRequest.self, version: 2, variant: "full",
+                          hex: "00117472616e73616374696f6e616c49642d31010203040506070a123701",
+                          expected: EndTxnRequest(transactionalId: "transactionalId-1", producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663), committed: true)),
+            GoldenFixture(EndTxnRequest.self, version: 2, variant: "sparse",
+                          hex: "00000102030405060709123601",
+                          expected: EndTxnRequest(transactionalId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), committed: true)),
+            GoldenFixture(EndTxnRequest.self, version: 3, variant: "full",
+                          hex: "127472616e73616374696f6e616c49642d31010203040506070a12370100",
+                          expected: EndTxnRequest(transactionalId: "transactionalId-1", producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663), committed: true)),
+            GoldenFixture(EndTxnRequest.self, version: 3, variant: "sparse",
+                          hex: "01010203040506070912360100",
+                          expected: EndTxnRequest(transactionalId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), committed: true)),
+            GoldenFixture(EndTxnRequest.self, version: 4, variant: "full",
+                          hex: "127472616e73616374696f6e616c49642d31010203040506070a12370100",
+                          expected: EndTxnRequest(transactionalId: "transactionalId-1", producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663), committed: true)),
+            GoldenFixture(EndTxnRequest.self, version: 4, variant: "sparse",
+                          hex: "01010203040506070912360100",
+                          expected: EndTxnRequest(transactionalId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), committed: true)),
+            GoldenFixture(EndTxnRequest.self, version: 5, variant: "full",
+                          hex: "127472616e73616374696f6e616c49642d31010203040506070a12370100",
+                          expected: EndTxnRequest(transactionalId: "transactionalId-1", producerId: ProducerID(72623859790382858), producerEpoch: ProducerEpoch(4663), committed: true)),
+            GoldenFixture(EndTxnRequest.self, version: 5, variant: "sparse",
+                          hex: "01010203040506070912360100",
+                          expected: EndTxnRequest(transactionalId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), committed: true)),
+        ]
+    }
+
+    static var endTxnResponses: [GoldenFixture] {
+        [
+            GoldenFixture(EndTxnResponse.self, version: 0, variant: "full",
+                          hex: "123456791236",
+                          expected: EndTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(EndTxnResponse.self, version: 0, variant: "sparse",
+                          hex: "123456791236",
+                          expected: EndTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(EndTxnResponse.self, version: 1, variant: "full",
+                          hex: "123456791236",
+                          expected: EndTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(EndTxnResponse.self, version: 1, variant: "sparse",
+                          hex: "123456791236",
+                          expected: EndTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(EndTxnResponse.self, version: 2, variant: "full",
+                          hex: "123456791236",
+                          expected: EndTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(EndTxnResponse.self, version: 2, variant: "sparse",
+                          hex: "123456791236",
+                          expected: EndTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(EndTxnResponse.self, version: 3, variant: "full",
+                          hex: "12345679123600",
+                          expected: EndTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(EndTxnResponse.self, version: 3, variant: "sparse",
+                          hex: "12345679123600",
+                          expected: EndTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(EndTxnResponse.self, version: 4, variant: "full",
+                          hex: "12345679123600",
+                          expected: EndTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(EndTxnResponse.self, version: 4, variant: "sparse",
+                          hex: "12345679123600",
+                          expected: EndTxnResponse(throttleTimeMs: 305419897, errorCode: 4662)),
+            GoldenFixture(EndTxnResponse.self, version: 5, variant: "full",
+                          hex: "123456791236010203040506070b123800",
+                          expected: EndTxnResponse(throttleTimeMs: 305419897, errorCode: 4662, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+            GoldenFixture(EndTxnResponse.self, version: 5, variant: "sparse",
+                          hex: "123456791236010203040506070b123800",
+                          expected: EndTxnResponse(throttleTimeMs: 305419897, errorCode: 4662, producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664))),
+        ]
+    }
+
+    static var txnOffsetCommitRequests: [GoldenFixture] {
+        [
+            GoldenFixture(TxnOffsetCommitRequest.self, version: 0, variant: "full",
+                          hex: "00117472616e73616374696f6e616c49642d31000967726f757049642d32010203040506070b12380000000200066e616d652d35000000011234567e010203040506070f0013636f6d6d69747465644d657461646174612d38000c6e616d652d392dc3a9e697a500000001123456820102030405060713001a636f6d6d69747465644d657461646174612d31322dc3a9e697a5",
+                          expected: TxnOffsetCommitRequest(transactionalId: "transactionalId-1", groupId: "groupId-2", producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664), topics: [.init(name: "name-5", partitions: [.init(partitionIndex: 305419902, committedOffset: Offset(72623859790382863), committedMetadata: "committedMetadata-8")]), .init(name: "name-9-é日", partitions: [.init(partitionIndex: 305419906, committedOffset: Offset(72623859790382867), committedMetadata: "committedMetadata-12-é日")])])),
+            GoldenFixture(TxnOffsetCommitRequest.self, version: 0, variant: "sparse",
+                          hex: "0000000001020304050607091236000000010000000000011234567b010203040506070cffff",
+                          expected: TxnOffsetCommitRequest(transactionalId: "", groupId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), topics: [.init(name: "", partitions: [.init(partitionIndex: 305419899, committedOffset: Offset(72623859790382860), committedMetadata: nil)])])),
+            GoldenFixture(TxnOffsetCommitRequest.self, version: 1, variant: "full",
+                          hex: "00117472616e73616374696f6e616c49642d31000967726f757049642d32010203040506070b12380000000200066e616d652d35000000011234567e010203040506070f0013636f6d6d69747465644d657461646174612d38000c6e616d652d392dc3a9e697a500000001123456820102030405060713001a636f6d6d69747465644d657461646174612d31322dc3a9e697a5",
+                          expected: TxnOffsetCommitRequest(transactionalId: "transactionalId-1", groupId: "groupId-2", producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664), topics: [.init(name: "name-5", partitions: [.init(partitionIndex: 305419902, committedOffset: Offset(72623859790382863), committedMetadata: "committedMetadata-8")]), .init(name: "name-9-é日", partitions: [.init(partitionIndex: 305419906, committedOffset: Offset(72623859790382867), committedMetadata: "committedMetadata-12-é日")])])),
+            GoldenFixture(TxnOffsetCommitRequest.self, version: 1, variant: "sparse",
+                          hex: "0000000001020304050607091236000000010000000000011234567b010203040506070cffff",
+                          expected: TxnOffsetCommitRequest(transactionalId: "", groupId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), topics: [.init(name: "", partitions: [.init(partitionIndex: 305419899, committedOffset: Offset(72623859790382860), committedMetadata: nil)])])),
+            GoldenFixture(TxnOffsetCommitRequest.self, version: 2, variant: "full",
+                          hex: "00117472616e73616374696f6e616c49642d31000967726f757049642d32010203040506070b12380000000200066e616d652d35000000011234567e010203040506070f123456800019636f6d6d69747465644d657461646174612d392dc3a9e697a500076e616d652d313000000001123456830102030405060714123456850014636f6d6d69747465644d657461646174612d3134",
+                          expected: TxnOffsetCommitRequest(transactionalId: "transactionalId-1", groupId: "groupId-2", producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664), topics: [.init(name: "name-5", partitions: [.init(partitionIndex: 305419902, committedOffset: Offset(72623859790382863), committedLeaderEpoch: LeaderEpoch(305419904), committedMetadata: "committedMetadata-9-é日")]), .init(name: "name-10", partitions: [.init(partitionIndex: 305419907, committedOffset: Offset(72623859790382868), committedLeaderEpoch: LeaderEpoch(305419909), committedMetadata: "committedMetadata-14")])])),
+            GoldenFixture(TxnOffsetCommitRequest.self, version: 2, variant: "sparse",
+                          hex: "0000000001020304050607091236000000010000000000011234567b010203040506070c1234567dffff",
+                          expected: TxnOffsetCommitRequest(transactionalId: "", groupId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), topics: [.init(name: "", partitions: [.init(partitionIndex: 305419899, committedOffset: Offset(72623859790382860), committedLeaderEpoch: LeaderEpoch(305419901), committedMetadata: nil)])])),
+            GoldenFixture(TxnOffsetCommitRequest.self, version: 3, variant: "full",
+                          hex: "127472616e73616374696f6e616c49642d310a67726f757049642d32010203040506070b12381234567d116d656d62657249642d362dc3a9e697a51267726f7570496e7374616e636549642d3703076e616d652d3802123456810102030405060712123456831b636f6d6d69747465644d657461646174612d31322dc3a9e697a50000086e616d652d3133021234568601020304050607171234568815636f6d6d69747465644d657461646174612d3137000000",
+                          expected: TxnOffsetCommitRequest(transactionalId: "transactionalId-1", groupId: "groupId-2", producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664), generationId: 305419901, memberId: "memberId-6-é日", groupInstanceId: "groupInstanceId-7", topics: [.init(name: "name-8", partitions: [.init(partitionIndex: 305419905, committedOffset: Offset(72623859790382866), committedLeaderEpoch: LeaderEpoch(305419907), committedMetadata: "committedMetadata-12-é日")]), .init(name: "name-13", partitions: [.init(partitionIndex: 305419910, committedOffset: Offset(72623859790382871), committedLeaderEpoch: LeaderEpoch(305419912), committedMetadata: "committedMetadata-17")])])),
+            GoldenFixture(TxnOffsetCommitRequest.self, version: 3, variant: "sparse",
+                          hex: "0101010203040506070912361234567b01000201021234567c010203040506070d1234567e00000000",
+                          expected: TxnOffsetCommitRequest(transactionalId: "", groupId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), generationId: 305419899, memberId: "", groupInstanceId: nil, topics: [.init(name: "", partitions: [.init(partitionIndex: 305419900, committedOffset: Offset(72623859790382861), committedLeaderEpoch: LeaderEpoch(305419902), committedMetadata: nil)])])),
+            GoldenFixture(TxnOffsetCommitRequest.self, version: 4, variant: "full",
+                          hex: "127472616e73616374696f6e616c49642d310a67726f757049642d32010203040506070b12381234567d116d656d62657249642d362dc3a9e697a51267726f7570496e7374616e636549642d3703076e616d652d3802123456810102030405060712123456831b636f6d6d69747465644d657461646174612d31322dc3a9e697a50000086e616d652d3133021234568601020304050607171234568815636f6d6d69747465644d657461646174612d3137000000",
+                          expected: TxnOffsetCommitRequest(transactionalId: "transactionalId-1", groupId: "groupId-2", producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664), generationId: 305419901, memberId: "memberId-6-é日", groupInstanceId: "groupInstanceId-7", topics: [.init(name: "name-8", partitions: [.init(partitionIndex: 305419905, committedOffset: Offset(72623859790382866), committedLeaderEpoch: LeaderEpoch(305419907), committedMetadata: "committedMetadata-12-é日")]), .init(name: "name-13", partitions: [.init(partitionIndex: 305419910, committedOffset: Offset(72623859790382871), committedLeaderEpoch: LeaderEpoch(305419912), committedMetadata: "committedMetadata-17")])])),
+            GoldenFixture(TxnOffsetCommitRequest.self, version: 4, variant: "sparse",
+                          hex: "0101010203040506070912361234567b01000201021234567c010203040506070d1234567e00000000",
+                          expected: TxnOffsetCommitRequest(transactionalId: "", groupId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), generationId: 305419899, memberId: "", groupInstanceId: nil, topics: [.init(name: "", partitions: [.init(partitionIndex: 305419900, committedOffset: Offset(72623859790382861), committedLeaderEpoch: LeaderEpoch(305419902), committedMetadata: nil)])])),
+            GoldenFixture(TxnOffsetCommitRequest.self, version: 5, variant: "full",
+                          hex: "127472616e73616374696f6e616c49642d310a67726f757049642d32010203040506070b12381234567d116d656d62657249642d362dc3a9e697a51267726f7570496e7374616e636549642d3703076e616d652d3802123456810102030405060712123456831b636f6d6d69747465644d657461646174612d31322dc3a9e697a50000086e616d652d3133021234568601020304050607171234568815636f6d6d69747465644d657461646174612d3137000000",
+                          expected: TxnOffsetCommitRequest(transactionalId: "transactionalId-1", groupId: "groupId-2", producerId: ProducerID(72623859790382859), producerEpoch: ProducerEpoch(4664), generationId: 305419901, memberId: "memberId-6-é日", groupInstanceId: "groupInstanceId-7", topics: [.init(name: "name-8", partitions: [.init(partitionIndex: 305419905, committedOffset: Offset(72623859790382866), committedLeaderEpoch: LeaderEpoch(305419907), committedMetadata: "committedMetadata-12-é日")]), .init(name: "name-13", partitions: [.init(partitionIndex: 305419910, committedOffset: Offset(72623859790382871), committedLeaderEpoch: LeaderEpoch(305419912), committedMetadata: "committedMetadata-17")])])),
+            GoldenFixture(TxnOffsetCommitRequest.self, version: 5, variant: "sparse",
+                          hex: "0101010203040506070912361234567b01000201021234567c010203040506070d1234567e00000000",
+                          expected: TxnOffsetCommitRequest(transactionalId: "", groupId: "", producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), generationId: 305419899, memberId: "", groupInstanceId: nil, topics: [.init(name: "", partitions: [.init(partitionIndex: 305419900, committedOffset: Offset(72623859790382861), committedLeaderEpoch: LeaderEpoch(305419902), committedMetadata: nil)])])),
+        ]
+    }
+
+    static var txnOffsetCommitResponses: [GoldenFixture] {
+        [
+            GoldenFixture(TxnOffsetCommitResponse.self, version: 0, variant: "full",
+                          hex: "123456790000000200066e616d652d32000000011234567b123800066e616d652d35000000011234567e123b",
+                          expected: TxnOffsetCommitResponse(throttleTimeMs: 305419897, topics: [.init(name: "name-2", partitions: [.init(partitionIndex: 305419899, errorCode: 4664)]), .init(name: "name-5", partitions: [.init(partitionIndex: 305419902, errorCode: 4667)])])),
+            GoldenFixture(TxnOffsetCommitResponse.self, version: 0, variant: "sparse",
+                          hex: "12345679000000010000000000011234567a1237",
+                          expected: TxnOffsetCommitResponse(throttleTimeMs: 305419897, topics: [.init(name: "", partitions: [.init(partitionIndex: 305419898, errorCode: 4663)])])),
+            GoldenFixture(TxnOffsetCommitResponse.self, version: 1, variant: "full",
+                          hex: "123456790000000200066e616d652d32000000011234567b123800066e616d652d35000000011234567e123b",
+                          expected: TxnOffsetCommitResponse(throttleTimeMs: 305419897, topics: [.init(name: "name-2", partitions: [.init(partitionIndex: 305419899, errorCode: 4664)]), .init(name: "name-5", partitions: [.init(partitionIndex: 305419902, errorCode: 4667)])])),
+            GoldenFixture(TxnOffsetCommitResponse.self, version: 1, variant: "sparse",
+                          hex: "12345679000000010000000000011234567a1237",
+                          expected: TxnOffsetCommitResponse(throttleTimeMs: 305419897, topics: [.init(name: "", partitions: [.init(partitionIndex: 305419898, errorCode: 4663)])])),
+            GoldenFixture(TxnOffsetCommitResponse.self, version: 2, variant: "full",
+                          hex: "123456790000000200066e616d652d32000000011234567b123800066e616d652d35000000011234567e123b",
+                          expected: TxnOffsetCommitResponse(throttleTimeMs: 305419897, topics: [.init(name: "name-2", partitions: [.init(partitionIndex: 305419899, errorCode: 4664)]), .init(name: "name-5", partitions: [.init(partitionIndex: 305419902, errorCode: 4667)])])),
+            GoldenFixture(TxnOffsetCommitResponse.self, version: 2, variant: "sparse",
+                          hex: "12345679000000010000000000011234567a1237",
+                          expected: TxnOffsetCommitResponse(throttleTimeMs: 305419897, topics: [.init(name: "", partitions: [.init(partitionIndex: 305419898, errorCode: 4663)])])),
+            GoldenFixture(TxnOffsetCommitResponse.self, version: 3, variant: "full",
+                          hex: "1234567903076e616d652d32021234567b12380000076e616d652d35021234567e123b000000",
+                          expected: TxnOffsetCommitResponse(throttleTimeMs: 305419897, topics: [.init(name: "name-2", partitions: [.init(partitionIndex: 305419899, errorCode: 4664)]), .init(name: "name-5", partitions: [.init(partitionIndex: 305419902, errorCode: 4667)])])),
+            GoldenFixture(TxnOffsetCommitResponse.self, version: 3, variant: "sparse",
+                          hex: "123456790201021234567a1237000000",
+                          expected: TxnOffsetCommitResponse(throttleTimeMs: 305419897, topics: [.init(name: "", partitions: [.init(partitionIndex: 305419898, errorCode: 4663)])])),
+            GoldenFixture(TxnOffsetCommitResponse.self, version: 4, variant: "full",
+                          hex: "1234567903076e616d652d32021234567b12380000076e616d652d35021234567e123b000000",
+                          expected: TxnOffsetCommitResponse(throttleTimeMs: 305419897, topics: [.init(name: "name-2", partitions: [.init(partitionIndex: 305419899, errorCode: 4664)]), .init(name: "name-5", partitions: [.init(partitionIndex: 305419902, errorCode: 4667)])])),
+            GoldenFixture(TxnOffsetCommitResponse.self, version: 4, variant: "sparse",
+                          hex: "123456790201021234567a1237000000",
+                          expected: TxnOffsetCommitResponse(throttleTimeMs: 305419897, topics: [.init(name: "", partitions: [.init(partitionIndex: 305419898, errorCode: 4663)])])),
+            GoldenFixture(TxnOffsetCommitResponse.self, version: 5, variant: "full",
+                          hex: "1234567903076e616d652d32021234567b12380000076e616d652d35021234567e123b000000",
+                          expected: TxnOffsetCommitResponse(throttleTimeMs: 305419897, topics: [.init(name: "name-2", partitions: [.init(partitionIndex: 305419899, errorCode: 4664)]), .init(name: "name-5", partitions: [.init(partitionIndex: 305419902, errorCode: 4667)])])),
+            GoldenFixture(TxnOffsetCommitResponse.self, version: 5, variant: "sparse",
+                          hex: "123456790201021234567a1237000000",
+                          expected: TxnOffsetCommitResponse(throttleTimeMs: 305419897, topics: [.init(name: "", partitions: [.init(partitionIndex: 305419898, errorCode: 4663)])])),
         ]
     }
 
@@ -2198,6 +2596,84 @@ enum GoldenFixtures {
         ]
     }
 
+    static var describeProducersRequests: [GoldenFixture] {
+        [
+            GoldenFixture(DescribeProducersRequest.self, version: 0, variant: "full",
+                          hex: "03076e616d652d31041234567a1234567b1234567c00076e616d652d35041234567e1234567f123456800000",
+                          expected: DescribeProducersRequest(topics: [.init(name: "name-1", partitionIndexes: [305419898, 305419899, 305419900]), .init(name: "name-5", partitionIndexes: [305419902, 305419903, 305419904])])),
+            GoldenFixture(DescribeProducersRequest.self, version: 0, variant: "sparse",
+                          hex: "0201010000",
+                          expected: DescribeProducersRequest(topics: [.init(name: "", partitionIndexes: [])])),
+        ]
+    }
+
+    static var describeProducersResponses: [GoldenFixture] {
+        [
+            GoldenFixture(DescribeProducersResponse.self, version: 0, variant: "full",
+                          hex: "1234567903076e616d652d32021234567b12380f6572726f724d6573736167652d3502010203040506070e1234567f1234568001020304050607111234568201020304050607130000000e6e616d652d31322dc3a9e697a502123456851242166572726f724d6573736167652d31352dc3a9e697a5020102030405060718123456891234568a010203040506071b1234568c010203040506071d00000000",
+                          expected: DescribeProducersResponse(throttleTimeMs: 305419897, topics: [.init(name: "name-2", partitions: [.init(partitionIndex: 305419899, errorCode: 4664, errorMessage: "errorMessage-5", activeProducers: [.init(producerId: ProducerID(72623859790382862), producerEpoch: 305419903, lastSequence: 305419904, lastTimestamp: 72623859790382865, coordinatorEpoch: 305419906, currentTxnStartOffset: Offset(72623859790382867))])]), .init(name: "name-12-é日", partitions: [.init(partitionIndex: 305419909, errorCode: 4674, errorMessage: "errorMessage-15-é日", activeProducers: [.init(producerId: ProducerID(72623859790382872), producerEpoch: 305419913, lastSequence: 305419914, lastTimestamp: 72623859790382875, coordinatorEpoch: 305419916, currentTxnStartOffset: Offset(72623859790382877))])])])),
+            GoldenFixture(DescribeProducersResponse.self, version: 0, variant: "sparse",
+                          hex: "123456790201021234567a12370002010203040506070c1234567d1234567e010203040506070f12345680010203040506071100000000",
+                          expected: DescribeProducersResponse(throttleTimeMs: 305419897, topics: [.init(name: "", partitions: [.init(partitionIndex: 305419898, errorCode: 4663, errorMessage: nil, activeProducers: [.init(producerId: ProducerID(72623859790382860), producerEpoch: 305419901, lastSequence: 305419902, lastTimestamp: 72623859790382863, coordinatorEpoch: 305419904, currentTxnStartOffset: Offset(72623859790382865))])])])),
+        ]
+    }
+
+    static var describeTransactionsRequests: [GoldenFixture] {
+        [
+            GoldenFixture(DescribeTransactionsRequest.self, version: 0, variant: "full",
+                          hex: "04137472616e73616374696f6e616c4964732d31137472616e73616374696f6e616c4964732d32197472616e73616374696f6e616c4964732d332dc3a9e697a500",
+                          expected: DescribeTransactionsRequest(transactionalIds: ["transactionalIds-1", "transactionalIds-2", "transactionalIds-3-é日"])),
+            GoldenFixture(DescribeTransactionsRequest.self, version: 0, variant: "sparse",
+                          hex: "0100",
+                          expected: DescribeTransactionsRequest(transactionalIds: [])),
+        ]
+    }
+
+    static var describeTransactionsResponses: [GoldenFixture] {
+        [
+            GoldenFixture(DescribeTransactionsResponse.self, version: 0, variant: "full",
+                          hex: "12345679031236187472616e73616374696f6e616c49642d332dc3a9e697a5137472616e73616374696f6e53746174652d341234567d010203040506070e010203040506070f123c020e746f7069632d392dc3a9e697a50412345682123456831234568400001241137472616e73616374696f6e616c49642d31341a7472616e73616374696f6e53746174652d31352dc3a9e697a5123456880102030405060719010203040506071a12470209746f7069632d3230041234568d1234568e1234568f000000",
+                          expected: DescribeTransactionsResponse(throttleTimeMs: 305419897, transactionStates: [.init(errorCode: 4662, transactionalId: "transactionalId-3-é日", transactionState: "transactionState-4", transactionTimeoutMs: 305419901, transactionStartTimeMs: 72623859790382862, producerId: ProducerID(72623859790382863), producerEpoch: ProducerEpoch(4668), topics: [.init(topic: "topic-9-é日", partitions: [305419906, 305419907, 305419908])]), .init(errorCode: 4673, transactionalId: "transactionalId-14", transactionState: "transactionState-15-é日", transactionTimeoutMs: 305419912, transactionStartTimeMs: 72623859790382873, producerId: ProducerID(72623859790382874), producerEpoch: ProducerEpoch(4679), topics: [.init(topic: "topic-20", partitions: [305419917, 305419918, 305419919])])])),
+            GoldenFixture(DescribeTransactionsResponse.self, version: 0, variant: "sparse",
+                          hex: "1234567902123601011234567b010203040506070c010203040506070d123a020101000000",
+                          expected: DescribeTransactionsResponse(throttleTimeMs: 305419897, transactionStates: [.init(errorCode: 4662, transactionalId: "", transactionState: "", transactionTimeoutMs: 305419899, transactionStartTimeMs: 72623859790382860, producerId: ProducerID(72623859790382861), producerEpoch: ProducerEpoch(4666), topics: [.init(topic: "", partitions: [])])])),
+        ]
+    }
+
+    static var listTransactionsRequests: [GoldenFixture] {
+        [
+            GoldenFixture(ListTransactionsRequest.self, version: 0, variant: "full",
+                          hex: "040f737461746546696c746572732d310f737461746546696c746572732d3215737461746546696c746572732d332dc3a9e697a504010203040506070c010203040506070d010203040506070e00",
+                          expected: ListTransactionsRequest(stateFilters: ["stateFilters-1", "stateFilters-2", "stateFilters-3-é日"], producerIdFilters: [ProducerID(72623859790382860), ProducerID(72623859790382861), ProducerID(72623859790382862)])),
+            GoldenFixture(ListTransactionsRequest.self, version: 0, variant: "sparse",
+                          hex: "010100",
+                          expected: ListTransactionsRequest(stateFilters: [], producerIdFilters: [])),
+            GoldenFixture(ListTransactionsRequest.self, version: 1, variant: "full",
+                          hex: "040f737461746546696c746572732d310f737461746546696c746572732d3215737461746546696c746572732d332dc3a9e697a504010203040506070c010203040506070d010203040506070e010203040506070f00",
+                          expected: ListTransactionsRequest(stateFilters: ["stateFilters-1", "stateFilters-2", "stateFilters-3-é日"], producerIdFilters: [ProducerID(72623859790382860), ProducerID(72623859790382861), ProducerID(72623859790382862)], durationFilter: 72623859790382863)),
+            GoldenFixture(ListTransactionsRequest.self, version: 1, variant: "sparse",
+                          hex: "0101010203040506070900",
+                          expected: ListTransactionsRequest(stateFilters: [], producerIdFilters: [], durationFilter: 72623859790382857)),
+        ]
+    }
+
+    static var listTransactionsResponses: [GoldenFixture] {
+        [
+            GoldenFixture(ListTransactionsResponse.self, version: 0, variant: "full",
+                          hex: "123456791236041c756e6b6e6f776e537461746546696c746572732d332dc3a9e697a516756e6b6e6f776e537461746546696c746572732d3416756e6b6e6f776e537461746546696c746572732d3503187472616e73616374696f6e616c49642d362dc3a9e697a5010203040506070f137472616e73616374696f6e53746174652d3800187472616e73616374696f6e616c49642d392dc3a9e697a50102030405060712147472616e73616374696f6e53746174652d31310000",
+                          expected: ListTransactionsResponse(throttleTimeMs: 305419897, errorCode: 4662, unknownStateFilters: ["unknownStateFilters-3-é日", "unknownStateFilters-4", "unknownStateFilters-5"], transactionStates: [.init(transactionalId: "transactionalId-6-é日", producerId: ProducerID(72623859790382863), transactionState: "transactionState-8"), .init(transactionalId: "transactionalId-9-é日", producerId: ProducerID(72623859790382866), transactionState: "transactionState-11")])),
+            GoldenFixture(ListTransactionsResponse.self, version: 0, variant: "sparse",
+                          hex: "123456791236010201010203040506070b010000",
+                          expected: ListTransactionsResponse(throttleTimeMs: 305419897, errorCode: 4662, unknownStateFilters: [], transactionStates: [.init(transactionalId: "", producerId: ProducerID(72623859790382859), transactionState: "")])),
+            GoldenFixture(ListTransactionsResponse.self, version: 1, variant: "full",
+                          hex: "123456791236041c756e6b6e6f776e537461746546696c746572732d332dc3a9e697a516756e6b6e6f776e537461746546696c746572732d3416756e6b6e6f776e537461746546696c746572732d3503187472616e73616374696f6e616c49642d362dc3a9e697a5010203040506070f137472616e73616374696f6e53746174652d3800187472616e73616374696f6e616c49642d392dc3a9e697a50102030405060712147472616e73616374696f6e53746174652d31310000",
+                          expected: ListTransactionsResponse(throttleTimeMs: 305419897, errorCode: 4662, unknownStateFilters: ["unknownStateFilters-3-é日", "unknownStateFilters-4", "unknownStateFilters-5"], transactionStates: [.init(transactionalId: "transactionalId-6-é日", producerId: ProducerID(72623859790382863), transactionState: "transactionState-8"), .init(transactionalId: "transactionalId-9-é日", producerId: ProducerID(72623859790382866), transactionState: "transactionState-11")])),
+            GoldenFixture(ListTransactionsResponse.self, version: 1, variant: "sparse",
+                          hex: "123456791236010201010203040506070b010000",
+                          expected: ListTransactionsResponse(throttleTimeMs: 305419897, errorCode: 4662, unknownStateFilters: [], transactionStates: [.init(transactionalId: "", producerId: ProducerID(72623859790382859), transactionState: "")])),
+        ]
+    }
+
     static var consumerGroupHeartbeatRequests: [GoldenFixture] {
         [
             GoldenFixture(ConsumerGroupHeartbeatRequest.self, version: 0, variant: "full",
@@ -2267,7 +2743,7 @@ enum GoldenFixtures {
     }
 
     static var all: [GoldenFixture] {
-        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClusterRequests + describeClusterResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
+        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
     }
 
     /// Requests with their header (v1 or v2) as kafka-python writes them: (api key, version, correlation id, client id, bytes).

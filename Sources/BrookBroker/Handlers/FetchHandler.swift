@@ -3,8 +3,9 @@ import BrookProtocol
 import BrookStorage
 import NIOCore
 
-/// Fetch: whole batches from the one holding each fetch offset, up to the high watermark, sent
-/// from the segment files. When fewer than `min.bytes` are ready the fetch is parked until an
+/// Fetch: whole batches from the one holding each fetch offset, up to the high watermark (or,
+/// read_committed, the last stable offset, with the aborted transactions there), sent from the
+/// segment files. When fewer than `min.bytes` are ready the fetch is parked until an
 /// append arrives or `max.wait.ms` passes (long poll). Fetch sessions (KIP-227) are not kept:
 /// every fetch is answered in full with session id 0, which tells the client to stay sessionless.
 struct FetchHandler: ApiHandler {
@@ -54,10 +55,16 @@ struct FetchHandler: ApiHandler {
                 }
                 let maxBytes = max(0, min(Int(p.partitionMaxBytes), budget))
                 do throws(StorageError) {
-                    let result = try partition.read(from: p.fetchOffset, maxBytes: maxBytes, minOneBatch: total == 0)
+                    let result = try partition.read(from: p.fetchOffset, maxBytes: maxBytes, minOneBatch: total == 0,
+                                                    readCommitted: request.isolationLevel == 1)
                     data.highWatermark = result.offsets.highWatermark
-                    data.lastStableOffset = result.offsets.highWatermark
+                    data.lastStableOffset = result.offsets.lastStable
                     data.logStartOffset = result.offsets.logStart
+                    if request.isolationLevel == 1 {
+                        data.abortedTransactions = result.aborted.map {
+                            .init(producerId: $0.producerID, firstOffset: $0.firstOffset)
+                        }
+                    }
                     if !result.slice.isEmpty {
                         data.records = .file(LogRecords(result.slice))
                         total += result.slice.length
@@ -66,7 +73,7 @@ struct FetchHandler: ApiHandler {
                 } catch {
                     let offsets = partition.offsets
                     data.highWatermark = offsets.highWatermark
-                    data.lastStableOffset = offsets.highWatermark
+                    data.lastStableOffset = offsets.lastStable
                     data.logStartOffset = offsets.logStart
                     data.errorCode = ErrorMapping.code(for: error).rawValue
                 }

@@ -1,8 +1,7 @@
 import BrookCore
 import BrookProtocol
 
-/// FindCoordinator: this broker coordinates every group (one node). Transactions have no
-/// coordinator yet, so that key type is answered COORDINATOR_NOT_AVAILABLE.
+/// FindCoordinator: this broker coordinates every group and every transactional id (one node).
 struct FindCoordinatorHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...6
 
@@ -15,8 +14,8 @@ struct FindCoordinatorHandler: ApiHandler {
             }
             switch request.keyType {
             case 0 where key.isEmpty: return refused(.invalidGroupID, "The group id is empty.")
-            case 0: return FindCoordinatorResponse.Coordinator(key: key, nodeId: node, host: address.host, port: Int32(address.port))
-            case 1: return refused(.coordinatorNotAvailable, "Transactions are not supported yet.")
+            case 1 where key.isEmpty: return refused(.invalidRequest, "The transactional id is empty.")
+            case 0, 1: return FindCoordinatorResponse.Coordinator(key: key, nodeId: node, host: address.host, port: Int32(address.port))
             default: return refused(.invalidRequest, "Unknown key type \(request.keyType).")
             }
         }

@@ -2,8 +2,8 @@ import BrookCore
 import BrookProtocol
 import BrookStorage
 
-/// ListOffsets: the earliest (-2), latest (-1) and max-timestamp (-3) offsets, or the first
-/// offset whose record is at or after a timestamp.
+/// ListOffsets: the earliest (-2), latest (-1; the last stable offset for read_committed) and
+/// max-timestamp (-3) offsets, or the first offset whose record is at or after a timestamp.
 struct ListOffsetsHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 1...10
 
@@ -18,13 +18,14 @@ struct ListOffsetsHandler: ApiHandler {
     func handle(_ request: ListOffsetsRequest, version: Int16, context: RequestContext) -> Reply<ListOffsetsResponse> {
         let topics = request.topics.map { topic in
             ListOffsetsResponse.ListOffsetsTopicResponse(name: topic.name, partitions: topic.partitions.map { p in
-                lookup(p, topic: topic.name, context: context)
+                lookup(p, topic: topic.name, readCommitted: request.isolationLevel == 1, context: context)
             })
         }
         return .now(ListOffsetsResponse(throttleTimeMs: 0, topics: topics))
     }
 
-    func lookup(_ p: ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition, topic: String, context: RequestContext) -> PartitionResult {
+    func lookup(_ p: ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition, topic: String, readCommitted: Bool,
+                context: RequestContext) -> PartitionResult {
         var result = PartitionResult(partitionIndex: p.partitionIndex, errorCode: 0)
         guard let partition = context.broker.topics.partition(topic, p.partitionIndex) else {
             result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
@@ -35,9 +36,11 @@ struct ListOffsetsHandler: ApiHandler {
             return result
         }
         do throws(StorageError) {
+            // read_committed consumers see up to the last stable offset.
+            let lastStable = partition.offsets.lastStable
             let found: TimestampedOffset? = try partition.withLog { log throws(StorageError) -> TimestampedOffset? in
                 switch p.timestamp {
-                case Self.latest: TimestampedOffset(offset: log.logEndOffset, timestamp: .none)
+                case Self.latest: TimestampedOffset(offset: readCommitted ? lastStable : log.logEndOffset, timestamp: .none)
                 case Self.earliest, Self.earliestLocal: TimestampedOffset(offset: log.logStartOffset, timestamp: .none)
                 case Self.maxTimestamp: try log.maxTimestampOffset()
                 case Self.latestTiered: nil

@@ -3,7 +3,8 @@ import BrookGroups
 import BrookProtocol
 
 /// OffsetFetch: one group (v1-7) or many (v8+). A partition with no committed offset gets -1.
-/// No transaction holds offsets yet, so `require_stable` never meets UNSTABLE_OFFSET_COMMIT.
+/// With `require_stable` (v7+), a partition whose offset an open transaction holds is answered
+/// UNSTABLE_OFFSET_COMMIT, and the client asks again.
 struct OffsetFetchHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 1...9
 
@@ -11,16 +12,20 @@ struct OffsetFetchHandler: ApiHandler {
     typealias GroupPartition = OffsetFetchResponse.OffsetFetchResponseGroup.OffsetFetchResponseTopics.OffsetFetchResponsePartitions
 
     /// The group's error, and per topic (in the order asked, or by name) its partitions.
-    static func lookup(_ broker: Broker, group: String, topics: [(String, [Int32])]?, memberID: String?, memberEpoch: Int32)
-        -> (ErrorCode, [(String, [(Int32, CommittedOffset?)])]) {
+    static func lookup(_ broker: Broker, group: String, topics: [(String, [Int32])]?, memberID: String?, memberEpoch: Int32,
+                       requireStable: Bool) -> (ErrorCode, [(String, [(Int32, CommittedOffset?, ErrorCode)])]) {
         let wanted = topics.map { list in list.flatMap { t in t.1.map { TopicPartition(t.0, $0) } } }
-        let (code, found) = broker.groups.read { $0.fetchOffsets(groupID: group, partitions: wanted, memberID: memberID,
-                                                                 memberEpoch: memberEpoch) }
+        let (code, found) = broker.groups.read { c in
+            let (code, found) = c.fetchOffsets(groupID: group, partitions: wanted, memberID: memberID, memberEpoch: memberEpoch)
+            return (code, found.map { tp, offset in
+                (tp, offset, requireStable && c.hasPendingTxnOffset(groupID: group, tp) ? ErrorCode.unstableOffsetCommit : .none)
+            })
+        }
         var order: [String] = []
-        var byTopic: [String: [(Int32, CommittedOffset?)]] = [:]
-        for (tp, c) in found {
+        var byTopic: [String: [(Int32, CommittedOffset?, ErrorCode)]] = [:]
+        for (tp, c, e) in found {
             if byTopic[tp.topic] == nil { order.append(tp.topic) }
-            byTopic[tp.topic, default: []].append((tp.partition, c))
+            byTopic[tp.topic, default: []].append((tp.partition, c, e))
         }
         // A topic asked for with no partitions still gets its entry.
         for t in topics ?? [] where byTopic[t.0] == nil { order.append(t.0); byTopic[t.0] = [] }
@@ -30,14 +35,15 @@ struct OffsetFetchHandler: ApiHandler {
     func handle(_ request: OffsetFetchRequest, version: Int16, context: RequestContext) -> Reply<OffsetFetchResponse> {
         if version < 8 {
             let topics = request.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }
-            let (code, found) = Self.lookup(context.broker, group: request.groupId, topics: topics, memberID: nil, memberEpoch: -1)
+            let (code, found) = Self.lookup(context.broker, group: request.groupId, topics: topics, memberID: nil, memberEpoch: -1,
+                                            requireStable: request.requireStable)
             let errorFields = version < 2 ? code : .none
             return .now(OffsetFetchResponse(
                 topics: found.map { name, parts in
-                    OffsetFetchResponse.OffsetFetchResponseTopic(name: name, partitions: parts.map { index, c in
+                    OffsetFetchResponse.OffsetFetchResponseTopic(name: name, partitions: parts.map { index, c, unstable in
                         Partition(partitionIndex: index, committedOffset: c?.offset ?? Offset(-1),
                                   committedLeaderEpoch: c?.leaderEpoch ?? LeaderEpoch(-1), metadata: c?.metadata ?? "",
-                                  errorCode: errorFields.rawValue)
+                                  errorCode: (unstable != .none ? unstable : errorFields).rawValue)
                     })
                 },
                 errorCode: code.rawValue))
@@ -45,14 +51,14 @@ struct OffsetFetchHandler: ApiHandler {
         return .now(OffsetFetchResponse(groups: request.groups.map { g in
             let topics = g.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }
             let (code, found) = Self.lookup(context.broker, group: g.groupId, topics: topics, memberID: g.memberId,
-                                            memberEpoch: g.memberEpoch)
+                                            memberEpoch: g.memberEpoch, requireStable: request.requireStable)
             return OffsetFetchResponse.OffsetFetchResponseGroup(
                 groupId: g.groupId,
                 topics: found.map { name, parts in
-                    OffsetFetchResponse.OffsetFetchResponseGroup.OffsetFetchResponseTopics(name: name, partitions: parts.map { index, c in
+                    OffsetFetchResponse.OffsetFetchResponseGroup.OffsetFetchResponseTopics(name: name, partitions: parts.map { index, c, unstable in
                         GroupPartition(partitionIndex: index, committedOffset: c?.offset ?? Offset(-1),
                                        committedLeaderEpoch: c?.leaderEpoch ?? LeaderEpoch(-1), metadata: c?.metadata ?? "",
-                                       errorCode: 0)
+                                       errorCode: unstable.rawValue)
                     })
                 },
                 errorCode: code.rawValue)

@@ -1,10 +1,13 @@
 import BrookCore
 import BrookProtocol
 import BrookStorage
+import BrookTxn
 import NIOCore
 
 /// Produce: validates and appends record batches. acks=1 and acks=all are the same on a single
-/// node (it is the whole ISR); acks=0 gets no answer.
+/// node (it is the whole ISR); acks=0 gets no answer. A batch with a producer id is checked
+/// against the partition's producer state (a retry gets its original offsets); a transactional
+/// one must belong to its producer's open transaction (KIP-890's verification).
 struct ProduceHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 3...12
     /// Kafka 4 still lists v0-v2 (it answers them with an error): librdkafka enables
@@ -18,28 +21,46 @@ struct ProduceHandler: ApiHandler {
         let responses = request.topicData.map { topic in
             ProduceResponse.TopicProduceResponse(name: topic.name, partitionResponses: topic.partitionData.map { data in
                 guard validAcks else { return failure(data.index, .invalidRequiredAcks, nil) }
-                return append(data, topic: topic.name, context: context)
+                return append(data, topic: topic.name, transactionalID: request.transactionalId, context: context)
             })
         }
         if request.acks == 0 { return .none }
         return .now(ProduceResponse(responses: responses, throttleTimeMs: 0))
     }
 
-    func append(_ data: ProduceRequest.TopicProduceData.PartitionProduceData, topic: String, context: RequestContext) -> PartitionResult {
+    func append(_ data: ProduceRequest.TopicProduceData.PartitionProduceData, topic: String, transactionalID: String?,
+                context: RequestContext) -> PartitionResult {
         guard let partition = context.broker.topics.partition(topic, data.index) else {
             return failure(data.index, .unknownTopicOrPartition, nil)
+        }
+        // The coordinators write their internal topics; clients may not (as in Kafka).
+        if topic == GroupService.offsetsTopic || topic == TxnService.stateTopic {
+            return failure(data.index, .invalidTopicException, "\(topic) is an internal topic")
         }
         guard case .bytes(var records)? = data.records, records.readableBytes > 0 else {
             return failure(data.index, .corruptMessage, "The request holds no record batch")
         }
-        do throws(StorageError) {
-            let (result, logStart) = try partition.append(&records)
+        let transactions = context.broker.transactions
+        let transactionalID = transactionalID
+        let target = TxnPartition(topic, data.index)
+        do throws(Partition.AppendError) {
+            let appended = try partition.append(&records, now: context.broker.clock.now().ms) { batch in
+                guard let transactionalID else { return .invalidTxnState }
+                return transactions.verify(transactionalID: transactionalID, producerID: batch.producerID,
+                                           epoch: batch.epoch, partition: target)
+            }
+            let result = appended.result
             return PartitionResult(index: data.index, errorCode: 0, baseOffset: result.firstOffset,
-                                   logAppendTimeMs: result.logAppendTime?.ms ?? -1, logStartOffset: logStart)
+                                   logAppendTimeMs: result.logAppendTime?.ms ?? -1, logStartOffset: appended.logStart)
         } catch {
-            let code = ErrorMapping.code(for: error)
-            if code == .kafkaStorageError { context.broker.logger.error("append to \(partition.name) failed: \(error)") }
-            return failure(data.index, code, "\(error)")
+            switch error {
+            case .producer(let code, let message):
+                return failure(data.index, code, message)
+            case .storage(let error):
+                let code = ErrorMapping.code(for: error)
+                if code == .kafkaStorageError { context.broker.logger.error("append to \(partition.name) failed: \(error)") }
+                return failure(data.index, code, "\(error)")
+            }
         }
     }
 

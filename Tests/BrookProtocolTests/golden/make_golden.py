@@ -21,6 +21,8 @@ builds sample requests and responses from the schema, in two variants:
 
 kafka-python 3.0.12 ships no schema for ConsumerGroupHeartbeat and ConsumerGroupDescribe: Kafka
 4.0.0's schemas of those are read from KAFKA_MESSAGE_DIR and handed to kafka-python's codec.
+Some schemas it ships are newer than Kafka 4.0.0 (InitProducerId v6, ListTransactions v2, OffsetFetch
+v10): only the versions Brook defines (Kafka 4.0.0's) are sampled, and those are unchanged.
 
 It writes Tests/BrookProtocolTests/GoldenFixtures.swift: for each sample the bytes kafka-python
 wrote (the message body only: `encode()` leaves the request/response header out unless asked),
@@ -61,7 +63,9 @@ from kafka.protocol.admin import (  # noqa: E402
     DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
     DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse,
     DescribeGroupsRequest, DescribeGroupsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse,
+    DescribeProducersRequest, DescribeProducersResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListGroupsRequest, ListGroupsResponse,
+    ListTransactionsRequest, ListTransactionsResponse,
 )
 from kafka.protocol.api_message import ApiMessage  # noqa: E402
 from kafka.protocol.consumer import (  # noqa: E402
@@ -74,7 +78,11 @@ from kafka.protocol.metadata import (  # noqa: E402
     ApiVersionsRequest, ApiVersionsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
     MetadataRequest, MetadataResponse,
 )
-from kafka.protocol.producer import ProduceRequest, ProduceResponse  # noqa: E402
+from kafka.protocol.producer import (  # noqa: E402
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse,
+    EndTxnRequest, EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+)
 from kafka.protocol.schemas.load_json import _resolve_common_structs  # noqa: E402
 
 # The APIs kafka-python 3.0.12 ships no schema for. Their schemas are read from a Kafka 4.0.0
@@ -144,6 +152,14 @@ CLASSES = {
     "OffsetCommit": (OffsetCommitRequest, OffsetCommitResponse),
     "OffsetFetch": (OffsetFetchRequest, OffsetFetchResponse),
     "OffsetDelete": (OffsetDeleteRequest, OffsetDeleteResponse),
+    "InitProducerId": (InitProducerIdRequest, InitProducerIdResponse),
+    "AddPartitionsToTxn": (AddPartitionsToTxnRequest, AddPartitionsToTxnResponse),
+    "AddOffsetsToTxn": (AddOffsetsToTxnRequest, AddOffsetsToTxnResponse),
+    "EndTxn": (EndTxnRequest, EndTxnResponse),
+    "TxnOffsetCommit": (TxnOffsetCommitRequest, TxnOffsetCommitResponse),
+    "DescribeProducers": (DescribeProducersRequest, DescribeProducersResponse),
+    "DescribeTransactions": (DescribeTransactionsRequest, DescribeTransactionsResponse),
+    "ListTransactions": (ListTransactionsRequest, ListTransactionsResponse),
     **KIP848_APIS,
 }
 

@@ -1,0 +1,14 @@
+import BrookCore
+import BrookProtocol
+
+/// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction, so that
+/// TxnOffsetCommit may write there and the markers reach it.
+struct AddOffsetsToTxnHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 0...4
+
+    func handle(_ request: AddOffsetsToTxnRequest, version: Int16, context: RequestContext) -> Reply<AddOffsetsToTxnResponse> {
+        let code = context.broker.transactions.addOffsets(transactionalID: request.transactionalId, producerID: request.producerId,
+                                                          epoch: request.producerEpoch, groupID: request.groupId)
+        return .now(AddOffsetsToTxnResponse(throttleTimeMs: 0, errorCode: TxnErrors.fenced(code, version: version, since: 2).rawValue))
+    }
+}

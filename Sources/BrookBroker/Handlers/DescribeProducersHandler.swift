@@ -1,0 +1,24 @@
+import BrookCore
+import BrookProtocol
+
+/// DescribeProducers: the idempotent and transactional producers a partition knows, with their
+/// epoch, last sequence and open transaction.
+struct DescribeProducersHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 0...0
+
+    func handle(_ request: DescribeProducersRequest, version: Int16, context: RequestContext) -> Reply<DescribeProducersResponse> {
+        .now(DescribeProducersResponse(throttleTimeMs: 0, topics: request.topics.map { topic in
+            .init(name: topic.name, partitions: topic.partitionIndexes.map { index in
+                guard let partition = context.broker.topics.partition(topic.name, index) else {
+                    return .init(partitionIndex: index, errorCode: ErrorCode.unknownTopicOrPartition.rawValue)
+                }
+                let producers = partition.producers.sorted { $0.key < $1.key }
+                return .init(partitionIndex: index, errorCode: 0, activeProducers: producers.map { id, entry in
+                    .init(producerId: id, producerEpoch: Int32(entry.epoch.value), lastSequence: entry.lastSequence,
+                          lastTimestamp: entry.lastTimestamp, coordinatorEpoch: entry.coordinatorEpoch,
+                          currentTxnStartOffset: entry.currentTxnFirstOffset ?? Offset(-1))
+                })
+            })
+        }))
+    }
+}

@@ -1,0 +1,27 @@
+import BrookCore
+import BrookProtocol
+
+/// InitProducerId: a fresh producer id for an idempotent producer; for a transactional id, its
+/// producer id with a bumped epoch (fencing older instances, whose open transaction is aborted
+/// first). From v3 a producer may name its current id and epoch to have it bumped (KIP-360).
+struct InitProducerIdHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 0...5
+
+    func handle(_ request: InitProducerIdRequest, version: Int16, context: RequestContext) -> Reply<InitProducerIdResponse> {
+        let expected = version >= 3 && request.producerId != .none ? (request.producerId, request.producerEpoch) : nil
+        let result = context.broker.transactions.initProducerID(transactionalID: request.transactionalId,
+                                                                timeoutMs: request.transactionTimeoutMs, expected: expected)
+        return .now(InitProducerIdResponse(throttleTimeMs: 0,
+                                           errorCode: TxnErrors.fenced(result.error, version: version, since: 4).rawValue,
+                                           producerId: result.producerID, producerEpoch: result.epoch))
+    }
+}
+
+/// Error codes across the transaction APIs' versions.
+enum TxnErrors {
+    /// PRODUCER_FENCED (KIP-588) is known to clients from version `since` of each API; older
+    /// ones get INVALID_PRODUCER_EPOCH, which they treat the same way.
+    static func fenced(_ code: ErrorCode, version: Int16, since: Int16) -> ErrorCode {
+        code == .producerFenced && version < since ? .invalidProducerEpoch : code
+    }
+}

@@ -1,0 +1,30 @@
+import BrookCore
+import BrookGroups
+import BrookProtocol
+
+/// TxnOffsetCommit: offsets committed inside a transaction (`send_offsets_to_transaction`),
+/// which take effect with its commit marker and vanish with its abort.
+struct TxnOffsetCommitHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 0...5
+
+    func handle(_ request: TxnOffsetCommitRequest, version: Int16, context: RequestContext) -> Reply<TxnOffsetCommitResponse> {
+        let now = context.broker.clock.now()
+        var offsets: [(TopicPartition, CommittedOffset)] = []
+        for topic in request.topics {
+            for p in topic.partitions {
+                offsets.append((TopicPartition(topic.name, p.partitionIndex),
+                                CommittedOffset(offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch,
+                                                metadata: p.committedMetadata ?? "", commitTimestamp: now)))
+            }
+        }
+        let codes = context.broker.transactions.commitOffsets(transactionalID: request.transactionalId, groupID: request.groupId,
+                                                              producerID: request.producerId, epoch: request.producerEpoch,
+                                                              offsets: offsets)
+        return .now(TxnOffsetCommitResponse(throttleTimeMs: 0, topics: request.topics.map { topic in
+            .init(name: topic.name, partitions: topic.partitions.map { p in
+                let code = codes[TopicPartition(topic.name, p.partitionIndex)] ?? .none
+                return .init(partitionIndex: p.partitionIndex, errorCode: TxnErrors.fenced(code, version: version, since: 3).rawValue)
+            })
+        }))
+    }
+}

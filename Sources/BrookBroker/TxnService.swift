@@ -1,0 +1,328 @@
+import BrookCore
+import BrookGroups
+import BrookProtocol
+import BrookRecords
+import BrookStorage
+import BrookTxn
+import Logging
+import NIOCore
+import Synchronization
+
+/// Drives the transaction coordinator (BrookTxn, a pure state machine): allocates producer ids,
+/// writes each transactional id's state to `__transaction_state` before answering, writes the
+/// commit and abort markers to the transaction's partitions, reloads at start (finishing any
+/// transaction a crash left half-ended), and aborts transactions past their timeout.
+///
+/// Locks: a produce holds its partition's lock while `verify` takes the coordinator's; so the
+/// coordinator's lock is never held while a marker is written to a partition. It is held while
+/// `__transaction_state` is written, which clients may not produce to.
+public final class TxnService: Sendable {
+    public static let stateTopic = "__transaction_state"
+    /// Producer ids are reserved on disk in blocks of this many, so none is ever handed out twice.
+    static let idBlockSize: Int64 = 1000
+    static let idBlockFile = "producer-id-block"
+
+    struct State {
+        var coordinator: TxnCoordinator
+        var ids = IDBlock()
+    }
+
+    /// The next producer id to hand out, and the end of the block reserved on disk.
+    struct IDBlock {
+        var nextID: Int64 = 0
+        var reservedEnd: Int64 = 0
+    }
+
+    let state: Mutex<State>
+    let topics: TopicRegistry
+    let groups: GroupService
+    let clock: any Clock
+    let logger: Logger
+    let idBlockPath: String
+    public let config: TxnConfig
+
+    init(config: BrokerConfig, topics: TopicRegistry, groups: GroupService, clock: any Clock, logger: Logger) {
+        self.config = config.transactions
+        state = Mutex(State(coordinator: TxnCoordinator(config: config.transactions)))
+        self.topics = topics
+        self.groups = groups
+        self.clock = clock
+        self.logger = logger
+        idBlockPath = config.logDirs[0] + "/" + Self.idBlockFile
+    }
+
+    var now: Int64 { clock.now().ms }
+
+    public func read<T>(_ body: (borrowing TxnCoordinator) -> T) -> T {
+        state.withLock { body($0.coordinator) }
+    }
+
+    // MARK: loading
+
+    /// Reads the reserved producer-id block, replays `__transaction_state`, and finishes the
+    /// transactions a stop left between PrepareCommit/PrepareAbort and their completion.
+    func load() throws(StorageError) {
+        if let text = try FileSystem.readText(idBlockPath) {
+            for line in text.split(separator: "\n") where line.hasPrefix("reserved=") {
+                if let end = Int64(line.dropFirst("reserved=".count)), end >= 0 {
+                    state.withLock { $0.ids = IDBlock(nextID: end, reservedEnd: end) }
+                }
+            }
+        }
+        var count = 0
+        if let topic = topics.topic(Self.stateTopic) {
+            for partition in topic.partitions {
+                var next = partition.offsets.logStart
+                while true {
+                    let read = try partition.read(from: next, maxBytes: 1 << 20, minOneBatch: true)
+                    if read.slice.isEmpty { break }
+                    let bytes = try read.slice.readBytes()
+                    let before = next
+                    let records = Self.decode(bytes, partition: partition.name, logger: logger, next: &next)
+                    guard next > before else { break }
+                    state.withLock { s in for (id, m) in records { s.coordinator.replay(id, m) } }
+                    count += records.count
+                }
+            }
+        }
+        logger.info("loaded \(count) transaction records from \(Self.stateTopic)")
+        for plan in read({ $0.unfinished }) {
+            logger.info("finishing transaction \(plan.transactionalID) left \(plan.prepared.status.name)")
+            finish(plan)
+        }
+    }
+
+    static func decode(_ buffer: ByteBuffer, partition: String, logger: Logger, next: inout Offset) -> [(String, TxnMetadata?)] {
+        var out: [(String, TxnMetadata?)] = []
+        buffer.withUnsafeReadableBytes { bytes in
+            _ = RecordBatchHeader.forEachBatch(in: bytes) { header, batch in
+                next = header.nextOffset
+                guard !header.attributes.isControl else { return }
+                try? header.forEachRecord(in: batch) { record, records in
+                    guard let key = record.key else { return }
+                    do throws(ProducerSnapshot.DecodeError) {
+                        let id = try TxnRecords.decodeKey(Array(records[key]))
+                        let m = try record.value.map { v throws(ProducerSnapshot.DecodeError) in
+                            try TxnRecords.decodeValue(Array(records[v]), transactionalID: id)
+                        }
+                        out.append((id, m))
+                    } catch {
+                        logger.warning("\(partition): unreadable transaction record at offset \(header.baseOffset + Int64(record.offsetDelta)): \(error)")
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    // MARK: writing
+
+    /// Appends states (nil: a tombstone) to the transactional ids' partitions of
+    /// `__transaction_state`, made on first use. Called under the state lock.
+    func write(_ states: [(String, TxnMetadata?)]) throws(StorageError) {
+        guard !states.isEmpty else { return }
+        let partitions = try statePartitions()
+        let now = clock.now()
+        var byPartition: [Int: [SimpleRecord]] = [:]
+        for (id, m) in states {
+            let index = GroupService.partitionIndex(for: id, partitions: partitions.count)
+            byPartition[index, default: []].append(SimpleRecord(key: TxnRecords.key(id), value: m.map(TxnRecords.value), timestamp: now))
+        }
+        for (index, list) in byPartition.sorted(by: { $0.key < $1.key }) {
+            var buffer = ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: .zero, records: list))
+            _ = try partitions[index].appendInternal(&buffer, now: now.ms)
+        }
+    }
+
+    func statePartitions() throws(StorageError) -> [Partition] {
+        if let topic = topics.topic(Self.stateTopic) { return topic.partitions }
+        do {
+            let configs = ["cleanup.policy": "compact", "segment.bytes": String(config.stateLogSegmentBytes),
+                           "compression.type": "producer"]
+            return try topics.create(name: Self.stateTopic, partitions: config.stateLogPartitions, configs: configs).partitions
+        } catch {
+            if let topic = topics.topic(Self.stateTopic) { return topic.partitions }
+            throw .invalidArgument("cannot create \(Self.stateTopic): \(error.message)")
+        }
+    }
+
+    /// The next producer id; a new block is reserved on disk (durably) before any id of it is used.
+    static func allocate(_ s: inout IDBlock, path: String, logger: Logger) -> ProducerID? {
+        if s.nextID >= s.reservedEnd {
+            let end = s.nextID + idBlockSize
+            do {
+                try FileSystem.writeAtomically(path, contents: "version=1\nreserved=\(end)\n", durable: true)
+            } catch {
+                logger.error("reserving producer ids: \(error)")
+                return nil
+            }
+            s.reservedEnd = end
+        }
+        defer { s.nextID += 1 }
+        return ProducerID(s.nextID)
+    }
+
+    // MARK: requests
+
+    public struct InitResult: Sendable {
+        public var error: ErrorCode
+        public var producerID: ProducerID
+        public var epoch: ProducerEpoch
+    }
+
+    /// InitProducerId. An open transaction of the id is aborted first (fencing its producer).
+    public func initProducerID(transactionalID: String?, timeoutMs: Int32, expected: (ProducerID, ProducerEpoch)?) -> InitResult {
+        for _ in 0..<3 {
+            let now = self.now
+            let path = idBlockPath
+            let logger = self.logger
+            let outcome = state.withLock { s -> TxnCoordinator.InitOutcome in
+                var ids = s.ids
+                let outcome = s.coordinator.initProducerID(transactionalID: transactionalID, timeoutMs: timeoutMs,
+                                                           expected: expected, now: now) {
+                    Self.allocate(&ids, path: path, logger: logger)
+                }
+                s.ids = ids
+                switch outcome {
+                case .ready(let pid, let epoch, let m?):
+                    do { try write([(m.transactionalID, m)]) } catch {
+                        logger.error("writing transaction state of \(m.transactionalID): \(error)")
+                        return .refused(.coordinatorNotAvailable)
+                    }
+                    return .ready(pid, epoch, write: nil)
+                case .abortFirst(let plan):
+                    do { try write([(plan.transactionalID, plan.prepared)]) } catch {
+                        return .refused(.coordinatorNotAvailable)
+                    }
+                    return outcome
+                default:
+                    return outcome
+                }
+            }
+            switch outcome {
+            case .ready(let pid, let epoch, _): return InitResult(error: .none, producerID: pid, epoch: epoch)
+            case .refused(let code): return InitResult(error: code, producerID: .none, epoch: .none)
+            case .abortFirst(let plan): finish(plan)
+            }
+        }
+        return InitResult(error: .concurrentTransactions, producerID: .none, epoch: .none)
+    }
+
+    /// AddPartitionsToTxn: the error per partition (all the same: the request is all or nothing).
+    public func addPartitions(transactionalID: String, producerID: ProducerID, epoch: ProducerEpoch,
+                              partitions: [TxnPartition]) -> ErrorCode {
+        for p in partitions where topics.partition(p.topic, p.partition) == nil { return .unknownTopicOrPartition }
+        let now = self.now
+        return state.withLock { s in
+            let (code, m) = s.coordinator.addPartitions(transactionalID: transactionalID, producerID: producerID, epoch: epoch,
+                                                        partitions: partitions, now: now)
+            if let m {
+                do { try write([(transactionalID, m)]) } catch {
+                    logger.error("writing transaction state of \(transactionalID): \(error)")
+                    return .coordinatorNotAvailable
+                }
+            }
+            return code
+        }
+    }
+
+    /// The `__consumer_offsets` partition that holds a group's offsets.
+    func offsetsPartition(for groupID: String) -> TxnPartition {
+        TxnPartition(GroupService.offsetsTopic, Int32(GroupService.partitionIndex(for: groupID, partitions: Int(groups.offsetsTopicPartitions))))
+    }
+
+    /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction.
+    public func addOffsets(transactionalID: String, producerID: ProducerID, epoch: ProducerEpoch, groupID: String) -> ErrorCode {
+        guard !groupID.isEmpty else { return .invalidGroupID }
+        do { _ = try groups.offsetsPartitions() } catch { return .coordinatorNotAvailable }
+        return addPartitions(transactionalID: transactionalID, producerID: producerID, epoch: epoch,
+                             partitions: [offsetsPartition(for: groupID)])
+    }
+
+    /// TxnOffsetCommit: allowed to the producer whose open transaction holds the group's partition.
+    public func commitOffsets(transactionalID: String, groupID: String, producerID: ProducerID, epoch: ProducerEpoch,
+                              offsets: [(TopicPartition, CommittedOffset)]) -> [TopicPartition: ErrorCode] {
+        let target = offsetsPartition(for: groupID)
+        let problem = read { $0.verify(transactionalID: transactionalID, producerID: producerID, epoch: epoch, partition: target) }
+        if let problem {
+            // Kafka names a fenced producer so here; a missing AddOffsetsToTxn is a state error.
+            let code: ErrorCode = problem == .invalidProducerEpoch ? .producerFenced : problem
+            return Dictionary(offsets.map { ($0.0, code) }, uniquingKeysWith: { a, _ in a })
+        }
+        return groups.commitTransactional(groupID: groupID, producerID: producerID, epoch: epoch, offsets: offsets)
+    }
+
+    /// EndTxn: PrepareCommit/PrepareAbort is written, then the markers, then the completion;
+    /// the answer comes after all three. `bumpEpoch` (v5) ends under a new epoch, returned.
+    public func endTxn(transactionalID: String, producerID: ProducerID, epoch: ProducerEpoch, commit: Bool,
+                       bumpEpoch: Bool) -> InitResult {
+        let now = self.now
+        let outcome = state.withLock { s -> TxnCoordinator.EndOutcome in
+            let outcome = s.coordinator.prepareEnd(transactionalID: transactionalID, producerID: producerID, epoch: epoch,
+                                                   commit: commit, bumpEpoch: bumpEpoch, now: now)
+            if case .markers(let plan) = outcome {
+                do { try write([(transactionalID, plan.prepared)]) } catch {
+                    logger.error("writing transaction state of \(transactionalID): \(error)")
+                    return .refused(.coordinatorNotAvailable)
+                }
+            }
+            return outcome
+        }
+        switch outcome {
+        case .refused(let code): return InitResult(error: code, producerID: .none, epoch: .none)
+        case .done(let pid, let epoch): return InitResult(error: .none, producerID: pid, epoch: epoch)
+        case .markers(let plan):
+            finish(plan)
+            return InitResult(error: .none, producerID: plan.producerID, epoch: plan.epoch)
+        }
+    }
+
+    /// Writes a prepared transaction's markers, then its completion.
+    func finish(_ plan: MarkerPlan) {
+        let time = clock.now()
+        for target in plan.partitions {
+            guard let partition = topics.partition(target.topic, target.partition) else {
+                logger.info("transaction \(plan.transactionalID): \(target) no longer exists; no marker written")
+                continue
+            }
+            do {
+                _ = try partition.appendMarker(producerID: plan.producerID, epoch: plan.epoch, commit: plan.commit,
+                                               coordinatorEpoch: 0, now: time)
+            } catch {
+                logger.error("transaction \(plan.transactionalID): marker to \(target) failed: \(error)")
+            }
+            if target.topic == GroupService.offsetsTopic {
+                groups.completeTransaction(producerID: plan.producerID, commit: plan.commit)
+            }
+        }
+        state.withLock { s in
+            guard let m = s.coordinator.completeEnd(transactionalID: plan.transactionalID, now: time.ms) else { return }
+            do { try write([(plan.transactionalID, m)]) } catch {
+                logger.error("writing transaction state of \(plan.transactionalID): \(error)")
+            }
+        }
+    }
+
+    /// KIP-890's produce check (called under the partition's lock).
+    public func verify(transactionalID: String, producerID: ProducerID, epoch: ProducerEpoch, partition: TxnPartition) -> ErrorCode? {
+        read { $0.verify(transactionalID: transactionalID, producerID: producerID, epoch: epoch, partition: partition) }
+    }
+
+    /// Aborts transactions past their timeout and forgets idle ids (called about every 100 ms).
+    public func tick() {
+        let now = self.now
+        let aborts = state.withLock { s -> [MarkerPlan] in
+            let (aborts, removed) = s.coordinator.tick(now: now)
+            do {
+                try write(aborts.map { ($0.transactionalID, $0.prepared) } + removed.map { ($0, nil) })
+            } catch {
+                logger.error("writing timed-out transactions: \(error)")
+            }
+            return aborts
+        }
+        for plan in aborts {
+            logger.info("transaction \(plan.transactionalID) timed out; aborting it and fencing producer \(plan.producerID) with epoch \(plan.epoch)")
+            finish(plan)
+        }
+    }
+}
