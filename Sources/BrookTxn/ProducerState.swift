@@ -141,7 +141,11 @@ public struct ProducerState: Sendable, Equatable {
                                    "Producer \(batch.producerID)'s new epoch \(batch.epoch) starts at sequence \(batch.baseSequence), not 0")
                 }
             } else if entry.batches.isEmpty {
-                // Its batches expired or were cut by retention: any sequence is accepted.
+                // Known at this epoch (from a marker) but with nothing written: it starts at 0.
+                if batch.baseSequence != 0 {
+                    return .refuse(.outOfOrderSequenceNumber,
+                                   "Producer \(batch.producerID) starts epoch \(batch.epoch) here at sequence \(batch.baseSequence), not 0")
+                }
             } else if batch.baseSequence != Self.sequence(entry.lastSequence, plus: 1) {
                 return .refuse(.outOfOrderSequenceNumber,
                                "Producer \(batch.producerID) sent sequence \(batch.baseSequence) after \(entry.lastSequence)")

@@ -136,12 +136,18 @@ public struct TxnCoordinator: Sendable {
         }
         if m.status.isPrepare { return .refused(.concurrentTransactions) }
         if let (pid, epoch) = expected, pid != .none {
-            let current = pid == m.producerID && (epoch == m.epoch || (epoch == m.previousEpoch && m.previousEpoch != .none))
-            guard current else { return .refused(.producerFenced) }
+            guard pid == m.producerID else { return .refused(.producerFenced) }
+            if epoch != m.epoch {
+                // A retry of an init that succeeded (KIP-360) gets the same answer again.
+                guard epoch == m.previousEpoch && m.previousEpoch != .none && m.status != .ongoing else {
+                    return .refused(.producerFenced)
+                }
+                return .ready(m.producerID, m.epoch, write: nil)
+            }
         }
         if m.status == .ongoing {
             // A new instance fences the old one: its transaction is aborted under a bumped epoch.
-            return .abortFirst(prepare(&m, commit: false, bump: true, now: now))
+            return .abortFirst(prepare(&m, commit: false, bump: true, fence: true, now: now))
         }
         m.previousEpoch = m.epoch
         if m.epoch.value >= Int16.max - 1 {
@@ -223,23 +229,28 @@ public struct TxnCoordinator: Sendable {
         // A retry of the end just done (under the epoch it was sent with).
         let retryEpoch = bumpEpoch ? m.previousEpoch : m.epoch
         if m.status == finished && epoch == retryEpoch { return .done(m.producerID, m.epoch) }
+        if m.status.isPrepare && (epoch == m.epoch || epoch == retryEpoch) {
+            // Its markers are being written: a retry waits, the other outcome is refused.
+            return .refused((m.status == .prepareCommit) == commit ? .concurrentTransactions : .invalidTxnState)
+        }
         guard epoch == m.epoch else { return .refused(.producerFenced) }
         switch m.status {
         case .ongoing:
             return .markers(prepare(&m, commit: commit, bump: bumpEpoch, now: now))
-        case .prepareCommit, .prepareAbort:
-            return .refused(.concurrentTransactions)
-        case .empty where !commit && bumpEpoch:
-            // KIP-890: aborting an empty transaction is allowed (and bumps the epoch).
+        case .empty where !commit && bumpEpoch, .completeCommit where !commit && bumpEpoch,
+             .completeAbort where !commit && bumpEpoch:
+            // KIP-890: aborting with nothing added is allowed (and bumps the epoch).
             return .markers(prepare(&m, commit: false, bump: true, now: now))
         default:
             return .refused(.invalidTxnState)
         }
     }
 
-    private mutating func prepare(_ m: inout TxnMetadata, commit: Bool, bump: Bool, now: Int64) -> MarkerPlan {
-        if bump && m.epoch.value < Int16.max - 1 {
-            m.previousEpoch = m.epoch
+    /// `fence`: the bump fences the producer (a new instance, a timeout), so its old epoch is not
+    /// remembered as one whose retries are answered.
+    private mutating func prepare(_ m: inout TxnMetadata, commit: Bool, bump: Bool, fence: Bool = false, now: Int64) -> MarkerPlan {
+        if bump && m.epoch.value < Int16.max {
+            m.previousEpoch = fence ? .none : m.epoch
             m.epoch = ProducerEpoch(m.epoch.value + 1)
         }
         m.status = commit ? .prepareCommit : .prepareAbort
@@ -271,7 +282,7 @@ public struct TxnCoordinator: Sendable {
             lastTimeoutCheck = now
             for id in txns.keys.sorted() {
                 guard var m = txns[id], m.status == .ongoing, now - m.startMs > Int64(m.timeoutMs) else { continue }
-                aborts.append(prepare(&m, commit: false, bump: true, now: now))
+                aborts.append(prepare(&m, commit: false, bump: true, fence: true, now: now))
             }
         }
         if now - lastExpiryCheck >= config.removeExpiredIntervalMs {

@@ -89,7 +89,7 @@ import Testing
         #expect(try again.send(ListGroupsRequest(), version: 5).groups.isEmpty)
     }
 
-    @Test func kip848MemberGetsEveryPartitionAndTransactionsHaveNoCoordinator() throws {
+    @Test func kip848MemberGetsEveryPartitionAndTransactionsFindThisNode() throws {
         let h = try BrokerHarness()
         defer { h.close() }
         let topic = try h.createTopic("t", partitions: 3)
@@ -102,8 +102,9 @@ import Testing
         #expect(described.errorCode == 0 && described.groupState == "stable" && described.members.first?.assignment.topicPartitions.first?.topicName == "t")
         let empty = try h.send(ConsumerGroupHeartbeatRequest(groupId: "k", memberId: "", memberEpoch: 0), version: 1)
         #expect(empty.errorCode == ErrorCode.invalidRequest.rawValue)
-        let txn = try h.send(FindCoordinatorRequest(keyType: 1, coordinatorKeys: ["tx"]), version: 4)
-        #expect(txn.coordinators[0].errorCode == ErrorCode.coordinatorNotAvailable.rawValue)
+        let txn = try h.send(FindCoordinatorRequest(keyType: 1, coordinatorKeys: ["tx", ""]), version: 4)
+        #expect(txn.coordinators[0].errorCode == 0 && txn.coordinators[0].nodeId == NodeID(1))
+        #expect(txn.coordinators[1].errorCode == ErrorCode.invalidRequest.rawValue)
     }
 }
 

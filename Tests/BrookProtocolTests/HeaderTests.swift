@@ -107,3 +107,19 @@ import Testing
         #expect(throws: ProtocolError.self) { try ResponseHeader.decode(apiKey: 1, apiVersion: 11, from: &reader) }
     }
 }
+
+/// Error numbers are the protocol's: a wrong one makes a client act on the wrong error.
+@Suite struct ErrorCodeTests {
+    @Test func numbersMatchKafka() {
+        let kafka: [(ErrorCode, Int16)] = [
+            (.outOfOrderSequenceNumber, 45), (.duplicateSequenceNumber, 46), (.invalidProducerEpoch, 47),
+            (.invalidTxnState, 48), (.invalidProducerIDMapping, 49), (.invalidTransactionTimeout, 50),
+            (.concurrentTransactions, 51), (.transactionCoordinatorFenced, 52), (.unknownProducerID, 59),
+            (.unknownLeaderEpoch, 75), (.fencedLeaderEpoch, 74), (.unstableOffsetCommit, 88), (.producerFenced, 90),
+            (.transactionalIDNotFound, 105), (.transactionAbortable, 120),
+        ]
+        for (code, number) in kafka { #expect(code.rawValue == number, "\(code)") }
+        #expect(ErrorCode.unknownLeaderEpoch.description == "UNKNOWN_LEADER_EPOCH (75)")
+        #expect(ErrorCode.unknownProducerID.description == "UNKNOWN_PRODUCER_ID (59)")
+    }
+}
