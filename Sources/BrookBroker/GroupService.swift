@@ -36,8 +36,7 @@ public final class GroupService: Sendable {
     let topics: TopicRegistry
     let clock: any Clock
     let logger: Logger
-    let offsetsTopicPartitions: Int32
-    let offsetsTopicSegmentBytes: Int64
+    let offsetsTopic: InternalTopic
 
     init(config: BrokerConfig, topics: TopicRegistry, clock: any Clock, logger: Logger) {
         var seed = SystemRandomNumberGenerator()
@@ -46,8 +45,8 @@ public final class GroupService: Sendable {
         self.topics = topics
         self.clock = clock
         self.logger = logger
-        offsetsTopicPartitions = config.offsetsTopicPartitions
-        offsetsTopicSegmentBytes = config.offsetsTopicSegmentBytes
+        offsetsTopic = InternalTopic(name: Self.offsetsTopic, partitionCount: config.offsetsTopicPartitions,
+                                     segmentBytes: config.offsetsTopicSegmentBytes, topics: topics)
     }
 
     public let config: GroupConfig
@@ -137,42 +136,10 @@ public final class GroupService: Sendable {
         return out
     }
 
-    /// Kafka's placement: abs(groupId.hashCode()) % partitions, with Java's String hash.
-    static func partitionIndex(for groupID: String, partitions: Int) -> Int {
-        var h: Int32 = 0
-        for unit in groupID.utf16 { h = 31 &* h &+ Int32(unit) }
-        return Int(h & 0x7fff_ffff) % partitions
-    }
-
     /// Appends records to the group's partitions of `__consumer_offsets` (made on first use).
     /// Called under the state lock, so the log holds them in the order they were decided.
     func write(_ records: [GroupRecord]) throws(StorageError) {
-        guard !records.isEmpty else { return }
-        // Looked up each time: someone may have deleted the topic (Kafka allows it), and then
-        // it is made again.
-        let partitions = try offsetsPartitions()
-        let now = clock.now()
-        var byPartition: [Int: [SimpleRecord]] = [:]
-        for r in records {
-            let index = Self.partitionIndex(for: r.groupID, partitions: partitions.count)
-            byPartition[index, default: []].append(SimpleRecord(key: r.key, value: r.value, timestamp: now))
-        }
-        for (index, list) in byPartition.sorted(by: { $0.key < $1.key }) {
-            var buffer = ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: .zero, records: list))
-            _ = try partitions[index].appendInternal(&buffer, now: now.ms)
-        }
-    }
-
-    func offsetsPartitions() throws(StorageError) -> [Partition] {
-        if let topic = topics.topic(Self.offsetsTopic) { return topic.partitions }
-        do {
-            let configs = ["cleanup.policy": "compact", "segment.bytes": String(offsetsTopicSegmentBytes),
-                           "compression.type": "producer"]
-            return try topics.create(name: Self.offsetsTopic, partitions: offsetsTopicPartitions, configs: configs).partitions
-        } catch {
-            if let topic = topics.topic(Self.offsetsTopic) { return topic.partitions }
-            throw .invalidArgument("cannot create \(Self.offsetsTopic): \(error.message)")
-        }
+        try offsetsTopic.append(records.map { ($0.groupID, $0.key, $0.value) }, now: clock.now())
     }
 
     // MARK: running the coordinator
@@ -286,9 +253,8 @@ public final class GroupService: Sendable {
         let now = clock.now()
         return state.withLock { s in
             do throws(Partition.AppendError) {
-                let partitions: [Partition]
-                do throws(StorageError) { partitions = try offsetsPartitions() } catch { throw .storage(error) }
-                let partition = partitions[Self.partitionIndex(for: groupID, partitions: partitions.count)]
+                let partition: Partition
+                do throws(StorageError) { partition = try offsetsTopic.partition(for: groupID) } catch { throw .storage(error) }
                 let records = accepted.map { tp, c -> SimpleRecord in
                     let r = GroupRecord.offset(group: groupID, tp, c)
                     return SimpleRecord(key: r.key, value: r.value, timestamp: now)

@@ -39,6 +39,7 @@ public final class TxnService: Sendable {
     let clock: any Clock
     let logger: Logger
     let idBlockPath: String
+    let stateTopic: InternalTopic
     public let config: TxnConfig
 
     init(config: BrokerConfig, topics: TopicRegistry, groups: GroupService, clock: any Clock, logger: Logger) {
@@ -49,6 +50,8 @@ public final class TxnService: Sendable {
         self.clock = clock
         self.logger = logger
         idBlockPath = config.logDirs[0] + "/" + Self.idBlockFile
+        stateTopic = InternalTopic(name: Self.stateTopic, partitionCount: config.transactions.stateLogPartitions,
+                                   segmentBytes: config.transactions.stateLogSegmentBytes, topics: topics)
     }
 
     var now: Int64 { clock.now().ms }
@@ -120,30 +123,7 @@ public final class TxnService: Sendable {
     /// Appends states (nil: a tombstone) to the transactional ids' partitions of
     /// `__transaction_state`, made on first use. Called under the state lock.
     func write(_ states: [(String, TxnMetadata?)]) throws(StorageError) {
-        guard !states.isEmpty else { return }
-        let partitions = try statePartitions()
-        let now = clock.now()
-        var byPartition: [Int: [SimpleRecord]] = [:]
-        for (id, m) in states {
-            let index = GroupService.partitionIndex(for: id, partitions: partitions.count)
-            byPartition[index, default: []].append(SimpleRecord(key: TxnRecords.key(id), value: m.map(TxnRecords.value), timestamp: now))
-        }
-        for (index, list) in byPartition.sorted(by: { $0.key < $1.key }) {
-            var buffer = ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: .zero, records: list))
-            _ = try partitions[index].appendInternal(&buffer, now: now.ms)
-        }
-    }
-
-    func statePartitions() throws(StorageError) -> [Partition] {
-        if let topic = topics.topic(Self.stateTopic) { return topic.partitions }
-        do {
-            let configs = ["cleanup.policy": "compact", "segment.bytes": String(config.stateLogSegmentBytes),
-                           "compression.type": "producer"]
-            return try topics.create(name: Self.stateTopic, partitions: config.stateLogPartitions, configs: configs).partitions
-        } catch {
-            if let topic = topics.topic(Self.stateTopic) { return topic.partitions }
-            throw .invalidArgument("cannot create \(Self.stateTopic): \(error.message)")
-        }
+        try stateTopic.append(states.map { id, m in (id, TxnRecords.key(id), m.map(TxnRecords.value)) }, now: clock.now())
     }
 
     /// The next producer id; a new block is reserved on disk (durably) before any id of it is used.
@@ -226,23 +206,25 @@ public final class TxnService: Sendable {
         }
     }
 
-    /// The `__consumer_offsets` partition that holds a group's offsets.
-    func offsetsPartition(for groupID: String) -> TxnPartition {
-        TxnPartition(GroupService.offsetsTopic, Int32(GroupService.partitionIndex(for: groupID, partitions: Int(groups.offsetsTopicPartitions))))
+    /// The `__consumer_offsets` partition that holds a group's offsets (the topic made if missing).
+    func offsetsPartition(for groupID: String) -> TxnPartition? {
+        guard let partition = try? groups.offsetsTopic.partition(for: groupID) else { return nil }
+        return TxnPartition(GroupService.offsetsTopic, partition.index)
     }
 
     /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction.
     public func addOffsets(transactionalID: String, producerID: ProducerID, epoch: ProducerEpoch, groupID: String) -> ErrorCode {
         guard !groupID.isEmpty else { return .invalidGroupID }
-        do { _ = try groups.offsetsPartitions() } catch { return .coordinatorNotAvailable }
-        return addPartitions(transactionalID: transactionalID, producerID: producerID, epoch: epoch,
-                             partitions: [offsetsPartition(for: groupID)])
+        guard let target = offsetsPartition(for: groupID) else { return .coordinatorNotAvailable }
+        return addPartitions(transactionalID: transactionalID, producerID: producerID, epoch: epoch, partitions: [target])
     }
 
     /// TxnOffsetCommit: allowed to the producer whose open transaction holds the group's partition.
     public func commitOffsets(transactionalID: String, groupID: String, producerID: ProducerID, epoch: ProducerEpoch,
                               offsets: [(TopicPartition, CommittedOffset)]) -> [TopicPartition: ErrorCode] {
-        let target = offsetsPartition(for: groupID)
+        guard let target = offsetsPartition(for: groupID) else {
+            return Dictionary(offsets.map { ($0.0, ErrorCode.coordinatorNotAvailable) }, uniquingKeysWith: { a, _ in a })
+        }
         let problem = read { $0.verify(transactionalID: transactionalID, producerID: producerID, epoch: epoch, partition: target) }
         if let problem {
             // Kafka names a fenced producer so here; a missing AddOffsetsToTxn is a state error.
