@@ -37,18 +37,18 @@ enum ProducerStateFiles {
                 logger.warning("unreadable producer snapshot; trying an older one", metadata: ["file": "\(directory)/\(name)", "error": "\(error)"])
             }
         }
-        var aborted: [AbortedTxn] = []
+        var indexed: [AbortedTxn] = []
         for name in names where name.hasSuffix(TxnIndex.suffix) {
             if let bytes = try FileSystem.readBytes(directory + "/" + name, bytesMax: 256 << 20) {
-                aborted += TxnIndex.decode(bytes)
+                indexed += TxnIndex.decode(bytes)
             }
         }
-        state.restoreAborted(aborted)
-        state.dropAborted(from: end)  // a recovered log may end before entries written before a crash
-        state.dropAborted(before: log.logStartOffset)
-        let known = Set(state.aborted.map(\.lastOffset))
+        // Aborts below the replay's start come from the index; the replay finds the rest again
+        // (so none is listed twice, and a crash that lost an index entry loses nothing).
+        state.restoreAborted(indexed.filter { $0.lastOffset < from && $0.lastOffset >= log.logStartOffset })
+        let known = Set(indexed.map(\.lastOffset))
         let replayed = try replay(log: log, from: from, into: &state, now: now)
-        // Aborts found again in the log but missing from .txnindex (lost in a crash) are rewritten.
+        // Aborts found in the log but missing from .txnindex (lost in a crash) are written again.
         for txn in state.aborted where txn.lastOffset >= from && !known.contains(txn.lastOffset) {
             let base = log.segmentBaseOffsets.last(where: { $0 <= txn.lastOffset }) ?? .zero
             try appendAborted(txn, directory: directory, segmentBase: base)

@@ -193,7 +193,8 @@ public struct ProducerState: Sendable, Equatable {
         }
         if producers[batch.producerID] == nil && producers.count >= Self.producersMax { evictOne() }
         producers[batch.producerID] = entry
-        if let completed, completed.aborted {
+        // Markers come in offset order; one already listed (a replay over restored entries) is not listed again.
+        if let completed, completed.aborted, aborted.last.map({ $0.lastOffset < completed.lastOffset }) ?? true {
             let stable = lastStableOffset(logEnd: lastOffset + 1)
             aborted.append(AbortedTxn(producerID: completed.producerID, firstOffset: completed.firstOffset,
                                       lastOffset: completed.lastOffset, lastStableOffset: stable))

@@ -309,13 +309,16 @@ class CkErrors:
 
 
 def ck_producer(bootstrap: str, acks="all", errors: Optional[CkErrors] = None, **extra):
+    """A confluent-kafka Producer. With acks=all it is idempotent (InitProducerId, sequence numbers
+    the broker checks), which librdkafka is not by default, so that every large produce of the
+    suite goes through the broker's duplicate and sequence checks; librdkafka refuses idempotence
+    with acks 0 or 1, which then keep its default (off)."""
     from confluent_kafka import Producer
 
     conf = ck_base_conf(
         bootstrap,
         **{
             "acks": str(acks),
-            "enable.idempotence": False,  # Brook has no InitProducerId yet
             "compression.type": "none",  # tests of compression ask for it
             "linger.ms": 5,
             "message.timeout.ms": 60000,
@@ -324,6 +327,8 @@ def ck_producer(bootstrap: str, acks="all", errors: Optional[CkErrors] = None, *
             "max.in.flight.requests.per.connection": 5,
         },
     )
+    if str(acks) in ("all", "-1"):
+        conf["enable.idempotence"] = True
     if errors is not None:
         conf["error_cb"] = errors
     conf.update(extra)
@@ -457,17 +462,18 @@ def ck_consume(
     start=None,
     timeout: float = PHASE_TIMEOUT,
     strict: bool = True,
+    linger: float = 0.5,
     **extra,
 ) -> list:
     """Assign `partitions` of `topic` (from the beginning unless start maps partition -> offset)
-    and read `expected` records."""
+    and read `expected` records (then `linger` more seconds, to catch extras)."""
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
     errs = CkErrors()
     c = ck_consumer(bootstrap, errors=errs, **extra)
     try:
         c.assign([TopicPartition(topic, p, (start or {}).get(p, OFFSET_BEGINNING)) for p in partitions])
-        out = ck_drain(c, expected, timeout=timeout)
+        out = ck_drain(c, expected, timeout=timeout, linger=linger)
     finally:
         c.close()
     if strict and errs.unexpected():
@@ -491,14 +497,14 @@ def kp_admin(bootstrap: str):
 
 
 def kp_producer(bootstrap: str, acks="all", **extra):
+    """A kafka-python KafkaProducer with its own idempotence default: kafka-python 3 is idempotent
+    unless acks is set to 0 or 1 (it then turns idempotence off itself)."""
     from kafka import KafkaProducer
 
     conf = dict(
         bootstrap_servers=bootstrap,
         client_id="brook-interop-kafka-python",
         acks={"all": -1, "-1": -1, "1": 1, "0": 0}.get(str(acks), acks),
-        # kafka-python 3 turns idempotence on by default; Brook has no InitProducerId yet.
-        enable_idempotence=False,
         compression_type=None,
         linger_ms=5,
         batch_size=65536,
@@ -629,7 +635,8 @@ def kcat_produce(bootstrap: str, topic: str, specs: Sequence, acks="all", *, tim
                  compression: str = "none") -> None:
     """Feed `specs` to `kcat -P` as key|value lines. kcat can only attach the same headers to
     every record, so specs must be text_only with static_headers; the partition comes from
-    librdkafka's default partitioner over the key (spec.partition must be None)."""
+    librdkafka's default partitioner over the key (spec.partition must be None). Idempotence
+    stays at librdkafka's default (off)."""
     headers = specs[0].headers if specs else ()
     args = ["-P", "-b", bootstrap, "-t", topic, "-K", "|", "-q"]
     for name, value in headers:
@@ -637,7 +644,6 @@ def kcat_produce(bootstrap: str, topic: str, specs: Sequence, acks="all", *, tim
     args += [
         "-X", f"acks={acks}",
         "-X", f"compression.codec={compression}",
-        "-X", "enable.idempotence=false",
         "-X", "linger.ms=5",
         "-X", "message.timeout.ms=60000",
     ]
