@@ -61,33 +61,21 @@ public final class GroupService: Sendable {
 
     /// Replays `__consumer_offsets` into the coordinator.
     func load() throws(StorageError) {
-        guard let topic = topics.topic(Self.offsetsTopic) else { return }
         let now = self.now
         var count = 0
-        for partition in topic.partitions {
-            var next = partition.offsets.logStart
-            while true {
-                let read = try partition.read(from: next, maxBytes: 1 << 20, minOneBatch: true)
-                if read.slice.isEmpty { break }
-                let bytes = try read.slice.readBytes()
-                let before = next
-                let events = Self.decode(bytes, partition: partition.name, logger: logger, next: &next)
-                guard next > before else {
-                    logger.error("\(partition.name): unreadable batch at offset \(before); the rest of it is not loaded")
-                    break
-                }
-                state.withLock { s in
-                    for event in events {
-                        switch event {
-                        case .record(let r): s.coordinator.replay(r, now: now)
-                        case .transactional(let pid, let group, let tp, let committed):
-                            s.coordinator.addPendingTxnOffsets(producerID: pid, groupID: group, [(tp, committed)])
-                        case .marker(let pid, let commit): s.coordinator.completeTxnOffsets(producerID: pid, commit: commit, now: now)
-                        }
+        try offsetsTopic.forEachBatch(logger: logger) { partition, header, batch in
+            let events = Self.decode(header, batch, partition: partition, logger: logger)
+            state.withLock { s in
+                for event in events {
+                    switch event {
+                    case .record(let r): s.coordinator.replay(r, now: now)
+                    case .transactional(let pid, let group, let tp, let committed):
+                        s.coordinator.addPendingTxnOffsets(producerID: pid, groupID: group, [(tp, committed)])
+                    case .marker(let pid, let commit): s.coordinator.completeTxnOffsets(producerID: pid, commit: commit, now: now)
                     }
                 }
-                count += events.count
             }
+            count += events.count
         }
         logger.info("loaded \(count) group records from \(Self.offsetsTopic)")
     }
@@ -101,37 +89,30 @@ public final class GroupService: Sendable {
         case marker(ProducerID, commit: Bool)
     }
 
-    /// The group records in whole batches; `next` moves past the last batch.
-    static func decode(_ buffer: ByteBuffer, partition: String, logger: Logger, next: inout Offset) -> [LoadEvent] {
+    /// What one batch (`header`, the whole `batch`) holds for the coordinator.
+    static func decode(_ header: RecordBatchHeader, _ batch: UnsafeRawBufferPointer, partition: String, logger: Logger) -> [LoadEvent] {
+        if header.attributes.isControl {
+            guard let marker = ControlBatch.marker(header, batch: batch) else { return [] }
+            return [.marker(header.producerID, commit: marker == .commit)]
+        }
         var out: [LoadEvent] = []
-        buffer.withUnsafeReadableBytes { bytes in
-            _ = RecordBatchHeader.forEachBatch(in: bytes) { header, batch in
-                next = header.baseOffset + Int64(header.lastOffsetDelta) + 1
-                if header.attributes.isControl {
-                    if let marker = ControlBatch.marker(header, batch: batch) {
-                        out.append(.marker(header.producerID, commit: marker == .commit))
-                    }
-                    return
-                }
-                let transactional = header.attributes.isTransactional
-                do throws(BatchDefect) {
-                    try header.forEachRecord(in: batch) { record, records in
-                        guard let key = record.key else { return }
-                        do {
-                            guard let r = try GroupRecord.decode(key: Array(records[key]), value: record.value.map { Array(records[$0]) }) else { return }
-                            if transactional, case .offset(let group, let tp, let committed) = r {
-                                out.append(.transactional(header.producerID, group: group, tp, committed))
-                            } else {
-                                out.append(.record(r))
-                            }
-                        } catch {
-                            logger.warning("\(partition): unreadable group record at offset \(header.baseOffset + Int64(record.offsetDelta)): \(error)")
-                        }
+        let transactional = header.attributes.isTransactional
+        do throws(BatchDefect) {
+            try header.forEachRecord(in: batch) { record, records in
+                guard let key = record.key else { return }
+                do {
+                    guard let r = try GroupRecord.decode(key: Array(records[key]), value: record.value.map { Array(records[$0]) }) else { return }
+                    if transactional, case .offset(let group, let tp, let committed) = r {
+                        out.append(.transactional(header.producerID, group: group, tp, committed))
+                    } else {
+                        out.append(.record(r))
                     }
                 } catch {
-                    logger.warning("\(partition): unreadable batch at offset \(header.baseOffset): \(error)")
+                    logger.warning("\(partition): unreadable group record at offset \(header.baseOffset + Int64(record.offsetDelta)): \(error)")
                 }
             }
+        } catch {
+            logger.warning("\(partition): unreadable batch at offset \(header.baseOffset): \(error)")
         }
         return out
     }

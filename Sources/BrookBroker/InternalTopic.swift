@@ -1,6 +1,7 @@
 import BrookCore
 import BrookRecords
 import BrookStorage
+import Logging
 import NIOCore
 
 /// A compacted internal topic a coordinator keeps its state in (`__consumer_offsets`,
@@ -51,6 +52,32 @@ struct InternalTopic: Sendable {
         for (index, list) in byPartition.sorted(by: { $0.key < $1.key }) {
             var buffer = ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: .zero, records: list))
             _ = try partitions[index].appendInternal(&buffer, now: now.ms)
+        }
+    }
+
+    /// Every batch of the topic as it stands (nothing when it does not exist), partition by
+    /// partition from the log start: how a coordinator loads. `body` gets the partition's name, the
+    /// header and the whole batch; no lock is held while it runs. A partition whose batches stop
+    /// making progress (an unreadable one) is left there, logged.
+    func forEachBatch(logger: Logger, _ body: (String, RecordBatchHeader, UnsafeRawBufferPointer) -> Void) throws(StorageError) {
+        for partition in topics.topic(name)?.partitions ?? [] {
+            var next = partition.offsets.logStart
+            while true {
+                let read = try partition.read(from: next, maxBytes: 1 << 20, minOneBatch: true)
+                if read.slice.isEmpty { break }
+                let bytes = try read.slice.readBytes()
+                let before = next
+                bytes.withUnsafeReadableBytes { raw in
+                    _ = RecordBatchHeader.forEachBatch(in: raw) { header, batch in
+                        next = header.nextOffset
+                        body(partition.name, header, batch)
+                    }
+                }
+                guard next > before else {
+                    logger.error("\(partition.name): unreadable batch at offset \(before); the rest of it is not loaded")
+                    break
+                }
+            }
         }
     }
 }

@@ -71,7 +71,8 @@ public final class Partition: Sendable {
     /// is checked against the producer state first (one such batch per request, as Kafka asks):
     /// a retry of a recent batch is answered with its original offsets and not written again.
     /// `verify` (KIP-890) is asked, under the partition's lock, whether a transactional batch
-    /// belongs to its producer's open transaction.
+    /// belongs to its producer's open transaction; without one (no transactional id in the
+    /// request) a transactional batch is refused.
     public func append(_ records: inout ByteBuffer, now: Int64,
                        verify: ((ProducerBatch) -> ErrorCode?)? = nil) throws(AppendError) -> Appended {
         let header = records.withUnsafeReadableBytes { RecordBatchHeader.decode($0) }
@@ -95,8 +96,11 @@ public final class Partition: Sendable {
                 case .refuse(let code, let message):
                     throw .producer(code, message)
                 }
-                if batch.isTransactional, let verify, let code = verify(batch) {
-                    throw .producer(code, "Producer \(batch.producerID) at epoch \(batch.epoch) has no open transaction holding \(name)")
+                if batch.isTransactional {
+                    let problem: ErrorCode? = if let verify { verify(batch) } else { .invalidTxnState }
+                    if let code = problem {
+                        throw .producer(code, "Producer \(batch.producerID) at epoch \(batch.epoch) has no open transaction holding \(name)")
+                    }
                 }
             }
             let result: AppendResult
@@ -109,29 +113,14 @@ public final class Partition: Sendable {
     }
 
     /// Writes a transaction marker for `producerID` (from the transaction coordinator) and
-    /// returns what it ended here. An abort is added to the active segment's `.txnindex`.
+    /// returns what it ended here.
     public func appendMarker(producerID: ProducerID, epoch: ProducerEpoch, commit: Bool, coordinatorEpoch: Int32,
                              now: Timestamp) throws(AppendError) -> ProducerState.Completed? {
         var records = ByteBuffer(bytes: ControlBatch.build(producerID: producerID, epoch: epoch, commit: commit,
                                                            coordinatorEpoch: coordinatorEpoch, timestamp: now))
         let batch = ProducerBatch(producerID: producerID, epoch: epoch, baseSequence: -1, offsetDelta: 0,
                                   isTransactional: true, marker: commit ? .commit : .abort, maxTimestamp: now.ms)
-        let leader = leaderEpoch
-        let completed = try state.withLock { (s: inout Locked) throws(AppendError) -> ProducerState.Completed? in
-            if case .refuse(let code, let message) = s.producers.check(batch, fromCoordinator: true) {
-                throw .producer(code, message)
-            }
-            let result: AppendResult
-            do throws(StorageError) { result = try s.log.append(&records, leaderEpoch: leader) } catch { throw .storage(error) }
-            let completed = s.producers.appended(batch, firstOffset: result.firstOffset, coordinatorEpoch: coordinatorEpoch, now: now.ms)
-            if let completed, completed.aborted, let txn = s.producers.aborted.last {
-                let base = s.log.segmentBaseOffsets.last ?? .zero
-                do throws(StorageError) { try ProducerStateFiles.appendAborted(txn, directory: logDirectory, segmentBase: base) } catch { throw .storage(error) }
-            }
-            return completed
-        }
-        wakeParked()
-        return completed
+        return try appendFromCoordinator(&records, batch: batch, coordinatorEpoch: coordinatorEpoch, now: now.ms).completed
     }
 
     /// Writes batches the broker makes for a transaction (offset commits in `__consumer_offsets`)
@@ -140,17 +129,29 @@ public final class Partition: Sendable {
         guard let header = records.withUnsafeReadableBytes({ RecordBatchHeader.decode($0) }) else {
             throw .storage(.invalidArgument("an append needs at least one batch"))
         }
-        let batch = ProducerBatch(header)
+        return try appendFromCoordinator(&records, batch: ProducerBatch(header), coordinatorEpoch: -1, now: now).result
+    }
+
+    /// A batch the coordinators write for a producer: checked (but for its sequence), appended,
+    /// recorded; an abort it completes goes to the active segment's `.txnindex`.
+    private func appendFromCoordinator(_ records: inout ByteBuffer, batch: ProducerBatch, coordinatorEpoch: Int32,
+                                       now: Int64) throws(AppendError) -> (result: AppendResult, completed: ProducerState.Completed?) {
         let leader = leaderEpoch
-        return try state.withLock { (s: inout Locked) throws(AppendError) -> AppendResult in
+        let done = try state.withLock { (s: inout Locked) throws(AppendError) -> (result: AppendResult, completed: ProducerState.Completed?) in
             if case .refuse(let code, let message) = s.producers.check(batch, fromCoordinator: true) {
                 throw .producer(code, message)
             }
             let result: AppendResult
             do throws(StorageError) { result = try s.log.append(&records, leaderEpoch: leader) } catch { throw .storage(error) }
-            s.producers.appended(batch, firstOffset: result.firstOffset, now: now)
-            return result
+            let completed = s.producers.appended(batch, firstOffset: result.firstOffset, coordinatorEpoch: coordinatorEpoch, now: now)
+            if let completed, completed.aborted, let txn = s.producers.aborted.last {
+                let base = s.log.segmentBaseOffsets.last ?? .zero
+                do throws(StorageError) { try ProducerStateFiles.appendAborted(txn, directory: logDirectory, segmentBase: base) } catch { throw .storage(error) }
+            }
+            return (result, completed)
         }
+        wakeParked()
+        return done
     }
 
     /// A request's current leader epoch checked against ours (-1: not given, always fine).

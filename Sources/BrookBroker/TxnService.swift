@@ -73,20 +73,10 @@ public final class TxnService: Sendable {
             }
         }
         var count = 0
-        if let topic = topics.topic(Self.stateTopic) {
-            for partition in topic.partitions {
-                var next = partition.offsets.logStart
-                while true {
-                    let read = try partition.read(from: next, maxBytes: 1 << 20, minOneBatch: true)
-                    if read.slice.isEmpty { break }
-                    let bytes = try read.slice.readBytes()
-                    let before = next
-                    let records = Self.decode(bytes, partition: partition.name, logger: logger, next: &next)
-                    guard next > before else { break }
-                    state.withLock { s in for (id, m) in records { s.coordinator.replay(id, m) } }
-                    count += records.count
-                }
-            }
+        try stateTopic.forEachBatch(logger: logger) { partition, header, batch in
+            let records = Self.decode(header, batch, partition: partition, logger: logger)
+            state.withLock { s in for (id, m) in records { s.coordinator.replay(id, m) } }
+            count += records.count
         }
         logger.info("loaded \(count) transaction records from \(Self.stateTopic)")
         for plan in read({ $0.unfinished }) {
@@ -95,24 +85,21 @@ public final class TxnService: Sendable {
         }
     }
 
-    static func decode(_ buffer: ByteBuffer, partition: String, logger: Logger, next: inout Offset) -> [(String, TxnMetadata?)] {
+    /// The transactional ids' states in one batch (`header`, the whole `batch`); nil: removed.
+    static func decode(_ header: RecordBatchHeader, _ batch: UnsafeRawBufferPointer, partition: String,
+                       logger: Logger) -> [(String, TxnMetadata?)] {
+        guard !header.attributes.isControl else { return [] }
         var out: [(String, TxnMetadata?)] = []
-        buffer.withUnsafeReadableBytes { bytes in
-            _ = RecordBatchHeader.forEachBatch(in: bytes) { header, batch in
-                next = header.nextOffset
-                guard !header.attributes.isControl else { return }
-                try? header.forEachRecord(in: batch) { record, records in
-                    guard let key = record.key else { return }
-                    do throws(ProducerSnapshot.DecodeError) {
-                        let id = try TxnRecords.decodeKey(Array(records[key]))
-                        let m = try record.value.map { v throws(ProducerSnapshot.DecodeError) in
-                            try TxnRecords.decodeValue(Array(records[v]), transactionalID: id)
-                        }
-                        out.append((id, m))
-                    } catch {
-                        logger.warning("\(partition): unreadable transaction record at offset \(header.baseOffset + Int64(record.offsetDelta)): \(error)")
-                    }
+        try? header.forEachRecord(in: batch) { record, records in
+            guard let key = record.key else { return }
+            do throws(ProducerSnapshot.DecodeError) {
+                let id = try TxnRecords.decodeKey(Array(records[key]))
+                let m = try record.value.map { v throws(ProducerSnapshot.DecodeError) in
+                    try TxnRecords.decodeValue(Array(records[v]), transactionalID: id)
                 }
+                out.append((id, m))
+            } catch {
+                logger.warning("\(partition): unreadable transaction record at offset \(header.baseOffset + Int64(record.offsetDelta)): \(error)")
             }
         }
         return out

@@ -94,6 +94,10 @@ public struct ProducerState: Sendable, Equatable {
     public private(set) var producers: [ProducerID: ProducerEntry] = [:]
     /// Aborted transactions by marker offset (ascending).
     public private(set) var aborted: [AbortedTxn] = []
+    /// The producers with a transaction open here and its first offset: each entry's
+    /// `currentTxnFirstOffset`, kept apart so that the last stable offset (asked on every
+    /// fetch) looks at the few open transactions, not at every producer.
+    private var openTransactions: [ProducerID: Offset] = [:]
 
     public init() {}
 
@@ -193,6 +197,7 @@ public struct ProducerState: Sendable, Equatable {
         }
         if producers[batch.producerID] == nil && producers.count >= Self.producersMax { evictOne() }
         producers[batch.producerID] = entry
+        openTransactions[batch.producerID] = entry.currentTxnFirstOffset
         // Markers come in offset order; one already listed (a replay over restored entries) is not listed again.
         if let completed, completed.aborted, aborted.last.map({ $0.lastOffset < completed.lastOffset }) ?? true {
             let stable = lastStableOffset(logEnd: lastOffset + 1)
@@ -204,9 +209,7 @@ public struct ProducerState: Sendable, Equatable {
 
     /// The last stable offset: the first offset of the oldest open transaction, or the log end.
     public func lastStableOffset(logEnd: Offset) -> Offset {
-        var stable = logEnd
-        for entry in producers.values { if let first = entry.currentTxnFirstOffset, first < stable { stable = first } }
-        return stable
+        openTransactions.values.reduce(logEnd) { min($0, $1) }
     }
 
     /// Aborted transactions that overlap `from ..< upTo`, oldest first, at most `limit`.
@@ -263,5 +266,6 @@ public struct ProducerState: Sendable, Equatable {
     mutating func restore(_ id: ProducerID, _ entry: ProducerEntry) {
         precondition(entry.batches.count <= Self.recentBatchesMax, "a snapshot keeps at most \(Self.recentBatchesMax) batches")
         producers[id] = entry
+        openTransactions[id] = entry.currentTxnFirstOffset
     }
 }

@@ -37,10 +37,10 @@ struct ListOffsetsHandler: ApiHandler {
         }
         do throws(StorageError) {
             // read_committed consumers see up to the last stable offset.
-            let lastStable = partition.offsets.lastStable
+            let lastStable = readCommitted && p.timestamp == Self.latest ? partition.offsets.lastStable : nil
             let found: TimestampedOffset? = try partition.withLog { log throws(StorageError) -> TimestampedOffset? in
                 switch p.timestamp {
-                case Self.latest: TimestampedOffset(offset: readCommitted ? lastStable : log.logEndOffset, timestamp: .none)
+                case Self.latest: TimestampedOffset(offset: lastStable ?? log.logEndOffset, timestamp: .none)
                 case Self.earliest, Self.earliestLocal: TimestampedOffset(offset: log.logStartOffset, timestamp: .none)
                 case Self.maxTimestamp: try log.maxTimestampOffset()
                 case Self.latestTiered: nil

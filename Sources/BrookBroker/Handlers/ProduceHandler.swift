@@ -40,15 +40,16 @@ struct ProduceHandler: ApiHandler {
         guard case .bytes(var records)? = data.records, records.readableBytes > 0 else {
             return failure(data.index, .corruptMessage, "The request holds no record batch")
         }
-        let transactions = context.broker.transactions
-        let transactionalID = transactionalID
-        let target = TxnPartition(topic, data.index)
-        do throws(Partition.AppendError) {
-            let appended = try partition.append(&records, now: context.broker.clock.now().ms) { batch in
-                guard let transactionalID else { return .invalidTxnState }
-                return transactions.verify(transactionalID: transactionalID, producerID: batch.producerID,
-                                           epoch: batch.epoch, partition: target)
+        // Only a transactional producer's request pays for the verification closure.
+        let verify: ((ProducerBatch) -> ErrorCode?)? = transactionalID.map { id in
+            let transactions = context.broker.transactions
+            let target = TxnPartition(topic, data.index)
+            return { batch in
+                transactions.verify(transactionalID: id, producerID: batch.producerID, epoch: batch.epoch, partition: target)
             }
+        }
+        do throws(Partition.AppendError) {
+            let appended = try partition.append(&records, now: context.broker.clock.now().ms, verify: verify)
             let result = appended.result
             return PartitionResult(index: data.index, errorCode: 0, baseOffset: result.firstOffset,
                                    logAppendTimeMs: result.logAppendTime?.ms ?? -1, logStartOffset: appended.logStart)
