@@ -98,10 +98,12 @@ public final class Broker: Sendable {
 
     /// Decodes one request frame and runs its handler. A frame that cannot be decoded, an
     /// unknown API, or an unserved version (but for ApiVersions) is refused.
-    public func handle(frame: ByteBuffer, eventLoop: any EventLoop, clientHost: String = "/127.0.0.1") throws -> Outcome {
+    public func handle(frame: ByteBuffer, eventLoop: any EventLoop, clientHost: String = "/127.0.0.1",
+                       connection: ConnectionScope? = nil) throws -> Outcome {
         var reader = WireReader(frame)
         let header = try RequestHeader(from: &reader)
-        let context = RequestContext(header: header, eventLoop: eventLoop, broker: self, clientHost: clientHost)
+        let context = RequestContext(header: header, eventLoop: eventLoop, broker: self, clientHost: clientHost,
+                                     connection: connection)
         guard let entry = handlers.entries[header.apiKey] else {
             throw RequestRefused(description: "unknown API key \(header.apiKey)")
         }

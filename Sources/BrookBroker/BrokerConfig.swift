@@ -65,6 +65,13 @@ public struct BrokerConfig: Sendable {
     /// past it the broker stops reading until answers go out. Kafka's default is unbounded (-1);
     /// ours is 256 MiB so that memory stays bounded.
     public var queuedMaxRequestBytes = 256 * 1024 * 1024
+    /// `connections.max.idle.ms`: a connection with nothing sent, received or unanswered for this
+    /// long is closed (Kafka's 10 minutes).
+    public var connectionsMaxIdleMs: Int64 = 600_000
+    /// `socket.request.receive.timeout.ms` (Brook's own): a request frame must arrive whole within
+    /// this long of its first byte, or the connection is closed; the memory reserved for it
+    /// (`queued.max.request.bytes`) is not held longer by a client that stops sending.
+    public var requestReceiveTimeoutMs: Int64 = 60_000
     /// `log.retention.check.interval.ms`: how often retention and compaction run.
     public var retentionCheckIntervalMs: Int64 = 300_000
     /// `log.cleaner.enable`: compaction of `cleanup.policy=compact` topics.
@@ -129,6 +136,8 @@ public struct BrokerConfig: Sendable {
         case "queued.max.request.bytes":
             let n = try int(-1...Int64(Int32.max))
             queuedMaxRequestBytes = n < 0 ? Int(Int32.max) : Int(n)
+        case "connections.max.idle.ms": connectionsMaxIdleMs = try int(1...Int64(Int32.max))
+        case "socket.request.receive.timeout.ms": requestReceiveTimeoutMs = try int(1...Int64(Int32.max))
         case "log.retention.check.interval.ms": retentionCheckIntervalMs = try int(1...Int64.max)
         case "log.cleaner.enable": logCleanerEnable = try bool()
         case "cluster.id": clusterID = value.trimmed

@@ -8,7 +8,8 @@ enum ErrorMapping {
         case .invalidBatch(_, .compression(_, .unavailable)): .unsupportedCompressionType
         case .invalidBatch: .corruptMessage
         case .batchTooLarge: .messageTooLarge
-        case .missingKeyOnCompactedTopic: .invalidRecord
+        case .missingKeyOnCompactedTopic, .controlBatchFromClient: .invalidRecord
+        case .timestampOutOfRange: .invalidTimestamp
         case .offsetOutOfRange: .offsetOutOfRange
         case .invalidArgument: .invalidRequest
         case .invalidConfig: .invalidConfig

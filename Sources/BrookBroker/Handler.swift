@@ -10,6 +10,9 @@ public enum Reply<Response: Sendable>: Sendable {
     case later(EventLoopFuture<Response>)
     /// No answer at all (produce with acks=0).
     case none
+    /// No answer, and the connection is closed (a failed produce with acks=0: the client's only
+    /// signal, as in Kafka).
+    case closeConnection(String)
 }
 
 /// Everything a handler may use besides its request.
@@ -19,6 +22,9 @@ public struct RequestContext: Sendable {
     public let broker: Broker
     /// The client's address ("/127.0.0.1"), as group members are described.
     public let clientHost: String
+    /// The connection the request came on, which owns what the request leaves waiting (nil in
+    /// tests that drive the broker without one).
+    public let connection: ConnectionScope?
 }
 
 /// One API: its request type and the versions it serves. One file per handler (Handlers/).
@@ -57,6 +63,8 @@ public enum Outcome: Sendable {
     case respond(EncodedResponse)
     case later(EventLoopFuture<EncodedResponse>)
     case none
+    /// Close the connection after the answers before it (the reason is logged).
+    case close(String)
 }
 
 /// The handlers by API key. ApiVersions answers from this table, so it cannot list an API
@@ -92,6 +100,8 @@ public struct HandlerTable: Sendable {
                 return .later(future.map { .encode($0, header: header) })
             case .none:
                 return .none
+            case .closeConnection(let reason):
+                return .close(reason)
             }
         }
     }

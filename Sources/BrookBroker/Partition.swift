@@ -14,7 +14,7 @@ public final class Partition: Sendable {
     public let index: Int32
     public let logDirectory: String
     let state: Mutex<Locked>
-    let parked = Mutex<[ObjectIdentifier: @Sendable () -> Void]>([:])
+    let parked = Mutex<[ObjectIdentifier: Wake]>([:])
     /// The leader epoch stamped into appended batches (constant until the cluster issue).
     public let leaderEpoch = LeaderEpoch(0)
 
@@ -73,11 +73,12 @@ public final class Partition: Sendable {
     /// `verify` (KIP-890) is asked, under the partition's lock, whether a transactional batch
     /// belongs to its producer's open transaction; without one (no transactional id in the
     /// request) a transactional batch is refused.
-    public func append(_ records: inout ByteBuffer, now: Int64,
+    public func append(_ records: inout ByteBuffer, now: Int64, origin: AppendOrigin = .client,
                        verify: ((ProducerBatch) -> ErrorCode?)? = nil) throws(AppendError) -> Appended {
         let header = records.withUnsafeReadableBytes { RecordBatchHeader.decode($0) }
         var batch: ProducerBatch?
         if let header, header.producerID != .none || header.attributes.isTransactional {
+            // Refused before the producer state sees it (the log refuses control batches too).
             guard !header.attributes.isControl else { throw .producer(.invalidRecord, "Clients may not write control batches") }
             guard header.totalBytes == records.readableBytes else {
                 throw .producer(.invalidRecord, "Idempotent and transactional batches come one per partition per request")
@@ -104,11 +105,11 @@ public final class Partition: Sendable {
                 }
             }
             let result: AppendResult
-            do throws(StorageError) { result = try s.log.append(&records, leaderEpoch: epoch) } catch { throw .storage(error) }
+            do throws(StorageError) { result = try s.log.append(&records, leaderEpoch: epoch, origin: origin) } catch { throw .storage(error) }
             if let batch { s.producers.appended(batch, firstOffset: result.firstOffset, now: now) }
             return Appended(result: result, logStart: s.log.logStartOffset, duplicate: false)
         }
-        if !appended.duplicate { wakeParked() }
+        if !appended.duplicate { wakeParked(appendedBytes: records.readableBytes) }
         return appended
     }
 
@@ -150,7 +151,7 @@ public final class Partition: Sendable {
             }
             return (result, completed)
         }
-        wakeParked()
+        wakeParked(appendedBytes: Self.wakeAll)
         return done
     }
 
@@ -189,10 +190,16 @@ public final class Partition: Sendable {
         state.withLock { $0.producers.producers }
     }
 
-    /// Parks a fetch: `wake` runs (once) on the next append. Returns false when too many wait.
-    func park(_ key: ObjectIdentifier, wake: @escaping @Sendable () -> Void) -> Bool {
+    /// What a parked fetch is told on each append: the bytes appended, or `wakeAll` for a change
+    /// whose effect on what may be read is not its size (a transaction marker moves the LSO).
+    public typealias Wake = @Sendable (_ appendedBytes: Int) -> Void
+    static let wakeAll = Int(UInt32.max)
+
+    /// Parks a fetch: `wake` runs on every append until it is unparked. Returns false when
+    /// `Limits.parkedFetchesPerPartitionMax` wait here already.
+    func park(_ key: ObjectIdentifier, wake: @escaping Wake) -> Bool {
         parked.withLock { waiting in
-            guard waiting.count < Limits.parkedFetchesMax else { return false }
+            guard waiting.count < Limits.parkedFetchesPerPartitionMax else { return false }
             waiting[key] = wake
             return true
         }
@@ -202,13 +209,16 @@ public final class Partition: Sendable {
         _ = parked.withLock { $0.removeValue(forKey: key) }
     }
 
-    func wakeParked() {
-        let woken = parked.withLock { waiting -> [@Sendable () -> Void] in
-            guard !waiting.isEmpty else { return [] }
-            defer { waiting.removeAll(keepingCapacity: true) }
-            return Array(waiting.values)
+    /// Fetches parked here now.
+    public var parkedCount: Int { parked.withLock { $0.count } }
+
+    /// Tells every parked fetch what was appended. Each wake is a few atomic operations (the
+    /// fetch re-reads on its own event loop only once enough has arrived), so an append's cost
+    /// is bounded by the parked-fetch limit, whatever the fetches asked for.
+    func wakeParked(appendedBytes: Int) {
+        parked.withLock { waiting in
+            for wake in waiting.values { wake(appendedBytes) }
         }
-        for wake in woken { wake() }
     }
 }
 
@@ -269,7 +279,7 @@ extension Partition {
 extension Partition {
     /// Appends batches the broker makes itself (group records), which carry no producer id.
     func appendInternal(_ records: inout ByteBuffer, now: Int64) throws(StorageError) -> AppendResult {
-        do { return try append(&records, now: now).result } catch {
+        do { return try append(&records, now: now, origin: .internal).result } catch {
             switch error {
             case .storage(let e): throw e
             case .producer(_, let message): throw .invalidArgument(message)

@@ -84,6 +84,13 @@ public enum TopicConfigs {
         return n < 0 ? "-1" : String(n * scaled.factor)
     }
 
+    /// Kafka's lower bounds (LogConfig's `atLeast` validators) for the numeric configs the storage
+    /// engine does not read itself; its own are checked by `LogConfig`.
+    static let lowerBounds: [String: Int64] = [
+        "file.delete.delay.ms": 0, "local.retention.bytes": -2, "local.retention.ms": -2,
+        "max.compaction.lag.ms": 1, "min.insync.replicas": 1, "segment.jitter.ms": 0,
+    ]
+
     /// The longest config value accepted (what a non-flexible DescribeConfigs can carry).
     public static let valueBytesMax = Int(Int16.max)
 
@@ -98,6 +105,12 @@ public enum TopicConfigs {
         case .long: if Int64(v) == nil { return "Invalid value \(value) for configuration \(name): Not a number of type LONG" }
         case .double: if Double(v) == nil { return "Invalid value \(value) for configuration \(name): Not a number of type DOUBLE" }
         case .string, .list: break
+        }
+        if let least = lowerBounds[name], let n = Int64(v), n < least {
+            return "Invalid value \(value) for configuration \(name): Value must be at least \(least)"
+        }
+        if name == "min.cleanable.dirty.ratio", let ratio = Double(v), !(0...1).contains(ratio) {
+            return "Invalid value \(value) for configuration \(name): Value must be no more than 1 and at least 0"
         }
         if let choices = d.choices, !choices.contains(v) {
             return "Invalid value \(value) for configuration \(name): String must be one of: \(choices.joined(separator: ", "))"

@@ -26,6 +26,9 @@ public enum Limits {
     public static let topicNameBytesMax = 249
     /// Requests read from one connection but not yet answered; more waits in the socket.
     public static let inflightRequestsPerConnectionMax = 128
-    /// Fetch requests parked on one broker waiting for data (long poll).
-    public static let parkedFetchesMax = 100_000
+    /// Fetch requests parked on one partition waiting for data (long poll); each append to the
+    /// partition touches every one of them, so this bounds an append's wake-up work. More are
+    /// answered at once with what there is. (Per connection, `inflightRequestsPerConnectionMax`
+    /// bounds them, and they end with their connection.)
+    public static let parkedFetchesPerPartitionMax = 4096
 }

@@ -18,6 +18,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let recordListTooLarge = ErrorCode(rawValue: 18)
     public static let invalidRequiredAcks = ErrorCode(rawValue: 21)
     public static let topicAuthorizationFailed = ErrorCode(rawValue: 29)
+    public static let invalidTimestamp = ErrorCode(rawValue: 32)
     public static let unsupportedVersion = ErrorCode(rawValue: 35)
     public static let topicAlreadyExists = ErrorCode(rawValue: 36)
     public static let invalidPartitions = ErrorCode(rawValue: 37)
@@ -81,7 +82,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         3: "UNKNOWN_TOPIC_OR_PARTITION", 4: "INVALID_FETCH_SIZE", 5: "LEADER_NOT_AVAILABLE",
         6: "NOT_LEADER_OR_FOLLOWER", 7: "REQUEST_TIMED_OUT", 10: "MESSAGE_TOO_LARGE",
         15: "COORDINATOR_NOT_AVAILABLE", 17: "INVALID_TOPIC_EXCEPTION", 18: "RECORD_LIST_TOO_LARGE",
-        21: "INVALID_REQUIRED_ACKS", 29: "TOPIC_AUTHORIZATION_FAILED", 35: "UNSUPPORTED_VERSION",
+        21: "INVALID_REQUIRED_ACKS", 29: "TOPIC_AUTHORIZATION_FAILED", 32: "INVALID_TIMESTAMP", 35: "UNSUPPORTED_VERSION",
         36: "TOPIC_ALREADY_EXISTS", 37: "INVALID_PARTITIONS", 38: "INVALID_REPLICATION_FACTOR",
         39: "INVALID_REPLICA_ASSIGNMENT", 40: "INVALID_CONFIG", 42: "INVALID_REQUEST",
         43: "UNSUPPORTED_FOR_MESSAGE_FORMAT", 44: "POLICY_VIOLATION", 56: "KAFKA_STORAGE_ERROR",

@@ -20,15 +20,21 @@ public struct KafkaFrameDecoder: ByteToMessageDecoder {
         self.frameBytesMax = frameBytesMax
     }
 
-    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let size = buffer.getInteger(at: buffer.readerIndex, as: Int32.self) else { return .needMoreData }
-        guard size >= frameBytesMin else { throw FrameError(description: "frame size \(size) is below the smallest header") }
-        guard Int(size) <= frameBytesMax else {
-            throw FrameError(description: "frame of \(size) bytes is larger than the limit of \(frameBytesMax)")
+    /// A frame's declared size, checked against the bounds.
+    public static func checkedSize(_ declared: Int32, frameBytesMin: Int, frameBytesMax: Int) throws(FrameError) -> Int {
+        guard declared >= frameBytesMin else { throw FrameError(description: "frame size \(declared) is below the smallest header") }
+        guard Int(declared) <= frameBytesMax else {
+            throw FrameError(description: "frame of \(declared) bytes is larger than the limit of \(frameBytesMax)")
         }
-        guard buffer.readableBytes >= 4 + Int(size) else { return .needMoreData }
+        return Int(declared)
+    }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let declared = buffer.getInteger(at: buffer.readerIndex, as: Int32.self) else { return .needMoreData }
+        let size = try Self.checkedSize(declared, frameBytesMin: frameBytesMin, frameBytesMax: frameBytesMax)
+        guard buffer.readableBytes >= 4 + size else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
-        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(size))!))
+        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: size)!))
         return .continue
     }
 

@@ -4,60 +4,141 @@ import BrookProtocol
 import Logging
 import NIOCore
 
-/// One client connection: decodes each frame, runs its handler, and writes the answers in the
-/// order the requests came (a parked fetch holds back the answers behind it). Reading pauses
-/// while too many requests are unanswered, while the socket's send buffer is full (a slow
-/// reader), or while the broker's request memory is used up.
+/// One client connection: splits its bytes into frames (reserving each frame's memory in the
+/// broker-wide budget as soon as its size is known), runs each request's handler, and writes
+/// the answers in the order the requests came (a parked fetch holds back the answers behind it).
+/// Reading pauses while too many requests are unanswered, while the socket's send buffer is full
+/// (a slow reader), or while the next frame's memory does not fit the budget. What the
+/// connection leaves waiting in the broker (parked fetches) ends with it. A connection idle for
+/// `connections.max.idle.ms`, or whose frame does not arrive whole within
+/// `socket.request.receive.timeout.ms`, is closed.
 final class ConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = IOData
     typealias OutboundOut = IOData
 
+    struct Settings {
+        var frameBytesMax: Int
+        var idleMs: Int64
+        var frameReceiveMs: Int64
+        var zeroCopy = true
+    }
+
     let broker: Broker
     let memory: RequestMemory
     let logger: Logger
-    let zeroCopy: Bool
+    let settings: Settings
+    var framer: RequestFramer
+    var scope: ConnectionScope?
     var nextSequence = 0
     var nextToWrite = 0
     /// Answers completed out of order, by sequence; nil for requests without an answer.
     var completed: [Int: (EncodedResponse?, Int)] = [:]
     var unanswered = 0
     var readHeld = false
+    /// The next frame's memory did not fit; a release resumes the connection.
+    var waitingForMemory = false
     var wroteSinceFlush = false
     var closed = false
     /// The client's address as group members show it ("/127.0.0.1"), read when the handler is added.
     var clientHost = "/unknown"
+    var lastActivity = NIODeadline.uptimeNanoseconds(0)
+    /// When the first byte of the frame now arriving came (nil between frames).
+    var frameStarted: NIODeadline?
+    var deadlineCheck: Scheduled<Void>?
+    var deadlineCheckAt = NIODeadline.distantFuture
 
-    init(broker: Broker, memory: RequestMemory, logger: Logger, zeroCopy: Bool) {
+    init(broker: Broker, memory: RequestMemory, logger: Logger, settings: Settings) {
         self.broker = broker
         self.memory = memory
         self.logger = logger
-        self.zeroCopy = zeroCopy
+        self.settings = settings
+        framer = RequestFramer(frameBytesMax: settings.frameBytesMax)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         // An accepted connection knows its peer from the start.
         if let ip = context.remoteAddress?.ipAddress { clientHost = "/" + ip }
+        scope = ConnectionScope(eventLoop: context.eventLoop)
+        lastActivity = context.eventLoop.now
+        scheduleDeadlineCheck(context)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
-        let frame = unwrapInboundIn(data)
-        let size = frame.readableBytes
+        var bytes = unwrapInboundIn(data)
+        lastActivity = context.eventLoop.now
+        if frameStarted == nil { startFrameClock(context) }
+        framer.append(&bytes)
+        processFrames(context)
+    }
+
+    /// Takes every whole frame out of the framer, reserving memory for each as its size is seen.
+    func processFrames(_ context: ChannelHandlerContext) {
+        while !closed && !waitingForMemory {
+            let next: RequestFramer.Next
+            do { next = try framer.next() } catch {
+                ConnectionHandler.warnings.warn(logger, "closing connection from \(context.remoteAddress?.description ?? "?"): \(error)")
+                return close(context)
+            }
+            switch next {
+            case .needBytes:
+                if framer.bufferedBytes == 0 { frameStarted = nil }
+                return
+            case .reserve(let size):
+                guard memory.reserve(size, orWhenFreed: resumeOnLoop(context)) else {
+                    waitingForMemory = true
+                    return
+                }
+                framer.reserved(size)
+            case .frame(let frame, let size):
+                frameStarted = nil
+                if framer.bufferedBytes > 0 { startFrameClock(context) }
+                handle(frame, size: size, context: context)
+            }
+        }
+    }
+
+    /// A closure, callable from any thread, that resumes this connection on its event loop.
+    func resumeOnLoop(_ context: ChannelHandlerContext) -> @Sendable () -> Void {
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        return {
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.memoryFreed(context)
+            }
+        }
+    }
+
+    func memoryFreed(_ context: ChannelHandlerContext) {
+        guard waitingForMemory, !closed else { return }
+        waitingForMemory = false
+        processFrames(context)
+        flushIfNeeded(context)
+        resumeReadingIfAllowed(context)
+    }
+
+    func handle(_ frame: ByteBuffer, size: Int, context: ChannelHandlerContext) {
         let outcome: Outcome
         do {
-            outcome = try broker.handle(frame: frame, eventLoop: context.eventLoop, clientHost: clientHost)
+            outcome = try broker.handle(frame: frame, eventLoop: context.eventLoop, clientHost: clientHost, connection: scope)
         } catch {
-            logger.warning("closing connection from \(context.remoteAddress?.description ?? "?"): \(error)")
+            memory.release(size)
+            ConnectionHandler.warnings.warn(logger, "closing connection from \(context.remoteAddress?.description ?? "?"): \(error)")
             return close(context)
         }
         let sequence = nextSequence
         nextSequence += 1
         unanswered += 1
-        memory.acquire(size)
         switch outcome {
         case .respond(let response): complete(sequence, response, size, context: context)
         case .none: complete(sequence, nil, size, context: context)
+        case .close(let reason):
+            // Kafka's answer to a failed acks=0 produce: the closed connection is the client's only signal.
+            complete(sequence, nil, size, context: context)
+            logger.debug("closing connection from \(context.remoteAddress?.description ?? "?"): \(reason)")
+            close(context)
         case .later(let future):
             future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
                 switch result {
@@ -66,7 +147,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
                     flushIfNeeded(context)
                 case .failure(let error):
                     memory.release(size)
-                    logger.warning("request failed: \(error)")
+                    if !(error is ConnectionClosed) { logger.warning("request failed: \(error)") }
                     close(context)
                 }
             }
@@ -92,6 +173,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func emit(_ response: EncodedResponse?, _ size: Int, context: ChannelHandlerContext) {
+        lastActivity = context.eventLoop.now
         nextToWrite += 1
         unanswered -= 1
         memory.release(size)
@@ -113,7 +195,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func writeRecords(_ records: any FileRecords, context: ChannelHandlerContext) {
         guard let log = records as? LogRecords, let file = log.slice.file else { return }
-        if zeroCopy {
+        if settings.zeroCopy {
             let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: file.descriptor)
             let start = Int(log.slice.position.value)
             let region = FileRegion(fileHandle: handle, readerIndex: start, endIndex: start + log.slice.length)
@@ -143,22 +225,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     // MARK: backpressure
 
-    var mayRead: Bool { unanswered < Limits.inflightRequestsPerConnectionMax }
+    var mayRead: Bool { unanswered < Limits.inflightRequestsPerConnectionMax && !waitingForMemory }
 
     func read(context: ChannelHandlerContext) {
         guard mayRead, context.channel.isWritable else {
-            readHeld = true
-            return
-        }
-        let loop = context.eventLoop
-        let bound = NIOLoopBound((self, context), eventLoop: loop)
-        let resume: @Sendable () -> Void = {
-            loop.execute {
-                let (handler, context) = bound.value
-                handler.resumeReadingIfAllowed(context)
-            }
-        }
-        guard memory.hasRoom(orWhenFreed: resume) else {
             readHeld = true
             return
         }
@@ -177,15 +247,59 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        logger.warning("closing connection from \(context.remoteAddress?.description ?? "?"): \(error)")
+        ConnectionHandler.warnings.warn(logger, "closing connection from \(context.remoteAddress?.description ?? "?"): \(error)")
         close(context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
+        deadlineCheck?.cancel()
         for (_, (_, size)) in completed { memory.release(size) }
         completed.removeAll()
+        if let reserved = framer.reservedSize { memory.release(reserved) }
+        framer = RequestFramer(frameBytesMax: settings.frameBytesMax)
+        // Parked fetches end now; their failures release their memory as they come back.
+        scope?.close()
         context.fireChannelInactive()
+    }
+
+    // MARK: deadlines
+
+    /// The first bytes of a frame came: its deadline starts, and the check comes no later.
+    func startFrameClock(_ context: ChannelHandlerContext) {
+        let now = context.eventLoop.now
+        frameStarted = now
+        if now + .milliseconds(settings.frameReceiveMs) < deadlineCheckAt { scheduleDeadlineCheck(context) }
+    }
+
+    /// Closes the connection at the earliest of its deadlines; checks again then otherwise.
+    func scheduleDeadlineCheck(_ context: ChannelHandlerContext) {
+        guard !closed else { return }
+        let idle = lastActivity + .milliseconds(settings.idleMs)
+        let frame = frameStarted.map { $0 + .milliseconds(settings.frameReceiveMs) } ?? idle
+        let at = min(idle, frame)
+        deadlineCheck?.cancel()
+        deadlineCheckAt = at
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        deadlineCheck = context.eventLoop.scheduleTask(deadline: at) {
+            let (handler, context) = bound.value
+            handler.checkDeadlines(context)
+        }
+    }
+
+    func checkDeadlines(_ context: ChannelHandlerContext) {
+        guard !closed else { return }
+        let now = context.eventLoop.now
+        if let started = frameStarted, now >= started + .milliseconds(settings.frameReceiveMs) {
+            logger.info("closing connection from \(context.remoteAddress?.description ?? "?"): a request frame did not arrive whole within socket.request.receive.timeout.ms=\(settings.frameReceiveMs)")
+            return close(context)
+        }
+        if unanswered == 0, framer.bufferedBytes == 0, now >= lastActivity + .milliseconds(settings.idleMs) {
+            logger.debug("closing connection from \(context.remoteAddress?.description ?? "?"): idle for connections.max.idle.ms=\(settings.idleMs)")
+            return close(context)
+        }
+        if unanswered > 0 { lastActivity = now }  // waiting on the broker is not idleness
+        scheduleDeadlineCheck(context)
     }
 
     func close(_ context: ChannelHandlerContext) {

@@ -33,7 +33,9 @@ public final class BrookServer: Sendable {
         let broker = self.broker
         let memory = self.memory
         let logger = self.logger
-        let frameBytesMax = broker.config.socketRequestMaxBytes
+        let settings = ConnectionHandler.Settings(frameBytesMax: broker.config.socketRequestMaxBytes,
+                                                  idleMs: broker.config.connectionsMaxIdleMs,
+                                                  frameReceiveMs: broker.config.requestReceiveTimeoutMs)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -42,8 +44,7 @@ public final class BrookServer: Sendable {
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: frameBytesMax)))
-                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(broker: broker, memory: memory, logger: logger, zeroCopy: true))
+                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(broker: broker, memory: memory, logger: logger, settings: settings))
                 }
             }
         var bound: [SocketAddress] = []

@@ -32,6 +32,10 @@ public struct LogConfig: Sendable, Equatable {
     public var maxMessageBytes = 1_048_588
     /// `message.timestamp.type`.
     public var timestampType = TimestampType.createTime
+    /// `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms` (KIP-937): how far a
+    /// CreateTime batch's timestamps may lie behind / ahead of the broker's clock.
+    public var timestampBeforeMaxMs: Int64 = .max
+    public var timestampAfterMaxMs: Int64 = 3_600_000
     /// `compression.type`: nil (`producer`) stores batches as they came; a codec (`uncompressed`
     /// is `.none`) has every other batch recompressed with it.
     public var compression: CompressionCodec?
@@ -57,6 +61,7 @@ public struct LogConfig: Sendable, Equatable {
         "segment.bytes", "segment.ms", "segment.index.bytes", "index.interval.bytes", "retention.ms",
         "retention.bytes", "cleanup.policy", "delete.retention.ms", "min.compaction.lag.ms",
         "flush.messages", "flush.ms", "max.message.bytes", "message.timestamp.type",
+        "message.timestamp.before.max.ms", "message.timestamp.after.max.ms",
         "compression.type", "compression.gzip.level", "compression.lz4.level", "compression.zstd.level",
     ]
 
@@ -102,6 +107,8 @@ public struct LogConfig: Sendable, Equatable {
             gzipLevel = Int(n)
         case "compression.lz4.level": lz4Level = Int(try int(1...17))
         case "compression.zstd.level": zstdLevel = Int(try int(-131_072...22))
+        case "message.timestamp.before.max.ms": timestampBeforeMaxMs = try int(0...Int64.max)
+        case "message.timestamp.after.max.ms": timestampAfterMaxMs = try int(0...Int64.max)
         case "message.timestamp.type":
             guard let type = TimestampType(rawValue: value) else {
                 throw .invalidConfig(key: key, value: value, reason: "expected CreateTime or LogAppendTime")

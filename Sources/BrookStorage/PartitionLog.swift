@@ -3,6 +3,14 @@ import BrookRecords
 import Logging
 import NIOCore
 
+/// Who writes an append, which decides what it may hold (Kafka's AppendOrigin).
+public enum AppendOrigin: Sendable {
+    /// A producer's request: no control batches, timestamps within the topic's bounds.
+    case client
+    /// The broker itself (coordinators' markers and records, the quorum's entries, tools).
+    case `internal`
+}
+
 /// What an append did.
 public struct AppendResult: Sendable, Equatable {
     public var firstOffset: Offset
@@ -88,15 +96,17 @@ public final class PartitionLog {
 
     /// Validates the batches in `records` (one or more RecordBatch v2), assigns them the next
     /// offsets by patching their headers, and writes them as they came. All or nothing: one
-    /// invalid batch refuses the whole append.
+    /// invalid batch refuses the whole append. A client's append (`origin`) may hold no control
+    /// batch, and its CreateTime timestamps must lie within the topic's bounds around now.
     @discardableResult
-    public func append(_ records: inout ByteBuffer, leaderEpoch: LeaderEpoch = LeaderEpoch(0)) throws(StorageError) -> AppendResult {
+    public func append(_ records: inout ByteBuffer, leaderEpoch: LeaderEpoch = LeaderEpoch(0),
+                       origin: AppendOrigin = .internal) throws(StorageError) -> AppendResult {
         guard !isClosed else { throw .closed }
         guard records.readableBytes > 0 else { throw .invalidArgument("an append needs at least one batch") }
         guard records.readableBytes <= Limits.batchBytesMax else {
             throw .batchTooLarge(bytes: records.readableBytes, limit: Limits.batchBytesMax)
         }
-        var (batches, recompressed) = try typed { try records.withUnsafeReadableBytes { bytes in try validate(bytes) } }
+        var (batches, recompressed) = try typed { try records.withUnsafeReadableBytes { bytes in try validate(bytes, origin: origin) } }
         if let recompressed { records = recompressed }
         let appendTime: Timestamp? = config.timestampType == .logAppendTime ? clock.now() : nil
         var next = logEndOffset
@@ -125,7 +135,8 @@ public final class PartitionLog {
 
     /// Checks every batch of a produce request. When the topic's `compression.type` names a
     /// codec, batches in another codec are rebuilt with it, and the rebuilt bytes are returned.
-    private func validate(_ bytes: UnsafeRawBufferPointer) throws(StorageError) -> ([AppendedBatch], ByteBuffer?) {
+    private func validate(_ bytes: UnsafeRawBufferPointer, origin: AppendOrigin) throws(StorageError) -> ([AppendedBatch], ByteBuffer?) {
+        let now = origin == .client ? clock.now().ms : 0
         var batches: [AppendedBatch] = []
         var rebuilt: ByteBuffer?  // made at the first batch that needs recompressing
         var position = 0
@@ -139,6 +150,10 @@ public final class PartitionLog {
             let original = UnsafeRawBufferPointer(rebasing: slice[0..<header.totalBytes])
             let body = UnsafeRawBufferPointer(rebasing: original[RecordBatchHeader.Field.records...])
             let isControl = header.attributes.isControl
+            if origin == .client {
+                guard !isControl else { throw .controlBatchFromClient(index: batches.count) }
+                try checkTimestamps(header, batch: batches.count, now: now)
+            }
             if config.cleanupCompact && !isControl {
                 let keyless = inflated.map { $0.withUnsafeBytes { hasKeylessRecord($0, count: header.recordCount) } }
                     ?? hasKeylessRecord(body, count: header.recordCount)
@@ -174,6 +189,21 @@ public final class PartitionLog {
             position += header.totalBytes
         }
         return (batches, rebuilt)
+    }
+
+    /// A client's CreateTime batch: its first and largest timestamps within
+    /// `message.timestamp.before.max.ms` before and `message.timestamp.after.max.ms` after `now`
+    /// (-1, no timestamp, passes, as in Kafka). LogAppendTime topics overwrite them anyway.
+    private func checkTimestamps(_ header: RecordBatchHeader, batch: Int, now: Int64) throws(StorageError) {
+        guard config.timestampType == .createTime else { return }
+        let lowest = Int128(now) - Int128(config.timestampBeforeMaxMs)
+        let highest = Int128(now) + Int128(config.timestampAfterMaxMs)
+        for timestamp in [header.baseTimestamp.ms, header.maxTimestamp.ms] where timestamp != -1 {
+            guard (lowest...highest).contains(Int128(timestamp)) else {
+                throw .timestampOutOfRange(index: batch, timestamp: timestamp, now: now,
+                                           beforeMaxMs: config.timestampBeforeMaxMs, afterMaxMs: config.timestampAfterMaxMs)
+            }
+        }
     }
 
     /// Compacted topics keep the last value per key, so a keyless record has no meaning there.

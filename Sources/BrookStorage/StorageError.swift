@@ -13,6 +13,12 @@ public enum StorageError: Error, Sendable, CustomStringConvertible {
     case batchTooLarge(bytes: Int, limit: Int)
     /// Keyless record on a compacted topic (Kafka answers INVALID_RECORD).
     case missingKeyOnCompactedTopic
+    /// A control batch (transaction marker) in a client's append: only coordinators write them
+    /// (Kafka answers INVALID_RECORD).
+    case controlBatchFromClient(index: Int)
+    /// A CreateTime batch whose timestamps fall outside `message.timestamp.before.max.ms` /
+    /// `message.timestamp.after.max.ms` around the broker's clock (INVALID_TIMESTAMP).
+    case timestampOutOfRange(index: Int, timestamp: Int64, now: Int64, beforeMaxMs: Int64, afterMaxMs: Int64)
     case offsetOutOfRange(requested: Offset, logStart: Offset, logEnd: Offset)
     /// A segment file holds bytes that are not a valid batch where one must be.
     case corruptSegment(path: String, position: FilePosition, reason: String)
@@ -30,6 +36,10 @@ public enum StorageError: Error, Sendable, CustomStringConvertible {
         case .invalidBatch(let index, let defect): "batch \(index) of the request is invalid: \(defect)"
         case .batchTooLarge(let bytes, let limit): "batch of \(bytes) bytes exceeds max.message.bytes=\(limit)"
         case .missingKeyOnCompactedTopic: "compacted topics require every record to have a key"
+        case .controlBatchFromClient(let index): "batch \(index) of the request is a control batch: clients may not write control records"
+        case .timestampOutOfRange(let index, let timestamp, let now, let before, let after):
+            "batch \(index) of the request has timestamp \(timestamp), outside [now - \(before), now + \(after)] ms of the broker's time \(now) "
+                + "(message.timestamp.before.max.ms / message.timestamp.after.max.ms)"
         case .offsetOutOfRange(let requested, let start, let end):
             "offset \(requested) is outside the log [\(start), \(end))"
         case .corruptSegment(let path, let position, let reason): "corrupt segment \(path) at position \(position): \(reason)"

@@ -76,6 +76,8 @@ final class BrokerHarness {
             throw UnexpectedOutcome(description: "\(R.apiName) v\(version) was parked")
         case .none:
             throw UnexpectedOutcome(description: "\(R.apiName) v\(version) got no answer")
+        case .close(let reason):
+            throw UnexpectedOutcome(description: "\(R.apiName) v\(version) closed the connection: \(reason)")
         }
     }
 

@@ -10,9 +10,10 @@ struct CreatePartitionsHandler: ApiHandler {
             var result = CreatePartitionsResponse.CreatePartitionsTopicResult(name: topic.name, errorCode: 0)
             do throws(TopicError) {
                 if let assignments = topic.assignments {
-                    let current = Int32(context.broker.topics.topic(topic.name)?.partitions.count ?? 0)
-                    let added = topic.count - current
-                    if added > 0 && assignments.count != Int(added) {
+                    // Widened: the requested count is any Int32, and Int32.min minus a count traps.
+                    let current = context.broker.topics.topic(topic.name)?.partitions.count ?? 0
+                    let added = Int(topic.count) - current
+                    if added > 0 && assignments.count != added {
                         throw TopicError(.invalidReplicaAssignment, "Attempted to add \(added) additional partition(s), but only \(assignments.count) assignment(s) were specified.")
                     }
                     if assignments.contains(where: { $0.brokerIds != [node] }) {

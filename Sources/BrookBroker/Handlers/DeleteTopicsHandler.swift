@@ -1,6 +1,7 @@
 import BrookProtocol
 
-/// DeleteTopics: removes topics (by name, or by id from v6) and their logs.
+/// DeleteTopics: removes topics (by name, or by id from v6) and their logs; the coordinators'
+/// internal topics are refused.
 struct DeleteTopicsHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 1...6
     static let topicDeletionDisabled = ErrorCode(rawValue: 73)
@@ -26,6 +27,13 @@ struct DeleteTopicsHandler: ApiHandler {
             } else {
                 result.errorCode = ErrorCode.unknownTopicID.rawValue
                 result.errorMessage = "Topic id \(item.id) does not exist."
+                return result
+            }
+            // Kafka lets a client delete them and lose every committed offset and transaction;
+            // Brook refuses (docs/broker.md).
+            if name == GroupService.offsetsTopic || name == TxnService.stateTopic {
+                result.errorCode = ErrorCode.invalidRequest.rawValue
+                result.errorMessage = "Topic '\(name)' is an internal topic and cannot be deleted."
                 return result
             }
             do throws(TopicError) {

@@ -2,6 +2,7 @@ import BrookCore
 import BrookProtocol
 import BrookStorage
 import NIOCore
+import Synchronization
 
 /// Fetch: whole batches from the one holding each fetch offset, up to the high watermark (or,
 /// read_committed, the last stable offset, with the aborted transactions there), sent from the
@@ -15,6 +16,9 @@ struct FetchHandler: ApiHandler {
     static let maxWaitMsMax: Int32 = 600_000
 
     func handle(_ request: FetchRequest, version: Int16, context: RequestContext) -> Reply<FetchResponse> {
+        guard request.isolationLevel == 0 || request.isolationLevel == 1 else {
+            return .now(FetchResponse(throttleTimeMs: 0, errorCode: ErrorCode.invalidRequest.rawValue, sessionId: 0))
+        }
         if request.sessionEpoch > 0 {
             return .now(FetchResponse(throttleTimeMs: 0, errorCode: ErrorCode.fetchSessionIDNotFound.rawValue, sessionId: 0))
         }
@@ -84,7 +88,11 @@ struct FetchHandler: ApiHandler {
     }
 }
 
-/// A fetch waiting for data. Its state is touched only on its connection's event loop.
+/// A fetch waiting for data: parked on each of its partitions until `min.bytes` have arrived,
+/// `max.wait.ms` passes, or its connection closes. Appends tell it their size from any thread
+/// (an atomic count of the bytes still needed); it re-reads on its connection's event loop only
+/// once that count reaches zero, so a fetch that asked for more than will come costs an append
+/// next to nothing. Its other state is touched only on that event loop.
 final class ParkedFetch: @unchecked Sendable {
     let request: FetchRequest
     let version: Int16
@@ -92,7 +100,12 @@ final class ParkedFetch: @unchecked Sendable {
     let handler: FetchHandler
     let promise: EventLoopPromise<FetchResponse>
     let partitions: [Partition]
+    /// Bytes still needed before a re-read may complete the fetch; appends subtract their size.
+    let bytesNeeded = Atomic<Int>(0)
+    /// A re-read is scheduled on the event loop (at most one at a time).
+    let retryScheduled = Atomic<Bool>(false)
     var timeout: Scheduled<Void>?
+    var connectionToken: Int?
     var done = false
 
     init(request: FetchRequest, version: Int16, context: RequestContext, handler: FetchHandler) {
@@ -109,50 +122,84 @@ final class ParkedFetch: @unchecked Sendable {
         }
     }
 
+    var minBytes: Int { Int(request.minBytes) }
+
     func start(waitMs: Int32) -> EventLoopFuture<FetchResponse> {
         context.eventLoop.assertInEventLoop()
+        if let connection = context.connection {
+            guard let token = connection.register({ [self] in cancel() }) else {
+                promise.fail(ConnectionClosed())
+                return promise.futureResult
+            }
+            connectionToken = token
+        }
         timeout = context.eventLoop.scheduleTask(in: .milliseconds(Int64(waitMs))) { [self] in
             finish(handler.read(request, version: version, context: context).0)
         }
-        park()
-        return promise.futureResult
-    }
-
-    /// Waits for the next append on any of the partitions; checks once after parking so that an
-    /// append between the first read and the parking is not missed.
-    func park() {
         guard parkOnEveryPartition() else {
-            return finish(handler.read(request, version: version, context: context).0)
+            finish(handler.read(request, version: version, context: context).0)
+            return promise.futureResult
         }
+        // Read once more now that it is parked, so that an append between the first read and the
+        // parking is not missed.
+        retryScheduled.store(true, ordering: .sequentiallyConsistent)
         retry()
-    }
-
-    func retry() {
-        guard !done else { return }
-        let (response, bytes) = handler.read(request, version: version, context: context)
-        if bytes >= Int(request.minBytes) {
-            finish(response)
-        } else {
-            _ = parkOnEveryPartition()  // a wake-up unparks: park again; the timeout still stands
-        }
+        return promise.futureResult
     }
 
     /// False when a partition has too many fetches parked already.
     func parkOnEveryPartition() -> Bool {
         let key = ObjectIdentifier(self)
-        let loop = context.eventLoop
         for partition in partitions {
-            guard partition.park(key, wake: { loop.execute { self.retry() } }) else { return false }
+            guard partition.park(key, wake: { [self] bytes in appended(bytes) }) else { return false }
         }
         return true
     }
 
-    func finish(_ response: FetchResponse) {
+    /// Called by appends, on any thread.
+    func appended(_ bytes: Int) {
+        let left = bytesNeeded.subtract(min(bytes, Partition.wakeAll), ordering: .sequentiallyConsistent).newValue
+        guard left <= 0, !retryScheduled.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        context.eventLoop.execute { [self] in retry() }
+    }
+
+    /// Re-reads; completes the fetch if `min.bytes` are there, or waits for more.
+    func retry() {
+        context.eventLoop.assertInEventLoop()
         guard !done else { return }
+        // Counted from before the read: an append racing with it is counted, perhaps twice
+        // (then one re-read too many), never missed.
+        bytesNeeded.store(minBytes, ordering: .sequentiallyConsistent)
+        retryScheduled.store(false, ordering: .sequentiallyConsistent)
+        let (response, bytes) = handler.read(request, version: version, context: context)
+        if bytes >= minBytes { return finish(response) }
+        let left = bytesNeeded.subtract(bytes, ordering: .sequentiallyConsistent).newValue
+        if left <= 0, !retryScheduled.exchange(true, ordering: .sequentiallyConsistent) {
+            context.eventLoop.execute { [self] in retry() }
+        }
+    }
+
+    /// The connection closed: nothing is answered, nothing is left behind.
+    func cancel() {
+        connectionToken = nil
+        guard end() else { return }
+        promise.fail(ConnectionClosed())
+    }
+
+    func finish(_ response: FetchResponse) {
+        guard end() else { return }
+        promise.succeed(response)
+    }
+
+    /// Unparks everywhere; false if already ended.
+    private func end() -> Bool {
+        context.eventLoop.assertInEventLoop()
+        guard !done else { return false }
         done = true
         timeout?.cancel()
         let key = ObjectIdentifier(self)
         for partition in partitions { partition.unpark(key) }
-        promise.succeed(response)
+        if let token = connectionToken { context.connection?.unregister(token) }
+        return true
     }
 }

@@ -5,7 +5,7 @@ import BrookTxn
 import NIOCore
 
 /// Produce: validates and appends record batches. acks=1 and acks=all are the same on a single
-/// node (it is the whole ISR); acks=0 gets no answer. A batch with a producer id is checked
+/// node (it is the whole ISR); acks=0 gets no answer, and a failure closes the connection. A batch with a producer id is checked
 /// against the partition's producer state (a retry gets its original offsets); a transactional
 /// one must belong to its producer's open transaction (KIP-890's verification).
 struct ProduceHandler: ApiHandler {
@@ -24,7 +24,11 @@ struct ProduceHandler: ApiHandler {
                 return append(data, topic: topic.name, transactionalID: request.transactionalId, context: context)
             })
         }
-        if request.acks == 0 { return .none }
+        if request.acks == 0 {
+            let failed = responses.flatMap { topic in topic.partitionResponses.filter { $0.errorCode != 0 }.map { (topic.name, $0) } }
+            guard let (topic, first) = failed.first else { return .none }
+            return .closeConnection("an acks=0 produce failed (\(topic)-\(first.index): error \(first.errorCode)\(first.errorMessage.map { ", " + $0 } ?? ""))")
+        }
         return .now(ProduceResponse(responses: responses, throttleTimeMs: 0))
     }
 
