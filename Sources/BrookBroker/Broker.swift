@@ -20,11 +20,15 @@ public final class Broker: Sendable {
     public let handlers: HandlerTable
     public let groups: GroupService
     public let transactions: TxnService
+    /// Where topic changes run, off the event loops.
+    public let admin: any AdminExecutor
 
-    public init(config: BrokerConfig, clock: any Clock = SystemClock(), logger: Logger) throws {
+    public init(config: BrokerConfig, clock: any Clock = SystemClock(), logger: Logger,
+                admin: any AdminExecutor = QueueAdminExecutor()) throws {
         self.config = config
         self.clock = clock
         self.logger = logger
+        self.admin = admin
         self.topics = TopicRegistry(logDirs: config.logDirs, brokerDefaults: config.topicDefaults, clock: clock, logger: logger)
         try topics.load()
         clusterID = try Self.loadClusterID(config: config)

@@ -29,6 +29,8 @@ public final class TopicRegistry: Sendable {
         var topics: [String: Topic] = [:]
         var names: [KafkaUUID: String] = [:]
         var random = SystemRandomNumberGenerator()
+        /// Partitions hosted, plus those being opened by changes in progress.
+        var partitionsCounted = 0
     }
 
     let state = Mutex(State())
@@ -36,14 +38,65 @@ public final class TopicRegistry: Sendable {
     let brokerDefaults: [String: String]
     let clock: any Clock
     let logger: Logger
+    /// The most partitions this broker hosts: each holds open files (three per segment), so the
+    /// process's open-file limit decides it (`partitionsMax(openFileLimit:)`).
+    public let partitionsMax: Int
     static let metadataFileName = "brook-topics"
 
-    public init(logDirs: [String], brokerDefaults: [String: String], clock: any Clock, logger: Logger) {
+    public init(logDirs: [String], brokerDefaults: [String: String], clock: any Clock, logger: Logger,
+                partitionsMax: Int = TopicRegistry.partitionsMax(openFileLimit: FileSystem.openFileLimit())) {
         precondition(!logDirs.isEmpty, "at least one log directory")
+        precondition(partitionsMax > 0, "a broker hosts at least one partition")
         self.logDirs = logDirs
         self.brokerDefaults = brokerDefaults
         self.clock = clock
         self.logger = logger
+        self.partitionsMax = partitionsMax
+    }
+
+    /// Files each partition holds open at the least (a segment's log, offset index and time
+    /// index; each further segment holds three more).
+    static let filesPerPartition = 3
+    /// Open files kept for everything else (connections, the quorum, maintenance): a quarter of
+    /// the limit, within these bounds.
+    static let filesReserved = 256...4096
+
+    /// Partitions an open-file limit leaves room for: the files kept for the rest aside, three a
+    /// partition (1,024 files: 256 partitions; 1,048,576: the 200,000 cap). `brook serve` raises
+    /// its soft limit to the hard one first; raise `ulimit -n` to host more.
+    public static func partitionsMax(openFileLimit: Int) -> Int {
+        let reserved = min(max(openFileLimit / 4, filesReserved.lowerBound), filesReserved.upperBound)
+        return max(1, min(Limits.partitionsPerBrokerMax, (openFileLimit - reserved) / filesPerPartition))
+    }
+
+    /// Partitions hosted now (with those of changes in progress).
+    public var partitionCount: Int { state.withLock { $0.partitionsCounted } }
+
+    /// Counts `n` more partitions against `partitionsMax`, or refuses; `uncount` gives them back.
+    func count(_ n: Int) throws(TopicError) {
+        let total = state.withLock { s -> Int? in
+            guard s.partitionsCounted + n <= partitionsMax else { return s.partitionsCounted }
+            s.partitionsCounted += n
+            return nil
+        }
+        if let total { throw overLimit(hosted: total, adding: n) }
+    }
+
+    /// Refuses `n` more partitions if they would pass the limit now (`count` is what reserves).
+    func checkRoom(for n: Int) throws(TopicError) {
+        let hosted = partitionCount
+        if hosted + n > partitionsMax { throw overLimit(hosted: hosted, adding: n) }
+    }
+
+    func overLimit(hosted: Int, adding n: Int) -> TopicError {
+        TopicError(.policyViolation, "This broker hosts \(hosted) partitions; \(n) more would pass its limit of \(partitionsMax), set by its open-file limit (ulimit -n).")
+    }
+
+    func uncount(_ n: Int) {
+        state.withLock { s in
+            s.partitionsCounted -= n
+            precondition(s.partitionsCounted >= 0, "partitions uncounted twice")
+        }
     }
 
     var metadataPath: String { logDirs[0] + "/" + Self.metadataFileName }
@@ -111,6 +164,7 @@ public final class TopicRegistry: Sendable {
         if state.withLock({ $0.topics.count }) >= Limits.topicsMax {
             return TopicError(.policyViolation, "This broker already has \(Limits.topicsMax) topics.")
         }
+        do throws(TopicError) { try checkRoom(for: Int(partitions)) } catch { return error }
         return Self.validateConfigs(configs)
     }
 
@@ -122,7 +176,13 @@ public final class TopicRegistry: Sendable {
             return id
         }
         var topic = Topic(name: name, id: id, partitions: [], overrides: configs)
-        topic.partitions = try openPartitions(of: topic, range: 0..<partitions)
+        try count(Int(partitions))
+        do throws(TopicError) {
+            topic.partitions = try openPartitions(of: topic, range: 0..<partitions)
+        } catch {
+            uncount(Int(partitions))
+            throw error
+        }
         let created = topic
         let raced = state.withLock { s -> Bool in
             if s.topics[name] != nil { return true }
@@ -133,6 +193,7 @@ public final class TopicRegistry: Sendable {
         if raced {
             // Another request created it meanwhile (two auto-creations): keep theirs.
             closeAll(created.partitions)
+            uncount(Int(partitions))
             throw TopicError(.topicAlreadyExists, "Topic '\(name)' already exists.")
         }
         try save()
@@ -148,6 +209,7 @@ public final class TopicRegistry: Sendable {
         }) else { throw TopicError(.unknownTopicOrPartition, "This server does not host this topic-partition.") }
         try save()
         closeAll(removed.partitions)
+        uncount(removed.partitions.count)
         for partition in removed.partitions {
             do { try FileSystem.removeTree(partition.logDirectory) } catch {
                 logger.warning("could not remove \(partition.logDirectory): \(error)")
@@ -166,8 +228,14 @@ public final class TopicRegistry: Sendable {
         guard Int(totalCount) <= Limits.partitionsPerTopicMax else {
             throw TopicError(.invalidPartitions, "Number of partitions must be at most \(Limits.partitionsPerTopicMax).")
         }
-        if validateOnly { return }
-        let added = try openPartitions(of: topic, range: current..<totalCount)
+        let adding = Int(totalCount) - Int(current)
+        if validateOnly { return try checkRoom(for: adding) }
+        try count(adding)
+        let added: [Partition]
+        do throws(TopicError) { added = try openPartitions(of: topic, range: current..<totalCount) } catch {
+            uncount(adding)
+            throw error
+        }
         state.withLock { s in s.topics[name]?.partitions.append(contentsOf: added) }
         try save()
     }
@@ -191,13 +259,17 @@ public final class TopicRegistry: Sendable {
         let config: LogConfig
         do { config = try logConfig(for: topic) } catch { throw TopicError(.invalidConfig, "\(error)") }
         var opened: [Partition] = []
+        var made: [String] = []  // directories this call made, removed again if it fails
         for index in range {
             let directory = directory(topic: topic.name, index: index)
+            if !FileSystem.exists(directory) { made.append(directory) }
             do {
                 opened.append(try Partition.open(topic: topic.name, index: index, directory: directory, config: config,
                                                  clock: clock, logger: logger))
             } catch {
+                // All or nothing: what this call opened and made goes.
                 closeAll(opened)
+                for path in made { try? FileSystem.removeTree(path) }
                 throw TopicError(.kafkaStorageError, "cannot open \(directory): \(error)")
             }
         }
@@ -266,15 +338,17 @@ public final class TopicRegistry: Sendable {
             state.withLock { s in
                 s.topics[loaded.name] = loaded
                 s.names[loaded.id] = loaded.name
+                // What exists is hosted even past the limit (the limit may have been lowered).
+                s.partitionsCounted += loaded.partitions.count
             }
         }
-        logger.info("opened \(records.count) topics from \(metadataPath)")
+        logger.info("opened \(records.count) topics from \(metadataPath); this broker may host \(partitionsMax) partitions (open-file limit \(FileSystem.openFileLimit()))")
     }
 
     /// Closes every log, leaving the clean-shutdown markers.
     public func closeAllLogs() {
         let topics = state.withLock { s -> [Topic] in
-            defer { s.topics.removeAll(); s.names.removeAll() }
+            defer { s.topics.removeAll(); s.names.removeAll(); s.partitionsCounted = 0 }
             return Array(s.topics.values)
         }
         for topic in topics { closeAll(topic.partitions) }

@@ -20,6 +20,11 @@ public enum Limits {
 
     /// Partitions of one topic (Kafka has no hard limit; past this a typo, not a plan).
     public static let partitionsPerTopicMax = 100_000
+    /// Partitions on one broker, whatever its open-file limit allows (TopicRegistry.partitionsMax).
+    public static let partitionsPerBrokerMax = 200_000
+    /// Partitions one CreateTopics or CreatePartitions request may add (Kafka 4's
+    /// MAX_PARTITIONS_PER_BATCH): more is refused with POLICY_VIOLATION.
+    public static let partitionsPerRequestMax = 10_000
     /// Topics on one broker.
     public static let topicsMax = 100_000
     /// Longest topic name (Kafka's 249: the directory name adds a partition suffix).

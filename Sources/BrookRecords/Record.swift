@@ -27,6 +27,8 @@ public enum RecordDefect: Error, Hashable, Sendable, CustomStringConvertible {
     case lengthMismatch
     case tooManyHeaders(Int64)
     case offsetDelta(expected: String, found: Int32)
+    /// The record's timestamp (the batch's base plus its delta) lies outside the bounds asked for.
+    case timestamp(Int64)
     public var description: String {
         switch self {
         case .truncated: "record runs past the end of its batch"
@@ -34,6 +36,7 @@ public enum RecordDefect: Error, Hashable, Sendable, CustomStringConvertible {
         case .lengthMismatch: "record's fields do not fill its declared length"
         case .tooManyHeaders(let n): "\(n) headers (limit \(Limits.recordHeadersMax))"
         case .offsetDelta(let expected, let found): "offset delta \(found), expected \(expected)"
+        case .timestamp(let ms): "timestamp \(ms) is out of the accepted range"
         }
     }
 }
@@ -75,7 +78,7 @@ public enum RecordParser {
     /// Checks the record at `index` as `parse` does, without building a view (the produce path's
     /// validation); returns its offset delta and moves `index` past it.
     @inline(__always)
-    public static func skip(_ bytes: UnsafeRawBufferPointer, at index: inout Int) throws(RecordDefect) -> Int32 {
+    public static func skip(_ bytes: UnsafeRawBufferPointer, at index: inout Int) throws(RecordDefect) -> (offsetDelta: Int32, timestampDelta: Int64) {
         var i = index
         guard let length = Varint.readInt32(bytes, at: &i) else { throw .truncated }
         guard length >= 0 else { throw .negativeLength }
@@ -83,7 +86,7 @@ public enum RecordParser {
         guard end <= bytes.count, i < end else { throw end > bytes.count ? .truncated : .lengthMismatch }
         let body = UnsafeRawBufferPointer(rebasing: bytes[0..<end])
         i += 1  // attributes
-        guard Varint.readInt64(body, at: &i) != nil, let offsetDelta = Varint.readInt32(body, at: &i) else { throw .truncated }
+        guard let timestampDelta = Varint.readInt64(body, at: &i), let offsetDelta = Varint.readInt32(body, at: &i) else { throw .truncated }
         _ = try readNullableBytes(body, at: &i)
         _ = try readNullableBytes(body, at: &i)
         guard let headerCount = Varint.readInt32(body, at: &i) else { throw .truncated }
@@ -95,7 +98,7 @@ public enum RecordParser {
         }
         guard i == end else { throw .lengthMismatch }
         index = end
-        return offsetDelta
+        return (offsetDelta, timestampDelta)
     }
 
     @inline(__always)

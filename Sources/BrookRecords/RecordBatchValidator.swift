@@ -56,8 +56,10 @@ public enum RecordBatchValidator {
     /// As `validate(_:check:)`; for a compressed batch checked `.produce` or `.stored`, its
     /// records are decompressed once (at most `Codecs.decompressedBytesMax` bytes) to check
     /// them, and left in `inflated` for a caller that needs them (recompression, key checks).
+    /// With `timestamps`, every record's timestamp (but -1, none) must lie in it (a producer's
+    /// CreateTime bounds, as Kafka's LogValidator checks them).
     public static func validate(_ bytes: UnsafeRawBufferPointer, check: BatchCheck,
-                                inflated: inout [UInt8]?) throws(BatchDefect) -> RecordBatchHeader {
+                                inflated: inout [UInt8]?, timestamps: ClosedRange<Int64>? = nil) throws(BatchDefect) -> RecordBatchHeader {
         inflated = nil
         guard let header = RecordBatchHeader.decode(bytes) else {
             throw .truncated(needed: RecordBatchHeader.Field.records, available: bytes.count)
@@ -83,12 +85,12 @@ public enum RecordBatchValidator {
         if check == .checksum { return header }
         let body = UnsafeRawBufferPointer(rebasing: bytes[RecordBatchHeader.Field.records..<total])
         if codec == .none {
-            try checkRecords(body, header: header, check: check)
+            try checkRecords(body, header: header, check: check, timestamps: timestamps)
         } else {
             let records: [UInt8]
             do throws(CodecError) { records = try Codecs.decompress(codec, body) } catch { throw .compression(codec, error) }
             let defect = records.withUnsafeBytes { r -> BatchDefect? in
-                do throws(BatchDefect) { try checkRecords(r, header: header, check: check) } catch { return error }
+                do throws(BatchDefect) { try checkRecords(r, header: header, check: check, timestamps: timestamps) } catch { return error }
                 return nil
             }
             if let defect { throw defect }
@@ -100,7 +102,7 @@ public enum RecordBatchValidator {
     /// Checks a batch's records section (decompressed): `recordCount` well-formed records whose
     /// offset deltas suit `check`, filling it exactly.
     private static func checkRecords(_ batch: UnsafeRawBufferPointer, header: RecordBatchHeader,
-                                     check: BatchCheck) throws(BatchDefect) {
+                                     check: BatchCheck, timestamps: ClosedRange<Int64>?) throws(BatchDefect) {
         // Each record takes at least 7 bytes; refuse absurd counts before looping.
         let available = batch.count
         guard Int(header.recordCount) * 7 <= available else {
@@ -110,7 +112,15 @@ public enum RecordBatchValidator {
         var previousDelta: Int32 = -1
         for n in 0..<Int(header.recordCount) {
             let offsetDelta: Int32
-            do { offsetDelta = try RecordParser.skip(batch, at: &index) } catch { throw .record(index: n, error) }
+            let timestampDelta: Int64
+            do { (offsetDelta, timestampDelta) = try RecordParser.skip(batch, at: &index) } catch { throw .record(index: n, error) }
+            if let timestamps {
+                // Widened: both halves come from the wire.
+                let timestamp = Int128(header.baseTimestamp.ms) + Int128(timestampDelta)
+                if timestamp != -1 && !(Int128(timestamps.lowerBound)...Int128(timestamps.upperBound)).contains(timestamp) {
+                    throw .record(index: n, .timestamp(Int64(clamping: timestamp)))
+                }
+            }
             switch check {
             case .produce:
                 guard offsetDelta == Int32(n) else {

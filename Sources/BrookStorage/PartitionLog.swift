@@ -137,6 +137,7 @@ public final class PartitionLog {
     /// codec, batches in another codec are rebuilt with it, and the rebuilt bytes are returned.
     private func validate(_ bytes: UnsafeRawBufferPointer, origin: AppendOrigin) throws(StorageError) -> ([AppendedBatch], ByteBuffer?) {
         let now = origin == .client ? clock.now().ms : 0
+        let timestamps = origin == .client && config.timestampType == .createTime ? timestampBounds(now: now) : nil
         var batches: [AppendedBatch] = []
         var rebuilt: ByteBuffer?  // made at the first batch that needs recompressing
         var position = 0
@@ -144,7 +145,11 @@ public final class PartitionLog {
             let slice = UnsafeRawBufferPointer(rebasing: bytes[position...])
             let header: RecordBatchHeader
             var inflated: [UInt8]?
-            do { header = try RecordBatchValidator.validate(slice, check: .produce, inflated: &inflated) } catch {
+            do { header = try RecordBatchValidator.validate(slice, check: .produce, inflated: &inflated, timestamps: timestamps) } catch {
+                if case .record(_, .timestamp(let ms)) = error {
+                    throw .timestampOutOfRange(index: batches.count, timestamp: ms, now: now,
+                                               beforeMaxMs: config.timestampBeforeMaxMs, afterMaxMs: config.timestampAfterMaxMs)
+                }
                 throw .invalidBatch(index: batches.count, error)
             }
             let original = UnsafeRawBufferPointer(rebasing: slice[0..<header.totalBytes])
@@ -152,7 +157,7 @@ public final class PartitionLog {
             let isControl = header.attributes.isControl
             if origin == .client {
                 guard !isControl else { throw .controlBatchFromClient(index: batches.count) }
-                try checkTimestamps(header, batch: batches.count, now: now)
+                if let timestamps { try checkMaxTimestamp(header, within: timestamps, batch: batches.count, now: now) }
             }
             if config.cleanupCompact && !isControl {
                 let keyless = inflated.map { $0.withUnsafeBytes { hasKeylessRecord($0, count: header.recordCount) } }
@@ -191,18 +196,23 @@ public final class PartitionLog {
         return (batches, rebuilt)
     }
 
-    /// A client's CreateTime batch: its first and largest timestamps within
-    /// `message.timestamp.before.max.ms` before and `message.timestamp.after.max.ms` after `now`
-    /// (-1, no timestamp, passes, as in Kafka). LogAppendTime topics overwrite them anyway.
-    private func checkTimestamps(_ header: RecordBatchHeader, batch: Int, now: Int64) throws(StorageError) {
-        guard config.timestampType == .createTime else { return }
-        let lowest = Int128(now) - Int128(config.timestampBeforeMaxMs)
-        let highest = Int128(now) + Int128(config.timestampAfterMaxMs)
-        for timestamp in [header.baseTimestamp.ms, header.maxTimestamp.ms] where timestamp != -1 {
-            guard (lowest...highest).contains(Int128(timestamp)) else {
-                throw .timestampOutOfRange(index: batch, timestamp: timestamp, now: now,
-                                           beforeMaxMs: config.timestampBeforeMaxMs, afterMaxMs: config.timestampAfterMaxMs)
-            }
+    /// A client's CreateTime bounds: `message.timestamp.before.max.ms` before and
+    /// `message.timestamp.after.max.ms` after `now` (saturated at Int64's ends).
+    private func timestampBounds(now: Int64) -> ClosedRange<Int64> {
+        let lowest = Int64(clamping: Int128(now) - Int128(config.timestampBeforeMaxMs))
+        let highest = Int64(clamping: Int128(now) + Int128(config.timestampAfterMaxMs))
+        return lowest...highest
+    }
+
+    /// Every record's timestamp is checked as Kafka checks them; the header's largest one too,
+    /// which Kafka does not: the time index and retention go by it, so a forged one would keep a
+    /// segment forever or have it deleted at once.
+    private func checkMaxTimestamp(_ header: RecordBatchHeader, within bounds: ClosedRange<Int64>, batch: Int,
+                                   now: Int64) throws(StorageError) {
+        let max = header.maxTimestamp.ms
+        guard max == -1 || bounds.contains(max) else {
+            throw .timestampOutOfRange(index: batch, timestamp: max, now: now,
+                                       beforeMaxMs: config.timestampBeforeMaxMs, afterMaxMs: config.timestampAfterMaxMs)
         }
     }
 

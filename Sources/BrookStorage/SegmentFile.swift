@@ -82,6 +82,13 @@ public final class SegmentFile: @unchecked Sendable {
 public enum FileSystem {
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// The process's open-file limit (`ulimit -n`, RLIMIT_NOFILE's soft limit).
+    public static func openFileLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        return Int(clamping: min(limit.rlim_cur, rlim_t(Int32.max)))
+    }
+
     public static func createDirectory(_ path: String) throws(StorageError) {
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw .io(operation: "mkdir", path: path, errno: errno) }
     }

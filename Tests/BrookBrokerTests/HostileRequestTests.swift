@@ -39,10 +39,8 @@ import Testing
         defer { h.close() }
         try h.createTopic("fuzz-topic")
         let frame = Self.bytes(hex: "0025000300001d94000570726f626500020b66757a7a2d746f706963800000000202000000000000000003e80000")
-        guard case .respond(let encoded) = try h.broker.handle(frame: ByteBuffer(bytes: frame), eventLoop: h.loop) else {
-            Issue.record("no answer")
-            return
-        }
+        let outcome = try h.broker.handle(frame: ByteBuffer(bytes: frame), eventLoop: h.loop)
+        let encoded = try #require(try h.answer(outcome, what: "CreatePartitions"))
         let response = try h.decodeResponse(encoded, CreatePartitionsResponse.self, apiKey: 37, version: 3, correlation: 0x1d94)
         #expect(response.results.map(\.errorCode) != [0])
         // Every extreme count, with and without assignments, gets an error code.
@@ -84,6 +82,12 @@ import Testing
         #expect(try h.produce("t", batch(["max"], timestamps: [Int64.max])).errorCode == invalid)
         #expect(try h.produce("t", batch(["ok", "late"], timestamps: [now, now + 3_600_001])).errorCode == invalid)
         #expect(try h.produce("t", batch(["edge"], timestamps: [now + 3_600_000])).errorCode == 0)
+        // A record beyond the bounds behind a header that claims otherwise: every record is checked.
+        var forged = batch(["a", "b"], timestamps: [now, now + 2 * 3_600_000])
+        let at = RecordBatchHeader.Field.maxTimestamp
+        withUnsafeBytes(of: now.bigEndian) { for (i, byte) in $0.enumerated() { forged[at + i] = byte } }
+        forged.withUnsafeMutableBytes { RecordBatchPatch.updateChecksum($0) }
+        #expect(try h.produce("t", forged).errorCode == invalid)
         #expect(try h.produce("t", batch(["old"], timestamps: [0])).errorCode == 0)
         #expect(try h.produce("t", batch(["min"], timestamps: [Int64.min])).errorCode == invalid)  // beyond any bound
         #expect(try h.produce("t", batch(["none"], timestamps: [-1])).errorCode == 0)
@@ -211,5 +215,62 @@ extension HostileRequestTests {
             #expect(try h.send(request, version: 7).topics[0].errorCode == ErrorCode.invalidConfig.rawValue, "\(key)=\(value)")
         }
         try h.createTopic("good", configs: ["min.insync.replicas": "2", "file.delete.delay.ms": "0", "min.cleanable.dirty.ratio": "1"])
+    }
+}
+
+extension HostileRequestTests {
+    /// Partitions per request (Kafka 4's 10,000) and per broker (from its open-file limit); a
+    /// create that cannot open its partitions leaves no directory behind.
+    @Test func partitionLimitsAndAtomicCreation() throws {
+        let h = try BrokerHarness()
+        defer { h.close() }
+        let tooMany = CreateTopicsRequest(topics: [
+            .init(name: "a", numPartitions: 6000, replicationFactor: 1),
+            .init(name: "b", numPartitions: 6000, replicationFactor: 1),
+        ])
+        #expect(try h.send(tooMany, version: 7).topics.map(\.errorCode) == [ErrorCode.policyViolation.rawValue, ErrorCode.policyViolation.rawValue])
+        #expect(h.broker.topics.topic("a") == nil && h.broker.topics.topic("b") == nil)
+        try h.createTopic("t")
+        let grow = CreatePartitionsRequest(topics: [.init(name: "t", count: 20_000)])
+        #expect(try h.send(grow, version: 3).results[0].errorCode == ErrorCode.policyViolation.rawValue)
+        #expect(h.broker.topics.partitionCount == 1)
+
+        #expect(TopicRegistry.partitionsMax(openFileLimit: 1024) == 256)
+        #expect(TopicRegistry.partitionsMax(openFileLimit: 20_000) == 5301)
+        #expect(TopicRegistry.partitionsMax(openFileLimit: 100) == 1)
+        #expect(TopicRegistry.partitionsMax(openFileLimit: Int(Int32.max)) == Limits.partitionsPerBrokerMax)
+    }
+
+    @Test func aBrokerAtItsPartitionLimitRefusesMore() throws {
+        let directory = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let registry = TopicRegistry(logDirs: [directory], brokerDefaults: [:], clock: ManualClock(), logger: quietLogger, partitionsMax: 5)
+        try registry.load()
+        defer { registry.closeAllLogs() }
+        _ = try registry.create(name: "four", partitions: 4, configs: [:])
+        #expect(throws: TopicError.self) { _ = try registry.create(name: "two", partitions: 2, configs: [:]) }
+        #expect(throws: TopicError.self) { try registry.addPartitions(name: "four", totalCount: 6, validateOnly: true) }
+        try registry.addPartitions(name: "four", totalCount: 5, validateOnly: false)
+        #expect(registry.partitionCount == 5)
+        _ = try registry.delete(name: "four")
+        #expect(registry.partitionCount == 0)
+        _ = try registry.create(name: "two", partitions: 2, configs: [:])
+        #expect(!FileManager.default.fileExists(atPath: directory + "/four-0"))
+    }
+
+    /// A partition that cannot be opened fails the whole create, and the directories it made go.
+    @Test func aFailedCreateLeavesNoDirectories() throws {
+        let directory = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let registry = TopicRegistry(logDirs: [directory], brokerDefaults: [:], clock: ManualClock(), logger: quietLogger)
+        try registry.load()
+        defer { registry.closeAllLogs() }
+        // partition 3's path is taken by a file, so opening it fails
+        FileManager.default.createFile(atPath: directory + "/t-3", contents: Data("not a directory".utf8))
+        #expect(throws: TopicError.self) { _ = try registry.create(name: "t", partitions: 6, configs: [:]) }
+        let left = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("t-") }
+        #expect(left == ["t-3"])
+        #expect(registry.partitionCount == 0)
+        #expect(registry.topic("t") == nil)
     }
 }

@@ -40,7 +40,7 @@ final class BrokerHarness {
         self.clock = clock
         do {
             broker = try Broker(config: BrokerConfig([("log.dirs", directory), ("node.id", "1")] + settings),
-                                clock: clock, logger: quietLogger)
+                                clock: clock, logger: quietLogger, admin: InlineAdminExecutor())
         } catch {
             try? FileManager.default.removeItem(atPath: directory)
             throw error
@@ -67,18 +67,31 @@ final class BrokerHarness {
         try broker.handle(frame: frame(request, version: version), eventLoop: loop)
     }
 
-    /// Sends a request that must be answered at once, and decodes the answer.
-    func send<R: KafkaRequest>(_ request: R, version: Int16) throws -> R.Response {
-        switch try outcome(request, version: version) {
+    /// The answer to an outcome: at once, or once the loop has run (topic changes through the
+    /// admin executor); nil for a parked request.
+    func answer(_ outcome: Outcome, what: String) throws -> EncodedResponse? {
+        switch outcome {
         case .respond(let encoded):
-            return try decodeResponse(encoded, R.Response.self, apiKey: R.apiKey, version: version, correlation: correlation)
-        case .later:
-            throw UnexpectedOutcome(description: "\(R.apiName) v\(version) was parked")
+            return encoded
+        case .later(let future):
+            var answer: EncodedResponse?
+            future.assumeIsolated().whenSuccess { answer = $0 }
+            loop.run()
+            return answer
         case .none:
-            throw UnexpectedOutcome(description: "\(R.apiName) v\(version) got no answer")
+            throw UnexpectedOutcome(description: "\(what) got no answer")
         case .close(let reason):
-            throw UnexpectedOutcome(description: "\(R.apiName) v\(version) closed the connection: \(reason)")
+            throw UnexpectedOutcome(description: "\(what) closed the connection: \(reason)")
         }
+    }
+
+    /// Sends a request that must be answered without waiting, and decodes the answer.
+    func send<R: KafkaRequest>(_ request: R, version: Int16) throws -> R.Response {
+        let what = "\(R.apiName) v\(version)"
+        guard let encoded = try answer(outcome(request, version: version), what: what) else {
+            throw UnexpectedOutcome(description: "\(what) was parked")
+        }
+        return try decodeResponse(encoded, R.Response.self, apiKey: R.apiKey, version: version, correlation: correlation)
     }
 
     /// The answer's bytes with any file-backed record data spliced in where it belongs.

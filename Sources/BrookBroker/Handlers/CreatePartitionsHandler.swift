@@ -1,10 +1,27 @@
 import BrookProtocol
 
-/// CreatePartitions: raises a topic's partition count.
+import BrookCore
+
+/// CreatePartitions: raises a topic's partition count, on the admin executor (off the event
+/// loop); a request adding more than `Limits.partitionsPerRequestMax` in all is refused whole.
 struct CreatePartitionsHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...3
 
     func handle(_ request: CreatePartitionsRequest, version: Int16, context: RequestContext) -> Reply<CreatePartitionsResponse> {
+        let registry = context.broker.topics
+        let adding = request.topics.reduce(0) { sum, topic in
+            sum + max(0, Int(topic.count) - (registry.topic(topic.name)?.partitions.count ?? Int(topic.count)))
+        }
+        if adding > Limits.partitionsPerRequestMax {
+            return .now(CreatePartitionsResponse(throttleTimeMs: 0, results: request.topics.map {
+                .init(name: $0.name, errorCode: ErrorCode.policyViolation.rawValue,
+                      errorMessage: "Excessively large number of partitions per request (\(adding), at most \(Limits.partitionsPerRequestMax)).")
+            }))
+        }
+        return .later(context.broker.admin.run(on: context.eventLoop) { grow(request, context: context) })
+    }
+
+    func grow(_ request: CreatePartitionsRequest, context: RequestContext) -> CreatePartitionsResponse {
         let node = context.broker.config.nodeID
         let results = request.topics.map { topic in
             var result = CreatePartitionsResponse.CreatePartitionsTopicResult(name: topic.name, errorCode: 0)
@@ -27,6 +44,6 @@ struct CreatePartitionsHandler: ApiHandler {
             }
             return result
         }
-        return .now(CreatePartitionsResponse(throttleTimeMs: 0, results: results))
+        return CreatePartitionsResponse(throttleTimeMs: 0, results: results)
     }
 }

@@ -2,12 +2,29 @@ import BrookCore
 import BrookProtocol
 
 /// CreateTopics: new topics with their partition counts and configs (one replica: one node).
+/// The topics are made on the admin executor, off the event loop; a request adding more than
+/// `Limits.partitionsPerRequestMax` partitions in all is refused whole (as Kafka 4 does).
 struct CreateTopicsHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 2...7
 
     typealias Result = CreateTopicsResponse.CreatableTopicResult
 
     func handle(_ request: CreateTopicsRequest, version: Int16, context: RequestContext) -> Reply<CreateTopicsResponse> {
+        let asked = request.topics.reduce(0) { sum, topic in
+            let count = !topic.assignments.isEmpty ? topic.assignments.count
+                : topic.numPartitions == -1 ? Int(context.broker.config.numPartitions) : max(0, Int(topic.numPartitions))
+            return sum + count
+        }
+        if asked > Limits.partitionsPerRequestMax {
+            return .now(CreateTopicsResponse(throttleTimeMs: 0, topics: request.topics.map {
+                Result(name: $0.name, errorCode: ErrorCode.policyViolation.rawValue,
+                       errorMessage: "Excessively large number of partitions per request (\(asked), at most \(Limits.partitionsPerRequestMax)).")
+            }))
+        }
+        return .later(context.broker.admin.run(on: context.eventLoop) { create(request, context: context) })
+    }
+
+    func create(_ request: CreateTopicsRequest, context: RequestContext) -> CreateTopicsResponse {
         var seen: [String: Int] = [:]
         for topic in request.topics { seen[topic.name, default: 0] += 1 }
         let results = request.topics.map { topic -> Result in
@@ -39,7 +56,7 @@ struct CreateTopicsHandler: ApiHandler {
             }
             return result
         }
-        return .now(CreateTopicsResponse(throttleTimeMs: 0, topics: results))
+        return CreateTopicsResponse(throttleTimeMs: 0, topics: results)
     }
 
     /// The partition count and configs asked for, checked against what one node can host.

@@ -7,6 +7,11 @@ struct DeleteTopicsHandler: ApiHandler {
     static let topicDeletionDisabled = ErrorCode(rawValue: 73)
 
     func handle(_ request: DeleteTopicsRequest, version: Int16, context: RequestContext) -> Reply<DeleteTopicsResponse> {
+        // Removing the logs may take a while: off the event loop.
+        .later(context.broker.admin.run(on: context.eventLoop) { delete(request, version: version, context: context) })
+    }
+
+    func delete(_ request: DeleteTopicsRequest, version: Int16, context: RequestContext) -> DeleteTopicsResponse {
         let registry = context.broker.topics
         let wanted: [(name: String?, id: KafkaUUID)] = version >= 6
             ? request.topics.map { ($0.name, $0.topicId) }
@@ -44,6 +49,6 @@ struct DeleteTopicsHandler: ApiHandler {
             }
             return result
         }
-        return .now(DeleteTopicsResponse(throttleTimeMs: 0, responses: results))
+        return DeleteTopicsResponse(throttleTimeMs: 0, responses: results)
     }
 }
