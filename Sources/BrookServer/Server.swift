@@ -39,6 +39,13 @@ public final class BrookServer: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // At the open-file limit accept fails at once, over and over: without a pause the
+            // listener spins a core (found in issue 14). Accepting pauses for a second instead.
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptPause(logger: logger))
+                }
+            }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.autoRead, value: true)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
@@ -94,5 +101,33 @@ public final class BrookServer: Sendable {
         try? group.syncShutdownGracefully()
         try? maintenance.syncShutdownGracefully()
         broker.shutdown()
+    }
+}
+
+/// Pauses accepting for a second when accept fails (EMFILE and friends), by turning the
+/// listener's autoRead off, which takes it out of the poll set. (NIO's AcceptBackoffHandler holds
+/// back the next read, but a read still pending after the failed accept leaves the socket
+/// polled, and the event loop spins.) Says why, rate-limited.
+final class AcceptPause: ChannelInboundHandler {
+    typealias InboundIn = any Channel
+    static let pause = TimeAmount.seconds(1)
+    let logger: Logger
+    var paused = false
+
+    init(logger: Logger) { self.logger = logger }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is IOError else { return context.fireErrorCaught(error) }
+        ConnectionHandler.warnings.warn(logger, "accepting connections paused for 1 s: \(error) (at the open-file limit? raise ulimit -n)")
+        guard !paused else { return }
+        paused = true
+        let channel = context.channel
+        channel.setOption(.autoRead, value: false).whenComplete { _ in
+            let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
+            channel.eventLoop.scheduleTask(in: Self.pause) {
+                handler.value.paused = false
+                channel.setOption(.autoRead, value: true).whenComplete { _ in }
+            }
+        }
     }
 }

@@ -147,3 +147,27 @@ def test_failed_acks0_produce_closes_the_connection(broker):
     sock.sendall(request_frame(0, 3, 1, "acks0", body))
     sock.settimeout(10)
     assert sock.recv(1) == b""
+
+
+def test_at_the_open_file_limit_the_broker_pauses_accepting_instead_of_spinning(broker_factory):
+    """With its open-file limit reached, accept fails at once on every poll: the broker pauses
+    accepting for a second at a time (it spun a core before), and serves again once files free."""
+    import resource
+
+    broker = broker_factory()
+    resource.prlimit(broker.pid, resource.RLIMIT_NOFILE, (300, 300))
+    socks = []
+    try:
+        for _ in range(600):
+            socks.append(socket.create_connection(("127.0.0.1", broker.port), timeout=5))
+        before = cpu_seconds(broker.pid)
+        time.sleep(3)
+        spent = cpu_seconds(broker.pid) - before
+        # A spinning listener burns about a core (3 CPU-s here); a paused one next to nothing.
+        assert spent < 1.0, f"the broker used {spent:.2f} CPU-s in 3 s at its open-file limit"
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(1.5)
+    ck_create_topic(broker.bootstrap, "after-fd-limit")
+    round_trip(broker.bootstrap, "after-fd-limit", 10, "fd")
