@@ -156,25 +156,49 @@ public final class GroupService: Sendable {
         return value
     }
 
-    public func join(_ request: JoinRequest, on eventLoop: any EventLoop) -> EventLoopFuture<JoinResult> {
+    public func join(_ request: JoinRequest, on eventLoop: any EventLoop,
+                     connection: ConnectionScope? = nil) -> EventLoopFuture<JoinResult> {
         let promise = eventLoop.makePromise(of: JoinResult.self)
-        run { s, now in
+        let id = run { s, now in
             let id = s.hold(.join(promise))
             logger.debug("join #\(id.value) group \(request.groupID) member '\(request.memberID)' instance \(request.instanceID ?? "-") client \(request.clientID) protocols \(request.protocols.map(\.name))")
-            return ((), s.coordinator.join(request, pending: id, now: now))
+            return (id, s.coordinator.join(request, pending: id, now: now))
         }
+        own(id, promise.futureResult, by: connection)
         return promise.futureResult
     }
 
-    public func sync(_ request: SyncRequest, on eventLoop: any EventLoop) -> EventLoopFuture<SyncResult> {
+    public func sync(_ request: SyncRequest, on eventLoop: any EventLoop,
+                     connection: ConnectionScope? = nil) -> EventLoopFuture<SyncResult> {
         let promise = eventLoop.makePromise(of: SyncResult.self)
-        run { s, now in
+        let id = run { s, now in
             let id = s.hold(.sync(promise))
             logger.debug("sync #\(id.value) group \(request.groupID) member \(request.memberID) generation \(request.generation) assignments \(request.assignments.count)")
-            return ((), s.coordinator.sync(request, pending: id, now: now))
+            return (id, s.coordinator.sync(request, pending: id, now: now))
         }
+        own(id, promise.futureResult, by: connection)
         return promise.futureResult
     }
+
+    /// A held request belongs to its connection: if the connection closes first, the request is
+    /// let go at once (its answer would be dropped anyway). The group is not told, as in Kafka:
+    /// the member stays until it leaves, its session times out or the rebalance moves on.
+    func own<T>(_ id: PendingID, _ answer: EventLoopFuture<T>, by connection: ConnectionScope?) {
+        guard let connection else { return }
+        guard let token = connection.register({ [self] in abandon(id) }) else { return abandon(id) }
+        answer.whenComplete { _ in connection.unregister(token) }
+    }
+
+    func abandon(_ id: PendingID) {
+        switch state.withLock({ $0.waiting.removeValue(forKey: id) }) {
+        case .join(let promise)?: promise.fail(ConnectionClosed())
+        case .sync(let promise)?: promise.fail(ConnectionClosed())
+        case nil: break  // answered already
+        }
+    }
+
+    /// Join and sync requests held now.
+    public var heldCount: Int { state.withLock { $0.waiting.count } }
 
     public func heartbeat(groupID: String, memberID: String, instanceID: String?, generation: Int32) -> ErrorCode {
         run { s, now in

@@ -274,3 +274,43 @@ extension HostileRequestTests {
         #expect(registry.topic("t") == nil)
     }
 }
+
+extension HostileRequestTests {
+    /// A held JoinGroup is let go when its connection closes; one answered first is not touched.
+    @Test func heldGroupRequestsEndWithTheirConnection() throws {
+        let h = try BrokerHarness([("group.initial.rebalance.delay.ms", "3000")])
+        defer { h.close() }
+        try h.createTopic("t")
+        let scope = ConnectionScope(eventLoop: h.loop)
+        func join(_ member: String) throws -> EventLoopFuture<EncodedResponse>? {
+            let request = JoinGroupRequest(groupId: "g", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, memberId: member,
+                                           protocolType: "consumer", protocols: [.init(name: "range", metadata: ByteBuffer(bytes: [0, 0]))])
+            guard case .later(let future) = try h.broker.handle(frame: h.frame(request, version: 9), eventLoop: h.loop, connection: scope) else {
+                return nil
+            }
+            return future
+        }
+        // v9 asks a new member to come back with its id (answered at once), then holds its join.
+        var memberID = ""
+        try #require(try join("")).assumeIsolated().whenSuccess { encoded in
+            memberID = (try? h.decodeResponse(encoded, JoinGroupResponse.self, apiKey: 11, version: 9, correlation: h.correlation).memberId) ?? ""
+        }
+        h.loop.run()
+        #expect(!memberID.isEmpty)
+        #expect(scope.waitingCount == 0)
+        let held = try #require(try join(memberID))
+        var failure: (any Error)?
+        held.assumeIsolated().whenFailure { failure = $0 }
+        h.loop.run()
+        #expect(h.broker.groups.heldCount == 1)
+        #expect(scope.waitingCount == 1)
+        scope.close()
+        #expect(failure is ConnectionClosed)
+        #expect(h.broker.groups.heldCount == 0)
+        // The rebalance goes on without it and nothing answers twice.
+        h.loop.advanceTime(by: .seconds(4))
+        h.clock.advance(ms: 4000)
+        h.broker.groups.tick()
+        h.loop.run()
+    }
+}

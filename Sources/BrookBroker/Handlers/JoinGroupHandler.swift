@@ -16,7 +16,7 @@ struct JoinGroupHandler: ApiHandler {
             rebalanceTimeoutMs: request.rebalanceTimeoutMs < 0 ? request.sessionTimeoutMs : request.rebalanceTimeoutMs,
             requireKnownMemberID: version >= 4, supportsSkipAssignment: version >= 9,
             clientID: context.header.clientID ?? "", clientHost: context.clientHost)
-        let future = context.broker.groups.join(join, on: context.eventLoop).map { r in
+        let future = context.broker.groups.join(join, on: context.eventLoop, connection: context.connection).map { r in
             JoinGroupResponse(
                 errorCode: r.error.rawValue, generationId: r.generation, protocolType: r.protocolType,
                 // Before v7 the protocol name is not nullable.

@@ -12,7 +12,7 @@ struct SyncGroupHandler: ApiHandler {
         let sync = SyncRequest(groupID: request.groupId, generation: request.generationId, memberID: request.memberId,
                                instanceID: request.groupInstanceId, protocolType: request.protocolType,
                                protocolName: request.protocolName, assignments: assignments)
-        let future = context.broker.groups.sync(sync, on: context.eventLoop).map { r in
+        let future = context.broker.groups.sync(sync, on: context.eventLoop, connection: context.connection).map { r in
             SyncGroupResponse(errorCode: r.error.rawValue, protocolType: r.protocolType, protocolName: r.protocolName,
                               assignment: ByteBuffer(bytes: r.assignment))
         }
