@@ -79,8 +79,10 @@ public struct RecordBatchHeader: Hashable, Sendable {
 
     /// The whole batch's size on disk and on the wire.
     public var totalBytes: Int { Int(batchLength) + Self.logOverheadBytes }
-    public var lastOffset: Offset { baseOffset + Int64(lastOffsetDelta) }
-    public var nextOffset: Offset { lastOffset + 1 }
+    /// Wrapping: a client's or a peer's batch may carry any base offset (the broker assigns its
+    /// own), and reading a header must not trap; stored batches never come near the ends.
+    public var lastOffset: Offset { Offset(baseOffset.value &+ Int64(lastOffsetDelta)) }
+    public var nextOffset: Offset { Offset(lastOffset.value &+ 1) }
 
     /// Decodes the 61 header bytes at the start of `bytes`; nil when fewer are present.
     /// Decoding checks nothing: see `RecordBatchValidator`.

@@ -182,8 +182,14 @@ import Testing
         defer { h.close() }
         try h.createTopic("t")
         var request = h.fetchRequest("t", offset: 0)
-        request.isolationLevel = 7
-        #expect(try h.send(request, version: 12).errorCode == ErrorCode.invalidRequest.rawValue)
+        for level: Int8 in [7, -1, 2, .min, .max] {
+            request.isolationLevel = level
+            let answer = try h.send(request, version: 12)
+            #expect(answer.errorCode == ErrorCode.invalidRequest.rawValue)
+            // Before v7 there is no top-level error: every partition carries it.
+            let old = try h.send(request, version: 4)
+            #expect(old.responses.flatMap(\.partitions).map(\.errorCode) == [ErrorCode.invalidRequest.rawValue])
+        }
     }
 
     /// The coordinators' topics cannot be deleted by a client: committed offsets and
@@ -312,5 +318,23 @@ extension HostileRequestTests {
         h.clock.advance(ms: 4000)
         h.broker.groups.tick()
         h.loop.run()
+    }
+}
+
+extension HostileRequestTests {
+    /// A producer's base offset means nothing (the broker assigns offsets), and at Int64's ends
+    /// it must not trap (found by the hostile-client test: `lastOffset` overflowed).
+    @Test func producedBaseOffsetsAtTheEndsAreReassigned() throws {
+        let h = try BrokerHarness()
+        defer { h.close() }
+        try h.createTopic("t")
+        let now = h.clock.now().ms
+        for base in [Int64.max, Int64.max - 1, Int64.min, -1] {
+            var bytes = batch(["a", "b", "c"], timestamps: [now, now, now])
+            withUnsafeBytes(of: base.bigEndian) { for (i, byte) in $0.enumerated() { bytes[i] = byte } }
+            #expect(try h.produce("t", bytes).errorCode == 0, "base offset \(base)")
+        }
+        #expect(h.broker.topics.partition("t", 0)?.offsets.highWatermark == Offset(12))
+        #expect(try fetchedRecords(h.fetch("t", offset: 0).records).map(\.offset) == Array(0..<12))
     }
 }

@@ -17,7 +17,7 @@ struct FetchHandler: ApiHandler {
 
     func handle(_ request: FetchRequest, version: Int16, context: RequestContext) -> Reply<FetchResponse> {
         guard request.isolationLevel == 0 || request.isolationLevel == 1 else {
-            return .now(FetchResponse(throttleTimeMs: 0, errorCode: ErrorCode.invalidRequest.rawValue, sessionId: 0))
+            return .now(Self.refuseAll(request, .invalidRequest))
         }
         if request.sessionEpoch > 0 {
             return .now(FetchResponse(throttleTimeMs: 0, errorCode: ErrorCode.fetchSessionIDNotFound.rawValue, sessionId: 0))
@@ -29,6 +29,17 @@ struct FetchHandler: ApiHandler {
         guard bytes < Int(request.minBytes), maxWaitMs > 0, !anyError else { return .now(response) }
         let parked = ParkedFetch(request: request, version: version, context: context, handler: self)
         return .later(parked.start(waitMs: maxWaitMs))
+    }
+
+    /// Every partition asked for answered with `code`, and the top-level error too (which only v7+
+    /// carries), as Kafka's error response does.
+    static func refuseAll(_ request: FetchRequest, _ code: ErrorCode) -> FetchResponse {
+        FetchResponse(throttleTimeMs: 0, errorCode: code.rawValue, sessionId: 0, responses: request.topics.map { topic in
+            .init(topic: topic.topic, topicId: topic.topicId, partitions: topic.partitions.map { p in
+                .init(partitionIndex: p.partition, errorCode: code.rawValue, highWatermark: Offset(-1), lastStableOffset: Offset(-1),
+                      logStartOffset: Offset(-1), records: .bytes(ByteBuffer()))
+            })
+        })
     }
 
     /// The topics asked for, in request order: by id from v13, by name before; nil if unknown.
