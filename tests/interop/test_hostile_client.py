@@ -27,7 +27,7 @@ response kafka-python cannot decode or with the wrong correlation id; an acknowl
 or changed. A closed connection or a long-poll drop is followed by an ApiVersions probe on a new
 connection (a trapping Swift process keeps its socket and looks alive while it prints its
 backtrace). A step also records a violation, reported at the end without stopping the run, when
-the broker accepts what Kafka always refuses: a client-written control batch, a CreateTime beyond
+the broker accepts what it must refuse (Kafka's answers, and Brook's where it is stricter): a client-written control batch, a CreateTime beyond
 now + 1 h on a topic with default settings, an append by a client to an internal topic, acks
 outside -1/0/1, Fetch isolation_level outside 0/1, deleting an internal topic, CreatePartitions to
 no more partitions than there are, a JoinGroup session timeout outside [6 s, 30 min], a
@@ -893,7 +893,7 @@ class Hostile:
         return None, None
 
     def case_control_batch(self) -> None:
-        """Known bug (issue 14 #4): a client-written control batch is stored. Kafka: INVALID_RECORD.
+        """Issue 14 #4 (fixed): a client-written control batch must be refused, INVALID_RECORD as in Kafka.
         Aimed at victims only: a stored control batch stalls librdkafka consumers at its offset,
         which would hide the other findings (test_targeted_control_batch checks it exactly)."""
         if not self.victims:
@@ -980,7 +980,7 @@ class Hostile:
         self.send(req, v, f"{len(topics)} topics", park=PARK_SECONDS)
 
     def case_fetch_isolation(self) -> None:
-        """Known bug: isolation_level outside 0/1 is served. Kafka refuses the request."""
+        """Issue 14 (fixed): isolation_level outside 0/1 must be refused."""
         r = self.rng
         topic, parts = self.any_topic()
         req = mk(
@@ -1204,7 +1204,7 @@ class Hostile:
                     self.topic_ids.pop(res.name, None)
 
     def case_delete_internal(self) -> None:
-        """Known bug: deleting __consumer_offsets / __transaction_state is allowed (Kafka refuses)."""
+        """Issue 14 (fixed): deleting __consumer_offsets / __transaction_state must be refused (Brook's choice: Kafka allows it)."""
         name = self.pick("__consumer_offsets", "__transaction_state")
         v = self.version(DeleteTopicsRequest)
         if v is not None and v >= 6:
@@ -1267,7 +1267,7 @@ class Hostile:
         self.send(req, v, f"type={rt} {name[:40]} {configs} validate_only={validate_only}")
 
     def case_timestamp_extremes(self) -> None:
-        """CreateTime at INT64 extremes and far future / past (known bug: after.max.ms not
+        """CreateTime at INT64 extremes and far future / past (issue 14, fixed: after.max.ms was not
         enforced), on any topic."""
         r = self.rng
         topic, parts = self.any_topic()
@@ -1850,7 +1850,7 @@ def _init_idempotent(wire, versions) -> tuple:
 
 
 def test_targeted_control_batch_refused(broker, topic):
-    """Issue 14 #4 (fails today: stored and acknowledged). A client-written control batch
+    """Issue 14 #4 (failed before the fix: stored and acknowledged). A client-written control batch
     (attributes 0x20): INVALID_RECORD (87), nothing appended, with or without a producer id."""
     ck_create_topic(broker.bootstrap, topic, 1)
     wire, versions = _wire_versions(broker)
@@ -1872,7 +1872,7 @@ def test_targeted_control_batch_refused(broker, topic):
 
 
 def test_targeted_timestamp_out_of_range(broker, topic):
-    """Issue 14 (fails today: message.timestamp.after.max.ms not enforced). CreateTime beyond
+    """Issue 14 (failed before the fix: message.timestamp.after.max.ms not enforced). CreateTime beyond
     now + message.timestamp.after.max.ms (default 1 hour) or before now -
     message.timestamp.before.max.ms (set on the topic): INVALID_TIMESTAMP (32); a current one: 0."""
     ck_create_topic(broker.bootstrap, topic, 1, config={"message.timestamp.before.max.ms": "3600000"})
@@ -1895,7 +1895,7 @@ def test_targeted_timestamp_out_of_range(broker, topic):
 
 
 def test_targeted_create_partitions_overflow(fresh_broker, topic):
-    """Issue 14 #1 (fails today: the broker dies on an integer overflow). CreatePartitions with
+    """Issue 14 #1 (failed before the fix: the broker dies on an integer overflow). CreatePartitions with
     a count at or near INT32_MIN and assignments: refused (INVALID_PARTITIONS or
     INVALID_REQUEST), the broker alive, the topic unchanged. The issue's own bytes first."""
     broker = fresh_broker
@@ -1936,7 +1936,7 @@ def test_targeted_create_partitions_overflow(fresh_broker, topic):
 
 
 def test_targeted_fetch_isolation_level_out_of_range(broker, topic):
-    """Issue 14 (fails today: served as read_uncommitted). A Fetch with isolation_level 7 or -1
+    """Issue 14 (failed before the fix: served as read_uncommitted). A Fetch with isolation_level 7 or -1
     is not a valid request: an error (top level or per partition) or a closed connection, never
     records."""
     ck_create_topic(broker.bootstrap, topic, 1)
@@ -1970,7 +1970,7 @@ def test_targeted_fetch_isolation_level_out_of_range(broker, topic):
 
 
 def test_targeted_internal_topics_not_deletable(broker):
-    """Issue 14 (fails today: deleted). DeleteTopics of __consumer_offsets or
+    """Issue 14 (failed before the fix: deleted). DeleteTopics of __consumer_offsets or
     __transaction_state: refused (a non-zero error), the topic still there."""
     wire, versions = _wire_versions(broker)
     try:
@@ -2002,7 +2002,7 @@ def test_targeted_internal_topics_not_deletable(broker):
 
 
 def test_targeted_client_base_offset_at_int64_edges(fresh_broker, topic):
-    """Found by the random mix (fails today: the broker dies, `baseOffset + lastOffsetDelta`
+    """Found by the random mix (failed before the fix: the broker died, `baseOffset + lastOffsetDelta`
     traps in PartitionLog.validate). The base offset a client writes in a batch means nothing;
     Kafka assigns the offsets. A batch of two records at base offset INT64_MAX (or INT64_MAX - 1,
     INT64_MIN, -1), plain or compressed: the broker stays up and answers; a batch it acknowledges
