@@ -4,6 +4,7 @@
 // -> BrookGroups / BrookTxn -> BrookBroker -> BrookServer -> brook; BrookClient needs only BrookProtocol.
 // See docs/design.md for the full layout and what each module owns.
 import PackageDescription
+import Foundation
 
 let package = Package(
     name: "Brook",
@@ -11,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "brook", targets: ["brook"]),
         .executable(name: "brook-sim", targets: ["brook-sim"]),
+        .executable(name: "brook-fuzz", targets: ["brook-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -112,6 +114,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The fuzzing harness (docs/reliability.md): one target per decoder family, replayed from
+        // Tests/Fuzz/corpus by `brook-fuzz replay` and BrookFuzzTests, run under libFuzzer by
+        // scripts/fuzz.sh (a BROOK_FUZZ=1 build, below).
+        .target(
+            name: "BrookFuzzTargets",
+            dependencies: [
+                "BrookCore", "BrookRecords", "BrookProtocol", "BrookGroups", "BrookTxn", "BrookQuorum",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(name: "brook-fuzz", dependencies: ["BrookFuzzTargets"]),
         .testTarget(name: "BrookCoreTests", dependencies: ["BrookCore"]),
         .testTarget(
             name: "BrookQuorumTests",
@@ -142,6 +156,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "BrookFuzzTests", dependencies: ["BrookFuzzTargets"]),
         .testTarget(
             name: "BrookStorageTests",
             dependencies: [
@@ -153,3 +168,39 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// BROOK_FUZZ=1 (scripts/fuzz.sh, scratch path .build-fuzz): Brook's own modules are compiled with
+// libFuzzer's coverage instrumentation, and brook-fuzz links libFuzzer's runtime without its
+// main (brook-fuzz keeps its own and calls LLVMFuzzerRunDriver). swift-nio and the other
+// dependencies stay uninstrumented, so coverage is the decoders' own.
+if ProcessInfo.processInfo.environment["BROOK_FUZZ"] == "1" {
+    for target in package.targets where target.type == .regular || target.type == .executable {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=fuzzer"]), .define("BROOK_FUZZ")]
+        target.cSettings = (target.cSettings ?? []) + [.unsafeFlags(["-fsanitize=fuzzer-no-link"])]
+    }
+    let fuzzer = package.targets.first { $0.name == "brook-fuzz" }!
+    fuzzer.linkerSettings = [.unsafeFlags([libFuzzerRuntime(), "-lstdc++", "-lm"])]
+}
+
+/// libclang_rt.fuzzer_no_main of the toolchain: BROOK_FUZZ_RUNTIME, else found beside the
+/// `swiftc` on PATH (<toolchain>/usr/lib/clang/<version>/lib/linux/).
+func libFuzzerRuntime() -> String {
+    let environment = ProcessInfo.processInfo.environment
+    if let path = environment["BROOK_FUZZ_RUNTIME"] { return path }
+    let files = FileManager.default
+    #if arch(arm64)
+    let name = "libclang_rt.fuzzer_no_main-aarch64.a"
+    #else
+    let name = "libclang_rt.fuzzer_no_main-x86_64.a"
+    #endif
+    for directory in (environment["PATH"] ?? "").split(separator: ":") + ["/opt/swift/usr/bin"]
+    where files.fileExists(atPath: "\(directory)/swiftc") {
+        let clang = URL(fileURLWithPath: "\(directory)/swiftc").resolvingSymlinksInPath()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("lib/clang").path
+        for version in (try? files.contentsOfDirectory(atPath: clang)) ?? [] {
+            let path = "\(clang)/\(version)/lib/linux/\(name)"
+            if files.fileExists(atPath: path) { return path }
+        }
+    }
+    fatalError("BROOK_FUZZ=1: \(name) not found; set BROOK_FUZZ_RUNTIME to its path")
+}

@@ -98,6 +98,9 @@ enum Frame: Equatable {
         }
     }
 
+    /// Indexes and terms are checked non-negative as they are read, so that arithmetic on them
+    /// (`entryIndex - prevIndex`) cannot overflow; `prevIndex + 1` could (found writing the
+    /// fuzz target quorum-wire, docs/reliability.md).
     static func readMessage(_ buffer: inout ByteBuffer) -> Message? {
         guard let from = buffer.readInteger(as: Int32.self), let to = buffer.readInteger(as: Int32.self),
               let term = buffer.readInteger(as: Int64.self), term >= 0, let tag = buffer.readInteger(as: UInt8.self) else { return nil }
@@ -126,7 +129,7 @@ enum Frame: Equatable {
             for _ in 0..<count {
                 guard let entryTerm = termValue(), let entryIndex = readIndex(),
                       let kind = buffer.readInteger(as: UInt8.self).flatMap(Entry.Kind.init(rawValue:)), let data = bytes(),
-                      entryIndex == prevIndex + Int64(entries.count + 1) else { return nil }
+                      entryIndex - prevIndex == Int64(entries.count + 1) else { return nil }
                 entries.append(Entry(term: entryTerm, index: entryIndex, kind: kind, data: data))
             }
             body = .append(prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: commit)

@@ -16,9 +16,12 @@ public enum ControlBatch {
     }
 
     /// The marker a control batch holds (nil when it is not a valid transaction marker).
-    /// `batch` is the whole batch.
+    /// `batch` is the whole batch, possibly unchecked (a log scan): its header and CRC are
+    /// checked before its record is read, as the record walker traps on an impossible length
+    /// or record count (found writing the fuzz target batch).
     public static func marker(_ header: RecordBatchHeader, batch: UnsafeRawBufferPointer) -> ProducerBatch.Marker? {
-        guard header.attributes.isControl, batch.count >= header.totalBytes else { return nil }
+        guard header.attributes.isControl, batch.count >= header.totalBytes,
+              (try? RecordBatchValidator.validate(batch, check: .checksum)) == header else { return nil }
         var found: ProducerBatch.Marker?
         try? header.forEachRecord(in: batch) { record, records in
             guard found == nil, let key = record.key, key.count >= 4 else { return }

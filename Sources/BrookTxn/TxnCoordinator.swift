@@ -126,6 +126,9 @@ public struct TxnCoordinator: Sendable {
             return .ready(pid, ProducerEpoch(0), write: nil)
         }
         guard timeoutMs > 0, timeoutMs <= config.maxTimeoutMs else { return .refused(.invalidTransactionTimeout) }
+        // The id is a compact string on the wire (any length) but an int16-length one in
+        // __transaction_state's key: a longer one trapped writing it.
+        guard id.utf8.count <= TxnRecords.transactionalIDBytesMax else { return .refused(.invalidRequest) }
         guard var m = txns[id] else {
             guard txns.count < config.transactionalIDsMax else { return .refused(.coordinatorNotAvailable) }
             guard let pid = allocate() else { return .refused(.coordinatorNotAvailable) }

@@ -8,6 +8,10 @@ import BrookCore
 /// count i32 then per topic its name and partition count i32 and partitions i32, last update
 /// ms i64, start ms i64 (Kafka's v0 fields), then the previous epoch i16 (ours).
 public enum TxnRecords {
+    /// The longest transactional id the key can hold (an int16 length): the coordinator refuses
+    /// a longer one rather than fail to write its state.
+    public static let transactionalIDBytesMax = Int(Int16.max)
+
     public static func key(_ transactionalID: String) -> [UInt8] {
         var w = ByteWriter()
         w.int16(0)

@@ -1,0 +1,53 @@
+import BrookCore
+import BrookRaft
+import NIOCore
+
+/// The controllers' wire codec as the fuzzing harness drives it (Sources/BrookFuzzTargets):
+/// `Frame` and `FrameDecoder` stay internal, and this is their one public door.
+public enum QuorumWireFuzzing {
+    /// Cuts `stream` into frames as `FrameDecoder` does (a 4-byte length, at most
+    /// `Frame.bytesMax`), decodes each body, and checks that a frame that decodes encodes back
+    /// to bytes that decode to the same frame. Stops at the first frame that is malformed or
+    /// over the limit (where the connection would close). Returns the frames decoded.
+    @discardableResult
+    public static func decodeStream(_ stream: ByteBuffer) -> Int {
+        var stream = stream
+        var decoded = 0
+        while let length = stream.getInteger(at: stream.readerIndex, as: UInt32.self), length <= Frame.bytesMax,
+              stream.readableBytes >= 4 + Int(length) {
+            stream.moveReaderIndex(forwardBy: 4)
+            var body = stream.readSlice(length: Int(length))!
+            guard let frame = Frame.decode(&body) else { break }
+            var encoded = ByteBuffer()
+            frame.encode(into: &encoded)
+            precondition(encoded.readInteger(as: UInt32.self) == UInt32(encoded.readableBytes), "frame length")
+            precondition(Frame.decode(&encoded) == frame, "a decoded frame encodes to a different frame: \(frame)")
+            decoded += 1
+        }
+        return decoded
+    }
+
+    /// One frame of each kind and message body, encoded: the fuzzer's seeds.
+    public static var sampleFrames: [ByteBuffer] {
+        let configuration = Configuration(voters: [NodeID(1), NodeID(2), NodeID(3)])
+        let entries = [Entry(term: Term(3), index: LogIndex(11), data: [1, 2, 3]),
+                       Entry(term: Term(3), index: LogIndex(12), kind: .configuration, data: configuration.encoded)]
+        let bodies: [Message.Body] = [
+            .preVote(lastIndex: LogIndex(10), lastTerm: Term(2)), .preVoteResponse(granted: true),
+            .vote(lastIndex: LogIndex(10), lastTerm: Term(2), transfer: true), .voteResponse(granted: false),
+            .append(prevIndex: LogIndex(10), prevTerm: Term(2), entries: entries, commit: LogIndex(9)),
+            .appendResponse(success: false, index: LogIndex(10), hint: LogIndex(7)),
+            .installSnapshot(Snapshot(index: LogIndex(20), term: Term(3), configuration: configuration, data: [9, 8, 7])),
+            .timeoutNow,
+        ]
+        let frames = bodies.map { Frame.raft(Message(from: NodeID(1), to: NodeID(2), term: Term(3), body: $0)) } + [
+            .request(id: 1, .status), .request(id: 2, .propose([0x61, 0x62])), .request(id: 3, .read(LogIndex(5))),
+            .request(id: 4, .transfer(NodeID(2))), .answer(id: 5, ok: true, text: "role=leader"),
+        ]
+        return frames.map { frame in
+            var buffer = ByteBuffer()
+            frame.encode(into: &buffer)
+            return buffer
+        }
+    }
+}
