@@ -120,6 +120,10 @@ extension RecordBatchHeader {
     public func forEachRecord(in batch: UnsafeRawBufferPointer, limit: Int = Codecs.decompressedBytesMax,
                               _ body: (RecordView, UnsafeRawBufferPointer) -> Void) throws(BatchDefect) {
         precondition(batch.count >= totalBytes, "the whole batch is needed")
+        // The header may not have been validated (a scan of a log, a peer's answer): an
+        // impossible length or count is a defect, not a trap.
+        guard totalBytes >= RecordBatchHeader.Field.records else { throw .badLength(batchLength) }
+        guard recordCount >= 0, recordCount <= Limits.batchRecordsMax else { throw .badRecordCount(recordCount) }
         guard let codec = attributes.compression else { throw .unknownCompression(attributes.raw) }
         let section = UnsafeRawBufferPointer(rebasing: batch[RecordBatchHeader.Field.records..<totalBytes])
         let count = Int(recordCount)

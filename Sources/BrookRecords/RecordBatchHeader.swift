@@ -111,7 +111,7 @@ public struct RecordBatchHeader: Hashable, Sendable {
         public var magic: Int8
         public var lastOffsetDelta: Int32
         public var totalBytes: Int { Int(batchLength) + RecordBatchHeader.logOverheadBytes }
-        public var lastOffset: Offset { baseOffset + Int64(lastOffsetDelta) }
+        public var lastOffset: Offset { Offset(baseOffset.value &+ Int64(lastOffsetDelta)) }  // wrapping, as the header's
     }
 
     public static func decodePrefix(_ bytes: UnsafeRawBufferPointer) -> Prefix? {
@@ -152,7 +152,9 @@ extension RecordBatchHeader {
         var position = 0
         while bytes.count - position >= Field.records {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[position...])
-            guard let header = decode(rest) else { return false }
+            // A length shorter than a header is damage: stop there (it trapped, or looped
+            // forever at -12, before the fuzzer found it).
+            guard let header = decode(rest), header.totalBytes >= Field.records else { return false }
             guard header.totalBytes <= rest.count else { return true }
             try body(header, UnsafeRawBufferPointer(rebasing: rest[0..<header.totalBytes]))
             position += header.totalBytes
