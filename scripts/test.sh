@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Brook's whole test suite: what a new user runs on a fresh machine, and what CI runs (.ci/run).
 # Installs what it needs when missing (kcat, confluent-kafka, kafka-python, pytest), checks the
-# generated protocol code, builds, runs the unit / property / simulation tests, the end-to-end
-# checks of the `brook` executable, the Raft simulator's seeds and a three-controller failover,
+# generated protocol code, builds, runs the unit / property / simulation tests (which replay the
+# fuzzing corpus), a short libFuzzer run of every decoder target, the end-to-end checks of the
+# `brook` executable, the Raft simulator's seeds and a three-controller failover,
 # then the interop suite: real Kafka clients against `brook serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,9 @@ swift test --skip-build 2>&1 | tee "$log" | grep -E "✘|Suite .* (passed|failed
 if ! grep -qE "Test run with [0-9]+ tests? .*passed" "$log"; then
     echo "swift test failed"; exit 1
 fi
+
+echo "== fuzzing: every decoder target for 5 s under libFuzzer (docs/reliability.md)"
+scripts/fuzz.sh --seconds 5
 
 echo "== executable checks"
 scripts/cli-test.sh "$(swift build --show-bin-path)/brook"
