@@ -84,6 +84,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             switch next {
             case .needBytes:
                 if framer.bufferedBytes == 0 { frameStarted = nil }
+                framer.compact()
                 return
             case .reserve(let size):
                 guard memory.reserve(size, orWhenFreed: resumeOnLoop(context)) else {
