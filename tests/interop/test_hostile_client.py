@@ -70,6 +70,7 @@ from typing import Optional
 import pytest
 
 from brook_interop import (
+    uvarint,
     connect,
     read_response,
     request_frame,
@@ -216,17 +217,7 @@ def error_codes(obj, out=None) -> list:
 
 
 def zigzag_varint(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    z &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = z & 0x7F
-        z >>= 7
-        if z:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+    return uvarint(((n << 1) ^ (n >> 63)) & ((1 << 64) - 1))
 
 
 def encode_record(offset_delta: int, ts_delta: int, key: Optional[bytes], value: Optional[bytes], headers=()) -> bytes:
