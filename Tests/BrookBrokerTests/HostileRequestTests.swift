@@ -176,7 +176,7 @@ import Testing
         guard case .close = try h.outcome(bad, version: 9) else { Issue.record("a failed acks=0 produce left the connection open"); return }
     }
 
-    /// Fetch's isolation_level is 0 or 1.
+    /// Fetch's and ListOffsets' isolation_level is 0 or 1.
     @Test func fetchWithAnUnknownIsolationLevelIsRefused() throws {
         let h = try BrokerHarness()
         defer { h.close() }
@@ -189,6 +189,11 @@ import Testing
             // Before v7 there is no top-level error: every partition carries it.
             let old = try h.send(request, version: 4)
             #expect(old.responses.flatMap(\.partitions).map(\.errorCode) == [ErrorCode.invalidRequest.rawValue])
+            // ListOffsets too.
+            let list = ListOffsetsRequest(replicaId: NodeID(-1), isolationLevel: level, topics: [
+                .init(name: "t", partitions: [.init(partitionIndex: 0, timestamp: -1)]),
+            ])
+            #expect(try h.send(list, version: 7).topics[0].partitions[0].errorCode == ErrorCode.invalidRequest.rawValue)
         }
     }
 

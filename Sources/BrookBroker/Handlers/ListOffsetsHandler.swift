@@ -16,9 +16,12 @@ struct ListOffsetsHandler: ApiHandler {
     typealias PartitionResult = ListOffsetsResponse.ListOffsetsTopicResponse.ListOffsetsPartitionResponse
 
     func handle(_ request: ListOffsetsRequest, version: Int16, context: RequestContext) -> Reply<ListOffsetsResponse> {
+        // An isolation level other than read_uncommitted (0) or read_committed (1) is refused.
+        let validIsolation = request.isolationLevel == 0 || request.isolationLevel == 1
         let topics = request.topics.map { topic in
             ListOffsetsResponse.ListOffsetsTopicResponse(name: topic.name, partitions: topic.partitions.map { p in
-                lookup(p, topic: topic.name, readCommitted: request.isolationLevel == 1, context: context)
+                guard validIsolation else { return PartitionResult(partitionIndex: p.partitionIndex, errorCode: ErrorCode.invalidRequest.rawValue) }
+                return lookup(p, topic: topic.name, readCommitted: request.isolationLevel == 1, context: context)
             })
         }
         return .now(ListOffsetsResponse(throttleTimeMs: 0, topics: topics))
