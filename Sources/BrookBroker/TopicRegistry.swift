@@ -31,6 +31,8 @@ public final class TopicRegistry: Sendable {
         var random = SystemRandomNumberGenerator()
         /// Partitions hosted, plus those being opened by changes in progress.
         var partitionsCounted = 0
+        /// Topics being created or deleted: no other change may touch their directories meanwhile.
+        var changing: Set<String> = []
     }
 
     let state = Mutex(State())
@@ -168,53 +170,75 @@ public final class TopicRegistry: Sendable {
         return Self.validateConfigs(configs)
     }
 
+    /// Creates a topic: the name is taken first (a concurrent create of it, from CreateTopics,
+    /// auto-creation or a coordinator, gets TOPIC_ALREADY_EXISTS, so no two ever open the same
+    /// directories), then its partitions are opened, all or nothing.
     public func create(name: String, partitions: Int32, configs: [String: String]) throws(TopicError) -> Topic {
         if let problem = checkCreate(name: name, partitions: partitions, configs: configs) { throw problem }
-        let id = state.withLock { s -> KafkaUUID in
-            var id = KafkaUUID.random(using: &s.random)
-            while s.names[id] != nil { id = KafkaUUID.random(using: &s.random) }
-            return id
-        }
+        let id = try beginCreate(name: name, partitions: Int(partitions))
         var topic = Topic(name: name, id: id, partitions: [], overrides: configs)
-        try count(Int(partitions))
         do throws(TopicError) {
             topic.partitions = try openPartitions(of: topic, range: 0..<partitions)
         } catch {
-            uncount(Int(partitions))
+            state.withLock { s in
+                s.changing.remove(name)
+                s.partitionsCounted -= Int(partitions)
+            }
             throw error
         }
         let created = topic
-        let raced = state.withLock { s -> Bool in
-            if s.topics[name] != nil { return true }
+        state.withLock { s in
+            precondition(s.topics[name] == nil && s.names[id] == nil, "topic \(name) created twice")
             s.topics[name] = created
             s.names[id] = name
-            return false
-        }
-        if raced {
-            // Another request created it meanwhile (two auto-creations): keep theirs.
-            closeAll(created.partitions)
-            uncount(Int(partitions))
-            throw TopicError(.topicAlreadyExists, "Topic '\(name)' already exists.")
+            s.changing.remove(name)
         }
         try save()
         logger.info("created topic \(name) with \(partitions) partitions", metadata: ["topic_id": "\(id)"])
         return created
     }
 
+    /// Takes the name and counts the partitions, or refuses; returns the new topic's id.
+    func beginCreate(name: String, partitions: Int) throws(TopicError) -> KafkaUUID {
+        let outcome = state.withLock { s -> Result<KafkaUUID, TopicError> in
+            if s.topics[name] != nil || s.changing.contains(name) {
+                return .failure(TopicError(.topicAlreadyExists, "Topic '\(name)' already exists."))
+            }
+            guard s.partitionsCounted + partitions <= partitionsMax else {
+                return .failure(overLimit(hosted: s.partitionsCounted, adding: partitions))
+            }
+            var id = KafkaUUID.random(using: &s.random)
+            while s.names[id] != nil { id = KafkaUUID.random(using: &s.random) }
+            s.changing.insert(name)
+            s.partitionsCounted += partitions
+            return .success(id)
+        }
+        return try outcome.get()
+    }
+
     public func delete(name: String) throws(TopicError) -> KafkaUUID {
         guard let removed = state.withLock({ s -> Topic? in
             guard let t = s.topics.removeValue(forKey: name) else { return nil }
             s.names[t.id] = nil
+            s.changing.insert(name)
             return t
         }) else { throw TopicError(.unknownTopicOrPartition, "This server does not host this topic-partition.") }
-        try save()
+        // The logs go whether or not the metadata file could be written (the next start then
+        // finds the topic without its directories and recreates them empty, as after a crash).
+        let saved: TopicError?
+        do throws(TopicError) { try save(); saved = nil } catch { saved = error }
         closeAll(removed.partitions)
-        uncount(removed.partitions.count)
         for partition in removed.partitions {
             do { try FileSystem.removeTree(partition.logDirectory) } catch {
                 logger.warning("could not remove \(partition.logDirectory): \(error)")
             }
         }
+        state.withLock { s in
+            s.partitionsCounted -= removed.partitions.count
+            precondition(s.partitionsCounted >= 0, "partitions uncounted twice")
+            s.changing.remove(name)
+        }
+        if let saved { throw saved }
         logger.info("deleted topic \(name)")
         return removed.id
     }

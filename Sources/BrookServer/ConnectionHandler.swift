@@ -40,6 +40,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     var waitingForMemory = false
     var wroteSinceFlush = false
     var closed = false
+    /// The request after whose answer the connection closes (a failed acks=0 produce).
+    var closeAfter: Int?
     /// The client's address as group members show it ("/127.0.0.1"), read when the handler is added.
     var clientHost = "/unknown"
     var lastActivity = NIODeadline.uptimeNanoseconds(0)
@@ -75,7 +77,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     /// Takes every whole frame out of the framer, reserving memory for each as its size is seen.
     func processFrames(_ context: ChannelHandlerContext) {
-        while !closed && !waitingForMemory {
+        while !closed && !waitingForMemory && closeAfter == nil {
             let next: RequestFramer.Next
             do { next = try framer.next() } catch {
                 ConnectionHandler.warnings.warn(logger, "closing connection from \(context.remoteAddress?.description ?? "?"): \(error)")
@@ -115,6 +117,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     func memoryFreed(_ context: ChannelHandlerContext) {
         guard waitingForMemory, !closed else { return }
         waitingForMemory = false
+        if frameStarted != nil { frameStarted = context.eventLoop.now }
         processFrames(context)
         flushIfNeeded(context)
         resumeReadingIfAllowed(context)
@@ -136,10 +139,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .respond(let response): complete(sequence, response, size, context: context)
         case .none: complete(sequence, nil, size, context: context)
         case .close(let reason):
-            // Kafka's answer to a failed acks=0 produce: the closed connection is the client's only signal.
-            complete(sequence, nil, size, context: context)
+            // Kafka's answer to a failed acks=0 produce: the closed connection is the client's only
+            // signal. The answers to the requests before it go out first; nothing after it is read.
             logger.debug("closing connection from \(context.remoteAddress?.description ?? "?"): \(reason)")
-            close(context)
+            closeAfter = sequence
+            complete(sequence, nil, size, context: context)
         case .later(let future):
             future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
                 switch result {
@@ -178,9 +182,22 @@ final class ConnectionHandler: ChannelDuplexHandler {
         nextToWrite += 1
         unanswered -= 1
         memory.release(size)
-        guard let response else { return }
-        write(response.writer, context: context)
-        wroteSinceFlush = true
+        if let response {
+            write(response.writer, context: context)
+            wroteSinceFlush = true
+        }
+        if let last = closeAfter, nextToWrite > last { closeWhenWritten(context) }
+    }
+
+    /// Closes once everything written so far has gone out (a close fails unwritten writes).
+    func closeWhenWritten(_ context: ChannelHandlerContext) {
+        guard !closed else { return }
+        closed = true
+        wroteSinceFlush = false
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(ByteBuffer())), promise: written)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        written.futureResult.whenComplete { _ in bound.value.close(promise: nil) }
     }
 
     /// Writes the response bytes, with record data sent from its segment file (sendfile).
@@ -226,7 +243,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     // MARK: backpressure
 
-    var mayRead: Bool { unanswered < Limits.inflightRequestsPerConnectionMax && !waitingForMemory }
+    var mayRead: Bool { unanswered < Limits.inflightRequestsPerConnectionMax && !waitingForMemory && closeAfter == nil }
 
     func read(context: ChannelHandlerContext) {
         guard mayRead, context.channel.isWritable else {
@@ -239,6 +256,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     func resumeReadingIfAllowed(_ context: ChannelHandlerContext) {
         guard readHeld, !closed, mayRead, context.channel.isWritable else { return }
         readHeld = false
+        if frameStarted != nil { frameStarted = context.eventLoop.now }  // a frame's clock runs while the broker reads
         read(context: context)
     }
 
@@ -291,6 +309,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
     func checkDeadlines(_ context: ChannelHandlerContext) {
         guard !closed else { return }
         let now = context.eventLoop.now
+        if frameStarted != nil && (waitingForMemory || readHeld) {
+            // The broker is the one not reading (its memory budget, the in-flight limit, a full
+            // send buffer): the frame's clock starts again when it reads.
+            frameStarted = now
+        }
         if let started = frameStarted, now >= started + .milliseconds(settings.frameReceiveMs) {
             logger.info("closing connection from \(context.remoteAddress?.description ?? "?"): a request frame did not arrive whole within socket.request.receive.timeout.ms=\(settings.frameReceiveMs)")
             return close(context)

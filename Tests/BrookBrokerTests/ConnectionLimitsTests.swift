@@ -179,3 +179,60 @@ import Testing
         }
     }
 }
+
+extension ConnectionLimitsTests {
+    static func wire(_ frame: ByteBuffer) -> ByteBuffer {
+        var wire = sizePrefix(Int32(frame.readableBytes))
+        var body = frame
+        wire.writeBuffer(&body)
+        return wire
+    }
+
+    /// A failed acks=0 produce closes the connection, but the answers to the requests before it
+    /// go out first (found in review: the close failed their unflushed writes).
+    @Test func aFailedAcksZeroProduceClosesAfterTheAnswersBeforeIt() throws {
+        let h = try BrokerHarness()
+        defer { h.close() }
+        let memory = RequestMemory(bytesMax: 1 << 20)
+        let channel = try Self.connect(h, memory)
+        var both = Self.wire(h.frame(ApiVersionsRequest(clientSoftwareName: "t", clientSoftwareVersion: "1"), version: 3))
+        var failing = Self.wire(h.frame(h.produceRequest("missing", batches: [batch(["x"], timestamps: [h.clock.now().ms])], acks: 0), version: 9))
+        var after = Self.wire(h.frame(ApiVersionsRequest(clientSoftwareName: "t", clientSoftwareVersion: "1"), version: 3))
+        both.writeBuffer(&failing)
+        both.writeBuffer(&after)
+        try channel.writeInbound(both)
+        h.loop.run()
+        var answers = 0
+        while let out = try channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let bytes) = out, bytes.readableBytes > 0 { answers += 1 }
+        }
+        #expect(answers == 1, "the answer before the failed produce, and nothing after it")
+        #expect(!channel.isActive)
+        #expect(memory.bytes == 0)
+    }
+
+    /// A frame whose rest waits because the broker stopped reading (its memory budget) is not
+    /// cut off by socket.request.receive.timeout.ms (found in review).
+    @Test func aFrameHeldBackByTheBrokerIsNotTimedOut() throws {
+        let h = try BrokerHarness()
+        defer { h.close() }
+        let memory = RequestMemory(bytesMax: 100_000)
+        let settings = Self.settings(frameReceiveMs: 1000)
+        let hog = try Self.connect(h, memory, settings: Self.settings(frameReceiveMs: 600_000))
+        try hog.writeInbound(Self.sizePrefix(90_000))
+        let waiting = try Self.connect(h, memory, settings: settings)
+        try waiting.writeInbound(Self.sizePrefix(50_000))
+        let handler = try waiting.pipeline.syncOperations.handler(type: ConnectionHandler.self)
+        #expect(handler.waitingForMemory)
+        h.loop.advanceTime(by: .seconds(5))
+        #expect(waiting.isActive, "closed while the broker held its frame back")
+        // close, not finish: finish cancels every task scheduled on the shared loop.
+        try hog.close().wait()
+        h.loop.run()
+        #expect(!handler.waitingForMemory)
+        // Now the broker reads, and the clock runs.
+        h.loop.advanceTime(by: .milliseconds(1100))
+        #expect(!waiting.isActive)
+        #expect(memory.bytes == 0)
+    }
+}

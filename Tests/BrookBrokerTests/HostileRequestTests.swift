@@ -1,4 +1,4 @@
-import BrookBroker
+@testable import BrookBroker
 import BrookCore
 import BrookProtocol
 import BrookRecords
@@ -341,5 +341,22 @@ extension HostileRequestTests {
         }
         #expect(h.broker.topics.partition("t", 0)?.offsets.highWatermark == Offset(12))
         #expect(try fetchedRecords(h.fetch("t", offset: 0).records).map(\.offset) == Array(0..<12))
+    }
+}
+
+extension HostileRequestTests {
+    /// A topic's name is taken before its directories are opened: a second create of it while
+    /// the first runs is refused (and auto-creation answers LEADER_NOT_AVAILABLE), so two never
+    /// open or remove each other's directories (found in review).
+    @Test func aNameBeingCreatedIsTaken() throws {
+        let directory = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let registry = TopicRegistry(logDirs: [directory], brokerDefaults: [:], clock: ManualClock(), logger: quietLogger)
+        try registry.load()
+        defer { registry.closeAllLogs() }
+        _ = try registry.beginCreate(name: "x", partitions: 2)
+        #expect(throws: TopicError.self) { _ = try registry.create(name: "x", partitions: 1, configs: [:]) }
+        #expect(registry.partitionCount == 2)
+        #expect(registry.topic("x") == nil)
     }
 }

@@ -35,7 +35,10 @@ struct MetadataHandler: ApiHandler {
                     return describe(topic, context)
                 } catch {
                     if let topic = broker.topics.topic(name) { return describe(topic, context) }  // created meanwhile
-                    return TopicResult(errorCode: error.code.rawValue, name: name)
+                    // Being created (or deleted) by another request: the client retries, as it does
+                    // while Kafka sets up an auto-created topic.
+                    let code: ErrorCode = error.code == .topicAlreadyExists ? .leaderNotAvailable : error.code
+                    return TopicResult(errorCode: code.rawValue, name: name)
                 }
             }
             guard let topic = broker.topics.topic(id: wanted.topicId) else {
