@@ -36,4 +36,8 @@ public enum Limits {
     /// answered at once with what there is. (Per connection, `inflightRequestsPerConnectionMax`
     /// bounds them, and they end with their connection.)
     public static let parkedFetchesPerPartitionMax = 4096
+    /// Requests one connection may leave waiting in the broker (parked fetches, held group
+    /// requests). A client keeps one fetch outstanding per broker; more are answered at once, so
+    /// that a few connections cannot take every parked slot of a partition from the others.
+    public static let waitingRequestsPerConnectionMax = 16
 }

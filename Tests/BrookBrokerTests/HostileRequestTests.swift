@@ -360,3 +360,30 @@ extension HostileRequestTests {
         #expect(registry.topic("x") == nil)
     }
 }
+
+extension HostileRequestTests {
+    /// One connection parks at most `waitingRequestsPerConnectionMax` fetches; more are answered
+    /// at once, so a few connections cannot take a partition's parked slots from everyone else.
+    @Test func aConnectionParksABoundedNumberOfFetches() throws {
+        let h = try BrokerHarness()
+        defer { h.close() }
+        try h.createTopic("t")
+        let scope = ConnectionScope(eventLoop: h.loop)
+        let request = h.fetchRequest("t", offset: 0, minBytes: Int32.max, maxWaitMs: Int32.max)
+        var answeredAtOnce = 0
+        var futures: [EventLoopFuture<EncodedResponse>] = []
+        for _ in 0..<(Limits.waitingRequestsPerConnectionMax + 4) {
+            switch try h.broker.handle(frame: h.frame(request, version: 12), eventLoop: h.loop, connection: scope) {
+            case .later(let future): futures.append(future)
+            case .respond: answeredAtOnce += 1
+            default: Issue.record("neither parked nor answered")
+            }
+        }
+        h.loop.run()
+        #expect(futures.count == Limits.waitingRequestsPerConnectionMax && answeredAtOnce == 4)
+        #expect(h.broker.topics.partition("t", 0)?.parkedCount == Limits.waitingRequestsPerConnectionMax)
+        for future in futures { future.assumeIsolated().whenComplete { _ in } }
+        scope.close()
+        #expect(h.broker.topics.partition("t", 0)?.parkedCount == 0)
+    }
+}

@@ -27,6 +27,9 @@ struct FetchHandler: ApiHandler {
         // Errors are answered at once, as Kafka does: waiting would not change them.
         let anyError = response.errorCode != 0 || response.responses.contains { $0.partitions.contains { $0.errorCode != 0 } }
         guard bytes < Int(request.minBytes), maxWaitMs > 0, !anyError else { return .now(response) }
+        if let connection = context.connection, connection.waitingCount >= Limits.waitingRequestsPerConnectionMax {
+            return .now(response)  // this connection has enough waiting already
+        }
         let parked = ParkedFetch(request: request, version: version, context: context, handler: self)
         return .later(parked.start(waitMs: maxWaitMs))
     }
