@@ -23,11 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v swift >/dev/null 2>&1; then
-    for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
-        [ -x "$candidate/swift" ] && export PATH="$candidate:$PATH" && break
-    done
-fi
+. scripts/swift-path.sh
 
 scratch=.build-fuzz
 corpus=Tests/Fuzz/corpus

@@ -8,12 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v swift >/dev/null 2>&1; then
-    for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
-        [ -x "$candidate/swift" ] && export PATH="$candidate:$PATH" && break
-    done
-fi
-command -v swift >/dev/null 2>&1 || { echo "swift not found: install Swift 6 (https://swift.org/install)"; exit 1; }
+. scripts/swift-path.sh
 
 echo "== generated protocol code"
 python3 scripts/protogen.py --check

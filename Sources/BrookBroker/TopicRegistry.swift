@@ -74,14 +74,15 @@ public final class TopicRegistry: Sendable {
     /// Partitions hosted now (with those of changes in progress).
     public var partitionCount: Int { state.withLock { $0.partitionsCounted } }
 
-    /// Counts `n` more partitions against `partitionsMax`, or refuses; `uncount` gives them back.
+    /// Counts `n` more partitions against `partitionsMax` under the lock, or refuses.
+    func admit(_ n: Int, _ s: inout State) throws(TopicError) {
+        guard s.partitionsCounted + n <= partitionsMax else { throw overLimit(hosted: s.partitionsCounted, adding: n) }
+        s.partitionsCounted += n
+    }
+
+    /// `admit` on its own; `uncount` gives them back.
     func count(_ n: Int) throws(TopicError) {
-        let total = state.withLock { s -> Int? in
-            guard s.partitionsCounted + n <= partitionsMax else { return s.partitionsCounted }
-            s.partitionsCounted += n
-            return nil
-        }
-        if let total { throw overLimit(hosted: total, adding: n) }
+        try state.withLock { (s: inout State) throws(TopicError) in try admit(n, &s) }
     }
 
     /// Refuses `n` more partitions if they would pass the limit now (`count` is what reserves).
@@ -94,10 +95,12 @@ public final class TopicRegistry: Sendable {
         TopicError(.policyViolation, "This broker hosts \(hosted) partitions; \(n) more would pass its limit of \(partitionsMax), set by its open-file limit (ulimit -n).")
     }
 
-    func uncount(_ n: Int) {
+    /// Gives back `n` counted partitions, and the name of a change that ends (if any).
+    func uncount(_ n: Int, ending name: String? = nil) {
         state.withLock { s in
             s.partitionsCounted -= n
             precondition(s.partitionsCounted >= 0, "partitions uncounted twice")
+            if let name { s.changing.remove(name) }
         }
     }
 
@@ -180,10 +183,7 @@ public final class TopicRegistry: Sendable {
         do throws(TopicError) {
             topic.partitions = try openPartitions(of: topic, range: 0..<partitions)
         } catch {
-            state.withLock { s in
-                s.changing.remove(name)
-                s.partitionsCounted -= Int(partitions)
-            }
+            uncount(Int(partitions), ending: name)
             throw error
         }
         let created = topic
@@ -200,20 +200,16 @@ public final class TopicRegistry: Sendable {
 
     /// Takes the name and counts the partitions, or refuses; returns the new topic's id.
     func beginCreate(name: String, partitions: Int) throws(TopicError) -> KafkaUUID {
-        let outcome = state.withLock { s -> Result<KafkaUUID, TopicError> in
+        try state.withLock { (s: inout State) throws(TopicError) -> KafkaUUID in
             if s.topics[name] != nil || s.changing.contains(name) {
-                return .failure(TopicError(.topicAlreadyExists, "Topic '\(name)' already exists."))
+                throw TopicError(.topicAlreadyExists, "Topic '\(name)' already exists.")
             }
-            guard s.partitionsCounted + partitions <= partitionsMax else {
-                return .failure(overLimit(hosted: s.partitionsCounted, adding: partitions))
-            }
+            try admit(partitions, &s)
             var id = KafkaUUID.random(using: &s.random)
             while s.names[id] != nil { id = KafkaUUID.random(using: &s.random) }
             s.changing.insert(name)
-            s.partitionsCounted += partitions
-            return .success(id)
+            return id
         }
-        return try outcome.get()
     }
 
     public func delete(name: String) throws(TopicError) -> KafkaUUID {
@@ -233,11 +229,7 @@ public final class TopicRegistry: Sendable {
                 logger.warning("could not remove \(partition.logDirectory): \(error)")
             }
         }
-        state.withLock { s in
-            s.partitionsCounted -= removed.partitions.count
-            precondition(s.partitionsCounted >= 0, "partitions uncounted twice")
-            s.changing.remove(name)
-        }
+        uncount(removed.partitions.count, ending: name)
         if let saved { throw saved }
         logger.info("deleted topic \(name)")
         return removed.id

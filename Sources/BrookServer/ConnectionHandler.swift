@@ -89,7 +89,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 framer.compact()
                 return
             case .reserve(let size):
-                guard memory.reserve(size, orWhenFreed: resumeOnLoop(context)) else {
+                guard memory.reserve(size, orWhenFreed: { resumeOnLoop(context) }) else {
                     waitingForMemory = true
                     return
                 }

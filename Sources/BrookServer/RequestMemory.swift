@@ -22,16 +22,17 @@ public final class RequestMemory: Sendable {
     public var bytes: Int { state.withLock { $0.bytes } }
 
     /// Reserves `n` bytes when they fit under the cap (or nothing is reserved at all, so that one
-    /// frame larger than the cap can still pass alone); otherwise `resume` runs once some bytes
-    /// are released, and the caller tries again then.
-    func reserve(_ n: Int, orWhenFreed resume: @escaping @Sendable () -> Void) -> Bool {
+    /// frame larger than the cap can still pass alone); otherwise the closure `makeResume` makes
+    /// (only then: the common case allocates nothing) runs once some bytes are released, and the
+    /// caller tries again then.
+    func reserve(_ n: Int, orWhenFreed makeResume: () -> @Sendable () -> Void) -> Bool {
         precondition(n >= 0, "a negative reservation")
         return state.withLock { s in
             if s.bytes == 0 || s.bytes + n <= bytesMax {
                 s.bytes += n
                 return true
             }
-            s.waiting.append(resume)
+            s.waiting.append(makeResume())
             return false
         }
     }

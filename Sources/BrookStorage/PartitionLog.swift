@@ -146,10 +146,7 @@ public final class PartitionLog {
             let header: RecordBatchHeader
             var inflated: [UInt8]?
             do { header = try RecordBatchValidator.validate(slice, check: .produce, inflated: &inflated, timestamps: timestamps) } catch {
-                if case .record(_, .timestamp(let ms)) = error {
-                    throw .timestampOutOfRange(index: batches.count, timestamp: ms, now: now,
-                                               beforeMaxMs: config.timestampBeforeMaxMs, afterMaxMs: config.timestampAfterMaxMs)
-                }
+                if case .record(_, .timestamp(let ms)) = error { throw timestampRefused(ms, batch: batches.count, now: now) }
                 throw .invalidBatch(index: batches.count, error)
             }
             let original = UnsafeRawBufferPointer(rebasing: slice[0..<header.totalBytes])
@@ -210,10 +207,12 @@ public final class PartitionLog {
     private func checkMaxTimestamp(_ header: RecordBatchHeader, within bounds: ClosedRange<Int64>, batch: Int,
                                    now: Int64) throws(StorageError) {
         let max = header.maxTimestamp.ms
-        guard max == -1 || bounds.contains(max) else {
-            throw .timestampOutOfRange(index: batch, timestamp: max, now: now,
-                                       beforeMaxMs: config.timestampBeforeMaxMs, afterMaxMs: config.timestampAfterMaxMs)
-        }
+        guard max == -1 || bounds.contains(max) else { throw timestampRefused(max, batch: batch, now: now) }
+    }
+
+    private func timestampRefused(_ ms: Int64, batch: Int, now: Int64) -> StorageError {
+        .timestampOutOfRange(index: batch, timestamp: ms, now: now,
+                             beforeMaxMs: config.timestampBeforeMaxMs, afterMaxMs: config.timestampAfterMaxMs)
     }
 
     /// Compacted topics keep the last value per key, so a keyless record has no meaning there.

@@ -176,6 +176,21 @@ def mk(cls, **fields):
         vals[name] = value
     return cls(**vals)
 
+def isolation_fetch(topic: str, partition: int, level: int):
+    """A Fetch from offset 0 of one partition, answered at once, at isolation level `level`."""
+    return mk(
+        FetchRequest,
+        replica_id=-1,
+        max_wait_ms=0,
+        min_bytes=0,
+        max_bytes=1 << 20,
+        isolation_level=level,
+        session_id=0,
+        session_epoch=-1,
+        topics=[{"topic": topic, "partitions": [{"partition": partition, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}],
+    )
+
+
 
 def field_exists(cls, path: str, version: int) -> bool:
     """Whether a (dotted) field is part of `version` of the request."""
@@ -974,17 +989,7 @@ class Hostile:
         """Issue 14 (fixed): isolation_level outside 0/1 must be refused."""
         r = self.rng
         topic, parts = self.any_topic()
-        req = mk(
-            FetchRequest,
-            replica_id=-1,
-            max_wait_ms=0,
-            min_bytes=0,
-            max_bytes=1 << 20,
-            isolation_level=r.choice([2, 7, -1, INT8_MIN, INT8_MAX]),
-            session_id=0,
-            session_epoch=-1,
-            topics=[{"topic": topic, "partitions": [{"partition": self.partition_of(parts), "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}],
-        )
+        req = isolation_fetch(topic, self.partition_of(parts), r.choice([2, 7, -1, INT8_MIN, INT8_MAX]))
         ans = self.send(req, self.version(FetchRequest, hi=12), f"isolation_level={req.isolation_level} {topic}")
         if ans is not None and ans.kind == "ok":
             parts_ = [p for t in ans.response.responses for p in t.partitions]
@@ -1936,17 +1941,7 @@ def test_targeted_fetch_isolation_level_out_of_range(broker, topic):
     try:
         got = {}
         for level in (7, -1, 2):
-            req = mk(
-                FetchRequest,
-                replica_id=-1,
-                max_wait_ms=0,
-                min_bytes=0,
-                max_bytes=1 << 20,
-                isolation_level=level,
-                session_id=0,
-                session_epoch=-1,
-                topics=[{"topic": topic, "partitions": [{"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}],
-            )
+            req = isolation_fetch(topic, 0, level)
             ans = wire.call(req, min(versions[FetchRequest.API_KEY][1], 12))
             if ans.kind == "closed":
                 got[level] = "closed"

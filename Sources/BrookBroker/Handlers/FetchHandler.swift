@@ -39,10 +39,16 @@ struct FetchHandler: ApiHandler {
     static func refuseAll(_ request: FetchRequest, _ code: ErrorCode) -> FetchResponse {
         FetchResponse(throttleTimeMs: 0, errorCode: code.rawValue, sessionId: 0, responses: request.topics.map { topic in
             .init(topic: topic.topic, topicId: topic.topicId, partitions: topic.partitions.map { p in
-                .init(partitionIndex: p.partition, errorCode: code.rawValue, highWatermark: Offset(-1), lastStableOffset: Offset(-1),
-                      logStartOffset: Offset(-1), records: .bytes(ByteBuffer()))
+                unread(p, readCommitted: false, error: code)
             })
         })
+    }
+
+    /// A partition's answer before anything is read: no offsets, no records, `error`.
+    static func unread(_ p: FetchRequest.FetchTopic.FetchPartition, readCommitted: Bool,
+                       error: ErrorCode = .none) -> FetchResponse.FetchableTopicResponse.PartitionData {
+        .init(partitionIndex: p.partition, errorCode: error.rawValue, highWatermark: Offset(-1), lastStableOffset: Offset(-1),
+              logStartOffset: Offset(-1), abortedTransactions: readCommitted ? [] : nil, records: .bytes(ByteBuffer()))
     }
 
     /// The topics asked for, in request order: by id from v13, by name before; nil if unknown.
@@ -58,10 +64,7 @@ struct FetchHandler: ApiHandler {
         let known = Self.resolve(request, version: version, registry: context.broker.topics)
         let responses = zip(request.topics, known).map { topic, known -> FetchResponse.FetchableTopicResponse in
             FetchResponse.FetchableTopicResponse(topic: topic.topic, topicId: topic.topicId, partitions: topic.partitions.map { p in
-                var data = FetchResponse.FetchableTopicResponse.PartitionData(
-                    partitionIndex: p.partition, errorCode: 0, highWatermark: Offset(-1), lastStableOffset: Offset(-1),
-                    logStartOffset: Offset(-1), abortedTransactions: request.isolationLevel == 1 ? [] : nil,
-                    records: .bytes(ByteBuffer()))
+                var data = Self.unread(p, readCommitted: request.isolationLevel == 1)
                 guard let topic = known, p.partition >= 0, Int(p.partition) < topic.partitions.count else {
                     data.errorCode = unknown.rawValue
                     return data

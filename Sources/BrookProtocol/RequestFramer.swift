@@ -1,15 +1,15 @@
-import BrookProtocol
 import NIOCore
 
 /// Splits a connection's bytes into request frames (a 4-byte size, then that many bytes), and
 /// makes the caller reserve each frame's memory as soon as its size is known, before the rest
-/// of it is accepted. No I/O: the connection feeds bytes in and takes frames out.
+/// of it is accepted. No I/O: the broker's connection (BrookServer) feeds bytes in and takes
+/// frames out. (`KafkaFrameDecoder` frames the client's side, which has no budget to keep.)
 ///
 /// The bytes gather in one buffer whose storage is reused from frame to frame (`compact`), as
 /// NIO's ByteToMessageHandler does: a fresh megabyte for every large produce request costs page
 /// faults that showed in the 1 KiB produce benchmark.
-struct RequestFramer {
-    enum Next {
+public struct RequestFramer {
+    public enum Next {
         /// A whole frame, whose `size` bytes were reserved.
         case frame(ByteBuffer, size: Int)
         /// The next frame declares `size` bytes: reserve them, then call `reserved()`.
@@ -20,24 +20,24 @@ struct RequestFramer {
 
     /// Storage kept between frames when no larger: a 1 MB produce request fits (librdkafka's
     /// default batch size); a bigger one's storage is let go once it is handled.
-    static let retainedBytesMax = (1 << 20) + (64 << 10)
+    public static let retainedBytesMax = (1 << 20) + (64 << 10)
 
-    let frameBytesMin: Int
-    let frameBytesMax: Int
+    public let frameBytesMin: Int
+    public let frameBytesMax: Int
     private var buffer = ByteBuffer()
     /// The size reserved for the frame at the head of the buffer.
-    private(set) var reservedSize: Int?
+    public private(set) var reservedSize: Int?
 
-    init(frameBytesMin: Int = KafkaFrameDecoder.requestHeaderBytes, frameBytesMax: Int) {
+    public init(frameBytesMin: Int = KafkaFrameDecoder.requestHeaderBytes, frameBytesMax: Int) {
         precondition(frameBytesMin >= 0 && frameBytesMin <= frameBytesMax, "frame bounds")
         self.frameBytesMin = frameBytesMin
         self.frameBytesMax = frameBytesMax
     }
 
     /// Bytes received and not yet handed out as frames.
-    var bufferedBytes: Int { buffer.readableBytes }
+    public var bufferedBytes: Int { buffer.readableBytes }
 
-    mutating func append(_ bytes: inout ByteBuffer) {
+    public mutating func append(_ bytes: inout ByteBuffer) {
         if buffer.readableBytes == 0 && bytes.readableBytes >= buffer.capacity {
             buffer = bytes  // nothing gathered, and no room worth keeping: take it as it is
         } else {
@@ -46,7 +46,7 @@ struct RequestFramer {
     }
 
     /// The next thing to do; a frame size out of bounds is an error (the connection closes).
-    mutating func next() throws(KafkaFrameDecoder.FrameError) -> Next {
+    public mutating func next() throws(KafkaFrameDecoder.FrameError) -> Next {
         guard let declared = buffer.getInteger(at: buffer.readerIndex, as: Int32.self) else { return .needBytes }
         let size = try KafkaFrameDecoder.checkedSize(declared, frameBytesMin: frameBytesMin, frameBytesMax: frameBytesMax)
         guard let reserved = reservedSize else { return .reserve(size: size) }
@@ -62,14 +62,14 @@ struct RequestFramer {
         return .frame(frame, size: size)
     }
 
-    mutating func reserved(_ size: Int) {
+    public mutating func reserved(_ size: Int) {
         precondition(reservedSize == nil, "two reservations for one frame")
         reservedSize = size
     }
 
     /// After the frames taken have been handled: what is left moves to the front of the storage,
     /// which is kept for the next frames (or let go when large and empty).
-    mutating func compact() {
+    public mutating func compact() {
         guard buffer.readerIndex > 0 else { return }
         if buffer.readableBytes == 0 && buffer.capacity > Self.retainedBytesMax {
             buffer = ByteBuffer()
