@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Generates BrookProtocol's message types from protocol/messages/*.def.
+"""Generates BrookProtocol's message types from protocol/messages/*.def (APIs: a request and a
+response each) and protocol/metadata/*.def (KRaft metadata records: one data message each).
 
-    scripts/protogen.py            write Sources/BrookProtocol/Generated/*.swift
+    scripts/protogen.py            write Sources/BrookProtocol/Generated/**/*.swift
     scripts/protogen.py --check    exit 1 if the committed files differ from what would be written
 
 The format is described in protocol/README.md. The generated code leans on WireReader and
@@ -13,8 +14,9 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFS = os.path.join(ROOT, "protocol", "messages")
 OUT = os.path.join(ROOT, "Sources", "BrookProtocol", "Generated")
+# (folder of protocol/, the top-level kind its files hold, folder of OUT its Swift goes to)
+SOURCES = [("messages", "api", ""), ("metadata", "record", "Metadata")]
 
 PRIMITIVES = {
     # wire type: (Swift type, reader method, writer method, default literal)
@@ -38,11 +40,16 @@ class DefError(Exception):
 
 class Versions:
     def __init__(self, text, where):
-        m = re.fullmatch(r"(\d+)(?:\+|-(\d+))", text)
+        m = re.fullmatch(r"(\d+)(\+|-(\d+))?", text)
         if not m:
             raise DefError(f"{where}: bad versions '{text}'")
         self.low = int(m.group(1))
-        self.high = int(m.group(2)) if m.group(2) is not None else MAX_VERSION
+        if m.group(2) == "+":
+            self.high = MAX_VERSION
+        else:
+            self.high = int(m.group(3)) if m.group(3) is not None else self.low
+        if self.high < self.low:
+            raise DefError(f"{where}: versions '{text}' run backwards")
 
     def condition(self, within):
         """A Swift condition on `version`, or None when the field is in every version of `within`."""
@@ -160,15 +167,35 @@ class Message:
 
 
 class Api:
-    def __init__(self, name, key, versions, flexible):
+    """An API (kind "api": a request and a response) or a data message (kind "record": one
+    message, e.g. a KRaft metadata record, whose key is its record type)."""
+
+    def __init__(self, kind, name, key, versions, flexible, source):
+        self.kind = kind
         self.name = name
         self.key = key
         self.versions = versions
         self.flexible = flexible
+        self.source = source  # the .def file, relative to ROOT
+        self.out = ""  # the folder of OUT its Swift goes to
         self.messages = {}
 
+    def message_kinds(self):
+        return ("request", "response") if self.kind == "api" else ("record",)
 
-def parse(path):
+
+def parse_header(words, where, source):
+    """`api NAME key=N versions=A-B flexible=C+` or `record NAME ...` (same options)."""
+    try:
+        opts = dict(w.split("=", 1) for w in words[2:])
+        key, versions, flexible = int(opts["key"]), opts["versions"], opts["flexible"]
+    except (ValueError, KeyError):
+        raise DefError(f"{where}: expected '{words[0]} NAME key=N versions=A-B flexible=C+|none'")
+    flexible = None if flexible == "none" else Versions(flexible, where)
+    return Api(words[0], words[1], key, Versions(versions, where), flexible, source)
+
+
+def parse(path, kind):
     where_file = os.path.relpath(path, ROOT)
     api = None
     current = None  # Message or Struct being filled
@@ -184,11 +211,15 @@ def parse(path):
             indent = len(line) - len(line.lstrip(" "))
             words = line.split()
             if indent == 0:
-                if words[0] == "api":
-                    opts = dict(w.split("=", 1) for w in words[2:])
-                    flexible = None if opts["flexible"] == "none" else Versions(opts["flexible"], where)
-                    api = Api(words[1], int(opts["key"]), Versions(opts["versions"], where), flexible)
-                elif words[0] in ("request", "response"):
+                if words[0] == kind and api is None and len(words) >= 2:
+                    api = parse_header(words, where, where_file)
+                    if kind == "record":  # the record's fields follow its header line
+                        current = Message("record", [])
+                        api.messages["record"] = current
+                        stack = [(0, current.fields)]
+                elif api is None:
+                    raise DefError(f"{where}: a file here starts with '{kind} NAME key=N ...'")
+                elif kind == "api" and words[0] in ("request", "response"):
                     current = Message(words[0], [])
                     api.messages[words[0]] = current
                     stack = [(0, current.fields)]
@@ -198,8 +229,10 @@ def parse(path):
                         raise DefError(f"{where}: struct in {words[3]} before the {words[3]} itself")
                     api.messages[words[3]].commons.append(current)
                     stack = [(0, current.fields)]
+                elif kind == "api":
+                    raise DefError(f"{where}: expected request, response or struct")
                 else:
-                    raise DefError(f"{where}: expected api, request, response or struct")
+                    raise DefError(f"{where}: expected a field (indented) or struct NAME in record")
                 continue
             if indent % 2:
                 raise DefError(f"{where}: indent by two spaces per level")
@@ -213,8 +246,11 @@ def parse(path):
             field = Field(words[0], FieldType(words[1], where), Versions(words[2], where), words[3:], where)
             stack[-1][1].append(field)
             stack.append((indent, field.children))
-    if api is None or set(api.messages) != {"request", "response"}:
-        raise DefError(f"{where_file}: needs an api line, a request and a response")
+    if api is None or set(api.messages) != set(api.message_kinds()):
+        needs = "an api line, a request and a response" if kind == "api" else "a record line"
+        raise DefError(f"{where_file}: needs {needs}")
+    if os.path.basename(path) != f"{api.name}.def":
+        raise DefError(f"{where_file}: the file is named after its {kind}: {api.name}.def")
     return api
 
 
@@ -338,12 +374,16 @@ class Emitter:
     def emit_struct(self, level, name, fields, within, top=False):
         for f in fields:
             self.check_struct(f)
-        conformance = f"KafkaMessage" if top else "Sendable, Equatable"
+        record = self.api.kind == "record"
+        conformance = ("KafkaDataMessage" if record else "KafkaMessage") if top else "Sendable, Equatable"
         self.out(level, f"public struct {name}: {conformance} {{")
         body = level + 1
         if top:
             self.out(body, f"public static let apiKey: Int16 = {self.api.key}")
-            self.out(body, f'public static let apiName = "{self.api.name}"')
+            if record:
+                self.out(body, f'public static let messageName = "{self.api.name}"')
+            else:
+                self.out(body, f'public static let apiName = "{self.api.name}"')
             self.out(body, f"public static let versions: ClosedRange<Int16> = "
                            f"{self.api.versions.low}...{self.api.versions.high}")
             flex = self.api.flexible.low if self.api.flexible else "nil"
@@ -351,7 +391,8 @@ class Emitter:
             self.out(body)
         for f in fields:
             self.out(body, f"public var {f.swift_name}: {f.type.swift()} = {f.default_literal()}")
-        self.out(body)
+        if fields or not top:
+            self.out(body)
         self.out(body, "public init() {}")
         self.out(body)
         if fields:
@@ -455,21 +496,24 @@ class Emitter:
 
 def generate(api):
     lines = [
-        f"// Generated by scripts/protogen.py from protocol/messages/{api.name}.def: do not edit.",
+        f"// Generated by scripts/protogen.py from {api.source}: do not edit.",
         "import BrookCore",
         "import NIOCore",
         "",
     ]
-    for kind in ("request", "response"):
+    for kind in api.message_kinds():
         message = api.messages[kind]
         emitter = Emitter(api, message)
-        name = f"{api.name}{kind.capitalize()}"
+        name = api.name if kind == "record" else f"{api.name}{kind.capitalize()}"
         emitter.emit_struct(0, name, message.fields, api.versions, top=True)
         lines.extend(emitter.lines)
         lines.append("")
-    lines.append(f"extension {api.name}Request: KafkaRequest {{")
-    lines.append(f"    public typealias Response = {api.name}Response")
-    lines.append("}")
+    if api.kind == "api":
+        lines.append(f"extension {api.name}Request: KafkaRequest {{")
+        lines.append(f"    public typealias Response = {api.name}Response")
+        lines.append("}")
+    else:
+        lines.pop()
     return "\n".join(lines) + "\n"
 
 
@@ -504,33 +548,67 @@ def generate_catalog(apis):
     return "\n".join(lines) + "\n"
 
 
+def parse_all():
+    """Every definition, by kind; keys are unique within a kind (records have their own keys)."""
+    parsed = {"api": [], "record": []}
+    for folder, kind, out in SOURCES:
+        directory = os.path.join(ROOT, "protocol", folder)
+        for name in sorted(os.listdir(directory) if os.path.isdir(directory) else []):
+            if name.endswith(".def"):
+                api = parse(os.path.join(directory, name), kind)
+                api.out = out
+                parsed[kind].append(api)
+    for kind, apis in parsed.items():
+        seen = {}
+        for api in apis:
+            if api.key in seen:
+                raise DefError(f"{api.source}: key {api.key} is also {seen[api.key]}'s")
+            seen[api.key] = api.name
+    return parsed
+
+
+def outputs(parsed):
+    """The generated files: path relative to OUT -> text. File names are unique across
+    folders, as the Swift compiler wants within one module."""
+    files = {}
+    for api in parsed["api"] + parsed["record"]:
+        files[os.path.join(api.out, f"{api.name}.swift")] = generate(api)
+    files["ApiCatalog.swift"] = generate_catalog(parsed["api"])  # APIs only: records are not served
+    names = [os.path.basename(n) for n in files]
+    if len(set(names)) != len(names):
+        raise DefError("two definitions generate the same Swift file name")
+    return files
+
+
+def existing_outputs():
+    found = set()
+    for directory, _, names in os.walk(OUT):
+        found.update(os.path.relpath(os.path.join(directory, n), OUT) for n in names if n.endswith(".swift"))
+    return found
+
+
 def main(argv):
     check = "--check" in argv
-    apis = []
-    for name in sorted(os.listdir(DEFS)):
-        if name.endswith(".def"):
-            apis.append(parse(os.path.join(DEFS, name)))
-    files = {f"{api.name}.swift": generate(api) for api in apis}
-    files["ApiCatalog.swift"] = generate_catalog(apis)
+    parsed = parse_all()
+    files = outputs(parsed)
+    summary = f"{len(parsed['api'])} APIs and {len(parsed['record'])} records"
     if check:
-        existing = set(os.listdir(OUT)) if os.path.isdir(OUT) else set()
         stale = sorted(n for n in files if not os.path.exists(os.path.join(OUT, n))
                        or open(os.path.join(OUT, n)).read() != files[n])
-        stale += sorted(existing - set(files))
+        stale += sorted(existing_outputs() - set(files))
         if stale:
             print("protogen: generated Swift is out of date: " + ", ".join(stale), file=sys.stderr)
             print("run scripts/protogen.py and commit the result", file=sys.stderr)
             return 1
-        print(f"protogen: {len(apis)} APIs up to date")
+        print(f"protogen: {summary} up to date")
         return 0
-    os.makedirs(OUT, exist_ok=True)
-    for n in os.listdir(OUT):
-        if n not in files:
-            os.remove(os.path.join(OUT, n))
+    for n in existing_outputs() - set(files):
+        os.remove(os.path.join(OUT, n))
     for n, text in files.items():
+        os.makedirs(os.path.dirname(os.path.join(OUT, n)), exist_ok=True)
         with open(os.path.join(OUT, n), "w") as f:
             f.write(text)
-    print(f"protogen: wrote {len(files)} files for {len(apis)} APIs")
+    print(f"protogen: wrote {len(files)} files for {summary}")
     return 0
 
 

@@ -1,15 +1,27 @@
 import BrookCore
 import NIOCore
 
-/// A message with a generated codec (see protocol/README.md).
-public protocol KafkaMessage: Sendable, Equatable {
+/// A message with a generated codec (see protocol/README.md): what API messages and data
+/// messages share.
+public protocol WireMessage: Sendable, Equatable {
     static var apiKey: Int16 { get }
-    static var apiName: String { get }
     static var versions: ClosedRange<Int16> { get }
     static var flexibleFrom: Int16? { get }
     init()
     init(from reader: inout WireReader, version: Int16) throws(ProtocolError)
     func encode(to writer: inout WireWriter, version: Int16)
+}
+
+/// A request or a response of an API (protocol/messages/*.def).
+public protocol KafkaMessage: WireMessage {
+    static var apiName: String { get }
+}
+
+/// A data message that is neither a request nor a response: a KRaft metadata record
+/// (protocol/metadata/*.def, framed by `MetadataRecord`). Its `apiKey` is its record type, a
+/// number space of its own: 3 is PartitionRecord here, never the Metadata API.
+public protocol KafkaDataMessage: WireMessage {
+    static var messageName: String { get }
 }
 
 public protocol KafkaRequest: KafkaMessage {
