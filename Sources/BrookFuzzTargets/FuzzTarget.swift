@@ -37,6 +37,7 @@ public enum FuzzTargets {
         GroupFuzzing.groupRecordsTarget,
         TxnFuzzing.target,
         QuorumFuzzing.target,
+        MetadataFuzzing.target,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {

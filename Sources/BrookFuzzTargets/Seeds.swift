@@ -18,6 +18,7 @@ public enum FuzzSeeds {
 
     public static var all: [Seed] {
         batchSeeds + codecSeeds + consumerProtocolSeeds + groupRecordSeeds + txnRecordSeeds + quorumSeeds
+            + MetadataFuzzing.seeds
     }
 
     static let time = Timestamp(ms: 1_700_000_000_000)
