@@ -57,8 +57,13 @@ let package = Package(
         .target(name: "BrookTxn", dependencies: ["BrookCore", "BrookRecords", "BrookProtocol"]),
         // Raft as a pure state machine (step / tick / ready / advance): no clock, disk or socket.
         .target(name: "BrookRaft", dependencies: ["BrookCore"]),
-        // A whole quorum on one thread from a seed: fake clock, network and disk, faults, checks.
-        .target(name: "BrookSimulation", dependencies: ["BrookRaft", "BrookCore"]),
+        // The cluster's pure cores: the KRaft metadata image, the controller's decisions
+        // (registration, fencing, placement, ISR changes, elections) and partition replication
+        // (high watermark, ISR proposals). No clock, disk or socket: driven like BrookRaft.
+        .target(name: "BrookCluster", dependencies: ["BrookCore", "BrookProtocol"]),
+        // A whole quorum on one thread from a seed: fake clock, network and disk, faults, checks;
+        // and the same for the replicated cluster's controller and partition replication.
+        .target(name: "BrookSimulation", dependencies: ["BrookRaft", "BrookCluster", "BrookStorage", "BrookProtocol", "BrookCore"]),
         .executableTarget(
             name: "brook-sim",
             dependencies: ["BrookSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -136,6 +141,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "BrookRaftTests", dependencies: ["BrookRaft", "BrookSimulation", "BrookCore"]),
+        .testTarget(
+            name: "BrookClusterTests",
+            dependencies: ["BrookCluster", "BrookSimulation", "BrookStorage", "BrookProtocol", "BrookCore"]
+        ),
         .testTarget(name: "BrookTxnTests", dependencies: ["BrookTxn", "BrookCore", "BrookProtocol"]),
         .testTarget(name: "BrookGroupsTests", dependencies: ["BrookGroups", "BrookCore", "BrookProtocol"]),
         .testTarget(

@@ -74,6 +74,17 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let producerFenced = ErrorCode(rawValue: 90)
     public static let transactionalIDNotFound = ErrorCode(rawValue: 105)
     public static let transactionAbortable = ErrorCode(rawValue: 120)
+    // The replicated cluster: acks=all, the controller, AlterPartition and broker registration.
+    public static let notEnoughReplicas = ErrorCode(rawValue: 19)
+    public static let notEnoughReplicasAfterAppend = ErrorCode(rawValue: 20)
+    public static let notController = ErrorCode(rawValue: 41)
+    public static let staleBrokerEpoch = ErrorCode(rawValue: 77)
+    public static let invalidUpdateVersion = ErrorCode(rawValue: 95)
+    public static let duplicateBrokerRegistration = ErrorCode(rawValue: 101)
+    public static let brokerIDNotRegistered = ErrorCode(rawValue: 102)
+    public static let inconsistentClusterID = ErrorCode(rawValue: 104)
+    public static let ineligibleReplica = ErrorCode(rawValue: 107)
+    public static let newLeaderElected = ErrorCode(rawValue: 108)
 
     public var description: String { "\(Self.names[rawValue] ?? "ERROR") (\(rawValue))" }
 
@@ -101,5 +112,9 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         48: "INVALID_TXN_STATE", 49: "INVALID_PRODUCER_ID_MAPPING", 50: "INVALID_TRANSACTION_TIMEOUT",
         51: "CONCURRENT_TRANSACTIONS", 52: "TRANSACTION_COORDINATOR_FENCED", 59: "UNKNOWN_PRODUCER_ID",
         90: "PRODUCER_FENCED", 105: "TRANSACTIONAL_ID_NOT_FOUND", 120: "TRANSACTION_ABORTABLE",
+        19: "NOT_ENOUGH_REPLICAS", 20: "NOT_ENOUGH_REPLICAS_AFTER_APPEND", 41: "NOT_CONTROLLER",
+        77: "STALE_BROKER_EPOCH", 95: "INVALID_UPDATE_VERSION", 101: "DUPLICATE_BROKER_REGISTRATION",
+        102: "BROKER_ID_NOT_REGISTERED", 104: "INCONSISTENT_CLUSTER_ID", 107: "INELIGIBLE_REPLICA",
+        108: "NEW_LEADER_ELECTED",
     ]
 }

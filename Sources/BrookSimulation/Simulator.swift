@@ -25,8 +25,10 @@ public struct SimulationFailure: Error, CustomStringConvertible, Sendable {
     public var timeMs: Int64
     public var step: Int
     public var message: String
+    /// The command that replays the seed, without the seed.
+    public var replay = "brook-sim"
     public var description: String {
-        "seed \(seed) failed at step \(step) (t=\(timeMs) ms): \(message)\n  replay: brook-sim --seed \(seed) --trace"
+        "seed \(seed) failed at step \(step) (t=\(timeMs) ms): \(message)\n  replay: \(replay) --seed \(seed) --trace"
     }
 }
 

@@ -42,6 +42,12 @@ struct BrookSim: ParsableCommand {
     @Option(help: "Plant a bug in the simulated driver to see the checks catch it (\(InjectedBug.allCases.map(\.rawValue).joined(separator: ", "))).")
     var bug: String?
 
+    @Flag(help: "Simulate the replicated cluster (controller, brokers, partition replication, acks=all producers) instead of the Raft quorum.")
+    var cluster = false
+
+    @Option(help: "Brokers per run with --cluster (3 to 9); drawn from the seed (3 to 5) when absent.")
+    var brokers: Int?
+
     @Flag(help: "Print every event.")
     var trace = false
 
@@ -50,12 +56,17 @@ struct BrookSim: ParsableCommand {
 
     func validate() throws {
         if let voters, voters != 3 && voters != 5 { throw ValidationError("--voters must be 3 or 5") }
-        if let bug, InjectedBug(rawValue: bug) == nil { throw ValidationError("unknown --bug \(bug)") }
+        if let bug, !cluster, InjectedBug(rawValue: bug) == nil { throw ValidationError("unknown --bug \(bug)") }
+        if let bug, cluster, ClusterBug(rawValue: bug) == nil {
+            throw ValidationError("unknown --bug \(bug) for --cluster (\(ClusterBug.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        if let brokers, !(3...9).contains(brokers) { throw ValidationError("--brokers must be 3 to 9") }
         guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
         guard faultsMs > 0, livenessMs > 0 else { throw ValidationError("durations must be positive") }
     }
 
     func run() throws {
+        if cluster { return try runCluster() }
         var options = SimulationOptions()
         options.voterCount = voters
         options.faultsMs = faultsMs
@@ -78,6 +89,32 @@ struct BrookSim: ParsableCommand {
         if range.count > 1 {
             let passed = range.count - failures
             print("\(passed)/\(range.count) seeds passed (seeds \(range.first!)...\(range.last!)); mean recovery \(passed > 0 ? recoveryMsTotal / Int64(passed) : 0) simulated ms after faults stopped")
+        }
+        if failures > 0 { throw ExitCode(1) }
+    }
+
+    func runCluster() throws {
+        var options = ClusterSimulationOptions()
+        options.brokerCount = brokers
+        options.faultsMs = faultsMs
+        options.livenessMs = max(livenessMs, 20_000)
+        options.bug = bug.flatMap(ClusterBug.init(rawValue:))
+        options.trace = trace
+        let range: [UInt64] = seed.map { [$0] } ?? (0..<UInt64(seeds)).map { firstSeed &+ $0 }
+        var failures = 0
+        var acknowledged = 0
+        for s in range {
+            switch ClusterSimulation.run(seed: s, options: options) {
+            case .success(let report):
+                acknowledged += report.acknowledged
+                if verbose || range.count == 1 { print(report) }
+            case .failure(let failure):
+                failures += 1
+                print(failure)
+            }
+        }
+        if range.count > 1 {
+            print("\(range.count - failures)/\(range.count) cluster seeds passed (seeds \(range.first!)...\(range.last!)); \(acknowledged) records acknowledged in all")
         }
         if failures > 0 { throw ExitCode(1) }
     }

@@ -1,0 +1,280 @@
+import BrookCore
+import BrookProtocol
+
+/// The active controller's settings (Kafka's names).
+public struct ControllerConfig: Equatable, Sendable {
+    /// `broker.session.timeout.ms`: a broker that has not heartbeated for this long is fenced.
+    public var sessionTimeoutMs: Int64 = 9000
+    /// `default.replication.factor` and `num.partitions` for topics created without them.
+    public var defaultReplicationFactor = 1
+    public var defaultPartitions = 1
+    /// `unclean.leader.election.enable`, cluster-wide (a topic's config overrides it).
+    public var uncleanLeaderElection = false
+    /// Producer ids are handed to brokers in blocks of this many.
+    public var producerIDBlockSize: Int64 = 1000
+    /// At most this many records in one metadata log entry (Kafka's MAX_RECORDS_PER_USER_OP);
+    /// larger repairs continue at the next tick.
+    public var recordsPerEntryMax = 10_000
+    public init() {}
+}
+
+/// What a broker sends at start (BrokerRegistration).
+public struct BrokerRegistrationRequest: Equatable, Sendable {
+    public var id: NodeID
+    public var incarnation: KafkaUUID
+    public var endpoints: [BrokerInfo.Endpoint]
+    public var rack: String?
+    public init(id: NodeID, incarnation: KafkaUUID, endpoints: [BrokerInfo.Endpoint], rack: String? = nil) {
+        self.id = id
+        self.incarnation = incarnation
+        self.endpoints = endpoints
+        self.rack = rack
+    }
+}
+
+/// What a broker sends every heartbeat interval (BrokerHeartbeat).
+public struct BrokerHeartbeatRequest: Equatable, Sendable {
+    public var id: NodeID
+    public var epoch: BrokerEpoch
+    /// The metadata offset the broker has applied.
+    public var metadataOffset: MetadataOffset
+    public var wantFence: Bool
+    public var wantShutdown: Bool
+    public init(id: NodeID, epoch: BrokerEpoch, metadataOffset: MetadataOffset, wantFence: Bool = false, wantShutdown: Bool = false) {
+        self.id = id
+        self.epoch = epoch
+        self.metadataOffset = metadataOffset
+        self.wantFence = wantFence
+        self.wantShutdown = wantShutdown
+    }
+}
+
+public struct BrokerHeartbeatAnswer: Equatable, Sendable {
+    public var error: ErrorCode = .none
+    public var isCaughtUp = false
+    public var isFenced = true
+    public var shouldShutDown = false
+}
+
+/// A leader's ISR change request (AlterPartition), for one partition.
+public struct AlterPartitionRequest: Equatable, Sendable {
+    public var broker: NodeID
+    public var brokerEpoch: BrokerEpoch
+    public var partition: TopicIDPartition
+    public var proposal: ISRProposal
+    public init(broker: NodeID, brokerEpoch: BrokerEpoch, partition: TopicIDPartition, proposal: ISRProposal) {
+        self.broker = broker
+        self.brokerEpoch = brokerEpoch
+        self.partition = partition
+        self.proposal = proposal
+    }
+}
+
+/// A topic to create: a partition count and replication factor (nil: the defaults), or
+/// explicit replica lists.
+public struct NewTopic: Equatable, Sendable {
+    public var name: String
+    public var partitions: Int?
+    public var replicationFactor: Int?
+    public var assignments: [[NodeID]]?
+    public var configs: [String: String]
+    public init(name: String, partitions: Int? = nil, replicationFactor: Int? = nil, assignments: [[NodeID]]? = nil, configs: [String: String] = [:]) {
+        self.name = name
+        self.partitions = partitions
+        self.replicationFactor = replicationFactor
+        self.assignments = assignments
+        self.configs = configs
+    }
+}
+
+/// The records a decision appends (as one metadata log entry, all or none) and the answer to
+/// give once they are committed. An answer with an error appends nothing.
+public struct Decision<Answer: Sendable>: Sendable {
+    public var records: [MetadataRecord]
+    public var answer: Answer
+}
+
+/// The active controller's decisions, as a pure state machine over the metadata image.
+///
+/// Requests and time go in; records to append and answers come out. The controller applies its
+/// own records to `image` at once (so the next decision sees them) and keeps them `pending`
+/// until the metadata log commits them (`replay`). The driver appends each decision's records
+/// as one entry and answers only once that entry is committed; if it loses the quorum's
+/// leadership it drops this controller and builds a new one from the committed image when it
+/// leads again. Sessions (heartbeat times) are soft state: a new controller gives every broker
+/// a full session.
+public struct ClusterController: Sendable {
+    public let config: ControllerConfig
+    /// The image of the committed log.
+    public private(set) var committed: MetadataImage
+    /// `committed` with the pending entries applied.
+    public private(set) var image: MetadataImage
+    /// Entries appended but not committed, oldest first.
+    public private(set) var pending: [[MetadataRecord]] = []
+    var sessions: [NodeID: Int64] = [:]
+    /// Brokers whose liveness changed: their partitions are repaired, a bounded number per entry.
+    var dirty: Set<NodeID> = []
+    var random: SeededRandom
+
+    public init(committed: MetadataImage, config: ControllerConfig = ControllerConfig(), nowMs: Int64, randomSeed: UInt64) {
+        self.config = config
+        self.committed = committed
+        image = committed
+        random = SeededRandom(seed: randomSeed)
+        for id in committed.brokers.keys { sessions[id] = nowMs }
+        // A controller may have died half-way through a repair: look at every broker once.
+        dirty = Set(committed.brokers.keys)
+    }
+
+    // MARK: the log
+
+    /// The metadata log committed `records` at `offset` (every entry, in order, this
+    /// controller's or not).
+    public mutating func replay(_ records: [MetadataRecord], at offset: MetadataOffset) throws(MetadataError) {
+        try committed.apply(records, at: offset)
+        if let first = pending.first, first == records {
+            pending.removeFirst()
+        } else if !pending.isEmpty {
+            // Another controller's entry: ours will never commit in this order.
+            pending.removeAll()
+        }
+        rebuildImage()
+    }
+
+    mutating func rebuildImage() {
+        image = committed
+        for (i, entry) in pending.enumerated() {
+            do {
+                try image.apply(entry, at: MetadataOffset(committed.offset.value + Int64(i) + 1))
+            } catch {
+                preconditionFailure("a pending entry no longer applies: \(error)")
+            }
+        }
+    }
+
+    /// Appends `records` as one pending entry and returns the decision.
+    mutating func decide<Answer>(_ records: [MetadataRecord], _ answer: Answer) -> Decision<Answer> {
+        guard !records.isEmpty else { return Decision(records: [], answer: answer) }
+        precondition(records.count <= config.recordsPerEntryMax, "\(records.count) records in one entry")
+        do {
+            try image.apply(records, at: MetadataOffset(image.offset.value + 1))
+        } catch {
+            preconditionFailure("the controller made records that do not apply: \(error)")
+        }
+        pending.append(records)
+        return Decision(records: records, answer: answer)
+    }
+
+    // MARK: brokers
+
+    public mutating func register(_ request: BrokerRegistrationRequest, nowMs: Int64) -> Decision<(ErrorCode, BrokerEpoch)> {
+        if let existing = image.brokers[request.id], existing.incarnation != request.incarnation, !existing.fenced,
+           let last = sessions[request.id], nowMs - last <= config.sessionTimeoutMs {
+            return Decision(records: [], answer: (.duplicateBrokerRegistration, .none))
+        }
+        let epoch = BrokerEpoch(image.highestBrokerEpoch.value + 1)
+        var record = RegisterBrokerRecord()
+        record.brokerId = request.id
+        record.incarnationId = request.incarnation
+        record.brokerEpoch = epoch.value
+        record.endPoints = request.endpoints.map {
+            RegisterBrokerRecord.BrokerEndpoint(name: $0.name, host: $0.host, port: UInt16(clamping: $0.port), securityProtocol: $0.securityProtocol)
+        }
+        record.rack = request.rack
+        record.fenced = true
+        sessions[request.id] = nowMs
+        // A new incarnation: the old one's leaderships and ISR places go in the same entry.
+        return decideWithRepairs([.registerBroker(record)], affecting: request.id, (.none, epoch))
+    }
+
+    public mutating func heartbeat(_ request: BrokerHeartbeatRequest, nowMs: Int64) -> Decision<BrokerHeartbeatAnswer> {
+        var answer = BrokerHeartbeatAnswer()
+        guard let broker = image.brokers[request.id] else {
+            answer.error = .brokerIDNotRegistered
+            return Decision(records: [], answer: answer)
+        }
+        guard broker.epoch == request.epoch else {
+            answer.error = .staleBrokerEpoch
+            return Decision(records: [], answer: answer)
+        }
+        sessions[request.id] = nowMs
+        // Caught up: it applied the log up to its own registration, as committed.
+        let registeredAt = committed.brokers[request.id].flatMap { $0.epoch == broker.epoch ? $0.registeredAt : nil }
+        answer.isCaughtUp = registeredAt.map { request.metadataOffset >= $0 } ?? false
+        var records: [MetadataRecord] = []
+        if request.wantShutdown {
+            if !broker.fenced && !broker.inControlledShutdown {
+                var change = BrokerRegistrationChangeRecord()
+                change.brokerId = request.id
+                change.brokerEpoch = broker.epoch.value
+                change.inControlledShutdown = 1
+                records.append(.brokerRegistrationChange(change))
+            }
+        } else if broker.fenced && !request.wantFence && answer.isCaughtUp {
+            records.append(.unfenceBroker(UnfenceBrokerRecord(id: request.id, epoch: broker.epoch.value)))
+        } else if !broker.fenced && request.wantFence {
+            records.append(.fenceBroker(FenceBrokerRecord(id: request.id, epoch: broker.epoch.value)))
+        }
+        var decision = records.isEmpty ? decide(records, answer) : decideWithRepairs(records, affecting: request.id, answer)
+        let now = image.brokers[request.id]!
+        decision.answer.isFenced = now.fenced
+        // A leaving broker stops once it leads nothing (its leaderships moved, or cannot).
+        decision.answer.shouldShutDown = request.wantShutdown && (now.fenced || !leadsAnything(request.id))
+        return decision
+    }
+
+    func leadsAnything(_ broker: NodeID) -> Bool {
+        image.topics.values.contains { $0.partitions.contains { $0.leader == broker && $0.replicas.count > 1 && $0.isr.count > 1 } }
+    }
+
+    /// Time passed: fences brokers whose sessions lapsed, moving their leaderships in the same
+    /// entry, and goes on with repairs an earlier entry had no room for.
+    public mutating func tick(nowMs: Int64) -> Decision<Void> {
+        var fences: [MetadataRecord] = []
+        var lapsed: Set<NodeID> = []
+        for (id, broker) in image.brokers.sorted(by: { $0.key < $1.key }) where !broker.fenced {
+            guard nowMs - (sessions[id] ?? nowMs) > config.sessionTimeoutMs else { continue }
+            fences.append(.fenceBroker(FenceBrokerRecord(id: id, epoch: broker.epoch.value)))
+            lapsed.insert(id)
+        }
+        return decideWithRepairs(fences, affecting: lapsed, ())
+    }
+
+    /// `records`, followed in the same entry by the partition changes they make necessary for
+    /// the brokers in `affected` (and any left over from before), as many as fit.
+    mutating func decideWithRepairs<Answer>(_ records: [MetadataRecord], affecting affected: Set<NodeID>, _ answer: Answer) -> Decision<Answer> {
+        dirty.formUnion(affected)
+        guard !dirty.isEmpty else { return decide(records, answer) }
+        var scratch = image
+        do {
+            try scratch.apply(records, at: MetadataOffset(image.offset.value + 1))
+        } catch {
+            preconditionFailure("the controller made records that do not apply: \(error)")
+        }
+        let (fixes, complete) = Self.repairs(for: dirty, in: scratch, budget: config.recordsPerEntryMax - records.count,
+                                             uncleanDefault: config.uncleanLeaderElection)
+        if complete { dirty.removeAll() }
+        return decide(records + fixes, answer)
+    }
+
+    mutating func decideWithRepairs<Answer>(_ records: [MetadataRecord], affecting broker: NodeID, _ answer: Answer) -> Decision<Answer> {
+        decideWithRepairs(records, affecting: [broker], answer)
+    }
+
+    /// The partition changes `image` needs for the partitions that have a replica on `brokers`,
+    /// at most `budget`; `complete` is false when some had to wait.
+    static func repairs(for brokers: Set<NodeID>, in image: MetadataImage, budget: Int, uncleanDefault: Bool) -> (records: [MetadataRecord], complete: Bool) {
+        let isActive: (NodeID) -> Bool = { image.brokers[$0]?.isActive ?? false }
+        var records: [MetadataRecord] = []
+        for topicID in image.topics.keys.sorted(by: { ($0.high, $0.low) < ($1.high, $1.low) }) {
+            let topic = image.topics[topicID]!
+            let unclean = image.config(ConfigResource(.topic, topic.name), "unclean.leader.election.enable").map { $0 == "true" } ?? uncleanDefault
+            for (index, partition) in topic.partitions.enumerated() where !brokers.isDisjoint(with: partition.replicas) {
+                guard let fix = PartitionChanges.repair(partition, isActive: isActive, unclean: unclean) else { continue }
+                guard records.count < budget else { return (records, false) }
+                records.append(PartitionChanges.record(TopicIDPartition(topicID, Int32(index)), from: partition, leader: fix.leader, isr: fix.isr))
+            }
+        }
+        return (records, true)
+    }
+}

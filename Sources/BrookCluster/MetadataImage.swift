@@ -1,0 +1,215 @@
+import BrookCore
+import BrookProtocol
+
+/// A broker as the metadata log knows it.
+public struct BrokerInfo: Equatable, Sendable {
+    public struct Endpoint: Equatable, Sendable {
+        public var name: String
+        public var host: String
+        public var port: Int
+        public var securityProtocol: Int16
+        public init(name: String, host: String, port: Int, securityProtocol: Int16 = 0) {
+            self.name = name
+            self.host = host
+            self.port = port
+            self.securityProtocol = securityProtocol
+        }
+    }
+    public var id: NodeID
+    public var epoch: BrokerEpoch
+    public var incarnation: KafkaUUID
+    public var endpoints: [Endpoint]
+    public var rack: String?
+    public var fenced: Bool
+    public var inControlledShutdown: Bool
+    /// Where its registration sits in the metadata log: it is unfenced once it read that far.
+    public var registeredAt: MetadataOffset
+    /// Neither fenced nor leaving: it may lead, and join an ISR.
+    public var isActive: Bool { !fenced && !inControlledShutdown }
+}
+
+/// One partition's replicas, ISR and leader.
+public struct PartitionInfo: Equatable, Sendable {
+    public var replicas: [NodeID]
+    public var isr: [NodeID]
+    /// nil when no replica can lead (offline).
+    public var leader: NodeID?
+    public var leaderEpoch: LeaderEpoch
+    public var partitionEpoch: PartitionEpoch
+    public init(replicas: [NodeID], isr: [NodeID], leader: NodeID?, leaderEpoch: LeaderEpoch, partitionEpoch: PartitionEpoch) {
+        self.replicas = replicas
+        self.isr = isr
+        self.leader = leader
+        self.leaderEpoch = leaderEpoch
+        self.partitionEpoch = partitionEpoch
+    }
+}
+
+public struct TopicInfo: Equatable, Sendable {
+    public var name: String
+    public var id: KafkaUUID
+    /// Indexed by partition number: partitions are numbered 0..<count without gaps.
+    public var partitions: [PartitionInfo]
+}
+
+/// A config resource, as Kafka's ConfigRecord names it.
+public struct ConfigResource: Hashable, Sendable {
+    public enum Kind: Int8, Sendable { case topic = 2, broker = 4 }
+    public var kind: Kind
+    /// The topic's name, or the broker's id as text ("" for the cluster-wide default).
+    public var name: String
+    public init(_ kind: Kind, _ name: String) {
+        self.kind = kind
+        self.name = name
+    }
+}
+
+/// Why a record cannot apply to an image. A committed record that does not apply means the
+/// metadata log is corrupt or was written by a bug: the replayer stops rather than guess.
+public struct MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The cluster's metadata at one offset of the metadata log: brokers, topics, partitions,
+/// configs, producer ids, feature levels. Built only by applying records, in log order, so
+/// every controller and broker that applied the same records holds the same image.
+public struct MetadataImage: Equatable, Sendable {
+    public private(set) var offset = MetadataOffset.zero
+    public private(set) var brokers: [NodeID: BrokerInfo] = [:]
+    public private(set) var topics: [KafkaUUID: TopicInfo] = [:]
+    public private(set) var topicIDs: [String: KafkaUUID] = [:]
+    public private(set) var configs: [ConfigResource: [String: String]] = [:]
+    /// The first producer id not yet handed out in a block.
+    public private(set) var nextProducerID = ProducerID(0)
+    public private(set) var features: [String: Int16] = [:]
+    /// The highest broker epoch ever given: the next registration gets a higher one.
+    public private(set) var highestBrokerEpoch = BrokerEpoch(0)
+
+    /// More than this many topics or brokers in one image is refused (a runaway writer).
+    public static let topicsMax = 200_000
+    public static let brokersMax = 10_000
+
+    public init() {}
+
+    public static let empty = MetadataImage()
+
+    public func topic(named name: String) -> TopicInfo? { topicIDs[name].flatMap { topics[$0] } }
+    public func partition(_ key: TopicIDPartition) -> PartitionInfo? {
+        guard let topic = topics[key.topicID], key.partition >= 0, Int(key.partition) < topic.partitions.count else { return nil }
+        return topic.partitions[Int(key.partition)]
+    }
+    public func config(_ resource: ConfigResource, _ name: String) -> String? { configs[resource]?[name] }
+
+    // MARK: applying records
+
+    /// Applies the records of one metadata log entry at `offset`, all or none.
+    public mutating func apply(_ records: [MetadataRecord], at offset: MetadataOffset) throws(MetadataError) {
+        guard offset > self.offset else { throw MetadataError("entry at \(offset) applied after \(self.offset)") }
+        var next = self
+        for record in records { try next.apply(record, at: offset) }
+        next.offset = offset
+        self = next
+    }
+
+    mutating func apply(_ record: MetadataRecord, at offset: MetadataOffset) throws(MetadataError) {
+        switch record {
+        case .registerBroker(let r): try registerBroker(r, at: offset)
+        case .unregisterBroker(let r):
+            guard brokers[r.brokerId]?.epoch == BrokerEpoch(r.brokerEpoch) else { throw MetadataError("unregister of unknown broker \(r.brokerId) epoch \(r.brokerEpoch)") }
+            brokers[r.brokerId] = nil
+        case .fenceBroker(let r): try setFenced(r.id, epoch: BrokerEpoch(r.epoch), fenced: true)
+        case .unfenceBroker(let r): try setFenced(r.id, epoch: BrokerEpoch(r.epoch), fenced: false)
+        case .brokerRegistrationChange(let r): try changeRegistration(r)
+        case .topic(let r): try addTopic(r)
+        case .partition(let r): try addPartition(r)
+        case .partitionChange(let r): try changePartition(r)
+        case .removeTopic(let r):
+            guard let topic = topics.removeValue(forKey: r.topicId) else { throw MetadataError("remove of unknown topic id \(r.topicId)") }
+            topicIDs[topic.name] = nil
+            configs[ConfigResource(.topic, topic.name)] = nil
+        case .config(let r): try setConfig(r)
+        case .producerIds(let r):
+            guard r.nextProducerId >= nextProducerID else { throw MetadataError("producer ids went back from \(nextProducerID) to \(r.nextProducerId)") }
+            nextProducerID = r.nextProducerId
+        case .featureLevel(let r): features[r.name] = r.featureLevel
+        case .noOp: break
+        }
+    }
+
+    mutating func registerBroker(_ r: RegisterBrokerRecord, at offset: MetadataOffset) throws(MetadataError) {
+        let epoch = BrokerEpoch(r.brokerEpoch)
+        guard epoch > highestBrokerEpoch else { throw MetadataError("broker \(r.brokerId) registered with epoch \(epoch), not above \(highestBrokerEpoch)") }
+        guard brokers[r.brokerId] != nil || brokers.count < Self.brokersMax else { throw MetadataError("more than \(Self.brokersMax) brokers") }
+        highestBrokerEpoch = epoch
+        brokers[r.brokerId] = BrokerInfo(
+            id: r.brokerId, epoch: epoch, incarnation: r.incarnationId,
+            endpoints: r.endPoints.map { BrokerInfo.Endpoint(name: $0.name, host: $0.host, port: Int($0.port), securityProtocol: $0.securityProtocol) },
+            rack: r.rack, fenced: r.fenced, inControlledShutdown: r.inControlledShutdown, registeredAt: offset)
+    }
+
+    mutating func setFenced(_ id: NodeID, epoch: BrokerEpoch, fenced: Bool) throws(MetadataError) {
+        guard var broker = brokers[id], broker.epoch == epoch else { throw MetadataError("fence change for broker \(id) epoch \(epoch), which is not registered") }
+        broker.fenced = fenced
+        if fenced { broker.inControlledShutdown = false }
+        brokers[id] = broker
+    }
+
+    mutating func changeRegistration(_ r: BrokerRegistrationChangeRecord) throws(MetadataError) {
+        guard var broker = brokers[r.brokerId], broker.epoch == BrokerEpoch(r.brokerEpoch) else {
+            throw MetadataError("registration change for broker \(r.brokerId) epoch \(r.brokerEpoch), which is not registered")
+        }
+        // Kafka's encoding: fenced 1 = fence, -1 = unfence, 0 = unchanged; inControlledShutdown 1 = yes.
+        if r.fenced == 1 { broker.fenced = true } else if r.fenced == -1 { broker.fenced = false }
+        if r.inControlledShutdown == 1 { broker.inControlledShutdown = true }
+        brokers[r.brokerId] = broker
+    }
+
+    mutating func addTopic(_ r: TopicRecord) throws(MetadataError) {
+        guard topicIDs[r.name] == nil, topics[r.topicId] == nil, r.topicId != .zero else { throw MetadataError("topic \(r.name) (\(r.topicId)) exists or has no id") }
+        guard topics.count < Self.topicsMax else { throw MetadataError("more than \(Self.topicsMax) topics") }
+        topics[r.topicId] = TopicInfo(name: r.name, id: r.topicId, partitions: [])
+        topicIDs[r.name] = r.topicId
+    }
+
+    mutating func addPartition(_ r: PartitionRecord) throws(MetadataError) {
+        guard var topic = topics[r.topicId] else { throw MetadataError("partition of unknown topic id \(r.topicId)") }
+        guard Int(r.partitionId) == topic.partitions.count else { throw MetadataError("partition \(r.partitionId) of \(topic.name) out of order (has \(topic.partitions.count))") }
+        try Self.checkReplicas(r.replicas, isr: r.isr, leader: r.leader, what: "\(topic.name)-\(r.partitionId)")
+        topic.partitions.append(PartitionInfo(
+            replicas: r.replicas, isr: r.isr, leader: r.leader.value < 0 ? nil : r.leader,
+            leaderEpoch: r.leaderEpoch, partitionEpoch: PartitionEpoch(r.partitionEpoch)))
+        topics[r.topicId] = topic
+    }
+
+    /// Kafka's rules: -2 leaves the leader as it is, -1 leaves none; the leader epoch moves with
+    /// the leader; the partition epoch moves with every change.
+    mutating func changePartition(_ r: PartitionChangeRecord) throws(MetadataError) {
+        let key = TopicIDPartition(r.topicId, r.partitionId)
+        guard var topic = topics[r.topicId], var changed = partition(key) else { throw MetadataError("change of unknown partition \(key)") }
+        if let replicas = r.replicas { changed.replicas = replicas }
+        if let isr = r.isr { changed.isr = isr }
+        if r.leader.value != -2 {
+            changed.leader = r.leader.value < 0 ? nil : r.leader
+            changed.leaderEpoch = LeaderEpoch(changed.leaderEpoch.value + 1)
+        }
+        changed.partitionEpoch = changed.partitionEpoch.next
+        try Self.checkReplicas(changed.replicas, isr: changed.isr, leader: changed.leader ?? NodeID(-1), what: "\(topic.name)-\(r.partitionId)")
+        topic.partitions[Int(r.partitionId)] = changed
+        topics[r.topicId] = topic
+    }
+
+    static func checkReplicas(_ replicas: [NodeID], isr: [NodeID], leader: NodeID, what: String) throws(MetadataError) {
+        guard !replicas.isEmpty, Set(replicas).count == replicas.count else { throw MetadataError("\(what): bad replicas \(replicas)") }
+        guard !isr.isEmpty, Set(isr).count == isr.count, Set(isr).isSubset(of: replicas) else { throw MetadataError("\(what): bad ISR \(isr) for replicas \(replicas)") }
+        guard leader.value < 0 || isr.contains(leader) else { throw MetadataError("\(what): leader \(leader) outside the ISR \(isr)") }
+    }
+
+    mutating func setConfig(_ r: ConfigRecord) throws(MetadataError) {
+        guard let kind = ConfigResource.Kind(rawValue: r.resourceType) else { throw MetadataError("config for resource type \(r.resourceType)") }
+        let resource = ConfigResource(kind, r.resourceName)
+        var values = configs[resource] ?? [:]
+        values[r.name] = r.value
+        configs[resource] = values.isEmpty ? nil : values
+    }
+}

@@ -1,0 +1,181 @@
+import BrookCore
+
+/// The settings the leader of a partition replicates by (Kafka's names).
+public struct ReplicationConfig: Equatable, Sendable {
+    /// `replica.lag.time.max.ms`: a follower that has not caught up with the leader's log end
+    /// for this long leaves the ISR.
+    public var replicaLagTimeMaxMs: Int64 = 30_000
+    /// `min.insync.replicas`: acks=all produce is refused with NOT_ENOUGH_REPLICAS while the ISR
+    /// is smaller.
+    public var minInSyncReplicas = 1
+    public init(replicaLagTimeMaxMs: Int64 = 30_000, minInSyncReplicas: Int = 1) {
+        precondition(replicaLagTimeMaxMs > 0 && minInSyncReplicas >= 1, "replication settings are positive")
+        self.replicaLagTimeMaxMs = replicaLagTimeMaxMs
+        self.minInSyncReplicas = minInSyncReplicas
+    }
+}
+
+/// An ISR change the leader asks the controller for (AlterPartition). `partitionEpoch` is the
+/// epoch the change applies to: the controller refuses it if the partition moved on since.
+public struct ISRProposal: Equatable, Sendable, CustomStringConvertible {
+    public var leaderEpoch: LeaderEpoch
+    public var partitionEpoch: PartitionEpoch
+    public var isr: [NodeID]
+    public init(leaderEpoch: LeaderEpoch, partitionEpoch: PartitionEpoch, isr: [NodeID]) {
+        self.leaderEpoch = leaderEpoch
+        self.partitionEpoch = partitionEpoch
+        self.isr = isr
+    }
+    public var description: String { "isr \(isr) at partition epoch \(partitionEpoch), leader epoch \(leaderEpoch)" }
+}
+
+/// The leader's side of one partition's replication, as a pure state machine: the leader's log
+/// end, follower fetches and time go in; the high watermark and ISR proposals come out.
+///
+/// - The high watermark (HW) is the smallest log end offset (LEO) of the *maximal* ISR: the
+///   committed ISR plus a member whose addition is in flight (KIP-497). A shrink counts only
+///   once the controller committed it, an expansion at once, so a record below the HW is on
+///   every replica either ISR could elect. It never moves back.
+/// - A follower is caught up when it fetched from the leader's LEO (or from the LEO the leader
+///   had at its previous fetch, which it then was caught up to). One that has not been for
+///   `replica.lag.time.max.ms` is proposed out of the ISR; one whose LEO reached the HW and
+///   this leader's first offset is proposed in, when the controller says it is eligible.
+/// - One proposal is in flight at a time; the answer or the next metadata settles it.
+public struct PartitionReplication: Sendable {
+    public struct Follower: Equatable, Sendable {
+        /// nil until the follower's first fetch of this leader epoch.
+        public var logEndOffset: Offset?
+        public var lastCaughtUpMs: Int64
+        var lastFetchMs: Int64
+        var leaderEndAtLastFetch: Offset
+    }
+
+    public let leader: NodeID
+    public let leaderEpoch: LeaderEpoch
+    /// The first offset this leader epoch wrote (the log end when it became leader).
+    public let epochStartOffset: Offset
+    public let config: ReplicationConfig
+    public private(set) var replicas: [NodeID]
+    /// The ISR the controller committed.
+    public private(set) var isr: [NodeID]
+    public private(set) var partitionEpoch: PartitionEpoch
+    public private(set) var inFlight: ISRProposal?
+    public private(set) var logEndOffset: Offset
+    public private(set) var highWatermark: Offset
+    public private(set) var followers: [NodeID: Follower]
+
+    public init(leader: NodeID, leaderEpoch: LeaderEpoch, partitionEpoch: PartitionEpoch, replicas: [NodeID], isr: [NodeID],
+                logEndOffset: Offset, highWatermark: Offset, config: ReplicationConfig, nowMs: Int64) {
+        precondition(isr.contains(leader) && replicas.contains(leader), "the leader \(leader) is a replica and in the ISR \(isr)")
+        precondition(Set(isr).isSubset(of: replicas), "the ISR \(isr) is within the replicas \(replicas)")
+        precondition(highWatermark <= logEndOffset, "HW \(highWatermark) past LEO \(logEndOffset)")
+        self.leader = leader
+        self.leaderEpoch = leaderEpoch
+        self.partitionEpoch = partitionEpoch
+        self.replicas = replicas
+        self.isr = isr
+        self.logEndOffset = logEndOffset
+        self.highWatermark = highWatermark
+        epochStartOffset = logEndOffset
+        self.config = config
+        followers = [:]
+        for replica in replicas where replica != leader {
+            // A new leader gives every follower a full lag period to show up.
+            followers[replica] = Follower(logEndOffset: nil, lastCaughtUpMs: nowMs, lastFetchMs: nowMs, leaderEndAtLastFetch: logEndOffset)
+        }
+    }
+
+    /// The ISR the high watermark and acks=all count: committed members plus one being added.
+    public var maximalISR: [NodeID] {
+        guard let inFlight else { return isr }
+        return isr + inFlight.isr.filter { !isr.contains($0) }
+    }
+
+    /// acks=all may be accepted: the committed ISR has at least min.insync.replicas members.
+    public var hasEnoughReplicas: Bool { isr.count >= config.minInSyncReplicas }
+
+    // MARK: input
+
+    /// The leader appended: its log now ends at `offset`. Returns true when the HW moved
+    /// (possible alone in the ISR).
+    @discardableResult
+    public mutating func leaderAppended(logEnd offset: Offset) -> Bool {
+        precondition(offset >= logEndOffset, "the leader's log end went back from \(logEndOffset) to \(offset)")
+        logEndOffset = offset
+        return advanceHighWatermark()
+    }
+
+    /// `replica` fetched from `fetchOffset` at `nowMs`, having everything below it. Returns true
+    /// when the HW moved.
+    @discardableResult
+    public mutating func followerFetched(_ replica: NodeID, fetchOffset: Offset, nowMs: Int64) -> Bool {
+        guard var follower = followers[replica] else { return false }
+        precondition(fetchOffset <= logEndOffset, "\(replica) fetched from \(fetchOffset), past the leader's end \(logEndOffset): it must truncate first")
+        follower.logEndOffset = fetchOffset
+        if fetchOffset >= logEndOffset {
+            follower.lastCaughtUpMs = max(follower.lastCaughtUpMs, nowMs)
+        } else if fetchOffset >= follower.leaderEndAtLastFetch {
+            follower.lastCaughtUpMs = max(follower.lastCaughtUpMs, follower.lastFetchMs)
+        }
+        follower.lastFetchMs = nowMs
+        follower.leaderEndAtLastFetch = logEndOffset
+        followers[replica] = follower
+        return advanceHighWatermark()
+    }
+
+    /// The ISR change to ask the controller for now, if any: at most one in flight. A shrink
+    /// (followers lagging longer than replica.lag.time.max.ms) comes before an expansion.
+    /// `eligible` says whether a broker may join the ISR (registered, unfenced, not shutting down).
+    public mutating func proposal(nowMs: Int64, eligible: (NodeID) -> Bool) -> ISRProposal? {
+        guard inFlight == nil else { return nil }
+        let lagging = isr.filter { $0 != leader && nowMs - (followers[$0]?.lastCaughtUpMs ?? nowMs) > config.replicaLagTimeMaxMs }
+        var next: [NodeID]?
+        if !lagging.isEmpty {
+            next = isr.filter { !lagging.contains($0) }
+        } else if let joining = replicas.first(where: { isInSync($0) && eligible($0) }) {
+            next = isr + [joining]
+        }
+        guard let next else { return nil }
+        let proposal = ISRProposal(leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch, isr: next)
+        inFlight = proposal
+        return proposal
+    }
+
+    /// The controller committed an ISR for this partition (the AlterPartition answer, or a
+    /// metadata change such as a fenced follower removed). Ends any proposal in flight.
+    public mutating func isrCommitted(_ committed: [NodeID], partitionEpoch epoch: PartitionEpoch) {
+        guard epoch >= partitionEpoch else { return } // an older answer overtaken by metadata
+        precondition(committed.contains(leader), "the committed ISR \(committed) lost its leader \(leader) without a new leader epoch")
+        isr = committed
+        partitionEpoch = epoch
+        inFlight = nil
+        advanceHighWatermark()
+    }
+
+    /// The proposal failed (refused, or no answer in time): propose again later from the
+    /// committed ISR. The next metadata update tells whether it was applied after all.
+    public mutating func proposalFailed() {
+        inFlight = nil
+    }
+
+    // MARK: helpers
+
+    /// Kafka's rule for joining the ISR: the follower holds everything below the HW and has
+    /// reached the first offset of this leader epoch.
+    func isInSync(_ replica: NodeID) -> Bool {
+        guard !maximalISR.contains(replica), let end = followers[replica]?.logEndOffset else { return false }
+        return end >= highWatermark && end >= epochStartOffset
+    }
+
+    @discardableResult
+    mutating func advanceHighWatermark() -> Bool {
+        var low = logEndOffset
+        for member in maximalISR where member != leader {
+            guard let end = followers[member]?.logEndOffset else { return false }
+            low = min(low, end)
+        }
+        guard low > highWatermark else { return false }
+        highWatermark = low
+        return true
+    }
+}

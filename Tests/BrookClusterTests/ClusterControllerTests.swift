@@ -1,0 +1,234 @@
+import BrookCluster
+import BrookCore
+import BrookProtocol
+import Testing
+
+/// A controller over a log that commits every entry at once, and helpers to drive it.
+struct ControllerHarness {
+    var controller: ClusterController
+    var log: [[MetadataRecord]] = []
+    var now: Int64 = 0
+    var epochs: [NodeID: BrokerEpoch] = [:]
+
+    init(config: ControllerConfig = ControllerConfig()) {
+        controller = ClusterController(committed: MetadataImage(), config: config, nowMs: 0, randomSeed: 42)
+    }
+
+    var image: MetadataImage { controller.image }
+
+    mutating func commit<A>(_ decision: Decision<A>) -> A {
+        if !decision.records.isEmpty {
+            log.append(decision.records)
+            try! controller.replay(decision.records, at: MetadataOffset(Int64(log.count)))
+        }
+        return decision.answer
+    }
+
+    /// Registers and unfences brokers 1...count (optionally in racks).
+    mutating func startBrokers(_ count: Int, racks: [String]? = nil) {
+        for i in 1...count {
+            let id = NodeID(Int32(i))
+            let request = BrokerRegistrationRequest(id: id, incarnation: KafkaUUID(high: 1, low: UInt64(i)),
+                                                    endpoints: [.init(name: "PLAINTEXT", host: "h\(i)", port: 9092)], rack: racks?[(i - 1) % racks!.count])
+            let (code, epoch) = commit(controller.register(request, nowMs: now))
+            precondition(code == .none)
+            epochs[id] = epoch
+            _ = commit(controller.heartbeat(BrokerHeartbeatRequest(id: id, epoch: epoch, metadataOffset: MetadataOffset(Int64(log.count))), nowMs: now))
+        }
+    }
+
+    mutating func heartbeatAll(except skipped: Set<NodeID> = []) {
+        for (id, epoch) in epochs.sorted(by: { $0.key < $1.key }) where !skipped.contains(id) {
+            _ = commit(controller.heartbeat(BrokerHeartbeatRequest(id: id, epoch: epoch, metadataOffset: MetadataOffset(Int64(log.count))), nowMs: now))
+        }
+    }
+
+    mutating func advance(_ ms: Int64, silent: Set<NodeID> = []) {
+        let end = now + ms
+        while now < end {
+            now = min(end, now + 500)
+            heartbeatAll(except: silent)
+            _ = commit(controller.tick(nowMs: now))
+        }
+    }
+
+    mutating func create(_ name: String, partitions: Int, rf: Int) -> KafkaUUID {
+        let (code, id) = commit(controller.createTopic(NewTopic(name: name, partitions: partitions, replicationFactor: rf)))
+        precondition(code == .none, "create \(name): \(code)")
+        return id
+    }
+}
+
+@Suite struct ClusterControllerTests {
+    let n1 = NodeID(1), n2 = NodeID(2), n3 = NodeID(3)
+
+    @Test func aBrokerIsFencedUntilItCaughtUpWithItsRegistration() {
+        var h = ControllerHarness()
+        let request = BrokerRegistrationRequest(id: n1, incarnation: KafkaUUID(high: 1, low: 1), endpoints: [])
+        let (_, epoch) = h.commit(h.controller.register(request, nowMs: 0))
+        #expect(h.image.brokers[n1]?.fenced == true)
+        let behind = h.commit(h.controller.heartbeat(BrokerHeartbeatRequest(id: n1, epoch: epoch, metadataOffset: .zero), nowMs: 1))
+        #expect(!behind.isCaughtUp && behind.isFenced)
+        let caughtUp = h.commit(h.controller.heartbeat(BrokerHeartbeatRequest(id: n1, epoch: epoch, metadataOffset: MetadataOffset(1)), nowMs: 2))
+        #expect(caughtUp.isCaughtUp && !caughtUp.isFenced)
+        #expect(h.image.brokers[n1]?.fenced == false)
+        let stale = h.commit(h.controller.heartbeat(BrokerHeartbeatRequest(id: n1, epoch: BrokerEpoch(epoch.value - 1), metadataOffset: .zero), nowMs: 3))
+        #expect(stale.error == .staleBrokerEpoch)
+        let unknown = h.commit(h.controller.heartbeat(BrokerHeartbeatRequest(id: NodeID(9), epoch: epoch, metadataOffset: .zero), nowMs: 3))
+        #expect(unknown.error == .brokerIDNotRegistered)
+    }
+
+    @Test func aSecondIncarnationWaitsForTheFirstsSessionToLapse() {
+        var h = ControllerHarness()
+        h.startBrokers(1)
+        let again = BrokerRegistrationRequest(id: n1, incarnation: KafkaUUID(high: 9, low: 9), endpoints: [])
+        #expect(h.commit(h.controller.register(again, nowMs: 100)).0 == .duplicateBrokerRegistration)
+        h.advance(10_000, silent: [n1])
+        #expect(h.image.brokers[n1]?.fenced == true)
+        let (code, epoch) = h.commit(h.controller.register(again, nowMs: h.now))
+        #expect(code == .none && epoch > h.epochs[n1]!)
+    }
+
+    @Test func topicsArePlacedAcrossActiveBrokersWithTheirISR() {
+        var h = ControllerHarness()
+        h.startBrokers(3)
+        let id = h.create("orders", partitions: 6, rf: 3)
+        let topic = h.image.topics[id]!
+        #expect(topic.name == "orders" && topic.partitions.count == 6)
+        for p in topic.partitions {
+            #expect(p.replicas.count == 3 && p.isr == p.replicas && p.leader == p.replicas[0])
+            #expect(p.leaderEpoch == LeaderEpoch(0) && p.partitionEpoch == .zero)
+        }
+        #expect(Set(topic.partitions.map { $0.leader! }).count == 3)
+        #expect(h.commit(h.controller.createTopic(NewTopic(name: "orders", partitions: 1, replicationFactor: 1))).0 == .topicAlreadyExists)
+        #expect(h.commit(h.controller.createTopic(NewTopic(name: "big", partitions: 1, replicationFactor: 4))).0 == .invalidReplicationFactor)
+        #expect(h.commit(h.controller.createTopic(NewTopic(name: "none", partitions: 0, replicationFactor: 1))).0 == .invalidPartitions)
+        #expect(h.commit(h.controller.createPartitions("orders", total: 8)) == .none)
+        #expect(h.image.topics[id]!.partitions.count == 8)
+        #expect(h.commit(h.controller.createPartitions("orders", total: 8)) == .invalidPartitions)
+        #expect(h.commit(h.controller.deleteTopic("orders")) == .none)
+        #expect(h.image.topic(named: "orders") == nil)
+    }
+
+    @Test func aLapsedSessionFencesTheBrokerAndMovesItsLeadershipsInTheSameEntry() {
+        var h = ControllerHarness()
+        h.startBrokers(3)
+        let id = h.create("t", partitions: 3, rf: 3)
+        let led = h.image.topics[id]!.partitions.enumerated().filter { $0.element.leader == n2 }.map(\.offset)
+        #expect(!led.isEmpty)
+        let entries = h.log.count
+        h.advance(10_000, silent: [n2])
+        #expect(h.image.brokers[n2]?.fenced == true)
+        let fenceEntry = h.log[entries...].first { $0.contains { if case .fenceBroker = $0 { true } else { false } } }!
+        #expect(fenceEntry.contains { if case .partitionChange = $0 { true } else { false } })
+        for (index, p) in h.image.topics[id]!.partitions.enumerated() {
+            #expect(p.leader != n2 && !p.isr.contains(n2))
+            if led.contains(index) { #expect(p.leaderEpoch == LeaderEpoch(1)) }
+        }
+    }
+
+    @Test func theLastISRMemberStaysAndLeadsAgainWhenItReturns() {
+        var h = ControllerHarness()
+        h.startBrokers(2)
+        let id = h.create("solo", partitions: 1, rf: 1)
+        let owner = h.image.topics[id]!.partitions[0].leader!
+        h.advance(10_000, silent: [owner])
+        var p = h.image.topics[id]!.partitions[0]
+        #expect(p.leader == nil && p.isr == [owner], "offline, the ISR still names the broker with the data")
+        // It comes back as a new incarnation, catches up, and is unfenced: it leads again.
+        let request = BrokerRegistrationRequest(id: owner, incarnation: KafkaUUID(high: 7, low: 7), endpoints: [])
+        let (_, epoch) = h.commit(h.controller.register(request, nowMs: h.now))
+        h.epochs[owner] = epoch
+        h.advance(1000)
+        p = h.image.topics[id]!.partitions[0]
+        #expect(p.leader == owner && p.leaderEpoch == LeaderEpoch(2))
+    }
+
+    @Test func uncleanElectionOnlyWhenEnabled() {
+        for unclean in [false, true] {
+            var config = ControllerConfig()
+            config.uncleanLeaderElection = unclean
+            var h = ControllerHarness(config: config)
+            h.startBrokers(3)
+            let id = h.create("u", partitions: 1, rf: 2)
+            let p0 = h.image.topics[id]!.partitions[0]
+            let (leader, follower) = (p0.replicas[0], p0.replicas[1])
+            // The follower drops out of the ISR, then the leader dies.
+            let shrink = AlterPartitionRequest(broker: leader, brokerEpoch: h.epochs[leader]!, partition: TopicIDPartition(id, 0),
+                                               proposal: ISRProposal(leaderEpoch: p0.leaderEpoch, partitionEpoch: p0.partitionEpoch, isr: [leader]))
+            #expect(h.commit(h.controller.alterPartition(shrink)).0 == .none)
+            h.advance(10_000, silent: [leader])
+            let p = h.image.topics[id]!.partitions[0]
+            if unclean {
+                #expect(p.leader == follower && p.isr == [follower])
+            } else {
+                #expect(p.leader == nil && p.isr == [leader])
+            }
+        }
+    }
+
+    @Test func alterPartitionIsCheckedAgainstEpochsAndEligibility() {
+        var h = ControllerHarness()
+        h.startBrokers(3)
+        let id = h.create("a", partitions: 1, rf: 3)
+        let key = TopicIDPartition(id, 0)
+        let p = h.image.partition(key)!
+        let leader = p.leader!
+        let others = p.replicas.filter { $0 != leader }
+        func ask(_ isr: [NodeID], leaderEpoch: LeaderEpoch? = nil, partitionEpoch: PartitionEpoch? = nil, from: NodeID? = nil) -> ErrorCode {
+            let current = h.image.partition(key)!
+            let request = AlterPartitionRequest(broker: from ?? leader, brokerEpoch: h.epochs[from ?? leader]!, partition: key,
+                                                proposal: ISRProposal(leaderEpoch: leaderEpoch ?? current.leaderEpoch,
+                                                                      partitionEpoch: partitionEpoch ?? current.partitionEpoch, isr: isr))
+            return h.commit(h.controller.alterPartition(request)).0
+        }
+        #expect(ask([leader, others[0]], from: others[0]) == .notLeaderOrFollower)
+        #expect(ask([leader, others[0]], leaderEpoch: LeaderEpoch(-1)) == .fencedLeaderEpoch)
+        #expect(ask([leader, others[0]], partitionEpoch: PartitionEpoch(99)) == .invalidUpdateVersion)
+        #expect(ask([others[0]]) == .invalidRequest, "the leader stays in its ISR")
+        #expect(ask([leader, others[0]]) == .none)
+        #expect(h.image.partition(key)!.isr == [leader, others[0]])
+        #expect(h.image.partition(key)!.partitionEpoch == PartitionEpoch(1))
+        // A fenced broker may not join.
+        h.advance(10_000, silent: [others[1]])
+        #expect(ask([leader, others[0], others[1]]) == .ineligibleReplica)
+    }
+
+    @Test func controlledShutdownMovesLeadershipsBeforeTheBrokerStops() {
+        var h = ControllerHarness()
+        h.startBrokers(3)
+        let id = h.create("c", partitions: 6, rf: 3)
+        let leaving = n1
+        let first = h.commit(h.controller.heartbeat(BrokerHeartbeatRequest(id: leaving, epoch: h.epochs[leaving]!, metadataOffset: MetadataOffset(Int64(h.log.count)), wantShutdown: true), nowMs: h.now))
+        #expect(first.shouldShutDown)
+        #expect(h.image.brokers[leaving]?.inControlledShutdown == true)
+        for p in h.image.topics[id]!.partitions {
+            #expect(p.leader != leaving && !p.isr.contains(leaving))
+        }
+    }
+
+    @Test func producerIDBlocksNeverOverlap() {
+        var h = ControllerHarness()
+        h.startBrokers(2)
+        let a = h.commit(h.controller.allocateProducerIDs(broker: n1, epoch: h.epochs[n1]!))
+        let b = h.commit(h.controller.allocateProducerIDs(broker: n2, epoch: h.epochs[n2]!))
+        #expect(a.0 == .none && b.0 == .none)
+        #expect(b.1.value == a.1.value + a.2)
+        #expect(h.commit(h.controller.allocateProducerIDs(broker: n1, epoch: BrokerEpoch(0))).0 == .staleBrokerEpoch)
+    }
+
+    /// A new controller rebuilt from the committed log decides as the old one would have.
+    @Test func aNewControllerStartsFromTheCommittedImage() throws {
+        var h = ControllerHarness()
+        h.startBrokers(3)
+        _ = h.create("x", partitions: 2, rf: 2)
+        // One decision the old controller made is never committed.
+        _ = h.controller.createTopic(NewTopic(name: "lost", partitions: 1, replicationFactor: 1))
+        #expect(h.controller.image.topic(named: "lost") != nil && h.controller.pending.count == 1)
+        var replayed = MetadataImage()
+        for (i, entry) in h.log.enumerated() { try replayed.apply(entry, at: MetadataOffset(Int64(i + 1))) }
+        let next = ClusterController(committed: replayed, nowMs: h.now, randomSeed: 1)
+        #expect(next.image == h.controller.committed)
+        #expect(next.image.topic(named: "lost") == nil && next.image.topic(named: "x") != nil)
+    }
+}

@@ -1,0 +1,99 @@
+import BrookCluster
+import BrookCore
+import Testing
+
+/// The leader's replication state: the high watermark, caught-up followers, ISR proposals.
+@Suite struct PartitionReplicationTests {
+    let n1 = NodeID(1), n2 = NodeID(2), n3 = NodeID(3)
+
+    func leader(isr: [NodeID]? = nil, logEnd: Int64 = 0, lagMs: Int64 = 1000, minISR: Int = 2) -> PartitionReplication {
+        PartitionReplication(leader: n1, leaderEpoch: LeaderEpoch(3), partitionEpoch: PartitionEpoch(7), replicas: [n1, n2, n3],
+                             isr: isr ?? [n1, n2, n3], logEndOffset: Offset(logEnd), highWatermark: .zero,
+                             config: ReplicationConfig(replicaLagTimeMaxMs: lagMs, minInSyncReplicas: minISR), nowMs: 0)
+    }
+
+    @Test func theHighWatermarkIsTheSmallestLogEndOfTheISR() {
+        var p = leader()
+        p.leaderAppended(logEnd: Offset(10))
+        #expect(p.highWatermark == .zero, "followers have not fetched yet")
+        p.followerFetched(n2, fetchOffset: Offset(10), nowMs: 5)
+        #expect(p.highWatermark == .zero)
+        let moved = p.followerFetched(n3, fetchOffset: Offset(4), nowMs: 6)
+        #expect(moved)
+        #expect(p.highWatermark == Offset(4))
+        p.followerFetched(n3, fetchOffset: Offset(10), nowMs: 7)
+        #expect(p.highWatermark == Offset(10))
+        // It never moves back, whatever a follower reports.
+        p.leaderAppended(logEnd: Offset(12))
+        #expect(p.highWatermark == Offset(10))
+    }
+
+    @Test func aReplicaOutsideTheISRDoesNotHoldTheHighWatermark() {
+        var p = leader(isr: [n1, n2])
+        p.leaderAppended(logEnd: Offset(5))
+        p.followerFetched(n2, fetchOffset: Offset(5), nowMs: 1)
+        #expect(p.highWatermark == Offset(5))
+    }
+
+    @Test func aLaggingFollowerIsProposedOutAfterTheLagTime() {
+        var p = leader(lagMs: 1000)
+        p.leaderAppended(logEnd: Offset(10))
+        p.followerFetched(n2, fetchOffset: Offset(10), nowMs: 900)
+        p.followerFetched(n3, fetchOffset: Offset(2), nowMs: 900)
+        #expect(p.proposal(nowMs: 1000, eligible: { _ in true }) == nil, "within the lag time")
+        let shrink = p.proposal(nowMs: 1001, eligible: { _ in true })
+        #expect(shrink == ISRProposal(leaderEpoch: LeaderEpoch(3), partitionEpoch: PartitionEpoch(7), isr: [n1, n2]))
+        #expect(p.proposal(nowMs: 5000, eligible: { _ in true }) == nil, "one proposal in flight at a time")
+        // Until the controller commits it, n3 still counts for the HW.
+        p.followerFetched(n2, fetchOffset: Offset(10), nowMs: 1002)
+        #expect(p.highWatermark == Offset(2))
+        p.isrCommitted([n1, n2], partitionEpoch: PartitionEpoch(8))
+        #expect(p.highWatermark == Offset(10))
+        #expect(p.hasEnoughReplicas)
+    }
+
+    @Test func aFollowerThatKeepsUpWithEachFetchStaysInSync() {
+        var p = leader(lagMs: 100)
+        var now: Int64 = 0
+        for end in stride(from: Int64(1), through: 50, by: 1) {
+            // The leader appends between fetches: the follower is never at the very end, but
+            // always reaches what the leader had at its previous fetch.
+            p.leaderAppended(logEnd: Offset(end))
+            now += 60
+            p.followerFetched(n2, fetchOffset: Offset(end - 1), nowMs: now)
+            p.followerFetched(n3, fetchOffset: Offset(end - 1), nowMs: now)
+        }
+        #expect(p.proposal(nowMs: now, eligible: { _ in true }) == nil)
+    }
+
+    @Test func aCaughtUpReplicaIsProposedInAndCountsAtOnce() {
+        var p = leader(isr: [n1, n2])
+        p.leaderAppended(logEnd: Offset(10))
+        p.followerFetched(n2, fetchOffset: Offset(10), nowMs: 1)
+        p.followerFetched(n3, fetchOffset: Offset(6), nowMs: 1)
+        #expect(p.proposal(nowMs: 2, eligible: { _ in true }) == nil, "n3 is below the HW")
+        p.followerFetched(n3, fetchOffset: Offset(10), nowMs: 3)
+        #expect(p.proposal(nowMs: 3, eligible: { $0 != NodeID(3) }) == nil, "n3 is fenced")
+        let grow = p.proposal(nowMs: 4, eligible: { _ in true })
+        #expect(grow?.isr == [n1, n2, n3])
+        #expect(p.maximalISR == [n1, n2, n3])
+        // While the expansion is in flight, n3 already holds the HW back.
+        p.leaderAppended(logEnd: Offset(12))
+        p.followerFetched(n2, fetchOffset: Offset(12), nowMs: 5)
+        #expect(p.highWatermark == Offset(10))
+        p.proposalFailed()
+        #expect(p.maximalISR == [n1, n2])
+    }
+
+    @Test func belowMinInSyncReplicasAcksAllIsRefused() {
+        let p = leader(isr: [n1], minISR: 2)
+        #expect(!p.hasEnoughReplicas)
+    }
+
+    @Test func aStaleAnswerDoesNotUndoNewerMetadata() {
+        var p = leader()
+        p.isrCommitted([n1, n2], partitionEpoch: PartitionEpoch(9))
+        p.isrCommitted([n1, n2, n3], partitionEpoch: PartitionEpoch(8))
+        #expect(p.isr == [n1, n2] && p.partitionEpoch == PartitionEpoch(9))
+    }
+}
