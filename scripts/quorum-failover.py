@@ -35,6 +35,19 @@ class Quorum:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
 
+    def terminate(self, node, limit_s=10):
+        """SIGTERM: the controller must stop cleanly (exit 0) within the limit."""
+        proc = self.procs.pop(node)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=limit_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+            raise AssertionError(f"controller {node} did not stop within {limit_s} s of SIGTERM")
+        if code != 0:
+            raise AssertionError(f"controller {node} exited {code} on SIGTERM (see its log in {self.root})")
+
     def stop_all(self):
         for proc in self.procs.values():
             if proc.poll() is None:
@@ -120,6 +133,10 @@ def main():
                 time.sleep(0.05)
             quorum.check_entries(leader, acked)
             leader, term = new_leader, new_term
+        # Every controller stops cleanly on SIGTERM, the leader included.
+        for node in list(quorum.procs):
+            quorum.terminate(node)
+        print("every controller stopped cleanly on SIGTERM")
         ok = True
         print(f"{len(acked)} acknowledged entries intact on every node; failover ms over {len(failovers)} kills: "
               f"min {min(failovers):.0f}, median {statistics.median(failovers):.0f}, max {max(failovers):.0f} "

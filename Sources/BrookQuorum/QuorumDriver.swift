@@ -76,13 +76,17 @@ public final class QuorumDriver: @unchecked Sendable {
         drive()
     }
 
+    /// Stops ticking, closes every connection and the Raft log. Called from outside the loop
+    /// (a signal handler): it waits for the loop's work, which must never wait on the loop
+    /// itself (it did, and `brook controller` died on SIGTERM).
     public func shutdown() {
+        loop.preconditionNotInEventLoop()
         try? loop.submit { [self] in
             ticker?.cancel()
             for peer in peers.values { peer.close() }
-            try? serverChannel?.close().wait()
-            try? store.close()
         }.wait()
+        try? serverChannel?.close().wait()
+        try? loop.submit { [self] in try? store.close() }.wait()
     }
 
     // MARK: the Ready loop
