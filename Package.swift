@@ -69,12 +69,15 @@ let package = Package(
             dependencies: ["BrookSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The quorum over real time and a real transport: the durable Raft log on the storage
-        // engine, the TCP transport between controllers, the driver, the client.
+        // engine, the TCP transport between controllers, the driver running the metadata image
+        // and the active controller, the client, and a broker's side (registration, heartbeats,
+        // following the metadata log).
         .target(
             name: "BrookQuorum",
             dependencies: [
-                "BrookCore", "BrookRaft", "BrookRecords", "BrookStorage",
+                "BrookCore", "BrookRaft", "BrookRecords", "BrookStorage", "BrookCluster", "BrookProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -83,7 +86,7 @@ let package = Package(
         .target(
             name: "BrookBroker",
             dependencies: [
-                "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol", "BrookGroups", "BrookTxn",
+                "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol", "BrookGroups", "BrookTxn", "BrookCluster",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -22,6 +22,8 @@ public final class Broker: Sendable {
     public let transactions: TxnService
     /// Where topic changes run, off the event loops.
     public let admin: any AdminExecutor
+    /// The cluster this broker follows (`process.roles`); empty on a single node.
+    public let cluster = ClusterMembership()
 
     public init(config: BrokerConfig, clock: any Clock = SystemClock(), logger: Logger,
                 admin: any AdminExecutor = QueueAdminExecutor()) throws {

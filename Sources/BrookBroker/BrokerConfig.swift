@@ -36,6 +36,11 @@ public struct Listener: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(name)://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
 }
 
+/// What a process runs (`process.roles`).
+public enum ProcessRole: String, Sendable, Hashable {
+    case broker, controller
+}
+
 public enum BrokerConfigError: Error, CustomStringConvertible, Equatable {
     case invalid(String, String, String)
     case unreadable(path: String)
@@ -89,11 +94,35 @@ public struct BrokerConfig: Sendable {
     /// `offsets.topic.segment.bytes`
     public var offsetsTopicSegmentBytes: Int64 = 104_857_600
 
+    // The cluster (KRaft names). With no `process.roles`, Brook is the single node it always
+    // was, with no quorum.
+    /// `process.roles`: broker, controller, or both.
+    public var processRoles: Set<ProcessRole> = []
+    /// `controller.quorum.voters` as given (`id@host:port,...`); parsed where the quorum starts.
+    public var controllerQuorumVoters: String?
+    /// `controller.listener.names`: the listeners the controllers serve, not clients.
+    public var controllerListenerNames: [String] = []
+    /// `broker.session.timeout.ms`: the controller fences a broker silent this long.
+    public var brokerSessionTimeoutMs: Int64 = 9000
+    /// `broker.heartbeat.interval.ms`
+    public var brokerHeartbeatIntervalMs: Int64 = 2000
+    /// `broker.rack`
+    public var brokerRack: String?
+    /// `metadata.log.dir`: where a controller keeps the metadata log (default: the first log
+    /// dir's `__cluster_metadata-0`, as Kafka).
+    public var metadataLogDir: String?
+    /// `controller.quorum.election.timeout.ms`
+    public var controllerElectionTimeoutMs: Int64 = 1000
+
     public init() {}
+
+    /// The listeners clients use: every listener but the controllers'.
+    public var clientListeners: [Listener] { listeners.filter { !controllerListenerNames.contains($0.name) } }
 
     /// The address clients are told to use.
     public var advertised: Listener {
-        var listener = (advertisedListeners ?? listeners)[0]
+        let candidates = (advertisedListeners ?? listeners).filter { !controllerListenerNames.contains($0.name) }
+        var listener = candidates.first ?? (advertisedListeners ?? listeners)[0]
         if listener.host.isEmpty || listener.host == "0.0.0.0" || listener.host == "::" {
             listener.host = "127.0.0.1"
         }
@@ -141,6 +170,24 @@ public struct BrokerConfig: Sendable {
         case "log.retention.check.interval.ms": retentionCheckIntervalMs = try int(1...Int64.max)
         case "log.cleaner.enable": logCleanerEnable = try bool()
         case "cluster.id": clusterID = value.trimmed
+        case "process.roles":
+            var roles: Set<ProcessRole> = []
+            for word in value.split(separator: ",").map({ $0.trimmed }) where !word.isEmpty {
+                guard let role = ProcessRole(rawValue: word) else { throw .invalid(key, value, "expected broker, controller, or both") }
+                roles.insert(role)
+            }
+            guard !roles.isEmpty else { throw .invalid(key, value, "expected broker, controller, or both") }
+            processRoles = roles
+        case "controller.quorum.voters":
+            guard !value.trimmed.isEmpty else { throw .invalid(key, value, "expected id@host:port,...") }
+            controllerQuorumVoters = value.trimmed
+        case "controller.listener.names":
+            controllerListenerNames = value.split(separator: ",").map { $0.trimmed }.filter { !$0.isEmpty }
+        case "broker.session.timeout.ms": brokerSessionTimeoutMs = try int(100...Int64(Int32.max))
+        case "broker.heartbeat.interval.ms": brokerHeartbeatIntervalMs = try int(10...Int64(Int32.max))
+        case "broker.rack": brokerRack = value.trimmed.isEmpty ? nil : value.trimmed
+        case "metadata.log.dir": metadataLogDir = value.trimmed
+        case "controller.quorum.election.timeout.ms": controllerElectionTimeoutMs = try int(10...600_000)
         case "transaction.max.timeout.ms": transactions.maxTimeoutMs = Int32(try int(1...Int64(Int32.max)))
         case "transactional.id.expiration.ms": transactions.transactionalIDExpirationMs = try int(1...Int64(Int32.max))
         case "producer.id.expiration.ms": transactions.producerIDExpirationMs = try int(1...Int64(Int32.max))

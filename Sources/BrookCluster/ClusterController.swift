@@ -203,12 +203,16 @@ public struct ClusterController: Sendable {
         answer.isCaughtUp = registeredAt.map { request.metadataOffset >= $0 } ?? false
         var records: [MetadataRecord] = []
         if request.wantShutdown {
+            // Controlled shutdown, in two steps: leave (leaderships and ISR places move in the
+            // same entry), then, leading nothing, be fenced; that answer lets the broker stop.
             if !broker.fenced && !broker.inControlledShutdown {
                 var change = BrokerRegistrationChangeRecord()
                 change.brokerId = request.id
                 change.brokerEpoch = broker.epoch.value
                 change.inControlledShutdown = 1
                 records.append(.brokerRegistrationChange(change))
+            } else if !broker.fenced && !leadsAnything(request.id) {
+                records.append(.fenceBroker(FenceBrokerRecord(id: request.id, epoch: broker.epoch.value)))
             }
         } else if broker.fenced && !request.wantFence && answer.isCaughtUp {
             records.append(.unfenceBroker(UnfenceBrokerRecord(id: request.id, epoch: broker.epoch.value)))
@@ -218,11 +222,11 @@ public struct ClusterController: Sendable {
         var decision = records.isEmpty ? decide(records, answer) : decideWithRepairs(records, affecting: request.id, answer)
         let now = image.brokers[request.id]!
         decision.answer.isFenced = now.fenced
-        // A leaving broker stops once it leads nothing (its leaderships moved, or cannot).
-        decision.answer.shouldShutDown = request.wantShutdown && (now.fenced || !leadsAnything(request.id))
+        decision.answer.shouldShutDown = request.wantShutdown && now.fenced
         return decision
     }
 
+    /// Leads a partition that another replica could lead (one it alone holds cannot move).
     func leadsAnything(_ broker: NodeID) -> Bool {
         image.topics.values.contains { $0.partitions.contains { $0.leader == broker && $0.replicas.count > 1 && $0.isr.count > 1 } }
     }

@@ -14,7 +14,7 @@ public enum MetadataEntry: Equatable, Sendable {
     case records([MetadataRecord])
     case opaque([UInt8])
 
-    static let recordsTag: UInt8 = 0x01
+    public static let recordsTag: UInt8 = 0x01
     /// An entry decoded from the log holds at most this many records (the controller writes at
     /// most ControllerConfig.recordsPerEntryMax); a snapshot may hold many more.
     public static let entryRecordsMax = 100_000

@@ -68,7 +68,7 @@ public struct ConfigResource: Hashable, Sendable {
 /// metadata log is corrupt or was written by a bug: the replayer stops rather than guess.
 public struct MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }
 
 /// The cluster's metadata at one offset of the metadata log: brokers, topics, partitions,

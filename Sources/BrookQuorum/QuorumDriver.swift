@@ -1,4 +1,6 @@
+import BrookCluster
 import BrookCore
+import BrookProtocol
 import BrookRaft
 import BrookStorage
 import Logging
@@ -10,9 +12,19 @@ import NIOPosix
 /// the state machine. Everything runs on one event loop, so the core needs no lock; fsyncs
 /// block that loop, which a controller's small write rate allows.
 ///
-/// The state machine is, for now, a digest chained over the applied entries (what the next
-/// cluster issue replaces with the metadata image); its snapshot is that digest.
+/// The state machine is the metadata image (BrookCluster): committed entries of records are
+/// applied to it, and its snapshot is the records that rebuild it. While this node leads the
+/// quorum and has applied its whole log, it is the active controller: a ClusterController
+/// decides on brokers' requests and time, its records are proposed as one entry per decision,
+/// and each answer waits for its entry to commit. Brokers read the committed log from any
+/// controller (as Kafka's observers do).
 public final class QuorumDriver: @unchecked Sendable {
+    /// How a request is answered: key=value text, or bytes (metadata for a broker).
+    enum Reply {
+        case text(ok: Bool, String)
+        case data([UInt8])
+    }
+
     public let options: QuorumOptions
     let loop: EventLoop
     let logger: Logger
@@ -21,13 +33,22 @@ public final class QuorumDriver: @unchecked Sendable {
     var peers: [NodeID: Peer] = [:]
     var serverChannel: Channel?
     var ticker: RepeatedTask?
-    /// Proposals waiting to be applied: answered with their index, or refused if another
-    /// entry took their place.
-    var waiting: [LogIndex: (term: Term, reply: (Bool, String) -> Void)] = [:]
-    var digest: UInt64 = 0
+    /// Proposals waiting to be applied: told true once their entry commits, false if another
+    /// entry took their place or leadership was lost.
+    var waiting: [LogIndex: (term: Term, done: (Bool) -> Void)] = [:]
+    var image = MetadataImage()
+    /// The active controller, while this node leads and has applied its log.
+    var controller: ClusterController?
+    var lastSnapshot: Snapshot?
+    /// Brokers waiting for metadata past an offset, answered when it commits or at the deadline.
+    var metadataWaiters: [(after: MetadataOffset, deadline: NIODeadline, reply: (Reply) -> Void)] = []
     var lastReported: (Role, NodeID?, Term)?
 
     static let waitingMax = 10_000
+    static let metadataWaitersMax = 10_000
+    /// One metadata answer carries at most this many entries and about this many bytes.
+    static let metadataEntriesPerAnswerMax = 1000
+    static let metadataBytesPerAnswerMax = 4 << 20
 
     public static func start(_ options: QuorumOptions, group: EventLoopGroup, logger: Logger) throws -> QuorumDriver {
         guard let me = options.voters.first(where: { $0.id == options.nodeID }) else { throw QuorumError.notAVoter(options.nodeID) }
@@ -42,7 +63,7 @@ public final class QuorumDriver: @unchecked Sendable {
                 }
             }
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-        driver.serverChannel = try bootstrap.bind(host: me.host, port: me.port).wait()
+        driver.serverChannel = try bootstrap.bind(host: options.listenHost ?? me.host, port: options.listenPort ?? me.port).wait()
         try loop.submit { driver.startTicking() }.wait()
         logger.notice("controller \(options.nodeID) listening on \(me.host):\(me.port), voters \(options.voters.map { "\($0.id)@\($0.host):\($0.port)" }.joined(separator: ",")), data in \(options.dataDirectory)")
         return driver
@@ -60,7 +81,8 @@ public final class QuorumDriver: @unchecked Sendable {
         var seed = SystemRandomNumberGenerator()
         raft = Raft(id: options.nodeID, config: config, restoring: state,
                     bootstrap: Configuration(voters: options.voters.map(\.id)), randomSeed: seed.next())
-        digest = state.snapshot.map { EntryDigest.digest(fromSnapshot: $0.data) } ?? 0
+        lastSnapshot = state.snapshot
+        if let snapshot = state.snapshot { image = try Self.image(from: snapshot) }
         for voter in options.voters where voter.id != options.nodeID {
             peers[voter.id] = Peer(address: voter, loop: loop, logger: logger)
         }
@@ -72,6 +94,11 @@ public final class QuorumDriver: @unchecked Sendable {
         ticker = loop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { [self] _ in
             raft.tick()
             drive()
+            if controller != nil {
+                let decision = controller!.tick(nowMs: Self.nowMs())
+                propose(decision.records) { _ in }
+            }
+            answerExpiredMetadataWaiters()
         }
         drive()
     }
@@ -103,28 +130,81 @@ public final class QuorumDriver: @unchecked Sendable {
                 preconditionFailure("cannot persist the Raft log: \(error)")
             }
             for message in ready.messages { peers[message.to]?.send(.raft(message)) }
-            if let snapshot = ready.snapshot { digest = EntryDigest.digest(fromSnapshot: snapshot.data) }
+            if let snapshot = ready.snapshot {
+                do { image = try Self.image(from: snapshot) } catch {
+                    preconditionFailure("controller \(options.nodeID) received a snapshot that does not rebuild an image: \(error)")
+                }
+                lastSnapshot = snapshot
+                controller = nil
+            }
             for entry in ready.committedEntries { apply(entry) }
             raft.advance(ready)
             compactIfDue()
         }
         reportRoleChange()
+        activateController()
+        answerMetadataWaiters()
     }
 
-    func apply(_ entry: Entry) {
-        digest = EntryDigest.chain(digest, entry)
-        if let waiter = waiting.removeValue(forKey: entry.index) {
-            if waiter.term == entry.term {
-                waiter.reply(true, "index=\(entry.index)\nterm=\(entry.term)\n")
-            } else {
-                waiter.reply(false, "error=the entry was replaced after a leader change; retry\n")
-            }
+    /// The image a snapshot holds (empty for the digest snapshots of Brook before the image).
+    static func image(from snapshot: Snapshot) throws(MetadataError) -> MetadataImage {
+        switch try MetadataEntry(decoding: snapshot.data, recordsMax: MetadataEntry.snapshotRecordsMax) {
+        case .records(let records): return try MetadataImage(snapshot: records, at: MetadataOffset(snapshot.index.value))
+        case .opaque: return MetadataImage()
         }
     }
 
+    func apply(_ entry: Entry) {
+        if entry.kind == .data {
+            do {
+                if case .records(let records) = try MetadataEntry(decoding: entry.data) {
+                    let offset = MetadataOffset(entry.index.value)
+                    try image.apply(records, at: offset)
+                    try controller?.replay(records, at: offset)
+                }
+            } catch {
+                // A committed entry that does not apply: every controller would fail the same way.
+                logger.critical("controller \(options.nodeID) cannot apply metadata entry \(entry.index): \(error)")
+                preconditionFailure("metadata entry \(entry.index) does not apply: \(error)")
+            }
+        }
+        if let waiter = waiting.removeValue(forKey: entry.index) { waiter.done(waiter.term == entry.term) }
+    }
+
+    /// This node leads and has applied everything in its log, an entry of its own term included:
+    /// its image is the whole committed state, and it may decide.
+    func activateController() {
+        guard raft.role == .leader else {
+            controller = nil
+            return
+        }
+        guard controller == nil, raft.applied == raft.lastIndex, raft.term(at: raft.applied) == raft.term else { return }
+        var seed = SystemRandomNumberGenerator()
+        controller = ClusterController(committed: image, config: options.controller, nowMs: Self.nowMs(), randomSeed: seed.next())
+        logger.notice("controller \(options.nodeID) is active at metadata offset \(image.offset) with \(image.brokers.count) brokers and \(image.topics.count) topics")
+    }
+
+    /// Proposes a decision's records as one entry; `done` learns whether it committed.
+    func propose(_ records: [MetadataRecord], done: @escaping (Bool) -> Void) {
+        guard !records.isEmpty else { return done(true) }
+        do {
+            let index = try raft.propose(MetadataEntry.records(records).encoded)
+            waiting[index] = (raft.term, done)
+            drive()
+        } catch {
+            // The controller applied records that will never be in the log: start it afresh.
+            logger.warning("controller \(options.nodeID) could not append a decision: \(error)")
+            controller = nil
+            done(false)
+        }
+    }
+
+    static func nowMs() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000) }
+
     func compactIfDue() {
         guard raft.applied - raft.snapshotIndex >= options.snapshotEveryEntries else { return }
-        let snapshot = raft.compact(through: raft.applied, data: EntryDigest.snapshotData(digest))
+        let snapshot = raft.compact(through: raft.applied, data: MetadataEntry.records(image.snapshotRecords()).encoded)
+        lastSnapshot = snapshot
         do {
             try store.install(snapshot)
             logger.info("controller \(options.nodeID) took a snapshot at \(snapshot.index)")
@@ -143,8 +223,10 @@ public final class QuorumDriver: @unchecked Sendable {
         } else {
             logger.info("controller \(options.nodeID) is \(raft.role) in term \(raft.term), leader \(raft.leader.map { "\($0)" } ?? "unknown")")
             // Proposals of a leader that stepped down may never commit: tell their clients.
-            for (_, waiter) in waiting { waiter.reply(false, "error=leadership lost before the entry committed; retry\n") }
+            let lost = waiting
             waiting = [:]
+            controller = nil
+            for (_, waiter) in lost { waiter.done(false) }
         }
     }
 
@@ -156,11 +238,12 @@ public final class QuorumDriver: @unchecked Sendable {
         drive()
     }
 
-    func handle(_ request: QuorumRequest, reply: @escaping (Bool, String) -> Void) {
+    func handle(_ request: QuorumRequest, reply: @escaping (Reply) -> Void) {
+        func text(_ ok: Bool, _ body: String) { reply(.text(ok: ok, body)) }
         switch request {
         case .status:
             let s = raft.status
-            reply(true, """
+            text(true, """
                 node=\(s.id)
                 role=\(s.role)
                 term=\(s.term)
@@ -170,31 +253,139 @@ public final class QuorumDriver: @unchecked Sendable {
                 last_index=\(s.lastIndex)
                 snapshot_index=\(raft.snapshotIndex)
                 voters=\(s.configuration.voters.map(\.description).joined(separator: ","))
+                metadata_offset=\(image.offset)
+                active_controller=\(controller != nil)
 
                 """)
         case .propose(let data):
-            guard waiting.count < Self.waitingMax else { return reply(false, "error=too many proposals in flight\n") }
+            guard waiting.count < Self.waitingMax else { return text(false, "error=too many proposals in flight\n") }
+            guard data.first != MetadataEntry.recordsTag else { return text(false, "error=an appended entry may not start with byte 1 (metadata records)\n") }
             do {
                 let index = try raft.propose(data)
-                waiting[index] = (raft.term, reply)
+                let term = raft.term
+                waiting[index] = (term, { committed in
+                    committed ? text(true, "index=\(index)\nterm=\(term)\n")
+                              : text(false, "error=the entry was replaced or leadership was lost; retry\n")
+                })
                 drive()
             } catch {
-                reply(false, Self.describe(error))
+                text(false, Self.describe(error))
             }
         case .read(let index):
             guard index <= raft.commit, let entry = raft.entry(at: index) else {
-                return reply(false, "error=entry \(index) is not committed here or was compacted\n")
+                return text(false, "error=entry \(index) is not committed here or was compacted\n")
             }
-            reply(true, "index=\(entry.index)\nterm=\(entry.term)\nkind=\(entry.kind)\ndata=\(String(decoding: entry.data, as: UTF8.self))\n")
+            text(true, "index=\(entry.index)\nterm=\(entry.term)\nkind=\(entry.kind)\ndata=\(String(decoding: entry.data, as: UTF8.self))\n")
         case .transfer(let target):
             do {
                 try raft.transferLeadership(to: target)
                 drive()
-                reply(true, "transferring=\(target)\n")
+                text(true, "transferring=\(target)\n")
             } catch {
-                reply(false, Self.describe(error))
+                text(false, Self.describe(error))
             }
+        case .registerBroker(let registration):
+            guard controller != nil, waiting.count < Self.waitingMax else { return text(false, notActive()) }
+            let decision = controller!.register(registration, nowMs: Self.nowMs())
+            let (code, epoch) = decision.answer
+            propose(decision.records) { committed in
+                committed ? text(true, "error_code=\(code.rawValue)\nbroker_epoch=\(epoch)\n") : text(false, "error=not committed; retry\n")
+            }
+        case .brokerHeartbeat(let heartbeat):
+            guard controller != nil, waiting.count < Self.waitingMax else { return text(false, notActive()) }
+            let decision = controller!.heartbeat(heartbeat, nowMs: Self.nowMs())
+            let a = decision.answer
+            propose(decision.records) { committed in
+                committed ? text(true, "error_code=\(a.error.rawValue)\ncaught_up=\(a.isCaughtUp)\nfenced=\(a.isFenced)\nshould_shut_down=\(a.shouldShutDown)\n")
+                          : text(false, "error=not committed; retry\n")
+            }
+        case .fetchMetadata(let after, let maxWaitMs):
+            if let answer = metadataAnswer(after: after) { return reply(.data(answer)) }
+            guard metadataWaiters.count < Self.metadataWaitersMax else { return reply(.data(Self.emptyMetadataAnswer(through: after))) }
+            metadataWaiters.append((after, .now() + .milliseconds(Int64(maxWaitMs)), reply))
+        case .describeCluster:
+            text(true, describeCluster())
         }
+    }
+
+    func notActive() -> String {
+        "error=not the active controller\nleader=\(raft.leader.map { "\($0)" } ?? "-1")\n"
+    }
+
+    // MARK: brokers reading the metadata log
+
+    /// Committed entries after `after`, or the snapshot when they were compacted; nil when
+    /// there is nothing new. Layout: kind (0 entries, 1 snapshot), the offset the broker has
+    /// then seen everything through (8 bytes), then for entries a count (4) and per entry its
+    /// index (8), length (4) and data; for a snapshot its length (4) and data.
+    func metadataAnswer(after: MetadataOffset) -> [UInt8]? {
+        let commit = raft.commit
+        guard after.value < commit.value else { return nil }
+        var out: [UInt8] = []
+        func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) } }
+        if after.value < raft.snapshotIndex.value, let snapshot = lastSnapshot {
+            out.append(1)
+            put(snapshot.index.value)
+            put(UInt32(snapshot.data.count))
+            out.append(contentsOf: snapshot.data)
+            return out
+        }
+        var entries: [Entry] = []
+        var bytes = 0
+        var through = after.value
+        var index = LogIndex(after.value + 1)
+        while index <= commit, entries.count < Self.metadataEntriesPerAnswerMax, bytes < Self.metadataBytesPerAnswerMax,
+              let entry = raft.entry(at: index) {
+            if entry.kind == .data, entry.data.first == MetadataEntry.recordsTag {
+                entries.append(entry)
+                bytes += entry.data.count
+            }
+            through = index.value
+            index = index + 1
+        }
+        out.append(0)
+        put(through)
+        put(UInt32(entries.count))
+        for entry in entries {
+            put(entry.index.value)
+            put(UInt32(entry.data.count))
+            out.append(contentsOf: entry.data)
+        }
+        return out
+    }
+
+    static func emptyMetadataAnswer(through: MetadataOffset) -> [UInt8] {
+        var out: [UInt8] = [0]
+        withUnsafeBytes(of: through.value.bigEndian) { out.append(contentsOf: $0) }
+        out.append(contentsOf: [0, 0, 0, 0])
+        return out
+    }
+
+    func answerMetadataWaiters() {
+        guard let lowest = metadataWaiters.map(\.after.value).min(), lowest < raft.commit.value else { return }
+        var still: [(after: MetadataOffset, deadline: NIODeadline, reply: (Reply) -> Void)] = []
+        for waiter in metadataWaiters {
+            if let answer = metadataAnswer(after: waiter.after) { waiter.reply(.data(answer)) } else { still.append(waiter) }
+        }
+        metadataWaiters = still
+    }
+
+    func answerExpiredMetadataWaiters() {
+        let now = NIODeadline.now()
+        guard metadataWaiters.contains(where: { $0.deadline <= now }) else { return }
+        let expired = metadataWaiters.filter { $0.deadline <= now }
+        metadataWaiters.removeAll { $0.deadline <= now }
+        for waiter in expired { waiter.reply(.data(Self.emptyMetadataAnswer(through: waiter.after))) }
+    }
+
+    /// One line per broker of the committed image, and who leads the quorum.
+    func describeCluster() -> String {
+        var lines = ["controller=\(raft.leader.map { "\($0)" } ?? "-1")", "metadata_offset=\(image.offset)", "topics=\(image.topics.count)"]
+        for broker in image.brokers.values.sorted(by: { $0.id < $1.id }) {
+            let endpoints = broker.endpoints.map { "\($0.name)://\($0.host):\($0.port)" }.joined(separator: ",")
+            lines.append("broker=\(broker.id) epoch=\(broker.epoch) fenced=\(broker.fenced) controlled_shutdown=\(broker.inControlledShutdown) rack=\(broker.rack ?? "-") endpoints=\(endpoints)")
+        }
+        return lines.joined(separator: "\n") + "\n"
     }
 
     static func describe(_ error: ProposalError) -> String {
@@ -217,12 +408,17 @@ final class InboundHandler: ChannelInboundHandler, @unchecked Sendable {
             driver.received(message)
         case .request(let id, let request):
             let channel = context.channel
-            driver.handle(request) { ok, text in
-                var buffer = channel.allocator.buffer(capacity: 64 + text.utf8.count)
-                Frame.answer(id: id, ok: ok, text: text).encode(into: &buffer)
+            driver.handle(request) { reply in
+                let frame: Frame
+                switch reply {
+                case .text(let ok, let text): frame = .answer(id: id, ok: ok, text: text)
+                case .data(let bytes): frame = .data(id: id, bytes)
+                }
+                var buffer = channel.allocator.buffer(capacity: 64)
+                frame.encode(into: &buffer)
                 channel.writeAndFlush(buffer, promise: nil)
             }
-        case .answer:
+        case .answer, .data:
             context.close(promise: nil)
         }
     }

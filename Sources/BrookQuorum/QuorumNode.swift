@@ -1,3 +1,4 @@
+import BrookCluster
 import BrookCore
 import BrookRaft
 import BrookStorage
@@ -52,6 +53,11 @@ public struct QuorumOptions: Sendable {
     public var electionTimeoutMs: Int64 = 1000
     /// Snapshot the state machine and drop the log's prefix every this many applied entries.
     public var snapshotEveryEntries: Int64 = 10_000
+    /// The active controller's settings (broker.session.timeout.ms, default.replication.factor, ...).
+    public var controller = ControllerConfig()
+    /// Where to listen (the CONTROLLER listener); the voter's own address when nil.
+    public var listenHost: String?
+    public var listenPort: Int?
     public init(nodeID: NodeID, voters: [VoterAddress], dataDirectory: String) {
         self.nodeID = nodeID
         self.voters = voters

@@ -1,4 +1,6 @@
+import BrookCluster
 import BrookCore
+import BrookProtocol
 import BrookRaft
 import NIOCore
 
@@ -9,6 +11,8 @@ enum Frame: Equatable {
     case raft(Message)
     case request(id: UInt32, QuorumRequest)
     case answer(id: UInt32, ok: Bool, text: String)
+    /// A binary answer (metadata log entries for a broker).
+    case data(id: UInt32, [UInt8])
 
     /// A frame larger than this closes the connection.
     static let bytesMax = 48 << 20
@@ -30,12 +34,42 @@ enum Frame: Equatable {
             case .propose(let data): buffer.writeInteger(UInt8(2)); buffer.writeBytes(data)
             case .read(let index): buffer.writeInteger(UInt8(3)); buffer.writeInteger(index.value)
             case .transfer(let node): buffer.writeInteger(UInt8(4)); buffer.writeInteger(node.value)
+            case .registerBroker(let r):
+                buffer.writeInteger(UInt8(5))
+                buffer.writeInteger(r.id.value)
+                buffer.writeInteger(r.incarnation.high)
+                buffer.writeInteger(r.incarnation.low)
+                Self.writeString(r.rack, into: &buffer)
+                buffer.writeInteger(UInt16(r.endpoints.count))
+                for e in r.endpoints {
+                    Self.writeString(e.name, into: &buffer)
+                    Self.writeString(e.host, into: &buffer)
+                    buffer.writeInteger(Int32(e.port))
+                    buffer.writeInteger(e.securityProtocol)
+                }
+            case .brokerHeartbeat(let r):
+                buffer.writeInteger(UInt8(6))
+                buffer.writeInteger(r.id.value)
+                buffer.writeInteger(r.epoch.value)
+                buffer.writeInteger(r.metadataOffset.value)
+                buffer.writeInteger(UInt8(r.wantFence ? 1 : 0))
+                buffer.writeInteger(UInt8(r.wantShutdown ? 1 : 0))
+            case .fetchMetadata(let after, let maxWaitMs):
+                buffer.writeInteger(UInt8(7))
+                buffer.writeInteger(after.value)
+                buffer.writeInteger(maxWaitMs)
+            case .describeCluster:
+                buffer.writeInteger(UInt8(8))
             }
         case .answer(let id, let ok, let text):
             buffer.writeInteger(UInt8(3))
             buffer.writeInteger(id)
             buffer.writeInteger(UInt8(ok ? 1 : 0))
             buffer.writeString(text)
+        case .data(let id, let bytes):
+            buffer.writeInteger(UInt8(4))
+            buffer.writeInteger(id)
+            buffer.writeBytes(bytes)
         }
         buffer.setInteger(UInt32(buffer.writerIndex - start - 4), at: start)
     }
@@ -54,14 +88,66 @@ enum Frame: Equatable {
             case 2: return .request(id: id, .propose(body.readBytes(length: body.readableBytes) ?? []))
             case 3: return body.readInteger(as: Int64.self).map { .request(id: id, .read(LogIndex($0))) }
             case 4: return body.readInteger(as: Int32.self).map { .request(id: id, .transfer(NodeID($0))) }
+            case 5: return readRegistration(&body).map { .request(id: id, .registerBroker($0)) }
+            case 6:
+                guard let node = body.readInteger(as: Int32.self), let epoch = body.readInteger(as: Int64.self),
+                      let offset = body.readInteger(as: Int64.self), offset >= 0,
+                      let fence = body.readInteger(as: UInt8.self), fence <= 1, let shutdown = body.readInteger(as: UInt8.self), shutdown <= 1,
+                      body.readableBytes == 0 else { return nil }
+                return .request(id: id, .brokerHeartbeat(BrokerHeartbeatRequest(
+                    id: NodeID(node), epoch: BrokerEpoch(epoch), metadataOffset: MetadataOffset(offset), wantFence: fence == 1, wantShutdown: shutdown == 1)))
+            case 7:
+                guard let after = body.readInteger(as: Int64.self), after >= 0, let wait = body.readInteger(as: Int32.self),
+                      (0...QuorumRequest.fetchWaitMsMax).contains(wait), body.readableBytes == 0 else { return nil }
+                return .request(id: id, .fetchMetadata(after: MetadataOffset(after), maxWaitMs: wait))
+            case 8: return body.readableBytes == 0 ? .request(id: id, .describeCluster) : nil
             default: return nil
             }
         case 3:
             guard let id = body.readInteger(as: UInt32.self), let ok = body.readInteger(as: UInt8.self) else { return nil }
             return .answer(id: id, ok: ok == 1, text: body.readString(length: body.readableBytes) ?? "")
+        case 4:
+            guard let id = body.readInteger(as: UInt32.self) else { return nil }
+            return .data(id: id, body.readBytes(length: body.readableBytes) ?? [])
         default:
             return nil
         }
+    }
+
+    /// Strings in broker requests: a 2-byte length (-1 for none), at most `stringBytesMax`.
+    static let stringBytesMax = 1024
+    static let endpointsMax = 64
+
+    static func writeString(_ text: String?, into buffer: inout ByteBuffer) {
+        guard let text else {
+            buffer.writeInteger(Int16(-1))
+            return
+        }
+        let bytes = Array(text.utf8.prefix(stringBytesMax))
+        buffer.writeInteger(Int16(bytes.count))
+        buffer.writeBytes(bytes)
+    }
+
+    static func readString(_ buffer: inout ByteBuffer) -> String?? {
+        guard let length = buffer.readInteger(as: Int16.self) else { return nil }
+        if length == -1 { return .some(nil) }
+        guard length >= 0, Int(length) <= stringBytesMax, let text = buffer.readString(length: Int(length)) else { return nil }
+        return .some(text)
+    }
+
+    static func readRegistration(_ body: inout ByteBuffer) -> BrokerRegistrationRequest? {
+        guard let node = body.readInteger(as: Int32.self), node >= 0, let high = body.readInteger(as: UInt64.self),
+              let low = body.readInteger(as: UInt64.self), let rack = readString(&body),
+              let count = body.readInteger(as: UInt16.self), Int(count) <= endpointsMax else { return nil }
+        var endpoints: [BrokerInfo.Endpoint] = []
+        for _ in 0..<count {
+            guard let name = readString(&body) ?? nil, let host = readString(&body) ?? nil,
+                  let port = body.readInteger(as: Int32.self), (0...65535).contains(port),
+                  let security = body.readInteger(as: Int16.self) else { return nil }
+            endpoints.append(BrokerInfo.Endpoint(name: name, host: host, port: Int(port), securityProtocol: security))
+        }
+        guard body.readableBytes == 0 else { return nil }
+        return BrokerRegistrationRequest(id: NodeID(node), incarnation: KafkaUUID(high: high, low: low), endpoints: endpoints, rack: rack)
     }
 
     static func write(_ m: Message, into buffer: inout ByteBuffer) {
@@ -159,6 +245,17 @@ public enum QuorumRequest: Equatable, Sendable {
     case read(LogIndex)
     /// Hand leadership to a voter.
     case transfer(NodeID)
+    /// A broker registers with the active controller (Kafka's BrokerRegistration).
+    case registerBroker(BrokerRegistrationRequest)
+    /// A broker's heartbeat to the active controller (Kafka's BrokerHeartbeat).
+    case brokerHeartbeat(BrokerHeartbeatRequest)
+    /// A broker (an observer of the quorum) reads the committed metadata log after `after`,
+    /// waiting up to `maxWaitMs` for something new. Any controller answers.
+    case fetchMetadata(after: MetadataOffset, maxWaitMs: Int32)
+    /// The brokers and controller as this controller's committed image knows them.
+    case describeCluster
+
+    public static let fetchWaitMsMax: Int32 = 60_000
 }
 
 /// Cuts the byte stream into frames; a frame over the limit or one that does not decode

@@ -1,4 +1,6 @@
+import BrookCluster
 import BrookCore
+import BrookProtocol
 import BrookRaft
 import NIOCore
 
@@ -43,6 +45,12 @@ public enum QuorumWireFuzzing {
         let frames = bodies.map { Frame.raft(Message(from: NodeID(1), to: NodeID(2), term: Term(3), body: $0)) } + [
             .request(id: 1, .status), .request(id: 2, .propose([0x61, 0x62])), .request(id: 3, .read(LogIndex(5))),
             .request(id: 4, .transfer(NodeID(2))), .answer(id: 5, ok: true, text: "role=leader"),
+            .request(id: 6, .registerBroker(BrokerRegistrationRequest(
+                id: NodeID(2), incarnation: KafkaUUID(high: 7, low: 9),
+                endpoints: [.init(name: "PLAINTEXT", host: "127.0.0.1", port: 9092, securityProtocol: 0)], rack: "r1"))),
+            .request(id: 7, .brokerHeartbeat(BrokerHeartbeatRequest(id: NodeID(2), epoch: BrokerEpoch(5), metadataOffset: MetadataOffset(40), wantShutdown: true))),
+            .request(id: 8, .fetchMetadata(after: MetadataOffset(12), maxWaitMs: 500)), .request(id: 9, .describeCluster),
+            .data(id: 10, [0, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0, 0, 0]),
         ]
         return frames.map { frame in
             var buffer = ByteBuffer()

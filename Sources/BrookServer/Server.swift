@@ -55,8 +55,9 @@ public final class BrookServer: Sendable {
                 }
             }
         var bound: [SocketAddress] = []
-        for listener in broker.config.listeners {
-            let channel = try bootstrap.bind(host: listener.host, port: listener.port).wait()
+        for listener in broker.config.clientListeners {
+            // An empty host is every interface, as in Kafka (`PLAINTEXT://:9092`).
+            let channel = try bootstrap.bind(host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port).wait()
             channels.withLockedValue { $0.append(channel) }
             if let address = channel.localAddress { bound.append(address) }
         }

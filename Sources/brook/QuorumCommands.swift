@@ -131,3 +131,18 @@ struct QuorumCommand: ParsableCommand {
         func run() throws { try target.print(try target.ask(.transfer(NodeID(to)))) }
     }
 }
+
+/// `brook cluster ...`: the cluster as the controllers' metadata image holds it.
+struct ClusterCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster", abstract: "Inspect a cluster (process.roles): brokers, fencing, the active controller.",
+        subcommands: [Describe.self])
+
+    struct Describe: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Every registered broker (epoch, fenced, controlled shutdown, rack, endpoints) and the active controller.",
+            discussion: "Asks one controller (any of controller.quorum.voters); its committed image answers.")
+        @OptionGroup var target: QuorumCommand.Target
+        func run() throws { try target.print(try target.ask(.describeCluster)) }
+    }
+}

@@ -1,10 +1,13 @@
 import ArgumentParser
 import BrookBroker
+import BrookCluster
 import BrookCore
+import BrookQuorum
 import BrookServer
 import BrookStorage
 import Dispatch
 import Logging
+import NIOPosix
 
 #if canImport(Glibc)
 import Glibc
@@ -18,7 +21,10 @@ struct Serve: ParsableCommand {
             With nothing given, a single node on 127.0.0.1:9092 with its data in ./brook-data. \
             Settings use Kafka's names (server.properties): node.id, listeners, \
             advertised.listeners, log.dirs, num.partitions, auto.create.topics.enable, \
-            log.retention.ms, log.segment.bytes, ... SIGTERM or Ctrl-C shuts down cleanly.
+            log.retention.ms, log.segment.bytes, ... SIGTERM or Ctrl-C shuts down cleanly. \
+            With process.roles (broker, controller or both), node.id, controller.quorum.voters and \
+            controller.listener.names it is a node of a cluster, as a KRaft server.properties says \
+            (see docs/cluster.md for what the cluster does so far).
             """)
 
     @Argument(help: "A server.properties file.")
@@ -54,6 +60,7 @@ struct Serve: ParsableCommand {
         }
         let logger = Logger(label: "brook")
         raiseOpenFileLimit(logger: logger)
+        if !config.processRoles.isEmpty { try runClusterNode(config, logger: logger) }
 
         let broker = try Broker(config: config, logger: logger)
         let server = BrookServer(broker: broker, logger: logger)
@@ -64,6 +71,75 @@ struct Serve: ParsableCommand {
         // Shut down cleanly on SIGTERM / SIGINT: stop listening, close the logs, exit.
         runUntilSignalled(logger: logger) {
             server.shutdown()
+            logger.notice("stopped cleanly")
+        }
+    }
+
+    /// A node of a cluster: a controller of the quorum, a broker following it, or both.
+    func runClusterNode(_ config: BrokerConfig, logger: Logger) throws -> Never {
+        guard let votersText = config.controllerQuorumVoters else {
+            throw ValidationError("process.roles needs controller.quorum.voters (id@host:port,...)")
+        }
+        let voters: [VoterAddress]
+        do { voters = try VoterAddress.parseList(votersText) } catch { throw ValidationError("\(error)") }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var driver: QuorumDriver?
+        if config.processRoles.contains(.controller) {
+            guard !config.controllerListenerNames.isEmpty else {
+                throw ValidationError("a controller needs controller.listener.names (CONTROLLER in Kafka's sample)")
+            }
+            if config.metadataLogDir == nil {
+                do { try FileSystem.createDirectory(config.logDirs[0]) } catch { throw ValidationError("cannot create \(config.logDirs[0]): \(error)") }
+            }
+            var options = QuorumOptions(nodeID: config.nodeID, voters: voters,
+                                        dataDirectory: config.metadataLogDir ?? (config.logDirs[0] + "/__cluster_metadata-0"))
+            options.electionTimeoutMs = config.controllerElectionTimeoutMs
+            if let listener = config.listeners.first(where: { config.controllerListenerNames.contains($0.name) }) {
+                options.listenHost = listener.host.isEmpty ? "0.0.0.0" : listener.host
+                options.listenPort = listener.port
+            }
+            options.controller.sessionTimeoutMs = config.brokerSessionTimeoutMs
+            options.controller.defaultReplicationFactor = Int(config.defaultReplicationFactor)
+            options.controller.defaultPartitions = Int(config.numPartitions)
+            options.controller.uncleanLeaderElection = config.topicDefaults["unclean.leader.election.enable"] == "true"
+            do { driver = try QuorumDriver.start(options, group: group, logger: logger) } catch {
+                throw ValidationError("cannot start controller \(config.nodeID): \(error)")
+            }
+        }
+        var server: BrookServer?
+        var lifecycle: BrokerLifecycle?
+        if config.processRoles.contains(.broker) {
+            guard !config.clientListeners.isEmpty else { throw ValidationError("a broker needs a listener that is not a controller listener") }
+            let broker = try Broker(config: config, logger: logger)
+            let started = BrookServer(broker: broker, logger: logger)
+            let addresses = try started.start()
+            server = started
+            let advertised = (config.advertisedListeners ?? config.listeners).filter { !config.controllerListenerNames.contains($0.name) }
+            var options = BrokerLifecycleOptions(
+                nodeID: config.nodeID, voters: voters,
+                endpoints: advertised.map { BrokerInfo.Endpoint(name: $0.name, host: $0.host.isEmpty ? config.advertised.host : $0.host, port: $0.port) },
+                rack: config.brokerRack)
+            options.heartbeatIntervalMs = config.brokerHeartbeatIntervalMs
+            let membership = broker.cluster
+            let follower = BrokerLifecycle(options, group: group, logger: logger) { view in
+                membership.update(ClusterMembership.View(image: view.image, activeController: view.activeController, fenced: view.fenced))
+            }
+            follower.start()
+            lifecycle = follower
+            logger.notice("Brook \(Version.brook) broker \(config.nodeID) of cluster \(broker.clusterID) listening on \(addresses.map { "\($0)" }.joined(separator: ", ")), controllers \(votersText)")
+        }
+        let roles = config.processRoles.map(\.rawValue).sorted().joined(separator: ",")
+        logger.notice("node \(config.nodeID) runs as \(roles)")
+        // SIGTERM: a broker leaves first (its leaderships move), then stops serving; the
+        // controller stops last, so that it can still decide on the broker's departure.
+        let (stopDriver, stopServer, stopLifecycle) = (driver, server, lifecycle)
+        runUntilSignalled(logger: logger) {
+            if let lifecycle = stopLifecycle {
+                let agreed = lifecycle.shutDown(timeoutMs: max(5000, config.brokerSessionTimeoutMs))
+                logger.notice(agreed ? "controlled shutdown done" : "controlled shutdown not confirmed in time; stopping anyway")
+            }
+            stopServer?.shutdown()
+            stopDriver?.shutdown()
             logger.notice("stopped cleanly")
         }
     }

@@ -199,12 +199,19 @@ struct ControllerHarness {
         h.startBrokers(3)
         let id = h.create("c", partitions: 6, rf: 3)
         let leaving = n1
-        let first = h.commit(h.controller.heartbeat(BrokerHeartbeatRequest(id: leaving, epoch: h.epochs[leaving]!, metadataOffset: MetadataOffset(Int64(h.log.count)), wantShutdown: true), nowMs: h.now))
-        #expect(first.shouldShutDown)
+        func leave() -> BrokerHeartbeatAnswer {
+            h.commit(h.controller.heartbeat(BrokerHeartbeatRequest(id: leaving, epoch: h.epochs[leaving]!, metadataOffset: MetadataOffset(Int64(h.log.count)), wantShutdown: true), nowMs: h.now))
+        }
+        let first = leave()
+        #expect(!first.shouldShutDown && !first.isFenced)
         #expect(h.image.brokers[leaving]?.inControlledShutdown == true)
         for p in h.image.topics[id]!.partitions {
             #expect(p.leader != leaving && !p.isr.contains(leaving))
         }
+        // Leading nothing, it is fenced, and may stop.
+        let second = leave()
+        #expect(second.shouldShutDown && second.isFenced)
+        #expect(h.image.brokers[leaving]?.fenced == true)
     }
 
     @Test func producerIDBlocksNeverOverlap() {

@@ -1,16 +1,30 @@
+import BrookCluster
+import BrookCore
 import BrookProtocol
 
-/// DescribeCluster: the cluster id, the controller and the brokers (this one node).
+/// DescribeCluster: the cluster id, the active controller and the brokers. In a cluster they come
+/// from the metadata image this broker follows (fenced brokers only when asked, version 2+); on
+/// a single node, this node is both.
 struct DescribeClusterHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...2
 
     func handle(_ request: DescribeClusterRequest, version: Int16, context: RequestContext) -> Reply<DescribeClusterResponse> {
         let broker = context.broker
         let address = broker.config.advertised
-        let node = DescribeClusterResponse.DescribeClusterBroker(
-            brokerId: broker.config.nodeID, host: address.host, port: Int32(address.port), rack: nil, isFenced: false)
+        var nodes = [DescribeClusterResponse.DescribeClusterBroker(
+            brokerId: broker.config.nodeID, host: address.host, port: Int32(address.port), rack: nil, isFenced: false)]
+        var controller = broker.config.nodeID
+        if let view = broker.cluster.current {
+            controller = view.activeController ?? NodeID(-1)
+            nodes = view.image.brokers.values.sorted { $0.id < $1.id }.compactMap { info in
+                guard !info.fenced || request.includeFencedBrokers,
+                      let endpoint = info.endpoints.first(where: { $0.name == address.name }) ?? info.endpoints.first else { return nil }
+                return DescribeClusterResponse.DescribeClusterBroker(
+                    brokerId: info.id, host: endpoint.host, port: Int32(endpoint.port), rack: info.rack, isFenced: info.fenced)
+            }
+        }
         return .now(DescribeClusterResponse(
             throttleTimeMs: 0, errorCode: 0, errorMessage: nil, endpointType: request.endpointType,
-            clusterId: broker.clusterID, controllerId: broker.config.nodeID, brokers: [node]))
+            clusterId: broker.clusterID, controllerId: controller, brokers: nodes))
     }
 }

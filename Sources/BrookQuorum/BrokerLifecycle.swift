@@ -1,0 +1,369 @@
+import BrookCluster
+import BrookCore
+import BrookProtocol
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A broker's settings towards the controllers (Kafka's names).
+public struct BrokerLifecycleOptions: Sendable {
+    public var nodeID: NodeID
+    /// `controller.quorum.voters`: where the controllers listen.
+    public var voters: [VoterAddress]
+    /// The broker's advertised listeners, registered for clients and other brokers.
+    public var endpoints: [BrokerInfo.Endpoint]
+    /// `broker.rack`
+    public var rack: String?
+    /// `broker.heartbeat.interval.ms`
+    public var heartbeatIntervalMs: Int64 = 2000
+    /// How long a metadata read waits at the controller for something new.
+    public var metadataWaitMs: Int32 = 1000
+    /// A request to a controller with no answer within this is given up (and the next controller tried).
+    public var requestTimeoutMs: Int64 = 5000
+    public init(nodeID: NodeID, voters: [VoterAddress], endpoints: [BrokerInfo.Endpoint], rack: String? = nil) {
+        self.nodeID = nodeID
+        self.voters = voters
+        self.endpoints = endpoints
+        self.rack = rack
+    }
+}
+
+/// What a broker knows of the cluster: the metadata image it has applied, and its standing.
+public struct BrokerView: Sendable {
+    public var image = MetadataImage()
+    /// The committed log's offset this broker has read everything through.
+    public var fetchedThrough = MetadataOffset.zero
+    public var epoch = BrokerEpoch.none
+    public var fenced = true
+    /// The controller that last answered as active.
+    public var activeController: NodeID?
+}
+
+/// A broker's side of the quorum, on one event loop: it registers with the active controller
+/// (a new broker epoch per process), heartbeats every `broker.heartbeat.interval.ms`, and reads
+/// the committed metadata log from a controller as an observer, applying it to its image. On
+/// shutdown it asks to leave (controlled shutdown) and waits until the controller has moved its
+/// leaderships, or a timeout.
+public final class BrokerLifecycle: @unchecked Sendable {
+    public let options: BrokerLifecycleOptions
+    let loop: EventLoop
+    let logger: Logger
+    let incarnation: KafkaUUID
+    let onChange: @Sendable (BrokerView) -> Void
+    let viewBox = NIOLockedValueBox(BrokerView())
+
+    // State below is confined to `loop`.
+    var view = BrokerView()
+    var target = 0
+    var connection: ControllerConnection?
+    var registering = false
+    var heartbeatInFlight = false
+    var fetchInFlight = false
+    var lastHeartbeat = NIODeadline.uptimeNanoseconds(0)
+    var wantShutdown = false
+    var shutdownDone: EventLoopPromise<Bool>?
+    var ticker: RepeatedTask?
+
+    public var current: BrokerView { viewBox.withLockedValue { $0 } }
+
+    public init(_ options: BrokerLifecycleOptions, group: EventLoopGroup, logger: Logger, onChange: @escaping @Sendable (BrokerView) -> Void = { _ in }) {
+        precondition(!options.voters.isEmpty, "a broker needs controllers")
+        self.options = options
+        loop = group.next()
+        self.logger = logger
+        var random = SystemRandomNumberGenerator()
+        incarnation = KafkaUUID.random(using: &random)
+        self.onChange = onChange
+        target = Int(options.nodeID.value) % options.voters.count
+    }
+
+    public func start() {
+        loop.execute { [self] in
+            ticker = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(100)) { [self] _ in step() }
+        }
+    }
+
+    /// Controlled shutdown: heartbeats ask to leave until the controller answers that this broker
+    /// may stop (its leaderships moved), or `timeoutMs` passes. Then everything stops. Call from
+    /// outside the loop; returns whether the controller agreed in time.
+    public func shutDown(timeoutMs: Int64) -> Bool {
+        loop.preconditionNotInEventLoop()
+        let agreed = try? loop.submit { [self] () -> EventLoopFuture<Bool> in
+            wantShutdown = true
+            let promise = loop.makePromise(of: Bool.self)
+            shutdownDone = promise
+            if view.epoch == .none { promise.succeed(false) }
+            loop.scheduleTask(in: .milliseconds(timeoutMs)) { promise.succeed(false) }
+            lastHeartbeat = .uptimeNanoseconds(0)
+            step()
+            return promise.futureResult
+        }.flatMap { $0 }.wait()
+        try? loop.submit { [self] in
+            ticker?.cancel()
+            connection?.close()
+            connection = nil
+        }.wait()
+        return agreed ?? false
+    }
+
+    // MARK: the loop
+
+    func step() {
+        guard let connection = connected() else { return }
+        if view.epoch == .none {
+            if !registering && !wantShutdown { register(connection) }
+        } else if !heartbeatInFlight, NIODeadline.now() - lastHeartbeat >= .milliseconds(wantShutdown ? 200 : options.heartbeatIntervalMs) {
+            heartbeat(connection)
+        }
+        if !fetchInFlight { fetch(connection) }
+    }
+
+    func connected() -> ControllerConnection? {
+        if let connection, connection.isUsable { return connection }
+        if connection != nil { rotate() }
+        let voter = options.voters[target]
+        connection = ControllerConnection(host: voter.host, port: voter.port, loop: loop, timeoutMs: options.requestTimeoutMs, logger: logger)
+        registering = false
+        heartbeatInFlight = false
+        fetchInFlight = false
+        return connection!.isUsable ? connection : nil
+    }
+
+    /// Next voter, or the one named as leader.
+    func rotate(to leader: NodeID? = nil) {
+        if let leader, let index = options.voters.firstIndex(where: { $0.id == leader }) {
+            target = index
+        } else {
+            target = (target + 1) % options.voters.count
+        }
+        connection?.close()
+        connection = nil
+    }
+
+    func register(_ connection: ControllerConnection) {
+        registering = true
+        let request = BrokerRegistrationRequest(id: options.nodeID, incarnation: incarnation, endpoints: options.endpoints, rack: options.rack)
+        connection.ask(.registerBroker(request)) { [self] result in
+            // An answer from a connection given up since changes nothing.
+            guard self.connection === connection else { return }
+            registering = false
+            guard case .success(.text(let ok, let text)) = result else { return rotate() }
+            let fields = Self.fields(text)
+            guard ok else { return rotate(to: fields["leader"].flatMap(Int32.init).map(NodeID.init)) }
+            let code = ErrorCode(rawValue: Int16(fields["error_code"] ?? "") ?? -1)
+            guard code == .none, let epoch = fields["broker_epoch"].flatMap(Int64.init) else {
+                logger.warning("broker \(options.nodeID) registration refused: \(code)")
+                return
+            }
+            view.epoch = BrokerEpoch(epoch)
+            view.activeController = options.voters[target].id
+            lastHeartbeat = .uptimeNanoseconds(0)
+            logger.notice("broker \(options.nodeID) registered with controller \(options.voters[target].id), broker epoch \(epoch)")
+            publish()
+        }
+    }
+
+    func heartbeat(_ connection: ControllerConnection) {
+        heartbeatInFlight = true
+        lastHeartbeat = .now()
+        let request = BrokerHeartbeatRequest(id: options.nodeID, epoch: view.epoch, metadataOffset: view.fetchedThrough, wantShutdown: wantShutdown)
+        connection.ask(.brokerHeartbeat(request)) { [self] result in
+            // An answer from a connection given up since changes nothing.
+            guard self.connection === connection else { return }
+            heartbeatInFlight = false
+            guard case .success(.text(let ok, let text)) = result else { return rotate() }
+            let fields = Self.fields(text)
+            guard ok else { return rotate(to: fields["leader"].flatMap(Int32.init).map(NodeID.init)) }
+            let code = ErrorCode(rawValue: Int16(fields["error_code"] ?? "") ?? -1)
+            if code == .staleBrokerEpoch || code == .brokerIDNotRegistered {
+                logger.warning("broker \(options.nodeID) must register again: \(code)")
+                view.epoch = .none
+                return publish()
+            }
+            guard code == .none else { return }
+            let fenced = fields["fenced"] == "true"
+            if fenced != view.fenced {
+                logger.notice("broker \(options.nodeID) is \(fenced ? "fenced" : "unfenced") (broker epoch \(view.epoch))")
+            }
+            view.fenced = fenced
+            view.activeController = options.voters[target].id
+            publish()
+            if wantShutdown, fields["should_shut_down"] == "true" {
+                shutdownDone?.succeed(true)
+            }
+        }
+    }
+
+    func fetch(_ connection: ControllerConnection) {
+        fetchInFlight = true
+        connection.ask(.fetchMetadata(after: view.fetchedThrough, maxWaitMs: options.metadataWaitMs)) { [self] result in
+            // An answer from a connection given up since changes nothing.
+            guard self.connection === connection else { return }
+            fetchInFlight = false
+            guard case .success(.data(let bytes)) = result else { return }
+            do {
+                if try apply(bytes) { publish() }
+            } catch {
+                logger.error("broker \(options.nodeID) cannot apply the metadata it read: \(error)")
+            }
+            step()
+        }
+    }
+
+    /// Applies a metadata answer (QuorumDriver.metadataAnswer's layout); true if the view moved.
+    func apply(_ bytes: [UInt8]) throws(MetadataError) -> Bool {
+        var reader = ByteReader(bytes)
+        guard let kind = reader.uint8(), let through = reader.int64() else { throw MetadataError("metadata answer cut short") }
+        let before = view.fetchedThrough
+        if kind == 1 {
+            guard let length = reader.uint32(), let data = reader.bytes(Int(length)) else { throw MetadataError("snapshot cut short") }
+            guard case .records(let records) = try MetadataEntry(decoding: data, recordsMax: MetadataEntry.snapshotRecordsMax) else {
+                throw MetadataError("a snapshot without records")
+            }
+            view.image = try MetadataImage(snapshot: records, at: MetadataOffset(through))
+        } else {
+            guard let count = reader.uint32() else { throw MetadataError("metadata answer cut short") }
+            for _ in 0..<count {
+                guard let index = reader.int64(), let length = reader.uint32(), let data = reader.bytes(Int(length)) else {
+                    throw MetadataError("metadata entry cut short")
+                }
+                guard index > view.image.offset.value else { continue }
+                if case .records(let records) = try MetadataEntry(decoding: data) {
+                    try view.image.apply(records, at: MetadataOffset(index))
+                }
+            }
+        }
+        view.fetchedThrough = MetadataOffset(max(before.value, through))
+        return view.fetchedThrough != before
+    }
+
+    func publish() {
+        let snapshot = view
+        viewBox.withLockedValue { $0 = snapshot }
+        onChange(snapshot)
+    }
+
+    static func fields(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { out[String(parts[0])] = String(parts[1]) }
+        }
+        return out
+    }
+}
+
+/// Reads big-endian numbers and byte runs from an answer, nil past its end.
+struct ByteReader {
+    let bytes: [UInt8]
+    var at = 0
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    mutating func bytes(_ count: Int) -> [UInt8]? {
+        guard count >= 0, bytes.count - at >= count else { return nil }
+        defer { at += count }
+        return Array(bytes[at..<(at + count)])
+    }
+    mutating func integer<T: FixedWidthInteger>(_: T.Type) -> T? {
+        bytes(MemoryLayout<T>.size).map { $0.reduce(T(0)) { ($0 << 8) | T($1) } }
+    }
+    mutating func uint8() -> UInt8? { integer(UInt8.self) }
+    mutating func uint32() -> UInt32? { integer(UInt32.self) }
+    mutating func int64() -> Int64? { integer(UInt64.self).map { Int64(bitPattern: $0) } }
+}
+
+/// One connection to a controller carrying many requests, each answered by id. All on one loop;
+/// a request without an answer in time fails, and so does every one when the connection ends.
+final class ControllerConnection: @unchecked Sendable {
+    enum Answer {
+        case text(ok: Bool, String)
+        case data([UInt8])
+    }
+    let loop: EventLoop
+    let timeoutMs: Int64
+    var channel: Channel?
+    var failed = false
+    var nextID: UInt32 = 1
+    var pending: [UInt32: (Result<Answer, Error>) -> Void] = [:]
+    var queued: [ByteBuffer] = []
+    static let pendingMax = 64
+
+    init(host: String, port: Int, loop: EventLoop, timeoutMs: Int64, logger: Logger) {
+        self.loop = loop
+        self.timeoutMs = timeoutMs
+        ClientBootstrap(group: loop)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.connectTimeout, value: .milliseconds(min(timeoutMs, 1000)))
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(ControllerAnswerHandler(connection: self))
+                }
+            }
+            .connect(host: host, port: port)
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let channel):
+                    self.channel = channel
+                    for buffer in queued { channel.write(buffer, promise: nil) }
+                    queued = []
+                    channel.flush()
+                case .failure(let error):
+                    logger.debug("cannot reach controller \(host):\(port): \(error)")
+                    end(error)
+                }
+            }
+    }
+
+    var isUsable: Bool { !failed }
+
+    func ask(_ request: QuorumRequest, _ done: @escaping (Result<Answer, Error>) -> Void) {
+        loop.preconditionInEventLoop()
+        guard !failed, pending.count < Self.pendingMax else { return done(.failure(QuorumError.unreachable("connection unusable"))) }
+        let id = nextID
+        nextID &+= 1
+        pending[id] = done
+        var buffer = ByteBufferAllocator().buffer(capacity: 128)
+        Frame.request(id: id, request).encode(into: &buffer)
+        if let channel { channel.writeAndFlush(buffer, promise: nil) } else { queued.append(buffer) }
+        let wait = request.isLongPoll ? timeoutMs + Int64(QuorumRequest.fetchWaitMsMax) : timeoutMs
+        loop.scheduleTask(in: .milliseconds(wait)) { [self] in
+            if let waiting = pending.removeValue(forKey: id) { waiting(.failure(QuorumError.timedOut)) }
+        }
+    }
+
+    func received(_ frame: Frame) {
+        switch frame {
+        case .answer(let id, let ok, let text): pending.removeValue(forKey: id)?(.success(.text(ok: ok, text)))
+        case .data(let id, let bytes): pending.removeValue(forKey: id)?(.success(.data(bytes)))
+        default: end(QuorumError.unreachable("unexpected frame from the controller"))
+        }
+    }
+
+    func end(_ error: Error) {
+        guard !failed else { return }
+        failed = true
+        channel?.close(promise: nil)
+        let waiting = pending
+        pending = [:]
+        for (_, done) in waiting { done(.failure(error)) }
+    }
+
+    func close() { end(QuorumError.unreachable("closed")) }
+}
+
+final class ControllerAnswerHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = Frame
+    let connection: ControllerConnection
+    init(connection: ControllerConnection) { self.connection = connection }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { connection.received(unwrapInboundIn(data)) }
+    func channelInactive(context: ChannelHandlerContext) { connection.end(QuorumError.unreachable("connection closed")) }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { connection.end(error) }
+}
+
+extension QuorumRequest {
+    var isLongPoll: Bool {
+        if case .fetchMetadata = self { return true }
+        return false
+    }
+}
