@@ -13,7 +13,7 @@ enum ErrorMapping {
         case .offsetOutOfRange: .offsetOutOfRange
         case .invalidArgument: .invalidRequest
         case .invalidConfig: .invalidConfig
-        case .io, .diskFull, .corruptSegment, .corruptIndex, .closed: .kafkaStorageError
+        case .io, .diskFull, .corruptSegment, .corruptIndex, .corruptCheckpoint, .closed: .kafkaStorageError
         }
     }
 }

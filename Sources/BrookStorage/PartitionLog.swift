@@ -54,10 +54,10 @@ public final class PartitionLog {
     var segments: [LogSegment]
     let clock: any Clock
     let logger: Logger
-    private var unflushedRecords: Int64 = 0
+    var unflushedRecords: Int64 = 0
     private var lastFlush: Timestamp
     private var activeCreatedAt: Timestamp
-    private var isClosed = false
+    var isClosed = false
     /// How many segments the last open had to scan and rebuild (0 after a clean shutdown).
     public internal(set) var segmentsRecoveredAtOpen = 0
 
@@ -226,7 +226,7 @@ public final class PartitionLog {
         return false
     }
 
-    private func rollIfNeeded(adding bytes: Int, lastOffset: Offset) throws(StorageError) {
+    func rollIfNeeded(adding bytes: Int, lastOffset: Offset) throws(StorageError) {
         let segmentAge = clock.now().ms - activeCreatedAt.ms
         if active.isFull(adding: bytes, lastOffset: lastOffset, segmentBytes: config.segmentBytes)
             || (!active.isEmpty && segmentAge > config.segmentMs) {

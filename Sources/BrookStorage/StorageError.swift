@@ -23,6 +23,8 @@ public enum StorageError: Error, Sendable, CustomStringConvertible {
     /// A segment file holds bytes that are not a valid batch where one must be.
     case corruptSegment(path: String, position: FilePosition, reason: String)
     case corruptIndex(path: String, reason: String)
+    /// A checkpoint file (leader epochs, high watermarks, partition metadata) does not parse.
+    case corruptCheckpoint(path: String, reason: String)
     case invalidConfig(key: String, value: String, reason: String)
     case invalidArgument(String)
     /// The log was closed.
@@ -44,6 +46,7 @@ public enum StorageError: Error, Sendable, CustomStringConvertible {
             "offset \(requested) is outside the log [\(start), \(end))"
         case .corruptSegment(let path, let position, let reason): "corrupt segment \(path) at position \(position): \(reason)"
         case .corruptIndex(let path, let reason): "corrupt index \(path): \(reason)"
+        case .corruptCheckpoint(let path, let reason): "corrupt checkpoint \(path): \(reason)"
         case .invalidConfig(let key, let value, let reason): "invalid \(key)=\(value): \(reason)"
         case .invalidArgument(let message): message
         case .closed: "the log is closed"
