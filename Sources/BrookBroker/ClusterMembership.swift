@@ -1,9 +1,11 @@
 import BrookCluster
 import BrookCore
 import Foundation
+import NIOCore
 
 /// What this broker knows of the cluster it belongs to, when it runs with `process.roles`: the
-/// metadata image it follows and the active controller. Empty on a single node without a quorum.
+/// metadata image it follows, the active controller, and the way to the controller for topic
+/// changes. Empty on a single node without a quorum (`isCluster` false).
 public final class ClusterMembership: Sendable {
     public struct View: Sendable {
         public var image: MetadataImage
@@ -16,12 +18,38 @@ public final class ClusterMembership: Sendable {
         }
     }
 
-    private let state = NSLock()
+    public typealias Forward = @Sendable (ControllerAdminRequest, @escaping @Sendable (Result<[TopicAnswer], any Error>) -> Void) -> Void
+
+    private let lock = NSLock()
     nonisolated(unsafe) private var view: View?
+    nonisolated(unsafe) private var forwarder: Forward?
 
     public init() {}
 
-    public var current: View? { state.withLock { view } }
+    public var current: View? { lock.withLock { view } }
+    public var isCluster: Bool { lock.withLock { forwarder != nil } }
 
-    public func update(_ new: View) { state.withLock { view = new } }
+    public func update(_ new: View) { lock.withLock { view = new } }
+
+    /// Called once at start by a broker that is part of a cluster.
+    public func attach(forward: @escaping Forward) { lock.withLock { forwarder = forward } }
+
+    /// Sends a topic change to the active controller; the future completes on `loop` with its
+    /// answers once committed, or the error.
+    public func forward(_ request: ControllerAdminRequest, on loop: any EventLoop) -> EventLoopFuture<Result<[TopicAnswer], any Error>> {
+        let promise = loop.makePromise(of: Result<[TopicAnswer], any Error>.self)
+        guard let forwarder = lock.withLock({ forwarder }) else {
+            promise.succeed(.failure(NotInCluster()))
+            return promise.futureResult
+        }
+        forwarder(request) { promise.succeed($0) }
+        return promise.futureResult
+    }
+
+    struct NotInCluster: Error {}
+}
+
+extension Broker {
+    /// The cluster id clients see: the one the cluster's metadata log agreed on, or this node's.
+    public var advertisedClusterID: String { cluster.current?.image.clusterID ?? clusterID }
 }

@@ -46,7 +46,8 @@ public final class GroupService: Sendable {
         self.clock = clock
         self.logger = logger
         offsetsTopic = InternalTopic(name: Self.offsetsTopic, partitionCount: config.offsetsTopicPartitions,
-                                     segmentBytes: config.offsetsTopicSegmentBytes, topics: topics)
+                                     segmentBytes: config.offsetsTopicSegmentBytes, topics: topics,
+                                     createLocally: config.processRoles.isEmpty)
     }
 
     public let config: GroupConfig

@@ -12,6 +12,9 @@ struct InternalTopic: Sendable {
     let partitionCount: Int32
     let segmentBytes: Int64
     let topics: TopicRegistry
+    /// A single node makes the topic itself on first use; in a cluster the controller makes it
+    /// (FindCoordinator asks) and the replica manager hosts it.
+    var createLocally = true
 
     /// Kafka's placement: abs(id.hashCode()) % partitions, with Java's String hash.
     static func partitionIndex(for id: String, partitions: Int) -> Int {
@@ -24,6 +27,7 @@ struct InternalTopic: Sendable {
     /// deleted the topic (Kafka allows it), and then it is made again.
     func partitions() throws(StorageError) -> [Partition] {
         if let topic = topics.topic(name) { return topic.partitions }
+        guard createLocally else { throw .invalidArgument("\(name) does not exist yet in the cluster") }
         do {
             let configs = ["cleanup.policy": "compact", "segment.bytes": String(segmentBytes), "compression.type": "producer"]
             return try topics.create(name: name, partitions: partitionCount, configs: configs).partitions

@@ -15,8 +15,25 @@ public final class Partition: Sendable {
     public let logDirectory: String
     let state: Mutex<Locked>
     let parked = Mutex<[ObjectIdentifier: Wake]>([:])
-    /// The leader epoch stamped into appended batches (constant until the cluster issue).
-    public let leaderEpoch = LeaderEpoch(0)
+    /// What this broker is for the partition. A single node leads every partition in epoch 0;
+    /// in a cluster the metadata image decides (ReplicaManager).
+    public enum Role: Sendable, Equatable {
+        case leader(LeaderEpoch)
+        /// Another broker leads (nil: none can now); this one holds a replica or nothing.
+        case follower(leader: NodeID?, epoch: LeaderEpoch)
+    }
+    let roleState = Mutex<Role>(.leader(LeaderEpoch(0)))
+
+    public var role: Role { roleState.withLock { $0 } }
+    public func become(_ role: Role) { roleState.withLock { $0 = role } }
+    public var isLeader: Bool { if case .leader = role { true } else { false } }
+    /// The leader epoch stamped into appended batches.
+    public var leaderEpoch: LeaderEpoch {
+        switch role {
+        case .leader(let epoch): epoch
+        case .follower(_, let epoch): epoch
+        }
+    }
 
     /// What the lock guards: the log, and the producer state that describes it up to its end.
     struct Locked {
@@ -157,6 +174,7 @@ public final class Partition: Sendable {
 
     /// A request's current leader epoch checked against ours (-1: not given, always fine).
     public func checkLeaderEpoch(_ current: LeaderEpoch) -> ErrorCode? {
+        guard isLeader else { return .notLeaderOrFollower }
         guard current != LeaderEpoch(-1), current != leaderEpoch else { return nil }
         return current > leaderEpoch ? .unknownLeaderEpoch : .fencedLeaderEpoch
     }

@@ -176,9 +176,10 @@ public final class TopicRegistry: Sendable {
     /// Creates a topic: the name is taken first (a concurrent create of it, from CreateTopics,
     /// auto-creation or a coordinator, gets TOPIC_ALREADY_EXISTS, so no two ever open the same
     /// directories), then its partitions are opened, all or nothing.
-    public func create(name: String, partitions: Int32, configs: [String: String]) throws(TopicError) -> Topic {
+    /// `id` is the topic id the cluster's metadata gave it; a single node draws one.
+    public func create(name: String, partitions: Int32, configs: [String: String], id given: KafkaUUID? = nil) throws(TopicError) -> Topic {
         if let problem = checkCreate(name: name, partitions: partitions, configs: configs) { throw problem }
-        let id = try beginCreate(name: name, partitions: Int(partitions))
+        let id = try beginCreate(name: name, partitions: Int(partitions), id: given)
         var topic = Topic(name: name, id: id, partitions: [], overrides: configs)
         do throws(TopicError) {
             topic.partitions = try openPartitions(of: topic, range: 0..<partitions)
@@ -199,13 +200,14 @@ public final class TopicRegistry: Sendable {
     }
 
     /// Takes the name and counts the partitions, or refuses; returns the new topic's id.
-    func beginCreate(name: String, partitions: Int) throws(TopicError) -> KafkaUUID {
+    func beginCreate(name: String, partitions: Int, id given: KafkaUUID? = nil) throws(TopicError) -> KafkaUUID {
         try state.withLock { (s: inout State) throws(TopicError) -> KafkaUUID in
             if s.topics[name] != nil || s.changing.contains(name) {
                 throw TopicError(.topicAlreadyExists, "Topic '\(name)' already exists.")
             }
+            if let given, s.names[given] != nil { throw TopicError(.topicAlreadyExists, "Topic id \(given) already exists.") }
             try admit(partitions, &s)
-            var id = KafkaUUID.random(using: &s.random)
+            var id = given ?? KafkaUUID.random(using: &s.random)
             while s.names[id] != nil { id = KafkaUUID.random(using: &s.random) }
             s.changing.insert(name)
             return id

@@ -41,6 +41,11 @@ public final class TxnService: Sendable {
     let idBlockPath: String
     let stateTopic: InternalTopic
     public let config: TxnConfig
+    /// In a cluster, each broker hands out producer ids from its own share of the id space (the
+    /// local id shifted left 16 bits, the node id in the low bits), so two brokers never give the
+    /// same id; nil on a single node. Interim: Kafka takes blocks from the controller
+    /// (AllocateProducerIds), which BrookCluster's controller already decides.
+    let idNamespace: Int64?
 
     init(config: BrokerConfig, topics: TopicRegistry, groups: GroupService, clock: any Clock, logger: Logger) {
         self.config = config.transactions
@@ -51,7 +56,10 @@ public final class TxnService: Sendable {
         self.logger = logger
         idBlockPath = config.logDirs[0] + "/" + Self.idBlockFile
         stateTopic = InternalTopic(name: Self.stateTopic, partitionCount: config.transactions.stateLogPartitions,
-                                   segmentBytes: config.transactions.stateLogSegmentBytes, topics: topics)
+                                   segmentBytes: config.transactions.stateLogSegmentBytes, topics: topics,
+                                   createLocally: config.processRoles.isEmpty)
+        precondition(config.processRoles.isEmpty || config.nodeID.value < 1 << 16, "node ids of a cluster are below 65536")
+        idNamespace = config.processRoles.isEmpty ? nil : Int64(config.nodeID.value)
     }
 
     var now: Int64 { clock.now().ms }
@@ -143,11 +151,12 @@ public final class TxnService: Sendable {
             let now = self.now
             let path = idBlockPath
             let logger = self.logger
+            let namespace = idNamespace
             let outcome = state.withLock { s -> TxnCoordinator.InitOutcome in
                 var ids = s.ids
                 let outcome = s.coordinator.initProducerID(transactionalID: transactionalID, timeoutMs: timeoutMs,
                                                            expected: expected, now: now) {
-                    Self.allocate(&ids, path: path, logger: logger)
+                    Self.allocate(&ids, path: path, logger: logger).map { id in namespace.map { ProducerID(id.value << 16 | $0) } ?? id }
                 }
                 s.ids = ids
                 switch outcome {

@@ -15,6 +15,8 @@ public struct ControllerConfig: Equatable, Sendable {
     /// At most this many records in one metadata log entry (Kafka's MAX_RECORDS_PER_USER_OP);
     /// larger repairs continue at the next tick.
     public var recordsPerEntryMax = 10_000
+    /// `cluster.id` when the operator set one; otherwise the first controller draws one.
+    public var clusterID: String?
     public init() {}
 }
 
@@ -234,6 +236,12 @@ public struct ClusterController: Sendable {
     /// Time passed: fences brokers whose sessions lapsed, moving their leaderships in the same
     /// entry, and goes on with repairs an earlier entry had no room for.
     public mutating func tick(nowMs: Int64) -> Decision<Void> {
+        if image.clusterID == nil {
+            // The cluster's id is agreed once, by the first controller, in the log.
+            let id = config.clusterID ?? KafkaUUID.random(using: &random).description
+            return decide([.config(ConfigRecord(resourceType: ConfigResource.Kind.broker.rawValue, resourceName: "",
+                                                name: MetadataImage.clusterIDConfig, value: id))], ())
+        }
         var fences: [MetadataRecord] = []
         var lapsed: Set<NodeID> = []
         for (id, broker) in image.brokers.sorted(by: { $0.key < $1.key }) where !broker.fenced {

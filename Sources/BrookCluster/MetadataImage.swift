@@ -101,6 +101,11 @@ public struct MetadataImage: Equatable, Sendable {
     }
     public func config(_ resource: ConfigResource, _ name: String) -> String? { configs[resource]?[name] }
 
+    /// The cluster's id, a cluster-wide broker config in the log (Kafka keeps it in each
+    /// node's meta.properties, written by `kafka-storage format`; Brook has no format step).
+    public static let clusterIDConfig = "cluster.id"
+    public var clusterID: String? { config(ConfigResource(.broker, ""), Self.clusterIDConfig) }
+
     // MARK: applying records
 
     /// Applies the records of one metadata log entry at `offset`, all or none.

@@ -107,6 +107,35 @@ public final class BrokerLifecycle: @unchecked Sendable {
         return agreed ?? false
     }
 
+    /// Forwards a topic change to the active controller (trying the one named when a
+    /// controller is not active), and calls `done` with its answers once committed, or an error.
+    public func forward(_ request: ControllerAdminRequest, done: @escaping @Sendable (Result<[TopicAnswer], QuorumError>) -> Void) {
+        loop.execute { [self] in forward(request, attempt: 0, done: done) }
+    }
+
+    func forward(_ request: ControllerAdminRequest, attempt: Int, done: @escaping @Sendable (Result<[TopicAnswer], QuorumError>) -> Void) {
+        let retry = { [self] in
+            guard attempt < Self.forwardAttemptsMax else { return done(.failure(.unreachable("no active controller answered"))) }
+            loop.scheduleTask(in: .milliseconds(200)) { [self] in forward(request, attempt: attempt + 1, done: done) }
+        }
+        guard let connection = connected() else { return retry() }
+        connection.ask(.admin(request)) { [self] result in
+            switch result {
+            case .success(.text(true, let text)):
+                guard let answers = TopicAnswerText.parse(text) else { return done(.failure(.unreachable("unreadable controller answer"))) }
+                done(.success(answers))
+            case .success(.text(false, let text)):
+                if self.connection === connection { rotate(to: Self.fields(text)["leader"].flatMap(Int32.init).map(NodeID.init)) }
+                retry()
+            default:
+                if self.connection === connection { rotate() }
+                retry()
+            }
+        }
+    }
+
+    static let forwardAttemptsMax = 10
+
     // MARK: the loop
 
     func step() {

@@ -305,6 +305,20 @@ public final class QuorumDriver: @unchecked Sendable {
             metadataWaiters.append((after, .now() + .milliseconds(Int64(maxWaitMs)), reply))
         case .describeCluster:
             text(true, describeCluster())
+        case .admin(let request):
+            guard controller != nil, waiting.count < Self.waitingMax else { return text(false, notActive()) }
+            let (entries, answers) = controller!.admin(request)
+            let lines = answers.map(TopicAnswerText.line).joined()
+            guard !entries.isEmpty else { return text(true, lines) }
+            var remaining = entries.count
+            var lost = false
+            for entry in entries {
+                propose(entry) { committed in
+                    lost = lost || !committed
+                    remaining -= 1
+                    if remaining == 0 { lost ? text(false, "error=not committed; retry\n") : text(true, lines) }
+                }
+            }
         }
     }
 

@@ -60,6 +60,9 @@ enum Frame: Equatable {
                 buffer.writeInteger(maxWaitMs)
             case .describeCluster:
                 buffer.writeInteger(UInt8(8))
+            case .admin(let admin):
+                buffer.writeInteger(UInt8(9))
+                Self.write(admin, into: &buffer)
             }
         case .answer(let id, let ok, let text):
             buffer.writeInteger(UInt8(3))
@@ -101,6 +104,7 @@ enum Frame: Equatable {
                       (0...QuorumRequest.fetchWaitMsMax).contains(wait), body.readableBytes == 0 else { return nil }
                 return .request(id: id, .fetchMetadata(after: MetadataOffset(after), maxWaitMs: wait))
             case 8: return body.readableBytes == 0 ? .request(id: id, .describeCluster) : nil
+            case 9: return readAdmin(&body).flatMap { body.readableBytes == 0 ? .request(id: id, .admin($0)) : nil }
             default: return nil
             }
         case 3:
@@ -133,6 +137,95 @@ enum Frame: Equatable {
         if length == -1 { return .some(nil) }
         guard length >= 0, Int(length) <= stringBytesMax, let text = buffer.readString(length: Int(length)) else { return nil }
         return .some(text)
+    }
+
+    static let topicsPerAdminMax = 10_000
+    static let configsPerTopicMax = 1000
+    static let assignmentsMax = 10_000
+
+    static func write(_ admin: ControllerAdminRequest, into buffer: inout ByteBuffer) {
+        switch admin {
+        case .createTopics(let topics, let validateOnly):
+            buffer.writeInteger(UInt8(1))
+            buffer.writeInteger(UInt8(validateOnly ? 1 : 0))
+            buffer.writeInteger(UInt32(topics.count))
+            for topic in topics {
+                writeString(topic.name, into: &buffer)
+                buffer.writeInteger(Int32(clamping: topic.partitions ?? -1))
+                buffer.writeInteger(Int32(clamping: topic.replicationFactor ?? -1))
+                let assignments = topic.assignments ?? []
+                buffer.writeInteger(UInt32(topic.assignments == nil ? UInt32.max : UInt32(assignments.count)))
+                for replicas in assignments {
+                    buffer.writeInteger(UInt16(replicas.count))
+                    for id in replicas { buffer.writeInteger(id.value) }
+                }
+                buffer.writeInteger(UInt16(topic.configs.count))
+                for (key, value) in topic.configs.sorted(by: { $0.key < $1.key }) {
+                    writeString(key, into: &buffer)
+                    writeString(value, into: &buffer)
+                }
+            }
+        case .deleteTopics(let names):
+            buffer.writeInteger(UInt8(2))
+            buffer.writeInteger(UInt32(names.count))
+            for name in names { writeString(name, into: &buffer) }
+        case .createPartitions(let topic, let total):
+            buffer.writeInteger(UInt8(3))
+            writeString(topic, into: &buffer)
+            buffer.writeInteger(Int32(clamping: total))
+        }
+    }
+
+    static func readAdmin(_ body: inout ByteBuffer) -> ControllerAdminRequest? {
+        guard let kind = body.readInteger(as: UInt8.self) else { return nil }
+        switch kind {
+        case 1:
+            guard let validate = body.readInteger(as: UInt8.self), validate <= 1, let count = body.readInteger(as: UInt32.self),
+                  count <= topicsPerAdminMax else { return nil }
+            var topics: [NewTopic] = []
+            for _ in 0..<count {
+                guard let name = readString(&body) ?? nil, let partitions = body.readInteger(as: Int32.self),
+                      let factor = body.readInteger(as: Int32.self), let assignmentCount = body.readInteger(as: UInt32.self) else { return nil }
+                var assignments: [[NodeID]]?
+                if assignmentCount != UInt32.max {
+                    guard assignmentCount <= assignmentsMax else { return nil }
+                    var lists: [[NodeID]] = []
+                    for _ in 0..<assignmentCount {
+                        guard let n = body.readInteger(as: UInt16.self), n <= 64 else { return nil }
+                        var ids: [NodeID] = []
+                        for _ in 0..<n {
+                            guard let id = body.readInteger(as: Int32.self) else { return nil }
+                            ids.append(NodeID(id))
+                        }
+                        lists.append(ids)
+                    }
+                    assignments = lists
+                }
+                guard let configCount = body.readInteger(as: UInt16.self), Int(configCount) <= configsPerTopicMax else { return nil }
+                var configs: [String: String] = [:]
+                for _ in 0..<configCount {
+                    guard let key = readString(&body) ?? nil, let value = readString(&body) ?? nil else { return nil }
+                    configs[key] = value
+                }
+                guard configs.count == Int(configCount) else { return nil }
+                topics.append(NewTopic(name: name, partitions: partitions < 0 ? nil : Int(partitions),
+                                       replicationFactor: factor < 0 ? nil : Int(factor), assignments: assignments, configs: configs))
+            }
+            return .createTopics(topics, validateOnly: validate == 1)
+        case 2:
+            guard let count = body.readInteger(as: UInt32.self), count <= topicsPerAdminMax else { return nil }
+            var names: [String] = []
+            for _ in 0..<count {
+                guard let name = readString(&body) ?? nil else { return nil }
+                names.append(name)
+            }
+            return .deleteTopics(names)
+        case 3:
+            guard let topic = readString(&body) ?? nil, let total = body.readInteger(as: Int32.self) else { return nil }
+            return .createPartitions(topic: topic, total: Int(total))
+        default:
+            return nil
+        }
     }
 
     static func readRegistration(_ body: inout ByteBuffer) -> BrokerRegistrationRequest? {
@@ -254,6 +347,9 @@ public enum QuorumRequest: Equatable, Sendable {
     case fetchMetadata(after: MetadataOffset, maxWaitMs: Int32)
     /// The brokers and controller as this controller's committed image knows them.
     case describeCluster
+    /// Topic changes a broker forwards (CreateTopics, DeleteTopics, CreatePartitions),
+    /// answered once their entries are committed.
+    case admin(ControllerAdminRequest)
 
     public static let fetchWaitMsMax: Int32 = 60_000
 }
@@ -278,4 +374,38 @@ struct FrameDecoder: ByteToMessageDecoder {
 enum FrameError: Error {
     case tooLarge(Int)
     case malformed
+}
+
+/// A TopicAnswer as one line of a controller's text answer:
+/// `topic=NAME error_code=N topic_id=ID partitions=P replication_factor=R message=...` (the
+/// message, which may hold spaces, last).
+enum TopicAnswerText {
+    static func line(_ a: TopicAnswer) -> String {
+        let message = (a.message ?? "").replacingNewlines
+        return "topic=\(a.name) error_code=\(a.error.rawValue) topic_id=\(a.topicID) partitions=\(a.partitions) replication_factor=\(a.replicationFactor) message=\(message)\n"
+    }
+
+    static func parse(_ text: String) -> [TopicAnswer]? {
+        var answers: [TopicAnswer] = []
+        for line in text.split(separator: "\n") {
+            guard let messageStart = line.firstRange(of: " message=") else { return nil }
+            var fields: [String: String] = [:]
+            for word in line[..<messageStart.lowerBound].split(separator: " ") {
+                let kv = word.split(separator: "=", maxSplits: 1)
+                guard kv.count == 2 else { return nil }
+                fields[String(kv[0])] = String(kv[1])
+            }
+            let message = String(line[messageStart.upperBound...])
+            guard let name = fields["topic"], let code = fields["error_code"].flatMap(Int16.init),
+                  let id = fields["topic_id"].flatMap(KafkaUUID.init), let partitions = fields["partitions"].flatMap(Int.init),
+                  let factor = fields["replication_factor"].flatMap(Int.init) else { return nil }
+            answers.append(TopicAnswer(name: name, error: ErrorCode(rawValue: code), message: message.isEmpty ? nil : message,
+                                       topicID: id, partitions: partitions, replicationFactor: factor))
+        }
+        return answers
+    }
+}
+
+private extension String {
+    var replacingNewlines: String { String(map { $0 == "\n" ? " " : $0 }) }
 }

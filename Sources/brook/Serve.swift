@@ -99,6 +99,7 @@ struct Serve: ParsableCommand {
                 options.listenPort = listener.port
             }
             options.controller.sessionTimeoutMs = config.brokerSessionTimeoutMs
+            options.controller.clusterID = config.clusterID
             options.controller.defaultReplicationFactor = Int(config.defaultReplicationFactor)
             options.controller.defaultPartitions = Int(config.numPartitions)
             options.controller.uncleanLeaderElection = config.topicDefaults["unclean.leader.election.enable"] == "true"
@@ -112,8 +113,6 @@ struct Serve: ParsableCommand {
             guard !config.clientListeners.isEmpty else { throw ValidationError("a broker needs a listener that is not a controller listener") }
             let broker = try Broker(config: config, logger: logger)
             let started = BrookServer(broker: broker, logger: logger)
-            let addresses = try started.start()
-            server = started
             let advertised = (config.advertisedListeners ?? config.listeners).filter { !config.controllerListenerNames.contains($0.name) }
             var options = BrokerLifecycleOptions(
                 nodeID: config.nodeID, voters: voters,
@@ -121,9 +120,16 @@ struct Serve: ParsableCommand {
                 rack: config.brokerRack)
             options.heartbeatIntervalMs = config.brokerHeartbeatIntervalMs
             let membership = broker.cluster
+            let replicas = ReplicaManager(broker: broker, node: config.nodeID)
+            let node = config.nodeID
             let follower = BrokerLifecycle(options, group: group, logger: logger) { view in
                 membership.update(ClusterMembership.View(image: view.image, activeController: view.activeController, fenced: view.fenced))
+                // The image is acted on once it holds this incarnation's registration.
+                if view.epoch != .none, view.image.brokers[node]?.epoch == view.epoch { replicas.imageChanged(view.image) }
             }
+            membership.attach { request, done in follower.forward(request) { result in done(result.mapError { $0 as any Error }) } }
+            let addresses = try started.start()
+            server = started
             follower.start()
             lifecycle = follower
             logger.notice("Brook \(Version.brook) broker \(config.nodeID) of cluster \(broker.clusterID) listening on \(addresses.map { "\($0)" }.joined(separator: ", ")), controllers \(votersText)")

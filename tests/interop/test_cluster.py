@@ -5,9 +5,11 @@ What this covers so far (docs/cluster.md): three combined nodes form a quorum an
 brokers; the controller fences a broker whose process is killed and unfences its next
 incarnation; the active controller's death moves the controller without fencing anyone; SIGTERM
 is a controlled shutdown and exits 0; Kafka's own sample KRaft server.properties starts Brook
-unchanged but for ports and the data folder; clients see the cluster's brokers through
-DescribeCluster (kafka-python). Partition replication is not wired yet, and Metadata still
-answers for the local node only.
+unchanged but for ports and the data folder; clients see the cluster through Metadata and
+DescribeCluster; topics are made by the controller and spread over the brokers, and
+confluent-kafka, kafka-python and kcat produce, consume and commit group offsets through
+whichever broker they bootstrap from. Partition replication is not wired yet: a replication
+factor above 1 is refused.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from brook_interop import unique_topic
+from brook_interop import ck_admin, ck_describe_cluster, unique_topic
 from conftest import BROOK_BIN, free_port
 
 SESSION_MS = 2000
@@ -293,3 +295,75 @@ def test_kafkas_sample_kraft_properties_start_brook(tmp_path):
             proc.kill()
             proc.wait(timeout=10)
         _procs.discard(proc)
+
+
+@pytest.mark.timeout(240)
+def test_topics_spread_over_the_brokers_and_every_client_uses_them(cluster):
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import NewTopic
+    cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+    bootstrap = f"127.0.0.1:{cluster.nodes[1].broker_port}"
+    topic = unique_topic("spread")
+    admin = ck_admin(bootstrap)
+    admin.create_topics([NewTopic(topic, 6, 1)])[topic].result(30)
+    # A replication factor the cluster cannot honour yet is refused, not faked.
+    refused = unique_topic("rf3")
+    with pytest.raises(Exception) as error:
+        admin.create_topics([NewTopic(refused, 1, 3)])[refused].result(30)
+    assert "INVALID_REPLICATION_FACTOR" in str(error.value)
+
+    # Leaders on every broker, as Metadata tells kcat.
+    deadline = time.monotonic() + 20
+    while True:
+        listing = subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", topic], capture_output=True, text=True, timeout=30).stdout
+        leaders = {int(line.split("leader ")[1].split(",")[0]) for line in listing.splitlines() if "partition" in line and "leader " in line}
+        if leaders == {1, 2, 3}:
+            break
+        assert time.monotonic() < deadline, listing
+        time.sleep(0.3)
+    assert "3 brokers" in listing
+
+    acked = []
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(300):
+        producer.produce(topic, key=str(i).encode(), value=f"v{i}".encode(),
+                         on_delivery=lambda err, msg: acked.append((msg.partition(), msg.offset(), msg.value())) if err is None else None)
+    assert producer.flush(60) == 0
+    assert len(acked) == 300 and {p for p, _, _ in acked} == set(range(6))
+
+    consumer = Consumer({"bootstrap.servers": f"127.0.0.1:{cluster.nodes[2].broker_port}", "group.id": unique_topic("g"),
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    got = {}
+    deadline = time.monotonic() + 60
+    while len(got) < 300 and time.monotonic() < deadline:
+        msg = consumer.poll(1.0)
+        if msg is None or msg.error():
+            continue
+        got[(msg.partition(), msg.offset())] = msg.value()
+    assert got == {(p, o): v for p, o, v in acked}
+    consumer.commit(asynchronous=False)
+    committed = consumer.committed([TopicPartition(topic, p) for p in range(6)], timeout=15)
+    ends = {p: max(o for q, o, _ in acked if q == p) + 1 for p in range(6)}
+    assert {tp.partition: tp.offset for tp in committed} == ends
+    consumer.close()
+
+    from kafka import KafkaConsumer, KafkaProducer
+    kp = KafkaProducer(bootstrap_servers=f"127.0.0.1:{cluster.nodes[3].broker_port}", acks="all")
+    for i in range(60):
+        kp.send(topic, f"k{i}".encode()).get(timeout=30)
+    kp.close()
+    kc = KafkaConsumer(topic, bootstrap_servers=f"127.0.0.1:{cluster.nodes[3].broker_port}", group_id=unique_topic("kg"),
+                       auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    assert len(list(kc)) == 360
+    kc.close()
+
+    # Deleting goes through the controller too; every broker stops serving it.
+    admin.delete_topics([topic])[topic].result(30)
+    deadline = time.monotonic() + 20
+    while True:
+        listing = subprocess.run(["kcat", "-b", f"127.0.0.1:{cluster.nodes[2].broker_port}", "-L"], capture_output=True, text=True, timeout=30).stdout
+        if f'"{topic}"' not in listing:
+            break
+        assert time.monotonic() < deadline, listing
+        time.sleep(0.3)

@@ -18,6 +18,7 @@ struct CreatePartitionsHandler: ApiHandler {
                       errorMessage: "Excessively large number of partitions per request (\(adding), at most \(Limits.partitionsPerRequestMax)).")
             }))
         }
+        if context.broker.cluster.isCluster { return .later(ClusterAdmin.createPartitions(request, context: context)) }
         return .later(context.broker.admin.run(on: context.eventLoop) { grow(request, context: context) })
     }
 

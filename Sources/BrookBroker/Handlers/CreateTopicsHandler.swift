@@ -21,6 +21,7 @@ struct CreateTopicsHandler: ApiHandler {
                        errorMessage: "Excessively large number of partitions per request (\(asked), at most \(Limits.partitionsPerRequestMax)).")
             }))
         }
+        if context.broker.cluster.isCluster { return .later(ClusterAdmin.createTopics(request, context: context)) }
         return .later(context.broker.admin.run(on: context.eventLoop) { create(request, context: context) })
     }
 

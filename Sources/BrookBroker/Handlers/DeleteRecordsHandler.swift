@@ -15,6 +15,10 @@ struct DeleteRecordsHandler: ApiHandler {
                     result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
                     return result
                 }
+                guard partition.isLeader else {
+                    result.errorCode = ErrorCode.notLeaderOrFollower.rawValue
+                    return result
+                }
                 do throws(StorageError) {
                     result.lowWatermark = try partition.withLog { log throws(StorageError) -> Offset in
                         let target = p.offset.value == -1 ? log.logEndOffset : p.offset

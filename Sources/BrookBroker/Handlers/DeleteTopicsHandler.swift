@@ -1,4 +1,7 @@
+import BrookCluster
+import BrookCore
 import BrookProtocol
+import NIOCore
 
 /// DeleteTopics: removes topics (by name, or by id from v6) and their logs; the coordinators'
 /// internal topics are refused.
@@ -7,8 +10,51 @@ struct DeleteTopicsHandler: ApiHandler {
     static let topicDeletionDisabled = ErrorCode(rawValue: 73)
 
     func handle(_ request: DeleteTopicsRequest, version: Int16, context: RequestContext) -> Reply<DeleteTopicsResponse> {
+        if context.broker.cluster.isCluster { return .later(clusterDelete(request, version: version, context: context)) }
         // Removing the logs may take a while: off the event loop.
-        .later(context.broker.admin.run(on: context.eventLoop) { delete(request, version: version, context: context) })
+        return .later(context.broker.admin.run(on: context.eventLoop) { delete(request, version: version, context: context) })
+    }
+
+    /// In a cluster: names checked here, the deletion itself by the controller.
+    func clusterDelete(_ request: DeleteTopicsRequest, version: Int16, context: RequestContext) -> EventLoopFuture<DeleteTopicsResponse> {
+        let image = context.broker.cluster.current?.image ?? MetadataImage()
+        let wanted: [(name: String?, id: KafkaUUID)] = version >= 6
+            ? request.topics.map { ($0.name, $0.topicId) }
+            : request.topicNames.map { ($0, KafkaUUID.zero) }
+        var results: [DeleteTopicsResponse.DeletableTopicResult] = []
+        var names: [String] = []
+        for item in wanted {
+            var result = DeleteTopicsResponse.DeletableTopicResult(name: item.name, topicId: item.id, errorCode: 0)
+            let name = (item.name?.isEmpty == false ? item.name : nil) ?? image.topics[item.id]?.name
+            if !context.broker.config.deleteTopicEnable {
+                result.errorCode = Self.topicDeletionDisabled.rawValue
+                result.errorMessage = "Topic deletion is disabled."
+            } else if let name {
+                result.name = name
+                if name == GroupService.offsetsTopic || name == TxnService.stateTopic {
+                    result.errorCode = ErrorCode.invalidRequest.rawValue
+                    result.errorMessage = "Topic '\(name)' is an internal topic and cannot be deleted."
+                } else {
+                    result.topicId = image.topicIDs[name] ?? item.id
+                    names.append(name)
+                }
+            } else {
+                result.errorCode = ErrorCode.unknownTopicID.rawValue
+                result.errorMessage = "Topic id \(item.id) does not exist."
+            }
+            results.append(result)
+        }
+        let asking = Set(names)
+        let checked = results
+        return ClusterAdmin.deleteTopics(names, context: context).map { answers in
+            DeleteTopicsResponse(throttleTimeMs: 0, responses: checked.map { result in
+                guard result.errorCode == 0, let name = result.name, asking.contains(name), let answer = answers[name] else { return result }
+                var done = result
+                done.errorCode = answer.error.rawValue
+                done.errorMessage = answer.message
+                return done
+            })
+        }
     }
 
     func delete(_ request: DeleteTopicsRequest, version: Int16, context: RequestContext) -> DeleteTopicsResponse {

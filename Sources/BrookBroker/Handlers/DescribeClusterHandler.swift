@@ -25,6 +25,6 @@ struct DescribeClusterHandler: ApiHandler {
         }
         return .now(DescribeClusterResponse(
             throttleTimeMs: 0, errorCode: 0, errorMessage: nil, endpointType: request.endpointType,
-            clusterId: broker.clusterID, controllerId: controller, brokers: nodes))
+            clusterId: broker.advertisedClusterID, controllerId: controller, brokers: nodes))
     }
 }

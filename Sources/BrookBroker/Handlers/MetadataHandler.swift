@@ -1,3 +1,4 @@
+import BrookCluster
 import BrookCore
 import BrookProtocol
 
@@ -10,6 +11,7 @@ struct MetadataHandler: ApiHandler {
 
     func handle(_ request: MetadataRequest, version: Int16, context: RequestContext) -> Reply<MetadataResponse> {
         let broker = context.broker
+        if broker.cluster.isCluster { return .now(clusterMetadata(request, version: version, context: context)) }
         let address = broker.config.advertised
         var response = MetadataResponse(
             throttleTimeMs: 0,
@@ -54,6 +56,60 @@ struct MetadataHandler: ApiHandler {
         return TopicResult(errorCode: 0, name: topic.name, topicId: topic.id, isInternal: false, partitions: topic.partitions.map { p in
             .init(errorCode: 0, partitionIndex: p.index, leaderId: node, leaderEpoch: p.leaderEpoch,
                   replicaNodes: [node], isrNodes: [node], offlineReplicas: [])
+        })
+    }
+}
+
+/// In a cluster: everything from the metadata image this broker follows.
+extension MetadataHandler {
+    func clusterMetadata(_ request: MetadataRequest, version: Int16, context: RequestContext) -> MetadataResponse {
+        let broker = context.broker
+        let view = broker.cluster.current
+        let image = view?.image ?? MetadataImage()
+        let listener = broker.config.advertised
+        var brokers: [MetadataResponse.MetadataResponseBroker] = image.brokers.values.filter { !$0.fenced }.sorted { $0.id < $1.id }.compactMap { info in
+            guard let endpoint = info.endpoints.first(where: { $0.name == listener.name }) ?? info.endpoints.first else { return nil }
+            return .init(nodeId: info.id, host: endpoint.host, port: Int32(endpoint.port), rack: info.rack)
+        }
+        if brokers.isEmpty {
+            brokers = [.init(nodeId: broker.config.nodeID, host: listener.host, port: Int32(listener.port), rack: broker.config.brokerRack)]
+        }
+        var response = MetadataResponse(throttleTimeMs: 0, brokers: brokers, clusterId: broker.advertisedClusterID,
+                                        controllerId: view?.activeController ?? NodeID(-1))
+        if request.topics == nil || (version == 0 && request.topics?.isEmpty == true) {
+            response.topics = image.topics.values.sorted { $0.name < $1.name }.map { describe($0, image) }
+            return response
+        }
+        let autoCreate = broker.config.autoCreateTopics && (version < 4 || request.allowAutoTopicCreation)
+        response.topics = (request.topics ?? []).map { wanted in
+            if let name = wanted.name, !name.isEmpty {
+                if let topic = image.topic(named: name) { return describe(topic, image) }
+                if let problem = TopicRegistry.validateName(name) {
+                    return TopicResult(errorCode: problem.code.rawValue, name: name, isInternal: false)
+                }
+                guard autoCreate else { return TopicResult(errorCode: ErrorCode.unknownTopicOrPartition.rawValue, name: name) }
+                // Asked of the controller; the client asks again, as while Kafka sets one up.
+                let topic = NewTopic(name: name, partitions: Int(broker.config.numPartitions),
+                                     replicationFactor: Int(broker.config.defaultReplicationFactor))
+                _ = broker.cluster.forward(.createTopics([topic], validateOnly: false), on: context.eventLoop)
+                return TopicResult(errorCode: ErrorCode.leaderNotAvailable.rawValue, name: name)
+            }
+            guard let topic = image.topics[wanted.topicId] else {
+                return TopicResult(errorCode: ErrorCode.unknownTopicID.rawValue, name: nil, topicId: wanted.topicId)
+            }
+            return describe(topic, image)
+        }
+        return response
+    }
+
+    func describe(_ topic: TopicInfo, _ image: MetadataImage) -> TopicResult {
+        let internalTopic = topic.name == GroupService.offsetsTopic || topic.name == TxnService.stateTopic
+        return TopicResult(errorCode: 0, name: topic.name, topicId: topic.id, isInternal: internalTopic,
+                           partitions: topic.partitions.enumerated().map { index, p in
+            let offline = p.replicas.filter { image.brokers[$0]?.fenced ?? true }
+            return .init(errorCode: p.leader == nil ? ErrorCode.leaderNotAvailable.rawValue : 0, partitionIndex: Int32(index),
+                         leaderId: p.leader ?? NodeID(-1), leaderEpoch: p.leaderEpoch,
+                         replicaNodes: p.replicas, isrNodes: p.isr, offlineReplicas: offline)
         })
     }
 }

@@ -37,6 +37,7 @@ struct ProduceHandler: ApiHandler {
         guard let partition = context.broker.topics.partition(topic, data.index) else {
             return failure(data.index, .unknownTopicOrPartition, nil)
         }
+        guard partition.isLeader else { return failure(data.index, .notLeaderOrFollower, "This broker does not lead \(partition.name)") }
         // The coordinators write their internal topics; clients may not (as in Kafka).
         if topic == GroupService.offsetsTopic || topic == TxnService.stateTopic {
             return failure(data.index, .invalidTopicException, "\(topic) is an internal topic")

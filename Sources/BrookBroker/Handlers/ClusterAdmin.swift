@@ -1,0 +1,108 @@
+import BrookCluster
+import BrookCore
+import BrookProtocol
+import NIOCore
+
+/// The admin handlers' cluster side: a broker checks what it can, forwards the rest to the
+/// active controller, and answers once the controller's entries are committed. Until partition
+/// replication is wired (docs/cluster.md), topics of a cluster have one replica: a larger
+/// replication factor is refused rather than accepted without the copies it promises.
+enum ClusterAdmin {
+    static let replicationNotWired = "Brook clusters do not replicate partitions yet (docs/cluster.md): replication factor 1 only."
+
+    /// Forwards `request`; the answers by topic name, or every name failed with `code`.
+    static func forward(_ request: ControllerAdminRequest, names: [String], context: RequestContext) -> EventLoopFuture<[String: TopicAnswer]> {
+        context.broker.cluster.forward(request, on: context.eventLoop).map { result in
+            switch result {
+            case .success(let answers):
+                return Dictionary(answers.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+            case .failure(let error):
+                return Dictionary(names.map { ($0, TopicAnswer(name: $0, error: .requestTimedOut, message: "The controller did not answer: \(error)")) },
+                                  uniquingKeysWith: { first, _ in first })
+            }
+        }
+    }
+
+    /// CreateTopics in a cluster.
+    static func createTopics(_ request: CreateTopicsRequest, context: RequestContext) -> EventLoopFuture<CreateTopicsResponse> {
+        typealias Result = CreateTopicsResponse.CreatableTopicResult
+        var refused: [Int: Result] = [:]
+        var forwarded: [NewTopic] = []
+        for (i, topic) in request.topics.enumerated() {
+            do throws(TopicError) { forwarded.append(try newTopic(topic, context: context)) } catch {
+                refused[i] = Result(name: topic.name, errorCode: error.code.rawValue, errorMessage: error.message)
+            }
+        }
+        let asked = forward(.createTopics(forwarded, validateOnly: request.validateOnly), names: forwarded.map(\.name), context: context)
+        let refusedHere = refused
+        return asked.map { answers in
+            CreateTopicsResponse(throttleTimeMs: 0, topics: request.topics.enumerated().map { i, topic in
+                if let result = refusedHere[i] { return result }
+                guard let answer = answers[topic.name] else { return Result(name: topic.name, errorCode: ErrorCode.unknownServerError.rawValue) }
+                var result = Result(name: topic.name, topicId: answer.topicID, errorCode: answer.error.rawValue, errorMessage: answer.message)
+                if answer.error == .none {
+                    result.numPartitions = Int32(answer.partitions)
+                    result.replicationFactor = Int16(answer.replicationFactor)
+                }
+                return result
+            })
+        }
+    }
+
+    static func newTopic(_ topic: CreateTopicsRequest.CreatableTopic, context: RequestContext) throws(TopicError) -> NewTopic {
+        if let problem = TopicRegistry.validateName(topic.name) { throw problem }
+        var configs: [String: String] = [:]
+        for config in topic.configs {
+            guard let value = config.value else { throw TopicError(.invalidConfig, "Null value not supported for topic configs: \(config.name)") }
+            configs[config.name] = value
+        }
+        if let problem = TopicRegistry.validateConfigs(configs) { throw problem }
+        if !topic.assignments.isEmpty {
+            guard topic.numPartitions == -1, topic.replicationFactor == -1 else {
+                throw TopicError(.invalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.")
+            }
+            let sorted = topic.assignments.sorted { $0.partitionIndex < $1.partitionIndex }
+            guard sorted.map(\.partitionIndex) == Array(0..<Int32(sorted.count)) else {
+                throw TopicError(.invalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence")
+            }
+            guard sorted.allSatisfy({ $0.brokerIds.count == 1 }) else { throw TopicError(.invalidReplicationFactor, replicationNotWired) }
+            return NewTopic(name: topic.name, assignments: sorted.map(\.brokerIds), configs: configs)
+        }
+        guard topic.numPartitions == -1 || topic.numPartitions >= 1 else { throw TopicError(.invalidPartitions, "Number of partitions must be larger than 0.") }
+        let factor = topic.replicationFactor == -1 ? context.broker.config.defaultReplicationFactor : topic.replicationFactor
+        guard factor >= 1 else { throw TopicError(.invalidReplicationFactor, "Replication factor must be larger than 0.") }
+        guard factor == 1 else { throw TopicError(.invalidReplicationFactor, replicationNotWired) }
+        let partitions = topic.numPartitions == -1 ? context.broker.config.numPartitions : topic.numPartitions
+        return NewTopic(name: topic.name, partitions: Int(partitions), replicationFactor: Int(factor), configs: configs)
+    }
+
+    /// DeleteTopics in a cluster (`names` resolved; nil entries were refused already).
+    static func deleteTopics(_ names: [String], context: RequestContext) -> EventLoopFuture<[String: TopicAnswer]> {
+        names.isEmpty ? context.eventLoop.makeSucceededFuture([:]) : forward(.deleteTopics(names), names: names, context: context)
+    }
+
+    /// CreatePartitions in a cluster, one topic after another.
+    static func createPartitions(_ request: CreatePartitionsRequest, context: RequestContext) -> EventLoopFuture<CreatePartitionsResponse> {
+        typealias Result = CreatePartitionsResponse.CreatePartitionsTopicResult
+        let image = context.broker.cluster.current?.image ?? MetadataImage()
+        var results: [EventLoopFuture<Result>] = []
+        for topic in request.topics {
+            if let assignments = topic.assignments, assignments.contains(where: { $0.brokerIds.count != 1 }) {
+                results.append(context.eventLoop.makeSucceededFuture(Result(name: topic.name, errorCode: ErrorCode.invalidReplicationFactor.rawValue, errorMessage: replicationNotWired)))
+                continue
+            }
+            if request.validateOnly {
+                let current = image.topic(named: topic.name)?.partitions.count
+                let code: ErrorCode = current == nil ? .unknownTopicOrPartition : Int(topic.count) > current! ? .none : .invalidPartitions
+                results.append(context.eventLoop.makeSucceededFuture(Result(name: topic.name, errorCode: code.rawValue)))
+                continue
+            }
+            results.append(forward(.createPartitions(topic: topic.name, total: Int(topic.count)), names: [topic.name], context: context).map { answers in
+                let answer = answers[topic.name]
+                return Result(name: topic.name, errorCode: answer?.error.rawValue ?? ErrorCode.unknownServerError.rawValue,
+                              errorMessage: answer?.message ?? (answer?.error == .invalidPartitions ? "The partition count must grow." : nil))
+            })
+        }
+        return EventLoopFuture.whenAllSucceed(results, on: context.eventLoop).map { CreatePartitionsResponse(throttleTimeMs: 0, results: $0) }
+    }
+}

@@ -1,0 +1,94 @@
+import BrookCluster
+import BrookCore
+import BrookProtocol
+import BrookStorage
+import Dispatch
+import Logging
+import Synchronization
+
+/// In a cluster, keeps this broker's topics in line with the metadata image it follows, one
+/// image at a time on its own queue (topic changes do file work):
+/// - every topic of the image is hosted here with the image's topic id, partition count and
+///   configs (all of its partitions: until replication is wired, only the leader's copy holds
+///   records);
+/// - a topic this manager made is deleted when the image drops it or names another topic id;
+///   a topic it did not make (a single node's data from before the cluster) is left alone and
+///   not served, with a warning;
+/// - each partition's role (leader or follower, and the leader epoch) follows the image.
+/// The ids of the topics it made are kept in `cluster-topics` in the first log directory.
+public final class ReplicaManager: Sendable {
+    let broker: Broker
+    let node: NodeID
+    let queue = DispatchQueue(label: "brook.replica-manager")
+    let made: Mutex<Set<KafkaUUID>>
+    let warned = Mutex<Set<String>>([])
+    let path: String
+    let lastOffset = Mutex<MetadataOffset?>(nil)
+
+    public init(broker: Broker, node: NodeID) {
+        self.broker = broker
+        self.node = node
+        path = broker.config.logDirs[0] + "/cluster-topics"
+        let text = (try? FileSystem.readFile(path)) ?? nil
+        made = Mutex(Set((text ?? "").split(separator: "\n").compactMap { KafkaUUID(String($0)) }))
+    }
+
+    /// The broker's image moved; only an image holding this broker's current registration is
+    /// acted on (before that it may lag far behind).
+    public func imageChanged(_ image: MetadataImage) {
+        let moved = lastOffset.withLock { last in
+            defer { last = image.offset }
+            return last != image.offset
+        }
+        if moved { queue.async { self.apply(image) } }
+    }
+
+    /// Runs queued work to its end (tests, shutdown).
+    public func drain() { queue.sync {} }
+
+    func apply(_ image: MetadataImage) {
+        let topics = broker.topics
+        for local in topics.allTopics() {
+            let wanted = image.topicIDs[local.name]
+            guard wanted != local.id else { continue }
+            if made.withLock({ $0.contains(local.id) }) {
+                do { _ = try topics.delete(name: local.name) } catch { broker.logger.warning("cannot delete topic \(local.name): \(error)") }
+                forget(local.id)
+            } else if warned.withLock({ $0.insert(local.name).inserted }) {
+                broker.logger.warning("topic \(local.name) (\(local.id)) is in this broker's data but not in the cluster's metadata: kept, not served")
+            }
+        }
+        for topic in image.topics.values.sorted(by: { $0.name < $1.name }) {
+            let configs = image.configs[BrookCluster.ConfigResource(.topic, topic.name)] ?? [:]
+            do throws(TopicError) {
+                var local = topics.topic(topic.name)
+                if local == nil {
+                    remember(topic.id)
+                    local = try topics.create(name: topic.name, partitions: Int32(topic.partitions.count), configs: configs, id: topic.id)
+                }
+                guard var hosted = local, hosted.id == topic.id else { continue }
+                if hosted.partitions.count < topic.partitions.count {
+                    try topics.addPartitions(name: topic.name, totalCount: Int32(topic.partitions.count), validateOnly: false)
+                    hosted = topics.topic(topic.name) ?? hosted
+                }
+                if hosted.overrides != configs { try topics.setConfigs(name: topic.name, overrides: configs, validateOnly: false) }
+                for (index, partition) in hosted.partitions.enumerated() where index < topic.partitions.count {
+                    let info = topic.partitions[index]
+                    partition.become(info.leader == node ? .leader(info.leaderEpoch) : .follower(leader: info.leader, epoch: info.leaderEpoch))
+                }
+            } catch {
+                broker.logger.error("cannot host topic \(topic.name) of the cluster's metadata: \(error)")
+            }
+        }
+    }
+
+    func remember(_ id: KafkaUUID) { save(made.withLock { $0.insert(id); return $0 }) }
+    func forget(_ id: KafkaUUID) { save(made.withLock { $0.remove(id); return $0 }) }
+
+    func save(_ ids: Set<KafkaUUID>) {
+        let text = ids.map(\.description).sorted().joined(separator: "\n") + "\n"
+        do { try FileSystem.writeAtomically(path, contents: text, durable: true) } catch {
+            broker.logger.error("cannot write \(path): \(error)")
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import BrookCore
+import BrookProtocol
+
+/// Topic changes a broker forwards to the active controller (CreateTopics, DeleteTopics,
+/// CreatePartitions, a Metadata request's auto-creation): in a cluster the metadata log owns
+/// topics, so a broker answers these only once the controller's entry is committed.
+public enum ControllerAdminRequest: Equatable, Sendable {
+    case createTopics([NewTopic], validateOnly: Bool)
+    case deleteTopics([String])
+    case createPartitions(topic: String, total: Int)
+}
+
+/// The controller's answer for one topic.
+public struct TopicAnswer: Equatable, Sendable {
+    public var name: String
+    public var error: ErrorCode
+    public var message: String?
+    public var topicID: KafkaUUID
+    public var partitions: Int
+    public var replicationFactor: Int
+    public init(name: String, error: ErrorCode, message: String? = nil, topicID: KafkaUUID = .zero, partitions: Int = -1, replicationFactor: Int = -1) {
+        self.name = name
+        self.error = error
+        self.message = message
+        self.topicID = topicID
+        self.partitions = partitions
+        self.replicationFactor = replicationFactor
+    }
+}
+
+extension ClusterController {
+    /// One admin request as decisions: each topic its own entry. Returns the decisions' records
+    /// (one entry each, in order) and the answers to give once every entry is committed.
+    public mutating func admin(_ request: ControllerAdminRequest) -> (entries: [[MetadataRecord]], answers: [TopicAnswer]) {
+        switch request {
+        case .createTopics(let topics, let validateOnly):
+            var entries: [[MetadataRecord]] = []
+            var answers: [TopicAnswer] = []
+            var seen: [String: Int] = [:]
+            for topic in topics { seen[topic.name, default: 0] += 1 }
+            for topic in topics {
+                guard seen[topic.name] == 1 else {
+                    answers.append(TopicAnswer(name: topic.name, error: .invalidRequest, message: "The request names topic \(topic.name) more than once."))
+                    continue
+                }
+                var probe = self
+                let decision = validateOnly ? probe.createTopic(topic) : createTopic(topic)
+                let (code, id) = decision.answer
+                let made = (validateOnly ? probe.image : image).topic(named: topic.name)
+                var answer = TopicAnswer(name: topic.name, error: code, message: code == .none ? nil : Self.message(code, topic))
+                if code == .none, let made {
+                    answer.topicID = validateOnly ? .zero : id
+                    answer.partitions = made.partitions.count
+                    answer.replicationFactor = made.partitions.first?.replicas.count ?? 0
+                }
+                if !validateOnly && !decision.records.isEmpty { entries.append(decision.records) }
+                answers.append(answer)
+            }
+            return (entries, answers)
+        case .deleteTopics(let names):
+            var entries: [[MetadataRecord]] = []
+            var answers: [TopicAnswer] = []
+            for name in names {
+                let decision = deleteTopic(name)
+                if !decision.records.isEmpty { entries.append(decision.records) }
+                answers.append(TopicAnswer(name: name, error: decision.answer,
+                                           message: decision.answer == .none ? nil : "This server does not host this topic-partition."))
+            }
+            return (entries, answers)
+        case .createPartitions(let name, let total):
+            let decision = createPartitions(name, total: total)
+            return (decision.records.isEmpty ? [] : [decision.records], [TopicAnswer(name: name, error: decision.answer)])
+        }
+    }
+
+    static func message(_ code: ErrorCode, _ topic: NewTopic) -> String {
+        switch code {
+        case .topicAlreadyExists: "Topic '\(topic.name)' already exists."
+        case .invalidReplicationFactor: "Replication factor \(topic.replicationFactor.map(String.init) ?? "default") is larger than the number of active brokers, or below 1."
+        case .invalidPartitions: "Number of partitions must be between 1 and \(Limits.partitionsPerRequestMax)."
+        case .invalidReplicaAssignment: "A replica assignment names an unknown broker or a broker twice."
+        default: "\(code)"
+        }
+    }
+}
