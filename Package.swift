@@ -95,7 +95,7 @@ let package = Package(
         .target(
             name: "BrookServer",
             dependencies: [
-                "BrookCore", "BrookProtocol", "BrookBroker", "BrookStorage",
+                "BrookCore", "BrookProtocol", "BrookBroker", "BrookStorage", "BrookCluster", "BrookClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

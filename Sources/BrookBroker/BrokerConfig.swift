@@ -91,6 +91,9 @@ public struct BrokerConfig: Sendable {
     public var transactions = TxnConfig()
     /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` when it is created.
     public var offsetsTopicPartitions: Int32 = 50
+    /// `offsets.topic.replication.factor`: replicas of `__consumer_offsets` in a cluster (fewer
+    /// when fewer brokers are active when it is made).
+    public var offsetsTopicReplicationFactor: Int16 = 3
     /// `offsets.topic.segment.bytes`
     public var offsetsTopicSegmentBytes: Int64 = 104_857_600
 
@@ -111,6 +114,8 @@ public struct BrokerConfig: Sendable {
     /// `metadata.log.dir`: where a controller keeps the metadata log (default: the first log
     /// dir's `__cluster_metadata-0`, as Kafka).
     public var metadataLogDir: String?
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    public var replicaLagTimeMaxMs: Int64 = 30_000
     /// `controller.quorum.election.timeout.ms`
     public var controllerElectionTimeoutMs: Int64 = 1000
 
@@ -188,6 +193,7 @@ public struct BrokerConfig: Sendable {
         case "broker.rack": brokerRack = value.trimmed.isEmpty ? nil : value.trimmed
         case "metadata.log.dir": metadataLogDir = value.trimmed
         case "controller.quorum.election.timeout.ms": controllerElectionTimeoutMs = try int(10...600_000)
+        case "replica.lag.time.max.ms": replicaLagTimeMaxMs = try int(100...Int64(Int32.max))
         case "transaction.max.timeout.ms": transactions.maxTimeoutMs = Int32(try int(1...Int64(Int32.max)))
         case "transactional.id.expiration.ms": transactions.transactionalIDExpirationMs = try int(1...Int64(Int32.max))
         case "producer.id.expiration.ms": transactions.producerIDExpirationMs = try int(1...Int64(Int32.max))
@@ -206,6 +212,7 @@ public struct BrokerConfig: Sendable {
         case "offsets.retention.minutes": groups.offsetsRetentionMs = try int(1...Int64(Int32.max)) * 60_000
         case "offsets.retention.check.interval.ms": groups.offsetsRetentionCheckIntervalMs = try int(1...Int64.max)
         case "offsets.topic.num.partitions": offsetsTopicPartitions = Int32(try int(1...Int64(Limits.partitionsPerTopicMax)))
+        case "offsets.topic.replication.factor": offsetsTopicReplicationFactor = Int16(try int(1...Int64(Int16.max)))
         case "offsets.topic.segment.bytes": offsetsTopicSegmentBytes = try int(1024...Int64(Int32.max))
         case "group.consumer.session.timeout.ms": groups.consumerSessionTimeoutMs = Int32(try int(1...Int64(Int32.max)))
         case "group.consumer.heartbeat.interval.ms": groups.consumerHeartbeatIntervalMs = Int32(try int(1...Int64(Int32.max)))

@@ -1,5 +1,6 @@
 import BrookCluster
 import BrookCore
+import BrookProtocol
 import Foundation
 import NIOCore
 
@@ -19,10 +20,13 @@ public final class ClusterMembership: Sendable {
     }
 
     public typealias Forward = @Sendable (ControllerAdminRequest, @escaping @Sendable (Result<[TopicAnswer], any Error>) -> Void) -> Void
+    public typealias AlterPartition = @Sendable (TopicIDPartition, ISRProposal,
+                                                 @escaping @Sendable (ErrorCode, (isr: [NodeID], partitionEpoch: PartitionEpoch)?) -> Void) -> Void
 
     private let lock = NSLock()
     nonisolated(unsafe) private var view: View?
     nonisolated(unsafe) private var forwarder: Forward?
+    nonisolated(unsafe) private var alterer: AlterPartition?
 
     public init() {}
 
@@ -32,7 +36,19 @@ public final class ClusterMembership: Sendable {
     public func update(_ new: View) { lock.withLock { view = new } }
 
     /// Called once at start by a broker that is part of a cluster.
-    public func attach(forward: @escaping Forward) { lock.withLock { forwarder = forward } }
+    public func attach(forward: @escaping Forward, alterPartition: @escaping AlterPartition) {
+        lock.withLock {
+            forwarder = forward
+            alterer = alterPartition
+        }
+    }
+
+    /// Sends a leader's ISR change to the controller.
+    public func alterPartition(_ partition: TopicIDPartition, _ proposal: ISRProposal,
+                               done: @escaping @Sendable (ErrorCode, (isr: [NodeID], partitionEpoch: PartitionEpoch)?) -> Void) {
+        guard let alterer = lock.withLock({ alterer }) else { return done(.notController, nil) }
+        alterer(partition, proposal, done)
+    }
 
     /// Sends a topic change to the active controller; the future completes on `loop` with its
     /// answers once committed, or the error.

@@ -15,6 +15,8 @@ public final class Partition: Sendable {
     public let logDirectory: String
     let state: Mutex<Locked>
     let parked = Mutex<[ObjectIdentifier: Wake]>([:])
+    /// Produces with acks=all waiting for the high watermark (in a cluster).
+    let waiters = HighWatermarkWaiters()
     /// What this broker is for the partition. A single node leads every partition in epoch 0;
     /// in a cluster the metadata image decides (ReplicaManager).
     public enum Role: Sendable, Equatable {
@@ -42,6 +44,9 @@ public final class Partition: Sendable {
         /// The offset of the newest producer-state snapshot on disk.
         var snapshotOffset: Offset
         var snapshotMs: Int64
+        /// In a cluster, the replica's state (epochs, high watermark, followers when leading);
+        /// nil on a single node, whose high watermark is its log end.
+        var replica: ReplicaState?
     }
 
     init(topic: String, index: Int32, logDirectory: String, log: sending PartitionLog, producers: ProducerState,
@@ -67,7 +72,8 @@ public final class Partition: Sendable {
 
     static func offsets(_ s: borrowing Locked) -> Offsets {
         let end = s.log.logEndOffset
-        return Offsets(logStart: s.log.logStartOffset, highWatermark: end, lastStable: s.producers.lastStableOffset(logEnd: end))
+        let high = s.replica.map { min($0.highWatermark, end) } ?? end
+        return Offsets(logStart: s.log.logStartOffset, highWatermark: high, lastStable: s.producers.lastStableOffset(logEnd: high))
     }
 
     /// Why an append was refused.
@@ -124,9 +130,13 @@ public final class Partition: Sendable {
             let result: AppendResult
             do throws(StorageError) { result = try s.log.append(&records, leaderEpoch: epoch, origin: origin) } catch { throw .storage(error) }
             if let batch { s.producers.appended(batch, firstOffset: result.firstOffset, now: now) }
+            s.replica?.leaderAppended(logEnd: s.log.logEndOffset)
             return Appended(result: result, logStart: s.log.logStartOffset, duplicate: false)
         }
-        if !appended.duplicate { wakeParked(appendedBytes: records.readableBytes) }
+        if !appended.duplicate {
+            wakeParked(appendedBytes: records.readableBytes)
+            highWatermarkMayHaveMoved()
+        }
         return appended
     }
 
@@ -161,6 +171,7 @@ public final class Partition: Sendable {
             }
             let result: AppendResult
             do throws(StorageError) { result = try s.log.append(&records, leaderEpoch: leader) } catch { throw .storage(error) }
+            s.replica?.leaderAppended(logEnd: s.log.logEndOffset)
             let completed = s.producers.appended(batch, firstOffset: result.firstOffset, coordinatorEpoch: coordinatorEpoch, now: now)
             if let completed, completed.aborted, let txn = s.producers.aborted.last {
                 let base = s.log.segmentBaseOffsets.last ?? .zero
@@ -169,6 +180,7 @@ public final class Partition: Sendable {
             return (result, completed)
         }
         wakeParked(appendedBytes: Self.wakeAll)
+        highWatermarkMayHaveMoved()
         return done
     }
 

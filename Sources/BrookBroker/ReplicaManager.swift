@@ -24,6 +24,10 @@ public final class ReplicaManager: Sendable {
     let warned = Mutex<Set<String>>([])
     let path: String
     let lastOffset = Mutex<MetadataOffset?>(nil)
+    let latest = Mutex<MetadataImage?>(nil)
+    let stopped = Mutex(false)
+    /// How often leaders look for ISR changes to propose.
+    static let proposalIntervalMs = 250
 
     public init(broker: Broker, node: NodeID) {
         self.broker = broker
@@ -40,7 +44,43 @@ public final class ReplicaManager: Sendable {
             defer { last = image.offset }
             return last != image.offset
         }
+        latest.withLock { $0 = image }
         if moved { queue.async { self.apply(image) } }
+    }
+
+    /// Starts the leaders' ISR proposals (AlterPartition), every `proposalIntervalMs`.
+    public func start() { scheduleProposals() }
+
+    public func stop() { stopped.withLock { $0 = true } }
+
+    func scheduleProposals() {
+        queue.asyncAfter(deadline: .now() + .milliseconds(Self.proposalIntervalMs)) { [self] in
+            guard !stopped.withLock({ $0 }) else { return }
+            proposeISRChanges()
+            scheduleProposals()
+        }
+    }
+
+    /// Each partition led here whose ISR should change asks the controller; the answer (or a
+    /// later image) settles it.
+    func proposeISRChanges() {
+        guard let image = latest.withLock({ $0 }) else { return }
+        let now = broker.clock.now().ms
+        let eligible: (NodeID) -> Bool = { image.brokers[$0]?.isActive ?? false }
+        for topic in image.topics.values {
+            guard let local = broker.topics.topic(topic.name), local.id == topic.id else { continue }
+            for (index, partition) in local.partitions.enumerated() where index < topic.partitions.count && topic.partitions[index].leader == node {
+                guard partition.isLeader, let proposal = partition.isrProposal(nowMs: now, eligible: eligible) else { continue }
+                broker.logger.info("\(partition.name): asking the controller for \(proposal)")
+                broker.cluster.alterPartition(TopicIDPartition(topic.id, Int32(index)), proposal) { code, committed in
+                    if let committed {
+                        partition.isrCommitted(committed.isr, partitionEpoch: committed.partitionEpoch)
+                    } else {
+                        partition.isrProposalFailed()
+                    }
+                }
+            }
+        }
     }
 
     /// Runs queued work to its end (tests, shutdown).
@@ -72,14 +112,36 @@ public final class ReplicaManager: Sendable {
                     hosted = topics.topic(topic.name) ?? hosted
                 }
                 if hosted.overrides != configs { try topics.setConfigs(name: topic.name, overrides: configs, validateOnly: false) }
+                let replication = replicationConfig(configs)
                 for (index, partition) in hosted.partitions.enumerated() where index < topic.partitions.count {
-                    let info = topic.partitions[index]
-                    partition.become(info.leader == node ? .leader(info.leaderEpoch) : .follower(leader: info.leader, epoch: info.leaderEpoch))
+                    update(partition, to: topic.partitions[index], replication)
                 }
             } catch {
                 broker.logger.error("cannot host topic \(topic.name) of the cluster's metadata: \(error)")
             }
         }
+    }
+
+    /// Brings one partition's role in line with the image: a new leadership (or epoch) starts
+    /// the leader's tracking of its followers; the same leadership only takes the ISR.
+    func update(_ partition: Partition, to info: PartitionInfo, _ replication: ReplicationConfig) {
+        let now = Int64(broker.clock.now().ms)
+        switch (partition.role, info.leader == node) {
+        case (.leader(let epoch), true) where epoch == info.leaderEpoch && partition.isReplicating:
+            partition.isrCommitted(info.isr, partitionEpoch: info.partitionEpoch)
+        case (_, true):
+            partition.becomeLeader(info, config: replication, nowMs: now, node: node)
+        case (.follower(let leader, let epoch), false) where leader == info.leader && epoch == info.leaderEpoch && partition.isReplicating:
+            break
+        case (_, false):
+            partition.becomeFollower(leader: info.leader, epoch: info.leaderEpoch)
+        }
+    }
+
+    /// min.insync.replicas of the topic (or the broker's default), replica.lag.time.max.ms.
+    func replicationConfig(_ configs: [String: String]) -> ReplicationConfig {
+        let minISR = Int(configs["min.insync.replicas"] ?? broker.config.topicDefaults["min.insync.replicas"] ?? "1") ?? 1
+        return ReplicationConfig(replicaLagTimeMaxMs: broker.config.replicaLagTimeMaxMs, minInSyncReplicas: max(1, minISR))
     }
 
     func remember(_ id: KafkaUUID) { save(made.withLock { $0.insert(id); return $0 }) }

@@ -136,6 +136,28 @@ public final class BrokerLifecycle: @unchecked Sendable {
 
     static let forwardAttemptsMax = 10
 
+    /// Sends a leader's ISR change to the active controller (one attempt: the leader proposes
+    /// again later). `done` gets the committed ISR and partition epoch, or nil with the error.
+    public func alterPartition(_ proposal: ISRProposal, for partition: TopicIDPartition,
+                               done: @escaping @Sendable (ErrorCode, (isr: [NodeID], partitionEpoch: PartitionEpoch)?) -> Void) {
+        loop.execute { [self] in
+            guard view.epoch != .none, let connection = connected() else { return done(.requestTimedOut, nil) }
+            let request = AlterPartitionRequest(broker: options.nodeID, brokerEpoch: view.epoch, partition: partition, proposal: proposal)
+            connection.ask(.alterPartition(request)) { [self] result in
+                guard case .success(.text(let ok, let text)) = result else { return done(.requestTimedOut, nil) }
+                let fields = Self.fields(text)
+                guard ok else {
+                    if self.connection === connection { rotate(to: fields["leader"].flatMap(Int32.init).map(NodeID.init)) }
+                    return done(.notController, nil)
+                }
+                let code = ErrorCode(rawValue: Int16(fields["error_code"] ?? "") ?? -1)
+                guard code == .none, let epoch = fields["partition_epoch"].flatMap(Int32.init), let isrText = fields["isr"] else { return done(code, nil) }
+                let isr = isrText.split(separator: ",").compactMap { Int32($0) }.map(NodeID.init)
+                done(.none, (isr, PartitionEpoch(epoch)))
+            }
+        }
+    }
+
     // MARK: the loop
 
     func step() {

@@ -305,6 +305,15 @@ public final class QuorumDriver: @unchecked Sendable {
             metadataWaiters.append((after, .now() + .milliseconds(Int64(maxWaitMs)), reply))
         case .describeCluster:
             text(true, describeCluster())
+        case .alterPartition(let request):
+            guard controller != nil, waiting.count < Self.waitingMax else { return text(false, notActive()) }
+            let decision = controller!.alterPartition(request)
+            let (code, info) = decision.answer
+            var answer = "error_code=\(code.rawValue)\n"
+            if let info {
+                answer += "leader_epoch=\(info.leaderEpoch)\npartition_epoch=\(info.partitionEpoch)\nisr=\(info.isr.map(\.description).joined(separator: ","))\n"
+            }
+            propose(decision.records) { committed in committed ? text(true, answer) : text(false, "error=not committed; retry\n") }
         case .admin(let request):
             guard controller != nil, waiting.count < Self.waitingMax else { return text(false, notActive()) }
             let (entries, answers) = controller!.admin(request)

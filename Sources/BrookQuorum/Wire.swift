@@ -63,6 +63,17 @@ enum Frame: Equatable {
             case .admin(let admin):
                 buffer.writeInteger(UInt8(9))
                 Self.write(admin, into: &buffer)
+            case .alterPartition(let r):
+                buffer.writeInteger(UInt8(10))
+                buffer.writeInteger(r.broker.value)
+                buffer.writeInteger(r.brokerEpoch.value)
+                buffer.writeInteger(r.partition.topicID.high)
+                buffer.writeInteger(r.partition.topicID.low)
+                buffer.writeInteger(r.partition.partition)
+                buffer.writeInteger(r.proposal.leaderEpoch.value)
+                buffer.writeInteger(r.proposal.partitionEpoch.value)
+                buffer.writeInteger(UInt16(r.proposal.isr.count))
+                for id in r.proposal.isr { buffer.writeInteger(id.value) }
             }
         case .answer(let id, let ok, let text):
             buffer.writeInteger(UInt8(3))
@@ -105,6 +116,20 @@ enum Frame: Equatable {
                 return .request(id: id, .fetchMetadata(after: MetadataOffset(after), maxWaitMs: wait))
             case 8: return body.readableBytes == 0 ? .request(id: id, .describeCluster) : nil
             case 9: return readAdmin(&body).flatMap { body.readableBytes == 0 ? .request(id: id, .admin($0)) : nil }
+            case 10:
+                guard let broker = body.readInteger(as: Int32.self), let epoch = body.readInteger(as: Int64.self),
+                      let high = body.readInteger(as: UInt64.self), let low = body.readInteger(as: UInt64.self),
+                      let partition = body.readInteger(as: Int32.self), let leaderEpoch = body.readInteger(as: Int32.self),
+                      let partitionEpoch = body.readInteger(as: Int32.self), let count = body.readInteger(as: UInt16.self), count <= 64 else { return nil }
+                var isr: [NodeID] = []
+                for _ in 0..<count {
+                    guard let node = body.readInteger(as: Int32.self) else { return nil }
+                    isr.append(NodeID(node))
+                }
+                guard body.readableBytes == 0 else { return nil }
+                return .request(id: id, .alterPartition(AlterPartitionRequest(
+                    broker: NodeID(broker), brokerEpoch: BrokerEpoch(epoch), partition: TopicIDPartition(KafkaUUID(high: high, low: low), partition),
+                    proposal: ISRProposal(leaderEpoch: LeaderEpoch(leaderEpoch), partitionEpoch: PartitionEpoch(partitionEpoch), isr: isr))))
             default: return nil
             }
         case 3:
@@ -350,6 +375,8 @@ public enum QuorumRequest: Equatable, Sendable {
     /// Topic changes a broker forwards (CreateTopics, DeleteTopics, CreatePartitions),
     /// answered once their entries are committed.
     case admin(ControllerAdminRequest)
+    /// A partition leader's ISR change (Kafka's AlterPartition), answered once committed.
+    case alterPartition(AlterPartitionRequest)
 
     public static let fetchWaitMsMax: Int32 = 60_000
 }

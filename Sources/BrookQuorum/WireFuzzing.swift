@@ -51,6 +51,12 @@ public enum QuorumWireFuzzing {
             .request(id: 7, .brokerHeartbeat(BrokerHeartbeatRequest(id: NodeID(2), epoch: BrokerEpoch(5), metadataOffset: MetadataOffset(40), wantShutdown: true))),
             .request(id: 8, .fetchMetadata(after: MetadataOffset(12), maxWaitMs: 500)), .request(id: 9, .describeCluster),
             .data(id: 10, [0, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0, 0, 0]),
+            .request(id: 11, .admin(.createTopics([NewTopic(name: "t", partitions: 3, replicationFactor: 1, configs: ["retention.ms": "100"]),
+                                                   NewTopic(name: "u", assignments: [[NodeID(1)], [NodeID(2)]])], validateOnly: false))),
+            .request(id: 12, .admin(.deleteTopics(["t", "u"]))), .request(id: 13, .admin(.createPartitions(topic: "t", total: 9))),
+            .request(id: 14, .alterPartition(AlterPartitionRequest(
+                broker: NodeID(1), brokerEpoch: BrokerEpoch(4), partition: TopicIDPartition(KafkaUUID(high: 1, low: 2), 3),
+                proposal: ISRProposal(leaderEpoch: LeaderEpoch(2), partitionEpoch: PartitionEpoch(5), isr: [NodeID(1), NodeID(3)])))),
         ]
         return frames.map { frame in
             var buffer = ByteBuffer()

@@ -127,10 +127,14 @@ struct Serve: ParsableCommand {
                 // The image is acted on once it holds this incarnation's registration.
                 if view.epoch != .none, view.image.brokers[node]?.epoch == view.epoch { replicas.imageChanged(view.image) }
             }
-            membership.attach { request, done in follower.forward(request) { result in done(result.mapError { $0 as any Error }) } }
+            membership.attach(forward: { request, done in follower.forward(request) { result in done(result.mapError { $0 as any Error }) } },
+                              alterPartition: { partition, proposal, done in follower.alterPartition(proposal, for: partition, done: done) })
+            replicas.start()
+            let fetcher = ReplicaFetcher(broker: broker, node: config.nodeID, logger: logger)
             let addresses = try started.start()
             server = started
             follower.start()
+            fetcher.start()
             lifecycle = follower
             logger.notice("Brook \(Version.brook) broker \(config.nodeID) of cluster \(broker.clusterID) listening on \(addresses.map { "\($0)" }.joined(separator: ", ")), controllers \(votersText)")
         }

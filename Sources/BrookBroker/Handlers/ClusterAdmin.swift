@@ -4,11 +4,10 @@ import BrookProtocol
 import NIOCore
 
 /// The admin handlers' cluster side: a broker checks what it can, forwards the rest to the
-/// active controller, and answers once the controller's entries are committed. Until partition
-/// replication is wired (docs/cluster.md), topics of a cluster have one replica: a larger
-/// replication factor is refused rather than accepted without the copies it promises.
+/// active controller (which places replicas and checks the replication factor against the
+/// active brokers), and answers once the controller's entries are committed.
 enum ClusterAdmin {
-    static let replicationNotWired = "Brook clusters do not replicate partitions yet (docs/cluster.md): replication factor 1 only."
+    static let manualGrowthUnsupported = "Replica assignments for new partitions are not supported in Brook clusters yet; omit them."
 
     /// Forwards `request`; the answers by topic name, or every name failed with `code`.
     static func forward(_ request: ControllerAdminRequest, names: [String], context: RequestContext) -> EventLoopFuture<[String: TopicAnswer]> {
@@ -65,13 +64,11 @@ enum ClusterAdmin {
             guard sorted.map(\.partitionIndex) == Array(0..<Int32(sorted.count)) else {
                 throw TopicError(.invalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence")
             }
-            guard sorted.allSatisfy({ $0.brokerIds.count == 1 }) else { throw TopicError(.invalidReplicationFactor, replicationNotWired) }
             return NewTopic(name: topic.name, assignments: sorted.map(\.brokerIds), configs: configs)
         }
         guard topic.numPartitions == -1 || topic.numPartitions >= 1 else { throw TopicError(.invalidPartitions, "Number of partitions must be larger than 0.") }
         let factor = topic.replicationFactor == -1 ? context.broker.config.defaultReplicationFactor : topic.replicationFactor
         guard factor >= 1 else { throw TopicError(.invalidReplicationFactor, "Replication factor must be larger than 0.") }
-        guard factor == 1 else { throw TopicError(.invalidReplicationFactor, replicationNotWired) }
         let partitions = topic.numPartitions == -1 ? context.broker.config.numPartitions : topic.numPartitions
         return NewTopic(name: topic.name, partitions: Int(partitions), replicationFactor: Int(factor), configs: configs)
     }
@@ -87,8 +84,8 @@ enum ClusterAdmin {
         let image = context.broker.cluster.current?.image ?? MetadataImage()
         var results: [EventLoopFuture<Result>] = []
         for topic in request.topics {
-            if let assignments = topic.assignments, assignments.contains(where: { $0.brokerIds.count != 1 }) {
-                results.append(context.eventLoop.makeSucceededFuture(Result(name: topic.name, errorCode: ErrorCode.invalidReplicationFactor.rawValue, errorMessage: replicationNotWired)))
+            if topic.assignments != nil {
+                results.append(context.eventLoop.makeSucceededFuture(Result(name: topic.name, errorCode: ErrorCode.invalidReplicaAssignment.rawValue, errorMessage: manualGrowthUnsupported)))
                 continue
             }
             if request.validateOnly {

@@ -62,6 +62,8 @@ struct FetchHandler: ApiHandler {
         var total = 0
         let unknown: ErrorCode = version >= 13 ? .unknownTopicID : .unknownTopicOrPartition
         let known = Self.resolve(request, version: version, registry: context.broker.topics)
+        // A follower replica's fetch (a broker of the cluster); consumers send -1.
+        let replica = version >= 15 ? request.replicaState.replicaId : request.replicaId
         let responses = zip(request.topics, known).map { topic, known -> FetchResponse.FetchableTopicResponse in
             FetchResponse.FetchableTopicResponse(topic: topic.topic, topicId: topic.topicId, partitions: topic.partitions.map { p in
                 var data = Self.unread(p, readCommitted: request.isolationLevel == 1)
@@ -75,6 +77,12 @@ struct FetchHandler: ApiHandler {
                     return data
                 }
                 let maxBytes = max(0, min(Int(p.partitionMaxBytes), budget))
+                if replica.value >= 0 {
+                    let bytes = Self.readForFollower(partition, p, replica: replica, maxBytes: maxBytes, into: &data, context: context)
+                    total += bytes
+                    budget -= bytes
+                    return data
+                }
                 do throws(StorageError) {
                     let result = try partition.read(from: p.fetchOffset, maxBytes: maxBytes, minOneBatch: total == 0,
                                                     readCommitted: request.isolationLevel == 1)
@@ -102,6 +110,37 @@ struct FetchHandler: ApiHandler {
             })
         }
         return (FetchResponse(throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: responses), total)
+    }
+}
+
+extension FetchHandler {
+    /// A follower's read: its divergence checked against our leader epochs first (KIP-320), its
+    /// position recorded (which may move the high watermark), then batches up to the log end.
+    static func readForFollower(_ partition: Partition, _ p: FetchRequest.FetchTopic.FetchPartition, replica: NodeID, maxBytes: Int,
+                                into data: inout FetchResponse.FetchableTopicResponse.PartitionData, context: RequestContext) -> Int {
+        switch partition.followerFetch(replica, fetchOffset: p.fetchOffset, lastFetchedEpoch: p.lastFetchedEpoch, nowMs: context.broker.clock.now().ms) {
+        case .refused(let code):
+            data.errorCode = code.rawValue
+            return 0
+        case .diverging(let epoch, let end):
+            data.divergingEpoch = .init(epoch: epoch, endOffset: end)
+            let offsets = partition.offsets
+            data.highWatermark = offsets.highWatermark
+            data.logStartOffset = offsets.logStart
+            return 0
+        case .read:
+            do throws(StorageError) {
+                let (slice, offsets) = try partition.readForFollower(from: p.fetchOffset, maxBytes: maxBytes)
+                data.highWatermark = offsets.highWatermark
+                data.lastStableOffset = offsets.lastStable
+                data.logStartOffset = offsets.logStart
+                if !slice.isEmpty { data.records = .file(LogRecords(slice)) }
+                return slice.length
+            } catch {
+                data.errorCode = ErrorMapping.code(for: error).rawValue
+                return 0
+            }
+        }
     }
 }
 

@@ -38,7 +38,9 @@ struct FindCoordinatorHandler: ApiHandler {
         let image = broker.cluster.current?.image ?? MetadataImage()
         guard let topic = image.topic(named: GroupService.offsetsTopic) else {
             let configs = ["cleanup.policy": "compact", "segment.bytes": String(broker.config.offsetsTopicSegmentBytes), "compression.type": "producer"]
-            let create = NewTopic(name: GroupService.offsetsTopic, partitions: Int(broker.config.offsetsTopicPartitions), replicationFactor: 1, configs: configs)
+            let active = image.brokers.values.filter(\.isActive).count
+            let factor = max(1, min(Int(broker.config.offsetsTopicReplicationFactor), active))
+            let create = NewTopic(name: GroupService.offsetsTopic, partitions: Int(broker.config.offsetsTopicPartitions), replicationFactor: factor, configs: configs)
             _ = broker.cluster.forward(.createTopics([create], validateOnly: false), on: context.eventLoop)
             return nil
         }

@@ -18,10 +18,14 @@ struct ProduceHandler: ApiHandler {
 
     func handle(_ request: ProduceRequest, version: Int16, context: RequestContext) -> Reply<ProduceResponse> {
         let validAcks = request.acks == -1 || request.acks == 0 || request.acks == 1
+        var replicated: [(topic: String, index: Int32, partition: Partition, end: Offset)] = []
+        let acksAll = request.acks == -1 && context.broker.cluster.isCluster
         let responses = request.topicData.map { topic in
             ProduceResponse.TopicProduceResponse(name: topic.name, partitionResponses: topic.partitionData.map { data in
                 guard validAcks else { return failure(data.index, .invalidRequiredAcks, nil) }
-                return append(data, topic: topic.name, transactionalID: request.transactionalId, context: context)
+                let (result, wait) = append(data, topic: topic.name, transactionalID: request.transactionalId, acksAll: acksAll, context: context)
+                if let wait { replicated.append((topic.name, data.index, wait.partition, wait.end)) }
+                return result
             })
         }
         if request.acks == 0 {
@@ -29,21 +33,55 @@ struct ProduceHandler: ApiHandler {
             guard let (topic, first) = failed.first else { return .none }
             return .closeConnection("an acks=0 produce failed (\(topic)-\(first.index): error \(first.errorCode)\(first.errorMessage.map { ", " + $0 } ?? ""))")
         }
-        return .now(ProduceResponse(responses: responses, throttleTimeMs: 0))
+        if replicated.isEmpty { return .now(ProduceResponse(responses: responses, throttleTimeMs: 0)) }
+        return .later(waitForReplicas(responses, replicated, timeoutMs: request.timeoutMs, context: context))
     }
 
-    func append(_ data: ProduceRequest.TopicProduceData.PartitionProduceData, topic: String, transactionalID: String?,
-                context: RequestContext) -> PartitionResult {
-        guard let partition = context.broker.topics.partition(topic, data.index) else {
-            return failure(data.index, .unknownTopicOrPartition, nil)
+    /// acks=all in a cluster: each partition's answer waits until the high watermark passes its
+    /// records (the ISR has them), or the request's timeout (REQUEST_TIMED_OUT), or the end of
+    /// this broker's leadership (NOT_LEADER_OR_FOLLOWER).
+    func waitForReplicas(_ responses: [ProduceResponse.TopicProduceResponse], _ waits: [(topic: String, index: Int32, partition: Partition, end: Offset)],
+                         timeoutMs: Int32, context: RequestContext) -> EventLoopFuture<ProduceResponse> {
+        let loop = context.eventLoop
+        let futures = waits.map { wait -> EventLoopFuture<(String, Int32, ErrorCode)> in
+            let promise = loop.makePromise(of: (String, Int32, ErrorCode).self)
+            let timer = loop.scheduleTask(in: .milliseconds(Int64(max(0, timeoutMs)))) { promise.succeed((wait.topic, wait.index, .requestTimedOut)) }
+            wait.partition.whenHighWatermark(reaches: wait.end) { acknowledged in
+                timer.cancel()
+                promise.succeed((wait.topic, wait.index, acknowledged ? .none : .notLeaderOrFollower))
+            }
+            return promise.futureResult
         }
-        guard partition.isLeader else { return failure(data.index, .notLeaderOrFollower, "This broker does not lead \(partition.name)") }
+        return EventLoopFuture.whenAllSucceed(futures, on: loop).map { outcomes in
+            var codes: [String: [Int32: ErrorCode]] = [:]
+            for (topic, index, code) in outcomes where code != .none { codes[topic, default: [:]][index] = code }
+            let answered = responses.map { topic in
+                ProduceResponse.TopicProduceResponse(name: topic.name, partitionResponses: topic.partitionResponses.map { result in
+                    guard let code = codes[topic.name]?[result.index] else { return result }
+                    return failure(result.index, code, code == .requestTimedOut ? "The in-sync replicas did not all have the records in time" : nil)
+                })
+            }
+            return ProduceResponse(responses: answered, throttleTimeMs: 0)
+        }
+    }
+
+    /// One partition's append; with acks=all in a cluster, also what to wait for (the offset
+    /// after the records appended).
+    func append(_ data: ProduceRequest.TopicProduceData.PartitionProduceData, topic: String, transactionalID: String?,
+                acksAll: Bool, context: RequestContext) -> (PartitionResult, (partition: Partition, end: Offset)?) {
+        guard let partition = context.broker.topics.partition(topic, data.index) else {
+            return (failure(data.index, .unknownTopicOrPartition, nil), nil)
+        }
+        guard partition.isLeader else { return (failure(data.index, .notLeaderOrFollower, "This broker does not lead \(partition.name)"), nil) }
+        if acksAll && !partition.hasEnoughReplicas {
+            return (failure(data.index, .notEnoughReplicas, "The in-sync replicas of \(partition.name) are fewer than min.insync.replicas"), nil)
+        }
         // The coordinators write their internal topics; clients may not (as in Kafka).
         if topic == GroupService.offsetsTopic || topic == TxnService.stateTopic {
-            return failure(data.index, .invalidTopicException, "\(topic) is an internal topic")
+            return (failure(data.index, .invalidTopicException, "\(topic) is an internal topic"), nil)
         }
         guard case .bytes(var records)? = data.records, records.readableBytes > 0 else {
-            return failure(data.index, .corruptMessage, "The request holds no record batch")
+            return (failure(data.index, .corruptMessage, "The request holds no record batch"), nil)
         }
         // Only a transactional producer's request pays for the verification closure.
         let verify: ((ProducerBatch) -> ErrorCode?)? = transactionalID.map { id in
@@ -56,16 +94,17 @@ struct ProduceHandler: ApiHandler {
         do throws(Partition.AppendError) {
             let appended = try partition.append(&records, now: context.broker.clock.now().ms, verify: verify)
             let result = appended.result
-            return PartitionResult(index: data.index, errorCode: 0, baseOffset: result.firstOffset,
-                                   logAppendTimeMs: result.logAppendTime?.ms ?? -1, logStartOffset: appended.logStart)
+            let answer = PartitionResult(index: data.index, errorCode: 0, baseOffset: result.firstOffset,
+                                         logAppendTimeMs: result.logAppendTime?.ms ?? -1, logStartOffset: appended.logStart)
+            return (answer, acksAll ? (partition, result.lastOffset + 1) : nil)
         } catch {
             switch error {
             case .producer(let code, let message):
-                return failure(data.index, code, message)
+                return (failure(data.index, code, message), nil)
             case .storage(let error):
                 let code = ErrorMapping.code(for: error)
                 if code == .kafkaStorageError { context.broker.logger.error("append to \(partition.name) failed: \(error)") }
-                return failure(data.index, code, "\(error)")
+                return (failure(data.index, code, "\(error)"), nil)
             }
         }
     }

@@ -1,0 +1,239 @@
+import BrookCluster
+import BrookCore
+import BrookProtocol
+import BrookStorage
+import NIOCore
+import Synchronization
+
+/// A partition's replication state in a cluster, under the partition's lock with its log: the
+/// leader-epoch cache, the high watermark, and, while this broker leads, the followers
+/// (PartitionReplication, the pure core in BrookCluster).
+struct ReplicaState {
+    var epochs: LeaderEpochCache
+    /// A follower's HW (from its leader's answers); a leader's is its core's.
+    var followerHighWatermark: Offset
+    var leading: PartitionReplication?
+
+    var highWatermark: Offset { leading?.highWatermark ?? followerHighWatermark }
+
+    mutating func leaderAppended(logEnd: Offset) {
+        guard leading != nil else { return }
+        leading!.leaderAppended(logEnd: logEnd)
+    }
+}
+
+/// What the leader tells a follower that fetched.
+public enum ReplicaFetchCheck: Sendable {
+    /// Read from the fetch offset, up to the log end.
+    case read
+    /// The follower's log diverged: it must truncate (KIP-320's diverging epoch; nil epoch when
+    /// the leader knows none that old).
+    case diverging(LeaderEpoch, Offset)
+    case refused(ErrorCode)
+}
+
+/// Waiters for the high watermark (acks=all), per partition.
+final class HighWatermarkWaiters: Sendable {
+    struct Waiter {
+        let offset: Offset
+        let done: @Sendable (Bool) -> Void
+    }
+    let waiting = Mutex<[Waiter]>([])
+    /// The highest HW seen, to wake parked fetches only when it moves.
+    let lastSeen = Mutex<Offset>(.zero)
+    static let waitersMax = 100_000
+}
+
+extension Partition {
+    // MARK: roles
+
+    /// Leads in `epoch`: the epoch's first offset is the log end; followers start unknown.
+    public func becomeLeader(_ info: PartitionInfo, config: ReplicationConfig, nowMs: Int64, node: NodeID) {
+        become(.leader(info.leaderEpoch))
+        state.withLock { s in
+            var replica = s.replica ?? loadReplicaState(s.log)
+            let end = s.log.logEndOffset
+            if replica.epochs.latestEpoch.map({ $0 < info.leaderEpoch }) ?? true {
+                replica.epochs.assign(info.leaderEpoch, startOffset: end)
+                saveEpochs(replica.epochs)
+            }
+            let high = min(replica.highWatermark, end)
+            replica.leading = PartitionReplication(
+                leader: node, leaderEpoch: info.leaderEpoch, partitionEpoch: info.partitionEpoch, replicas: info.replicas,
+                isr: info.isr.contains(node) ? info.isr : info.isr + [node], logEndOffset: end, highWatermark: high, config: config, nowMs: nowMs)
+            s.replica = replica
+        }
+        highWatermarkMayHaveMoved()
+    }
+
+    /// Follows `leader` (nil: none now) in `epoch`; waiters for this leader's HW are let go.
+    public func becomeFollower(leader: NodeID?, epoch: LeaderEpoch) {
+        become(.follower(leader: leader, epoch: epoch))
+        state.withLock { s in
+            var replica = s.replica ?? loadReplicaState(s.log)
+            if let leading = replica.leading { replica.followerHighWatermark = leading.highWatermark }
+            replica.leading = nil
+            s.replica = replica
+        }
+        releaseWaiters(acknowledged: false)
+    }
+
+    /// The controller committed an ISR (AlterPartition's answer, or a change in the metadata).
+    public func isrCommitted(_ isr: [NodeID], partitionEpoch: PartitionEpoch) {
+        state.withLock { s in
+            guard s.replica?.leading != nil, let leader = s.replica?.leading?.leader, isr.contains(leader) else { return }
+            s.replica!.leading!.isrCommitted(isr, partitionEpoch: partitionEpoch)
+        }
+        highWatermarkMayHaveMoved()
+    }
+
+    /// The ISR change to ask the controller for, if any (at most one in flight).
+    public func isrProposal(nowMs: Int64, eligible: (NodeID) -> Bool) -> ISRProposal? {
+        state.withLock { s in s.replica?.leading?.proposal(nowMs: nowMs, eligible: eligible) }
+    }
+
+    public func isrProposalFailed() {
+        state.withLock { s in s.replica?.leading?.proposalFailed() }
+    }
+
+    /// True once this broker took the partition's role from a cluster's metadata.
+    public var isReplicating: Bool { state.withLock { $0.replica != nil } }
+
+    /// acks=all may be taken: the ISR has min.insync.replicas members (always on a single node).
+    public var hasEnoughReplicas: Bool {
+        state.withLock { s in s.replica?.leading?.hasEnoughReplicas ?? true }
+    }
+
+    func loadReplicaState(_ log: PartitionLog) -> ReplicaState {
+        let epochs = (try? ReplicaCheckpoints.readLeaderEpochs(directory: logDirectory)) ?? LeaderEpochCache()
+        // The HW is not kept across restarts yet: it starts at 0 and the leader's answers (or the
+        // followers' fetches) raise it again; nothing above it was promised by this replica.
+        return ReplicaState(epochs: epochs, followerHighWatermark: .zero, leading: nil)
+    }
+
+    func saveEpochs(_ epochs: LeaderEpochCache) {
+        do { try ReplicaCheckpoints.writeLeaderEpochs(epochs, directory: logDirectory) } catch {
+            // The cache is rebuilt from the batches' epochs only when lost; losing it is safe but
+            // makes a later divergence truncate to the HW.
+        }
+    }
+
+    // MARK: the leader's side of a follower's fetch
+
+    /// A follower's fetch from `fetchOffset` having last written `lastFetchedEpoch`: its
+    /// divergence checked against our epochs, then its position recorded (which may move the HW).
+    public func followerFetch(_ follower: NodeID, fetchOffset: Offset, lastFetchedEpoch: LeaderEpoch, nowMs: Int64) -> ReplicaFetchCheck {
+        let check = state.withLock { (s: inout Locked) -> ReplicaFetchCheck in
+            guard var replica = s.replica, replica.leading != nil else { return .refused(.notLeaderOrFollower) }
+            let end = s.log.logEndOffset
+            if lastFetchedEpoch != .none {
+                guard let known = replica.epochs.endOffset(for: lastFetchedEpoch, logEnd: end) else {
+                    return .diverging(.none, .zero)  // (impossible for a leader, whose epoch is the newest) back to the HW
+                }
+                if known.epoch < lastFetchedEpoch || known.endOffset < fetchOffset { return .diverging(known.epoch, known.endOffset) }
+            }
+            guard fetchOffset <= end else { return .refused(.offsetOutOfRange) }
+            replica.leading!.followerFetched(follower, fetchOffset: fetchOffset, nowMs: nowMs)
+            s.replica = replica
+            return .read
+        }
+        if case .read = check { highWatermarkMayHaveMoved() }
+        return check
+    }
+
+    /// Batches from `offset` up to the log end (what a follower copies), and the HW.
+    public func readForFollower(from offset: Offset, maxBytes: Int) throws(StorageError) -> (LogSlice, Offsets) {
+        try state.withLock { (s: inout Locked) throws(StorageError) -> (LogSlice, Offsets) in
+            (try s.log.read(from: offset, maxBytes: maxBytes, upperBound: nil, minOneBatch: true), Self.offsets(s))
+        }
+    }
+
+    // MARK: the follower's side
+
+    /// The position to fetch from and the epoch of the last batch written.
+    public var followerPosition: (fetchOffset: Offset, lastEpoch: LeaderEpoch) {
+        state.withLock { s in
+            if s.replica == nil { s.replica = loadReplicaState(s.log) }
+            return (s.log.logEndOffset, s.replica!.epochs.latestEpoch ?? .none)
+        }
+    }
+
+    /// Writes what the leader sent, with its offsets and epochs, and takes its HW.
+    public func appendFromLeader(_ records: ByteBuffer, leaderHighWatermark: Offset) throws(StorageError) {
+        let bytes = records.readableBytes
+        try state.withLock { (s: inout Locked) throws(StorageError) in
+            var replica = s.replica ?? loadReplicaState(s.log)
+            guard replica.leading == nil else { throw .invalidArgument("\(name): a leader does not append as a follower") }
+            if bytes > 0 {
+                let batches = try s.log.appendReplicated(records)
+                var changed = false
+                for batch in batches where replica.epochs.latestEpoch.map({ batch.leaderEpoch > $0 }) ?? true {
+                    replica.epochs.assign(batch.leaderEpoch, startOffset: batch.baseOffset)
+                    changed = true
+                }
+                if changed { saveEpochs(replica.epochs) }
+            }
+            replica.followerHighWatermark = max(replica.followerHighWatermark, min(leaderHighWatermark, s.log.logEndOffset))
+            s.replica = replica
+        }
+        if bytes > 0 { wakeParked(appendedBytes: bytes) }
+    }
+
+    /// Cuts the log where the leader's diverges (`epoch`/`endOffset` from its answer; nil epoch:
+    /// the leader knows none so old, back to the HW). Returns the new log end.
+    @discardableResult
+    public func truncateToLeader(epoch: LeaderEpoch, endOffset: Offset) throws(StorageError) -> Offset {
+        try state.withLock { (s: inout Locked) throws(StorageError) -> Offset in
+            var replica = s.replica ?? loadReplicaState(s.log)
+            let end = s.log.logEndOffset
+            let answer: (epoch: LeaderEpoch, endOffset: Offset)? = epoch == .none ? nil : (epoch, endOffset)
+            let cut = replica.epochs.truncationOffset(leaderAnswer: answer, logEnd: end, highWatermark: replica.followerHighWatermark)
+            try s.log.truncate(to: cut)
+            // Even at the log end: an epoch begun here as leader but never written goes.
+            replica.epochs.truncate(from: min(cut, end))
+            replica.followerHighWatermark = min(replica.followerHighWatermark, s.log.logEndOffset)
+            saveEpochs(replica.epochs)
+            s.replica = replica
+            return s.log.logEndOffset
+        }
+    }
+
+    // MARK: acks=all
+
+    /// Calls `done(true)` once the HW reaches `offset`, or `done(false)` when this broker stops
+    /// leading; the caller times it out.
+    public func whenHighWatermark(reaches offset: Offset, _ done: @escaping @Sendable (Bool) -> Void) {
+        let reached = state.withLock { s in Self.offsets(s).highWatermark >= offset }
+        if reached { return done(true) }
+        let added = waiters.waiting.withLock { list -> Bool in
+            guard list.count < HighWatermarkWaiters.waitersMax else { return false }
+            list.append(.init(offset: offset, done: done))
+            return true
+        }
+        guard added else { return done(false) }
+        highWatermarkMayHaveMoved()
+    }
+
+    /// Completes the waiters the HW passed, and wakes parked consumer fetches when it moved
+    /// (in a cluster, records become readable when the HW passes them, not when appended).
+    func highWatermarkMayHaveMoved() {
+        let high = state.withLock { s in Self.offsets(s).highWatermark }
+        let moved = waiters.lastSeen.withLock { last in
+            defer { last = max(last, high) }
+            return high > last
+        }
+        if moved && isReplicating { wakeParked(appendedBytes: Self.wakeAll) }
+        let ready = waiters.waiting.withLock { list -> [HighWatermarkWaiters.Waiter] in
+            guard !list.isEmpty else { return [] }
+            let done = list.filter { $0.offset <= high }
+            list.removeAll { $0.offset <= high }
+            return done
+        }
+        for waiter in ready { waiter.done(true) }
+    }
+
+    func releaseWaiters(acknowledged: Bool) {
+        let all = waiters.waiting.withLock { list in defer { list = [] }; return list }
+        for waiter in all { waiter.done(acknowledged) }
+    }
+}

@@ -1,0 +1,166 @@
+import BrookBroker
+import BrookClient
+import BrookCluster
+import BrookCore
+import BrookProtocol
+import BrookStorage
+import Logging
+import NIOCore
+import Synchronization
+
+/// A follower's fetching, in a cluster: for every partition this broker follows (a replica of
+/// it whose leader is another broker), Fetch requests to that leader with this broker's id as
+/// the replica id, each partition's log end as the fetch offset and its last epoch (KIP-320).
+/// The answer's records are appended with the leader's offsets and epochs; a diverging epoch
+/// cuts the log there first; the leader's high watermark is taken. One connection per leader,
+/// one round of fetches at a time (each long-polls for `maxWaitMs`).
+public final class ReplicaFetcher: Sendable {
+    let broker: Broker
+    let node: NodeID
+    let logger: Logger
+    let stopped = Atomic<Bool>(false)
+    let task = Mutex<Task<Void, Never>?>(nil)
+    static let maxWaitMs: Int32 = 500
+    static let partitionBytesMax: Int32 = 1 << 20
+    static let responseBytesMax: Int32 = 16 << 20
+    static let idleMs: UInt64 = 100
+
+    public init(broker: Broker, node: NodeID, logger: Logger) {
+        self.broker = broker
+        self.node = node
+        self.logger = logger
+    }
+
+    public func start() {
+        task.withLock { $0 = Task { await self.run() } }
+    }
+
+    public func stop() {
+        stopped.store(true, ordering: .sequentiallyConsistent)
+        task.withLock { $0?.cancel() }
+    }
+
+    struct Followed {
+        let topic: String
+        let index: Int32
+        let partition: Partition
+        let epoch: LeaderEpoch
+    }
+
+    func run() async {
+        var connections: [NodeID: BrokerConnection] = [:]
+        while !stopped.load(ordering: .sequentiallyConsistent) && !Task.isCancelled {
+            let byLeader = followed()
+            if byLeader.isEmpty {
+                try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000)
+                continue
+            }
+            for leader in connections.keys where byLeader[leader] == nil {
+                await connections.removeValue(forKey: leader)?.close()
+            }
+            await withTaskGroup(of: (NodeID, BrokerConnection?).self) { group in
+                for (leader, partitions) in byLeader {
+                    let existing = connections[leader]
+                    group.addTask { (leader, await self.fetch(from: leader, partitions, connection: existing)) }
+                }
+                for await (leader, connection) in group { connections[leader] = connection }
+            }
+        }
+        for connection in connections.values { await connection.close() }
+    }
+
+    /// The partitions this broker follows, by leader, as its metadata image and roles say.
+    func followed() -> [NodeID: [Followed]] {
+        guard let image = broker.cluster.current?.image else { return [:] }
+        var out: [NodeID: [Followed]] = [:]
+        for topic in image.topics.values {
+            guard let local = broker.topics.topic(topic.name), local.id == topic.id else { continue }
+            for (index, info) in topic.partitions.enumerated() where index < local.partitions.count && info.replicas.contains(node) {
+                let partition = local.partitions[index]
+                guard case .follower(let leader?, let epoch) = partition.role, leader != node, info.leader == leader,
+                      partition.isReplicating else { continue }
+                out[leader, default: []].append(Followed(topic: topic.name, index: Int32(index), partition: partition, epoch: epoch))
+            }
+        }
+        return out
+    }
+
+    /// One Fetch to `leader` for `partitions`; returns the connection to keep (nil after a failure).
+    func fetch(from leader: NodeID, _ partitions: [Followed], connection existing: BrokerConnection?) async -> BrokerConnection? {
+        let connection: BrokerConnection
+        if let existing {
+            connection = existing
+        } else {
+            guard let address = address(of: leader) else {
+                try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000)
+                return nil
+            }
+            do { connection = try await BrokerConnection.connect(address, clientID: "brook-replica-\(node)", timeoutMs: 2000) } catch {
+                logger.debug("broker \(node) cannot reach leader \(leader) at \(address): \(error)")
+                try? await Task.sleep(nanoseconds: Self.idleMs * 2_000_000)
+                return nil
+            }
+        }
+        var request = FetchRequest()
+        request.replicaId = node
+        request.maxWaitMs = Self.maxWaitMs
+        request.minBytes = 1
+        request.maxBytes = Self.responseBytesMax
+        request.sessionEpoch = -1
+        var byTopic: [String: [FetchRequest.FetchTopic.FetchPartition]] = [:]
+        var lookup: [String: [Int32: Followed]] = [:]
+        for followed in partitions {
+            let position = followed.partition.followerPosition
+            byTopic[followed.topic, default: []].append(.init(partition: followed.index, currentLeaderEpoch: followed.epoch,
+                                                              fetchOffset: position.fetchOffset, lastFetchedEpoch: position.lastEpoch,
+                                                              partitionMaxBytes: Self.partitionBytesMax))
+            lookup[followed.topic, default: [:]][followed.index] = followed
+        }
+        request.topics = byTopic.sorted { $0.key < $1.key }.map { .init(topic: $0.key, partitions: $0.value) }
+        let response: FetchResponse
+        do { response = try await connection.send(request, version: 12) } catch {
+            logger.debug("broker \(node) fetching from \(leader): \(error)")
+            await connection.close()
+            return nil
+        }
+        var backOff = false
+        for topic in response.responses {
+            for data in topic.partitions {
+                guard let followed = lookup[topic.topic]?[data.partitionIndex] else { continue }
+                backOff = !apply(data, to: followed.partition) || backOff
+            }
+        }
+        if backOff { try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000) }
+        return connection
+    }
+
+    /// Takes one partition's answer; false when it was an error to wait on (a newer leader epoch
+    /// the metadata has not brought yet, and the like).
+    func apply(_ data: FetchResponse.FetchableTopicResponse.PartitionData, to partition: Partition) -> Bool {
+        guard data.errorCode == 0 else {
+            logger.debug("\(partition.name): the leader answered \(ErrorCode(rawValue: data.errorCode))")
+            return false
+        }
+        do throws(StorageError) {
+            if data.divergingEpoch.epoch != .none || data.divergingEpoch.endOffset != Offset(-1) {
+                let end = try partition.truncateToLeader(epoch: data.divergingEpoch.epoch, endOffset: data.divergingEpoch.endOffset)
+                logger.notice("\(partition.name): log diverged from the leader's at epoch \(data.divergingEpoch.epoch); truncated to \(end)")
+                return true
+            }
+            var records = ByteBuffer()
+            if case .bytes(let bytes)? = data.records { records = bytes }
+            try partition.appendFromLeader(records, leaderHighWatermark: data.highWatermark)
+            return true
+        } catch {
+            logger.error("\(partition.name): cannot write what the leader sent: \(error)")
+            return false
+        }
+    }
+
+    func address(of leader: NodeID) -> String? {
+        guard let info = broker.cluster.current?.image.brokers[leader] else { return nil }
+        let name = broker.config.advertised.name
+        guard let endpoint = info.endpoints.first(where: { $0.name == name }) ?? info.endpoints.first else { return nil }
+        return "\(endpoint.host):\(endpoint.port)"
+    }
+}
