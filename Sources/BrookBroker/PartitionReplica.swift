@@ -2,6 +2,8 @@ import BrookCluster
 import BrookCore
 import BrookProtocol
 import BrookStorage
+import BrookTxn
+import Logging
 import NIOCore
 import Synchronization
 
@@ -165,7 +167,11 @@ extension Partition {
             var replica = s.replica ?? loadReplicaState(s.log)
             guard replica.leading == nil else { throw .invalidArgument("\(name): a leader does not append as a follower") }
             if bytes > 0 {
+                let before = s.log.logEndOffset
                 let batches = try s.log.appendReplicated(records)
+                // The producer state follows the log, so that a follower made leader dedups retries
+                // of idempotent producers as the old leader did.
+                _ = try ProducerStateFiles.replay(log: s.log, from: before, into: &s.producers, now: Int64.max)
                 var changed = false
                 for batch in batches where replica.epochs.latestEpoch.map({ batch.leaderEpoch > $0 }) ?? true {
                     replica.epochs.assign(batch.leaderEpoch, startOffset: batch.baseOffset)
@@ -188,7 +194,17 @@ extension Partition {
             let end = s.log.logEndOffset
             let answer: (epoch: LeaderEpoch, endOffset: Offset)? = epoch == .none ? nil : (epoch, endOffset)
             let cut = replica.epochs.truncationOffset(leaderAnswer: answer, logEnd: end, highWatermark: replica.followerHighWatermark)
-            try s.log.truncate(to: cut)
+            if cut < end {
+                try s.log.truncate(to: cut)
+                // The producer state is rebuilt for the shorter log, from snapshots not past it.
+                for name in try FileSystem.list(logDirectory) {
+                    if let offset = ProducerSnapshot.offset(fileName: name), offset > s.log.logEndOffset {
+                        try FileSystem.remove(logDirectory + "/" + name)
+                    }
+                }
+                (s.producers, s.snapshotOffset) = try ProducerStateFiles.load(log: s.log, directory: logDirectory, now: Int64.max,
+                                                                               logger: Logger(label: "brook.partition"))
+            }
             // Even at the log end: an epoch begun here as leader but never written goes.
             replica.epochs.truncate(from: min(cut, end))
             replica.followerHighWatermark = min(replica.followerHighWatermark, s.log.logEndOffset)

@@ -8,8 +8,10 @@ is a controlled shutdown and exits 0; Kafka's own sample KRaft server.properties
 unchanged but for ports and the data folder; clients see the cluster through Metadata and
 DescribeCluster; topics are made by the controller and spread over the brokers, and
 confluent-kafka, kafka-python and kcat produce, consume and commit group offsets through
-whichever broker they bootstrap from. Partition replication is not wired yet: a replication
-factor above 1 is refused.
+whichever broker they bootstrap from; with replication factor 3 and min.insync.replicas=2, an
+idempotent acks=all producer keeps going while the leader's broker (and the active controller)
+is SIGKILLed round after round, and every acknowledged record is read back exactly once, in
+order, the killed broker back in the ISR each time.
 """
 from __future__ import annotations
 
@@ -306,10 +308,10 @@ def test_topics_spread_over_the_brokers_and_every_client_uses_them(cluster):
     topic = unique_topic("spread")
     admin = ck_admin(bootstrap)
     admin.create_topics([NewTopic(topic, 6, 1)])[topic].result(30)
-    # A replication factor the cluster cannot honour yet is refused, not faked.
-    refused = unique_topic("rf3")
+    # More replicas than brokers is refused.
+    refused = unique_topic("rf4")
     with pytest.raises(Exception) as error:
-        admin.create_topics([NewTopic(refused, 1, 3)])[refused].result(30)
+        admin.create_topics([NewTopic(refused, 1, 4)])[refused].result(30)
     assert "INVALID_REPLICATION_FACTOR" in str(error.value)
 
     # Leaders on every broker, as Metadata tells kcat.
@@ -367,3 +369,112 @@ def test_topics_spread_over_the_brokers_and_every_client_uses_them(cluster):
             break
         assert time.monotonic() < deadline, listing
         time.sleep(0.3)
+
+
+def partition_states(bootstrap: str, topic: str) -> dict:
+    """partition -> (leader, replicas, isr) from kcat's metadata listing."""
+    out = subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", topic, "-m", "5"], capture_output=True, text=True, timeout=30).stdout
+    states = {}
+    for line in out.splitlines():
+        line = line.strip()
+        if not line.startswith("partition ") or "leader " not in line:
+            continue
+        index = int(line.split()[1].rstrip(","))
+        leader = int(line.split("leader ")[1].split(",")[0])
+        replicas = [int(x) for x in line.split("replicas: ")[1].split(",")[0:3] if x.strip().isdigit()]
+        isr = [int(x) for x in line.split("isrs: ")[1].split(",") if x.strip().isdigit()]
+        states[index] = (leader, replicas, isr)
+    return states
+
+
+@pytest.mark.timeout(300)
+def test_acks_all_survives_leader_kills_without_losing_an_acknowledged_record(cluster):
+    import threading
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import NewTopic
+    view = cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+    bootstraps = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
+    topic = unique_topic("replicated")
+    admin = ck_admin(bootstraps)  # kept alive until the future is done
+    admin.create_topics([NewTopic(topic, 3, 3, config={"min.insync.replicas": "2"})])[topic].result(30)
+
+    def wait_full_isr(limit_s=60):
+        deadline = time.monotonic() + limit_s
+        while True:
+            live = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values() if n.up)
+            states = partition_states(live, topic)
+            if len(states) == 3 and all(len(isr) == 3 and leader >= 0 for leader, _, isr in states.values()):
+                return states
+            assert time.monotonic() < deadline, f"ISR not full again: {states}"
+            time.sleep(0.3)
+
+    states = wait_full_isr()
+    acked, errors = [], []
+    lock = threading.Lock()
+
+    def delivered(err, msg):
+        with lock:
+            if err is None:
+                acked.append((msg.partition(), msg.offset(), msg.value()))
+            else:
+                errors.append(str(err))
+
+    producer = Producer({"bootstrap.servers": bootstraps, "acks": "all", "enable.idempotence": True,
+                         "message.timeout.ms": 120000, "linger.ms": 5})
+    stop = threading.Event()
+
+    def produce():
+        i = 0
+        while not stop.is_set():
+            producer.produce(topic, key=str(i % 7).encode(), value=f"r{i}".encode(), on_delivery=delivered)
+            producer.poll(0)
+            i += 1
+            time.sleep(0.002)
+
+    worker = threading.Thread(target=produce)
+    worker.start()
+    try:
+        rounds = []
+        for round_ in range(2):
+            time.sleep(2)
+            # Round 0 kills partition 0's leader; round 1 the active controller (a leader too, or not).
+            victim = states[0][0] if round_ == 0 else cluster.describe()["controller"]
+            before = len(acked)
+            cluster.nodes[victim].kill()
+            killed_at = time.monotonic()
+            survivors = [i for i in (1, 2, 3) if i != victim]
+            # Writes go on through the new leaders once the controller fenced the victim.
+            deadline = time.monotonic() + 60
+            while len(acked) < before + 200:
+                assert time.monotonic() < deadline, f"no progress after killing {victim}: {len(acked) - before} acks, errors {errors[:3]}"
+                time.sleep(0.1)
+            rounds.append((victim, time.monotonic() - killed_at))
+            cluster.nodes[victim].start()
+            states = wait_full_isr()
+            assert all(leader in (1, 2, 3) for leader, _, _ in states.values())
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert producer.flush(120) == 0
+    assert not errors, errors[:5]
+    assert len(acked) > 500
+
+    consumer = Consumer({"bootstrap.servers": bootstraps, "group.id": unique_topic("verify"), "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(3)])
+    read = {}
+    ends = {p: max([o for q, o, _ in acked if q == p], default=-1) for p in range(3)}
+    deadline = time.monotonic() + 90
+    while any(max((o for (q, o) in read if q == p), default=-1) < ends[p] for p in range(3)):
+        assert time.monotonic() < deadline, "could not read every acknowledged record back"
+        msg = consumer.poll(0.5)
+        if msg is not None and not msg.error():
+            read[(msg.partition(), msg.offset())] = msg.value()
+    consumer.close()
+    for p_, offset, value in acked:
+        assert read.get((p_, offset)) == value, f"acknowledged {value} at {p_}/{offset} reads back as {read.get((p_, offset))}"
+    values = list(read.values())
+    assert len(values) == len(set(values)), "a record was written twice (idempotence)"
+    for p in range(3):
+        offsets = sorted(o for q, o in read if q == p)
+        assert offsets == list(range(offsets[0], offsets[-1] + 1)) if offsets else True
+    print(f"rounds (victim, seconds to 200 more acks): {rounds}; {len(acked)} acknowledged")
