@@ -61,10 +61,18 @@ public final class GroupService: Sendable {
     // MARK: loading and writing __consumer_offsets
 
     /// Replays `__consumer_offsets` into the coordinator.
-    func load() throws(StorageError) {
+    func load() throws(StorageError) { try load(only: nil) }
+
+    /// In a cluster, this broker became the leader of `__consumer_offsets` partition `index`: its
+    /// groups' state is replayed from the partition's log (to its end, which is this leader's).
+    public func becameLeader(ofPartition index: Int) {
+        do { try load(only: index) } catch { logger.error("cannot load groups of \(Self.offsetsTopic)-\(index): \(error)") }
+    }
+
+    func load(only: Int?) throws(StorageError) {
         let now = self.now
         var count = 0
-        try offsetsTopic.forEachBatch(logger: logger) { partition, header, batch in
+        try offsetsTopic.forEachBatch(logger: logger, only: only, toLogEnd: only != nil) { partition, header, batch in
             let events = Self.decode(header, batch, partition: partition, logger: logger)
             state.withLock { s in
                 for event in events {

@@ -63,13 +63,17 @@ struct InternalTopic: Sendable {
     /// partition from the log start: how a coordinator loads. `body` gets the partition's name, the
     /// header and the whole batch; no lock is held while it runs. A partition whose batches stop
     /// making progress (an unreadable one) is left there, logged.
-    func forEachBatch(logger: Logger, _ body: (String, RecordBatchHeader, UnsafeRawBufferPointer) -> Void) throws(StorageError) {
-        for partition in topics.topic(name)?.partitions ?? [] {
+    /// `only` limits it to one partition; `toLogEnd` reads past the high watermark (a new
+    /// leader loads its whole log, which is the partition's now).
+    func forEachBatch(logger: Logger, only: Int? = nil, toLogEnd: Bool = false,
+                      _ body: (String, RecordBatchHeader, UnsafeRawBufferPointer) -> Void) throws(StorageError) {
+        for (index, partition) in (topics.topic(name)?.partitions ?? []).enumerated() where only == nil || only == index {
             var next = partition.offsets.logStart
             while true {
-                let read = try partition.read(from: next, maxBytes: 1 << 20, minOneBatch: true)
-                if read.slice.isEmpty { break }
-                let bytes = try read.slice.readBytes()
+                let slice = toLogEnd ? try partition.readForFollower(from: next, maxBytes: 1 << 20).0
+                                     : try partition.read(from: next, maxBytes: 1 << 20, minOneBatch: true).slice
+                if slice.isEmpty { break }
+                let bytes = try slice.readBytes()
                 let before = next
                 bytes.withUnsafeReadableBytes { raw in
                     _ = RecordBatchHeader.forEachBatch(in: raw) { header, batch in

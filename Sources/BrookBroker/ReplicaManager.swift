@@ -114,7 +114,12 @@ public final class ReplicaManager: Sendable {
                 if hosted.overrides != configs { try topics.setConfigs(name: topic.name, overrides: configs, validateOnly: false) }
                 let replication = replicationConfig(configs)
                 for (index, partition) in hosted.partitions.enumerated() where index < topic.partitions.count {
+                    let wasLeading = partition.isLeader && partition.isReplicating
                     update(partition, to: topic.partitions[index], replication)
+                    // A group coordinator moves with its __consumer_offsets partition's leadership.
+                    if !wasLeading && partition.isLeader && topic.name == GroupService.offsetsTopic {
+                        broker.groups.becameLeader(ofPartition: index)
+                    }
                 }
             } catch {
                 broker.logger.error("cannot host topic \(topic.name) of the cluster's metadata: \(error)")

@@ -478,3 +478,56 @@ def test_acks_all_survives_leader_kills_without_losing_an_acknowledged_record(cl
         offsets = sorted(o for q, o in read if q == p)
         assert offsets == list(range(offsets[0], offsets[-1] + 1)) if offsets else True
     print(f"rounds (victim, seconds to 200 more acks): {rounds}; {len(acked)} acknowledged")
+
+
+@pytest.mark.timeout(240)
+def test_a_consumer_group_resumes_from_its_committed_offsets_after_its_coordinator_dies(cluster):
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import NewTopic
+    cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+    bootstraps = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
+    topic, group = unique_topic("grp"), unique_topic("g")
+    admin = ck_admin(bootstraps)
+    admin.create_topics([NewTopic(topic, 2, 3, config={"min.insync.replicas": "2"})])[topic].result(30)
+    producer = Producer({"bootstrap.servers": bootstraps, "acks": "all"})
+    for i in range(200):
+        producer.produce(topic, value=f"a{i}".encode())
+    assert producer.flush(60) == 0
+
+    def consume(count, limit_s=60):
+        consumer = Consumer({"bootstrap.servers": bootstraps, "group.id": group, "auto.offset.reset": "earliest",
+                             "enable.auto.commit": False})
+        consumer.subscribe([topic])
+        got = []
+        deadline = time.monotonic() + limit_s
+        while len(got) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                got.append(msg.value())
+        consumer.commit(asynchronous=False)
+        consumer.close()
+        return got
+
+    first = consume(200)
+    assert sorted(first) == sorted(f"a{i}".encode() for i in range(200))
+    # The group's coordinator is the leader of its __consumer_offsets partition: kill it.
+    offsets_states = partition_states(bootstraps, "__consumer_offsets")
+    index = java_hash_partition(group, len(offsets_states))
+    victim = offsets_states[index][0]
+    described = admin.describe_consumer_groups([group])[group].result(30)
+    assert described.coordinator.id == victim, (described.coordinator, victim, index)
+    time.sleep(1)  # the commit reaches the followers
+    cluster.nodes[victim].kill()
+    for i in range(100):
+        producer.produce(topic, value=f"b{i}".encode())
+    assert producer.flush(90) == 0
+    # A new member of the group starts from the committed offsets: only the new records.
+    second = consume(100, limit_s=90)
+    assert sorted(second) == sorted(f"b{i}".encode() for i in range(100)), f"{len(second)} records, e.g. {second[:3]}"
+
+
+def java_hash_partition(key: str, partitions: int) -> int:
+    h = 0
+    for unit in key.encode("utf-16-be").decode("utf-16-be"):
+        h = (31 * h + ord(unit)) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions
