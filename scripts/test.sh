@@ -3,7 +3,7 @@
 # Installs what it needs when missing (kcat, confluent-kafka, kafka-python, pytest), checks the
 # generated protocol code, builds, runs the unit / property / simulation tests (which replay the
 # fuzzing corpus), a short libFuzzer run of every decoder target, the end-to-end checks of the
-# `brook` executable, the Raft simulator's seeds and a three-controller failover,
+# `brook` executable, the Raft and cluster simulators' seeds and a three-controller failover,
 # then the interop suite: real Kafka clients against `brook serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,8 @@ scripts/cli-test.sh "$(swift build --show-bin-path)/brook"
 
 echo "== Raft quorum: simulated seeds, then three controller processes with the leader killed"
 "$(swift build --show-bin-path)/brook-sim" --seeds 100 --first-seed 1000
+echo "== replicated cluster: simulated seeds (controller, brokers, partition replication, acks=all)"
+"$(swift build --show-bin-path)/brook-sim" --cluster --seeds 300 --first-seed 5000
 python3 scripts/quorum-failover.py --brook "$(swift build --show-bin-path)/brook" --rounds 2
 
 echo "== interop: kcat, confluent-kafka and kafka-python against brook serve"
