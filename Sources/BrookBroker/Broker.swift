@@ -31,7 +31,8 @@ public final class Broker: Sendable {
         self.clock = clock
         self.logger = logger
         self.admin = admin
-        self.topics = TopicRegistry(logDirs: config.logDirs, brokerDefaults: config.topicDefaults, clock: clock, logger: logger)
+        self.topics = TopicRegistry(logDirs: config.logDirs, brokerDefaults: config.topicDefaults, clock: clock, logger: logger,
+                                    initialRole: config.processRoles.isEmpty ? .leader(LeaderEpoch(0)) : .follower(leader: nil, epoch: .none))
         try topics.load()
         clusterID = try Self.loadClusterID(config: config)
         groups = GroupService(config: config, topics: topics, clock: clock, logger: logger)

@@ -261,7 +261,7 @@ public final class LogRecords: FileRecords {
 
 extension Partition {
     /// Opens the partition's log and its producer state.
-    static func open(topic: String, index: Int32, directory: String, config: LogConfig, clock: any Clock,
+    static func open(topic: String, index: Int32, directory: String, config: LogConfig, role: Role = .leader(LeaderEpoch(0)), clock: any Clock,
                      logger: Logger) throws(StorageError) -> Partition {
         let log = try PartitionLog.open(directory: directory, config: config, clock: clock, logger: logger)
         let now = clock.now().ms
@@ -273,8 +273,10 @@ extension Partition {
             try? log.close()
             throw error
         }
-        return Partition(topic: topic, index: index, logDirectory: directory, log: log, producers: producers,
-                         snapshotOffset: snapshotOffset, now: now)
+        let partition = Partition(topic: topic, index: index, logDirectory: directory, log: log, producers: producers,
+                                  snapshotOffset: snapshotOffset, now: now)
+        partition.become(role)
+        return partition
     }
 
     /// Producer-state upkeep: idle producers expire (`producer.id.expiration.ms`), the state is

@@ -124,7 +124,9 @@ extension Partition {
 
     /// A follower's fetch from `fetchOffset` having last written `lastFetchedEpoch`: its
     /// divergence checked against our epochs, then its position recorded (which may move the HW).
-    public func followerFetch(_ follower: NodeID, fetchOffset: Offset, lastFetchedEpoch: LeaderEpoch, nowMs: Int64) -> ReplicaFetchCheck {
+    public func followerFetch(_ follower: NodeID, fetchOffset: Offset, lastFetchedEpoch: LeaderEpoch, nowMs: Int64,
+                              eligible: Bool = false) -> (ReplicaFetchCheck, ISRProposal?) {
+        var expansion: ISRProposal?
         let check = state.withLock { (s: inout Locked) -> ReplicaFetchCheck in
             guard var replica = s.replica, replica.leading != nil else { return .refused(.notLeaderOrFollower) }
             let end = s.log.logEndOffset
@@ -136,11 +138,12 @@ extension Partition {
             }
             guard fetchOffset <= end else { return .refused(.offsetOutOfRange) }
             replica.leading!.followerFetched(follower, fetchOffset: fetchOffset, nowMs: nowMs)
+            expansion = replica.leading!.expansion(after: follower, eligible: eligible)
             s.replica = replica
             return .read
         }
         if case .read = check { highWatermarkMayHaveMoved() }
-        return check
+        return (check, expansion)
     }
 
     /// Batches from `offset` up to the log end (what a follower copies), and the HW.

@@ -72,10 +72,12 @@ public final class ReplicaManager: Sendable {
             for (index, partition) in local.partitions.enumerated() where index < topic.partitions.count && topic.partitions[index].leader == node {
                 guard partition.isLeader, let proposal = partition.isrProposal(nowMs: now, eligible: eligible) else { continue }
                 broker.logger.info("\(partition.name): asking the controller for \(proposal)")
+                let logger = broker.logger
                 broker.cluster.alterPartition(TopicIDPartition(topic.id, Int32(index)), proposal) { code, committed in
                     if let committed {
                         partition.isrCommitted(committed.isr, partitionEpoch: committed.partitionEpoch)
                     } else {
+                        logger.info("\(partition.name): the controller did not take \(proposal): \(code)")
                         partition.isrProposalFailed()
                     }
                 }
@@ -135,10 +137,12 @@ public final class ReplicaManager: Sendable {
         case (.leader(let epoch), true) where epoch == info.leaderEpoch && partition.isReplicating:
             partition.isrCommitted(info.isr, partitionEpoch: info.partitionEpoch)
         case (_, true):
+            broker.logger.info("\(partition.name): leading in epoch \(info.leaderEpoch), replicas \(info.replicas), ISR \(info.isr)")
             partition.becomeLeader(info, config: replication, nowMs: now, node: node)
         case (.follower(let leader, let epoch), false) where leader == info.leader && epoch == info.leaderEpoch && partition.isReplicating:
             break
         case (_, false):
+            broker.logger.info("\(partition.name): following \(info.leader.map { "broker \($0)" } ?? "no leader") in epoch \(info.leaderEpoch)")
             partition.becomeFollower(leader: info.leader, epoch: info.leaderEpoch)
         }
     }

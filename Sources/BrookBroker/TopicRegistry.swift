@@ -43,10 +43,15 @@ public final class TopicRegistry: Sendable {
     /// The most partitions this broker hosts: each holds open files (three per segment), so the
     /// process's open-file limit decides it (`partitionsMax(openFileLimit:)`).
     public let partitionsMax: Int
+    /// The role a partition has when opened: a single node leads everything; in a cluster a
+    /// partition follows (serving no client) until the metadata image says it leads.
+    let initialRole: Partition.Role
     static let metadataFileName = "brook-topics"
 
     public init(logDirs: [String], brokerDefaults: [String: String], clock: any Clock, logger: Logger,
-                partitionsMax: Int = TopicRegistry.partitionsMax(openFileLimit: FileSystem.openFileLimit())) {
+                partitionsMax: Int = TopicRegistry.partitionsMax(openFileLimit: FileSystem.openFileLimit()),
+                initialRole: Partition.Role = .leader(LeaderEpoch(0))) {
+        self.initialRole = initialRole
         precondition(!logDirs.isEmpty, "at least one log directory")
         precondition(partitionsMax > 0, "a broker hosts at least one partition")
         self.logDirs = logDirs
@@ -282,7 +287,7 @@ public final class TopicRegistry: Sendable {
             let directory = directory(topic: topic.name, index: index)
             if !FileSystem.exists(directory) { made.append(directory) }
             do {
-                opened.append(try Partition.open(topic: topic.name, index: index, directory: directory, config: config,
+                opened.append(try Partition.open(topic: topic.name, index: index, directory: directory, config: config, role: initialRole,
                                                  clock: clock, logger: logger))
             } catch {
                 // All or nothing: what this call opened and made goes.

@@ -141,10 +141,23 @@ public struct PartitionReplication: Sendable {
         return proposal
     }
 
+    /// The expansion to ask for right after `replica`'s fetch, if that fetch brought it to the
+    /// high watermark (Kafka checks at each fetch too). Checked and marked in flight in the same
+    /// step as the fetch, so the HW cannot pass the joining follower between the two: from here
+    /// on it counts in the maximal ISR.
+    public mutating func expansion(after replica: NodeID, eligible: Bool) -> ISRProposal? {
+        guard inFlight == nil, eligible, replicas.contains(replica), isInSync(replica) else { return nil }
+        let proposal = ISRProposal(leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch, isr: isr + [replica])
+        inFlight = proposal
+        return proposal
+    }
+
     /// The controller committed an ISR for this partition (the AlterPartition answer, or a
     /// metadata change such as a fenced follower removed). Ends any proposal in flight.
     public mutating func isrCommitted(_ committed: [NodeID], partitionEpoch epoch: PartitionEpoch) {
-        guard epoch >= partitionEpoch else { return } // an older answer overtaken by metadata
+        // An older answer overtaken by metadata, or the state we have told again: a proposal in
+        // flight stays in flight (its answer comes with a newer epoch).
+        guard epoch > partitionEpoch else { return }
         precondition(committed.contains(leader), "the committed ISR \(committed) lost its leader \(leader) without a new leader epoch")
         isr = committed
         partitionEpoch = epoch

@@ -295,14 +295,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
         onChange(snapshot)
     }
 
-    static func fields(_ text: String) -> [String: String] {
-        var out: [String: String] = [:]
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: "=", maxSplits: 1)
-            if parts.count == 2 { out[String(parts[0])] = String(parts[1]) }
-        }
-        return out
-    }
+    static func fields(_ text: String) -> [String: String] { QuorumClient.Answer.fields(text) }
 }
 
 /// Reads big-endian numbers and byte runs from an answer, nil past its end.

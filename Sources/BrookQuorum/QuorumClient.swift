@@ -8,7 +8,10 @@ public enum QuorumClient {
         public var ok: Bool
         public var text: String
         /// The answer's `key=value` lines.
-        public var fields: [String: String] {
+        public var fields: [String: String] { Self.fields(text) }
+
+        /// The `key=value` lines of a controller's text answer.
+        static func fields(_ text: String) -> [String: String] {
             var out: [String: String] = [:]
             for line in text.split(separator: "\n") {
                 let parts = line.split(separator: "=", maxSplits: 1)

@@ -96,4 +96,32 @@ import Testing
         p.isrCommitted([n1, n2, n3], partitionEpoch: PartitionEpoch(8))
         #expect(p.isr == [n1, n2] && p.partitionEpoch == PartitionEpoch(9))
     }
+
+    /// Found with real processes: the metadata telling the current state again cleared the
+    /// proposal in flight, a second one went out with the old partition epoch, and was refused.
+    @Test func theSameStateToldAgainKeepsTheProposalInFlight() {
+        var p = leader(isr: [n1, n2])
+        p.leaderAppended(logEnd: Offset(4))
+        p.followerFetched(n2, fetchOffset: Offset(4), nowMs: 1)
+        p.followerFetched(n3, fetchOffset: Offset(4), nowMs: 1)
+        let grow = p.proposal(nowMs: 2, eligible: { _ in true })
+        #expect(grow?.isr == [n1, n2, n3])
+        p.isrCommitted([n1, n2], partitionEpoch: PartitionEpoch(7))
+        #expect(p.inFlight == grow, "the image repeating epoch 7 is not an answer")
+        p.isrCommitted([n1, n2, n3], partitionEpoch: PartitionEpoch(8))
+        #expect(p.inFlight == nil && p.isr == [n1, n2, n3])
+    }
+
+    @Test func aFollowerReachingTheHighWatermarkIsProposedAtItsFetch() {
+        var p = leader(isr: [n1, n2])
+        p.leaderAppended(logEnd: Offset(10))
+        p.followerFetched(n2, fetchOffset: Offset(10), nowMs: 1)
+        p.followerFetched(n3, fetchOffset: Offset(9), nowMs: 1)
+        #expect(p.expansion(after: n3, eligible: true) == nil, "below the HW")
+        p.followerFetched(n3, fetchOffset: Offset(10), nowMs: 2)
+        #expect(p.expansion(after: n3, eligible: false) == nil, "fenced")
+        let grow = p.expansion(after: n3, eligible: true)
+        #expect(grow?.isr == [n1, n2, n3] && p.maximalISR == [n1, n2, n3])
+        #expect(p.expansion(after: n3, eligible: true) == nil, "one in flight")
+    }
 }

@@ -70,7 +70,8 @@ class Node:
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([str(BROOK_BIN), "serve", str(self.props)], stdout=out, stderr=subprocess.STDOUT)
+            extra = ["--log-level", os.environ["BROOK_LOG_LEVEL"]] if os.environ.get("BROOK_LOG_LEVEL") else []
+            self.proc = subprocess.Popen([str(BROOK_BIN), "serve", str(self.props)] + extra, stdout=out, stderr=subprocess.STDOUT)
         _procs.add(self.proc)
 
     def kill(self) -> None:

@@ -1,3 +1,4 @@
+import BrookCluster
 import BrookCore
 import BrookProtocol
 import BrookStorage
@@ -118,7 +119,23 @@ extension FetchHandler {
     /// position recorded (which may move the high watermark), then batches up to the log end.
     static func readForFollower(_ partition: Partition, _ p: FetchRequest.FetchTopic.FetchPartition, replica: NodeID, maxBytes: Int,
                                 into data: inout FetchResponse.FetchableTopicResponse.PartitionData, context: RequestContext) -> Int {
-        switch partition.followerFetch(replica, fetchOffset: p.fetchOffset, lastFetchedEpoch: p.lastFetchedEpoch, nowMs: context.broker.clock.now().ms) {
+        let broker = context.broker
+        let eligible = broker.cluster.current?.image.brokers[replica]?.isActive ?? false
+        let (check, expansion) = partition.followerFetch(replica, fetchOffset: p.fetchOffset, lastFetchedEpoch: p.lastFetchedEpoch,
+                                                         nowMs: broker.clock.now().ms, eligible: eligible)
+        if let expansion, let topic = broker.topics.topic(partition.topic) {
+            // The follower reached the high watermark: ask the controller to take it back in.
+            let logger = broker.logger
+            broker.cluster.alterPartition(TopicIDPartition(topic.id, partition.index), expansion) { code, committed in
+                if let committed {
+                    partition.isrCommitted(committed.isr, partitionEpoch: committed.partitionEpoch)
+                } else {
+                    logger.info("\(partition.name): the controller did not take \(expansion): \(code)")
+                    partition.isrProposalFailed()
+                }
+            }
+        }
+        switch check {
         case .refused(let code):
             data.errorCode = code.rawValue
             return 0
