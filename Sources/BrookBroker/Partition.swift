@@ -108,8 +108,11 @@ public final class Partition: Sendable {
             }
             batch = ProducerBatch(header)
         }
-        let epoch = leaderEpoch
+        let roleEpoch = leaderEpoch
         let appended = try state.withLock { (s: inout Locked) throws(AppendError) -> Appended in
+            // In a cluster only the leader writes, with its own epoch, checked under the lock a
+            // role change takes too (a coordinator's stale group on a follower included).
+            let epoch = try Self.writableEpoch(s, roleEpoch, name)
             if let batch {
                 switch s.producers.check(batch) {
                 case .append: break
@@ -164,8 +167,9 @@ public final class Partition: Sendable {
     /// recorded; an abort it completes goes to the active segment's `.txnindex`.
     private func appendFromCoordinator(_ records: inout ByteBuffer, batch: ProducerBatch, coordinatorEpoch: Int32,
                                        now: Int64) throws(AppendError) -> (result: AppendResult, completed: ProducerState.Completed?) {
-        let leader = leaderEpoch
+        let roleEpoch = leaderEpoch
         let done = try state.withLock { (s: inout Locked) throws(AppendError) -> (result: AppendResult, completed: ProducerState.Completed?) in
+            let leader = try Self.writableEpoch(s, roleEpoch, name)
             if case .refuse(let code, let message) = s.producers.check(batch, fromCoordinator: true) {
                 throw .producer(code, message)
             }
@@ -182,6 +186,16 @@ public final class Partition: Sendable {
         wakeParked(appendedBytes: Self.wakeAll)
         highWatermarkMayHaveMoved()
         return done
+    }
+
+    /// The epoch to stamp an append with: a single node's, or in a cluster the leading core's;
+    /// a replica that does not lead refuses.
+    static func writableEpoch(_ s: borrowing Locked, _ roleEpoch: LeaderEpoch, _ name: String) throws(AppendError) -> LeaderEpoch {
+        guard let replica = s.replica else { return roleEpoch }
+        guard let leading = replica.leading else {
+            throw .producer(.notLeaderOrFollower, "This broker does not lead \(name)")
+        }
+        return leading.leaderEpoch
     }
 
     /// A request's current leader epoch checked against ours (-1: not given, always fine).

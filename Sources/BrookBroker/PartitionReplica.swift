@@ -15,6 +15,9 @@ struct ReplicaState {
     /// A follower's HW (from its leader's answers); a leader's is its core's.
     var followerHighWatermark: Offset
     var leading: PartitionReplication?
+    /// An AlterPartition request is on its way (its proposal in flight in `leading`).
+    var proposalOutstanding = false
+    var proposalSentMs: Int64 = 0
 
     var highWatermark: Offset { leading?.highWatermark ?? followerHighWatermark }
 
@@ -37,10 +40,12 @@ public enum ReplicaFetchCheck: Sendable {
 /// Waiters for the high watermark (acks=all), per partition.
 final class HighWatermarkWaiters: Sendable {
     struct Waiter {
+        let id: UInt64
         let offset: Offset
-        let done: @Sendable (Bool) -> Void
+        let done: @Sendable (ErrorCode) -> Void
     }
     let waiting = Mutex<[Waiter]>([])
+    let nextID = Atomic<UInt64>(0)
     /// The highest HW seen, to wake parked fetches only when it moves.
     let lastSeen = Mutex<Offset>(.zero)
     static let waitersMax = 100_000
@@ -51,7 +56,9 @@ extension Partition {
 
     /// Leads in `epoch`: the epoch's first offset is the log end; followers start unknown.
     public func becomeLeader(_ info: PartitionInfo, config: ReplicationConfig, nowMs: Int64, node: NodeID) {
-        become(.leader(info.leaderEpoch))
+        // The leading state (epoch start in the cache) first, the role after: an append between
+        // the two is refused rather than stamped with the new epoch below its start.
+        defer { become(.leader(info.leaderEpoch)) }
         state.withLock { s in
             var replica = s.replica ?? loadReplicaState(s.log)
             let end = s.log.logEndOffset
@@ -77,7 +84,7 @@ extension Partition {
             replica.leading = nil
             s.replica = replica
         }
-        releaseWaiters(acknowledged: false)
+        releaseWaiters()
     }
 
     /// The controller committed an ISR (AlterPartition's answer, or a change in the metadata).
@@ -89,13 +96,48 @@ extension Partition {
         highWatermarkMayHaveMoved()
     }
 
-    /// The ISR change to ask the controller for, if any (at most one in flight).
-    public func isrProposal(nowMs: Int64, eligible: (NodeID) -> Bool) -> ISRProposal? {
-        state.withLock { s in s.replica?.leading?.proposal(nowMs: nowMs, eligible: eligible) }
+    /// The controller's answer to this leader's ISR proposal: the proposal ends.
+    public func isrProposalCommitted(_ isr: [NodeID], partitionEpoch: PartitionEpoch) {
+        state.withLock { s in
+            guard s.replica?.leading != nil, let leader = s.replica?.leading?.leader, isr.contains(leader) else {
+                s.replica?.proposalOutstanding = false
+                return
+            }
+            s.replica!.leading!.proposalCommitted(isr, partitionEpoch: partitionEpoch)
+            s.replica!.proposalOutstanding = false
+        }
+        highWatermarkMayHaveMoved()
     }
 
-    public func isrProposalFailed() {
-        state.withLock { s in s.replica?.leading?.proposalFailed() }
+    /// The ISR change to ask the controller for, if any (at most one in flight).
+    public func isrProposal(nowMs: Int64, eligible: (NodeID) -> Bool) -> ISRProposal? {
+        state.withLock { s in
+            guard let proposal = s.replica?.leading?.proposal(nowMs: nowMs, eligible: eligible) else { return nil }
+            s.replica!.proposalOutstanding = true
+            s.replica!.proposalSentMs = nowMs
+            return proposal
+        }
+    }
+
+    /// The controller answered `proposal` with an error: it ends for good, or stays in flight
+    /// to be sent again (see PartitionReplication.proposalRefused).
+    public func isrProposalFailed(_ proposal: ISRProposal, _ code: ErrorCode) {
+        state.withLock { s in
+            s.replica?.proposalOutstanding = false
+            if PartitionReplication.refusesForGood(code) { s.replica?.leading?.proposalRefused(proposal) }
+        }
+    }
+
+    /// A proposal still in flight with no request outstanding for over `resendMs`: send again.
+    public func isrProposalToResend(nowMs: Int64, resendMs: Int64 = 1000) -> ISRProposal? {
+        state.withLock { s in
+            guard var replica = s.replica, let pending = replica.leading?.inFlight, !replica.proposalOutstanding,
+                  nowMs - replica.proposalSentMs >= resendMs else { return nil }
+            replica.proposalOutstanding = true
+            replica.proposalSentMs = nowMs
+            s.replica = replica
+            return pending
+        }
     }
 
     /// True once this broker took the partition's role from a cluster's metadata.
@@ -139,6 +181,10 @@ extension Partition {
             guard fetchOffset <= end else { return .refused(.offsetOutOfRange) }
             replica.leading!.followerFetched(follower, fetchOffset: fetchOffset, nowMs: nowMs)
             expansion = replica.leading!.expansion(after: follower, eligible: eligible)
+            if expansion != nil {
+                replica.proposalOutstanding = true
+                replica.proposalSentMs = nowMs
+            }
             s.replica = replica
             return .read
         }
@@ -194,6 +240,8 @@ extension Partition {
     public func truncateToLeader(epoch: LeaderEpoch, endOffset: Offset) throws(StorageError) -> Offset {
         try state.withLock { (s: inout Locked) throws(StorageError) -> Offset in
             var replica = s.replica ?? loadReplicaState(s.log)
+            // An answer that arrives after this broker became leader must not cut the leader's log.
+            guard replica.leading == nil else { throw .invalidArgument("\(name): a leader does not truncate to another") }
             let end = s.log.logEndOffset
             let answer: (epoch: LeaderEpoch, endOffset: Offset)? = epoch == .none ? nil : (epoch, endOffset)
             let cut = replica.epochs.truncationOffset(leaderAnswer: answer, logEnd: end, highWatermark: replica.followerHighWatermark)
@@ -219,40 +267,56 @@ extension Partition {
 
     // MARK: acks=all
 
-    /// Calls `done(true)` once the HW reaches `offset`, or `done(false)` when this broker stops
-    /// leading; the caller times it out.
-    public func whenHighWatermark(reaches offset: Offset, _ done: @escaping @Sendable (Bool) -> Void) {
-        let reached = state.withLock { s in Self.offsets(s).highWatermark >= offset }
-        if reached { return done(true) }
+    /// Calls `done(.none)` once the HW reaches `offset` while this broker leads with the ISR at
+    /// min.insync.replicas or more; NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below
+    /// it meanwhile (Kafka's answer); NOT_LEADER_OR_FOLLOWER when this broker stops leading.
+    /// Returns the waiter's id for `cancelWait` (the caller's timeout), nil if already done.
+    @discardableResult
+    public func whenHighWatermark(reaches offset: Offset, _ done: @escaping @Sendable (ErrorCode) -> Void) -> UInt64? {
+        let id = waiters.nextID.add(1, ordering: .relaxed).newValue
         let added = waiters.waiting.withLock { list -> Bool in
             guard list.count < HighWatermarkWaiters.waitersMax else { return false }
-            list.append(.init(offset: offset, done: done))
+            list.append(.init(id: id, offset: offset, done: done))
             return true
         }
-        guard added else { return done(false) }
+        guard added else {
+            done(.notLeaderOrFollower)
+            return nil
+        }
         highWatermarkMayHaveMoved()
+        return id
+    }
+
+    /// The caller gave up (its timeout): the waiter goes.
+    public func cancelWait(_ id: UInt64) {
+        waiters.waiting.withLock { list in list.removeAll { $0.id == id } }
     }
 
     /// Completes the waiters the HW passed, and wakes parked consumer fetches when it moved
     /// (in a cluster, records become readable when the HW passes them, not when appended).
     func highWatermarkMayHaveMoved() {
-        let high = state.withLock { s in Self.offsets(s).highWatermark }
+        let (high, leading, enough) = state.withLock { s in
+            (Self.offsets(s).highWatermark, s.replica == nil || s.replica?.leading != nil,
+             s.replica?.leading.map { $0.maximalISR.count >= $0.config.minInSyncReplicas } ?? true)
+        }
         let moved = waiters.lastSeen.withLock { last in
             defer { last = max(last, high) }
             return high > last
         }
         if moved && isReplicating { wakeParked(appendedBytes: Self.wakeAll) }
+        // Only a leader answers: a follower's HW says nothing of what this broker acknowledged.
+        guard leading else { return }
         let ready = waiters.waiting.withLock { list -> [HighWatermarkWaiters.Waiter] in
             guard !list.isEmpty else { return [] }
             let done = list.filter { $0.offset <= high }
             list.removeAll { $0.offset <= high }
             return done
         }
-        for waiter in ready { waiter.done(true) }
+        for waiter in ready { waiter.done(enough ? .none : .notEnoughReplicasAfterAppend) }
     }
 
-    func releaseWaiters(acknowledged: Bool) {
+    func releaseWaiters() {
         let all = waiters.waiting.withLock { list in defer { list = [] }; return list }
-        for waiter in all { waiter.done(acknowledged) }
+        for waiter in all { waiter.done(.notLeaderOrFollower) }
     }
 }

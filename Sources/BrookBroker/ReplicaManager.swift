@@ -70,15 +70,16 @@ public final class ReplicaManager: Sendable {
         for topic in image.topics.values {
             guard let local = broker.topics.topic(topic.name), local.id == topic.id else { continue }
             for (index, partition) in local.partitions.enumerated() where index < topic.partitions.count && topic.partitions[index].leader == node {
-                guard partition.isLeader, let proposal = partition.isrProposal(nowMs: now, eligible: eligible) else { continue }
+                guard partition.isLeader,
+                      let proposal = partition.isrProposalToResend(nowMs: now) ?? partition.isrProposal(nowMs: now, eligible: eligible) else { continue }
                 broker.logger.info("\(partition.name): asking the controller for \(proposal)")
                 let logger = broker.logger
                 broker.cluster.alterPartition(TopicIDPartition(topic.id, Int32(index)), proposal) { code, committed in
                     if let committed {
-                        partition.isrCommitted(committed.isr, partitionEpoch: committed.partitionEpoch)
+                        partition.isrProposalCommitted(committed.isr, partitionEpoch: committed.partitionEpoch)
                     } else {
                         logger.info("\(partition.name): the controller did not take \(proposal): \(code)")
-                        partition.isrProposalFailed()
+                        partition.isrProposalFailed(proposal, code)
                     }
                 }
             }

@@ -1,4 +1,5 @@
 import BrookCore
+import BrookProtocol
 
 /// The settings the leader of a partition replicates by (Kafka's names).
 public struct ReplicationConfig: Equatable, Sendable {
@@ -165,10 +166,33 @@ public struct PartitionReplication: Sendable {
         advanceHighWatermark()
     }
 
-    /// The proposal failed (refused, or no answer in time): propose again later from the
-    /// committed ISR. The next metadata update tells whether it was applied after all.
+    /// The controller answered our proposal with the state it committed: the proposal ends
+    /// whatever that state's epoch (metadata may have brought it, or a newer one, first).
+    public mutating func proposalCommitted(_ committed: [NodeID], partitionEpoch epoch: PartitionEpoch) {
+        inFlight = nil
+        isrCommitted(committed, partitionEpoch: epoch)
+    }
+
+    /// The controller refused `proposal` for good (not committed): propose again later from the
+    /// committed ISR. An answer for an older proposal changes nothing.
+    ///
+    /// When the outcome is unknown (no answer, the controller changed) or the controller says the
+    /// partition moved on (INVALID_UPDATE_VERSION), the proposal must stay in flight: it may have
+    /// been committed, and until the metadata says so the joining member counts for the HW
+    /// (Kafka's AlterPartitionManager does the same). The caller sends it again, or metadata
+    /// with a newer partition epoch ends it.
+    public mutating func proposalRefused(_ proposal: ISRProposal) {
+        if inFlight == proposal { inFlight = nil }
+    }
+
+    /// For tests and callers that know no proposal can be pending.
     public mutating func proposalFailed() {
         inFlight = nil
+    }
+
+    /// Whether an answer with `code` ends a proposal for good (it was not committed).
+    public static func refusesForGood(_ code: ErrorCode) -> Bool {
+        ![.requestTimedOut, .notController, .invalidUpdateVersion, .unknownServerError].contains(code)
     }
 
     // MARK: helpers

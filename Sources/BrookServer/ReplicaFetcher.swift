@@ -47,26 +47,33 @@ public final class ReplicaFetcher: Sendable {
         let epoch: LeaderEpoch
     }
 
+    /// Supervises one fetch loop per leader: each runs on its own, so a leader with nothing
+    /// new (its fetch long-polls) or a slow one never holds back the copies from the others (a
+    /// follower held back never reaches the HW, and so never rejoins the ISR under load).
     func run() async {
-        var connections: [NodeID: BrokerConnection] = [:]
+        var loops: [NodeID: Task<Void, Never>] = [:]
         while !stopped.load(ordering: .sequentiallyConsistent) && !Task.isCancelled {
-            let byLeader = followed()
-            if byLeader.isEmpty {
-                try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000)
-                continue
+            let leaders = Set(followed().keys)
+            for (leader, task) in loops where task.isCancelled || !leaders.contains(leader) {
+                task.cancel()
+                loops[leader] = nil
             }
-            for leader in connections.keys where byLeader[leader] == nil {
-                await connections.removeValue(forKey: leader)?.close()
+            for leader in leaders where loops[leader] == nil {
+                loops[leader] = Task { await self.follow(leader) }
             }
-            await withTaskGroup(of: (NodeID, BrokerConnection?).self) { group in
-                for (leader, partitions) in byLeader {
-                    let existing = connections[leader]
-                    group.addTask { (leader, await self.fetch(from: leader, partitions, connection: existing)) }
-                }
-                for await (leader, connection) in group { connections[leader] = connection }
-            }
+            try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000)
         }
-        for connection in connections.values { await connection.close() }
+        for task in loops.values { task.cancel() }
+    }
+
+    /// Fetches from `leader` for as long as this broker follows it in something.
+    func follow(_ leader: NodeID) async {
+        var connection: BrokerConnection?
+        while !stopped.load(ordering: .sequentiallyConsistent) && !Task.isCancelled {
+            guard let partitions = followed()[leader], !partitions.isEmpty else { break }
+            connection = await fetch(from: leader, partitions, connection: connection)
+        }
+        await connection?.close()
     }
 
     /// The partitions this broker follows, by leader, as its metadata image and roles say.
@@ -95,7 +102,11 @@ public final class ReplicaFetcher: Sendable {
                 try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000)
                 return nil
             }
-            do { connection = try await BrokerConnection.connect(address, clientID: "brook-replica-\(node)", timeoutMs: 2000) } catch {
+            do {
+                connection = try await Self.withTimeout(ms: Self.requestTimeoutMs) {
+                    try await BrokerConnection.connect(address, clientID: "brook-replica-\(self.node)", timeoutMs: 2000)
+                }
+            } catch {
                 logger.debug("broker \(node) cannot reach leader \(leader) at \(address): \(error)")
                 try? await Task.sleep(nanoseconds: Self.idleMs * 2_000_000)
                 return nil
@@ -118,7 +129,8 @@ public final class ReplicaFetcher: Sendable {
         }
         request.topics = byTopic.sorted { $0.key < $1.key }.map { .init(topic: $0.key, partitions: $0.value) }
         let response: FetchResponse
-        do { response = try await connection.send(request, version: 12) } catch {
+        let sending = request
+        do { response = try await Self.withTimeout(ms: Self.requestTimeoutMs) { try await connection.send(sending, version: 12) } } catch {
             logger.debug("broker \(node) fetching from \(leader): \(error)")
             await connection.close()
             return nil
@@ -154,6 +166,26 @@ public final class ReplicaFetcher: Sendable {
         } catch {
             logger.error("\(partition.name): cannot write what the leader sent: \(error)")
             return false
+        }
+    }
+
+    /// A fetch (long-polled for maxWaitMs) with no answer in this long is given up and its
+    /// connection closed: a leader that stopped answering (paused, cut off) must not hold the
+    /// follower forever.
+    static let requestTimeoutMs: UInt64 = 10_000
+
+    struct TimedOut: Error {}
+
+    static func withTimeout<T: Sendable>(ms: UInt64, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(nanoseconds: ms * 1_000_000)
+                throw TimedOut()
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next() else { throw TimedOut() }
+            return first
         }
     }
 

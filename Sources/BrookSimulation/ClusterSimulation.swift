@@ -86,7 +86,7 @@ public final class ClusterSimulation {
         case heartbeat(BrokerHeartbeatRequest)
         case heartbeatAnswer(BrokerHeartbeatAnswer, epoch: BrokerEpoch)
         case alterPartition(AlterPartitionRequest)
-        case alterPartitionAnswer(TopicIDPartition, LeaderEpoch, ErrorCode, PartitionInfo?)
+        case alterPartitionAnswer(TopicIDPartition, LeaderEpoch, ErrorCode, PartitionInfo?, ISRProposal)
         case fetch(from: NodeID, TopicIDPartition, leaderEpoch: LeaderEpoch, offset: Offset, lastEpoch: LeaderEpoch?)
         case fetchAnswer(TopicIDPartition, leaderEpoch: LeaderEpoch, FetchResult)
     }
@@ -207,7 +207,7 @@ public final class ClusterSimulation {
         queue.push(.controllerFail, at: controllerFailEveryMs)
         queue.push(.cut, at: cutEveryMs)
         queue.push(.endFaults, at: options.faultsMs)
-        var createdTopic = false
+        var nextCreateMs: Int64 = 0
         do {
             while let (time, event) = queue.pop() {
                 now = time
@@ -215,8 +215,9 @@ public final class ClusterSimulation {
                 guard report.steps < Self.stepsMax else { throw fail("step limit reached: livelock") }
                 if options.trace { print("t=\(now) \(event)") }
                 try handle(event)
-                if !createdTopic, committedImage.brokers.values.filter({ !$0.fenced }).count >= options.replicationFactor {
-                    createdTopic = createTopic()
+                // Asked again until the topic is committed: a controller failover may lose the entry.
+                if topicID == nil, now >= nextCreateMs, committedImage.brokers.values.filter({ !$0.fenced }).count >= options.replicationFactor {
+                    if createTopic() { nextCreateMs = now + 1000 }
                 }
                 if let endedAt = faultsEndedAt {
                     if try healthy() { break }
@@ -374,12 +375,12 @@ public final class ClusterSimulation {
                 if answer.error == .staleBrokerEpoch || answer.error == .brokerIDNotRegistered { brokers[to].epoch = .none }
             }
             try catchUpMetadata(to)
-        case .alterPartitionAnswer(let key, let leaderEpoch, let code, let info):
+        case .alterPartitionAnswer(let key, let leaderEpoch, let code, let info, let proposal):
             guard var replica = brokers[to].replicas[key], var leading = replica.leading, leading.leaderEpoch == leaderEpoch else { return }
             if code == .none, let info, info.leaderEpoch == leaderEpoch, info.leader == brokers[to].id {
-                leading.isrCommitted(info.isr, partitionEpoch: info.partitionEpoch)
-            } else {
-                leading.proposalFailed()
+                leading.proposalCommitted(info.isr, partitionEpoch: info.partitionEpoch)
+            } else if PartitionReplication.refusesForGood(code) {
+                leading.proposalRefused(proposal)
             }
             replica.proposalSentMs = nil
             replica.leading = leading
@@ -414,7 +415,8 @@ public final class ClusterSimulation {
             let decision = controller!.alterPartition(request)
             let from = Int(request.broker.value) - 1
             append(decision.records) { [self] in
-                send(.alterPartitionAnswer(request.partition, request.proposal.leaderEpoch, decision.answer.0, decision.answer.1), from: -1, to: from)
+                send(.alterPartitionAnswer(request.partition, request.proposal.leaderEpoch, decision.answer.0, decision.answer.1, request.proposal),
+                     from: -1, to: from)
             }
         default:
             preconditionFailure("the controller got a broker's packet")
@@ -530,12 +532,12 @@ public final class ClusterSimulation {
     func tickReplica(_ i: Int, _ key: TopicIDPartition) throws {
         guard var replica = brokers[i].replicas[key] else { return }
         if var leading = replica.leading {
-            if let sent = replica.proposalSentMs, now - sent > 2000 {
-                leading.proposalFailed()
-                replica.proposalSentMs = nil
-            }
+            // No answer in time: the outcome is unknown, so the proposal stays in flight and is
+            // sent again (it may have been committed; metadata will tell).
+            if let sent = replica.proposalSentMs, now - sent > 2000 { replica.proposalSentMs = nil }
             let image = brokers[i].image
-            if let proposal = leading.proposal(nowMs: now, eligible: { image.brokers[$0]?.isActive ?? false }) {
+            let pending = replica.proposalSentMs == nil ? leading.inFlight : nil
+            if let proposal = pending ?? leading.proposal(nowMs: now, eligible: { image.brokers[$0]?.isActive ?? false }) {
                 replica.proposalSentMs = now
                 send(.alterPartition(AlterPartitionRequest(broker: brokers[i].id, brokerEpoch: brokers[i].epoch, partition: key, proposal: proposal)), from: i, to: -1)
             }

@@ -124,4 +124,19 @@ import Testing
         #expect(grow?.isr == [n1, n2, n3] && p.maximalISR == [n1, n2, n3])
         #expect(p.expansion(after: n3, eligible: true) == nil, "one in flight")
     }
+
+    /// Seed 5149 of the cluster simulator: an answer whose state metadata had already brought
+    /// left the proposal in flight for good, and the ISR never grew again.
+    @Test func anAnswerEndsTheProposalEvenWhenMetadataCameFirst() {
+        var p = leader(isr: [n1, n2])
+        p.leaderAppended(logEnd: Offset(4))
+        p.followerFetched(n2, fetchOffset: Offset(4), nowMs: 1)
+        p.followerFetched(n3, fetchOffset: Offset(4), nowMs: 1)
+        #expect(p.proposal(nowMs: 2, eligible: { _ in true }) != nil)
+        p.isrCommitted([n1, n2, n3], partitionEpoch: PartitionEpoch(8))
+        p.isrCommitted([n1, n2], partitionEpoch: PartitionEpoch(9))
+        p.proposalCommitted([n1, n2, n3], partitionEpoch: PartitionEpoch(8))
+        #expect(p.inFlight == nil && p.isr == [n1, n2] && p.partitionEpoch == PartitionEpoch(9))
+        #expect(p.proposal(nowMs: 3, eligible: { _ in true })?.isr == [n1, n2, n3])
+    }
 }

@@ -78,7 +78,7 @@ struct FetchHandler: ApiHandler {
                     return data
                 }
                 let maxBytes = max(0, min(Int(p.partitionMaxBytes), budget))
-                if replica.value >= 0 {
+                if replica.value >= 0 && context.broker.cluster.isCluster {
                     let bytes = Self.readForFollower(partition, p, replica: replica, maxBytes: maxBytes, into: &data, context: context)
                     total += bytes
                     budget -= bytes
@@ -128,10 +128,10 @@ extension FetchHandler {
             let logger = broker.logger
             broker.cluster.alterPartition(TopicIDPartition(topic.id, partition.index), expansion) { code, committed in
                 if let committed {
-                    partition.isrCommitted(committed.isr, partitionEpoch: committed.partitionEpoch)
+                    partition.isrProposalCommitted(committed.isr, partitionEpoch: committed.partitionEpoch)
                 } else {
                     logger.info("\(partition.name): the controller did not take \(expansion): \(code)")
-                    partition.isrProposalFailed()
+                    partition.isrProposalFailed(expansion, code)
                 }
             }
         }
