@@ -50,21 +50,10 @@ enum ClusterAdmin {
 
     static func newTopic(_ topic: CreateTopicsRequest.CreatableTopic, context: RequestContext) throws(TopicError) -> NewTopic {
         if let problem = TopicRegistry.validateName(topic.name) { throw problem }
-        var configs: [String: String] = [:]
-        for config in topic.configs {
-            guard let value = config.value else { throw TopicError(.invalidConfig, "Null value not supported for topic configs: \(config.name)") }
-            configs[config.name] = value
-        }
+        let configs = try CreateTopicsHandler.configs(topic)
         if let problem = TopicRegistry.validateConfigs(configs) { throw problem }
         if !topic.assignments.isEmpty {
-            guard topic.numPartitions == -1, topic.replicationFactor == -1 else {
-                throw TopicError(.invalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.")
-            }
-            let sorted = topic.assignments.sorted { $0.partitionIndex < $1.partitionIndex }
-            guard sorted.map(\.partitionIndex) == Array(0..<Int32(sorted.count)) else {
-                throw TopicError(.invalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence")
-            }
-            return NewTopic(name: topic.name, assignments: sorted.map(\.brokerIds), configs: configs)
+            return NewTopic(name: topic.name, assignments: try CreateTopicsHandler.assignments(topic).map(\.brokerIds), configs: configs)
         }
         guard topic.numPartitions == -1 || topic.numPartitions >= 1 else { throw TopicError(.invalidPartitions, "Number of partitions must be larger than 0.") }
         let factor = topic.replicationFactor == -1 ? context.broker.config.defaultReplicationFactor : topic.replicationFactor

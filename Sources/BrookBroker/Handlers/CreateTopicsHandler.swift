@@ -65,17 +65,11 @@ struct CreateTopicsHandler: ApiHandler {
         let node = context.broker.config.nodeID
         var partitions = topic.numPartitions == -1 ? context.broker.config.numPartitions : topic.numPartitions
         if !topic.assignments.isEmpty {
-            guard topic.numPartitions == -1, topic.replicationFactor == -1 else {
-                throw TopicError(.invalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.")
-            }
-            let indexes = topic.assignments.map(\.partitionIndex).sorted()
-            guard indexes == Array(0..<Int32(indexes.count)) else {
-                throw TopicError(.invalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence")
-            }
-            for assignment in topic.assignments where assignment.brokerIds != [node] {
+            let sorted = try Self.assignments(topic)
+            for assignment in sorted where assignment.brokerIds != [node] {
                 throw TopicError(.invalidReplicaAssignment, "Replica assignment \(assignment.brokerIds) names brokers other than the one node \(node)")
             }
-            partitions = Int32(indexes.count)
+            partitions = Int32(sorted.count)
         }
         let factor = topic.replicationFactor == -1 ? context.broker.config.defaultReplicationFactor : topic.replicationFactor
         guard factor >= 1 else { throw TopicError(.invalidReplicationFactor, "Replication factor must be larger than 0.") }
@@ -83,11 +77,29 @@ struct CreateTopicsHandler: ApiHandler {
             throw TopicError(.invalidReplicationFactor, "Unable to replicate the partition \(factor) time(s): The target replication factor of \(factor) cannot be reached because only 1 broker(s) are registered.")
         }
         guard partitions >= 1 else { throw TopicError(.invalidPartitions, "Number of partitions must be larger than 0.") }
+        return (partitions, try Self.configs(topic))
+    }
+
+    /// The explicit replica assignments, by partition: only without a partition count or
+    /// replication factor, and numbered 0, 1, 2, ... (Kafka's checks, shared with a cluster).
+    static func assignments(_ topic: CreateTopicsRequest.CreatableTopic) throws(TopicError) -> [CreateTopicsRequest.CreatableTopic.CreatableReplicaAssignment] {
+        guard topic.numPartitions == -1, topic.replicationFactor == -1 else {
+            throw TopicError(.invalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.")
+        }
+        let sorted = topic.assignments.sorted { $0.partitionIndex < $1.partitionIndex }
+        guard sorted.map(\.partitionIndex) == Array(0..<Int32(sorted.count)) else {
+            throw TopicError(.invalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence")
+        }
+        return sorted
+    }
+
+    /// The configs asked for; a null value is refused, as Kafka does.
+    static func configs(_ topic: CreateTopicsRequest.CreatableTopic) throws(TopicError) -> [String: String] {
         var configs: [String: String] = [:]
         for config in topic.configs {
             guard let value = config.value else { throw TopicError(.invalidConfig, "Null value not supported for topic configs: \(config.name)") }
             configs[config.name] = value
         }
-        return (partitions, configs)
+        return configs
     }
 }
