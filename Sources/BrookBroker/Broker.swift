@@ -37,7 +37,7 @@ public final class Broker: Sendable {
         clusterID = try Self.loadClusterID(config: config)
         groups = GroupService(config: config, topics: topics, clock: clock, logger: logger)
         try groups.load()
-        transactions = TxnService(config: config, topics: topics, groups: groups, clock: clock, logger: logger)
+        transactions = TxnService(config: config, topics: topics, groups: groups, cluster: cluster, clock: clock, logger: logger)
         try transactions.load()
         handlers = Self.defaultHandlers()
     }
@@ -58,6 +58,7 @@ public final class Broker: Sendable {
         table.register(DescribeClusterHandler())
         table.register(DeleteRecordsHandler())
         table.register(OffsetForLeaderEpochHandler())
+        table.register(WriteTxnMarkersHandler())
         table.register(DescribeLogDirsHandler())
         table.register(FindCoordinatorHandler())
         table.register(JoinGroupHandler())

@@ -96,6 +96,12 @@ public struct BrokerConfig: Sendable {
     public var offsetsTopicReplicationFactor: Int16 = 3
     /// `offsets.topic.segment.bytes`
     public var offsetsTopicSegmentBytes: Int64 = 104_857_600
+    /// `transaction.state.log.replication.factor`: replicas of `__transaction_state` in a cluster
+    /// (fewer when fewer brokers are active when it is made).
+    public var transactionStateLogReplicationFactor: Int16 = 3
+    /// `transaction.state.log.min.isr`: min.insync.replicas of `__transaction_state` (at most its
+    /// replication factor).
+    public var transactionStateLogMinISR: Int16 = 2
 
     // The cluster (KRaft names). With no `process.roles`, Brook is the single node it always
     // was, with no quorum.
@@ -213,6 +219,8 @@ public struct BrokerConfig: Sendable {
         case "offsets.retention.check.interval.ms": groups.offsetsRetentionCheckIntervalMs = try int(1...Int64.max)
         case "offsets.topic.num.partitions": offsetsTopicPartitions = Int32(try int(1...Int64(Limits.partitionsPerTopicMax)))
         case "offsets.topic.replication.factor": offsetsTopicReplicationFactor = Int16(try int(1...Int64(Int16.max)))
+        case "transaction.state.log.replication.factor": transactionStateLogReplicationFactor = Int16(try int(1...Int64(Int16.max)))
+        case "transaction.state.log.min.isr": transactionStateLogMinISR = Int16(try int(1...Int64(Int16.max)))
         case "offsets.topic.segment.bytes": offsetsTopicSegmentBytes = try int(1024...Int64(Int32.max))
         case "group.consumer.session.timeout.ms": groups.consumerSessionTimeoutMs = Int32(try int(1...Int64(Int32.max)))
         case "group.consumer.heartbeat.interval.ms": groups.consumerHeartbeatIntervalMs = Int32(try int(1...Int64(Int32.max)))

@@ -23,7 +23,11 @@ public final class ClusterMembership: Sendable {
     public typealias AlterPartition = @Sendable (TopicIDPartition, ISRProposal,
                                                  @escaping @Sendable (ErrorCode, (isr: [NodeID], partitionEpoch: PartitionEpoch)?) -> Void) -> Void
 
+    /// Sends WriteTxnMarkers to another broker; nil when it could not be reached or answered.
+    public typealias SendMarkers = @Sendable (NodeID, WriteTxnMarkersRequest) async -> WriteTxnMarkersResponse?
+
     private let lock = NSLock()
+    nonisolated(unsafe) private var markerSender: SendMarkers?
     nonisolated(unsafe) private var view: View?
     nonisolated(unsafe) private var forwarder: Forward?
     nonisolated(unsafe) private var alterer: AlterPartition?
@@ -41,6 +45,17 @@ public final class ClusterMembership: Sendable {
             forwarder = forward
             alterer = alterPartition
         }
+    }
+
+    /// Called once at start by a broker of a cluster: how transaction markers reach other brokers.
+    public func attach(sendMarkers: @escaping SendMarkers) {
+        lock.withLock { markerSender = sendMarkers }
+    }
+
+    /// Transaction markers to `node` (a partition leader); nil when not delivered.
+    public func sendMarkers(to node: NodeID, _ request: WriteTxnMarkersRequest) async -> WriteTxnMarkersResponse? {
+        guard let sender = lock.withLock({ markerSender }) else { return nil }
+        return await sender(node, request)
     }
 
     /// Sends a leader's ISR change to the controller.

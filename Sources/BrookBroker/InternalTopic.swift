@@ -4,6 +4,14 @@ import BrookStorage
 import Logging
 import NIOCore
 
+/// A coordinator's write: the partition and the offset just past it. In a cluster the write is
+/// acknowledged only once the high watermark has passed it (the ISR has it), as Kafka appends
+/// coordinator state with acks=all.
+struct InternalWrite: Sendable {
+    let partition: Partition
+    let end: Offset
+}
+
 /// A compacted internal topic a coordinator keeps its state in (`__consumer_offsets`,
 /// `__transaction_state`): made on first use, each record placed by its owner's id (a group or
 /// a transactional id) as Kafka places it.
@@ -44,20 +52,27 @@ struct InternalTopic: Sendable {
     }
 
     /// Appends records (owner id, key, value: nil for a tombstone), one batch per partition, in
-    /// the order given.
-    func append(_ records: [(owner: String, key: [UInt8], value: [UInt8]?)], now: Timestamp) throws(StorageError) {
-        guard !records.isEmpty else { return }
+    /// the order given; returns where each batch ended.
+    @discardableResult
+    func append(_ records: [(owner: String, key: [UInt8], value: [UInt8]?)], now: Timestamp) throws(StorageError) -> [InternalWrite] {
+        guard !records.isEmpty else { return [] }
         let partitions = try partitions()
         var byPartition: [Int: [SimpleRecord]] = [:]
         for r in records {
             let index = Self.partitionIndex(for: r.owner, partitions: partitions.count)
             byPartition[index, default: []].append(SimpleRecord(key: r.key, value: r.value, timestamp: now))
         }
+        var written: [InternalWrite] = []
         for (index, list) in byPartition.sorted(by: { $0.key < $1.key }) {
             var buffer = ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: .zero, records: list))
-            _ = try partitions[index].appendInternal(&buffer, now: now.ms)
+            let result = try partitions[index].appendInternal(&buffer, now: now.ms)
+            written.append(InternalWrite(partition: partitions[index], end: result.lastOffset + 1))
         }
+        return written
     }
+
+    /// The number of partitions the topic has here now (nil: not hosted).
+    var partitionCountNow: Int? { topics.topic(name)?.partitions.count }
 
     /// Every batch of the topic as it stands (nothing when it does not exist), partition by
     /// partition from the log start: how a coordinator loads. `body` gets the partition's name, the

@@ -145,13 +145,16 @@ public final class Partition: Sendable {
 
     /// Writes a transaction marker for `producerID` (from the transaction coordinator) and
     /// returns what it ended here.
+    /// Returns the transaction it completed and the offset just past the marker.
+    @discardableResult
     public func appendMarker(producerID: ProducerID, epoch: ProducerEpoch, commit: Bool, coordinatorEpoch: Int32,
-                             now: Timestamp) throws(AppendError) -> ProducerState.Completed? {
+                             now: Timestamp) throws(AppendError) -> (completed: ProducerState.Completed?, end: Offset) {
         var records = ByteBuffer(bytes: ControlBatch.build(producerID: producerID, epoch: epoch, commit: commit,
                                                            coordinatorEpoch: coordinatorEpoch, timestamp: now))
         let batch = ProducerBatch(producerID: producerID, epoch: epoch, baseSequence: -1, offsetDelta: 0,
                                   isTransactional: true, marker: commit ? .commit : .abort, maxTimestamp: now.ms)
-        return try appendFromCoordinator(&records, batch: batch, coordinatorEpoch: coordinatorEpoch, now: now.ms).completed
+        let done = try appendFromCoordinator(&records, batch: batch, coordinatorEpoch: coordinatorEpoch, now: now.ms)
+        return (done.completed, done.result.lastOffset + 1)
     }
 
     /// Writes batches the broker makes for a transaction (offset commits in `__consumer_offsets`)

@@ -37,6 +37,12 @@ public enum ReplicaFetchCheck: Sendable {
     case refused(ErrorCode)
 }
 
+/// True for the first caller only: the HW and the timeout race to answer a wait.
+final class AnsweredOnce: Sendable {
+    let done = Atomic<Bool>(false)
+    func first() -> Bool { !done.exchange(true, ordering: .sequentiallyConsistent) }
+}
+
 /// Waiters for the high watermark (acks=all), per partition.
 final class HighWatermarkWaiters: Sendable {
     struct Waiter {
@@ -285,6 +291,41 @@ extension Partition {
         }
         highWatermarkMayHaveMoved()
         return id
+    }
+
+    /// `whenHighWatermark` with a timeout: the code on `loop`, REQUEST_TIMED_OUT when the HW did
+    /// not get there within `timeoutMs`.
+    public func highWatermark(reaching offset: Offset, timeoutMs: Int64, on loop: any EventLoop) -> EventLoopFuture<ErrorCode> {
+        let promise = loop.makePromise(of: ErrorCode.self)
+        let answered = AnsweredOnce()
+        let answer: @Sendable (ErrorCode) -> Void = { code in
+            guard answered.first() else { return }
+            promise.succeed(code)
+        }
+        let id = whenHighWatermark(reaches: offset, answer)
+        loop.scheduleTask(in: .milliseconds(max(0, timeoutMs))) { [self] in
+            if let id { cancelWait(id) }
+            answer(.requestTimedOut)
+        }
+        return promise.futureResult
+    }
+
+    /// The same, awaited.
+    public func highWatermark(reaching offset: Offset, timeoutMs: Int64) async -> ErrorCode {
+        await withCheckedContinuation { (continuation: CheckedContinuation<ErrorCode, Never>) in
+            let answered = AnsweredOnce()
+            let answer: @Sendable (ErrorCode) -> Void = { code in
+                guard answered.first() else { return }
+                continuation.resume(returning: code)
+            }
+            let id = whenHighWatermark(reaches: offset, answer)
+            // The timer outlives an earlier answer (then it does nothing): a sleeping task.
+            Task { [self] in
+                try? await Task.sleep(nanoseconds: UInt64(max(0, timeoutMs)) * 1_000_000)
+                if let id { cancelWait(id) }
+                answer(.requestTimedOut)
+            }
+        }
     }
 
     /// The caller gave up (its timeout): the waiter goes.

@@ -117,16 +117,33 @@ public final class ReplicaManager: Sendable {
                 if hosted.overrides != configs { try topics.setConfigs(name: topic.name, overrides: configs, validateOnly: false) }
                 let replication = replicationConfig(configs)
                 for (index, partition) in hosted.partitions.enumerated() where index < topic.partitions.count {
-                    let wasLeading = partition.isLeader && partition.isReplicating
+                    let before = partition.isReplicating ? partition.role : nil
                     update(partition, to: topic.partitions[index], replication)
-                    // A group coordinator moves with its __consumer_offsets partition's leadership.
-                    if !wasLeading && partition.isLeader && topic.name == GroupService.offsetsTopic {
-                        broker.groups.becameLeader(ofPartition: index)
-                    }
+                    coordinatorsFollow(topic.name, index, from: before, to: partition.role)
                 }
             } catch {
                 broker.logger.error("cannot host topic \(topic.name) of the cluster's metadata: \(error)")
             }
+        }
+    }
+
+    /// The group and transaction coordinators move with the leadership of their partitions of
+    /// `__consumer_offsets` and `__transaction_state`: loaded when this broker comes to lead one
+    /// (or leads it again in a new epoch), dropped when it stops.
+    func coordinatorsFollow(_ topic: String, _ index: Int, from before: Partition.Role?, to after: Partition.Role) {
+        var was: LeaderEpoch?
+        if case .leader(let epoch)? = before { was = epoch }
+        var now: LeaderEpoch?
+        if case .leader(let epoch) = after { now = epoch }
+        guard was != now else { return }
+        switch topic {
+        case GroupService.offsetsTopic:
+            if now != nil && was == nil { broker.groups.becameLeader(ofPartition: index) }
+        case TxnService.stateTopic:
+            if was != nil { broker.transactions.stoppedLeading(partition: index) }
+            if let now { broker.transactions.becameLeader(ofPartition: index, epoch: now) }
+        default:
+            break
         }
     }
 

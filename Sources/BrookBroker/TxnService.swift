@@ -25,6 +25,11 @@ public final class TxnService: Sendable {
     struct State {
         var coordinator: TxnCoordinator
         var ids = IDBlock()
+        /// In a cluster: the `__transaction_state` partitions this broker leads and has loaded,
+        /// with their leader epoch (the coordinator epoch its markers carry).
+        var owned: [Int: LeaderEpoch] = [:]
+        /// Partitions being loaded after a leadership change (COORDINATOR_LOAD_IN_PROGRESS).
+        var loading: Set<Int> = []
     }
 
     /// The next producer id to hand out, and the end of the block reserved on disk.
@@ -46,8 +51,17 @@ public final class TxnService: Sendable {
     /// same id; nil on a single node. Interim: Kafka takes blocks from the controller
     /// (AllocateProducerIds), which BrookCluster's controller already decides.
     let idNamespace: Int64?
+    /// The cluster this broker belongs to (coordinators by leadership, markers over the network).
+    let cluster: ClusterMembership
+    let node: NodeID
+    let isCluster: Bool
+    /// How long a coordinator's write may take to reach the ISR before it is given up.
+    static let writeTimeoutMs: Int64 = 15_000
 
-    init(config: BrokerConfig, topics: TopicRegistry, groups: GroupService, clock: any Clock, logger: Logger) {
+    init(config: BrokerConfig, topics: TopicRegistry, groups: GroupService, cluster: ClusterMembership, clock: any Clock, logger: Logger) {
+        self.cluster = cluster
+        node = config.nodeID
+        isCluster = !config.processRoles.isEmpty
         self.config = config.transactions
         state = Mutex(State(coordinator: TxnCoordinator(config: config.transactions)))
         self.topics = topics
@@ -80,6 +94,8 @@ public final class TxnService: Sendable {
                 }
             }
         }
+        // In a cluster, a partition's transactions load when this broker comes to lead it.
+        if isCluster { return }
         var count = 0
         try stateTopic.forEachBatch(logger: logger) { partition, header, batch in
             let records = Self.decode(header, batch, partition: partition, logger: logger)
@@ -116,9 +132,12 @@ public final class TxnService: Sendable {
     // MARK: writing
 
     /// Appends states (nil: a tombstone) to the transactional ids' partitions of
-    /// `__transaction_state`, made on first use. Called under the state lock.
-    func write(_ states: [(String, TxnMetadata?)]) throws(StorageError) {
-        try stateTopic.append(states.map { id, m in (id, TxnRecords.key(id), m.map(TxnRecords.value)) }, now: clock.now())
+    /// `__transaction_state`, made on first use. Called under the state lock. Returns what must
+    /// reach the ISR before an answer in a cluster (nothing on a single node).
+    @discardableResult
+    func write(_ states: [(String, TxnMetadata?)]) throws(StorageError) -> [InternalWrite] {
+        let written = try stateTopic.append(states.map { id, m in (id, TxnRecords.key(id), m.map(TxnRecords.value)) }, now: clock.now())
+        return isCluster ? written : []
     }
 
     /// The next producer id; a new block is reserved on disk (durably) before any id of it is used.
@@ -146,13 +165,16 @@ public final class TxnService: Sendable {
     }
 
     /// InitProducerId. An open transaction of the id is aborted first (fencing its producer).
-    public func initProducerID(transactionalID: String?, timeoutMs: Int32, expected: (ProducerID, ProducerEpoch)?) -> InitResult {
+    /// Returns the answer and the writes it waits for (see `reply`).
+    func initProducerID(transactionalID: String?, timeoutMs: Int32, expected: (ProducerID, ProducerEpoch)?) -> (InitResult, [InternalWrite]) {
+        var written: [InternalWrite] = []
         for _ in 0..<3 {
             let now = self.now
             let path = idBlockPath
             let logger = self.logger
             let namespace = idNamespace
             let outcome = state.withLock { s -> TxnCoordinator.InitOutcome in
+                if let id = transactionalID, let code = notCoordinating(id, s) { return .refused(code) }
                 var ids = s.ids
                 let outcome = s.coordinator.initProducerID(transactionalID: transactionalID, timeoutMs: timeoutMs,
                                                            expected: expected, now: now) {
@@ -161,13 +183,13 @@ public final class TxnService: Sendable {
                 s.ids = ids
                 switch outcome {
                 case .ready(let pid, let epoch, let m?):
-                    do { try write([(m.transactionalID, m)]) } catch {
+                    do { written = try write([(m.transactionalID, m)]) } catch {
                         logger.error("writing transaction state of \(m.transactionalID): \(error)")
                         return .refused(.coordinatorNotAvailable)
                     }
                     return .ready(pid, epoch, write: nil)
                 case .abortFirst(let plan):
-                    do { try write([(plan.transactionalID, plan.prepared)]) } catch {
+                    do { written = try write([(plan.transactionalID, plan.prepared)]) } catch {
                         return .refused(.coordinatorNotAvailable)
                     }
                     return outcome
@@ -176,29 +198,33 @@ public final class TxnService: Sendable {
                 }
             }
             switch outcome {
-            case .ready(let pid, let epoch, _): return InitResult(error: .none, producerID: pid, epoch: epoch)
-            case .refused(let code): return InitResult(error: code, producerID: .none, epoch: .none)
-            case .abortFirst(let plan): finish(plan)
+            case .ready(let pid, let epoch, _): return (InitResult(error: .none, producerID: pid, epoch: epoch), written)
+            case .refused(let code): return (InitResult(error: code, producerID: .none, epoch: .none), [])
+            case .abortFirst(let plan):
+                // In a cluster the markers go out on their own; the producer is told to retry
+                // (CONCURRENT_TRANSACTIONS) until they are written.
+                complete(plan, after: written)
+                written = []
             }
         }
-        return InitResult(error: .concurrentTransactions, producerID: .none, epoch: .none)
+        return (InitResult(error: .concurrentTransactions, producerID: .none, epoch: .none), [])
     }
 
-    /// AddPartitionsToTxn: the error per partition (all the same: the request is all or nothing).
-    public func addPartitions(transactionalID: String, producerID: ProducerID, epoch: ProducerEpoch,
-                              partitions: [TxnPartition]) -> ErrorCode {
-        for p in partitions where topics.partition(p.topic, p.partition) == nil { return .unknownTopicOrPartition }
+    /// AddPartitionsToTxn: the error per partition (all the same: the request is all or nothing),
+    /// and the write it waits for.
+    func addPartitions(transactionalID: String, producerID: ProducerID, epoch: ProducerEpoch,
+                              partitions: [TxnPartition]) -> (ErrorCode, [InternalWrite]) {
+        for p in partitions where topics.partition(p.topic, p.partition) == nil { return (.unknownTopicOrPartition, []) }
         let now = self.now
         return state.withLock { s in
+            if let code = notCoordinating(transactionalID, s) { return (code, []) }
             let (code, m) = s.coordinator.addPartitions(transactionalID: transactionalID, producerID: producerID, epoch: epoch,
                                                         partitions: partitions, now: now)
-            if let m {
-                do { try write([(transactionalID, m)]) } catch {
-                    logger.error("writing transaction state of \(transactionalID): \(error)")
-                    return .coordinatorNotAvailable
-                }
+            guard let m else { return (code, []) }
+            do { return (code, try write([(transactionalID, m)])) } catch {
+                logger.error("writing transaction state of \(transactionalID): \(error)")
+                return (.coordinatorNotAvailable, [])
             }
-            return code
         }
     }
 
@@ -209,9 +235,9 @@ public final class TxnService: Sendable {
     }
 
     /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction.
-    public func addOffsets(transactionalID: String, producerID: ProducerID, epoch: ProducerEpoch, groupID: String) -> ErrorCode {
-        guard !groupID.isEmpty else { return .invalidGroupID }
-        guard let target = offsetsPartition(for: groupID) else { return .coordinatorNotAvailable }
+    func addOffsets(transactionalID: String, producerID: ProducerID, epoch: ProducerEpoch, groupID: String) -> (ErrorCode, [InternalWrite]) {
+        guard !groupID.isEmpty else { return (.invalidGroupID, []) }
+        guard let target = offsetsPartition(for: groupID) else { return (.coordinatorNotAvailable, []) }
         return addPartitions(transactionalID: transactionalID, producerID: producerID, epoch: epoch, partitions: [target])
     }
 
@@ -221,8 +247,7 @@ public final class TxnService: Sendable {
         guard let target = offsetsPartition(for: groupID) else {
             return Dictionary(offsets.map { ($0.0, ErrorCode.coordinatorNotAvailable) }, uniquingKeysWith: { a, _ in a })
         }
-        let problem = read { $0.verify(transactionalID: transactionalID, producerID: producerID, epoch: epoch, partition: target) }
-        if let problem {
+        if let problem = verify(transactionalID: transactionalID, producerID: producerID, epoch: epoch, partition: target) {
             // Kafka names a fenced producer so here; a missing AddOffsetsToTxn is a state error.
             let code: ErrorCode = problem == .invalidProducerEpoch ? .producerFenced : problem
             return Dictionary(offsets.map { ($0.0, code) }, uniquingKeysWith: { a, _ in a })
@@ -230,16 +255,21 @@ public final class TxnService: Sendable {
         return groups.commitTransactional(groupID: groupID, producerID: producerID, epoch: epoch, offsets: offsets)
     }
 
-    /// EndTxn: PrepareCommit/PrepareAbort is written, then the markers, then the completion;
-    /// the answer comes after all three. `bumpEpoch` (v5) ends under a new epoch, returned.
-    public func endTxn(transactionalID: String, producerID: ProducerID, epoch: ProducerEpoch, commit: Bool,
-                       bumpEpoch: Bool) -> InitResult {
+    /// EndTxn: PrepareCommit/PrepareAbort is written, then the markers, then the completion.
+    /// On a single node the answer comes after all three; in a cluster, as in Kafka, once the
+    /// prepared state is replicated (the markers follow on their own, and the producer's next
+    /// request waits for them with CONCURRENT_TRANSACTIONS). `bumpEpoch` (v5) ends under a new
+    /// epoch, returned.
+    func endTxn(transactionalID: String, producerID: ProducerID, epoch: ProducerEpoch, commit: Bool,
+                       bumpEpoch: Bool) -> (InitResult, [InternalWrite]) {
         let now = self.now
+        var written: [InternalWrite] = []
         let outcome = state.withLock { s -> TxnCoordinator.EndOutcome in
+            if let code = notCoordinating(transactionalID, s) { return .refused(code) }
             let outcome = s.coordinator.prepareEnd(transactionalID: transactionalID, producerID: producerID, epoch: epoch,
                                                    commit: commit, bumpEpoch: bumpEpoch, now: now)
             if case .markers(let plan) = outcome {
-                do { try write([(transactionalID, plan.prepared)]) } catch {
+                do { written = try write([(transactionalID, plan.prepared)]) } catch {
                     logger.error("writing transaction state of \(transactionalID): \(error)")
                     return .refused(.coordinatorNotAvailable)
                 }
@@ -247,11 +277,11 @@ public final class TxnService: Sendable {
             return outcome
         }
         switch outcome {
-        case .refused(let code): return InitResult(error: code, producerID: .none, epoch: .none)
-        case .done(let pid, let epoch): return InitResult(error: .none, producerID: pid, epoch: epoch)
+        case .refused(let code): return (InitResult(error: code, producerID: .none, epoch: .none), [])
+        case .done(let pid, let epoch): return (InitResult(error: .none, producerID: pid, epoch: epoch), [])
         case .markers(let plan):
-            finish(plan)
-            return InitResult(error: .none, producerID: plan.producerID, epoch: plan.epoch)
+            complete(plan, after: written)
+            return (InitResult(error: .none, producerID: plan.producerID, epoch: plan.epoch), written)
         }
     }
 
@@ -281,26 +311,35 @@ public final class TxnService: Sendable {
         }
     }
 
-    /// KIP-890's produce check (called under the partition's lock).
-    public func verify(transactionalID: String, producerID: ProducerID, epoch: ProducerEpoch, partition: TxnPartition) -> ErrorCode? {
-        read { $0.verify(transactionalID: transactionalID, producerID: producerID, epoch: epoch, partition: partition) }
+    /// KIP-890's produce check (called under the partition's lock). In a cluster it is made only
+    /// where this broker coordinates the transaction; elsewhere the write is taken unchecked, as
+    /// Kafka does without `transaction.partition.verification.enable` (asking the remote
+    /// coordinator from under a partition lock is not done). `asCoordinator`: the question came
+    /// to this broker as the coordinator (AddPartitionsToTxn verify_only), answered
+    /// NOT_COORDINATOR when it is not.
+    public func verify(transactionalID: String, producerID: ProducerID, epoch: ProducerEpoch, partition: TxnPartition,
+                       asCoordinator: Bool = false) -> ErrorCode? {
+        state.withLock { s in
+            if let code = notCoordinating(transactionalID, s) { return asCoordinator ? code : nil }
+            return s.coordinator.verify(transactionalID: transactionalID, producerID: producerID, epoch: epoch, partition: partition)
+        }
     }
 
     /// Aborts transactions past their timeout and forgets idle ids (called about every 100 ms).
     public func tick() {
         let now = self.now
-        let aborts = state.withLock { s -> [MarkerPlan] in
+        let (aborts, written) = state.withLock { s -> ([MarkerPlan], [InternalWrite]) in
             let (aborts, removed) = s.coordinator.tick(now: now)
             do {
-                try write(aborts.map { ($0.transactionalID, $0.prepared) } + removed.map { ($0, nil) })
+                return (aborts, try write(aborts.map { ($0.transactionalID, $0.prepared) } + removed.map { ($0, nil) }))
             } catch {
                 logger.error("writing timed-out transactions: \(error)")
+                return (aborts, [])
             }
-            return aborts
         }
         for plan in aborts {
             logger.info("transaction \(plan.transactionalID) timed out; aborting it and fencing producer \(plan.producerID) with epoch \(plan.epoch)")
-            finish(plan)
+            complete(plan, after: written)
         }
     }
 }

@@ -98,7 +98,7 @@ public final class ReplicaFetcher: Sendable {
         if let existing {
             connection = existing
         } else {
-            guard let address = address(of: leader) else {
+            guard let address = broker.address(of: leader) else {
                 try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000)
                 return nil
             }
@@ -187,12 +187,5 @@ public final class ReplicaFetcher: Sendable {
             guard let first = try await group.next() else { throw TimedOut() }
             return first
         }
-    }
-
-    func address(of leader: NodeID) -> String? {
-        guard let info = broker.cluster.current?.image.brokers[leader] else { return nil }
-        let name = broker.config.advertised.name
-        guard let endpoint = info.endpoints.first(where: { $0.name == name }) ?? info.endpoints.first else { return nil }
-        return "\(endpoint.host):\(endpoint.port)"
     }
 }

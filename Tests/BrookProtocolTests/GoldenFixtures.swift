@@ -2146,6 +2146,40 @@ enum GoldenFixtures {
         ]
     }
 
+    static var writeTxnMarkersRequests: [GoldenFixture] {
+        [
+            GoldenFixture(WriteTxnMarkersRequest.self, version: 1, variant: "full",
+                          hex: "03010203040506070912360102076e616d652d34041234567d1234567e1234567f0012345680000102030405060711123e01020e6e616d652d31322dc3a9e697a50412345685123456861234568700123456880000",
+                          expected: WriteTxnMarkersRequest(markers: [.init(producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), transactionResult: true, topics: [.init(name: "name-4", partitionIndexes: [305419901, 305419902, 305419903])], coordinatorEpoch: 305419904), .init(producerId: ProducerID(72623859790382865), producerEpoch: ProducerEpoch(4670), transactionResult: true, topics: [.init(name: "name-12-é日", partitionIndexes: [305419909, 305419910, 305419911])], coordinatorEpoch: 305419912)])),
+            GoldenFixture(WriteTxnMarkersRequest.self, version: 1, variant: "sparse",
+                          hex: "020102030405060709123601020101001234567c0000",
+                          expected: WriteTxnMarkersRequest(markers: [.init(producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), transactionResult: true, topics: [.init(name: "", partitionIndexes: [])], coordinatorEpoch: 305419900)])),
+            GoldenFixture(WriteTxnMarkersRequest.self, version: 2, variant: "full",
+                          hex: "03010203040506070912360102076e616d652d34041234567d1234567e1234567f00123456800b000102030405060712123f0102086e616d652d3133041234568612345687123456880012345689140000",
+                          expected: WriteTxnMarkersRequest(markers: [.init(producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), transactionResult: true, topics: [.init(name: "name-4", partitionIndexes: [305419901, 305419902, 305419903])], coordinatorEpoch: 305419904, transactionVersion: 11), .init(producerId: ProducerID(72623859790382866), producerEpoch: ProducerEpoch(4671), transactionResult: true, topics: [.init(name: "name-13", partitionIndexes: [305419910, 305419911, 305419912])], coordinatorEpoch: 305419913, transactionVersion: 20)])),
+            GoldenFixture(WriteTxnMarkersRequest.self, version: 2, variant: "sparse",
+                          hex: "020102030405060709123601020101001234567c070000",
+                          expected: WriteTxnMarkersRequest(markers: [.init(producerId: ProducerID(72623859790382857), producerEpoch: ProducerEpoch(4662), transactionResult: true, topics: [.init(name: "", partitionIndexes: [])], coordinatorEpoch: 305419900, transactionVersion: 7)])),
+        ]
+    }
+
+    static var writeTxnMarkersResponses: [GoldenFixture] {
+        [
+            GoldenFixture(WriteTxnMarkersResponse.self, version: 1, variant: "full",
+                          hex: "03010203040506070902076e616d652d32021234567b1238000000010203040506070d020d6e616d652d362dc3a9e697a5021234567f123c00000000",
+                          expected: WriteTxnMarkersResponse(markers: [.init(producerId: ProducerID(72623859790382857), topics: [.init(name: "name-2", partitions: [.init(partitionIndex: 305419899, errorCode: 4664)])]), .init(producerId: ProducerID(72623859790382861), topics: [.init(name: "name-6-é日", partitions: [.init(partitionIndex: 305419903, errorCode: 4668)])])])),
+            GoldenFixture(WriteTxnMarkersResponse.self, version: 1, variant: "sparse",
+                          hex: "0201020304050607090201021234567a123700000000",
+                          expected: WriteTxnMarkersResponse(markers: [.init(producerId: ProducerID(72623859790382857), topics: [.init(name: "", partitions: [.init(partitionIndex: 305419898, errorCode: 4663)])])])),
+            GoldenFixture(WriteTxnMarkersResponse.self, version: 2, variant: "full",
+                          hex: "03010203040506070902076e616d652d32021234567b1238000000010203040506070d020d6e616d652d362dc3a9e697a5021234567f123c00000000",
+                          expected: WriteTxnMarkersResponse(markers: [.init(producerId: ProducerID(72623859790382857), topics: [.init(name: "name-2", partitions: [.init(partitionIndex: 305419899, errorCode: 4664)])]), .init(producerId: ProducerID(72623859790382861), topics: [.init(name: "name-6-é日", partitions: [.init(partitionIndex: 305419903, errorCode: 4668)])])])),
+            GoldenFixture(WriteTxnMarkersResponse.self, version: 2, variant: "sparse",
+                          hex: "0201020304050607090201021234567a123700000000",
+                          expected: WriteTxnMarkersResponse(markers: [.init(producerId: ProducerID(72623859790382857), topics: [.init(name: "", partitions: [.init(partitionIndex: 305419898, errorCode: 4663)])])])),
+        ]
+    }
+
     static var txnOffsetCommitRequests: [GoldenFixture] {
         [
             GoldenFixture(TxnOffsetCommitRequest.self, version: 0, variant: "full",
@@ -2743,7 +2777,7 @@ enum GoldenFixtures {
     }
 
     static var all: [GoldenFixture] {
-        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
+        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
     }
 
     /// Requests with their header (v1 or v2) as kafka-python writes them: (api key, version, correlation id, client id, bytes).

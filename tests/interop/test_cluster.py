@@ -64,6 +64,7 @@ class Node:
             f"broker.session.timeout.ms={SESSION_MS}",
             f"broker.heartbeat.interval.ms={HEARTBEAT_MS}",
             "controller.quorum.election.timeout.ms=500",
+            "transaction.state.log.num.partitions=10",
             "",
         ]))
         self.proc: "subprocess.Popen | None" = None
@@ -525,6 +526,99 @@ def test_a_consumer_group_resumes_from_its_committed_offsets_after_its_coordinat
     # A new member of the group starts from the committed offsets: only the new records.
     second = consume(100, limit_s=90)
     assert sorted(second) == sorted(f"b{i}".encode() for i in range(100)), f"{len(second)} records, e.g. {second[:3]}"
+
+
+@pytest.mark.timeout(300)
+def test_a_transactional_copy_is_exactly_once_across_its_coordinators_death(cluster):
+    """Consume-transform-produce in transactions (read_committed, offsets sent to the
+    transaction) while the broker that coordinates the transactional id is SIGKILLed: the copy
+    holds every source record exactly once, and no aborted or unfinished write is visible."""
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+    from confluent_kafka.admin import NewTopic
+    cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+    bootstraps = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
+    source, copy, group, txn_id = unique_topic("src"), unique_topic("dst"), unique_topic("g"), unique_topic("tx")
+    admin = ck_admin(bootstraps)
+    for f in admin.create_topics([NewTopic(t, 2, 3, config={"min.insync.replicas": "2"}) for t in (source, copy)]).values():
+        f.result(30)
+    total = 400
+    producer = Producer({"bootstrap.servers": bootstraps, "acks": "all"})
+    for i in range(total):
+        producer.produce(source, key=str(i).encode(), value=f"v{i}".encode())
+    assert producer.flush(60) == 0
+
+    consumer = Consumer({"bootstrap.servers": bootstraps, "group.id": group, "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False, "isolation.level": "read_committed"})
+    consumer.subscribe([source])
+    txn = Producer({"bootstrap.servers": bootstraps, "transactional.id": txn_id, "transaction.timeout.ms": 60000,
+                    "message.timeout.ms": 60000})
+    txn.init_transactions(60)
+
+    def committed_or_aborted(call) -> bool:
+        """Runs a transaction call, retrying what is retriable; False when it had to abort."""
+        while True:
+            try:
+                call()
+                return True
+            except KafkaException as e:
+                err = e.args[0]
+                if err.retriable():
+                    time.sleep(0.2)
+                    continue
+                if err.txn_requires_abort():
+                    txn.abort_transaction(60)
+                    return False
+                raise
+
+    def rewind():
+        assigned = consumer.assignment()
+        for tp in consumer.committed(assigned, timeout=30):
+            consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0))
+
+    copied, killed, aborts = 0, None, 0
+    deadline = time.monotonic() + 180
+    while copied < total:
+        assert time.monotonic() < deadline, f"copied {copied} of {total}; killed {killed}, aborts {aborts}"
+        batch = [m for m in consumer.consume(num_messages=25, timeout=1.0) if not m.error()]
+        if not batch:
+            continue
+        txn.begin_transaction()
+        for m in batch:
+            txn.produce(copy, key=m.key(), value=b"copy-" + m.value())
+        if killed is None and copied >= total // 3:
+            # The coordinator dies with this transaction open (its records sent, not committed).
+            txn.flush(30)
+            states = partition_states(bootstraps, "__transaction_state")
+            killed = states[java_hash_partition(txn_id, len(states))][0]
+            cluster.nodes[killed].kill()
+        positions = consumer.position(consumer.assignment())
+        ok = committed_or_aborted(lambda: txn.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 60))
+        ok = ok and committed_or_aborted(lambda: txn.commit_transaction(60))
+        if ok:
+            copied += len(batch)
+        else:
+            aborts += 1
+            rewind()
+    consumer.close()
+    assert killed is not None
+
+    reader = Consumer({"bootstrap.servers": bootstraps, "group.id": unique_topic("check"), "auto.offset.reset": "earliest",
+                       "enable.auto.commit": False, "isolation.level": "read_committed"})
+    reader.assign([TopicPartition(copy, p, 0) for p in range(2)])
+    got = []
+    deadline = time.monotonic() + 60
+    while len(got) < total and time.monotonic() < deadline:
+        m = reader.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value())
+    time.sleep(1)
+    while (m := reader.poll(0.5)) is not None:
+        if not m.error():
+            got.append(m.value())
+    reader.close()
+    assert sorted(got) == sorted(f"copy-v{i}".encode() for i in range(total)), \
+        f"{len(got)} copies, {len(set(got))} distinct, killed coordinator {killed}, {aborts} aborted"
+    print(f"killed coordinator {killed}; {aborts} transactions aborted and redone")
 
 
 def java_hash_partition(key: str, partitions: int) -> int:

@@ -7,8 +7,11 @@ struct AddOffsetsToTxnHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...4
 
     func handle(_ request: AddOffsetsToTxnRequest, version: Int16, context: RequestContext) -> Reply<AddOffsetsToTxnResponse> {
-        let code = context.broker.transactions.addOffsets(transactionalID: request.transactionalId, producerID: request.producerId,
-                                                          epoch: request.producerEpoch, groupID: request.groupId)
-        return .now(AddOffsetsToTxnResponse(throttleTimeMs: 0, errorCode: TxnErrors.fenced(code, version: version, since: 2).rawValue))
+        let service = context.broker.transactions
+        let (code, written) = service.addOffsets(transactionalID: request.transactionalId, producerID: request.producerId,
+                                                 epoch: request.producerEpoch, groupID: request.groupId)
+        return service.reply(code, after: written, on: context.eventLoop, failed: { $0 }) { code in
+            AddOffsetsToTxnResponse(throttleTimeMs: 0, errorCode: TxnErrors.fenced(code, version: version, since: 2).rawValue)
+        }
     }
 }

@@ -11,37 +11,57 @@ struct AddPartitionsToTxnHandler: ApiHandler {
     typealias TopicResult = AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult
 
     func handle(_ request: AddPartitionsToTxnRequest, version: Int16, context: RequestContext) -> Reply<AddPartitionsToTxnResponse> {
+        let service = context.broker.transactions
         if version <= 3 {
-            let results = add(id: request.v3AndBelowTransactionalId, producerID: request.v3AndBelowProducerId,
-                              epoch: request.v3AndBelowProducerEpoch, topics: request.v3AndBelowTopics, verifyOnly: false,
-                              version: version, context: context)
-            return .now(AddPartitionsToTxnResponse(throttleTimeMs: 0, resultsByTopicV3AndBelow: results))
+            let (codes, written) = add(id: request.v3AndBelowTransactionalId, producerID: request.v3AndBelowProducerId,
+                                       epoch: request.v3AndBelowProducerEpoch, partitions: Self.partitions(request.v3AndBelowTopics),
+                                       verifyOnly: false, version: version, context: context)
+            let topics = request.v3AndBelowTopics
+            return service.reply(codes, after: written, on: context.eventLoop, failed: { code in codes.mapValues { _ in code } }) { codes in
+                AddPartitionsToTxnResponse(throttleTimeMs: 0, resultsByTopicV3AndBelow: Self.results(topics, codes))
+            }
         }
-        return .now(AddPartitionsToTxnResponse(throttleTimeMs: 0, errorCode: 0, resultsByTransaction: request.transactions.map { t in
-            AddPartitionsToTxnResponse.AddPartitionsToTxnResult(
-                transactionalId: t.transactionalId,
-                topicResults: add(id: t.transactionalId, producerID: t.producerId, epoch: t.producerEpoch, topics: t.topics,
-                                  verifyOnly: t.verifyOnly, version: version, context: context))
-        }))
+        var written: [InternalWrite] = []
+        let answers = request.transactions.map { t in
+            let (codes, writes) = add(id: t.transactionalId, producerID: t.producerId, epoch: t.producerEpoch, partitions: Self.partitions(t.topics),
+                                      verifyOnly: t.verifyOnly, version: version, context: context)
+            written += writes
+            return (t.transactionalId, t.topics, codes)
+        }
+        let failed: @Sendable (ErrorCode) -> [(String, [AddPartitionsToTxnRequest.AddPartitionsToTxnTopic], [TxnPartition: ErrorCode])] = { code in
+            answers.map { ($0.0, $0.1, $0.2.mapValues { _ in code }) }
+        }
+        return service.reply(answers, after: written, on: context.eventLoop, failed: failed) { answers in
+            AddPartitionsToTxnResponse(throttleTimeMs: 0, errorCode: 0, resultsByTransaction: answers.map { id, topics, codes in
+                AddPartitionsToTxnResponse.AddPartitionsToTxnResult(transactionalId: id, topicResults: Self.results(topics, codes))
+            })
+        }
     }
 
-    func add(id: String, producerID: ProducerID, epoch: ProducerEpoch, topics: [AddPartitionsToTxnRequest.AddPartitionsToTxnTopic],
-             verifyOnly: Bool, version: Int16, context: RequestContext) -> [TopicResult] {
-        let service = context.broker.transactions
-        let partitions = topics.flatMap { t in t.partitions.map { TxnPartition(t.name, $0) } }
-        var codes: [TxnPartition: ErrorCode] = [:]
-        if verifyOnly {
-            for p in partitions {
-                codes[p] = service.verify(transactionalID: id, producerID: producerID, epoch: epoch, partition: p) ?? .none
-            }
-        } else {
-            let code = service.addPartitions(transactionalID: id, producerID: producerID, epoch: epoch, partitions: partitions)
-            for p in partitions { codes[p] = TxnErrors.fenced(code, version: version, since: 2) }
-        }
-        return topics.map { t in
+    static func partitions(_ topics: [AddPartitionsToTxnRequest.AddPartitionsToTxnTopic]) -> [TxnPartition] {
+        topics.flatMap { t in t.partitions.map { TxnPartition(t.name, $0) } }
+    }
+
+    static func results(_ topics: [AddPartitionsToTxnRequest.AddPartitionsToTxnTopic], _ codes: [TxnPartition: ErrorCode]) -> [TopicResult] {
+        topics.map { t in
             TopicResult(name: t.name, resultsByPartition: t.partitions.map { p in
                 .init(partitionIndex: p, partitionErrorCode: (codes[TxnPartition(t.name, p)] ?? .none).rawValue)
             })
         }
+    }
+
+    func add(id: String, producerID: ProducerID, epoch: ProducerEpoch, partitions: [TxnPartition],
+             verifyOnly: Bool, version: Int16, context: RequestContext) -> ([TxnPartition: ErrorCode], [InternalWrite]) {
+        let service = context.broker.transactions
+        var codes: [TxnPartition: ErrorCode] = [:]
+        if verifyOnly {
+            for p in partitions {
+                codes[p] = service.verify(transactionalID: id, producerID: producerID, epoch: epoch, partition: p, asCoordinator: true) ?? .none
+            }
+            return (codes, [])
+        }
+        let (code, written) = service.addPartitions(transactionalID: id, producerID: producerID, epoch: epoch, partitions: partitions)
+        for p in partitions { codes[p] = TxnErrors.fenced(code, version: version, since: 2) }
+        return (codes, written)
     }
 }

@@ -2,7 +2,9 @@ import BrookCluster
 import BrookCore
 import BrookProtocol
 
-/// FindCoordinator: this broker coordinates every group and every transactional id (one node).
+/// FindCoordinator: on a single node this broker coordinates every group and every
+/// transactional id; in a cluster the coordinator is the leader of the key's partition of
+/// `__consumer_offsets` or `__transaction_state`.
 struct FindCoordinatorHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...6
 
@@ -17,8 +19,12 @@ struct FindCoordinatorHandler: ApiHandler {
             switch request.keyType {
             case 0 where key.isEmpty: return refused(.invalidGroupID, "The group id is empty.")
             case 1 where key.isEmpty: return refused(.invalidRequest, "The transactional id is empty.")
-            case 0 where cluster: return clusterGroupCoordinator(key, context: context) ?? refused(.coordinatorNotAvailable, "The group coordinator is not available yet.")
-            case 1 where cluster: return refused(.coordinatorNotAvailable, "Transactions are not available in Brook clusters yet (docs/cluster.md).")
+            case 0 where cluster:
+                return clusterCoordinator(key, of: Self.groups(context.broker.config), context: context)
+                    ?? refused(.coordinatorNotAvailable, "The group coordinator is not available yet.")
+            case 1 where cluster:
+                return clusterCoordinator(key, of: Self.transactions(context.broker.config), context: context)
+                    ?? refused(.coordinatorNotAvailable, "The transaction coordinator is not available yet.")
             case 0, 1: return FindCoordinatorResponse.Coordinator(key: key, nodeId: node, host: address.host, port: Int32(address.port))
             default: return refused(.invalidRequest, "Unknown key type \(request.keyType).")
             }
@@ -31,16 +37,39 @@ struct FindCoordinatorHandler: ApiHandler {
                                             host: c.host, port: c.port))
     }
 
-    /// In a cluster, a group's coordinator is the leader of its `__consumer_offsets` partition,
-    /// as the metadata image says; the controller is asked to make the topic the first time.
-    func clusterGroupCoordinator(_ key: String, context: RequestContext) -> FindCoordinatorResponse.Coordinator? {
+    /// A coordinators' topic as Kafka makes it: partitions, replication factor (at most the
+    /// active brokers), min.insync.replicas (at most the replication factor), segment size.
+    struct CoordinatorTopic {
+        let name: String
+        let partitions: Int32
+        let replicationFactor: Int16
+        let minInSyncReplicas: Int16?
+        let segmentBytes: Int64
+    }
+
+    static func groups(_ config: BrokerConfig) -> CoordinatorTopic {
+        CoordinatorTopic(name: GroupService.offsetsTopic, partitions: config.offsetsTopicPartitions,
+                         replicationFactor: config.offsetsTopicReplicationFactor, minInSyncReplicas: nil,
+                         segmentBytes: config.offsetsTopicSegmentBytes)
+    }
+
+    static func transactions(_ config: BrokerConfig) -> CoordinatorTopic {
+        CoordinatorTopic(name: TxnService.stateTopic, partitions: config.transactions.stateLogPartitions,
+                         replicationFactor: config.transactionStateLogReplicationFactor,
+                         minInSyncReplicas: config.transactionStateLogMinISR, segmentBytes: config.transactions.stateLogSegmentBytes)
+    }
+
+    /// In a cluster, a key's coordinator is the leader of its partition of the coordinators'
+    /// topic, as the metadata image says; the controller is asked to make the topic the first time.
+    func clusterCoordinator(_ key: String, of wanted: CoordinatorTopic, context: RequestContext) -> FindCoordinatorResponse.Coordinator? {
         let broker = context.broker
         let image = broker.cluster.current?.image ?? MetadataImage()
-        guard let topic = image.topic(named: GroupService.offsetsTopic) else {
-            let configs = ["cleanup.policy": "compact", "segment.bytes": String(broker.config.offsetsTopicSegmentBytes), "compression.type": "producer"]
+        guard let topic = image.topic(named: wanted.name) else {
             let active = image.brokers.values.filter(\.isActive).count
-            let factor = max(1, min(Int(broker.config.offsetsTopicReplicationFactor), active))
-            let create = NewTopic(name: GroupService.offsetsTopic, partitions: Int(broker.config.offsetsTopicPartitions), replicationFactor: factor, configs: configs)
+            let factor = max(1, min(Int(wanted.replicationFactor), active))
+            var configs = ["cleanup.policy": "compact", "segment.bytes": String(wanted.segmentBytes), "compression.type": "producer"]
+            if let minISR = wanted.minInSyncReplicas { configs["min.insync.replicas"] = String(min(Int(minISR), factor)) }
+            let create = NewTopic(name: wanted.name, partitions: Int(wanted.partitions), replicationFactor: factor, configs: configs)
             _ = broker.cluster.forward(.createTopics([create], validateOnly: false), on: context.eventLoop)
             return nil
         }

@@ -9,11 +9,13 @@ struct InitProducerIdHandler: ApiHandler {
 
     func handle(_ request: InitProducerIdRequest, version: Int16, context: RequestContext) -> Reply<InitProducerIdResponse> {
         let expected = version >= 3 && request.producerId != .none ? (request.producerId, request.producerEpoch) : nil
-        let result = context.broker.transactions.initProducerID(transactionalID: request.transactionalId,
-                                                                timeoutMs: request.transactionTimeoutMs, expected: expected)
-        return .now(InitProducerIdResponse(throttleTimeMs: 0,
-                                           errorCode: TxnErrors.fenced(result.error, version: version, since: 4).rawValue,
-                                           producerId: result.producerID, producerEpoch: result.epoch))
+        let service = context.broker.transactions
+        let (result, written) = service.initProducerID(transactionalID: request.transactionalId,
+                                                       timeoutMs: request.transactionTimeoutMs, expected: expected)
+        return service.reply(result, after: written, on: context.eventLoop, failed: { .init(error: $0, producerID: .none, epoch: .none) }) { result in
+            InitProducerIdResponse(throttleTimeMs: 0, errorCode: TxnErrors.fenced(result.error, version: version, since: 4).rawValue,
+                                   producerId: result.producerID, producerEpoch: result.epoch)
+        }
     }
 }
 

@@ -5,12 +5,6 @@ import BrookTxn
 import NIOCore
 import Synchronization
 
-/// True for the first caller only: the HW and the timeout race to answer a wait.
-final class AnsweredOnce: Sendable {
-    let done = Atomic<Bool>(false)
-    func first() -> Bool { !done.exchange(true, ordering: .sequentiallyConsistent) }
-}
-
 /// Produce: validates and appends record batches. acks=1 and acks=all are the same on a single
 /// node (it is the whole ISR); acks=0 gets no answer, and a failure closes the connection. A batch with a producer id is checked
 /// against the partition's producer state (a retry gets its original offsets); a transactional
@@ -51,18 +45,7 @@ struct ProduceHandler: ApiHandler {
                          timeoutMs: Int32, context: RequestContext) -> EventLoopFuture<ProduceResponse> {
         let loop = context.eventLoop
         let futures = waits.map { wait -> EventLoopFuture<(String, Int32, ErrorCode)> in
-            let promise = loop.makePromise(of: (String, Int32, ErrorCode).self)
-            let answered = AnsweredOnce()
-            let answer: @Sendable (ErrorCode) -> Void = { code in
-                guard answered.first() else { return }
-                promise.succeed((wait.topic, wait.index, code))
-            }
-            let id = wait.partition.whenHighWatermark(reaches: wait.end, answer)
-            loop.scheduleTask(in: .milliseconds(Int64(max(0, timeoutMs)))) {
-                if let id { wait.partition.cancelWait(id) }
-                answer(.requestTimedOut)
-            }
-            return promise.futureResult
+            wait.partition.highWatermark(reaching: wait.end, timeoutMs: Int64(timeoutMs), on: loop).map { (wait.topic, wait.index, $0) }
         }
         return EventLoopFuture.whenAllSucceed(futures, on: loop).map { outcomes in
             var codes: [String: [Int32: ErrorCode]] = [:]

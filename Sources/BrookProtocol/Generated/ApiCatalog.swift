@@ -33,6 +33,7 @@ public enum ApiCatalog {
         Entry(key: 24, name: "AddPartitionsToTxn", versions: 0...5, flexibleFrom: 3),
         Entry(key: 25, name: "AddOffsetsToTxn", versions: 0...4, flexibleFrom: 3),
         Entry(key: 26, name: "EndTxn", versions: 0...5, flexibleFrom: 3),
+        Entry(key: 27, name: "WriteTxnMarkers", versions: 1...2, flexibleFrom: 1),
         Entry(key: 28, name: "TxnOffsetCommit", versions: 0...5, flexibleFrom: 3),
         Entry(key: 32, name: "DescribeConfigs", versions: 1...4, flexibleFrom: 4),
         Entry(key: 33, name: "AlterConfigs", versions: 0...2, flexibleFrom: 2),

@@ -160,6 +160,9 @@ CLASSES = {
     "DescribeProducers": (DescribeProducersRequest, DescribeProducersResponse),
     "DescribeTransactions": (DescribeTransactionsRequest, DescribeTransactionsResponse),
     "ListTransactions": (ListTransactionsRequest, ListTransactionsResponse),
+    # kafka-python ships this schema without a class for it: one is made from the schema.
+    "WriteTxnMarkers": (types.new_class("WriteTxnMarkersRequest", (ApiMessage,)),
+                        types.new_class("WriteTxnMarkersResponse", (ApiMessage,))),
     **KIP848_APIS,
 }
 
@@ -374,7 +377,7 @@ def main(argv):
     apis = {}
     for name in sorted(os.listdir(os.path.join(ROOT, "protocol", "messages"))):
         if name.endswith(".def"):
-            api = protogen.parse(os.path.join(ROOT, "protocol", "messages", name))
+            api = protogen.parse(os.path.join(ROOT, "protocol", "messages", name), "api")
             apis[api.name] = api
     missing = sorted(set(apis) - set(CLASSES))
     if missing:

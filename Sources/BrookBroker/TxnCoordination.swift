@@ -1,0 +1,224 @@
+import BrookCluster
+import BrookCore
+import BrookProtocol
+import BrookStorage
+import BrookTxn
+import NIOCore
+
+/// The transaction coordinator in a cluster, as in Kafka: a transactional id is coordinated by
+/// the leader of its `__transaction_state` partition, which loads the partition's states when
+/// it comes to lead it and drops them when it stops. Its state writes are answered once the
+/// ISR has them. The markers that end a transaction go to each partition's leader (over the
+/// network with WriteTxnMarkers, or here when this broker leads it), and are sent again until
+/// every partition has taken them; only then is the transaction complete.
+extension TxnService {
+    /// nil when this broker coordinates `transactionalID` now (always on a single node); else
+    /// the error to answer (NOT_COORDINATOR, or COORDINATOR_LOAD_IN_PROGRESS while loading).
+    func notCoordinating(_ transactionalID: String, _ s: borrowing State) -> ErrorCode? {
+        guard isCluster else { return nil }
+        guard let count = stateTopic.partitionCountNow else { return .notCoordinator }
+        let index = InternalTopic.partitionIndex(for: transactionalID, partitions: count)
+        if s.loading.contains(index) { return .coordinatorLoadInProgress }
+        return s.owned[index] == nil ? .notCoordinator : nil
+    }
+
+    /// The coordinator epoch for `transactionalID` while this broker coordinates it.
+    func coordinatorEpoch(of transactionalID: String) -> LeaderEpoch? {
+        guard isCluster else { return LeaderEpoch(0) }
+        guard let count = stateTopic.partitionCountNow else { return nil }
+        let index = InternalTopic.partitionIndex(for: transactionalID, partitions: count)
+        return state.withLock { $0.loading.contains(index) ? nil : $0.owned[index] }
+    }
+
+    // MARK: leadership
+
+    /// This broker came to lead `__transaction_state` partition `index` in `epoch`: its states
+    /// are read from the partition's log (to its end, which is this leader's) and the
+    /// transactions it left half-ended are finished.
+    public func becameLeader(ofPartition index: Int, epoch: LeaderEpoch) {
+        state.withLock { s in
+            dropStates(ofPartition: index, &s)
+            s.loading.insert(index)
+        }
+        var records: [(String, TxnMetadata?)] = []
+        do {
+            try stateTopic.forEachBatch(logger: logger, only: index, toLogEnd: true) { partition, header, batch in
+                records += Self.decode(header, batch, partition: partition, logger: logger)
+            }
+        } catch {
+            logger.error("cannot load transactions of \(Self.stateTopic)-\(index): \(error)")
+            state.withLock { _ = $0.loading.remove(index) }
+            return
+        }
+        let count = stateTopic.partitionCountNow ?? 1
+        let plans = state.withLock { s -> [MarkerPlan] in
+            for (id, m) in records { s.coordinator.replay(id, m) }
+            s.loading.remove(index)
+            s.owned[index] = epoch
+            return s.coordinator.unfinished.filter { InternalTopic.partitionIndex(for: $0.transactionalID, partitions: count) == index }
+        }
+        logger.info("coordinating the transactions of \(Self.stateTopic)-\(index) in epoch \(epoch): \(records.count) records loaded, \(plans.count) to finish")
+        for plan in plans { complete(plan, after: []) }
+    }
+
+    /// This broker no longer leads `__transaction_state` partition `index`: its transactional ids
+    /// are forgotten here (the new leader has them), and markers still being sent stop.
+    public func stoppedLeading(partition index: Int) {
+        let had = state.withLock { s -> Bool in
+            defer {
+                s.owned[index] = nil
+                s.loading.remove(index)
+                dropStates(ofPartition: index, &s)
+            }
+            return s.owned[index] != nil
+        }
+        if had { logger.info("no longer coordinating the transactions of \(Self.stateTopic)-\(index)") }
+    }
+
+    func dropStates(ofPartition index: Int, _ s: inout State) {
+        guard let count = stateTopic.partitionCountNow else { return }
+        for id in s.coordinator.txns.keys where InternalTopic.partitionIndex(for: id, partitions: count) == index {
+            s.coordinator.replay(id, nil)
+        }
+    }
+
+    // MARK: answering after replication
+
+    /// `value` answered once every write has reached the ISR (at once when there is none: a
+    /// single node, or nothing written). A write that does not make it is answered as Kafka's
+    /// coordinators do: NOT_COORDINATOR when this broker stopped leading, else
+    /// COORDINATOR_NOT_AVAILABLE.
+    func reply<T: Sendable, R: Sendable>(_ value: T, after written: [InternalWrite], on loop: any EventLoop,
+                                         failed: @escaping @Sendable (ErrorCode) -> T,
+                                         _ make: @escaping @Sendable (T) -> R) -> Reply<R> {
+        guard !written.isEmpty else { return .now(make(value)) }
+        let waits = written.map { $0.partition.highWatermark(reaching: $0.end, timeoutMs: Self.writeTimeoutMs, on: loop) }
+        return .later(EventLoopFuture.whenAllSucceed(waits, on: loop).map { codes in
+            guard let bad = codes.first(where: { $0 != .none }) else { return make(value) }
+            return make(failed(bad == .notLeaderOrFollower ? .notCoordinator : .coordinatorNotAvailable))
+        })
+    }
+
+    // MARK: markers
+
+    /// Ends a prepared transaction: on a single node its markers and completion are written now;
+    /// in a cluster they are delivered on their own once the prepared state (`written`) has
+    /// reached the ISR.
+    func complete(_ plan: MarkerPlan, after written: [InternalWrite]) {
+        guard isCluster else { return finish(plan) }
+        Task { await deliver(plan, after: written) }
+    }
+
+    /// Writes one marker to a partition this broker leads (WriteTxnMarkers, or a coordinator's
+    /// own delivery): the code, and the write the ISR must take before it counts.
+    func writeMarker(_ target: TxnPartition, producerID: ProducerID, epoch: ProducerEpoch, commit: Bool,
+                     coordinatorEpoch: LeaderEpoch) -> (ErrorCode, InternalWrite?) {
+        guard let partition = topics.partition(target.topic, target.partition) else { return (.unknownTopicOrPartition, nil) }
+        guard partition.isLeader else { return (.notLeaderOrFollower, nil) }
+        let time = clock.now()
+        let end: Offset
+        do {
+            end = try partition.appendMarker(producerID: producerID, epoch: epoch, commit: commit,
+                                             coordinatorEpoch: coordinatorEpoch.value, now: time).end
+        } catch {
+            switch error {
+            case .producer(let code, let message):
+                logger.info("marker for producer \(producerID) to \(target) refused: \(message)")
+                return (code, nil)
+            case .storage(let e):
+                logger.error("marker for producer \(producerID) to \(target) failed: \(e)")
+                return (.kafkaStorageError, nil)
+            }
+        }
+        if target.topic == GroupService.offsetsTopic {
+            groups.completeTransaction(producerID: producerID, commit: commit)
+        }
+        return (.none, InternalWrite(partition: partition, end: end))
+    }
+
+    /// Sends a transaction's markers until every partition has them (or is gone), then writes
+    /// its completion. Stops when this broker no longer coordinates the transaction: the new
+    /// coordinator finds it prepared and finishes it.
+    func deliver(_ plan: MarkerPlan, after written: [InternalWrite]) async {
+        for write in written {
+            let code = await write.partition.highWatermark(reaching: write.end, timeoutMs: Self.writeTimeoutMs)
+            guard code == .none else {
+                logger.warning("transaction \(plan.transactionalID): its \(plan.prepared.status.name) state did not reach the ISR (\(code)); left to the next coordinator")
+                return
+            }
+        }
+        var remaining = plan.partitions
+        var backOffMs: UInt64 = 20
+        while !remaining.isEmpty {
+            guard let coordinatorEpoch = coordinatorEpoch(of: plan.transactionalID) else {
+                logger.info("transaction \(plan.transactionalID): no longer its coordinator; the new one finishes it")
+                return
+            }
+            let image = cluster.current?.image ?? MetadataImage()
+            var byLeader: [NodeID: [TxnPartition]] = [:]
+            var again: [TxnPartition] = []
+            for target in remaining {
+                guard let topic = image.topic(named: target.topic), Int(target.partition) < topic.partitions.count else {
+                    logger.info("transaction \(plan.transactionalID): \(target) no longer exists; no marker written")
+                    continue
+                }
+                guard let leader = topic.partitions[Int(target.partition)].leader else { again.append(target); continue }
+                byLeader[leader, default: []].append(target)
+            }
+            for (leader, targets) in byLeader.sorted(by: { $0.key < $1.key }) {
+                let codes = leader == node ? await writeLocally(plan, targets, coordinatorEpoch)
+                                           : await send(plan, targets, coordinatorEpoch, to: leader)
+                for target in targets {
+                    switch codes[target] ?? .requestTimedOut {
+                    case .none, .unknownTopicOrPartition: break
+                    case .producerFenced, .invalidProducerEpoch, .transactionCoordinatorFenced:
+                        logger.warning("transaction \(plan.transactionalID): \(target) refused its marker as stale; dropped")
+                    default: again.append(target)
+                    }
+                }
+            }
+            remaining = again
+            if !remaining.isEmpty {
+                try? await Task.sleep(nanoseconds: backOffMs * 1_000_000)
+                backOffMs = min(backOffMs * 2, 1000)
+            }
+        }
+        let time = clock.now()
+        state.withLock { s in
+            guard notCoordinating(plan.transactionalID, s) == nil,
+                  let m = s.coordinator.completeEnd(transactionalID: plan.transactionalID, now: time.ms) else { return }
+            do { try write([(plan.transactionalID, m)]) } catch {
+                logger.error("writing transaction state of \(plan.transactionalID): \(error)")
+            }
+        }
+    }
+
+    func writeLocally(_ plan: MarkerPlan, _ targets: [TxnPartition], _ coordinatorEpoch: LeaderEpoch) async -> [TxnPartition: ErrorCode] {
+        var codes: [TxnPartition: ErrorCode] = [:]
+        for target in targets {
+            let (code, write) = writeMarker(target, producerID: plan.producerID, epoch: plan.epoch, commit: plan.commit,
+                                            coordinatorEpoch: coordinatorEpoch)
+            codes[target] = code
+            if let write { codes[target] = await write.partition.highWatermark(reaching: write.end, timeoutMs: Self.writeTimeoutMs) }
+        }
+        return codes
+    }
+
+    func send(_ plan: MarkerPlan, _ targets: [TxnPartition], _ coordinatorEpoch: LeaderEpoch,
+              to leader: NodeID) async -> [TxnPartition: ErrorCode] {
+        var byTopic: [String: [Int32]] = [:]
+        for target in targets { byTopic[target.topic, default: []].append(target.partition) }
+        let marker = WriteTxnMarkersRequest.WritableTxnMarker(
+            producerId: plan.producerID, producerEpoch: plan.epoch, transactionResult: plan.commit,
+            topics: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitionIndexes: $0.value) },
+            coordinatorEpoch: coordinatorEpoch.value)
+        guard let response = await cluster.sendMarkers(to: leader, WriteTxnMarkersRequest(markers: [marker])) else { return [:] }
+        var codes: [TxnPartition: ErrorCode] = [:]
+        for result in response.markers where result.producerId == plan.producerID {
+            for topic in result.topics {
+                for p in topic.partitions { codes[TxnPartition(topic.name, p.partitionIndex)] = ErrorCode(rawValue: p.errorCode) }
+            }
+        }
+        return codes
+    }
+}
