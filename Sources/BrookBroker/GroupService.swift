@@ -22,13 +22,25 @@ public final class GroupService: Sendable {
     struct State {
         var coordinator: GroupCoordinator
         var waiting: [PendingID: Waiter] = [:]
+        /// The group each held request is for.
+        var waitingGroup: [PendingID: String] = [:]
         var nextPending: UInt64 = 1
+        /// In a cluster: the `__consumer_offsets` partitions this broker leads and has loaded.
+        var owned: Set<Int> = []
+        /// Partitions being loaded after a leadership change (COORDINATOR_LOAD_IN_PROGRESS).
+        var loading: Set<Int> = []
 
-        mutating func hold(_ waiter: Waiter) -> PendingID {
+        mutating func hold(_ waiter: Waiter, group: String) -> PendingID {
             let id = PendingID(nextPending)
             nextPending += 1
             waiting[id] = waiter
+            waitingGroup[id] = group
             return id
+        }
+
+        mutating func release(_ id: PendingID) -> Waiter? {
+            waitingGroup[id] = nil
+            return waiting.removeValue(forKey: id)
         }
     }
 
@@ -37,8 +49,10 @@ public final class GroupService: Sendable {
     let clock: any Clock
     let logger: Logger
     let offsetsTopic: InternalTopic
+    let isCluster: Bool
 
     init(config: BrokerConfig, topics: TopicRegistry, clock: any Clock, logger: Logger) {
+        isCluster = !config.processRoles.isEmpty
         var seed = SystemRandomNumberGenerator()
         state = Mutex(State(coordinator: GroupCoordinator(config: config.groups, seed: seed.next())))
         self.config = config.groups
@@ -60,13 +74,72 @@ public final class GroupService: Sendable {
 
     // MARK: loading and writing __consumer_offsets
 
-    /// Replays `__consumer_offsets` into the coordinator.
-    func load() throws(StorageError) { try load(only: nil) }
+    /// Replays `__consumer_offsets` into the coordinator (a single node; in a cluster each
+    /// partition loads when this broker comes to lead it).
+    func load() throws(StorageError) {
+        if isCluster { return }
+        try load(only: nil)
+    }
+
+    // MARK: coordinating by leadership (a cluster)
+
+    /// nil when this broker coordinates `groupID` now (always on a single node); else the error
+    /// to answer: NOT_COORDINATOR, or COORDINATOR_LOAD_IN_PROGRESS while its partition loads.
+    func notCoordinating(_ groupID: String, _ s: borrowing State) -> ErrorCode? {
+        guard isCluster else { return nil }
+        guard let index = partitionIndex(of: groupID) else { return .notCoordinator }
+        if s.loading.contains(index) { return .coordinatorLoadInProgress }
+        return s.owned.contains(index) ? nil : .notCoordinator
+    }
+
+    /// The same, for handlers that only read the coordinator (OffsetFetch, DescribeGroups).
+    public func notCoordinating(_ groupID: String) -> ErrorCode? {
+        state.withLock { notCoordinating(groupID, $0) }
+    }
+
+    func partitionIndex(of groupID: String) -> Int? {
+        offsetsTopic.partitionCountNow.map { InternalTopic.partitionIndex(for: groupID, partitions: $0) }
+    }
 
     /// In a cluster, this broker became the leader of `__consumer_offsets` partition `index`: its
     /// groups' state is replayed from the partition's log (to its end, which is this leader's).
     public func becameLeader(ofPartition index: Int) {
+        state.withLock { s in
+            dropGroups(ofPartition: index, &s)
+            s.loading.insert(index)
+        }
         do { try load(only: index) } catch { logger.error("cannot load groups of \(Self.offsetsTopic)-\(index): \(error)") }
+        state.withLock { s in
+            s.loading.remove(index)
+            s.owned.insert(index)
+        }
+    }
+
+    /// This broker no longer leads `__consumer_offsets` partition `index`: its groups are
+    /// forgotten here and their held requests answered NOT_COORDINATOR (the members find the
+    /// new coordinator).
+    public func stoppedLeading(partition index: Int) {
+        let (dropped, held) = state.withLock { s -> ([String], [Waiter]) in
+            s.owned.remove(index)
+            s.loading.remove(index)
+            return dropGroups(ofPartition: index, &s)
+        }
+        for waiter in held {
+            switch waiter {
+            case .join(let p): p.succeed(JoinResult(error: .notCoordinator))
+            case .sync(let p): p.succeed(SyncResult(error: .notCoordinator))
+            }
+        }
+        if !dropped.isEmpty { logger.info("no longer coordinating \(dropped.count) groups of \(Self.offsetsTopic)-\(index)") }
+    }
+
+    @discardableResult
+    func dropGroups(ofPartition index: Int, _ s: inout State) -> ([String], [Waiter]) {
+        guard let count = offsetsTopic.partitionCountNow else { return ([], []) }
+        let leaving: (String) -> Bool = { InternalTopic.partitionIndex(for: $0, partitions: count) == index }
+        let dropped = s.coordinator.unload(where: leaving)
+        let ids = s.waitingGroup.filter { leaving($0.value) }.map(\.key)
+        return (dropped, ids.compactMap { s.release($0) })
     }
 
     func load(only: Int?) throws(StorageError) {
@@ -128,8 +201,11 @@ public final class GroupService: Sendable {
 
     /// Appends records to the group's partitions of `__consumer_offsets` (made on first use).
     /// Called under the state lock, so the log holds them in the order they were decided.
-    func write(_ records: [GroupRecord]) throws(StorageError) {
-        try offsetsTopic.append(records.map { ($0.groupID, $0.key, $0.value) }, now: clock.now())
+    /// Returns what must reach the ISR before an answer in a cluster (nothing on a single node).
+    @discardableResult
+    func write(_ records: [GroupRecord]) throws(StorageError) -> [InternalWrite] {
+        let written = try offsetsTopic.append(records.map { ($0.groupID, $0.key, $0.value) }, now: clock.now())
+        return isCluster ? written : []
     }
 
     // MARK: running the coordinator
@@ -148,13 +224,13 @@ public final class GroupService: Sendable {
             }
             var answers: [() -> Void] = []
             for (id, result) in effects.joins {
-                if case .join(let p)? = s.waiting.removeValue(forKey: id) {
+                if case .join(let p)? = s.release(id) {
                     logger.debug("join answer #\(id.value): \(result.error) generation \(result.generation) member \(result.memberID) leader \(result.leader) members \(result.members.count)")
                     answers.append { p.succeed(result) }
                 }
             }
             for (id, result) in effects.syncs {
-                if case .sync(let p)? = s.waiting.removeValue(forKey: id) {
+                if case .sync(let p)? = s.release(id) {
                     logger.debug("sync answer #\(id.value): \(result.error) assignment \(result.assignment.count) bytes")
                     answers.append { p.succeed(result) }
                 }
@@ -168,8 +244,12 @@ public final class GroupService: Sendable {
     public func join(_ request: JoinRequest, on eventLoop: any EventLoop,
                      connection: ConnectionScope? = nil) -> EventLoopFuture<JoinResult> {
         let promise = eventLoop.makePromise(of: JoinResult.self)
+        if let code = notCoordinating(request.groupID) {
+            promise.succeed(JoinResult(error: code))
+            return promise.futureResult
+        }
         let id = run { s, now in
-            let id = s.hold(.join(promise))
+            let id = s.hold(.join(promise), group: request.groupID)
             logger.debug("join #\(id.value) group \(request.groupID) member '\(request.memberID)' instance \(request.instanceID ?? "-") client \(request.clientID) protocols \(request.protocols.map(\.name))")
             return (id, s.coordinator.join(request, pending: id, now: now))
         }
@@ -180,8 +260,12 @@ public final class GroupService: Sendable {
     public func sync(_ request: SyncRequest, on eventLoop: any EventLoop,
                      connection: ConnectionScope? = nil) -> EventLoopFuture<SyncResult> {
         let promise = eventLoop.makePromise(of: SyncResult.self)
+        if let code = notCoordinating(request.groupID) {
+            promise.succeed(SyncResult(error: code))
+            return promise.futureResult
+        }
         let id = run { s, now in
-            let id = s.hold(.sync(promise))
+            let id = s.hold(.sync(promise), group: request.groupID)
             logger.debug("sync #\(id.value) group \(request.groupID) member \(request.memberID) generation \(request.generation) assignments \(request.assignments.count)")
             return (id, s.coordinator.sync(request, pending: id, now: now))
         }
@@ -199,7 +283,7 @@ public final class GroupService: Sendable {
     }
 
     func abandon(_ id: PendingID) {
-        switch state.withLock({ $0.waiting.removeValue(forKey: id) }) {
+        switch state.withLock({ $0.release(id) }) {
         case .join(let promise)?: promise.fail(ConnectionClosed())
         case .sync(let promise)?: promise.fail(ConnectionClosed())
         case nil: break  // answered already
@@ -211,6 +295,7 @@ public final class GroupService: Sendable {
 
     public func heartbeat(groupID: String, memberID: String, instanceID: String?, generation: Int32) -> ErrorCode {
         run { s, now in
+            if let code = notCoordinating(groupID, s) { return (code, Effects()) }
             let code = s.coordinator.heartbeat(groupID: groupID, memberID: memberID, instanceID: instanceID, generation: generation, now: now)
             logger.debug("heartbeat group \(groupID) member \(memberID) generation \(generation): \(code)")
             return (code, Effects())
@@ -219,6 +304,7 @@ public final class GroupService: Sendable {
 
     public func leave(groupID: String, members: [(memberID: String, instanceID: String?)]) -> (ErrorCode, [ErrorCode]) {
         run { s, now in
+            if let code = notCoordinating(groupID, s) { return ((code, members.map { _ in code }), Effects()) }
             let (code, codes, effects) = s.coordinator.leave(groupID: groupID, members: members, now: now)
             logger.debug("leave group \(groupID) members \(members.map(\.memberID)): \(code) \(codes)")
             return ((code, codes), effects)
@@ -227,24 +313,34 @@ public final class GroupService: Sendable {
 
     public func consumerHeartbeat(_ request: ConsumerHeartbeatRequest) -> ConsumerHeartbeatResult {
         let view = RegistryTopics(registry: topics)
-        return run { s, now in (s.coordinator.consumerHeartbeat(request, topics: view, now: now), Effects()) }
+        return run { s, now in
+            if let code = notCoordinating(request.groupID, s) {
+                return (.failed(code, "This broker does not coordinate group \(request.groupID)"), Effects())
+            }
+            return (s.coordinator.consumerHeartbeat(request, topics: view, now: now), Effects())
+        }
     }
 
-    /// OffsetCommit: checked, written, then applied; a failed write fails every partition.
-    public func commit(groupID: String, generation: Int32, memberID: String, instanceID: String?,
-                       offsets: [(TopicPartition, CommittedOffset)]) -> GroupCoordinator.CommitCheck {
+    /// OffsetCommit: checked, written, then applied; a failed write fails every partition. In a
+    /// cluster the answer waits for the returned writes to reach the ISR.
+    func commit(groupID: String, generation: Int32, memberID: String, instanceID: String?,
+                offsets: [(TopicPartition, CommittedOffset)]) -> (GroupCoordinator.CommitCheck, [InternalWrite]) {
         let now = self.now
         return state.withLock { s in
+            if let code = notCoordinating(groupID, s) {
+                return (GroupCoordinator.CommitCheck(groupError: code), [])
+            }
             var check = s.coordinator.checkCommit(groupID: groupID, generation: generation, memberID: memberID,
                                                   instanceID: instanceID, offsets: offsets, now: now)
             do {
-                try write(check.records)
+                let written = try write(check.records)
                 for r in check.records { s.coordinator.replay(r, now: now) }
+                return (check, written)
             } catch {
                 logger.error("writing offsets of group \(groupID): \(error)")
                 check.groupError = .coordinatorNotAvailable
+                return (check, [])
             }
-            return check
         }
     }
 
@@ -266,6 +362,7 @@ public final class GroupService: Sendable {
         guard !accepted.isEmpty else { return errors }
         let now = clock.now()
         return state.withLock { s in
+            if let code = notCoordinating(groupID, s) { return errors.mapValues { $0 == .none ? code : $0 } }
             do throws(Partition.AppendError) {
                 let partition: Partition
                 do throws(StorageError) { partition = try offsetsTopic.partition(for: groupID) } catch { throw .storage(error) }
@@ -296,6 +393,7 @@ public final class GroupService: Sendable {
 
     public func deleteGroup(_ groupID: String) -> ErrorCode {
         run { s, _ in
+            if let code = notCoordinating(groupID, s) { return (code, Effects()) }
             let (code, records) = s.coordinator.deleteGroup(groupID)
             var effects = Effects()
             effects.records = records
@@ -305,6 +403,7 @@ public final class GroupService: Sendable {
 
     public func deleteOffsets(groupID: String, partitions: [TopicPartition]) -> (ErrorCode, [TopicPartition: ErrorCode]) {
         run { s, _ in
+            if let code = notCoordinating(groupID, s) { return ((code, [:]), Effects()) }
             let (code, errors, records) = s.coordinator.deleteOffsets(groupID: groupID, partitions: partitions)
             var effects = Effects()
             effects.records = records
@@ -320,7 +419,10 @@ public final class GroupService: Sendable {
     /// Held requests are answered COORDINATOR_NOT_AVAILABLE when the broker stops.
     func shutdown() {
         let waiting = state.withLock { s -> [Waiter] in
-            defer { s.waiting.removeAll() }
+            defer {
+                s.waiting.removeAll()
+                s.waitingGroup.removeAll()
+            }
             return Array(s.waiting.values)
         }
         for w in waiting {

@@ -1,4 +1,5 @@
 import BrookCore
+import BrookProtocol
 import BrookRecords
 import BrookStorage
 import Logging
@@ -10,6 +11,23 @@ import NIOCore
 struct InternalWrite: Sendable {
     let partition: Partition
     let end: Offset
+    /// How long a coordinator's write may take to reach the ISR before it is given up.
+    static let writeTimeoutMs: Int64 = 15_000
+
+    /// `value` answered once every write has reached the ISR (at once when there is none: a
+    /// single node, or nothing written). A write that does not make it is answered as Kafka's
+    /// coordinators do: NOT_COORDINATOR when this broker stopped leading, else
+    /// COORDINATOR_NOT_AVAILABLE.
+    static func reply<T: Sendable, R: Sendable>(_ value: T, after written: [InternalWrite], on loop: any EventLoop,
+                                                failed: @escaping @Sendable (ErrorCode) -> T,
+                                                _ make: @escaping @Sendable (T) -> R) -> Reply<R> {
+        guard !written.isEmpty else { return .now(make(value)) }
+        let waits = written.map { $0.partition.highWatermark(reaching: $0.end, timeoutMs: writeTimeoutMs, on: loop) }
+        return .later(EventLoopFuture.whenAllSucceed(waits, on: loop).map { codes in
+            guard let bad = codes.first(where: { $0 != .none }) else { return make(value) }
+            return make(failed(bad == .notLeaderOrFollower ? .notCoordinator : .coordinatorNotAvailable))
+        })
+    }
 }
 
 /// A compacted internal topic a coordinator keeps its state in (`__consumer_offsets`,

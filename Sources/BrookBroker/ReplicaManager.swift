@@ -138,7 +138,8 @@ public final class ReplicaManager: Sendable {
         guard was != now else { return }
         switch topic {
         case GroupService.offsetsTopic:
-            if now != nil && was == nil { broker.groups.becameLeader(ofPartition: index) }
+            if was != nil { broker.groups.stoppedLeading(partition: index) }
+            if now != nil { broker.groups.becameLeader(ofPartition: index) }
         case TxnService.stateTopic:
             if was != nil { broker.transactions.stoppedLeading(partition: index) }
             if let now { broker.transactions.becameLeader(ofPartition: index, epoch: now) }

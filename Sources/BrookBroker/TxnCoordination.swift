@@ -82,23 +82,6 @@ extension TxnService {
         }
     }
 
-    // MARK: answering after replication
-
-    /// `value` answered once every write has reached the ISR (at once when there is none: a
-    /// single node, or nothing written). A write that does not make it is answered as Kafka's
-    /// coordinators do: NOT_COORDINATOR when this broker stopped leading, else
-    /// COORDINATOR_NOT_AVAILABLE.
-    func reply<T: Sendable, R: Sendable>(_ value: T, after written: [InternalWrite], on loop: any EventLoop,
-                                         failed: @escaping @Sendable (ErrorCode) -> T,
-                                         _ make: @escaping @Sendable (T) -> R) -> Reply<R> {
-        guard !written.isEmpty else { return .now(make(value)) }
-        let waits = written.map { $0.partition.highWatermark(reaching: $0.end, timeoutMs: Self.writeTimeoutMs, on: loop) }
-        return .later(EventLoopFuture.whenAllSucceed(waits, on: loop).map { codes in
-            guard let bad = codes.first(where: { $0 != .none }) else { return make(value) }
-            return make(failed(bad == .notLeaderOrFollower ? .notCoordinator : .coordinatorNotAvailable))
-        })
-    }
-
     // MARK: markers
 
     /// Ends a prepared transaction: on a single node its markers and completion are written now;
@@ -141,7 +124,7 @@ extension TxnService {
     /// coordinator finds it prepared and finishes it.
     func deliver(_ plan: MarkerPlan, after written: [InternalWrite]) async {
         for write in written {
-            let code = await write.partition.highWatermark(reaching: write.end, timeoutMs: Self.writeTimeoutMs)
+            let code = await write.partition.highWatermark(reaching: write.end, timeoutMs: InternalWrite.writeTimeoutMs)
             guard code == .none else {
                 logger.warning("transaction \(plan.transactionalID): its \(plan.prepared.status.name) state did not reach the ISR (\(code)); left to the next coordinator")
                 return
@@ -199,7 +182,7 @@ extension TxnService {
             let (code, write) = writeMarker(target, producerID: plan.producerID, epoch: plan.epoch, commit: plan.commit,
                                             coordinatorEpoch: coordinatorEpoch)
             codes[target] = code
-            if let write { codes[target] = await write.partition.highWatermark(reaching: write.end, timeoutMs: Self.writeTimeoutMs) }
+            if let write { codes[target] = await write.partition.highWatermark(reaching: write.end, timeoutMs: InternalWrite.writeTimeoutMs) }
         }
         return codes
     }

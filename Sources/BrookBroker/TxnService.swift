@@ -55,8 +55,6 @@ public final class TxnService: Sendable {
     let cluster: ClusterMembership
     let node: NodeID
     let isCluster: Bool
-    /// How long a coordinator's write may take to reach the ISR before it is given up.
-    static let writeTimeoutMs: Int64 = 15_000
 
     init(config: BrokerConfig, topics: TopicRegistry, groups: GroupService, cluster: ClusterMembership, clock: any Clock, logger: Logger) {
         self.cluster = cluster

@@ -42,7 +42,7 @@ public struct ConsumerHeartbeatResult: Sendable, Equatable {
     /// nil: unchanged since the last answer.
     public var assignment: Assignment?
 
-    static func failed(_ error: ErrorCode, _ message: String) -> ConsumerHeartbeatResult {
+    public static func failed(_ error: ErrorCode, _ message: String) -> ConsumerHeartbeatResult {
         ConsumerHeartbeatResult(error: error, message: message)
     }
 }

@@ -60,6 +60,20 @@ public struct GroupCoordinator: Sendable {
 
     public func group(_ id: String) -> GroupEntry? { groups[id] }
 
+    /// Forgets the groups `leaving` names, with their offsets and the offsets their open
+    /// transactions committed (their coordinator moved to another broker, which loads them from
+    /// `__consumer_offsets`). Returns the ids dropped.
+    @discardableResult
+    public mutating func unload(where leaving: (String) -> Bool) -> [String] {
+        let dropped = groups.keys.filter(leaving)
+        for id in dropped { groups[id] = nil }
+        for (producer, byGroup) in pendingTxnOffsets {
+            let kept = byGroup.filter { !leaving($0.key) }
+            pendingTxnOffsets[producer] = kept.isEmpty ? nil : kept
+        }
+        return dropped.sorted()
+    }
+
     func newClassic(_ id: String, now: Int64) -> ClassicGroup {
         ClassicGroup(id: id, now: now, initialDelayMs: config.initialRebalanceDelayMs)
     }
@@ -203,6 +217,8 @@ public struct GroupCoordinator: Sendable {
         public var partitionErrors: [TopicPartition: ErrorCode] = [:]
         /// To write, then `applyCommitted`.
         public var records: [GroupRecord] = []
+
+        public init(groupError: ErrorCode = .none) { self.groupError = groupError }
     }
 
     /// OffsetCommit: checks the committer and returns the records to write. `generation` is the

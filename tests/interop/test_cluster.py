@@ -11,7 +11,10 @@ confluent-kafka, kafka-python and kcat produce, consume and commit group offsets
 whichever broker they bootstrap from; with replication factor 3 and min.insync.replicas=2, an
 idempotent acks=all producer keeps going while the leader's broker (and the active controller)
 is SIGKILLed round after round, and every acknowledged record is read back exactly once, in
-order, the killed broker back in the ISR each time.
+order, the killed broker back in the ISR each time; a group's coordinator is the leader of its
+__consumer_offsets partition (the others answer NOT_COORDINATOR) and its committed offsets
+survive its death; a transactional consume-transform-produce copy is exactly once while the
+coordinator of its transactional id is SIGKILLed with a transaction open.
 """
 from __future__ import annotations
 
@@ -518,6 +521,9 @@ def test_a_consumer_group_resumes_from_its_committed_offsets_after_its_coordinat
     victim = offsets_states[index][0]
     described = admin.describe_consumer_groups([group])[group].result(30)
     assert described.coordinator.id == victim, (described.coordinator, victim, index)
+    # Only the coordinator answers for the group; the others say NOT_COORDINATOR (16).
+    for node in cluster.nodes.values():
+        assert offset_fetch_error(node.broker_port, group) == (0 if node.node_id == victim else 16), node.node_id
     time.sleep(1)  # the commit reaches the followers
     cluster.nodes[victim].kill()
     for i in range(100):
@@ -619,6 +625,24 @@ def test_a_transactional_copy_is_exactly_once_across_its_coordinators_death(clus
     assert sorted(got) == sorted(f"copy-v{i}".encode() for i in range(total)), \
         f"{len(got)} copies, {len(set(got))} distinct, killed coordinator {killed}, {aborts} aborted"
     print(f"killed coordinator {killed}; {aborts} transactions aborted and redone")
+
+
+def offset_fetch_error(port: int, group: str) -> int:
+    """The group error of an OffsetFetch v2 for no topic, sent to one broker as raw bytes."""
+    import socket
+    import struct
+    name = group.encode()
+    body = struct.pack(">hhih", 9, 2, 7, -1) + struct.pack(">h", len(name)) + name + struct.pack(">i", 0)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+            chunk = sock.recv(4096)
+            assert chunk, "connection closed"
+            data += chunk
+    correlation, topics, error = struct.unpack(">iih", data[4:14])
+    assert correlation == 7 and topics == 0, data
+    return error
 
 
 def java_hash_partition(key: str, partitions: int) -> int:

@@ -10,7 +10,7 @@ struct AddOffsetsToTxnHandler: ApiHandler {
         let service = context.broker.transactions
         let (code, written) = service.addOffsets(transactionalID: request.transactionalId, producerID: request.producerId,
                                                  epoch: request.producerEpoch, groupID: request.groupId)
-        return service.reply(code, after: written, on: context.eventLoop, failed: { $0 }) { code in
+        return InternalWrite.reply(code, after: written, on: context.eventLoop, failed: { $0 }) { code in
             AddOffsetsToTxnResponse(throttleTimeMs: 0, errorCode: TxnErrors.fenced(code, version: version, since: 2).rawValue)
         }
     }

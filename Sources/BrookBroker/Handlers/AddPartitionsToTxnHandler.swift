@@ -17,7 +17,7 @@ struct AddPartitionsToTxnHandler: ApiHandler {
                                        epoch: request.v3AndBelowProducerEpoch, partitions: Self.partitions(request.v3AndBelowTopics),
                                        verifyOnly: false, version: version, context: context)
             let topics = request.v3AndBelowTopics
-            return service.reply(codes, after: written, on: context.eventLoop, failed: { code in codes.mapValues { _ in code } }) { codes in
+            return InternalWrite.reply(codes, after: written, on: context.eventLoop, failed: { code in codes.mapValues { _ in code } }) { codes in
                 AddPartitionsToTxnResponse(throttleTimeMs: 0, resultsByTopicV3AndBelow: Self.results(topics, codes))
             }
         }
@@ -31,7 +31,7 @@ struct AddPartitionsToTxnHandler: ApiHandler {
         let failed: @Sendable (ErrorCode) -> [(String, [AddPartitionsToTxnRequest.AddPartitionsToTxnTopic], [TxnPartition: ErrorCode])] = { code in
             answers.map { ($0.0, $0.1, $0.2.mapValues { _ in code }) }
         }
-        return service.reply(answers, after: written, on: context.eventLoop, failed: failed) { answers in
+        return InternalWrite.reply(answers, after: written, on: context.eventLoop, failed: failed) { answers in
             AddPartitionsToTxnResponse(throttleTimeMs: 0, errorCode: 0, resultsByTransaction: answers.map { id, topics, codes in
                 AddPartitionsToTxnResponse.AddPartitionsToTxnResult(transactionalId: id, topicResults: Self.results(topics, codes))
             })

@@ -16,8 +16,11 @@ struct ConsumerGroupDescribeHandler: ApiHandler {
             }.sorted { $0.topicName < $1.topicName })
         }
         let config = context.broker.groups.config
-        let groups = context.broker.groups.read { c in
+        let service = context.broker.groups
+        let elsewhere = Dictionary(request.groupIds.compactMap { id in service.notCoordinating(id).map { (id, $0) } }) { a, _ in a }
+        let groups = service.read { c in
             request.groupIds.map { id -> Described in
+                if let code = elsewhere[id] { return Described(errorCode: code.rawValue, groupId: id) }
                 guard case .consumer(let g)? = c.group(id)?.kind else {
                     return Described(errorCode: ErrorCode.groupIDNotFound.rawValue,
                                      errorMessage: c.group(id) == nil ? "Group \(id) not found." : "Group \(id) is not a consumer group.",

@@ -8,9 +8,16 @@ struct DescribeGroupsHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...6
 
     func handle(_ request: DescribeGroupsRequest, version: Int16, context: RequestContext) -> Reply<DescribeGroupsResponse> {
-        let described = context.broker.groups.read { c in
+        let service = context.broker.groups
+        let elsewhere = Dictionary(request.groups.compactMap { id in service.notCoordinating(id).map { (id, $0) } }) { a, _ in a }
+        let described = service.read { c in
             request.groups.map { id -> DescribeGroupsResponse.DescribedGroup in
                 var out = DescribeGroupsResponse.DescribedGroup(groupId: id, groupState: ClassicState.dead.rawValue)
+                if let code = elsewhere[id] {
+                    out.errorCode = code.rawValue
+                    out.groupState = ""
+                    return out
+                }
                 switch c.group(id)?.kind {
                 case nil:
                     if version >= 6 {

@@ -11,7 +11,7 @@ struct EndTxnHandler: ApiHandler {
         let service = context.broker.transactions
         let (result, written) = service.endTxn(transactionalID: request.transactionalId, producerID: request.producerId,
                                                epoch: request.producerEpoch, commit: request.committed, bumpEpoch: version >= 5)
-        return service.reply(result, after: written, on: context.eventLoop, failed: { .init(error: $0, producerID: .none, epoch: .none) }) { result in
+        return InternalWrite.reply(result, after: written, on: context.eventLoop, failed: { .init(error: $0, producerID: .none, epoch: .none) }) { result in
             EndTxnResponse(throttleTimeMs: 0, errorCode: TxnErrors.fenced(result.error, version: version, since: 2).rawValue,
                            producerId: result.producerID, producerEpoch: result.epoch)
         }

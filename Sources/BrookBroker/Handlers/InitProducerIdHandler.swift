@@ -12,7 +12,7 @@ struct InitProducerIdHandler: ApiHandler {
         let service = context.broker.transactions
         let (result, written) = service.initProducerID(transactionalID: request.transactionalId,
                                                        timeoutMs: request.transactionTimeoutMs, expected: expected)
-        return service.reply(result, after: written, on: context.eventLoop, failed: { .init(error: $0, producerID: .none, epoch: .none) }) { result in
+        return InternalWrite.reply(result, after: written, on: context.eventLoop, failed: { .init(error: $0, producerID: .none, epoch: .none) }) { result in
             InitProducerIdResponse(throttleTimeMs: 0, errorCode: TxnErrors.fenced(result.error, version: version, since: 4).rawValue,
                                    producerId: result.producerID, producerEpoch: result.epoch)
         }

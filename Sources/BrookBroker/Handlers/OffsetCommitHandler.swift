@@ -3,7 +3,8 @@ import BrookGroups
 import BrookProtocol
 
 /// OffsetCommit: checked against the committer's generation (classic) or member epoch
-/// (KIP-848), written to `__consumer_offsets`, then answered.
+/// (KIP-848), written to `__consumer_offsets`, then answered (in a cluster, once the ISR has
+/// the write).
 struct OffsetCommitHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 2...9
 
@@ -17,16 +18,20 @@ struct OffsetCommitHandler: ApiHandler {
                                                 metadata: p.committedMetadata ?? "", commitTimestamp: now)))
             }
         }
-        let check = context.broker.groups.commit(groupID: request.groupId, generation: request.generationIdOrMemberEpoch,
-                                                 memberID: request.memberId, instanceID: request.groupInstanceId,
-                                                 offsets: offsets)
-        return .now(OffsetCommitResponse(topics: request.topics.map { topic in
-            OffsetCommitResponse.OffsetCommitResponseTopic(name: topic.name, partitions: topic.partitions.map { p in
-                let code = check.groupError != .none
-                    ? check.groupError : check.partitionErrors[TopicPartition(topic.name, p.partitionIndex)] ?? .none
-                return OffsetCommitResponse.OffsetCommitResponseTopic.OffsetCommitResponsePartition(
-                    partitionIndex: p.partitionIndex, errorCode: code.rawValue)
+        let (check, written) = context.broker.groups.commit(groupID: request.groupId, generation: request.generationIdOrMemberEpoch,
+                                                            memberID: request.memberId, instanceID: request.groupInstanceId,
+                                                            offsets: offsets)
+        let topics = request.topics
+        return InternalWrite.reply(check, after: written, on: context.eventLoop,
+                                   failed: { GroupCoordinator.CommitCheck(groupError: $0) }) { check in
+            OffsetCommitResponse(topics: topics.map { topic in
+                OffsetCommitResponse.OffsetCommitResponseTopic(name: topic.name, partitions: topic.partitions.map { p in
+                    let code = check.groupError != .none
+                        ? check.groupError : check.partitionErrors[TopicPartition(topic.name, p.partitionIndex)] ?? .none
+                    return OffsetCommitResponse.OffsetCommitResponseTopic.OffsetCommitResponsePartition(
+                        partitionIndex: p.partitionIndex, errorCode: code.rawValue)
+                })
             })
-        }))
+        }
     }
 }

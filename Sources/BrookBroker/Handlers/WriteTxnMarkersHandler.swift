@@ -30,7 +30,7 @@ struct WriteTxnMarkersHandler: ApiHandler {
                     partitions.append(.init(partitionIndex: index, errorCode: code.rawValue))
                     if let written, service.isCluster {
                         let name = topic.name
-                        waits.append(written.partition.highWatermark(reaching: written.end, timeoutMs: TxnService.writeTimeoutMs, on: loop)
+                        waits.append(written.partition.highWatermark(reaching: written.end, timeoutMs: InternalWrite.writeTimeoutMs, on: loop)
                             .map { (markerIndex, name, index, $0) })
                     }
                 }
