@@ -134,12 +134,7 @@ public final class Broker: Sendable {
         for topic in topics.allTopics() {
             for partition in topic.partitions {
                 do {
-                    try partition.withLog { log throws(StorageError) in
-                        try log.flushIfDue()
-                        guard retention else { return }
-                        _ = try log.applyRetention()
-                        if log.config.cleanupCompact && config.logCleanerEnable { _ = try log.compact() }
-                    }
+                    try partition.maintainLog(retention: retention, compaction: config.logCleanerEnable)
                     if retention {
                         try partition.maintainProducers(now: clock.now().ms, expirationMs: config.transactions.producerIDExpirationMs)
                     }

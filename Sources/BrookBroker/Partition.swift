@@ -228,6 +228,44 @@ public final class Partition: Sendable {
     }
 
     /// Runs `body` on the log under the partition's lock.
+    /// DeleteRecords: the log start moves to `requested` (nil: the high watermark), which may
+    /// not pass the high watermark (in a cluster, records the ISR does not all have yet stay).
+    /// Returns the new log start.
+    public func deleteRecords(before requested: Offset?) throws(StorageError) -> Offset {
+        try state.withLock { (s: inout Locked) throws(StorageError) -> Offset in
+            let high = Self.offsets(s).highWatermark
+            let target = requested ?? high
+            guard target >= .zero, target <= high else {
+                throw .offsetOutOfRange(requested: target, logStart: s.log.logStartOffset, logEnd: high)
+            }
+            let start = try s.log.deleteRecords(before: target)
+            if var replica = s.replica {
+                replica.epochs.truncate(before: start)
+                saveEpochs(replica.epochs)
+                s.replica = replica
+            }
+            return start
+        }
+    }
+
+    /// Due flushes, then (`retention`) retention and compaction, which in a cluster stop at the
+    /// high watermark. The epoch cache follows a log start that moved.
+    public func maintainLog(retention: Bool, compaction: Bool) throws(StorageError) {
+        try state.withLock { (s: inout Locked) throws(StorageError) in
+            try s.log.flushIfDue()
+            guard retention else { return }
+            let bound = s.replica.map { _ in Self.offsets(s).highWatermark }
+            let before = s.log.logStartOffset
+            _ = try s.log.applyRetention(bound: bound)
+            if s.log.config.cleanupCompact && compaction { _ = try s.log.compact(bound: bound) }
+            if s.log.logStartOffset > before, var replica = s.replica {
+                replica.epochs.truncate(before: s.log.logStartOffset)
+                saveEpochs(replica.epochs)
+                s.replica = replica
+            }
+        }
+    }
+
     public func withLog<T: Sendable>(_ body: (PartitionLog) throws(StorageError) -> T) throws(StorageError) -> T {
         try state.withLock { (s: inout Locked) throws(StorageError) -> T in try body(s.log) }
     }

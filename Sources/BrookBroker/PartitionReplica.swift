@@ -184,7 +184,9 @@ extension Partition {
                 }
                 if known.epoch < lastFetchedEpoch || known.endOffset < fetchOffset { return .diverging(known.epoch, known.endOffset) }
             }
-            guard fetchOffset <= end else { return .refused(.offsetOutOfRange) }
+            // Below our log start (retention, DeleteRecords): the answer carries the log start,
+            // where the follower starts again.
+            guard fetchOffset <= end, fetchOffset >= s.log.logStartOffset else { return .refused(.offsetOutOfRange) }
             replica.leading!.followerFetched(follower, fetchOffset: fetchOffset, nowMs: nowMs)
             expansion = replica.leading!.expansion(after: follower, eligible: eligible)
             if expansion != nil {
@@ -265,6 +267,46 @@ extension Partition {
             // Even at the log end: an epoch begun here as leader but never written goes.
             replica.epochs.truncate(from: min(cut, end))
             replica.followerHighWatermark = min(replica.followerHighWatermark, s.log.logEndOffset)
+            saveEpochs(replica.epochs)
+            s.replica = replica
+            return s.log.logEndOffset
+        }
+    }
+
+    /// OffsetForLeaderEpoch (KIP-101/320) from the leader-epoch cache: the largest epoch not above
+    /// `requested` and the offset where it ended (the log end for the leading epoch); nil when
+    /// unknown (Kafka's UNDEFINED). A single node has one epoch: every epoch up to it ends at the
+    /// high watermark.
+    public func lastOffset(forEpoch requested: LeaderEpoch) -> (epoch: LeaderEpoch, endOffset: Offset)? {
+        let roleEpoch = leaderEpoch
+        return state.withLock { s in
+            guard let replica = s.replica, let leading = replica.leading else {
+                guard s.replica == nil, requested >= LeaderEpoch(0), requested <= roleEpoch else { return nil }
+                return (roleEpoch, Self.offsets(s).highWatermark)
+            }
+            if requested == leading.leaderEpoch { return (requested, s.log.logEndOffset) }
+            return replica.epochs.endOffset(for: requested, logEnd: s.log.logEndOffset)
+        }
+    }
+
+    /// The leader's log starts past this follower's log end (retention or DeleteRecords there
+    /// removed what this follower still lacks): everything here goes and the log starts again,
+    /// empty, at the leader's log start, as Kafka's truncateFullyAndStartAt. Returns the new log
+    /// end; nothing is done unless `leaderLogStart` is past it.
+    @discardableResult
+    public func restartAtLeaderLogStart(_ leaderLogStart: Offset) throws(StorageError) -> Offset {
+        try state.withLock { (s: inout Locked) throws(StorageError) -> Offset in
+            var replica = s.replica ?? loadReplicaState(s.log)
+            guard replica.leading == nil else { throw .invalidArgument("\(name): a leader does not truncate to another") }
+            guard leaderLogStart > s.log.logEndOffset else { return s.log.logEndOffset }
+            try s.log.truncateFully(startingAt: leaderLogStart)
+            for name in try FileSystem.list(logDirectory) where ProducerSnapshot.offset(fileName: name) != nil {
+                try FileSystem.remove(logDirectory + "/" + name)
+            }
+            (s.producers, s.snapshotOffset) = try ProducerStateFiles.load(log: s.log, directory: logDirectory, now: Int64.max,
+                                                                           logger: Logger(label: "brook.partition"))
+            replica.epochs.truncate(from: .zero)
+            replica.followerHighWatermark = leaderLogStart
             saveEpochs(replica.epochs)
             s.replica = replica
             return s.log.logEndOffset

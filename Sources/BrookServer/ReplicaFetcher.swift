@@ -149,6 +149,16 @@ public final class ReplicaFetcher: Sendable {
     /// Takes one partition's answer; false when it was an error to wait on (a newer leader epoch
     /// the metadata has not brought yet, and the like).
     func apply(_ data: FetchResponse.FetchableTopicResponse.PartitionData, to partition: Partition) -> Bool {
+        if data.errorCode == ErrorCode.offsetOutOfRange.rawValue, data.logStartOffset > partition.followerPosition.fetchOffset {
+            do throws(StorageError) {
+                try partition.restartAtLeaderLogStart(data.logStartOffset)
+                logger.notice("\(partition.name): the leader's log starts at \(data.logStartOffset), past this replica's end; starting again there")
+                return true
+            } catch {
+                logger.error("\(partition.name): cannot start again at the leader's log start \(data.logStartOffset): \(error)")
+                return false
+            }
+        }
         guard data.errorCode == 0 else {
             logger.debug("\(partition.name): the leader answered \(ErrorCode(rawValue: data.errorCode))")
             return false

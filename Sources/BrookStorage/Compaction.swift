@@ -39,11 +39,12 @@ extension PartitionLog {
     /// segment or records younger than `min.compaction.lag.ms`, and keeps every offset. Records
     /// inside compressed batches are kept as they are until the codecs land (issue 6).
     @discardableResult
-    public func compact() throws(StorageError) -> CompactionResult {
+    public func compact(bound: Offset? = nil) throws(StorageError) -> CompactionResult {
         guard config.cleanupCompact else { return CompactionResult() }
         let now = clock.now()
         let lagHorizon = now.ms - config.minCompactionLagMs
-        var cleanable = segments.dropLast().prefix { $0.maxTimestamp.ms <= lagHorizon }
+        // `bound` (a replicated partition's high watermark): only segments wholly below it.
+        var cleanable = segments.dropLast().prefix { segment in segment.maxTimestamp.ms <= lagHorizon && bound.map { segment.nextOffset <= $0 } ?? true }
         var latest: [KeyDigest: Offset] = [:]
         var mapped = 0
         for (i, segment) in cleanable.enumerated() {

@@ -8,20 +8,23 @@ extension PartitionLog {
     /// Applies `retention.ms` and `retention.bytes` (when `cleanup.policy` has `delete`) and drops
     /// segments wholly below the log start offset. Whole segments are deleted, oldest first; the
     /// active segment is rolled first when all of it has expired. Returns the segments deleted.
+    /// `bound` (a replicated partition's high watermark): no segment holding a record at or past
+    /// it is deleted, as in Kafka, so that retention never removes what the ISR does not all have.
     @discardableResult
-    public func applyRetention() throws(StorageError) -> Int {
+    public func applyRetention(bound: Offset? = nil) throws(StorageError) -> Int {
         var deleted = try deleteOldestSegments { segment, next in next.baseOffset <= self.logStartOffset }
         guard config.cleanupDelete else { return deleted }
+        let below = { (next: LogSegment) in bound.map { next.baseOffset <= $0 } ?? true }
         if config.retentionMs >= 0 {
             let horizon = clock.now().ms - config.retentionMs
             let expired = { (segment: LogSegment) in segment.maxTimestamp != .none && segment.maxTimestamp.ms < horizon }
-            if !active.isEmpty && segments.allSatisfy(expired) { try roll() }
-            deleted += try deleteOldestSegments { segment, _ in expired(segment) }
+            if !active.isEmpty && segments.allSatisfy(expired) && bound.map({ $0 >= logEndOffset }) ?? true { try roll() }
+            deleted += try deleteOldestSegments { segment, next in expired(segment) && below(next) }
         }
         if config.retentionBytes >= 0 {
             var excess = Int64(sizeBytes) - config.retentionBytes
-            deleted += try deleteOldestSegments { segment, _ in
-                guard excess >= Int64(segment.sizeBytes) else { return false }
+            deleted += try deleteOldestSegments { segment, next in
+                guard below(next), excess >= Int64(segment.sizeBytes) else { return false }
                 excess -= Int64(segment.sizeBytes)
                 return true
             }

@@ -20,13 +20,7 @@ struct DeleteRecordsHandler: ApiHandler {
                     return result
                 }
                 do throws(StorageError) {
-                    result.lowWatermark = try partition.withLog { log throws(StorageError) -> Offset in
-                        let target = p.offset.value == -1 ? log.logEndOffset : p.offset
-                        guard target >= .zero, target <= log.logEndOffset else {
-                            throw .offsetOutOfRange(requested: target, logStart: log.logStartOffset, logEnd: log.logEndOffset)
-                        }
-                        return try log.deleteRecords(before: target)
-                    }
+                    result.lowWatermark = try partition.deleteRecords(before: p.offset.value == -1 ? nil : p.offset)
                 } catch {
                     result.errorCode = ErrorMapping.code(for: error).rawValue
                 }

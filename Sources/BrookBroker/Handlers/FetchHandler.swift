@@ -138,6 +138,7 @@ extension FetchHandler {
         switch check {
         case .refused(let code):
             data.errorCode = code.rawValue
+            if code == .offsetOutOfRange { data.logStartOffset = partition.offsets.logStart }
             return 0
         case .diverging(let epoch, let end):
             data.divergingEpoch = .init(epoch: epoch, endOffset: end)
@@ -155,6 +156,7 @@ extension FetchHandler {
                 return slice.length
             } catch {
                 data.errorCode = ErrorMapping.code(for: error).rawValue
+                data.logStartOffset = partition.offsets.logStart
                 return 0
             }
         }

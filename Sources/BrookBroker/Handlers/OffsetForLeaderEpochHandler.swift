@@ -2,7 +2,8 @@ import BrookCore
 import BrookProtocol
 
 /// OffsetForLeaderEpoch: where a leader epoch ends, so that a consumer (or follower) can detect
-/// log truncation. A single node has one epoch, so every epoch up to it ends at the log end.
+/// log truncation: from the leader-epoch cache in a cluster; a single node has one epoch, so
+/// every epoch up to it ends at the log end.
 struct OffsetForLeaderEpochHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 2...4
 
@@ -19,10 +20,9 @@ struct OffsetForLeaderEpochHandler: ApiHandler {
                     result.errorCode = problem.rawValue
                     return result
                 }
-                let current = partition.leaderEpoch
-                if p.leaderEpoch >= LeaderEpoch(0) && p.leaderEpoch <= current {
-                    result.leaderEpoch = current
-                    result.endOffset = partition.offsets.highWatermark
+                if let found = partition.lastOffset(forEpoch: p.leaderEpoch) {
+                    result.leaderEpoch = found.epoch
+                    result.endOffset = found.endOffset
                 }
                 return result
             })
