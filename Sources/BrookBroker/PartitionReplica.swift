@@ -227,8 +227,14 @@ extension Partition {
                 let before = s.log.logEndOffset
                 let batches = try s.log.appendReplicated(records)
                 // The producer state follows the log, so that a follower made leader dedups retries
-                // of idempotent producers as the old leader did.
+                // of idempotent producers as the old leader did; the aborts it copied go to the
+                // `.txnindex` as a leader's do (read_committed needs them after a restart).
+                let abortsBefore = s.producers.aborted.count
                 _ = try ProducerStateFiles.replay(log: s.log, from: before, into: &s.producers, now: Int64.max)
+                for txn in s.producers.aborted.dropFirst(abortsBefore) where txn.lastOffset >= before {
+                    let base = s.log.segmentBaseOffsets.last(where: { $0 <= txn.lastOffset }) ?? .zero
+                    try ProducerStateFiles.appendAborted(txn, directory: logDirectory, segmentBase: base)
+                }
                 var changed = false
                 for batch in batches where replica.epochs.latestEpoch.map({ batch.leaderEpoch > $0 }) ?? true {
                     replica.epochs.assign(batch.leaderEpoch, startOffset: batch.baseOffset)
@@ -255,6 +261,7 @@ extension Partition {
             let cut = replica.epochs.truncationOffset(leaderAnswer: answer, logEnd: end, highWatermark: replica.followerHighWatermark)
             if cut < end {
                 try s.log.truncate(to: cut)
+                try ProducerStateFiles.truncateIndexes(directory: logDirectory, from: s.log.logEndOffset)
                 // The producer state is rebuilt for the shorter log, from snapshots not past it.
                 for name in try FileSystem.list(logDirectory) {
                     if let offset = ProducerSnapshot.offset(fileName: name), offset > s.log.logEndOffset {
@@ -300,7 +307,7 @@ extension Partition {
             guard replica.leading == nil else { throw .invalidArgument("\(name): a leader does not truncate to another") }
             guard leaderLogStart > s.log.logEndOffset else { return s.log.logEndOffset }
             try s.log.truncateFully(startingAt: leaderLogStart)
-            for name in try FileSystem.list(logDirectory) where ProducerSnapshot.offset(fileName: name) != nil {
+            for name in try FileSystem.list(logDirectory) where ProducerSnapshot.offset(fileName: name) != nil || name.hasSuffix(TxnIndex.suffix) {
                 try FileSystem.remove(logDirectory + "/" + name)
             }
             (s.producers, s.snapshotOffset) = try ProducerStateFiles.load(log: s.log, directory: logDirectory, now: Int64.max,

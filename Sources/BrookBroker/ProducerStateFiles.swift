@@ -105,6 +105,23 @@ enum ProducerStateFiles {
         guard written == bytes.count else { throw .io(operation: "write", path: path, errno: errno) }
     }
 
+    /// The log was cut back to end at `offset`: aborted transactions whose marker was at or past
+    /// it leave the `.txnindex` files (a file left empty goes).
+    static func truncateIndexes(directory: String, from offset: Offset) throws(StorageError) {
+        for name in try FileSystem.list(directory) where name.hasSuffix(TxnIndex.suffix) {
+            let path = directory + "/" + name
+            guard let bytes = try FileSystem.readBytes(path, bytesMax: 256 << 20) else { continue }
+            let entries = TxnIndex.decode(bytes)
+            let kept = entries.filter { $0.lastOffset < offset }
+            guard kept.count < entries.count else { continue }
+            if kept.isEmpty {
+                try FileSystem.remove(path)
+            } else {
+                try FileSystem.writeAtomically(path, bytes: kept.flatMap(TxnIndex.encode), durable: true)
+            }
+        }
+    }
+
     /// Deletes `.txnindex` files whose every entry lies below the log start (retention passed them).
     static func removeStaleIndexes(directory: String, logStart: Offset) throws(StorageError) {
         for name in try FileSystem.list(directory) where name.hasSuffix(TxnIndex.suffix) {

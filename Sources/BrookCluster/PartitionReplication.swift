@@ -84,6 +84,9 @@ public struct PartitionReplication: Sendable {
             // A new leader gives every follower a full lag period to show up.
             followers[replica] = Follower(logEndOffset: nil, lastCaughtUpMs: nowMs, lastFetchMs: nowMs, leaderEndAtLastFetch: logEndOffset)
         }
+        // A leader alone in its ISR has its whole log committed (after a restart its stored HW
+        // may be behind, and nothing else would move it before the next append).
+        advanceHighWatermark()
     }
 
     /// The ISR the high watermark and acks=all count: committed members plus one being added.

@@ -6,9 +6,9 @@ import Testing
 @Suite struct PartitionReplicationTests {
     let n1 = NodeID(1), n2 = NodeID(2), n3 = NodeID(3)
 
-    func leader(isr: [NodeID]? = nil, logEnd: Int64 = 0, lagMs: Int64 = 1000, minISR: Int = 2) -> PartitionReplication {
+    func leader(isr: [NodeID]? = nil, logEnd: Int64 = 0, highWatermark: Int64 = 0, lagMs: Int64 = 1000, minISR: Int = 2) -> PartitionReplication {
         PartitionReplication(leader: n1, leaderEpoch: LeaderEpoch(3), partitionEpoch: PartitionEpoch(7), replicas: [n1, n2, n3],
-                             isr: isr ?? [n1, n2, n3], logEndOffset: Offset(logEnd), highWatermark: .zero,
+                             isr: isr ?? [n1, n2, n3], logEndOffset: Offset(logEnd), highWatermark: Offset(highWatermark),
                              config: ReplicationConfig(replicaLagTimeMaxMs: lagMs, minInSyncReplicas: minISR), nowMs: 0)
     }
 
@@ -26,6 +26,24 @@ import Testing
         // It never moves back, whatever a follower reports.
         p.leaderAppended(logEnd: Offset(12))
         #expect(p.highWatermark == Offset(10))
+    }
+
+    /// Found in review: a leader alone in its ISR after a restart (its stored HW behind, 0 as
+    /// none is kept) kept that HW until the next append, and its committed records were unreadable.
+    @Test func aLeaderAloneInItsISRStartsWithItsWholeLogCommitted() {
+        let p = leader(isr: [n1], logEnd: 10, highWatermark: 0)
+        #expect(p.highWatermark == Offset(10))
+        // The same with a follower outside the ISR, not yet heard from.
+        #expect(leader(isr: [n1], logEnd: 10, highWatermark: 4).highWatermark == Offset(10))
+    }
+
+    @Test func aLeaderWithAFollowerInItsISRKeepsTheGivenHighWatermark() {
+        // The follower's position is unknown until it fetches: it may lack anything past the HW.
+        var p = leader(isr: [n1, n2], logEnd: 10, highWatermark: 4)
+        #expect(p.highWatermark == Offset(4))
+        #expect(leader(isr: [n1, n2, n3], logEnd: 10, highWatermark: 0).highWatermark == .zero)
+        p.followerFetched(n2, fetchOffset: Offset(7), nowMs: 1)
+        #expect(p.highWatermark == Offset(7))
     }
 
     @Test func aReplicaOutsideTheISRDoesNotHoldTheHighWatermark() {
