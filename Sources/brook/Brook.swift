@@ -7,7 +7,8 @@ struct Brook: AsyncParsableCommand {
         abstract: "Brook: a Kafka-compatible event-streaming platform.",
         discussion: "Start a single-node broker with `brook serve`; see README.md.",
         subcommands: [Serve.self, TopicCommand.self, ConfigCommand.self, GroupCommand.self, ProduceCommand.self, ConsumeCommand.self,
-                      LogCommand.self, PerfCommand.self, ControllerCommand.self, QuorumCommand.self, ClusterCommand.self])
+                      LogCommand.self, PerfCommand.self, ControllerCommand.self, QuorumCommand.self, ClusterCommand.self,
+                      DevCommand.self])
 }
 
 struct LogCommand: ParsableCommand {

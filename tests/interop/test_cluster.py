@@ -14,7 +14,9 @@ is SIGKILLed round after round, and every acknowledged record is read back exact
 order, the killed broker back in the ISR each time; a group's coordinator is the leader of its
 __consumer_offsets partition (the others answer NOT_COORDINATOR) and its committed offsets
 survive its death; a transactional consume-transform-produce copy is exactly once while the
-coordinator of its transactional id is SIGKILLed with a transaction open.
+coordinator of its transactional id is SIGKILLed with a transaction open; a broker that does
+not lead a partition names its current leader (KIP-951); `brook dev cluster` starts three nodes
+and stops them on SIGTERM.
 """
 from __future__ import annotations
 
@@ -376,6 +378,81 @@ def test_topics_spread_over_the_brokers_and_every_client_uses_them(cluster):
         time.sleep(0.3)
 
 
+def free_port_run(count: int) -> int:
+    """A base port with `count` free ports from it on (for `brook dev cluster`)."""
+    import socket
+    for _ in range(200):
+        base = free_port()
+        if base + count > 65535:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                s.bind(("127.0.0.1", port))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no run of free ports")
+
+
+@pytest.mark.timeout(180)
+def test_brook_dev_cluster_starts_three_nodes_and_stops_them_on_sigterm(tmp_path):
+    base = free_port_run(6)
+    log = tmp_path / "dev.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(BROOK_BIN), "dev", "cluster", "--nodes", "3", "--base-port", str(base),
+                                 "--data", str(tmp_path / "dev"), "--set", f"broker.session.timeout.ms={SESSION_MS}",
+                                 "--set", f"broker.heartbeat.interval.ms={HEARTBEAT_MS}"],
+                                stdout=out, stderr=subprocess.STDOUT)
+    _procs.add(proc)
+    bootstrap = ",".join(f"127.0.0.1:{base + 2 * i}" for i in range(3))
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            listing = subprocess.run(["kcat", "-b", bootstrap, "-L", "-m", "3"], capture_output=True, text=True, timeout=30).stdout
+            if " 3 brokers:" in listing:
+                break
+            assert time.monotonic() < deadline, f"{listing}\n{log.read_text(errors='replace')}"
+            time.sleep(0.5)
+        topic = unique_topic("dev")
+        deadline = time.monotonic() + 30
+        while True:
+            sent = subprocess.run(["kcat", "-b", bootstrap, "-P", "-t", topic, "-X", "socket.timeout.ms=3000"],
+                                  input=b"hello\n", capture_output=True, timeout=30)
+            if sent.returncode == 0:
+                break
+            assert time.monotonic() < deadline, sent.stderr
+            time.sleep(0.5)
+        got = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q"],
+                             capture_output=True, timeout=30)
+        assert got.stdout.split() == [b"hello"], got
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 0, log.read_text(errors="replace")
+        assert "stopped 3 nodes" in log.read_text(errors="replace")
+        for i in range(3):
+            node_log = (tmp_path / "dev" / f"node{i + 1}.log").read_text(errors="replace")
+            assert "stopped cleanly" in node_log, node_log[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        _procs.discard(proc)
+        # Nodes the parent could not stop: only processes still running this node's properties.
+        for pid_file in (tmp_path / "dev").glob("node*.pid"):
+            try:
+                pid = int(pid_file.read_text())
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if str(pid_file.with_suffix(".properties")).encode() in cmdline:
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+
+
 def partition_states(bootstrap: str, topic: str) -> dict:
     """partition -> (leader, replicas, isr) from kcat's metadata listing."""
     out = subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", topic, "-m", "5"], capture_output=True, text=True, timeout=30).stdout
@@ -625,6 +702,86 @@ def test_a_transactional_copy_is_exactly_once_across_its_coordinators_death(clus
     assert sorted(got) == sorted(f"copy-v{i}".encode() for i in range(total)), \
         f"{len(got)} copies, {len(set(got))} distinct, killed coordinator {killed}, {aborts} aborted"
     print(f"killed coordinator {killed}; {aborts} transactions aborted and redone")
+
+
+@pytest.mark.timeout(120)
+def test_a_broker_that_does_not_lead_names_the_current_leader(cluster):
+    """KIP-951: Produce v10+ to a broker that does not lead the partition answers
+    NOT_LEADER_OR_FOLLOWER with the current leader, its epoch and its endpoint."""
+    from confluent_kafka.admin import NewTopic
+    cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+    bootstraps = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
+    topic = unique_topic("hint")
+    admin = ck_admin(bootstraps)  # kept alive until the future is done
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    deadline = time.monotonic() + 30
+    while True:
+        states = partition_states(bootstraps, topic)
+        if states.get(0, (-1,))[0] in (1, 2, 3):
+            break
+        assert time.monotonic() < deadline, states
+        time.sleep(0.3)
+    leader = states[0][0]
+    other = next(n for n in cluster.nodes.values() if n.node_id != leader)
+    deadline = time.monotonic() + 30
+    while True:
+        answer = produce_v11(other.broker_port, topic)
+        partition = answer.responses[0].partition_responses[0]
+        if partition.error_code == 6 and partition.current_leader.leader_id == leader:
+            break
+        assert time.monotonic() < deadline, answer  # the other broker's image may lag a moment
+        time.sleep(0.3)
+    assert partition.current_leader.leader_epoch >= 0
+    endpoints = {e.node_id: e.port for e in answer.node_endpoints}
+    assert endpoints == {leader: cluster.nodes[leader].broker_port}, endpoints
+    # A consumer's Fetch v12 gets the leader too (the endpoints come from v16).
+    fetched = fetch_v12(other.broker_port, topic)
+    data = fetched.responses[0].partitions[0]
+    assert data.error_code == 6 and data.current_leader.leader_id == leader, fetched
+
+
+def send_and_decode(port: int, request, response_class):
+    """One request with its header to one broker; its decoded answer."""
+    import socket
+    import struct
+    body = request.encode(header=True)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        frame = b""
+        while len(frame) < 4 or len(frame) < 4 + struct.unpack(">i", frame[:4])[0]:
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed"
+            frame += chunk
+    return response_class.decode(frame[4:], header=True)
+
+
+def fetch_v12(port: int, topic: str):
+    """A consumer's Fetch v12 of partition 0 from offset 0, sent to one broker; its answer."""
+    from kafka.protocol.consumer import FetchRequest, FetchResponse
+    request_class = FetchRequest[12]
+    t = request_class.FetchTopic
+    request = request_class(replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20, isolation_level=0, session_id=0,
+                            session_epoch=-1, topics=[t(topic=topic, partitions=[t.FetchPartition(
+                                partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1,
+                                log_start_offset=-1, partition_max_bytes=1 << 20)])],
+                            forgotten_topics_data=[], rack_id="")
+    request.with_header(correlation_id=12, client_id="kip951")
+    return send_and_decode(port, request, FetchResponse[12])
+
+
+def produce_v11(port: int, topic: str):
+    """A Produce v11 of one record to partition 0, sent to one broker; its decoded answer."""
+    from kafka.protocol.producer import ProduceRequest, ProduceResponse
+    from kafka.record.memory_records import MemoryRecordsBuilder
+    builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20)
+    builder.append(timestamp=None, key=None, value=b"hint", headers=[])
+    builder.close()
+    request_class = ProduceRequest[11]
+    data = request_class.TopicProduceData
+    request = request_class(transactional_id=None, acks=1, timeout_ms=5000, topic_data=[
+        data(name=topic, partition_data=[data.PartitionProduceData(index=0, records=bytes(builder.buffer()))])])
+    request.with_header(correlation_id=11, client_id="kip951")
+    return send_and_decode(port, request, ProduceResponse[11])
 
 
 def offset_fetch_error(port: int, group: str) -> int:

@@ -110,7 +110,9 @@ struct FetchHandler: ApiHandler {
                 return data
             })
         }
-        return (FetchResponse(throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: responses), total)
+        var response = FetchResponse(throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: responses)
+        LeaderHints.add(to: &response, version: version, broker: context.broker)
+        return (response, total)
     }
 }
 

@@ -34,8 +34,10 @@ struct ProduceHandler: ApiHandler {
             guard let (topic, first) = failed.first else { return .none }
             return .closeConnection("an acks=0 produce failed (\(topic)-\(first.index): error \(first.errorCode)\(first.errorMessage.map { ", " + $0 } ?? ""))")
         }
-        if replicated.isEmpty { return .now(ProduceResponse(responses: responses, throttleTimeMs: 0)) }
-        return .later(waitForReplicas(responses, replicated, timeoutMs: request.timeoutMs, context: context))
+        let broker = context.broker
+        if replicated.isEmpty { return .now(LeaderHints.add(to: ProduceResponse(responses: responses, throttleTimeMs: 0), version: version, broker: broker)) }
+        return .later(waitForReplicas(responses, replicated, timeoutMs: request.timeoutMs, context: context)
+            .map { LeaderHints.add(to: $0, version: version, broker: broker) })
     }
 
     /// acks=all in a cluster: each partition's answer waits until the high watermark passes its
