@@ -173,7 +173,7 @@ public final class Partition: Sendable {
         let roleEpoch = leaderEpoch
         let done = try state.withLock { (s: inout Locked) throws(AppendError) -> (result: AppendResult, completed: ProducerState.Completed?) in
             let leader = try Self.writableEpoch(s, roleEpoch, name)
-            if case .refuse(let code, let message) = s.producers.check(batch, fromCoordinator: true) {
+            if case .refuse(let code, let message) = s.producers.check(batch, fromCoordinator: true, coordinatorEpoch: coordinatorEpoch) {
                 throw .producer(code, message)
             }
             let result: AppendResult

@@ -81,6 +81,19 @@ extension Partition {
         highWatermarkMayHaveMoved()
     }
 
+    /// The topic's min.insync.replicas or replica.lag.time.max.ms changed while this broker
+    /// leads: it applies from now (acks=all and the next ISR check use it).
+    public func replicationConfigChanged(_ config: ReplicationConfig) {
+        let changed = state.withLock { s -> Bool in
+            guard var replica = s.replica, var leading = replica.leading, leading.config != config else { return false }
+            leading.config = config
+            replica.leading = leading
+            s.replica = replica
+            return true
+        }
+        if changed { highWatermarkMayHaveMoved() }
+    }
+
     /// Follows `leader` (nil: none now) in `epoch`; waiters for this leader's HW are let go.
     public func becomeFollower(leader: NodeID?, epoch: LeaderEpoch) {
         become(.follower(leader: leader, epoch: epoch))

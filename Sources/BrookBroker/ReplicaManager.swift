@@ -155,6 +155,7 @@ public final class ReplicaManager: Sendable {
         switch (partition.role, info.leader == node) {
         case (.leader(let epoch), true) where epoch == info.leaderEpoch && partition.isReplicating:
             partition.isrCommitted(info.isr, partitionEpoch: info.partitionEpoch)
+            partition.replicationConfigChanged(replication)
         case (_, true):
             broker.logger.info("\(partition.name): leading in epoch \(info.leaderEpoch), replicas \(info.replicas), ISR \(info.isr)")
             partition.becomeLeader(info, config: replication, nowMs: now, node: node)

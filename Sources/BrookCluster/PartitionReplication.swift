@@ -55,7 +55,8 @@ public struct PartitionReplication: Sendable {
     public let leaderEpoch: LeaderEpoch
     /// The first offset this leader epoch wrote (the log end when it became leader).
     public let epochStartOffset: Offset
-    public let config: ReplicationConfig
+    /// min.insync.replicas and replica.lag.time.max.ms; a topic's change of them applies at once.
+    public var config: ReplicationConfig
     public private(set) var replicas: [NodeID]
     /// The ISR the controller committed.
     public private(set) var isr: [NodeID]

@@ -108,7 +108,9 @@ public struct ProducerState: Sendable, Equatable {
 
     /// Judges a batch before it is written. `fromCoordinator` marks batches the broker writes for
     /// a transaction coordinator (offset commits, markers), whose sequence is not checked.
-    public func check(_ batch: ProducerBatch, fromCoordinator: Bool = false) -> ProducerCheck {
+    /// `coordinatorEpoch`: a marker's (-1: not known); one older than the last marker's of the
+    /// same producer comes from a coordinator that has since been replaced.
+    public func check(_ batch: ProducerBatch, fromCoordinator: Bool = false, coordinatorEpoch: Int32 = -1) -> ProducerCheck {
         guard batch.producerID != .none else {
             if batch.isTransactional { return .refuse(.invalidRecord, "A transactional batch needs a producer id") }
             return .append
@@ -118,6 +120,10 @@ public struct ProducerState: Sendable, Equatable {
         if let marker = batch.marker {
             if let entry, batch.epoch < entry.epoch {
                 return .refuse(.producerFenced, "Marker of epoch \(batch.epoch) for producer \(batch.producerID) at epoch \(entry.epoch)")
+            }
+            if let entry, coordinatorEpoch >= 0, coordinatorEpoch < entry.coordinatorEpoch {
+                return .refuse(.transactionCoordinatorFenced,
+                               "Marker from coordinator epoch \(coordinatorEpoch) for producer \(batch.producerID), after one from \(entry.coordinatorEpoch)")
             }
             _ = marker
             return .append
@@ -182,7 +188,7 @@ public struct ProducerState: Sendable, Equatable {
         entry.lastTimestamp = max(entry.lastTimestamp, now)
         var completed: Completed?
         if let marker = batch.marker {
-            entry.coordinatorEpoch = coordinatorEpoch
+            entry.coordinatorEpoch = max(entry.coordinatorEpoch, coordinatorEpoch)
             if let first = entry.currentTxnFirstOffset {
                 completed = Completed(producerID: batch.producerID, firstOffset: first, lastOffset: lastOffset, aborted: marker == .abort)
                 entry.currentTxnFirstOffset = nil

@@ -102,6 +102,19 @@ import Testing
         }
     }
 
+    // MARK: settings
+
+    @Test func aChangeOfMinInsyncReplicasAppliesToTheLeaderAtOnce() throws {
+        let (h, p) = try clusterPartition()
+        defer { h.close() }
+        lead(p, epoch: 0, replicas: [1, 2], isr: [1, 2])
+        #expect(p.hasEnoughReplicas)
+        p.replicationConfigChanged(ReplicationConfig(minInSyncReplicas: 3))
+        #expect(!p.hasEnoughReplicas)
+        p.replicationConfigChanged(ReplicationConfig(minInSyncReplicas: 2))
+        #expect(p.hasEnoughReplicas)
+    }
+
     // MARK: OffsetForLeaderEpoch
 
     @Test func epochsEndWhereTheNextLeaderEpochBegan() throws {

@@ -51,7 +51,7 @@ struct ProducerLog {
     /// and the offset the batch was (or would have been) written at.
     @discardableResult
     mutating func write(_ batch: ProducerBatch, now: Int64 = 1_000, coordinatorEpoch: Int32 = -1) -> (ProducerCheck, Offset) {
-        let check = state.check(batch, fromCoordinator: batch.marker != nil)
+        let check = state.check(batch, fromCoordinator: batch.marker != nil, coordinatorEpoch: coordinatorEpoch)
         let first = logEnd
         guard check == .append else { return (check, first) }
         if let done = state.appended(batch, firstOffset: first, coordinatorEpoch: coordinatorEpoch, now: now) {
@@ -262,6 +262,21 @@ struct ProducerLog {
         #expect(other.completed.isEmpty)
         #expect(other.state.aborted.isEmpty)
         #expect(other.state.producers[producerB]?.epoch == ProducerEpoch(5))
+    }
+
+    @Test func aMarkerFromAReplacedCoordinatorIsFenced() {
+        var log = ProducerLog()
+        log.write(dataBatch(producerA, seq: 0, txn: true))
+        // The coordinator moved (its __transaction_state partition's leader epoch went 3 -> 4).
+        #expect(log.write(endMarker(producerA, commit: true), coordinatorEpoch: 4).0 == .append)
+        log.write(dataBatch(producerA, seq: 1, txn: true))
+        let late = endMarker(producerA, commit: false)
+        #expect(log.state.check(late, fromCoordinator: true, coordinatorEpoch: 3).refusal == .transactionCoordinatorFenced)
+        #expect(log.state.check(late, fromCoordinator: true, coordinatorEpoch: 4) == .append)
+        #expect(log.state.check(late, fromCoordinator: true, coordinatorEpoch: 5) == .append)
+        // A marker replayed from the log (its coordinator epoch not read back) keeps the one known.
+        _ = log.state.appended(endMarker(producerA, commit: false), firstOffset: log.logEnd, coordinatorEpoch: -1, now: 1_000)
+        #expect(log.state.producers[producerA]?.coordinatorEpoch == 4)
     }
 
     @Test func aMarkerWithABumpedEpochFencesTheOldEpochAndRestartsTheSequence() {
