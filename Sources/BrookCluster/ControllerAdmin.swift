@@ -8,6 +8,9 @@ public enum ControllerAdminRequest: Equatable, Sendable {
     case createTopics([NewTopic], validateOnly: Bool)
     case deleteTopics([String])
     case createPartitions(topic: String, total: Int)
+    /// AlterConfigs / IncrementalAlterConfigs of a topic: its whole set of overrides after the
+    /// change (the broker checked the names and values).
+    case setTopicConfigs(topic: String, configs: [String: String])
 }
 
 /// The controller's answer for one topic.
@@ -69,6 +72,14 @@ extension ClusterController {
             return (entries, answers)
         case .createPartitions(let name, let total):
             let decision = createPartitions(name, total: total)
+            return (decision.records.isEmpty ? [] : [decision.records], [TopicAnswer(name: name, error: decision.answer)])
+        case .setTopicConfigs(let name, let configs):
+            let resource = ConfigResource(.topic, name)
+            let current = image.configs[resource] ?? [:]
+            var changes: [(String, String?)] = current.keys.filter { configs[$0] == nil }.sorted().map { ($0, nil) }
+            changes += configs.filter { current[$0.key] != $0.value }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            if image.topicIDs[name] != nil && changes.isEmpty { return ([], [TopicAnswer(name: name, error: .none)]) }
+            let decision = setConfigs(resource, changes)
             return (decision.records.isEmpty ? [] : [decision.records], [TopicAnswer(name: name, error: decision.answer)])
         }
     }

@@ -198,6 +198,14 @@ enum Frame: Equatable {
             buffer.writeInteger(UInt8(3))
             writeString(topic, into: &buffer)
             buffer.writeInteger(Int32(clamping: total))
+        case .setTopicConfigs(let topic, let configs):
+            buffer.writeInteger(UInt8(4))
+            writeString(topic, into: &buffer)
+            buffer.writeInteger(UInt16(configs.count))
+            for (key, value) in configs.sorted(by: { $0.key < $1.key }) {
+                writeString(key, into: &buffer)
+                writeString(value, into: &buffer)
+            }
         }
     }
 
@@ -248,6 +256,16 @@ enum Frame: Equatable {
         case 3:
             guard let topic = readString(&body) ?? nil, let total = body.readInteger(as: Int32.self) else { return nil }
             return .createPartitions(topic: topic, total: Int(total))
+        case 4:
+            guard let topic = readString(&body) ?? nil, let count = body.readInteger(as: UInt16.self),
+                  Int(count) <= configsPerTopicMax else { return nil }
+            var configs: [String: String] = [:]
+            for _ in 0..<count {
+                guard let key = readString(&body) ?? nil, let value = readString(&body) ?? nil else { return nil }
+                configs[key] = value
+            }
+            guard configs.count == Int(count) else { return nil }
+            return .setTopicConfigs(topic: topic, configs: configs)
         default:
             return nil
         }

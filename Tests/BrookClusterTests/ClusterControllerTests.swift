@@ -110,6 +110,30 @@ struct ControllerHarness {
         #expect(h.image.topic(named: "orders") == nil)
     }
 
+    @Test func aTopicsConfigsAreReplacedWholeThroughTheLog() {
+        var h = ControllerHarness()
+        h.startBrokers(1)
+        _ = h.create("orders", partitions: 1, rf: 1)
+        func set(_ configs: [String: String]) -> ErrorCode {
+            let (entries, answers) = h.controller.admin(.setTopicConfigs(topic: "orders", configs: configs))
+            for records in entries {
+                h.log.append(records)
+                try! h.controller.replay(records, at: MetadataOffset(Int64(h.log.count)))
+            }
+            return answers[0].error
+        }
+        let resource = ConfigResource(.topic, "orders")
+        #expect(set(["retention.ms": "1000", "min.insync.replicas": "2"]) == .none)
+        #expect(h.image.configs[resource] == ["retention.ms": "1000", "min.insync.replicas": "2"])
+        // What is not named goes back to the default; an unchanged set writes nothing.
+        #expect(set(["retention.ms": "2000"]) == .none)
+        #expect(h.image.configs[resource] == ["retention.ms": "2000"])
+        let entries = h.log.count
+        #expect(set(["retention.ms": "2000"]) == .none)
+        #expect(h.log.count == entries)
+        #expect(h.controller.admin(.setTopicConfigs(topic: "nope", configs: [:])).answers[0].error == .unknownTopicOrPartition)
+    }
+
     @Test func aLapsedSessionFencesTheBrokerAndMovesItsLeadershipsInTheSameEntry() {
         var h = ControllerHarness()
         h.startBrokers(3)

@@ -705,6 +705,46 @@ def test_a_transactional_copy_is_exactly_once_across_its_coordinators_death(clus
 
 
 @pytest.mark.timeout(120)
+def test_topic_configs_are_set_through_the_controller_and_take_effect_everywhere(cluster):
+    """IncrementalAlterConfigs sent to one broker is set by the controller: every broker
+    describes it, and min.insync.replicas takes effect on the leader at once."""
+    from confluent_kafka import KafkaException, Producer
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
+    cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+    bootstraps = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
+    topic = unique_topic("cfg")
+    admin = ck_admin(bootstraps)
+    admin.create_topics([NewTopic(topic, 1, 3)])[topic].result(30)
+    first = ck_admin(f"127.0.0.1:{cluster.nodes[1].broker_port}")
+    change = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("min.insync.replicas", "4", incremental_operation=AlterConfigOpType.SET)])
+    first.incremental_alter_configs([change])[change].result(30)
+    for node in cluster.nodes.values():
+        one = ck_admin(f"127.0.0.1:{node.broker_port}")
+        deadline = time.monotonic() + 20
+        while True:
+            described = one.describe_configs([ConfigResource(ResourceType.TOPIC, topic)])
+            configs = list(described.values())[0].result(30)
+            if configs["retention.ms"].value == "7200000" and configs["min.insync.replicas"].value == "4":
+                break
+            assert time.monotonic() < deadline, (node.node_id, configs["retention.ms"].value)
+            time.sleep(0.3)
+    # Four in-sync replicas cannot be had with three: acks=all is refused (NOT_ENOUGH_REPLICAS).
+    producer = Producer({"bootstrap.servers": bootstraps, "acks": "all", "message.timeout.ms": 5000, "retries": 0})
+    errors = []
+    producer.produce(topic, value=b"x", on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(30)
+    assert errors and errors[0] is not None and errors[0].name() == "NOT_ENOUGH_REPLICAS", errors
+    # A bad value is refused before it reaches the controller, and changes nothing.
+    bad = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as refused:
+        first.incremental_alter_configs([bad])[bad].result(30)
+    assert refused.value.args[0].name() == "INVALID_CONFIG"
+
+
+@pytest.mark.timeout(120)
 def test_a_broker_that_does_not_lead_names_the_current_leader(cluster):
     """KIP-951: Produce v10+ to a broker that does not lead the partition answers
     NOT_LEADER_OR_FOLLOWER with the current leader, its epoch and its endpoint."""

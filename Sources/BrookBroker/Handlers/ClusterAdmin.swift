@@ -22,6 +22,32 @@ enum ClusterAdmin {
         }
     }
 
+    /// A topic's configs in a cluster: checked here (names and values, as on a single node),
+    /// then set by the controller; every broker takes them from the image. The answers by
+    /// resource, in order: those already refused (`refused`) and the controller's for the rest.
+    static func setConfigs(_ changes: [(index: Int, topic: String, overrides: [String: String])], refused: [Int: (ErrorCode, String?)],
+                           count: Int, validateOnly: Bool, context: RequestContext) -> EventLoopFuture<[(ErrorCode, String?)]> {
+        var answers = (0..<count).map { refused[$0] ?? (ErrorCode.none, nil) }
+        var waits: [EventLoopFuture<(Int, ErrorCode, String?)>] = []
+        for change in changes {
+            do throws(TopicError) {
+                try context.broker.topics.setConfigs(name: change.topic, overrides: change.overrides, validateOnly: true)
+            } catch {
+                answers[change.index] = (error.code, error.message)
+                continue
+            }
+            guard !validateOnly else { continue }
+            waits.append(forward(.setTopicConfigs(topic: change.topic, configs: change.overrides), names: [change.topic], context: context)
+                .map { (change.index, $0[change.topic]?.error ?? .unknownServerError, $0[change.topic]?.message) })
+        }
+        let settled = answers
+        return EventLoopFuture.whenAllSucceed(waits, on: context.eventLoop).map { results in
+            var out = settled
+            for (index, code, message) in results { out[index] = (code, message) }
+            return out
+        }
+    }
+
     /// CreateTopics in a cluster.
     static func createTopics(_ request: CreateTopicsRequest, context: RequestContext) -> EventLoopFuture<CreateTopicsResponse> {
         typealias Result = CreateTopicsResponse.CreatableTopicResult

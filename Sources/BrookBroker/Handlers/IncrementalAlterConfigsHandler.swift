@@ -1,12 +1,35 @@
 import BrookProtocol
 
-/// IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on single topic configs.
+/// IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on single topic configs. In a
+/// cluster the controller sets the result (ClusterAdmin.setConfigs).
 struct IncrementalAlterConfigsHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...1
 
     enum Operation: Int8 { case set = 0, delete = 1, append = 2, subtract = 3 }
 
     func handle(_ request: IncrementalAlterConfigsRequest, version: Int16, context: RequestContext) -> Reply<IncrementalAlterConfigsResponse> {
+        if context.broker.cluster.isCluster {
+            var refused: [Int: (ErrorCode, String?)] = [:]
+            var changes: [(index: Int, topic: String, overrides: [String: String])] = []
+            for (index, resource) in request.resources.enumerated() {
+                do throws(TopicError) {
+                    guard resource.resourceType == ConfigResource.topic else { throw ConfigResource.brokerAlterRefused }
+                    var overrides = try context.broker.topics.existing(resource.resourceName).overrides
+                    for config in resource.configs { try apply(config, to: &overrides) }
+                    changes.append((index, resource.resourceName, overrides))
+                } catch {
+                    refused[index] = (error.code, error.message)
+                }
+            }
+            let resources = request.resources
+            return .later(ClusterAdmin.setConfigs(changes, refused: refused, count: resources.count, validateOnly: request.validateOnly,
+                                                  context: context).map { answers in
+                IncrementalAlterConfigsResponse(throttleTimeMs: 0, responses: zip(resources, answers).map { resource, answer in
+                    .init(errorCode: answer.0.rawValue, errorMessage: answer.1, resourceType: resource.resourceType,
+                          resourceName: resource.resourceName)
+                })
+            })
+        }
         let responses = request.resources.map { resource in
             var response = IncrementalAlterConfigsResponse.AlterConfigsResourceResponse(
                 errorCode: 0, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName)
