@@ -59,6 +59,7 @@ public final class Broker: Sendable {
         table.register(DeleteRecordsHandler())
         table.register(OffsetForLeaderEpochHandler())
         table.register(WriteTxnMarkersHandler())
+        table.register(ElectLeadersHandler())
         table.register(DescribeLogDirsHandler())
         table.register(FindCoordinatorHandler())
         table.register(JoinGroupHandler())

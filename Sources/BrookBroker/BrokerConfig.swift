@@ -96,6 +96,12 @@ public struct BrokerConfig: Sendable {
     public var offsetsTopicReplicationFactor: Int16 = 3
     /// `offsets.topic.segment.bytes`
     public var offsetsTopicSegmentBytes: Int64 = 104_857_600
+    /// `auto.leader.rebalance.enable` (true), `leader.imbalance.check.interval.seconds` (300),
+    /// `leader.imbalance.per.broker.percentage` (10): the active controller moves leaderships
+    /// back to preferred replicas.
+    public var autoLeaderRebalance = true
+    public var leaderImbalanceCheckIntervalSeconds: Int64 = 300
+    public var leaderImbalancePerBrokerPercentage = 10
     /// `transaction.state.log.replication.factor`: replicas of `__transaction_state` in a cluster
     /// (fewer when fewer brokers are active when it is made).
     public var transactionStateLogReplicationFactor: Int16 = 3
@@ -219,6 +225,9 @@ public struct BrokerConfig: Sendable {
         case "offsets.retention.check.interval.ms": groups.offsetsRetentionCheckIntervalMs = try int(1...Int64.max)
         case "offsets.topic.num.partitions": offsetsTopicPartitions = Int32(try int(1...Int64(Limits.partitionsPerTopicMax)))
         case "offsets.topic.replication.factor": offsetsTopicReplicationFactor = Int16(try int(1...Int64(Int16.max)))
+        case "auto.leader.rebalance.enable": autoLeaderRebalance = try bool()
+        case "leader.imbalance.check.interval.seconds": leaderImbalanceCheckIntervalSeconds = try int(1...86_400)
+        case "leader.imbalance.per.broker.percentage": leaderImbalancePerBrokerPercentage = Int(try int(0...100))
         case "transaction.state.log.replication.factor": transactionStateLogReplicationFactor = Int16(try int(1...Int64(Int16.max)))
         case "transaction.state.log.min.isr": transactionStateLogMinISR = Int16(try int(1...Int64(Int16.max)))
         case "offsets.topic.segment.bytes": offsetsTopicSegmentBytes = try int(1024...Int64(Int32.max))

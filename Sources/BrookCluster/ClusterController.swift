@@ -17,6 +17,11 @@ public struct ControllerConfig: Equatable, Sendable {
     public var recordsPerEntryMax = 10_000
     /// `cluster.id` when the operator set one; otherwise the first controller draws one.
     public var clusterID: String?
+    /// `auto.leader.rebalance.enable`, `leader.imbalance.check.interval.seconds` (in ms here) and
+    /// `leader.imbalance.per.broker.percentage`, Kafka's defaults.
+    public var autoLeaderRebalance = true
+    public var leaderImbalanceCheckIntervalMs: Int64 = 300_000
+    public var leaderImbalancePerBrokerPercentage = 10
     public init() {}
 }
 
@@ -117,12 +122,15 @@ public struct ClusterController: Sendable {
     /// Brokers whose liveness changed: their partitions are repaired, a bounded number per entry.
     var dirty: Set<NodeID> = []
     var random: SeededRandom
+    /// When leadership balance was last checked (soft state, as sessions).
+    var lastRebalanceCheckMs: Int64
 
     public init(committed: MetadataImage, config: ControllerConfig = ControllerConfig(), nowMs: Int64, randomSeed: UInt64) {
         self.config = config
         self.committed = committed
         image = committed
         random = SeededRandom(seed: randomSeed)
+        lastRebalanceCheckMs = nowMs
         for id in committed.brokers.keys { sessions[id] = nowMs }
         // A controller may have died half-way through a repair: look at every broker once.
         dirty = Set(committed.brokers.keys)
@@ -248,6 +256,10 @@ public struct ClusterController: Sendable {
             guard nowMs - (sessions[id] ?? nowMs) > config.sessionTimeoutMs else { continue }
             fences.append(.fenceBroker(FenceBrokerRecord(id: id, epoch: broker.epoch.value)))
             lapsed.insert(id)
+        }
+        if fences.isEmpty && dirty.isEmpty {
+            let moves = rebalanceLeaders(nowMs: nowMs)
+            if !moves.isEmpty { return decide(moves, ()) }
         }
         return decideWithRepairs(fences, affecting: lapsed, ())
     }

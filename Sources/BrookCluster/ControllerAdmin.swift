@@ -11,6 +11,9 @@ public enum ControllerAdminRequest: Equatable, Sendable {
     /// AlterConfigs / IncrementalAlterConfigs of a topic: its whole set of overrides after the
     /// change (the broker checked the names and values).
     case setTopicConfigs(topic: String, configs: [String: String])
+    /// ElectLeaders (nil targets: every partition). Answered one TopicAnswer per partition, its
+    /// index in `partitions`.
+    case electLeaders(ElectionType, [ElectionTarget]?)
 }
 
 /// The controller's answer for one topic.
@@ -73,6 +76,11 @@ extension ClusterController {
         case .createPartitions(let name, let total):
             let decision = createPartitions(name, total: total)
             return (decision.records.isEmpty ? [] : [decision.records], [TopicAnswer(name: name, error: decision.answer)])
+        case .electLeaders(let type, let targets):
+            let decision = electLeaders(type, targets)
+            return (decision.records.isEmpty ? [] : [decision.records], decision.answer.map {
+                TopicAnswer(name: $0.topic, error: $0.error, message: $0.message, partitions: Int($0.partition))
+            })
         case .setTopicConfigs(let name, let configs):
             let resource = ConfigResource(.topic, name)
             let current = image.configs[resource] ?? [:]

@@ -85,6 +85,9 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let inconsistentClusterID = ErrorCode(rawValue: 104)
     public static let ineligibleReplica = ErrorCode(rawValue: 107)
     public static let newLeaderElected = ErrorCode(rawValue: 108)
+    public static let preferredLeaderNotAvailable = ErrorCode(rawValue: 80)
+    public static let eligibleLeadersNotAvailable = ErrorCode(rawValue: 83)
+    public static let electionNotNeeded = ErrorCode(rawValue: 84)
 
     public var description: String { "\(Self.names[rawValue] ?? "ERROR") (\(rawValue))" }
 
@@ -115,6 +118,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         19: "NOT_ENOUGH_REPLICAS", 20: "NOT_ENOUGH_REPLICAS_AFTER_APPEND", 41: "NOT_CONTROLLER",
         77: "STALE_BROKER_EPOCH", 95: "INVALID_UPDATE_VERSION", 101: "DUPLICATE_BROKER_REGISTRATION",
         102: "BROKER_ID_NOT_REGISTERED", 104: "INCONSISTENT_CLUSTER_ID", 107: "INELIGIBLE_REPLICA",
-        108: "NEW_LEADER_ELECTED",
+        108: "NEW_LEADER_ELECTED", 80: "PREFERRED_LEADER_NOT_AVAILABLE", 83: "ELIGIBLE_LEADERS_NOT_AVAILABLE",
+        84: "ELECTION_NOT_NEEDED",
     ]
 }

@@ -198,6 +198,15 @@ enum Frame: Equatable {
             buffer.writeInteger(UInt8(3))
             writeString(topic, into: &buffer)
             buffer.writeInteger(Int32(clamping: total))
+        case .electLeaders(let type, let targets):
+            buffer.writeInteger(UInt8(5))
+            buffer.writeInteger(type.rawValue)
+            buffer.writeInteger(UInt32(targets == nil ? UInt32.max : UInt32(targets!.count)))
+            for target in targets ?? [] {
+                writeString(target.topic, into: &buffer)
+                buffer.writeInteger(UInt32(target.partitions.count))
+                for p in target.partitions { buffer.writeInteger(p) }
+            }
         case .setTopicConfigs(let topic, let configs):
             buffer.writeInteger(UInt8(4))
             writeString(topic, into: &buffer)
@@ -266,6 +275,25 @@ enum Frame: Equatable {
             }
             guard configs.count == Int(count) else { return nil }
             return .setTopicConfigs(topic: topic, configs: configs)
+        case 5:
+            guard let raw = body.readInteger(as: Int8.self), let type = ElectionType(rawValue: raw),
+                  let count = body.readInteger(as: UInt32.self) else { return nil }
+            guard count != UInt32.max else { return .electLeaders(type, nil) }
+            guard count <= topicsPerAdminMax else { return nil }
+            var targets: [ElectionTarget] = []
+            var total = 0
+            for _ in 0..<count {
+                guard let topic = readString(&body) ?? nil, let n = body.readInteger(as: UInt32.self), n <= assignmentsMax else { return nil }
+                total += Int(n)
+                guard total <= assignmentsMax else { return nil }
+                var partitions: [Int32] = []
+                for _ in 0..<n {
+                    guard let p = body.readInteger(as: Int32.self) else { return nil }
+                    partitions.append(p)
+                }
+                targets.append(ElectionTarget(topic: topic, partitions: partitions))
+            }
+            return .electLeaders(type, targets)
         default:
             return nil
         }

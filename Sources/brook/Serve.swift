@@ -103,6 +103,9 @@ struct Serve: ParsableCommand {
             options.controller.defaultReplicationFactor = Int(config.defaultReplicationFactor)
             options.controller.defaultPartitions = Int(config.numPartitions)
             options.controller.uncleanLeaderElection = config.topicDefaults["unclean.leader.election.enable"] == "true"
+            options.controller.autoLeaderRebalance = config.autoLeaderRebalance
+            options.controller.leaderImbalanceCheckIntervalMs = config.leaderImbalanceCheckIntervalSeconds * 1000
+            options.controller.leaderImbalancePerBrokerPercentage = config.leaderImbalancePerBrokerPercentage
             do { driver = try QuorumDriver.start(options, group: group, logger: logger) } catch {
                 throw ValidationError("cannot start controller \(config.nodeID): \(error)")
             }

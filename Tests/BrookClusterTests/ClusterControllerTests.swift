@@ -134,6 +134,83 @@ struct ControllerHarness {
         #expect(h.controller.admin(.setTopicConfigs(topic: "nope", configs: [:])).answers[0].error == .unknownTopicOrPartition)
     }
 
+    /// Commits records that did not come from the controller (another controller's entry).
+    func force(_ h: inout ControllerHarness, _ records: [MetadataRecord]) {
+        h.log.append(records)
+        try! h.controller.replay(records, at: MetadataOffset(Int64(h.log.count)))
+    }
+
+    /// Partition `index` of `id` led by its second replica, as after a failover.
+    func ledBySecond(_ h: inout ControllerHarness, _ id: KafkaUUID, _ index: Int32, isr: [NodeID]? = nil) -> PartitionInfo {
+        let p = h.image.topics[id]!.partitions[Int(index)]
+        force(&h, [PartitionChanges.record(TopicIDPartition(id, index), from: p, leader: p.replicas[1], isr: isr ?? p.isr)])
+        return p
+    }
+
+    @Test func preferredElectionGivesTheLeadershipBackToTheFirstReplica() {
+        var h = ControllerHarness()
+        h.startBrokers(3)
+        let id = h.create("t", partitions: 2, rf: 3)
+        let p0 = ledBySecond(&h, id, 0)
+        #expect(h.image.topics[id]!.partitions[0].leaderEpoch == LeaderEpoch(1))
+        let results = h.commit(h.controller.electLeaders(.preferred, [ElectionTarget(topic: "t", partitions: [0, 1, 7]),
+                                                                      ElectionTarget(topic: "nope", partitions: [0])]))
+        #expect(results.map(\.error) == [.none, .electionNotNeeded, .unknownTopicOrPartition, .unknownTopicOrPartition])
+        let after = h.image.topics[id]!.partitions[0]
+        #expect(after.leader == p0.replicas[0] && after.leaderEpoch == LeaderEpoch(2) && after.isr == p0.isr)
+        // Every partition: nothing left to do, and nothing listed.
+        #expect(h.commit(h.controller.electLeaders(.preferred, nil)).isEmpty)
+        // A preferred replica out of the ISR may not lead.
+        let p1 = h.image.topics[id]!.partitions[1]
+        _ = ledBySecond(&h, id, 1, isr: [p1.replicas[1], p1.replicas[2]])
+        #expect(h.commit(h.controller.electLeaders(.preferred, [ElectionTarget(topic: "t", partitions: [1])])).map(\.error)
+                == [.preferredLeaderNotAvailable])
+        #expect(h.controller.electLeaders(.preferred, nil).answer.map(\.error) == [.preferredLeaderNotAvailable])
+    }
+
+    @Test func uncleanElectionOnlyWhereNoReplicaLeads() {
+        var h = ControllerHarness()
+        h.startBrokers(3)
+        let id = h.create("t", partitions: 1, rf: 2)
+        let replicas = h.image.topics[id]!.partitions[0].replicas
+        #expect(h.commit(h.controller.electLeaders(.unclean, [ElectionTarget(topic: "t", partitions: [0])])).map(\.error) == [.electionNotNeeded])
+        // The first replica goes, then the second (the last in sync) while the first returns.
+        h.advance(10_000, silent: [replicas[0]])
+        h.advance(10_000, silent: [replicas[1]])
+        let stuck = h.image.topics[id]!.partitions[0]
+        #expect(stuck.leader == nil && stuck.isr == [replicas[1]])
+        #expect(h.commit(h.controller.electLeaders(.preferred, [ElectionTarget(topic: "t", partitions: [0])])).map(\.error) == [.preferredLeaderNotAvailable])
+        #expect(h.commit(h.controller.electLeaders(.unclean, [ElectionTarget(topic: "t", partitions: [0])])).map(\.error) == [.none])
+        let after = h.image.topics[id]!.partitions[0]
+        #expect(after.leader == replicas[0] && after.isr == [replicas[0]])
+    }
+
+    @Test func leadershipsDriftBackToPreferredReplicasWhenRebalancingIsOn() {
+        for enabled in [true, false] {
+            var config = ControllerConfig()
+            config.autoLeaderRebalance = enabled
+            config.leaderImbalanceCheckIntervalMs = 1000
+            var h = ControllerHarness(config: config)
+            h.startBrokers(3)
+            let id = h.create("t", partitions: 3, rf: 3)
+            let p0 = ledBySecond(&h, id, 0)
+            h.advance(2000)
+            #expect(h.image.topics[id]!.partitions[0].leader == (enabled ? p0.replicas[0] : p0.replicas[1]))
+        }
+        // At the imbalance threshold (1 of the 10 partitions a broker prefers is led elsewhere:
+        // 10%, not above leader.imbalance.per.broker.percentage) nothing moves.
+        var config = ControllerConfig()
+        config.leaderImbalanceCheckIntervalMs = 1000
+        var h = ControllerHarness(config: config)
+        h.startBrokers(3)
+        let id = h.create("t", partitions: 30, rf: 3)
+        let preferred = h.image.topics[id]!.partitions[0].replicas[0]
+        #expect(h.image.topics[id]!.partitions.filter { $0.replicas[0] == preferred }.count == 10)
+        let p0 = ledBySecond(&h, id, 0)
+        h.advance(2000)
+        #expect(h.image.topics[id]!.partitions[0].leader == p0.replicas[1])
+    }
+
     @Test func aLapsedSessionFencesTheBrokerAndMovesItsLeadershipsInTheSameEntry() {
         var h = ControllerHarness()
         h.startBrokers(3)

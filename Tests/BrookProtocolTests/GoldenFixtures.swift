@@ -2528,6 +2528,52 @@ enum GoldenFixtures {
         ]
     }
 
+    static var electLeadersRequests: [GoldenFixture] {
+        [
+            GoldenFixture(ElectLeadersRequest.self, version: 0, variant: "full",
+                          hex: "000000020007746f7069632d31000000031234567a1234567b1234567c0007746f7069632d35000000031234567e1234567f1234568012345681",
+                          expected: ElectLeadersRequest(topicPartitions: [.init(topic: "topic-1", partitions: [305419898, 305419899, 305419900]), .init(topic: "topic-5", partitions: [305419902, 305419903, 305419904])], timeoutMs: 305419905)),
+            GoldenFixture(ElectLeadersRequest.self, version: 0, variant: "sparse",
+                          hex: "ffffffff12345679",
+                          expected: ElectLeadersRequest(topicPartitions: nil, timeoutMs: 305419897)),
+            GoldenFixture(ElectLeadersRequest.self, version: 1, variant: "full",
+                          hex: "03000000020007746f7069632d32000000031234567b1234567c1234567d000d746f7069632d362dc3a9e697a5000000031234567f123456801234568112345682",
+                          expected: ElectLeadersRequest(electionType: 3, topicPartitions: [.init(topic: "topic-2", partitions: [305419899, 305419900, 305419901]), .init(topic: "topic-6-é日", partitions: [305419903, 305419904, 305419905])], timeoutMs: 305419906)),
+            GoldenFixture(ElectLeadersRequest.self, version: 1, variant: "sparse",
+                          hex: "03ffffffff1234567a",
+                          expected: ElectLeadersRequest(electionType: 3, topicPartitions: nil, timeoutMs: 305419898)),
+            GoldenFixture(ElectLeadersRequest.self, version: 2, variant: "full",
+                          hex: "030308746f7069632d32041234567b1234567c1234567d000e746f7069632d362dc3a9e697a5041234567f1234568012345681001234568200",
+                          expected: ElectLeadersRequest(electionType: 3, topicPartitions: [.init(topic: "topic-2", partitions: [305419899, 305419900, 305419901]), .init(topic: "topic-6-é日", partitions: [305419903, 305419904, 305419905])], timeoutMs: 305419906)),
+            GoldenFixture(ElectLeadersRequest.self, version: 2, variant: "sparse",
+                          hex: "03001234567a00",
+                          expected: ElectLeadersRequest(electionType: 3, topicPartitions: nil, timeoutMs: 305419898)),
+        ]
+    }
+
+    static var electLeadersResponses: [GoldenFixture] {
+        [
+            GoldenFixture(ElectLeadersResponse.self, version: 0, variant: "full",
+                          hex: "12345679000000020007746f7069632d32000000011234567b1238000e6572726f724d6573736167652d35000d746f7069632d362dc3a9e697a5000000011234567f123c00146572726f724d6573736167652d392dc3a9e697a5",
+                          expected: ElectLeadersResponse(throttleTimeMs: 305419897, replicaElectionResults: [.init(topic: "topic-2", partitionResult: [.init(partitionId: 305419899, errorCode: 4664, errorMessage: "errorMessage-5")]), .init(topic: "topic-6-é日", partitionResult: [.init(partitionId: 305419903, errorCode: 4668, errorMessage: "errorMessage-9-é日")])])),
+            GoldenFixture(ElectLeadersResponse.self, version: 0, variant: "sparse",
+                          hex: "12345679000000010000000000011234567a1237ffff",
+                          expected: ElectLeadersResponse(throttleTimeMs: 305419897, replicaElectionResults: [.init(topic: "", partitionResult: [.init(partitionId: 305419898, errorCode: 4663, errorMessage: nil)])])),
+            GoldenFixture(ElectLeadersResponse.self, version: 1, variant: "full",
+                          hex: "12345679123600000002000d746f7069632d332dc3a9e697a5000000011234567c123900146572726f724d6573736167652d362dc3a9e697a50007746f7069632d370000000112345680123d000f6572726f724d6573736167652d3130",
+                          expected: ElectLeadersResponse(throttleTimeMs: 305419897, errorCode: 4662, replicaElectionResults: [.init(topic: "topic-3-é日", partitionResult: [.init(partitionId: 305419900, errorCode: 4665, errorMessage: "errorMessage-6-é日")]), .init(topic: "topic-7", partitionResult: [.init(partitionId: 305419904, errorCode: 4669, errorMessage: "errorMessage-10")])])),
+            GoldenFixture(ElectLeadersResponse.self, version: 1, variant: "sparse",
+                          hex: "123456791236000000010000000000011234567b1238ffff",
+                          expected: ElectLeadersResponse(throttleTimeMs: 305419897, errorCode: 4662, replicaElectionResults: [.init(topic: "", partitionResult: [.init(partitionId: 305419899, errorCode: 4664, errorMessage: nil)])])),
+            GoldenFixture(ElectLeadersResponse.self, version: 2, variant: "full",
+                          hex: "123456791236030e746f7069632d332dc3a9e697a5021234567c1239156572726f724d6573736167652d362dc3a9e697a5000008746f7069632d370212345680123d106572726f724d6573736167652d3130000000",
+                          expected: ElectLeadersResponse(throttleTimeMs: 305419897, errorCode: 4662, replicaElectionResults: [.init(topic: "topic-3-é日", partitionResult: [.init(partitionId: 305419900, errorCode: 4665, errorMessage: "errorMessage-6-é日")]), .init(topic: "topic-7", partitionResult: [.init(partitionId: 305419904, errorCode: 4669, errorMessage: "errorMessage-10")])])),
+            GoldenFixture(ElectLeadersResponse.self, version: 2, variant: "sparse",
+                          hex: "1234567912360201021234567b123800000000",
+                          expected: ElectLeadersResponse(throttleTimeMs: 305419897, errorCode: 4662, replicaElectionResults: [.init(topic: "", partitionResult: [.init(partitionId: 305419899, errorCode: 4664, errorMessage: nil)])])),
+        ]
+    }
+
     static var incrementalAlterConfigsRequests: [GoldenFixture] {
         [
             GoldenFixture(IncrementalAlterConfigsRequest.self, version: 0, variant: "full",
@@ -2777,7 +2823,7 @@ enum GoldenFixtures {
     }
 
     static var all: [GoldenFixture] {
-        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
+        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + electLeadersRequests + electLeadersResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
     }
 
     /// Requests with their header (v1 or v2) as kafka-python writes them: (api key, version, correlation id, client id, bytes).

@@ -704,6 +704,54 @@ def test_a_transactional_copy_is_exactly_once_across_its_coordinators_death(clus
     print(f"killed coordinator {killed}; {aborts} transactions aborted and redone")
 
 
+@pytest.mark.timeout(180)
+def test_preferred_leaders_are_elected_again_after_a_failover(cluster):
+    """After a leader's broker dies and returns, its partitions stay led elsewhere until a
+    preferred election (ElectLeaders: confluent-kafka's elect_leaders, and `brook elect`)."""
+    from confluent_kafka import ElectionType, TopicPartition
+    from confluent_kafka.admin import NewTopic
+    cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+    bootstraps = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
+    first, second = unique_topic("pref"), unique_topic("pref")
+    admin = ck_admin(bootstraps)
+    for f in admin.create_topics([NewTopic(t, 3, 3) for t in (first, second)]).values():
+        f.result(30)
+
+    def states_when(check, topic, limit_s=60):
+        deadline = time.monotonic() + limit_s
+        while True:
+            live = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values() if n.up)
+            states = partition_states(live, topic)
+            if len(states) == 3 and check(states):
+                return states
+            assert time.monotonic() < deadline, states
+            time.sleep(0.3)
+
+    full = lambda states: all(len(isr) == 3 and leader >= 0 for leader, _, isr in states.values())
+    states = states_when(full, first)
+    victim = states[0][0]
+    assert victim == states[0][1][0], states  # a new topic's leader is its preferred replica
+    cluster.nodes[victim].kill()
+    states_when(lambda s: all(leader not in (victim, -1) for leader, _, _ in s.values()), first)
+    cluster.nodes[victim].start()
+    for topic in (first, second):
+        skewed = states_when(full, topic)
+        assert any(leader != replicas[0] for leader, replicas, _ in skewed.values()), skewed
+    # confluent-kafka: the preferred replicas of the first topic lead again.
+    result = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(first, p) for p in range(3)]).result(30)
+    assert all(err is None or err.name() == "ELECTION_NOT_NEEDED" for err in result.values()), result
+    states_when(lambda s: all(leader == replicas[0] for leader, replicas, _ in s.values()), first, limit_s=20)
+    # brook elect: the second topic.
+    out = subprocess.run([str(BROOK_BIN), "elect", "--bootstrap-server", bootstraps, "--type", "preferred", "--topic", second],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "elected" in out.stdout, out
+    states_when(lambda s: all(leader == replicas[0] for leader, replicas, _ in s.values()), second, limit_s=20)
+    # Unclean elections are not needed where a leader exists.
+    out = subprocess.run([str(BROOK_BIN), "elect", "--bootstrap-server", bootstraps, "--type", "unclean", "--topic", second],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.count("ELECTION_NOT_NEEDED") == 3, out
+
+
 @pytest.mark.timeout(120)
 def test_topic_configs_are_set_through_the_controller_and_take_effect_everywhere(cluster):
     """IncrementalAlterConfigs sent to one broker is set by the controller: every broker

@@ -40,6 +40,7 @@ public enum ApiCatalog {
         Entry(key: 35, name: "DescribeLogDirs", versions: 1...4, flexibleFrom: 2),
         Entry(key: 37, name: "CreatePartitions", versions: 0...3, flexibleFrom: 2),
         Entry(key: 42, name: "DeleteGroups", versions: 0...2, flexibleFrom: 2),
+        Entry(key: 43, name: "ElectLeaders", versions: 0...2, flexibleFrom: 2),
         Entry(key: 44, name: "IncrementalAlterConfigs", versions: 0...1, flexibleFrom: 1),
         Entry(key: 47, name: "OffsetDelete", versions: 0...0, flexibleFrom: nil),
         Entry(key: 60, name: "DescribeCluster", versions: 0...2, flexibleFrom: 0),
