@@ -128,7 +128,7 @@ let package = Package(
         .target(
             name: "BrookFuzzTargets",
             dependencies: [
-                "BrookCore", "BrookRecords", "BrookProtocol", "BrookGroups", "BrookTxn", "BrookQuorum",
+                "BrookCore", "BrookRecords", "BrookProtocol", "BrookGroups", "BrookTxn", "BrookQuorum", "BrookCluster",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

@@ -60,6 +60,8 @@ public final class Broker: Sendable {
         table.register(OffsetForLeaderEpochHandler())
         table.register(WriteTxnMarkersHandler())
         table.register(ElectLeadersHandler())
+        table.register(AlterPartitionReassignmentsHandler())
+        table.register(ListPartitionReassignmentsHandler())
         table.register(DescribeLogDirsHandler())
         table.register(FindCoordinatorHandler())
         table.register(JoinGroupHandler())

@@ -14,6 +14,8 @@ public enum ControllerAdminRequest: Equatable, Sendable {
     /// ElectLeaders (nil targets: every partition). Answered one TopicAnswer per partition, its
     /// index in `partitions`.
     case electLeaders(ElectionType, [ElectionTarget]?)
+    /// AlterPartitionReassignments. Answered one TopicAnswer per partition, as elections are.
+    case reassign([ReassignmentRequest], allowReplicationFactorChange: Bool)
 }
 
 /// The controller's answer for one topic.
@@ -78,6 +80,11 @@ extension ClusterController {
             return (decision.records.isEmpty ? [] : [decision.records], [TopicAnswer(name: name, error: decision.answer)])
         case .electLeaders(let type, let targets):
             let decision = electLeaders(type, targets)
+            return (decision.records.isEmpty ? [] : [decision.records], decision.answer.map {
+                TopicAnswer(name: $0.topic, error: $0.error, message: $0.message, partitions: Int($0.partition))
+            })
+        case .reassign(let requests, let allow):
+            let decision = reassign(requests, allowReplicationFactorChange: allow)
             return (decision.records.isEmpty ? [] : [decision.records], decision.answer.map {
                 TopicAnswer(name: $0.topic, error: $0.error, message: $0.message, partitions: Int($0.partition))
             })

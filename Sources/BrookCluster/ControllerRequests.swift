@@ -123,7 +123,12 @@ extension ClusterController {
             guard image.brokers[joining]?.isActive == true else { return refuse(.ineligibleReplica) }
         }
         guard isr != partition.isr else { return Decision(records: [], answer: (.none, partition)) }
-        let decision = decide([PartitionChanges.record(request.partition, from: partition, leader: partition.leader, isr: isr)], ErrorCode.none)
+        var records = [PartitionChanges.record(request.partition, from: partition, leader: partition.leader, isr: isr)]
+        // The last target replica of a reassignment came in: it completes in the same entry.
+        var grown = partition
+        grown.isr = isr
+        if let done = Self.completion(request.partition, grown) { records.append(done) }
+        let decision = decide(records, ErrorCode.none)
         return Decision(records: decision.records, answer: (.none, image.partition(request.partition)))
     }
 }

@@ -20,8 +20,8 @@ public struct ElectionTarget: Equatable, Sendable {
     }
 }
 
-/// One partition's outcome.
-public struct ElectionResult: Equatable, Sendable {
+/// One partition's outcome of an admin request (an election, a reassignment).
+public struct PartitionAnswer: Equatable, Sendable {
     public var topic: String
     public var partition: Int32
     public var error: ErrorCode
@@ -32,10 +32,10 @@ extension ClusterController {
     /// ElectLeaders. `targets` nil: every partition, and only those where an election was tried
     /// are answered (as Kafka). One entry holds every change, at most `recordsPerEntryMax`;
     /// partitions past that are answered REQUEST_TIMED_OUT, to be asked again.
-    public mutating func electLeaders(_ type: ElectionType, _ targets: [ElectionTarget]?) -> Decision<[ElectionResult]> {
+    public mutating func electLeaders(_ type: ElectionType, _ targets: [ElectionTarget]?) -> Decision<[PartitionAnswer]> {
         let isActive: (NodeID) -> Bool = { [image] in image.brokers[$0]?.isActive ?? false }
         var records: [MetadataRecord] = []
-        var results: [ElectionResult] = []
+        var results: [PartitionAnswer] = []
         let asked: [(String, Int32)]
         if let targets {
             asked = targets.flatMap { t in t.partitions.map { (t.topic, $0) } }
@@ -44,7 +44,7 @@ extension ClusterController {
         }
         for (name, index) in asked {
             guard let id = image.topicIDs[name], let topic = image.topics[id], index >= 0, Int(index) < topic.partitions.count else {
-                results.append(ElectionResult(topic: name, partition: index, error: .unknownTopicOrPartition,
+                results.append(PartitionAnswer(topic: name, partition: index, error: .unknownTopicOrPartition,
                                               message: "The partition does not exist."))
                 continue
             }
@@ -74,18 +74,18 @@ extension ClusterController {
             }
             if let (code, message) = refusal {
                 if targets != nil || code != .electionNotNeeded {
-                    results.append(ElectionResult(topic: name, partition: index, error: code, message: message))
+                    results.append(PartitionAnswer(topic: name, partition: index, error: code, message: message))
                 }
                 continue
             }
             guard let change else { continue }
             guard records.count < config.recordsPerEntryMax else {
-                results.append(ElectionResult(topic: name, partition: index, error: .requestTimedOut,
+                results.append(PartitionAnswer(topic: name, partition: index, error: .requestTimedOut,
                                               message: "Too many elections at once; ask again."))
                 continue
             }
             records.append(PartitionChanges.record(TopicIDPartition(id, index), from: partition, leader: change.leader, isr: change.isr))
-            results.append(ElectionResult(topic: name, partition: index, error: .none, message: nil))
+            results.append(PartitionAnswer(topic: name, partition: index, error: .none, message: nil))
         }
         return decide(records, results)
     }

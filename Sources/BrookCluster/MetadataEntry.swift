@@ -99,6 +99,8 @@ extension MetadataImage {
                 r.leader = p.leader ?? NodeID(-1)
                 r.leaderEpoch = p.leaderEpoch
                 r.partitionEpoch = p.partitionEpoch.value
+                r.addingReplicas = p.adding
+                r.removingReplicas = p.removing
                 records.append(.partition(r))
             }
         }

@@ -36,12 +36,24 @@ public struct PartitionInfo: Equatable, Sendable {
     public var leader: NodeID?
     public var leaderEpoch: LeaderEpoch
     public var partitionEpoch: PartitionEpoch
-    public init(replicas: [NodeID], isr: [NodeID], leader: NodeID?, leaderEpoch: LeaderEpoch, partitionEpoch: PartitionEpoch) {
+    /// While a reassignment runs (KIP-455): the replicas being added, which `replicas` already
+    /// holds, and those to be removed once every target replica is in the ISR.
+    public var adding: [NodeID] = []
+    public var removing: [NodeID] = []
+    public init(replicas: [NodeID], isr: [NodeID], leader: NodeID?, leaderEpoch: LeaderEpoch, partitionEpoch: PartitionEpoch,
+                adding: [NodeID] = [], removing: [NodeID] = []) {
         self.replicas = replicas
         self.isr = isr
         self.leader = leader
         self.leaderEpoch = leaderEpoch
         self.partitionEpoch = partitionEpoch
+        self.adding = adding
+        self.removing = removing
+    }
+
+    /// The replicas a running reassignment moves to (nil when none runs).
+    public var reassignmentTarget: [NodeID]? {
+        adding.isEmpty && removing.isEmpty ? nil : replicas.filter { !removing.contains($0) }
     }
 }
 
@@ -181,9 +193,11 @@ public struct MetadataImage: Equatable, Sendable {
         guard var topic = topics[r.topicId] else { throw MetadataError("partition of unknown topic id \(r.topicId)") }
         guard Int(r.partitionId) == topic.partitions.count else { throw MetadataError("partition \(r.partitionId) of \(topic.name) out of order (has \(topic.partitions.count))") }
         try Self.checkReplicas(r.replicas, isr: r.isr, leader: r.leader, what: "\(topic.name)-\(r.partitionId)")
+        try Self.checkMoving(r.replicas, adding: r.addingReplicas, removing: r.removingReplicas, what: "\(topic.name)-\(r.partitionId)")
         topic.partitions.append(PartitionInfo(
             replicas: r.replicas, isr: r.isr, leader: r.leader.value < 0 ? nil : r.leader,
-            leaderEpoch: r.leaderEpoch, partitionEpoch: PartitionEpoch(r.partitionEpoch)))
+            leaderEpoch: r.leaderEpoch, partitionEpoch: PartitionEpoch(r.partitionEpoch),
+            adding: r.addingReplicas, removing: r.removingReplicas))
         topics[r.topicId] = topic
     }
 
@@ -194,14 +208,25 @@ public struct MetadataImage: Equatable, Sendable {
         guard var topic = topics[r.topicId], var changed = partition(key) else { throw MetadataError("change of unknown partition \(key)") }
         if let replicas = r.replicas { changed.replicas = replicas }
         if let isr = r.isr { changed.isr = isr }
+        if let adding = r.addingReplicas { changed.adding = adding }
+        if let removing = r.removingReplicas { changed.removing = removing }
         if r.leader.value != -2 {
             changed.leader = r.leader.value < 0 ? nil : r.leader
             changed.leaderEpoch = LeaderEpoch(changed.leaderEpoch.value + 1)
         }
         changed.partitionEpoch = changed.partitionEpoch.next
         try Self.checkReplicas(changed.replicas, isr: changed.isr, leader: changed.leader ?? NodeID(-1), what: "\(topic.name)-\(r.partitionId)")
+        try Self.checkMoving(changed.replicas, adding: changed.adding, removing: changed.removing, what: "\(topic.name)-\(r.partitionId)")
         topic.partitions[Int(r.partitionId)] = changed
         topics[r.topicId] = topic
+    }
+
+    /// Replicas being added or removed are replicas, and none is both.
+    static func checkMoving(_ replicas: [NodeID], adding: [NodeID], removing: [NodeID], what: String) throws(MetadataError) {
+        guard Set(adding).isSubset(of: replicas), Set(removing).isSubset(of: replicas), Set(adding).isDisjoint(with: removing),
+              removing.count < replicas.count else {
+            throw MetadataError("\(what): bad reassignment, adding \(adding) removing \(removing) of \(replicas)")
+        }
     }
 
     static func checkReplicas(_ replicas: [NodeID], isr: [NodeID], leader: NodeID, what: String) throws(MetadataError) {

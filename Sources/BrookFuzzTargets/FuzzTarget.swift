@@ -38,6 +38,7 @@ public enum FuzzTargets {
         TxnFuzzing.target,
         QuorumFuzzing.target,
         MetadataFuzzing.target,
+        ClusterFuzzing.target,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {

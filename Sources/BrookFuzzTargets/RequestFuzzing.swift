@@ -59,7 +59,7 @@ enum RequestFuzzing {
         HeartbeatRequest.self, LeaveGroupRequest.self, SyncGroupRequest.self, DescribeGroupsRequest.self,
         ListGroupsRequest.self, ApiVersionsRequest.self, CreateTopicsRequest.self, DeleteTopicsRequest.self,
         DeleteRecordsRequest.self, InitProducerIdRequest.self, OffsetForLeaderEpochRequest.self,
-        AddPartitionsToTxnRequest.self, AddOffsetsToTxnRequest.self, EndTxnRequest.self, WriteTxnMarkersRequest.self, TxnOffsetCommitRequest.self, ElectLeadersRequest.self,
+        AddPartitionsToTxnRequest.self, AddOffsetsToTxnRequest.self, EndTxnRequest.self, WriteTxnMarkersRequest.self, TxnOffsetCommitRequest.self, ElectLeadersRequest.self, AlterPartitionReassignmentsRequest.self, ListPartitionReassignmentsRequest.self,
         DescribeConfigsRequest.self, AlterConfigsRequest.self, DescribeLogDirsRequest.self,
         CreatePartitionsRequest.self, DeleteGroupsRequest.self, IncrementalAlterConfigsRequest.self,
         OffsetDeleteRequest.self, DescribeClusterRequest.self, DescribeProducersRequest.self,

@@ -19,6 +19,7 @@ public enum FuzzSeeds {
     public static var all: [Seed] {
         batchSeeds + codecSeeds + consumerProtocolSeeds + groupRecordSeeds + txnRecordSeeds + quorumSeeds
             + MetadataFuzzing.seeds
+            + ClusterFuzzing.seeds
     }
 
     static let time = Timestamp(ms: 1_700_000_000_000)

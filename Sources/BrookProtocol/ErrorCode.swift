@@ -88,6 +88,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let preferredLeaderNotAvailable = ErrorCode(rawValue: 80)
     public static let eligibleLeadersNotAvailable = ErrorCode(rawValue: 83)
     public static let electionNotNeeded = ErrorCode(rawValue: 84)
+    public static let noReassignmentInProgress = ErrorCode(rawValue: 85)
 
     public var description: String { "\(Self.names[rawValue] ?? "ERROR") (\(rawValue))" }
 
@@ -119,6 +120,6 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         77: "STALE_BROKER_EPOCH", 95: "INVALID_UPDATE_VERSION", 101: "DUPLICATE_BROKER_REGISTRATION",
         102: "BROKER_ID_NOT_REGISTERED", 104: "INCONSISTENT_CLUSTER_ID", 107: "INELIGIBLE_REPLICA",
         108: "NEW_LEADER_ELECTED", 80: "PREFERRED_LEADER_NOT_AVAILABLE", 83: "ELIGIBLE_LEADERS_NOT_AVAILABLE",
-        84: "ELECTION_NOT_NEEDED",
+        84: "ELECTION_NOT_NEEDED", 85: "NO_REASSIGNMENT_IN_PROGRESS",
     ]
 }

@@ -207,6 +207,16 @@ enum Frame: Equatable {
                 buffer.writeInteger(UInt32(target.partitions.count))
                 for p in target.partitions { buffer.writeInteger(p) }
             }
+        case .reassign(let requests, let allow):
+            buffer.writeInteger(UInt8(6))
+            buffer.writeInteger(UInt8(allow ? 1 : 0))
+            buffer.writeInteger(UInt32(requests.count))
+            for r in requests {
+                writeString(r.topic, into: &buffer)
+                buffer.writeInteger(r.partition)
+                buffer.writeInteger(r.replicas.map { UInt16($0.count) } ?? UInt16.max)
+                for id in r.replicas ?? [] { buffer.writeInteger(id.value) }
+            }
         case .setTopicConfigs(let topic, let configs):
             buffer.writeInteger(UInt8(4))
             writeString(topic, into: &buffer)
@@ -294,6 +304,26 @@ enum Frame: Equatable {
                 targets.append(ElectionTarget(topic: topic, partitions: partitions))
             }
             return .electLeaders(type, targets)
+        case 6:
+            guard let allow = body.readInteger(as: UInt8.self), allow <= 1, let count = body.readInteger(as: UInt32.self),
+                  count <= assignmentsMax else { return nil }
+            var requests: [ReassignmentRequest] = []
+            for _ in 0..<count {
+                guard let topic = readString(&body) ?? nil, let partition = body.readInteger(as: Int32.self),
+                      let n = body.readInteger(as: UInt16.self) else { return nil }
+                var replicas: [NodeID]?
+                if n != UInt16.max {
+                    guard n <= 64 else { return nil }
+                    var ids: [NodeID] = []
+                    for _ in 0..<n {
+                        guard let id = body.readInteger(as: Int32.self) else { return nil }
+                        ids.append(NodeID(id))
+                    }
+                    replicas = ids
+                }
+                requests.append(ReassignmentRequest(topic: topic, partition: partition, replicas: replicas))
+            }
+            return .reassign(requests, allowReplicationFactorChange: allow == 1)
         default:
             return nil
         }

@@ -56,6 +56,9 @@ public enum QuorumWireFuzzing {
             .request(id: 12, .admin(.deleteTopics(["t", "u"]))), .request(id: 13, .admin(.createPartitions(topic: "t", total: 9))),
             .request(id: 17, .admin(.electLeaders(.preferred, [ElectionTarget(topic: "t", partitions: [0, 2])]))),
             .request(id: 18, .admin(.electLeaders(.unclean, nil))),
+            .request(id: 19, .admin(.reassign([ReassignmentRequest(topic: "t", partition: 0, replicas: [NodeID(2), NodeID(3)]),
+                                               ReassignmentRequest(topic: "t", partition: 1, replicas: nil)],
+                                              allowReplicationFactorChange: false))),
             .request(id: 16, .admin(.setTopicConfigs(topic: "t", configs: ["retention.ms": "1000", "min.insync.replicas": "2"]))),
             .request(id: 14, .alterPartition(AlterPartitionRequest(
                 broker: NodeID(1), brokerEpoch: BrokerEpoch(4), partition: TopicIDPartition(KafkaUUID(high: 1, low: 2), 3),

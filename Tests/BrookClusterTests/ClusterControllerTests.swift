@@ -295,6 +295,56 @@ struct ControllerHarness {
         #expect(ask([leader, others[0], others[1]]) == .ineligibleReplica)
     }
 
+    @Test func aReassignmentAddsTheNewReplicasThenDropsTheOldOnesOnceTheyAreInSync() {
+        var h = ControllerHarness()
+        h.startBrokers(3)
+        let id = h.create("m", partitions: 1, rf: 2)
+        let key = TopicIDPartition(id, 0)
+        let before = h.image.partition(key)!
+        let (a, b) = (before.replicas[0], before.replicas[1])
+        let c = [n1, n2, n3].first { !before.replicas.contains($0) }!
+        #expect(before.leader == a)
+        func reassign(_ replicas: [NodeID]?, allow: Bool = true) -> ErrorCode {
+            h.commit(h.controller.reassign([ReassignmentRequest(topic: "m", partition: 0, replicas: replicas)],
+                                           allowReplicationFactorChange: allow))[0].error
+        }
+        #expect(reassign(nil) == .noReassignmentInProgress)
+        #expect(reassign([b, NodeID(9)]) == .invalidReplicaAssignment)
+        #expect(reassign([b, b]) == .invalidReplicaAssignment)
+        #expect(reassign([b], allow: false) == .invalidReplicationFactor)
+        #expect(h.commit(h.controller.reassign([ReassignmentRequest(topic: "nope", partition: 0, replicas: [a])],
+                                               allowReplicationFactorChange: true))[0].error == .unknownTopicOrPartition)
+        // Start: c is added, a will go; the leader stays, in a new epoch.
+        #expect(reassign([b, c]) == .none)
+        let moving = h.image.partition(key)!
+        #expect(moving.replicas == [b, c, a] && moving.adding == [c] && moving.removing == [a])
+        #expect(moving.isr == before.isr && moving.leader == a && moving.leaderEpoch == LeaderEpoch(1))
+        #expect(moving.reassignmentTarget == [b, c])
+        // c catches up: the leader's AlterPartition brings it in, and the move completes in the
+        // same entry; a, the leader, is removed, so b leads.
+        let entries = h.log.count
+        let request = AlterPartitionRequest(broker: a, brokerEpoch: h.epochs[a]!, partition: key,
+                                            proposal: ISRProposal(leaderEpoch: moving.leaderEpoch, partitionEpoch: moving.partitionEpoch,
+                                                                  isr: moving.isr + [c]))
+        #expect(h.commit(h.controller.alterPartition(request)).0 == .none)
+        #expect(h.log.count == entries + 1)
+        let done = h.image.partition(key)!
+        #expect(done.replicas == [b, c] && done.isr == [b, c] && done.leader == b && done.adding.isEmpty && done.removing.isEmpty)
+        #expect(done.reassignmentTarget == nil)
+        // A move to replicas already in sync completes at once; a cancel goes back.
+        #expect(reassign([c, b]) == .none)
+        #expect(h.image.partition(key)!.replicas == [c, b] && h.image.partition(key)!.reassignmentTarget == nil)
+        #expect(reassign([c, b, a]) == .none)
+        #expect(h.image.partition(key)!.adding == [a])
+        #expect(reassign(nil) == .none)
+        let back = h.image.partition(key)!
+        #expect(back.replicas == [c, b] && back.adding.isEmpty && Set(back.isr) == [b, c])
+        // The image's snapshot keeps a running move.
+        #expect(reassign([a, b]) == .none)
+        let rebuilt = try! MetadataImage(snapshot: h.image.snapshotRecords(), at: h.image.offset)
+        #expect(rebuilt.partition(key) == h.image.partition(key))
+    }
+
     @Test func controlledShutdownMovesLeadershipsBeforeTheBrokerStops() {
         var h = ControllerHarness()
         h.startBrokers(3)

@@ -2608,6 +2608,62 @@ enum GoldenFixtures {
         ]
     }
 
+    static var alterPartitionReassignmentsRequests: [GoldenFixture] {
+        [
+            GoldenFixture(AlterPartitionReassignmentsRequest.self, version: 0, variant: "full",
+                          hex: "1234567903076e616d652d32021234567b041234567c1234567d1234567e0000076e616d652d37021234568004123456811234568212345683000000",
+                          expected: AlterPartitionReassignmentsRequest(timeoutMs: 305419897, topics: [.init(name: "name-2", partitions: [.init(partitionIndex: 305419899, replicas: [NodeID(305419900), NodeID(305419901), NodeID(305419902)])]), .init(name: "name-7", partitions: [.init(partitionIndex: 305419904, replicas: [NodeID(305419905), NodeID(305419906), NodeID(305419907)])])])),
+            GoldenFixture(AlterPartitionReassignmentsRequest.self, version: 0, variant: "sparse",
+                          hex: "123456790201021234567a00000000",
+                          expected: AlterPartitionReassignmentsRequest(timeoutMs: 305419897, topics: [.init(name: "", partitions: [.init(partitionIndex: 305419898, replicas: nil)])])),
+            GoldenFixture(AlterPartitionReassignmentsRequest.self, version: 1, variant: "full",
+                          hex: "1234567900030d6e616d652d332dc3a9e697a5021234567c041234567d1234567e1234567f0000076e616d652d38021234568104123456821234568312345684000000",
+                          expected: AlterPartitionReassignmentsRequest(timeoutMs: 305419897, allowReplicationFactorChange: false, topics: [.init(name: "name-3-é日", partitions: [.init(partitionIndex: 305419900, replicas: [NodeID(305419901), NodeID(305419902), NodeID(305419903)])]), .init(name: "name-8", partitions: [.init(partitionIndex: 305419905, replicas: [NodeID(305419906), NodeID(305419907), NodeID(305419908)])])])),
+            GoldenFixture(AlterPartitionReassignmentsRequest.self, version: 1, variant: "sparse",
+                          hex: "12345679000201021234567b00000000",
+                          expected: AlterPartitionReassignmentsRequest(timeoutMs: 305419897, allowReplicationFactorChange: false, topics: [.init(name: "", partitions: [.init(partitionIndex: 305419899, replicas: nil)])])),
+        ]
+    }
+
+    static var alterPartitionReassignmentsResponses: [GoldenFixture] {
+        [
+            GoldenFixture(AlterPartitionReassignmentsResponse.self, version: 0, variant: "full",
+                          hex: "123456791236156572726f724d6573736167652d332dc3a9e697a503076e616d652d34021234567d123a0f6572726f724d6573736167652d370000076e616d652d380212345681123e106572726f724d6573736167652d3131000000",
+                          expected: AlterPartitionReassignmentsResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: "errorMessage-3-é日", responses: [.init(name: "name-4", partitions: [.init(partitionIndex: 305419901, errorCode: 4666, errorMessage: "errorMessage-7")]), .init(name: "name-8", partitions: [.init(partitionIndex: 305419905, errorCode: 4670, errorMessage: "errorMessage-11")])])),
+            GoldenFixture(AlterPartitionReassignmentsResponse.self, version: 0, variant: "sparse",
+                          hex: "123456791236000201021234567b123800000000",
+                          expected: AlterPartitionReassignmentsResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: nil, responses: [.init(name: "", partitions: [.init(partitionIndex: 305419899, errorCode: 4664, errorMessage: nil)])])),
+            GoldenFixture(AlterPartitionReassignmentsResponse.self, version: 1, variant: "full",
+                          hex: "123456790012370f6572726f724d6573736167652d3403076e616d652d35021234567e123b0f6572726f724d6573736167652d3800000d6e616d652d392dc3a9e697a50212345682123f166572726f724d6573736167652d31322dc3a9e697a5000000",
+                          expected: AlterPartitionReassignmentsResponse(throttleTimeMs: 305419897, allowReplicationFactorChange: false, errorCode: 4663, errorMessage: "errorMessage-4", responses: [.init(name: "name-5", partitions: [.init(partitionIndex: 305419902, errorCode: 4667, errorMessage: "errorMessage-8")]), .init(name: "name-9-é日", partitions: [.init(partitionIndex: 305419906, errorCode: 4671, errorMessage: "errorMessage-12-é日")])])),
+            GoldenFixture(AlterPartitionReassignmentsResponse.self, version: 1, variant: "sparse",
+                          hex: "12345679001237000201021234567c123900000000",
+                          expected: AlterPartitionReassignmentsResponse(throttleTimeMs: 305419897, allowReplicationFactorChange: false, errorCode: 4663, errorMessage: nil, responses: [.init(name: "", partitions: [.init(partitionIndex: 305419900, errorCode: 4665, errorMessage: nil)])])),
+        ]
+    }
+
+    static var listPartitionReassignmentsRequests: [GoldenFixture] {
+        [
+            GoldenFixture(ListPartitionReassignmentsRequest.self, version: 0, variant: "full",
+                          hex: "1234567903076e616d652d32041234567b1234567c1234567d000d6e616d652d362dc3a9e697a5041234567f12345680123456810000",
+                          expected: ListPartitionReassignmentsRequest(timeoutMs: 305419897, topics: [.init(name: "name-2", partitionIndexes: [305419899, 305419900, 305419901]), .init(name: "name-6-é日", partitionIndexes: [305419903, 305419904, 305419905])])),
+            GoldenFixture(ListPartitionReassignmentsRequest.self, version: 0, variant: "sparse",
+                          hex: "123456790000",
+                          expected: ListPartitionReassignmentsRequest(timeoutMs: 305419897, topics: nil)),
+        ]
+    }
+
+    static var listPartitionReassignmentsResponses: [GoldenFixture] {
+        [
+            GoldenFixture(ListPartitionReassignmentsResponse.self, version: 0, variant: "full",
+                          hex: "123456791236156572726f724d6573736167652d332dc3a9e697a503076e616d652d34021234567d041234567e1234567f12345680041234568112345682123456830412345684123456851234568600000e6e616d652d31352dc3a9e697a5021234568804123456891234568a1234568b041234568c1234568d1234568e041234568f1234569012345691000000",
+                          expected: ListPartitionReassignmentsResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: "errorMessage-3-é日", topics: [.init(name: "name-4", partitions: [.init(partitionIndex: 305419901, replicas: [NodeID(305419902), NodeID(305419903), NodeID(305419904)], addingReplicas: [NodeID(305419905), NodeID(305419906), NodeID(305419907)], removingReplicas: [NodeID(305419908), NodeID(305419909), NodeID(305419910)])]), .init(name: "name-15-é日", partitions: [.init(partitionIndex: 305419912, replicas: [NodeID(305419913), NodeID(305419914), NodeID(305419915)], addingReplicas: [NodeID(305419916), NodeID(305419917), NodeID(305419918)], removingReplicas: [NodeID(305419919), NodeID(305419920), NodeID(305419921)])])])),
+            GoldenFixture(ListPartitionReassignmentsResponse.self, version: 0, variant: "sparse",
+                          hex: "123456791236000201021234567b010101000000",
+                          expected: ListPartitionReassignmentsResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: nil, topics: [.init(name: "", partitions: [.init(partitionIndex: 305419899, replicas: [], addingReplicas: [], removingReplicas: [])])])),
+        ]
+    }
+
     static var offsetDeleteRequests: [GoldenFixture] {
         [
             GoldenFixture(OffsetDeleteRequest.self, version: 0, variant: "full",
@@ -2823,7 +2879,7 @@ enum GoldenFixtures {
     }
 
     static var all: [GoldenFixture] {
-        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + electLeadersRequests + electLeadersResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
+        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + electLeadersRequests + electLeadersResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + alterPartitionReassignmentsRequests + alterPartitionReassignmentsResponses + listPartitionReassignmentsRequests + listPartitionReassignmentsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
     }
 
     /// Requests with their header (v1 or v2) as kafka-python writes them: (api key, version, correlation id, client id, bytes).

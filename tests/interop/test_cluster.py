@@ -16,7 +16,9 @@ __consumer_offsets partition (the others answer NOT_COORDINATOR) and its committ
 survive its death; a transactional consume-transform-produce copy is exactly once while the
 coordinator of its transactional id is SIGKILLed with a transaction open; a broker that does
 not lead a partition names its current leader (KIP-951); `brook dev cluster` starts three nodes
-and stops them on SIGTERM.
+and stops them on SIGTERM; preferred leaders are elected again after a failover
+(ElectLeaders); a partition moves to other brokers with its records (reassignment); topic
+configs are set through the controller.
 """
 from __future__ import annotations
 
@@ -750,6 +752,72 @@ def test_preferred_leaders_are_elected_again_after_a_failover(cluster):
     out = subprocess.run([str(BROOK_BIN), "elect", "--bootstrap-server", bootstraps, "--type", "unclean", "--topic", second],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.count("ELECTION_NOT_NEEDED") == 3, out
+
+
+@pytest.mark.timeout(180)
+def test_a_partition_moves_to_other_brokers_with_its_records(cluster):
+    """AlterPartitionReassignments (kafka-python and `brook reassign`): a partition's replicas
+    move while records are produced; the move completes once the new replicas are in sync,
+    ListPartitionReassignments shows it meanwhile, and every record is read back after."""
+    from kafka import KafkaAdminClient, TopicPartition as KpTopicPartition
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import NewTopic
+    cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+    bootstraps = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
+    topic = unique_topic("move")
+    admin = ck_admin(bootstraps)
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
+    deadline = time.monotonic() + 30
+    while True:
+        states = partition_states(bootstraps, topic)
+        if len(states) == 2 and all(leader >= 0 for leader, _, _ in states.values()):
+            break
+        assert time.monotonic() < deadline, states
+        time.sleep(0.3)
+    producer = Producer({"bootstrap.servers": bootstraps, "acks": "all", "enable.idempotence": True})
+    for i in range(2000):
+        producer.produce(topic, partition=i % 2, value=f"m{i}".encode())
+    assert producer.flush(60) == 0
+    # Partition 0 moves to the two brokers that do not hold it (kafka-python), partition 1 to
+    # all three (brook reassign).
+    old = states[0][1]
+    target = [b for b in (1, 2, 3) if b not in old]
+    kp = KafkaAdminClient(bootstrap_servers=bootstraps, request_timeout_ms=30000)
+    try:
+        answer = kp.alter_partition_reassignments({KpTopicPartition(topic, 0): target})
+        assert all(err is None for err in answer.values()), answer
+        out = subprocess.run([str(BROOK_BIN), "reassign", "execute", "--bootstrap-server", bootstraps, f"{topic}:1=3,2,1"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "moving" in out.stdout, out
+        for i in range(2000, 3000):
+            producer.produce(topic, partition=i % 2, value=f"m{i}".encode())
+        assert producer.flush(60) == 0
+        deadline = time.monotonic() + 60
+        while kp.list_partition_reassignments({topic: [0, 1]}):
+            assert time.monotonic() < deadline, kp.list_partition_reassignments({topic: [0, 1]})
+            time.sleep(0.3)
+    finally:
+        kp.close()
+    deadline = time.monotonic() + 30
+    while True:
+        states = partition_states(bootstraps, topic)
+        if sorted(states[0][1]) == sorted(target) and sorted(states[1][1]) == [1, 2, 3] and len(states[1][2]) == 3:
+            break
+        assert time.monotonic() < deadline, states
+        time.sleep(0.3)
+    assert states[0][0] in target
+    listed = subprocess.run([str(BROOK_BIN), "reassign", "list", "--bootstrap-server", bootstraps], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and topic not in listed.stdout, listed
+    consumer = Consumer({"bootstrap.servers": bootstraps, "group.id": unique_topic("mv"), "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(2)])
+    got = set()
+    deadline = time.monotonic() + 60
+    while len(got) < 3000 and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and not msg.error():
+            got.add(msg.value())
+    consumer.close()
+    assert got == {f"m{i}".encode() for i in range(3000)}, f"{len(got)} of 3000"
 
 
 @pytest.mark.timeout(120)

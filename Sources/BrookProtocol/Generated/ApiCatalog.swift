@@ -42,6 +42,8 @@ public enum ApiCatalog {
         Entry(key: 42, name: "DeleteGroups", versions: 0...2, flexibleFrom: 2),
         Entry(key: 43, name: "ElectLeaders", versions: 0...2, flexibleFrom: 2),
         Entry(key: 44, name: "IncrementalAlterConfigs", versions: 0...1, flexibleFrom: 1),
+        Entry(key: 45, name: "AlterPartitionReassignments", versions: 0...1, flexibleFrom: 0),
+        Entry(key: 46, name: "ListPartitionReassignments", versions: 0...0, flexibleFrom: 0),
         Entry(key: 47, name: "OffsetDelete", versions: 0...0, flexibleFrom: nil),
         Entry(key: 60, name: "DescribeCluster", versions: 0...2, flexibleFrom: 0),
         Entry(key: 61, name: "DescribeProducers", versions: 0...0, flexibleFrom: 0),
