@@ -1,0 +1,160 @@
+"""A cluster of real `brook serve` processes on loopback for the interop tests and the fault
+campaign (scripts/fault-campaign.py): each node on free ports, restartable with its data, and
+every process stopped by its PID at exit, pass or fail."""
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import BROOK_BIN, free_port
+
+SESSION_MS = 2000
+HEARTBEAT_MS = 300
+
+_procs: "set[subprocess.Popen]" = set()
+
+
+def _kill_all() -> None:
+    for proc in list(_procs):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        _procs.discard(proc)
+
+
+atexit.register(_kill_all)
+
+
+class Node:
+    """One `brook serve` of a cluster, restartable with its ports and data."""
+
+    def __init__(self, root: Path, node_id: int, voters: str, broker_port: int, controller_port: int) -> None:
+        self.node_id = node_id
+        self.broker_port = broker_port
+        self.controller_port = controller_port
+        self.data = root / f"node{node_id}"
+        self.log = root / f"node{node_id}.log"
+        self.props = root / f"node{node_id}.properties"
+        self.props.write_text("\n".join([
+            "process.roles=broker,controller",
+            f"node.id={node_id}",
+            f"controller.quorum.voters={voters}",
+            f"listeners=PLAINTEXT://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
+            "controller.listener.names=CONTROLLER",
+            f"log.dirs={self.data}",
+            f"broker.session.timeout.ms={SESSION_MS}",
+            f"broker.heartbeat.interval.ms={HEARTBEAT_MS}",
+            "controller.quorum.election.timeout.ms=500",
+            "transaction.state.log.num.partitions=10",
+            "",
+        ]))
+        self.proc: "subprocess.Popen | None" = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            extra = ["--log-level", os.environ["BROOK_LOG_LEVEL"]] if os.environ.get("BROOK_LOG_LEVEL") else []
+            self.proc = subprocess.Popen([str(BROOK_BIN), "serve", str(self.props)] + extra, stdout=out, stderr=subprocess.STDOUT)
+        _procs.add(self.proc)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        _procs.discard(self.proc)
+
+    def terminate(self, timeout: float = 30) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            _procs.discard(self.proc)
+        return code
+
+    @property
+    def up(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class Cluster:
+    def __init__(self, root: Path, size: int = 3) -> None:
+        ports = {i: (free_port(), free_port()) for i in range(1, size + 1)}
+        voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in ports.items())
+        self.nodes = {i: Node(root, i, voters, b, c) for i, (b, c) in ports.items()}
+
+    def start(self) -> None:
+        for node in self.nodes.values():
+            node.start()
+
+    def describe(self, via: "int | None" = None) -> "dict | None":
+        """`brook cluster describe` from the first live controller: controller id and brokers."""
+        for node in self.nodes.values():
+            if via is not None and node.node_id != via or not node.up:
+                continue
+            out = subprocess.run([str(BROOK_BIN), "cluster", "describe", "--controller", f"127.0.0.1:{node.controller_port}",
+                                  "--timeout-ms", "1000"], capture_output=True, text=True, timeout=15)
+            if out.returncode != 0:
+                continue
+            result = {"brokers": {}}
+            for line in out.stdout.splitlines():
+                if line.startswith("controller="):
+                    result["controller"] = int(line.split("=", 1)[1])
+                elif line.startswith("broker="):
+                    fields = dict(kv.split("=", 1) for kv in line.split())
+                    result["brokers"][int(fields["broker"])] = fields
+            return result
+        return None
+
+    def wait_for(self, what: str, check, limit_s: float = 30):
+        deadline = time.monotonic() + limit_s
+        last = None
+        while time.monotonic() < deadline:
+            last = self.describe()
+            if last is not None and check(last):
+                return last
+            time.sleep(0.2)
+        logs = "\n".join(f"--- node {n.node_id}\n{n.tail()}" for n in self.nodes.values())
+        raise AssertionError(f"{what}: not within {limit_s} s; last view {last}\n{logs}")
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            if node.up:
+                node.kill()
+
+
+def all_unfenced(ids):
+    return lambda view: all(view["brokers"].get(i, {}).get("fenced") == "false" for i in ids)
+
+
+def partition_states(bootstrap: str, topic: str) -> dict:
+    """partition -> (leader, replicas, isr) from kcat's metadata listing."""
+    out = subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", topic, "-m", "5"], capture_output=True, text=True, timeout=30).stdout
+    states = {}
+    for line in out.splitlines():
+        line = line.strip()
+        if not line.startswith("partition ") or "leader " not in line:
+            continue
+        index = int(line.split()[1].rstrip(","))
+        leader = int(line.split("leader ")[1].split(",")[0])
+        replicas = [int(x) for x in line.split("replicas: ")[1].split(",")[0:3] if x.strip().isdigit()]
+        isr = [int(x) for x in line.split("isrs: ")[1].split(",") if x.strip().isdigit()]
+        states[index] = (leader, replicas, isr)
+    return states
+
+
+def java_hash_partition(key: str, partitions: int) -> int:
+    h = 0
+    for unit in key.encode("utf-16-be").decode("utf-16-be"):
+        h = (31 * h + ord(unit)) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions

@@ -1,0 +1,211 @@
+"""A fault campaign against a cluster of real `brook serve` processes (issue 16's proof): a
+seeded schedule of faults while an idempotent acks=all producer writes numbered records to
+every partition, then a check that no acknowledged record was lost, changed, duplicated or
+reordered. The test command runs a small one (test_fault_campaign.py); scripts/fault-campaign.py
+runs any size.
+
+Faults (one per round, chosen from the seed):
+- kill-leader: SIGKILL the leader of a partition, start it again a moment later;
+- kill-controller: SIGKILL the active controller (a leader too, often), start it again;
+- kill-any: SIGKILL a random node, start it again;
+- pause-leader: SIGSTOP a partition's leader for longer than its session (a zombie leader: it is
+  fenced and replaced while it sleeps, then wakes up still believing it leads), then SIGCONT;
+- pause-brief: SIGSTOP a random node for less than its session, then SIGCONT.
+Each round waits for the producer to make progress through the fault, heals it, and waits until
+every node is back, unfenced, and every partition's ISR is full again.
+
+Not covered yet: network partitions (namespaces or a proxy between nodes), slow disks, clock
+jumps, consumers in groups and transactions under the same schedule.
+"""
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from brook_cluster import SESSION_MS, Cluster, all_unfenced, partition_states
+
+FAULTS = ("kill-leader", "kill-controller", "kill-any", "pause-leader", "pause-brief")
+
+
+@dataclass
+class Outcome:
+    seed: int
+    rounds: list = field(default_factory=list)
+    acked: int = 0
+    failed_deliveries: int = 0
+    problems: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        lines = [f"seed {self.seed}: {len(self.rounds)} rounds, {self.acked} records acknowledged, "
+                 f"{self.failed_deliveries} deliveries failed (not acknowledged, so not checked)"]
+        lines += [f"  round {i}: {r}" for i, r in enumerate(self.rounds)]
+        lines += [f"  PROBLEM: {p}" for p in self.problems[:20]]
+        lines.append("  OK: every acknowledged record read back once, in order" if self.ok else f"  {len(self.problems)} problems")
+        return "\n".join(lines)
+
+
+class Producer:
+    """Numbered records to every partition (value "P:SEQ"), acks=all and idempotent, in a thread."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, rate: int) -> None:
+        from confluent_kafka import Producer as CkProducer
+        self.topic, self.partitions, self.rate = topic, partitions, rate
+        self.producer = CkProducer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                                    "message.timeout.ms": 120000, "linger.ms": 5})
+        self.lock = threading.Lock()
+        self.acked: list = []  # (partition, offset, seq)
+        self.failed = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def delivered(self, err, msg) -> None:
+        with self.lock:
+            if err is None:
+                _, seq = msg.value().decode().split(":")
+                self.acked.append((msg.partition(), msg.offset(), int(seq)))
+            else:
+                self.failed += 1
+
+    def run(self) -> None:
+        seq = [0] * self.partitions
+        interval = 1.0 / self.rate
+        while not self.stop.is_set():
+            for p in range(self.partitions):
+                self.producer.produce(self.topic, partition=p, value=f"{p}:{seq[p]}".encode(), on_delivery=self.delivered)
+                seq[p] += 1
+            self.producer.poll(0)
+            time.sleep(interval * self.partitions)
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.acked)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+        remaining = self.producer.flush(150)
+        if remaining:
+            raise AssertionError(f"{remaining} records still unanswered after the flush")
+
+
+def leader_of(cluster: Cluster, topic: str, rng: random.Random):
+    live = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values() if n.up)
+    states = partition_states(live, topic)
+    leaders = sorted({leader for leader, _, _ in states.values() if leader in cluster.nodes})
+    return rng.choice(leaders) if leaders else rng.choice(sorted(cluster.nodes))
+
+
+def wait_healthy(cluster: Cluster, topic: str, partitions: int, limit_s: float = 90) -> None:
+    ids = sorted(cluster.nodes)
+    cluster.wait_for("every node unfenced", all_unfenced(ids), limit_s=limit_s)
+    deadline = time.monotonic() + limit_s
+    while True:
+        states = partition_states(",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values()), topic)
+        if len(states) == partitions and all(leader >= 0 and len(isr) == len(ids) for leader, _, isr in states.values()):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"ISR not full again within {limit_s} s: {states}")
+        time.sleep(0.3)
+
+
+def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: int = 300, log=print) -> Outcome:
+    """Runs one campaign in `root` (node data and logs stay there) and returns what it found."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    rng = random.Random(seed)
+    outcome = Outcome(seed=seed)
+    cluster = Cluster(root)
+    cluster.start()
+    producer = None
+    try:
+        cluster.wait_for("three unfenced brokers", all_unfenced(sorted(cluster.nodes)), limit_s=60)
+        bootstrap = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
+        topic = f"campaign-{seed}"
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic(topic, partitions, 3, config={"min.insync.replicas": "2"})])[topic].result(30)
+        wait_healthy(cluster, topic, partitions)
+        producer = Producer(bootstrap, topic, partitions, rate)
+        producer.thread.start()
+        time.sleep(1)
+        for round_ in range(rounds):
+            fault = rng.choice(FAULTS)
+            if fault == "kill-controller":
+                victim = (cluster.describe() or {}).get("controller") or rng.choice(sorted(cluster.nodes))
+            elif fault in ("kill-leader", "pause-leader"):
+                victim = leader_of(cluster, topic, rng)
+            else:
+                victim = rng.choice(sorted(cluster.nodes))
+            node = cluster.nodes[victim]
+            before = producer.count()
+            started = time.monotonic()
+            if fault.startswith("kill"):
+                node.kill()
+                time.sleep(rng.uniform(0.5, 3.0))
+                node.start()
+            elif fault == "pause-leader":
+                node.proc.send_signal(signal.SIGSTOP)
+                time.sleep(SESSION_MS / 1000 + rng.uniform(1.0, 3.0))
+                node.proc.send_signal(signal.SIGCONT)
+            else:
+                node.proc.send_signal(signal.SIGSTOP)
+                time.sleep(rng.uniform(0.2, SESSION_MS / 1000 * 0.5))
+                node.proc.send_signal(signal.SIGCONT)
+            deadline = time.monotonic() + 90
+            while producer.count() < before + 100:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"round {round_} ({fault} of {victim}): no progress, {producer.count() - before} acks")
+                time.sleep(0.1)
+            progress_s = time.monotonic() - started
+            wait_healthy(cluster, topic, partitions)
+            outcome.rounds.append(f"{fault} of node {victim}: 100 more acks {progress_s:.1f} s after the fault began, healed "
+                                  f"{time.monotonic() - started:.1f} s after")
+            log(f"campaign seed {seed} round {round_}: {outcome.rounds[-1]}")
+        producer.finish()
+        outcome.acked = len(producer.acked)
+        outcome.failed_deliveries = producer.failed
+        # Read every partition back from its start.
+        ends = {p: max((o for q, o, _ in producer.acked if q == p), default=-1) for p in range(partitions)}
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-check", "enable.auto.commit": False})
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        read: dict = {}
+        deadline = time.monotonic() + 120
+        while any(max(read.get(p, {0: None}).keys(), default=-1) < ends[p] for p in range(partitions)):
+            if time.monotonic() > deadline:
+                outcome.problems.append("could not read every partition to its last acknowledged offset")
+                break
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                read.setdefault(msg.partition(), {})[msg.offset()] = msg.value().decode()
+        consumer.close()
+        for p, offset, seq in producer.acked:
+            got = read.get(p, {}).get(offset)
+            if got != f"{p}:{seq}":
+                outcome.problems.append(f"acknowledged {p}:{seq} at offset {offset} of partition {p} reads back as {got}")
+        for p in range(partitions):
+            seqs = [int(v.split(":")[1]) for _, v in sorted(read.get(p, {}).items())]
+            if len(seqs) != len(set(seqs)):
+                outcome.problems.append(f"partition {p} holds a record twice")
+            if seqs != sorted(seqs):
+                outcome.problems.append(f"partition {p} holds records out of order")
+        return outcome
+    except AssertionError as error:
+        outcome.problems.append(str(error))
+        return outcome
+    finally:
+        if producer is not None and not producer.stop.is_set():
+            producer.stop.set()
+        for node in cluster.nodes.values():
+            if node.up and node.proc is not None:
+                try:
+                    node.proc.send_signal(signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+        cluster.stop()
