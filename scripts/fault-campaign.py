@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs the fault campaign (tests/interop/fault_campaign.py) against three real brook processes:
 
-    python3 scripts/fault-campaign.py [--seed S] [--rounds N] [--partitions P] [--rate R] [--data DIR]
+    python3 scripts/fault-campaign.py [--seed S] [--rounds N] [--partitions P] [--rate R] [--data DIR] [--transactions]
 
 A seeded schedule of SIGKILLs and SIGSTOP pauses (leader, controller, random node) while an
 idempotent acks=all producer writes numbered records; then every acknowledged record must read
@@ -26,12 +26,13 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--rate", type=int, default=300, help="records per second, all partitions together")
     parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--transactions", action="store_true", help="also a transactional producer, checked with read_committed")
     args = parser.parse_args()
     root = args.data or Path(tempfile.mkdtemp(prefix="brook-campaign-"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"campaign seed {args.seed}, {args.rounds} rounds, data in {root}", flush=True)
     outcome = run_campaign(root, seed=args.seed, rounds=args.rounds, partitions=args.partitions, rate=args.rate,
-                           log=lambda line: print(line, flush=True))
+                           transactions=args.transactions, log=lambda line: print(line, flush=True))
     print(outcome.summary())
     return 0 if outcome.ok else 1
 

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import BROOK_BIN, free_port
+from conftest import BROOK_BIN, die_with_parent, free_port
 
 SESSION_MS = 2000
 HEARTBEAT_MS = 300
@@ -57,7 +57,8 @@ class Node:
     def start(self) -> None:
         with open(self.log, "ab") as out:
             extra = ["--log-level", os.environ["BROOK_LOG_LEVEL"]] if os.environ.get("BROOK_LOG_LEVEL") else []
-            self.proc = subprocess.Popen([str(BROOK_BIN), "serve", str(self.props)] + extra, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen([str(BROOK_BIN), "serve", str(self.props)] + extra, stdout=out, stderr=subprocess.STDOUT,
+                                         preexec_fn=die_with_parent)
         _procs.add(self.proc)
 
     def kill(self) -> None:

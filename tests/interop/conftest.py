@@ -39,6 +39,13 @@ HARD_STOP_GRACE = 60  # seconds past a test's limit before the run is ended (see
 _live: "set[Broker]" = set()
 
 
+def die_with_parent() -> None:
+    """In a broker child before exec: SIGKILL when the test process dies, however it dies (a
+    killed pytest runs no atexit, and its brokers would live on)."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -98,6 +105,7 @@ class Broker:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,  # a ^C to pytest does not reach the broker directly
+                preexec_fn=die_with_parent,
             )
         _live.add(self)
         self.expected_down = False

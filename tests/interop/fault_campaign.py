@@ -14,8 +14,13 @@ Faults (one per round, chosen from the seed):
 Each round waits for the producer to make progress through the fault, heals it, and waits until
 every node is back, unfenced, and every partition's ISR is full again.
 
+With `transactions=True` a transactional producer also writes numbered transactions of 10
+records (each committed, or aborted when the client says it must) to a second topic; at the
+end a read_committed consumer must see every committed transaction's records exactly once and
+nothing of an aborted one.
+
 Not covered yet: network partitions (namespaces or a proxy between nodes), slow disks, clock
-jumps, consumers in groups and transactions under the same schedule.
+jumps, consumer groups under the same schedule.
 """
 from __future__ import annotations
 
@@ -96,6 +101,80 @@ class Producer:
             raise AssertionError(f"{remaining} records still unanswered after the flush")
 
 
+class TxnWriter:
+    """Transactions of 10 numbered records ("TXN:I") to `topic`, one after another, in a thread:
+    each committed, or aborted when the client says the transaction must be."""
+
+    def __init__(self, bootstrap: str, topic: str, seed: int) -> None:
+        from confluent_kafka import Producer as CkProducer
+        self.topic = topic
+        self.producer = CkProducer({"bootstrap.servers": bootstrap, "transactional.id": f"campaign-{seed}",
+                                    "transaction.timeout.ms": 60000, "message.timeout.ms": 60000})
+        self.committed: list = []
+        self.aborted: list = []
+        self.error: "str | None" = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def settle(self, call) -> bool:
+        """Runs a transaction call, again while retriable; False when the transaction must abort."""
+        from confluent_kafka import KafkaException
+        while True:
+            try:
+                call()
+                return True
+            except KafkaException as e:
+                err = e.args[0]
+                if err.retriable():
+                    time.sleep(0.2)
+                    continue
+                if err.txn_requires_abort():
+                    return False
+                raise
+
+    def run(self) -> None:
+        try:
+            self.settle(lambda: self.producer.init_transactions(60))
+            txn = 0
+            while not self.stop.is_set():
+                self.producer.begin_transaction()
+                for i in range(10):
+                    self.producer.produce(self.topic, value=f"{txn}:{i}".encode(), partition=i % 2)
+                if self.settle(lambda: self.producer.commit_transaction(60)):
+                    self.committed.append(txn)
+                else:
+                    self.settle(lambda: self.producer.abort_transaction(60))
+                    self.aborted.append(txn)
+                txn += 1
+                time.sleep(0.05)
+        except Exception as error:  # noqa: BLE001 (reported as a problem of the campaign)
+            self.error = f"{type(error).__name__}: {error}"
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=150)
+        if self.thread.is_alive():
+            self.error = self.error or "the transactional producer did not finish its last transaction in 150 s"
+
+
+def read_all(bootstrap: str, topic: str, partitions: int, committed_only: bool, limit_s: float = 30) -> list:
+    """Every record of `topic` from the start, until nothing new comes for 3 s."""
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-read", "enable.auto.commit": False,
+                         "isolation.level": "read_committed" if committed_only else "read_uncommitted"})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    values = []
+    deadline = time.monotonic() + limit_s
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < 3:
+        msg = consumer.poll(0.5)
+        if msg is not None and not msg.error():
+            values.append(msg.value().decode())
+            quiet_since = time.monotonic()
+    consumer.close()
+    return values
+
+
 def leader_of(cluster: Cluster, topic: str, rng: random.Random):
     live = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values() if n.up)
     states = partition_states(live, topic)
@@ -116,7 +195,8 @@ def wait_healthy(cluster: Cluster, topic: str, partitions: int, limit_s: float =
         time.sleep(0.3)
 
 
-def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: int = 300, log=print) -> Outcome:
+def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: int = 300, transactions: bool = False,
+                 log=print) -> Outcome:
     """Runs one campaign in `root` (node data and logs stay there) and returns what it found."""
     from confluent_kafka import Consumer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -125,6 +205,7 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
     cluster = Cluster(root)
     cluster.start()
     producer = None
+    writer = None
     try:
         cluster.wait_for("three unfenced brokers", all_unfenced(sorted(cluster.nodes)), limit_s=60)
         bootstrap = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
@@ -134,6 +215,12 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
         wait_healthy(cluster, topic, partitions)
         producer = Producer(bootstrap, topic, partitions, rate)
         producer.thread.start()
+        if transactions:
+            txn_topic = f"{topic}-txn"
+            admin.create_topics([NewTopic(txn_topic, 2, 3, config={"min.insync.replicas": "2"})])[txn_topic].result(30)
+            wait_healthy(cluster, txn_topic, 2)
+            writer = TxnWriter(bootstrap, txn_topic, seed)
+            writer.thread.start()
         time.sleep(1)
         for round_ in range(rounds):
             fault = rng.choice(FAULTS)
@@ -169,6 +256,18 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
                                   f"{time.monotonic() - started:.1f} s after")
             log(f"campaign seed {seed} round {round_}: {outcome.rounds[-1]}")
         producer.finish()
+        if writer is not None:
+            writer.finish()
+            if writer.error:
+                outcome.problems.append(f"transactional producer: {writer.error}")
+            seen = read_all(bootstrap, txn_topic, 2, committed_only=True)
+            expected = sorted(f"{t}:{i}" for t in writer.committed for i in range(10))
+            if sorted(seen) != expected:
+                lost = sorted(set(expected) - set(seen))[:5]
+                extra = sorted(set(seen) - set(expected))[:5]
+                outcome.problems.append(f"read_committed saw {len(seen)} records, expected {len(expected)} of "
+                                        f"{len(writer.committed)} committed transactions; missing {lost}, unexpected {extra}")
+            outcome.rounds.append(f"transactions: {len(writer.committed)} committed, {len(writer.aborted)} aborted")
         outcome.acked = len(producer.acked)
         outcome.failed_deliveries = producer.failed
         # Read every partition back from its start.
@@ -202,6 +301,8 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
     finally:
         if producer is not None and not producer.stop.is_set():
             producer.stop.set()
+        if writer is not None:
+            writer.stop.set()
         for node in cluster.nodes.values():
             if node.up and node.proc is not None:
                 try:

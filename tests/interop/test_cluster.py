@@ -33,7 +33,7 @@ import pytest
 from brook_cluster import (HEARTBEAT_MS, SESSION_MS, Cluster, _procs, all_unfenced, java_hash_partition,
                            partition_states)
 from brook_interop import ck_admin, ck_describe_cluster, unique_topic
-from conftest import BROOK_BIN, free_port
+from conftest import BROOK_BIN, die_with_parent, free_port
 
 @pytest.fixture
 def cluster(tmp_path):
@@ -151,7 +151,8 @@ def test_kafkas_sample_kraft_properties_start_brook(tmp_path):
     props.write_text(KAFKA_SAMPLE.format(broker=broker_port, controller=controller_port, data=tmp_path / "kraft-combined-logs"))
     log = tmp_path / "brook.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(BROOK_BIN), "serve", str(props)], stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([str(BROOK_BIN), "serve", str(props)], stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=die_with_parent)
     _procs.add(proc)
     try:
         topic = unique_topic("kraft")
@@ -286,7 +287,7 @@ def test_brook_dev_cluster_starts_three_nodes_and_stops_them_on_sigterm(tmp_path
         proc = subprocess.Popen([str(BROOK_BIN), "dev", "cluster", "--nodes", "3", "--base-port", str(base),
                                  "--data", str(tmp_path / "dev"), "--set", f"broker.session.timeout.ms={SESSION_MS}",
                                  "--set", f"broker.heartbeat.interval.ms={HEARTBEAT_MS}"],
-                                stdout=out, stderr=subprocess.STDOUT)
+                                stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     _procs.add(proc)
     bootstrap = ",".join(f"127.0.0.1:{base + 2 * i}" for i in range(3))
     try:
