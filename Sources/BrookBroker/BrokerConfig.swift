@@ -123,6 +123,11 @@ public struct BrokerConfig: Sendable {
     public var brokerHeartbeatIntervalMs: Int64 = 2000
     /// `broker.rack`
     public var brokerRack: String?
+    /// `replica.selector.class`: Kafka's RackAwareReplicaSelector makes a leader send consumers
+    /// that name their rack (`client.rack`) to a replica in that rack (KIP-392); unset, consumers
+    /// read from leaders.
+    public var rackAwareReplicaSelector = false
+    static let rackAwareSelectorClass = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
     /// `metadata.log.dir`: where a controller keeps the metadata log (default: the first log
     /// dir's `__cluster_metadata-0`, as Kafka).
     public var metadataLogDir: String?
@@ -203,6 +208,12 @@ public struct BrokerConfig: Sendable {
         case "broker.session.timeout.ms": brokerSessionTimeoutMs = try int(100...Int64(Int32.max))
         case "broker.heartbeat.interval.ms": brokerHeartbeatIntervalMs = try int(10...Int64(Int32.max))
         case "broker.rack": brokerRack = value.trimmed.isEmpty ? nil : value.trimmed
+        case "replica.selector.class":
+            switch value.trimmed {
+            case "", "org.apache.kafka.common.replica.LeaderSelector": rackAwareReplicaSelector = false
+            case Self.rackAwareSelectorClass: rackAwareReplicaSelector = true
+            default: throw .invalid(key, value, "expected \(Self.rackAwareSelectorClass) or org.apache.kafka.common.replica.LeaderSelector")
+            }
         case "metadata.log.dir": metadataLogDir = value.trimmed
         case "controller.quorum.election.timeout.ms": controllerElectionTimeoutMs = try int(10...600_000)
         case "replica.lag.time.max.ms": replicaLagTimeMaxMs = try int(100...Int64(Int32.max))

@@ -233,7 +233,7 @@ extension Partition {
     /// Writes what the leader sent, with its offsets and epochs, and takes its HW.
     public func appendFromLeader(_ records: ByteBuffer, leaderHighWatermark: Offset) throws(StorageError) {
         let bytes = records.readableBytes
-        try state.withLock { (s: inout Locked) throws(StorageError) in
+        let moved = try state.withLock { (s: inout Locked) throws(StorageError) -> Bool in
             var replica = s.replica ?? loadReplicaState(s.log)
             guard replica.leading == nil else { throw .invalidArgument("\(name): a leader does not append as a follower") }
             if bytes > 0 {
@@ -255,10 +255,13 @@ extension Partition {
                 }
                 if changed { saveEpochs(replica.epochs) }
             }
+            let before = replica.followerHighWatermark
             replica.followerHighWatermark = max(replica.followerHighWatermark, min(leaderHighWatermark, s.log.logEndOffset))
             s.replica = replica
+            return replica.followerHighWatermark > before
         }
-        if bytes > 0 { wakeParked(appendedBytes: bytes) }
+        // Consumers read a follower up to its HW (KIP-392): a move of it is what they wait for.
+        if moved { wakeParked(appendedBytes: Self.wakeAll) } else if bytes > 0 { wakeParked(appendedBytes: bytes) }
     }
 
     /// Cuts the log where the leader's diverges (`epoch`/`endOffset` from its answer; nil epoch:

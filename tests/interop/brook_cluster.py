@@ -32,7 +32,8 @@ atexit.register(_kill_all)
 class Node:
     """One `brook serve` of a cluster, restartable with its ports and data."""
 
-    def __init__(self, root: Path, node_id: int, voters: str, broker_port: int, controller_port: int) -> None:
+    def __init__(self, root: Path, node_id: int, voters: str, broker_port: int, controller_port: int,
+                 extra: "list[str] | None" = None) -> None:
         self.node_id = node_id
         self.broker_port = broker_port
         self.controller_port = controller_port
@@ -50,6 +51,7 @@ class Node:
             f"broker.heartbeat.interval.ms={HEARTBEAT_MS}",
             "controller.quorum.election.timeout.ms=500",
             "transaction.state.log.num.partitions=10",
+            *(extra or []),
             "",
         ]))
         self.proc: "subprocess.Popen | None" = None
@@ -89,10 +91,11 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, root: Path, size: int = 3) -> None:
+    def __init__(self, root: Path, size: int = 3, extra=None) -> None:
+        """`extra(node_id)`: more settings for a node's properties."""
         ports = {i: (free_port(), free_port()) for i in range(1, size + 1)}
         voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in ports.items())
-        self.nodes = {i: Node(root, i, voters, b, c) for i, (b, c) in ports.items()}
+        self.nodes = {i: Node(root, i, voters, b, c, extra(i) if extra else None) for i, (b, c) in ports.items()}
 
     def start(self) -> None:
         for node in self.nodes.values():

@@ -721,6 +721,80 @@ def test_topic_configs_are_set_through_the_controller_and_take_effect_everywhere
     assert refused.value.args[0].name() == "INVALID_CONFIG"
 
 
+@pytest.mark.timeout(180)
+def test_consumers_read_from_a_replica_in_their_rack(tmp_path):
+    """KIP-392: with racks and the rack-aware replica selector, a leader sends a consumer that
+    names another rack to the in-sync replica there (PreferredReadReplica), that follower
+    serves it up to its high watermark, and confluent-kafka with client.rack reads every record."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import NewTopic
+    c = Cluster(tmp_path, extra=lambda i: [f"broker.rack=rack-{i}",
+                                           "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"])
+    c.start()
+    try:
+        c.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+        bootstraps = ",".join(f"127.0.0.1:{n.broker_port}" for n in c.nodes.values())
+        topic = unique_topic("rack")
+        admin = ck_admin(bootstraps)
+        admin.create_topics([NewTopic(topic, 1, 3)])[topic].result(30)
+        producer = Producer({"bootstrap.servers": bootstraps, "acks": "all"})
+        for i in range(500):
+            producer.produce(topic, value=f"r{i}".encode())
+        assert producer.flush(60) == 0
+        deadline = time.monotonic() + 30
+        while True:
+            leader, replicas, isr = partition_states(bootstraps, topic)[0]
+            if len(isr) == 3:
+                break
+            assert time.monotonic() < deadline, isr
+            time.sleep(0.3)
+        follower = next(r for r in replicas if r != leader)
+        rack = f"rack-{follower}"
+        # The leader points a consumer of the follower's rack there, and reads nothing itself.
+        sent = fetch_v12(c.nodes[leader].broker_port, topic, rack=rack).responses[0].partitions[0]
+        assert sent.error_code == 0 and sent.preferred_read_replica == follower and not sent.records, sent
+        # A consumer of the leader's own rack reads at the leader.
+        own = fetch_v12(c.nodes[leader].broker_port, topic, rack=f"rack-{leader}").responses[0].partitions[0]
+        assert own.error_code == 0 and own.preferred_read_replica == -1 and own.records, own
+        # The follower serves it, up to its high watermark.
+        deadline = time.monotonic() + 20
+        while True:
+            served = fetch_v12(c.nodes[follower].broker_port, topic, rack=rack).responses[0].partitions[0]
+            if served.error_code == 0 and served.high_watermark == 500 and served.records:
+                break
+            assert time.monotonic() < deadline, served
+            time.sleep(0.3)
+        import logging
+
+        class Lines(logging.Handler):
+            def __init__(self):
+                super().__init__()
+                self.lines = []
+
+            def emit(self, record):
+                self.lines.append(record.getMessage())
+
+        lines = Lines()
+        log = logging.getLogger(f"rdkafka-{topic}")
+        log.addHandler(lines)
+        log.setLevel(logging.DEBUG)
+        consumer = Consumer({"bootstrap.servers": bootstraps, "group.id": unique_topic("rk"), "client.rack": rack,
+                             "enable.auto.commit": False, "debug": "fetch"}, logger=log)
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        got = []
+        deadline = time.monotonic() + 60
+        while len(got) < 500 and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                got.append(msg.value())
+        consumer.close()
+        assert got == [f"r{i}".encode() for i in range(500)], f"{len(got)} records"
+        # librdkafka moved its fetching to the follower the leader named.
+        assert any("preferred" in line.lower() for line in lines.lines), [l for l in lines.lines if "fetch" in l.lower()][:20]
+    finally:
+        c.stop()
+
+
 @pytest.mark.timeout(120)
 def test_a_broker_that_does_not_lead_names_the_current_leader(cluster):
     """KIP-951: Produce v10+ to a broker that does not lead the partition answers
@@ -772,8 +846,8 @@ def send_and_decode(port: int, request, response_class):
     return response_class.decode(frame[4:], header=True)
 
 
-def fetch_v12(port: int, topic: str):
-    """A consumer's Fetch v12 of partition 0 from offset 0, sent to one broker; its answer."""
+def fetch_v12(port: int, topic: str, rack: str = ""):
+    """A consumer's Fetch v12 of partition 0 from offset 0 (from `rack`), sent to one broker; its answer."""
     from kafka.protocol.consumer import FetchRequest, FetchResponse
     request_class = FetchRequest[12]
     t = request_class.FetchTopic
@@ -781,8 +855,8 @@ def fetch_v12(port: int, topic: str):
                             session_epoch=-1, topics=[t(topic=topic, partitions=[t.FetchPartition(
                                 partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1,
                                 log_start_offset=-1, partition_max_bytes=1 << 20)])],
-                            forgotten_topics_data=[], rack_id="")
-    request.with_header(correlation_id=12, client_id="kip951")
+                            forgotten_topics_data=[], rack_id=rack)
+    request.with_header(correlation_id=12, client_id="interop")
     return send_and_decode(port, request, FetchResponse[12])
 
 

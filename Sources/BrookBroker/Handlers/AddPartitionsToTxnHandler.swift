@@ -11,7 +11,6 @@ struct AddPartitionsToTxnHandler: ApiHandler {
     typealias TopicResult = AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult
 
     func handle(_ request: AddPartitionsToTxnRequest, version: Int16, context: RequestContext) -> Reply<AddPartitionsToTxnResponse> {
-        let service = context.broker.transactions
         if version <= 3 {
             let (codes, written) = add(id: request.v3AndBelowTransactionalId, producerID: request.v3AndBelowProducerId,
                                        epoch: request.v3AndBelowProducerEpoch, partitions: Self.partitions(request.v3AndBelowTopics),
@@ -56,7 +55,7 @@ struct AddPartitionsToTxnHandler: ApiHandler {
         var codes: [TxnPartition: ErrorCode] = [:]
         if verifyOnly {
             for p in partitions {
-                codes[p] = service.verify(transactionalID: id, producerID: producerID, epoch: epoch, partition: p, asCoordinator: true) ?? .none
+                codes[p] = service.verify(transactionalID: id, producerID: producerID, epoch: epoch, partition: p, asCoordinator: true) ?? ErrorCode.none
             }
             return (codes, [])
         }

@@ -73,8 +73,20 @@ struct FetchHandler: ApiHandler {
                     return data
                 }
                 let partition = topic.partitions[Int(p.partition)]
-                if let problem = partition.checkLeaderEpoch(p.currentLeaderEpoch) {
+                let consumer = replica.value < 0
+                if let problem = consumer ? Self.checkConsumerRead(partition, p.currentLeaderEpoch, context: context)
+                                          : partition.checkLeaderEpoch(p.currentLeaderEpoch) {
                     data.errorCode = problem.rawValue
+                    return data
+                }
+                if consumer, version >= 11, !request.rackId.isEmpty,
+                   let preferred = Self.preferredReadReplica(partition, rack: request.rackId, context: context) {
+                    // KIP-392: the consumer is sent to a replica in its rack; nothing is read here.
+                    let offsets = partition.offsets
+                    data.highWatermark = offsets.highWatermark
+                    data.lastStableOffset = offsets.lastStable
+                    data.logStartOffset = offsets.logStart
+                    data.preferredReadReplica = preferred
                     return data
                 }
                 let maxBytes = max(0, min(Int(p.partitionMaxBytes), budget))
@@ -117,6 +129,32 @@ struct FetchHandler: ApiHandler {
 }
 
 extension FetchHandler {
+    /// A consumer may read from the leader, or in a cluster from a follower that holds a replica
+    /// (KIP-392: up to the follower's high watermark). The current leader epoch it names is
+    /// checked against this broker's.
+    static func checkConsumerRead(_ partition: Partition, _ current: LeaderEpoch, context: RequestContext) -> ErrorCode? {
+        if partition.isLeader { return partition.checkLeaderEpoch(current) }
+        let broker = context.broker
+        guard broker.cluster.isCluster, case .follower(let leader?, let epoch) = partition.role, partition.isReplicating,
+              let partitions = broker.cluster.current?.image.topic(named: partition.topic)?.partitions,
+              Int(partition.index) < partitions.count, case let info = partitions[Int(partition.index)],
+              info.replicas.contains(broker.config.nodeID), info.leader == leader else { return .notLeaderOrFollower }
+        guard current != LeaderEpoch(-1), current != epoch else { return nil }
+        return current > epoch ? .unknownLeaderEpoch : .fencedLeaderEpoch
+    }
+
+    /// With `replica.selector.class` rack-aware, a leader whose rack is not the consumer's sends
+    /// it to an in-sync, active replica in the consumer's rack (nil: read here).
+    static func preferredReadReplica(_ partition: Partition, rack: String, context: RequestContext) -> NodeID? {
+        let broker = context.broker
+        guard broker.config.rackAwareReplicaSelector, partition.isLeader, broker.config.brokerRack != rack,
+              let image = broker.cluster.current?.image, let partitions = image.topic(named: partition.topic)?.partitions,
+              Int(partition.index) < partitions.count else { return nil }
+        let info = partitions[Int(partition.index)]
+        let node = broker.config.nodeID
+        return info.isr.first { $0 != node && image.brokers[$0]?.isActive == true && image.brokers[$0]?.rack == rack }
+    }
+
     /// A follower's read: its divergence checked against our leader epochs first (KIP-320), its
     /// position recorded (which may move the high watermark), then batches up to the log end.
     static func readForFollower(_ partition: Partition, _ p: FetchRequest.FetchTopic.FetchPartition, replica: NodeID, maxBytes: Int,
