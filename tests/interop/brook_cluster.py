@@ -162,3 +162,21 @@ def java_hash_partition(key: str, partitions: int) -> int:
     for unit in key.encode("utf-16-be").decode("utf-16-be"):
         h = (31 * h + ord(unit)) & 0xFFFFFFFF
     return (h & 0x7FFFFFFF) % partitions
+
+
+def settle(call) -> bool:
+    """Runs a call of confluent-kafka's transactional producer, again while its error is
+    retriable; False when the transaction must be aborted; other errors are raised."""
+    from confluent_kafka import KafkaException
+    while True:
+        try:
+            call()
+            return True
+        except KafkaException as e:
+            err = e.args[0]
+            if err.retriable():
+                time.sleep(0.2)
+                continue
+            if err.txn_requires_abort():
+                return False
+            raise

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from brook_cluster import SESSION_MS, Cluster, all_unfenced, partition_states
+from brook_cluster import SESSION_MS, Cluster, all_unfenced, partition_states, settle
 
 FAULTS = ("kill-leader", "kill-controller", "kill-any", "pause-leader", "pause-brief")
 
@@ -116,34 +116,18 @@ class TxnWriter:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
-    def settle(self, call) -> bool:
-        """Runs a transaction call, again while retriable; False when the transaction must abort."""
-        from confluent_kafka import KafkaException
-        while True:
-            try:
-                call()
-                return True
-            except KafkaException as e:
-                err = e.args[0]
-                if err.retriable():
-                    time.sleep(0.2)
-                    continue
-                if err.txn_requires_abort():
-                    return False
-                raise
-
     def run(self) -> None:
         try:
-            self.settle(lambda: self.producer.init_transactions(60))
+            settle(lambda: self.producer.init_transactions(60))
             txn = 0
             while not self.stop.is_set():
                 self.producer.begin_transaction()
                 for i in range(10):
                     self.producer.produce(self.topic, value=f"{txn}:{i}".encode(), partition=i % 2)
-                if self.settle(lambda: self.producer.commit_transaction(60)):
+                if settle(lambda: self.producer.commit_transaction(60)):
                     self.committed.append(txn)
                 else:
-                    self.settle(lambda: self.producer.abort_transaction(60))
+                    settle(lambda: self.producer.abort_transaction(60))
                     self.aborted.append(txn)
                 txn += 1
                 time.sleep(0.05)

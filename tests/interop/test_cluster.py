@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from brook_cluster import (HEARTBEAT_MS, SESSION_MS, Cluster, _procs, all_unfenced, java_hash_partition,
-                           partition_states)
+                           partition_states, settle)
 from brook_interop import ck_admin, ck_describe_cluster, unique_topic
 from conftest import BROOK_BIN, die_with_parent, free_port
 
@@ -479,7 +479,7 @@ def test_a_transactional_copy_is_exactly_once_across_its_coordinators_death(clus
     """Consume-transform-produce in transactions (read_committed, offsets sent to the
     transaction) while the broker that coordinates the transactional id is SIGKILLed: the copy
     holds every source record exactly once, and no aborted or unfinished write is visible."""
-    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+    from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import NewTopic
     cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
     bootstraps = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
@@ -501,20 +501,11 @@ def test_a_transactional_copy_is_exactly_once_across_its_coordinators_death(clus
     txn.init_transactions(60)
 
     def committed_or_aborted(call) -> bool:
-        """Runs a transaction call, retrying what is retriable; False when it had to abort."""
-        while True:
-            try:
-                call()
-                return True
-            except KafkaException as e:
-                err = e.args[0]
-                if err.retriable():
-                    time.sleep(0.2)
-                    continue
-                if err.txn_requires_abort():
-                    txn.abort_transaction(60)
-                    return False
-                raise
+        """Runs a transaction call (see settle); False when it had to abort."""
+        if settle(call):
+            return True
+        txn.abort_transaction(60)
+        return False
 
     def rewind():
         assigned = consumer.assignment()
