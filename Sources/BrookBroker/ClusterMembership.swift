@@ -25,9 +25,12 @@ public final class ClusterMembership: Sendable {
 
     /// Sends WriteTxnMarkers to another broker; nil when it could not be reached or answered.
     public typealias SendMarkers = @Sendable (NodeID, WriteTxnMarkersRequest) async -> WriteTxnMarkersResponse?
+    /// Asks the active controller for a block of producer ids: the error, the first id, how many.
+    public typealias AllocateProducerIDs = @Sendable (@escaping @Sendable (ErrorCode, ProducerID, Int64) -> Void) -> Void
 
     private let lock = NSLock()
     nonisolated(unsafe) private var markerSender: SendMarkers?
+    nonisolated(unsafe) private var idAllocator: AllocateProducerIDs?
     nonisolated(unsafe) private var view: View?
     nonisolated(unsafe) private var forwarder: Forward?
     nonisolated(unsafe) private var alterer: AlterPartition?
@@ -47,9 +50,19 @@ public final class ClusterMembership: Sendable {
         }
     }
 
-    /// Called once at start by a broker of a cluster: how transaction markers reach other brokers.
-    public func attach(sendMarkers: @escaping SendMarkers) {
-        lock.withLock { markerSender = sendMarkers }
+    /// Called once at start by a broker of a cluster: how transaction markers reach other
+    /// brokers, and how producer ids are had from the controller.
+    public func attach(sendMarkers: @escaping SendMarkers, allocateProducerIDs: @escaping AllocateProducerIDs) {
+        lock.withLock {
+            markerSender = sendMarkers
+            idAllocator = allocateProducerIDs
+        }
+    }
+
+    /// A block of producer ids from the controller (AllocateProducerIds).
+    public func allocateProducerIDs(done: @escaping @Sendable (ErrorCode, ProducerID, Int64) -> Void) {
+        guard let allocator = lock.withLock({ idAllocator }) else { return done(.notController, .none, 0) }
+        allocator(done)
     }
 
     /// Transaction markers to `node` (a partition leader); nil when not delivered.

@@ -30,12 +30,18 @@ public final class TxnService: Sendable {
         var owned: [Int: LeaderEpoch] = [:]
         /// Partitions being loaded after a leadership change (COORDINATOR_LOAD_IN_PROGRESS).
         var loading: Set<Int> = []
+        /// In a cluster: the controller's next block of producer ids, had before `ids` runs out,
+        /// and whether one has been asked for.
+        var nextBlock: IDBlock?
+        var blockAsked = false
     }
 
     /// The next producer id to hand out, and the end of the block reserved on disk.
     struct IDBlock {
         var nextID: Int64 = 0
         var reservedEnd: Int64 = 0
+        /// Where the block began (a cluster's blocks come from the controller).
+        var blockStart: Int64 = 0
     }
 
     let state: Mutex<State>
@@ -46,11 +52,6 @@ public final class TxnService: Sendable {
     let idBlockPath: String
     let stateTopic: InternalTopic
     public let config: TxnConfig
-    /// In a cluster, each broker hands out producer ids from its own share of the id space (the
-    /// local id shifted left 16 bits, the node id in the low bits), so two brokers never give the
-    /// same id; nil on a single node. Interim: Kafka takes blocks from the controller
-    /// (AllocateProducerIds), which BrookCluster's controller already decides.
-    let idNamespace: Int64?
     /// The cluster this broker belongs to (coordinators by leadership, markers over the network).
     let cluster: ClusterMembership
     let node: NodeID
@@ -70,8 +71,6 @@ public final class TxnService: Sendable {
         stateTopic = InternalTopic(name: Self.stateTopic, partitionCount: config.transactions.stateLogPartitions,
                                    segmentBytes: config.transactions.stateLogSegmentBytes, topics: topics,
                                    createLocally: config.processRoles.isEmpty)
-        precondition(config.processRoles.isEmpty || config.nodeID.value < 1 << 16, "node ids of a cluster are below 65536")
-        idNamespace = config.processRoles.isEmpty ? nil : Int64(config.nodeID.value)
     }
 
     var now: Int64 { clock.now().ms }
@@ -138,6 +137,41 @@ public final class TxnService: Sendable {
         return isCluster ? written : []
     }
 
+    /// In a cluster: the next producer id of the controller's blocks (nil until one has come).
+    static func take(_ ids: inout IDBlock, _ next: inout IDBlock?) -> ProducerID? {
+        if ids.nextID >= ids.reservedEnd, let block = next {
+            ids = block
+            next = nil
+        }
+        guard ids.nextID < ids.reservedEnd else { return nil }
+        defer { ids.nextID += 1 }
+        return ProducerID(ids.nextID)
+    }
+
+    /// In a cluster: asks the controller for the next block of producer ids (AllocateProducerIds)
+    /// once fewer than a tenth of the current one is left, so that InitProducerId rarely waits;
+    /// until the first block comes it is answered COORDINATOR_NOT_AVAILABLE (the client retries).
+    /// The metadata log records every block handed out, so ids never repeat across brokers or
+    /// restarts.
+    func refillProducerIDs() {
+        let ask = state.withLock { s -> Bool in
+            let left = s.ids.reservedEnd - s.ids.nextID
+            guard !s.blockAsked, s.nextBlock == nil, left * 10 < max(1, s.ids.reservedEnd - s.ids.blockStart) || left <= 0 else { return false }
+            s.blockAsked = true
+            return true
+        }
+        guard ask else { return }
+        cluster.allocateProducerIDs { [self] code, first, count in
+            state.withLock { s in
+                s.blockAsked = false
+                guard code == .none, count > 0 else { return }
+                let block = IDBlock(nextID: first.value, reservedEnd: first.value + count, blockStart: first.value)
+                if s.ids.nextID >= s.ids.reservedEnd { s.ids = block } else { s.nextBlock = block }
+            }
+            if code != .none { logger.debug("producer ids: the controller answered \(code)") }
+        }
+    }
+
     /// The next producer id; a new block is reserved on disk (durably) before any id of it is used.
     static func allocate(_ s: inout IDBlock, path: String, logger: Logger) -> ProducerID? {
         if s.nextID >= s.reservedEnd {
@@ -170,15 +204,16 @@ public final class TxnService: Sendable {
             let now = self.now
             let path = idBlockPath
             let logger = self.logger
-            let namespace = idNamespace
+            let cluster = isCluster
+            defer { if cluster { refillProducerIDs() } }
             let outcome = state.withLock { s -> TxnCoordinator.InitOutcome in
                 if let id = transactionalID, let code = notCoordinating(id, s) { return .refused(code) }
-                var ids = s.ids
+                var (ids, next) = (s.ids, s.nextBlock)
                 let outcome = s.coordinator.initProducerID(transactionalID: transactionalID, timeoutMs: timeoutMs,
                                                            expected: expected, now: now) {
-                    Self.allocate(&ids, path: path, logger: logger).map { id in namespace.map { ProducerID(id.value << 16 | $0) } ?? id }
+                    cluster ? Self.take(&ids, &next) : Self.allocate(&ids, path: path, logger: logger)
                 }
-                s.ids = ids
+                (s.ids, s.nextBlock) = (ids, next)
                 switch outcome {
                 case .ready(let pid, let epoch, let m?):
                     do { written = try write([(m.transactionalID, m)]) } catch {
@@ -323,8 +358,10 @@ public final class TxnService: Sendable {
         }
     }
 
-    /// Aborts transactions past their timeout and forgets idle ids (called about every 100 ms).
+    /// Aborts transactions past their timeout and forgets idle ids (called about every 100 ms);
+    /// in a cluster, keeps a block of producer ids at hand.
     public func tick() {
+        if isCluster { refillProducerIDs() }
         let now = self.now
         let (aborts, written) = state.withLock { s -> ([MarkerPlan], [InternalWrite]) in
             let (aborts, removed) = s.coordinator.tick(now: now)

@@ -158,6 +158,26 @@ public final class BrokerLifecycle: @unchecked Sendable {
         }
     }
 
+    /// A block of producer ids from the active controller (AllocateProducerIds): the first id
+    /// and how many, or the error.
+    public func allocateProducerIDs(done: @escaping @Sendable (ErrorCode, ProducerID, Int64) -> Void) {
+        loop.execute { [self] in
+            guard view.epoch != .none, let connection = connected() else { return done(.requestTimedOut, .none, 0) }
+            connection.ask(.allocateProducerIDs(broker: options.nodeID, epoch: view.epoch)) { [self] result in
+                guard case .success(.text(let ok, let text)) = result else { return done(.requestTimedOut, .none, 0) }
+                let fields = Self.fields(text)
+                guard ok else {
+                    if self.connection === connection { rotate(to: fields["leader"].flatMap(Int32.init).map(NodeID.init)) }
+                    return done(.notController, .none, 0)
+                }
+                let code = ErrorCode(rawValue: Int16(fields["error_code"] ?? "") ?? -1)
+                guard code == .none, let first = fields["first"].flatMap(Int64.init), let count = fields["count"].flatMap(Int64.init),
+                      first >= 0, count > 0 else { return done(code == .none ? .unknownServerError : code, .none, 0) }
+                done(.none, ProducerID(first), count)
+            }
+        }
+    }
+
     // MARK: the loop
 
     func step() {

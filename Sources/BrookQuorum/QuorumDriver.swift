@@ -314,6 +314,14 @@ public final class QuorumDriver: @unchecked Sendable {
                 answer += "leader_epoch=\(info.leaderEpoch)\npartition_epoch=\(info.partitionEpoch)\nisr=\(info.isr.map(\.description).joined(separator: ","))\n"
             }
             propose(decision.records) { committed in committed ? text(true, answer) : text(false, "error=not committed; retry\n") }
+        case .allocateProducerIDs(let broker, let epoch):
+            guard controller != nil, waiting.count < Self.waitingMax else { return text(false, notActive()) }
+            let decision = controller!.allocateProducerIDs(broker: broker, epoch: epoch)
+            let (code, first, count) = decision.answer
+            propose(decision.records) { committed in
+                committed ? text(true, "error_code=\(code.rawValue)\nfirst=\(first.value)\ncount=\(count)\n")
+                          : text(false, "error=not committed; retry\n")
+            }
         case .admin(let request):
             guard controller != nil, waiting.count < Self.waitingMax else { return text(false, notActive()) }
             let (entries, answers) = controller!.admin(request)

@@ -74,6 +74,10 @@ enum Frame: Equatable {
                 buffer.writeInteger(r.proposal.partitionEpoch.value)
                 buffer.writeInteger(UInt16(r.proposal.isr.count))
                 for id in r.proposal.isr { buffer.writeInteger(id.value) }
+            case .allocateProducerIDs(let broker, let epoch):
+                buffer.writeInteger(UInt8(11))
+                buffer.writeInteger(broker.value)
+                buffer.writeInteger(epoch.value)
             }
         case .answer(let id, let ok, let text):
             buffer.writeInteger(UInt8(3))
@@ -130,6 +134,10 @@ enum Frame: Equatable {
                 return .request(id: id, .alterPartition(AlterPartitionRequest(
                     broker: NodeID(broker), brokerEpoch: BrokerEpoch(epoch), partition: TopicIDPartition(KafkaUUID(high: high, low: low), partition),
                     proposal: ISRProposal(leaderEpoch: LeaderEpoch(leaderEpoch), partitionEpoch: PartitionEpoch(partitionEpoch), isr: isr))))
+            case 11:
+                guard let broker = body.readInteger(as: Int32.self), let epoch = body.readInteger(as: Int64.self),
+                      body.readableBytes == 0 else { return nil }
+                return .request(id: id, .allocateProducerIDs(broker: NodeID(broker), epoch: BrokerEpoch(epoch)))
             default: return nil
             }
         case 3:
@@ -453,6 +461,8 @@ public enum QuorumRequest: Equatable, Sendable {
     case admin(ControllerAdminRequest)
     /// A partition leader's ISR change (Kafka's AlterPartition), answered once committed.
     case alterPartition(AlterPartitionRequest)
+    /// A block of producer ids for a broker (Kafka's AllocateProducerIds), answered once committed.
+    case allocateProducerIDs(broker: NodeID, epoch: BrokerEpoch)
 
     public static let fetchWaitMsMax: Int32 = 60_000
 }

@@ -133,7 +133,8 @@ struct Serve: ParsableCommand {
             membership.attach(forward: { request, done in follower.forward(request) { result in done(result.mapError { $0 as any Error }) } },
                               alterPartition: { partition, proposal, done in follower.alterPartition(proposal, for: partition, done: done) })
             let markers = MarkerSender(broker: broker, node: config.nodeID, logger: logger)
-            membership.attach(sendMarkers: { leader, request in await markers.send(to: leader, request) })
+            membership.attach(sendMarkers: { leader, request in await markers.send(to: leader, request) },
+                              allocateProducerIDs: { done in follower.allocateProducerIDs(done: done) })
             replicas.start()
             let fetcher = ReplicaFetcher(broker: broker, node: config.nodeID, logger: logger)
             let addresses = try started.start()

@@ -866,6 +866,33 @@ def produce_v11(port: int, topic: str):
     return send_and_decode(port, request, ProduceResponse[11])
 
 
+@pytest.mark.timeout(120)
+def test_producer_ids_come_from_the_controllers_blocks(cluster):
+    """Every broker hands out producer ids from blocks the controller allocated in the metadata
+    log (AllocateProducerIds): ids from different brokers never collide, and stay small."""
+    from kafka.protocol.producer import InitProducerIdRequest, InitProducerIdResponse
+    cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+    ids = {}
+    for node in cluster.nodes.values():
+        got = []
+        deadline = time.monotonic() + 30
+        while len(got) < 3:
+            request = InitProducerIdRequest[4](transactional_id=None, transaction_timeout_ms=60000, producer_id=-1, producer_epoch=-1)
+            request.with_header(correlation_id=3, client_id="pid")
+            answer = send_and_decode(node.broker_port, request, InitProducerIdResponse[4])
+            if answer.error_code == 0:
+                got.append(answer.producer_id)
+            else:
+                assert answer.error_code == 15, answer  # COORDINATOR_NOT_AVAILABLE until the first block comes
+                assert time.monotonic() < deadline, answer
+                time.sleep(0.2)
+        ids[node.node_id] = got
+    every = [i for got in ids.values() for i in got]
+    assert len(set(every)) == len(every), ids
+    assert all(0 <= i < 1_000_000 for i in every), ids
+    assert all(got == sorted(got) for got in ids.values()), ids
+
+
 def offset_fetch_error(port: int, group: str) -> int:
     """The group error of an OffsetFetch v2 for no topic, sent to one broker as raw bytes."""
     import socket
