@@ -169,9 +169,26 @@ extension Partition {
 
     func loadReplicaState(_ log: PartitionLog) -> ReplicaState {
         let epochs = (try? ReplicaCheckpoints.readLeaderEpochs(directory: logDirectory)) ?? LeaderEpochCache()
-        // The HW is not kept across restarts yet: it starts at 0 and the leader's answers (or the
-        // followers' fetches) raise it again; nothing above it was promised by this replica.
+        // The HW starts at 0 unless the replica manager restores the checkpointed one
+        // (`restoreHighWatermark`); the leader's answers (or the followers' fetches) raise it.
         return ReplicaState(epochs: epochs, followerHighWatermark: .zero, leading: nil)
+    }
+
+    /// At start, the HW this replica had (`replication-offset-checkpoint`): what it had
+    /// acknowledged or learned as committed, so consumers of a restarted leader read it at once.
+    /// Never above the log end, never lowers a HW already known.
+    public func restoreHighWatermark(_ offset: Offset) {
+        state.withLock { s in
+            var replica = s.replica ?? loadReplicaState(s.log)
+            guard replica.leading == nil else { return }
+            replica.followerHighWatermark = max(replica.followerHighWatermark, min(offset, s.log.logEndOffset))
+            s.replica = replica
+        }
+    }
+
+    /// The HW to checkpoint (nil for a partition that does not replicate).
+    public var checkpointHighWatermark: Offset? {
+        state.withLock { s in s.replica.map { min($0.highWatermark, s.log.logEndOffset) } }
     }
 
     func saveEpochs(_ epochs: LeaderEpochCache) {

@@ -28,6 +28,12 @@ public final class ReplicaManager: Sendable {
     let stopped = Mutex(false)
     /// How often leaders look for ISR changes to propose.
     static let proposalIntervalMs = 250
+    /// How often the partitions' HWs are written to `replication-offset-checkpoint` (and at stop),
+    /// in proposal passes (Kafka's replica.high.watermark.checkpoint.interval.ms is 5 s).
+    static let checkpointEveryPasses = 20
+    let passes = Mutex(0)
+    /// The checkpointed HWs read at start, restored to each partition before its first role.
+    let restoring: Mutex<[String: Offset]>
 
     public init(broker: Broker, node: NodeID) {
         self.broker = broker
@@ -35,6 +41,24 @@ public final class ReplicaManager: Sendable {
         path = broker.config.logDirs[0] + "/cluster-topics"
         let text = (try? FileSystem.readFile(path)) ?? nil
         made = Mutex(Set((text ?? "").split(separator: "\n").compactMap { KafkaUUID(String($0)) }))
+        let marks = (try? ReplicaCheckpoints.readHighWatermarks(logDirectory: broker.config.logDirs[0])) ?? []
+        restoring = Mutex(Dictionary(marks.map { ("\($0.topic)-\($0.partition)", $0.offset) }, uniquingKeysWith: max))
+    }
+
+    /// Writes every replicating partition's HW to `replication-offset-checkpoint` in the first
+    /// log directory.
+    func checkpointHighWatermarks() {
+        var marks: [ReplicaCheckpoints.HighWatermark] = []
+        for topic in broker.topics.allTopics() {
+            for partition in topic.partitions {
+                if let high = partition.checkpointHighWatermark {
+                    marks.append(.init(topic: topic.name, partition: partition.index, offset: high))
+                }
+            }
+        }
+        do { try ReplicaCheckpoints.writeHighWatermarks(marks, logDirectory: broker.config.logDirs[0]) } catch {
+            broker.logger.warning("cannot write the high watermark checkpoint: \(error)")
+        }
     }
 
     /// The broker's image moved; only an image holding this broker's current registration is
@@ -51,12 +75,20 @@ public final class ReplicaManager: Sendable {
     /// Starts the leaders' ISR proposals (AlterPartition), every `proposalIntervalMs`.
     public func start() { scheduleProposals() }
 
-    public func stop() { stopped.withLock { $0 = true } }
+    public func stop() {
+        stopped.withLock { $0 = true }
+        queue.sync { checkpointHighWatermarks() }
+    }
 
     func scheduleProposals() {
         queue.asyncAfter(deadline: .now() + .milliseconds(Self.proposalIntervalMs)) { [self] in
             guard !stopped.withLock({ $0 }) else { return }
             proposeISRChanges()
+            let due = passes.withLock { n -> Bool in
+                n += 1
+                return n % Self.checkpointEveryPasses == 0
+            }
+            if due { checkpointHighWatermarks() }
             scheduleProposals()
         }
     }
@@ -117,6 +149,7 @@ public final class ReplicaManager: Sendable {
                 if hosted.overrides != configs { try topics.setConfigs(name: topic.name, overrides: configs, validateOnly: false) }
                 let replication = replicationConfig(configs)
                 for (index, partition) in hosted.partitions.enumerated() where index < topic.partitions.count {
+                    if let high = restoring.withLock({ $0.removeValue(forKey: partition.name) }) { partition.restoreHighWatermark(high) }
                     let before = partition.isReplicating ? partition.role : nil
                     update(partition, to: topic.partitions[index], replication)
                     coordinatorsFollow(topic.name, index, from: before, to: partition.role)

@@ -112,6 +112,7 @@ struct Serve: ParsableCommand {
         }
         var server: BrookServer?
         var lifecycle: BrokerLifecycle?
+        var replicaManager: ReplicaManager?
         if config.processRoles.contains(.broker) {
             guard !config.clientListeners.isEmpty else { throw ValidationError("a broker needs a listener that is not a controller listener") }
             let broker = try Broker(config: config, logger: logger)
@@ -142,18 +143,20 @@ struct Serve: ParsableCommand {
             follower.start()
             fetcher.start()
             lifecycle = follower
+            replicaManager = replicas
             logger.notice("Brook \(Version.brook) broker \(config.nodeID) of cluster \(broker.clusterID) listening on \(addresses.map { "\($0)" }.joined(separator: ", ")), controllers \(votersText)")
         }
         let roles = config.processRoles.map(\.rawValue).sorted().joined(separator: ",")
         logger.notice("node \(config.nodeID) runs as \(roles)")
         // SIGTERM: a broker leaves first (its leaderships move), then stops serving; the
         // controller stops last, so that it can still decide on the broker's departure.
-        let (stopDriver, stopServer, stopLifecycle) = (driver, server, lifecycle)
+        let (stopDriver, stopServer, stopLifecycle, stopReplicas) = (driver, server, lifecycle, replicaManager)
         runUntilSignalled(logger: logger) {
             if let lifecycle = stopLifecycle {
                 let agreed = lifecycle.shutDown(timeoutMs: max(5000, config.brokerSessionTimeoutMs))
                 logger.notice(agreed ? "controlled shutdown done" : "controlled shutdown not confirmed in time; stopping anyway")
             }
+            stopReplicas?.stop()  // the last HW checkpoint
             stopServer?.shutdown()
             stopDriver?.shutdown()
             logger.notice("stopped cleanly")

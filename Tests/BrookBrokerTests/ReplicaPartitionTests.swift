@@ -294,6 +294,32 @@ import Testing
     /// Found in review: the aborts a follower copied were in its producer state only, not in the
     /// `.txnindex`; after a restart (the snapshot at the log end) read_committed no longer listed
     /// them, and a consumer of the follower made leader saw the aborted records.
+    @Test func aRestartedLeaderServesUpToItsCheckpointedHighWatermark() throws {
+        var (h, p) = try clusterPartition()
+        defer { h.close() }
+        p.becomeFollower(leader: NodeID(2), epoch: LeaderEpoch(1))
+        try p.appendFromLeader(ByteBuffer(bytes: leaderBatch(base: 0, count: 3, epoch: 1) + leaderBatch(base: 3, count: 2, epoch: 1)),
+                               leaderHighWatermark: Offset(3))
+        #expect(p.checkpointHighWatermark == Offset(3))
+        // Without the checkpoint a new leader with a follower in its ISR starts at HW 0 ...
+        h = try restart(h)
+        p = try #require(h.broker.topics.partition("r", 0))
+        lead(p, epoch: 2, replicas: [1, 2], isr: [1, 2])
+        #expect(p.offsets.highWatermark == .zero)
+        // ... with it, at what it had (and never past its log end).
+        h = try restart(h)
+        p = try #require(h.broker.topics.partition("r", 0))
+        p.restoreHighWatermark(Offset(3))
+        p.restoreHighWatermark(Offset(1))
+        lead(p, epoch: 3, replicas: [1, 2], isr: [1, 2])
+        #expect(p.offsets.highWatermark == Offset(3))
+        #expect(try p.read(from: .zero, maxBytes: 1 << 20, minOneBatch: true).slice.length > 0)
+        h = try restart(h)
+        p = try #require(h.broker.topics.partition("r", 0))
+        p.restoreHighWatermark(Offset(99))
+        #expect(p.checkpointHighWatermark == Offset(5))
+    }
+
     @Test func theAbortsAFollowerCopiedSurviveARestart() throws {
         var (h, p) = try clusterPartition()
         defer { h.close() }
