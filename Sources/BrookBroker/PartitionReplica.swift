@@ -168,7 +168,16 @@ extension Partition {
     }
 
     func loadReplicaState(_ log: PartitionLog) -> ReplicaState {
-        let epochs = (try? ReplicaCheckpoints.readLeaderEpochs(directory: logDirectory)) ?? LeaderEpochCache()
+        // The epoch cache from its checkpoint; rebuilt from the log's batches when that is
+        // missing or unreadable (an empty cache would skip the divergence check); epochs said to
+        // start past the log end (a crash between the checkpoint and the log's flush) go.
+        var epochs = (try? ReplicaCheckpoints.readLeaderEpochs(directory: logDirectory)) ?? LeaderEpochCache()
+        let before = epochs
+        if epochs.entries.isEmpty && log.logEndOffset > log.logStartOffset {
+            epochs = (try? LeaderEpochCache.rebuilt(from: log)) ?? epochs
+        }
+        epochs.truncate(from: log.logEndOffset + 1)
+        if epochs != before { saveEpochs(epochs) }
         // The HW starts at 0 unless the replica manager restores the checkpointed one
         // (`restoreHighWatermark`); the leader's answers (or the followers' fetches) raise it.
         return ReplicaState(epochs: epochs, followerHighWatermark: .zero, leading: nil)

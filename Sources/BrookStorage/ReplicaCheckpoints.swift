@@ -1,4 +1,5 @@
 import BrookCore
+import BrookRecords
 
 /// The small files a replicated partition keeps beside its segments, in Kafka's formats so that
 /// the layout reads the same to a Kafka operator:
@@ -123,4 +124,32 @@ public enum ReplicaCheckpoints {
 
 private extension Substring {
     var trimmingSpaces: String { String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed()) }
+}
+
+extension LeaderEpochCache {
+    /// The cache as the log's batches say it (each batch carries the epoch of the leader that
+    /// wrote it): what a replica uses when its `leader-epoch-checkpoint` is missing or
+    /// unreadable, as Kafka rebuilds it at load. Reads the whole log once.
+    public static func rebuilt(from log: PartitionLog) throws(StorageError) -> LeaderEpochCache {
+        var cache = LeaderEpochCache()
+        var next = log.logStartOffset
+        let end = log.logEndOffset
+        while next < end {
+            let slice = try log.read(from: next, maxBytes: 1 << 20, upperBound: end, minOneBatch: true)
+            guard !slice.isEmpty else { break }
+            let bytes = try slice.readBytes()
+            let before = next
+            bytes.withUnsafeReadableBytes { raw in
+                _ = RecordBatchHeader.forEachBatch(in: raw) { header, _ in
+                    next = header.nextOffset
+                    let epoch = header.partitionLeaderEpoch
+                    if epoch >= LeaderEpoch(0), cache.latestEpoch.map({ epoch > $0 }) ?? true {
+                        cache.assign(epoch, startOffset: header.baseOffset)
+                    }
+                }
+            }
+            guard next > before else { break }
+        }
+        return cache
+    }
 }

@@ -57,7 +57,7 @@ struct DevCluster: ParsableCommand {
             ] + set
             try (lines.joined(separator: "\n") + "\n").write(toFile: props, atomically: true, encoding: .utf8)
             let log = root + "/node\(node).log"
-            if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+            if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
             let out = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
             out.seekToEndOfFile()
             let child = Process()

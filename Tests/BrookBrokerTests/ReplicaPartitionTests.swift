@@ -320,6 +320,30 @@ import Testing
         #expect(p.checkpointHighWatermark == Offset(5))
     }
 
+    @Test func aLostEpochCheckpointIsRebuiltFromTheLogAndEntriesPastItsEndGo() throws {
+        var (h, p) = try clusterPartition()
+        defer { h.close() }
+        p.becomeFollower(leader: NodeID(2), epoch: LeaderEpoch(3))
+        try p.appendFromLeader(ByteBuffer(bytes: leaderBatch(base: 0, count: 2, epoch: 1) + leaderBatch(base: 2, count: 2, epoch: 3)),
+                               leaderHighWatermark: Offset(4))
+        #expect(p.followerPosition.lastEpoch == LeaderEpoch(3))
+        let checkpoint = p.logDirectory + "/" + ReplicaCheckpoints.leaderEpochFileName
+        // Lost: rebuilt from the batches' epochs (an empty cache would skip the divergence check).
+        h = try restart(h)
+        try FileSystem.remove(checkpoint)
+        p = try #require(h.broker.topics.partition("r", 0))
+        #expect(p.followerPosition.lastEpoch == LeaderEpoch(3))
+        #expect(try ReplicaCheckpoints.readLeaderEpochs(directory: p.logDirectory).entries.map(\.description) == ["1@0", "3@2"])
+        // An entry past the log end (written before a crash lost the records): dropped at load.
+        h = try restart(h)
+        try ReplicaCheckpoints.writeLeaderEpochs(LeaderEpochCache(entries: [.init(epoch: LeaderEpoch(1), startOffset: .zero),
+                                                                            .init(epoch: LeaderEpoch(3), startOffset: Offset(2)),
+                                                                            .init(epoch: LeaderEpoch(5), startOffset: Offset(9))]),
+                                                 directory: p.logDirectory)
+        p = try #require(h.broker.topics.partition("r", 0))
+        #expect(p.followerPosition.lastEpoch == LeaderEpoch(3))
+    }
+
     @Test func theAbortsAFollowerCopiedSurviveARestart() throws {
         var (h, p) = try clusterPartition()
         defer { h.close() }
