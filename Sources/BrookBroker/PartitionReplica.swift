@@ -322,6 +322,19 @@ extension Partition {
         }
     }
 
+    /// The leader's log start moved (DeleteRecords, retention there): a follower's moves with it,
+    /// as far as its own log reaches, so that records deleted on the leader go here too.
+    public func followLeaderLogStart(_ leaderLogStart: Offset) throws(StorageError) {
+        try state.withLock { (s: inout Locked) throws(StorageError) in
+            guard var replica = s.replica, replica.leading == nil,
+                  leaderLogStart > s.log.logStartOffset, leaderLogStart <= s.log.logEndOffset else { return }
+            let start = try s.log.deleteRecords(before: leaderLogStart)
+            replica.epochs.truncate(before: start)
+            saveEpochs(replica.epochs)
+            s.replica = replica
+        }
+    }
+
     /// OffsetForLeaderEpoch (KIP-101/320) from the leader-epoch cache: the largest epoch not above
     /// `requested` and the offset where it ended (the log end for the leading epoch); nil when
     /// unknown (Kafka's UNDEFINED). A single node has one epoch: every epoch up to it ends at the

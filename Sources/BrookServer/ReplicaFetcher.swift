@@ -172,6 +172,7 @@ public final class ReplicaFetcher: Sendable {
             var records = ByteBuffer()
             if case .bytes(let bytes)? = data.records { records = bytes }
             try partition.appendFromLeader(records, leaderHighWatermark: data.highWatermark)
+            if data.logStartOffset >= .zero { try partition.followLeaderLogStart(data.logStartOffset) }
             return true
         } catch {
             logger.error("\(partition.name): cannot write what the leader sent: \(error)")

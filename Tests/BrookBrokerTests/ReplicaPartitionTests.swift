@@ -344,6 +344,22 @@ import Testing
         #expect(p.followerPosition.lastEpoch == LeaderEpoch(3))
     }
 
+    @Test func aFollowersLogStartFollowsTheLeaders() throws {
+        let (h, p) = try clusterPartition()
+        defer { h.close() }
+        p.becomeFollower(leader: NodeID(2), epoch: LeaderEpoch(1))
+        try p.appendFromLeader(ByteBuffer(bytes: leaderBatch(base: 0, count: 3, epoch: 1) + leaderBatch(base: 3, count: 3, epoch: 1)),
+                               leaderHighWatermark: Offset(6))
+        try p.followLeaderLogStart(Offset(4))
+        #expect(p.offsets.logStart == Offset(4))
+        try p.followLeaderLogStart(Offset(2))  // never back
+        try p.followLeaderLogStart(Offset(50))  // not past this replica's end (restartAtLeaderLogStart does that)
+        #expect(p.offsets.logStart == Offset(4))
+        lead(p, epoch: 2)
+        try p.followLeaderLogStart(Offset(5))  // a leader's own log start is its business
+        #expect(p.offsets.logStart == Offset(4))
+    }
+
     @Test func theAbortsAFollowerCopiedSurviveARestart() throws {
         var (h, p) = try clusterPartition()
         defer { h.close() }
