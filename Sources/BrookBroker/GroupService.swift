@@ -108,7 +108,15 @@ public final class GroupService: Sendable {
             dropGroups(ofPartition: index, &s)
             s.loading.insert(index)
         }
-        do { try load(only: index) } catch { logger.error("cannot load groups of \(Self.offsetsTopic)-\(index): \(error)") }
+        do { try load(only: index) } catch {
+            // Not coordinated here rather than coordinated without its committed offsets.
+            logger.error("cannot load groups of \(Self.offsetsTopic)-\(index): \(error); not coordinating them")
+            state.withLock { s in
+                s.loading.remove(index)
+                dropGroups(ofPartition: index, &s)
+            }
+            return
+        }
         state.withLock { s in
             s.loading.remove(index)
             s.owned.insert(index)
@@ -347,8 +355,10 @@ public final class GroupService: Sendable {
     /// TxnOffsetCommit (the transaction coordinator checked the producer): the offsets go to the
     /// group's `__consumer_offsets` partition in a transactional batch of the producer, and wait
     /// there for the transaction's marker.
-    public func commitTransactional(groupID: String, producerID: ProducerID, epoch: ProducerEpoch,
-                                    offsets: [(TopicPartition, CommittedOffset)]) -> [TopicPartition: ErrorCode] {
+    /// Returns the codes and, in a cluster, the write the answer waits for (the ISR must have
+    /// it, as for OffsetCommit).
+    func commitTransactional(groupID: String, producerID: ProducerID, epoch: ProducerEpoch,
+                             offsets: [(TopicPartition, CommittedOffset)]) -> ([TopicPartition: ErrorCode], [InternalWrite]) {
         var errors: [TopicPartition: ErrorCode] = [:]
         var accepted: [(TopicPartition, CommittedOffset)] = []
         for (tp, committed) in offsets {
@@ -359,10 +369,10 @@ public final class GroupService: Sendable {
                 accepted.append((tp, committed))
             }
         }
-        guard !accepted.isEmpty else { return errors }
+        guard !accepted.isEmpty else { return (errors, []) }
         let now = clock.now()
         return state.withLock { s in
-            if let code = notCoordinating(groupID, s) { return errors.mapValues { $0 == .none ? code : $0 } }
+            if let code = notCoordinating(groupID, s) { return (errors.mapValues { $0 == .none ? code : $0 }, []) }
             do throws(Partition.AppendError) {
                 let partition: Partition
                 do throws(StorageError) { partition = try offsetsTopic.partition(for: groupID) } catch { throw .storage(error) }
@@ -373,14 +383,14 @@ public final class GroupService: Sendable {
                 var buffer = ByteBuffer(bytes: RecordBatchBuilder.build(
                     baseOffset: .zero, records: records, attributes: BatchAttributes(transactional: true),
                     producer: .init(id: producerID, epoch: epoch, baseSequence: -1)))
-                _ = try partition.appendForTransaction(&buffer, now: now.ms)
+                let result = try partition.appendForTransaction(&buffer, now: now.ms)
                 s.coordinator.addPendingTxnOffsets(producerID: producerID, groupID: groupID, accepted)
-                return errors
+                return (errors, isCluster ? [InternalWrite(partition: partition, end: result.lastOffset + 1)] : [])
             } catch {
                 logger.error("writing transactional offsets of group \(groupID): \(error)")
                 let code: ErrorCode
                 if case .producer(let c, _) = error { code = c } else { code = .coordinatorNotAvailable }
-                return errors.mapValues { $0 == .none ? code : $0 }
+                return (errors.mapValues { $0 == .none ? code : $0 }, [])
             }
         }
     }

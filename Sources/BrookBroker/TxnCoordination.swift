@@ -79,6 +79,8 @@ extension TxnService {
         guard let count = stateTopic.partitionCountNow else { return }
         for id in s.coordinator.txns.keys where InternalTopic.partitionIndex(for: id, partitions: count) == index {
             s.coordinator.replay(id, nil)
+            // A delivery still running sees the change of epoch and stops; a new one may start.
+            s.delivering[id] = nil
         }
     }
 
@@ -89,7 +91,38 @@ extension TxnService {
     /// reached the ISR.
     func complete(_ plan: MarkerPlan, after written: [InternalWrite]) {
         guard isCluster else { return finish(plan) }
-        Task { await deliver(plan, after: written) }
+        let id = plan.transactionalID
+        let token = state.withLock { s -> UInt64? in
+            guard s.delivering[id] == nil else { return nil }
+            s.deliveries += 1
+            s.delivering[id] = s.deliveries
+            return s.deliveries
+        }
+        guard let token else { return }
+        Task {
+            await deliver(plan, after: written, token: token)
+            state.withLock { s in if s.delivering[id] == token { s.delivering[id] = nil } }
+        }
+    }
+
+    /// Every prepared transaction this broker coordinates has a delivery running: one that
+    /// stopped early (its state did not reach the ISR in time, a write failed) starts again.
+    func resumeDeliveries() {
+        guard let count = stateTopic.partitionCountNow else { return }
+        let plans = state.withLock { s in
+            s.coordinator.unfinished.filter { plan in
+                s.delivering[plan.transactionalID] == nil
+                    && s.owned[InternalTopic.partitionIndex(for: plan.transactionalID, partitions: count)] != nil
+            }
+        }
+        for plan in plans { complete(plan, after: []) }
+    }
+
+    /// The delivery of `plan` may go on: this broker still coordinates its transaction in
+    /// `epoch`, and the transaction is still the prepared one (not finished by another delivery).
+    func stillDelivering(_ plan: MarkerPlan, epoch: LeaderEpoch) -> Bool {
+        guard coordinatorEpoch(of: plan.transactionalID) == epoch else { return false }
+        return state.withLock { $0.coordinator.metadata(plan.transactionalID) == plan.prepared }
     }
 
     /// Writes one marker to a partition this broker leads (WriteTxnMarkers, or a coordinator's
@@ -122,18 +155,25 @@ extension TxnService {
     /// Sends a transaction's markers until every partition has them (or is gone), then writes
     /// its completion. Stops when this broker no longer coordinates the transaction: the new
     /// coordinator finds it prepared and finishes it.
-    func deliver(_ plan: MarkerPlan, after written: [InternalWrite]) async {
+    func deliver(_ plan: MarkerPlan, after written: [InternalWrite], token: UInt64) async {
+        // The epoch this delivery works in: a new leadership (even of this broker) starts its own.
+        guard let coordinatorEpoch = coordinatorEpoch(of: plan.transactionalID) else { return }
         for write in written {
-            let code = await write.partition.highWatermark(reaching: write.end, timeoutMs: InternalWrite.writeTimeoutMs)
-            guard code == .none else {
-                logger.warning("transaction \(plan.transactionalID): its \(plan.prepared.status.name) state did not reach the ISR (\(code)); left to the next coordinator")
-                return
+            while true {
+                let code = await write.partition.highWatermark(reaching: write.end, timeoutMs: InternalWrite.writeTimeoutMs)
+                if code == .none { break }
+                guard stillDelivering(plan, epoch: coordinatorEpoch) else {
+                    logger.info("transaction \(plan.transactionalID): no longer its coordinator; the new one finishes it")
+                    return
+                }
+                logger.warning("transaction \(plan.transactionalID): its \(plan.prepared.status.name) state has not reached the ISR yet (\(code)); waiting")
+                try? await Task.sleep(nanoseconds: 500_000_000)
             }
         }
         var remaining = plan.partitions
         var backOffMs: UInt64 = 20
         while !remaining.isEmpty {
-            guard let coordinatorEpoch = coordinatorEpoch(of: plan.transactionalID) else {
+            guard stillDelivering(plan, epoch: coordinatorEpoch) else {
                 logger.info("transaction \(plan.transactionalID): no longer its coordinator; the new one finishes it")
                 return
             }
@@ -153,7 +193,9 @@ extension TxnService {
                                            : await send(plan, targets, coordinatorEpoch, to: leader)
                 for target in targets {
                     switch codes[target] ?? .requestTimedOut {
-                    case .none, .unknownTopicOrPartition: break
+                    // (A deleted topic was dropped above, from this broker's image; a leader that
+                    // does not know the partition yet is behind, and asked again.)
+                    case .none: break
                     case .producerFenced, .invalidProducerEpoch, .transactionCoordinatorFenced:
                         logger.warning("transaction \(plan.transactionalID): \(target) refused its marker as stale; dropped")
                     default: again.append(target)
@@ -167,11 +209,18 @@ extension TxnService {
             }
         }
         let time = clock.now()
+        let index = stateTopic.partitionCountNow.map { InternalTopic.partitionIndex(for: plan.transactionalID, partitions: $0) }
         state.withLock { s in
-            guard notCoordinating(plan.transactionalID, s) == nil,
-                  let m = s.coordinator.completeEnd(transactionalID: plan.transactionalID, now: time.ms) else { return }
+            guard let index, s.owned[index] == coordinatorEpoch, !s.loading.contains(index),
+                  s.coordinator.metadata(plan.transactionalID) == plan.prepared else { return }
+            let before = s.coordinator
+            guard let m = s.coordinator.completeEnd(transactionalID: plan.transactionalID, now: time.ms) else { return }
+            // Done with it in the same step: the producer's next transaction may end at once.
+            if s.delivering[plan.transactionalID] == token { s.delivering[plan.transactionalID] = nil }
             do { try write([(plan.transactionalID, m)]) } catch {
+                // Still prepared: resumeDeliveries sends the markers again (they change nothing twice).
                 logger.error("writing transaction state of \(plan.transactionalID): \(error)")
+                s.coordinator = before
             }
         }
     }

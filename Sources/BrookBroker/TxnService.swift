@@ -34,6 +34,10 @@ public final class TxnService: Sendable {
         /// and whether one has been asked for.
         var nextBlock: IDBlock?
         var blockAsked = false
+        /// In a cluster: the transactions whose markers are being delivered, each by one task
+        /// (its token), so that none is delivered twice and none is forgotten.
+        var delivering: [String: UInt64] = [:]
+        var deliveries: UInt64 = 0
     }
 
     /// The next producer id to hand out, and the end of the block reserved on disk.
@@ -208,6 +212,8 @@ public final class TxnService: Sendable {
             defer { if cluster { refillProducerIDs() } }
             let outcome = state.withLock { s -> TxnCoordinator.InitOutcome in
                 if let id = transactionalID, let code = notCoordinating(id, s) { return .refused(code) }
+                // A state not written is not kept (as Kafka's coordinator reverts it).
+                let before = s.coordinator
                 var (ids, next) = (s.ids, s.nextBlock)
                 let outcome = s.coordinator.initProducerID(transactionalID: transactionalID, timeoutMs: timeoutMs,
                                                            expected: expected, now: now) {
@@ -218,11 +224,13 @@ public final class TxnService: Sendable {
                 case .ready(let pid, let epoch, let m?):
                     do { written = try write([(m.transactionalID, m)]) } catch {
                         logger.error("writing transaction state of \(m.transactionalID): \(error)")
+                        s.coordinator = before
                         return .refused(.coordinatorNotAvailable)
                     }
                     return .ready(pid, epoch, write: nil)
                 case .abortFirst(let plan):
                     do { written = try write([(plan.transactionalID, plan.prepared)]) } catch {
+                        s.coordinator = before
                         return .refused(.coordinatorNotAvailable)
                     }
                     return outcome
@@ -251,11 +259,13 @@ public final class TxnService: Sendable {
         let now = self.now
         return state.withLock { s in
             if let code = notCoordinating(transactionalID, s) { return (code, []) }
+            let before = s.coordinator
             let (code, m) = s.coordinator.addPartitions(transactionalID: transactionalID, producerID: producerID, epoch: epoch,
                                                         partitions: partitions, now: now)
             guard let m else { return (code, []) }
             do { return (code, try write([(transactionalID, m)])) } catch {
                 logger.error("writing transaction state of \(transactionalID): \(error)")
+                s.coordinator = before
                 return (.coordinatorNotAvailable, [])
             }
         }
@@ -275,15 +285,15 @@ public final class TxnService: Sendable {
     }
 
     /// TxnOffsetCommit: allowed to the producer whose open transaction holds the group's partition.
-    public func commitOffsets(transactionalID: String, groupID: String, producerID: ProducerID, epoch: ProducerEpoch,
-                              offsets: [(TopicPartition, CommittedOffset)]) -> [TopicPartition: ErrorCode] {
+    func commitOffsets(transactionalID: String, groupID: String, producerID: ProducerID, epoch: ProducerEpoch,
+                       offsets: [(TopicPartition, CommittedOffset)]) -> ([TopicPartition: ErrorCode], [InternalWrite]) {
         guard let target = offsetsPartition(for: groupID) else {
-            return Dictionary(offsets.map { ($0.0, ErrorCode.coordinatorNotAvailable) }, uniquingKeysWith: { a, _ in a })
+            return (Dictionary(offsets.map { ($0.0, ErrorCode.coordinatorNotAvailable) }, uniquingKeysWith: { a, _ in a }), [])
         }
         if let problem = verify(transactionalID: transactionalID, producerID: producerID, epoch: epoch, partition: target) {
             // Kafka names a fenced producer so here; a missing AddOffsetsToTxn is a state error.
             let code: ErrorCode = problem == .invalidProducerEpoch ? .producerFenced : problem
-            return Dictionary(offsets.map { ($0.0, code) }, uniquingKeysWith: { a, _ in a })
+            return (Dictionary(offsets.map { ($0.0, code) }, uniquingKeysWith: { a, _ in a }), [])
         }
         return groups.commitTransactional(groupID: groupID, producerID: producerID, epoch: epoch, offsets: offsets)
     }
@@ -299,11 +309,13 @@ public final class TxnService: Sendable {
         var written: [InternalWrite] = []
         let outcome = state.withLock { s -> TxnCoordinator.EndOutcome in
             if let code = notCoordinating(transactionalID, s) { return .refused(code) }
+            let before = s.coordinator
             let outcome = s.coordinator.prepareEnd(transactionalID: transactionalID, producerID: producerID, epoch: epoch,
                                                    commit: commit, bumpEpoch: bumpEpoch, now: now)
             if case .markers(let plan) = outcome {
                 do { written = try write([(transactionalID, plan.prepared)]) } catch {
                     logger.error("writing transaction state of \(transactionalID): \(error)")
+                    s.coordinator = before
                     return .refused(.coordinatorNotAvailable)
                 }
             }
@@ -364,14 +376,19 @@ public final class TxnService: Sendable {
         if isCluster { refillProducerIDs() }
         let now = self.now
         let (aborts, written) = state.withLock { s -> ([MarkerPlan], [InternalWrite]) in
+            let before = s.coordinator
             let (aborts, removed) = s.coordinator.tick(now: now)
+            guard !aborts.isEmpty || !removed.isEmpty else { return ([], []) }
             do {
                 return (aborts, try write(aborts.map { ($0.transactionalID, $0.prepared) } + removed.map { ($0, nil) }))
             } catch {
+                // Tried again at a later tick.
                 logger.error("writing timed-out transactions: \(error)")
-                return (aborts, [])
+                s.coordinator = before
+                return ([], [])
             }
         }
+        if isCluster { resumeDeliveries() }
         for plan in aborts {
             logger.info("transaction \(plan.transactionalID) timed out; aborting it and fencing producer \(plan.producerID) with epoch \(plan.epoch)")
             complete(plan, after: written)

@@ -127,7 +127,9 @@ extension ClusterController {
         // The last target replica of a reassignment came in: it completes in the same entry.
         var grown = partition
         grown.isr = isr
-        if let done = Self.completion(request.partition, grown) { records.append(done) }
+        if let done = Self.completion(request.partition, grown, isActive: { [image] in image.brokers[$0]?.isActive ?? false }) {
+            records.append(done)
+        }
         let decision = decide(records, ErrorCode.none)
         return Decision(records: decision.records, answer: (.none, image.partition(request.partition)))
     }

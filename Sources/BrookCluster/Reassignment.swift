@@ -44,7 +44,8 @@ extension ClusterController {
             let original = partition.replicas.filter { !partition.adding.contains($0) }
             let change: [MetadataRecord]
             if let target = request.replicas {
-                guard !target.isEmpty, Set(target).count == target.count, target.allSatisfy({ scratch.brokers[$0] != nil }) else {
+                guard !target.isEmpty, target.count <= Self.replicasMax, Set(target).count == target.count,
+                      target.allSatisfy({ scratch.brokers[$0] != nil }) else {
                     answer(.invalidReplicaAssignment, "The replicas \(target) name an unknown broker, or one twice, or none.")
                     continue
                 }
@@ -52,13 +53,13 @@ extension ClusterController {
                     answer(.invalidReplicationFactor, "The reassignment changes the replication factor from \(original.count) to \(target.count).")
                     continue
                 }
-                change = Self.reassignment(key, partition, from: original, to: target)
+                change = Self.reassignment(key, partition, from: original, to: target, isActive: { scratch.brokers[$0]?.isActive ?? false })
             } else {
                 guard partition.reassignmentTarget != nil else {
                     answer(.noReassignmentInProgress, "No reassignment of this partition is running.")
                     continue
                 }
-                guard let back = Self.finish(key, partition, replicas: original) else {
+                guard let back = Self.finish(key, partition, replicas: original, isActive: { scratch.brokers[$0]?.isActive ?? false }) else {
                     answer(.invalidReplicaAssignment, "No original replica is in sync; the reassignment cannot be cancelled now.")
                     continue
                 }
@@ -71,7 +72,10 @@ extension ClusterController {
             do {
                 try scratch.apply(change, at: MetadataOffset(scratch.offset.value + 1))
             } catch {
-                preconditionFailure("a reassignment's records do not apply: \(error)")
+                // Never expected; refused rather than trusted (a record that does not apply
+                // would stop the controller).
+                answer(.invalidReplicaAssignment, "The reassignment cannot be applied: \(error)")
+                continue
             }
             records += change
             answer(.none)
@@ -79,17 +83,23 @@ extension ClusterController {
         return decide(records, answers)
     }
 
-    /// The records that start moving `partition` from `original` to `target`, and complete it
-    /// at once when the target is already in sync.
-    static func reassignment(_ key: TopicIDPartition, _ partition: PartitionInfo, from original: [NodeID], to target: [NodeID]) -> [MetadataRecord] {
+    /// At most this many replicas per partition (the quorum's wire and Kafka's practice).
+    public static let replicasMax = 64
+
+    /// The records that start moving `partition` from `original` (its replicas before any move)
+    /// to `target`, and complete it at once when the target is already in sync. A move that
+    /// replaces a running one keeps every replica assigned now until it completes (one being
+    /// added may already be in the ISR).
+    static func reassignment(_ key: TopicIDPartition, _ partition: PartitionInfo, from original: [NodeID], to target: [NodeID],
+                             isActive: (NodeID) -> Bool) -> [MetadataRecord] {
         if target == original && partition.reassignmentTarget == nil { return [] }
         var start = PartitionChangeRecord()
         start.topicId = key.topicID
         start.partitionId = key.partition
-        let replicas = target + original.filter { !target.contains($0) }
+        let replicas = target + partition.replicas.filter { !target.contains($0) }
         start.replicas = replicas
         start.addingReplicas = target.filter { !original.contains($0) }
-        start.removingReplicas = original.filter { !target.contains($0) }
+        start.removingReplicas = partition.replicas.filter { !target.contains($0) }
         // The leader stays, in a new epoch (it then tracks the replicas being added).
         if let leader = partition.leader { start.leader = leader }
         var started = partition
@@ -98,19 +108,21 @@ extension ClusterController {
         started.removing = start.removingReplicas ?? []
         if partition.leader != nil { started.leaderEpoch = LeaderEpoch(partition.leaderEpoch.value + 1) }
         started.partitionEpoch = partition.partitionEpoch.next
-        guard let done = completion(key, started) else { return [.partitionChange(start)] }
+        guard let done = completion(key, started, isActive: isActive) else { return [.partitionChange(start)] }
         return [.partitionChange(start), done]
     }
 
     /// The record that completes `partition`'s reassignment: nil unless every target replica is
     /// in the ISR.
-    static func completion(_ key: TopicIDPartition, _ partition: PartitionInfo) -> MetadataRecord? {
+    static func completion(_ key: TopicIDPartition, _ partition: PartitionInfo, isActive: (NodeID) -> Bool) -> MetadataRecord? {
         guard let target = partition.reassignmentTarget, Set(target).isSubset(of: partition.isr) else { return nil }
-        return finish(key, partition, replicas: target)
+        return finish(key, partition, replicas: target, isActive: isActive)
     }
 
-    /// The record that leaves `partition` with `replicas` only (nil when none of them is in sync).
-    static func finish(_ key: TopicIDPartition, _ partition: PartitionInfo, replicas: [NodeID]) -> MetadataRecord? {
+    /// The record that leaves `partition` with `replicas` only (nil when none of them is in
+    /// sync). A leader that goes hands over to the first of them in sync and active (none: no
+    /// leader until a repair finds one).
+    static func finish(_ key: TopicIDPartition, _ partition: PartitionInfo, replicas: [NodeID], isActive: (NodeID) -> Bool) -> MetadataRecord? {
         let isr = partition.isr.filter { replicas.contains($0) }
         guard !isr.isEmpty else { return nil }
         var change = PartitionChangeRecord()
@@ -123,7 +135,7 @@ extension ClusterController {
         if let leader = partition.leader, replicas.contains(leader) {
             change.leader = leader
         } else {
-            change.leader = replicas.first { isr.contains($0) } ?? NodeID(-1)
+            change.leader = replicas.first { isr.contains($0) && isActive($0) } ?? NodeID(-1)
         }
         return .partitionChange(change)
     }

@@ -345,6 +345,34 @@ struct ControllerHarness {
         #expect(rebuilt.partition(key) == h.image.partition(key))
     }
 
+    @Test func aReassignmentReplacingARunningOneKeepsWhatJoinedTheISR() {
+        var h = ControllerHarness()
+        h.startBrokers(4)
+        let id = h.create("m", partitions: 1, rf: 2)
+        let key = TopicIDPartition(id, 0)
+        let before = h.image.partition(key)!
+        let (a, b) = (before.replicas[0], before.replicas[1])
+        let others = [n1, n2, n3, NodeID(4)].filter { !before.replicas.contains($0) }
+        let (c, d) = (others[0], others[1])
+        func reassign(_ replicas: [NodeID]) -> ErrorCode {
+            h.commit(h.controller.reassign([ReassignmentRequest(topic: "m", partition: 0, replicas: replicas)],
+                                           allowReplicationFactorChange: true))[0].error
+        }
+        #expect(reassign([c, d]) == .none)
+        // c catches up and joins the ISR; d has not yet, so the move runs on.
+        let moving = h.image.partition(key)!
+        let grow = AlterPartitionRequest(broker: moving.leader!, brokerEpoch: h.epochs[moving.leader!]!, partition: key,
+                                         proposal: ISRProposal(leaderEpoch: moving.leaderEpoch, partitionEpoch: moving.partitionEpoch,
+                                                               isr: moving.isr + [c]))
+        #expect(h.commit(h.controller.alterPartition(grow)).0 == .none)
+        #expect(h.image.partition(key)!.isr.contains(c) && h.image.partition(key)!.reassignmentTarget == [c, d])
+        // A new move back: c (in the ISR) stays assigned until it completes, which is at once here.
+        #expect(reassign([a, b]) == .none)
+        let back = h.image.partition(key)!
+        #expect(back.replicas == [a, b] && Set(back.isr) == [a, b] && back.reassignmentTarget == nil)
+        #expect(reassign(Array(repeating: a, count: 1) + (0..<70).map { NodeID(Int32(100 + $0)) }) == .invalidReplicaAssignment)
+    }
+
     @Test func controlledShutdownMovesLeadershipsBeforeTheBrokerStops() {
         var h = ControllerHarness()
         h.startBrokers(3)

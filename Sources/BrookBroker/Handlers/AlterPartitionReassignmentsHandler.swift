@@ -29,6 +29,14 @@ struct AlterPartitionReassignmentsHandler: ApiHandler {
             }, allow: allow))
         }
         guard !asked.isEmpty else { return .now(Self.response([], allow: allow)) }
+        // More replicas than a partition may have: refused here, before the quorum's wire.
+        if asked.contains(where: { ($0.replicas?.count ?? 0) > ClusterController.replicasMax }) {
+            return .now(Self.response(asked.map { r in
+                (r.replicas?.count ?? 0) > ClusterController.replicasMax
+                    ? (r.topic, r.partition, .invalidReplicaAssignment, "At most \(ClusterController.replicasMax) replicas.")
+                    : (r.topic, r.partition, .requestTimedOut, "Not sent: another partition of the request was refused.")
+            }, allow: allow))
+        }
         return .later(broker.cluster.forward(.reassign(asked, allowReplicationFactorChange: allow), on: context.eventLoop).map { result in
             switch result {
             case .success(let answers):

@@ -17,14 +17,18 @@ struct TxnOffsetCommitHandler: ApiHandler {
                                                 metadata: p.committedMetadata ?? "", commitTimestamp: now)))
             }
         }
-        let codes = context.broker.transactions.commitOffsets(transactionalID: request.transactionalId, groupID: request.groupId,
-                                                              producerID: request.producerId, epoch: request.producerEpoch,
-                                                              offsets: offsets)
-        return .now(TxnOffsetCommitResponse(throttleTimeMs: 0, topics: request.topics.map { topic in
-            .init(name: topic.name, partitions: topic.partitions.map { p in
-                let code = codes[TopicPartition(topic.name, p.partitionIndex)] ?? .none
-                return .init(partitionIndex: p.partitionIndex, errorCode: TxnErrors.fenced(code, version: version, since: 3).rawValue)
+        let (codes, written) = context.broker.transactions.commitOffsets(
+            transactionalID: request.transactionalId, groupID: request.groupId, producerID: request.producerId,
+            epoch: request.producerEpoch, offsets: offsets)
+        let topics = request.topics
+        // In a cluster the answer waits for the ISR to have the offsets (as OffsetCommit).
+        return InternalWrite.reply(codes, after: written, on: context.eventLoop, failed: { code in codes.mapValues { _ in code } }) { codes in
+            TxnOffsetCommitResponse(throttleTimeMs: 0, topics: topics.map { topic in
+                .init(name: topic.name, partitions: topic.partitions.map { p in
+                    let code = codes[TopicPartition(topic.name, p.partitionIndex)] ?? .none
+                    return .init(partitionIndex: p.partitionIndex, errorCode: TxnErrors.fenced(code, version: version, since: 3).rawValue)
+                })
             })
-        }))
+        }
     }
 }
