@@ -62,26 +62,13 @@ enum ProducerStateFiles {
 
     /// Feeds every batch from `from` to the log end into `state`; returns how many had producers.
     static func replay(log: PartitionLog, from: Offset, into state: inout ProducerState, now: Int64) throws(StorageError) -> Int {
-        var next = from
         var count = 0
-        let end = log.logEndOffset
-        while next < end {
-            let slice = try log.read(from: next, maxBytes: 1 << 20, upperBound: end, minOneBatch: true)
-            guard !slice.isEmpty else { break }
-            let bytes = try slice.readBytes()
-            let before = next
-            bytes.withUnsafeReadableBytes { raw in
-                _ = RecordBatchHeader.forEachBatch(in: raw) { header, batch in
-                    next = header.nextOffset
-                    guard header.lastOffset >= from, header.producerID != .none else { return }
-                    let marker = header.attributes.isControl ? ControlBatch.marker(header, batch: batch) : nil
-                    if header.attributes.isControl && marker == nil { return }
-                    state.appended(ProducerBatch(header, marker: marker), firstOffset: header.baseOffset,
-                                   now: min(now, header.maxTimestamp.ms))
-                    count += 1
-                }
-            }
-            guard next > before else { break }
+        try log.forEachBatch(from: from) { header, batch in
+            guard header.lastOffset >= from, header.producerID != .none else { return }
+            let marker = header.attributes.isControl ? ControlBatch.marker(header, batch: batch) : nil
+            if header.attributes.isControl && marker == nil { return }
+            state.appended(ProducerBatch(header, marker: marker), firstOffset: header.baseOffset, now: min(now, header.maxTimestamp.ms))
+            count += 1
         }
         return count
     }

@@ -16,6 +16,10 @@ public enum ControllerAdminRequest: Equatable, Sendable {
     case electLeaders(ElectionType, [ElectionTarget]?)
     /// AlterPartitionReassignments. Answered one TopicAnswer per partition, as elections are.
     case reassign([ReassignmentRequest], allowReplicationFactorChange: Bool)
+
+    /// The longest name or value (UTF-8 bytes) a request to the controller carries; brokers
+    /// refuse longer ones before forwarding.
+    public static let stringBytesMax = 1024
 }
 
 /// The controller's answer for one topic.

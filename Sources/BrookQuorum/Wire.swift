@@ -152,7 +152,7 @@ enum Frame: Equatable {
     }
 
     /// Strings in broker requests: a 2-byte length (-1 for none), at most `stringBytesMax`.
-    static let stringBytesMax = 1024
+    static let stringBytesMax = ControllerAdminRequest.stringBytesMax
     static let endpointsMax = 64
 
     static func writeString(_ text: String?, into buffer: inout ByteBuffer) {

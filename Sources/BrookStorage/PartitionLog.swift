@@ -438,3 +438,25 @@ public final class PartitionLog {
     func setRecoveryPoint(_ offset: Offset) { recoveryPoint = offset }
 }
 
+extension PartitionLog {
+    /// Every batch from `offset` to the log end, in order (the whole-log scans that rebuild a
+    /// replica's state: producer state, the leader-epoch cache), 1 MiB read at a time; stops at
+    /// a batch that does not move the scan forward.
+    public func forEachBatch(from offset: Offset, _ body: (RecordBatchHeader, UnsafeRawBufferPointer) -> Void) throws(StorageError) {
+        var next = offset
+        let end = logEndOffset
+        while next < end {
+            let slice = try read(from: next, maxBytes: 1 << 20, upperBound: end, minOneBatch: true)
+            guard !slice.isEmpty else { break }
+            let bytes = try slice.readBytes()
+            let before = next
+            bytes.withUnsafeReadableBytes { raw in
+                _ = RecordBatchHeader.forEachBatch(in: raw) { header, batch in
+                    next = header.nextOffset
+                    body(header, batch)
+                }
+            }
+            guard next > before else { break }
+        }
+    }
+}

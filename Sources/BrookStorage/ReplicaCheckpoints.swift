@@ -132,23 +132,11 @@ extension LeaderEpochCache {
     /// unreadable, as Kafka rebuilds it at load. Reads the whole log once.
     public static func rebuilt(from log: PartitionLog) throws(StorageError) -> LeaderEpochCache {
         var cache = LeaderEpochCache()
-        var next = log.logStartOffset
-        let end = log.logEndOffset
-        while next < end {
-            let slice = try log.read(from: next, maxBytes: 1 << 20, upperBound: end, minOneBatch: true)
-            guard !slice.isEmpty else { break }
-            let bytes = try slice.readBytes()
-            let before = next
-            bytes.withUnsafeReadableBytes { raw in
-                _ = RecordBatchHeader.forEachBatch(in: raw) { header, _ in
-                    next = header.nextOffset
-                    let epoch = header.partitionLeaderEpoch
-                    if epoch >= LeaderEpoch(0), cache.latestEpoch.map({ epoch > $0 }) ?? true {
-                        cache.assign(epoch, startOffset: header.baseOffset)
-                    }
-                }
+        try log.forEachBatch(from: log.logStartOffset) { header, _ in
+            let epoch = header.partitionLeaderEpoch
+            if epoch >= LeaderEpoch(0), cache.latestEpoch.map({ epoch > $0 }) ?? true {
+                cache.assign(epoch, startOffset: header.baseOffset)
             }
-            guard next > before else { break }
         }
         return cache
     }

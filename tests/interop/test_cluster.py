@@ -710,6 +710,12 @@ def test_topic_configs_are_set_through_the_controller_and_take_effect_everywhere
     with pytest.raises(KafkaException) as refused:
         first.incremental_alter_configs([bad])[bad].result(30)
     assert refused.value.args[0].name() == "INVALID_CONFIG"
+    # A value longer than a cluster carries to its controller is refused, not cut.
+    long = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "0" * 2000 + "7200000", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as refused:
+        first.incremental_alter_configs([long])[long].result(30)
+    assert refused.value.args[0].name() == "INVALID_CONFIG"
 
 
 @pytest.mark.timeout(180)

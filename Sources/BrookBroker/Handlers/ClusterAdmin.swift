@@ -31,6 +31,7 @@ enum ClusterAdmin {
         var waits: [EventLoopFuture<(Int, ErrorCode, String?)>] = []
         for change in changes {
             do throws(TopicError) {
+                try checkForwardable(change.overrides)
                 try context.broker.topics.setConfigs(name: change.topic, overrides: change.overrides, validateOnly: true)
             } catch {
                 answers[change.index] = (error.code, error.message)
@@ -45,6 +46,14 @@ enum ClusterAdmin {
             var out = settled
             for (index, code, message) in results { out[index] = (code, message) }
             return out
+        }
+    }
+
+    /// Config names and values the controller can be sent whole (a longer one would be cut).
+    static func checkForwardable(_ configs: [String: String]) throws(TopicError) {
+        let limit = ControllerAdminRequest.stringBytesMax
+        for (name, value) in configs where name.utf8.count > limit || value.utf8.count > limit {
+            throw TopicError(.invalidConfig, "Config \(name.prefix(64)) is longer than \(limit) bytes, the most a Brook cluster carries.")
         }
     }
 
@@ -78,6 +87,7 @@ enum ClusterAdmin {
         if let problem = TopicRegistry.validateName(topic.name) { throw problem }
         let configs = try CreateTopicsHandler.configs(topic)
         if let problem = TopicRegistry.validateConfigs(configs) { throw problem }
+        try checkForwardable(configs)
         if !topic.assignments.isEmpty {
             return NewTopic(name: topic.name, assignments: try CreateTopicsHandler.assignments(topic).map(\.brokerIds), configs: configs)
         }
