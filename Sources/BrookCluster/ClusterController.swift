@@ -22,6 +22,8 @@ public struct ControllerConfig: Equatable, Sendable {
     public var autoLeaderRebalance = true
     public var leaderImbalanceCheckIntervalMs: Int64 = 300_000
     public var leaderImbalancePerBrokerPercentage = 10
+    /// A single node's data, written into the log by the controller that starts it (Takeover).
+    public var takeover: SingleNodeData?
     public init() {}
 }
 
@@ -246,9 +248,14 @@ public struct ClusterController: Sendable {
     public mutating func tick(nowMs: Int64) -> Decision<Void> {
         if image.clusterID == nil {
             // The cluster's id is agreed once, by the first controller, in the log.
+            // A single node's data is taken over in the same entry (and the next, if it is large).
             let id = config.clusterID ?? KafkaUUID.random(using: &random).description
-            return decide([.config(ConfigRecord(resourceType: ConfigResource.Kind.broker.rawValue, resourceName: "",
-                                                name: MetadataImage.clusterIDConfig, value: id))], ())
+            return decide(takeoverEntry(after: [.config(ConfigRecord(resourceType: ConfigResource.Kind.broker.rawValue, resourceName: "",
+                                                                     name: MetadataImage.clusterIDConfig, value: id))]), ())
+        }
+        if image.takeoverPending {
+            let entry = takeoverEntry(after: [])
+            if !entry.isEmpty { return decide(entry, ()) }
         }
         var fences: [MetadataRecord] = []
         var lapsed: Set<NodeID> = []
