@@ -135,6 +135,11 @@ public struct BrokerConfig: Sendable {
     public var replicaLagTimeMaxMs: Int64 = 30_000
     /// `controller.quorum.election.timeout.ms`
     public var controllerElectionTimeoutMs: Int64 = 1000
+    /// `brook.single.node.quorum` (true): with no `process.roles`, `brook serve` runs both roles
+    /// as the one voter of its own quorum, its controller on a loopback port the system picks.
+    /// False runs the quorum-less single node Brook was before, kept for comparisons and to test
+    /// the takeover of its data.
+    public var singleNodeQuorum = true
 
     public init() {}
 
@@ -191,6 +196,7 @@ public struct BrokerConfig: Sendable {
         case "socket.request.receive.timeout.ms": requestReceiveTimeoutMs = try int(1...Int64(Int32.max))
         case "log.retention.check.interval.ms": retentionCheckIntervalMs = try int(1...Int64.max)
         case "log.cleaner.enable": logCleanerEnable = try bool()
+        case "brook.single.node.quorum": singleNodeQuorum = try bool()
         case "cluster.id": clusterID = value.trimmed
         case "process.roles":
             var roles: Set<ProcessRole> = []

@@ -400,6 +400,9 @@ extension Partition {
     /// `whenHighWatermark` with a timeout: the code on `loop`, REQUEST_TIMED_OUT when the HW did
     /// not get there within `timeoutMs`.
     public func highWatermark(reaching offset: Offset, timeoutMs: Int64, on loop: any EventLoop) -> EventLoopFuture<ErrorCode> {
+        // Already there (a leader alone in its ISR, as a single node is): no waiter, no timer.
+        let now = highWatermarkState()
+        if now.leading && now.high >= offset { return loop.makeSucceededFuture(now.enough ? .none : .notEnoughReplicasAfterAppend) }
         let promise = loop.makePromise(of: ErrorCode.self)
         let answered = AnsweredOnce()
         let answer: @Sendable (ErrorCode) -> Void = { code in
@@ -439,11 +442,16 @@ extension Partition {
 
     /// Completes the waiters the HW passed, and wakes parked consumer fetches when it moved
     /// (in a cluster, records become readable when the HW passes them, not when appended).
-    func highWatermarkMayHaveMoved() {
-        let (high, leading, enough) = state.withLock { s in
+    /// The HW, whether this replica leads, and whether its ISR is at least min.insync.replicas.
+    func highWatermarkState() -> (high: Offset, leading: Bool, enough: Bool) {
+        state.withLock { s in
             (Self.offsets(s).highWatermark, s.replica == nil || s.replica?.leading != nil,
              s.replica?.leading.map { $0.maximalISR.count >= $0.config.minInSyncReplicas } ?? true)
         }
+    }
+
+    func highWatermarkMayHaveMoved() {
+        let (high, leading, enough) = highWatermarkState()
         let moved = waiters.lastSeen.withLock { last in
             defer { last = max(last, high) }
             return high > last

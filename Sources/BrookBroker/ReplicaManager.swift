@@ -13,7 +13,8 @@ import Synchronization
 ///   records);
 /// - a topic this manager made is deleted when the image drops it or names another topic id;
 ///   a topic it did not make (a single node's data from before the cluster) is left alone and
-///   not served, with a warning;
+///   not served, with a warning, until the image names it with its own id (the controller took
+///   it over): from then on it is the cluster's, as if made here;
 /// - each partition's role (leader or follower, and the leader epoch) follows the image.
 /// The ids of the topics it made are kept in `cluster-topics` in the first log directory.
 public final class ReplicaManager: Sendable {
@@ -34,6 +35,11 @@ public final class ReplicaManager: Sendable {
     let passes = Mutex(0)
     /// The checkpointed HWs read at start, restored to each partition before its first role.
     let restoring: Mutex<[String: Offset]>
+    /// The offset of the last image applied, and who waits for a later one (on `queue`).
+    let applied = Mutex(MetadataOffset.zero)
+    let appliedWaiters = Mutex<[Int: (offset: MetadataOffset, body: @Sendable () -> Void)]>([:])
+    let nextWaiter = Mutex(0)
+    static let appliedWaitersMax = 10_000
 
     public init(broker: Broker, node: NodeID) {
         self.broker = broker
@@ -118,6 +124,35 @@ public final class ReplicaManager: Sendable {
         }
     }
 
+    /// Runs `body` once an image at `offset` or later is applied here (topics made, roles taken),
+    /// or after `timeoutMs` if none comes: an admin request is answered when this broker sees
+    /// what the controller committed for it.
+    public func whenApplied(_ offset: MetadataOffset, timeoutMs: Int = 5000, _ body: @escaping @Sendable () -> Void) {
+        guard applied.withLock({ $0 }) < offset else { return body() }
+        let id = nextWaiter.withLock { n in defer { n += 1 }; return n }
+        let added = appliedWaiters.withLock { waiters -> Bool in
+            guard waiters.count < Self.appliedWaitersMax else { return false }
+            waiters[id] = (offset, body)
+            return true
+        }
+        guard added else { return body() }
+        // Applied in between: answered by the queue's next look.
+        queue.async { self.releaseWaiters() }
+        queue.asyncAfter(deadline: .now() + .milliseconds(timeoutMs)) { [self] in
+            appliedWaiters.withLock { $0.removeValue(forKey: id) }?.body()
+        }
+    }
+
+    func releaseWaiters() {
+        let now = applied.withLock { $0 }
+        let due = appliedWaiters.withLock { waiters -> [@Sendable () -> Void] in
+            let ready = waiters.filter { $0.value.offset <= now }
+            for id in ready.keys { waiters[id] = nil }
+            return ready.values.map(\.body)
+        }
+        for body in due { body() }
+    }
+
     /// Runs queued work to its end (tests, shutdown).
     public func drain() { queue.sync {} }
 
@@ -142,6 +177,8 @@ public final class ReplicaManager: Sendable {
                     local = try topics.create(name: topic.name, partitions: Int32(topic.partitions.count), configs: configs, id: topic.id)
                 }
                 guard var hosted = local, hosted.id == topic.id else { continue }
+                // The cluster's now (a single node's data taken over): deleted with it.
+                if !made.withLock({ $0.contains(topic.id) }) { remember(topic.id) }
                 if hosted.partitions.count < topic.partitions.count {
                     try topics.addPartitions(name: topic.name, totalCount: Int32(topic.partitions.count), validateOnly: false)
                     hosted = topics.topic(topic.name) ?? hosted
@@ -158,6 +195,8 @@ public final class ReplicaManager: Sendable {
                 broker.logger.error("cannot host topic \(topic.name) of the cluster's metadata: \(error)")
             }
         }
+        applied.withLock { $0 = max($0, image.offset) }
+        releaseWaiters()
     }
 
     /// The group and transaction coordinators move with the leadership of their partitions of

@@ -7,6 +7,9 @@ import BrookTxn
 import Logging
 import NIOCore
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Drives the transaction coordinator (BrookTxn, a pure state machine): allocates producer ids,
 /// writes each transactional id's state to `__transaction_state` before answering, writes the
@@ -78,6 +81,23 @@ public final class TxnService: Sendable {
     }
 
     var now: Int64 { clock.now().ms }
+
+    /// In a cluster: asks the controller for a block of producer ids at once and waits, at most
+    /// `timeoutMs`, until one is at hand (a node about to serve its first clients). True when
+    /// one is.
+    public func prefetchProducerIDs(timeoutMs: Int) -> Bool {
+        guard isCluster else { return true }
+        let deadline = clock.now().ms + Int64(timeoutMs)
+        while true {
+            refillProducerIDs()
+            if state.withLock({ $0.ids.nextID < $0.ids.reservedEnd || $0.nextBlock != nil }) { return true }
+            guard clock.now().ms < deadline else { return false }
+            usleep(10_000)
+        }
+    }
+
+    /// The end of the producer ids reserved on disk: none below it may be handed out again.
+    public var reservedProducerIDsEnd: ProducerID { state.withLock { ProducerID($0.ids.reservedEnd) } }
 
     public func read<T>(_ body: (borrowing TxnCoordinator) -> T) -> T {
         state.withLock { body($0.coordinator) }

@@ -121,6 +121,10 @@ public struct ClusterController: Sendable {
     /// Entries appended but not committed, oldest first.
     public private(set) var pending: [[MetadataRecord]] = []
     var sessions: [NodeID: Int64] = [:]
+    /// Brokers this controller heard from (a registration or a heartbeat) since it became active.
+    /// A registered incarnation it never heard from may be replaced at once by a new one: a
+    /// combined node restarting (its controller too) is not kept waiting a session timeout.
+    var heard: Set<NodeID> = []
     /// Brokers whose liveness changed: their partitions are repaired, a bounded number per entry.
     var dirty: Set<NodeID> = []
     var random: SeededRandom
@@ -181,7 +185,7 @@ public struct ClusterController: Sendable {
 
     public mutating func register(_ request: BrokerRegistrationRequest, nowMs: Int64) -> Decision<(ErrorCode, BrokerEpoch)> {
         if let existing = image.brokers[request.id], existing.incarnation != request.incarnation, !existing.fenced,
-           let last = sessions[request.id], nowMs - last <= config.sessionTimeoutMs {
+           heard.contains(request.id), let last = sessions[request.id], nowMs - last <= config.sessionTimeoutMs {
             return Decision(records: [], answer: (.duplicateBrokerRegistration, .none))
         }
         let epoch = BrokerEpoch(image.highestBrokerEpoch.value + 1)
@@ -195,6 +199,7 @@ public struct ClusterController: Sendable {
         record.rack = request.rack
         record.fenced = true
         sessions[request.id] = nowMs
+        heard.insert(request.id)
         // A new incarnation: the old one's leaderships and ISR places go in the same entry.
         return decideWithRepairs([.registerBroker(record)], affecting: request.id, (.none, epoch))
     }
@@ -210,6 +215,7 @@ public struct ClusterController: Sendable {
             return Decision(records: [], answer: answer)
         }
         sessions[request.id] = nowMs
+        heard.insert(request.id)
         // Caught up: it applied the log up to its own registration, as committed.
         let registeredAt = committed.brokers[request.id].flatMap { $0.epoch == broker.epoch ? $0.registeredAt : nil }
         answer.isCaughtUp = registeredAt.map { request.metadataOffset >= $0 } ?? false

@@ -109,11 +109,13 @@ public final class BrokerLifecycle: @unchecked Sendable {
 
     /// Forwards a topic change to the active controller (trying the one named when a
     /// controller is not active), and calls `done` with its answers once committed, or an error.
-    public func forward(_ request: ControllerAdminRequest, done: @escaping @Sendable (Result<[TopicAnswer], QuorumError>) -> Void) {
+    /// Sends an admin request to the active controller; the answers and the metadata offset
+    /// that holds the entries they made.
+    public func forward(_ request: ControllerAdminRequest, done: @escaping @Sendable (Result<([TopicAnswer], MetadataOffset), QuorumError>) -> Void) {
         loop.execute { [self] in forward(request, attempt: 0, done: done) }
     }
 
-    func forward(_ request: ControllerAdminRequest, attempt: Int, done: @escaping @Sendable (Result<[TopicAnswer], QuorumError>) -> Void) {
+    func forward(_ request: ControllerAdminRequest, attempt: Int, done: @escaping @Sendable (Result<([TopicAnswer], MetadataOffset), QuorumError>) -> Void) {
         let retry = { [self] in
             guard attempt < Self.forwardAttemptsMax else { return done(.failure(.unreachable("no active controller answered"))) }
             loop.scheduleTask(in: .milliseconds(200)) { [self] in forward(request, attempt: attempt + 1, done: done) }
@@ -122,8 +124,8 @@ public final class BrokerLifecycle: @unchecked Sendable {
         connection.ask(.admin(request)) { [self] result in
             switch result {
             case .success(.text(true, let text)):
-                guard let answers = TopicAnswerText.parse(text) else { return done(.failure(.unreachable("unreadable controller answer"))) }
-                done(.success(answers))
+                guard let (answers, offset) = TopicAnswerText.parse(text) else { return done(.failure(.unreachable("unreadable controller answer"))) }
+                done(.success((answers, offset)))
             case .success(.text(false, let text)):
                 if self.connection === connection { rotate(to: Self.fields(text)["leader"].flatMap(Int32.init).map(NodeID.init)) }
                 retry()

@@ -40,6 +40,9 @@ public final class QuorumDriver: @unchecked Sendable {
     /// The active controller, while this node leads and has applied its log.
     var controller: ClusterController?
     var lastSnapshot: Snapshot?
+    /// A Ready whose save failed for want of descriptors or space, tried again at each tick.
+    var unsaved: Ready?
+    var saveStalled = false
     /// Brokers waiting for metadata past an offset, answered when it commits or at the deadline.
     var metadataWaiters: [(after: MetadataOffset, deadline: NIODeadline, reply: (Reply) -> Void)] = []
     var lastReported: (Role, NodeID?, Term)?
@@ -49,6 +52,9 @@ public final class QuorumDriver: @unchecked Sendable {
     /// One metadata answer carries at most this many entries and about this many bytes.
     static let metadataEntriesPerAnswerMax = 1000
     static let metadataBytesPerAnswerMax = 4 << 20
+
+    /// The port the controller listens on (the voter's, or the one the system chose for port 0).
+    public var boundPort: Int? { serverChannel?.localAddress?.port }
 
     public static func start(_ options: QuorumOptions, group: EventLoopGroup, logger: Logger) throws -> QuorumDriver {
         guard let me = options.voters.first(where: { $0.id == options.nodeID }) else { throw QuorumError.notAVoter(options.nodeID) }
@@ -65,7 +71,7 @@ public final class QuorumDriver: @unchecked Sendable {
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
         driver.serverChannel = try bootstrap.bind(host: options.listenHost ?? me.host, port: options.listenPort ?? me.port).wait()
         try loop.submit { driver.startTicking() }.wait()
-        logger.notice("controller \(options.nodeID) listening on \(me.host):\(me.port), voters \(options.voters.map { "\($0.id)@\($0.host):\($0.port)" }.joined(separator: ",")), data in \(options.dataDirectory)")
+        logger.notice("controller \(options.nodeID) listening on \(me.host):\(driver.boundPort ?? me.port), voters \(options.voters.map { "\($0.id)@\($0.host):\($0.port)" }.joined(separator: ",")), data in \(options.dataDirectory)")
         return driver
     }
 
@@ -120,30 +126,62 @@ public final class QuorumDriver: @unchecked Sendable {
 
     func drive() {
         loop.preconditionInEventLoop()
+        if let ready = unsaved {
+            guard persist(ready) else { return }
+            unsaved = nil
+            handle(ready)
+        }
         while raft.hasReady {
             let ready = raft.ready()
-            do {
-                try store.save(ready)
-            } catch {
-                // Nothing may be sent that is not on disk: stop rather than guess.
-                logger.critical("controller \(options.nodeID) cannot persist its Raft log: \(error)")
-                preconditionFailure("cannot persist the Raft log: \(error)")
+            guard persist(ready) else {
+                unsaved = ready
+                return
             }
-            for message in ready.messages { peers[message.to]?.send(.raft(message)) }
-            if let snapshot = ready.snapshot {
-                do { image = try Self.image(from: snapshot) } catch {
-                    preconditionFailure("controller \(options.nodeID) received a snapshot that does not rebuild an image: \(error)")
-                }
-                lastSnapshot = snapshot
-                controller = nil
-            }
-            for entry in ready.committedEntries { apply(entry) }
-            raft.advance(ready)
-            compactIfDue()
+            handle(ready)
         }
         reportRoleChange()
         activateController()
         answerMetadataWaiters()
+    }
+
+    /// Saves `ready`. Out of file descriptors or disk space, the quorum stalls (nothing is sent,
+    /// applied or answered) and the save is tried again at each tick; a save is idempotent (the
+    /// state file is replaced whole, entries past the first are truncated first). Any other
+    /// failure stops the process: nothing may be sent that is not on disk.
+    func persist(_ ready: Ready) -> Bool {
+        do {
+            try store.save(ready)
+            if saveStalled {
+                saveStalled = false
+                logger.notice("controller \(options.nodeID) persists its Raft log again")
+            }
+            return true
+        } catch {
+            switch error {
+            case .diskFull, .io(_, _, EMFILE), .io(_, _, ENFILE), .io(_, _, ENOSPC):
+                if !saveStalled { logger.error("controller \(options.nodeID) cannot persist its Raft log, stalled until it can: \(error)") }
+                saveStalled = true
+                return false
+            default:
+                logger.critical("controller \(options.nodeID) cannot persist its Raft log: \(error)")
+                preconditionFailure("cannot persist the Raft log: \(error)")
+            }
+        }
+    }
+
+    /// Sends, installs and applies what a saved Ready holds, then advances Raft past it.
+    func handle(_ ready: Ready) {
+        for message in ready.messages { peers[message.to]?.send(.raft(message)) }
+        if let snapshot = ready.snapshot {
+            do { image = try Self.image(from: snapshot) } catch {
+                preconditionFailure("controller \(options.nodeID) received a snapshot that does not rebuild an image: \(error)")
+            }
+            lastSnapshot = snapshot
+            controller = nil
+        }
+        for entry in ready.committedEntries { apply(entry) }
+        raft.advance(ready)
+        compactIfDue()
     }
 
     /// The image a snapshot holds (empty for the digest snapshots of Brook before the image).
@@ -208,6 +246,9 @@ public final class QuorumDriver: @unchecked Sendable {
         do {
             try store.install(snapshot)
             logger.info("controller \(options.nodeID) took a snapshot at \(snapshot.index)")
+        } catch .diskFull, .io(_, _, EMFILE), .io(_, _, ENFILE), .io(_, _, ENOSPC) {
+            // The log keeps its entries on disk: the next snapshot covers these too.
+            logger.error("controller \(options.nodeID) could not write its snapshot now: out of descriptors or space")
         } catch {
             logger.critical("controller \(options.nodeID) cannot write its snapshot: \(error)")
             preconditionFailure("cannot write the snapshot: \(error)")
@@ -325,15 +366,17 @@ public final class QuorumDriver: @unchecked Sendable {
         case .admin(let request):
             guard controller != nil, waiting.count < Self.waitingMax else { return text(false, notActive()) }
             let (entries, answers) = controller!.admin(request)
+            // The answer names the metadata offset that holds its entries: a broker answers its
+            // client once its own image has it (read your writes).
             let lines = answers.map(TopicAnswerText.line).joined()
-            guard !entries.isEmpty else { return text(true, lines) }
+            guard !entries.isEmpty else { return text(true, TopicAnswerText.offsetLine(image.offset) + lines) }
             var remaining = entries.count
             var lost = false
             for entry in entries {
-                propose(entry) { committed in
+                propose(entry) { [self] committed in
                     lost = lost || !committed
                     remaining -= 1
-                    if remaining == 0 { lost ? text(false, "error=not committed; retry\n") : text(true, lines) }
+                    if remaining == 0 { lost ? text(false, "error=not committed; retry\n") : text(true, TopicAnswerText.offsetLine(image.offset) + lines) }
                 }
             }
         }

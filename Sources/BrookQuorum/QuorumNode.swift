@@ -12,6 +12,12 @@ public struct VoterAddress: Equatable, Sendable {
     public var host: String
     public var port: Int
 
+    public init(id: NodeID, host: String, port: Int) {
+        self.id = id
+        self.host = host
+        self.port = port
+    }
+
     /// Parses `1@127.0.0.1:9093,2@127.0.0.1:9094,...`.
     public static func parseList(_ text: String) throws(QuorumError) -> [VoterAddress] {
         var voters: [VoterAddress] = []

@@ -498,9 +498,18 @@ enum TopicAnswerText {
         return "topic=\(a.name) error_code=\(a.error.rawValue) topic_id=\(a.topicID) partitions=\(a.partitions) replication_factor=\(a.replicationFactor) message=\(message)\n"
     }
 
-    static func parse(_ text: String) -> [TopicAnswer]? {
+    /// The first line: the metadata offset the answer's entries are committed in.
+    static func offsetLine(_ offset: MetadataOffset) -> String { "offset=\(offset.value)\n" }
+
+    static func parse(_ text: String) -> (answers: [TopicAnswer], offset: MetadataOffset)? {
         var answers: [TopicAnswer] = []
+        var offset = MetadataOffset.zero
         for line in text.split(separator: "\n") {
+            if line.hasPrefix("offset=") {
+                guard let value = Int64(line.dropFirst("offset=".count)), value >= 0 else { return nil }
+                offset = MetadataOffset(value)
+                continue
+            }
             guard let messageStart = line.firstRange(of: " message=") else { return nil }
             var fields: [String: String] = [:]
             for word in line[..<messageStart.lowerBound].split(separator: " ") {
@@ -515,7 +524,7 @@ enum TopicAnswerText {
             answers.append(TopicAnswer(name: name, error: ErrorCode(rawValue: code), message: message.isEmpty ? nil : message,
                                        topicID: id, partitions: partitions, replicationFactor: factor))
         }
-        return answers
+        return (answers, offset)
     }
 }
 

@@ -8,6 +8,7 @@ import BrookStorage
 import Dispatch
 import Logging
 import NIOPosix
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -60,7 +61,21 @@ struct Serve: ParsableCommand {
         }
         let logger = Logger(label: "brook")
         raiseOpenFileLimit(logger: logger)
-        if !config.processRoles.isEmpty { try runClusterNode(config, logger: logger) }
+        if !config.processRoles.isEmpty {
+            guard let votersText = config.controllerQuorumVoters else {
+                throw ValidationError("process.roles needs controller.quorum.voters (id@host:port,...)")
+            }
+            do { try runClusterNode(config, voters: try VoterAddress.parseList(votersText), logger: logger) } catch let error as QuorumError {
+                throw ValidationError("\(error)")
+            }
+        }
+        if config.singleNodeQuorum {
+            // Both roles, one voter: the controller on a loopback port of the system's choice.
+            var node = config
+            node.processRoles = [.broker, .controller]
+            node.controllerListenerNames = [Self.singleNodeControllerListener]
+            try runClusterNode(node, voters: [VoterAddress(id: config.nodeID, host: "127.0.0.1", port: 0)], singleNode: true, logger: logger)
+        }
 
         let broker = try Broker(config: config, logger: logger)
         let server = BrookServer(broker: broker, logger: logger)
@@ -75,14 +90,19 @@ struct Serve: ParsableCommand {
         }
     }
 
+    static let singleNodeControllerListener = "CONTROLLER"
+    /// How long a single node waits for its broker to be unfenced before it serves clients.
+    static let singleNodeStartWaitSeconds = 30
+
     /// A node of a cluster: a controller of the quorum, a broker following it, or both.
-    func runClusterNode(_ config: BrokerConfig, logger: Logger) throws -> Never {
-        guard let votersText = config.controllerQuorumVoters else {
-            throw ValidationError("process.roles needs controller.quorum.voters (id@host:port,...)")
-        }
-        let voters: [VoterAddress]
-        do { voters = try VoterAddress.parseList(votersText) } catch { throw ValidationError("\(error)") }
+    /// `singleNode`: the one voter a bare `brook serve` runs; its data from before the quorum is
+    /// taken over into the metadata log on first start, and clients are served once the broker
+    /// is unfenced (at most `singleNodeStartWaitSeconds` later).
+    func runClusterNode(_ config: BrokerConfig, voters: [VoterAddress], singleNode: Bool = false, logger: Logger) throws -> Never {
+        var voters = voters
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // The broker first: its data is what a single node's controller takes over.
+        let broker = config.processRoles.contains(.broker) ? try Broker(config: config, logger: logger) : nil
         var driver: QuorumDriver?
         if config.processRoles.contains(.controller) {
             guard !config.controllerListenerNames.isEmpty else {
@@ -94,6 +114,8 @@ struct Serve: ParsableCommand {
             var options = QuorumOptions(nodeID: config.nodeID, voters: voters,
                                         dataDirectory: config.metadataLogDir ?? (config.logDirs[0] + "/__cluster_metadata-0"))
             options.electionTimeoutMs = config.controllerElectionTimeoutMs
+            // One voter has no one to wait for: it elects itself within 0.2-0.4 s of start.
+            if singleNode && config.given["controller.quorum.election.timeout.ms"] == nil { options.electionTimeoutMs = 200 }
             if let listener = config.listeners.first(where: { config.controllerListenerNames.contains($0.name) }) {
                 options.listenHost = listener.host.isEmpty ? "0.0.0.0" : listener.host
                 options.listenPort = listener.port
@@ -106,16 +128,20 @@ struct Serve: ParsableCommand {
             options.controller.autoLeaderRebalance = config.autoLeaderRebalance
             options.controller.leaderImbalanceCheckIntervalMs = config.leaderImbalanceCheckIntervalSeconds * 1000
             options.controller.leaderImbalancePerBrokerPercentage = config.leaderImbalancePerBrokerPercentage
+            if singleNode, let broker {
+                options.controller.clusterID = broker.clusterID
+                options.controller.takeover = Self.singleNodeData(broker)
+            }
             do { driver = try QuorumDriver.start(options, group: group, logger: logger) } catch {
                 throw ValidationError("cannot start controller \(config.nodeID): \(error)")
             }
+            if singleNode, let port = driver?.boundPort { voters = voters.map { VoterAddress(id: $0.id, host: $0.host, port: port) } }
         }
         var server: BrookServer?
         var lifecycle: BrokerLifecycle?
         var replicaManager: ReplicaManager?
-        if config.processRoles.contains(.broker) {
+        if let broker {
             guard !config.clientListeners.isEmpty else { throw ValidationError("a broker needs a listener that is not a controller listener") }
-            let broker = try Broker(config: config, logger: logger)
             let started = BrookServer(broker: broker, logger: logger)
             let advertised = (config.advertisedListeners ?? config.listeners).filter { !config.controllerListenerNames.contains($0.name) }
             var options = BrokerLifecycleOptions(
@@ -126,25 +152,48 @@ struct Serve: ParsableCommand {
             let membership = broker.cluster
             let replicas = ReplicaManager(broker: broker, node: config.nodeID)
             let node = config.nodeID
+            let unfenced = DispatchSemaphore(value: 0)
+            let waiting = Mutex(singleNode)
             let follower = BrokerLifecycle(options, group: group, logger: logger) { view in
                 membership.update(ClusterMembership.View(image: view.image, activeController: view.activeController, fenced: view.fenced))
                 // The image is acted on once it holds this incarnation's registration.
-                if view.epoch != .none, view.image.brokers[node]?.epoch == view.epoch { replicas.imageChanged(view.image) }
+                if view.epoch != .none, view.image.brokers[node]?.epoch == view.epoch {
+                    replicas.imageChanged(view.image)
+                    // Serving starts with the image that unfences this broker (it holds its
+                    // leaderships), not with the heartbeat answer that may come before it.
+                    if view.image.brokers[node]?.fenced == false && waiting.withLock({ was in defer { was = false }; return was }) { unfenced.signal() }
+                }
             }
-            membership.attach(forward: { request, done in follower.forward(request) { result in done(result.mapError { $0 as any Error }) } },
+            membership.attach(forward: { request, done in
+                                  follower.forward(request) { result in
+                                      switch result {
+                                      case .success(let (answers, offset)): replicas.whenApplied(offset) { done(.success(answers)) }
+                                      case .failure(let error): done(.failure(error))
+                                      }
+                                  }
+                              },
                               alterPartition: { partition, proposal, done in follower.alterPartition(proposal, for: partition, done: done) })
             let markers = MarkerSender(broker: broker, node: config.nodeID, logger: logger)
             membership.attach(sendMarkers: { leader, request in await markers.send(to: leader, request) },
                               allocateProducerIDs: { done in follower.allocateProducerIDs(done: done) })
             replicas.start()
             let fetcher = ReplicaFetcher(broker: broker, node: config.nodeID, logger: logger)
+            if singleNode {
+                follower.start()
+                if unfenced.wait(timeout: .now() + .seconds(Self.singleNodeStartWaitSeconds)) == .timedOut {
+                    logger.warning("the broker was not unfenced within \(Self.singleNodeStartWaitSeconds) s; serving anyway")
+                }
+                replicas.drain()
+                if !broker.transactions.prefetchProducerIDs(timeoutMs: 5000) { logger.warning("no producer ids from the controller yet") }
+            }
             let addresses = try started.start()
             server = started
-            follower.start()
+            if !singleNode { follower.start() }
             fetcher.start()
             lifecycle = follower
             replicaManager = replicas
-            logger.notice("Brook \(Version.brook) broker \(config.nodeID) of cluster \(broker.clusterID) listening on \(addresses.map { "\($0)" }.joined(separator: ", ")), controllers \(votersText)")
+            let dirs = config.logDirs.map(absolutePath).joined(separator: ", ")
+            logger.notice("Brook \(Version.brook) broker \(config.nodeID) of cluster \(broker.clusterID) listening on \(addresses.map { "\($0)" }.joined(separator: ", ")), controllers \(voters.map { "\($0.id)@\($0.host):\($0.port)" }.joined(separator: ",")), data in \(dirs)")
         }
         let roles = config.processRoles.map(\.rawValue).sorted().joined(separator: ",")
         logger.notice("node \(config.nodeID) runs as \(roles)")
@@ -161,6 +210,15 @@ struct Serve: ParsableCommand {
             stopDriver?.shutdown()
             logger.notice("stopped cleanly")
         }
+    }
+
+    /// What a single node's directory holds that its metadata log must hold too: every topic
+    /// with its id, partition count and overrides, and the producer ids it reserved.
+    static func singleNodeData(_ broker: Broker) -> SingleNodeData {
+        let topics = broker.topics.allTopics().sorted { $0.name < $1.name }.map {
+            SingleNodeData.Topic(name: $0.name, id: $0.id, partitions: $0.partitions.count, configs: $0.overrides)
+        }
+        return SingleNodeData(node: broker.config.nodeID, topics: topics, nextProducerID: broker.transactions.reservedProducerIDsEnd)
     }
 
     func raiseOpenFileLimit(logger: Logger) {

@@ -89,6 +89,24 @@ struct ControllerHarness {
         #expect(code == .none && epoch > h.epochs[n1]!)
     }
 
+    @Test func aNewControllerTakesANewIncarnationOfABrokerItNeverHeardFrom() {
+        var h = ControllerHarness()
+        h.startBrokers(1)
+        let id = h.create("orders", partitions: 1, rf: 1)
+        // The node restarts, controller and broker both: the new controller has heard nothing.
+        h.controller = ClusterController(committed: h.controller.committed, nowMs: 100, randomSeed: 5)
+        let again = BrokerRegistrationRequest(id: n1, incarnation: KafkaUUID(high: 9, low: 9), endpoints: [])
+        let (code, epoch) = h.commit(h.controller.register(again, nowMs: 100))
+        #expect(code == .none && epoch > h.epochs[n1]!)
+        h.epochs[n1] = epoch
+        h.heartbeatAll()
+        let partition = h.image.partition(TopicIDPartition(id, 0))
+        #expect(partition?.leader == n1 && partition?.isr == [n1])
+        // Once heard from, a third incarnation waits for the session, as before.
+        let third = BrokerRegistrationRequest(id: n1, incarnation: KafkaUUID(high: 9, low: 10), endpoints: [])
+        #expect(h.commit(h.controller.register(third, nowMs: 200)).0 == .duplicateBrokerRegistration)
+    }
+
     @Test func topicsArePlacedAcrossActiveBrokersWithTheirISR() {
         var h = ControllerHarness()
         h.startBrokers(3)

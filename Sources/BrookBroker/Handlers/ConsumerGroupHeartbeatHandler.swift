@@ -7,6 +7,11 @@ struct ConsumerGroupHeartbeatHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...1
 
     func handle(_ request: ConsumerGroupHeartbeatRequest, version: Int16, context: RequestContext) -> Reply<ConsumerGroupHeartbeatResponse> {
+        // In a cluster the first group request has `__consumer_offsets` made (as FindCoordinator).
+        .once(FindCoordinatorHandler.groups(context.broker.config), context: context) { answer(request, version: version, context: context) }
+    }
+
+    func answer(_ request: ConsumerGroupHeartbeatRequest, version: Int16, context: RequestContext) -> Reply<ConsumerGroupHeartbeatResponse> {
         if version >= 1 && request.memberId.isEmpty {
             // From v1 the client makes its member id (KIP-1082).
             return .now(ConsumerGroupHeartbeatResponse(errorCode: ErrorCode.invalidRequest.rawValue,

@@ -1,6 +1,7 @@
 import BrookCluster
 import BrookCore
 import BrookProtocol
+import NIOCore
 
 /// FindCoordinator: on a single node this broker coordinates every group and every
 /// transactional id; in a cluster the coordinator is the leader of the key's partition of
@@ -29,12 +30,31 @@ struct FindCoordinatorHandler: ApiHandler {
             default: return refused(.invalidRequest, "Unknown key type \(request.keyType).")
             }
         }
-        if version >= 4 {
-            return .now(FindCoordinatorResponse(coordinators: request.coordinatorKeys.map(answer)))
+        func respond() -> FindCoordinatorResponse {
+            if version >= 4 { return FindCoordinatorResponse(coordinators: request.coordinatorKeys.map(answer)) }
+            let c = answer(request.key)
+            return FindCoordinatorResponse(errorCode: c.errorCode, errorMessage: c.errorMessage, nodeId: c.nodeId, host: c.host, port: c.port)
         }
-        let c = answer(request.key)
-        return .now(FindCoordinatorResponse(errorCode: c.errorCode, errorMessage: c.errorMessage, nodeId: c.nodeId,
-                                            host: c.host, port: c.port))
+        // In a cluster the coordinators' topic is made on first use: the answer waits for it.
+        if cluster, request.keyType == 0 || request.keyType == 1 {
+            let wanted = request.keyType == 0 ? Self.groups(context.broker.config) : Self.transactions(context.broker.config)
+            if let made = Self.created(wanted, context: context) { return .later(made.map { respond() }) }
+        }
+        return .now(respond())
+    }
+
+    /// nil when this broker hosts `wanted` already; else the controller is asked to make it and
+    /// the future completes once this broker applied it (or the controller failed to).
+    static func created(_ wanted: CoordinatorTopic, context: RequestContext) -> EventLoopFuture<Void>? {
+        let broker = context.broker
+        guard broker.cluster.isCluster, broker.topics.topic(wanted.name) == nil else { return nil }
+        let image = broker.cluster.current?.image ?? MetadataImage()
+        let active = image.brokers.values.filter(\.isActive).count
+        let factor = max(1, min(Int(wanted.replicationFactor), active))
+        var configs = ["cleanup.policy": "compact", "segment.bytes": String(wanted.segmentBytes), "compression.type": "producer"]
+        if let minISR = wanted.minInSyncReplicas { configs["min.insync.replicas"] = String(min(Int(minISR), factor)) }
+        let create = NewTopic(name: wanted.name, partitions: Int(wanted.partitions), replicationFactor: factor, configs: configs)
+        return broker.cluster.forward(.createTopics([create], validateOnly: false), on: context.eventLoop).map { _ in }
     }
 
     /// A coordinators' topic as Kafka makes it: partitions, replication factor (at most the
@@ -60,22 +80,32 @@ struct FindCoordinatorHandler: ApiHandler {
     }
 
     /// In a cluster, a key's coordinator is the leader of its partition of the coordinators'
-    /// topic, as the metadata image says; the controller is asked to make the topic the first time.
+    /// topic, as the metadata image says (`created` has the controller make the topic first).
     func clusterCoordinator(_ key: String, of wanted: CoordinatorTopic, context: RequestContext) -> FindCoordinatorResponse.Coordinator? {
         let broker = context.broker
         let image = broker.cluster.current?.image ?? MetadataImage()
-        guard let topic = image.topic(named: wanted.name) else {
-            let active = image.brokers.values.filter(\.isActive).count
-            let factor = max(1, min(Int(wanted.replicationFactor), active))
-            var configs = ["cleanup.policy": "compact", "segment.bytes": String(wanted.segmentBytes), "compression.type": "producer"]
-            if let minISR = wanted.minInSyncReplicas { configs["min.insync.replicas"] = String(min(Int(minISR), factor)) }
-            let create = NewTopic(name: wanted.name, partitions: Int(wanted.partitions), replicationFactor: factor, configs: configs)
-            _ = broker.cluster.forward(.createTopics([create], validateOnly: false), on: context.eventLoop)
-            return nil
-        }
+        guard let topic = image.topic(named: wanted.name) else { return nil }
         let index = InternalTopic.partitionIndex(for: key, partitions: topic.partitions.count)
         guard let leader = topic.partitions[index].leader, let info = image.brokers[leader], !info.fenced,
               let endpoint = info.endpoints.first(where: { $0.name == broker.config.advertised.name }) ?? info.endpoints.first else { return nil }
         return FindCoordinatorResponse.Coordinator(key: key, nodeId: leader, host: endpoint.host, port: Int32(endpoint.port))
+    }
+}
+
+extension Reply {
+    /// `body`'s reply once this broker hosts the coordinators' topic `wanted`: in a cluster it
+    /// is made on first use, so that a first request (a JoinGroup, an OffsetCommit, a
+    /// transactional InitProducerId) finds its coordinator as on a single node.
+    static func once(_ wanted: FindCoordinatorHandler.CoordinatorTopic, context: RequestContext,
+                     _ body: @escaping @Sendable () -> Reply<Response>) -> Reply<Response> {
+        guard let made = FindCoordinatorHandler.created(wanted, context: context) else { return body() }
+        let loop = context.eventLoop
+        return .later(made.flatMap { () -> EventLoopFuture<Response> in
+            switch body() {
+            case .now(let response): loop.makeSucceededFuture(response)
+            case .later(let future): future
+            case .none, .closeConnection(_): loop.makeFailedFuture(RequestRefused(description: "no answer after the coordinators' topic was made"))
+            }
+        })
     }
 }

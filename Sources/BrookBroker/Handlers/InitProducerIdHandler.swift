@@ -1,5 +1,6 @@
 import BrookCore
 import BrookProtocol
+import NIOCore
 
 /// InitProducerId: a fresh producer id for an idempotent producer; for a transactional id, its
 /// producer id with a bumped epoch (fencing older instances, whose open transaction is aborted
@@ -8,6 +9,15 @@ struct InitProducerIdHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...5
 
     func handle(_ request: InitProducerIdRequest, version: Int16, context: RequestContext) -> Reply<InitProducerIdResponse> {
+        // In a cluster, the first transactional id has the controller make `__transaction_state`
+        // (as a FindCoordinator would) and is answered once this broker hosts it.
+        guard request.transactionalId != nil else { return answer(request, version: version, context: context) }
+        return .once(FindCoordinatorHandler.transactions(context.broker.config), context: context) {
+            answer(request, version: version, context: context)
+        }
+    }
+
+    func answer(_ request: InitProducerIdRequest, version: Int16, context: RequestContext) -> Reply<InitProducerIdResponse> {
         let expected = version >= 3 && request.producerId != .none ? (request.producerId, request.producerEpoch) : nil
         let service = context.broker.transactions
         let (result, written) = service.initProducerID(transactionalID: request.transactionalId,

@@ -7,6 +7,11 @@ struct JoinGroupHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 2...9
 
     func handle(_ request: JoinGroupRequest, version: Int16, context: RequestContext) -> Reply<JoinGroupResponse> {
+        // In a cluster the first group request has `__consumer_offsets` made (as FindCoordinator).
+        .once(FindCoordinatorHandler.groups(context.broker.config), context: context) { answer(request, version: version, context: context) }
+    }
+
+    func answer(_ request: JoinGroupRequest, version: Int16, context: RequestContext) -> Reply<JoinGroupResponse> {
         let join = JoinRequest(
             groupID: request.groupId, memberID: request.memberId, instanceID: request.groupInstanceId,
             protocolType: request.protocolType,

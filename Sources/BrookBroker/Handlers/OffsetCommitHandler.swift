@@ -9,6 +9,11 @@ struct OffsetCommitHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 2...9
 
     func handle(_ request: OffsetCommitRequest, version: Int16, context: RequestContext) -> Reply<OffsetCommitResponse> {
+        // In a cluster the first group request has `__consumer_offsets` made (as FindCoordinator).
+        .once(FindCoordinatorHandler.groups(context.broker.config), context: context) { answer(request, version: version, context: context) }
+    }
+
+    func answer(_ request: OffsetCommitRequest, version: Int16, context: RequestContext) -> Reply<OffsetCommitResponse> {
         let now = context.broker.clock.now()
         var offsets: [(TopicPartition, CommittedOffset)] = []
         for topic in request.topics {

@@ -34,6 +34,11 @@ struct OffsetFetchHandler: ApiHandler {
     }
 
     func handle(_ request: OffsetFetchRequest, version: Int16, context: RequestContext) -> Reply<OffsetFetchResponse> {
+        // In a cluster the first group request has `__consumer_offsets` made (as FindCoordinator).
+        .once(FindCoordinatorHandler.groups(context.broker.config), context: context) { answer(request, version: version, context: context) }
+    }
+
+    func answer(_ request: OffsetFetchRequest, version: Int16, context: RequestContext) -> Reply<OffsetFetchResponse> {
         if version < 8 {
             let topics = request.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }
             let (code, found) = Self.lookup(context.broker, group: request.groupId, topics: topics, memberID: nil, memberEpoch: -1,
