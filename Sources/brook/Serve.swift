@@ -19,7 +19,9 @@ struct Serve: ParsableCommand {
         commandName: "serve",
         abstract: "Run a broker (as Kafka's kafka-server-start.sh).",
         discussion: """
-            With nothing given, a single node on 127.0.0.1:9092 with its data in ./brook-data. \
+            With nothing given, a single node on 127.0.0.1:9092 with its data in ./brook-data: \
+            the one voter of its own metadata quorum, which takes over the data of a quorum-less \
+            Brook node on first start. \
             Settings use Kafka's names (server.properties): node.id, listeners, \
             advertised.listeners, log.dirs, num.partitions, auto.create.topics.enable, \
             log.retention.ms, log.segment.bytes, ... SIGTERM or Ctrl-C shuts down cleanly. \

@@ -11,7 +11,18 @@ struct MetadataHandler: ApiHandler {
 
     func handle(_ request: MetadataRequest, version: Int16, context: RequestContext) -> Reply<MetadataResponse> {
         let broker = context.broker
-        if broker.cluster.isCluster { return .now(clusterMetadata(request, version: version, context: context)) }
+        if broker.cluster.isCluster {
+            // Topics to auto-create are asked of the controller at once, and the answer waits
+            // until this broker applied them (a single node answered with them made, too).
+            let (response, missing) = clusterMetadata(request, version: version, context: context, created: nil)
+            guard !missing.isEmpty else { return .now(response) }
+            let topics = missing.map {
+                NewTopic(name: $0, partitions: Int(broker.config.numPartitions), replicationFactor: Int(broker.config.defaultReplicationFactor))
+            }
+            return .later(ClusterAdmin.forward(.createTopics(topics, validateOnly: false), names: missing, context: context).map { answers in
+                clusterMetadata(request, version: version, context: context, created: answers).response
+            })
+        }
         let address = broker.config.advertised
         var response = MetadataResponse(
             throttleTimeMs: 0,
@@ -62,7 +73,10 @@ struct MetadataHandler: ApiHandler {
 
 /// In a cluster: everything from the metadata image this broker follows.
 extension MetadataHandler {
-    func clusterMetadata(_ request: MetadataRequest, version: Int16, context: RequestContext) -> MetadataResponse {
+    /// The answer from the image, and the topics to auto-create (nil `created`: none asked yet;
+    /// else the controller's answers, whose errors are given for topics still missing).
+    func clusterMetadata(_ request: MetadataRequest, version: Int16, context: RequestContext,
+                         created: [String: TopicAnswer]?) -> (response: MetadataResponse, missing: [String]) {
         let broker = context.broker
         let view = broker.cluster.current
         let image = view?.image ?? MetadataImage()
@@ -78,8 +92,9 @@ extension MetadataHandler {
                                         controllerId: view?.activeController ?? NodeID(-1))
         if request.topics == nil || (version == 0 && request.topics?.isEmpty == true) {
             response.topics = image.topics.values.sorted { $0.name < $1.name }.map { describe($0, image) }
-            return response
+            return (response, [])
         }
+        var missing: [String] = []
         let autoCreate = broker.config.autoCreateTopics && (version < 4 || request.allowAutoTopicCreation)
         response.topics = (request.topics ?? []).map { wanted in
             if let name = wanted.name, !name.isEmpty {
@@ -88,18 +103,21 @@ extension MetadataHandler {
                     return TopicResult(errorCode: problem.code.rawValue, name: name, isInternal: false)
                 }
                 guard autoCreate else { return TopicResult(errorCode: ErrorCode.unknownTopicOrPartition.rawValue, name: name) }
-                // Asked of the controller; the client asks again, as while Kafka sets one up.
-                let topic = NewTopic(name: name, partitions: Int(broker.config.numPartitions),
-                                     replicationFactor: Int(broker.config.defaultReplicationFactor))
-                _ = broker.cluster.forward(.createTopics([topic], validateOnly: false), on: context.eventLoop)
-                return TopicResult(errorCode: ErrorCode.leaderNotAvailable.rawValue, name: name)
+                guard let created else {
+                    if !missing.contains(name) { missing.append(name) }
+                    return TopicResult(errorCode: ErrorCode.leaderNotAvailable.rawValue, name: name)
+                }
+                // Made by the controller but not here yet, or being deleted: the client asks
+                // again, as while Kafka sets one up; a refusal is given as it is.
+                let code = created[name].map(\.error).flatMap { $0 == .none || $0 == .topicAlreadyExists ? nil : $0 } ?? .leaderNotAvailable
+                return TopicResult(errorCode: code.rawValue, name: name)
             }
             guard let topic = image.topics[wanted.topicId] else {
                 return TopicResult(errorCode: ErrorCode.unknownTopicID.rawValue, name: nil, topicId: wanted.topicId)
             }
             return describe(topic, image)
         }
-        return response
+        return (response, missing)
     }
 
     func describe(_ topic: TopicInfo, _ image: MetadataImage) -> TopicResult {
