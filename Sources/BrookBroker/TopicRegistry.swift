@@ -338,7 +338,7 @@ public final class TopicRegistry: Sendable {
     /// Opens every topic recorded in the metadata file (at broker start).
     public func load() throws(TopicError) {
         for dir in logDirs {
-            do { try FileSystem.createDirectory(dir) } catch { throw TopicError(.kafkaStorageError, "cannot create \(dir): \(error)") }
+            do { try FileSystem.createDirectories(dir) } catch { throw TopicError(.kafkaStorageError, "cannot create \(dir): \(error)") }
         }
         let text: String?
         do { text = try FileSystem.readFile(metadataPath) } catch { throw TopicError(.kafkaStorageError, "\(error)") }

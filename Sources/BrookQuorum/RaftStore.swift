@@ -26,7 +26,7 @@ public final class RaftStore {
     public init(directory: String, logger: Logger) throws(StorageError) {
         self.directory = directory
         self.logger = logger
-        try FileSystem.createDirectory(directory)
+        try FileSystem.createDirectories(directory)
         var config = LogConfig()
         config.segmentBytes = 64 << 20
         log = try PartitionLog.open(directory: directory + "/log", config: config, logger: logger)

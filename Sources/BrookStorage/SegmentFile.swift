@@ -93,6 +93,16 @@ public enum FileSystem {
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw .io(operation: "mkdir", path: path, errno: errno) }
     }
 
+    /// `createDirectory` with every missing parent made first (`mkdir -p`), as Kafka makes
+    /// `log.dirs`.
+    public static func createDirectories(_ path: String) throws(StorageError) {
+        var made = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") where !part.isEmpty {
+            made += "/" + part
+            try createDirectory(made)
+        }
+    }
+
     public static func remove(_ path: String) throws(StorageError) {
         if unlink(path) != 0 && errno != ENOENT { throw .io(operation: "unlink", path: path, errno: errno) }
     }

@@ -111,7 +111,7 @@ struct Serve: ParsableCommand {
                 throw ValidationError("a controller needs controller.listener.names (CONTROLLER in Kafka's sample)")
             }
             if config.metadataLogDir == nil {
-                do { try FileSystem.createDirectory(config.logDirs[0]) } catch { throw ValidationError("cannot create \(config.logDirs[0]): \(error)") }
+                do { try FileSystem.createDirectories(config.logDirs[0]) } catch { throw ValidationError("cannot create \(config.logDirs[0]): \(error)") }
             }
             var options = QuorumOptions(nodeID: config.nodeID, voters: voters,
                                         dataDirectory: config.metadataLogDir ?? (config.logDirs[0] + "/__cluster_metadata-0"))

@@ -94,6 +94,18 @@ import Testing
         #expect(try ReplicaCheckpoints.readHighWatermarks(logDirectory: dir.path) == marks)
     }
 
+    @Test func logDirectoriesAreMadeWithTheirParents() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let nested = dir.path + "/a/b/c"
+        try FileSystem.createDirectories(nested)
+        try FileSystem.createDirectories(nested)  // again: already there
+        try FileSystem.writeAtomically(nested + "/f", contents: "x", durable: false)
+        #expect(try FileSystem.readFile(nested + "/f") == "x")
+        try FileSystem.writeAtomically(dir.path + "/file", contents: "x", durable: false)
+        #expect(throws: StorageError.self) { try FileSystem.createDirectories(dir.path + "/file/sub") }
+    }
+
     @Test func aDamagedCheckpointIsRefused() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
