@@ -219,34 +219,54 @@ public final class GroupService: Sendable {
     // MARK: running the coordinator
 
     /// Runs `body` on the coordinator, writes the records it decided, then answers the held
-    /// requests it completed.
+    /// requests it completed: in a cluster once the ISR has the records. A write that fails or
+    /// does not reach the ISR is never answered as a success: the held requests get
+    /// COORDINATOR_NOT_AVAILABLE (NOT_COORDINATOR when this broker stopped leading), as Kafka's
+    /// coordinator answers a failed group metadata append; the members join again.
     @discardableResult
     func run<T>(_ body: (inout State, Int64) -> (T, Effects)) -> T {
         let now = self.now
-        let (value, answers) = state.withLock { s -> (T, [() -> Void]) in
+        let (value, answers, written, failed) = state.withLock { s -> (T, [HeldAnswer], [InternalWrite], Bool) in
             let (value, effects) = body(&s, now)
+            var written: [InternalWrite] = []
+            var failed = false
             do {
-                try write(effects.records)
+                written = try write(effects.records)
             } catch {
                 logger.error("writing \(effects.records.count) group records: \(error)")
+                failed = true
             }
-            var answers: [() -> Void] = []
+            var answers: [HeldAnswer] = []
             for (id, result) in effects.joins {
                 if case .join(let p)? = s.release(id) {
                     logger.debug("join answer #\(id.value): \(result.error) generation \(result.generation) member \(result.memberID) leader \(result.leader) members \(result.members.count)")
-                    answers.append { p.succeed(result) }
+                    answers.append(HeldAnswer(loop: p.futureResult.eventLoop) { code in p.succeed(code.map { JoinResult(error: $0) } ?? result) })
                 }
             }
             for (id, result) in effects.syncs {
                 if case .sync(let p)? = s.release(id) {
                     logger.debug("sync answer #\(id.value): \(result.error) assignment \(result.assignment.count) bytes")
-                    answers.append { p.succeed(result) }
+                    answers.append(HeldAnswer(loop: p.futureResult.eventLoop) { code in p.succeed(code.map { SyncResult(error: $0) } ?? result) })
                 }
             }
-            return (value, answers)
+            return (value, answers, written, failed && !effects.records.isEmpty)
         }
-        for answer in answers { answer() }
+        guard let loop = answers.first?.loop, !written.isEmpty, !failed else {
+            for answer in answers { answer.give(failed ? .coordinatorNotAvailable : nil) }
+            return value
+        }
+        let waits = written.map { $0.partition.highWatermark(reaching: $0.end, timeoutMs: InternalWrite.writeTimeoutMs, on: loop) }
+        EventLoopFuture.whenAllSucceed(waits, on: loop).whenSuccess { codes in
+            let bad = codes.first { $0 != .none }.map { $0 == .notLeaderOrFollower ? ErrorCode.notCoordinator : .coordinatorNotAvailable }
+            for answer in answers { answer.give(bad) }
+        }
         return value
+    }
+
+    /// A held join or sync's answer: the coordinator's result, or (given a code) that error.
+    struct HeldAnswer: Sendable {
+        let loop: any EventLoop
+        let give: @Sendable (ErrorCode?) -> Void
     }
 
     public func join(_ request: JoinRequest, on eventLoop: any EventLoop,

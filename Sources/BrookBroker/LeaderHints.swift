@@ -38,7 +38,10 @@ struct LeaderHints {
 
     /// A Produce answer with the hints (v10+).
     static func add(to response: ProduceResponse, version: Int16, broker: Broker) -> ProduceResponse {
-        guard version >= 10, var hints = LeaderHints(broker) else { return response }
+        // The common answer has nothing to hint: no lock taken, no image read.
+        let notLeader = ErrorCode.notLeaderOrFollower.rawValue
+        guard version >= 10, response.responses.contains(where: { $0.partitionResponses.contains { $0.errorCode == notLeader } }),
+              var hints = LeaderHints(broker) else { return response }
         var out = response
         for t in out.responses.indices {
             for p in out.responses[t].partitionResponses.indices where out.responses[t].partitionResponses[p].errorCode == ErrorCode.notLeaderOrFollower.rawValue {
@@ -51,10 +54,13 @@ struct LeaderHints {
         return out
     }
 
+    static let movedCodes: Set<Int16> = [ErrorCode.notLeaderOrFollower.rawValue, ErrorCode.fencedLeaderEpoch.rawValue]
+
     /// A Fetch answer with the hints (the leader v12+, the endpoints v16+).
     static func add(to response: inout FetchResponse, version: Int16, broker: Broker) {
-        guard version >= 12, var hints = LeaderHints(broker) else { return }
-        let moved: Set<Int16> = [ErrorCode.notLeaderOrFollower.rawValue, ErrorCode.fencedLeaderEpoch.rawValue]
+        let moved = Self.movedCodes
+        guard version >= 12, response.responses.contains(where: { $0.partitions.contains { moved.contains($0.errorCode) } }),
+              var hints = LeaderHints(broker) else { return }
         for t in response.responses.indices {
             for p in response.responses[t].partitions.indices where moved.contains(response.responses[t].partitions[p].errorCode) {
                 let topic = response.responses[t]

@@ -13,7 +13,7 @@ struct FindCoordinatorHandler: ApiHandler {
         let address = context.broker.config.advertised
         let node = context.broker.config.nodeID
         let cluster = context.broker.cluster.isCluster
-        func answer(_ key: String) -> FindCoordinatorResponse.Coordinator {
+        @Sendable func answer(_ key: String) -> FindCoordinatorResponse.Coordinator {
             func refused(_ code: ErrorCode, _ message: String) -> FindCoordinatorResponse.Coordinator {
                 FindCoordinatorResponse.Coordinator(key: key, nodeId: NodeID(-1), errorCode: code.rawValue, errorMessage: message)
             }
@@ -30,7 +30,7 @@ struct FindCoordinatorHandler: ApiHandler {
             default: return refused(.invalidRequest, "Unknown key type \(request.keyType).")
             }
         }
-        func respond() -> FindCoordinatorResponse {
+        @Sendable func respond() -> FindCoordinatorResponse {
             if version >= 4 { return FindCoordinatorResponse(coordinators: request.coordinatorKeys.map(answer)) }
             let c = answer(request.key)
             return FindCoordinatorResponse(errorCode: c.errorCode, errorMessage: c.errorMessage, nodeId: c.nodeId, host: c.host, port: c.port)
