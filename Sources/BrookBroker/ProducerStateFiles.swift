@@ -65,9 +65,12 @@ enum ProducerStateFiles {
         var count = 0
         try log.forEachBatch(from: from) { header, batch in
             guard header.lastOffset >= from, header.producerID != .none else { return }
-            let marker = header.attributes.isControl ? ControlBatch.marker(header, batch: batch) : nil
+            let marker = header.attributes.isControl ? ControlBatch.markerAndCoordinatorEpoch(header, batch: batch) : nil
             if header.attributes.isControl && marker == nil { return }
-            state.appended(ProducerBatch(header, marker: marker), firstOffset: header.baseOffset, now: min(now, header.maxTimestamp.ms))
+            // A marker's coordinator epoch is read back too: a restarted or new leader refuses
+            // markers from a replaced coordinator as the one that took the first did.
+            state.appended(ProducerBatch(header, marker: marker?.marker), firstOffset: header.baseOffset,
+                           coordinatorEpoch: marker?.coordinatorEpoch ?? -1, now: min(now, header.maxTimestamp.ms))
             count += 1
         }
         return count

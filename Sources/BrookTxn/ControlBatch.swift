@@ -20,14 +20,27 @@ public enum ControlBatch {
     /// checked before its record is read, as the record walker traps on an impossible length
     /// or record count (found writing the fuzz target batch).
     public static func marker(_ header: RecordBatchHeader, batch: UnsafeRawBufferPointer) -> ProducerBatch.Marker? {
+        markerAndCoordinatorEpoch(header, batch: batch)?.marker
+    }
+
+    /// The marker and the coordinator epoch it carries (-1 when its value is too short to say),
+    /// so that a log replay knows the last coordinator epoch of each producer as the appends did.
+    public static func markerAndCoordinatorEpoch(_ header: RecordBatchHeader, batch: UnsafeRawBufferPointer)
+        -> (marker: ProducerBatch.Marker, coordinatorEpoch: Int32)? {
         guard header.attributes.isControl, batch.count >= header.totalBytes,
               (try? RecordBatchValidator.validate(batch, check: .checksum)) == header else { return nil }
-        var found: ProducerBatch.Marker?
+        var found: (ProducerBatch.Marker, Int32)?
         try? header.forEachRecord(in: batch) { record, records in
             guard found == nil, let key = record.key, key.count >= 4 else { return }
             let bytes = records[key]
             let type = Int16(bytes[bytes.startIndex + 2]) << 8 | Int16(bytes[bytes.startIndex + 3])
-            found = type == 1 ? .commit : type == 0 ? .abort : nil
+            guard let marker: ProducerBatch.Marker = type == 1 ? .commit : type == 0 ? .abort : nil else { return }
+            var epoch: Int32 = -1
+            if let value = record.value, value.count >= 6 {
+                let v = records[value]
+                epoch = (2..<6).reduce(Int32(0)) { $0 << 8 | Int32(v[v.startIndex + $1]) }
+            }
+            found = (marker, epoch)
         }
         return found
     }

@@ -1,4 +1,5 @@
 import BrookCore
+import BrookProtocol
 import BrookRecords
 import BrookTxn
 import Testing
@@ -31,6 +32,24 @@ import Testing
     @Test func markersReadBack() {
         #expect(Self.read(Self.marker(commit: true)) == .commit)
         #expect(Self.read(Self.marker(commit: false)) == .abort)
+    }
+
+    /// A log replay learns each producer's last coordinator epoch from its markers, so a
+    /// marker from an older coordinator is refused after a restart too.
+    @Test func theCoordinatorEpochReadsBackAndFencesAfterAReplay() {
+        let bytes = ControlBatch.build(producerID: ProducerID(7), epoch: ProducerEpoch(1), commit: true, coordinatorEpoch: 70_000,
+                                       timestamp: Timestamp(ms: 1_700_000_000_000))
+        let read = bytes.withUnsafeBytes { b in RecordBatchHeader.decode(b).flatMap { ControlBatch.markerAndCoordinatorEpoch($0, batch: b) } }
+        #expect(read?.marker == .commit && read?.coordinatorEpoch == 70_000)
+        var state = ProducerState()
+        let header = bytes.withUnsafeBytes { RecordBatchHeader.decode($0)! }
+        state.appended(ProducerBatch(header, marker: read?.marker), firstOffset: Offset(5), coordinatorEpoch: read!.coordinatorEpoch, now: 0)
+        let older = ProducerBatch(header, marker: .abort)
+        guard case .refuse(let code, _) = state.check(older, fromCoordinator: true, coordinatorEpoch: 69_999) else {
+            Issue.record("a marker from an older coordinator was taken")
+            return
+        }
+        #expect(code == .transactionCoordinatorFenced)
     }
 
     /// A record count of -1 made the record walker's `0..<count` trap.

@@ -324,9 +324,20 @@ def pytest_runtest_call(item):
 
     def hard_stop():
         # SIGALRM only interrupts Python code: a client stuck inside C (a librdkafka close) is
-        # reported and the run ends here rather than hanging until CI's own limit.
+        # reported and the run ends here rather than hanging until CI's own limit. Capture is
+        # suspended first and stdout flushed: os._exit drops buffers, and the report was lost.
+        capman = item.config.pluginmanager.getplugin("capturemanager")
+        if capman is not None:
+            try:
+                capman.suspend_global_capture(in_=False)
+            except Exception:
+                pass
+        sys.stdout.flush()
         sys.stderr.write(f"\n{item.nodeid} is still running {HARD_STOP_GRACE}s after its {limit}s limit; stacks:\n")
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        for b in _brokers_of(item):
+            sys.stderr.write(f"--- brook pid {b.pid} on {b.bootstrap}\n{b.log_tail()}\n")
+        sys.stderr.flush()
         _kill_leftovers()
         os._exit(3)
 
