@@ -31,12 +31,14 @@ check "a missing file is a readable error" bash -c "'$brook' log dump '$work/nop
 
 # The client tools against a real broker.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$brook" serve --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$work/nested/broker" 2>"$work/broker.log" &
+cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$brook" serve --override "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport" --override "log.dirs=$work/nested/broker" 2>"$work/broker.log" &
 broker_pid=$!
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
 s="--bootstrap-server 127.0.0.1:$port"
 check "serve makes its log dir with its parents, says where it listens and keeps its data" grep -q "listening on .*$port.*data in $work/nested/broker" "$work/broker.log"
 check "serve is the one voter of its own metadata quorum" test -d "$work/nested/broker/__cluster_metadata-0"
+check "its controller answers on the CONTROLLER listener given" bash -c "'$brook' cluster describe --controller 127.0.0.1:$cport | grep -q '^broker=1 .*fenced=false'"
 check "topic create" "$brook" topic create cli --partitions 2 --config retention.ms=3600000 $s
 check "topic list" bash -c "'$brook' topic list $s | grep -qx cli"
 check "topic describe shows partitions and the config set" bash -c "'$brook' topic describe cli $s | grep -q 'PartitionCount: 2.*retention.ms=3600000'"

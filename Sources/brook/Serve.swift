@@ -72,11 +72,14 @@ struct Serve: ParsableCommand {
             }
         }
         if config.singleNodeQuorum {
-            // Both roles, one voter: the controller on a loopback port of the system's choice.
+            // Both roles, one voter: the controller on the CONTROLLER listener when one is
+            // given (for `brook cluster describe`), else on a loopback port of the system's choice.
             var node = config
             node.processRoles = [.broker, .controller]
-            node.controllerListenerNames = [Self.singleNodeControllerListener]
-            try runClusterNode(node, voters: [VoterAddress(id: config.nodeID, host: "127.0.0.1", port: 0)], singleNode: true, logger: logger)
+            if node.controllerListenerNames.isEmpty { node.controllerListenerNames = [Self.singleNodeControllerListener] }
+            let listener = config.listeners.first { node.controllerListenerNames.contains($0.name) }
+            let host = listener.map { $0.host.isEmpty || $0.host == "0.0.0.0" ? "127.0.0.1" : $0.host } ?? "127.0.0.1"
+            try runClusterNode(node, voters: [VoterAddress(id: config.nodeID, host: host, port: listener?.port ?? 0)], singleNode: true, logger: logger)
         }
 
         let broker = try Broker(config: config, logger: logger)
