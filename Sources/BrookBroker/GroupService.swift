@@ -255,9 +255,7 @@ public final class GroupService: Sendable {
             for answer in answers { answer.give(failed ? .coordinatorNotAvailable : nil) }
             return value
         }
-        let waits = written.map { $0.partition.highWatermark(reaching: $0.end, timeoutMs: InternalWrite.writeTimeoutMs, on: loop) }
-        EventLoopFuture.whenAllSucceed(waits, on: loop).whenSuccess { codes in
-            let bad = codes.first { $0 != .none }.map { $0 == .notLeaderOrFollower ? ErrorCode.notCoordinator : .coordinatorNotAvailable }
+        InternalWrite.settled(written, on: loop).whenSuccess { bad in
             for answer in answers { answer.give(bad) }
         }
         return value

@@ -22,11 +22,16 @@ struct InternalWrite: Sendable {
                                                 failed: @escaping @Sendable (ErrorCode) -> T,
                                                 _ make: @escaping @Sendable (T) -> R) -> Reply<R> {
         guard !written.isEmpty else { return .now(make(value)) }
+        return .later(settled(written, on: loop).map { bad in make(bad.map(failed) ?? value) })
+    }
+
+    /// nil once every write has reached the ISR; else the coordinator's error for the first that
+    /// did not (NOT_COORDINATOR when this broker stopped leading, else COORDINATOR_NOT_AVAILABLE).
+    static func settled(_ written: [InternalWrite], on loop: any EventLoop) -> EventLoopFuture<ErrorCode?> {
         let waits = written.map { $0.partition.highWatermark(reaching: $0.end, timeoutMs: writeTimeoutMs, on: loop) }
-        return .later(EventLoopFuture.whenAllSucceed(waits, on: loop).map { codes in
-            guard let bad = codes.first(where: { $0 != .none }) else { return make(value) }
-            return make(failed(bad == .notLeaderOrFollower ? .notCoordinator : .coordinatorNotAvailable))
-        })
+        return EventLoopFuture.whenAllSucceed(waits, on: loop).map { codes in
+            codes.first { $0 != .none }.map { $0 == .notLeaderOrFollower ? .notCoordinator : .coordinatorNotAvailable }
+        }
     }
 }
 

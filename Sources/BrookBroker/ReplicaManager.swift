@@ -37,8 +37,11 @@ public final class ReplicaManager: Sendable {
     let restoring: Mutex<[String: Offset]>
     /// The offset of the last image applied, and who waits for a later one (on `queue`).
     let applied = Mutex(MetadataOffset.zero)
-    let appliedWaiters = Mutex<[Int: (offset: MetadataOffset, body: @Sendable () -> Void)]>([:])
-    let nextWaiter = Mutex(0)
+    let appliedWaiters = Mutex(AppliedWaiters())
+    struct AppliedWaiters {
+        var next = 0
+        var waiting: [Int: (offset: MetadataOffset, body: @Sendable () -> Void)] = [:]
+    }
     static let appliedWaitersMax = 10_000
 
     public init(broker: Broker, node: NodeID) {
@@ -129,25 +132,25 @@ public final class ReplicaManager: Sendable {
     /// what the controller committed for it.
     public func whenApplied(_ offset: MetadataOffset, timeoutMs: Int = 5000, _ body: @escaping @Sendable () -> Void) {
         guard applied.withLock({ $0 }) < offset else { return body() }
-        let id = nextWaiter.withLock { n in defer { n += 1 }; return n }
-        let added = appliedWaiters.withLock { waiters -> Bool in
-            guard waiters.count < Self.appliedWaitersMax else { return false }
-            waiters[id] = (offset, body)
-            return true
+        let added = appliedWaiters.withLock { w -> Int? in
+            guard w.waiting.count < Self.appliedWaitersMax else { return nil }
+            defer { w.next += 1 }
+            w.waiting[w.next] = (offset, body)
+            return w.next
         }
-        guard added else { return body() }
+        guard let id = added else { return body() }
         // Applied in between: answered by the queue's next look.
         queue.async { self.releaseWaiters() }
         queue.asyncAfter(deadline: .now() + .milliseconds(timeoutMs)) { [self] in
-            appliedWaiters.withLock { $0.removeValue(forKey: id) }?.body()
+            appliedWaiters.withLock { $0.waiting.removeValue(forKey: id) }?.body()
         }
     }
 
     func releaseWaiters() {
         let now = applied.withLock { $0 }
-        let due = appliedWaiters.withLock { waiters -> [@Sendable () -> Void] in
-            let ready = waiters.filter { $0.value.offset <= now }
-            for id in ready.keys { waiters[id] = nil }
+        let due = appliedWaiters.withLock { w -> [@Sendable () -> Void] in
+            let ready = w.waiting.filter { $0.value.offset <= now }
+            for id in ready.keys { w.waiting[id] = nil }
             return ready.values.map(\.body)
         }
         for body in due { body() }

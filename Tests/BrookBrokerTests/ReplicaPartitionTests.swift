@@ -66,6 +66,12 @@ import Testing
         return try BrokerHarness([("process.roles", "broker,controller")], clock: old.clock, directory: old.directory)
     }
 
+    /// `restart`, and the harness's partition "r" 0 there.
+    func restarted(_ old: BrokerHarness) throws -> (BrokerHarness, Partition) {
+        let h = try restart(old)
+        return (h, try #require(h.broker.topics.partition("r", 0)))
+    }
+
     /// The aborted transactions in `partition`'s `.txnindex` files, by marker offset.
     func txnIndexEntries(_ partition: Partition) throws -> [AbortedTxn] {
         var entries: [AbortedTxn] = []
@@ -291,9 +297,6 @@ import Testing
 
     // MARK: restarts
 
-    /// Found in review: the aborts a follower copied were in its producer state only, not in the
-    /// `.txnindex`; after a restart (the snapshot at the log end) read_committed no longer listed
-    /// them, and a consumer of the follower made leader saw the aborted records.
     @Test func aRestartedLeaderServesUpToItsCheckpointedHighWatermark() throws {
         var (h, p) = try clusterPartition()
         defer { h.close() }
@@ -302,20 +305,17 @@ import Testing
                                leaderHighWatermark: Offset(3))
         #expect(p.checkpointHighWatermark == Offset(3))
         // Without the checkpoint a new leader with a follower in its ISR starts at HW 0 ...
-        h = try restart(h)
-        p = try #require(h.broker.topics.partition("r", 0))
+        (h, p) = try restarted(h)
         lead(p, epoch: 2, replicas: [1, 2], isr: [1, 2])
         #expect(p.offsets.highWatermark == .zero)
         // ... with it, at what it had (and never past its log end).
-        h = try restart(h)
-        p = try #require(h.broker.topics.partition("r", 0))
+        (h, p) = try restarted(h)
         p.restoreHighWatermark(Offset(3))
         p.restoreHighWatermark(Offset(1))
         lead(p, epoch: 3, replicas: [1, 2], isr: [1, 2])
         #expect(p.offsets.highWatermark == Offset(3))
         #expect(try p.read(from: .zero, maxBytes: 1 << 20, minOneBatch: true).slice.length > 0)
-        h = try restart(h)
-        p = try #require(h.broker.topics.partition("r", 0))
+        (h, p) = try restarted(h)
         p.restoreHighWatermark(Offset(99))
         #expect(p.checkpointHighWatermark == Offset(5))
     }
@@ -360,6 +360,9 @@ import Testing
         #expect(p.offsets.logStart == Offset(4))
     }
 
+    /// Found in review: the aborts a follower copied were in its producer state only, not in the
+    /// `.txnindex`; after a restart (the snapshot at the log end) read_committed no longer listed
+    /// them, and a consumer of the follower made leader saw the aborted records.
     @Test func theAbortsAFollowerCopiedSurviveARestart() throws {
         var (h, p) = try clusterPartition()
         defer { h.close() }
@@ -373,8 +376,7 @@ import Testing
         #expect(try abortsListed(p) == ["7:0-2"])
         #expect(try txnIndexEntries(p).map(\.lastOffset) == [Offset(2)])
 
-        h = try restart(h)
-        p = try #require(h.broker.topics.partition("r", 0))
+        (h, p) = try restarted(h)
         #expect(try logEnd(p) == Offset(4))
         lead(p, epoch: 2)
         // An append, so that the HW is at the log end whatever becomeLeader does with it.
@@ -394,8 +396,7 @@ import Testing
         try append(p, ["c"])
         #expect(p.offsets.highWatermark == Offset(3))
 
-        h = try restart(h)
-        p = try #require(h.broker.topics.partition("r", 0))
+        (h, p) = try restarted(h)
         lead(p, epoch: 1)
         #expect(p.offsets.highWatermark == Offset(3))
         #expect(p.offsets.lastStable == Offset(3))
@@ -409,8 +410,7 @@ import Testing
         lead(p, epoch: 0)
         try append(p, ["a", "b", "c"])
 
-        h = try restart(h)
-        p = try #require(h.broker.topics.partition("r", 0))
+        (h, p) = try restarted(h)
         lead(p, epoch: 1, replicas: [1, 2], isr: [1, 2])
         // The follower may lack what this log has: nothing is committed until it fetches.
         #expect(p.offsets.highWatermark == Offset(0))
@@ -445,8 +445,7 @@ import Testing
         #expect(try abortsListed(p).isEmpty)
         #expect(try txnIndexEntries(p).isEmpty)
 
-        h = try restart(h)
-        p = try #require(h.broker.topics.partition("r", 0))
+        (h, p) = try restarted(h)
         lead(p, epoch: 3)
         try append(p, ["x"])
         #expect(p.offsets.lastStable == Offset(6))

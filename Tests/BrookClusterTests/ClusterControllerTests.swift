@@ -48,8 +48,23 @@ struct ControllerHarness {
         while now < end {
             now = min(end, now + 500)
             heartbeatAll(except: silent)
-            _ = commit(controller.tick(nowMs: now))
+            commit(controller.tick(nowMs: now))
         }
+    }
+
+    /// AlterPartitionReassignments of partition 0 of `topic` (nil: cancel); its error.
+    mutating func reassign(_ topic: String, _ replicas: [NodeID]?, allow: Bool = true) -> ErrorCode {
+        commit(controller.reassign([ReassignmentRequest(topic: topic, partition: 0, replicas: replicas)],
+                                   allowReplicationFactorChange: allow))[0].error
+    }
+
+    /// The partition's leader asks the controller to add `replica` to its ISR; the error.
+    mutating func leaderAdds(_ replica: NodeID, to key: TopicIDPartition) -> ErrorCode {
+        let now = image.partition(key)!
+        let request = AlterPartitionRequest(broker: now.leader!, brokerEpoch: epochs[now.leader!]!, partition: key,
+                                            proposal: ISRProposal(leaderEpoch: now.leaderEpoch, partitionEpoch: now.partitionEpoch,
+                                                                  isr: now.isr + [replica]))
+        return commit(controller.alterPartition(request)).0
     }
 
     mutating func create(_ name: String, partitions: Int, rf: Int) -> KafkaUUID {
@@ -322,16 +337,12 @@ struct ControllerHarness {
         let (a, b) = (before.replicas[0], before.replicas[1])
         let c = [n1, n2, n3].first { !before.replicas.contains($0) }!
         #expect(before.leader == a)
-        func reassign(_ replicas: [NodeID]?, allow: Bool = true) -> ErrorCode {
-            h.commit(h.controller.reassign([ReassignmentRequest(topic: "m", partition: 0, replicas: replicas)],
-                                           allowReplicationFactorChange: allow))[0].error
-        }
+        func reassign(_ replicas: [NodeID]?, allow: Bool = true) -> ErrorCode { h.reassign("m", replicas, allow: allow) }
         #expect(reassign(nil) == .noReassignmentInProgress)
         #expect(reassign([b, NodeID(9)]) == .invalidReplicaAssignment)
         #expect(reassign([b, b]) == .invalidReplicaAssignment)
         #expect(reassign([b], allow: false) == .invalidReplicationFactor)
-        #expect(h.commit(h.controller.reassign([ReassignmentRequest(topic: "nope", partition: 0, replicas: [a])],
-                                               allowReplicationFactorChange: true))[0].error == .unknownTopicOrPartition)
+        #expect(h.reassign("nope", [a]) == .unknownTopicOrPartition)
         // Start: c is added, a will go; the leader stays, in a new epoch.
         #expect(reassign([b, c]) == .none)
         let moving = h.image.partition(key)!
@@ -341,10 +352,7 @@ struct ControllerHarness {
         // c catches up: the leader's AlterPartition brings it in, and the move completes in the
         // same entry; a, the leader, is removed, so b leads.
         let entries = h.log.count
-        let request = AlterPartitionRequest(broker: a, brokerEpoch: h.epochs[a]!, partition: key,
-                                            proposal: ISRProposal(leaderEpoch: moving.leaderEpoch, partitionEpoch: moving.partitionEpoch,
-                                                                  isr: moving.isr + [c]))
-        #expect(h.commit(h.controller.alterPartition(request)).0 == .none)
+        #expect(h.leaderAdds(c, to: key) == .none)
         #expect(h.log.count == entries + 1)
         let done = h.image.partition(key)!
         #expect(done.replicas == [b, c] && done.isr == [b, c] && done.leader == b && done.adding.isEmpty && done.removing.isEmpty)
@@ -372,17 +380,10 @@ struct ControllerHarness {
         let (a, b) = (before.replicas[0], before.replicas[1])
         let others = [n1, n2, n3, NodeID(4)].filter { !before.replicas.contains($0) }
         let (c, d) = (others[0], others[1])
-        func reassign(_ replicas: [NodeID]) -> ErrorCode {
-            h.commit(h.controller.reassign([ReassignmentRequest(topic: "m", partition: 0, replicas: replicas)],
-                                           allowReplicationFactorChange: true))[0].error
-        }
+        func reassign(_ replicas: [NodeID]) -> ErrorCode { h.reassign("m", replicas) }
         #expect(reassign([c, d]) == .none)
         // c catches up and joins the ISR; d has not yet, so the move runs on.
-        let moving = h.image.partition(key)!
-        let grow = AlterPartitionRequest(broker: moving.leader!, brokerEpoch: h.epochs[moving.leader!]!, partition: key,
-                                         proposal: ISRProposal(leaderEpoch: moving.leaderEpoch, partitionEpoch: moving.partitionEpoch,
-                                                               isr: moving.isr + [c]))
-        #expect(h.commit(h.controller.alterPartition(grow)).0 == .none)
+        #expect(h.leaderAdds(c, to: key) == .none)
         #expect(h.image.partition(key)!.isr.contains(c) && h.image.partition(key)!.reassignmentTarget == [c, d])
         // A new move back: c (in the ISR) stays assigned until it completes, which is at once here.
         #expect(reassign([a, b]) == .none)

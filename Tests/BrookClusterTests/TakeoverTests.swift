@@ -38,11 +38,11 @@ import Testing
     @Test func aSmallDirectoryIsTakenOverInTheFirstEntry() {
         let data = Self.data([("orders", 3), ("__consumer_offsets", 50)], configs: ["retention.ms": "1000"])
         var h = Self.harness(data)
-        _ = h.commit(h.controller.tick(nowMs: 0))
+        h.commit(h.controller.tick(nowMs: 0))
         #expect(h.log.count == 1)
         Self.check(h.image, data)
         // Later ticks add nothing more; the broker registers and leads its partitions again.
-        _ = h.commit(h.controller.tick(nowMs: 10))
+        h.commit(h.controller.tick(nowMs: 10))
         h.startBrokers(1)
         let orders = h.image.topic(named: "orders")!
         #expect(orders.partitions.allSatisfy { $0.leader == Self.node && $0.isr == [Self.node] })
@@ -51,7 +51,7 @@ import Testing
     @Test func aLargeDirectoryTakesSeveralEntriesAndAControllerChangeGoesOn() throws {
         let data = Self.data([("a", 7), ("b", 1), ("c", 12)], configs: ["cleanup.policy": "compact", "segment.bytes": "1048576"])
         var h = Self.harness(data, perEntry: 5)
-        _ = h.commit(h.controller.tick(nowMs: 0))
+        h.commit(h.controller.tick(nowMs: 0))
         #expect(h.image.takeoverPending)
         // A new controller (the old one stopped) starts from the committed image and finishes.
         var config = h.controller.config
@@ -59,7 +59,7 @@ import Testing
         h.controller = ClusterController(committed: h.controller.committed, config: config, nowMs: 0, randomSeed: 9)
         var ticks = 0
         while h.image.takeoverPending {
-            _ = h.commit(h.controller.tick(nowMs: Int64(ticks)))
+            h.commit(h.controller.tick(nowMs: Int64(ticks)))
             ticks += 1
             try #require(ticks < 100)
         }
@@ -71,12 +71,12 @@ import Testing
         var plain = ControllerConfig()
         plain.clusterID = "single-node-id"
         var h = ControllerHarness(config: plain)
-        _ = h.commit(h.controller.tick(nowMs: 0))
+        h.commit(h.controller.tick(nowMs: 0))
         let data = Self.data([("orders", 2)])
         var config = plain
         config.takeover = data
         h.controller = ClusterController(committed: h.controller.committed, config: config, nowMs: 0, randomSeed: 3)
-        _ = h.commit(h.controller.tick(nowMs: 1))
+        h.commit(h.controller.tick(nowMs: 1))
         #expect(h.image.topics.isEmpty)
         #expect(h.image.nextProducerID == ProducerID(0))
     }
