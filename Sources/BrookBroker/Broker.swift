@@ -135,7 +135,7 @@ public final class Broker: Sendable {
     public func runMaintenance(retention: Bool) {
         transactions.tick()
         for topic in topics.allTopics() {
-            for partition in topic.partitions {
+            for partition in topic.hosted {
                 do {
                     try partition.maintainLog(retention: retention, compaction: config.logCleanerEnable)
                     if retention {

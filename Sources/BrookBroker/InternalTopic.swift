@@ -54,9 +54,9 @@ struct InternalTopic: Sendable {
         return Int(h & 0x7fff_ffff) % partitions
     }
 
-    /// Its partitions, the topic made when missing. Looked up each time: someone may have
-    /// deleted the topic (Kafka allows it), and then it is made again.
-    func partitions() throws(StorageError) -> [Partition] {
+    /// Its partitions (nil: hosted by other brokers), the topic made when missing. Looked up
+    /// each time: someone may have deleted the topic (Kafka allows it), and then it is made again.
+    func partitions() throws(StorageError) -> [Partition?] {
         if let topic = topics.topic(name) { return topic.partitions }
         guard createLocally else { throw .invalidArgument("\(name) does not exist yet in the cluster") }
         do {
@@ -71,7 +71,12 @@ struct InternalTopic: Sendable {
     /// The partition that holds `id`'s records.
     func partition(for id: String) throws(StorageError) -> Partition {
         let all = try partitions()
-        return all[Self.partitionIndex(for: id, partitions: all.count)]
+        return try Self.hosted(all, Self.partitionIndex(for: id, partitions: all.count), name)
+    }
+
+    static func hosted(_ partitions: [Partition?], _ index: Int, _ name: String) throws(StorageError) -> Partition {
+        guard let partition = partitions[index] else { throw .invalidArgument("\(name)-\(index) is not hosted by this broker") }
+        return partition
     }
 
     /// Appends records (owner id, key, value: nil for a tombstone), one batch per partition, in
@@ -88,8 +93,9 @@ struct InternalTopic: Sendable {
         var written: [InternalWrite] = []
         for (index, list) in byPartition.sorted(by: { $0.key < $1.key }) {
             var buffer = ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: .zero, records: list))
-            let result = try partitions[index].appendInternal(&buffer, now: now.ms)
-            written.append(InternalWrite(partition: partitions[index], end: result.lastOffset + 1))
+            let partition = try Self.hosted(partitions, index, name)
+            let result = try partition.appendInternal(&buffer, now: now.ms)
+            written.append(InternalWrite(partition: partition, end: result.lastOffset + 1))
         }
         return written
     }
@@ -105,7 +111,8 @@ struct InternalTopic: Sendable {
     /// leader loads its whole log, which is the partition's now).
     func forEachBatch(logger: Logger, only: Int? = nil, toLogEnd: Bool = false,
                       _ body: (String, RecordBatchHeader, UnsafeRawBufferPointer) -> Void) throws(StorageError) {
-        for (index, partition) in (topics.topic(name)?.partitions ?? []).enumerated() where only == nil || only == index {
+        for (index, hosted) in (topics.topic(name)?.partitions ?? []).enumerated() where only == nil || only == index {
+            guard let partition = hosted else { continue }
             var next = partition.offsets.logStart
             while true {
                 let slice = toLogEnd ? try partition.readForFollower(from: next, maxBytes: 1 << 20).0

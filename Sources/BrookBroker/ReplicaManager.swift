@@ -8,9 +8,10 @@ import Synchronization
 
 /// In a cluster, keeps this broker's topics in line with the metadata image it follows, one
 /// image at a time on its own queue (topic changes do file work):
-/// - every topic of the image is hosted here with the image's topic id, partition count and
-///   configs (all of its partitions: until replication is wired, only the leader's copy holds
-///   records);
+/// - every topic of the image is known here with the image's topic id, partition count and
+///   configs, and the partitions the image places on this broker are hosted (opened, and
+///   created empty to catch up from their leader when new); a replica moved away by a
+///   reassignment is closed and its files deleted;
 /// - a topic this manager made is deleted when the image drops it or names another topic id;
 ///   a topic it did not make (a single node's data from before the cluster) is left alone and
 ///   not served, with a warning, until the image names it with its own id (the controller took
@@ -59,7 +60,7 @@ public final class ReplicaManager: Sendable {
     func checkpointHighWatermarks() {
         var marks: [ReplicaCheckpoints.HighWatermark] = []
         for topic in broker.topics.allTopics() {
-            for partition in topic.partitions {
+            for partition in topic.hosted {
                 if let high = partition.checkpointHighWatermark {
                     marks.append(.init(topic: topic.name, partition: partition.index, offset: high))
                 }
@@ -110,8 +111,8 @@ public final class ReplicaManager: Sendable {
         let eligible: (NodeID) -> Bool = { image.brokers[$0]?.isActive ?? false }
         for topic in image.topics.values {
             guard let local = broker.topics.topic(topic.name), local.id == topic.id else { continue }
-            for (index, partition) in local.partitions.enumerated() where index < topic.partitions.count && topic.partitions[index].leader == node {
-                guard partition.isLeader,
+            for (index, hosted) in local.partitions.enumerated() where index < topic.partitions.count && topic.partitions[index].leader == node {
+                guard let partition = hosted, partition.isLeader,
                       let proposal = partition.isrProposalToResend(nowMs: now) ?? partition.isrProposal(nowMs: now, eligible: eligible) else { continue }
                 broker.logger.info("\(partition.name): asking the controller for \(proposal)")
                 let logger = broker.logger
@@ -173,25 +174,28 @@ public final class ReplicaManager: Sendable {
         }
         for topic in image.topics.values.sorted(by: { $0.name < $1.name }) {
             let configs = image.configs[BrookCluster.ConfigResource(.topic, topic.name)] ?? [:]
+            let holds: (Int32) -> Bool = { [node] index in topic.partitions[Int(index)].replicas.contains(node) }
             do throws(TopicError) {
                 var local = topics.topic(topic.name)
                 if local == nil {
                     remember(topic.id)
-                    local = try topics.create(name: topic.name, partitions: Int32(topic.partitions.count), configs: configs, id: topic.id)
+                    local = try topics.create(name: topic.name, partitions: Int32(topic.partitions.count), configs: configs,
+                                              id: topic.id, hosting: holds)
                 }
                 guard var hosted = local, hosted.id == topic.id else { continue }
                 // The cluster's now (a single node's data taken over): deleted with it.
                 if !made.withLock({ $0.contains(topic.id) }) { remember(topic.id) }
                 if hosted.partitions.count < topic.partitions.count {
-                    try topics.addPartitions(name: topic.name, totalCount: Int32(topic.partitions.count), validateOnly: false)
+                    try topics.addPartitions(name: topic.name, totalCount: Int32(topic.partitions.count), validateOnly: false, hosting: holds)
                     hosted = topics.topic(topic.name) ?? hosted
                 }
                 if hosted.overrides != configs { try topics.setConfigs(name: topic.name, overrides: configs, validateOnly: false) }
                 let replication = replicationConfig(configs)
-                for (index, partition) in hosted.partitions.enumerated() where index < topic.partitions.count {
+                for (index, info) in topic.partitions.enumerated() where index < hosted.partitions.count {
+                    guard let partition = replica(of: hosted, index, holding: holds(Int32(index)), info) else { continue }
                     if let high = restoring.withLock({ $0.removeValue(forKey: partition.name) }) { partition.restoreHighWatermark(high) }
                     let before = partition.isReplicating ? partition.role : nil
-                    update(partition, to: topic.partitions[index], replication)
+                    update(partition, to: info, replication)
                     coordinatorsFollow(topic.name, index, from: before, to: partition.role)
                 }
             } catch {
@@ -200,6 +204,30 @@ public final class ReplicaManager: Sendable {
         }
         applied.withLock { $0 = max($0, image.offset) }
         releaseWaiters()
+    }
+
+    /// This broker's replica of `topic`-`index` when the image places one here (opened if new),
+    /// or nil: a replica it no longer holds (moved away by a reassignment) is closed and its files
+    /// deleted, after its coordinators (if it led one) stop.
+    func replica(of topic: Topic, _ index: Int, holding: Bool, _ info: PartitionInfo) -> Partition? {
+        let current = topic.partitions[index]
+        switch (holding, current) {
+        case (true, let partition?):
+            return partition
+        case (true, nil):
+            do throws(TopicError) { try broker.topics.host(name: topic.name, index: Int32(index)) } catch {
+                broker.logger.error("cannot host a replica of \(topic.name)-\(index): \(error)")
+            }
+            return broker.topics.partition(topic.name, Int32(index))
+        case (false, let partition?):
+            let before = partition.isReplicating ? partition.role : nil
+            partition.becomeFollower(leader: info.leader, epoch: info.leaderEpoch)
+            coordinatorsFollow(topic.name, index, from: before, to: partition.role)
+            broker.topics.unhost(name: topic.name, index: Int32(index))
+            return nil
+        case (false, nil):
+            return nil
+        }
     }
 
     /// The group and transaction coordinators move with the leadership of their partitions of

@@ -8,9 +8,29 @@ import Synchronization
 public struct Topic: Sendable {
     public let name: String
     public let id: KafkaUUID
-    public var partitions: [Partition]
+    /// Every partition of the topic by index: the replica this broker hosts, or nil where it
+    /// holds none (in a cluster a broker hosts only the partitions the image places on it; a
+    /// single node hosts all).
+    public var partitions: [Partition?]
     /// Configs set on the topic (Kafka's names); the rest come from the broker's defaults.
     public var overrides: [String: String]
+
+    /// The replicas hosted here, in partition order.
+    public var hosted: [Partition] { partitions.compactMap { $0 } }
+}
+
+/// What a broker has of one partition.
+public enum PartitionLookup {
+    case hosted(Partition)
+    /// The topic has the partition, and another broker holds it (NOT_LEADER_OR_FOLLOWER).
+    case elsewhere
+    /// No such topic or partition (UNKNOWN_TOPIC_OR_PARTITION).
+    case unknown
+
+    /// What a request for the partition is answered with when no replica is hosted here.
+    public var absentCode: ErrorCode {
+        if case .elsewhere = self { .notLeaderOrFollower } else { .unknownTopicOrPartition }
+    }
 }
 
 /// Why a topic operation was refused, with the Kafka error code it answers with.
@@ -46,6 +66,8 @@ public final class TopicRegistry: Sendable {
     /// The role a partition has when opened: a single node leads everything; in a cluster a
     /// partition follows (serving no client) until the metadata image says it leads.
     let initialRole: Partition.Role
+    /// In a cluster (partitions open as followers) a broker hosts only its replicas.
+    var hostsReplicasOnly: Bool { if case .follower = initialRole { true } else { false } }
     static let metadataFileName = "brook-topics"
 
     public init(logDirs: [String], brokerDefaults: [String: String], clock: any Clock, logger: Logger,
@@ -123,11 +145,21 @@ public final class TopicRegistry: Sendable {
 
     public func allTopics() -> [Topic] { state.withLock { Array($0.topics.values) }.sorted { $0.name < $1.name } }
 
+    /// The replica of `topic`-`index` hosted here, if any.
     public func partition(_ topic: String, _ index: Int32) -> Partition? {
+        if case .hosted(let partition) = lookup(topic, index) { partition } else { nil }
+    }
+
+    public func lookup(_ topic: String, _ index: Int32) -> PartitionLookup {
         state.withLock { s in
-            guard let t = s.topics[topic], index >= 0, Int(index) < t.partitions.count else { return nil }
-            return t.partitions[Int(index)]
+            guard let t = s.topics[topic], index >= 0, Int(index) < t.partitions.count else { return .unknown }
+            return t.partitions[Int(index)].map { .hosted($0) } ?? .elsewhere
         }
+    }
+
+    /// Whether the topic has partition `index` (hosted here or not).
+    public func exists(_ topic: String, _ index: Int32) -> Bool {
+        if case .unknown = lookup(topic, index) { false } else { true }
     }
 
     public func logConfig(for topic: Topic) throws(StorageError) -> LogConfig {
@@ -163,7 +195,8 @@ public final class TopicRegistry: Sendable {
     // MARK: changes
 
     /// Checks that a topic could be created, without creating it (CreateTopics validate_only).
-    public func checkCreate(name: String, partitions: Int32, configs: [String: String]) -> TopicError? {
+    /// `hosted` is how many of its partitions would be hosted here (all, unless given).
+    public func checkCreate(name: String, partitions: Int32, configs: [String: String], hosted: Int? = nil) -> TopicError? {
         if let problem = Self.validateName(name) { return problem }
         if state.withLock({ $0.topics[name] != nil }) {
             return TopicError(.topicAlreadyExists, "Topic '\(name)' already exists.")
@@ -174,22 +207,25 @@ public final class TopicRegistry: Sendable {
         if state.withLock({ $0.topics.count }) >= Limits.topicsMax {
             return TopicError(.policyViolation, "This broker already has \(Limits.topicsMax) topics.")
         }
-        do throws(TopicError) { try checkRoom(for: Int(partitions)) } catch { return error }
+        do throws(TopicError) { try checkRoom(for: hosted ?? Int(partitions)) } catch { return error }
         return Self.validateConfigs(configs)
     }
 
     /// Creates a topic: the name is taken first (a concurrent create of it, from CreateTopics,
     /// auto-creation or a coordinator, gets TOPIC_ALREADY_EXISTS, so no two ever open the same
     /// directories), then its partitions are opened, all or nothing.
-    /// `id` is the topic id the cluster's metadata gave it; a single node draws one.
-    public func create(name: String, partitions: Int32, configs: [String: String], id given: KafkaUUID? = nil) throws(TopicError) -> Topic {
-        if let problem = checkCreate(name: name, partitions: partitions, configs: configs) { throw problem }
-        let id = try beginCreate(name: name, partitions: Int(partitions), id: given)
+    /// `id` is the topic id the cluster's metadata gave it; a single node draws one. `hosting`
+    /// says which partitions this broker holds a replica of (all, on a single node).
+    public func create(name: String, partitions: Int32, configs: [String: String], id given: KafkaUUID? = nil,
+                       hosting: (Int32) -> Bool = { _ in true }) throws(TopicError) -> Topic {
+        let hosted = (0..<max(0, partitions)).filter(hosting).count
+        if let problem = checkCreate(name: name, partitions: partitions, configs: configs, hosted: hosted) { throw problem }
+        let id = try beginCreate(name: name, partitions: hosted, id: given)
         var topic = Topic(name: name, id: id, partitions: [], overrides: configs)
         do throws(TopicError) {
-            topic.partitions = try openPartitions(of: topic, range: 0..<partitions)
+            topic.partitions = try openPartitions(of: topic, range: 0..<partitions, hosting: hosting)
         } catch {
-            uncount(Int(partitions), ending: name)
+            uncount(hosted, ending: name)
             throw error
         }
         let created = topic
@@ -230,19 +266,16 @@ public final class TopicRegistry: Sendable {
         // finds the topic without its directories and recreates them empty, as after a crash).
         let saved: TopicError?
         do throws(TopicError) { try save(); saved = nil } catch { saved = error }
-        closeAll(removed.partitions)
-        for partition in removed.partitions {
-            do { try FileSystem.removeTree(partition.logDirectory) } catch {
-                logger.warning("could not remove \(partition.logDirectory): \(error)")
-            }
-        }
-        uncount(removed.partitions.count, ending: name)
+        closeAll(removed.hosted)
+        for partition in removed.hosted { removeDirectory(of: partition) }
+        uncount(removed.hosted.count, ending: name)
         if let saved { throw saved }
         logger.info("deleted topic \(name)")
         return removed.id
     }
 
-    public func addPartitions(name: String, totalCount: Int32, validateOnly: Bool) throws(TopicError) {
+    public func addPartitions(name: String, totalCount: Int32, validateOnly: Bool,
+                              hosting: (Int32) -> Bool = { _ in true }) throws(TopicError) {
         let topic = try existing(name)
         let current = Int32(topic.partitions.count)
         guard totalCount > current else {
@@ -251,11 +284,11 @@ public final class TopicRegistry: Sendable {
         guard Int(totalCount) <= Limits.partitionsPerTopicMax else {
             throw TopicError(.invalidPartitions, "Number of partitions must be at most \(Limits.partitionsPerTopicMax).")
         }
-        let adding = Int(totalCount) - Int(current)
+        let adding = (current..<totalCount).filter(hosting).count
         if validateOnly { return try checkRoom(for: adding) }
         try count(adding)
-        let added: [Partition]
-        do throws(TopicError) { added = try openPartitions(of: topic, range: current..<totalCount) } catch {
+        let added: [Partition?]
+        do throws(TopicError) { added = try openPartitions(of: topic, range: current..<totalCount, hosting: hosting) } catch {
             uncount(adding)
             throw error
         }
@@ -272,18 +305,73 @@ public final class TopicRegistry: Sendable {
         let config: LogConfig
         do { config = try logConfig(for: topic) } catch { throw TopicError(.invalidConfig, "\(error)") }
         state.withLock { $0.topics[name]?.overrides = overrides }
-        for partition in topic.partitions {
+        for partition in topic.hosted {
             do { try partition.withLog { log throws(StorageError) in log.update(config: config) } } catch { logger.warning("\(error)") }
         }
         try save()
     }
 
-    func openPartitions(of topic: Topic, range: Range<Int32>) throws(TopicError) -> [Partition] {
+    /// Opens this broker's replica of `name`-`index` (it joined the partition's replicas): a new
+    /// one starts empty and catches up from the leader. Nothing happens where it is hosted already.
+    public func host(name: String, index: Int32) throws(TopicError) {
+        let topic = try existing(name)
+        guard index >= 0, Int(index) < topic.partitions.count else {
+            throw TopicError(.unknownTopicOrPartition, "Topic '\(name)' has no partition \(index).")
+        }
+        guard topic.partitions[Int(index)] == nil else { return }
+        try count(1)
+        let opened: Partition?
+        do throws(TopicError) { opened = try openPartitions(of: topic, range: index..<(index + 1)).first ?? nil } catch {
+            uncount(1)
+            throw error
+        }
+        guard let opened else { return uncount(1) }
+        let placed = state.withLock { s -> Bool in
+            guard let t = s.topics[name], t.id == topic.id, t.partitions[Int(index)] == nil else { return false }
+            s.topics[name]!.partitions[Int(index)] = opened
+            return true
+        }
+        // The topic went (or the replica came) meanwhile: only the replica manager's queue hosts,
+        // so this is a delete racing it; the files go with the topic.
+        guard placed else {
+            closeAll([opened])
+            removeDirectory(of: opened)
+            return uncount(1)
+        }
+        logger.info("hosting a replica of \(opened.name)")
+    }
+
+    /// Closes this broker's replica of `name`-`index` and deletes its files (it left the
+    /// partition's replicas); returns it, or nil where none was hosted.
+    @discardableResult
+    public func unhost(name: String, index: Int32) -> Partition? {
+        let removed = state.withLock { s -> Partition? in
+            guard let t = s.topics[name], index >= 0, Int(index) < t.partitions.count, let p = t.partitions[Int(index)] else { return nil }
+            s.topics[name]!.partitions[Int(index)] = nil
+            return p
+        }
+        guard let removed else { return nil }
+        closeAll([removed])
+        removeDirectory(of: removed)
+        uncount(1)
+        logger.info("removed the replica of \(removed.name): this broker no longer holds one")
+        return removed
+    }
+
+    func removeDirectory(of partition: Partition) {
+        do { try FileSystem.removeTree(partition.logDirectory) } catch {
+            logger.warning("could not remove \(partition.logDirectory): \(error)")
+        }
+    }
+
+    /// Opens the partitions of `range` that `hosting` names (nil for the others), all or nothing.
+    func openPartitions(of topic: Topic, range: Range<Int32>, hosting: (Int32) -> Bool = { _ in true }) throws(TopicError) -> [Partition?] {
         let config: LogConfig
         do { config = try logConfig(for: topic) } catch { throw TopicError(.invalidConfig, "\(error)") }
-        var opened: [Partition] = []
+        var opened: [Partition?] = []
         var made: [String] = []  // directories this call made, removed again if it fails
         for index in range {
+            guard hosting(index) else { opened.append(nil); continue }
             let directory = directory(topic: topic.name, index: index)
             if !FileSystem.exists(directory) { made.append(directory) }
             do {
@@ -291,7 +379,7 @@ public final class TopicRegistry: Sendable {
                                                  clock: clock, logger: logger))
             } catch {
                 // All or nothing: what this call opened and made goes.
-                closeAll(opened)
+                closeAll(opened.compactMap { $0 })
                 for path in made { try? FileSystem.removeTree(path) }
                 throw TopicError(.kafkaStorageError, "cannot open \(directory): \(error)")
             }
@@ -305,7 +393,7 @@ public final class TopicRegistry: Sendable {
         if logDirs.count == 1 { return logDirs[0] + "/" + name }
         if let existing = logDirs.first(where: { FileSystem.exists($0 + "/" + name) }) { return existing + "/" + name }
         let counts = state.withLock { s in
-            logDirs.map { dir in s.topics.values.reduce(0) { $0 + $1.partitions.filter { $0.logDirectory.hasPrefix(dir + "/") }.count } }
+            logDirs.map { dir in s.topics.values.reduce(0) { $0 + $1.hosted.filter { $0.logDirectory.hasPrefix(dir + "/") }.count } }
         }
         let chosen = counts.indices.min { counts[$0] < counts[$1] } ?? 0
         return logDirs[chosen] + "/" + name
@@ -335,7 +423,9 @@ public final class TopicRegistry: Sendable {
         }
     }
 
-    /// Opens every topic recorded in the metadata file (at broker start).
+    /// Opens every topic recorded in the metadata file (at broker start). In a cluster only the
+    /// partitions with a directory here are opened: the replica manager hosts the rest of this
+    /// broker's replicas, and removes those it no longer holds, once it has the image.
     public func load() throws(TopicError) {
         for dir in logDirs {
             do { try FileSystem.createDirectories(dir) } catch { throw TopicError(.kafkaStorageError, "cannot create \(dir): \(error)") }
@@ -356,13 +446,15 @@ public final class TopicRegistry: Sendable {
         }
         for record in records {
             var topic = Topic(name: record.name, id: record.id, partitions: [], overrides: record.configs)
-            topic.partitions = try openPartitions(of: topic, range: 0..<record.count)
+            topic.partitions = try openPartitions(of: topic, range: 0..<record.count) { index in
+                !hostsReplicasOnly || logDirs.contains { FileSystem.exists("\($0)/\(record.name)-\(index)") }
+            }
             let loaded = topic
             state.withLock { s in
                 s.topics[loaded.name] = loaded
                 s.names[loaded.id] = loaded.name
                 // What exists is hosted even past the limit (the limit may have been lowered).
-                s.partitionsCounted += loaded.partitions.count
+                s.partitionsCounted += loaded.hosted.count
             }
         }
         logger.info("opened \(records.count) topics from \(metadataPath); this broker may host \(partitionsMax) partitions (open-file limit \(FileSystem.openFileLimit()))")
@@ -374,6 +466,6 @@ public final class TopicRegistry: Sendable {
             defer { s.topics.removeAll(); s.names.removeAll(); s.partitionsCounted = 0 }
             return Array(s.topics.values)
         }
-        for topic in topics { closeAll(topic.partitions) }
+        for topic in topics { closeAll(topic.hosted) }
     }
 }

@@ -129,7 +129,8 @@ extension TxnService {
     /// own delivery): the code, and the write the ISR must take before it counts.
     func writeMarker(_ target: TxnPartition, producerID: ProducerID, epoch: ProducerEpoch, commit: Bool,
                      coordinatorEpoch: LeaderEpoch) -> (ErrorCode, InternalWrite?) {
-        guard let partition = topics.partition(target.topic, target.partition) else { return (.unknownTopicOrPartition, nil) }
+        let found = topics.lookup(target.topic, target.partition)
+        guard case .hosted(let partition) = found else { return (found.absentCode, nil) }
         guard partition.isLeader else { return (.notLeaderOrFollower, nil) }
         let time = clock.now()
         let end: Offset

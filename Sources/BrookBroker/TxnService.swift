@@ -275,7 +275,7 @@ public final class TxnService: Sendable {
     /// and the write it waits for.
     func addPartitions(transactionalID: String, producerID: ProducerID, epoch: ProducerEpoch,
                               partitions: [TxnPartition]) -> (ErrorCode, [InternalWrite]) {
-        for p in partitions where topics.partition(p.topic, p.partition) == nil { return (.unknownTopicOrPartition, []) }
+        for p in partitions where !topics.exists(p.topic, p.partition) { return (.unknownTopicOrPartition, []) }
         let now = self.now
         return state.withLock { s in
             if let code = notCoordinating(transactionalID, s) { return (code, []) }

@@ -83,8 +83,7 @@ public final class ReplicaFetcher: Sendable {
         for topic in image.topics.values {
             guard let local = broker.topics.topic(topic.name), local.id == topic.id else { continue }
             for (index, info) in topic.partitions.enumerated() where index < local.partitions.count && info.replicas.contains(node) {
-                let partition = local.partitions[index]
-                guard case .follower(let leader?, let epoch) = partition.role, leader != node, info.leader == leader,
+                guard let partition = local.partitions[index], case .follower(let leader?, let epoch) = partition.role, leader != node, info.leader == leader,
                       partition.isReplicating else { continue }
                 out[leader, default: []].append(Followed(topic: topic.name, index: Int32(index), partition: partition, epoch: epoch))
             }

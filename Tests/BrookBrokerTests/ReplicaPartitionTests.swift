@@ -17,7 +17,7 @@ import Testing
         let h = try BrokerHarness([("process.roles", "broker,controller")])
         do {
             let created = try h.broker.topics.create(name: topic, partitions: 1, configs: [:])
-            return (h, created.partitions[0])
+            return (h, created.partitions[0]!)
         } catch {
             h.close()
             throw error

@@ -626,6 +626,8 @@ def test_a_partition_moves_to_other_brokers_with_its_records(cluster):
             break
         assert time.monotonic() < deadline, states
         time.sleep(0.3)
+    # Each broker holds a directory for its own replicas only.
+    wait_for_directories(cluster, topic, {p: states[p][1] for p in range(2)})
     producer = Producer({"bootstrap.servers": bootstraps, "acks": "all", "enable.idempotence": True})
     for i in range(2000):
         producer.produce(topic, partition=i % 2, value=f"m{i}".encode())
@@ -658,6 +660,8 @@ def test_a_partition_moves_to_other_brokers_with_its_records(cluster):
         assert time.monotonic() < deadline, states
         time.sleep(0.3)
     assert states[0][0] in target
+    # The broker partition 0 left deleted its replica; the new replicas have theirs.
+    wait_for_directories(cluster, topic, {0: target, 1: [1, 2, 3]})
     listed = subprocess.run([str(BROOK_BIN), "reassign", "list", "--bootstrap-server", bootstraps], capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0 and topic not in listed.stdout, listed
     consumer = Consumer({"bootstrap.servers": bootstraps, "group.id": unique_topic("mv"), "enable.auto.commit": False})
@@ -670,6 +674,17 @@ def test_a_partition_moves_to_other_brokers_with_its_records(cluster):
             got.add(msg.value())
     consumer.close()
     assert got == {f"m{i}".encode() for i in range(3000)}, f"{len(got)} of 3000"
+
+
+def wait_for_directories(cluster, topic: str, replicas: dict, limit_s: float = 20) -> None:
+    """Waits until partition P of `topic` has a directory on exactly the brokers `replicas[P]`."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        found = {p: sorted(n for n, node in cluster.nodes.items() if (node.data / f"{topic}-{p}").is_dir()) for p in replicas}
+        if found == {p: sorted(r) for p, r in replicas.items()}:
+            return
+        assert time.monotonic() < deadline, f"partition directories {found}, replicas {replicas}"
+        time.sleep(0.2)
 
 
 @pytest.mark.timeout(120)

@@ -11,8 +11,9 @@ struct DeleteRecordsHandler: ApiHandler {
             DeleteRecordsResponse.DeleteRecordsTopicResult(name: topic.name, partitions: topic.partitions.map { p in
                 var result = DeleteRecordsResponse.DeleteRecordsTopicResult.DeleteRecordsPartitionResult(
                     partitionIndex: p.partitionIndex, lowWatermark: Offset(-1), errorCode: 0)
-                guard let partition = context.broker.topics.partition(topic.name, p.partitionIndex) else {
-                    result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+                let found = context.broker.topics.lookup(topic.name, p.partitionIndex)
+                guard case .hosted(let partition) = found else {
+                    result.errorCode = found.absentCode.rawValue
                     return result
                 }
                 guard partition.isLeader else {

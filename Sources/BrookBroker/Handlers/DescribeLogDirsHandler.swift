@@ -18,7 +18,7 @@ struct DescribeLogDirsHandler: ApiHandler {
         let results = context.broker.config.logDirs.map { dir -> Result in
             var result = Result(errorCode: 0, logDir: dir)
             for topic in topics {
-                let partitions = topic.partitions.filter { p in
+                let partitions = topic.hosted.filter { p in
                     p.logDirectory.hasPrefix(dir + "/") && (wanted.map { $0[topic.name]?.contains(p.index) ?? false } ?? true)
                 }
                 guard !partitions.isEmpty else { continue }

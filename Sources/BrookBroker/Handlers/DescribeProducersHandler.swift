@@ -9,8 +9,9 @@ struct DescribeProducersHandler: ApiHandler {
     func handle(_ request: DescribeProducersRequest, version: Int16, context: RequestContext) -> Reply<DescribeProducersResponse> {
         .now(DescribeProducersResponse(throttleTimeMs: 0, topics: request.topics.map { topic in
             .init(name: topic.name, partitions: topic.partitionIndexes.map { index in
-                guard let partition = context.broker.topics.partition(topic.name, index) else {
-                    return .init(partitionIndex: index, errorCode: ErrorCode.unknownTopicOrPartition.rawValue)
+                let found = context.broker.topics.lookup(topic.name, index)
+                guard case .hosted(let partition) = found else {
+                    return .init(partitionIndex: index, errorCode: found.absentCode.rawValue)
                 }
                 let producers = partition.producers.sorted { $0.key < $1.key }
                 return .init(partitionIndex: index, errorCode: 0, activeProducers: producers.map { id, entry in

@@ -72,7 +72,10 @@ struct FetchHandler: ApiHandler {
                     data.errorCode = unknown.rawValue
                     return data
                 }
-                let partition = topic.partitions[Int(p.partition)]
+                guard let partition = topic.partitions[Int(p.partition)] else {
+                    data.errorCode = ErrorCode.notLeaderOrFollower.rawValue
+                    return data
+                }
                 let consumer = replica.value < 0
                 if let problem = consumer ? Self.checkConsumerRead(partition, p.currentLeaderEpoch, context: context)
                                           : partition.checkLeaderEpoch(p.currentLeaderEpoch) {

@@ -30,8 +30,9 @@ struct ListOffsetsHandler: ApiHandler {
     func lookup(_ p: ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition, topic: String, readCommitted: Bool,
                 context: RequestContext) -> PartitionResult {
         var result = PartitionResult(partitionIndex: p.partitionIndex, errorCode: 0)
-        guard let partition = context.broker.topics.partition(topic, p.partitionIndex) else {
-            result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+        let found = context.broker.topics.lookup(topic, p.partitionIndex)
+        guard case .hosted(let partition) = found else {
+            result.errorCode = found.absentCode.rawValue
             return result
         }
         if let problem = partition.checkLeaderEpoch(p.currentLeaderEpoch) {

@@ -64,7 +64,7 @@ struct MetadataHandler: ApiHandler {
 
     func describe(_ topic: Topic, _ context: RequestContext) -> TopicResult {
         let node = context.broker.config.nodeID
-        return TopicResult(errorCode: 0, name: topic.name, topicId: topic.id, isInternal: false, partitions: topic.partitions.map { p in
+        return TopicResult(errorCode: 0, name: topic.name, topicId: topic.id, isInternal: false, partitions: topic.hosted.map { p in
             .init(errorCode: 0, partitionIndex: p.index, leaderId: node, leaderEpoch: p.leaderEpoch,
                   replicaNodes: [node], isrNodes: [node], offlineReplicas: [])
         })

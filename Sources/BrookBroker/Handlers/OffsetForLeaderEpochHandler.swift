@@ -12,8 +12,9 @@ struct OffsetForLeaderEpochHandler: ApiHandler {
             OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult(topic: topic.topic, partitions: topic.partitions.map { p in
                 var result = OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult.EpochEndOffset(
                     errorCode: 0, partition: p.partition, leaderEpoch: LeaderEpoch(-1), endOffset: Offset(-1))
-                guard let partition = context.broker.topics.partition(topic.topic, p.partition) else {
-                    result.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+                let found = context.broker.topics.lookup(topic.topic, p.partition)
+                guard case .hosted(let partition) = found else {
+                    result.errorCode = found.absentCode.rawValue
                     return result
                 }
                 if let problem = partition.checkLeaderEpoch(p.currentLeaderEpoch) {

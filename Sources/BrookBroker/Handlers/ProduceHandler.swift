@@ -66,8 +66,9 @@ struct ProduceHandler: ApiHandler {
     /// after the records appended).
     func append(_ data: ProduceRequest.TopicProduceData.PartitionProduceData, topic: String, transactionalID: String?,
                 acksAll: Bool, context: RequestContext) -> (PartitionResult, (partition: Partition, end: Offset)?) {
-        guard let partition = context.broker.topics.partition(topic, data.index) else {
-            return (failure(data.index, .unknownTopicOrPartition, nil), nil)
+        let found = context.broker.topics.lookup(topic, data.index)
+        guard case .hosted(let partition) = found else {
+            return (failure(data.index, found.absentCode, nil), nil)
         }
         guard partition.isLeader else { return (failure(data.index, .notLeaderOrFollower, "This broker does not lead \(partition.name)"), nil) }
         if acksAll && !partition.hasEnoughReplicas {

@@ -1,0 +1,87 @@
+@testable import BrookBroker
+import BrookCluster
+import BrookCore
+import BrookProtocol
+import BrookStorage
+import Foundation
+import Testing
+
+/// The replica manager hosts exactly the replicas its image places on this broker (node 1):
+/// a partition held by other brokers has no directory here, a replica moved away is closed and
+/// its files deleted, and a restart opens only what is hosted.
+@Suite struct ReplicaHostingTests {
+    let topicID = KafkaUUID(high: 0x77, low: 0x99)
+    let n1 = NodeID(1), n2 = NodeID(2), n3 = NodeID(3)
+
+    func partition(_ index: Int32, _ replicas: [NodeID], leader: NodeID) -> MetadataRecord {
+        var r = PartitionRecord()
+        r.topicId = topicID
+        r.partitionId = index
+        r.replicas = replicas
+        r.isr = replicas
+        r.leader = leader
+        r.leaderEpoch = LeaderEpoch(0)
+        return .partition(r)
+    }
+
+    func move(_ index: Int32, to replicas: [NodeID], leader: NodeID) -> MetadataRecord {
+        var r = PartitionChangeRecord()
+        r.topicId = topicID
+        r.partitionId = index
+        r.replicas = replicas
+        r.isr = replicas
+        r.leader = leader
+        return .partitionChange(r)
+    }
+
+    func hostedHere(_ h: BrokerHarness) throws -> [Bool] {
+        try #require(h.broker.topics.topic("t")).partitions.map { $0 != nil }
+    }
+
+    func directories(_ h: BrokerHarness) -> [Bool] {
+        (0..<3).map { FileManager.default.fileExists(atPath: "\(h.directory)/t-\($0)") }
+    }
+
+    @Test func onlyTheReplicasPlacedHereAreHostedAndAMovedReplicaGoes() throws {
+        let h = try BrokerHarness([("process.roles", "broker,controller")])
+        defer { h.close() }
+        let manager = ReplicaManager(broker: h.broker, node: n1)
+        var image = MetadataImage()
+        try image.apply([.topic(TopicRecord(name: "t", topicId: topicID)),
+                         partition(0, [n1, n2], leader: n1), partition(1, [n2, n3], leader: n2), partition(2, [n3, n1], leader: n3)],
+                        at: MetadataOffset(1))
+        manager.imageChanged(image)
+        manager.drain()
+        #expect(try hostedHere(h) == [true, false, true])
+        #expect(directories(h) == [true, false, true])
+        #expect(h.broker.topics.partitionCount == 2)
+        // A request for the partition other brokers hold is told to go to its leader.
+        let elsewhere = try h.produce("t", partition: 1, batch(["x"], timestamps: [1]))
+        #expect(elsewhere.errorCode == ErrorCode.notLeaderOrFollower.rawValue)
+        let unknown = try h.produce("t", partition: 3, batch(["x"], timestamps: [1]))
+        #expect(unknown.errorCode == ErrorCode.unknownTopicOrPartition.rawValue)
+        let led = try h.produce("t", partition: 0, batch(["x"], timestamps: [1]))
+        #expect(led.errorCode == 0)
+
+        // Partition 0 moves to brokers 2 and 3, partition 1 comes here.
+        try image.apply([move(0, to: [n2, n3], leader: n2), move(1, to: [n2, n1], leader: n2)], at: MetadataOffset(2))
+        manager.imageChanged(image)
+        manager.drain()
+        #expect(try hostedHere(h) == [false, true, true])
+        #expect(directories(h) == [false, true, true])
+        #expect(h.broker.topics.partitionCount == 2)
+        guard case .follower(let leader, _) = try #require(h.broker.topics.partition("t", 1)).role else {
+            Issue.record("the new replica should follow")
+            return
+        }
+        #expect(leader == n2)
+        manager.stop()
+
+        // A restart opens what is hosted here and nothing else.
+        h.broker.shutdown()
+        let again = try BrokerHarness([("process.roles", "broker,controller")], directory: h.directory)
+        defer { again.broker.shutdown() }
+        #expect(try hostedHere(again) == [false, true, true])
+        #expect(directories(again) == [false, true, true])
+    }
+}
