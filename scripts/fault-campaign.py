@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Runs the fault campaign (tests/interop/fault_campaign.py) against three real brook processes:
 
-    python3 scripts/fault-campaign.py [--seed S] [--rounds N] [--partitions P] [--rate R] [--data DIR] [--transactions]
+    python3 scripts/fault-campaign.py [--seed S] [--rounds N] [--partitions P] [--rate R] [--data DIR] [--transactions] [--network]
 
-A seeded schedule of SIGKILLs and SIGSTOP pauses (leader, controller, random node) while an
+A seeded schedule of SIGKILLs and SIGSTOP pauses (leader, controller, random node), and with
+--network (root) network partitions between nodes each in its own namespace, while an
 idempotent acks=all producer writes numbered records; then every acknowledged record must read
 back exactly once, in order. Node data and logs stay in --data (a fresh temporary folder by
 default) for a failing seed. Uses .build/debug/brook unless BROOK_BIN names another binary; the
@@ -27,12 +28,13 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=300, help="records per second, all partitions together")
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--transactions", action="store_true", help="also a transactional producer, checked with read_committed")
+    parser.add_argument("--network", action="store_true", help="nodes in network namespaces, with partitions among the faults (root)")
     args = parser.parse_args()
     root = args.data or Path(tempfile.mkdtemp(prefix="brook-campaign-"))
     root.mkdir(parents=True, exist_ok=True)
-    print(f"campaign seed {args.seed}, {args.rounds} rounds, data in {root}", flush=True)
+    print(f"campaign seed {args.seed}, {args.rounds} rounds{', with network partitions' if args.network else ''}, data in {root}", flush=True)
     outcome = run_campaign(root, seed=args.seed, rounds=args.rounds, partitions=args.partitions, rate=args.rate,
-                           transactions=args.transactions, log=lambda line: print(line, flush=True))
+                           transactions=args.transactions, network=args.network, log=lambda line: print(line, flush=True))
     print(outcome.summary())
     return 0 if outcome.ok else 1
 

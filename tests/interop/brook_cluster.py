@@ -33,8 +33,10 @@ class Node:
     """One `brook serve` of a cluster, restartable with its ports and data."""
 
     def __init__(self, root: Path, node_id: int, voters: str, broker_port: int, controller_port: int,
-                 extra: "list[str] | None" = None) -> None:
+                 extra: "list[str] | None" = None, host: str = "127.0.0.1", prefix: "list[str] | None" = None) -> None:
         self.node_id = node_id
+        self.host = host
+        self.prefix = prefix or []  # runs the process elsewhere (a network namespace)
         self.broker_port = broker_port
         self.controller_port = controller_port
         self.data = root / f"node{node_id}"
@@ -44,7 +46,7 @@ class Node:
             "process.roles=broker,controller",
             f"node.id={node_id}",
             f"controller.quorum.voters={voters}",
-            f"listeners=PLAINTEXT://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"listeners=PLAINTEXT://{host}:{broker_port},CONTROLLER://{host}:{controller_port}",
             "controller.listener.names=CONTROLLER",
             f"log.dirs={self.data}",
             f"broker.session.timeout.ms={SESSION_MS}",
@@ -59,7 +61,7 @@ class Node:
     def start(self) -> None:
         with open(self.log, "ab") as out:
             extra = ["--log-level", os.environ["BROOK_LOG_LEVEL"]] if os.environ.get("BROOK_LOG_LEVEL") else []
-            self.proc = subprocess.Popen([str(BROOK_BIN), "serve", str(self.props)] + extra, stdout=out, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(self.prefix + [str(BROOK_BIN), "serve", str(self.props)] + extra, stdout=out, stderr=subprocess.STDOUT,
                                          preexec_fn=die_with_parent)
         _procs.add(self.proc)
 
@@ -80,6 +82,10 @@ class Node:
         return code
 
     @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.broker_port}"
+
+    @property
     def up(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -91,11 +97,19 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, root: Path, size: int = 3, extra=None) -> None:
-        """`extra(node_id)`: more settings for a node's properties."""
+    def __init__(self, root: Path, size: int = 3, extra=None, network=None) -> None:
+        """`extra(node_id)`: more settings for a node's properties. `network` (netns.Network):
+        each node in its own namespace, at its own address, so that links can be cut."""
         ports = {i: (free_port(), free_port()) for i in range(1, size + 1)}
-        voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in ports.items())
-        self.nodes = {i: Node(root, i, voters, b, c, extra(i) if extra else None) for i, (b, c) in ports.items()}
+        host = (lambda i: network.address(i)) if network else (lambda i: "127.0.0.1")
+        voters = ",".join(f"{i}@{host(i)}:{c}" for i, (_, c) in ports.items())
+        self.network = network
+        self.nodes = {i: Node(root, i, voters, b, c, extra(i) if extra else None, host=host(i),
+                              prefix=network.prefix(i) if network else None) for i, (b, c) in ports.items()}
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(n.bootstrap for n in self.nodes.values())
 
     def start(self) -> None:
         for node in self.nodes.values():
@@ -106,7 +120,7 @@ class Cluster:
         for node in self.nodes.values():
             if via is not None and node.node_id != via or not node.up:
                 continue
-            out = subprocess.run([str(BROOK_BIN), "cluster", "describe", "--controller", f"127.0.0.1:{node.controller_port}",
+            out = subprocess.run([str(BROOK_BIN), "cluster", "describe", "--controller", f"{node.host}:{node.controller_port}",
                                   "--timeout-ms", "1000"], capture_output=True, text=True, timeout=15)
             if out.returncode != 0:
                 continue

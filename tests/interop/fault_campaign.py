@@ -11,6 +11,16 @@ Faults (one per round, chosen from the seed):
 - pause-leader: SIGSTOP a partition's leader for longer than its session (a zombie leader: it is
   fenced and replaced while it sleeps, then wakes up still believing it leads), then SIGCONT;
 - pause-brief: SIGSTOP a random node for less than its session, then SIGCONT.
+With `network=True` each node runs in its own network namespace (netns.py) and four network
+partitions join the schedule; clients reach every node throughout, as a partition between
+brokers usually leaves them:
+- partition-leader: cut a partition's leader off from the other nodes for longer than its
+  session (a zombie leader that clients still reach: it must not acknowledge what the others do
+  not have), then heal;
+- partition-controller: the same for the active controller;
+- partition-any: cut a random node off (the minority) for 0.5 s to longer than its session;
+- partition-bridge: cut the link between two nodes only, leaving the third connected to both
+  (the non-transitive partition that trips elections), for longer than a session.
 Each round waits for the producer to make progress through the fault, heals it, and waits until
 every node is back, unfenced, and every partition's ISR is full again.
 
@@ -19,8 +29,7 @@ records (each committed, or aborted when the client says it must) to a second to
 end a read_committed consumer must see every committed transaction's records exactly once and
 nothing of an aborted one.
 
-Not covered yet: network partitions (namespaces or a proxy between nodes), slow disks, clock
-jumps, consumer groups under the same schedule.
+Not covered yet: slow disks, clock jumps, consumer groups under the same schedule.
 """
 from __future__ import annotations
 
@@ -32,8 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from brook_cluster import SESSION_MS, Cluster, all_unfenced, partition_states, settle
+from netns import Network
 
 FAULTS = ("kill-leader", "kill-controller", "kill-any", "pause-leader", "pause-brief")
+NETWORK_FAULTS = ("partition-leader", "partition-controller", "partition-any", "partition-bridge")
 
 
 @dataclass
@@ -160,7 +171,7 @@ def read_all(bootstrap: str, topic: str, partitions: int, committed_only: bool, 
 
 
 def leader_of(cluster: Cluster, topic: str, rng: random.Random):
-    live = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values() if n.up)
+    live = ",".join(n.bootstrap for n in cluster.nodes.values() if n.up)
     states = partition_states(live, topic)
     leaders = sorted({leader for leader, _, _ in states.values() if leader in cluster.nodes})
     return rng.choice(leaders) if leaders else rng.choice(sorted(cluster.nodes))
@@ -171,7 +182,7 @@ def wait_healthy(cluster: Cluster, topic: str, partitions: int, limit_s: float =
     cluster.wait_for("every node unfenced", all_unfenced(ids), limit_s=limit_s)
     deadline = time.monotonic() + limit_s
     while True:
-        states = partition_states(",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values()), topic)
+        states = partition_states(cluster.bootstrap, topic)
         if len(states) == partitions and all(leader >= 0 and len(isr) == len(ids) for leader, _, isr in states.values()):
             return
         if time.monotonic() > deadline:
@@ -180,19 +191,22 @@ def wait_healthy(cluster: Cluster, topic: str, partitions: int, limit_s: float =
 
 
 def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: int = 300, transactions: bool = False,
-                 log=print) -> Outcome:
-    """Runs one campaign in `root` (node data and logs stay there) and returns what it found."""
+                 network: bool = False, log=print) -> Outcome:
+    """Runs one campaign in `root` (node data and logs stay there) and returns what it found.
+    `network`: nodes in namespaces, with network partitions among the faults (needs root)."""
     from confluent_kafka import Consumer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
     rng = random.Random(seed)
     outcome = Outcome(seed=seed)
-    cluster = Cluster(root)
+    net = Network(range(1, 4)) if network else None
+    faults = FAULTS + (NETWORK_FAULTS if net else ())
+    cluster = Cluster(root, network=net)
     cluster.start()
     producer = None
     writer = None
     try:
         cluster.wait_for("three unfenced brokers", all_unfenced(sorted(cluster.nodes)), limit_s=60)
-        bootstrap = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
+        bootstrap = cluster.bootstrap
         topic = f"campaign-{seed}"
         admin = AdminClient({"bootstrap.servers": bootstrap})
         admin.create_topics([NewTopic(topic, partitions, 3, config={"min.insync.replicas": "2"})])[topic].result(30)
@@ -207,10 +221,10 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
             writer.thread.start()
         time.sleep(1)
         for round_ in range(rounds):
-            fault = rng.choice(FAULTS)
-            if fault == "kill-controller":
+            fault = rng.choice(faults)
+            if fault in ("kill-controller", "partition-controller"):
                 victim = (cluster.describe() or {}).get("controller") or rng.choice(sorted(cluster.nodes))
-            elif fault in ("kill-leader", "pause-leader"):
+            elif fault in ("kill-leader", "pause-leader", "partition-leader"):
                 victim = leader_of(cluster, topic, rng)
             else:
                 victim = rng.choice(sorted(cluster.nodes))
@@ -221,6 +235,16 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
                 node.kill()
                 time.sleep(rng.uniform(0.5, 3.0))
                 node.start()
+            elif fault == "partition-bridge":
+                a, b = [n for n in sorted(cluster.nodes) if n != victim]
+                net.cut(a, b)
+                time.sleep(SESSION_MS / 1000 + rng.uniform(1.0, 3.0))
+                net.heal()
+            elif fault.startswith("partition"):
+                net.isolate(victim)
+                longest = SESSION_MS / 1000 + 3.0
+                time.sleep(rng.uniform(0.5, longest) if fault == "partition-any" else rng.uniform(longest - 2.0, longest))
+                net.heal()
             elif fault == "pause-leader":
                 node.proc.send_signal(signal.SIGSTOP)
                 time.sleep(SESSION_MS / 1000 + rng.uniform(1.0, 3.0))
@@ -236,7 +260,8 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
                 time.sleep(0.1)
             progress_s = time.monotonic() - started
             wait_healthy(cluster, topic, partitions)
-            outcome.rounds.append(f"{fault} of node {victim}: 100 more acks {progress_s:.1f} s after the fault began, healed "
+            what = f"{fault} between the others, node {victim} the bridge" if fault == "partition-bridge" else f"{fault} of node {victim}"
+            outcome.rounds.append(f"{what}: 100 more acks {progress_s:.1f} s after the fault began, healed "
                                   f"{time.monotonic() - started:.1f} s after")
             log(f"campaign seed {seed} round {round_}: {outcome.rounds[-1]}")
         producer.finish()
@@ -294,3 +319,5 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
                 except ProcessLookupError:
                     pass
         cluster.stop()
+        if net is not None:
+            net.destroy()
