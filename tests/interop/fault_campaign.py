@@ -29,7 +29,12 @@ records (each committed, or aborted when the client says it must) to a second to
 end a read_committed consumer must see every committed transaction's records exactly once and
 nothing of an aborted one.
 
-Not covered yet: slow disks, clock jumps, consumer groups under the same schedule.
+With `groups=True` two members of a consumer group read the topic throughout and commit what
+they read; the check (check_group) looks for Jepsen's queue anomalies: nonmonotonic polls and
+poll skips within an assignment, a record read with another value than at the end, an
+acknowledged record the group never got, and a committed offset that went back.
+
+Not covered yet: slow disks, clock jumps.
 """
 from __future__ import annotations
 
@@ -152,6 +157,103 @@ class TxnWriter:
             self.error = self.error or "the transactional producer did not finish its last transaction in 150 s"
 
 
+class GroupReader:
+    """One member of a consumer group reading the campaign's topic in a thread, as an
+    at-least-once application does: it notes every record it gets, by assignment (a "run":
+    one partition from the moment it is assigned until it is revoked), and commits what it read
+    every 100 records (synchronously, from the poll thread; a failed commit is retried later)."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str, name: str) -> None:
+        from confluent_kafka import Consumer
+        self.topic, self.name = topic, name
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                                  "auto.offset.reset": "earliest", "session.timeout.ms": 10000,
+                                  "heartbeat.interval.ms": 1000, "client.id": name})
+        self.runs: list = []  # (partition, [(offset, value)]) per assignment
+        self.current: dict = {}
+        self.commits: dict = {}  # partition -> highest offset a commit was acknowledged for
+        self.failed_commits = 0
+        self.error: "str | None" = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def assigned(self, consumer, partitions) -> None:
+        for tp in partitions:
+            self.current[tp.partition] = []
+            self.runs.append((tp.partition, self.current[tp.partition]))
+
+    def revoked(self, consumer, partitions) -> None:
+        for tp in partitions:
+            self.current.pop(tp.partition, None)
+
+    def run(self) -> None:
+        from confluent_kafka import KafkaException
+        try:
+            self.consumer.subscribe([self.topic], on_assign=self.assigned, on_revoke=self.revoked, on_lost=self.revoked)
+            since_commit = 0
+            while not self.stop.is_set():
+                msg = self.consumer.poll(0.2)
+                if msg is None or msg.error():
+                    continue
+                run = self.current.get(msg.partition())
+                if run is None:  # a record of a partition not assigned: a run of its own, flagged by the check
+                    run = self.current[msg.partition()] = []
+                    self.runs.append((msg.partition(), run))
+                run.append((msg.offset(), msg.value().decode()))
+                since_commit += 1
+                if since_commit >= 100:
+                    try:
+                        for tp in self.consumer.commit(asynchronous=False) or []:
+                            if tp.error is None and tp.offset >= 0:
+                                self.commits[tp.partition] = max(self.commits.get(tp.partition, -1), tp.offset)
+                        since_commit = 0
+                    except KafkaException:
+                        self.failed_commits += 1
+            self.consumer.close()
+        except Exception as error:  # noqa: BLE001 (reported as a problem of the campaign)
+            self.error = f"{type(error).__name__}: {error}"
+
+    def read(self) -> int:
+        return sum(len(run) for _, run in self.runs)
+
+
+def check_group(readers: list, read: dict, acked: list, committed: dict) -> "list[str]":
+    """The consumer-group anomalies Jepsen's queue checks name, over every reader's runs:
+    - nonmonotonic-poll: within a run, an offset not above the one before;
+    - poll-skip: within a run, an offset past the next one (this topic has no gaps: idempotent
+      batches only, no transactions, no compaction or deletion);
+    - inconsistent-offsets: a record at an offset that differs from the final read's;
+    - lost (for the group): an acknowledged record no member ever got;
+    - committed-offset regression: the group's committed offset at the end below one a commit
+      was acknowledged for."""
+    problems = []
+    seen: dict = {}
+    for reader in readers:
+        if reader.error:
+            problems.append(f"group member {reader.name}: {reader.error}")
+        for p, run in reader.runs:
+            for (before, _), (after, _) in zip(run, run[1:]):
+                if after <= before:
+                    problems.append(f"nonmonotonic-poll: {reader.name} read offset {after} after {before} of partition {p}")
+                elif after != before + 1:
+                    problems.append(f"poll-skip: {reader.name} read offset {after} right after {before} of partition {p}")
+            for offset, value in run:
+                seen.setdefault(p, set()).add(offset)
+                final = read.get(p, {}).get(offset)
+                if final is not None and final != value:
+                    problems.append(f"inconsistent-offsets: offset {offset} of partition {p} read as {value} by {reader.name}, "
+                                    f"as {final} at the end")
+    missing = [(p, o) for p, o, _ in acked if o not in seen.get(p, set())]
+    if missing:
+        problems.append(f"lost for the group: {len(missing)} acknowledged records no member got, e.g. {missing[:5]}")
+    for p in sorted({p for r in readers for p in r.commits}):
+        highest = max(r.commits.get(p, -1) for r in readers)
+        if committed.get(p, -1) < highest:
+            problems.append(f"committed-offset regression: partition {p} committed at {committed.get(p)} at the end, "
+                            f"a commit of {highest} was acknowledged")
+    return problems
+
+
 def read_all(bootstrap: str, topic: str, partitions: int, committed_only: bool, limit_s: float = 30) -> list:
     """Every record of `topic` from the start, until nothing new comes for 3 s."""
     from confluent_kafka import Consumer, TopicPartition
@@ -191,9 +293,10 @@ def wait_healthy(cluster: Cluster, topic: str, partitions: int, limit_s: float =
 
 
 def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: int = 300, transactions: bool = False,
-                 network: bool = False, log=print) -> Outcome:
+                 network: bool = False, groups: bool = False, log=print) -> Outcome:
     """Runs one campaign in `root` (node data and logs stay there) and returns what it found.
-    `network`: nodes in namespaces, with network partitions among the faults (needs root)."""
+    `network`: nodes in namespaces, with network partitions among the faults (needs root).
+    `groups`: two members of a consumer group read the topic throughout (check_group)."""
     from confluent_kafka import Consumer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
     rng = random.Random(seed)
@@ -204,6 +307,7 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
     cluster.start()
     producer = None
     writer = None
+    readers: list = []
     try:
         cluster.wait_for("three unfenced brokers", all_unfenced(sorted(cluster.nodes)), limit_s=60)
         bootstrap = cluster.bootstrap
@@ -213,6 +317,10 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
         wait_healthy(cluster, topic, partitions)
         producer = Producer(bootstrap, topic, partitions, rate)
         producer.thread.start()
+        if groups:
+            readers = [GroupReader(bootstrap, topic, f"{topic}-group", f"member-{i}") for i in range(2)]
+            for reader in readers:
+                reader.thread.start()
         if transactions:
             txn_topic = f"{topic}-txn"
             admin.create_topics([NewTopic(txn_topic, 2, 3, config={"min.insync.replicas": "2"})])[txn_topic].result(30)
@@ -293,6 +401,22 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
             if msg is not None and not msg.error():
                 read.setdefault(msg.partition(), {})[msg.offset()] = msg.value().decode()
         consumer.close()
+        if readers:
+            # The members read on until the group has had every acknowledged record (or 90 s).
+            wanted = {(p, o) for p, o, _ in producer.acked}
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and not wanted <= {(p, o) for r in readers for p, run in list(r.runs) for o, _ in list(run)}:
+                time.sleep(0.5)
+            for reader in readers:
+                reader.stop.set()
+                reader.thread.join(timeout=30)
+            probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-group", "enable.auto.commit": False})
+            committed = {tp.partition: tp.offset for tp in probe.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)}
+            probe.close()
+            outcome.problems += check_group(readers, read, producer.acked, committed)
+            outcome.rounds.append(f"consumer group: {sum(r.read() for r in readers)} records read by {len(readers)} members in "
+                                  f"{sum(len(r.runs) for r in readers)} assignments, {sum(r.failed_commits for r in readers)} "
+                                  f"commits failed (retried)")
         for p, offset, seq in producer.acked:
             got = read.get(p, {}).get(offset)
             if got != f"{p}:{seq}":
@@ -312,6 +436,8 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
             producer.stop.set()
         if writer is not None:
             writer.stop.set()
+        for reader in readers:
+            reader.stop.set()
         for node in cluster.nodes.values():
             if node.up and node.proc is not None:
                 try:

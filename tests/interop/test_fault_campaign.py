@@ -1,8 +1,10 @@
 """The fault campaign (fault_campaign.py) at a small size, as the test command runs it: a few
 seeded rounds of kills, pauses and network partitions (each node in its own network namespace,
 where this machine allows it: root and iproute2) against three real brokers while an idempotent
-acks=all producer and a transactional one write; no acknowledged record may be lost, changed, duplicated
-or reordered, and read_committed must see exactly the committed transactions. The seed
+acks=all producer and a transactional one write and two consumer-group members read; no
+acknowledged record may be lost, changed, duplicated or reordered, read_committed must see
+exactly the committed transactions, and the group must show none of Jepsen's queue anomalies
+(check_group). The seed
 is printed (and in the failure) so that a failing schedule can be run again with
 scripts/fault-campaign.py --seed S."""
 from __future__ import annotations
@@ -23,7 +25,23 @@ def test_a_small_fault_campaign_loses_no_acknowledged_record(tmp_path):
     without = Network.unavailable()
     if without:
         print(f"network partitions left out of this campaign: {without}")
-    outcome = run_campaign(tmp_path, seed=seed, rounds=rounds, transactions=True, network=without is None)
+    outcome = run_campaign(tmp_path, seed=seed, rounds=rounds, transactions=True, network=without is None, groups=True)
     print(outcome.summary())
     assert outcome.ok, outcome.summary()
     assert outcome.acked > 1000, outcome.summary()
+
+
+def test_the_group_check_names_each_anomaly():
+    """check_group must be able to fail: each anomaly it looks for, planted in a member's runs."""
+    from fault_campaign import check_group
+
+    class Member:
+        name, error, commits = "m", None, {0: 5}
+        runs = [(0, [(0, "0:0"), (1, "0:1"), (3, "0:3"), (2, "0:2")])]
+
+    final = {0: {0: "0:0", 1: "0:1", 2: "0:2", 3: "0:other"}}
+    acked = [(0, offset, offset) for offset in range(5)]
+    problems = "\n".join(check_group([Member()], final, acked, committed={0: 3}))
+    for anomaly in ("poll-skip", "nonmonotonic-poll", "inconsistent-offsets", "lost for the group", "committed-offset regression"):
+        assert anomaly in problems, problems
+    assert check_group([], final, [], committed={}) == []
