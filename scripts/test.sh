@@ -34,6 +34,8 @@ echo "== Raft quorum: simulated seeds, then three controller processes with the 
 "$(swift build --show-bin-path)/brook-sim" --seeds 100 --first-seed 1000
 echo "== replicated cluster: simulated seeds (controller, brokers, partition replication, acks=all)"
 "$(swift build --show-bin-path)/brook-sim" --cluster --seeds 300 --first-seed 5000
+echo "== replicated cluster with min.insync.replicas=3 of 3: leaders from the eligible leader replicas (KIP-966)"
+"$(swift build --show-bin-path)/brook-sim" --cluster --seeds 100 --first-seed 7000 --min-isr 3
 python3 scripts/quorum-failover.py --brook "$(swift build --show-bin-path)/brook" --rounds 2
 
 echo "== interop: kcat, confluent-kafka and kafka-python against brook serve"

@@ -24,6 +24,11 @@ public final class Broker: Sendable {
     public let admin: any AdminExecutor
     /// The cluster this broker follows (`process.roles`); empty on a single node.
     public let cluster = ClusterMembership()
+    /// Whether the broker's last run ended with `shutdown()` (Kafka's `.kafka_cleanshutdown`):
+    /// after a crash or a power loss its logs may lack records it had acknowledged, and the
+    /// controller then takes it out of every ELR (KIP-966) when it registers.
+    public let previousShutdownWasClean: Bool
+    static let cleanShutdownMarker = ".brook_cleanshutdown"
 
     public init(config: BrokerConfig, clock: any Clock = SystemClock(), logger: Logger,
                 admin: any AdminExecutor = QueueAdminExecutor()) throws {
@@ -34,6 +39,10 @@ public final class Broker: Sendable {
         self.topics = TopicRegistry(logDirs: config.logDirs, brokerDefaults: config.topicDefaults, clock: clock, logger: logger,
                                     initialRole: config.processRoles.isEmpty ? .leader(LeaderEpoch(0)) : .follower(leader: nil, epoch: .none))
         try topics.load()
+        // Read, then removed at once: a crash from here on is an unclean shutdown.
+        let marker = config.logDirs[0] + "/" + Self.cleanShutdownMarker
+        previousShutdownWasClean = FileSystem.exists(marker)
+        if previousShutdownWasClean { try FileSystem.remove(marker) }
         clusterID = try Self.loadClusterID(config: config)
         groups = GroupService(config: config, topics: topics, clock: clock, logger: logger)
         try groups.load()
@@ -151,5 +160,8 @@ public final class Broker: Sendable {
     public func shutdown() {
         groups.shutdown()
         topics.closeAllLogs()
+        do { try FileSystem.writeAtomically(config.logDirs[0] + "/" + Self.cleanShutdownMarker, contents: "clean\n", durable: true) } catch {
+            logger.warning("cannot leave the clean-shutdown marker: \(error)")
+        }
     }
 }

@@ -10,6 +10,9 @@ public struct ControllerConfig: Equatable, Sendable {
     public var defaultPartitions = 1
     /// `unclean.leader.election.enable`, cluster-wide (a topic's config overrides it).
     public var uncleanLeaderElection = false
+    /// `min.insync.replicas`, cluster-wide (a topic's config overrides it): the eligible leader
+    /// replicas (KIP-966) follow it.
+    public var minInSyncReplicas = 1
     /// Producer ids are handed to brokers in blocks of this many.
     public var producerIDBlockSize: Int64 = 1000
     /// At most this many records in one metadata log entry (Kafka's MAX_RECORDS_PER_USER_OP);
@@ -33,11 +36,15 @@ public struct BrokerRegistrationRequest: Equatable, Sendable {
     public var incarnation: KafkaUUID
     public var endpoints: [BrokerInfo.Endpoint]
     public var rack: String?
-    public init(id: NodeID, incarnation: KafkaUUID, endpoints: [BrokerInfo.Endpoint], rack: String? = nil) {
+    /// Whether the broker's previous run stopped cleanly: if not, its logs may lack what it
+    /// had acknowledged (a power loss), and it leaves every ELR (KIP-966).
+    public var cleanShutdown: Bool
+    public init(id: NodeID, incarnation: KafkaUUID, endpoints: [BrokerInfo.Endpoint], rack: String? = nil, cleanShutdown: Bool = true) {
         self.id = id
         self.incarnation = incarnation
         self.endpoints = endpoints
         self.rack = rack
+        self.cleanShutdown = cleanShutdown
     }
 }
 
@@ -200,8 +207,23 @@ public struct ClusterController: Sendable {
         record.fenced = true
         sessions[request.id] = nowMs
         heard.insert(request.id)
+        var records: [MetadataRecord] = [.registerBroker(record)]
+        if !request.cleanShutdown { records += leavingEveryELR(request.id) }
         // A new incarnation: the old one's leaderships and ISR places go in the same entry.
-        return decideWithRepairs([.registerBroker(record)], affecting: request.id, (.none, epoch))
+        return decideWithRepairs(records, affecting: request.id, (.none, epoch))
+    }
+
+    /// The changes that take `broker` out of every ELR it is in (after an unclean shutdown it
+    /// may have lost records it had; Kafka does the same at such a registration).
+    func leavingEveryELR(_ broker: NodeID) -> [MetadataRecord] {
+        var records: [MetadataRecord] = []
+        for (id, topic) in image.topics.sorted(by: { $0.value.name < $1.value.name }) {
+            for (index, partition) in topic.partitions.enumerated() where partition.elr.contains(broker) {
+                records.append(PartitionChanges.record(TopicIDPartition(id, Int32(index)), from: partition, leader: partition.leader,
+                                                       isr: partition.isr, minISR: 1, elr: partition.elr.filter { $0 != broker }))
+            }
+        }
+        return records
     }
 
     public mutating func heartbeat(_ request: BrokerHeartbeatRequest, nowMs: Int64) -> Decision<BrokerHeartbeatAnswer> {
@@ -289,7 +311,7 @@ public struct ClusterController: Sendable {
             preconditionFailure("the controller made records that do not apply: \(error)")
         }
         let (fixes, complete) = Self.repairs(for: dirty, in: scratch, budget: config.recordsPerEntryMax - records.count,
-                                             uncleanDefault: config.uncleanLeaderElection)
+                                             uncleanDefault: config.uncleanLeaderElection, minISRDefault: config.minInSyncReplicas)
         if complete { dirty.removeAll() }
         return decide(records + fixes, answer)
     }
@@ -300,18 +322,30 @@ public struct ClusterController: Sendable {
 
     /// The partition changes `image` needs for the partitions that have a replica on `brokers`,
     /// at most `budget`; `complete` is false when some had to wait.
-    static func repairs(for brokers: Set<NodeID>, in image: MetadataImage, budget: Int, uncleanDefault: Bool) -> (records: [MetadataRecord], complete: Bool) {
+    static func repairs(for brokers: Set<NodeID>, in image: MetadataImage, budget: Int, uncleanDefault: Bool,
+                        minISRDefault: Int) -> (records: [MetadataRecord], complete: Bool) {
         let isActive: (NodeID) -> Bool = { image.brokers[$0]?.isActive ?? false }
         var records: [MetadataRecord] = []
         for topicID in image.topics.keys.sorted(by: { ($0.high, $0.low) < ($1.high, $1.low) }) {
             let topic = image.topics[topicID]!
             let unclean = image.config(ConfigResource(.topic, topic.name), "unclean.leader.election.enable").map { $0 == "true" } ?? uncleanDefault
+            let minISR = minInSyncReplicas(of: topic.name, in: image, default: minISRDefault)
             for (index, partition) in topic.partitions.enumerated() where !brokers.isDisjoint(with: partition.replicas) {
-                guard let fix = PartitionChanges.repair(partition, isActive: isActive, unclean: unclean) else { continue }
+                guard let fix = PartitionChanges.repair(partition, isActive: isActive, unclean: unclean, minISR: minISR) else { continue }
                 guard records.count < budget else { return (records, false) }
-                records.append(PartitionChanges.record(TopicIDPartition(topicID, Int32(index)), from: partition, leader: fix.leader, isr: fix.isr))
+                records.append(PartitionChanges.record(TopicIDPartition(topicID, Int32(index)), from: partition, leader: fix.leader,
+                                                       isr: fix.isr, minISR: minISR, elr: fix.elr))
             }
         }
         return (records, true)
+    }
+
+    /// A topic's min.insync.replicas: its own config, else the cluster's.
+    static func minInSyncReplicas(of topic: String, in image: MetadataImage, default value: Int) -> Int {
+        image.config(ConfigResource(.topic, topic), "min.insync.replicas").flatMap { Int($0) } ?? value
+    }
+
+    func minInSyncReplicas(of topicID: KafkaUUID) -> Int {
+        image.topics[topicID].map { Self.minInSyncReplicas(of: $0.name, in: image, default: config.minInSyncReplicas) } ?? config.minInSyncReplicas
     }
 }

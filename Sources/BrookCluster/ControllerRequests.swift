@@ -87,8 +87,19 @@ extension ClusterController {
     public mutating func setConfigs(_ resource: ConfigResource, _ values: [(String, String?)]) -> Decision<ErrorCode> {
         if resource.kind == .topic, image.topicIDs[resource.name] == nil { return Decision(records: [], answer: .unknownTopicOrPartition) }
         guard values.count < config.recordsPerEntryMax else { return Decision(records: [], answer: .policyViolation) }
-        let records = values.map {
+        var records = values.map {
             MetadataRecord.config(ConfigRecord(resourceType: resource.kind.rawValue, resourceName: resource.name, name: $0.0, value: $0.1))
+        }
+        // A lower min.insync.replicas lets the high watermark move again where the ISR now has
+        // enough members: from then on the eligible leader replicas may lack committed records.
+        if resource.kind == .topic, let id = image.topicIDs[resource.name], let change = values.last(where: { $0.0 == "min.insync.replicas" }) {
+            let minISR = change.1.flatMap { Int($0) } ?? config.minInSyncReplicas
+            for (index, partition) in image.topics[id]!.partitions.enumerated() where !partition.elr.isEmpty
+                && partition.isr.count >= PartitionChanges.effectiveMinISR(minISR, replicas: partition.replicas.count)
+                && records.count < config.recordsPerEntryMax {
+                records.append(PartitionChanges.record(TopicIDPartition(id, Int32(index)), from: partition, leader: partition.leader,
+                                                       isr: partition.isr, minISR: minISR, elr: []))
+            }
         }
         return decide(records, .none)
     }
@@ -123,7 +134,8 @@ extension ClusterController {
             guard image.brokers[joining]?.isActive == true else { return refuse(.ineligibleReplica) }
         }
         guard isr != partition.isr else { return Decision(records: [], answer: (.none, partition)) }
-        var records = [PartitionChanges.record(request.partition, from: partition, leader: partition.leader, isr: isr)]
+        var records = [PartitionChanges.record(request.partition, from: partition, leader: partition.leader, isr: isr,
+                                               minISR: minInSyncReplicas(of: request.partition.topicID))]
         // The last target replica of a reassignment came in: it completes in the same entry.
         var grown = partition
         grown.isr = isr

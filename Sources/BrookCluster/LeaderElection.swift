@@ -50,6 +50,7 @@ extension ClusterController {
             }
             let partition = topic.partitions[Int(index)]
             var change: (leader: NodeID, isr: [NodeID])?
+            var wipesELR = false
             var refusal: (ErrorCode, String)?
             switch type {
             case .preferred:
@@ -66,7 +67,11 @@ extension ClusterController {
                     refusal = (.electionNotNeeded, "The partition has a leader.")
                 } else if let clean = partition.replicas.first(where: { isActive($0) && partition.isr.contains($0) }) {
                     change = (clean, partition.isr)
+                } else if let eligible = partition.elr.first(where: isActive) {
+                    // Still a clean election (KIP-966): an eligible leader replica has every committed record.
+                    change = (eligible, [eligible])
                 } else if let any = partition.replicas.first(where: isActive) {
+                    wipesELR = true
                     change = (any, [any])
                 } else {
                     refusal = (.eligibleLeadersNotAvailable, "No replica of the partition is active.")
@@ -84,7 +89,8 @@ extension ClusterController {
                                               message: "Too many elections at once; ask again."))
                 continue
             }
-            records.append(PartitionChanges.record(TopicIDPartition(id, index), from: partition, leader: change.leader, isr: change.isr))
+            records.append(PartitionChanges.record(TopicIDPartition(id, index), from: partition, leader: change.leader, isr: change.isr,
+                                                   minISR: minInSyncReplicas(of: id), elr: wipesELR ? [] : nil))
             results.append(PartitionAnswer(topic: name, partition: index, error: .none, message: nil))
         }
         return decide(records, results)
@@ -111,7 +117,7 @@ extension ClusterController {
             guard let total = preferredCount[broker], total > 0, image.brokers[broker]?.isActive ?? false,
                   partitions.count * 100 > total * config.leaderImbalancePerBrokerPercentage else { continue }
             for (key, partition) in partitions where partition.isr.contains(broker) && records.count < config.recordsPerEntryMax {
-                records.append(PartitionChanges.record(key, from: partition, leader: broker, isr: partition.isr))
+                records.append(PartitionChanges.record(key, from: partition, leader: broker, isr: partition.isr, minISR: minInSyncReplicas(of: key.topicID)))
             }
         }
         return records

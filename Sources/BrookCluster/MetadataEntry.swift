@@ -101,6 +101,7 @@ extension MetadataImage {
                 r.partitionEpoch = p.partitionEpoch.value
                 r.addingReplicas = p.adding
                 r.removingReplicas = p.removing
+                if !p.elr.isEmpty { r.eligibleLeaderReplicas = p.elr }
                 records.append(.partition(r))
             }
         }

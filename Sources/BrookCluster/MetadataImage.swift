@@ -40,8 +40,13 @@ public struct PartitionInfo: Equatable, Sendable {
     /// holds, and those to be removed once every target replica is in the ISR.
     public var adding: [NodeID] = []
     public var removing: [NodeID] = []
+    /// Eligible leader replicas (KIP-966): replicas that left the ISR while it was below
+    /// min.insync.replicas, when the high watermark stopped, so they hold every committed
+    /// record; a clean election may pick one when no ISR member is active. Never in the ISR,
+    /// always replicas, in replica order.
+    public var elr: [NodeID] = []
     public init(replicas: [NodeID], isr: [NodeID], leader: NodeID?, leaderEpoch: LeaderEpoch, partitionEpoch: PartitionEpoch,
-                adding: [NodeID] = [], removing: [NodeID] = []) {
+                adding: [NodeID] = [], removing: [NodeID] = [], elr: [NodeID] = []) {
         self.replicas = replicas
         self.isr = isr
         self.leader = leader
@@ -49,6 +54,12 @@ public struct PartitionInfo: Equatable, Sendable {
         self.partitionEpoch = partitionEpoch
         self.adding = adding
         self.removing = removing
+        self.elr = elr
+    }
+
+    /// The ELR as the rest of the state allows it: replicas only, none in the ISR.
+    mutating func keepELRConsistent() {
+        elr = replicas.filter { elr.contains($0) && !isr.contains($0) }
     }
 
     /// The replicas a running reassignment moves to (nil when none runs).
@@ -194,10 +205,12 @@ public struct MetadataImage: Equatable, Sendable {
         guard Int(r.partitionId) == topic.partitions.count else { throw MetadataError("partition \(r.partitionId) of \(topic.name) out of order (has \(topic.partitions.count))") }
         try Self.checkReplicas(r.replicas, isr: r.isr, leader: r.leader, what: "\(topic.name)-\(r.partitionId)")
         try Self.checkMoving(r.replicas, adding: r.addingReplicas, removing: r.removingReplicas, what: "\(topic.name)-\(r.partitionId)")
-        topic.partitions.append(PartitionInfo(
+        var added = PartitionInfo(
             replicas: r.replicas, isr: r.isr, leader: r.leader.value < 0 ? nil : r.leader,
             leaderEpoch: r.leaderEpoch, partitionEpoch: PartitionEpoch(r.partitionEpoch),
-            adding: r.addingReplicas, removing: r.removingReplicas))
+            adding: r.addingReplicas, removing: r.removingReplicas, elr: r.eligibleLeaderReplicas ?? [])
+        added.keepELRConsistent()
+        topic.partitions.append(added)
         topics[r.topicId] = topic
     }
 
@@ -210,6 +223,9 @@ public struct MetadataImage: Equatable, Sendable {
         if let isr = r.isr { changed.isr = isr }
         if let adding = r.addingReplicas { changed.adding = adding }
         if let removing = r.removingReplicas { changed.removing = removing }
+        if let elr = r.eligibleLeaderReplicas { changed.elr = elr }
+        // A replica back in the ISR, or moved away, is no longer an eligible leader.
+        changed.keepELRConsistent()
         if r.leader.value != -2 {
             changed.leader = r.leader.value < 0 ? nil : r.leader
             changed.leaderEpoch = LeaderEpoch(changed.leaderEpoch.value + 1)

@@ -36,7 +36,9 @@ public struct ISRProposal: Equatable, Sendable, CustomStringConvertible {
 /// - The high watermark (HW) is the smallest log end offset (LEO) of the *maximal* ISR: the
 ///   committed ISR plus a member whose addition is in flight (KIP-497). A shrink counts only
 ///   once the controller committed it, an expansion at once, so a record below the HW is on
-///   every replica either ISR could elect. It never moves back.
+///   every replica either ISR could elect. It never moves back, and stands still while the
+///   committed ISR is below min.insync.replicas (at most the replication factor; KIP-966), so
+///   that the replicas leaving the ISR then remain eligible leaders.
 /// - A follower is caught up when it fetched from the leader's LEO (or from the LEO the leader
 ///   had at its previous fetch, which it then was caught up to). One that has not been for
 ///   `replica.lag.time.max.ms` is proposed out of the ISR; one whose LEO reached the HW and
@@ -210,6 +212,10 @@ public struct PartitionReplication: Sendable {
 
     @discardableResult
     mutating func advanceHighWatermark() -> Bool {
+        // KIP-966: while the committed ISR is below min ISR the HW stands still, so every
+        // replica that leaves the ISR meanwhile (an eligible leader replica) holds every
+        // committed record and may lead after a clean election.
+        guard isr.count >= PartitionChanges.effectiveMinISR(config.minInSyncReplicas, replicas: replicas.count) else { return false }
         var low = logEndOffset
         for member in maximalISR where member != leader {
             guard let end = followers[member]?.logEndOffset else { return false }

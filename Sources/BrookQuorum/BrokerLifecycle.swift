@@ -15,6 +15,8 @@ public struct BrokerLifecycleOptions: Sendable {
     public var endpoints: [BrokerInfo.Endpoint]
     /// `broker.rack`
     public var rack: String?
+    /// Whether the broker's previous run stopped cleanly (told at registration).
+    public var cleanShutdown = true
     /// `broker.heartbeat.interval.ms`
     public var heartbeatIntervalMs: Int64 = 2000
     /// How long a metadata read waits at the controller for something new.
@@ -216,7 +218,8 @@ public final class BrokerLifecycle: @unchecked Sendable {
 
     func register(_ connection: ControllerConnection) {
         registering = true
-        let request = BrokerRegistrationRequest(id: options.nodeID, incarnation: incarnation, endpoints: options.endpoints, rack: options.rack)
+        let request = BrokerRegistrationRequest(id: options.nodeID, incarnation: incarnation, endpoints: options.endpoints, rack: options.rack,
+                                                cleanShutdown: options.cleanShutdown)
         connection.ask(.registerBroker(request)) { [self] result in
             // An answer from a connection given up since changes nothing.
             guard self.connection === connection else { return }

@@ -47,6 +47,7 @@ enum Frame: Equatable {
                     buffer.writeInteger(Int32(e.port))
                     buffer.writeInteger(e.securityProtocol)
                 }
+                buffer.writeInteger(UInt8(r.cleanShutdown ? 1 : 0))
             case .brokerHeartbeat(let r):
                 buffer.writeInteger(UInt8(6))
                 buffer.writeInteger(r.id.value)
@@ -348,8 +349,11 @@ enum Frame: Equatable {
                   let security = body.readInteger(as: Int16.self) else { return nil }
             endpoints.append(BrokerInfo.Endpoint(name: name, host: host, port: Int(port), securityProtocol: security))
         }
-        guard body.readableBytes == 0 else { return nil }
-        return BrokerRegistrationRequest(id: NodeID(node), incarnation: KafkaUUID(high: high, low: low), endpoints: endpoints, rack: rack)
+        // The clean-shutdown byte came later: a registration without it (an older broker) says clean.
+        let clean = body.readableBytes == 0 ? 1 : body.readInteger(as: UInt8.self)
+        guard let clean, clean <= 1, body.readableBytes == 0 else { return nil }
+        return BrokerRegistrationRequest(id: NodeID(node), incarnation: KafkaUUID(high: high, low: low), endpoints: endpoints, rack: rack,
+                                         cleanShutdown: clean == 1)
     }
 
     static func write(_ m: Message, into buffer: inout ByteBuffer) {

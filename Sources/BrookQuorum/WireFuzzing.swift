@@ -47,7 +47,7 @@ public enum QuorumWireFuzzing {
             .request(id: 4, .transfer(NodeID(2))), .answer(id: 5, ok: true, text: "role=leader"),
             .request(id: 6, .registerBroker(BrokerRegistrationRequest(
                 id: NodeID(2), incarnation: KafkaUUID(high: 7, low: 9),
-                endpoints: [.init(name: "PLAINTEXT", host: "127.0.0.1", port: 9092, securityProtocol: 0)], rack: "r1"))),
+                endpoints: [.init(name: "PLAINTEXT", host: "127.0.0.1", port: 9092, securityProtocol: 0)], rack: "r1", cleanShutdown: false))),
             .request(id: 7, .brokerHeartbeat(BrokerHeartbeatRequest(id: NodeID(2), epoch: BrokerEpoch(5), metadataOffset: MetadataOffset(40), wantShutdown: true))),
             .request(id: 8, .fetchMetadata(after: MetadataOffset(12), maxWaitMs: 500)), .request(id: 9, .describeCluster),
             .data(id: 10, [0, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0, 0, 0]),

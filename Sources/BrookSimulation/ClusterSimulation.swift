@@ -24,6 +24,10 @@ public enum ClusterBug: String, Sendable, CaseIterable {
     case hwIgnoresISR = "hw-ignores-isr"
     /// A returning follower keeps its log instead of truncating where the leader's diverges.
     case noTruncation = "no-truncation"
+    /// The brokers take min.insync.replicas as 1 while the controller keeps the real one: the
+    /// HW moves on below min ISR, so an eligible leader replica (KIP-966) may lack what was
+    /// acknowledged meanwhile.
+    case hwIgnoresMinISR = "hw-ignores-min-isr"
 }
 
 public struct ClusterSimulationReport: Sendable, CustomStringConvertible {
@@ -37,13 +41,15 @@ public struct ClusterSimulationReport: Sendable, CustomStringConvertible {
     public var controllerFailovers = 0
     public var partitionsCut = 0
     public var elections = 0
+    /// Clean elections of an eligible leader replica (KIP-966), no ISR member being active.
+    public var eligibleLeaderElections = 0
     public var isrChanges = 0
     public var truncations = 0
     public var dropped = 0
     public var description: String {
         "seed \(seed): ok, \(brokers) brokers, \(steps) steps, \(timeMs) ms simulated, \(acknowledged) records acknowledged "
             + "(\(produceRefused) produces refused), \(crashes) crashes, \(controllerFailovers) controller failovers, "
-            + "\(partitionsCut) network cuts, \(elections) leader elections, \(isrChanges) ISR changes, "
+            + "\(partitionsCut) network cuts, \(elections) leader elections (\(eligibleLeaderElections) from the ELR), \(isrChanges) ISR changes, "
             + "\(truncations) truncations, \(dropped) messages dropped"
     }
 }
@@ -186,10 +192,18 @@ public final class ClusterSimulation {
         crashEveryMs = 1000 + Int64(random.next() % 4000)
         controllerFailEveryMs = 2000 + Int64(random.next() % 6000)
         cutEveryMs = 1000 + Int64(random.next() % 5000)
-        replication = ReplicationConfig(replicaLagTimeMaxMs: 1000 + Int64(random.next() % 2000), minInSyncReplicas: options.minInSyncReplicas)
+        replication = ReplicationConfig(replicaLagTimeMaxMs: 1000 + Int64(random.next() % 2000),
+                                        minInSyncReplicas: options.bug == .hwIgnoresMinISR ? 1 : options.minInSyncReplicas)
         self.random = random
         report = ClusterSimulationReport(seed: seed, brokers: count)
         brokers = (1...count).map { Broker(id: NodeID(Int32($0))) }
+    }
+
+    var controllerConfig: ControllerConfig {
+        var config = ControllerConfig()
+        config.sessionTimeoutMs = 1500
+        config.minInSyncReplicas = options.minInSyncReplicas
+        return config
     }
 
     public static func run(seed: UInt64, options: ClusterSimulationOptions = ClusterSimulationOptions()) -> Result<ClusterSimulationReport, SimulationFailure> {
@@ -197,9 +211,7 @@ public final class ClusterSimulation {
     }
 
     public func run() -> Result<ClusterSimulationReport, SimulationFailure> {
-        var config = ControllerConfig()
-        config.sessionTimeoutMs = 1500
-        controller = ClusterController(committed: committedImage, config: config, nowMs: 0, randomSeed: seed)
+        controller = ClusterController(committed: committedImage, config: controllerConfig, nowMs: 0, randomSeed: seed)
         for i in brokers.indices { startBroker(i) }
         queue.push(.controllerTick, at: Self.tickMs)
         queue.push(.produce, at: 500)
@@ -292,9 +304,7 @@ public final class ClusterSimulation {
             queue.push(.controllerBack, at: now + 100 + randomMs(1500))
         case .controllerBack:
             guard controller == nil else { return }
-            var config = ControllerConfig()
-            config.sessionTimeoutMs = 1500
-            controller = ClusterController(committed: committedImage, config: config, nowMs: now, randomSeed: seed &+ UInt64(now))
+            controller = ClusterController(committed: committedImage, config: controllerConfig, nowMs: now, randomSeed: seed &+ UInt64(now))
         case .endFaults:
             faultsActive = false
             faultsEndedAt = now
@@ -320,6 +330,7 @@ public final class ClusterSimulation {
         uncommitted.removeFirst()
         metadataLog.append(first.records)
         let offset = MetadataOffset(Int64(metadataLog.count))
+        let before = committedImage
         do {
             try committedImage.apply(first.records, at: offset)
             try controller?.replay(first.records, at: offset)
@@ -329,6 +340,9 @@ public final class ClusterSimulation {
         for record in first.records {
             if case .partitionChange(let change) = record {
                 if change.leader.value != -2 { report.elections += 1 } else { report.isrChanges += 1 }
+                if change.leader.value >= 0, before.partition(TopicIDPartition(change.topicId, change.partitionId))?.elr.contains(change.leader) == true {
+                    report.eligibleLeaderElections += 1
+                }
             }
         }
         first.onCommit()
@@ -460,7 +474,9 @@ public final class ClusterSimulation {
                 brokers[i].lastHeartbeatMs = now
                 let request = BrokerRegistrationRequest(
                     id: id, incarnation: KafkaUUID(high: UInt64(i + 1), low: UInt64(brokers[i].incarnation)),
-                    endpoints: [.init(name: "PLAINTEXT", host: "sim", port: 9092)])
+                    endpoints: [.init(name: "PLAINTEXT", host: "sim", port: 9092)],
+                    // Every restart follows a crash: an unclean shutdown, out of every ELR.
+                    cleanShutdown: brokers[i].incarnation == 1)
                 send(.register(request, incarnation: brokers[i].incarnation), from: i, to: -1)
             }
         } else if now - brokers[i].lastHeartbeatMs >= Self.heartbeatMs {

@@ -48,6 +48,9 @@ struct BrookSim: ParsableCommand {
     @Option(help: "Brokers per run with --cluster (3 to 9); drawn from the seed (3 to 5) when absent.")
     var brokers: Int?
 
+    @Option(name: .customLong("min-isr"), help: "min.insync.replicas of the topic with --cluster (1 to 3, replication factor 3).")
+    var minISR = 2
+
     @Flag(help: "Print every event.")
     var trace = false
 
@@ -99,14 +102,18 @@ struct BrookSim: ParsableCommand {
         options.faultsMs = faultsMs
         options.livenessMs = max(livenessMs, 20_000)
         options.bug = bug.flatMap(ClusterBug.init(rawValue:))
+        guard (1...3).contains(minISR) else { throw ValidationError("--min-isr is 1 to 3") }
+        options.minInSyncReplicas = minISR
         options.trace = trace
         let range: [UInt64] = seed.map { [$0] } ?? (0..<UInt64(seeds)).map { firstSeed &+ $0 }
         var failures = 0
         var acknowledged = 0
+        var fromELR = 0
         for s in range {
             switch ClusterSimulation.run(seed: s, options: options) {
             case .success(let report):
                 acknowledged += report.acknowledged
+                fromELR += report.eligibleLeaderElections
                 if verbose || range.count == 1 { print(report) }
             case .failure(let failure):
                 failures += 1
@@ -114,7 +121,7 @@ struct BrookSim: ParsableCommand {
             }
         }
         if range.count > 1 {
-            print("\(range.count - failures)/\(range.count) cluster seeds passed (seeds \(range.first!)...\(range.last!)); \(acknowledged) records acknowledged in all")
+            print("\(range.count - failures)/\(range.count) cluster seeds passed (seeds \(range.first!)...\(range.last!)); \(acknowledged) records acknowledged in all, \(fromELR) clean elections from the ELR")
         }
         if failures > 0 { throw ExitCode(1) }
     }

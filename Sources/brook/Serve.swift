@@ -130,6 +130,7 @@ struct Serve: ParsableCommand {
             options.controller.defaultReplicationFactor = Int(config.defaultReplicationFactor)
             options.controller.defaultPartitions = Int(config.numPartitions)
             options.controller.uncleanLeaderElection = config.topicDefaults["unclean.leader.election.enable"] == "true"
+            options.controller.minInSyncReplicas = Int(config.topicDefaults["min.insync.replicas"] ?? "1") ?? 1
             options.controller.autoLeaderRebalance = config.autoLeaderRebalance
             options.controller.leaderImbalanceCheckIntervalMs = config.leaderImbalanceCheckIntervalSeconds * 1000
             options.controller.leaderImbalancePerBrokerPercentage = config.leaderImbalancePerBrokerPercentage
@@ -154,6 +155,7 @@ struct Serve: ParsableCommand {
                 endpoints: advertised.map { BrokerInfo.Endpoint(name: $0.name, host: $0.host.isEmpty ? config.advertised.host : $0.host, port: $0.port) },
                 rack: config.brokerRack)
             options.heartbeatIntervalMs = config.brokerHeartbeatIntervalMs
+            options.cleanShutdown = broker.previousShutdownWasClean
             let membership = broker.cluster
             let replicas = ReplicaManager(broker: broker, node: config.nodeID)
             let node = config.nodeID

@@ -176,7 +176,7 @@ struct ControllerHarness {
     /// Partition `index` of `id` led by its second replica, as after a failover.
     func ledBySecond(_ h: inout ControllerHarness, _ id: KafkaUUID, _ index: Int32, isr: [NodeID]? = nil) -> PartitionInfo {
         let p = h.image.topics[id]!.partitions[Int(index)]
-        force(&h, [PartitionChanges.record(TopicIDPartition(id, index), from: p, leader: p.replicas[1], isr: isr ?? p.isr)])
+        force(&h, [PartitionChanges.record(TopicIDPartition(id, index), from: p, leader: p.replicas[1], isr: isr ?? p.isr, minISR: 1)])
         return p
     }
 

@@ -31,6 +31,21 @@ import Testing
         #expect(first.crashes > 0 && first.elections > 0 && first.truncations >= 0)
     }
 
+    /// min.insync.replicas 3 on RF 3: the ISR is often below it, so leaders come from the ELR
+    /// (KIP-966), and none may lack an acknowledged record.
+    @Test func eligibleLeaderReplicasLeadWithEveryAcknowledgedRecord() {
+        var options = ClusterSimulationOptions()
+        options.minInSyncReplicas = 3
+        var fromELR = 0
+        for seed in 1...30 {
+            switch ClusterSimulation.run(seed: UInt64(seed), options: options) {
+            case .failure(let failure): Issue.record("\(failure)")
+            case .success(let report): fromELR += report.eligibleLeaderElections
+            }
+        }
+        #expect(fromELR > 0, "the seeds must elect from the ELR")
+    }
+
     @Test func plantedBugsAreCaught() {
         for bug in ClusterBug.allCases {
             var options = ClusterSimulationOptions()

@@ -31,10 +31,36 @@ import Testing
     /// Found in review: a leader alone in its ISR after a restart (its stored HW behind, 0 as
     /// none is kept) kept that HW until the next append, and its committed records were unreadable.
     @Test func aLeaderAloneInItsISRStartsWithItsWholeLogCommitted() {
-        let p = leader(isr: [n1], logEnd: 10, highWatermark: 0)
+        let p = leader(isr: [n1], logEnd: 10, highWatermark: 0, minISR: 1)
         #expect(p.highWatermark == Offset(10))
         // The same with a follower outside the ISR, not yet heard from.
-        #expect(leader(isr: [n1], logEnd: 10, highWatermark: 4).highWatermark == Offset(10))
+        #expect(leader(isr: [n1], logEnd: 10, highWatermark: 4, minISR: 1).highWatermark == Offset(10))
+        // Below min ISR it keeps the HW it was given (KIP-966: the replicas outside may be the
+        // next leaders, and they may have no more than that).
+        #expect(leader(isr: [n1], logEnd: 10, highWatermark: 4, minISR: 2).highWatermark == Offset(4))
+    }
+
+    @Test func theHighWatermarkStandsStillWhileTheISRIsBelowMinISR() {
+        var p = leader(isr: [n1, n2], minISR: 2)
+        p.leaderAppended(logEnd: Offset(10))
+        p.followerFetched(n2, fetchOffset: Offset(10), nowMs: 1)
+        #expect(p.highWatermark == Offset(10))
+        // n2 leaves the ISR: what n1 writes now is not committed, n2 (eligible) lacks it.
+        p.isrCommitted([n1], partitionEpoch: PartitionEpoch(8))
+        p.leaderAppended(logEnd: Offset(15))
+        #expect(p.highWatermark == Offset(10))
+        // n3 catches up and is proposed in: the HW moves once the controller committed it.
+        p.followerFetched(n3, fetchOffset: Offset(15), nowMs: 2)
+        let proposal = p.expansion(after: n3, eligible: true)
+        #expect(proposal?.isr == [n1, n3])
+        #expect(p.highWatermark == Offset(10))
+        p.proposalCommitted([n1, n3], partitionEpoch: PartitionEpoch(9))
+        #expect(p.highWatermark == Offset(15))
+        // With min ISR 1 a leader alone commits at once.
+        var single = leader(isr: [n1, n2], minISR: 1)
+        single.isrCommitted([n1], partitionEpoch: PartitionEpoch(8))
+        single.leaderAppended(logEnd: Offset(5))
+        #expect(single.highWatermark == Offset(5))
     }
 
     @Test func aLeaderWithAFollowerInItsISRKeepsTheGivenHighWatermark() {
