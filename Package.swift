@@ -138,7 +138,7 @@ let package = Package(
         .testTarget(
             name: "BrookQuorumTests",
             dependencies: [
-                "BrookQuorum", "BrookRaft", "BrookStorage", "BrookCore",
+                "BrookQuorum", "BrookRaft", "BrookStorage", "BrookCore", "BrookCluster", "BrookProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -71,6 +71,7 @@ public final class Broker: Sendable {
         table.register(ElectLeadersHandler())
         table.register(AlterPartitionReassignmentsHandler())
         table.register(ListPartitionReassignmentsHandler())
+        table.register(UnregisterBrokerHandler())
         table.register(DescribeLogDirsHandler())
         table.register(FindCoordinatorHandler())
         table.register(JoinGroupHandler())

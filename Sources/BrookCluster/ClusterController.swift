@@ -213,6 +213,18 @@ public struct ClusterController: Sendable {
         return decideWithRepairs(records, affecting: request.id, (.none, epoch))
     }
 
+    /// UnregisterBroker: the broker's registration goes, and in the same entry its leaderships
+    /// and ISR places (as for a fenced broker) and its ELR places (its data is given up). Its
+    /// replicas stay listed, offline, until a reassignment moves them. A broker still running
+    /// registers again, as Kafka's does: stop it first.
+    public mutating func unregisterBroker(_ id: NodeID) -> Decision<ErrorCode> {
+        guard let broker = image.brokers[id] else { return Decision(records: [], answer: .brokerIDNotRegistered) }
+        sessions[id] = nil
+        let records: [MetadataRecord] = [.unregisterBroker(UnregisterBrokerRecord(brokerId: id, brokerEpoch: broker.epoch.value))]
+            + leavingEveryELR(id)
+        return decideWithRepairs(records, affecting: id, .none)
+    }
+
     /// The changes that take `broker` out of every ELR it is in (after an unclean shutdown it
     /// may have lost records it had; Kafka does the same at such a registration).
     func leavingEveryELR(_ broker: NodeID) -> [MetadataRecord] {
@@ -333,8 +345,9 @@ public struct ClusterController: Sendable {
             for (index, partition) in topic.partitions.enumerated() where !brokers.isDisjoint(with: partition.replicas) {
                 guard let fix = PartitionChanges.repair(partition, isActive: isActive, unclean: unclean, minISR: minISR) else { continue }
                 guard records.count < budget else { return (records, false) }
+                // An unregistered broker's data is given up: it is eligible for nothing.
                 records.append(PartitionChanges.record(TopicIDPartition(topicID, Int32(index)), from: partition, leader: fix.leader,
-                                                       isr: fix.isr, minISR: minISR, elr: fix.elr))
+                                                       isr: fix.isr, minISR: minISR, elr: fix.elr.filter { image.brokers[$0] != nil }))
             }
         }
         return (records, true)

@@ -16,6 +16,8 @@ public enum ControllerAdminRequest: Equatable, Sendable {
     case electLeaders(ElectionType, [ElectionTarget]?)
     /// AlterPartitionReassignments. Answered one TopicAnswer per partition, as elections are.
     case reassign([ReassignmentRequest], allowReplicationFactorChange: Bool)
+    /// UnregisterBroker. Answered one TopicAnswer named by the broker id.
+    case unregisterBroker(NodeID)
 
     /// The longest name or value (UTF-8 bytes) a request to the controller carries; brokers
     /// refuse longer ones before forwarding.
@@ -87,6 +89,10 @@ extension ClusterController {
             return (decision.records.isEmpty ? [] : [decision.records], decision.answer.map {
                 TopicAnswer(name: $0.topic, error: $0.error, message: $0.message, partitions: Int($0.partition))
             })
+        case .unregisterBroker(let id):
+            let decision = unregisterBroker(id)
+            let message = decision.answer == .none ? nil : "Broker \(id) is not registered."
+            return (decision.records.isEmpty ? [] : [decision.records], [TopicAnswer(name: "\(id.value)", error: decision.answer, message: message)])
         case .reassign(let requests, let allow):
             let decision = reassign(requests, allowReplicationFactorChange: allow)
             return (decision.records.isEmpty ? [] : [decision.records], decision.answer.map {

@@ -226,6 +226,9 @@ enum Frame: Equatable {
                 buffer.writeInteger(r.replicas.map { UInt16($0.count) } ?? UInt16.max)
                 for id in r.replicas ?? [] { buffer.writeInteger(id.value) }
             }
+        case .unregisterBroker(let id):
+            buffer.writeInteger(UInt8(7))
+            buffer.writeInteger(id.value)
         case .setTopicConfigs(let topic, let configs):
             buffer.writeInteger(UInt8(4))
             writeString(topic, into: &buffer)
@@ -333,6 +336,9 @@ enum Frame: Equatable {
                 requests.append(ReassignmentRequest(topic: topic, partition: partition, replicas: replicas))
             }
             return .reassign(requests, allowReplicationFactorChange: allow == 1)
+        case 7:
+            guard let id = body.readInteger(as: Int32.self), id >= 0 else { return nil }
+            return .unregisterBroker(NodeID(id))
         default:
             return nil
         }
@@ -517,7 +523,7 @@ enum TopicAnswerText {
             guard let messageStart = line.firstRange(of: " message=") else { return nil }
             var fields: [String: String] = [:]
             for word in line[..<messageStart.lowerBound].split(separator: " ") {
-                let kv = word.split(separator: "=", maxSplits: 1)
+                let kv = word.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 guard kv.count == 2 else { return nil }
                 fields[String(kv[0])] = String(kv[1])
             }

@@ -60,6 +60,7 @@ public enum QuorumWireFuzzing {
                                                ReassignmentRequest(topic: "t", partition: 1, replicas: nil)],
                                               allowReplicationFactorChange: false))),
             .request(id: 20, .allocateProducerIDs(broker: NodeID(2), epoch: BrokerEpoch(7))),
+            .request(id: 21, .admin(.unregisterBroker(NodeID(3)))),
             .request(id: 16, .admin(.setTopicConfigs(topic: "t", configs: ["retention.ms": "1000", "min.insync.replicas": "2"]))),
             .request(id: 14, .alterPartition(AlterPartitionRequest(
                 broker: NodeID(1), brokerEpoch: BrokerEpoch(4), partition: TopicIDPartition(KafkaUUID(high: 1, low: 2), 3),

@@ -135,8 +135,8 @@ struct QuorumCommand: ParsableCommand {
 /// `brook cluster ...`: the cluster as the controllers' metadata image holds it.
 struct ClusterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cluster", abstract: "Inspect a cluster (process.roles): brokers, fencing, the active controller.",
-        subcommands: [Describe.self])
+        commandName: "cluster", abstract: "Inspect a cluster (process.roles): brokers, fencing, the active controller; drain and unregister brokers.",
+        subcommands: [Describe.self, Decommission.self, Unregister.self])
 
     struct Describe: ParsableCommand {
         static let configuration = CommandConfiguration(

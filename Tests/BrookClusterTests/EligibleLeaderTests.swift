@@ -126,3 +126,35 @@ import Testing
         #expect(PartitionChanges.eligibleLeaders(three, isr: [n1], minISR: 1) == [])
     }
 }
+
+/// UnregisterBroker: the registration goes with the broker's leaderships, ISR and ELR places.
+@Suite struct UnregisterBrokerTests {
+    @Test func anUnregisteredBrokerLeavesTheImageAndEveryPlaceButTheReplicaLists() {
+        var config = ControllerConfig()
+        config.minInSyncReplicas = 2
+        var h = ControllerHarness(config: config)
+        h.startBrokers(3)
+        let key = TopicIDPartition(h.create("x", partitions: 1, rf: 3), 0)
+        let replicas = h.image.partition(key)!.replicas
+        let (a, b) = (replicas[0], replicas[1])
+        // b becomes eligible (the ISR went below min ISR), then a (the leader) is unregistered
+        // while stopped: b leads from the ELR, and a is in no ISR or ELR.
+        let p = h.image.partition(key)!
+        for isr in [[a, b], [a]] {
+            let q = h.image.partition(key)!
+            let request = AlterPartitionRequest(broker: a, brokerEpoch: h.epochs[a]!, partition: key,
+                                                proposal: ISRProposal(leaderEpoch: q.leaderEpoch, partitionEpoch: q.partitionEpoch, isr: isr))
+            #expect(h.commit(h.controller.alterPartition(request)).0 == .none)
+        }
+        #expect(p.leader == a && h.image.partition(key)!.elr == [b])
+        #expect(h.commit(h.controller.unregisterBroker(a)) == .none)
+        h.epochs[a] = nil
+        let after = h.image.partition(key)!
+        #expect(h.image.brokers[a] == nil)
+        #expect(after.leader == b && after.isr == [b] && !after.elr.contains(a) && after.replicas == replicas)
+        #expect(h.commit(h.controller.unregisterBroker(a)) == .brokerIDNotRegistered)
+        // The answer travels on the controllers' wire as the other admin requests do.
+        let (entries, answers) = h.controller.admin(.unregisterBroker(NodeID(42)))
+        #expect(entries.isEmpty && answers.map(\.error) == [.brokerIDNotRegistered])
+    }
+}

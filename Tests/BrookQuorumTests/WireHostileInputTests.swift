@@ -1,4 +1,6 @@
+import BrookCluster
 import BrookCore
+import BrookProtocol
 @testable import BrookQuorum
 import BrookRaft
 import NIOCore
@@ -42,5 +44,21 @@ import Testing
         #expect(Frame.decode(&body) == nil)
         var wraps = Self.appendBody(prevIndex: .max, entryIndexes: [.min])
         #expect(Frame.decode(&wraps) == nil)
+    }
+}
+
+/// The controller's admin answers as text (TopicAnswerText): found in review, an answer with an
+/// empty value (a field written as `topic=`) was unreadable, and the broker reported the
+/// controller unreachable.
+@Suite struct TopicAnswerTextTests {
+    @Test func answersRoundTripEmptyNamesAndMessagesIncluded() {
+        let answers = [TopicAnswer(name: "", error: .brokerIDNotRegistered, message: "Broker 3 is not registered."),
+                       TopicAnswer(name: "orders", error: .none, topicID: KafkaUUID(high: 1, low: 2), partitions: 3, replicationFactor: 2),
+                       TopicAnswer(name: "7", error: .none, message: "a=b c=d")]
+        let text = TopicAnswerText.offsetLine(MetadataOffset(12)) + answers.map(TopicAnswerText.line).joined()
+        let parsed = TopicAnswerText.parse(text)
+        #expect(parsed?.offset == MetadataOffset(12))
+        #expect(parsed?.answers == answers)
+        #expect(TopicAnswerText.parse("topic error_code=0 message=") == nil)
     }
 }

@@ -930,3 +930,62 @@ def offset_fetch_error(port: int, group: str) -> int:
     correlation, topics, error = struct.unpack(">iih", data[4:14])
     assert correlation == 7 and topics == 0, data
     return error
+
+
+@pytest.mark.timeout(180)
+def test_a_broker_is_drained_stopped_and_unregistered(cluster):
+    """`brook cluster decommission` moves every replica off a broker (each partition keeps its
+    replication factor, every record stays readable), and once the broker is stopped `brook
+    cluster unregister` (UnregisterBroker) removes it: clients then see two brokers."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import NewTopic
+    cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+    bootstraps = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
+    topic = unique_topic("drain")
+    admin = ck_admin(bootstraps)
+    admin.create_topics([NewTopic(topic, 3, 2)])[topic].result(30)
+    deadline = time.monotonic() + 30
+    while True:
+        states = partition_states(bootstraps, topic)
+        if len(states) == 3 and all(leader >= 0 and len(isr) == 2 for leader, _, isr in states.values()):
+            break
+        assert time.monotonic() < deadline, states
+        time.sleep(0.3)
+    assert any(3 in replicas for _, replicas, _ in states.values()), states
+    producer = Producer({"bootstrap.servers": bootstraps, "acks": "all", "enable.idempotence": True})
+    for i in range(1500):
+        producer.produce(topic, partition=i % 3, value=f"d{i}".encode())
+    assert producer.flush(60) == 0
+
+    out = subprocess.run([str(BROOK_BIN), "cluster", "decommission", "--bootstrap-server", bootstraps, "--id", "3", "--timeout-s", "90"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "holds no replicas" in out.stdout, out
+    states = partition_states(bootstraps, topic)
+    assert all(3 not in replicas and len(replicas) == 2 for _, replicas, _ in states.values()), states
+    wait_for_directories(cluster, topic, {p: states[p][1] for p in range(3)})
+
+    assert cluster.nodes[3].terminate() == 0
+    survivors = ",".join(f"127.0.0.1:{cluster.nodes[n].broker_port}" for n in (1, 2))
+    out = subprocess.run([str(BROOK_BIN), "cluster", "unregister", "--bootstrap-server", survivors, "--id", "3"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "unregistered" in out.stdout, out
+    again = subprocess.run([str(BROOK_BIN), "cluster", "unregister", "--bootstrap-server", survivors, "--id", "3"],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode != 0 and "BROKER_ID_NOT_REGISTERED" in (again.stdout + again.stderr).upper().replace(" ", "_"), again
+    deadline = time.monotonic() + 20
+    while True:
+        listing = subprocess.run(["kcat", "-b", survivors, "-L", "-t", topic], capture_output=True, text=True, timeout=30).stdout
+        if "2 brokers" in listing:
+            break
+        assert time.monotonic() < deadline, listing
+        time.sleep(0.3)
+    consumer = Consumer({"bootstrap.servers": survivors, "group.id": unique_topic("drained"), "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(3)])
+    got = set()
+    deadline = time.monotonic() + 60
+    while len(got) < 1500 and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and not msg.error():
+            got.add(msg.value())
+    consumer.close()
+    assert got == {f"d{i}".encode() for i in range(1500)}, f"{len(got)} of 1500"

@@ -47,6 +47,7 @@ public enum ApiCatalog {
         Entry(key: 47, name: "OffsetDelete", versions: 0...0, flexibleFrom: nil),
         Entry(key: 60, name: "DescribeCluster", versions: 0...2, flexibleFrom: 0),
         Entry(key: 61, name: "DescribeProducers", versions: 0...0, flexibleFrom: 0),
+        Entry(key: 64, name: "UnregisterBroker", versions: 0...0, flexibleFrom: 0),
         Entry(key: 65, name: "DescribeTransactions", versions: 0...0, flexibleFrom: 0),
         Entry(key: 66, name: "ListTransactions", versions: 0...1, flexibleFrom: 0),
         Entry(key: 68, name: "ConsumerGroupHeartbeat", versions: 0...1, flexibleFrom: 0),
