@@ -160,7 +160,8 @@ public final class Broker: Sendable {
 
     public func shutdown() {
         groups.shutdown()
-        topics.closeAllLogs()
+        // A log that did not close cleanly may lack what it had: then the next start is unclean.
+        guard topics.closeAllLogs() else { return logger.warning("a log did not close cleanly: no clean-shutdown marker") }
         do { try FileSystem.writeAtomically(config.logDirs[0] + "/" + Self.cleanShutdownMarker, contents: "clean\n", durable: true) } catch {
             logger.warning("cannot leave the clean-shutdown marker: \(error)")
         }

@@ -21,7 +21,7 @@ public final class ClusterMembership: Sendable {
 
     public typealias Forward = @Sendable (ControllerAdminRequest, @escaping @Sendable (Result<[TopicAnswer], any Error>) -> Void) -> Void
     public typealias AlterPartition = @Sendable (TopicIDPartition, ISRProposal,
-                                                 @escaping @Sendable (ErrorCode, (isr: [NodeID], partitionEpoch: PartitionEpoch)?) -> Void) -> Void
+                                                 @escaping @Sendable (ErrorCode, (isr: [NodeID], elr: [NodeID], partitionEpoch: PartitionEpoch)?) -> Void) -> Void
 
     /// Sends WriteTxnMarkers to another broker; nil when it could not be reached or answered.
     public typealias SendMarkers = @Sendable (NodeID, WriteTxnMarkersRequest) async -> WriteTxnMarkersResponse?
@@ -73,7 +73,7 @@ public final class ClusterMembership: Sendable {
 
     /// Sends a leader's ISR change to the controller.
     public func alterPartition(_ partition: TopicIDPartition, _ proposal: ISRProposal,
-                               done: @escaping @Sendable (ErrorCode, (isr: [NodeID], partitionEpoch: PartitionEpoch)?) -> Void) {
+                               done: @escaping @Sendable (ErrorCode, (isr: [NodeID], elr: [NodeID], partitionEpoch: PartitionEpoch)?) -> Void) {
         guard let alterer = lock.withLock({ alterer }) else { return done(.notController, nil) }
         alterer(partition, proposal, done)
     }

@@ -68,6 +68,12 @@ struct InternalTopic: Sendable {
         }
     }
 
+    /// The index of the partition that holds `id`'s records, hosted here or not (a transaction
+    /// coordinator names a group's partition that another broker may lead).
+    func index(for id: String) throws(StorageError) -> Int32 {
+        Int32(Self.partitionIndex(for: id, partitions: try partitions().count))
+    }
+
     /// The partition that holds `id`'s records.
     func partition(for id: String) throws(StorageError) -> Partition {
         let all = try partitions()

@@ -75,7 +75,8 @@ extension Partition {
             let high = min(replica.highWatermark, end)
             replica.leading = PartitionReplication(
                 leader: node, leaderEpoch: info.leaderEpoch, partitionEpoch: info.partitionEpoch, replicas: info.replicas,
-                isr: info.isr.contains(node) ? info.isr : info.isr + [node], logEndOffset: end, highWatermark: high, config: config, nowMs: nowMs)
+                isr: info.isr.contains(node) ? info.isr : info.isr + [node], elr: info.elr, logEndOffset: end, highWatermark: high,
+                config: config, nowMs: nowMs)
             s.replica = replica
         }
         highWatermarkMayHaveMoved()
@@ -107,22 +108,22 @@ extension Partition {
     }
 
     /// The controller committed an ISR (AlterPartition's answer, or a change in the metadata).
-    public func isrCommitted(_ isr: [NodeID], partitionEpoch: PartitionEpoch) {
+    public func isrCommitted(_ isr: [NodeID], elr: [NodeID], partitionEpoch: PartitionEpoch) {
         state.withLock { s in
             guard s.replica?.leading != nil, let leader = s.replica?.leading?.leader, isr.contains(leader) else { return }
-            s.replica!.leading!.isrCommitted(isr, partitionEpoch: partitionEpoch)
+            s.replica!.leading!.isrCommitted(isr, elr: elr, partitionEpoch: partitionEpoch)
         }
         highWatermarkMayHaveMoved()
     }
 
     /// The controller's answer to this leader's ISR proposal: the proposal ends.
-    public func isrProposalCommitted(_ isr: [NodeID], partitionEpoch: PartitionEpoch) {
+    public func isrProposalCommitted(_ isr: [NodeID], elr: [NodeID], partitionEpoch: PartitionEpoch) {
         state.withLock { s in
             guard s.replica?.leading != nil, let leader = s.replica?.leading?.leader, isr.contains(leader) else {
                 s.replica?.proposalOutstanding = false
                 return
             }
-            s.replica!.leading!.proposalCommitted(isr, partitionEpoch: partitionEpoch)
+            s.replica!.leading!.proposalCommitted(isr, elr: elr, partitionEpoch: partitionEpoch)
             s.replica!.proposalOutstanding = false
         }
         highWatermarkMayHaveMoved()

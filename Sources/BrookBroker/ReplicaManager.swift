@@ -118,7 +118,7 @@ public final class ReplicaManager: Sendable {
                 let logger = broker.logger
                 broker.cluster.alterPartition(TopicIDPartition(topic.id, Int32(index)), proposal) { code, committed in
                     if let committed {
-                        partition.isrProposalCommitted(committed.isr, partitionEpoch: committed.partitionEpoch)
+                        partition.isrProposalCommitted(committed.isr, elr: committed.elr, partitionEpoch: committed.partitionEpoch)
                     } else {
                         logger.info("\(partition.name): the controller did not take \(proposal): \(code)")
                         partition.isrProposalFailed(proposal, code)
@@ -257,7 +257,7 @@ public final class ReplicaManager: Sendable {
         let now = Int64(broker.clock.now().ms)
         switch (partition.role, info.leader == node) {
         case (.leader(let epoch), true) where epoch == info.leaderEpoch && partition.isReplicating:
-            partition.isrCommitted(info.isr, partitionEpoch: info.partitionEpoch)
+            partition.isrCommitted(info.isr, elr: info.elr, partitionEpoch: info.partitionEpoch)
             partition.replicationConfigChanged(replication)
         case (_, true):
             broker.logger.info("\(partition.name): leading in epoch \(info.leaderEpoch), replicas \(info.replicas), ISR \(info.isr)")

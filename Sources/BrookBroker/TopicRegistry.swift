@@ -399,10 +399,17 @@ public final class TopicRegistry: Sendable {
         return logDirs[chosen] + "/" + name
     }
 
-    func closeAll(_ partitions: [Partition]) {
+    /// Closes each partition; false when one could not be closed cleanly (logged).
+    @discardableResult
+    func closeAll(_ partitions: [Partition]) -> Bool {
+        var clean = true
         for partition in partitions {
-            do { try partition.close() } catch { logger.warning("closing \(partition.name): \(error)") }
+            do { try partition.close() } catch {
+                logger.warning("closing \(partition.name): \(error)")
+                clean = false
+            }
         }
+        return clean
     }
 
     // MARK: persistence
@@ -460,12 +467,13 @@ public final class TopicRegistry: Sendable {
         logger.info("opened \(records.count) topics from \(metadataPath); this broker may host \(partitionsMax) partitions (open-file limit \(FileSystem.openFileLimit()))")
     }
 
-    /// Closes every log, leaving the clean-shutdown markers.
-    public func closeAllLogs() {
+    /// Closes every log, leaving the clean-shutdown markers; false when one did not close cleanly.
+    @discardableResult
+    public func closeAllLogs() -> Bool {
         let topics = state.withLock { s -> [Topic] in
             defer { s.topics.removeAll(); s.names.removeAll(); s.partitionsCounted = 0 }
             return Array(s.topics.values)
         }
-        for topic in topics { closeAll(topic.hosted) }
+        return topics.map { closeAll($0.hosted) }.allSatisfy { $0 }
     }
 }

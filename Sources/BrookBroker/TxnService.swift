@@ -293,8 +293,8 @@ public final class TxnService: Sendable {
 
     /// The `__consumer_offsets` partition that holds a group's offsets (the topic made if missing).
     func offsetsPartition(for groupID: String) -> TxnPartition? {
-        guard let partition = try? groups.offsetsTopic.partition(for: groupID) else { return nil }
-        return TxnPartition(GroupService.offsetsTopic, partition.index)
+        guard let index = try? groups.offsetsTopic.index(for: groupID) else { return nil }
+        return TxnPartition(GroupService.offsetsTopic, index)
     }
 
     /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction.

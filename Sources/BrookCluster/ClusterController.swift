@@ -134,6 +134,9 @@ public struct ClusterController: Sendable {
     var heard: Set<NodeID> = []
     /// Brokers whose liveness changed: their partitions are repaired, a bounded number per entry.
     var dirty: Set<NodeID> = []
+    /// Brokers that registered after an unclean shutdown, until the repairs their registration
+    /// needs are all written: none of those repairs may make them eligible leaders (KIP-966).
+    var uncleanPending: Set<NodeID> = []
     var random: SeededRandom
     /// When leadership balance was last checked (soft state, as sessions).
     var lastRebalanceCheckMs: Int64
@@ -208,7 +211,11 @@ public struct ClusterController: Sendable {
         sessions[request.id] = nowMs
         heard.insert(request.id)
         var records: [MetadataRecord] = [.registerBroker(record)]
-        if !request.cleanShutdown { records += leavingEveryELR(request.id) }
+        if !request.cleanShutdown {
+            records += leavingEveryELR(request.id)
+            // Nor may the repairs below put it back (it leaves the ISR in them when it was there).
+            uncleanPending.insert(request.id)
+        }
         // A new incarnation: the old one's leaderships and ISR places go in the same entry.
         return decideWithRepairs(records, affecting: request.id, (.none, epoch))
     }
@@ -323,8 +330,12 @@ public struct ClusterController: Sendable {
             preconditionFailure("the controller made records that do not apply: \(error)")
         }
         let (fixes, complete) = Self.repairs(for: dirty, in: scratch, budget: config.recordsPerEntryMax - records.count,
-                                             uncleanDefault: config.uncleanLeaderElection, minISRDefault: config.minInSyncReplicas)
-        if complete { dirty.removeAll() }
+                                             uncleanDefault: config.uncleanLeaderElection, minISRDefault: config.minInSyncReplicas,
+                                             notEligible: uncleanPending)
+        if complete {
+            dirty.removeAll()
+            uncleanPending.removeAll()
+        }
         return decide(records + fixes, answer)
     }
 
@@ -335,7 +346,7 @@ public struct ClusterController: Sendable {
     /// The partition changes `image` needs for the partitions that have a replica on `brokers`,
     /// at most `budget`; `complete` is false when some had to wait.
     static func repairs(for brokers: Set<NodeID>, in image: MetadataImage, budget: Int, uncleanDefault: Bool,
-                        minISRDefault: Int) -> (records: [MetadataRecord], complete: Bool) {
+                        minISRDefault: Int, notEligible: Set<NodeID> = []) -> (records: [MetadataRecord], complete: Bool) {
         let isActive: (NodeID) -> Bool = { image.brokers[$0]?.isActive ?? false }
         var records: [MetadataRecord] = []
         for topicID in image.topics.keys.sorted(by: { ($0.high, $0.low) < ($1.high, $1.low) }) {
@@ -345,9 +356,11 @@ public struct ClusterController: Sendable {
             for (index, partition) in topic.partitions.enumerated() where !brokers.isDisjoint(with: partition.replicas) {
                 guard let fix = PartitionChanges.repair(partition, isActive: isActive, unclean: unclean, minISR: minISR) else { continue }
                 guard records.count < budget else { return (records, false) }
-                // An unregistered broker's data is given up: it is eligible for nothing.
+                // An unregistered broker's data is given up, and one back from an unclean
+                // shutdown may have lost some: neither is eligible.
+                let elr = fix.elr.filter { image.brokers[$0] != nil && !notEligible.contains($0) }
                 records.append(PartitionChanges.record(TopicIDPartition(topicID, Int32(index)), from: partition, leader: fix.leader,
-                                                       isr: fix.isr, minISR: minISR, elr: fix.elr.filter { image.brokers[$0] != nil }))
+                                                       isr: fix.isr, minISR: minISR, elr: elr))
             }
         }
         return (records, true)

@@ -95,8 +95,12 @@ extension ClusterController {
         if resource.kind == .topic, let id = image.topicIDs[resource.name], let change = values.last(where: { $0.0 == "min.insync.replicas" }) {
             let minISR = change.1.flatMap { Int($0) } ?? config.minInSyncReplicas
             for (index, partition) in image.topics[id]!.partitions.enumerated() where !partition.elr.isEmpty
-                && partition.isr.count >= PartitionChanges.effectiveMinISR(minISR, replicas: partition.replicas.count)
-                && records.count < config.recordsPerEntryMax {
+                && partition.isr.count >= PartitionChanges.effectiveMinISR(minISR, replicas: partition.replicas.count) {
+                guard records.count < config.recordsPerEntryMax else {
+                    // Too many for this entry: the repairs of the next ticks recompute them.
+                    dirty.formUnion(partition.replicas)
+                    continue
+                }
                 records.append(PartitionChanges.record(TopicIDPartition(id, Int32(index)), from: partition, leader: partition.leader,
                                                        isr: partition.isr, minISR: minISR, elr: []))
             }

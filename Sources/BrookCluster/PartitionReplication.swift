@@ -37,8 +37,8 @@ public struct ISRProposal: Equatable, Sendable, CustomStringConvertible {
 ///   committed ISR plus a member whose addition is in flight (KIP-497). A shrink counts only
 ///   once the controller committed it, an expansion at once, so a record below the HW is on
 ///   every replica either ISR could elect. It never moves back, and stands still while the
-///   committed ISR is below min.insync.replicas (at most the replication factor; KIP-966), so
-///   that the replicas leaving the ISR then remain eligible leaders.
+///   controller names eligible leader replicas (KIP-966: the ISR is below min.insync.replicas),
+///   so that they remain eligible.
 /// - A follower is caught up when it fetched from the leader's LEO (or from the LEO the leader
 ///   had at its previous fetch, which it then was caught up to). One that has not been for
 ///   `replica.lag.time.max.ms` is proposed out of the ISR; one whose LEO reached the HW and
@@ -62,6 +62,9 @@ public struct PartitionReplication: Sendable {
     public private(set) var replicas: [NodeID]
     /// The ISR the controller committed.
     public private(set) var isr: [NodeID]
+    /// The eligible leader replicas the controller committed with that ISR (KIP-966): while
+    /// there are any, the HW stands still, since any of them may be the next leader.
+    public private(set) var eligibleLeaders: [NodeID]
     public private(set) var partitionEpoch: PartitionEpoch
     public private(set) var inFlight: ISRProposal?
     public private(set) var logEndOffset: Offset
@@ -69,7 +72,7 @@ public struct PartitionReplication: Sendable {
     public private(set) var followers: [NodeID: Follower]
 
     public init(leader: NodeID, leaderEpoch: LeaderEpoch, partitionEpoch: PartitionEpoch, replicas: [NodeID], isr: [NodeID],
-                logEndOffset: Offset, highWatermark: Offset, config: ReplicationConfig, nowMs: Int64) {
+                elr: [NodeID] = [], logEndOffset: Offset, highWatermark: Offset, config: ReplicationConfig, nowMs: Int64) {
         precondition(isr.contains(leader) && replicas.contains(leader), "the leader \(leader) is a replica and in the ISR \(isr)")
         precondition(Set(isr).isSubset(of: replicas), "the ISR \(isr) is within the replicas \(replicas)")
         precondition(highWatermark <= logEndOffset, "HW \(highWatermark) past LEO \(logEndOffset)")
@@ -78,6 +81,7 @@ public struct PartitionReplication: Sendable {
         self.partitionEpoch = partitionEpoch
         self.replicas = replicas
         self.isr = isr
+        eligibleLeaders = elr
         self.logEndOffset = logEndOffset
         self.highWatermark = highWatermark
         epochStartOffset = logEndOffset
@@ -161,12 +165,13 @@ public struct PartitionReplication: Sendable {
 
     /// The controller committed an ISR for this partition (the AlterPartition answer, or a
     /// metadata change such as a fenced follower removed). Ends any proposal in flight.
-    public mutating func isrCommitted(_ committed: [NodeID], partitionEpoch epoch: PartitionEpoch) {
+    public mutating func isrCommitted(_ committed: [NodeID], elr: [NodeID], partitionEpoch epoch: PartitionEpoch) {
         // An older answer overtaken by metadata, or the state we have told again: a proposal in
         // flight stays in flight (its answer comes with a newer epoch).
         guard epoch > partitionEpoch else { return }
         precondition(committed.contains(leader), "the committed ISR \(committed) lost its leader \(leader) without a new leader epoch")
         isr = committed
+        eligibleLeaders = elr
         partitionEpoch = epoch
         inFlight = nil
         advanceHighWatermark()
@@ -174,9 +179,9 @@ public struct PartitionReplication: Sendable {
 
     /// The controller answered our proposal with the state it committed: the proposal ends
     /// whatever that state's epoch (metadata may have brought it, or a newer one, first).
-    public mutating func proposalCommitted(_ committed: [NodeID], partitionEpoch epoch: PartitionEpoch) {
+    public mutating func proposalCommitted(_ committed: [NodeID], elr: [NodeID], partitionEpoch epoch: PartitionEpoch) {
         inFlight = nil
-        isrCommitted(committed, partitionEpoch: epoch)
+        isrCommitted(committed, elr: elr, partitionEpoch: epoch)
     }
 
     /// The controller refused `proposal` for good (not committed): propose again later from the
@@ -212,10 +217,12 @@ public struct PartitionReplication: Sendable {
 
     @discardableResult
     mutating func advanceHighWatermark() -> Bool {
-        // KIP-966: while the committed ISR is below min ISR the HW stands still, so every
-        // replica that leaves the ISR meanwhile (an eligible leader replica) holds every
-        // committed record and may lead after a clean election.
-        guard isr.count >= PartitionChanges.effectiveMinISR(config.minInSyncReplicas, replicas: replicas.count) else { return false }
+        // KIP-966: while the partition has eligible leader replicas (the controller names them
+        // when the ISR goes below min ISR, and empties the list when it is back) the HW stands
+        // still, so each of them holds every committed record and may lead after a clean
+        // election. The controller's list, not this broker's min.insync.replicas, decides: the
+        // two can never disagree.
+        guard eligibleLeaders.isEmpty else { return false }
         var low = logEndOffset
         for member in maximalISR where member != leader {
             guard let end = followers[member]?.logEndOffset else { return false }

@@ -143,7 +143,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
     /// Sends a leader's ISR change to the active controller (one attempt: the leader proposes
     /// again later). `done` gets the committed ISR and partition epoch, or nil with the error.
     public func alterPartition(_ proposal: ISRProposal, for partition: TopicIDPartition,
-                               done: @escaping @Sendable (ErrorCode, (isr: [NodeID], partitionEpoch: PartitionEpoch)?) -> Void) {
+                               done: @escaping @Sendable (ErrorCode, (isr: [NodeID], elr: [NodeID], partitionEpoch: PartitionEpoch)?) -> Void) {
         loop.execute { [self] in
             guard view.epoch != .none, let connection = connected() else { return done(.requestTimedOut, nil) }
             let request = AlterPartitionRequest(broker: options.nodeID, brokerEpoch: view.epoch, partition: partition, proposal: proposal)
@@ -157,7 +157,8 @@ public final class BrokerLifecycle: @unchecked Sendable {
                 let code = ErrorCode(rawValue: Int16(fields["error_code"] ?? "") ?? -1)
                 guard code == .none, let epoch = fields["partition_epoch"].flatMap(Int32.init), let isrText = fields["isr"] else { return done(code, nil) }
                 let isr = isrText.split(separator: ",").compactMap { Int32($0) }.map(NodeID.init)
-                done(.none, (isr, PartitionEpoch(epoch)))
+                let elr = (fields["elr"] ?? "").split(separator: ",").compactMap { Int32($0) }.map(NodeID.init)
+                done(.none, (isr, elr, PartitionEpoch(epoch)))
             }
         }
     }

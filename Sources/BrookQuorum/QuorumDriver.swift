@@ -353,6 +353,7 @@ public final class QuorumDriver: @unchecked Sendable {
             var answer = "error_code=\(code.rawValue)\n"
             if let info {
                 answer += "leader_epoch=\(info.leaderEpoch)\npartition_epoch=\(info.partitionEpoch)\nisr=\(info.isr.map(\.description).joined(separator: ","))\n"
+                answer += "elr=\(info.elr.map(\.description).joined(separator: ","))\n"
             }
             propose(decision.records) { committed in committed ? text(true, answer) : text(false, "error=not committed; retry\n") }
         case .allocateProducerIDs(let broker, let epoch):

@@ -24,10 +24,9 @@ public enum ClusterBug: String, Sendable, CaseIterable {
     case hwIgnoresISR = "hw-ignores-isr"
     /// A returning follower keeps its log instead of truncating where the leader's diverges.
     case noTruncation = "no-truncation"
-    /// The brokers take min.insync.replicas as 1 while the controller keeps the real one: the
-    /// HW moves on below min ISR, so an eligible leader replica (KIP-966) may lack what was
-    /// acknowledged meanwhile.
-    case hwIgnoresMinISR = "hw-ignores-min-isr"
+    /// Leaders are not told the eligible leader replicas (KIP-966): the HW moves on below min
+    /// ISR, so an eligible replica the controller elects may lack what was acknowledged meanwhile.
+    case hwIgnoresELR = "hw-ignores-elr"
 }
 
 public struct ClusterSimulationReport: Sendable, CustomStringConvertible {
@@ -193,11 +192,14 @@ public final class ClusterSimulation {
         controllerFailEveryMs = 2000 + Int64(random.next() % 6000)
         cutEveryMs = 1000 + Int64(random.next() % 5000)
         replication = ReplicationConfig(replicaLagTimeMaxMs: 1000 + Int64(random.next() % 2000),
-                                        minInSyncReplicas: options.bug == .hwIgnoresMinISR ? 1 : options.minInSyncReplicas)
+                                        minInSyncReplicas: options.minInSyncReplicas)
         self.random = random
         report = ClusterSimulationReport(seed: seed, brokers: count)
         brokers = (1...count).map { Broker(id: NodeID(Int32($0))) }
     }
+
+    /// The eligible leader replicas a leader is told (none with the planted bug).
+    func eligible(_ info: PartitionInfo) -> [NodeID] { options.bug == .hwIgnoresELR ? [] : info.elr }
 
     var controllerConfig: ControllerConfig {
         var config = ControllerConfig()
@@ -392,7 +394,7 @@ public final class ClusterSimulation {
         case .alterPartitionAnswer(let key, let leaderEpoch, let code, let info, let proposal):
             guard var replica = brokers[to].replicas[key], var leading = replica.leading, leading.leaderEpoch == leaderEpoch else { return }
             if code == .none, let info, info.leaderEpoch == leaderEpoch, info.leader == brokers[to].id {
-                leading.proposalCommitted(info.isr, partitionEpoch: info.partitionEpoch)
+                leading.proposalCommitted(info.isr, elr: eligible(info), partitionEpoch: info.partitionEpoch)
             } else if PartitionReplication.refusesForGood(code) {
                 leading.proposalRefused(proposal)
             }
@@ -524,11 +526,11 @@ public final class ClusterSimulation {
             replica.proposalSentMs = nil
             replica.leading = PartitionReplication(
                 leader: id, leaderEpoch: info.leaderEpoch, partitionEpoch: info.partitionEpoch, replicas: info.replicas, isr: info.isr,
-                logEndOffset: replica.logEnd, highWatermark: min(replica.highWatermark, replica.logEnd), config: replication, nowMs: now)
+                elr: eligible(info), logEndOffset: replica.logEnd, highWatermark: min(replica.highWatermark, replica.logEnd), config: replication, nowMs: now)
             brokers[i].replicas[key] = replica
         case .isrChanged(let key, let info):
             guard var replica = brokers[i].replicas[key], var leading = replica.leading else { return }
-            leading.isrCommitted(info.isr, partitionEpoch: info.partitionEpoch)
+            leading.isrCommitted(info.isr, elr: eligible(info), partitionEpoch: info.partitionEpoch)
             replica.leading = leading
             brokers[i].replicas[key] = replica
             try acknowledge(i, key)

@@ -3,6 +3,7 @@ import BrookCluster
 import BrookCore
 import BrookProtocol
 import BrookStorage
+import BrookTxn
 import Foundation
 import Testing
 
@@ -83,5 +84,16 @@ import Testing
         defer { again.broker.shutdown() }
         #expect(try hostedHere(again) == [false, true, true])
         #expect(directories(again) == [false, true, true])
+    }
+
+    /// Found in review: a transaction coordinator that did not host the group's partition of
+    /// `__consumer_offsets` answered AddOffsetsToTxn COORDINATOR_NOT_AVAILABLE. It needs only the
+    /// partition's index.
+    @Test func aGroupsOffsetsPartitionIsNamedWhereverItIsHosted() throws {
+        let h = try BrokerHarness([("process.roles", "broker,controller")])
+        defer { h.close() }
+        _ = try h.broker.topics.create(name: GroupService.offsetsTopic, partitions: 3, configs: [:], hosting: { $0 == 0 })
+        let group = (0..<100).map { "group-\($0)" }.first { InternalTopic.partitionIndex(for: $0, partitions: 3) == 2 }!
+        #expect(h.broker.transactions.offsetsPartition(for: group) == TxnPartition(GroupService.offsetsTopic, 2))
     }
 }

@@ -116,6 +116,24 @@ import Testing
         }
     }
 
+    /// Found in review: a broker that registered uncleanly while still in the ISR (a new
+    /// controller takes it at once) left the ISR in the repairs of its registration and was
+    /// made eligible there, as any member leaving an ISR below min ISR is.
+    @Test func theRepairsOfAnUncleanRegistrationDoNotMakeTheBrokerEligible() {
+        var (h, key, replicas) = cluster()
+        let (a, b) = (replicas[0], replicas[1])
+        #expect(shrink(&h, key, to: [a, b]) == .none)
+        var config = ControllerConfig()
+        config.minInSyncReplicas = 2
+        h.controller = ClusterController(committed: h.image, config: config, nowMs: h.now, randomSeed: 7)
+        let request = BrokerRegistrationRequest(id: b, incarnation: KafkaUUID(high: 5, low: 5), endpoints: [], cleanShutdown: false)
+        let (code, epoch) = h.commit(h.controller.register(request, nowMs: h.now))
+        #expect(code == .none)
+        h.epochs[b] = epoch
+        let p = h.image.partition(key)!
+        #expect(p.isr == [a] && p.elr == [])
+    }
+
     @Test func theELRRulesCapMinISRAtTheReplicationFactor() {
         let alone = PartitionInfo(replicas: [n1], isr: [n1], leader: n1, leaderEpoch: LeaderEpoch(0), partitionEpoch: PartitionEpoch(0))
         #expect(PartitionChanges.effectiveMinISR(3, replicas: 1) == 1)

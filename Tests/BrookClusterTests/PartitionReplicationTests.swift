@@ -6,9 +6,10 @@ import Testing
 @Suite struct PartitionReplicationTests {
     let n1 = NodeID(1), n2 = NodeID(2), n3 = NodeID(3)
 
-    func leader(isr: [NodeID]? = nil, logEnd: Int64 = 0, highWatermark: Int64 = 0, lagMs: Int64 = 1000, minISR: Int = 2) -> PartitionReplication {
+    func leader(isr: [NodeID]? = nil, elr: [NodeID] = [], logEnd: Int64 = 0, highWatermark: Int64 = 0, lagMs: Int64 = 1000,
+                minISR: Int = 2) -> PartitionReplication {
         PartitionReplication(leader: n1, leaderEpoch: LeaderEpoch(3), partitionEpoch: PartitionEpoch(7), replicas: [n1, n2, n3],
-                             isr: isr ?? [n1, n2, n3], logEndOffset: Offset(logEnd), highWatermark: Offset(highWatermark),
+                             isr: isr ?? [n1, n2, n3], elr: elr, logEndOffset: Offset(logEnd), highWatermark: Offset(highWatermark),
                              config: ReplicationConfig(replicaLagTimeMaxMs: lagMs, minInSyncReplicas: minISR), nowMs: 0)
     }
 
@@ -31,34 +32,35 @@ import Testing
     /// Found in review: a leader alone in its ISR after a restart (its stored HW behind, 0 as
     /// none is kept) kept that HW until the next append, and its committed records were unreadable.
     @Test func aLeaderAloneInItsISRStartsWithItsWholeLogCommitted() {
-        let p = leader(isr: [n1], logEnd: 10, highWatermark: 0, minISR: 1)
+        let p = leader(isr: [n1], logEnd: 10, highWatermark: 0)
         #expect(p.highWatermark == Offset(10))
         // The same with a follower outside the ISR, not yet heard from.
-        #expect(leader(isr: [n1], logEnd: 10, highWatermark: 4, minISR: 1).highWatermark == Offset(10))
-        // Below min ISR it keeps the HW it was given (KIP-966: the replicas outside may be the
-        // next leaders, and they may have no more than that).
-        #expect(leader(isr: [n1], logEnd: 10, highWatermark: 4, minISR: 2).highWatermark == Offset(4))
+        #expect(leader(isr: [n1], logEnd: 10, highWatermark: 4).highWatermark == Offset(10))
+        // With eligible leader replicas (KIP-966) it keeps the HW it was given: they may be the
+        // next leaders, and they may have no more than that.
+        #expect(leader(isr: [n1], elr: [n2], logEnd: 10, highWatermark: 4).highWatermark == Offset(4))
     }
 
-    @Test func theHighWatermarkStandsStillWhileTheISRIsBelowMinISR() {
-        var p = leader(isr: [n1, n2], minISR: 2)
+    @Test func theHighWatermarkStandsStillWhileThereAreEligibleLeaderReplicas() {
+        var p = leader(isr: [n1, n2])
         p.leaderAppended(logEnd: Offset(10))
         p.followerFetched(n2, fetchOffset: Offset(10), nowMs: 1)
         #expect(p.highWatermark == Offset(10))
-        // n2 leaves the ISR: what n1 writes now is not committed, n2 (eligible) lacks it.
-        p.isrCommitted([n1], partitionEpoch: PartitionEpoch(8))
+        // n2 leaves the ISR below min ISR and is eligible: what n1 writes now is not committed.
+        p.isrCommitted([n1], elr: [n2], partitionEpoch: PartitionEpoch(8))
         p.leaderAppended(logEnd: Offset(15))
         #expect(p.highWatermark == Offset(10))
-        // n3 catches up and is proposed in: the HW moves once the controller committed it.
+        // n3 catches up and is proposed in: the HW moves once the controller committed it (and
+        // with it an empty ELR).
         p.followerFetched(n3, fetchOffset: Offset(15), nowMs: 2)
         let proposal = p.expansion(after: n3, eligible: true)
         #expect(proposal?.isr == [n1, n3])
         #expect(p.highWatermark == Offset(10))
-        p.proposalCommitted([n1, n3], partitionEpoch: PartitionEpoch(9))
+        p.proposalCommitted([n1, n3], elr: [], partitionEpoch: PartitionEpoch(9))
         #expect(p.highWatermark == Offset(15))
-        // With min ISR 1 a leader alone commits at once.
-        var single = leader(isr: [n1, n2], minISR: 1)
-        single.isrCommitted([n1], partitionEpoch: PartitionEpoch(8))
+        // Without eligible replicas (min ISR 1, or none left) a leader alone commits at once.
+        var single = leader(isr: [n1, n2])
+        single.isrCommitted([n1], elr: [], partitionEpoch: PartitionEpoch(8))
         single.leaderAppended(logEnd: Offset(5))
         #expect(single.highWatermark == Offset(5))
     }
@@ -91,7 +93,7 @@ import Testing
         // Until the controller commits it, n3 still counts for the HW.
         p.followerFetched(n2, fetchOffset: Offset(10), nowMs: 1002)
         #expect(p.highWatermark == Offset(2))
-        p.isrCommitted([n1, n2], partitionEpoch: PartitionEpoch(8))
+        p.isrCommitted([n1, n2], elr: [], partitionEpoch: PartitionEpoch(8))
         #expect(p.highWatermark == Offset(10))
         #expect(p.hasEnoughReplicas)
     }
@@ -136,8 +138,8 @@ import Testing
 
     @Test func aStaleAnswerDoesNotUndoNewerMetadata() {
         var p = leader()
-        p.isrCommitted([n1, n2], partitionEpoch: PartitionEpoch(9))
-        p.isrCommitted([n1, n2, n3], partitionEpoch: PartitionEpoch(8))
+        p.isrCommitted([n1, n2], elr: [], partitionEpoch: PartitionEpoch(9))
+        p.isrCommitted([n1, n2, n3], elr: [], partitionEpoch: PartitionEpoch(8))
         #expect(p.isr == [n1, n2] && p.partitionEpoch == PartitionEpoch(9))
     }
 
@@ -150,9 +152,9 @@ import Testing
         p.followerFetched(n3, fetchOffset: Offset(4), nowMs: 1)
         let grow = p.proposal(nowMs: 2, eligible: { _ in true })
         #expect(grow?.isr == [n1, n2, n3])
-        p.isrCommitted([n1, n2], partitionEpoch: PartitionEpoch(7))
+        p.isrCommitted([n1, n2], elr: [], partitionEpoch: PartitionEpoch(7))
         #expect(p.inFlight == grow, "the image repeating epoch 7 is not an answer")
-        p.isrCommitted([n1, n2, n3], partitionEpoch: PartitionEpoch(8))
+        p.isrCommitted([n1, n2, n3], elr: [], partitionEpoch: PartitionEpoch(8))
         #expect(p.inFlight == nil && p.isr == [n1, n2, n3])
     }
 
@@ -177,9 +179,9 @@ import Testing
         p.followerFetched(n2, fetchOffset: Offset(4), nowMs: 1)
         p.followerFetched(n3, fetchOffset: Offset(4), nowMs: 1)
         #expect(p.proposal(nowMs: 2, eligible: { _ in true }) != nil)
-        p.isrCommitted([n1, n2, n3], partitionEpoch: PartitionEpoch(8))
-        p.isrCommitted([n1, n2], partitionEpoch: PartitionEpoch(9))
-        p.proposalCommitted([n1, n2, n3], partitionEpoch: PartitionEpoch(8))
+        p.isrCommitted([n1, n2, n3], elr: [], partitionEpoch: PartitionEpoch(8))
+        p.isrCommitted([n1, n2], elr: [], partitionEpoch: PartitionEpoch(9))
+        p.proposalCommitted([n1, n2, n3], elr: [], partitionEpoch: PartitionEpoch(8))
         #expect(p.inFlight == nil && p.isr == [n1, n2] && p.partitionEpoch == PartitionEpoch(9))
         #expect(p.proposal(nowMs: 3, eligible: { _ in true })?.isr == [n1, n2, n3])
     }

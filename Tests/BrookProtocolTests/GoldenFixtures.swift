@@ -2754,6 +2754,28 @@ enum GoldenFixtures {
         ]
     }
 
+    static var unregisterBrokerRequests: [GoldenFixture] {
+        [
+            GoldenFixture(UnregisterBrokerRequest.self, version: 0, variant: "full",
+                          hex: "1234567900",
+                          expected: UnregisterBrokerRequest(brokerId: NodeID(305419897))),
+            GoldenFixture(UnregisterBrokerRequest.self, version: 0, variant: "sparse",
+                          hex: "1234567900",
+                          expected: UnregisterBrokerRequest(brokerId: NodeID(305419897))),
+        ]
+    }
+
+    static var unregisterBrokerResponses: [GoldenFixture] {
+        [
+            GoldenFixture(UnregisterBrokerResponse.self, version: 0, variant: "full",
+                          hex: "123456791236156572726f724d6573736167652d332dc3a9e697a500",
+                          expected: UnregisterBrokerResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: "errorMessage-3-é日")),
+            GoldenFixture(UnregisterBrokerResponse.self, version: 0, variant: "sparse",
+                          hex: "1234567912360000",
+                          expected: UnregisterBrokerResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: nil)),
+        ]
+    }
+
     static var describeTransactionsRequests: [GoldenFixture] {
         [
             GoldenFixture(DescribeTransactionsRequest.self, version: 0, variant: "full",
@@ -2879,7 +2901,7 @@ enum GoldenFixtures {
     }
 
     static var all: [GoldenFixture] {
-        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + electLeadersRequests + electLeadersResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + alterPartitionReassignmentsRequests + alterPartitionReassignmentsResponses + listPartitionReassignmentsRequests + listPartitionReassignmentsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
+        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + electLeadersRequests + electLeadersResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + alterPartitionReassignmentsRequests + alterPartitionReassignmentsResponses + listPartitionReassignmentsRequests + listPartitionReassignmentsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + unregisterBrokerRequests + unregisterBrokerResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
     }
 
     /// Requests with their header (v1 or v2) as kafka-python writes them: (api key, version, correlation id, client id, bytes).

@@ -171,7 +171,7 @@ extension FetchHandler {
             let logger = broker.logger
             broker.cluster.alterPartition(TopicIDPartition(topic.id, partition.index), expansion) { code, committed in
                 if let committed {
-                    partition.isrProposalCommitted(committed.isr, partitionEpoch: committed.partitionEpoch)
+                    partition.isrProposalCommitted(committed.isr, elr: committed.elr, partitionEpoch: committed.partitionEpoch)
                 } else {
                     logger.info("\(partition.name): the controller did not take \(expansion): \(code)")
                     partition.isrProposalFailed(expansion, code)

@@ -19,8 +19,9 @@ builds sample requests and responses from the schema, in two variants:
   sparse  nullable fields null (nullable structs too), tagged fields at their defaults (so not
           written), empty strings and primitive arrays, arrays of structs with one element.
 
-kafka-python 3.0.12 ships no schema for ConsumerGroupHeartbeat and ConsumerGroupDescribe: Kafka
-4.0.0's schemas of those are read from KAFKA_MESSAGE_DIR and handed to kafka-python's codec.
+kafka-python 3.0.12 ships no schema for ConsumerGroupHeartbeat, ConsumerGroupDescribe and
+UnregisterBroker: Kafka 4.0.0's schemas of those are read from KAFKA_MESSAGE_DIR and handed to
+kafka-python's codec.
 Some schemas it ships are newer than Kafka 4.0.0 (InitProducerId v6, ListTransactions v2, OffsetFetch
 v10): only the versions Brook defines (Kafka 4.0.0's) are sampled, and those are unchanged.
 
@@ -53,7 +54,7 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-OUT = os.path.join(HERE, "..", "GoldenFixtures.swift")
+OUT = os.environ.get("GOLDEN_OUT") or os.path.join(HERE, "..", "GoldenFixtures.swift")
 
 import kafka  # noqa: E402
 import kafka.protocol.api_data  # noqa: E402
@@ -118,10 +119,13 @@ def kafka_message(name):
 
 KIP848_APIS = {}
 if KAFKA_MESSAGE_DIR:
-    for _api in ("ConsumerGroupHeartbeat", "ConsumerGroupDescribe"):
+    for _api in ("ConsumerGroupHeartbeat", "ConsumerGroupDescribe", "UnregisterBroker"):
+        if not os.path.exists(os.path.join(KAFKA_MESSAGE_DIR, _api + "Request.json")):
+            print(f"KAFKA_MESSAGE_DIR has no schema of {_api}: no fixtures for it", file=sys.stderr)
+            continue
         KIP848_APIS[_api] = (kafka_message(_api + "Request"), kafka_message(_api + "Response"))
 else:
-    print("KAFKA_MESSAGE_DIR not set: no fixtures for ConsumerGroupHeartbeat and ConsumerGroupDescribe", file=sys.stderr)
+    print("KAFKA_MESSAGE_DIR not set: no fixtures for ConsumerGroupHeartbeat, ConsumerGroupDescribe and UnregisterBroker", file=sys.stderr)
 
 spec = importlib.util.spec_from_file_location("protogen", os.path.join(ROOT, "scripts", "protogen.py"))
 protogen = importlib.util.module_from_spec(spec)
@@ -384,6 +388,11 @@ def main(argv):
         if name.endswith(".def"):
             api = protogen.parse(os.path.join(ROOT, "protocol", "messages", name), "api")
             apis[api.name] = api
+    # --only NAME: print just that API's fixture blocks (to add one API's fixtures when the
+    # schemas of the others from KAFKA_MESSAGE_DIR are not at hand).
+    only = argv[argv.index("--only") + 1] if "--only" in argv else None
+    if only:
+        apis = {only: apis[only]}
     missing = sorted(set(apis) - set(CLASSES))
     if missing:
         raise SystemExit(f"no kafka-python classes listed for {missing}: add them to CLASSES (or hand-written fixtures)")
@@ -439,6 +448,9 @@ def main(argv):
             lines.append("    }")
             lines.append("")
 
+    if only:
+        print("\n".join(lines[lines.index("enum GoldenFixtures {") + 1:]))
+        return 0
     lines.append("    static var all: [GoldenFixture] {")
     lines.append("        " + " + ".join(per_api))
     lines.append("    }")
