@@ -27,6 +27,14 @@ if ! command -v kcat >/dev/null 2>&1; then
         || { echo "interop: could not install kcat (apt-get install kcat)" >&2; exit 2; }
 fi
 
+# libfaketime: the fault campaign's clock jumps (a node's wall clock stepped, as NTP does).
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "interop: installing faketime"
+    { as_root env DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -qq \
+        && as_root env DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq faketime; } >/dev/null 2>&1 \
+        || echo "interop: could not install faketime: the fault campaign runs without clock jumps" >&2
+fi
+
 clients_ok() {
     python3 - 2>/dev/null <<'PY'
 import re

@@ -48,6 +48,10 @@ public final class BrokerConnection: Sendable {
             return NIOLoopBound(matcher, eventLoop: channel.eventLoop)
         }.get()
         var connection = BrokerConnection(channel: channel, handler: matcher, versions: [:], address: address)
+        // The handshake's answer within the same time, or the connection closes (which fails the
+        // wait): a peer cut off right after accepting must not hold the caller.
+        let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) { channel.close(promise: nil) }
+        defer { deadline.cancel() }
         let answer = try await connection.send(ApiVersionsRequest(clientSoftwareName: "brook", clientSoftwareVersion: Version.brook), version: 3)
         guard answer.errorCode == 0 else { throw ClientError("\(address) refused ApiVersions: \(ErrorCode(rawValue: answer.errorCode))") }
         let versions = Dictionary(answer.apiKeys.map { ($0.apiKey, $0.minVersion...$0.maxVersion) }) { a, _ in a }

@@ -24,7 +24,9 @@ public actor MarkerSender {
     public func send(to leader: NodeID, _ request: WriteTxnMarkersRequest) async -> WriteTxnMarkersResponse? {
         do {
             let connection = try await connection(to: leader)
-            return try await ReplicaFetcher.withTimeout(ms: Self.requestTimeoutMs) { try await connection.send(request, version: 1) }
+            return try await ReplicaFetcher.withTimeout(ms: Self.requestTimeoutMs, onTimeout: { await connection.close() }) {
+                try await connection.send(request, version: 1)
+            }
         } catch {
             logger.debug("broker \(node): markers to broker \(leader) not delivered: \(error)")
             if let broken = connections.removeValue(forKey: leader) { await broken.close() }

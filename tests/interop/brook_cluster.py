@@ -14,6 +14,9 @@ from conftest import BROOK_BIN, die_with_parent, free_port
 
 SESSION_MS = 2000
 HEARTBEAT_MS = 300
+# libfaketime, for nodes whose wall clock a test steps (Debian's faketime package).
+FAKETIME_LIB = next((p for p in ("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+                                 "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1") if os.path.exists(p)), None)
 
 _procs: "set[subprocess.Popen]" = set()
 
@@ -33,8 +36,14 @@ class Node:
     """One `brook serve` of a cluster, restartable with its ports and data."""
 
     def __init__(self, root: Path, node_id: int, voters: str, broker_port: int, controller_port: int,
-                 extra: "list[str] | None" = None, host: str = "127.0.0.1", prefix: "list[str] | None" = None) -> None:
+                 extra: "list[str] | None" = None, host: str = "127.0.0.1", prefix: "list[str] | None" = None,
+                 clock: bool = False) -> None:
         self.node_id = node_id
+        # With `clock`, the node's wall clock (CLOCK_REALTIME only: timers use the monotonic
+        # clock, which no NTP step moves either) is the real one plus the offset in this file.
+        self.clock_file = root / f"node{node_id}.clock" if clock else None
+        if self.clock_file:
+            self.clock_file.write_text("+0\n")
         self.host = host
         self.prefix = prefix or []  # runs the process elsewhere (a network namespace)
         self.broker_port = broker_port
@@ -61,8 +70,12 @@ class Node:
     def start(self) -> None:
         with open(self.log, "ab") as out:
             extra = ["--log-level", os.environ["BROOK_LOG_LEVEL"]] if os.environ.get("BROOK_LOG_LEVEL") else []
+            env = None
+            if self.clock_file:
+                env = dict(os.environ, LD_PRELOAD=FAKETIME_LIB, FAKETIME_TIMESTAMP_FILE=str(self.clock_file),
+                           FAKETIME_CACHE_DURATION="1", FAKETIME_DONT_FAKE_MONOTONIC="1")
             self.proc = subprocess.Popen(self.prefix + [str(BROOK_BIN), "serve", str(self.props)] + extra, stdout=out, stderr=subprocess.STDOUT,
-                                         preexec_fn=die_with_parent)
+                                         preexec_fn=die_with_parent, env=env)
         _procs.add(self.proc)
 
     def kill(self) -> None:
@@ -81,6 +94,10 @@ class Node:
             _procs.discard(self.proc)
         return code
 
+    def step_clock(self, seconds: int) -> None:
+        """Sets the node's wall clock to the real one plus `seconds` (read within a second)."""
+        self.clock_file.write_text(f"{seconds:+d}s\n")
+
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.broker_port}"
@@ -97,7 +114,7 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, root: Path, size: int = 3, extra=None, network=None) -> None:
+    def __init__(self, root: Path, size: int = 3, extra=None, network=None, clocks: bool = False) -> None:
         """`extra(node_id)`: more settings for a node's properties. `network` (netns.Network):
         each node in its own namespace, at its own address, so that links can be cut."""
         ports = {i: (free_port(), free_port()) for i in range(1, size + 1)}
@@ -105,7 +122,7 @@ class Cluster:
         voters = ",".join(f"{i}@{host(i)}:{c}" for i, (_, c) in ports.items())
         self.network = network
         self.nodes = {i: Node(root, i, voters, b, c, extra(i) if extra else None, host=host(i),
-                              prefix=network.prefix(i) if network else None) for i, (b, c) in ports.items()}
+                              prefix=network.prefix(i) if network else None, clock=clocks) for i, (b, c) in ports.items()}
 
     @property
     def bootstrap(self) -> str:

@@ -21,6 +21,9 @@ brokers usually leaves them:
 - partition-any: cut a random node off (the minority) for 0.5 s to longer than its session;
 - partition-bridge: cut the link between two nodes only, leaving the third connected to both
   (the non-transitive partition that trips elections), for longer than a session.
+With `clocks=True` every node runs under libfaketime and a clock-jump fault steps one node's wall
+clock by 30 s to 10 minutes either way for a few seconds (its monotonic clock, which Brook's
+timers use, as an NTP step leaves it).
 Each round waits for the producer to make progress through the fault, heals it, and waits until
 every node is back, unfenced, and every partition's ISR is full again.
 
@@ -34,7 +37,7 @@ they read; the check (check_group) looks for Jepsen's queue anomalies: nonmonoto
 poll skips within an assignment, a record read with another value than at the end, an
 acknowledged record the group never got, and a committed offset that went back.
 
-Not covered yet: slow disks, clock jumps.
+Not covered yet: slow disks and fsync stalls.
 """
 from __future__ import annotations
 
@@ -45,11 +48,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from brook_cluster import SESSION_MS, Cluster, all_unfenced, partition_states, settle
+from brook_cluster import FAKETIME_LIB, SESSION_MS, Cluster, all_unfenced, partition_states, settle
 from netns import Network
 
 FAULTS = ("kill-leader", "kill-controller", "kill-any", "pause-leader", "pause-brief")
 NETWORK_FAULTS = ("partition-leader", "partition-controller", "partition-any", "partition-bridge")
+CLOCK_FAULTS = ("clock-jump",)
 
 
 @dataclass
@@ -293,17 +297,20 @@ def wait_healthy(cluster: Cluster, topic: str, partitions: int, limit_s: float =
 
 
 def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: int = 300, transactions: bool = False,
-                 network: bool = False, groups: bool = False, log=print) -> Outcome:
+                 network: bool = False, groups: bool = False, clocks: bool = False, log=print) -> Outcome:
     """Runs one campaign in `root` (node data and logs stay there) and returns what it found.
     `network`: nodes in namespaces, with network partitions among the faults (needs root).
-    `groups`: two members of a consumer group read the topic throughout (check_group)."""
+    `groups`: two members of a consumer group read the topic throughout (check_group).
+    `clocks`: nodes run under libfaketime, with wall-clock steps among the faults."""
     from confluent_kafka import Consumer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
     rng = random.Random(seed)
     outcome = Outcome(seed=seed)
     net = Network(range(1, 4)) if network else None
-    faults = FAULTS + (NETWORK_FAULTS if net else ())
-    cluster = Cluster(root, network=net)
+    if clocks and not FAKETIME_LIB:
+        raise RuntimeError("clock jumps need libfaketime (apt-get install faketime)")
+    faults = FAULTS + (NETWORK_FAULTS if net else ()) + (CLOCK_FAULTS if clocks else ())
+    cluster = Cluster(root, network=net, clocks=clocks)
     cluster.start()
     producer = None
     writer = None
@@ -345,6 +352,14 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
                 node.kill()
                 time.sleep(rng.uniform(0.5, 3.0))
                 node.start()
+            elif fault == "clock-jump":
+                # An NTP step of up to 10 minutes either way (within Kafka's
+                # message.timestamp.*.max.ms), stepped back after a few seconds.
+                step = rng.choice([-1, 1]) * rng.randint(30, 600)
+                node.step_clock(step)
+                time.sleep(rng.uniform(2.0, 5.0))
+                node.step_clock(0)
+                fault = f"clock-jump ({step:+d} s)"
             elif fault == "partition-bridge":
                 a, b = [n for n in sorted(cluster.nodes) if n != victim]
                 net.cut(a, b)
