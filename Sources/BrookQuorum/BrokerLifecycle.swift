@@ -60,6 +60,9 @@ public final class BrokerLifecycle: @unchecked Sendable {
     var target = 0
     var connection: ControllerConnection?
     var registering = false
+    /// Once registered, this process's logs are its own: a later registration (the controller
+    /// lost it) says clean, whatever the process found at start.
+    var registeredOnce = false
     var heartbeatInFlight = false
     var fetchInFlight = false
     var lastHeartbeat = NIODeadline.uptimeNanoseconds(0)
@@ -220,7 +223,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
     func register(_ connection: ControllerConnection) {
         registering = true
         let request = BrokerRegistrationRequest(id: options.nodeID, incarnation: incarnation, endpoints: options.endpoints, rack: options.rack,
-                                                cleanShutdown: options.cleanShutdown)
+                                                cleanShutdown: options.cleanShutdown || registeredOnce)
         connection.ask(.registerBroker(request)) { [self] result in
             // An answer from a connection given up since changes nothing.
             guard self.connection === connection else { return }
@@ -234,6 +237,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
                 return
             }
             view.epoch = BrokerEpoch(epoch)
+            registeredOnce = true
             view.activeController = options.voters[target].id
             lastHeartbeat = .uptimeNanoseconds(0)
             logger.notice("broker \(options.nodeID) registered with controller \(options.voters[target].id), broker epoch \(epoch)")
