@@ -195,10 +195,12 @@ def java_hash_partition(key: str, partitions: int) -> int:
     return (h & 0x7FFFFFFF) % partitions
 
 
-def settle(call) -> bool:
+def settle(call, limit_s: float = 90, cluster: "Cluster | None" = None) -> bool:
     """Runs a call of confluent-kafka's transactional producer, again while its error is
-    retriable; False when the transaction must be aborted; other errors are raised."""
+    retriable (for limit_s at most: then the last error fails the test, with the nodes' logs);
+    False when the transaction must be aborted; other errors are raised."""
     from confluent_kafka import KafkaException
+    deadline = time.monotonic() + limit_s
     while True:
         try:
             call()
@@ -206,6 +208,10 @@ def settle(call) -> bool:
         except KafkaException as e:
             err = e.args[0]
             if err.retriable():
+                if time.monotonic() > deadline:
+                    logs = "" if cluster is None else \
+                        "\n".join(f"--- node {n.node_id}\n{n.tail(60)}" for n in cluster.nodes.values())
+                    raise AssertionError(f"still retriable after {limit_s} s: {err}\n{logs}")
                 time.sleep(0.2)
                 continue
             if err.txn_requires_abort():

@@ -502,7 +502,7 @@ def test_a_transactional_copy_is_exactly_once_across_its_coordinators_death(clus
 
     def committed_or_aborted(call) -> bool:
         """Runs a transaction call (see settle); False when it had to abort."""
-        if settle(call):
+        if settle(call, cluster=cluster):
             return True
         txn.abort_transaction(60)
         return False

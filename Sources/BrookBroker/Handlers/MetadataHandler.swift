@@ -81,7 +81,12 @@ extension MetadataHandler {
         let view = broker.cluster.current
         let image = view?.image ?? MetadataImage()
         let listener = broker.config.advertised
-        var brokers: [MetadataResponse.MetadataResponseBroker] = image.brokers.values.filter { !$0.fenced }.sorted { $0.id < $1.id }.compactMap { info in
+        // Every registered broker, fenced ones too (Kafka lists only unfenced ones). No leader
+        // or coordinator is ever a fenced broker, so clients connect to one only by choice; but
+        // librdkafka (2.16 here) drops the handle of a broker missing from Metadata, and a
+        // coordinator lookup that cached that handle then waits forever: a transactional
+        // producer whose group coordinator died hung in send_offsets_to_transaction.
+        var brokers: [MetadataResponse.MetadataResponseBroker] = image.brokers.values.sorted { $0.id < $1.id }.compactMap { info in
             guard let endpoint = info.endpoints.first(where: { $0.name == listener.name }) ?? info.endpoints.first else { return nil }
             return .init(nodeId: info.id, host: endpoint.host, port: Int32(endpoint.port), rack: info.rack)
         }
