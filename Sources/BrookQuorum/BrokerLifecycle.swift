@@ -58,6 +58,10 @@ public final class BrokerLifecycle: @unchecked Sendable {
     // State below is confined to `loop`.
     var view = BrokerView()
     var target = 0
+    /// The controllers this broker asks: the configured voters, and leaders added since that a
+    /// controller named with their address.
+    var controllers: [VoterAddress] = []
+    static let controllersMax = 128
     var connection: ControllerConnection?
     var registering = false
     /// Once registered, this process's logs are its own: a later registration (the controller
@@ -80,6 +84,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
         var random = SystemRandomNumberGenerator()
         incarnation = KafkaUUID.random(using: &random)
         self.onChange = onChange
+        controllers = options.voters
         target = Int(options.nodeID.value) % options.voters.count
     }
 
@@ -132,7 +137,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
                 guard let (answers, offset) = TopicAnswerText.parse(text) else { return done(.failure(.unreachable("unreadable controller answer"))) }
                 done(.success((answers, offset)))
             case .success(.text(false, let text)):
-                if self.connection === connection { rotate(to: Self.fields(text)["leader"].flatMap(Int32.init).map(NodeID.init)) }
+                if self.connection === connection { rotate(toLeaderIn: Self.fields(text)) }
                 retry()
             default:
                 if self.connection === connection { rotate() }
@@ -154,7 +159,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
                 guard case .success(.text(let ok, let text)) = result else { return done(.requestTimedOut, nil) }
                 let fields = Self.fields(text)
                 guard ok else {
-                    if self.connection === connection { rotate(to: fields["leader"].flatMap(Int32.init).map(NodeID.init)) }
+                    if self.connection === connection { rotate(toLeaderIn: fields) }
                     return done(.notController, nil)
                 }
                 let code = ErrorCode(rawValue: Int16(fields["error_code"] ?? "") ?? -1)
@@ -175,7 +180,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
                 guard case .success(.text(let ok, let text)) = result else { return done(.requestTimedOut, .none, 0) }
                 let fields = Self.fields(text)
                 guard ok else {
-                    if self.connection === connection { rotate(to: fields["leader"].flatMap(Int32.init).map(NodeID.init)) }
+                    if self.connection === connection { rotate(toLeaderIn: fields) }
                     return done(.notController, .none, 0)
                 }
                 let code = ErrorCode(rawValue: Int16(fields["error_code"] ?? "") ?? -1)
@@ -201,7 +206,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
     func connected() -> ControllerConnection? {
         if let connection, connection.isUsable { return connection }
         if connection != nil { rotate() }
-        let voter = options.voters[target]
+        let voter = controllers[target]
         connection = ControllerConnection(host: voter.host, port: voter.port, loop: loop, timeoutMs: options.requestTimeoutMs, logger: logger)
         registering = false
         heartbeatInFlight = false
@@ -209,12 +214,24 @@ public final class BrokerLifecycle: @unchecked Sendable {
         return connection!.isUsable ? connection : nil
     }
 
-    /// Next voter, or the one named as leader.
+    /// The leader a controller's answer names (`leader`, and `leader_address` for one added
+    /// after this broker's configuration was written), or the next controller.
+    func rotate(toLeaderIn fields: [String: String]) {
+        let leader = fields["leader"].flatMap(Int32.init).map(NodeID.init)
+        if let leader, !controllers.contains(where: { $0.id == leader }), controllers.count < Self.controllersMax,
+           let address = fields["leader_address"], let learned = try? VoterAddress.parseList("\(leader.value)@\(address)").first {
+            logger.notice("broker \(options.nodeID) learned of controller \(leader) at \(address)")
+            controllers.append(learned)
+        }
+        rotate(to: leader)
+    }
+
+    /// Next controller, or the one named as leader.
     func rotate(to leader: NodeID? = nil) {
-        if let leader, let index = options.voters.firstIndex(where: { $0.id == leader }) {
+        if let leader, let index = controllers.firstIndex(where: { $0.id == leader }) {
             target = index
         } else {
-            target = (target + 1) % options.voters.count
+            target = (target + 1) % controllers.count
         }
         connection?.close()
         connection = nil
@@ -230,7 +247,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
             registering = false
             guard case .success(.text(let ok, let text)) = result else { return rotate() }
             let fields = Self.fields(text)
-            guard ok else { return rotate(to: fields["leader"].flatMap(Int32.init).map(NodeID.init)) }
+            guard ok else { return rotate(toLeaderIn: fields) }
             let code = ErrorCode(rawValue: Int16(fields["error_code"] ?? "") ?? -1)
             guard code == .none, let epoch = fields["broker_epoch"].flatMap(Int64.init) else {
                 logger.warning("broker \(options.nodeID) registration refused: \(code)")
@@ -238,9 +255,9 @@ public final class BrokerLifecycle: @unchecked Sendable {
             }
             view.epoch = BrokerEpoch(epoch)
             registeredOnce = true
-            view.activeController = options.voters[target].id
+            view.activeController = controllers[target].id
             lastHeartbeat = .uptimeNanoseconds(0)
-            logger.notice("broker \(options.nodeID) registered with controller \(options.voters[target].id), broker epoch \(epoch)")
+            logger.notice("broker \(options.nodeID) registered with controller \(controllers[target].id), broker epoch \(epoch)")
             publish()
         }
     }
@@ -255,7 +272,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
             heartbeatInFlight = false
             guard case .success(.text(let ok, let text)) = result else { return rotate() }
             let fields = Self.fields(text)
-            guard ok else { return rotate(to: fields["leader"].flatMap(Int32.init).map(NodeID.init)) }
+            guard ok else { return rotate(toLeaderIn: fields) }
             let code = ErrorCode(rawValue: Int16(fields["error_code"] ?? "") ?? -1)
             if code == .staleBrokerEpoch || code == .brokerIDNotRegistered {
                 logger.warning("broker \(options.nodeID) must register again: \(code)")
@@ -268,7 +285,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
                 logger.notice("broker \(options.nodeID) is \(fenced ? "fenced" : "unfenced") (broker epoch \(view.epoch))")
             }
             view.fenced = fenced
-            view.activeController = options.voters[target].id
+            view.activeController = controllers[target].id
             publish()
             if wantShutdown, fields["should_shut_down"] == "true" {
                 shutdownDone?.succeed(true)

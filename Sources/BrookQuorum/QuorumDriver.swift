@@ -56,8 +56,13 @@ public final class QuorumDriver: @unchecked Sendable {
     /// The port the controller listens on (the voter's, or the one the system chose for port 0).
     public var boundPort: Int? { serverChannel?.localAddress?.port }
 
+    /// A node outside `options.voters` starts as an observer that may be added to the voters
+    /// later (`brook cluster add-controller`); it needs its own listener then.
     public static func start(_ options: QuorumOptions, group: EventLoopGroup, logger: Logger) throws -> QuorumDriver {
-        guard let me = options.voters.first(where: { $0.id == options.nodeID }) else { throw QuorumError.notAVoter(options.nodeID) }
+        let founder = options.voters.first(where: { $0.id == options.nodeID })
+        guard let me = founder ?? options.listenPort.map({ VoterAddress(id: options.nodeID, host: options.listenHost ?? "127.0.0.1", port: $0) }) else {
+            throw QuorumError.notAVoter(options.nodeID)
+        }
         let loop = group.next()
         let driver = try loop.submit { () throws -> QuorumDriver in try QuorumDriver(options, loop: loop, logger: logger) }.wait()
         let bootstrap = ServerBootstrap(group: loop)
@@ -71,7 +76,7 @@ public final class QuorumDriver: @unchecked Sendable {
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
         driver.serverChannel = try bootstrap.bind(host: options.listenHost ?? me.host, port: options.listenPort ?? me.port).wait()
         try loop.submit { driver.startTicking() }.wait()
-        logger.notice("controller \(options.nodeID) listening on \(me.host):\(driver.boundPort ?? me.port), voters \(options.voters.map { "\($0.id)@\($0.host):\($0.port)" }.joined(separator: ",")), data in \(options.dataDirectory)")
+        logger.notice("controller \(options.nodeID) listening on \(me.host):\(driver.boundPort ?? me.port)\(founder == nil ? " (not a founding voter: it votes once added)" : ""), voters \(options.voters.map { "\($0.id)@\($0.host):\($0.port)" }.joined(separator: ",")), data in \(options.dataDirectory)")
         return driver
     }
 
@@ -85,13 +90,17 @@ public final class QuorumDriver: @unchecked Sendable {
         config.electionTicks = 10
         config.heartbeatTicks = 1
         var seed = SystemRandomNumberGenerator()
+        // A node joining a running quorum starts with no voters: the log it is sent holds them.
+        let founding = options.voters.contains { $0.id == options.nodeID }
         raft = Raft(id: options.nodeID, config: config, restoring: state,
-                    bootstrap: Configuration(voters: options.voters.map(\.id)), randomSeed: seed.next())
+                    bootstrap: founding ? Configuration(voters: options.voters.map(\.id)) : .empty, randomSeed: seed.next())
         lastSnapshot = state.snapshot
         if let snapshot = state.snapshot { image = try Self.image(from: snapshot) }
         for voter in options.voters where voter.id != options.nodeID {
             peers[voter.id] = Peer(address: voter, loop: loop, logger: logger)
         }
+        syncPeers()
+        for peer in peers.values { peer.connect() }
         logger.info("controller \(options.nodeID) restored term \(state.hardState.term), \(state.entries.count) entries after snapshot \(state.snapshot?.index ?? .zero)")
     }
 
@@ -139,9 +148,38 @@ public final class QuorumDriver: @unchecked Sendable {
             }
             handle(ready)
         }
+        syncPeers()
         reportRoleChange()
         activateController()
         answerMetadataWaiters()
+    }
+
+    /// Where a voter listens: the founding voters' addresses from this node's configuration,
+    /// those added later from the configuration entry that added them.
+    func address(of node: NodeID) -> VoterAddress? {
+        if let founder = options.voters.first(where: { $0.id == node }) { return founder }
+        guard let endpoint = raft.configuration.endpoints[node] else { return nil }
+        return try? VoterAddress.parseList("\(node.value)@\(endpoint)").first
+    }
+
+    /// A connection to every voter but this node (and to the founding ones, which answer a
+    /// joining node's first requests); a removed voter's added address is dropped.
+    func syncPeers() {
+        for voter in raft.configuration.voters where voter != options.nodeID && peers[voter] == nil {
+            guard let address = address(of: voter) else {
+                logger.warning("controller \(options.nodeID): voter \(voter) has no known address")
+                continue
+            }
+            let peer = Peer(address: address, loop: loop, logger: logger)
+            peers[voter] = peer
+            // At once: a message to a peer not connected yet is dropped, and a new voter's first
+            // words to the others may be its vote requests (a leader transfer to it failed so).
+            peer.connect()
+        }
+        for (node, peer) in peers where !raft.configuration.contains(node) && !options.voters.contains(where: { $0.id == node }) {
+            peer.close()
+            peers[node] = nil
+        }
     }
 
     /// Saves `ready`. Out of file descriptors or disk space, the quorum stalls (nothing is sent,
@@ -171,6 +209,7 @@ public final class QuorumDriver: @unchecked Sendable {
 
     /// Sends, installs and applies what a saved Ready holds, then advances Raft past it.
     func handle(_ ready: Ready) {
+        syncPeers()
         for message in ready.messages { peers[message.to]?.send(.raft(message)) }
         if let snapshot = ready.snapshot {
             do { image = try Self.image(from: snapshot) } catch {
@@ -274,7 +313,10 @@ public final class QuorumDriver: @unchecked Sendable {
     // MARK: input from the network
 
     func received(_ message: Message) {
-        guard message.to == options.nodeID, raft.configuration.contains(message.from) || peers[message.from] != nil else { return }
+        // A node not yet a voter takes the leader's messages whoever it is: a leader added
+        // since its founding voters were configured is known only from the log it sends.
+        guard message.to == options.nodeID,
+              raft.configuration.contains(message.from) || peers[message.from] != nil || !raft.configuration.contains(options.nodeID) else { return }
         raft.step(message)
         drive()
     }
@@ -294,6 +336,7 @@ public final class QuorumDriver: @unchecked Sendable {
                 last_index=\(s.lastIndex)
                 snapshot_index=\(raft.snapshotIndex)
                 voters=\(s.configuration.voters.map(\.description).joined(separator: ","))
+                voter_addresses=\(s.configuration.voters.compactMap { v in address(of: v).map { "\(v)@\($0.host):\($0.port)" } ?? (v == options.nodeID ? nil : "\(v)@?") }.joined(separator: ","))
                 metadata_offset=\(image.offset)
                 active_controller=\(controller != nil)
 
@@ -356,6 +399,10 @@ public final class QuorumDriver: @unchecked Sendable {
                 answer += "elr=\(info.elr.map(\.description).joined(separator: ","))\n"
             }
             propose(decision.records) { committed in committed ? text(true, answer) : text(false, "error=not committed; retry\n") }
+        case .addVoter(let voter):
+            changeVoters(adding: voter, removing: nil, reply: reply)
+        case .removeVoter(let node):
+            changeVoters(adding: nil, removing: node, reply: reply)
         case .allocateProducerIDs(let broker, let epoch):
             guard controller != nil, waiting.count < Self.waitingMax else { return text(false, notActive()) }
             let decision = controller!.allocateProducerIDs(broker: broker, epoch: epoch)
@@ -384,7 +431,45 @@ public final class QuorumDriver: @unchecked Sendable {
     }
 
     func notActive() -> String {
-        "error=not the active controller\nleader=\(raft.leader.map { "\($0)" } ?? "-1")\n"
+        "error=not the active controller\nleader=\(raft.leader.map { "\($0)" } ?? "-1")\n" + leaderAddressLine()
+    }
+
+    /// `leader_address=host:port` when this node knows where the leader listens: a broker or a
+    /// tool configured with the founding voters finds a leader added since.
+    func leaderAddressLine() -> String {
+        guard let leader = raft.leader, let address = address(of: leader) else { return "" }
+        return "leader_address=\(address.host):\(address.port)\n"
+    }
+
+    /// Adds or removes one voter (Kafka's AddRaftVoter / RemoveRaftVoter); the answer waits
+    /// for the new voter set to commit. An added voter should be running already (as an
+    /// observer) so that it catches up at once.
+    func changeVoters(adding voter: VoterAddress?, removing node: NodeID?, reply: @escaping (Reply) -> Void) {
+        func text(_ ok: Bool, _ body: String) { reply(.text(ok: ok, body)) }
+        guard waiting.count < Self.waitingMax else { return text(false, "error=too many proposals in flight\n") }
+        if let voter, options.voters.contains(where: { $0.id == voter.id && ($0.host != voter.host || $0.port != voter.port) }) {
+            return text(false, "error=voter \(voter.id) is a founding voter at another address\n")
+        }
+        do {
+            let endpoint = voter.map { $0.host.contains(":") ? "[\($0.host)]:\($0.port)" : "\($0.host):\($0.port)" }
+            let index = try raft.proposeConfigurationChange(adding: voter?.id, endpoint: endpoint, removing: node)
+            let term = raft.term
+            logger.notice("controller \(options.nodeID) proposes the voters \(raft.configuration) at \(index)")
+            waiting[index] = (term, { [self] committed in
+                committed ? text(true, "index=\(index)\nvoters=\(raft.configuration.voters.map(\.description).joined(separator: ","))\n")
+                          : text(false, "error=the change was replaced or leadership was lost; retry\n")
+            })
+            drive()
+        } catch {
+            switch error {
+            case .notLeader: text(false, Self.describe(error) + leaderAddressLine())
+            case .invalidConfigurationChange:
+                text(false, "error=\(voter.map { "\($0.id) is already a voter, or the voters are full" } ?? "\(node!) is not a voter, or is the last one")\n")
+            case .configurationChangePending:
+                text(false, "error=another change of the voters is in progress, or this leader has not committed in its term yet; retry\n")
+            default: text(false, Self.describe(error))
+            }
+        }
     }
 
     // MARK: brokers reading the metadata log
@@ -520,6 +605,12 @@ final class Peer: @unchecked Sendable {
         self.logger = logger
     }
 
+    /// Messages sent while connecting go out once connected (the newest `pendingMax`): a vote
+    /// request is sent once per election, and a new voter's first words to most voters are its
+    /// vote requests when leadership is handed to it.
+    var pending: [Frame] = []
+    static let pendingMax = 64
+
     func send(_ frame: Frame) {
         loop.preconditionInEventLoop()
         if let channel, channel.isActive {
@@ -529,6 +620,8 @@ final class Peer: @unchecked Sendable {
             channel.writeAndFlush(buffer, promise: nil)
             return
         }
+        pending.append(frame)
+        if pending.count > Self.pendingMax { pending.removeFirst(pending.count - Self.pendingMax) }
         connect()
     }
 
@@ -544,8 +637,14 @@ final class Peer: @unchecked Sendable {
             .whenComplete { [self] result in
                 connecting = false
                 switch result {
-                case .success(let channel): self.channel = channel
-                case .failure(let error): logger.debug("cannot reach controller \(address.id): \(error)")
+                case .success(let channel):
+                    self.channel = channel
+                    let queued = pending
+                    pending = []
+                    for frame in queued { send(frame) }
+                case .failure(let error):
+                    pending = []
+                    logger.debug("cannot reach controller \(address.id): \(error)")
                 }
             }
     }

@@ -79,6 +79,16 @@ enum Frame: Equatable {
                 buffer.writeInteger(UInt8(11))
                 buffer.writeInteger(broker.value)
                 buffer.writeInteger(epoch.value)
+            case .addVoter(let voter):
+                buffer.writeInteger(UInt8(12))
+                buffer.writeInteger(voter.id.value)
+                buffer.writeInteger(UInt16(voter.port))
+                let host = Array(voter.host.utf8)
+                buffer.writeInteger(UInt16(host.count))
+                buffer.writeBytes(host)
+            case .removeVoter(let node):
+                buffer.writeInteger(UInt8(13))
+                buffer.writeInteger(node.value)
             }
         case .answer(let id, let ok, let text):
             buffer.writeInteger(UInt8(3))
@@ -139,6 +149,15 @@ enum Frame: Equatable {
                 guard let broker = body.readInteger(as: Int32.self), let epoch = body.readInteger(as: Int64.self),
                       body.readableBytes == 0 else { return nil }
                 return .request(id: id, .allocateProducerIDs(broker: NodeID(broker), epoch: BrokerEpoch(epoch)))
+            case 12:
+                guard let node = body.readInteger(as: Int32.self), node >= 0, let port = body.readInteger(as: UInt16.self), port > 0,
+                      let length = body.readInteger(as: UInt16.self), length > 0, length <= QuorumRequest.hostBytesMax,
+                      let bytes = body.readBytes(length: Int(length)), let host = String(validating: bytes, as: UTF8.self),
+                      body.readableBytes == 0 else { return nil }
+                return .request(id: id, .addVoter(VoterAddress(id: NodeID(node), host: host, port: Int(port))))
+            case 13:
+                guard let node = body.readInteger(as: Int32.self), body.readableBytes == 0 else { return nil }
+                return .request(id: id, .removeVoter(NodeID(node)))
             default: return nil
             }
         case 3:
@@ -473,8 +492,15 @@ public enum QuorumRequest: Equatable, Sendable {
     case alterPartition(AlterPartitionRequest)
     /// A block of producer ids for a broker (Kafka's AllocateProducerIds), answered once committed.
     case allocateProducerIDs(broker: NodeID, epoch: BrokerEpoch)
+    /// Adds a controller to the voters (Kafka's AddRaftVoter), answered once the new voter
+    /// set is committed. Leader only; one change at a time.
+    case addVoter(VoterAddress)
+    /// Removes a controller from the voters (Kafka's RemoveRaftVoter), answered once committed.
+    case removeVoter(NodeID)
 
     public static let fetchWaitMsMax: Int32 = 60_000
+    /// The longest host name an added voter may have.
+    public static let hostBytesMax: UInt16 = 255
 }
 
 /// Cuts the byte stream into frames; a frame over the limit or one that does not decode

@@ -31,7 +31,7 @@ public enum QuorumWireFuzzing {
 
     /// One frame of each kind and message body, encoded: the fuzzer's seeds.
     public static var sampleFrames: [ByteBuffer] {
-        let configuration = Configuration(voters: [NodeID(1), NodeID(2), NodeID(3)])
+        let configuration = Configuration(voters: [NodeID(1), NodeID(2), NodeID(3), NodeID(4)], endpoints: [NodeID(4): "127.0.0.1:9094"])
         let entries = [Entry(term: Term(3), index: LogIndex(11), data: [1, 2, 3]),
                        Entry(term: Term(3), index: LogIndex(12), kind: .configuration, data: configuration.encoded)]
         let bodies: [Message.Body] = [
@@ -61,6 +61,7 @@ public enum QuorumWireFuzzing {
                                               allowReplicationFactorChange: false))),
             .request(id: 20, .allocateProducerIDs(broker: NodeID(2), epoch: BrokerEpoch(7))),
             .request(id: 21, .admin(.unregisterBroker(NodeID(3)))),
+            .request(id: 22, .addVoter(VoterAddress(id: NodeID(4), host: "127.0.0.1", port: 9094))), .request(id: 23, .removeVoter(NodeID(1))),
             .request(id: 16, .admin(.setTopicConfigs(topic: "t", configs: ["retention.ms": "1000", "min.insync.replicas": "2"]))),
             .request(id: 14, .alterPartition(AlterPartitionRequest(
                 broker: NodeID(1), brokerEpoch: BrokerEpoch(4), partition: TopicIDPartition(KafkaUUID(high: 1, low: 2), 3),

@@ -177,14 +177,15 @@ extension Raft {
     /// Adds or removes one voter. The new voter set takes effect at once on every node that
     /// appends the entry; the next change waits for this one to commit.
     @discardableResult
-    public mutating func proposeConfigurationChange(adding: NodeID? = nil, removing: NodeID? = nil) throws(ProposalError) -> LogIndex {
+    public mutating func proposeConfigurationChange(adding: NodeID? = nil, endpoint: String? = nil, removing: NodeID? = nil) throws(ProposalError) -> LogIndex {
         precondition((adding == nil) != (removing == nil), "one voter at a time")
         guard role == .leader else { throw .notLeader(leader: leader) }
         guard pendingConfigurationIndex <= commit else { throw .configurationChangePending }
         var next = configuration
         if let node = adding {
-            guard !next.contains(node), next.voters.count < Configuration.votersMax else { throw .invalidConfigurationChange }
-            next = next.adding(node)
+            guard !next.contains(node), next.voters.count < Configuration.votersMax,
+                  endpoint.map({ !$0.isEmpty && $0.utf8.count <= Configuration.endpointBytesMax }) ?? true else { throw .invalidConfigurationChange }
+            next = next.adding(node, endpoint: endpoint)
         }
         if let node = removing {
             guard next.contains(node), next.voters.count > 1 else { throw .invalidConfigurationChange }

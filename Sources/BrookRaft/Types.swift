@@ -54,22 +54,43 @@ public struct Entry: Equatable, Sendable {
 /// The voters of the quorum. Changed one voter at a time (Ongaro's single-server changes).
 public struct Configuration: Equatable, Sendable, CustomStringConvertible {
     public private(set) var voters: [NodeID]
-    public init(voters: [NodeID]) {
+    /// Where voters added while running listen ("host:port"; Kafka's VotersRecord keeps
+    /// endpoints in the log for the same reason): opaque to the core, read by the driver. The
+    /// founding voters' addresses come from each node's configuration instead.
+    public private(set) var endpoints: [NodeID: String]
+    public init(voters: [NodeID], endpoints: [NodeID: String] = [:]) {
         precondition(Set(voters).count == voters.count, "a voter appears once in a configuration")
+        precondition(endpoints.keys.allSatisfy(voters.contains), "an endpoint belongs to a voter")
+        precondition(endpoints.values.allSatisfy { !$0.isEmpty && $0.utf8.count <= Self.endpointBytesMax }, "an endpoint is 1 to \(Self.endpointBytesMax) bytes")
         self.voters = voters.sorted()
+        self.endpoints = endpoints
     }
     public static let empty = Configuration(voters: [])
     public func contains(_ node: NodeID) -> Bool { voters.contains(node) }
     public var quorum: Int { voters.count / 2 + 1 }
-    public func adding(_ node: NodeID) -> Configuration { Configuration(voters: voters + [node]) }
-    public func removing(_ node: NodeID) -> Configuration { Configuration(voters: voters.filter { $0 != node }) }
+    public func adding(_ node: NodeID, endpoint: String? = nil) -> Configuration {
+        var endpoints = self.endpoints
+        endpoints[node] = endpoint
+        return Configuration(voters: voters + [node], endpoints: endpoints)
+    }
+    public func removing(_ node: NodeID) -> Configuration {
+        Configuration(voters: voters.filter { $0 != node }, endpoints: endpoints.filter { $0.key != node })
+    }
 
-    /// 4 bytes of count, then 4 bytes per voter, big-endian.
+    /// 4 bytes of count, then 4 bytes per voter, big-endian; when some voter has an endpoint,
+    /// then per voter 2 bytes of length and that many bytes of UTF-8 (0: none). A configuration
+    /// without endpoints is encoded as before they existed.
     public var encoded: [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(4 + voters.count * 4)
         for value in [Int32(voters.count)] + voters.map(\.value) {
             withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) }
+        }
+        guard !endpoints.isEmpty else { return out }
+        for voter in voters {
+            let bytes = Array((endpoints[voter] ?? "").utf8)
+            withUnsafeBytes(of: UInt16(bytes.count).bigEndian) { out.append(contentsOf: $0) }
+            out.append(contentsOf: bytes)
         }
         return out
     }
@@ -77,14 +98,34 @@ public struct Configuration: Equatable, Sendable, CustomStringConvertible {
         func int32(at i: Int) -> Int32 { bytes[i..<(i + 4)].reduce(0) { ($0 << 8) | Int32($1) } }
         guard bytes.count >= 4 else { return nil }
         let count = Int(int32(at: 0))
-        guard count >= 0, count <= Configuration.votersMax, bytes.count == 4 + count * 4 else { return nil }
+        guard count >= 0, count <= Configuration.votersMax, bytes.count >= 4 + count * 4 else { return nil }
         let voters = (0..<count).map { NodeID(int32(at: 4 + $0 * 4)) }
         guard Set(voters).count == voters.count else { return nil }
-        self.init(voters: voters)
+        var endpoints: [NodeID: String] = [:]
+        var at = 4 + count * 4
+        if at < bytes.count {
+            for voter in voters {
+                guard at + 2 <= bytes.count else { return nil }
+                let length = Int(bytes[at]) << 8 | Int(bytes[at + 1])
+                at += 2
+                guard length <= Self.endpointBytesMax, at + length <= bytes.count else { return nil }
+                if length > 0 {
+                    guard let text = String(validating: bytes[at..<(at + length)], as: UTF8.self) else { return nil }
+                    endpoints[voter] = text
+                }
+                at += length
+            }
+            guard at == bytes.count, !endpoints.isEmpty else { return nil }
+        }
+        self.init(voters: voters, endpoints: endpoints)
     }
     /// A quorum of more than this many voters is refused (Kafka's KRaft runs 3 or 5).
     public static let votersMax = 64
-    public var description: String { "[" + voters.map(\.description).joined(separator: ",") + "]" }
+    /// The longest endpoint a configuration keeps ("host:port").
+    public static let endpointBytesMax = 300
+    public var description: String {
+        "[" + voters.map { v in endpoints[v].map { "\(v)@\($0)" } ?? v.description }.joined(separator: ",") + "]"
+    }
 }
 
 /// What must survive a crash besides the log: the current term, the vote cast in it, and the

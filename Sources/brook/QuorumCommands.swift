@@ -18,7 +18,7 @@ struct ControllerCommand: ParsableCommand {
             Ctrl-C stops it; `brook quorum status` shows who leads.
             """)
 
-    @Option(name: .customLong("node-id"), help: "This controller's id (node.id), one of the voters.")
+    @Option(name: .customLong("node-id"), help: "This controller's id (node.id): one of the voters, or a new one with --listen.")
     var nodeID: Int32
 
     @Option(name: .customLong("controller-quorum-voters"), help: ArgumentHelp("Every voter, as Kafka's controller.quorum.voters.", valueName: "id@host:port,..."))
@@ -35,6 +35,9 @@ struct ControllerCommand: ParsableCommand {
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
+
+    @Option(help: ArgumentHelp("Where to listen, for a controller outside the voters given: it follows the log until `brook cluster add-controller` makes it a voter.", valueName: "host:port"))
+    var listen: String?
 
     func validate() throws {
         guard electionTimeoutMs >= 10, electionTimeoutMs <= 600_000 else { throw ValidationError("--election-timeout-ms must be 10 to 600000") }
@@ -56,6 +59,11 @@ struct ControllerCommand: ParsableCommand {
         } catch { throw ValidationError("\(error)") }
         options.electionTimeoutMs = electionTimeoutMs
         options.snapshotEveryEntries = snapshotEvery
+        if let listen {
+            guard let address = try? VoterAddress.parseList("\(nodeID)@\(listen)").first else { throw ValidationError("--listen takes host:port") }
+            options.listenHost = address.host
+            options.listenPort = address.port
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let driver: QuorumDriver
         do { driver = try QuorumDriver.start(options, group: group, logger: logger) } catch {
@@ -135,8 +143,8 @@ struct QuorumCommand: ParsableCommand {
 /// `brook cluster ...`: the cluster as the controllers' metadata image holds it.
 struct ClusterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cluster", abstract: "Inspect a cluster (process.roles): brokers, fencing, the active controller; drain and unregister brokers.",
-        subcommands: [Describe.self, Decommission.self, Unregister.self])
+        commandName: "cluster", abstract: "Inspect a cluster (process.roles): brokers, fencing, the active controller; drain and unregister brokers; add and remove controllers.",
+        subcommands: [Describe.self, Decommission.self, Unregister.self, AddController.self, RemoveController.self])
 
     struct Describe: ParsableCommand {
         static let configuration = CommandConfiguration(

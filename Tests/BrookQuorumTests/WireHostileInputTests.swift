@@ -30,6 +30,24 @@ import Testing
         }
     }
 
+    /// AddVoter: a node id, a port (not 0), a host of 1 to 255 bytes, nothing after.
+    @Test func anAddedVotersAddressIsBounded() {
+        func frame(_ host: [UInt8], port: UInt16 = 9094, node: Int32 = 4, trailing: [UInt8] = []) -> Frame? {
+            var body = ByteBuffer()
+            body.writeInteger(UInt8(2)); body.writeInteger(UInt32(1)); body.writeInteger(UInt8(12))
+            body.writeInteger(node); body.writeInteger(port); body.writeInteger(UInt16(host.count)); body.writeBytes(host)
+            body.writeBytes(trailing)
+            return Frame.decode(&body)
+        }
+        #expect(frame(Array("h".utf8)) == .request(id: 1, .addVoter(VoterAddress(id: NodeID(4), host: "h", port: 9094))))
+        #expect(frame([]) == nil)
+        #expect(frame(Array(repeating: 0x61, count: 256)) == nil)
+        #expect(frame(Array("h".utf8), port: 0) == nil)
+        #expect(frame(Array("h".utf8), node: -1) == nil)
+        #expect(frame(Array("h".utf8), trailing: [0]) == nil)
+        #expect(frame([0xff, 0xfe]) == nil, "not UTF-8")
+    }
+
     @Test func appendEntriesFollowThePreviousIndex() {
         var good = Self.appendBody(prevIndex: 10, entryIndexes: [11, 12])
         #expect(Frame.decode(&good) != nil)

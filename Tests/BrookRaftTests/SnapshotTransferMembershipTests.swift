@@ -106,6 +106,45 @@ import Testing
         #expect(cluster.appliedData(n1) == ["before"])
     }
 
+    /// An added voter's endpoint travels in the configuration entry (and so in snapshots), to
+    /// every node, and stays through later changes; a removed voter's goes with it.
+    @Test func anAddedVotersEndpointReachesEveryNode() throws {
+        var cluster = TestCluster(3)
+        cluster.campaign(n1)
+        cluster.start(n4, bootstrap: .empty)
+        #expect(throws: ProposalError.invalidConfigurationChange) {
+            try cluster.nodes[n1]!.proposeConfigurationChange(adding: n4, endpoint: String(repeating: "h", count: Configuration.endpointBytesMax + 1))
+        }
+        try cluster.nodes[n1]!.proposeConfigurationChange(adding: n4, endpoint: "10.0.0.4:9093")
+        cluster.drain(n1)
+        for _ in 0..<6 {
+            cluster.tick(n1)
+            cluster.deliver()
+        }
+        for id in [n1, n2, n3, n4] { #expect(cluster.nodes[id]!.configuration.endpoints == [n4: "10.0.0.4:9093"]) }
+        try cluster.nodes[n1]!.proposeConfigurationChange(removing: n3)
+        cluster.drain(n1)
+        cluster.deliver()
+        #expect(cluster.nodes[n2]!.configuration == Configuration(voters: [n1, n2, n4], endpoints: [n4: "10.0.0.4:9093"]))
+        try cluster.nodes[n1]!.proposeConfigurationChange(removing: n4)
+        cluster.drain(n1)
+        cluster.deliver()
+        #expect(cluster.nodes[n2]!.configuration.endpoints.isEmpty)
+    }
+
+    @Test func configurationsWithEndpointsEncodeAndOldOnesStillDecode() {
+        let plain = Configuration(voters: [n1, n2])
+        #expect(plain.encoded.count == 12, "without endpoints the encoding is the one from before them")
+        #expect(Configuration(encoded: plain.encoded) == plain)
+        let mixed = Configuration(voters: [n1, n2, n3], endpoints: [n2: "h2:1", n3: "[::1]:9093"])
+        #expect(Configuration(encoded: mixed.encoded) == mixed)
+        var bytes = mixed.encoded
+        bytes.removeLast()
+        #expect(Configuration(encoded: bytes) == nil, "a cut endpoint")
+        #expect(Configuration(encoded: plain.encoded + [0, 0, 0, 0]) == nil, "an endpoint section naming none")
+        #expect(Configuration(encoded: plain.encoded + [0, 2, 0xff, 0xfe, 0, 0]) == nil, "not UTF-8")
+    }
+
     @Test func oneChangeAtATimeAndNotBeforeTheLeaderCommittedInItsTerm() throws {
         var cluster = TestCluster(3)
         cluster.tick(n1, 20)

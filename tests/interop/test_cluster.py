@@ -989,3 +989,98 @@ def test_a_broker_is_drained_stopped_and_unregistered(cluster):
             got.add(msg.value())
     consumer.close()
     assert got == {f"d{i}".encode() for i in range(1500)}, f"{len(got)} of 1500"
+
+
+def quorum_status(port: int) -> "dict | None":
+    out = subprocess.run([str(BROOK_BIN), "quorum", "status", "--controller", f"127.0.0.1:{port}", "--timeout-ms", "1000"],
+                         capture_output=True, text=True, timeout=15)
+    return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line) if out.returncode == 0 else None
+
+
+def wait_for_quorum(what: str, ports, check, limit_s: float = 30) -> dict:
+    deadline, seen = time.monotonic() + limit_s, {}
+    while time.monotonic() < deadline:
+        seen = {p: quorum_status(p) for p in ports}
+        if all(s is not None and check(s) for s in seen.values()):
+            return seen
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {limit_s} s; last {seen}")
+
+
+@pytest.mark.timeout(300)
+def test_controllers_are_added_and_removed_while_the_cluster_runs(cluster, tmp_path):
+    """A fourth controller starts outside the voters and waits; `brook cluster
+    add-controller` makes it a voter; leadership moves to it and the brokers, configured with
+    the three founders only, follow it (create a topic, produce, consume); `remove-controller`
+    takes a founder out; then the new controller is killed and the remaining two voters elect
+    a leader that the brokers use in turn."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import NewTopic
+    cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+    bootstraps = cluster.bootstrap
+    admin = ck_admin(bootstraps)
+    founders = {n.node_id: n.controller_port for n in cluster.nodes.values()}
+    voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in founders.items())
+    port4 = free_port()
+    with open(tmp_path / "controller4.log", "ab") as log:
+        c4 = subprocess.Popen([str(BROOK_BIN), "controller", "--node-id", "4", "--controller-quorum-voters", voters,
+                               "--data-dir", str(tmp_path / "controller4"), "--listen", f"127.0.0.1:{port4}",
+                               "--election-timeout-ms", "500"], stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+    _procs.add(c4)
+    try:
+        wait_for_quorum("controller 4 answers, outside the voters", [port4], lambda s: s["voters"] == "" and s["role"] == "follower")
+
+        def cli(*args):
+            return subprocess.run([str(BROOK_BIN), "cluster", *args, "--timeout-ms", "20000"], capture_output=True, text=True, timeout=60)
+
+        bad = cli("add-controller", "--controller", f"127.0.0.1:{founders[1]}", "--id", "2", "--address", "127.0.0.1:1")
+        assert bad.returncode != 0 and "founding voter" in bad.stdout, bad
+        added = cli("add-controller", "--controller", f"127.0.0.1:{founders[1]}", "--id", "4", "--address", f"127.0.0.1:{port4}")
+        assert added.returncode == 0 and "voters=1,2,3,4" in added.stdout, added
+        all_ports = list(founders.values()) + [port4]
+        seen = wait_for_quorum("four voters everywhere, controller 4 caught up", all_ports,
+                               lambda s: s["voters"] == "1,2,3,4" and int(s["applied"]) > 0)
+        leader = int(seen[port4]["leader"])
+        assert "4@127.0.0.1:" in seen[founders[1 if leader != 1 else 2]]["voter_addresses"], seen
+
+        # Leadership to the new controller: the brokers learn its address from the founders.
+        moved = subprocess.run([str(BROOK_BIN), "quorum", "transfer", "--controller", f"127.0.0.1:{founders[leader]}", "--to", "4"],
+                               capture_output=True, text=True, timeout=30)
+        assert moved.returncode == 0, moved
+        wait_for_quorum("controller 4 leads", [port4], lambda s: s["role"] == "leader" and s["active_controller"] == "true")
+        topic = unique_topic("ctl")
+        admin.create_topics([NewTopic(topic, 2, 3)])[topic].result(30)
+        time.sleep(SESSION_MS / 1000 + 1)  # every broker's session went through controller 4
+        cluster.wait_for("three unfenced brokers under controller 4", lambda v: v.get("controller") == 4 and all_unfenced([1, 2, 3])(v))
+        producer = Producer({"bootstrap.servers": bootstraps, "acks": "all", "enable.idempotence": True})
+        for i in range(200):
+            producer.produce(topic, partition=i % 2, value=f"c{i}".encode())
+        assert producer.flush(60) == 0
+
+        removed = cli("remove-controller", "--controller", f"127.0.0.1:{founders[2]}", "--id", "1")
+        assert removed.returncode == 0 and "voters=2,3,4" in removed.stdout, removed
+        wait_for_quorum("voters 2, 3, 4", [founders[2], founders[3], port4], lambda s: s["voters"] == "2,3,4")
+
+        # The new controller dies: two of the three remaining voters elect a leader; node 1,
+        # no longer a voter, does not campaign.
+        c4.kill()
+        c4.wait(timeout=10)
+        seen = wait_for_quorum("a leader among 2 and 3", [founders[2], founders[3]], lambda s: s["leader"] in ("2", "3"))
+        assert quorum_status(founders[1])["role"] != "leader"
+        other = unique_topic("ctl")
+        admin.create_topics([NewTopic(other, 1, 3)])[other].result(30)
+        cluster.wait_for("three unfenced brokers after controller 4 died", all_unfenced([1, 2, 3]))
+        consumer = Consumer({"bootstrap.servers": bootstraps, "group.id": unique_topic("g"), "enable.auto.commit": False})
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(2)])
+        got, deadline = [], time.monotonic() + 60
+        while len(got) < 200 and time.monotonic() < deadline:
+            m = consumer.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m.value())
+        consumer.close()
+        assert sorted(got) == sorted(f"c{i}".encode() for i in range(200)), f"{len(got)} records"
+    finally:
+        if c4.poll() is None:
+            c4.kill()
+            c4.wait(timeout=10)
+        _procs.discard(c4)
