@@ -610,6 +610,11 @@ final class Peer: @unchecked Sendable {
     /// vote requests when leadership is handed to it.
     var pending: [Frame] = []
     static let pendingMax = 64
+    /// Between connection attempts: doubled after each failure up to the most, as Kafka's
+    /// reconnect.backoff.ms (50) and reconnect.backoff.max.ms (1000) do.
+    var backoffMs: Int64 = Peer.backoffMinMs
+    static let backoffMinMs: Int64 = 50
+    static let backoffMaxMs: Int64 = 1000
 
     func send(_ frame: Frame) {
         loop.preconditionInEventLoop()
@@ -626,7 +631,7 @@ final class Peer: @unchecked Sendable {
     }
 
     func connect() {
-        guard !connecting, NIODeadline.now() - lastAttempt > .milliseconds(100) else { return }
+        guard !connecting, NIODeadline.now() - lastAttempt > .milliseconds(backoffMs) else { return }
         connecting = true
         lastAttempt = .now()
         ClientBootstrap(group: loop)
@@ -639,12 +644,14 @@ final class Peer: @unchecked Sendable {
                 switch result {
                 case .success(let channel):
                     self.channel = channel
+                    backoffMs = Self.backoffMinMs
                     let queued = pending
                     pending = []
                     for frame in queued { send(frame) }
                 case .failure(let error):
                     pending = []
-                    logger.debug("cannot reach controller \(address.id): \(error)")
+                    if backoffMs == Self.backoffMinMs { logger.debug("cannot reach controller \(address.id): \(error)") }
+                    backoffMs = min(backoffMs * 2, Self.backoffMaxMs)
                 }
             }
     }
