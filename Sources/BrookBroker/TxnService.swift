@@ -397,7 +397,7 @@ public final class TxnService: Sendable {
         let now = self.now
         let (aborts, written) = state.withLock { s -> ([MarkerPlan], [InternalWrite]) in
             let before = s.coordinator
-            let (aborts, removed) = s.coordinator.tick(now: now)
+            let (aborts, removed) = s.coordinator.tick(now: now, monotonicMs: clock.monotonicMs())
             guard !aborts.isEmpty || !removed.isEmpty else { return ([], []) }
             do {
                 return (aborts, try write(aborts.map { ($0.transactionalID, $0.prepared) } + removed.map { ($0, nil) }))

@@ -4,6 +4,13 @@ import Synchronization
 /// without sleeping.
 public protocol Clock: Sendable {
     func now() -> Timestamp
+    /// Milliseconds on a clock that no wall-clock step moves (CLOCK_MONOTONIC): for durations
+    /// such as timeouts, where a jump of the wall clock must not count as time passed.
+    func monotonicMs() -> Int64
+}
+
+extension Clock {
+    public func monotonicMs() -> Int64 { now().ms }
 }
 
 #if canImport(Glibc)
@@ -20,15 +27,23 @@ public struct SystemClock: Clock {
         clock_gettime(CLOCK_REALTIME, &spec)
         return Timestamp(ms: Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000)
     }
+    public func monotonicMs() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
 }
 
-/// A clock that moves only when told to.
+/// A clock that moves only when told to: `advance` moves time, `step` only the wall clock (as
+/// an NTP step does).
 public final class ManualClock: Clock {
-    private let current: Mutex<Int64>
-    public init(_ start: Timestamp = Timestamp(ms: 1_700_000_000_000)) { current = Mutex(start.ms) }
-    public func now() -> Timestamp { Timestamp(ms: current.withLock { $0 }) }
+    private let current: Mutex<(monotonic: Int64, wallOffset: Int64)>
+    public init(_ start: Timestamp = Timestamp(ms: 1_700_000_000_000)) { current = Mutex((start.ms, 0)) }
+    public func now() -> Timestamp { Timestamp(ms: current.withLock { $0.monotonic + $0.wallOffset }) }
+    public func monotonicMs() -> Int64 { current.withLock { $0.monotonic } }
     public func advance(ms: Int64) {
         precondition(ms >= 0, "a clock never goes back")
-        current.withLock { $0 += ms }
+        current.withLock { $0.monotonic += ms }
     }
+    public func step(wallMs: Int64) { current.withLock { $0.wallOffset += wallMs } }
 }

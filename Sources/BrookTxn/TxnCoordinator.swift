@@ -86,6 +86,11 @@ public struct TxnCoordinator: Sendable {
     public private(set) var txns: [String: TxnMetadata] = [:]
     var lastTimeoutCheck: Int64 = 0
     var lastExpiryCheck: Int64 = 0
+    /// When, on the monotonic clock, each open transaction began as this coordinator reckons
+    /// it (with the start time it had then): timeouts are measured there, so that a step of the
+    /// wall clock does not time out every open transaction (Kafka's coordinator measures them
+    /// on the wall clock, and does).
+    var opened: [String: (startMs: Int64, monotonicMs: Int64)] = [:]
 
     public init(config: TxnConfig) { self.config = config }
 
@@ -278,18 +283,30 @@ public struct TxnCoordinator: Sendable {
 
     /// Open transactions past their `transaction.timeout.ms` are aborted under a bumped epoch
     /// (fencing their producer); idle ids past `transactional.id.expiration.ms` are removed.
-    public mutating func tick(now: Int64) -> (aborts: [MarkerPlan], removed: [String]) {
+    ///
+    /// `monotonicMs` (a clock no wall-clock step moves; `now` when not given) measures the
+    /// timeouts. An open transaction is reckoned to have begun, on that clock, when a tick
+    /// first sees it, minus its age by the wall clock then (0 to its timeout): called often
+    /// (every 100 ms), a new transaction's age is that small, and one loaded after a failover
+    /// keeps the age its start time gives it.
+    public mutating func tick(now: Int64, monotonicMs: Int64? = nil) -> (aborts: [MarkerPlan], removed: [String]) {
+        let mono = monotonicMs ?? now
         var aborts: [MarkerPlan] = []
         var removed: [String] = []
-        if now - lastTimeoutCheck >= config.abortTimedOutIntervalMs {
-            lastTimeoutCheck = now
+        for (id, m) in txns where m.status == .ongoing && opened[id]?.startMs != m.startMs {
+            let age = min(max(now - m.startMs, 0), Int64(m.timeoutMs))
+            opened[id] = (m.startMs, mono - age)
+        }
+        if mono - lastTimeoutCheck >= config.abortTimedOutIntervalMs {
+            lastTimeoutCheck = mono
+            opened = opened.filter { id, _ in txns[id]?.status == .ongoing }
             for id in txns.keys.sorted() {
-                guard var m = txns[id], m.status == .ongoing, now - m.startMs > Int64(m.timeoutMs) else { continue }
+                guard var m = txns[id], m.status == .ongoing, let began = opened[id], mono - began.monotonicMs > Int64(m.timeoutMs) else { continue }
                 aborts.append(prepare(&m, commit: false, bump: true, fence: true, now: now))
             }
         }
-        if now - lastExpiryCheck >= config.removeExpiredIntervalMs {
-            lastExpiryCheck = now
+        if mono - lastExpiryCheck >= config.removeExpiredIntervalMs {
+            lastExpiryCheck = mono
             for (id, m) in txns where m.status != .ongoing && !m.status.isPrepare
                 && now - m.lastUpdateMs >= config.transactionalIDExpirationMs {
                 removed.append(id)

@@ -144,6 +144,7 @@ struct Serve: ParsableCommand {
             if singleNode, let port = driver?.boundPort { voters = voters.map { VoterAddress(id: $0.id, host: $0.host, port: port) } }
         }
         var server: BrookServer?
+        let servingQueue = DispatchQueue(label: "brook.serving")
         var lifecycle: BrokerLifecycle?
         var replicaManager: ReplicaManager?
         if let broker {
@@ -161,11 +162,30 @@ struct Serve: ParsableCommand {
             let node = config.nodeID
             let unfenced = DispatchSemaphore(value: 0)
             let waiting = Mutex(singleNode)
+            // Clients are served once this broker's image holds its registration (Kafka's broker
+            // waits for its initial metadata catch-up too): before that it answered Metadata with
+            // its own cluster id and no topics, and librdkafka took a restarted node's answer
+            // for "the topic has 0 partitions" (seen in the fault campaign). Starting and
+            // stopping the server run one after the other on `serving`.
+            let serving = servingQueue
+            let servingStarted = Mutex(singleNode)
+            let startServing: @Sendable () -> Void = {
+                serving.async {
+                    do {
+                        let addresses = try started.start()
+                        logger.notice("broker \(node) caught up with the metadata log: serving clients on \(addresses.map { "\($0)" }.joined(separator: ", "))")
+                    } catch {
+                        logger.critical("broker \(node) cannot listen: \(error)")
+                        Glibc.exit(1)
+                    }
+                }
+            }
             let follower = BrokerLifecycle(options, group: group, logger: logger) { view in
                 membership.update(ClusterMembership.View(image: view.image, activeController: view.activeController, fenced: view.fenced))
                 // The image is acted on once it holds this incarnation's registration.
                 if view.epoch != .none, view.image.brokers[node]?.epoch == view.epoch {
                     replicas.imageChanged(view.image)
+                    if servingStarted.withLock({ was in defer { was = true }; return !was }) { startServing() }
                     // Serving starts with the image that unfences this broker (it holds its
                     // leaderships), not with the heartbeat answer that may come before it.
                     if view.image.brokers[node]?.fenced == false && waiting.withLock({ was in defer { was = false }; return was }) { unfenced.signal() }
@@ -193,14 +213,14 @@ struct Serve: ParsableCommand {
                 replicas.drain()
                 if !broker.transactions.prefetchProducerIDs(timeoutMs: 5000) { logger.warning("no producer ids from the controller yet") }
             }
-            let addresses = try started.start()
+            let addresses = singleNode ? try started.start() : []
             server = started
             if !singleNode { follower.start() }
             fetcher.start()
             lifecycle = follower
             replicaManager = replicas
             let dirs = config.logDirs.map(absolutePath).joined(separator: ", ")
-            logger.notice("Brook \(Version.brook) broker \(config.nodeID) of cluster \(broker.clusterID) listening on \(addresses.map { "\($0)" }.joined(separator: ", ")), controllers \(voters.map { "\($0.id)@\($0.host):\($0.port)" }.joined(separator: ",")), data in \(dirs)")
+            logger.notice("Brook \(Version.brook) broker \(config.nodeID) of cluster \(broker.clusterID) \(singleNode ? "listening on \(addresses.map { "\($0)" }.joined(separator: ", "))" : "serving clients once caught up with the metadata log"), controllers \(voters.map { "\($0.id)@\($0.host):\($0.port)" }.joined(separator: ",")), data in \(dirs)")
         }
         let roles = config.processRoles.map(\.rawValue).sorted().joined(separator: ",")
         logger.notice("node \(config.nodeID) runs as \(roles)")
@@ -213,7 +233,7 @@ struct Serve: ParsableCommand {
                 logger.notice(agreed ? "controlled shutdown done" : "controlled shutdown not confirmed in time; stopping anyway")
             }
             stopReplicas?.stop()  // the last HW checkpoint
-            stopServer?.shutdown()
+            if let stopServer { servingQueue.sync { stopServer.shutdown() } }
             stopDriver?.shutdown()
             logger.notice("stopped cleanly")
         }

@@ -499,6 +499,36 @@ struct CoordinatorHarness {
         #expect(done.epoch == ProducerEpoch(1))
     }
 
+    /// Found by the fault campaign: a coordinator whose wall clock stepped forward (an NTP step,
+    /// or the end of a backward one) timed out every open transaction and fenced its producer.
+    /// Timeouts are measured on the monotonic clock.
+    @Test func aWallClockStepDoesNotTimeOutAnOpenTransaction() throws {
+        var h = CoordinatorHarness()
+        let g = try h.begin("tx", timeoutMs: 60_000)
+        #expect(h.add("tx", g, [orders0]) == .none)
+        let wall = h.now, mono: Int64 = 5_000
+        #expect(h.coordinator.tick(now: wall, monotonicMs: mono).aborts.isEmpty)
+        // The wall clock jumps 10 minutes ahead; 20 s pass.
+        #expect(h.coordinator.tick(now: wall + 600_000 + 20_000, monotonicMs: mono + 20_000).aborts.isEmpty)
+        // Back 10 minutes: checks still come every 10 s of monotonic time.
+        #expect(h.coordinator.tick(now: wall + 40_000, monotonicMs: mono + 40_000).aborts.isEmpty)
+        #expect(h.status("tx") == .ongoing)
+        let tick = h.coordinator.tick(now: wall + 61_000, monotonicMs: mono + 61_000)
+        #expect(tick.aborts.map(\.transactionalID) == ["tx"])
+    }
+
+    /// A transaction a coordinator first sees (loaded after a failover) keeps the age its start
+    /// time gives it, at most its timeout.
+    @Test func aLoadedTransactionKeepsItsAge() throws {
+        var h = CoordinatorHarness()
+        let g = try h.begin("tx", timeoutMs: 60_000)
+        #expect(h.add("tx", g, [orders0]) == .none)
+        let wall = h.now
+        // First seen 50 s after it began (by the wall clock): 10 s of monotonic time are left.
+        #expect(h.coordinator.tick(now: wall + 50_000, monotonicMs: 1_000).aborts.isEmpty)
+        #expect(h.coordinator.tick(now: wall + 61_000, monotonicMs: 11_001).aborts.map(\.transactionalID) == ["tx"])
+    }
+
     @Test func idleTransactionalIDsExpireButOpenTransactionsDoNot() throws {
         var h = CoordinatorHarness {
             $0.transactionalIDExpirationMs = 100_000
