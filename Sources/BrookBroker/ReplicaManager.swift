@@ -107,7 +107,8 @@ public final class ReplicaManager: Sendable {
     /// later image) settles it.
     func proposeISRChanges() {
         guard let image = latest.withLock({ $0 }) else { return }
-        let now = broker.clock.now().ms
+        // Replica lag is a duration: the monotonic clock, which no wall-clock step moves.
+        let now = broker.clock.monotonicMs()
         let eligible: (NodeID) -> Bool = { image.brokers[$0]?.isActive ?? false }
         for topic in image.topics.values {
             guard let local = broker.topics.topic(topic.name), local.id == topic.id else { continue }
@@ -254,7 +255,7 @@ public final class ReplicaManager: Sendable {
     /// Brings one partition's role in line with the image: a new leadership (or epoch) starts
     /// the leader's tracking of its followers; the same leadership only takes the ISR.
     func update(_ partition: Partition, to info: PartitionInfo, _ replication: ReplicationConfig) {
-        let now = Int64(broker.clock.now().ms)
+        let now = broker.clock.monotonicMs()
         switch (partition.role, info.leader == node) {
         case (.leader(let epoch), true) where epoch == info.leaderEpoch && partition.isReplicating:
             partition.isrCommitted(info.isr, elr: info.elr, partitionEpoch: info.partitionEpoch)

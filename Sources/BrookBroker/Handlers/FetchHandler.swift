@@ -165,7 +165,7 @@ extension FetchHandler {
         let broker = context.broker
         let eligible = broker.cluster.current?.image.brokers[replica]?.isActive ?? false
         let (check, expansion) = partition.followerFetch(replica, fetchOffset: p.fetchOffset, lastFetchedEpoch: p.lastFetchedEpoch,
-                                                         nowMs: broker.clock.now().ms, eligible: eligible)
+                                                         nowMs: broker.clock.monotonicMs(), eligible: eligible)
         if let expansion, let topic = broker.topics.topic(partition.topic) {
             // The follower reached the high watermark: ask the controller to take it back in.
             let logger = broker.logger
