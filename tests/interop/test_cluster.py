@@ -1084,3 +1084,47 @@ def test_controllers_are_added_and_removed_while_the_cluster_runs(cluster, tmp_p
             c4.kill()
             c4.wait(timeout=10)
         _procs.discard(c4)
+
+
+@pytest.mark.timeout(180)
+def test_a_restarted_broker_serves_clients_only_once_it_has_the_metadata(cluster):
+    """A broker that restarts while no quorum can answer it keeps its client port closed: it
+    does not answer Metadata from an empty image (its own cluster id, no topics, which
+    librdkafka took for a topic with 0 partitions). Once the quorum is back it serves the
+    cluster's id and topics."""
+    import socket
+    from confluent_kafka.admin import NewTopic
+    cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+    admin = ck_admin(cluster.bootstrap)
+    topic = unique_topic("gate")
+    admin.create_topics([NewTopic(topic, 3, 3)])[topic].result(30)
+    cluster_id = ck_describe_cluster(cluster.bootstrap).cluster_id
+    node3 = cluster.nodes[3]
+    node3.kill()
+    paused = [cluster.nodes[1].proc, cluster.nodes[2].proc]
+    for proc in paused:
+        proc.send_signal(signal.SIGSTOP)
+    try:
+        node3.start()
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                s.settimeout(1)
+                assert s.connect_ex(("127.0.0.1", node3.broker_port)) != 0, "broker 3 serves clients without the metadata"
+            time.sleep(0.3)
+        assert node3.up, node3.tail()
+    finally:
+        for proc in paused:
+            proc.send_signal(signal.SIGCONT)
+    only3 = f"127.0.0.1:{node3.broker_port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", node3.broker_port), timeout=1):
+                break
+        except OSError:
+            assert time.monotonic() < deadline, f"broker 3 never served clients\n{node3.tail()}"
+            time.sleep(0.3)
+    described = ck_describe_cluster(only3)
+    assert described.cluster_id == cluster_id, (described.cluster_id, cluster_id)
+    assert len(partition_states(only3, topic)) == 3
