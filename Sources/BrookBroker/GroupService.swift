@@ -57,7 +57,9 @@ public final class GroupService: Sendable {
         state = Mutex(State(coordinator: GroupCoordinator(config: config.groups, seed: seed.next())))
         self.config = config.groups
         self.topics = topics
-        self.clock = clock
+        // Sessions and rebalance timeouts are durations: a step of the wall clock must not end
+        // them (the fault campaign's clock jumps did, for transactions).
+        self.clock = SteadyWallClock(clock)
         self.logger = logger
         offsetsTopic = InternalTopic(name: Self.offsetsTopic, partitionCount: config.offsetsTopicPartitions,
                                      segmentBytes: config.offsetsTopicSegmentBytes, topics: topics,

@@ -47,3 +47,21 @@ public final class ManualClock: Clock {
     }
     public func step(wallMs: Int64) { current.withLock { $0.wallOffset += wallMs } }
 }
+
+/// The wall clock as it stood at creation, moved on since by the monotonic clock only: a step
+/// of the system's wall clock (NTP) does not move it. For logic that mixes durations with
+/// timestamps it keeps (the group coordinator: session deadlines beside commit times), where
+/// a step would otherwise end every session at once. It drifts from the system's wall clock by
+/// the steps taken since, which a restart clears.
+public struct SteadyWallClock: Clock {
+    let base: any Clock
+    let anchorWallMs: Int64
+    let anchorMonotonicMs: Int64
+    public init(_ base: any Clock) {
+        self.base = base
+        anchorWallMs = base.now().ms
+        anchorMonotonicMs = base.monotonicMs()
+    }
+    public func now() -> Timestamp { Timestamp(ms: anchorWallMs + (base.monotonicMs() - anchorMonotonicMs)) }
+    public func monotonicMs() -> Int64 { base.monotonicMs() }
+}

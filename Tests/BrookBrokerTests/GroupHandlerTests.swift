@@ -89,6 +89,30 @@ import Testing
         #expect(try again.send(ListGroupsRequest(), version: 5).groups.isEmpty)
     }
 
+    /// A step of the wall clock (NTP, or the end of a backward one) does not end a member's
+    /// session: the coordinator measures sessions on the monotonic clock.
+    @Test func aWallClockStepDoesNotEndASession() throws {
+        let h = try BrokerHarness([("group.initial.rebalance.delay.ms", "0"), ("offsets.topic.num.partitions", "1")])
+        defer { h.close() }
+        _ = try h.createTopic("t", partitions: 1)
+        let first = try sendHeld(h, joinRequest(""), version: 9)
+        let joined = try sendHeld(h, joinRequest(first.memberId), version: 9)
+        #expect(joined.errorCode == 0)
+        let synced = try sendHeld(h, SyncGroupRequest(groupId: "g", generationId: 1, memberId: first.memberId,
+                                                      assignments: [.init(memberId: first.memberId, assignment: ByteBuffer(bytes: ConsumerProtocol.encodeAssignment(["t": [0]])))]),
+                                  version: 5)
+        #expect(synced.errorCode == 0)
+        h.clock.step(wallMs: 600_000)
+        h.clock.advance(ms: 1000)
+        h.broker.groups.tick()
+        #expect(try h.send(HeartbeatRequest(groupId: "g", generationId: 1, memberId: first.memberId), version: 4).errorCode == 0)
+        // Its session does end 10 s (monotonic) after its last heartbeat.
+        h.clock.advance(ms: 10_001)
+        h.broker.groups.tick()
+        #expect(try h.send(HeartbeatRequest(groupId: "g", generationId: 1, memberId: first.memberId), version: 4).errorCode
+                == ErrorCode.unknownMemberID.rawValue)
+    }
+
     @Test func kip848MemberGetsEveryPartitionAndTransactionsFindThisNode() throws {
         let h = try BrokerHarness()
         defer { h.close() }
