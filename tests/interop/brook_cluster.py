@@ -168,6 +168,29 @@ class Cluster:
                 node.kill()
 
 
+def reap(proc: subprocess.Popen) -> None:
+    """Kills a process the test started, if it still runs, and forgets it."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+    _procs.discard(proc)
+
+
+def read_values(bootstrap: str, topic: str, partitions: int, want: int, limit_s: float = 60) -> list:
+    """The values of `topic`'s first `partitions` partitions from offset 0, read until `want`
+    arrived or `limit_s` passed (confluent-kafka, assigned, no group commits)."""
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{topic}", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got, deadline = [], time.monotonic() + limit_s
+    while len(got) < want and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and not msg.error():
+            got.append(msg.value())
+    consumer.close()
+    return got
+
+
 def all_unfenced(ids):
     return lambda view: all(view["brokers"].get(i, {}).get("fenced") == "false" for i in ids)
 

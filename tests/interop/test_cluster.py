@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from brook_cluster import (HEARTBEAT_MS, SESSION_MS, Cluster, _procs, all_unfenced, java_hash_partition,
-                           partition_states, settle)
+                           partition_states, read_values, reap, settle)
 from brook_interop import ck_admin, ck_describe_cluster, unique_topic
 from conftest import BROOK_BIN, die_with_parent, free_port
 
@@ -179,10 +179,7 @@ def test_kafkas_sample_kraft_properties_start_brook(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, log.read_text(errors="replace")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        _procs.discard(proc)
+        reap(proc)
 
 
 @pytest.mark.timeout(240)
@@ -317,10 +314,7 @@ def test_brook_dev_cluster_starts_three_nodes_and_stops_them_on_sigterm(tmp_path
             node_log = (tmp_path / "dev" / f"node{i + 1}.log").read_text(errors="replace")
             assert "stopped cleanly" in node_log, node_log[-2000:]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        _procs.discard(proc)
+        reap(proc)
         # Nodes the parent could not stop: only processes still running this node's properties.
         for pid_file in (tmp_path / "dev").glob("node*.pid"):
             try:
@@ -612,7 +606,7 @@ def test_a_partition_moves_to_other_brokers_with_its_records(cluster):
     move while records are produced; the move completes once the new replicas are in sync,
     ListPartitionReassignments shows it meanwhile, and every record is read back after."""
     from kafka import KafkaAdminClient, TopicPartition as KpTopicPartition
-    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka import Producer
     from confluent_kafka.admin import NewTopic
     cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
     bootstraps = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
@@ -664,15 +658,7 @@ def test_a_partition_moves_to_other_brokers_with_its_records(cluster):
     wait_for_directories(cluster, topic, {0: target, 1: [1, 2, 3]})
     listed = subprocess.run([str(BROOK_BIN), "reassign", "list", "--bootstrap-server", bootstraps], capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0 and topic not in listed.stdout, listed
-    consumer = Consumer({"bootstrap.servers": bootstraps, "group.id": unique_topic("mv"), "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(2)])
-    got = set()
-    deadline = time.monotonic() + 60
-    while len(got) < 3000 and time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is not None and not msg.error():
-            got.add(msg.value())
-    consumer.close()
+    got = set(read_values(bootstraps, topic, 2, 3000))
     assert got == {f"m{i}".encode() for i in range(3000)}, f"{len(got)} of 3000"
 
 
@@ -937,7 +923,7 @@ def test_a_broker_is_drained_stopped_and_unregistered(cluster):
     """`brook cluster decommission` moves every replica off a broker (each partition keeps its
     replication factor, every record stays readable), and once the broker is stopped `brook
     cluster unregister` (UnregisterBroker) removes it: clients then see two brokers."""
-    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka import Producer
     from confluent_kafka.admin import NewTopic
     cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
     bootstraps = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
@@ -979,15 +965,7 @@ def test_a_broker_is_drained_stopped_and_unregistered(cluster):
             break
         assert time.monotonic() < deadline, listing
         time.sleep(0.3)
-    consumer = Consumer({"bootstrap.servers": survivors, "group.id": unique_topic("drained"), "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(3)])
-    got = set()
-    deadline = time.monotonic() + 60
-    while len(got) < 1500 and time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is not None and not msg.error():
-            got.add(msg.value())
-    consumer.close()
+    got = set(read_values(survivors, topic, 3, 1500))
     assert got == {f"d{i}".encode() for i in range(1500)}, f"{len(got)} of 1500"
 
 
@@ -1014,7 +992,7 @@ def test_controllers_are_added_and_removed_while_the_cluster_runs(cluster, tmp_p
     the three founders only, follow it (create a topic, produce, consume); `remove-controller`
     takes a founder out; then the new controller is killed and the remaining two voters elect
     a leader that the brokers use in turn."""
-    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka import Producer
     from confluent_kafka.admin import NewTopic
     cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
     bootstraps = cluster.bootstrap
@@ -1070,20 +1048,10 @@ def test_controllers_are_added_and_removed_while_the_cluster_runs(cluster, tmp_p
         other = unique_topic("ctl")
         admin.create_topics([NewTopic(other, 1, 3)])[other].result(30)
         cluster.wait_for("three unfenced brokers after controller 4 died", all_unfenced([1, 2, 3]))
-        consumer = Consumer({"bootstrap.servers": bootstraps, "group.id": unique_topic("g"), "enable.auto.commit": False})
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(2)])
-        got, deadline = [], time.monotonic() + 60
-        while len(got) < 200 and time.monotonic() < deadline:
-            m = consumer.poll(0.5)
-            if m is not None and not m.error():
-                got.append(m.value())
-        consumer.close()
+        got = read_values(bootstraps, topic, 2, 200)
         assert sorted(got) == sorted(f"c{i}".encode() for i in range(200)), f"{len(got)} records"
     finally:
-        if c4.poll() is None:
-            c4.kill()
-            c4.wait(timeout=10)
-        _procs.discard(c4)
+        reap(c4)
 
 
 @pytest.mark.timeout(180)
