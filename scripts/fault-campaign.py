@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs the fault campaign (tests/interop/fault_campaign.py) against three real brook processes:
 
-    python3 scripts/fault-campaign.py [--seed S] [--rounds N] [--partitions P] [--rate R] [--data DIR] [--transactions] [--network] [--groups] [--clocks]
+    python3 scripts/fault-campaign.py [--seed S] [--rounds N] [--partitions P] [--rate R] [--data DIR] [--transactions] [--network] [--groups] [--clocks] [--controllers]
 
 A seeded schedule of SIGKILLs and SIGSTOP pauses (leader, controller, random node), and with
 --network (root) network partitions between nodes each in its own namespace, while an
@@ -29,6 +29,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--transactions", action="store_true", help="also a transactional producer, checked with read_committed")
     parser.add_argument("--clocks", action="store_true", help="nodes under libfaketime, with wall-clock jumps among the faults")
+    parser.add_argument("--controllers", action="store_true", help="voters taken out of the Raft quorum and added back among the faults")
     parser.add_argument("--groups", action="store_true", help="two consumer-group members read throughout, checked for queue anomalies")
     parser.add_argument("--network", action="store_true", help="nodes in network namespaces, with partitions among the faults (root)")
     args = parser.parse_args()
@@ -36,7 +37,8 @@ def main() -> int:
     root.mkdir(parents=True, exist_ok=True)
     print(f"campaign seed {args.seed}, {args.rounds} rounds{', with network partitions' if args.network else ''}, data in {root}", flush=True)
     outcome = run_campaign(root, seed=args.seed, rounds=args.rounds, partitions=args.partitions, rate=args.rate,
-                           transactions=args.transactions, network=args.network, groups=args.groups, clocks=args.clocks, log=lambda line: print(line, flush=True))
+                           transactions=args.transactions, network=args.network, groups=args.groups, clocks=args.clocks,
+                           controllers=args.controllers, log=lambda line: print(line, flush=True))
     print(outcome.summary())
     return 0 if outcome.ok else 1
 

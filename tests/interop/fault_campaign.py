@@ -24,6 +24,10 @@ brokers usually leaves them:
 With `clocks=True` every node runs under libfaketime and a clock-jump fault steps one node's wall
 clock by 30 s to 10 minutes either way for a few seconds (its monotonic clock, which Brook's
 timers use, as an NTP step leaves it).
+With `controllers=True` a reconfigure-controller fault takes a voter (the active controller
+half the time) out of the Raft quorum with `brook cluster remove-controller`, leaves it out for
+1 to 3 s (still running, as a broker and a controller outside the voters), then adds it back
+with `brook cluster add-controller`.
 Each round waits for the producer to make progress through the fault, heals it, and waits until
 every node is back, unfenced, and every partition's ISR is full again.
 
@@ -48,12 +52,25 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from brook_cluster import FAKETIME_LIB, SESSION_MS, Cluster, all_unfenced, partition_states, settle
+from brook_cluster import BROOK_BIN, FAKETIME_LIB, SESSION_MS, Cluster, all_unfenced, partition_states, settle
 from netns import Network
 
 FAULTS = ("kill-leader", "kill-controller", "kill-any", "pause-leader", "pause-brief")
 NETWORK_FAULTS = ("partition-leader", "partition-controller", "partition-any", "partition-bridge")
 CLOCK_FAULTS = ("clock-jump",)
+CONTROLLER_FAULTS = ("reconfigure-controller",)
+
+
+def change_voters(cluster: Cluster, via: int, *args: str) -> str:
+    """`brook cluster add-controller | remove-controller ARGS` asked of node `via`'s controller
+    (it follows the leader); the answer, or an AssertionError with it."""
+    import subprocess
+    node = cluster.nodes[via]
+    out = subprocess.run([str(BROOK_BIN), "cluster", *args, "--controller", f"{node.host}:{node.controller_port}",
+                          "--timeout-ms", "30000"], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise AssertionError(f"brook cluster {' '.join(args)}: {out.stdout.strip()} {out.stderr.strip()}")
+    return out.stdout
 
 
 @dataclass
@@ -297,11 +314,13 @@ def wait_healthy(cluster: Cluster, topic: str, partitions: int, limit_s: float =
 
 
 def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: int = 300, transactions: bool = False,
-                 network: bool = False, groups: bool = False, clocks: bool = False, log=print) -> Outcome:
+                 network: bool = False, groups: bool = False, clocks: bool = False, controllers: bool = False,
+                 log=print) -> Outcome:
     """Runs one campaign in `root` (node data and logs stay there) and returns what it found.
     `network`: nodes in namespaces, with network partitions among the faults (needs root).
     `groups`: two members of a consumer group read the topic throughout (check_group).
-    `clocks`: nodes run under libfaketime, with wall-clock steps among the faults."""
+    `clocks`: nodes run under libfaketime, with wall-clock steps among the faults.
+    `controllers`: voters are taken out of the quorum and added back among the faults."""
     from confluent_kafka import Consumer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
     rng = random.Random(seed)
@@ -309,7 +328,7 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
     net = Network(range(1, 4)) if network else None
     if clocks and not FAKETIME_LIB:
         raise RuntimeError("clock jumps need libfaketime (apt-get install faketime)")
-    faults = FAULTS + (NETWORK_FAULTS if net else ()) + (CLOCK_FAULTS if clocks else ())
+    faults = FAULTS + (NETWORK_FAULTS if net else ()) + (CLOCK_FAULTS if clocks else ()) + (CONTROLLER_FAULTS if controllers else ())
     cluster = Cluster(root, network=net, clocks=clocks)
     cluster.start()
     producer = None
@@ -337,7 +356,7 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
         time.sleep(1)
         for round_ in range(rounds):
             fault = rng.choice(faults)
-            if fault in ("kill-controller", "partition-controller"):
+            if fault in ("kill-controller", "partition-controller") or (fault == "reconfigure-controller" and rng.random() < 0.5):
                 # -1 while an election runs: then any node.
                 active = (cluster.describe() or {}).get("controller")
                 victim = active if active in cluster.nodes else rng.choice(sorted(cluster.nodes))
@@ -360,6 +379,13 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
                 time.sleep(rng.uniform(2.0, 5.0))
                 node.step_clock(0)
                 fault = f"clock-jump ({step:+d} s)"
+            elif fault == "reconfigure-controller":
+                via = min(n for n in cluster.nodes if n != victim)
+                change_voters(cluster, via, "remove-controller", "--id", str(victim))
+                time.sleep(rng.uniform(1.0, 3.0))
+                answer = change_voters(cluster, via, "add-controller", "--id", str(victim), "--address", f"{node.host}:{node.controller_port}")
+                if "voters=1,2,3" not in answer:
+                    raise AssertionError(f"round {round_}: controller {victim} added back, but the voters are {answer.strip()}")
             elif fault == "partition-bridge":
                 a, b = [n for n in sorted(cluster.nodes) if n != victim]
                 net.cut(a, b)

@@ -29,7 +29,7 @@ def test_a_small_fault_campaign_loses_no_acknowledged_record(tmp_path):
     if not FAKETIME_LIB:
         print("clock jumps left out of this campaign: libfaketime is not installed")
     outcome = run_campaign(tmp_path, seed=seed, rounds=rounds, transactions=True, network=without is None, groups=True,
-                           clocks=FAKETIME_LIB is not None)
+                           clocks=FAKETIME_LIB is not None, controllers=True)
     print(outcome.summary())
     assert outcome.ok, outcome.summary()
     assert outcome.acked > 1000, outcome.summary()
