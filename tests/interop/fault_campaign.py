@@ -45,6 +45,7 @@ Not covered yet: slow disks and fsync stalls.
 """
 from __future__ import annotations
 
+import os
 import random
 import signal
 import threading
@@ -100,8 +101,10 @@ class Producer:
     def __init__(self, bootstrap: str, topic: str, partitions: int, rate: int) -> None:
         from confluent_kafka import Producer as CkProducer
         self.topic, self.partitions, self.rate = topic, partitions, rate
-        self.producer = CkProducer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                                    "message.timeout.ms": 120000, "linger.ms": 5})
+        conf = {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "message.timeout.ms": 120000, "linger.ms": 5}
+        if os.environ.get("BROOK_CAMPAIGN_DEBUG"):
+            conf["debug"] = os.environ["BROOK_CAMPAIGN_DEBUG"]  # librdkafka's debug contexts, on stderr
+        self.producer = CkProducer(conf)
         self.lock = threading.Lock()
         self.acked: list = []  # (partition, offset, seq)
         self.failed = 0
