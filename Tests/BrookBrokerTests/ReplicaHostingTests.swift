@@ -43,6 +43,40 @@ import Testing
         (0..<3).map { FileManager.default.fileExists(atPath: "\(h.directory)/t-\($0)") }
     }
 
+    /// An acks=all produce written here but not yet on the ISR when leadership moves is answered
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND ("written, maybe not kept"), not NOT_LEADER_OR_FOLLOWER,
+    /// which librdkafka takes for "not written": its idempotent producer then re-sent the records
+    /// under a new epoch and the log held them twice (found by the fault campaign).
+    @Test func aProduceHeldWhenLeadershipMovesSaysItWasWritten() throws {
+        let h = try BrokerHarness([("process.roles", "broker,controller")])
+        defer { h.close() }
+        h.broker.cluster.attach(forward: { _, done in done(.success([])) }, alterPartition: { _, _, done in done(.none, nil) })
+        let manager = ReplicaManager(broker: h.broker, node: n1)
+        var image = MetadataImage()
+        try image.apply([.topic(TopicRecord(name: "t", topicId: topicID)), partition(0, [n1, n2], leader: n1)], at: MetadataOffset(1))
+        manager.imageChanged(image)
+        manager.drain()
+        let outcome = try h.outcome(h.produceRequest("t", batches: [batch(["x"], timestamps: [1])]), version: 9)
+        let correlation = h.correlation
+        guard case .later(let future) = outcome else {
+            Issue.record("acks=all should wait for broker 2")
+            manager.stop()
+            return
+        }
+        var answer: EncodedResponse?
+        future.assumeIsolated().whenSuccess { answer = $0 }
+        h.loop.run()
+        #expect(answer == nil, "held until broker 2 has the record")
+        try image.apply([move(0, to: [n1, n2], leader: n2)], at: MetadataOffset(2))
+        manager.imageChanged(image)
+        manager.drain()
+        h.loop.run()
+        let encoded = try #require(answer)
+        let response = try h.decodeResponse(encoded, ProduceResponse.self, apiKey: ProduceRequest.apiKey, version: 9, correlation: correlation)
+        #expect(response.responses[0].partitionResponses[0].errorCode == ErrorCode.notEnoughReplicasAfterAppend.rawValue)
+        manager.stop()
+    }
+
     @Test func onlyTheReplicasPlacedHereAreHostedAndAMovedReplicaGoes() throws {
         let h = try BrokerHarness([("process.roles", "broker,controller")])
         defer { h.close() }

@@ -42,7 +42,7 @@ struct ProduceHandler: ApiHandler {
 
     /// acks=all in a cluster: each partition's answer waits until the high watermark passes its
     /// records (the ISR has them), or the request's timeout (REQUEST_TIMED_OUT), or the end of
-    /// this broker's leadership (NOT_LEADER_OR_FOLLOWER).
+    /// this broker's leadership (NOT_ENOUGH_REPLICAS_AFTER_APPEND, below).
     func waitForReplicas(_ responses: [ProduceResponse.TopicProduceResponse], _ waits: [(topic: String, index: Int32, partition: Partition, end: Offset)],
                          timeoutMs: Int32, context: RequestContext) -> EventLoopFuture<ProduceResponse> {
         let loop = context.eventLoop
@@ -51,11 +51,25 @@ struct ProduceHandler: ApiHandler {
         }
         return EventLoopFuture.whenAllSucceed(futures, on: loop).map { outcomes in
             var codes: [String: [Int32: ErrorCode]] = [:]
-            for (topic, index, code) in outcomes where code != .none { codes[topic, default: [:]][index] = code }
+            for (topic, index, code) in outcomes where code != .none {
+                // Written here, but this broker stopped leading before the ISR had the records:
+                // the new leader may hold them. Kafka answers NOT_LEADER_OR_FOLLOWER, which
+                // librdkafka takes for "not written"; its idempotent producer then re-sent them
+                // under a bumped epoch, and the log held them twice (found by the fault campaign,
+                // seeds 777 and 750451350). NOT_ENOUGH_REPLICAS_AFTER_APPEND says "written, maybe
+                // not kept": clients retry with the same sequence numbers, which the new leader
+                // recognizes when it has the records.
+                codes[topic, default: [:]][index] = code == .notLeaderOrFollower ? .notEnoughReplicasAfterAppend : code
+            }
             let answered = responses.map { topic in
                 ProduceResponse.TopicProduceResponse(name: topic.name, partitionResponses: topic.partitionResponses.map { result in
                     guard let code = codes[topic.name]?[result.index] else { return result }
-                    return failure(result.index, code, code == .requestTimedOut ? "The in-sync replicas did not all have the records in time" : nil)
+                    let message: String? = switch code {
+                    case .requestTimedOut: "The in-sync replicas did not all have the records in time"
+                    case .notEnoughReplicasAfterAppend: "Written, but this broker stopped leading the partition before the in-sync replicas had the records"
+                    default: nil
+                    }
+                    return failure(result.index, code, message)
                 })
             }
             return ProduceResponse(responses: answered, throttleTimeMs: 0)
