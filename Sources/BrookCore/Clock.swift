@@ -22,14 +22,11 @@ import Darwin
 /// The real clock: `CLOCK_REALTIME` in milliseconds.
 public struct SystemClock: Clock {
     public init() {}
-    public func now() -> Timestamp {
+    public func now() -> Timestamp { Timestamp(ms: Self.milliseconds(CLOCK_REALTIME)) }
+    public func monotonicMs() -> Int64 { Self.milliseconds(CLOCK_MONOTONIC) }
+    static func milliseconds(_ clock: clockid_t) -> Int64 {
         var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Timestamp(ms: Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000)
-    }
-    public func monotonicMs() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
+        clock_gettime(clock, &spec)
         return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 }

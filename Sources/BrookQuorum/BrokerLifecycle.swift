@@ -219,7 +219,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
     func rotate(toLeaderIn fields: [String: String]) {
         let leader = fields["leader"].flatMap(Int32.init).map(NodeID.init)
         if let leader, !controllers.contains(where: { $0.id == leader }), controllers.count < Self.controllersMax,
-           let address = fields["leader_address"], let learned = try? VoterAddress.parseList("\(leader.value)@\(address)").first {
+           let address = fields["leader_address"], let learned = VoterAddress(id: leader, endpoint: address) {
             logger.notice("broker \(options.nodeID) learned of controller \(leader) at \(address)")
             controllers.append(learned)
         }

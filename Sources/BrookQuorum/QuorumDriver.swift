@@ -148,7 +148,6 @@ public final class QuorumDriver: @unchecked Sendable {
             }
             handle(ready)
         }
-        syncPeers()
         reportRoleChange()
         activateController()
         answerMetadataWaiters()
@@ -159,7 +158,7 @@ public final class QuorumDriver: @unchecked Sendable {
     func address(of node: NodeID) -> VoterAddress? {
         if let founder = options.voters.first(where: { $0.id == node }) { return founder }
         guard let endpoint = raft.configuration.endpoints[node] else { return nil }
-        return try? VoterAddress.parseList("\(node.value)@\(endpoint)").first
+        return VoterAddress(id: node, endpoint: endpoint)
     }
 
     /// A connection to every voter but this node (and to the founding ones, which answer a
@@ -336,7 +335,7 @@ public final class QuorumDriver: @unchecked Sendable {
                 last_index=\(s.lastIndex)
                 snapshot_index=\(raft.snapshotIndex)
                 voters=\(s.configuration.voters.map(\.description).joined(separator: ","))
-                voter_addresses=\(s.configuration.voters.compactMap { v in address(of: v).map { "\(v)@\($0.host):\($0.port)" } ?? (v == options.nodeID ? nil : "\(v)@?") }.joined(separator: ","))
+                voter_addresses=\(s.configuration.voters.compactMap { v in address(of: v).map { "\(v)@\($0.endpoint)" } ?? (v == options.nodeID ? nil : "\(v)@?") }.joined(separator: ","))
                 metadata_offset=\(image.offset)
                 active_controller=\(controller != nil)
 
@@ -438,7 +437,7 @@ public final class QuorumDriver: @unchecked Sendable {
     /// tool configured with the founding voters finds a leader added since.
     func leaderAddressLine() -> String {
         guard let leader = raft.leader, let address = address(of: leader) else { return "" }
-        return "leader_address=\(address.host):\(address.port)\n"
+        return "leader_address=\(address.endpoint)\n"
     }
 
     /// Adds or removes one voter (Kafka's AddRaftVoter / RemoveRaftVoter); the answer waits
@@ -451,8 +450,7 @@ public final class QuorumDriver: @unchecked Sendable {
             return text(false, "error=voter \(voter.id) is a founding voter at another address\n")
         }
         do {
-            let endpoint = voter.map { $0.host.contains(":") ? "[\($0.host)]:\($0.port)" : "\($0.host):\($0.port)" }
-            let index = try raft.proposeConfigurationChange(adding: voter?.id, endpoint: endpoint, removing: node)
+            let index = try raft.proposeConfigurationChange(adding: voter?.id, endpoint: voter?.endpoint, removing: node)
             let term = raft.term
             logger.notice("controller \(options.nodeID) proposes the voters \(raft.configuration) at \(index)")
             waiting[index] = (term, { [self] committed in

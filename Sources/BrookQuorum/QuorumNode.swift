@@ -18,6 +18,16 @@ public struct VoterAddress: Equatable, Sendable {
         self.port = port
     }
 
+    /// `host:port` (`[host]:port` for an IPv6 address): what a configuration entry and a
+    /// controller's answers carry.
+    public var endpoint: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Voter `id` at `endpoint` (`host:port`); nil when it is not one.
+    public init?(id: NodeID, endpoint: String) {
+        guard let parsed = try? Self.parseList("\(id.value)@\(endpoint)").first else { return nil }
+        self = parsed
+    }
+
     /// Parses `1@127.0.0.1:9093,2@127.0.0.1:9094,...`.
     public static func parseList(_ text: String) throws(QuorumError) -> [VoterAddress] {
         var voters: [VoterAddress] = []

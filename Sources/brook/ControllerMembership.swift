@@ -24,8 +24,7 @@ extension ClusterCommand {
 
         func run() throws {
             guard id >= 0 else { throw ValidationError("--id must not be negative") }
-            let voter: VoterAddress
-            do { voter = try VoterAddress.parseList("\(id)@\(address)")[0] } catch { throw ValidationError("--address takes host:port") }
+            guard let voter = VoterAddress(id: NodeID(id), endpoint: address) else { throw ValidationError("--address takes host:port") }
             try target.print(try target.askLeader(.addVoter(voter)))
         }
     }

@@ -36,7 +36,7 @@ struct ControllerCommand: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
-    @Option(help: ArgumentHelp("Where to listen, for a controller outside the voters given: it follows the log until `brook cluster add-controller` makes it a voter.", valueName: "host:port"))
+    @Option(help: ArgumentHelp("Where to listen, for a controller outside the voters given: it waits until `brook cluster add-controller` makes it a voter.", valueName: "host:port"))
     var listen: String?
 
     func validate() throws {
@@ -60,7 +60,7 @@ struct ControllerCommand: ParsableCommand {
         options.electionTimeoutMs = electionTimeoutMs
         options.snapshotEveryEntries = snapshotEvery
         if let listen {
-            guard let address = try? VoterAddress.parseList("\(nodeID)@\(listen)").first else { throw ValidationError("--listen takes host:port") }
+            guard let address = VoterAddress(id: NodeID(nodeID), endpoint: listen) else { throw ValidationError("--listen takes host:port") }
             options.listenHost = address.host
             options.listenPort = address.port
         }
