@@ -24,6 +24,8 @@ public final class Broker: Sendable {
     public let admin: any AdminExecutor
     /// The cluster this broker follows (`process.roles`); empty on a single node.
     public let cluster = ClusterMembership()
+    /// Replication throttles (KIP-73), in a cluster.
+    public let throttles = ReplicationThrottles()
     /// Whether the broker's last run ended with `shutdown()` (Kafka's `.kafka_cleanshutdown`):
     /// after a crash or a power loss its logs may lack records it had acknowledged, and the
     /// controller then takes it out of every ELR (KIP-966) when it registers.

@@ -1,3 +1,4 @@
+import BrookCluster
 import BrookProtocol
 
 /// The config resources of DescribeConfigs / AlterConfigs, and the answers they share.
@@ -7,7 +8,7 @@ enum ConfigResource {
 
     /// Kafka's config sources (DescribeConfigs v1+).
     enum Source: Int8 {
-        case topic = 1, staticBroker = 4, defaultConfig = 5
+        case topic = 1, dynamicBroker = 2, dynamicDefaultBroker = 3, staticBroker = 4, defaultConfig = 5
     }
 
     struct Described {
@@ -39,8 +40,8 @@ enum ConfigResource {
         }
     }
 
-    /// The broker's settings that a user of a single node asks about, read-only (no dynamic
-    /// broker configs yet).
+    /// The broker's settings that a user asks about: its static ones read-only, and in a cluster
+    /// the dynamic ones (DynamicBrokerConfigs) as the metadata log has them.
     static func describeBroker(_ broker: Broker) -> [Described] {
         let config = broker.config
         var items: [(String, String, TopicConfigs.ValueType, Bool)] = [
@@ -64,12 +65,24 @@ enum ConfigResource {
             let value = config.topicDefaults[definition.name]
             items.append((key, value ?? definition.defaultValue, definition.type, value != nil))
         }
-        return items.map { name, value, type, given in
+        var described = items.map { name, value, type, given in
             let source: Source = given ? .staticBroker : .defaultConfig
             return Described(name: name, value: value, source: source, type: type, readOnly: true, synonyms: [(name, value, source)])
         }
+        if broker.cluster.isCluster {
+            let image = broker.cluster.current?.image ?? .empty
+            for name in DynamicBrokerConfigs.names {
+                var synonyms: [(String, String?, Source)] = []
+                if let own = image.config(BrookCluster.ConfigResource(.broker, "\(config.nodeID)"), name) { synonyms.append((name, own, .dynamicBroker)) }
+                if let every = image.config(BrookCluster.ConfigResource(.broker, ""), name) { synonyms.append((name, every, .dynamicDefaultBroker)) }
+                synonyms.append((name, "\(Int64.max)", .defaultConfig))
+                described.append(Described(name: name, value: synonyms[0].1, source: synonyms[0].2, type: .long, readOnly: false, synonyms: synonyms))
+            }
+        }
+        return described
     }
 
 
-    static let brokerAlterRefused = TopicError(.invalidRequest, "Dynamic broker configs are not supported: set them in server.properties or with --override")
+    static let brokerAlterRefused = TopicError(.invalidRequest,
+        "A single node takes no dynamic broker configs: set them in server.properties or with --override (a cluster takes \(DynamicBrokerConfigs.names.joined(separator: ", ")))")
 }

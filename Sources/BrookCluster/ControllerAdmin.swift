@@ -11,6 +11,10 @@ public enum ControllerAdminRequest: Equatable, Sendable {
     /// AlterConfigs / IncrementalAlterConfigs of a topic: its whole set of overrides after the
     /// change (the broker checked the names and values).
     case setTopicConfigs(topic: String, configs: [String: String])
+    /// AlterConfigs / IncrementalAlterConfigs of a broker (its id as text) or of every broker
+    /// (""): its whole set of dynamic configs after the change (the broker checked the names
+    /// and values). Answered one TopicAnswer named by the resource.
+    case setBrokerConfigs(broker: String, configs: [String: String])
     /// ElectLeaders (nil targets: every partition). Answered one TopicAnswer per partition, its
     /// index in `partitions`.
     case electLeaders(ElectionType, [ElectionTarget]?)
@@ -100,13 +104,28 @@ extension ClusterController {
             })
         case .setTopicConfigs(let name, let configs):
             let resource = ConfigResource(.topic, name)
-            let current = image.configs[resource] ?? [:]
-            var changes: [(String, String?)] = current.keys.filter { configs[$0] == nil }.sorted().map { ($0, nil) }
-            changes += configs.filter { current[$0.key] != $0.value }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            let changes = Self.changes(from: image.configs[resource] ?? [:], to: configs)
             if image.topicIDs[name] != nil && changes.isEmpty { return ([], [TopicAnswer(name: name, error: .none)]) }
             let decision = setConfigs(resource, changes)
             return (decision.records.isEmpty ? [] : [decision.records], [TopicAnswer(name: name, error: decision.answer)])
+        case .setBrokerConfigs(let name, let configs):
+            guard name.isEmpty || Int32(name).map({ $0 >= 0 }) == true, configs[MetadataImage.clusterIDConfig] == nil else {
+                return ([], [TopicAnswer(name: name, error: .invalidRequest, message: "Not a broker's dynamic config resource.")])
+            }
+            // The cluster's id shares the cluster-wide resource and is never a dynamic config.
+            var current = image.configs[ConfigResource(.broker, name)] ?? [:]
+            current[MetadataImage.clusterIDConfig] = nil
+            let changes = Self.changes(from: current, to: configs)
+            guard !changes.isEmpty else { return ([], [TopicAnswer(name: name, error: .none)]) }
+            let decision = setConfigs(ConfigResource(.broker, name), changes)
+            return (decision.records.isEmpty ? [] : [decision.records], [TopicAnswer(name: name, error: decision.answer)])
         }
+    }
+
+    /// The records' changes that turn `current` into `wanted`: removals first, each sorted by name.
+    static func changes(from current: [String: String], to wanted: [String: String]) -> [(String, String?)] {
+        let removed: [(String, String?)] = current.keys.filter { wanted[$0] == nil }.sorted().map { ($0, nil) }
+        return removed + wanted.filter { current[$0.key] != $0.value }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
     static func message(_ code: ErrorCode, _ topic: NewTopic) -> String {

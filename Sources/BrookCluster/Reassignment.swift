@@ -24,7 +24,8 @@ public struct ReassignmentRequest: Equatable, Sendable {
 ///   sync.
 /// - cancel: back to the original replicas (those not being added), which must still have an
 ///   in-sync member.
-/// Throttling (`leader.replication.throttled.rate`) is not applied.
+/// Throttling (`leader.replication.throttled.rate`, KIP-73) is the brokers' (ReplicationThrottles):
+/// the controller only keeps the configs.
 extension ClusterController {
     public mutating func reassign(_ requests: [ReassignmentRequest], allowReplicationFactorChange: Bool) -> Decision<[PartitionAnswer]> {
         var records: [MetadataRecord] = []

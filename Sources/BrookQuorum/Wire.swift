@@ -212,11 +212,7 @@ enum Frame: Equatable {
                     buffer.writeInteger(UInt16(replicas.count))
                     for id in replicas { buffer.writeInteger(id.value) }
                 }
-                buffer.writeInteger(UInt16(topic.configs.count))
-                for (key, value) in topic.configs.sorted(by: { $0.key < $1.key }) {
-                    writeString(key, into: &buffer)
-                    writeString(value, into: &buffer)
-                }
+                writeConfigs(topic.configs, into: &buffer)
             }
         case .deleteTopics(let names):
             buffer.writeInteger(UInt8(2))
@@ -251,12 +247,31 @@ enum Frame: Equatable {
         case .setTopicConfigs(let topic, let configs):
             buffer.writeInteger(UInt8(4))
             writeString(topic, into: &buffer)
-            buffer.writeInteger(UInt16(configs.count))
-            for (key, value) in configs.sorted(by: { $0.key < $1.key }) {
-                writeString(key, into: &buffer)
-                writeString(value, into: &buffer)
-            }
+            writeConfigs(configs, into: &buffer)
+        case .setBrokerConfigs(let broker, let configs):
+            buffer.writeInteger(UInt8(8))
+            writeString(broker, into: &buffer)
+            writeConfigs(configs, into: &buffer)
         }
+    }
+
+    static func writeConfigs(_ configs: [String: String], into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt16(configs.count))
+        for (key, value) in configs.sorted(by: { $0.key < $1.key }) {
+            writeString(key, into: &buffer)
+            writeString(value, into: &buffer)
+        }
+    }
+
+    /// A map written by writeConfigs; nil when cut short, too long or naming a key twice.
+    static func readConfigs(_ body: inout ByteBuffer) -> [String: String]? {
+        guard let count = body.readInteger(as: UInt16.self), Int(count) <= configsPerTopicMax else { return nil }
+        var configs: [String: String] = [:]
+        for _ in 0..<count {
+            guard let key = readString(&body) ?? nil, let value = readString(&body) ?? nil else { return nil }
+            configs[key] = value
+        }
+        return configs.count == Int(count) ? configs : nil
     }
 
     static func readAdmin(_ body: inout ByteBuffer) -> ControllerAdminRequest? {
@@ -284,13 +299,7 @@ enum Frame: Equatable {
                     }
                     assignments = lists
                 }
-                guard let configCount = body.readInteger(as: UInt16.self), Int(configCount) <= configsPerTopicMax else { return nil }
-                var configs: [String: String] = [:]
-                for _ in 0..<configCount {
-                    guard let key = readString(&body) ?? nil, let value = readString(&body) ?? nil else { return nil }
-                    configs[key] = value
-                }
-                guard configs.count == Int(configCount) else { return nil }
+                guard let configs = readConfigs(&body) else { return nil }
                 topics.append(NewTopic(name: name, partitions: partitions < 0 ? nil : Int(partitions),
                                        replicationFactor: factor < 0 ? nil : Int(factor), assignments: assignments, configs: configs))
             }
@@ -307,15 +316,11 @@ enum Frame: Equatable {
             guard let topic = readString(&body) ?? nil, let total = body.readInteger(as: Int32.self) else { return nil }
             return .createPartitions(topic: topic, total: Int(total))
         case 4:
-            guard let topic = readString(&body) ?? nil, let count = body.readInteger(as: UInt16.self),
-                  Int(count) <= configsPerTopicMax else { return nil }
-            var configs: [String: String] = [:]
-            for _ in 0..<count {
-                guard let key = readString(&body) ?? nil, let value = readString(&body) ?? nil else { return nil }
-                configs[key] = value
-            }
-            guard configs.count == Int(count) else { return nil }
+            guard let topic = readString(&body) ?? nil, let configs = readConfigs(&body) else { return nil }
             return .setTopicConfigs(topic: topic, configs: configs)
+        case 8:
+            guard let broker = readString(&body) ?? nil, let configs = readConfigs(&body) else { return nil }
+            return .setBrokerConfigs(broker: broker, configs: configs)
         case 5:
             guard let raw = body.readInteger(as: Int8.self), let type = ElectionType(rawValue: raw),
                   let count = body.readInteger(as: UInt32.self) else { return nil }

@@ -61,6 +61,8 @@ public final class ReplicaFetcher: Sendable {
         let index: Int32
         let partition: Partition
         let epoch: LeaderEpoch
+        /// Named in the topic's follower.replication.throttled.replicas and out of the ISR.
+        let throttled: Bool
     }
 
     /// Supervises one fetch loop per leader: each runs on its own, so a leader with nothing
@@ -101,14 +103,26 @@ public final class ReplicaFetcher: Sendable {
             for (index, info) in topic.partitions.enumerated() where index < local.partitions.count && info.replicas.contains(node) {
                 guard let partition = local.partitions[index], case .follower(let leader?, let epoch) = partition.role, leader != node, info.leader == leader,
                       partition.isReplicating else { continue }
-                out[leader, default: []].append(Followed(topic: topic.name, index: Int32(index), partition: partition, epoch: epoch))
+                let throttled = ReplicationThrottles.followerThrottled(local.overrides, partition: Int32(index), node: node,
+                                                                       inSync: info.isr.contains(node))
+                out[leader, default: []].append(Followed(topic: topic.name, index: Int32(index), partition: partition, epoch: epoch,
+                                                         throttled: throttled))
             }
         }
         return out
     }
 
     /// One Fetch to `leader` for `partitions`; returns the connection to keep (nil after a failure).
-    func fetch(from leader: NodeID, _ partitions: [Followed], connection existing: BrokerConnection?) async -> BrokerConnection? {
+    /// Throttled partitions are left out while this follower's throttled copying is over its
+    /// `follower.replication.throttled.rate` (KIP-73).
+    func fetch(from leader: NodeID, _ followed: [Followed], connection existing: BrokerConnection?) async -> BrokerConnection? {
+        let rate = DynamicBrokerConfigs.rate(DynamicBrokerConfigs.followerRate, node: node, image: broker.cluster.current?.image)
+        let overRate = broker.throttles.followerOverRate(rate, nowMs: broker.clock.monotonicMs())
+        let partitions = overRate ? followed.filter { !$0.throttled } : followed
+        guard !partitions.isEmpty else {
+            try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000)
+            return existing
+        }
         let connection: BrokerConnection
         if let existing {
             connection = existing
@@ -158,12 +172,15 @@ public final class ReplicaFetcher: Sendable {
         }
         note("fetching from broker \(leader)", nil)
         var backOff = false
+        var throttledBytes = 0
         for topic in response.responses {
             for data in topic.partitions {
                 guard let followed = lookup[topic.topic]?[data.partitionIndex] else { continue }
+                if followed.throttled, case .bytes(let bytes)? = data.records { throttledBytes += bytes.readableBytes }
                 backOff = !apply(data, to: followed.partition) || backOff
             }
         }
+        if throttledBytes > 0 { broker.throttles.followerFetched(throttledBytes, nowMs: broker.clock.monotonicMs()) }
         if backOff { try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000) }
         return connection
     }

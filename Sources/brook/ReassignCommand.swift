@@ -8,7 +8,7 @@ import BrookProtocol
 struct ReassignCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reassign", abstract: "Move partitions to other brokers (as kafka-reassign-partitions.sh).",
-        subcommands: [Plan.self, Execute.self, List.self, Cancel.self])
+        subcommands: [Plan.self, Execute.self, Verify.self, List.self, Cancel.self])
 
     /// "t:0=1,2,3": a partition and its new replicas.
     struct Move: ExpressibleByArgument {
@@ -53,10 +53,49 @@ struct ReassignCommand: AsyncParsableCommand {
     struct Execute: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Start moves: TOPIC:PARTITION=BROKER,BROKER,...")
         @OptionGroup var client: ClientOptions
+        @Option(help: ArgumentHelp("Bytes per second for the copying of the moving replicas (as kafka-reassign-partitions --throttle).",
+                                   discussion: "Sets leader.replication.throttled.rate and follower.replication.throttled.rate on every broker of the moves, and the topics' throttled replicas; `verify` removes them once the moves are done."))
+        var throttle: Int64?
         @Argument(help: "The moves, e.g. orders:0=2,3,1") var moves: [Move]
 
         func run() async throws {
+            if let throttle {
+                guard throttle >= 0 else { throw ValidationError("--throttle takes bytes per second, at least 0") }
+                try await ReassignCommand.setThrottles(throttle, for: moves, client: client)
+            }
             try await ReassignCommand.send(moves.map { ($0.topic, $0.partition, $0.replicas) }, client: client, verb: "moving")
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Say which moves are done; once all are, remove the replication throttles (as kafka-reassign-partitions --verify).")
+        @OptionGroup var client: ClientOptions
+        @Flag(name: .customLong("preserve-throttles"), help: "Keep the throttles even when every move is done.") var preserve = false
+        @Argument(help: "The moves given to execute, e.g. orders:0=2,3,1") var moves: [Move]
+
+        func run() async throws {
+            let connection = try await client.connect()
+            let running = try await connection.send(ListPartitionReassignmentsRequest(timeoutMs: 30_000, topics: nil))
+            try check(running.errorCode, running.errorMessage, "verify")
+            let moving = Set(running.topics.flatMap { t in t.partitions.map { "\(t.name):\($0.partitionIndex)" } })
+            let replicas = try await ReassignCommand.replicas(of: Set(moves.map(\.topic)), connection: connection)
+            var done = 0
+            for move in moves {
+                let key = "\(move.topic):\(move.partition)"
+                let now = replicas[move.topic]?[move.partition] ?? []
+                if moving.contains(key) {
+                    print("\(key)\tstill in progress")
+                } else if now.map(\.value) == move.replicas {
+                    print("\(key)\tcomplete")
+                    done += 1
+                } else {
+                    print("\(key)\tnot moving, but its replicas are \(now.map(\.description).joined(separator: ",")): cancelled or never started")
+                }
+            }
+            guard done == moves.count, !preserve else { return }
+            try await ReassignCommand.clearThrottles(topics: Set(moves.map(\.topic)), connection: connection)
+            print("Throttles removed.")
         }
     }
 
@@ -92,6 +131,63 @@ struct ReassignCommand: AsyncParsableCommand {
                 }
             }
         }
+    }
+
+    static let throttleRates = ["leader.replication.throttled.rate", "follower.replication.throttled.rate"]
+    static let throttledReplicas = ["leader.replication.throttled.replicas", "follower.replication.throttled.replicas"]
+    typealias Alterable = IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig
+
+    /// The replicas of every partition of `topics`, by topic and partition.
+    static func replicas(of topics: Set<String>, connection: BrokerConnection) async throws -> [String: [Int32: [NodeID]]] {
+        let metadata = try await connection.send(MetadataRequest(topics: topics.sorted().map { .init(name: $0) }, allowAutoTopicCreation: false))
+        var out: [String: [Int32: [NodeID]]] = [:]
+        for topic in metadata.topics {
+            guard let name = topic.name else { continue }
+            try check(topic.errorCode, nil, "topic \(name)")
+            for p in topic.partitions { out[name, default: [:]][p.partitionIndex] = p.replicaNodes }
+        }
+        return out
+    }
+
+    /// Throttles the moves as Kafka's tool does: the rates on every broker that holds or gets a
+    /// moving replica; on the leader side every current replica of a moving partition, on the
+    /// follower side the replicas it gets.
+    static func setThrottles(_ rate: Int64, for moves: [Move], client: ClientOptions) async throws {
+        let connection = try await client.connect()
+        let current = try await replicas(of: Set(moves.map(\.topic)), connection: connection)
+        var brokers = Set<Int32>()
+        var leaders: [String: [String]] = [:]
+        var followers: [String: [String]] = [:]
+        for move in moves {
+            guard let now = current[move.topic]?[move.partition] else { throw CommandFailure("reassign: no partition \(move.topic):\(move.partition)") }
+            brokers.formUnion(now.map(\.value))
+            brokers.formUnion(move.replicas)
+            leaders[move.topic, default: []] += now.map { "\(move.partition):\($0.value)" }
+            followers[move.topic, default: []] += move.replicas.filter { id in !now.contains { $0.value == id } }.map { "\(move.partition):\($0)" }
+        }
+        var resources: [IncrementalAlterConfigsRequest.AlterConfigsResource] = brokers.sorted().map { id in
+            .init(resourceType: 4, resourceName: "\(id)", configs: throttleRates.map { Alterable(name: $0, configOperation: 0, value: "\(rate)") })
+        }
+        for topic in leaders.keys.sorted() {
+            resources.append(.init(resourceType: 2, resourceName: topic, configs: [
+                Alterable(name: throttledReplicas[0], configOperation: 0, value: leaders[topic]!.joined(separator: ",")),
+                Alterable(name: throttledReplicas[1], configOperation: 0, value: (followers[topic] ?? []).joined(separator: ",")),
+            ]))
+        }
+        let answer = try await connection.send(IncrementalAlterConfigsRequest(resources: resources))
+        for result in answer.responses { try check(result.errorCode, result.errorMessage, "throttle \(result.resourceName)") }
+        print("Throttled at \(rate) bytes/s on brokers \(brokers.sorted().map(String.init).joined(separator: ",")).")
+    }
+
+    /// Removes the throttle rates from every broker and the throttled replicas from `topics`.
+    static func clearThrottles(topics: Set<String>, connection: BrokerConnection) async throws {
+        let cluster = try await connection.send(MetadataRequest(topics: [], allowAutoTopicCreation: false))
+        var resources: [IncrementalAlterConfigsRequest.AlterConfigsResource] = cluster.brokers.map(\.nodeId).sorted().map { id in
+            .init(resourceType: 4, resourceName: "\(id.value)", configs: throttleRates.map { Alterable(name: $0, configOperation: 1, value: nil) })
+        }
+        resources += topics.sorted().map { .init(resourceType: 2, resourceName: $0, configs: throttledReplicas.map { Alterable(name: $0, configOperation: 1, value: nil) }) }
+        let answer = try await connection.send(IncrementalAlterConfigsRequest(resources: resources))
+        for result in answer.responses { try check(result.errorCode, result.errorMessage, "remove the throttle of \(result.resourceName)") }
     }
 
     static func send(_ targets: [(String, Int32, [Int32]?)], client: ClientOptions, verb: String) async throws {

@@ -94,7 +94,7 @@ struct TopicCommand: AsyncParsableCommand {
 
 struct ConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "config", abstract: "Describe and alter topic configs (as kafka-configs.sh).",
+        commandName: "config", abstract: "Describe and alter topic and broker configs (as kafka-configs.sh).",
         subcommands: [Describe.self, Alter.self])
 
     struct Describe: AsyncParsableCommand {
@@ -108,7 +108,7 @@ struct ConfigCommand: AsyncParsableCommand {
             let connection = try await client.connect()
             let answer = try await connection.send(DescribeConfigsRequest(resources: [
                 .init(resourceType: topic != nil ? 2 : 4, resourceName: topic ?? broker ?? "")]))
-            let sources: [Int8: String] = [1: "topic", 4: "static broker config", 5: "default"]
+            let sources: [Int8: String] = [1: "topic", 2: "dynamic broker config", 3: "dynamic default broker config", 4: "static broker config", 5: "default"]
             for result in answer.results {
                 try check(result.errorCode, result.errorMessage, "describe \(result.resourceName)")
                 for config in result.configs {
@@ -119,21 +119,29 @@ struct ConfigCommand: AsyncParsableCommand {
     }
 
     struct Alter: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set or delete topic configs (IncrementalAlterConfigs).")
+        static let configuration = CommandConfiguration(
+            abstract: "Set or delete a topic's configs, or in a cluster a broker's dynamic ones (IncrementalAlterConfigs).")
         @OptionGroup var client: ClientOptions
-        @Option(help: "The topic.") var topic: String
+        @Option(help: "The topic.") var topic: String?
+        @Option(help: "A broker id (its dynamic configs, e.g. leader.replication.throttled.rate).") var broker: Int32?
+        @Flag(name: .customLong("broker-defaults"), help: "Every broker's dynamic configs (kafka-configs --entity-default).") var brokerDefaults = false
         @Option(name: .customLong("add-config"), help: "key=value to set (repeatable, or comma-separated).") var add: [String] = []
         @Option(name: .customLong("delete-config"), help: "A config to return to its default (repeatable).") var delete: [String] = []
 
         func run() async throws {
             let set = try parsePairs(add, option: "--add-config")
             guard !set.isEmpty || !delete.isEmpty else { throw ValidationError("give --add-config or --delete-config") }
+            guard [topic != nil, broker != nil, brokerDefaults].filter({ $0 }).count == 1 else {
+                throw ValidationError("give one of --topic, --broker and --broker-defaults")
+            }
             let connection = try await client.connect()
             let configs = set.sorted { $0.key < $1.key }.map { IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig(name: $0.key, configOperation: 0, value: $0.value) }
                 + delete.map { .init(name: $0, configOperation: 1, value: nil) }
-            let answer = try await connection.send(IncrementalAlterConfigsRequest(resources: [.init(resourceType: 2, resourceName: topic, configs: configs)]))
-            for result in answer.responses { try check(result.errorCode, result.errorMessage, "alter \(result.resourceName)") }
-            print("Altered configs of topic \(topic).")
+            let (type, name, what): (Int8, String, String) = if let topic { (2, topic, "topic \(topic)") }
+                else if let broker { (4, "\(broker)", "broker \(broker)") } else { (4, "", "every broker") }
+            let answer = try await connection.send(IncrementalAlterConfigsRequest(resources: [.init(resourceType: type, resourceName: name, configs: configs)]))
+            for result in answer.responses { try check(result.errorCode, result.errorMessage, "alter \(what)") }
+            print("Altered configs of \(what).")
         }
     }
 }

@@ -167,6 +167,33 @@ struct ControllerHarness {
         #expect(h.controller.admin(.setTopicConfigs(topic: "nope", configs: [:])).answers[0].error == .unknownTopicOrPartition)
     }
 
+    @Test func aBrokersDynamicConfigsAreReplacedWholeAndTheClusterIDStays() {
+        var h = ControllerHarness()
+        h.startBrokers(1)
+        force(&h, [.config(ConfigRecord(resourceType: 4, resourceName: "", name: MetadataImage.clusterIDConfig, value: "abc"))])
+        func set(_ broker: String, _ configs: [String: String]) -> ErrorCode {
+            let (entries, answers) = h.controller.admin(.setBrokerConfigs(broker: broker, configs: configs))
+            for records in entries { force(&h, records) }
+            return answers[0].error
+        }
+        #expect(set("1", ["leader.replication.throttled.rate": "1000"]) == .none)
+        #expect(set("", ["follower.replication.throttled.rate": "500"]) == .none)
+        #expect(h.image.config(ConfigResource(.broker, "1"), "leader.replication.throttled.rate") == "1000")
+        #expect(h.image.configs[ConfigResource(.broker, "")] == [MetadataImage.clusterIDConfig: "abc", "follower.replication.throttled.rate": "500"])
+        // The cluster-wide set, replaced whole, keeps the cluster's id; an unchanged set writes nothing.
+        #expect(set("", [:]) == .none)
+        #expect(h.image.configs[ConfigResource(.broker, "")] == [MetadataImage.clusterIDConfig: "abc"])
+        #expect(h.image.clusterID == "abc")
+        let entries = h.log.count
+        #expect(set("1", ["leader.replication.throttled.rate": "1000"]) == .none)
+        #expect(h.log.count == entries)
+        // Neither the cluster's id nor a resource that is no broker can be set.
+        #expect(set("", [MetadataImage.clusterIDConfig: "other"]) == .invalidRequest)
+        #expect(set("x", ["leader.replication.throttled.rate": "1"]) == .invalidRequest)
+        #expect(set("-1", ["leader.replication.throttled.rate": "1"]) == .invalidRequest)
+        #expect(h.image.clusterID == "abc" && h.log.count == entries)
+    }
+
     /// Commits records that did not come from the controller (another controller's entry).
     func force(_ h: inout ControllerHarness, _ records: [MetadataRecord]) {
         h.log.append(records)

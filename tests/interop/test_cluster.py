@@ -18,7 +18,8 @@ coordinator of its transactional id is SIGKILLed with a transaction open; a brok
 not lead a partition names its current leader (KIP-951); `brook dev cluster` starts three nodes
 and stops them on SIGTERM; preferred leaders are elected again after a failover
 (ElectLeaders); a partition moves to other brokers with its records (reassignment); topic
-configs are set through the controller.
+configs are set through the controller; a throttled move copies at its rate (KIP-73) until the
+throttle is lifted.
 """
 from __future__ import annotations
 
@@ -660,6 +661,77 @@ def test_a_partition_moves_to_other_brokers_with_its_records(cluster):
     assert listed.returncode == 0 and topic not in listed.stdout, listed
     got = set(read_values(bootstraps, topic, 2, 3000))
     assert got == {f"m{i}".encode() for i in range(3000)}, f"{len(got)} of 3000"
+
+
+@pytest.mark.timeout(150)
+def test_a_throttled_move_copies_at_its_rate_until_the_throttle_is_lifted(cluster):
+    """Replication throttles (KIP-73): `brook reassign execute --throttle` sets the brokers'
+    leader/follower.replication.throttled.rate (confluent-kafka describes them as dynamic broker
+    configs) and the topic's throttled replicas; the new replica then copies at about that rate.
+    Deleting the rates with confluent-kafka lets it finish; `verify` then removes the rest."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewTopic, ResourceType
+    cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+    bootstraps = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
+    topic = unique_topic("throttle")
+    admin = ck_admin(bootstraps)
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    deadline = time.monotonic() + 30
+    while not (states := partition_states(bootstraps, topic)) or states[0][0] < 0:
+        assert time.monotonic() < deadline, states
+        time.sleep(0.3)
+    source = states[0][0]
+    target = next(b for b in (1, 2, 3) if b != source)
+    producer = Producer({"bootstrap.servers": bootstraps, "acks": "all", "linger.ms": 5})
+    value = b"v" * 1000
+    for i in range(4000):
+        producer.produce(topic, value=value)
+    assert producer.flush(60) == 0
+    move = f"{topic}:0={target}"
+    out = subprocess.run([str(BROOK_BIN), "reassign", "execute", "--bootstrap-server", bootstraps, "--throttle", "50000", move],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "Throttled at 50000" in out.stdout and "moving" in out.stdout, out
+    # Every broker of the move has the rates, as dynamic broker configs.
+    for broker in (source, target):
+        resource = ConfigResource(ResourceType.BROKER, str(broker))
+        described = admin.describe_configs([resource])[resource].result(30)
+        for name in ("leader.replication.throttled.rate", "follower.replication.throttled.rate"):
+            assert described[name].value == "50000", (broker, name, described[name].value)
+            assert described[name].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value, described[name].source
+            assert not described[name].is_read_only
+    topic_configs = admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic)])
+    described = list(topic_configs.values())[0].result(30)
+    assert described["leader.replication.throttled.replicas"].value == f"0:{source}"
+    assert described["follower.replication.throttled.replicas"].value == f"0:{target}"
+    # At 50 kB/s, after 6 s the new replica has at most a fetch or two of the 4 MB.
+    time.sleep(6)
+    copied = sum(f.stat().st_size for f in (cluster.nodes[target].data / f"{topic}-0").glob("*.log"))
+    assert copied < 2_200_000, f"{copied} bytes copied in 6 s at 50 kB/s"
+    out = subprocess.run([str(BROOK_BIN), "reassign", "verify", "--bootstrap-server", bootstraps, move],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "still in progress" in out.stdout and "removed" not in out.stdout, out
+    # The rates lifted on every broker (confluent-kafka, IncrementalAlterConfigs DELETE), the move ends.
+    for b in (1, 2, 3):  # librdkafka takes one BROKER resource per call, sent to that broker
+        lift = ConfigResource(ResourceType.BROKER, str(b), incremental_configs=[
+            ConfigEntry(name, None, incremental_operation=AlterConfigOpType.DELETE)
+            for name in ("leader.replication.throttled.rate", "follower.replication.throttled.rate")])
+        admin.incremental_alter_configs([lift])[lift].result(30)
+    deadline = time.monotonic() + 60
+    while True:
+        out = subprocess.run([str(BROOK_BIN), "reassign", "verify", "--bootstrap-server", bootstraps, move],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out
+        if "complete" in out.stdout:
+            break
+        assert time.monotonic() < deadline, out.stdout
+        time.sleep(0.5)
+    assert "Throttles removed." in out.stdout, out
+    described = list(admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic)]).values())[0].result(30)
+    assert described["leader.replication.throttled.replicas"].value == ""
+    resource = ConfigResource(ResourceType.BROKER, str(target))
+    rate = admin.describe_configs([resource])[resource].result(30)["leader.replication.throttled.rate"]
+    assert rate.source == ConfigSource.DEFAULT_CONFIG.value, rate.source
+    assert len(read_values(bootstraps, topic, 1, 4000)) == 4000
 
 
 def wait_for_directories(cluster, topic: str, replicas: dict, limit_s: float = 20) -> None:

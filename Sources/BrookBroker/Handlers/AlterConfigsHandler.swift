@@ -1,22 +1,36 @@
 import BrookProtocol
 
-/// AlterConfigs: replaces a topic's whole set of configs (what is not given returns to default).
-/// In a cluster the controller sets them (ClusterAdmin.setConfigs).
+/// AlterConfigs: replaces a topic's whole set of configs (what is not given returns to default),
+/// or in a cluster a broker's dynamic configs. In a cluster the controller sets them
+/// (ClusterAdmin.setConfigs).
 struct AlterConfigsHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...2
 
     func handle(_ request: AlterConfigsRequest, version: Int16, context: RequestContext) -> Reply<AlterConfigsResponse> {
         if context.broker.cluster.isCluster {
             var refused: [Int: (ErrorCode, String?)] = [:]
-            var changes: [(index: Int, topic: String, overrides: [String: String])] = []
+            var changes: [ClusterAdmin.ConfigChange] = []
             for (index, resource) in request.resources.enumerated() {
-                guard resource.resourceType == ConfigResource.topic else {
-                    refused[index] = (ConfigResource.brokerAlterRefused.code, ConfigResource.brokerAlterRefused.message)
-                    continue
+                do throws(TopicError) {
+                    var overrides: [String: String] = [:]
+                    switch resource.resourceType {
+                    case ConfigResource.topic:
+                        for config in resource.configs { overrides[config.name] = config.value }
+                        changes.append(.init(index: index, target: .topic(resource.resourceName), configs: overrides))
+                    case ConfigResource.broker:
+                        // The broker's whole set of dynamic configs.
+                        try DynamicBrokerConfigs.checkResource(resource.resourceName)
+                        for config in resource.configs {
+                            try DynamicBrokerConfigs.check(config.name, config.value)
+                            overrides[config.name] = config.value?.trimmed
+                        }
+                        changes.append(.init(index: index, target: .broker(resource.resourceName), configs: overrides))
+                    default:
+                        throw TopicError(.invalidRequest, "Unsupported resource type \(resource.resourceType)")
+                    }
+                } catch {
+                    refused[index] = (error.code, error.message)
                 }
-                var overrides: [String: String] = [:]
-                for config in resource.configs { overrides[config.name] = config.value }
-                changes.append((index, resource.resourceName, overrides))
             }
             let resources = request.resources
             return .later(ClusterAdmin.setConfigs(changes, refused: refused, count: resources.count, validateOnly: request.validateOnly,

@@ -22,24 +22,41 @@ enum ClusterAdmin {
         }
     }
 
-    /// A topic's configs in a cluster: checked here (names and values, as on a single node),
-    /// then set by the controller; every broker takes them from the image. The answers by
-    /// resource, in order: those already refused (`refused`) and the controller's for the rest.
-    static func setConfigs(_ changes: [(index: Int, topic: String, overrides: [String: String])], refused: [Int: (ErrorCode, String?)],
+    /// One resource's configs to set: a topic's overrides, or a broker's dynamic configs ("" for
+    /// every broker), whole, as they are to be after the change.
+    struct ConfigChange {
+        enum Target { case topic(String), broker(String) }
+        var index: Int
+        var target: Target
+        var configs: [String: String]
+    }
+
+    /// Configs in a cluster: checked here (names and values, as on a single node), then set by
+    /// the controller; every broker takes them from the image. The answers by resource, in
+    /// order: those already refused (`refused`) and the controller's for the rest.
+    static func setConfigs(_ changes: [ConfigChange], refused: [Int: (ErrorCode, String?)],
                            count: Int, validateOnly: Bool, context: RequestContext) -> EventLoopFuture<[(ErrorCode, String?)]> {
         var answers = (0..<count).map { refused[$0] ?? (ErrorCode.none, nil) }
         var waits: [EventLoopFuture<(Int, ErrorCode, String?)>] = []
         for change in changes {
+            let request: ControllerAdminRequest
+            let name: String
             do throws(TopicError) {
-                try checkForwardable(change.overrides)
-                try context.broker.topics.setConfigs(name: change.topic, overrides: change.overrides, validateOnly: true)
+                try checkForwardable(change.configs)
+                switch change.target {
+                case .topic(let topic):
+                    try context.broker.topics.setConfigs(name: topic, overrides: change.configs, validateOnly: true)
+                    (request, name) = (.setTopicConfigs(topic: topic, configs: change.configs), topic)
+                case .broker(let broker):
+                    (request, name) = (.setBrokerConfigs(broker: broker, configs: change.configs), broker)
+                }
             } catch {
                 answers[change.index] = (error.code, error.message)
                 continue
             }
             guard !validateOnly else { continue }
-            waits.append(forward(.setTopicConfigs(topic: change.topic, configs: change.overrides), names: [change.topic], context: context)
-                .map { (change.index, $0[change.topic]?.error ?? .unknownServerError, $0[change.topic]?.message) })
+            waits.append(forward(request, names: [name], context: context)
+                .map { (change.index, $0[name]?.error ?? .unknownServerError, $0[name]?.message) })
         }
         let settled = answers
         return EventLoopFuture.whenAllSucceed(waits, on: context.eventLoop).map { results in

@@ -190,12 +190,32 @@ extension FetchHandler {
             data.logStartOffset = offsets.logStart
             return 0
         case .read:
+            // A throttled follower out of the ISR (KIP-73) gets no records while the leader's
+            // throttled copying is over its rate.
+            let image = broker.cluster.current?.image
+            let node = broker.config.nodeID
+            let rate = DynamicBrokerConfigs.rate(DynamicBrokerConfigs.leaderRate, node: node, image: image)
+            let overrides = rate < Int64.max ? broker.topics.topic(partition.topic)?.overrides ?? [:] : [:]
+            let inSync = image.flatMap { image in
+                broker.topics.topic(partition.topic).flatMap { image.partition(TopicIDPartition($0.id, partition.index)) }
+            }?.isr.contains(replica) ?? true
+            let throttled = rate < Int64.max && !inSync
+                && ReplicationThrottles.names(overrides["leader.replication.throttled.replicas"], partition: partition.index, node: node)
+            let nowMs = broker.clock.monotonicMs()
+            if throttled && broker.throttles.leaderOverRate(rate, nowMs: nowMs) {
+                let offsets = partition.offsets
+                data.highWatermark = offsets.highWatermark
+                data.lastStableOffset = offsets.lastStable
+                data.logStartOffset = offsets.logStart
+                return 0
+            }
             do throws(StorageError) {
                 let (slice, offsets) = try partition.readForFollower(from: p.fetchOffset, maxBytes: maxBytes)
                 data.highWatermark = offsets.highWatermark
                 data.lastStableOffset = offsets.lastStable
                 data.logStartOffset = offsets.logStart
                 if !slice.isEmpty { data.records = .file(LogRecords(slice)) }
+                if throttled { broker.throttles.leaderSent(slice.length, nowMs: nowMs) }
                 return slice.length
             } catch {
                 data.errorCode = ErrorMapping.code(for: error).rawValue

@@ -1,7 +1,9 @@
+import BrookCluster
 import BrookProtocol
 
-/// IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on single topic configs. In a
-/// cluster the controller sets the result (ClusterAdmin.setConfigs).
+/// IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on single topic configs, and in a
+/// cluster SET and DELETE on a broker's dynamic configs (DynamicBrokerConfigs). In a cluster the
+/// controller sets the result (ClusterAdmin.setConfigs).
 struct IncrementalAlterConfigsHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...1
 
@@ -10,13 +12,22 @@ struct IncrementalAlterConfigsHandler: ApiHandler {
     func handle(_ request: IncrementalAlterConfigsRequest, version: Int16, context: RequestContext) -> Reply<IncrementalAlterConfigsResponse> {
         if context.broker.cluster.isCluster {
             var refused: [Int: (ErrorCode, String?)] = [:]
-            var changes: [(index: Int, topic: String, overrides: [String: String])] = []
+            var changes: [ClusterAdmin.ConfigChange] = []
             for (index, resource) in request.resources.enumerated() {
                 do throws(TopicError) {
-                    guard resource.resourceType == ConfigResource.topic else { throw ConfigResource.brokerAlterRefused }
-                    var overrides = try context.broker.topics.existing(resource.resourceName).overrides
-                    for config in resource.configs { try apply(config, to: &overrides) }
-                    changes.append((index, resource.resourceName, overrides))
+                    switch resource.resourceType {
+                    case ConfigResource.topic:
+                        var overrides = try context.broker.topics.existing(resource.resourceName).overrides
+                        for config in resource.configs { try apply(config, to: &overrides) }
+                        changes.append(.init(index: index, target: .topic(resource.resourceName), configs: overrides))
+                    case ConfigResource.broker:
+                        try DynamicBrokerConfigs.checkResource(resource.resourceName)
+                        var configs = DynamicBrokerConfigs.configs(of: resource.resourceName, in: context.broker.cluster.current?.image ?? .empty)
+                        for config in resource.configs { try applyDynamic(config, to: &configs) }
+                        changes.append(.init(index: index, target: .broker(resource.resourceName), configs: configs))
+                    default:
+                        throw TopicError(.invalidRequest, "Unsupported resource type \(resource.resourceType)")
+                    }
                 } catch {
                     refused[index] = (error.code, error.message)
                 }
@@ -47,6 +58,23 @@ struct IncrementalAlterConfigsHandler: ApiHandler {
             return response
         }
         return .now(IncrementalAlterConfigsResponse(throttleTimeMs: 0, responses: responses))
+    }
+
+    /// One operation on a broker's dynamic configs (each a long: SET and DELETE only).
+    func applyDynamic(_ config: IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig,
+                      to configs: inout [String: String]) throws(TopicError) {
+        switch Operation(rawValue: config.configOperation) {
+        case .set:
+            try DynamicBrokerConfigs.check(config.name, config.value)
+            configs[config.name] = config.value?.trimmed
+        case .delete:
+            try DynamicBrokerConfigs.check(config.name, "0")
+            configs[config.name] = nil
+        case .append, .subtract:
+            throw TopicError(.invalidConfig, "Config value append/subtract is not allowed for config key \(config.name)")
+        case nil:
+            throw TopicError(.invalidRequest, "Unknown config operation \(config.configOperation)")
+        }
     }
 
     func apply(_ config: IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig,
