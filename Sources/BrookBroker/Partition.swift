@@ -49,12 +49,28 @@ public final class Partition: Sendable {
         var replica: ReplicaState?
     }
 
+    /// Told of every I/O failure of the log (its directory may have failed). It may be called
+    /// under this partition's lock: it must only hand the news on, not block or lock.
+    let onIOError: @Sendable (StorageError) -> Void
+
     init(topic: String, index: Int32, logDirectory: String, log: sending PartitionLog, producers: ProducerState,
-         snapshotOffset: Offset, now: Int64) {
+         snapshotOffset: Offset, now: Int64, onIOError: @escaping @Sendable (StorageError) -> Void = { _ in }) {
         self.topic = topic
         self.index = index
         self.logDirectory = logDirectory
+        self.onIOError = onIOError
         state = Mutex(Locked(log: log, producers: producers, snapshotOffset: snapshotOffset, snapshotMs: now))
+    }
+
+    /// `error`, told to `onIOError` first when it is an I/O failure.
+    func noted(_ error: StorageError) -> StorageError {
+        if case .io = error { onIOError(error) }
+        return error
+    }
+
+    /// `body` under the partition's lock, its I/O failures told to `onIOError`.
+    func withLogIO<T>(_ body: (inout Locked) throws(StorageError) -> sending T) throws(StorageError) -> sending T {
+        do { return try state.withLock(body) } catch { throw noted(error) }
     }
 
     public var name: String { "\(topic)-\(index)" }
@@ -131,7 +147,7 @@ public final class Partition: Sendable {
                 }
             }
             let result: AppendResult
-            do throws(StorageError) { result = try s.log.append(&records, leaderEpoch: epoch, origin: origin) } catch { throw .storage(error) }
+            do throws(StorageError) { result = try s.log.append(&records, leaderEpoch: epoch, origin: origin) } catch { throw .storage(noted(error)) }
             if let batch { s.producers.appended(batch, firstOffset: result.firstOffset, now: now) }
             s.replica?.leaderAppended(logEnd: s.log.logEndOffset)
             return Appended(result: result, logStart: s.log.logStartOffset, duplicate: false)
@@ -177,12 +193,12 @@ public final class Partition: Sendable {
                 throw .producer(code, message)
             }
             let result: AppendResult
-            do throws(StorageError) { result = try s.log.append(&records, leaderEpoch: leader) } catch { throw .storage(error) }
+            do throws(StorageError) { result = try s.log.append(&records, leaderEpoch: leader) } catch { throw .storage(noted(error)) }
             s.replica?.leaderAppended(logEnd: s.log.logEndOffset)
             let completed = s.producers.appended(batch, firstOffset: result.firstOffset, coordinatorEpoch: coordinatorEpoch, now: now)
             if let completed, completed.aborted, let txn = s.producers.aborted.last {
                 let base = s.log.segmentBaseOffsets.last ?? .zero
-                do throws(StorageError) { try ProducerStateFiles.appendAborted(txn, directory: logDirectory, segmentBase: base) } catch { throw .storage(error) }
+                do throws(StorageError) { try ProducerStateFiles.appendAborted(txn, directory: logDirectory, segmentBase: base) } catch { throw .storage(noted(error)) }
             }
             return (result, completed)
         }
@@ -218,7 +234,7 @@ public final class Partition: Sendable {
     /// Whole batches from `offset` up to the high watermark, or (`readCommitted`) up to the last
     /// stable offset, with the aborted transactions in that range.
     public func read(from offset: Offset, maxBytes: Int, minOneBatch: Bool, readCommitted: Bool = false) throws(StorageError) -> ReadResult {
-        try state.withLock { (s: inout Locked) throws(StorageError) -> ReadResult in
+        try withLogIO { (s: inout Locked) throws(StorageError) -> ReadResult in
             let offsets = Self.offsets(s)
             let bound = readCommitted ? offsets.lastStable : offsets.highWatermark
             let slice = try s.log.read(from: offset, maxBytes: maxBytes, upperBound: bound, minOneBatch: minOneBatch)
@@ -232,7 +248,7 @@ public final class Partition: Sendable {
     /// not pass the high watermark (in a cluster, records the ISR does not all have yet stay).
     /// Returns the new log start.
     public func deleteRecords(before requested: Offset?) throws(StorageError) -> Offset {
-        try state.withLock { (s: inout Locked) throws(StorageError) -> Offset in
+        try withLogIO { (s: inout Locked) throws(StorageError) -> Offset in
             let high = Self.offsets(s).highWatermark
             let target = requested ?? high
             guard target >= .zero, target <= high else {
@@ -251,7 +267,7 @@ public final class Partition: Sendable {
     /// Due flushes, then (`retention`) retention and compaction, which in a cluster stop at the
     /// high watermark. The epoch cache follows a log start that moved.
     public func maintainLog(retention: Bool, compaction: Bool) throws(StorageError) {
-        try state.withLock { (s: inout Locked) throws(StorageError) in
+        try withLogIO { (s: inout Locked) throws(StorageError) in
             try s.log.flushIfDue()
             guard retention else { return }
             let bound = s.replica.map { _ in Self.offsets(s).highWatermark }
@@ -267,7 +283,7 @@ public final class Partition: Sendable {
     }
 
     public func withLog<T: Sendable>(_ body: (PartitionLog) throws(StorageError) -> T) throws(StorageError) -> T {
-        try state.withLock { (s: inout Locked) throws(StorageError) -> T in try body(s.log) }
+        try withLogIO { (s: inout Locked) throws(StorageError) -> T in try body(s.log) }
     }
 
     /// The producers this partition knows (DescribeProducers).
@@ -317,7 +333,7 @@ public final class LogRecords: FileRecords {
 extension Partition {
     /// Opens the partition's log and its producer state.
     static func open(topic: String, index: Int32, directory: String, config: LogConfig, role: Role = .leader(LeaderEpoch(0)), clock: any Clock,
-                     logger: Logger) throws(StorageError) -> Partition {
+                     logger: Logger, onIOError: @escaping @Sendable (StorageError) -> Void = { _ in }) throws(StorageError) -> Partition {
         let log = try PartitionLog.open(directory: directory, config: config, clock: clock, logger: logger)
         let now = clock.now().ms
         let producers: ProducerState
@@ -329,7 +345,7 @@ extension Partition {
             throw error
         }
         let partition = Partition(topic: topic, index: index, logDirectory: directory, log: log, producers: producers,
-                                  snapshotOffset: snapshotOffset, now: now)
+                                  snapshotOffset: snapshotOffset, now: now, onIOError: onIOError)
         partition.become(role)
         return partition
     }
@@ -337,7 +353,7 @@ extension Partition {
     /// Producer-state upkeep: idle producers expire (`producer.id.expiration.ms`), the state is
     /// snapshotted when it changed a while ago, and `.txnindex` files retention passed go.
     func maintainProducers(now: Int64, expirationMs: Int64) throws(StorageError) {
-        try state.withLock { (s: inout Locked) throws(StorageError) in
+        try withLogIO { (s: inout Locked) throws(StorageError) in
             s.producers.expire(now: now, expirationMs: expirationMs)
             s.producers.dropAborted(before: s.log.logStartOffset)
             let end = s.log.logEndOffset
@@ -352,7 +368,7 @@ extension Partition {
 
     /// Writes the producer snapshot at the log end and closes the log.
     func close() throws(StorageError) {
-        try state.withLock { (s: inout Locked) throws(StorageError) in
+        try withLogIO { (s: inout Locked) throws(StorageError) in
             let end = s.log.logEndOffset
             if end != s.snapshotOffset || !FileSystem.exists(logDirectory + "/" + ProducerSnapshot.fileName(end)) {
                 try ProducerStateFiles.writeSnapshot(s.producers, offset: end, directory: logDirectory)

@@ -242,7 +242,7 @@ extension Partition {
 
     /// Batches from `offset` up to the log end (what a follower copies), and the HW.
     public func readForFollower(from offset: Offset, maxBytes: Int) throws(StorageError) -> (LogSlice, Offsets) {
-        try state.withLock { (s: inout Locked) throws(StorageError) -> (LogSlice, Offsets) in
+        try withLogIO { (s: inout Locked) throws(StorageError) -> (LogSlice, Offsets) in
             (try s.log.read(from: offset, maxBytes: maxBytes, upperBound: nil, minOneBatch: true), Self.offsets(s))
         }
     }
@@ -260,7 +260,7 @@ extension Partition {
     /// Writes what the leader sent, with its offsets and epochs, and takes its HW.
     public func appendFromLeader(_ records: ByteBuffer, leaderHighWatermark: Offset) throws(StorageError) {
         let bytes = records.readableBytes
-        let moved = try state.withLock { (s: inout Locked) throws(StorageError) -> Bool in
+        let moved = try withLogIO { (s: inout Locked) throws(StorageError) -> Bool in
             var replica = s.replica ?? loadReplicaState(s.log)
             guard replica.leading == nil else { throw .invalidArgument("\(name): a leader does not append as a follower") }
             if bytes > 0 {
@@ -295,7 +295,7 @@ extension Partition {
     /// the leader knows none so old, back to the HW). Returns the new log end.
     @discardableResult
     public func truncateToLeader(epoch: LeaderEpoch, endOffset: Offset) throws(StorageError) -> Offset {
-        try state.withLock { (s: inout Locked) throws(StorageError) -> Offset in
+        try withLogIO { (s: inout Locked) throws(StorageError) -> Offset in
             var replica = s.replica ?? loadReplicaState(s.log)
             // An answer that arrives after this broker became leader must not cut the leader's log.
             guard replica.leading == nil else { throw .invalidArgument("\(name): a leader does not truncate to another") }
@@ -326,7 +326,7 @@ extension Partition {
     /// The leader's log start moved (DeleteRecords, retention there): a follower's moves with it,
     /// as far as its own log reaches, so that records deleted on the leader go here too.
     public func followLeaderLogStart(_ leaderLogStart: Offset) throws(StorageError) {
-        try state.withLock { (s: inout Locked) throws(StorageError) in
+        try withLogIO { (s: inout Locked) throws(StorageError) in
             guard var replica = s.replica, replica.leading == nil,
                   leaderLogStart > s.log.logStartOffset, leaderLogStart <= s.log.logEndOffset else { return }
             let start = try s.log.deleteRecords(before: leaderLogStart)
@@ -358,7 +358,7 @@ extension Partition {
     /// end; nothing is done unless `leaderLogStart` is past it.
     @discardableResult
     public func restartAtLeaderLogStart(_ leaderLogStart: Offset) throws(StorageError) -> Offset {
-        try state.withLock { (s: inout Locked) throws(StorageError) -> Offset in
+        try withLogIO { (s: inout Locked) throws(StorageError) -> Offset in
             var replica = s.replica ?? loadReplicaState(s.log)
             guard replica.leading == nil else { throw .invalidArgument("\(name): a leader does not truncate to another") }
             guard leaderLogStart > s.log.logEndOffset else { return s.log.logEndOffset }

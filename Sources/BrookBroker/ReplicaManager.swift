@@ -53,6 +53,15 @@ public final class ReplicaManager: Sendable {
         made = Mutex(Set((text ?? "").split(separator: "\n").compactMap { KafkaUUID(String($0)) }))
         let marks = (try? ReplicaCheckpoints.readHighWatermarks(logDirectory: broker.config.logDirs[0])) ?? []
         restoring = Mutex(Dictionary(marks.map { ("\($0.topic)-\($0.partition)", $0.offset) }, uniquingKeysWith: max))
+        // The coordinators of replicas lost with a failed log directory stop where they led.
+        broker.topics.health.onFailure { [weak self] failure in
+            guard let self else { return }
+            queue.async {
+                for replica in failure.replicas where replica.wasLeading {
+                    self.coordinatorsFollow(replica.topic, Int(replica.index), from: .leader(.none), to: .follower(leader: nil, epoch: .none))
+                }
+            }
+        }
     }
 
     /// Writes every replicating partition's HW to `replication-offset-checkpoint` in the first
@@ -216,6 +225,8 @@ public final class ReplicaManager: Sendable {
         case (true, let partition?):
             return partition
         case (true, nil):
+            // Lost with a failed log directory: offline until the broker restarts.
+            guard !broker.topics.health.isOffline(topic.name, Int32(index)) else { return nil }
             do throws(TopicError) { try broker.topics.host(name: topic.name, index: Int32(index)) } catch {
                 broker.logger.error("cannot host a replica of \(topic.name)-\(index): \(error)")
             }

@@ -57,6 +57,8 @@ public final class TopicRegistry: Sendable {
 
     let state = Mutex(State())
     let logDirs: [String]
+    /// The log directories that failed, and the replicas that went with them.
+    public let health = LogDirHealth()
     let brokerDefaults: [String: String]
     let clock: any Clock
     let logger: Logger
@@ -262,6 +264,7 @@ public final class TopicRegistry: Sendable {
             s.changing.insert(name)
             return t
         }) else { throw TopicError(.unknownTopicOrPartition, "This server does not host this topic-partition.") }
+        health.state.withLock { $0.offline[name] = nil }
         // The logs go whether or not the metadata file could be written (the next start then
         // finds the topic without its directories and recreates them empty, as after a crash).
         let saved: TopicError?
@@ -319,6 +322,9 @@ public final class TopicRegistry: Sendable {
             throw TopicError(.unknownTopicOrPartition, "Topic '\(name)' has no partition \(index).")
         }
         guard topic.partitions[Int(index)] == nil else { return }
+        guard !health.isOffline(name, index) else {
+            throw TopicError(.kafkaStorageError, "The replica of \(name)-\(index) went offline with its log directory.")
+        }
         try count(1)
         let opened: Partition?
         do throws(TopicError) { opened = try openPartitions(of: topic, range: index..<(index + 1)).first ?? nil } catch {
@@ -372,11 +378,13 @@ public final class TopicRegistry: Sendable {
         var made: [String] = []  // directories this call made, removed again if it fails
         for index in range {
             guard hosting(index) else { opened.append(nil); continue }
-            let directory = directory(topic: topic.name, index: index)
+            let directory = directory(topic: topic.name, index: index, alsoPlaced: opened.compactMap { $0?.logDirectory })
             if !FileSystem.exists(directory) { made.append(directory) }
             do {
                 opened.append(try Partition.open(topic: topic.name, index: index, directory: directory, config: config, role: initialRole,
-                                                 clock: clock, logger: logger))
+                                                 clock: clock, logger: logger, onIOError: { [weak self] error in
+                                                     self?.ioFailed(partitionDirectory: directory, error)
+                                                 }))
             } catch {
                 // All or nothing: what this call opened and made goes.
                 closeAll(opened.compactMap { $0 })
@@ -387,16 +395,22 @@ public final class TopicRegistry: Sendable {
         return opened
     }
 
-    /// Where a partition lives: its existing directory, or the log dir holding fewest partitions.
-    func directory(topic: String, index: Int32) -> String {
+    /// Where a partition lives: its existing directory, or the healthy log dir holding fewest
+    /// partitions (counting those `alsoPlaced` by the same change, not hosted yet).
+    func directory(topic: String, index: Int32, alsoPlaced: [String] = []) -> String {
         let name = "\(topic)-\(index)"
         if logDirs.count == 1 { return logDirs[0] + "/" + name }
-        if let existing = logDirs.first(where: { FileSystem.exists($0 + "/" + name) }) { return existing + "/" + name }
+        let failed = health.failedDirectories
+        let healthy = logDirs.filter { !failed.contains($0) }
+        if let existing = healthy.first(where: { FileSystem.exists($0 + "/" + name) }) { return existing + "/" + name }
         let counts = state.withLock { s in
-            logDirs.map { dir in s.topics.values.reduce(0) { $0 + $1.hosted.filter { $0.logDirectory.hasPrefix(dir + "/") }.count } }
+            healthy.map { dir in
+                s.topics.values.reduce(0) { $0 + $1.hosted.filter { $0.logDirectory.hasPrefix(dir + "/") }.count }
+                    + alsoPlaced.filter { $0.hasPrefix(dir + "/") }.count
+            }
         }
-        let chosen = counts.indices.min { counts[$0] < counts[$1] } ?? 0
-        return logDirs[chosen] + "/" + name
+        guard let chosen = counts.indices.min(by: { counts[$0] < counts[$1] }) else { return logDirs[0] + "/" + name }
+        return healthy[chosen] + "/" + name
     }
 
     /// Closes each partition; false when one could not be closed cleanly (logged).
@@ -435,7 +449,13 @@ public final class TopicRegistry: Sendable {
     /// broker's replicas, and removes those it no longer holds, once it has the image.
     public func load() throws(TopicError) {
         for dir in logDirs {
-            do { try FileSystem.createDirectories(dir) } catch { throw TopicError(.kafkaStorageError, "cannot create \(dir): \(error)") }
+            do { try FileSystem.createDirectories(dir); _ = try FileSystem.list(dir) } catch {
+                // The first holds the broker's own files; another that fails is left out, as
+                // Kafka starts with the log dirs that work.
+                guard dir != logDirs[0] else { throw TopicError(.kafkaStorageError, "cannot create \(dir): \(error)") }
+                logger.error("log directory \(dir) cannot be used (\(error)): starting without it")
+                health.state.withLock { _ = $0.failed.insert(dir) }
+            }
         }
         let text: String?
         do { text = try FileSystem.readFile(metadataPath) } catch { throw TopicError(.kafkaStorageError, "\(error)") }
@@ -453,8 +473,9 @@ public final class TopicRegistry: Sendable {
         }
         for record in records {
             var topic = Topic(name: record.name, id: record.id, partitions: [], overrides: record.configs)
+            let failed = health.failedDirectories
             topic.partitions = try openPartitions(of: topic, range: 0..<record.count) { index in
-                !hostsReplicasOnly || logDirs.contains { FileSystem.exists("\($0)/\(record.name)-\(index)") }
+                !hostsReplicasOnly || logDirs.contains { !failed.contains($0) && FileSystem.exists("\($0)/\(record.name)-\(index)") }
             }
             let loaded = topic
             state.withLock { s in

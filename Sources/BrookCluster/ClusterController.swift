@@ -56,12 +56,20 @@ public struct BrokerHeartbeatRequest: Equatable, Sendable {
     public var metadataOffset: MetadataOffset
     public var wantFence: Bool
     public var wantShutdown: Bool
-    public init(id: NodeID, epoch: BrokerEpoch, metadataOffset: MetadataOffset, wantFence: Bool = false, wantShutdown: Bool = false) {
+    /// The replicas this broker cannot host: their log directory failed (Kafka's
+    /// OfflineLogDirs, per replica here). Repeated in every heartbeat, at most
+    /// `offlineReplicasMax`: a broker that loses more shuts down instead.
+    public var offlineReplicas: [TopicIDPartition]
+    public static let offlineReplicasMax = 4096
+    public init(id: NodeID, epoch: BrokerEpoch, metadataOffset: MetadataOffset, wantFence: Bool = false, wantShutdown: Bool = false,
+                offlineReplicas: [TopicIDPartition] = []) {
+        precondition(offlineReplicas.count <= Self.offlineReplicasMax, "too many offline replicas for a heartbeat")
         self.id = id
         self.epoch = epoch
         self.metadataOffset = metadataOffset
         self.wantFence = wantFence
         self.wantShutdown = wantShutdown
+        self.offlineReplicas = offlineReplicas
     }
 }
 
@@ -140,6 +148,9 @@ public struct ClusterController: Sendable {
     var random: SeededRandom
     /// When leadership balance was last checked (soft state, as sessions).
     var lastRebalanceCheckMs: Int64
+    /// The replicas each broker reported offline in its last heartbeat (a failed log
+    /// directory): soft state, as sessions, since every heartbeat says it again.
+    var offline: [NodeID: Set<TopicIDPartition>] = [:]
 
     public init(committed: MetadataImage, config: ControllerConfig = ControllerConfig(), nowMs: Int64, randomSeed: UInt64) {
         self.config = config
@@ -210,6 +221,8 @@ public struct ClusterController: Sendable {
         record.fenced = true
         sessions[request.id] = nowMs
         heard.insert(request.id)
+        // A new incarnation says again what it cannot host.
+        offline[request.id] = nil
         var records: [MetadataRecord] = [.registerBroker(record)]
         if !request.cleanShutdown {
             records += leavingEveryELR(request.id)
@@ -233,11 +246,13 @@ public struct ClusterController: Sendable {
     }
 
     /// The changes that take `broker` out of every ELR it is in (after an unclean shutdown it
-    /// may have lost records it had; Kafka does the same at such a registration).
-    func leavingEveryELR(_ broker: NodeID) -> [MetadataRecord] {
+    /// may have lost records it had; Kafka does the same at such a registration), or out of
+    /// those of `only` (replicas it lost with their log directory).
+    func leavingEveryELR(_ broker: NodeID, only: Set<TopicIDPartition>? = nil) -> [MetadataRecord] {
         var records: [MetadataRecord] = []
         for (id, topic) in image.topics.sorted(by: { $0.value.name < $1.value.name }) {
-            for (index, partition) in topic.partitions.enumerated() where partition.elr.contains(broker) {
+            for (index, partition) in topic.partitions.enumerated() where partition.elr.contains(broker)
+                && only.map({ $0.contains(TopicIDPartition(id, Int32(index))) }) ?? true {
                 records.append(PartitionChanges.record(TopicIDPartition(id, Int32(index)), from: partition, leader: partition.leader,
                                                        isr: partition.isr, minISR: 1, elr: partition.elr.filter { $0 != broker }))
             }
@@ -278,11 +293,24 @@ public struct ClusterController: Sendable {
         } else if !broker.fenced && request.wantFence {
             records.append(.fenceBroker(FenceBrokerRecord(id: request.id, epoch: broker.epoch.value)))
         }
-        var decision = records.isEmpty ? decide(records, answer) : decideWithRepairs(records, affecting: request.id, answer)
+        // Replicas lost with a failed log directory: they leave the ISR and ELR, and any they led
+        // gets another leader, in the repairs of this entry.
+        let reported = Set(request.offlineReplicas)
+        let lostNow = reported != (offline[request.id] ?? [])
+        if lostNow {
+            records += leavingEveryELR(request.id, only: reported.subtracting(offline[request.id] ?? []))
+            offline[request.id] = reported.isEmpty ? nil : reported
+        }
+        var decision = records.isEmpty && !lostNow ? decide(records, answer) : decideWithRepairs(records, affecting: request.id, answer)
         let now = image.brokers[request.id]!
         decision.answer.isFenced = now.fenced
         decision.answer.shouldShutDown = request.wantShutdown && now.fenced
         return decision
+    }
+
+    /// Whether `broker` may lead `key` or be in its ISR: active, its replica not offline.
+    func canHost(_ broker: NodeID, _ key: TopicIDPartition) -> Bool {
+        (image.brokers[broker]?.isActive ?? false) && !(offline[broker]?.contains(key) ?? false)
     }
 
     /// Leads a partition that another replica could lead (one it alone holds cannot move).
@@ -331,7 +359,7 @@ public struct ClusterController: Sendable {
         }
         let (fixes, complete) = Self.repairs(for: dirty, in: scratch, budget: config.recordsPerEntryMax - records.count,
                                              uncleanDefault: config.uncleanLeaderElection, minISRDefault: config.minInSyncReplicas,
-                                             notEligible: uncleanPending)
+                                             notEligible: uncleanPending, offline: offline)
         if complete {
             dirty.removeAll()
             uncleanPending.removeAll()
@@ -346,20 +374,24 @@ public struct ClusterController: Sendable {
     /// The partition changes `image` needs for the partitions that have a replica on `brokers`,
     /// at most `budget`; `complete` is false when some had to wait.
     static func repairs(for brokers: Set<NodeID>, in image: MetadataImage, budget: Int, uncleanDefault: Bool,
-                        minISRDefault: Int, notEligible: Set<NodeID> = []) -> (records: [MetadataRecord], complete: Bool) {
-        let isActive: (NodeID) -> Bool = { image.brokers[$0]?.isActive ?? false }
+                        minISRDefault: Int, notEligible: Set<NodeID> = [],
+                        offline: [NodeID: Set<TopicIDPartition>] = [:]) -> (records: [MetadataRecord], complete: Bool) {
         var records: [MetadataRecord] = []
         for topicID in image.topics.keys.sorted(by: { ($0.high, $0.low) < ($1.high, $1.low) }) {
             let topic = image.topics[topicID]!
             let unclean = image.config(ConfigResource(.topic, topic.name), "unclean.leader.election.enable").map { $0 == "true" } ?? uncleanDefault
             let minISR = minInSyncReplicas(of: topic.name, in: image, default: minISRDefault)
             for (index, partition) in topic.partitions.enumerated() where !brokers.isDisjoint(with: partition.replicas) {
+                let key = TopicIDPartition(topicID, Int32(index))
+                // A replica whose log directory failed counts as a fenced broker's, for this partition.
+                let lost: (NodeID) -> Bool = { offline[$0]?.contains(key) ?? false }
+                let isActive: (NodeID) -> Bool = { (image.brokers[$0]?.isActive ?? false) && !lost($0) }
                 guard let fix = PartitionChanges.repair(partition, isActive: isActive, unclean: unclean, minISR: minISR) else { continue }
                 guard records.count < budget else { return (records, false) }
-                // An unregistered broker's data is given up, and one back from an unclean
-                // shutdown may have lost some: neither is eligible.
-                let elr = fix.elr.filter { image.brokers[$0] != nil && !notEligible.contains($0) }
-                records.append(PartitionChanges.record(TopicIDPartition(topicID, Int32(index)), from: partition, leader: fix.leader,
+                // An unregistered broker's data is given up, one back from an unclean shutdown
+                // may have lost some, and a lost replica has none: none of them is eligible.
+                let elr = fix.elr.filter { image.brokers[$0] != nil && !notEligible.contains($0) && !lost($0) }
+                records.append(PartitionChanges.record(key, from: partition, leader: fix.leader,
                                                        isr: fix.isr, minISR: minISR, elr: elr))
             }
         }

@@ -135,7 +135,7 @@ extension ClusterController {
             return refuse(.invalidRequest)
         }
         for joining in isr where !partition.isr.contains(joining) {
-            guard image.brokers[joining]?.isActive == true else { return refuse(.ineligibleReplica) }
+            guard canHost(joining, request.partition) else { return refuse(.ineligibleReplica) }
         }
         guard isr != partition.isr else { return Decision(records: [], answer: (.none, partition)) }
         var records = [PartitionChanges.record(request.partition, from: partition, leader: partition.leader, isr: isr,
@@ -143,7 +143,8 @@ extension ClusterController {
         // The last target replica of a reassignment came in: it completes in the same entry.
         var grown = partition
         grown.isr = isr
-        if let done = Self.completion(request.partition, grown, isActive: { [image] in image.brokers[$0]?.isActive ?? false }) {
+        let key = request.partition
+        if let done = Self.completion(key, grown, isActive: { canHost($0, key) }) {
             records.append(done)
         }
         let decision = decide(records, ErrorCode.none)

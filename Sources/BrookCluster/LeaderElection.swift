@@ -33,7 +33,7 @@ extension ClusterController {
     /// are answered (as Kafka). One entry holds every change, at most `recordsPerEntryMax`;
     /// partitions past that are answered REQUEST_TIMED_OUT, to be asked again.
     public mutating func electLeaders(_ type: ElectionType, _ targets: [ElectionTarget]?) -> Decision<[PartitionAnswer]> {
-        let isActive: (NodeID) -> Bool = { [image] in image.brokers[$0]?.isActive ?? false }
+        let host = self  // what the elections read; only `decide` at the end changes self
         var records: [MetadataRecord] = []
         var results: [PartitionAnswer] = []
         let asked: [(String, Int32)]
@@ -49,6 +49,8 @@ extension ClusterController {
                 continue
             }
             let partition = topic.partitions[Int(index)]
+            let key = TopicIDPartition(id, index)
+            let isActive: (NodeID) -> Bool = { host.canHost($0, key) }
             var change: (leader: NodeID, isr: [NodeID])?
             var wipesELR = false
             var refusal: (ErrorCode, String)?
@@ -116,7 +118,8 @@ extension ClusterController {
         for (broker, partitions) in misplaced.sorted(by: { $0.key < $1.key }) {
             guard let total = preferredCount[broker], total > 0, image.brokers[broker]?.isActive ?? false,
                   partitions.count * 100 > total * config.leaderImbalancePerBrokerPercentage else { continue }
-            for (key, partition) in partitions where partition.isr.contains(broker) && records.count < config.recordsPerEntryMax {
+            for (key, partition) in partitions where partition.isr.contains(broker) && canHost(broker, key)
+                && records.count < config.recordsPerEntryMax {
                 records.append(PartitionChanges.record(key, from: partition, leader: broker, isr: partition.isr, minISR: minInSyncReplicas(of: key.topicID)))
             }
         }

@@ -54,13 +54,13 @@ extension ClusterController {
                     answer(.invalidReplicationFactor, "The reassignment changes the replication factor from \(original.count) to \(target.count).")
                     continue
                 }
-                change = Self.reassignment(key, partition, from: original, to: target, isActive: { scratch.brokers[$0]?.isActive ?? false })
+                change = Self.reassignment(key, partition, from: original, to: target, isActive: { (scratch.brokers[$0]?.isActive ?? false) && !(offline[$0]?.contains(key) ?? false) })
             } else {
                 guard partition.reassignmentTarget != nil else {
                     answer(.noReassignmentInProgress, "No reassignment of this partition is running.")
                     continue
                 }
-                guard let back = Self.finish(key, partition, replicas: original, isActive: { scratch.brokers[$0]?.isActive ?? false }) else {
+                guard let back = Self.finish(key, partition, replicas: original, isActive: { (scratch.brokers[$0]?.isActive ?? false) && !(offline[$0]?.contains(key) ?? false) }) else {
                     answer(.invalidReplicaAssignment, "No original replica is in sync; the reassignment cannot be cancelled now.")
                     continue
                 }

@@ -23,6 +23,9 @@ public struct BrokerLifecycleOptions: Sendable {
     public var metadataWaitMs: Int32 = 1000
     /// A request to a controller with no answer within this is given up (and the next controller tried).
     public var requestTimeoutMs: Int64 = 5000
+    /// The replicas lost with a failed log directory, told in every heartbeat (at most
+    /// BrokerHeartbeatRequest.offlineReplicasMax).
+    public var offlineReplicas: @Sendable () -> [TopicIDPartition] = { [] }
     public init(nodeID: NodeID, voters: [VoterAddress], endpoints: [BrokerInfo.Endpoint], rack: String? = nil) {
         self.nodeID = nodeID
         self.voters = voters
@@ -265,7 +268,8 @@ public final class BrokerLifecycle: @unchecked Sendable {
     func heartbeat(_ connection: ControllerConnection) {
         heartbeatInFlight = true
         lastHeartbeat = .now()
-        let request = BrokerHeartbeatRequest(id: options.nodeID, epoch: view.epoch, metadataOffset: view.fetchedThrough, wantShutdown: wantShutdown)
+        let request = BrokerHeartbeatRequest(id: options.nodeID, epoch: view.epoch, metadataOffset: view.fetchedThrough, wantShutdown: wantShutdown,
+                                             offlineReplicas: Array(options.offlineReplicas().prefix(BrokerHeartbeatRequest.offlineReplicasMax)))
         connection.ask(.brokerHeartbeat(request)) { [self] result in
             // An answer from a connection given up since changes nothing.
             guard self.connection === connection else { return }

@@ -55,6 +55,12 @@ enum Frame: Equatable {
                 buffer.writeInteger(r.metadataOffset.value)
                 buffer.writeInteger(UInt8(r.wantFence ? 1 : 0))
                 buffer.writeInteger(UInt8(r.wantShutdown ? 1 : 0))
+                buffer.writeInteger(UInt16(r.offlineReplicas.count))
+                for key in r.offlineReplicas {
+                    buffer.writeInteger(key.topicID.high)
+                    buffer.writeInteger(key.topicID.low)
+                    buffer.writeInteger(key.partition)
+                }
             case .fetchMetadata(let after, let maxWaitMs):
                 buffer.writeInteger(UInt8(7))
                 buffer.writeInteger(after.value)
@@ -121,10 +127,22 @@ enum Frame: Equatable {
             case 6:
                 guard let node = body.readInteger(as: Int32.self), let epoch = body.readInteger(as: Int64.self),
                       let offset = body.readInteger(as: Int64.self), offset >= 0,
-                      let fence = body.readInteger(as: UInt8.self), fence <= 1, let shutdown = body.readInteger(as: UInt8.self), shutdown <= 1,
-                      body.readableBytes == 0 else { return nil }
+                      let fence = body.readInteger(as: UInt8.self), fence <= 1, let shutdown = body.readInteger(as: UInt8.self), shutdown <= 1
+                else { return nil }
+                // The offline replicas (absent in a heartbeat from before they were sent: none).
+                var offline: [TopicIDPartition] = []
+                if body.readableBytes > 0 {
+                    guard let count = body.readInteger(as: UInt16.self), Int(count) <= BrokerHeartbeatRequest.offlineReplicasMax else { return nil }
+                    for _ in 0..<count {
+                        guard let high = body.readInteger(as: UInt64.self), let low = body.readInteger(as: UInt64.self),
+                              let partition = body.readInteger(as: Int32.self) else { return nil }
+                        offline.append(TopicIDPartition(KafkaUUID(high: high, low: low), partition))
+                    }
+                }
+                guard body.readableBytes == 0 else { return nil }
                 return .request(id: id, .brokerHeartbeat(BrokerHeartbeatRequest(
-                    id: NodeID(node), epoch: BrokerEpoch(epoch), metadataOffset: MetadataOffset(offset), wantFence: fence == 1, wantShutdown: shutdown == 1)))
+                    id: NodeID(node), epoch: BrokerEpoch(epoch), metadataOffset: MetadataOffset(offset), wantFence: fence == 1,
+                    wantShutdown: shutdown == 1, offlineReplicas: offline)))
             case 7:
                 guard let after = body.readInteger(as: Int64.self), after >= 0, let wait = body.readInteger(as: Int32.self),
                       (0...QuorumRequest.fetchWaitMsMax).contains(wait), body.readableBytes == 0 else { return nil }

@@ -83,6 +83,7 @@ struct Serve: ParsableCommand {
         }
 
         let broker = try Broker(config: config, logger: logger)
+        haltOnFatalLogDirFailure(broker, logger: logger)
         let server = BrookServer(broker: broker, logger: logger)
         let addresses = try server.start()
         let dirs = config.logDirs.map(absolutePath).joined(separator: ", ")
@@ -108,6 +109,7 @@ struct Serve: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // The broker first: its data is what a single node's controller takes over.
         let broker = config.processRoles.contains(.broker) ? try Broker(config: config, logger: logger) : nil
+        if let broker { haltOnFatalLogDirFailure(broker, logger: logger) }
         var driver: QuorumDriver?
         if config.processRoles.contains(.controller) {
             guard !config.controllerListenerNames.isEmpty else {
@@ -157,6 +159,10 @@ struct Serve: ParsableCommand {
                 rack: config.brokerRack)
             options.heartbeatIntervalMs = config.brokerHeartbeatIntervalMs
             options.cleanShutdown = broker.previousShutdownWasClean
+            let topics = broker.topics
+            options.offlineReplicas = {
+                topics.offlineReplicas(limit: BrokerHeartbeatRequest.offlineReplicasMax)?.map { TopicIDPartition($0.topicID, $0.index) } ?? []
+            }
             let membership = broker.cluster
             let replicas = ReplicaManager(broker: broker, node: config.nodeID)
             let node = config.nodeID
@@ -266,6 +272,21 @@ func absolutePath(_ path: String) -> String {
 
 /// Blocks until SIGTERM or SIGINT, then runs `stop` and exits 0. The handlers run on a global
 /// queue: the calling thread only waits.
+/// A failed first log directory (the broker's own files, and by default the metadata log), the
+/// failure of the last healthy one, or more offline replicas than a heartbeat can tell the
+/// controller: the broker stops at once, as Kafka's halts, and the controller moves its
+/// leaderships when its session lapses. Any other failed directory only takes its replicas
+/// offline (TopicRegistry.failDirectory).
+func haltOnFatalLogDirFailure(_ broker: Broker, logger: Logger) {
+    let topics = broker.topics
+    topics.health.onFailure { failure in
+        let tooMany = topics.offlineReplicas(limit: BrokerHeartbeatRequest.offlineReplicasMax) == nil
+        guard failure.fatal || tooMany else { return }
+        logger.critical("log directory \(failure.directory) failed\(tooMany ? " with more replicas than the controller can be told of" : ""): the broker cannot go on and stops now")
+        Glibc.exit(3)
+    }
+}
+
 func runUntilSignalled(logger: Logger, _ stop: @escaping @Sendable () -> Void) -> Never {
     let numbers: [Int32] = [SIGTERM, SIGINT]
     let signals = numbers.map { number -> DispatchSourceSignal in

@@ -167,6 +167,59 @@ struct ControllerHarness {
         #expect(h.controller.admin(.setTopicConfigs(topic: "nope", configs: [:])).answers[0].error == .unknownTopicOrPartition)
     }
 
+    /// A replica lost with a failed log directory (told in the broker's heartbeats) is treated
+    /// as a fenced broker's for its partition only: it leaves the ISR and the ELR, another
+    /// replica leads, and neither AlterPartition nor an election brings it back while the
+    /// broker keeps telling; the broker's other replicas are untouched.
+    @Test func aReplicaLostWithItsLogDirectoryLeavesTheISRAndLeadsNothing() {
+        var config = ControllerConfig()
+        config.minInSyncReplicas = 3
+        var h = ControllerHarness(config: config)
+        h.startBrokers(3)
+        let id = h.create("t", partitions: 2, rf: 3)
+        let lost = TopicIDPartition(id, 0)
+        let p0 = h.image.partition(lost)!
+        let leader = p0.leader!
+        let other = h.image.partition(TopicIDPartition(id, 1))!
+        func heartbeat(_ broker: NodeID, offline: [TopicIDPartition]) {
+            _ = h.commit(h.controller.heartbeat(BrokerHeartbeatRequest(id: broker, epoch: h.epochs[broker]!, metadataOffset: MetadataOffset(Int64(h.log.count)),
+                                                                       offlineReplicas: offline), nowMs: h.now))
+        }
+        heartbeat(leader, offline: [lost])
+        let after = h.image.partition(lost)!
+        #expect(after.leader != nil && after.leader != leader)
+        #expect(!after.isr.contains(leader) && after.isr.count == 2)
+        // Below min ISR 3, the ELR gets no replica that lost its data.
+        #expect(!after.elr.contains(leader))
+        #expect(h.image.partition(TopicIDPartition(id, 1))!.isr == other.isr)
+        // Telling it again changes nothing.
+        let entries = h.log.count
+        heartbeat(leader, offline: [lost])
+        #expect(h.log.count == entries)
+        // The new leader cannot take it back in, nor can an election make it lead.
+        let now = h.image.partition(lost)!
+        let back = h.controller.alterPartition(AlterPartitionRequest(
+            broker: now.leader!, brokerEpoch: h.epochs[now.leader!]!, partition: lost,
+            proposal: ISRProposal(leaderEpoch: now.leaderEpoch, partitionEpoch: now.partitionEpoch, isr: now.isr + [leader])))
+        #expect(back.answer.0 == .ineligibleReplica)
+        if now.replicas[0] == leader {
+            let elected = h.commit(h.controller.electLeaders(.preferred, [ElectionTarget(topic: "t", partitions: [0])]))
+            #expect(elected.map(\.error) == [.preferredLeaderNotAvailable])
+        }
+        // A new incarnation (the broker restarted, its directory replaced) may catch up again.
+        let request = BrokerRegistrationRequest(id: leader, incarnation: KafkaUUID(high: 9, low: 9), endpoints: [])
+        h.advance(Int64(config.sessionTimeoutMs) + 1000, silent: [leader])
+        let (code, epoch) = h.commit(h.controller.register(request, nowMs: h.now))
+        #expect(code == .none)
+        h.epochs[leader] = epoch
+        heartbeat(leader, offline: [])
+        let again = h.image.partition(lost)!
+        let rejoin = h.controller.alterPartition(AlterPartitionRequest(
+            broker: again.leader!, brokerEpoch: h.epochs[again.leader!]!, partition: lost,
+            proposal: ISRProposal(leaderEpoch: again.leaderEpoch, partitionEpoch: again.partitionEpoch, isr: again.isr + [leader])))
+        #expect(rejoin.answer.0 == .none)
+    }
+
     @Test func aBrokersDynamicConfigsAreReplacedWholeAndTheClusterIDStays() {
         var h = ControllerHarness()
         h.startBrokers(1)

@@ -19,7 +19,8 @@ not lead a partition names its current leader (KIP-951); `brook dev cluster` sta
 and stops them on SIGTERM; preferred leaders are elected again after a failover
 (ElectLeaders); a partition moves to other brokers with its records (reassignment); topic
 configs are set through the controller; a throttled move copies at its rate (KIP-73) until the
-throttle is lifted.
+throttle is lifted; a failed log dir (a loop-mounted disk shut down under the broker) takes its
+replicas offline and their leaderships move, while the broker serves the rest.
 """
 from __future__ import annotations
 
@@ -1168,3 +1169,97 @@ def test_a_restarted_broker_serves_clients_only_once_it_has_the_metadata(cluster
     described = ck_describe_cluster(only3)
     assert described.cluster_id == cluster_id, (described.cluster_id, cluster_id)
     assert len(partition_states(only3, topic)) == 3
+
+
+@pytest.mark.timeout(180)
+def test_a_failed_log_dir_takes_its_replicas_offline_and_their_leaders_move(tmp_path):
+    """A disk that fails under a running broker takes the replicas in that log dir offline,
+    not the broker: it keeps serving the partitions in its healthy dir, tells the controller,
+    and the lost replicas' leaderships move to the others. The disk is ext4 on a loop device,
+    shut down with FS_IOC_SHUTDOWN: every I/O on it then fails with EIO, as on a dead disk. An
+    idempotent acks=all producer (confluent-kafka) writing throughout loses nothing."""
+    import fcntl
+    import shutil
+    import struct
+    import threading
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import NewTopic
+    if os.geteuid() != 0 or not shutil.which("losetup") or not shutil.which("mkfs.ext4"):
+        pytest.skip("needs root, losetup and mkfs.ext4 for a disk that can fail")
+    image, disk = tmp_path / "disk.img", tmp_path / "disk"
+    with open(image, "wb") as f:
+        f.truncate(256 << 20)
+    loop = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True, check=True).stdout.strip()
+    mounted = False
+    cluster = None
+    try:
+        subprocess.run(["mkfs.ext4", "-q", loop], check=True, timeout=60)
+        disk.mkdir()
+        subprocess.run(["mount", loop, str(disk)], check=True, timeout=30)
+        mounted = True
+        root = tmp_path / "cluster"
+        root.mkdir()
+        cluster = Cluster(root, extra=lambda i: [f"log.dirs={root}/node{i},{disk}"] if i == 1 else [])
+        cluster.start()
+        cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+        bootstraps = cluster.bootstrap
+        topic = unique_topic("disk")
+        admin = ck_admin(bootstraps)
+        admin.create_topics([NewTopic(topic, num_partitions=6, replica_assignment=[[1, 2, 3]] * 6, config={"min.insync.replicas": "2"})])[topic].result(30)
+        deadline = time.monotonic() + 30
+        while not (states := partition_states(bootstraps, topic)) or len(states) < 6 or any(s[0] != 1 for s in states.values()):
+            assert time.monotonic() < deadline, states
+            time.sleep(0.3)
+        on_disk = sorted(int(p.name.rsplit("-", 1)[1]) for p in disk.iterdir() if p.name.startswith(f"{topic}-"))
+        healthy = [p for p in range(6) if p not in on_disk]
+        assert on_disk and healthy, f"broker 1 spreads its replicas over both log dirs: {on_disk} on the disk"
+
+        acked, errors, stop = [], [], threading.Event()
+
+        def produce():
+            producer = Producer({"bootstrap.servers": bootstraps, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
+                                 "message.timeout.ms": 60000})
+            i = 0
+            while not stop.is_set():
+                value = f"m{i}".encode()
+                producer.produce(topic, partition=i % 6, value=value,
+                                 on_delivery=lambda err, msg: (errors if err else acked).append(err or msg.value()))
+                producer.poll(0)
+                i += 1
+                time.sleep(0.002)
+            assert producer.flush(90) == 0
+
+        writer = threading.Thread(target=produce)
+        writer.start()
+        try:
+            time.sleep(2)
+            fd = os.open(disk, os.O_RDONLY)
+            try:  # FS_IOC_SHUTDOWN, without flushing the journal
+                fcntl.ioctl(fd, 0x8004587D, struct.pack("I", 2))
+            finally:
+                os.close(fd)
+            deadline = time.monotonic() + 45
+            while True:
+                states = partition_states(bootstraps, topic)
+                moved = all(states.get(p, (1,))[0] in (2, 3) and 1 not in states[p][2] for p in on_disk)
+                kept = all(states.get(p, (0,))[0] == 1 for p in healthy)
+                if moved and kept:
+                    break
+                assert cluster.nodes[1].proc.poll() is None, cluster.nodes[1].tail()
+                assert time.monotonic() < deadline, (states, cluster.nodes[1].tail())
+                time.sleep(0.5)
+            time.sleep(2)
+        finally:
+            stop.set()
+            writer.join(120)
+        assert cluster.nodes[1].proc.poll() is None, "the broker kept running"
+        assert "failed" in cluster.nodes[1].tail(400), cluster.nodes[1].tail()
+        assert not errors, errors[:5]
+        got = read_values(bootstraps, topic, 6, len(acked), limit_s=90)
+        assert set(got) == set(acked) and len(got) == len(acked), f"{len(got)} read, {len(acked)} acknowledged"
+    finally:
+        if cluster:
+            cluster.stop()
+        if mounted:
+            subprocess.run(["umount", "-l", str(disk)], timeout=30)
+        subprocess.run(["losetup", "-d", loop], timeout=30)
