@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs the fault campaign (tests/interop/fault_campaign.py) against three real brook processes:
 
-    python3 scripts/fault-campaign.py [--seed S] [--rounds N] [--partitions P] [--rate R] [--data DIR] [--transactions] [--network] [--groups] [--clocks] [--controllers]
+    python3 scripts/fault-campaign.py [--seed S] [--rounds N] [--partitions P] [--rate R] [--data DIR] [--transactions [--copiers]] [--network] [--disks] [--groups] [--clocks] [--controllers]
 
 A seeded schedule of SIGKILLs and SIGSTOP pauses (leader, controller, random node), and with
 --network (root) network partitions between nodes each in its own namespace, while an
@@ -28,6 +28,8 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=300, help="records per second, all partitions together")
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--transactions", action="store_true", help="also a transactional producer, checked with read_committed")
+    parser.add_argument("--copiers", action="store_true", help="with --transactions, two transactional copiers in a ring, checked for exactly-one copies, G1a and G1c")
+    parser.add_argument("--disks", action="store_true", help="second log dirs on loop disks, with disk failures among the faults (root)")
     parser.add_argument("--clocks", action="store_true", help="nodes under libfaketime, with wall-clock jumps among the faults")
     parser.add_argument("--controllers", action="store_true", help="voters taken out of the Raft quorum and added back among the faults")
     parser.add_argument("--groups", action="store_true", help="two consumer-group members read throughout, checked for queue anomalies")
@@ -38,7 +40,7 @@ def main() -> int:
     print(f"campaign seed {args.seed}, {args.rounds} rounds{', with network partitions' if args.network else ''}, data in {root}", flush=True)
     outcome = run_campaign(root, seed=args.seed, rounds=args.rounds, partitions=args.partitions, rate=args.rate,
                            transactions=args.transactions, network=args.network, groups=args.groups, clocks=args.clocks,
-                           controllers=args.controllers, log=lambda line: print(line, flush=True))
+                           controllers=args.controllers, copiers=args.copiers, disks=args.disks, log=lambda line: print(line, flush=True))
     print(outcome.summary())
     return 0 if outcome.ok else 1
 

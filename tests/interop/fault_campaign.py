@@ -28,6 +28,10 @@ With `controllers=True` a reconfigure-controller fault takes a voter (the active
 half the time) out of the Raft quorum with `brook cluster remove-controller`, leaves it out for
 1 to 3 s (still running, as a broker and a controller outside the voters), then adds it back
 with `brook cluster add-controller`.
+With `disks=True` each node's second log dir is an ext4 disk on a loop device, and a
+disk-failure fault shuts one down under its broker (FS_IOC_SHUTDOWN: every I/O on it then fails
+with EIO); the broker must go on with its first dir while the controller moves the lost
+replicas' leaderships; then it is stopped, given a new empty disk, and started again.
 Each round waits for the producer to make progress through the fault, heals it, and waits until
 every node is back, unfenced, and every partition's ISR is full again.
 
@@ -36,12 +40,21 @@ records (each committed, or aborted when the client says it must) to a second to
 end a read_committed consumer must see every committed transaction's records exactly once and
 nothing of an aborted one.
 
+With `copiers=True` (and `transactions`) two transactional copiers form a ring: copier a reads
+the transactional topic and topic y (read_committed, as the only member of its group) and writes
+each record it reads, wrapped with the name of its transaction, to topic x, in transactions that
+also commit its offsets; copier b copies x to y; a record goes round up to three times. At the
+end (check_copies): every record a copier read has exactly one copy, no visible record comes
+from an aborted transaction or copies one that never committed (G1a), and the graph of which
+transaction read which one's writes has no cycle (G1c).
+
 With `groups=True` two members of a consumer group read the topic throughout and commit what
 they read; the check (check_group) looks for Jepsen's queue anomalies: nonmonotonic polls and
 poll skips within an assignment, a record read with another value than at the end, an
 acknowledged record the group never got, and a committed offset that went back.
 
-Not covered yet: slow disks and fsync stalls.
+Not covered yet: slow disks and fsync stalls (this kernel has no device mapper, so no dm-delay;
+SIGSTOP pauses stand in for a stalled process).
 """
 from __future__ import annotations
 
@@ -60,6 +73,62 @@ FAULTS = ("kill-leader", "kill-controller", "kill-any", "pause-leader", "pause-b
 NETWORK_FAULTS = ("partition-leader", "partition-controller", "partition-any", "partition-bridge")
 CLOCK_FAULTS = ("clock-jump",)
 CONTROLLER_FAULTS = ("reconfigure-controller",)
+DISK_FAULTS = ("disk-failure",)
+
+
+class Disks:
+    """A disk per node for its second log dir: ext4 on a loop device, which can fail
+    (FS_IOC_SHUTDOWN: every I/O on it then fails with EIO, as on a dead disk) and be replaced
+    by a fresh, empty one."""
+
+    FS_IOC_SHUTDOWN = 0x8004587D
+
+    @staticmethod
+    def unavailable() -> "str | None":
+        import shutil
+        if os.geteuid() != 0:
+            return "loop disks need root"
+        missing = [tool for tool in ("losetup", "mkfs.ext4", "mount", "umount") if not shutil.which(tool)]
+        return f"loop disks need {', '.join(missing)}" if missing else None
+
+    def __init__(self, root: Path, ids) -> None:
+        import subprocess
+        self.paths = {i: root / f"disk{i}" for i in ids}
+        self.loops: dict = {}
+        for i in ids:
+            image = root / f"disk{i}.img"
+            with open(image, "wb") as f:
+                f.truncate(1 << 30)
+            self.loops[i] = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True,
+                                           check=True, timeout=30).stdout.strip()
+            self.format(i)
+
+    def format(self, i: int) -> None:
+        import subprocess
+        subprocess.run(["mkfs.ext4", "-q", "-F", self.loops[i]], check=True, timeout=60)
+        self.paths[i].mkdir(exist_ok=True)
+        subprocess.run(["mount", self.loops[i], str(self.paths[i])], check=True, timeout=30)
+
+    def fail(self, i: int) -> None:
+        import fcntl
+        import struct
+        fd = os.open(self.paths[i], os.O_RDONLY)
+        try:
+            fcntl.ioctl(fd, self.FS_IOC_SHUTDOWN, struct.pack("I", 2))
+        finally:
+            os.close(fd)
+
+    def replace(self, i: int) -> None:
+        """A new disk in place of node `i`'s (stopped) one."""
+        import subprocess
+        subprocess.run(["umount", "-l", str(self.paths[i])], timeout=30)
+        self.format(i)
+
+    def destroy(self) -> None:
+        import subprocess
+        for i, loop in self.loops.items():
+            subprocess.run(["umount", "-l", str(self.paths[i])], capture_output=True, timeout=30)
+            subprocess.run(["losetup", "-d", loop], capture_output=True, timeout=30)
 
 
 def change_voters(cluster: Cluster, via: int, *args: str) -> str:
@@ -179,6 +248,142 @@ class TxnWriter:
         self.thread.join(timeout=150)
         if self.thread.is_alive():
             self.error = self.error or "the transactional producer did not finish its last transaction in 150 s"
+
+
+class TxnCopier:
+    """Consume-transform-produce in transactions (read_committed, offsets sent to the
+    transaction), in a thread: reads `sources` as the only member of its group and, for each
+    record fewer than HOPS copies away from a TxnWriter record, writes "T<input" to `target`,
+    where T names this transaction attempt ("a7": copier a, attempt 7). Two copiers in a ring
+    (a: seed and y to x, b: x to y) make transactions read each other's writes, which is what
+    the cycle check (check_copies) needs. An attempt the client must abort is aborted and the
+    consumer rewound to the group's committed offsets."""
+
+    def __init__(self, bootstrap: str, name: str, sources: list, target: str, seed: int) -> None:
+        from confluent_kafka import Consumer as CkConsumer, Producer as CkProducer
+        self.name, self.sources, self.target = name, sources, target
+        self.consumer = CkConsumer({"bootstrap.servers": bootstrap, "group.id": f"campaign-{seed}-copier-{name}",
+                                    "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                    "isolation.level": "read_committed"})
+        self.producer = CkProducer({"bootstrap.servers": bootstrap, "transactional.id": f"campaign-{seed}-copier-{name}",
+                                    "transaction.timeout.ms": 60000, "message.timeout.ms": 60000})
+        self.committed: set = set()
+        self.aborted: set = set()
+        self.last_copy = time.monotonic()
+        self.error: "str | None" = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        from confluent_kafka import TopicPartition
+        try:
+            settle(lambda: self.producer.init_transactions(60))
+            self.consumer.subscribe(self.sources)
+            attempt = 0
+            while not self.stop.is_set():
+                batch = [m for m in self.consumer.consume(num_messages=20, timeout=0.5) if not m.error()]
+                if not batch:
+                    continue
+                attempt += 1
+                txn = f"{self.name}{attempt}"
+                self.producer.begin_transaction()
+                for m in batch:
+                    value = m.value().decode()
+                    if hops(value) < HOPS:
+                        self.producer.produce(self.target, value=f"{txn}<{value}".encode(), partition=m.partition() % 2)
+                positions = self.consumer.position(self.consumer.assignment())
+                ok = settle(lambda: self.producer.send_offsets_to_transaction(positions, self.consumer.consumer_group_metadata(), 60))
+                ok = ok and settle(lambda: self.producer.commit_transaction(60))
+                if ok:
+                    self.committed.add(txn)
+                    self.last_copy = time.monotonic()
+                    continue
+                settle(lambda: self.producer.abort_transaction(60))
+                self.aborted.add(txn)
+                for tp in self.consumer.committed(self.consumer.assignment(), timeout=60):
+                    self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0))
+        except Exception as error:  # noqa: BLE001 (reported as a problem of the campaign)
+            self.error = f"{type(error).__name__}: {error}"
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=150)
+        if self.thread.is_alive():
+            self.error = self.error or f"copier {self.name} did not finish its last transaction in 150 s"
+        else:
+            self.consumer.close()
+
+
+#: A TxnWriter record is copied this many times round the ring of copiers.
+HOPS = 3
+
+
+def hops(value: str) -> int:
+    """How many copies away from a TxnWriter record ("txn:i") a value is."""
+    return value.count("<")
+
+
+def writer_of(value: str) -> str:
+    """The transaction that wrote a value: a copier's attempt, or "wN" for TxnWriter's txn N."""
+    return value.split("<", 1)[0] if "<" in value else "w" + value.split(":", 1)[0]
+
+
+def check_copies(visible: "list[str]", sources: "dict[str, list[str]]", committed: set, aborted: set) -> "list[str]":
+    """The transactional ring's invariants over what read_committed shows at the end:
+    - G1a (aborted read): no visible record was written by an aborted transaction, and every
+      copy is of a record that is visible (committed), not of an aborted or unfinished write;
+    - exactly-one copies: each record a copier read (`sources`: copier name -> the visible
+      records of its source topics) fewer than HOPS copies away has exactly one copy;
+    - G1c (circular information flow): the graph with an edge from a record's writer to every
+      transaction that copied it has no cycle (each copier reads only committed records, so a
+      writer commits before its readers, and a cycle means one read what was not committed).
+    `visible` holds every record of the ring's topics and the seed topic; `committed` and
+    `aborted` name the transactions (copier attempts and "wN" of the seed writer)."""
+    problems: "list[str]" = []
+    present = set(visible)
+    for value in visible:
+        if writer_of(value) in aborted:
+            problems.append(f"G1a: {value[:60]} is visible, written by aborted transaction {writer_of(value)}")
+        if "<" in value and value.split("<", 1)[1] not in present:
+            problems.append(f"G1a: {value[:60]} copies a record that was never committed")
+    copies: dict = {}
+    for value in visible:
+        if "<" in value:
+            copies.setdefault(value.split("<", 1)[1], []).append(writer_of(value))
+    for name, records in sorted(sources.items()):
+        for value in records:
+            if hops(value) >= HOPS:
+                continue
+            made = [t for t in copies.get(value, []) if t.rstrip("0123456789") == name]
+            if len(made) != 1:
+                problems.append(f"copier {name}: {value[:60]} copied {len(made)} times ({', '.join(made[:4])})")
+    edges: dict = {}
+    for value in visible:
+        if "<" in value:
+            edges.setdefault(writer_of(value.split("<", 1)[1]), set()).add(writer_of(value))
+    state: dict = {}
+    for start in sorted(edges):
+        if state.get(start):
+            continue
+        stack = [(start, iter(sorted(edges.get(start, ()))))]
+        path = [start]
+        state[start] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+            elif state.get(child) == 1:
+                cycle = path[path.index(child):] + [child]
+                problems.append(f"G1c: transactions read each other's writes: {' -> '.join(cycle[:8])}")
+                return problems
+            elif not state.get(child):
+                state[child] = 1
+                path.append(child)
+                stack.append((child, iter(sorted(edges.get(child, ())))))
+    return problems
 
 
 class GroupReader:
@@ -318,12 +523,15 @@ def wait_healthy(cluster: Cluster, topic: str, partitions: int, limit_s: float =
 
 def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: int = 300, transactions: bool = False,
                  network: bool = False, groups: bool = False, clocks: bool = False, controllers: bool = False,
-                 log=print) -> Outcome:
+                 copiers: bool = False, disks: bool = False, log=print) -> Outcome:
     """Runs one campaign in `root` (node data and logs stay there) and returns what it found.
     `network`: nodes in namespaces, with network partitions among the faults (needs root).
     `groups`: two members of a consumer group read the topic throughout (check_group).
     `clocks`: nodes run under libfaketime, with wall-clock steps among the faults.
-    `controllers`: voters are taken out of the quorum and added back among the faults."""
+    `controllers`: voters are taken out of the quorum and added back among the faults.
+    `copiers`: with `transactions`, two transactional copiers in a ring (check_copies).
+    `disks`: each node's second log dir on a loop disk, with disk failures among the faults
+    (needs root)."""
     from confluent_kafka import Consumer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
     rng = random.Random(seed)
@@ -331,12 +539,16 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
     net = Network(range(1, 4)) if network else None
     if clocks and not FAKETIME_LIB:
         raise RuntimeError("clock jumps need libfaketime (apt-get install faketime)")
-    faults = FAULTS + (NETWORK_FAULTS if net else ()) + (CLOCK_FAULTS if clocks else ()) + (CONTROLLER_FAULTS if controllers else ())
-    cluster = Cluster(root, network=net, clocks=clocks)
+    faults = FAULTS + (NETWORK_FAULTS if net else ()) + (CLOCK_FAULTS if clocks else ()) + (CONTROLLER_FAULTS if controllers else ()) \
+        + (DISK_FAULTS if disks else ())
+    drives = Disks(root, range(1, 4)) if disks else None
+    cluster = Cluster(root, network=net, clocks=clocks,
+                      extra=(lambda i: [f"log.dirs={root}/node{i},{drives.paths[i]}"]) if drives else None)
     cluster.start()
     producer = None
     writer = None
     readers: list = []
+    ring: list = []
     try:
         cluster.wait_for("three unfenced brokers", all_unfenced(sorted(cluster.nodes)), limit_s=60)
         bootstrap = cluster.bootstrap
@@ -356,6 +568,15 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
             wait_healthy(cluster, txn_topic, 2)
             writer = TxnWriter(bootstrap, txn_topic, seed)
             writer.thread.start()
+            if copiers:
+                x, y = f"{topic}-x", f"{topic}-y"
+                for made in admin.create_topics([NewTopic(t, 2, 3, config={"min.insync.replicas": "2"}) for t in (x, y)]).values():
+                    made.result(30)
+                wait_healthy(cluster, x, 2)
+                wait_healthy(cluster, y, 2)
+                ring = [TxnCopier(bootstrap, "a", [txn_topic, y], x, seed), TxnCopier(bootstrap, "b", [x], y, seed)]
+                for copier in ring:
+                    copier.thread.start()
         time.sleep(1)
         for round_ in range(rounds):
             fault = rng.choice(faults)
@@ -370,7 +591,17 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
             node = cluster.nodes[victim]
             before = producer.count()
             started = time.monotonic()
-            if fault.startswith("kill"):
+            if fault == "disk-failure":
+                # The node runs on with its first log dir while its other one is dead, then
+                # stops, gets a new disk, and starts again (its replicas there made anew).
+                drives.fail(victim)
+                time.sleep(rng.uniform(2.0, 5.0))
+                if node.proc.poll() is not None:
+                    raise AssertionError(f"round {round_}: node {victim} stopped when its second log dir failed:\n{node.tail()}")
+                node.kill()
+                drives.replace(victim)
+                node.start()
+            elif fault.startswith("kill"):
                 node.kill()
                 time.sleep(rng.uniform(0.5, 3.0))
                 node.start()
@@ -423,7 +654,7 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
             writer.finish()
             if writer.error:
                 outcome.problems.append(f"transactional producer: {writer.error}")
-            seen = read_all(bootstrap, txn_topic, 2, committed_only=True)
+            seen = read_all(bootstrap, txn_topic, 2, committed_only=True, limit_s=120)
             expected = sorted(f"{t}:{i}" for t in writer.committed for i in range(10))
             if sorted(seen) != expected:
                 lost = sorted(set(expected) - set(seen))[:5]
@@ -431,6 +662,23 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
                 outcome.problems.append(f"read_committed saw {len(seen)} records, expected {len(expected)} of "
                                         f"{len(writer.committed)} committed transactions; missing {lost}, unexpected {extra}")
             outcome.rounds.append(f"transactions: {len(writer.committed)} committed, {len(writer.aborted)} aborted")
+            if ring:
+                # The copiers go on until neither has copied anything for 5 s (or 120 s).
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline and time.monotonic() - max(c.last_copy for c in ring) < 5:
+                    time.sleep(0.5)
+                for copier in ring:
+                    copier.finish()
+                    if copier.error:
+                        outcome.problems.append(f"copier {copier.name}: {copier.error}")
+                xs = read_all(bootstrap, ring[0].target, 2, committed_only=True, limit_s=120)
+                ys = read_all(bootstrap, ring[1].target, 2, committed_only=True, limit_s=120)
+                seeds = {f"w{t}" for t in writer.committed}, {f"w{t}" for t in writer.aborted}
+                outcome.problems += check_copies(seen + xs + ys, {"a": seen + ys, "b": xs},
+                                                 committed=seeds[0] | ring[0].committed | ring[1].committed,
+                                                 aborted=seeds[1] | ring[0].aborted | ring[1].aborted)
+                outcome.rounds.append(f"transactional ring: {len(xs) + len(ys)} copies in {len(ring[0].committed) + len(ring[1].committed)} "
+                                      f"transactions, {len(ring[0].aborted) + len(ring[1].aborted)} aborted and redone")
         outcome.acked = len(producer.acked)
         outcome.failed_deliveries = producer.failed
         # Read every partition back from its start.
@@ -498,6 +746,8 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
             producer.stop.set()
         if writer is not None:
             writer.stop.set()
+        for copier in ring:
+            copier.stop.set()
         for reader in readers:
             reader.stop.set()
         for node in cluster.nodes.values():
@@ -509,3 +759,5 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
         cluster.stop()
         if net is not None:
             net.destroy()
+        if drives is not None:
+            drives.destroy()
