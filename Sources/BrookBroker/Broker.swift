@@ -43,7 +43,10 @@ public final class Broker: Sendable {
         try topics.load()
         // Read, then removed at once: a crash from here on is an unclean shutdown.
         let marker = config.logDirs[0] + "/" + Self.cleanShutdownMarker
-        previousShutdownWasClean = FileSystem.exists(marker)
+        // A log dir without its meta.properties is new (a replaced disk): what this broker held
+        // there is gone, as after a crash, and it must not stay an eligible leader (KIP-966).
+        let everyDirKnown = config.logDirs.allSatisfy { FileSystem.exists($0 + "/meta.properties") }
+        previousShutdownWasClean = FileSystem.exists(marker) && everyDirKnown
         if previousShutdownWasClean { try FileSystem.remove(marker) }
         clusterID = try Self.loadClusterID(config: config)
         groups = GroupService(config: config, topics: topics, clock: clock, logger: logger)

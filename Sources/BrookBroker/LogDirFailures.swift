@@ -10,7 +10,8 @@ public struct LogDirFailure: Sendable {
     /// The replicas that were hosted there: offline now, until the broker restarts.
     public var replicas: [(topic: String, index: Int32, wasLeading: Bool)]
     /// The first log directory (the broker's own files, and by default the metadata log) or the
-    /// last healthy one failed: the broker cannot go on and must stop, as Kafka's does.
+    /// last healthy one failed: the broker cannot go on and must stop, as Kafka's does. A dir
+    /// that failed before is told again when a replica placed there meanwhile goes offline.
     public var fatal: Bool
 }
 
@@ -65,24 +66,27 @@ extension TopicRegistry {
     /// far as the failed disk lets. The controller hears of them in the next heartbeat and
     /// elects other leaders. Runs on the failure queue.
     func failDirectory(_ dir: String, cause: String) {
-        guard health.state.withLock({ $0.failed.insert(dir).inserted }) else { return }
-        logger.error("log directory \(dir) failed (\(cause)): its replicas go offline")
-        let removed = state.withLock { s -> [Partition] in
-            var out: [Partition] = []
-            for (name, topic) in s.topics {
-                for (i, hosted) in topic.partitions.enumerated() {
-                    guard let partition = hosted, partition.logDirectory.hasPrefix(dir + "/") else { continue }
-                    s.topics[name]!.partitions[i] = nil
-                    out.append(partition)
+        // Again for a dir already failed: a replica placed there meanwhile goes too.
+        let (first, removed, listeners, failedCount) = state.withLock { s in
+            // Removed and marked offline in one step (registry lock, then health lock, the
+            // order host() takes them in too): no image applied in between can host them anew.
+            health.state.withLock { h -> (Bool, [Partition], [@Sendable (LogDirFailure) -> Void], Int) in
+                let first = h.failed.insert(dir).inserted
+                var out: [Partition] = []
+                for (name, topic) in s.topics {
+                    for (i, hosted) in topic.partitions.enumerated() {
+                        guard let partition = hosted, partition.logDirectory.hasPrefix(dir + "/") else { continue }
+                        s.topics[name]!.partitions[i] = nil
+                        h.offline[name, default: []].insert(Int32(i))
+                        out.append(partition)
+                    }
                 }
+                s.partitionsCounted -= out.count
+                return (first, out.sorted { ($0.topic, $0.index) < ($1.topic, $1.index) }, h.listeners, h.failed.count)
             }
-            s.partitionsCounted -= out.count
-            return out.sorted { ($0.topic, $0.index) < ($1.topic, $1.index) }
         }
-        let (listeners, failedCount) = health.state.withLock { h in
-            for partition in removed { h.offline[partition.topic, default: []].insert(partition.index) }
-            return (h.listeners, h.failed.count)
-        }
+        guard first || !removed.isEmpty else { return }
+        if first { logger.error("log directory \(dir) failed (\(cause)): its replicas go offline") }
         var replicas: [(topic: String, index: Int32, wasLeading: Bool)] = []
         for partition in removed {
             let leading = partition.isLeader

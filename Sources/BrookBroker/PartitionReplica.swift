@@ -240,6 +240,12 @@ extension Partition {
         return (check, expansion)
     }
 
+    /// Whether `replica` counts in this leader's maximal ISR (the committed ISR and any member
+    /// being added): the replicas the high watermark waits for. True when not leading.
+    public func inMaximalISR(_ replica: NodeID) -> Bool {
+        state.withLock { s in s.replica?.leading?.maximalISR.contains(replica) ?? true }
+    }
+
     /// Batches from `offset` up to the log end (what a follower copies), and the HW.
     public func readForFollower(from offset: Offset, maxBytes: Int) throws(StorageError) -> (LogSlice, Offsets) {
         try withLogIO { (s: inout Locked) throws(StorageError) -> (LogSlice, Offsets) in

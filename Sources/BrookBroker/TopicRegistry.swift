@@ -334,6 +334,11 @@ public final class TopicRegistry: Sendable {
         guard let opened else { return uncount(1) }
         let placed = state.withLock { s -> Bool in
             guard let t = s.topics[name], t.id == topic.id, t.partitions[Int(index)] == nil else { return false }
+            // Its directory failed while it opened: it goes offline with the others there.
+            let lost = health.state.withLock { h in
+                h.offline[name]?.contains(index) == true || logDir(of: opened.logDirectory).map { h.failed.contains($0) } == true
+            }
+            guard !lost else { return false }
             s.topics[name]!.partitions[Int(index)] = opened
             return true
         }
@@ -386,6 +391,8 @@ public final class TopicRegistry: Sendable {
                                                      self?.ioFailed(partitionDirectory: directory, error)
                                                  }))
             } catch {
+                // A dir that cannot even open a log has failed (nothing else may go there).
+                if case .io = error { ioFailed(partitionDirectory: directory, error) }
                 // All or nothing: what this call opened and made goes.
                 closeAll(opened.compactMap { $0 })
                 for path in made { try? FileSystem.removeTree(path) }
@@ -449,12 +456,11 @@ public final class TopicRegistry: Sendable {
     /// broker's replicas, and removes those it no longer holds, once it has the image.
     public func load() throws(TopicError) {
         for dir in logDirs {
+            // A dir that cannot be used stops the start: the replicas it held are unknown, and
+            // made again elsewhere they would be empty where the controller counts on their
+            // data. Replace the disk (an empty dir) or take it out of log.dirs.
             do { try FileSystem.createDirectories(dir); _ = try FileSystem.list(dir) } catch {
-                // The first holds the broker's own files; another that fails is left out, as
-                // Kafka starts with the log dirs that work.
-                guard dir != logDirs[0] else { throw TopicError(.kafkaStorageError, "cannot create \(dir): \(error)") }
-                logger.error("log directory \(dir) cannot be used (\(error)): starting without it")
-                health.state.withLock { _ = $0.failed.insert(dir) }
+                throw TopicError(.kafkaStorageError, "log directory \(dir) cannot be used (\(error)): replace it, or take it out of log.dirs")
             }
         }
         let text: String?
@@ -473,9 +479,14 @@ public final class TopicRegistry: Sendable {
         }
         for record in records {
             var topic = Topic(name: record.name, id: record.id, partitions: [], overrides: record.configs)
-            let failed = health.failedDirectories
+            for index in 0..<record.count {
+                let holding = logDirs.filter { FileSystem.exists("\($0)/\(record.name)-\(index)") }
+                guard holding.count <= 1 else {
+                    throw TopicError(.kafkaStorageError, "\(record.name)-\(index) has a directory in each of \(holding.joined(separator: ", ")): keep one")
+                }
+            }
             topic.partitions = try openPartitions(of: topic, range: 0..<record.count) { index in
-                !hostsReplicasOnly || logDirs.contains { !failed.contains($0) && FileSystem.exists("\($0)/\(record.name)-\(index)") }
+                !hostsReplicasOnly || logDirs.contains { FileSystem.exists("\($0)/\(record.name)-\(index)") }
             }
             let loaded = topic
             state.withLock { s in

@@ -313,6 +313,13 @@ public struct ClusterController: Sendable {
         (image.brokers[broker]?.isActive ?? false) && !(offline[broker]?.contains(key) ?? false)
     }
 
+    /// The ELR `partition` gets with `isr` (KIP-966), without the replicas lost with their log
+    /// directory: they no longer hold what the ELR vouches for.
+    func eligibleLeaders(_ key: TopicIDPartition, _ partition: PartitionInfo, isr: [NodeID]) -> [NodeID] {
+        PartitionChanges.eligibleLeaders(partition, isr: isr, minISR: minInSyncReplicas(of: key.topicID))
+            .filter { !(offline[$0]?.contains(key) ?? false) }
+    }
+
     /// Leads a partition that another replica could lead (one it alone holds cannot move).
     func leadsAnything(_ broker: NodeID) -> Bool {
         image.topics.values.contains { $0.partitions.contains { $0.leader == broker && $0.replicas.count > 1 && $0.isr.count > 1 } }

@@ -139,7 +139,8 @@ extension ClusterController {
         }
         guard isr != partition.isr else { return Decision(records: [], answer: (.none, partition)) }
         var records = [PartitionChanges.record(request.partition, from: partition, leader: partition.leader, isr: isr,
-                                               minISR: minInSyncReplicas(of: request.partition.topicID))]
+                                               minISR: minInSyncReplicas(of: request.partition.topicID),
+                                               elr: eligibleLeaders(request.partition, partition, isr: isr))]
         // The last target replica of a reassignment came in: it completes in the same entry.
         var grown = partition
         grown.isr = isr

@@ -91,8 +91,9 @@ extension ClusterController {
                                               message: "Too many elections at once; ask again."))
                 continue
             }
-            records.append(PartitionChanges.record(TopicIDPartition(id, index), from: partition, leader: change.leader, isr: change.isr,
-                                                   minISR: minInSyncReplicas(of: id), elr: wipesELR ? [] : nil))
+            let elr = wipesELR ? [] : change.isr == partition.isr ? partition.elr : eligibleLeaders(key, partition, isr: change.isr)
+            records.append(PartitionChanges.record(key, from: partition, leader: change.leader, isr: change.isr,
+                                                   minISR: minInSyncReplicas(of: id), elr: elr))
             results.append(PartitionAnswer(topic: name, partition: index, error: .none, message: nil))
         }
         return decide(records, results)

@@ -55,7 +55,8 @@ enum Frame: Equatable {
                 buffer.writeInteger(r.metadataOffset.value)
                 buffer.writeInteger(UInt8(r.wantFence ? 1 : 0))
                 buffer.writeInteger(UInt8(r.wantShutdown ? 1 : 0))
-                buffer.writeInteger(UInt16(r.offlineReplicas.count))
+                // Only when there are some: a controller from before they were sent reads none.
+                if !r.offlineReplicas.isEmpty { buffer.writeInteger(UInt16(r.offlineReplicas.count)) }
                 for key in r.offlineReplicas {
                     buffer.writeInteger(key.topicID.high)
                     buffer.writeInteger(key.topicID.low)

@@ -161,7 +161,9 @@ struct Serve: ParsableCommand {
             options.cleanShutdown = broker.previousShutdownWasClean
             let topics = broker.topics
             options.offlineReplicas = {
-                topics.offlineReplicas(limit: BrokerHeartbeatRequest.offlineReplicasMax)?.map { TopicIDPartition($0.topicID, $0.index) } ?? []
+                // More than a heartbeat carries: the broker is stopping (haltOnFatalLogDirFailure); the
+                // controller is told of as many as fit meanwhile.
+                (topics.offlineReplicas(limit: Int.max) ?? []).prefix(BrokerHeartbeatRequest.offlineReplicasMax).map { TopicIDPartition($0.topicID, $0.index) }
             }
             let membership = broker.cluster
             let replicas = ReplicaManager(broker: broker, node: config.nodeID)
@@ -283,7 +285,8 @@ func haltOnFatalLogDirFailure(_ broker: Broker, logger: Logger) {
         let tooMany = topics.offlineReplicas(limit: BrokerHeartbeatRequest.offlineReplicasMax) == nil
         guard failure.fatal || tooMany else { return }
         logger.critical("log directory \(failure.directory) failed\(tooMany ? " with more replicas than the controller can be told of" : ""): the broker cannot go on and stops now")
-        Glibc.exit(3)
+        // At once, as Kafka halts: no exit handlers while the other threads run on.
+        Glibc._exit(3)
     }
 }
 

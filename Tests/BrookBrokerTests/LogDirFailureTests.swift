@@ -2,6 +2,7 @@
 import BrookCore
 import BrookProtocol
 import BrookStorage
+import Foundation
 import Synchronization
 import Testing
 
@@ -48,5 +49,42 @@ import Testing
         // Losing the last healthy (and first) directory is fatal.
         topics.failDirectory("\(root)/a", cause: "test")
         #expect(told.withLock { $0.count } == 2 && told.withLock { $0[1].fatal })
+    }
+
+    /// A log dir that cannot be used stops the start (its replicas, made again elsewhere, would
+    /// be empty where the controller counts on their data), and so does a partition with a
+    /// directory in two log dirs.
+    @Test func aBrokerDoesNotStartWithoutEveryLogDirOrWithAPartitionTwice() throws {
+        let root = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        FileManager.default.createFile(atPath: "\(root)/b", contents: Data("not a directory".utf8))
+        #expect(throws: (any Error).self) { _ = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: "\(root)/h") }
+        try FileManager.default.removeItem(atPath: "\(root)/b")
+        do {
+            let h = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: "\(root)/h")
+            try h.createTopic("t", partitions: 1)
+            h.broker.shutdown()
+        }
+        let hosted = ["\(root)/a/t-0", "\(root)/b/t-0"].filter { FileManager.default.fileExists(atPath: $0) }
+        #expect(hosted.count == 1)
+        let other = hosted[0].hasPrefix("\(root)/a/") ? "\(root)/b/t-0" : "\(root)/a/t-0"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        #expect(throws: (any Error).self) { _ = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: "\(root)/h") }
+    }
+
+    /// A log dir without its meta.properties is a new disk: what the broker held there is gone,
+    /// so it registers as after an unclean shutdown (and leaves every ELR).
+    @Test func aReplacedDiskMakesTheNextStartUnclean() throws {
+        let root = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let dirs = [("log.dirs", "\(root)/a,\(root)/b")]
+        try BrokerHarness(dirs, directory: "\(root)/h").broker.shutdown()
+        let clean = try BrokerHarness(dirs, directory: "\(root)/h")
+        #expect(clean.broker.previousShutdownWasClean)
+        clean.broker.shutdown()
+        try FileManager.default.removeItem(atPath: "\(root)/b")
+        let replaced = try BrokerHarness(dirs, directory: "\(root)/h")
+        #expect(!replaced.broker.previousShutdownWasClean)
+        replaced.broker.shutdown()
     }
 }

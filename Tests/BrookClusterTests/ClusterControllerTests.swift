@@ -202,10 +202,9 @@ struct ControllerHarness {
             broker: now.leader!, brokerEpoch: h.epochs[now.leader!]!, partition: lost,
             proposal: ISRProposal(leaderEpoch: now.leaderEpoch, partitionEpoch: now.partitionEpoch, isr: now.isr + [leader])))
         #expect(back.answer.0 == .ineligibleReplica)
-        if now.replicas[0] == leader {
-            let elected = h.commit(h.controller.electLeaders(.preferred, [ElectionTarget(topic: "t", partitions: [0])]))
-            #expect(elected.map(\.error) == [.preferredLeaderNotAvailable])
-        }
+        #expect(now.replicas[0] == leader, "the lost replica is the preferred one")
+        let elected = h.commit(h.controller.electLeaders(.preferred, [ElectionTarget(topic: "t", partitions: [0])]))
+        #expect(elected.map(\.error) == [.preferredLeaderNotAvailable])
         // A new incarnation (the broker restarted, its directory replaced) may catch up again.
         let request = BrokerRegistrationRequest(id: leader, incarnation: KafkaUUID(high: 9, low: 9), endpoints: [])
         h.advance(Int64(config.sessionTimeoutMs) + 1000, silent: [leader])

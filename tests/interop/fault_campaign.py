@@ -92,22 +92,26 @@ class Disks:
         return f"loop disks need {', '.join(missing)}" if missing else None
 
     def __init__(self, root: Path, ids) -> None:
-        import subprocess
+        self.root = root
         self.paths = {i: root / f"disk{i}" for i in ids}
-        self.loops: dict = {}
+        self.loops: list = []
+        self.made = 0
         for i in ids:
-            image = root / f"disk{i}.img"
-            with open(image, "wb") as f:
-                f.truncate(1 << 30)
-            self.loops[i] = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True,
-                                           check=True, timeout=30).stdout.strip()
-            self.format(i)
+            self.attach(i)
 
-    def format(self, i: int) -> None:
+    def attach(self, i: int) -> None:
+        """A new disk (a new image on a new loop device: the old one may still be held by the
+        mount namespaces of nodes in network namespaces), formatted and mounted for node `i`."""
         import subprocess
-        subprocess.run(["mkfs.ext4", "-q", "-F", self.loops[i]], check=True, timeout=60)
+        self.made += 1
+        image = self.root / f"disk{i}-{self.made}.img"
+        with open(image, "wb") as f:
+            f.truncate(1 << 30)
+        loop = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+        self.loops.append(loop)
+        subprocess.run(["mkfs.ext4", "-q", "-F", loop], check=True, timeout=60)
         self.paths[i].mkdir(exist_ok=True)
-        subprocess.run(["mount", self.loops[i], str(self.paths[i])], check=True, timeout=30)
+        subprocess.run(["mount", loop, str(self.paths[i])], check=True, timeout=30)
 
     def fail(self, i: int) -> None:
         import fcntl
@@ -122,12 +126,13 @@ class Disks:
         """A new disk in place of node `i`'s (stopped) one."""
         import subprocess
         subprocess.run(["umount", "-l", str(self.paths[i])], timeout=30)
-        self.format(i)
+        self.attach(i)
 
     def destroy(self) -> None:
         import subprocess
-        for i, loop in self.loops.items():
-            subprocess.run(["umount", "-l", str(self.paths[i])], capture_output=True, timeout=30)
+        for path in self.paths.values():
+            subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+        for loop in self.loops:  # detached now, or as soon as nothing holds it (autoclear)
             subprocess.run(["losetup", "-d", loop], capture_output=True, timeout=30)
 
 

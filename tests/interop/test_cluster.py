@@ -711,8 +711,16 @@ def test_a_throttled_move_copies_at_its_rate_until_the_throttle_is_lifted(cluste
     out = subprocess.run([str(BROOK_BIN), "reassign", "verify", "--bootstrap-server", bootstraps, move],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "still in progress" in out.stdout and "removed" not in out.stdout, out
-    # The rates lifted on every broker (confluent-kafka, IncrementalAlterConfigs DELETE), the move ends.
+    # The follower's throttle on its own: the leader's rate lifted, the copy stays slow.
     for b in (1, 2, 3):  # librdkafka takes one BROKER resource per call, sent to that broker
+        lift = ConfigResource(ResourceType.BROKER, str(b), incremental_configs=[
+            ConfigEntry("leader.replication.throttled.rate", None, incremental_operation=AlterConfigOpType.DELETE)])
+        admin.incremental_alter_configs([lift])[lift].result(30)
+    time.sleep(4)
+    grown = sum(f.stat().st_size for f in (cluster.nodes[target].data / f"{topic}-0").glob("*.log")) - copied
+    assert grown < 1_200_000, f"{grown} bytes copied in 4 s with only the follower throttled at 50 kB/s"
+    # The rates lifted on every broker (confluent-kafka, IncrementalAlterConfigs DELETE), the move ends.
+    for b in (1, 2, 3):
         lift = ConfigResource(ResourceType.BROKER, str(b), incremental_configs=[
             ConfigEntry(name, None, incremental_operation=AlterConfigOpType.DELETE)
             for name in ("leader.replication.throttled.rate", "follower.replication.throttled.rate")])
@@ -1214,7 +1222,7 @@ def test_a_failed_log_dir_takes_its_replicas_offline_and_their_leaders_move(tmp_
         healthy = [p for p in range(6) if p not in on_disk]
         assert on_disk and healthy, f"broker 1 spreads its replicas over both log dirs: {on_disk} on the disk"
 
-        acked, errors, stop = [], [], threading.Event()
+        acked, errors, unflushed, stop = [], [], [], threading.Event()
 
         def produce():
             producer = Producer({"bootstrap.servers": bootstraps, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
@@ -1227,7 +1235,7 @@ def test_a_failed_log_dir_takes_its_replicas_offline_and_their_leaders_move(tmp_
                 producer.poll(0)
                 i += 1
                 time.sleep(0.002)
-            assert producer.flush(90) == 0
+            unflushed.append(producer.flush(90))
 
         writer = threading.Thread(target=produce)
         writer.start()
@@ -1254,6 +1262,7 @@ def test_a_failed_log_dir_takes_its_replicas_offline_and_their_leaders_move(tmp_
             writer.join(120)
         assert cluster.nodes[1].proc.poll() is None, "the broker kept running"
         assert "failed" in cluster.nodes[1].tail(400), cluster.nodes[1].tail()
+        assert unflushed == [0], f"the producer's last flush left {unflushed} records"
         assert not errors, errors[:5]
         got = read_values(bootstraps, topic, 6, len(acked), limit_s=90)
         assert set(got) == set(acked) and len(got) == len(acked), f"{len(got)} read, {len(acked)} acknowledged"

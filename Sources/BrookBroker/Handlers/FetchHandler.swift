@@ -192,15 +192,14 @@ extension FetchHandler {
         case .read:
             // A throttled follower out of the ISR (KIP-73) gets no records while the leader's
             // throttled copying is over its rate.
-            let image = broker.cluster.current?.image
+            // In sync means in the maximal ISR (one being added counts): the high watermark
+            // waits for those, and a throttle must never hold it back.
             let node = broker.config.nodeID
-            let rate = DynamicBrokerConfigs.rate(DynamicBrokerConfigs.leaderRate, node: node, image: image)
-            let overrides = rate < Int64.max ? broker.topics.topic(partition.topic)?.overrides ?? [:] : [:]
-            let inSync = image.flatMap { image in
-                broker.topics.topic(partition.topic).flatMap { image.partition(TopicIDPartition($0.id, partition.index)) }
-            }?.isr.contains(replica) ?? true
-            let throttled = rate < Int64.max && !inSync
-                && ReplicationThrottles.names(overrides["leader.replication.throttled.replicas"], partition: partition.index, node: node)
+            let rate = DynamicBrokerConfigs.rate(DynamicBrokerConfigs.leaderRate, node: node, image: broker.cluster.current?.image)
+            let throttled = rate < Int64.max
+                && ReplicationThrottles.names(broker.topics.topic(partition.topic)?.overrides["leader.replication.throttled.replicas"],
+                                              partition: partition.index, node: node)
+                && !partition.inMaximalISR(replica)
             let nowMs = broker.clock.monotonicMs()
             if throttled && broker.throttles.leaderOverRate(rate, nowMs: nowMs) {
                 let offsets = partition.offsets
