@@ -88,3 +88,63 @@ import Testing
         replaced.broker.shutdown()
     }
 }
+
+/// AlterReplicaLogDirs on a single node: a replica moves to another log dir with its records,
+/// and serves again from there; a start finishes or gives up a move a crash interrupted.
+@Suite struct ReplicaDirMoveTests {
+    func alter(_ h: BrokerHarness, _ path: String, _ topic: String, _ partitions: [Int32]) throws -> [Int16] {
+        let request = AlterReplicaLogDirsRequest(dirs: [.init(path: path, topics: [.init(name: topic, partitions: partitions)])])
+        return try h.send(request, version: 2).results.flatMap { $0.partitions.map(\.errorCode) }
+    }
+
+    @Test func aReplicaMovesToAnotherLogDirWithItsRecords() throws {
+        let root = makeTemporaryDirectory()
+        let h = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: root)
+        defer { h.close() }
+        try h.createTopic("t", partitions: 1)
+        for i in 0..<3 { #expect(try h.produce("t", batch(["v\(i)"], timestamps: [1])).errorCode == 0) }
+        let from = try #require(h.broker.topics.partition("t", 0)).logDirectory
+        let to = from.hasPrefix("\(root)/a/") ? "\(root)/b" : "\(root)/a"
+        #expect(try alter(h, to, "t", [0]) == [0])
+        h.broker.topics.moves.sync {}
+        let moved = try #require(h.broker.topics.partition("t", 0))
+        #expect(moved.logDirectory == "\(to)/t-0")
+        #expect(!FileManager.default.fileExists(atPath: from) && !FileManager.default.fileExists(atPath: from + ".delete"))
+        #expect(try fetchedRecords(h.fetch("t", offset: 0).records).map(\.value) == ["v0", "v1", "v2"])
+        #expect(try h.produce("t", batch(["v3"], timestamps: [1])).baseOffset == Offset(3))
+        // Already there: nothing to do; errors as Kafka answers them.
+        #expect(try alter(h, to, "t", [0]) == [0])
+        #expect(try alter(h, "\(root)/nowhere", "t", [0]) == [ErrorCode.logDirNotFound.rawValue])
+        #expect(try alter(h, to, "nope", [0]) == [ErrorCode.unknownTopicOrPartition.rawValue])
+        #expect(try alter(h, to, "t", [5]) == [ErrorCode.unknownTopicOrPartition.rawValue])
+    }
+
+    @Test func aStartFinishesAMoveWhoseCopyWasWholeAndGivesUpAnother() throws {
+        let root = makeTemporaryDirectory()
+        do {
+            let h = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: "\(root)/h")
+            try h.createTopic("t", partitions: 2)
+            for p in Int32(0)...1 { #expect(try h.produce("t", partition: p, batch(["p\(p)"], timestamps: [1])).errorCode == 0) }
+            h.broker.shutdown()
+        }
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func home(_ p: Int) -> (String, String) {
+            let inA = FileManager.default.fileExists(atPath: "\(root)/a/t-\(p)")
+            return inA ? ("\(root)/a", "\(root)/b") : ("\(root)/b", "\(root)/a")
+        }
+        // Partition 0: copied whole, the old dir renamed .delete, the stop came before the last rename.
+        let (from0, to0) = home(0)
+        try FileManager.default.copyItem(atPath: "\(from0)/t-0", toPath: "\(to0)/t-0.move")
+        try FileManager.default.moveItem(atPath: "\(from0)/t-0", toPath: "\(from0)/t-0.delete")
+        // Partition 1: a copy under way (no .delete yet).
+        let (from1, to1) = home(1)
+        try FileManager.default.copyItem(atPath: "\(from1)/t-1", toPath: "\(to1)/t-1.move")
+        let h = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: "\(root)/h")
+        defer { h.broker.shutdown() }
+        #expect(try #require(h.broker.topics.partition("t", 0)).logDirectory == "\(to0)/t-0")
+        #expect(try #require(h.broker.topics.partition("t", 1)).logDirectory == "\(from1)/t-1")
+        for path in ["\(from0)/t-0.delete", "\(to1)/t-1.move", "\(to0)/t-0.move"] { #expect(!FileManager.default.fileExists(atPath: path), "\(path)") }
+        #expect(try fetchedRecords(h.fetch("t", partition: 0, offset: 0).records).map(\.value) == ["p0"])
+        #expect(try fetchedRecords(h.fetch("t", partition: 1, offset: 0).records).map(\.value) == ["p1"])
+    }
+}

@@ -1272,3 +1272,87 @@ def test_a_failed_log_dir_takes_its_replicas_offline_and_their_leaders_move(tmp_
         if mounted:
             subprocess.run(["umount", "-l", str(disk)], timeout=30)
         subprocess.run(["losetup", "-d", loop], timeout=30)
+
+
+@pytest.mark.timeout(150)
+def test_a_replica_moves_to_another_log_dir_of_its_broker(tmp_path):
+    """AlterReplicaLogDirs (kafka-python's alter_replica_log_dirs) moves broker 1's replica of a
+    partition to its other log dir while an idempotent acks=all producer writes; DescribeLogDirs
+    (kafka-python) shows it there, the old directory goes, broker 1 is back in the ISR, and
+    every acknowledged record reads back once. A path that is not a log dir gets
+    LOG_DIR_NOT_FOUND, a replica the broker does not hold REPLICA_NOT_AVAILABLE."""
+    import threading
+    from kafka import KafkaAdminClient
+    from kafka.errors import LogDirNotFoundError, NoError, ReplicaNotAvailableError
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import NewTopic
+    root = tmp_path / "cluster"
+    root.mkdir()
+    second = (tmp_path / "second").resolve()
+    cluster = Cluster(root, extra=lambda i: [f"log.dirs={root}/node{i},{second}"] if i == 1 else [])
+    cluster.start()
+    try:
+        cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+        bootstraps = cluster.bootstrap
+        topic, elsewhere = unique_topic("dirs"), unique_topic("dirs-other")
+        admin = ck_admin(bootstraps)
+        for made in admin.create_topics([NewTopic(topic, num_partitions=2, replica_assignment=[[1, 2, 3], [1, 2, 3]]),
+                                         NewTopic(elsewhere, num_partitions=1, replica_assignment=[[2]])]).values():
+            made.result(30)
+        deadline = time.monotonic() + 30
+        while not (states := partition_states(bootstraps, topic)) or len(states) < 2 or any(len(s[2]) < 3 for s in states.values()):
+            assert time.monotonic() < deadline, states
+            time.sleep(0.3)
+        kp = KafkaAdminClient(bootstrap_servers=bootstraps, request_timeout_ms=30000)
+
+        def where(partition: int) -> "str | None":
+            for entry in kp.describe_log_dirs(brokers=[1])[0]["log_dirs"]:
+                for t in entry["topics"]:
+                    if t["name"] == topic and any(p["partition_index"] == partition for p in t["partitions"]):
+                        return entry["log_dir"]
+            return None
+
+        acked, errors, unflushed, stop = [], [], [], threading.Event()
+
+        def produce():
+            producer = Producer({"bootstrap.servers": bootstraps, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
+            i = 0
+            while not stop.is_set():
+                producer.produce(topic, partition=i % 2, value=f"m{i}".encode(),
+                                 on_delivery=lambda err, msg: (errors if err else acked).append(err or msg.value()))
+                producer.poll(0)
+                i += 1
+                time.sleep(0.002)
+            unflushed.append(producer.flush(60))
+
+        writer = threading.Thread(target=produce)
+        writer.start()
+        try:
+            time.sleep(2)
+            before = where(0)
+            assert before is not None
+            target = str(second) if Path(before).resolve() != second else str((root / "node1").resolve())
+            answer = kp.alter_replica_log_dirs({(topic, 0, 1): target, (elsewhere, 0, 1): target, (topic, 1, 1): "/no/such/dir"})
+            by = {(tpr.topic, tpr.partition): error for tpr, error in answer.items()}
+            assert by[(topic, 0)] is NoError, by
+            assert by[(elsewhere, 0)] is ReplicaNotAvailableError, by
+            assert by[(topic, 1)] is LogDirNotFoundError, by
+            deadline = time.monotonic() + 30
+            while Path(where(0) or "/").resolve() != Path(target).resolve():
+                assert time.monotonic() < deadline, (where(0), cluster.nodes[1].tail())
+                time.sleep(0.3)
+            assert (Path(target) / f"{topic}-0").is_dir() and not (Path(before) / f"{topic}-0").exists()
+            deadline = time.monotonic() + 30
+            while len(partition_states(bootstraps, topic)[0][2]) < 3:
+                assert time.monotonic() < deadline, partition_states(bootstraps, topic)
+                time.sleep(0.3)
+            time.sleep(1)
+        finally:
+            stop.set()
+            writer.join(90)
+            kp.close()
+        assert unflushed == [0] and not errors, (unflushed, errors[:5])
+        got = read_values(bootstraps, topic, 2, len(acked), limit_s=60)
+        assert set(got) == set(acked) and len(got) == len(acked), f"{len(got)} read, {len(acked)} acknowledged"
+    finally:
+        cluster.stop()
