@@ -78,7 +78,6 @@ public final class Broker: Sendable {
         table.register(ListPartitionReassignmentsHandler())
         table.register(UnregisterBrokerHandler())
         table.register(DescribeLogDirsHandler())
-        table.register(AlterReplicaLogDirsHandler())
         table.register(FindCoordinatorHandler())
         table.register(JoinGroupHandler())
         table.register(SyncGroupHandler())

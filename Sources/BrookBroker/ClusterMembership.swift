@@ -34,9 +34,6 @@ public final class ClusterMembership: Sendable {
     nonisolated(unsafe) private var view: View?
     nonisolated(unsafe) private var forwarder: Forward?
     nonisolated(unsafe) private var alterer: AlterPartition?
-    nonisolated(unsafe) private var mover: MoveReplica?
-    /// Moves a replica to another log dir (topic, partition, dir), in the replica manager's order.
-    public typealias MoveReplica = @Sendable (String, Int32, String) -> Void
 
     public init() {}
 
@@ -60,18 +57,6 @@ public final class ClusterMembership: Sendable {
             markerSender = sendMarkers
             idAllocator = allocateProducerIDs
         }
-    }
-
-    /// Called once at start by a broker of a cluster: how replicas move between log dirs.
-    public func attach(moveReplica: @escaping MoveReplica) {
-        lock.withLock { mover = moveReplica }
-    }
-
-    /// Hands a replica's move to the replica manager; false when there is none (a single node).
-    public func moveReplica(_ topic: String, _ index: Int32, to dir: String) -> Bool {
-        guard let mover = lock.withLock({ mover }) else { return false }
-        mover(topic, index, dir)
-        return true
     }
 
     /// A block of producer ids from the controller (AllocateProducerIds).

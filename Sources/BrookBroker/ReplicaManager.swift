@@ -170,29 +170,6 @@ public final class ReplicaManager: Sendable {
     /// Runs queued work to its end (tests, shutdown).
     public func drain() { queue.sync {} }
 
-    /// Moves this broker's replica of `name`-`index` to log dir `dir` (AlterReplicaLogDirs), on
-    /// the manager's queue, between images: the replica is out while its files are copied
-    /// (TopicRegistry.moveReplica), its coordinators (if it led one) stop meanwhile, and it
-    /// takes its role from the image again, with its high watermark, once back.
-    public func moveReplica(_ name: String, _ index: Int32, to dir: String) {
-        queue.async { [self] in
-            guard let before = broker.topics.partition(name, index) else { return }
-            let high = before.checkpointHighWatermark
-            let role = before.isReplicating ? before.role : nil
-            coordinatorsFollow(name, Int(index), from: role, to: .follower(leader: nil, epoch: .none))
-            do throws(TopicError) { _ = try broker.topics.moveReplica(name: name, index: index, to: dir) } catch {
-                broker.logger.error("cannot move the replica of \(name)-\(index) to \(dir): \(error)")
-            }
-            // Back (moved, or where it was after a failed copy): its role from the image again.
-            guard let partition = broker.topics.partition(name, index), partition !== before else { return }
-            if let high { partition.restoreHighWatermark(high) }
-            guard let image = latest.withLock({ $0 }), let topic = image.topic(named: name), Int(index) < topic.partitions.count else { return }
-            let configs = image.configs[BrookCluster.ConfigResource(.topic, name)] ?? [:]
-            update(partition, to: topic.partitions[Int(index)], replicationConfig(configs))
-            coordinatorsFollow(name, Int(index), from: .follower(leader: nil, epoch: .none), to: partition.role)
-        }
-    }
-
     func apply(_ image: MetadataImage) {
         let topics = broker.topics
         for local in topics.allTopics() {

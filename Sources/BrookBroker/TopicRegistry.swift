@@ -1,7 +1,6 @@
 import BrookCore
 import BrookProtocol
 import BrookStorage
-import Dispatch
 import Logging
 import Synchronization
 
@@ -60,8 +59,6 @@ public final class TopicRegistry: Sendable {
     let logDirs: [String]
     /// The log directories that failed, and the replicas that went with them.
     public let health = LogDirHealth()
-    /// Replica moves between log dirs (AlterReplicaLogDirs) on a single node, one at a time.
-    let moves = DispatchQueue(label: "brook.replica-moves")
     let brokerDefaults: [String: String]
     let clock: any Clock
     let logger: Logger
@@ -466,7 +463,6 @@ public final class TopicRegistry: Sendable {
                 throw TopicError(.kafkaStorageError, "log directory \(dir) cannot be used (\(error)): replace it, or take it out of log.dirs")
             }
         }
-        do { try finishInterruptedMoves() } catch { throw TopicError(.kafkaStorageError, "cannot finish an interrupted replica move: \(error)") }
         let text: String?
         do { text = try FileSystem.readFile(metadataPath) } catch { throw TopicError(.kafkaStorageError, "\(error)") }
         guard let text else { return }

@@ -82,13 +82,6 @@ public final class SegmentFile: @unchecked Sendable {
 public enum FileSystem {
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
-    /// The process's working directory ("/" if it cannot be read).
-    public static func currentDirectory() -> String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        guard getcwd(&buffer, buffer.count) != nil else { return "/" }
-        return String(cString: buffer)
-    }
-
     /// The process's open-file limit (`ulimit -n`, RLIMIT_NOFILE's soft limit).
     public static func openFileLimit() -> Int {
         var limit = rlimit()
@@ -151,35 +144,6 @@ public enum FileSystem {
         var bytes = [UInt8](repeating: 0, count: size)
         let n = try typed { try bytes.withUnsafeMutableBytes { b in try file.read(into: b, at: 0) } }
         return String(decoding: bytes[0..<n], as: UTF8.self)
-    }
-
-    /// Copies a file's bytes to a new file (made or emptied first) and makes them durable.
-    public static func copyFile(from source: String, to target: String) throws(StorageError) {
-        let input = open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw .io(operation: "open", path: source, errno: errno) }
-        defer { close(input) }
-        let output = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard output >= 0 else { throw .io(operation: "open", path: target, errno: errno) }
-        defer { close(output) }
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-            guard n >= 0 else {
-                if errno == EINTR { continue }
-                throw .io(operation: "read", path: source, errno: errno)
-            }
-            if n == 0 { break }
-            var written = 0
-            while written < n {
-                let m = buffer.withUnsafeBytes { write(output, $0.baseAddress! + written, n - written) }
-                guard m >= 0 else {
-                    if errno == EINTR { continue }
-                    throw .io(operation: "write", path: target, errno: errno)
-                }
-                written += m
-            }
-        }
-        guard fsync(output) == 0 else { throw .io(operation: "fsync", path: target, errno: errno) }
     }
 
     /// Makes a directory's entries (creations, renames, deletions) durable.

@@ -199,7 +199,6 @@ struct Serve: ParsableCommand {
                     if view.image.brokers[node]?.fenced == false && waiting.withLock({ was in defer { was = false }; return was }) { unfenced.signal() }
                 }
             }
-            membership.attach(moveReplica: { topic, index, dir in replicas.moveReplica(topic, index, to: dir) })
             membership.attach(forward: { request, done in
                                   follower.forward(request) { result in
                                       switch result {
