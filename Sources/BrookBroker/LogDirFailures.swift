@@ -2,6 +2,9 @@ import BrookCore
 import BrookProtocol
 import BrookStorage
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// A log directory that failed, and what went with it.
@@ -56,6 +59,8 @@ extension TopicRegistry {
     /// A partition log met an I/O error: its log directory fails (once), on the failure queue.
     /// Called from anywhere, a partition's lock held or not.
     func ioFailed(partitionDirectory: String, _ error: StorageError) {
+        // A full disk is no failure (ENOSPC from a mkdir comes as an I/O error, not diskFull).
+        if case .io(_, _, let errno) = error, errno == ENOSPC || errno == EDQUOT { return }
         guard let dir = logDir(of: partitionDirectory) else { return }
         health.queue.async { self.failDirectory(dir, cause: "\(error)") }
     }

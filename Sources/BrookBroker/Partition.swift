@@ -47,6 +47,8 @@ public final class Partition: Sendable {
         /// In a cluster, the replica's state (epochs, high watermark, followers when leading);
         /// nil on a single node, whose high watermark is its log end.
         var replica: ReplicaState?
+        /// Closed (the replica left this broker, moved or went offline): nothing touches its files.
+        var closed = false
     }
 
     /// Told of every I/O failure of the log (its directory may have failed). It may be called
@@ -62,15 +64,27 @@ public final class Partition: Sendable {
         state = Mutex(Locked(log: log, producers: producers, snapshotOffset: snapshotOffset, snapshotMs: now))
     }
 
-    /// `error`, told to `onIOError` first when it is an I/O failure.
+    /// Set (with `Locked.closed`) when the partition closes: read where its lock cannot be taken.
+    let closedFlag = Atomic<Bool>(false)
+
+    /// `error`, told to `onIOError` first when it is an I/O failure of a partition still open
+    /// (one closed and deleted meets ENOENT from work that began before: no disk failed).
     func noted(_ error: StorageError) -> StorageError {
-        if case .io = error { onIOError(error) }
+        if case .io = error, !closedFlag.load(ordering: .sequentiallyConsistent) { onIOError(error) }
         return error
     }
 
-    /// `body` under the partition's lock, its I/O failures told to `onIOError`.
+    /// `body` under the partition's lock, its I/O failures told to `onIOError`; `.closed` once
+    /// the partition closed (work that took it before then touches none of its files).
     func withLogIO<T>(_ body: (inout Locked) throws(StorageError) -> sending T) throws(StorageError) -> sending T {
-        do { return try state.withLock(body) } catch { throw noted(error) }
+        do {
+            return try state.withLock { (s: inout Locked) throws(StorageError) -> sending T in
+                guard !s.closed else { throw .closed }
+                return try body(&s)
+            }
+        } catch {
+            throw noted(error)
+        }
     }
 
     public var name: String { "\(topic)-\(index)" }
@@ -369,6 +383,8 @@ extension Partition {
     /// Writes the producer snapshot at the log end and closes the log.
     func close() throws(StorageError) {
         try withLogIO { (s: inout Locked) throws(StorageError) in
+            s.closed = true
+            closedFlag.store(true, ordering: .sequentiallyConsistent)
             let end = s.log.logEndOffset
             if end != s.snapshotOffset || !FileSystem.exists(logDirectory + "/" + ProducerSnapshot.fileName(end)) {
                 try ProducerStateFiles.writeSnapshot(s.producers, offset: end, directory: logDirectory)

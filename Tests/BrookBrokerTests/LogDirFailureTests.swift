@@ -3,6 +3,9 @@ import BrookCore
 import BrookProtocol
 import BrookStorage
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 import Testing
 
@@ -49,6 +52,29 @@ import Testing
         // Losing the last healthy (and first) directory is fatal.
         topics.failDirectory("\(root)/a", cause: "test")
         #expect(told.withLock { $0.count } == 2 && told.withLock { $0[1].fatal })
+    }
+
+    /// A replica that closed (moved away, or its topic deleted) touches none of its files and
+    /// fails no directory: work that took it before meets `.closed`, and an ENOENT it met from
+    /// its deleted files is no disk failure. Nor is a full disk.
+    @Test func aClosedReplicaOrAFullDiskFailsNoDirectory() throws {
+        let root = makeTemporaryDirectory()
+        let h = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: root)
+        defer { h.close() }
+        try h.createTopic("t", partitions: 2)
+        let topics = h.broker.topics
+        let open = try #require(topics.partition("t", 1))
+        _ = open.noted(.io(operation: "mkdir", path: open.logDirectory, errno: ENOSPC))
+        topics.health.drain()
+        #expect(topics.health.failedDirectories.isEmpty, "a full disk is no failure")
+        let partition = try #require(topics.partition("t", 0))
+        let gone = try #require(topics.unhost(name: "t", index: 0))
+        #expect(gone === partition)
+        #expect(throws: StorageError.self) { try partition.maintainLog(retention: true, compaction: true) }
+        _ = partition.noted(.io(operation: "open", path: partition.logDirectory + "/x.log", errno: ENOENT))
+        topics.health.drain()
+        #expect(topics.health.failedDirectories.isEmpty)
+        #expect(topics.partition("t", 1) != nil)
     }
 
     /// A log dir that cannot be used stops the start (its replicas, made again elsewhere, would
