@@ -215,47 +215,65 @@ class Producer:
             raise AssertionError(f"{remaining} records still unanswered after the flush")
 
 
-class TxnWriter:
+class TxnThread:
+    """A transactional producer's workload in a thread (`run`), stopped by `finish`; what went
+    wrong in it is kept in `error`."""
+
+    def __init__(self, bootstrap: str, transactional_id: str, what: str) -> None:
+        from confluent_kafka import Producer as CkProducer
+        self.what = what
+        self.producer = CkProducer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
+                                    "transaction.timeout.ms": 60000, "message.timeout.ms": 60000})
+        self.error: "str | None" = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.guarded, daemon=True)
+
+    def guarded(self) -> None:
+        try:
+            settle(lambda: self.producer.init_transactions(60))
+            self.run()
+        except Exception as error:  # noqa: BLE001 (reported as a problem of the campaign)
+            self.error = f"{type(error).__name__}: {error}"
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> bool:
+        """Stops the thread; False (with `error` set) when it did not end."""
+        self.stop.set()
+        self.thread.join(timeout=150)
+        if self.thread.is_alive():
+            self.error = self.error or f"{self.what} did not finish its last transaction in 150 s"
+            return False
+        return True
+
+
+class TxnWriter(TxnThread):
     """Transactions of 10 numbered records ("TXN:I") to `topic`, one after another, in a thread:
     each committed, or aborted when the client says the transaction must be."""
 
     def __init__(self, bootstrap: str, topic: str, seed: int) -> None:
-        from confluent_kafka import Producer as CkProducer
+        super().__init__(bootstrap, f"campaign-{seed}", "the transactional producer")
         self.topic = topic
-        self.producer = CkProducer({"bootstrap.servers": bootstrap, "transactional.id": f"campaign-{seed}",
-                                    "transaction.timeout.ms": 60000, "message.timeout.ms": 60000})
         self.committed: list = []
         self.aborted: list = []
-        self.error: "str | None" = None
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self) -> None:
-        try:
-            settle(lambda: self.producer.init_transactions(60))
-            txn = 0
-            while not self.stop.is_set():
-                self.producer.begin_transaction()
-                for i in range(10):
-                    self.producer.produce(self.topic, value=f"{txn}:{i}".encode(), partition=i % 2)
-                if settle(lambda: self.producer.commit_transaction(60)):
-                    self.committed.append(txn)
-                else:
-                    settle(lambda: self.producer.abort_transaction(60))
-                    self.aborted.append(txn)
-                txn += 1
-                time.sleep(0.05)
-        except Exception as error:  # noqa: BLE001 (reported as a problem of the campaign)
-            self.error = f"{type(error).__name__}: {error}"
-
-    def finish(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=150)
-        if self.thread.is_alive():
-            self.error = self.error or "the transactional producer did not finish its last transaction in 150 s"
+        txn = 0
+        while not self.stop.is_set():
+            self.producer.begin_transaction()
+            for i in range(10):
+                self.producer.produce(self.topic, value=f"{txn}:{i}".encode(), partition=i % 2)
+            if settle(lambda: self.producer.commit_transaction(60)):
+                self.committed.append(txn)
+            else:
+                settle(lambda: self.producer.abort_transaction(60))
+                self.aborted.append(txn)
+            txn += 1
+            time.sleep(0.05)
 
 
-class TxnCopier:
+class TxnCopier(TxnThread):
     """Consume-transform-produce in transactions (read_committed, offsets sent to the
     transaction), in a thread: reads `sources` as the only member of its group and, for each
     record fewer than HOPS copies away from a TxnWriter record, writes "T<input" to `target`,
@@ -265,58 +283,48 @@ class TxnCopier:
     consumer rewound to the group's committed offsets."""
 
     def __init__(self, bootstrap: str, name: str, sources: list, target: str, seed: int) -> None:
-        from confluent_kafka import Consumer as CkConsumer, Producer as CkProducer
+        from confluent_kafka import Consumer as CkConsumer
+        super().__init__(bootstrap, f"campaign-{seed}-copier-{name}", f"copier {name}")
         self.name, self.sources, self.target = name, sources, target
         self.consumer = CkConsumer({"bootstrap.servers": bootstrap, "group.id": f"campaign-{seed}-copier-{name}",
                                     "auto.offset.reset": "earliest", "enable.auto.commit": False,
                                     "isolation.level": "read_committed"})
-        self.producer = CkProducer({"bootstrap.servers": bootstrap, "transactional.id": f"campaign-{seed}-copier-{name}",
-                                    "transaction.timeout.ms": 60000, "message.timeout.ms": 60000})
         self.committed: set = set()
         self.aborted: set = set()
         self.last_copy = time.monotonic()
-        self.error: "str | None" = None
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self) -> None:
         from confluent_kafka import TopicPartition
-        try:
-            settle(lambda: self.producer.init_transactions(60))
-            self.consumer.subscribe(self.sources)
-            attempt = 0
-            while not self.stop.is_set():
-                batch = [m for m in self.consumer.consume(num_messages=20, timeout=0.5) if not m.error()]
-                if not batch:
-                    continue
-                attempt += 1
-                txn = f"{self.name}{attempt}"
-                self.producer.begin_transaction()
-                for m in batch:
-                    value = m.value().decode()
-                    if hops(value) < HOPS:
-                        self.producer.produce(self.target, value=f"{txn}<{value}".encode(), partition=m.partition() % 2)
-                positions = self.consumer.position(self.consumer.assignment())
-                ok = settle(lambda: self.producer.send_offsets_to_transaction(positions, self.consumer.consumer_group_metadata(), 60))
-                ok = ok and settle(lambda: self.producer.commit_transaction(60))
-                if ok:
-                    self.committed.add(txn)
-                    self.last_copy = time.monotonic()
-                    continue
-                settle(lambda: self.producer.abort_transaction(60))
-                self.aborted.add(txn)
-                for tp in self.consumer.committed(self.consumer.assignment(), timeout=60):
-                    self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0))
-        except Exception as error:  # noqa: BLE001 (reported as a problem of the campaign)
-            self.error = f"{type(error).__name__}: {error}"
+        self.consumer.subscribe(self.sources)
+        attempt = 0
+        while not self.stop.is_set():
+            batch = [m for m in self.consumer.consume(num_messages=20, timeout=0.5) if not m.error()]
+            if not batch:
+                continue
+            attempt += 1
+            txn = f"{self.name}{attempt}"
+            self.producer.begin_transaction()
+            for m in batch:
+                value = m.value().decode()
+                if hops(value) < HOPS:
+                    self.producer.produce(self.target, value=f"{txn}<{value}".encode(), partition=m.partition() % 2)
+            positions = self.consumer.position(self.consumer.assignment())
+            ok = settle(lambda: self.producer.send_offsets_to_transaction(positions, self.consumer.consumer_group_metadata(), 60))
+            ok = ok and settle(lambda: self.producer.commit_transaction(60))
+            if ok:
+                self.committed.add(txn)
+                self.last_copy = time.monotonic()
+                continue
+            settle(lambda: self.producer.abort_transaction(60))
+            self.aborted.add(txn)
+            for tp in self.consumer.committed(self.consumer.assignment(), timeout=60):
+                self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0))
 
-    def finish(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=150)
-        if self.thread.is_alive():
-            self.error = self.error or f"copier {self.name} did not finish its last transaction in 150 s"
-        else:
+    def finish(self) -> bool:
+        ended = super().finish()
+        if ended:
             self.consumer.close()
+        return ended
 
 
 #: A TxnWriter record is copied this many times round the ring of copiers.
