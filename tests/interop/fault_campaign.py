@@ -31,7 +31,11 @@ with `brook cluster add-controller`.
 With `disks=True` each node's second log dir is an ext4 disk on a loop device, and a
 disk-failure fault shuts one down under its broker (FS_IOC_SHUTDOWN: every I/O on it then fails
 with EIO); the broker must go on with its first dir while the controller moves the lost
-replicas' leaderships; then it is stopped, given a new empty disk, and started again.
+replicas' leaderships; then it is stopped, given a new empty disk, and started again. A
+slow-disk fault throttles one node's disk to a trickle (the kernel's blkio throttle on its loop
+device: 32 KiB/s and 8 I/Os per second each way) for 3 to 8 s, then lifts it: with `disks` the
+topics fsync every 100 records (`flush.messages`), so the leaders there stall in fsync, as on a
+dying or saturated disk.
 Each round waits for the producer to make progress through the fault, heals it, and waits until
 every node is back, unfenced, and every partition's ISR is full again.
 
@@ -53,8 +57,8 @@ they read; the check (check_group) looks for Jepsen's queue anomalies: nonmonoto
 poll skips within an assignment, a record read with another value than at the end, an
 acknowledged record the group never got, and a committed offset that went back.
 
-Not covered yet: slow disks and fsync stalls (this kernel has no device mapper, so no dm-delay;
-SIGSTOP pauses stand in for a stalled process).
+Slow disks are the kernel's blkio throttle (cgroup v1, set on the root group, which does the
+page-cache writeback) rather than dm-delay: this kernel has no device mapper.
 """
 from __future__ import annotations
 
@@ -73,7 +77,7 @@ FAULTS = ("kill-leader", "kill-controller", "kill-any", "pause-leader", "pause-b
 NETWORK_FAULTS = ("partition-leader", "partition-controller", "partition-any", "partition-bridge")
 CLOCK_FAULTS = ("clock-jump",)
 CONTROLLER_FAULTS = ("reconfigure-controller",)
-DISK_FAULTS = ("disk-failure",)
+DISK_FAULTS = ("disk-failure", "slow-disk")
 
 
 class Disks:
@@ -89,12 +93,17 @@ class Disks:
         if os.geteuid() != 0:
             return "loop disks need root"
         missing = [tool for tool in ("losetup", "mkfs.ext4", "mount", "umount") if not shutil.which(tool)]
-        return f"loop disks need {', '.join(missing)}" if missing else None
+        if missing:
+            return f"loop disks need {', '.join(missing)}"
+        if not (Disks.BLKIO / "blkio.throttle.write_bps_device").exists():
+            return "slow disks need the cgroup v1 blkio throttle at /sys/fs/cgroup/blkio"
+        return None
 
     def __init__(self, root: Path, ids) -> None:
         self.root = root
         self.paths = {i: root / f"disk{i}" for i in ids}
         self.loops: list = []
+        self.current: dict = {}
         self.made = 0
         for i in ids:
             self.attach(i)
@@ -108,6 +117,7 @@ class Disks:
         with open(image, "wb") as f:
             f.truncate(1 << 30)
         loop = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+        self.current[i] = len(self.loops)
         self.loops.append(loop)
         subprocess.run(["mkfs.ext4", "-q", "-F", loop], check=True, timeout=60)
         self.paths[i].mkdir(exist_ok=True)
@@ -122,6 +132,19 @@ class Disks:
         finally:
             os.close(fd)
 
+    BLKIO = Path("/sys/fs/cgroup/blkio")
+
+    def device(self, i: int) -> str:
+        """MAJOR:MINOR of node `i`'s current loop device."""
+        st = os.stat(self.loops[self.current[i]])
+        return f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+
+    def throttle(self, i: int, bps: int, iops: int) -> None:
+        """Node `i`'s disk at most `bps` bytes and `iops` I/Os per second each way (0: no limit)."""
+        device = self.device(i)
+        for name, value in (("read_bps", bps), ("write_bps", bps), ("read_iops", iops), ("write_iops", iops)):
+            (self.BLKIO / f"blkio.throttle.{name}_device").write_text(f"{device} {value}\n")
+
     def replace(self, i: int) -> None:
         """A new disk in place of node `i`'s (stopped) one."""
         import subprocess
@@ -130,6 +153,11 @@ class Disks:
 
     def destroy(self) -> None:
         import subprocess
+        for i in self.current:
+            try:
+                self.throttle(i, 0, 0)
+            except OSError:
+                pass
         for path in self.paths.values():
             subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
         for loop in self.loops:  # detached now, or as soon as nothing holds it (autoclear)
@@ -566,8 +594,10 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
         cluster.wait_for("three unfenced brokers", all_unfenced(sorted(cluster.nodes)), limit_s=60)
         bootstrap = cluster.bootstrap
         topic = f"campaign-{seed}"
+        # With disks, fsyncs often enough that a slow disk stalls them.
+        topic_config = {"min.insync.replicas": "2", **({"flush.messages": "100"} if drives else {})}
         admin = AdminClient({"bootstrap.servers": bootstrap})
-        admin.create_topics([NewTopic(topic, partitions, 3, config={"min.insync.replicas": "2"})])[topic].result(30)
+        admin.create_topics([NewTopic(topic, partitions, 3, config=topic_config)])[topic].result(30)
         wait_healthy(cluster, topic, partitions)
         producer = Producer(bootstrap, topic, partitions, rate)
         producer.thread.start()
@@ -577,13 +607,13 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
                 reader.thread.start()
         if transactions:
             txn_topic = f"{topic}-txn"
-            admin.create_topics([NewTopic(txn_topic, 2, 3, config={"min.insync.replicas": "2"})])[txn_topic].result(30)
+            admin.create_topics([NewTopic(txn_topic, 2, 3, config=topic_config)])[txn_topic].result(30)
             wait_healthy(cluster, txn_topic, 2)
             writer = TxnWriter(bootstrap, txn_topic, seed)
             writer.thread.start()
             if copiers:
                 x, y = f"{topic}-x", f"{topic}-y"
-                for made in admin.create_topics([NewTopic(t, 2, 3, config={"min.insync.replicas": "2"}) for t in (x, y)]).values():
+                for made in admin.create_topics([NewTopic(t, 2, 3, config=topic_config) for t in (x, y)]).values():
                     made.result(30)
                 wait_healthy(cluster, x, 2)
                 wait_healthy(cluster, y, 2)
@@ -614,6 +644,12 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
                 node.kill()
                 drives.replace(victim)
                 node.start()
+            elif fault == "slow-disk":
+                drives.throttle(victim, 32 << 10, 8)
+                try:
+                    time.sleep(rng.uniform(3.0, 8.0))
+                finally:
+                    drives.throttle(victim, 0, 0)
             elif fault.startswith("kill"):
                 node.kill()
                 time.sleep(rng.uniform(0.5, 3.0))
