@@ -78,6 +78,7 @@ public final class Broker: Sendable {
         table.register(ListPartitionReassignmentsHandler())
         table.register(UnregisterBrokerHandler())
         table.register(DescribeLogDirsHandler())
+        table.register(AlterReplicaLogDirsHandler())
         table.register(FindCoordinatorHandler())
         table.register(JoinGroupHandler())
         table.register(SyncGroupHandler())

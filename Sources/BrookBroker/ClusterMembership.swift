@@ -34,6 +34,10 @@ public final class ClusterMembership: Sendable {
     nonisolated(unsafe) private var view: View?
     nonisolated(unsafe) private var forwarder: Forward?
     nonisolated(unsafe) private var alterer: AlterPartition?
+    nonisolated(unsafe) private var mover: MoveReplica?
+    /// Moves a replica to another log dir (topic, partition, dir, the move's ticket in
+    /// TopicRegistry.moves), its swap in the replica manager's order; runs to the move's end.
+    public typealias MoveReplica = @Sendable (String, Int32, String, UInt64) -> Void
 
     public init() {}
 
@@ -57,6 +61,20 @@ public final class ClusterMembership: Sendable {
             markerSender = sendMarkers
             idAllocator = allocateProducerIDs
         }
+    }
+
+    /// Called once at start by a broker of a cluster: how replicas move between log dirs.
+    public func attach(moveReplica: @escaping MoveReplica) {
+        lock.withLock { mover = moveReplica }
+    }
+
+    /// Whether replica moves go through a replica manager (a broker of a cluster).
+    public var canMoveReplicas: Bool { lock.withLock { mover != nil } }
+
+    /// Hands a replica's move to the replica manager (a broker of a cluster; nothing otherwise).
+    public func moveReplica(_ topic: String, _ index: Int32, to dir: String, ticket: UInt64) {
+        guard let mover = lock.withLock({ mover }) else { return }
+        mover(topic, index, dir, ticket)
     }
 
     /// A block of producer ids from the controller (AllocateProducerIds).

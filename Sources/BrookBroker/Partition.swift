@@ -382,16 +382,19 @@ extension Partition {
 
     /// Writes the producer snapshot at the log end and closes the log.
     func close() throws(StorageError) {
-        try withLogIO { (s: inout Locked) throws(StorageError) in
-            s.closed = true
-            closedFlag.store(true, ordering: .sequentiallyConsistent)
-            let end = s.log.logEndOffset
-            if end != s.snapshotOffset || !FileSystem.exists(logDirectory + "/" + ProducerSnapshot.fileName(end)) {
-                try ProducerStateFiles.writeSnapshot(s.producers, offset: end, directory: logDirectory)
-                s.snapshotOffset = end
-            }
-            try s.log.close()
+        try withLogIO { (s: inout Locked) throws(StorageError) in try closeLocked(&s) }
+    }
+
+    /// `close` with the lock held: marked closed first, so nothing touches the files after.
+    func closeLocked(_ s: inout Locked) throws(StorageError) {
+        s.closed = true
+        closedFlag.store(true, ordering: .sequentiallyConsistent)
+        let end = s.log.logEndOffset
+        if end != s.snapshotOffset || !FileSystem.exists(logDirectory + "/" + ProducerSnapshot.fileName(end)) {
+            try ProducerStateFiles.writeSnapshot(s.producers, offset: end, directory: logDirectory)
+            s.snapshotOffset = end
         }
+        try s.log.close()
     }
 }
 

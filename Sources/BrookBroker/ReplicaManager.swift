@@ -170,6 +170,44 @@ public final class ReplicaManager: Sendable {
     /// Runs queued work to its end (tests, shutdown).
     public func drain() { queue.sync {} }
 
+    /// Moves this broker's replica of `name`-`index` to log dir `dir` (AlterReplicaLogDirs; on
+    /// the moves queue, to the move's end): the copy catches up while the replica serves
+    /// (TopicRegistry.copyForMove); the swap runs on this manager's queue, between images: the
+    /// replica's coordinators (if it led one) stop and its waiting produces are released, as
+    /// when leadership moves, then the replica in its place (moved, or back where it was) takes
+    /// its role from the image again, with its high watermark.
+    public func moveReplica(_ name: String, _ index: Int32, to dir: String, ticket: UInt64) {
+        let topics = broker.topics
+        let base = "\(name)-\(index)"
+        let prepared: TopicRegistry.PreparedMove
+        do throws(TopicError) {
+            guard let ready = try topics.copyForMove(name: name, index: index, to: dir, proceed: { topics.moves.isCurrent(base, ticket) })
+            else { return }
+            prepared = ready
+        } catch {
+            broker.logger.error("cannot move the replica of \(base) to \(dir): \(error)")
+            return
+        }
+        queue.sync {
+            let before = prepared.old
+            let high = before.checkpointHighWatermark
+            let role = before.isReplicating ? before.role : nil
+            coordinatorsFollow(name, Int(index), from: role, to: .follower(leader: nil, epoch: .none))
+            before.becomeFollower(leader: nil, epoch: before.leaderEpoch)
+            do throws(TopicError) { _ = try topics.completeMove(prepared) } catch {
+                broker.logger.error("cannot move the replica of \(base) to \(dir): \(error)")
+            }
+            // Whatever holds the place now (moved, or opened again where it was, or the old
+            // one if it never closed) takes its role from the image again.
+            guard let partition = topics.partition(name, index) else { return }
+            if let high, partition !== before { partition.restoreHighWatermark(high) }
+            guard let image = latest.withLock({ $0 }), let topic = image.topic(named: name), Int(index) < topic.partitions.count else { return }
+            let configs = image.configs[BrookCluster.ConfigResource(.topic, name)] ?? [:]
+            update(partition, to: topic.partitions[Int(index)], replicationConfig(configs))
+            coordinatorsFollow(name, Int(index), from: .follower(leader: nil, epoch: .none), to: partition.role)
+        }
+    }
+
     func apply(_ image: MetadataImage) {
         let topics = broker.topics
         for local in topics.allTopics() {

@@ -59,6 +59,8 @@ public final class TopicRegistry: Sendable {
     let logDirs: [String]
     /// The log directories that failed, and the replicas that went with them.
     public let health = LogDirHealth()
+    /// Replica moves between log dirs (AlterReplicaLogDirs), one at a time.
+    public let moves = ReplicaDirMoves()
     let brokerDefaults: [String: String]
     let clock: any Clock
     let logger: Logger
@@ -463,6 +465,7 @@ public final class TopicRegistry: Sendable {
                 throw TopicError(.kafkaStorageError, "log directory \(dir) cannot be used (\(error)): replace it, or take it out of log.dirs")
             }
         }
+        do { try finishInterruptedMoves() } catch { throw TopicError(.kafkaStorageError, "cannot finish an interrupted replica move: \(error)") }
         let text: String?
         do { text = try FileSystem.readFile(metadataPath) } catch { throw TopicError(.kafkaStorageError, "\(error)") }
         guard let text else { return }

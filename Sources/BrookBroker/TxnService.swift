@@ -24,6 +24,10 @@ public final class TxnService: Sendable {
     /// Producer ids are reserved on disk in blocks of this many, so none is ever handed out twice.
     static let idBlockSize: Int64 = 1000
     static let idBlockFile = "producer-id-block"
+    /// A single node's marker to a replica that is closed for a move is tried again for about
+    /// 2 s (the swap takes milliseconds).
+    static let markerAttemptsMax = 400
+    static let markerRetryMicros: UInt32 = 5_000
 
     struct State {
         var coordinator: TxnCoordinator
@@ -354,15 +358,26 @@ public final class TxnService: Sendable {
     func finish(_ plan: MarkerPlan) {
         let time = clock.now()
         for target in plan.partitions {
-            guard let partition = topics.partition(target.topic, target.partition) else {
-                logger.info("transaction \(plan.transactionalID): \(target) no longer exists; no marker written")
-                continue
-            }
-            do {
-                _ = try partition.appendMarker(producerID: plan.producerID, epoch: plan.epoch, commit: plan.commit,
-                                               coordinatorEpoch: 0, now: time)
-            } catch {
-                logger.error("transaction \(plan.transactionalID): marker to \(target) failed: \(error)")
+            // A replica moving between log dirs is closed for a moment before its copy takes
+            // its place: the marker goes to the copy.
+            var closed: Partition?
+            for attempt in 0..<Self.markerAttemptsMax {
+                guard let partition = topics.partition(target.topic, target.partition) else {
+                    logger.info("transaction \(plan.transactionalID): \(target) no longer exists; no marker written")
+                    break
+                }
+                if partition === closed { usleep(Self.markerRetryMicros) }
+                do {
+                    _ = try partition.appendMarker(producerID: plan.producerID, epoch: plan.epoch, commit: plan.commit,
+                                                   coordinatorEpoch: 0, now: time)
+                } catch {
+                    if case .storage(.closed) = error, attempt + 1 < Self.markerAttemptsMax {
+                        closed = partition
+                        continue
+                    }
+                    logger.error("transaction \(plan.transactionalID): marker to \(target) failed: \(error)")
+                }
+                break
             }
             if target.topic == GroupService.offsetsTopic {
                 groups.completeTransaction(producerID: plan.producerID, commit: plan.commit)

@@ -64,7 +64,7 @@ enum RequestFuzzing {
         CreatePartitionsRequest.self, DeleteGroupsRequest.self, IncrementalAlterConfigsRequest.self,
         OffsetDeleteRequest.self, DescribeClusterRequest.self, DescribeProducersRequest.self,
         DescribeTransactionsRequest.self, ListTransactionsRequest.self, ConsumerGroupHeartbeatRequest.self,
-        ConsumerGroupDescribeRequest.self, UnregisterBrokerRequest.self,
+        ConsumerGroupDescribeRequest.self, UnregisterBrokerRequest.self, AlterReplicaLogDirsRequest.self,
     ]
 
     /// Decodes `body`; a message that decodes must encode to bytes that decode to the same value.

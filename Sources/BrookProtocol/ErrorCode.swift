@@ -12,6 +12,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let leaderNotAvailable = ErrorCode(rawValue: 5)
     public static let notLeaderOrFollower = ErrorCode(rawValue: 6)
     public static let requestTimedOut = ErrorCode(rawValue: 7)
+    public static let replicaNotAvailable = ErrorCode(rawValue: 9)
     public static let messageTooLarge = ErrorCode(rawValue: 10)
     public static let coordinatorNotAvailable = ErrorCode(rawValue: 15)
     public static let invalidTopicException = ErrorCode(rawValue: 17)
@@ -95,7 +96,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     static let names: [Int16: String] = [
         -1: "UNKNOWN_SERVER_ERROR", 0: "NONE", 1: "OFFSET_OUT_OF_RANGE", 2: "CORRUPT_MESSAGE",
         3: "UNKNOWN_TOPIC_OR_PARTITION", 4: "INVALID_FETCH_SIZE", 5: "LEADER_NOT_AVAILABLE",
-        6: "NOT_LEADER_OR_FOLLOWER", 7: "REQUEST_TIMED_OUT", 10: "MESSAGE_TOO_LARGE",
+        6: "NOT_LEADER_OR_FOLLOWER", 7: "REQUEST_TIMED_OUT", 9: "REPLICA_NOT_AVAILABLE", 10: "MESSAGE_TOO_LARGE",
         15: "COORDINATOR_NOT_AVAILABLE", 17: "INVALID_TOPIC_EXCEPTION", 18: "RECORD_LIST_TOO_LARGE",
         21: "INVALID_REQUIRED_ACKS", 29: "TOPIC_AUTHORIZATION_FAILED", 32: "INVALID_TIMESTAMP", 35: "UNSUPPORTED_VERSION",
         36: "TOPIC_ALREADY_EXISTS", 37: "INVALID_PARTITIONS", 38: "INVALID_REPLICATION_FACTOR",

@@ -69,6 +69,7 @@ extension PartitionLog {
     /// batch holding `offset` is removed whole, so the new LEO may be below `offset`.
     public func truncate(to offset: Offset) throws(StorageError) {
         guard offset < logEndOffset else { return }
+        rewrites &+= 1
         guard offset > segments[0].baseOffset, offset >= logStartOffset else {
             try truncateFully(startingAt: offset)
             return
@@ -91,6 +92,7 @@ extension PartitionLog {
     /// Deletes every segment and starts an empty log at `offset`.
     public func truncateFully(startingAt offset: Offset) throws(StorageError) {
         precondition(offset >= .zero, "offsets are never negative")
+        rewrites &+= 1
         for segment in segments { try segment.delete() }
         segments = [try LogSegment(directory: directory, baseOffset: offset, config: config, create: true, writable: true)]
         setLogStartOffset(offset)

@@ -58,6 +58,9 @@ public final class PartitionLog {
     private var lastFlush: Timestamp
     private var activeCreatedAt: Timestamp
     var isClosed = false
+    /// Counts the changes that rewrite or cut bytes already written (truncation, compaction): a
+    /// copy of the files taken before one (DirectoryMirror) must start again.
+    public internal(set) var rewrites: UInt64 = 0
     /// How many segments the last open had to scan and rebuild (0 after a clean shutdown).
     public internal(set) var segmentsRecoveredAtOpen = 0
 

@@ -78,9 +78,22 @@ public final class SegmentFile: @unchecked Sendable {
     }
 }
 
+/// What tells a file's versions apart: its inode (a file renamed over it is another) and size.
+public struct FileState: Sendable, Equatable {
+    public var inode: UInt64
+    public var size: Int64
+}
+
 /// Directory and path operations, each mapped to a typed error.
 public enum FileSystem {
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// The process's working directory ("/" if it cannot be read).
+    public static func currentDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { return "/" }
+        return String(cString: buffer)
+    }
 
     /// The process's open-file limit (`ulimit -n`, RLIMIT_NOFILE's soft limit).
     public static func openFileLimit() -> Int {
@@ -144,6 +157,58 @@ public enum FileSystem {
         var bytes = [UInt8](repeating: 0, count: size)
         let n = try typed { try bytes.withUnsafeMutableBytes { b in try file.read(into: b, at: 0) } }
         return String(decoding: bytes[0..<n], as: UTF8.self)
+    }
+
+    /// A file's identity and size, or nil when it does not exist.
+    public static func state(_ path: String) throws(StorageError) -> FileState? {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT { return nil }
+            throw .io(operation: "stat", path: path, errno: errno)
+        }
+        return FileState(inode: UInt64(info.st_ino), size: Int64(info.st_size))
+    }
+
+    /// Copies `source`'s bytes in `range` to the same positions of `target` (made when missing;
+    /// emptied first when the range starts at 0), and makes them durable. Returns the bytes
+    /// copied (fewer where the source is shorter), or nil when the source does not exist.
+    public static func copy(from source: String, to target: String, range: Range<Int64>) throws(StorageError) -> Int64? {
+        precondition(range.lowerBound >= 0, "file positions are never negative")
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else {
+            if errno == ENOENT { return nil }
+            throw .io(operation: "open", path: source, errno: errno)
+        }
+        defer { close(input) }
+        let output = open(target, O_WRONLY | O_CREAT | O_CLOEXEC | (range.lowerBound == 0 ? O_TRUNC : 0), 0o644)
+        guard output >= 0 else { throw .io(operation: "open", path: target, errno: errno) }
+        defer { close(output) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var position = range.lowerBound
+        while position < range.upperBound {
+            let want = Int(min(Int64(buffer.count), range.upperBound - position))
+            let n = buffer.withUnsafeMutableBytes { pread(input, $0.baseAddress, want, off_t(position)) }
+            guard n >= 0 else {
+                if errno == EINTR { continue }
+                throw .io(operation: "pread", path: source, errno: errno)
+            }
+            if n == 0 { break }
+            var written = 0
+            while written < n {
+                let m = buffer.withUnsafeBytes { pwrite(output, $0.baseAddress! + written, n - written, off_t(position) + off_t(written)) }
+                guard m >= 0 else {
+                    if errno == EINTR { continue }
+                    if errno == ENOSPC || errno == EDQUOT { throw .diskFull(path: target) }
+                    throw .io(operation: "pwrite", path: target, errno: errno)
+                }
+                written += m
+            }
+            position += Int64(n)
+        }
+        // The target ends where the source's bytes do (a shorter source leaves nothing after).
+        guard ftruncate(output, off_t(position)) == 0 else { throw .io(operation: "ftruncate", path: target, errno: errno) }
+        guard fsync(output) == 0 else { throw .io(operation: "fsync", path: target, errno: errno) }
+        return position - range.lowerBound
     }
 
     /// Makes a directory's entries (creations, renames, deletions) durable.

@@ -199,6 +199,7 @@ struct Serve: ParsableCommand {
                     if view.image.brokers[node]?.fenced == false && waiting.withLock({ was in defer { was = false }; return was }) { unfenced.signal() }
                 }
             }
+            membership.attach(moveReplica: { topic, index, dir, ticket in replicas.moveReplica(topic, index, to: dir, ticket: ticket) })
             membership.attach(forward: { request, done in
                                   follower.forward(request) { result in
                                       switch result {

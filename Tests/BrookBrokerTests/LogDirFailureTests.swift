@@ -1,6 +1,7 @@
 @testable import BrookBroker
 import BrookCore
 import BrookProtocol
+import BrookRecords
 import BrookStorage
 import Foundation
 #if canImport(Glibc)
@@ -114,3 +115,149 @@ import Testing
         replaced.broker.shutdown()
     }
 }
+
+/// AlterReplicaLogDirs on a single node: a replica moves to another log dir with its records and
+/// its producers' state, and serves again from there; naming its current dir cancels a move;
+/// a start finishes or gives up a move a crash interrupted.
+@Suite struct ReplicaDirMoveTests {
+    func alter(_ h: BrokerHarness, _ path: String, _ topic: String, _ partitions: [Int32]) throws -> [Int16] {
+        let request = AlterReplicaLogDirsRequest(dirs: [.init(path: path, topics: [.init(name: topic, partitions: partitions)])])
+        return try h.send(request, version: 2).results.flatMap { $0.partitions.map(\.errorCode) }
+    }
+
+    @Test func aReplicaMovesToAnotherLogDirWithItsRecords() throws {
+        let root = makeTemporaryDirectory()
+        let h = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: root)
+        defer { h.close() }
+        try h.createTopic("t", partitions: 1)
+        for i in 0..<3 { #expect(try h.produce("t", batch(["v\(i)"], timestamps: [1])).errorCode == 0) }
+        let from = try #require(h.broker.topics.partition("t", 0)).logDirectory
+        let to = from.hasPrefix("\(root)/a/") ? "\(root)/b" : "\(root)/a"
+        #expect(try alter(h, to, "t", [0]) == [0])
+        h.broker.topics.moves.drain()
+        let moved = try #require(h.broker.topics.partition("t", 0))
+        #expect(moved.logDirectory == "\(to)/t-0")
+        #expect(!FileManager.default.fileExists(atPath: from) && !FileManager.default.fileExists(atPath: from + ".delete"))
+        #expect(try fetchedRecords(h.fetch("t", offset: 0).records).map(\.value) == ["v0", "v1", "v2"])
+        #expect(try h.produce("t", batch(["v3"], timestamps: [1])).baseOffset == Offset(3))
+        #expect(h.broker.topics.moves.underWay.isEmpty)
+        // Already there: nothing to do; errors as Kafka answers them.
+        #expect(try alter(h, to, "t", [0]) == [0])
+        #expect(try alter(h, "\(root)/nowhere", "t", [0]) == [ErrorCode.logDirNotFound.rawValue])
+        #expect(try alter(h, to, "nope", [0]) == [ErrorCode.unknownTopicOrPartition.rawValue])
+        #expect(try alter(h, to, "t", [5]) == [ErrorCode.unknownTopicOrPartition.rawValue])
+    }
+
+    @Test func aStartFinishesAMoveWhoseCopyWasWholeAndGivesUpAnother() throws {
+        let root = makeTemporaryDirectory()
+        do {
+            let h = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: "\(root)/h")
+            try h.createTopic("t", partitions: 3)
+            for p in Int32(0)...2 { #expect(try h.produce("t", partition: p, batch(["p\(p)"], timestamps: [1])).errorCode == 0) }
+            h.broker.shutdown()
+        }
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func home(_ p: Int) -> (String, String) {
+            let inA = FileManager.default.fileExists(atPath: "\(root)/a/t-\(p)")
+            return inA ? ("\(root)/a", "\(root)/b") : ("\(root)/b", "\(root)/a")
+        }
+        // Partition 0: copied whole, the old dir renamed .delete, the stop came before the last rename.
+        let (from0, to0) = home(0)
+        try FileManager.default.copyItem(atPath: "\(from0)/t-0", toPath: "\(to0)/t-0.future")
+        try FileManager.default.moveItem(atPath: "\(from0)/t-0", toPath: "\(from0)/t-0.delete")
+        // Partition 1: a copy under way (no .delete yet), and a .delete left by a move whose copy
+        // went with its disk: the old directory comes back.
+        let (from1, to1) = home(1)
+        try FileManager.default.copyItem(atPath: "\(from1)/t-1", toPath: "\(to1)/t-1.future")
+        let (from2, _) = home(2)
+        try FileManager.default.moveItem(atPath: "\(from2)/t-2", toPath: "\(from2)/t-2.delete")
+        let h = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: "\(root)/h")
+        defer { h.broker.shutdown() }
+        #expect(try #require(h.broker.topics.partition("t", 2)).logDirectory == "\(from2)/t-2")
+        #expect(try fetchedRecords(h.fetch("t", partition: 2, offset: 0).records).map(\.value) == ["p2"])
+        #expect(try #require(h.broker.topics.partition("t", 0)).logDirectory == "\(to0)/t-0")
+        #expect(try #require(h.broker.topics.partition("t", 1)).logDirectory == "\(from1)/t-1")
+        for path in ["\(from0)/t-0.delete", "\(to1)/t-1.future", "\(to0)/t-0.future"] { #expect(!FileManager.default.fileExists(atPath: path), "\(path)") }
+        #expect(try fetchedRecords(h.fetch("t", partition: 0, offset: 0).records).map(\.value) == ["p0"])
+        #expect(try fetchedRecords(h.fetch("t", partition: 1, offset: 0).records).map(\.value) == ["p1"])
+    }
+
+    @Test func anIdempotentProducerGoesOnAfterAMoveAndAMoveCanBeCancelled() throws {
+        let root = makeTemporaryDirectory()
+        let h = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: root)
+        defer { h.close() }
+        try h.createTopic("t", partitions: 1)
+        let producer = { (sequence: Int32, value: String) in
+            RecordBatchBuilder.build(baseOffset: .zero, records: [SimpleRecord(key: nil, value: Array(value.utf8), timestamp: Timestamp(ms: 1))],
+                                     producer: .init(id: ProducerID(4242), epoch: ProducerEpoch(0), baseSequence: sequence))
+        }
+        for i in 0..<5 { #expect(try h.produce("t", producer(Int32(i), "p\(i)")).errorCode == 0) }
+        let from = try #require(h.broker.topics.partition("t", 0)).logDirectory
+        let fromDir = String(from.dropLast("/t-0".count))
+        let to = fromDir == "\(root)/a" ? "\(root)/b" : "\(root)/a"
+        #expect(try alter(h, to, "t", [0]) == [0])
+        h.broker.topics.moves.drain()
+        #expect(try #require(h.broker.topics.partition("t", 0)).logDirectory == "\(to)/t-0")
+        // A retry of the last batch is known as one; the next sequence goes on.
+        let retry = try h.produce("t", producer(4, "p4"))
+        #expect(retry.errorCode == 0 && retry.baseOffset == Offset(4))
+        #expect(try h.produce("t", producer(5, "p5")).baseOffset == Offset(5))
+        #expect(try h.produce("t", producer(7, "p7")).errorCode == ErrorCode.outOfOrderSequenceNumber.rawValue)
+        // A move asked for and then cancelled (its current dir named) before it ran does not happen.
+        h.broker.topics.moves.queue.suspend()
+        #expect(try alter(h, fromDir, "t", [0]) == [0])
+        #expect(h.broker.topics.moves.underWay == ["t-0": fromDir])
+        // DescribeLogDirs shows a copy under way as the future replica, in the dir it goes to.
+        try FileManager.default.createDirectory(atPath: "\(fromDir)/t-0.future", withIntermediateDirectories: false)
+        try Data(count: 100).write(to: URL(fileURLWithPath: "\(fromDir)/t-0.future/00000000000000000000.log"))
+        let described = try h.send(DescribeLogDirsRequest(topics: nil), version: 4).results
+        let future = described.first { $0.logDir == fromDir }?.topics.first { $0.name == "t" }?.partitions
+        #expect(future?.map(\.isFutureKey) == [true] && future?.first?.partitionSize == 100)
+        #expect(described.first { $0.logDir == to }?.topics.first { $0.name == "t" }?.partitions.map(\.isFutureKey) == [false])
+        try FileManager.default.removeItem(atPath: "\(fromDir)/t-0.future")
+        #expect(try alter(h, to, "t", [0]) == [0])
+        #expect(h.broker.topics.moves.underWay.isEmpty)
+        h.broker.topics.moves.queue.resume()
+        h.broker.topics.moves.drain()
+        #expect(try #require(h.broker.topics.partition("t", 0)).logDirectory == "\(to)/t-0")
+        #expect(!FileManager.default.fileExists(atPath: "\(fromDir)/t-0.future"))
+        #expect(try fetchedRecords(h.fetch("t", offset: 0).records).map(\.value) == ["p0", "p1", "p2", "p3", "p4", "p5"])
+    }
+
+    /// A single node's commit marker that meets the replica closed for its swap waits for the
+    /// copy that takes its place, instead of being dropped (which would leave the transaction
+    /// open there for good).
+    @Test func aCommitMarkerDuringTheSwapGoesToTheMovedReplica() throws {
+        let root = makeTemporaryDirectory()
+        let h = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: root)
+        defer { h.close() }
+        try h.createTopic("tx", partitions: 1)
+        let ids = try h.send(InitProducerIdRequest(transactionalId: "app", transactionTimeoutMs: 60_000), version: 4)
+        let add = AddPartitionsToTxnRequest(v3AndBelowTransactionalId: "app", v3AndBelowProducerId: ids.producerId,
+                                            v3AndBelowProducerEpoch: ids.producerEpoch, v3AndBelowTopics: [.init(name: "tx", partitions: [0])])
+        #expect(try h.send(add, version: 3).resultsByTopicV3AndBelow[0].resultsByPartition[0].partitionErrorCode == 0)
+        var request = h.produceRequest("tx", batches: [RecordBatchBuilder.build(
+            baseOffset: .zero, records: [SimpleRecord(key: nil, value: Array("t1".utf8), timestamp: Timestamp(ms: 1))],
+            attributes: BatchAttributes(transactional: true), producer: .init(id: ids.producerId, epoch: ids.producerEpoch, baseSequence: 0))])
+        request.transactionalId = "app"
+        #expect(try h.send(request, version: 9).responses[0].partitionResponses[0].errorCode == 0)
+        // The replica closes as a move's last step does, and its copy comes 200 ms later.
+        let old = try #require(h.broker.topics.partition("tx", 0))
+        try old.closeForMove { _ in }
+        let swapped = DispatchSemaphore(value: 0)
+        let topics = h.broker.topics
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(200)) {
+            _ = try? topics.reopen(old, in: old.logDirectory)
+            swapped.signal()
+        }
+        let end = try h.send(EndTxnRequest(transactionalId: "app", producerId: ids.producerId, producerEpoch: ids.producerEpoch, committed: true), version: 3)
+        #expect(end.errorCode == 0)
+        swapped.wait()
+        var fetch = h.fetchRequest("tx", offset: 0)
+        fetch.isolationLevel = 1
+        let committed = try h.send(fetch, version: 12).responses[0].partitions[0]
+        #expect(committed.lastStableOffset == Offset(2))
+        #expect(try fetchedRecords(committed.records).first?.value == "t1")
+    }
+}
+

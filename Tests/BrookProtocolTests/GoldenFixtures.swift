@@ -2424,6 +2424,40 @@ enum GoldenFixtures {
         ]
     }
 
+    static var alterReplicaLogDirsRequests: [GoldenFixture] {
+        [
+            GoldenFixture(AlterReplicaLogDirsRequest.self, version: 1, variant: "full",
+                          hex: "000000020006706174682d310000000100066e616d652d32000000031234567b1234567c1234567d000c706174682d362dc3a9e697a50000000100066e616d652d3700000003123456801234568112345682",
+                          expected: AlterReplicaLogDirsRequest(dirs: [.init(path: "path-1", topics: [.init(name: "name-2", partitions: [305419899, 305419900, 305419901])]), .init(path: "path-6-é日", topics: [.init(name: "name-7", partitions: [305419904, 305419905, 305419906])])])),
+            GoldenFixture(AlterReplicaLogDirsRequest.self, version: 1, variant: "sparse",
+                          hex: "00000001000000000001000000000000",
+                          expected: AlterReplicaLogDirsRequest(dirs: [.init(path: "", topics: [.init(name: "", partitions: [])])])),
+            GoldenFixture(AlterReplicaLogDirsRequest.self, version: 2, variant: "full",
+                          hex: "0307706174682d3102076e616d652d32041234567b1234567c1234567d00000d706174682d362dc3a9e697a502076e616d652d3704123456801234568112345682000000",
+                          expected: AlterReplicaLogDirsRequest(dirs: [.init(path: "path-1", topics: [.init(name: "name-2", partitions: [305419899, 305419900, 305419901])]), .init(path: "path-6-é日", topics: [.init(name: "name-7", partitions: [305419904, 305419905, 305419906])])])),
+            GoldenFixture(AlterReplicaLogDirsRequest.self, version: 2, variant: "sparse",
+                          hex: "0201020101000000",
+                          expected: AlterReplicaLogDirsRequest(dirs: [.init(path: "", topics: [.init(name: "", partitions: [])])])),
+        ]
+    }
+
+    static var alterReplicaLogDirsResponses: [GoldenFixture] {
+        [
+            GoldenFixture(AlterReplicaLogDirsResponse.self, version: 1, variant: "full",
+                          hex: "1234567900000002000b746f7069634e616d652d32000000011234567b1238000b746f7069634e616d652d35000000011234567e123b",
+                          expected: AlterReplicaLogDirsResponse(throttleTimeMs: 305419897, results: [.init(topicName: "topicName-2", partitions: [.init(partitionIndex: 305419899, errorCode: 4664)]), .init(topicName: "topicName-5", partitions: [.init(partitionIndex: 305419902, errorCode: 4667)])])),
+            GoldenFixture(AlterReplicaLogDirsResponse.self, version: 1, variant: "sparse",
+                          hex: "12345679000000010000000000011234567a1237",
+                          expected: AlterReplicaLogDirsResponse(throttleTimeMs: 305419897, results: [.init(topicName: "", partitions: [.init(partitionIndex: 305419898, errorCode: 4663)])])),
+            GoldenFixture(AlterReplicaLogDirsResponse.self, version: 2, variant: "full",
+                          hex: "12345679030c746f7069634e616d652d32021234567b123800000c746f7069634e616d652d35021234567e123b000000",
+                          expected: AlterReplicaLogDirsResponse(throttleTimeMs: 305419897, results: [.init(topicName: "topicName-2", partitions: [.init(partitionIndex: 305419899, errorCode: 4664)]), .init(topicName: "topicName-5", partitions: [.init(partitionIndex: 305419902, errorCode: 4667)])])),
+            GoldenFixture(AlterReplicaLogDirsResponse.self, version: 2, variant: "sparse",
+                          hex: "123456790201021234567a1237000000",
+                          expected: AlterReplicaLogDirsResponse(throttleTimeMs: 305419897, results: [.init(topicName: "", partitions: [.init(partitionIndex: 305419898, errorCode: 4663)])])),
+        ]
+    }
+
     static var createPartitionsRequests: [GoldenFixture] {
         [
             GoldenFixture(CreatePartitionsRequest.self, version: 0, variant: "full",
@@ -2901,7 +2935,7 @@ enum GoldenFixtures {
     }
 
     static var all: [GoldenFixture] {
-        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + electLeadersRequests + electLeadersResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + alterPartitionReassignmentsRequests + alterPartitionReassignmentsResponses + listPartitionReassignmentsRequests + listPartitionReassignmentsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + unregisterBrokerRequests + unregisterBrokerResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
+        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + alterReplicaLogDirsRequests + alterReplicaLogDirsResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + electLeadersRequests + electLeadersResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + alterPartitionReassignmentsRequests + alterPartitionReassignmentsResponses + listPartitionReassignmentsRequests + listPartitionReassignmentsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + unregisterBrokerRequests + unregisterBrokerResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
     }
 
     /// Requests with their header (v1 or v2) as kafka-python writes them: (api key, version, correlation id, client id, bytes).

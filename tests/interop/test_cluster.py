@@ -1272,3 +1272,127 @@ def test_a_failed_log_dir_takes_its_replicas_offline_and_their_leaders_move(tmp_
         if mounted:
             subprocess.run(["umount", "-l", str(disk)], timeout=30)
         subprocess.run(["losetup", "-d", loop], timeout=30)
+
+
+@pytest.mark.timeout(240)
+def test_a_replica_moves_to_another_log_dir_of_its_broker(tmp_path):
+    """AlterReplicaLogDirs (kafka-python's alter_replica_log_dirs) moves broker 1's replica of a
+    partition holding 30 MB to its other log dir while an idempotent acks=all producer writes:
+    the copy catches up while the replica serves, so the producer never waits on it; DescribeLogDirs
+    (kafka-python) shows the replica there, the old directory goes, broker 1 is back in the ISR,
+    and every acknowledged record reads back once. Then broker 1's replicas of
+    `__consumer_offsets` move too, under a group whose commits survive. A path that is not a log
+    dir gets LOG_DIR_NOT_FOUND, a replica the broker does not hold REPLICA_NOT_AVAILABLE."""
+    import threading
+    from kafka import KafkaAdminClient
+    from kafka.errors import LogDirNotFoundError, NoError, ReplicaNotAvailableError
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import NewTopic
+    root = tmp_path / "cluster"
+    root.mkdir()
+    second = (tmp_path / "second").resolve()
+    cluster = Cluster(root, extra=lambda i: [f"log.dirs={root}/node{i},{second}"] if i == 1 else [])
+    cluster.start()
+    try:
+        cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+        bootstraps = cluster.bootstrap
+        topic, elsewhere = unique_topic("dirs"), unique_topic("dirs-other")
+        admin = ck_admin(bootstraps)
+        for made in admin.create_topics([NewTopic(topic, num_partitions=2, replica_assignment=[[1, 2, 3], [1, 2, 3]]),
+                                         NewTopic(elsewhere, num_partitions=1, replica_assignment=[[2]])]).values():
+            made.result(30)
+        deadline = time.monotonic() + 30
+        while not (states := partition_states(bootstraps, topic)) or len(states) < 2 or any(len(s[2]) < 3 for s in states.values()):
+            assert time.monotonic() < deadline, states
+            time.sleep(0.3)
+        kp = KafkaAdminClient(bootstrap_servers=bootstraps, request_timeout_ms=30000)
+
+        def where(name: str, partition: int) -> "str | None":
+            for entry in kp.describe_log_dirs(brokers=[1])[0]["log_dirs"]:
+                for t in entry["topics"]:
+                    if t["name"] == name and any(p["partition_index"] == partition and not p["is_future_key"] for p in t["partitions"]):
+                        return entry["log_dir"]
+            return None
+
+        acked, errors, unflushed, stop = [], [], [], threading.Event()
+        on_delivery = lambda err, msg: (errors if err else acked).append(err or msg.value())  # noqa: E731
+        preload = Producer({"bootstrap.servers": bootstraps, "acks": "all", "linger.ms": 20})
+        for i in range(30_000):
+            preload.produce(topic, partition=0, value=f"pre{i}".encode().ljust(1000, b"."), on_delivery=on_delivery)
+            if i % 1000 == 0:
+                preload.poll(0)
+        assert preload.flush(60) == 0 and len(acked) == 30_000 and not errors
+        gaps = []
+
+        def produce():
+            producer = Producer({"bootstrap.servers": bootstraps, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
+            i, last = 0, time.monotonic()
+            while not stop.is_set():
+                producer.produce(topic, partition=i % 2, value=f"m{i}".encode(), on_delivery=on_delivery)
+                producer.poll(0)
+                i += 1
+                time.sleep(0.002)
+                if len(acked) != last_count[0]:
+                    now = time.monotonic()
+                    gaps.append(now - last)
+                    last, last_count[0] = now, len(acked)
+            unflushed.append(producer.flush(60))
+
+        last_count = [len(acked)]
+        writer = threading.Thread(target=produce)
+        writer.start()
+        try:
+            time.sleep(2)
+            before = where(topic, 0)
+            assert before is not None
+            target = str(second) if Path(before).resolve() != second else str((root / "node1").resolve())
+            gaps.clear()
+            answer = kp.alter_replica_log_dirs({(topic, 0, 1): target, (elsewhere, 0, 1): target, (topic, 1, 1): "/no/such/dir"})
+            by = {(tpr.topic, tpr.partition): error for tpr, error in answer.items()}
+            assert by[(topic, 0)] is NoError, by
+            assert by[(elsewhere, 0)] is ReplicaNotAvailableError, by
+            assert by[(topic, 1)] is LogDirNotFoundError, by
+            deadline = time.monotonic() + 60
+            while Path(where(topic, 0) or "/").resolve() != Path(target).resolve():
+                assert time.monotonic() < deadline, (where(topic, 0), cluster.nodes[1].tail())
+                time.sleep(0.3)
+            assert (Path(target) / f"{topic}-0").is_dir() and not (Path(before) / f"{topic}-0").exists()
+            assert not (Path(target) / f"{topic}-0.future").exists() and not (Path(before) / f"{topic}-0.delete").exists()
+            # The 30 MB were copied while the replica served: acknowledgements never stopped for long.
+            assert gaps and max(gaps) < 5, sorted(gaps)[-5:]
+            deadline = time.monotonic() + 30
+            while len(partition_states(bootstraps, topic)[0][2]) < 3:
+                assert time.monotonic() < deadline, partition_states(bootstraps, topic)
+                time.sleep(0.3)
+            time.sleep(1)
+        finally:
+            stop.set()
+            writer.join(90)
+        assert unflushed == [0] and not errors, (unflushed, errors[:5])
+        got = read_values(bootstraps, topic, 2, len(acked), limit_s=90)
+        assert set(got) == set(acked) and len(got) == len(acked), f"{len(got)} read, {len(acked)} acknowledged"
+
+        # Broker 1's replicas of __consumer_offsets move too, under a group that has committed.
+        offsets_replicas = [p["partition_index"] for entry in kp.describe_log_dirs(brokers=[1])[0]["log_dirs"]
+                            for t in entry["topics"] if t["name"] == "__consumer_offsets" for p in t["partitions"]
+                            if Path(entry["log_dir"]).resolve() != Path(target).resolve()]
+        # A group whose coordinator is broker 1, on a partition that moves: it stops and loads again.
+        leaders = {p: state[0] for p, state in partition_states(bootstraps, "__consumer_offsets").items()}
+        group = next(g for g in (f"dirs-group-{i}" for i in range(10_000))
+                     if java_hash_partition(g, len(leaders)) in offsets_replicas and leaders[java_hash_partition(g, len(leaders))] == 1)
+        consumer = Consumer({"bootstrap.servers": bootstraps, "group.id": group, "enable.auto.commit": False})
+        consumer.commit(offsets=[TopicPartition(topic, 0, 1234), TopicPartition(topic, 1, 567)], asynchronous=False)
+        answer = kp.alter_replica_log_dirs({("__consumer_offsets", p, 1): target for p in offsets_replicas})
+        assert all(error is NoError for error in answer.values()), answer
+        deadline = time.monotonic() + 90
+        while any(Path(where("__consumer_offsets", p) or "/").resolve() != Path(target).resolve() for p in offsets_replicas):
+            assert time.monotonic() < deadline, cluster.nodes[1].tail()
+            time.sleep(0.5)
+        committed = {tp.partition: tp.offset for tp in consumer.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=30)}
+        assert committed == {0: 1234, 1: 567}, committed
+        consumer.commit(offsets=[TopicPartition(topic, 0, 2000)], asynchronous=False)
+        assert consumer.committed([TopicPartition(topic, 0)], timeout=30)[0].offset == 2000
+        consumer.close()
+        kp.close()
+    finally:
+        cluster.stop()

@@ -37,6 +37,7 @@ public enum ApiCatalog {
         Entry(key: 28, name: "TxnOffsetCommit", versions: 0...5, flexibleFrom: 3),
         Entry(key: 32, name: "DescribeConfigs", versions: 1...4, flexibleFrom: 4),
         Entry(key: 33, name: "AlterConfigs", versions: 0...2, flexibleFrom: 2),
+        Entry(key: 34, name: "AlterReplicaLogDirs", versions: 1...2, flexibleFrom: 2),
         Entry(key: 35, name: "DescribeLogDirs", versions: 1...4, flexibleFrom: 2),
         Entry(key: 37, name: "CreatePartitions", versions: 0...3, flexibleFrom: 2),
         Entry(key: 42, name: "DeleteGroups", versions: 0...2, flexibleFrom: 2),

@@ -70,6 +70,7 @@ from kafka.protocol.admin import (  # noqa: E402
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListGroupsRequest, ListGroupsResponse,
     ListTransactionsRequest, ListTransactionsResponse,
 )
+from kafka.protocol.admin.cluster import AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse  # noqa: E402
 from kafka.protocol.api_message import ApiMessage  # noqa: E402
 from kafka.protocol.consumer import (  # noqa: E402
     FetchRequest, FetchResponse, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
@@ -147,6 +148,7 @@ CLASSES = {
     "DeleteRecords": (DeleteRecordsRequest, DeleteRecordsResponse),
     "OffsetForLeaderEpoch": (OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse),
     "DescribeLogDirs": (DescribeLogDirsRequest, DescribeLogDirsResponse),
+    "AlterReplicaLogDirs": (AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse),
     "ElectLeaders": (ElectLeadersRequest, ElectLeadersResponse),
     "AlterPartitionReassignments": (AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse),
     "ListPartitionReassignments": (ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse),
