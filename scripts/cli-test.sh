@@ -32,7 +32,7 @@ check "a missing file is a readable error" bash -c "'$brook' log dump '$work/nop
 # The client tools against a real broker.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$brook" serve --override "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport" --override "log.dirs=$work/nested/broker" 2>"$work/broker.log" &
+"$brook" serve --override "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport" --override "log.dirs=$work/nested/broker,$work/second" 2>"$work/broker.log" &
 broker_pid=$!
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
 s="--bootstrap-server 127.0.0.1:$port"
@@ -46,6 +46,11 @@ check "topic create refuses a duplicate" bash -c "'$brook' topic create cli $s 2
 check "produce with keys and a header" bash -c "printf 'a:1\nb:2\nc:3\n' | '$brook' produce --topic cli --key-separator : --header src=cli $s"
 check "consume from the beginning" bash -c "'$brook' consume --topic cli --from-beginning --max-messages 3 --print-key --print-headers $s | sort | tr '\t' ' ' | tr '\n' '|' | grep -qx 'src=cli a 1|src=cli b 2|src=cli c 3|'"
 check "consume from an offset" bash -c "'$brook' consume --topic cli --partition \$('$brook' consume --topic cli --from-beginning --max-messages 1 --print-offset $s | cut -f1) --offset 0 --max-messages 1 $s | grep -q ."
+check "log-dirs describe lists both dirs and the replicas" bash -c "'$brook' log-dirs describe $s | grep -q '^$work/second' && '$brook' log-dirs describe $s | grep -c '^  cli-[01] ' | grep -qx 2"
+check "log-dirs move takes both replicas to the second dir" bash -c "'$brook' log-dirs move cli:0=$work/second cli:1=$work/second $s | grep -c moving | grep -qx 2"
+check "and they get there" bash -c "for i in \$(seq 1 50); do test -d '$work/second/cli-0' && test -d '$work/second/cli-1' && ! test -e '$work/nested/broker/cli-0' && ! test -e '$work/nested/broker/cli-1' && exit 0; sleep 0.2; done; exit 1"
+check "with their records" bash -c "'$brook' consume --topic cli --from-beginning --max-messages 3 $s | sort | tr '\n' ' ' | grep -qx '1 2 3 '"
+check "log-dirs move refuses a dir that is not a log dir" bash -c "'$brook' log-dirs move cli:0=/nowhere $s 2>&1 | grep -q LOG_DIR_NOT_FOUND"
 check "config alter and describe" bash -c "'$brook' config alter --topic cli --add-config cleanup.policy=compact $s && '$brook' config describe --topic cli $s | grep -qx 'cleanup.policy=compact.(topic)'"
 check "config alter refuses an unknown name" bash -c "'$brook' config alter --topic cli --add-config no.such=1 $s 2>&1 | grep -q INVALID_CONFIG"
 check "topic alter adds partitions" bash -c "'$brook' topic alter cli --partitions 3 $s && '$brook' topic describe cli $s | grep -q 'PartitionCount: 3'"
