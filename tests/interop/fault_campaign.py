@@ -35,7 +35,8 @@ replicas' leaderships; then it is stopped, given a new empty disk, and started a
 slow-disk fault throttles one node's disk to a trickle (the kernel's blkio throttle on its loop
 device: 32 KiB/s and 8 I/Os per second each way) for 3 to 8 s, then lifts it: with `disks` the
 topics fsync every 100 records (`flush.messages`), so the leaders there stall in fsync, as on a
-dying or saturated disk.
+dying or saturated disk. A move-log-dir fault moves one of the node's replicas to its other log
+dir (AlterReplicaLogDirs) while the workloads run, and waits until it is there.
 Each round waits for the producer to make progress through the fault, heals it, and waits until
 every node is back, unfenced, and every partition's ISR is full again.
 
@@ -77,7 +78,7 @@ FAULTS = ("kill-leader", "kill-controller", "kill-any", "pause-leader", "pause-b
 NETWORK_FAULTS = ("partition-leader", "partition-controller", "partition-any", "partition-bridge")
 CLOCK_FAULTS = ("clock-jump",)
 CONTROLLER_FAULTS = ("reconfigure-controller",)
-DISK_FAULTS = ("disk-failure", "slow-disk")
+DISK_FAULTS = ("disk-failure", "slow-disk", "move-log-dir")
 
 
 class Disks:
@@ -162,6 +163,40 @@ class Disks:
             subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
         for loop in self.loops:  # detached now, or as soon as nothing holds it (autoclear)
             subprocess.run(["losetup", "-d", loop], capture_output=True, timeout=30)
+
+
+def move_log_dir(cluster: Cluster, node: int, topics: list, dirs: list, rng: random.Random, limit_s: float = 30) -> str:
+    """Moves one of node `node`'s replicas of `topics` to its other log dir (AlterReplicaLogDirs,
+    kafka-python) while the workloads run, and waits until DescribeLogDirs shows it there."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import NoError
+    admin = KafkaAdminClient(bootstrap_servers=cluster.nodes[node].bootstrap, request_timeout_ms=10_000)
+    try:
+        def where() -> dict:
+            out = {}
+            for entry in admin.describe_log_dirs(brokers=[node])[0]["log_dirs"]:
+                for t in entry["topics"]:
+                    if t["name"] in topics:
+                        for part in t["partitions"]:
+                            if not part["is_future_key"]:
+                                out[(t["name"], part["partition_index"])] = Path(entry["log_dir"]).resolve()
+            return out
+        here = where()
+        if not here:
+            return "no replica here"
+        replica = rng.choice(sorted(here))
+        target = next(d for d in (Path(x).resolve() for x in dirs) if d != here[replica])
+        answer = admin.alter_replica_log_dirs({(replica[0], replica[1], node): str(target)})
+        if any(error is not NoError for error in answer.values()):
+            return f"{replica[0]}-{replica[1]} refused: {list(answer.values())}"
+        deadline = time.monotonic() + limit_s
+        while where().get(replica) != target:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{replica[0]}-{replica[1]} not in {target} on node {node} after {limit_s} s:\n{cluster.nodes[node].tail()}")
+            time.sleep(0.3)
+        return f"{replica[0]}-{replica[1]} to {target.name}"
+    finally:
+        admin.close()
 
 
 def change_voters(cluster: Cluster, via: int, *args: str) -> str:
@@ -644,6 +679,9 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
                 node.kill()
                 drives.replace(victim)
                 node.start()
+            elif fault == "move-log-dir":
+                moved = move_log_dir(cluster, victim, [topic] + ([txn_topic] if transactions else []), [root / f"node{victim}", drives.paths[victim]], rng)
+                fault = f"move-log-dir ({moved})"
             elif fault == "slow-disk":
                 drives.throttle(victim, 32 << 10, 8)
                 try:
