@@ -165,6 +165,8 @@ public final class Broker: Sendable {
     }
 
     public func shutdown() {
+        // Moves between log dirs stop before the logs close (a last step under way finishes).
+        topics.moves.stop()
         groups.shutdown()
         // A log that did not close cleanly may lack what it had: then the next start is unclean.
         guard topics.closeAllLogs() else { return logger.warning("a log did not close cleanly: no clean-shutdown marker") }

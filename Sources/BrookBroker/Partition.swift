@@ -140,6 +140,7 @@ public final class Partition: Sendable {
         }
         let roleEpoch = leaderEpoch
         let appended = try state.withLock { (s: inout Locked) throws(AppendError) -> Appended in
+            guard !s.closed else { throw .storage(.closed) }
             // In a cluster only the leader writes, with its own epoch, checked under the lock a
             // role change takes too (a coordinator's stale group on a follower included).
             let epoch = try Self.writableEpoch(s, roleEpoch, name)
@@ -202,6 +203,7 @@ public final class Partition: Sendable {
                                        now: Int64) throws(AppendError) -> (result: AppendResult, completed: ProducerState.Completed?) {
         let roleEpoch = leaderEpoch
         let done = try state.withLock { (s: inout Locked) throws(AppendError) -> (result: AppendResult, completed: ProducerState.Completed?) in
+            guard !s.closed else { throw .storage(.closed) }
             let leader = try Self.writableEpoch(s, roleEpoch, name)
             if case .refuse(let code, let message) = s.producers.check(batch, fromCoordinator: true, coordinatorEpoch: coordinatorEpoch) {
                 throw .producer(code, message)

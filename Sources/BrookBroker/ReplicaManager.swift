@@ -190,18 +190,18 @@ public final class ReplicaManager: Sendable {
         }
         queue.sync {
             let before = prepared.old
-            let high = before.checkpointHighWatermark
             let role = before.isReplicating ? before.role : nil
             coordinatorsFollow(name, Int(index), from: role, to: .follower(leader: nil, epoch: .none))
             before.becomeFollower(leader: nil, epoch: before.leaderEpoch)
-            do throws(TopicError) { _ = try topics.completeMove(prepared) } catch {
-                broker.logger.error("cannot move the replica of \(base) to \(dir): \(error)")
-            }
-            // Whatever holds the place now (moved, or opened again where it was, or the old
-            // one if it never closed) takes its role from the image again.
-            guard let partition = topics.partition(name, index) else { return }
+            let high = before.checkpointHighWatermark
+            let result = topics.completeMove(prepared)
+            if let error = result.error { broker.logger.error("cannot move the replica of \(base) to \(dir): \(error)") }
+            // The replica this move left in place (moved, or where it was) takes its role from
+            // the image again; none: it went meanwhile, or is offline with a failed dir.
+            guard let partition = result.replica else { return }
             if let high, partition !== before { partition.restoreHighWatermark(high) }
-            guard let image = latest.withLock({ $0 }), let topic = image.topic(named: name), Int(index) < topic.partitions.count else { return }
+            guard let image = latest.withLock({ $0 }), let topic = image.topic(named: name), topic.id == topics.topic(name)?.id,
+                  Int(index) < topic.partitions.count else { return }
             let configs = image.configs[BrookCluster.ConfigResource(.topic, name)] ?? [:]
             update(partition, to: topic.partitions[Int(index)], replicationConfig(configs))
             coordinatorsFollow(name, Int(index), from: .follower(leader: nil, epoch: .none), to: partition.role)

@@ -24,9 +24,9 @@ public final class TxnService: Sendable {
     /// Producer ids are reserved on disk in blocks of this many, so none is ever handed out twice.
     static let idBlockSize: Int64 = 1000
     static let idBlockFile = "producer-id-block"
-    /// A single node's marker to a replica that is closed for a move is tried again for about
-    /// 2 s (the swap takes milliseconds).
-    static let markerAttemptsMax = 400
+    /// A single node's marker to a replica that is closed for a move's swap is tried again
+    /// while the swap lasts (milliseconds), for at most about 30 s.
+    static let markerAttemptsMax = 6_000
     static let markerRetryMicros: UInt32 = 5_000
 
     struct State {
@@ -371,7 +371,9 @@ public final class TxnService: Sendable {
                     _ = try partition.appendMarker(producerID: plan.producerID, epoch: plan.epoch, commit: plan.commit,
                                                    coordinatorEpoch: 0, now: time)
                 } catch {
-                    if case .storage(.closed) = error, attempt + 1 < Self.markerAttemptsMax {
+                    // Closed for its swap (or replaced since): the copy takes the marker.
+                    if case .storage(.closed) = error, attempt + 1 < Self.markerAttemptsMax,
+                       topics.moves.isSwapping(partition.name) || topics.partition(target.topic, target.partition) !== partition {
                         closed = partition
                         continue
                     }

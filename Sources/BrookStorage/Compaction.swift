@@ -174,7 +174,6 @@ extension PartitionLog {
         let base = cleaned.baseOffset
         let path = { (ext: String) in self.directory + "/" + LogSegment.fileName(base, ext) }
         let first = segments.firstIndex { $0 === group[0] }!
-        rewrites &+= 1
         segments.removeSubrange(first..<(first + group.count))
         if cleaned.isEmpty {
             try cleaned.delete()

@@ -53,11 +53,39 @@ public final class DirectoryMirror {
         return nil
     }
 
+    /// What a pass over `listing` would copy: each file, and the byte it starts from.
+    func plan(_ listing: DirectoryListing, final: Bool) -> [(name: String, from: Int64, size: Int64)] {
+        let known = rewrites == listing.rewrites ? copied : [:]
+        var out: [(name: String, from: Int64, size: Int64)] = []
+        for (name, state) in listing.files.sorted(by: { $0.key < $1.key }) where !Self.isTemporary(name) {
+            let base = Self.segmentBase(name)
+            let isLog = name.hasSuffix(".log") && base != nil
+            // Changed in place: the active segment's indexes, and whatever is not a segment's.
+            let inPlace = !isLog && (base == nil || base == listing.activeBase)
+            if inPlace && !final { continue }
+            var from: Int64 = 0
+            if let before = known[name], before.inode == state.inode {
+                if before.size == state.size && !inPlace { continue }
+                if isLog && before.size < state.size { from = before.size }
+            }
+            out.append((name, from, state.size))
+        }
+        return out
+    }
+
+    /// The bytes a non-final pass over `listing` would copy (the final one copies these and the
+    /// small files changed in place): how far the copy is behind.
+    public func behind(_ listing: DirectoryListing) -> Int64 {
+        plan(listing, final: false).reduce(0) { $0 + $1.size - $1.from }
+    }
+
     /// One pass over `listing`; returns the bytes it copied. `final`: the log is closed, so
-    /// everything is copied that is not already the same.
+    /// everything is copied that is not already the same. A non-final pass stops early (having
+    /// copied what it did) when `proceed` says so.
     @discardableResult
-    public func pass(_ listing: DirectoryListing, final: Bool) throws(StorageError) -> Int64 {
+    public func pass(_ listing: DirectoryListing, final: Bool, proceed: () -> Bool = { true }) throws(StorageError) -> Int64 {
         try FileSystem.createDirectory(target)
+        let work = plan(listing, final: final)
         if rewrites != listing.rewrites {
             copied.removeAll()
             rewrites = listing.rewrites
@@ -67,26 +95,17 @@ public final class DirectoryMirror {
             copied[name] = nil
         }
         var total: Int64 = 0
-        for (name, state) in listing.files.sorted(by: { $0.key < $1.key }) where !Self.isTemporary(name) {
-            let base = Self.segmentBase(name)
-            let isLog = name.hasSuffix(".log") && base != nil
-            // Changed in place: the active segment's indexes, and whatever is not a segment's.
-            let inPlace = !isLog && (base == nil || base == listing.activeBase)
-            if inPlace && !final { continue }
-            var from: Int64 = 0
-            if let before = copied[name], before.inode == state.inode {
-                if before.size == state.size && !inPlace { continue }
-                if isLog && before.size < state.size { from = before.size }
-            }
-            guard let n = try FileSystem.copy(from: source + "/" + name, to: target + "/" + name, range: from..<state.size) else {
+        for (name, from, size) in work {
+            guard final || proceed() else { break }
+            guard let n = try FileSystem.copy(from: source + "/" + name, to: target + "/" + name, range: from..<size) else {
                 // Gone since the listing (retention): the next listing leaves it out.
                 copied[name] = nil
                 continue
             }
-            guard !final || n == state.size - from else {
+            guard !final || n == size - from else {
                 throw .invalidArgument("\(source)/\(name) changed while its log was closed")
             }
-            copied[name] = FileState(inode: state.inode, size: from + n)
+            copied[name] = FileState(inode: listing.files[name]!.inode, size: from + n)
             total += n
         }
         if final { try FileSystem.syncDirectory(target) }

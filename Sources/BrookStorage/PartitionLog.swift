@@ -58,8 +58,9 @@ public final class PartitionLog {
     private var lastFlush: Timestamp
     private var activeCreatedAt: Timestamp
     var isClosed = false
-    /// Counts the changes that rewrite or cut bytes already written (truncation, compaction): a
-    /// copy of the files taken before one (DirectoryMirror) must start again.
+    /// Counts the changes that cut bytes already written (truncation): a copy of the files taken
+    /// before one (DirectoryMirror) must start again. (Compaction renames new files over the
+    /// old ones, which the copy tells apart by their inodes.)
     public internal(set) var rewrites: UInt64 = 0
     /// How many segments the last open had to scan and rebuild (0 after a clean shutdown).
     public internal(set) var segmentsRecoveredAtOpen = 0
@@ -425,11 +426,12 @@ public final class PartitionLog {
     public func close() throws(StorageError) {
         guard !isClosed else { return }
         try flush()
+        // Closed from here on, even if what follows fails: the segments' indexes unmap.
+        isClosed = true
         for segment in segments { try segment.close() }
         try writeCheckpoint(durable: true)
         try FileSystem.writeAtomically(directory + "/" + Self.cleanShutdownName, contents: "clean\n", durable: true)
         try FileSystem.syncDirectory(directory)
-        isClosed = true
     }
 
     func writeCheckpoint(durable: Bool) throws(StorageError) {

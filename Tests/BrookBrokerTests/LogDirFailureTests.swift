@@ -4,6 +4,7 @@ import BrookProtocol
 import BrookRecords
 import BrookStorage
 import Foundation
+import NIOCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -243,11 +244,14 @@ import Testing
         #expect(try h.send(request, version: 9).responses[0].partitionResponses[0].errorCode == 0)
         // The replica closes as a move's last step does, and its copy comes 200 ms later.
         let old = try #require(h.broker.topics.partition("tx", 0))
-        try old.closeForMove { _ in }
-        let swapped = DispatchSemaphore(value: 0)
         let topics = h.broker.topics
+        let id = try #require(topics.topic("tx")).id
+        topics.moves.swapping(old.name, true)
+        _ = try old.closeForMove(ready: { _ in true }) { _ in 0 }
+        let swapped = DispatchSemaphore(value: 0)
         DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(200)) {
-            _ = try? topics.reopen(old, in: old.logDirectory)
+            _ = topics.reopen(old, in: old.logDirectory, topicID: id)
+            topics.moves.swapping(old.name, false)
             swapped.signal()
         }
         let end = try h.send(EndTxnRequest(transactionalId: "app", producerId: ids.producerId, producerEpoch: ids.producerEpoch, committed: true), version: 3)
@@ -258,6 +262,28 @@ import Testing
         let committed = try h.send(fetch, version: 12).responses[0].partitions[0]
         #expect(committed.lastStableOffset == Offset(2))
         #expect(try fetchedRecords(committed.records).first?.value == "t1")
+    }
+
+    /// A topic deleted while its replica was in its last step: the moved files go with it, and
+    /// the closed replica takes appends no more.
+    @Test func aReplicaWhoseTopicWentDuringItsSwapLeavesNoFiles() throws {
+        let root = makeTemporaryDirectory()
+        let h = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: root)
+        defer { h.close() }
+        try h.createTopic("t", partitions: 1)
+        #expect(try h.produce("t", batch(["v0"], timestamps: [1])).errorCode == 0)
+        let topics = h.broker.topics
+        let old = try #require(topics.partition("t", 0))
+        let id = try #require(topics.topic("t")).id
+        let to = old.logDirectory.hasPrefix("\(root)/a/") ? "\(root)/b/t-0" : "\(root)/a/t-0"
+        // Closed and renamed into place as the last step does, then the topic goes.
+        _ = try old.closeForMove(ready: { _ in true }) { _ in 0 }
+        try FileManager.default.moveItem(atPath: old.logDirectory, toPath: to)
+        var bytes = ByteBuffer(bytes: batch(["late"], timestamps: [1]))
+        #expect(throws: Partition.AppendError.self) { try old.append(&bytes, now: 1) }
+        _ = try topics.delete(name: "t")
+        #expect(topics.reopen(old, in: to, topicID: id) == nil)
+        #expect(!FileManager.default.fileExists(atPath: to))
     }
 }
 

@@ -33,9 +33,12 @@ import Testing
         defer { dir.cleanup() }
         var random = SeededRandom(seed: seed)
         let clock = ManualClock()
-        let log = try PartitionLog.open(directory: dir.partition, config: smallConfig(segmentBytes: 4096), clock: clock, logger: quietLogger)
+        var config = smallConfig(segmentBytes: 4096)
+        config.cleanupCompact = seed % 2 == 0
+        let log = try PartitionLog.open(directory: dir.partition, config: config, clock: clock, logger: quietLogger)
         let mirror = DirectoryMirror(source: dir.partition, target: dir.path + "/copy.future")
         var passes = 0
+        var compactions = 0
         for _ in 0..<Int.random(in: 20...60, using: &random) {
             switch Int.random(in: 0..<10, using: &random) {
             case 0 where log.logEndOffset > log.logStartOffset + 10:
@@ -45,6 +48,9 @@ import Testing
             case 2, 3:
                 try mirror.pass(DirectoryListing.of(log), final: false)
                 passes += 1
+            case 4 where config.cleanupCompact && log.segmentCount > 3:
+                _ = try log.compact()
+                compactions += 1
             default:
                 try append(log, Int.random(in: 1...20, using: &random), clock: clock, random: &random)
             }
@@ -54,8 +60,8 @@ import Testing
         let end = log.logEndOffset, start = log.logStartOffset
         try log.close()
         try mirror.pass(DirectoryListing.of(log), final: true)
-        #expect(try files(mirror.target) == files(dir.partition), "seed \(seed), \(passes) passes")
-        let copy = try PartitionLog.open(directory: mirror.target, config: smallConfig(segmentBytes: 4096), clock: clock, logger: quietLogger)
+        #expect(try files(mirror.target) == files(dir.partition), "seed \(seed), \(passes) passes, \(compactions) compactions")
+        let copy = try PartitionLog.open(directory: mirror.target, config: config, clock: clock, logger: quietLogger)
         #expect(copy.segmentsRecoveredAtOpen == 0)
         #expect(copy.logEndOffset == end && copy.logStartOffset == start)
         #expect(try readAll(copy) == expected)
@@ -73,8 +79,10 @@ import Testing
         let first = try mirror.pass(DirectoryListing.of(log), final: false)
         #expect(first == Int64(log.sizeBytes))
         #expect(try mirror.pass(DirectoryListing.of(log), final: false) == 0)
+        #expect(try mirror.behind(DirectoryListing.of(log)) == 0)
         let before = log.sizeBytes
         try append(log, 10, clock: clock, random: &random)
+        #expect(try mirror.behind(DirectoryListing.of(log)) == Int64(log.sizeBytes - before))
         #expect(try mirror.pass(DirectoryListing.of(log), final: false) == Int64(log.sizeBytes - before))
         // A truncation starts the copy again.
         try log.truncate(to: log.logEndOffset - 5)

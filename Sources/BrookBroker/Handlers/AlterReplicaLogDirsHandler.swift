@@ -38,7 +38,8 @@ struct AlterReplicaLogDirsHandler: ApiHandler {
         case .unknown:
             return .unknownTopicOrPartition
         case .elsewhere:
-            return .replicaNotAvailable
+            // Offline with a failed dir: Kafka's answer for a replica it cannot reach on disk.
+            return topics.health.isOffline(name, index) ? .kafkaStorageError : .replicaNotAvailable
         case .hosted(let partition):
             let base = partition.name
             guard partition.logDirectory != dir + "/" + base else {
@@ -59,7 +60,7 @@ struct AlterReplicaLogDirsHandler: ApiHandler {
                 do throws(TopicError) {
                     guard let prepared = try topics.copyForMove(name: name, index: index, to: dir, proceed: { topics.moves.isCurrent(base, ticket) })
                     else { return }
-                    _ = try topics.completeMove(prepared)
+                    if let error = topics.completeMove(prepared).error { throw error }
                 } catch {
                     logger.error("cannot move the replica of \(base) to \(dir): \(error)")
                 }
