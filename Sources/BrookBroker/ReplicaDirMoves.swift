@@ -218,6 +218,7 @@ extension TopicRegistry {
         moves.swapping(base, true)
         defer { moves.swapping(base, false) }
         var reached: Step?
+        var closedAt: Int64?
         var failure: StorageError?
         var attempts = 0
         while true {
@@ -228,6 +229,7 @@ extension TopicRegistry {
                 outcome = try old.closeForMove(ready: { force || move.mirror.behind($0) < ReplicaDirMoves.finalPassBytes }) { closed in
                     do throws(StorageError) {
                         let listing = try closed.get()
+                        closedAt = clock.monotonicMs()
                         reached = .closed
                         try move.mirror.pass(listing, final: true)
                         reached = .copied
@@ -288,7 +290,10 @@ extension TopicRegistry {
         let reopened = reopen(old, in: home, topicID: move.topicID)
         if failure == nil {
             try? FileSystem.removeTree(trash)
-            if reopened != nil { logger.info("moved the replica of \(base) to \(move.dir) (\(move.mirror.bytesCopied) bytes copied)") }
+            if reopened != nil {
+                let closedMs = closedAt.map { clock.monotonicMs() - $0 } ?? 0
+                logger.info("moved the replica of \(base) to \(move.dir) (\(move.mirror.bytesCopied) bytes copied; out of service for \(closedMs) ms)")
+            }
         }
         let error = failure.map { TopicError(.kafkaStorageError, "\(base) was not moved to \(move.dir): \($0)") }
             ?? (reopened == nil ? TopicError(.kafkaStorageError, "\(base) could not be opened in \(home)") : nil)
