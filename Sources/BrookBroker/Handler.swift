@@ -15,6 +15,34 @@ public enum Reply<Response: Sendable>: Sendable {
     case closeConnection(String)
 }
 
+extension Reply {
+    /// The same reply with `transform` applied to its answer, now or when it comes.
+    func map(_ transform: @escaping @Sendable (Response) -> Response) -> Reply {
+        switch self {
+        case .now(let response): .now(transform(response))
+        case .later(let future): .later(future.map(transform))
+        case .none, .closeConnection: self
+        }
+    }
+}
+
+/// The operations a client may do on a resource, as the bit field (1 << AclOperation code)
+/// that Metadata, DescribeCluster and the group descriptions answer when asked. With no
+/// authorizer, as Brook has today, Kafka answers every operation the resource type supports
+/// (AclEntry.supportedOperations).
+enum AuthorizedOperations {
+    // AclOperation codes.
+    static let read: Int32 = 3, write: Int32 = 4, create: Int32 = 5, delete: Int32 = 6, alter: Int32 = 7,
+               describe: Int32 = 8, clusterAction: Int32 = 9, describeConfigs: Int32 = 10, alterConfigs: Int32 = 11,
+               idempotentWrite: Int32 = 12
+
+    static func field(_ operations: [Int32]) -> Int32 { operations.reduce(0) { $0 | (1 << $1) } }
+
+    static let topic = field([read, write, create, describe, delete, alter, describeConfigs, alterConfigs])
+    static let group = field([read, describe, delete, describeConfigs, alterConfigs])
+    static let cluster = field([create, clusterAction, describeConfigs, alterConfigs, idempotentWrite, alter, describe])
+}
+
 /// Everything a handler may use besides its request.
 public struct RequestContext: Sendable {
     public let header: RequestHeader

@@ -145,6 +145,9 @@ public final class PartitionLog {
         var batches: [AppendedBatch] = []
         var rebuilt: ByteBuffer?  // made at the first batch that needs recompressing
         var position = 0
+        // A compacted topic's keyless records, by index among all the request's records.
+        var keylessIndexes: [Int32] = []
+        var recordsBefore: Int32 = 0
         while position < bytes.count {
             let slice = UnsafeRawBufferPointer(rebasing: bytes[position...])
             let header: RecordBatchHeader
@@ -161,10 +164,11 @@ public final class PartitionLog {
                 if let timestamps { try checkMaxTimestamp(header, within: timestamps, batch: batches.count, now: now) }
             }
             if config.cleanupCompact && !isControl {
-                let keyless = inflated.map { $0.withUnsafeBytes { hasKeylessRecord($0, count: header.recordCount) } }
-                    ?? hasKeylessRecord(body, count: header.recordCount)
-                if keyless { throw .missingKeyOnCompactedTopic }
+                let keyless = inflated.map { $0.withUnsafeBytes { keylessRecords($0, count: header.recordCount) } }
+                    ?? keylessRecords(body, count: header.recordCount)
+                keylessIndexes += keyless.map { recordsBefore + $0 }
             }
+            recordsBefore += Int32(clamping: header.recordCount)
             var totalBytes = header.totalBytes
             if let target = config.compression, target != header.attributes.compression, !isControl {
                 let level = config.compressionLevel
@@ -194,6 +198,7 @@ public final class PartitionLog {
                                          lastOffset: header.lastOffset, maxTimestamp: header.maxTimestamp))
             position += header.totalBytes
         }
+        guard keylessIndexes.isEmpty else { throw .missingKeyOnCompactedTopic(records: keylessIndexes) }
         return (batches, rebuilt)
     }
 
@@ -221,13 +226,15 @@ public final class PartitionLog {
 
     /// Compacted topics keep the last value per key, so a keyless record has no meaning there.
     /// `records` is a batch's records section, decompressed.
-    private func hasKeylessRecord(_ records: UnsafeRawBufferPointer, count: Int32) -> Bool {
+    /// The indexes (within the batch) of its records without a key.
+    private func keylessRecords(_ records: UnsafeRawBufferPointer, count: Int32) -> [Int32] {
         var index = 0
-        for _ in 0..<count {
-            guard let record = try? RecordParser.parse(records, at: &index) else { return false }
-            if record.key == nil { return true }
+        var keyless: [Int32] = []
+        for i in 0..<count {
+            guard let record = try? RecordParser.parse(records, at: &index) else { break }
+            if record.key == nil { keyless.append(i) }
         }
-        return false
+        return keyless
     }
 
     func rollIfNeeded(adding bytes: Int, lastOffset: Offset) throws(StorageError) {

@@ -12,7 +12,9 @@ public enum StorageError: Error, Sendable, CustomStringConvertible {
     /// A batch above `max.message.bytes`.
     case batchTooLarge(bytes: Int, limit: Int)
     /// Keyless record on a compacted topic (Kafka answers INVALID_RECORD).
-    case missingKeyOnCompactedTopic
+    /// Records without a key for a compacted topic: their indexes among the request's records
+    /// for the partition (counted across its batches), as Kafka's record errors name them.
+    case missingKeyOnCompactedTopic(records: [Int32])
     /// A control batch (transaction marker) in a client's append: only coordinators write them
     /// (Kafka answers INVALID_RECORD).
     case controlBatchFromClient(index: Int)
@@ -37,7 +39,8 @@ public enum StorageError: Error, Sendable, CustomStringConvertible {
         case .diskFull(let path): "disk full while writing \(path): free space and retry"
         case .invalidBatch(let index, let defect): "batch \(index) of the request is invalid: \(defect)"
         case .batchTooLarge(let bytes, let limit): "batch of \(bytes) bytes exceeds max.message.bytes=\(limit)"
-        case .missingKeyOnCompactedTopic: "compacted topics require every record to have a key"
+        case .missingKeyOnCompactedTopic(let records):
+            "compacted topics require every record to have a key: \(records.count) record(s) without one"
         case .controlBatchFromClient(let index): "batch \(index) of the request is a control batch: clients may not write control records"
         case .timestampOutOfRange(let index, let timestamp, let now, let before, let after):
             "batch \(index) of the request has timestamp \(timestamp), outside [now - \(before), now + \(after)] ms of the broker's time \(now) "

@@ -110,7 +110,7 @@ import Testing
             _ = try log.append(&bytes)
             Issue.record("a keyless record was taken")
         } catch {
-            guard case .missingKeyOnCompactedTopic = error else { Issue.record("\(error)"); return }
+            guard case .missingKeyOnCompactedTopic(_) = error else { Issue.record("\(error)"); return }
         }
     }
 

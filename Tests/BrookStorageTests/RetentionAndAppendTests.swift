@@ -122,12 +122,14 @@ import Testing
         let log = try PartitionLog.open(directory: dir.partition, config: config, logger: quietLogger)
         var big = buffer(RecordBatchBuilder.build(baseOffset: .zero, records: [record("k", String(repeating: "x", count: 300))]))
         #expect(throws: StorageError.self) { try log.append(&big) }
-        var keyless = buffer(RecordBatchBuilder.build(baseOffset: .zero, records: [record("k", "v"), record(nil, "v")]))
+        // Every keyless record is named, by its index among the request's records.
+        var keyless = buffer(RecordBatchBuilder.build(baseOffset: .zero, records: [record("k", "v"), record(nil, "v")])
+                             + RecordBatchBuilder.build(baseOffset: .zero, records: [record(nil, "a"), record("k", "b"), record(nil, "c")]))
         #expect {
             try log.append(&keyless)
         } throws: { error in
-            guard case StorageError.missingKeyOnCompactedTopic = error else { return false }
-            return true
+            guard case StorageError.missingKeyOnCompactedTopic(let records) = error else { return false }
+            return records == [1, 2, 4]
         }
         config.maxMessageBytes = 1_000_000
         #expect(throws: StorageError.self) { try LogConfig(["retention.ms": "soon"]) }

@@ -37,6 +37,12 @@ struct ConsumerGroupDescribeHandler: ApiHandler {
                     })
             }
         }
-        return .now(ConsumerGroupDescribeResponse(groups: groups))
+        // Asked for: what a client may do on each group found (all of it, with no authorizer).
+        guard request.includeAuthorizedOperations else { return .now(ConsumerGroupDescribeResponse(groups: groups)) }
+        return .now(ConsumerGroupDescribeResponse(groups: groups.map { group in
+            var group = group
+            if group.errorCode == 0 { group.authorizedOperations = AuthorizedOperations.group }
+            return group
+        }))
     }
 }

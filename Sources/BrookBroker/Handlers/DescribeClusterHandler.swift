@@ -23,8 +23,11 @@ struct DescribeClusterHandler: ApiHandler {
                     brokerId: info.id, host: endpoint.host, port: Int32(endpoint.port), rack: info.rack, isFenced: info.fenced)
             }
         }
-        return .now(DescribeClusterResponse(
+        var response = DescribeClusterResponse(
             throttleTimeMs: 0, errorCode: 0, errorMessage: nil, endpointType: request.endpointType,
-            clusterId: broker.advertisedClusterID, controllerId: controller, brokers: nodes))
+            clusterId: broker.advertisedClusterID, controllerId: controller, brokers: nodes)
+        // Asked for: what a client may do on the cluster (all of it, with no authorizer).
+        if request.includeClusterAuthorizedOperations { response.clusterAuthorizedOperations = AuthorizedOperations.cluster }
+        return .now(response)
     }
 }

@@ -41,6 +41,12 @@ struct DescribeGroupsHandler: ApiHandler {
                 return out
             }
         }
-        return .now(DescribeGroupsResponse(groups: described))
+        // Asked for (v3+): what a client may do on each group found (all of it, with no authorizer).
+        guard request.includeAuthorizedOperations else { return .now(DescribeGroupsResponse(groups: described)) }
+        return .now(DescribeGroupsResponse(groups: described.map { group in
+            var group = group
+            if group.errorCode == 0 { group.authorizedOperations = AuthorizedOperations.group }
+            return group
+        }))
     }
 }

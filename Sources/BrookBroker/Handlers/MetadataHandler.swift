@@ -10,6 +10,22 @@ struct MetadataHandler: ApiHandler {
     typealias TopicResult = MetadataResponse.MetadataResponseTopic
 
     func handle(_ request: MetadataRequest, version: Int16, context: RequestContext) -> Reply<MetadataResponse> {
+        let topicOperations = request.includeTopicAuthorizedOperations, clusterOperations = request.includeClusterAuthorizedOperations
+        guard topicOperations || clusterOperations else { return answer(request, version: version, context: context) }
+        // Asked for: what a client may do (all of it, with no authorizer), for each topic found.
+        return answer(request, version: version, context: context).map { response in
+            var response = response
+            if clusterOperations { response.clusterAuthorizedOperations = AuthorizedOperations.cluster }
+            if topicOperations {
+                for i in response.topics.indices where response.topics[i].errorCode == 0 {
+                    response.topics[i].topicAuthorizedOperations = AuthorizedOperations.topic
+                }
+            }
+            return response
+        }
+    }
+
+    func answer(_ request: MetadataRequest, version: Int16, context: RequestContext) -> Reply<MetadataResponse> {
         let broker = context.broker
         if broker.cluster.isCluster {
             // Topics to auto-create are asked of the controller at once, and the answer waits

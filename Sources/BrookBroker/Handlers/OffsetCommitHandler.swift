@@ -16,23 +16,40 @@ struct OffsetCommitHandler: ApiHandler {
     func answer(_ request: OffsetCommitRequest, version: Int16, context: RequestContext) -> Reply<OffsetCommitResponse> {
         let now = context.broker.clock.now()
         var offsets: [(TopicPartition, CommittedOffset)] = []
+        // A partition of no topic here is answered UNKNOWN_TOPIC_OR_PARTITION, not committed,
+        // as Kafka does (and the group's errors do not replace that answer).
+        var unknown: Set<TopicPartition> = []
         for topic in request.topics {
+            let count = context.broker.topics.topic(topic.name)?.partitions.count
             for p in topic.partitions {
+                guard let count, p.partitionIndex >= 0, Int(p.partitionIndex) < count else {
+                    unknown.insert(TopicPartition(topic.name, p.partitionIndex))
+                    continue
+                }
                 offsets.append((TopicPartition(topic.name, p.partitionIndex),
                                 CommittedOffset(offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch,
                                                 metadata: p.committedMetadata ?? "", commitTimestamp: now)))
             }
         }
+        if offsets.isEmpty && !unknown.isEmpty {
+            return .now(OffsetCommitResponse(topics: request.topics.map { topic in
+                .init(name: topic.name, partitions: topic.partitions.map {
+                    .init(partitionIndex: $0.partitionIndex, errorCode: ErrorCode.unknownTopicOrPartition.rawValue)
+                })
+            }))
+        }
         let (check, written) = context.broker.groups.commit(groupID: request.groupId, generation: request.generationIdOrMemberEpoch,
                                                             memberID: request.memberId, instanceID: request.groupInstanceId,
                                                             offsets: offsets)
         let topics = request.topics
+        let missing = unknown
         return InternalWrite.reply(check, after: written, on: context.eventLoop,
                                    failed: { GroupCoordinator.CommitCheck(groupError: $0) }) { check in
             OffsetCommitResponse(topics: topics.map { topic in
                 OffsetCommitResponse.OffsetCommitResponseTopic(name: topic.name, partitions: topic.partitions.map { p in
-                    let code = check.groupError != .none
-                        ? check.groupError : check.partitionErrors[TopicPartition(topic.name, p.partitionIndex)] ?? .none
+                    let key = TopicPartition(topic.name, p.partitionIndex)
+                    let code = missing.contains(key) ? .unknownTopicOrPartition
+                        : check.groupError != .none ? check.groupError : check.partitionErrors[key] ?? .none
                     return OffsetCommitResponse.OffsetCommitResponseTopic.OffsetCommitResponsePartition(
                         partitionIndex: p.partitionIndex, errorCode: code.rawValue)
                 })

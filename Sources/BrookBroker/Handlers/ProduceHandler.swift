@@ -113,6 +113,8 @@ struct ProduceHandler: ApiHandler {
             switch error {
             case .producer(let code, let message):
                 return (failure(data.index, code, message), nil)
+            case .storage(.missingKeyOnCompactedTopic(let indexes)):
+                return (Self.keylessRefused(data.index, indexes, partition: partition.name), nil)
             case .storage(let error):
                 let code = ErrorMapping.code(for: error)
                 if code == .kafkaStorageError { context.broker.logger.error("append to \(partition.name) failed: \(error)") }
@@ -120,6 +122,19 @@ struct ProduceHandler: ApiHandler {
             }
         }
     }
+
+    /// Keyless records refused by a compacted topic, answered as Kafka does: INVALID_RECORD with
+    /// a record error per keyless record (clients fail those and retry the others).
+    static func keylessRefused(_ index: Int32, _ records: [Int32], partition: String) -> PartitionResult {
+        let message = "Compacted topic cannot accept message without key in topic partition \(partition)."
+        let errors = records.prefix(Self.recordErrorsMax).map { PartitionResult.BatchIndexAndErrorMessage(batchIndex: $0, batchIndexErrorMessage: message) }
+        let shown = errors.prefix(3).map { "RecordError(batchIndex=\($0.batchIndex), message='\(message)')" }.joined(separator: ", ")
+        return PartitionResult(index: index, errorCode: ErrorCode.invalidRecord.rawValue, baseOffset: Offset(-1), recordErrors: Array(errors),
+                               errorMessage: "One or more records have been rejected due to \(records.count) record errors in total, and only showing the first three errors at most: [\(shown)]")
+    }
+
+    /// At most this many record errors in one partition's answer.
+    static let recordErrorsMax = 10_000
 
     func failure(_ index: Int32, _ code: ErrorCode, _ message: String?) -> PartitionResult {
         PartitionResult(index: index, errorCode: code.rawValue, baseOffset: Offset(-1), errorMessage: message)
