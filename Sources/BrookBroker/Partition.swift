@@ -349,8 +349,8 @@ public final class LogRecords: FileRecords {
 extension Partition {
     /// Opens the partition's log and its producer state.
     static func open(topic: String, index: Int32, directory: String, config: LogConfig, role: Role = .leader(LeaderEpoch(0)), clock: any Clock,
-                     logger: Logger, onIOError: @escaping @Sendable (StorageError) -> Void = { _ in }) throws(StorageError) -> Partition {
-        let log = try PartitionLog.open(directory: directory, config: config, clock: clock, logger: logger)
+                     logger: Logger, durable: Bool = true, onIOError: @escaping @Sendable (StorageError) -> Void = { _ in }) throws(StorageError) -> Partition {
+        let log = try PartitionLog.open(directory: directory, config: config, clock: clock, logger: logger, durable: durable)
         let now = clock.now().ms
         let producers: ProducerState
         let snapshotOffset: Offset

@@ -378,7 +378,8 @@ public final class TopicRegistry: Sendable {
     }
 
     /// Opens the partitions of `range` that `hosting` names (nil for the others), all or nothing.
-    func openPartitions(of topic: Topic, range: Range<Int32>, hosting: (Int32) -> Bool = { _ in true }) throws(TopicError) -> [Partition?] {
+    func openPartitions(of topic: Topic, range: Range<Int32>, durable: Bool = true,
+                        hosting: (Int32) -> Bool = { _ in true }) throws(TopicError) -> [Partition?] {
         let config: LogConfig
         do { config = try logConfig(for: topic) } catch { throw TopicError(.invalidConfig, "\(error)") }
         var opened: [Partition?] = []
@@ -389,7 +390,7 @@ public final class TopicRegistry: Sendable {
             if !FileSystem.exists(directory) { made.append(directory) }
             do {
                 opened.append(try Partition.open(topic: topic.name, index: index, directory: directory, config: config, role: initialRole,
-                                                 clock: clock, logger: logger, onIOError: { [weak self] error in
+                                                 clock: clock, logger: logger, durable: durable, onIOError: { [weak self] error in
                                                      self?.ioFailed(partitionDirectory: directory, error)
                                                  }))
             } catch {
@@ -488,7 +489,8 @@ public final class TopicRegistry: Sendable {
                     throw TopicError(.kafkaStorageError, "\(record.name)-\(index) has a directory in each of \(holding.joined(separator: ", ")): keep one")
                 }
             }
-            topic.partitions = try openPartitions(of: topic, range: 0..<record.count) { index in
+            // Opened without an fsync each: the log dirs are synced once below, before serving.
+            topic.partitions = try openPartitions(of: topic, range: 0..<record.count, durable: false) { index in
                 !hostsReplicasOnly || logDirs.contains { FileSystem.exists("\($0)/\(record.name)-\(index)") }
             }
             let loaded = topic
@@ -498,6 +500,9 @@ public final class TopicRegistry: Sendable {
                 // What exists is hosted even past the limit (the limit may have been lowered).
                 s.partitionsCounted += loaded.hosted.count
             }
+        }
+        for dir in logDirs {
+            do { try FileSystem.syncFilesystem(dir) } catch { throw TopicError(.kafkaStorageError, "cannot make \(dir) durable: \(error)") }
         }
         logger.info("opened \(records.count) topics from \(metadataPath); this broker may host \(partitionsMax) partitions (open-file limit \(FileSystem.openFileLimit()))")
     }

@@ -6,8 +6,11 @@ extension PartitionLog {
     /// the segments are trusted and only their tails are read; otherwise every segment from the
     /// recovery point on is scanned, its indexes rebuilt, and the log cut at the first torn or
     /// corrupt batch (logged with its file and position). No invalid batch is ever served.
+    /// `durable: false` leaves the checkpoint it writes (and the clean-shutdown marker's removal)
+    /// to the page cache: the caller opening many logs at a start makes them durable at once
+    /// (FileSystem.syncFilesystem) before anything is appended, instead of fsyncs per log.
     public static func open(directory: String, config: LogConfig = LogConfig(), clock: any Clock = SystemClock(),
-                            logger: Logger = Logger(label: "brook.storage")) throws(StorageError) -> PartitionLog {
+                            logger: Logger = Logger(label: "brook.storage"), durable: Bool = true) throws(StorageError) -> PartitionLog {
         try FileSystem.createDirectory(directory)
         let checkpoint = try readCheckpoint(directory)
         let markerPath = directory + "/" + cleanShutdownName
@@ -70,7 +73,7 @@ extension PartitionLog {
         // A recovered tail is valid but not necessarily on disk: the recovery point stays where
         // it was (so a second crash scans it again) instead of paying an fsync of the whole tail.
         log.setRecoveryPoint(recovered ? min(checkpoint.recoveryPoint, log.logEndOffset) : log.logEndOffset)
-        try log.writeCheckpoint(durable: true)
+        try log.writeCheckpoint(durable: durable)
         logger.info("opened partition log", metadata: [
             "dir": "\(directory)", "clean": "\(clean)", "segments": "\(log.segmentCount)",
             "log_start_offset": "\(log.logStartOffset)", "log_end_offset": "\(log.logEndOffset)",
