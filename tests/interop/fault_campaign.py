@@ -288,6 +288,8 @@ class TxnThread:
         self.producer = CkProducer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
                                     "transaction.timeout.ms": 60000, "message.timeout.ms": 60000})
         self.error: "str | None" = None
+        # The client call the thread is in (with when it began), said when it does not finish.
+        self.stage = ("starting", time.monotonic())
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.guarded, daemon=True)
 
@@ -306,7 +308,9 @@ class TxnThread:
         self.stop.set()
         self.thread.join(timeout=150)
         if self.thread.is_alive():
-            self.error = self.error or f"{self.what} did not finish its last transaction in 150 s"
+            stage, since = self.stage
+            self.error = self.error or (f"{self.what} did not finish its last transaction in 150 s "
+                                        f"(in {stage} for {time.monotonic() - since:.0f} s)")
             return False
         return True
 
@@ -366,18 +370,24 @@ class TxnCopier(TxnThread):
                 continue
             attempt += 1
             txn = f"{self.name}{attempt}"
+            self.stage = (f"begin_transaction of {txn}", time.monotonic())
             self.producer.begin_transaction()
             for m in batch:
                 value = m.value().decode()
                 if hops(value) < HOPS:
                     self.producer.produce(self.target, value=f"{txn}<{value}".encode(), partition=m.partition() % 2)
+            self.stage = (f"position of {txn}", time.monotonic())
             positions = self.consumer.position(self.consumer.assignment())
+            self.stage = (f"send_offsets_to_transaction of {txn}", time.monotonic())
             ok = settle(lambda: self.producer.send_offsets_to_transaction(positions, self.consumer.consumer_group_metadata(), 60))
+            self.stage = (f"commit_transaction of {txn}", time.monotonic())
             ok = ok and settle(lambda: self.producer.commit_transaction(60))
+            self.stage = (f"consume after {txn}", time.monotonic())
             if ok:
                 self.committed.add(txn)
                 self.last_copy = time.monotonic()
                 continue
+            self.stage = (f"abort_transaction of {txn}", time.monotonic())
             settle(lambda: self.producer.abort_transaction(60))
             self.aborted.add(txn)
             for tp in self.consumer.committed(self.consumer.assignment(), timeout=60):
