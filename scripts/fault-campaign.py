@@ -9,6 +9,8 @@ idempotent acks=all producer writes numbered records; then every acknowledged re
 back exactly once, in order. Node data and logs stay in --data (a fresh temporary folder by
 default) for a failing seed. Uses .build/debug/brook unless BROOK_BIN names another binary; the
 interop clients must be installed (scripts/interop.sh installs them). Exits 1 on any problem.
+BROOK_CAMPAIGN_DEBUG=eos (or any of librdkafka's debug contexts) makes every client of the
+workload write librdkafka's debug log on stderr, each named by its client.id.
 """
 import argparse
 import random

@@ -232,6 +232,15 @@ class Outcome:
         return "\n".join(lines)
 
 
+def client_debug(conf: dict) -> dict:
+    """`conf` with librdkafka's debug contexts named by BROOK_CAMPAIGN_DEBUG (eos, fetch, ...), if
+    set: librdkafka writes them on stderr from its own threads, so a client call that never
+    returns still leaves its trace."""
+    if os.environ.get("BROOK_CAMPAIGN_DEBUG"):
+        conf["debug"] = os.environ["BROOK_CAMPAIGN_DEBUG"]
+    return conf
+
+
 class Producer:
     """Numbered records to every partition (value "P:SEQ"), acks=all and idempotent, in a thread."""
 
@@ -239,9 +248,7 @@ class Producer:
         from confluent_kafka import Producer as CkProducer
         self.topic, self.partitions, self.rate = topic, partitions, rate
         conf = {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "message.timeout.ms": 120000, "linger.ms": 5}
-        if os.environ.get("BROOK_CAMPAIGN_DEBUG"):
-            conf["debug"] = os.environ["BROOK_CAMPAIGN_DEBUG"]  # librdkafka's debug contexts, on stderr
-        self.producer = CkProducer(conf)
+        self.producer = CkProducer(client_debug(conf))
         self.lock = threading.Lock()
         self.acked: list = []  # (partition, offset, seq)
         self.failed = 0
@@ -285,8 +292,8 @@ class TxnThread:
     def __init__(self, bootstrap: str, transactional_id: str, what: str) -> None:
         from confluent_kafka import Producer as CkProducer
         self.what = what
-        self.producer = CkProducer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
-                                    "transaction.timeout.ms": 60000, "message.timeout.ms": 60000})
+        self.producer = CkProducer(client_debug({"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
+                                                 "client.id": transactional_id, "transaction.timeout.ms": 60000, "message.timeout.ms": 60000}))
         self.error: "str | None" = None
         # The client call the thread is in (with when it began), said when it does not finish.
         self.stage = ("starting", time.monotonic())
@@ -353,9 +360,9 @@ class TxnCopier(TxnThread):
         from confluent_kafka import Consumer as CkConsumer
         super().__init__(bootstrap, f"campaign-{seed}-copier-{name}", f"copier {name}")
         self.name, self.sources, self.target = name, sources, target
-        self.consumer = CkConsumer({"bootstrap.servers": bootstrap, "group.id": f"campaign-{seed}-copier-{name}",
-                                    "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                                    "isolation.level": "read_committed"})
+        self.consumer = CkConsumer(client_debug({"bootstrap.servers": bootstrap, "group.id": f"campaign-{seed}-copier-{name}",
+                                                 "client.id": f"campaign-{seed}-copier-{name}-consumer", "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                                 "isolation.level": "read_committed"}))
         self.committed: set = set()
         self.aborted: set = set()
         self.last_copy = time.monotonic()
