@@ -250,6 +250,10 @@ public struct BrokerConfig: Sendable {
         case "offsets.topic.segment.bytes": offsetsTopicSegmentBytes = try int(1024...Int64(Int32.max))
         case "group.consumer.session.timeout.ms": groups.consumerSessionTimeoutMs = Int32(try int(1...Int64(Int32.max)))
         case "group.consumer.heartbeat.interval.ms": groups.consumerHeartbeatIntervalMs = Int32(try int(1...Int64(Int32.max)))
+        case "group.consumer.min.session.timeout.ms": groups.consumerMinSessionTimeoutMs = Int32(try int(1...Int64(Int32.max)))
+        case "group.consumer.max.session.timeout.ms": groups.consumerMaxSessionTimeoutMs = Int32(try int(1...Int64(Int32.max)))
+        case "group.consumer.min.heartbeat.interval.ms": groups.consumerMinHeartbeatIntervalMs = Int32(try int(1...Int64(Int32.max)))
+        case "group.consumer.max.heartbeat.interval.ms": groups.consumerMaxHeartbeatIntervalMs = Int32(try int(1...Int64(Int32.max)))
         case "group.consumer.max.size": groups.consumerMaxSize = Int(try int(1...Int64(Int32.max)))
         case "group.consumer.assignors":
             let names = value.split(separator: ",").map { $0.trimmed }.filter { !$0.isEmpty }

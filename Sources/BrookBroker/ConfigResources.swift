@@ -1,14 +1,18 @@
 import BrookCluster
+import BrookGroups
 import BrookProtocol
 
 /// The config resources of DescribeConfigs / AlterConfigs, and the answers they share.
 enum ConfigResource {
     static let topic: Int8 = 2
     static let broker: Int8 = 4
+    /// A consumer group (Kafka 4.0): its consumer.session.timeout.ms and
+    /// consumer.heartbeat.interval.ms (GroupConfigs).
+    static let group: Int8 = 32
 
     /// Kafka's config sources (DescribeConfigs v1+).
     enum Source: Int8 {
-        case topic = 1, dynamicBroker = 2, dynamicDefaultBroker = 3, staticBroker = 4, defaultConfig = 5
+        case topic = 1, dynamicBroker = 2, dynamicDefaultBroker = 3, staticBroker = 4, defaultConfig = 5, group = 8
     }
 
     struct Described {
@@ -82,6 +86,49 @@ enum ConfigResource {
         return described
     }
 
+
+    /// A group's configs: its own value, else the broker's group.consumer.* setting.
+    static func describeGroup(_ group: String, broker: Broker) -> [Described] {
+        let own = groupConfigs(of: group, broker: broker)
+        let defaults = broker.config.groups
+        return GroupConfigs.names.map { name in
+            let brokerKey = GroupConfigs.brokerKey(name)
+            let brokerValue = name == GroupConfigs.sessionTimeout ? defaults.consumerSessionTimeoutMs : defaults.consumerHeartbeatIntervalMs
+            var synonyms: [(String, String?, Source)] = []
+            if let value = own[name] { synonyms.append((name, value, .group)) }
+            synonyms.append((brokerKey, "\(brokerValue)", broker.config.given[brokerKey] != nil ? .staticBroker : .defaultConfig))
+            return Described(name: name, value: synonyms[0].1, source: synonyms[0].2, type: .int, readOnly: false, synonyms: synonyms)
+        }
+    }
+
+    /// The configs group `group` has of its own (in the cluster's metadata; none without one).
+    static func groupConfigs(of group: String, broker: Broker) -> [String: String] {
+        broker.cluster.current?.image.configs[BrookCluster.ConfigResource(.group, group)] ?? [:]
+    }
+
+    /// What a group's heartbeats run under: nil when it has no configs of its own.
+    static func groupOverrides(of group: String, broker: Broker) -> GroupOverrides? {
+        let own = groupConfigs(of: group, broker: broker)
+        guard !own.isEmpty else { return nil }
+        // Checked when set; a value the broker's bounds no longer take is still the group's.
+        return GroupOverrides(consumerSessionTimeoutMs: own[GroupConfigs.sessionTimeout].flatMap { Int32($0) },
+                              consumerHeartbeatIntervalMs: own[GroupConfigs.heartbeatInterval].flatMap { Int32($0) })
+    }
+
+    /// A group name Kafka takes as a GROUP config resource.
+    static func checkGroupName(_ name: String) throws(TopicError) {
+        guard !name.isEmpty, name.utf8.count <= ControllerAdminRequest.stringBytesMax else {
+            throw TopicError(.invalidRequest, name.isEmpty ? "Group name must not be empty" : "Group name is longer than \(ControllerAdminRequest.stringBytesMax) bytes.")
+        }
+    }
+
+    /// A group's whole set of configs, checked as Kafka checks them.
+    static func checkGroupConfigs(_ configs: [String: String], broker: Broker) throws(TopicError) {
+        do { _ = try GroupConfigs.parse(configs, broker: broker.config.groups) } catch { throw TopicError(error.code, error.message) }
+    }
+
+    static let groupAlterRefused = TopicError(.invalidRequest,
+        "Group configs are kept in the cluster's metadata, and this node runs without a quorum (brook.single.node.quorum=false).")
 
     static let brokerAlterRefused = TopicError(.invalidRequest,
         "A single node takes no dynamic broker configs: set them in server.properties or with --override (a cluster takes \(DynamicBrokerConfigs.names.joined(separator: ", ")))")

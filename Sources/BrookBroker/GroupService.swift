@@ -339,13 +339,13 @@ public final class GroupService: Sendable {
         }
     }
 
-    public func consumerHeartbeat(_ request: ConsumerHeartbeatRequest) -> ConsumerHeartbeatResult {
+    public func consumerHeartbeat(_ request: ConsumerHeartbeatRequest, overrides: GroupOverrides? = nil) -> ConsumerHeartbeatResult {
         let view = RegistryTopics(registry: topics)
         return run { s, now in
             if let code = notCoordinating(request.groupID, s) {
                 return (.failed(code, "This broker does not coordinate group \(request.groupID)"), Effects())
             }
-            return (s.coordinator.consumerHeartbeat(request, topics: view, now: now), Effects())
+            return (s.coordinator.consumerHeartbeat(request, topics: view, overrides: overrides, now: now), Effects())
         }
     }
 

@@ -15,6 +15,10 @@ public enum ControllerAdminRequest: Equatable, Sendable {
     /// (""): its whole set of dynamic configs after the change (the broker checked the names
     /// and values). Answered one TopicAnswer named by the resource.
     case setBrokerConfigs(broker: String, configs: [String: String])
+    /// IncrementalAlterConfigs / AlterConfigs of a consumer group (Kafka 4.0's GROUP resource):
+    /// its whole set of configs after the change (the broker checked the names and values).
+    /// Answered one TopicAnswer named by the group.
+    case setGroupConfigs(group: String, configs: [String: String])
     /// ElectLeaders (nil targets: every partition). Answered one TopicAnswer per partition, its
     /// index in `partitions`.
     case electLeaders(ElectionType, [ElectionTarget]?)
@@ -26,6 +30,8 @@ public enum ControllerAdminRequest: Equatable, Sendable {
     /// The longest name or value (UTF-8 bytes) a request to the controller carries; brokers
     /// refuse longer ones before forwarding.
     public static let stringBytesMax = 1024
+    /// Consumer groups with configs of their own the metadata holds at most.
+    public static let groupConfigResourcesMax = 100_000
 }
 
 /// The controller's answer for one topic.
@@ -106,6 +112,20 @@ extension ClusterController {
             let resource = ConfigResource(.topic, name)
             let changes = Self.changes(from: image.configs[resource] ?? [:], to: configs)
             if image.topicIDs[name] != nil && changes.isEmpty { return ([], [TopicAnswer(name: name, error: .none)]) }
+            let decision = setConfigs(resource, changes)
+            return (decision.records.isEmpty ? [] : [decision.records], [TopicAnswer(name: name, error: decision.answer)])
+        case .setGroupConfigs(let name, let configs):
+            let resource = ConfigResource(.group, name)
+            guard !name.isEmpty, name.utf8.count <= ControllerAdminRequest.stringBytesMax else {
+                return ([], [TopicAnswer(name: name, error: .invalidRequest, message: "Not a consumer group's config resource.")])
+            }
+            let changes = Self.changes(from: image.configs[resource] ?? [:], to: configs)
+            guard !changes.isEmpty else { return ([], [TopicAnswer(name: name, error: .none)]) }
+            if image.configs[resource] == nil
+                && image.configs.keys.count(where: { $0.kind == .group }) >= ControllerAdminRequest.groupConfigResourcesMax {
+                return ([], [TopicAnswer(name: name, error: .policyViolation,
+                                         message: "At most \(ControllerAdminRequest.groupConfigResourcesMax) groups may have configs of their own.")])
+            }
             let decision = setConfigs(resource, changes)
             return (decision.records.isEmpty ? [] : [decision.records], [TopicAnswer(name: name, error: decision.answer)])
         case .setBrokerConfigs(let name, let configs):

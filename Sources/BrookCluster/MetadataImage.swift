@@ -77,9 +77,10 @@ public struct TopicInfo: Equatable, Sendable {
 
 /// A config resource, as Kafka's ConfigRecord names it.
 public struct ConfigResource: Hashable, Sendable {
-    public enum Kind: Int8, Sendable { case topic = 2, broker = 4 }
+    public enum Kind: Int8, Sendable { case topic = 2, broker = 4, group = 32 }
     public var kind: Kind
-    /// The topic's name, or the broker's id as text ("" for the cluster-wide default).
+    /// The topic's name, the broker's id as text ("" for the cluster-wide default), or the
+    /// consumer group's id.
     public var name: String
     public init(_ kind: Kind, _ name: String) {
         self.kind = kind

@@ -173,8 +173,9 @@ public struct GroupCoordinator: Sendable {
 
     // MARK: KIP-848
 
+    /// A KIP-848 heartbeat; `overrides` are the group's own configs (its GROUP config resource).
     public mutating func consumerHeartbeat(_ request: ConsumerHeartbeatRequest, topics: any TopicsView,
-                                           now: Int64) -> ConsumerHeartbeatResult {
+                                           overrides: GroupOverrides? = nil, now: Int64) -> ConsumerHeartbeatResult {
         guard Self.validID(request.groupID) else { return .failed(.invalidGroupID, "The group id is not valid.") }
         guard request.memberID.utf8.count <= GroupLimits.idBytesMax, (request.instanceID?.utf8.count ?? 0) <= GroupLimits.idBytesMax else {
             return .failed(.invalidRequest, "An id is too long.")
@@ -202,7 +203,7 @@ public struct GroupCoordinator: Sendable {
         }
         let wasEmpty = group.isEmpty
         let memberID = request.memberEpoch == 0 && request.memberID.isEmpty ? newMemberID(prefix: "") : ""
-        let result = group.heartbeat(request, newMemberID: memberID, topics: topics, config: config, now: now)
+        let result = group.heartbeat(request, newMemberID: memberID, topics: topics, config: config.applying(overrides), now: now)
         if wasEmpty != group.isEmpty { group.stateSince = now }
         entry.kind = .consumer(group)
         groups[request.groupID] = entry

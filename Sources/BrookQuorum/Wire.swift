@@ -271,6 +271,10 @@ enum Frame: Equatable {
             buffer.writeInteger(UInt8(8))
             writeString(broker, into: &buffer)
             writeConfigs(configs, into: &buffer)
+        case .setGroupConfigs(let group, let configs):
+            buffer.writeInteger(UInt8(9))
+            writeString(group, into: &buffer)
+            writeConfigs(configs, into: &buffer)
         }
     }
 
@@ -340,6 +344,9 @@ enum Frame: Equatable {
         case 8:
             guard let broker = readString(&body) ?? nil, let configs = readConfigs(&body) else { return nil }
             return .setBrokerConfigs(broker: broker, configs: configs)
+        case 9:
+            guard let group = readString(&body) ?? nil, let configs = readConfigs(&body) else { return nil }
+            return .setGroupConfigs(group: group, configs: configs)
         case 5:
             guard let raw = body.readInteger(as: Int8.self), let type = ElectionType(rawValue: raw),
                   let count = body.readInteger(as: UInt32.self) else { return nil }

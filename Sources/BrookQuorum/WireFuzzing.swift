@@ -67,6 +67,7 @@ public enum QuorumWireFuzzing {
             .request(id: 22, .addVoter(VoterAddress(id: NodeID(4), host: "127.0.0.1", port: 9094))), .request(id: 23, .removeVoter(NodeID(1))),
             .request(id: 16, .admin(.setTopicConfigs(topic: "t", configs: ["retention.ms": "1000", "min.insync.replicas": "2"]))),
             .request(id: 24, .admin(.setBrokerConfigs(broker: "2", configs: ["leader.replication.throttled.rate": "1000"]))),
+            .request(id: 25, .admin(.setGroupConfigs(group: "g", configs: ["consumer.heartbeat.interval.ms": "6000"]))),
             .request(id: 14, .alterPartition(AlterPartitionRequest(
                 broker: NodeID(1), brokerEpoch: BrokerEpoch(4), partition: TopicIDPartition(KafkaUUID(high: 1, low: 2), 3),
                 proposal: ISRProposal(leaderEpoch: LeaderEpoch(2), partitionEpoch: PartitionEpoch(5), isr: [NodeID(1), NodeID(3)])))),

@@ -246,6 +246,30 @@ struct ControllerHarness {
         #expect(h.image.clusterID == "abc" && h.log.count == entries)
     }
 
+    @Test func aGroupsConfigsAreConfigRecordsOfTypeGroupReplacedWhole() {
+        var h = ControllerHarness()
+        h.startBrokers(1)
+        func set(_ group: String, _ configs: [String: String]) -> ErrorCode {
+            let (entries, answers) = h.controller.admin(.setGroupConfigs(group: group, configs: configs))
+            for records in entries {
+                #expect(records.allSatisfy { if case .config(let r) = $0 { r.resourceType == 32 && r.resourceName == group } else { false } })
+                force(&h, records)
+            }
+            return answers[0].error
+        }
+        #expect(set("g", ["consumer.heartbeat.interval.ms": "6000", "consumer.session.timeout.ms": "50000"]) == .none)
+        #expect(h.image.configs[ConfigResource(.group, "g")] == ["consumer.heartbeat.interval.ms": "6000", "consumer.session.timeout.ms": "50000"])
+        let entries = h.log.count
+        #expect(set("g", ["consumer.heartbeat.interval.ms": "6000", "consumer.session.timeout.ms": "50000"]) == .none)
+        #expect(h.log.count == entries)
+        #expect(set("g", ["consumer.session.timeout.ms": "55000"]) == .none)
+        #expect(h.image.configs[ConfigResource(.group, "g")] == ["consumer.session.timeout.ms": "55000"])
+        // The last config gone, the resource is gone; no name, no resource.
+        #expect(set("g", [:]) == .none)
+        #expect(h.image.configs[ConfigResource(.group, "g")] == nil)
+        #expect(set("", ["consumer.session.timeout.ms": "55000"]) == .invalidRequest)
+    }
+
     /// Commits records that did not come from the controller (another controller's entry).
     func force(_ h: inout ControllerHarness, _ records: [MetadataRecord]) {
         h.log.append(records)

@@ -159,6 +159,8 @@ struct ConsumerHarness {
     var topics: StaticTopics
     var now: Int64 = 1_000_000
     let group = "cg"
+    /// The group's own configs, given with every heartbeat.
+    var overrides: GroupOverrides?
 
     init(config: GroupConfig = .testing(), orders: Int32 = 6) {
         gc = GroupCoordinator(config: config, seed: 11)
@@ -170,7 +172,7 @@ struct ConsumerHarness {
         let request = ConsumerHeartbeatRequest(groupID: group, memberID: memberID, memberEpoch: epoch, instanceID: instance,
                                                rebalanceTimeoutMs: epoch == 0 ? 60_000 : -1, subscribedTopicNames: subscribe,
                                                serverAssignor: assignor, ownedPartitions: owned, clientID: "client")
-        return gc.consumerHeartbeat(request, topics: topics, now: now)
+        return gc.consumerHeartbeat(request, topics: topics, overrides: overrides, now: now)
     }
 
     mutating func tick(at time: Int64) -> Effects {

@@ -1,7 +1,8 @@
+import BrookGroups
 import BrookProtocol
 
 /// AlterConfigs: replaces a topic's whole set of configs (what is not given returns to default),
-/// or in a cluster a broker's dynamic configs. In a cluster the controller sets them
+/// or in a cluster a broker's dynamic configs or a consumer group's. In a cluster the controller sets them
 /// (ClusterAdmin.setConfigs).
 struct AlterConfigsHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...2
@@ -25,6 +26,18 @@ struct AlterConfigsHandler: ApiHandler {
                             overrides[config.name] = config.value?.trimmed
                         }
                         changes.append(.init(index: index, target: .broker(resource.resourceName), configs: overrides))
+                    case ConfigResource.group:
+                        // The group's whole set of configs.
+                        try ConfigResource.checkGroupName(resource.resourceName)
+                        for config in resource.configs {
+                            guard GroupConfigs.names.contains(config.name) else {
+                                throw TopicError(.invalidConfig, "Unknown group config name: \(config.name)")
+                            }
+                            guard let value = config.value else { throw TopicError(.invalidRequest, "Null value not supported for: \(config.name)") }
+                            overrides[config.name] = value.trimmed
+                        }
+                        try ConfigResource.checkGroupConfigs(overrides, broker: context.broker)
+                        changes.append(.init(index: index, target: .group(resource.resourceName), configs: overrides))
                     default:
                         throw TopicError(.invalidRequest, "Unsupported resource type \(resource.resourceType)")
                     }
@@ -45,6 +58,7 @@ struct AlterConfigsHandler: ApiHandler {
             var response = AlterConfigsResponse.AlterConfigsResourceResponse(
                 errorCode: 0, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName)
             do throws(TopicError) {
+                guard resource.resourceType != ConfigResource.group else { throw ConfigResource.groupAlterRefused }
                 guard resource.resourceType == ConfigResource.topic else { throw ConfigResource.brokerAlterRefused }
                 var overrides: [String: String] = [:]
                 for config in resource.configs { overrides[config.name] = config.value }

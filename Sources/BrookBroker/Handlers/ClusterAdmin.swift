@@ -22,10 +22,10 @@ enum ClusterAdmin {
         }
     }
 
-    /// One resource's configs to set: a topic's overrides, or a broker's dynamic configs ("" for
-    /// every broker), whole, as they are to be after the change.
+    /// One resource's configs to set: a topic's overrides, a broker's dynamic configs ("" for
+    /// every broker) or a group's configs, whole, as they are to be after the change.
     struct ConfigChange {
-        enum Target { case topic(String), broker(String) }
+        enum Target { case topic(String), broker(String), group(String) }
         var index: Int
         var target: Target
         var configs: [String: String]
@@ -49,6 +49,8 @@ enum ClusterAdmin {
                     (request, name) = (.setTopicConfigs(topic: topic, configs: change.configs), topic)
                 case .broker(let broker):
                     (request, name) = (.setBrokerConfigs(broker: broker, configs: change.configs), broker)
+                case .group(let group):
+                    (request, name) = (.setGroupConfigs(group: group, configs: change.configs), group)
                 }
             } catch {
                 answers[change.index] = (error.code, error.message)

@@ -32,7 +32,7 @@ struct ConsumerGroupHeartbeatHandler: ApiHandler {
             instanceID: request.instanceId, rackID: request.rackId, rebalanceTimeoutMs: request.rebalanceTimeoutMs,
             subscribedTopicNames: request.subscribedTopicNames, serverAssignor: request.serverAssignor,
             ownedPartitions: owned, clientID: context.header.clientID ?? "", clientHost: context.clientHost)
-        let r = context.broker.groups.consumerHeartbeat(beat)
+        let r = context.broker.groups.consumerHeartbeat(beat, overrides: ConfigResource.groupOverrides(of: request.groupId, broker: context.broker))
         var response = ConsumerGroupHeartbeatResponse(errorCode: r.error.rawValue, errorMessage: r.message,
                                                       memberId: r.error == .none ? r.memberID : nil,
                                                       memberEpoch: r.memberEpoch, heartbeatIntervalMs: r.heartbeatIntervalMs)

@@ -1,6 +1,7 @@
 import BrookProtocol
 
-/// DescribeConfigs: every config of a topic or of the broker, with value, source and type.
+/// DescribeConfigs: every config of a topic, of the broker or of a consumer group, with value,
+/// source and type.
 struct DescribeConfigsHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 1...4
 
@@ -29,6 +30,13 @@ struct DescribeConfigsHandler: ApiHandler {
                     return result
                 }
                 described = ConfigResource.describeBroker(context.broker)
+            case ConfigResource.group:
+                do throws(TopicError) { try ConfigResource.checkGroupName(resource.resourceName) } catch {
+                    result.errorCode = error.code.rawValue
+                    result.errorMessage = error.message
+                    return result
+                }
+                described = ConfigResource.describeGroup(resource.resourceName, broker: context.broker)
             default:
                 result.errorCode = ErrorCode.invalidRequest.rawValue
                 result.errorMessage = "Unsupported resource type \(resource.resourceType)"

@@ -1,9 +1,10 @@
 import BrookCluster
+import BrookGroups
 import BrookProtocol
 
 /// IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on single topic configs, and in a
-/// cluster SET and DELETE on a broker's dynamic configs (DynamicBrokerConfigs). In a cluster the
-/// controller sets the result (ClusterAdmin.setConfigs).
+/// cluster SET and DELETE on a broker's dynamic configs (DynamicBrokerConfigs) and on a consumer
+/// group's (GroupConfigs). In a cluster the controller sets the result (ClusterAdmin.setConfigs).
 struct IncrementalAlterConfigsHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...1
 
@@ -25,6 +26,12 @@ struct IncrementalAlterConfigsHandler: ApiHandler {
                         var configs = DynamicBrokerConfigs.configs(of: resource.resourceName, in: context.broker.cluster.current?.image ?? .empty)
                         for config in resource.configs { try applyDynamic(config, to: &configs) }
                         changes.append(.init(index: index, target: .broker(resource.resourceName), configs: configs))
+                    case ConfigResource.group:
+                        try ConfigResource.checkGroupName(resource.resourceName)
+                        var configs = ConfigResource.groupConfigs(of: resource.resourceName, broker: context.broker)
+                        for config in resource.configs { try applyGroup(config, to: &configs) }
+                        try ConfigResource.checkGroupConfigs(configs, broker: context.broker)
+                        changes.append(.init(index: index, target: .group(resource.resourceName), configs: configs))
                     default:
                         throw TopicError(.invalidRequest, "Unsupported resource type \(resource.resourceType)")
                     }
@@ -45,6 +52,7 @@ struct IncrementalAlterConfigsHandler: ApiHandler {
             var response = IncrementalAlterConfigsResponse.AlterConfigsResourceResponse(
                 errorCode: 0, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName)
             do throws(TopicError) {
+                guard resource.resourceType != ConfigResource.group else { throw ConfigResource.groupAlterRefused }
                 guard resource.resourceType == ConfigResource.topic else { throw ConfigResource.brokerAlterRefused }
                 var overrides = try context.broker.topics.existing(resource.resourceName).overrides
                 for config in resource.configs {
@@ -69,6 +77,24 @@ struct IncrementalAlterConfigsHandler: ApiHandler {
             configs[config.name] = config.value?.trimmed
         case .delete:
             try DynamicBrokerConfigs.check(config.name, "0")
+            configs[config.name] = nil
+        case .append, .subtract:
+            throw TopicError(.invalidConfig, "Config value append/subtract is not allowed for config key \(config.name)")
+        case nil:
+            throw TopicError(.invalidRequest, "Unknown config operation \(config.configOperation)")
+        }
+    }
+
+    /// One operation on a group's configs (each an int: SET and DELETE only; the whole set is
+    /// checked after).
+    func applyGroup(_ config: IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig,
+                    to configs: inout [String: String]) throws(TopicError) {
+        guard GroupConfigs.names.contains(config.name) else { throw TopicError(.invalidConfig, "Unknown group config name: \(config.name)") }
+        switch Operation(rawValue: config.configOperation) {
+        case .set:
+            guard let value = config.value else { throw TopicError(.invalidRequest, "Null value not supported for: \(config.name)") }
+            configs[config.name] = value.trimmed
+        case .delete:
             configs[config.name] = nil
         case .append, .subtract:
             throw TopicError(.invalidConfig, "Config value append/subtract is not allowed for config key \(config.name)")
