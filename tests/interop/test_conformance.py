@@ -97,3 +97,85 @@ def test_authorized_operations_are_answered_in_full_without_an_authorizer(broker
         assert plain.authorized_operations is None, plain.authorized_operations
     finally:
         consumer.close()
+
+
+def test_a_groups_own_configs_are_set_described_and_taken_by_its_consumers(broker, topic):
+    """Kafka 4.0's GROUP config resource through confluent-kafka's admin client: a group's
+    consumer.heartbeat.interval.ms is set (IncrementalAlterConfigs), described with source
+    GROUP_CONFIG beside the broker's default for the rest, refused outside the broker's bounds
+    (INVALID_CONFIG), and taken by the group's KIP-848 members: librdkafka, told 15 s, sends no
+    heartbeat in the 8 s after its assignment settles, while a member of a group without
+    configs of its own does (the broker's 5 s)."""
+    import logging
+    import threading
+    import time
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, ResourceType
+    from brook_interop import ck_group_conf
+
+    ck_create_topic(broker.bootstrap, topic, partitions=1)
+    admin = ck_admin(broker.bootstrap)
+    slow, plain = unique_topic("group-configs"), unique_topic("group-plain")
+
+    def alter(group: str, name: str, value: str) -> None:
+        resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+            ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)])
+        admin.incremental_alter_configs([resource])[resource].result(30)
+
+    alter(slow, "consumer.heartbeat.interval.ms", "15000")
+    described = {}
+    for resource, future in admin.describe_configs([ConfigResource(ResourceType.GROUP, slow)]).items():
+        described = future.result(30)
+    assert described["consumer.heartbeat.interval.ms"].value == "15000"
+    assert described["consumer.heartbeat.interval.ms"].source == ConfigSource.GROUP_CONFIG.value
+    assert described["consumer.session.timeout.ms"].value == "45000"
+    assert described["consumer.session.timeout.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+    with pytest.raises(KafkaException) as raised:
+        alter(slow, "consumer.heartbeat.interval.ms", "100")
+    assert raised.value.args[0].code() == KafkaError.INVALID_CONFIG, raised.value
+    with pytest.raises(KafkaException) as raised:
+        alter(slow, "consumer.session.timeout.ms", "10")
+    assert raised.value.args[0].code() == KafkaError.INVALID_CONFIG, raised.value
+
+    class Heartbeats(logging.Handler):
+        """When librdkafka's protocol debug says a ConsumerGroupHeartbeat went out."""
+        def __init__(self) -> None:
+            super().__init__()
+            self.sent: list = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if "Sent ConsumerGroupHeartbeatRequest" in record.getMessage():
+                self.sent.append(time.monotonic())
+
+    def member(group: str, beats: Heartbeats, out: dict) -> None:
+        logger = logging.getLogger(f"brook.{group}")
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
+        logger.addHandler(beats)
+        consumer = Consumer(ck_group_conf(broker.bootstrap, group, protocol="consumer", debug="protocol", logger=logger))
+        try:
+            consumer.subscribe([topic])
+            deadline = time.monotonic() + 30
+            while not consumer.assignment() and time.monotonic() < deadline:
+                consumer.poll(0.2)
+            out["assigned"] = bool(consumer.assignment())
+            time.sleep(1)  # the reconciling heartbeats (every 200 ms) are over
+            out["settled"] = time.monotonic()
+            while time.monotonic() < out["settled"] + 8:
+                consumer.poll(0.2)
+        finally:
+            consumer.close()
+
+    results = {slow: {}, plain: {}}
+    beats = {slow: Heartbeats(), plain: Heartbeats()}
+    threads = [threading.Thread(target=member, args=(g, beats[g], results[g])) for g in (slow, plain)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for group in (slow, plain):
+        assert results[group].get("assigned"), (group, results[group])
+    def after(group: str) -> list:
+        settled = results[group]["settled"]
+        return [round(t - settled, 1) for t in beats[group].sent if settled + 0.5 < t < settled + 8]
+    assert after(plain), "the group without configs of its own heartbeats every 5 s"
+    assert after(slow) == [], after(slow)
