@@ -25,15 +25,14 @@ enum ConfigResource {
         var synonyms: [(String, String?, Source)]
     }
 
-    /// A topic's every config: its own value, else the broker's default, else Kafka's.
+    /// A topic's every config: its own value, else the broker's dynamic default (its own, then
+    /// every broker's), else its static one, else Kafka's.
     static func describeTopic(_ topic: Topic, broker: Broker) -> [Described] {
         TopicConfigs.all.map { definition in
             var synonyms: [(String, String?, Source)] = []
             if let own = topic.overrides[definition.name] { synonyms.append((definition.name, own, .topic)) }
             if let brokerKey = definition.brokerKey {
-                if let brokerValue = broker.config.topicDefaults[definition.name] {
-                    synonyms.append((brokerKey, brokerValue, .staticBroker))
-                }
+                synonyms += brokerSynonyms(brokerKey, topicDefault: definition.name, broker: broker).map { ($0.0, $0.1, $0.2) }
                 synonyms.append((brokerKey, definition.defaultValue, .defaultConfig))
             } else {
                 synonyms.append((definition.name, definition.defaultValue, .defaultConfig))
@@ -42,6 +41,29 @@ enum ConfigResource {
             return Described(name: definition.name, value: effective.1, source: effective.2, type: definition.type,
                              readOnly: false, synonyms: synonyms)
         }
+    }
+
+    /// The values a broker-wide key has, most specific first: this broker's dynamic one, every
+    /// broker's, the static one. For a topic default (`topicDefault`, its topic config) each
+    /// level's value may come from any key that sets it (log.retention.ms, .minutes, .hours: the
+    /// finest first), given in the topic config's unit.
+    static func brokerSynonyms(_ key: String, topicDefault: String?, broker: Broker) -> [(String, String, Source)] {
+        var keys = [key]
+        if let topicDefault {
+            keys += TopicConfigs.scaledBrokerKeys.filter { $0.value.topic == topicDefault }.sorted { $0.value.factor < $1.value.factor }.map(\.key)
+        }
+        var synonyms: [(String, String, Source)] = []
+        if let image = broker.cluster.current?.image {
+            for (resource, source) in [("\(broker.config.nodeID)", Source.dynamicBroker), ("", .dynamicDefaultBroker)] {
+                for name in keys where DynamicBrokerConfigs.names.contains(name) {
+                    guard let value = image.config(BrookCluster.ConfigResource(.broker, resource), name) else { continue }
+                    synonyms.append((name, topicDefault == nil ? value : (try? TopicConfigs.brokerValue(key: name, value: value)) ?? value, source))
+                    break
+                }
+            }
+        }
+        if let topicDefault, let value = broker.config.topicDefaults[topicDefault] { synonyms.append((key, value, .staticBroker)) }
+        return synonyms
     }
 
     /// The broker's settings that a user asks about: its static ones read-only, and in a cluster
@@ -64,21 +86,22 @@ enum ConfigResource {
              config.given["log.retention.check.interval.ms"] != nil),
             ("log.cleaner.enable", "\(config.logCleanerEnable)", .boolean, config.given["log.cleaner.enable"] != nil),
         ]
-        for definition in TopicConfigs.all {
-            guard let key = definition.brokerKey, !items.contains(where: { $0.0 == key }) else { continue }
-            let value = config.topicDefaults[definition.name]
-            items.append((key, value ?? definition.defaultValue, definition.type, value != nil))
-        }
         var described = items.map { name, value, type, given in
             let source: Source = given ? .staticBroker : .defaultConfig
             return Described(name: name, value: value, source: source, type: type, readOnly: true, synonyms: [(name, value, source)])
         }
-        if broker.cluster.isCluster {
-            let image = broker.cluster.current?.image ?? .empty
-            for name in DynamicBrokerConfigs.names {
-                var synonyms: [(String, String?, Source)] = []
-                if let own = image.config(BrookCluster.ConfigResource(.broker, "\(config.nodeID)"), name) { synonyms.append((name, own, .dynamicBroker)) }
-                if let every = image.config(BrookCluster.ConfigResource(.broker, ""), name) { synonyms.append((name, every, .dynamicDefaultBroker)) }
+        // The topic defaults: dynamic in a cluster (DynamicBrokerConfigs), static otherwise.
+        let dynamic = broker.cluster.isCluster
+        for definition in TopicConfigs.all {
+            guard let key = definition.brokerKey, !items.contains(where: { $0.0 == key }) else { continue }
+            var synonyms: [(String, String?, Source)] = brokerSynonyms(key, topicDefault: definition.name, broker: broker).map { ($0.0, $0.1, $0.2) }
+            synonyms.append((key, definition.defaultValue, .defaultConfig))
+            described.append(Described(name: key, value: synonyms[0].1, source: synonyms[0].2, type: definition.type,
+                                       readOnly: !(dynamic && DynamicBrokerConfigs.names.contains(key)), synonyms: synonyms))
+        }
+        if dynamic {
+            for name in DynamicBrokerConfigs.rates {
+                var synonyms: [(String, String?, Source)] = brokerSynonyms(name, topicDefault: nil, broker: broker).map { ($0.0, $0.1, $0.2) }
                 synonyms.append((name, "\(Int64.max)", .defaultConfig))
                 described.append(Described(name: name, value: synonyms[0].1, source: synonyms[0].2, type: .long, readOnly: false, synonyms: synonyms))
             }
@@ -131,5 +154,5 @@ enum ConfigResource {
         "Group configs are kept in the cluster's metadata, and this node runs without a quorum (brook.single.node.quorum=false).")
 
     static let brokerAlterRefused = TopicError(.invalidRequest,
-        "A single node takes no dynamic broker configs: set them in server.properties or with --override (a cluster takes \(DynamicBrokerConfigs.names.joined(separator: ", ")))")
+        "A node without a quorum (brook.single.node.quorum=false) takes no dynamic broker configs: set them in server.properties or with --override.")
 }

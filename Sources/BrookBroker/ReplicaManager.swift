@@ -210,6 +210,7 @@ public final class ReplicaManager: Sendable {
 
     func apply(_ image: MetadataImage) {
         let topics = broker.topics
+        topics.setBrokerDefaults(DynamicBrokerConfigs.topicDefaults(base: broker.config.topicDefaults, node: node, image: image))
         for local in topics.allTopics() {
             let wanted = image.topicIDs[local.name]
             guard wanted != local.id else { continue }

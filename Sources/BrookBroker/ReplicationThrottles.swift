@@ -1,29 +1,76 @@
 import BrookCluster
 import BrookCore
 import BrookProtocol
+import Foundation
 import Synchronization
 
 /// The dynamic broker configs Brook takes (Kafka's names): set with AlterConfigs or
 /// IncrementalAlterConfigs on a BROKER resource, for one broker (its id) or for every broker
 /// (the empty name, `--entity-default`); in a cluster the controller sets them in the metadata
-/// log, so they survive restarts and every broker sees them. A single node has no replication
-/// to throttle and refuses them.
+/// log, so they survive restarts and every broker sees them. A node without a quorum refuses
+/// them. They are the replication throttle rates and the broker-wide topic defaults (`log.*`,
+/// `message.max.bytes`, `compression.type`, ...), which every topic without its own value takes
+/// at once. `min.insync.replicas` and `unclean.leader.election.enable` stay static (or per
+/// topic): the controller's elections read them, and it reads the static ones.
 public enum DynamicBrokerConfigs {
     /// Bytes per second a leader sends to its throttled followers (KIP-73).
     public static let leaderRate = "leader.replication.throttled.rate"
     /// Bytes per second a follower fetches for its throttled replicas.
     public static let followerRate = "follower.replication.throttled.rate"
-    public static let names = [leaderRate, followerRate]
+    public static let rates = [leaderRate, followerRate]
+    /// Broker-wide topic defaults that are not dynamic here.
+    static let staticTopicDefaults: Set<String> = ["min.insync.replicas", "unclean.leader.election.enable"]
+    /// The broker-wide topic defaults that change without a restart, hours and minutes first
+    /// (a value in ms wins over them within one resource, as in Kafka).
+    public static let topicDefaultKeys: [String] = TopicConfigs.scaledBrokerKeys.keys.sorted { a, b in
+        (a.hasSuffix("hours") ? 0 : 1, a) < (b.hasSuffix("hours") ? 0 : 1, b)
+    } + TopicConfigs.all.compactMap(\.brokerKey).filter { !staticTopicDefaults.contains($0) }
+    public static let names = rates + topicDefaultKeys
 
-    /// A value Kafka would take for `name`: a long, at least 0.
-    static func check(_ name: String, _ value: String?) throws(TopicError) {
+    /// A name Kafka would take as a dynamic broker config (all a DELETE needs).
+    static func checkName(_ name: String) throws(TopicError) {
         guard names.contains(name) else {
-            throw TopicError(.invalidRequest, "Cannot update these configs dynamically: \(name). Brook takes \(names.joined(separator: ", ")).")
+            throw TopicError(.invalidRequest, "Cannot update these configs dynamically: \(name.prefix(255)). Brook takes \(rates.joined(separator: ", ")) and the broker-wide topic defaults but \(staticTopicDefaults.sorted().joined(separator: ", ")).")
         }
+    }
+
+    /// A value Kafka would take for `name`.
+    static func check(_ name: String, _ value: String?) throws(TopicError) {
+        try checkName(name)
         guard let value else { throw TopicError(.invalidRequest, "Null value not supported for: \(name)") }
-        guard let rate = Int64(value.trimmed), rate >= 0 else {
-            throw TopicError(.invalidConfig, "Invalid value \(value) for configuration \(name): Value must be a long of at least 0")
+        if rates.contains(name) {
+            guard let rate = Int64(value.trimmed), rate >= 0 else {
+                throw TopicError(.invalidConfig, "Invalid value \(value) for configuration \(name): Value must be a long of at least 0")
+            }
+            return
         }
+        guard let topicKey = TopicConfigs.topicKey(forBrokerKey: name) else { preconditionFailure("\(name) sets no topic config") }
+        let topicValue: String
+        do { topicValue = try TopicConfigs.brokerValue(key: name, value: value) } catch {
+            throw TopicError(.invalidConfig, "Invalid value \(value) for configuration \(name): Not a number of type LONG")
+        }
+        if let problem = TopicConfigs.validate(topicKey, topicValue) {
+            // Said of the broker's key, not the topic config it sets.
+            let said = "configuration \(topicKey)"
+            throw TopicError(.invalidConfig, problem.contains(said) ? problem.replacingOccurrences(of: said, with: "configuration \(name)")
+                                                                   : "Invalid value \(value) for configuration \(name): \(problem)")
+        }
+    }
+
+    /// The topic defaults in force on `node`: `base` (its static settings, by topic config
+    /// name), then every broker's dynamic ones, then its own.
+    public static func topicDefaults(base: [String: String], node: NodeID, image: MetadataImage?) -> [String: String] {
+        guard let image else { return base }
+        var defaults = base
+        for resource in ["", "\(node.value)"] {
+            guard let configs = image.configs[BrookCluster.ConfigResource(.broker, resource)] else { continue }
+            for key in topicDefaultKeys {
+                guard let value = configs[key], let topicKey = TopicConfigs.topicKey(forBrokerKey: key),
+                      let topicValue = try? TopicConfigs.brokerValue(key: key, value: value) else { continue }
+                defaults[topicKey] = topicValue
+            }
+        }
+        return defaults
     }
 
     /// The broker resource names a cluster takes: "" (every broker) or a broker id.

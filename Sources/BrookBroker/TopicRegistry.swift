@@ -61,7 +61,10 @@ public final class TopicRegistry: Sendable {
     public let health = LogDirHealth()
     /// Replica moves between log dirs (AlterReplicaLogDirs), one at a time.
     public let moves = ReplicaDirMoves()
-    let brokerDefaults: [String: String]
+    /// The broker's topic defaults (by topic config name): its static settings, and in a
+    /// cluster its dynamic ones over them (`setBrokerDefaults`).
+    let defaults: Mutex<[String: String]>
+    public var brokerDefaults: [String: String] { defaults.withLock { $0 } }
     let clock: any Clock
     let logger: Logger
     /// The most partitions this broker hosts: each holds open files (three per segment), so the
@@ -81,7 +84,7 @@ public final class TopicRegistry: Sendable {
         precondition(!logDirs.isEmpty, "at least one log directory")
         precondition(partitionsMax > 0, "a broker hosts at least one partition")
         self.logDirs = logDirs
-        self.brokerDefaults = brokerDefaults
+        self.defaults = Mutex(brokerDefaults)
         self.clock = clock
         self.logger = logger
         self.partitionsMax = partitionsMax
@@ -314,6 +317,27 @@ public final class TopicRegistry: Sendable {
             do { try partition.withLog { log throws(StorageError) in log.update(config: config) } } catch { logger.warning("\(error)") }
         }
         try save()
+    }
+
+    /// New broker-wide topic defaults (dynamic broker configs): every hosted partition of a topic
+    /// without its own value takes them at once.
+    public func setBrokerDefaults(_ new: [String: String]) {
+        let changed = defaults.withLock { current in
+            guard current != new else { return false }
+            current = new
+            return true
+        }
+        guard changed else { return }
+        for topic in allTopics() {
+            let config: LogConfig
+            do { config = try logConfig(for: topic) } catch {
+                logger.warning("topic \(topic.name) keeps its settings: the broker's new defaults do not apply to it: \(error)")
+                continue
+            }
+            for partition in topic.hosted {
+                do { try partition.withLog { log throws(StorageError) in log.update(config: config) } } catch { logger.warning("\(error)") }
+            }
+        }
     }
 
     /// Opens this broker's replica of `name`-`index` (it joined the partition's replicas): a new

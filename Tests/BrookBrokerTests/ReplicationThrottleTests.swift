@@ -97,7 +97,7 @@ import Testing
         typealias Alterable = IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig
         let set = IncrementalAlterConfigsRequest(resources: [
             .init(resourceType: 4, resourceName: "1", configs: [Alterable(name: DynamicBrokerConfigs.followerRate, configOperation: 0, value: "5")]),
-            .init(resourceType: 4, resourceName: "1", configs: [Alterable(name: "log.retention.ms", configOperation: 0, value: "5")]),
+            .init(resourceType: 4, resourceName: "1", configs: [Alterable(name: "num.partitions", configOperation: 0, value: "5")]),
             .init(resourceType: 4, resourceName: "1", configs: [Alterable(name: DynamicBrokerConfigs.leaderRate, configOperation: 0, value: "-5")]),
             .init(resourceType: 4, resourceName: "", configs: [Alterable(name: DynamicBrokerConfigs.followerRate, configOperation: 1, value: nil)]),
         ])

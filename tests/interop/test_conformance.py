@@ -179,3 +179,58 @@ def test_a_groups_own_configs_are_set_described_and_taken_by_its_consumers(broke
         return [round(t - settled, 1) for t in beats[group].sent if settled + 0.5 < t < settled + 8]
     assert after(plain), "the group without configs of its own heartbeats every 5 s"
     assert after(slow) == [], after(slow)
+
+
+def test_the_broker_wide_topic_defaults_change_without_a_restart(fresh_broker):
+    """Dynamic broker configs through confluent-kafka's admin client: message.max.bytes and
+    log.retention.ms set on the BROKER resource (this broker's id) are described as dynamic and
+    taken at once by a topic without its own values; a record too large before is written
+    after; a value out of range is INVALID_CONFIG, a config that is not dynamic
+    INVALID_REQUEST; deleted, the defaults return."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, ResourceType
+
+    broker = fresh_broker
+    topic = unique_topic("dynamic")
+    ck_create_topic(broker.bootstrap, topic, partitions=1)
+    admin = ck_admin(broker.bootstrap)
+    node = str(admin.describe_cluster().result(30).nodes[0].id)
+
+    def alter(*entries) -> None:
+        resource = ConfigResource(ResourceType.BROKER, node, incremental_configs=[
+            ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE)
+            for name, value in entries])
+        admin.incremental_alter_configs([resource])[resource].result(30)
+
+    def describe(kind, name: str) -> dict:
+        for future in admin.describe_configs([ConfigResource(kind, name)]).values():
+            return future.result(30)
+
+    def produce(size: int):
+        reports = []
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "message.max.bytes": 4_000_000, "retries": 0})
+        producer.produce(topic, value=b"x" * size, partition=0, on_delivery=lambda err, msg: reports.append(err))
+        assert producer.flush(30) == 0
+        return reports[0]
+
+    big = 1_500_000
+    assert produce(big).code() == KafkaError.MSG_SIZE_TOO_LARGE
+    alter(("message.max.bytes", "2000000"), ("log.retention.ms", "3600000"))
+    described = describe(ResourceType.TOPIC, topic)
+    assert described["retention.ms"].value == "3600000"
+    assert described["retention.ms"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    assert described["max.message.bytes"].value == "2000000"
+    on_broker = describe(ResourceType.BROKER, node)
+    assert on_broker["log.retention.ms"].value == "3600000" and not on_broker["log.retention.ms"].is_read_only
+    assert produce(big) is None
+
+    for name, value, code in (("log.segment.bytes", "10", KafkaError.INVALID_CONFIG),
+                              ("num.partitions", "3", KafkaError.INVALID_REQUEST)):
+        with pytest.raises(KafkaException) as raised:
+            alter((name, value))
+        assert raised.value.args[0].code() == code, raised.value
+
+    alter(("message.max.bytes", None), ("log.retention.ms", None))
+    described = describe(ResourceType.TOPIC, topic)
+    assert described["retention.ms"].value == "604800000"
+    assert described["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+    assert produce(big).code() == KafkaError.MSG_SIZE_TOO_LARGE

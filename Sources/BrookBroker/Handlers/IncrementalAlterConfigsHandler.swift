@@ -68,7 +68,7 @@ struct IncrementalAlterConfigsHandler: ApiHandler {
         return .now(IncrementalAlterConfigsResponse(throttleTimeMs: 0, responses: responses))
     }
 
-    /// One operation on a broker's dynamic configs (each a long: SET and DELETE only).
+    /// One operation on a broker's dynamic configs (SET and DELETE only).
     func applyDynamic(_ config: IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig,
                       to configs: inout [String: String]) throws(TopicError) {
         switch Operation(rawValue: config.configOperation) {
@@ -76,7 +76,7 @@ struct IncrementalAlterConfigsHandler: ApiHandler {
             try DynamicBrokerConfigs.check(config.name, config.value)
             configs[config.name] = config.value?.trimmed
         case .delete:
-            try DynamicBrokerConfigs.check(config.name, "0")
+            try DynamicBrokerConfigs.checkName(config.name)
             configs[config.name] = nil
         case .append, .subtract:
             throw TopicError(.invalidConfig, "Config value append/subtract is not allowed for config key \(config.name)")
