@@ -200,9 +200,37 @@ final class ConnectionHandler: ChannelDuplexHandler {
         written.futureResult.whenComplete { _ in bound.value.close(promise: nil) }
     }
 
-    /// Writes the response bytes, with record data sent from its segment file (sendfile).
+    /// Record bytes a response carries at most to be sent in one write with the rest of it,
+    /// read from their segment files, rather than each from its file with sendfile.
+    static let inlineRecordBytesMax = 32 * 1024
+
+    /// Writes the response bytes. Record data goes from its segment file (sendfile) when there
+    /// is much of it; a small answer (the usual one of a consumer that keeps up) is read into
+    /// one buffer and written at once: one write and one wakeup of the client, instead of a
+    /// write, a sendfile and a write per partition.
     func write(_ writer: WireWriter, context: ChannelHandlerContext) {
         var buffer = writer.buffer
+        guard !writer.fileRecords.isEmpty else {
+            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+            return
+        }
+        let recordBytes = writer.fileRecords.reduce(0) { total, entry in total + ((entry.1 as? LogRecords)?.slice.length ?? 0) }
+        if !settings.zeroCopy || recordBytes <= Self.inlineRecordBytesMax {
+            var whole = context.channel.allocator.buffer(capacity: buffer.readableBytes + recordBytes)
+            for (position, records) in writer.fileRecords {
+                var before = buffer.readSlice(length: position - buffer.readerIndex)!
+                whole.writeBuffer(&before)
+                guard let log = records as? LogRecords, let file = log.slice.file else { continue }
+                do { try log.slice.readBytes(into: &whole) } catch {
+                    logger.error("reading \(file.path) for a fetch: \(error)")
+                    close(context)
+                    return
+                }
+            }
+            whole.writeBuffer(&buffer)
+            context.write(wrapOutboundOut(.byteBuffer(whole)), promise: nil)
+            return
+        }
         for (position, records) in writer.fileRecords {
             let before = buffer.readSlice(length: position - buffer.readerIndex)!
             if before.readableBytes > 0 { context.write(wrapOutboundOut(.byteBuffer(before)), promise: nil) }
@@ -211,28 +239,19 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if buffer.readableBytes > 0 { context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil) }
     }
 
+    /// One partition's records, from its segment file (sendfile).
     func writeRecords(_ records: any FileRecords, context: ChannelHandlerContext) {
         guard let log = records as? LogRecords, let file = log.slice.file else { return }
-        if settings.zeroCopy {
-            let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: file.descriptor)
-            let start = Int(log.slice.position.value)
-            let region = FileRegion(fileHandle: handle, readerIndex: start, endIndex: start + log.slice.length)
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            // The descriptor belongs to the segment file, kept open by `log` until the write ends.
-            promise.futureResult.whenComplete { _ in
-                _ = try? handle.takeDescriptorOwnership()
-                withExtendedLifetime(log) {}
-            }
-            context.write(wrapOutboundOut(.fileRegion(region)), promise: promise)
-        } else {
-            do {
-                let bytes = try log.slice.readBytes(allocator: context.channel.allocator)
-                context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
-            } catch {
-                logger.error("reading \(file.path) for a fetch: \(error)")
-                close(context)
-            }
+        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: file.descriptor)
+        let start = Int(log.slice.position.value)
+        let region = FileRegion(fileHandle: handle, readerIndex: start, endIndex: start + log.slice.length)
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        // The descriptor belongs to the segment file, kept open by `log` until the write ends.
+        promise.futureResult.whenComplete { _ in
+            _ = try? handle.takeDescriptorOwnership()
+            withExtendedLifetime(log) {}
         }
+        context.write(wrapOutboundOut(.fileRegion(region)), promise: promise)
     }
 
     func flushIfNeeded(_ context: ChannelHandlerContext) {

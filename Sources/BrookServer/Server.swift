@@ -18,10 +18,11 @@ public final class BrookServer: Sendable {
     let maintenanceTask = NIOLockedValueBox<RepeatedTask?>(nil)
     let groupTimerTask = NIOLockedValueBox<RepeatedTask?>(nil)
 
-    public init(broker: Broker, threads: Int = System.coreCount, logger: Logger) {
+    /// `threads`: the event loops (`num.network.threads`); nil: one per core.
+    public init(broker: Broker, threads: Int? = nil, logger: Logger) {
         self.broker = broker
         self.logger = logger
-        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads ?? System.coreCount))
         maintenance = NIOThreadPool(numberOfThreads: 1)
         memory = RequestMemory(bytesMax: broker.config.queuedMaxRequestBytes)
     }

@@ -84,7 +84,7 @@ struct Serve: ParsableCommand {
 
         let broker = try Broker(config: config, logger: logger)
         haltOnFatalLogDirFailure(broker, logger: logger)
-        let server = BrookServer(broker: broker, logger: logger)
+        let server = BrookServer(broker: broker, threads: broker.config.networkThreads, logger: logger)
         let addresses = try server.start()
         let dirs = config.logDirs.map(absolutePath).joined(separator: ", ")
         logger.notice("Brook \(Version.brook) node \(config.nodeID) of cluster \(broker.clusterID) listening on \(addresses.map { "\($0)" }.joined(separator: ", ")), advertised as \(config.advertised), data in \(dirs)")
@@ -151,7 +151,7 @@ struct Serve: ParsableCommand {
         var replicaManager: ReplicaManager?
         if let broker {
             guard !config.clientListeners.isEmpty else { throw ValidationError("a broker needs a listener that is not a controller listener") }
-            let started = BrookServer(broker: broker, logger: logger)
+            let started = BrookServer(broker: broker, threads: broker.config.networkThreads, logger: logger)
             let advertised = (config.advertisedListeners ?? config.listeners).filter { !config.controllerListenerNames.contains($0.name) }
             var options = BrokerLifecycleOptions(
                 nodeID: config.nodeID, voters: voters,
