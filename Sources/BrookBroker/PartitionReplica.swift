@@ -62,15 +62,25 @@ extension Partition {
 
     /// Leads in `epoch`: the epoch's first offset is the log end; followers start unknown.
     public func becomeLeader(_ info: PartitionInfo, config: ReplicationConfig, nowMs: Int64, node: NodeID) {
-        // The leading state (epoch start in the cache) first, the role after: an append between
-        // the two is refused rather than stamped with the new epoch below its start.
-        defer { become(.leader(info.leaderEpoch)) }
+        _ = prepareLeadership(info, config: config, nowMs: nowMs, node: node, durable: true)
+        finishLeadership(info)
+    }
+
+    /// The first half of `becomeLeader`: the leading state, with the new epoch's start in the
+    /// cache and its checkpoint written (durably only when `durable`). Until `finishLeadership`
+    /// the role is unchanged and every append is refused (a follower's, as this replica leads; a
+    /// client's, as the role is not yet leader), so nothing is stamped with the new epoch before
+    /// its checkpoint is durable: a caller that passes `durable: false` makes it so in between
+    /// (`ReplicaCheckpoints.syncLeaderEpochs` or a syncfs). Returns whether it wrote the
+    /// checkpoint.
+    public func prepareLeadership(_ info: PartitionInfo, config: ReplicationConfig, nowMs: Int64, node: NodeID, durable: Bool) -> Bool {
         state.withLock { s in
             var replica = s.replica ?? loadReplicaState(s.log)
             let end = s.log.logEndOffset
+            var wrote = false
             if replica.epochs.latestEpoch.map({ $0 < info.leaderEpoch }) ?? true {
                 replica.epochs.assign(info.leaderEpoch, startOffset: end)
-                saveEpochs(replica.epochs)
+                wrote = saveEpochs(replica.epochs, durable: durable)
             }
             let high = min(replica.highWatermark, end)
             replica.leading = PartitionReplication(
@@ -78,8 +88,14 @@ extension Partition {
                 isr: info.isr.contains(node) ? info.isr : info.isr + [node], elr: info.elr, logEndOffset: end, highWatermark: high,
                 config: config, nowMs: nowMs)
             s.replica = replica
+            return wrote
         }
+    }
+
+    /// The second half of `becomeLeader`: the role, after the leading state.
+    public func finishLeadership(_ info: PartitionInfo) {
         highWatermarkMayHaveMoved()
+        become(.leader(info.leaderEpoch))
     }
 
     /// The topic's min.insync.replicas or replica.lag.time.max.ms changed while this broker
@@ -201,11 +217,15 @@ extension Partition {
         state.withLock { s in s.replica.map { min($0.highWatermark, s.log.logEndOffset) } }
     }
 
-    func saveEpochs(_ epochs: LeaderEpochCache) {
-        do { try ReplicaCheckpoints.writeLeaderEpochs(epochs, directory: logDirectory) } catch {
+    /// Returns whether the checkpoint was written.
+    @discardableResult
+    func saveEpochs(_ epochs: LeaderEpochCache, durable: Bool = true) -> Bool {
+        do { try ReplicaCheckpoints.writeLeaderEpochs(epochs, directory: logDirectory, durable: durable) } catch {
             // The cache is rebuilt from the batches' epochs only when lost; losing it is safe but
             // makes a later divergence truncate to the HW.
+            return false
         }
+        return true
     }
 
     // MARK: the leader's side of a follower's fetch

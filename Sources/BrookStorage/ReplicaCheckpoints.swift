@@ -19,9 +19,18 @@ public enum ReplicaCheckpoints {
 
     // MARK: leader epochs
 
-    public static func writeLeaderEpochs(_ cache: LeaderEpochCache, directory: String) throws(StorageError) {
+    /// Without `durable` the file is replaced but not fsynced: `syncLeaderEpochs` (or a syncfs
+    /// of its filesystem) must follow before anything relies on it.
+    public static func writeLeaderEpochs(_ cache: LeaderEpochCache, directory: String, durable: Bool = true) throws(StorageError) {
         let lines = cache.entries.map { "\($0.epoch.value) \($0.startOffset.value)" }
-        try write(lines, to: directory + "/" + leaderEpochFileName)
+        try write(lines, to: directory + "/" + leaderEpochFileName, durable: durable)
+    }
+
+    /// Makes a leader-epoch checkpoint written without `durable` durable: the file, then its
+    /// rename in the directory.
+    public static func syncLeaderEpochs(directory: String) throws(StorageError) {
+        try FileSystem.syncFile(directory + "/" + leaderEpochFileName)
+        try FileSystem.syncDirectory(directory)
     }
 
     /// The cache recorded in `directory`; empty when there is none yet.
@@ -99,10 +108,10 @@ public enum ReplicaCheckpoints {
 
     // MARK: the shared format
 
-    static func write(_ lines: [String], to path: String) throws(StorageError) {
+    static func write(_ lines: [String], to path: String, durable: Bool = true) throws(StorageError) {
         precondition(lines.count <= entriesMax, "\(lines.count) checkpoint entries")
         let text = (["0", String(lines.count)] + lines).joined(separator: "\n") + "\n"
-        try FileSystem.writeAtomically(path, contents: text, durable: true)
+        try FileSystem.writeAtomically(path, contents: text, durable: durable)
     }
 
     /// The rows of a checkpoint file (each `fields` words), nil when the file does not exist.

@@ -233,6 +233,14 @@ public enum FileSystem {
         #endif
     }()
 
+    /// Makes a file's content durable (fsync).
+    public static func syncFile(_ path: String) throws(StorageError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw .io(operation: "fsync", path: path, errno: errno) }
+    }
+
     /// Makes a directory's entries (creations, renames, deletions) durable.
     public static func syncDirectory(_ path: String) throws(StorageError) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
