@@ -11,7 +11,7 @@ record to every partition, and reports
     python3 scripts/scale-check.py [--partitions 5000] [--topics 100] [--data DIR]
 
 Uses .build/release/brook unless BROOK_BIN names another binary. Every broker it starts is
-stopped on exit. The broker's partition limit follows its open-file limit (three files a
+stopped on exit. The broker's partition limit follows its open-file limit (one file a
 partition; docs/broker.md): `ulimit -Hn` decides how many fit.
 """
 import argparse

@@ -67,7 +67,7 @@ public final class TopicRegistry: Sendable {
     public var brokerDefaults: [String: String] { defaults.withLock { $0 } }
     let clock: any Clock
     let logger: Logger
-    /// The most partitions this broker hosts: each holds open files (three per segment), so the
+    /// The most partitions this broker hosts: each holds open files (one per segment), so the
     /// process's open-file limit decides it (`partitionsMax(openFileLimit:)`).
     public let partitionsMax: Int
     /// The role a partition has when opened: a single node leads everything; in a cluster a
@@ -90,9 +90,9 @@ public final class TopicRegistry: Sendable {
         self.partitionsMax = partitionsMax
     }
 
-    /// Files each partition holds open at the least (a segment's log, offset index and time
-    /// index; each further segment holds three more).
-    static let filesPerPartition = 3
+    /// Files each partition holds open at the least: its segment's log (the indexes are mapped
+    /// without keeping a descriptor; each further segment holds one more).
+    static let filesPerPartition = 1
     /// Open files kept for everything else (connections, the quorum, maintenance): a quarter of
     /// the limit, within these bounds.
     static let filesReserved = 256...4096

@@ -10,15 +10,22 @@ import Darwin
 /// cache and nothing is copied into Swift arrays: a partition's resident memory does not grow
 /// with its data. The active segment's index is mapped writable at its full capacity
 /// (`segment.index.bytes`, a sparse file); a rolled one is trimmed to its entries and mapped
-/// read-only, as Kafka does.
+/// read-only, as Kafka does. No descriptor stays open (a mapping outlives its descriptor): the
+/// file is opened by its path for the rare resize and fsync, so that a segment holds one open
+/// file (its log), not three, and a broker's open-file limit takes three times the partitions.
 final class MappedIndexFile {
     let path: String
     let entryBytes: Int
     private(set) var entryCount: Int
     private(set) var isWritable: Bool
-    private let file: SegmentFile
     private var mapping: UnsafeMutableRawPointer?
     private var mappedBytes: Int
+
+    /// The index file, open for `body` only.
+    private func withFile<T>(_ body: (SegmentFile) throws(StorageError) -> T) throws(StorageError) -> T {
+        let file = try SegmentFile(path: path, create: false)
+        return try body(file)
+    }
 
     var capacity: Int { mappedBytes / entryBytes }
     var isFull: Bool { entryCount >= capacity }
@@ -32,9 +39,8 @@ final class MappedIndexFile {
         self.path = path
         self.entryBytes = entryBytes
         self.isWritable = writable
-        // Opened read-write even when mapped read-only: sealing, rebuilding and trimming resize it.
-        file = try SegmentFile(path: path, create: true)
-        let size = try file.size()
+        // Read-write even when mapped read-only: sealing, rebuilding and trimming resize it.
+        let size = try SegmentFile(path: path, create: true).size()
         entryCount = min(size, maxBytes) / entryBytes
         mappedBytes = 0
         if writable {
@@ -48,11 +54,15 @@ final class MappedIndexFile {
 
     private func map(bytes: Int, writable: Bool) throws(StorageError) {
         unmap()
-        if writable { try file.truncate(to: bytes) }
-        guard bytes > 0 else { return }
-        let protection = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
-        let pointer = mmap(nil, bytes, protection, MAP_SHARED, file.descriptor, 0)
-        guard let pointer, pointer != MAP_FAILED else { throw .io(operation: "mmap", path: path, errno: errno) }
+        let pointer = try withFile { file throws(StorageError) -> UnsafeMutableRawPointer? in
+            if writable { try file.truncate(to: bytes) }
+            guard bytes > 0 else { return nil }
+            let protection = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
+            let pointer = mmap(nil, bytes, protection, MAP_SHARED, file.descriptor, 0)
+            guard let pointer, pointer != MAP_FAILED else { throw .io(operation: "mmap", path: path, errno: errno) }
+            return pointer
+        }
+        guard let pointer else { return }
         mapping = pointer
         mappedBytes = bytes
     }
@@ -96,7 +106,8 @@ final class MappedIndexFile {
         guard isWritable else { return }
         try sync()
         unmap()
-        try file.truncate(to: usedBytes)
+        let used = usedBytes
+        try withFile { file throws(StorageError) in try file.truncate(to: used) }
         isWritable = false
         try map(bytes: usedBytes, writable: false)
     }
@@ -105,14 +116,15 @@ final class MappedIndexFile {
         if isWritable, let mapping, entryCount > 0 {
             guard msync(mapping, usedBytes, MS_SYNC) == 0 else { throw .io(operation: "msync", path: path, errno: errno) }
         }
-        try file.sync()
+        try withFile { file throws(StorageError) in try file.sync() }
     }
 
     /// Trims the file to its entries and unmaps it (clean shutdown).
     func close() throws(StorageError) {
         let writable = isWritable
         unmap()
-        if writable { try file.truncate(to: usedBytes) }
+        let used = usedBytes
+        if writable { try withFile { file throws(StorageError) in try file.truncate(to: used) } }
         isWritable = false
     }
 

@@ -246,8 +246,8 @@ extension HostileRequestTests {
         #expect(try h.send(grow, version: 3).results[0].errorCode == ErrorCode.policyViolation.rawValue)
         #expect(h.broker.topics.partitionCount == 1)
 
-        #expect(TopicRegistry.partitionsMax(openFileLimit: 1024) == 256)
-        #expect(TopicRegistry.partitionsMax(openFileLimit: 20_000) == 5301)
+        #expect(TopicRegistry.partitionsMax(openFileLimit: 1024) == 768)
+        #expect(TopicRegistry.partitionsMax(openFileLimit: 20_000) == 15_904)
         #expect(TopicRegistry.partitionsMax(openFileLimit: 100) == 1)
         #expect(TopicRegistry.partitionsMax(openFileLimit: Int(Int32.max)) == Limits.partitionsPerBrokerMax)
     }
