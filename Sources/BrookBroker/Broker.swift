@@ -39,7 +39,8 @@ public final class Broker: Sendable {
         self.logger = logger
         self.admin = admin
         self.topics = TopicRegistry(logDirs: config.logDirs, brokerDefaults: config.topicDefaults, clock: clock, logger: logger,
-                                    initialRole: config.processRoles.isEmpty ? .leader(LeaderEpoch(0)) : .follower(leader: nil, epoch: .none))
+                                    initialRole: config.processRoles.isEmpty ? .leader(LeaderEpoch(0)) : .follower(leader: nil, epoch: .none),
+                                    recoveryThreads: config.recoveryThreadsPerDataDir * config.logDirs.count)
         try topics.load()
         // Read, then removed at once: a crash from here on is an unclean shutdown.
         let marker = config.logDirs[0] + "/" + Self.cleanShutdownMarker

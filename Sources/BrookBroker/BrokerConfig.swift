@@ -70,6 +70,9 @@ public struct BrokerConfig: Sendable {
     /// past it the broker stops reading until answers go out. Kafka's default is unbounded (-1);
     /// ours is 256 MiB so that memory stays bounded.
     public var queuedMaxRequestBytes = 256 * 1024 * 1024
+    /// `num.recovery.threads.per.data.dir`: threads per log dir that open (and, after a crash,
+    /// recover) the logs at a start; Kafka 4's default.
+    public var recoveryThreadsPerDataDir = 2
     /// `num.network.threads`: the event loops that serve client connections (each connection
     /// stays on one). nil: one per core.
     public var networkThreads: Int?
@@ -197,6 +200,7 @@ public struct BrokerConfig: Sendable {
             queuedMaxRequestBytes = n < 0 ? Int(Int32.max) : Int(n)
         case "connections.max.idle.ms": connectionsMaxIdleMs = try int(1...Int64(Int32.max))
         case "num.network.threads": networkThreads = Int(try int(1...256))
+        case "num.recovery.threads.per.data.dir": recoveryThreadsPerDataDir = Int(try int(1...64))
         case "socket.request.receive.timeout.ms": requestReceiveTimeoutMs = try int(1...Int64(Int32.max))
         case "log.retention.check.interval.ms": retentionCheckIntervalMs = try int(1...Int64.max)
         case "log.cleaner.enable": logCleanerEnable = try bool()

@@ -256,6 +256,7 @@ public final class ReplicaManager: Sendable {
                 broker.logger.error("cannot host topic \(topic.name) of the cluster's metadata: \(error)")
             }
         }
+        prepare(taken.map(\.0))
         makeDurable(taken.map(\.0))
         for (leadership, topic, index, before) in taken {
             leadership.partition.finishLeadership(leadership.info)
@@ -312,12 +313,35 @@ public final class ReplicaManager: Sendable {
         }
     }
 
-    /// A leadership prepared (`Partition.prepareLeadership`) but not yet in force.
-    struct Leadership {
+    /// A leadership taken by an image, to prepare (`Partition.prepareLeadership`), make durable
+    /// and finish.
+    final class Leadership: Sendable {
         let partition: Partition
         let info: PartitionInfo
-        /// Its epoch checkpoint was written without an fsync.
-        let wroteCheckpoint: Bool
+        let replication: ReplicationConfig
+        let nowMs: Int64
+        /// Its epoch checkpoint was written without an fsync (set by `prepare`).
+        let wroteCheckpoint = Mutex(false)
+        init(partition: Partition, info: PartitionInfo, replication: ReplicationConfig, nowMs: Int64) {
+            self.partition = partition
+            self.info = info
+            self.replication = replication
+            self.nowMs = nowMs
+        }
+    }
+
+    /// Prepares `leaderships` side by side (each writes its partition's epoch checkpoint: a
+    /// rename each, which the file system takes in parallel), on the broker's recovery threads.
+    func prepare(_ leaderships: [Leadership]) {
+        let node = self.node
+        let threads = max(1, min(broker.topics.recoveryThreads, leaderships.count))
+        DispatchQueue.concurrentPerform(iterations: threads) { worker in
+            for i in stride(from: worker, to: leaderships.count, by: threads) {
+                let l = leaderships[i]
+                let wrote = l.partition.prepareLeadership(l.info, config: l.replication, nowMs: l.nowMs, node: node, durable: false)
+                l.wroteCheckpoint.withLock { $0 = wrote }
+            }
+        }
     }
 
     /// Leaderships of one image whose checkpoints were written without an fsync: above this
@@ -327,7 +351,7 @@ public final class ReplicaManager: Sendable {
 
     /// Makes the epoch checkpoints of `leaderships` durable.
     func makeDurable(_ leaderships: [Leadership]) {
-        let written = leaderships.filter(\.wroteCheckpoint)
+        let written = leaderships.filter { $0.wroteCheckpoint.withLock { $0 } }
         guard !written.isEmpty else { return }
         if written.count > Self.checkpointsSyncedOneByOneMax {
             // The log dirs holding them (syncfs takes any path of a filesystem).
@@ -349,7 +373,7 @@ public final class ReplicaManager: Sendable {
 
     /// Brings one partition's role in line with the image: a new leadership (or epoch) starts
     /// the leader's tracking of its followers; the same leadership only takes the ISR. With
-    /// `deferring`, a new leadership is only prepared and returned: the caller makes its
+    /// `deferring`, a new leadership is only returned: the caller prepares it, makes its
     /// checkpoint durable, then finishes it.
     @discardableResult
     func update(_ partition: Partition, to info: PartitionInfo, _ replication: ReplicationConfig, deferring: Bool = false) -> Leadership? {
@@ -364,8 +388,7 @@ public final class ReplicaManager: Sendable {
                 partition.becomeLeader(info, config: replication, nowMs: now, node: node)
                 return nil
             }
-            let wrote = partition.prepareLeadership(info, config: replication, nowMs: now, node: node, durable: false)
-            return Leadership(partition: partition, info: info, wroteCheckpoint: wrote)
+            return Leadership(partition: partition, info: info, replication: replication, nowMs: now)
         case (.follower(let leader, let epoch), false) where leader == info.leader && epoch == info.leaderEpoch && partition.isReplicating:
             break
         case (_, false):

@@ -1,6 +1,7 @@
 import BrookCore
 import BrookProtocol
 import BrookStorage
+import Dispatch
 import Logging
 import Synchronization
 
@@ -73,14 +74,17 @@ public final class TopicRegistry: Sendable {
     /// The role a partition has when opened: a single node leads everything; in a cluster a
     /// partition follows (serving no client) until the metadata image says it leads.
     let initialRole: Partition.Role
+    /// Threads that open the logs at a start (`num.recovery.threads.per.data.dir` per log dir).
+    let recoveryThreads: Int
     /// In a cluster (partitions open as followers) a broker hosts only its replicas.
     var hostsReplicasOnly: Bool { if case .follower = initialRole { true } else { false } }
     static let metadataFileName = "brook-topics"
 
     public init(logDirs: [String], brokerDefaults: [String: String], clock: any Clock, logger: Logger,
                 partitionsMax: Int = TopicRegistry.partitionsMax(openFileLimit: FileSystem.openFileLimit()),
-                initialRole: Partition.Role = .leader(LeaderEpoch(0))) {
+                initialRole: Partition.Role = .leader(LeaderEpoch(0)), recoveryThreads: Int = 2) {
         self.initialRole = initialRole
+        self.recoveryThreads = max(1, recoveryThreads)
         precondition(!logDirs.isEmpty, "at least one log directory")
         precondition(partitionsMax > 0, "a broker hosts at least one partition")
         self.logDirs = logDirs
@@ -506,17 +510,46 @@ public final class TopicRegistry: Sendable {
             }
         }
         for record in records {
-            var topic = Topic(name: record.name, id: record.id, partitions: [], overrides: record.configs)
             for index in 0..<record.count {
                 let holding = logDirs.filter { FileSystem.exists("\($0)/\(record.name)-\(index)") }
                 guard holding.count <= 1 else {
                     throw TopicError(.kafkaStorageError, "\(record.name)-\(index) has a directory in each of \(holding.joined(separator: ", ")): keep one")
                 }
             }
-            // Opened without an fsync each: the log dirs are synced once below, before serving.
-            topic.partitions = try openPartitions(of: topic, range: 0..<record.count, durable: false) { index in
-                !hostsReplicasOnly || logDirs.contains { FileSystem.exists("\($0)/\(record.name)-\(index)") }
+        }
+        // The logs open on `recoveryThreads` threads, in slices of a topic's partitions (opening
+        // is mostly file-system calls, which run side by side); each opened without an fsync:
+        // the log dirs are synced once below, before serving.
+        let slices = records.indices.flatMap { r in
+            stride(from: Int32(0), to: records[r].count, by: 64).map { (record: r, range: $0..<min($0 + 64, records[r].count)) }
+        }
+        let topics = records
+        let opened = Mutex([[Partition?]?](repeating: nil, count: slices.count))
+        let failure = Mutex<TopicError?>(nil)
+        let threads = max(1, min(recoveryThreads, slices.count))
+        DispatchQueue.concurrentPerform(iterations: threads) { worker in
+            for i in stride(from: worker, to: slices.count, by: threads) {
+                guard failure.withLock({ $0 == nil }) else { return }
+                let record = topics[slices[i].record]
+                let topic = Topic(name: record.name, id: record.id, partitions: [], overrides: record.configs)
+                do throws(TopicError) {
+                    let partitions = try openPartitions(of: topic, range: slices[i].range, durable: false) { index in
+                        !hostsReplicasOnly || logDirs.contains { FileSystem.exists("\($0)/\(record.name)-\(index)") }
+                    }
+                    opened.withLock { $0[i] = partitions }
+                } catch {
+                    failure.withLock { $0 = $0 ?? error }
+                }
             }
+        }
+        let slicesOpened = opened.withLock { $0 }
+        if let error = failure.withLock({ $0 }) {
+            closeAll(slicesOpened.flatMap { ($0 ?? []).compactMap { $0 } })
+            throw error
+        }
+        for (r, record) in records.enumerated() {
+            var topic = Topic(name: record.name, id: record.id, partitions: [], overrides: record.configs)
+            topic.partitions = slices.indices.filter { slices[$0].record == r }.flatMap { slicesOpened[$0]! }
             let loaded = topic
             state.withLock { s in
                 s.topics[loaded.name] = loaded

@@ -202,8 +202,10 @@ public struct MetadataImage: Equatable, Sendable {
     }
 
     mutating func addPartition(_ r: PartitionRecord) throws(MetadataError) {
-        guard var topic = topics[r.topicId] else { throw MetadataError("partition of unknown topic id \(r.topicId)") }
-        guard Int(r.partitionId) == topic.partitions.count else { throw MetadataError("partition \(r.partitionId) of \(topic.name) out of order (has \(topic.partitions.count))") }
+        guard let topic = topics[r.topicId].map({ (name: $0.name, count: $0.partitions.count) }) else {
+            throw MetadataError("partition of unknown topic id \(r.topicId)")
+        }
+        guard Int(r.partitionId) == topic.count else { throw MetadataError("partition \(r.partitionId) of \(topic.name) out of order (has \(topic.count))") }
         try Self.checkReplicas(r.replicas, isr: r.isr, leader: r.leader, what: "\(topic.name)-\(r.partitionId)")
         try Self.checkMoving(r.replicas, adding: r.addingReplicas, removing: r.removingReplicas, what: "\(topic.name)-\(r.partitionId)")
         var added = PartitionInfo(
@@ -211,15 +213,15 @@ public struct MetadataImage: Equatable, Sendable {
             leaderEpoch: r.leaderEpoch, partitionEpoch: PartitionEpoch(r.partitionEpoch),
             adding: r.addingReplicas, removing: r.removingReplicas, elr: r.eligibleLeaderReplicas ?? [])
         added.keepELRConsistent()
-        topic.partitions.append(added)
-        topics[r.topicId] = topic
+        // In place: a copy of the topic would copy its partitions for every one added.
+        topics[r.topicId]!.partitions.append(added)
     }
 
     /// Kafka's rules: -2 leaves the leader as it is, -1 leaves none; the leader epoch moves with
     /// the leader; the partition epoch moves with every change.
     mutating func changePartition(_ r: PartitionChangeRecord) throws(MetadataError) {
         let key = TopicIDPartition(r.topicId, r.partitionId)
-        guard var topic = topics[r.topicId], var changed = partition(key) else { throw MetadataError("change of unknown partition \(key)") }
+        guard let name = topics[r.topicId]?.name, var changed = partition(key) else { throw MetadataError("change of unknown partition \(key)") }
         if let replicas = r.replicas { changed.replicas = replicas }
         if let isr = r.isr { changed.isr = isr }
         if let adding = r.addingReplicas { changed.adding = adding }
@@ -232,24 +234,24 @@ public struct MetadataImage: Equatable, Sendable {
             changed.leaderEpoch = LeaderEpoch(changed.leaderEpoch.value + 1)
         }
         changed.partitionEpoch = changed.partitionEpoch.next
-        try Self.checkReplicas(changed.replicas, isr: changed.isr, leader: changed.leader ?? NodeID(-1), what: "\(topic.name)-\(r.partitionId)")
-        try Self.checkMoving(changed.replicas, adding: changed.adding, removing: changed.removing, what: "\(topic.name)-\(r.partitionId)")
-        topic.partitions[Int(r.partitionId)] = changed
-        topics[r.topicId] = topic
+        try Self.checkReplicas(changed.replicas, isr: changed.isr, leader: changed.leader ?? NodeID(-1), what: "\(name)-\(r.partitionId)")
+        try Self.checkMoving(changed.replicas, adding: changed.adding, removing: changed.removing, what: "\(name)-\(r.partitionId)")
+        // In place: a copy of the topic would copy its partitions for every change.
+        topics[r.topicId]!.partitions[Int(r.partitionId)] = changed
     }
 
     /// Replicas being added or removed are replicas, and none is both.
-    static func checkMoving(_ replicas: [NodeID], adding: [NodeID], removing: [NodeID], what: String) throws(MetadataError) {
+    static func checkMoving(_ replicas: [NodeID], adding: [NodeID], removing: [NodeID], what: @autoclosure () -> String) throws(MetadataError) {
         guard Set(adding).isSubset(of: replicas), Set(removing).isSubset(of: replicas), Set(adding).isDisjoint(with: removing),
               removing.count < replicas.count else {
-            throw MetadataError("\(what): bad reassignment, adding \(adding) removing \(removing) of \(replicas)")
+            throw MetadataError("\(what()): bad reassignment, adding \(adding) removing \(removing) of \(replicas)")
         }
     }
 
-    static func checkReplicas(_ replicas: [NodeID], isr: [NodeID], leader: NodeID, what: String) throws(MetadataError) {
-        guard !replicas.isEmpty, Set(replicas).count == replicas.count else { throw MetadataError("\(what): bad replicas \(replicas)") }
-        guard !isr.isEmpty, Set(isr).count == isr.count, Set(isr).isSubset(of: replicas) else { throw MetadataError("\(what): bad ISR \(isr) for replicas \(replicas)") }
-        guard leader.value < 0 || isr.contains(leader) else { throw MetadataError("\(what): leader \(leader) outside the ISR \(isr)") }
+    static func checkReplicas(_ replicas: [NodeID], isr: [NodeID], leader: NodeID, what: @autoclosure () -> String) throws(MetadataError) {
+        guard !replicas.isEmpty, Set(replicas).count == replicas.count else { throw MetadataError("\(what()): bad replicas \(replicas)") }
+        guard !isr.isEmpty, Set(isr).count == isr.count, Set(isr).isSubset(of: replicas) else { throw MetadataError("\(what()): bad ISR \(isr) for replicas \(replicas)") }
+        guard leader.value < 0 || isr.contains(leader) else { throw MetadataError("\(what()): leader \(leader) outside the ISR \(isr)") }
     }
 
     mutating func setConfig(_ r: ConfigRecord) throws(MetadataError) {

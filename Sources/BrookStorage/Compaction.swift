@@ -207,10 +207,13 @@ extension PartitionLog {
     }
 
     /// Completes a compaction interrupted after its cleaned segment was renamed to `.swap`: the
-    /// segments it replaces are deleted and the swap takes their place.
-    static func completeSwaps(_ directory: String, config: LogConfig, logger: Logger) throws(StorageError) {
-        for name in try FileSystem.list(directory) {
+    /// segments it replaces are deleted and the swap takes their place. `names` is the
+    /// directory's listing; true when it completed one.
+    static func completeSwaps(_ directory: String, names: [String], config: LogConfig, logger: Logger) throws(StorageError) -> Bool {
+        var completed = false
+        for name in names {
             guard let base = LogSegment.baseOffset(fileName: name, suffix: ".log.swap") else { continue }
+            completed = true
             var swapConfig = config
             swapConfig.cleanupCompact = true
             let swap = try LogSegment(directory: directory, baseOffset: base, config: swapConfig, create: false,
@@ -228,5 +231,6 @@ extension PartitionLog {
             try FileSystem.syncDirectory(directory)
             logger.warning("completed an interrupted compaction", metadata: ["file": "\(path(".log"))"])
         }
+        return completed
     }
 }

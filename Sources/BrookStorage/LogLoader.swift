@@ -15,9 +15,12 @@ extension PartitionLog {
         let checkpoint = try readCheckpoint(directory)
         let markerPath = directory + "/" + cleanShutdownName
         let clean = FileSystem.exists(markerPath)
-        try removeLeftovers(directory, logger: logger)
-        try completeSwaps(directory, config: config, logger: logger)
-        let bases = try FileSystem.list(directory).compactMap { LogSegment.baseOffset(fileName: $0, suffix: ".log") }.sorted()
+        // One listing, taken again only when the cleanup changed the directory.
+        var names = try FileSystem.list(directory)
+        let removed = try removeLeftovers(directory, names: names, logger: logger)
+        let swapped = try completeSwaps(directory, names: names, config: config, logger: logger)
+        if removed || swapped { names = try FileSystem.list(directory) }
+        let bases = names.compactMap { LogSegment.baseOffset(fileName: $0, suffix: ".log") }.sorted()
         // From here on a crash must be recovered: the marker goes before anything is written.
         try FileSystem.remove(markerPath)
 
@@ -73,7 +76,10 @@ extension PartitionLog {
         // A recovered tail is valid but not necessarily on disk: the recovery point stays where
         // it was (so a second crash scans it again) instead of paying an fsync of the whole tail.
         log.setRecoveryPoint(recovered ? min(checkpoint.recoveryPoint, log.logEndOffset) : log.logEndOffset)
-        try log.writeCheckpoint(durable: durable)
+        // Written only when it changes (a clean close leaves it as a clean open finds it).
+        if !checkpoint.read || checkpoint.logStartOffset != log.logStartOffset || checkpoint.recoveryPoint != log.recoveryPoint {
+            try log.writeCheckpoint(durable: durable)
+        }
         logger.info("opened partition log", metadata: [
             "dir": "\(directory)", "clean": "\(clean)", "segments": "\(log.segmentCount)",
             "log_start_offset": "\(log.logStartOffset)", "log_end_offset": "\(log.logEndOffset)",
@@ -84,34 +90,41 @@ extension PartitionLog {
     struct Checkpoint {
         var logStartOffset = Offset.zero
         var recoveryPoint = Offset.zero
+        /// Both values were read from the file (not defaults).
+        var read = false
     }
 
     static func readCheckpoint(_ directory: String) throws(StorageError) -> Checkpoint {
         var checkpoint = Checkpoint()
         guard let text = try FileSystem.readText(directory + "/" + checkpointName) else { return checkpoint }
+        var found = 0
+        defer { checkpoint.read = found == 2 }
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: "=", maxSplits: 1)
             guard parts.count == 2, let value = Int64(parts[1]), value >= 0 else { continue }
             switch parts[0] {
-            case "logStartOffset": checkpoint.logStartOffset = Offset(value)
-            case "recoveryPoint": checkpoint.recoveryPoint = Offset(value)
+            case "logStartOffset": checkpoint.logStartOffset = Offset(value); found += 1
+            case "recoveryPoint": checkpoint.recoveryPoint = Offset(value); found += 1
             default: break
             }
         }
         return checkpoint
     }
 
-    /// Temporary files of an interrupted write or compaction, and indexes without a log.
-    static func removeLeftovers(_ directory: String, logger: Logger) throws(StorageError) {
-        let names = try FileSystem.list(directory)
+    /// Temporary files of an interrupted write or compaction, and indexes without a log, among
+    /// `names` (the directory's listing); true when it removed one.
+    static func removeLeftovers(_ directory: String, names: [String], logger: Logger) throws(StorageError) -> Bool {
         let logs = Set(names.filter { $0.hasSuffix(".log") }.map { String($0.dropLast(4)) })
+        var removed = false
         for name in names {
             let orphanIndex = (name.hasSuffix(".index") || name.hasSuffix(".timeindex"))
                 && !logs.contains(String(name.prefix(while: { $0 != "." })))
             if name.hasSuffix(".cleaned") || name.hasSuffix(".tmp") || orphanIndex {
                 logger.info("removing leftover file", metadata: ["file": "\(directory)/\(name)"])
                 try FileSystem.remove(directory + "/" + name)
+                removed = true
             }
         }
+        return removed
     }
 }
