@@ -71,30 +71,29 @@ struct IncrementalAlterConfigsHandler: ApiHandler {
     /// One operation on a broker's dynamic configs (SET and DELETE only).
     func applyDynamic(_ config: IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig,
                       to configs: inout [String: String]) throws(TopicError) {
-        switch Operation(rawValue: config.configOperation) {
-        case .set:
-            try DynamicBrokerConfigs.check(config.name, config.value)
-            configs[config.name] = config.value?.trimmed
-        case .delete:
-            try DynamicBrokerConfigs.checkName(config.name)
-            configs[config.name] = nil
-        case .append, .subtract:
-            throw TopicError(.invalidConfig, "Config value append/subtract is not allowed for config key \(config.name)")
-        case nil:
-            throw TopicError(.invalidRequest, "Unknown config operation \(config.configOperation)")
-        }
+        try setOrDelete(config, in: &configs, checkName: DynamicBrokerConfigs.checkName, checkValue: DynamicBrokerConfigs.check)
     }
 
-    /// One operation on a group's configs (each an int: SET and DELETE only; the whole set is
-    /// checked after).
+    /// One operation on a group's configs (SET and DELETE only; the whole set is checked after).
     func applyGroup(_ config: IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig,
                     to configs: inout [String: String]) throws(TopicError) {
-        guard GroupConfigs.names.contains(config.name) else { throw TopicError(.invalidConfig, "Unknown group config name: \(config.name)") }
+        try setOrDelete(config, in: &configs, checkName: { name throws(TopicError) in
+            guard GroupConfigs.names.contains(name) else { throw TopicError(.invalidConfig, "Unknown group config name: \(name)") }
+        }, checkValue: { name, value throws(TopicError) in
+            guard value != nil else { throw TopicError(.invalidRequest, "Null value not supported for: \(name)") }
+        })
+    }
+
+    /// SET (the value checked) or DELETE (the name checked) of a config that is not a list.
+    func setOrDelete(_ config: IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig, in configs: inout [String: String],
+                     checkName: (String) throws(TopicError) -> Void, checkValue: (String, String?) throws(TopicError) -> Void) throws(TopicError) {
         switch Operation(rawValue: config.configOperation) {
         case .set:
-            guard let value = config.value else { throw TopicError(.invalidRequest, "Null value not supported for: \(config.name)") }
-            configs[config.name] = value.trimmed
+            try checkName(config.name)
+            try checkValue(config.name, config.value)
+            configs[config.name] = config.value?.trimmed
         case .delete:
+            try checkName(config.name)
             configs[config.name] = nil
         case .append, .subtract:
             throw TopicError(.invalidConfig, "Config value append/subtract is not allowed for config key \(config.name)")
