@@ -509,9 +509,16 @@ public final class TopicRegistry: Sendable {
                 throw TopicError(.kafkaStorageError, "\(metadataPath):\(number + 1): cannot read '\(line)'")
             }
         }
+        // What each log dir holds, listed once (not an existence check per partition and dir).
+        var present: [Set<String>] = []
+        for dir in logDirs {
+            do { present.append(Set(try FileSystem.list(dir))) } catch {
+                throw TopicError(.kafkaStorageError, "log directory \(dir) cannot be used (\(error)): replace it, or take it out of log.dirs")
+            }
+        }
         for record in records {
             for index in 0..<record.count {
-                let holding = logDirs.filter { FileSystem.exists("\($0)/\(record.name)-\(index)") }
+                let holding = logDirs.indices.filter { present[$0].contains("\(record.name)-\(index)") }.map { logDirs[$0] }
                 guard holding.count <= 1 else {
                     throw TopicError(.kafkaStorageError, "\(record.name)-\(index) has a directory in each of \(holding.joined(separator: ", ")): keep one")
                 }
@@ -524,6 +531,7 @@ public final class TopicRegistry: Sendable {
             stride(from: Int32(0), to: records[r].count, by: 64).map { (record: r, range: $0..<min($0 + 64, records[r].count)) }
         }
         let topics = records
+        let listing = present
         let opened = Mutex([[Partition?]?](repeating: nil, count: slices.count))
         let failure = Mutex<TopicError?>(nil)
         let threads = max(1, min(recoveryThreads, slices.count))
@@ -534,7 +542,7 @@ public final class TopicRegistry: Sendable {
                 let topic = Topic(name: record.name, id: record.id, partitions: [], overrides: record.configs)
                 do throws(TopicError) {
                     let partitions = try openPartitions(of: topic, range: slices[i].range, durable: false) { index in
-                        !hostsReplicasOnly || logDirs.contains { FileSystem.exists("\($0)/\(record.name)-\(index)") }
+                        !hostsReplicasOnly || listing.contains { $0.contains("\(record.name)-\(index)") }
                     }
                     opened.withLock { $0[i] = partitions }
                 } catch {

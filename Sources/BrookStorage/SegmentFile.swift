@@ -22,6 +22,22 @@ public final class SegmentFile: @unchecked Sendable {
         descriptor = fd
     }
 
+    private init(path: String, descriptor: Int32) {
+        self.path = path
+        self.descriptor = descriptor
+    }
+
+    /// Opens an existing file; nil when there is none (one system call where an existence check
+    /// and an open took two).
+    public static func openIfExists(_ path: String, readOnly: Bool) throws(StorageError) -> SegmentFile? {
+        let fd = open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw .io(operation: "open", path: path, errno: errno)
+        }
+        return SegmentFile(path: path, descriptor: fd)
+    }
+
     deinit { close(descriptor) }
 
     public func size() throws(StorageError) -> Int {
@@ -150,8 +166,7 @@ public enum FileSystem {
 
     /// A small file's contents, or nil when it does not exist.
     public static func readFile(_ path: String, bytesMax: Int = 64 * 1024 * 1024) throws(StorageError) -> String? {
-        guard exists(path) else { return nil }
-        let file = try SegmentFile(path: path, create: false)
+        guard let file = try SegmentFile.openIfExists(path, readOnly: false) else { return nil }
         let size = try file.size()
         guard size <= bytesMax else { throw .invalidArgument("\(path) is larger than \(bytesMax) bytes") }
         var bytes = [UInt8](repeating: 0, count: size)
@@ -268,16 +283,14 @@ public enum FileSystem {
 
     /// A file's bytes, or nil when it does not exist.
     public static func readBytes(_ path: String, bytesMax: Int) throws(StorageError) -> [UInt8]? {
-        guard exists(path) else { return nil }
-        let file = try SegmentFile(path: path, create: false, readOnly: true)
+        guard let file = try SegmentFile.openIfExists(path, readOnly: true) else { return nil }
         let size = try file.size()
         guard size <= bytesMax else { throw .invalidArgument("\(path) is larger than \(bytesMax) bytes") }
         return try file.read(count: size, at: 0)
     }
 
     public static func readText(_ path: String) throws(StorageError) -> String? {
-        guard exists(path) else { return nil }
-        let file = try SegmentFile(path: path, create: false, readOnly: true)
+        guard let file = try SegmentFile.openIfExists(path, readOnly: true) else { return nil }
         let size = try file.size()
         guard size <= 1 << 20 else { throw .corruptIndex(path: path, reason: "file of \(size) bytes is too large") }
         return String(decoding: try file.read(count: size, at: 0), as: UTF8.self)
