@@ -25,7 +25,7 @@ extension ClusterCommand {
         func run() throws {
             guard id >= 0 else { throw ValidationError("--id must not be negative") }
             guard let voter = VoterAddress(id: NodeID(id), endpoint: address) else { throw ValidationError("--address takes host:port") }
-            try target.print(try target.askLeader(.addVoter(voter)))
+            try target.printChange(target.askLeader(.addVoter(voter)), done: { $0.contains(NodeID(id)) })
         }
     }
 
@@ -40,26 +40,46 @@ extension ClusterCommand {
         @OptionGroup var target: QuorumCommand.Target
         @Option(help: "The controller's node.id.") var id: Int32
 
-        func run() throws { try target.print(try target.askLeader(.removeVoter(NodeID(id)))) }
+        func run() throws { try target.printChange(target.askLeader(.removeVoter(NodeID(id))), done: { !$0.contains(NodeID(id)) }) }
     }
 }
 
 extension QuorumCommand.Target {
     /// Asks the controller given, then the leader its answer names (`leader_address`), again
-    /// while the answer says to retry, for `timeoutMs` in all.
-    func askLeader(_ request: QuorumRequest) throws -> QuorumClient.Answer {
+    /// while the answer says to retry, for `timeoutMs` in all. A controller that knows no leader
+    /// (one just removed from the voters, or cut off) is left for the one given. `retried`: an
+    /// earlier attempt may have been carried out (its leader lost leadership before answering).
+    func askLeader(_ request: QuorumRequest) throws -> (answer: QuorumClient.Answer, retried: Bool) {
         let deadline = Date().addingTimeInterval(Double(timeoutMs) / 1000)
         var asked = self
+        var retried = false
         while true {
             let answer = try asked.ask(request)
             let fields = answer.fields
-            if answer.ok || Date() > deadline { return answer }
+            if answer.ok || Date() > deadline { return (answer, retried) }
             if let address = fields["leader_address"], address != asked.controller {
                 asked.controller = address
                 continue
             }
-            guard fields["error"]?.contains("retry") == true || fields["leader"] == "-1" else { return answer }
+            let retry = fields["error"]?.contains("retry") == true
+            retried = retried || retry
+            guard retry || fields["leader"] == "-1" else { return (answer, retried) }
+            if fields["leader"] == "-1" { asked = self }
             Thread.sleep(forTimeInterval: 0.2)
         }
+    }
+
+    /// Prints the answer to a change of the voters. When an attempt was retried and the last
+    /// answer refuses the change as made already (`done` holds for the voters the controller
+    /// given now has), the change is taken as made and those voters printed.
+    func printChange(_ asked: (answer: QuorumClient.Answer, retried: Bool), done: ([NodeID]) -> Bool) throws {
+        if !asked.answer.ok, asked.retried, let status = try? ask(.status), status.ok, let listed = status.fields["voters"] {
+            let voters = listed.split(separator: ",").compactMap { Int32($0) }.map(NodeID.init)
+            if done(voters) {
+                Swift.print("voters=\(listed)")
+                return
+            }
+        }
+        try print(asked.answer)
     }
 }
