@@ -38,35 +38,9 @@ struct FindCoordinatorHandler: ApiHandler {
         // In a cluster the coordinators' topic is made on first use: the answer waits for it.
         if cluster, request.keyType == 0 || request.keyType == 1 {
             let wanted = request.keyType == 0 ? Self.groups(context.broker.config) : Self.transactions(context.broker.config)
-            let loop = context.eventLoop
-            let deadline = context.broker.clock.monotonicMs() + Self.unavailableWaitMs
-            if let made = Self.created(wanted, context: context) {
-                return .later(made.flatMap { Self.whenAvailable(respond, until: deadline, clock: context.broker.clock, on: loop) })
-            }
-            return .later(Self.whenAvailable(respond, until: deadline, clock: context.broker.clock, on: loop))
+            if let made = Self.created(wanted, context: context) { return .later(made.map { respond() }) }
         }
         return .now(respond())
-    }
-
-    /// How long an answer of COORDINATOR_NOT_AVAILABLE is held while the coordinator's partition
-    /// has no leader (an election under way). Kafka answers at once; librdkafka retries a
-    /// FindCoordinator only twice, then waits for a broker to change state before it asks
-    /// again, and its send_offsets_to_transaction waits for that without a limit: in the fault
-    /// campaign a copier hung there for good after three quick COORDINATOR_NOT_AVAILABLE. Held,
-    /// three answers span the election.
-    static let unavailableWaitMs: Int64 = 3_000
-    static let unavailablePollMs: Int64 = 100
-
-    /// `respond()` once no coordinator in it is COORDINATOR_NOT_AVAILABLE, or at `deadline`.
-    static func whenAvailable(_ respond: @escaping @Sendable () -> FindCoordinatorResponse, until deadline: Int64,
-                              clock: any Clock, on loop: any EventLoop) -> EventLoopFuture<FindCoordinatorResponse> {
-        let response = respond()
-        let unavailable = ErrorCode.coordinatorNotAvailable.rawValue
-        let waiting = response.errorCode == unavailable || response.coordinators.contains { $0.errorCode == unavailable }
-        guard waiting, clock.monotonicMs() < deadline else { return loop.makeSucceededFuture(response) }
-        return loop.scheduleTask(in: .milliseconds(unavailablePollMs)) {}.futureResult.flatMap {
-            whenAvailable(respond, until: deadline, clock: clock, on: loop)
-        }
     }
 
     /// nil when this broker hosts `wanted` already; else the controller is asked to make it and
