@@ -1624,9 +1624,12 @@ def read_partition(bootstrap: str, topic: str, partition: int, end: int) -> dict
 
 
 def high_watermarks(bootstrap: str, topics: dict) -> dict:
+    """(log start, high watermark) of every partition. Read uncommitted: a read_committed
+    consumer (confluent-kafka's default) is given the last stable offset, which a transaction
+    the hostile client left open holds back below acknowledged records (seed 758705657)."""
     from confluent_kafka import TopicPartition
 
-    c = ck_consumer(bootstrap)
+    c = ck_consumer(bootstrap, **{"isolation.level": "read_uncommitted"})
     try:
         out = {}
         for t, n in topics.items():
