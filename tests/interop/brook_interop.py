@@ -632,7 +632,7 @@ def kcat(args: Sequence, *, input_bytes: Optional[bytes] = None, timeout: float 
 
 
 def kcat_produce(bootstrap: str, topic: str, specs: Sequence, acks="all", *, timeout: float = PHASE_TIMEOUT,
-                 compression: str = "none") -> None:
+                 compression: str = "none", linger_ms: int = 5) -> None:
     """Feed `specs` to `kcat -P` as key|value lines. kcat can only attach the same headers to
     every record, so specs must be text_only with static_headers; the partition comes from
     librdkafka's default partitioner over the key (spec.partition must be None). Idempotence
@@ -644,7 +644,7 @@ def kcat_produce(bootstrap: str, topic: str, specs: Sequence, acks="all", *, tim
     args += [
         "-X", f"acks={acks}",
         "-X", f"compression.codec={compression}",
-        "-X", "linger.ms=5",
+        "-X", f"linger.ms={linger_ms}",
         "-X", "message.timeout.ms=60000",
     ]
     lines = []

@@ -51,7 +51,7 @@ def produce(client: str, bootstrap: str, topic: str, codec: str) -> list:
         kp_produce(bootstrap, topic, specs, compression_type=codec, linger_ms=50)
     else:
         specs = make_records(N, "kc", PARTITIONS, text_only=True, explicit_partition=False, static_headers=KCAT_HEADERS)
-        kcat_produce(bootstrap, topic, specs, compression=codec)
+        kcat_produce(bootstrap, topic, specs, compression=codec, linger_ms=50)
     return specs
 
 
@@ -63,17 +63,31 @@ def consume(client: str, bootstrap: str, topic: str, n: int) -> list:
     return kcat_consume(bootstrap, topic)
 
 
-def stored_codecs(broker, topic: str) -> dict:
-    """{codec name: batches} over the topic's segment files, from `brook log dump`."""
-    counts: dict = {}
+def stored_batches(broker, topic: str) -> list:
+    """(codec name, record count) of every batch in the topic's segment files, from `brook log dump`."""
+    batches = []
     for part in range(PARTITIONS):
         d = broker.data_dir / f"{topic}-{part}"
         for log in sorted(d.glob("*.log")):
             out = subprocess.run([str(BROOK_BIN), "log", "dump", str(log)], capture_output=True, timeout=60)
             assert out.returncode == 0, out.stderr.decode(errors="replace")
-            for codec in re.findall(rb"compresscodec: (\w+)", out.stdout):
-                counts[codec.decode()] = counts.get(codec.decode(), 0) + 1
+            for count, codec in re.findall(rb"count: (\d+) .*?compresscodec: (\w+)", out.stdout):
+                batches.append((codec.decode(), int(count)))
+    return batches
+
+
+def stored_codecs(broker, topic: str) -> dict:
+    """{codec name: batches} over the topic's segment files."""
+    counts: dict = {}
+    for codec, _ in stored_batches(broker, topic):
+        counts[codec] = counts.get(codec, 0) + 1
     return counts
+
+
+# librdkafka sends a batch uncompressed when compressing it would make it larger, which happens
+# to a batch of a record or two under a slow machine's short linger; such batches prove nothing
+# about the broker, which keeps whatever codec a batch came with.
+SMALL_BATCH = 4
 
 
 @pytest.mark.timeout(300)
@@ -83,8 +97,12 @@ def test_codec_roundtrip_across_clients(broker, producer, codec):
     topic = unique_topic(f"cmp-{producer}-{codec}")
     ck_create_topic(broker.bootstrap, topic, partitions=PARTITIONS)
     specs = produce(producer, broker.bootstrap, topic, codec)
-    stored = stored_codecs(broker, topic)
-    assert set(stored) == {codec}, f"{producer} {codec}: the log holds batches compressed as {stored}"
+    batches = stored_batches(broker, topic)
+    stored = {c for c, _ in batches}
+    large = {c for c, n in batches if n > SMALL_BATCH}
+    tolerated = {codec, "none"} if producer in ("confluent", "kcat") else {codec}
+    assert codec in stored and large <= {codec} and stored <= tolerated, \
+        f"{producer} {codec}: the log holds batches (codec, records) {sorted(batches)}"
     for consumer in CLIENTS:
         got = consume(consumer, broker.bootstrap, topic, len(specs))
         check_received(specs, got, what=f"{producer} {codec} → {consumer}")
