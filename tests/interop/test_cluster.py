@@ -1396,3 +1396,96 @@ def test_a_replica_moves_to_another_log_dir_of_its_broker(tmp_path):
         kp.close()
     finally:
         cluster.stop()
+
+
+@pytest.mark.timeout(240)
+def test_offsets_sent_to_a_transaction_while_the_groups_coordinator_is_down(tmp_path):
+    """`send_offsets_to_transaction` while the group's `__consumer_offsets` partition has no
+    leader (its only replica's broker SIGKILLed) comes back within its timeout, and the copy
+    goes through once that broker is back. librdkafka looks its group coordinator up for a
+    TxnOffsetCommit with two retries and then waits for a connection to change state, without
+    a timeout of its own: answered COORDINATOR_NOT_AVAILABLE, the call waited for good (the
+    fault campaign's stalled copier, seed 1555952120)."""
+    import threading
+
+    from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+    from confluent_kafka.admin import NewTopic
+    cluster = Cluster(tmp_path, extra=lambda i: ["offsets.topic.replication.factor=1"])
+    cluster.start()
+    try:
+        cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+        bootstraps = cluster.bootstrap
+        source, copy, group, txn_id = unique_topic("src"), unique_topic("dst"), unique_topic("g"), unique_topic("tx")
+        admin = ck_admin(bootstraps)
+        for f in admin.create_topics([NewTopic(t, 1, 3) for t in (source, copy)]).values():
+            f.result(30)
+        producer = Producer({"bootstrap.servers": bootstraps, "acks": "all"})
+        for i in range(10):
+            producer.produce(source, value=f"v{i}".encode())
+        assert producer.flush(30) == 0
+        consumer = Consumer({"bootstrap.servers": bootstraps, "group.id": group, "auto.offset.reset": "earliest",
+                             "enable.auto.commit": False})
+        consumer.subscribe([source])
+        got, deadline = [], time.monotonic() + 60
+        while len(got) < 10 and time.monotonic() < deadline:
+            got += [m for m in consumer.consume(num_messages=10, timeout=1.0) if not m.error()]
+        assert len(got) == 10
+        positions = consumer.position(consumer.assignment())
+        metadata = consumer.consumer_group_metadata()
+
+        states = partition_states(bootstraps, "__consumer_offsets")
+        down = states[java_hash_partition(group, len(states))][0]
+        txn = Producer({"bootstrap.servers": bootstraps, "transactional.id": txn_id, "transaction.timeout.ms": 120000})
+        txn.init_transactions(60)
+        txn.begin_transaction()
+        txn.produce(copy, value=b"copy")
+        assert txn.flush(30) == 0
+        cluster.nodes[down].kill()
+        cluster.wait_for(f"node {down} fenced",
+                         lambda view: view["brokers"].get(down, {}).get("fenced") == "true")
+
+        outcome = []
+        call = threading.Thread(daemon=True, target=lambda: outcome.append(_attempt(
+            lambda: txn.send_offsets_to_transaction(positions, metadata, 10))))
+        call.start()
+        call.join(40)
+        assert outcome, f"send_offsets_to_transaction with a 10 s timeout still waits 40 s on (node {down} down)"
+        print(f"node {down} down, the group's coordinator partition leaderless: {outcome[0]}")
+
+        cluster.nodes[down].start()
+        cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+        if outcome[0] is not None:
+            txn.abort_transaction(60)
+            txn.begin_transaction()
+            txn.produce(copy, value=b"copy")
+        assert settle(lambda: txn.send_offsets_to_transaction(positions, metadata, 60), cluster=cluster)
+        assert settle(lambda: txn.commit_transaction(60), cluster=cluster)
+        # The consumer's own coordinator may still be the broker named during the outage for a
+        # heartbeat or so: NOT_COORDINATOR then, retriable, as after any coordinator move.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                committed = {tp.partition: tp.offset for tp in consumer.committed(consumer.assignment(), timeout=10)}
+                break
+            except KafkaException as e:
+                assert e.args[0].code() == KafkaError.NOT_COORDINATOR and time.monotonic() < deadline, e
+                time.sleep(0.5)
+        print(f"committed offsets read {30 - (deadline - time.monotonic()):.1f} s after the first try")
+        assert committed == {tp.partition: tp.offset for tp in positions}
+        consumer.close()
+        try:
+            txn.flush(5)
+        except KafkaException:
+            pass
+    finally:
+        cluster.stop()
+
+
+def _attempt(call):
+    """None when `call` returned, else the KafkaError it raised."""
+    from confluent_kafka import KafkaException
+    try:
+        call()
+        return None
+    except KafkaException as e:
+        return e.args[0]
