@@ -58,6 +58,7 @@ check "perf produce" bash -c "'$brook' perf produce --topic perf --num-records 2
 check "perf consume" bash -c "'$brook' perf consume --topic perf --messages 20000 $s | grep -q '20000 records read'"
 check "perf produce --compression zstd" bash -c "'$brook' perf produce --topic perf-zstd --num-records 20000 --record-size 50 --compression zstd $s | grep -q '20000 records sent'"
 check "perf consume reads the zstd batches" bash -c "'$brook' perf consume --topic perf-zstd --messages 20000 $s | grep -q '20000 records read'"
+check "perf produce --keys fills a compacted topic" bash -c "'$brook' topic create perf-keys --config cleanup.policy=compact $s && '$brook' perf produce --topic perf-keys --num-records 2000 --record-size 20 --keys 10 $s | grep -q '2000 records sent' && '$brook' consume --topic perf-keys --from-beginning --max-messages 12 --print-key $s | cut -f1 | sort -u | wc -l | grep -qx 10"
 check "perf codecs" bash -c "'$brook' perf codecs --mib 1 --seconds 0 | grep -q '^zstd: '"
 check "an unknown codec is refused" bash -c "'$brook' produce --topic x --compression brotli $s < /dev/null 2>&1 | grep -q 'takes none, gzip'"
 check "group reset-offsets is a dry run by default" bash -c "'$brook' group reset-offsets --group cg --topic cli --to-latest $s | grep -q 'dry run' && ! '$brook' group list $s | grep -q '^cg '"

@@ -41,12 +41,16 @@ struct PerfProduce: AsyncParsableCommand {
     @Option(name: .customLong("compression-level"), help: "The codec's level (default: the codec's own).") var compressionLevel: Int?
     @Option(help: "Record values: 'text' (random letters and words from a pool of 1,000, so batches compress as real data does) or 'zeros'.")
     var payload = "text"
+    @Option(help: "Give records keys from this many distinct ones, in turn (for a compacted topic); 0 for none.")
+    var keys = 0
 
     func run() async throws {
         let acks: Int16 = switch self.acks { case "all", "-1": -1; case "0": 0; case "1": 1; default: throw ValidationError("--acks takes 0, 1 or all") }
         let codec = try parseCodec(compression)
         guard payload == "text" || payload == "zeros" else { throw ValidationError("--payload takes text or zeros") }
-        guard numRecords > 0, recordSize >= 0, batchSize > 0, maxInFlight > 0 else { throw ValidationError("counts must be positive") }
+        guard numRecords > 0, recordSize >= 0, batchSize > 0, maxInFlight > 0, keys >= 0 else { throw ValidationError("counts must be positive") }
+        let keyBytes = (0..<min(keys, numRecords)).map { Array("key-\($0)".utf8) }
+        var nextKey = 0
         let connection = try await client.connect()
         let partitions = try await connection.partitionCounts([topic], create: true)[topic] ?? 1
         let perBatch = max(1, min(numRecords, batchSize / max(1, recordSize + 8)))
@@ -73,8 +77,11 @@ struct PerfProduce: AsyncParsableCommand {
                 let count = min(perBatch, numRecords - sent)
                 let timestamp = Timestamp(ms: wallClockMs())
                 let records = (0..<count).map { _ in
-                    defer { nextValue = (nextValue + 1) % values.count }
-                    return SimpleRecord(key: nil, value: values[nextValue], timestamp: timestamp)
+                    defer {
+                        nextValue = (nextValue + 1) % values.count
+                        if !keyBytes.isEmpty { nextKey = (nextKey + 1) % keyBytes.count }
+                    }
+                    return SimpleRecord(key: keyBytes.isEmpty ? nil : keyBytes[nextKey], value: values[nextValue], timestamp: timestamp)
                 }
                 let batch = try RecordBatchBuilder.build(baseOffset: .zero, records: records, compression: codec, level: compressionLevel)
                 let partition = Int32(batchNumber % Int(partitions))
