@@ -13,8 +13,10 @@ idempotent acks=all producer keeps going while the leader's broker (and the acti
 is SIGKILLed round after round, and every acknowledged record is read back exactly once, in
 order, the killed broker back in the ISR each time; a group's coordinator is the leader of its
 __consumer_offsets partition (the others answer NOT_COORDINATOR) and its committed offsets
-survive its death; a transactional consume-transform-produce copy is exactly once while the
-coordinator of its transactional id is SIGKILLed with a transaction open; a broker that does
+survive its death; offsets sent to a transaction while the group's coordinator partition has
+no leader come back within their timeout and go through once it has one; a transactional
+consume-transform-produce copy is exactly once while the coordinator of its transactional id
+is SIGKILLed with a transaction open; a broker that does
 not lead a partition names its current leader (KIP-951); `brook dev cluster` starts three nodes
 and stops them on SIGTERM; preferred leaders are elected again after a failover
 (ElectLeaders); a partition moves to other brokers with its records (reassignment); topic
