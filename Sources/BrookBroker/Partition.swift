@@ -282,17 +282,26 @@ public final class Partition: Sendable {
 
     /// Due flushes, then (`retention`) retention and compaction, which in a cluster stop at the
     /// high watermark. The epoch cache follows a log start that moved.
+    /// Rolled segments are fsynced, and deleted ones unlinked (`applyRetention(bound:detached:)`),
+    /// without the lock.
     public func maintainLog(retention: Bool, compaction: Bool) throws(StorageError) {
+        if let rolled = try withLogIO({ (s: inout Locked) throws(StorageError) in s.log.takeUnsynced() }) {
+            for file in rolled.files { try file.sync() }
+            try withLogIO { (s: inout Locked) throws(StorageError) in try s.log.synced(upTo: rolled.upTo, rewrites: rolled.rewrites) }
+        }
+        var detached: [String] = []
+        defer { for path in detached { try? FileSystem.remove(path) } }
         try withLogIO { (s: inout Locked) throws(StorageError) in
             try s.log.flushIfDue()
             guard retention else { return }
             let bound = s.replica.map { _ in Self.offsets(s).highWatermark }
             let before = s.log.logStartOffset
-            _ = try s.log.applyRetention(bound: bound)
+            _ = try s.log.applyRetention(bound: bound, detached: &detached)
             if s.log.config.cleanupCompact && compaction { _ = try s.log.compact(bound: bound) }
             if s.log.logStartOffset > before, var replica = s.replica {
+                // Entries below the log start only: losing this write in a crash loses nothing.
                 replica.epochs.truncate(before: s.log.logStartOffset)
-                saveEpochs(replica.epochs)
+                saveEpochs(replica.epochs, durable: false)
                 s.replica = replica
             }
         }

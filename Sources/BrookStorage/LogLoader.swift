@@ -111,7 +111,8 @@ extension PartitionLog {
         return checkpoint
     }
 
-    /// Temporary files of an interrupted write or compaction, and indexes without a log, among
+    /// Temporary files of an interrupted write or compaction, segments retention had detached
+    /// but not yet removed, and indexes without a log, among
     /// `names` (the directory's listing); true when it removed one.
     static func removeLeftovers(_ directory: String, names: [String], logger: Logger) throws(StorageError) -> Bool {
         let logs = Set(names.filter { $0.hasSuffix(".log") }.map { String($0.dropLast(4)) })
@@ -119,7 +120,7 @@ extension PartitionLog {
         for name in names {
             let orphanIndex = (name.hasSuffix(".index") || name.hasSuffix(".timeindex"))
                 && !logs.contains(String(name.prefix(while: { $0 != "." })))
-            if name.hasSuffix(".cleaned") || name.hasSuffix(".tmp") || orphanIndex {
+            if name.hasSuffix(".cleaned") || name.hasSuffix(".tmp") || name.hasSuffix(LogSegment.deletedSuffix) || orphanIndex {
                 logger.info("removing leftover file", metadata: ["file": "\(directory)/\(name)"])
                 try FileSystem.remove(directory + "/" + name)
                 removed = true

@@ -1,6 +1,11 @@
 import BrookCore
 import BrookRecords
 import Logging
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// What the log learned about one batch while validating an append.
 struct AppendedBatch {
@@ -257,4 +262,25 @@ final class LogSegment {
         try timeIndex.file.close()
         for path in [log.path, offsetIndex.file.path, timeIndex.file.path] { try FileSystem.remove(path) }
     }
+
+    /// The first half of a deletion, for under a partition's lock: the index maps are closed
+    /// and the files renamed `NAME.deleted` (metadata only, and no later segment can take their
+    /// names); the paths returned are removed once the lock is released (`FileSystem.remove`).
+    /// The log's file stays open for a read still sending from it. A start removes leftovers.
+    func detach() throws(StorageError) -> [String] {
+        try offsetIndex.file.close()
+        try timeIndex.file.close()
+        var renamed: [String] = []
+        for path in [log.path, offsetIndex.file.path, timeIndex.file.path] {
+            let target = path + Self.deletedSuffix
+            do throws(StorageError) { try FileSystem.rename(path, target) } catch {
+                if case .io(_, _, let code) = error, code == ENOENT { continue }  // an index never written
+                throw error
+            }
+            renamed.append(target)
+        }
+        return renamed
+    }
+
+    static let deletedSuffix = ".deleted"
 }

@@ -83,7 +83,8 @@ import Testing
         try again.close()
     }
 
-    /// A crash after a roll scans only the segments from the recovery point on.
+    /// A crash after a roll scans only the segments from the recovery point on, which moves
+    /// past the rolled segments once they are fsynced (by maintenance, off the append).
     @Test func rolledSegmentsAreNotScannedAgain() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
@@ -96,9 +97,40 @@ import Testing
             var bytes = buffer(RecordBatchBuilder.build(baseOffset: .zero, records: batch))
             expected += model(batch, from: try log!.append(&bytes).firstOffset)
         }
+        #expect(log!.recoveryPoint == .zero, "a roll does not fsync")
+        let rolled = try #require(log!.takeUnsynced())
+        #expect(rolled.files.count == 5 && log!.takeUnsynced() == nil)
+        for file in rolled.files { try file.sync() }
+        try log!.synced(upTo: rolled.upTo, rewrites: rolled.rewrites)
+        #expect(log!.recoveryPoint == log!.segmentBaseOffsets.last)
         log = nil
         let reopened = try PartitionLog.open(directory: dir.partition, config: config, logger: quietLogger)
         #expect(reopened.segmentsRecoveredAtOpen == 1)
+        #expect(try readAll(reopened) == expected)
+    }
+
+    /// Rolled segments not yet fsynced are scanned after a crash; a sync that a truncation
+    /// overtook does not move the recovery point (what lies below it may be newer bytes).
+    @Test func unsyncedRolledSegmentsAreScannedAndATruncationVoidsTheirSync() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var random = SeededRandom(seed: 6)
+        let config = smallConfig(segmentBytes: 8 * 1024, indexInterval: 256)
+        var log: PartitionLog? = try PartitionLog.open(directory: dir.partition, config: config, logger: quietLogger)
+        var expected: [ModelRecord] = []
+        while log!.segmentCount < 4 {
+            let batch = randomRecords(5, startMs: 1_700_000_000_000, using: &random)
+            var bytes = buffer(RecordBatchBuilder.build(baseOffset: .zero, records: batch))
+            expected += model(batch, from: try log!.append(&bytes).firstOffset)
+        }
+        let rolled = try #require(log!.takeUnsynced())
+        try log!.truncate(to: log!.segmentBaseOffsets[1])
+        expected = expected.filter { $0.offset < log!.logEndOffset }
+        try log!.synced(upTo: rolled.upTo, rewrites: rolled.rewrites)
+        #expect(log!.recoveryPoint == .zero)
+        log = nil
+        let reopened = try PartitionLog.open(directory: dir.partition, config: config, logger: quietLogger)
+        #expect(reopened.segmentsRecoveredAtOpen == reopened.segmentCount, "everything from the recovery point, 0")
         #expect(try readAll(reopened) == expected)
     }
 

@@ -65,6 +65,37 @@ import Testing
         #expect(try readAll(log) == all.filter { $0.offset >= log.logStartOffset })
     }
 
+    /// Retention under a partition's lock only renames the segments it deletes: the caller
+    /// removes them after the lock. A start removes any it did not get to, and takes the log
+    /// start from the first segment left even if the checkpoint (not fsynced) is older.
+    @Test func retentionDetachesSegmentsForRemovalOutsideTheLock() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var random = SeededRandom(seed: 4)
+        let clock = ManualClock()
+        var config = smallConfig(segmentBytes: 4096)
+        config.retentionBytes = 10_000
+        let log = try PartitionLog.open(directory: dir.partition, config: config, clock: clock, logger: quietLogger)
+        let all = try fill(log, segments: 10, clock: clock, random: &random)
+        let checkpoint = try FileSystem.readFile(dir.partition + "/" + PartitionLog.checkpointName)
+        let oldest = log.segmentBaseOffsets[0]
+        var detached: [String] = []
+        let deleted = try log.applyRetention(detached: &detached)
+        #expect(deleted > 0 && detached.count >= deleted)
+        #expect(detached.allSatisfy { $0.hasSuffix(".deleted") && FileManager.default.fileExists(atPath: $0) })
+        #expect(detached.contains { $0.hasSuffix(String(format: "%020lld.log.deleted", oldest.value)) })
+        #expect(try readAll(log) == all.filter { $0.offset >= log.logStartOffset })
+        let start = log.logStartOffset
+        try log.close()
+        // A crash before the removal and with the checkpoint of before: both are put right.
+        if let checkpoint { try FileSystem.writeAtomically(dir.partition + "/" + PartitionLog.checkpointName, contents: checkpoint, durable: false) }
+        let reopened = try PartitionLog.open(directory: dir.partition, config: config, clock: clock, logger: quietLogger)
+        #expect(reopened.logStartOffset == start)
+        #expect(detached.allSatisfy { !FileManager.default.fileExists(atPath: $0) })
+        #expect(try readAll(reopened) == all.filter { $0.offset >= start })
+        try reopened.close()
+    }
+
     @Test func compactOnlyTopicsAreNotDeletedByTime() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
