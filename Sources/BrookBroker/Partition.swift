@@ -286,7 +286,7 @@ public final class Partition: Sendable {
     /// without the lock.
     public func maintainLog(retention: Bool, compaction: Bool) throws(StorageError) {
         if let rolled = try withLogIO({ (s: inout Locked) throws(StorageError) in s.log.takeUnsynced() }) {
-            for file in rolled.files { try file.sync() }
+            for segment in rolled.segments { try segment.sync() }
             try withLogIO { (s: inout Locked) throws(StorageError) in try s.log.synced(upTo: rolled.upTo, rewrites: rolled.rewrites) }
         }
         var detached: [String] = []

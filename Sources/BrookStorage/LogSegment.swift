@@ -241,8 +241,8 @@ final class LogSegment {
             timeIndex.maybeAppend(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
         }
         if sync { try log.sync() }
-        try offsetIndex.file.seal()
-        try timeIndex.file.seal()
+        try offsetIndex.file.seal(sync: sync)
+        try timeIndex.file.seal(sync: sync)
     }
 
     func sync() throws(StorageError) {

@@ -102,9 +102,11 @@ final class MappedIndexFile {
     }
 
     /// Trims the file to its entries and maps it read-only (the segment stopped taking appends).
-    func seal() throws(StorageError) {
+    /// Trims the file to its entries and maps it read-only; `sync` first (else the caller
+    /// fsyncs the file later, as a roll leaves it to maintenance).
+    func seal(sync: Bool = true) throws(StorageError) {
         guard isWritable else { return }
-        try sync()
+        if sync { try self.sync() }
         unmap()
         let used = usedBytes
         try withFile { file throws(StorageError) in try file.truncate(to: used) }

@@ -64,9 +64,9 @@ public final class PartitionLog {
     /// before one (DirectoryMirror) must start again. (Compaction renames new files over the
     /// old ones, which the copy tells apart by their inodes.)
     public internal(set) var rewrites: UInt64 = 0
-    /// Rolled segments' log files not yet fsynced, oldest first, with the offset just past each
-    /// (the recovery point may move there once they are).
-    private var unsynced: [(file: SegmentFile, end: Offset)] = []
+    /// Rolled segments not yet fsynced, oldest first: the log file, the index files' paths and
+    /// the offset just past the segment (the recovery point may move there once they are).
+    private var unsynced: [RolledSegment] = []
     /// How many segments the last open had to scan and rebuild (0 after a clean shutdown).
     public internal(set) var segmentsRecoveredAtOpen = 0
 
@@ -259,19 +259,32 @@ public final class PartitionLog {
         // No fsync here: a roll happens inside an append, under the partition's lock and on a
         // request's event loop, where fsyncing 16 MiB took 55-65 ms under load (scripts/soak.py).
         try active.seal(sync: false)
-        unsynced.append((active.log, base))
+        unsynced.append(RolledSegment(log: active.log, indexPaths: [active.offsetIndex.file.path, active.timeIndex.file.path], end: base))
         let segment = try LogSegment(directory: directory, baseOffset: base, config: config, create: true, writable: true)
         segments.append(segment)
         activeCreatedAt = clock.now()
         logger.debug("rolled segment", metadata: ["dir": "\(directory)", "base_offset": "\(base)"])
     }
 
+    /// A rolled segment to fsync.
+    public struct RolledSegment: Sendable {
+        let log: SegmentFile
+        let indexPaths: [String]
+        let end: Offset
+
+        /// The log by its open file (deleted meanwhile or not), the indexes by path if still there.
+        public func sync() throws(StorageError) {
+            try log.sync()
+            for path in indexPaths { try FileSystem.syncIfExists(path) }
+        }
+    }
+
     /// Rolled segments to fsync (taken: the caller syncs them, without the partition's lock,
     /// then calls `synced` with the rest); nil when there are none.
-    public func takeUnsynced() -> (files: [SegmentFile], upTo: Offset, rewrites: UInt64)? {
+    public func takeUnsynced() -> (segments: [RolledSegment], upTo: Offset, rewrites: UInt64)? {
         guard let last = unsynced.last else { return nil }
         defer { unsynced = [] }
-        return (unsynced.map(\.file), last.end, rewrites)
+        return (unsynced, last.end, rewrites)
     }
 
     /// The files `takeUnsynced` gave are fsynced: the recovery point moves up to `upTo`, unless
@@ -296,7 +309,7 @@ public final class PartitionLog {
     /// fsyncs the active segment and moves the recovery point to the LEO.
     public func flush() throws(StorageError) {
         guard !isClosed else { throw .closed }
-        for u in unsynced { try u.file.sync() }
+        for rolled in unsynced { try rolled.sync() }
         unsynced = []
         try active.sync()
         unflushedRecords = 0

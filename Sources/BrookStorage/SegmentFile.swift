@@ -257,6 +257,17 @@ public enum FileSystem {
     }
 
     /// Makes a directory's entries (creations, renames, deletions) durable.
+    /// fsyncs a file by its path; nothing when it is gone (a segment deleted meanwhile).
+    public static func syncIfExists(_ path: String) throws(StorageError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return }
+            throw .io(operation: "open", path: path, errno: errno)
+        }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw .io(operation: "fsync", path: path, errno: errno) }
+    }
+
     public static func syncDirectory(_ path: String) throws(StorageError) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .io(operation: "open directory", path: path, errno: errno) }

@@ -99,8 +99,8 @@ import Testing
         }
         #expect(log!.recoveryPoint == .zero, "a roll does not fsync")
         let rolled = try #require(log!.takeUnsynced())
-        #expect(rolled.files.count == 5 && log!.takeUnsynced() == nil)
-        for file in rolled.files { try file.sync() }
+        #expect(rolled.segments.count == 5 && log!.takeUnsynced() == nil)
+        for segment in rolled.segments { try segment.sync() }
         try log!.synced(upTo: rolled.upTo, rewrites: rolled.rewrites)
         #expect(log!.recoveryPoint == log!.segmentBaseOffsets.last)
         log = nil
