@@ -280,10 +280,10 @@ public final class Partition: Sendable {
         }
     }
 
-    /// Due flushes, then (`retention`) retention and compaction, which in a cluster stop at the
-    /// high watermark. The epoch cache follows a log start that moved.
-    /// Rolled segments are fsynced, and deleted ones unlinked (`applyRetention(bound:detached:)`),
-    /// without the lock.
+    /// Rolled segments' fsyncs, due flushes, then (`retention`) retention and compaction, which
+    /// in a cluster stop at the high watermark. The epoch cache follows a log start that moved.
+    /// The fsyncs of rolled segments and the unlinks of deleted ones
+    /// (`applyRetention(bound:detached:)`) run without the partition's lock.
     public func maintainLog(retention: Bool, compaction: Bool) throws(StorageError) {
         if let rolled = try withLogIO({ (s: inout Locked) throws(StorageError) in s.log.takeUnsynced() }) {
             for segment in rolled.segments { try segment.sync() }

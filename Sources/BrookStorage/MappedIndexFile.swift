@@ -101,9 +101,8 @@ final class MappedIndexFile {
         }
     }
 
-    /// Trims the file to its entries and maps it read-only (the segment stopped taking appends).
-    /// Trims the file to its entries and maps it read-only; `sync` first (else the caller
-    /// fsyncs the file later, as a roll leaves it to maintenance).
+    /// Trims the file to its entries and maps it read-only (the segment stopped taking appends);
+    /// `sync` first, else the caller fsyncs the file later (a roll leaves it to maintenance).
     func seal(sync: Bool = true) throws(StorageError) {
         guard isWritable else { return }
         if sync { try self.sync() }

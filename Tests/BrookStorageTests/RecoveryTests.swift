@@ -83,6 +83,17 @@ import Testing
         try again.close()
     }
 
+    /// Batches of 5 records until the log has `segments` segments; what it holds.
+    func fillWithRolls(_ log: PartitionLog, segments: Int, random: inout SeededRandom) throws -> [ModelRecord] {
+        var expected: [ModelRecord] = []
+        while log.segmentCount < segments {
+            let batch = randomRecords(5, startMs: 1_700_000_000_000, using: &random)
+            var bytes = buffer(RecordBatchBuilder.build(baseOffset: .zero, records: batch))
+            expected += model(batch, from: try log.append(&bytes).firstOffset)
+        }
+        return expected
+    }
+
     /// A crash after a roll scans only the segments from the recovery point on, which moves
     /// past the rolled segments once they are fsynced (by maintenance, off the append).
     @Test func rolledSegmentsAreNotScannedAgain() throws {
@@ -91,12 +102,7 @@ import Testing
         var random = SeededRandom(seed: 5)
         let config = smallConfig(segmentBytes: 8 * 1024, indexInterval: 256)
         var log: PartitionLog? = try PartitionLog.open(directory: dir.partition, config: config, logger: quietLogger)
-        var expected: [ModelRecord] = []
-        while log!.segmentCount < 6 {
-            let batch = randomRecords(5, startMs: 1_700_000_000_000, using: &random)
-            var bytes = buffer(RecordBatchBuilder.build(baseOffset: .zero, records: batch))
-            expected += model(batch, from: try log!.append(&bytes).firstOffset)
-        }
+        let expected = try fillWithRolls(log!, segments: 6, random: &random)
         #expect(log!.recoveryPoint == .zero, "a roll does not fsync")
         let rolled = try #require(log!.takeUnsynced())
         #expect(rolled.segments.count == 5 && log!.takeUnsynced() == nil)
@@ -117,12 +123,7 @@ import Testing
         var random = SeededRandom(seed: 6)
         let config = smallConfig(segmentBytes: 8 * 1024, indexInterval: 256)
         var log: PartitionLog? = try PartitionLog.open(directory: dir.partition, config: config, logger: quietLogger)
-        var expected: [ModelRecord] = []
-        while log!.segmentCount < 4 {
-            let batch = randomRecords(5, startMs: 1_700_000_000_000, using: &random)
-            var bytes = buffer(RecordBatchBuilder.build(baseOffset: .zero, records: batch))
-            expected += model(batch, from: try log!.append(&bytes).firstOffset)
-        }
+        var expected = try fillWithRolls(log!, segments: 4, random: &random)
         let rolled = try #require(log!.takeUnsynced())
         try log!.truncate(to: log!.segmentBaseOffsets[1])
         expected = expected.filter { $0.offset < log!.logEndOffset }
