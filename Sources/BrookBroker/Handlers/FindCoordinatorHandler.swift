@@ -21,8 +21,7 @@ struct FindCoordinatorHandler: ApiHandler {
             case 0 where key.isEmpty: return refused(.invalidGroupID, "The group id is empty.")
             case 1 where key.isEmpty: return refused(.invalidRequest, "The transactional id is empty.")
             case 0 where cluster:
-                return clusterCoordinator(key, of: Self.groups(context.broker.config), context: context)
-                    ?? electing(key, of: Self.groups(context.broker.config), context: context)
+                return clusterCoordinator(key, of: Self.groups(context.broker.config), context: context, standInWhileElecting: true)
                     ?? refused(.coordinatorNotAvailable, "The group coordinator is not available yet.")
             case 1 where cluster:
                 return clusterCoordinator(key, of: Self.transactions(context.broker.config), context: context)
@@ -82,37 +81,30 @@ struct FindCoordinatorHandler: ApiHandler {
 
     /// In a cluster, a key's coordinator is the leader of its partition of the coordinators'
     /// topic, as the metadata image says (`created` has the controller make the topic first).
-    func clusterCoordinator(_ key: String, of wanted: CoordinatorTopic, context: RequestContext) -> FindCoordinatorResponse.Coordinator? {
+    ///
+    /// `standInWhileElecting` (groups): while the partition has no leader, this broker names
+    /// itself, and answers the group's requests with NOT_COORDINATOR until it has one, instead
+    /// of COORDINATOR_NOT_AVAILABLE here. Both tell a client to look again, but librdkafka's
+    /// lookup for a TxnOffsetCommit (`rd_kafka_coord_req`) retries a COORDINATOR_NOT_AVAILABLE
+    /// twice and then waits for a connection to change state, without a timeout, and its
+    /// `send_offsets_to_transaction` waits with it: an election longer than those retries left
+    /// a transactional copier waiting for good (seed 1555952120 of the fault campaign). A
+    /// NOT_COORDINATOR from the named broker makes it look again after 500 ms, for as long as
+    /// the election takes. Transactional ids keep COORDINATOR_NOT_AVAILABLE: clients look for
+    /// their transaction coordinator again on a timer.
+    func clusterCoordinator(_ key: String, of wanted: CoordinatorTopic, context: RequestContext,
+                            standInWhileElecting: Bool = false) -> FindCoordinatorResponse.Coordinator? {
         let broker = context.broker
         let image = broker.cluster.current?.image ?? MetadataImage()
         guard let topic = image.topic(named: wanted.name) else { return nil }
         let index = InternalTopic.partitionIndex(for: key, partitions: topic.partitions.count)
-        guard let leader = topic.partitions[index].leader, let info = image.brokers[leader], !info.fenced,
-              let endpoint = info.endpoints.first(where: { $0.name == broker.config.advertised.name }) ?? info.endpoints.first else { return nil }
+        guard let leader = topic.partitions[index].leader, let info = image.brokers[leader], !info.fenced else {
+            guard standInWhileElecting, let me = image.brokers[broker.config.nodeID], !me.fenced else { return nil }
+            let address = broker.config.advertised
+            return FindCoordinatorResponse.Coordinator(key: key, nodeId: broker.config.nodeID, host: address.host, port: Int32(address.port))
+        }
+        guard let endpoint = info.endpoints.first(where: { $0.name == broker.config.advertised.name }) ?? info.endpoints.first else { return nil }
         return FindCoordinatorResponse.Coordinator(key: key, nodeId: leader, host: endpoint.host, port: Int32(endpoint.port))
-    }
-}
-
-extension FindCoordinatorHandler {
-    /// While a group's partition of `__consumer_offsets` is between leaders, this broker names
-    /// itself, and answers the group's requests with NOT_COORDINATOR until the partition has a
-    /// leader, instead of answering COORDINATOR_NOT_AVAILABLE here. Both tell a client to look
-    /// again, but librdkafka's lookup for a TxnOffsetCommit (`rd_kafka_coord_req`) retries a
-    /// COORDINATOR_NOT_AVAILABLE twice and then waits for a connection to change state, without
-    /// a timeout, and its `send_offsets_to_transaction` waits with it: an election longer than
-    /// those retries left a transactional copier waiting for good (seed 1555952120 of the fault
-    /// campaign). A NOT_COORDINATOR from the named broker makes it look again after 500 ms,
-    /// for as long as the election takes. Transactional ids keep COORDINATOR_NOT_AVAILABLE:
-    /// clients look for their transaction coordinator again on a timer.
-    func electing(_ key: String, of wanted: CoordinatorTopic, context: RequestContext) -> FindCoordinatorResponse.Coordinator? {
-        let broker = context.broker
-        let image = broker.cluster.current?.image ?? MetadataImage()
-        guard let topic = image.topic(named: wanted.name), !topic.partitions.isEmpty,
-              let me = image.brokers[broker.config.nodeID], !me.fenced else { return nil }
-        let index = InternalTopic.partitionIndex(for: key, partitions: topic.partitions.count)
-        if let leader = topic.partitions[index].leader, let info = image.brokers[leader], !info.fenced { return nil }
-        let address = broker.config.advertised
-        return FindCoordinatorResponse.Coordinator(key: key, nodeId: broker.config.nodeID, host: address.host, port: Int32(address.port))
     }
 }
 
