@@ -1074,8 +1074,12 @@ def test_kafka_python_transaction_admin(broker_factory):
             assert ps.current_transaction_start_offset == 0, ps
 
         p.commit_transaction(30)
-        desc = admin.describe_transactions([txn_id])[txn_id]
-        assert desc.state == TransactionState.COMPLETE_COMMIT and desc.topic_partitions == set(), desc
+        # EndTxn is answered once PrepareCommit is durable; the markers and CompleteCommit follow.
+        deadline = time.monotonic() + 10
+        while (desc := admin.describe_transactions([txn_id])[txn_id]).state != TransactionState.COMPLETE_COMMIT:
+            assert desc.state == TransactionState.PREPARE_COMMIT and time.monotonic() < deadline, desc
+            time.sleep(0.05)
+        assert desc.topic_partitions == set(), desc
         ongoing = [t for ts in admin.list_transactions(state_filters=["Ongoing"]).values() for t in ts]
         assert txn_id not in [t.transactional_id for t in ongoing], ongoing
         producers = admin.describe_producers([tp0])
