@@ -1362,9 +1362,12 @@ def test_a_replica_moves_to_another_log_dir_of_its_broker(tmp_path):
             assert not (Path(target) / f"{topic}-0.future").exists() and not (Path(before) / f"{topic}-0.delete").exists()
             # The 30 MB were copied while the replica served: acknowledgements never stopped for long.
             assert gaps and max(gaps) < 5, sorted(gaps)[-5:]
-            deadline = time.monotonic() + 30
-            while len(partition_states(bootstraps, topic)[0][2]) < 3:
-                assert time.monotonic() < deadline, partition_states(bootstraps, topic)
+            # Every replica in sync again (once seen on CI: broker 2, not moved, out of both
+            # ISRs after 30 s; the brokers' fencing and logs say why if it comes back).
+            deadline = time.monotonic() + 60
+            while any(len(state[2]) < 3 for state in partition_states(bootstraps, topic).values()):
+                assert time.monotonic() < deadline, (partition_states(bootstraps, topic), cluster.describe(),
+                                                     "\n".join(f"--- node {n.node_id}\n{n.tail(60)}" for n in cluster.nodes.values()))
                 time.sleep(0.3)
             time.sleep(1)
         finally:
