@@ -291,19 +291,40 @@ public final class Partition: Sendable {
         }
         var detached: [String] = []
         defer { for path in detached { try? FileSystem.remove(path) } }
-        try withLogIO { (s: inout Locked) throws(StorageError) in
+        let (before, plan) = try withLogIO { (s: inout Locked) throws(StorageError) -> (Offset, CompactionPlan?) in
             try s.log.flushIfDue()
-            guard retention else { return }
-            let bound = s.replica.map { _ in Self.offsets(s).highWatermark }
             let before = s.log.logStartOffset
+            guard retention else { return (before, nil) }
+            let bound = s.replica.map { _ in Self.offsets(s).highWatermark }
             _ = try s.log.applyRetention(bound: bound, detached: &detached)
-            if s.log.config.cleanupCompact && compaction { _ = try s.log.compact(bound: bound) }
+            return (before, compaction ? s.log.planCompaction(bound: bound) : nil)
+        }
+        if let plan { try compact(plan, detached: &detached) }
+        try withLogIO { (s: inout Locked) throws(StorageError) in
             if s.log.logStartOffset > before, var replica = s.replica {
                 // Entries below the log start only: losing this write in a crash loses nothing.
                 replica.epochs.truncate(before: s.log.logStartOffset)
                 saveEpochs(replica.epochs, durable: false)
                 s.replica = replica
             }
+        }
+    }
+
+    /// Runs a planned compaction pass: the keys mapped and the cleaned segments written without
+    /// the lock; each group swapped in under it (renames and two directory fsyncs), so produces
+    /// and fetches on this partition wait for no more than a swap.
+    func compact(_ plan: CompactionPlan, detached: inout [String]) throws(StorageError) {
+        defer { try? withLogIO { (s: inout Locked) in s.log.endCompaction() } }
+        do throws(StorageError) {
+            _ = try plan.run { (group) throws(StorageError) -> Bool in
+                try withLogIO { (s: inout Locked) throws(StorageError) -> Bool in try s.log.swapIn(group, detached: &detached) }
+            }
+        } catch {
+            // A truncation or a close since the plan may have cut what the pass was reading:
+            // then the pass is void, not a fault.
+            let void = (try? withLogIO { (s: inout Locked) in s.log.rewrites != plan.rewrites }) ?? true
+            if !void { throw error }
+            plan.logger.debug("\(name): compaction pass given up, the log changed under it (\(error))")
         }
     }
 

@@ -30,90 +30,237 @@ struct KeyDigest: Hashable {
     }
 }
 
+/// A compaction pass in three steps, so that a partition's lock is never held for the work:
+/// `PartitionLog.planCompaction` (under the lock) picks the segments to clean;
+/// `CompactionPlan.clean` (without it) maps their keys and writes each group's cleaned segment
+/// to `.cleaned` files, synced; `PartitionLog.swapIn` (under the lock, once per group) puts a
+/// cleaned segment in its group's place if the group is still there as planned (a truncation,
+/// retention, DeleteRecords or close since leaves it out), with renames only; `endCompaction`
+/// allows the next plan. Unlinking what was replaced waits until after the lock.
+///
+/// Sendable although it holds segments: the clean step reads only their log files (immutable
+/// references, positional reads below the sizes taken under the lock; a sealed segment is only
+/// ever truncated under the lock, which `swapIn` then notices) and writes only its own files.
+public struct CompactionPlan: @unchecked Sendable {
+    struct Source {
+        let segment: LogSegment
+        let sizeBytes: Int
+        let nextOffset: Offset
+    }
+
+    /// One group's cleaned segment (sealed, synced and closed), waiting for `swapIn`.
+    public struct Cleaned: @unchecked Sendable {
+        let sources: [Source]
+        let cleaned: LogSegment
+        /// The log's `rewrites` at the plan: a truncation since refuses the swap.
+        let rewrites: UInt64
+        /// The `.cleaned` files to remove when the swap does not happen.
+        var paths: [String] {
+            let base = cleaned.directory + "/" + LogSegment.fileName(cleaned.baseOffset, "")
+            return [".log", ".index", ".timeindex"].map { base + $0 + ".cleaned" }
+        }
+    }
+
+    let directory: String
+    let config: LogConfig
+    let sources: [Source]
+    let now: Timestamp
+    public let rewrites: UInt64
+    public let logger: Logger
+}
+
 extension PartitionLog {
     /// Keys the cleaner maps in one pass; segments beyond what fits wait for the next pass.
     static let compactionKeysMax = 1 << 21
 
     /// Compacts the inactive segments (`cleanup.policy` with `compact`): keeps the last record of
     /// each key, drops tombstones older than `delete.retention.ms`, never touches the active
-    /// segment or records younger than `min.compaction.lag.ms`, and keeps every offset. Records
-    /// inside compressed batches are kept as they are until the codecs land (issue 6).
+    /// segment or records younger than `min.compaction.lag.ms`, and keeps every offset. The three
+    /// steps of `CompactionPlan` in a row, for a caller that holds the log alone.
     @discardableResult
     public func compact(bound: Offset? = nil) throws(StorageError) -> CompactionResult {
-        guard config.cleanupCompact else { return CompactionResult() }
+        guard let plan = planCompaction(bound: bound) else { return CompactionResult() }
+        defer { endCompaction() }
+        var detached: [String] = []
+        defer { for path in detached { try? FileSystem.remove(path) } }
+        return try plan.run { (group) throws(StorageError) -> Bool in try swapIn(group, detached: &detached) }
+    }
+
+    /// The first step, under the partition's lock: the inactive segments wholly older than
+    /// `min.compaction.lag.ms` and below `bound` (a replicated partition's high watermark), with
+    /// their sizes; nil when there are none, compaction is off, or a pass is under way.
+    public func planCompaction(bound: Offset? = nil) -> CompactionPlan? {
+        guard config.cleanupCompact, !isClosed, !compacting else { return nil }
         let now = clock.now()
         let lagHorizon = now.ms - config.minCompactionLagMs
-        // `bound` (a replicated partition's high watermark): only segments wholly below it.
-        var cleanable = segments.dropLast().prefix { segment in segment.maxTimestamp.ms <= lagHorizon && bound.map { segment.nextOffset <= $0 } ?? true }
+        let cleanable = segments.dropLast().prefix { segment in segment.maxTimestamp.ms <= lagHorizon && bound.map { segment.nextOffset <= $0 } ?? true }
+        guard !cleanable.isEmpty else { return nil }
+        compacting = true
+        return CompactionPlan(directory: directory, config: config,
+                              sources: cleanable.map { .init(segment: $0, sizeBytes: $0.sizeBytes, nextOffset: $0.nextOffset) },
+                              now: now, rewrites: rewrites, logger: logger)
+    }
+
+    /// The last step, under the lock: the next plan may start.
+    public func endCompaction() { compacting = false }
+
+    /// The third step, under the lock: puts `group`'s cleaned segment in the place of the
+    /// segments it replaces, if they are all still there as planned, none became the active
+    /// segment and nothing was truncated since the plan; false when not (then `CompactionPlan.discard` removes its files). The replaced
+    /// segments are renamed `NAME.deleted`, their paths added to `detached` for the caller to
+    /// remove after the lock. The renames are made durable in the order a crash needs: the
+    /// cleaned files as `.swap` first (a start completes the swap from there), then the rest.
+    public func swapIn(_ group: CompactionPlan.Cleaned, detached: inout [String]) throws(StorageError) -> Bool {
+        guard !isClosed, compacting, group.rewrites == rewrites, let first = segments.firstIndex(where: { $0 === group.sources[0].segment }),
+              first + group.sources.count < segments.count,
+              group.sources.enumerated().allSatisfy({ i, source in
+                  segments[first + i] === source.segment && source.segment.sizeBytes == source.sizeBytes && source.segment.nextOffset == source.nextOffset
+              })
+        else { return false }
+        let cleaned = group.cleaned
+        let base = cleaned.baseOffset
+        let path = { (ext: String) in self.directory + "/" + LogSegment.fileName(base, ext) }
+        if cleaned.isEmpty {
+            for source in group.sources { detached += try source.segment.detach() }
+            segments.removeSubrange(first..<(first + group.sources.count))
+            // Nothing is left below the next segment (as a reopen would conclude too: whole
+            // segments went, so the checkpoint needs no fsync).
+            if first == 0 { setLogStartOffset(max(logStartOffset, segments[0].baseOffset)) }
+            try writeCheckpoint(durable: false)
+            detached += group.paths
+            return true
+        }
+        for ext in [".index", ".timeindex", ".log"] { try FileSystem.rename(path(ext) + ".cleaned", path(ext) + ".swap") }
+        try FileSystem.syncDirectory(directory)
+        for source in group.sources { detached += try source.segment.detach() }
+        segments.removeSubrange(first..<(first + group.sources.count))
+        for ext in [".index", ".timeindex", ".log"] { try FileSystem.rename(path(ext) + ".swap", path(ext)) }
+        try FileSystem.syncDirectory(directory)
+        let replacement = try LogSegment(directory: directory, baseOffset: base, config: config, create: false, writable: false)
+        try replacement.loadTail()
+        segments.insert(replacement, at: first)
+        return true
+    }
+}
+
+extension CompactionPlan {
+    /// The second step, without the partition's lock: maps the keys of as many planned segments
+    /// as the key map holds, then writes each group of them cleaned. On an error, the files
+    /// written so far are removed.
+    public func clean() throws(StorageError) -> ([Cleaned], CompactionResult) {
         var latest: [KeyDigest: Offset] = [:]
         var mapped = 0
-        for (i, segment) in cleanable.enumerated() {
-            guard try mapKeys(segment, into: &latest) else { mapped = i; break }
+        for (i, source) in sources.enumerated() {
+            guard try mapKeys(source, into: &latest) else { mapped = i; break }
             mapped = i + 1
         }
-        cleanable = cleanable.prefix(mapped)
-        guard !cleanable.isEmpty else { return CompactionResult() }
-
         var result = CompactionResult()
+        var out: [Cleaned] = []
         let tombstoneHorizon = Timestamp(ms: now.ms - config.deleteRetentionMs)
-        for group in groups(Array(cleanable)) {
-            try clean(group, latest: latest, tombstoneHorizon: tombstoneHorizon, result: &result)
+        do throws(StorageError) {
+            for group in groups(Array(sources.prefix(mapped))) {
+                out.append(try clean(group, latest: latest, tombstoneHorizon: tombstoneHorizon, result: &result))
+            }
+        } catch {
+            for group in out { discard(group) }
+            throw error
         }
+        return (out, result)
+    }
+
+    /// The second and third steps: `clean`, then `swap` (which takes the lock and calls
+    /// `PartitionLog.swapIn`) for each group in turn; what is not swapped in is removed.
+    public func run(swapping swap: (Cleaned) throws(StorageError) -> Bool) throws(StorageError) -> CompactionResult {
+        let (groups, result) = try clean()
+        for (i, group) in groups.enumerated() {
+            let swapped: Bool
+            do throws(StorageError) { swapped = try swap(group) } catch {
+                for left in groups[i...] { discard(left) }
+                throw error
+            }
+            if !swapped { discard(group) }
+        }
+        logDone(result)
+        return result
+    }
+
+    /// Removes the files of a cleaned group that was not swapped in.
+    public func discard(_ group: Cleaned) {
+        for path in group.paths { try? FileSystem.remove(path) }
+    }
+
+    private func logDone(_ result: CompactionResult) {
+        guard result.segmentsCleaned > 0 else { return }
         logger.info("compacted", metadata: [
             "dir": "\(directory)", "segments": "\(result.segmentsCleaned)", "records_removed": "\(result.recordsRemoved)",
             "bytes_before": "\(result.bytesBefore)", "bytes_after": "\(result.bytesAfter)",
         ])
-        return result
     }
 
-    /// Records the newest offset of every key in `segment`; false when the map is full.
-    private func mapKeys(_ segment: LogSegment, into latest: inout [KeyDigest: Offset]) throws(StorageError) -> Bool {
-        let scanner = try BatchScanner(file: segment.log, end: segment.sizeBytes)
+    /// Records the newest offset of every key in `source`; false when the map is full.
+    private func mapKeys(_ source: Source, into latest: inout [KeyDigest: Offset]) throws(StorageError) -> Bool {
+        let segment = source.segment
+        let scanner = try BatchScanner(file: segment.log, end: source.sizeBytes)
         var pending: [(KeyDigest, Offset)] = []
         while let (position, bytes) = try scanner.next() {
             let header = try segment.checkedHeader(bytes, at: position, check: .stored)
-            try forEachRecord(bytes, header: header, segment: segment, position: position) { record, records, offset in
+            try Self.forEachRecord(bytes, header: header, segment: segment, position: position) { record, records, offset in
                 if let key = record.key { pending.append((KeyDigest(UnsafeRawBufferPointer(rebasing: records[key])), offset)) }
             }
             scanner.advance(by: header.totalBytes)
         }
         let fresh = Set(pending.map(\.0)).subtracting(latest.keys).count
-        guard latest.count + fresh <= Self.compactionKeysMax else { return false }
+        guard latest.count + fresh <= PartitionLog.compactionKeysMax else { return false }
         for (digest, offset) in pending { latest[digest] = offset }
         return true
     }
 
     /// Consecutive segments whose cleaned output fits one segment (size and 32-bit offsets).
-    private func groups(_ segments: [LogSegment]) -> [[LogSegment]] {
-        var groups: [[LogSegment]] = []
-        var current: [LogSegment] = []
+    private func groups(_ sources: [Source]) -> [[Source]] {
+        var groups: [[Source]] = []
+        var current: [Source] = []
         var bytes = 0
-        for segment in segments {
-            let fitsSize = bytes + segment.sizeBytes <= min(config.segmentBytes, Limits.segmentBytesMax)
-            let fitsOffsets = current.first.map { segment.nextOffset - $0.baseOffset <= Int64(Int32.max) } ?? true
+        for source in sources {
+            let fitsSize = bytes + source.sizeBytes <= min(config.segmentBytes, Limits.segmentBytesMax)
+            let fitsOffsets = current.first.map { source.nextOffset - $0.segment.baseOffset <= Int64(Int32.max) } ?? true
             if !current.isEmpty && !(fitsSize && fitsOffsets) {
                 groups.append(current)
                 current = []
                 bytes = 0
             }
-            current.append(segment)
-            bytes += segment.sizeBytes
+            current.append(source)
+            bytes += source.sizeBytes
         }
         if !current.isEmpty { groups.append(current) }
         return groups
     }
 
-    /// Rewrites `group` into one segment holding only the records to keep, then swaps it in:
-    /// `.cleaned` files are written and synced, renamed to `.swap`, the old segments deleted,
-    /// and the swap renamed into place. `open` finishes a swap a crash interrupted.
-    private func clean(_ group: [LogSegment], latest: [KeyDigest: Offset], tombstoneHorizon: Timestamp,
-                       result: inout CompactionResult) throws(StorageError) {
-        let base = group[0].baseOffset
+    /// Rewrites `group` into one segment holding only the records to keep, in `.cleaned` files,
+    /// sealed, synced and closed, for `PartitionLog.swapIn`.
+    private func clean(_ group: [Source], latest: [KeyDigest: Offset], tombstoneHorizon: Timestamp,
+                       result: inout CompactionResult) throws(StorageError) -> Cleaned {
+        let base = group[0].segment.baseOffset
         for name in [".log", ".index", ".timeindex"] {
             try FileSystem.remove(directory + "/" + LogSegment.fileName(base, name) + ".cleaned")
         }
         let cleaned = try LogSegment(directory: directory, baseOffset: base, config: config, create: true,
                                      writable: true, suffix: ".cleaned")
+        let written = Cleaned(sources: group, cleaned: cleaned, rewrites: rewrites)
+        do throws(StorageError) {
+            try write(group, into: cleaned, latest: latest, tombstoneHorizon: tombstoneHorizon, result: &result)
+            try cleaned.seal(sync: true)
+            try cleaned.close()
+        } catch {
+            discard(written)
+            throw error
+        }
+        result.segmentsCleaned += group.count
+        result.bytesAfter += cleaned.sizeBytes
+        return written
+    }
+
+    private func write(_ group: [Source], into cleaned: LogSegment, latest: [KeyDigest: Offset], tombstoneHorizon: Timestamp,
+                       result: inout CompactionResult) throws(StorageError) {
         var output: [UInt8] = []
         var outputBatches: [AppendedBatch] = []
         func flushOutput() throws(StorageError) {
@@ -122,15 +269,16 @@ extension PartitionLog {
             output.removeAll(keepingCapacity: true)
             outputBatches.removeAll(keepingCapacity: true)
         }
-        for segment in group {
-            result.bytesBefore += segment.sizeBytes
-            let scanner = try BatchScanner(file: segment.log, end: segment.sizeBytes)
+        for source in group {
+            let segment = source.segment
+            result.bytesBefore += source.sizeBytes
+            let scanner = try BatchScanner(file: segment.log, end: source.sizeBytes)
             while let (position, bytes) = try scanner.next() {
                 let header = try segment.checkedHeader(bytes, at: position, check: .stored)
                 scanner.advance(by: header.totalBytes)
                 var kept: [UInt8] = []
                 var keptCount: Int32 = 0
-                try forEachRecord(bytes, header: header, segment: segment, position: position) { record, records, offset in
+                try Self.forEachRecord(bytes, header: header, segment: segment, position: position) { record, records, offset in
                     let isLatest = record.key.map { latest[KeyDigest(UnsafeRawBufferPointer(rebasing: records[$0]))] == offset } ?? true
                     let timestamp = Timestamp(ms: header.baseTimestamp.ms &+ record.timestampDelta)
                     let expiredTombstone = record.value == nil && record.key != nil && timestamp < tombstoneHorizon
@@ -164,39 +312,11 @@ extension PartitionLog {
             }
         }
         try flushOutput()
-        try cleaned.seal(sync: true)
-        result.segmentsCleaned += group.count
-        result.bytesAfter += cleaned.sizeBytes
-        try swapIn(cleaned, replacing: group)
-    }
-
-    private func swapIn(_ cleaned: LogSegment, replacing group: [LogSegment]) throws(StorageError) {
-        let base = cleaned.baseOffset
-        let path = { (ext: String) in self.directory + "/" + LogSegment.fileName(base, ext) }
-        let first = segments.firstIndex { $0 === group[0] }!
-        segments.removeSubrange(first..<(first + group.count))
-        if cleaned.isEmpty {
-            try cleaned.delete()
-            for segment in group { try segment.delete() }
-            // Nothing is left below the next segment (as a reopen would conclude too).
-            if first == 0 { setLogStartOffset(max(logStartOffset, segments[0].baseOffset)) }
-            try writeCheckpoint(durable: true)
-            return
-        }
-        try cleaned.close()
-        for ext in [".index", ".timeindex", ".log"] { try FileSystem.rename(path(ext) + ".cleaned", path(ext) + ".swap") }
-        try FileSystem.syncDirectory(directory)
-        for segment in group { try segment.delete() }
-        for ext in [".index", ".timeindex", ".log"] { try FileSystem.rename(path(ext) + ".swap", path(ext)) }
-        try FileSystem.syncDirectory(directory)
-        let replacement = try LogSegment(directory: directory, baseOffset: base, config: config, create: false, writable: false)
-        try replacement.loadTail()
-        segments.insert(replacement, at: first)
     }
 
     /// Calls `body` with each record of a non-control batch (decompressed if need be), the
     /// buffer its ranges index, and its offset.
-    private func forEachRecord(_ bytes: UnsafeRawBufferPointer, header: RecordBatchHeader, segment: LogSegment, position: Int,
+    private static func forEachRecord(_ bytes: UnsafeRawBufferPointer, header: RecordBatchHeader, segment: LogSegment, position: Int,
                                _ body: (RecordView, UnsafeRawBufferPointer, Offset) -> Void) throws(StorageError) {
         guard !header.attributes.isControl else { return }
         do throws(BatchDefect) {
@@ -206,6 +326,9 @@ extension PartitionLog {
         }
     }
 
+}
+
+extension PartitionLog {
     /// Completes a compaction interrupted after its cleaned segment was renamed to `.swap`: the
     /// segments it replaces are deleted and the swap takes their place. `names` is the
     /// directory's listing; true when it completed one.

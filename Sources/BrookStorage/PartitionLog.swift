@@ -60,6 +60,8 @@ public final class PartitionLog {
     private var lastFlush: Timestamp
     private var activeCreatedAt: Timestamp
     var isClosed = false
+    /// A compaction pass is between its plan and its end (CompactionPlan): no second one starts.
+    var compacting = false
     /// Counts the changes that cut bytes already written (truncation): a copy of the files taken
     /// before one (DirectoryMirror) must start again. (Compaction renames new files over the
     /// old ones, which the copy tells apart by their inodes.)

@@ -140,4 +140,75 @@ import Testing
         #expect(recovered.segmentCount == 2)
         #expect(try FileSystem.list(crashed).allSatisfy { !$0.hasSuffix(".swap") })
     }
+
+    /// The keys are mapped and the cleaned segments written without the partition's lock:
+    /// appends (rolling new segments) and reads go on between the plan and the swap, and the
+    /// swap keeps what they wrote.
+    @Test(arguments: testSeeds(6))
+    func appendsGoOnBetweenThePlanAndTheSwap(seed: UInt64) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var random = SeededRandom(seed: seed)
+        let clock = ManualClock()
+        let config = try compactConfig()
+        let log = try PartitionLog.open(directory: dir.partition, config: config, clock: clock, logger: quietLogger)
+        let keys = Int.random(in: 3...30, using: &random)
+        var all = try produce(log, keys: keys, count: 150, clock: clock, random: &random)
+        let activeBase = log.segmentBaseOffsets.last!
+        let horizon = Timestamp(ms: clock.now().ms - config.deleteRetentionMs)
+        let plan = try #require(log.planCompaction())
+        #expect(log.planCompaction() == nil)  // one pass at a time
+        let (groups, result) = try plan.clean()
+        #expect(!groups.isEmpty && result.recordsRemoved > 0)
+        // Meanwhile: more appends, rolling segments, and reads of everything.
+        let later = try produce(log, keys: keys, count: 100, clock: clock, random: &random)
+        #expect(try readAll(log) == all + later)
+        var detached: [String] = []
+        for group in groups { #expect(try log.swapIn(group, detached: &detached)) }
+        log.endCompaction()
+        for path in detached { try FileSystem.remove(path) }
+        all = compacted(all, activeBase: activeBase, tombstoneHorizon: horizon) + later
+        #expect(try readAll(log) == all, "seed \(seed)")
+        #expect(try FileSystem.list(dir.partition).allSatisfy { !$0.hasSuffix(".cleaned") && !$0.hasSuffix(".deleted") && !$0.hasSuffix(".swap") })
+        try log.close()
+        let reopened = try PartitionLog.open(directory: dir.partition, config: config, clock: clock, logger: quietLogger)
+        #expect(try readAll(reopened) == all, "seed \(seed) after a restart")
+        #expect(reopened.planCompaction() != nil)
+        try reopened.close()
+    }
+
+    /// A truncation into the planned segments, or a close, between the plan and the swap: the
+    /// cleaned segments are not swapped in (they would bring back what was cut) and their files go.
+    @Test(arguments: [false, true])
+    func aGroupChangedSinceThePlanIsLeftAlone(closing: Bool) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var random = SeededRandom(seed: 11)
+        let clock = ManualClock()
+        let config = try compactConfig()
+        let log = try PartitionLog.open(directory: dir.partition, config: config, clock: clock, logger: quietLogger)
+        let all = try produce(log, keys: 5, count: 150, clock: clock, random: &random, tombstoneChance: 0)
+        let plan = try #require(log.planCompaction())
+        let (groups, result) = try plan.clean()
+        #expect(result.recordsRemoved > 0)
+        let cut = log.segmentBaseOffsets[2]
+        if closing { try log.close() } else { try log.truncate(to: cut) }
+        var detached: [String] = []
+        for group in groups {
+            #expect(try !log.swapIn(group, detached: &detached))
+            plan.discard(group)
+        }
+        #expect(detached.isEmpty)
+        #expect(try FileSystem.list(dir.partition).allSatisfy { !$0.hasSuffix(".cleaned") && !$0.hasSuffix(".swap") })
+        if closing {
+            let reopened = try PartitionLog.open(directory: dir.partition, config: config, clock: clock, logger: quietLogger)
+            #expect(try readAll(reopened) == all)
+            try reopened.close()
+        } else {
+            log.endCompaction()
+            #expect(try readAll(log) == all.filter { $0.offset < cut })
+            #expect(try log.compact().recordsRemoved > 0)  // the next pass cleans what is left
+            try log.close()
+        }
+    }
 }
