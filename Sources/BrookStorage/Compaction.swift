@@ -120,16 +120,17 @@ extension PartitionLog {
         let cleaned = group.cleaned
         let base = cleaned.baseOffset
         let path = { (ext: String) in self.directory + "/" + LogSegment.fileName(base, ext) }
-        if cleaned.isEmpty {
+        if cleaned.isEmpty && first > 0 {
+            // Nothing left: the offsets become a gap, which reads step over.
             for source in group.sources { detached += try source.segment.detach() }
             segments.removeSubrange(first..<(first + group.sources.count))
-            // Nothing is left below the next segment (as a reopen would conclude too: whole
-            // segments went, so the checkpoint needs no fsync).
-            if first == 0 { setLogStartOffset(max(logStartOffset, segments[0].baseOffset)) }
-            try writeCheckpoint(durable: false)
             detached += group.paths
             return true
         }
+        // (An empty first group stays as an empty segment: the log start offset is not the
+        // cleaner's to move, and a start takes it from the first segment's base at least, so a
+        // consumer at an offset below would be answered OFFSET_OUT_OF_RANGE, not the records
+        // that follow, as Kafka answers.)
         for ext in [".index", ".timeindex", ".log"] { try FileSystem.rename(path(ext) + ".cleaned", path(ext) + ".swap") }
         try FileSystem.syncDirectory(directory)
         for source in group.sources { detached += try source.segment.detach() }

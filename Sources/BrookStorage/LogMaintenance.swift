@@ -32,7 +32,8 @@ extension PartitionLog {
         let below = { (next: LogSegment) in bound.map { next.baseOffset <= $0 } ?? true }
         if config.retentionMs >= 0 {
             let horizon = clock.now().ms - config.retentionMs
-            let expired = { (segment: LogSegment) in segment.maxTimestamp != .none && segment.maxTimestamp.ms < horizon }
+            // (An empty segment, such as compaction leaves at the front, holds nothing to keep.)
+            let expired = { (segment: LogSegment) in segment.isEmpty || segment.maxTimestamp != .none && segment.maxTimestamp.ms < horizon }
             if !active.isEmpty && segments.allSatisfy(expired) && bound.map({ $0 >= logEndOffset }) ?? true { try roll() }
             deleted += try deleteOldestSegments(detached: &detached) { segment, next in expired(segment) && below(next) }
         }

@@ -211,4 +211,35 @@ import Testing
             try log.close()
         }
     }
+
+    /// A first group whose every record a later one replaced stays as an empty segment: the log
+    /// start offset stays where it was (before a restart and after, clean or not), and a read
+    /// from it gets the records that follow, as Kafka answers, not OFFSET_OUT_OF_RANGE.
+    @Test(arguments: [false, true])
+    func anEmptiedFirstGroupKeepsTheLogStart(crash: Bool) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let clock = ManualClock()
+        let config = try compactConfig(segmentBytes: 300)
+        var log = try PartitionLog.open(directory: dir.partition, config: config, clock: clock, logger: quietLogger)
+        for i in 0..<60 {
+            var bytes = buffer(RecordBatchBuilder.build(baseOffset: .zero, records: [record("a", "value-\(i)", at: clock.now().ms)]))
+            try log.append(&bytes)
+        }
+        #expect(log.segmentCount > 5)
+        try log.compact()
+        let left = try readAll(log)
+        #expect(left.count < 10 && left.last?.value == Array("value-59".utf8), "\(left.map(\.offset))")
+        #expect(log.logStartOffset == .zero && log.segmentBaseOffsets.first == .zero)
+        #expect(try readAll(log, from: .zero, maxBytes: 10).first == left.first)
+        if !crash { try log.close() }  // (else opened again as after a kill: no clean-shutdown marker)
+        log = try PartitionLog.open(directory: dir.partition, config: config, clock: clock, logger: quietLogger)
+        #expect(log.logStartOffset == .zero)
+        #expect(try readAll(log) == left)
+        // Compacting again keeps it so.
+        try log.compact()
+        let again = try readAll(log)
+        #expect(log.logStartOffset == .zero && again == left)
+        try log.close()
+    }
 }
