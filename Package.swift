@@ -13,6 +13,8 @@ let package = Package(
         .executable(name: "brook", targets: ["brook"]),
         .executable(name: "brook-sim", targets: ["brook-sim"]),
         .executable(name: "brook-fuzz", targets: ["brook-fuzz"]),
+        // The broker as a library, for the allocation benchmarks in Benchmarks/.
+        .library(name: "BrookBroker", targets: ["BrookBroker", "BrookProtocol", "BrookRecords", "BrookCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),

@@ -4,7 +4,8 @@
 # generated protocol code, builds, runs the unit / property / simulation tests (which replay the
 # fuzzing corpus), a short libFuzzer run of every decoder target, the end-to-end checks of the
 # `brook` executable, the Raft and cluster simulators' seeds and a three-controller failover,
-# then the interop suite: real Kafka clients against `brook serve`.
+# then the interop suite: real Kafka clients against `brook serve`, and the allocation counts
+# of the Produce and Fetch paths against their thresholds (Benchmarks/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,3 +41,6 @@ python3 scripts/quorum-failover.py --brook "$(swift build --show-bin-path)/brook
 
 echo "== interop: kcat, confluent-kafka and kafka-python against brook serve"
 BROOK_BIN="$(swift build --show-bin-path)/brook" scripts/interop.sh
+
+echo "== allocations per Produce and Fetch request, held by thresholds (Benchmarks/, ordo-one/benchmark)"
+scripts/alloc-check.sh
