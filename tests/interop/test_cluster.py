@@ -1378,11 +1378,17 @@ def test_a_replica_moves_to_another_log_dir_of_its_broker(tmp_path):
         assert set(got) == set(acked) and len(got) == len(acked), f"{len(got)} read, {len(acked)} acknowledged"
 
         # Broker 1's replicas of __consumer_offsets move too, under a group that has committed.
+        # (The topic was made just now by read_values' consumer: wait until each partition has
+        # its leader in the metadata, or no group is seen to have broker 1 as coordinator.)
+        deadline = time.monotonic() + 30
+        while not ((leaders := {p: state[0] for p, state in partition_states(bootstraps, "__consumer_offsets").items()})
+                   and len(leaders) == 50 and all(leader in (1, 2, 3) for leader in leaders.values())):
+            assert time.monotonic() < deadline, leaders
+            time.sleep(0.3)
         offsets_replicas = [p["partition_index"] for entry in kp.describe_log_dirs(brokers=[1])[0]["log_dirs"]
                             for t in entry["topics"] if t["name"] == "__consumer_offsets" for p in t["partitions"]
                             if Path(entry["log_dir"]).resolve() != Path(target).resolve()]
         # A group whose coordinator is broker 1, on a partition that moves: it stops and loads again.
-        leaders = {p: state[0] for p, state in partition_states(bootstraps, "__consumer_offsets").items()}
         group = next(g for g in (f"dirs-group-{i}" for i in range(10_000))
                      if java_hash_partition(g, len(leaders)) in offsets_replicas and leaders[java_hash_partition(g, len(leaders))] == 1)
         consumer = Consumer({"bootstrap.servers": bootstraps, "group.id": group, "enable.auto.commit": False})
