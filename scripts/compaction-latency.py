@@ -21,30 +21,17 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
-import signal
-import socket
 import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
+from measured_broker import MeasuredBroker, proc_stat
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentiles(values: list[float]) -> str:
@@ -98,35 +85,12 @@ def main() -> int:
     brook = Path(os.environ.get("BROOK_BIN", ROOT / ".build/release/brook"))
     if not brook.exists():
         sys.exit(f"compaction-latency: {brook} is missing (see the usage at the top of this script)")
-    port = free_port()
-    bootstrap = f"127.0.0.1:{port}"
-    work = Path(tempfile.mkdtemp(prefix="brook-compaction-"))
-    log_path = work / "broker.log"
-    broker = subprocess.Popen([str(brook), "serve", "--override", f"listeners=PLAINTEXT://{bootstrap}",
-                               "--override", f"log.dirs={work / 'data'}", "--override", "log.retention.check.interval.ms=1000"],
-                              stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-
-    def stop_all(*_):
-        if broker.poll() is None:
-            broker.kill()
-            broker.wait(timeout=10)
-        shutil.rmtree(work, ignore_errors=True)
-
-    signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(1)))
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    sys.exit("compaction-latency: the broker did not start")
-                time.sleep(0.2)
+    with MeasuredBroker(brook, ["log.retention.check.interval.ms=1000"], name="compaction-latency") as broker:
+        bootstrap, log_path = broker.bootstrap, broker.log_path
         s = ["--bootstrap-server", bootstrap]
         subprocess.run([str(brook), "topic", "create", "compacted", "--partitions", "1", "--config", f"cleanup.policy={args.policy}",
                         "--config", "segment.bytes=1048576", *s], check=True, capture_output=True, timeout=30)
-        cpu0 = cpu_seconds(broker.pid)
+        cpu0 = proc_stat(broker.proc.pid)[0]
         sent, e2e, stop = [], [], threading.Event()
         prober = threading.Thread(target=probe, args=(bootstrap, args.seconds, sent, e2e, stop))
         prober.start()
@@ -136,7 +100,7 @@ def main() -> int:
                                "--record-size", str(args.size), "--batch-size", str(8 * (args.size + 8)), *s],
                               capture_output=True, text=True, timeout=args.seconds + 120)
         prober.join(args.seconds + 60)
-        cpu = cpu_seconds(broker.pid) - cpu0
+        cpu = proc_stat(broker.proc.pid)[0] - cpu0
         p99 = re.search(r"([\d.]+) ms 99th", load.stdout)
         top = re.search(r"([\d.]+) ms max", load.stdout)
         passes = [line for line in log_path.read_text(errors="replace").splitlines() if "records_removed=" in line]
@@ -150,8 +114,6 @@ def main() -> int:
             print(f"compaction-latency: the load failed: {load.stdout[-400:]} {load.stderr[-400:]}")
             return 1
         return 0
-    finally:
-        stop_all()
 
 
 if __name__ == "__main__":

@@ -31,37 +31,22 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
+from measured_broker import MeasuredBroker, proc_stat
+
 ROOT = Path(__file__).resolve().parent.parent
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fields(line: str) -> dict:
     return dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
 
-
-def proc_stat(pid: int) -> tuple[float, int, int]:
-    """CPU seconds (user+system), resident KiB, open files."""
-    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-               if line.startswith("VmRSS:"))
-    return cpu, rss, len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def dir_bytes(path: Path) -> int:
@@ -95,34 +80,8 @@ def main() -> int:
     for tool in (kb, brook):
         if not tool.exists():
             sys.exit(f"soak: {tool} is missing (see the usage at the top of this script)")
-    port = args.port or free_port()
-    bootstrap = f"127.0.0.1:{port}"
-    work = Path(tempfile.mkdtemp(prefix="brook-soak-"))
-    data = work / "data"
-    log = open(work / "broker.log", "w")
-    broker = subprocess.Popen([str(brook), "serve", "--override", f"listeners=PLAINTEXT://{bootstrap}",
-                               "--override", f"log.dirs={data}", "--override", "log.retention.check.interval.ms=5000",
-                               "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
-    children: list[subprocess.Popen] = []
-
-    def stop(*_):
-        for p in children + [broker]:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
-        shutil.rmtree(work, ignore_errors=True)
-
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(1)))
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    sys.exit("soak: the broker did not start")
-                time.sleep(0.2)
+    with MeasuredBroker(brook, ["log.retention.check.interval.ms=5000"], name="soak", port=args.port, log_level="warning") as broker:
+        bootstrap, data = broker.bootstrap, broker.data
         s = ["--bootstrap-server", bootstrap]
 
         def run(cmd, timeout):
@@ -154,7 +113,7 @@ def main() -> int:
         rows = []
         failures = []
         for chunk in range(max(1, args.seconds // args.chunk)):
-            cpu0, _, _ = proc_stat(broker.pid)
+            cpu0, _, _ = proc_stat(broker.proc.pid)
             results = {}
             n = rate * args.chunk
             loads = {
@@ -192,7 +151,7 @@ def main() -> int:
             if failures:
                 print("soak: " + "\n".join(failures), flush=True)
                 return 1
-            cpu1, rss, fds = proc_stat(broker.pid)
+            cpu1, rss, fds = proc_stat(broker.proc.pid)
             p = results["produce"]
             e = fields(results["probe"].strip().splitlines()[-1])
             k = re.search(r"([\d.]+) ms 99th", results["keyed"])
@@ -215,8 +174,6 @@ def main() -> int:
               f"{max(r['rss'] for r in rows):.0f} MiB; data max {max(r['disk'] for r in rows):.0f} MiB; "
               f"broker CPU {sum(r['cpu'] for r in rows):.0f} s", flush=True)
         return 0
-    finally:
-        stop()
 
 
 if __name__ == "__main__":
