@@ -299,6 +299,7 @@ public final class Partition: Sendable {
             _ = try s.log.applyRetention(bound: bound, detached: &detached)
             return (before, compaction ? s.log.planCompaction(bound: bound) : nil)
         }
+        guard retention else { return }
         if let plan { try compact(plan, detached: &detached) }
         try withLogIO { (s: inout Locked) throws(StorageError) in
             if s.log.logStartOffset > before, var replica = s.replica {

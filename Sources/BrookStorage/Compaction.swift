@@ -55,10 +55,12 @@ public struct CompactionPlan: @unchecked Sendable {
         /// The log's `rewrites` at the plan: a truncation since refuses the swap.
         let rewrites: UInt64
         /// The `.cleaned` files to remove when the swap does not happen.
-        var paths: [String] {
-            let base = cleaned.directory + "/" + LogSegment.fileName(cleaned.baseOffset, "")
-            return [".log", ".index", ".timeindex"].map { base + $0 + ".cleaned" }
-        }
+        var paths: [String] { CompactionPlan.cleanedPaths(cleaned.directory, cleaned.baseOffset) }
+    }
+
+    /// The files a group's cleaned segment is written to, before its swap.
+    static func cleanedPaths(_ directory: String, _ base: Offset) -> [String] {
+        [".log", ".index", ".timeindex"].map { directory + "/" + LogSegment.fileName(base, $0) + ".cleaned" }
     }
 
     let directory: String
@@ -241,9 +243,7 @@ extension CompactionPlan {
     private func clean(_ group: [Source], latest: [KeyDigest: Offset], tombstoneHorizon: Timestamp,
                        result: inout CompactionResult) throws(StorageError) -> Cleaned {
         let base = group[0].segment.baseOffset
-        for name in [".log", ".index", ".timeindex"] {
-            try FileSystem.remove(directory + "/" + LogSegment.fileName(base, name) + ".cleaned")
-        }
+        for path in Self.cleanedPaths(directory, base) { try FileSystem.remove(path) }
         let cleaned = try LogSegment(directory: directory, baseOffset: base, config: config, create: true,
                                      writable: true, suffix: ".cleaned")
         let written = Cleaned(sources: group, cleaned: cleaned, rewrites: rewrites)
