@@ -1,7 +1,8 @@
 """Conformance gaps found with librdkafka against a fresh broker (issue 17), each checked with
 confluent-kafka as a Kafka user meets it: record errors for keyless records on a compacted
 topic, OffsetCommit for a topic that does not exist, and the authorized operations Metadata,
-DescribeCluster and the group descriptions answer when asked."""
+DescribeCluster and the group descriptions answer when asked; and a compacted topic as its
+readers see it while the cleaner works."""
 from __future__ import annotations
 
 import pytest
@@ -9,7 +10,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AclOperation
 
-from brook_interop import ck_admin, ck_consume, ck_create_topic, ck_wait, unique_topic
+from brook_interop import ck_admin, ck_consume, ck_create_topic, ck_wait, kcat_consume, kp_producer, unique_topic
 
 # Kafka's supported operations per resource type (AclEntry.supportedOperations), which it
 # answers in full when no authorizer is configured.
@@ -41,6 +42,62 @@ def test_keyless_records_to_a_compacted_topic_fail_alone_with_their_record_error
         producer.produce(topic, key=f"k{i}".encode(), value=f"v{i}".encode(), partition=0)
     assert producer.flush(30) == 0
     assert [r.value for r in ck_consume(broker.bootstrap, topic, [0], 3)] == [b"v0", b"v2", b"v4"]
+
+
+@pytest.mark.timeout(180)
+def test_a_compacted_topic_keeps_each_keys_last_value_and_its_log_start(broker_factory, topic):
+    """A compacted topic with 1 KiB segments and the cleaner running every 200 ms:
+    confluent-kafka writes 1,500 records over 20 keys, then kafka-python writes 500 more while
+    the cleaner compacts. kcat, reading from the beginning, sees fewer records than were
+    written, and every key's last value. The low watermark stays 0, and confluent-kafka
+    assigned at offset 0 reads the same records. The first segments hold only replaced records,
+    and the cleaner does not move the log start past them (it once did, and a consumer there
+    got OFFSET_OUT_OF_RANGE)."""
+    import time
+    b = broker_factory({"log.retention.check.interval.ms": "200"})
+    ck_create_topic(b.bootstrap, topic, partitions=1, config={"cleanup.policy": "compact", "segment.bytes": "1024"})
+    last = {}
+    producer = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0})
+    for i in range(1500):
+        key = f"k{i % 20}"
+        last[key] = f"{key}-v{i}"
+        producer.produce(topic, key=key.encode(), value=last[key].encode(), partition=0)
+        if i % 100 == 0:
+            producer.poll(0)
+    assert producer.flush(30) == 0
+    kp = kp_producer(b.bootstrap)
+    for i in range(1500, 2000):
+        key = f"k{i % 20}"
+        last[key] = f"{key}-v{i}"
+        kp.send(topic, key=key.encode(), value=last[key].encode(), partition=0)
+        if i % 50 == 0:
+            kp.flush(30)
+    kp.flush(30)
+    kp.close()
+    deadline = time.monotonic() + 60
+    while len(records := kcat_consume(b.bootstrap, topic)) >= 2000:
+        assert time.monotonic() < deadline, f"nothing compacted: {len(records)} records"
+        time.sleep(0.5)
+    offsets = [r.offset for r in records]
+    assert offsets == sorted(set(offsets)) and offsets[-1] == 1999, offsets[-5:]
+    latest = {r.key.decode(): r.value.decode() for r in records}
+    assert latest == last
+    consumer = Consumer({"bootstrap.servers": b.bootstrap, "group.id": unique_topic("compacted"), "enable.auto.commit": False})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        assert (low, high) == (0, 2000)
+        # From offset 0 to the end (the cleaner may have removed more since kcat's read).
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        read, deadline = {}, time.monotonic() + 30
+        while 1999 not in read:
+            assert time.monotonic() < deadline, f"{len(read)} records read, up to {max(read, default=None)}"
+            msg = consumer.poll(0.5)
+            if msg is not None:
+                assert msg.error() is None, msg.error()
+                read[msg.offset()] = (msg.key().decode(), msg.value().decode())
+    finally:
+        consumer.close()
+    assert {key: value for _, (key, value) in sorted(read.items())} == last
 
 
 def test_committing_offsets_of_a_topic_that_does_not_exist_fails(broker, topic):
