@@ -152,6 +152,11 @@ public final class Partition: Sendable {
                                               recordCount: Int(original.lastOffset - original.firstOffset) + 1, logAppendTime: nil)
                     return Appended(result: result, logStart: s.log.logStartOffset, duplicate: true)
                 case .refuse(let code, let message):
+                    if code == .outOfOrderSequenceNumber, let leading = s.replica?.leading,
+                       Self.gapFollowsLeaderChange(batch, s.producers, leading, nowMs: s.log.clock.monotonicMs()) {
+                        throw .producer(.notLeaderOrFollower,
+                                        "\(message), all written before this broker came to lead \(name): retry the earlier batches here")
+                    }
                     throw .producer(code, message)
                 }
                 if batch.isTransactional {

@@ -58,6 +58,31 @@ final class HighWatermarkWaiters: Sendable {
 }
 
 extension Partition {
+    /// How long after a replica comes to lead a sequence gap may still be a leader change's
+    /// (`gapFollowsLeaderChange`): twice a client's default request.timeout.ms, as a request
+    /// sent to a paused old leader times out after it and is only then sent here.
+    static let leaderChangeGapMs: Int64 = 60_000
+
+    /// Whether a batch whose sequence skips ahead (OUT_OF_ORDER_SEQUENCE_NUMBER) may have earlier
+    /// batches still on their way here after a leader change: its producer, at the same epoch,
+    /// has written nothing since this replica began to lead, and that was less than
+    /// `leaderChangeGapMs` ago. The earlier batches were sent to the old leader, or refused here
+    /// (NOT_LEADER_OR_FOLLOWER) in the moment before this replica took the leadership that other
+    /// brokers already announced; the client retries them. Answered NOT_LEADER_OR_FOLLOWER, the
+    /// skipping batch is retried after them, in order. Answered OUT_OF_ORDER_SEQUENCE_NUMBER,
+    /// librdkafka takes the gap for lost batches, bumps its epoch and sends every unacknowledged
+    /// batch again under it, one the old leader had written and replicated included: a
+    /// duplicate (fault campaign seed 424242, docs/reliability.md).
+    static func gapFollowsLeaderChange(_ batch: ProducerBatch, _ producers: ProducerState, _ leading: PartitionReplication,
+                                       nowMs: Int64) -> Bool {
+        guard nowMs - leading.ledSinceMs < leaderChangeGapMs,
+              let entry = producers.producers[batch.producerID], entry.epoch == batch.epoch,
+              let last = entry.batches.last, last.lastOffset < leading.epochStartOffset else { return false }
+        // Ahead of the next sequence (which wraps past Int32.max to 0), not behind it.
+        let ahead = (Int64(batch.baseSequence) - Int64(ProducerState.sequence(last.lastSequence, plus: 1)) + (1 << 31)) % (1 << 31)
+        return ahead > 0 && ahead < (1 << 30)
+    }
+
     // MARK: roles
 
     /// Leads in `epoch`: the epoch's first offset is the log end; followers start unknown.

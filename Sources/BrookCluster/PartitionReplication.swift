@@ -57,6 +57,8 @@ public struct PartitionReplication: Sendable {
     public let leaderEpoch: LeaderEpoch
     /// The first offset this leader epoch wrote (the log end when it became leader).
     public let epochStartOffset: Offset
+    /// When (monotonic ms) this replica began to lead in this epoch.
+    public let ledSinceMs: Int64
     /// min.insync.replicas and replica.lag.time.max.ms; a topic's change of them applies at once.
     public var config: ReplicationConfig
     public private(set) var replicas: [NodeID]
@@ -85,6 +87,7 @@ public struct PartitionReplication: Sendable {
         self.logEndOffset = logEndOffset
         self.highWatermark = highWatermark
         epochStartOffset = logEndOffset
+        ledSinceMs = nowMs
         self.config = config
         followers = [:]
         for replica in replicas where replica != leader {

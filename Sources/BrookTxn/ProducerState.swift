@@ -101,7 +101,7 @@ public struct ProducerState: Sendable, Equatable {
 
     public init() {}
 
-    static func sequence(_ base: Int32, plus delta: Int32) -> Int32 {
+    public static func sequence(_ base: Int32, plus delta: Int32) -> Int32 {
         let sum = Int64(base) + Int64(delta)
         return sum > Int64(Int32.max) ? Int32(sum - Int64(Int32.max) - 1) : Int32(sum)
     }

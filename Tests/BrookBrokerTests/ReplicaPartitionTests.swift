@@ -121,6 +121,61 @@ import Testing
         #expect(p.hasEnoughReplicas)
     }
 
+    // MARK: a sequence gap right after a leader change
+
+    /// A client's batch from producer 7, epoch 0, at `sequence`: the error code of its append (0: written).
+    func produce(_ partition: Partition, sequence: Int32, count: Int = 1) -> Int16 {
+        let producer = RecordBatchBuilder.Producer(id: ProducerID(7), epoch: ProducerEpoch(0), baseSequence: sequence)
+        var records = ByteBuffer(bytes: RecordBatchBuilder.build(
+            baseOffset: .zero, records: (0..<count).map { _ in SimpleRecord(key: nil, value: Array("v".utf8), timestamp: Timestamp(ms: 1_000)) },
+            producer: producer))
+        do throws(Partition.AppendError) {
+            _ = try partition.append(&records, now: 1_000)
+            return 0
+        } catch {
+            if case .producer(let code, _) = error { return code.rawValue }
+            return -1
+        }
+    }
+
+    /// Seed 424242's duplicate: the producer's batches 0-2 were replicated from the old leader,
+    /// 3 was refused in the moment before this replica took the leadership, and 4 arrives
+    /// first. It is answered NOT_LEADER_OR_FOLLOWER (retried after 3), not
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER (which librdkafka answers with an epoch bump that writes the
+    /// old leader's batches again). Once the producer has written here, a gap is out of order.
+    @Test func aSequenceGapBeforeTheProducersFirstWriteToANewLeaderIsRetriable() throws {
+        let (h, p) = try clusterPartition()
+        defer { h.close() }
+        p.becomeFollower(leader: NodeID(2), epoch: LeaderEpoch(1))
+        let producer = RecordBatchBuilder.Producer(id: ProducerID(7), epoch: ProducerEpoch(0), baseSequence: 0)
+        try p.appendFromLeader(ByteBuffer(bytes: leaderBatch(base: 0, count: 3, epoch: 1, producer: producer)), leaderHighWatermark: Offset(3))
+        lead(p, epoch: 2, nowMs: h.clock.monotonicMs())
+
+        #expect(produce(p, sequence: 4) == ErrorCode.notLeaderOrFollower.rawValue)
+        #expect(produce(p, sequence: 2) == ErrorCode.outOfOrderSequenceNumber.rawValue)  // behind, not a gap
+        #expect(produce(p, sequence: 0, count: 3) == 0)  // a retry of the replicated batch: its offsets, nothing written
+        #expect(try logEnd(p) == Offset(3))
+        #expect(produce(p, sequence: 4) == ErrorCode.notLeaderOrFollower.rawValue)
+        #expect(produce(p, sequence: 3) == 0)
+        #expect(produce(p, sequence: 5) == ErrorCode.outOfOrderSequenceNumber.rawValue)
+        #expect(produce(p, sequence: 4) == 0)
+        #expect(try logEnd(p) == Offset(5))
+    }
+
+    /// The rule lasts `leaderChangeGapMs` from the leadership, for producers that wrote before it.
+    @Test func aSequenceGapLongAfterALeaderChangeIsOutOfOrder() throws {
+        let (h, p) = try clusterPartition()
+        defer { h.close() }
+        p.becomeFollower(leader: NodeID(2), epoch: LeaderEpoch(1))
+        let producer = RecordBatchBuilder.Producer(id: ProducerID(7), epoch: ProducerEpoch(0), baseSequence: 0)
+        try p.appendFromLeader(ByteBuffer(bytes: leaderBatch(base: 0, count: 3, epoch: 1, producer: producer)), leaderHighWatermark: Offset(3))
+        lead(p, epoch: 2, nowMs: h.clock.monotonicMs())
+        h.clock.advance(ms: 59_999)
+        #expect(produce(p, sequence: 4) == ErrorCode.notLeaderOrFollower.rawValue)
+        h.clock.advance(ms: 1)
+        #expect(produce(p, sequence: 4) == ErrorCode.outOfOrderSequenceNumber.rawValue)
+    }
+
     // MARK: OffsetForLeaderEpoch
 
     @Test func epochsEndWhereTheNextLeaderEpochBegan() throws {

@@ -112,6 +112,9 @@ struct ProduceHandler: ApiHandler {
         } catch {
             switch error {
             case .producer(let code, let message):
+                // Refused as by a follower although the role said leader: a leadership that
+                // just changed (one ending, or a sequence gap right after one began).
+                if code == .notLeaderOrFollower { context.broker.logger.info("produce to \(partition.name) refused: \(message)") }
                 return (failure(data.index, code, message), nil)
             case .storage(.missingKeyOnCompactedTopic(let indexes)):
                 return (Self.keylessRefused(data.index, indexes, partition: partition.name), nil)
