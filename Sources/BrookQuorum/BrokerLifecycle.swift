@@ -73,6 +73,8 @@ public final class BrokerLifecycle: @unchecked Sendable {
     var heartbeatInFlight = false
     var fetchInFlight = false
     var lastHeartbeat = NIODeadline.uptimeNanoseconds(0)
+    /// The metadata offset the last heartbeat reported.
+    var lastHeartbeatOffset = MetadataOffset.zero
     var wantShutdown = false
     var shutdownDone: EventLoopPromise<Bool>?
     var ticker: RepeatedTask?
@@ -200,10 +202,22 @@ public final class BrokerLifecycle: @unchecked Sendable {
         guard let connection = connected() else { return }
         if view.epoch == .none {
             if !registering && !wantShutdown { register(connection) }
-        } else if !heartbeatInFlight, NIODeadline.now() - lastHeartbeat >= .milliseconds(wantShutdown ? 200 : options.heartbeatIntervalMs) {
+        } else if !heartbeatInFlight,
+                  Self.heartbeatDue(sinceLastMs: (NIODeadline.now() - lastHeartbeat).nanoseconds / 1_000_000, intervalMs: options.heartbeatIntervalMs,
+                                    view: view, lastReported: lastHeartbeatOffset, wantShutdown: wantShutdown) {
             heartbeat(connection)
         }
         if !fetchInFlight { fetch(connection) }
+    }
+
+    /// Whether a heartbeat is due: every `intervalMs` (200 ms while asking to shut down), and
+    /// at once while fenced when the metadata read moved past what the last one reported. The
+    /// controller unfences a broker once it has read its own registration: waiting for the
+    /// interval cost a start up to `broker.heartbeat.interval.ms` (2 s of a 10,000-partition
+    /// start).
+    static func heartbeatDue(sinceLastMs: Int64, intervalMs: Int64, view: BrokerView, lastReported: MetadataOffset, wantShutdown: Bool) -> Bool {
+        if sinceLastMs >= (wantShutdown ? 200 : intervalMs) { return true }
+        return view.fenced && !wantShutdown && view.fetchedThrough > lastReported
     }
 
     func connected() -> ControllerConnection? {
@@ -268,6 +282,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
     func heartbeat(_ connection: ControllerConnection) {
         heartbeatInFlight = true
         lastHeartbeat = .now()
+        lastHeartbeatOffset = view.fetchedThrough
         let request = BrokerHeartbeatRequest(id: options.nodeID, epoch: view.epoch, metadataOffset: view.fetchedThrough, wantShutdown: wantShutdown,
                                              offlineReplicas: Array(options.offlineReplicas().prefix(BrokerHeartbeatRequest.offlineReplicasMax)))
         connection.ask(.brokerHeartbeat(request)) { [self] result in

@@ -98,7 +98,6 @@ extension PartitionLog {
         var checkpoint = Checkpoint()
         guard let text = try FileSystem.readText(directory + "/" + checkpointName) else { return checkpoint }
         var found = 0
-        defer { checkpoint.read = found == 2 }
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: "=", maxSplits: 1)
             guard parts.count == 2, let value = Int64(parts[1]), value >= 0 else { continue }
@@ -108,6 +107,9 @@ extension PartitionLog {
             default: break
             }
         }
+        // Set before the return (a `defer` ran after the value was returned, so every open
+        // rewrote an unchanged checkpoint: a file created and renamed per partition at a start).
+        checkpoint.read = found == 2
         return checkpoint
     }
 

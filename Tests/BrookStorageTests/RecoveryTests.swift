@@ -115,6 +115,27 @@ import Testing
         #expect(try readAll(reopened) == expected)
     }
 
+    /// A clean open leaves an unchanged checkpoint alone (it was rewritten at every open: a
+    /// file created and renamed per partition at each start). The file keeps its inode.
+    @Test func aCleanOpenDoesNotRewriteTheCheckpoint() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var random = SeededRandom(seed: 7)
+        let config = smallConfig(segmentBytes: 8 * 1024, indexInterval: 256)
+        let log = try PartitionLog.open(directory: dir.partition, config: config, logger: quietLogger)
+        _ = try fillWithRolls(log, segments: 2, random: &random)
+        try log.close()
+        let path = dir.partition + "/" + PartitionLog.checkpointName
+        let inode = { () throws -> UInt64 in
+            try #require(FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? UInt64)
+        }
+        let before = try inode()
+        let reopened = try PartitionLog.open(directory: dir.partition, config: config, logger: quietLogger)
+        #expect(reopened.segmentsRecoveredAtOpen == 0)
+        #expect(try inode() == before)
+        try reopened.close()
+    }
+
     /// Rolled segments not yet fsynced are scanned after a crash; a sync that a truncation
     /// overtook does not move the recovery point (what lies below it may be newer bytes).
     @Test func unsyncedRolledSegmentsAreScannedAndATruncationVoidsTheirSync() throws {
