@@ -446,6 +446,33 @@ extension Partition {
 }
 
 extension Partition {
+    /// A shutdown's close, step 1 (`PartitionLog.beginShutdownClose`, which says the steps): the
+    /// producer snapshot written and the log closed, neither fsynced.
+    func beginShutdownClose() throws(StorageError) {
+        try withLogIO { (s: inout Locked) throws(StorageError) in
+            s.closed = true
+            closedFlag.store(true, ordering: .sequentiallyConsistent)
+            let end = s.log.logEndOffset
+            if end != s.snapshotOffset || !FileSystem.exists(logDirectory + "/" + ProducerSnapshot.fileName(end)) {
+                try ProducerStateFiles.writeSnapshot(s.producers, offset: end, directory: logDirectory)
+                s.snapshotOffset = end
+            }
+            try s.log.beginShutdownClose()
+        }
+    }
+
+    /// Step 2 of a shutdown's close, once its data is durable.
+    func writeShutdownCheckpoint() throws(StorageError) {
+        try state.withLock { (s: inout Locked) throws(StorageError) in try s.log.writeShutdownCheckpoint() }
+    }
+
+    /// Step 3 of a shutdown's close, once its checkpoint is durable.
+    func leaveShutdownMarker() throws(StorageError) {
+        try state.withLock { (s: inout Locked) throws(StorageError) in try s.log.leaveShutdownMarker() }
+    }
+}
+
+extension Partition {
     /// Appends batches the broker makes itself (group records), which carry no producer id.
     func appendInternal(_ records: inout ByteBuffer, now: Int64) throws(StorageError) -> AppendResult {
         do { return try append(&records, now: now, origin: .internal).result } catch {

@@ -480,6 +480,37 @@ public final class PartitionLog {
         try FileSystem.syncDirectory(directory)
     }
 
+    /// A shutdown's close of many logs, in three steps that each end with one syncfs of the log
+    /// dir (`FileSystem.syncFilesystem`) instead of some five fsyncs a partition (a clean stop
+    /// of 10,000 partitions took 12-20 s of them):
+    /// 1. `beginShutdownClose`: closed, indexes trimmed, nothing fsynced;
+    /// 2. `writeShutdownCheckpoint`: the recovery point at the log end, once the syncfs after 1
+    ///    made the data durable;
+    /// 3. `leaveShutdownMarker`: the clean-shutdown marker, once the syncfs after 2 made the
+    ///    checkpoint durable.
+    /// A crash between any two leaves a log that the next open recovers: no checkpoint claims
+    /// data before it is on disk, and no marker a checkpoint.
+    public func beginShutdownClose() throws(StorageError) {
+        guard !isClosed else { throw .closed }
+        isClosed = true
+        for segment in segments { try segment.close() }
+    }
+
+    /// Step 2 of a shutdown's close (`beginShutdownClose`).
+    public func writeShutdownCheckpoint() throws(StorageError) {
+        precondition(isClosed, "the shutdown checkpoint follows beginShutdownClose")
+        unsynced = []
+        unflushedRecords = 0
+        recoveryPoint = logEndOffset
+        try writeCheckpoint(durable: false)
+    }
+
+    /// Step 3 of a shutdown's close (`beginShutdownClose`).
+    public func leaveShutdownMarker() throws(StorageError) {
+        precondition(isClosed, "the shutdown marker follows beginShutdownClose")
+        try FileSystem.writeAtomically(directory + "/" + Self.cleanShutdownName, contents: "clean\n", durable: false)
+    }
+
     func writeCheckpoint(durable: Bool) throws(StorageError) {
         let text = "version=1\nlogStartOffset=\(logStartOffset.value)\nrecoveryPoint=\(recoveryPoint.value)\n"
         try FileSystem.writeAtomically(directory + "/" + Self.checkpointName, contents: text, durable: durable)

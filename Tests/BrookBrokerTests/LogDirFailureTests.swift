@@ -100,6 +100,30 @@ import Testing
         #expect(throws: (any Error).self) { _ = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: "\(root)/h") }
     }
 
+    /// A shutdown closes every log in three steps over both log dirs (each made durable by a
+    /// syncfs): the next start opens them all clean, with their records and producers.
+    @Test func aShutdownLeavesEveryLogCleanInEveryLogDir() throws {
+        let root = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let dirs = [("log.dirs", "\(root)/a,\(root)/b")]
+        let first = try BrokerHarness(dirs, directory: "\(root)/h")
+        _ = try first.broker.topics.create(name: "t", partitions: 4, configs: [:])
+        for index in Int32(0)..<4 {
+            let answer = try first.send(first.produceRequest("t", partition: index, batches: [batch(["a", "b"], timestamps: [1, 2])], acks: 1), version: 9)
+            #expect(answer.responses[0].partitionResponses[0].errorCode == 0)
+        }
+        first.broker.shutdown()
+        let second = try BrokerHarness(dirs, directory: "\(root)/h")
+        defer { second.broker.shutdown() }
+        #expect(second.broker.previousShutdownWasClean)
+        let partitions = try (Int32(0)..<4).map { try #require(second.broker.topics.partition("t", $0)) }
+        #expect(Set(partitions.map { $0.logDirectory.hasPrefix("\(root)/a") }).count == 2, "both log dirs hold some")
+        for partition in partitions {
+            #expect(try partition.withLog { $0.segmentsRecoveredAtOpen } == 0)
+            #expect(partition.offsets.highWatermark == Offset(2))
+        }
+    }
+
     /// A log dir without its meta.properties is a new disk: what the broker held there is gone,
     /// so it registers as after an unclean shutdown (and leaves every ELR).
     @Test func aReplacedDiskMakesTheNextStartUnclean() throws {

@@ -136,6 +136,27 @@ import Testing
         try reopened.close()
     }
 
+    /// A shutdown's close in its three steps: the next open is clean only after all three, and
+    /// a crash after the first or second (no marker yet) is recovered with nothing lost.
+    @Test(arguments: [1, 2, 3])
+    func aShutdownCloseIsCleanOnlyOnceItsMarkerIsWritten(steps: Int) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var random = SeededRandom(seed: UInt64(8 + steps))
+        let config = smallConfig(segmentBytes: 8 * 1024, indexInterval: 256)
+        let log = try PartitionLog.open(directory: dir.partition, config: config, logger: quietLogger)
+        let expected = try fillWithRolls(log, segments: 3, random: &random)
+        try log.beginShutdownClose()
+        if steps >= 2 { try log.writeShutdownCheckpoint() }
+        if steps >= 3 { try log.leaveShutdownMarker() }
+        #expect(FileManager.default.fileExists(atPath: dir.partition + "/" + PartitionLog.cleanShutdownName) == (steps == 3))
+        let reopened = try PartitionLog.open(directory: dir.partition, config: config, logger: quietLogger)
+        #expect((reopened.segmentsRecoveredAtOpen == 0) == (steps == 3))
+        if steps >= 2 { #expect(reopened.recoveryPoint == reopened.logEndOffset) }
+        #expect(try readAll(reopened) == expected)
+        try reopened.close()
+    }
+
     /// Rolled segments not yet fsynced are scanned after a crash; a sync that a truncation
     /// overtook does not move the recovery point (what lies below it may be newer bytes).
     @Test func unsyncedRolledSegmentsAreScannedAndATruncationVoidsTheirSync() throws {
