@@ -434,6 +434,13 @@ extension Partition {
 
     /// `close` with the lock held: marked closed first, so nothing touches the files after.
     func closeLocked(_ s: inout Locked) throws(StorageError) {
+        try markClosed(&s)
+        try s.log.close()
+    }
+
+    /// Closed from here on (nothing touches the files after), with the producer snapshot at the
+    /// log end written.
+    func markClosed(_ s: inout Locked) throws(StorageError) {
         s.closed = true
         closedFlag.store(true, ordering: .sequentiallyConsistent)
         let end = s.log.logEndOffset
@@ -441,7 +448,6 @@ extension Partition {
             try ProducerStateFiles.writeSnapshot(s.producers, offset: end, directory: logDirectory)
             s.snapshotOffset = end
         }
-        try s.log.close()
     }
 }
 
@@ -450,13 +456,7 @@ extension Partition {
     /// producer snapshot written and the log closed, neither fsynced.
     func beginShutdownClose() throws(StorageError) {
         try withLogIO { (s: inout Locked) throws(StorageError) in
-            s.closed = true
-            closedFlag.store(true, ordering: .sequentiallyConsistent)
-            let end = s.log.logEndOffset
-            if end != s.snapshotOffset || !FileSystem.exists(logDirectory + "/" + ProducerSnapshot.fileName(end)) {
-                try ProducerStateFiles.writeSnapshot(s.producers, offset: end, directory: logDirectory)
-                s.snapshotOffset = end
-            }
+            try markClosed(&s)
             try s.log.beginShutdownClose()
         }
     }

@@ -138,18 +138,30 @@ import Testing
         }
     }
 
+    /// A partition that followed broker 2 in epoch 1, holding producer 7's batch of sequences
+    /// 0-2 from it, and now leads in epoch 2.
+    func ledAfterProducer7Replicated() throws -> (BrokerHarness, Partition) {
+        let (h, p) = try clusterPartition()
+        p.becomeFollower(leader: NodeID(2), epoch: LeaderEpoch(1))
+        let producer = RecordBatchBuilder.Producer(id: ProducerID(7), epoch: ProducerEpoch(0), baseSequence: 0)
+        do {
+            try p.appendFromLeader(ByteBuffer(bytes: leaderBatch(base: 0, count: 3, epoch: 1, producer: producer)), leaderHighWatermark: Offset(3))
+        } catch {
+            h.close()
+            throw error
+        }
+        lead(p, epoch: 2, nowMs: h.clock.monotonicMs())
+        return (h, p)
+    }
+
     /// Seed 424242's duplicate: the producer's batches 0-2 were replicated from the old leader,
     /// 3 was refused in the moment before this replica took the leadership, and 4 arrives
     /// first. It is answered NOT_LEADER_OR_FOLLOWER (retried after 3), not
     /// OUT_OF_ORDER_SEQUENCE_NUMBER (which librdkafka answers with an epoch bump that writes the
     /// old leader's batches again). Once the producer has written here, a gap is out of order.
     @Test func aSequenceGapBeforeTheProducersFirstWriteToANewLeaderIsRetriable() throws {
-        let (h, p) = try clusterPartition()
+        let (h, p) = try ledAfterProducer7Replicated()
         defer { h.close() }
-        p.becomeFollower(leader: NodeID(2), epoch: LeaderEpoch(1))
-        let producer = RecordBatchBuilder.Producer(id: ProducerID(7), epoch: ProducerEpoch(0), baseSequence: 0)
-        try p.appendFromLeader(ByteBuffer(bytes: leaderBatch(base: 0, count: 3, epoch: 1, producer: producer)), leaderHighWatermark: Offset(3))
-        lead(p, epoch: 2, nowMs: h.clock.monotonicMs())
 
         #expect(produce(p, sequence: 4) == ErrorCode.notLeaderOrFollower.rawValue)
         #expect(produce(p, sequence: 2) == ErrorCode.outOfOrderSequenceNumber.rawValue)  // behind, not a gap
@@ -164,12 +176,8 @@ import Testing
 
     /// The rule lasts `leaderChangeGapMs` from the leadership, for producers that wrote before it.
     @Test func aSequenceGapLongAfterALeaderChangeIsOutOfOrder() throws {
-        let (h, p) = try clusterPartition()
+        let (h, p) = try ledAfterProducer7Replicated()
         defer { h.close() }
-        p.becomeFollower(leader: NodeID(2), epoch: LeaderEpoch(1))
-        let producer = RecordBatchBuilder.Producer(id: ProducerID(7), epoch: ProducerEpoch(0), baseSequence: 0)
-        try p.appendFromLeader(ByteBuffer(bytes: leaderBatch(base: 0, count: 3, epoch: 1, producer: producer)), leaderHighWatermark: Offset(3))
-        lead(p, epoch: 2, nowMs: h.clock.monotonicMs())
         h.clock.advance(ms: 59_999)
         #expect(produce(p, sequence: 4) == ErrorCode.notLeaderOrFollower.rawValue)
         h.clock.advance(ms: 1)
