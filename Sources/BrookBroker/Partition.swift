@@ -143,7 +143,7 @@ public final class Partition: Sendable {
             guard !s.closed else { throw .storage(.closed) }
             // In a cluster only the leader writes, with its own epoch, checked under the lock a
             // role change takes too (a coordinator's stale group on a follower included).
-            let epoch = try writableEpoch(&s, roleEpoch)
+            let epoch = try Self.writableEpoch(s, roleEpoch, name)
             if let batch {
                 switch s.producers.check(batch) {
                 case .append: break
@@ -209,7 +209,7 @@ public final class Partition: Sendable {
         let roleEpoch = leaderEpoch
         let done = try state.withLock { (s: inout Locked) throws(AppendError) -> (result: AppendResult, completed: ProducerState.Completed?) in
             guard !s.closed else { throw .storage(.closed) }
-            let leader = try writableEpoch(&s, roleEpoch)
+            let leader = try Self.writableEpoch(s, roleEpoch, name)
             if case .refuse(let code, let message) = s.producers.check(batch, fromCoordinator: true, coordinatorEpoch: coordinatorEpoch) {
                 throw .producer(code, message)
             }
@@ -229,20 +229,11 @@ public final class Partition: Sendable {
     }
 
     /// The epoch to stamp an append with: a single node's, or in a cluster the leading core's;
-    /// a replica that does not lead refuses. A leader epoch begun here whose start is not yet in
-    /// the durable checkpoint is written there first (`ReplicaState.epochsUnsaved`).
-    func writableEpoch(_ s: inout Locked, _ roleEpoch: LeaderEpoch) throws(AppendError) -> LeaderEpoch {
+    /// a replica that does not lead refuses.
+    static func writableEpoch(_ s: borrowing Locked, _ roleEpoch: LeaderEpoch, _ name: String) throws(AppendError) -> LeaderEpoch {
         guard let replica = s.replica else { return roleEpoch }
         guard let leading = replica.leading else {
             throw .producer(.notLeaderOrFollower, "This broker does not lead \(name)")
-        }
-        if replica.epochsUnsaved {
-            do throws(StorageError) {
-                try ReplicaCheckpoints.writeLeaderEpochs(replica.epochs, directory: logDirectory, durable: true)
-            } catch {
-                throw .storage(noted(error))
-            }
-            s.replica!.epochsUnsaved = false
         }
         return leading.leaderEpoch
     }

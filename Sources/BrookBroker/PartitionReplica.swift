@@ -18,11 +18,6 @@ struct ReplicaState {
     /// An AlterPartition request is on its way (its proposal in flight in `leading`).
     var proposalOutstanding = false
     var proposalSentMs: Int64 = 0
-    /// `epochs` holds a leader epoch this replica began that its checkpoint file may lack: the
-    /// leader writes the file, durably, before the first batch it stamps with that epoch. An
-    /// epoch with no batch needs no record that survives a crash (no replica fetched anything
-    /// of it), and a start that takes 10,000 leaderships wrote 10,000 files (2.3 s here).
-    var epochsUnsaved = false
 
     var highWatermark: Offset { leading?.highWatermark ?? followerHighWatermark }
 
@@ -92,21 +87,25 @@ extension Partition {
 
     /// Leads in `epoch`: the epoch's first offset is the log end; followers start unknown.
     public func becomeLeader(_ info: PartitionInfo, config: ReplicationConfig, nowMs: Int64, node: NodeID) {
-        prepareLeadership(info, config: config, nowMs: nowMs, node: node)
+        _ = prepareLeadership(info, config: config, nowMs: nowMs, node: node, durable: true)
         finishLeadership(info)
     }
 
     /// The first half of `becomeLeader`: the leading state, with the new epoch's start in the
-    /// cache (in memory: its checkpoint is written before the first append stamped with it,
-    /// `writableEpoch`). Until `finishLeadership` the role is unchanged and every append is
-    /// refused (a follower's, as this replica leads; a client's, as the role is not yet leader).
-    public func prepareLeadership(_ info: PartitionInfo, config: ReplicationConfig, nowMs: Int64, node: NodeID) {
+    /// cache and its checkpoint written (durably only when `durable`). Until `finishLeadership`
+    /// the role is unchanged and every append is refused (a follower's, as this replica leads; a
+    /// client's, as the role is not yet leader), so nothing is stamped with the new epoch before
+    /// its checkpoint is durable: a caller that passes `durable: false` makes it so in between
+    /// (`ReplicaCheckpoints.syncLeaderEpochs` or a syncfs). Returns whether it wrote the
+    /// checkpoint.
+    public func prepareLeadership(_ info: PartitionInfo, config: ReplicationConfig, nowMs: Int64, node: NodeID, durable: Bool) -> Bool {
         state.withLock { s in
             var replica = s.replica ?? loadReplicaState(s.log)
             let end = s.log.logEndOffset
+            var wrote = false
             if replica.epochs.latestEpoch.map({ $0 < info.leaderEpoch }) ?? true {
                 replica.epochs.assign(info.leaderEpoch, startOffset: end)
-                replica.epochsUnsaved = true
+                wrote = saveEpochs(replica.epochs, durable: durable)
             }
             let high = min(replica.highWatermark, end)
             replica.leading = PartitionReplication(
@@ -114,6 +113,7 @@ extension Partition {
                 isr: info.isr.contains(node) ? info.isr : info.isr + [node], elr: info.elr, logEndOffset: end, highWatermark: high,
                 config: config, nowMs: nowMs)
             s.replica = replica
+            return wrote
         }
     }
 

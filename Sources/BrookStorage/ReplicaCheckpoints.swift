@@ -19,11 +19,18 @@ public enum ReplicaCheckpoints {
 
     // MARK: leader epochs
 
-    /// Without `durable` the file is replaced but not fsynced (for entries whose loss in a crash
-    /// loses nothing, such as those below a log start that moved).
+    /// Without `durable` the file is replaced but not fsynced: `syncLeaderEpochs` (or a syncfs
+    /// of its filesystem) must follow before anything relies on it.
     public static func writeLeaderEpochs(_ cache: LeaderEpochCache, directory: String, durable: Bool = true) throws(StorageError) {
         let lines = cache.entries.map { "\($0.epoch.value) \($0.startOffset.value)" }
         try write(lines, to: directory + "/" + leaderEpochFileName, durable: durable)
+    }
+
+    /// Makes a leader-epoch checkpoint written without `durable` durable: the file, then its
+    /// rename in the directory.
+    public static func syncLeaderEpochs(directory: String) throws(StorageError) {
+        try FileSystem.syncFile(directory + "/" + leaderEpochFileName)
+        try FileSystem.syncDirectory(directory)
     }
 
     /// The cache recorded in `directory`; empty when there is none yet.
