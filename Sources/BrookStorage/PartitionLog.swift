@@ -481,8 +481,8 @@ public final class PartitionLog {
     }
 
     /// A shutdown's close of many logs, in three steps that each end with one syncfs of the log
-    /// dir (`FileSystem.syncFilesystem`) instead of some five fsyncs a partition (a clean stop
-    /// of 10,000 partitions took 12-20 s of them):
+    /// dir (`FileSystem.syncFilesystem`) instead of some five fsyncs a partition (measured at
+    /// 10,000 partitions: no shorter stop on this machine yet, docs/storage.md):
     /// 1. `beginShutdownClose`: closed, indexes trimmed, nothing fsynced;
     /// 2. `writeShutdownCheckpoint`: the recovery point at the log end, once the syncfs after 1
     ///    made the data durable;
