@@ -74,6 +74,23 @@ public final class GroupService: Sendable {
         state.withLock { body($0.coordinator) }
     }
 
+    /// A read-only look at `groupID` where this broker coordinates it, judged under the same
+    /// lock as the read: a group whose partition stops leading (or starts loading) between a
+    /// check and a separate read would be read from an emptied coordinator, and its committed
+    /// offsets answered as none (a consumer then starts over by `auto.offset.reset`).
+    /// The error when it is not coordinated here.
+    public func read<T>(coordinating groupID: String, _ body: (borrowing GroupCoordinator) -> T) -> Result<T, CoordinationError> {
+        state.withLock { s in
+            if let code = notCoordinating(groupID, s) { return .failure(CoordinationError(code: code)) }
+            return .success(body(s.coordinator))
+        }
+    }
+
+    /// Why a group is not read here: NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS.
+    public struct CoordinationError: Error {
+        public let code: ErrorCode
+    }
+
     // MARK: loading and writing __consumer_offsets
 
     /// Replays `__consumer_offsets` into the coordinator (a single node; in a cluster each
@@ -276,10 +293,16 @@ public final class GroupService: Sendable {
             promise.succeed(JoinResult(error: code))
             return promise.futureResult
         }
-        let id = run { s, now in
+        // Judged again under the lock: the partition may have stopped leading since.
+        let held = run { s, now -> (Result<PendingID, CoordinationError>, Effects) in
+            if let code = notCoordinating(request.groupID, s) { return (.failure(CoordinationError(code: code)), Effects()) }
             let id = s.hold(.join(promise), group: request.groupID)
             logger.debug("join #\(id.value) group \(request.groupID) member '\(request.memberID)' instance \(request.instanceID ?? "-") client \(request.clientID) protocols \(request.protocols.map(\.name))")
-            return (id, s.coordinator.join(request, pending: id, now: now))
+            return (.success(id), s.coordinator.join(request, pending: id, now: now))
+        }
+        guard case .success(let id) = held else {
+            if case .failure(let error) = held { promise.succeed(JoinResult(error: error.code)) }
+            return promise.futureResult
         }
         own(id, promise.futureResult, by: connection)
         return promise.futureResult
@@ -292,10 +315,15 @@ public final class GroupService: Sendable {
             promise.succeed(SyncResult(error: code))
             return promise.futureResult
         }
-        let id = run { s, now in
+        let held = run { s, now -> (Result<PendingID, CoordinationError>, Effects) in
+            if let code = notCoordinating(request.groupID, s) { return (.failure(CoordinationError(code: code)), Effects()) }
             let id = s.hold(.sync(promise), group: request.groupID)
             logger.debug("sync #\(id.value) group \(request.groupID) member \(request.memberID) generation \(request.generation) assignments \(request.assignments.count)")
-            return (id, s.coordinator.sync(request, pending: id, now: now))
+            return (.success(id), s.coordinator.sync(request, pending: id, now: now))
+        }
+        guard case .success(let id) = held else {
+            if case .failure(let error) = held { promise.succeed(SyncResult(error: error.code)) }
+            return promise.futureResult
         }
         own(id, promise.futureResult, by: connection)
         return promise.futureResult
@@ -377,7 +405,7 @@ public final class GroupService: Sendable {
     /// there for the transaction's marker.
     /// Returns the codes and, in a cluster, the write the answer waits for (the ISR must have
     /// it, as for OffsetCommit).
-    func commitTransactional(groupID: String, producerID: ProducerID, epoch: ProducerEpoch,
+    func commitTransactional(groupID: String, producerID: ProducerID, epoch: ProducerEpoch, member: TxnCommitter,
                              offsets: [(TopicPartition, CommittedOffset)]) -> ([TopicPartition: ErrorCode], [InternalWrite]) {
         var errors: [TopicPartition: ErrorCode] = [:]
         var accepted: [(TopicPartition, CommittedOffset)] = []
@@ -393,6 +421,9 @@ public final class GroupService: Sendable {
         let now = clock.now()
         return state.withLock { s in
             if let code = notCoordinating(groupID, s) { return (errors.mapValues { $0 == .none ? code : $0 }, []) }
+            let fenced = s.coordinator.checkTxnCommit(groupID: groupID, generation: member.generation, memberID: member.memberID,
+                                                      instanceID: member.instanceID)
+            if fenced != .none { return (errors.mapValues { $0 == .none ? fenced : $0 }, []) }
             do throws(Partition.AppendError) {
                 let partition: Partition
                 do throws(StorageError) { partition = try offsetsTopic.partition(for: groupID) } catch { throw .storage(error) }
@@ -412,6 +443,18 @@ public final class GroupService: Sendable {
                 if case .producer(let c, _) = error { code = c } else { code = .coordinatorNotAvailable }
                 return (errors.mapValues { $0 == .none ? code : $0 }, [])
             }
+        }
+    }
+
+    /// Who sends offsets to a transaction (TxnOffsetCommit v3+; -1, "" and nil before).
+    public struct TxnCommitter: Sendable {
+        public var generation: Int32
+        public var memberID: String
+        public var instanceID: String?
+        public init(generation: Int32 = -1, memberID: String = "", instanceID: String? = nil) {
+            self.generation = generation
+            self.memberID = memberID
+            self.instanceID = instanceID
         }
     }
 

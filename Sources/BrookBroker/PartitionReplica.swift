@@ -391,15 +391,27 @@ extension Partition {
     /// `requested` and the offset where it ended (the log end for the leading epoch); nil when
     /// unknown (Kafka's UNDEFINED). A single node has one epoch: every epoch up to it ends at the
     /// high watermark.
-    public func lastOffset(forEpoch requested: LeaderEpoch) -> (epoch: LeaderEpoch, endOffset: Offset)? {
-        let roleEpoch = leaderEpoch
-        return state.withLock { s in
-            guard let replica = s.replica, let leading = replica.leading else {
-                guard s.replica == nil, requested >= LeaderEpoch(0), requested <= roleEpoch else { return nil }
-                return (roleEpoch, Self.offsets(s).highWatermark)
+    /// Only a leader answers, and `current` (the asker's leader epoch, -1: unchecked) must be its
+    /// epoch (else FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH), judged under the same lock as
+    /// the answer: a replica that stopped leading in between must not answer UNDEFINED, which a
+    /// consumer takes for a truncated log and answers by `auto.offset.reset`.
+    public func lastOffset(forEpoch requested: LeaderEpoch, current: LeaderEpoch) -> (ErrorCode, (epoch: LeaderEpoch, endOffset: Offset)?) {
+        state.withLock { s in
+            func fenced(_ epoch: LeaderEpoch) -> ErrorCode? {
+                guard current != LeaderEpoch(-1), current != epoch else { return nil }
+                return current > epoch ? .unknownLeaderEpoch : .fencedLeaderEpoch
             }
-            if requested == leading.leaderEpoch { return (requested, s.log.logEndOffset) }
-            return replica.epochs.endOffset(for: requested, logEnd: s.log.logEndOffset)
+            guard let replica = s.replica else {
+                // A single node (or a replica not yet told its role): the role alone decides.
+                guard case .leader(let epoch) = role else { return (.notLeaderOrFollower, nil) }
+                if let code = fenced(epoch) { return (code, nil) }
+                guard requested >= LeaderEpoch(0), requested <= epoch else { return (.none, nil) }
+                return (.none, (epoch, Self.offsets(s).highWatermark))
+            }
+            guard let leading = replica.leading else { return (.notLeaderOrFollower, nil) }
+            if let code = fenced(leading.leaderEpoch) { return (code, nil) }
+            if requested == leading.leaderEpoch { return (.none, (requested, s.log.logEndOffset)) }
+            return (.none, replica.epochs.endOffset(for: requested, logEnd: s.log.logEndOffset))
         }
     }
 

@@ -310,6 +310,7 @@ public final class TxnService: Sendable {
 
     /// TxnOffsetCommit: allowed to the producer whose open transaction holds the group's partition.
     func commitOffsets(transactionalID: String, groupID: String, producerID: ProducerID, epoch: ProducerEpoch,
+                       member: GroupService.TxnCommitter = .init(),
                        offsets: [(TopicPartition, CommittedOffset)]) -> ([TopicPartition: ErrorCode], [InternalWrite]) {
         guard let target = offsetsPartition(for: groupID) else {
             return (Dictionary(offsets.map { ($0.0, ErrorCode.coordinatorNotAvailable) }, uniquingKeysWith: { a, _ in a }), [])
@@ -319,7 +320,7 @@ public final class TxnService: Sendable {
             let code: ErrorCode = problem == .invalidProducerEpoch ? .producerFenced : problem
             return (Dictionary(offsets.map { ($0.0, code) }, uniquingKeysWith: { a, _ in a }), [])
         }
-        return groups.commitTransactional(groupID: groupID, producerID: producerID, epoch: epoch, offsets: offsets)
+        return groups.commitTransactional(groupID: groupID, producerID: producerID, epoch: epoch, member: member, offsets: offsets)
     }
 
     /// EndTxn: PrepareCommit/PrepareAbort is written, then the markers, then the completion.

@@ -290,6 +290,35 @@ public struct GroupCoordinator: Sendable {
         }
     }
 
+    /// TxnOffsetCommit's check of the committer (KIP-447), as Kafka's coordinator makes it: a
+    /// consumer that names its member and generation (v3+) must still be that member in that
+    /// generation, so offsets from a member a rebalance has replaced (a zombie whose partitions
+    /// another member now reads) cannot commit with its transaction. Without a member and
+    /// generation (v0-2, or a client outside group management) the commit is taken, as Kafka
+    /// takes it. `generation` is the classic generation or the KIP-848 member epoch.
+    public func checkTxnCommit(groupID: String, generation: Int32, memberID: String, instanceID: String?) -> ErrorCode {
+        guard Self.validID(groupID) else { return .invalidGroupID }
+        let named = generation >= 0 || !memberID.isEmpty || instanceID != nil
+        guard let entry = groups[groupID] else {
+            if generation >= 0 { return .illegalGeneration }
+            return groups.count >= GroupLimits.groupsMax ? .coordinatorNotAvailable : .none
+        }
+        switch entry.kind {
+        case .classic(let g):
+            if g.state == .dead { return .coordinatorNotAvailable }
+            if generation < 0 && g.state == .empty { return .none }
+            guard named else { return .none }
+            if let instance = instanceID, let owner = g.staticMembers[instance], owner != memberID { return .fencedInstanceID }
+            guard g.member(memberID) != nil else { return .unknownMemberID }
+            return generation == g.generation ? .none : .illegalGeneration
+        case .consumer(let g):
+            if generation < 0 && g.isEmpty { return .none }
+            guard let member = g.members[memberID] else { return .unknownMemberID }
+            // Kafka answers a stale member epoch of a transactional commit so.
+            return generation == member.memberEpoch ? .none : .illegalGeneration
+        }
+    }
+
     /// Offsets a transaction wrote (or that the load read back from a transactional batch):
     /// held until the transaction ends.
     public mutating func addPendingTxnOffsets(producerID: ProducerID, groupID: String, _ offsets: [(TopicPartition, CommittedOffset)]) {

@@ -153,6 +153,42 @@ extension GroupHandlerTests {
     }
 }
 
+extension GroupHandlerTests {
+    /// KIP-447: offsets a consumer sends to a transaction carry its member and generation, and a
+    /// member a rebalance replaced is refused (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID), so its
+    /// copies cannot commit beside the new owner's. Offsets without a member (v2, or a client
+    /// outside group management) are taken, as Kafka takes them.
+    @Test func transactionalOffsetsFromAReplacedMemberAreRefused() throws {
+        let h = try BrokerHarness([("group.initial.rebalance.delay.ms", "0")])
+        defer { h.close() }
+        _ = try h.createTopic("t")
+        let first = try sendHeld(h, joinRequest(""), version: 9)
+        let joined = try sendHeld(h, joinRequest(first.memberId), version: 9)
+        #expect(joined.errorCode == 0 && joined.generationId == 1)
+        let ids = try h.send(InitProducerIdRequest(transactionalId: "copier", transactionTimeoutMs: 60_000), version: 4)
+        #expect(try h.send(AddOffsetsToTxnRequest(transactionalId: "copier", producerId: ids.producerId, producerEpoch: ids.producerEpoch,
+                                                  groupId: "g"), version: 3).errorCode == 0)
+        func send(generation: Int32, member: String, version: Int16 = 3) throws -> Int16 {
+            try h.send(TxnOffsetCommitRequest(transactionalId: "copier", groupId: "g", producerId: ids.producerId,
+                                              producerEpoch: ids.producerEpoch, generationId: generation, memberId: member,
+                                              topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, committedOffset: Offset(7))])]),
+                       version: version).topics[0].partitions[0].errorCode
+        }
+        #expect(try send(generation: 0, member: first.memberId) == ErrorCode.illegalGeneration.rawValue)
+        #expect(try send(generation: 1, member: "gone") == ErrorCode.unknownMemberID.rawValue)
+        #expect(try send(generation: 1, member: first.memberId) == 0)
+        #expect(try send(generation: -1, member: "", version: 2) == 0)
+        // A group this coordinator has never seen: only a commit from outside group management.
+        #expect(try h.send(AddOffsetsToTxnRequest(transactionalId: "copier", producerId: ids.producerId, producerEpoch: ids.producerEpoch,
+                                                  groupId: "unseen"), version: 3).errorCode == 0)
+        let other = try h.send(TxnOffsetCommitRequest(transactionalId: "copier", groupId: "unseen", producerId: ids.producerId,
+                                                      producerEpoch: ids.producerEpoch, generationId: 3, memberId: "m",
+                                                      topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, committedOffset: Offset(1))])]),
+                               version: 3)
+        #expect(other.topics[0].partitions[0].errorCode == ErrorCode.illegalGeneration.rawValue)
+    }
+}
+
 extension BrokerHarness {
     /// A new harness over an existing harness's directory (the old broker shut down first).
     static func reopen(_ old: BrokerHarness) throws -> BrokerHarness {

@@ -88,8 +88,11 @@ import Testing
     }
 
     /// OffsetForLeaderEpoch's answer as "epoch@endOffset" (nil: Kafka's UNDEFINED).
-    func ended(_ partition: Partition, _ epoch: Int32) -> String? {
-        partition.lastOffset(forEpoch: LeaderEpoch(epoch)).map { "\($0.epoch.value)@\($0.endOffset.value)" }
+    /// A refusal reads "refused(code)".
+    func ended(_ partition: Partition, _ epoch: Int32, current: Int32 = -1) -> String? {
+        let (code, found) = partition.lastOffset(forEpoch: LeaderEpoch(epoch), current: LeaderEpoch(current))
+        guard code == .none else { return "refused(\(code))" }
+        return found.map { "\($0.epoch.value)@\($0.endOffset.value)" }
     }
 
     func logEnd(_ partition: Partition) throws -> Offset {
@@ -224,6 +227,31 @@ import Testing
         #expect(answers[0].endOffset == Offset(3))
         #expect(answers[1].leaderEpoch == LeaderEpoch(-1))
         #expect(answers[1].endOffset == Offset(-1))
+    }
+
+    /// Seed 1713708041 (CI): a copier's consumer started reading a partition over from its first
+    /// offset. Among the ways there: OffsetForLeaderEpoch's check of the leadership and its answer
+    /// were two steps, so a replica that stopped leading between them answered UNDEFINED, which a
+    /// consumer takes for a truncated log (and resets by `auto.offset.reset`). The replica's own
+    /// state decides now, under one lock, even while its role still reads as the leader's.
+    @Test func aReplicaThatStoppedLeadingDoesNotAnswerUndefined() throws {
+        let (h, p) = try clusterPartition()
+        defer { h.close() }
+        lead(p, epoch: 1)
+        try append(p, ["a", "b"])
+        #expect(ended(p, 1, current: 1) == "1@2")
+        #expect(ended(p, 1, current: 2) == "refused(\(ErrorCode.unknownLeaderEpoch))")
+        #expect(ended(p, 1, current: 0) == "refused(\(ErrorCode.fencedLeaderEpoch))")
+        p.becomeFollower(leader: NodeID(2), epoch: LeaderEpoch(2))
+        #expect(ended(p, 1) == "refused(\(ErrorCode.notLeaderOrFollower))")
+        // The moment between: the replica follows, the role still reads as leading.
+        p.become(.leader(LeaderEpoch(2)))
+        let request = OffsetForLeaderEpochRequest(replicaId: NodeID(-1), topics: [.init(topic: "r", partitions: [
+            .init(partition: 0, currentLeaderEpoch: LeaderEpoch(2), leaderEpoch: LeaderEpoch(1)),
+        ])])
+        let answer = try h.send(request, version: 4).topics[0].partitions[0]
+        #expect(answer.errorCode == ErrorCode.notLeaderOrFollower.rawValue)
+        #expect(answer.endOffset == Offset(-1))
     }
 
     @Test func aSingleNodeAnswersItsOneEpochAtTheHighWatermark() throws {

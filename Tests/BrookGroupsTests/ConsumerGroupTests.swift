@@ -264,6 +264,12 @@ import Testing
         #expect(unknown.groupError == .unknownMemberID)
         let (code, _) = h.gc.fetchOffsets(groupID: h.group, partitions: nil, memberID: "m1", memberEpoch: r.memberEpoch + 1)
         #expect(code == .staleMemberEpoch)
+        // Offsets sent to a transaction (KIP-447): a stale epoch is ILLEGAL_GENERATION there.
+        #expect(h.gc.checkTxnCommit(groupID: h.group, generation: r.memberEpoch, memberID: "m1", instanceID: nil) == .none)
+        #expect(h.gc.checkTxnCommit(groupID: h.group, generation: r.memberEpoch - 1, memberID: "m1", instanceID: nil) == .illegalGeneration)
+        #expect(h.gc.checkTxnCommit(groupID: h.group, generation: -1, memberID: "", instanceID: nil) == .unknownMemberID)
+        #expect(h.gc.checkTxnCommit(groupID: "never", generation: -1, memberID: "", instanceID: nil) == .none)
+        #expect(h.gc.checkTxnCommit(groupID: "never", generation: 2, memberID: "m", instanceID: nil) == .illegalGeneration)
     }
 
     @Test func theGroupIsLimitedToItsMaximumSize() throws {

@@ -356,16 +356,32 @@ class TxnCopier(TxnThread):
     the cycle check (check_copies) needs. An attempt the client must abort is aborted and the
     consumer rewound to the group's committed offsets."""
 
-    def __init__(self, bootstrap: str, name: str, sources: list, target: str, seed: int) -> None:
+    def __init__(self, bootstrap: str, name: str, sources: list, target: str, seed: int, log: "Path | None" = None) -> None:
         from confluent_kafka import Consumer as CkConsumer
         super().__init__(bootstrap, f"campaign-{seed}-copier-{name}", f"copier {name}")
         self.name, self.sources, self.target = name, sources, target
-        self.consumer = CkConsumer(client_debug({"bootstrap.servers": bootstrap, "group.id": f"campaign-{seed}-copier-{name}",
-                                                 "client.id": f"campaign-{seed}-copier-{name}-consumer", "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                                                 "isolation.level": "read_committed"}))
+        conf = {"bootstrap.servers": bootstrap, "group.id": f"campaign-{seed}-copier-{name}",
+                "client.id": f"campaign-{seed}-copier-{name}-consumer", "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                "isolation.level": "read_committed"}
+        if log is not None and not os.environ.get("BROOK_CAMPAIGN_DEBUG"):
+            # The consumer's own account of its group, offsets and fetches, kept beside the
+            # nodes' logs: where a copy made twice comes from is in it (seed 1713708041).
+            import logging
+            logger = logging.getLogger(f"copier-{name}-{seed}")
+            logger.propagate = False
+            handler = logging.FileHandler(log)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(logging.DEBUG)
+            conf.update({"debug": "cgrp,topic,fetch", "logger": logger})
+        self.consumer = CkConsumer(client_debug(conf))
         self.committed: set = set()
         self.aborted: set = set()
         self.last_copy = time.monotonic()
+        # Each source partition's last offset read, and each time one was read again without
+        # this copier seeking back (an abort's rewind): "partition: offset after offset".
+        self.last_read: dict = {}
+        self.rereads: list = []
 
     def run(self) -> None:
         from confluent_kafka import TopicPartition
@@ -375,6 +391,11 @@ class TxnCopier(TxnThread):
             batch = [m for m in self.consumer.consume(num_messages=20, timeout=0.5) if not m.error()]
             if not batch:
                 continue
+            for m in batch:
+                key = f"{m.topic()}-{m.partition()}"
+                if m.offset() <= self.last_read.get(key, -1):
+                    self.rereads.append(f"{time.strftime('%H:%M:%S')} {key}: {m.offset()} after {self.last_read[key]}")
+                self.last_read[key] = m.offset()
             attempt += 1
             txn = f"{self.name}{attempt}"
             self.stage = (f"begin_transaction of {txn}", time.monotonic())
@@ -399,6 +420,7 @@ class TxnCopier(TxnThread):
             self.aborted.add(txn)
             for tp in self.consumer.committed(self.consumer.assignment(), timeout=60):
                 self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0))
+                self.last_read.pop(f"{tp.topic}-{tp.partition}", None)
 
     def finish(self) -> bool:
         ended = super().finish()
@@ -669,7 +691,8 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
                     made.result(30)
                 wait_healthy(cluster, x, 2)
                 wait_healthy(cluster, y, 2)
-                ring = [TxnCopier(bootstrap, "a", [txn_topic, y], x, seed), TxnCopier(bootstrap, "b", [x], y, seed)]
+                ring = [TxnCopier(bootstrap, "a", [txn_topic, y], x, seed, log=root / "copier-a.log"),
+                        TxnCopier(bootstrap, "b", [x], y, seed, log=root / "copier-b.log")]
                 for copier in ring:
                     copier.thread.start()
         time.sleep(1)
@@ -783,6 +806,12 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
                                                  aborted=seeds[1] | ring[0].aborted | ring[1].aborted)
                 outcome.rounds.append(f"transactional ring: {len(xs) + len(ys)} copies in {len(ring[0].committed) + len(ring[1].committed)} "
                                       f"transactions, {len(ring[0].aborted) + len(ring[1].aborted)} aborted and redone")
+                for copier in ring:
+                    if copier.rereads:
+                        # Not a problem in itself (a rebalance may hand a partition back at its
+                        # committed offset); the copy check says whether anything came of it.
+                        outcome.rounds.append(f"copier {copier.name} read offsets again without seeking: "
+                                              f"{len(copier.rereads)} times, first {copier.rereads[:3]} (its client log: copier-{copier.name}.log)")
         outcome.acked = len(producer.acked)
         outcome.failed_deliveries = producer.failed
         # Read every partition back from its start.

@@ -14,13 +14,18 @@ struct OffsetFetchHandler: ApiHandler {
     /// The group's error, and per topic (in the order asked, or by name) its partitions.
     static func lookup(_ broker: Broker, group: String, topics: [(String, [Int32])]?, memberID: String?, memberEpoch: Int32,
                        requireStable: Bool) -> (ErrorCode, [(String, [(Int32, CommittedOffset?, ErrorCode)])]) {
-        if let code = broker.groups.notCoordinating(group) { return (code, []) }
         let wanted = topics.map { list in list.flatMap { t in t.1.map { TopicPartition(t.0, $0) } } }
-        let (code, found) = broker.groups.read { c in
+        let read = broker.groups.read(coordinating: group) { c in
             let (code, found) = c.fetchOffsets(groupID: group, partitions: wanted, memberID: memberID, memberEpoch: memberEpoch)
             return (code, found.map { tp, offset in
                 (tp, offset, requireStable && c.hasPendingTxnOffset(groupID: group, tp) ? ErrorCode.unstableOffsetCommit : .none)
             })
+        }
+        let code: ErrorCode
+        let found: [(TopicPartition, CommittedOffset?, ErrorCode)]
+        switch read {
+        case .success(let answer): (code, found) = answer
+        case .failure(let error): return (error.code, [])
         }
         var order: [String] = []
         var byTopic: [String: [(Int32, CommittedOffset?, ErrorCode)]] = [:]

@@ -17,13 +17,12 @@ struct OffsetForLeaderEpochHandler: ApiHandler {
                     result.errorCode = found.absentCode.rawValue
                     return result
                 }
-                if let problem = partition.checkLeaderEpoch(p.currentLeaderEpoch) {
-                    result.errorCode = problem.rawValue
-                    return result
-                }
-                if let found = partition.lastOffset(forEpoch: p.leaderEpoch) {
-                    result.leaderEpoch = found.epoch
-                    result.endOffset = found.endOffset
+                // The leadership and the current epoch are checked with the answer, in one step.
+                let (code, end) = partition.lastOffset(forEpoch: p.leaderEpoch, current: p.currentLeaderEpoch)
+                result.errorCode = code.rawValue
+                if let end {
+                    result.leaderEpoch = end.epoch
+                    result.endOffset = end.endOffset
                 }
                 return result
             })

@@ -3,7 +3,9 @@ import BrookGroups
 import BrookProtocol
 
 /// TxnOffsetCommit: offsets committed inside a transaction (`send_offsets_to_transaction`),
-/// which take effect with its commit marker and vanish with its abort.
+/// which take effect with its commit marker and vanish with its abort. From v3 the consumer's
+/// member and generation come along and are checked (KIP-447: ILLEGAL_GENERATION,
+/// UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID), so a member a rebalance replaced cannot commit.
 struct TxnOffsetCommitHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...5
 
@@ -19,7 +21,9 @@ struct TxnOffsetCommitHandler: ApiHandler {
         }
         let (codes, written) = context.broker.transactions.commitOffsets(
             transactionalID: request.transactionalId, groupID: request.groupId, producerID: request.producerId,
-            epoch: request.producerEpoch, offsets: offsets)
+            epoch: request.producerEpoch,
+            member: .init(generation: request.generationId, memberID: request.memberId, instanceID: request.groupInstanceId),
+            offsets: offsets)
         let topics = request.topics
         // In a cluster the answer waits for the ISR to have the offsets (as OffsetCommit).
         return InternalWrite.reply(codes, after: written, on: context.eventLoop, failed: { code in codes.mapValues { _ in code } }) { codes in
