@@ -18,6 +18,8 @@ struct ReplicaState {
     /// An AlterPartition request is on its way (its proposal in flight in `leading`).
     var proposalOutstanding = false
     var proposalSentMs: Int64 = 0
+    /// When `outOfSyncNotice` last said something.
+    var outOfSyncNoticeMs: Int64 = .min
 
     var highWatermark: Offset { leading?.highWatermark ?? followerHighWatermark }
 
@@ -198,6 +200,18 @@ extension Partition {
             replica.proposalSentMs = nowMs
             s.replica = replica
             return pending
+        }
+    }
+
+    /// While leading: eligible replicas out of the ISR for over `afterMs` of this leadership,
+    /// described (PartitionReplication.outOfSyncReport), at most once per `afterMs`.
+    public func outOfSyncNotice(nowMs: Int64, afterMs: Int64 = 30_000, eligible: (NodeID) -> Bool) -> String? {
+        state.withLock { s in
+            guard let leading = s.replica?.leading, nowMs - s.replica!.outOfSyncNoticeMs >= afterMs else { return nil }
+            let report = leading.outOfSyncReport(nowMs: nowMs, afterMs: afterMs, eligible: eligible)
+            guard !report.isEmpty else { return nil }
+            s.replica!.outOfSyncNoticeMs = nowMs
+            return report.joined(separator: "; ") + (s.replica!.proposalOutstanding ? ", a request outstanding" : "")
         }
     }
 

@@ -122,8 +122,11 @@ public final class ReplicaManager: Sendable {
         for topic in image.topics.values {
             guard let local = broker.topics.topic(topic.name), local.id == topic.id else { continue }
             for (index, hosted) in local.partitions.enumerated() where index < topic.partitions.count && topic.partitions[index].leader == node {
-                guard let partition = hosted, partition.isLeader,
-                      let proposal = partition.isrProposalToResend(nowMs: now) ?? partition.isrProposal(nowMs: now, eligible: eligible) else { continue }
+                guard let partition = hosted, partition.isLeader else { continue }
+                if let stalled = partition.outOfSyncNotice(nowMs: now, eligible: eligible) {
+                    broker.logger.notice("\(partition.name): out of the ISR for over 30 s though eligible: \(stalled)")
+                }
+                guard let proposal = partition.isrProposalToResend(nowMs: now) ?? partition.isrProposal(nowMs: now, eligible: eligible) else { continue }
                 broker.logger.info("\(partition.name): asking the controller for \(proposal)")
                 let logger = broker.logger
                 broker.cluster.alterPartition(TopicIDPartition(topic.id, Int32(index)), proposal) { code, committed in

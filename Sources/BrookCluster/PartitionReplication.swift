@@ -209,6 +209,25 @@ public struct PartitionReplication: Sendable {
         ![.requestTimedOut, .notController, .invalidUpdateVersion, .unknownServerError].contains(code)
     }
 
+    /// The replicas that may join the ISR (`eligible`: registered and unfenced) but are out of
+    /// it while this replica has led for over `afterMs`, each described for an operator: where
+    /// it fetched from and when, against the HW and this epoch's first offset, and the proposal
+    /// in flight. A follower that stays out of the ISR with nothing else said was the shape of a
+    /// liveness failure the fault campaign met (docs/reliability.md).
+    public func outOfSyncReport(nowMs: Int64, afterMs: Int64, eligible: (NodeID) -> Bool) -> [String] {
+        guard nowMs - ledSinceMs > afterMs else { return [] }
+        return replicas.filter { $0 != leader && !maximalISR.contains($0) && eligible($0) }.map { replica in
+            let seen: String
+            if let follower = followers[replica], let end = follower.logEndOffset {
+                seen = "fetched from \(end) \(nowMs - follower.lastFetchMs) ms ago"
+            } else {
+                seen = "has not fetched in leader epoch \(leaderEpoch)"
+            }
+            return "replica \(replica) \(seen) (HW \(highWatermark), epoch start \(epochStartOffset), log end \(logEndOffset)"
+                + (inFlight.map { ", in flight: \($0)" } ?? "") + ")"
+        }
+    }
+
     // MARK: helpers
 
     /// Kafka's rule for joining the ISR: the follower holds everything below the HW and has

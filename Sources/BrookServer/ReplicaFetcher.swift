@@ -20,19 +20,51 @@ public final class ReplicaFetcher: Sendable {
     let logger: Logger
     let stopped = Atomic<Bool>(false)
     /// Failures in a row, by leader or partition: a few are a failover, many are a replica that
-    /// cannot catch up, worth a notice (the single failures stay at debug).
-    let failures = Mutex<[String: Int]>([:])
+    /// cannot catch up, worth a notice (the single failures stay at debug). With when the run
+    /// began and when it was last said.
+    let failures = Mutex<[String: (count: Int, sinceMs: Int64, saidMs: Int64)]>([:])
+    /// A run of failures is said again this often while it lasts.
+    static let noticeEveryMs: Int64 = 30_000
 
     /// Counts a failure of `key` (nil: a success, which ends the run) and says it at the 10th
-    /// in a row and every 100th after.
+    /// in a row and every 30 s after.
     func note(_ key: String, _ failure: String?) {
-        let count = failures.withLock { f -> Int in
-            guard failure != nil else { f[key] = nil; return 0 }
-            f[key, default: 0] += 1
-            return f[key]!
+        let now = broker.clock.monotonicMs()
+        let run = failures.withLock { f -> (count: Int, sinceMs: Int64)? in
+            guard failure != nil else { f[key] = nil; return nil }
+            var entry = f[key] ?? (0, now, now)
+            entry.count += 1
+            let say = entry.count == 10 || (entry.count > 10 && now - entry.saidMs >= Self.noticeEveryMs)
+            if say { entry.saidMs = now }
+            f[key] = entry
+            return say ? (entry.count, entry.sinceMs) : nil
         }
-        if let failure, count == 10 || count % 100 == 0 {
-            logger.notice("\(key): \(count) failures in a row, the last: \(failure)")
+        if let failure, let run {
+            logger.notice("\(key): \(run.count) failures in a row over \((now - run.sinceMs) / 1000) s, the last: \(failure)")
+        }
+    }
+
+    /// By partition: its fetch position, since when it has stood there below the leader's HW,
+    /// and when that was last said. A follower whose fetches succeed but whose position does
+    /// not move never rejoins the ISR, and said nothing of it (docs/reliability.md).
+    let standing = Mutex<[String: (position: Offset, sinceMs: Int64, saidMs: Int64)]>([:])
+
+    /// After a good answer for `partition`: says (every 30 s) when its position has not moved
+    /// for 30 s while the leader's HW is past it.
+    func noteProgress(_ partition: Partition, leaderHighWatermark: Offset) {
+        let now = broker.clock.monotonicMs()
+        let position = partition.followerPosition.fetchOffset
+        let stuck = standing.withLock { all -> Int64? in
+            guard position < leaderHighWatermark else { all[partition.name] = nil; return nil }
+            var entry = all[partition.name] ?? (position, now, now)
+            if entry.position != position { entry = (position, now, now) }
+            let say = now - entry.sinceMs >= Self.noticeEveryMs && now - entry.saidMs >= Self.noticeEveryMs
+            if say { entry.saidMs = now }
+            all[partition.name] = entry
+            return say ? now - entry.sinceMs : nil
+        }
+        if let stuck {
+            logger.notice("\(partition.name): fetched from \(position) for \(stuck / 1000) s without moving, the leader's HW at \(leaderHighWatermark)")
         }
     }
     let task = Mutex<Task<Void, Never>?>(nil)
@@ -214,6 +246,7 @@ public final class ReplicaFetcher: Sendable {
             if case .bytes(let bytes)? = data.records { records = bytes }
             try partition.appendFromLeader(records, leaderHighWatermark: data.highWatermark)
             if data.logStartOffset >= .zero { try partition.followLeaderLogStart(data.logStartOffset) }
+            noteProgress(partition, leaderHighWatermark: data.highWatermark)
             return true
         } catch {
             logger.error("\(partition.name): cannot write what the leader sent: \(error)")

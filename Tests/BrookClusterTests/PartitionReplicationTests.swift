@@ -13,6 +13,23 @@ import Testing
                              config: ReplicationConfig(replicaLagTimeMaxMs: lagMs, minInSyncReplicas: minISR), nowMs: 0)
     }
 
+    /// The leader's account of an eligible replica that stays out of its ISR (a liveness failure
+    /// of the fault campaign said nothing of it): said after the given time of leadership, for
+    /// replicas the controller says may join, with where each fetched and when.
+    @Test func anEligibleReplicaOutOfTheISRIsDescribed() {
+        var p = leader(isr: [n1], logEnd: 10)
+        #expect(p.outOfSyncReport(nowMs: 20_000, afterMs: 30_000, eligible: { _ in true }).isEmpty, "led for 20 s only")
+        p.followerFetched(n2, fetchOffset: Offset(4), nowMs: 25_000)
+        let report = p.outOfSyncReport(nowMs: 31_000, afterMs: 30_000, eligible: { $0 != self.n3 })
+        #expect(report == ["replica 2 fetched from 4 6000 ms ago (HW 10, epoch start 10, log end 10)"])
+        let both = p.outOfSyncReport(nowMs: 31_000, afterMs: 30_000, eligible: { _ in true })
+        #expect(both.count == 2 && both[1].hasPrefix("replica 3 has not fetched in leader epoch 3"))
+        // Once in the ISR (or joining), nothing.
+        p.followerFetched(n2, fetchOffset: Offset(10), nowMs: 31_000)
+        #expect(p.expansion(after: n2, eligible: true) != nil)
+        #expect(p.outOfSyncReport(nowMs: 32_000, afterMs: 30_000, eligible: { $0 == self.n2 }).isEmpty)
+    }
+
     @Test func theHighWatermarkIsTheSmallestLogEndOfTheISR() {
         var p = leader()
         p.leaderAppended(logEnd: Offset(10))
