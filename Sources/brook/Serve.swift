@@ -158,6 +158,10 @@ struct Serve: ParsableCommand {
                 endpoints: advertised.map { BrokerInfo.Endpoint(name: $0.name, host: $0.host.isEmpty ? config.advertised.host : $0.host, port: $0.port) },
                 rack: config.brokerRack)
             options.heartbeatIntervalMs = config.brokerHeartbeatIntervalMs
+            // A request to a controller that does not answer (paused, or no longer active) is given
+            // up within half a session, leaving time to heartbeat to another before the session
+            // ends (Kafka's controller.quorum.request.timeout.ms is 2 s beside a 9 s session).
+            options.requestTimeoutMs = min(options.requestTimeoutMs, max(500, config.brokerSessionTimeoutMs / 2))
             options.cleanShutdown = broker.previousShutdownWasClean
             let topics = broker.topics
             options.offlineReplicas = {

@@ -77,6 +77,38 @@ struct ControllerHarness {
 @Suite struct ClusterControllerTests {
     let n1 = NodeID(1), n2 = NodeID(2), n3 = NodeID(3)
 
+    /// Fault campaign, seed 77001: a controller that became active on a node just restarted
+    /// stood still for longer than a session and then fenced every broker at its first
+    /// decision. A stall of the controller's own ticks is not the brokers' silence; a broker
+    /// that does stop heartbeating is still fenced, even by a controller whose ticks are late.
+    @Test func aControllerThatStoodStillFencesNoBrokerForIt() {
+        var config = ControllerConfig()
+        config.sessionTimeoutMs = 2000
+        var h = ControllerHarness(config: config)
+        h.startBrokers(3)
+        h.advance(1000)
+        let entries = h.log.count
+        // Five seconds without a tick (nor a heartbeat read), then a tick.
+        h.now += 5000
+        h.commit(h.controller.tick(nowMs: h.now))
+        #expect(h.log.count == entries, "no broker fenced for the controller's own stall")
+        #expect(h.image.brokers.values.allSatisfy { !$0.fenced })
+        // Heartbeats resume, but broker 3's do not: it is fenced within its session.
+        h.advance(2500, silent: [n3])
+        #expect(h.image.brokers[n3]?.fenced == true)
+        #expect(h.image.brokers[n1]?.fenced == false && h.image.brokers[n2]?.fenced == false)
+        // Ticks always late (every 700 ms, a quarter session being 500 ms) still fence a silent broker.
+        var late = ControllerHarness(config: config)
+        late.startBrokers(2)
+        for _ in 0..<12 {
+            late.now += 700
+            late.heartbeatAll(except: [n2])
+            late.commit(late.controller.tick(nowMs: late.now))
+        }
+        #expect(late.image.brokers[n2]?.fenced == true)
+        #expect(late.image.brokers[n1]?.fenced == false)
+    }
+
     @Test func aBrokerIsFencedUntilItCaughtUpWithItsRegistration() {
         var h = ControllerHarness()
         let request = BrokerRegistrationRequest(id: n1, incarnation: KafkaUUID(high: 1, low: 1), endpoints: [])
