@@ -38,6 +38,7 @@ for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && br
 s="--bootstrap-server 127.0.0.1:$port"
 check "serve makes its log dir with its parents, says where it listens and keeps its data" grep -q "listening on .*$port.*data in $work/nested/broker" "$work/broker.log"
 check "serve is the one voter of its own metadata quorum" test -d "$work/nested/broker/__cluster_metadata-0"
+check "log dump --cluster-metadata-decoder prints the metadata log's records" bash -c "'$brook' log dump --cluster-metadata-decoder '$work/nested/broker/__cluster_metadata-0/log/00000000000000000000.log' | grep -q 'RegisterBrokerRecord(broker 1'"
 check "its controller answers on the CONTROLLER listener given" bash -c "'$brook' cluster describe --controller 127.0.0.1:$cport | grep -q '^broker=1 .*fenced=false'"
 check "topic create" "$brook" topic create cli --partitions 2 --config retention.ms=3600000 $s
 check "topic list" bash -c "'$brook' topic list $s | grep -qx cli"

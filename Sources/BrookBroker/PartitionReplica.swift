@@ -18,8 +18,8 @@ struct ReplicaState {
     /// An AlterPartition request is on its way (its proposal in flight in `leading`).
     var proposalOutstanding = false
     var proposalSentMs: Int64 = 0
-    /// When `outOfSyncNotice` last said something.
-    var outOfSyncNoticeMs: Int64 = .min
+    /// When `outOfSyncNotice` last said something (nil: never).
+    var outOfSyncNoticeMs: Int64?
 
     var highWatermark: Offset { leading?.highWatermark ?? followerHighWatermark }
 
@@ -207,7 +207,8 @@ extension Partition {
     /// described (PartitionReplication.outOfSyncReport), at most once per `afterMs`.
     public func outOfSyncNotice(nowMs: Int64, afterMs: Int64 = 30_000, eligible: (NodeID) -> Bool) -> String? {
         state.withLock { s in
-            guard let leading = s.replica?.leading, nowMs - s.replica!.outOfSyncNoticeMs >= afterMs else { return nil }
+            guard let leading = s.replica?.leading else { return nil }
+            if let said = s.replica!.outOfSyncNoticeMs, nowMs - said < afterMs { return nil }
             let report = leading.outOfSyncReport(nowMs: nowMs, afterMs: afterMs, eligible: eligible)
             guard !report.isEmpty else { return nil }
             s.replica!.outOfSyncNoticeMs = nowMs

@@ -12,10 +12,14 @@ public struct SegmentDump {
     }
 
     public let printRecords: Bool
+    /// How a record's key and value are printed instead of as text (Kafka's
+    /// `--cluster-metadata-decoder`: the metadata log's entries as records).
+    public let decoder: (([UInt8]?, [UInt8]?) -> String)?
     let emit: (String) -> Void
 
-    public init(printRecords: Bool, emit: @escaping (String) -> Void) {
-        self.printRecords = printRecords
+    public init(printRecords: Bool, decoder: (([UInt8]?, [UInt8]?) -> String)? = nil, emit: @escaping (String) -> Void) {
+        self.printRecords = printRecords || decoder != nil
+        self.decoder = decoder
         self.emit = emit
     }
 
@@ -80,6 +84,10 @@ public struct SegmentDump {
                 let offset = header.baseOffset + Int64(record.offsetDelta)
                 let timestamp = header.attributes.isLogAppendTime ? header.maxTimestamp.ms : header.baseTimestamp.ms &+ record.timestampDelta
                 let sequence = header.baseSequence < 0 ? -1 : header.baseSequence &+ record.offsetDelta
+                if let decoder {
+                    emit("| offset: \(offset) " + decoder(record.key.map { Array(records[$0]) }, record.value.map { Array(records[$0]) }))
+                    return
+                }
                 let headers = record.headers.map { "\(text($0.key))=\(text($0.value))" }.joined(separator: ",")
                 emit("| offset: \(offset) \(header.attributes.isLogAppendTime ? "LogAppendTime" : "CreateTime"): \(timestamp) "
                     + "keySize: \(record.key?.count ?? -1) valueSize: \(record.value?.count ?? -1) sequence: \(sequence) "

@@ -1,4 +1,6 @@
 import ArgumentParser
+import BrookCluster
+import BrookRaft
 import BrookStorage
 
 #if canImport(Glibc)
@@ -17,9 +19,15 @@ struct LogDump: ParsableCommand {
     @Flag(name: .customLong("print-data-log"), help: "Also print every record's key, value and headers.")
     var printDataLog = false
 
+    @Flag(name: .customLong("cluster-metadata-decoder"),
+          help: "The files are the metadata log's (__cluster_metadata-0/log): print each entry's metadata records.")
+    var clusterMetadata = false
+
     func run() throws {
         var problems = 0
-        let dump = SegmentDump(printRecords: printDataLog) { print($0) }
+        var decoder: (([UInt8]?, [UInt8]?) -> String)?
+        if clusterMetadata { decoder = { key, value in Self.metadataEntry(key: key, value: value) } }
+        let dump = SegmentDump(printRecords: printDataLog, decoder: decoder) { print($0) }
         for file in files {
             do {
                 problems += try dump.dump(path: file).problems.count
@@ -29,6 +37,26 @@ struct LogDump: ParsableCommand {
             }
         }
         if problems > 0 { throw ExitCode(1) }
+    }
+}
+
+extension LogDump {
+    /// A metadata log record: its key is the Raft entry's kind, its value the entry.
+    static func metadataEntry(key: [UInt8]?, value: [UInt8]?) -> String {
+        guard let kind = key?.first.flatMap(Entry.Kind.init(rawValue:)) else { return "not a metadata log entry (key \(key ?? []))" }
+        switch kind {
+        case .noop: return "noop (a new leader's first entry)"
+        case .configuration: return "voters: \(Configuration(encoded: value ?? []).map { "\($0)" } ?? "unreadable")"
+        case .data:
+            do {
+                switch try MetadataEntry(decoding: value ?? []) {
+                case .records(let records): return "\(records.count) records: " + records.map { "\($0)" }.joined(separator: " | ")
+                case .opaque(let bytes): return "\(bytes.count) bytes, not metadata records"
+                }
+            } catch {
+                return "unreadable entry: \(error)"
+            }
+        }
     }
 }
 

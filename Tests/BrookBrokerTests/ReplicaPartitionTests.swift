@@ -254,6 +254,20 @@ import Testing
         #expect(answer.endOffset == Offset(-1))
     }
 
+    /// The leader's notice of an eligible replica out of its ISR: after 30 s of leadership, then
+    /// at most every 30 s. (Its first version overflowed on its first call, at every start.)
+    @Test func aReplicaOutOfTheISRIsNoticedEvery30Seconds() throws {
+        let (h, p) = try clusterPartition()
+        defer { h.close() }
+        lead(p, epoch: 1, replicas: [1, 2], isr: [1], nowMs: 0)
+        #expect(p.outOfSyncNotice(nowMs: 1_000, eligible: { _ in true }) == nil)
+        let said = p.outOfSyncNotice(nowMs: 31_000, eligible: { _ in true })
+        #expect(said?.hasPrefix("replica 2 has not fetched in leader epoch 1") == true)
+        #expect(p.outOfSyncNotice(nowMs: 40_000, eligible: { _ in true }) == nil)
+        #expect(p.outOfSyncNotice(nowMs: 61_000, eligible: { _ in true }) != nil)
+        #expect(p.outOfSyncNotice(nowMs: 200_000, eligible: { _ in false }) == nil, "a fenced broker is not expected back")
+    }
+
     @Test func aSingleNodeAnswersItsOneEpochAtTheHighWatermark() throws {
         let h = try BrokerHarness()
         defer { h.close() }
