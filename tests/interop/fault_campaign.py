@@ -232,6 +232,21 @@ class Outcome:
         return "\n".join(lines)
 
 
+def with_client_log(conf: dict, path: Path, contexts: str) -> dict:
+    """`conf` with librdkafka's `contexts` debug written to the file `path` (unless
+    BROOK_CAMPAIGN_DEBUG asks for every client's debug on stderr instead)."""
+    if os.environ.get("BROOK_CAMPAIGN_DEBUG"):
+        return conf
+    import logging
+    logger = logging.getLogger(f"client-log-{path}")
+    logger.propagate = False
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    return dict(conf, debug=contexts, logger=logger)
+
+
 def client_debug(conf: dict) -> dict:
     """`conf` with librdkafka's debug contexts named by BROOK_CAMPAIGN_DEBUG (eos, fetch, ...), if
     set: librdkafka writes them on stderr from its own threads, so a client call that never
@@ -289,11 +304,16 @@ class TxnThread:
     """A transactional producer's workload in a thread (`run`), stopped by `finish`; what went
     wrong in it is kept in `error`."""
 
-    def __init__(self, bootstrap: str, transactional_id: str, what: str) -> None:
+    def __init__(self, bootstrap: str, transactional_id: str, what: str, log: "Path | None" = None) -> None:
         from confluent_kafka import Producer as CkProducer
         self.what = what
-        self.producer = CkProducer(client_debug({"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
-                                                 "client.id": transactional_id, "transaction.timeout.ms": 60000, "message.timeout.ms": 60000}))
+        conf = {"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
+                "client.id": transactional_id, "transaction.timeout.ms": 60000, "message.timeout.ms": 60000}
+        if log is not None:
+            # The transactional producer's own account (librdkafka's eos debug), beside the
+            # nodes' logs: which request a fatal error or a stall came from.
+            conf = with_client_log(conf, log, "eos")
+        self.producer = CkProducer(client_debug(conf))
         self.error: "str | None" = None
         # The client call the thread is in (with when it began), said when it does not finish.
         self.stage = ("starting", time.monotonic())
@@ -326,8 +346,8 @@ class TxnWriter(TxnThread):
     """Transactions of 10 numbered records ("TXN:I") to `topic`, one after another, in a thread:
     each committed, or aborted when the client says the transaction must be."""
 
-    def __init__(self, bootstrap: str, topic: str, seed: int) -> None:
-        super().__init__(bootstrap, f"campaign-{seed}", "the transactional producer")
+    def __init__(self, bootstrap: str, topic: str, seed: int, log: "Path | None" = None) -> None:
+        super().__init__(bootstrap, f"campaign-{seed}", "the transactional producer", log=log)
         self.topic = topic
         self.committed: list = []
         self.aborted: list = []
@@ -344,6 +364,7 @@ class TxnWriter(TxnThread):
                 settle(lambda: self.producer.abort_transaction(60))
                 self.aborted.append(txn)
             txn += 1
+            self.producer.poll(0)  # serves its log (and delivery reports)
             time.sleep(0.05)
 
 
@@ -358,22 +379,16 @@ class TxnCopier(TxnThread):
 
     def __init__(self, bootstrap: str, name: str, sources: list, target: str, seed: int, log: "Path | None" = None) -> None:
         from confluent_kafka import Consumer as CkConsumer
-        super().__init__(bootstrap, f"campaign-{seed}-copier-{name}", f"copier {name}")
+        super().__init__(bootstrap, f"campaign-{seed}-copier-{name}", f"copier {name}",
+                         log=log.with_name(log.stem + "-producer.log") if log else None)
         self.name, self.sources, self.target = name, sources, target
         conf = {"bootstrap.servers": bootstrap, "group.id": f"campaign-{seed}-copier-{name}",
                 "client.id": f"campaign-{seed}-copier-{name}-consumer", "auto.offset.reset": "earliest", "enable.auto.commit": False,
                 "isolation.level": "read_committed"}
-        if log is not None and not os.environ.get("BROOK_CAMPAIGN_DEBUG"):
+        if log is not None:
             # The consumer's own account of its group, offsets and fetches, kept beside the
             # nodes' logs: where a copy made twice comes from is in it (seed 1713708041).
-            import logging
-            logger = logging.getLogger(f"copier-{name}-{seed}")
-            logger.propagate = False
-            handler = logging.FileHandler(log)
-            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-            logger.addHandler(handler)
-            logger.setLevel(logging.DEBUG)
-            conf.update({"debug": "cgrp,topic,fetch", "logger": logger})
+            conf = with_client_log(conf, log, "cgrp,topic,fetch")
         self.consumer = CkConsumer(client_debug(conf))
         self.committed: set = set()
         self.aborted: set = set()
@@ -389,6 +404,7 @@ class TxnCopier(TxnThread):
         attempt = 0
         while not self.stop.is_set():
             batch = [m for m in self.consumer.consume(num_messages=20, timeout=0.5) if not m.error()]
+            self.producer.poll(0)  # serves its log
             if not batch:
                 continue
             for m in batch:
@@ -683,7 +699,7 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
             txn_topic = f"{topic}-txn"
             admin.create_topics([NewTopic(txn_topic, 2, 3, config=topic_config)])[txn_topic].result(30)
             wait_healthy(cluster, txn_topic, 2)
-            writer = TxnWriter(bootstrap, txn_topic, seed)
+            writer = TxnWriter(bootstrap, txn_topic, seed, log=root / "txn-writer.log")
             writer.thread.start()
             if copiers:
                 x, y = f"{topic}-x", f"{topic}-y"
@@ -819,14 +835,19 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-check", "enable.auto.commit": False})
         consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         read: dict = {}
-        deadline = time.monotonic() + 120
-        while any(max(read.get(p, {0: None}).keys(), default=-1) < ends[p] for p in range(partitions)):
+        # The highest offset read per partition, kept as it goes: taking the max of everything
+        # read at each poll made the read-back quadratic, and a 200-round campaign's 235,000
+        # records did not fit in its deadline (it reported them unread).
+        highest = {p: -1 for p in range(partitions)}
+        deadline = time.monotonic() + 120 + len(producer.acked) / 2000
+        while any(highest[p] < ends[p] for p in range(partitions)):
             if time.monotonic() > deadline:
                 outcome.problems.append("could not read every partition to its last acknowledged offset")
                 break
             msg = consumer.poll(0.5)
             if msg is not None and not msg.error():
                 read.setdefault(msg.partition(), {})[msg.offset()] = msg.value().decode()
+                highest[msg.partition()] = max(highest[msg.partition()], msg.offset())
         consumer.close()
         # librdkafka acknowledges some records without an offset: those an idempotent producer
         # retried after a timeout, once a later batch of the partition succeeded (their
