@@ -351,3 +351,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 }
+
+extension ConnectionHandler {
+    /// Shared by every connection of the process.
+    static let warnings = RateLimitedLog()
+}

@@ -114,7 +114,7 @@ struct ProduceHandler: ApiHandler {
             case .producer(let code, let message):
                 // Refused as by a follower although the role said leader: a leadership that
                 // just changed (one ending, or a sequence gap right after one began).
-                if code == .notLeaderOrFollower { context.broker.logger.info("produce to \(partition.name) refused: \(message)") }
+                if code == .notLeaderOrFollower { Self.refusals.log(context.broker.logger, .info, "produce to \(partition.name) refused: \(message)") }
                 return (failure(data.index, code, message), nil)
             case .storage(.missingKeyOnCompactedTopic(let indexes)):
                 return (Self.keylessRefused(data.index, indexes, partition: partition.name), nil)
@@ -125,6 +125,9 @@ struct ProduceHandler: ApiHandler {
             }
         }
     }
+
+    /// Not-leader refusals, said at info: a leader change under many producers refuses many.
+    static let refusals = RateLimitedLog()
 
     /// Keyless records refused by a compacted topic, answered as Kafka does: INVALID_RECORD with
     /// a record error per keyless record (clients fail those and retry the others).
