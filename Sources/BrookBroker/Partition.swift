@@ -55,11 +55,15 @@ public final class Partition: Sendable {
     /// under this partition's lock: it must only hand the news on, not block or lock.
     let onIOError: @Sendable (StorageError) -> Void
 
+    /// The broker's clock (the log's too): the gap rule measures a leadership's age on it.
+    let clock: any Clock
+
     init(topic: String, index: Int32, logDirectory: String, log: sending PartitionLog, producers: ProducerState,
-         snapshotOffset: Offset, now: Int64, onIOError: @escaping @Sendable (StorageError) -> Void = { _ in }) {
+         snapshotOffset: Offset, now: Int64, clock: any Clock, onIOError: @escaping @Sendable (StorageError) -> Void = { _ in }) {
         self.topic = topic
         self.index = index
         self.logDirectory = logDirectory
+        self.clock = clock
         self.onIOError = onIOError
         state = Mutex(Locked(log: log, producers: producers, snapshotOffset: snapshotOffset, snapshotMs: now))
     }
@@ -153,7 +157,7 @@ public final class Partition: Sendable {
                     return Appended(result: result, logStart: s.log.logStartOffset, duplicate: true)
                 case .refuse(let code, let message):
                     if code == .outOfOrderSequenceNumber, let leading = s.replica?.leading,
-                       Self.gapFollowsLeaderChange(batch, s.producers, leading, nowMs: s.log.clock.monotonicMs()) {
+                       Self.gapFollowsLeaderChange(batch, s.producers, leading, nowMs: clock.monotonicMs()) {
                         throw .producer(.notLeaderOrFollower,
                                         "\(message), all written before this broker came to lead \(name): retry the earlier batches here")
                     }
@@ -397,7 +401,7 @@ extension Partition {
             throw error
         }
         let partition = Partition(topic: topic, index: index, logDirectory: directory, log: log, producers: producers,
-                                  snapshotOffset: snapshotOffset, now: now, onIOError: onIOError)
+                                  snapshotOffset: snapshotOffset, now: now, clock: clock, onIOError: onIOError)
         partition.become(role)
         return partition
     }

@@ -54,7 +54,7 @@ public final class PartitionLog {
     /// Everything below this offset is on disk (fsynced).
     public private(set) var recoveryPoint: Offset
     var segments: [LogSegment]
-    public let clock: any Clock
+    let clock: any Clock
     let logger: Logger
     var unflushedRecords: Int64 = 0
     private var lastFlush: Timestamp
