@@ -806,8 +806,10 @@ def run_campaign(root: Path, seed: int, rounds: int, partitions: int = 3, rate: 
                                         f"{len(writer.committed)} committed transactions; missing {lost}, unexpected {extra}")
             outcome.rounds.append(f"transactions: {len(writer.committed)} committed, {len(writer.aborted)} aborted")
             if ring:
-                # The copiers go on until neither has copied anything for 5 s (or 120 s).
-                deadline = time.monotonic() + 120
+                # The copiers go on until neither has copied anything for 5 s (or 120 s, and 3 s
+                # more a round: a 200-round run left copier a 10,820 records behind at 120 s,
+                # copying all the while).
+                deadline = time.monotonic() + 120 + 3 * rounds
                 while time.monotonic() < deadline and time.monotonic() - max(c.last_copy for c in ring) < 5:
                     time.sleep(0.5)
                 for copier in ring:
