@@ -228,6 +228,14 @@ class Outcome:
                  f"{self.failed_deliveries} deliveries failed (not acknowledged, so not checked)"]
         lines += [f"  round {i}: {r}" for i, r in enumerate(self.rounds)]
         lines += [f"  PROBLEM: {p}" for p in self.problems[:20]]
+        if len(self.problems) > 20:
+            # The rest by kind (numbers taken out), so that a long run's list says what it holds.
+            import re
+            kinds: dict = {}
+            for p in self.problems:
+                kind = re.sub(r"[0-9]+", "N", p)[:100]
+                kinds[kind] = kinds.get(kind, 0) + 1
+            lines += [f"  {count} of: {kind}" for kind, count in sorted(kinds.items(), key=lambda k: -k[1])[:10]]
         lines.append("  OK: every acknowledged record read back once, in order" if self.ok else f"  {len(self.problems)} problems")
         return "\n".join(lines)
 
