@@ -442,9 +442,22 @@ class TxnCopier(TxnThread):
             self.stage = (f"abort_transaction of {txn}", time.monotonic())
             settle(lambda: self.producer.abort_transaction(60))
             self.aborted.add(txn)
-            for tp in self.consumer.committed(self.consumer.assignment(), timeout=60):
+            for tp in self.committed_offsets():
                 self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0))
                 self.last_read.pop(f"{tp.topic}-{tp.partition}", None)
+
+    def committed_offsets(self) -> list:
+        """The group's committed offsets of the assignment, asked again while the coordinator
+        moves (NOT_COORDINATOR and the like are retriable; a 200-round run's copier died of one)."""
+        from confluent_kafka import KafkaException
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                return self.consumer.committed(self.consumer.assignment(), timeout=30)
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def finish(self) -> bool:
         ended = super().finish()
