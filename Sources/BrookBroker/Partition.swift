@@ -245,8 +245,14 @@ public final class Partition: Sendable {
     /// A request's current leader epoch checked against ours (-1: not given, always fine).
     public func checkLeaderEpoch(_ current: LeaderEpoch) -> ErrorCode? {
         guard isLeader else { return .notLeaderOrFollower }
-        guard current != LeaderEpoch(-1), current != leaderEpoch else { return nil }
-        return current > leaderEpoch ? .unknownLeaderEpoch : .fencedLeaderEpoch
+        return Self.epochMismatch(current, leading: leaderEpoch)
+    }
+
+    /// A request's current leader epoch against the one this replica leads in: nil when they
+    /// agree or none was given (-1), else UNKNOWN_LEADER_EPOCH (newer) or FENCED_LEADER_EPOCH.
+    static func epochMismatch(_ current: LeaderEpoch, leading epoch: LeaderEpoch) -> ErrorCode? {
+        guard current != LeaderEpoch(-1), current != epoch else { return nil }
+        return current > epoch ? .unknownLeaderEpoch : .fencedLeaderEpoch
     }
 
     public struct ReadResult: Sendable {

@@ -412,19 +412,15 @@ extension Partition {
     /// consumer takes for a truncated log and answers by `auto.offset.reset`.
     public func lastOffset(forEpoch requested: LeaderEpoch, current: LeaderEpoch) -> (ErrorCode, (epoch: LeaderEpoch, endOffset: Offset)?) {
         state.withLock { s in
-            func fenced(_ epoch: LeaderEpoch) -> ErrorCode? {
-                guard current != LeaderEpoch(-1), current != epoch else { return nil }
-                return current > epoch ? .unknownLeaderEpoch : .fencedLeaderEpoch
-            }
             guard let replica = s.replica else {
                 // A single node (or a replica not yet told its role): the role alone decides.
                 guard case .leader(let epoch) = role else { return (.notLeaderOrFollower, nil) }
-                if let code = fenced(epoch) { return (code, nil) }
+                if let code = Self.epochMismatch(current, leading: epoch) { return (code, nil) }
                 guard requested >= LeaderEpoch(0), requested <= epoch else { return (.none, nil) }
                 return (.none, (epoch, Self.offsets(s).highWatermark))
             }
             guard let leading = replica.leading else { return (.notLeaderOrFollower, nil) }
-            if let code = fenced(leading.leaderEpoch) { return (code, nil) }
+            if let code = Self.epochMismatch(current, leading: leading.leaderEpoch) { return (code, nil) }
             if requested == leading.leaderEpoch { return (.none, (requested, s.log.logEndOffset)) }
             return (.none, replica.epochs.endOffset(for: requested, logEnd: s.log.logEndOffset))
         }
