@@ -288,7 +288,7 @@ public final class Partition: Sendable {
             let start = try s.log.deleteRecords(before: target)
             if var replica = s.replica {
                 replica.epochs.truncate(before: start)
-                saveEpochs(replica.epochs)
+                saveEpochs(replica.epochs, s.log)
                 s.replica = replica
             }
             return start
@@ -320,7 +320,7 @@ public final class Partition: Sendable {
             if s.log.logStartOffset > before, var replica = s.replica {
                 // Entries below the log start only: losing this write in a crash loses nothing.
                 replica.epochs.truncate(before: s.log.logStartOffset)
-                saveEpochs(replica.epochs, durable: false)
+                saveEpochs(replica.epochs, s.log, durable: false)
                 s.replica = replica
             }
         }

@@ -89,25 +89,23 @@ extension Partition {
 
     /// Leads in `epoch`: the epoch's first offset is the log end; followers start unknown.
     public func becomeLeader(_ info: PartitionInfo, config: ReplicationConfig, nowMs: Int64, node: NodeID) {
-        _ = prepareLeadership(info, config: config, nowMs: nowMs, node: node, durable: true)
+        prepareLeadership(info, config: config, nowMs: nowMs, node: node)
         finishLeadership(info)
     }
 
     /// The first half of `becomeLeader`: the leading state, with the new epoch's start in the
-    /// cache and its checkpoint written (durably only when `durable`). Until `finishLeadership`
-    /// the role is unchanged and every append is refused (a follower's, as this replica leads; a
-    /// client's, as the role is not yet leader), so nothing is stamped with the new epoch before
-    /// its checkpoint is durable: a caller that passes `durable: false` makes it so in between
-    /// (`ReplicaCheckpoints.syncLeaderEpochs` or a syncfs). Returns whether it wrote the
-    /// checkpoint.
-    public func prepareLeadership(_ info: PartitionInfo, config: ReplicationConfig, nowMs: Int64, node: NodeID, durable: Bool) -> Bool {
+    /// cache. No file is written: the log writes the checkpoint, durably, before its recovery
+    /// point passes a batch of the epoch (`PartitionLog.unsavedLeaderEpochs`), and a crash
+    /// before that is recovered from the batches' epochs (`loadReplicaState`). Until
+    /// `finishLeadership` the role is unchanged and every append is refused (a follower's, as
+    /// this replica leads; a client's, as the role is not yet leader).
+    public func prepareLeadership(_ info: PartitionInfo, config: ReplicationConfig, nowMs: Int64, node: NodeID) {
         state.withLock { s in
             var replica = s.replica ?? loadReplicaState(s.log)
             let end = s.log.logEndOffset
-            var wrote = false
             if replica.epochs.latestEpoch.map({ $0 < info.leaderEpoch }) ?? true {
                 replica.epochs.assign(info.leaderEpoch, startOffset: end)
-                wrote = saveEpochs(replica.epochs, durable: durable)
+                s.log.unsavedLeaderEpochs = replica.epochs
             }
             let high = min(replica.highWatermark, end)
             replica.leading = PartitionReplication(
@@ -115,7 +113,6 @@ extension Partition {
                 isr: info.isr.contains(node) ? info.isr : info.isr + [node], elr: info.elr, logEndOffset: end, highWatermark: high,
                 config: config, nowMs: nowMs)
             s.replica = replica
-            return wrote
         }
     }
 
@@ -228,13 +225,23 @@ extension Partition {
         // The epoch cache from its checkpoint; rebuilt from the log's batches when that is
         // missing or unreadable (an empty cache would skip the divergence check); epochs said to
         // start past the log end (a crash between the checkpoint and the log's flush) go.
+        // A leadership's entry reaches the file only before the recovery point passes its
+        // batches (`PartitionLog.unsavedLeaderEpochs`): the batches from the recovery point the
+        // log was opened with say the epochs a crash kept from it.
         var epochs = (try? ReplicaCheckpoints.readLeaderEpochs(directory: logDirectory)) ?? LeaderEpochCache()
         let before = epochs
         if epochs.entries.isEmpty && log.logEndOffset > log.logStartOffset {
             epochs = (try? LeaderEpochCache.rebuilt(from: log)) ?? epochs
+        } else {
+            epochs.truncate(from: log.logEndOffset + 1)
+            if log.recoveryPointAtOpen < log.logEndOffset {
+                try? epochs.extend(from: log, at: max(log.recoveryPointAtOpen, log.logStartOffset))
+            }
         }
         epochs.truncate(from: log.logEndOffset + 1)
-        if epochs != before { saveEpochs(epochs) }
+        // Saved with the log's next move of its recovery point (10,000 partitions opened after
+        // a kill would write 10,000 files first).
+        if epochs != before { log.unsavedLeaderEpochs = epochs }
         // The HW starts at 0 unless the replica manager restores the checkpointed one
         // (`restoreHighWatermark`); the leader's answers (or the followers' fetches) raise it.
         return ReplicaState(epochs: epochs, followerHighWatermark: .zero, leading: nil)
@@ -259,12 +266,14 @@ extension Partition {
 
     /// Returns whether the checkpoint was written.
     @discardableResult
-    func saveEpochs(_ epochs: LeaderEpochCache, durable: Bool = true) -> Bool {
+    func saveEpochs(_ epochs: LeaderEpochCache, _ log: PartitionLog, durable: Bool = true) -> Bool {
         do { try ReplicaCheckpoints.writeLeaderEpochs(epochs, directory: logDirectory, durable: durable) } catch {
-            // The cache is rebuilt from the batches' epochs only when lost; losing it is safe but
-            // makes a later divergence truncate to the HW.
+            // Tried again before the log's recovery point moves (a flush then fails as this did).
+            log.unsavedLeaderEpochs = epochs
             return false
         }
+        // What is left unsaved is the newest cache.
+        log.unsavedLeaderEpochs = durable ? nil : log.unsavedLeaderEpochs.map { _ in epochs }
         return true
     }
 
@@ -346,7 +355,7 @@ extension Partition {
                     replica.epochs.assign(batch.leaderEpoch, startOffset: batch.baseOffset)
                     changed = true
                 }
-                if changed { saveEpochs(replica.epochs) }
+                if changed { saveEpochs(replica.epochs, s.log) }
             }
             let before = replica.followerHighWatermark
             replica.followerHighWatermark = max(replica.followerHighWatermark, min(leaderHighWatermark, s.log.logEndOffset))
@@ -383,7 +392,7 @@ extension Partition {
             // Even at the log end: an epoch begun here as leader but never written goes.
             replica.epochs.truncate(from: min(cut, end))
             replica.followerHighWatermark = min(replica.followerHighWatermark, s.log.logEndOffset)
-            saveEpochs(replica.epochs)
+            saveEpochs(replica.epochs, s.log)
             s.replica = replica
             return s.log.logEndOffset
         }
@@ -397,7 +406,7 @@ extension Partition {
                   leaderLogStart > s.log.logStartOffset, leaderLogStart <= s.log.logEndOffset else { return }
             let start = try s.log.deleteRecords(before: leaderLogStart)
             replica.epochs.truncate(before: start)
-            saveEpochs(replica.epochs)
+            saveEpochs(replica.epochs, s.log)
             s.replica = replica
         }
     }
@@ -444,7 +453,7 @@ extension Partition {
                                                                            logger: Logger(label: "brook.partition"))
             replica.epochs.truncate(from: .zero)
             replica.followerHighWatermark = leaderLogStart
-            saveEpochs(replica.epochs)
+            saveEpochs(replica.epochs, s.log)
             s.replica = replica
             return s.log.logEndOffset
         }

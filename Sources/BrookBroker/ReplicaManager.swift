@@ -259,11 +259,14 @@ public final class ReplicaManager: Sendable {
                 broker.logger.error("cannot host topic \(topic.name) of the cluster's metadata: \(error)")
             }
         }
+        let began = broker.clock.monotonicMs()
         prepare(taken.map(\.0))
-        makeDurable(taken.map(\.0))
         for (leadership, topic, index, before) in taken {
             leadership.partition.finishLeadership(leadership.info)
             coordinatorsFollow(topic, index, from: before, to: leadership.partition.role)
+        }
+        if taken.count > Self.leadershipsLoggedMin {
+            broker.logger.info("took \(taken.count) leaderships at metadata offset \(image.offset) in \(broker.clock.monotonicMs() - began) ms")
         }
         applied.withLock { $0 = max($0, image.offset) }
         releaseWaiters()
@@ -316,15 +319,12 @@ public final class ReplicaManager: Sendable {
         }
     }
 
-    /// A leadership taken by an image, to prepare (`Partition.prepareLeadership`), make durable
-    /// and finish.
+    /// A leadership taken by an image, to prepare (`Partition.prepareLeadership`) and finish.
     final class Leadership: Sendable {
         let partition: Partition
         let info: PartitionInfo
         let replication: ReplicationConfig
         let nowMs: Int64
-        /// Its epoch checkpoint was written without an fsync (set by `prepare`).
-        let wroteCheckpoint = Mutex(false)
         init(partition: Partition, info: PartitionInfo, replication: ReplicationConfig, nowMs: Int64) {
             self.partition = partition
             self.info = info
@@ -333,51 +333,26 @@ public final class ReplicaManager: Sendable {
         }
     }
 
-    /// Prepares `leaderships` side by side (each writes its partition's epoch checkpoint: a
-    /// rename each, which the file system takes in parallel), on the broker's recovery threads.
+    /// Prepares `leaderships` side by side on the broker's recovery threads (a replica's first
+    /// leadership since its start reads its epoch checkpoint and, after a crash, its log's tail).
     func prepare(_ leaderships: [Leadership]) {
         let node = self.node
         let threads = max(1, min(broker.topics.recoveryThreads, leaderships.count))
         DispatchQueue.concurrentPerform(iterations: threads) { worker in
             for i in stride(from: worker, to: leaderships.count, by: threads) {
                 let l = leaderships[i]
-                let wrote = l.partition.prepareLeadership(l.info, config: l.replication, nowMs: l.nowMs, node: node, durable: false)
-                l.wroteCheckpoint.withLock { $0 = wrote }
+                l.partition.prepareLeadership(l.info, config: l.replication, nowMs: l.nowMs, node: node)
             }
         }
     }
 
-    /// Leaderships of one image whose checkpoints were written without an fsync: above this
-    /// many, one syncfs per log dir makes them durable, instead of two fsyncs each (5,000
-    /// partitions at a start took 7 s of fsyncs).
-    static let checkpointsSyncedOneByOneMax = 32
-
-    /// Makes the epoch checkpoints of `leaderships` durable.
-    func makeDurable(_ leaderships: [Leadership]) {
-        let written = leaderships.filter { $0.wroteCheckpoint.withLock { $0 } }
-        guard !written.isEmpty else { return }
-        if written.count > Self.checkpointsSyncedOneByOneMax {
-            // The log dirs holding them (syncfs takes any path of a filesystem).
-            let logDirs = Set(written.map { leadership in
-                let path = leadership.partition.logDirectory
-                return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
-            })
-            for dir in logDirs.sorted() {
-                do { try FileSystem.syncFilesystem(dir) } catch { broker.logger.error("cannot make the epoch checkpoints in \(dir) durable: \(error)") }
-            }
-            return
-        }
-        for leadership in written {
-            do { try ReplicaCheckpoints.syncLeaderEpochs(directory: leadership.partition.logDirectory) } catch {
-                broker.logger.error("\(leadership.partition.name): cannot make its epoch checkpoint durable: \(error)")
-            }
-        }
-    }
+    /// Images taking more leaderships than this say how long they took.
+    static let leadershipsLoggedMin = 32
 
     /// Brings one partition's role in line with the image: a new leadership (or epoch) starts
     /// the leader's tracking of its followers; the same leadership only takes the ISR. With
-    /// `deferring`, a new leadership is only returned: the caller prepares it, makes its
-    /// checkpoint durable, then finishes it.
+    /// `deferring`, a new leadership is only returned: the caller prepares it (many side by
+    /// side), then finishes it.
     @discardableResult
     func update(_ partition: Partition, to info: PartitionInfo, _ replication: ReplicationConfig, deferring: Bool = false) -> Leadership? {
         let now = broker.clock.monotonicMs()

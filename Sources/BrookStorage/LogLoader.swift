@@ -76,6 +76,7 @@ extension PartitionLog {
         // A recovered tail is valid but not necessarily on disk: the recovery point stays where
         // it was (so a second crash scans it again) instead of paying an fsync of the whole tail.
         log.setRecoveryPoint(recovered ? min(checkpoint.recoveryPoint, log.logEndOffset) : log.logEndOffset)
+        log.recoveryPointAtOpen = log.recoveryPoint
         // Written only when it changes (a clean close leaves it as a clean open finds it).
         if !checkpoint.read || checkpoint.logStartOffset != log.logStartOffset || checkpoint.recoveryPoint != log.recoveryPoint {
             try log.writeCheckpoint(durable: durable)

@@ -19,18 +19,11 @@ public enum ReplicaCheckpoints {
 
     // MARK: leader epochs
 
-    /// Without `durable` the file is replaced but not fsynced: `syncLeaderEpochs` (or a syncfs
-    /// of its filesystem) must follow before anything relies on it.
+    /// Without `durable` the file is replaced but not fsynced (entries whose loss in a crash loses
+    /// nothing, or a syncfs of its file system follows).
     public static func writeLeaderEpochs(_ cache: LeaderEpochCache, directory: String, durable: Bool = true) throws(StorageError) {
         let lines = cache.entries.map { "\($0.epoch.value) \($0.startOffset.value)" }
         try write(lines, to: directory + "/" + leaderEpochFileName, durable: durable)
-    }
-
-    /// Makes a leader-epoch checkpoint written without `durable` durable: the file, then its
-    /// rename in the directory.
-    public static func syncLeaderEpochs(directory: String) throws(StorageError) {
-        try FileSystem.syncFile(directory + "/" + leaderEpochFileName)
-        try FileSystem.syncDirectory(directory)
     }
 
     /// The cache recorded in `directory`; empty when there is none yet.
@@ -141,12 +134,19 @@ extension LeaderEpochCache {
     /// unreadable, as Kafka rebuilds it at load. Reads the whole log once.
     public static func rebuilt(from log: PartitionLog) throws(StorageError) -> LeaderEpochCache {
         var cache = LeaderEpochCache()
-        try log.forEachBatch(from: log.logStartOffset) { header, _ in
-            let epoch = header.partitionLeaderEpoch
-            if epoch >= LeaderEpoch(0), cache.latestEpoch.map({ epoch > $0 }) ?? true {
-                cache.assign(epoch, startOffset: header.baseOffset)
-            }
-        }
+        try cache.extend(from: log, at: log.logStartOffset)
         return cache
+    }
+
+    /// Adds the epochs newer than the latest that the batches from `offset` on carry (a log's
+    /// tail past the epochs its checkpoint has).
+    public mutating func extend(from log: PartitionLog, at offset: Offset) throws(StorageError) {
+        try log.forEachBatch(from: offset) { header, _ in
+            let epoch = header.partitionLeaderEpoch
+            guard epoch >= LeaderEpoch(0), latestEpoch.map({ epoch > $0 }) ?? true else { return }
+            // An entry past this batch would be a checkpoint ahead of its log: not added to.
+            guard entries.last.map({ $0.startOffset <= header.baseOffset }) ?? true else { return }
+            assign(epoch, startOffset: header.baseOffset)
+        }
     }
 }

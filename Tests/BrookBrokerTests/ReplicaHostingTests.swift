@@ -43,16 +43,16 @@ import Testing
         (0..<3).map { FileManager.default.fileExists(atPath: "\(h.directory)/t-\($0)") }
     }
 
-    /// An image that makes this broker lead many partitions (every one at a start) makes their
-    /// epoch checkpoints durable together, then puts the leaderships in force: each partition
-    /// leads in its epoch, takes produces, and its checkpoint names the epoch; a few go one by one.
-    @Test func leadershipsOfOneImageTakeEffectOnceTheirCheckpointsAreWritten() throws {
+    /// An image that makes this broker lead many partitions (every one at a start) writes no
+    /// file for them: each leads in its epoch at once and takes produces; its epoch checkpoint is
+    /// written when its log's recovery point moves (a flush here), the others' stay as they were.
+    @Test func leadershipsOfOneImageWriteTheirCheckpointsWithTheirLogs() throws {
         let h = try BrokerHarness([("process.roles", "broker,controller")])
         defer { h.close() }
         h.broker.cluster.attach(forward: { _, done in done(.success([])) }, alterPartition: { _, _, done in done(.none, nil) })
         let manager = ReplicaManager(broker: h.broker, node: n1)
         defer { manager.stop() }
-        for (round, (count, name)) in [(ReplicaManager.checkpointsSyncedOneByOneMax + 8, "many"), (3, "few")].enumerated() {
+        for (round, (count, name)) in [(ReplicaManager.leadershipsLoggedMin + 8, "many"), (3, "few")].enumerated() {
             let id = KafkaUUID(high: 0x42, low: UInt64(count))
             var records: [MetadataRecord] = [.topic(TopicRecord(name: name, topicId: id))]
             for index in 0..<Int32(count) {
@@ -69,14 +69,19 @@ import Testing
             try image.apply(records, at: MetadataOffset(Int64(round + 1)))
             manager.imageChanged(image)
             manager.drain()
-            for index in 0..<Int32(count) {
+            let named = { (index: Int32) throws -> [LeaderEpochCache.Entry] in
                 let p = try #require(h.broker.topics.partition(name, index))
-                #expect(p.role == .leader(LeaderEpoch(3)))
-                let epochs = try ReplicaCheckpoints.readLeaderEpochs(directory: p.logDirectory)
-                #expect(epochs.entries == [LeaderEpochCache.Entry(epoch: LeaderEpoch(3), startOffset: .zero)])
+                return try ReplicaCheckpoints.readLeaderEpochs(directory: p.logDirectory).entries
+            }
+            for index in 0..<Int32(count) {
+                #expect(try #require(h.broker.topics.partition(name, index)).role == .leader(LeaderEpoch(3)))
+                #expect(try named(index).isEmpty)
             }
             let answer = try h.send(h.produceRequest(name, partition: 1, batches: [batch(["x"], timestamps: [1])], acks: 1), version: 9)
             #expect(answer.responses[0].partitionResponses[0].errorCode == 0)
+            try #require(h.broker.topics.partition(name, 1)).withLog { log throws(StorageError) in try log.flush() }
+            #expect(try named(1) == [LeaderEpochCache.Entry(epoch: LeaderEpoch(3), startOffset: .zero)])
+            #expect(try named(0).isEmpty)
         }
     }
 
