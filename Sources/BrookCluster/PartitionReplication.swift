@@ -51,6 +51,12 @@ public struct PartitionReplication: Sendable {
         public var lastCaughtUpMs: Int64
         var lastFetchMs: Int64
         var leaderEndAtLastFetch: Offset
+        /// The time of its last fetch when the controller refused it into the ISR (-1: never):
+        /// it is proposed again only after a later fetch, as Kafka proposes on a fetch. A replica
+        /// that stopped fetching (its log dir failed there) but whose last fetch reached an idle
+        /// partition's HW otherwise looked in sync for good, and was proposed, and refused
+        /// INELIGIBLE_REPLICA, four times a second for minutes (a fault campaign's node logs).
+        var refusedAtFetchMs: Int64 = -1
     }
 
     public let leader: NodeID
@@ -146,7 +152,7 @@ public struct PartitionReplication: Sendable {
         var next: [NodeID]?
         if !lagging.isEmpty {
             next = isr.filter { !lagging.contains($0) }
-        } else if let joining = replicas.first(where: { isInSync($0) && eligible($0) }) {
+        } else if let joining = replicas.first(where: { isInSync($0) && eligible($0) && fetchedSinceRefusal($0) }) {
             next = isr + [joining]
         }
         guard let next else { return nil }
@@ -160,7 +166,7 @@ public struct PartitionReplication: Sendable {
     /// step as the fetch, so the HW cannot pass the joining follower between the two: from here
     /// on it counts in the maximal ISR.
     public mutating func expansion(after replica: NodeID, eligible: Bool) -> ISRProposal? {
-        guard inFlight == nil, eligible, replicas.contains(replica), isInSync(replica) else { return nil }
+        guard inFlight == nil, eligible, replicas.contains(replica), isInSync(replica), fetchedSinceRefusal(replica) else { return nil }
         let proposal = ISRProposal(leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch, isr: isr + [replica])
         inFlight = proposal
         return proposal
@@ -196,7 +202,17 @@ public struct PartitionReplication: Sendable {
     /// (Kafka's AlterPartitionManager does the same). The caller sends it again, or metadata
     /// with a newer partition epoch ends it.
     public mutating func proposalRefused(_ proposal: ISRProposal) {
-        if inFlight == proposal { inFlight = nil }
+        guard inFlight == proposal else { return }
+        inFlight = nil
+        for joining in proposal.isr where !isr.contains(joining) {
+            if let fetched = followers[joining]?.lastFetchMs { followers[joining]!.refusedAtFetchMs = fetched }
+        }
+    }
+
+    /// Whether `replica` fetched since the controller last refused it into the ISR.
+    func fetchedSinceRefusal(_ replica: NodeID) -> Bool {
+        guard let follower = followers[replica] else { return true }
+        return follower.lastFetchMs > follower.refusedAtFetchMs
     }
 
     /// For tests and callers that know no proposal can be pending.

@@ -188,6 +188,26 @@ import Testing
         #expect(p.expansion(after: n3, eligible: true) == nil, "one in flight")
     }
 
+    /// The controller refused n3 into the ISR (INELIGIBLE_REPLICA: its log dir failed there, which
+    /// this leader cannot see). n3 stopped fetching at the idle partition's HW, so it looked in
+    /// sync for good: it was proposed, and refused, four times a second for minutes (a fault
+    /// campaign's node logs). It is proposed again only after it fetches again.
+    @Test func aReplicaRefusedIntoTheISRIsProposedAgainOnlyAfterItFetchesAgain() throws {
+        var p = leader(isr: [n1, n2], lagMs: 60_000)
+        p.leaderAppended(logEnd: Offset(10))
+        p.followerFetched(n2, fetchOffset: Offset(10), nowMs: 1)
+        p.followerFetched(n3, fetchOffset: Offset(10), nowMs: 1)
+        let proposed = p.proposal(nowMs: 2, eligible: { _ in true })
+        let grow = try #require(proposed)
+        p.proposalRefused(grow)
+        #expect(p.inFlight == nil)
+        #expect(p.proposal(nowMs: 3, eligible: { _ in true }) == nil)
+        #expect(p.proposal(nowMs: 5_000, eligible: { _ in true }) == nil)
+        #expect(p.expansion(after: n3, eligible: true) == nil)
+        p.followerFetched(n3, fetchOffset: Offset(10), nowMs: 5_001)
+        #expect(p.expansion(after: n3, eligible: true)?.isr == [n1, n2, n3])
+    }
+
     /// Seed 5149 of the cluster simulator: an answer whose state metadata had already brought
     /// left the proposal in flight for good, and the ISR never grew again.
     @Test func anAnswerEndsTheProposalEvenWhenMetadataCameFirst() {
