@@ -312,7 +312,8 @@ class TxnThread:
     """A transactional producer's workload in a thread (`run`), stopped by `finish`; what went
     wrong in it is kept in `error`."""
 
-    def __init__(self, bootstrap: str, transactional_id: str, what: str, log: "Path | None" = None) -> None:
+    def __init__(self, bootstrap: str, transactional_id: str, what: str, log: "Path | None" = None,
+                 contexts: str = "eos") -> None:
         from confluent_kafka import Producer as CkProducer
         self.what = what
         conf = {"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
@@ -320,7 +321,7 @@ class TxnThread:
         if log is not None:
             # The transactional producer's own account (librdkafka's eos debug), beside the
             # nodes' logs: which request a fatal error or a stall came from.
-            conf = with_client_log(conf, log, "eos")
+            conf = with_client_log(conf, log, contexts)
         self.producer = CkProducer(client_debug(conf))
         self.error: "str | None" = None
         # The client call the thread is in (with when it began), said when it does not finish.
@@ -355,7 +356,10 @@ class TxnWriter(TxnThread):
     each committed, or aborted when the client says the transaction must be."""
 
     def __init__(self, bootstrap: str, topic: str, seed: int, log: "Path | None" = None) -> None:
-        super().__init__(bootstrap, f"campaign-{seed}", "the transactional producer", log=log)
+        # Its message sets too: a 200-round run (seed 20261204) left it in commit_transaction's
+        # flush for good, its partition "draining" with no request in flight on any socket and
+        # its messages never timed out, and the eos log alone could not say which answer began it.
+        super().__init__(bootstrap, f"campaign-{seed}", "the transactional producer", log=log, contexts="eos,msg")
         self.topic = topic
         self.committed: list = []
         self.aborted: list = []
