@@ -289,43 +289,38 @@ public final class GroupService: Sendable {
     public func join(_ request: JoinRequest, on eventLoop: any EventLoop,
                      connection: ConnectionScope? = nil) -> EventLoopFuture<JoinResult> {
         let promise = eventLoop.makePromise(of: JoinResult.self)
-        if let code = notCoordinating(request.groupID) {
-            promise.succeed(JoinResult(error: code))
-            return promise.futureResult
-        }
-        // Judged again under the lock: the partition may have stopped leading since.
-        let held = run { s, now -> (Result<PendingID, CoordinationError>, Effects) in
-            if let code = notCoordinating(request.groupID, s) { return (.failure(CoordinationError(code: code)), Effects()) }
+        return holdWhileCoordinating(request.groupID, promise, connection: connection, refused: { JoinResult(error: $0) }) { s, now in
             let id = s.hold(.join(promise), group: request.groupID)
             logger.debug("join #\(id.value) group \(request.groupID) member '\(request.memberID)' instance \(request.instanceID ?? "-") client \(request.clientID) protocols \(request.protocols.map(\.name))")
-            return (.success(id), s.coordinator.join(request, pending: id, now: now))
+            return (id, s.coordinator.join(request, pending: id, now: now))
         }
-        guard case .success(let id) = held else {
-            if case .failure(let error) = held { promise.succeed(JoinResult(error: error.code)) }
-            return promise.futureResult
-        }
-        own(id, promise.futureResult, by: connection)
-        return promise.futureResult
     }
 
     public func sync(_ request: SyncRequest, on eventLoop: any EventLoop,
                      connection: ConnectionScope? = nil) -> EventLoopFuture<SyncResult> {
         let promise = eventLoop.makePromise(of: SyncResult.self)
-        if let code = notCoordinating(request.groupID) {
-            promise.succeed(SyncResult(error: code))
-            return promise.futureResult
-        }
-        let held = run { s, now -> (Result<PendingID, CoordinationError>, Effects) in
-            if let code = notCoordinating(request.groupID, s) { return (.failure(CoordinationError(code: code)), Effects()) }
+        return holdWhileCoordinating(request.groupID, promise, connection: connection, refused: { SyncResult(error: $0) }) { s, now in
             let id = s.hold(.sync(promise), group: request.groupID)
             logger.debug("sync #\(id.value) group \(request.groupID) member \(request.memberID) generation \(request.generation) assignments \(request.assignments.count)")
-            return (.success(id), s.coordinator.sync(request, pending: id, now: now))
+            return (id, s.coordinator.sync(request, pending: id, now: now))
         }
-        guard case .success(let id) = held else {
-            if case .failure(let error) = held { promise.succeed(SyncResult(error: error.code)) }
-            return promise.futureResult
+    }
+
+    /// A join or sync: `start` holds `promise` and hands the request to the coordinator, under
+    /// the lock in which this broker is found to coordinate `groupID` (the partition may stop
+    /// leading at any moment before); otherwise the promise gets `refused` with the code.
+    func holdWhileCoordinating<T: Sendable>(_ groupID: String, _ promise: EventLoopPromise<T>, connection: ConnectionScope?,
+                                            refused: (ErrorCode) -> T,
+                                            _ start: (inout State, Int64) -> (PendingID, Effects)) -> EventLoopFuture<T> {
+        let held = run { s, now -> (Result<PendingID, CoordinationError>, Effects) in
+            if let code = notCoordinating(groupID, s) { return (.failure(CoordinationError(code: code)), Effects()) }
+            let (id, effects) = start(&s, now)
+            return (.success(id), effects)
         }
-        own(id, promise.futureResult, by: connection)
+        switch held {
+        case .success(let id): own(id, promise.futureResult, by: connection)
+        case .failure(let error): promise.succeed(refused(error.code))
+        }
         return promise.futureResult
     }
 
