@@ -143,6 +143,15 @@ public final class Partition: Sendable {
             batch = ProducerBatch(header)
         }
         let roleEpoch = leaderEpoch
+        // Checked (and decompressed) before the lock, under the settings of the moment: only
+        // the offsets and the write need the lock.
+        let (config, version) = state.withLock { ($0.log.config, $0.log.configVersion) }
+        let validated: ValidatedBatches
+        do throws(StorageError) {
+            validated = try PartitionLog.validate(&records, origin: origin, config: config, configVersion: version, now: clock.now().ms)
+        } catch {
+            throw .storage(error)
+        }
         let appended = try state.withLock { (s: inout Locked) throws(AppendError) -> Appended in
             guard !s.closed else { throw .storage(.closed) }
             // In a cluster only the leader writes, with its own epoch, checked under the lock a
@@ -171,7 +180,11 @@ public final class Partition: Sendable {
                 }
             }
             let result: AppendResult
-            do throws(StorageError) { result = try s.log.append(&records, leaderEpoch: epoch, origin: origin) } catch { throw .storage(noted(error)) }
+            do throws(StorageError) {
+                result = try s.log.append(&records, validated: validated, leaderEpoch: epoch, origin: origin)
+            } catch {
+                throw .storage(noted(error))
+            }
             if let batch { s.producers.appended(batch, firstOffset: result.firstOffset, now: now) }
             s.replica?.leaderAppended(logEnd: s.log.logEndOffset)
             return Appended(result: result, logStart: s.log.logStartOffset, duplicate: false)

@@ -49,6 +49,8 @@ public struct TimestampedOffset: Sendable, Equatable {
 public final class PartitionLog {
     public let directory: String
     public private(set) var config: LogConfig
+    /// Counts changes of `config`: batches validated under an older one are validated again.
+    public private(set) var configVersion: UInt64 = 0
     /// The first offset a reader may ask for (advanced by retention and DeleteRecords).
     public private(set) var logStartOffset: Offset
     /// Everything below this offset is on disk (fsynced).
@@ -113,7 +115,10 @@ public final class PartitionLog {
     }
 
     /// Applies new settings (AlterConfigs); they take effect from the next append or roll.
-    public func update(config: LogConfig) { self.config = config }
+    public func update(config: LogConfig) {
+        self.config = config
+        configVersion &+= 1
+    }
 
     // MARK: append
 
@@ -125,12 +130,22 @@ public final class PartitionLog {
     public func append(_ records: inout ByteBuffer, leaderEpoch: LeaderEpoch = LeaderEpoch(0),
                        origin: AppendOrigin = .internal) throws(StorageError) -> AppendResult {
         guard !isClosed else { throw .closed }
-        guard records.readableBytes > 0 else { throw .invalidArgument("an append needs at least one batch") }
-        guard records.readableBytes <= Limits.batchBytesMax else {
-            throw .batchTooLarge(bytes: records.readableBytes, limit: Limits.batchBytesMax)
+        let validated = try Self.validate(&records, origin: origin, config: config, configVersion: configVersion, now: clock.now().ms)
+        return try append(&records, validated: validated, leaderEpoch: leaderEpoch, origin: origin)
+    }
+
+    /// The second step of an append whose batches were validated beforehand (`validate`, which
+    /// needs no lock: the broker runs it before taking the partition's, so decompressing one
+    /// request's batches holds up no other request to the partition). Batches validated under
+    /// settings that changed since are validated again.
+    public func append(_ records: inout ByteBuffer, validated: ValidatedBatches, leaderEpoch: LeaderEpoch = LeaderEpoch(0),
+                       origin: AppendOrigin = .internal) throws(StorageError) -> AppendResult {
+        guard !isClosed else { throw .closed }
+        var batches = validated.batches
+        if validated.configVersion != configVersion {
+            batches = try Self.validate(&records, origin: origin, config: config, configVersion: configVersion, now: clock.now().ms).batches
         }
-        var (batches, recompressed) = try typed { try records.withUnsafeReadableBytes { bytes in try validate(bytes, origin: origin) } }
-        if let recompressed { records = recompressed }
+        precondition(!batches.isEmpty, "a validated append holds a batch")
         let appendTime: Timestamp? = config.timestampType == .logAppendTime ? clock.now() : nil
         var next = logEndOffset
         records.withUnsafeMutableReadableBytes { bytes in
@@ -154,106 +169,6 @@ public final class PartitionLog {
         unflushedRecords += Int64(count)
         try flushIfDue()
         return AppendResult(firstOffset: firstOffset, lastOffset: lastOffset, recordCount: count, logAppendTime: appendTime)
-    }
-
-    /// Checks every batch of a produce request. When the topic's `compression.type` names a
-    /// codec, batches in another codec are rebuilt with it, and the rebuilt bytes are returned.
-    private func validate(_ bytes: UnsafeRawBufferPointer, origin: AppendOrigin) throws(StorageError) -> ([AppendedBatch], ByteBuffer?) {
-        let now = origin == .client ? clock.now().ms : 0
-        let timestamps = origin == .client && config.timestampType == .createTime ? timestampBounds(now: now) : nil
-        var batches: [AppendedBatch] = []
-        var rebuilt: ByteBuffer?  // made at the first batch that needs recompressing
-        var position = 0
-        // A compacted topic's keyless records, by index among all the request's records.
-        var keylessIndexes: [Int32] = []
-        var recordsBefore: Int32 = 0
-        while position < bytes.count {
-            let slice = UnsafeRawBufferPointer(rebasing: bytes[position...])
-            let header: RecordBatchHeader
-            var inflated: [UInt8]?
-            do { header = try RecordBatchValidator.validate(slice, check: .produce, inflated: &inflated, timestamps: timestamps) } catch {
-                if case .record(_, .timestamp(let ms)) = error { throw timestampRefused(ms, batch: batches.count, now: now) }
-                throw .invalidBatch(index: batches.count, error)
-            }
-            let original = UnsafeRawBufferPointer(rebasing: slice[0..<header.totalBytes])
-            let body = UnsafeRawBufferPointer(rebasing: original[RecordBatchHeader.Field.records...])
-            let isControl = header.attributes.isControl
-            if origin == .client {
-                guard !isControl else { throw .controlBatchFromClient(index: batches.count) }
-                if let timestamps { try checkMaxTimestamp(header, within: timestamps, batch: batches.count, now: now) }
-            }
-            if config.cleanupCompact && !isControl {
-                let keyless = inflated.map { $0.withUnsafeBytes { keylessRecords($0, count: header.recordCount) } }
-                    ?? keylessRecords(body, count: header.recordCount)
-                keylessIndexes += keyless.map { recordsBefore + $0 }
-            }
-            recordsBefore += Int32(clamping: header.recordCount)
-            var totalBytes = header.totalBytes
-            if let target = config.compression, target != header.attributes.compression, !isControl {
-                let level = config.compressionLevel
-                let result = inflated.map { $0.withUnsafeBytes { RecordBatchBuilder.recompressing(header, records: $0, codec: target, level: level) } }
-                    ?? RecordBatchBuilder.recompressing(header, records: body, codec: target, level: level)
-                let batch: [UInt8]
-                switch result {
-                case .success(let bytes): batch = bytes
-                case .failure(let error): throw .invalidBatch(index: batches.count, .compression(target, error))
-                }
-                if rebuilt == nil {
-                    var buffer = ByteBuffer()
-                    buffer.reserveCapacity(bytes.count + 64)
-                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[0..<position]))
-                    rebuilt = buffer
-                }
-                rebuilt!.writeBytes(batch)
-                totalBytes = batch.count
-            } else {
-                rebuilt?.writeBytes(original)
-            }
-            guard totalBytes <= config.maxMessageBytes else {
-                throw .batchTooLarge(bytes: totalBytes, limit: config.maxMessageBytes)
-            }
-            let start = rebuilt.map { $0.writerIndex - totalBytes } ?? position
-            batches.append(AppendedBatch(start: start, totalBytes: totalBytes, lastOffsetDelta: header.lastOffsetDelta,
-                                         lastOffset: header.lastOffset, maxTimestamp: header.maxTimestamp))
-            position += header.totalBytes
-        }
-        guard keylessIndexes.isEmpty else { throw .missingKeyOnCompactedTopic(records: keylessIndexes) }
-        return (batches, rebuilt)
-    }
-
-    /// A client's CreateTime bounds: `message.timestamp.before.max.ms` before and
-    /// `message.timestamp.after.max.ms` after `now` (saturated at Int64's ends).
-    private func timestampBounds(now: Int64) -> ClosedRange<Int64> {
-        let lowest = Int64(clamping: Int128(now) - Int128(config.timestampBeforeMaxMs))
-        let highest = Int64(clamping: Int128(now) + Int128(config.timestampAfterMaxMs))
-        return lowest...highest
-    }
-
-    /// Every record's timestamp is checked as Kafka checks them; the header's largest one too,
-    /// which Kafka does not: the time index and retention go by it, so a forged one would keep a
-    /// segment forever or have it deleted at once.
-    private func checkMaxTimestamp(_ header: RecordBatchHeader, within bounds: ClosedRange<Int64>, batch: Int,
-                                   now: Int64) throws(StorageError) {
-        let max = header.maxTimestamp.ms
-        guard max == -1 || bounds.contains(max) else { throw timestampRefused(max, batch: batch, now: now) }
-    }
-
-    private func timestampRefused(_ ms: Int64, batch: Int, now: Int64) -> StorageError {
-        .timestampOutOfRange(index: batch, timestamp: ms, now: now,
-                             beforeMaxMs: config.timestampBeforeMaxMs, afterMaxMs: config.timestampAfterMaxMs)
-    }
-
-    /// Compacted topics keep the last value per key, so a keyless record has no meaning there.
-    /// `records` is a batch's records section, decompressed.
-    /// The indexes (within the batch) of its records without a key.
-    private func keylessRecords(_ records: UnsafeRawBufferPointer, count: Int32) -> [Int32] {
-        var index = 0
-        var keyless: [Int32] = []
-        for i in 0..<count {
-            guard let record = try? RecordParser.parse(records, at: &index) else { break }
-            if record.key == nil { keyless.append(i) }
-        }
-        return keyless
     }
 
     func rollIfNeeded(adding bytes: Int, lastOffset: Offset) throws(StorageError) {

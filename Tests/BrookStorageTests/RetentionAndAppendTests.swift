@@ -167,6 +167,26 @@ import Testing
         #expect(throws: StorageError.self) { try LogConfig(["no.such.config": "1"]) }
     }
 
+    /// The broker validates a client's batches before it takes the partition's lock; settings
+    /// changed in between (here the topic became compacted) have them validated again under
+    /// the lock, so the append follows the settings of the moment it writes.
+    @Test func batchesValidatedUnderOlderSettingsAreValidatedAgain() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let log = try PartitionLog.open(directory: dir.partition, config: LogConfig(), logger: quietLogger)
+        var keyless = buffer(RecordBatchBuilder.build(baseOffset: .zero, records: [record(nil, "v")]))
+        let validated = try PartitionLog.validate(&keyless, origin: .client, config: log.config, configVersion: log.configVersion,
+                                                  now: SystemClock().now().ms)
+        log.update(config: try LogConfig(["cleanup.policy": "compact"]))
+        #expect(throws: StorageError.self) { try log.append(&keyless, validated: validated, origin: .client) }
+        #expect(log.logEndOffset == .zero)
+        // Under unchanged settings the validated batches are written as they are.
+        var keyed = buffer(RecordBatchBuilder.build(baseOffset: .zero, records: [record("k", "v")]))
+        let checked = try PartitionLog.validate(&keyed, origin: .client, config: log.config, configVersion: log.configVersion,
+                                                now: SystemClock().now().ms)
+        #expect(try log.append(&keyed, validated: checked, origin: .client).lastOffset == .zero)
+    }
+
     @Test func logAppendTimeIsStamped() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
