@@ -104,6 +104,11 @@ public final class Partition: Sendable {
         state.withLock { Self.offsets($0) }
     }
 
+    /// The offset the next record appended here gets.
+    public var logEndOffset: Offset {
+        state.withLock { $0.log.logEndOffset }
+    }
+
     static func offsets(_ s: borrowing Locked) -> Offsets {
         let end = s.log.logEndOffset
         let high = s.replica.map { min($0.highWatermark, end) } ?? end

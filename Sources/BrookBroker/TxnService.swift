@@ -165,6 +165,20 @@ public final class TxnService: Sendable {
         return isCluster ? written : []
     }
 
+    /// In a cluster, what an answer from states already in memory waits for: everything this
+    /// coordinator wrote to `transactionalID`'s partition of `__transaction_state`, on the ISR.
+    /// A write whose wait failed (COORDINATOR_NOT_AVAILABLE) stays in memory; its retry, answered
+    /// at once, told the client of a state a new coordinator might never see (AddPartitionsToTxn
+    /// retried after a timeout, then the producer's EndTxn met INVALID_TXN_STATE there). Kafka
+    /// keeps such a state pending until its write completes. Nothing to wait for when the ISR
+    /// has it all (the common case: the future is already complete).
+    func written(before transactionalID: String?) -> [InternalWrite] {
+        guard isCluster, let id = transactionalID, !id.isEmpty, let count = stateTopic.partitionCountNow else { return [] }
+        let index = InternalTopic.partitionIndex(for: id, partitions: count)
+        guard let partition = topics.partition(Self.stateTopic, Int32(index)) else { return [] }
+        return [InternalWrite(partition: partition, end: partition.logEndOffset)]
+    }
+
     /// In a cluster: the next producer id of the controller's blocks (nil until one has come).
     static func take(_ ids: inout IDBlock, _ next: inout IDBlock?) -> ProducerID? {
         if ids.nextID >= ids.reservedEnd, let block = next {
@@ -263,7 +277,10 @@ public final class TxnService: Sendable {
                 }
             }
             switch outcome {
-            case .ready(let pid, let epoch, _): return (InitResult(error: .none, producerID: pid, epoch: epoch), written)
+            case .ready(let pid, let epoch, _):
+                // A retry answered from memory (KIP-360) waits for what was written before it.
+                if written.isEmpty { written = self.written(before: transactionalID) }
+                return (InitResult(error: .none, producerID: pid, epoch: epoch), written)
             case .refused(let code): return (InitResult(error: code, producerID: .none, epoch: .none), [])
             case .abortFirst(let plan):
                 // In a cluster the markers go out on their own; the producer is told to retry
@@ -281,18 +298,20 @@ public final class TxnService: Sendable {
                               partitions: [TxnPartition]) -> (ErrorCode, [InternalWrite]) {
         for p in partitions where !topics.exists(p.topic, p.partition) { return (.unknownTopicOrPartition, []) }
         let now = self.now
-        return state.withLock { s in
-            if let code = notCoordinating(transactionalID, s) { return (code, []) }
+        let (code, writes, retry) = state.withLock { s -> (ErrorCode, [InternalWrite], Bool) in
+            if let code = notCoordinating(transactionalID, s) { return (code, [], false) }
             let before = s.coordinator
             let (code, m) = s.coordinator.addPartitions(transactionalID: transactionalID, producerID: producerID, epoch: epoch,
                                                         partitions: partitions, now: now)
-            guard let m else { return (code, []) }
-            do { return (code, try write([(transactionalID, m)])) } catch {
+            guard let m else { return (code, [], code == .none) }
+            do { return (code, try write([(transactionalID, m)]), false) } catch {
                 logger.error("writing transaction state of \(transactionalID): \(error)")
                 s.coordinator = before
-                return (.coordinatorNotAvailable, [])
+                return (.coordinatorNotAvailable, [], false)
             }
         }
+        // Nothing new (a retry): the answer waits for the states written before it.
+        return (code, retry ? written(before: transactionalID) : writes)
     }
 
     /// The `__consumer_offsets` partition that holds a group's offsets (the topic made if missing).
@@ -348,7 +367,8 @@ public final class TxnService: Sendable {
         }
         switch outcome {
         case .refused(let code): return (InitResult(error: code, producerID: .none, epoch: .none), [])
-        case .done(let pid, let epoch): return (InitResult(error: .none, producerID: pid, epoch: epoch), [])
+        case .done(let pid, let epoch):
+            return (InitResult(error: .none, producerID: pid, epoch: epoch), self.written(before: transactionalID))
         case .markers(let plan):
             complete(plan, after: written)
             return (InitResult(error: .none, producerID: plan.producerID, epoch: plan.epoch), written)
