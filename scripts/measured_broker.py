@@ -29,6 +29,15 @@ def proc_stat(pid: int) -> tuple[float, int, int]:
     return cpu, rss, len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def percentiles(values: list[float]) -> str:
+    """p50, p99 and the maximum of latencies in ms."""
+    if not values:
+        return "none"
+    values = sorted(values)
+    pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+    return f"p50 {pick(0.5):.2f} ms, p99 {pick(0.99):.2f} ms, max {values[-1]:.2f} ms ({len(values)} records)"
+
+
 class MeasuredBroker:
     """`with MeasuredBroker(brook, overrides, name="soak") as b:` b.bootstrap, b.proc, b.data, b.log_path."""
 

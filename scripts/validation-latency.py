@@ -26,17 +26,9 @@ import threading
 import time
 from pathlib import Path
 
-from measured_broker import MeasuredBroker, proc_stat
+from measured_broker import MeasuredBroker, percentiles, proc_stat
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def percentiles(values: list[float]) -> str:
-    if not values:
-        return "none"
-    values = sorted(values)
-    pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
-    return f"p50 {pick(0.5):.2f} ms, p99 {pick(0.99):.2f} ms, max {values[-1]:.2f} ms ({len(values)} records)"
 
 
 def load(bootstrap: str, codec: str, stop: threading.Event, sent: list) -> None:
