@@ -227,37 +227,8 @@ public struct GroupCoordinator: Sendable {
     public mutating func checkCommit(groupID: String, generation: Int32, memberID: String, instanceID: String?,
                                      offsets: [(TopicPartition, CommittedOffset)], now: Int64) -> CommitCheck {
         var check = CommitCheck()
-        guard Self.validID(groupID) else { check.groupError = .invalidGroupID; return check }
-        let simple = generation < 0 && memberID.isEmpty && instanceID == nil
-        if let entry = groups[groupID] {
-            switch entry.kind {
-            case .classic(let g):
-                if g.state == .dead {
-                    check.groupError = .coordinatorNotAvailable
-                } else if simple && g.state == .empty {
-                    break
-                } else if let instance = instanceID, let owner = g.staticMembers[instance], owner != memberID {
-                    check.groupError = .fencedInstanceID
-                } else if g.member(memberID) == nil {
-                    check.groupError = .unknownMemberID
-                } else if generation != g.generation {
-                    check.groupError = .illegalGeneration
-                } else if g.state == .completingRebalance {
-                    check.groupError = .rebalanceInProgress
-                }
-            case .consumer(let g):
-                if simple && g.isEmpty { break }
-                if let member = g.members[memberID] {
-                    if generation != member.memberEpoch { check.groupError = .staleMemberEpoch }
-                } else {
-                    check.groupError = .unknownMemberID
-                }
-            }
-        } else if !simple {
-            check.groupError = .illegalGeneration
-        } else if groups.count >= GroupLimits.groupsMax {
-            check.groupError = .coordinatorNotAvailable
-        }
+        check.groupError = committerError(groupID: groupID, generation: generation, memberID: memberID, instanceID: instanceID,
+                                          transactional: false)
         guard check.groupError == .none else { return check }
         let existing = groups[groupID]?.offsets.count ?? 0
         for (tp, committed) in offsets {
@@ -297,25 +268,39 @@ public struct GroupCoordinator: Sendable {
     /// generation (v0-2, or a client outside group management) the commit is taken, as Kafka
     /// takes it. `generation` is the classic generation or the KIP-848 member epoch.
     public func checkTxnCommit(groupID: String, generation: Int32, memberID: String, instanceID: String?) -> ErrorCode {
+        committerError(groupID: groupID, generation: generation, memberID: memberID, instanceID: instanceID, transactional: true)
+    }
+
+    /// The committer check of OffsetCommit and (`transactional`) TxnOffsetCommit, one function as
+    /// Kafka's validateOffsetCommit. A commit from outside group management (no generation, no
+    /// member, no instance) is taken by an empty group, and always with a transaction on a
+    /// classic group; otherwise the committer must be a member of the current generation (a
+    /// fenced static instance, an unknown member, an old generation are refused), and a classic
+    /// group between its join and its sync refuses plain commits. A KIP-848 member's stale epoch
+    /// is STALE_MEMBER_EPOCH, or ILLEGAL_GENERATION with a transaction (as Kafka answers).
+    func committerError(groupID: String, generation: Int32, memberID: String, instanceID: String?,
+                        transactional: Bool) -> ErrorCode {
         guard Self.validID(groupID) else { return .invalidGroupID }
-        let named = generation >= 0 || !memberID.isEmpty || instanceID != nil
+        let unnamed = generation < 0 && memberID.isEmpty && instanceID == nil
         guard let entry = groups[groupID] else {
-            if generation >= 0 { return .illegalGeneration }
+            // A named generation of a group that is not here is gone.
+            if transactional ? generation >= 0 : !unnamed { return .illegalGeneration }
             return groups.count >= GroupLimits.groupsMax ? .coordinatorNotAvailable : .none
         }
         switch entry.kind {
         case .classic(let g):
             if g.state == .dead { return .coordinatorNotAvailable }
-            if generation < 0 && g.state == .empty { return .none }
-            guard named else { return .none }
+            if g.state == .empty && generation < 0 && (transactional || unnamed) { return .none }
+            if transactional && unnamed { return .none }
             if let instance = instanceID, let owner = g.staticMembers[instance], owner != memberID { return .fencedInstanceID }
             guard g.member(memberID) != nil else { return .unknownMemberID }
-            return generation == g.generation ? .none : .illegalGeneration
+            guard generation == g.generation else { return .illegalGeneration }
+            return !transactional && g.state == .completingRebalance ? .rebalanceInProgress : .none
         case .consumer(let g):
-            if generation < 0 && g.isEmpty { return .none }
+            if g.isEmpty && generation < 0 && (transactional || unnamed) { return .none }
             guard let member = g.members[memberID] else { return .unknownMemberID }
-            // Kafka answers a stale member epoch of a transactional commit so.
-            return generation == member.memberEpoch ? .none : .illegalGeneration
+            guard generation == member.memberEpoch else { return transactional ? .illegalGeneration : .staleMemberEpoch }
+            return .none
         }
     }
 
