@@ -566,10 +566,22 @@ public final class TopicRegistry: Sendable {
                 s.partitionsCounted += loaded.hosted.count
             }
         }
-        for dir in logDirs {
-            do { try FileSystem.syncFilesystem(dir) } catch { throw TopicError(.kafkaStorageError, "cannot make \(dir) durable: \(error)") }
-        }
+        try makeLogDirsDurable()
         logger.info("opened \(records.count) topics from \(metadataPath); this broker may host \(partitionsMax) partitions (open-file limit \(FileSystem.openFileLimit()))")
+    }
+
+    /// The end of a load: each log dir made durable at once (its logs opened without fsyncs).
+    /// A dir whose disk fails here fails as it would a moment later (its replicas go offline,
+    /// the broker starts on the others), as Kafka's broker takes a log dir that fails while
+    /// loading offline; the first dir (the broker's own files) is fatal. A broker of the fault
+    /// campaign stopped at start when its second disk failed during this step.
+    func makeLogDirsDurable(_ sync: (String) throws(StorageError) -> Void = FileSystem.syncFilesystem) throws(TopicError) {
+        for dir in logDirs {
+            do { try sync(dir) } catch {
+                guard dir != logDirs[0] else { throw TopicError(.kafkaStorageError, "cannot make \(dir) durable: \(error)") }
+                health.queue.sync { failDirectory(dir, cause: "\(error)") }
+            }
+        }
     }
 
     /// Threads that close the logs at a shutdown (file writes and renames, no fsync).

@@ -56,6 +56,29 @@ import Testing
         #expect(told.withLock { $0.count } == 2 && told.withLock { $0[1].fatal })
     }
 
+    /// A log dir whose disk fails while a start makes the dirs durable (syncfs) fails as it
+    /// would at runtime: its replicas go offline and the broker starts on the others (a fault
+    /// campaign's broker stopped instead). The first dir failing there stops the start.
+    @Test func aLogDirFailingAtTheStartGoesOfflineAndTheBrokerStartsOnTheOthers() throws {
+        let root = makeTemporaryDirectory()
+        let h = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: root)
+        defer { h.close() }
+        try h.createTopic("t", partitions: 4)
+        let topics = h.broker.topics
+        let inB = topics.topic("t")!.hosted.filter { $0.logDirectory.hasPrefix("\(root)/b/") }.map(\.index).sorted()
+        #expect(inB.count == 2)
+        let failing = { (bad: String) -> (String) throws(StorageError) -> Void in
+            { dir throws(StorageError) in if dir == bad { throw .io(operation: "syncfs", path: dir, errno: EIO) } }
+        }
+        #expect(throws: TopicError.self) { try topics.makeLogDirsDurable(failing("\(root)/a")) }
+        #expect(topics.health.failedDirectories.isEmpty)
+        try topics.makeLogDirsDurable(failing("\(root)/b"))
+        #expect(topics.health.failedDirectories == ["\(root)/b"])
+        #expect(topics.offlineReplicas(limit: 10)?.map(\.index) == inB)
+        for index in inB { #expect(topics.partition("t", index) == nil) }
+        #expect(topics.topic("t")!.hosted.count == 2)
+    }
+
     /// A replica that closed (moved away, or its topic deleted) touches none of its files and
     /// fails no directory: work that took it before meets `.closed`, and an ENOENT it met from
     /// its deleted files is no disk failure. Nor is a full disk.
