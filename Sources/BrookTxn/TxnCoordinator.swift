@@ -286,15 +286,23 @@ public struct TxnCoordinator: Sendable {
     ///
     /// `monotonicMs` (a clock no wall-clock step moves; `now` when not given) measures the
     /// timeouts. An open transaction is reckoned to have begun, on that clock, when a tick
-    /// first sees it, minus its age by the wall clock then (0 to its timeout): called often
-    /// (every 100 ms), a new transaction's age is that small, and one loaded after a failover
-    /// keeps the age its start time gives it.
+    /// first sees it, minus its age by the wall clock then: called often (every 100 ms), a new
+    /// transaction's age is that small, and one loaded after a failover keeps the age its start
+    /// time gives it, unless that age is past the timeout or negative (clocks that disagree):
+    /// then it gets its whole timeout from now, at most one timeout late where the age was
+    /// true, never early.
     public mutating func tick(now: Int64, monotonicMs: Int64? = nil) -> (aborts: [MarkerPlan], removed: [String]) {
         let mono = monotonicMs ?? now
         var aborts: [MarkerPlan] = []
         var removed: [String] = []
         for (id, m) in txns where m.status == .ongoing && opened[id]?.startMs != m.startMs {
-            let age = min(max(now - m.startMs, 0), Int64(m.timeoutMs))
+            // An age past the timeout (or below 0) says the wall clocks disagree (the start was
+            // stamped by a coordinator whose clock was stepped back, or this one's was stepped
+            // since): it counts from now. Reckoned as the timeout, it aborted every transaction
+            // loaded from such a coordinator at once, and fenced live producers (a fault
+            // campaign: two of them in one 200-round run).
+            let wallAge = now - m.startMs
+            let age = wallAge >= 0 && wallAge <= Int64(m.timeoutMs) ? wallAge : 0
             opened[id] = (m.startMs, mono - age)
         }
         if mono - lastTimeoutCheck >= config.abortTimedOutIntervalMs {

@@ -529,6 +529,23 @@ struct CoordinatorHarness {
         #expect(h.coordinator.tick(now: wall + 61_000, monotonicMs: 11_001).aborts.map(\.transactionalID) == ["tx"])
     }
 
+    /// A transaction whose start was stamped by a coordinator with its clock stepped back (or
+    /// forward) looks older than its timeout (or unborn) to the next coordinator: it gets its
+    /// whole timeout from there. Reckoned as timed out, it was aborted at once and its live
+    /// producer fenced (a 200-round fault campaign, seed 90210: two producers fenced).
+    @Test func aLoadedTransactionWhoseAgeTheClocksDisagreeOnGetsItsWholeTimeout() throws {
+        for skew: Int64 in [282_000, -300_000] {
+            var h = CoordinatorHarness()
+            let g = try h.begin("tx", timeoutMs: 60_000)
+            #expect(h.add("tx", g, [orders0]) == .none)
+            let wall = h.now + skew
+            #expect(h.coordinator.tick(now: wall, monotonicMs: 1_000).aborts.isEmpty)
+            #expect(h.coordinator.tick(now: wall + 30_000, monotonicMs: 31_000).aborts.isEmpty)
+            #expect(h.status("tx") == .ongoing)
+            #expect(h.coordinator.tick(now: wall + 61_000, monotonicMs: 61_001).aborts.map(\.transactionalID) == ["tx"])
+        }
+    }
+
     @Test func idleTransactionalIDsExpireButOpenTransactionsDoNot() throws {
         var h = CoordinatorHarness {
             $0.transactionalIDExpirationMs = 100_000
