@@ -14,13 +14,20 @@ import Testing
 /// A failed log directory takes its replicas offline and leaves the others serving; the
 /// first directory, or the last healthy one, is fatal.
 @Suite struct LogDirFailureTests {
-    @Test func aFailedDirectoryTakesItsReplicasOfflineAndLeavesTheOthers() throws {
+    /// A broker with log dirs `ROOT/a` and `ROOT/b`, and topic "t" of 4 partitions over both:
+    /// the harness, ROOT, and the partitions in `b`.
+    func brokerOnTwoDirs() throws -> (BrokerHarness, String, [Int32]) {
         let root = makeTemporaryDirectory()
         let h = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: root)
-        defer { h.close() }
         try h.createTopic("t", partitions: 4)
+        let inB = h.broker.topics.topic("t")!.hosted.filter { $0.logDirectory.hasPrefix("\(root)/b/") }.map(\.index).sorted()
+        return (h, root, inB)
+    }
+
+    @Test func aFailedDirectoryTakesItsReplicasOfflineAndLeavesTheOthers() throws {
+        let (h, root, inB) = try brokerOnTwoDirs()
+        defer { h.close() }
         let topics = h.broker.topics
-        let inB = topics.topic("t")!.hosted.filter { $0.logDirectory.hasPrefix("\(root)/b/") }.map(\.index).sorted()
         let inA = topics.topic("t")!.hosted.filter { $0.logDirectory.hasPrefix("\(root)/a/") }.map(\.index).sorted()
         #expect(inA.count == 2 && inB.count == 2, "the partitions spread over both directories")
         let told = Mutex<[LogDirFailure]>([])
@@ -60,12 +67,9 @@ import Testing
     /// would at runtime: its replicas go offline and the broker starts on the others (a fault
     /// campaign's broker stopped instead). The first dir failing there stops the start.
     @Test func aLogDirFailingAtTheStartGoesOfflineAndTheBrokerStartsOnTheOthers() throws {
-        let root = makeTemporaryDirectory()
-        let h = try BrokerHarness([("log.dirs", "\(root)/a,\(root)/b")], directory: root)
+        let (h, root, inB) = try brokerOnTwoDirs()
         defer { h.close() }
-        try h.createTopic("t", partitions: 4)
         let topics = h.broker.topics
-        let inB = topics.topic("t")!.hosted.filter { $0.logDirectory.hasPrefix("\(root)/b/") }.map(\.index).sorted()
         #expect(inB.count == 2)
         let failing = { (bad: String) -> (String) throws(StorageError) -> Void in
             { dir throws(StorageError) in if dir == bad { throw .io(operation: "syncfs", path: dir, errno: EIO) } }
