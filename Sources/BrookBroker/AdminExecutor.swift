@@ -1,9 +1,10 @@
 import Dispatch
 import NIOCore
 
-/// Where topic changes run (CreateTopics, CreatePartitions, DeleteTopics): opening or removing
-/// thousands of partition directories takes seconds, which must not stall an event loop and the
-/// connections on it. Changes run one at a time, in the order they came.
+/// Where work runs off the event loops. Topic changes (CreateTopics, CreatePartitions,
+/// DeleteTopics; `QueueAdminExecutor`): opening or removing thousands of partition directories
+/// takes seconds, which must not stall an event loop and the connections on it; they run one
+/// at a time, in the order they came. Heavy request work (`ConcurrentExecutor`) runs in parallel.
 public protocol AdminExecutor: Sendable {
     func run<T: Sendable>(on eventLoop: any EventLoop, _ work: @escaping @Sendable () -> T) -> EventLoopFuture<T>
 }
@@ -11,6 +12,19 @@ public protocol AdminExecutor: Sendable {
 /// The broker's: one serial queue off the event loops.
 public struct QueueAdminExecutor: AdminExecutor {
     let queue = DispatchQueue(label: "brook.admin")
+    public init() {}
+
+    public func run<T: Sendable>(on eventLoop: any EventLoop, _ work: @escaping @Sendable () -> T) -> EventLoopFuture<T> {
+        let promise = eventLoop.makePromise(of: T.self)
+        queue.async { promise.succeed(work()) }
+        return promise.futureResult
+    }
+}
+
+/// Work moved off the event loops to run in parallel (large decompression): a concurrent queue,
+/// whose threads Dispatch bounds by the cores.
+public struct ConcurrentExecutor: AdminExecutor {
+    let queue = DispatchQueue(label: "brook.work", attributes: .concurrent)
     public init() {}
 
     public func run<T: Sendable>(on eventLoop: any EventLoop, _ work: @escaping @Sendable () -> T) -> EventLoopFuture<T> {

@@ -22,6 +22,8 @@ public final class Broker: Sendable {
     public let transactions: TxnService
     /// Where topic changes run, off the event loops.
     public let admin: any AdminExecutor
+    /// Where heavy request work runs, off the event loops (a large compressed produce).
+    public let work: any AdminExecutor
     /// The cluster this broker follows (`process.roles`); empty on a single node.
     public let cluster = ClusterMembership()
     /// Replication throttles (KIP-73), in a cluster.
@@ -33,11 +35,12 @@ public final class Broker: Sendable {
     static let cleanShutdownMarker = ".brook_cleanshutdown"
 
     public init(config: BrokerConfig, clock: any Clock = SystemClock(), logger: Logger,
-                admin: any AdminExecutor = QueueAdminExecutor()) throws {
+                admin: any AdminExecutor = QueueAdminExecutor(), work: any AdminExecutor = ConcurrentExecutor()) throws {
         self.config = config
         self.clock = clock
         self.logger = logger
         self.admin = admin
+        self.work = work
         self.topics = TopicRegistry(logDirs: config.logDirs, brokerDefaults: config.topicDefaults, clock: clock, logger: logger,
                                     initialRole: config.processRoles.isEmpty ? .leader(LeaderEpoch(0)) : .follower(leader: nil, epoch: .none),
                                     recoveryThreads: config.recoveryThreadsPerDataDir * config.logDirs.count)

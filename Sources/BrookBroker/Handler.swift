@@ -8,6 +8,10 @@ public enum Reply<Response: Sendable>: Sendable {
     case now(Response)
     /// Answered later (a long-poll fetch).
     case later(EventLoopFuture<Response>)
+    /// Answered later, by work moved off the event loop (a large compressed produce); the
+    /// connection takes up none of its next requests until `handled` completes, so that they do
+    /// not reach a partition before this one.
+    case offloaded(EventLoopFuture<Response>, handled: EventLoopFuture<Void>)
     /// No answer at all (produce with acks=0).
     case none
     /// No answer, and the connection is closed (a failed produce with acks=0: the client's only
@@ -21,6 +25,7 @@ extension Reply {
         switch self {
         case .now(let response): .now(transform(response))
         case .later(let future): .later(future.map(transform))
+        case .offloaded(let future, let handled): .offloaded(future.map(transform), handled: handled)
         case .none, .closeConnection: self
         }
     }
@@ -90,6 +95,8 @@ public struct EncodedResponse: Sendable {
 public enum Outcome: Sendable {
     case respond(EncodedResponse)
     case later(EventLoopFuture<EncodedResponse>)
+    /// Answered later; the connection handles no later request before `handled` completes.
+    case offloaded(EventLoopFuture<EncodedResponse>, handled: EventLoopFuture<Void>)
     case none
     /// Close the connection after the answers before it (the reason is logged).
     case close(String)
@@ -126,6 +133,9 @@ public struct HandlerTable: Sendable {
             case .later(let future):
                 let header = context.header
                 return .later(future.map { .encode($0, header: header) })
+            case .offloaded(let future, let handled):
+                let header = context.header
+                return .offloaded(future.map { .encode($0, header: header) }, handled: handled)
             case .none:
                 return .none
             case .closeConnection(let reason):

@@ -38,6 +38,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
     var readHeld = false
     /// The next frame's memory did not fit; a release resumes the connection.
     var waitingForMemory = false
+    /// A request's work runs off the event loop (`Outcome.offloaded`): the next frames wait for
+    /// it, so that they reach their partitions after it, in the order they came.
+    var waitingForOffloaded = false
     var wroteSinceFlush = false
     var closed = false
     /// The request after whose answer the connection closes (a failed acks=0 produce).
@@ -77,7 +80,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     /// Takes every whole frame out of the framer, reserving memory for each as its size is seen.
     func processFrames(_ context: ChannelHandlerContext) {
-        while !closed && !waitingForMemory && closeAfter == nil {
+        while !closed && !waitingForMemory && !waitingForOffloaded && closeAfter == nil {
             let next: RequestFramer.Next
             do { next = try framer.next() } catch {
                 ConnectionHandler.warnings.warn(logger, "closing connection from \(context.remoteAddress?.description ?? "?"): \(error)")
@@ -145,16 +148,30 @@ final class ConnectionHandler: ChannelDuplexHandler {
             closeAfter = sequence
             complete(sequence, nil, size, context: context)
         case .later(let future):
-            future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
-                switch result {
-                case .success(let response):
-                    complete(sequence, response, size, context: context)
-                    flushIfNeeded(context)
-                case .failure(let error):
-                    memory.release(size)
-                    if !(error is ConnectionClosed) { logger.warning("request failed: \(error)") }
-                    close(context)
-                }
+            completeLater(sequence, future, size, context: context)
+        case .offloaded(let future, let handled):
+            waitingForOffloaded = true
+            handled.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] _ in
+                waitingForOffloaded = false
+                guard !closed else { return }
+                processFrames(context)
+                flushIfNeeded(context)
+                resumeReadingIfAllowed(context)
+            }
+            completeLater(sequence, future, size, context: context)
+        }
+    }
+
+    func completeLater(_ sequence: Int, _ future: EventLoopFuture<EncodedResponse>, _ size: Int, context: ChannelHandlerContext) {
+        future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success(let response):
+                complete(sequence, response, size, context: context)
+                flushIfNeeded(context)
+            case .failure(let error):
+                memory.release(size)
+                if !(error is ConnectionClosed) { logger.warning("request failed: \(error)") }
+                close(context)
             }
         }
     }
@@ -262,7 +279,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     // MARK: backpressure
 
-    var mayRead: Bool { unanswered < Limits.inflightRequestsPerConnectionMax && !waitingForMemory && closeAfter == nil }
+    var mayRead: Bool {
+        unanswered < Limits.inflightRequestsPerConnectionMax && !waitingForMemory && !waitingForOffloaded && closeAfter == nil
+    }
 
     func read(context: ChannelHandlerContext) {
         guard mayRead, context.channel.isWritable else {
@@ -328,7 +347,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     func checkDeadlines(_ context: ChannelHandlerContext) {
         guard !closed else { return }
         let now = context.eventLoop.now
-        if frameStarted != nil && (waitingForMemory || readHeld) {
+        if frameStarted != nil && (waitingForMemory || waitingForOffloaded || readHeld) {
             // The broker is the one not reading (its memory budget, the in-flight limit, a full
             // send buffer): the frame's clock starts again when it reads.
             frameStarted = now

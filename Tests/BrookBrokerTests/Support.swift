@@ -40,7 +40,7 @@ final class BrokerHarness {
         self.clock = clock
         do {
             broker = try Broker(config: BrokerConfig([("log.dirs", directory), ("node.id", "1")] + settings),
-                                clock: clock, logger: quietLogger, admin: InlineAdminExecutor())
+                                clock: clock, logger: quietLogger, admin: InlineAdminExecutor(), work: InlineAdminExecutor())
         } catch {
             try? FileManager.default.removeItem(atPath: directory)
             throw error
@@ -73,7 +73,7 @@ final class BrokerHarness {
         switch outcome {
         case .respond(let encoded):
             return encoded
-        case .later(let future):
+        case .later(let future), .offloaded(let future, _):
             var answer: EncodedResponse?
             future.assumeIsolated().whenSuccess { answer = $0 }
             loop.run()

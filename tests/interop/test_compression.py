@@ -241,3 +241,72 @@ def test_bad_compressed_batch_is_corrupt_message(broker, codec, kind):
     good = compress(codec, plain_records(3))
     assert produce_raw(broker.port, topic, batch(codec, good, 3)) == 0
     assert end_offset(broker.bootstrap, topic) == 3
+
+
+# Large compressed produces off the event loop, in the order they came
+
+
+def random_records(n: int, size: int) -> bytes:
+    """n records of `size` random (incompressible) bytes: compressed, about as large."""
+    import os
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False,
+                                  producer_id=-1, producer_epoch=-1, base_sequence=-1, batch_size=1 << 30)
+    for i in range(n):
+        b.append(i, timestamp=1000, key=b"k%d" % i, value=os.urandom(size), headers=[])
+    return bytes(b.build())[61:]
+
+
+def produce_pipelined(port: int, topic: str, batches: list) -> list:
+    """One Produce v3 request per batch to partition 0, all sent on one connection before any
+    answer is read; returns (correlation id, error code, base offset) per answer, as they came."""
+    frames = b""
+    for i, records in enumerate(batches):
+        body = struct.pack(">hhi", -1, 1, 10000)  # null transactional id, acks=1, timeout
+        body += struct.pack(">i", 1) + struct.pack(">h", len(topic)) + topic.encode()
+        body += struct.pack(">i", 1) + struct.pack(">i", 0) + struct.pack(">i", len(records)) + records
+        frames += request_frame(0, 3, 100 + i, "raw", body)
+    answers = []
+    with connect(port) as sock:
+        sock.sendall(frames)
+        for _ in batches:
+            resp = read_response(sock)
+            corr, _n = struct.unpack(">ii", resp[:8])
+            name_len = struct.unpack(">h", resp[8:10])[0]
+            pos = 10 + name_len + 4
+            _index, code, base = struct.unpack(">ihq", resp[pos:pos + 14])
+            answers.append((corr, code, base))
+    return answers
+
+
+@pytest.mark.timeout(120)
+def test_large_compressed_produces_keep_their_order_on_a_connection(broker):
+    """A produce with large compressed batches is decompressed and checked off the event loop;
+    the requests after it on the same connection wait for it, so they reach the partition in
+    the order they came. Raw: a 600 KB gzip batch, then small ones, pipelined on one connection,
+    get offsets in request order. confluent-kafka (no idempotence, 10 requests in flight, linger
+    0) alternating 300 KB and tiny gzip records: the partition holds them in the order sent."""
+    topic = unique_topic("cmp-order")
+    ck_create_topic(broker.bootstrap, topic, partitions=1)
+    large = batch("gzip", compress("gzip", random_records(600, 1000)), 600)
+    assert len(large) > 64 * 1024
+    small = batch("gzip", compress("gzip", plain_records(2)), 2)
+    answers = produce_pipelined(broker.port, topic, [large, small, small, large, small])
+    assert answers == [(100, 0, 0), (101, 0, 600), (102, 0, 602), (103, 0, 604), (104, 0, 1204)], answers
+
+    from confluent_kafka import Producer
+    topic = unique_topic("cmp-order-ck")
+    ck_create_topic(broker.bootstrap, topic, partitions=1)
+    import os
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": "gzip", "linger.ms": 0, "acks": 1,
+                         "enable.idempotence": False, "max.in.flight": 10, "retries": 0})
+    sent, errors = [], []
+    for i in range(40):
+        value = (b"%04d" % i) + (os.urandom(300_000) if i % 2 == 0 else b"tiny")
+        sent.append(value)
+        producer.produce(topic, value=value, partition=0, on_delivery=lambda err, _m: err and errors.append(err))
+    assert producer.flush(60) == 0 and not errors, errors
+    got = [r.value for r in ck_consume(broker.bootstrap, topic, [0], len(sent))]
+    assert [v[:4] for v in got] == [v[:4] for v in sent]
+    assert got == sent

@@ -119,7 +119,7 @@ extension Reply {
         return .later(made.flatMap { () -> EventLoopFuture<Response> in
             switch body() {
             case .now(let response): loop.makeSucceededFuture(response)
-            case .later(let future): future
+            case .later(let future), .offloaded(let future, _): future
             case .none, .closeConnection(_): loop.makeFailedFuture(RequestRefused(description: "no answer after the coordinators' topic was made"))
             }
         })

@@ -1,5 +1,6 @@
 import BrookCore
 import BrookProtocol
+import BrookRecords
 import BrookStorage
 import BrookTxn
 import NIOCore
@@ -18,8 +19,53 @@ struct ProduceHandler: ApiHandler {
     typealias PartitionResult = ProduceResponse.TopicProduceResponse.PartitionProduceResponse
 
     func handle(_ request: ProduceRequest, version: Int16, context: RequestContext) -> Reply<ProduceResponse> {
+        // Decompressing (and checking) large compressed batches would hold up every other
+        // connection on this event loop: that work moves off it. acks=0 stays here: its failure
+        // closes the connection, which an answer that comes later cannot do.
+        if request.acks != 0 && Self.compressedBytes(request) >= Self.offloadBytesMin {
+            let loop = context.eventLoop
+            let appended = context.broker.work.run(on: loop) { appendAll(request, context: context) }
+            let answer = appended.flatMap { responses, replicated in
+                finish(responses, replicated, request: request, version: version, context: context)
+            }
+            return .offloaded(answer, handled: appended.map { _ in () })
+        }
+        let (responses, replicated) = appendAll(request, context: context)
+        if request.acks == 0 {
+            let failed = responses.flatMap { topic in topic.partitionResponses.filter { $0.errorCode != 0 }.map { (topic.name, $0) } }
+            guard let (topic, first) = failed.first else { return .none }
+            return .closeConnection("an acks=0 produce failed (\(topic)-\(first.index): error \(first.errorCode)\(first.errorMessage.map { ", " + $0 } ?? ""))")
+        }
+        let broker = context.broker
+        if replicated.isEmpty { return .now(LeaderHints.add(to: ProduceResponse(responses: responses, throttleTimeMs: 0), version: version, broker: broker)) }
+        return .later(finish(responses, replicated, request: request, version: version, context: context))
+    }
+
+    /// A produce request carrying at least this many bytes of compressed batches is handled off
+    /// the event loop: 64 KiB of gzip or zstd often holds a MiB of records, a millisecond or more to
+    /// decompress and check.
+    static let offloadBytesMin = 64 * 1024
+
+    /// The bytes of the request's partitions whose (first) batch is compressed.
+    static func compressedBytes(_ request: ProduceRequest) -> Int {
+        var total = 0
+        for topic in request.topicData {
+            for data in topic.partitionData {
+                guard case .bytes(let records)? = data.records,
+                      let header = records.withUnsafeReadableBytes({ RecordBatchHeader.decode($0) }),
+                      let codec = header.attributes.compression, codec != .none else { continue }
+                total += records.readableBytes
+            }
+        }
+        return total
+    }
+
+    typealias Waits = [(topic: String, index: Int32, partition: Partition, end: Offset)]
+
+    /// Appends every partition's batches; the answers, and what acks=all waits for.
+    func appendAll(_ request: ProduceRequest, context: RequestContext) -> ([ProduceResponse.TopicProduceResponse], Waits) {
         let validAcks = request.acks == -1 || request.acks == 0 || request.acks == 1
-        var replicated: [(topic: String, index: Int32, partition: Partition, end: Offset)] = []
+        var replicated: Waits = []
         let acksAll = request.acks == -1 && context.broker.cluster.isCluster
         let responses = request.topicData.map { topic in
             ProduceResponse.TopicProduceResponse(name: topic.name, partitionResponses: topic.partitionData.map { data in
@@ -29,21 +75,24 @@ struct ProduceHandler: ApiHandler {
                 return result
             })
         }
-        if request.acks == 0 {
-            let failed = responses.flatMap { topic in topic.partitionResponses.filter { $0.errorCode != 0 }.map { (topic.name, $0) } }
-            guard let (topic, first) = failed.first else { return .none }
-            return .closeConnection("an acks=0 produce failed (\(topic)-\(first.index): error \(first.errorCode)\(first.errorMessage.map { ", " + $0 } ?? ""))")
-        }
+        return (responses, replicated)
+    }
+
+    /// The answer once appended: with acks=all in a cluster, once the replicas have the records.
+    func finish(_ responses: [ProduceResponse.TopicProduceResponse], _ replicated: Waits, request: ProduceRequest, version: Int16,
+                context: RequestContext) -> EventLoopFuture<ProduceResponse> {
         let broker = context.broker
-        if replicated.isEmpty { return .now(LeaderHints.add(to: ProduceResponse(responses: responses, throttleTimeMs: 0), version: version, broker: broker)) }
-        return .later(waitForReplicas(responses, replicated, timeoutMs: request.timeoutMs, context: context)
-            .map { LeaderHints.add(to: $0, version: version, broker: broker) })
+        guard !replicated.isEmpty else {
+            return context.eventLoop.makeSucceededFuture(LeaderHints.add(to: ProduceResponse(responses: responses, throttleTimeMs: 0), version: version, broker: broker))
+        }
+        return waitForReplicas(responses, replicated, timeoutMs: request.timeoutMs, context: context)
+            .map { LeaderHints.add(to: $0, version: version, broker: broker) }
     }
 
     /// acks=all in a cluster: each partition's answer waits until the high watermark passes its
     /// records (the ISR has them), or the request's timeout (REQUEST_TIMED_OUT), or the end of
     /// this broker's leadership (NOT_ENOUGH_REPLICAS_AFTER_APPEND, below).
-    func waitForReplicas(_ responses: [ProduceResponse.TopicProduceResponse], _ waits: [(topic: String, index: Int32, partition: Partition, end: Offset)],
+    func waitForReplicas(_ responses: [ProduceResponse.TopicProduceResponse], _ waits: Waits,
                          timeoutMs: Int32, context: RequestContext) -> EventLoopFuture<ProduceResponse> {
         let loop = context.eventLoop
         let futures = waits.map { wait -> EventLoopFuture<(String, Int32, ErrorCode)> in
