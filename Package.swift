@@ -142,6 +142,8 @@ let package = Package(
             dependencies: [
                 "BrookQuorum", "BrookRaft", "BrookStorage", "BrookCore", "BrookCluster", "BrookProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

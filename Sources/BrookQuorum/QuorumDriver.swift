@@ -46,6 +46,14 @@ public final class QuorumDriver: @unchecked Sendable {
     /// Brokers waiting for metadata past an offset, answered when it commits or at the deadline.
     var metadataWaiters: [(after: MetadataOffset, deadline: NIODeadline, reply: (Reply) -> Void)] = []
     var lastReported: (Role, NodeID?, Term)?
+    /// Whether the driver is at work on one input (a message, a request, a tick). A write it
+    /// makes meanwhile (a reply, a message to a peer) may make NIO read that socket at once,
+    /// and the frame read would reach the driver in the middle of its work: a proposal while a
+    /// Ready was being handled stopped a controller that way (`appendAsLeader`'s precondition,
+    /// found with 3,000 partitions in scripts/cluster-scale-check.py). Such input waits in
+    /// `queuedInput` and is taken up, in order, when the work ends.
+    var working = false
+    var queuedInput: [() -> Void] = []
 
     static let waitingMax = 10_000
     static let metadataWaitersMax = 10_000
@@ -107,15 +115,28 @@ public final class QuorumDriver: @unchecked Sendable {
     func startTicking() {
         let tick = TimeAmount.milliseconds(max(1, options.electionTimeoutMs / 10))
         ticker = loop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { [self] _ in
-            raft.tick()
-            drive()
-            if controller != nil {
-                let decision = controller!.tick(nowMs: Self.nowMs())
-                propose(decision.records) { _ in }
+            input { [self] in
+                raft.tick()
+                drive()
+                if controller != nil {
+                    let decision = controller!.tick(nowMs: Self.nowMs())
+                    propose(decision.records) { _ in }
+                }
+                answerExpiredMetadataWaiters()
             }
-            answerExpiredMetadataWaiters()
         }
-        drive()
+        input { [self] in drive() }
+    }
+
+    /// Runs `body`, one input's work, now, or after the work under way if it came during it
+    /// (see `working`).
+    func input(_ body: @escaping () -> Void) {
+        loop.preconditionInEventLoop()
+        guard !working else { return queuedInput.append(body) }
+        working = true
+        body()
+        while !queuedInput.isEmpty { queuedInput.removeFirst()() }
+        working = false
     }
 
     /// Stops ticking, closes every connection and the Raft log. Called from outside the loop
@@ -563,18 +584,20 @@ final class InboundHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .raft(let message):
-            driver.received(message)
+            driver.input { [driver] in driver.received(message) }
         case .request(let id, let request):
             let channel = context.channel
-            driver.handle(request) { reply in
-                let frame: Frame
-                switch reply {
-                case .text(let ok, let text): frame = .answer(id: id, ok: ok, text: text)
-                case .data(let bytes): frame = .data(id: id, bytes)
+            driver.input { [driver] in
+                driver.handle(request) { reply in
+                    let frame: Frame
+                    switch reply {
+                    case .text(let ok, let text): frame = .answer(id: id, ok: ok, text: text)
+                    case .data(let bytes): frame = .data(id: id, bytes)
+                    }
+                    var buffer = channel.allocator.buffer(capacity: 64)
+                    frame.encode(into: &buffer)
+                    channel.writeAndFlush(buffer, promise: nil)
                 }
-                var buffer = channel.allocator.buffer(capacity: 64)
-                frame.encode(into: &buffer)
-                channel.writeAndFlush(buffer, promise: nil)
             }
         case .answer, .data:
             context.close(promise: nil)

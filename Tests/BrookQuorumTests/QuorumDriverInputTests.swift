@@ -1,0 +1,57 @@
+import BrookCore
+@testable import BrookQuorum
+import BrookRaft
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Testing
+
+/// Input that reaches the driver while it works on other input (a write it makes can make NIO
+/// read a socket at once) waits for that work to end. A controller died without it: a
+/// proposal came while a Ready was being handled (scripts/cluster-scale-check.py, 3,000
+/// partitions on three nodes).
+@Suite struct QuorumDriverInputTests {
+    @Test func aRequestThatComesWhileAnAnswerIsWrittenWaitsForTheReadyLoop() throws {
+        let dir = scratchDirectory("input")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        var options = QuorumOptions(nodeID: NodeID(1), voters: [VoterAddress(id: NodeID(1), host: "127.0.0.1", port: 0)], dataDirectory: dir)
+        options.electionTimeoutMs = 200
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let driver = try QuorumDriver.start(options, group: group, logger: logger)
+        defer { driver.shutdown() }
+        let deadline = Date().addingTimeInterval(10)
+        while try driver.loop.submit({ driver.raft.role }).wait() != .leader {
+            #expect(Date() < deadline, "a single voter did not lead")
+            guard Date() < deadline else { return }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let answers = NIOLockedValueBox<[String]>([])
+        try driver.loop.submit {
+            driver.input {
+                driver.handle(.propose(Array("first".utf8))) { reply in
+                    // Answered while its entry is applied, inside the Ready loop: the next
+                    // request arrives as a read during this answer's write would bring it.
+                    driver.input {
+                        driver.handle(.propose(Array("second".utf8))) { reply in
+                            if case .text(_, let text) = reply { answers.withLockedValue { $0.append(text) } }
+                        }
+                    }
+                    if case .text(_, let text) = reply { answers.withLockedValue { $0.append(text) } }
+                }
+            }
+        }.wait()
+        while answers.withLockedValue({ $0.count }) < 2 {
+            #expect(Date() < deadline, "answers so far: \(answers.withLockedValue { $0 })")
+            guard Date() < deadline else { return }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let got = answers.withLockedValue { $0 }
+        #expect(got.count == 2 && got.allSatisfy { $0.hasPrefix("index=") }, "\(got)")
+        #expect(try driver.loop.submit { driver.queuedInput.isEmpty && !driver.working }.wait())
+    }
+}
