@@ -59,9 +59,11 @@ def listening(port: int, limit_s: float = 600) -> float:
     raise RuntimeError(f"port {port} did not listen within {limit_s} s")
 
 
-def whole(admin, names: list, each: int, rf: int, began: float, limit_s: float = 900) -> float:
-    """Seconds from `began` until every partition has a leader and all `rf` replicas in its ISR."""
+def whole(admin, names: list, each: int, rf: int, began: float, limit_s: float = 900, trace: bool = False) -> float:
+    """Seconds from `began` until every partition has a leader and all `rf` replicas in its ISR
+    (with `trace`, how many are short, every 5 s)."""
     last = ""
+    shown = began
     while time.monotonic() - began < limit_s:
         try:
             found = admin.list_topics(timeout=60).topics
@@ -71,6 +73,9 @@ def whole(admin, names: list, each: int, rf: int, began: float, limit_s: float =
             if short == 0 and missing == 0:
                 return time.monotonic() - began
             last = f"{short} partitions short of their ISR, {missing} not listed"
+            if trace and time.monotonic() - shown >= 5:
+                shown = time.monotonic()
+                print(f"    {shown - began:5.1f} s: {last}", flush=True)
         except Exception as error:  # noqa: BLE001 (a node starting)
             last = str(error)
         time.sleep(0.5)
@@ -84,6 +89,7 @@ def main() -> int:
     parser.add_argument("--rf", type=int, default=3)
     parser.add_argument("--idle", type=int, default=10, help="seconds of idle CPU measured")
     parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--trace", action="store_true", help="after a restart, print every 5 s how many ISRs are short")
     args = parser.parse_args()
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -144,7 +150,7 @@ def main() -> int:
             began = time.monotonic()
             node.start()
             up = listening(node.broker_port)
-            back = whole(admin, names, each, args.rf, began)
+            back = whole(admin, names, each, args.rf, began, trace=args.trace)
             st = status(node.proc.pid)
             print(f"  node 3 after a {how}: listening in {up:.1f} s, every ISR whole again in {back:.1f} s; VmRSS {st['rss_mib']:.0f} MiB")
         return 0

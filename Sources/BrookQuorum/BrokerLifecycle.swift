@@ -396,6 +396,12 @@ final class ControllerConnection: @unchecked Sendable {
     var nextID: UInt32 = 1
     var pending: [UInt32: (Result<Answer, Error>) -> Void] = [:]
     var queued: [ByteBuffer] = []
+    /// Requests unanswered at once, at most. A node that rejoins thousands of partitions asks
+    /// for as many ISR changes; with 64 they come back 64 per follower fetch (some 130 a
+    /// second). More does not help yet: with 512 or 4,096 the controller took longer than the
+    /// request timeout over them (about 2 ms each), the heartbeats behind them timed out, and
+    /// the node was fenced over and over (scripts/cluster-scale-check.py, 3,000 partitions).
+    /// Kafka sends many partitions in one AlterPartition: that is the way on.
     static let pendingMax = 64
 
     init(host: String, port: Int, loop: EventLoop, timeoutMs: Int64, logger: Logger) {

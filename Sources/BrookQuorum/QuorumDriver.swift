@@ -54,6 +54,8 @@ public final class QuorumDriver: @unchecked Sendable {
     /// `queuedInput` and is taken up, in order, when the work ends.
     var working = false
     var queuedInput: [() -> Void] = []
+    /// A drive is due once the input under way is taken up (`driveSoon`).
+    var driveQueued = false
 
     static let waitingMax = 10_000
     static let metadataWaitersMax = 10_000
@@ -174,6 +176,21 @@ public final class QuorumDriver: @unchecked Sendable {
         answerMetadataWaiters()
     }
 
+    /// Drives once the input being read now is all taken up: the proposals of one read (a
+    /// broker's pipelined AlterPartition requests) share one save, one fsync, instead of one
+    /// each, which held a cluster to some 60 ISR changes a second.
+    func driveSoon() {
+        loop.preconditionInEventLoop()
+        guard !driveQueued else { return }
+        driveQueued = true
+        loop.execute { [self] in
+            input { [self] in
+                driveQueued = false
+                drive()
+            }
+        }
+    }
+
     /// Where a voter listens: the founding voters' addresses from this node's configuration,
     /// those added later from the configuration entry that added them.
     func address(of node: NodeID) -> VoterAddress? {
@@ -287,7 +304,7 @@ public final class QuorumDriver: @unchecked Sendable {
         do {
             let index = try raft.propose(MetadataEntry.records(records).encoded)
             waiting[index] = (raft.term, done)
-            drive()
+            driveSoon()
         } catch {
             // The controller applied records that will never be in the log: start it afresh.
             logger.warning("controller \(options.nodeID) could not append a decision: \(error)")
@@ -371,7 +388,7 @@ public final class QuorumDriver: @unchecked Sendable {
                     committed ? text(true, "index=\(index)\nterm=\(term)\n")
                               : text(false, "error=the entry was replaced or leadership was lost; retry\n")
                 })
-                drive()
+                driveSoon()
             } catch {
                 text(false, Self.describe(error))
             }
