@@ -26,7 +26,7 @@ final class Fixture: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var logger = Logger(label: "bench")
         logger.logLevel = .critical
-        broker = try Broker(config: BrokerConfig([("log.dirs", directory), ("node.id", "1")]), logger: logger, admin: InlineAdminExecutor())
+        broker = try Broker(config: BrokerConfig([("log.dirs", directory), ("node.id", "1")]), logger: logger, admin: InlineAdminExecutor(), work: InlineAdminExecutor())
         let created = try answer(CreateTopicsRequest(topics: [.init(name: "bench", numPartitions: 1, replicationFactor: 1)]), version: 7)
         precondition(created.readableBytes > 0, "CreateTopics was not answered")
         // 1,000 batches of 10 records (100 B values) to fetch from.
@@ -53,7 +53,7 @@ final class Fixture: @unchecked Sendable {
         switch try broker.handle(frame: frame(request, version: version), eventLoop: loop) {
         case .respond(let encoded):
             return encoded.writer.buffer
-        case .later(let future):
+        case .later(let future), .offloaded(let future, _):
             var out = ByteBuffer()
             future.assumeIsolated().whenSuccess { out = $0.writer.buffer }
             loop.run()

@@ -173,7 +173,7 @@ extension FetchHandler {
                 if let committed {
                     partition.isrProposalCommitted(committed.isr, elr: committed.elr, partitionEpoch: committed.partitionEpoch)
                 } else {
-                    logger.info("\(partition.name): the controller did not take \(expansion): \(code)")
+                    ReplicaManager.refusedProposals.log(logger, .info, "\(partition.name): the controller did not take \(expansion): \(code)")
                     partition.isrProposalFailed(expansion, code)
                 }
             }
