@@ -24,7 +24,6 @@ import argparse
 import os
 import resource
 import shutil
-import signal
 import socket
 import statistics
 import sys
@@ -36,16 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("BROOK_BIN", str(ROOT / ".build" / "release" / "brook"))
 sys.path.insert(0, str(ROOT / "tests" / "interop"))
 from brook_cluster import Cluster  # noqa: E402
-
-
-def status(pid: int) -> dict:
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return {"rss_mib": int(fields["VmRSS"].split()[0]) / 1024, "files": len(os.listdir(f"/proc/{pid}/fd"))}
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from measured_broker import proc_stat  # noqa: E402  (scripts/, this script's own directory)
 
 
 def listening(port: int, limit_s: float = 600) -> float:
@@ -127,9 +117,9 @@ def main() -> int:
         written = time.monotonic() - began
         whole(admin, names, each, args.rf, time.monotonic())
         time.sleep(3)
-        before = {i: cpu_seconds(n.proc.pid) for i, n in cluster.nodes.items()}
+        before = {i: proc_stat(n.proc.pid)[0] for i, n in cluster.nodes.items()}
         time.sleep(args.idle)
-        idle = {i: (status(n.proc.pid), cpu_seconds(n.proc.pid) - before[i]) for i, n in cluster.nodes.items()}
+        idle = {i: proc_stat(n.proc.pid) for i, n in cluster.nodes.items()}
         times = []
         for _ in range(5):
             t = time.monotonic()
@@ -138,8 +128,8 @@ def main() -> int:
             assert sum(len(found[n].partitions) for n in names) == each * len(names)
         print(f"{each * len(names)} partitions ({len(names)} topics x {each}), {args.rf} replicas each, one 100 B record each (acks=all)")
         print(f"  created in {created:.1f} s, every ISR whole {filled:.1f} s after the first create; records written in {written:.1f} s")
-        for i, (st, cpu) in idle.items():
-            print(f"  node {i} idle: VmRSS {st['rss_mib']:.0f} MiB, {st['files']} open files, {cpu / args.idle * 100:.1f}% of a core")
+        for i, (cpu, rss_kib, files) in idle.items():
+            print(f"  node {i} idle: VmRSS {rss_kib / 1024:.0f} MiB, {files} open files, {(cpu - before[i]) / args.idle * 100:.1f}% of a core")
         print(f"  Metadata for every topic: median {statistics.median(times) * 1000:.0f} ms (5 asks: {', '.join(f'{x * 1000:.0f}' for x in times)} ms)")
         node = cluster.nodes[3]
         for how in ("clean stop (SIGTERM)", "SIGKILL"):
@@ -151,8 +141,8 @@ def main() -> int:
             node.start()
             up = listening(node.broker_port)
             back = whole(admin, names, each, args.rf, began, trace=args.trace)
-            st = status(node.proc.pid)
-            print(f"  node 3 after a {how}: listening in {up:.1f} s, every ISR whole again in {back:.1f} s; VmRSS {st['rss_mib']:.0f} MiB")
+            rss_kib = proc_stat(node.proc.pid)[1]
+            print(f"  node 3 after a {how}: listening in {up:.1f} s, every ISR whole again in {back:.1f} s; VmRSS {rss_kib / 1024:.0f} MiB")
         return 0
     finally:
         cluster.stop()
