@@ -105,6 +105,8 @@ def main() -> int:
                                           operation_timeout=120, request_timeout=180)
             for future in futures.values():
                 future.result(300)
+            if args.trace:
+                print(f"  {start + 10} topics created at {time.monotonic() - began:.1f} s", flush=True)
         created = time.monotonic() - began
         filled = whole(admin, names, each, args.rf, began)
         producer = Producer({"bootstrap.servers": cluster.bootstrap, "linger.ms": 50, "acks": "all"})

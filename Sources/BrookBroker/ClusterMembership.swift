@@ -20,8 +20,10 @@ public final class ClusterMembership: Sendable {
     }
 
     public typealias Forward = @Sendable (ControllerAdminRequest, @escaping @Sendable (Result<[TopicAnswer], any Error>) -> Void) -> Void
-    public typealias AlterPartition = @Sendable (TopicIDPartition, ISRProposal,
-                                                 @escaping @Sendable (ErrorCode, (isr: [NodeID], elr: [NodeID], partitionEpoch: PartitionEpoch)?) -> Void) -> Void
+    /// Sends a leader's ISR changes (at most `AlterPartitionRequest.partitionsMax`) to the
+    /// controller; `done` gets one answer per change, in order.
+    public typealias AlterPartitions = @Sendable ([(TopicIDPartition, ISRProposal)],
+                                                  @escaping @Sendable ([(ErrorCode, CommittedISR?)]) -> Void) -> Void
 
     /// Sends WriteTxnMarkers to another broker; nil when it could not be reached or answered.
     public typealias SendMarkers = @Sendable (NodeID, WriteTxnMarkersRequest) async -> WriteTxnMarkersResponse?
@@ -33,7 +35,7 @@ public final class ClusterMembership: Sendable {
     nonisolated(unsafe) private var idAllocator: AllocateProducerIDs?
     nonisolated(unsafe) private var view: View?
     nonisolated(unsafe) private var forwarder: Forward?
-    nonisolated(unsafe) private var alterer: AlterPartition?
+    nonisolated(unsafe) private var alterer: AlterPartitions?
     nonisolated(unsafe) private var mover: MoveReplica?
     /// Moves a replica to another log dir (topic, partition, dir, the move's ticket in
     /// TopicRegistry.moves), its swap in the replica manager's order; runs to the move's end.
@@ -47,10 +49,10 @@ public final class ClusterMembership: Sendable {
     public func update(_ new: View) { lock.withLock { view = new } }
 
     /// Called once at start by a broker that is part of a cluster.
-    public func attach(forward: @escaping Forward, alterPartition: @escaping AlterPartition) {
+    public func attach(forward: @escaping Forward, alterPartitions: @escaping AlterPartitions) {
         lock.withLock {
             forwarder = forward
-            alterer = alterPartition
+            alterer = alterPartitions
         }
     }
 
@@ -89,11 +91,12 @@ public final class ClusterMembership: Sendable {
         return await sender(node, request)
     }
 
-    /// Sends a leader's ISR change to the controller.
-    public func alterPartition(_ partition: TopicIDPartition, _ proposal: ISRProposal,
-                               done: @escaping @Sendable (ErrorCode, (isr: [NodeID], elr: [NodeID], partitionEpoch: PartitionEpoch)?) -> Void) {
-        guard let alterer = lock.withLock({ alterer }) else { return done(.notController, nil) }
-        alterer(partition, proposal, done)
+    /// Sends a leader's ISR changes to the controller, at most
+    /// `AlterPartitionRequest.partitionsMax`; `done` gets one answer per change, in order.
+    public func alterPartitions(_ changes: [(TopicIDPartition, ISRProposal)], done: @escaping @Sendable ([(ErrorCode, CommittedISR?)]) -> Void) {
+        precondition(changes.count <= AlterPartitionRequest.partitionsMax, "\(changes.count) ISR changes in one request")
+        guard let alterer = lock.withLock({ alterer }) else { return done(changes.map { _ in (.notController, nil) }) }
+        alterer(changes, done)
     }
 
     /// Sends a topic change to the active controller; the future completes on `loop` with its

@@ -116,13 +116,14 @@ public final class ReplicaManager: Sendable {
         }
     }
 
-    /// Each partition led here whose ISR should change asks the controller; the answer (or a
-    /// later image) settles it.
+    /// Each partition led here whose ISR should change asks the controller, many in one
+    /// request (as Kafka's AlterPartition); the answer (or a later image) settles each.
     func proposeISRChanges() {
         guard let image = latest.withLock({ $0 }) else { return }
         // Replica lag is a duration: the monotonic clock, which no wall-clock step moves.
         let now = broker.clock.monotonicMs()
         let eligible: (NodeID) -> Bool = { image.brokers[$0]?.isActive ?? false }
+        var changes: [ISRChangeToSend] = []
         for topic in image.topics.values {
             guard let local = broker.topics.topic(topic.name), local.id == topic.id else { continue }
             for (index, hosted) in local.partitions.enumerated() where index < topic.partitions.count && topic.partitions[index].leader == node {
@@ -131,19 +132,48 @@ public final class ReplicaManager: Sendable {
                     broker.logger.notice("\(partition.name): out of the ISR for over 30 s though eligible: \(stalled)")
                 }
                 guard let proposal = partition.isrProposalToResend(nowMs: now) ?? partition.isrProposal(nowMs: now, eligible: eligible) else { continue }
-                broker.logger.info("\(partition.name): asking the controller for \(proposal)")
-                let logger = broker.logger
-                broker.cluster.alterPartition(TopicIDPartition(topic.id, Int32(index)), proposal) { code, committed in
+                changes.append(ISRChangeToSend(key: TopicIDPartition(topic.id, Int32(index)), proposal: proposal, partition: partition))
+            }
+        }
+        Self.send(changes, broker: broker)
+    }
+
+    /// A leader's ISR change on its way to the controller.
+    struct ISRChangeToSend {
+        var key: TopicIDPartition
+        var proposal: ISRProposal
+        var partition: Partition
+    }
+
+    /// Sends ISR changes to the controller, `AlterPartitionRequest.partitionsMax` to a request;
+    /// each answer settles its partition's proposal.
+    static func send(_ changes: [ISRChangeToSend], broker: Broker) {
+        let logger = broker.logger
+        var start = 0
+        while start < changes.count {
+            let batch = Array(changes[start..<min(start + AlterPartitionRequest.partitionsMax, changes.count)])
+            start += batch.count
+            if batch.count <= Self.proposalsLoggedEach {
+                for change in batch { logger.info("\(change.partition.name): asking the controller for \(change.proposal)") }
+            } else {
+                logger.info("asking the controller for the ISR changes of \(batch.count) partitions")
+            }
+            broker.cluster.alterPartitions(batch.map { ($0.key, $0.proposal) }) { answers in
+                precondition(answers.count == batch.count, "\(answers.count) answers to \(batch.count) ISR changes")
+                for (change, (code, committed)) in zip(batch, answers) {
                     if let committed {
-                        partition.isrProposalCommitted(committed.isr, elr: committed.elr, partitionEpoch: committed.partitionEpoch)
+                        change.partition.isrProposalCommitted(committed.isr, elr: committed.elr, partitionEpoch: committed.partitionEpoch)
                     } else {
-                        ReplicaManager.refusedProposals.log(logger, .info, "\(partition.name): the controller did not take \(proposal): \(code)")
-                        partition.isrProposalFailed(proposal, code)
+                        ReplicaManager.refusedProposals.log(logger, .info, "\(change.partition.name): the controller did not take \(change.proposal): \(code)")
+                        change.partition.isrProposalFailed(change.proposal, code)
                     }
                 }
             }
         }
     }
+
+    /// Requests with at most this many ISR changes name each in the log; larger ones are one line.
+    static let proposalsLoggedEach = 8
 
     /// Runs `body` once an image at `offset` or later is applied here (topics made, roles taken),
     /// or after `timeoutMs` if none comes: an admin request is answered when this broker sees

@@ -92,7 +92,14 @@ public struct AlterPartitionRequest: Equatable, Sendable {
         self.partition = partition
         self.proposal = proposal
     }
+    /// Partitions in one request, at most: a leader sends more in several. Each makes at most
+    /// two records, so one request's changes always fit one entry (`recordsPerEntryMax`).
+    public static let partitionsMax = 2000
 }
+
+/// What the controller committed for a partition's ISR change: the ISR, the eligible leader
+/// replicas and the partition epoch they make.
+public typealias CommittedISR = (isr: [NodeID], elr: [NodeID], partitionEpoch: PartitionEpoch)
 
 /// A topic to create: a partition count and replication factor (nil: the defaults), or
 /// explicit replica lists.

@@ -121,23 +121,61 @@ extension ClusterController {
     /// AlterPartition from a partition's leader: the new ISR, checked against the partition's
     /// current leader, leader epoch and partition epoch. Answers the committed state.
     public mutating func alterPartition(_ request: AlterPartitionRequest) -> Decision<(ErrorCode, PartitionInfo?)> {
-        func refuse(_ code: ErrorCode) -> Decision<(ErrorCode, PartitionInfo?)> { Decision(records: [], answer: (code, nil)) }
-        guard let broker = image.brokers[request.broker], broker.epoch == request.brokerEpoch else { return refuse(.staleBrokerEpoch) }
-        guard let partition = image.partition(request.partition) else { return refuse(.unknownTopicID) }
-        let proposal = request.proposal
-        guard partition.leader == request.broker else { return refuse(.notLeaderOrFollower) }
-        guard proposal.leaderEpoch == partition.leaderEpoch else {
-            return refuse(proposal.leaderEpoch < partition.leaderEpoch ? .fencedLeaderEpoch : .unknownLeaderEpoch)
+        let decision = alterPartitions([request])
+        return Decision(records: decision.records, answer: decision.answer[0])
+    }
+
+    /// A leader's ISR changes for many partitions at once (Kafka sends every partition a leader
+    /// has to change in one AlterPartition): each checked as `alterPartition` checks one, the
+    /// changes of all that pass in one metadata log entry. Answers one per request, in order. A
+    /// partition named twice is refused the second time (INVALID_REQUEST): both name the same
+    /// partition epoch, and only one change can follow it.
+    public mutating func alterPartitions(_ requests: [AlterPartitionRequest]) -> Decision<[(ErrorCode, PartitionInfo?)]> {
+        precondition(requests.count <= AlterPartitionRequest.partitionsMax, "\(requests.count) partitions in one AlterPartition")
+        var answers: [(ErrorCode, PartitionInfo?)?] = []
+        answers.reserveCapacity(requests.count)
+        var records: [MetadataRecord] = []
+        var seen = Set<TopicIDPartition>()
+        for request in requests {
+            guard seen.insert(request.partition).inserted else {
+                answers.append((.invalidRequest, nil))
+                continue
+            }
+            switch isrChange(request) {
+            case .refused(let code): answers.append((code, nil))
+            case .records(let change) where records.count + change.count > config.recordsPerEntryMax:
+                // Past this entry's size (a controller configured small): the leader asks again.
+                answers.append((.requestTimedOut, nil))
+            case .records(let change):
+                records += change
+                answers.append(change.isEmpty ? (.none, image.partition(request.partition)) : nil)
+            }
         }
-        guard proposal.partitionEpoch == partition.partitionEpoch else { return refuse(.invalidUpdateVersion) }
+        let decision = decide(records, ())
+        // Changed partitions answer their state with the entry applied.
+        let filled = zip(requests, answers).map { request, answer in answer ?? (.none, image.partition(request.partition)) }
+        return Decision(records: decision.records, answer: filled)
+    }
+
+    /// The records one leader's ISR change makes (none when the ISR is already so), or why it
+    /// is refused.
+    func isrChange(_ request: AlterPartitionRequest) -> ISRChange {
+        guard let broker = image.brokers[request.broker], broker.epoch == request.brokerEpoch else { return .refused(.staleBrokerEpoch) }
+        guard let partition = image.partition(request.partition) else { return .refused(.unknownTopicID) }
+        let proposal = request.proposal
+        guard partition.leader == request.broker else { return .refused(.notLeaderOrFollower) }
+        guard proposal.leaderEpoch == partition.leaderEpoch else {
+            return .refused(proposal.leaderEpoch < partition.leaderEpoch ? .fencedLeaderEpoch : .unknownLeaderEpoch)
+        }
+        guard proposal.partitionEpoch == partition.partitionEpoch else { return .refused(.invalidUpdateVersion) }
         let isr = proposal.isr
         guard isr.contains(request.broker), Set(isr).count == isr.count, Set(isr).isSubset(of: partition.replicas) else {
-            return refuse(.invalidRequest)
+            return .refused(.invalidRequest)
         }
         for joining in isr where !partition.isr.contains(joining) {
-            guard canHost(joining, request.partition) else { return refuse(.ineligibleReplica) }
+            guard canHost(joining, request.partition) else { return .refused(.ineligibleReplica) }
         }
-        guard isr != partition.isr else { return Decision(records: [], answer: (.none, partition)) }
+        guard isr != partition.isr else { return .records([]) }
         var records = [PartitionChanges.record(request.partition, from: partition, leader: partition.leader, isr: isr,
                                                minISR: minInSyncReplicas(of: request.partition.topicID),
                                                elr: eligibleLeaders(request.partition, partition, isr: isr))]
@@ -148,7 +186,11 @@ extension ClusterController {
         if let done = Self.completion(key, grown, isActive: { canHost($0, key) }) {
             records.append(done)
         }
-        let decision = decide(records, ErrorCode.none)
-        return Decision(records: decision.records, answer: (.none, image.partition(request.partition)))
+        return .records(records)
+    }
+
+    enum ISRChange {
+        case refused(ErrorCode)
+        case records([MetadataRecord])
     }
 }

@@ -153,25 +153,23 @@ public final class BrokerLifecycle: @unchecked Sendable {
 
     static let forwardAttemptsMax = 10
 
-    /// Sends a leader's ISR change to the active controller (one attempt: the leader proposes
-    /// again later). `done` gets the committed ISR and partition epoch, or nil with the error.
-    public func alterPartition(_ proposal: ISRProposal, for partition: TopicIDPartition,
-                               done: @escaping @Sendable (ErrorCode, (isr: [NodeID], elr: [NodeID], partitionEpoch: PartitionEpoch)?) -> Void) {
+    /// Sends a leader's ISR changes to the active controller in one request (one attempt: the
+    /// leader proposes again later). `done` gets, per change in order, the committed ISR and
+    /// partition epoch, or nil with the error.
+    public func alterPartitions(_ changes: [(TopicIDPartition, ISRProposal)], done: @escaping @Sendable ([(ErrorCode, CommittedISR?)]) -> Void) {
+        precondition(changes.count <= AlterPartitionRequest.partitionsMax, "\(changes.count) ISR changes in one request")
+        guard !changes.isEmpty else { return done([]) }
+        func all(_ code: ErrorCode) -> [(ErrorCode, CommittedISR?)] { changes.map { _ in (code, nil) } }
         loop.execute { [self] in
-            guard view.epoch != .none, let connection = connected() else { return done(.requestTimedOut, nil) }
-            let request = AlterPartitionRequest(broker: options.nodeID, brokerEpoch: view.epoch, partition: partition, proposal: proposal)
-            connection.ask(.alterPartition(request)) { [self] result in
-                guard case .success(.text(let ok, let text)) = result else { return done(.requestTimedOut, nil) }
-                let fields = Self.fields(text)
+            guard view.epoch != .none, let connection = connected() else { return done(all(.requestTimedOut)) }
+            let requests = changes.map { AlterPartitionRequest(broker: options.nodeID, brokerEpoch: view.epoch, partition: $0.0, proposal: $0.1) }
+            connection.ask(.alterPartitions(requests)) { [self] result in
+                guard case .success(.text(let ok, let text)) = result else { return done(all(.requestTimedOut)) }
                 guard ok else {
-                    if self.connection === connection { rotate(toLeaderIn: fields) }
-                    return done(.notController, nil)
+                    if self.connection === connection { rotate(toLeaderIn: Self.fields(text)) }
+                    return done(all(.notController))
                 }
-                let code = ErrorCode(rawValue: Int16(fields["error_code"] ?? "") ?? -1)
-                guard code == .none, let epoch = fields["partition_epoch"].flatMap(Int32.init), let isrText = fields["isr"] else { return done(code, nil) }
-                let isr = isrText.split(separator: ",").compactMap { Int32($0) }.map(NodeID.init)
-                let elr = (fields["elr"] ?? "").split(separator: ",").compactMap { Int32($0) }.map(NodeID.init)
-                done(.none, (isr, elr, PartitionEpoch(epoch)))
+                done(ISRChangeAnswers.parse(text, count: changes.count) ?? all(.unknownServerError))
             }
         }
     }
@@ -396,12 +394,11 @@ final class ControllerConnection: @unchecked Sendable {
     var nextID: UInt32 = 1
     var pending: [UInt32: (Result<Answer, Error>) -> Void] = [:]
     var queued: [ByteBuffer] = []
-    /// Requests unanswered at once, at most. A node that rejoins thousands of partitions asks
-    /// for as many ISR changes; with 64 they come back 64 per follower fetch (some 130 a
-    /// second). More does not help yet: with 512 or 4,096 the controller took longer than the
-    /// request timeout over them (about 2 ms each), the heartbeats behind them timed out, and
-    /// the node was fenced over and over (scripts/cluster-scale-check.py, 3,000 partitions).
-    /// Kafka sends many partitions in one AlterPartition: that is the way on.
+    /// Requests unanswered at once, at most. A leader's ISR changes go many to a request
+    /// (ReplicaManager), so a node that rejoins thousands of partitions asks in a few. (With
+    /// one partition a request, raising this to 512 or 4,096 made the controller take longer
+    /// than the request timeout over them, about 2 ms each, and the heartbeats behind them
+    /// timed out: scripts/cluster-scale-check.py, 3,000 partitions.)
     static let pendingMax = 64
 
     init(host: String, port: Int, loop: EventLoop, timeoutMs: Int64, logger: Logger) {

@@ -426,15 +426,10 @@ public final class QuorumDriver: @unchecked Sendable {
             metadataWaiters.append((after, .now() + .milliseconds(Int64(maxWaitMs)), reply))
         case .describeCluster:
             text(true, describeCluster())
-        case .alterPartition(let request):
+        case .alterPartitions(let requests):
             guard controller != nil, waiting.count < Self.waitingMax else { return text(false, notActive()) }
-            let decision = controller!.alterPartition(request)
-            let (code, info) = decision.answer
-            var answer = "error_code=\(code.rawValue)\n"
-            if let info {
-                answer += "leader_epoch=\(info.leaderEpoch)\npartition_epoch=\(info.partitionEpoch)\nisr=\(info.isr.map(\.description).joined(separator: ","))\n"
-                answer += "elr=\(info.elr.map(\.description).joined(separator: ","))\n"
-            }
+            let decision = controller!.alterPartitions(requests)
+            let answer = ISRChangeAnswers.text(decision.answer)
             propose(decision.records) { committed in committed ? text(true, answer) : text(false, "error=not committed; retry\n") }
         case .addVoter(let voter):
             changeVoters(adding: voter, removing: nil, reply: reply)

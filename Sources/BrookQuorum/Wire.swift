@@ -71,17 +71,25 @@ enum Frame: Equatable {
             case .admin(let admin):
                 buffer.writeInteger(UInt8(9))
                 Self.write(admin, into: &buffer)
-            case .alterPartition(let r):
-                buffer.writeInteger(UInt8(10))
-                buffer.writeInteger(r.broker.value)
-                buffer.writeInteger(r.brokerEpoch.value)
-                buffer.writeInteger(r.partition.topicID.high)
-                buffer.writeInteger(r.partition.topicID.low)
-                buffer.writeInteger(r.partition.partition)
-                buffer.writeInteger(r.proposal.leaderEpoch.value)
-                buffer.writeInteger(r.proposal.partitionEpoch.value)
-                buffer.writeInteger(UInt16(r.proposal.isr.count))
-                for id in r.proposal.isr { buffer.writeInteger(id.value) }
+            case .alterPartitions(let changes):
+                // The broker and its epoch once, then each partition's change.
+                precondition(!changes.isEmpty && changes.count <= AlterPartitionRequest.partitionsMax, "\(changes.count) ISR changes in one request")
+                let (broker, epoch) = (changes[0].broker, changes[0].brokerEpoch)
+                buffer.writeInteger(UInt8(14))
+                buffer.writeInteger(broker.value)
+                buffer.writeInteger(epoch.value)
+                buffer.writeInteger(UInt16(changes.count))
+                for change in changes {
+                    precondition(change.broker == broker && change.brokerEpoch == epoch, "ISR changes of one request come from one broker")
+                    let (partition, proposal) = (change.partition, change.proposal)
+                    buffer.writeInteger(partition.topicID.high)
+                    buffer.writeInteger(partition.topicID.low)
+                    buffer.writeInteger(partition.partition)
+                    buffer.writeInteger(proposal.leaderEpoch.value)
+                    buffer.writeInteger(proposal.partitionEpoch.value)
+                    buffer.writeInteger(UInt16(proposal.isr.count))
+                    for id in proposal.isr { buffer.writeInteger(id.value) }
+                }
             case .allocateProducerIDs(let broker, let epoch):
                 buffer.writeInteger(UInt8(11))
                 buffer.writeInteger(broker.value)
@@ -150,20 +158,27 @@ enum Frame: Equatable {
                 return .request(id: id, .fetchMetadata(after: MetadataOffset(after), maxWaitMs: wait))
             case 8: return body.readableBytes == 0 ? .request(id: id, .describeCluster) : nil
             case 9: return readAdmin(&body).flatMap { body.readableBytes == 0 ? .request(id: id, .admin($0)) : nil }
-            case 10:
+            case 14:
                 guard let broker = body.readInteger(as: Int32.self), let epoch = body.readInteger(as: Int64.self),
-                      let high = body.readInteger(as: UInt64.self), let low = body.readInteger(as: UInt64.self),
-                      let partition = body.readInteger(as: Int32.self), let leaderEpoch = body.readInteger(as: Int32.self),
-                      let partitionEpoch = body.readInteger(as: Int32.self), let count = body.readInteger(as: UInt16.self), count <= 64 else { return nil }
-                var isr: [NodeID] = []
+                      let count = body.readInteger(as: UInt16.self), count > 0, count <= AlterPartitionRequest.partitionsMax else { return nil }
+                var changes: [AlterPartitionRequest] = []
+                changes.reserveCapacity(Int(count))
                 for _ in 0..<count {
-                    guard let node = body.readInteger(as: Int32.self) else { return nil }
-                    isr.append(NodeID(node))
+                    guard let high = body.readInteger(as: UInt64.self), let low = body.readInteger(as: UInt64.self),
+                          let partition = body.readInteger(as: Int32.self), let leaderEpoch = body.readInteger(as: Int32.self),
+                          let partitionEpoch = body.readInteger(as: Int32.self), let size = body.readInteger(as: UInt16.self),
+                          size <= QuorumRequest.isrSizeMax else { return nil }
+                    var isr: [NodeID] = []
+                    for _ in 0..<size {
+                        guard let node = body.readInteger(as: Int32.self) else { return nil }
+                        isr.append(NodeID(node))
+                    }
+                    changes.append(AlterPartitionRequest(
+                        broker: NodeID(broker), brokerEpoch: BrokerEpoch(epoch), partition: TopicIDPartition(KafkaUUID(high: high, low: low), partition),
+                        proposal: ISRProposal(leaderEpoch: LeaderEpoch(leaderEpoch), partitionEpoch: PartitionEpoch(partitionEpoch), isr: isr)))
                 }
                 guard body.readableBytes == 0 else { return nil }
-                return .request(id: id, .alterPartition(AlterPartitionRequest(
-                    broker: NodeID(broker), brokerEpoch: BrokerEpoch(epoch), partition: TopicIDPartition(KafkaUUID(high: high, low: low), partition),
-                    proposal: ISRProposal(leaderEpoch: LeaderEpoch(leaderEpoch), partitionEpoch: PartitionEpoch(partitionEpoch), isr: isr))))
+                return .request(id: id, .alterPartitions(changes))
             case 11:
                 guard let broker = body.readInteger(as: Int32.self), let epoch = body.readInteger(as: Int64.self),
                       body.readableBytes == 0 else { return nil }
@@ -519,8 +534,10 @@ public enum QuorumRequest: Equatable, Sendable {
     /// Topic changes a broker forwards (CreateTopics, DeleteTopics, CreatePartitions),
     /// answered once their entries are committed.
     case admin(ControllerAdminRequest)
-    /// A partition leader's ISR change (Kafka's AlterPartition), answered once committed.
-    case alterPartition(AlterPartitionRequest)
+    /// A partition leader's ISR changes (Kafka's AlterPartition), at most
+    /// `AlterPartitionRequest.partitionsMax`, made in one entry and answered once committed.
+    /// All from one broker at one epoch.
+    case alterPartitions([AlterPartitionRequest])
     /// A block of producer ids for a broker (Kafka's AllocateProducerIds), answered once committed.
     case allocateProducerIDs(broker: NodeID, epoch: BrokerEpoch)
     /// Adds a controller to the voters (Kafka's AddRaftVoter), answered once the new voter
@@ -532,6 +549,8 @@ public enum QuorumRequest: Equatable, Sendable {
     public static let fetchWaitMsMax: Int32 = 60_000
     /// The longest host name an added voter may have.
     public static let hostBytesMax: UInt16 = 255
+    /// The most replicas an ISR on the wire may name.
+    public static let isrSizeMax: UInt16 = 64
 }
 
 /// Cuts the byte stream into frames; a frame over the limit or one that does not decode
@@ -597,4 +616,47 @@ enum TopicAnswerText {
 
 private extension String {
     var replacingNewlines: String { String(map { $0 == "\n" ? " " : $0 }) }
+}
+
+/// The answers to an AlterPartition with many partitions, as text: one line per partition in
+/// request order, `error_code leader_epoch partition_epoch isr elr` (replica lists comma
+/// separated, `-` when empty; the epochs and lists only when the partition exists).
+public enum ISRChangeAnswers {
+    static func text(_ answers: [(ErrorCode, PartitionInfo?)]) -> String {
+        func list(_ nodes: [NodeID]) -> String { nodes.isEmpty ? "-" : nodes.map(\.description).joined(separator: ",") }
+        var text = ""
+        text.reserveCapacity(answers.count * 24)
+        for (code, info) in answers {
+            text += "\(code.rawValue)"
+            if let info { text += " \(info.leaderEpoch) \(info.partitionEpoch) \(list(info.isr)) \(list(info.elr))" }
+            text += "\n"
+        }
+        return text
+    }
+
+    /// Each line's error and, for a change made (or already so), the committed ISR, ELR and
+    /// partition epoch; nil when the text does not hold `count` lines.
+    static func parse(_ text: String, count: Int) -> [(ErrorCode, CommittedISR?)]? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: true)
+        guard lines.count == count else { return nil }
+        func list(_ field: Substring) -> [NodeID]? {
+            if field == "-" { return [] }
+            let ids = field.split(separator: ",").compactMap { Int32($0) }.map(NodeID.init)
+            return ids.isEmpty ? nil : ids
+        }
+        var answers: [(ErrorCode, CommittedISR?)] = []
+        answers.reserveCapacity(count)
+        for line in lines {
+            let fields = line.split(separator: " ")
+            guard let raw = fields.first.flatMap({ Int16($0) }) else { return nil }
+            let code = ErrorCode(rawValue: raw)
+            guard code == .none, fields.count == 5 else {
+                answers.append((code == .none ? .unknownServerError : code, nil))
+                continue
+            }
+            guard let epoch = Int32(fields[2]), let isr = list(fields[3]), let elr = list(fields[4]) else { return nil }
+            answers.append((.none, (isr, elr, PartitionEpoch(epoch))))
+        }
+        return answers
+    }
 }

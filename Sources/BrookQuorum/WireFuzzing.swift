@@ -68,9 +68,12 @@ public enum QuorumWireFuzzing {
             .request(id: 16, .admin(.setTopicConfigs(topic: "t", configs: ["retention.ms": "1000", "min.insync.replicas": "2"]))),
             .request(id: 24, .admin(.setBrokerConfigs(broker: "2", configs: ["leader.replication.throttled.rate": "1000"]))),
             .request(id: 25, .admin(.setGroupConfigs(group: "g", configs: ["consumer.heartbeat.interval.ms": "6000"]))),
-            .request(id: 14, .alterPartition(AlterPartitionRequest(
-                broker: NodeID(1), brokerEpoch: BrokerEpoch(4), partition: TopicIDPartition(KafkaUUID(high: 1, low: 2), 3),
-                proposal: ISRProposal(leaderEpoch: LeaderEpoch(2), partitionEpoch: PartitionEpoch(5), isr: [NodeID(1), NodeID(3)])))),
+            .request(id: 14, .alterPartitions([
+                AlterPartitionRequest(broker: NodeID(1), brokerEpoch: BrokerEpoch(4), partition: TopicIDPartition(KafkaUUID(high: 1, low: 2), 3),
+                                      proposal: ISRProposal(leaderEpoch: LeaderEpoch(2), partitionEpoch: PartitionEpoch(5), isr: [NodeID(1), NodeID(3)])),
+                AlterPartitionRequest(broker: NodeID(1), brokerEpoch: BrokerEpoch(4), partition: TopicIDPartition(KafkaUUID(high: 1, low: 2), 4),
+                                      proposal: ISRProposal(leaderEpoch: LeaderEpoch(1), partitionEpoch: PartitionEpoch(9), isr: [NodeID(1)])),
+            ])),
         ]
         return frames.map { frame in
             var buffer = ByteBuffer()

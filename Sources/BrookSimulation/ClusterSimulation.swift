@@ -90,7 +90,8 @@ public final class ClusterSimulation {
         case registered(ErrorCode, BrokerEpoch, incarnation: Int)
         case heartbeat(BrokerHeartbeatRequest)
         case heartbeatAnswer(BrokerHeartbeatAnswer, epoch: BrokerEpoch)
-        case alterPartition(AlterPartitionRequest)
+        /// A broker's ISR changes of one tick, in one request (as the broker's ReplicaManager).
+        case alterPartitions([AlterPartitionRequest])
         case alterPartitionAnswer(TopicIDPartition, LeaderEpoch, ErrorCode, PartitionInfo?, ISRProposal)
         case fetch(from: NodeID, TopicIDPartition, leaderEpoch: LeaderEpoch, offset: Offset, lastEpoch: LeaderEpoch?)
         case fetchAnswer(TopicIDPartition, leaderEpoch: LeaderEpoch, FetchResult)
@@ -427,12 +428,14 @@ public final class ClusterSimulation {
             append(decision.records) { [self] in
                 send(.heartbeatAnswer(decision.answer, epoch: request.epoch), from: -1, to: from)
             }
-        case .alterPartition(let request):
-            let decision = controller!.alterPartition(request)
-            let from = Int(request.broker.value) - 1
+        case .alterPartitions(let requests):
+            let decision = controller!.alterPartitions(requests)
+            let from = Int(requests[0].broker.value) - 1
             append(decision.records) { [self] in
-                send(.alterPartitionAnswer(request.partition, request.proposal.leaderEpoch, decision.answer.0, decision.answer.1, request.proposal),
-                     from: -1, to: from)
+                for (request, answer) in zip(requests, decision.answer) {
+                    send(.alterPartitionAnswer(request.partition, request.proposal.leaderEpoch, answer.0, answer.1, request.proposal),
+                         from: -1, to: from)
+                }
             }
         default:
             preconditionFailure("the controller got a broker's packet")
@@ -487,9 +490,11 @@ public final class ClusterSimulation {
             send(.heartbeat(request), from: i, to: -1)
         }
         try catchUpMetadata(i)
+        var changes: [AlterPartitionRequest] = []
         for key in brokers[i].replicas.keys.sorted(by: { $0.partition < $1.partition }) {
-            try tickReplica(i, key)
+            try tickReplica(i, key, changes: &changes)
         }
+        if !changes.isEmpty { send(.alterPartitions(changes), from: i, to: -1) }
     }
 
     /// Applies the committed metadata entries this broker has not seen, then its own replicas'
@@ -547,7 +552,7 @@ public final class ClusterSimulation {
         }
     }
 
-    func tickReplica(_ i: Int, _ key: TopicIDPartition) throws {
+    func tickReplica(_ i: Int, _ key: TopicIDPartition, changes: inout [AlterPartitionRequest]) throws {
         guard var replica = brokers[i].replicas[key] else { return }
         if var leading = replica.leading {
             // No answer in time: the outcome is unknown, so the proposal stays in flight and is
@@ -557,7 +562,7 @@ public final class ClusterSimulation {
             let pending = replica.proposalSentMs == nil ? leading.inFlight : nil
             if let proposal = pending ?? leading.proposal(nowMs: now, eligible: { image.brokers[$0]?.isActive ?? false }) {
                 replica.proposalSentMs = now
-                send(.alterPartition(AlterPartitionRequest(broker: brokers[i].id, brokerEpoch: brokers[i].epoch, partition: key, proposal: proposal)), from: i, to: -1)
+                changes.append(AlterPartitionRequest(broker: brokers[i].id, brokerEpoch: brokers[i].epoch, partition: key, proposal: proposal))
             }
             replica.leading = leading
             brokers[i].replicas[key] = replica

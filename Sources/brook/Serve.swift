@@ -212,7 +212,7 @@ struct Serve: ParsableCommand {
                                       }
                                   }
                               },
-                              alterPartition: { partition, proposal, done in follower.alterPartition(proposal, for: partition, done: done) })
+                              alterPartitions: { changes, done in follower.alterPartitions(changes, done: done) })
             let markers = MarkerSender(broker: broker, node: config.nodeID, logger: logger)
             membership.attach(sendMarkers: { leader, request in await markers.send(to: leader, request) },
                               allocateProducerIDs: { done in follower.allocateProducerIDs(done: done) })

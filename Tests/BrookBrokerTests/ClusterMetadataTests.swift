@@ -23,7 +23,7 @@ import Testing
     @Test func fencedBrokersAreListedButNeverLead() throws {
         let h = try BrokerHarness([("process.roles", "broker,controller")])
         defer { h.close() }
-        h.broker.cluster.attach(forward: { _, done in done(.success([])) }, alterPartition: { _, _, done in done(.none, nil) })
+        h.broker.cluster.attach(forward: { _, done in done(.success([])) }, alterPartitions: { changes, done in done(changes.map { _ in (.none, nil) }) })
         var image = MetadataImage()
         try image.apply([register(1, fenced: false), register(2, fenced: true), register(3, fenced: false)], at: MetadataOffset(1))
         h.broker.cluster.update(.init(image: image, activeController: NodeID(1), fenced: false))
@@ -40,7 +40,7 @@ import Testing
     @Test func aGroupBetweenCoordinatorsIsPointedAtThisBroker() throws {
         let h = try BrokerHarness([("process.roles", "broker,controller")])
         defer { h.close() }
-        h.broker.cluster.attach(forward: { _, done in done(.success([])) }, alterPartition: { _, _, done in done(.none, nil) })
+        h.broker.cluster.attach(forward: { _, done in done(.success([])) }, alterPartitions: { changes, done in done(changes.map { _ in (.none, nil) }) })
         let offsets = KafkaUUID(high: 9, low: 9)
         let txns = KafkaUUID(high: 9, low: 10)
         _ = try h.broker.topics.create(name: "__consumer_offsets", partitions: 1, configs: [:], id: offsets, hosting: { _ in true })

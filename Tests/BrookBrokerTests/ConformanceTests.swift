@@ -110,7 +110,7 @@ import Testing
             sent.withLock { $0.append(request) }
             guard case .setGroupConfigs(let group, _) = request else { return done(.success([])) }
             done(.success([TopicAnswer(name: group, error: .none)]))
-        }, alterPartition: { _, _, done in done(.none, nil) })
+        }, alterPartitions: { changes, done in done(changes.map { _ in (.none, nil) }) })
         var image = MetadataImage()
         try image.apply([.config(ConfigRecord(resourceType: 32, resourceName: "g", name: "consumer.session.timeout.ms", value: "50000"))],
                         at: MetadataOffset(1))

@@ -22,7 +22,7 @@ import Testing
             sent.requests.withLock { $0.append(request) }
             guard case .setBrokerConfigs(let broker, _) = request else { return done(.success([])) }
             done(.success([TopicAnswer(name: broker, error: .none)]))
-        }, alterPartition: { _, _, done in done(.none, nil) })
+        }, alterPartitions: { changes, done in done(changes.map { _ in (.none, nil) }) })
         return h
     }
 

@@ -49,7 +49,7 @@ import Testing
     @Test func leadershipsOfOneImageWriteTheirCheckpointsWithTheirLogs() throws {
         let h = try BrokerHarness([("process.roles", "broker,controller")])
         defer { h.close() }
-        h.broker.cluster.attach(forward: { _, done in done(.success([])) }, alterPartition: { _, _, done in done(.none, nil) })
+        h.broker.cluster.attach(forward: { _, done in done(.success([])) }, alterPartitions: { changes, done in done(changes.map { _ in (.none, nil) }) })
         let manager = ReplicaManager(broker: h.broker, node: n1)
         defer { manager.stop() }
         for (round, (count, name)) in [(ReplicaManager.leadershipsLoggedMin + 8, "many"), (3, "few")].enumerated() {
@@ -92,7 +92,7 @@ import Testing
     @Test func aProduceHeldWhenLeadershipMovesSaysItWasWritten() throws {
         let h = try BrokerHarness([("process.roles", "broker,controller")])
         defer { h.close() }
-        h.broker.cluster.attach(forward: { _, done in done(.success([])) }, alterPartition: { _, _, done in done(.none, nil) })
+        h.broker.cluster.attach(forward: { _, done in done(.success([])) }, alterPartitions: { changes, done in done(changes.map { _ in (.none, nil) }) })
         let manager = ReplicaManager(broker: h.broker, node: n1)
         var image = MetadataImage()
         try image.apply([.topic(TopicRecord(name: "t", topicId: topicID)), partition(0, [n1, n2], leader: n1)], at: MetadataOffset(1))

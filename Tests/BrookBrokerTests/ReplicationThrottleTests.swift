@@ -41,7 +41,7 @@ import Testing
     @Test func aLeaderOverItsRateHoldsBackAThrottledFollowerOutOfTheISR() throws {
         let h = try BrokerHarness([("process.roles", "broker,controller")])
         defer { h.close() }
-        h.broker.cluster.attach(forward: { _, done in done(.success([])) }, alterPartition: { _, _, done in done(.none, nil) })
+        h.broker.cluster.attach(forward: { _, done in done(.success([])) }, alterPartitions: { changes, done in done(changes.map { _ in (.none, nil) }) })
         let manager = ReplicaManager(broker: h.broker, node: n1)
         defer { manager.stop() }
         var image = MetadataImage()
@@ -86,7 +86,7 @@ import Testing
             sent.withLock { $0.append(request) }
             guard case .setBrokerConfigs(let broker, _) = request else { return done(.success([])) }
             done(.success([TopicAnswer(name: broker, error: .none)]))
-        }, alterPartition: { _, _, done in done(.none, nil) })
+        }, alterPartitions: { changes, done in done(changes.map { _ in (.none, nil) }) })
         var image = MetadataImage()
         try image.apply([.config(ConfigRecord(resourceType: 4, resourceName: "1", name: DynamicBrokerConfigs.leaderRate, value: "1000")),
                          .config(ConfigRecord(resourceType: 4, resourceName: "", name: DynamicBrokerConfigs.followerRate, value: "2000")),

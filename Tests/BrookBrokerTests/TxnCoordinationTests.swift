@@ -20,7 +20,7 @@ final class Settled: Sendable {
     /// fetches: no state write reaches the ISR. And it leads topic "t" alone.
     func coordinator() throws -> (BrokerHarness, ReplicaManager) {
         let h = try BrokerHarness([("process.roles", "broker,controller")])
-        h.broker.cluster.attach(forward: { _, done in done(.success([])) }, alterPartition: { _, _, done in done(.none, nil) })
+        h.broker.cluster.attach(forward: { _, done in done(.success([])) }, alterPartitions: { changes, done in done(changes.map { _ in (.none, nil) }) })
         let manager = ReplicaManager(broker: h.broker, node: n1)
         var records: [MetadataRecord] = []
         for (index, (name, isr)) in [(TxnService.stateTopic, [n1, n2]), ("t", [n1])].enumerated() {

@@ -463,6 +463,49 @@ struct ControllerHarness {
         #expect(ask([leader, others[0], others[1]]) == .ineligibleReplica)
     }
 
+    /// A leader's ISR changes for many partitions go in one request and make one entry; each is
+    /// checked alone, and a refused one does not stop the rest.
+    @Test func manyISRChangesInOneRequestMakeOneEntry() {
+        var h = ControllerHarness()
+        h.startBrokers(3)
+        let id = h.create("many", partitions: 30, rf: 3)
+        let keys = (0..<30).map { TopicIDPartition(id, Int32($0)) }
+        let leader = h.image.partition(keys[0])!.leader!
+        let led = keys.filter { h.image.partition($0)!.leader == leader }
+        #expect(led.count >= 3)
+        func shrink(_ key: TopicIDPartition, partitionEpoch: PartitionEpoch? = nil) -> AlterPartitionRequest {
+            let p = h.image.partition(key)!
+            let follower = p.replicas.first { $0 != leader }!
+            return AlterPartitionRequest(broker: leader, brokerEpoch: h.epochs[leader]!, partition: key,
+                                         proposal: ISRProposal(leaderEpoch: p.leaderEpoch, partitionEpoch: partitionEpoch ?? p.partitionEpoch,
+                                                               isr: p.isr.filter { $0 != follower }))
+        }
+        var requests = led.map { shrink($0) }
+        requests[1] = shrink(led[1], partitionEpoch: PartitionEpoch(99))
+        requests.append(shrink(led[0]))
+        let entriesBefore = h.log.count
+        let answers = h.commit(h.controller.alterPartitions(requests))
+        #expect(h.log.count == entriesBefore + 1, "one entry")
+        #expect(h.log.last?.count == led.count - 1, "a record for each change taken")
+        #expect(answers.count == requests.count)
+        #expect(answers[1].0 == .invalidUpdateVersion && answers[1].1 == nil)
+        #expect(answers.last?.0 == .invalidRequest, "a partition named twice")
+        for (i, key) in led.enumerated() where i != 1 {
+            #expect(answers[i].0 == ErrorCode.none)
+            #expect(answers[i].1 == h.image.partition(key))
+            #expect(h.image.partition(key)!.isr.count == 2)
+            #expect(h.image.partition(key)!.partitionEpoch == PartitionEpoch(1))
+        }
+        #expect(h.image.partition(led[1])!.isr.count == 3)
+        // Asked again, the same ISRs are already so: answered, nothing appended.
+        let again = h.commit(h.controller.alterPartitions([shrink(led[0], partitionEpoch: PartitionEpoch(1))].map {
+            var r = $0
+            r.proposal.isr = h.image.partition(led[0])!.isr
+            return r
+        }))
+        #expect(again[0].0 == ErrorCode.none && h.log.count == entriesBefore + 1)
+    }
+
     @Test func aReassignmentAddsTheNewReplicasThenDropsTheOldOnesOnceTheyAreInSync() {
         var h = ControllerHarness()
         h.startBrokers(3)

@@ -48,6 +48,48 @@ import Testing
         #expect(frame([0xff, 0xfe]) == nil, "not UTF-8")
     }
 
+    /// AlterPartition with many partitions: 1 to `partitionsMax` of them, ISRs of at most 64,
+    /// nothing after; the answer's text names one partition a line.
+    @Test func manyISRChangesInOneFrameAreBounded() {
+        func frame(count: UInt16, isrSize: UInt16 = 2, trailing: [UInt8] = []) -> Frame? {
+            var body = ByteBuffer()
+            body.writeInteger(UInt8(2)); body.writeInteger(UInt32(1)); body.writeInteger(UInt8(14))
+            body.writeInteger(Int32(1)); body.writeInteger(Int64(4)); body.writeInteger(count)
+            for i in 0..<Int(min(count, 3)) {
+                body.writeInteger(UInt64(1)); body.writeInteger(UInt64(2)); body.writeInteger(Int32(i))
+                body.writeInteger(Int32(2)); body.writeInteger(Int32(5)); body.writeInteger(isrSize)
+                for n in 0..<Int32(min(isrSize, 70)) { body.writeInteger(n) }
+            }
+            body.writeBytes(trailing)
+            return Frame.decode(&body)
+        }
+        guard case .request(_, .alterPartitions(let changes)) = frame(count: 3) else {
+            Issue.record("three ISR changes do not decode")
+            return
+        }
+        #expect(changes.map(\.partition.partition) == [0, 1, 2])
+        #expect(changes.allSatisfy { $0.broker == NodeID(1) && $0.brokerEpoch == BrokerEpoch(4) && $0.proposal.isr == [NodeID(0), NodeID(1)] })
+        #expect(frame(count: 0) == nil, "no change")
+        #expect(frame(count: 4) == nil, "fewer changes than counted")
+        #expect(frame(count: UInt16(AlterPartitionRequest.partitionsMax + 1)) == nil)
+        #expect(frame(count: 3, isrSize: 65) == nil)
+        #expect(frame(count: 3, trailing: [0]) == nil)
+
+        let info = PartitionInfo(replicas: [NodeID(1), NodeID(2), NodeID(3)], isr: [NodeID(1), NodeID(3)], leader: NodeID(1),
+                                 leaderEpoch: LeaderEpoch(2), partitionEpoch: PartitionEpoch(6), elr: [NodeID(2)])
+        var noELR = info
+        noELR.elr = []
+        let text = ISRChangeAnswers.text([(.none, info), (.fencedLeaderEpoch, nil), (.none, noELR)])
+        let parsed = ISRChangeAnswers.parse(text, count: 3)
+        #expect(parsed?.count == 3)
+        #expect(parsed?[0].0 == ErrorCode.none && parsed?[0].1?.isr == [NodeID(1), NodeID(3)] && parsed?[0].1?.elr == [NodeID(2)]
+                && parsed?[0].1?.partitionEpoch == PartitionEpoch(6))
+        #expect(parsed?[1].0 == .fencedLeaderEpoch && parsed?[1].1 == nil)
+        #expect(parsed?[2].1?.elr == [])
+        #expect(ISRChangeAnswers.parse(text, count: 2) == nil, "a line short")
+        #expect(ISRChangeAnswers.parse("0 2 x 1 -\n", count: 1) == nil)
+    }
+
     @Test func appendEntriesFollowThePreviousIndex() {
         var good = Self.appendBody(prevIndex: 10, entryIndexes: [11, 12])
         #expect(Frame.decode(&good) != nil)

@@ -65,6 +65,8 @@ struct FetchHandler: ApiHandler {
         let known = Self.resolve(request, version: version, registry: context.broker.topics)
         // A follower replica's fetch (a broker of the cluster); consumers send -1.
         let replica = version >= 15 ? request.replicaState.replicaId : request.replicaId
+        var expansions: [ReplicaManager.ISRChangeToSend] = []
+        defer { if !expansions.isEmpty { ReplicaManager.send(expansions, broker: context.broker) } }
         let responses = zip(request.topics, known).map { topic, known -> FetchResponse.FetchableTopicResponse in
             FetchResponse.FetchableTopicResponse(topic: topic.topic, topicId: topic.topicId, partitions: topic.partitions.map { p in
                 var data = Self.unread(p, readCommitted: request.isolationLevel == 1)
@@ -94,7 +96,8 @@ struct FetchHandler: ApiHandler {
                 }
                 let maxBytes = max(0, min(Int(p.partitionMaxBytes), budget))
                 if replica.value >= 0 && context.broker.cluster.isCluster {
-                    let bytes = Self.readForFollower(partition, p, replica: replica, maxBytes: maxBytes, into: &data, context: context)
+                    let bytes = Self.readForFollower(partition, p, replica: replica, maxBytes: maxBytes, into: &data,
+                                                     expansions: &expansions, context: context)
                     total += bytes
                     budget -= bytes
                     return data
@@ -161,22 +164,16 @@ extension FetchHandler {
     /// A follower's read: its divergence checked against our leader epochs first (KIP-320), its
     /// position recorded (which may move the high watermark), then batches up to the log end.
     static func readForFollower(_ partition: Partition, _ p: FetchRequest.FetchTopic.FetchPartition, replica: NodeID, maxBytes: Int,
-                                into data: inout FetchResponse.FetchableTopicResponse.PartitionData, context: RequestContext) -> Int {
+                                into data: inout FetchResponse.FetchableTopicResponse.PartitionData,
+                                expansions: inout [ReplicaManager.ISRChangeToSend], context: RequestContext) -> Int {
         let broker = context.broker
         let eligible = broker.cluster.current?.image.brokers[replica]?.isActive ?? false
         let (check, expansion) = partition.followerFetch(replica, fetchOffset: p.fetchOffset, lastFetchedEpoch: p.lastFetchedEpoch,
                                                          nowMs: broker.clock.monotonicMs(), eligible: eligible)
         if let expansion, let topic = broker.topics.topic(partition.topic) {
-            // The follower reached the high watermark: ask the controller to take it back in.
-            let logger = broker.logger
-            broker.cluster.alterPartition(TopicIDPartition(topic.id, partition.index), expansion) { code, committed in
-                if let committed {
-                    partition.isrProposalCommitted(committed.isr, elr: committed.elr, partitionEpoch: committed.partitionEpoch)
-                } else {
-                    ReplicaManager.refusedProposals.log(logger, .info, "\(partition.name): the controller did not take \(expansion): \(code)")
-                    partition.isrProposalFailed(expansion, code)
-                }
-            }
+            // The follower reached the high watermark: ask the controller to take it back in,
+            // with the other partitions of this fetch that did (one request).
+            expansions.append(ReplicaManager.ISRChangeToSend(key: TopicIDPartition(topic.id, partition.index), proposal: expansion, partition: partition))
         }
         switch check {
         case .refused(let code):
