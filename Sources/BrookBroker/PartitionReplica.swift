@@ -285,10 +285,12 @@ extension Partition {
                               eligible: Bool = false) -> (ReplicaFetchCheck, ISRProposal?) {
         var expansion: ISRProposal?
         let check = state.withLock { (s: inout Locked) -> ReplicaFetchCheck in
-            guard var replica = s.replica, replica.leading != nil else { return .refused(.notLeaderOrFollower) }
+            // Changed in place (`s.replica!`): a copy taken out and written back would share the
+            // leader's follower table while it is changed, and copy it whole on every fetch.
+            guard s.replica?.leading != nil else { return .refused(.notLeaderOrFollower) }
             let end = s.log.logEndOffset
             if lastFetchedEpoch != .none {
-                guard let known = replica.epochs.endOffset(for: lastFetchedEpoch, logEnd: end) else {
+                guard let known = s.replica!.epochs.endOffset(for: lastFetchedEpoch, logEnd: end) else {
                     return .diverging(.none, .zero)  // (impossible for a leader, whose epoch is the newest) back to the HW
                 }
                 if known.epoch < lastFetchedEpoch || known.endOffset < fetchOffset { return .diverging(known.epoch, known.endOffset) }
@@ -296,13 +298,12 @@ extension Partition {
             // Below our log start (retention, DeleteRecords): the answer carries the log start,
             // where the follower starts again.
             guard fetchOffset <= end, fetchOffset >= s.log.logStartOffset else { return .refused(.offsetOutOfRange) }
-            replica.leading!.followerFetched(follower, fetchOffset: fetchOffset, nowMs: nowMs)
-            expansion = replica.leading!.expansion(after: follower, eligible: eligible)
+            s.replica!.leading!.followerFetched(follower, fetchOffset: fetchOffset, nowMs: nowMs)
+            expansion = s.replica!.leading!.expansion(after: follower, eligible: eligible)
             if expansion != nil {
-                replica.proposalOutstanding = true
-                replica.proposalSentMs = nowMs
+                s.replica!.proposalOutstanding = true
+                s.replica!.proposalSentMs = nowMs
             }
-            s.replica = replica
             return .read
         }
         if case .read = check { highWatermarkMayHaveMoved() }

@@ -42,6 +42,9 @@ public final class ReplicaManager: Sendable {
     let restoring: Mutex<[String: Offset]>
     /// The offset of the last image applied, and who waits for a later one (on `queue`).
     let applied = Mutex(MetadataOffset.zero)
+    /// Counts the changes of roles and hosted replicas made here (an image applied, a replica
+    /// moved between dirs): what the replica fetchers' list of followed partitions is kept by.
+    public let generation = Atomic<UInt64>(0)
     let appliedWaiters = Mutex(AppliedWaiters())
     struct AppliedWaiters {
         var next = 0
@@ -242,6 +245,7 @@ public final class ReplicaManager: Sendable {
             let configs = image.configs[BrookCluster.ConfigResource(.topic, name)] ?? [:]
             update(partition, to: topic.partitions[Int(index)], replicationConfig(configs))
             coordinatorsFollow(name, Int(index), from: .follower(leader: nil, epoch: .none), to: partition.role)
+            generation.add(1, ordering: .sequentiallyConsistent)
         }
     }
 
@@ -303,6 +307,7 @@ public final class ReplicaManager: Sendable {
             broker.logger.info("took \(taken.count) leaderships at metadata offset \(image.offset) in \(broker.clock.monotonicMs() - began) ms")
         }
         applied.withLock { $0 = max($0, image.offset) }
+        generation.add(1, ordering: .sequentiallyConsistent)
         releaseWaiters()
     }
 

@@ -73,11 +73,15 @@ public final class ReplicaFetcher: Sendable {
     static let responseBytesMax: Int32 = 16 << 20
     static let idleMs: UInt64 = 100
 
-    public init(broker: Broker, node: NodeID, logger: Logger) {
+    /// `generation` counts the changes of roles and hosted replicas (ReplicaManager's): the
+    /// list of followed partitions is made again when it moves.
+    public init(broker: Broker, node: NodeID, logger: Logger, generation: @escaping @Sendable () -> UInt64 = { 0 }) {
         self.broker = broker
         self.node = node
         self.logger = logger
+        self.generation = generation
     }
+    let generation: @Sendable () -> UInt64
 
     public func start() {
         task.withLock { $0 = Task { await self.run() } }
@@ -120,15 +124,45 @@ public final class ReplicaFetcher: Sendable {
     func follow(_ leader: NodeID) async {
         var connection: BrokerConnection?
         while !stopped.load(ordering: .sequentiallyConsistent) && !Task.isCancelled {
-            guard let partitions = followed()[leader], !partitions.isEmpty else { break }
+            let partitions = followed(from: leader)
+            guard !partitions.isEmpty else { break }
             connection = await fetch(from: leader, partitions, connection: connection)
         }
         await connection?.close()
     }
 
+    /// The partitions followed from `leader`: the kept list, less those whose role has changed
+    /// since it was made (a failed log dir's, which no image brings).
+    func followed(from leader: NodeID) -> [Followed] {
+        (followed()[leader] ?? []).filter { entry in
+            guard case .follower(let now?, let epoch) = entry.partition.role else { return false }
+            return now == leader && epoch == entry.epoch
+        }
+    }
+
+    /// The list of followed partitions is made again when the image or the roles change, and
+    /// at least this often.
+    static let followedAgeMaxMs: Int64 = 1000
+
+    /// The last list of followed partitions, with the image offset, generation and time it was
+    /// made at. Making it walks every partition of the image; the loops ask for it every round.
+    let kept = Mutex<(offset: MetadataOffset, generation: UInt64, madeMs: Int64, followed: [NodeID: [Followed]])?>(nil)
+
     /// The partitions this broker follows, by leader, as its metadata image and roles say.
     func followed() -> [NodeID: [Followed]] {
         guard let image = broker.cluster.current?.image else { return [:] }
+        let generation = generation()
+        let now = broker.clock.monotonicMs()
+        if let kept = kept.withLock({ $0 }), kept.offset == image.offset, kept.generation == generation,
+           now - kept.madeMs < Self.followedAgeMaxMs, now >= kept.madeMs {
+            return kept.followed
+        }
+        let made = Self.followed(in: image, broker: broker, node: node)
+        kept.withLock { $0 = (image.offset, generation, now, made) }
+        return made
+    }
+
+    static func followed(in image: MetadataImage, broker: Broker, node: NodeID) -> [NodeID: [Followed]] {
         var out: [NodeID: [Followed]] = [:]
         for topic in image.topics.values {
             guard let local = broker.topics.topic(topic.name), local.id == topic.id else { continue }

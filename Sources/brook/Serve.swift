@@ -217,7 +217,8 @@ struct Serve: ParsableCommand {
             membership.attach(sendMarkers: { leader, request in await markers.send(to: leader, request) },
                               allocateProducerIDs: { done in follower.allocateProducerIDs(done: done) })
             replicas.start()
-            let fetcher = ReplicaFetcher(broker: broker, node: config.nodeID, logger: logger)
+            let fetcher = ReplicaFetcher(broker: broker, node: config.nodeID, logger: logger,
+                                         generation: { replicas.generation.load(ordering: .sequentiallyConsistent) })
             if singleNode {
                 follower.start()
                 if unfenced.wait(timeout: .now() + .seconds(Self.singleNodeStartWaitSeconds)) == .timedOut {

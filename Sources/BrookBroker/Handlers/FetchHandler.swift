@@ -66,6 +66,8 @@ struct FetchHandler: ApiHandler {
         // A follower replica's fetch (a broker of the cluster); consumers send -1.
         let replica = version >= 15 ? request.replicaState.replicaId : request.replicaId
         var expansions: [ReplicaManager.ISRChangeToSend] = []
+        // What every partition of a follower's fetch reads alike, looked up once.
+        let follower = replica.value >= 0 && context.broker.cluster.isCluster ? FollowerFetch(replica, context.broker) : nil
         defer { if !expansions.isEmpty { ReplicaManager.send(expansions, broker: context.broker) } }
         let responses = zip(request.topics, known).map { topic, known -> FetchResponse.FetchableTopicResponse in
             FetchResponse.FetchableTopicResponse(topic: topic.topic, topicId: topic.topicId, partitions: topic.partitions.map { p in
@@ -95,9 +97,9 @@ struct FetchHandler: ApiHandler {
                     return data
                 }
                 let maxBytes = max(0, min(Int(p.partitionMaxBytes), budget))
-                if replica.value >= 0 && context.broker.cluster.isCluster {
+                if let follower {
                     let bytes = Self.readForFollower(partition, p, replica: replica, maxBytes: maxBytes, into: &data,
-                                                     expansions: &expansions, context: context)
+                                                     expansions: &expansions, follower: follower, context: context)
                     total += bytes
                     budget -= bytes
                     return data
@@ -165,9 +167,10 @@ extension FetchHandler {
     /// position recorded (which may move the high watermark), then batches up to the log end.
     static func readForFollower(_ partition: Partition, _ p: FetchRequest.FetchTopic.FetchPartition, replica: NodeID, maxBytes: Int,
                                 into data: inout FetchResponse.FetchableTopicResponse.PartitionData,
-                                expansions: inout [ReplicaManager.ISRChangeToSend], context: RequestContext) -> Int {
+                                expansions: inout [ReplicaManager.ISRChangeToSend], follower: FollowerFetch,
+                                context: RequestContext) -> Int {
         let broker = context.broker
-        let eligible = broker.cluster.current?.image.brokers[replica]?.isActive ?? false
+        let eligible = follower.eligible
         let (check, expansion) = partition.followerFetch(replica, fetchOffset: p.fetchOffset, lastFetchedEpoch: p.lastFetchedEpoch,
                                                          nowMs: broker.clock.monotonicMs(), eligible: eligible)
         if let expansion, let topic = broker.topics.topic(partition.topic) {
@@ -192,7 +195,7 @@ extension FetchHandler {
             // In sync means in the maximal ISR (one being added counts): the high watermark
             // waits for those, and a throttle must never hold it back.
             let node = broker.config.nodeID
-            let rate = DynamicBrokerConfigs.rate(DynamicBrokerConfigs.leaderRate, node: node, image: broker.cluster.current?.image)
+            let rate = follower.leaderRate
             let throttled = rate < Int64.max
                 && ReplicationThrottles.names(broker.topics.topic(partition.topic)?.overrides["leader.replication.throttled.replicas"],
                                               partition: partition.index, node: node)
@@ -222,6 +225,18 @@ extension FetchHandler {
     }
 }
 
+/// What a follower's fetch reads once for all its partitions: whether the follower may join an
+/// ISR (registered and unfenced) and the leader's replication throttle rate.
+struct FollowerFetch {
+    let eligible: Bool
+    let leaderRate: Int64
+    init(_ replica: NodeID, _ broker: Broker) {
+        let image = broker.cluster.current?.image
+        eligible = image?.brokers[replica]?.isActive ?? false
+        leaderRate = DynamicBrokerConfigs.rate(DynamicBrokerConfigs.leaderRate, node: broker.config.nodeID, image: image)
+    }
+}
+
 /// A fetch waiting for data: parked on each of its partitions until `min.bytes` have arrived,
 /// `max.wait.ms` passes, or its connection closes. Appends tell it their size from any thread
 /// (an atomic count of the bytes still needed); it re-reads on its connection's event loop only
@@ -238,6 +253,12 @@ final class ParkedFetch: @unchecked Sendable {
     let bytesNeeded = Atomic<Int>(0)
     /// A re-read is scheduled on the event loop (at most one at a time).
     let retryScheduled = Atomic<Bool>(false)
+    /// Appends (and high watermark moves) told to this fetch so far.
+    let wakes = Atomic<Int>(0)
+    /// The last re-read's answer and the wakes counted before it: when `max.wait.ms` passes
+    /// with no wake since, that answer is still what a read would give (nothing was appended,
+    /// no high watermark moved), so the fetch ends without reading every partition again.
+    var lastRead: (wakes: Int, response: FetchResponse)?
     var timeout: Scheduled<Void>?
     var connectionToken: Int?
     var done = false
@@ -268,6 +289,7 @@ final class ParkedFetch: @unchecked Sendable {
             connectionToken = token
         }
         timeout = context.eventLoop.scheduleTask(in: .milliseconds(Int64(waitMs))) { [self] in
+            if let last = lastRead, last.wakes == wakes.load(ordering: .sequentiallyConsistent) { return finish(last.response) }
             finish(handler.read(request, version: version, context: context).0)
         }
         guard parkOnEveryPartition() else {
@@ -292,6 +314,7 @@ final class ParkedFetch: @unchecked Sendable {
 
     /// Called by appends, on any thread.
     func appended(_ bytes: Int) {
+        wakes.add(1, ordering: .sequentiallyConsistent)
         let left = bytesNeeded.subtract(min(bytes, Partition.wakeAll), ordering: .sequentiallyConsistent).newValue
         guard left <= 0, !retryScheduled.exchange(true, ordering: .sequentiallyConsistent) else { return }
         context.eventLoop.execute { [self] in retry() }
@@ -305,8 +328,10 @@ final class ParkedFetch: @unchecked Sendable {
         // (then one re-read too many), never missed.
         bytesNeeded.store(minBytes, ordering: .sequentiallyConsistent)
         retryScheduled.store(false, ordering: .sequentiallyConsistent)
+        let seen = wakes.load(ordering: .sequentiallyConsistent)
         let (response, bytes) = handler.read(request, version: version, context: context)
         if bytes >= minBytes { return finish(response) }
+        lastRead = (seen, response)
         let left = bytesNeeded.subtract(bytes, ordering: .sequentiallyConsistent).newValue
         if left <= 0, !retryScheduled.exchange(true, ordering: .sequentiallyConsistent) {
             context.eventLoop.execute { [self] in retry() }
