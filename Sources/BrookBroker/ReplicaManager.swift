@@ -63,6 +63,7 @@ public final class ReplicaManager: Sendable {
         // The coordinators of replicas lost with a failed log directory stop where they led.
         broker.topics.health.onFailure { [weak self] failure in
             guard let self else { return }
+            generation.add(1, ordering: .sequentiallyConsistent)
             queue.async {
                 for replica in failure.replicas where replica.wasLeading {
                     self.coordinatorsFollow(replica.topic, Int(replica.index), from: .leader(.none), to: .follower(leader: nil, epoch: .none))
@@ -229,6 +230,8 @@ public final class ReplicaManager: Sendable {
             return
         }
         queue.sync {
+            // However it ends, the hosted replica changed: the fetchers make their list again.
+            defer { generation.add(1, ordering: .sequentiallyConsistent) }
             let before = prepared.old
             let role = before.isReplicating ? before.role : nil
             coordinatorsFollow(name, Int(index), from: role, to: .follower(leader: nil, epoch: .none))
@@ -245,7 +248,6 @@ public final class ReplicaManager: Sendable {
             let configs = image.configs[BrookCluster.ConfigResource(.topic, name)] ?? [:]
             update(partition, to: topic.partitions[Int(index)], replicationConfig(configs))
             coordinatorsFollow(name, Int(index), from: .follower(leader: nil, epoch: .none), to: partition.role)
-            generation.add(1, ordering: .sequentiallyConsistent)
         }
     }
 
