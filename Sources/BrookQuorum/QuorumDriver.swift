@@ -54,6 +54,8 @@ public final class QuorumDriver: @unchecked Sendable {
     /// `queuedInput` and is taken up, in order, when the work ends.
     var working = false
     var queuedInput: [() -> Void] = []
+    static let queuedInputMax = 65_536
+    var droppedInput = 0
     /// A drive is due once the input under way is taken up (`driveSoon`).
     var driveQueued = false
 
@@ -134,10 +136,25 @@ public final class QuorumDriver: @unchecked Sendable {
     /// (see `working`).
     func input(_ body: @escaping () -> Void) {
         loop.preconditionInEventLoop()
-        guard !working else { return queuedInput.append(body) }
+        guard !working else {
+            // Bounded by what the reads during one input bring; past the bound the input is
+            // dropped (a Raft message is sent again, a request times out and is retried).
+            guard queuedInput.count < Self.queuedInputMax else {
+                droppedInput += 1
+                if droppedInput == 1 || droppedInput % 10_000 == 0 {
+                    logger.warning("controller input dropped while busy (\(droppedInput) so far): over \(Self.queuedInputMax) queued")
+                }
+                return
+            }
+            return queuedInput.append(body)
+        }
         working = true
         body()
-        while !queuedInput.isEmpty { queuedInput.removeFirst()() }
+        while !queuedInput.isEmpty {
+            let queued = queuedInput
+            queuedInput = []
+            for next in queued { next() }
+        }
         working = false
     }
 

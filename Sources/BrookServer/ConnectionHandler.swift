@@ -121,6 +121,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
         guard waitingForMemory, !closed else { return }
         waitingForMemory = false
         if frameStarted != nil { frameStarted = context.eventLoop.now }
+        resume(context)
+    }
+
+    /// After a wait ends (memory freed, an offloaded request handled): the frames already read
+    /// are taken up, their answers sent, and reading goes on if nothing else holds it.
+    func resume(_ context: ChannelHandlerContext) {
         processFrames(context)
         flushIfNeeded(context)
         resumeReadingIfAllowed(context)
@@ -154,9 +160,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             handled.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] _ in
                 waitingForOffloaded = false
                 guard !closed else { return }
-                processFrames(context)
-                flushIfNeeded(context)
-                resumeReadingIfAllowed(context)
+                resume(context)
             }
             completeLater(sequence, future, size, context: context)
         }

@@ -46,8 +46,16 @@ struct ProduceHandler: ApiHandler {
     /// decompress and check.
     static let offloadBytesMin = 64 * 1024
 
-    /// The bytes of the request's partitions whose (first) batch is compressed.
+    /// The bytes of the request's partitions whose (first) batch is compressed; 0 when the
+    /// request holds under `offloadBytesMin` of records in all (most do: no header is decoded).
     static func compressedBytes(_ request: ProduceRequest) -> Int {
+        var all = 0
+        for topic in request.topicData {
+            for data in topic.partitionData {
+                if case .bytes(let records)? = data.records { all += records.readableBytes }
+            }
+        }
+        guard all >= offloadBytesMin else { return 0 }
         var total = 0
         for topic in request.topicData {
             for data in topic.partitionData {
