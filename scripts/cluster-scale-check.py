@@ -86,7 +86,13 @@ def main() -> int:
     files = args.partitions * args.rf // 3 + 10000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard < files:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))  # root only: the nodes inherit it
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))  # root only: the nodes inherit it
+        except (ValueError, OSError):
+            # A container without CAP_SYS_RESOURCE: as many as the hard limit allows (a node
+            # holds about one open file per replica).
+            print(f"  open files limited to {hard} (wanted {files})", flush=True)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     elif soft < files:
         resource.setrlimit(resource.RLIMIT_NOFILE, (files, hard))
     each = args.partitions // args.topics

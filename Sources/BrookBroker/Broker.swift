@@ -28,6 +28,8 @@ public final class Broker: Sendable {
     public let cluster = ClusterMembership()
     /// Replication throttles (KIP-73), in a cluster.
     public let throttles = ReplicationThrottles()
+    /// Incremental fetch sessions (KIP-227), shared by every connection.
+    public let fetchSessions = FetchSessions(seed: UInt64.random(in: 1...UInt64.max))
     /// Whether the broker's last run ended with `shutdown()` (Kafka's `.kafka_cleanshutdown`):
     /// after a crash or a power loss its logs may lack records it had acknowledged, and the
     /// controller then takes it out of every ELR (KIP-966) when it registers.

@@ -34,6 +34,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let unknownLeaderEpoch = ErrorCode(rawValue: 75)
     public static let fetchSessionIDNotFound = ErrorCode(rawValue: 70)
     public static let invalidFetchSessionEpoch = ErrorCode(rawValue: 71)
+    public static let fetchSessionTopicIDError = ErrorCode(rawValue: 106)
     public static let fencedLeaderEpoch = ErrorCode(rawValue: 74)
     public static let unsupportedCompressionType = ErrorCode(rawValue: 76)
     public static let unknownTopicID = ErrorCode(rawValue: 100)
@@ -105,7 +106,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         57: "LOG_DIR_NOT_FOUND", 75: "UNKNOWN_LEADER_EPOCH", 70: "FETCH_SESSION_ID_NOT_FOUND",
         71: "INVALID_FETCH_SESSION_EPOCH", 74: "FENCED_LEADER_EPOCH", 76: "UNSUPPORTED_COMPRESSION_TYPE", 78: "OFFSET_NOT_AVAILABLE",
         87: "INVALID_RECORD", 89: "THROTTLING_QUOTA_EXCEEDED", 91: "RESOURCE_NOT_FOUND",
-        100: "UNKNOWN_TOPIC_ID", 103: "INCONSISTENT_TOPIC_ID",
+        100: "UNKNOWN_TOPIC_ID", 103: "INCONSISTENT_TOPIC_ID", 106: "FETCH_SESSION_TOPIC_ID_ERROR",
         12: "OFFSET_METADATA_TOO_LARGE", 14: "COORDINATOR_LOAD_IN_PROGRESS",
         22: "ILLEGAL_GENERATION", 23: "INCONSISTENT_GROUP_PROTOCOL", 25: "UNKNOWN_MEMBER_ID",
         26: "INVALID_SESSION_TIMEOUT", 68: "NON_EMPTY_GROUP", 69: "GROUP_ID_NOT_FOUND",

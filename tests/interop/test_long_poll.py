@@ -9,6 +9,7 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from brook_interop import (
     CkErrors,
+    Spec,
     ck_consumer,
     ck_create_topic,
     ck_drain,
@@ -84,3 +85,37 @@ def test_empty_fetch_waits_for_max_wait_kafka_python(broker, topic):
             assert latency >= 250, f"empty fetches answered in {latency:.0f} ms on average: not waiting fetch_max_wait_ms"
     finally:
         c.close(autocommit=False, timeout_ms=5000)
+
+
+def test_kafka_python_reads_through_an_incremental_fetch_session(broker, topic):
+    """kafka-python opens a fetch session (KIP-227: session id 0, epoch 0) and then sends only the
+    partitions that changed: the broker gives it a session id, answers with only the partitions
+    that have something new, and every record of three partitions, written while the consumer
+    reads, arrives once and in order."""
+    from kafka import TopicPartition as KpTP
+
+    ck_create_topic(broker.bootstrap, topic, partitions=3)
+    c = kp_consumer(broker.bootstrap, fetch_max_wait_ms=200)
+    got: dict = {0: [], 1: [], 2: []}
+    try:
+        tps = [KpTP(topic, p) for p in range(3)]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        for round_ in range(5):
+            # Each round writes to one partition only: the others have nothing new.
+            partition = round_ % 3
+            ck_produce(broker.bootstrap, topic, [Spec(seq=i, key=f"k{round_}".encode(), value=f"{round_}-{i}".encode(), headers=(),
+                                                      partition=partition) for i in range(20)])
+            deadline = time.monotonic() + 20
+            while sum(len(v) for v in got.values()) < 20 * (round_ + 1):
+                assert time.monotonic() < deadline, {p: len(v) for p, v in got.items()}
+                for tp, records in c.poll(timeout_ms=300).items():
+                    got[tp.partition].extend(r.value.decode() for r in records)
+        handlers = c._fetcher._session_handlers  # kafka-python's own session state
+        sessions = [h.next_metadata for h in handlers.values()]
+        assert sessions and all(m.session_id != 0 for m in sessions), [(m.session_id, m.epoch) for m in sessions]
+        assert all(m.epoch > 3 for m in sessions), [(m.session_id, m.epoch) for m in sessions]
+    finally:
+        c.close(autocommit=False, timeout_ms=5000)
+    expected = {p: [f"{r}-{i}" for r in range(5) if r % 3 == p for i in range(20)] for p in range(3)}
+    assert got == expected

@@ -8,8 +8,7 @@ import Synchronization
 /// Fetch: whole batches from the one holding each fetch offset, up to the high watermark (or,
 /// read_committed, the last stable offset, with the aborted transactions there), sent from the
 /// segment files. When fewer than `min.bytes` are ready the fetch is parked until an
-/// append arrives or `max.wait.ms` passes (long poll). Fetch sessions (KIP-227) are not kept:
-/// every fetch is answered in full with session id 0, which tells the client to stay sessionless.
+/// append arrives or `max.wait.ms` passes (long poll). Fetch sessions (KIP-227): FetchSessions.
 struct FetchHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 4...17
     /// `fetch.max.bytes`: the most one response carries (Kafka's 55 MiB).
@@ -20,9 +19,24 @@ struct FetchHandler: ApiHandler {
         guard request.isolationLevel == 0 || request.isolationLevel == 1 else {
             return .now(Self.refuseAll(request, .invalidRequest))
         }
-        if request.sessionEpoch > 0 {
-            return .now(FetchResponse(throttleTimeMs: 0, errorCode: ErrorCode.fetchSessionIDNotFound.rawValue, sessionId: 0))
+        switch context.broker.fetchSessions.plan(request, version: version, nowMs: context.broker.clock.monotonicMs()) {
+        case .sessionless:
+            return answer(request, version: version, context: context)
+        case .refuse(let code):
+            return .now(FetchResponse(throttleTimeMs: 0, errorCode: code.rawValue, sessionId: 0))
+        case .session(let id, let full, let reading):
+            let sessions = context.broker.fetchSessions
+            switch answer(reading, version: version, context: context) {
+            case .now(let response): return .now(sessions.answer(response, session: id, full: full))
+            case .later(let future): return .later(future.map { sessions.answer($0, session: id, full: full) })
+            case let other: return other
+            }
         }
+    }
+
+    /// Reads the request's partitions; answers at once, or once `min.bytes` have come or
+    /// `max.wait.ms` has passed.
+    func answer(_ request: FetchRequest, version: Int16, context: RequestContext) -> Reply<FetchResponse> {
         let (response, bytes) = read(request, version: version, context: context)
         let maxWaitMs = min(request.maxWaitMs, Self.maxWaitMsMax)
         // Errors are answered at once, as Kafka does: waiting would not change them.
