@@ -123,11 +123,10 @@ public final class ReplicaFetcher: Sendable {
     /// Fetches from `leader` for as long as this broker follows it in something.
     func follow(_ leader: NodeID) async {
         var connection: BrokerConnection?
-        var session = FetchSession()
         while !stopped.load(ordering: .sequentiallyConsistent) && !Task.isCancelled {
             let partitions = followed(from: leader)
             guard !partitions.isEmpty else { break }
-            connection = await fetch(from: leader, partitions, connection: connection, session: &session)
+            connection = await fetch(from: leader, partitions, connection: connection)
         }
         await connection?.close()
     }
@@ -182,8 +181,7 @@ public final class ReplicaFetcher: Sendable {
     /// One Fetch to `leader` for `partitions`; returns the connection to keep (nil after a failure).
     /// Throttled partitions are left out while this follower's throttled copying is over its
     /// `follower.replication.throttled.rate` (KIP-73).
-    func fetch(from leader: NodeID, _ followed: [Followed], connection existing: BrokerConnection?,
-               session: inout FetchSession) async -> BrokerConnection? {
+    func fetch(from leader: NodeID, _ followed: [Followed], connection existing: BrokerConnection?) async -> BrokerConnection? {
         let rate = DynamicBrokerConfigs.rate(DynamicBrokerConfigs.followerRate, node: node, image: broker.cluster.current?.image)
         let overRate = broker.throttles.followerOverRate(rate, nowMs: broker.clock.monotonicMs())
         let partitions = overRate ? followed.filter { !$0.throttled } : followed
@@ -215,16 +213,17 @@ public final class ReplicaFetcher: Sendable {
         request.maxWaitMs = Self.maxWaitMs
         request.minBytes = 1
         request.maxBytes = Self.responseBytesMax
-        var wanted: [FetchSession.Key: FetchRequest.FetchTopic.FetchPartition] = [:]
+        request.sessionEpoch = -1
+        var byTopic: [String: [FetchRequest.FetchTopic.FetchPartition]] = [:]
         var lookup: [String: [Int32: Followed]] = [:]
         for followed in partitions {
             let position = followed.partition.followerPosition
-            wanted[FetchSession.Key(topic: followed.topic, partition: followed.index)] = .init(
-                partition: followed.index, currentLeaderEpoch: followed.epoch, fetchOffset: position.fetchOffset,
-                lastFetchedEpoch: position.lastEpoch, partitionMaxBytes: Self.partitionBytesMax)
+            byTopic[followed.topic, default: []].append(.init(partition: followed.index, currentLeaderEpoch: followed.epoch,
+                                                              fetchOffset: position.fetchOffset, lastFetchedEpoch: position.lastEpoch,
+                                                              partitionMaxBytes: Self.partitionBytesMax))
             lookup[followed.topic, default: [:]][followed.index] = followed
         }
-        session.fill(&request, wanting: wanted)
+        request.topics = byTopic.sorted { $0.key < $1.key }.map { .init(topic: $0.key, partitions: $0.value) }
         let response: FetchResponse
         let sending = request
         do {
@@ -235,15 +234,9 @@ public final class ReplicaFetcher: Sendable {
             logger.debug("broker \(node) fetching from \(leader): \(error)")
             note("fetching from broker \(leader)", "\(error)")
             await connection.close()
-            session = FetchSession()
             return nil
         }
         note("fetching from broker \(leader)", nil)
-        guard session.answered(response, sent: sending, wanting: wanted) else {
-            logger.debug("broker \(node) fetching from \(leader): refused (\(ErrorCode(rawValue: response.errorCode))); a full fetch next")
-            try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000)
-            return connection
-        }
         var backOff = false
         var throttledBytes = 0
         for topic in response.responses {
@@ -254,67 +247,8 @@ public final class ReplicaFetcher: Sendable {
             }
         }
         if throttledBytes > 0 { broker.throttles.followerFetched(throttledBytes, nowMs: broker.clock.monotonicMs()) }
-        if backOff {
-            // Something was not taken: the next fetch is a full one, every partition answered.
-            session.restart()
-            try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000)
-        }
+        if backOff { try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000) }
         return connection
-    }
-
-    /// The follower's side of a fetch session with one leader (KIP-227): the first fetch opens
-    /// it (epoch 0) with every partition; the next ones send only the partitions whose fetch
-    /// position (or leader epoch) moved, and forget those no longer followed, and the leader
-    /// answers only the partitions with something new. An error, a failed fetch or something
-    /// not taken starts a full one again.
-    struct FetchSession {
-        struct Key: Hashable {
-            let topic: String
-            let partition: Int32
-        }
-        /// The session's id (0: none yet) and the epoch of the next fetch (0: open one, which
-        /// replaces `id` on the leader).
-        var id: Int32 = 0
-        var epoch: Int32 = 0
-        /// What the leader has for each partition, as last sent.
-        var sent: [Key: FetchRequest.FetchTopic.FetchPartition] = [:]
-
-        mutating func restart() { epoch = 0 }
-
-        /// Puts the session and the partitions to send (all of them when opening) in `request`.
-        func fill(_ request: inout FetchRequest, wanting wanted: [Key: FetchRequest.FetchTopic.FetchPartition]) {
-            request.sessionId = id
-            request.sessionEpoch = epoch
-            var topics: [String: [FetchRequest.FetchTopic.FetchPartition]] = [:]
-            for (key, partition) in wanted where epoch == 0 || sent[key] != partition {
-                topics[key.topic, default: []].append(partition)
-            }
-            request.topics = topics.sorted { $0.key < $1.key }.map { .init(topic: $0.key, partitions: $0.value.sorted { $0.partition < $1.partition }) }
-            var forgotten: [String: [Int32]] = [:]
-            if epoch != 0 {
-                for key in sent.keys where wanted[key] == nil { forgotten[key.topic, default: []].append(key.partition) }
-            }
-            request.forgottenTopicsData = forgotten.sorted { $0.key < $1.key }.map { .init(topic: $0.key, partitions: $0.value.sorted()) }
-        }
-
-        /// Takes the answer's session: false when the leader refused it (the next fetch opens a
-        /// new one, and this answer carries nothing).
-        mutating func answered(_ response: FetchResponse, sent request: FetchRequest,
-                               wanting wanted: [Key: FetchRequest.FetchTopic.FetchPartition]) -> Bool {
-            guard response.errorCode == 0 else {
-                self = FetchSession()
-                return false
-            }
-            guard response.sessionId != 0 else {
-                // No session given (the leader's are all taken): full fetches, asking again.
-                self = FetchSession()
-                return true
-            }
-            id = response.sessionId
-            epoch = request.sessionEpoch == 0 || request.sessionEpoch == Int32.max ? 1 : request.sessionEpoch + 1
-            sent = wanted
-            return true
-        }
     }
 
     /// Takes one partition's answer; false when it was an error to wait on (a newer leader epoch

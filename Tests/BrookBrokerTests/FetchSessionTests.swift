@@ -1,7 +1,6 @@
 @testable import BrookBroker
 import BrookCore
 import BrookProtocol
-@testable import BrookServer
 import Testing
 
 /// Incremental fetch sessions (KIP-227): opened with epoch 0, then fetches carry only changed
@@ -113,49 +112,5 @@ import Testing
             Issue.record("an oversized session")
             return
         }
-    }
-
-    /// The replica fetcher's side: it opens a session with every partition, then sends only
-    /// those whose position moved and forgets those no longer followed; a refused answer starts
-    /// a full fetch again.
-    @Test func aFollowerSendsOnlyWhatMoved() throws {
-        let h = try BrokerHarness()
-        defer { h.close() }
-        try h.createTopic("t", partitions: 2)
-        typealias Key = ReplicaFetcher.FetchSession.Key
-        func wanted(_ offsets: [Int32: Int64]) -> [Key: FetchRequest.FetchTopic.FetchPartition] {
-            Dictionary(uniqueKeysWithValues: offsets.map {
-                (Key(topic: "t", partition: $0.key), .init(partition: $0.key, fetchOffset: Offset($0.value), partitionMaxBytes: 1000))
-            })
-        }
-        func sent(_ request: FetchRequest) -> [Int32] { request.topics.flatMap { $0.partitions.map(\.partition) }.sorted() }
-        var session = ReplicaFetcher.FetchSession()
-        var request = FetchRequest()
-        let both = wanted([0: 0, 1: 0])
-        session.fill(&request, wanting: both)
-        #expect(request.sessionId == 0 && request.sessionEpoch == 0 && sent(request) == [0, 1])
-        let opened = session.answered(try h.send(request, version: 12), sent: request, wanting: both)
-        #expect(opened && session.id > 0 && session.epoch == 1)
-
-        let moved = wanted([0: 3, 1: 0])
-        session.fill(&request, wanting: moved)
-        #expect(request.sessionEpoch == 1 && sent(request) == [0] && request.forgottenTopicsData.isEmpty)
-        let answer = try h.send(request, version: 12)
-        #expect(answer.errorCode == 0 && answer.sessionId == session.id)
-        let taken = session.answered(answer, sent: request, wanting: moved)
-        #expect(taken && session.epoch == 2)
-
-        let one = wanted([0: 3])
-        session.fill(&request, wanting: one)
-        #expect(sent(request) == [] && request.forgottenTopicsData.map(\.partitions) == [[1]])
-        let forgot = session.answered(try h.send(request, version: 12), sent: request, wanting: one)
-        #expect(forgot && h.broker.fetchSessions.count == 1)
-
-        // Refused (the leader restarted and knows no such session): the next fetch opens anew.
-        let refused = FetchResponse(errorCode: ErrorCode.fetchSessionIDNotFound.rawValue, sessionId: 0)
-        let refusedTaken = session.answered(refused, sent: request, wanting: one)
-        #expect(!refusedTaken)
-        session.fill(&request, wanting: one)
-        #expect(request.sessionId == 0 && request.sessionEpoch == 0 && sent(request) == [0])
     }
 }
