@@ -70,8 +70,11 @@ public final class FetchSessions: Sendable {
         case session(id: Int32, full: Bool, request: FetchRequest)
     }
 
-    public func plan(_ request: FetchRequest, version: Int16, nowMs: Int64) -> Plan {
-        guard version >= 7 else { return .sessionless }
+    public func plan(_ request: FetchRequest, version: Int16, nowMs: @autoclosure () -> Int64) -> Plan {
+        // Most fetches (librdkafka's, kcat's, and every one before v7) name no session: decided
+        // without the lock every event loop shares.
+        guard version >= 7, request.sessionId != 0 || request.sessionEpoch != -1 else { return .sessionless }
+        let nowMs = nowMs()
         let usesTopicIDs = version >= 13
         return state.withLock { s -> Plan in
             let id = request.sessionId, epoch = request.sessionEpoch
