@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(name: "BrookCore"),
@@ -84,11 +85,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Authentication without I/O: SCRAM (server and client exchanges, credentials), PLAIN,
+        // JAAS option parsing, listener security protocols.
+        .target(
+            name: "BrookSecurity",
+            dependencies: ["BrookCore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // Request handlers (one file per API), topics and partitions; no sockets.
         .target(
             name: "BrookBroker",
             dependencies: [
                 "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol", "BrookGroups", "BrookTxn", "BrookCluster",
+                "BrookSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -117,7 +125,7 @@ let package = Package(
             name: "brook",
             dependencies: [
                 "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol", "BrookGroups", "BrookBroker",
-                "BrookServer", "BrookClient", "BrookRaft", "BrookQuorum",
+                "BrookServer", "BrookClient", "BrookRaft", "BrookQuorum", "BrookSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -137,6 +145,7 @@ let package = Package(
         ),
         .executableTarget(name: "brook-fuzz", dependencies: ["BrookFuzzTargets"]),
         .testTarget(name: "BrookCoreTests", dependencies: ["BrookCore"]),
+        .testTarget(name: "BrookSecurityTests", dependencies: ["BrookSecurity"]),
         .testTarget(
             name: "BrookQuorumTests",
             dependencies: [

@@ -26,6 +26,11 @@ public enum ControllerAdminRequest: Equatable, Sendable {
     case reassign([ReassignmentRequest], allowReplicationFactorChange: Bool)
     /// UnregisterBroker. Answered one TopicAnswer named by the broker id.
     case unregisterBroker(NodeID)
+    /// AlterUserScramCredentials, checked by the broker (mechanisms, iterations, no user and
+    /// mechanism twice) and its keys derived there: removals by (user, mechanism) and the
+    /// credentials to set. Answered one TopicAnswer per user, named by the user, in the order
+    /// users first appear; a user's changes apply all or none.
+    case alterScramCredentials(removals: [RemoveUserScramCredentialRecord], upsertions: [UserScramCredentialRecord])
 
     /// The longest name or value (UTF-8 bytes) a request to the controller carries; brokers
     /// refuse longer ones before forwarding.
@@ -128,6 +133,30 @@ extension ClusterController {
             }
             let decision = setConfigs(resource, changes)
             return (decision.records.isEmpty ? [] : [decision.records], [TopicAnswer(name: name, error: decision.answer)])
+        case .alterScramCredentials(let removals, let upsertions):
+            var users: [String] = []
+            for name in removals.map(\.name) + upsertions.map(\.name) where !users.contains(name) { users.append(name) }
+            var entries: [[MetadataRecord]] = []
+            var answers: [TopicAnswer] = []
+            var added = 0
+            for user in users {
+                let removing = removals.filter { $0.name == user }
+                let setting = upsertions.filter { $0.name == user }
+                if let missing = removing.first(where: { image.scramCredentials[user]?[$0.mechanism] == nil }) {
+                    answers.append(TopicAnswer(name: user, error: .resourceNotFound,
+                                               message: "Attempt to delete a user credential that does not exist: mechanism \(missing.mechanism)."))
+                    continue
+                }
+                let isNew = image.scramCredentials[user] == nil && !setting.isEmpty
+                if isNew && image.scramCredentials.count + added >= MetadataImage.scramUsersMax {
+                    answers.append(TopicAnswer(name: user, error: .policyViolation, message: "At most \(MetadataImage.scramUsersMax) users may have SCRAM credentials."))
+                    continue
+                }
+                if isNew { added += 1 }
+                entries.append(removing.map { .removeUserScramCredential($0) } + setting.map { .userScramCredential($0) })
+                answers.append(TopicAnswer(name: user, error: .none))
+            }
+            return (entries, answers)
         case .setBrokerConfigs(let name, let configs):
             guard name.isEmpty || Int32(name).map({ $0 >= 0 }) == true, configs[MetadataImage.clusterIDConfig] == nil else {
                 return ([], [TopicAnswer(name: name, error: .invalidRequest, message: "Not a broker's dynamic config resource.")])

@@ -116,6 +116,9 @@ extension MetadataImage {
         for (name, level) in features.sorted(by: { $0.key < $1.key }) {
             records.append(.featureLevel(FeatureLevelRecord(name: name, featureLevel: level)))
         }
+        for (_, credentials) in scramCredentials.sorted(by: { $0.key < $1.key }) {
+            for (_, credential) in credentials.sorted(by: { $0.key < $1.key }) { records.append(.userScramCredential(credential)) }
+        }
         return records
     }
 

@@ -109,10 +109,14 @@ public struct MetadataImage: Equatable, Sendable {
     public private(set) var features: [String: Int16] = [:]
     /// The highest broker epoch ever given: the next registration gets a higher one.
     public private(set) var highestBrokerEpoch = BrokerEpoch(0)
+    /// Users' SCRAM credentials, by user and mechanism (1: SCRAM-SHA-256, 2: SCRAM-SHA-512).
+    public private(set) var scramCredentials: [String: [Int8: UserScramCredentialRecord]] = [:]
 
     /// More than this many topics or brokers in one image is refused (a runaway writer).
     public static let topicsMax = 200_000
     public static let brokersMax = 10_000
+    /// Users with SCRAM credentials the image holds at most.
+    public static let scramUsersMax = 100_000
 
     public init() {}
 
@@ -163,6 +167,17 @@ public struct MetadataImage: Equatable, Sendable {
             nextProducerID = r.nextProducerId
         case .featureLevel(let r): features[r.name] = r.featureLevel
         case .noOp: break
+        case .userScramCredential(let r):
+            guard (1...2).contains(r.mechanism), !r.name.isEmpty else { throw MetadataError("SCRAM credential of mechanism \(r.mechanism) for '\(r.name)'") }
+            guard scramCredentials[r.name] != nil || scramCredentials.count < Self.scramUsersMax else {
+                throw MetadataError("more than \(Self.scramUsersMax) users with SCRAM credentials")
+            }
+            scramCredentials[r.name, default: [:]][r.mechanism] = r
+        case .removeUserScramCredential(let r):
+            guard scramCredentials[r.name]?.removeValue(forKey: r.mechanism) != nil else {
+                throw MetadataError("removal of SCRAM credential \(r.mechanism) that '\(r.name)' lacks")
+            }
+            if scramCredentials[r.name]?.isEmpty == true { scramCredentials[r.name] = nil }
         }
     }
 

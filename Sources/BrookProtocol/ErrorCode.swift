@@ -91,6 +91,13 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let eligibleLeadersNotAvailable = ErrorCode(rawValue: 83)
     public static let electionNotNeeded = ErrorCode(rawValue: 84)
     public static let noReassignmentInProgress = ErrorCode(rawValue: 85)
+    // Authentication (SASL) and credentials.
+    public static let unsupportedSaslMechanism = ErrorCode(rawValue: 33)
+    public static let illegalSaslState = ErrorCode(rawValue: 34)
+    public static let saslAuthenticationFailed = ErrorCode(rawValue: 58)
+    public static let duplicateResource = ErrorCode(rawValue: 92)
+    public static let unacceptableCredential = ErrorCode(rawValue: 93)
+    public static let clusterAuthorizationFailed = ErrorCode(rawValue: 31)
 
     public var description: String { "\(Self.names[rawValue] ?? "ERROR") (\(rawValue))" }
 
@@ -123,5 +130,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         102: "BROKER_ID_NOT_REGISTERED", 104: "INCONSISTENT_CLUSTER_ID", 107: "INELIGIBLE_REPLICA",
         108: "NEW_LEADER_ELECTED", 80: "PREFERRED_LEADER_NOT_AVAILABLE", 83: "ELIGIBLE_LEADERS_NOT_AVAILABLE",
         84: "ELECTION_NOT_NEEDED", 85: "NO_REASSIGNMENT_IN_PROGRESS",
+        33: "UNSUPPORTED_SASL_MECHANISM", 34: "ILLEGAL_SASL_STATE", 58: "SASL_AUTHENTICATION_FAILED",
+        92: "DUPLICATE_RESOURCE", 93: "UNACCEPTABLE_CREDENTIAL", 31: "CLUSTER_AUTHORIZATION_FAILED",
     ]
 }

@@ -25,6 +25,8 @@ public enum MetadataRecord: Sendable, Equatable, CustomStringConvertible {
     case producerIds(ProducerIdsRecord)
     case brokerRegistrationChange(BrokerRegistrationChangeRecord)
     case noOp(NoOpRecord)
+    case userScramCredential(UserScramCredentialRecord)
+    case removeUserScramCredential(RemoveUserScramCredentialRecord)
 
     /// The only frame version Kafka writes and reads.
     public static let frameVersion: UInt32 = 1
@@ -34,7 +36,8 @@ public enum MetadataRecord: Sendable, Equatable, CustomStringConvertible {
         RegisterBrokerRecord.self, UnregisterBrokerRecord.self, TopicRecord.self, PartitionRecord.self,
         ConfigRecord.self, PartitionChangeRecord.self, FenceBrokerRecord.self, UnfenceBrokerRecord.self,
         RemoveTopicRecord.self, FeatureLevelRecord.self, ProducerIdsRecord.self,
-        BrokerRegistrationChangeRecord.self, NoOpRecord.self,
+        BrokerRegistrationChangeRecord.self, NoOpRecord.self, UserScramCredentialRecord.self,
+        RemoveUserScramCredentialRecord.self,
     ]
 
     /// The record inside, whatever its type.
@@ -53,6 +56,8 @@ public enum MetadataRecord: Sendable, Equatable, CustomStringConvertible {
         case .producerIds(let body): body
         case .brokerRegistrationChange(let body): body
         case .noOp(let body): body
+        case .userScramCredential(let body): body
+        case .removeUserScramCredential(let body): body
         }
     }
 
@@ -115,6 +120,8 @@ public enum MetadataRecord: Sendable, Equatable, CustomStringConvertible {
         case ProducerIdsRecord.apiKey: .producerIds(try body(version, &reader))
         case BrokerRegistrationChangeRecord.apiKey: .brokerRegistrationChange(try body(version, &reader))
         case NoOpRecord.apiKey: .noOp(try body(version, &reader))
+        case UserScramCredentialRecord.apiKey: .userScramCredential(try body(version, &reader))
+        case RemoveUserScramCredentialRecord.apiKey: .removeUserScramCredential(try body(version, &reader))
         default: throw ProtocolError("unknown metadata record type \(apiKey)")
         }
     }
@@ -145,6 +152,8 @@ public enum MetadataRecord: Sendable, Equatable, CustomStringConvertible {
         case .producerIds(let r): about = "broker \(r.brokerId) next \(r.nextProducerId)"
         case .brokerRegistrationChange(let r): about = "broker \(r.brokerId) epoch \(r.brokerEpoch)"
         case .noOp: return type(of: body).messageName
+        case .userScramCredential(let r): about = "\(r.name) mechanism \(r.mechanism) iterations \(r.iterations)"
+        case .removeUserScramCredential(let r): about = "\(r.name) mechanism \(r.mechanism)"
         }
         return "\(type(of: body).messageName)(\(about))"
     }

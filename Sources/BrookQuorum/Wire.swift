@@ -290,8 +290,29 @@ enum Frame: Equatable {
             buffer.writeInteger(UInt8(9))
             writeString(group, into: &buffer)
             writeConfigs(configs, into: &buffer)
+        case .alterScramCredentials(let removals, let upsertions):
+            buffer.writeInteger(UInt8(10))
+            buffer.writeInteger(UInt32(removals.count))
+            for r in removals {
+                writeString(r.name, into: &buffer)
+                buffer.writeInteger(r.mechanism)
+            }
+            buffer.writeInteger(UInt32(upsertions.count))
+            for u in upsertions {
+                writeString(u.name, into: &buffer)
+                buffer.writeInteger(u.mechanism)
+                buffer.writeInteger(u.iterations)
+                for var bytes in [u.salt, u.storedKey, u.serverKey] {
+                    buffer.writeInteger(UInt16(clamping: bytes.readableBytes))
+                    buffer.writeBuffer(&bytes)
+                }
+            }
         }
     }
+
+    /// Users' credential changes one admin request carries at most, and the longest salt or key.
+    static let scramChangesMax = 10_000
+    static let scramBytesMax = 1024
 
     static func writeConfigs(_ configs: [String: String], into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt16(configs.count))
@@ -404,6 +425,27 @@ enum Frame: Equatable {
         case 7:
             guard let id = body.readInteger(as: Int32.self), id >= 0 else { return nil }
             return .unregisterBroker(NodeID(id))
+        case 10:
+            guard let removalCount = body.readInteger(as: UInt32.self), removalCount <= scramChangesMax else { return nil }
+            var removals: [RemoveUserScramCredentialRecord] = []
+            for _ in 0..<removalCount {
+                guard let name = readString(&body) ?? nil, let mechanism = body.readInteger(as: Int8.self) else { return nil }
+                removals.append(RemoveUserScramCredentialRecord(name: name, mechanism: mechanism))
+            }
+            guard let upsertCount = body.readInteger(as: UInt32.self), upsertCount <= scramChangesMax else { return nil }
+            var upsertions: [UserScramCredentialRecord] = []
+            for _ in 0..<upsertCount {
+                guard let name = readString(&body) ?? nil, let mechanism = body.readInteger(as: Int8.self),
+                      let iterations = body.readInteger(as: Int32.self) else { return nil }
+                var parts: [ByteBuffer] = []
+                for _ in 0..<3 {
+                    guard let n = body.readInteger(as: UInt16.self), Int(n) <= scramBytesMax, let bytes = body.readSlice(length: Int(n)) else { return nil }
+                    parts.append(bytes)
+                }
+                upsertions.append(UserScramCredentialRecord(name: name, mechanism: mechanism, salt: parts[0], storedKey: parts[1],
+                                                            serverKey: parts[2], iterations: iterations))
+            }
+            return .alterScramCredentials(removals: removals, upsertions: upsertions)
         default:
             return nil
         }

@@ -68,6 +68,10 @@ public enum QuorumWireFuzzing {
             .request(id: 16, .admin(.setTopicConfigs(topic: "t", configs: ["retention.ms": "1000", "min.insync.replicas": "2"]))),
             .request(id: 24, .admin(.setBrokerConfigs(broker: "2", configs: ["leader.replication.throttled.rate": "1000"]))),
             .request(id: 25, .admin(.setGroupConfigs(group: "g", configs: ["consumer.heartbeat.interval.ms": "6000"]))),
+            .request(id: 26, .admin(.alterScramCredentials(
+                removals: [RemoveUserScramCredentialRecord(name: "old", mechanism: 2)],
+                upsertions: [UserScramCredentialRecord(name: "alice", mechanism: 1, salt: ByteBuffer(bytes: [1, 2, 3]),
+                                                       storedKey: ByteBuffer(bytes: [4, 5]), serverKey: ByteBuffer(bytes: [6]), iterations: 4096)]))),
             .request(id: 14, .alterPartitions([
                 AlterPartitionRequest(broker: NodeID(1), brokerEpoch: BrokerEpoch(4), partition: TopicIDPartition(KafkaUUID(high: 1, low: 2), 3),
                                       proposal: ISRProposal(leaderEpoch: LeaderEpoch(2), partitionEpoch: PartitionEpoch(5), isr: [NodeID(1), NodeID(3)])),

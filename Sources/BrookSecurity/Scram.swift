@@ -1,0 +1,114 @@
+import Crypto
+import Foundation
+
+/// A SCRAM mechanism (RFC 5802, RFC 7677) by Kafka's code in AlterUserScramCredentials and the
+/// metadata log: 1 is SCRAM-SHA-256, 2 is SCRAM-SHA-512.
+public enum ScramMechanism: Int8, CaseIterable, Sendable, CustomStringConvertible {
+    case sha256 = 1
+    case sha512 = 2
+
+    /// Kafka's bounds on a credential's iteration count.
+    public static let iterationsMin: Int32 = 4096
+    public static let iterationsMax: Int32 = 16384
+
+    public init?(name: String) {
+        guard let found = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = found
+    }
+
+    /// The SASL mechanism name.
+    public var name: String {
+        switch self {
+        case .sha256: "SCRAM-SHA-256"
+        case .sha512: "SCRAM-SHA-512"
+        }
+    }
+
+    public var description: String { name }
+
+    /// The hash's output size in bytes.
+    public var hashBytes: Int {
+        switch self {
+        case .sha256: 32
+        case .sha512: 64
+        }
+    }
+
+    public func hash(_ data: [UInt8]) -> [UInt8] {
+        switch self {
+        case .sha256: Array(SHA256.hash(data: data))
+        case .sha512: Array(SHA512.hash(data: data))
+        }
+    }
+
+    public func hmac(key: [UInt8], _ data: [UInt8]) -> [UInt8] {
+        let key = SymmetricKey(data: key)
+        switch self {
+        case .sha256: return Array(HMAC<SHA256>.authenticationCode(for: data, using: key))
+        case .sha512: return Array(HMAC<SHA512>.authenticationCode(for: data, using: key))
+        }
+    }
+
+    /// Hi(password, salt, i): PBKDF2 with this mechanism's HMAC and one block of output, the
+    /// salted password the client computes (and `brook user` computes for it).
+    public func saltedPassword(_ password: String, salt: [UInt8], iterations: Int32) -> [UInt8] {
+        precondition(iterations >= 1, "SCRAM iterations must be positive")
+        let key = SymmetricKey(data: Array(password.utf8))
+        func mac(_ data: [UInt8]) -> [UInt8] {
+            switch self {
+            case .sha256: Array(HMAC<SHA256>.authenticationCode(for: data, using: key))
+            case .sha512: Array(HMAC<SHA512>.authenticationCode(for: data, using: key))
+            }
+        }
+        var u = mac(salt + [0, 0, 0, 1])
+        var result = u
+        for _ in 1..<iterations {
+            u = mac(u)
+            for i in result.indices { result[i] ^= u[i] }
+        }
+        return result
+    }
+
+    /// The credential a server keeps for a salted password: the stored key and the server key,
+    /// from which the password cannot be recovered.
+    public func credential(saltedPassword: [UInt8], salt: [UInt8], iterations: Int32) -> ScramCredential {
+        let clientKey = hmac(key: saltedPassword, Array("Client Key".utf8))
+        return ScramCredential(salt: salt, storedKey: hash(clientKey),
+                               serverKey: hmac(key: saltedPassword, Array("Server Key".utf8)), iterations: iterations)
+    }
+
+    /// The credential for a password with a fresh random salt.
+    public func credential(password: String, iterations: Int32 = ScramMechanism.iterationsMin) -> ScramCredential {
+        let salt = randomBytes(hashBytes)
+        return credential(saltedPassword: saltedPassword(password, salt: salt, iterations: iterations), salt: salt, iterations: iterations)
+    }
+}
+
+/// One user's SCRAM credential for one mechanism, as the metadata log keeps it.
+public struct ScramCredential: Equatable, Sendable {
+    public var salt: [UInt8]
+    public var storedKey: [UInt8]
+    public var serverKey: [UInt8]
+    public var iterations: Int32
+
+    public init(salt: [UInt8], storedKey: [UInt8], serverKey: [UInt8], iterations: Int32) {
+        self.salt = salt
+        self.storedKey = storedKey
+        self.serverKey = serverKey
+        self.iterations = iterations
+    }
+}
+
+/// Bytes from the system's cryptographic random source.
+public func randomBytes(_ count: Int) -> [UInt8] {
+    var generator = SystemRandomNumberGenerator()
+    return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+}
+
+/// Equal contents, compared in a time that does not depend on where they differ.
+public func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    var difference: UInt8 = 0
+    for i in a.indices { difference |= a[i] ^ b[i] }
+    return difference == 0
+}
