@@ -3,10 +3,19 @@ import BrookProtocol
 import BrookStorage
 import Logging
 import NIOCore
+import Synchronization
 
 /// A request the broker will not answer: the connection that sent it is closed.
 public struct RequestRefused: Error, CustomStringConvertible {
     public let description: String
+}
+
+/// A count any thread may add to.
+public final class Counter: Sendable {
+    let value = Atomic<Int>(0)
+    public init() {}
+    public func add(_ n: Int) { value.add(n, ordering: .relaxed) }
+    public var count: Int { value.load(ordering: .relaxed) }
 }
 
 /// The single-node broker: its settings, its topics, and the request handlers. No sockets here
@@ -28,6 +37,8 @@ public final class Broker: Sendable {
     public let cluster = ClusterMembership()
     /// Replication throttles (KIP-73), in a cluster.
     public let throttles = ReplicationThrottles()
+    /// Failed SASL authentications since the start.
+    public let authenticationFailures = Counter()
     /// Incremental fetch sessions (KIP-227), shared by every connection.
     public let fetchSessions = FetchSessions(seed: UInt64.random(in: 1...UInt64.max))
     /// Whether the broker's last run ended with `shutdown()` (Kafka's `.kafka_cleanshutdown`):
@@ -106,6 +117,10 @@ public final class Broker: Sendable {
         table.register(DescribeProducersHandler())
         table.register(DescribeTransactionsHandler())
         table.register(ListTransactionsHandler())
+        table.register(SaslHandshakeHandler())
+        table.register(SaslAuthenticateHandler())
+        table.register(DescribeUserScramCredentialsHandler())
+        table.register(AlterUserScramCredentialsHandler())
         return table
     }
 
@@ -131,6 +146,9 @@ public final class Broker: Sendable {
 
     /// Decodes one request frame and runs its handler. A frame that cannot be decoded, an
     /// unknown API, or an unserved version (but for ApiVersions) is refused.
+    /// ApiVersions, SaslHandshake, SaslAuthenticate.
+    static let servedBeforeAuthentication: Set<Int16> = [18, 17, 36]
+
     public func handle(frame: ByteBuffer, eventLoop: any EventLoop, clientHost: String = "/127.0.0.1",
                        connection: ConnectionScope? = nil) throws -> Outcome {
         var reader = WireReader(frame)
@@ -139,6 +157,10 @@ public final class Broker: Sendable {
                                      connection: connection)
         guard let entry = handlers.entries[header.apiKey] else {
             throw RequestRefused(description: "unknown API key \(header.apiKey)")
+        }
+        if let connection, connection.awaitsAuthentication, !Self.servedBeforeAuthentication.contains(header.apiKey) {
+            // As Kafka: any other request before the SASL exchange ends closes the connection.
+            throw RequestRefused(description: "\(entry.name) before SASL authentication on listener \(connection.listener.name)")
         }
         guard entry.versions.contains(header.apiVersion) else {
             if header.apiKey == ApiVersionsRequest.apiKey {

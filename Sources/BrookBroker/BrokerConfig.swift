@@ -146,11 +146,21 @@ public struct BrokerConfig: Sendable {
     /// False runs the quorum-less single node Brook was before, kept for comparisons and to test
     /// the takeover of its data.
     public var singleNodeQuorum = true
+    /// Listeners' security protocols, SASL mechanisms and users.
+    public var security = SecurityConfig()
 
     public init() {}
 
     /// The listeners clients use: every listener but the controllers'.
     public var clientListeners: [Listener] { listeners.filter { !controllerListenerNames.contains($0.name) } }
+
+    /// The address clients of `listener` (by name) are told to use: the advertised listener of
+    /// that name, else the first.
+    public func advertised(named listener: String?) -> Listener {
+        guard let listener, var found = (advertisedListeners ?? listeners).first(where: { $0.name == listener }) else { return advertised }
+        if found.host.isEmpty || found.host == "0.0.0.0" || found.host == "::" { found.host = advertised.host }
+        return found
+    }
 
     /// The address clients are told to use.
     public var advertised: Listener {
@@ -275,6 +285,10 @@ public struct BrokerConfig: Sendable {
             }
             groups.consumerAssignors = short
         default:
+            if try security.set(key, value) {
+                if key.contains("jaas.config") { given[key] = "(hidden)" }
+                return
+            }
             if let topicKey = TopicConfigs.topicKey(forBrokerKey: key) {
                 let topicValue = try TopicConfigs.brokerValue(key: key, value: value)
                 do { _ = try LogConfig(topicDefaults.merging([topicKey: topicValue]) { $1 }.filter { LogConfig.names.contains($0.key) }) }

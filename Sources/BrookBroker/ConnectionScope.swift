@@ -1,3 +1,4 @@
+import BrookSecurity
 import NIOCore
 
 /// Why a waiting request ended without an answer: its connection closed first.
@@ -9,14 +10,48 @@ public struct ConnectionClosed: Error, CustomStringConvertible {
 /// What one client connection has waiting in the broker (parked fetches today): each waiting
 /// thing registers how to cancel itself, and the connection cancels them all when it closes,
 /// so nothing a client left behind outlives it. Touched only on the connection's event loop.
+///
+/// It also holds who the client is: the listener's security and, on a SASL listener, where the
+/// authentication stands and the principal it gave.
 public final class ConnectionScope: @unchecked Sendable {
     public let eventLoop: any EventLoop
     private var cancels: [Int: () -> Void] = [:]
     private var nextToken = 0
     public private(set) var isClosed = false
+    public let listener: ListenerSecurity
+    /// Where the SASL exchange stands (`.none` on listeners without SASL).
+    var authentication: Authentication
+    /// Kafka's principal: `User:NAME` once authenticated, `User:ANONYMOUS` without SASL.
+    public private(set) var principal = "User:ANONYMOUS"
 
-    public init(eventLoop: any EventLoop) {
+    enum Authentication {
+        case none
+        case awaitingHandshake
+        case handshaken(SaslMechanism)
+        case scram(ScramServerExchange)
+        case authenticated
+        case failed
+    }
+
+    public init(eventLoop: any EventLoop, listener: ListenerSecurity = .plaintext) {
         self.eventLoop = eventLoop
+        self.listener = listener
+        authentication = listener.securityProtocol.usesSASL ? .awaitingHandshake : .none
+    }
+
+    /// True while the listener asks for authentication that has not happened yet: only
+    /// ApiVersions, SaslHandshake and SaslAuthenticate are served, in small frames.
+    public var awaitsAuthentication: Bool {
+        switch authentication {
+        case .none, .authenticated: false
+        default: true
+        }
+    }
+
+    func authenticated(as user: String) {
+        eventLoop.preconditionInEventLoop()
+        authentication = .authenticated
+        principal = "User:" + user
     }
 
     /// How many waiting things the connection holds.

@@ -17,6 +17,8 @@ public enum Reply<Response: Sendable>: Sendable {
     /// No answer, and the connection is closed (a failed produce with acks=0: the client's only
     /// signal, as in Kafka).
     case closeConnection(String)
+    /// Answered (now or later), then the connection is closed (a failed authentication).
+    case answerThenClose(EventLoopFuture<Response>, String)
 }
 
 extension Reply {
@@ -26,6 +28,7 @@ extension Reply {
         case .now(let response): .now(transform(response))
         case .later(let future): .later(future.map(transform))
         case .offloaded(let future, let handled): .offloaded(future.map(transform), handled: handled)
+        case .answerThenClose(let future, let reason): .answerThenClose(future.map(transform), reason)
         case .none, .closeConnection: self
         }
     }
@@ -58,6 +61,10 @@ public struct RequestContext: Sendable {
     /// The connection the request came on, which owns what the request leaves waiting (nil in
     /// tests that drive the broker without one).
     public let connection: ConnectionScope?
+
+    /// The address this client is told to use for this broker: the advertised listener named
+    /// like the one the request came on.
+    var advertised: Listener { broker.config.advertised(named: connection?.listener.name) }
 }
 
 /// One API: its request type and the versions it serves. One file per handler (Handlers/).
@@ -100,6 +107,8 @@ public enum Outcome: Sendable {
     case none
     /// Close the connection after the answers before it (the reason is logged).
     case close(String)
+    /// Answered later, then the connection closes; nothing after it is read.
+    case laterThenClose(EventLoopFuture<EncodedResponse>, String)
 }
 
 /// The handlers by API key. ApiVersions answers from this table, so it cannot list an API
@@ -140,6 +149,9 @@ public struct HandlerTable: Sendable {
                 return .none
             case .closeConnection(let reason):
                 return .close(reason)
+            case .answerThenClose(let future, let reason):
+                let header = context.header
+                return .laterThenClose(future.map { .encode($0, header: header) }, reason)
             }
         }
     }

@@ -11,10 +11,10 @@ struct LeaderHints {
     let listener: String
     private(set) var named: Set<NodeID> = []
 
-    init?(_ broker: Broker) {
+    init?(_ broker: Broker, listener: String?) {
         guard broker.cluster.isCluster, let view = broker.cluster.current else { return nil }
         image = view.image
-        listener = broker.config.advertised.name
+        self.listener = broker.config.advertised(named: listener).name
     }
 
     /// The current leader of a partition, by topic id (non-zero) or name; the leader is
@@ -37,11 +37,11 @@ struct LeaderHints {
     }
 
     /// A Produce answer with the hints (v10+).
-    static func add(to response: ProduceResponse, version: Int16, broker: Broker) -> ProduceResponse {
+    static func add(to response: ProduceResponse, version: Int16, broker: Broker, listener: String?) -> ProduceResponse {
         // The common answer has nothing to hint: no lock taken, no image read.
         let notLeader = ErrorCode.notLeaderOrFollower.rawValue
         guard version >= 10, response.responses.contains(where: { $0.partitionResponses.contains { $0.errorCode == notLeader } }),
-              var hints = LeaderHints(broker) else { return response }
+              var hints = LeaderHints(broker, listener: listener) else { return response }
         var out = response
         for t in out.responses.indices {
             for p in out.responses[t].partitionResponses.indices where out.responses[t].partitionResponses[p].errorCode == ErrorCode.notLeaderOrFollower.rawValue {
@@ -57,10 +57,10 @@ struct LeaderHints {
     static let movedCodes: Set<Int16> = [ErrorCode.notLeaderOrFollower.rawValue, ErrorCode.fencedLeaderEpoch.rawValue]
 
     /// A Fetch answer with the hints (the leader v12+, the endpoints v16+).
-    static func add(to response: inout FetchResponse, version: Int16, broker: Broker) {
+    static func add(to response: inout FetchResponse, version: Int16, broker: Broker, listener: String?) {
         let moved = Self.movedCodes
         guard version >= 12, response.responses.contains(where: { $0.partitions.contains { moved.contains($0.errorCode) } }),
-              var hints = LeaderHints(broker) else { return }
+              var hints = LeaderHints(broker, listener: listener) else { return }
         for t in response.responses.indices {
             for p in response.responses[t].partitions.indices where moved.contains(response.responses[t].partitions[p].errorCode) {
                 let topic = response.responses[t]

@@ -64,6 +64,8 @@ enum RequestFuzzing {
         CreatePartitionsRequest.self, DeleteGroupsRequest.self, IncrementalAlterConfigsRequest.self,
         OffsetDeleteRequest.self, DescribeClusterRequest.self, DescribeProducersRequest.self,
         DescribeTransactionsRequest.self, ListTransactionsRequest.self, ConsumerGroupHeartbeatRequest.self,
+        SaslHandshakeRequest.self, SaslAuthenticateRequest.self, DescribeUserScramCredentialsRequest.self,
+        AlterUserScramCredentialsRequest.self,
         ConsumerGroupDescribeRequest.self, UnregisterBrokerRequest.self, AlterReplicaLogDirsRequest.self,
     ]
 

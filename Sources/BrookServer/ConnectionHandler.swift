@@ -1,6 +1,7 @@
 import BrookBroker
 import BrookCore
 import BrookProtocol
+import BrookSecurity
 import Logging
 import NIOCore
 
@@ -22,6 +23,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
         var idleMs: Int64
         var frameReceiveMs: Int64
         var zeroCopy = true
+        /// The listener's security: a SASL listener serves only the handshake until authenticated.
+        var listener = ListenerSecurity.plaintext
+        /// `sasl.server.max.receive.size`: the largest frame before authentication.
+        var frameBytesBeforeAuthenticationMax = 524_288
     }
 
     let broker: Broker
@@ -64,7 +69,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         // An accepted connection knows its peer from the start.
         if let ip = context.remoteAddress?.ipAddress { clientHost = "/" + ip }
-        scope = ConnectionScope(eventLoop: context.eventLoop)
+        scope = ConnectionScope(eventLoop: context.eventLoop, listener: settings.listener)
         lastActivity = context.eventLoop.now
         scheduleDeadlineCheck(context)
     }
@@ -92,6 +97,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 framer.compact()
                 return
             case .reserve(let size):
+                if size > settings.frameBytesBeforeAuthenticationMax, scope?.awaitsAuthentication == true {
+                    ConnectionHandler.warnings.warn(logger, "closing connection from \(context.remoteAddress?.description ?? "?"): a frame of \(size) bytes before authentication (sasl.server.max.receive.size=\(settings.frameBytesBeforeAuthenticationMax))")
+                    return close(context)
+                }
                 guard memory.reserve(size, orWhenFreed: { resumeOnLoop(context) }) else {
                     waitingForMemory = true
                     return
@@ -154,6 +163,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
             closeAfter = sequence
             complete(sequence, nil, size, context: context)
         case .later(let future):
+            completeLater(sequence, future, size, context: context)
+        case .laterThenClose(let future, let reason):
+            logger.debug("closing connection from \(context.remoteAddress?.description ?? "?") after its answer: \(reason)")
+            closeAfter = sequence
             completeLater(sequence, future, size, context: context)
         case .offloaded(let future, let handled):
             waitingForOffloaded = true

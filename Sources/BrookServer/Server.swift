@@ -34,29 +34,35 @@ public final class BrookServer: Sendable {
         let broker = self.broker
         let memory = self.memory
         let logger = self.logger
-        let settings = ConnectionHandler.Settings(frameBytesMax: broker.config.socketRequestMaxBytes,
-                                                  idleMs: broker.config.connectionsMaxIdleMs,
-                                                  frameReceiveMs: broker.config.requestReceiveTimeoutMs)
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            // At the open-file limit accept fails at once, over and over: without a pause the
-            // listener spins a core (found in issue 14). Accepting pauses for a second instead.
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(AcceptPause(logger: logger))
-                }
-            }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.autoRead, value: true)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(broker: broker, memory: memory, logger: logger, settings: settings))
-                }
-            }
         var bound: [SocketAddress] = []
         for listener in broker.config.clientListeners {
+            let security = broker.config.security.listener(listener.name)
+            if security.mechanisms.contains(.plain) && security.plainUsers.isEmpty && security.securityProtocol.usesSASL {
+                logger.info("listener \(listener.name): PLAIN is enabled but listener.name.\(listener.name.lowercased()).plain.sasl.jaas.config lists no users")
+            }
+            var settings = ConnectionHandler.Settings(frameBytesMax: broker.config.socketRequestMaxBytes,
+                                                      idleMs: broker.config.connectionsMaxIdleMs,
+                                                      frameReceiveMs: broker.config.requestReceiveTimeoutMs)
+            settings.listener = security
+            settings.frameBytesBeforeAuthenticationMax = broker.config.security.saslMaxReceiveBytes
+            let bootstrap = ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 1024)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                // At the open-file limit accept fails at once, over and over: without a pause the
+                // listener spins a core (found in issue 14). Accepting pauses for a second instead.
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(AcceptPause(logger: logger))
+                    }
+                }
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.autoRead, value: true)
+                .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ConnectionHandler(broker: broker, memory: memory, logger: logger, settings: settings))
+                    }
+                }
             // An empty host is every interface, as in Kafka (`PLAINTEXT://:9092`).
             let channel = try bootstrap.bind(host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port).wait()
             channels.withLockedValue { $0.append(channel) }

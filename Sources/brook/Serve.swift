@@ -155,7 +155,10 @@ struct Serve: ParsableCommand {
             let advertised = (config.advertisedListeners ?? config.listeners).filter { !config.controllerListenerNames.contains($0.name) }
             var options = BrokerLifecycleOptions(
                 nodeID: config.nodeID, voters: voters,
-                endpoints: advertised.map { BrokerInfo.Endpoint(name: $0.name, host: $0.host.isEmpty ? config.advertised.host : $0.host, port: $0.port) },
+                endpoints: advertised.map {
+                    BrokerInfo.Endpoint(name: $0.name, host: $0.host.isEmpty ? config.advertised.host : $0.host, port: $0.port,
+                                        securityProtocol: config.security.securityProtocol(of: $0.name).id)
+                },
                 rack: config.brokerRack)
             options.heartbeatIntervalMs = config.brokerHeartbeatIntervalMs
             // A request to a controller that does not answer (paused, or no longer active) is given

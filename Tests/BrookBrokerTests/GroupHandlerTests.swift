@@ -14,7 +14,7 @@ import Testing
         switch outcome {
         case .respond(let encoded):
             return try h.decodeResponse(encoded, R.Response.self, apiKey: R.apiKey, version: version, correlation: correlation)
-        case .later(let future), .offloaded(let future, _):
+        case .later(let future), .offloaded(let future, _), .laterThenClose(let future, _):
             var answer: EncodedResponse?
             future.assumeIsolated().whenSuccess { answer = $0 }
             h.loop.run()

@@ -73,7 +73,7 @@ final class BrokerHarness {
         switch outcome {
         case .respond(let encoded):
             return encoded
-        case .later(let future), .offloaded(let future, _):
+        case .later(let future), .offloaded(let future, _), .laterThenClose(let future, _):
             var answer: EncodedResponse?
             future.assumeIsolated().whenSuccess { answer = $0 }
             loop.run()

@@ -1504,6 +1504,39 @@ enum GoldenFixtures {
         ]
     }
 
+    static var saslHandshakeRequests: [GoldenFixture] {
+        [
+            GoldenFixture(SaslHandshakeRequest.self, version: 0, variant: "full",
+                          hex: "000b6d656368616e69736d2d31",
+                          expected: SaslHandshakeRequest(mechanism: "mechanism-1")),
+            GoldenFixture(SaslHandshakeRequest.self, version: 0, variant: "sparse",
+                          hex: "0000",
+                          expected: SaslHandshakeRequest(mechanism: "")),
+            GoldenFixture(SaslHandshakeRequest.self, version: 1, variant: "full",
+                          hex: "000b6d656368616e69736d2d31",
+                          expected: SaslHandshakeRequest(mechanism: "mechanism-1")),
+            GoldenFixture(SaslHandshakeRequest.self, version: 1, variant: "sparse",
+                          hex: "0000",
+                          expected: SaslHandshakeRequest(mechanism: "")),
+        ]
+    }
+
+    static var saslHandshakeResponses: [GoldenFixture] {
+        [
+            GoldenFixture(SaslHandshakeResponse.self, version: 0, variant: "full",
+                          hex: "123500000003000c6d656368616e69736d732d3200126d656368616e69736d732d332dc3a9e697a5000c6d656368616e69736d732d34",
+                          expected: SaslHandshakeResponse(errorCode: 4661, mechanisms: ["mechanisms-2", "mechanisms-3-é日", "mechanisms-4"])),
+            GoldenFixture(SaslHandshakeResponse.self, version: 0, variant: "sparse",
+                          hex: "123500000000",
+                          expected: SaslHandshakeResponse(errorCode: 4661, mechanisms: [])),
+            GoldenFixture(SaslHandshakeResponse.self, version: 1, variant: "full",
+                          hex: "123500000003000c6d656368616e69736d732d3200126d656368616e69736d732d332dc3a9e697a5000c6d656368616e69736d732d34",
+                          expected: SaslHandshakeResponse(errorCode: 4661, mechanisms: ["mechanisms-2", "mechanisms-3-é日", "mechanisms-4"])),
+            GoldenFixture(SaslHandshakeResponse.self, version: 1, variant: "sparse",
+                          hex: "123500000000",
+                          expected: SaslHandshakeResponse(errorCode: 4661, mechanisms: [])),
+        ]
+    }
     static var apiVersionsRequests: [GoldenFixture] {
         [
             GoldenFixture(ApiVersionsRequest.self, version: 0, variant: "full",
@@ -2458,6 +2491,51 @@ enum GoldenFixtures {
         ]
     }
 
+    static var saslAuthenticateRequests: [GoldenFixture] {
+        [
+            GoldenFixture(SaslAuthenticateRequest.self, version: 0, variant: "full",
+                          hex: "000000040708090a",
+                          expected: SaslAuthenticateRequest(authBytes: ByteBuffer(bytes: [0x07, 0x08, 0x09, 0x0A]))),
+            GoldenFixture(SaslAuthenticateRequest.self, version: 0, variant: "sparse",
+                          hex: "00000000",
+                          expected: SaslAuthenticateRequest(authBytes: ByteBuffer())),
+            GoldenFixture(SaslAuthenticateRequest.self, version: 1, variant: "full",
+                          hex: "000000040708090a",
+                          expected: SaslAuthenticateRequest(authBytes: ByteBuffer(bytes: [0x07, 0x08, 0x09, 0x0A]))),
+            GoldenFixture(SaslAuthenticateRequest.self, version: 1, variant: "sparse",
+                          hex: "00000000",
+                          expected: SaslAuthenticateRequest(authBytes: ByteBuffer())),
+            GoldenFixture(SaslAuthenticateRequest.self, version: 2, variant: "full",
+                          hex: "050708090a00",
+                          expected: SaslAuthenticateRequest(authBytes: ByteBuffer(bytes: [0x07, 0x08, 0x09, 0x0A]))),
+            GoldenFixture(SaslAuthenticateRequest.self, version: 2, variant: "sparse",
+                          hex: "0100",
+                          expected: SaslAuthenticateRequest(authBytes: ByteBuffer())),
+        ]
+    }
+
+    static var saslAuthenticateResponses: [GoldenFixture] {
+        [
+            GoldenFixture(SaslAuthenticateResponse.self, version: 0, variant: "full",
+                          hex: "1235000e6572726f724d6573736167652d320000000615161718191a",
+                          expected: SaslAuthenticateResponse(errorCode: 4661, errorMessage: "errorMessage-2", authBytes: ByteBuffer(bytes: [0x15, 0x16, 0x17, 0x18, 0x19, 0x1A]))),
+            GoldenFixture(SaslAuthenticateResponse.self, version: 0, variant: "sparse",
+                          hex: "1235ffff00000000",
+                          expected: SaslAuthenticateResponse(errorCode: 4661, errorMessage: nil, authBytes: ByteBuffer())),
+            GoldenFixture(SaslAuthenticateResponse.self, version: 1, variant: "full",
+                          hex: "1235000e6572726f724d6573736167652d320000000615161718191a010203040506070c",
+                          expected: SaslAuthenticateResponse(errorCode: 4661, errorMessage: "errorMessage-2", authBytes: ByteBuffer(bytes: [0x15, 0x16, 0x17, 0x18, 0x19, 0x1A]), sessionLifetimeMs: 72623859790382860)),
+            GoldenFixture(SaslAuthenticateResponse.self, version: 1, variant: "sparse",
+                          hex: "1235ffff00000000010203040506070a",
+                          expected: SaslAuthenticateResponse(errorCode: 4661, errorMessage: nil, authBytes: ByteBuffer(), sessionLifetimeMs: 72623859790382858)),
+            GoldenFixture(SaslAuthenticateResponse.self, version: 2, variant: "full",
+                          hex: "12350f6572726f724d6573736167652d320715161718191a010203040506070c00",
+                          expected: SaslAuthenticateResponse(errorCode: 4661, errorMessage: "errorMessage-2", authBytes: ByteBuffer(bytes: [0x15, 0x16, 0x17, 0x18, 0x19, 0x1A]), sessionLifetimeMs: 72623859790382860)),
+            GoldenFixture(SaslAuthenticateResponse.self, version: 2, variant: "sparse",
+                          hex: "12350001010203040506070a00",
+                          expected: SaslAuthenticateResponse(errorCode: 4661, errorMessage: nil, authBytes: ByteBuffer(), sessionLifetimeMs: 72623859790382858)),
+        ]
+    }
     static var createPartitionsRequests: [GoldenFixture] {
         [
             GoldenFixture(CreatePartitionsRequest.self, version: 0, variant: "full",
@@ -2720,6 +2798,48 @@ enum GoldenFixtures {
         ]
     }
 
+    static var describeUserScramCredentialsRequests: [GoldenFixture] {
+        [
+            GoldenFixture(DescribeUserScramCredentialsRequest.self, version: 0, variant: "full",
+                          hex: "03076e616d652d3100076e616d652d320000",
+                          expected: DescribeUserScramCredentialsRequest(users: [.init(name: "name-1"), .init(name: "name-2")])),
+            GoldenFixture(DescribeUserScramCredentialsRequest.self, version: 0, variant: "sparse",
+                          hex: "0000",
+                          expected: DescribeUserScramCredentialsRequest(users: nil)),
+        ]
+    }
+
+    static var describeUserScramCredentialsResponses: [GoldenFixture] {
+        [
+            GoldenFixture(DescribeUserScramCredentialsResponse.self, version: 0, variant: "full",
+                          hex: "123456791236156572726f724d6573736167652d332dc3a9e697a50307757365722d341239156572726f724d6573736167652d362dc3a9e697a502091234568000000d757365722d392dc3a9e697a5123e106572726f724d6573736167652d3131020e12345685000000",
+                          expected: DescribeUserScramCredentialsResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: "errorMessage-3-é日", results: [.init(user: "user-4", errorCode: 4665, errorMessage: "errorMessage-6-é日", credentialInfos: [.init(mechanism: 9, iterations: 305419904)]), .init(user: "user-9-é日", errorCode: 4670, errorMessage: "errorMessage-11", credentialInfos: [.init(mechanism: 14, iterations: 305419909)])])),
+            GoldenFixture(DescribeUserScramCredentialsResponse.self, version: 0, variant: "sparse",
+                          hex: "12345679123600020112370002061234567d000000",
+                          expected: DescribeUserScramCredentialsResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: nil, results: [.init(user: "", errorCode: 4663, errorMessage: nil, credentialInfos: [.init(mechanism: 6, iterations: 305419901)])])),
+        ]
+    }
+    static var alterUserScramCredentialsRequests: [GoldenFixture] {
+        [
+            GoldenFixture(AlterUserScramCredentialsRequest.self, version: 0, variant: "full",
+                          hex: "03076e616d652d3104000d6e616d652d332dc3a9e697a5060003076e616d652d35081234567f0738393a3b3c3d083f40414243444500086e616d652d31300d12345684075b5c5d5e5f6008626364656667680000",
+                          expected: AlterUserScramCredentialsRequest(deletions: [.init(name: "name-1", mechanism: 4), .init(name: "name-3-é日", mechanism: 6)], upsertions: [.init(name: "name-5", mechanism: 8, iterations: 305419903, salt: ByteBuffer(bytes: [0x38, 0x39, 0x3A, 0x3B, 0x3C, 0x3D]), saltedPassword: ByteBuffer(bytes: [0x3F, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45])), .init(name: "name-10", mechanism: 13, iterations: 305419908, salt: ByteBuffer(bytes: [0x5B, 0x5C, 0x5D, 0x5E, 0x5F, 0x60]), saltedPassword: ByteBuffer(bytes: [0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68]))])),
+            GoldenFixture(AlterUserScramCredentialsRequest.self, version: 0, variant: "sparse",
+                          hex: "020103000201041234567b01010000",
+                          expected: AlterUserScramCredentialsRequest(deletions: [.init(name: "", mechanism: 3)], upsertions: [.init(name: "", mechanism: 4, iterations: 305419899, salt: ByteBuffer(), saltedPassword: ByteBuffer())])),
+        ]
+    }
+
+    static var alterUserScramCredentialsResponses: [GoldenFixture] {
+        [
+            GoldenFixture(AlterUserScramCredentialsResponse.self, version: 0, variant: "full",
+                          hex: "123456790307757365722d3212370f6572726f724d6573736167652d340007757365722d35123a0f6572726f724d6573736167652d370000",
+                          expected: AlterUserScramCredentialsResponse(throttleTimeMs: 305419897, results: [.init(user: "user-2", errorCode: 4663, errorMessage: "errorMessage-4"), .init(user: "user-5", errorCode: 4666, errorMessage: "errorMessage-7")])),
+            GoldenFixture(AlterUserScramCredentialsResponse.self, version: 0, variant: "sparse",
+                          hex: "1234567902011236000000",
+                          expected: AlterUserScramCredentialsResponse(throttleTimeMs: 305419897, results: [.init(user: "", errorCode: 4662, errorMessage: nil)])),
+        ]
+    }
     static var describeClusterRequests: [GoldenFixture] {
         [
             GoldenFixture(DescribeClusterRequest.self, version: 0, variant: "full",
@@ -2935,7 +3055,7 @@ enum GoldenFixtures {
     }
 
     static var all: [GoldenFixture] {
-        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + alterReplicaLogDirsRequests + alterReplicaLogDirsResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + electLeadersRequests + electLeadersResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + alterPartitionReassignmentsRequests + alterPartitionReassignmentsResponses + listPartitionReassignmentsRequests + listPartitionReassignmentsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + unregisterBrokerRequests + unregisterBrokerResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
+        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + saslHandshakeRequests + saslHandshakeResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + alterReplicaLogDirsRequests + alterReplicaLogDirsResponses + saslAuthenticateRequests + saslAuthenticateResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + electLeadersRequests + electLeadersResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + alterPartitionReassignmentsRequests + alterPartitionReassignmentsResponses + listPartitionReassignmentsRequests + listPartitionReassignmentsResponses + offsetDeleteRequests + offsetDeleteResponses + describeUserScramCredentialsRequests + describeUserScramCredentialsResponses + alterUserScramCredentialsRequests + alterUserScramCredentialsResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + unregisterBrokerRequests + unregisterBrokerResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
     }
 
     /// Requests with their header (v1 or v2) as kafka-python writes them: (api key, version, correlation id, client id, bytes).

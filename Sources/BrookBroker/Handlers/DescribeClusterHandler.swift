@@ -10,7 +10,7 @@ struct DescribeClusterHandler: ApiHandler {
 
     func handle(_ request: DescribeClusterRequest, version: Int16, context: RequestContext) -> Reply<DescribeClusterResponse> {
         let broker = context.broker
-        let address = broker.config.advertised
+        let address = context.advertised
         var nodes = [DescribeClusterResponse.DescribeClusterBroker(
             brokerId: broker.config.nodeID, host: address.host, port: Int32(address.port), rack: nil, isFenced: false)]
         var controller = broker.config.nodeID

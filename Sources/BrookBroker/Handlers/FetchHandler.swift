@@ -145,7 +145,7 @@ struct FetchHandler: ApiHandler {
             })
         }
         var response = FetchResponse(throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: responses)
-        LeaderHints.add(to: &response, version: version, broker: context.broker)
+        LeaderHints.add(to: &response, version: version, broker: context.broker, listener: context.connection?.listener.name)
         return (response, total)
     }
 }

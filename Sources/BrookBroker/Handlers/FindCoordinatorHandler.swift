@@ -10,7 +10,7 @@ struct FindCoordinatorHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...6
 
     func handle(_ request: FindCoordinatorRequest, version: Int16, context: RequestContext) -> Reply<FindCoordinatorResponse> {
-        let address = context.broker.config.advertised
+        let address = context.advertised
         let node = context.broker.config.nodeID
         let cluster = context.broker.cluster.isCluster
         @Sendable func answer(_ key: String) -> FindCoordinatorResponse.Coordinator {
@@ -100,10 +100,10 @@ struct FindCoordinatorHandler: ApiHandler {
         let index = InternalTopic.partitionIndex(for: key, partitions: topic.partitions.count)
         guard let leader = topic.partitions[index].leader, let info = image.brokers[leader], !info.fenced else {
             guard standInWhileElecting, let me = image.brokers[broker.config.nodeID], !me.fenced else { return nil }
-            let address = broker.config.advertised
+            let address = context.advertised
             return FindCoordinatorResponse.Coordinator(key: key, nodeId: broker.config.nodeID, host: address.host, port: Int32(address.port))
         }
-        guard let endpoint = info.endpoints.first(where: { $0.name == broker.config.advertised.name }) ?? info.endpoints.first else { return nil }
+        guard let endpoint = info.endpoints.first(where: { $0.name == context.advertised.name }) ?? info.endpoints.first else { return nil }
         return FindCoordinatorResponse.Coordinator(key: key, nodeId: leader, host: endpoint.host, port: Int32(endpoint.port))
     }
 }
@@ -120,7 +120,7 @@ extension Reply {
             switch body() {
             case .now(let response): loop.makeSucceededFuture(response)
             case .later(let future), .offloaded(let future, _): future
-            case .none, .closeConnection(_): loop.makeFailedFuture(RequestRefused(description: "no answer after the coordinators' topic was made"))
+            case .none, .closeConnection(_), .answerThenClose: loop.makeFailedFuture(RequestRefused(description: "no answer after the coordinators' topic was made"))
             }
         })
     }

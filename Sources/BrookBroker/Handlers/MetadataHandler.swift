@@ -39,7 +39,7 @@ struct MetadataHandler: ApiHandler {
                 clusterMetadata(request, version: version, context: context, created: answers).response
             })
         }
-        let address = broker.config.advertised
+        let address = context.advertised
         var response = MetadataResponse(
             throttleTimeMs: 0,
             brokers: [.init(nodeId: broker.config.nodeID, host: address.host, port: Int32(address.port), rack: nil)],
@@ -96,7 +96,7 @@ extension MetadataHandler {
         let broker = context.broker
         let view = broker.cluster.current
         let image = view?.image ?? MetadataImage()
-        let listener = broker.config.advertised
+        let listener = context.advertised
         // Every registered broker, fenced ones too (Kafka lists only unfenced ones). No leader
         // or coordinator is ever a fenced broker, so clients connect to one only by choice; but
         // librdkafka (2.16 here) drops the handle of a broker missing from Metadata, and a

@@ -37,7 +37,8 @@ struct ProduceHandler: ApiHandler {
             return .closeConnection("an acks=0 produce failed (\(topic)-\(first.index): error \(first.errorCode)\(first.errorMessage.map { ", " + $0 } ?? ""))")
         }
         let broker = context.broker
-        if replicated.isEmpty { return .now(LeaderHints.add(to: ProduceResponse(responses: responses, throttleTimeMs: 0), version: version, broker: broker)) }
+        let listener = context.connection?.listener.name
+        if replicated.isEmpty { return .now(LeaderHints.add(to: ProduceResponse(responses: responses, throttleTimeMs: 0), version: version, broker: broker, listener: listener)) }
         return .later(finish(responses, replicated, request: request, version: version, context: context))
     }
 
@@ -90,11 +91,12 @@ struct ProduceHandler: ApiHandler {
     func finish(_ responses: [ProduceResponse.TopicProduceResponse], _ replicated: Waits, request: ProduceRequest, version: Int16,
                 context: RequestContext) -> EventLoopFuture<ProduceResponse> {
         let broker = context.broker
+        let listener = context.connection?.listener.name
         guard !replicated.isEmpty else {
-            return context.eventLoop.makeSucceededFuture(LeaderHints.add(to: ProduceResponse(responses: responses, throttleTimeMs: 0), version: version, broker: broker))
+            return context.eventLoop.makeSucceededFuture(LeaderHints.add(to: ProduceResponse(responses: responses, throttleTimeMs: 0), version: version, broker: broker, listener: listener))
         }
         return waitForReplicas(responses, replicated, timeoutMs: request.timeoutMs, context: context)
-            .map { LeaderHints.add(to: $0, version: version, broker: broker) }
+            .map { LeaderHints.add(to: $0, version: version, broker: broker, listener: listener) }
     }
 
     /// acks=all in a cluster: each partition's answer waits until the high watermark passes its

@@ -71,6 +71,13 @@ from kafka.protocol.admin import (  # noqa: E402
     ListTransactionsRequest, ListTransactionsResponse,
 )
 from kafka.protocol.admin.cluster import AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse  # noqa: E402
+from kafka.protocol.admin.users import (  # noqa: E402
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
+    DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
+)
+from kafka.protocol.sasl import (  # noqa: E402
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+)
 from kafka.protocol.api_message import ApiMessage  # noqa: E402
 from kafka.protocol.consumer import (  # noqa: E402
     FetchRequest, FetchResponse, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
@@ -174,6 +181,10 @@ CLASSES = {
     # kafka-python ships this schema without a class for it: one is made from the schema.
     "WriteTxnMarkers": (types.new_class("WriteTxnMarkersRequest", (ApiMessage,)),
                         types.new_class("WriteTxnMarkersResponse", (ApiMessage,))),
+    "SaslHandshake": (SaslHandshakeRequest, SaslHandshakeResponse),
+    "SaslAuthenticate": (SaslAuthenticateRequest, SaslAuthenticateResponse),
+    "DescribeUserScramCredentials": (DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse),
+    "AlterUserScramCredentials": (AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse),
     **KIP848_APIS,
 }
 

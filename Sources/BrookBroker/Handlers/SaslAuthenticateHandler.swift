@@ -1,0 +1,80 @@
+import BrookProtocol
+import BrookSecurity
+import NIOCore
+
+/// SaslAuthenticate: one step of the exchange the handshake chose. PLAIN takes one message and
+/// checks it against the listener's users; SCRAM takes two and checks the proof against the
+/// credentials in the metadata log. A failure is answered SASL_AUTHENTICATION_FAILED after
+/// `connection.failed.authentication.delay.ms`, logged with the peer's address, counted, and
+/// closes the connection. No session lifetime is given (re-authentication, KIP-368, is not
+/// asked for).
+struct SaslAuthenticateHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 0...2
+
+    func handle(_ request: SaslAuthenticateRequest, version: Int16, context: RequestContext) -> Reply<SaslAuthenticateResponse> {
+        guard let connection = context.connection else {
+            return .now(SaslAuthenticateResponse(errorCode: ErrorCode.illegalSaslState.rawValue, errorMessage: "No connection to authenticate."))
+        }
+        let message = Array(request.authBytes.readableBytesView)
+        switch connection.authentication {
+        case .handshaken(.plain):
+            switch PlainAuthentication.check(message, users: connection.listener.plainUsers) {
+            case .authenticated(let user):
+                connection.authenticated(as: user)
+                return .now(SaslAuthenticateResponse())
+            case .failed(let reason):
+                return fail(reason, mechanism: .plain, message: "Authentication failed: Invalid username or password", context: context)
+            }
+        case .handshaken(let mechanism):
+            guard let scram = mechanism.scram else { return illegal(context) }
+            var exchange = ScramServerExchange(mechanism: scram)
+            return scramStep(&exchange, message, mechanism: mechanism, context: context)
+        case .scram(var exchange):
+            return scramStep(&exchange, message, mechanism: exchange.mechanism == .sha256 ? .scramSHA256 : .scramSHA512, context: context)
+        case .none, .awaitingHandshake, .authenticated, .failed:
+            return illegal(context)
+        }
+    }
+
+    func scramStep(_ exchange: inout ScramServerExchange, _ message: [UInt8], mechanism: SaslMechanism, context: RequestContext) -> Reply<SaslAuthenticateResponse> {
+        let connection = context.connection!
+        let image = context.broker.cluster.current?.image
+        let code = exchange.mechanism.rawValue
+        let step = exchange.step(message) { user in
+            guard let r = image?.scramCredentials[user]?[code] else { return nil }
+            return ScramCredential(salt: Array(r.salt.readableBytesView), storedKey: Array(r.storedKey.readableBytesView),
+                                   serverKey: Array(r.serverKey.readableBytesView), iterations: r.iterations)
+        }
+        switch step {
+        case .challenge(let bytes):
+            connection.authentication = .scram(exchange)
+            return .now(SaslAuthenticateResponse(authBytes: ByteBuffer(bytes: bytes)))
+        case .authenticated(let user, let serverFinal):
+            connection.authenticated(as: user)
+            return .now(SaslAuthenticateResponse(authBytes: ByteBuffer(bytes: serverFinal)))
+        case .failed(let reason):
+            return fail(reason, mechanism: mechanism,
+                        message: "Authentication failed during authentication due to invalid credentials with SASL mechanism \(mechanism.rawValue)",
+                        context: context)
+        }
+    }
+
+    func illegal(_ context: RequestContext) -> Reply<SaslAuthenticateResponse> {
+        context.connection?.authentication = .failed
+        let answer = SaslAuthenticateResponse(errorCode: ErrorCode.illegalSaslState.rawValue, errorMessage: "SaslAuthenticate out of turn.")
+        return .answerThenClose(context.eventLoop.makeSucceededFuture(answer), "SaslAuthenticate out of turn")
+    }
+
+    func fail(_ reason: String, mechanism: SaslMechanism, message: String, context: RequestContext) -> Reply<SaslAuthenticateResponse> {
+        context.connection?.authentication = .failed
+        let broker = context.broker
+        broker.authenticationFailures.add(1)
+        Self.failures.warn(broker.logger, "authentication failed from \(context.clientHost.dropFirst()) with \(mechanism.rawValue) on listener \(context.connection?.listener.name ?? "?"): \(reason)")
+        let answer = SaslAuthenticateResponse(errorCode: ErrorCode.saslAuthenticationFailed.rawValue, errorMessage: message)
+        let delay = broker.config.security.failedAuthenticationDelayMs
+        let later = context.eventLoop.scheduleTask(in: .milliseconds(delay)) { answer }.futureResult
+        return .answerThenClose(later, "authentication failed")
+    }
+
+    static let failures = RateLimitedLog()
+}

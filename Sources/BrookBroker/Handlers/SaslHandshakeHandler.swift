@@ -1,0 +1,29 @@
+import BrookProtocol
+import BrookSecurity
+
+/// SaslHandshake: the client names its mechanism; the answer lists the listener's. Version 1
+/// only (the exchange then runs in SaslAuthenticate requests; version 0's bare tokens are not
+/// served, as Kafka 4 no longer does). On a listener without SASL, or once authenticated, it
+/// is ILLEGAL_SASL_STATE; a mechanism the listener does not enable is UNSUPPORTED_SASL_MECHANISM
+/// and closes the connection after the answer.
+struct SaslHandshakeHandler: ApiHandler {
+    let versions: ClosedRange<Int16> = 1...1
+
+    func handle(_ request: SaslHandshakeRequest, version: Int16, context: RequestContext) -> Reply<SaslHandshakeResponse> {
+        guard let connection = context.connection, connection.listener.securityProtocol.usesSASL else {
+            return .now(SaslHandshakeResponse(errorCode: ErrorCode.illegalSaslState.rawValue))
+        }
+        let enabled = connection.listener.mechanisms.map(\.rawValue)
+        guard case .awaitingHandshake = connection.authentication else {
+            return .answerThenClose(context.eventLoop.makeSucceededFuture(SaslHandshakeResponse(errorCode: ErrorCode.illegalSaslState.rawValue, mechanisms: enabled)),
+                                    "SaslHandshake out of turn")
+        }
+        guard let mechanism = SaslMechanism(rawValue: request.mechanism), connection.listener.mechanisms.contains(mechanism) else {
+            connection.authentication = .failed
+            return .answerThenClose(context.eventLoop.makeSucceededFuture(SaslHandshakeResponse(errorCode: ErrorCode.unsupportedSaslMechanism.rawValue, mechanisms: enabled)),
+                                    "SASL mechanism '\(request.mechanism.prefix(64))' is not enabled")
+        }
+        connection.authentication = .handshaken(mechanism)
+        return .now(SaslHandshakeResponse(errorCode: ErrorCode.none.rawValue, mechanisms: enabled))
+    }
+}

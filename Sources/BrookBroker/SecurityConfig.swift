@@ -1,0 +1,93 @@
+import BrookSecurity
+
+/// The security settings of a broker's listeners, under Kafka's names:
+/// `listener.security.protocol.map` (NAME:PROTOCOL,...), `sasl.enabled.mechanisms` and its
+/// per-listener form `listener.name.NAME.sasl.enabled.mechanisms`, PLAIN users in
+/// `listener.name.NAME.plain.sasl.jaas.config` (`user_NAME="password"` options),
+/// `connection.failed.authentication.delay.ms`, `sasl.server.max.receive.size`.
+///
+/// A listener named after a protocol (`SASL_PLAINTEXT://...`) has that protocol without a map
+/// entry, as in Kafka's default map; a name neither mapped nor a protocol is PLAINTEXT (Kafka
+/// refuses to start; Brook's listeners named BROKER or CLIENT in existing configs keep working).
+public struct SecurityConfig: Sendable, Equatable {
+    public var protocolMap: [String: SecurityProtocol] = [:]
+    /// `sasl.enabled.mechanisms` (Kafka's default, GSSAPI, is not served: Brook enables its
+    /// SCRAM mechanisms and PLAIN, which is usable once a listener lists PLAIN users).
+    public var enabledMechanisms: [SaslMechanism] = [.scramSHA512, .scramSHA256, .plain]
+    /// Per listener (upper-case name): mechanisms and PLAIN users.
+    public var listenerMechanisms: [String: [SaslMechanism]] = [:]
+    public var listenerPlainUsers: [String: [String: String]] = [:]
+    /// `connection.failed.authentication.delay.ms`: a failed authentication is answered this late.
+    public var failedAuthenticationDelayMs: Int64 = 100
+    /// `sasl.server.max.receive.size`: the largest frame taken before authentication.
+    public var saslMaxReceiveBytes = 524_288
+
+    public init() {}
+
+    public func securityProtocol(of listener: String) -> SecurityProtocol {
+        protocolMap[listener.uppercased()] ?? SecurityProtocol(rawValue: listener.uppercased()) ?? .plaintext
+    }
+
+    public func listener(_ name: String) -> ListenerSecurity {
+        let key = name.uppercased()
+        let protocolUsed = securityProtocol(of: name)
+        guard protocolUsed.usesSASL else { return ListenerSecurity(name: name, securityProtocol: protocolUsed) }
+        return ListenerSecurity(name: name, securityProtocol: protocolUsed, mechanisms: listenerMechanisms[key] ?? enabledMechanisms,
+                                plainUsers: listenerPlainUsers[key] ?? [:])
+    }
+
+    /// Takes `key` if it is a security setting; false if it is not one.
+    mutating func set(_ key: String, _ value: String) throws(BrokerConfigError) -> Bool {
+        switch key {
+        case "listener.security.protocol.map":
+            var map: [String: SecurityProtocol] = [:]
+            for entry in value.split(separator: ",").map({ $0.trimmed }) where !entry.isEmpty {
+                let parts = entry.split(separator: ":", omittingEmptySubsequences: false).map { $0.trimmed }
+                guard parts.count == 2, !parts[0].isEmpty, let p = SecurityProtocol(rawValue: parts[1].uppercased()) else {
+                    throw .invalid(key, value, "expected NAME:PROTOCOL,... with PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+                }
+                map[parts[0].uppercased()] = p
+            }
+            protocolMap = map
+        case "sasl.enabled.mechanisms":
+            enabledMechanisms = try Self.mechanisms(key, value)
+        case "connection.failed.authentication.delay.ms":
+            guard let n = Int64(value.trimmed), (0...60_000).contains(n) else { throw .invalid(key, value, "expected 0...60000") }
+            failedAuthenticationDelayMs = n
+        case "sasl.server.max.receive.size":
+            guard let n = Int(value.trimmed), (1024...104_857_600).contains(n) else { throw .invalid(key, value, "expected 1024...104857600") }
+            saslMaxReceiveBytes = n
+        default:
+            guard key.hasPrefix("listener.name.") else { return false }
+            let rest = key.dropFirst("listener.name.".count)
+            guard let dot = rest.firstIndex(of: ".") else { return false }
+            let listener = rest[..<dot].uppercased()
+            let setting = rest[rest.index(after: dot)...]
+            switch setting {
+            case "sasl.enabled.mechanisms":
+                listenerMechanisms[listener] = try Self.mechanisms(key, value)
+            case "plain.sasl.jaas.config":
+                do { listenerPlainUsers[listener] = try JaasConfig.parse(value).plainUsers } catch {
+                    throw .invalid(key, "(hidden)", "\(error)")
+                }
+            case "scram-sha-256.sasl.jaas.config", "scram-sha-512.sasl.jaas.config":
+                // The SCRAM login module has no options a broker uses (users are in the metadata log).
+                do { _ = try JaasConfig.parse(value) } catch { throw .invalid(key, "(hidden)", "\(error)") }
+            default:
+                return false
+            }
+        }
+        return true
+    }
+
+    static func mechanisms(_ key: String, _ value: String) throws(BrokerConfigError) -> [SaslMechanism] {
+        var out: [SaslMechanism] = []
+        for name in value.split(separator: ",").map({ $0.trimmed.uppercased() }) where !name.isEmpty {
+            guard let mechanism = SaslMechanism(rawValue: name) else {
+                throw .invalid(key, value, "\(name) is not served; Brook serves \(SaslMechanism.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if !out.contains(mechanism) { out.append(mechanism) }
+        }
+        return out
+    }
+}
