@@ -106,7 +106,11 @@ public struct ScramServerExchange: Sendable {
             return .failed("a malformed client-final message")
         }
         guard Array(binding) == Array(first.gs2Header.utf8) else { return .failed("the channel binding does not match the client-first message") }
-        guard attributes[1].value == first.nonce else { return .failed("the nonce does not match") }
+        // Kafka takes a final nonce that ends with the joined one: librdkafka sends its own nonce
+        // again in front of the joined nonce, and Kafka's brokers accept it.
+        guard attributes[1].value.hasSuffix(first.nonce), attributes[1].value.utf8.count <= 2 * first.nonce.utf8.count else {
+            return .failed("the nonce does not match")
+        }
         let credential = first.credential ?? first.fakeCredential
         let authMessage = Array("\(first.clientFirstBare),\(first.serverFirst),\(withoutProof)".utf8)
         let clientSignature = mechanism.hmac(key: credential.storedKey, authMessage)

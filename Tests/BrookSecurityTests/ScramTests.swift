@@ -58,6 +58,27 @@ import Testing
         #expect(Self.run(mechanism, user: "mallory", password: "x", stored: stored) == .failed("unknown user 'mallory'"))
     }
 
+    /// librdkafka repeats its nonce in front of the joined one in its final message; Kafka's
+    /// brokers take any final nonce that ends with the joined one, and so does Brook.
+    @Test func aFinalNonceWithTheClientNonceRepeatedIsTaken() {
+        let mechanism = ScramMechanism.sha256
+        let credential = mechanism.credential(password: "secret")
+        var server = ScramServerExchange(mechanism: mechanism, serverNonce: "SERVER")
+        guard case .challenge(let first) = server.step(Array("n,,n=bob,r=CLIENT".utf8), credential: { _ in credential }) else {
+            Issue.record("no challenge"); return
+        }
+        let text = String(decoding: first, as: UTF8.self)
+        #expect(text.hasPrefix("r=CLIENTSERVER,"))
+        let salted = mechanism.saltedPassword("secret", salt: credential.salt, iterations: credential.iterations)
+        let clientKey = mechanism.hmac(key: salted, Array("Client Key".utf8))
+        let withoutProof = "c=biws,r=CLIENTCLIENTSERVER"
+        let signature = mechanism.hmac(key: mechanism.hash(clientKey), Array("n=bob,r=CLIENT,\(text),\(withoutProof)".utf8))
+        let proof = Data(zip(clientKey, signature).map { $0 ^ $1 }).base64EncodedString()
+        guard case .authenticated = server.step(Array("\(withoutProof),p=\(proof)".utf8), credential: { _ in credential }) else {
+            Issue.record("librdkafka's final nonce was refused"); return
+        }
+    }
+
     @Test func malformedAndHostileMessagesFailWithoutATrap() {
         let credential = Self.pencil
         for message in ["", "n", "p=tls-unique,,n=user,r=abc", "n,,r=abc,n=user", "n,,n=,r=abc", "n,,n=us=er,r=abc",

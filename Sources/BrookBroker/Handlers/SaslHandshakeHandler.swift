@@ -1,13 +1,14 @@
 import BrookProtocol
 import BrookSecurity
 
-/// SaslHandshake: the client names its mechanism; the answer lists the listener's. Version 1
-/// only (the exchange then runs in SaslAuthenticate requests; version 0's bare tokens are not
-/// served, as Kafka 4 no longer does). On a listener without SASL, or once authenticated, it
+/// SaslHandshake: the client names its mechanism; the answer lists the listener's. Versions 0
+/// and 1 are answered alike and the exchange then runs in SaslAuthenticate requests: version 0's
+/// bare tokens (sent by clients that know no SaslAuthenticate) are not served, but librdkafka
+/// looks for version 0 before it uses version 1 with SaslAuthenticate. On a listener without SASL, or once authenticated, it
 /// is ILLEGAL_SASL_STATE; a mechanism the listener does not enable is UNSUPPORTED_SASL_MECHANISM
 /// and closes the connection after the answer.
 struct SaslHandshakeHandler: ApiHandler {
-    let versions: ClosedRange<Int16> = 1...1
+    let versions: ClosedRange<Int16> = 0...1
 
     func handle(_ request: SaslHandshakeRequest, version: Int16, context: RequestContext) -> Reply<SaslHandshakeResponse> {
         guard let connection = context.connection, connection.listener.securityProtocol.usesSASL else {
