@@ -17,7 +17,8 @@ public struct SecurityConfig: Sendable, Equatable {
     /// Per listener (upper-case name): mechanisms and PLAIN users.
     public var listenerMechanisms: [String: [SaslMechanism]] = [:]
     public var listenerPlainUsers: [String: [String: String]] = [:]
-    /// `connection.failed.authentication.delay.ms`: a failed authentication is answered this late.
+    /// `connection.failed.authentication.delay.ms`: a connection whose authentication failed
+    /// closes this long after its answer.
     public var failedAuthenticationDelayMs: Int64 = 100
     /// `sasl.server.max.receive.size`: the largest frame taken before authentication.
     public var saslMaxReceiveBytes = 524_288

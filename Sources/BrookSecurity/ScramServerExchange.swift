@@ -117,7 +117,7 @@ public struct ScramServerExchange: Sendable {
         guard proof.count == clientSignature.count else { return .failed("a proof of the wrong length") }
         let clientKey = zip(Array(proof), clientSignature).map { $0 ^ $1 }
         guard constantTimeEqual(mechanism.hash(clientKey), credential.storedKey), first.credential != nil else {
-            return .failed(first.credential == nil ? "unknown user '\(first.user)'" : "a wrong password for user '\(first.user)'")
+            return .failed(first.credential == nil ? "no \(mechanism.name) credential for user '\(first.user)'" : "a wrong password for user '\(first.user)'")
         }
         let serverSignature = mechanism.hmac(key: credential.serverKey, authMessage)
         return .authenticated(user: first.user, serverFinal: Array("v=\(Data(serverSignature).base64EncodedString())".utf8))

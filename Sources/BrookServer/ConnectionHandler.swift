@@ -27,6 +27,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
         var listener = ListenerSecurity.plaintext
         /// `sasl.server.max.receive.size`: the largest frame before authentication.
         var frameBytesBeforeAuthenticationMax = 524_288
+        /// `connection.failed.authentication.delay.ms`: how long a connection whose
+        /// authentication failed stays open after its answer (read by then, as in Kafka).
+        var failedAuthenticationCloseDelayMs: Int64 = 100
     }
 
     let broker: Broker
@@ -50,6 +53,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     var closed = false
     /// The request after whose answer the connection closes (a failed acks=0 produce).
     var closeAfter: Int?
+    /// How long after that answer is written the connection closes (a failed authentication).
+    var closeDelay = TimeAmount.zero
     /// The client's address as group members show it ("/127.0.0.1"), read when the handler is added.
     var clientHost = "/unknown"
     var lastActivity = NIODeadline.uptimeNanoseconds(0)
@@ -167,6 +172,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .laterThenClose(let future, let reason):
             logger.debug("closing connection from \(context.remoteAddress?.description ?? "?") after its answer: \(reason)")
             closeAfter = sequence
+            closeDelay = .milliseconds(settings.failedAuthenticationCloseDelayMs)
             completeLater(sequence, future, size, context: context)
         case .offloaded(let future, let handled):
             waitingForOffloaded = true
@@ -231,7 +237,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let written = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.byteBuffer(ByteBuffer())), promise: written)
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        written.futureResult.whenComplete { _ in bound.value.close(promise: nil) }
+        let delay = closeDelay
+        written.futureResult.whenComplete { _ in
+            guard delay > .zero else { return bound.value.close(promise: nil) }
+            bound.value.eventLoop.scheduleTask(in: delay) { bound.value.close(promise: nil) }
+        }
     }
 
     /// Record bytes a response carries at most to be sent in one write with the rest of it,

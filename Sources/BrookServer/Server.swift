@@ -45,6 +45,7 @@ public final class BrookServer: Sendable {
                                                       frameReceiveMs: broker.config.requestReceiveTimeoutMs)
             settings.listener = security
             settings.frameBytesBeforeAuthenticationMax = broker.config.security.saslMaxReceiveBytes
+            settings.failedAuthenticationCloseDelayMs = broker.config.security.failedAuthenticationDelayMs
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
