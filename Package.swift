@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
 // Brook: a Kafka-compatible event-streaming platform.
 // Module direction (never reversed): BrookCore -> BrookRecords -> BrookProtocol / BrookStorage
-// -> BrookGroups / BrookTxn -> BrookBroker -> BrookServer -> brook; BrookClient needs only BrookProtocol.
+// -> BrookGroups / BrookTxn -> BrookBroker -> BrookServer -> brook; BrookClient needs only BrookProtocol
+// and BrookSecurity (SASL), which needs only BrookCore and swift-crypto.
 // See docs/design.md for the full layout and what each module owns.
 import PackageDescription
 import Foundation
@@ -116,7 +117,7 @@ let package = Package(
         .target(
             name: "BrookClient",
             dependencies: [
-                "BrookCore", "BrookProtocol", "BrookRecords",
+                "BrookCore", "BrookProtocol", "BrookRecords", "BrookSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -32,7 +32,8 @@ check "a missing file is a readable error" bash -c "'$brook' log dump '$work/nop
 # The client tools against a real broker.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$brook" serve --override "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport" --override "log.dirs=$work/nested/broker,$work/second" 2>"$work/broker.log" &
+sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$brook" serve --override "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport" --override "log.dirs=$work/nested/broker,$work/second" 2>"$work/broker.log" &
 broker_pid=$!
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
 s="--bootstrap-server 127.0.0.1:$port"
@@ -69,6 +70,15 @@ check "group describe shows offsets and lag" bash -c "'$brook' group describe cg
 check "group reset-offsets --shift-by moves back" bash -c "'$brook' group reset-offsets --group cg --all-topics --shift-by -1 --execute $s >/dev/null && '$brook' group describe cg $s | awk '\$2==\"cli\" && \$6==\"1\"' | grep -q ."
 check "group delete" bash -c "'$brook' group delete cg $s && ! '$brook' group list $s | grep -q '^cg '"
 check "group delete of an unknown group fails readably" bash -c "'$brook' group delete cg $s 2>&1 | grep -q GROUP_ID_NOT_FOUND"
+# SCRAM users, and the tools on the SASL listener with Kafka's --command-config properties.
+check "user add salts the password here" bash -c "'$brook' user add cliuser --password cli-pw $s | grep -qx 'cliuser.added'"
+check "user list shows mechanisms and iterations" bash -c "'$brook' user list $s | grep -qx 'cliuser.SCRAM-SHA-256(iterations=4096), SCRAM-SHA-512(iterations=4096)'"
+printf 'security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="cliuser" password="cli-pw";\n' > "$work/client.properties"
+sed 's/cli-pw/wrong/' "$work/client.properties" > "$work/wrong.properties"
+check "the tools authenticate with --command-config" bash -c "'$brook' topic list --bootstrap-server 127.0.0.1:$sport --command-config '$work/client.properties' | grep -qx cli"
+check "a wrong password fails readably" bash -c "'$brook' topic list --bootstrap-server 127.0.0.1:$sport --command-config '$work/wrong.properties' 2>&1 | grep -q SASL_AUTHENTICATION_FAILED; test \${PIPESTATUS[0]} -ne 0"
+check "without credentials the SASL listener serves nothing" bash -c "! '$brook' topic list --bootstrap-server 127.0.0.1:$sport"
+check "user delete" bash -c "'$brook' user delete cliuser $s | grep -qx 'cliuser.deleted' && ! '$brook' topic list --bootstrap-server 127.0.0.1:$sport --command-config '$work/client.properties'"
 check "topic delete" bash -c "'$brook' topic delete cli $s && ! '$brook' topic list $s | grep -qx cli"
 check "serve stops cleanly on SIGTERM" bash -c "kill $broker_pid; for i in \$(seq 1 100); do kill -0 $broker_pid 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
 check "and says so" grep -q "stopped cleanly" "$work/broker.log"

@@ -28,8 +28,10 @@ public final class BrokerConnection: Sendable {
         self.address = address
     }
 
-    /// Connects to `host:port` and asks which versions the broker serves.
-    public static func connect(_ address: String, clientID: String = "brook-cli", timeoutMs: Int64 = 10_000) async throws -> BrokerConnection {
+    /// Connects to `host:port`, asks which versions the broker serves and, given credentials,
+    /// authenticates with SASL.
+    public static func connect(_ address: String, clientID: String = "brook-cli", timeoutMs: Int64 = 10_000,
+                               sasl: SaslCredentials? = nil) async throws -> BrokerConnection {
         let (host, port) = try parseAddress(address)
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.milliseconds(timeoutMs))
@@ -56,6 +58,7 @@ public final class BrokerConnection: Sendable {
         guard answer.errorCode == 0 else { throw ClientError("\(address) refused ApiVersions: \(ErrorCode(rawValue: answer.errorCode))") }
         let versions = Dictionary(answer.apiKeys.map { ($0.apiKey, $0.minVersion...$0.maxVersion) }) { a, _ in a }
         connection = BrokerConnection(channel: channel, handler: matcher, versions: versions, address: address)
+        if let sasl { try await connection.authenticate(sasl) }
         return connection
     }
 

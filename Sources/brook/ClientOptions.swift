@@ -1,14 +1,49 @@
 import ArgumentParser
 import BrookClient
+import BrookBroker
 import BrookCore
 import BrookProtocol
+import BrookSecurity
+import Foundation
 
 struct ClientOptions: ParsableArguments {
     @Option(name: .customLong("bootstrap-server"), help: "The broker to talk to, host:port.")
     var bootstrapServer = "127.0.0.1:9092"
 
-    func connect() async throws -> BrokerConnection {
-        do { return try await BrokerConnection.connect(bootstrapServer) } catch { throw CleanExit.message("error: \(error)") }
+    @Option(name: .customLong("command-config"),
+            help: "A client properties file, as Kafka's tools take: security.protocol=SASL_PLAINTEXT, sasl.mechanism, and sasl.jaas.config with username and password.")
+    var commandConfig: String?
+
+    func connect() async throws -> BrokerConnection { try await connect(to: bootstrapServer) }
+
+    /// A connection to `address` (another broker of the cluster) with the same settings.
+    func connect(to address: String) async throws -> BrokerConnection {
+        let sasl = try credentials()
+        do { return try await BrokerConnection.connect(address, sasl: sasl) } catch { throw CommandFailure("\(error)") }
+    }
+
+    /// The SASL identity `--command-config` gives, if its security.protocol uses SASL.
+    func credentials() throws -> SaslCredentials? {
+        guard let commandConfig else { return nil }
+        guard let text = try? String(contentsOfFile: commandConfig, encoding: .utf8) else {
+            throw ValidationError("cannot read --command-config \(commandConfig)")
+        }
+        let settings = Dictionary(BrokerConfig.readProperties(text), uniquingKeysWith: { $1 })
+        let protocolName = settings["security.protocol"]?.uppercased() ?? "PLAINTEXT"
+        guard let securityProtocol = SecurityProtocol(rawValue: protocolName) else { throw ValidationError("unknown security.protocol \(protocolName)") }
+        if securityProtocol.usesTLS { throw ValidationError("security.protocol \(protocolName): brook's tools do not speak TLS yet") }
+        guard securityProtocol.usesSASL else { return nil }
+        let name = settings["sasl.mechanism"]?.uppercased() ?? "GSSAPI"
+        guard let mechanism = SaslMechanism(rawValue: name) else {
+            throw ValidationError("sasl.mechanism \(name): brook's tools speak \(SaslMechanism.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let jaas = settings["sasl.jaas.config"] else { throw ValidationError("--command-config has no sasl.jaas.config") }
+        let options: [String: String]
+        do { options = try JaasConfig.parse(jaas).options } catch { throw ValidationError("sasl.jaas.config: \(error)") }
+        guard let user = options["username"], let password = options["password"] else {
+            throw ValidationError("sasl.jaas.config needs username=\"...\" and password=\"...\"")
+        }
+        return SaslCredentials(mechanism: mechanism, user: user, password: password)
     }
 }
 

@@ -18,7 +18,7 @@ struct GroupCommand: AsyncParsableCommand {
         try check(code, message, "find the coordinator of \(group)")
         if "\(host):\(port)" == client.bootstrapServer { return bootstrap }
         await bootstrap.close()
-        return try await BrokerConnection.connect("\(host):\(port)")
+        return try await client.connect(to: "\(host):\(port)")
     }
 
     struct List: AsyncParsableCommand {

@@ -20,7 +20,7 @@ struct LogDirsCommand: AsyncParsableCommand {
         guard let found = metadata.brokers.first(where: { $0.nodeId == NodeID(id) }) else {
             throw CommandFailure("no broker \(id) in the cluster (brokers: \(metadata.brokers.map { "\($0.nodeId)" }.sorted().joined(separator: ", ")))")
         }
-        do { return try await BrokerConnection.connect("\(found.host):\(found.port)") } catch {
+        do { return try await client.connect(to: "\(found.host):\(found.port)") } catch {
             throw CommandFailure("cannot reach broker \(id) at \(found.host):\(found.port): \(error)")
         }
     }

@@ -1,0 +1,44 @@
+import BrookProtocol
+import BrookSecurity
+import NIOCore
+
+/// A SASL identity for a client connection: PLAIN or SCRAM-SHA-256/512 with a user and password.
+public struct SaslCredentials: Sendable, Equatable {
+    public var mechanism: SaslMechanism
+    public var user: String
+    public var password: String
+
+    public init(mechanism: SaslMechanism, user: String, password: String) {
+        self.mechanism = mechanism
+        self.user = user
+        self.password = password
+    }
+}
+
+extension BrokerConnection {
+    /// SaslHandshake, then the mechanism's SaslAuthenticate steps. A refusal is a ClientError
+    /// with the broker's error and message.
+    func authenticate(_ credentials: SaslCredentials) async throws {
+        let handshake = try await send(SaslHandshakeRequest(mechanism: credentials.mechanism.rawValue), version: 1)
+        guard handshake.errorCode == 0 else {
+            throw ClientError("\(address) refused SASL mechanism \(credentials.mechanism.rawValue): \(ErrorCode(rawValue: handshake.errorCode)); it enables \(handshake.mechanisms.joined(separator: ", "))")
+        }
+        let version = try self.version(for: SaslAuthenticateRequest.self)
+        func step(_ bytes: [UInt8]) async throws -> [UInt8] {
+            let answer = try await send(SaslAuthenticateRequest(authBytes: ByteBuffer(bytes: bytes)), version: version)
+            guard answer.errorCode == 0 else {
+                throw ClientError("\(address): \(ErrorCode(rawValue: answer.errorCode))\(answer.errorMessage.map { ": \($0)" } ?? "")")
+            }
+            return Array(answer.authBytes.readableBytesView)
+        }
+        guard let scram = credentials.mechanism.scram else {
+            _ = try await step(PlainAuthentication.message(user: credentials.user, password: credentials.password))
+            return
+        }
+        var exchange = ScramClientExchange(mechanism: scram, user: credentials.user, password: credentials.password)
+        let serverFirst = try await step(exchange.clientFirst())
+        guard let final = exchange.clientFinal(serverFirst) else { throw ClientError("\(address) sent a malformed SCRAM challenge") }
+        let serverFinal = try await step(final)
+        guard exchange.verify(serverFinal: serverFinal) else { throw ClientError("\(address) did not prove it holds the SCRAM credential") }
+    }
+}
