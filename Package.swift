@@ -140,6 +140,7 @@ let package = Package(
             name: "BrookFuzzTargets",
             dependencies: [
                 "BrookCore", "BrookRecords", "BrookProtocol", "BrookGroups", "BrookTxn", "BrookQuorum", "BrookCluster",
+                "BrookSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

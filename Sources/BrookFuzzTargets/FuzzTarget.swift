@@ -39,6 +39,7 @@ public enum FuzzTargets {
         QuorumFuzzing.target,
         MetadataFuzzing.target,
         ClusterFuzzing.target,
+        SaslFuzzing.target,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {

@@ -20,7 +20,10 @@ public enum FuzzSeeds {
         batchSeeds + codecSeeds + consumerProtocolSeeds + groupRecordSeeds + txnRecordSeeds + quorumSeeds
             + MetadataFuzzing.seeds
             + ClusterFuzzing.seeds
+            + SaslFuzzing.seeds
     }
+
+    static func uint16(_ n: Int) -> [UInt8] { [UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)] }
 
     static let time = Timestamp(ms: 1_700_000_000_000)
 

@@ -1,0 +1,53 @@
+import BrookSecurity
+
+/// The SASL exchanges a client drives before it is authenticated: PLAIN messages, SCRAM's
+/// client-first and client-final messages against a known credential (and the client side's
+/// parse of a server-first message), and JAAS option strings from configs.
+enum SaslFuzzing {
+    static let credential = ScramMechanism.sha256.credential(
+        saltedPassword: ScramMechanism.sha256.saltedPassword("pencil", salt: Array("salt".utf8), iterations: 4096),
+        salt: Array("salt".utf8), iterations: 4096)
+    static let users = ["user": "pencil"]
+
+    static let target = FuzzTarget(
+        name: "sasl",
+        input: "kind (1 byte, modulo 4: 0 a PLAIN message, 1 SCRAM client-first (16-bit length) then client-final, 2 a JAAS config string, 3 a SCRAM server-first for the client side), then its bytes",
+        inputBytesMax: 8192
+    ) { bytes in
+        var input = FuzzInput(bytes)
+        switch input.byte() % 4 {
+        case 0:
+            if case .authenticated(let user) = PlainAuthentication.check(Array(input.rest()), users: users) {
+                precondition(user == "user", "PLAIN authenticated an unknown user")
+            }
+        case 1:
+            let first = Array(input.take(Int(input.uint16())))
+            var exchange = ScramServerExchange(mechanism: .sha256, serverNonce: "fuzz")
+            guard case .challenge = exchange.step(first, credential: { $0 == "user" ? credential : nil }) else { return }
+            if case .authenticated(let user, _) = exchange.step(Array(input.rest()), credential: { $0 == "user" ? credential : nil }) {
+                precondition(user == "user", "SCRAM authenticated an unknown user")
+            }
+        case 2:
+            let text = String(decoding: input.rest(), as: UTF8.self)
+            if let config = try? JaasConfig.parse(text) { _ = config.plainUsers }
+        default:
+            var client = ScramClientExchange(mechanism: .sha256, user: "user", password: "pencil", clientNonce: "fuzz")
+            _ = client.clientFirst()
+            if let final = client.clientFinal(Array(input.rest())) { _ = client.verify(serverFinal: final) }
+        }
+    }
+
+    static var seeds: [FuzzSeeds.Seed] {
+        let clientFirst = Array("n,,n=user,r=rOprNGfwEbeRWgbNEkqO".utf8)
+        var client = ScramClientExchange(mechanism: .sha256, user: "user", password: "pencil", clientNonce: "rOprNGfwEbeRWgbNEkqO")
+        _ = client.clientFirst()
+        let serverFirst = Array("r=rOprNGfwEbeRWgbNEkqOfuzz,s=c2FsdA==,i=4096".utf8)
+        let final = client.clientFinal(serverFirst) ?? []
+        return [
+            .init(target: "sasl", name: "seed-plain", bytes: [0] + PlainAuthentication.message(user: "user", password: "pencil")),
+            .init(target: "sasl", name: "seed-scram", bytes: [1] + FuzzSeeds.uint16(clientFirst.count) + clientFirst + final),
+            .init(target: "sasl", name: "seed-jaas", bytes: [2] + Array(#"org.apache.kafka.common.security.plain.PlainLoginModule required username="a" password="b" user_a="b";"#.utf8)),
+            .init(target: "sasl", name: "seed-server-first", bytes: [3] + serverFirst),
+        ]
+    }
+}
