@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .target(name: "BrookCore"),
@@ -102,12 +103,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // SwiftNIO: listeners, framing, ordered responses, sendfile.
+        // SwiftNIO: listeners (TLS through swift-nio-ssl), framing, ordered responses, sendfile.
         .target(
             name: "BrookServer",
             dependencies: [
                 "BrookCore", "BrookProtocol", "BrookBroker", "BrookStorage", "BrookCluster", "BrookClient", "BrookSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

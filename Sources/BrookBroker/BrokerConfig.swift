@@ -286,7 +286,7 @@ public struct BrokerConfig: Sendable {
             groups.consumerAssignors = short
         default:
             if try security.set(key, value) {
-                if key.contains("jaas.config") { given[key] = "(hidden)" }
+                if key.contains("jaas.config") || key.hasSuffix(".password") || key.hasSuffix("keystore.key") { given[key] = "(hidden)" }
                 return
             }
             if let topicKey = TopicConfigs.topicKey(forBrokerKey: key) {

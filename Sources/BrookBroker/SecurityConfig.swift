@@ -22,6 +22,16 @@ public struct SecurityConfig: Sendable, Equatable {
     public var failedAuthenticationDelayMs: Int64 = 100
     /// `sasl.server.max.receive.size`: the largest frame taken before authentication.
     public var saslMaxReceiveBytes = 524_288
+    /// `ssl.*` settings as given (`ssl.keystore.location`, ...), and per listener
+    /// (`listener.name.NAME.ssl.*`, upper-case name), which win. Read by the server, which
+    /// loads the keys and certificates (BrookServer's TLS).
+    public var ssl: [String: String] = [:]
+    public var listenerSSL: [String: [String: String]] = [:]
+
+    /// The `ssl.*` settings of a listener, without the prefix (`keystore.location`, ...).
+    public func ssl(for listener: String) -> [String: String] {
+        ssl.merging(listenerSSL[listener.uppercased()] ?? [:]) { $1 }
+    }
 
     public init() {}
 
@@ -58,6 +68,8 @@ public struct SecurityConfig: Sendable, Equatable {
         case "sasl.server.max.receive.size":
             guard let n = Int(value.trimmed), (1024...104_857_600).contains(n) else { throw .invalid(key, value, "expected 1024...104857600") }
             saslMaxReceiveBytes = n
+        case _ where key.hasPrefix("ssl."):
+            ssl[String(key.dropFirst(4))] = value.trimmed
         default:
             guard key.hasPrefix("listener.name.") else { return false }
             let rest = key.dropFirst("listener.name.".count)
@@ -71,6 +83,8 @@ public struct SecurityConfig: Sendable, Equatable {
                 do { listenerPlainUsers[listener] = try JaasConfig.parse(value).plainUsers } catch {
                     throw .invalid(key, "(hidden)", "\(error)")
                 }
+            case _ where setting.hasPrefix("ssl."):
+                listenerSSL[listener, default: [:]][String(setting.dropFirst(4))] = value.trimmed
             case "scram-sha-256.sasl.jaas.config", "scram-sha-512.sasl.jaas.config":
                 // The SCRAM login module has no options a broker uses (users are in the metadata log).
                 do { _ = try JaasConfig.parse(value) } catch { throw .invalid(key, "(hidden)", "\(error)") }

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOConcurrencyHelpers
 import NIOPosix
+import NIOSSL
 
 /// The broker on SwiftNIO: one listener per `listeners` entry, an event loop per core, and a
 /// maintenance thread for flushes, retention and compaction.
@@ -17,6 +18,10 @@ public final class BrookServer: Sendable {
     let channels = NIOLockedValueBox<[any Channel]>([])
     let maintenanceTask = NIOLockedValueBox<RepeatedTask?>(nil)
     let groupTimerTask = NIOLockedValueBox<RepeatedTask?>(nil)
+    /// The TLS listeners' contexts, checked for renewed files every few seconds.
+    let tlsListeners = NIOLockedValueBox<[ListenerTLS]>([])
+    let tlsReloadTask = NIOLockedValueBox<RepeatedTask?>(nil)
+    static let tlsReloadCheck = TimeAmount.seconds(5)
 
     /// `threads`: the event loops (`num.network.threads`); nil: one per core.
     public init(broker: Broker, threads: Int? = nil, logger: Logger) {
@@ -25,6 +30,14 @@ public final class BrookServer: Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads ?? System.coreCount))
         maintenance = NIOThreadPool(numberOfThreads: 1)
         memory = RequestMemory(bytesMax: broker.config.queuedMaxRequestBytes)
+    }
+
+    /// Loads every TLS listener's key store and trust store, to refuse unusable settings before
+    /// anything starts.
+    public static func checkListeners(_ config: BrokerConfig) throws {
+        for listener in config.clientListeners where config.security.securityProtocol(of: listener.name).usesTLS {
+            _ = try ListenerTLS(listener: listener.name, settings: config.security.ssl(for: listener.name))
+        }
     }
 
     /// Binds every listener; returns the bound addresses (port 0 becomes the real port).
@@ -46,6 +59,15 @@ public final class BrookServer: Sendable {
             settings.listener = security
             settings.frameBytesBeforeAuthenticationMax = broker.config.security.saslMaxReceiveBytes
             settings.failedAuthenticationCloseDelayMs = broker.config.security.failedAuthenticationDelayMs
+            var tls: ListenerTLS?
+            if security.securityProtocol.usesTLS {
+                let made = try ListenerTLS(listener: listener.name, settings: broker.config.security.ssl(for: listener.name))
+                tlsListeners.withLockedValue { $0.append(made) }
+                tls = made
+                // Record bytes cannot go from the file to the socket (sendfile) through TLS:
+                // they are read into the response and encrypted.
+                settings.zeroCopy = false
+            }
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -59,8 +81,9 @@ public final class BrookServer: Sendable {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.autoRead, value: true)
                 .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
-                .childChannelInitializer { channel in
+                .childChannelInitializer { [settings] channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
                         try channel.pipeline.syncOperations.addHandler(ConnectionHandler(broker: broker, memory: memory, logger: logger, settings: settings))
                     }
                 }
@@ -70,6 +93,13 @@ public final class BrookServer: Sendable {
             if let address = channel.localAddress { bound.append(address) }
         }
         scheduleMaintenance()
+        let tlsToCheck = tlsListeners.withLockedValue { $0 }
+        if !tlsToCheck.isEmpty {
+            let task = group.next().scheduleRepeatedTask(initialDelay: Self.tlsReloadCheck, delay: Self.tlsReloadCheck) { _ in
+                for tls in tlsToCheck { tls.reloadIfChanged(logger: logger) }
+            }
+            tlsReloadTask.withLockedValue { $0 = task }
+        }
         return bound
     }
 
@@ -106,6 +136,7 @@ public final class BrookServer: Sendable {
     public func shutdown() {
         maintenanceTask.withLockedValue { $0?.cancel() }
         groupTimerTask.withLockedValue { $0?.cancel() }
+        tlsReloadTask.withLockedValue { $0?.cancel() }
         for channel in channels.withLockedValue({ $0 }) { try? channel.close().wait() }
         try? group.syncShutdownGracefully()
         try? maintenance.syncShutdownGracefully()

@@ -54,6 +54,8 @@ struct Serve: ParsableCommand {
         }
         let config: BrokerConfig
         do { config = try BrokerConfig(settings) } catch { throw ValidationError("\(error)") }
+        // Key stores and trust stores load now: a setting that cannot be used stops the start.
+        do { try BrookServer.checkListeners(config) } catch { throw ValidationError("\(error)") }
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level \(logLevel)") }
 
         LoggingSystem.bootstrap { label in

@@ -75,8 +75,9 @@ struct AlterUserScramCredentialsHandler: ApiHandler {
         removals.removeAll { refused[$0.name] != nil }
         upsertions.removeAll { refused[$0.name] != nil }
         let refusedHere = refused
-        func answer(_ answers: [String: (ErrorCode, String?)]) -> AlterUserScramCredentialsResponse {
-            AlterUserScramCredentialsResponse(results: users.map { user in
+        let named = users
+        @Sendable func answer(_ answers: [String: (ErrorCode, String?)]) -> AlterUserScramCredentialsResponse {
+            AlterUserScramCredentialsResponse(results: named.map { user in
                 if let (code, message) = refusedHere[user] { return Result(user: user, errorCode: code.rawValue, errorMessage: message) }
                 let (code, message) = answers[user] ?? (.unknownServerError, "The controller gave no answer.")
                 return Result(user: user, errorCode: code.rawValue, errorMessage: code == .none ? nil : message)
