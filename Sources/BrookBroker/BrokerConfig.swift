@@ -79,6 +79,12 @@ public struct BrokerConfig: Sendable {
     /// `connections.max.idle.ms`: a connection with nothing sent, received or unanswered for this
     /// long is closed (Kafka's 10 minutes).
     public var connectionsMaxIdleMs: Int64 = 600_000
+    /// `max.connections`, `max.connections.per.ip` and `max.connections.per.ip.overrides`
+    /// (host:count,...): client connections beyond them are closed as they are accepted.
+    /// Kafka's defaults (no limit, Int32.max).
+    public var maxConnections = Int(Int32.max)
+    public var maxConnectionsPerIP = Int(Int32.max)
+    public var maxConnectionsPerIPOverrides: [String: Int] = [:]
     /// `socket.request.receive.timeout.ms` (Brook's own): a request frame must arrive whole within
     /// this long of its first byte, or the connection is closed; the memory reserved for it
     /// (`queued.max.request.bytes`) is not held longer by a client that stops sending.
@@ -209,6 +215,17 @@ public struct BrokerConfig: Sendable {
             let n = try int(-1...Int64(Int32.max))
             queuedMaxRequestBytes = n < 0 ? Int(Int32.max) : Int(n)
         case "connections.max.idle.ms": connectionsMaxIdleMs = try int(1...Int64(Int32.max))
+        case "max.connections": maxConnections = Int(try int(1...Int64(Int32.max)))
+        case "max.connections.per.ip": maxConnectionsPerIP = Int(try int(0...Int64(Int32.max)))
+        case "max.connections.per.ip.overrides":
+            var overrides: [String: Int] = [:]
+            for entry in value.split(separator: ",").map({ $0.trimmed }) where !entry.isEmpty {
+                guard let colon = entry.lastIndex(of: ":"), let n = Int(entry[entry.index(after: colon)...]), n >= 0 else {
+                    throw .invalid(key, value, "expected host:count,...")
+                }
+                overrides[String(entry[..<colon])] = n
+            }
+            maxConnectionsPerIPOverrides = overrides
         case "num.network.threads": networkThreads = Int(try int(1...256))
         case "num.recovery.threads.per.data.dir": recoveryThreadsPerDataDir = Int(try int(1...64))
         case "socket.request.receive.timeout.ms": requestReceiveTimeoutMs = try int(1...Int64(Int32.max))

@@ -21,6 +21,7 @@ public final class BrookServer: Sendable {
     /// The TLS listeners' contexts, checked for renewed files every few seconds.
     let tlsListeners = NIOLockedValueBox<[ListenerTLS]>([])
     let tlsReloadTask = NIOLockedValueBox<RepeatedTask?>(nil)
+    let limits: ConnectionLimits
     static let tlsReloadCheck = TimeAmount.seconds(5)
 
     /// `threads`: the event loops (`num.network.threads`); nil: one per core.
@@ -30,6 +31,7 @@ public final class BrookServer: Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads ?? System.coreCount))
         maintenance = NIOThreadPool(numberOfThreads: 1)
         memory = RequestMemory(bytesMax: broker.config.queuedMaxRequestBytes)
+        limits = ConnectionLimits(config: broker.config)
     }
 
     /// Loads every TLS listener's key store and trust store, to refuse unusable settings before
@@ -47,6 +49,7 @@ public final class BrookServer: Sendable {
         let broker = self.broker
         let memory = self.memory
         let logger = self.logger
+        let limits = self.limits
         var bound: [SocketAddress] = []
         for listener in broker.config.clientListeners {
             let security = broker.config.security.listener(listener.name)
@@ -82,7 +85,13 @@ public final class BrookServer: Sendable {
                 .childChannelOption(.autoRead, value: true)
                 .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
                 .childChannelInitializer { [settings] channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    let ip = channel.remoteAddress?.ipAddress ?? "?"
+                    if let refused = limits.admit(ip) {
+                        ConnectionLimits.refusals.warn(logger, "closing a connection from \(ip) as it is accepted: \(refused)")
+                        return channel.close()
+                    }
+                    channel.closeFuture.whenComplete { _ in limits.release(ip) }
+                    return channel.eventLoop.makeCompletedFuture {
                         if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
                         try channel.pipeline.syncOperations.addHandler(ConnectionHandler(broker: broker, memory: memory, logger: logger, settings: settings))
                     }

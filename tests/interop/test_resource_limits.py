@@ -171,3 +171,58 @@ def test_at_the_open_file_limit_the_broker_pauses_accepting_instead_of_spinning(
     time.sleep(1.5)
     ck_create_topic(broker.bootstrap, "after-fd-limit")
     round_trip(broker.bootstrap, "after-fd-limit", 10, "fd")
+
+
+def api_versions_answered(s: socket.socket) -> bool:
+    """ApiVersions v0 on `s`: True when answered, False when the broker closed the connection."""
+    try:
+        s.sendall(request_frame(18, 0, 1, "limits"))
+        header = s.recv(4)
+        return len(header) == 4
+    except (ConnectionError, OSError):
+        return False
+
+
+def test_connections_beyond_max_connections_per_ip_are_closed_as_accepted(broker_factory):
+    # 127.0.0.1 may hold 3, 127.0.0.2 is given 1 by an override, and the broker 5 in all.
+    b = broker_factory({"max.connections.per.ip": "3", "max.connections.per.ip.overrides": "127.0.0.2:1",
+                        "max.connections": "5"})
+    # The start-up probe's connection may not have been seen closing yet: wait until 3 are held.
+    held = []
+    deadline = time.monotonic() + 10
+    while len(held) < 3:
+        s = connect(b.port)
+        if api_versions_answered(s):
+            held.append(s)
+        else:
+            s.close()
+            assert time.monotonic() < deadline, f"only {len(held)} connections were taken"
+            time.sleep(0.1)
+    extra = connect(b.port)
+    assert not api_versions_answered(extra)
+    extra.close()
+    other = socket.create_connection(("127.0.0.1", b.port), source_address=("127.0.0.2", 0), timeout=10)
+    assert api_versions_answered(other)
+    second = socket.create_connection(("127.0.0.1", b.port), source_address=("127.0.0.2", 0), timeout=10)
+    assert not api_versions_answered(second)
+    second.close()
+    # A closed connection gives its place back.
+    held.pop().close()
+    deadline = time.monotonic() + 10
+    while True:
+        again = connect(b.port)
+        if api_versions_answered(again):
+            held.append(again)
+            break
+        again.close()
+        assert time.monotonic() < deadline, "the place of a closed connection did not come back"
+        time.sleep(0.1)
+    # max.connections: 4 open (3 + 1), a fifth from 127.0.0.3 is taken, a sixth is not.
+    fifth = socket.create_connection(("127.0.0.1", b.port), source_address=("127.0.0.3", 0), timeout=10)
+    assert api_versions_answered(fifth)
+    sixth = socket.create_connection(("127.0.0.1", b.port), source_address=("127.0.0.4", 0), timeout=10)
+    assert not api_versions_answered(sixth)
+    sixth.close()
+    assert "max.connections.per.ip=3 reached for 127.0.0.1" in b.log_path.read_text()
+    for s in held + [other, fifth]:
+        s.close()
