@@ -121,6 +121,9 @@ public final class Broker: Sendable {
         table.register(SaslAuthenticateHandler())
         table.register(DescribeUserScramCredentialsHandler())
         table.register(AlterUserScramCredentialsHandler())
+        table.register(DescribeAclsHandler())
+        table.register(CreateAclsHandler())
+        table.register(DeleteAclsHandler())
         return table
     }
 
@@ -161,6 +164,10 @@ public final class Broker: Sendable {
         if let connection, connection.awaitsAuthentication, !Self.servedBeforeAuthentication.contains(header.apiKey) {
             // As Kafka: any other request before the SASL exchange ends closes the connection.
             throw RequestRefused(description: "\(entry.name) before SASL authentication on listener \(connection.listener.name)")
+        }
+        if config.security.authorizer != nil, case .cluster(let operation) = Authorization.check(header.apiKey),
+           !context.authorization.allowsCluster(operation) {
+            throw RequestRefused(description: "\(entry.name) needs \(operation) on the cluster, which \(context.authorization.principal) lacks")
         }
         guard entry.versions.contains(header.apiVersion) else {
             if header.apiKey == ApiVersionsRequest.apiKey {

@@ -1,3 +1,4 @@
+import BrookCluster
 import BrookCore
 import BrookProtocol
 import NIOCore
@@ -46,9 +47,26 @@ enum AuthorizedOperations {
 
     static func field(_ operations: [Int32]) -> Int32 { operations.reduce(0) { $0 | (1 << $1) } }
 
-    static let topic = field([read, write, create, describe, delete, alter, describeConfigs, alterConfigs])
-    static let group = field([read, describe, delete, describeConfigs, alterConfigs])
-    static let cluster = field([create, clusterAction, describeConfigs, alterConfigs, idempotentWrite, alter, describe])
+    static let topicOperations: [Int32] = [read, write, create, describe, delete, alter, describeConfigs, alterConfigs]
+    static let groupOperations: [Int32] = [read, describe, delete, describeConfigs, alterConfigs]
+    static let clusterOperations: [Int32] = [create, clusterAction, describeConfigs, alterConfigs, idempotentWrite, alter, describe]
+    static let topic = field(topicOperations)
+    static let group = field(groupOperations)
+    static let cluster = field(clusterOperations)
+
+    /// What `authorization` allows on a resource, as the bit field (all of it without an authorizer).
+    static func allowed(_ operations: [Int32], _ type: AclResourceType, _ name: String, _ authorization: Authorization) -> Int32 {
+        field(operations.filter { code in AclOperation(rawValue: Int8(code)).map { authorization.allows($0, type, name) } ?? false })
+    }
+    static func topic(_ name: String, _ authorization: Authorization) -> Int32 {
+        authorization.enabled ? allowed(topicOperations, .topic, name, authorization) : topic
+    }
+    static func group(_ name: String, _ authorization: Authorization) -> Int32 {
+        authorization.enabled ? allowed(groupOperations, .group, name, authorization) : group
+    }
+    static func cluster(_ authorization: Authorization) -> Int32 {
+        authorization.enabled ? allowed(clusterOperations, .cluster, AclBinding.clusterName, authorization) : cluster
+    }
 }
 
 /// Everything a handler may use besides its request.

@@ -1,3 +1,4 @@
+import BrookCluster
 import BrookSecurity
 
 /// The security settings of a broker's listeners, under Kafka's names:
@@ -25,6 +26,14 @@ public struct SecurityConfig: Sendable, Equatable {
     /// `ssl.*` settings as given (`ssl.keystore.location`, ...), and per listener
     /// (`listener.name.NAME.ssl.*`, upper-case name), which win. Read by the server, which
     /// loads the keys and certificates (BrookServer's TLS).
+    /// `authorizer.class.name` (Kafka's StandardAuthorizer, or Brook's own name for it) with
+    /// `super.users` (User:a;User:b) and `allow.everyone.if.no.acl.found` (false): nil without one,
+    /// and then every request is allowed, as in Kafka.
+    public var authorizer: Authorizer?
+    static let authorizerNames: Set<String> = ["org.apache.kafka.metadata.authorizer.StandardAuthorizer", "kafka.security.authorizer.AclAuthorizer", "brook"]
+    var superUsers: Set<String> = []
+    var allowEveryoneIfNoAclFound = false
+    var authorizerEnabled = false
     public var ssl: [String: String] = [:]
     public var listenerSSL: [String: [String: String]] = [:]
 
@@ -62,6 +71,24 @@ public struct SecurityConfig: Sendable, Equatable {
             protocolMap = map
         case "sasl.enabled.mechanisms":
             enabledMechanisms = try Self.mechanisms(key, value)
+        case "authorizer.class.name":
+            let name = value.trimmed
+            guard name.isEmpty || Self.authorizerNames.contains(name) else {
+                throw .invalid(key, value, "expected org.apache.kafka.metadata.authorizer.StandardAuthorizer (or empty for none)")
+            }
+            authorizerEnabled = !name.isEmpty
+            updateAuthorizer()
+        case "super.users":
+            superUsers = Set(value.split(separator: ";").map { $0.trimmed }.filter { !$0.isEmpty })
+            for user in superUsers where !user.contains(":") { throw .invalid(key, value, "expected TYPE:NAME;... (User:admin)") }
+            updateAuthorizer()
+        case "allow.everyone.if.no.acl.found":
+            switch value.trimmed.lowercased() {
+            case "true": allowEveryoneIfNoAclFound = true
+            case "false": allowEveryoneIfNoAclFound = false
+            default: throw .invalid(key, value, "expected true or false")
+            }
+            updateAuthorizer()
         case "connection.failed.authentication.delay.ms":
             guard let n = Int64(value.trimmed), (0...60_000).contains(n) else { throw .invalid(key, value, "expected 0...60000") }
             failedAuthenticationDelayMs = n
@@ -93,6 +120,10 @@ public struct SecurityConfig: Sendable, Equatable {
             }
         }
         return true
+    }
+
+    mutating func updateAuthorizer() {
+        authorizer = authorizerEnabled ? Authorizer(superUsers: superUsers, allowEveryoneIfNoAclFound: allowEveryoneIfNoAclFound) : nil
     }
 
     static func mechanisms(_ key: String, _ value: String) throws(BrokerConfigError) -> [SaslMechanism] {

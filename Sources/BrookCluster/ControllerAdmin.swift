@@ -31,6 +31,13 @@ public enum ControllerAdminRequest: Equatable, Sendable {
     /// credentials to set. Answered one TopicAnswer per user, named by the user, in the order
     /// users first appear; a user's changes apply all or none.
     case alterScramCredentials(removals: [RemoveUserScramCredentialRecord], upsertions: [UserScramCredentialRecord])
+    /// CreateAcls, checked by the broker (AclBinding.problem). One entry for them all; an entry
+    /// equal to one that exists is not added again. Answered one TopicAnswer per binding, named
+    /// by its index.
+    case createAcls([AclBinding])
+    /// DeleteAcls, the ids the broker's filters matched: those still there are removed in one
+    /// entry. Answered one TopicAnswer, named "".
+    case deleteAcls([KafkaUUID])
 
     /// The longest name or value (UTF-8 bytes) a request to the controller carries; brokers
     /// refuse longer ones before forwarding.
@@ -157,6 +164,34 @@ extension ClusterController {
                 answers.append(TopicAnswer(name: user, error: .none))
             }
             return (entries, answers)
+        case .createAcls(let bindings):
+            var records: [MetadataRecord] = []
+            var answers: [TopicAnswer] = []
+            var adding: Set<AclBinding> = []
+            for (index, binding) in bindings.enumerated() {
+                if let problem = binding.problem {
+                    answers.append(TopicAnswer(name: "\(index)", error: .invalidRequest, message: problem))
+                    continue
+                }
+                if image.acls.id(of: binding) != nil || !adding.insert(binding).inserted {
+                    answers.append(TopicAnswer(name: "\(index)", error: .none))
+                    continue
+                }
+                guard image.acls.count + adding.count <= AclTable.entriesMax else {
+                    adding.remove(binding)
+                    answers.append(TopicAnswer(name: "\(index)", error: .policyViolation, message: "At most \(AclTable.entriesMax) access control entries."))
+                    continue
+                }
+                var id = KafkaUUID.random(using: &random)
+                while image.acls.byID[id] != nil || id == .zero { id = KafkaUUID.random(using: &random) }
+                records.append(.accessControlEntry(binding.record(id: id)))
+                answers.append(TopicAnswer(name: "\(index)", error: .none))
+            }
+            return (records.isEmpty ? [] : [records], answers)
+        case .deleteAcls(let ids):
+            let records: [MetadataRecord] = Set(ids).filter { image.acls.byID[$0] != nil }.sorted { ($0.high, $0.low) < ($1.high, $1.low) }
+                .map { .removeAccessControlEntry(RemoveAccessControlEntryRecord(id: $0)) }
+            return (records.isEmpty ? [] : [records], [TopicAnswer(name: "", error: .none)])
         case .setBrokerConfigs(let name, let configs):
             guard name.isEmpty || Int32(name).map({ $0 >= 0 }) == true, configs[MetadataImage.clusterIDConfig] == nil else {
                 return ([], [TopicAnswer(name: name, error: .invalidRequest, message: "Not a broker's dynamic config resource.")])

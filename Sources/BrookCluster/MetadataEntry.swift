@@ -119,6 +119,9 @@ extension MetadataImage {
         for (_, credentials) in scramCredentials.sorted(by: { $0.key < $1.key }) {
             for (_, credential) in credentials.sorted(by: { $0.key < $1.key }) { records.append(.userScramCredential(credential)) }
         }
+        for (id, binding) in acls.byID.sorted(by: { ($0.key.high, $0.key.low) < ($1.key.high, $1.key.low) }) {
+            records.append(.accessControlEntry(binding.record(id: id)))
+        }
         return records
     }
 

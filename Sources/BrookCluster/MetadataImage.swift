@@ -111,6 +111,8 @@ public struct MetadataImage: Equatable, Sendable {
     public private(set) var highestBrokerEpoch = BrokerEpoch(0)
     /// Users' SCRAM credentials, by user and mechanism (1: SCRAM-SHA-256, 2: SCRAM-SHA-512).
     public private(set) var scramCredentials: [String: [Int8: UserScramCredentialRecord]] = [:]
+    /// Access control entries, by id (CreateAcls / DeleteAcls).
+    public private(set) var acls = AclTable()
 
     /// More than this many topics or brokers in one image is refused (a runaway writer).
     public static let topicsMax = 200_000
@@ -178,6 +180,12 @@ public struct MetadataImage: Equatable, Sendable {
                 throw MetadataError("removal of SCRAM credential \(r.mechanism) that '\(r.name)' lacks")
             }
             if scramCredentials[r.name]?.isEmpty == true { scramCredentials[r.name] = nil }
+        case .accessControlEntry(let r):
+            guard let binding = AclBinding(r), binding.problem == nil, acls.byID[r.id] == nil else { throw MetadataError("access control entry \(r.id) that cannot be added") }
+            guard acls.count < AclTable.entriesMax else { throw MetadataError("more than \(AclTable.entriesMax) access control entries") }
+            acls.add(r.id, binding)
+        case .removeAccessControlEntry(let r):
+            guard acls.remove(r.id) != nil else { throw MetadataError("removal of unknown access control entry \(r.id)") }
         }
     }
 

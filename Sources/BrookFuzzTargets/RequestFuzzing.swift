@@ -65,7 +65,7 @@ enum RequestFuzzing {
         OffsetDeleteRequest.self, DescribeClusterRequest.self, DescribeProducersRequest.self,
         DescribeTransactionsRequest.self, ListTransactionsRequest.self, ConsumerGroupHeartbeatRequest.self,
         SaslHandshakeRequest.self, SaslAuthenticateRequest.self, DescribeUserScramCredentialsRequest.self,
-        AlterUserScramCredentialsRequest.self,
+        AlterUserScramCredentialsRequest.self, CreateAclsRequest.self, DescribeAclsRequest.self, DeleteAclsRequest.self,
         ConsumerGroupDescribeRequest.self, UnregisterBrokerRequest.self, AlterReplicaLogDirsRequest.self,
     ]
 

@@ -98,6 +98,9 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let duplicateResource = ErrorCode(rawValue: 92)
     public static let unacceptableCredential = ErrorCode(rawValue: 93)
     public static let clusterAuthorizationFailed = ErrorCode(rawValue: 31)
+    public static let groupAuthorizationFailed = ErrorCode(rawValue: 30)
+    public static let transactionalIDAuthorizationFailed = ErrorCode(rawValue: 53)
+    public static let securityDisabled = ErrorCode(rawValue: 54)
 
     public var description: String { "\(Self.names[rawValue] ?? "ERROR") (\(rawValue))" }
 
@@ -132,5 +135,6 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         84: "ELECTION_NOT_NEEDED", 85: "NO_REASSIGNMENT_IN_PROGRESS",
         33: "UNSUPPORTED_SASL_MECHANISM", 34: "ILLEGAL_SASL_STATE", 58: "SASL_AUTHENTICATION_FAILED",
         92: "DUPLICATE_RESOURCE", 93: "UNACCEPTABLE_CREDENTIAL", 31: "CLUSTER_AUTHORIZATION_FAILED",
+        30: "GROUP_AUTHORIZATION_FAILED", 53: "TRANSACTIONAL_ID_AUTHORIZATION_FAILED", 54: "SECURITY_DISABLED",
     ]
 }

@@ -27,6 +27,8 @@ public enum MetadataRecord: Sendable, Equatable, CustomStringConvertible {
     case noOp(NoOpRecord)
     case userScramCredential(UserScramCredentialRecord)
     case removeUserScramCredential(RemoveUserScramCredentialRecord)
+    case accessControlEntry(AccessControlEntryRecord)
+    case removeAccessControlEntry(RemoveAccessControlEntryRecord)
 
     /// The only frame version Kafka writes and reads.
     public static let frameVersion: UInt32 = 1
@@ -37,7 +39,7 @@ public enum MetadataRecord: Sendable, Equatable, CustomStringConvertible {
         ConfigRecord.self, PartitionChangeRecord.self, FenceBrokerRecord.self, UnfenceBrokerRecord.self,
         RemoveTopicRecord.self, FeatureLevelRecord.self, ProducerIdsRecord.self,
         BrokerRegistrationChangeRecord.self, NoOpRecord.self, UserScramCredentialRecord.self,
-        RemoveUserScramCredentialRecord.self,
+        RemoveUserScramCredentialRecord.self, AccessControlEntryRecord.self, RemoveAccessControlEntryRecord.self,
     ]
 
     /// The record inside, whatever its type.
@@ -58,6 +60,8 @@ public enum MetadataRecord: Sendable, Equatable, CustomStringConvertible {
         case .noOp(let body): body
         case .userScramCredential(let body): body
         case .removeUserScramCredential(let body): body
+        case .accessControlEntry(let body): body
+        case .removeAccessControlEntry(let body): body
         }
     }
 
@@ -122,6 +126,8 @@ public enum MetadataRecord: Sendable, Equatable, CustomStringConvertible {
         case NoOpRecord.apiKey: .noOp(try body(version, &reader))
         case UserScramCredentialRecord.apiKey: .userScramCredential(try body(version, &reader))
         case RemoveUserScramCredentialRecord.apiKey: .removeUserScramCredential(try body(version, &reader))
+        case AccessControlEntryRecord.apiKey: .accessControlEntry(try body(version, &reader))
+        case RemoveAccessControlEntryRecord.apiKey: .removeAccessControlEntry(try body(version, &reader))
         default: throw ProtocolError("unknown metadata record type \(apiKey)")
         }
     }
@@ -154,6 +160,8 @@ public enum MetadataRecord: Sendable, Equatable, CustomStringConvertible {
         case .noOp: return type(of: body).messageName
         case .userScramCredential(let r): about = "\(r.name) mechanism \(r.mechanism) iterations \(r.iterations)"
         case .removeUserScramCredential(let r): about = "\(r.name) mechanism \(r.mechanism)"
+        case .accessControlEntry(let r): about = "\(r.id) \(r.principal) \(r.permissionType) \(r.operation) on \(r.resourceType):\(r.resourceName)"
+        case .removeAccessControlEntry(let r): about = "\(r.id)"
         }
         return "\(type(of: body).messageName)(\(about))"
     }

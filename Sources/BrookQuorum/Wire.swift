@@ -307,8 +307,30 @@ enum Frame: Equatable {
                     buffer.writeBuffer(&bytes)
                 }
             }
+        case .createAcls(let bindings):
+            buffer.writeInteger(UInt8(11))
+            buffer.writeInteger(UInt32(bindings.count))
+            for b in bindings {
+                buffer.writeInteger(b.resourceType.rawValue)
+                writeString(b.name, into: &buffer)
+                buffer.writeInteger(b.patternType.rawValue)
+                writeString(b.principal, into: &buffer)
+                writeString(b.host, into: &buffer)
+                buffer.writeInteger(b.operation.rawValue)
+                buffer.writeInteger(b.permission.rawValue)
+            }
+        case .deleteAcls(let ids):
+            buffer.writeInteger(UInt8(12))
+            buffer.writeInteger(UInt32(ids.count))
+            for id in ids {
+                buffer.writeInteger(id.high)
+                buffer.writeInteger(id.low)
+            }
         }
     }
+
+    /// Access control entries one admin request carries at most.
+    static let aclsMax = 10_000
 
     /// Users' credential changes one admin request carries at most, and the longest salt or key.
     static let scramChangesMax = 10_000
@@ -446,6 +468,27 @@ enum Frame: Equatable {
                                                             serverKey: parts[2], iterations: iterations))
             }
             return .alterScramCredentials(removals: removals, upsertions: upsertions)
+        case 11:
+            guard let count = body.readInteger(as: UInt32.self), count <= aclsMax else { return nil }
+            var bindings: [AclBinding] = []
+            for _ in 0..<count {
+                guard let type = body.readInteger(as: Int8.self), let name = readString(&body) ?? nil,
+                      let pattern = body.readInteger(as: Int8.self), let principal = readString(&body) ?? nil,
+                      let host = readString(&body) ?? nil, let operation = body.readInteger(as: Int8.self),
+                      let permission = body.readInteger(as: Int8.self),
+                      let binding = AclBinding(resourceType: type, name: name, patternType: pattern, principal: principal, host: host,
+                                               operation: operation, permission: permission) else { return nil }
+                bindings.append(binding)
+            }
+            return .createAcls(bindings)
+        case 12:
+            guard let count = body.readInteger(as: UInt32.self), count <= aclsMax else { return nil }
+            var ids: [KafkaUUID] = []
+            for _ in 0..<count {
+                guard let high = body.readInteger(as: UInt64.self), let low = body.readInteger(as: UInt64.self) else { return nil }
+                ids.append(KafkaUUID(high: high, low: low))
+            }
+            return .deleteAcls(ids)
         default:
             return nil
         }

@@ -72,6 +72,9 @@ public enum QuorumWireFuzzing {
                 removals: [RemoveUserScramCredentialRecord(name: "old", mechanism: 2)],
                 upsertions: [UserScramCredentialRecord(name: "alice", mechanism: 1, salt: ByteBuffer(bytes: [1, 2, 3]),
                                                        storedKey: ByteBuffer(bytes: [4, 5]), serverKey: ByteBuffer(bytes: [6]), iterations: 4096)]))),
+            .request(id: 27, .admin(.createAcls([AclBinding(resourceType: .topic, name: "orders", patternType: .prefixed, principal: "User:alice",
+                                                            host: "*", operation: .read, permission: .allow)]))),
+            .request(id: 28, .admin(.deleteAcls([KafkaUUID(high: 7, low: 9)]))),
             .request(id: 14, .alterPartitions([
                 AlterPartitionRequest(broker: NodeID(1), brokerEpoch: BrokerEpoch(4), partition: TopicIDPartition(KafkaUUID(high: 1, low: 2), 3),
                                       proposal: ISRProposal(leaderEpoch: LeaderEpoch(2), partitionEpoch: PartitionEpoch(5), isr: [NodeID(1), NodeID(3)])),

@@ -56,6 +56,9 @@ struct Serve: ParsableCommand {
         do { config = try BrokerConfig(settings) } catch { throw ValidationError("\(error)") }
         // Key stores and trust stores load now: a setting that cannot be used stops the start.
         do { try BrookServer.checkListeners(config) } catch { throw ValidationError("\(error)") }
+        if config.security.authorizer != nil && config.processRoles.isEmpty && !config.singleNodeQuorum {
+            throw ValidationError("authorizer.class.name needs the metadata quorum, where access control entries live (brook.single.node.quorum=false has none)")
+        }
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level \(logLevel)") }
 
         LoggingSystem.bootstrap { label in

@@ -2295,6 +2295,141 @@ enum GoldenFixtures {
         ]
     }
 
+    static var describeAclsRequests: [GoldenFixture] {
+        [
+            GoldenFixture(DescribeAclsRequest.self, version: 1, variant: "full",
+                          hex: "0300147265736f757263654e616d6546696c7465722d320500117072696e636970616c46696c7465722d34000c686f737446696c7465722d350809",
+                          expected: DescribeAclsRequest(resourceTypeFilter: 3, resourceNameFilter: "resourceNameFilter-2", patternTypeFilter: 5, principalFilter: "principalFilter-4", hostFilter: "hostFilter-5", operation: 8, permissionType: 9)),
+            GoldenFixture(DescribeAclsRequest.self, version: 1, variant: "sparse",
+                          hex: "03ffff04ffffffff0506",
+                          expected: DescribeAclsRequest(resourceTypeFilter: 3, resourceNameFilter: nil, patternTypeFilter: 4, principalFilter: nil, hostFilter: nil, operation: 5, permissionType: 6)),
+            GoldenFixture(DescribeAclsRequest.self, version: 2, variant: "full",
+                          hex: "03157265736f757263654e616d6546696c7465722d3205127072696e636970616c46696c7465722d340d686f737446696c7465722d35080900",
+                          expected: DescribeAclsRequest(resourceTypeFilter: 3, resourceNameFilter: "resourceNameFilter-2", patternTypeFilter: 5, principalFilter: "principalFilter-4", hostFilter: "hostFilter-5", operation: 8, permissionType: 9)),
+            GoldenFixture(DescribeAclsRequest.self, version: 2, variant: "sparse",
+                          hex: "0300040000050600",
+                          expected: DescribeAclsRequest(resourceTypeFilter: 3, resourceNameFilter: nil, patternTypeFilter: 4, principalFilter: nil, hostFilter: nil, operation: 5, permissionType: 6)),
+            GoldenFixture(DescribeAclsRequest.self, version: 3, variant: "full",
+                          hex: "03157265736f757263654e616d6546696c7465722d3205127072696e636970616c46696c7465722d340d686f737446696c7465722d35080900",
+                          expected: DescribeAclsRequest(resourceTypeFilter: 3, resourceNameFilter: "resourceNameFilter-2", patternTypeFilter: 5, principalFilter: "principalFilter-4", hostFilter: "hostFilter-5", operation: 8, permissionType: 9)),
+            GoldenFixture(DescribeAclsRequest.self, version: 3, variant: "sparse",
+                          hex: "0300040000050600",
+                          expected: DescribeAclsRequest(resourceTypeFilter: 3, resourceNameFilter: nil, patternTypeFilter: 4, principalFilter: nil, hostFilter: nil, operation: 5, permissionType: 6)),
+        ]
+    }
+
+    static var describeAclsResponses: [GoldenFixture] {
+        [
+            GoldenFixture(DescribeAclsResponse.self, version: 1, variant: "full",
+                          hex: "12345679123600146572726f724d6573736167652d332dc3a9e697a50000000206000e7265736f757263654e616d652d350800000001000b7072696e636970616c2d370006686f73742d380b0c0d00157265736f757263654e616d652d31322dc3a9e697a50f00000001000c7072696e636970616c2d3134000d686f73742d31352dc3a9e697a51213",
+                          expected: DescribeAclsResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: "errorMessage-3-é日", resources: [.init(resourceType: 6, resourceName: "resourceName-5", patternType: 8, acls: [.init(principal: "principal-7", host: "host-8", operation: 11, permissionType: 12)]), .init(resourceType: 13, resourceName: "resourceName-12-é日", patternType: 15, acls: [.init(principal: "principal-14", host: "host-15-é日", operation: 18, permissionType: 19)])])),
+            GoldenFixture(DescribeAclsResponse.self, version: 1, variant: "sparse",
+                          hex: "123456791236ffff000000010500000600000001000000000708",
+                          expected: DescribeAclsResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: nil, resources: [.init(resourceType: 5, resourceName: "", patternType: 6, acls: [.init(principal: "", host: "", operation: 7, permissionType: 8)])])),
+            GoldenFixture(DescribeAclsResponse.self, version: 2, variant: "full",
+                          hex: "123456791236156572726f724d6573736167652d332dc3a9e697a503060f7265736f757263654e616d652d3508020c7072696e636970616c2d3707686f73742d380b0c00000d167265736f757263654e616d652d31322dc3a9e697a50f020d7072696e636970616c2d31340e686f73742d31352dc3a9e697a51213000000",
+                          expected: DescribeAclsResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: "errorMessage-3-é日", resources: [.init(resourceType: 6, resourceName: "resourceName-5", patternType: 8, acls: [.init(principal: "principal-7", host: "host-8", operation: 11, permissionType: 12)]), .init(resourceType: 13, resourceName: "resourceName-12-é日", patternType: 15, acls: [.init(principal: "principal-14", host: "host-15-é日", operation: 18, permissionType: 19)])])),
+            GoldenFixture(DescribeAclsResponse.self, version: 2, variant: "sparse",
+                          hex: "12345679123600020501060201010708000000",
+                          expected: DescribeAclsResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: nil, resources: [.init(resourceType: 5, resourceName: "", patternType: 6, acls: [.init(principal: "", host: "", operation: 7, permissionType: 8)])])),
+            GoldenFixture(DescribeAclsResponse.self, version: 3, variant: "full",
+                          hex: "123456791236156572726f724d6573736167652d332dc3a9e697a503060f7265736f757263654e616d652d3508020c7072696e636970616c2d3707686f73742d380b0c00000d167265736f757263654e616d652d31322dc3a9e697a50f020d7072696e636970616c2d31340e686f73742d31352dc3a9e697a51213000000",
+                          expected: DescribeAclsResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: "errorMessage-3-é日", resources: [.init(resourceType: 6, resourceName: "resourceName-5", patternType: 8, acls: [.init(principal: "principal-7", host: "host-8", operation: 11, permissionType: 12)]), .init(resourceType: 13, resourceName: "resourceName-12-é日", patternType: 15, acls: [.init(principal: "principal-14", host: "host-15-é日", operation: 18, permissionType: 19)])])),
+            GoldenFixture(DescribeAclsResponse.self, version: 3, variant: "sparse",
+                          hex: "12345679123600020501060201010708000000",
+                          expected: DescribeAclsResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: nil, resources: [.init(resourceType: 5, resourceName: "", patternType: 6, acls: [.init(principal: "", host: "", operation: 7, permissionType: 8)])])),
+        ]
+    }
+    static var createAclsRequests: [GoldenFixture] {
+        [
+            GoldenFixture(CreateAclsRequest.self, version: 1, variant: "full",
+                          hex: "0000000203000e7265736f757263654e616d652d3205000b7072696e636970616c2d340006686f73742d3508090a00147265736f757263654e616d652d392dc3a9e697a50c000c7072696e636970616c2d3131000d686f73742d31322dc3a9e697a50f10",
+                          expected: CreateAclsRequest(creations: [.init(resourceType: 3, resourceName: "resourceName-2", resourcePatternType: 5, principal: "principal-4", host: "host-5", operation: 8, permissionType: 9), .init(resourceType: 10, resourceName: "resourceName-9-é日", resourcePatternType: 12, principal: "principal-11", host: "host-12-é日", operation: 15, permissionType: 16)])),
+            GoldenFixture(CreateAclsRequest.self, version: 1, variant: "sparse",
+                          hex: "0000000103000004000000000506",
+                          expected: CreateAclsRequest(creations: [.init(resourceType: 3, resourceName: "", resourcePatternType: 4, principal: "", host: "", operation: 5, permissionType: 6)])),
+            GoldenFixture(CreateAclsRequest.self, version: 2, variant: "full",
+                          hex: "03030f7265736f757263654e616d652d32050c7072696e636970616c2d3407686f73742d350809000a157265736f757263654e616d652d392dc3a9e697a50c0d7072696e636970616c2d31310e686f73742d31322dc3a9e697a50f100000",
+                          expected: CreateAclsRequest(creations: [.init(resourceType: 3, resourceName: "resourceName-2", resourcePatternType: 5, principal: "principal-4", host: "host-5", operation: 8, permissionType: 9), .init(resourceType: 10, resourceName: "resourceName-9-é日", resourcePatternType: 12, principal: "principal-11", host: "host-12-é日", operation: 15, permissionType: 16)])),
+            GoldenFixture(CreateAclsRequest.self, version: 2, variant: "sparse",
+                          hex: "02030104010105060000",
+                          expected: CreateAclsRequest(creations: [.init(resourceType: 3, resourceName: "", resourcePatternType: 4, principal: "", host: "", operation: 5, permissionType: 6)])),
+            GoldenFixture(CreateAclsRequest.self, version: 3, variant: "full",
+                          hex: "03030f7265736f757263654e616d652d32050c7072696e636970616c2d3407686f73742d350809000a157265736f757263654e616d652d392dc3a9e697a50c0d7072696e636970616c2d31310e686f73742d31322dc3a9e697a50f100000",
+                          expected: CreateAclsRequest(creations: [.init(resourceType: 3, resourceName: "resourceName-2", resourcePatternType: 5, principal: "principal-4", host: "host-5", operation: 8, permissionType: 9), .init(resourceType: 10, resourceName: "resourceName-9-é日", resourcePatternType: 12, principal: "principal-11", host: "host-12-é日", operation: 15, permissionType: 16)])),
+            GoldenFixture(CreateAclsRequest.self, version: 3, variant: "sparse",
+                          hex: "02030104010105060000",
+                          expected: CreateAclsRequest(creations: [.init(resourceType: 3, resourceName: "", resourcePatternType: 4, principal: "", host: "", operation: 5, permissionType: 6)])),
+        ]
+    }
+
+    static var createAclsResponses: [GoldenFixture] {
+        [
+            GoldenFixture(CreateAclsResponse.self, version: 1, variant: "full",
+                          hex: "1234567900000002123600146572726f724d6573736167652d332dc3a9e697a51238000e6572726f724d6573736167652d35",
+                          expected: CreateAclsResponse(throttleTimeMs: 305419897, results: [.init(errorCode: 4662, errorMessage: "errorMessage-3-é日"), .init(errorCode: 4664, errorMessage: "errorMessage-5")])),
+            GoldenFixture(CreateAclsResponse.self, version: 1, variant: "sparse",
+                          hex: "12345679000000011236ffff",
+                          expected: CreateAclsResponse(throttleTimeMs: 305419897, results: [.init(errorCode: 4662, errorMessage: nil)])),
+            GoldenFixture(CreateAclsResponse.self, version: 2, variant: "full",
+                          hex: "12345679031236156572726f724d6573736167652d332dc3a9e697a50012380f6572726f724d6573736167652d350000",
+                          expected: CreateAclsResponse(throttleTimeMs: 305419897, results: [.init(errorCode: 4662, errorMessage: "errorMessage-3-é日"), .init(errorCode: 4664, errorMessage: "errorMessage-5")])),
+            GoldenFixture(CreateAclsResponse.self, version: 2, variant: "sparse",
+                          hex: "12345679021236000000",
+                          expected: CreateAclsResponse(throttleTimeMs: 305419897, results: [.init(errorCode: 4662, errorMessage: nil)])),
+            GoldenFixture(CreateAclsResponse.self, version: 3, variant: "full",
+                          hex: "12345679031236156572726f724d6573736167652d332dc3a9e697a50012380f6572726f724d6573736167652d350000",
+                          expected: CreateAclsResponse(throttleTimeMs: 305419897, results: [.init(errorCode: 4662, errorMessage: "errorMessage-3-é日"), .init(errorCode: 4664, errorMessage: "errorMessage-5")])),
+            GoldenFixture(CreateAclsResponse.self, version: 3, variant: "sparse",
+                          hex: "12345679021236000000",
+                          expected: CreateAclsResponse(throttleTimeMs: 305419897, results: [.init(errorCode: 4662, errorMessage: nil)])),
+        ]
+    }
+    static var deleteAclsRequests: [GoldenFixture] {
+        [
+            GoldenFixture(DeleteAclsRequest.self, version: 1, variant: "full",
+                          hex: "000000020300147265736f757263654e616d6546696c7465722d320500117072696e636970616c46696c7465722d34000c686f737446696c7465722d3508090a001a7265736f757263654e616d6546696c7465722d392dc3a9e697a50c00127072696e636970616c46696c7465722d31310013686f737446696c7465722d31322dc3a9e697a50f10",
+                          expected: DeleteAclsRequest(filters: [.init(resourceTypeFilter: 3, resourceNameFilter: "resourceNameFilter-2", patternTypeFilter: 5, principalFilter: "principalFilter-4", hostFilter: "hostFilter-5", operation: 8, permissionType: 9), .init(resourceTypeFilter: 10, resourceNameFilter: "resourceNameFilter-9-é日", patternTypeFilter: 12, principalFilter: "principalFilter-11", hostFilter: "hostFilter-12-é日", operation: 15, permissionType: 16)])),
+            GoldenFixture(DeleteAclsRequest.self, version: 1, variant: "sparse",
+                          hex: "0000000103ffff04ffffffff0506",
+                          expected: DeleteAclsRequest(filters: [.init(resourceTypeFilter: 3, resourceNameFilter: nil, patternTypeFilter: 4, principalFilter: nil, hostFilter: nil, operation: 5, permissionType: 6)])),
+            GoldenFixture(DeleteAclsRequest.self, version: 2, variant: "full",
+                          hex: "0303157265736f757263654e616d6546696c7465722d3205127072696e636970616c46696c7465722d340d686f737446696c7465722d350809000a1b7265736f757263654e616d6546696c7465722d392dc3a9e697a50c137072696e636970616c46696c7465722d313114686f737446696c7465722d31322dc3a9e697a50f100000",
+                          expected: DeleteAclsRequest(filters: [.init(resourceTypeFilter: 3, resourceNameFilter: "resourceNameFilter-2", patternTypeFilter: 5, principalFilter: "principalFilter-4", hostFilter: "hostFilter-5", operation: 8, permissionType: 9), .init(resourceTypeFilter: 10, resourceNameFilter: "resourceNameFilter-9-é日", patternTypeFilter: 12, principalFilter: "principalFilter-11", hostFilter: "hostFilter-12-é日", operation: 15, permissionType: 16)])),
+            GoldenFixture(DeleteAclsRequest.self, version: 2, variant: "sparse",
+                          hex: "02030004000005060000",
+                          expected: DeleteAclsRequest(filters: [.init(resourceTypeFilter: 3, resourceNameFilter: nil, patternTypeFilter: 4, principalFilter: nil, hostFilter: nil, operation: 5, permissionType: 6)])),
+            GoldenFixture(DeleteAclsRequest.self, version: 3, variant: "full",
+                          hex: "0303157265736f757263654e616d6546696c7465722d3205127072696e636970616c46696c7465722d340d686f737446696c7465722d350809000a1b7265736f757263654e616d6546696c7465722d392dc3a9e697a50c137072696e636970616c46696c7465722d313114686f737446696c7465722d31322dc3a9e697a50f100000",
+                          expected: DeleteAclsRequest(filters: [.init(resourceTypeFilter: 3, resourceNameFilter: "resourceNameFilter-2", patternTypeFilter: 5, principalFilter: "principalFilter-4", hostFilter: "hostFilter-5", operation: 8, permissionType: 9), .init(resourceTypeFilter: 10, resourceNameFilter: "resourceNameFilter-9-é日", patternTypeFilter: 12, principalFilter: "principalFilter-11", hostFilter: "hostFilter-12-é日", operation: 15, permissionType: 16)])),
+            GoldenFixture(DeleteAclsRequest.self, version: 3, variant: "sparse",
+                          hex: "02030004000005060000",
+                          expected: DeleteAclsRequest(filters: [.init(resourceTypeFilter: 3, resourceNameFilter: nil, patternTypeFilter: 4, principalFilter: nil, hostFilter: nil, operation: 5, permissionType: 6)])),
+        ]
+    }
+
+    static var deleteAclsResponses: [GoldenFixture] {
+        [
+            GoldenFixture(DeleteAclsResponse.self, version: 1, variant: "full",
+                          hex: "1234567900000002123600146572726f724d6573736167652d332dc3a9e697a5000000011238000e6572726f724d6573736167652d3508000e7265736f757263654e616d652d370a00117072696e636970616c2d392dc3a9e697a50007686f73742d31300d0e1241000f6572726f724d6573736167652d3134000000011243000f6572726f724d6573736167652d31361300157265736f757263654e616d652d31382dc3a9e697a515000c7072696e636970616c2d3230000d686f73742d32312dc3a9e697a51819",
+                          expected: DeleteAclsResponse(throttleTimeMs: 305419897, filterResults: [.init(errorCode: 4662, errorMessage: "errorMessage-3-é日", matchingAcls: [.init(errorCode: 4664, errorMessage: "errorMessage-5", resourceType: 8, resourceName: "resourceName-7", patternType: 10, principal: "principal-9-é日", host: "host-10", operation: 13, permissionType: 14)]), .init(errorCode: 4673, errorMessage: "errorMessage-14", matchingAcls: [.init(errorCode: 4675, errorMessage: "errorMessage-16", resourceType: 19, resourceName: "resourceName-18-é日", patternType: 21, principal: "principal-20", host: "host-21-é日", operation: 24, permissionType: 25)])])),
+            GoldenFixture(DeleteAclsResponse.self, version: 1, variant: "sparse",
+                          hex: "12345679000000011236ffff000000011237ffff06000007000000000809",
+                          expected: DeleteAclsResponse(throttleTimeMs: 305419897, filterResults: [.init(errorCode: 4662, errorMessage: nil, matchingAcls: [.init(errorCode: 4663, errorMessage: nil, resourceType: 6, resourceName: "", patternType: 7, principal: "", host: "", operation: 8, permissionType: 9)])])),
+            GoldenFixture(DeleteAclsResponse.self, version: 2, variant: "full",
+                          hex: "12345679031236156572726f724d6573736167652d332dc3a9e697a50212380f6572726f724d6573736167652d35080f7265736f757263654e616d652d370a127072696e636970616c2d392dc3a9e697a508686f73742d31300d0e00001241106572726f724d6573736167652d3134021243106572726f724d6573736167652d313613167265736f757263654e616d652d31382dc3a9e697a5150d7072696e636970616c2d32300e686f73742d32312dc3a9e697a51819000000",
+                          expected: DeleteAclsResponse(throttleTimeMs: 305419897, filterResults: [.init(errorCode: 4662, errorMessage: "errorMessage-3-é日", matchingAcls: [.init(errorCode: 4664, errorMessage: "errorMessage-5", resourceType: 8, resourceName: "resourceName-7", patternType: 10, principal: "principal-9-é日", host: "host-10", operation: 13, permissionType: 14)]), .init(errorCode: 4673, errorMessage: "errorMessage-14", matchingAcls: [.init(errorCode: 4675, errorMessage: "errorMessage-16", resourceType: 19, resourceName: "resourceName-18-é日", patternType: 21, principal: "principal-20", host: "host-21-é日", operation: 24, permissionType: 25)])])),
+            GoldenFixture(DeleteAclsResponse.self, version: 2, variant: "sparse",
+                          hex: "12345679021236000212370006010701010809000000",
+                          expected: DeleteAclsResponse(throttleTimeMs: 305419897, filterResults: [.init(errorCode: 4662, errorMessage: nil, matchingAcls: [.init(errorCode: 4663, errorMessage: nil, resourceType: 6, resourceName: "", patternType: 7, principal: "", host: "", operation: 8, permissionType: 9)])])),
+            GoldenFixture(DeleteAclsResponse.self, version: 3, variant: "full",
+                          hex: "12345679031236156572726f724d6573736167652d332dc3a9e697a50212380f6572726f724d6573736167652d35080f7265736f757263654e616d652d370a127072696e636970616c2d392dc3a9e697a508686f73742d31300d0e00001241106572726f724d6573736167652d3134021243106572726f724d6573736167652d313613167265736f757263654e616d652d31382dc3a9e697a5150d7072696e636970616c2d32300e686f73742d32312dc3a9e697a51819000000",
+                          expected: DeleteAclsResponse(throttleTimeMs: 305419897, filterResults: [.init(errorCode: 4662, errorMessage: "errorMessage-3-é日", matchingAcls: [.init(errorCode: 4664, errorMessage: "errorMessage-5", resourceType: 8, resourceName: "resourceName-7", patternType: 10, principal: "principal-9-é日", host: "host-10", operation: 13, permissionType: 14)]), .init(errorCode: 4673, errorMessage: "errorMessage-14", matchingAcls: [.init(errorCode: 4675, errorMessage: "errorMessage-16", resourceType: 19, resourceName: "resourceName-18-é日", patternType: 21, principal: "principal-20", host: "host-21-é日", operation: 24, permissionType: 25)])])),
+            GoldenFixture(DeleteAclsResponse.self, version: 3, variant: "sparse",
+                          hex: "12345679021236000212370006010701010809000000",
+                          expected: DeleteAclsResponse(throttleTimeMs: 305419897, filterResults: [.init(errorCode: 4662, errorMessage: nil, matchingAcls: [.init(errorCode: 4663, errorMessage: nil, resourceType: 6, resourceName: "", patternType: 7, principal: "", host: "", operation: 8, permissionType: 9)])])),
+        ]
+    }
     static var describeConfigsRequests: [GoldenFixture] {
         [
             GoldenFixture(DescribeConfigsRequest.self, version: 1, variant: "full",
@@ -3055,7 +3190,7 @@ enum GoldenFixtures {
     }
 
     static var all: [GoldenFixture] {
-        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + saslHandshakeRequests + saslHandshakeResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + alterReplicaLogDirsRequests + alterReplicaLogDirsResponses + saslAuthenticateRequests + saslAuthenticateResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + electLeadersRequests + electLeadersResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + alterPartitionReassignmentsRequests + alterPartitionReassignmentsResponses + listPartitionReassignmentsRequests + listPartitionReassignmentsResponses + offsetDeleteRequests + offsetDeleteResponses + describeUserScramCredentialsRequests + describeUserScramCredentialsResponses + alterUserScramCredentialsRequests + alterUserScramCredentialsResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + unregisterBrokerRequests + unregisterBrokerResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
+        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + saslHandshakeRequests + saslHandshakeResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeAclsRequests + describeAclsResponses + createAclsRequests + createAclsResponses + deleteAclsRequests + deleteAclsResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + alterReplicaLogDirsRequests + alterReplicaLogDirsResponses + saslAuthenticateRequests + saslAuthenticateResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + electLeadersRequests + electLeadersResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + alterPartitionReassignmentsRequests + alterPartitionReassignmentsResponses + listPartitionReassignmentsRequests + listPartitionReassignmentsResponses + offsetDeleteRequests + offsetDeleteResponses + describeUserScramCredentialsRequests + describeUserScramCredentialsResponses + alterUserScramCredentialsRequests + alterUserScramCredentialsResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + unregisterBrokerRequests + unregisterBrokerResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
     }
 
     /// Requests with their header (v1 or v2) as kafka-python writes them: (api key, version, correlation id, client id, bytes).

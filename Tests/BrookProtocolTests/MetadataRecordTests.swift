@@ -45,6 +45,9 @@ import Testing
         .userScramCredential(UserScramCredentialRecord(name: "alice", mechanism: 2, salt: ByteBuffer(bytes: [1, 2, 3]),
                                                        storedKey: ByteBuffer(bytes: [4, 5, 6]), serverKey: ByteBuffer(bytes: [7, 8]), iterations: 8192)),
         .removeUserScramCredential(RemoveUserScramCredentialRecord(name: "bob", mechanism: 1)),
+        .accessControlEntry(AccessControlEntryRecord(id: topic, resourceType: 2, resourceName: "orders", patternType: 4,
+                                                     principal: "User:alice", host: "*", operation: 3, permissionType: 3)),
+        .removeAccessControlEntry(RemoveAccessControlEntryRecord(id: topic)),
     ]
 
     // MARK: what is defined
@@ -59,7 +62,7 @@ import Testing
         let keys = MetadataRecord.bodyTypes.map { $0.apiKey }
         #expect(Set(keys).count == keys.count)
         #expect(Set(Self.samples.map(\.apiKey)) == Set(keys), "a record type has no sample")
-        #expect(keys.sorted() == [0, 1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 15, 17, 20, 22])
+        #expect(keys.sorted() == [0, 1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 15, 17, 18, 19, 20, 22])
     }
 
     /// The decoder maps each record type to its own case: a default body of every type, framed

@@ -21,6 +21,22 @@ struct CreateTopicsHandler: ApiHandler {
                        errorMessage: "Excessively large number of partitions per request (\(asked), at most \(Limits.partitionsPerRequestMax)).")
             }))
         }
+        // With an authorizer: CREATE on the cluster, or on each topic.
+        let authorization = context.authorization
+        if authorization.enabled && !authorization.allowsCluster(.create) {
+            let refused = request.topics.filter { !authorization.allows(.create, .topic, $0.name) }
+            if !refused.isEmpty {
+                var allowed = request
+                allowed.topics = request.topics.filter { authorization.allows(.create, .topic, $0.name) }
+                let answers = refused.map { Result(name: $0.name, errorCode: ErrorCode.topicAuthorizationFailed.rawValue, errorMessage: "CREATE on topic \($0.name) is needed.") }
+                guard !allowed.topics.isEmpty else { return .now(CreateTopicsResponse(throttleTimeMs: 0, topics: answers)) }
+                return handle(allowed, version: version, context: context).map { response in
+                    var response = response
+                    response.topics += answers
+                    return response
+                }
+            }
+        }
         if context.broker.cluster.isCluster { return .later(ClusterAdmin.createTopics(request, context: context)) }
         return .later(context.broker.admin.run(on: context.eventLoop) { create(request, context: context) })
     }

@@ -29,6 +29,11 @@ struct DeleteTopicsHandler: ApiHandler {
             if !context.broker.config.deleteTopicEnable {
                 result.errorCode = Self.topicDeletionDisabled.rawValue
                 result.errorMessage = "Topic deletion is disabled."
+            } else if let name, !context.authorization.allows(.delete, .topic, name) {
+                // Without DESCRIBE the name given is not confirmed either way.
+                result.errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+                result.errorMessage = "DELETE on topic \(item.name ?? name) is needed."
+                if item.name == nil || item.name?.isEmpty == true { result.name = nil }
             } else if let name {
                 result.name = name
                 if name == GroupService.offsetsTopic || name == TxnService.stateTopic {

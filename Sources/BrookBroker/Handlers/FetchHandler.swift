@@ -83,9 +83,17 @@ struct FetchHandler: ApiHandler {
         // What every partition of a follower's fetch reads alike, looked up once.
         let follower = replica.value >= 0 && context.broker.cluster.isCluster ? FollowerFetch(replica, context.broker) : nil
         defer { if !expansions.isEmpty { ReplicaManager.send(expansions, broker: context.broker) } }
+        // With an authorizer: READ on each topic for consumers, CLUSTER_ACTION for replicas.
+        let authorization = context.authorization
+        let replicaAllowed = replica.value < 0 || authorization.allowsCluster(.clusterAction)
         let responses = zip(request.topics, known).map { topic, known -> FetchResponse.FetchableTopicResponse in
-            FetchResponse.FetchableTopicResponse(topic: topic.topic, topicId: topic.topicId, partitions: topic.partitions.map { p in
+            let readable = replicaAllowed && (replica.value >= 0 || known.map { authorization.allows(.read, .topic, $0.name) } ?? true)
+            return FetchResponse.FetchableTopicResponse(topic: topic.topic, topicId: topic.topicId, partitions: topic.partitions.map { p in
                 var data = Self.unread(p, readCommitted: request.isolationLevel == 1)
+                guard readable else {
+                    data.errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+                    return data
+                }
                 guard let topic = known, p.partition >= 0, Int(p.partition) < topic.partitions.count else {
                     data.errorCode = unknown.rawValue
                     return data

@@ -13,9 +13,17 @@ struct FindCoordinatorHandler: ApiHandler {
         let address = context.advertised
         let node = context.broker.config.nodeID
         let cluster = context.broker.cluster.isCluster
+        let authorization = context.authorization
         @Sendable func answer(_ key: String) -> FindCoordinatorResponse.Coordinator {
             func refused(_ code: ErrorCode, _ message: String) -> FindCoordinatorResponse.Coordinator {
                 FindCoordinatorResponse.Coordinator(key: key, nodeId: NodeID(-1), errorCode: code.rawValue, errorMessage: message)
+            }
+            // With an authorizer: DESCRIBE on the group or the transactional id.
+            if request.keyType == 0 && !authorization.allows(.describe, .group, key) {
+                return refused(.groupAuthorizationFailed, "DESCRIBE on group \(key) is needed.")
+            }
+            if request.keyType == 1 && !authorization.allows(.describe, .transactionalID, key) {
+                return refused(.transactionalIDAuthorizationFailed, "DESCRIBE on transactional id \(key) is needed.")
             }
             switch request.keyType {
             case 0 where key.isEmpty: return refused(.invalidGroupID, "The group id is empty.")

@@ -18,6 +18,17 @@ struct InitProducerIdHandler: ApiHandler {
     }
 
     func answer(_ request: InitProducerIdRequest, version: Int16, context: RequestContext) -> Reply<InitProducerIdResponse> {
+        // With an authorizer: WRITE on the transactional id; an idempotent producer needs
+        // IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679).
+        let authorization = context.authorization
+        if let id = request.transactionalId, !authorization.allows(.write, .transactionalID, id) {
+            return .now(InitProducerIdResponse(throttleTimeMs: 0, errorCode: ErrorCode.transactionalIDAuthorizationFailed.rawValue,
+                                               producerId: .none, producerEpoch: .none))
+        }
+        if request.transactionalId == nil && !authorization.allowsCluster(.idempotentWrite) && !authorization.mayWriteSomeTopic {
+            return .now(InitProducerIdResponse(throttleTimeMs: 0, errorCode: ErrorCode.clusterAuthorizationFailed.rawValue,
+                                               producerId: .none, producerEpoch: .none))
+        }
         let expected = version >= 3 && request.producerId != .none ? (request.producerId, request.producerEpoch) : nil
         let service = context.broker.transactions
         let (result, written) = service.initProducerID(transactionalID: request.transactionalId,

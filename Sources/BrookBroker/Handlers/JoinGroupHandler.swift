@@ -7,8 +7,11 @@ struct JoinGroupHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 2...9
 
     func handle(_ request: JoinGroupRequest, version: Int16, context: RequestContext) -> Reply<JoinGroupResponse> {
+        guard context.authorization.allows(.read, .group, request.groupId) else {
+            return .now(JoinGroupResponse(errorCode: ErrorCode.groupAuthorizationFailed.rawValue, memberId: request.memberId))
+        }
         // In a cluster the first group request has `__consumer_offsets` made (as FindCoordinator).
-        .once(FindCoordinatorHandler.groups(context.broker.config), context: context) { answer(request, version: version, context: context) }
+        return .once(FindCoordinatorHandler.groups(context.broker.config), context: context) { answer(request, version: version, context: context) }
     }
 
     func answer(_ request: JoinGroupRequest, version: Int16, context: RequestContext) -> Reply<JoinGroupResponse> {

@@ -5,6 +5,9 @@ struct LeaveGroupHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...5
 
     func handle(_ request: LeaveGroupRequest, version: Int16, context: RequestContext) -> Reply<LeaveGroupResponse> {
+        guard context.authorization.allows(.read, .group, request.groupId) else {
+            return .now(LeaveGroupResponse(errorCode: ErrorCode.groupAuthorizationFailed.rawValue))
+        }
         let members: [(memberID: String, instanceID: String?)] = version >= 3
             ? request.members.map { ($0.memberId, $0.groupInstanceId) }
             : [(request.memberId, nil)]

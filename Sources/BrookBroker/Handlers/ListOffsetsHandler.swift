@@ -18,9 +18,12 @@ struct ListOffsetsHandler: ApiHandler {
     func handle(_ request: ListOffsetsRequest, version: Int16, context: RequestContext) -> Reply<ListOffsetsResponse> {
         // An isolation level other than read_uncommitted (0) or read_committed (1) is refused.
         let validIsolation = request.isolationLevel == 0 || request.isolationLevel == 1
+        let authorization = context.authorization
         let topics = request.topics.map { topic in
-            ListOffsetsResponse.ListOffsetsTopicResponse(name: topic.name, partitions: topic.partitions.map { p in
+            let described = authorization.mayDescribeTopic(topic.name)
+            return ListOffsetsResponse.ListOffsetsTopicResponse(name: topic.name, partitions: topic.partitions.map { p in
                 guard validIsolation else { return PartitionResult(partitionIndex: p.partitionIndex, errorCode: ErrorCode.invalidRequest.rawValue) }
+                guard described else { return PartitionResult(partitionIndex: p.partitionIndex, errorCode: ErrorCode.topicAuthorizationFailed.rawValue) }
                 return lookup(p, topic: topic.name, readCommitted: request.isolationLevel == 1, context: context)
             })
         }

@@ -13,12 +13,13 @@ struct MetadataHandler: ApiHandler {
         let topicOperations = request.includeTopicAuthorizedOperations, clusterOperations = request.includeClusterAuthorizedOperations
         guard topicOperations || clusterOperations else { return answer(request, version: version, context: context) }
         // Asked for: what a client may do (all of it, with no authorizer), for each topic found.
+        let authorization = context.authorization
         return answer(request, version: version, context: context).map { response in
             var response = response
-            if clusterOperations { response.clusterAuthorizedOperations = AuthorizedOperations.cluster }
+            if clusterOperations { response.clusterAuthorizedOperations = AuthorizedOperations.cluster(authorization) }
             if topicOperations {
                 for i in response.topics.indices where response.topics[i].errorCode == 0 {
-                    response.topics[i].topicAuthorizedOperations = AuthorizedOperations.topic
+                    response.topics[i].topicAuthorizedOperations = AuthorizedOperations.topic(response.topics[i].name ?? "", authorization)
                 }
             }
             return response
@@ -111,19 +112,27 @@ extension MetadataHandler {
         }
         var response = MetadataResponse(throttleTimeMs: 0, brokers: brokers, clusterId: broker.advertisedClusterID,
                                         controllerId: view?.activeController ?? NodeID(-1))
+        // With an authorizer, a topic the client may not describe is left out of a full list
+        // and answered TOPIC_AUTHORIZATION_FAILED when named, whether it exists or not.
+        let authorization = context.authorization
+        let refused = ErrorCode.topicAuthorizationFailed.rawValue
         if request.topics == nil || (version == 0 && request.topics?.isEmpty == true) {
-            response.topics = image.topics.values.sorted { $0.name < $1.name }.map { describe($0, image) }
+            response.topics = image.topics.values.filter { authorization.mayDescribeTopic($0.name) }.sorted { $0.name < $1.name }.map { describe($0, image) }
             return (response, [])
         }
         var missing: [String] = []
         let autoCreate = broker.config.autoCreateTopics && (version < 4 || request.allowAutoTopicCreation)
         response.topics = (request.topics ?? []).map { wanted in
             if let name = wanted.name, !name.isEmpty {
+                guard authorization.mayDescribeTopic(name) else { return TopicResult(errorCode: refused, name: name) }
                 if let topic = image.topic(named: name) { return describe(topic, image) }
                 if let problem = TopicRegistry.validateName(name) {
                     return TopicResult(errorCode: problem.code.rawValue, name: name, isInternal: false)
                 }
                 guard autoCreate else { return TopicResult(errorCode: ErrorCode.unknownTopicOrPartition.rawValue, name: name) }
+                guard authorization.allowsCluster(.create) || authorization.allows(.create, .topic, name) else {
+                    return TopicResult(errorCode: refused, name: name)
+                }
                 guard let created else {
                     if !missing.contains(name) { missing.append(name) }
                     return TopicResult(errorCode: ErrorCode.leaderNotAvailable.rawValue, name: name)
@@ -133,8 +142,9 @@ extension MetadataHandler {
                 let code = created[name].map(\.error).flatMap { $0 == .none || $0 == .topicAlreadyExists ? nil : $0 } ?? .leaderNotAvailable
                 return TopicResult(errorCode: code.rawValue, name: name)
             }
-            guard let topic = image.topics[wanted.topicId] else {
-                return TopicResult(errorCode: ErrorCode.unknownTopicID.rawValue, name: nil, topicId: wanted.topicId)
+            guard let topic = image.topics[wanted.topicId], authorization.mayDescribeTopic(topic.name) else {
+                let code = image.topics[wanted.topicId] == nil ? ErrorCode.unknownTopicID.rawValue : refused
+                return TopicResult(errorCode: code, name: nil, topicId: wanted.topicId)
             }
             return describe(topic, image)
         }

@@ -9,8 +9,32 @@ struct OffsetCommitHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 2...9
 
     func handle(_ request: OffsetCommitRequest, version: Int16, context: RequestContext) -> Reply<OffsetCommitResponse> {
+        // With an authorizer: READ on the group (else every partition GROUP_AUTHORIZATION_FAILED)
+        // and on each topic (else that topic's TOPIC_AUTHORIZATION_FAILED, the rest committed).
+        let authorization = context.authorization
+        guard authorization.allows(.read, .group, request.groupId) else {
+            return .now(Self.every(request.topics, .groupAuthorizationFailed))
+        }
+        let refusedTopics = request.topics.filter { !authorization.allows(.read, .topic, $0.name) }
+        if !refusedTopics.isEmpty {
+            var allowed = request
+            allowed.topics = request.topics.filter { authorization.allows(.read, .topic, $0.name) }
+            let refused = Self.every(refusedTopics, .topicAuthorizationFailed).topics
+            guard !allowed.topics.isEmpty else { return .now(OffsetCommitResponse(topics: refused)) }
+            return handle(allowed, version: version, context: context).map { answer in
+                var answer = answer
+                answer.topics += refused
+                return answer
+            }
+        }
         // In a cluster the first group request has `__consumer_offsets` made (as FindCoordinator).
-        .once(FindCoordinatorHandler.groups(context.broker.config), context: context) { answer(request, version: version, context: context) }
+        return .once(FindCoordinatorHandler.groups(context.broker.config), context: context) { answer(request, version: version, context: context) }
+    }
+
+    static func every(_ topics: [OffsetCommitRequest.OffsetCommitRequestTopic], _ code: ErrorCode) -> OffsetCommitResponse {
+        OffsetCommitResponse(topics: topics.map { topic in
+            .init(name: topic.name, partitions: topic.partitions.map { .init(partitionIndex: $0.partitionIndex, errorCode: code.rawValue) })
+        })
     }
 
     func answer(_ request: OffsetCommitRequest, version: Int16, context: RequestContext) -> Reply<OffsetCommitResponse> {

@@ -44,10 +44,24 @@ struct OffsetFetchHandler: ApiHandler {
     }
 
     func answer(_ request: OffsetFetchRequest, version: Int16, context: RequestContext) -> Reply<OffsetFetchResponse> {
+        // With an authorizer: DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED); a topic the
+        // client may not describe is left out of an all-topics answer and refused when named.
+        let authorization = context.authorization
+        func lookup(_ group: String, _ topics: [(String, [Int32])]?, _ memberID: String?, _ memberEpoch: Int32)
+            -> (ErrorCode, [(String, [(Int32, CommittedOffset?, ErrorCode)])]) {
+            guard authorization.allows(.describe, .group, group) else { return (.groupAuthorizationFailed, []) }
+            let (code, found) = Self.lookup(context.broker, group: group, topics: topics, memberID: memberID, memberEpoch: memberEpoch,
+                                            requireStable: request.requireStable)
+            guard authorization.enabled else { return (code, found) }
+            return (code, found.compactMap { name, parts in
+                if authorization.mayDescribeTopic(name) { return (name, parts) }
+                guard topics != nil else { return nil }
+                return (name, parts.map { ($0.0, nil, ErrorCode.topicAuthorizationFailed) })
+            })
+        }
         if version < 8 {
             let topics = request.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }
-            let (code, found) = Self.lookup(context.broker, group: request.groupId, topics: topics, memberID: nil, memberEpoch: -1,
-                                            requireStable: request.requireStable)
+            let (code, found) = lookup(request.groupId, topics, nil, -1)
             let errorFields = version < 2 ? code : .none
             return .now(OffsetFetchResponse(
                 topics: found.map { name, parts in
@@ -61,8 +75,7 @@ struct OffsetFetchHandler: ApiHandler {
         }
         return .now(OffsetFetchResponse(groups: request.groups.map { g in
             let topics = g.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }
-            let (code, found) = Self.lookup(context.broker, group: g.groupId, topics: topics, memberID: g.memberId,
-                                            memberEpoch: g.memberEpoch, requireStable: request.requireStable)
+            let (code, found) = lookup(g.groupId, topics, g.memberId, g.memberEpoch)
             return OffsetFetchResponse.OffsetFetchResponseGroup(
                 groupId: g.groupId,
                 topics: found.map { name, parts in

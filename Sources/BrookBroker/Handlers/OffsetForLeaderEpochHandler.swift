@@ -8,10 +8,18 @@ struct OffsetForLeaderEpochHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 2...4
 
     func handle(_ request: OffsetForLeaderEpochRequest, version: Int16, context: RequestContext) -> Reply<OffsetForLeaderEpochResponse> {
+        // With an authorizer: DESCRIBE on the topic for consumers, CLUSTER_ACTION for replicas.
+        let authorization = context.authorization
+        let replicaAllowed = request.replicaId.value < 0 || authorization.allowsCluster(.clusterAction)
         let topics = request.topics.map { topic in
-            OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult(topic: topic.topic, partitions: topic.partitions.map { p in
+            let allowed = replicaAllowed && (request.replicaId.value >= 0 || authorization.mayDescribeTopic(topic.topic))
+            return OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult(topic: topic.topic, partitions: topic.partitions.map { p in
                 var result = OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult.EpochEndOffset(
                     errorCode: 0, partition: p.partition, leaderEpoch: LeaderEpoch(-1), endOffset: Offset(-1))
+                guard allowed else {
+                    result.errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+                    return result
+                }
                 let found = context.broker.topics.lookup(topic.topic, p.partition)
                 guard case .hosted(let partition) = found else {
                     result.errorCode = found.absentCode.rawValue

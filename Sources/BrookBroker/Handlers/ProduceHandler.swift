@@ -76,9 +76,15 @@ struct ProduceHandler: ApiHandler {
         let validAcks = request.acks == -1 || request.acks == 0 || request.acks == 1
         var replicated: Waits = []
         let acksAll = request.acks == -1 && context.broker.cluster.isCluster
+        // With an authorizer: WRITE on each topic, and on the transactional id when there is one.
+        let authorization = context.authorization
+        let transactionAllowed = request.transactionalId.map { authorization.allows(.write, .transactionalID, $0) } ?? true
         let responses = request.topicData.map { topic in
-            ProduceResponse.TopicProduceResponse(name: topic.name, partitionResponses: topic.partitionData.map { data in
+            let writable = authorization.allows(.write, .topic, topic.name)
+            return ProduceResponse.TopicProduceResponse(name: topic.name, partitionResponses: topic.partitionData.map { data in
                 guard validAcks else { return failure(data.index, .invalidRequiredAcks, nil) }
+                guard transactionAllowed else { return failure(data.index, .transactionalIDAuthorizationFailed, nil) }
+                guard writable else { return failure(data.index, .topicAuthorizationFailed, nil) }
                 let (result, wait) = append(data, topic: topic.name, transactionalID: request.transactionalId, acksAll: acksAll, context: context)
                 if let wait { replicated.append((topic.name, data.index, wait.partition, wait.end)) }
                 return result

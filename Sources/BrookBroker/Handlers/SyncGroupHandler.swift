@@ -7,6 +7,9 @@ struct SyncGroupHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...5
 
     func handle(_ request: SyncGroupRequest, version: Int16, context: RequestContext) -> Reply<SyncGroupResponse> {
+        guard context.authorization.allows(.read, .group, request.groupId) else {
+            return .now(SyncGroupResponse(errorCode: ErrorCode.groupAuthorizationFailed.rawValue))
+        }
         var assignments: [String: [UInt8]] = [:]
         for a in request.assignments { assignments[a.memberId] = Array(buffer: a.assignment) }
         let sync = SyncRequest(groupID: request.groupId, generation: request.generationId, memberID: request.memberId,

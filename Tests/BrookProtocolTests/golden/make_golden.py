@@ -71,6 +71,9 @@ from kafka.protocol.admin import (  # noqa: E402
     ListTransactionsRequest, ListTransactionsResponse,
 )
 from kafka.protocol.admin.cluster import AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse  # noqa: E402
+from kafka.protocol.admin.acl import (  # noqa: E402
+    CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest, DescribeAclsResponse,
+)
 from kafka.protocol.admin.users import (  # noqa: E402
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
@@ -185,6 +188,9 @@ CLASSES = {
     "SaslAuthenticate": (SaslAuthenticateRequest, SaslAuthenticateResponse),
     "DescribeUserScramCredentials": (DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse),
     "AlterUserScramCredentials": (AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse),
+    "CreateAcls": (CreateAclsRequest, CreateAclsResponse),
+    "DescribeAcls": (DescribeAclsRequest, DescribeAclsResponse),
+    "DeleteAcls": (DeleteAclsRequest, DeleteAclsResponse),
     **KIP848_APIS,
 }
 
