@@ -79,6 +79,7 @@ check "the tools authenticate with --command-config" bash -c "'$brook' topic lis
 check "a wrong password fails readably" bash -c "'$brook' topic list --bootstrap-server 127.0.0.1:$sport --command-config '$work/wrong.properties' 2>&1 | grep -q SASL_AUTHENTICATION_FAILED; test \${PIPESTATUS[0]} -ne 0"
 check "without credentials the SASL listener serves nothing" bash -c "! '$brook' topic list --bootstrap-server 127.0.0.1:$sport"
 check "user delete" bash -c "'$brook' user delete cliuser $s | grep -qx 'cliuser.deleted' && ! '$brook' topic list --bootstrap-server 127.0.0.1:$sport --command-config '$work/client.properties'"
+check "acl list without an authorizer fails readably" bash -c "'$brook' acl list $s 2>&1 | grep -q SECURITY_DISABLED; test \${PIPESTATUS[0]} -ne 0"
 check "topic delete" bash -c "'$brook' topic delete cli $s && ! '$brook' topic list $s | grep -qx cli"
 check "serve stops cleanly on SIGTERM" bash -c "kill $broker_pid; for i in \$(seq 1 100); do kill -0 $broker_pid 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
 check "and says so" grep -q "stopped cleanly" "$work/broker.log"

@@ -195,3 +195,29 @@ def test_without_an_authorizer_the_acl_apis_say_security_is_disabled(broker):
         for _, f in client.create_acls([binding]).items():
             f.result(timeout=TIMEOUT)
     assert disabled.value.args[0].code() == KafkaError.SECURITY_DISABLED
+
+
+def test_brook_acl_adds_lists_and_removes(granted, tmp_path):
+    import subprocess
+    from conftest import BROOK_BIN
+    props = tmp_path / "admin.properties"
+    props.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                     'sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-pw";\n')
+    base = [str(BROOK_BIN), "acl"]
+    where = ["--bootstrap-server", f"127.0.0.1:{granted.sasl_port}", "--command-config", str(props)]
+
+    def run(*args):
+        return subprocess.run(base + list(args) + where, capture_output=True, text=True, timeout=60)
+
+    added = run("add", "--principal", "User:bob", "--operation", "read", "--operation", "describe", "--topic", "bob-", "--prefixed")
+    assert added.returncode == 0, added.stderr
+    listed = run("list", "--principal", "User:bob")
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(listed.stdout.split("\n")[:-1]) == ["ALLOW\tUser:bob\tDESCRIBE\tTopic\tPREFIXED\tbob-\t*",
+                                                      "ALLOW\tUser:bob\tREAD\tTopic\tPREFIXED\tbob-\t*"]
+    removed = run("remove", "--topic", "bob-", "--prefixed", "--operation", "read")
+    assert removed.returncode == 0 and "removed 1 entries" in removed.stdout, removed.stderr
+    # bob himself may not change ACLs: a readable error and a non-zero exit.
+    props.write_text(props.read_text().replace('username="admin" password="admin-pw"', 'username="bob" password="bob-pw"'))
+    refused = run("add", "--principal", "User:bob", "--operation", "all", "--cluster")
+    assert refused.returncode != 0 and "CLUSTER_AUTHORIZATION_FAILED" in refused.stderr
