@@ -53,7 +53,7 @@ final class Fixture: @unchecked Sendable {
         switch try broker.handle(frame: frame(request, version: version), eventLoop: loop) {
         case .respond(let encoded):
             return encoded.writer.buffer
-        case .later(let future), .offloaded(let future, _):
+        case .later(let future), .offloaded(let future, _), .laterThenClose(let future, _):
             var out = ByteBuffer()
             future.assumeIsolated().whenSuccess { out = $0.writer.buffer }
             loop.run()

@@ -49,13 +49,22 @@ public struct Authorization: Sendable {
         12: .handler, 13: .handler, 14: .handler,                // Heartbeat, LeaveGroup, SyncGroup
         19: .handler, 20: .handler, 22: .handler, 23: .handler,  // CreateTopics, DeleteTopics, InitProducerId, OffsetForLeaderEpoch
         29: .handler, 30: .handler, 31: .handler,                // DescribeAcls, CreateAcls, DeleteAcls
+        24: .handler, 25: .handler, 26: .handler, 28: .handler,  // AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit
+        15: .handler, 16: .handler, 42: .handler, 47: .handler,  // DescribeGroups, ListGroups, DeleteGroups, OffsetDelete
+        68: .handler, 69: .handler,                              // ConsumerGroupHeartbeat, ConsumerGroupDescribe
+        21: .handler, 32: .handler, 37: .handler,                // DeleteRecords, DescribeConfigs, CreatePartitions
+        61: .handler, 65: .handler, 66: .handler,                // DescribeProducers, DescribeTransactions, ListTransactions
         50: .cluster(.describe), 51: .cluster(.alter),           // Describe/AlterUserScramCredentials
         60: .cluster(.describe),                                 // DescribeCluster
+        35: .cluster(.describe), 46: .cluster(.describe),        // DescribeLogDirs, ListPartitionReassignments
+        34: .cluster(.alter), 43: .cluster(.alter),              // AlterReplicaLogDirs, ElectLeaders
+        45: .cluster(.alter), 64: .cluster(.alter),              // AlterPartitionReassignments, UnregisterBroker
         27: .cluster(.clusterAction),                            // WriteTxnMarkers
     ]
 
-    /// The check an API gets: its entry, else ALTER on the cluster for the rest (the APIs whose
-    /// resource-level checks are not built yet are for administrators until they are).
+    /// The check an API gets: its entry, else ALTER on the cluster for the rest (AlterConfigs and
+    /// IncrementalAlterConfigs, whose per-resource ALTER_CONFIGS checks are not built yet, are for
+    /// administrators until they are).
     static func check(_ apiKey: Int16) -> Check { checks[apiKey] ?? .cluster(.alter) }
 }
 

@@ -101,6 +101,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let groupAuthorizationFailed = ErrorCode(rawValue: 30)
     public static let transactionalIDAuthorizationFailed = ErrorCode(rawValue: 53)
     public static let securityDisabled = ErrorCode(rawValue: 54)
+    public static let operationNotAttempted = ErrorCode(rawValue: 55)
 
     public var description: String { "\(Self.names[rawValue] ?? "ERROR") (\(rawValue))" }
 
@@ -136,5 +137,6 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         33: "UNSUPPORTED_SASL_MECHANISM", 34: "ILLEGAL_SASL_STATE", 58: "SASL_AUTHENTICATION_FAILED",
         92: "DUPLICATE_RESOURCE", 93: "UNACCEPTABLE_CREDENTIAL", 31: "CLUSTER_AUTHORIZATION_FAILED",
         30: "GROUP_AUTHORIZATION_FAILED", 53: "TRANSACTIONAL_ID_AUTHORIZATION_FAILED", 54: "SECURITY_DISABLED",
+        55: "OPERATION_NOT_ATTEMPTED",
     ]
 }

@@ -221,3 +221,30 @@ def test_brook_acl_adds_lists_and_removes(granted, tmp_path):
     props.write_text(props.read_text().replace('username="admin" password="admin-pw"', 'username="bob" password="bob-pw"'))
     refused = run("add", "--principal", "User:bob", "--operation", "all", "--cluster")
     assert refused.returncode != 0 and "CLUSTER_AUTHORIZATION_FAILED" in refused.stderr
+
+
+def test_transactions_need_write_on_the_transactional_id(granted):
+    grant(granted,
+          allow(ResourceType.TRANSACTIONAL_ID, "alice-tx", ResourcePatternType.LITERAL, "User:alice", AclOperation.WRITE),
+          allow(ResourceType.GROUP, "alice-group", ResourcePatternType.LITERAL, "User:alice", AclOperation.READ))
+    p = Producer({**conf(granted, "alice"), "transactional.id": "alice-tx"})
+    p.init_transactions(TIMEOUT)
+    p.begin_transaction()
+    p.produce("alice-orders", key=b"tx", value=b"committed")
+    p.commit_transaction(TIMEOUT)
+    refused = Producer({**conf(granted, "bob"), "transactional.id": "alice-tx"})
+    with pytest.raises(KafkaException) as error:
+        refused.init_transactions(TIMEOUT)
+    assert error.value.args[0].code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+
+
+def test_configs_and_groups_are_described_only_with_permission(granted):
+    from confluent_kafka.admin import ConfigResource
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "private")
+    with pytest.raises(KafkaException) as refused:
+        admin(granted, "alice").describe_configs([resource])[resource].result(timeout=TIMEOUT)
+    assert refused.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    described = admin(granted, "admin").describe_configs([resource])[resource].result(timeout=TIMEOUT)
+    assert "retention.ms" in described
+    groups = admin(granted, "bob").list_consumer_groups().result(timeout=TIMEOUT)
+    assert "alice-group" not in [g.group_id for g in groups.valid]

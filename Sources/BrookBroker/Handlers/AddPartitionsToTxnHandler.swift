@@ -53,6 +53,18 @@ struct AddPartitionsToTxnHandler: ApiHandler {
              verifyOnly: Bool, version: Int16, context: RequestContext) -> ([TxnPartition: ErrorCode], [InternalWrite]) {
         let service = context.broker.transactions
         var codes: [TxnPartition: ErrorCode] = [:]
+        // With an authorizer: WRITE on the transactional id and on every topic; if a topic is
+        // refused none is added (the others OPERATION_NOT_ATTEMPTED), as Kafka.
+        let authorization = context.authorization
+        if !authorization.allows(.write, .transactionalID, id) {
+            for p in partitions { codes[p] = .transactionalIDAuthorizationFailed }
+            return (codes, [])
+        }
+        let refused = Set(partitions.map(\.topic).filter { !authorization.allows(.write, .topic, $0) })
+        if !refused.isEmpty {
+            for p in partitions { codes[p] = refused.contains(p.topic) ? .topicAuthorizationFailed : .operationNotAttempted }
+            return (codes, [])
+        }
         if verifyOnly {
             for p in partitions {
                 codes[p] = service.verify(transactionalID: id, producerID: producerID, epoch: epoch, partition: p, asCoordinator: true) ?? ErrorCode.none

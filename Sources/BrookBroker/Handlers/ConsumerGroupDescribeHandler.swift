@@ -37,11 +37,17 @@ struct ConsumerGroupDescribeHandler: ApiHandler {
                     })
             }
         }
+        // With an authorizer: DESCRIBE on each group, else it is answered GROUP_AUTHORIZATION_FAILED.
+        let authorization = context.authorization
+        let allowed = groups.map { group in
+            authorization.allows(.describe, .group, group.groupId) ? group
+                : Described(errorCode: ErrorCode.groupAuthorizationFailed.rawValue, groupId: group.groupId)
+        }
         // Asked for: what a client may do on each group found (all of it, with no authorizer).
-        guard request.includeAuthorizedOperations else { return .now(ConsumerGroupDescribeResponse(groups: groups)) }
-        return .now(ConsumerGroupDescribeResponse(groups: groups.map { group in
+        guard request.includeAuthorizedOperations else { return .now(ConsumerGroupDescribeResponse(groups: allowed)) }
+        return .now(ConsumerGroupDescribeResponse(groups: allowed.map { group in
             var group = group
-            if group.errorCode == 0 { group.authorizedOperations = AuthorizedOperations.group }
+            if group.errorCode == 0 { group.authorizedOperations = AuthorizedOperations.group(group.groupId, authorization) }
             return group
         }))
     }

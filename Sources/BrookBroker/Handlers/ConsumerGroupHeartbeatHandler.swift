@@ -7,8 +7,17 @@ struct ConsumerGroupHeartbeatHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...1
 
     func handle(_ request: ConsumerGroupHeartbeatRequest, version: Int16, context: RequestContext) -> Reply<ConsumerGroupHeartbeatResponse> {
+        // With an authorizer: READ on the group, DESCRIBE on the topics it subscribes to.
+        let authorization = context.authorization
+        if !authorization.allows(.read, .group, request.groupId) {
+            return .now(ConsumerGroupHeartbeatResponse(errorCode: ErrorCode.groupAuthorizationFailed.rawValue))
+        }
+        if let topics = request.subscribedTopicNames, topics.contains(where: { !authorization.mayDescribeTopic($0) }) {
+            return .now(ConsumerGroupHeartbeatResponse(errorCode: ErrorCode.topicAuthorizationFailed.rawValue,
+                                                       errorMessage: "DESCRIBE on every subscribed topic is needed."))
+        }
         // In a cluster the first group request has `__consumer_offsets` made (as FindCoordinator).
-        .once(FindCoordinatorHandler.groups(context.broker.config), context: context) { answer(request, version: version, context: context) }
+        return .once(FindCoordinatorHandler.groups(context.broker.config), context: context) { answer(request, version: version, context: context) }
     }
 
     func answer(_ request: ConsumerGroupHeartbeatRequest, version: Int16, context: RequestContext) -> Reply<ConsumerGroupHeartbeatResponse> {

@@ -18,6 +18,20 @@ struct CreatePartitionsHandler: ApiHandler {
                       errorMessage: "Excessively large number of partitions per request (\(adding), at most \(Limits.partitionsPerRequestMax)).")
             }))
         }
+        // With an authorizer: ALTER on each topic.
+        let authorization = context.authorization
+        let refused = request.topics.filter { !authorization.allows(.alter, .topic, $0.name) }
+        if !refused.isEmpty {
+            var allowed = request
+            allowed.topics = request.topics.filter { authorization.allows(.alter, .topic, $0.name) }
+            let answers = refused.map { CreatePartitionsResponse.CreatePartitionsTopicResult(name: $0.name, errorCode: ErrorCode.topicAuthorizationFailed.rawValue) }
+            guard !allowed.topics.isEmpty else { return .now(CreatePartitionsResponse(throttleTimeMs: 0, results: answers)) }
+            return handle(allowed, version: version, context: context).map { response in
+                var response = response
+                response.results += answers
+                return response
+            }
+        }
         if context.broker.cluster.isCluster { return .later(ClusterAdmin.createPartitions(request, context: context)) }
         return .later(context.broker.admin.run(on: context.eventLoop) { grow(request, context: context) })
     }

@@ -7,10 +7,17 @@ struct DeleteRecordsHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...2
 
     func handle(_ request: DeleteRecordsRequest, version: Int16, context: RequestContext) -> Reply<DeleteRecordsResponse> {
+        // With an authorizer: DELETE on each topic.
+        let authorization = context.authorization
         let topics = request.topics.map { topic in
-            DeleteRecordsResponse.DeleteRecordsTopicResult(name: topic.name, partitions: topic.partitions.map { p in
+            let deletable = authorization.allows(.delete, .topic, topic.name)
+            return DeleteRecordsResponse.DeleteRecordsTopicResult(name: topic.name, partitions: topic.partitions.map { p in
                 var result = DeleteRecordsResponse.DeleteRecordsTopicResult.DeleteRecordsPartitionResult(
                     partitionIndex: p.partitionIndex, lowWatermark: Offset(-1), errorCode: 0)
+                guard deletable else {
+                    result.errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+                    return result
+                }
                 let found = context.broker.topics.lookup(topic.name, p.partitionIndex)
                 guard case .hosted(let partition) = found else {
                     result.errorCode = found.absentCode.rawValue

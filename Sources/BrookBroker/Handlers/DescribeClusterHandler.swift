@@ -27,7 +27,7 @@ struct DescribeClusterHandler: ApiHandler {
             throttleTimeMs: 0, errorCode: 0, errorMessage: nil, endpointType: request.endpointType,
             clusterId: broker.advertisedClusterID, controllerId: controller, brokers: nodes)
         // Asked for: what a client may do on the cluster (all of it, with no authorizer).
-        if request.includeClusterAuthorizedOperations { response.clusterAuthorizedOperations = AuthorizedOperations.cluster }
+        if request.includeClusterAuthorizedOperations { response.clusterAuthorizedOperations = AuthorizedOperations.cluster(context.authorization) }
         return .now(response)
     }
 }

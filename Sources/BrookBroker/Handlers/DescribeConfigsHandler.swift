@@ -7,8 +7,21 @@ struct DescribeConfigsHandler: ApiHandler {
 
     func handle(_ request: DescribeConfigsRequest, version: Int16, context: RequestContext) -> Reply<DescribeConfigsResponse> {
         typealias Result = DescribeConfigsResponse.DescribeConfigsResult
+        // With an authorizer: DESCRIBE_CONFIGS on the topic, the group, or the cluster for a broker.
+        let authorization = context.authorization
         let results = request.resources.map { resource -> Result in
             var result = Result(errorCode: 0, resourceType: resource.resourceType, resourceName: resource.resourceName)
+            let refusal: ErrorCode? = switch resource.resourceType {
+            case ConfigResource.topic: authorization.allows(.describeConfigs, .topic, resource.resourceName) ? nil : .topicAuthorizationFailed
+            case ConfigResource.group: authorization.allows(.describeConfigs, .group, resource.resourceName) ? nil : .groupAuthorizationFailed
+            case ConfigResource.broker: authorization.allowsCluster(.describeConfigs) ? nil : .clusterAuthorizationFailed
+            default: nil
+            }
+            if let refusal {
+                result.errorCode = refusal.rawValue
+                result.errorMessage = "DESCRIBE_CONFIGS is needed."
+                return result
+            }
             let described: [ConfigResource.Described]
             switch resource.resourceType {
             case ConfigResource.topic:
@@ -46,13 +59,19 @@ struct DescribeConfigsHandler: ApiHandler {
             let wanted = resource.configurationKeys.flatMap { $0.isEmpty ? nil : Set($0) }
             result.configs = described.filter { wanted?.contains($0.name) ?? true }.map { item in
                 DescribeConfigsResponse.DescribeConfigsResult.DescribeConfigsResourceResult(
-                    name: item.name, value: item.value, readOnly: item.readOnly, configSource: item.source.rawValue,
-                    isSensitive: false,
+                    name: item.name, value: Self.isSensitive(item.name) ? nil : item.value, readOnly: item.readOnly, configSource: item.source.rawValue,
+                    isSensitive: Self.isSensitive(item.name),
                     synonyms: request.includeSynonyms ? item.synonyms.map { .init(name: $0.0, value: $0.1, source: $0.2.rawValue) } : [],
                     configType: item.type.rawValue, documentation: nil)
             }
             return result
         }
         return .now(DescribeConfigsResponse(throttleTimeMs: 0, results: results))
+    }
+
+    /// Passwords, keys and JAAS configs are described without their values, as Kafka's
+    /// PASSWORD-typed configs are.
+    static func isSensitive(_ name: String) -> Bool {
+        name.hasSuffix(".password") || name.hasSuffix("jaas.config") || name.hasSuffix("keystore.key")
     }
 }

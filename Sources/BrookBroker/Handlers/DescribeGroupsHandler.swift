@@ -41,11 +41,17 @@ struct DescribeGroupsHandler: ApiHandler {
                 return out
             }
         }
+        // With an authorizer: DESCRIBE on each group, else it is answered GROUP_AUTHORIZATION_FAILED.
+        let authorization = context.authorization
+        let allowed = described.map { group in
+            authorization.allows(.describe, .group, group.groupId) ? group
+                : DescribeGroupsResponse.DescribedGroup(errorCode: ErrorCode.groupAuthorizationFailed.rawValue, groupId: group.groupId)
+        }
         // Asked for (v3+): what a client may do on each group found (all of it, with no authorizer).
-        guard request.includeAuthorizedOperations else { return .now(DescribeGroupsResponse(groups: described)) }
-        return .now(DescribeGroupsResponse(groups: described.map { group in
+        guard request.includeAuthorizedOperations else { return .now(DescribeGroupsResponse(groups: allowed)) }
+        return .now(DescribeGroupsResponse(groups: allowed.map { group in
             var group = group
-            if group.errorCode == 0 { group.authorizedOperations = AuthorizedOperations.group }
+            if group.errorCode == 0 { group.authorizedOperations = AuthorizedOperations.group(group.groupId, authorization) }
             return group
         }))
     }

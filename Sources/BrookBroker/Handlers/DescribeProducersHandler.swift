@@ -7,8 +7,12 @@ struct DescribeProducersHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...0
 
     func handle(_ request: DescribeProducersRequest, version: Int16, context: RequestContext) -> Reply<DescribeProducersResponse> {
-        .now(DescribeProducersResponse(throttleTimeMs: 0, topics: request.topics.map { topic in
-            .init(name: topic.name, partitions: topic.partitionIndexes.map { index in
+        // With an authorizer: READ on each topic.
+        let authorization = context.authorization
+        return .now(DescribeProducersResponse(throttleTimeMs: 0, topics: request.topics.map { topic in
+            let readable = authorization.allows(.read, .topic, topic.name)
+            return .init(name: topic.name, partitions: topic.partitionIndexes.map { index in
+                guard readable else { return .init(partitionIndex: index, errorCode: ErrorCode.topicAuthorizationFailed.rawValue) }
                 let found = context.broker.topics.lookup(topic.name, index)
                 guard case .hosted(let partition) = found else {
                     return .init(partitionIndex: index, errorCode: found.absentCode.rawValue)

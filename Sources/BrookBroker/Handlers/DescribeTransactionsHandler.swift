@@ -6,7 +6,13 @@ struct DescribeTransactionsHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...0
 
     func handle(_ request: DescribeTransactionsRequest, version: Int16, context: RequestContext) -> Reply<DescribeTransactionsResponse> {
-        .now(DescribeTransactionsResponse(throttleTimeMs: 0, transactionStates: request.transactionalIds.map { id in
+        // With an authorizer: DESCRIBE on each transactional id.
+        let authorization = context.authorization
+        return .now(DescribeTransactionsResponse(throttleTimeMs: 0, transactionStates: request.transactionalIds.map { id in
+            guard authorization.allows(.describe, .transactionalID, id) else {
+                return .init(errorCode: ErrorCode.transactionalIDAuthorizationFailed.rawValue, transactionalId: id, transactionState: "",
+                             producerId: .none, producerEpoch: .none)
+            }
             guard let m = context.broker.transactions.read({ $0.metadata(id) }) else {
                 return .init(errorCode: ErrorCode.transactionalIDNotFound.rawValue, transactionalId: id, transactionState: "",
                              producerId: .none, producerEpoch: .none)

@@ -8,6 +8,11 @@ struct EndTxnHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...5
 
     func handle(_ request: EndTxnRequest, version: Int16, context: RequestContext) -> Reply<EndTxnResponse> {
+        // With an authorizer: WRITE on the transactional id.
+        if !context.authorization.allows(.write, .transactionalID, request.transactionalId) {
+            return .now(EndTxnResponse(throttleTimeMs: 0, errorCode: ErrorCode.transactionalIDAuthorizationFailed.rawValue,
+                                       producerId: .none, producerEpoch: .none))
+        }
         let service = context.broker.transactions
         let (result, written) = service.endTxn(transactionalID: request.transactionalId, producerID: request.producerId,
                                                epoch: request.producerEpoch, commit: request.committed, bumpEpoch: version >= 5)

@@ -16,6 +16,9 @@ struct ListGroupsHandler: ApiHandler {
                                                       groupType: g.typeName)
             }
         }
-        return .now(ListGroupsResponse(groups: listed))
+        // With an authorizer: every group with DESCRIBE on the cluster, else those it may describe.
+        let authorization = context.authorization
+        guard authorization.enabled, !authorization.allowsCluster(.describe) else { return .now(ListGroupsResponse(groups: listed)) }
+        return .now(ListGroupsResponse(groups: listed.filter { authorization.allows(.describe, .group, $0.groupId) }))
     }
 }

@@ -14,8 +14,10 @@ struct ListTransactionsHandler: ApiHandler {
             $0.list(states: request.stateFilters, producerIDs: request.producerIdFilters,
                     minDurationMs: version >= 1 ? request.durationFilter : -1, now: now)
         }
+        // With an authorizer: only the transactional ids it may describe.
+        let authorization = context.authorization
         return .now(ListTransactionsResponse(throttleTimeMs: 0, errorCode: 0, unknownStateFilters: unknown,
-                                             transactionStates: found.map {
+                                             transactionStates: found.filter { authorization.allows(.describe, .transactionalID, $0.transactionalID) }.map {
                                                  .init(transactionalId: $0.transactionalID, producerId: $0.producerID,
                                                        transactionState: $0.status.name)
                                              }))

@@ -10,6 +10,17 @@ struct TxnOffsetCommitHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...5
 
     func handle(_ request: TxnOffsetCommitRequest, version: Int16, context: RequestContext) -> Reply<TxnOffsetCommitResponse> {
+        // With an authorizer: WRITE on the transactional id, READ on the group and on every topic.
+        let authorization = context.authorization
+        let refusal: ErrorCode? = !authorization.allows(.write, .transactionalID, request.transactionalId) ? .transactionalIDAuthorizationFailed
+            : !authorization.allows(.read, .group, request.groupId) ? .groupAuthorizationFailed
+            : request.topics.contains(where: { !authorization.allows(.read, .topic, $0.name) }) ? .topicAuthorizationFailed : nil
+        if let refusal {
+            return .now(TxnOffsetCommitResponse(throttleTimeMs: 0, topics: request.topics.map { topic in
+                let code = refusal == .topicAuthorizationFailed && authorization.allows(.read, .topic, topic.name) ? ErrorCode.operationNotAttempted : refusal
+                return .init(name: topic.name, partitions: topic.partitions.map { .init(partitionIndex: $0.partitionIndex, errorCode: code.rawValue) })
+            }))
+        }
         let now = context.broker.clock.now()
         var offsets: [(TopicPartition, CommittedOffset)] = []
         for topic in request.topics {
