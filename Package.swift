@@ -2,7 +2,9 @@
 // Brook: a Kafka-compatible event-streaming platform.
 // Module direction (never reversed): BrookCore -> BrookRecords -> BrookProtocol / BrookStorage
 // -> BrookGroups / BrookTxn -> BrookBroker -> BrookServer -> brook; BrookClient needs only BrookProtocol
-// and BrookSecurity (SASL), which needs only BrookCore and swift-crypto.
+// and BrookSecurity (SASL), which needs only BrookCore; BrookCrypto gives BrookSecurity its digests
+// over swift-crypto, to the server, the client and the tools (not to the broker library, the
+// fuzzing harness or the benchmarks, which then build without a crypto library).
 // See docs/design.md for the full layout and what each module owns.
 import PackageDescription
 import Foundation
@@ -87,11 +89,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Authentication without I/O: SCRAM (server and client exchanges, credentials), PLAIN,
-        // JAAS option parsing, listener security protocols.
+        // Authentication without I/O: SCRAM (server and client exchanges, credentials, over
+        // digests it is given), PLAIN, JAAS option parsing, listener security protocols.
+        .target(name: "BrookSecurity", dependencies: ["BrookCore"]),
+        // The digests SCRAM needs, over swift-crypto.
         .target(
-            name: "BrookSecurity",
-            dependencies: ["BrookCore", .product(name: "Crypto", package: "swift-crypto")]
+            name: "BrookCrypto",
+            dependencies: ["BrookSecurity", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Request handlers (one file per API), topics and partitions; no sockets.
         .target(
@@ -107,7 +111,7 @@ let package = Package(
         .target(
             name: "BrookServer",
             dependencies: [
-                "BrookCore", "BrookProtocol", "BrookBroker", "BrookStorage", "BrookCluster", "BrookClient", "BrookSecurity",
+                "BrookCore", "BrookProtocol", "BrookBroker", "BrookStorage", "BrookCluster", "BrookClient", "BrookSecurity", "BrookCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -119,7 +123,7 @@ let package = Package(
         .target(
             name: "BrookClient",
             dependencies: [
-                "BrookCore", "BrookProtocol", "BrookRecords", "BrookSecurity",
+                "BrookCore", "BrookProtocol", "BrookRecords", "BrookSecurity", "BrookCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -128,7 +132,7 @@ let package = Package(
             name: "brook",
             dependencies: [
                 "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol", "BrookGroups", "BrookBroker",
-                "BrookServer", "BrookClient", "BrookRaft", "BrookQuorum", "BrookSecurity",
+                "BrookServer", "BrookClient", "BrookRaft", "BrookQuorum", "BrookSecurity", "BrookCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -149,7 +153,7 @@ let package = Package(
         ),
         .executableTarget(name: "brook-fuzz", dependencies: ["BrookFuzzTargets"]),
         .testTarget(name: "BrookCoreTests", dependencies: ["BrookCore"]),
-        .testTarget(name: "BrookSecurityTests", dependencies: ["BrookSecurity"]),
+        .testTarget(name: "BrookSecurityTests", dependencies: ["BrookSecurity", "BrookCrypto"]),
         .testTarget(
             name: "BrookQuorumTests",
             dependencies: [

@@ -11,13 +11,17 @@ cd "$(dirname "$0")/.."
 
 . scripts/swift-path.sh
 
-echo "== generated protocol code"
+# Each stage's header says how long the run has taken so far (CI's budget is watched by it).
+started=$SECONDS
+stage() { echo "== $* [$(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s]"; }
+
+stage "generated protocol code"
 python3 scripts/protogen.py --check
 
-echo "== build"
+stage "build"
 swift build --build-tests 2>&1 | grep -E "error|warning: unre|Compiling|Build complete" | grep -v Compiling || true
 
-echo "== unit, property and recovery tests"
+stage "unit, property and recovery tests"
 log=$(mktemp /tmp/brook-swift-test-XXXXXX)
 trap 'rm -f "$log"' EXIT
 swift test --skip-build 2>&1 | tee "$log" | grep -E "✘|Suite .* (passed|failed) after|Test run with|error:" || true
@@ -25,22 +29,23 @@ if ! grep -qE "Test run with [0-9]+ tests? .*passed" "$log"; then
     echo "swift test failed"; exit 1
 fi
 
-echo "== fuzzing: every decoder target for 5 s under libFuzzer (docs/reliability.md)"
+stage "fuzzing: every decoder target for 5 s under libFuzzer (docs/reliability.md)"
 scripts/fuzz.sh --seconds 5
 
-echo "== executable checks"
+stage "executable checks"
 scripts/cli-test.sh "$(swift build --show-bin-path)/brook"
 
-echo "== Raft quorum: simulated seeds, then three controller processes with the leader killed"
+stage "Raft quorum: simulated seeds, then three controller processes with the leader killed"
 "$(swift build --show-bin-path)/brook-sim" --seeds 100 --first-seed 1000
-echo "== replicated cluster: simulated seeds (controller, brokers, partition replication, acks=all)"
+stage "replicated cluster: simulated seeds (controller, brokers, partition replication, acks=all)"
 "$(swift build --show-bin-path)/brook-sim" --cluster --seeds 300 --first-seed 5000
-echo "== replicated cluster with min.insync.replicas=3 of 3: leaders from the eligible leader replicas (KIP-966)"
+stage "replicated cluster with min.insync.replicas=3 of 3: leaders from the eligible leader replicas (KIP-966)"
 "$(swift build --show-bin-path)/brook-sim" --cluster --seeds 100 --first-seed 7000 --min-isr 3
 python3 scripts/quorum-failover.py --brook "$(swift build --show-bin-path)/brook" --rounds 2
 
-echo "== interop: kcat, confluent-kafka and kafka-python against brook serve"
-BROOK_BIN="$(swift build --show-bin-path)/brook" scripts/interop.sh
+stage "interop: kcat, confluent-kafka and kafka-python against brook serve"
+BROOK_BIN="$(swift build --show-bin-path)/brook" scripts/interop.sh --durations=15
 
-echo "== allocations per Produce and Fetch request, held by thresholds (Benchmarks/, ordo-one/benchmark)"
+stage "allocations per Produce and Fetch request, held by thresholds (Benchmarks/, ordo-one/benchmark)"
 scripts/alloc-check.sh
+stage "done"

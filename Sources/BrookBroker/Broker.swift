@@ -1,5 +1,6 @@
 import BrookCore
 import BrookProtocol
+import BrookSecurity
 import BrookStorage
 import Logging
 import NIOCore
@@ -37,6 +38,9 @@ public final class Broker: Sendable {
     public let cluster = ClusterMembership()
     /// Replication throttles (KIP-73), in a cluster.
     public let throttles = ReplicationThrottles()
+    /// SCRAM's digests (BrookCrypto's, given by the server): without them SCRAM mechanisms
+    /// are refused as unsupported.
+    public let scramDigests: (any ScramDigests)?
     /// Failed SASL authentications since the start.
     public let authenticationFailures = Counter()
     /// Incremental fetch sessions (KIP-227), shared by every connection.
@@ -48,8 +52,10 @@ public final class Broker: Sendable {
     static let cleanShutdownMarker = ".brook_cleanshutdown"
 
     public init(config: BrokerConfig, clock: any Clock = SystemClock(), logger: Logger,
-                admin: any AdminExecutor = QueueAdminExecutor(), work: any AdminExecutor = ConcurrentExecutor()) throws {
+                admin: any AdminExecutor = QueueAdminExecutor(), work: any AdminExecutor = ConcurrentExecutor(),
+                scramDigests: (any ScramDigests)? = nil) throws {
         self.config = config
+        self.scramDigests = scramDigests
         self.clock = clock
         self.logger = logger
         self.admin = admin

@@ -70,7 +70,7 @@ enum ConfigResource {
     /// the dynamic ones (DynamicBrokerConfigs) as the metadata log has them.
     static func describeBroker(_ broker: Broker) -> [Described] {
         let config = broker.config
-        var items: [(String, String, TopicConfigs.ValueType, Bool)] = [
+        let items: [(String, String, TopicConfigs.ValueType, Bool)] = [
             ("node.id", "\(config.nodeID)", .int, config.given["node.id"] != nil || config.given["broker.id"] != nil),
             ("listeners", config.listeners.map(\.description).joined(separator: ","), .list, config.given["listeners"] != nil),
             ("advertised.listeners", [config.advertised].map(\.description).joined(separator: ","), .list,

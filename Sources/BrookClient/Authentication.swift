@@ -1,3 +1,4 @@
+import BrookCrypto
 import BrookProtocol
 import BrookSecurity
 import NIOCore
@@ -35,7 +36,7 @@ extension BrokerConnection {
             _ = try await step(PlainAuthentication.message(user: credentials.user, password: credentials.password))
             return
         }
-        var exchange = ScramClientExchange(mechanism: scram, user: credentials.user, password: credentials.password)
+        var exchange = ScramClientExchange(scram: Scram(scram), user: credentials.user, password: credentials.password)
         let serverFirst = try await step(exchange.clientFirst())
         guard let final = exchange.clientFinal(serverFirst) else { throw ClientError("\(address) sent a malformed SCRAM challenge") }
         let serverFinal = try await step(final)

@@ -3,9 +3,29 @@ import BrookSecurity
 /// The SASL exchanges a client drives before it is authenticated: PLAIN messages, SCRAM's
 /// client-first and client-final messages against a known credential (and the client side's
 /// parse of a server-first message), and JAAS option strings from configs.
+///
+/// The digests are a stand-in (the harness builds without a crypto library): what is fuzzed is
+/// the exchanges' grammar and state, which compute with whatever digests they are given.
 enum SaslFuzzing {
-    static let credential = ScramMechanism.sha256.credential(
-        saltedPassword: ScramMechanism.sha256.saltedPassword("pencil", salt: Array("salt".utf8), iterations: 4096),
+    /// Not a cryptographic hash: FNV-1a spread over the mechanism's output size.
+    struct StandInDigests: ScramDigests {
+        func hash(_ mechanism: ScramMechanism, _ data: [UInt8]) -> [UInt8] {
+            var state: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in data { state = (state ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            return (0..<mechanism.hashBytes).map { i in
+                state = (state ^ UInt64(i)) &* 0x100_0000_01b3
+                return UInt8(truncatingIfNeeded: state >> 24)
+            }
+        }
+
+        func hmac(_ mechanism: ScramMechanism, key: [UInt8], _ data: [UInt8]) -> [UInt8] {
+            hash(mechanism, key + [0x36] + data)
+        }
+    }
+
+    static let scram = Scram(.sha256, digests: StandInDigests())
+    static let credential = scram.credential(
+        saltedPassword: scram.saltedPassword("pencil", salt: Array("salt".utf8), iterations: 4096),
         salt: Array("salt".utf8), iterations: 4096)
     static let users = ["user": "pencil"]
 
@@ -22,7 +42,7 @@ enum SaslFuzzing {
             }
         case 1:
             let first = Array(input.take(Int(input.uint16())))
-            var exchange = ScramServerExchange(mechanism: .sha256, serverNonce: "fuzz")
+            var exchange = ScramServerExchange(scram: scram, serverNonce: "fuzz")
             guard case .challenge = exchange.step(first, credential: { $0 == "user" ? credential : nil }) else { return }
             if case .authenticated(let user, _) = exchange.step(Array(input.rest()), credential: { $0 == "user" ? credential : nil }) {
                 precondition(user == "user", "SCRAM authenticated an unknown user")
@@ -31,7 +51,7 @@ enum SaslFuzzing {
             let text = String(decoding: input.rest(), as: UTF8.self)
             if let config = try? JaasConfig.parse(text) { _ = config.plainUsers }
         default:
-            var client = ScramClientExchange(mechanism: .sha256, user: "user", password: "pencil", clientNonce: "fuzz")
+            var client = ScramClientExchange(scram: scram, user: "user", password: "pencil", clientNonce: "fuzz")
             _ = client.clientFirst()
             if let final = client.clientFinal(Array(input.rest())) { _ = client.verify(serverFinal: final) }
         }
@@ -39,7 +59,7 @@ enum SaslFuzzing {
 
     static var seeds: [FuzzSeeds.Seed] {
         let clientFirst = Array("n,,n=user,r=rOprNGfwEbeRWgbNEkqO".utf8)
-        var client = ScramClientExchange(mechanism: .sha256, user: "user", password: "pencil", clientNonce: "rOprNGfwEbeRWgbNEkqO")
+        var client = ScramClientExchange(scram: scram, user: "user", password: "pencil", clientNonce: "rOprNGfwEbeRWgbNEkqO")
         _ = client.clientFirst()
         let serverFirst = Array("r=rOprNGfwEbeRWgbNEkqOfuzz,s=c2FsdA==,i=4096".utf8)
         let final = client.clientFinal(serverFirst) ?? []

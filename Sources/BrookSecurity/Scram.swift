@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 
 /// A SCRAM mechanism (RFC 5802, RFC 7677) by Kafka's code in AlterUserScramCredentials and the
@@ -33,37 +32,48 @@ public enum ScramMechanism: Int8, CaseIterable, Sendable, CustomStringConvertibl
         case .sha512: 64
         }
     }
+}
+
+/// The digests SCRAM is built from, per mechanism: its hash and that hash's HMAC. BrookSecurity
+/// holds no cryptography of its own: BrookCrypto provides these over swift-crypto, and the
+/// broker is given them (so that what only needs SCRAM's grammar, the fuzzing harness and the
+/// allocation benchmarks, builds without a crypto library).
+public protocol ScramDigests: Sendable {
+    func hash(_ mechanism: ScramMechanism, _ data: [UInt8]) -> [UInt8]
+    func hmac(_ mechanism: ScramMechanism, key: [UInt8], _ data: [UInt8]) -> [UInt8]
+}
+
+/// A SCRAM mechanism with its digests: what the exchanges and the credentials compute with.
+public struct Scram: Sendable {
+    public let mechanism: ScramMechanism
+    public let digests: any ScramDigests
+
+    public init(_ mechanism: ScramMechanism, digests: any ScramDigests) {
+        self.mechanism = mechanism
+        self.digests = digests
+    }
 
     public func hash(_ data: [UInt8]) -> [UInt8] {
-        switch self {
-        case .sha256: Array(SHA256.hash(data: data))
-        case .sha512: Array(SHA512.hash(data: data))
-        }
+        let out = digests.hash(mechanism, data)
+        precondition(out.count == mechanism.hashBytes, "a \(mechanism.name) hash of the wrong size")
+        return out
     }
 
     public func hmac(key: [UInt8], _ data: [UInt8]) -> [UInt8] {
-        let key = SymmetricKey(data: key)
-        switch self {
-        case .sha256: return Array(HMAC<SHA256>.authenticationCode(for: data, using: key))
-        case .sha512: return Array(HMAC<SHA512>.authenticationCode(for: data, using: key))
-        }
+        let out = digests.hmac(mechanism, key: key, data)
+        precondition(out.count == mechanism.hashBytes, "a \(mechanism.name) HMAC of the wrong size")
+        return out
     }
 
     /// Hi(password, salt, i): PBKDF2 with this mechanism's HMAC and one block of output, the
     /// salted password the client computes (and `brook user` computes for it).
     public func saltedPassword(_ password: String, salt: [UInt8], iterations: Int32) -> [UInt8] {
         precondition(iterations >= 1, "SCRAM iterations must be positive")
-        let key = SymmetricKey(data: Array(password.utf8))
-        func mac(_ data: [UInt8]) -> [UInt8] {
-            switch self {
-            case .sha256: Array(HMAC<SHA256>.authenticationCode(for: data, using: key))
-            case .sha512: Array(HMAC<SHA512>.authenticationCode(for: data, using: key))
-            }
-        }
-        var u = mac(salt + [0, 0, 0, 1])
+        let key = Array(password.utf8)
+        var u = hmac(key: key, salt + [0, 0, 0, 1])
         var result = u
         for _ in 1..<iterations {
-            u = mac(u)
+            u = hmac(key: key, u)
             for i in result.indices { result[i] ^= u[i] }
         }
         return result
@@ -79,7 +89,7 @@ public enum ScramMechanism: Int8, CaseIterable, Sendable, CustomStringConvertibl
 
     /// The credential for a password with a fresh random salt.
     public func credential(password: String, iterations: Int32 = ScramMechanism.iterationsMin) -> ScramCredential {
-        let salt = randomBytes(hashBytes)
+        let salt = randomBytes(mechanism.hashBytes)
         return credential(saltedPassword: saltedPassword(password, salt: salt, iterations: iterations), salt: salt, iterations: iterations)
     }
 }

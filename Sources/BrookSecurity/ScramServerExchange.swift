@@ -36,14 +36,15 @@ public struct ScramServerExchange: Sendable {
     /// The longest message taken (a user name, a nonce and extensions fit easily).
     public static let messageBytesMax = 4096
 
-    public let mechanism: ScramMechanism
+    public let scram: Scram
+    public var mechanism: ScramMechanism { scram.mechanism }
     let serverNonce: String
     var state = State.awaitingClientFirst
 
     /// `serverNonce`: printable characters without a comma, fresh for every exchange (tests
     /// give a fixed one).
-    public init(mechanism: ScramMechanism, serverNonce: String? = nil) {
-        self.mechanism = mechanism
+    public init(scram: Scram, serverNonce: String? = nil) {
+        self.scram = scram
         self.serverNonce = serverNonce ?? Data(randomBytes(24)).base64EncodedString()
         precondition(!self.serverNonce.contains(","), "a SCRAM nonce holds no comma")
     }
@@ -113,13 +114,13 @@ public struct ScramServerExchange: Sendable {
         }
         let credential = first.credential ?? first.fakeCredential
         let authMessage = Array("\(first.clientFirstBare),\(first.serverFirst),\(withoutProof)".utf8)
-        let clientSignature = mechanism.hmac(key: credential.storedKey, authMessage)
+        let clientSignature = scram.hmac(key: credential.storedKey, authMessage)
         guard proof.count == clientSignature.count else { return .failed("a proof of the wrong length") }
         let clientKey = zip(Array(proof), clientSignature).map { $0 ^ $1 }
-        guard constantTimeEqual(mechanism.hash(clientKey), credential.storedKey), first.credential != nil else {
+        guard constantTimeEqual(scram.hash(clientKey), credential.storedKey), first.credential != nil else {
             return .failed(first.credential == nil ? "no \(mechanism.name) credential for user '\(first.user)'" : "a wrong password for user '\(first.user)'")
         }
-        let serverSignature = mechanism.hmac(key: credential.serverKey, authMessage)
+        let serverSignature = scram.hmac(key: credential.serverKey, authMessage)
         return .authenticated(user: first.user, serverFinal: Array("v=\(Data(serverSignature).base64EncodedString())".utf8))
     }
 
@@ -151,15 +152,16 @@ public struct ScramServerExchange: Sendable {
 
 /// The client's side of SCRAM, for `brook` tools and tests.
 public struct ScramClientExchange: Sendable {
-    public let mechanism: ScramMechanism
+    public let scram: Scram
+    public var mechanism: ScramMechanism { scram.mechanism }
     public let user: String
     let password: String
     let clientNonce: String
     var clientFirstBare = ""
     var expectedServerSignature: [UInt8] = []
 
-    public init(mechanism: ScramMechanism, user: String, password: String, clientNonce: String? = nil) {
-        self.mechanism = mechanism
+    public init(scram: Scram, user: String, password: String, clientNonce: String? = nil) {
+        self.scram = scram
         self.user = user
         self.password = password
         self.clientNonce = clientNonce ?? Data(randomBytes(24)).base64EncodedString()
@@ -178,14 +180,14 @@ public struct ScramClientExchange: Sendable {
         guard attributes.count >= 3, attributes[0].key == "r", attributes[1].key == "s", attributes[2].key == "i",
               attributes[0].value.hasPrefix(clientNonce), let salt = Data(base64Encoded: attributes[1].value),
               let iterations = Int32(attributes[2].value), iterations >= 1, iterations <= 1_000_000 else { return nil }
-        let salted = mechanism.saltedPassword(password, salt: Array(salt), iterations: iterations)
-        let clientKey = mechanism.hmac(key: salted, Array("Client Key".utf8))
-        let storedKey = mechanism.hash(clientKey)
+        let salted = scram.saltedPassword(password, salt: Array(salt), iterations: iterations)
+        let clientKey = scram.hmac(key: salted, Array("Client Key".utf8))
+        let storedKey = scram.hash(clientKey)
         let withoutProof = "c=biws,r=\(attributes[0].value)"
         let authMessage = Array("\(clientFirstBare),\(text),\(withoutProof)".utf8)
-        let signature = mechanism.hmac(key: storedKey, authMessage)
+        let signature = scram.hmac(key: storedKey, authMessage)
         let proof = zip(clientKey, signature).map { $0 ^ $1 }
-        expectedServerSignature = mechanism.hmac(key: mechanism.hmac(key: salted, Array("Server Key".utf8)), authMessage)
+        expectedServerSignature = scram.hmac(key: scram.hmac(key: salted, Array("Server Key".utf8)), authMessage)
         return Array("\(withoutProof),p=\(Data(proof).base64EncodedString())".utf8)
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import BrookBroker
 import BrookCluster
 import BrookCore
+import BrookCrypto
 import BrookQuorum
 import BrookServer
 import BrookStorage
@@ -87,7 +88,7 @@ struct Serve: ParsableCommand {
             try runClusterNode(node, voters: [VoterAddress(id: config.nodeID, host: host, port: listener?.port ?? 0)], singleNode: true, logger: logger)
         }
 
-        let broker = try Broker(config: config, logger: logger)
+        let broker = try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests())
         haltOnFatalLogDirFailure(broker, logger: logger)
         let server = BrookServer(broker: broker, threads: broker.config.networkThreads, logger: logger)
         let addresses = try server.start()
@@ -113,7 +114,7 @@ struct Serve: ParsableCommand {
         var voters = voters
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // The broker first: its data is what a single node's controller takes over.
-        let broker = config.processRoles.contains(.broker) ? try Broker(config: config, logger: logger) : nil
+        let broker = config.processRoles.contains(.broker) ? try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests()) : nil
         if let broker { haltOnFatalLogDirFailure(broker, logger: logger) }
         var driver: QuorumDriver?
         if config.processRoles.contains(.controller) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BrookClient
 import BrookCore
+import BrookCrypto
 import BrookProtocol
 import BrookSecurity
 import NIOCore
@@ -56,7 +57,7 @@ struct UserCommand: AsyncParsableCommand {
                 let salt = randomBytes(32)
                 return AlterUserScramCredentialsRequest.ScramCredentialUpsertion(
                     name: user, mechanism: m.scram.rawValue, iterations: iterations, salt: ByteBuffer(bytes: salt),
-                    saltedPassword: ByteBuffer(bytes: m.scram.saltedPassword(secret, salt: salt, iterations: iterations)))
+                    saltedPassword: ByteBuffer(bytes: Scram(m.scram).saltedPassword(secret, salt: salt, iterations: iterations)))
             }
             let connection = try await client.connect()
             let answer = try await connection.send(AlterUserScramCredentialsRequest(upsertions: upsertions))

@@ -1,3 +1,4 @@
+import BrookCrypto
 import BrookSecurity
 import Foundation
 import Testing
@@ -12,12 +13,12 @@ import Testing
     static let serverFinal = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
     static var pencil: ScramCredential {
-        let m = ScramMechanism.sha256
+        let m = Scram(.sha256)
         return m.credential(saltedPassword: m.saltedPassword("pencil", salt: salt, iterations: 4096), salt: salt, iterations: 4096)
     }
 
     @Test func theServerSideOfRFC7677sExampleGivesItsMessages() {
-        var exchange = ScramServerExchange(mechanism: .sha256, serverNonce: Self.serverNonce)
+        var exchange = ScramServerExchange(scram: Scram(.sha256), serverNonce: Self.serverNonce)
         let credential = Self.pencil
         #expect(exchange.step(Array(Self.clientFirst.utf8)) { $0 == "user" ? credential : nil } == .challenge(Array(Self.serverFirst.utf8)))
         #expect(exchange.step(Array(Self.clientFinal.utf8)) { _ in credential } == .authenticated(user: "user", serverFinal: Array(Self.serverFinal.utf8)))
@@ -26,7 +27,7 @@ import Testing
     }
 
     @Test func theClientSideOfRFC7677sExampleGivesItsMessages() {
-        var client = ScramClientExchange(mechanism: .sha256, user: "user", password: "pencil", clientNonce: "rOprNGfwEbeRWgbNEkqO")
+        var client = ScramClientExchange(scram: Scram(.sha256), user: "user", password: "pencil", clientNonce: "rOprNGfwEbeRWgbNEkqO")
         #expect(String(decoding: client.clientFirst(), as: UTF8.self) == Self.clientFirst)
         #expect(client.clientFinal(Array(Self.serverFirst.utf8)).map { String(decoding: $0, as: UTF8.self) } == Self.clientFinal)
         #expect(client.verify(serverFinal: Array(Self.serverFinal.utf8)))
@@ -34,8 +35,8 @@ import Testing
     }
 
     static func run(_ mechanism: ScramMechanism, user: String, password: String, stored: [String: ScramCredential]) -> ScramServerExchange.Step {
-        var client = ScramClientExchange(mechanism: mechanism, user: user, password: password)
-        var server = ScramServerExchange(mechanism: mechanism)
+        var client = ScramClientExchange(scram: Scram(mechanism), user: user, password: password)
+        var server = ScramServerExchange(scram: Scram(mechanism))
         guard case .challenge(let first) = server.step(client.clientFirst(), credential: { stored[$0] }) else { return .failed("no challenge") }
         guard let final = client.clientFinal(first) else { return .failed("the client could not answer") }
         let step = server.step(final, credential: { stored[$0] })
@@ -45,7 +46,8 @@ import Testing
 
     @Test(arguments: ScramMechanism.allCases)
     func rightPasswordsPassAndWrongOnesAndUnknownUsersFailAlike(_ mechanism: ScramMechanism) {
-        let stored = ["alice": mechanism.credential(password: "alice-secret"), "a,b=c": mechanism.credential(password: "odd")]
+        let scram = Scram(mechanism)
+        let stored = ["alice": scram.credential(password: "alice-secret"), "a,b=c": scram.credential(password: "odd")]
         guard case .authenticated(let user, _) = Self.run(mechanism, user: "alice", password: "alice-secret", stored: stored) else {
             Issue.record("alice was refused"); return
         }
@@ -61,9 +63,9 @@ import Testing
     /// librdkafka repeats its nonce in front of the joined one in its final message; Kafka's
     /// brokers take any final nonce that ends with the joined one, and so does Brook.
     @Test func aFinalNonceWithTheClientNonceRepeatedIsTaken() {
-        let mechanism = ScramMechanism.sha256
+        let mechanism = Scram(.sha256)
         let credential = mechanism.credential(password: "secret")
-        var server = ScramServerExchange(mechanism: mechanism, serverNonce: "SERVER")
+        var server = ScramServerExchange(scram: mechanism, serverNonce: "SERVER")
         guard case .challenge(let first) = server.step(Array("n,,n=bob,r=CLIENT".utf8), credential: { _ in credential }) else {
             Issue.record("no challenge"); return
         }
@@ -83,7 +85,7 @@ import Testing
         let credential = Self.pencil
         for message in ["", "n", "p=tls-unique,,n=user,r=abc", "n,,r=abc,n=user", "n,,n=,r=abc", "n,,n=us=er,r=abc",
                         "n,a=other,n=user,r=abc", "n,,n=user,r=abc,tokenauth=true", "n,,n=user,r=", String(repeating: "x", count: 5000)] {
-            var exchange = ScramServerExchange(mechanism: .sha256)
+            var exchange = ScramServerExchange(scram: Scram(.sha256))
             guard case .failed = exchange.step(Array(message.utf8), credential: { _ in credential }) else {
                 Issue.record("'\(message.prefix(40))' was taken"); continue
             }
@@ -91,7 +93,7 @@ import Testing
         // A final message with another nonce, another binding, or a short proof.
         for final in ["c=biws,r=other,p=AAAA", "c=eSws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=AAAA",
                       "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=AAAA", "c=biws", "garbage"] {
-            var exchange = ScramServerExchange(mechanism: .sha256, serverNonce: Self.serverNonce)
+            var exchange = ScramServerExchange(scram: Scram(.sha256), serverNonce: Self.serverNonce)
             _ = exchange.step(Array(Self.clientFirst.utf8)) { _ in credential }
             guard case .failed = exchange.step(Array(final.utf8), credential: { _ in credential }) else {
                 Issue.record("'\(final)' was taken"); continue
@@ -101,7 +103,7 @@ import Testing
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<500 {
             let bytes = (0..<Int.random(in: 0...80, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            var exchange = ScramServerExchange(mechanism: .sha512, serverNonce: "n")
+            var exchange = ScramServerExchange(scram: Scram(.sha512), serverNonce: "n")
             _ = exchange.step(bytes) { _ in credential }
             _ = exchange.step(bytes) { _ in credential }
         }

@@ -67,7 +67,11 @@ struct AlterUserScramCredentialsHandler: ApiHandler {
                 refuse(upsertion.name, .unacceptableCredential, "The salted password must hold \(mechanism.hashBytes) bytes for \(mechanism.name).")
             }
             guard refused[upsertion.name] == nil else { continue }
-            let credential = mechanism.credential(saltedPassword: salted, salt: salt, iterations: upsertion.iterations)
+            guard let digests = context.broker.scramDigests else {
+                refuse(upsertion.name, .unsupportedSaslMechanism, "This broker has no SCRAM digests.")
+                continue
+            }
+            let credential = Scram(mechanism, digests: digests).credential(saltedPassword: salted, salt: salt, iterations: upsertion.iterations)
             upsertions.append(UserScramCredentialRecord(name: upsertion.name, mechanism: mechanism.rawValue, salt: ByteBuffer(bytes: credential.salt),
                                                         storedKey: ByteBuffer(bytes: credential.storedKey),
                                                         serverKey: ByteBuffer(bytes: credential.serverKey), iterations: credential.iterations))

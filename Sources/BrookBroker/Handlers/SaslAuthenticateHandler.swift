@@ -28,7 +28,8 @@ struct SaslAuthenticateHandler: ApiHandler {
             }
         case .handshaken(let mechanism):
             guard let scram = mechanism.scram else { return illegal(context) }
-            var exchange = ScramServerExchange(mechanism: scram)
+            guard let digests = context.broker.scramDigests else { return illegal(context) }
+            var exchange = ScramServerExchange(scram: Scram(scram, digests: digests))
             return scramStep(&exchange, message, mechanism: mechanism, context: context)
         case .scram(var exchange):
             return scramStep(&exchange, message, mechanism: exchange.mechanism == .sha256 ? .scramSHA256 : .scramSHA512, context: context)

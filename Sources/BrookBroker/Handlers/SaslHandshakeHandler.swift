@@ -19,7 +19,8 @@ struct SaslHandshakeHandler: ApiHandler {
             return .answerThenClose(context.eventLoop.makeSucceededFuture(SaslHandshakeResponse(errorCode: ErrorCode.illegalSaslState.rawValue, mechanisms: enabled)),
                                     "SaslHandshake out of turn")
         }
-        guard let mechanism = SaslMechanism(rawValue: request.mechanism), connection.listener.mechanisms.contains(mechanism) else {
+        guard let mechanism = SaslMechanism(rawValue: request.mechanism), connection.listener.mechanisms.contains(mechanism),
+              mechanism.scram == nil || context.broker.scramDigests != nil else {
             connection.authentication = .failed
             return .answerThenClose(context.eventLoop.makeSucceededFuture(SaslHandshakeResponse(errorCode: ErrorCode.unsupportedSaslMechanism.rawValue, mechanisms: enabled)),
                                     "SASL mechanism '\(request.mechanism.prefix(64))' is not enabled")
