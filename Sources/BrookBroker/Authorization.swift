@@ -30,12 +30,28 @@ public struct Authorization: Sendable {
         }
     }
 
+    /// Kafka's rule for a config resource: `operation` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on the
+    /// topic or the group it names, else on the cluster (a broker, its loggers); the error when
+    /// it is refused.
+    func configRefusal(_ operation: AclOperation, _ type: Int8, _ name: String) -> ErrorCode? {
+        switch type {
+        case ConfigResource.topic: allows(operation, .topic, name) ? nil : .topicAuthorizationFailed
+        case ConfigResource.group: allows(operation, .group, name) ? nil : .groupAuthorizationFailed
+        default: allowsCluster(operation) ? nil : .clusterAuthorizationFailed
+        }
+    }
+
+    /// ALTER_CONFIGS on a config resource, or its refusal as the handlers' error.
+    func checkAlterConfigs(_ type: Int8, _ name: String) throws(TopicError) {
+        if let code = configRefusal(.alterConfigs, type, name) { throw TopicError(code, "ALTER_CONFIGS is needed.") }
+    }
+
     /// Kafka's rule for DESCRIBE of a topic: any operation that implies it.
     public func mayDescribeTopic(_ name: String) -> Bool { allows(.describe, .topic, name) }
 
-    /// Every API's check when an authorizer is on: done by its handler, on the cluster by the
-    /// broker before the handler runs (a refusal closes the connection: stricter than Kafka,
-    /// whose answer names the error; see docs/security.md), or none (the handshake APIs).
+    /// Every API's check when an authorizer is on: done by its handler, on the cluster before
+    /// the handler runs (a refusal is answered with CLUSTER_AUTHORIZATION_FAILED in the API's
+    /// error fields, ApiHandler.refused), or none (the handshake APIs).
     enum Check {
         case handler
         case cluster(AclOperation)
@@ -54,6 +70,7 @@ public struct Authorization: Sendable {
         68: .handler, 69: .handler,                              // ConsumerGroupHeartbeat, ConsumerGroupDescribe
         21: .handler, 32: .handler, 37: .handler,                // DeleteRecords, DescribeConfigs, CreatePartitions
         61: .handler, 65: .handler, 66: .handler,                // DescribeProducers, DescribeTransactions, ListTransactions
+        33: .handler, 44: .handler,                              // AlterConfigs, IncrementalAlterConfigs
         50: .cluster(.describe), 51: .cluster(.alter),           // Describe/AlterUserScramCredentials
         60: .cluster(.describe),                                 // DescribeCluster
         35: .cluster(.describe), 46: .cluster(.describe),        // DescribeLogDirs, ListPartitionReassignments
@@ -62,13 +79,21 @@ public struct Authorization: Sendable {
         27: .cluster(.clusterAction),                            // WriteTxnMarkers
     ]
 
-    /// The check an API gets: its entry, else ALTER on the cluster for the rest (AlterConfigs and
-    /// IncrementalAlterConfigs, whose per-resource ALTER_CONFIGS checks are not built yet, are for
-    /// administrators until they are).
+    /// The check an API gets: its entry, else ALTER on the cluster (an API served later without
+    /// an entry is for administrators until it has one).
     static func check(_ apiKey: Int16) -> Check { checks[apiKey] ?? .cluster(.alter) }
 }
 
 extension RequestContext {
+    /// Why this request is refused before its handler runs: an API checked on the cluster
+    /// whose operation the principal lacks; nil when it may run.
+    func clusterRefusal(_ apiKey: Int16) -> String? {
+        guard broker.config.security.authorizer != nil, case .cluster(let operation) = Authorization.check(apiKey) else { return nil }
+        let authorization = self.authorization
+        guard !authorization.allowsCluster(operation) else { return nil }
+        return "\(operation) on the cluster is not allowed for \(authorization.principal)"
+    }
+
     /// The authorizer's view for this request.
     public var authorization: Authorization {
         let principal = connection?.principal ?? "User:ANONYMOUS"

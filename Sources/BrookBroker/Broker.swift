@@ -171,10 +171,6 @@ public final class Broker: Sendable {
             // As Kafka: any other request before the SASL exchange ends closes the connection.
             throw RequestRefused(description: "\(entry.name) before SASL authentication on listener \(connection.listener.name)")
         }
-        if config.security.authorizer != nil, case .cluster(let operation) = Authorization.check(header.apiKey),
-           !context.authorization.allowsCluster(operation) {
-            throw RequestRefused(description: "\(entry.name) needs \(operation) on the cluster, which \(context.authorization.principal) lacks")
-        }
         guard entry.versions.contains(header.apiVersion) else {
             if header.apiKey == ApiVersionsRequest.apiKey {
                 // Answered in v0's layout, which every client can read, listing what we serve.

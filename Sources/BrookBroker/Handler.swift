@@ -93,10 +93,15 @@ public protocol ApiHandler: Sendable {
     /// The versions listed in ApiVersions (usually the same; Produce lists more, see its file).
     var advertised: ClosedRange<Int16> { get }
     func handle(_ request: Request, version: Int16, context: RequestContext) -> Reply<Request.Response>
+    /// The answer to a request refused as a whole before it runs (an API checked on the cluster,
+    /// Authorization.checks, that the principal may not use): `code` in its error fields, as
+    /// Kafka answers. nil (the default) closes the connection instead.
+    func refused(_ request: Request, version: Int16, code: ErrorCode, message: String) -> Request.Response?
 }
 
 extension ApiHandler {
     public var advertised: ClosedRange<Int16> { versions }
+    public func refused(_ request: Request, version: Int16, code: ErrorCode, message: String) -> Request.Response? { nil }
 }
 
 /// A response ready to go out: the size prefix, header and body in `writer.buffer`, with any
@@ -154,6 +159,12 @@ public struct HandlerTable: Sendable {
             body, context throws(ProtocolError) in
             let version = context.header.apiVersion
             let request = try H.Request(decoding: body, version: version, trailingBytesAllowed: true)
+            if let refusal = context.clusterRefusal(key) {
+                guard let answer = handler.refused(request, version: version, code: .clusterAuthorizationFailed, message: refusal) else {
+                    return .close(refusal)
+                }
+                return .respond(.encode(answer, header: context.header))
+            }
             switch handler.handle(request, version: version, context: context) {
             case .now(let response):
                 return .respond(.encode(response, header: context.header))

@@ -248,3 +248,60 @@ def test_configs_and_groups_are_described_only_with_permission(granted):
     assert "retention.ms" in described
     groups = admin(granted, "bob").list_consumer_groups().result(timeout=TIMEOUT)
     assert "alice-group" not in [g.group_id for g in groups.valid]
+
+
+def test_configs_are_altered_only_with_alter_configs(granted):
+    """ALTER_CONFIGS per resource (Kafka's rule): on the topic for a topic, on the cluster for a
+    broker; refusals come back per resource with Kafka's codes, the connection stays usable."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    topic = ConfigResource(ConfigResource.Type.TOPIC, "alice-orders",
+                           incremental_configs=[ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as refused:
+        admin(granted, "alice").incremental_alter_configs([topic])[topic].result(timeout=TIMEOUT)
+    assert refused.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    grant(granted, allow(ResourceType.TOPIC, "alice-", ResourcePatternType.PREFIXED, "User:alice", AclOperation.ALTER_CONFIGS))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            admin(granted, "alice").incremental_alter_configs([topic])[topic].result(timeout=TIMEOUT)
+            break
+        except KafkaException as e:
+            assert e.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED and time.monotonic() < deadline, e
+            time.sleep(0.2)
+    described = admin(granted, "admin").describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "alice-orders")])
+    assert list(described.values())[0].result(timeout=TIMEOUT)["retention.ms"].value == "3600000"
+    broker = ConfigResource(ConfigResource.Type.BROKER, "1",
+                            incremental_configs=[ConfigEntry("log.cleaner.threads", "2", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as refused:
+        admin(granted, "alice").incremental_alter_configs([broker])[broker].result(timeout=TIMEOUT)
+    assert refused.value.args[0].code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+
+
+def test_cluster_apis_are_answered_cluster_authorization_failed(granted):
+    """An API checked on the cluster (DescribeCluster and DescribeUserScramCredentials need
+    DESCRIBE on it) is answered with CLUSTER_AUTHORIZATION_FAILED, as Kafka does, and the
+    connection stays open. (librdkafka's describe_cluster asks Metadata: kafka-python's asks
+    DescribeCluster.)"""
+    from kafka import KafkaAdminClient
+    from kafka.errors import ClusterAuthorizationFailedError
+
+    def kp_admin(user):
+        return KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{granted.sasl_port}", security_protocol="SASL_PLAINTEXT",
+                                sasl_mechanism="PLAIN", sasl_plain_username=user, sasl_plain_password=f"{user}-pw",
+                                request_timeout_ms=TIMEOUT * 1000)
+    bob = kp_admin("bob")
+    try:
+        with pytest.raises(ClusterAuthorizationFailedError):
+            bob.describe_cluster()
+        # (Not through librdkafka 2.16: a DescribeUserScramCredentials answer with a top-level
+        # error, as Kafka gives, aborts it.)
+        with pytest.raises(ClusterAuthorizationFailedError):
+            bob.describe_user_scram_credentials()
+        assert bob.list_topics() == [], "the connection was not usable after the refusal"
+    finally:
+        bob.close()
+    a = kp_admin("admin")
+    try:
+        assert [b["broker_id"] for b in a.describe_cluster()["brokers"]] == [1]
+    finally:
+        a.close()

@@ -11,8 +11,11 @@ struct AlterConfigsHandler: ApiHandler {
         if context.broker.cluster.isCluster {
             var refused: [Int: (ErrorCode, String?)] = [:]
             var changes: [ClusterAdmin.ConfigChange] = []
+            // With an authorizer: ALTER_CONFIGS on the topic, the group, or the cluster for the rest.
+            let authorization = context.authorization
             for (index, resource) in request.resources.enumerated() {
                 do throws(TopicError) {
+                    try authorization.checkAlterConfigs(resource.resourceType, resource.resourceName)
                     var overrides: [String: String] = [:]
                     switch resource.resourceType {
                     case ConfigResource.topic:

@@ -57,4 +57,8 @@ struct AlterPartitionReassignmentsHandler: ApiHandler {
         return AlterPartitionReassignmentsResponse(throttleTimeMs: 0, allowReplicationFactorChange: allow, errorCode: 0,
                                                    responses: order.map { TopicResponse(name: $0, partitions: byTopic[$0]!) })
     }
+
+    func refused(_ request: AlterPartitionReassignmentsRequest, version: Int16, code: ErrorCode, message: String) -> AlterPartitionReassignmentsResponse? {
+        AlterPartitionReassignmentsResponse(errorCode: code.rawValue, errorMessage: message)
+    }
 }

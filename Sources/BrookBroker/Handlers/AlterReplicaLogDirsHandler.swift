@@ -68,4 +68,14 @@ struct AlterReplicaLogDirsHandler: ApiHandler {
             return .none
         }
     }
+
+    func refused(_ request: AlterReplicaLogDirsRequest, version: Int16, code: ErrorCode, message: String) -> AlterReplicaLogDirsResponse? {
+        var order: [String] = []
+        var results: [String: [AlterReplicaLogDirsResponse.AlterReplicaLogDirTopicResult.AlterReplicaLogDirPartitionResult]] = [:]
+        for topic in request.dirs.prefix(Limits.partitionsPerRequestMax).flatMap(\.topics) {
+            if results[topic.name] == nil { order.append(topic.name) }
+            results[topic.name, default: []] += topic.partitions.prefix(Limits.partitionsPerRequestMax).map { .init(partitionIndex: $0, errorCode: code.rawValue) }
+        }
+        return AlterReplicaLogDirsResponse(results: order.map { .init(topicName: $0, partitions: results[$0]!) })
+    }
 }

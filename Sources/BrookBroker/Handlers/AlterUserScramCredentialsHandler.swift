@@ -98,4 +98,10 @@ struct AlterUserScramCredentialsHandler: ApiHandler {
             }
         })
     }
+
+    func refused(_ request: AlterUserScramCredentialsRequest, version: Int16, code: ErrorCode, message: String) -> AlterUserScramCredentialsResponse? {
+        var users: [String] = []
+        for name in request.deletions.map(\.name) + request.upsertions.map(\.name) where !users.contains(name) { users.append(name) }
+        return AlterUserScramCredentialsResponse(results: users.map { Result(user: $0, errorCode: code.rawValue, errorMessage: message) })
+    }
 }

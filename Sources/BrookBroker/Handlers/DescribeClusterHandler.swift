@@ -30,4 +30,8 @@ struct DescribeClusterHandler: ApiHandler {
         if request.includeClusterAuthorizedOperations { response.clusterAuthorizedOperations = AuthorizedOperations.cluster(context.authorization) }
         return .now(response)
     }
+
+    func refused(_ request: DescribeClusterRequest, version: Int16, code: ErrorCode, message: String) -> DescribeClusterResponse? {
+        DescribeClusterResponse(errorCode: code.rawValue, errorMessage: message)
+    }
 }

@@ -7,17 +7,11 @@ struct DescribeConfigsHandler: ApiHandler {
 
     func handle(_ request: DescribeConfigsRequest, version: Int16, context: RequestContext) -> Reply<DescribeConfigsResponse> {
         typealias Result = DescribeConfigsResponse.DescribeConfigsResult
-        // With an authorizer: DESCRIBE_CONFIGS on the topic, the group, or the cluster for a broker.
+        // With an authorizer: DESCRIBE_CONFIGS on the topic, the group, or the cluster for the rest.
         let authorization = context.authorization
         let results = request.resources.map { resource -> Result in
             var result = Result(errorCode: 0, resourceType: resource.resourceType, resourceName: resource.resourceName)
-            let refusal: ErrorCode? = switch resource.resourceType {
-            case ConfigResource.topic: authorization.allows(.describeConfigs, .topic, resource.resourceName) ? nil : .topicAuthorizationFailed
-            case ConfigResource.group: authorization.allows(.describeConfigs, .group, resource.resourceName) ? nil : .groupAuthorizationFailed
-            case ConfigResource.broker: authorization.allowsCluster(.describeConfigs) ? nil : .clusterAuthorizationFailed
-            default: nil
-            }
-            if let refusal {
+            if let refusal = authorization.configRefusal(.describeConfigs, resource.resourceType, resource.resourceName) {
                 result.errorCode = refusal.rawValue
                 result.errorMessage = "DESCRIBE_CONFIGS is needed."
                 return result

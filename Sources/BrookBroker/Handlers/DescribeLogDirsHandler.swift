@@ -64,4 +64,9 @@ struct DescribeLogDirsHandler: ApiHandler {
             return (String(partition[..<dash]), index)
         }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
     }
+
+    /// Versions 3 and later carry the error; earlier ones get no directories, as from Kafka.
+    func refused(_ request: DescribeLogDirsRequest, version: Int16, code: ErrorCode, message: String) -> DescribeLogDirsResponse? {
+        DescribeLogDirsResponse(errorCode: code.rawValue)
+    }
 }

@@ -39,4 +39,8 @@ struct DescribeUserScramCredentialsHandler: ApiHandler {
         }
         return .now(DescribeUserScramCredentialsResponse(results: results))
     }
+
+    func refused(_ request: DescribeUserScramCredentialsRequest, version: Int16, code: ErrorCode, message: String) -> DescribeUserScramCredentialsResponse? {
+        DescribeUserScramCredentialsResponse(errorCode: code.rawValue)
+    }
 }

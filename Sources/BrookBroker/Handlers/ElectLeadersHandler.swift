@@ -64,4 +64,9 @@ struct ElectLeadersHandler: ApiHandler {
         return ElectLeadersResponse(throttleTimeMs: 0, errorCode: error.rawValue,
                                     replicaElectionResults: order.map { Result(topic: $0, partitionResult: byTopic[$0]!) })
     }
+
+    func refused(_ request: ElectLeadersRequest, version: Int16, code: ErrorCode, message: String) -> ElectLeadersResponse? {
+        let asked = (request.topicPartitions ?? []).prefix(Limits.partitionsPerRequestMax)
+        return Self.response(asked.flatMap { topic in topic.partitions.map { (topic.topic, $0, code, message) } }, error: code)
+    }
 }

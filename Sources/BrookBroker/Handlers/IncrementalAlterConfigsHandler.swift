@@ -14,8 +14,11 @@ struct IncrementalAlterConfigsHandler: ApiHandler {
         if context.broker.cluster.isCluster {
             var refused: [Int: (ErrorCode, String?)] = [:]
             var changes: [ClusterAdmin.ConfigChange] = []
+            // With an authorizer: ALTER_CONFIGS on the topic, the group, or the cluster for the rest.
+            let authorization = context.authorization
             for (index, resource) in request.resources.enumerated() {
                 do throws(TopicError) {
+                    try authorization.checkAlterConfigs(resource.resourceType, resource.resourceName)
                     switch resource.resourceType {
                     case ConfigResource.topic:
                         var overrides = try context.broker.topics.existing(resource.resourceName).overrides

@@ -24,4 +24,8 @@ struct ListPartitionReassignmentsHandler: ApiHandler {
         }
         return .now(ListPartitionReassignmentsResponse(throttleTimeMs: 0, errorCode: 0, topics: topics))
     }
+
+    func refused(_ request: ListPartitionReassignmentsRequest, version: Int16, code: ErrorCode, message: String) -> ListPartitionReassignmentsResponse? {
+        ListPartitionReassignmentsResponse(errorCode: code.rawValue, errorMessage: message)
+    }
 }

@@ -33,4 +33,8 @@ struct UnregisterBrokerHandler: ApiHandler {
     static func answer(_ code: ErrorCode, _ message: String?) -> UnregisterBrokerResponse {
         UnregisterBrokerResponse(errorCode: code.rawValue, errorMessage: code == .none ? nil : message)
     }
+
+    func refused(_ request: UnregisterBrokerRequest, version: Int16, code: ErrorCode, message: String) -> UnregisterBrokerResponse? {
+        UnregisterBrokerResponse(errorCode: code.rawValue, errorMessage: message)
+    }
 }

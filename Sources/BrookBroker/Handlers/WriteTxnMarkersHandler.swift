@@ -52,4 +52,12 @@ struct WriteTxnMarkersHandler: ApiHandler {
             return WriteTxnMarkersResponse(markers: results)
         })
     }
+
+    func refused(_ request: WriteTxnMarkersRequest, version: Int16, code: ErrorCode, message: String) -> WriteTxnMarkersResponse? {
+        WriteTxnMarkersResponse(markers: request.markers.map { marker in
+            Result(producerId: marker.producerId, topics: marker.topics.map { topic in
+                .init(name: topic.name, partitions: topic.partitionIndexes.map { .init(partitionIndex: $0, errorCode: code.rawValue) })
+            })
+        })
+    }
 }
