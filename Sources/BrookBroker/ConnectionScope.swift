@@ -21,7 +21,8 @@ public final class ConnectionScope: @unchecked Sendable {
     public let listener: ListenerSecurity
     /// Where the SASL exchange stands (`.none` on listeners without SASL).
     var authentication: Authentication
-    /// Kafka's principal: `User:NAME` once authenticated, `User:ANONYMOUS` without SASL.
+    /// Kafka's principal: `User:NAME` once authenticated (or from a client certificate on an SSL
+    /// listener), `User:ANONYMOUS` otherwise.
     public private(set) var principal = "User:ANONYMOUS"
 
     enum Authentication {
@@ -52,6 +53,14 @@ public final class ConnectionScope: @unchecked Sendable {
         eventLoop.preconditionInEventLoop()
         authentication = .authenticated
         principal = "User:" + user
+    }
+
+    /// On an SSL listener, the principal a client certificate gives: `User:` and its subject as
+    /// `ssl.principal.mapping.rules` map it. On SASL_SSL the SASL exchange names the principal.
+    public func identified(byCertificate name: String) {
+        eventLoop.preconditionInEventLoop()
+        guard case .none = authentication else { return }
+        principal = "User:" + name
     }
 
     /// How many waiting things the connection holds.

@@ -51,9 +51,11 @@ public struct SecurityConfig: Sendable, Equatable {
     public func listener(_ name: String) -> ListenerSecurity {
         let key = name.uppercased()
         let protocolUsed = securityProtocol(of: name)
-        guard protocolUsed.usesSASL else { return ListenerSecurity(name: name, securityProtocol: protocolUsed) }
+        // Checked when set (a value that does not parse stops the start).
+        let rules = ssl(for: name)["principal.mapping.rules"].flatMap { try? SslPrincipalMapper.parse($0) } ?? .default
+        guard protocolUsed.usesSASL else { return ListenerSecurity(name: name, securityProtocol: protocolUsed, principalMapper: rules) }
         return ListenerSecurity(name: name, securityProtocol: protocolUsed, mechanisms: listenerMechanisms[key] ?? enabledMechanisms,
-                                plainUsers: listenerPlainUsers[key] ?? [:])
+                                plainUsers: listenerPlainUsers[key] ?? [:], principalMapper: rules)
     }
 
     /// Takes `key` if it is a security setting; false if it is not one.
@@ -96,6 +98,7 @@ public struct SecurityConfig: Sendable, Equatable {
             guard let n = Int(value.trimmed), (1024...104_857_600).contains(n) else { throw .invalid(key, value, "expected 1024...104857600") }
             saslMaxReceiveBytes = n
         case _ where key.hasPrefix("ssl."):
+            try Self.checkSSL(key, value)
             ssl[String(key.dropFirst(4))] = value.trimmed
         default:
             guard key.hasPrefix("listener.name.") else { return false }
@@ -111,6 +114,7 @@ public struct SecurityConfig: Sendable, Equatable {
                     throw .invalid(key, "(hidden)", "\(error)")
                 }
             case _ where setting.hasPrefix("ssl."):
+                try Self.checkSSL(String(setting), value)
                 listenerSSL[listener, default: [:]][String(setting.dropFirst(4))] = value.trimmed
             case "scram-sha-256.sasl.jaas.config", "scram-sha-512.sasl.jaas.config":
                 // The SCRAM login module has no options a broker uses (users are in the metadata log).
@@ -120,6 +124,12 @@ public struct SecurityConfig: Sendable, Equatable {
             }
         }
         return true
+    }
+
+    /// The `ssl.*` settings read here rather than by the server's TLS setup.
+    static func checkSSL(_ key: String, _ value: String) throws(BrokerConfigError) {
+        guard key.hasSuffix("ssl.principal.mapping.rules") else { return }
+        do { _ = try SslPrincipalMapper.parse(value) } catch { throw .invalid(key, value, error.description) }
     }
 
     mutating func updateAuthorizer() {

@@ -34,19 +34,23 @@ public enum SaslMechanism: String, CaseIterable, Sendable {
     }
 }
 
-/// What a listener asks of its connections: its protocol, the SASL mechanisms it enables and
-/// the PLAIN users its JAAS config lists.
+/// What a listener asks of its connections: its protocol, the SASL mechanisms it enables, the
+/// PLAIN users its JAAS config lists, and how a client certificate's subject becomes a
+/// principal on an SSL listener.
 public struct ListenerSecurity: Sendable, Equatable {
     public var name: String
     public var securityProtocol: SecurityProtocol
     public var mechanisms: [SaslMechanism]
     public var plainUsers: [String: String]
+    public var principalMapper: SslPrincipalMapper
 
-    public init(name: String, securityProtocol: SecurityProtocol, mechanisms: [SaslMechanism] = [], plainUsers: [String: String] = [:]) {
+    public init(name: String, securityProtocol: SecurityProtocol, mechanisms: [SaslMechanism] = [], plainUsers: [String: String] = [:],
+                principalMapper: SslPrincipalMapper = .default) {
         self.name = name
         self.securityProtocol = securityProtocol
         self.mechanisms = mechanisms
         self.plainUsers = plainUsers
+        self.principalMapper = principalMapper
     }
 
     public static let plaintext = ListenerSecurity(name: "PLAINTEXT", securityProtocol: .plaintext)

@@ -4,6 +4,8 @@ import BrookProtocol
 import BrookSecurity
 import Logging
 import NIOCore
+import NIOSSL
+import NIOTLS
 
 /// One client connection: splits its bytes into frames (reserving each frame's memory in the
 /// broker-wide budget as soon as its size is known), runs each request's handler, and writes
@@ -328,6 +330,33 @@ final class ConnectionHandler: ChannelDuplexHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         resumeReadingIfAllowed(context)
         context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls, settings.listener.securityProtocol == .ssl {
+            identifyPeer(context)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// An SSL listener's principal: the client certificate's subject (RFC 2253) through
+    /// `ssl.principal.mapping.rules`; without a certificate, ANONYMOUS. A subject no rule maps
+    /// is an authentication failure: logged, counted, and the connection closed.
+    func identifyPeer(_ context: ChannelHandlerContext) {
+        guard let tls = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self),
+              let certificate = tls.peerCertificate else { return }
+        let peer = context.remoteAddress?.description ?? "?"
+        guard let der = try? certificate.toDERBytes(), let subject = CertificateSubject.distinguishedName(certificateDER: der) else {
+            Self.warnings.warn(logger, "closing connection from \(peer) on listener \(settings.listener.name): its certificate's subject cannot be read")
+            broker.authenticationFailures.add(1)
+            return close(context)
+        }
+        guard let name = settings.listener.principalMapper.name(for: subject) else {
+            Self.warnings.warn(logger, "closing connection from \(peer) on listener \(settings.listener.name): no rule of ssl.principal.mapping.rules applies to '\(subject)'")
+            broker.authenticationFailures.add(1)
+            return close(context)
+        }
+        scope?.identified(byCertificate: name)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -194,3 +194,58 @@ def test_settings_brook_cannot_use_stop_it_readably(tmp_path, certs, override, m
     proc = subprocess.run(cmd, capture_output=True, timeout=60)
     assert proc.returncode != 0
     assert message in proc.stderr.decode() + proc.stdout.decode()
+
+
+def test_a_client_certificate_names_the_principal(tmp_path, certs):
+    """mTLS with an authorizer: the certificate's subject (RFC 2253, `O=Brook,CN=client-1`) is
+    mapped by `ssl.principal.mapping.rules` to `User:CLIENT-1`, which the ACLs then govern; a
+    subject no rule maps is refused at the handshake's end."""
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, NewTopic, ResourcePatternType, ResourceType
+    b = Broker(tmp_path / "data", tmp_path / "brook.log")
+    b.tls = {"MTLS": free_port(), "STRICT": free_port()}
+    b.overrides = {
+        "listeners": f"PLAINTEXT://127.0.0.1:{b.port},MTLS://127.0.0.1:{b.tls['MTLS']},STRICT://127.0.0.1:{b.tls['STRICT']}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,MTLS:SSL,STRICT:SSL",
+        "ssl.keystore.location": certs["keystore.pem"],
+        "ssl.client.auth": "required",
+        "ssl.truststore.location": certs["ca.pem"],
+        "listener.name.mtls.ssl.principal.mapping.rules": "RULE:^O=Brook,CN=(.*)$/$1/U, DEFAULT",
+        "listener.name.strict.ssl.principal.mapping.rules": "RULE:^CN=nobody$/nobody/",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:ANONYMOUS",  # the PLAINTEXT listener: the test's administrator and the broker's own
+        "num.partitions": "1",
+    }
+    try:
+        b.start()
+        admin = ck_admin(b.bootstrap)
+        for _, f in admin.create_topics([NewTopic("cert-orders", 1, 1), NewTopic("other", 1, 1)]).items():
+            f.result(timeout=TIMEOUT)
+        bindings = [AclBinding(ResourceType.TOPIC, "cert-", ResourcePatternType.PREFIXED, "User:CLIENT-1", "*", op, AclPermissionType.ALLOW)
+                    for op in (AclOperation.WRITE, AclOperation.READ)]
+        for _, f in admin.create_acls(bindings).items():
+            assert f.result(timeout=TIMEOUT) is None
+        conf = ssl_conf(b, certs, "MTLS", **{"ssl.certificate.location": certs["client.pem"], "ssl.key.location": certs["client.key"],
+                                             "acks": "all", "message.timeout.ms": 10_000})
+        outcomes = {}
+        p = Producer(conf)
+        for topic in ("cert-orders", "other"):
+            p.produce(topic, b"v", on_delivery=lambda err, msg, t=topic: outcomes.__setitem__(t, err))
+        p.flush(TIMEOUT)
+        assert outcomes["cert-orders"] is None, outcomes
+        assert outcomes["other"] is not None and outcomes["other"].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, outcomes
+        strict = ssl_conf(b, certs, "STRICT", **{"ssl.certificate.location": certs["client.pem"], "ssl.key.location": certs["client.key"]})
+        refused = kcat(kcat_args(strict) + ["-L", "-m", "5"], timeout=TIMEOUT, check=False)
+        assert refused.returncode != 0
+        assert "no rule of ssl.principal.mapping.rules applies to 'O=Brook,CN=client-1'" in b.log_tail(200)
+    finally:
+        _finish(b)
+
+
+def test_principal_mapping_rules_that_do_not_parse_stop_the_start(tmp_path, certs):
+    result = subprocess.run([BROOK_BIN, "serve", "--override", f"listeners=SSL://127.0.0.1:{free_port()}",
+                             "--override", f"ssl.keystore.location={certs['keystore.pem']}",
+                             "--override", f"log.dirs={tmp_path}", "--override", "ssl.principal.mapping.rules=RULE:abc"],
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode != 0
+    assert "ssl.principal.mapping.rules" in result.stderr + result.stdout
