@@ -27,6 +27,12 @@ public struct ControllerConfig: Equatable, Sendable {
     public var leaderImbalancePerBrokerPercentage = 10
     /// A single node's data, written into the log by the controller that starts it (Takeover).
     public var takeover: SingleNodeData?
+    /// Records written once, in the metadata log's first entry beside the cluster id, by the
+    /// controller that starts the cluster (`brook serve --add-scram`, as Kafka's format does);
+    /// ignored once the cluster exists. Few: they share the entry's record budget.
+    public var bootstrapRecords: [MetadataRecord] = [] {
+        didSet { precondition(bootstrapRecords.count <= 1000, "too many bootstrap records") }
+    }
     public init() {}
 }
 
@@ -343,8 +349,10 @@ public struct ClusterController: Sendable {
             // The cluster's id is agreed once, by the first controller, in the log.
             // A single node's data is taken over in the same entry (and the next, if it is large).
             let id = config.clusterID ?? KafkaUUID.random(using: &random).description
-            return decide(takeoverEntry(after: [.config(ConfigRecord(resourceType: ConfigResource.Kind.broker.rawValue, resourceName: "",
-                                                                     name: MetadataImage.clusterIDConfig, value: id))]), ())
+            // With the records a new cluster starts with (credentials given at first start).
+            let first: [MetadataRecord] = [.config(ConfigRecord(resourceType: ConfigResource.Kind.broker.rawValue, resourceName: "",
+                                                                name: MetadataImage.clusterIDConfig, value: id))]
+            return decide(takeoverEntry(after: first + config.bootstrapRecords), ())
         }
         if image.takeoverPending {
             let entry = takeoverEntry(after: [])

@@ -2,7 +2,8 @@ import BrookSecurity
 
 /// The SASL exchanges a client drives before it is authenticated: PLAIN messages, SCRAM's
 /// client-first and client-final messages against a known credential (and the client side's
-/// parse of a server-first message), and JAAS option strings from configs.
+/// parse of a server-first message), JAAS option strings from configs, and the subject of a
+/// client certificate (the committed corpus has a real one, seed-certificate).
 ///
 /// The digests are a stand-in (the harness builds without a crypto library): what is fuzzed is
 /// the exchanges' grammar and state, which compute with whatever digests they are given.
@@ -31,11 +32,11 @@ enum SaslFuzzing {
 
     static let target = FuzzTarget(
         name: "sasl",
-        input: "kind (1 byte, modulo 4: 0 a PLAIN message, 1 SCRAM client-first (16-bit length) then client-final, 2 a JAAS config string, 3 a SCRAM server-first for the client side), then its bytes",
+        input: "kind (1 byte, modulo 5: 0 a PLAIN message, 1 SCRAM client-first (16-bit length) then client-final, 2 a JAAS config string, 3 a SCRAM server-first for the client side, 4 a client certificate (DER) whose subject names an SSL principal), then its bytes",
         inputBytesMax: 8192
     ) { bytes in
         var input = FuzzInput(bytes)
-        switch input.byte() % 4 {
+        switch input.byte() % 5 {
         case 0:
             if case .authenticated(let user) = PlainAuthentication.check(Array(input.rest()), users: users) {
                 precondition(user == "user", "PLAIN authenticated an unknown user")
@@ -50,10 +51,14 @@ enum SaslFuzzing {
         case 2:
             let text = String(decoding: input.rest(), as: UTF8.self)
             if let config = try? JaasConfig.parse(text) { _ = config.plainUsers }
-        default:
+        case 3:
             var client = ScramClientExchange(scram: scram, user: "user", password: "pencil", clientNonce: "fuzz")
             _ = client.clientFirst()
             if let final = client.clientFinal(Array(input.rest())) { _ = client.verify(serverFinal: final) }
+        default:
+            if let subject = CertificateSubject.distinguishedName(certificateDER: Array(input.rest())) {
+                _ = SslPrincipalMapper.default.name(for: subject)
+            }
         }
     }
 

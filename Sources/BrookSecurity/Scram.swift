@@ -122,3 +122,63 @@ public func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     for i in a.indices { difference |= a[i] ^ b[i] }
     return difference == 0
 }
+
+/// A credential given at first start, as Kafka's `kafka-storage format --add-scram` takes it:
+/// `SCRAM-SHA-256=[name=alice,password=alice-secret]`, optionally with `iterations=8192`.
+public struct ScramBootstrap: Equatable, Sendable {
+    public var mechanism: ScramMechanism
+    public var user: String
+    public var password: String
+    public var iterations: Int32
+
+    public struct ParseError: Error, Equatable, CustomStringConvertible {
+        public let description: String
+    }
+
+    public static func parse(_ text: String) throws(ParseError) -> ScramBootstrap {
+        func fail(_ why: String) -> ParseError { ParseError(description: "--add-scram '\(text.prefix(80))': \(why)") }
+        guard let equals = text.firstIndex(of: "="), text.hasSuffix("]") else {
+            throw fail("expected MECHANISM=[name=USER,password=PASSWORD(,iterations=N)]")
+        }
+        guard let mechanism = ScramMechanism(name: text[..<equals].trimmingCharacters(in: .whitespaces)) else {
+            throw fail("the mechanism is SCRAM-SHA-256 or SCRAM-SHA-512")
+        }
+        let body = text[text.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+        guard body.hasPrefix("["), body.hasSuffix("]") else { throw fail("expected [name=USER,password=PASSWORD]") }
+        var fields: [String: String] = [:]
+        // A password may hold commas when quoted ("...").
+        var rest = Substring(body.dropFirst().dropLast())
+        while !rest.isEmpty {
+            guard let eq = rest.firstIndex(of: "=") else { throw fail("expected key=value") }
+            let key = rest[..<eq].trimmingCharacters(in: .whitespaces).lowercased()
+            rest = rest[rest.index(after: eq)...]
+            var value: String
+            if rest.first == "\"" {
+                rest = rest.dropFirst()
+                guard let close = rest.firstIndex(of: "\"") else { throw fail("an unclosed quote") }
+                value = String(rest[..<close])
+                rest = rest[rest.index(after: close)...]
+            } else {
+                let end = rest.firstIndex(of: ",") ?? rest.endIndex
+                value = String(rest[..<end])
+                rest = rest[end...]
+            }
+            value = value.trimmingCharacters(in: .whitespaces)
+            guard fields[key] == nil else { throw fail("\(key) given twice") }
+            fields[key] = value
+            rest = rest.drop(while: { $0 == " " })
+            if rest.first == "," { rest = rest.dropFirst() } else if !rest.isEmpty { throw fail("expected ',' after \(key)") }
+        }
+        guard let user = fields.removeValue(forKey: "name"), !user.isEmpty else { throw fail("name is needed") }
+        guard let password = fields.removeValue(forKey: "password"), !password.isEmpty else { throw fail("password is needed") }
+        var iterations = ScramMechanism.iterationsMin
+        if let text = fields.removeValue(forKey: "iterations") {
+            guard let n = Int32(text), (ScramMechanism.iterationsMin...ScramMechanism.iterationsMax).contains(n) else {
+                throw fail("iterations must be \(ScramMechanism.iterationsMin)...\(ScramMechanism.iterationsMax)")
+            }
+            iterations = n
+        }
+        guard fields.isEmpty else { throw fail("unknown \(fields.keys.sorted().joined(separator: ", ")) (name, password, iterations)") }
+        return ScramBootstrap(mechanism: mechanism, user: user, password: password, iterations: iterations)
+    }
+}

@@ -3,11 +3,14 @@ import BrookBroker
 import BrookCluster
 import BrookCore
 import BrookCrypto
+import BrookProtocol
 import BrookQuorum
+import BrookSecurity
 import BrookServer
 import BrookStorage
 import Dispatch
 import Logging
+import NIOCore
 import NIOPosix
 import Synchronization
 
@@ -40,6 +43,11 @@ struct Serve: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
+    @Option(name: .customLong("add-scram"), help: ArgumentHelp(
+        "A SCRAM credential the cluster starts with (Kafka's kafka-storage format --add-scram): written when the metadata log is new, ignored after.",
+        valueName: "SCRAM-SHA-256=[name=USER,password=PASSWORD]"))
+    var addScram: [String] = []
+
     func run() throws {
         var settings: [(String, String)] = []
         if let properties {
@@ -61,6 +69,20 @@ struct Serve: ParsableCommand {
             throw ValidationError("authorizer.class.name needs the metadata quorum, where access control entries live (brook.single.node.quorum=false has none)")
         }
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level \(logLevel)") }
+        var bootstrap: [MetadataRecord] = []
+        for text in addScram.prefix(100) {
+            let given: ScramBootstrap
+            do { given = try ScramBootstrap.parse(text) } catch { throw ValidationError(error.description) }
+            let credential = Scram(given.mechanism).credential(password: given.password, iterations: given.iterations)
+            bootstrap.append(.userScramCredential(UserScramCredentialRecord(
+                name: given.user, mechanism: given.mechanism.rawValue, salt: ByteBuffer(bytes: credential.salt),
+                storedKey: ByteBuffer(bytes: credential.storedKey), serverKey: ByteBuffer(bytes: credential.serverKey),
+                iterations: credential.iterations)))
+        }
+        guard addScram.count <= 100 else { throw ValidationError("--add-scram is given at most 100 times") }
+        if !bootstrap.isEmpty && config.processRoles.isEmpty && !config.singleNodeQuorum {
+            throw ValidationError("--add-scram needs the metadata quorum, where credentials live (brook.single.node.quorum=false has none)")
+        }
 
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -73,7 +95,7 @@ struct Serve: ParsableCommand {
             guard let votersText = config.controllerQuorumVoters else {
                 throw ValidationError("process.roles needs controller.quorum.voters (id@host:port,...)")
             }
-            do { try runClusterNode(config, voters: try VoterAddress.parseList(votersText), logger: logger) } catch let error as QuorumError {
+            do { try runClusterNode(config, voters: try VoterAddress.parseList(votersText), bootstrap: bootstrap, logger: logger) } catch let error as QuorumError {
                 throw ValidationError("\(error)")
             }
         }
@@ -85,7 +107,7 @@ struct Serve: ParsableCommand {
             if node.controllerListenerNames.isEmpty { node.controllerListenerNames = [Self.singleNodeControllerListener] }
             let listener = config.listeners.first { node.controllerListenerNames.contains($0.name) }
             let host = listener.map { $0.host.isEmpty || $0.host == "0.0.0.0" ? "127.0.0.1" : $0.host } ?? "127.0.0.1"
-            try runClusterNode(node, voters: [VoterAddress(id: config.nodeID, host: host, port: listener?.port ?? 0)], singleNode: true, logger: logger)
+            try runClusterNode(node, voters: [VoterAddress(id: config.nodeID, host: host, port: listener?.port ?? 0)], singleNode: true, bootstrap: bootstrap, logger: logger)
         }
 
         let broker = try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests())
@@ -110,7 +132,10 @@ struct Serve: ParsableCommand {
     /// `singleNode`: the one voter a bare `brook serve` runs; its data from before the quorum is
     /// taken over into the metadata log on first start, and clients are served once the broker
     /// is unfenced (at most `singleNodeStartWaitSeconds` later).
-    func runClusterNode(_ config: BrokerConfig, voters: [VoterAddress], singleNode: Bool = false, logger: Logger) throws -> Never {
+    /// `bootstrap`: records the cluster starts with (`--add-scram`), written by the controller
+    /// that writes the metadata log's first entry.
+    func runClusterNode(_ config: BrokerConfig, voters: [VoterAddress], singleNode: Bool = false, bootstrap: [MetadataRecord] = [],
+                        logger: Logger) throws -> Never {
         var voters = voters
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // The broker first: its data is what a single node's controller takes over.
@@ -135,6 +160,7 @@ struct Serve: ParsableCommand {
             }
             options.controller.sessionTimeoutMs = config.brokerSessionTimeoutMs
             options.controller.clusterID = config.clusterID
+            options.controller.bootstrapRecords = bootstrap
             options.controller.defaultReplicationFactor = Int(config.defaultReplicationFactor)
             options.controller.defaultPartitions = Int(config.numPartitions)
             options.controller.uncleanLeaderElection = config.topicDefaults["unclean.leader.election.enable"] == "true"

@@ -89,4 +89,27 @@ import Testing
         #expect(!records.contains { if case .topic(let t) = $0 { t.name == "orders" } else { false } })
         #expect(records.contains { if case .topic(let t) = $0 { t.name == "other" } else { false } })
     }
+
+    /// `brook serve --add-scram`: the records a new cluster starts with go into the first entry
+    /// beside the cluster id, and a controller given them over a log that exists writes nothing.
+    @Test func bootstrapRecordsAreWrittenOnlyWhenTheLogIsNew() throws {
+        let record = MetadataRecord.userScramCredential(UserScramCredentialRecord(
+            name: "admin", mechanism: 1, salt: .init(bytes: [1]), storedKey: .init(bytes: [2]), serverKey: .init(bytes: [3]), iterations: 4096))
+        var config = ControllerConfig()
+        config.clusterID = "c"
+        config.bootstrapRecords = [record]
+        var h = ControllerHarness(config: config)
+        h.commit(h.controller.tick(nowMs: 0))
+        #expect(h.log.count == 1 && h.log[0].contains(record))
+        #expect(h.image.scramCredentials["admin"]?[1] != nil)
+        // Removed later, then a restart with the same bootstrap: it stays removed.
+        for entry in h.controller.admin(.alterScramCredentials(removals: [.init(name: "admin", mechanism: 1)], upsertions: [])).entries {
+            h.log.append(entry)
+            try h.controller.replay(entry, at: MetadataOffset(Int64(h.log.count)))
+        }
+        #expect(h.image.scramCredentials["admin"] == nil)
+        h.controller = ClusterController(committed: h.controller.committed, config: config, nowMs: 0, randomSeed: 5)
+        h.commit(h.controller.tick(nowMs: 1))
+        #expect(h.image.scramCredentials["admin"] == nil)
+    }
 }

@@ -132,4 +132,15 @@ import Testing
         #expect(throws: JaasConfig.ParseError.self) { try JaasConfig.parse(#"org.x.Module required a="b"#) }
         #expect(throws: JaasConfig.ParseError.self) { try JaasConfig.parse("org.x.Module required a=b; more") }
     }
+
+    @Test func addScramTakesKafkasFormat() throws {
+        let given = try ScramBootstrap.parse("SCRAM-SHA-512=[name=admin,password=\"a,b=c\",iterations=8192]")
+        #expect(given.mechanism == .sha512 && given.user == "admin" && given.password == "a,b=c" && given.iterations == 8192)
+        #expect(try ScramBootstrap.parse("SCRAM-SHA-256=[name=alice,password=alice-secret]").iterations == 4096)
+        for bad in ["SCRAM-SHA-1=[name=a,password=b]", "SCRAM-SHA-256=[name=a]", "SCRAM-SHA-256=[password=b]", "SCRAM-SHA-256=name=a,password=b",
+                    "SCRAM-SHA-256=[name=a,password=b,iterations=100]", "SCRAM-SHA-256=[name=a,password=b,salt=x]",
+                    "SCRAM-SHA-256=[name=a,name=b,password=c]", "SCRAM-SHA-256=[name=a,password=\"b]", ""] {
+            #expect(throws: ScramBootstrap.ParseError.self, "\(bad)") { try ScramBootstrap.parse(bad) }
+        }
+    }
 }

@@ -62,6 +62,7 @@ class Broker:
         self.port = free_port()
         self.host = "127.0.0.1"
         self.overrides = dict(overrides or {})
+        self.extra_args: list = []  # more `brook serve` options (e.g. --add-scram)
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
         self.expected_down = False
@@ -84,6 +85,7 @@ class Broker:
         ]
         for k, v in self.overrides.items():
             cmd += ["--override", f"{k}={v}"]
+        cmd += self.extra_args
         if os.environ.get("BROOK_LOG_LEVEL"):  # e.g. debug, to follow a failing test in the broker's log
             cmd += ["--log-level", os.environ["BROOK_LOG_LEVEL"]]
         # The broker dies with this process even if pytest itself is killed (util-linux setpriv).

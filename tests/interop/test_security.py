@@ -242,3 +242,42 @@ def test_scram_users_survive_a_restart(secured):
     secured.start()
     kcat(["-b", sasl_bootstrap(secured), "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=SCRAM-SHA-512",
           "-X", "sasl.username=carol", "-X", "sasl.password=carol-512", "-L", "-m", "10"], timeout=TIMEOUT)
+
+
+def test_the_first_administrator_comes_from_add_scram(tmp_path):
+    """`brook serve --add-scram` (Kafka's `kafka-storage format --add-scram`): the credential is
+    in the cluster from its first start, so an administrator can log in over SCRAM with only a
+    SASL listener and an authorizer; given again with another password on a later start, it is
+    ignored (the metadata log exists)."""
+    b = Broker(tmp_path / "data", tmp_path / "brook.log")
+    b.sasl_port = free_port()
+    b.overrides = {
+        "listeners": f"SASL_PLAINTEXT://127.0.0.1:{b.sasl_port}",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:root",
+        "num.partitions": "1",
+    }
+    b.port = b.sasl_port
+    b.extra_args = ["--add-scram", "SCRAM-SHA-512=[name=root,password=\"first,secret\",iterations=8192]"]
+
+    def describe(password: str) -> list:
+        from confluent_kafka.admin import AdminClient
+        admin = AdminClient(ck_conf(b, "SCRAM-SHA-512", "root", password) | {"socket.timeout.ms": 10_000})
+        return admin.describe_user_scram_credentials().result(timeout=TIMEOUT)["root"].scram_credential_infos
+
+    try:
+        try:
+            b.start()
+        except RuntimeError as e:
+            pytest.fail(str(e), pytrace=False)
+        infos = describe("first,secret")
+        assert [(i.mechanism, i.iterations) for i in infos] == [(ScramMechanism.SCRAM_SHA_512, 8192)]
+        b.stop()
+        b.extra_args = ["--add-scram", "SCRAM-SHA-512=[name=root,password=second]"]
+        b.start()
+        assert len(describe("first,secret")) == 1
+        refused = kcat(["-b", sasl_bootstrap(b), "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=SCRAM-SHA-512",
+                        "-X", "sasl.username=root", "-X", "sasl.password=second", "-L", "-m", "5"], timeout=TIMEOUT, check=False)
+        assert refused.returncode != 0
+    finally:
+        _finish(b)
