@@ -171,6 +171,11 @@ public final class Broker: Sendable {
             // As Kafka: any other request before the SASL exchange ends closes the connection.
             throw RequestRefused(description: "\(entry.name) before SASL authentication on listener \(connection.listener.name)")
         }
+        if let connection, header.apiKey != SaslHandshakeRequest.apiKey, header.apiKey != SaslAuthenticateRequest.apiKey,
+           connection.sessionExpired(nowMs: clock.now().ms) {
+            // KIP-368, as Kafka: past the session's end only a re-authentication is taken.
+            throw RequestRefused(description: "\(entry.name) after the SASL session of \(connection.principal) ended (connections.max.reauth.ms) without re-authentication")
+        }
         guard entry.versions.contains(header.apiVersion) else {
             if header.apiKey == ApiVersionsRequest.apiKey {
                 // Answered in v0's layout, which every client can read, listing what we serve.

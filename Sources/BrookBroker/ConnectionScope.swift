@@ -40,19 +40,41 @@ public final class ConnectionScope: @unchecked Sendable {
         authentication = listener.securityProtocol.usesSASL ? .awaitingHandshake : .none
     }
 
+    /// The mechanism of the first authentication; a re-authentication must use it again.
+    public private(set) var mechanism: SaslMechanism?
+    /// When the session ends (`connections.max.reauth.ms` after the last authentication, KIP-368):
+    /// after it, anything but a re-authentication closes the connection. nil: no end.
+    public private(set) var sessionExpiresAtMs: Int64?
+
     /// True while the listener asks for authentication that has not happened yet: only
-    /// ApiVersions, SaslHandshake and SaslAuthenticate are served, in small frames.
+    /// ApiVersions, SaslHandshake and SaslAuthenticate are served, in small frames. A
+    /// re-authentication under way does not stop other requests (served as the principal
+    /// authenticated before).
     public var awaitsAuthentication: Bool {
         switch authentication {
         case .none, .authenticated: false
-        default: true
+        default: mechanism == nil
         }
     }
 
-    func authenticated(as user: String) {
+    /// Whether a session that had an end has passed it.
+    public func sessionExpired(nowMs: Int64) -> Bool {
+        sessionExpiresAtMs.map { nowMs >= $0 } ?? false
+    }
+
+    /// The exchange succeeded for `user`. A re-authentication must name the same principal with
+    /// the same mechanism (false, and the caller refuses it, as Kafka does); `lifetimeMs` > 0
+    /// ends the new session that long from `nowMs`.
+    func authenticated(as user: String, with mechanism: SaslMechanism, nowMs: Int64, lifetimeMs: Int64) -> Bool {
         eventLoop.preconditionInEventLoop()
+        if self.mechanism != nil {
+            guard "User:" + user == principal, mechanism == self.mechanism else { return false }
+        }
         authentication = .authenticated
         principal = "User:" + user
+        self.mechanism = mechanism
+        sessionExpiresAtMs = lifetimeMs > 0 ? nowMs + lifetimeMs : nil
+        return true
     }
 
     /// On an SSL listener, the principal a client certificate gives: `User:` and its subject as

@@ -21,6 +21,9 @@ public struct SecurityConfig: Sendable, Equatable {
     /// `connection.failed.authentication.delay.ms`: a connection whose authentication failed
     /// closes this long after its answer.
     public var failedAuthenticationDelayMs: Int64 = 100
+    /// `connections.max.reauth.ms` (KIP-368): a SASL session ends this long after its
+    /// authentication unless the client re-authenticates; 0 (Kafka's default) never.
+    public var reauthenticationMs: Int64 = 0
     /// `sasl.server.max.receive.size`: the largest frame taken before authentication.
     public var saslMaxReceiveBytes = 524_288
     /// `ssl.*` settings as given (`ssl.keystore.location`, ...), and per listener
@@ -94,6 +97,9 @@ public struct SecurityConfig: Sendable, Equatable {
         case "connection.failed.authentication.delay.ms":
             guard let n = Int64(value.trimmed), (0...60_000).contains(n) else { throw .invalid(key, value, "expected 0...60000") }
             failedAuthenticationDelayMs = n
+        case "connections.max.reauth.ms":
+            guard let n = Int64(value.trimmed), n >= 0, n <= 31_536_000_000 else { throw .invalid(key, value, "expected 0 (off) to a year in ms") }
+            reauthenticationMs = n
         case "sasl.server.max.receive.size":
             guard let n = Int(value.trimmed), (1024...104_857_600).contains(n) else { throw .invalid(key, value, "expected 1024...104857600") }
             saslMaxReceiveBytes = n

@@ -24,7 +24,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from brook_interop import ck_admin, kcat, unique_topic
+from brook_interop import ck_admin, ck_create_topic, kcat, unique_topic
 from conftest import Broker, _finish, free_port
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
@@ -279,5 +279,86 @@ def test_the_first_administrator_comes_from_add_scram(tmp_path):
         refused = kcat(["-b", sasl_bootstrap(b), "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=SCRAM-SHA-512",
                         "-X", "sasl.username=root", "-X", "sasl.password=second", "-L", "-m", "5"], timeout=TIMEOUT, check=False)
         assert refused.returncode != 0
+    finally:
+        _finish(b)
+
+
+def _plain_authenticate(s: socket.socket, user: str, password: str, correlation: int) -> tuple:
+    """SaslHandshake v1 and SaslAuthenticate v1 with PLAIN on a raw socket: (error, lifetime ms)."""
+    from brook_interop import read_response
+    s.sendall(frame(17, 1, struct.pack(">h", 5) + b"PLAIN", correlation))
+    body = read_response(s)
+    assert struct.unpack(">ih", body[:6]) == (correlation, 0), body
+    token = b"\0" + user.encode() + b"\0" + password.encode()
+    s.sendall(frame(36, 1, struct.pack(">i", len(token)) + token, correlation + 1))
+    body = read_response(s)
+    (corr, error, message_len) = struct.unpack(">ihh", body[:8])
+    at = 8 + max(message_len, 0)
+    (auth_len,) = struct.unpack(">i", body[at:at + 4])
+    (lifetime,) = struct.unpack(">q", body[at + 4 + auth_len:at + 12 + auth_len])
+    assert corr == correlation + 1
+    return error, lifetime
+
+
+def _metadata_answered(s: socket.socket, correlation: int) -> bool:
+    from brook_interop import read_response
+    try:
+        s.sendall(frame(3, 1, struct.pack(">i", -1), correlation))
+        return struct.unpack(">i", read_response(s)[:4])[0] == correlation
+    except (ConnectionError, OSError):
+        return False
+
+
+def test_sessions_end_without_reauthentication_and_clients_reauthenticate(tmp_path):
+    """KIP-368 with `connections.max.reauth.ms`: SaslAuthenticate v1 gives the session's
+    lifetime; a client that re-authenticates on its connection goes on, one that does not is
+    disconnected at its next request past the end, and a re-authentication as someone else is
+    refused. librdkafka re-authenticates by itself: a producer keeps one connection for 3 sessions."""
+    b = Broker(tmp_path / "data", tmp_path / "brook.log")
+    b.sasl_port = free_port()
+    b.overrides = {
+        "listeners": f"PLAINTEXT://127.0.0.1:{b.port},SASL_PLAINTEXT://127.0.0.1:{b.sasl_port}",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
+        "connections.max.reauth.ms": "2000",
+        "num.partitions": "1",
+    }
+    try:
+        b.start()
+        # A client that does not re-authenticate: served within the session, cut after it.
+        with socket.create_connection(("127.0.0.1", b.sasl_port), timeout=10) as s:
+            assert _plain_authenticate(s, "alice", "alice-secret", 1) == (0, 2000)
+            assert _metadata_answered(s, 3)
+            time.sleep(2.3)
+            assert not _metadata_answered(s, 4), "a request past the session's end was served"
+        # One that re-authenticates before the end goes on past the first session's end.
+        with socket.create_connection(("127.0.0.1", b.sasl_port), timeout=10) as s:
+            assert _plain_authenticate(s, "alice", "alice-secret", 1) == (0, 2000)
+            time.sleep(1.5)
+            assert _plain_authenticate(s, "alice", "alice-secret", 3) == (0, 2000)
+            time.sleep(1.0)
+            assert _metadata_answered(s, 5)
+            # Another principal on the same connection: refused, then closed.
+            assert _plain_authenticate(s, "admin", "admin-secret", 6)[0] == 58  # SASL_AUTHENTICATION_FAILED
+            time.sleep(0.5)
+            assert not _metadata_answered(s, 8)
+        # librdkafka: one connection across sessions (its statistics count the connects).
+        topic = unique_topic("reauth")
+        ck_create_topic(b.bootstrap, topic)
+        stats = []
+        errors = []
+        p = Producer(ck_conf(b, "PLAIN", "alice", "alice-secret")
+                     | {"statistics.interval.ms": 500, "stats_cb": stats.append, "acks": "all", "linger.ms": 0})
+        deadline = time.monotonic() + 6.5
+        sent = 0
+        while time.monotonic() < deadline:
+            p.produce(topic, b"%d" % sent, on_delivery=lambda err, msg: errors.append(err))
+            sent += 1
+            p.poll(0.2)
+        p.flush(TIMEOUT)
+        assert errors == [None] * sent
+        import json
+        last = json.loads(stats[-1])
+        connects = {name: br["connects"] for name, br in last["brokers"].items() if br.get("nodeid", -1) >= 0}
+        assert connects and all(n == 1 for n in connects.values()), connects
     finally:
         _finish(b)

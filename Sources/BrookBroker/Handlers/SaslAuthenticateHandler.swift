@@ -7,8 +7,9 @@ import NIOCore
 /// credentials in the metadata log. A failure is answered SASL_AUTHENTICATION_FAILED at once,
 /// logged with the peer's address and counted; the connection closes
 /// `connection.failed.authentication.delay.ms` after the answer (as Kafka: the client reads
-/// the answer, and a client that retries at once is slowed). No session lifetime is given (re-authentication, KIP-368, is not
-/// asked for).
+/// the answer, and a client that retries at once is slowed). With `connections.max.reauth.ms`
+/// the session ends that long after each authentication, and the client re-authenticates on
+/// the same connection (KIP-368; the broker's side is in Broker.handle and the handshake).
 struct SaslAuthenticateHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...2
 
@@ -21,8 +22,7 @@ struct SaslAuthenticateHandler: ApiHandler {
         case .handshaken(.plain):
             switch PlainAuthentication.check(message, users: connection.listener.plainUsers) {
             case .authenticated(let user):
-                connection.authenticated(as: user)
-                return .now(SaslAuthenticateResponse())
+                return succeed(user, mechanism: .plain, serverFinal: [], version: version, context: context)
             case .failed(let reason):
                 return fail(reason, mechanism: .plain, message: "Authentication failed: Invalid username or password", context: context)
             }
@@ -52,13 +52,26 @@ struct SaslAuthenticateHandler: ApiHandler {
             connection.authentication = .scram(exchange)
             return .now(SaslAuthenticateResponse(authBytes: ByteBuffer(bytes: bytes)))
         case .authenticated(let user, let serverFinal):
-            connection.authenticated(as: user)
-            return .now(SaslAuthenticateResponse(authBytes: ByteBuffer(bytes: serverFinal)))
+            return succeed(user, mechanism: mechanism, serverFinal: serverFinal, version: context.header.apiVersion, context: context)
         case .failed(let reason):
             return fail(reason, mechanism: mechanism,
                         message: "Authentication failed during authentication due to invalid credentials with SASL mechanism \(mechanism.rawValue)",
                         context: context)
         }
+    }
+
+    /// Authenticated: the session's lifetime (`connections.max.reauth.ms`, KIP-368) goes to
+    /// clients of version 1 and later, which re-authenticate before it ends. A re-authentication
+    /// as another principal is refused, as Kafka does.
+    func succeed(_ user: String, mechanism: SaslMechanism, serverFinal: [UInt8], version: Int16, context: RequestContext) -> Reply<SaslAuthenticateResponse> {
+        let connection = context.connection!
+        let lifetime = context.broker.config.security.reauthenticationMs
+        let before = connection.principal
+        guard connection.authenticated(as: user, with: mechanism, nowMs: context.broker.clock.now().ms, lifetimeMs: lifetime) else {
+            return fail("re-authenticated as User:\(user), not \(before)", mechanism: mechanism,
+                        message: "Cannot change principals during re-authentication from \(before): User:\(user)", context: context)
+        }
+        return .now(SaslAuthenticateResponse(authBytes: ByteBuffer(bytes: serverFinal), sessionLifetimeMs: version >= 1 ? lifetime : 0))
     }
 
     func illegal(_ context: RequestContext) -> Reply<SaslAuthenticateResponse> {
