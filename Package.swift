@@ -92,10 +92,14 @@ let package = Package(
         // Authentication without I/O: SCRAM (server and client exchanges, credentials, over
         // digests it is given), PLAIN, JAAS option parsing, listener security protocols.
         .target(name: "BrookSecurity", dependencies: ["BrookCore"]),
-        // The digests SCRAM needs, over swift-crypto.
+        // The digests SCRAM needs and OAUTHBEARER's JWS signatures, over swift-crypto.
         .target(
             name: "BrookCrypto",
-            dependencies: ["BrookSecurity", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "BrookSecurity",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
         ),
         // Request handlers (one file per API), topics and partitions; no sockets.
         .target(
@@ -154,7 +158,10 @@ let package = Package(
         ),
         .executableTarget(name: "brook-fuzz", dependencies: ["BrookFuzzTargets"]),
         .testTarget(name: "BrookCoreTests", dependencies: ["BrookCore"]),
-        .testTarget(name: "BrookSecurityTests", dependencies: ["BrookSecurity", "BrookCrypto"]),
+        .testTarget(
+            name: "BrookSecurityTests",
+            dependencies: ["BrookSecurity", "BrookCrypto", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .testTarget(
             name: "BrookQuorumTests",
             dependencies: [

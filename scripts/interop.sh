@@ -40,6 +40,7 @@ clients_ok() {
 import re
 import confluent_kafka, kafka, pytest
 import snappy, lz4.frame, zstandard  # kafka-python's codecs
+import cryptography  # OAUTHBEARER's signed tokens
 def v(s):
     return tuple(int(x) for x in re.findall(r"\d+", s)[:2])
 ck = getattr(confluent_kafka, "__version__", None) or confluent_kafka.version()

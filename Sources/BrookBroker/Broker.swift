@@ -41,6 +41,9 @@ public final class Broker: Sendable {
     /// SCRAM's digests (BrookCrypto's, given by the server): without them SCRAM mechanisms
     /// are refused as unsupported.
     public let scramDigests: (any ScramDigests)?
+    /// OAUTHBEARER's signature checks (BrookCrypto's, given by the server): without them only
+    /// unsecured tokens, where enabled, are taken.
+    public let jwsVerifier: (any JwsVerifier)?
     /// Failed SASL authentications since the start.
     public let authenticationFailures = Counter()
     /// Incremental fetch sessions (KIP-227), shared by every connection.
@@ -53,9 +56,10 @@ public final class Broker: Sendable {
 
     public init(config: BrokerConfig, clock: any Clock = SystemClock(), logger: Logger,
                 admin: any AdminExecutor = QueueAdminExecutor(), work: any AdminExecutor = ConcurrentExecutor(),
-                scramDigests: (any ScramDigests)? = nil) throws {
+                scramDigests: (any ScramDigests)? = nil, jwsVerifier: (any JwsVerifier)? = nil) throws {
         self.config = config
         self.scramDigests = scramDigests
+        self.jwsVerifier = jwsVerifier
         self.clock = clock
         self.logger = logger
         self.admin = admin

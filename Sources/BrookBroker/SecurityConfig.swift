@@ -1,5 +1,6 @@
 import BrookCluster
 import BrookSecurity
+import BrookStorage
 
 /// The security settings of a broker's listeners, under Kafka's names:
 /// `listener.security.protocol.map` (NAME:PROTOCOL,...), `sasl.enabled.mechanisms` and its
@@ -24,6 +25,19 @@ public struct SecurityConfig: Sendable, Equatable {
     /// `connections.max.reauth.ms` (KIP-368): a SASL session ends this long after its
     /// authentication unless the client re-authenticates; 0 (Kafka's default) never.
     public var reauthenticationMs: Int64 = 0
+    /// OAUTHBEARER's token checks: `sasl.oauthbearer.jwks.endpoint.url` (a file: the keys that
+    /// sign tokens), `sasl.oauthbearer.expected.issuer` / `.expected.audience`,
+    /// `sasl.oauthbearer.sub.claim.name`, `sasl.oauthbearer.clock.skew.seconds`; unsecured
+    /// tokens only with Kafka's unsecured validator named in `sasl.server.callback.handler.class`.
+    public var oauth = OAuthBearer.Settings()
+    static let unsecuredValidator = "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler"
+    static let validator = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+    /// Why OAUTHBEARER cannot be served as configured; nil when it can (or is not enabled).
+    public var oauthProblem: String? {
+        let enabled = enabledMechanisms.contains(.oauthBearer) || listenerMechanisms.values.contains { $0.contains(.oauthBearer) }
+        guard enabled, oauth.keys == nil, !oauth.allowUnsecured else { return nil }
+        return "OAUTHBEARER needs sasl.oauthbearer.jwks.endpoint.url (the keys that sign tokens), or for development sasl.server.callback.handler.class=\(Self.unsecuredValidator)"
+    }
     /// `sasl.server.max.receive.size`: the largest frame taken before authentication.
     public var saslMaxReceiveBytes = 524_288
     /// `ssl.*` settings as given (`ssl.keystore.location`, ...), and per listener
@@ -97,6 +111,31 @@ public struct SecurityConfig: Sendable, Equatable {
         case "connection.failed.authentication.delay.ms":
             guard let n = Int64(value.trimmed), (0...60_000).contains(n) else { throw .invalid(key, value, "expected 0...60000") }
             failedAuthenticationDelayMs = n
+        case "sasl.oauthbearer.jwks.endpoint.url":
+            let value = value.trimmed
+            guard !value.isEmpty else { oauth.keys = nil; return true }
+            guard !value.hasPrefix("http://"), !value.hasPrefix("https://") else {
+                throw .invalid(key, value, "Brook reads the key set from a file (file:///path); fetching it over HTTP is not built")
+            }
+            let path = value.hasPrefix("file://") ? String(value.dropFirst("file://".count)) : value
+            guard let text = try? FileSystem.readFile(path) else { throw .invalid(key, value, "cannot read \(path)") }
+            do { oauth.keys = try JsonWebKeySet.parse(Array(text.utf8)) } catch { throw .invalid(key, value, error.description) }
+        case "sasl.oauthbearer.expected.issuer":
+            oauth.expectedIssuer = value.trimmed.isEmpty ? nil : value.trimmed
+        case "sasl.oauthbearer.expected.audience":
+            oauth.expectedAudience = value.split(separator: ",").map { $0.trimmed }.filter { !$0.isEmpty }
+        case "sasl.oauthbearer.sub.claim.name":
+            guard !value.trimmed.isEmpty else { throw .invalid(key, value, "a claim name") }
+            oauth.subjectClaim = value.trimmed
+        case "sasl.oauthbearer.clock.skew.seconds":
+            guard let n = Int64(value.trimmed), (0...3600).contains(n) else { throw .invalid(key, value, "expected 0...3600") }
+            oauth.clockSkewSeconds = n
+        case "sasl.server.callback.handler.class":
+            switch value.trimmed {
+            case Self.unsecuredValidator: oauth.allowUnsecured = true
+            case Self.validator, "": oauth.allowUnsecured = false
+            default: throw .invalid(key, value, "Brook serves \(Self.validator) (signed tokens) or \(Self.unsecuredValidator)")
+            }
         case "connections.max.reauth.ms":
             guard let n = Int64(value.trimmed), n >= 0, n <= 31_536_000_000 else { throw .invalid(key, value, "expected 0 (off) to a year in ms") }
             reauthenticationMs = n
@@ -122,6 +161,11 @@ public struct SecurityConfig: Sendable, Equatable {
             case _ where setting.hasPrefix("ssl."):
                 try Self.checkSSL(String(setting), value)
                 listenerSSL[listener, default: [:]][String(setting.dropFirst(4))] = value.trimmed
+            case "oauthbearer.sasl.server.callback.handler.class":
+                return try set("sasl.server.callback.handler.class", value)
+            case "oauthbearer.sasl.jaas.config":
+                // The broker's OAUTHBEARER login module has no options it uses.
+                do { _ = try JaasConfig.parse(value) } catch { throw .invalid(key, "(hidden)", "\(error)") }
             case "scram-sha-256.sasl.jaas.config", "scram-sha-512.sasl.jaas.config":
                 // The SCRAM login module has no options a broker uses (users are in the metadata log).
                 do { _ = try JaasConfig.parse(value) } catch { throw .invalid(key, "(hidden)", "\(error)") }

@@ -3,7 +3,8 @@ import BrookSecurity
 /// The SASL exchanges a client drives before it is authenticated: PLAIN messages, SCRAM's
 /// client-first and client-final messages against a known credential (and the client side's
 /// parse of a server-first message), JAAS option strings from configs, and the subject of a
-/// client certificate (the committed corpus has a real one, seed-certificate).
+/// client certificate (the committed corpus has a real one, seed-certificate), and OAUTHBEARER's
+/// message with an unsecured token.
 ///
 /// The digests are a stand-in (the harness builds without a crypto library): what is fuzzed is
 /// the exchanges' grammar and state, which compute with whatever digests they are given.
@@ -29,14 +30,19 @@ enum SaslFuzzing {
         saltedPassword: scram.saltedPassword("pencil", salt: Array("salt".utf8), iterations: 4096),
         salt: Array("salt".utf8), iterations: 4096)
     static let users = ["user": "pencil"]
+    static let unsecured: OAuthBearer.Settings = {
+        var settings = OAuthBearer.Settings()
+        settings.allowUnsecured = true
+        return settings
+    }()
 
     static let target = FuzzTarget(
         name: "sasl",
-        input: "kind (1 byte, modulo 5: 0 a PLAIN message, 1 SCRAM client-first (16-bit length) then client-final, 2 a JAAS config string, 3 a SCRAM server-first for the client side, 4 a client certificate (DER) whose subject names an SSL principal), then its bytes",
+        input: "kind (1 byte, modulo 6: 0 a PLAIN message, 1 SCRAM client-first (16-bit length) then client-final, 2 a JAAS config string, 3 a SCRAM server-first for the client side, 4 a client certificate (DER) whose subject names an SSL principal, 5 an OAUTHBEARER message with an unsecured JWT), then its bytes",
         inputBytesMax: 8192
     ) { bytes in
         var input = FuzzInput(bytes)
-        switch input.byte() % 5 {
+        switch input.byte() % 6 {
         case 0:
             if case .authenticated(let user) = PlainAuthentication.check(Array(input.rest()), users: users) {
                 precondition(user == "user", "PLAIN authenticated an unknown user")
@@ -55,9 +61,13 @@ enum SaslFuzzing {
             var client = ScramClientExchange(scram: scram, user: "user", password: "pencil", clientNonce: "fuzz")
             _ = client.clientFirst()
             if let final = client.clientFinal(Array(input.rest())) { _ = client.verify(serverFinal: final) }
-        default:
+        case 4:
             if let subject = CertificateSubject.distinguishedName(certificateDER: Array(input.rest())) {
                 _ = SslPrincipalMapper.default.name(for: subject)
+            }
+        default:
+            if case .authenticated(let user, _) = OAuthBearer.check(Array(input.rest()), settings: unsecured, nowMs: 0, verifier: nil) {
+                precondition(!user.isEmpty, "OAUTHBEARER authenticated an empty principal")
             }
         }
     }
@@ -73,6 +83,7 @@ enum SaslFuzzing {
             .init(target: "sasl", name: "seed-scram", bytes: [1] + FuzzSeeds.uint16(clientFirst.count) + clientFirst + final),
             .init(target: "sasl", name: "seed-jaas", bytes: [2] + Array(#"org.apache.kafka.common.security.plain.PlainLoginModule required username="a" password="b" user_a="b";"#.utf8)),
             .init(target: "sasl", name: "seed-server-first", bytes: [3] + serverFirst),
+            .init(target: "sasl", name: "seed-oauthbearer", bytes: [5] + Array("n,,\u{1}auth=Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6MTAwMH0.\u{1}\u{1}".utf8)),
         ]
     }
 }

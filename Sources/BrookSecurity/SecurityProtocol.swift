@@ -24,10 +24,11 @@ public enum SaslMechanism: String, CaseIterable, Sendable {
     case plain = "PLAIN"
     case scramSHA256 = "SCRAM-SHA-256"
     case scramSHA512 = "SCRAM-SHA-512"
+    case oauthBearer = "OAUTHBEARER"
 
     public var scram: ScramMechanism? {
         switch self {
-        case .plain: nil
+        case .plain, .oauthBearer: nil
         case .scramSHA256: .sha256
         case .scramSHA512: .sha512
         }

@@ -34,8 +34,8 @@ struct ClientOptions: ParsableArguments {
         if securityProtocol.usesTLS { throw ValidationError("security.protocol \(protocolName): brook's tools do not speak TLS yet") }
         guard securityProtocol.usesSASL else { return nil }
         let name = settings["sasl.mechanism"]?.uppercased() ?? "GSSAPI"
-        guard let mechanism = SaslMechanism(rawValue: name) else {
-            throw ValidationError("sasl.mechanism \(name): brook's tools speak \(SaslMechanism.allCases.map(\.rawValue).joined(separator: ", "))")
+        guard let mechanism = SaslMechanism(rawValue: name), mechanism != .oauthBearer else {
+            throw ValidationError("sasl.mechanism \(name): brook's tools speak \(SaslMechanism.allCases.filter { $0 != .oauthBearer }.map(\.rawValue).joined(separator: ", "))")
         }
         guard let jaas = settings["sasl.jaas.config"] else { throw ValidationError("--command-config has no sasl.jaas.config") }
         let options: [String: String]

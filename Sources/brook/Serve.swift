@@ -65,6 +65,7 @@ struct Serve: ParsableCommand {
         do { config = try BrokerConfig(settings) } catch { throw ValidationError("\(error)") }
         // Key stores and trust stores load now: a setting that cannot be used stops the start.
         do { try BrookServer.checkListeners(config) } catch { throw ValidationError("\(error)") }
+        if let problem = config.security.oauthProblem { throw ValidationError(problem) }
         if config.security.authorizer != nil && config.processRoles.isEmpty && !config.singleNodeQuorum {
             throw ValidationError("authorizer.class.name needs the metadata quorum, where access control entries live (brook.single.node.quorum=false has none)")
         }
@@ -110,7 +111,7 @@ struct Serve: ParsableCommand {
             try runClusterNode(node, voters: [VoterAddress(id: config.nodeID, host: host, port: listener?.port ?? 0)], singleNode: true, bootstrap: bootstrap, logger: logger)
         }
 
-        let broker = try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests())
+        let broker = try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests(), jwsVerifier: SwiftCryptoJwsVerifier())
         haltOnFatalLogDirFailure(broker, logger: logger)
         let server = BrookServer(broker: broker, threads: broker.config.networkThreads, logger: logger)
         let addresses = try server.start()
@@ -139,7 +140,7 @@ struct Serve: ParsableCommand {
         var voters = voters
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // The broker first: its data is what a single node's controller takes over.
-        let broker = config.processRoles.contains(.broker) ? try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests()) : nil
+        let broker = config.processRoles.contains(.broker) ? try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests(), jwsVerifier: SwiftCryptoJwsVerifier()) : nil
         if let broker { haltOnFatalLogDirFailure(broker, logger: logger) }
         var driver: QuorumDriver?
         if config.processRoles.contains(.controller) {

@@ -4,7 +4,8 @@ import NIOCore
 
 /// SaslAuthenticate: one step of the exchange the handshake chose. PLAIN takes one message and
 /// checks it against the listener's users; SCRAM takes two and checks the proof against the
-/// credentials in the metadata log. A failure is answered SASL_AUTHENTICATION_FAILED at once,
+/// credentials in the metadata log; OAUTHBEARER takes one carrying a JWT (OAuthBearer; a
+/// refusal is answered at once, without RFC 7628's error challenge). A failure is answered SASL_AUTHENTICATION_FAILED at once,
 /// logged with the peer's address and counted; the connection closes
 /// `connection.failed.authentication.delay.ms` after the answer (as Kafka: the client reads
 /// the answer, and a client that retries at once is slowed). With `connections.max.reauth.ms`
@@ -25,6 +26,17 @@ struct SaslAuthenticateHandler: ApiHandler {
                 return succeed(user, mechanism: .plain, serverFinal: [], version: version, context: context)
             case .failed(let reason):
                 return fail(reason, mechanism: .plain, message: "Authentication failed: Invalid username or password", context: context)
+            }
+        case .handshaken(.oauthBearer):
+            let now = context.broker.clock.now().ms
+            switch OAuthBearer.check(message, settings: context.broker.config.security.oauth, nowMs: now, verifier: context.broker.jwsVerifier) {
+            case .authenticated(let user, let expiresAtMs):
+                // KIP-368: with re-authentication on, the session ends with the token at the latest.
+                let reauth = context.broker.config.security.reauthenticationMs
+                let lifetime = reauth > 0 ? max(1, min(reauth, expiresAtMs - now)) : 0
+                return succeed(user, mechanism: .oauthBearer, serverFinal: [], version: version, lifetimeMs: lifetime, context: context)
+            case .failed(let reason):
+                return fail(reason, mechanism: .oauthBearer, message: "Authentication failed: invalid_token", context: context)
             }
         case .handshaken(let mechanism):
             guard let scram = mechanism.scram else { return illegal(context) }
@@ -63,9 +75,10 @@ struct SaslAuthenticateHandler: ApiHandler {
     /// Authenticated: the session's lifetime (`connections.max.reauth.ms`, KIP-368) goes to
     /// clients of version 1 and later, which re-authenticate before it ends. A re-authentication
     /// as another principal is refused, as Kafka does.
-    func succeed(_ user: String, mechanism: SaslMechanism, serverFinal: [UInt8], version: Int16, context: RequestContext) -> Reply<SaslAuthenticateResponse> {
+    func succeed(_ user: String, mechanism: SaslMechanism, serverFinal: [UInt8], version: Int16, lifetimeMs: Int64? = nil,
+                 context: RequestContext) -> Reply<SaslAuthenticateResponse> {
         let connection = context.connection!
-        let lifetime = context.broker.config.security.reauthenticationMs
+        let lifetime = lifetimeMs ?? context.broker.config.security.reauthenticationMs
         let before = connection.principal
         guard connection.authenticated(as: user, with: mechanism, nowMs: context.broker.clock.now().ms, lifetimeMs: lifetime) else {
             return fail("re-authenticated as User:\(user), not \(before)", mechanism: mechanism,

@@ -24,7 +24,8 @@ struct SaslHandshakeHandler: ApiHandler {
                                     "SaslHandshake out of turn")
         }
         guard let mechanism = SaslMechanism(rawValue: request.mechanism), connection.listener.mechanisms.contains(mechanism),
-              mechanism.scram == nil || context.broker.scramDigests != nil, !reauthenticating || mechanism == connection.mechanism else {
+              mechanism.scram == nil || context.broker.scramDigests != nil, !reauthenticating || mechanism == connection.mechanism,
+              mechanism != .oauthBearer || context.broker.config.security.oauthProblem == nil else {
             connection.authentication = .failed
             return .answerThenClose(context.eventLoop.makeSucceededFuture(SaslHandshakeResponse(errorCode: ErrorCode.unsupportedSaslMechanism.rawValue, mechanisms: enabled)),
                                     "SASL mechanism '\(request.mechanism.prefix(64))' is not enabled")
