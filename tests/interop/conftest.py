@@ -225,6 +225,29 @@ def _finish(b: Broker) -> None:
 # Fixtures
 
 
+def sasl_broker(base: Path, overrides: dict, plaintext: bool = True) -> Broker:
+    """A broker (not started) with a SASL_PLAINTEXT listener on `b.sasl_port`, and a PLAINTEXT one
+    on `b.port` unless `plaintext` is False; one partition per topic; `overrides` on top."""
+    b = Broker(base / "data", base / "brook.log")
+    b.sasl_port = free_port()
+    listeners = [f"SASL_PLAINTEXT://127.0.0.1:{b.sasl_port}"]
+    if plaintext:
+        listeners.insert(0, f"PLAINTEXT://127.0.0.1:{b.port}")
+    else:
+        b.port = b.sasl_port
+    b.overrides = {"listeners": ",".join(listeners), "num.partitions": "1", **overrides}
+    return b
+
+
+def start_or_fail(b: Broker) -> Broker:
+    """Starts `b`; a broker that does not come up fails the test with its log."""
+    try:
+        b.start()
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
+    return b
+
+
 @pytest.fixture(scope="module")
 def broker(request, tmp_path_factory):
     """A broker shared by the tests of one module."""

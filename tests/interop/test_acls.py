@@ -15,7 +15,7 @@ from confluent_kafka.admin import (
 )
 
 from brook_interop import ck_admin, kcat, unique_topic
-from conftest import Broker, _finish, free_port
+from conftest import Broker, _finish, sasl_broker, start_or_fail
 
 TIMEOUT = 30
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
@@ -25,21 +25,12 @@ ANY = AclPermissionType.ANY
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory):
-    base = tmp_path_factory.mktemp("acls")
-    b = Broker(base / "data", base / "brook.log")
-    b.sasl_port = free_port()
-    b.overrides = {
-        "listeners": f"PLAINTEXT://127.0.0.1:{b.port},SASL_PLAINTEXT://127.0.0.1:{b.sasl_port}",
+    b = start_or_fail(sasl_broker(tmp_path_factory.mktemp("acls"), {
         "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         # The broker's own connections (transaction markers) use its first listener, as ANONYMOUS.
         "super.users": "User:admin;User:ANONYMOUS",
-        "num.partitions": "1",
-    }
-    try:
-        b.start()
-    except RuntimeError as e:
-        pytest.fail(str(e), pytrace=False)
+    }))
     yield b
     _admins.clear()  # their handles go before the broker does
     _finish(b)

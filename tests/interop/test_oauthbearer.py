@@ -8,11 +8,10 @@ import base64
 import json
 import time
 
-import pytest
 from confluent_kafka import KafkaError, Producer
 
 from brook_interop import ck_create_topic, unique_topic
-from conftest import Broker, _finish, free_port
+from conftest import Broker, _finish, free_port, sasl_broker, start_or_fail
 
 TIMEOUT = 30
 UNSECURED = "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler"
@@ -58,19 +57,7 @@ class Keys:
 
 
 def start(tmp_path, overrides: dict) -> Broker:
-    b = Broker(tmp_path / "data", tmp_path / "brook.log")
-    b.sasl_port = free_port()
-    b.overrides = {
-        "listeners": f"PLAINTEXT://127.0.0.1:{b.port},SASL_PLAINTEXT://127.0.0.1:{b.sasl_port}",
-        "listener.name.sasl_plaintext.sasl.enabled.mechanisms": "OAUTHBEARER",
-        "num.partitions": "1",
-        **overrides,
-    }
-    try:
-        b.start()
-    except RuntimeError as e:
-        pytest.fail(str(e), pytrace=False)
-    return b
+    return start_or_fail(sasl_broker(tmp_path, {"listener.name.sasl_plaintext.sasl.enabled.mechanisms": "OAUTHBEARER", **overrides}))
 
 
 def produce(b: Broker, topic: str, **conf) -> list:

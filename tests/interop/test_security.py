@@ -25,7 +25,7 @@ from confluent_kafka.admin import (
 )
 
 from brook_interop import ck_admin, ck_create_topic, kcat, unique_topic
-from conftest import Broker, _finish, free_port
+from conftest import Broker, _finish, sasl_broker, start_or_fail
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
         'username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";')
@@ -34,18 +34,7 @@ TIMEOUT = 30
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory):
-    base = tmp_path_factory.mktemp("secured")
-    b = Broker(base / "data", base / "brook.log")
-    b.sasl_port = free_port()
-    b.overrides = {
-        "listeners": f"PLAINTEXT://127.0.0.1:{b.port},SASL_PLAINTEXT://127.0.0.1:{b.sasl_port}",
-        "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
-        "num.partitions": "1",
-    }
-    try:
-        b.start()
-    except RuntimeError as e:
-        pytest.fail(str(e), pytrace=False)
+    b = start_or_fail(sasl_broker(tmp_path_factory.mktemp("secured"), {"listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS}))
     admin = ck_admin(b.bootstrap)
     upserts = [
         UserScramCredentialUpsertion("bob", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"bob-256"),
@@ -249,15 +238,8 @@ def test_the_first_administrator_comes_from_add_scram(tmp_path):
     in the cluster from its first start, so an administrator can log in over SCRAM with only a
     SASL listener and an authorizer; given again with another password on a later start, it is
     ignored (the metadata log exists)."""
-    b = Broker(tmp_path / "data", tmp_path / "brook.log")
-    b.sasl_port = free_port()
-    b.overrides = {
-        "listeners": f"SASL_PLAINTEXT://127.0.0.1:{b.sasl_port}",
-        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users": "User:root",
-        "num.partitions": "1",
-    }
-    b.port = b.sasl_port
+    b = sasl_broker(tmp_path, {"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                               "super.users": "User:root"}, plaintext=False)
     b.extra_args = ["--add-scram", "SCRAM-SHA-512=[name=root,password=\"first,secret\",iterations=8192]"]
 
     def describe(password: str) -> list:
@@ -266,10 +248,7 @@ def test_the_first_administrator_comes_from_add_scram(tmp_path):
         return admin.describe_user_scram_credentials().result(timeout=TIMEOUT)["root"].scram_credential_infos
 
     try:
-        try:
-            b.start()
-        except RuntimeError as e:
-            pytest.fail(str(e), pytrace=False)
+        start_or_fail(b)
         infos = describe("first,secret")
         assert [(i.mechanism, i.iterations) for i in infos] == [(ScramMechanism.SCRAM_SHA_512, 8192)]
         b.stop()
@@ -314,16 +293,9 @@ def test_sessions_end_without_reauthentication_and_clients_reauthenticate(tmp_pa
     lifetime; a client that re-authenticates on its connection goes on, one that does not is
     disconnected at its next request past the end, and a re-authentication as someone else is
     refused. librdkafka re-authenticates by itself: a producer keeps one connection for 3 sessions."""
-    b = Broker(tmp_path / "data", tmp_path / "brook.log")
-    b.sasl_port = free_port()
-    b.overrides = {
-        "listeners": f"PLAINTEXT://127.0.0.1:{b.port},SASL_PLAINTEXT://127.0.0.1:{b.sasl_port}",
-        "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
-        "connections.max.reauth.ms": "2000",
-        "num.partitions": "1",
-    }
+    b = sasl_broker(tmp_path, {"listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS, "connections.max.reauth.ms": "2000"})
     try:
-        b.start()
+        start_or_fail(b)
         # A client that does not re-authenticate: served within the session, cut after it.
         with socket.create_connection(("127.0.0.1", b.sasl_port), timeout=10) as s:
             assert _plain_authenticate(s, "alice", "alice-secret", 1) == (0, 2000)
