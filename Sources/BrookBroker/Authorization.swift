@@ -77,6 +77,7 @@ public struct Authorization: Sendable {
         34: .cluster(.alter), 43: .cluster(.alter),              // AlterReplicaLogDirs, ElectLeaders
         45: .cluster(.alter), 64: .cluster(.alter),              // AlterPartitionReassignments, UnregisterBroker
         27: .cluster(.clusterAction),                            // WriteTxnMarkers
+        48: .cluster(.describeConfigs), 49: .cluster(.alterConfigs), // Describe/AlterClientQuotas
     ]
 
     /// The check an API gets: its entry, else ALTER on the cluster (an API served later without

@@ -46,6 +46,8 @@ public final class Broker: Sendable {
     public let jwsVerifier: (any JwsVerifier)?
     /// Failed SASL authentications since the start.
     public let authenticationFailures = Counter()
+    /// Client quotas on produced and fetched bytes, measured per quota entity.
+    public let quotas = ClientQuotaEnforcer()
     /// Incremental fetch sessions (KIP-227), shared by every connection.
     public let fetchSessions = FetchSessions(seed: UInt64.random(in: 1...UInt64.max))
     /// Whether the broker's last run ended with `shutdown()` (Kafka's `.kafka_cleanshutdown`):
@@ -134,6 +136,8 @@ public final class Broker: Sendable {
         table.register(DescribeAclsHandler())
         table.register(CreateAclsHandler())
         table.register(DeleteAclsHandler())
+        table.register(DescribeClientQuotasHandler())
+        table.register(AlterClientQuotasHandler())
         return table
     }
 

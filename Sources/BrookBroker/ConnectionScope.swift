@@ -85,6 +85,22 @@ public final class ConnectionScope: @unchecked Sendable {
         principal = "User:" + name
     }
 
+    /// How long the connection is not to be read once its next response is out (a client quota's
+    /// throttle, KIP-219); taken by the server.
+    public private(set) var throttledMs: Int64 = 0
+
+    func throttle(_ ms: Int64) {
+        eventLoop.preconditionInEventLoop()
+        throttledMs = max(throttledMs, ms)
+    }
+
+    /// The throttle to apply now, cleared.
+    public func takeThrottle() -> Int64 {
+        eventLoop.preconditionInEventLoop()
+        defer { throttledMs = 0 }
+        return throttledMs
+    }
+
     /// How many waiting things the connection holds.
     public var waitingCount: Int {
         eventLoop.preconditionInEventLoop()

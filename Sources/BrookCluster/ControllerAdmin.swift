@@ -38,6 +38,9 @@ public enum ControllerAdminRequest: Equatable, Sendable {
     /// DeleteAcls, the ids the broker's filters matched: those still there are removed in one
     /// entry. Answered one TopicAnswer, named "".
     case deleteAcls([KafkaUUID])
+    /// AlterClientQuotas, checked by the broker (entities, keys, values): every change in one
+    /// entry. Answered one TopicAnswer, named "".
+    case alterClientQuotas([ClientQuotaRecord])
 
     /// The longest name or value (UTF-8 bytes) a request to the controller carries; brokers
     /// refuse longer ones before forwarding.
@@ -164,6 +167,15 @@ extension ClusterController {
                 answers.append(TopicAnswer(name: user, error: .none))
             }
             return (entries, answers)
+        case .alterClientQuotas(let changes):
+            let adding = Set(changes.filter { !$0.remove }.compactMap(\.quotaEntity)).subtracting(image.clientQuotas.keys)
+            guard image.clientQuotas.count + adding.count <= MetadataImage.quotaEntitiesMax else {
+                return ([], [TopicAnswer(name: "", error: .policyViolation, message: "At most \(MetadataImage.quotaEntitiesMax) entities may have quotas.")])
+            }
+            guard changes.allSatisfy({ $0.quotaEntity != nil && QuotaEntity.keys.contains($0.key) && ($0.remove || ($0.value.isFinite && $0.value > 0)) }) else {
+                return ([], [TopicAnswer(name: "", error: .invalidRequest, message: "A quota change that cannot be applied.")])
+            }
+            return (changes.isEmpty ? [] : [changes.map { .clientQuota($0) }], [TopicAnswer(name: "", error: .none)])
         case .createAcls(let bindings):
             var records: [MetadataRecord] = []
             var answers: [TopicAnswer] = []

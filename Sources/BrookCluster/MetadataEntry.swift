@@ -122,6 +122,9 @@ extension MetadataImage {
         for (id, binding) in acls.byID.sorted(by: { ($0.key.high, $0.key.low) < ($1.key.high, $1.key.low) }) {
             records.append(.accessControlEntry(binding.record(id: id)))
         }
+        for (entity, values) in clientQuotas.sorted(by: { $0.key.description < $1.key.description }) {
+            for (key, value) in values.sorted(by: { $0.key < $1.key }) { records.append(.clientQuota(ClientQuotaRecord(entity, key: key, value: value))) }
+        }
         return records
     }
 

@@ -113,6 +113,10 @@ public struct MetadataImage: Equatable, Sendable {
     public private(set) var scramCredentials: [String: [Int8: UserScramCredentialRecord]] = [:]
     /// Access control entries, by id (CreateAcls / DeleteAcls).
     public private(set) var acls = AclTable()
+    /// Client quota values by entity and key (AlterClientQuotas).
+    public private(set) var clientQuotas: [QuotaEntity: [String: Double]] = [:]
+    /// Entities with quota values the image holds at most.
+    public static let quotaEntitiesMax = 100_000
 
     /// More than this many topics or brokers in one image is refused (a runaway writer).
     public static let topicsMax = 200_000
@@ -180,6 +184,19 @@ public struct MetadataImage: Equatable, Sendable {
                 throw MetadataError("removal of SCRAM credential \(r.mechanism) that '\(r.name)' lacks")
             }
             if scramCredentials[r.name]?.isEmpty == true { scramCredentials[r.name] = nil }
+        case .clientQuota(let r):
+            guard let entity = r.quotaEntity, QuotaEntity.keys.contains(r.key), r.remove || (r.value.isFinite && r.value > 0) else {
+                throw MetadataError("client quota \(r.key) that cannot be set")
+            }
+            if r.remove {
+                clientQuotas[entity]?[r.key] = nil
+                if clientQuotas[entity]?.isEmpty == true { clientQuotas[entity] = nil }
+            } else {
+                guard clientQuotas[entity] != nil || clientQuotas.count < Self.quotaEntitiesMax else {
+                    throw MetadataError("more than \(Self.quotaEntitiesMax) client quota entities")
+                }
+                clientQuotas[entity, default: [:]][r.key] = r.value
+            }
         case .accessControlEntry(let r):
             guard let binding = AclBinding(r), binding.problem == nil, acls.byID[r.id] == nil else { throw MetadataError("access control entry \(r.id) that cannot be added") }
             guard acls.count < AclTable.entriesMax else { throw MetadataError("more than \(AclTable.entriesMax) access control entries") }

@@ -66,6 +66,7 @@ enum RequestFuzzing {
         DescribeTransactionsRequest.self, ListTransactionsRequest.self, ConsumerGroupHeartbeatRequest.self,
         SaslHandshakeRequest.self, SaslAuthenticateRequest.self, DescribeUserScramCredentialsRequest.self,
         AlterUserScramCredentialsRequest.self, CreateAclsRequest.self, DescribeAclsRequest.self, DeleteAclsRequest.self,
+        DescribeClientQuotasRequest.self, AlterClientQuotasRequest.self,
         ConsumerGroupDescribeRequest.self, UnregisterBrokerRequest.self, AlterReplicaLogDirsRequest.self,
     ]
 

@@ -29,6 +29,7 @@ public enum MetadataRecord: Sendable, Equatable, CustomStringConvertible {
     case removeUserScramCredential(RemoveUserScramCredentialRecord)
     case accessControlEntry(AccessControlEntryRecord)
     case removeAccessControlEntry(RemoveAccessControlEntryRecord)
+    case clientQuota(ClientQuotaRecord)
 
     /// The only frame version Kafka writes and reads.
     public static let frameVersion: UInt32 = 1
@@ -40,6 +41,7 @@ public enum MetadataRecord: Sendable, Equatable, CustomStringConvertible {
         RemoveTopicRecord.self, FeatureLevelRecord.self, ProducerIdsRecord.self,
         BrokerRegistrationChangeRecord.self, NoOpRecord.self, UserScramCredentialRecord.self,
         RemoveUserScramCredentialRecord.self, AccessControlEntryRecord.self, RemoveAccessControlEntryRecord.self,
+        ClientQuotaRecord.self,
     ]
 
     /// The record inside, whatever its type.
@@ -62,6 +64,7 @@ public enum MetadataRecord: Sendable, Equatable, CustomStringConvertible {
         case .removeUserScramCredential(let body): body
         case .accessControlEntry(let body): body
         case .removeAccessControlEntry(let body): body
+        case .clientQuota(let body): body
         }
     }
 
@@ -128,6 +131,7 @@ public enum MetadataRecord: Sendable, Equatable, CustomStringConvertible {
         case RemoveUserScramCredentialRecord.apiKey: .removeUserScramCredential(try body(version, &reader))
         case AccessControlEntryRecord.apiKey: .accessControlEntry(try body(version, &reader))
         case RemoveAccessControlEntryRecord.apiKey: .removeAccessControlEntry(try body(version, &reader))
+        case ClientQuotaRecord.apiKey: .clientQuota(try body(version, &reader))
         default: throw ProtocolError("unknown metadata record type \(apiKey)")
         }
     }
@@ -162,6 +166,8 @@ public enum MetadataRecord: Sendable, Equatable, CustomStringConvertible {
         case .removeUserScramCredential(let r): about = "\(r.name) mechanism \(r.mechanism)"
         case .accessControlEntry(let r): about = "\(r.id) \(r.principal) \(r.permissionType) \(r.operation) on \(r.resourceType):\(r.resourceName)"
         case .removeAccessControlEntry(let r): about = "\(r.id)"
+        case .clientQuota(let r):
+            about = r.entity.map { "\($0.entityType)=\($0.entityName ?? "<default>")" }.joined(separator: ",") + " \(r.key)" + (r.remove ? " removed" : "=\(r.value)")
         }
         return "\(type(of: body).messageName)(\(about))"
     }

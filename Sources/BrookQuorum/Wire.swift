@@ -326,11 +326,26 @@ enum Frame: Equatable {
                 buffer.writeInteger(id.high)
                 buffer.writeInteger(id.low)
             }
+        case .alterClientQuotas(let changes):
+            buffer.writeInteger(UInt8(13))
+            buffer.writeInteger(UInt32(changes.count))
+            for change in changes {
+                buffer.writeInteger(UInt8(change.entity.count))
+                for component in change.entity {
+                    writeString(component.entityType, into: &buffer)
+                    writeString(component.entityName, into: &buffer)
+                }
+                writeString(change.key, into: &buffer)
+                buffer.writeInteger(change.value.bitPattern)
+                buffer.writeInteger(UInt8(change.remove ? 1 : 0))
+            }
         }
     }
 
     /// Access control entries one admin request carries at most.
     static let aclsMax = 10_000
+    /// Client quota changes one admin request carries at most.
+    static let quotaChangesMax = 10_000
 
     /// Users' credential changes one admin request carries at most, and the longest salt or key.
     static let scramChangesMax = 10_000
@@ -489,6 +504,21 @@ enum Frame: Equatable {
                 ids.append(KafkaUUID(high: high, low: low))
             }
             return .deleteAcls(ids)
+        case 13:
+            guard let count = body.readInteger(as: UInt32.self), count <= quotaChangesMax else { return nil }
+            var changes: [ClientQuotaRecord] = []
+            for _ in 0..<count {
+                guard let components = body.readInteger(as: UInt8.self), components <= 4 else { return nil }
+                var entity: [ClientQuotaRecord.EntityData] = []
+                for _ in 0..<components {
+                    guard let type = readString(&body) ?? nil, let name = readString(&body) else { return nil }
+                    entity.append(.init(entityType: type, entityName: name))
+                }
+                guard let key = readString(&body) ?? nil, let bits = body.readInteger(as: UInt64.self),
+                      let remove = body.readInteger(as: UInt8.self), remove <= 1 else { return nil }
+                changes.append(ClientQuotaRecord(entity: entity, key: key, value: Double(bitPattern: bits), remove: remove == 1))
+            }
+            return .alterClientQuotas(changes)
         default:
             return nil
         }

@@ -45,6 +45,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// Answers completed out of order, by sequence; nil for requests without an answer.
     var completed: [Int: (EncodedResponse?, Int)] = [:]
     var unanswered = 0
+    /// Not read until then: a client quota's throttle.
+    var mutedUntil: NIODeadline?
     var readHeld = false
     /// The next frame's memory did not fit; a release resumes the connection.
     var waitingForMemory = false
@@ -229,6 +231,22 @@ final class ConnectionHandler: ChannelDuplexHandler {
             wroteSinceFlush = true
         }
         if let last = closeAfter, nextToWrite > last { closeWhenWritten(context) }
+        if let ms = scope?.takeThrottle(), ms > 0 { mute(for: ms, context: context) }
+    }
+
+    /// A client quota's throttle (KIP-219): the response went out with its throttle time, and
+    /// the connection is not read until it has passed.
+    func mute(for ms: Int64, context: ChannelHandlerContext) {
+        let until = context.eventLoop.now + .milliseconds(ms)
+        if let muted = mutedUntil, muted >= until { return }
+        mutedUntil = until
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(deadline: until) {
+            let (handler, context) = bound.value
+            guard let muted = handler.mutedUntil, context.eventLoop.now >= muted else { return }
+            handler.mutedUntil = nil
+            handler.resumeReadingIfAllowed(context)
+        }
     }
 
     /// Closes once everything written so far has gone out (a close fails unwritten writes).
@@ -310,6 +328,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     var mayRead: Bool {
         unanswered < Limits.inflightRequestsPerConnectionMax && !waitingForMemory && !waitingForOffloaded && closeAfter == nil
+            && mutedUntil == nil
     }
 
     func read(context: ChannelHandlerContext) {

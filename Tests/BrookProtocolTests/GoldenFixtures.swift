@@ -2933,6 +2933,74 @@ enum GoldenFixtures {
         ]
     }
 
+    static var describeClientQuotasRequests: [GoldenFixture] {
+        [
+            GoldenFixture(DescribeClientQuotasRequest.self, version: 0, variant: "full",
+                          hex: "00000002000c656e74697479547970652d3104000d6d617463682d332dc3a9e697a5000c656e74697479547970652d3407000d6d617463682d362dc3a9e697a501",
+                          expected: DescribeClientQuotasRequest(components: [.init(entityType: "entityType-1", matchType: 4, match: "match-3-é日"), .init(entityType: "entityType-4", matchType: 7, match: "match-6-é日")], strict: true)),
+            GoldenFixture(DescribeClientQuotasRequest.self, version: 0, variant: "sparse",
+                          hex: "00000001000003ffff01",
+                          expected: DescribeClientQuotasRequest(components: [.init(entityType: "", matchType: 3, match: nil)], strict: true)),
+            GoldenFixture(DescribeClientQuotasRequest.self, version: 1, variant: "full",
+                          hex: "030d656e74697479547970652d31040e6d617463682d332dc3a9e697a5000d656e74697479547970652d34070e6d617463682d362dc3a9e697a5000100",
+                          expected: DescribeClientQuotasRequest(components: [.init(entityType: "entityType-1", matchType: 4, match: "match-3-é日"), .init(entityType: "entityType-4", matchType: 7, match: "match-6-é日")], strict: true)),
+            GoldenFixture(DescribeClientQuotasRequest.self, version: 1, variant: "sparse",
+                          hex: "02010300000100",
+                          expected: DescribeClientQuotasRequest(components: [.init(entityType: "", matchType: 3, match: nil)], strict: true)),
+        ]
+    }
+
+    static var describeClientQuotasResponses: [GoldenFixture] {
+        [
+            GoldenFixture(DescribeClientQuotasResponse.self, version: 0, variant: "full",
+                          hex: "12345679123600146572726f724d6573736167652d332dc3a9e697a50000000200000001000c656e74697479547970652d34000c656e746974794e616d652d3500000001000b6b65792d362dc3a9e697a5415c00007000000000000001000c656e74697479547970652d380012656e746974794e616d652d392dc3a9e697a50000000100066b65792d31304166000058000000",
+                          expected: DescribeClientQuotasResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: "errorMessage-3-é日", entries: [.init(entity: [.init(entityType: "entityType-4", entityName: "entityName-5")], values: [.init(key: "key-6-é日", value: 7340033.75)]), .init(entity: [.init(entityType: "entityType-8", entityName: "entityName-9-é日")], values: [.init(key: "key-10", value: 11534338.75)])])),
+            GoldenFixture(DescribeClientQuotasResponse.self, version: 0, variant: "sparse",
+                          hex: "123456791236ffffffffffff",
+                          expected: DescribeClientQuotasResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: nil, entries: nil)),
+            GoldenFixture(DescribeClientQuotasResponse.self, version: 1, variant: "full",
+                          hex: "123456791236156572726f724d6573736167652d332dc3a9e697a503020d656e74697479547970652d340d656e746974794e616d652d3500020c6b65792d362dc3a9e697a5415c0000700000000000020d656e74697479547970652d3813656e746974794e616d652d392dc3a9e697a50002076b65792d31304166000058000000000000",
+                          expected: DescribeClientQuotasResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: "errorMessage-3-é日", entries: [.init(entity: [.init(entityType: "entityType-4", entityName: "entityName-5")], values: [.init(key: "key-6-é日", value: 7340033.75)]), .init(entity: [.init(entityType: "entityType-8", entityName: "entityName-9-é日")], values: [.init(key: "key-10", value: 11534338.75)])])),
+            GoldenFixture(DescribeClientQuotasResponse.self, version: 1, variant: "sparse",
+                          hex: "123456791236000000",
+                          expected: DescribeClientQuotasResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: nil, entries: nil)),
+        ]
+    }
+
+    static var alterClientQuotasRequests: [GoldenFixture] {
+        [
+            GoldenFixture(AlterClientQuotasRequest.self, version: 0, variant: "full",
+                          hex: "0000000200000001000c656e74697479547970652d31000c656e746974794e616d652d3200000001000b6b65792d332dc3a9e697a5415000004000000001000000010012656e74697479547970652d362dc3a9e697a5000c656e746974794e616d652d370000000100056b65792d3841620000480000000101",
+                          expected: AlterClientQuotasRequest(entries: [.init(entity: [.init(entityType: "entityType-1", entityName: "entityName-2")], ops: [.init(key: "key-3-é日", value: 4194305.0, remove: true)]), .init(entity: [.init(entityType: "entityType-6-é日", entityName: "entityName-7")], ops: [.init(key: "key-8", value: 9437186.25, remove: true)])], validateOnly: true)),
+            GoldenFixture(AlterClientQuotasRequest.self, version: 0, variant: "sparse",
+                          hex: "00000001000000010000ffff00000001000041300000400000000101",
+                          expected: AlterClientQuotasRequest(entries: [.init(entity: [.init(entityType: "", entityName: nil)], ops: [.init(key: "", value: 1048576.25, remove: true)])], validateOnly: true)),
+            GoldenFixture(AlterClientQuotasRequest.self, version: 1, variant: "full",
+                          hex: "03020d656e74697479547970652d310d656e746974794e616d652d3200020c6b65792d332dc3a9e697a541500000400000000100000213656e74697479547970652d362dc3a9e697a50d656e746974794e616d652d370002066b65792d3841620000480000000100000100",
+                          expected: AlterClientQuotasRequest(entries: [.init(entity: [.init(entityType: "entityType-1", entityName: "entityName-2")], ops: [.init(key: "key-3-é日", value: 4194305.0, remove: true)]), .init(entity: [.init(entityType: "entityType-6-é日", entityName: "entityName-7")], ops: [.init(key: "key-8", value: 9437186.25, remove: true)])], validateOnly: true)),
+            GoldenFixture(AlterClientQuotasRequest.self, version: 1, variant: "sparse",
+                          hex: "0202010000020141300000400000000100000100",
+                          expected: AlterClientQuotasRequest(entries: [.init(entity: [.init(entityType: "", entityName: nil)], ops: [.init(key: "", value: 1048576.25, remove: true)])], validateOnly: true)),
+        ]
+    }
+
+    static var alterClientQuotasResponses: [GoldenFixture] {
+        [
+            GoldenFixture(AlterClientQuotasResponse.self, version: 0, variant: "full",
+                          hex: "1234567900000002123600146572726f724d6573736167652d332dc3a9e697a500000001000c656e74697479547970652d34000c656e746974794e616d652d35123a000e6572726f724d6573736167652d3700000001000c656e74697479547970652d380012656e746974794e616d652d392dc3a9e697a5",
+                          expected: AlterClientQuotasResponse(throttleTimeMs: 305419897, entries: [.init(errorCode: 4662, errorMessage: "errorMessage-3-é日", entity: [.init(entityType: "entityType-4", entityName: "entityName-5")]), .init(errorCode: 4666, errorMessage: "errorMessage-7", entity: [.init(entityType: "entityType-8", entityName: "entityName-9-é日")])])),
+            GoldenFixture(AlterClientQuotasResponse.self, version: 0, variant: "sparse",
+                          hex: "12345679000000011236ffff000000010000ffff",
+                          expected: AlterClientQuotasResponse(throttleTimeMs: 305419897, entries: [.init(errorCode: 4662, errorMessage: nil, entity: [.init(entityType: "", entityName: nil)])])),
+            GoldenFixture(AlterClientQuotasResponse.self, version: 1, variant: "full",
+                          hex: "12345679031236156572726f724d6573736167652d332dc3a9e697a5020d656e74697479547970652d340d656e746974794e616d652d350000123a0f6572726f724d6573736167652d37020d656e74697479547970652d3813656e746974794e616d652d392dc3a9e697a5000000",
+                          expected: AlterClientQuotasResponse(throttleTimeMs: 305419897, entries: [.init(errorCode: 4662, errorMessage: "errorMessage-3-é日", entity: [.init(entityType: "entityType-4", entityName: "entityName-5")]), .init(errorCode: 4666, errorMessage: "errorMessage-7", entity: [.init(entityType: "entityType-8", entityName: "entityName-9-é日")])])),
+            GoldenFixture(AlterClientQuotasResponse.self, version: 1, variant: "sparse",
+                          hex: "1234567902123600020100000000",
+                          expected: AlterClientQuotasResponse(throttleTimeMs: 305419897, entries: [.init(errorCode: 4662, errorMessage: nil, entity: [.init(entityType: "", entityName: nil)])])),
+        ]
+    }
+
     static var describeUserScramCredentialsRequests: [GoldenFixture] {
         [
             GoldenFixture(DescribeUserScramCredentialsRequest.self, version: 0, variant: "full",
@@ -3190,7 +3258,7 @@ enum GoldenFixtures {
     }
 
     static var all: [GoldenFixture] {
-        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + saslHandshakeRequests + saslHandshakeResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeAclsRequests + describeAclsResponses + createAclsRequests + createAclsResponses + deleteAclsRequests + deleteAclsResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + alterReplicaLogDirsRequests + alterReplicaLogDirsResponses + saslAuthenticateRequests + saslAuthenticateResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + electLeadersRequests + electLeadersResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + alterPartitionReassignmentsRequests + alterPartitionReassignmentsResponses + listPartitionReassignmentsRequests + listPartitionReassignmentsResponses + offsetDeleteRequests + offsetDeleteResponses + describeUserScramCredentialsRequests + describeUserScramCredentialsResponses + alterUserScramCredentialsRequests + alterUserScramCredentialsResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + unregisterBrokerRequests + unregisterBrokerResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
+        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + saslHandshakeRequests + saslHandshakeResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeAclsRequests + describeAclsResponses + createAclsRequests + createAclsResponses + deleteAclsRequests + deleteAclsResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + alterReplicaLogDirsRequests + alterReplicaLogDirsResponses + saslAuthenticateRequests + saslAuthenticateResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + electLeadersRequests + electLeadersResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + alterPartitionReassignmentsRequests + alterPartitionReassignmentsResponses + listPartitionReassignmentsRequests + listPartitionReassignmentsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClientQuotasRequests + describeClientQuotasResponses + alterClientQuotasRequests + alterClientQuotasResponses + describeUserScramCredentialsRequests + describeUserScramCredentialsResponses + alterUserScramCredentialsRequests + alterUserScramCredentialsResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + unregisterBrokerRequests + unregisterBrokerResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses
     }
 
     /// Requests with their header (v1 or v2) as kafka-python writes them: (api key, version, correlation id, client id, bytes).

@@ -41,12 +41,23 @@ struct FetchHandler: ApiHandler {
         let maxWaitMs = min(request.maxWaitMs, Self.maxWaitMsMax)
         // Errors are answered at once, as Kafka does: waiting would not change them.
         let anyError = response.errorCode != 0 || response.responses.contains { $0.partitions.contains { $0.errorCode != 0 } }
-        guard bytes < Int(request.minBytes), maxWaitMs > 0, !anyError else { return .now(response) }
+        guard bytes < Int(request.minBytes), maxWaitMs > 0, !anyError else { return .now(Self.throttled(response, request: request, context: context)) }
         if let connection = context.connection, connection.waitingCount >= Limits.waitingRequestsPerConnectionMax {
             return .now(response)  // this connection has enough waiting already
         }
         let parked = ParkedFetch(request: request, version: version, context: context, handler: self)
         return .later(parked.start(waitMs: maxWaitMs))
+    }
+
+    /// The answer with its throttle time when a consumer's quota (`consumer_byte_rate`) is
+    /// passed; a replica's fetch is not counted.
+    static func throttled(_ response: FetchResponse, request: FetchRequest, context: RequestContext) -> FetchResponse {
+        let replica = context.header.apiVersion >= 15 ? request.replicaState.replicaId : request.replicaId
+        guard replica.value < 0 else { return response }
+        let bytes = response.responses.reduce(0) { $0 + $1.partitions.reduce(0) { $0 + ($1.records?.byteCount ?? 0) } }
+        var answer = response
+        answer.throttleTimeMs = context.throttle(.fetch, bytes: bytes)
+        return answer
     }
 
     /// Every partition asked for answered with `code`, and the top-level error too (which only v7+
@@ -369,7 +380,7 @@ final class ParkedFetch: @unchecked Sendable {
 
     func finish(_ response: FetchResponse) {
         guard end() else { return }
-        promise.succeed(response)
+        promise.succeed(FetchHandler.throttled(response, request: request, context: context))
     }
 
     /// Unparks everywhere; false if already ended.

@@ -19,6 +19,25 @@ struct ProduceHandler: ApiHandler {
     typealias PartitionResult = ProduceResponse.TopicProduceResponse.PartitionProduceResponse
 
     func handle(_ request: ProduceRequest, version: Int16, context: RequestContext) -> Reply<ProduceResponse> {
+        // A producer's quota (`producer_byte_rate`): the records' bytes are counted as they come.
+        let bytes = request.topicData.reduce(0) { $0 + $1.partitionData.reduce(0) { $0 + ($1.records?.byteCount ?? 0) } }
+        let throttle = context.throttle(.produce, bytes: bytes)
+        let reply = append(request, version: version, context: context)
+        guard throttle > 0 else { return reply }
+        func throttled(_ response: ProduceResponse) -> ProduceResponse {
+            var answer = response
+            answer.throttleTimeMs = throttle
+            return answer
+        }
+        switch reply {
+        case .now(let response): return .now(throttled(response))
+        case .later(let future): return .later(future.map(throttled))
+        case .offloaded(let future, let handled): return .offloaded(future.map(throttled), handled: handled)
+        case let other: return other
+        }
+    }
+
+    func append(_ request: ProduceRequest, version: Int16, context: RequestContext) -> Reply<ProduceResponse> {
         // Decompressing (and checking) large compressed batches would hold up every other
         // connection on this event loop: that work moves off it. acks=0 stays here: its failure
         // closes the connection, which an answer that comes later cannot do.

@@ -51,6 +51,8 @@ public enum ApiCatalog {
         Entry(key: 45, name: "AlterPartitionReassignments", versions: 0...1, flexibleFrom: 0),
         Entry(key: 46, name: "ListPartitionReassignments", versions: 0...0, flexibleFrom: 0),
         Entry(key: 47, name: "OffsetDelete", versions: 0...0, flexibleFrom: nil),
+        Entry(key: 48, name: "DescribeClientQuotas", versions: 0...1, flexibleFrom: 1),
+        Entry(key: 49, name: "AlterClientQuotas", versions: 0...1, flexibleFrom: 1),
         Entry(key: 50, name: "DescribeUserScramCredentials", versions: 0...0, flexibleFrom: 0),
         Entry(key: 51, name: "AlterUserScramCredentials", versions: 0...0, flexibleFrom: 0),
         Entry(key: 60, name: "DescribeCluster", versions: 0...2, flexibleFrom: 0),

@@ -74,6 +74,9 @@ from kafka.protocol.admin.cluster import AlterReplicaLogDirsRequest, AlterReplic
 from kafka.protocol.admin.acl import (  # noqa: E402
     CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest, DescribeAclsResponse,
 )
+from kafka.protocol.admin.client_quotas import (  # noqa: E402
+    AlterClientQuotasRequest, AlterClientQuotasResponse, DescribeClientQuotasRequest, DescribeClientQuotasResponse,
+)
 from kafka.protocol.admin.users import (  # noqa: E402
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
@@ -191,6 +194,8 @@ CLASSES = {
     "CreateAcls": (CreateAclsRequest, CreateAclsResponse),
     "DescribeAcls": (DescribeAclsRequest, DescribeAclsResponse),
     "DeleteAcls": (DeleteAclsRequest, DeleteAclsResponse),
+    "DescribeClientQuotas": (DescribeClientQuotasRequest, DescribeClientQuotasResponse),
+    "AlterClientQuotas": (AlterClientQuotasRequest, AlterClientQuotasResponse),
     **KIP848_APIS,
 }
 
@@ -231,6 +236,8 @@ class Sampler:
             return uuid.UUID(int=(0x0123456789ABCDEF << 64) | (0xFEDCBA9800000000 + n))
         elif kind in ("records", "bytes"):
             return bytes((n * 7 + i) % 256 for i in range(n % 5 + 3))
+        elif kind == "float64":
+            return 1048576.25 * n  # exact in binary, so its decimal form round-trips
         else:
             raise ValueError(kind)
         if v == default:
@@ -379,6 +386,8 @@ class Builder:
             return ".bytes(ByteBuffer(bytes: [" + ", ".join(f"0x{b:02X}" for b in x) + "]))"
         if kind == "bytes":
             return "ByteBuffer(bytes: [" + ", ".join(f"0x{b:02X}" for b in x) + "])"
+        if kind == "float64":
+            return repr(float(x))
         raise ValueError(kind)
 
 

@@ -1,0 +1,42 @@
+import BrookBroker
+import BrookCluster
+import Testing
+
+@Suite struct ClientQuotaTests {
+    @Test func theFirstEntityInKafkasOrderDecidesAndTheThrottleIsKafkas() {
+        let enforcer = ClientQuotaEnforcer()
+        let quotas: [QuotaEntity: [String: Double]] = [
+            QuotaEntity(clientID: .named("app")): ["producer_byte_rate": 1000],
+            QuotaEntity(user: .named("alice"), clientID: .named("app")): ["producer_byte_rate": 100_000],
+            QuotaEntity(user: .defaultEntity): ["consumer_byte_rate": 500],
+        ]
+        // alice/app: her own entity's 100 kB/s, over a window of at least 10 s: 1 MB passes.
+        #expect(enforcer.record(.produce, bytes: 1_000_000, principal: "User:alice", clientID: "app", nowMs: 0, quotas: quotas) == 0)
+        // 1.1 MB in the window: 110 kB/s, 10% over: throttled 10% of the 10 s window.
+        #expect(enforcer.record(.produce, bytes: 100_000, principal: "User:alice", clientID: "app", nowMs: 0, quotas: quotas) == 1000)
+        // bob/app falls to client-id=app's 1 kB/s.
+        #expect(enforcer.record(.produce, bytes: 20_000, principal: "User:bob", clientID: "app", nowMs: 0, quotas: quotas) == 10_000)
+        // The default user's fetch quota applies to each user on its own.
+        #expect(enforcer.record(.fetch, bytes: 5000, principal: "User:carol", clientID: nil, nowMs: 0, quotas: quotas) == 0)
+        #expect(enforcer.record(.fetch, bytes: 5000, principal: "User:dave", clientID: nil, nowMs: 0, quotas: quotas) == 0)
+        #expect(enforcer.record(.fetch, bytes: 5000, principal: "User:carol", clientID: nil, nowMs: 0, quotas: quotas) > 0)
+        // No quota for the key: never throttled.
+        #expect(enforcer.record(.fetch, bytes: 10_000_000, principal: "User:x", clientID: "app", nowMs: 0, quotas: [:]) == 0)
+    }
+
+    @Test func theWindowSlides() {
+        let enforcer = ClientQuotaEnforcer()
+        let quotas: [QuotaEntity: [String: Double]] = [QuotaEntity(clientID: .defaultEntity): ["producer_byte_rate": 1000]]
+        #expect(enforcer.record(.produce, bytes: 10_000, principal: "User:a", clientID: "c", nowMs: 0, quotas: quotas) == 0)
+        #expect(enforcer.record(.produce, bytes: 1000, principal: "User:a", clientID: "c", nowMs: 500, quotas: quotas) > 0)
+        // 12 s later the early samples have left the window.
+        #expect(enforcer.record(.produce, bytes: 1000, principal: "User:a", clientID: "c", nowMs: 12_500, quotas: quotas) == 0)
+    }
+
+    @Test func entitiesAreParsedAsKafkaNamesThem() throws {
+        #expect(try QuotaEntity.parse([("user", "alice"), ("client-id", nil)]).get() == QuotaEntity(user: .named("alice"), clientID: .defaultEntity))
+        for bad: [(type: String, name: String?)] in [[], [("ip", "1.2.3.4")], [("user", "a"), ("user", "b")], [("user", "")]] {
+            guard case .failure = QuotaEntity.parse(bad) else { Issue.record("\(bad) was taken"); continue }
+        }
+    }
+}
