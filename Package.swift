@@ -131,6 +131,7 @@ let package = Package(
                 "BrookCore", "BrookProtocol", "BrookRecords", "BrookSecurity", "BrookCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         .executableTarget(

@@ -31,8 +31,9 @@ public final class BrokerConnection: Sendable {
     /// Connects to `host:port`, asks which versions the broker serves and, given credentials,
     /// authenticates with SASL.
     public static func connect(_ address: String, clientID: String = "brook-cli", timeoutMs: Int64 = 10_000,
-                               sasl: SaslCredentials? = nil) async throws -> BrokerConnection {
+                               sasl: SaslCredentials? = nil, tls: ClientTLS? = nil) async throws -> BrokerConnection {
         let (host, port) = try parseAddress(address)
+        let tlsHandler = try tls.map { try $0.handler(host: host) }
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.milliseconds(timeoutMs))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -44,6 +45,7 @@ public final class BrokerConnection: Sendable {
         }
         let matcher = try await channel.eventLoop.submit {
             let matcher = ResponseMatcher(clientID: clientID)
+            if let tlsHandler { try channel.pipeline.syncOperations.addHandler(tlsHandler) }
             try channel.pipeline.syncOperations.addHandler(
                 ByteToMessageHandler(KafkaFrameDecoder(frameBytesMin: 4, frameBytesMax: responseBytesMax)))
             try channel.pipeline.syncOperations.addHandler(matcher)

@@ -11,28 +11,54 @@ struct ClientOptions: ParsableArguments {
     var bootstrapServer = "127.0.0.1:9092"
 
     @Option(name: .customLong("command-config"),
-            help: "A client properties file, as Kafka's tools take: security.protocol=SASL_PLAINTEXT, sasl.mechanism, and sasl.jaas.config with username and password.")
+            help: "A client properties file, as Kafka's tools take: security.protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), sasl.mechanism and sasl.jaas.config with username and password, ssl.truststore.location and ssl.keystore.location (PEM).")
     var commandConfig: String?
 
     func connect() async throws -> BrokerConnection { try await connect(to: bootstrapServer) }
 
     /// A connection to `address` (another broker of the cluster) with the same settings.
     func connect(to address: String) async throws -> BrokerConnection {
-        let sasl = try credentials()
-        do { return try await BrokerConnection.connect(address, sasl: sasl) } catch { throw CommandFailure("\(error)") }
+        let settings = try commandSettings()
+        let sasl = try credentials(settings)
+        let tls = try tlsSettings(settings)
+        do { return try await BrokerConnection.connect(address, sasl: sasl, tls: tls) } catch { throw CommandFailure("\(error)") }
     }
 
-    /// The SASL identity `--command-config` gives, if its security.protocol uses SASL.
-    func credentials() throws -> SaslCredentials? {
-        guard let commandConfig else { return nil }
+    /// The settings of `--command-config` (none without it).
+    func commandSettings() throws -> [String: String] {
+        guard let commandConfig else { return [:] }
         guard let text = try? String(contentsOfFile: commandConfig, encoding: .utf8) else {
             throw ValidationError("cannot read --command-config \(commandConfig)")
         }
-        let settings = Dictionary(BrokerConfig.readProperties(text), uniquingKeysWith: { $1 })
+        return Dictionary(BrokerConfig.readProperties(text), uniquingKeysWith: { $1 })
+    }
+
+    func securityProtocol(_ settings: [String: String]) throws -> SecurityProtocol {
         let protocolName = settings["security.protocol"]?.uppercased() ?? "PLAINTEXT"
         guard let securityProtocol = SecurityProtocol(rawValue: protocolName) else { throw ValidationError("unknown security.protocol \(protocolName)") }
-        if securityProtocol.usesTLS { throw ValidationError("security.protocol \(protocolName): brook's tools do not speak TLS yet") }
-        guard securityProtocol.usesSASL else { return nil }
+        return securityProtocol
+    }
+
+    /// TLS as Kafka's client properties give it, if security.protocol uses it: PEM trust and key
+    /// stores (`ssl.truststore.location`, `ssl.keystore.location` with `ssl.key.password`),
+    /// `ssl.endpoint.identification.algorithm`.
+    func tlsSettings(_ settings: [String: String]) throws -> ClientTLS? {
+        guard try securityProtocol(settings).usesTLS else { return nil }
+        for key in ["ssl.truststore.type", "ssl.keystore.type"] {
+            if let type = settings[key], type.uppercased() != "PEM" { throw ValidationError("\(key)=\(type): brook's tools read PEM files") }
+        }
+        var tls = ClientTLS()
+        tls.trustFile = settings["ssl.truststore.location"] ?? settings["ssl.ca.location"]
+        tls.certificateFile = settings["ssl.keystore.location"] ?? settings["ssl.certificate.location"]
+        tls.keyFile = settings["ssl.key.location"]
+        tls.keyPassword = settings["ssl.key.password"]
+        tls.verifyHostname = (settings["ssl.endpoint.identification.algorithm"] ?? "https").lowercased() == "https"
+        return tls
+    }
+
+    /// The SASL identity `--command-config` gives, if its security.protocol uses SASL.
+    func credentials(_ settings: [String: String]) throws -> SaslCredentials? {
+        guard try securityProtocol(settings).usesSASL else { return nil }
         let name = settings["sasl.mechanism"]?.uppercased() ?? "GSSAPI"
         guard let mechanism = SaslMechanism(rawValue: name), mechanism != .oauthBearer else {
             throw ValidationError("sasl.mechanism \(name): brook's tools speak \(SaslMechanism.allCases.filter { $0 != .oauthBearer }.map(\.rawValue).joined(separator: ", "))")

@@ -87,10 +87,10 @@ def test_signed_tokens_are_verified_against_the_key_set(tmp_path):
             "another audience": lambda _c: keys.token("RS256", aud="elsewhere"),
         }
         for what, cb in refused.items():
-            errors = produce(b, topic, oauth_cb=cb, **{"message.timeout.ms": 3000})
+            errors = produce(b, topic, oauth_cb=cb, **{"message.timeout.ms": 1500})
             assert errors and errors[0] is not None, what
         unsecured = produce(b, topic, **{"enable.sasl.oauthbearer.unsecure.jwt": True, "sasl.oauthbearer.config": "principal=alice",
-                                         "message.timeout.ms": 3000})
+                                         "message.timeout.ms": 1500})
         assert unsecured and unsecured[0] is not None
         # (The broker's log says why, rate-limited: the first refusal in each few seconds.)
         assert "no configured key verifies" in b.log_tail(400)

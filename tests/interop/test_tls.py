@@ -16,7 +16,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from brook_interop import ck_admin, kcat, unique_topic
+from brook_interop import ck_admin, ck_create_topic, kcat, unique_topic
 from conftest import BROOK_BIN, Broker, _finish, free_port
 from tls_certs import make_certs
 
@@ -249,3 +249,37 @@ def test_principal_mapping_rules_that_do_not_parse_stop_the_start(tmp_path, cert
                             capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode != 0
     assert "ssl.principal.mapping.rules" in result.stderr + result.stdout
+
+
+def test_the_brook_tools_speak_tls(tls_broker, certs, tmp_path):
+    """`--command-config` with Kafka's client properties: SSL with a trust store, mTLS with a key
+    store, SASL_SSL; a trust store without the broker's CA is refused with a readable error."""
+    def props(name: str, **settings) -> str:
+        path = tmp_path / f"{name}.properties"
+        path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        return str(path)
+
+    def topics(listener: str, config: str) -> subprocess.CompletedProcess:
+        return subprocess.run([BROOK_BIN, "topic", "list", "--bootstrap-server", f"127.0.0.1:{tls_broker.tls[listener]}",
+                               "--command-config", config], capture_output=True, text=True, timeout=TIMEOUT)
+
+    topic = unique_topic("tools-tls")
+    ck_create_topic(tls_broker.bootstrap, topic)
+    ssl = props("ssl", **{"security.protocol": "SSL", "ssl.truststore.location": certs["ca.pem"]})
+    deadline = time.monotonic() + 10
+    while True:
+        listed = topics("SSL", ssl)
+        if listed.returncode == 0 and topic in listed.stdout.split() or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert listed.returncode == 0 and topic in listed.stdout.split(), listed.stderr
+    mtls = props("mtls", **{"security.protocol": "SSL", "ssl.truststore.location": certs["ca.pem"],
+                            "ssl.certificate.location": certs["client.pem"], "ssl.key.location": certs["client.key"]})
+    assert topics("MTLS", mtls).returncode == 0
+    assert topics("MTLS", ssl).returncode != 0  # no client certificate
+    sasl = props("sasl", **{"security.protocol": "SASL_SSL", "ssl.truststore.location": certs["ca.pem"], "sasl.mechanism": "PLAIN",
+                            "sasl.jaas.config": 'org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" password="alice-secret";'})
+    assert topics("SASL_SSL", sasl).returncode == 0
+    stranger = props("stranger", **{"security.protocol": "SSL", "ssl.truststore.location": certs["other-ca.pem"]})
+    refused = topics("SSL", stranger)
+    assert refused.returncode != 0 and refused.stderr.strip(), refused

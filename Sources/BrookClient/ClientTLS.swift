@@ -1,0 +1,46 @@
+import NIOCore
+import NIOSSL
+
+/// TLS for a client connection (the `brook` tools' `security.protocol=SSL` / `SASL_SSL`): the CA
+/// certificates that sign the broker's (`ssl.truststore.location`, PEM; the system's when not
+/// given), a certificate and key for mTLS (`ssl.keystore.location`, one PEM file with both, or
+/// `ssl.certificate.location` and `ssl.key.location`), and whether the broker's name is checked
+/// against its certificate (`ssl.endpoint.identification.algorithm`: `https`, Kafka's default,
+/// or empty for no check).
+public struct ClientTLS: Sendable {
+    public var trustFile: String?
+    public var certificateFile: String?
+    public var keyFile: String?
+    public var keyPassword: String?
+    public var verifyHostname = true
+
+    public init() {}
+
+    func context() throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        if let trustFile { configuration.trustRoots = .file(trustFile) }
+        if !verifyHostname { configuration.certificateVerification = .noHostnameVerification }
+        if let certificateFile {
+            let keyFile = keyFile ?? certificateFile
+            let certificates = try NIOSSLCertificate.fromPEMFile(certificateFile)
+            guard !certificates.isEmpty else { throw ClientError("no certificate in \(certificateFile)") }
+            configuration.certificateChain = certificates.map { .certificate($0) }
+            let key: NIOSSLPrivateKey
+            if let password = keyPassword {
+                key = try NIOSSLPrivateKey(file: keyFile, format: .pem) { provide in provide(Array(password.utf8)) }
+            } else {
+                key = try NIOSSLPrivateKey(file: keyFile, format: .pem)
+            }
+            configuration.privateKey = .privateKey(key)
+        }
+        do { return try NIOSSLContext(configuration: configuration) } catch { throw ClientError("TLS settings cannot be used: \(error)") }
+    }
+
+    /// The handler that puts TLS under the connection to `host`.
+    func handler(host: String) throws -> NIOSSLClientHandler {
+        // An IP address is not a server name (SNI); it is still checked against the certificate.
+        let isAddress = host.contains(":") || host.split(separator: ".").allSatisfy { Int($0) != nil }
+        return try NIOSSLClientHandler(context: context(), serverHostname: isAddress ? nil : host)
+    }
+}
