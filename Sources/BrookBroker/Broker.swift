@@ -179,8 +179,9 @@ public final class Broker: Sendable {
             // As Kafka: any other request before the SASL exchange ends closes the connection.
             throw RequestRefused(description: "\(entry.name) before SASL authentication on listener \(connection.listener.name)")
         }
-        if let connection, header.apiKey != SaslHandshakeRequest.apiKey, header.apiKey != SaslAuthenticateRequest.apiKey,
-           connection.sessionExpired(nowMs: clock.now().ms) {
+        // The clock is read only for a session that has an end.
+        if let connection, connection.sessionExpiresAtMs != nil, header.apiKey != SaslHandshakeRequest.apiKey,
+           header.apiKey != SaslAuthenticateRequest.apiKey, connection.sessionExpired(nowMs: clock.now().ms) {
             // KIP-368, as Kafka: past the session's end only a re-authentication is taken.
             throw RequestRefused(description: "\(entry.name) after the SASL session of \(connection.principal) ended (connections.max.reauth.ms) without re-authentication")
         }

@@ -90,9 +90,11 @@ extension RequestContext {
     /// Records this request's bytes against the connection's quota (none for a replica's fetch:
     /// replication is not a client's traffic); the throttle time for its response, and the
     /// connection is not read for that long once the response is out.
-    func throttle(_ kind: ClientQuotaEnforcer.Kind, bytes: Int) -> Int32 {
+    /// `bytes` is counted only when some quota exists (the produce and fetch paths pay nothing
+    /// otherwise).
+    func throttle(_ kind: ClientQuotaEnforcer.Kind, bytes: () -> Int) -> Int32 {
         guard let quotas = broker.cluster.current?.image.clientQuotas, !quotas.isEmpty else { return 0 }
-        let ms = broker.quotas.record(kind, bytes: bytes, principal: connection?.principal ?? "User:ANONYMOUS",
+        let ms = broker.quotas.record(kind, bytes: bytes(), principal: connection?.principal ?? "User:ANONYMOUS",
                                       clientID: header.clientID, nowMs: broker.clock.now().ms, quotas: quotas)
         if ms > 0 { connection?.throttle(ms) }
         return Int32(clamping: ms)

@@ -54,9 +54,12 @@ struct FetchHandler: ApiHandler {
     static func throttled(_ response: FetchResponse, request: FetchRequest, context: RequestContext) -> FetchResponse {
         let replica = context.header.apiVersion >= 15 ? request.replicaState.replicaId : request.replicaId
         guard replica.value < 0 else { return response }
-        let bytes = response.responses.reduce(0) { $0 + $1.partitions.reduce(0) { $0 + ($1.records?.byteCount ?? 0) } }
+        let throttle = context.throttle(.fetch) {
+            response.responses.reduce(0) { $0 + $1.partitions.reduce(0) { $0 + ($1.records?.byteCount ?? 0) } }
+        }
+        guard throttle > 0 else { return response }
         var answer = response
-        answer.throttleTimeMs = context.throttle(.fetch, bytes: bytes)
+        answer.throttleTimeMs = throttle
         return answer
     }
 

@@ -20,8 +20,9 @@ struct ProduceHandler: ApiHandler {
 
     func handle(_ request: ProduceRequest, version: Int16, context: RequestContext) -> Reply<ProduceResponse> {
         // A producer's quota (`producer_byte_rate`): the records' bytes are counted as they come.
-        let bytes = request.topicData.reduce(0) { $0 + $1.partitionData.reduce(0) { $0 + ($1.records?.byteCount ?? 0) } }
-        let throttle = context.throttle(.produce, bytes: bytes)
+        let throttle = context.throttle(.produce) {
+            request.topicData.reduce(0) { $0 + $1.partitionData.reduce(0) { $0 + ($1.records?.byteCount ?? 0) } }
+        }
         let reply = append(request, version: version, context: context)
         guard throttle > 0 else { return reply }
         func throttled(_ response: ProduceResponse) -> ProduceResponse {
