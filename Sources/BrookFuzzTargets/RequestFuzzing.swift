@@ -80,7 +80,9 @@ enum RequestFuzzing {
         } catch {
             preconditionFailure("\(M.self) v\(version): what it encodes does not decode: \(error)")
         }
-        precondition(again == message, "\(M.self) v\(version): decoding its encoding changes the value")
+        // A float64 NaN (the quota APIs) is not equal to itself: the same bytes are the same value.
+        precondition(again == message || again.encoded(version: version) == encoded,
+                     "\(M.self) v\(version): decoding its encoding changes the value")
     }
 }
 
