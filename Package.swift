@@ -116,6 +116,7 @@ let package = Package(
             name: "BrookServer",
             dependencies: [
                 "BrookCore", "BrookProtocol", "BrookBroker", "BrookStorage", "BrookCluster", "BrookClient", "BrookSecurity", "BrookCrypto",
+                "BrookQuorum",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -193,6 +194,7 @@ let package = Package(
             name: "BrookBrokerTests",
             dependencies: [
                 "BrookBroker", "BrookServer", "BrookProtocol", "BrookRecords", "BrookStorage", "BrookGroups", "BrookTxn",
+                "BrookSecurity", "BrookClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

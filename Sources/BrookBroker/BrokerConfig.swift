@@ -1,4 +1,5 @@
 import BrookCore
+import BrookSecurity
 import BrookGroups
 import BrookStorage
 import BrookTxn
@@ -154,6 +155,12 @@ public struct BrokerConfig: Sendable {
     public var singleNodeQuorum = true
     /// Listeners' security protocols, SASL mechanisms and users.
     public var security = SecurityConfig()
+    /// `inter.broker.listener.name`, or the listener of `security.inter.broker.protocol` (Kafka's
+    /// two ways, one at a time): where this broker reaches the others (replica fetches,
+    /// transaction markers), with that listener's security as a client. Neither given: the first
+    /// client listener, as before.
+    public var interBrokerListenerName: String?
+    public var interBrokerProtocol: SecurityProtocol?
 
     public init() {}
 
@@ -166,6 +173,35 @@ public struct BrokerConfig: Sendable {
         guard let listener, var found = (advertisedListeners ?? listeners).first(where: { $0.name == listener }) else { return advertised }
         if found.host.isEmpty || found.host == "0.0.0.0" || found.host == "::" { found.host = advertised.host }
         return found
+    }
+
+    /// The listener brokers use between them (checked by `checkListenerNames`).
+    public var interBrokerListener: String {
+        if let interBrokerListenerName { return interBrokerListenerName }
+        if let interBrokerProtocol,
+           let listener = clientListeners.first(where: { security.securityProtocol(of: $0.name) == interBrokerProtocol }) {
+            return listener.name
+        }
+        return advertised.name
+    }
+
+    /// Cross-checks of listener names, once every setting is in.
+    func checkListenerNames() throws(BrokerConfigError) {
+        if interBrokerListenerName != nil && interBrokerProtocol != nil {
+            throw .invalid("inter.broker.listener.name", interBrokerListenerName ?? "", "give it or security.inter.broker.protocol, not both")
+        }
+        if let name = interBrokerListenerName {
+            guard clientListeners.contains(where: { $0.name == name }) else {
+                throw .invalid("inter.broker.listener.name", name, "not a listener of listeners (nor a controller listener)")
+            }
+        }
+        if let wanted = interBrokerProtocol, !clientListeners.contains(where: { security.securityProtocol(of: $0.name) == wanted }) {
+            throw .invalid("security.inter.broker.protocol", wanted.rawValue, "no listener has that protocol")
+        }
+        for name in controllerListenerNames where security.securityProtocol(of: name).usesSASL {
+            throw .invalid("listener.security.protocol.map", "\(name):\(security.securityProtocol(of: name).rawValue)",
+                           "Brook's controllers speak their own protocol, over PLAINTEXT or SSL (mTLS with ssl.client.auth=required), not SASL")
+        }
     }
 
     /// The address clients are told to use.
@@ -182,6 +218,7 @@ public struct BrokerConfig: Sendable {
     public init(_ settings: [(String, String)]) throws(BrokerConfigError) {
         self.init()
         for (key, value) in settings { try set(key, value) }
+        try checkListenerNames()
     }
 
     public mutating func set(_ key: String, _ value: String) throws(BrokerConfigError) {
@@ -244,6 +281,13 @@ public struct BrokerConfig: Sendable {
         case "controller.quorum.voters":
             guard !value.trimmed.isEmpty else { throw .invalid(key, value, "expected id@host:port,...") }
             controllerQuorumVoters = value.trimmed
+        case "inter.broker.listener.name":
+            interBrokerListenerName = value.trimmed.isEmpty ? nil : value.trimmed
+        case "security.inter.broker.protocol":
+            guard let wanted = SecurityProtocol(rawValue: value.trimmed.uppercased()) else {
+                throw .invalid(key, value, "expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+            }
+            interBrokerProtocol = wanted
         case "controller.listener.names":
             controllerListenerNames = value.split(separator: ",").map { $0.trimmed }.filter { !$0.isEmpty }
         case "broker.session.timeout.ms": brokerSessionTimeoutMs = try int(100...Int64(Int32.max))

@@ -53,6 +53,23 @@ public struct SecurityConfig: Sendable, Equatable {
     var authorizerEnabled = false
     public var ssl: [String: String] = [:]
     public var listenerSSL: [String: [String: String]] = [:]
+    /// The broker's own identity on a SASL listener, for its connections to the other brokers:
+    /// the `username` and `password` options of `listener.name.NAME.MECHANISM.sasl.jaas.config`
+    /// (Kafka's), by upper-case listener name and mechanism.
+    public var listenerLogins: [String: [SaslMechanism: SaslLogin]] = [:]
+    /// `sasl.mechanism.inter.broker.protocol`: the mechanism of those connections. Kafka's
+    /// default, GSSAPI, is not served: Brook's is PLAIN.
+    public var interBrokerMechanism: SaslMechanism = .plain
+
+    /// A user name and password a broker authenticates with.
+    public struct SaslLogin: Sendable, Equatable {
+        public var user: String
+        public var password: String
+        public init(user: String, password: String) {
+            self.user = user
+            self.password = password
+        }
+    }
 
     /// The `ssl.*` settings of a listener, without the prefix (`keystore.location`, ...).
     public func ssl(for listener: String) -> [String: String] {
@@ -90,6 +107,11 @@ public struct SecurityConfig: Sendable, Equatable {
             protocolMap = map
         case "sasl.enabled.mechanisms":
             enabledMechanisms = try Self.mechanisms(key, value)
+        case "sasl.mechanism.inter.broker.protocol":
+            guard let mechanism = SaslMechanism(rawValue: value.trimmed.uppercased()), mechanism != .oauthBearer else {
+                throw .invalid(key, value, "brokers authenticate to each other with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+            }
+            interBrokerMechanism = mechanism
         case "authorizer.class.name":
             let name = value.trimmed
             guard name.isEmpty || Self.authorizerNames.contains(name) else {
@@ -155,7 +177,11 @@ public struct SecurityConfig: Sendable, Equatable {
             case "sasl.enabled.mechanisms":
                 listenerMechanisms[listener] = try Self.mechanisms(key, value)
             case "plain.sasl.jaas.config":
-                do { listenerPlainUsers[listener] = try JaasConfig.parse(value).plainUsers } catch {
+                do {
+                    let jaas = try JaasConfig.parse(value)
+                    listenerPlainUsers[listener] = jaas.plainUsers
+                    keepLogin(jaas, listener, .plain)
+                } catch {
                     throw .invalid(key, "(hidden)", "\(error)")
                 }
             case _ where setting.hasPrefix("ssl."):
@@ -167,13 +193,25 @@ public struct SecurityConfig: Sendable, Equatable {
                 // The broker's OAUTHBEARER login module has no options it uses.
                 do { _ = try JaasConfig.parse(value) } catch { throw .invalid(key, "(hidden)", "\(error)") }
             case "scram-sha-256.sasl.jaas.config", "scram-sha-512.sasl.jaas.config":
-                // The SCRAM login module has no options a broker uses (users are in the metadata log).
-                do { _ = try JaasConfig.parse(value) } catch { throw .invalid(key, "(hidden)", "\(error)") }
+                // Users are in the metadata log; username and password are the broker's own login.
+                do {
+                    keepLogin(try JaasConfig.parse(value), listener, setting.hasPrefix("scram-sha-256") ? .scramSHA256 : .scramSHA512)
+                } catch {
+                    throw .invalid(key, "(hidden)", "\(error)")
+                }
             default:
                 return false
             }
         }
         return true
+    }
+
+    mutating func keepLogin(_ jaas: JaasConfig, _ listener: String, _ mechanism: SaslMechanism) {
+        if let user = jaas.options["username"], let password = jaas.options["password"] {
+            listenerLogins[listener, default: [:]][mechanism] = SaslLogin(user: user, password: password)
+        } else {
+            listenerLogins[listener]?[mechanism] = nil
+        }
     }
 
     /// The `ssl.*` settings read here rather than by the server's TLS setup.

@@ -13,10 +13,15 @@ public struct ClientTLS: Sendable {
     public var keyFile: String?
     public var keyPassword: String?
     public var verifyHostname = true
+    /// A context made elsewhere (a broker's own, from its listener's settings), used as is.
+    var made: NIOSSLContext?
 
     public init() {}
 
+    public init(context: NIOSSLContext) { made = context }
+
     func context() throws -> NIOSSLContext {
+        if let made { return made }
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
         if let trustFile { configuration.trustRoots = .file(trustFile) }
@@ -38,9 +43,14 @@ public struct ClientTLS: Sendable {
     }
 
     /// The handler that puts TLS under the connection to `host`.
-    func handler(host: String) throws -> NIOSSLClientHandler {
-        // An IP address is not a server name (SNI); it is still checked against the certificate.
+    public func handler(host: String) throws -> NIOSSLClientHandler {
+        try NIOSSLClientHandler(context: context(), serverHostname: Self.serverName(host))
+    }
+
+    /// The name sent as SNI and checked against the certificate: `host`, unless it is an IP
+    /// address, which is not a server name (the certificate is then checked for the address).
+    public static func serverName(_ host: String) -> String? {
         let isAddress = host.contains(":") || host.split(separator: ".").allSatisfy { Int($0) != nil }
-        return try NIOSSLClientHandler(context: context(), serverHostname: isAddress ? nil : host)
+        return isAddress ? nil : host
     }
 }

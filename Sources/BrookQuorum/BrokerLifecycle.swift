@@ -26,6 +26,8 @@ public struct BrokerLifecycleOptions: Sendable {
     /// The replicas lost with a failed log directory, told in every heartbeat (at most
     /// BrokerHeartbeatRequest.offlineReplicasMax).
     public var offlineReplicas: @Sendable () -> [TopicIDPartition] = { [] }
+    /// TLS on the connections to the controllers (their listener's security protocol).
+    public var transport = QuorumTransport.plaintext
     public init(nodeID: NodeID, voters: [VoterAddress], endpoints: [BrokerInfo.Endpoint], rack: String? = nil) {
         self.nodeID = nodeID
         self.voters = voters
@@ -222,7 +224,8 @@ public final class BrokerLifecycle: @unchecked Sendable {
         if let connection, connection.isUsable { return connection }
         if connection != nil { rotate() }
         let voter = controllers[target]
-        connection = ControllerConnection(host: voter.host, port: voter.port, loop: loop, timeoutMs: options.requestTimeoutMs, logger: logger)
+        connection = ControllerConnection(host: voter.host, port: voter.port, transport: options.transport, loop: loop,
+                                          timeoutMs: options.requestTimeoutMs, logger: logger)
         registering = false
         heartbeatInFlight = false
         fetchInFlight = false
@@ -401,7 +404,7 @@ final class ControllerConnection: @unchecked Sendable {
     /// timed out: scripts/cluster-scale-check.py, 3,000 partitions.)
     static let pendingMax = 64
 
-    init(host: String, port: Int, loop: EventLoop, timeoutMs: Int64, logger: Logger) {
+    init(host: String, port: Int, transport: QuorumTransport, loop: EventLoop, timeoutMs: Int64, logger: Logger) {
         self.loop = loop
         self.timeoutMs = timeoutMs
         ClientBootstrap(group: loop)
@@ -409,6 +412,7 @@ final class ControllerConnection: @unchecked Sendable {
             .channelOption(ChannelOptions.connectTimeout, value: .milliseconds(min(timeoutMs, 1000)))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try transport.secureOpened(channel, host: host)
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(ControllerAnswerHandler(connection: self))
                 }

@@ -22,7 +22,7 @@ public enum QuorumClient {
     }
 
     public static func ask(host: String, port: Int, _ request: QuorumRequest, timeoutMs: Int64 = 5000,
-                           group: EventLoopGroup) throws -> Answer {
+                           transport: QuorumTransport = .plaintext, group: EventLoopGroup) throws -> Answer {
         let loop = group.next()
         let promise = Once(loop.makePromise(of: Answer.self))
         let channel: Channel
@@ -31,6 +31,7 @@ public enum QuorumClient {
                 .channelOption(ChannelOptions.connectTimeout, value: .milliseconds(timeoutMs))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        try transport.secureOpened(channel, host: host)
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
                         try channel.pipeline.syncOperations.addHandler(AnswerHandler(promise: promise))
                     }

@@ -81,6 +81,7 @@ public final class QuorumDriver: @unchecked Sendable {
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try options.transport.secureAccepted(channel)
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(InboundHandler(driver: driver))
                 }
@@ -109,7 +110,7 @@ public final class QuorumDriver: @unchecked Sendable {
         lastSnapshot = state.snapshot
         if let snapshot = state.snapshot { image = try Self.image(from: snapshot) }
         for voter in options.voters where voter.id != options.nodeID {
-            peers[voter.id] = Peer(address: voter, loop: loop, logger: logger)
+            peers[voter.id] = Peer(address: voter, transport: options.transport, loop: loop, logger: logger)
         }
         syncPeers()
         for peer in peers.values { peer.connect() }
@@ -224,7 +225,7 @@ public final class QuorumDriver: @unchecked Sendable {
                 logger.warning("controller \(options.nodeID): voter \(voter) has no known address")
                 continue
             }
-            let peer = Peer(address: address, loop: loop, logger: logger)
+            let peer = Peer(address: address, transport: options.transport, loop: loop, logger: logger)
             peers[voter] = peer
             // At once: a message to a peer not connected yet is dropped, and a new voter's first
             // words to the others may be its vote requests (a leader transfer to it failed so).
@@ -641,6 +642,7 @@ final class InboundHandler: ChannelInboundHandler, @unchecked Sendable {
 /// The outbound connection to one peer. Messages are dropped while it is down: Raft resends.
 final class Peer: @unchecked Sendable {
     let address: VoterAddress
+    let transport: QuorumTransport
     let loop: EventLoop
     let logger: Logger
     var channel: Channel?
@@ -649,8 +651,9 @@ final class Peer: @unchecked Sendable {
     /// Bytes queued on a connection that is not draining: beyond this, messages are dropped.
     static let pendingBytesMax = 64 << 20
 
-    init(address: VoterAddress, loop: EventLoop, logger: Logger) {
+    init(address: VoterAddress, transport: QuorumTransport, loop: EventLoop, logger: Logger) {
         self.address = address
+        self.transport = transport
         self.loop = loop
         self.logger = logger
     }
@@ -688,6 +691,9 @@ final class Peer: @unchecked Sendable {
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.connectTimeout, value: .milliseconds(500))
             .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 1 << 20, high: Self.pendingBytesMax))
+            .channelInitializer { [transport, address] channel in
+                channel.eventLoop.makeCompletedFuture { try transport.secureOpened(channel, host: address.host) }
+            }
             .connect(host: address.host, port: address.port)
             .whenComplete { [self] result in
                 connecting = false

@@ -74,6 +74,8 @@ public struct QuorumOptions: Sendable {
     /// Where to listen (the CONTROLLER listener); the voter's own address when nil.
     public var listenHost: String?
     public var listenPort: Int?
+    /// TLS on the controllers' connections, accepted and opened (PLAINTEXT by default).
+    public var transport = QuorumTransport.plaintext
     public init(nodeID: NodeID, voters: [VoterAddress], dataDirectory: String) {
         self.nodeID = nodeID
         self.voters = voters

@@ -11,12 +11,14 @@ public actor MarkerSender {
     let broker: Broker
     let node: NodeID
     let logger: Logger
+    let peers: InterBrokerClient
     var connections: [NodeID: BrokerConnection] = [:]
     static let connectTimeoutMs: Int64 = 2000
     static let requestTimeoutMs: UInt64 = 10_000
 
-    public init(broker: Broker, node: NodeID, logger: Logger) {
+    public init(broker: Broker, node: NodeID, peers: InterBrokerClient, logger: Logger) {
         self.broker = broker
+        self.peers = peers
         self.node = node
         self.logger = logger
     }
@@ -38,8 +40,9 @@ public actor MarkerSender {
         if let open = connections[leader] { return open }
         guard let address = broker.address(of: leader) else { throw ClientError("broker \(leader) has no known address") }
         let node = self.node
+        let peers = self.peers
         let opened = try await ReplicaFetcher.withTimeout(ms: Self.requestTimeoutMs) {
-            try await BrokerConnection.connect(address, clientID: "brook-txn-\(node)", timeoutMs: Self.connectTimeoutMs)
+            try await peers.connect(address, clientID: "brook-txn-\(node)", timeoutMs: Self.connectTimeoutMs)
         }
         connections[leader] = opened
         return opened
@@ -52,11 +55,11 @@ public actor MarkerSender {
 }
 
 extension Broker {
-    /// Where another broker of the cluster listens, as the metadata image has it (the listener
-    /// of the same name as this broker's advertised one, else its first).
+    /// Where another broker of the cluster listens, as the metadata image has it (its listener
+    /// of this broker's `inter.broker.listener.name`, else its first).
     public func address(of other: NodeID) -> String? {
         guard let info = cluster.current?.image.brokers[other] else { return nil }
-        let name = config.advertised.name
+        let name = config.interBrokerListener
         guard let endpoint = info.endpoints.first(where: { $0.name == name }) ?? info.endpoints.first else { return nil }
         return "\(endpoint.host):\(endpoint.port)"
     }

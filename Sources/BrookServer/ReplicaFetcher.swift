@@ -75,13 +75,16 @@ public final class ReplicaFetcher: Sendable {
 
     /// `generation` counts the changes of roles and hosted replicas (ReplicaManager's): the
     /// list of followed partitions is made again when it moves.
-    public init(broker: Broker, node: NodeID, logger: Logger, generation: @escaping @Sendable () -> UInt64 = { 0 }) {
+    public init(broker: Broker, node: NodeID, peers: InterBrokerClient, logger: Logger, generation: @escaping @Sendable () -> UInt64 = { 0 }) {
         self.broker = broker
+        self.peers = peers
         self.node = node
         self.logger = logger
         self.generation = generation
     }
     let generation: @Sendable () -> UInt64
+    /// How the leaders are reached (inter.broker.listener.name's security).
+    let peers: InterBrokerClient
 
     public func start() {
         task.withLock { $0 = Task { await self.run() } }
@@ -199,7 +202,7 @@ public final class ReplicaFetcher: Sendable {
             }
             do {
                 connection = try await Self.withTimeout(ms: Self.requestTimeoutMs) {
-                    try await BrokerConnection.connect(address, clientID: "brook-replica-\(self.node)", timeoutMs: 2000)
+                    try await self.peers.connect(address, clientID: "brook-replica-\(self.node)", timeoutMs: 2000)
                 }
             } catch {
                 logger.debug("broker \(node) cannot reach leader \(leader) at \(address): \(error)")

@@ -74,6 +74,49 @@ final class ListenerTLS: Sendable {
 
     static func configuration(_ listener: String, _ settings: [String: String]) throws(TLSConfigError) -> TLSConfiguration {
         func fail(_ problem: String) -> TLSConfigError { TLSConfigError(listener, problem) }
+        let (chain, key) = try keyStore(listener, settings)
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        let trust = try trustRoots(listener, settings)
+        switch (settings["client.auth"] ?? "none").lowercased() {
+        case "none": configuration.certificateVerification = .none
+        case "requested": configuration.certificateVerification = .optionalVerification
+        case "required": configuration.certificateVerification = .noHostnameVerification
+        case let other: throw fail("ssl.client.auth \(other): expected none, requested or required")
+        }
+        if configuration.certificateVerification != .none {
+            guard let trust else { throw fail("ssl.client.auth checks client certificates: ssl.truststore.location is needed") }
+            configuration.trustRoots = trust
+            configuration.sendCANameList = true
+        }
+        (configuration.minimumTLSVersion, configuration.maximumTLSVersion) = try versions(listener, settings)
+        return configuration
+    }
+
+    /// The TLS this node speaks as a client to another's `listener` (a broker's inter-broker
+    /// listener, a controller listener), from the same `ssl.*` settings, as Kafka does: the trust
+    /// store checks the other's certificate (the system's CAs without one), the key store is the
+    /// certificate shown when asked (mTLS) if there is one, `ssl.endpoint.identification.algorithm` (https,
+    /// Kafka's default, or empty) says whether the other's address must be in its certificate.
+    static func clientConfiguration(_ listener: String, _ settings: [String: String]) throws(TLSConfigError) -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if !(settings["keystore.location"] ?? "").isEmpty || settings["keystore.key"] != nil {
+            let (chain, key) = try keyStore(listener, settings)
+            configuration.certificateChain = chain.map { .certificate($0) }
+            configuration.privateKey = .privateKey(key)
+        }
+        if let trust = try trustRoots(listener, settings) { configuration.trustRoots = trust }
+        switch (settings["endpoint.identification.algorithm"] ?? "https").lowercased() {
+        case "https": configuration.certificateVerification = .fullVerification
+        case "": configuration.certificateVerification = .noHostnameVerification
+        case let other: throw TLSConfigError(listener, "ssl.endpoint.identification.algorithm \(other): expected https or empty")
+        }
+        (configuration.minimumTLSVersion, configuration.maximumTLSVersion) = try versions(listener, settings)
+        return configuration
+    }
+
+    /// The certificate chain and private key of `ssl.keystore.*`.
+    static func keyStore(_ listener: String, _ settings: [String: String]) throws(TLSConfigError) -> ([NIOSSLCertificate], NIOSSLPrivateKey) {
+        func fail(_ problem: String) -> TLSConfigError { TLSConfigError(listener, problem) }
         let chain: [NIOSSLCertificate]
         let key: NIOSSLPrivateKey
         let keyPassword = settings["key.password"]
@@ -111,28 +154,28 @@ final class ListenerTLS: Sendable {
             throw fail("the key store does not load: \(error)")
         }
         guard !chain.isEmpty else { throw fail("the key store holds no certificate") }
-        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
-        var trust: NIOSSLTrustRoots?
+        return (chain, key)
+    }
+
+    /// The CAs of `ssl.truststore.*`, nil when none is given.
+    static func trustRoots(_ listener: String, _ settings: [String: String]) throws(TLSConfigError) -> NIOSSLTrustRoots? {
+        func fail(_ problem: String) -> TLSConfigError { TLSConfigError(listener, problem) }
         if let location = settings["truststore.location"], !location.isEmpty {
             guard (settings["truststore.type"] ?? "PEM").uppercased() == "PEM" else { throw fail("ssl.truststore.type must be PEM") }
             guard FileManager.default.isReadableFile(atPath: location) else { throw fail("ssl.truststore.location \(location) cannot be read") }
-            trust = .file(location)
-        } else if let text = settings["truststore.certificates"], !text.isEmpty {
-            do { trust = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(text.utf8))) } catch {
+            return .file(location)
+        }
+        if let text = settings["truststore.certificates"], !text.isEmpty {
+            do { return .certificates(try NIOSSLCertificate.fromPEMBytes(Array(text.utf8))) } catch {
                 throw fail("ssl.truststore.certificates do not load: \(error)")
             }
         }
-        switch (settings["client.auth"] ?? "none").lowercased() {
-        case "none": configuration.certificateVerification = .none
-        case "requested": configuration.certificateVerification = .optionalVerification
-        case "required": configuration.certificateVerification = .noHostnameVerification
-        case let other: throw fail("ssl.client.auth \(other): expected none, requested or required")
-        }
-        if configuration.certificateVerification != .none {
-            guard let trust else { throw fail("ssl.client.auth checks client certificates: ssl.truststore.location is needed") }
-            configuration.trustRoots = trust
-            configuration.sendCANameList = true
-        }
+        return nil
+    }
+
+    /// `ssl.enabled.protocols` as the lowest and highest version.
+    static func versions(_ listener: String, _ settings: [String: String]) throws(TLSConfigError) -> (TLSVersion, TLSVersion) {
+        func fail(_ problem: String) -> TLSConfigError { TLSConfigError(listener, problem) }
         let protocols = (settings["enabled.protocols"] ?? "TLSv1.2,TLSv1.3").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         var versions: [TLSVersion] = []
         for name in protocols where !name.isEmpty {
@@ -143,8 +186,6 @@ final class ListenerTLS: Sendable {
             }
         }
         guard !versions.isEmpty else { throw fail("ssl.enabled.protocols names no protocol") }
-        configuration.minimumTLSVersion = versions.contains(.tlsv12) ? .tlsv12 : .tlsv13
-        configuration.maximumTLSVersion = versions.contains(.tlsv13) ? .tlsv13 : .tlsv12
-        return configuration
+        return (versions.contains(.tlsv12) ? .tlsv12 : .tlsv13, versions.contains(.tlsv13) ? .tlsv13 : .tlsv12)
     }
 }

@@ -25,15 +25,23 @@ struct ClientOptions: ParsableArguments {
     }
 
     /// The settings of `--command-config` (none without it).
-    func commandSettings() throws -> [String: String] {
-        guard let commandConfig else { return [:] }
-        guard let text = try? String(contentsOfFile: commandConfig, encoding: .utf8) else {
-            throw ValidationError("cannot read --command-config \(commandConfig)")
+    func commandSettings() throws -> [String: String] { try ClientProperties.read(commandConfig) }
+    func securityProtocol(_ settings: [String: String]) throws -> SecurityProtocol { try ClientProperties.securityProtocol(settings) }
+    func tlsSettings(_ settings: [String: String]) throws -> ClientTLS? { try ClientProperties.tls(settings) }
+    func credentials(_ settings: [String: String]) throws -> SaslCredentials? { try ClientProperties.credentials(settings) }
+}
+
+/// A client properties file as Kafka's tools take it (`--command-config`).
+enum ClientProperties {
+    static func read(_ path: String?) throws -> [String: String] {
+        guard let path else { return [:] }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ValidationError("cannot read --command-config \(path)")
         }
         return Dictionary(BrokerConfig.readProperties(text), uniquingKeysWith: { $1 })
     }
 
-    func securityProtocol(_ settings: [String: String]) throws -> SecurityProtocol {
+    static func securityProtocol(_ settings: [String: String]) throws -> SecurityProtocol {
         let protocolName = settings["security.protocol"]?.uppercased() ?? "PLAINTEXT"
         guard let securityProtocol = SecurityProtocol(rawValue: protocolName) else { throw ValidationError("unknown security.protocol \(protocolName)") }
         return securityProtocol
@@ -42,7 +50,7 @@ struct ClientOptions: ParsableArguments {
     /// TLS as Kafka's client properties give it, if security.protocol uses it: PEM trust and key
     /// stores (`ssl.truststore.location`, `ssl.keystore.location` with `ssl.key.password`),
     /// `ssl.endpoint.identification.algorithm`.
-    func tlsSettings(_ settings: [String: String]) throws -> ClientTLS? {
+    static func tls(_ settings: [String: String]) throws -> ClientTLS? {
         guard try securityProtocol(settings).usesTLS else { return nil }
         for key in ["ssl.truststore.type", "ssl.keystore.type"] {
             if let type = settings[key], type.uppercased() != "PEM" { throw ValidationError("\(key)=\(type): brook's tools read PEM files") }
@@ -56,8 +64,8 @@ struct ClientOptions: ParsableArguments {
         return tls
     }
 
-    /// The SASL identity `--command-config` gives, if its security.protocol uses SASL.
-    func credentials(_ settings: [String: String]) throws -> SaslCredentials? {
+    /// The SASL identity the properties give, if their security.protocol uses SASL.
+    static func credentials(_ settings: [String: String]) throws -> SaslCredentials? {
         guard try securityProtocol(settings).usesSASL else { return nil }
         let name = settings["sasl.mechanism"]?.uppercased() ?? "GSSAPI"
         guard let mechanism = SaslMechanism(rawValue: name), mechanism != .oauthBearer else {

@@ -1,10 +1,12 @@
 import ArgumentParser
+import BrookClient
 import BrookCore
 import BrookQuorum
 import BrookRaft
 import Dispatch
 import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 
 /// `brook controller`: one voter of the Raft metadata quorum (Kafka's process.roles=controller).
@@ -84,15 +86,26 @@ struct QuorumCommand: ParsableCommand {
         var controller: String = "127.0.0.1:9093"
         @Option(name: .customLong("timeout-ms"), help: "How long to wait for the answer.")
         var timeoutMs: Int64 = 5000
+        @Option(name: .customLong("command-config"),
+                help: "Client properties for a controller listener that is SSL: security.protocol=SSL, ssl.truststore.location, ssl.keystore.location (PEM; mTLS), ssl.endpoint.identification.algorithm.")
+        var commandConfig: String?
 
         func ask(_ request: QuorumRequest) throws -> QuorumClient.Answer {
             guard let colon = controller.lastIndex(of: ":"), let port = Int(controller[controller.index(after: colon)...]) else {
                 throw ValidationError("--controller takes host:port")
             }
+            let settings = try ClientProperties.read(commandConfig)
+            if try ClientProperties.securityProtocol(settings).usesSASL {
+                throw ValidationError("controllers take PLAINTEXT or SSL (mTLS), not SASL")
+            }
+            var transport = QuorumTransport.plaintext
+            if let tls = try ClientProperties.tls(settings) {
+                transport = QuorumTransport(client: { channel, host in try channel.pipeline.syncOperations.addHandler(tls.handler(host: host)) })
+            }
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             defer { try? group.syncShutdownGracefully() }
             do {
-                return try QuorumClient.ask(host: String(controller[..<colon]), port: port, request, timeoutMs: timeoutMs, group: group)
+                return try QuorumClient.ask(host: String(controller[..<colon]), port: port, request, timeoutMs: timeoutMs, transport: transport, group: group)
             } catch {
                 throw CommandFailure("\(controller): \(error)")
             }

@@ -138,6 +138,15 @@ struct Serve: ParsableCommand {
     func runClusterNode(_ config: BrokerConfig, voters: [VoterAddress], singleNode: Bool = false, bootstrap: [MetadataRecord] = [],
                         logger: Logger) throws -> Never {
         var voters = voters
+        // TLS between the nodes loads now: settings that cannot be used stop the start.
+        let transport: QuorumTransport
+        let peers: InterBrokerClient?
+        do {
+            transport = try ControllerTransport.make(config, serving: config.processRoles.contains(.controller))
+            peers = config.processRoles.contains(.broker) ? try InterBrokerClient(config: config, alone: singleNode) : nil
+        } catch {
+            throw ValidationError("\(error)")
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // The broker first: its data is what a single node's controller takes over.
         let broker = config.processRoles.contains(.broker) ? try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests(), jwsVerifier: SwiftCryptoJwsVerifier()) : nil
@@ -159,6 +168,7 @@ struct Serve: ParsableCommand {
                 options.listenHost = listener.host.isEmpty ? "0.0.0.0" : listener.host
                 options.listenPort = listener.port
             }
+            options.transport = transport
             options.controller.sessionTimeoutMs = config.brokerSessionTimeoutMs
             options.controller.clusterID = config.clusterID
             options.controller.bootstrapRecords = bootstrap
@@ -182,7 +192,7 @@ struct Serve: ParsableCommand {
         let servingQueue = DispatchQueue(label: "brook.serving")
         var lifecycle: BrokerLifecycle?
         var replicaManager: ReplicaManager?
-        if let broker {
+        if let broker, let peers {
             guard !config.clientListeners.isEmpty else { throw ValidationError("a broker needs a listener that is not a controller listener") }
             let started = BrookServer(broker: broker, threads: broker.config.networkThreads, logger: logger)
             let advertised = (config.advertisedListeners ?? config.listeners).filter { !config.controllerListenerNames.contains($0.name) }
@@ -193,6 +203,7 @@ struct Serve: ParsableCommand {
                                         securityProtocol: config.security.securityProtocol(of: $0.name).id)
                 },
                 rack: config.brokerRack)
+            options.transport = transport
             options.heartbeatIntervalMs = config.brokerHeartbeatIntervalMs
             // A request to a controller that does not answer (paused, or no longer active) is given
             // up within half a session, leaving time to heartbeat to another before the session
@@ -249,11 +260,11 @@ struct Serve: ParsableCommand {
                                   }
                               },
                               alterPartitions: { changes, done in follower.alterPartitions(changes, done: done) })
-            let markers = MarkerSender(broker: broker, node: config.nodeID, logger: logger)
+            let markers = MarkerSender(broker: broker, node: config.nodeID, peers: peers, logger: logger)
             membership.attach(sendMarkers: { leader, request in await markers.send(to: leader, request) },
                               allocateProducerIDs: { done in follower.allocateProducerIDs(done: done) })
             replicas.start()
-            let fetcher = ReplicaFetcher(broker: broker, node: config.nodeID, logger: logger,
+            let fetcher = ReplicaFetcher(broker: broker, node: config.nodeID, peers: peers, logger: logger,
                                          generation: { replicas.generation.load(ordering: .sequentiallyConsistent) })
             if singleNode {
                 follower.start()

@@ -37,7 +37,7 @@ class Node:
 
     def __init__(self, root: Path, node_id: int, voters: str, broker_port: int, controller_port: int,
                  extra: "list[str] | None" = None, host: str = "127.0.0.1", prefix: "list[str] | None" = None,
-                 clock: bool = False) -> None:
+                 clock: bool = False, listener: str = "PLAINTEXT") -> None:
         self.node_id = node_id
         # With `clock`, the node's wall clock (CLOCK_REALTIME only: timers use the monotonic
         # clock, which no NTP step moves either) is the real one plus the offset in this file.
@@ -55,7 +55,7 @@ class Node:
             "process.roles=broker,controller",
             f"node.id={node_id}",
             f"controller.quorum.voters={voters}",
-            f"listeners=PLAINTEXT://{host}:{broker_port},CONTROLLER://{host}:{controller_port}",
+            f"listeners={listener}://{host}:{broker_port},CONTROLLER://{host}:{controller_port}",
             "controller.listener.names=CONTROLLER",
             f"log.dirs={self.data}",
             f"broker.session.timeout.ms={SESSION_MS}",
@@ -114,15 +114,20 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, root: Path, size: int = 3, extra=None, network=None, clocks: bool = False) -> None:
+    def __init__(self, root: Path, size: int = 3, extra=None, network=None, clocks: bool = False,
+                 listener: str = "PLAINTEXT", tool_args: "list[str] | None" = None) -> None:
         """`extra(node_id)`: more settings for a node's properties. `network` (netns.Network):
-        each node in its own namespace, at its own address, so that links can be cut."""
+        each node in its own namespace, at its own address, so that links can be cut.
+        `listener`: the name of the brokers' listener; `tool_args`: what `brook cluster describe`
+        is given besides the controller (--command-config for TLS controllers)."""
+        self.tool_args = tool_args or []
         ports = {i: (free_port(), free_port()) for i in range(1, size + 1)}
         host = (lambda i: network.address(i)) if network else (lambda i: "127.0.0.1")
         voters = ",".join(f"{i}@{host(i)}:{c}" for i, (_, c) in ports.items())
         self.network = network
         self.nodes = {i: Node(root, i, voters, b, c, extra(i) if extra else None, host=host(i),
-                              prefix=network.prefix(i) if network else None, clock=clocks) for i, (b, c) in ports.items()}
+                              prefix=network.prefix(i) if network else None, clock=clocks, listener=listener)
+                      for i, (b, c) in ports.items()}
 
     @property
     def bootstrap(self) -> str:
@@ -138,7 +143,7 @@ class Cluster:
             if via is not None and node.node_id != via or not node.up:
                 continue
             out = subprocess.run([str(BROOK_BIN), "cluster", "describe", "--controller", f"{node.host}:{node.controller_port}",
-                                  "--timeout-ms", "1000"], capture_output=True, text=True, timeout=15)
+                                  "--timeout-ms", "1000", *self.tool_args], capture_output=True, text=True, timeout=15)
             if out.returncode != 0:
                 continue
             result = {"brokers": {}}
@@ -195,9 +200,10 @@ def all_unfenced(ids):
     return lambda view: all(view["brokers"].get(i, {}).get("fenced") == "false" for i in ids)
 
 
-def partition_states(bootstrap: str, topic: str) -> dict:
-    """partition -> (leader, replicas, isr) from kcat's metadata listing."""
-    out = subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", topic, "-m", "5"], capture_output=True, text=True, timeout=30).stdout
+def partition_states(bootstrap: str, topic: str, kcat_args: "list[str] | None" = None) -> dict:
+    """partition -> (leader, replicas, isr) from kcat's metadata listing (`kcat_args`: -X settings)."""
+    out = subprocess.run(["kcat", "-b", bootstrap, *(kcat_args or []), "-L", "-t", topic, "-m", "5"],
+                         capture_output=True, text=True, timeout=30).stdout
     states = {}
     for line in out.splitlines():
         line = line.strip()
