@@ -376,6 +376,8 @@ class Emitter:
             self.check_struct(f)
         record = self.api.kind == "record"
         conformance = ("KafkaDataMessage" if record else "KafkaMessage") if top else "Sendable, Equatable"
+        if top and not record and any(f.swift_name == "throttleTimeMs" and f.type.swift() == "Int32" for f in fields):
+            conformance += ", ThrottledResponse"
         self.out(level, f"public struct {name}: {conformance} {{")
         body = level + 1
         if top:

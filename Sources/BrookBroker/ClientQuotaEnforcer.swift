@@ -1,8 +1,10 @@
 import BrookCluster
+import BrookProtocol
 import Synchronization
 
-/// Client quotas on produced and fetched bytes (`producer_byte_rate`, `consumer_byte_rate`), as
-/// Kafka enforces them: the entity that defines the quota for a connection's user and client id
+/// Client quotas on produced and fetched bytes (`producer_byte_rate`, `consumer_byte_rate`) and
+/// on request handling time (`request_percentage`: the percent of one thread's time an entity's
+/// requests may take, measured as the time its handlers run), as Kafka enforces them: the entity that defines the quota for a connection's user and client id
 /// is the first of Kafka's order of precedence that has a value (QuotaEntity.candidates); its
 /// rate is measured over `quota.window.num` (11) samples of `quota.window.size.seconds` (1 s),
 /// shared by every connection the entity covers (a default entity's quota applies to each user
@@ -11,12 +13,15 @@ import Synchronization
 /// connection is not read for that long (KIP-219).
 public final class ClientQuotaEnforcer: Sendable {
     public enum Kind: Sendable {
-        case produce, fetch
+        /// Bytes produced, bytes fetched, request time (recorded as percent-seconds: a request
+        /// that runs 2 ms records 0.2, so that the rate per second is a percentage).
+        case produce, fetch, request
 
         var key: String {
             switch self {
             case .produce: "producer_byte_rate"
             case .fetch: "consumer_byte_rate"
+            case .request: "request_percentage"
             }
         }
     }
@@ -59,9 +64,10 @@ public final class ClientQuotaEnforcer: Sendable {
 
     public init() {}
 
-    /// Records `bytes` for the connection of `principal` (`User:NAME`) and `clientID`; the
-    /// throttle time in ms (0 under its quota or without one).
-    public func record(_ kind: Kind, bytes: Int, principal: String, clientID: String?, nowMs: Int64,
+    /// Records `amount` (bytes, or percent-seconds for `.request`) for the connection of
+    /// `principal` (`User:NAME`) and `clientID`; the throttle time in ms (0 under its quota or
+    /// without one).
+    public func record(_ kind: Kind, amount: Double, principal: String, clientID: String?, nowMs: Int64,
                        quotas: [QuotaEntity: [String: Double]]) -> Int64 {
         guard !quotas.isEmpty else { return 0 }
         let user = principal.hasPrefix("User:") ? String(principal.dropFirst(5)) : principal
@@ -77,7 +83,7 @@ public final class ClientQuotaEnforcer: Sendable {
                let stalest = sensors.min(by: { $0.value.lastUsedMs < $1.value.lastUsedMs })?.key {
                 sensors[stalest] = nil
             }
-            sensors[key, default: Sensor()].record(Double(bytes), nowMs: nowMs)
+            sensors[key, default: Sensor()].record(amount, nowMs: nowMs)
             let (rate, windowMs) = sensors[key]!.rate(nowMs: nowMs)
             guard rate > quota else { return 0 }
             let throttle = (rate - quota) / quota * Double(windowMs)
@@ -94,9 +100,39 @@ extension RequestContext {
     /// otherwise).
     func throttle(_ kind: ClientQuotaEnforcer.Kind, bytes: () -> Int) -> Int32 {
         guard let quotas = broker.cluster.current?.image.clientQuotas, !quotas.isEmpty else { return 0 }
-        let ms = broker.quotas.record(kind, bytes: bytes(), principal: connection?.principal ?? "User:ANONYMOUS",
+        let ms = broker.quotas.record(kind, amount: Double(bytes()), principal: connection?.principal ?? "User:ANONYMOUS",
                                       clientID: header.clientID, nowMs: broker.clock.now().ms, quotas: quotas)
         if ms > 0 { connection?.throttle(ms) }
         return Int32(clamping: ms)
     }
+
+    /// Whether some entity has a `request_percentage` (read once per request: an atomic load).
+    var measuresRequestTime: Bool { broker.cluster.hasRequestQuotas }
+
+    /// Records `nanoseconds` of this request's handling against the connection's
+    /// `request_percentage`; the throttle time (the connection is muted that long, as for bytes).
+    func throttleRequest(nanoseconds: UInt64) -> Int32 {
+        guard let quotas = broker.cluster.current?.image.clientQuotas, !quotas.isEmpty else { return 0 }
+        let percentSeconds = Double(nanoseconds) / 1e9 * 100
+        let ms = broker.quotas.record(.request, amount: percentSeconds, principal: connection?.principal ?? "User:ANONYMOUS",
+                                      clientID: header.clientID, nowMs: broker.clock.now().ms, quotas: quotas)
+        if ms > 0 { connection?.throttle(ms) }
+        return Int32(clamping: ms)
+    }
+}
+
+extension ThrottledResponse {
+    /// The response with at least `ms` of throttle time.
+    func throttled(atLeast ms: Int32) -> Self {
+        var copy = self
+        copy.throttleTimeMs = max(copy.throttleTimeMs, ms)
+        return copy
+    }
+}
+
+/// `response` with at least `ms` of throttle time if its type has the field (Kafka's responses
+/// from v1 or so; the older versions leave it out when encoded).
+func throttled<R>(_ response: R, atLeast ms: Int32) -> R {
+    guard let has = response as? any ThrottledResponse else { return response }
+    return has.throttled(atLeast: ms) as? R ?? response
 }

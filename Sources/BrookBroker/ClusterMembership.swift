@@ -3,6 +3,7 @@ import BrookCore
 import BrookProtocol
 import Foundation
 import NIOCore
+import Synchronization
 
 /// What this broker knows of the cluster it belongs to, when it runs with `process.roles`: the
 /// metadata image it follows, the active controller, and the way to the controller for topic
@@ -45,8 +46,16 @@ public final class ClusterMembership: Sendable {
 
     public var current: View? { lock.withLock { view } }
     public var isCluster: Bool { lock.withLock { forwarder != nil } }
+    /// Whether the image has a `request_percentage` quota: every request reads this, and measures
+    /// its handling time only then.
+    public var hasRequestQuotas: Bool { requestQuotas.load(ordering: .relaxed) }
+    private let requestQuotas = Atomic<Bool>(false)
 
-    public func update(_ new: View) { lock.withLock { view = new } }
+    public func update(_ new: View) {
+        let measured = new.image.clientQuotas.values.contains { $0[ClientQuotaEnforcer.Kind.request.key] != nil }
+        lock.withLock { view = new }
+        requestQuotas.store(measured, ordering: .relaxed)
+    }
 
     /// Called once at start by a broker that is part of a cluster.
     public func attach(forward: @escaping Forward, alterPartitions: @escaping AlterPartitions) {

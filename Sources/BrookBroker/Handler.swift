@@ -97,11 +97,15 @@ public protocol ApiHandler: Sendable {
     /// Authorization.checks, that the principal may not use): `code` in its error fields, as
     /// Kafka answers. nil (the default) closes the connection instead.
     func refused(_ request: Request, version: Int16, code: ErrorCode, message: String) -> Request.Response?
+    /// Whether the request's handling time is left out of `request_percentage` quotas: a
+    /// follower's fetch and the other requests between brokers, as Kafka leaves them out.
+    func exemptFromRequestQuota(_ request: Request) -> Bool
 }
 
 extension ApiHandler {
     public var advertised: ClosedRange<Int16> { versions }
     public func refused(_ request: Request, version: Int16, code: ErrorCode, message: String) -> Request.Response? { nil }
+    public func exemptFromRequestQuota(_ request: Request) -> Bool { false }
 }
 
 /// A response ready to go out: the size prefix, header and body in `writer.buffer`, with any
@@ -165,7 +169,16 @@ public struct HandlerTable: Sendable {
                 }
                 return .respond(.encode(answer, header: context.header))
             }
-            switch handler.handle(request, version: version, context: context) {
+            var reply: Reply<H.Request.Response>
+            if context.measuresRequestTime && !handler.exemptFromRequestQuota(request) {
+                let started = NIODeadline.now().uptimeNanoseconds
+                reply = handler.handle(request, version: version, context: context)
+                let ms = context.throttleRequest(nanoseconds: NIODeadline.now().uptimeNanoseconds &- started)
+                if ms > 0 { reply = reply.map { throttled($0, atLeast: ms) } }
+            } else {
+                reply = handler.handle(request, version: version, context: context)
+            }
+            switch reply {
             case .now(let response):
                 return .respond(.encode(response, header: context.header))
             case .later(let future):

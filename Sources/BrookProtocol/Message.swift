@@ -17,6 +17,12 @@ public protocol KafkaMessage: WireMessage {
     static var apiName: String { get }
 }
 
+/// A response with Kafka's top-level `ThrottleTimeMs` (generated for each that has it): how long
+/// the client should wait before its next request, for its quotas.
+public protocol ThrottledResponse {
+    var throttleTimeMs: Int32 { get set }
+}
+
 /// A data message that is neither a request nor a response: a KRaft metadata record
 /// (protocol/metadata/*.def, framed by `MetadataRecord`). Its `apiKey` is its record type, a
 /// number space of its own: 3 is PartitionRecord here, never the Metadata API.

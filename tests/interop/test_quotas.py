@@ -114,3 +114,36 @@ def test_producer_and_consumer_byte_rates_throttle_their_client_id_only(broker):
     finally:
         alter(admin, {"client-id": "slow"}, {"producer_byte_rate": None, "consumer_byte_rate": None})
         admin.close()
+
+
+def test_request_percentage_throttles_the_time_a_client_id_takes(broker):
+    """`request_percentage` 0.01 for client id `busy` (a hundredth of a percent of one thread:
+    0.1 ms of handling a second): a confluent-kafka producer sending one record per request is
+    given throttle times within seconds and slowed; client id `free` on the same broker never."""
+    topic = unique_topic("request-quota")
+    ck_create_topic(broker.bootstrap, topic)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=TIMEOUT * 1000)
+
+    def produce_one_by_one(client_id: str, seconds: float) -> tuple:
+        throttles, sent = [], 0
+        p = Producer({"bootstrap.servers": broker.bootstrap, "client.id": client_id, "linger.ms": 0, "acks": 1,
+                      "throttle_cb": lambda event: throttles.append(event.throttle_time)})
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not (client_id == "busy" and throttles and max(throttles) > 0):
+            p.produce(topic, b"r")
+            p.flush(TIMEOUT)
+            sent += 1
+        p.poll(0.5)
+        p.flush(TIMEOUT)
+        return sent, throttles
+
+    try:
+        assert alter(admin, {"client-id": "busy"}, {"request_percentage": 0.01}) == [(0, None)]
+        time.sleep(0.5)  # the broker's image follows the controller's
+        free_sent, free_throttles = produce_one_by_one("free", 2)
+        assert free_sent > 20 and (free_throttles == [] or max(free_throttles) == 0), (free_sent, free_throttles)
+        busy_sent, busy_throttles = produce_one_by_one("busy", 15)
+        assert busy_throttles and max(busy_throttles) > 0, f"{busy_sent} requests of `busy` and no throttle time"
+    finally:
+        alter(admin, {"client-id": "busy"}, {"request_percentage": None})
+        admin.close()

@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from brook_interop import ck_admin, ck_create_topic, kcat, unique_topic
 from conftest import BROOK_BIN, Broker, _finish, free_port
 from tls_certs import make_certs
+from tls_hostile import barrage
 
 TIMEOUT = 30
 PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
@@ -283,3 +284,26 @@ def test_the_brook_tools_speak_tls(tls_broker, certs, tmp_path):
     stranger = props("stranger", **{"security.protocol": "SSL", "ssl.truststore.location": certs["other-ca.pem"]})
     refused = topics("SSL", stranger)
     assert refused.returncode != 0 and refused.stderr.strip(), refused
+
+
+def test_hostile_handshakes_close_their_connections_and_the_listener_serves_on(tls_broker, certs):
+    """Truncated, bit-flipped, inflated and random ClientHellos, and records that do not decrypt
+    after a good handshake, on the SSL and the mTLS listeners: each connection is closed, the
+    broker lives and serves TLS clients after them."""
+    for listener in ("SSL", "MTLS"):
+        closed = barrage("127.0.0.1", tls_broker.tls[listener], rounds=100, seed=18)
+        assert closed > 60, f"{listener}: the broker closed only {closed} hostile connections"
+    assert tls_broker.alive()
+    topic = unique_topic("tls-after-hostile")
+    p = Producer({**ssl_conf(tls_broker, certs), "acks": "all"})
+    p.produce(topic, b"still-here")
+    assert p.flush(TIMEOUT) == 0
+    c = Consumer({**ssl_conf(tls_broker, certs), "group.id": "tls-hostile", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    deadline, got = time.monotonic() + TIMEOUT, None
+    while got is None and time.monotonic() < deadline:
+        m = c.poll(1.0)
+        if m is not None and m.error() is None:
+            got = m.value()
+    c.close()
+    assert got == b"still-here"

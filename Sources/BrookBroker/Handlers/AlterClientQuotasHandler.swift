@@ -6,9 +6,9 @@ import BrookProtocol
 /// component per type; Kafka's keys; a set value positive and finite; a key once per entry:
 /// INVALID_REQUEST for that entry) and forwards the rest to the controller, which writes them
 /// as ClientQuotaRecords in one entry. `validateOnly` stops after the checks. Needs
-/// ALTER_CONFIGS on the cluster with an authorizer. Enforced: producer_byte_rate and
-/// consumer_byte_rate (ClientQuotaEnforcer); request_percentage and controller_mutation_rate
-/// are kept and described, not enforced.
+/// ALTER_CONFIGS on the cluster with an authorizer. Enforced: producer_byte_rate,
+/// consumer_byte_rate and request_percentage (ClientQuotaEnforcer); controller_mutation_rate is
+/// kept and described, not enforced.
 struct AlterClientQuotasHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...1
     typealias Entry = AlterClientQuotasResponse.EntryData
@@ -17,7 +17,7 @@ struct AlterClientQuotasHandler: ApiHandler {
     static let entriesMax = 10_000
 
     func handle(_ request: AlterClientQuotasRequest, version: Int16, context: RequestContext) -> Reply<AlterClientQuotasResponse> {
-        func answer(_ entity: [AlterClientQuotasRequest.EntryData.EntityData], _ code: ErrorCode, _ message: String?) -> Entry {
+        @Sendable func answer(_ entity: [AlterClientQuotasRequest.EntryData.EntityData], _ code: ErrorCode, _ message: String?) -> Entry {
             Entry(errorCode: code.rawValue, errorMessage: message, entity: entity.map { .init(entityType: $0.entityType, entityName: $0.entityName) })
         }
         let broker = context.broker
@@ -57,8 +57,9 @@ struct AlterClientQuotasHandler: ApiHandler {
             results.append(nil)
         }
         let entries = request.entries
-        func respond(_ code: ErrorCode, _ message: String?) -> AlterClientQuotasResponse {
-            AlterClientQuotasResponse(entries: zip(entries, results).map { entry, result in result ?? answer(entry.entity, code, message) })
+        let checked = results
+        @Sendable func respond(_ code: ErrorCode, _ message: String?) -> AlterClientQuotasResponse {
+            AlterClientQuotasResponse(entries: zip(entries, checked).map { entry, result in result ?? answer(entry.entity, code, message) })
         }
         if request.validateOnly || changes.isEmpty { return .now(respond(.none, nil)) }
         return .later(broker.cluster.forward(.alterClientQuotas(changes), on: context.eventLoop).map { result in

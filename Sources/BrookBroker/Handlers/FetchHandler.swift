@@ -15,6 +15,12 @@ struct FetchHandler: ApiHandler {
     static let fetchBytesMax: Int32 = 57_671_680
     static let maxWaitMsMax: Int32 = 600_000
 
+    /// A follower's fetch is replication, not a client's use of the broker (either field: the
+    /// one of the request's version is set, the other left at -1).
+    func exemptFromRequestQuota(_ request: FetchRequest) -> Bool {
+        max(request.replicaId.value, request.replicaState.replicaId.value) >= 0
+    }
+
     func handle(_ request: FetchRequest, version: Int16, context: RequestContext) -> Reply<FetchResponse> {
         guard request.isolationLevel == 0 || request.isolationLevel == 1 else {
             return .now(Self.refuseAll(request, .invalidRequest))

@@ -13,6 +13,8 @@ import NIOCore
 /// the same connection (KIP-368; the broker's side is in Broker.handle and the handshake).
 struct SaslAuthenticateHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...2
+    /// As SaslHandshake's.
+    func exemptFromRequestQuota(_ request: SaslAuthenticateRequest) -> Bool { true }
 
     func handle(_ request: SaslAuthenticateRequest, version: Int16, context: RequestContext) -> Reply<SaslAuthenticateResponse> {
         guard let connection = context.connection else {

@@ -11,6 +11,9 @@ import BrookSecurity
 /// the connection after the answer.
 struct SaslHandshakeHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...1
+    /// Before authentication there is no principal a quota could name (Kafka's authenticator
+    /// answers these outside its request quotas).
+    func exemptFromRequestQuota(_ request: SaslHandshakeRequest) -> Bool { true }
 
     func handle(_ request: SaslHandshakeRequest, version: Int16, context: RequestContext) -> Reply<SaslHandshakeResponse> {
         guard let connection = context.connection, connection.listener.securityProtocol.usesSASL else {

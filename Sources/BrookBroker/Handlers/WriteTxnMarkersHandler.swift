@@ -11,6 +11,8 @@ import NIOCore
 /// Versions 1-2 as Kafka 4 (0 was removed there).
 struct WriteTxnMarkersHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 1...2
+    /// Between brokers.
+    func exemptFromRequestQuota(_ request: WriteTxnMarkersRequest) -> Bool { true }
 
     typealias Result = WriteTxnMarkersResponse.WritableTxnMarkerResult
 

@@ -48,7 +48,7 @@ public struct AddOffsetsToTxnRequest: KafkaMessage {
     }
 }
 
-public struct AddOffsetsToTxnResponse: KafkaMessage {
+public struct AddOffsetsToTxnResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 25
     public static let apiName = "AddOffsetsToTxn"
     public static let versions: ClosedRange<Int16> = 0...4

@@ -198,7 +198,7 @@ public struct AddPartitionsToTxnRequest: KafkaMessage {
     }
 }
 
-public struct AddPartitionsToTxnResponse: KafkaMessage {
+public struct AddPartitionsToTxnResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 24
     public static let apiName = "AddPartitionsToTxn"
     public static let versions: ClosedRange<Int16> = 0...5

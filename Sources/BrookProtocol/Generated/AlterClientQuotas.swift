@@ -164,7 +164,7 @@ public struct AlterClientQuotasRequest: KafkaMessage {
     }
 }
 
-public struct AlterClientQuotasResponse: KafkaMessage {
+public struct AlterClientQuotasResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 49
     public static let apiName = "AlterClientQuotas"
     public static let versions: ClosedRange<Int16> = 0...1

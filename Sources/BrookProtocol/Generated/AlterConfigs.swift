@@ -124,7 +124,7 @@ public struct AlterConfigsRequest: KafkaMessage {
     }
 }
 
-public struct AlterConfigsResponse: KafkaMessage {
+public struct AlterConfigsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 33
     public static let apiName = "AlterConfigs"
     public static let versions: ClosedRange<Int16> = 0...2

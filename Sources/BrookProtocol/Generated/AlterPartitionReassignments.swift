@@ -140,7 +140,7 @@ public struct AlterPartitionReassignmentsRequest: KafkaMessage {
     }
 }
 
-public struct AlterPartitionReassignmentsResponse: KafkaMessage {
+public struct AlterPartitionReassignmentsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 45
     public static let apiName = "AlterPartitionReassignments"
     public static let versions: ClosedRange<Int16> = 0...1

@@ -123,7 +123,7 @@ public struct AlterReplicaLogDirsRequest: KafkaMessage {
     }
 }
 
-public struct AlterReplicaLogDirsResponse: KafkaMessage {
+public struct AlterReplicaLogDirsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 34
     public static let apiName = "AlterReplicaLogDirs"
     public static let versions: ClosedRange<Int16> = 1...2

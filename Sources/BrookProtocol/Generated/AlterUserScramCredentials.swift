@@ -132,7 +132,7 @@ public struct AlterUserScramCredentialsRequest: KafkaMessage {
     }
 }
 
-public struct AlterUserScramCredentialsResponse: KafkaMessage {
+public struct AlterUserScramCredentialsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 51
     public static let apiName = "AlterUserScramCredentials"
     public static let versions: ClosedRange<Int16> = 0...0

@@ -48,7 +48,7 @@ public struct ApiVersionsRequest: KafkaMessage {
     }
 }
 
-public struct ApiVersionsResponse: KafkaMessage {
+public struct ApiVersionsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 18
     public static let apiName = "ApiVersions"
     public static let versions: ClosedRange<Int16> = 0...4

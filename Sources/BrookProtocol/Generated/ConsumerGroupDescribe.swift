@@ -47,7 +47,7 @@ public struct ConsumerGroupDescribeRequest: KafkaMessage {
     }
 }
 
-public struct ConsumerGroupDescribeResponse: KafkaMessage {
+public struct ConsumerGroupDescribeResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 69
     public static let apiName = "ConsumerGroupDescribe"
     public static let versions: ClosedRange<Int16> = 0...1

@@ -140,7 +140,7 @@ public struct ConsumerGroupHeartbeatRequest: KafkaMessage {
     }
 }
 
-public struct ConsumerGroupHeartbeatResponse: KafkaMessage {
+public struct ConsumerGroupHeartbeatResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 68
     public static let apiName = "ConsumerGroupHeartbeat"
     public static let versions: ClosedRange<Int16> = 0...1

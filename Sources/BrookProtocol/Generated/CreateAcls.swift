@@ -96,7 +96,7 @@ public struct CreateAclsRequest: KafkaMessage {
     }
 }
 
-public struct CreateAclsResponse: KafkaMessage {
+public struct CreateAclsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 30
     public static let apiName = "CreateAcls"
     public static let versions: ClosedRange<Int16> = 1...3

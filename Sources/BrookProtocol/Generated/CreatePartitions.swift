@@ -136,7 +136,7 @@ public struct CreatePartitionsRequest: KafkaMessage {
     }
 }
 
-public struct CreatePartitionsResponse: KafkaMessage {
+public struct CreatePartitionsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 37
     public static let apiName = "CreatePartitions"
     public static let versions: ClosedRange<Int16> = 0...3

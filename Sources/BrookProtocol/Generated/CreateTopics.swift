@@ -183,7 +183,7 @@ public struct CreateTopicsRequest: KafkaMessage {
     }
 }
 
-public struct CreateTopicsResponse: KafkaMessage {
+public struct CreateTopicsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 19
     public static let apiName = "CreateTopics"
     public static let versions: ClosedRange<Int16> = 2...7

@@ -96,7 +96,7 @@ public struct DeleteAclsRequest: KafkaMessage {
     }
 }
 
-public struct DeleteAclsResponse: KafkaMessage {
+public struct DeleteAclsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 31
     public static let apiName = "DeleteAcls"
     public static let versions: ClosedRange<Int16> = 1...3

@@ -43,7 +43,7 @@ public struct DeleteGroupsRequest: KafkaMessage {
     }
 }
 
-public struct DeleteGroupsResponse: KafkaMessage {
+public struct DeleteGroupsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 42
     public static let apiName = "DeleteGroups"
     public static let versions: ClosedRange<Int16> = 0...2

@@ -120,7 +120,7 @@ public struct DeleteRecordsRequest: KafkaMessage {
     }
 }
 
-public struct DeleteRecordsResponse: KafkaMessage {
+public struct DeleteRecordsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 21
     public static let apiName = "DeleteRecords"
     public static let versions: ClosedRange<Int16> = 0...2

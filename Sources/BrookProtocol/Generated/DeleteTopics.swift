@@ -107,7 +107,7 @@ public struct DeleteTopicsRequest: KafkaMessage {
     }
 }
 
-public struct DeleteTopicsResponse: KafkaMessage {
+public struct DeleteTopicsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 20
     public static let apiName = "DeleteTopics"
     public static let versions: ClosedRange<Int16> = 1...6

@@ -60,7 +60,7 @@ public struct DescribeAclsRequest: KafkaMessage {
     }
 }
 
-public struct DescribeAclsResponse: KafkaMessage {
+public struct DescribeAclsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 29
     public static let apiName = "DescribeAcls"
     public static let versions: ClosedRange<Int16> = 1...3

@@ -84,7 +84,7 @@ public struct DescribeClientQuotasRequest: KafkaMessage {
     }
 }
 
-public struct DescribeClientQuotasResponse: KafkaMessage {
+public struct DescribeClientQuotasResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 48
     public static let apiName = "DescribeClientQuotas"
     public static let versions: ClosedRange<Int16> = 0...1

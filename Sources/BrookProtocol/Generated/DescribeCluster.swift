@@ -52,7 +52,7 @@ public struct DescribeClusterRequest: KafkaMessage {
     }
 }
 
-public struct DescribeClusterResponse: KafkaMessage {
+public struct DescribeClusterResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 60
     public static let apiName = "DescribeCluster"
     public static let versions: ClosedRange<Int16> = 0...2

@@ -104,7 +104,7 @@ public struct DescribeConfigsRequest: KafkaMessage {
     }
 }
 
-public struct DescribeConfigsResponse: KafkaMessage {
+public struct DescribeConfigsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 32
     public static let apiName = "DescribeConfigs"
     public static let versions: ClosedRange<Int16> = 1...4

@@ -51,7 +51,7 @@ public struct DescribeGroupsRequest: KafkaMessage {
     }
 }
 
-public struct DescribeGroupsResponse: KafkaMessage {
+public struct DescribeGroupsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 15
     public static let apiName = "DescribeGroups"
     public static let versions: ClosedRange<Int16> = 0...6

@@ -88,7 +88,7 @@ public struct DescribeLogDirsRequest: KafkaMessage {
     }
 }
 
-public struct DescribeLogDirsResponse: KafkaMessage {
+public struct DescribeLogDirsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 35
     public static let apiName = "DescribeLogDirs"
     public static let versions: ClosedRange<Int16> = 1...4

@@ -83,7 +83,7 @@ public struct DescribeProducersRequest: KafkaMessage {
     }
 }
 
-public struct DescribeProducersResponse: KafkaMessage {
+public struct DescribeProducersResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 61
     public static let apiName = "DescribeProducers"
     public static let versions: ClosedRange<Int16> = 0...0

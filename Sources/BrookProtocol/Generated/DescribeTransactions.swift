@@ -43,7 +43,7 @@ public struct DescribeTransactionsRequest: KafkaMessage {
     }
 }
 
-public struct DescribeTransactionsResponse: KafkaMessage {
+public struct DescribeTransactionsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 65
     public static let apiName = "DescribeTransactions"
     public static let versions: ClosedRange<Int16> = 0...0

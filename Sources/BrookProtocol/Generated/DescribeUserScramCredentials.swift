@@ -77,7 +77,7 @@ public struct DescribeUserScramCredentialsRequest: KafkaMessage {
     }
 }
 
-public struct DescribeUserScramCredentialsResponse: KafkaMessage {
+public struct DescribeUserScramCredentialsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 50
     public static let apiName = "DescribeUserScramCredentials"
     public static let versions: ClosedRange<Int16> = 0...0

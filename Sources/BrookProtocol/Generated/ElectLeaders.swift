@@ -100,7 +100,7 @@ public struct ElectLeadersRequest: KafkaMessage {
     }
 }
 
-public struct ElectLeadersResponse: KafkaMessage {
+public struct ElectLeadersResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 43
     public static let apiName = "ElectLeaders"
     public static let versions: ClosedRange<Int16> = 0...2

@@ -48,7 +48,7 @@ public struct EndTxnRequest: KafkaMessage {
     }
 }
 
-public struct EndTxnResponse: KafkaMessage {
+public struct EndTxnResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 26
     public static let apiName = "EndTxn"
     public static let versions: ClosedRange<Int16> = 0...5

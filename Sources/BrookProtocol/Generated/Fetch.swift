@@ -354,7 +354,7 @@ public struct FetchRequest: KafkaMessage {
     }
 }
 
-public struct FetchResponse: KafkaMessage {
+public struct FetchResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 1
     public static let apiName = "Fetch"
     public static let versions: ClosedRange<Int16> = 4...17

@@ -63,7 +63,7 @@ public struct FindCoordinatorRequest: KafkaMessage {
     }
 }
 
-public struct FindCoordinatorResponse: KafkaMessage {
+public struct FindCoordinatorResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 10
     public static let apiName = "FindCoordinator"
     public static let versions: ClosedRange<Int16> = 0...6

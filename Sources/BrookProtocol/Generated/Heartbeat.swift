@@ -52,7 +52,7 @@ public struct HeartbeatRequest: KafkaMessage {
     }
 }
 
-public struct HeartbeatResponse: KafkaMessage {
+public struct HeartbeatResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 12
     public static let apiName = "Heartbeat"
     public static let versions: ClosedRange<Int16> = 0...4

@@ -128,7 +128,7 @@ public struct IncrementalAlterConfigsRequest: KafkaMessage {
     }
 }
 
-public struct IncrementalAlterConfigsResponse: KafkaMessage {
+public struct IncrementalAlterConfigsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 44
     public static let apiName = "IncrementalAlterConfigs"
     public static let versions: ClosedRange<Int16> = 0...1

@@ -56,7 +56,7 @@ public struct InitProducerIdRequest: KafkaMessage {
     }
 }
 
-public struct InitProducerIdResponse: KafkaMessage {
+public struct InitProducerIdResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 22
     public static let apiName = "InitProducerId"
     public static let versions: ClosedRange<Int16> = 0...5

@@ -112,7 +112,7 @@ public struct JoinGroupRequest: KafkaMessage {
     }
 }
 
-public struct JoinGroupResponse: KafkaMessage {
+public struct JoinGroupResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 11
     public static let apiName = "JoinGroup"
     public static let versions: ClosedRange<Int16> = 2...9

@@ -108,7 +108,7 @@ public struct LeaveGroupRequest: KafkaMessage {
     }
 }
 
-public struct LeaveGroupResponse: KafkaMessage {
+public struct LeaveGroupResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 13
     public static let apiName = "LeaveGroup"
     public static let versions: ClosedRange<Int16> = 0...5

@@ -62,7 +62,7 @@ public struct ListGroupsRequest: KafkaMessage {
     }
 }
 
-public struct ListGroupsResponse: KafkaMessage {
+public struct ListGroupsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 16
     public static let apiName = "ListGroups"
     public static let versions: ClosedRange<Int16> = 0...5

@@ -144,7 +144,7 @@ public struct ListOffsetsRequest: KafkaMessage {
     }
 }
 
-public struct ListOffsetsResponse: KafkaMessage {
+public struct ListOffsetsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 2
     public static let apiName = "ListOffsets"
     public static let versions: ClosedRange<Int16> = 1...10

@@ -92,7 +92,7 @@ public struct ListPartitionReassignmentsRequest: KafkaMessage {
     }
 }
 
-public struct ListPartitionReassignmentsResponse: KafkaMessage {
+public struct ListPartitionReassignmentsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 46
     public static let apiName = "ListPartitionReassignments"
     public static let versions: ClosedRange<Int16> = 0...0

@@ -62,7 +62,7 @@ public struct ListTransactionsRequest: KafkaMessage {
     }
 }
 
-public struct ListTransactionsResponse: KafkaMessage {
+public struct ListTransactionsResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 66
     public static let apiName = "ListTransactions"
     public static let versions: ClosedRange<Int16> = 0...1

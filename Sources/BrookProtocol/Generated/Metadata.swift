@@ -109,7 +109,7 @@ public struct MetadataRequest: KafkaMessage {
     }
 }
 
-public struct MetadataResponse: KafkaMessage {
+public struct MetadataResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 3
     public static let apiName = "Metadata"
     public static let versions: ClosedRange<Int16> = 0...13

@@ -156,7 +156,7 @@ public struct OffsetCommitRequest: KafkaMessage {
     }
 }
 
-public struct OffsetCommitResponse: KafkaMessage {
+public struct OffsetCommitResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 8
     public static let apiName = "OffsetCommit"
     public static let versions: ClosedRange<Int16> = 2...9

@@ -90,7 +90,7 @@ public struct OffsetDeleteRequest: KafkaMessage {
     }
 }
 
-public struct OffsetDeleteResponse: KafkaMessage {
+public struct OffsetDeleteResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 47
     public static let apiName = "OffsetDelete"
     public static let versions: ClosedRange<Int16> = 0...0

@@ -248,7 +248,7 @@ public struct OffsetFetchRequest: KafkaMessage {
     }
 }
 
-public struct OffsetFetchResponse: KafkaMessage {
+public struct OffsetFetchResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 9
     public static let apiName = "OffsetFetch"
     public static let versions: ClosedRange<Int16> = 1...9

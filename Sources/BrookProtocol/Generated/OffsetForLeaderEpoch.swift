@@ -128,7 +128,7 @@ public struct OffsetForLeaderEpochRequest: KafkaMessage {
     }
 }
 
-public struct OffsetForLeaderEpochResponse: KafkaMessage {
+public struct OffsetForLeaderEpochResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 23
     public static let apiName = "OffsetForLeaderEpoch"
     public static let versions: ClosedRange<Int16> = 2...4

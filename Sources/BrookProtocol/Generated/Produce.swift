@@ -128,7 +128,7 @@ public struct ProduceRequest: KafkaMessage {
     }
 }
 
-public struct ProduceResponse: KafkaMessage {
+public struct ProduceResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 0
     public static let apiName = "Produce"
     public static let versions: ClosedRange<Int16> = 3...12

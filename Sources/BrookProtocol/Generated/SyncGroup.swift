@@ -112,7 +112,7 @@ public struct SyncGroupRequest: KafkaMessage {
     }
 }
 
-public struct SyncGroupResponse: KafkaMessage {
+public struct SyncGroupResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 14
     public static let apiName = "SyncGroup"
     public static let versions: ClosedRange<Int16> = 0...5

@@ -168,7 +168,7 @@ public struct TxnOffsetCommitRequest: KafkaMessage {
     }
 }
 
-public struct TxnOffsetCommitResponse: KafkaMessage {
+public struct TxnOffsetCommitResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 28
     public static let apiName = "TxnOffsetCommit"
     public static let versions: ClosedRange<Int16> = 0...5

@@ -36,7 +36,7 @@ public struct UnregisterBrokerRequest: KafkaMessage {
     }
 }
 
-public struct UnregisterBrokerResponse: KafkaMessage {
+public struct UnregisterBrokerResponse: KafkaMessage, ThrottledResponse {
     public static let apiKey: Int16 = 64
     public static let apiName = "UnregisterBroker"
     public static let versions: ClosedRange<Int16> = 0...0
