@@ -37,7 +37,7 @@ class Node:
 
     def __init__(self, root: Path, node_id: int, voters: str, broker_port: int, controller_port: int,
                  extra: "list[str] | None" = None, host: str = "127.0.0.1", prefix: "list[str] | None" = None,
-                 clock: bool = False, listener: str = "PLAINTEXT") -> None:
+                 clock: bool = False, listener: str = "PLAINTEXT", args: "list[str] | None" = None) -> None:
         self.node_id = node_id
         # With `clock`, the node's wall clock (CLOCK_REALTIME only: timers use the monotonic
         # clock, which no NTP step moves either) is the real one plus the offset in this file.
@@ -65,6 +65,7 @@ class Node:
             *(extra or []),
             "",
         ]))
+        self.args = args or []  # more `brook serve` arguments (--add-scram)
         self.proc: "subprocess.Popen | None" = None
 
     def start(self) -> None:
@@ -74,7 +75,7 @@ class Node:
             if self.clock_file:
                 env = dict(os.environ, LD_PRELOAD=FAKETIME_LIB, FAKETIME_TIMESTAMP_FILE=str(self.clock_file),
                            FAKETIME_CACHE_DURATION="1", FAKETIME_DONT_FAKE_MONOTONIC="1")
-            self.proc = subprocess.Popen(self.prefix + [str(BROOK_BIN), "serve", str(self.props)] + extra, stdout=out, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(self.prefix + [str(BROOK_BIN), "serve", str(self.props)] + self.args + extra, stdout=out, stderr=subprocess.STDOUT,
                                          preexec_fn=die_with_parent, env=env)
         _procs.add(self.proc)
 
@@ -115,7 +116,7 @@ class Node:
 
 class Cluster:
     def __init__(self, root: Path, size: int = 3, extra=None, network=None, clocks: bool = False,
-                 listener: str = "PLAINTEXT", tool_args: "list[str] | None" = None) -> None:
+                 listener: str = "PLAINTEXT", tool_args: "list[str] | None" = None, args: "list[str] | None" = None) -> None:
         """`extra(node_id)`: more settings for a node's properties. `network` (netns.Network):
         each node in its own namespace, at its own address, so that links can be cut.
         `listener`: the name of the brokers' listener; `tool_args`: what `brook cluster describe`
@@ -126,7 +127,7 @@ class Cluster:
         voters = ",".join(f"{i}@{host(i)}:{c}" for i, (_, c) in ports.items())
         self.network = network
         self.nodes = {i: Node(root, i, voters, b, c, extra(i) if extra else None, host=host(i),
-                              prefix=network.prefix(i) if network else None, clock=clocks, listener=listener)
+                              prefix=network.prefix(i) if network else None, clock=clocks, listener=listener, args=args)
                       for i, (b, c) in ports.items()}
 
     @property

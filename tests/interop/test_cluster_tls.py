@@ -9,9 +9,10 @@ for the test (tls_certs.py).
    cluster forms, replicates (full ISR over TLS), survives its partition leader's SIGKILL without
    losing an acknowledged record, commits a transaction across brokers, and the restarted
    node catches up.
-2. Brokers authenticating to each other with SASL PLAIN over TLS (`sasl.mechanism.inter.broker.
-   protocol`, the broker's own `username`/`password` in the listener's JAAS config) under an
-   authorizer whose only super user is that broker login.
+2. Brokers authenticating to each other with SASL PLAIN, and SCRAM-SHA-512 (credentials from
+   `--add-scram`), over TLS (`sasl.mechanism.inter.broker.protocol`, the broker's own
+   `username`/`password` in the listener's JAAS config) under an authorizer whose only super
+   user is that broker login.
 """
 from __future__ import annotations
 
@@ -144,29 +145,39 @@ def test_a_three_node_cluster_whose_nodes_talk_only_tls(tmp_path):
 
 
 @pytest.mark.timeout(150)
-def test_brokers_authenticate_to_each_other_with_sasl_over_tls(tmp_path):
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-512"])
+def test_brokers_authenticate_to_each_other_with_sasl_over_tls(tmp_path, mechanism):
+    """PLAIN: the broker's login and the users in the listener's JAAS config. SCRAM-SHA-512: the
+    credentials in the metadata log from the first start (`--add-scram`, as Kafka's storage
+    format), the broker's login in the listener's SCRAM JAAS config."""
     from confluent_kafka.admin import AdminClient, NewTopic
     certs = make_certs(tmp_path / "certs")
-    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="broker-secret" '
-            'user_broker="broker-secret" user_alice="alice-secret";')
+    if mechanism == "PLAIN":
+        jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="broker-secret" '
+                'user_broker="broker-secret" user_alice="alice-secret";')
+        args = []
+    else:
+        jaas = 'org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="broker-secret";'
+        args = ["--add-scram", "SCRAM-SHA-512=[name=broker,password=broker-secret]",
+                "--add-scram", "SCRAM-SHA-512=[name=alice,password=alice-secret]"]
     settings = [
         "listener.security.protocol.map=BROKER:SASL_SSL,CONTROLLER:SSL",
         "inter.broker.listener.name=BROKER",
-        "sasl.enabled.mechanisms=PLAIN",
-        "sasl.mechanism.inter.broker.protocol=PLAIN",
-        f"listener.name.broker.plain.sasl.jaas.config={jaas}",
+        f"sasl.enabled.mechanisms={mechanism}",
+        f"sasl.mechanism.inter.broker.protocol={mechanism}",
+        f"listener.name.broker.{mechanism.lower()}.sasl.jaas.config={jaas}",
         f"ssl.keystore.location={certs['keystore.pem']}",
         f"ssl.truststore.location={certs['ca.pem']}",
         "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users=User:broker",
     ]
     tool_config = write_props(tmp_path / "tool.properties", **{"security.protocol": "SSL", "ssl.truststore.location": certs["ca.pem"]})
-    cluster = Cluster(tmp_path, listener="BROKER", extra=lambda i: settings, tool_args=["--command-config", tool_config])
+    cluster = Cluster(tmp_path, listener="BROKER", extra=lambda i: settings, tool_args=["--command-config", tool_config], args=args)
     cluster.start()
     try:
         cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]), limit_s=60)
         # The broker login administers (a super user); its replica fetches are what fill the ISR.
-        client = {"security.protocol": "SASL_SSL", "ssl.ca.location": certs["ca.pem"], "sasl.mechanism": "PLAIN",
+        client = {"security.protocol": "SASL_SSL", "ssl.ca.location": certs["ca.pem"], "sasl.mechanism": mechanism,
                   "sasl.username": "broker", "sasl.password": "broker-secret"}
         topic = unique_topic("sasl-replicated")
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap, **client})
