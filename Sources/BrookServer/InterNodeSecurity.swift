@@ -12,8 +12,10 @@ import NIOSSL
 /// `username` and `password` of the listener's `MECHANISM.sasl.jaas.config`.
 public struct InterBrokerClient: Sendable {
     public let listener: String
-    let tls: ClientTLS?
+    let tls: ListenerTLS?
     let sasl: SaslCredentials?
+    /// The TLS files to watch for renewed certificates.
+    public var files: TLSFiles { TLSFiles(tls.map { [$0] } ?? []) }
     /// Why this broker cannot reach the others, for a node that has none (`alone`).
     let problem: String?
 
@@ -36,10 +38,7 @@ public struct InterBrokerClient: Sendable {
         let security = config.security
         let used = security.securityProtocol(of: listener)
         if used.usesTLS {
-            let configuration = try ListenerTLS.clientConfiguration(listener, security.ssl(for: listener))
-            do { tls = ClientTLS(context: try NIOSSLContext(configuration: configuration)) } catch {
-                throw TLSConfigError(listener, "the TLS settings do not make a client context: \(error)")
-            }
+            tls = try ListenerTLS(listener: listener, settings: security.ssl(for: listener), client: true)
         } else {
             tls = nil
         }
@@ -59,7 +58,8 @@ public struct InterBrokerClient: Sendable {
 
     public func connect(_ address: String, clientID: String, timeoutMs: Int64) async throws -> BrokerConnection {
         if let problem { throw ClientError(problem) }
-        return try await BrokerConnection.connect(address, clientID: clientID, timeoutMs: timeoutMs, sasl: sasl, tls: tls)
+        return try await BrokerConnection.connect(address, clientID: clientID, timeoutMs: timeoutMs, sasl: sasl,
+                                                  tls: tls.map { ClientTLS(context: $0.context) })
     }
 }
 
@@ -71,22 +71,21 @@ public struct InterBrokerClient: Sendable {
 /// client with the same settings. PLAINTEXT otherwise (SASL there stops the start:
 /// BrokerConfig's checks).
 public enum ControllerTransport {
-    /// `serving`: this node is a controller (the server side needs its key store).
-    public static func make(_ config: BrokerConfig, serving: Bool) throws -> QuorumTransport {
-        guard let name = config.controllerListenerNames.first, config.security.securityProtocol(of: name).usesTLS else { return .plaintext }
+    /// `serving`: this node is a controller (the server side needs its key store). With the
+    /// transport, the TLS files to watch for renewed certificates.
+    public static func make(_ config: BrokerConfig, serving: Bool) throws -> (QuorumTransport, TLSFiles) {
+        guard let name = config.controllerListenerNames.first, config.security.securityProtocol(of: name).usesTLS else {
+            return (.plaintext, .none)
+        }
         let settings = config.security.ssl(for: name)
-        let client: NIOSSLContext
-        do { client = try NIOSSLContext(configuration: try ListenerTLS.clientConfiguration(name, settings)) } catch let error as TLSConfigError {
-            throw error
-        } catch {
-            throw TLSConfigError(name, "the TLS settings do not make a client context: \(error)")
-        }
+        let client = try ListenerTLS(listener: name, settings: settings, client: true)
         let opened: @Sendable (Channel, String) throws -> Void = { channel, host in
-            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: client, serverHostname: ClientTLS.serverName(host)))
+            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: client.context, serverHostname: ClientTLS.serverName(host)))
         }
-        guard serving else { return QuorumTransport(client: opened) }
+        guard serving else { return (QuorumTransport(client: opened), TLSFiles([client])) }
         let server = try ListenerTLS(listener: name, settings: settings)
-        return QuorumTransport(server: { channel in try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: server.context)) },
-                               client: opened)
+        let transport = QuorumTransport(server: { channel in try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: server.context)) },
+                                        client: opened)
+        return (transport, TLSFiles([server, client]))
     }
 }

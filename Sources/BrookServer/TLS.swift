@@ -22,17 +22,21 @@ struct TLSConfigError: Error, CustomStringConvertible {
 /// - `ssl.enabled.protocols`: TLSv1.2 and/or TLSv1.3 (default both).
 ///
 /// The context is rebuilt when a key store or trust store file changes (checked every few
-/// seconds): new connections get the renewed certificate; open ones keep theirs. A file that
+/// seconds; for the contexts between nodes, `TLSFiles`): new connections get the renewed
+/// certificate; open ones keep theirs. A file that
 /// does not load keeps the previous context and is reported.
 final class ListenerTLS: Sendable {
     let listener: String
     let settings: [String: String]
+    /// The context is this node's as a client of the listener (another node's), not its server's.
+    let client: Bool
     private let state: NIOLockedValueBox<(context: NIOSSLContext, stamps: [String: Date])>
 
-    init(listener: String, settings: [String: String]) throws(TLSConfigError) {
+    init(listener: String, settings: [String: String], client: Bool = false) throws(TLSConfigError) {
         self.listener = listener
         self.settings = settings
-        let context = try Self.context(listener, settings)
+        self.client = client
+        let context = try Self.context(listener, settings, client: client)
         state = NIOLockedValueBox((context, Self.stamps(settings)))
     }
 
@@ -44,9 +48,9 @@ final class ListenerTLS: Sendable {
         let now = Self.stamps(settings)
         guard state.withLockedValue({ $0.stamps }) != now else { return }
         do {
-            let context = try Self.context(listener, settings)
+            let context = try Self.context(listener, settings, client: client)
             state.withLockedValue { $0 = (context, now) }
-            logger.notice("listener \(listener): reloaded its TLS key store and trust store")
+            logger.notice("listener \(listener): reloaded its TLS key store and trust store\(client ? " (this node's side as a client)" : "")")
         } catch {
             state.withLockedValue { $0.stamps = now }
             logger.error("listener \(listener): the changed TLS files do not load, the previous ones stay in use: \(error)")
@@ -65,8 +69,8 @@ final class ListenerTLS: Sendable {
         return out
     }
 
-    static func context(_ listener: String, _ settings: [String: String]) throws(TLSConfigError) -> NIOSSLContext {
-        let configuration = try self.configuration(listener, settings)
+    static func context(_ listener: String, _ settings: [String: String], client: Bool = false) throws(TLSConfigError) -> NIOSSLContext {
+        let configuration = client ? try clientConfiguration(listener, settings) : try self.configuration(listener, settings)
         do { return try NIOSSLContext(configuration: configuration) } catch {
             throw TLSConfigError(listener, "the TLS settings do not make a context: \(error)")
         }
@@ -188,4 +192,15 @@ final class ListenerTLS: Sendable {
         guard !versions.isEmpty else { throw fail("ssl.enabled.protocols names no protocol") }
         return (versions.contains(.tlsv12) ? .tlsv12 : .tlsv13, versions.contains(.tlsv13) ? .tlsv13 : .tlsv12)
     }
+}
+
+/// The TLS contexts a node uses between nodes (the controller listener's, the inter-broker
+/// listener's as a client), rebuilt when their files change: `brook serve` calls
+/// `reloadIfChanged` every few seconds, as the client listeners' are.
+public final class TLSFiles: Sendable {
+    let stores: [ListenerTLS]
+    init(_ stores: [ListenerTLS]) { self.stores = stores }
+    public static let none = TLSFiles([])
+    public var isEmpty: Bool { stores.isEmpty }
+    public func reloadIfChanged(logger: Logger) { for store in stores { store.reloadIfChanged(logger: logger) } }
 }

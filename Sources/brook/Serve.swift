@@ -140,14 +140,22 @@ struct Serve: ParsableCommand {
         var voters = voters
         // TLS between the nodes loads now: settings that cannot be used stop the start.
         let transport: QuorumTransport
+        let controllerFiles: TLSFiles
         let peers: InterBrokerClient?
         do {
-            transport = try ControllerTransport.make(config, serving: config.processRoles.contains(.controller))
+            (transport, controllerFiles) = try ControllerTransport.make(config, serving: config.processRoles.contains(.controller))
             peers = config.processRoles.contains(.broker) ? try InterBrokerClient(config: config, alone: singleNode) : nil
         } catch {
             throw ValidationError("\(error)")
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // Renewed certificates between the nodes are taken as the client listeners' are.
+        let interNodeFiles = [controllerFiles, peers?.files ?? .none].filter { !$0.isEmpty }
+        if !interNodeFiles.isEmpty {
+            _ = group.next().scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
+                for files in interNodeFiles { files.reloadIfChanged(logger: logger) }
+            }
+        }
         // The broker first: its data is what a single node's controller takes over.
         let broker = config.processRoles.contains(.broker) ? try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests(), jwsVerifier: SwiftCryptoJwsVerifier()) : nil
         if let broker { haltOnFatalLogDirFailure(broker, logger: logger) }

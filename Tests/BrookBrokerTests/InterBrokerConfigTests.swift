@@ -55,7 +55,7 @@ import Testing
         let client = try InterBrokerClient(config: config)
         #expect(client.listener == "INTERNAL")
         #expect(client.sasl == SaslCredentials(mechanism: .scramSHA512, user: "broker", password: "s3"))
-        #expect(client.tls == nil)
+        #expect(client.tls == nil && client.files.isEmpty)
     }
 
     @Test func aSaslInterBrokerListenerWithoutTheBrokersLoginStopsTheStart() throws {
@@ -80,7 +80,7 @@ import Testing
     }
 
     @Test func aPlaintextControllerListenerAddsNothing() throws {
-        let transport = try ControllerTransport.make(try Self.config([]), serving: true)
-        #expect(transport.server == nil && transport.client == nil)
+        let (transport, files) = try ControllerTransport.make(try Self.config([]), serving: true)
+        #expect(transport.server == nil && transport.client == nil && files.isEmpty)
     }
 }

@@ -16,6 +16,9 @@ for the test (tls_certs.py).
 """
 from __future__ import annotations
 
+import shutil
+import socket
+import ssl
 import subprocess
 import time
 
@@ -47,6 +50,19 @@ def wait_full_isr(bootstrap: str, topic: str, partitions: int, args: list, limit
         time.sleep(0.3)
 
 
+def served_subject(host: str, port: int, certs: dict) -> str:
+    """The subject of the certificate a TLS listener serves (read, not checked), shown a client
+    certificate from the test CA."""
+    from cryptography import x509
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(certs["client.pem"], certs["client.key"])
+    with socket.create_connection((host, port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
+        der = tls.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+
+
 def write_props(path, **settings) -> str:
     path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     return str(path)
@@ -57,10 +73,12 @@ def test_a_three_node_cluster_whose_nodes_talk_only_tls(tmp_path):
     from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
     certs = make_certs(tmp_path / "certs")
-    settings = [
+    for i in (1, 2, 3):  # each node its own key store file, so that one can be renewed
+        shutil.copy(certs["keystore.pem"], tmp_path / f"keystore-{i}.pem")
+    settings = lambda i: [
         "listener.security.protocol.map=BROKER:SSL,CONTROLLER:SSL",
         "inter.broker.listener.name=BROKER",
-        f"ssl.keystore.location={certs['keystore.pem']}",
+        f"ssl.keystore.location={tmp_path / f'keystore-{i}.pem'}",
         f"ssl.truststore.location={certs['ca.pem']}",
         "ssl.client.auth=required",
         "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
@@ -70,7 +88,7 @@ def test_a_three_node_cluster_whose_nodes_talk_only_tls(tmp_path):
     tool_config = write_props(tmp_path / "tool.properties", **{
         "security.protocol": "SSL", "ssl.truststore.location": certs["ca.pem"],
         "ssl.certificate.location": certs["client.pem"], "ssl.key.location": certs["client.key"]})
-    cluster = Cluster(tmp_path, listener="BROKER", extra=lambda i: settings, tool_args=["--command-config", tool_config])
+    cluster = Cluster(tmp_path, listener="BROKER", extra=settings, tool_args=["--command-config", tool_config])
     cluster.start()
     try:
         cluster.wait_for("three unfenced brokers over TLS", all_unfenced([1, 2, 3]), limit_s=60)
@@ -140,6 +158,16 @@ def test_a_three_node_cluster_whose_nodes_talk_only_tls(tmp_path):
         for p, offset, value in acked:
             assert read.get((p, offset)) == value, f"acknowledged {value} at {p}/{offset} reads back as {read.get((p, offset))}"
         assert {b"t0", b"t1"} <= set(read.values()), "the committed transaction is not visible"
+
+        # A renewed certificate on node 1 is what its controller listener serves next, without
+        # a restart (checked every 5 s).
+        node = cluster.nodes[1]
+        assert "O=Brook renewed" not in served_subject(node.host, node.controller_port, certs)
+        shutil.copy(certs["keystore-renewed.pem"], tmp_path / "keystore-1.pem")
+        deadline = time.monotonic() + 20
+        while "O=Brook renewed" not in served_subject(node.host, node.controller_port, certs):
+            assert time.monotonic() < deadline, f"the controller listener still serves {served_subject(node.host, node.controller_port, certs)}"
+            time.sleep(0.5)
     finally:
         cluster.stop()
 
