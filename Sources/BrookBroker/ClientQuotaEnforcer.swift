@@ -14,14 +14,16 @@ import Synchronization
 public final class ClientQuotaEnforcer: Sendable {
     public enum Kind: Sendable {
         /// Bytes produced, bytes fetched, request time (recorded as percent-seconds: a request
-        /// that runs 2 ms records 0.2, so that the rate per second is a percentage).
-        case produce, fetch, request
+        /// that runs 2 ms records 0.2, so that the rate per second is a percentage), partitions
+        /// created and deleted (KIP-599's controller mutations).
+        case produce, fetch, request, mutation
 
         var key: String {
             switch self {
             case .produce: "producer_byte_rate"
             case .fetch: "consumer_byte_rate"
             case .request: "request_percentage"
+            case .mutation: "controller_mutation_rate"
             }
         }
     }
@@ -53,8 +55,11 @@ public final class ClientQuotaEnforcer: Sendable {
         /// Bytes per second over the samples, the window at least (samples - 1) long (Kafka's
         /// Rate: a young sensor does not read as a burst).
         func rate(nowMs: Int64) -> (perSecond: Double, windowMs: Int64) {
-            let total = windows.reduce(0) { $0 + $1.bytes }
-            let oldest = windows.first?.startMs ?? nowMs
+            // Samples past the horizon are left out here too (they are dropped when recording).
+            let horizon = nowMs - Int64(ClientQuotaEnforcer.samples) * ClientQuotaEnforcer.sampleMs
+            let live = windows.drop { $0.startMs <= horizon }
+            let total = live.reduce(0) { $0 + $1.bytes }
+            let oldest = live.first?.startMs ?? nowMs
             let windowMs = max(nowMs - oldest, Int64(ClientQuotaEnforcer.samples - 1) * ClientQuotaEnforcer.sampleMs)
             return (total * 1000 / Double(windowMs), windowMs)
         }
@@ -64,25 +69,52 @@ public final class ClientQuotaEnforcer: Sendable {
 
     public init() {}
 
+    /// KIP-599's admission of `mutations` (partitions to create or delete): taken, and nil, when
+    /// the entity's `controller_mutation_rate` is not exceeded at this moment (the mutations are
+    /// recorded, and may take the rate past it, as Kafka lets one request do); else not taken,
+    /// and the throttle time in ms until the rate is back under the quota.
+    public func admit(mutations: Int, principal: String, clientID: String?, nowMs: Int64,
+                      quotas: [QuotaEntity: [String: Double]]) -> Int64? {
+        guard let (key, quota) = sensorKey(.mutation, principal: principal, clientID: clientID, quotas: quotas) else { return nil }
+        return sensors.withLock { sensors in
+            let (rate, windowMs) = sensors[key]?.rate(nowMs: nowMs) ?? (0, 0)
+            if rate > quota {
+                return max(1, min(Int64(((rate - quota) / quota * Double(windowMs)).rounded(.up)), Int64(Self.samples) * Self.sampleMs))
+            }
+            Self.makeRoom(&sensors, for: key)
+            sensors[key, default: Sensor()].record(Double(mutations), nowMs: nowMs)
+            return nil
+        }
+    }
+
+    /// The sensor of the entity whose quota of `kind` covers the connection, and that quota.
+    func sensorKey(_ kind: Kind, principal: String, clientID: String?, quotas: [QuotaEntity: [String: Double]]) -> (SensorKey, Double)? {
+        guard !quotas.isEmpty else { return nil }
+        let user = principal.hasPrefix("User:") ? String(principal.dropFirst(5)) : principal
+        let client = clientID ?? ""
+        for entity in QuotaEntity.candidates(user: user, clientID: client) {
+            guard let quota = quotas[entity]?[kind.key] else { continue }
+            guard quota > 0 else { return nil }
+            return (SensorKey(kind: kind, user: entity.user == nil ? nil : user, clientID: entity.clientID == nil ? nil : client), quota)
+        }
+        return nil
+    }
+
+    static func makeRoom(_ sensors: inout [SensorKey: Sensor], for key: SensorKey) {
+        if sensors[key] == nil, sensors.count >= sensorsMax,
+           let stalest = sensors.min(by: { $0.value.lastUsedMs < $1.value.lastUsedMs })?.key {
+            sensors[stalest] = nil
+        }
+    }
+
     /// Records `amount` (bytes, or percent-seconds for `.request`) for the connection of
     /// `principal` (`User:NAME`) and `clientID`; the throttle time in ms (0 under its quota or
     /// without one).
     public func record(_ kind: Kind, amount: Double, principal: String, clientID: String?, nowMs: Int64,
                        quotas: [QuotaEntity: [String: Double]]) -> Int64 {
-        guard !quotas.isEmpty else { return 0 }
-        let user = principal.hasPrefix("User:") ? String(principal.dropFirst(5)) : principal
-        let client = clientID ?? ""
-        var found: (entity: QuotaEntity, quota: Double)?
-        for entity in QuotaEntity.candidates(user: user, clientID: client) {
-            if let quota = quotas[entity]?[kind.key] { found = (entity, quota); break }
-        }
-        guard let (entity, quota) = found, quota > 0 else { return 0 }
-        let key = SensorKey(kind: kind, user: entity.user == nil ? nil : user, clientID: entity.clientID == nil ? nil : client)
+        guard let (key, quota) = sensorKey(kind, principal: principal, clientID: clientID, quotas: quotas) else { return 0 }
         return sensors.withLock { sensors in
-            if sensors[key] == nil, sensors.count >= Self.sensorsMax,
-               let stalest = sensors.min(by: { $0.value.lastUsedMs < $1.value.lastUsedMs })?.key {
-                sensors[stalest] = nil
-            }
+            Self.makeRoom(&sensors, for: key)
             sensors[key, default: Sensor()].record(amount, nowMs: nowMs)
             let (rate, windowMs) = sensors[key]!.rate(nowMs: nowMs)
             guard rate > quota else { return 0 }
@@ -119,6 +151,30 @@ extension RequestContext {
         if ms > 0 { connection?.throttle(ms) }
         return Int32(clamping: ms)
     }
+}
+
+extension RequestContext {
+    /// KIP-599 for a request that creates or deletes `mutations` partitions: nil when taken
+    /// (or no `controller_mutation_rate` applies), else the throttle time in ms; the topic is
+    /// then refused with THROTTLING_QUOTA_EXCEEDED. `strict` false (the API's versions before
+    /// KIP-599) takes every mutation and only throttles.
+    func admitMutations(_ mutations: Int, strict: Bool) -> Int32? {
+        guard mutations > 0, let quotas = broker.cluster.current?.image.clientQuotas, !quotas.isEmpty else { return nil }
+        let principal = connection?.principal ?? "User:ANONYMOUS"
+        let nowMs = broker.clock.now().ms
+        guard strict else {
+            let ms = broker.quotas.record(.mutation, amount: Double(mutations), principal: principal, clientID: header.clientID,
+                                          nowMs: nowMs, quotas: quotas)
+            if ms > 0 { connection?.throttle(ms) }
+            return nil
+        }
+        guard let ms = broker.quotas.admit(mutations: mutations, principal: principal, clientID: header.clientID,
+                                           nowMs: nowMs, quotas: quotas) else { return nil }
+        connection?.throttle(ms)
+        return Int32(clamping: ms)
+    }
+
+    static let mutationQuotaMessage = "The throttling quota has been exceeded."
 }
 
 extension ThrottledResponse {

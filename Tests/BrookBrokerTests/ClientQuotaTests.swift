@@ -65,4 +65,15 @@ import Testing
         #expect(throttled(handshake, atLeast: 7) == handshake)
         #expect(!(SaslHandshakeResponse() is any ThrottledResponse))
     }
+
+    /// KIP-599: a request is taken while the rate is not past the quota (and may take it past),
+    /// the next is refused with the time until it is back under, and taken once the window slid.
+    @Test func controllerMutationsAreAdmittedWhileTheRateIsUnderTheQuota() {
+        let enforcer = ClientQuotaEnforcer()
+        let quotas: [QuotaEntity: [String: Double]] = [QuotaEntity(clientID: .named("admin")): ["controller_mutation_rate": 1]]
+        #expect(enforcer.admit(mutations: 20, principal: "User:a", clientID: "admin", nowMs: 0, quotas: quotas) == nil)
+        #expect(enforcer.admit(mutations: 1, principal: "User:a", clientID: "admin", nowMs: 0, quotas: quotas) == 10_000)
+        #expect(enforcer.admit(mutations: 1, principal: "User:a", clientID: "other", nowMs: 0, quotas: quotas) == nil)
+        #expect(enforcer.admit(mutations: 1, principal: "User:a", clientID: "admin", nowMs: 12_000, quotas: quotas) == nil)
+    }
 }

@@ -9,6 +9,7 @@ import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from kafka import KafkaAdminClient
+from kafka.protocol.admin import CreateTopicsRequest
 from kafka.protocol.admin.client_quotas import AlterClientQuotasRequest, DescribeClientQuotasRequest
 
 from brook_interop import ck_create_topic, unique_topic
@@ -147,3 +148,32 @@ def test_request_percentage_throttles_the_time_a_client_id_takes(broker):
     finally:
         alter(admin, {"client-id": "busy"}, {"request_percentage": None})
         admin.close()
+
+
+def test_controller_mutation_rate_refuses_topic_creations_past_it(broker):
+    """KIP-599: `controller_mutation_rate` 1 for client id `mutator` (kafka-python's protocol
+    layer, CreateTopics v7): a topic of 20 partitions is taken (it takes the rate past the
+    quota), the next is refused with THROTTLING_QUOTA_EXCEEDED and a throttle time; another
+    client id is not held back."""
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, client_id="mutator", request_timeout_ms=TIMEOUT * 1000)
+    other = KafkaAdminClient(bootstrap_servers=broker.bootstrap, client_id="other", request_timeout_ms=TIMEOUT * 1000)
+    T = CreateTopicsRequest.CreatableTopic
+
+    def create(client, partitions: int) -> tuple:
+        response = send(client, CreateTopicsRequest(
+            topics=[T(name=unique_topic("mutation"), num_partitions=partitions, replication_factor=1, assignments=[], configs=[])],
+            timeout_ms=10_000, validate_only=False))
+        return response.topics[0].error_code, response.throttle_time_ms
+
+    try:
+        assert alter(admin, {"client-id": "mutator"}, {"controller_mutation_rate": 1}) == [(0, None)]
+        time.sleep(0.5)  # the broker's image follows the controller's
+        assert create(admin, 20) == (0, 0)
+        code, throttle = create(admin, 1)
+        assert code == 89 and throttle > 0, (code, throttle)  # THROTTLING_QUOTA_EXCEEDED
+        assert create(other, 1)[0] == 0
+    finally:
+        # Through `other`: kafka-python holds `mutator`'s connection for the throttle time.
+        alter(other, {"client-id": "mutator"}, {"controller_mutation_rate": None})
+        admin.close()
+        other.close()

@@ -6,9 +6,8 @@ import BrookProtocol
 /// component per type; Kafka's keys; a set value positive and finite; a key once per entry:
 /// INVALID_REQUEST for that entry) and forwards the rest to the controller, which writes them
 /// as ClientQuotaRecords in one entry. `validateOnly` stops after the checks. Needs
-/// ALTER_CONFIGS on the cluster with an authorizer. Enforced: producer_byte_rate,
-/// consumer_byte_rate and request_percentage (ClientQuotaEnforcer); controller_mutation_rate is
-/// kept and described, not enforced.
+/// ALTER_CONFIGS on the cluster with an authorizer. Enforced (ClientQuotaEnforcer):
+/// producer_byte_rate, consumer_byte_rate, request_percentage, controller_mutation_rate.
 struct AlterClientQuotasHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...1
     typealias Entry = AlterClientQuotasResponse.EntryData

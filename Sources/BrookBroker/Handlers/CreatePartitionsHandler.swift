@@ -32,7 +32,33 @@ struct CreatePartitionsHandler: ApiHandler {
                 return response
             }
         }
-        if context.broker.cluster.isCluster { return .later(ClusterAdmin.createPartitions(request, context: context)) }
+        if context.broker.cluster.isCluster {
+            // KIP-599: the partitions each topic adds against controller_mutation_rate; from v3
+            // a topic past it is refused (before, only throttled).
+            var admitted = request
+            admitted.topics = []
+            var throttled: [CreatePartitionsResponse.CreatePartitionsTopicResult] = []
+            var throttleMs: Int32 = 0
+            for topic in request.topics {
+                let added = max(0, Int(topic.count) - (registry.topic(topic.name)?.partitions.count ?? Int(topic.count)))
+                if !request.validateOnly, let ms = context.admitMutations(added, strict: version >= 3) {
+                    throttleMs = max(throttleMs, ms)
+                    throttled.append(.init(name: topic.name, errorCode: ErrorCode.throttlingQuotaExceeded.rawValue,
+                                           errorMessage: RequestContext.mutationQuotaMessage))
+                } else {
+                    admitted.topics.append(topic)
+                }
+            }
+            if admitted.topics.isEmpty { return .now(CreatePartitionsResponse(throttleTimeMs: throttleMs, results: throttled)) }
+            let grown = ClusterAdmin.createPartitions(admitted, context: context)
+            guard !throttled.isEmpty else { return .later(grown) }
+            return .later(grown.map { response in
+                var response = response
+                response.results += throttled
+                response.throttleTimeMs = max(response.throttleTimeMs, throttleMs)
+                return response
+            })
+        }
         return .later(context.broker.admin.run(on: context.eventLoop) { grow(request, context: context) })
     }
 

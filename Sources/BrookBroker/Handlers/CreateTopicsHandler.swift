@@ -10,11 +10,7 @@ struct CreateTopicsHandler: ApiHandler {
     typealias Result = CreateTopicsResponse.CreatableTopicResult
 
     func handle(_ request: CreateTopicsRequest, version: Int16, context: RequestContext) -> Reply<CreateTopicsResponse> {
-        let asked = request.topics.reduce(0) { sum, topic in
-            let count = !topic.assignments.isEmpty ? topic.assignments.count
-                : topic.numPartitions == -1 ? Int(context.broker.config.numPartitions) : max(0, Int(topic.numPartitions))
-            return sum + count
-        }
+        let asked = request.topics.reduce(0) { $0 + Self.partitions(of: $1, context: context) }
         if asked > Limits.partitionsPerRequestMax {
             return .now(CreateTopicsResponse(throttleTimeMs: 0, topics: request.topics.map {
                 Result(name: $0.name, errorCode: ErrorCode.policyViolation.rawValue,
@@ -37,8 +33,39 @@ struct CreateTopicsHandler: ApiHandler {
                 }
             }
         }
-        if context.broker.cluster.isCluster { return .later(ClusterAdmin.createTopics(request, context: context)) }
+        if context.broker.cluster.isCluster {
+            // KIP-599: each topic's partitions against the client's controller_mutation_rate,
+            // in order; from v6 a topic past it is refused (before, only throttled).
+            var admitted = request
+            admitted.topics = []
+            var throttled: [Result] = []
+            var throttleMs: Int32 = 0
+            for topic in request.topics {
+                if !request.validateOnly, let ms = context.admitMutations(Self.partitions(of: topic, context: context), strict: version >= 6) {
+                    throttleMs = max(throttleMs, ms)
+                    throttled.append(Result(name: topic.name, errorCode: ErrorCode.throttlingQuotaExceeded.rawValue,
+                                            errorMessage: RequestContext.mutationQuotaMessage))
+                } else {
+                    admitted.topics.append(topic)
+                }
+            }
+            if admitted.topics.isEmpty { return .now(CreateTopicsResponse(throttleTimeMs: throttleMs, topics: throttled)) }
+            let created = ClusterAdmin.createTopics(admitted, context: context)
+            guard !throttled.isEmpty else { return .later(created) }
+            return .later(created.map { response in
+                var response = response
+                response.topics += throttled
+                response.throttleTimeMs = max(response.throttleTimeMs, throttleMs)
+                return response
+            })
+        }
         return .later(context.broker.admin.run(on: context.eventLoop) { create(request, context: context) })
+    }
+
+    /// The partitions a topic of the request asks for.
+    static func partitions(of topic: CreateTopicsRequest.CreatableTopic, context: RequestContext) -> Int {
+        !topic.assignments.isEmpty ? topic.assignments.count
+            : topic.numPartitions == -1 ? Int(context.broker.config.numPartitions) : max(0, Int(topic.numPartitions))
     }
 
     func create(_ request: CreateTopicsRequest, context: RequestContext) -> CreateTopicsResponse {

@@ -23,6 +23,7 @@ struct DeleteTopicsHandler: ApiHandler {
             : request.topicNames.map { ($0, KafkaUUID.zero) }
         var results: [DeleteTopicsResponse.DeletableTopicResult] = []
         var names: [String] = []
+        var throttleMs: Int32 = 0
         for item in wanted {
             var result = DeleteTopicsResponse.DeletableTopicResult(name: item.name, topicId: item.id, errorCode: 0)
             let name = (item.name?.isEmpty == false ? item.name : nil) ?? image.topics[item.id]?.name
@@ -39,6 +40,13 @@ struct DeleteTopicsHandler: ApiHandler {
                 if name == GroupService.offsetsTopic || name == TxnService.stateTopic {
                     result.errorCode = ErrorCode.invalidRequest.rawValue
                     result.errorMessage = "Topic '\(name)' is an internal topic and cannot be deleted."
+                } else if let id = image.topicIDs[name],
+                          let ms = context.admitMutations(image.topics[id]?.partitions.count ?? 0, strict: version >= 5) {
+                    // KIP-599: the topic's partitions against controller_mutation_rate (from v5
+                    // refused past it; before, only throttled).
+                    throttleMs = max(throttleMs, ms)
+                    result.errorCode = ErrorCode.throttlingQuotaExceeded.rawValue
+                    result.errorMessage = RequestContext.mutationQuotaMessage
                 } else {
                     result.topicId = image.topicIDs[name] ?? item.id
                     names.append(name)
@@ -51,8 +59,9 @@ struct DeleteTopicsHandler: ApiHandler {
         }
         let asking = Set(names)
         let checked = results
+        let throttled = throttleMs
         return ClusterAdmin.deleteTopics(names, context: context).map { answers in
-            DeleteTopicsResponse(throttleTimeMs: 0, responses: checked.map { result in
+            DeleteTopicsResponse(throttleTimeMs: throttled, responses: checked.map { result in
                 guard result.errorCode == 0, let name = result.name, asking.contains(name), let answer = answers[name] else { return result }
                 var done = result
                 done.errorCode = answer.error.rawValue
