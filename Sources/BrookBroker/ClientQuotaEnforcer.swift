@@ -175,6 +175,22 @@ extension RequestContext {
     }
 
     static let mutationQuotaMessage = "The throttling quota has been exceeded."
+
+    /// KIP-599 over a request's topics in order: those taken, those refused, and the largest
+    /// throttle time of the refusals (nothing is refused when `validateOnly`).
+    func admitEach<Topic>(_ topics: [Topic], strict: Bool, validateOnly: Bool,
+                          mutations: (Topic) -> Int) -> (taken: [Topic], refused: [Topic], throttleMs: Int32) {
+        var taken: [Topic] = [], refused: [Topic] = [], throttleMs: Int32 = 0
+        for topic in topics {
+            if !validateOnly, let ms = admitMutations(mutations(topic), strict: strict) {
+                throttleMs = max(throttleMs, ms)
+                refused.append(topic)
+            } else {
+                taken.append(topic)
+            }
+        }
+        return (taken, refused, throttleMs)
+    }
 }
 
 extension ThrottledResponse {

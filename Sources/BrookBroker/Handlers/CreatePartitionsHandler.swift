@@ -35,24 +35,17 @@ struct CreatePartitionsHandler: ApiHandler {
         if context.broker.cluster.isCluster {
             // KIP-599: the partitions each topic adds against controller_mutation_rate; from v3
             // a topic past it is refused (before, only throttled).
-            var admitted = request
-            admitted.topics = []
-            var throttled: [CreatePartitionsResponse.CreatePartitionsTopicResult] = []
-            var throttleMs: Int32 = 0
-            for topic in request.topics {
-                let added = max(0, Int(topic.count) - (registry.topic(topic.name)?.partitions.count ?? Int(topic.count)))
-                if !request.validateOnly, let ms = context.admitMutations(added, strict: version >= 3) {
-                    throttleMs = max(throttleMs, ms)
-                    throttled.append(.init(name: topic.name, errorCode: ErrorCode.throttlingQuotaExceeded.rawValue,
-                                           errorMessage: RequestContext.mutationQuotaMessage))
-                } else {
-                    admitted.topics.append(topic)
-                }
+            let (taken, refused, throttleMs) = context.admitEach(request.topics, strict: version >= 3, validateOnly: request.validateOnly) {
+                max(0, Int($0.count) - (registry.topic($0.name)?.partitions.count ?? Int($0.count)))
             }
-            if admitted.topics.isEmpty { return .now(CreatePartitionsResponse(throttleTimeMs: throttleMs, results: throttled)) }
-            let grown = ClusterAdmin.createPartitions(admitted, context: context)
-            guard !throttled.isEmpty else { return .later(grown) }
-            return .later(grown.map { response in
+            let throttled = refused.map {
+                CreatePartitionsResponse.CreatePartitionsTopicResult(name: $0.name, errorCode: ErrorCode.throttlingQuotaExceeded.rawValue,
+                                                                     errorMessage: RequestContext.mutationQuotaMessage)
+            }
+            if taken.isEmpty { return .now(CreatePartitionsResponse(throttleTimeMs: throttleMs, results: throttled)) }
+            var admitted = request
+            admitted.topics = taken
+            return .later(ClusterAdmin.createPartitions(admitted, context: context).map { response in
                 var response = response
                 response.results += throttled
                 response.throttleTimeMs = max(response.throttleTimeMs, throttleMs)

@@ -36,23 +36,16 @@ struct CreateTopicsHandler: ApiHandler {
         if context.broker.cluster.isCluster {
             // KIP-599: each topic's partitions against the client's controller_mutation_rate,
             // in order; from v6 a topic past it is refused (before, only throttled).
-            var admitted = request
-            admitted.topics = []
-            var throttled: [Result] = []
-            var throttleMs: Int32 = 0
-            for topic in request.topics {
-                if !request.validateOnly, let ms = context.admitMutations(Self.partitions(of: topic, context: context), strict: version >= 6) {
-                    throttleMs = max(throttleMs, ms)
-                    throttled.append(Result(name: topic.name, errorCode: ErrorCode.throttlingQuotaExceeded.rawValue,
-                                            errorMessage: RequestContext.mutationQuotaMessage))
-                } else {
-                    admitted.topics.append(topic)
-                }
+            let (taken, refused, throttleMs) = context.admitEach(request.topics, strict: version >= 6, validateOnly: request.validateOnly) {
+                Self.partitions(of: $0, context: context)
             }
-            if admitted.topics.isEmpty { return .now(CreateTopicsResponse(throttleTimeMs: throttleMs, topics: throttled)) }
-            let created = ClusterAdmin.createTopics(admitted, context: context)
-            guard !throttled.isEmpty else { return .later(created) }
-            return .later(created.map { response in
+            let throttled = refused.map {
+                Result(name: $0.name, errorCode: ErrorCode.throttlingQuotaExceeded.rawValue, errorMessage: RequestContext.mutationQuotaMessage)
+            }
+            if taken.isEmpty { return .now(CreateTopicsResponse(throttleTimeMs: throttleMs, topics: throttled)) }
+            var admitted = request
+            admitted.topics = taken
+            return .later(ClusterAdmin.createTopics(admitted, context: context).map { response in
                 var response = response
                 response.topics += throttled
                 response.throttleTimeMs = max(response.throttleTimeMs, throttleMs)
