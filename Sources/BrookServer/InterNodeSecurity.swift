@@ -45,10 +45,10 @@ public struct InterBrokerClient: Sendable {
         if used.usesSASL {
             let mechanism = security.interBrokerMechanism
             guard security.listener(listener).mechanisms.contains(mechanism) else {
-                throw TLSConfigError(listener, "sasl.mechanism.inter.broker.protocol=\(mechanism.rawValue) is not enabled on the inter-broker listener")
+                throw ListenerConfigError(listener, "sasl.mechanism.inter.broker.protocol=\(mechanism.rawValue) is not enabled on the inter-broker listener")
             }
             guard let login = security.listenerLogins[listener.uppercased()]?[mechanism] else {
-                throw TLSConfigError(listener, "listener.name.\(listener.lowercased()).\(mechanism.rawValue.lowercased()).sasl.jaas.config needs username and password: the broker's own login to the other brokers")
+                throw ListenerConfigError(listener, "listener.name.\(listener.lowercased()).\(mechanism.rawValue.lowercased()).sasl.jaas.config needs username and password: the broker's own login to the other brokers")
             }
             sasl = SaslCredentials(mechanism: mechanism, user: login.user, password: login.password)
         } else {

@@ -4,8 +4,8 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOSSL
 
-/// Why a listener's TLS settings cannot be used, in words for the operator.
-struct TLSConfigError: Error, CustomStringConvertible {
+/// Why a listener's settings (TLS, or SASL between brokers) cannot be used, in words for the operator.
+struct ListenerConfigError: Error, CustomStringConvertible {
     let description: String
     init(_ listener: String, _ problem: String) { description = "listener \(listener): \(problem)" }
 }
@@ -32,7 +32,7 @@ final class ListenerTLS: Sendable {
     let client: Bool
     private let state: NIOLockedValueBox<(context: NIOSSLContext, stamps: [String: Date])>
 
-    init(listener: String, settings: [String: String], client: Bool = false) throws(TLSConfigError) {
+    init(listener: String, settings: [String: String], client: Bool = false) throws(ListenerConfigError) {
         self.listener = listener
         self.settings = settings
         self.client = client
@@ -69,15 +69,15 @@ final class ListenerTLS: Sendable {
         return out
     }
 
-    static func context(_ listener: String, _ settings: [String: String], client: Bool = false) throws(TLSConfigError) -> NIOSSLContext {
+    static func context(_ listener: String, _ settings: [String: String], client: Bool = false) throws(ListenerConfigError) -> NIOSSLContext {
         let configuration = client ? try clientConfiguration(listener, settings) : try self.configuration(listener, settings)
         do { return try NIOSSLContext(configuration: configuration) } catch {
-            throw TLSConfigError(listener, "the TLS settings do not make a context: \(error)")
+            throw ListenerConfigError(listener, "the TLS settings do not make a context: \(error)")
         }
     }
 
-    static func configuration(_ listener: String, _ settings: [String: String]) throws(TLSConfigError) -> TLSConfiguration {
-        func fail(_ problem: String) -> TLSConfigError { TLSConfigError(listener, problem) }
+    static func configuration(_ listener: String, _ settings: [String: String]) throws(ListenerConfigError) -> TLSConfiguration {
+        func fail(_ problem: String) -> ListenerConfigError { ListenerConfigError(listener, problem) }
         let (chain, key) = try keyStore(listener, settings)
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         let trust = try trustRoots(listener, settings)
@@ -101,7 +101,7 @@ final class ListenerTLS: Sendable {
     /// store checks the other's certificate (the system's CAs without one), the key store is the
     /// certificate shown when asked (mTLS) if there is one, `ssl.endpoint.identification.algorithm` (https,
     /// Kafka's default, or empty) says whether the other's address must be in its certificate.
-    static func clientConfiguration(_ listener: String, _ settings: [String: String]) throws(TLSConfigError) -> TLSConfiguration {
+    static func clientConfiguration(_ listener: String, _ settings: [String: String]) throws(ListenerConfigError) -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
         if !(settings["keystore.location"] ?? "").isEmpty || settings["keystore.key"] != nil {
             let (chain, key) = try keyStore(listener, settings)
@@ -112,15 +112,15 @@ final class ListenerTLS: Sendable {
         switch (settings["endpoint.identification.algorithm"] ?? "https").lowercased() {
         case "https": configuration.certificateVerification = .fullVerification
         case "": configuration.certificateVerification = .noHostnameVerification
-        case let other: throw TLSConfigError(listener, "ssl.endpoint.identification.algorithm \(other): expected https or empty")
+        case let other: throw ListenerConfigError(listener, "ssl.endpoint.identification.algorithm \(other): expected https or empty")
         }
         (configuration.minimumTLSVersion, configuration.maximumTLSVersion) = try versions(listener, settings)
         return configuration
     }
 
     /// The certificate chain and private key of `ssl.keystore.*`.
-    static func keyStore(_ listener: String, _ settings: [String: String]) throws(TLSConfigError) -> ([NIOSSLCertificate], NIOSSLPrivateKey) {
-        func fail(_ problem: String) -> TLSConfigError { TLSConfigError(listener, problem) }
+    static func keyStore(_ listener: String, _ settings: [String: String]) throws(ListenerConfigError) -> ([NIOSSLCertificate], NIOSSLPrivateKey) {
+        func fail(_ problem: String) -> ListenerConfigError { ListenerConfigError(listener, problem) }
         let chain: [NIOSSLCertificate]
         let key: NIOSSLPrivateKey
         let keyPassword = settings["key.password"]
@@ -152,7 +152,7 @@ final class ListenerTLS: Sendable {
             case let other:
                 throw fail("ssl.keystore.type \(other) is not served: use PEM or PKCS12 (convert a JKS store with keytool -importkeystore -deststoretype PKCS12)")
             }
-        } catch let error as TLSConfigError {
+        } catch let error as ListenerConfigError {
             throw error
         } catch {
             throw fail("the key store does not load: \(error)")
@@ -162,8 +162,8 @@ final class ListenerTLS: Sendable {
     }
 
     /// The CAs of `ssl.truststore.*`, nil when none is given.
-    static func trustRoots(_ listener: String, _ settings: [String: String]) throws(TLSConfigError) -> NIOSSLTrustRoots? {
-        func fail(_ problem: String) -> TLSConfigError { TLSConfigError(listener, problem) }
+    static func trustRoots(_ listener: String, _ settings: [String: String]) throws(ListenerConfigError) -> NIOSSLTrustRoots? {
+        func fail(_ problem: String) -> ListenerConfigError { ListenerConfigError(listener, problem) }
         if let location = settings["truststore.location"], !location.isEmpty {
             guard (settings["truststore.type"] ?? "PEM").uppercased() == "PEM" else { throw fail("ssl.truststore.type must be PEM") }
             guard FileManager.default.isReadableFile(atPath: location) else { throw fail("ssl.truststore.location \(location) cannot be read") }
@@ -178,8 +178,8 @@ final class ListenerTLS: Sendable {
     }
 
     /// `ssl.enabled.protocols` as the lowest and highest version.
-    static func versions(_ listener: String, _ settings: [String: String]) throws(TLSConfigError) -> (TLSVersion, TLSVersion) {
-        func fail(_ problem: String) -> TLSConfigError { TLSConfigError(listener, problem) }
+    static func versions(_ listener: String, _ settings: [String: String]) throws(ListenerConfigError) -> (TLSVersion, TLSVersion) {
+        func fail(_ problem: String) -> ListenerConfigError { ListenerConfigError(listener, problem) }
         let protocols = (settings["enabled.protocols"] ?? "TLSv1.2,TLSv1.3").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         var versions: [TLSVersion] = []
         for name in protocols where !name.isEmpty {
