@@ -2,9 +2,11 @@ import BrookCluster
 import BrookProtocol
 import Synchronization
 
-/// Client quotas on produced and fetched bytes (`producer_byte_rate`, `consumer_byte_rate`) and
-/// on request handling time (`request_percentage`: the percent of one thread's time an entity's
-/// requests may take, measured as the time its handlers run), as Kafka enforces them: the entity that defines the quota for a connection's user and client id
+/// Client quotas on produced and fetched bytes (`producer_byte_rate`, `consumer_byte_rate`), on
+/// request handling time (`request_percentage`: the percent of one thread's time an entity's
+/// requests may take, measured as the time its handlers run) and on partitions created and
+/// deleted (`controller_mutation_rate`), as Kafka enforces them: the entity that defines the
+/// quota for a connection's user and client id
 /// is the first of Kafka's order of precedence that has a value (QuotaEntity.candidates); its
 /// rate is measured over `quota.window.num` (11) samples of `quota.window.size.seconds` (1 s),
 /// shared by every connection the entity covers (a default entity's quota applies to each user
@@ -78,9 +80,7 @@ public final class ClientQuotaEnforcer: Sendable {
         guard let (key, quota) = sensorKey(.mutation, principal: principal, clientID: clientID, quotas: quotas) else { return nil }
         return sensors.withLock { sensors in
             let (rate, windowMs) = sensors[key]?.rate(nowMs: nowMs) ?? (0, 0)
-            if rate > quota {
-                return max(1, min(Int64(((rate - quota) / quota * Double(windowMs)).rounded(.up)), Int64(Self.samples) * Self.sampleMs))
-            }
+            if rate > quota { return Self.throttleMs(rate: rate, quota: quota, windowMs: windowMs) }
             Self.makeRoom(&sensors, for: key)
             sensors[key, default: Sensor()].record(Double(mutations), nowMs: nowMs)
             return nil
@@ -117,10 +117,14 @@ public final class ClientQuotaEnforcer: Sendable {
             Self.makeRoom(&sensors, for: key)
             sensors[key, default: Sensor()].record(amount, nowMs: nowMs)
             let (rate, windowMs) = sensors[key]!.rate(nowMs: nowMs)
-            guard rate > quota else { return 0 }
-            let throttle = (rate - quota) / quota * Double(windowMs)
-            return min(Int64(throttle.rounded(.up)), Int64(Self.samples) * Self.sampleMs)
+            return rate > quota ? Self.throttleMs(rate: rate, quota: quota, windowMs: windowMs) : 0
         }
+    }
+
+    /// Kafka's throttle time for a rate over its quota: ((rate - quota) / quota) x the measured
+    /// window, at most the whole window.
+    static func throttleMs(rate: Double, quota: Double, windowMs: Int64) -> Int64 {
+        min(Int64(((rate - quota) / quota * Double(windowMs)).rounded(.up)), Int64(samples) * sampleMs)
     }
 }
 
@@ -128,11 +132,11 @@ extension RequestContext {
     /// Records this request's bytes against the connection's quota (none for a replica's fetch:
     /// replication is not a client's traffic); the throttle time for its response, and the
     /// connection is not read for that long once the response is out.
-    /// `bytes` is counted only when some quota exists (the produce and fetch paths pay nothing
-    /// otherwise).
-    func throttle(_ kind: ClientQuotaEnforcer.Kind, bytes: () -> Int) -> Int32 {
-        guard let quotas = broker.cluster.current?.image.clientQuotas, !quotas.isEmpty else { return 0 }
-        let ms = broker.quotas.record(kind, amount: Double(bytes()), principal: connection?.principal ?? "User:ANONYMOUS",
+    /// `amount` (bytes, or percent-seconds for `.request`) is counted only when some quota exists:
+    /// the produce and fetch paths pay an atomic load otherwise.
+    func throttle(_ kind: ClientQuotaEnforcer.Kind, amount: () -> Double) -> Int32 {
+        guard broker.cluster.hasClientQuotas, let quotas = broker.cluster.current?.image.clientQuotas, !quotas.isEmpty else { return 0 }
+        let ms = broker.quotas.record(kind, amount: amount(), principal: connection?.principal ?? "User:ANONYMOUS",
                                       clientID: header.clientID, nowMs: broker.clock.now().ms, quotas: quotas)
         if ms > 0 { connection?.throttle(ms) }
         return Int32(clamping: ms)
@@ -144,12 +148,7 @@ extension RequestContext {
     /// Records `nanoseconds` of this request's handling against the connection's
     /// `request_percentage`; the throttle time (the connection is muted that long, as for bytes).
     func throttleRequest(nanoseconds: UInt64) -> Int32 {
-        guard let quotas = broker.cluster.current?.image.clientQuotas, !quotas.isEmpty else { return 0 }
-        let percentSeconds = Double(nanoseconds) / 1e9 * 100
-        let ms = broker.quotas.record(.request, amount: percentSeconds, principal: connection?.principal ?? "User:ANONYMOUS",
-                                      clientID: header.clientID, nowMs: broker.clock.now().ms, quotas: quotas)
-        if ms > 0 { connection?.throttle(ms) }
-        return Int32(clamping: ms)
+        throttle(.request) { Double(nanoseconds) / 1e9 * 100 }
     }
 }
 
@@ -159,17 +158,14 @@ extension RequestContext {
     /// then refused with THROTTLING_QUOTA_EXCEEDED. `strict` false (the API's versions before
     /// KIP-599) takes every mutation and only throttles.
     func admitMutations(_ mutations: Int, strict: Bool) -> Int32? {
-        guard mutations > 0, let quotas = broker.cluster.current?.image.clientQuotas, !quotas.isEmpty else { return nil }
-        let principal = connection?.principal ?? "User:ANONYMOUS"
-        let nowMs = broker.clock.now().ms
+        guard mutations > 0 else { return nil }
         guard strict else {
-            let ms = broker.quotas.record(.mutation, amount: Double(mutations), principal: principal, clientID: header.clientID,
-                                          nowMs: nowMs, quotas: quotas)
-            if ms > 0 { connection?.throttle(ms) }
+            _ = throttle(.mutation) { Double(mutations) }
             return nil
         }
-        guard let ms = broker.quotas.admit(mutations: mutations, principal: principal, clientID: header.clientID,
-                                           nowMs: nowMs, quotas: quotas) else { return nil }
+        guard broker.cluster.hasClientQuotas, let quotas = broker.cluster.current?.image.clientQuotas, !quotas.isEmpty,
+              let ms = broker.quotas.admit(mutations: mutations, principal: connection?.principal ?? "User:ANONYMOUS",
+                                           clientID: header.clientID, nowMs: broker.clock.now().ms, quotas: quotas) else { return nil }
         connection?.throttle(ms)
         return Int32(clamping: ms)
     }

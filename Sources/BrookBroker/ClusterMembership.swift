@@ -46,14 +46,20 @@ public final class ClusterMembership: Sendable {
 
     public var current: View? { lock.withLock { view } }
     public var isCluster: Bool { lock.withLock { forwarder != nil } }
+    /// Whether the image has any client quota: produce and fetch read this (an atomic load)
+    /// before the image itself.
+    public var hasClientQuotas: Bool { clientQuotas.load(ordering: .relaxed) }
     /// Whether the image has a `request_percentage` quota: every request reads this, and measures
     /// its handling time only then.
     public var hasRequestQuotas: Bool { requestQuotas.load(ordering: .relaxed) }
+    private let clientQuotas = Atomic<Bool>(false)
     private let requestQuotas = Atomic<Bool>(false)
 
     public func update(_ new: View) {
-        let measured = new.image.clientQuotas.values.contains { $0[ClientQuotaEnforcer.Kind.request.key] != nil }
+        let quotas = new.image.clientQuotas
+        let measured = quotas.values.contains { $0[ClientQuotaEnforcer.Kind.request.key] != nil }
         lock.withLock { view = new }
+        clientQuotas.store(!quotas.isEmpty, ordering: .relaxed)
         requestQuotas.store(measured, ordering: .relaxed)
     }
 

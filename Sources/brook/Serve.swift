@@ -151,11 +151,10 @@ struct Serve: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // Renewed certificates between the nodes are taken as the client listeners' are.
         let interNodeFiles = [controllerFiles, peers?.files ?? .none].filter { !$0.isEmpty }
-        if !interNodeFiles.isEmpty {
-            _ = group.next().scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
+        let reloadTask = interNodeFiles.isEmpty ? nil
+            : group.next().scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
                 for files in interNodeFiles { files.reloadIfChanged(logger: logger) }
             }
-        }
         // The broker first: its data is what a single node's controller takes over.
         let broker = config.processRoles.contains(.broker) ? try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests(), jwsVerifier: SwiftCryptoJwsVerifier()) : nil
         if let broker { haltOnFatalLogDirFailure(broker, logger: logger) }
@@ -297,6 +296,7 @@ struct Serve: ParsableCommand {
         // controller stops last, so that it can still decide on the broker's departure.
         let (stopDriver, stopServer, stopLifecycle, stopReplicas) = (driver, server, lifecycle, replicaManager)
         runUntilSignalled(logger: logger) {
+            reloadTask?.cancel()
             if let lifecycle = stopLifecycle {
                 let agreed = lifecycle.shutDown(timeoutMs: max(5000, config.brokerSessionTimeoutMs))
                 logger.notice(agreed ? "controlled shutdown done" : "controlled shutdown not confirmed in time; stopping anyway")

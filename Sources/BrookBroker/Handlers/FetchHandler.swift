@@ -17,7 +17,9 @@ struct FetchHandler: ApiHandler {
 
     /// A follower's fetch is replication, not a client's use of the broker (either field: the
     /// one of the request's version is set, the other left at -1).
-    func exemptFromRequestQuota(_ request: FetchRequest) -> Bool {
+    func exemptFromRequestQuota(_ request: FetchRequest) -> Bool { Self.fromFollower(request) }
+
+    static func fromFollower(_ request: FetchRequest) -> Bool {
         max(request.replicaId.value, request.replicaState.replicaId.value) >= 0
     }
 
@@ -58,15 +60,11 @@ struct FetchHandler: ApiHandler {
     /// The answer with its throttle time when a consumer's quota (`consumer_byte_rate`) is
     /// passed; a replica's fetch is not counted.
     static func throttled(_ response: FetchResponse, request: FetchRequest, context: RequestContext) -> FetchResponse {
-        let replica = context.header.apiVersion >= 15 ? request.replicaState.replicaId : request.replicaId
-        guard replica.value < 0 else { return response }
+        guard !fromFollower(request) else { return response }
         let throttle = context.throttle(.fetch) {
-            response.responses.reduce(0) { $0 + $1.partitions.reduce(0) { $0 + ($1.records?.byteCount ?? 0) } }
+            Double(response.responses.reduce(0) { $0 + $1.partitions.reduce(0) { $0 + ($1.records?.byteCount ?? 0) } })
         }
-        guard throttle > 0 else { return response }
-        var answer = response
-        answer.throttleTimeMs = throttle
-        return answer
+        return throttle > 0 ? response.throttled(atLeast: throttle) : response
     }
 
     /// Every partition asked for answered with `code`, and the top-level error too (which only v7+

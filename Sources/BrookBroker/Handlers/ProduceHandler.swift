@@ -21,21 +21,11 @@ struct ProduceHandler: ApiHandler {
     func handle(_ request: ProduceRequest, version: Int16, context: RequestContext) -> Reply<ProduceResponse> {
         // A producer's quota (`producer_byte_rate`): the records' bytes are counted as they come.
         let throttle = context.throttle(.produce) {
-            request.topicData.reduce(0) { $0 + $1.partitionData.reduce(0) { $0 + ($1.records?.byteCount ?? 0) } }
+            Double(request.topicData.reduce(0) { $0 + $1.partitionData.reduce(0) { $0 + ($1.records?.byteCount ?? 0) } })
         }
         let reply = append(request, version: version, context: context)
         guard throttle > 0 else { return reply }
-        func throttled(_ response: ProduceResponse) -> ProduceResponse {
-            var answer = response
-            answer.throttleTimeMs = throttle
-            return answer
-        }
-        switch reply {
-        case .now(let response): return .now(throttled(response))
-        case .later(let future): return .later(future.map(throttled))
-        case .offloaded(let future, let handled): return .offloaded(future.map(throttled), handled: handled)
-        case let other: return other
-        }
+        return reply.map { $0.throttled(atLeast: throttle) }
     }
 
     func append(_ request: ProduceRequest, version: Int16, context: RequestContext) -> Reply<ProduceResponse> {
