@@ -408,6 +408,9 @@ class Emitter:
         self.emit_decoder(body, fields, within)
         self.out(body)
         self.emit_encoder(body, fields, within)
+        if self.message.kind == "response" and self.carries_errors(fields):
+            self.out(body)
+            self.emit_error_visitor(body, fields)
         for f in fields:
             if f.type.is_struct and f.children:
                 self.out(body)
@@ -416,6 +419,37 @@ class Emitter:
             for common in self.message.commons:
                 self.out(body)
                 self.emit_struct(body, common.name, common.fields, within)
+        self.out(level, "}")
+
+    # -- error codes (the broker's per-API error counts)
+    def struct_fields(self, field):
+        return field.children or (self.commons[field.type.base].fields if field.type.base in self.commons else [])
+
+    def carries_errors(self, fields):
+        """Whether an `ErrorCode` int16 is among `fields` or the structs under them."""
+        for f in fields:
+            if f.swift_name == "errorCode" and f.type.base == "int16" and not f.type.array:
+                return True
+            if f.type.is_struct and self.carries_errors(self.struct_fields(f)):
+                return True
+        return False
+
+    def emit_error_visitor(self, level, fields):
+        self.out(level, "public func visitErrorCodes(_ visit: (Int16) -> Void) {")
+        body = level + 1
+        for f in fields:
+            name = f"self.{f.swift_name}"
+            if f.swift_name == "errorCode" and f.type.base == "int16" and not f.type.array:
+                self.out(body, f"visit({name}{'' if not f.type.nullable else ' ?? 0'})")
+            elif f.type.is_struct and self.carries_errors(self.struct_fields(f)):
+                if f.type.array and f.type.nullable:
+                    self.out(body, f"for element in {name} ?? [] {{ element.visitErrorCodes(visit) }}")
+                elif f.type.array:
+                    self.out(body, f"for element in {name} {{ element.visitErrorCodes(visit) }}")
+                elif f.type.nullable:
+                    self.out(body, f"{name}?.visitErrorCodes(visit)")
+                else:
+                    self.out(body, f"{name}.visitErrorCodes(visit)")
         self.out(level, "}")
 
     def emit_decoder(self, level, fields, within):

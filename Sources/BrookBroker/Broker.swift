@@ -44,6 +44,8 @@ public final class Broker: Sendable {
     /// OAUTHBEARER's signature checks (BrookCrypto's, given by the server): without them only
     /// unsecured tokens, where enabled, are taken.
     public let jwsVerifier: (any JwsVerifier)?
+    /// Told of the error codes in every answer (the server's metrics); nil counts nothing.
+    public let responseErrors: (any ResponseErrorObserver)?
     /// Failed SASL authentications since the start.
     public let authenticationFailures = Counter()
     /// Client quotas on produced and fetched bytes, measured per quota entity.
@@ -58,8 +60,10 @@ public final class Broker: Sendable {
 
     public init(config: BrokerConfig, clock: any Clock = SystemClock(), logger: Logger,
                 admin: any AdminExecutor = QueueAdminExecutor(), work: any AdminExecutor = ConcurrentExecutor(),
-                scramDigests: (any ScramDigests)? = nil, jwsVerifier: (any JwsVerifier)? = nil) throws {
+                scramDigests: (any ScramDigests)? = nil, jwsVerifier: (any JwsVerifier)? = nil,
+                responseErrors: (any ResponseErrorObserver)? = nil) throws {
         self.config = config
+        self.responseErrors = responseErrors
         self.scramDigests = scramDigests
         self.jwsVerifier = jwsVerifier
         self.clock = clock

@@ -80,6 +80,16 @@ public struct BrokerConfig: Sendable {
     /// `connections.max.idle.ms`: a connection with nothing sent, received or unanswered for this
     /// long is closed (Kafka's 10 minutes).
     public var connectionsMaxIdleMs: Int64 = 600_000
+    /// `http.listeners`: where `/metrics`, `/health` and `/ready` are served (`http://HOST:PORT`,
+    /// comma-separated); empty for none. The default's port taken by another process is a
+    /// warning, not a failed start (two brokers on one machine); a port given is bound or the
+    /// start fails.
+    public var httpListeners = [Listener(name: "http", host: "127.0.0.1", port: 9644)]
+    /// `metrics.partition.series.enable`: a series per partition (offsets, sizes) in `/metrics`;
+    /// off for brokers with very many partitions (the counts stay).
+    public var metricsPartitionSeries = true
+    /// `metrics.consumer.lag.series.max`: at most this many group-partition lag series.
+    public var metricsLagSeriesMax = 10_000
     /// `max.connections`, `max.connections.per.ip` and `max.connections.per.ip.overrides`
     /// (host:count,...): client connections beyond them are closed as they are accepted.
     /// Kafka's defaults (no limit, Int32.max).
@@ -252,6 +262,14 @@ public struct BrokerConfig: Sendable {
             let n = try int(-1...Int64(Int32.max))
             queuedMaxRequestBytes = n < 0 ? Int(Int32.max) : Int(n)
         case "connections.max.idle.ms": connectionsMaxIdleMs = try int(1...Int64(Int32.max))
+        case "http.listeners":
+            httpListeners = value.trimmed.isEmpty ? [] : try Listener.parseList(value, key: key)
+            for listener in httpListeners where listener.name.lowercased() != "http" {
+                throw .invalid(key, value, "expected http://HOST:PORT (\(listener.name) is not served)")
+            }
+            guard httpListeners.count <= 8 else { throw .invalid(key, value, "at most 8 listeners") }
+        case "metrics.partition.series.enable": metricsPartitionSeries = try bool()
+        case "metrics.consumer.lag.series.max": metricsLagSeriesMax = Int(try int(0...1_000_000))
         case "max.connections": maxConnections = Int(try int(1...Int64(Int32.max)))
         case "max.connections.per.ip": maxConnectionsPerIP = Int(try int(0...Int64(Int32.max)))
         case "max.connections.per.ip.overrides":

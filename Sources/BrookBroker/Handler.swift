@@ -125,6 +125,24 @@ public struct EncodedResponse: Sendable {
     }
 }
 
+/// Told of each error code an answer carries, at any depth (a Produce answer's per-partition
+/// codes included): the server counts errors by API and code. Called on the thread that
+/// encodes the answer.
+public protocol ResponseErrorObserver: Sendable {
+    func responseError(apiKey: Int16, code: ErrorCode)
+}
+
+extension EncodedResponse {
+    static func encode<R: KafkaMessage>(_ response: R, header: RequestHeader, errors: (any ResponseErrorObserver)?) -> EncodedResponse {
+        if let errors {
+            response.visitErrorCodes { code in
+                if code != 0 { errors.responseError(apiKey: header.apiKey, code: ErrorCode(rawValue: code)) }
+            }
+        }
+        return encode(response, header: header)
+    }
+}
+
 /// What the server does with a request.
 public enum Outcome: Sendable {
     case respond(EncodedResponse)
@@ -163,11 +181,12 @@ public struct HandlerTable: Sendable {
             body, context throws(ProtocolError) in
             let version = context.header.apiVersion
             let request = try H.Request(decoding: body, version: version, trailingBytesAllowed: true)
+            let errors = context.broker.responseErrors
             if let refusal = context.clusterRefusal(key) {
                 guard let answer = handler.refused(request, version: version, code: .clusterAuthorizationFailed, message: refusal) else {
                     return .close(refusal)
                 }
-                return .respond(.encode(answer, header: context.header))
+                return .respond(.encode(answer, header: context.header, errors: errors))
             }
             var reply: Reply<H.Request.Response>
             if context.measuresRequestTime && !handler.exemptFromRequestQuota(request) {
@@ -178,22 +197,20 @@ public struct HandlerTable: Sendable {
             } else {
                 reply = handler.handle(request, version: version, context: context)
             }
+            let header = context.header
             switch reply {
             case .now(let response):
-                return .respond(.encode(response, header: context.header))
+                return .respond(.encode(response, header: header, errors: errors))
             case .later(let future):
-                let header = context.header
-                return .later(future.map { .encode($0, header: header) })
+                return .later(future.map { .encode($0, header: header, errors: errors) })
             case .offloaded(let future, let handled):
-                let header = context.header
-                return .offloaded(future.map { .encode($0, header: header) }, handled: handled)
+                return .offloaded(future.map { .encode($0, header: header, errors: errors) }, handled: handled)
             case .none:
                 return .none
             case .closeConnection(let reason):
                 return .close(reason)
             case .answerThenClose(let future, let reason):
-                let header = context.header
-                return .laterThenClose(future.map { .encode($0, header: header) }, reason)
+                return .laterThenClose(future.map { .encode($0, header: header, errors: errors) }, reason)
             }
         }
     }

@@ -25,6 +25,16 @@ public final class Partition: Sendable {
         case follower(leader: NodeID?, epoch: LeaderEpoch)
     }
     let roleState = Mutex<Role>(.leader(LeaderEpoch(0)))
+    /// What clients wrote here and read from here since the start (the server's metrics).
+    public let traffic = Traffic()
+
+    /// Counts any thread adds to: records and bytes produced by clients (retries not counted
+    /// twice), bytes fetched by consumers (a follower's fetches are replication, not counted).
+    public final class Traffic: Sendable {
+        public let recordsIn = Counter()
+        public let bytesIn = Counter()
+        public let bytesOut = Counter()
+    }
 
     public var role: Role { roleState.withLock { $0 } }
     public func become(_ role: Role) { roleState.withLock { $0 = role } }
@@ -197,6 +207,10 @@ public final class Partition: Sendable {
         if !appended.duplicate {
             wakeParked(appendedBytes: records.readableBytes)
             highWatermarkMayHaveMoved()
+            if origin == .client {
+                traffic.recordsIn.add(appended.result.recordCount)
+                traffic.bytesIn.add(records.readableBytes)
+            }
         }
         return appended
     }
@@ -500,5 +514,23 @@ extension Partition {
             case .producer(_, let message): throw .invalidArgument(message)
             }
         }
+    }
+}
+
+extension Partition {
+    /// The time of the batch holding `offset` (its first record's, or the broker's with
+    /// LogAppendTime), read from the first 61 bytes of that batch: how old the oldest record a
+    /// consumer at `offset` has not read is (consumer lag in time). nil when nothing is there.
+    public func batchTimestamp(at offset: Offset) -> Timestamp? {
+        let header = try? withLog { (log: PartitionLog) throws(StorageError) -> ByteBuffer? in
+            let from = max(offset, log.logStartOffset)
+            guard from < log.logEndOffset else { return nil }
+            let slice = try log.read(from: from, maxBytes: 0, minOneBatch: true)
+            guard !slice.isEmpty else { return nil }
+            return try slice.prefix(RecordBatchHeader.Field.records).readBytes()
+        }
+        guard let bytes = header ?? nil,
+              let decoded = bytes.withUnsafeReadableBytes({ RecordBatchHeader.decode($0) }) else { return nil }
+        return decoded.attributes.isLogAppendTime ? decoded.maxTimestamp : decoded.baseTimestamp
     }
 }

@@ -527,6 +527,24 @@ extension Partition {
 
     /// Completes the waiters the HW passed, and wakes parked consumer fetches when it moved
     /// (in a cluster, records become readable when the HW passes them, not when appended).
+    /// How this broker's leadership of the partition stands, for the server's metrics: nil when
+    /// it does not lead. A single node leads every partition with a whole ISR of one.
+    public struct LeaderHealth: Sendable, Equatable {
+        public var replicas: Int
+        public var isr: Int
+        public var minInSyncReplicas: Int
+        public var underReplicated: Bool { isr < replicas }
+        public var underMinISR: Bool { isr < minInSyncReplicas }
+    }
+
+    public var leaderHealth: LeaderHealth? {
+        state.withLock { s in
+            guard let replica = s.replica else { return isLeader ? LeaderHealth(replicas: 1, isr: 1, minInSyncReplicas: 1) : nil }
+            guard let leading = replica.leading else { return nil }
+            return LeaderHealth(replicas: leading.replicas.count, isr: leading.isr.count, minInSyncReplicas: leading.config.minInSyncReplicas)
+        }
+    }
+
     /// The HW, whether this replica leads, and whether its ISR is at least min.insync.replicas.
     func highWatermarkState() -> (high: Offset, leading: Bool, enough: Bool) {
         state.withLock { s in

@@ -375,6 +375,10 @@ public final class TxnService: Sendable {
         }
     }
 
+    /// Transactions this coordinator completed since the start (their markers written).
+    public let committed = Counter()
+    public let aborted = Counter()
+
     /// Writes a prepared transaction's markers, then its completion.
     func finish(_ plan: MarkerPlan) {
         let time = clock.now()
@@ -406,6 +410,7 @@ public final class TxnService: Sendable {
                 groups.completeTransaction(producerID: plan.producerID, commit: plan.commit)
             }
         }
+        (plan.commit ? committed : aborted).add(1)
         state.withLock { s in
             guard let m = s.coordinator.completeEnd(transactionalID: plan.transactionalID, now: time.ms) else { return }
             do { try write([(plan.transactionalID, m)]) } catch {

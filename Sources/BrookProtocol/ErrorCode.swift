@@ -104,6 +104,8 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let operationNotAttempted = ErrorCode(rawValue: 55)
 
     public var description: String { "\(Self.names[rawValue] ?? "ERROR") (\(rawValue))" }
+    /// Kafka's name of the code (`NOT_LEADER_OR_FOLLOWER`), or `ERROR_<code>` for one Brook has no name for.
+    public var name: String { Self.names[rawValue] ?? "ERROR_\(rawValue)" }
 
     static let names: [Int16: String] = [
         -1: "UNKNOWN_SERVER_ERROR", 0: "NONE", 1: "OFFSET_OUT_OF_RANGE", 2: "CORRUPT_MESSAGE",

@@ -15,6 +15,13 @@ public protocol WireMessage: Sendable, Equatable {
 /// A request or a response of an API (protocol/messages/*.def).
 public protocol KafkaMessage: WireMessage {
     static var apiName: String { get }
+    /// Calls `visit` with every `ErrorCode` field the message holds, at any depth (generated for
+    /// each response that has one; none elsewhere): the broker counts its answers' errors by code.
+    func visitErrorCodes(_ visit: (Int16) -> Void)
+}
+
+extension KafkaMessage {
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {}
 }
 
 /// A response with Kafka's top-level `ThrottleTimeMs` (generated for each that has it): how long

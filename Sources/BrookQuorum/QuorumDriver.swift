@@ -26,6 +26,8 @@ public final class QuorumDriver: @unchecked Sendable {
     }
 
     public let options: QuorumOptions
+    /// Term, leader, log indexes, for the server's metrics.
+    public let stats = QuorumStats()
     let loop: EventLoop
     let logger: Logger
     let store: RaftStore
@@ -192,6 +194,7 @@ public final class QuorumDriver: @unchecked Sendable {
         reportRoleChange()
         activateController()
         answerMetadataWaiters()
+        stats.set(raft.status, metadataOffset: image.offset.value, active: controller != nil)
     }
 
     /// Drives once the input being read now is all taken up: the proposals of one read (a
@@ -243,7 +246,9 @@ public final class QuorumDriver: @unchecked Sendable {
     /// failure stops the process: nothing may be sent that is not on disk.
     func persist(_ ready: Ready) -> Bool {
         do {
+            let started = NIODeadline.now()
             try store.save(ready)
+            options.observeSave?(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds)
             if saveStalled {
                 saveStalled = false
                 logger.notice("controller \(options.nodeID) persists its Raft log again")

@@ -76,6 +76,8 @@ public struct QuorumOptions: Sendable {
     public var listenPort: Int?
     /// TLS on the controllers' connections, accepted and opened (PLAINTEXT by default).
     public var transport = QuorumTransport.plaintext
+    /// Told how long each save of the Raft log took, in nanoseconds (its fsync included).
+    public var observeSave: (@Sendable (UInt64) -> Void)?
     public init(nodeID: NodeID, voters: [VoterAddress], dataDirectory: String) {
         self.nodeID = nodeID
         self.voters = voters

@@ -32,6 +32,19 @@ final class ConnectionHandler: ChannelDuplexHandler {
         /// `connection.failed.authentication.delay.ms`: how long a connection whose
         /// authentication failed stays open after its answer (read by then, as in Kafka).
         var failedAuthenticationCloseDelayMs: Int64 = 100
+        /// Requests by API (counts, errors, latency, bytes), when the server keeps metrics.
+        var requests: RequestMetrics?
+        /// This listener's connections, when the server keeps metrics.
+        var connections: ListenerMetrics?
+    }
+
+    /// A request taken up and not yet answered, for its metrics.
+    struct InFlight {
+        var apiKey: Int16
+        var version: Int16
+        var bytes: Int
+        var receivedNs: UInt64
+        var startedNs: UInt64
     }
 
     let broker: Broker
@@ -55,6 +68,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     var waitingForOffloaded = false
     var wroteSinceFlush = false
     var closed = false
+    /// channelInactive came (once).
+    var inactive = false
     /// The request after whose answer the connection closes (a failed acks=0 produce).
     var closeAfter: Int?
     /// How long after that answer is written the connection closes (a failed authentication).
@@ -66,6 +81,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
     var frameStarted: NIODeadline?
     var deadlineCheck: Scheduled<Void>?
     var deadlineCheckAt = NIODeadline.distantFuture
+    /// When bytes last came (metrics: a frame's queue time counts from its last bytes).
+    var lastReadNs: UInt64 = 0
+    /// The requests awaiting their answers, in order (only with metrics).
+    var inFlight = CircularBuffer<InFlight>()
 
     init(broker: Broker, memory: RequestMemory, logger: Logger, settings: Settings) {
         self.broker = broker
@@ -80,6 +99,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if let ip = context.remoteAddress?.ipAddress { clientHost = "/" + ip }
         scope = ConnectionScope(eventLoop: context.eventLoop, listener: settings.listener)
         lastActivity = context.eventLoop.now
+        if let connections = settings.connections {
+            connections.open.increment()
+            connections.created.increment()
+        }
         scheduleDeadlineCheck(context)
     }
 
@@ -87,6 +110,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         guard !closed else { return }
         var bytes = unwrapInboundIn(data)
         lastActivity = context.eventLoop.now
+        if settings.requests != nil { lastReadNs = lastActivity.uptimeNanoseconds }
         if frameStarted == nil { startFrameClock(context) }
         framer.append(&bytes)
         processFrames(context)
@@ -152,6 +176,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func handle(_ frame: ByteBuffer, size: Int, context: ChannelHandlerContext) {
         let outcome: Outcome
+        let startedNs = settings.requests == nil ? 0 : NIODeadline.now().uptimeNanoseconds
         do {
             outcome = try broker.handle(frame: frame, eventLoop: context.eventLoop, clientHost: clientHost, connection: scope)
         } catch {
@@ -162,6 +187,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let sequence = nextSequence
         nextSequence += 1
         unanswered += 1
+        if settings.requests != nil, let key = frame.getInteger(at: frame.readerIndex, as: Int16.self),
+           let version = frame.getInteger(at: frame.readerIndex + 2, as: Int16.self) {
+            inFlight.append(InFlight(apiKey: key, version: version, bytes: size, receivedNs: lastReadNs, startedNs: startedNs))
+        }
         switch outcome {
         case .respond(let response): complete(sequence, response, size, context: context)
         case .none: complete(sequence, nil, size, context: context)
@@ -226,6 +255,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
         nextToWrite += 1
         unanswered -= 1
         memory.release(size)
+        if let requests = settings.requests, let request = inFlight.popFirst() {
+            requests.recordRequest(apiKey: request.apiKey, version: request.version, requestBytes: request.bytes,
+                                   responseBytes: response?.writer.messageBytes ?? 0, receivedNs: request.receivedNs,
+                                   startedNs: request.startedNs, doneNs: NIODeadline.now().uptimeNanoseconds)
+        }
         if let response {
             write(response.writer, context: context)
             wroteSinceFlush = true
@@ -384,6 +418,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if !inactive, let connections = settings.connections { connections.open.decrement() }
+        inactive = true
+        inFlight.removeAll()
         closed = true
         deadlineCheck?.cancel()
         for (_, (_, size)) in completed { memory.release(size) }

@@ -22,16 +22,20 @@ public final class BrookServer: Sendable {
     let tlsListeners = NIOLockedValueBox<[ListenerTLS]>([])
     let tlsReloadTask = NIOLockedValueBox<RepeatedTask?>(nil)
     let limits: ConnectionLimits
+    /// Requests and connections counted, when the node keeps metrics.
+    let metrics: ServerMetrics?
     static let tlsReloadCheck = TimeAmount.seconds(5)
 
     /// `threads`: the event loops (`num.network.threads`); nil: one per core.
-    public init(broker: Broker, threads: Int? = nil, logger: Logger) {
+    public init(broker: Broker, threads: Int? = nil, logger: Logger, metrics: ServerMetrics? = nil) {
         self.broker = broker
         self.logger = logger
+        self.metrics = metrics
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads ?? System.coreCount))
         maintenance = NIOThreadPool(numberOfThreads: 1)
         memory = RequestMemory(bytesMax: broker.config.queuedMaxRequestBytes)
         limits = ConnectionLimits(config: broker.config)
+        metrics?.attach(memory: memory)
     }
 
     /// Loads every TLS listener's key store and trust store, to refuse unusable settings before
@@ -62,6 +66,8 @@ public final class BrookServer: Sendable {
             settings.listener = security
             settings.frameBytesBeforeAuthenticationMax = broker.config.security.saslMaxReceiveBytes
             settings.failedAuthenticationCloseDelayMs = broker.config.security.failedAuthenticationDelayMs
+            settings.requests = metrics?.requests
+            settings.connections = metrics?.listener(listener.name)
             var tls: ListenerTLS?
             if security.securityProtocol.usesTLS {
                 let made = try ListenerTLS(listener: listener.name, settings: broker.config.security.ssl(for: listener.name))

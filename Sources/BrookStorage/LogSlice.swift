@@ -14,6 +14,11 @@ public struct LogSlice: Sendable {
     public static let empty = LogSlice(file: nil, position: .zero, length: 0, firstBatchOffset: nil)
     public var isEmpty: Bool { length == 0 }
 
+    /// The first `count` bytes of the slice (a batch header, say).
+    public func prefix(_ count: Int) -> LogSlice {
+        LogSlice(file: file, position: position, length: min(length, max(0, count)), firstBatchOffset: firstBatchOffset)
+    }
+
     /// The slice's bytes, read into a new buffer.
     public func readBytes(allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(StorageError) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: length)

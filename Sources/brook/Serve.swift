@@ -92,11 +92,12 @@ struct Serve: ParsableCommand {
         }
         let logger = Logger(label: "brook")
         raiseOpenFileLimit(logger: logger)
+        let observed = try Observability.start(config, logger: logger)
         if !config.processRoles.isEmpty {
             guard let votersText = config.controllerQuorumVoters else {
                 throw ValidationError("process.roles needs controller.quorum.voters (id@host:port,...)")
             }
-            do { try runClusterNode(config, voters: try VoterAddress.parseList(votersText), bootstrap: bootstrap, logger: logger) } catch let error as QuorumError {
+            do { try runClusterNode(config, voters: try VoterAddress.parseList(votersText), bootstrap: bootstrap, observed: observed, logger: logger) } catch let error as QuorumError {
                 throw ValidationError("\(error)")
             }
         }
@@ -108,19 +109,25 @@ struct Serve: ParsableCommand {
             if node.controllerListenerNames.isEmpty { node.controllerListenerNames = [Self.singleNodeControllerListener] }
             let listener = config.listeners.first { node.controllerListenerNames.contains($0.name) }
             let host = listener.map { $0.host.isEmpty || $0.host == "0.0.0.0" ? "127.0.0.1" : $0.host } ?? "127.0.0.1"
-            try runClusterNode(node, voters: [VoterAddress(id: config.nodeID, host: host, port: listener?.port ?? 0)], singleNode: true, bootstrap: bootstrap, logger: logger)
+            try runClusterNode(node, voters: [VoterAddress(id: config.nodeID, host: host, port: listener?.port ?? 0)], singleNode: true, bootstrap: bootstrap,
+                               observed: observed, logger: logger)
         }
 
-        let broker = try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests(), jwsVerifier: SwiftCryptoJwsVerifier())
+        let broker = try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests(), jwsVerifier: SwiftCryptoJwsVerifier(),
+                                responseErrors: observed.metrics.requests)
         haltOnFatalLogDirFailure(broker, logger: logger)
-        let server = BrookServer(broker: broker, threads: broker.config.networkThreads, logger: logger)
+        observed.metrics.attach(broker: broker)
+        let server = BrookServer(broker: broker, threads: broker.config.networkThreads, logger: logger, metrics: observed.metrics)
         let addresses = try server.start()
+        observed.health.markReady()
         let dirs = config.logDirs.map(absolutePath).joined(separator: ", ")
         logger.notice("Brook \(Version.brook) node \(config.nodeID) of cluster \(broker.clusterID) listening on \(addresses.map { "\($0)" }.joined(separator: ", ")), advertised as \(config.advertised), data in \(dirs)")
 
         // Shut down cleanly on SIGTERM / SIGINT: stop listening, close the logs, exit.
         runUntilSignalled(logger: logger) {
+            observed.health.markStopping()
             server.shutdown()
+            observed.http.shutdown()
             logger.notice("stopped cleanly")
         }
     }
@@ -136,7 +143,7 @@ struct Serve: ParsableCommand {
     /// `bootstrap`: records the cluster starts with (`--add-scram`), written by the controller
     /// that writes the metadata log's first entry.
     func runClusterNode(_ config: BrokerConfig, voters: [VoterAddress], singleNode: Bool = false, bootstrap: [MetadataRecord] = [],
-                        logger: Logger) throws -> Never {
+                        observed: Observability, logger: Logger) throws -> Never {
         var voters = voters
         // TLS between the nodes loads now: settings that cannot be used stop the start.
         let transport: QuorumTransport
@@ -156,8 +163,14 @@ struct Serve: ParsableCommand {
                 for files in interNodeFiles { files.reloadIfChanged(logger: logger) }
             }
         // The broker first: its data is what a single node's controller takes over.
-        let broker = config.processRoles.contains(.broker) ? try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests(), jwsVerifier: SwiftCryptoJwsVerifier()) : nil
-        if let broker { haltOnFatalLogDirFailure(broker, logger: logger) }
+        let broker = config.processRoles.contains(.broker)
+            ? try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests(), jwsVerifier: SwiftCryptoJwsVerifier(),
+                         responseErrors: observed.metrics.requests)
+            : nil
+        if let broker {
+            haltOnFatalLogDirFailure(broker, logger: logger)
+            observed.metrics.attach(broker: broker)
+        }
         var driver: QuorumDriver?
         if config.processRoles.contains(.controller) {
             guard !config.controllerListenerNames.isEmpty else {
@@ -176,6 +189,7 @@ struct Serve: ParsableCommand {
                 options.listenPort = listener.port
             }
             options.transport = transport
+            options.observeSave = observed.metrics.observeSave
             options.controller.sessionTimeoutMs = config.brokerSessionTimeoutMs
             options.controller.clusterID = config.clusterID
             options.controller.bootstrapRecords = bootstrap
@@ -194,6 +208,7 @@ struct Serve: ParsableCommand {
                 throw ValidationError("cannot start controller \(config.nodeID): \(error)")
             }
             if singleNode, let port = driver?.boundPort { voters = voters.map { VoterAddress(id: $0.id, host: $0.host, port: port) } }
+            if let driver { observed.metrics.attach(quorum: driver.stats) }
         }
         var server: BrookServer?
         let servingQueue = DispatchQueue(label: "brook.serving")
@@ -201,7 +216,8 @@ struct Serve: ParsableCommand {
         var replicaManager: ReplicaManager?
         if let broker, let peers {
             guard !config.clientListeners.isEmpty else { throw ValidationError("a broker needs a listener that is not a controller listener") }
-            let started = BrookServer(broker: broker, threads: broker.config.networkThreads, logger: logger)
+            let started = BrookServer(broker: broker, threads: broker.config.networkThreads, logger: logger, metrics: observed.metrics)
+            let health = observed.health
             let advertised = (config.advertisedListeners ?? config.listeners).filter { !config.controllerListenerNames.contains($0.name) }
             var options = BrokerLifecycleOptions(
                 nodeID: config.nodeID, voters: voters,
@@ -239,6 +255,7 @@ struct Serve: ParsableCommand {
                 serving.async {
                     do {
                         let addresses = try started.start()
+                        health.markReady()
                         logger.notice("broker \(node) caught up with the metadata log: serving clients on \(addresses.map { "\($0)" }.joined(separator: ", "))")
                     } catch {
                         logger.critical("broker \(node) cannot listen: \(error)")
@@ -282,6 +299,7 @@ struct Serve: ParsableCommand {
                 if !broker.transactions.prefetchProducerIDs(timeoutMs: 5000) { logger.warning("no producer ids from the controller yet") }
             }
             let addresses = singleNode ? try started.start() : []
+            if singleNode { observed.health.markReady() }
             server = started
             if !singleNode { follower.start() }
             fetcher.start()
@@ -292,10 +310,13 @@ struct Serve: ParsableCommand {
         }
         let roles = config.processRoles.map(\.rawValue).sorted().joined(separator: ",")
         logger.notice("node \(config.nodeID) runs as \(roles)")
+        // A controller alone is ready once its quorum runs.
+        if broker == nil { observed.health.markReady() }
         // SIGTERM: a broker leaves first (its leaderships move), then stops serving; the
         // controller stops last, so that it can still decide on the broker's departure.
         let (stopDriver, stopServer, stopLifecycle, stopReplicas) = (driver, server, lifecycle, replicaManager)
         runUntilSignalled(logger: logger) {
+            observed.health.markStopping()
             reloadTask?.cancel()
             if let lifecycle = stopLifecycle {
                 let agreed = lifecycle.shutDown(timeoutMs: max(5000, config.brokerSessionTimeoutMs))
@@ -304,6 +325,7 @@ struct Serve: ParsableCommand {
             stopReplicas?.stop()  // the last HW checkpoint
             if let stopServer { servingQueue.sync { stopServer.shutdown() } }
             stopDriver?.shutdown()
+            observed.http.shutdown()
             logger.notice("stopped cleanly")
         }
     }
@@ -366,4 +388,25 @@ func runUntilSignalled(logger: Logger, _ stop: @escaping @Sendable () -> Void) -
     }
     withExtendedLifetime(signals) { DispatchSemaphore(value: 0).wait() }
     preconditionFailure("the signal handlers exit the process")
+}
+
+/// The node's metrics, health and the HTTP listener serving them, started before anything else
+/// so that `/health` answers while logs are recovered and `/ready` says when clients are served.
+struct Observability {
+    let metrics: ServerMetrics
+    let health: NodeHealth
+    let http: HTTPListener
+
+    static func start(_ config: BrokerConfig, logger: Logger) throws -> Observability {
+        let metrics = ServerMetrics()
+        let health = NodeHealth()
+        let http = HTTPListener(metrics: metrics, health: health, logger: logger)
+        do {
+            let bound = try http.start(config.httpListeners, optional: config.given["http.listeners"] == nil)
+            if !bound.isEmpty { logger.info("metrics, health and readiness served over HTTP on \(bound.map { "\($0)" }.joined(separator: ", "))") }
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        return Observability(metrics: metrics, health: health, http: http)
+    }
 }

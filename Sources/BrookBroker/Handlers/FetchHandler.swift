@@ -157,6 +157,7 @@ struct FetchHandler: ApiHandler {
                     }
                     if !result.slice.isEmpty {
                         data.records = .file(LogRecords(result.slice))
+                        partition.traffic.bytesOut.add(result.slice.length)
                         total += result.slice.length
                         budget -= result.slice.length
                     }

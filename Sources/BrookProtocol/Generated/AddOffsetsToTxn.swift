@@ -84,6 +84,10 @@ public struct AddOffsetsToTxnResponse: KafkaMessage, ThrottledResponse {
             writer.writeTaggedFieldCount(0)
         }
     }
+
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
 }
 
 extension AddOffsetsToTxnRequest: KafkaRequest {

@@ -269,6 +269,10 @@ public struct AddPartitionsToTxnResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
+
     public struct AddPartitionsToTxnResult: Sendable, Equatable {
         public var transactionalId: String = ""
         public var topicResults: [AddPartitionsToTxnTopicResult] = []

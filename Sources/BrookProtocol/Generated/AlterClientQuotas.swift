@@ -208,6 +208,10 @@ public struct AlterClientQuotasResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.entries { element.visitErrorCodes(visit) }
+    }
+
     public struct EntryData: Sendable, Equatable {
         public var errorCode: Int16 = 0
         public var errorMessage: String? = nil
@@ -249,6 +253,10 @@ public struct AlterClientQuotasResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
         }
 
         public struct EntityData: Sendable, Equatable {

@@ -200,6 +200,11 @@ public struct AlterPartitionReassignmentsResponse: KafkaMessage, ThrottledRespon
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+        for element in self.responses { element.visitErrorCodes(visit) }
+    }
+
     public struct ReassignableTopicResponse: Sendable, Equatable {
         public var name: String = ""
         public var partitions: [ReassignablePartitionResponse] = []
@@ -239,6 +244,10 @@ public struct AlterPartitionReassignmentsResponse: KafkaMessage, ThrottledRespon
             }
         }
 
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            for element in self.partitions { element.visitErrorCodes(visit) }
+        }
+
         public struct ReassignablePartitionResponse: Sendable, Equatable {
             public var partitionIndex: Int32 = 0
             public var errorCode: Int16 = 0
@@ -273,6 +282,10 @@ public struct AlterPartitionReassignmentsResponse: KafkaMessage, ThrottledRespon
                 if flexible {
                     writer.writeTaggedFieldCount(0)
                 }
+            }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                visit(self.errorCode)
             }
         }
     }

@@ -167,6 +167,10 @@ public struct AlterReplicaLogDirsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.results { element.visitErrorCodes(visit) }
+    }
+
     public struct AlterReplicaLogDirTopicResult: Sendable, Equatable {
         public var topicName: String = ""
         public var partitions: [AlterReplicaLogDirPartitionResult] = []
@@ -206,6 +210,10 @@ public struct AlterReplicaLogDirsResponse: KafkaMessage, ThrottledResponse {
             }
         }
 
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            for element in self.partitions { element.visitErrorCodes(visit) }
+        }
+
         public struct AlterReplicaLogDirPartitionResult: Sendable, Equatable {
             public var partitionIndex: Int32 = 0
             public var errorCode: Int16 = 0
@@ -236,6 +244,10 @@ public struct AlterReplicaLogDirsResponse: KafkaMessage, ThrottledResponse {
                 if flexible {
                     writer.writeTaggedFieldCount(0)
                 }
+            }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                visit(self.errorCode)
             }
         }
     }

@@ -176,6 +176,10 @@ public struct AlterUserScramCredentialsResponse: KafkaMessage, ThrottledResponse
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.results { element.visitErrorCodes(visit) }
+    }
+
     public struct AlterUserScramCredentialsResult: Sendable, Equatable {
         public var user: String = ""
         public var errorCode: Int16 = 0
@@ -210,6 +214,10 @@ public struct AlterUserScramCredentialsResponse: KafkaMessage, ThrottledResponse
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
         }
     }
 }

@@ -158,6 +158,10 @@ public struct ApiVersionsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
+
     public struct ApiVersion: Sendable, Equatable {
         public var apiKey: Int16 = 0
         public var minVersion: Int16 = 0

@@ -91,6 +91,10 @@ public struct ConsumerGroupDescribeResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.groups { element.visitErrorCodes(visit) }
+    }
+
     public struct DescribedGroup: Sendable, Equatable {
         public var errorCode: Int16 = 0
         public var errorMessage: String? = nil
@@ -156,6 +160,10 @@ public struct ConsumerGroupDescribeResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
         }
 
         public struct Member: Sendable, Equatable {

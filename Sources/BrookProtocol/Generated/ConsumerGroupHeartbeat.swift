@@ -200,6 +200,10 @@ public struct ConsumerGroupHeartbeatResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
+
     public struct Assignment: Sendable, Equatable {
         public var topicPartitions: [TopicPartitions] = []
 

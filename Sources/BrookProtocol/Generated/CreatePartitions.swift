@@ -180,6 +180,10 @@ public struct CreatePartitionsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.results { element.visitErrorCodes(visit) }
+    }
+
     public struct CreatePartitionsTopicResult: Sendable, Equatable {
         public var name: String = ""
         public var errorCode: Int16 = 0
@@ -214,6 +218,10 @@ public struct CreatePartitionsResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
         }
     }
 }

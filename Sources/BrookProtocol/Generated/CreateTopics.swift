@@ -227,6 +227,10 @@ public struct CreateTopicsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.topics { element.visitErrorCodes(visit) }
+    }
+
     public struct CreatableTopicResult: Sendable, Equatable {
         public var name: String = ""
         public var topicId: KafkaUUID = .zero
@@ -319,6 +323,10 @@ public struct CreateTopicsResponse: KafkaMessage, ThrottledResponse {
                     writer.writeTaggedField(tag: 0, field)
                 }
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
         }
 
         public struct CreatableTopicConfigs: Sendable, Equatable {

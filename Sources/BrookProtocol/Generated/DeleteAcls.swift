@@ -140,6 +140,10 @@ public struct DeleteAclsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.filterResults { element.visitErrorCodes(visit) }
+    }
+
     public struct DeleteAclsFilterResult: Sendable, Equatable {
         public var errorCode: Int16 = 0
         public var errorMessage: String? = nil
@@ -181,6 +185,11 @@ public struct DeleteAclsResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
+            for element in self.matchingAcls { element.visitErrorCodes(visit) }
         }
 
         public struct DeleteAclsMatchingAcl: Sendable, Equatable {
@@ -241,6 +250,10 @@ public struct DeleteAclsResponse: KafkaMessage, ThrottledResponse {
                 if flexible {
                     writer.writeTaggedFieldCount(0)
                 }
+            }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                visit(self.errorCode)
             }
         }
     }

@@ -87,6 +87,10 @@ public struct DeleteGroupsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.results { element.visitErrorCodes(visit) }
+    }
+
     public struct DeletableGroupResult: Sendable, Equatable {
         public var groupId: String = ""
         public var errorCode: Int16 = 0
@@ -117,6 +121,10 @@ public struct DeleteGroupsResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
         }
     }
 }

@@ -164,6 +164,10 @@ public struct DeleteRecordsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.topics { element.visitErrorCodes(visit) }
+    }
+
     public struct DeleteRecordsTopicResult: Sendable, Equatable {
         public var name: String = ""
         public var partitions: [DeleteRecordsPartitionResult] = []
@@ -203,6 +207,10 @@ public struct DeleteRecordsResponse: KafkaMessage, ThrottledResponse {
             }
         }
 
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            for element in self.partitions { element.visitErrorCodes(visit) }
+        }
+
         public struct DeleteRecordsPartitionResult: Sendable, Equatable {
             public var partitionIndex: Int32 = 0
             public var lowWatermark: Offset = Offset(0)
@@ -237,6 +245,10 @@ public struct DeleteRecordsResponse: KafkaMessage, ThrottledResponse {
                 if flexible {
                     writer.writeTaggedFieldCount(0)
                 }
+            }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                visit(self.errorCode)
             }
         }
     }

@@ -151,6 +151,10 @@ public struct DeleteTopicsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.responses { element.visitErrorCodes(visit) }
+    }
+
     public struct DeletableTopicResult: Sendable, Equatable {
         public var name: String? = nil
         public var topicId: KafkaUUID = .zero
@@ -197,6 +201,10 @@ public struct DeleteTopicsResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
         }
     }
 }

@@ -112,6 +112,10 @@ public struct DescribeAclsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
+
     public struct DescribeAclsResource: Sendable, Equatable {
         public var resourceType: Int8 = 0
         public var resourceName: String = ""

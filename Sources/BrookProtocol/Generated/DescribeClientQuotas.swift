@@ -141,6 +141,10 @@ public struct DescribeClientQuotasResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
+
     public struct EntryData: Sendable, Equatable {
         public var entity: [EntityData] = []
         public var values: [ValueData] = []

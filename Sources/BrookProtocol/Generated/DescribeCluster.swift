@@ -124,6 +124,10 @@ public struct DescribeClusterResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
+
     public struct DescribeClusterBroker: Sendable, Equatable {
         public var brokerId: NodeID = NodeID(0)
         public var host: String = ""

@@ -148,6 +148,10 @@ public struct DescribeConfigsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.results { element.visitErrorCodes(visit) }
+    }
+
     public struct DescribeConfigsResult: Sendable, Equatable {
         public var errorCode: Int16 = 0
         public var errorMessage: String? = nil
@@ -197,6 +201,10 @@ public struct DescribeConfigsResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
         }
 
         public struct DescribeConfigsResourceResult: Sendable, Equatable {

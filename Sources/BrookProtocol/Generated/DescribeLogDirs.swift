@@ -140,6 +140,11 @@ public struct DescribeLogDirsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+        for element in self.results { element.visitErrorCodes(visit) }
+    }
+
     public struct DescribeLogDirsResult: Sendable, Equatable {
         public var errorCode: Int16 = 0
         public var logDir: String = ""
@@ -197,6 +202,10 @@ public struct DescribeLogDirsResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
         }
 
         public struct DescribeLogDirsTopic: Sendable, Equatable {

@@ -127,6 +127,10 @@ public struct DescribeProducersResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.topics { element.visitErrorCodes(visit) }
+    }
+
     public struct TopicResponse: Sendable, Equatable {
         public var name: String = ""
         public var partitions: [PartitionResponse] = []
@@ -164,6 +168,10 @@ public struct DescribeProducersResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            for element in self.partitions { element.visitErrorCodes(visit) }
         }
 
         public struct PartitionResponse: Sendable, Equatable {
@@ -211,6 +219,10 @@ public struct DescribeProducersResponse: KafkaMessage, ThrottledResponse {
                 if flexible {
                     writer.writeTaggedFieldCount(0)
                 }
+            }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                visit(self.errorCode)
             }
 
             public struct ProducerState: Sendable, Equatable {

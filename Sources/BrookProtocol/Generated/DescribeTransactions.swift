@@ -87,6 +87,10 @@ public struct DescribeTransactionsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.transactionStates { element.visitErrorCodes(visit) }
+    }
+
     public struct TransactionState: Sendable, Equatable {
         public var errorCode: Int16 = 0
         public var transactionalId: String = ""
@@ -148,6 +152,10 @@ public struct DescribeTransactionsResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
         }
 
         public struct TopicData: Sendable, Equatable {

@@ -129,6 +129,11 @@ public struct DescribeUserScramCredentialsResponse: KafkaMessage, ThrottledRespo
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+        for element in self.results { element.visitErrorCodes(visit) }
+    }
+
     public struct DescribeUserScramCredentialsResult: Sendable, Equatable {
         public var user: String = ""
         public var errorCode: Int16 = 0
@@ -174,6 +179,10 @@ public struct DescribeUserScramCredentialsResponse: KafkaMessage, ThrottledRespo
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
         }
 
         public struct CredentialInfo: Sendable, Equatable {

@@ -152,6 +152,11 @@ public struct ElectLeadersResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+        for element in self.replicaElectionResults { element.visitErrorCodes(visit) }
+    }
+
     public struct ReplicaElectionResult: Sendable, Equatable {
         public var topic: String = ""
         public var partitionResult: [PartitionResult] = []
@@ -191,6 +196,10 @@ public struct ElectLeadersResponse: KafkaMessage, ThrottledResponse {
             }
         }
 
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            for element in self.partitionResult { element.visitErrorCodes(visit) }
+        }
+
         public struct PartitionResult: Sendable, Equatable {
             public var partitionId: Int32 = 0
             public var errorCode: Int16 = 0
@@ -225,6 +234,10 @@ public struct ElectLeadersResponse: KafkaMessage, ThrottledResponse {
                 if flexible {
                     writer.writeTaggedFieldCount(0)
                 }
+            }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                visit(self.errorCode)
             }
         }
     }

@@ -435,6 +435,11 @@ public struct FetchResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+        for element in self.responses { element.visitErrorCodes(visit) }
+    }
+
     public struct FetchableTopicResponse: Sendable, Equatable {
         public var topic: String = ""
         public var topicId: KafkaUUID = .zero
@@ -484,6 +489,10 @@ public struct FetchResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            for element in self.partitions { element.visitErrorCodes(visit) }
         }
 
         public struct PartitionData: Sendable, Equatable {
@@ -594,6 +603,10 @@ public struct FetchResponse: KafkaMessage, ThrottledResponse {
                         writer.writeTaggedField(tag: 2, field)
                     }
                 }
+            }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                visit(self.errorCode)
             }
 
             public struct EpochEndOffset: Sendable, Equatable {

@@ -155,6 +155,11 @@ public struct FindCoordinatorResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+        for element in self.coordinators { element.visitErrorCodes(visit) }
+    }
+
     public struct Coordinator: Sendable, Equatable {
         public var key: String = ""
         public var nodeId: NodeID = NodeID(0)
@@ -225,6 +230,10 @@ public struct FindCoordinatorResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
         }
     }
 }

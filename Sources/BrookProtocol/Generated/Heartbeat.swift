@@ -92,6 +92,10 @@ public struct HeartbeatResponse: KafkaMessage, ThrottledResponse {
             writer.writeTaggedFieldCount(0)
         }
     }
+
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
 }
 
 extension HeartbeatRequest: KafkaRequest {

@@ -172,6 +172,10 @@ public struct IncrementalAlterConfigsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.responses { element.visitErrorCodes(visit) }
+    }
+
     public struct AlterConfigsResourceResponse: Sendable, Equatable {
         public var errorCode: Int16 = 0
         public var errorMessage: String? = nil
@@ -210,6 +214,10 @@ public struct IncrementalAlterConfigsResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
         }
     }
 }

@@ -100,6 +100,10 @@ public struct InitProducerIdResponse: KafkaMessage, ThrottledResponse {
             writer.writeTaggedFieldCount(0)
         }
     }
+
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
 }
 
 extension InitProducerIdRequest: KafkaRequest {

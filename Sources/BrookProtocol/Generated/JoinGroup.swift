@@ -192,6 +192,10 @@ public struct JoinGroupResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
+
     public struct JoinGroupResponseMember: Sendable, Equatable {
         public var memberId: String = ""
         public var groupInstanceId: String? = nil

@@ -164,6 +164,11 @@ public struct LeaveGroupResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+        for element in self.members { element.visitErrorCodes(visit) }
+    }
+
     public struct MemberResponse: Sendable, Equatable {
         public var memberId: String = ""
         public var groupInstanceId: String? = nil
@@ -210,6 +215,10 @@ public struct LeaveGroupResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
         }
     }
 }

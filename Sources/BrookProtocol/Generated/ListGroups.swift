@@ -114,6 +114,10 @@ public struct ListGroupsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
+
     public struct ListedGroup: Sendable, Equatable {
         public var groupId: String = ""
         public var protocolType: String = ""

@@ -192,6 +192,10 @@ public struct ListOffsetsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.topics { element.visitErrorCodes(visit) }
+    }
+
     public struct ListOffsetsTopicResponse: Sendable, Equatable {
         public var name: String = ""
         public var partitions: [ListOffsetsPartitionResponse] = []
@@ -229,6 +233,10 @@ public struct ListOffsetsResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            for element in self.partitions { element.visitErrorCodes(visit) }
         }
 
         public struct ListOffsetsPartitionResponse: Sendable, Equatable {
@@ -277,6 +285,10 @@ public struct ListOffsetsResponse: KafkaMessage, ThrottledResponse {
                 if flexible {
                     writer.writeTaggedFieldCount(0)
                 }
+            }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                visit(self.errorCode)
             }
         }
     }

@@ -144,6 +144,10 @@ public struct ListPartitionReassignmentsResponse: KafkaMessage, ThrottledRespons
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
+
     public struct OngoingTopicReassignment: Sendable, Equatable {
         public var name: String = ""
         public var partitions: [OngoingPartitionReassignment] = []

@@ -121,6 +121,10 @@ public struct ListTransactionsResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
+
     public struct TransactionState: Sendable, Equatable {
         public var transactionalId: String = ""
         public var producerId: ProducerID = ProducerID(0)

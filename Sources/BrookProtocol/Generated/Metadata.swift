@@ -200,6 +200,11 @@ public struct MetadataResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.topics { element.visitErrorCodes(visit) }
+        visit(self.errorCode)
+    }
+
     public struct MetadataResponseBroker: Sendable, Equatable {
         public var nodeId: NodeID = NodeID(0)
         public var host: String = ""
@@ -312,6 +317,11 @@ public struct MetadataResponse: KafkaMessage, ThrottledResponse {
             }
         }
 
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            visit(self.errorCode)
+            for element in self.partitions { element.visitErrorCodes(visit) }
+        }
+
         public struct MetadataResponsePartition: Sendable, Equatable {
             public var errorCode: Int16 = 0
             public var partitionIndex: Int32 = 0
@@ -391,6 +401,10 @@ public struct MetadataResponse: KafkaMessage, ThrottledResponse {
                 if flexible {
                     writer.writeTaggedFieldCount(0)
                 }
+            }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                visit(self.errorCode)
             }
         }
     }

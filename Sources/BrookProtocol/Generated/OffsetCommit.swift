@@ -204,6 +204,10 @@ public struct OffsetCommitResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.topics { element.visitErrorCodes(visit) }
+    }
+
     public struct OffsetCommitResponseTopic: Sendable, Equatable {
         public var name: String = ""
         public var partitions: [OffsetCommitResponsePartition] = []
@@ -243,6 +247,10 @@ public struct OffsetCommitResponse: KafkaMessage, ThrottledResponse {
             }
         }
 
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            for element in self.partitions { element.visitErrorCodes(visit) }
+        }
+
         public struct OffsetCommitResponsePartition: Sendable, Equatable {
             public var partitionIndex: Int32 = 0
             public var errorCode: Int16 = 0
@@ -273,6 +281,10 @@ public struct OffsetCommitResponse: KafkaMessage, ThrottledResponse {
                 if flexible {
                     writer.writeTaggedFieldCount(0)
                 }
+            }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                visit(self.errorCode)
             }
         }
     }

@@ -130,6 +130,11 @@ public struct OffsetDeleteResponse: KafkaMessage, ThrottledResponse {
         for element in self.topics { element.encode(to: &writer, version: version) }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+        for element in self.topics { element.visitErrorCodes(visit) }
+    }
+
     public struct OffsetDeleteResponseTopic: Sendable, Equatable {
         public var name: String = ""
         public var partitions: [OffsetDeleteResponsePartition] = []
@@ -161,6 +166,10 @@ public struct OffsetDeleteResponse: KafkaMessage, ThrottledResponse {
             for element in self.partitions { element.encode(to: &writer, version: version) }
         }
 
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            for element in self.partitions { element.visitErrorCodes(visit) }
+        }
+
         public struct OffsetDeleteResponsePartition: Sendable, Equatable {
             public var partitionIndex: Int32 = 0
             public var errorCode: Int16 = 0
@@ -181,6 +190,10 @@ public struct OffsetDeleteResponse: KafkaMessage, ThrottledResponse {
             public func encode(to writer: inout WireWriter, version: Int16) {
                 writer.writeInt32(self.partitionIndex)
                 writer.writeInt16(self.errorCode)
+            }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                visit(self.errorCode)
             }
         }
     }

@@ -323,6 +323,12 @@ public struct OffsetFetchResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.topics { element.visitErrorCodes(visit) }
+        visit(self.errorCode)
+        for element in self.groups { element.visitErrorCodes(visit) }
+    }
+
     public struct OffsetFetchResponseTopic: Sendable, Equatable {
         public var name: String = ""
         public var partitions: [OffsetFetchResponsePartition] = []
@@ -368,6 +374,10 @@ public struct OffsetFetchResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            for element in self.partitions { element.visitErrorCodes(visit) }
         }
 
         public struct OffsetFetchResponsePartition: Sendable, Equatable {
@@ -433,6 +443,10 @@ public struct OffsetFetchResponse: KafkaMessage, ThrottledResponse {
                     writer.writeTaggedFieldCount(0)
                 }
             }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                visit(self.errorCode)
+            }
         }
     }
 
@@ -491,6 +505,11 @@ public struct OffsetFetchResponse: KafkaMessage, ThrottledResponse {
             }
         }
 
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            for element in self.topics { element.visitErrorCodes(visit) }
+            visit(self.errorCode)
+        }
+
         public struct OffsetFetchResponseTopics: Sendable, Equatable {
             public var name: String = ""
             public var partitions: [OffsetFetchResponsePartitions] = []
@@ -536,6 +555,10 @@ public struct OffsetFetchResponse: KafkaMessage, ThrottledResponse {
                 if flexible {
                     writer.writeTaggedFieldCount(0)
                 }
+            }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                for element in self.partitions { element.visitErrorCodes(visit) }
             }
 
             public struct OffsetFetchResponsePartitions: Sendable, Equatable {
@@ -600,6 +623,10 @@ public struct OffsetFetchResponse: KafkaMessage, ThrottledResponse {
                     if flexible {
                         writer.writeTaggedFieldCount(0)
                     }
+                }
+
+                public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                    visit(self.errorCode)
                 }
             }
         }

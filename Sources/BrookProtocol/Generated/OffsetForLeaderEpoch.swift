@@ -172,6 +172,10 @@ public struct OffsetForLeaderEpochResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.topics { element.visitErrorCodes(visit) }
+    }
+
     public struct OffsetForLeaderTopicResult: Sendable, Equatable {
         public var topic: String = ""
         public var partitions: [EpochEndOffset] = []
@@ -209,6 +213,10 @@ public struct OffsetForLeaderEpochResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            for element in self.partitions { element.visitErrorCodes(visit) }
         }
 
         public struct EpochEndOffset: Sendable, Equatable {
@@ -249,6 +257,10 @@ public struct OffsetForLeaderEpochResponse: KafkaMessage, ThrottledResponse {
                 if flexible {
                     writer.writeTaggedFieldCount(0)
                 }
+            }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                visit(self.errorCode)
             }
         }
     }

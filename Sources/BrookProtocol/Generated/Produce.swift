@@ -193,6 +193,10 @@ public struct ProduceResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.responses { element.visitErrorCodes(visit) }
+    }
+
     public struct TopicProduceResponse: Sendable, Equatable {
         public var name: String = ""
         public var partitionResponses: [PartitionProduceResponse] = []
@@ -230,6 +234,10 @@ public struct ProduceResponse: KafkaMessage, ThrottledResponse {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            for element in self.partitionResponses { element.visitErrorCodes(visit) }
         }
 
         public struct PartitionProduceResponse: Sendable, Equatable {
@@ -315,6 +323,10 @@ public struct ProduceResponse: KafkaMessage, ThrottledResponse {
                         writer.writeTaggedField(tag: 0, field)
                     }
                 }
+            }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                visit(self.errorCode)
             }
 
             public struct BatchIndexAndErrorMessage: Sendable, Equatable {

@@ -84,6 +84,10 @@ public struct SaslAuthenticateResponse: KafkaMessage {
             writer.writeTaggedFieldCount(0)
         }
     }
+
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
 }
 
 extension SaslAuthenticateRequest: KafkaRequest {

@@ -63,6 +63,10 @@ public struct SaslHandshakeResponse: KafkaMessage {
         writer.writeArrayCount(self.mechanisms.count, compact: flexible)
         for element in self.mechanisms { writer.writeString(element, compact: flexible) }
     }
+
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
 }
 
 extension SaslHandshakeRequest: KafkaRequest {

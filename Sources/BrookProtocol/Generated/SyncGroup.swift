@@ -172,6 +172,10 @@ public struct SyncGroupResponse: KafkaMessage, ThrottledResponse {
             writer.writeTaggedFieldCount(0)
         }
     }
+
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
 }
 
 extension SyncGroupRequest: KafkaRequest {

@@ -212,6 +212,10 @@ public struct TxnOffsetCommitResponse: KafkaMessage, ThrottledResponse {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.topics { element.visitErrorCodes(visit) }
+    }
+
     public struct TxnOffsetCommitResponseTopic: Sendable, Equatable {
         public var name: String = ""
         public var partitions: [TxnOffsetCommitResponsePartition] = []
@@ -251,6 +255,10 @@ public struct TxnOffsetCommitResponse: KafkaMessage, ThrottledResponse {
             }
         }
 
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            for element in self.partitions { element.visitErrorCodes(visit) }
+        }
+
         public struct TxnOffsetCommitResponsePartition: Sendable, Equatable {
             public var partitionIndex: Int32 = 0
             public var errorCode: Int16 = 0
@@ -281,6 +289,10 @@ public struct TxnOffsetCommitResponse: KafkaMessage, ThrottledResponse {
                 if flexible {
                     writer.writeTaggedFieldCount(0)
                 }
+            }
+
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                visit(self.errorCode)
             }
         }
     }

@@ -76,6 +76,10 @@ public struct UnregisterBrokerResponse: KafkaMessage, ThrottledResponse {
             writer.writeTaggedFieldCount(0)
         }
     }
+
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        visit(self.errorCode)
+    }
 }
 
 extension UnregisterBrokerRequest: KafkaRequest {

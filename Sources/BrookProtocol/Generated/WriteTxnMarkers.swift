@@ -183,6 +183,10 @@ public struct WriteTxnMarkersResponse: KafkaMessage {
         }
     }
 
+    public func visitErrorCodes(_ visit: (Int16) -> Void) {
+        for element in self.markers { element.visitErrorCodes(visit) }
+    }
+
     public struct WritableTxnMarkerResult: Sendable, Equatable {
         public var producerId: ProducerID = ProducerID(0)
         public var topics: [WritableTxnMarkerTopicResult] = []
@@ -220,6 +224,10 @@ public struct WriteTxnMarkersResponse: KafkaMessage {
             if flexible {
                 writer.writeTaggedFieldCount(0)
             }
+        }
+
+        public func visitErrorCodes(_ visit: (Int16) -> Void) {
+            for element in self.topics { element.visitErrorCodes(visit) }
         }
 
         public struct WritableTxnMarkerTopicResult: Sendable, Equatable {
@@ -261,6 +269,10 @@ public struct WriteTxnMarkersResponse: KafkaMessage {
                 }
             }
 
+            public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                for element in self.partitions { element.visitErrorCodes(visit) }
+            }
+
             public struct WritableTxnMarkerPartitionResult: Sendable, Equatable {
                 public var partitionIndex: Int32 = 0
                 public var errorCode: Int16 = 0
@@ -291,6 +303,10 @@ public struct WriteTxnMarkersResponse: KafkaMessage {
                     if flexible {
                         writer.writeTaggedFieldCount(0)
                     }
+                }
+
+                public func visitErrorCodes(_ visit: (Int16) -> Void) {
+                    visit(self.errorCode)
                 }
             }
         }

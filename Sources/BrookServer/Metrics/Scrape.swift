@@ -1,0 +1,290 @@
+import BrookBroker
+import BrookCore
+import BrookGroups
+import BrookQuorum
+import Prometheus
+
+/// Gauges of one name whose label sets come and go: set at each scrape from what exists then;
+/// a label set not seen is unregistered.
+struct GaugeFamily: Sendable {
+    let name: String
+    let help: String
+    let labelNames: [String]
+    var descriptor: MetricNameDescriptor { MetricName.make(name, help) }
+    var series: [[String]: Gauge] = [:]
+
+    init(_ name: String, _ help: String, labels: [String] = []) {
+        self.name = name
+        self.help = help
+        labelNames = labels
+    }
+
+    mutating func update(_ rows: [([String], Double)], in registry: PrometheusCollectorRegistry) {
+        var seen = Set<[String]>()
+        for (values, value) in rows {
+            precondition(values.count == labelNames.count, "\(descriptor.name): \(values.count) label values for \(labelNames)")
+            seen.insert(values)
+            let gauge = series[values] ?? {
+                let made = registry.makeGauge(descriptor: descriptor, labels: Array(zip(labelNames, values)))
+                series[values] = made
+                return made
+            }()
+            gauge.set(to: value)
+        }
+        for (values, gauge) in series where !seen.contains(values) {
+            registry.unregisterGauge(gauge)
+            series[values] = nil
+        }
+    }
+
+    mutating func set(_ value: Double, in registry: PrometheusCollectorRegistry) {
+        update([([], value)], in: registry)
+    }
+}
+
+/// Counters of one name read from running totals kept elsewhere (atomics): each scrape adds
+/// what the total grew by. A total that went down (a topic deleted and made again) starts its
+/// counter over, which Prometheus's rate() reads as a reset.
+struct CounterFamily: Sendable {
+    let name: String
+    let help: String
+    let labelNames: [String]
+    var descriptor: MetricNameDescriptor { MetricName.make(name, help) }
+    var series: [[String]: (counter: Prometheus.Counter, last: Double)] = [:]
+
+    init(_ name: String, _ help: String, labels: [String] = []) {
+        self.name = name
+        self.help = help
+        labelNames = labels
+    }
+
+    mutating func update(_ rows: [([String], Double)], in registry: PrometheusCollectorRegistry) {
+        var seen = Set<[String]>()
+        for (values, total) in rows {
+            precondition(values.count == labelNames.count, "\(descriptor.name): \(values.count) label values for \(labelNames)")
+            seen.insert(values)
+            if var entry = series[values] {
+                if total < entry.last { entry.counter.reset(); entry.last = 0 }
+                if total > entry.last { entry.counter.increment(by: total - entry.last) }
+                entry.last = total
+                series[values] = entry
+            } else {
+                let counter = registry.makeCounter(descriptor: descriptor, labels: Array(zip(labelNames, values)))
+                if total > 0 { counter.increment(by: total) }
+                series[values] = (counter, total)
+            }
+        }
+        for (values, entry) in series where !seen.contains(values) {
+            registry.unregisterCounter(entry.counter)
+            series[values] = nil
+        }
+    }
+}
+
+/// What each scrape reads (ServerMetrics.render): the families whose values live elsewhere.
+struct Scrape: Sendable {
+    let registry: PrometheusCollectorRegistry
+
+    // The process.
+    var cpu = CounterFamily("process_cpu_seconds_total", "User and system CPU time spent by the process, in seconds")
+    var resident = GaugeFamily("process_resident_memory_bytes", "Resident memory of the process, in bytes")
+    var virtual = GaugeFamily("process_virtual_memory_bytes", "Virtual memory of the process, in bytes")
+    var openFds = GaugeFamily("process_open_fds", "Open file descriptors of the process")
+    var maxFds = GaugeFamily("process_max_fds", "The process's limit on open file descriptors")
+    var startTime = GaugeFamily("process_start_time_seconds", "When the process started, in seconds since the Unix epoch")
+
+    // The server.
+    var requestMemory = GaugeFamily("brook_request_memory_bytes", "Bytes of requests held in memory now (queued.max.request.bytes bounds them)")
+    var requestMemoryMax = GaugeFamily("brook_request_memory_max_bytes", "The request memory budget, queued.max.request.bytes")
+
+    // The controller.
+    var raftTerm = GaugeFamily("brook_raft_term", "The Raft term (controller epoch) this controller is in")
+    var raftLeader = GaugeFamily("brook_raft_leader_id", "The node id of the quorum's leader as this controller knows it, -1 when none")
+    var raftIsLeader = GaugeFamily("brook_raft_is_leader", "1 when this controller leads the quorum")
+    var controllerActive = GaugeFamily("brook_controller_active", "1 when this controller is the active controller (leads and has applied its log)")
+    var raftLastIndex = GaugeFamily("brook_raft_last_index", "The index of the last entry of this controller's Raft log")
+    var raftCommitIndex = GaugeFamily("brook_raft_commit_index", "The highest Raft log index known committed")
+    var raftAppliedIndex = GaugeFamily("brook_raft_applied_index", "The highest Raft log index this controller applied")
+    var raftCommitLag = GaugeFamily("brook_raft_commit_lag", "Entries of this controller's log not yet committed (last index minus commit index)")
+
+    // The broker.
+    var partitions = GaugeFamily("brook_partitions", "Partition replicas this broker hosts")
+    var leaders = GaugeFamily("brook_leader_partitions", "Partitions this broker leads")
+    var underReplicated = GaugeFamily("brook_under_replicated_partitions", "Partitions this broker leads whose ISR is smaller than their replica set")
+    var underMinISR = GaugeFamily("brook_under_min_isr_partitions", "Partitions this broker leads whose ISR is below min.insync.replicas")
+    var offline = GaugeFamily("brook_offline_partitions", "Partitions of the cluster with no leader, as this broker's metadata image has them")
+    var offlineReplicas = GaugeFamily("brook_offline_replicas", "Replicas on this broker in a failed log directory")
+    var parkedFetches = GaugeFamily("brook_parked_fetches", "Fetches waiting for records (long polls) on this broker")
+    var authFailures = CounterFamily("brook_authentication_failures_total", "Failed client authentications (SASL, certificates)")
+    var topicRecordsIn = CounterFamily("brook_topic_records_in_total", "Records produced by clients, by topic (this broker's partitions)", labels: ["topic"])
+    var topicBytesIn = CounterFamily("brook_topic_bytes_in_total", "Bytes of record batches produced by clients, by topic", labels: ["topic"])
+    var topicBytesOut = CounterFamily("brook_topic_bytes_out_total", "Bytes of record batches fetched by consumers, by topic (replication not counted)", labels: ["topic"])
+    var logStart = GaugeFamily("brook_partition_log_start_offset", "The first offset of the partition's log", labels: ["topic", "partition"])
+    var logEnd = GaugeFamily("brook_partition_log_end_offset", "The offset the next record appended to the partition gets (LEO)", labels: ["topic", "partition"])
+    var highWatermark = GaugeFamily("brook_partition_high_watermark", "The partition's high watermark", labels: ["topic", "partition"])
+    var lastStable = GaugeFamily("brook_partition_last_stable_offset", "The partition's last stable offset (LSO)", labels: ["topic", "partition"])
+    var logSize = GaugeFamily("brook_partition_log_size_bytes", "Bytes of the partition's log segments", labels: ["topic", "partition"])
+    var logSegments = GaugeFamily("brook_partition_log_segments", "Segments of the partition's log", labels: ["topic", "partition"])
+    var groups = GaugeFamily("brook_consumer_groups", "Groups this broker coordinates, by protocol and state", labels: ["protocol", "state"])
+    var groupMembers = GaugeFamily("brook_consumer_group_members", "Members of a group", labels: ["group"])
+    var groupGeneration = GaugeFamily("brook_consumer_group_generation", "A group's generation (classic) or group epoch (KIP-848): its rebalances", labels: ["group"])
+    var lag = GaugeFamily("brook_consumer_group_lag", "Records a group has not consumed: the high watermark minus its committed offset",
+                          labels: ["group", "topic", "partition"])
+    var lagSeconds = GaugeFamily("brook_consumer_group_lag_seconds",
+                                 "How old the oldest record a group has not consumed is (0 when caught up), in seconds",
+                                 labels: ["group", "topic", "partition"])
+    var lagSeriesDropped = GaugeFamily("brook_consumer_group_lag_series_dropped", "Group partitions left out of the lag series by metrics.consumer.lag.series.max")
+    var transactions = GaugeFamily("brook_transactions", "Transactions this broker coordinates, by state", labels: ["state"])
+    var transactionsCommitted = CounterFamily("brook_transactions_committed_total", "Transactions this broker's coordinator committed")
+    var transactionsAborted = CounterFamily("brook_transactions_aborted_total", "Transactions this broker's coordinator aborted")
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+    }
+
+    static func registerBuildInfo(_ registry: PrometheusCollectorRegistry) {
+        registry.makeGauge(descriptor: MetricName.make("brook_build_info", "Brook's version (the value is 1)"),
+                           labels: [("version", Version.brook)]).set(to: 1.0)
+    }
+
+    mutating func collect(_ sources: ServerMetrics.Sources, nowMs: Int64) {
+        collectProcess()
+        if let memory = sources.memory {
+            requestMemory.set(Double(memory.bytes), in: registry)
+            requestMemoryMax.set(Double(memory.bytesMax), in: registry)
+        }
+        if let quorum = sources.quorum { collectQuorum(quorum.now) }
+        if let broker = sources.broker { collectBroker(broker, sources.limits, nowMs: nowMs) }
+    }
+
+    mutating func collectProcess() {
+        guard let stats = ProcessStats.read() else { return }
+        cpu.update([([], stats.cpuSeconds)], in: registry)
+        resident.set(stats.residentBytes, in: registry)
+        virtual.set(stats.virtualBytes, in: registry)
+        openFds.set(stats.openFds, in: registry)
+        maxFds.set(stats.maxFds, in: registry)
+        startTime.set(stats.startTimeSeconds, in: registry)
+    }
+
+    mutating func collectQuorum(_ q: QuorumStats.Snapshot) {
+        raftTerm.set(Double(q.term), in: registry)
+        raftLeader.set(Double(q.leader), in: registry)
+        raftIsLeader.set(q.isLeader ? 1 : 0, in: registry)
+        controllerActive.set(q.active ? 1 : 0, in: registry)
+        raftLastIndex.set(Double(q.lastIndex), in: registry)
+        raftCommitIndex.set(Double(q.commitIndex), in: registry)
+        raftAppliedIndex.set(Double(q.appliedIndex), in: registry)
+        raftCommitLag.set(Double(max(0, q.lastIndex - q.commitIndex)), in: registry)
+    }
+
+    mutating func collectBroker(_ broker: Broker, _ limits: ServerMetrics.Limits, nowMs: Int64) {
+        var hosted = 0, leading = 0, under = 0, underMin = 0, parked = 0
+        var traffic: [String: (records: Double, bytesIn: Double, bytesOut: Double)] = [:]
+        var rows: (start: [([String], Double)], end: [([String], Double)], high: [([String], Double)],
+                   stable: [([String], Double)], size: [([String], Double)], segments: [([String], Double)]) = ([], [], [], [], [], [])
+        for topic in broker.topics.allTopics() {
+            var sums = (records: 0.0, bytesIn: 0.0, bytesOut: 0.0)
+            for partition in topic.hosted {
+                hosted += 1
+                parked += partition.parkedCount
+                sums.records += Double(partition.traffic.recordsIn.count)
+                sums.bytesIn += Double(partition.traffic.bytesIn.count)
+                sums.bytesOut += Double(partition.traffic.bytesOut.count)
+                if let health = partition.leaderHealth {
+                    leading += 1
+                    if health.underReplicated { under += 1 }
+                    if health.underMinISR { underMin += 1 }
+                }
+                guard limits.partitionSeries else { continue }
+                let labels = [topic.name, String(partition.index)]
+                let offsets = partition.offsets
+                rows.start.append((labels, Double(offsets.logStart.value)))
+                rows.end.append((labels, Double(partition.logEndOffset.value)))
+                rows.high.append((labels, Double(offsets.highWatermark.value)))
+                rows.stable.append((labels, Double(offsets.lastStable.value)))
+                if let (size, count) = try? partition.withLog({ ($0.sizeBytes, $0.segmentCount) }) {
+                    rows.size.append((labels, Double(size)))
+                    rows.segments.append((labels, Double(count)))
+                }
+            }
+            traffic[topic.name] = sums
+        }
+        partitions.set(Double(hosted), in: registry)
+        leaders.set(Double(leading), in: registry)
+        underReplicated.set(Double(under), in: registry)
+        underMinISR.set(Double(underMin), in: registry)
+        parkedFetches.set(Double(parked), in: registry)
+        offlineReplicas.set(Double(broker.topics.offlineReplicas(limit: 1_000_000)?.count ?? 1_000_000), in: registry)
+        let image = broker.cluster.current?.image
+        let leaderless = image.map { $0.topics.values.reduce(0) { n, topic in n + topic.partitions.count { $0.leader == nil } } } ?? 0
+        offline.set(Double(leaderless), in: registry)
+        authFailures.update([([], Double(broker.authenticationFailures.count))], in: registry)
+        let sortedTraffic = traffic.sorted { $0.key < $1.key }
+        topicRecordsIn.update(sortedTraffic.map { ([$0.key], $0.value.records) }, in: registry)
+        topicBytesIn.update(sortedTraffic.map { ([$0.key], $0.value.bytesIn) }, in: registry)
+        topicBytesOut.update(sortedTraffic.map { ([$0.key], $0.value.bytesOut) }, in: registry)
+        logStart.update(rows.start, in: registry)
+        logEnd.update(rows.end, in: registry)
+        highWatermark.update(rows.high, in: registry)
+        lastStable.update(rows.stable, in: registry)
+        logSize.update(rows.size, in: registry)
+        logSegments.update(rows.segments, in: registry)
+        collectGroups(broker, limits, nowMs: nowMs)
+        collectTransactions(broker)
+    }
+
+    mutating func collectGroups(_ broker: Broker, _ limits: ServerMetrics.Limits, nowMs: Int64) {
+        let entries = broker.groups.read { $0.groups }
+        var states: [[String]: Double] = [:]
+        var members: [([String], Double)] = []
+        var generations: [([String], Double)] = []
+        var lagRows: [([String], Double)] = []
+        var lagTimeRows: [([String], Double)] = []
+        var dropped = 0
+        for (id, entry) in entries.sorted(by: { $0.key < $1.key }) {
+            states[[entry.typeName, entry.stateName], default: 0] += 1
+            switch entry.kind {
+            case .classic(let group):
+                members.append(([id], Double(group.members.count)))
+                generations.append(([id], Double(group.generation)))
+            case .consumer(let group):
+                members.append(([id], Double(group.members.count)))
+                generations.append(([id], Double(group.groupEpoch)))
+            }
+            for (tp, committed) in entry.offsets.sorted(by: { $0.key < $1.key }) {
+                // Lag is read where this broker holds the partition (its leader's high
+                // watermark, or a follower's, a moment behind it).
+                guard let partition = broker.topics.partition(tp.topic, tp.partition) else { continue }
+                guard lagRows.count < limits.lagSeriesMax else {
+                    dropped += 1
+                    continue
+                }
+                let labels = [id, tp.topic, String(tp.partition)]
+                let high = partition.offsets.highWatermark
+                let behind = max(0, high.value - committed.offset.value)
+                lagRows.append((labels, Double(behind)))
+                var age = 0.0
+                if behind > 0, let time = partition.batchTimestamp(at: committed.offset), time.ms >= 0 {
+                    age = Double(max(0, nowMs - time.ms)) / 1000
+                }
+                lagTimeRows.append((labels, age))
+            }
+        }
+        groups.update(states.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { ($0.key, $0.value) }, in: registry)
+        groupMembers.update(members, in: registry)
+        groupGeneration.update(generations, in: registry)
+        lag.update(lagRows, in: registry)
+        lagSeconds.update(lagTimeRows, in: registry)
+        lagSeriesDropped.set(Double(dropped), in: registry)
+    }
+
+    mutating func collectTransactions(_ broker: Broker) {
+        let counts = broker.transactions.read { coordinator in
+            coordinator.txns.values.reduce(into: [String: Double]()) { $0[$1.status.name, default: 0] += 1 }
+        }
+        transactions.update(counts.sorted { $0.key < $1.key }.map { ([$0.key], $0.value) }, in: registry)
+        transactionsCommitted.update([([], Double(broker.transactions.committed.count))], in: registry)
+        transactionsAborted.update([([], Double(broker.transactions.aborted.count))], in: registry)
+    }
+}
