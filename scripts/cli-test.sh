@@ -33,7 +33,8 @@ check "a missing file is a readable error" bash -c "'$brook' log dump '$work/nop
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$brook" serve --override "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport" --override "log.dirs=$work/nested/broker,$work/second" 2>"$work/broker.log" &
+hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$brook" serve --override "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport" --override "log.dirs=$work/nested/broker,$work/second" --override "http.listeners=http://127.0.0.1:$hport" 2>"$work/broker.log" &
 broker_pid=$!
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
 s="--bootstrap-server 127.0.0.1:$port"
@@ -48,6 +49,9 @@ check "topic create refuses a duplicate" bash -c "'$brook' topic create cli $s 2
 check "produce with keys and a header" bash -c "printf 'a:1\nb:2\nc:3\n' | '$brook' produce --topic cli --key-separator : --header src=cli $s"
 check "consume from the beginning" bash -c "'$brook' consume --topic cli --from-beginning --max-messages 3 --print-key --print-headers $s | sort | tr '\t' ' ' | tr '\n' '|' | grep -qx 'src=cli a 1|src=cli b 2|src=cli c 3|'"
 check "consume from an offset" bash -c "'$brook' consume --topic cli --partition \$('$brook' consume --topic cli --from-beginning --max-messages 1 --print-offset $s | cut -f1) --offset 0 --max-messages 1 $s | grep -q ."
+http_get() { python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "$1"; }
+check "/metrics counts the requests just made, by API" bash -c "$(declare -f http_get); http_get http://127.0.0.1:$hport/metrics | grep -q '^brook_requests_total{api=\"Produce\"'"
+check "/ready says the broker serves" bash -c "$(declare -f http_get); http_get http://127.0.0.1:$hport/ready | grep -qx ready"
 check "log-dirs describe lists both dirs and the replicas" bash -c "'$brook' log-dirs describe $s | grep -q '^$work/second' && '$brook' log-dirs describe $s | grep -c '^  cli-[01] ' | grep -qx 2"
 check "log-dirs move takes both replicas to the second dir" bash -c "'$brook' log-dirs move cli:0=$work/second cli:1=$work/second $s | grep -c moving | grep -qx 2"
 check "and they get there" bash -c "for i in \$(seq 1 50); do test -d '$work/second/cli-0' && test -d '$work/second/cli-1' && ! test -e '$work/nested/broker/cli-0' && ! test -e '$work/nested/broker/cli-1' && exit 0; sleep 0.2; done; exit 1"

@@ -35,6 +35,14 @@ if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] && command -v 
         || echo "interop: could not install faketime: the fault campaign runs without clock jumps" >&2
 fi
 
+# promtool (Debian's prometheus package): the metrics tests lint /metrics with it.
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "interop: installing promtool (prometheus)"
+    { as_root env DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -qq \
+        && as_root env DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null 2>&1 \
+        || { echo "interop: could not install promtool (apt-get install prometheus)" >&2; exit 2; }
+fi
+
 clients_ok() {
     python3 - 2>/dev/null <<'PY'
 import re

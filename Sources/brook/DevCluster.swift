@@ -22,18 +22,22 @@ struct DevCluster: ParsableCommand {
         abstract: "Start a local cluster on loopback (both roles on every node); Ctrl-C stops it.",
         discussion: """
             Node N listens for clients on BASE+2(N-1) and for its controller on BASE+2(N-1)+1, so the
-            default three nodes take 9092-9097. Data, properties and logs go in --data (kept between
+            default three nodes take 9092-9097; node N serves its metrics, health and readiness over
+            HTTP on HTTP_BASE+N-1 (9644-9646). Data, properties and logs go in --data (kept between
             runs: the same command starts the same cluster again).
             """)
 
     @Option(help: "Nodes (1 to 9).") var nodes: Int = 3
     @Option(help: "The data folder.") var data: String = "brook-dev-cluster"
     @Option(name: .customLong("base-port"), help: "Node 1's client port; every node takes the next two.") var basePort: Int = 9092
+    @Option(name: .customLong("http-base-port"), help: "Node 1's HTTP port (/metrics, /health, /ready); every node takes the next one.")
+    var httpBasePort: Int = 9644
     @Option(help: "Extra setting for every node, KEY=VALUE (repeatable).") var set: [String] = []
 
     func validate() throws {
         guard (1...9).contains(nodes) else { throw ValidationError("--nodes must be 1 to 9") }
         guard basePort > 0, basePort + 2 * nodes <= 65535 else { throw ValidationError("--base-port leaves no room for \(nodes) nodes") }
+        guard httpBasePort > 0, httpBasePort + nodes <= 65535 else { throw ValidationError("--http-base-port leaves no room for \(nodes) nodes") }
         for s in set where !s.contains("=") { throw ValidationError("--set takes KEY=VALUE, not \(s)") }
     }
 
@@ -54,6 +58,7 @@ struct DevCluster: ParsableCommand {
                 "listeners=PLAINTEXT://127.0.0.1:\(port.client),CONTROLLER://127.0.0.1:\(port.controller)",
                 "controller.listener.names=CONTROLLER",
                 "log.dirs=\(root)/node\(node)",
+                "http.listeners=http://127.0.0.1:\(httpBasePort + index)",
             ] + set
             try (lines.joined(separator: "\n") + "\n").write(toFile: props, atomically: true, encoding: .utf8)
             let log = root + "/node\(node).log"
@@ -76,6 +81,7 @@ struct DevCluster: ParsableCommand {
         print("Brook dev cluster: \(nodes) nodes, data and logs in \(root)")
         print("bootstrap.servers=\(bootstrap)")
         print("controllers: \(voters)   (brook cluster describe --controller 127.0.0.1:\(ports[0].controller))")
+        print("metrics: " + (0..<nodes).map { "http://127.0.0.1:\(httpBasePort + $0)/metrics" }.joined(separator: " "))
         print("Ctrl-C stops every node.")
         let running = children
         var logger = Logger(label: "brook.dev")

@@ -35,12 +35,14 @@ final class BrokerHarness {
     let clock: ManualClock
     var correlation: Int32 = 100
 
-    init(_ settings: [(String, String)] = [], clock: ManualClock = ManualClock(), directory existing: String? = nil) throws {
+    init(_ settings: [(String, String)] = [], clock: ManualClock = ManualClock(), directory existing: String? = nil,
+         responseErrors: (any ResponseErrorObserver)? = nil) throws {
         directory = existing ?? makeTemporaryDirectory()
         self.clock = clock
         do {
             broker = try Broker(config: BrokerConfig([("log.dirs", directory), ("node.id", "1")] + settings),
-                                clock: clock, logger: quietLogger, admin: InlineAdminExecutor(), work: InlineAdminExecutor())
+                                clock: clock, logger: quietLogger, admin: InlineAdminExecutor(), work: InlineAdminExecutor(),
+                                responseErrors: responseErrors)
         } catch {
             try? FileManager.default.removeItem(atPath: directory)
             throw error

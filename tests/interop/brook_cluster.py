@@ -48,6 +48,7 @@ class Node:
         self.prefix = prefix or []  # runs the process elsewhere (a network namespace)
         self.broker_port = broker_port
         self.controller_port = controller_port
+        self.http_port = free_port()  # metrics, health and readiness
         self.data = root / f"node{node_id}"
         self.log = root / f"node{node_id}.log"
         self.props = root / f"node{node_id}.properties"
@@ -62,6 +63,7 @@ class Node:
             f"broker.heartbeat.interval.ms={HEARTBEAT_MS}",
             "controller.quorum.election.timeout.ms=500",
             "transaction.state.log.num.partitions=10",
+            f"http.listeners=http://{host}:{self.http_port}",
             *(extra or []),
             "",
         ]))
@@ -102,6 +104,10 @@ class Node:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.broker_port}"
+
+    @property
+    def http(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
 
     @property
     def up(self) -> bool:

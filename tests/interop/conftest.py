@@ -60,6 +60,9 @@ class Broker:
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
         self.port = free_port()
+        # Each broker its own HTTP port (metrics, health): two never contend for the default.
+        # None: http.listeners not given (the default, 127.0.0.1:9644, if free).
+        self.http_port: Optional[int] = free_port()
         self.host = "127.0.0.1"
         self.overrides = dict(overrides or {})
         self.extra_args: list = []  # more `brook serve` options (e.g. --add-scram)
@@ -70,6 +73,10 @@ class Broker:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def http(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
 
     @property
     def pid(self) -> Optional[int]:
@@ -83,6 +90,8 @@ class Broker:
             "--override", f"log.dirs={self.data_dir}",
             "--override", "node.id=1",
         ]
+        if self.http_port is not None:
+            cmd += ["--override", f"http.listeners=http://{self.host}:{self.http_port}"]
         for k, v in self.overrides.items():
             cmd += ["--override", f"{k}={v}"]
         cmd += self.extra_args
