@@ -85,6 +85,9 @@ public struct BrokerConfig: Sendable {
     /// warning, not a failed start (two brokers on one machine); a port given is bound or the
     /// start fails.
     public var httpListeners = [Listener(name: "http", host: "127.0.0.1", port: 9644)]
+    /// `shutdown.timeout.ms`: how long a shutdown (SIGTERM) may take before the process stops
+    /// anyway, uncleanly (a controlled shutdown waits for the controller within it).
+    public var shutdownTimeoutMs: Int64 = 120_000
     /// `metrics.partition.series.enable`: a series per partition (offsets, sizes) in `/metrics`;
     /// off for brokers with very many partitions (the counts stay).
     public var metricsPartitionSeries = true
@@ -269,6 +272,7 @@ public struct BrokerConfig: Sendable {
             }
             guard httpListeners.count <= 8 else { throw .invalid(key, value, "at most 8 listeners") }
         case "metrics.partition.series.enable": metricsPartitionSeries = try bool()
+        case "shutdown.timeout.ms": shutdownTimeoutMs = try int(1000...86_400_000)
         case "metrics.consumer.lag.series.max": metricsLagSeriesMax = Int(try int(0...1_000_000))
         case "max.connections": maxConnections = Int(try int(1...Int64(Int32.max)))
         case "max.connections.per.ip": maxConnectionsPerIP = Int(try int(0...Int64(Int32.max)))

@@ -71,7 +71,7 @@ struct ControllerCommand: ParsableCommand {
         do { driver = try QuorumDriver.start(options, group: group, logger: logger) } catch {
             throw ValidationError("cannot start controller \(nodeID): \(error)")
         }
-        runUntilSignalled(logger: logger) { driver.shutdown() }
+        runNode([NodePart(description: "controller") { driver.shutdown() }], health: nil, timeoutMs: 60_000, logger: logger)
     }
 }
 

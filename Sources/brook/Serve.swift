@@ -123,13 +123,9 @@ struct Serve: ParsableCommand {
         let dirs = config.logDirs.map(absolutePath).joined(separator: ", ")
         logger.notice("Brook \(Version.brook) node \(config.nodeID) of cluster \(broker.clusterID) listening on \(addresses.map { "\($0)" }.joined(separator: ", ")), advertised as \(config.advertised), data in \(dirs)")
 
-        // Shut down cleanly on SIGTERM / SIGINT: stop listening, close the logs, exit.
-        runUntilSignalled(logger: logger) {
-            observed.health.markStopping()
-            server.shutdown()
-            observed.http.shutdown()
-            logger.notice("stopped cleanly")
-        }
+        // SIGTERM / SIGINT: stop listening, close the logs, exit (the parts in reverse order).
+        runNode([observed.part, NodePart(description: "client listeners") { server.shutdown() }],
+                health: observed.health, timeoutMs: config.shutdownTimeoutMs, logger: logger)
     }
 
     static let singleNodeControllerListener = "CONTROLLER"
@@ -312,22 +308,21 @@ struct Serve: ParsableCommand {
         logger.notice("node \(config.nodeID) runs as \(roles)")
         // A controller alone is ready once its quorum runs.
         if broker == nil { observed.health.markReady() }
-        // SIGTERM: a broker leaves first (its leaderships move), then stops serving; the
-        // controller stops last, so that it can still decide on the broker's departure.
-        let (stopDriver, stopServer, stopLifecycle, stopReplicas) = (driver, server, lifecycle, replicaManager)
-        runUntilSignalled(logger: logger) {
-            observed.health.markStopping()
-            reloadTask?.cancel()
-            if let lifecycle = stopLifecycle {
+        // SIGTERM stops the parts in the reverse order of this list: a broker leaves first (its
+        // leaderships move), takes its last HW checkpoint, then stops serving; the controller
+        // stops last, so that it can still decide on the broker's departure.
+        var parts = [observed.part]
+        if let driver { parts.append(NodePart(description: "controller") { driver.shutdown() }) }
+        if let server { parts.append(NodePart(description: "client listeners") { servingQueue.sync { server.shutdown() } }) }
+        if let replicaManager { parts.append(NodePart(description: "replica manager") { replicaManager.stop() }) }
+        if let lifecycle {
+            parts.append(NodePart(description: "cluster membership") {
                 let agreed = lifecycle.shutDown(timeoutMs: max(5000, config.brokerSessionTimeoutMs))
                 logger.notice(agreed ? "controlled shutdown done" : "controlled shutdown not confirmed in time; stopping anyway")
-            }
-            stopReplicas?.stop()  // the last HW checkpoint
-            if let stopServer { servingQueue.sync { stopServer.shutdown() } }
-            stopDriver?.shutdown()
-            observed.http.shutdown()
-            logger.notice("stopped cleanly")
+            })
         }
+        if let reloadTask { parts.append(NodePart(description: "inter-node certificate reloads") { reloadTask.cancel() }) }
+        runNode(parts, health: observed.health, timeoutMs: config.shutdownTimeoutMs, logger: logger)
     }
 
     /// What a single node's directory holds that its metadata log must hold too: every topic
@@ -409,4 +404,7 @@ struct Observability {
         }
         return Observability(metrics: metrics, health: health, http: http)
     }
+
+    /// The HTTP listener as the node's first part, stopped last.
+    var part: NodePart { NodePart(description: "HTTP listener") { [http] in http.shutdown() } }
 }

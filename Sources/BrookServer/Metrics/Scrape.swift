@@ -114,6 +114,8 @@ struct Scrape: Sendable {
     var underMinISR = GaugeFamily("brook_under_min_isr_partitions", "Partitions this broker leads whose ISR is below min.insync.replicas")
     var offline = GaugeFamily("brook_offline_partitions", "Partitions of the cluster with no leader, as this broker's metadata image has them")
     var offlineReplicas = GaugeFamily("brook_offline_replicas", "Replicas on this broker in a failed log directory")
+    var previousShutdownClean = GaugeFamily("brook_previous_shutdown_clean", "1 when the broker's last run ended with a clean shutdown")
+    var segmentsRecovered = GaugeFamily("brook_log_segments_recovered", "Log segments scanned and recovered when their partitions opened (0 after a clean shutdown)")
     var parkedFetches = GaugeFamily("brook_parked_fetches", "Fetches waiting for records (long polls) on this broker")
     var authFailures = CounterFamily("brook_authentication_failures_total", "Failed client authentications (SASL, certificates)")
     var topicRecordsIn = CounterFamily("brook_topic_records_in_total", "Records produced by clients, by topic (this broker's partitions)", labels: ["topic"])
@@ -179,7 +181,7 @@ struct Scrape: Sendable {
     }
 
     mutating func collectBroker(_ broker: Broker, _ limits: ServerMetrics.Limits, nowMs: Int64) {
-        var hosted = 0, leading = 0, under = 0, underMin = 0, parked = 0
+        var hosted = 0, leading = 0, under = 0, underMin = 0, parked = 0, recovered = 0
         var traffic: [String: (records: Double, bytesIn: Double, bytesOut: Double)] = [:]
         var rows: (start: [([String], Double)], end: [([String], Double)], high: [([String], Double)],
                    stable: [([String], Double)], size: [([String], Double)], segments: [([String], Double)]) = ([], [], [], [], [], [])
@@ -188,6 +190,7 @@ struct Scrape: Sendable {
             for partition in topic.hosted {
                 hosted += 1
                 parked += partition.parkedCount
+                recovered += (try? partition.withLog { $0.segmentsRecoveredAtOpen }) ?? 0
                 sums.records += Double(partition.traffic.recordsIn.count)
                 sums.bytesIn += Double(partition.traffic.bytesIn.count)
                 sums.bytesOut += Double(partition.traffic.bytesOut.count)
@@ -215,6 +218,8 @@ struct Scrape: Sendable {
         underReplicated.set(Double(under), in: registry)
         underMinISR.set(Double(underMin), in: registry)
         parkedFetches.set(Double(parked), in: registry)
+        segmentsRecovered.set(Double(recovered), in: registry)
+        previousShutdownClean.set(broker.previousShutdownWasClean ? 1 : 0, in: registry)
         offlineReplicas.set(Double(broker.topics.offlineReplicas(limit: 1_000_000)?.count ?? 1_000_000), in: registry)
         let image = broker.cluster.current?.image
         let leaderless = image.map { $0.topics.values.reduce(0) { n, topic in n + topic.partitions.count { $0.leader == nil } } } ?? 0

@@ -1,0 +1,92 @@
+import BrookServer
+@preconcurrency import Dispatch
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One part of a node (the HTTP listener, the controller, the client listeners, the replica
+/// manager, the broker's membership in the cluster, ...) as a swift-service-lifecycle service.
+/// The parts start, in the order a node needs, before the group runs (a start that fails stops
+/// the process with a readable error, as before); the group's graceful shutdown stops them in
+/// the reverse order of its list, each once the one after it has stopped.
+struct NodePart: Service, CustomStringConvertible {
+    let description: String
+    /// Stops the part; may block (closing channels, a controlled shutdown), so it runs on its
+    /// own thread, not on Swift concurrency's.
+    let stop: @Sendable () -> Void
+
+    func run() async throws {
+        // Until the group's graceful shutdown reaches this part (or the group is cancelled).
+        try? await gracefulShutdown()
+        let stop = self.stop
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                stop()
+                done.resume()
+            }
+        }
+    }
+}
+
+/// Runs a node's parts in one ServiceGroup until SIGTERM or SIGINT, which stops them in order
+/// (a broker's controlled shutdown first, the controller last), then exits 0. A second signal,
+/// or a shutdown longer than `timeoutMs`, ends the process at once with status 1: the logs then
+/// lack their clean-shutdown markers and are recovered at the next start.
+func runNode(_ parts: [NodePart], health: NodeHealth?, timeoutMs: Int64, logger: Logger) -> Never {
+    let watchdog = ShutdownWatchdog(timeoutMs: timeoutMs, health: health, logger: logger)
+    let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+        services: parts.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+        gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    let finished = DispatchSemaphore(value: 0)
+    Task {
+        do { try await group.run() } catch { logger.error("the node's services ended with an error: \(error)") }
+        finished.signal()
+    }
+    withExtendedLifetime(watchdog) { finished.wait() }
+    logger.notice("stopped cleanly")
+    exit(0)
+}
+
+/// Watches SIGTERM and SIGINT beside the service group: the first marks the node stopping
+/// (`/health` and `/ready` answer 503 from then on) and starts the shutdown's clock; the second,
+/// or the clock's end, forces the exit.
+final class ShutdownWatchdog {
+    let sources: [any DispatchSourceSignal]
+    let timer: any DispatchSourceTimer
+
+    init(timeoutMs: Int64, health: NodeHealth?, logger: Logger) {
+        let signals = Mutex(0)
+        let queue = DispatchQueue(label: "brook.shutdown-watchdog")
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.setEventHandler {
+            logger.critical("shutdown took longer than shutdown.timeout.ms=\(timeoutMs): stopping now, uncleanly")
+            Glibc._exit(1)
+        }
+        self.timer = timer
+        sources = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)  // the sources (and the group's) take them from here on
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler {
+                let count = signals.withLock { n in
+                    n += 1
+                    return n
+                }
+                if count == 1 {
+                    logger.notice("shutting down (signal \(number)); a second signal stops at once")
+                    health?.markStopping()
+                    timer.schedule(deadline: .now() + .milliseconds(Int(timeoutMs)))
+                    timer.resume()
+                } else {
+                    logger.critical("a second signal (\(number)) during shutdown: stopping now, uncleanly")
+                    Glibc._exit(1)
+                }
+            }
+            source.resume()
+            return source
+        }
+    }
+}
