@@ -17,6 +17,7 @@ stage() { echo "== $* [$(( (SECONDS - started) / 60 )) min $(( (SECONDS - starte
 
 stage "generated protocol code"
 python3 scripts/protogen.py --check
+python3 scripts/embed-console.py --check
 
 stage "build"
 swift build --build-tests 2>&1 | grep -E "error|warning: unre|Compiling|Build complete" | grep -v Compiling || true

@@ -85,6 +85,10 @@ public struct BrokerConfig: Sendable {
     /// warning, not a failed start (two brokers on one machine); a port given is bound or the
     /// start fails.
     public var httpListeners = [Listener(name: "http", host: "127.0.0.1", port: 9644)]
+    /// `console.enable`: the web console on the HTTP listener (at `/`).
+    public var consoleEnable = true
+    /// `console.read.only`: the console shows but changes nothing.
+    public var consoleReadOnly = false
     /// `shutdown.timeout.ms`: how long a shutdown (SIGTERM) may take before the process stops
     /// anyway, uncleanly (a controlled shutdown waits for the controller within it).
     public var shutdownTimeoutMs: Int64 = 120_000
@@ -273,6 +277,8 @@ public struct BrokerConfig: Sendable {
             guard httpListeners.count <= 8 else { throw .invalid(key, value, "at most 8 listeners") }
         case "metrics.partition.series.enable": metricsPartitionSeries = try bool()
         case "shutdown.timeout.ms": shutdownTimeoutMs = try int(1000...86_400_000)
+        case "console.enable": consoleEnable = try bool()
+        case "console.read.only": consoleReadOnly = try bool()
         case "metrics.consumer.lag.series.max": metricsLagSeriesMax = Int(try int(0...1_000_000))
         case "max.connections": maxConnections = Int(try int(1...Int64(Int32.max)))
         case "max.connections.per.ip": maxConnectionsPerIP = Int(try int(0...Int64(Int32.max)))

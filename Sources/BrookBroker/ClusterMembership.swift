@@ -44,6 +44,11 @@ public final class ClusterMembership: Sendable {
 
     public init() {}
 
+    /// ISR changes this broker's leaderships asked for and the controller committed (the metrics'
+    /// ISR shrinks and expands).
+    public let isrShrinks = Counter()
+    public let isrExpands = Counter()
+
     public var current: View? { lock.withLock { view } }
     public var isCluster: Bool { lock.withLock { forwarder != nil } }
     /// Whether the image has any client quota: produce and fetch read this (an atomic load)

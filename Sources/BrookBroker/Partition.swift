@@ -34,6 +34,11 @@ public final class Partition: Sendable {
         public let recordsIn = Counter()
         public let bytesIn = Counter()
         public let bytesOut = Counter()
+        /// Maintenance: segments retention deleted, compaction passes and what they removed.
+        public let segmentsDeletedByRetention = Counter()
+        public let compactionPasses = Counter()
+        public let compactionRecordsRemoved = Counter()
+        public let compactionBytesReclaimed = Counter()
     }
 
     public var role: Role { roleState.withLock { $0 } }
@@ -343,7 +348,7 @@ public final class Partition: Sendable {
             let before = s.log.logStartOffset
             guard retention else { return (before, nil) }
             let bound = s.replica.map { _ in Self.offsets(s).highWatermark }
-            _ = try s.log.applyRetention(bound: bound, detached: &detached)
+            traffic.segmentsDeletedByRetention.add(try s.log.applyRetention(bound: bound, detached: &detached))
             return (before, compaction ? s.log.planCompaction(bound: bound) : nil)
         }
         guard retention else { return }
@@ -364,9 +369,12 @@ public final class Partition: Sendable {
     func compact(_ plan: CompactionPlan, detached: inout [String]) throws(StorageError) {
         defer { try? withLogIO { (s: inout Locked) in s.log.endCompaction() } }
         do throws(StorageError) {
-            _ = try plan.run { (group) throws(StorageError) -> Bool in
+            let result = try plan.run { (group) throws(StorageError) -> Bool in
                 try withLogIO { (s: inout Locked) throws(StorageError) -> Bool in try s.log.swapIn(group, detached: &detached) }
             }
+            traffic.compactionPasses.add(1)
+            traffic.compactionRecordsRemoved.add(result.recordsRemoved)
+            traffic.compactionBytesReclaimed.add(max(0, result.bytesBefore - result.bytesAfter))
         } catch {
             // A truncation or a close since the plan may have cut what the pass was reading:
             // then the pass is void, not a fault.

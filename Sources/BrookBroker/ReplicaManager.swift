@@ -166,7 +166,11 @@ public final class ReplicaManager: Sendable {
                 precondition(answers.count == batch.count, "\(answers.count) answers to \(batch.count) ISR changes")
                 for (change, (code, committed)) in zip(batch, answers) {
                     if let committed {
+                        let before = change.partition.leaderHealth?.isr
                         change.partition.isrProposalCommitted(committed.isr, elr: committed.elr, partitionEpoch: committed.partitionEpoch)
+                        if let before, committed.isr.count != before {
+                            (committed.isr.count < before ? broker.cluster.isrShrinks : broker.cluster.isrExpands).add(1)
+                        }
                     } else {
                         ReplicaManager.refusedProposals.log(logger, .info, "\(change.partition.name): the controller did not take \(change.proposal): \(code)")
                         change.partition.isrProposalFailed(change.proposal, code)

@@ -85,6 +85,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     var lastReadNs: UInt64 = 0
     /// The requests awaiting their answers, in order (only with metrics).
     var inFlight = CircularBuffer<InFlight>()
+    /// The metrics series of the API versions this connection used (a client repeats a few).
+    var seriesByAPI: [Int32: RequestMetrics.Handle] = [:]
 
     init(broker: Broker, memory: RequestMemory, logger: Logger, settings: Settings) {
         self.broker = broker
@@ -256,7 +258,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
         unanswered -= 1
         memory.release(size)
         if let requests = settings.requests, let request = inFlight.popFirst() {
-            requests.recordRequest(apiKey: request.apiKey, version: request.version, requestBytes: request.bytes,
+            let key = Int32(request.apiKey) << 16 | Int32(UInt16(bitPattern: request.version))
+            let handle = seriesByAPI[key] ?? {
+                let made = requests.handle(apiKey: request.apiKey, version: request.version)
+                if seriesByAPI.count < 256 { seriesByAPI[key] = made }
+                return made
+            }()
+            requests.recordRequest(handle, requestBytes: request.bytes,
                                    responseBytes: response?.writer.messageBytes ?? 0, receivedNs: request.receivedNs,
                                    startedNs: request.startedNs, doneNs: NIODeadline.now().uptimeNanoseconds)
         }

@@ -22,9 +22,10 @@ public final class NodeHealth: Sendable {
 }
 
 /// `http.listeners`: `/metrics` (Prometheus's text format, from ServerMetrics), `/health`,
-/// `/ready` and an index at `/`, over NIO's HTTP/1.1 server. GET and HEAD only, no request
-/// bodies, at most `connectionsMax` connections, idle ones closed after a minute. A scrape runs
-/// off the event loop, one at a time.
+/// `/ready`, and the web console (its page at `/`, its assets under `/console/`, its JSON API
+/// under `/api/`), over NIO's HTTP/1.1 server. GET and HEAD but for the API's changes; request
+/// bodies only for the API, at most 64 KiB; at most `connectionsMax` connections, idle ones
+/// closed after a minute. A scrape runs off the event loop, one at a time.
 public final class HTTPListener: Sendable {
     let metrics: ServerMetrics
     let health: NodeHealth
@@ -33,6 +34,8 @@ public final class HTTPListener: Sendable {
     let pool = NIOThreadPool(numberOfThreads: 1)
     let channels = NIOLockedValueBox<[any Channel]>([])
     let connections = Atomic<Int>(0)
+    /// The console, once the broker it shows has started (nil: an index page at `/`).
+    let console = NIOLockedValueBox<Console?>(nil)
     static let connectionsMax = 64
     static let bodyBytesMax = 64 * 1024
     static let idle = TimeAmount.seconds(60)
@@ -50,7 +53,7 @@ public final class HTTPListener: Sendable {
     @discardableResult
     public func start(_ listeners: [Listener], optional: Bool) throws -> [SocketAddress] {
         var bound: [SocketAddress] = []
-        let (metrics, health, pool, logger) = (self.metrics, self.health, self.pool, self.logger)
+        let (metrics, health, pool, logger, console) = (self.metrics, self.health, self.pool, self.logger, self.console)
         for listener in listeners {
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 64)
@@ -65,7 +68,7 @@ public final class HTTPListener: Sendable {
                         let sync = channel.pipeline.syncOperations
                         try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
                         try sync.addHandler(IdleStateHandler(readTimeout: Self.idle))
-                        try sync.addHandler(HTTPRequestHandler(metrics: metrics, health: health, pool: pool))
+                        try sync.addHandler(HTTPRequestHandler(metrics: metrics, health: health, pool: pool, console: console))
                     }
                 }
             do {
@@ -79,6 +82,8 @@ public final class HTTPListener: Sendable {
         }
         return bound
     }
+
+    public func attach(console: Console?) { self.console.withLockedValue { $0 = console } }
 
     public func shutdown() {
         for channel in channels.withLockedValue({ $0 }) { try? channel.close().wait() }
@@ -102,27 +107,69 @@ final class HTTPRequestHandler: ChannelInboundHandler {
     let metrics: ServerMetrics
     let health: NodeHealth
     let pool: NIOThreadPool
+    let console: NIOLockedValueBox<Console?>
     var head: HTTPRequestHead?
+    var body: [UInt8] = []
     var bodyBytes = 0
 
-    init(metrics: ServerMetrics, health: NodeHealth, pool: NIOThreadPool) {
+    init(metrics: ServerMetrics, health: NodeHealth, pool: NIOThreadPool, console: NIOLockedValueBox<Console?>) {
         self.metrics = metrics
         self.health = health
         self.pool = pool
+        self.console = console
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let request):
             head = request
+            body = []
             bodyBytes = 0
-        case .body(let bytes):
+        case .body(var bytes):
             bodyBytes += bytes.readableBytes
-            if bodyBytes > HTTPListener.bodyBytesMax { context.close(promise: nil) }
+            if bodyBytes > HTTPListener.bodyBytesMax { return context.close(promise: nil) }
+            // Kept only for the API; elsewhere a body is read and dropped.
+            if head?.uri.hasPrefix("/api/") == true, let read = bytes.readBytes(length: bytes.readableBytes) { body += read }
         case .end:
             guard let request = head else { return }
             head = nil
+            if request.uri.hasPrefix("/api/") { return answerAPI(request, context: context) }
             answer(request, context: context)
+        }
+    }
+
+    /// Security headers of every console answer: its own scripts and styles only, never framed.
+    static let consoleHeaders = [
+        ("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
+        ("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"), ("Cache-Control", "no-store"),
+    ]
+
+    func answerAPI(_ request: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard let console = console.withLockedValue({ $0 }) else {
+            return respond(request, .serviceUnavailable, "application/json", Array(#"{"error":"the console is off or not started yet"}"#.utf8), context: context)
+        }
+        let method = request.method.rawValue
+        guard ["GET", "POST", "PUT", "DELETE"].contains(method) else {
+            return respond(request, .methodNotAllowed, "application/json", Array(#"{"error":"GET, POST, PUT or DELETE"}"#.utf8), context: context)
+        }
+        // A change must say it is JSON: a cross-site form cannot (with the SameSite cookie, no
+        // other site can act as the logged-in user).
+        if method != "GET", request.headers["Content-Type"].first?.lowercased().hasPrefix("application/json") != true {
+            return respond(request, .unsupportedMediaType, "application/json", Array(#"{"error":"send JSON (Content-Type: application/json)"}"#.utf8),
+                           context: context)
+        }
+        guard let call = ConsoleRequest(method: method, uri: request.uri, cookie: request.headers["Cookie"].first, body: body) else {
+            return respond(request, .notFound, "application/json", Array(#"{"error":"not found"}"#.utf8), context: context)
+        }
+        body = []
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let promise = loop.makePromise(of: ConsoleResponse.self)
+        promise.completeWithTask { await console.handle(call) }
+        promise.futureResult.whenSuccess { answer in
+            let (handler, context) = bound.value
+            handler.respond(request, HTTPResponseStatus(statusCode: answer.status), "application/json", answer.body,
+                            extra: Self.consoleHeaders + answer.headers, context: context)
         }
     }
 
@@ -158,8 +205,17 @@ final class HTTPRequestHandler: ChannelInboundHandler {
             let ready = health.isReady
             respond(request, ready ? .ok : .serviceUnavailable, "text/plain; charset=utf-8",
                     Array((ready ? "ready\n" : "not ready\n").utf8), context: context)
-        case "/":
-            respond(request, .ok, "text/html; charset=utf-8", Array(Self.index.utf8), context: context)
+        case "/", "/index.html":
+            if console.withLockedValue({ $0 }) != nil, let page = ConsoleAssets.files["index.html"] {
+                respond(request, .ok, page.type, Array(page.body.utf8), extra: Self.consoleHeaders, context: context)
+            } else {
+                respond(request, .ok, "text/html; charset=utf-8", Array(Self.index.utf8), context: context)
+            }
+        case _ where path.hasPrefix("/console/"):
+            guard console.withLockedValue({ $0 }) != nil, let asset = ConsoleAssets.files[String(path.dropFirst("/console/".count))] else {
+                return respond(request, .notFound, "text/plain; charset=utf-8", Array("not found\n".utf8), context: context)
+            }
+            respond(request, .ok, asset.type, Array(asset.body.utf8), extra: Self.consoleHeaders, context: context)
         default:
             respond(request, .notFound, "text/plain; charset=utf-8", Array("not found\n".utf8), context: context)
         }

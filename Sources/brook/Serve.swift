@@ -57,7 +57,8 @@ struct Serve: ParsableCommand {
             settings += BrokerConfig.readProperties(text)
         }
         for item in overrides {
-            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            // An empty value is a value (`http.listeners=` turns the HTTP listener off).
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--override takes key=value, not '\(item)'") }
             settings.append((parts[0], parts[1]))
         }
@@ -114,9 +115,9 @@ struct Serve: ParsableCommand {
         }
 
         let broker = try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests(), jwsVerifier: SwiftCryptoJwsVerifier(),
-                                responseErrors: observed.metrics.requests)
+                                responseErrors: observed.metrics?.requests)
         haltOnFatalLogDirFailure(broker, logger: logger)
-        observed.metrics.attach(broker: broker)
+        observed.attach(broker)
         let server = BrookServer(broker: broker, threads: broker.config.networkThreads, logger: logger, metrics: observed.metrics)
         let addresses = try server.start()
         observed.health.markReady()
@@ -161,11 +162,11 @@ struct Serve: ParsableCommand {
         // The broker first: its data is what a single node's controller takes over.
         let broker = config.processRoles.contains(.broker)
             ? try Broker(config: config, logger: logger, scramDigests: SwiftCryptoDigests(), jwsVerifier: SwiftCryptoJwsVerifier(),
-                         responseErrors: observed.metrics.requests)
+                         responseErrors: observed.metrics?.requests)
             : nil
         if let broker {
             haltOnFatalLogDirFailure(broker, logger: logger)
-            observed.metrics.attach(broker: broker)
+            observed.attach(broker)
         }
         var driver: QuorumDriver?
         if config.processRoles.contains(.controller) {
@@ -185,7 +186,7 @@ struct Serve: ParsableCommand {
                 options.listenPort = listener.port
             }
             options.transport = transport
-            options.observeSave = observed.metrics.observeSave
+            options.observeSave = observed.metrics?.observeSave
             options.controller.sessionTimeoutMs = config.brokerSessionTimeoutMs
             options.controller.clusterID = config.clusterID
             options.controller.bootstrapRecords = bootstrap
@@ -204,7 +205,7 @@ struct Serve: ParsableCommand {
                 throw ValidationError("cannot start controller \(config.nodeID): \(error)")
             }
             if singleNode, let port = driver?.boundPort { voters = voters.map { VoterAddress(id: $0.id, host: $0.host, port: port) } }
-            if let driver { observed.metrics.attach(quorum: driver.stats) }
+            if let driver { observed.metrics?.attach(quorum: driver.stats) }
         }
         var server: BrookServer?
         let servingQueue = DispatchQueue(label: "brook.serving")
@@ -388,7 +389,9 @@ func runUntilSignalled(logger: Logger, _ stop: @escaping @Sendable () -> Void) -
 /// The node's metrics, health and the HTTP listener serving them, started before anything else
 /// so that `/health` answers while logs are recovered and `/ready` says when clients are served.
 struct Observability {
-    let metrics: ServerMetrics
+    /// nil when no HTTP listener is up (none configured, or the default's port taken): with no
+    /// one to read them, requests are not counted.
+    let metrics: ServerMetrics?
     let health: NodeHealth
     let http: HTTPListener
 
@@ -396,13 +399,21 @@ struct Observability {
         let metrics = ServerMetrics()
         let health = NodeHealth()
         let http = HTTPListener(metrics: metrics, health: health, logger: logger)
+        let bound: [SocketAddress]
         do {
-            let bound = try http.start(config.httpListeners, optional: config.given["http.listeners"] == nil)
+            bound = try http.start(config.httpListeners, optional: config.given["http.listeners"] == nil)
             if !bound.isEmpty { logger.info("metrics, health and readiness served over HTTP on \(bound.map { "\($0)" }.joined(separator: ", "))") }
         } catch {
             throw ValidationError("\(error)")
         }
-        return Observability(metrics: metrics, health: health, http: http)
+        return Observability(metrics: bound.isEmpty ? nil : metrics, health: health, http: http)
+    }
+
+    /// The broker the metrics and the console show (the console only with an HTTP listener up).
+    func attach(_ broker: Broker) {
+        guard let metrics else { return }
+        metrics.attach(broker: broker)
+        http.attach(console: Console.make(config: broker.config, clusterID: broker.clusterID, logger: broker.logger))
     }
 
     /// The HTTP listener as the node's first part, stopped last.

@@ -270,3 +270,32 @@ def test_cluster_metrics_across_a_node_loss(tmp_path):
     finally:
         cluster.stop()
 
+
+
+def test_the_grafana_dashboard_uses_what_is_served(broker, tmp_path):
+    """Every metric the dashboard in docs/grafana queries is in /metrics, and every query parses
+    as PromQL (promtool checks them as recording rules)."""
+    import json
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs/grafana/brook-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    exprs += [v["query"]["query"] for v in dashboard["templating"]["list"] if isinstance(v.get("query"), dict)]
+    assert len(exprs) > 20
+    # Traffic for the per-topic and per-group series.
+    topic, group = unique_topic("dashboard"), unique_topic("dashboard-group")
+    ck_create_topic(broker.bootstrap, topic, partitions=1)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    producer.produce(topic, value=b"x")
+    assert producer.flush(30) == 0
+    committer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False})
+    committer.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
+    committer.close()
+    text, _ = scrape(broker.http)
+    served = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+    used = {name for e in exprs for name in re.findall(r"\b((?:brook|process)_[a-z_]+)\b", e)}
+    assert used - served == set(), f"the dashboard queries metrics /metrics lacks: {sorted(used - served)}"
+    rules = tmp_path / "dashboard-rules.yml"
+    queries = [e.replace("$instance", ".*").replace("$topic", ".*").replace("$group", ".*") for e in exprs if not e.startswith("label_values")]
+    rules.write_text("groups:\n- name: dashboard\n  rules:\n" + "".join(
+        f"  - record: dashboard:query{i}\n    expr: {json.dumps(q)}\n" for i, q in enumerate(queries)))
+    out = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -75,12 +75,23 @@ public final class RequestMetrics: ResponseErrorObserver, Sendable {
         }
     }
 
+    /// An API version's series, which a connection keeps for the requests after (no lock then).
+    struct Handle {
+        let api: ApiSeries
+        let requests: Prometheus.Counter
+    }
+
+    func handle(apiKey: Int16, version: Int16) -> Handle {
+        let api = series(apiKey)
+        return Handle(api: api, requests: requestCounter(api, version: version))
+    }
+
     /// One request answered (or not: acks=0): `receivedNs` when its bytes had come,
     /// `startedNs` when its handler ran, `doneNs` when its answer was written.
-    func recordRequest(apiKey: Int16, version: Int16, requestBytes: Int, responseBytes: Int,
+    func recordRequest(_ handle: Handle, requestBytes: Int, responseBytes: Int,
                        receivedNs: UInt64, startedNs: UInt64, doneNs: UInt64) {
-        let api = series(apiKey)
-        requestCounter(api, version: version).increment()
+        let api = handle.api
+        handle.requests.increment()
         api.requestBytes.increment(by: Int64(requestBytes))
         if responseBytes > 0 { api.responseBytes.increment(by: Int64(responseBytes)) }
         api.queueTime.recordNanoseconds(Int64(startedNs &- min(receivedNs, startedNs)))

@@ -116,6 +116,12 @@ struct Scrape: Sendable {
     var offlineReplicas = GaugeFamily("brook_offline_replicas", "Replicas on this broker in a failed log directory")
     var previousShutdownClean = GaugeFamily("brook_previous_shutdown_clean", "1 when the broker's last run ended with a clean shutdown")
     var segmentsRecovered = GaugeFamily("brook_log_segments_recovered", "Log segments scanned and recovered when their partitions opened (0 after a clean shutdown)")
+    var isrShrinks = CounterFamily("brook_isr_shrinks_total", "ISR shrinks this broker's leaderships asked for and the controller committed")
+    var isrExpands = CounterFamily("brook_isr_expands_total", "ISR expansions this broker's leaderships asked for and the controller committed")
+    var retentionDeleted = CounterFamily("brook_log_retention_segments_deleted_total", "Log segments deleted by retention (time, size, log start)")
+    var compactionPasses = CounterFamily("brook_log_compaction_passes_total", "Compaction passes over partitions' logs")
+    var compactionRecords = CounterFamily("brook_log_compaction_records_removed_total", "Records compaction removed (older values of a key, expired tombstones)")
+    var compactionBytes = CounterFamily("brook_log_compaction_reclaimed_bytes_total", "Bytes of log compaction reclaimed")
     var parkedFetches = GaugeFamily("brook_parked_fetches", "Fetches waiting for records (long polls) on this broker")
     var authFailures = CounterFamily("brook_authentication_failures_total", "Failed client authentications (SASL, certificates)")
     var topicRecordsIn = CounterFamily("brook_topic_records_in_total", "Records produced by clients, by topic (this broker's partitions)", labels: ["topic"])
@@ -183,6 +189,7 @@ struct Scrape: Sendable {
     mutating func collectBroker(_ broker: Broker, _ limits: ServerMetrics.Limits, nowMs: Int64) {
         var hosted = 0, leading = 0, under = 0, underMin = 0, parked = 0, recovered = 0
         var traffic: [String: (records: Double, bytesIn: Double, bytesOut: Double)] = [:]
+        var work = (retention: 0.0, passes: 0.0, records: 0.0, bytes: 0.0)
         var rows: (start: [([String], Double)], end: [([String], Double)], high: [([String], Double)],
                    stable: [([String], Double)], size: [([String], Double)], segments: [([String], Double)]) = ([], [], [], [], [], [])
         for topic in broker.topics.allTopics() {
@@ -194,6 +201,10 @@ struct Scrape: Sendable {
                 sums.records += Double(partition.traffic.recordsIn.count)
                 sums.bytesIn += Double(partition.traffic.bytesIn.count)
                 sums.bytesOut += Double(partition.traffic.bytesOut.count)
+                work.retention += Double(partition.traffic.segmentsDeletedByRetention.count)
+                work.passes += Double(partition.traffic.compactionPasses.count)
+                work.records += Double(partition.traffic.compactionRecordsRemoved.count)
+                work.bytes += Double(partition.traffic.compactionBytesReclaimed.count)
                 if let health = partition.leaderHealth {
                     leading += 1
                     if health.underReplicated { under += 1 }
@@ -224,6 +235,12 @@ struct Scrape: Sendable {
         let image = broker.cluster.current?.image
         let leaderless = image.map { $0.topics.values.reduce(0) { n, topic in n + topic.partitions.count { $0.leader == nil } } } ?? 0
         offline.set(Double(leaderless), in: registry)
+        retentionDeleted.update([([], work.retention)], in: registry)
+        compactionPasses.update([([], work.passes)], in: registry)
+        compactionRecords.update([([], work.records)], in: registry)
+        compactionBytes.update([([], work.bytes)], in: registry)
+        isrShrinks.update([([], Double(broker.cluster.isrShrinks.count))], in: registry)
+        isrExpands.update([([], Double(broker.cluster.isrExpands.count))], in: registry)
         authFailures.update([([], Double(broker.authenticationFailures.count))], in: registry)
         let sortedTraffic = traffic.sorted { $0.key < $1.key }
         topicRecordsIn.update(sortedTraffic.map { ([$0.key], $0.value.records) }, in: registry)

@@ -1,0 +1,136 @@
+import BrookCore
+import BrookProtocol
+
+/// A client of a whole cluster over the Kafka protocol: a connection per broker (opened when
+/// first needed, again after a failure), the brokers' addresses from Metadata, requests for a
+/// partition sent to its leader and a group's to its coordinator. Every wait is bounded by the
+/// connections' own timeouts; a request that fails on a connection drops it (the next use opens
+/// another).
+public actor ClusterClient {
+    public typealias Connect = @Sendable (_ address: String) async throws -> BrokerConnection
+
+    let bootstrap: [String]
+    let connect: Connect
+    var byAddress: [String: BrokerConnection] = [:]
+    var addresses: [NodeID: String] = [:]
+    /// At most this many brokers' connections are kept.
+    static let connectionsMax = 64
+
+    public init(bootstrap: [String], connect: @escaping Connect) {
+        precondition(!bootstrap.isEmpty, "a cluster client needs a bootstrap address")
+        self.bootstrap = bootstrap
+        self.connect = connect
+    }
+
+    /// A connection to `address`, opened when there is none.
+    func connection(to address: String) async throws -> BrokerConnection {
+        if let open = byAddress[address] { return open }
+        let opened = try await connect(address)
+        if let raced = byAddress[address] {
+            await opened.close()
+            return raced
+        }
+        if byAddress.count >= Self.connectionsMax, let (oldest, dropped) = byAddress.first {
+            byAddress[oldest] = nil
+            await dropped.close()
+        }
+        byAddress[address] = opened
+        return opened
+    }
+
+    func drop(_ address: String) async {
+        if let open = byAddress.removeValue(forKey: address) { await open.close() }
+    }
+
+    /// Sends `request` over the connection to `address`; a failure drops the connection and is
+    /// rethrown.
+    public func send<R: KafkaRequest>(_ request: R, to address: String) async throws -> R.Response {
+        let connection = try await connection(to: address)
+        do { return try await connection.send(request) } catch {
+            await drop(address)
+            throw error
+        }
+    }
+
+    /// Sends `request` to some broker (the bootstrap brokers in turn, then any known one).
+    public func sendToAny<R: KafkaRequest>(_ request: R) async throws -> R.Response {
+        var last: (any Error)?
+        for address in bootstrap + addresses.values.sorted() where !address.isEmpty {
+            do { return try await send(request, to: address) } catch { last = error }
+        }
+        throw last ?? ClientError("no broker to send \(R.apiName) to")
+    }
+
+    public func send<R: KafkaRequest>(_ request: R, toNode node: NodeID) async throws -> R.Response {
+        if addresses[node] == nil { _ = try await metadata(topics: []) }
+        guard let address = addresses[node] else { throw ClientError("broker \(node) is not in the cluster's metadata") }
+        return try await send(request, to: address)
+    }
+
+    /// Metadata for `topics` (nil: every topic); the brokers' addresses are taken from it.
+    public func metadata(topics: [String]?) async throws -> MetadataResponse {
+        let request = MetadataRequest(topics: topics.map { $0.map { MetadataRequest.MetadataRequestTopic(name: $0) } },
+                                      allowAutoTopicCreation: false)
+        let answer = try await sendToAny(request)
+        addresses = Dictionary(answer.brokers.map { ($0.nodeId, Self.address($0.host, Int($0.port))) }) { a, _ in a }
+        return answer
+    }
+
+    static func address(_ host: String, _ port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    /// The coordinator of `group` (FindCoordinator), as a node id.
+    public func coordinator(ofGroup group: String) async throws -> NodeID {
+        let answer = try await sendToAny(FindCoordinatorRequest(key: group, keyType: 0, coordinatorKeys: [group]))
+        if let found = answer.coordinators.first {
+            guard found.errorCode == 0 else {
+                throw ClientError("no coordinator for group \(group): \(ErrorCode(rawValue: found.errorCode))\(found.errorMessage.map { ": \($0)" } ?? "")")
+            }
+            addresses[found.nodeId] = Self.address(found.host, Int(found.port))
+            return found.nodeId
+        }
+        guard answer.errorCode == 0 else { throw ClientError("no coordinator for group \(group): \(ErrorCode(rawValue: answer.errorCode))") }
+        addresses[answer.nodeId] = Self.address(answer.host, Int(answer.port))
+        return answer.nodeId
+    }
+
+    /// ListOffsets for `partitions` of `topic` (-2 earliest, -1 latest, else a time in ms), each
+    /// asked of its leader in `leaders`; partitions without a leader, or whose leader fails to
+    /// answer, are left out.
+    public func listOffsets(topic: String, leaders: [Int32: NodeID], timestamp: Int64) async throws -> [Int32: Offset] {
+        var byLeader: [NodeID: [Int32]] = [:]
+        for (partition, leader) in leaders { byLeader[leader, default: []].append(partition) }
+        var offsets: [Int32: Offset] = [:]
+        for (leader, partitions) in byLeader.sorted(by: { $0.key < $1.key }) {
+            let request = ListOffsetsRequest(replicaId: NodeID(-1), topics: [.init(name: topic, partitions: partitions.sorted().map {
+                .init(partitionIndex: $0, timestamp: timestamp)
+            })])
+            guard let answer = try? await send(request, toNode: leader) else { continue }
+            for t in answer.topics {
+                for p in t.partitions where p.errorCode == 0 { offsets[p.partitionIndex] = p.offset }
+            }
+        }
+        return offsets
+    }
+
+    /// Records of `topic`'s `partition` from `offset`, from its leader (at most about
+    /// `maxBytes`).
+    public func fetch(topic: String, partition: Int32, leader: NodeID, from offset: Offset, maxBytes: Int32) async throws -> [ConsumedRecord] {
+        if addresses[leader] == nil { _ = try await metadata(topics: []) }
+        guard let address = addresses[leader] else { throw ClientError("broker \(leader) is not in the cluster's metadata") }
+        let connection = try await connection(to: address)
+        do {
+            return try await connection.fetch(topic: topic, offsets: [partition: offset], maxWaitMs: 0, minBytes: 0,
+                                              partitionMaxBytes: maxBytes).records
+        } catch {
+            await drop(address)
+            throw error
+        }
+    }
+
+    public func close() async {
+        for connection in byAddress.values { await connection.close() }
+        byAddress.removeAll()
+    }
+}

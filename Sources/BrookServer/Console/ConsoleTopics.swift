@@ -1,0 +1,175 @@
+import BrookClient
+import BrookCore
+import BrookProtocol
+import Foundation
+
+struct BrokerView: Encodable {
+    var id: Int32
+    var host: String
+    var port: Int32
+    var rack: String?
+}
+
+struct ClusterView: Encodable {
+    var clusterId: String
+    var controller: Int32?
+    var brokers: [BrokerView]
+    var topics: Int
+    var partitions: Int
+    var underReplicated: Int
+    var offline: Int
+}
+
+struct TopicSummary: Encodable {
+    var name: String
+    var `internal`: Bool
+    var partitions: Int
+    var replicationFactor: Int
+    var underReplicated: Int
+    var records: Int64
+}
+
+struct PartitionView: Encodable {
+    var partition: Int32
+    var leader: Int32?
+    var replicas: [Int32]
+    var isr: [Int32]
+    var startOffset: Int64?
+    var endOffset: Int64?
+}
+
+struct TopicView: Encodable {
+    var name: String
+    var `internal`: Bool
+    var partitions: [PartitionView]
+    var configs: [ConfigView]
+}
+
+extension Console {
+    /// Topics whose offsets the topic list reads, at most (the rest show no record count).
+    static let topicListOffsetsMax = 2000
+
+    func clusterView(_ client: ClusterClient) async throws -> ClusterView {
+        let meta = try await client.metadata(topics: nil)
+        let partitions = meta.topics.flatMap(\.partitions)
+        return ClusterView(
+            clusterId: meta.clusterId ?? clusterID, controller: meta.controllerId.value >= 0 ? meta.controllerId.value : nil,
+            brokers: meta.brokers.sorted { $0.nodeId < $1.nodeId }.map { BrokerView(id: $0.nodeId.value, host: $0.host, port: $0.port, rack: $0.rack) },
+            topics: meta.topics.count, partitions: partitions.count,
+            underReplicated: partitions.count { $0.isrNodes.count < $0.replicaNodes.count },
+            offline: partitions.count { $0.leaderId.value < 0 })
+    }
+
+    static func leaders(_ topic: MetadataResponse.MetadataResponseTopic) -> [Int32: NodeID] {
+        Dictionary(topic.partitions.filter { $0.leaderId.value >= 0 }.map { ($0.partitionIndex, $0.leaderId) }) { a, _ in a }
+    }
+
+    func topicList(_ client: ClusterClient) async throws -> [TopicSummary] {
+        let meta = try await client.metadata(topics: nil)
+        var out: [TopicSummary] = []
+        var offsetsRead = 0
+        for topic in meta.topics.sorted(by: { ($0.name ?? "") < ($1.name ?? "") }) where topic.errorCode == 0 {
+            guard let name = topic.name else { continue }
+            var records: Int64 = 0
+            if offsetsRead < Self.topicListOffsetsMax {
+                offsetsRead += topic.partitions.count
+                let leaders = Self.leaders(topic)
+                let start = try await client.listOffsets(topic: name, leaders: leaders, timestamp: -2)
+                let end = try await client.listOffsets(topic: name, leaders: leaders, timestamp: -1)
+                records = end.reduce(0) { sum, entry in sum + max(0, entry.value.value - (start[entry.key]?.value ?? entry.value.value)) }
+            }
+            out.append(TopicSummary(name: name, internal: topic.isInternal, partitions: topic.partitions.count,
+                                    replicationFactor: topic.partitions.map(\.replicaNodes.count).max() ?? 0,
+                                    underReplicated: topic.partitions.count { $0.isrNodes.count < $0.replicaNodes.count },
+                                    records: records))
+        }
+        return out
+    }
+
+    func topicMetadata(_ client: ClusterClient, _ name: String) async throws -> MetadataResponse.MetadataResponseTopic {
+        let meta = try await client.metadata(topics: [name])
+        guard let topic = meta.topics.first else { throw ConsoleError(404, "no topic \(name)") }
+        if let failure = Self.failure(topic.errorCode, nil, "topic \(name)") { throw failure }
+        return topic
+    }
+
+    func topicView(_ client: ClusterClient, _ name: String) async throws -> TopicView {
+        let topic = try await topicMetadata(client, name)
+        let leaders = Self.leaders(topic)
+        let start = try await client.listOffsets(topic: name, leaders: leaders, timestamp: -2)
+        let end = try await client.listOffsets(topic: name, leaders: leaders, timestamp: -1)
+        let partitions = topic.partitions.sorted { $0.partitionIndex < $1.partitionIndex }.map { p in
+            PartitionView(partition: p.partitionIndex, leader: p.leaderId.value >= 0 ? p.leaderId.value : nil,
+                          replicas: p.replicaNodes.map(\.value), isr: p.isrNodes.map(\.value),
+                          startOffset: start[p.partitionIndex]?.value, endOffset: end[p.partitionIndex]?.value)
+        }
+        return TopicView(name: name, internal: topic.isInternal, partitions: partitions,
+                         configs: try await configs(client, resourceType: 2, name: name, node: nil))
+    }
+
+    func createTopic(_ client: ClusterClient, _ wanted: NewTopic) async throws -> [String: String] {
+        let name = wanted.name.trimmingCharacters(in: .whitespaces)
+        guard !name.isEmpty else { throw ConsoleError(400, "a topic needs a name") }
+        let request = CreateTopicsRequest(topics: [.init(
+            name: name, numPartitions: wanted.partitions ?? -1, replicationFactor: wanted.replicationFactor ?? -1,
+            configs: (wanted.configs ?? [:]).sorted { $0.key < $1.key }.map { .init(name: $0.key, value: $0.value) })],
+            timeoutMs: 30_000)
+        let answer = try await client.sendToAny(request)
+        for result in answer.topics {
+            if let failure = Self.failure(result.errorCode, result.errorMessage, "creating \(name)") { throw failure }
+        }
+        return ["name": name]
+    }
+
+    func deleteTopic(_ client: ClusterClient, _ name: String) async throws {
+        let answer = try await client.sendToAny(DeleteTopicsRequest(topics: [.init(name: name)], topicNames: [name], timeoutMs: 30_000))
+        for result in answer.responses {
+            if let failure = Self.failure(result.errorCode, result.errorMessage, "deleting \(name)") { throw failure }
+        }
+    }
+
+    func addPartitions(_ client: ClusterClient, _ name: String, _ count: Int32) async throws {
+        let answer = try await client.sendToAny(CreatePartitionsRequest(topics: [.init(name: name, count: count)], timeoutMs: 30_000))
+        for result in answer.results {
+            if let failure = Self.failure(result.errorCode, result.errorMessage, "adding partitions to \(name)") { throw failure }
+        }
+    }
+
+    static func sourceName(_ source: Int8) -> String {
+        switch source {
+        case 1: "DYNAMIC_TOPIC_CONFIG"
+        case 2: "DYNAMIC_BROKER_CONFIG"
+        case 3: "DYNAMIC_DEFAULT_BROKER_CONFIG"
+        case 4: "STATIC_BROKER_CONFIG"
+        case 5: "DEFAULT_CONFIG"
+        case 6: "DYNAMIC_BROKER_LOGGER_CONFIG"
+        default: "UNKNOWN"
+        }
+    }
+
+    /// A topic's (type 2) or a broker's (type 4, asked of that broker) configs.
+    func configs(_ client: ClusterClient, resourceType: Int8, name: String, node: NodeID?) async throws -> [ConfigView] {
+        let request = DescribeConfigsRequest(resources: [.init(resourceType: resourceType, resourceName: name, configurationKeys: nil)],
+                                             includeSynonyms: false, includeDocumentation: false)
+        let answer = if let node { try await client.send(request, toNode: node) } else { try await client.sendToAny(request) }
+        guard let result = answer.results.first else { return [] }
+        if let failure = Self.failure(result.errorCode, result.errorMessage, "configs of \(name)") { throw failure }
+        return result.configs.sorted { $0.name < $1.name }.map {
+            ConfigView(name: $0.name, value: $0.isSensitive ? nil : $0.value, source: Self.sourceName($0.configSource),
+                       readOnly: $0.readOnly, sensitive: $0.isSensitive, isDefault: $0.configSource == 5)
+        }
+    }
+
+    func alterConfigs(_ client: ClusterClient, resourceType: Int8, name: String, _ change: ConfigChange, node: NodeID?) async throws {
+        var configs: [IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig] = []
+        for (key, value) in (change.set ?? [:]).sorted(by: { $0.key < $1.key }) { configs.append(.init(name: key, configOperation: 0, value: value)) }
+        for key in (change.delete ?? []).sorted() { configs.append(.init(name: key, configOperation: 1, value: nil)) }
+        guard !configs.isEmpty else { return }
+        let request = IncrementalAlterConfigsRequest(resources: [.init(resourceType: resourceType, resourceName: name, configs: configs)],
+                                                     validateOnly: false)
+        let answer = if let node { try await client.send(request, toNode: node) } else { try await client.sendToAny(request) }
+        for result in answer.responses {
+            if let failure = Self.failure(result.errorCode, result.errorMessage, "changing the configs of \(name)") { throw failure }
+        }
+    }
+}
