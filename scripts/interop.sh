@@ -43,12 +43,21 @@ if ! command -v promtool >/dev/null 2>&1; then
         || { echo "interop: could not install promtool (apt-get install prometheus)" >&2; exit 2; }
 fi
 
+# Chromium and its driver (Debian's): the console's tests run it headless through Selenium.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+    echo "interop: installing chromium and chromium-driver"
+    { as_root env DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -qq \
+        && as_root env DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq chromium chromium-driver; } >/dev/null 2>&1 \
+        || { echo "interop: could not install chromium and chromium-driver" >&2; exit 2; }
+fi
+
 clients_ok() {
     python3 - 2>/dev/null <<'PY'
 import re
 import confluent_kafka, kafka, pytest
 import snappy, lz4.frame, zstandard  # kafka-python's codecs
 import cryptography  # OAUTHBEARER's signed tokens
+import selenium  # the console's browser tests
 def v(s):
     return tuple(int(x) for x in re.findall(r"\d+", s)[:2])
 ck = getattr(confluent_kafka, "__version__", None) or confluent_kafka.version()
@@ -58,7 +67,7 @@ assert v(pytest.__version__) >= (8, 0)
 PY
 }
 if ! clients_ok; then
-    echo "interop: installing confluent-kafka, kafka-python, its codecs, pytest"
+    echo "interop: installing confluent-kafka, kafka-python, its codecs, pytest, selenium"
     pip_install() { timeout 600 python3 -m pip install -q --disable-pip-version-check "$@" -r tests/interop/requirements.txt 2>&1 \
         | grep -v -i -e "running pip as the 'root' user" -e "^\s*$" || true; }
     pip_install
