@@ -85,6 +85,9 @@ public struct BrokerConfig: Sendable {
     /// warning, not a failed start (two brokers on one machine); a port given is bound or the
     /// start fails.
     public var httpListeners = [Listener(name: "http", host: "127.0.0.1", port: 9644)]
+    /// `slow.request.log.ms`: a request answered later than this is logged, with its timings
+    /// (not the APIs whose answers wait by design: Fetch, JoinGroup, SyncGroup); 0 for never.
+    public var slowRequestLogMs: Int64 = 5000
     /// `console.enable`: the web console on the HTTP listener (at `/`).
     public var consoleEnable = true
     /// `console.read.only`: the console shows but changes nothing.
@@ -278,6 +281,7 @@ public struct BrokerConfig: Sendable {
         case "metrics.partition.series.enable": metricsPartitionSeries = try bool()
         case "shutdown.timeout.ms": shutdownTimeoutMs = try int(1000...86_400_000)
         case "console.enable": consoleEnable = try bool()
+        case "slow.request.log.ms": slowRequestLogMs = try int(0...86_400_000)
         case "console.read.only": consoleReadOnly = try bool()
         case "metrics.consumer.lag.series.max": metricsLagSeriesMax = Int(try int(0...1_000_000))
         case "max.connections": maxConnections = Int(try int(1...Int64(Int32.max)))

@@ -436,6 +436,10 @@ extension Partition {
     /// Opens the partition's log and its producer state.
     static func open(topic: String, index: Int32, directory: String, config: LogConfig, role: Role = .leader(LeaderEpoch(0)), clock: any Clock,
                      logger: Logger, durable: Bool = true, onIOError: @escaping @Sendable (StorageError) -> Void = { _ in }) throws(StorageError) -> Partition {
+        // What the log and the producer state say carries the partition as metadata.
+        var logger = logger
+        logger[metadataKey: "topic"] = "\(topic)"
+        logger[metadataKey: "partition"] = "\(index)"
         let log = try PartitionLog.open(directory: directory, config: config, clock: clock, logger: logger, durable: durable)
         let now = clock.now().ms
         let producers: ProducerState

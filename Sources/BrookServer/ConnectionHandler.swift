@@ -36,12 +36,20 @@ final class ConnectionHandler: ChannelDuplexHandler {
         var requests: RequestMetrics?
         /// This listener's connections, when the server keeps metrics.
         var connections: ListenerMetrics?
+        /// `slow.request.log.ms`: a request answered later than this is logged (0: never).
+        var slowRequestMs: Int64 = 0
     }
+
+    /// APIs whose answers wait by design (a long poll, a rebalance): never logged as slow.
+    static let waitingByDesign: Set<Int16> = [FetchRequest.apiKey, JoinGroupRequest.apiKey, SyncGroupRequest.apiKey]
 
     /// A request taken up and not yet answered, for its metrics.
     struct InFlight {
         var apiKey: Int16
         var version: Int16
+        var correlationID: Int32
+        /// Read from the header only when every request is logged (debug).
+        var clientID: String?
         var bytes: Int
         var receivedNs: UInt64
         var startedNs: UInt64
@@ -49,8 +57,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     let broker: Broker
     let memory: RequestMemory
-    let logger: Logger
+    /// With the connection's peer and listener as metadata once it is added.
+    var logger: Logger
     let settings: Settings
+    /// Requests are timed: for metrics, the slow-request log, or the request log (debug).
+    let timesRequests: Bool
+    let logsEveryRequest: Bool
     var framer: RequestFramer
     var scope: ConnectionScope?
     var nextSequence = 0
@@ -93,12 +105,16 @@ final class ConnectionHandler: ChannelDuplexHandler {
         self.memory = memory
         self.logger = logger
         self.settings = settings
+        logsEveryRequest = logger.logLevel <= .debug
+        timesRequests = settings.requests != nil || settings.slowRequestMs > 0 || logsEveryRequest
         framer = RequestFramer(frameBytesMax: settings.frameBytesMax)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         // An accepted connection knows its peer from the start.
         if let ip = context.remoteAddress?.ipAddress { clientHost = "/" + ip }
+        logger[metadataKey: "peer"] = "\(context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?")"
+        logger[metadataKey: "listener"] = "\(settings.listener.name)"
         scope = ConnectionScope(eventLoop: context.eventLoop, listener: settings.listener)
         lastActivity = context.eventLoop.now
         if let connections = settings.connections {
@@ -112,7 +128,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         guard !closed else { return }
         var bytes = unwrapInboundIn(data)
         lastActivity = context.eventLoop.now
-        if settings.requests != nil { lastReadNs = lastActivity.uptimeNanoseconds }
+        if timesRequests { lastReadNs = lastActivity.uptimeNanoseconds }
         if frameStarted == nil { startFrameClock(context) }
         framer.append(&bytes)
         processFrames(context)
@@ -178,7 +194,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func handle(_ frame: ByteBuffer, size: Int, context: ChannelHandlerContext) {
         let outcome: Outcome
-        let startedNs = settings.requests == nil ? 0 : NIODeadline.now().uptimeNanoseconds
+        let startedNs = timesRequests ? NIODeadline.now().uptimeNanoseconds : 0
         do {
             outcome = try broker.handle(frame: frame, eventLoop: context.eventLoop, clientHost: clientHost, connection: scope)
         } catch {
@@ -189,9 +205,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let sequence = nextSequence
         nextSequence += 1
         unanswered += 1
-        if settings.requests != nil, let key = frame.getInteger(at: frame.readerIndex, as: Int16.self),
-           let version = frame.getInteger(at: frame.readerIndex + 2, as: Int16.self) {
-            inFlight.append(InFlight(apiKey: key, version: version, bytes: size, receivedNs: lastReadNs, startedNs: startedNs))
+        if timesRequests, let key = frame.getInteger(at: frame.readerIndex, as: Int16.self),
+           let version = frame.getInteger(at: frame.readerIndex + 2, as: Int16.self),
+           let correlationID = frame.getInteger(at: frame.readerIndex + 4, as: Int32.self) {
+            let clientID = logsEveryRequest ? Self.clientID(frame) : nil
+            inFlight.append(InFlight(apiKey: key, version: version, correlationID: correlationID, clientID: clientID, bytes: size,
+                                     receivedNs: lastReadNs, startedNs: startedNs))
         }
         switch outcome {
         case .respond(let response): complete(sequence, response, size, context: context)
@@ -257,16 +276,20 @@ final class ConnectionHandler: ChannelDuplexHandler {
         nextToWrite += 1
         unanswered -= 1
         memory.release(size)
-        if let requests = settings.requests, let request = inFlight.popFirst() {
-            let key = Int32(request.apiKey) << 16 | Int32(UInt16(bitPattern: request.version))
-            let handle = seriesByAPI[key] ?? {
-                let made = requests.handle(apiKey: request.apiKey, version: request.version)
-                if seriesByAPI.count < 256 { seriesByAPI[key] = made }
-                return made
-            }()
-            requests.recordRequest(handle, requestBytes: request.bytes,
-                                   responseBytes: response?.writer.messageBytes ?? 0, receivedNs: request.receivedNs,
-                                   startedNs: request.startedNs, doneNs: NIODeadline.now().uptimeNanoseconds)
+        if timesRequests, let request = inFlight.popFirst() {
+            let doneNs = NIODeadline.now().uptimeNanoseconds
+            let responseBytes = response?.writer.messageBytes ?? 0
+            if let requests = settings.requests {
+                let key = Int32(request.apiKey) << 16 | Int32(UInt16(bitPattern: request.version))
+                let handle = seriesByAPI[key] ?? {
+                    let made = requests.handle(apiKey: request.apiKey, version: request.version)
+                    if seriesByAPI.count < 256 { seriesByAPI[key] = made }
+                    return made
+                }()
+                requests.recordRequest(handle, requestBytes: request.bytes, responseBytes: responseBytes, receivedNs: request.receivedNs,
+                                       startedNs: request.startedNs, doneNs: doneNs)
+            }
+            log(request, responseBytes: responseBytes, doneNs: doneNs)
         }
         if let response {
             write(response.writer, context: context)
@@ -274,6 +297,34 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
         if let last = closeAfter, nextToWrite > last { closeWhenWritten(context) }
         if let ms = scope?.takeThrottle(), ms > 0 { mute(for: ms, context: context) }
+    }
+
+    /// The request log (every request, at debug) and the slow-request log (notice).
+    func log(_ request: InFlight, responseBytes: Int, doneNs: UInt64) {
+        let totalMs = Double(doneNs &- min(request.receivedNs, doneNs)) / 1e6
+        let slow = settings.slowRequestMs > 0 && totalMs >= Double(settings.slowRequestMs) && !Self.waitingByDesign.contains(request.apiKey)
+        guard slow || logsEveryRequest else { return }
+        let queueMs = Double(request.startedNs &- min(request.receivedNs, request.startedNs)) / 1e6
+        let metadata: Logger.Metadata = [
+            "api": "\(RequestMetrics.apiName(request.apiKey))", "version": "\(request.version)",
+            "correlation_id": "\(request.correlationID)", "client_id": "\(request.clientID ?? "-")",
+            "request_bytes": "\(request.bytes)", "response_bytes": "\(responseBytes)",
+            "queue_ms": "\(Self.ms(queueMs))", "total_ms": "\(Self.ms(totalMs))",
+        ]
+        if slow {
+            logger.notice("slow request: \(RequestMetrics.apiName(request.apiKey)) took \(Self.ms(totalMs)) ms (slow.request.log.ms=\(settings.slowRequestMs))",
+                          metadata: metadata)
+        } else {
+            logger.debug("request", metadata: metadata)
+        }
+    }
+
+    static func ms(_ value: Double) -> String { String(Double(Int(value * 1000)) / 1000) }
+
+    /// The client id in a request header (v1+: after api key, version and correlation id).
+    static func clientID(_ frame: ByteBuffer) -> String? {
+        guard let length = frame.getInteger(at: frame.readerIndex + 8, as: Int16.self), length >= 0 else { return nil }
+        return frame.getString(at: frame.readerIndex + 10, length: Int(length))
     }
 
     /// A client quota's throttle (KIP-219): the response went out with its throttle time, and

@@ -67,6 +67,7 @@ public final class BrookServer: Sendable {
             settings.frameBytesBeforeAuthenticationMax = broker.config.security.saslMaxReceiveBytes
             settings.failedAuthenticationCloseDelayMs = broker.config.security.failedAuthenticationDelayMs
             settings.requests = metrics?.requests
+            settings.slowRequestMs = broker.config.slowRequestLogMs
             settings.connections = metrics?.listener(listener.name)
             var tls: ListenerTLS?
             if security.securityProtocol.usesTLS {

@@ -82,3 +82,28 @@ def test_a_shutdown_that_cannot_finish_is_forced(tmp_path):
         assert "a second signal (15) during shutdown" in node.log.read_text()
     finally:
         cluster.stop()
+
+
+def test_request_log_and_slow_requests(tmp_path):
+    """At debug every request is logged with its API, client id, peer and timings; a request
+    slower than slow.request.log.ms is logged at notice (not a long-poll Fetch); a partition's
+    storage lines carry its topic and partition."""
+    b = Broker(tmp_path / "data", tmp_path / "brook.log", {"slow.request.log.ms": "1"})
+    b.extra_args = ["--log-level", "debug"]
+    start_or_fail(b)
+    try:
+        topic = unique_topic("logged")
+        ck_create_topic(b.bootstrap, topic, partitions=2)
+        producer = Producer({"bootstrap.servers": b.bootstrap, "client.id": "log-test-client"})
+        producer.produce(topic, value=b"x", partition=0)
+        assert producer.flush(30) == 0
+    finally:
+        b.stop()
+    log = (tmp_path / "brook.log").read_text()
+    requests = [line for line in log.splitlines() if "api=Produce" in line and "client_id=log-test-client" in line]
+    assert requests, "no request line for the Produce"
+    assert all("peer=" in line and "total_ms=" in line and "listener=PLAINTEXT" in line for line in requests)
+    slow = [line for line in log.splitlines() if "slow request: CreateTopics" in line]
+    assert slow and "slow.request.log.ms=1" in slow[0]
+    assert not [line for line in log.splitlines() if "slow request: Fetch" in line]
+    assert [line for line in log.splitlines() if f"topic={topic}" in line and "partition=" in line], "a partition's lines carry it"
