@@ -4,37 +4,50 @@ import BrookGroups
 import BrookQuorum
 import Prometheus
 
-/// Gauges of one name whose label sets come and go: set at each scrape from what exists then;
-/// a label set not seen is unregistered.
-struct GaugeFamily: Sendable {
+/// Series of one name whose label sets come and go: each scrape gives the rows of what exists
+/// then; a label set not given is dropped from the registry.
+struct Family<Entry: Sendable>: Sendable {
     let name: String
     let help: String
     let labelNames: [String]
     var descriptor: MetricNameDescriptor { MetricName.make(name, help) }
-    var series: [[String]: Gauge] = [:]
+    var series: [[String]: Entry] = [:]
 
-    init(_ name: String, _ help: String, labels: [String] = []) {
+    init(_ name: String, _ help: String, labels: [String]) {
         self.name = name
         self.help = help
         labelNames = labels
     }
 
-    mutating func update(_ rows: [([String], Double)], in registry: PrometheusCollectorRegistry) {
+    mutating func update(_ rows: [([String], Double)], make: ([(String, String)]) -> Entry, set: (inout Entry, Double) -> Void,
+                         drop: (Entry) -> Void) {
         var seen = Set<[String]>()
         for (values, value) in rows {
-            precondition(values.count == labelNames.count, "\(descriptor.name): \(values.count) label values for \(labelNames)")
+            precondition(values.count == labelNames.count, "\(name): \(values.count) label values for \(labelNames)")
             seen.insert(values)
-            let gauge = series[values] ?? {
-                let made = registry.makeGauge(descriptor: descriptor, labels: Array(zip(labelNames, values)))
-                series[values] = made
-                return made
-            }()
-            gauge.set(to: value)
+            var entry = series[values] ?? make(Array(zip(labelNames, values)))
+            set(&entry, value)
+            series[values] = entry
         }
-        for (values, gauge) in series where !seen.contains(values) {
-            registry.unregisterGauge(gauge)
+        for (values, entry) in series where !seen.contains(values) {
+            drop(entry)
             series[values] = nil
         }
+    }
+}
+
+/// Gauges set at each scrape.
+struct GaugeFamily: Sendable {
+    var family: Family<Gauge>
+
+    init(_ name: String, _ help: String, labels: [String] = []) {
+        family = Family(name, help, labels: labels)
+    }
+
+    mutating func update(_ rows: [([String], Double)], in registry: PrometheusCollectorRegistry) {
+        let descriptor = family.descriptor
+        family.update(rows, make: { registry.makeGauge(descriptor: descriptor, labels: $0) }, set: { $0.set(to: $1) },
+                      drop: { registry.unregisterGauge($0) })
     }
 
     mutating func set(_ value: Double, in registry: PrometheusCollectorRegistry) {
@@ -42,42 +55,23 @@ struct GaugeFamily: Sendable {
     }
 }
 
-/// Counters of one name read from running totals kept elsewhere (atomics): each scrape adds
-/// what the total grew by. A total that went down (a topic deleted and made again) starts its
-/// counter over, which Prometheus's rate() reads as a reset.
+/// Counters read from running totals kept elsewhere (atomics): each scrape adds what the total
+/// grew by. A total that went down (a topic deleted and made again) starts its counter over,
+/// which Prometheus's rate() reads as a reset.
 struct CounterFamily: Sendable {
-    let name: String
-    let help: String
-    let labelNames: [String]
-    var descriptor: MetricNameDescriptor { MetricName.make(name, help) }
-    var series: [[String]: (counter: Prometheus.Counter, last: Double)] = [:]
+    var family: Family<(counter: Prometheus.Counter, last: Double)>
 
     init(_ name: String, _ help: String, labels: [String] = []) {
-        self.name = name
-        self.help = help
-        labelNames = labels
+        family = Family(name, help, labels: labels)
     }
 
     mutating func update(_ rows: [([String], Double)], in registry: PrometheusCollectorRegistry) {
-        var seen = Set<[String]>()
-        for (values, total) in rows {
-            precondition(values.count == labelNames.count, "\(descriptor.name): \(values.count) label values for \(labelNames)")
-            seen.insert(values)
-            if var entry = series[values] {
-                if total < entry.last { entry.counter.reset(); entry.last = 0 }
-                if total > entry.last { entry.counter.increment(by: total - entry.last) }
-                entry.last = total
-                series[values] = entry
-            } else {
-                let counter = registry.makeCounter(descriptor: descriptor, labels: Array(zip(labelNames, values)))
-                if total > 0 { counter.increment(by: total) }
-                series[values] = (counter, total)
-            }
-        }
-        for (values, entry) in series where !seen.contains(values) {
-            registry.unregisterCounter(entry.counter)
-            series[values] = nil
-        }
+        let descriptor = family.descriptor
+        family.update(rows, make: { (registry.makeCounter(descriptor: descriptor, labels: $0), 0) }, set: { entry, total in
+            if total < entry.last { entry.counter.reset(); entry.last = 0 }
+            if total > entry.last { entry.counter.increment(by: total - entry.last) }
+            entry.last = total
+        }, drop: { registry.unregisterCounter($0.counter) })
     }
 }
 
