@@ -118,7 +118,7 @@ let package = Package(
             name: "BrookServer",
             dependencies: [
                 "BrookCore", "BrookProtocol", "BrookBroker", "BrookStorage", "BrookCluster", "BrookClient", "BrookSecurity", "BrookCrypto",
-                "BrookQuorum", "BrookGroups",
+                "BrookQuorum", "BrookGroups", "BrookTxn",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),

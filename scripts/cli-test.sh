@@ -7,7 +7,8 @@ set -euo pipefail
 brook=${1:?usage: cli-test.sh PATH_TO_BROOK}
 work=$(mktemp -d /tmp/brook-cli-XXXXXX)
 broker_pid=
-trap '[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null; rm -rf "$work"' EXIT
+controller_pid=
+trap '[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null; [ -n "$controller_pid" ] && kill "$controller_pid" 2>/dev/null; rm -rf "$work"' EXIT
 passed=0; failed=0
 check() {  # check NAME COMMAND...: passes when the command succeeds
     local name=$1; shift
@@ -100,6 +101,17 @@ broker_pid=
 check "controller refuses a malformed voter list" bash -c "'$brook' controller --node-id 1 --controller-quorum-voters 1@nowhere --data-dir '$work/q' 2>&1 | grep -q 'is not id@host:port'"
 check "controller refuses a node outside the voters" bash -c "'$brook' controller --node-id 4 --controller-quorum-voters 1@127.0.0.1:1 --data-dir '$work/q' 2>&1 | grep -q 'node 4 is not in controller.quorum.voters'"
 check "quorum status of an absent controller fails readably" bash -c "'$brook' quorum status --controller 127.0.0.1:1 --timeout-ms 500 2>&1 | grep -q 'cannot reach the controller'; test \${PIPESTATUS[0]} -ne 0"
+
+# A controller alone serves its quorum's metrics and readiness with --http-listeners, and stops on SIGTERM.
+qport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+qhttp=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$brook" controller --node-id 1 --controller-quorum-voters "1@127.0.0.1:$qport" --data-dir "$work/lone" --http-listeners "http://127.0.0.1:$qhttp" 2>"$work/lone.log" &
+controller_pid=$!
+for _ in $(seq 1 100); do http_get "http://127.0.0.1:$qhttp/metrics" 2>/dev/null | grep -q '^brook_controller_active 1' && break; sleep 0.1; done
+check "a controller serves its quorum's metrics (--http-listeners)" bash -c "$(declare -f http_get); http_get http://127.0.0.1:$qhttp/metrics | grep -q '^brook_controller_active 1' && http_get http://127.0.0.1:$qhttp/metrics | grep -q '^brook_raft_term '"
+check "and its readiness" bash -c "$(declare -f http_get); http_get http://127.0.0.1:$qhttp/ready | grep -qx ready"
+check "and stops cleanly on SIGTERM" bash -c "kill $controller_pid; for i in \$(seq 1 100); do kill -0 $controller_pid 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
+controller_pid=
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

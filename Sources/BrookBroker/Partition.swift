@@ -28,17 +28,42 @@ public final class Partition: Sendable {
     /// What clients wrote here and read from here since the start (the server's metrics).
     public let traffic = Traffic()
 
-    /// Counts any thread adds to: records and bytes produced by clients (retries not counted
-    /// twice), bytes fetched by consumers (a follower's fetches are replication, not counted).
+    /// Counts any thread adds to, in one object per partition: records and bytes produced by
+    /// clients (retries not counted twice), bytes fetched by consumers (a follower's fetches are
+    /// replication, not counted), and maintenance (segments retention deleted, compaction passes
+    /// and what they removed).
     public final class Traffic: Sendable {
-        public let recordsIn = Counter()
-        public let bytesIn = Counter()
-        public let bytesOut = Counter()
-        /// Maintenance: segments retention deleted, compaction passes and what they removed.
-        public let segmentsDeletedByRetention = Counter()
-        public let compactionPasses = Counter()
-        public let compactionRecordsRemoved = Counter()
-        public let compactionBytesReclaimed = Counter()
+        public enum Kind: Sendable, CaseIterable {
+            case recordsIn, bytesIn, bytesOut, segmentsDeletedByRetention, compactionPasses, compactionRecordsRemoved,
+                 compactionBytesReclaimed
+        }
+        let recordsIn = Atomic<Int>(0), bytesIn = Atomic<Int>(0), bytesOut = Atomic<Int>(0)
+        let segmentsDeletedByRetention = Atomic<Int>(0), compactionPasses = Atomic<Int>(0)
+        let compactionRecordsRemoved = Atomic<Int>(0), compactionBytesReclaimed = Atomic<Int>(0)
+
+        public func add(_ kind: Kind, _ n: Int) {
+            switch kind {
+            case .recordsIn: recordsIn.add(n, ordering: .relaxed)
+            case .bytesIn: bytesIn.add(n, ordering: .relaxed)
+            case .bytesOut: bytesOut.add(n, ordering: .relaxed)
+            case .segmentsDeletedByRetention: segmentsDeletedByRetention.add(n, ordering: .relaxed)
+            case .compactionPasses: compactionPasses.add(n, ordering: .relaxed)
+            case .compactionRecordsRemoved: compactionRecordsRemoved.add(n, ordering: .relaxed)
+            case .compactionBytesReclaimed: compactionBytesReclaimed.add(n, ordering: .relaxed)
+            }
+        }
+
+        public func count(_ kind: Kind) -> Int {
+            switch kind {
+            case .recordsIn: recordsIn.load(ordering: .relaxed)
+            case .bytesIn: bytesIn.load(ordering: .relaxed)
+            case .bytesOut: bytesOut.load(ordering: .relaxed)
+            case .segmentsDeletedByRetention: segmentsDeletedByRetention.load(ordering: .relaxed)
+            case .compactionPasses: compactionPasses.load(ordering: .relaxed)
+            case .compactionRecordsRemoved: compactionRecordsRemoved.load(ordering: .relaxed)
+            case .compactionBytesReclaimed: compactionBytesReclaimed.load(ordering: .relaxed)
+            }
+        }
     }
 
     public var role: Role { roleState.withLock { $0 } }
@@ -213,8 +238,8 @@ public final class Partition: Sendable {
             wakeParked(appendedBytes: records.readableBytes)
             highWatermarkMayHaveMoved()
             if origin == .client {
-                traffic.recordsIn.add(appended.result.recordCount)
-                traffic.bytesIn.add(records.readableBytes)
+                traffic.add(.recordsIn, appended.result.recordCount)
+                traffic.add(.bytesIn, records.readableBytes)
             }
         }
         return appended
@@ -348,7 +373,7 @@ public final class Partition: Sendable {
             let before = s.log.logStartOffset
             guard retention else { return (before, nil) }
             let bound = s.replica.map { _ in Self.offsets(s).highWatermark }
-            traffic.segmentsDeletedByRetention.add(try s.log.applyRetention(bound: bound, detached: &detached))
+            traffic.add(.segmentsDeletedByRetention, try s.log.applyRetention(bound: bound, detached: &detached))
             return (before, compaction ? s.log.planCompaction(bound: bound) : nil)
         }
         guard retention else { return }
@@ -372,9 +397,9 @@ public final class Partition: Sendable {
             let result = try plan.run { (group) throws(StorageError) -> Bool in
                 try withLogIO { (s: inout Locked) throws(StorageError) -> Bool in try s.log.swapIn(group, detached: &detached) }
             }
-            traffic.compactionPasses.add(1)
-            traffic.compactionRecordsRemoved.add(result.recordsRemoved)
-            traffic.compactionBytesReclaimed.add(max(0, result.bytesBefore - result.bytesAfter))
+            traffic.add(.compactionPasses, 1)
+            traffic.add(.compactionRecordsRemoved, result.recordsRemoved)
+            traffic.add(.compactionBytesReclaimed, max(0, result.bytesBefore - result.bytesAfter))
         } catch {
             // A truncation or a close since the plan may have cut what the pass was reading:
             // then the pass is void, not a fault.

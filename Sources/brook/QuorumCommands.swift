@@ -1,8 +1,10 @@
 import ArgumentParser
+import BrookBroker
 import BrookClient
 import BrookCore
 import BrookQuorum
 import BrookRaft
+import BrookServer
 import Dispatch
 import Foundation
 import Logging
@@ -41,6 +43,9 @@ struct ControllerCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Where to listen, for a controller outside the voters given: it waits until `brook cluster add-controller` makes it a voter.", valueName: "host:port"))
     var listen: String?
 
+    @Option(name: .customLong("http-listeners"), help: ArgumentHelp("Where /metrics (the quorum's), /health and /ready are served, as http.listeners; none by default.", valueName: "http://host:port,..."))
+    var httpListeners: String = ""
+
     func validate() throws {
         guard electionTimeoutMs >= 10, electionTimeoutMs <= 600_000 else { throw ValidationError("--election-timeout-ms must be 10 to 600000") }
         guard snapshotEvery >= 1 else { throw ValidationError("--snapshot-every must be positive") }
@@ -66,12 +71,18 @@ struct ControllerCommand: ParsableCommand {
             options.listenHost = address.host
             options.listenPort = address.port
         }
+        let http: BrokerConfig
+        do { http = try BrokerConfig([("http.listeners", httpListeners)]) } catch { throw ValidationError("--http-listeners: \(error)") }
+        let observed = try Observability.start(http, logger: logger)
+        options.observeSave = observed.metrics?.observeSave
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let driver: QuorumDriver
         do { driver = try QuorumDriver.start(options, group: group, logger: logger) } catch {
             throw ValidationError("cannot start controller \(nodeID): \(error)")
         }
-        runNode([NodePart(description: "controller") { driver.shutdown() }], health: nil, timeoutMs: 60_000, logger: logger)
+        observed.metrics?.attach(quorum: driver.stats)
+        observed.health.markReady()
+        runNode([observed.part, NodePart(description: "controller") { driver.shutdown() }], health: observed.health, timeoutMs: 60_000, logger: logger)
     }
 }
 

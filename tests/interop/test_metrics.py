@@ -85,7 +85,7 @@ def test_health_ready_and_http_rules(broker):
     assert fetch(base + "/metrics", method="POST")[0] == 405
     status, body = fetch(base + "/metrics", method="HEAD")
     assert status == 200 and body == ""
-    assert "/metrics" in fetch(base + "/")[1]
+    assert "/console/app.js" in fetch(base + "/")[1]  # the console's page
     # A request with a body over the limit is cut off; the listener goes on serving.
     with socket.create_connection(("127.0.0.1", broker.http_port), timeout=10) as s:
         s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n" + b"x" * 100_000)
@@ -250,6 +250,16 @@ def test_cluster_metrics_across_a_node_loss(tmp_path):
         for text, _ in texts.values():
             promtool_ok(text)
         samples = {i: s for i, (_, s) in texts.items()}
+        # The console of node 1 shows the whole cluster: every broker, and records of partitions
+        # that other nodes lead (its API is a client of the cluster, not of node 1).
+        import json
+        view = json.loads(fetch(cluster.nodes[1].http + "/api/cluster")[1])
+        assert [b["id"] for b in view["brokers"]] == [1, 2, 3]
+        topic_view = json.loads(fetch(cluster.nodes[1].http + f"/api/topics/{topic}")[1])
+        assert {p["leader"] for p in topic_view["partitions"]} - {1}, "a partition led by another node"
+        assert [p["endOffset"] for p in topic_view["partitions"]] == [10, 10, 10]
+        records = json.loads(fetch(cluster.nodes[1].http + f"/api/topics/{topic}/records?mode=latest&limit=100")[1])["records"]
+        assert len(records) == 30 and {r["partition"] for r in records} == {0, 1, 2}
         terms = {value(s, "brook_raft_term") for s in samples.values()}
         assert len(terms) == 1
         assert sum(value(s, "brook_leader_partitions") or 0 for s in samples.values()) >= 3

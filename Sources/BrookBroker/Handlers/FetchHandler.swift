@@ -157,7 +157,7 @@ struct FetchHandler: ApiHandler {
                     }
                     if !result.slice.isEmpty {
                         data.records = .file(LogRecords(result.slice))
-                        partition.traffic.bytesOut.add(result.slice.length)
+                        partition.traffic.add(.bytesOut, result.slice.length)
                         total += result.slice.length
                         budget -= result.slice.length
                     }

@@ -2,6 +2,7 @@ import BrookBroker
 import BrookCore
 import BrookGroups
 import BrookQuorum
+import BrookTxn
 import Prometheus
 
 /// Series of one name whose label sets come and go: each scrape gives the rows of what exists
@@ -192,13 +193,13 @@ struct Scrape: Sendable {
                 hosted += 1
                 parked += partition.parkedCount
                 recovered += (try? partition.withLog { $0.segmentsRecoveredAtOpen }) ?? 0
-                sums.records += Double(partition.traffic.recordsIn.count)
-                sums.bytesIn += Double(partition.traffic.bytesIn.count)
-                sums.bytesOut += Double(partition.traffic.bytesOut.count)
-                work.retention += Double(partition.traffic.segmentsDeletedByRetention.count)
-                work.passes += Double(partition.traffic.compactionPasses.count)
-                work.records += Double(partition.traffic.compactionRecordsRemoved.count)
-                work.bytes += Double(partition.traffic.compactionBytesReclaimed.count)
+                sums.records += Double(partition.traffic.count(.recordsIn))
+                sums.bytesIn += Double(partition.traffic.count(.bytesIn))
+                sums.bytesOut += Double(partition.traffic.count(.bytesOut))
+                work.retention += Double(partition.traffic.count(.segmentsDeletedByRetention))
+                work.passes += Double(partition.traffic.count(.compactionPasses))
+                work.records += Double(partition.traffic.count(.compactionRecordsRemoved))
+                work.bytes += Double(partition.traffic.count(.compactionBytesReclaimed))
                 if let health = partition.leaderHealth {
                     leading += 1
                     if health.underReplicated { under += 1 }
@@ -296,8 +297,10 @@ struct Scrape: Sendable {
     }
 
     mutating func collectTransactions(_ broker: Broker) {
-        let counts = broker.transactions.read { coordinator in
-            coordinator.txns.values.reduce(into: [String: Double]()) { $0[$1.status.name, default: 0] += 1 }
+        // Every state, 0 when none is in it: the series stay put between transactions.
+        var counts = Dictionary(uniqueKeysWithValues: TxnStatus.allCases.map { ($0.name, 0.0) })
+        broker.transactions.read { coordinator in
+            for txn in coordinator.txns.values { counts[txn.status.name, default: 0] += 1 }
         }
         transactions.update(counts.sorted { $0.key < $1.key }.map { ([$0.key], $0.value) }, in: registry)
         transactionsCommitted.update([([], Double(broker.transactions.committed.count))], in: registry)
