@@ -291,7 +291,8 @@ public final class GroupService: Sendable {
         let promise = eventLoop.makePromise(of: JoinResult.self)
         return holdWhileCoordinating(request.groupID, promise, connection: connection, refused: { JoinResult(error: $0) }) { s, now in
             let id = s.hold(.join(promise), group: request.groupID)
-            logger.debug("join #\(id.value) group \(request.groupID) member '\(request.memberID)' instance \(request.instanceID ?? "-") client \(request.clientID) protocols \(request.protocols.map(\.name))")
+            logger.debug("join #\(id.value) group \(request.groupID) member '\(request.memberID)' instance \(request.instanceID ?? "-") client \(request.clientID) protocols \(request.protocols.map(\.name))",
+                         metadata: ["group": "\(request.groupID)", "client_id": "\(request.clientID)"])
             return (id, s.coordinator.join(request, pending: id, now: now))
         }
     }
@@ -301,7 +302,8 @@ public final class GroupService: Sendable {
         let promise = eventLoop.makePromise(of: SyncResult.self)
         return holdWhileCoordinating(request.groupID, promise, connection: connection, refused: { SyncResult(error: $0) }) { s, now in
             let id = s.hold(.sync(promise), group: request.groupID)
-            logger.debug("sync #\(id.value) group \(request.groupID) member \(request.memberID) generation \(request.generation) assignments \(request.assignments.count)")
+            logger.debug("sync #\(id.value) group \(request.groupID) member \(request.memberID) generation \(request.generation) assignments \(request.assignments.count)",
+                         metadata: ["group": "\(request.groupID)"])
             return (id, s.coordinator.sync(request, pending: id, now: now))
         }
     }
@@ -348,7 +350,7 @@ public final class GroupService: Sendable {
         run { s, now in
             if let code = notCoordinating(groupID, s) { return (code, Effects()) }
             let code = s.coordinator.heartbeat(groupID: groupID, memberID: memberID, instanceID: instanceID, generation: generation, now: now)
-            logger.debug("heartbeat group \(groupID) member \(memberID) generation \(generation): \(code)")
+            logger.debug("heartbeat group \(groupID) member \(memberID) generation \(generation): \(code)", metadata: ["group": "\(groupID)"])
             return (code, Effects())
         }
     }
@@ -357,7 +359,7 @@ public final class GroupService: Sendable {
         run { s, now in
             if let code = notCoordinating(groupID, s) { return ((code, members.map { _ in code }), Effects()) }
             let (code, codes, effects) = s.coordinator.leave(groupID: groupID, members: members, now: now)
-            logger.debug("leave group \(groupID) members \(members.map(\.memberID)): \(code) \(codes)")
+            logger.debug("leave group \(groupID) members \(members.map(\.memberID)): \(code) \(codes)", metadata: ["group": "\(groupID)"])
             return ((code, codes), effects)
         }
     }
@@ -388,7 +390,7 @@ public final class GroupService: Sendable {
                 for r in check.records { s.coordinator.replay(r, now: now) }
                 return (check, written)
             } catch {
-                logger.error("writing offsets of group \(groupID): \(error)")
+                logger.error("writing offsets of group \(groupID): \(error)", metadata: ["group": "\(groupID)"])
                 check.groupError = .coordinatorNotAvailable
                 return (check, [])
             }
@@ -433,7 +435,7 @@ public final class GroupService: Sendable {
                 s.coordinator.addPendingTxnOffsets(producerID: producerID, groupID: groupID, accepted)
                 return (errors, isCluster ? [InternalWrite(partition: partition, end: result.lastOffset + 1)] : [])
             } catch {
-                logger.error("writing transactional offsets of group \(groupID): \(error)")
+                logger.error("writing transactional offsets of group \(groupID): \(error)", metadata: ["group": "\(groupID)"])
                 let code: ErrorCode
                 if case .producer(let c, _) = error { code = c } else { code = .coordinatorNotAvailable }
                 return (errors.mapValues { $0 == .none ? code : $0 }, [])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 import time
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 
 from brook_cluster import Cluster, all_unfenced
 from brook_interop import ck_create_topic, unique_topic
@@ -97,9 +97,17 @@ def test_request_log_and_slow_requests(tmp_path):
         producer = Producer({"bootstrap.servers": b.bootstrap, "client.id": "log-test-client"})
         producer.produce(topic, value=b"x", partition=0)
         assert producer.flush(30) == 0
+        group = unique_topic("logged-group")
+        consumer = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "auto.offset.reset": "earliest"})
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and consumer.poll(0.5) is None:
+            pass
+        consumer.close()
     finally:
         b.stop()
     log = (tmp_path / "brook.log").read_text()
+    assert [line for line in log.splitlines() if f"group={group}" in line and "join #" in line], "a group's lines carry it"
     requests = [line for line in log.splitlines() if "api=Produce" in line and "client_id=log-test-client" in line]
     assert requests, "no request line for the Produce"
     assert all("peer=" in line and "total_ms=" in line and "listener=PLAINTEXT" in line for line in requests)
