@@ -94,6 +94,9 @@ let package = Package(
         // Authentication without I/O: SCRAM (server and client exchanges, credentials, over
         // digests it is given), PLAIN, JAAS option parsing, listener security protocols.
         .target(name: "BrookSecurity", dependencies: ["BrookCore"]),
+        // MQTT 3.1.1 and 5.0 without I/O: the packet codec, topic names and filters, the mapping
+        // of MQTT topics to Kafka topics, and a client's session (subscriptions, QoS flows).
+        .target(name: "BrookMQTT", dependencies: ["BrookCore", .product(name: "NIOCore", package: "swift-nio")]),
         // The digests SCRAM needs and OAUTHBEARER's JWS signatures, over swift-crypto.
         .target(
             name: "BrookCrypto",
@@ -108,7 +111,7 @@ let package = Package(
             name: "BrookBroker",
             dependencies: [
                 "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol", "BrookGroups", "BrookTxn", "BrookCluster",
-                "BrookSecurity",
+                "BrookSecurity", "BrookMQTT",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -118,7 +121,7 @@ let package = Package(
             name: "BrookServer",
             dependencies: [
                 "BrookCore", "BrookProtocol", "BrookBroker", "BrookStorage", "BrookCluster", "BrookClient", "BrookSecurity", "BrookCrypto",
-                "BrookQuorum", "BrookGroups", "BrookTxn",
+                "BrookQuorum", "BrookGroups", "BrookTxn", "BrookMQTT",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -158,13 +161,14 @@ let package = Package(
             name: "BrookFuzzTargets",
             dependencies: [
                 "BrookCore", "BrookRecords", "BrookProtocol", "BrookGroups", "BrookTxn", "BrookQuorum", "BrookCluster",
-                "BrookSecurity",
+                "BrookSecurity", "BrookMQTT",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
         .executableTarget(name: "brook-fuzz", dependencies: ["BrookFuzzTargets"]),
         .testTarget(name: "BrookCoreTests", dependencies: ["BrookCore"]),
+        .testTarget(name: "BrookMQTTTests", dependencies: ["BrookMQTT", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "BrookSecurityTests",
             dependencies: ["BrookSecurity", "BrookCrypto", .product(name: "Crypto", package: "swift-crypto")]

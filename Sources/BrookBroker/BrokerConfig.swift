@@ -88,6 +88,8 @@ public struct BrokerConfig: Sendable {
     /// `slow.request.log.ms`: a request answered later than this is logged, with its timings
     /// (not the APIs whose answers wait by design: Fetch, JoinGroup, SyncGroup); 0 for never.
     public var slowRequestLogMs: Int64 = 5000
+    /// The MQTT listener (`mqtt.*`).
+    public var mqtt = MQTTSettings()
     /// `console.enable`: the web console on the HTTP listener (at `/`).
     public var consoleEnable = true
     /// `console.read.only`: the console shows but changes nothing.
@@ -378,6 +380,7 @@ public struct BrokerConfig: Sendable {
             }
             groups.consumerAssignors = short
         default:
+            if key.hasPrefix("mqtt."), try mqtt.set(key, value) { return }
             if try security.set(key, value) {
                 if key.contains("jaas.config") || key.hasSuffix(".password") || key.hasSuffix("keystore.key") { given[key] = "(hidden)" }
                 return

@@ -22,6 +22,8 @@ public final class BrookServer: Sendable {
     let tlsListeners = NIOLockedValueBox<[ListenerTLS]>([])
     let tlsReloadTask = NIOLockedValueBox<RepeatedTask?>(nil)
     let limits: ConnectionLimits
+    /// The MQTT side, when `mqtt.listeners` names a listener.
+    let mqtt = NIOLockedValueBox<MQTTGateway?>(nil)
     /// Requests and connections counted, when the node keeps metrics.
     let metrics: ServerMetrics?
     static let tlsReloadCheck = TimeAmount.seconds(5)
@@ -108,6 +110,7 @@ public final class BrookServer: Sendable {
             channels.withLockedValue { $0.append(channel) }
             if let address = channel.localAddress { bound.append(address) }
         }
+        bound += try startMQTT()
         scheduleMaintenance()
         let tlsToCheck = tlsListeners.withLockedValue { $0 }
         if !tlsToCheck.isEmpty {
@@ -153,6 +156,7 @@ public final class BrookServer: Sendable {
         maintenanceTask.withLockedValue { $0?.cancel() }
         groupTimerTask.withLockedValue { $0?.cancel() }
         tlsReloadTask.withLockedValue { $0?.cancel() }
+        mqtt.withLockedValue { $0?.stop() }
         for channel in channels.withLockedValue({ $0 }) { try? channel.close().wait() }
         try? group.syncShutdownGracefully()
         try? maintenance.syncShutdownGracefully()

@@ -1,0 +1,212 @@
+import NIOCore
+
+/// One client's session, without I/O: its subscriptions, the QoS 2 messages it sent that await
+/// their PUBREL, and the messages on their way to it (queued, and in flight until acknowledged,
+/// at most `receiveMaximum` at a time). The server keeps it across connections when the session
+/// is not clean, and feeds it packets and deliveries; it answers with what to send.
+public struct MQTTSession: Sendable {
+    public struct Subscription: Sendable, Equatable {
+        public var filter: String
+        public var options: SubscriptionOptions
+        public var identifier: UInt32?
+    }
+
+    /// A message to deliver: what the router found, before the session picks its QoS.
+    public struct Message: Sendable {
+        public var topic: String
+        public var payload: ByteBuffer
+        /// The publisher's QoS (a Kafka producer's records: exactly once, so the subscription decides).
+        public var qos: QoS
+        public var retain: Bool
+        /// The MQTT client that published it (nil: a Kafka producer), for No Local.
+        public var publisher: String?
+        public var properties: MQTTProperties
+
+        public init(topic: String, payload: ByteBuffer, qos: QoS, retain: Bool, publisher: String?, properties: MQTTProperties) {
+            self.topic = topic
+            self.payload = payload
+            self.qos = qos
+            self.retain = retain
+            self.publisher = publisher
+            self.properties = properties
+        }
+    }
+
+    enum OutboundState: Sendable { case awaitingPuback, awaitingPubrec, awaitingPubcomp }
+
+    public let clientID: String
+    public private(set) var subscriptions: [String: Subscription] = [:]
+    /// QoS 2 packet ids received and answered with PUBREC, awaiting PUBREL.
+    public private(set) var awaitingRelease: Set<UInt16> = []
+    var queue = CircularBuffer<MQTTPublish>()
+    var inflight: [UInt16: (publish: MQTTPublish, state: OutboundState)] = [:]
+    var inflightOrder = CircularBuffer<UInt16>()
+    var nextPacketID: UInt16 = 1
+    /// How many QoS 1 and 2 messages may be unacknowledged (the client's receive maximum).
+    public var receiveMaximum: Int
+    /// Messages queued for the client at most; beyond, new ones are dropped (counted).
+    public let queuedMessagesMax: Int
+    public let subscriptionsMax: Int
+    public private(set) var dropped = 0
+
+    public init(clientID: String, receiveMaximum: Int, queuedMessagesMax: Int, subscriptionsMax: Int) {
+        precondition(receiveMaximum > 0 && receiveMaximum <= 65_535 && queuedMessagesMax > 0 && subscriptionsMax > 0)
+        self.clientID = clientID
+        self.receiveMaximum = receiveMaximum
+        self.queuedMessagesMax = queuedMessagesMax
+        self.subscriptionsMax = subscriptionsMax
+    }
+
+    // MARK: subscriptions
+
+    /// Adds or replaces a subscription; nil when there are too many. Returns whether it existed.
+    public mutating func subscribe(_ filter: String, options: SubscriptionOptions, identifier: UInt32?) -> Bool? {
+        let existed = subscriptions[filter] != nil
+        guard existed || subscriptions.count < subscriptionsMax else { return nil }
+        subscriptions[filter] = Subscription(filter: filter, options: options, identifier: identifier)
+        return existed
+    }
+
+    public mutating func unsubscribe(_ filter: String) -> Bool {
+        subscriptions.removeValue(forKey: filter) != nil
+    }
+
+    /// How `message` reaches this client, if at all: at the highest QoS of its matching
+    /// subscriptions (capped by the publisher's), with every matching subscription identifier.
+    public func delivery(of message: Message) -> MQTTPublish? {
+        var qos: QoS?
+        var retainAsPublished = false
+        var identifiers: [UInt32] = []
+        for subscription in subscriptions.values where MQTTTopic.matches(filter: subscription.filter, name: message.topic) {
+            if subscription.options.noLocal && message.publisher == clientID { continue }
+            qos = max(qos ?? .atMostOnce, min(subscription.options.qos, message.qos))
+            retainAsPublished = retainAsPublished || subscription.options.retainAsPublished
+            if let id = subscription.identifier { identifiers.append(id) }
+        }
+        guard let qos else { return nil }
+        var properties = message.properties
+        properties.subscriptionIdentifiers = identifiers.sorted()
+        return MQTTPublish(topic: message.topic, qos: qos, retain: retainAsPublished && message.retain, properties: properties,
+                           payload: message.payload)
+    }
+
+    // MARK: outbound
+
+    /// Queues a message for the client; false when the queue is full (the message is dropped).
+    public mutating func enqueue(_ publish: MQTTPublish) -> Bool {
+        guard queue.count < queuedMessagesMax else {
+            dropped += 1
+            return false
+        }
+        queue.append(publish)
+        return true
+    }
+
+    public var queuedCount: Int { queue.count }
+    public var inflightCount: Int { inflight.count }
+
+    /// The next message to send now: QoS 0 at once, QoS 1 and 2 while the window has room, with
+    /// a packet id no message in flight holds.
+    public mutating func nextToSend() -> MQTTPublish? {
+        guard var publish = queue.first else { return nil }
+        if publish.qos == .atMostOnce {
+            return queue.removeFirst()
+        }
+        guard inflight.count < receiveMaximum else { return nil }
+        queue.removeFirst()
+        let id = allocatePacketID()
+        publish.packetID = id
+        inflight[id] = (publish, publish.qos == .atLeastOnce ? .awaitingPuback : .awaitingPubrec)
+        inflightOrder.append(id)
+        return publish
+    }
+
+    mutating func allocatePacketID() -> UInt16 {
+        precondition(inflight.count < 65_535, "every packet identifier in use")
+        while inflight[nextPacketID] != nil {
+            nextPacketID = nextPacketID == UInt16.max ? 1 : nextPacketID + 1
+        }
+        defer { nextPacketID = nextPacketID == UInt16.max ? 1 : nextPacketID + 1 }
+        return nextPacketID
+    }
+
+    /// A PUBACK came: the QoS 1 message is done. False when no such message awaited one.
+    public mutating func receivedPuback(_ id: UInt16) -> Bool {
+        guard let entry = inflight[id], entry.state == .awaitingPuback else { return false }
+        finish(id)
+        return true
+    }
+
+    /// A PUBREC came: answer PUBREL (also for a repeated PUBREC). A PUBREC with an error reason
+    /// ends the exchange (5.0). Nil when no QoS 2 message has that id.
+    public mutating func receivedPubrec(_ id: UInt16, reason: ReasonCode) -> MQTTPacket? {
+        guard let entry = inflight[id], entry.state != .awaitingPuback else {
+            return .pubrel(MQTTAck(packetID: id, reason: .packetIdentifierNotFound))
+        }
+        if reason.isError {
+            finish(id)
+            return nil
+        }
+        inflight[id] = (entry.publish, .awaitingPubcomp)
+        return .pubrel(MQTTAck(packetID: id))
+    }
+
+    public mutating func receivedPubcomp(_ id: UInt16) -> Bool {
+        guard let entry = inflight[id], entry.state == .awaitingPubcomp else { return false }
+        finish(id)
+        return true
+    }
+
+    /// Gives up a message in flight without its acknowledgement (one too large for the client to
+    /// take, which the server discards).
+    public mutating func abandon(_ id: UInt16) {
+        finish(id)
+    }
+
+    mutating func finish(_ id: UInt16) {
+        inflight[id] = nil
+        if let index = inflightOrder.firstIndex(of: id) { inflightOrder.remove(at: index) }
+    }
+
+    /// What a reconnecting client is sent again first, in the order first sent: unacknowledged
+    /// PUBLISHes marked duplicate, and PUBRELs of those it acknowledged with PUBREC.
+    public func resend() -> [MQTTPacket] {
+        inflightOrder.compactMap { id in
+            guard let entry = inflight[id] else { return nil }
+            switch entry.state {
+            case .awaitingPuback, .awaitingPubrec:
+                var publish = entry.publish
+                publish.duplicate = true
+                return .publish(publish)
+            case .awaitingPubcomp:
+                return .pubrel(MQTTAck(packetID: id))
+            }
+        }
+    }
+
+    /// A new connection of a session that is not clean: QoS 0 messages queued are dropped (they
+    /// were for the connection that ended).
+    public mutating func reattached(receiveMaximum: Int) {
+        precondition(receiveMaximum > 0)
+        self.receiveMaximum = receiveMaximum
+        queue.removeAll { $0.qos == .atMostOnce }
+    }
+
+    // MARK: inbound QoS 2
+
+    /// A QoS 2 PUBLISH came: true when it is new (to be written), false for a repeat of one
+    /// awaiting its PUBREL (answered with PUBREC again, not written twice).
+    public mutating func receivedExactlyOnce(_ id: UInt16) -> Bool {
+        awaitingRelease.insert(id).inserted
+    }
+
+    /// Undoes `receivedExactlyOnce` when the write failed: the client's retry is then new.
+    public mutating func forgetExactlyOnce(_ id: UInt16) {
+        awaitingRelease.remove(id)
+    }
+
+    /// A PUBREL came: true when the id was awaited (PUBCOMP success), else packet id not found.
+    public mutating func receivedPubrel(_ id: UInt16) -> Bool {
+        awaitingRelease.remove(id) != nil
+    }
+}

@@ -1,0 +1,63 @@
+/// Topic names and topic filters (MQTT section 4.7): levels split by `/`, `+` one whole level,
+/// `#` the rest (last level only), and topics starting with `$` matched by no filter that
+/// starts with a wildcard.
+public enum MQTTTopic {
+    /// A name a PUBLISH may carry: at least one character, no wildcard.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 65_535 && !name.utf8.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") })
+    }
+
+    /// A filter a SUBSCRIBE may carry.
+    public static func isValidFilter(_ filter: String) -> Bool {
+        guard !filter.isEmpty, filter.utf8.count <= 65_535 else { return false }
+        let levels = filter.split(separator: "/", omittingEmptySubsequences: false)
+        for (index, level) in levels.enumerated() {
+            if level.contains("#") && (level != "#" || index != levels.count - 1) { return false }
+            if level.contains("+") && level != "+" { return false }
+        }
+        return true
+    }
+
+    public static func hasWildcard(_ filter: String) -> Bool {
+        filter.utf8.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") })
+    }
+
+    /// Whether `name` matches `filter` (both valid).
+    public static func matches(filter: String, name: String) -> Bool {
+        var f = filter.utf8[...]
+        var n = name.utf8[...]
+        let slash = UInt8(ascii: "/")
+        if n.first == UInt8(ascii: "$") && (f.first == UInt8(ascii: "+") || f.first == UInt8(ascii: "#")) { return false }
+        while true {
+            let fLevel = f.prefix(while: { $0 != slash })
+            if fLevel.elementsEqual("#".utf8) { return true }  // the rest, the parent level included
+            let nLevel = n.prefix(while: { $0 != slash })
+            if !fLevel.elementsEqual("+".utf8) && !fLevel.elementsEqual(nLevel) { return false }
+            let fMore = fLevel.endIndex < f.endIndex
+            let nMore = nLevel.endIndex < n.endIndex
+            if !fMore && !nMore { return true }
+            if !nMore {
+                // "sport/#" matches "sport": the filter's next level is a final "#".
+                let rest = f[f.index(after: fLevel.endIndex)...]
+                return rest.elementsEqual("#".utf8)
+            }
+            if !fMore { return false }
+            f = f[f.index(after: fLevel.endIndex)...]
+            n = n[n.index(after: nLevel.endIndex)...]
+        }
+    }
+
+    /// A shared subscription's group and filter (`$share/GROUP/FILTER`); nil for an ordinary filter.
+    /// Throws when it starts `$share/` but is not a valid shared subscription.
+    public static func shared(_ filter: String) throws(MQTTError) -> (group: String, filter: String)? {
+        guard filter.hasPrefix("$share/") else { return nil }
+        let rest = filter.dropFirst("$share/".count)
+        guard let slash = rest.firstIndex(of: "/") else { throw MQTTError(.topicFilterInvalid, "shared subscription \"\(filter)\" without a filter") }
+        let group = String(rest[..<slash])
+        let inner = String(rest[rest.index(after: slash)...])
+        guard !group.isEmpty, !group.contains("+"), !group.contains("#"), isValidFilter(inner) else {
+            throw MQTTError(.topicFilterInvalid, "shared subscription \"\(filter)\"")
+        }
+        return (group, inner)
+    }
+}

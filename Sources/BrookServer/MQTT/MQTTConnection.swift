@@ -1,0 +1,476 @@
+import BrookBroker
+import BrookCore
+import BrookMQTT
+import BrookRecords
+import Logging
+import NIOCore
+
+/// One MQTT client connection: CONNECT, then publishes written to Kafka (those read together
+/// in one batch per partition, acknowledged in the order they came once written as acks=all
+/// writes are), subscriptions, deliveries from its session's queue within the client's window,
+/// keep-alive, and the will when the connection ends without a DISCONNECT.
+final class MQTTConnection: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// A write of the publishes read together, and what to answer once it is done.
+    final class Write {
+        var acks: [Ack] = []
+        var retained: [MQTTPublish] = []
+        var done = false
+        var failure: (any Error)?
+    }
+
+    enum Ack {
+        case puback(UInt16, ReasonCode)
+        case pubrec(UInt16, ReasonCode, written: Bool)
+    }
+
+    enum Phase { case awaitingConnect, connected, closed }
+
+    /// Writes in flight before the connection stops reading.
+    static let writesInFlightMax = 16
+    /// Records gathered before they are written without waiting for the read to end.
+    static let recordsPerWriteMax = 2000
+    /// Messages sent in one go before the loop takes other work.
+    static let deliveriesPerTurnMax = 512
+
+    let gateway: MQTTGateway
+    var logger: Logger
+    let id: UInt64
+    var framer: MQTTFramer
+    var phase = Phase.awaitingConnect
+    var version = MQTTVersion.v3_1_1
+    var scope: ConnectionScope?
+    var box: MQTTSessionBox?
+    var clientID = ""
+    var will: MQTTWill?
+    var sessionExpirySeconds: UInt32 = 0
+    var keepAliveSeconds: UInt16 = 0
+    var lastPacket = NIODeadline.uptimeNanoseconds(0)
+    var keepAliveCheck: Scheduled<Void>?
+    var connectTimeout: Scheduled<Void>?
+    var aliases: [UInt16: String] = [:]
+    var clientPacketBytesMax = Int.max
+    var pendingRecords: [(topic: String, record: SimpleRecord)] = []
+    var pending = Write()
+    var writes = CircularBuffer<Write>()
+    /// QoS 1 and 2 publishes read and not yet acknowledged (PUBACK, PUBCOMP).
+    var inboundUnacknowledged = 0
+    var readHeld = false
+    var redrain = false
+    var context: ChannelHandlerContext?
+
+    init(gateway: MQTTGateway, logger: Logger) {
+        self.gateway = gateway
+        self.logger = logger
+        id = gateway.makeConnectionID()
+        framer = MQTTFramer(packetBytesMax: gateway.settings.packetBytesMax)
+    }
+
+    var v5: Bool { version == .v5 }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        logger[metadataKey: "peer"] = "\(context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?")"
+        scope = ConnectionScope(eventLoop: context.eventLoop)
+        lastPacket = context.eventLoop.now
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        connectTimeout = context.eventLoop.scheduleTask(in: .milliseconds(gateway.settings.connectTimeoutMs)) {
+            guard handler.value.phase == .awaitingConnect else { return }
+            handler.value.logger.info("MQTT connection closed: no CONNECT within \(handler.value.gateway.settings.connectTimeoutMs) ms")
+            handler.value.close()
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        ended()
+        context.fireChannelInactive()
+    }
+
+    // MARK: reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard phase != .closed else { return }
+        var bytes = unwrapInboundIn(data)
+        lastPacket = context.eventLoop.now
+        framer.append(&bytes)
+        do {
+            while phase != .closed, let (first, body) = try framer.next() {
+                let packet = try MQTTPacket.decode(first: first, body: body, version: phase == .awaitingConnect ? nil : version)
+                try handle(packet, context: context)
+                if pendingRecords.count >= Self.recordsPerWriteMax { flushWrites() }
+            }
+        } catch {
+            refuse(error)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushWrites()
+        context.flush()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        guard writes.count < Self.writesInFlightMax, context.channel.isWritable else {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    func resumeReading() {
+        guard readHeld, let context, writes.count < Self.writesInFlightMax, context.channel.isWritable else { return }
+        readHeld = false
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            resumeReading()
+            drainDeliveries()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("MQTT connection error: \(error)")
+        close()
+    }
+
+    func handle(_ packet: MQTTPacket, context: ChannelHandlerContext) throws(MQTTError) {
+        if case .connect(let connect) = packet { return try self.connect(connect, context: context) }
+        guard phase == .connected, let box else { throw .protocolError("\(packet.type) before CONNECT") }
+        switch packet {
+        case .publish(let publish): try self.publish(publish)
+        case .puback(let ack):
+            _ = box.state.withLockedValue { $0.session.receivedPuback(ack.packetID) }
+            drainDeliveries()
+        case .pubrec(let ack):
+            if let answer = box.state.withLockedValue({ $0.session.receivedPubrec(ack.packetID, reason: ack.reason) }) { send(answer) }
+            drainDeliveries()
+        case .pubcomp(let ack):
+            _ = box.state.withLockedValue { $0.session.receivedPubcomp(ack.packetID) }
+            drainDeliveries()
+        case .pubrel(let ack):
+            let known = box.state.withLockedValue { $0.session.receivedPubrel(ack.packetID) }
+            if known { inboundUnacknowledged -= 1 }
+            send(.pubcomp(MQTTAck(packetID: ack.packetID, reason: known ? .success : .packetIdentifierNotFound)))
+        case .subscribe(let subscribe): subscribeTo(subscribe, box: box)
+        case .unsubscribe(let unsubscribe):
+            let reasons = box.state.withLockedValue { s in
+                unsubscribe.filters.map { s.session.unsubscribe($0) ? ReasonCode.success : .noSubscriptionExisted }
+            }
+            send(.unsuback(MQTTSubAck(packetID: unsubscribe.packetID, reasons: reasons)))
+        case .pingreq: send(.pingresp)
+        case .disconnect(let disconnect):
+            if v5, let expiry = disconnect.properties.sessionExpiryInterval {
+                guard sessionExpirySeconds != 0 || expiry == 0 else { throw .protocolError("a session expiry set at DISCONNECT after none at CONNECT") }
+                sessionExpirySeconds = expiry
+            }
+            if disconnect.reason != .disconnectWithWill { will = nil }
+            flushWrites()
+            close()
+        case .auth: throw MQTTError(.protocolError, "AUTH without an authentication method")
+        case .connect, .connack, .suback, .unsuback, .pingresp:
+            throw .protocolError("\(packet.type) is sent by servers, not clients")
+        }
+    }
+
+    // MARK: CONNECT
+
+    func connect(_ connect: MQTTConnect, context: ChannelHandlerContext) throws(MQTTError) {
+        guard phase == .awaitingConnect else { throw .protocolError("a second CONNECT") }
+        connectTimeout?.cancel()
+        version = connect.version
+        var clientID = connect.clientID
+        var assigned = false
+        if clientID.isEmpty {
+            guard connect.cleanStart || v5 else {
+                return refuseConnect(.clientIdentifierNotValid, "an empty client id needs a clean session")
+            }
+            clientID = "brook-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+            assigned = true
+        }
+        self.clientID = clientID
+        logger[metadataKey: "client"] = "\(clientID)"
+        let settings = gateway.settings
+        sessionExpirySeconds = v5 ? connect.properties.sessionExpiryInterval ?? 0 : (connect.cleanStart ? 0 : UInt32.max)
+        clientPacketBytesMax = connect.properties.maximumPacketSize.map(Int.init) ?? Int.max
+        let receiveMaximum = Int(connect.properties.receiveMaximum ?? UInt16(min(settings.inflightMessagesMax, 65_535)))
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        let ref = MQTTConnectionRef(id: id, wake: { loop.execute { handler.value.drainDeliveries() } },
+                                    takeOver: { loop.execute { handler.value.takenOver() } })
+        switch gateway.attach(clientID: clientID, cleanStart: connect.cleanStart, receiveMaximum: receiveMaximum, connection: ref) {
+        case .refused(let reason, let message):
+            return refuseConnect(reason, message)
+        case .attached(let box, let sessionPresent, let previous):
+            previous?.takeOver()
+            self.box = box
+            phase = .connected
+            will = connect.will
+            keepAliveSeconds = connect.keepAliveSeconds
+            var properties = MQTTProperties()
+            if v5 {
+                properties.receiveMaximum = UInt16(min(settings.inflightMessagesMax, 65_535))
+                properties.maximumPacketSize = UInt32(settings.packetBytesMax)
+                properties.topicAliasMaximum = UInt16(min(settings.topicAliasMax, 65_535))
+                properties.sharedSubscriptionAvailable = 0
+                if assigned { properties.assignedClientIdentifier = clientID }
+                if sessionExpirySeconds > settings.sessionExpiryMaxSeconds {
+                    sessionExpirySeconds = settings.sessionExpiryMaxSeconds
+                    properties.sessionExpiryInterval = sessionExpirySeconds
+                }
+            }
+            send(.connack(MQTTConnAck(sessionPresent: sessionPresent, properties: properties)))
+            logger.debug("MQTT \(version) client connected (clean start \(connect.cleanStart), session present \(sessionPresent))")
+            scheduleKeepAliveCheck()
+            for packet in box.state.withLockedValue({ $0.session.resend() }) { send(packet) }
+            drainDeliveries()
+        }
+    }
+
+    func refuseConnect(_ reason: ReasonCode, _ message: String) {
+        logger.info("MQTT CONNECT refused: \(message)")
+        var properties = MQTTProperties()
+        if v5 { properties.reasonString = message }
+        send(.connack(MQTTConnAck(reason: reason, properties: properties)))
+        close()
+    }
+
+    /// Keep-alive: a client silent for one and a half times its keep-alive is gone (its will goes).
+    func scheduleKeepAliveCheck() {
+        guard keepAliveSeconds > 0, let context else { return }
+        let limit = TimeAmount.milliseconds(Int64(keepAliveSeconds) * 1500)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        keepAliveCheck = context.eventLoop.scheduleTask(deadline: lastPacket + limit) {
+            let connection = handler.value
+            guard connection.phase == .connected, let context = connection.context else { return }
+            if context.eventLoop.now - connection.lastPacket >= limit {
+                connection.refuse(MQTTError(.keepAliveTimeout, "nothing from the client in 1.5 times its keep-alive of \(connection.keepAliveSeconds) s"))
+            } else {
+                connection.scheduleKeepAliveCheck()
+            }
+        }
+    }
+
+    // MARK: PUBLISH
+
+    func publish(_ received: MQTTPublish) throws(MQTTError) {
+        var publish = received
+        if let alias = publish.properties.topicAlias {
+            guard alias <= gateway.settings.topicAliasMax else { throw MQTTError(.topicAliasInvalid, "topic alias \(alias) over the maximum \(gateway.settings.topicAliasMax)") }
+            if publish.topic.isEmpty {
+                guard let topic = aliases[alias] else { throw .protocolError("topic alias \(alias) used before it was set") }
+                publish.topic = topic
+            } else {
+                aliases[alias] = publish.topic
+            }
+            publish.properties.topicAlias = nil
+        }
+        if publish.qos != .atMostOnce {
+            if publish.qos == .exactlyOnce, let box, let id = publish.packetID,
+               !box.state.withLockedValue({ $0.session.receivedExactlyOnce(id) }) {
+                // A repeat of a message awaiting its PUBREL: answered again, not written twice.
+                pending.acks.append(.pubrec(id, .success, written: false))
+                return
+            }
+            inboundUnacknowledged += 1
+            if v5 && inboundUnacknowledged > gateway.settings.inflightMessagesMax {
+                throw MQTTError(.receiveMaximumExceeded, "more than \(gateway.settings.inflightMessagesMax) unacknowledged publishes")
+            }
+        }
+        guard let topic = gateway.mapping.kafkaTopic(for: publish.topic) else {
+            guard v5 || publish.qos == .atMostOnce else { throw MQTTError(.notAuthorized, "no Kafka topic maps \(publish.topic)") }
+            acknowledge(publish, reason: .notAuthorized)
+            return
+        }
+        let now = gateway.broker.clock.now().ms
+        pendingRecords.append((topic, MQTTRecords.record(publish, clientID: clientID, nowMs: now)))
+        if publish.retain {
+            pendingRecords.append(gateway.retainedRecord(publish, clientID: clientID, nowMs: now))
+            pending.retained.append(publish)
+        }
+        acknowledge(publish, reason: .success)
+    }
+
+    /// Notes the answer `publish` gets once the write it is part of is done.
+    func acknowledge(_ publish: MQTTPublish, reason: ReasonCode) {
+        guard let id = publish.packetID else { return }
+        pending.acks.append(publish.qos == .atLeastOnce ? .puback(id, reason) : .pubrec(id, reason, written: reason == .success))
+    }
+
+    /// Writes the publishes read so far as one produce; their answers wait for it (and for the
+    /// writes before it).
+    func flushWrites() {
+        guard !pending.acks.isEmpty || !pendingRecords.isEmpty, let scope, phase != .closed else { return }
+        let write = pending
+        let records = pendingRecords
+        pending = Write()
+        pendingRecords = []
+        writes.append(write)
+        guard !records.isEmpty else {
+            write.done = true
+            return answerWrites()
+        }
+        gateway.produce(records, scope: scope).assumeIsolated().whenComplete { result in
+            write.done = true
+            if case .failure(let error) = result { write.failure = error }
+            self.answerWrites()
+        }
+    }
+
+    /// Answers the writes that are done, in order.
+    func answerWrites() {
+        while let first = writes.first, first.done {
+            writes.removeFirst()
+            if let failure = first.failure {
+                logger.warning("MQTT publishes not written: \(failure)")
+                guard v5 else { return refuse(MQTTError(.unspecifiedError, "publishes not written: \(failure)")) }
+            } else {
+                for publish in first.retained { gateway.setRetained(publish, clientID: clientID) }
+            }
+            for ack in first.acks {
+                switch ack {
+                case .puback(let id, let reason):
+                    inboundUnacknowledged -= 1
+                    send(.puback(MQTTAck(packetID: id, reason: first.failure == nil ? reason : .unspecifiedError)))
+                case .pubrec(let id, let reason, let written):
+                    let failed = first.failure != nil && written
+                    if failed || reason.isError {
+                        // Nothing awaits a PUBREL: the client may send the message again as new.
+                        _ = box?.state.withLockedValue { $0.session.forgetExactlyOnce(id) }
+                        inboundUnacknowledged -= 1
+                    }
+                    send(.pubrec(MQTTAck(packetID: id, reason: failed ? .unspecifiedError : reason)))
+                }
+            }
+        }
+        context?.flush()
+        resumeReading()
+    }
+
+    // MARK: SUBSCRIBE
+
+    func subscribeTo(_ subscribe: MQTTSubscribe, box: MQTTSessionBox) {
+        var reasons: [ReasonCode] = []
+        var retained: [MQTTPublish] = []
+        let identifier = subscribe.properties.subscriptionIdentifiers.first
+        for (filter, options) in subscribe.filters {
+            guard MQTTTopic.isValidFilter(filter) else {
+                reasons.append(.topicFilterInvalid)
+                continue
+            }
+            if filter.hasPrefix("$share/") {
+                reasons.append(.sharedSubscriptionsNotSupported)
+                continue
+            }
+            guard let existed = box.state.withLockedValue({ $0.session.subscribe(filter, options: options, identifier: identifier) }) else {
+                reasons.append(.quotaExceeded)
+                continue
+            }
+            reasons.append(.granted(options.qos))
+            let sendRetained = options.retainHandling == .sendAtSubscribe || (options.retainHandling == .sendAtNewSubscribe && !existed)
+            guard sendRetained else { continue }
+            for message in gateway.retainedMessages(matching: filter) {
+                var properties = message.properties
+                properties.subscriptionIdentifiers = identifier.map { [$0] } ?? []
+                retained.append(MQTTPublish(topic: message.topic, qos: min(options.qos, message.qos), retain: true, properties: properties,
+                                            payload: message.payload))
+            }
+        }
+        send(.suback(MQTTSubAck(packetID: subscribe.packetID, reasons: reasons)))
+        guard !retained.isEmpty else { return }
+        box.state.withLockedValue { s in
+            for publish in retained { _ = s.session.enqueue(publish) }
+        }
+        drainDeliveries()
+    }
+
+    // MARK: delivering
+
+    /// Sends what the session has queued, within the client's window and the socket's room.
+    func drainDeliveries() {
+        guard phase == .connected, let box, let context else { return }
+        var out: [MQTTPublish] = []
+        var more = false
+        box.state.withLockedValue { s in
+            s.wakePending = false
+            while out.count < Self.deliveriesPerTurnMax, let publish = s.session.nextToSend() { out.append(publish) }
+            more = out.count == Self.deliveriesPerTurnMax
+        }
+        guard !out.isEmpty else { return }
+        for publish in out {
+            let bytes = MQTTPacket.publish(publish).encode(version: version)
+            if bytes.readableBytes > clientPacketBytesMax {
+                // Larger than the client takes: discarded, as the specification has it.
+                if let id = publish.packetID { box.state.withLockedValue { $0.session.abandon(id) } }
+                continue
+            }
+            context.write(wrapOutboundOut(bytes), promise: nil)
+        }
+        context.flush()
+        if more && context.channel.isWritable {
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.execute { handler.value.drainDeliveries() }
+        }
+    }
+
+    // MARK: ending
+
+    func send(_ packet: MQTTPacket) {
+        guard let context, phase != .closed else { return }
+        context.write(wrapOutboundOut(packet.encode(version: version)), promise: nil)
+    }
+
+    /// Ends the connection over a bad packet: with a DISCONNECT naming the reason (5.0, connected),
+    /// a CONNACK refusal for an unsupported protocol version, or just closed.
+    func refuse(_ error: MQTTError) {
+        guard phase != .closed else { return }
+        logger.info("MQTT connection closed: \(error)")
+        if phase == .awaitingConnect && error.reason == .unsupportedProtocolVersion {
+            // Answered as 3.1.1 does (return code 1), which any client reads.
+            send(.connack(MQTTConnAck(reason: .unsupportedProtocolVersion)))
+        } else if phase == .connected && v5 {
+            var properties = MQTTProperties()
+            properties.reasonString = String(error.message.prefix(512))
+            send(.disconnect(MQTTReasoned(reason: error.reason, properties: properties)))
+        }
+        close()
+    }
+
+    /// Another connection took the session over.
+    func takenOver() {
+        guard phase == .connected else { return }
+        if v5 { send(.disconnect(MQTTReasoned(reason: .sessionTakenOver))) }
+        logger.info("MQTT session taken over by a new connection of the same client id")
+        close()
+    }
+
+    func close() {
+        guard let context, phase != .closed else { return }
+        context.flush()
+        ended()
+        context.close(promise: nil)
+    }
+
+    /// The connection is over: timers stop, the will goes (unless a DISCONNECT dropped it), the
+    /// session stays for its expiry or goes, and what it left waiting in the broker ends.
+    func ended() {
+        guard phase != .closed else { return }
+        let wasConnected = phase == .connected
+        phase = .closed
+        connectTimeout?.cancel()
+        keepAliveCheck?.cancel()
+        scope?.close()
+        guard wasConnected, let box else { return }
+        if let will { gateway.publishWill(will, clientID: clientID, box: box) }
+        gateway.detach(box, connectionID: id, expirySeconds: sessionExpirySeconds)
+    }
+}

@@ -1,0 +1,300 @@
+import BrookBroker
+import BrookClient
+import BrookCore
+import BrookMQTT
+import BrookProtocol
+import BrookRecords
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// What the gateway may do to a connection from another thread: wake it to send what its
+/// session queued, or end it (a session taken over).
+struct MQTTConnectionRef: Sendable {
+    let id: UInt64
+    let wake: @Sendable () -> Void
+    let takeOver: @Sendable () -> Void
+}
+
+/// A session the gateway keeps: its state, the connection it is attached to (none while the
+/// client is away), and what happens when it stays away (its expiry, a delayed will).
+final class MQTTSessionBox: Sendable {
+    struct State {
+        var session: MQTTSession
+        var connection: MQTTConnectionRef?
+        var wakePending = false
+        var expiry: Scheduled<Void>?
+        var will: Scheduled<Void>?
+    }
+
+    let clientID: String
+    let state: NIOLockedValueBox<State>
+
+    init(_ session: MQTTSession) {
+        clientID = session.clientID
+        state = NIOLockedValueBox(State(session: session))
+    }
+
+    /// Queues what of `messages` the session subscribed to; wakes its connection. A session
+    /// without its client keeps QoS 1 and 2 messages only.
+    func offer(_ messages: [MQTTSession.Message]) {
+        let wake: MQTTConnectionRef? = state.withLockedValue { s in
+            guard !s.session.subscriptions.isEmpty else { return nil }
+            var added = false
+            for message in messages {
+                guard let publish = s.session.delivery(of: message) else { continue }
+                if s.connection == nil && publish.qos == .atMostOnce { continue }
+                added = s.session.enqueue(publish) || added
+            }
+            guard added, let connection = s.connection, !s.wakePending else { return nil }
+            s.wakePending = true
+            return connection
+        }
+        wake?.wake()
+    }
+}
+
+/// The MQTT side of a node: sessions by client id, retained messages, the topic partition counts,
+/// and the router, which reads the Kafka topics MQTT maps to (from their end when the node
+/// starts) and hands each record to the sessions subscribed to its MQTT topic. Everything goes
+/// through the node's own broker as Kafka requests (LocalKafka).
+final class MQTTGateway: Sendable {
+    let broker: Broker
+    let settings: MQTTSettings
+    let mapping: MQTTTopicMapping
+    let logger: Logger
+    let kafka: LocalKafka
+    /// The router's event loop, where its fetches and the gateway's own produces (wills) run.
+    let loop: any EventLoop
+    let scope: ConnectionScope
+    let sessions = NIOLockedValueBox<[String: MQTTSessionBox]>([:])
+    let retained = NIOLockedValueBox<[String: MQTTSession.Message]>([:])
+    let partitionCounts = NIOLockedValueBox<[String: Int32]>([:])
+    let router: NIOLoopBound<Router>
+    let running = NIOLockedValueBox(true)
+    let nextConnectionID = NIOLockedValueBox<UInt64>(1)
+    static let warnings = RateLimitedLog(perWindowMax: 10)
+
+    /// Where the router reads, confined to the gateway's loop.
+    final class Router {
+        var positions: [String: [Int32: Offset]] = [:]
+        var scanned = false
+        var lastRefresh = NIODeadline.uptimeNanoseconds(0)
+        var refreshSoon = false
+    }
+
+    static let refreshInterval = TimeAmount.seconds(5)
+    static let fetchWaitMs: Int32 = 500
+    static let fetchBytesMax: Int32 = 8 * 1024 * 1024
+    static let partitionFetchBytesMax: Int32 = 1024 * 1024
+    static let produceTimeoutMs: Int32 = 30_000
+
+    init(broker: Broker, loop: any EventLoop, logger: Logger) throws {
+        self.broker = broker
+        settings = broker.config.mqtt
+        mapping = broker.config.mqtt.mapping
+        var logger = logger
+        logger[metadataKey: "listener"] = "mqtt"
+        self.logger = logger
+        kafka = LocalKafka(broker: broker, clientID: "brook-mqtt")
+        self.loop = loop
+        scope = ConnectionScope(eventLoop: loop)
+        router = try loop.submit { NIOLoopBound(Router(), eventLoop: loop) }.wait()
+    }
+
+    func makeConnectionID() -> UInt64 {
+        nextConnectionID.withLockedValue { id in defer { id += 1 }; return id }
+    }
+
+    // MARK: topics
+
+    /// How many partitions `topic` has, creating it (with the broker's defaults; the retained
+    /// topic compacted) when it does not exist. On `scope`'s loop.
+    func partitions(of topic: String, scope: ConnectionScope) -> EventLoopFuture<Int32> {
+        if let known = partitionCounts.withLockedValue({ $0[topic] }) { return scope.eventLoop.makeSucceededFuture(known) }
+        let lookup = MetadataRequest(topics: [.init(name: topic)], allowAutoTopicCreation: false)
+        return kafka.send(lookup, version: 12, scope: scope).flatMap { answer in
+            if let found = answer.topics.first, found.errorCode == 0, !found.partitions.isEmpty {
+                let count = Int32(found.partitions.count)
+                self.partitionCounts.withLockedValue { $0[topic] = count }
+                return scope.eventLoop.makeSucceededFuture(count)
+            }
+            let configs: [CreateTopicsRequest.CreatableTopic.CreatableTopicConfig] =
+                topic == self.settings.retainedTopic ? [.init(name: "cleanup.policy", value: "compact")] : []
+            let create = CreateTopicsRequest(topics: [.init(name: topic, numPartitions: -1, replicationFactor: -1, configs: configs)])
+            return self.kafka.send(create, version: 7, scope: scope).flatMapThrowing { created in
+                let result = created.topics.first
+                let code = ErrorCode(rawValue: result?.errorCode ?? 0)
+                guard code == .none || code == .topicAlreadyExists, let count = result?.numPartitions else {
+                    throw MQTTError(.implementationSpecificError, "cannot create topic \(topic): \(code) \(result?.errorMessage ?? "")")
+                }
+                self.logger.info("created topic \(topic) for MQTT messages")
+                self.loop.execute { self.router.value.refreshSoon = true }
+                guard count > 0 else { throw MQTTError(.implementationSpecificError, "topic \(topic) has no partitions yet") }
+                self.partitionCounts.withLockedValue { $0[topic] = count }
+                return count
+            }
+        }
+    }
+
+    /// Writes `records` (each to its Kafka topic, in the partition its key hashes to, as Kafka's
+    /// default partitioner puts it) with acks=all. Fails when any partition refused them.
+    func produce(_ records: [(topic: String, record: SimpleRecord)], scope: ConnectionScope) -> EventLoopFuture<Void> {
+        let topics = Array(Set(records.map(\.topic))).sorted()
+        let counts = topics.map { partitions(of: $0, scope: scope) }
+        return EventLoopFuture.whenAllSucceed(counts, on: scope.eventLoop).flatMap { found in
+            let countOf = Dictionary(uniqueKeysWithValues: zip(topics, found))
+            var grouped: [String: [Int32: [SimpleRecord]]] = [:]
+            for (topic, record) in records {
+                let partition = Partitioner.partition(forKey: record.key ?? [], count: countOf[topic]!)
+                grouped[topic, default: [:]][partition, default: []].append(record)
+            }
+            let request = ProduceRequest(acks: -1, timeoutMs: Self.produceTimeoutMs, topicData: grouped.map { topic, partitions in
+                .init(name: topic, partitionData: partitions.map { index, batch in
+                    .init(index: index, records: .bytes(ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: Offset(0), records: batch))))
+                })
+            })
+            return self.kafka.send(request, version: 9, scope: scope).flatMapThrowing { answer in
+                for topic in answer.responses {
+                    for partition in topic.partitionResponses where partition.errorCode != 0 {
+                        let code = ErrorCode(rawValue: partition.errorCode)
+                        if code == .unknownTopicOrPartition || code == .notLeaderOrFollower {
+                            self.partitionCounts.withLockedValue { $0[topic.name] = nil }
+                        }
+                        throw MQTTError(.unspecifiedError, "writing to \(topic.name)-\(partition.index): \(code)")
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: sessions
+
+    enum Attach {
+        case attached(MQTTSessionBox, sessionPresent: Bool, previous: MQTTConnectionRef?)
+        case refused(ReasonCode, String)
+    }
+
+    /// The session of a CONNECT: a new one (clean start, or none kept), or the kept one.
+    func attach(clientID: String, cleanStart: Bool, receiveMaximum: Int, connection: MQTTConnectionRef) -> Attach {
+        sessions.withLockedValue { all in
+            let existing = all[clientID]
+            if existing == nil && all.count >= settings.sessionsMax {
+                return .refused(.quotaExceeded, "\(settings.sessionsMax) sessions (mqtt.max.sessions)")
+            }
+            let box: MQTTSessionBox
+            var present = false
+            if let existing, !cleanStart {
+                box = existing
+                present = true
+            } else {
+                box = MQTTSessionBox(MQTTSession(clientID: clientID, receiveMaximum: receiveMaximum,
+                                                 queuedMessagesMax: settings.queuedMessagesMax, subscriptionsMax: settings.subscriptionsMax))
+                all[clientID] = box
+            }
+            let previous = existing?.state.withLockedValue { s -> MQTTConnectionRef? in
+                let was = s.connection
+                s.connection = nil
+                s.expiry?.cancel()
+                s.expiry = nil
+                s.will?.cancel()
+                s.will = nil
+                return was
+            }
+            box.state.withLockedValue { s in
+                if present { s.session.reattached(receiveMaximum: receiveMaximum) }
+                s.connection = connection
+                s.wakePending = false
+            }
+            return .attached(box, sessionPresent: present, previous: previous)
+        }
+    }
+
+    /// The connection `connectionID` of `box` ended: a session that does not outlive it goes; one
+    /// that does is removed `expirySeconds` later unless its client is back.
+    func detach(_ box: MQTTSessionBox, connectionID: UInt64, expirySeconds: UInt32) {
+        let expiry = min(expirySeconds, settings.sessionExpiryMaxSeconds)
+        let ours = box.state.withLockedValue { s -> Bool in
+            guard s.connection?.id == connectionID else { return false }
+            s.connection = nil
+            s.wakePending = false
+            return true
+        }
+        guard ours else { return }
+        if expiry == 0 { return remove(box) }
+        let task = loop.scheduleTask(in: .seconds(Int64(expiry))) { [weak box] in
+            guard let box, box.state.withLockedValue({ $0.connection == nil }) else { return }
+            self.remove(box)
+        }
+        box.state.withLockedValue { s in
+            if s.connection == nil { s.expiry = task } else { task.cancel() }
+        }
+    }
+
+    func remove(_ box: MQTTSessionBox) {
+        sessions.withLockedValue { all in
+            if all[box.clientID] === box { all[box.clientID] = nil }
+        }
+    }
+
+    var sessionCount: Int { sessions.withLockedValue { $0.count } }
+
+    // MARK: wills
+
+    /// Publishes `will` of `clientID` now, or after its delay unless the session is taken up again.
+    func publishWill(_ will: MQTTWill, clientID: String, box: MQTTSessionBox) {
+        let publish = MQTTPublish(topic: will.topic, qos: will.qos, retain: will.retain, properties: will.properties, payload: will.payload)
+        let delay = Int64(min(will.properties.willDelayInterval ?? 0, settings.sessionExpiryMaxSeconds))
+        guard delay > 0 else { return loop.execute { self.write(publish, clientID: clientID) } }
+        let task = loop.scheduleTask(in: .seconds(delay)) { self.write(publish, clientID: clientID) }
+        box.state.withLockedValue { s in
+            if s.connection == nil { s.will = task } else { task.cancel() }
+        }
+    }
+
+    /// Writes a message the server itself publishes (a will), with its retained copy. On `loop`.
+    func write(_ publish: MQTTPublish, clientID: String) {
+        guard let topic = mapping.kafkaTopic(for: publish.topic) else {
+            return logger.info("will of \(clientID) on \(publish.topic) not written: no Kafka topic maps it")
+        }
+        let now = broker.clock.now().ms
+        var records = [(topic, MQTTRecords.record(publish, clientID: clientID, nowMs: now))]
+        if publish.retain { records.append(retainedRecord(publish, clientID: clientID, nowMs: now)) }
+        produce(records, scope: scope).whenComplete { result in
+            switch result {
+            case .success: if publish.retain { self.setRetained(publish, clientID: clientID) }
+            case .failure(let error): self.logger.warning("will of \(clientID) on \(publish.topic) not written: \(error)")
+            }
+        }
+    }
+
+    // MARK: retained messages
+
+    /// The retained topic's record of `publish`: its payload, or a tombstone for an empty one.
+    func retainedRecord(_ publish: MQTTPublish, clientID: String, nowMs: Int64) -> (topic: String, record: SimpleRecord) {
+        var record = MQTTRecords.record(publish, clientID: clientID, nowMs: nowMs)
+        if publish.payload.readableBytes == 0 { record.value = nil }
+        return (settings.retainedTopic, record)
+    }
+
+    /// Keeps (or, for an empty payload, drops) `publish` as its topic's retained message.
+    func setRetained(_ publish: MQTTPublish, clientID: String) {
+        retained.withLockedValue { all in
+            if publish.payload.readableBytes == 0 {
+                all[publish.topic] = nil
+            } else if all[publish.topic] != nil || all.count < settings.retainedMessagesMax {
+                all[publish.topic] = MQTTSession.Message(topic: publish.topic, payload: publish.payload, qos: publish.qos, retain: true,
+                                                         publisher: clientID, properties: publish.properties)
+            } else {
+                Self.warnings.warn(logger, "retained message on \(publish.topic) not kept: \(settings.retainedMessagesMax) retained messages (mqtt.max.retained.messages)")
+            }
+        }
+    }
+
+    func retainedMessages(matching filter: String) -> [MQTTSession.Message] {
+        retained.withLockedValue { all in
+            all.values.filter { MQTTTopic.matches(filter: filter, name: $0.topic) }.sorted { $0.topic < $1.topic }
+        }
+    }
+}
+

@@ -1,0 +1,49 @@
+import BrookBroker
+import Logging
+import NIOCore
+import NIOPosix
+
+extension BrookServer {
+    /// Binds `mqtt.listeners` (after reading the retained messages), sharing the event loops and
+    /// the connection limits with the Kafka listeners. Returns the bound addresses.
+    func startMQTT() throws -> [SocketAddress] {
+        let listeners = broker.config.mqtt.listeners
+        guard !listeners.isEmpty else { return [] }
+        let gateway = try MQTTGateway(broker: broker, loop: group.next(), logger: logger)
+        gateway.loadRetained()
+        gateway.startRouting()
+        mqtt.withLockedValue { $0 = gateway }
+        let limits = self.limits
+        let logger = gateway.logger
+        var bound: [SocketAddress] = []
+        for listener in listeners {
+            let bootstrap = ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 1024)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(AcceptPause(logger: logger))
+                    }
+                }
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.autoRead, value: true)
+                .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
+                .childChannelInitializer { channel in
+                    let ip = channel.remoteAddress?.ipAddress ?? "?"
+                    if let refused = limits.admit(ip) {
+                        ConnectionLimits.refusals.warn(logger, "closing an MQTT connection from \(ip) as it is accepted: \(refused)")
+                        return channel.close()
+                    }
+                    channel.closeFuture.whenComplete { _ in limits.release(ip) }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(MQTTConnection(gateway: gateway, logger: logger))
+                    }
+                }
+            let channel = try bootstrap.bind(host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port).wait()
+            channels.withLockedValue { $0.append(channel) }
+            if let address = channel.localAddress { bound.append(address) }
+        }
+        logger.info("MQTT served on \(bound.map { "\($0)" }.joined(separator: ", ")); messages land in \(gateway.mapping.kafkaTopics.joined(separator: ", "))")
+        return bound
+    }
+}

@@ -1,0 +1,203 @@
+import BrookBroker
+import BrookClient
+import BrookCore
+import BrookMQTT
+import BrookProtocol
+import BrookRecords
+import NIOCore
+
+/// The router: one long-polling fetch over every partition of the Kafka topics MQTT maps to that
+/// this node leads, each record handed to the sessions subscribed to its MQTT topic. Messages
+/// from MQTT clients and records from Kafka producers take the same way to subscribers.
+extension MQTTGateway {
+    func startRouting() {
+        loop.execute { self.routeNext() }
+    }
+
+    func stop() {
+        running.withLockedValue { $0 = false }
+        loop.execute { self.scope.close() }
+    }
+
+    func routeNext() {
+        guard running.withLockedValue({ $0 }) else { return }
+        let state = router.value
+        let now = NIODeadline.now()
+        if state.refreshSoon || !state.scanned || now - state.lastRefresh >= Self.refreshInterval {
+            state.refreshSoon = false
+            state.lastRefresh = now
+            refreshPartitions().whenComplete { result in
+                if case .failure(let error) = result { Self.warnings.warn(self.logger, "MQTT router: cannot list its partitions: \(error)") }
+                self.routeAfter(self.router.value.positions.isEmpty ? .seconds(1) : .zero)
+            }
+            return
+        }
+        guard !state.positions.isEmpty else { return routeAfter(.seconds(1)) }
+        let request = FetchRequest(replicaId: NodeID(-1), maxWaitMs: Self.fetchWaitMs, minBytes: 1, maxBytes: Self.fetchBytesMax,
+                                   isolationLevel: 1, topics: state.positions.sorted { $0.key < $1.key }.map { topic, partitions in
+                                       .init(topic: topic, partitions: partitions.sorted { $0.key < $1.key }.map { index, offset in
+                                           .init(partition: index, fetchOffset: offset, partitionMaxBytes: Self.partitionFetchBytesMax)
+                                       })
+                                   })
+        kafka.send(request, version: 12, scope: scope).whenComplete { result in
+            switch result {
+            case .success(let answer):
+                self.route(answer)
+                self.routeAfter(.zero)
+            case .failure(let error):
+                Self.warnings.warn(self.logger, "MQTT router: fetch failed: \(error)")
+                self.routeAfter(.seconds(1))
+            }
+        }
+    }
+
+    func routeAfter(_ delay: TimeAmount) {
+        if delay == .zero { loop.execute { self.routeNext() } } else { loop.scheduleTask(in: delay) { self.routeNext() } }
+    }
+
+    /// Hands what a fetch brought to the sessions and moves the positions past it.
+    func route(_ answer: FetchResponse) {
+        let state = router.value
+        let now = broker.clock.now().ms
+        var messages: [MQTTSession.Message] = []
+        for topic in answer.responses {
+            for partition in topic.partitions {
+                guard let from = state.positions[topic.topic]?[partition.partitionIndex] else { continue }
+                let code = ErrorCode(rawValue: partition.errorCode)
+                if code == .offsetOutOfRange {
+                    // Retention passed the position: go on from the log start (or the end, when ahead).
+                    let next = from < partition.logStartOffset ? partition.logStartOffset : partition.highWatermark
+                    state.positions[topic.topic]?[partition.partitionIndex] = next
+                    continue
+                }
+                guard code == .none else {
+                    state.positions[topic.topic]?[partition.partitionIndex] = nil
+                    state.refreshSoon = true
+                    continue
+                }
+                guard case .bytes(let bytes)? = partition.records, bytes.readableBytes > 0 else { continue }
+                var next = from
+                _ = bytes.withUnsafeReadableBytes { raw in
+                    RecordBatchHeader.forEachBatch(in: raw) { header, _ in next = max(next, header.nextOffset) }
+                }
+                do {
+                    for record in try RecordDecoding.records(in: bytes, partition: partition.partitionIndex, from: from) {
+                        if let message = MQTTRecords.message(record, nowMs: now) { messages.append(message) }
+                    }
+                } catch {
+                    Self.warnings.warn(logger, "MQTT router: records of \(topic.topic)-\(partition.partitionIndex) at \(from): \(error)")
+                }
+                state.positions[topic.topic]?[partition.partitionIndex] = next
+            }
+        }
+        guard !messages.isEmpty else { return }
+        for box in sessions.withLockedValue({ Array($0.values) }) { box.offer(messages) }
+    }
+
+    /// Finds the partitions this node leads of the mapped topics. Those seen at the first look
+    /// are read from their end (the node's start); later ones, new, from their start.
+    func refreshPartitions() -> EventLoopFuture<Void> {
+        let topics = mapping.kafkaTopics
+        let lookup = MetadataRequest(topics: topics.map { .init(name: $0) }, allowAutoTopicCreation: false)
+        return kafka.send(lookup, version: 12, scope: scope).flatMap { answer in
+            let state = self.router.value
+            let node = self.broker.config.nodeID
+            var led: [String: Set<Int32>] = [:]
+            for topic in answer.topics where topic.errorCode == 0 {
+                guard let name = topic.name else { continue }
+                self.partitionCounts.withLockedValue { $0[name] = Int32(topic.partitions.count) }
+                led[name] = Set(topic.partitions.filter { $0.errorCode == 0 && $0.leaderId == node }.map(\.partitionIndex))
+            }
+            // Partitions no longer led here are dropped; new ones get a starting position.
+            for (topic, partitions) in state.positions {
+                state.positions[topic] = partitions.filter { led[topic]?.contains($0.key) ?? false }
+                if state.positions[topic]!.isEmpty { state.positions[topic] = nil }
+            }
+            let fresh = led.flatMap { topic, partitions in
+                partitions.filter { state.positions[topic]?[$0] == nil }.map { (topic, $0) }
+            }
+            let first = !state.scanned
+            state.scanned = true
+            guard !fresh.isEmpty else { return self.loop.makeSucceededFuture(()) }
+            let request = ListOffsetsRequest(replicaId: NodeID(-1), isolationLevel: 1, topics: Dictionary(grouping: fresh, by: \.0).map { topic, entries in
+                .init(name: topic, partitions: entries.map { .init(partitionIndex: $0.1, timestamp: first ? -1 : -2) })
+            })
+            return self.kafka.send(request, version: 7, scope: self.scope).map { offsets in
+                let state = self.router.value
+                for topic in offsets.topics {
+                    for partition in topic.partitions where partition.errorCode == 0 {
+                        state.positions[topic.name, default: [:]][partition.partitionIndex] = partition.offset
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the retained topic from its start to its end into the retained messages (at the
+    /// node's start, before MQTT clients are taken).
+    func loadRetained(timeout: TimeAmount = .seconds(30)) {
+        let deadline = NIODeadline.now() + timeout
+        let topic = settings.retainedTopic
+        let promise = loop.makePromise(of: Int.self)
+        loop.execute {
+            let lookup = MetadataRequest(topics: [.init(name: topic)], allowAutoTopicCreation: false)
+            self.kafka.send(lookup, version: 12, scope: self.scope).whenComplete { result in
+                guard case .success(let answer) = result, let found = answer.topics.first, found.errorCode == 0 else { return promise.succeed(0) }
+                let node = self.broker.config.nodeID
+                let partitions = found.partitions.filter { $0.leaderId == node }.map(\.partitionIndex)
+                self.loadRetained(topic, positions: Dictionary(uniqueKeysWithValues: partitions.map { ($0, Offset(0)) }),
+                                  deadline: deadline, loaded: 0, promise: promise)
+            }
+        }
+        do {
+            let count = try promise.futureResult.wait()
+            if count > 0 { logger.info("MQTT: \(count) retained messages read from \(topic)") }
+        } catch {
+            logger.warning("MQTT: retained messages not read from \(topic): \(error)")
+        }
+    }
+
+    private func loadRetained(_ topic: String, positions: [Int32: Offset], deadline: NIODeadline, loaded: Int,
+                              promise: EventLoopPromise<Int>) {
+        guard !positions.isEmpty else { return promise.succeed(loaded) }
+        guard NIODeadline.now() < deadline else { return promise.fail(MQTTError(.unspecifiedError, "still reading when the time was up")) }
+        let request = FetchRequest(replicaId: NodeID(-1), maxWaitMs: 0, minBytes: 0, maxBytes: Self.fetchBytesMax, isolationLevel: 1,
+                                   topics: [.init(topic: topic, partitions: positions.map {
+                                       .init(partition: $0.key, fetchOffset: $0.value, partitionMaxBytes: Self.partitionFetchBytesMax)
+                                   })])
+        kafka.send(request, version: 12, scope: scope).whenComplete { result in
+            guard case .success(let answer) = result else { return promise.succeed(loaded) }
+            var positions = positions
+            var loaded = loaded
+            let now = self.broker.clock.now().ms
+            for partition in answer.responses.first?.partitions ?? [] {
+                guard let from = positions[partition.partitionIndex] else { continue }
+                guard partition.errorCode == 0, case .bytes(let bytes)? = partition.records, bytes.readableBytes > 0 else {
+                    positions[partition.partitionIndex] = nil
+                    continue
+                }
+                var next = from
+                _ = bytes.withUnsafeReadableBytes { raw in
+                    RecordBatchHeader.forEachBatch(in: raw) { header, _ in next = max(next, header.nextOffset) }
+                }
+                let records = (try? RecordDecoding.records(in: bytes, partition: partition.partitionIndex, from: from)) ?? []
+                self.retained.withLockedValue { all in
+                    for record in records {
+                        guard let key = record.key, let name = String(validating: key, as: UTF8.self) else { continue }
+                        if let message = MQTTRecords.message(record, nowMs: now), !message.payload.readableBytes.isZero {
+                            if all[name] != nil || all.count < self.settings.retainedMessagesMax { all[name] = message; loaded += 1 }
+                        } else {
+                            all[name] = nil
+                        }
+                    }
+                }
+                positions[partition.partitionIndex] = next >= partition.highWatermark || next == from ? nil : next
+            }
+            self.loadRetained(topic, positions: positions, deadline: deadline, loaded: loaded, promise: promise)
+        }
+    }
+}
+
+extension Int {
+    fileprivate var isZero: Bool { self == 0 }
+}
