@@ -43,6 +43,14 @@ if ! command -v promtool >/dev/null 2>&1; then
         || { echo "interop: could not install promtool (apt-get install prometheus)" >&2; exit 2; }
 fi
 
+# mosquitto_pub / mosquitto_sub (Debian's mosquitto-clients): the MQTT listener's tests.
+if ! command -v mosquitto_sub >/dev/null 2>&1; then
+    echo "interop: installing mosquitto-clients"
+    { as_root env DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -qq \
+        && as_root env DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq mosquitto-clients; } >/dev/null 2>&1 \
+        || { echo "interop: could not install mosquitto-clients" >&2; exit 2; }
+fi
+
 # Chromium and its driver (Debian's): the console's tests run it headless through Selenium.
 if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
     echo "interop: installing chromium and chromium-driver"
@@ -58,16 +66,18 @@ import confluent_kafka, kafka, pytest
 import snappy, lz4.frame, zstandard  # kafka-python's codecs
 import cryptography  # OAUTHBEARER's signed tokens
 import selenium  # the console's browser tests
+import paho.mqtt  # the MQTT listener's tests
 def v(s):
     return tuple(int(x) for x in re.findall(r"\d+", s)[:2])
 ck = getattr(confluent_kafka, "__version__", None) or confluent_kafka.version()
 assert v(ck if isinstance(ck, str) else ck[0]) >= (2, 16)
 assert (3, 0) <= v(kafka.__version__) < (4, 0)
 assert v(pytest.__version__) >= (8, 0)
+assert v(paho.mqtt.__version__) >= (2, 0)
 PY
 }
 if ! clients_ok; then
-    echo "interop: installing confluent-kafka, kafka-python, its codecs, pytest, selenium"
+    echo "interop: installing confluent-kafka, kafka-python, its codecs, pytest, selenium, paho-mqtt"
     pip_install() { timeout 600 python3 -m pip install -q --disable-pip-version-check "$@" -r tests/interop/requirements.txt 2>&1 \
         | grep -v -i -e "running pip as the 'root' user" -e "^\s*$" || true; }
     pip_install

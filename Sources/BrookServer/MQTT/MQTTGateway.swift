@@ -109,60 +109,92 @@ final class MQTTGateway: Sendable {
     // MARK: topics
 
     /// How many partitions `topic` has, creating it (with the broker's defaults; the retained
-    /// topic compacted) when it does not exist. On `scope`'s loop.
+    /// topic compacted) when it does not exist, and waiting until its partitions have leaders.
+    /// On `scope`'s loop.
     func partitions(of topic: String, scope: ConnectionScope) -> EventLoopFuture<Int32> {
         if let known = partitionCounts.withLockedValue({ $0[topic] }) { return scope.eventLoop.makeSucceededFuture(known) }
-        let lookup = MetadataRequest(topics: [.init(name: topic)], allowAutoTopicCreation: false)
-        return kafka.send(lookup, version: 12, scope: scope).flatMap { answer in
-            if let found = answer.topics.first, found.errorCode == 0, !found.partitions.isEmpty {
+        return lookUp(topic, scope: scope, created: false, deadline: .now() + Self.topicWait)
+    }
+
+    /// How long a write waits for its topic to be created and led.
+    static let topicWait = TimeAmount.seconds(15)
+    static let retryBackoff = TimeAmount.milliseconds(100)
+
+    private func lookUp(_ topic: String, scope: ConnectionScope, created: Bool, deadline: NIODeadline) -> EventLoopFuture<Int32> {
+        let loop = scope.eventLoop
+        let request = MetadataRequest(topics: [.init(name: topic)], allowAutoTopicCreation: false)
+        return kafka.send(request, version: 12, scope: scope).flatMap { answer in
+            let found = answer.topics.first
+            if let found, found.errorCode == 0, !found.partitions.isEmpty,
+               found.partitions.allSatisfy({ $0.errorCode == 0 && $0.leaderId.value >= 0 }) {
                 let count = Int32(found.partitions.count)
                 self.partitionCounts.withLockedValue { $0[topic] = count }
-                return scope.eventLoop.makeSucceededFuture(count)
+                return loop.makeSucceededFuture(count)
+            }
+            guard NIODeadline.now() < deadline else {
+                return loop.makeFailedFuture(MQTTError(.serverUnavailable, "topic \(topic) has no led partitions"))
+            }
+            let exists = found.map { ErrorCode(rawValue: $0.errorCode) != .unknownTopicOrPartition } ?? false
+            guard !exists && !created else {
+                return loop.scheduleTask(in: Self.retryBackoff) {}.futureResult.flatMap {
+                    self.lookUp(topic, scope: scope, created: created, deadline: deadline)
+                }
             }
             let configs: [CreateTopicsRequest.CreatableTopic.CreatableTopicConfig] =
                 topic == self.settings.retainedTopic ? [.init(name: "cleanup.policy", value: "compact")] : []
             let create = CreateTopicsRequest(topics: [.init(name: topic, numPartitions: -1, replicationFactor: -1, configs: configs)])
-            return self.kafka.send(create, version: 7, scope: scope).flatMapThrowing { created in
-                let result = created.topics.first
-                let code = ErrorCode(rawValue: result?.errorCode ?? 0)
-                guard code == .none || code == .topicAlreadyExists, let count = result?.numPartitions else {
-                    throw MQTTError(.implementationSpecificError, "cannot create topic \(topic): \(code) \(result?.errorMessage ?? "")")
+            return self.kafka.send(create, version: 7, scope: scope).flatMap { answer in
+                let code = ErrorCode(rawValue: answer.topics.first?.errorCode ?? 0)
+                guard code == .none || code == .topicAlreadyExists else {
+                    return loop.makeFailedFuture(MQTTError(.implementationSpecificError,
+                                                           "cannot create topic \(topic): \(code) \(answer.topics.first?.errorMessage ?? "")"))
                 }
-                self.logger.info("created topic \(topic) for MQTT messages")
-                self.loop.execute { self.router.value.refreshSoon = true }
-                guard count > 0 else { throw MQTTError(.implementationSpecificError, "topic \(topic) has no partitions yet") }
-                self.partitionCounts.withLockedValue { $0[topic] = count }
-                return count
+                if code == .none {
+                    self.logger.info("created topic \(topic) for MQTT messages")
+                    self.loop.execute { self.router.value.refreshSoon = true }
+                }
+                return self.lookUp(topic, scope: scope, created: true, deadline: deadline)
             }
         }
     }
 
     /// Writes `records` (each to its Kafka topic, in the partition its key hashes to, as Kafka's
-    /// default partitioner puts it) with acks=all. Fails when any partition refused them.
-    func produce(_ records: [(topic: String, record: SimpleRecord)], scope: ConnectionScope) -> EventLoopFuture<Void> {
+    /// default partitioner puts it) with acks=all. A partition without a leader for now (a topic
+    /// just created, a leader moving) is tried again, alone, until `deadline`; any other refusal
+    /// fails the write.
+    func produce(_ records: [(topic: String, record: SimpleRecord)], scope: ConnectionScope,
+                 deadline: NIODeadline = .now() + MQTTGateway.topicWait) -> EventLoopFuture<Void> {
+        let loop = scope.eventLoop
         let topics = Array(Set(records.map(\.topic))).sorted()
         let counts = topics.map { partitions(of: $0, scope: scope) }
-        return EventLoopFuture.whenAllSucceed(counts, on: scope.eventLoop).flatMap { found in
+        return EventLoopFuture.whenAllSucceed(counts, on: loop).flatMap { found in
             let countOf = Dictionary(uniqueKeysWithValues: zip(topics, found))
-            var grouped: [String: [Int32: [SimpleRecord]]] = [:]
-            for (topic, record) in records {
-                let partition = Partitioner.partition(forKey: record.key ?? [], count: countOf[topic]!)
-                grouped[topic, default: [:]][partition, default: []].append(record)
+            var grouped: [String: [Int32: [(topic: String, record: SimpleRecord)]]] = [:]
+            for entry in records {
+                let partition = Partitioner.partition(forKey: entry.record.key ?? [], count: countOf[entry.topic]!)
+                grouped[entry.topic, default: [:]][partition, default: []].append(entry)
             }
             let request = ProduceRequest(acks: -1, timeoutMs: Self.produceTimeoutMs, topicData: grouped.map { topic, partitions in
                 .init(name: topic, partitionData: partitions.map { index, batch in
-                    .init(index: index, records: .bytes(ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: Offset(0), records: batch))))
+                    .init(index: index, records: .bytes(ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: Offset(0), records: batch.map(\.record)))))
                 })
             })
-            return self.kafka.send(request, version: 9, scope: scope).flatMapThrowing { answer in
+            return self.kafka.send(request, version: 9, scope: scope).flatMap { answer in
+                var again: [(topic: String, record: SimpleRecord)] = []
                 for topic in answer.responses {
                     for partition in topic.partitionResponses where partition.errorCode != 0 {
                         let code = ErrorCode(rawValue: partition.errorCode)
-                        if code == .unknownTopicOrPartition || code == .notLeaderOrFollower {
-                            self.partitionCounts.withLockedValue { $0[topic.name] = nil }
+                        let retriable = code == .unknownTopicOrPartition || code == .notLeaderOrFollower || code == .leaderNotAvailable
+                        guard retriable, NIODeadline.now() < deadline else {
+                            return loop.makeFailedFuture(MQTTError(.unspecifiedError, "writing to \(topic.name)-\(partition.index): \(code)"))
                         }
-                        throw MQTTError(.unspecifiedError, "writing to \(topic.name)-\(partition.index): \(code)")
+                        self.partitionCounts.withLockedValue { $0[topic.name] = nil }
+                        again += grouped[topic.name]?[partition.index] ?? []
                     }
+                }
+                guard !again.isEmpty else { return loop.makeSucceededFuture(()) }
+                return loop.scheduleTask(in: Self.retryBackoff) {}.futureResult.flatMap {
+                    self.produce(again, scope: scope, deadline: deadline)
                 }
             }
         }

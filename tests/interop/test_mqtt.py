@@ -1,0 +1,527 @@
+"""The MQTT listener (issue 20) with real MQTT clients: Debian's mosquitto_pub / mosquitto_sub and
+paho-mqtt (PyPI), at 3.1.1 and 5.0; Kafka clients (confluent-kafka, kcat) on the same data.
+
+Each broker here has `mqtt.listeners` on a free port. MQTT messages land in Kafka topics keyed by
+their MQTT topic; Kafka records reach MQTT subscribers. Raw sockets check what the clients cannot
+be made to do (a repeated QoS 2 publish, a bad packet, a silent client)."""
+from __future__ import annotations
+
+import queue
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from brook_interop import ck_consumer, ck_producer
+from conftest import free_port
+
+import paho.mqtt.client as paho
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+STEP = 15.0  # seconds any one exchange may take
+
+
+def mqtt_overrides(port: int, **extra) -> dict:
+    return {"mqtt.listeners": f"mqtt://127.0.0.1:{port}", "num.partitions": "3", **extra}
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on MQTT port {port}")
+
+
+@pytest.fixture(scope="module")
+def mqtt_broker(tmp_path_factory):
+    from conftest import _finish, _launch
+
+    port = free_port()
+    b = _launch(tmp_path_factory, "mqtt", mqtt_overrides(port))
+    b.mqtt_port = port
+    wait_port(port)
+    yield b
+    _finish(b)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# --------------------------------------------------------------------------------------------
+# paho and raw-socket helpers
+
+
+class Paho:
+    """A connected paho client whose received messages queue up in `.messages`."""
+
+    def __init__(self, port: int, client_id: str = "", v5: bool = False, clean: bool = True, will=None,
+                 keepalive: int = 60, connect_properties=None) -> None:
+        protocol = paho.MQTTv5 if v5 else paho.MQTTv311
+        kwargs = {} if v5 else {"clean_session": clean}
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **kwargs)
+        self.messages: "queue.Queue" = queue.Queue()
+        self.connected: "queue.Queue" = queue.Queue()
+        self.subscribed: "queue.Queue" = queue.Queue()
+        self.client.on_message = lambda c, u, m: self.messages.put(m)
+        self.client.on_connect = lambda c, u, flags, rc, props: self.connected.put((flags, rc, props))
+        self.client.on_subscribe = lambda c, u, mid, rcs, props: self.subscribed.put(rcs)
+        if will:
+            self.client.will_set(*will)
+        start = {"clean_start": clean, "properties": connect_properties} if v5 else {}
+        self.client.connect("127.0.0.1", port, keepalive=keepalive, **start)
+        self.client.loop_start()
+        flags, rc, props = self.connected.get(timeout=STEP)
+        assert not rc.is_failure, f"CONNECT refused: {rc}"
+        self.session_present = flags.session_present
+        self.connack_properties = props
+
+    def subscribe(self, topic: str, qos: int = 1, **kw) -> list:
+        self.client.subscribe(topic, qos=qos, **kw)
+        return self.subscribed.get(timeout=STEP)
+
+    def publish(self, topic: str, payload, qos: int = 1, retain: bool = False, properties=None) -> None:
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        info.wait_for_publish(timeout=STEP)
+        assert info.is_published(), f"publish to {topic} not acknowledged"
+
+    def expect(self, n: int = 1, timeout: float = STEP) -> list:
+        out = []
+        deadline = time.monotonic() + timeout
+        while len(out) < n:
+            left = deadline - time.monotonic()
+            assert left > 0, f"got {len(out)} of {n} messages: {[(m.topic, m.payload) for m in out]}"
+            try:
+                out.append(self.messages.get(timeout=left))
+            except queue.Empty:
+                pass
+        return out
+
+    def nothing_more(self, wait: float = 1.0) -> None:
+        time.sleep(wait)
+        extra = []
+        while not self.messages.empty():
+            extra.append(self.messages.get())
+        assert not extra, f"unexpected messages: {[(m.topic, m.payload) for m in extra]}"
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def s16(b: bytes) -> bytes:
+    return len(b).to_bytes(2, "big") + b
+
+
+def packet(first: int, body: bytes) -> bytes:
+    n, out = len(body), bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            break
+    return bytes([first]) + bytes(out) + body
+
+
+def raw_connect(port: int, client_id: bytes, level: int = 4, flags: int = 0x02, keepalive: int = 60, tail: bytes = b"") -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=STEP)
+    props = b"\x00" if level == 5 else b""
+    s.sendall(packet(0x10, s16(b"MQTT") + bytes([level, flags]) + keepalive.to_bytes(2, "big") + props + s16(client_id) + tail))
+    ack = read_packet(s)
+    assert ack[0] == 0x20 and ack[1][1] == 0, f"CONNACK {ack}"
+    return s
+
+
+def read_packet(s: socket.socket):
+    """(first byte, body) of the next packet; None when the server closed the connection."""
+    first = s.recv(1)
+    if not first:
+        return None
+    length, shift = 0, 0
+    while True:
+        byte = s.recv(1)[0]
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    body = b""
+    while len(body) < length:
+        chunk = s.recv(length - len(body))
+        assert chunk, "closed inside a packet"
+        body += chunk
+    return first[0], body
+
+
+def closed_by_server(s: socket.socket, timeout: float = STEP) -> list:
+    """The packets the server sent before it closed the connection (fails if it did not)."""
+    s.settimeout(timeout)
+    seen = []
+    try:
+        while True:
+            p = read_packet(s)
+            if p is None:
+                return seen
+            seen.append(p)
+    except ConnectionResetError:
+        return seen
+
+
+def find_records(bootstrap: str, topic: str, key: bytes, wait: float = 8.0) -> list:
+    """Every record of `topic` with `key`, read for `wait` seconds (other tests share the topic)."""
+    c = ck_consumer(bootstrap)
+    c.subscribe([topic])
+    found = []
+    deadline = time.monotonic() + wait
+    try:
+        while time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error() and m.key() == key:
+                found.append(m)
+    finally:
+        c.close()
+    return found
+
+
+def kafka_records(bootstrap: str, topic: str, n: int, timeout: float = STEP) -> list:
+    """The first `n` records of `topic` (all partitions), read with confluent-kafka."""
+    c = ck_consumer(bootstrap)
+    c.subscribe([topic])
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < n and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                out.append(m)
+    finally:
+        c.close()
+    assert len(out) == n, f"{len(out)} of {n} records in {topic}"
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# MQTT to MQTT and to Kafka
+
+
+@pytest.mark.parametrize("version", ["mqttv311", "mqttv5"])
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_mosquitto_clients_every_qos(mqtt_broker, version, qos):
+    if shutil.which("mosquitto_pub") is None:
+        pytest.fail("mosquitto-clients is not installed (scripts/interop.sh installs it)")
+    port = mqtt_broker.mqtt_port
+    base = unique("mosq")
+    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-V", version, "-q", str(qos),
+                            "-t", f"{base}/#", "-v", "-C", "3", "-W", "20"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)  # subscribed
+        for i in range(3):
+            subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-V", version, "-q", str(qos),
+                            "-t", f"{base}/dev{i}", "-m", f"reading {i}"], check=True, timeout=STEP)
+        out, _ = sub.communicate(timeout=25)
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+    lines = sorted(out.splitlines())
+    assert lines == [f"{base}/dev{i} reading {i}" for i in range(3)]
+
+
+def test_device_data_reaches_kafka_consumers(mqtt_broker):
+    """Keyed by MQTT topic, payload as value, QoS and 5.0 properties as headers."""
+    base = unique("kafka")
+    p = Paho(mqtt_broker.mqtt_port, client_id=unique("dev"), v5=True)
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [("site", "north")]
+    props.ContentType = "application/json"
+    p.publish(f"{base}/t1", b'{"c": 21.5}', qos=1, properties=props)
+    p.close()
+    records = find_records(mqtt_broker.bootstrap, "mqtt-messages", f"{base}/t1".encode())
+    assert records, "the MQTT message was not found in mqtt-messages"
+    headers = dict(records[0].headers())
+    assert records[0].value() == b'{"c": 21.5}'
+    assert headers["site"] == b"north"
+    assert headers["content-type"] == b"application/json"
+    assert headers["mqtt.qos"] == b"1"
+
+
+def test_kafka_records_reach_mqtt_subscribers(mqtt_broker):
+    """A Kafka producer's record, keyed by an MQTT topic, reaches MQTT subscribers of it; its
+    headers are 5.0 user properties."""
+    base = unique("cmd")
+    sub5 = Paho(mqtt_broker.mqtt_port, v5=True)
+    sub3 = Paho(mqtt_broker.mqtt_port)
+    assert sub5.subscribe(f"{base}/+/set", qos=1)
+    assert sub3.subscribe(f"{base}/#", qos=0)
+    prod = ck_producer(mqtt_broker.bootstrap)
+    prod.produce("mqtt-messages", key=f"{base}/lamp/set", value=b"on", headers=[("origin", b"kafka")])
+    prod.produce("mqtt-messages", key=b"unrelated/topic", value=b"x")
+    assert prod.flush(STEP) == 0
+    m5 = sub5.expect(1)[0]
+    assert (m5.topic, m5.payload, m5.qos) == (f"{base}/lamp/set", b"on", 1)
+    assert ("origin", "kafka") in m5.properties.UserProperty
+    m3 = sub3.expect(1)[0]
+    assert (m3.topic, m3.payload, m3.qos) == (f"{base}/lamp/set", b"on", 0)
+    sub5.nothing_more(0.5)
+    sub5.close()
+    sub3.close()
+
+
+def test_kcat_produces_to_mqtt_subscriber(mqtt_broker):
+    base = unique("kcat")
+    sub = Paho(mqtt_broker.mqtt_port, v5=True)
+    sub.subscribe(f"{base}/#", qos=2)
+    subprocess.run(["kcat", "-b", mqtt_broker.bootstrap, "-P", "-t", "mqtt-messages", "-K", "|"],
+                   input=f"{base}/a|first\n{base}/b|second\n", text=True, check=True, timeout=STEP)
+    got = sorted((m.topic, m.payload, m.qos) for m in sub.expect(2))
+    assert got == [(f"{base}/a", b"first", 2), (f"{base}/b", b"second", 2)]
+    sub.close()
+
+
+def test_delivered_qos_is_the_lower_of_publish_and_subscription(mqtt_broker):
+    base = unique("qos")
+    sub = Paho(mqtt_broker.mqtt_port, v5=True)
+    sub.subscribe(f"{base}/x", qos=2)
+    pub = Paho(mqtt_broker.mqtt_port, v5=True)
+    pub.publish(f"{base}/x", b"q0", qos=0)
+    pub.publish(f"{base}/x", b"q1", qos=1)
+    got = sorted((m.payload, m.qos) for m in sub.expect(2))
+    assert got == [(b"q0", 0), (b"q1", 1)]
+    pub.close()
+    sub.close()
+
+
+def test_no_local_and_subscription_identifier(mqtt_broker):
+    from paho.mqtt.subscribeoptions import SubscribeOptions
+
+    base = unique("nl")
+    me = Paho(mqtt_broker.mqtt_port, client_id=unique("me"), v5=True)
+    props = Properties(PacketTypes.SUBSCRIBE)
+    props.SubscriptionIdentifier = 42
+    me.client.subscribe(f"{base}/#", options=SubscribeOptions(qos=1, noLocal=True), properties=props)
+    me.subscribed.get(timeout=STEP)
+    other = Paho(mqtt_broker.mqtt_port, v5=True)
+    me.publish(f"{base}/mine", b"mine")
+    other.publish(f"{base}/theirs", b"theirs")
+    m = me.expect(1)[0]
+    assert m.payload == b"theirs"
+    assert m.properties.SubscriptionIdentifier == [42]
+    me.nothing_more(0.5)
+    me.close()
+    other.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Retained messages, wills, sessions
+
+
+def test_retained_messages(mqtt_broker):
+    base = unique("ret")
+    pub = Paho(mqtt_broker.mqtt_port)
+    pub.publish(f"{base}/a", b"A", qos=1, retain=True)
+    pub.publish(f"{base}/b", b"B", qos=1, retain=True)
+    sub = Paho(mqtt_broker.mqtt_port, v5=True)
+    sub.subscribe(f"{base}/#", qos=1)
+    got = sorted((m.topic, m.payload, m.retain) for m in sub.expect(2))
+    assert got == [(f"{base}/a", b"A", True), (f"{base}/b", b"B", True)]
+    # An empty retained message clears it; live messages arrive with retain 0.
+    pub.publish(f"{base}/a", b"", qos=1, retain=True)
+    live = sub.expect(1)[0]
+    assert (live.topic, live.payload, live.retain) == (f"{base}/a", b"", False)
+    sub2 = Paho(mqtt_broker.mqtt_port)
+    sub2.subscribe(f"{base}/#", qos=1)
+    assert [(m.topic, m.payload) for m in sub2.expect(1)] == [(f"{base}/b", b"B")]
+    sub2.nothing_more(0.5)
+    for c in (pub, sub, sub2):
+        c.close()
+
+
+def test_retained_messages_survive_a_restart(broker_factory):
+    port = free_port()
+    b = broker_factory(mqtt_overrides(port))
+    wait_port(port)
+    pub = Paho(port)
+    pub.publish("home/door", b"closed", qos=1, retain=True)
+    pub.close()
+    b.restart()
+    wait_port(port)
+    sub = Paho(port)
+    sub.subscribe("home/#", qos=1)
+    m = sub.expect(1)[0]
+    assert (m.topic, m.payload, m.retain) == ("home/door", b"closed", True)
+    sub.close()
+    # They are records of a compacted topic, keyed by MQTT topic.
+    rec = kafka_records(b.bootstrap, "mqtt-retained", 1)[0]
+    assert (rec.key(), rec.value()) == (b"home/door", b"closed")
+
+
+def test_will_on_lost_connection_not_on_disconnect(mqtt_broker):
+    base = unique("will")
+    watcher = Paho(mqtt_broker.mqtt_port)
+    watcher.subscribe(f"{base}/#", qos=1)
+    polite = Paho(mqtt_broker.mqtt_port, will=(f"{base}/polite", b"gone", 1, False))
+    polite.close()  # DISCONNECT: the will is dropped
+    tail = s16(f"{base}/rude".encode()) + s16(b"gone")
+    s = raw_connect(mqtt_broker.mqtt_port, b"rude-client", flags=0x02 | 0x04 | 0x08, tail=tail)  # will, QoS 1
+    s.close()  # no DISCONNECT
+    m = watcher.expect(1)[0]
+    assert m.topic == f"{base}/rude"
+    watcher.nothing_more(1.0)
+    watcher.close()
+
+
+def test_will_after_keep_alive_expiry(mqtt_broker):
+    base = unique("ka")
+    watcher = Paho(mqtt_broker.mqtt_port)
+    watcher.subscribe(f"{base}/#", qos=1)
+    will = s16(f"{base}/silent".encode()) + s16(b"timed out")
+    s = socket.create_connection(("127.0.0.1", mqtt_broker.mqtt_port), timeout=STEP)
+    s.sendall(packet(0x10, s16(b"MQTT") + bytes([4, 0x02 | 0x04 | 0x08]) + (1).to_bytes(2, "big") + s16(b"silent-one") + will))
+    assert read_packet(s) == (0x20, b"\x00\x00")
+    started = time.monotonic()
+    assert closed_by_server(s, timeout=10) == []
+    waited = time.monotonic() - started
+    assert 1.4 <= waited <= 4.0, f"closed after {waited:.1f}s, keep-alive 1 s"
+    assert watcher.expect(1)[0].payload == b"timed out"
+    watcher.close()
+
+
+def test_persistent_session_queues_while_offline(mqtt_broker):
+    base = unique("sess")
+    cid = unique("persist")
+    first = Paho(mqtt_broker.mqtt_port, client_id=cid, clean=False)
+    assert first.session_present is False
+    first.subscribe(f"{base}/#", qos=1)
+    first.close()
+    pub = Paho(mqtt_broker.mqtt_port)
+    pub.publish(f"{base}/q1", b"while away", qos=1)
+    pub.publish(f"{base}/q0", b"dropped", qos=0)
+    pub.close()
+    time.sleep(0.5)
+    again = Paho(mqtt_broker.mqtt_port, client_id=cid, clean=False)
+    assert again.session_present is True
+    m = again.expect(1)[0]
+    assert (m.topic, m.payload) == (f"{base}/q1", b"while away")
+    again.nothing_more(0.5)
+    again.close()
+    # A clean session starts over: no subscription left.
+    clean = Paho(mqtt_broker.mqtt_port, client_id=cid, clean=True)
+    assert clean.session_present is False
+    clean.close()
+
+
+def test_session_expiry_and_takeover_v5(mqtt_broker):
+    cid = unique("v5sess")
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 60
+    a = Paho(mqtt_broker.mqtt_port, client_id=cid, v5=True, clean=True, connect_properties=props)
+    a.subscribe("takeover/#", qos=1)
+    disconnected = queue.Queue()
+    a.client.on_disconnect = lambda c, u, flags, rc, p: disconnected.put(rc)
+    b = Paho(mqtt_broker.mqtt_port, client_id=cid, v5=True, clean=False, connect_properties=props)
+    assert b.session_present is True
+    rc = disconnected.get(timeout=STEP)
+    assert rc.value == 0x8E, f"the first connection was told {rc}"
+    a.client.loop_stop()
+    b.close()
+
+
+def test_topic_alias(mqtt_broker):
+    base = unique("alias")
+    sub = Paho(mqtt_broker.mqtt_port)
+    sub.subscribe(f"{base}/#", qos=1)
+    pub = Paho(mqtt_broker.mqtt_port, v5=True)
+    assert pub.connack_properties.TopicAliasMaximum >= 1
+    first = Properties(PacketTypes.PUBLISH)
+    first.TopicAlias = 1
+    pub.publish(f"{base}/long/topic/name", b"one", qos=1, properties=first)
+    pub.publish("", b"two", qos=1, properties=first)  # the alias alone
+    got = [(m.topic, m.payload) for m in sub.expect(2)]
+    assert got == [(f"{base}/long/topic/name", b"one"), (f"{base}/long/topic/name", b"two")]
+    pub.close()
+    sub.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Exactly once, bad input
+
+
+def test_qos2_repeat_is_written_once(mqtt_broker):
+    topic = unique("eo") + "/x"
+    s = raw_connect(mqtt_broker.mqtt_port, b"eo-client")
+    publish = s16(topic.encode()) + (7).to_bytes(2, "big") + b"exactly"
+    s.sendall(packet(0x34, publish))
+    assert read_packet(s) == (0x50, b"\x00\x07")  # PUBREC
+    s.sendall(packet(0x3C, publish))  # DUP, same id, before PUBREL
+    assert read_packet(s) == (0x50, b"\x00\x07")
+    s.sendall(packet(0x62, b"\x00\x07"))  # PUBREL
+    assert read_packet(s) == (0x70, b"\x00\x07")  # PUBCOMP
+    s.close()
+    assert len(find_records(mqtt_broker.bootstrap, "mqtt-messages", topic.encode())) == 1
+
+
+def test_bad_packets_close_the_connection(mqtt_broker):
+    port = mqtt_broker.mqtt_port
+    # A protocol level the server does not speak: CONNACK "unacceptable protocol version".
+    s = socket.create_connection(("127.0.0.1", port), timeout=STEP)
+    s.sendall(packet(0x10, s16(b"MQTT") + bytes([9, 2, 0, 60]) + s16(b"x")))
+    assert closed_by_server(s) == [(0x20, b"\x00\x01")]
+    # Anything before CONNECT.
+    s = socket.create_connection(("127.0.0.1", port), timeout=STEP)
+    s.sendall(packet(0xC0, b""))
+    assert closed_by_server(s) == []
+    # A SUBSCRIBE with wrong flags (malformed) from a 5.0 client: DISCONNECT 0x81.
+    s = raw_connect(port, b"bad-5", level=5)
+    s.sendall(packet(0x80, (1).to_bytes(2, "big") + b"\x00" + s16(b"a/b") + b"\x01"))
+    seen = closed_by_server(s)
+    assert seen and seen[0][0] == 0xE0 and seen[0][1][0] == 0x81, seen
+    # A remaining length of five bytes.
+    s = raw_connect(port, b"bad-len")
+    s.sendall(bytes([0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]))
+    assert closed_by_server(s) == []
+    # A packet over mqtt.max.packet.bytes (1 MiB), refused from its length alone.
+    s = raw_connect(port, b"too-big", level=5)
+    s.sendall(bytes([0x30]) + bytes([0x80, 0x80, 0x80, 0x01]))  # 2 MiB announced
+    seen = closed_by_server(s)
+    assert seen and seen[0][0] == 0xE0 and seen[0][1][0] == 0x95, seen
+    # The broker is fine.
+    ok = Paho(port)
+    ok.close()
+
+
+def test_connect_timeout(broker_factory):
+    port = free_port()
+    broker_factory(mqtt_overrides(port, **{"mqtt.connect.timeout.ms": "500"}))
+    wait_port(port)
+    s = socket.create_connection(("127.0.0.1", port), timeout=STEP)
+    started = time.monotonic()
+    assert closed_by_server(s) == []
+    assert time.monotonic() - started < 5
+
+
+# --------------------------------------------------------------------------------------------
+# Mapping rules
+
+
+def test_mapping_rules_and_refused_topics(broker_factory):
+    port = free_port()
+    b = broker_factory(mqtt_overrides(port, **{"mqtt.topic.mappings": "sensors/+/temperature=sensor-temperature",
+                                               "mqtt.default.topic": ""}))
+    wait_port(port)
+    pub = Paho(port, v5=True)
+    pub.publish("sensors/s1/temperature", b"20.5", qos=1)
+    refused = pub.client.publish("other/topic", b"x", qos=1)
+    refused.wait_for_publish(timeout=STEP)
+    rec = kafka_records(b.bootstrap, "sensor-temperature", 1)[0]
+    assert (rec.key(), rec.value()) == (b"sensors/s1/temperature", b"20.5")
+    pub.close()
+    # A 3.1.1 client has no negative PUBACK: its connection is closed instead.
+    s = raw_connect(port, b"old-client")
+    s.sendall(packet(0x32, s16(b"other/topic") + (1).to_bytes(2, "big") + b"x"))
+    assert closed_by_server(s) == []
