@@ -525,3 +525,25 @@ def test_mapping_rules_and_refused_topics(broker_factory):
     s = raw_connect(port, b"old-client")
     s.sendall(packet(0x32, s16(b"other/topic") + (1).to_bytes(2, "big") + b"x"))
     assert closed_by_server(s) == []
+
+
+def test_mqtt_metrics(mqtt_broker):
+    import urllib.request
+
+    c = Paho(mqtt_broker.mqtt_port)
+    c.subscribe(unique("m") + "/#", qos=1)
+    c.publish(unique("m") + "/x", b"1", qos=1)
+    text = urllib.request.urlopen(mqtt_broker.http + "/metrics", timeout=STEP).read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("brook_mqtt_"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    assert values["brook_mqtt_connections"] >= 1
+    assert values['brook_mqtt_messages_in_total{qos="1"}'] >= 1
+    assert values["brook_mqtt_subscriptions"] >= 1
+    assert values["brook_mqtt_sessions"] >= 1
+    c.close()
+    if shutil.which("promtool"):
+        lint = subprocess.run(["promtool", "check", "metrics"], input=text, text=True, capture_output=True, timeout=STEP)
+        assert lint.returncode == 0, lint.stdout + lint.stderr

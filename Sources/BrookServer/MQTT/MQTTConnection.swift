@@ -76,6 +76,8 @@ final class MQTTConnection: ChannelDuplexHandler {
         logger[metadataKey: "peer"] = "\(context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?")"
         scope = ConnectionScope(eventLoop: context.eventLoop)
         lastPacket = context.eventLoop.now
+        gateway.stats.connectionsOpen.add(1)
+        gateway.stats.connectionsCreated.add(1)
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         connectTimeout = context.eventLoop.scheduleTask(in: .milliseconds(gateway.settings.connectTimeoutMs)) {
             guard handler.value.phase == .awaitingConnect else { return }
@@ -264,6 +266,7 @@ final class MQTTConnection: ChannelDuplexHandler {
 
     func publish(_ received: MQTTPublish) throws(MQTTError) {
         var publish = received
+        gateway.stats.messagesIn[Int(publish.qos.rawValue)].add(1)
         if let alias = publish.properties.topicAlias {
             guard alias <= gateway.settings.topicAliasMax else { throw MQTTError(.topicAliasInvalid, "topic alias \(alias) over the maximum \(gateway.settings.topicAliasMax)") }
             if publish.topic.isEmpty {
@@ -411,8 +414,10 @@ final class MQTTConnection: ChannelDuplexHandler {
             if bytes.readableBytes > clientPacketBytesMax {
                 // Larger than the client takes: discarded, as the specification has it.
                 if let id = publish.packetID { box.state.withLockedValue { $0.session.abandon(id) } }
+                gateway.stats.messagesDropped.add(1)
                 continue
             }
+            gateway.stats.messagesOut[Int(publish.qos.rawValue)].add(1)
             context.write(wrapOutboundOut(bytes), promise: nil)
         }
         context.flush()
@@ -466,6 +471,7 @@ final class MQTTConnection: ChannelDuplexHandler {
         guard phase != .closed else { return }
         let wasConnected = phase == .connected
         phase = .closed
+        gateway.stats.connectionsOpen.add(-1)
         connectTimeout?.cancel()
         keepAliveCheck?.cancel()
         scope?.close()

@@ -37,14 +37,14 @@ final class MQTTSessionBox: Sendable {
 
     /// Queues what of `messages` the session subscribed to; wakes its connection. A session
     /// without its client keeps QoS 1 and 2 messages only.
-    func offer(_ messages: [MQTTSession.Message]) {
+    func offer(_ messages: [MQTTSession.Message], stats: MQTTStats) {
         let wake: MQTTConnectionRef? = state.withLockedValue { s in
             guard !s.session.subscriptions.isEmpty else { return nil }
             var added = false
             for message in messages {
                 guard let publish = s.session.delivery(of: message) else { continue }
                 if s.connection == nil && publish.qos == .atMostOnce { continue }
-                added = s.session.enqueue(publish) || added
+                if s.session.enqueue(publish) { added = true } else { stats.messagesDropped.add(1) }
             }
             guard added, let connection = s.connection, !s.wakePending else { return nil }
             s.wakePending = true
@@ -52,6 +52,18 @@ final class MQTTSessionBox: Sendable {
         }
         wake?.wake()
     }
+}
+
+/// What the MQTT side counts (running totals; read by the metrics at each scrape).
+final class MQTTStats: Sendable {
+    let connectionsOpen = Counter()
+    let connectionsCreated = Counter()
+    /// Publishes received from clients, by QoS.
+    let messagesIn = [Counter(), Counter(), Counter()]
+    /// Messages sent to subscribers, by QoS.
+    let messagesOut = [Counter(), Counter(), Counter()]
+    /// Messages not delivered: a full queue, or larger than the client takes.
+    let messagesDropped = Counter()
 }
 
 /// The MQTT side of a node: sessions by client id, retained messages, the topic partition counts,
@@ -73,6 +85,7 @@ final class MQTTGateway: Sendable {
     let router: NIOLoopBound<Router>
     let running = NIOLockedValueBox(true)
     let nextConnectionID = NIOLockedValueBox<UInt64>(1)
+    let stats = MQTTStats()
     static let warnings = RateLimitedLog(perWindowMax: 10)
 
     /// Where the router reads, confined to the gateway's loop.
@@ -270,6 +283,15 @@ final class MQTTGateway: Sendable {
     }
 
     var sessionCount: Int { sessions.withLockedValue { $0.count } }
+
+    /// Subscriptions over every session (a scrape's count).
+    var subscriptionCount: Int {
+        sessions.withLockedValue { Array($0.values) }.reduce(0) { total, box in
+            total + box.state.withLockedValue { $0.session.subscriptions.count }
+        }
+    }
+
+    var retainedCount: Int { retained.withLockedValue { $0.count } }
 
     // MARK: wills
 

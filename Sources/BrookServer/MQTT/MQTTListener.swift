@@ -13,6 +13,7 @@ extension BrookServer {
         gateway.loadRetained()
         gateway.startRouting()
         mqtt.withLockedValue { $0 = gateway }
+        metrics?.attach(mqtt: gateway)
         let limits = self.limits
         let logger = gateway.logger
         var bound: [SocketAddress] = []

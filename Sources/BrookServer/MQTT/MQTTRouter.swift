@@ -91,7 +91,7 @@ extension MQTTGateway {
             }
         }
         guard !messages.isEmpty else { return }
-        for box in sessions.withLockedValue({ Array($0.values) }) { box.offer(messages) }
+        for box in sessions.withLockedValue({ Array($0.values) }) { box.offer(messages, stats: stats) }
     }
 
     /// Finds the partitions this node leads of the mapped topics. Those seen at the first look

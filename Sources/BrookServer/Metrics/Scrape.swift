@@ -141,8 +141,31 @@ struct Scrape: Sendable {
     var transactionsCommitted = CounterFamily("brook_transactions_committed_total", "Transactions this broker's coordinator committed")
     var transactionsAborted = CounterFamily("brook_transactions_aborted_total", "Transactions this broker's coordinator aborted")
 
+    // The MQTT listener.
+    var mqttConnections = GaugeFamily("brook_mqtt_connections", "MQTT connections open")
+    var mqttConnectionsCreated = CounterFamily("brook_mqtt_connections_created_total", "MQTT connections accepted")
+    var mqttSessions = GaugeFamily("brook_mqtt_sessions", "MQTT sessions kept, with their client connected or not")
+    var mqttSubscriptions = GaugeFamily("brook_mqtt_subscriptions", "Subscriptions over every MQTT session")
+    var mqttRetained = GaugeFamily("brook_mqtt_retained_messages", "Retained MQTT messages held")
+    var mqttIn = CounterFamily("brook_mqtt_messages_in_total", "PUBLISH packets received from MQTT clients, by QoS", labels: ["qos"])
+    var mqttOut = CounterFamily("brook_mqtt_messages_out_total", "Messages sent to MQTT subscribers, by QoS", labels: ["qos"])
+    var mqttDropped = CounterFamily("brook_mqtt_messages_dropped_total",
+                                    "Messages not delivered to a subscriber: its queue full (mqtt.max.queued.messages) or larger than it takes")
+
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
+    }
+
+    mutating func collectMQTT(_ gateway: MQTTGateway) {
+        let stats = gateway.stats
+        mqttConnections.set(Double(stats.connectionsOpen.count), in: registry)
+        mqttConnectionsCreated.update([([], Double(stats.connectionsCreated.count))], in: registry)
+        mqttSessions.set(Double(gateway.sessionCount), in: registry)
+        mqttSubscriptions.set(Double(gateway.subscriptionCount), in: registry)
+        mqttRetained.set(Double(gateway.retainedCount), in: registry)
+        mqttIn.update((0..<3).map { ([String($0)], Double(stats.messagesIn[$0].count)) }, in: registry)
+        mqttOut.update((0..<3).map { ([String($0)], Double(stats.messagesOut[$0].count)) }, in: registry)
+        mqttDropped.update([([], Double(stats.messagesDropped.count))], in: registry)
     }
 
     static func registerBuildInfo(_ registry: PrometheusCollectorRegistry) {
@@ -158,6 +181,7 @@ struct Scrape: Sendable {
         }
         if let quorum = sources.quorum { collectQuorum(quorum.now) }
         if let broker = sources.broker { collectBroker(broker, sources.limits, nowMs: nowMs) }
+        if let mqtt = sources.mqtt { collectMQTT(mqtt) }
     }
 
     mutating func collectProcess() {

@@ -23,6 +23,7 @@ public final class ServerMetrics: Sendable {
         var broker: Broker?
         var memory: RequestMemory?
         var quorum: QuorumStats?
+        var mqtt: MQTTGateway?
         var limits: Limits = Limits()
     }
 
@@ -56,6 +57,8 @@ public final class ServerMetrics: Sendable {
             $0.limits = Limits(partitionSeries: broker.config.metricsPartitionSeries, lagSeriesMax: broker.config.metricsLagSeriesMax)
         }
     }
+
+    func attach(mqtt: MQTTGateway) { sources.withLockedValue { $0.mqtt = mqtt } }
 
     func attach(memory: RequestMemory) { sources.withLockedValue { $0.memory = memory } }
 
