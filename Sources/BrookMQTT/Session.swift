@@ -6,9 +6,13 @@ import NIOCore
 /// is not clean, and feeds it packets and deliveries; it answers with what to send.
 public struct MQTTSession: Sendable {
     public struct Subscription: Sendable, Equatable {
+        /// The topic filter (for a shared subscription, the part after `$share/GROUP/`).
         public var filter: String
         public var options: SubscriptionOptions
         public var identifier: UInt32?
+        /// The share group of a shared subscription (`$share/GROUP/FILTER`), whose messages go to
+        /// one of the group's sessions each (the server picks which).
+        public var shareGroup: String?
     }
 
     /// A message to deliver: what the router found, before the session picks its QoS.
@@ -21,6 +25,8 @@ public struct MQTTSession: Sendable {
         /// The MQTT client that published it (nil: a Kafka producer), for No Local.
         public var publisher: String?
         public var properties: MQTTProperties
+        /// What splits a share group's messages among its sessions (the Kafka partition).
+        public var shard: Int32 = 0
 
         public init(topic: String, payload: ByteBuffer, qos: QoS, retain: Bool, publisher: String?, properties: MQTTProperties) {
             self.topic = topic
@@ -59,11 +65,14 @@ public struct MQTTSession: Sendable {
 
     // MARK: subscriptions
 
-    /// Adds or replaces a subscription; nil when there are too many. Returns whether it existed.
+    /// Adds or replaces a subscription to `filter` as SUBSCRIBE gave it (`$share/GROUP/FILTER`
+    /// for a shared one, valid); nil when there are too many. Returns whether it existed.
     public mutating func subscribe(_ filter: String, options: SubscriptionOptions, identifier: UInt32?) -> Bool? {
         let existed = subscriptions[filter] != nil
         guard existed || subscriptions.count < subscriptionsMax else { return nil }
-        subscriptions[filter] = Subscription(filter: filter, options: options, identifier: identifier)
+        let shared = (try? MQTTTopic.shared(filter)) ?? nil
+        subscriptions[filter] = Subscription(filter: shared?.filter ?? filter, options: options, identifier: identifier,
+                                             shareGroup: shared?.group)
         return existed
     }
 
@@ -77,7 +86,7 @@ public struct MQTTSession: Sendable {
         var qos: QoS?
         var retainAsPublished = false
         var identifiers: [UInt32] = []
-        for subscription in subscriptions.values where MQTTTopic.matches(filter: subscription.filter, name: message.topic) {
+        for subscription in subscriptions.values where subscription.shareGroup == nil && MQTTTopic.matches(filter: subscription.filter, name: message.topic) {
             if subscription.options.noLocal && message.publisher == clientID { continue }
             qos = max(qos ?? .atMostOnce, min(subscription.options.qos, message.qos))
             retainAsPublished = retainAsPublished || subscription.options.retainAsPublished
@@ -88,6 +97,17 @@ public struct MQTTSession: Sendable {
         properties.subscriptionIdentifiers = identifiers.sorted()
         return MQTTPublish(topic: message.topic, qos: qos, retain: retainAsPublished && message.retain, properties: properties,
                            payload: message.payload)
+    }
+
+    /// How `message` reaches this client through its shared subscription `key` (as subscribed,
+    /// `$share/GROUP/FILTER`), chosen for it among the group's sessions.
+    public func sharedDelivery(of message: Message, key: String) -> MQTTPublish? {
+        guard let subscription = subscriptions[key], subscription.shareGroup != nil,
+              MQTTTopic.matches(filter: subscription.filter, name: message.topic) else { return nil }
+        var properties = message.properties
+        properties.subscriptionIdentifiers = subscription.identifier.map { [$0] } ?? []
+        return MQTTPublish(topic: message.topic, qos: min(subscription.options.qos, message.qos),
+                           retain: subscription.options.retainAsPublished && message.retain, properties: properties, payload: message.payload)
     }
 
     // MARK: outbound

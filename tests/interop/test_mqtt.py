@@ -547,3 +547,42 @@ def test_mqtt_metrics(mqtt_broker):
     if shutil.which("promtool"):
         lint = subprocess.run(["promtool", "check", "metrics"], input=text, text=True, capture_output=True, timeout=STEP)
         assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_shared_subscription_splits_messages_and_shows_lag(mqtt_broker):
+    """`$share/GROUP/FILTER`: each message goes to one member; the members split the Kafka
+    partitions; `brook group describe mqtt-share-GROUP` shows the group's offsets."""
+    from conftest import BROOK_BIN
+
+    base = unique("shared")
+    group = unique("g")
+    members = [Paho(mqtt_broker.mqtt_port, v5=True) for _ in range(2)]
+    for m in members:
+        assert m.subscribe(f"$share/{group}/{base}/#", qos=1)[0].value == 1
+    pub = Paho(mqtt_broker.mqtt_port)
+    n = 30
+    for i in range(n):
+        pub.publish(f"{base}/sensor{i}", f"v{i}".encode(), qos=1)
+    got: list = []
+    deadline = time.monotonic() + STEP
+    while len(got) < n and time.monotonic() < deadline:
+        for m in members:
+            while not m.messages.empty():
+                got.append((members.index(m), m.messages.get().payload))
+        time.sleep(0.05)
+    payloads = sorted(p for _, p in got)
+    assert payloads == sorted(f"v{i}".encode() for i in range(n)), "each message once"
+    assert {who for who, _ in got} == {0, 1}, "both members get messages"
+    for m in members:
+        m.nothing_more(0.5)
+    # The share group's progress is a Kafka consumer group's committed offsets.
+    deadline = time.monotonic() + STEP
+    while True:
+        out = subprocess.run([str(BROOK_BIN), "group", "describe", "--bootstrap-server", mqtt_broker.bootstrap,
+                              f"mqtt-share-{group}"], capture_output=True, text=True, timeout=STEP)
+        if out.returncode == 0 and "mqtt-messages" in out.stdout:
+            break
+        assert time.monotonic() < deadline, out.stdout + out.stderr
+        time.sleep(0.5)
+    for c in members + [pub]:
+        c.close()

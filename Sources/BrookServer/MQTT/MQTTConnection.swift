@@ -163,11 +163,12 @@ final class MQTTConnection: ChannelDuplexHandler {
             let known = box.state.withLockedValue { $0.session.receivedPubrel(ack.packetID) }
             if known { inboundUnacknowledged -= 1 }
             send(.pubcomp(MQTTAck(packetID: ack.packetID, reason: known ? .success : .packetIdentifierNotFound)))
-        case .subscribe(let subscribe): subscribeTo(subscribe, box: box)
+        case .subscribe(let subscribe): try subscribeTo(subscribe, box: box)
         case .unsubscribe(let unsubscribe):
             let reasons = box.state.withLockedValue { s in
                 unsubscribe.filters.map { s.session.unsubscribe($0) ? ReasonCode.success : .noSubscriptionExisted }
             }
+            for filter in unsubscribe.filters where filter.hasPrefix("$share/") { gateway.leaveShare(filter, clientID: clientID) }
             send(.unsuback(MQTTSubAck(packetID: unsubscribe.packetID, reasons: reasons)))
         case .pingreq: send(.pingresp)
         case .disconnect(let disconnect):
@@ -223,7 +224,6 @@ final class MQTTConnection: ChannelDuplexHandler {
                 properties.receiveMaximum = UInt16(min(settings.inflightMessagesMax, 65_535))
                 properties.maximumPacketSize = UInt32(settings.packetBytesMax)
                 properties.topicAliasMaximum = UInt16(min(settings.topicAliasMax, 65_535))
-                properties.sharedSubscriptionAvailable = 0
                 if assigned { properties.assignedClientIdentifier = clientID }
                 if sessionExpirySeconds > settings.sessionExpiryMaxSeconds {
                     sessionExpirySeconds = settings.sessionExpiryMaxSeconds
@@ -361,7 +361,7 @@ final class MQTTConnection: ChannelDuplexHandler {
 
     // MARK: SUBSCRIBE
 
-    func subscribeTo(_ subscribe: MQTTSubscribe, box: MQTTSessionBox) {
+    func subscribeTo(_ subscribe: MQTTSubscribe, box: MQTTSessionBox) throws(MQTTError) {
         var reasons: [ReasonCode] = []
         var retained: [MQTTPublish] = []
         let identifier = subscribe.properties.subscriptionIdentifiers.first
@@ -370,15 +370,22 @@ final class MQTTConnection: ChannelDuplexHandler {
                 reasons.append(.topicFilterInvalid)
                 continue
             }
-            if filter.hasPrefix("$share/") {
-                reasons.append(.sharedSubscriptionsNotSupported)
+            let shared: (group: String, filter: String)?
+            do { shared = try MQTTTopic.shared(filter) } catch {
+                reasons.append(.topicFilterInvalid)
                 continue
             }
+            if shared != nil && options.noLocal { throw .protocolError("No Local on the shared subscription \(filter)") }
             guard let existed = box.state.withLockedValue({ $0.session.subscribe(filter, options: options, identifier: identifier) }) else {
                 reasons.append(.quotaExceeded)
                 continue
             }
             reasons.append(.granted(options.qos))
+            if let shared {
+                // Retained messages are not sent to a shared subscription (MQTT 5.0, 4.8.2).
+                gateway.joinShare(filter, group: shared.group, filter: shared.filter, clientID: clientID)
+                continue
+            }
             let sendRetained = options.retainHandling == .sendAtSubscribe || (options.retainHandling == .sendAtNewSubscribe && !existed)
             guard sendRetained else { continue }
             for message in gateway.retainedMessages(matching: filter) {

@@ -35,6 +35,29 @@ final class MQTTSessionBox: Sendable {
         state = NIOLockedValueBox(State(session: session))
     }
 
+    /// Queues `message` for the session's shared subscription `key`, chosen for it in its group.
+    func offerShared(_ message: MQTTSession.Message, key: String, stats: MQTTStats) {
+        let wake: MQTTConnectionRef? = state.withLockedValue { s in
+            guard let publish = s.session.sharedDelivery(of: message, key: key) else { return nil }
+            if s.connection == nil && publish.qos == .atMostOnce { return nil }
+            guard s.session.enqueue(publish) else {
+                stats.messagesDropped.add(1)
+                return nil
+            }
+            guard let connection = s.connection, !s.wakePending else { return nil }
+            s.wakePending = true
+            return connection
+        }
+        wake?.wake()
+    }
+
+    var isConnected: Bool { state.withLockedValue { $0.connection != nil } }
+
+    /// The session's shared subscriptions, as subscribed (`$share/GROUP/FILTER`).
+    var sharedKeys: [String] {
+        state.withLockedValue { s in s.session.subscriptions.filter { $0.value.shareGroup != nil }.map(\.key) }
+    }
+
     /// Queues what of `messages` the session subscribed to; wakes its connection. A session
     /// without its client keeps QoS 1 and 2 messages only.
     func offer(_ messages: [MQTTSession.Message], stats: MQTTStats) {
@@ -86,6 +109,15 @@ final class MQTTGateway: Sendable {
     let running = NIOLockedValueBox(true)
     let nextConnectionID = NIOLockedValueBox<UInt64>(1)
     let stats = MQTTStats()
+    /// Share groups: each shared subscription as subscribed (`$share/GROUP/FILTER`) and the
+    /// client ids of the sessions in it, sorted.
+    let shares = NIOLockedValueBox<[String: Share]>([:])
+
+    struct Share: Sendable {
+        var group: String
+        var filter: String
+        var members: [String]
+    }
     static let warnings = RateLimitedLog(perWindowMax: 10)
 
     /// Where the router reads, confined to the gateway's loop.
@@ -94,6 +126,7 @@ final class MQTTGateway: Sendable {
         var scanned = false
         var lastRefresh = NIODeadline.uptimeNanoseconds(0)
         var refreshSoon = false
+        var lastShareCommit = NIODeadline.uptimeNanoseconds(0)
     }
 
     static let refreshInterval = TimeAmount.seconds(5)
@@ -229,6 +262,7 @@ final class MQTTGateway: Sendable {
             }
             let box: MQTTSessionBox
             var present = false
+            if let existing, cleanStart { leaveShares(existing) }
             if let existing, !cleanStart {
                 box = existing
                 present = true
@@ -277,10 +311,41 @@ final class MQTTGateway: Sendable {
     }
 
     func remove(_ box: MQTTSessionBox) {
-        sessions.withLockedValue { all in
-            if all[box.clientID] === box { all[box.clientID] = nil }
+        let removed = sessions.withLockedValue { all in
+            guard all[box.clientID] === box else { return false }
+            all[box.clientID] = nil
+            return true
+        }
+        if removed { leaveShares(box) }
+    }
+
+    // MARK: shared subscriptions
+
+    func joinShare(_ key: String, group: String, filter: String, clientID: String) {
+        shares.withLockedValue { all in
+            var share = all[key] ?? Share(group: group, filter: filter, members: [])
+            if !share.members.contains(clientID) {
+                share.members.append(clientID)
+                share.members.sort()
+            }
+            all[key] = share
         }
     }
+
+    func leaveShare(_ key: String, clientID: String) {
+        shares.withLockedValue { all in
+            all[key]?.members.removeAll { $0 == clientID }
+            if all[key]?.members.isEmpty == true { all[key] = nil }
+        }
+    }
+
+    func leaveShares(_ box: MQTTSessionBox) {
+        for key in box.sharedKeys { leaveShare(key, clientID: box.clientID) }
+    }
+
+    /// The Kafka consumer group a share group's progress is committed to (`brook group describe`
+    /// shows its lag).
+    static func kafkaGroup(ofShare group: String) -> String { "mqtt-share-" + group }
 
     var sessionCount: Int { sessions.withLockedValue { $0.count } }
 

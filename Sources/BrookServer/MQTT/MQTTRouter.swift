@@ -43,6 +43,7 @@ extension MQTTGateway {
             switch result {
             case .success(let answer):
                 self.route(answer)
+                self.commitShareGroups()
                 self.routeAfter(.zero)
             case .failure(let error):
                 Self.warnings.warn(self.logger, "MQTT router: fetch failed: \(error)")
@@ -82,7 +83,10 @@ extension MQTTGateway {
                 }
                 do {
                     for record in try RecordDecoding.records(in: bytes, partition: partition.partitionIndex, from: from) {
-                        if let message = MQTTRecords.message(record, nowMs: now) { messages.append(message) }
+                        if var message = MQTTRecords.message(record, nowMs: now) {
+                            message.shard = partition.partitionIndex
+                            messages.append(message)
+                        }
                     }
                 } catch {
                     Self.warnings.warn(logger, "MQTT router: records of \(topic.topic)-\(partition.partitionIndex) at \(from): \(error)")
@@ -91,7 +95,55 @@ extension MQTTGateway {
             }
         }
         guard !messages.isEmpty else { return }
-        for box in sessions.withLockedValue({ Array($0.values) }) { box.offer(messages, stats: stats) }
+        let boxes = sessions.withLockedValue { $0 }
+        for box in boxes.values { box.offer(messages, stats: stats) }
+        routeShared(messages, boxes: boxes)
+    }
+
+    /// Each message of a shared subscription goes to one session of its group: the one its Kafka
+    /// partition falls to (so the members split the partitions, as a consumer group's do), or
+    /// the next connected one when that one's client is away.
+    func routeShared(_ messages: [MQTTSession.Message], boxes: [String: MQTTSessionBox]) {
+        let shares = self.shares.withLockedValue { $0 }
+        for (key, share) in shares where !share.members.isEmpty {
+            for message in messages where MQTTTopic.matches(filter: share.filter, name: message.topic) {
+                let start = Int(message.shard) % share.members.count
+                var chosen: MQTTSessionBox?
+                for step in 0..<share.members.count {
+                    guard let box = boxes[share.members[(start + step) % share.members.count]] else { continue }
+                    if chosen == nil { chosen = box }
+                    if box.isConnected {
+                        chosen = box
+                        break
+                    }
+                }
+                chosen?.offerShared(message, key: key, stats: stats)
+            }
+        }
+    }
+
+    /// Commits the router's positions as the offsets of each share group's Kafka consumer group
+    /// (at most once a second), so that `brook group describe` shows how far it is.
+    func commitShareGroups() {
+        let state = router.value
+        let groups = Set(shares.withLockedValue { $0.values.map(\.group) })
+        let now = NIODeadline.now()
+        guard !groups.isEmpty, now - state.lastShareCommit >= .seconds(1), !state.positions.isEmpty else { return }
+        state.lastShareCommit = now
+        let topics: [OffsetCommitRequest.OffsetCommitRequestTopic] = state.positions.sorted { $0.key < $1.key }.map { topic, partitions in
+            .init(name: topic, partitions: partitions.sorted { $0.key < $1.key }.map { .init(partitionIndex: $0.key, committedOffset: $0.value) })
+        }
+        for group in groups.sorted() {
+            let request = OffsetCommitRequest(groupId: Self.kafkaGroup(ofShare: group), generationIdOrMemberEpoch: -1, memberId: "", topics: topics)
+            kafka.send(request, version: 8, scope: scope).whenComplete { result in
+                let failed: String? = switch result {
+                case .success(let answer):
+                    answer.topics.flatMap(\.partitions).first { $0.errorCode != 0 }.map { "\(ErrorCode(rawValue: $0.errorCode))" }
+                case .failure(let error): "\(error)"
+                }
+                if let failed { Self.warnings.warn(self.logger, "MQTT share group \(group): offsets not committed: \(failed)") }
+            }
+        }
     }
 
     /// Finds the partitions this node leads of the mapped topics. Those seen at the first look
