@@ -3,7 +3,8 @@ import BrookMQTT
 /// The MQTT listener's settings (`mqtt.*`): where it listens, how MQTT topics map to Kafka
 /// topics, and its bounds.
 public struct MQTTSettings: Sendable, Equatable {
-    /// `mqtt.listeners` (`mqtt://HOST:PORT`, comma-separated; none by default).
+    /// `mqtt.listeners` (`mqtt://HOST:PORT` for MQTT over TCP, `ws://HOST:PORT` for MQTT over
+    /// WebSocket; comma-separated; none by default).
     public var listeners: [Listener] = []
     /// `mqtt.default.topic`: where messages of an MQTT topic no rule maps land; empty refuses them.
     public var defaultTopic: String? = "mqtt-messages"
@@ -48,8 +49,8 @@ public struct MQTTSettings: Sendable, Equatable {
         switch key {
         case "mqtt.listeners":
             listeners = value.trimmed.isEmpty ? [] : try Listener.parseList(value, key: key)
-            for listener in listeners where listener.name.lowercased() != "mqtt" {
-                throw .invalid(key, value, "expected mqtt://HOST:PORT (\(listener.name) is not served)")
+            for listener in listeners where !["mqtt", "ws"].contains(listener.name.lowercased()) {
+                throw .invalid(key, value, "expected mqtt://HOST:PORT or ws://HOST:PORT (\(listener.name) is not served)")
             }
             guard listeners.count <= 8 else { throw .invalid(key, value, "at most 8 listeners") }
         case "mqtt.default.topic":

@@ -64,10 +64,13 @@ class Paho:
     """A connected paho client whose received messages queue up in `.messages`."""
 
     def __init__(self, port: int, client_id: str = "", v5: bool = False, clean: bool = True, will=None,
-                 keepalive: int = 60, connect_properties=None) -> None:
+                 keepalive: int = 60, connect_properties=None, websocket: bool = False) -> None:
         protocol = paho.MQTTv5 if v5 else paho.MQTTv311
         kwargs = {} if v5 else {"clean_session": clean}
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **kwargs)
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
+                                  transport="websockets" if websocket else "tcp", **kwargs)
+        if websocket:
+            self.client.ws_set_options(path="/mqtt")
         self.messages: "queue.Queue" = queue.Queue()
         self.connected: "queue.Queue" = queue.Queue()
         self.subscribed: "queue.Queue" = queue.Queue()
@@ -586,3 +589,30 @@ def test_shared_subscription_splits_messages_and_shows_lag(mqtt_broker):
         time.sleep(0.5)
     for c in members + [pub]:
         c.close()
+
+
+def test_mqtt_over_websocket(broker_factory):
+    import urllib.error
+    import urllib.request
+
+    port, ws_port = free_port(), free_port()
+    broker_factory({"mqtt.listeners": f"mqtt://127.0.0.1:{port},ws://127.0.0.1:{ws_port}", "num.partitions": "1"})
+    wait_port(port)
+    wait_port(ws_port)
+    base = unique("ws")
+    tcp = Paho(port)
+    tcp.subscribe(f"{base}/#", qos=1)
+    for v5 in (False, True):
+        ws = Paho(ws_port, v5=v5, websocket=True)
+        ws.subscribe(f"{base}/back", qos=1)
+        ws.publish(f"{base}/from-browser", b"hello" + bytes([v5]), qos=1)
+        assert tcp.expect(1)[0].payload == b"hello" + bytes([v5])
+        tcp.publish(f"{base}/back", b"reply", qos=1)
+        assert ws.expect(1)[0].payload == b"reply"
+        tcp.expect(1)  # its own reply
+        ws.close()
+    tcp.close()
+    # A plain HTTP request is refused.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{ws_port}/mqtt", timeout=STEP)
+    assert refused.value.code == 400

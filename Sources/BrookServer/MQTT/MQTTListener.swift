@@ -18,6 +18,7 @@ extension BrookServer {
         let logger = gateway.logger
         var bound: [SocketAddress] = []
         for listener in listeners {
+            let webSocket = listener.name.lowercased() == "ws"
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -36,8 +37,13 @@ extension BrookServer {
                         return channel.close()
                     }
                     channel.closeFuture.whenComplete { _ in limits.release(ip) }
-                    return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(MQTTConnection(gateway: gateway, logger: logger))
+                    guard webSocket else {
+                        return channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(MQTTConnection(gateway: gateway, logger: logger))
+                        }
+                    }
+                    return MQTTWebSocket.configure(channel, frameBytesMax: gateway.settings.packetBytesMax + 16) {
+                        MQTTConnection(gateway: gateway, logger: logger)
                     }
                 }
             let channel = try bootstrap.bind(host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port).wait()
