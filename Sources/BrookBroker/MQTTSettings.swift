@@ -12,6 +12,9 @@ public struct MQTTSettings: Sendable, Equatable {
     public var rules: [MQTTTopicMapping.Rule] = []
     /// `mqtt.retained.topic`: the compacted topic holding retained messages, keyed by MQTT topic.
     public var retainedTopic = "mqtt-retained"
+    /// `mqtt.sessions.topic`: the compacted topic holding persistent sessions (subscriptions,
+    /// QoS 2 messages awaiting release), keyed by client id, read back at a start.
+    public var sessionsTopic = "mqtt-sessions"
     /// `mqtt.max.packet.bytes`: a bigger packet closes its connection (0x95); also told to 5.0 clients.
     public var packetBytesMax = 1_048_576
     /// `mqtt.max.inflight.messages`: unacknowledged QoS 1 and 2 messages each way per client
@@ -66,6 +69,10 @@ public struct MQTTSettings: Sendable, Equatable {
             let name = value.trimmed
             if let problem = TopicRegistry.validateName(name) { throw .invalid(key, value, problem.message) }
             retainedTopic = name
+        case "mqtt.sessions.topic":
+            let name = value.trimmed
+            if let problem = TopicRegistry.validateName(name) { throw .invalid(key, value, problem.message) }
+            sessionsTopic = name
         case "mqtt.max.packet.bytes": packetBytesMax = try int(64...268_435_460)
         case "mqtt.max.inflight.messages": inflightMessagesMax = try int(1...65_535)
         case "mqtt.max.queued.messages": queuedMessagesMax = try int(1...1_000_000)

@@ -63,6 +63,52 @@ public struct MQTTSession: Sendable {
         self.subscriptionsMax = subscriptionsMax
     }
 
+    // MARK: persistence
+
+    /// What of a session outlives the server: its subscriptions and the QoS 2 messages awaiting
+    /// their PUBREL (kept in a compacted topic by client id). Queued messages are not in it.
+    public struct Snapshot: Codable, Sendable, Equatable {
+        public struct Entry: Codable, Sendable, Equatable {
+            /// As subscribed (`$share/GROUP/FILTER` for a shared one).
+            public var key: String
+            public var qos: UInt8
+            public var noLocal: Bool
+            public var retainAsPublished: Bool
+            public var retainHandling: UInt8
+            public var identifier: UInt32?
+        }
+        public var clientID: String
+        public var expirySeconds: UInt32
+        public var subscriptions: [Entry]
+        public var awaitingRelease: [UInt16]
+        /// When it was saved; a session without its client expires `expirySeconds` after.
+        public var savedAtMs: Int64
+    }
+
+    public func snapshot(expirySeconds: UInt32, nowMs: Int64) -> Snapshot {
+        Snapshot(clientID: clientID, expirySeconds: expirySeconds,
+                 subscriptions: subscriptions.sorted { $0.key < $1.key }.map { key, s in
+                     Snapshot.Entry(key: key, qos: s.options.qos.rawValue, noLocal: s.options.noLocal,
+                                    retainAsPublished: s.options.retainAsPublished, retainHandling: s.options.retainHandling.rawValue,
+                                    identifier: s.identifier)
+                 },
+                 awaitingRelease: awaitingRelease.sorted(), savedAtMs: nowMs)
+    }
+
+    /// The session a snapshot describes; nil when it does not hold together (a bad filter, QoS).
+    public init?(restoring snapshot: Snapshot, receiveMaximum: Int, queuedMessagesMax: Int, subscriptionsMax: Int) {
+        self.init(clientID: snapshot.clientID, receiveMaximum: receiveMaximum, queuedMessagesMax: queuedMessagesMax,
+                  subscriptionsMax: subscriptionsMax)
+        for entry in snapshot.subscriptions.prefix(subscriptionsMax) {
+            let inner = ((try? MQTTTopic.shared(entry.key)) ?? nil)?.filter ?? entry.key
+            guard MQTTTopic.isValidFilter(inner), let qos = QoS(rawValue: entry.qos),
+                  let handling = SubscriptionOptions.RetainHandling(rawValue: entry.retainHandling) else { return nil }
+            _ = subscribe(entry.key, options: SubscriptionOptions(qos: qos, noLocal: entry.noLocal, retainAsPublished: entry.retainAsPublished,
+                                                                  retainHandling: handling), identifier: entry.identifier)
+        }
+        awaitingRelease = Set(snapshot.awaitingRelease.filter { $0 != 0 })
+    }
+
     // MARK: subscriptions
 
     /// Adds or replaces a subscription to `filter` as SUBSCRIBE gave it (`$share/GROUP/FILTER`

@@ -616,3 +616,49 @@ def test_mqtt_over_websocket(broker_factory):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"http://127.0.0.1:{ws_port}/mqtt", timeout=STEP)
     assert refused.value.code == 400
+
+
+def test_persistent_sessions_survive_a_restart(broker_factory):
+    """Subscriptions and QoS 2 messages awaiting their PUBREL live in the compacted topic
+    mqtt-sessions: after a restart the client's session is present, its subscription delivers,
+    and a repeat of a QoS 2 message it sent before the restart is not written twice."""
+    port = free_port()
+    b = broker_factory(mqtt_overrides(port))
+    wait_port(port)
+    base = unique("restart")
+    first = Paho(port, client_id="keeper", clean=False)
+    first.subscribe(f"{base}/+/cmd", qos=1)
+    first.close()
+    short = Properties(PacketTypes.CONNECT)
+    short.SessionExpiryInterval = 1
+    brief = Paho(port, client_id="brief", v5=True, clean=True, connect_properties=short)
+    brief.subscribe(f"{base}/#", qos=1)
+    brief.close()
+    # A QoS 2 message received (PUBREC) but not released when the broker stops.
+    s = raw_connect(port, b"exact", flags=0)  # clean session 0: persistent
+    topic = f"{base}/eo"
+    publish = s16(topic.encode()) + (9).to_bytes(2, "big") + b"once"
+    s.sendall(packet(0x34, publish))
+    assert read_packet(s) == (0x50, b"\x00\x09")
+    s.close()
+    b.restart()
+    wait_port(port)
+    again = Paho(port, client_id="keeper", clean=False)
+    assert again.session_present is True
+    pub = Paho(port)
+    pub.publish(f"{base}/lamp/cmd", b"on", qos=1)
+    assert [(m.topic, m.payload) for m in again.expect(1)] == [(f"{base}/lamp/cmd", b"on")]
+    time.sleep(1.5)
+    expired = Paho(port, client_id="brief", v5=True, clean=False, connect_properties=short)
+    assert expired.session_present is False
+    s = socket.create_connection(("127.0.0.1", port), timeout=STEP)
+    s.sendall(packet(0x10, s16(b"MQTT") + bytes([4, 0]) + (60).to_bytes(2, "big") + s16(b"exact")))
+    assert read_packet(s) == (0x20, b"\x01\x00")  # session present
+    s.sendall(packet(0x3C, publish))  # the repeat, DUP
+    assert read_packet(s) == (0x50, b"\x00\x09")
+    s.sendall(packet(0x62, b"\x00\x09"))
+    assert read_packet(s) == (0x70, b"\x00\x09")
+    s.close()
+    assert len(find_records(b.bootstrap, "mqtt-messages", topic.encode())) == 1
+    for c in (again, pub, expired):
+        c.close()

@@ -70,6 +70,8 @@ final class MQTTConnection: ChannelDuplexHandler {
     }
 
     var v5: Bool { version == .v5 }
+    /// The session outlives the connection (and is kept in the sessions topic).
+    var persistent: Bool { sessionExpirySeconds > 0 }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -161,15 +163,20 @@ final class MQTTConnection: ChannelDuplexHandler {
             drainDeliveries()
         case .pubrel(let ack):
             let known = box.state.withLockedValue { $0.session.receivedPubrel(ack.packetID) }
-            if known { inboundUnacknowledged -= 1 }
-            send(.pubcomp(MQTTAck(packetID: ack.packetID, reason: known ? .success : .packetIdentifierNotFound)))
+            let answer = MQTTPacket.pubcomp(MQTTAck(packetID: ack.packetID, reason: known ? .success : .packetIdentifierNotFound))
+            guard known else { return send(answer) }
+            inboundUnacknowledged -= 1
+            // The release is kept before it is answered: a restart must not take a later message
+            // with this id for a repeat.
+            afterSaving(box) { $0.send(answer) }
         case .subscribe(let subscribe): try subscribeTo(subscribe, box: box)
         case .unsubscribe(let unsubscribe):
             let reasons = box.state.withLockedValue { s in
                 unsubscribe.filters.map { s.session.unsubscribe($0) ? ReasonCode.success : .noSubscriptionExisted }
             }
             for filter in unsubscribe.filters where filter.hasPrefix("$share/") { gateway.leaveShare(filter, clientID: clientID) }
-            send(.unsuback(MQTTSubAck(packetID: unsubscribe.packetID, reasons: reasons)))
+            let answer = MQTTPacket.unsuback(MQTTSubAck(packetID: unsubscribe.packetID, reasons: reasons))
+            afterSaving(box) { $0.send(answer) }
         case .pingreq: send(.pingresp)
         case .disconnect(let disconnect):
             if v5, let expiry = disconnect.properties.sessionExpiryInterval {
@@ -233,6 +240,11 @@ final class MQTTConnection: ChannelDuplexHandler {
             send(.connack(MQTTConnAck(sessionPresent: sessionPresent, properties: properties)))
             logger.debug("MQTT \(version) client connected (clean start \(connect.cleanStart), session present \(sessionPresent))")
             scheduleKeepAliveCheck()
+            if persistent {
+                gateway.saveSession(box, expirySeconds: sessionExpirySeconds).whenFailure { [logger] error in
+                    logger.warning("MQTT session not saved at CONNECT: \(error)")
+                }
+            }
             for packet in box.state.withLockedValue({ $0.session.resend() }) { send(packet) }
             drainDeliveries()
         }
@@ -296,6 +308,10 @@ final class MQTTConnection: ChannelDuplexHandler {
         }
         let now = gateway.broker.clock.now().ms
         pendingRecords.append((topic, MQTTRecords.record(publish, clientID: clientID, nowMs: now)))
+        if publish.qos == .exactlyOnce && persistent, let box {
+            // Written with the message: a restart still knows the id awaits its PUBREL.
+            pendingRecords.append(gateway.sessionRecord(box, expirySeconds: sessionExpirySeconds))
+        }
         if publish.retain {
             pendingRecords.append(gateway.retainedRecord(publish, clientID: clientID, nowMs: now))
             pending.retained.append(publish)
@@ -395,12 +411,30 @@ final class MQTTConnection: ChannelDuplexHandler {
                                             payload: message.payload))
             }
         }
-        send(.suback(MQTTSubAck(packetID: subscribe.packetID, reasons: reasons)))
-        guard !retained.isEmpty else { return }
-        box.state.withLockedValue { s in
-            for publish in retained { _ = s.session.enqueue(publish) }
+        let answer = MQTTPacket.suback(MQTTSubAck(packetID: subscribe.packetID, reasons: reasons))
+        afterSaving(box) { connection in
+            connection.send(answer)
+            guard !retained.isEmpty else { return }
+            box.state.withLockedValue { s in
+                for publish in retained { _ = s.session.enqueue(publish) }
+            }
+            connection.drainDeliveries()
         }
-        drainDeliveries()
+    }
+
+    /// Runs `then` once a persistent session's change is written to the sessions topic (at once
+    /// for a session that ends with its connection); a failed write ends the connection instead.
+    func afterSaving(_ box: MQTTSessionBox, then: @escaping (MQTTConnection) -> Void) {
+        guard persistent, let scope else { return then(self) }
+        gateway.saveSession(box, expirySeconds: sessionExpirySeconds, scope: scope).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success:
+                then(self)
+                self.context?.flush()
+            case .failure(let error):
+                self.refuse(MQTTError(.unspecifiedError, "the session could not be saved: \(error)"))
+            }
+        }
     }
 
     // MARK: delivering
@@ -484,6 +518,12 @@ final class MQTTConnection: ChannelDuplexHandler {
         scope?.close()
         guard wasConnected, let box else { return }
         if let will { gateway.publishWill(will, clientID: clientID, box: box) }
+        if persistent && box.state.withLockedValue({ $0.connection?.id == id }) {
+            // Saved again as it ends: its expiry counts from now, also across a restart.
+            gateway.saveSession(box, expirySeconds: sessionExpirySeconds).whenFailure { [logger] error in
+                logger.warning("MQTT session not saved as its connection ended: \(error)")
+            }
+        }
         gateway.detach(box, connectionID: id, expirySeconds: sessionExpirySeconds)
     }
 }

@@ -4,6 +4,7 @@ import BrookCore
 import BrookMQTT
 import BrookProtocol
 import BrookRecords
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -25,6 +26,8 @@ final class MQTTSessionBox: Sendable {
         var wakePending = false
         var expiry: Scheduled<Void>?
         var will: Scheduled<Void>?
+        /// A record of it is in the sessions topic (removed with a tombstone when it ends).
+        var persisted = false
     }
 
     let clientID: String
@@ -187,7 +190,7 @@ final class MQTTGateway: Sendable {
                 }
             }
             let configs: [CreateTopicsRequest.CreatableTopic.CreatableTopicConfig] =
-                topic == self.settings.retainedTopic ? [.init(name: "cleanup.policy", value: "compact")] : []
+                [self.settings.retainedTopic, self.settings.sessionsTopic].contains(topic) ? [.init(name: "cleanup.policy", value: "compact")] : []
             let create = CreateTopicsRequest(topics: [.init(name: topic, numPartitions: -1, replicationFactor: -1, configs: configs)])
             return self.kafka.send(create, version: 7, scope: scope).flatMap { answer in
                 let code = ErrorCode(rawValue: answer.topics.first?.errorCode ?? 0)
@@ -262,7 +265,10 @@ final class MQTTGateway: Sendable {
             }
             let box: MQTTSessionBox
             var present = false
-            if let existing, cleanStart { leaveShares(existing) }
+            if let existing, cleanStart {
+                leaveShares(existing)
+                forget(existing)
+            }
             if let existing, !cleanStart {
                 box = existing
                 present = true
@@ -316,7 +322,75 @@ final class MQTTGateway: Sendable {
             all[box.clientID] = nil
             return true
         }
-        if removed { leaveShares(box) }
+        if removed {
+            leaveShares(box)
+            forget(box)
+        }
+    }
+
+    // MARK: persistent sessions
+
+    /// The sessions topic's record of `box`: its snapshot as JSON.
+    func sessionRecord(_ box: MQTTSessionBox, expirySeconds: UInt32) -> (topic: String, record: SimpleRecord) {
+        let now = broker.clock.now().ms
+        let snapshot = box.state.withLockedValue { s in
+            s.persisted = true
+            return s.session.snapshot(expirySeconds: expirySeconds, nowMs: now)
+        }
+        let json = (try? JSONEncoder().encode(snapshot)).map(Array.init) ?? []
+        return (settings.sessionsTopic, SimpleRecord(key: Array(box.clientID.utf8), value: json, timestamp: Timestamp(ms: now)))
+    }
+
+    /// Writes `box`'s record (on `scope`'s loop, or the gateway's).
+    func saveSession(_ box: MQTTSessionBox, expirySeconds: UInt32, scope: ConnectionScope? = nil) -> EventLoopFuture<Void> {
+        let scope = scope ?? self.scope
+        guard scope.eventLoop.inEventLoop else {
+            return scope.eventLoop.flatSubmit { self.saveSession(box, expirySeconds: expirySeconds, scope: scope) }
+        }
+        return produce([sessionRecord(box, expirySeconds: expirySeconds)], scope: scope)
+    }
+
+    /// A session that ended: its record, if any, is removed (a tombstone).
+    func forget(_ box: MQTTSessionBox) {
+        guard box.state.withLockedValue({ s in defer { s.persisted = false }; return s.persisted }) else { return }
+        let record = SimpleRecord(key: Array(box.clientID.utf8), value: nil, timestamp: Timestamp(ms: broker.clock.now().ms))
+        loop.execute {
+            self.produce([(self.settings.sessionsTopic, record)], scope: self.scope).whenFailure { error in
+                Self.warnings.warn(self.logger, "MQTT session \(box.clientID) not removed from \(self.settings.sessionsTopic): \(error)")
+            }
+        }
+    }
+
+    /// Sessions from their topic (at the node's start): kept without their clients until they
+    /// come back or their expiry passes.
+    func loadSessions() {
+        let now = broker.clock.now().ms
+        var loaded = 0
+        for (clientID, record) in readCompacted(settings.sessionsTopic).sorted(by: { $0.key < $1.key }) {
+            guard let value = record.value, let snapshot = try? JSONDecoder().decode(MQTTSession.Snapshot.self, from: Data(value)),
+                  snapshot.clientID == clientID,
+                  let session = MQTTSession(restoring: snapshot, receiveMaximum: settings.inflightMessagesMax,
+                                            queuedMessagesMax: settings.queuedMessagesMax, subscriptionsMax: settings.subscriptionsMax) else {
+                logger.warning("MQTT: the session record of \(clientID) in \(settings.sessionsTopic) is not readable; skipped")
+                continue
+            }
+            let expiry = Int64(min(snapshot.expirySeconds, settings.sessionExpiryMaxSeconds))
+            let leftMs = expiry * 1000 - max(0, now - snapshot.savedAtMs)
+            guard leftMs > 0, sessionCount < settings.sessionsMax else { continue }
+            let box = MQTTSessionBox(session)
+            box.state.withLockedValue { $0.persisted = true }
+            sessions.withLockedValue { $0[clientID] = box }
+            for (key, subscription) in session.subscriptions {
+                if let group = subscription.shareGroup { joinShare(key, group: group, filter: subscription.filter, clientID: clientID) }
+            }
+            let task = loop.scheduleTask(in: .milliseconds(leftMs)) { [weak box] in
+                guard let box, box.state.withLockedValue({ $0.connection == nil }) else { return }
+                self.remove(box)
+            }
+            box.state.withLockedValue { $0.expiry = task }
+            loaded += 1
+        }
+        if loaded > 0 { logger.info("MQTT: \(loaded) persistent sessions read from \(settings.sessionsTopic)") }
     }
 
     // MARK: shared subscriptions

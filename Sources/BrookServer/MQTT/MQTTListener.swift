@@ -11,6 +11,7 @@ extension BrookServer {
         guard !listeners.isEmpty else { return [] }
         let gateway = try MQTTGateway(broker: broker, loop: group.next(), logger: logger)
         gateway.loadRetained()
+        gateway.loadSessions()
         gateway.startRouting()
         mqtt.withLockedValue { $0 = gateway }
         metrics?.attach(mqtt: gateway)

@@ -185,43 +185,42 @@ extension MQTTGateway {
         }
     }
 
-    /// Reads the retained topic from its start to its end into the retained messages (at the
-    /// node's start, before MQTT clients are taken).
-    func loadRetained(timeout: TimeAmount = .seconds(30)) {
+    /// The latest record of each key of a compacted topic (tombstones removing theirs), read from
+    /// its start to its end on the partitions this node leads; at the node's start, before MQTT
+    /// clients are taken.
+    func readCompacted(_ topic: String, timeout: TimeAmount = .seconds(30)) -> [String: ConsumedRecord] {
         let deadline = NIODeadline.now() + timeout
-        let topic = settings.retainedTopic
-        let promise = loop.makePromise(of: Int.self)
+        let promise = loop.makePromise(of: [String: ConsumedRecord].self)
         loop.execute {
             let lookup = MetadataRequest(topics: [.init(name: topic)], allowAutoTopicCreation: false)
             self.kafka.send(lookup, version: 12, scope: self.scope).whenComplete { result in
-                guard case .success(let answer) = result, let found = answer.topics.first, found.errorCode == 0 else { return promise.succeed(0) }
+                guard case .success(let answer) = result, let found = answer.topics.first, found.errorCode == 0 else { return promise.succeed([:]) }
                 let node = self.broker.config.nodeID
                 let partitions = found.partitions.filter { $0.leaderId == node }.map(\.partitionIndex)
-                self.loadRetained(topic, positions: Dictionary(uniqueKeysWithValues: partitions.map { ($0, Offset(0)) }),
-                                  deadline: deadline, loaded: 0, promise: promise)
+                self.readCompacted(topic, positions: Dictionary(uniqueKeysWithValues: partitions.map { ($0, Offset(0)) }),
+                                   deadline: deadline, into: [:], promise: promise)
             }
         }
         do {
-            let count = try promise.futureResult.wait()
-            if count > 0 { logger.info("MQTT: \(count) retained messages read from \(topic)") }
+            return try promise.futureResult.wait()
         } catch {
-            logger.warning("MQTT: retained messages not read from \(topic): \(error)")
+            logger.warning("MQTT: \(topic) not read: \(error)")
+            return [:]
         }
     }
 
-    private func loadRetained(_ topic: String, positions: [Int32: Offset], deadline: NIODeadline, loaded: Int,
-                              promise: EventLoopPromise<Int>) {
-        guard !positions.isEmpty else { return promise.succeed(loaded) }
+    private func readCompacted(_ topic: String, positions: [Int32: Offset], deadline: NIODeadline, into latest: [String: ConsumedRecord],
+                               promise: EventLoopPromise<[String: ConsumedRecord]>) {
+        guard !positions.isEmpty else { return promise.succeed(latest) }
         guard NIODeadline.now() < deadline else { return promise.fail(MQTTError(.unspecifiedError, "still reading when the time was up")) }
         let request = FetchRequest(replicaId: NodeID(-1), maxWaitMs: 0, minBytes: 0, maxBytes: Self.fetchBytesMax, isolationLevel: 1,
                                    topics: [.init(topic: topic, partitions: positions.map {
                                        .init(partition: $0.key, fetchOffset: $0.value, partitionMaxBytes: Self.partitionFetchBytesMax)
                                    })])
         kafka.send(request, version: 12, scope: scope).whenComplete { result in
-            guard case .success(let answer) = result else { return promise.succeed(loaded) }
+            guard case .success(let answer) = result else { return promise.succeed(latest) }
             var positions = positions
-            var loaded = loaded
-            let now = self.broker.clock.now().ms
+            var latest = latest
             for partition in answer.responses.first?.partitions ?? [] {
                 guard let from = positions[partition.partitionIndex] else { continue }
                 guard partition.errorCode == 0, case .bytes(let bytes)? = partition.records, bytes.readableBytes > 0 else {
@@ -232,24 +231,29 @@ extension MQTTGateway {
                 _ = bytes.withUnsafeReadableBytes { raw in
                     RecordBatchHeader.forEachBatch(in: raw) { header, _ in next = max(next, header.nextOffset) }
                 }
-                let records = (try? RecordDecoding.records(in: bytes, partition: partition.partitionIndex, from: from)) ?? []
-                self.retained.withLockedValue { all in
-                    for record in records {
-                        guard let key = record.key, let name = String(validating: key, as: UTF8.self) else { continue }
-                        if let message = MQTTRecords.message(record, nowMs: now), !message.payload.readableBytes.isZero {
-                            if all[name] != nil || all.count < self.settings.retainedMessagesMax { all[name] = message; loaded += 1 }
-                        } else {
-                            all[name] = nil
-                        }
-                    }
+                for record in (try? RecordDecoding.records(in: bytes, partition: partition.partitionIndex, from: from)) ?? [] {
+                    guard let key = record.key, let name = String(validating: key, as: UTF8.self) else { continue }
+                    latest[name] = record.value == nil ? nil : record
                 }
                 positions[partition.partitionIndex] = next >= partition.highWatermark || next == from ? nil : next
             }
-            self.loadRetained(topic, positions: positions, deadline: deadline, loaded: loaded, promise: promise)
+            self.readCompacted(topic, positions: positions, deadline: deadline, into: latest, promise: promise)
         }
     }
-}
 
-extension Int {
-    fileprivate var isZero: Bool { self == 0 }
+    /// Retained messages from their topic (at the node's start).
+    func loadRetained() {
+        let now = broker.clock.now().ms
+        let records = readCompacted(settings.retainedTopic)
+        let loaded = retained.withLockedValue { all in
+            for (name, record) in records.sorted(by: { $0.key < $1.key }) where all.count < settings.retainedMessagesMax {
+                guard var message = MQTTRecords.message(record, nowMs: now), message.payload.readableBytes > 0 else { continue }
+                message.retain = true
+                all[name] = message
+            }
+            return all.count
+        }
+        if loaded > 0 { logger.info("MQTT: \(loaded) retained messages read from \(settings.retainedTopic)") }
+    }
+
 }
