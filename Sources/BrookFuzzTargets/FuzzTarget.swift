@@ -40,6 +40,7 @@ public enum FuzzTargets {
         MetadataFuzzing.target,
         ClusterFuzzing.target,
         SaslFuzzing.target,
+        MQTTFuzzing.target,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {

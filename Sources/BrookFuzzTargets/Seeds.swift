@@ -21,6 +21,7 @@ public enum FuzzSeeds {
             + MetadataFuzzing.seeds
             + ClusterFuzzing.seeds
             + SaslFuzzing.seeds
+            + MQTTFuzzing.seeds
     }
 
     static func uint16(_ n: Int) -> [UInt8] { [UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)] }

@@ -40,7 +40,13 @@ extension MQTTPacket {
             let id = try MQTTWire.readUInt16(&b)
             let properties = v5 ? try MQTTProperties.decode(from: &b, context: .packet(type)) : MQTTProperties()
             var reasons: [ReasonCode] = []
-            while b.readableBytes > 0 { reasons.append(ReasonCode(rawValue: try MQTTWire.readByte(&b))) }
+            // 3.1.1's UNSUBACK has no payload (a byte is left over, refused below); its SUBACK's
+            // return codes are 0, 1, 2 and 0x80.
+            while (v5 || type == .suback) && b.readableBytes > 0 {
+                let reason = ReasonCode(rawValue: try MQTTWire.readByte(&b))
+                guard v5 || reason.rawValue <= 2 || reason == .unspecifiedError else { throw .malformed("SUBACK return code \(reason)") }
+                reasons.append(reason)
+            }
             let ack = MQTTSubAck(packetID: id, properties: properties, reasons: reasons)
             packet = type == .suback ? .suback(ack) : .unsuback(ack)
         case .unsubscribe:
@@ -234,7 +240,7 @@ extension MQTTPacket {
             if v5 { a.properties.encode(to: &b) }
             // 3.1.1's UNSUBACK has no payload; its SUBACK knows only 0, 1, 2 and 0x80.
             if v5 || type == .suback {
-                for reason in a.reasons { b.writeInteger(v5 || !reason.isError ? reason.rawValue : 0x80) }
+                for reason in a.reasons { b.writeInteger(v5 || reason.rawValue <= 2 ? reason.rawValue : 0x80) }
             }
             return 0
         case .unsubscribe(let u):

@@ -10,17 +10,21 @@ public enum MQTTTopic {
     /// A filter a SUBSCRIBE may carry.
     public static func isValidFilter(_ filter: String) -> Bool {
         guard !filter.isEmpty, filter.utf8.count <= 65_535 else { return false }
-        let levels = filter.split(separator: "/", omittingEmptySubsequences: false)
+        // Levels of UTF-8 bytes, as `matches` reads them: "#" and a combining mark after it are one
+        // Character, but not a level that is the wildcard alone.
+        let levels = filter.utf8.split(separator: slash, omittingEmptySubsequences: false)
         for (index, level) in levels.enumerated() {
-            if level.contains("#") && (level != "#" || index != levels.count - 1) { return false }
-            if level.contains("+") && level != "+" { return false }
+            if level.contains(hash) && (!level.elementsEqual([hash]) || index != levels.count - 1) { return false }
+            if level.contains(plus) && !level.elementsEqual([plus]) { return false }
         }
         return true
     }
 
     public static func hasWildcard(_ filter: String) -> Bool {
-        filter.utf8.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") })
+        filter.utf8.contains(where: { $0 == plus || $0 == hash })
     }
+
+    static let slash = UInt8(ascii: "/"), plus = UInt8(ascii: "+"), hash = UInt8(ascii: "#")
 
     /// Whether `name` matches `filter` (both valid).
     public static func matches(filter: String, name: String) -> Bool {
@@ -50,12 +54,14 @@ public enum MQTTTopic {
     /// A shared subscription's group and filter (`$share/GROUP/FILTER`); nil for an ordinary filter.
     /// Throws when it starts `$share/` but is not a valid shared subscription.
     public static func shared(_ filter: String) throws(MQTTError) -> (group: String, filter: String)? {
-        guard filter.hasPrefix("$share/") else { return nil }
-        let rest = filter.dropFirst("$share/".count)
-        guard let slash = rest.firstIndex(of: "/") else { throw MQTTError(.topicFilterInvalid, "shared subscription \"\(filter)\" without a filter") }
-        let group = String(rest[..<slash])
-        let inner = String(rest[rest.index(after: slash)...])
-        guard !group.isEmpty, !group.contains("+"), !group.contains("#"), isValidFilter(inner) else {
+        // By UTF-8 bytes, as filters are read: a "/" or "+" with a combining mark is still one.
+        let prefix = "$share/".utf8
+        guard filter.utf8.starts(with: prefix) else { return nil }
+        let rest = filter.utf8.dropFirst(prefix.count)
+        guard let groupEnd = rest.firstIndex(of: slash) else { throw MQTTError(.topicFilterInvalid, "shared subscription \"\(filter)\" without a filter") }
+        let group = String(Substring(rest[..<groupEnd]))
+        let inner = String(Substring(rest[rest.index(after: groupEnd)...]))
+        guard !group.isEmpty, !hasWildcard(group), isValidFilter(inner) else {
             throw MQTTError(.topicFilterInvalid, "shared subscription \"\(filter)\"")
         }
         return (group, inner)
