@@ -147,7 +147,7 @@ let package = Package(
             name: "brook",
             dependencies: [
                 "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol", "BrookGroups", "BrookBroker",
-                "BrookServer", "BrookClient", "BrookRaft", "BrookQuorum", "BrookSecurity", "BrookCrypto",
+                "BrookServer", "BrookClient", "BrookRaft", "BrookQuorum", "BrookSecurity", "BrookCrypto", "BrookMQTT",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -296,7 +296,8 @@ public struct MQTTFramer: Sendable {
         guard buffer.readableBytes >= index + length else { return nil }
         buffer.moveReaderIndex(forwardBy: index)
         let body = buffer.readSlice(length: length)!
-        if buffer.readableBytes == 0 { buffer.clear() } else if buffer.readerIndex > 65_536 { buffer.discardReadBytes() }
+        // Nothing left: the storage (a whole socket read's) is let go, not kept by an idle client.
+        if buffer.readableBytes == 0 { buffer = ByteBuffer() } else if buffer.readerIndex > 65_536 { buffer.discardReadBytes() }
         return (first, body)
     }
 }

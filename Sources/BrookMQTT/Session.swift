@@ -44,9 +44,11 @@ public struct MQTTSession: Sendable {
     public private(set) var subscriptions: [String: Subscription] = [:]
     /// QoS 2 packet ids received and answered with PUBREC, awaiting PUBREL.
     public private(set) var awaitingRelease: Set<UInt16> = []
-    var queue = CircularBuffer<MQTTPublish>()
+    // Capacity 1 at first: an idle session (most of them) holds no message, and a ring of 16
+    // messages with their properties would cost kilobytes per client.
+    var queue = CircularBuffer<MQTTPublish>(initialCapacity: 1)
     var inflight: [UInt16: (publish: MQTTPublish, state: OutboundState)] = [:]
-    var inflightOrder = CircularBuffer<UInt16>()
+    var inflightOrder = CircularBuffer<UInt16>(initialCapacity: 1)
     var nextPacketID: UInt16 = 1
     /// How many QoS 1 and 2 messages may be unacknowledged (the client's receive maximum).
     public var receiveMaximum: Int
@@ -159,8 +161,10 @@ public struct MQTTSession: Sendable {
     // MARK: outbound
 
     /// Queues a message for the client; false when the queue is full (the message is dropped).
-    public mutating func enqueue(_ publish: MQTTPublish) -> Bool {
-        guard queue.count < queuedMessagesMax else {
+    /// `allowance` is room beyond `queuedMessagesMax` (a connected client's burst, which the
+    /// server paces itself by).
+    public mutating func enqueue(_ publish: MQTTPublish, allowance: Int = 0) -> Bool {
+        guard queue.count < queuedMessagesMax + allowance else {
             dropped += 1
             return false
         }

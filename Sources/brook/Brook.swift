@@ -19,5 +19,5 @@ struct LogCommand: ParsableCommand {
 struct PerfCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "perf", abstract: "Measure Brook on this machine.",
-        subcommands: [PerfLog.self, PerfProduce.self, PerfConsume.self, PerfCodecs.self])
+        subcommands: [PerfLog.self, PerfProduce.self, PerfConsume.self, PerfCodecs.self, PerfMQTT.self])
 }

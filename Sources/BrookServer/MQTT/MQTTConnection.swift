@@ -55,7 +55,7 @@ final class MQTTConnection: ChannelDuplexHandler {
     var clientPacketBytesMax = Int.max
     var pendingRecords: [(topic: String, record: SimpleRecord)] = []
     var pending = Write()
-    var writes = CircularBuffer<Write>()
+    var writes = CircularBuffer<Write>(initialCapacity: 2)
     /// QoS 1 and 2 publishes read and not yet acknowledged (PUBACK, PUBCOMP).
     var inboundUnacknowledged = 0
     var readHeld = false

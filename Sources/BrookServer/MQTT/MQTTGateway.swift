@@ -43,7 +43,7 @@ final class MQTTSessionBox: Sendable {
         let wake: MQTTConnectionRef? = state.withLockedValue { s in
             guard let publish = s.session.sharedDelivery(of: message, key: key) else { return nil }
             if s.connection == nil && publish.qos == .atMostOnce { return nil }
-            guard s.session.enqueue(publish) else {
+            guard s.session.enqueue(publish, allowance: s.connection == nil ? 0 : MQTTGateway.onlineBurstMax) else {
                 stats.messagesDropped.add(1)
                 return nil
             }
@@ -55,6 +55,9 @@ final class MQTTSessionBox: Sendable {
     }
 
     var isConnected: Bool { state.withLockedValue { $0.connection != nil } }
+
+    /// Messages queued for the client while it is connected (0 while it is away).
+    var connectedBacklog: Int { state.withLockedValue { $0.connection == nil ? 0 : $0.session.queuedCount } }
 
     /// The session's shared subscriptions, as subscribed (`$share/GROUP/FILTER`).
     var sharedKeys: [String] {
@@ -70,7 +73,8 @@ final class MQTTSessionBox: Sendable {
             for message in messages {
                 guard let publish = s.session.delivery(of: message) else { continue }
                 if s.connection == nil && publish.qos == .atMostOnce { continue }
-                if s.session.enqueue(publish) { added = true } else { stats.messagesDropped.add(1) }
+                let allowance = s.connection == nil ? 0 : MQTTGateway.onlineBurstMax
+                if s.session.enqueue(publish, allowance: allowance) { added = true } else { stats.messagesDropped.add(1) }
             }
             guard added, let connection = s.connection, !s.wakePending else { return nil }
             s.wakePending = true
@@ -130,12 +134,19 @@ final class MQTTGateway: Sendable {
         var lastRefresh = NIODeadline.uptimeNanoseconds(0)
         var refreshSoon = false
         var lastShareCommit = NIODeadline.uptimeNanoseconds(0)
+        /// Since when the router waits for connected clients' queues to drain.
+        var pacingSince: NIODeadline?
     }
 
     static let refreshInterval = TimeAmount.seconds(5)
     static let fetchWaitMs: Int32 = 500
-    static let fetchBytesMax: Int32 = 8 * 1024 * 1024
-    static let partitionFetchBytesMax: Int32 = 1024 * 1024
+    static let fetchBytesMax: Int32 = 1024 * 1024
+    static let partitionFetchBytesMax: Int32 = 256 * 1024
+    /// Room beyond `mqtt.max.queued.messages` a connected client's queue has for what one fetch
+    /// brings at once; the router waits for the queues to drain below the limit before it reads
+    /// on (up to `routerPaceMax`, after which a client that stays behind loses messages).
+    static let onlineBurstMax = 16_384
+    static let routerPaceMax = TimeAmount.seconds(2)
     static let produceTimeoutMs: Int32 = 30_000
 
     init(broker: Broker, loop: any EventLoop, logger: Logger) throws {
@@ -436,7 +447,10 @@ final class MQTTGateway: Sendable {
 
     /// Publishes `will` of `clientID` now, or after its delay unless the session is taken up again.
     func publishWill(_ will: MQTTWill, clientID: String, box: MQTTSessionBox) {
-        let publish = MQTTPublish(topic: will.topic, qos: will.qos, retain: will.retain, properties: will.properties, payload: will.payload)
+        // The will delay is the will's, not the message's (a PUBLISH may not carry it).
+        var properties = will.properties
+        properties.willDelayInterval = nil
+        let publish = MQTTPublish(topic: will.topic, qos: will.qos, retain: will.retain, properties: properties, payload: will.payload)
         let delay = Int64(min(will.properties.willDelayInterval ?? 0, settings.sessionExpiryMaxSeconds))
         guard delay > 0 else { return loop.execute { self.write(publish, clientID: clientID) } }
         let task = loop.scheduleTask(in: .seconds(delay)) { self.write(publish, clientID: clientID) }

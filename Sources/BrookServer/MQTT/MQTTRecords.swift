@@ -39,8 +39,8 @@ enum MQTTRecords {
     /// The message a record holds, or nil when it is none (no key, a key that is not an MQTT
     /// topic name, a tombstone, or a message whose expiry passed).
     static func message(_ record: ConsumedRecord, nowMs: Int64) -> MQTTSession.Message? {
-        guard let key = record.key, let topic = String(validating: key, as: UTF8.self), MQTTTopic.isValidName(topic),
-              !topic.contains("\u{0}"), let value = record.value else { return nil }
+        guard let key = record.key, !key.contains(0), let topic = String(validating: key, as: UTF8.self), MQTTTopic.isValidName(topic),
+              let value = record.value else { return nil }
         var qos = QoS.exactlyOnce
         var retained = false
         var publisher: String?
@@ -51,8 +51,9 @@ enum MQTTRecords {
                 if raw.count <= 65_535 { properties.correlationData = raw }
                 continue
             }
-            guard let text = String(validating: raw, as: UTF8.self), !text.contains("\u{0}"), !name.contains("\u{0}"),
-                  text.utf8.count <= 65_535, name.utf8.count <= 65_535 else { continue }
+            // MQTT strings hold no U+0000 and at most 65,535 bytes.
+            guard !raw.contains(0), !h.key.contains(0), raw.count <= 65_535, h.key.count <= 65_535,
+                  let text = String(validating: raw, as: UTF8.self) else { continue }
             switch name {
             case Self.qos: qos = UInt8(text).flatMap(QoS.init(rawValue:)) ?? .exactlyOnce
             case Self.clientID: publisher = text

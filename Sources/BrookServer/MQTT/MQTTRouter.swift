@@ -33,6 +33,16 @@ extension MQTTGateway {
             return
         }
         guard !state.positions.isEmpty else { return routeAfter(.seconds(1)) }
+        // Paced by the connected clients: while one's queue is past its limit, wait for it to
+        // drain (a while at most: a client that stays behind then loses messages, not everyone).
+        let backlog = sessions.withLockedValue { Array($0.values) }.reduce(0) { max($0, $1.connectedBacklog) }
+        if backlog > settings.queuedMessagesMax {
+            let since = state.pacingSince ?? now
+            state.pacingSince = since
+            if now - since < Self.routerPaceMax { return routeAfter(.milliseconds(1)) }
+        } else {
+            state.pacingSince = nil
+        }
         let request = FetchRequest(replicaId: NodeID(-1), maxWaitMs: Self.fetchWaitMs, minBytes: 1, maxBytes: Self.fetchBytesMax,
                                    isolationLevel: 1, topics: state.positions.sorted { $0.key < $1.key }.map { topic, partitions in
                                        .init(topic: topic, partitions: partitions.sorted { $0.key < $1.key }.map { index, offset in

@@ -2,21 +2,25 @@
 import Glibc
 #endif
 
-/// The process's CPU time, memory and open files, from Linux's /proc (nil elsewhere or when
-/// /proc cannot be read): Prometheus's standard `process_*` metrics.
-struct ProcessStats {
-    var cpuSeconds: Double
-    var residentBytes: Double
-    var virtualBytes: Double
-    var openFds: Double
-    var maxFds: Double
-    var startTimeSeconds: Double
+/// A process's CPU time, memory and open files, from Linux's /proc (nil elsewhere or when
+/// /proc cannot be read): Prometheus's standard `process_*` metrics, and what `brook perf`
+/// reads of a broker it measures.
+public struct ProcessStats: Sendable {
+    public var cpuSeconds: Double
+    public var residentBytes: Double
+    public var virtualBytes: Double
+    public var openFds: Double
+    /// This process's limit (0 for another process).
+    public var maxFds: Double
+    public var startTimeSeconds: Double
 
-    static func read() -> ProcessStats? {
+    /// This process's (`pid` nil) or another's.
+    public static func read(pid: Int32? = nil) -> ProcessStats? {
         #if os(Linux)
-        // /proc/self/stat: the command name (field 2) is in parentheses and may hold spaces;
+        let process = pid.map(String.init) ?? "self"
+        // /proc/PID/stat: the command name (field 2) is in parentheses and may hold spaces;
         // the fields after its closing parenthesis start at field 3 (state).
-        guard let stat = readSmallFile("/proc/self/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+        guard let stat = readSmallFile("/proc/\(process)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         // Field n is fields[n - 3]: utime 14, stime 15, starttime 22, vsize 23, rss 24 (pages).
         guard fields.count > 21, let utime = Double(fields[11]), let stime = Double(fields[12]),
@@ -29,9 +33,9 @@ struct ProcessStats {
            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
            let value = Double(line.dropFirst(6)) { bootTime = value }
         var limit = rlimit()
-        let maxFds = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Double(limit.rlim_cur) : 0
+        let maxFds = pid == nil && getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Double(limit.rlim_cur) : 0
         return ProcessStats(cpuSeconds: (utime + stime) / ticks, residentBytes: rssPages * pageSize, virtualBytes: vsize,
-                            openFds: Double(countOpenFiles()), maxFds: maxFds, startTimeSeconds: bootTime + startTicks / ticks)
+                            openFds: Double(countOpenFiles(process)), maxFds: maxFds, startTimeSeconds: bootTime + startTicks / ticks)
         #else
         return nil
         #endif
@@ -52,8 +56,8 @@ struct ProcessStats {
         return String(decoding: bytes[0..<total], as: UTF8.self)
     }
 
-    static func countOpenFiles() -> Int {
-        guard let dir = opendir("/proc/self/fd") else { return 0 }
+    static func countOpenFiles(_ process: String) -> Int {
+        guard let dir = opendir("/proc/\(process)/fd") else { return 0 }
         defer { closedir(dir) }
         var count = 0
         while let entry = readdir(dir) {
