@@ -35,7 +35,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$brook" serve --override "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport" --override "log.dirs=$work/nested/broker,$work/second" --override "http.listeners=http://127.0.0.1:$hport" 2>"$work/broker.log" &
+mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$brook" serve --override "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport" --override "log.dirs=$work/nested/broker,$work/second" --override "http.listeners=http://127.0.0.1:$hport" --override "mqtt.listeners=mqtt://127.0.0.1:$mport" 2>"$work/broker.log" &
 broker_pid=$!
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
 s="--bootstrap-server 127.0.0.1:$port"
@@ -91,6 +92,10 @@ check "quota describe --client-id matches it alone" bash -c "'$brook' quota desc
 check "quota alter refuses an unknown key readably" bash -c "'$brook' quota alter --client-id cliapp --add no_such_rate=1 $s 2>&1 | grep -q INVALID_REQUEST; test \${PIPESTATUS[0]} -ne 0"
 check "quota alter --delete removes" bash -c "'$brook' quota alter --client-id cliapp --delete producer_byte_rate,request_percentage $s >/dev/null && '$brook' quota alter --user-default --delete consumer_byte_rate $s >/dev/null && test -z \"\$('$brook' quota describe $s)\""
 check "acl list without an authorizer fails readably" bash -c "'$brook' acl list $s 2>&1 | grep -q SECURITY_DISABLED; test \${PIPESTATUS[0]} -ne 0"
+check "perf mqtt publishes and delivers through the MQTT listener" bash -c "'$brook' perf mqtt --broker 127.0.0.1:$mport --messages 2000 --qos 1 --timeout 60 | grep -q 'delivered 2000 of 2000'"
+check "and its messages are Kafka records keyed by MQTT topic" bash -c "'$brook' consume --topic mqtt-messages --from-beginning --max-messages 1 --print-key $s | grep -q '^perf/'"
+check "serve refuses an MQTT listener of another kind readably" bash -c "'$brook' serve --override 'mqtt.listeners=tcp://127.0.0.1:1' --override 'log.dirs=$work/badmqtt' 2>&1 | grep -q 'expected mqtt://HOST:PORT or ws://HOST:PORT'"
+check "and a mapping rule that is not FILTER=TOPIC" bash -c "'$brook' serve --override 'mqtt.topic.mappings=sensors/#' --override 'log.dirs=$work/badmqtt' 2>&1 | grep -q 'is not FILTER=TOPIC'"
 check "topic delete" bash -c "'$brook' topic delete cli $s && ! '$brook' topic list $s | grep -qx cli"
 check "serve stops cleanly on SIGTERM" bash -c "kill $broker_pid; for i in \$(seq 1 100); do kill -0 $broker_pid 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
 check "and says so" grep -q "stopped cleanly" "$work/broker.log"
