@@ -80,31 +80,13 @@ public final class BrookServer: Sendable {
                 // they are read into the response and encrypted.
                 settings.zeroCopy = false
             }
-            let bootstrap = ServerBootstrap(group: group)
-                .serverChannelOption(.backlog, value: 1024)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                // At the open-file limit accept fails at once, over and over: without a pause the
-                // listener spins a core (found in issue 14). Accepting pauses for a second instead.
-                .serverChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(AcceptPause(logger: logger))
-                    }
+            let bootstrap = Self.bootstrap(group: group, limits: limits, logger: logger,
+                                           writeBuffer: .init(low: 256 * 1024, high: 1024 * 1024)) { [settings] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
+                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(broker: broker, memory: memory, logger: logger, settings: settings))
                 }
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelOption(.autoRead, value: true)
-                .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
-                .childChannelInitializer { [settings] channel in
-                    let ip = channel.remoteAddress?.ipAddress ?? "?"
-                    if let refused = limits.admit(ip) {
-                        ConnectionLimits.refusals.warn(logger, "closing a connection from \(ip) as it is accepted: \(refused)")
-                        return channel.close()
-                    }
-                    channel.closeFuture.whenComplete { _ in limits.release(ip) }
-                    return channel.eventLoop.makeCompletedFuture {
-                        if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
-                        try channel.pipeline.syncOperations.addHandler(ConnectionHandler(broker: broker, memory: memory, logger: logger, settings: settings))
-                    }
-                }
+            }
             // An empty host is every interface, as in Kafka (`PLAINTEXT://:9092`).
             let channel = try bootstrap.bind(host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port).wait()
             channels.withLockedValue { $0.append(channel) }
@@ -120,6 +102,34 @@ public final class BrookServer: Sendable {
             tlsReloadTask.withLockedValue { $0 = task }
         }
         return bound
+    }
+
+    /// A listener's bootstrap: accepting pauses at the open-file limit; each connection is
+    /// admitted by the connection limits (`max.connections`, per IP) before `child` sets it up.
+    static func bootstrap(group: MultiThreadedEventLoopGroup, limits: ConnectionLimits, logger: Logger, writeBuffer: ChannelOptions.Types.WriteBufferWaterMark,
+                          child: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> ServerBootstrap {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // At the open-file limit accept fails at once, over and over: without a pause the
+            // listener spins a core (found in issue 14). Accepting pauses for a second instead.
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptPause(logger: logger))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.autoRead, value: true)
+            .childChannelOption(.writeBufferWaterMark, value: writeBuffer)
+            .childChannelInitializer { channel in
+                let ip = channel.remoteAddress?.ipAddress ?? "?"
+                if let refused = limits.admit(ip) {
+                    ConnectionLimits.refusals.warn(logger, "closing a connection from \(ip) as it is accepted: \(refused)")
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in limits.release(ip) }
+                return child(channel)
+            }
     }
 
     func scheduleMaintenance() {

@@ -20,33 +20,16 @@ extension BrookServer {
         var bound: [SocketAddress] = []
         for listener in listeners {
             let webSocket = listener.name.lowercased() == "ws"
-            let bootstrap = ServerBootstrap(group: group)
-                .serverChannelOption(.backlog, value: 1024)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .serverChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(AcceptPause(logger: logger))
+            let bootstrap = Self.bootstrap(group: group, limits: limits, logger: logger, writeBuffer: .init(low: 64 * 1024, high: 256 * 1024)) { channel in
+                guard webSocket else {
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(MQTTConnection(gateway: gateway, logger: logger))
                     }
                 }
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelOption(.autoRead, value: true)
-                .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
-                .childChannelInitializer { channel in
-                    let ip = channel.remoteAddress?.ipAddress ?? "?"
-                    if let refused = limits.admit(ip) {
-                        ConnectionLimits.refusals.warn(logger, "closing an MQTT connection from \(ip) as it is accepted: \(refused)")
-                        return channel.close()
-                    }
-                    channel.closeFuture.whenComplete { _ in limits.release(ip) }
-                    guard webSocket else {
-                        return channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(MQTTConnection(gateway: gateway, logger: logger))
-                        }
-                    }
-                    return MQTTWebSocket.configure(channel, frameBytesMax: gateway.settings.packetBytesMax + 16) {
-                        MQTTConnection(gateway: gateway, logger: logger)
-                    }
+                return MQTTWebSocket.configure(channel, frameBytesMax: gateway.settings.packetBytesMax + 16) {
+                    MQTTConnection(gateway: gateway, logger: logger)
                 }
+            }
             let channel = try bootstrap.bind(host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port).wait()
             channels.withLockedValue { $0.append(channel) }
             if let address = channel.localAddress { bound.append(address) }
