@@ -15,8 +15,10 @@ public struct MQTTSettings: Sendable, Equatable {
     /// `mqtt.sessions.topic`: the compacted topic holding persistent sessions (subscriptions,
     /// QoS 2 messages awaiting release), keyed by client id, read back at a start.
     public var sessionsTopic = "mqtt-sessions"
-    /// `mqtt.max.packet.bytes`: a bigger packet closes its connection (0x95); also told to 5.0 clients.
-    public var packetBytesMax = 1_048_576
+    /// `mqtt.max.packet.bytes`: a bigger packet closes its connection (0x95); also told to 5.0
+    /// clients. Under Kafka's default `max.message.bytes` (1 MiB), so that a message's record
+    /// (its key and headers added) fits a batch.
+    public var packetBytesMax = 1_000_000
     /// `mqtt.max.inflight.messages`: unacknowledged QoS 1 and 2 messages each way per client
     /// (5.0's receive maximum that the server announces; a 3.1.1 client's window).
     public var inflightMessagesMax = 100

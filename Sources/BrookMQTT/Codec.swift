@@ -203,7 +203,8 @@ extension MQTTPacket {
             if let password = c.password { MQTTWire.writeBinary(password, to: &b) }
             return 0
         case .connack(let a):
-            b.writeInteger(UInt8(a.sessionPresent ? 1 : 0))
+            // 3.1 has no session-present flag (the byte is reserved).
+            b.writeInteger(UInt8(a.sessionPresent && version != .v3_1 ? 1 : 0))
             b.writeInteger(v5 ? a.reason.rawValue : a.reason.connectReturnCode)
             if v5 { a.properties.encode(to: &b) }
             return 0

@@ -662,3 +662,91 @@ def test_persistent_sessions_survive_a_restart(broker_factory):
     assert len(find_records(b.bootstrap, "mqtt-messages", topic.encode())) == 1
     for c in (again, pub, expired):
         c.close()
+
+
+def test_will_delay(mqtt_broker):
+    """5.0: a will waits for its delay (a client back in time cancels it), and goes at once when
+    the session ends first."""
+    base = unique("delay")
+    watcher = Paho(mqtt_broker.mqtt_port)
+    watcher.subscribe(f"{base}/#", qos=1)
+
+    def connect_with_will(cid: str, topic: str, delay: int, expiry: int) -> socket.socket:
+        props = bytes([0x11]) + expiry.to_bytes(4, "big")  # session expiry
+        will_props = bytes([0x18]) + delay.to_bytes(4, "big")  # will delay
+        body = (s16(b"MQTT") + bytes([5, 0x02 | 0x04 | 0x08]) + (60).to_bytes(2, "big") + bytes([len(props)]) + props
+                + s16(cid.encode()) + bytes([len(will_props)]) + will_props + s16(topic.encode()) + s16(b"gone"))
+        s = socket.create_connection(("127.0.0.1", mqtt_broker.mqtt_port), timeout=STEP)
+        s.sendall(packet(0x10, body))
+        first, ack = read_packet(s)
+        assert first == 0x20 and ack[1] == 0, ack
+        return s
+
+    s = connect_with_will(unique("d"), f"{base}/late", delay=2, expiry=60)
+    started = time.monotonic()
+    s.close()
+    m = watcher.expect(1, timeout=10)[0]
+    waited = time.monotonic() - started
+    assert m.topic == f"{base}/late" and 1.5 <= waited <= 6, waited
+    assert m.properties is None or not hasattr(m.properties, "WillDelayInterval")
+    # The session ends at once (expiry 0): the will does not wait for its delay.
+    s = connect_with_will(unique("e"), f"{base}/now", delay=30, expiry=0)
+    s.close()
+    assert watcher.expect(1, timeout=5)[0].topic == f"{base}/now"
+    # Back within the delay: no will.
+    cid = unique("back")
+    s = connect_with_will(cid, f"{base}/cancelled", delay=3, expiry=60)
+    s.close()
+    back = Paho(mqtt_broker.mqtt_port, client_id=cid, v5=True, clean=False)
+    watcher.nothing_more(4.0)
+    back.close()
+    watcher.close()
+
+
+def test_large_publishes_are_split_into_batches(mqtt_broker):
+    base = unique("big")
+    sub = Paho(mqtt_broker.mqtt_port)
+    sub.subscribe(f"{base}/#", qos=1)
+    pub = Paho(mqtt_broker.mqtt_port, v5=True)
+    infos = [pub.client.publish(f"{base}/{i}", bytes([i]) * 64_000, qos=1) for i in range(20)]
+    infos.append(pub.client.publish(f"{base}/huge", b"h" * 990_000, qos=1))
+    for info in infos:
+        info.wait_for_publish(timeout=STEP)
+        assert info.is_published()
+    got = sub.expect(21, timeout=30)
+    assert sorted(len(m.payload) for m in got) == [64_000] * 20 + [990_000]
+    pub.close()
+    sub.close()
+
+
+def test_aborted_kafka_transactions_do_not_reach_mqtt(mqtt_broker):
+    from confluent_kafka import Producer
+
+    base = unique("txn")
+    sub = Paho(mqtt_broker.mqtt_port)
+    sub.subscribe(f"{base}/#", qos=1)
+    p = Producer({"bootstrap.servers": mqtt_broker.bootstrap, "transactional.id": unique("tx")})
+    p.init_transactions(STEP)
+    p.begin_transaction()
+    p.produce("mqtt-messages", key=f"{base}/aborted", value=b"no")
+    p.flush(STEP)
+    p.abort_transaction(STEP)
+    p.begin_transaction()
+    p.produce("mqtt-messages", key=f"{base}/committed", value=b"yes")
+    p.commit_transaction(STEP)
+    m = sub.expect(1)[0]
+    assert (m.topic, m.payload) == (f"{base}/committed", b"yes")
+    sub.nothing_more(1.0)
+    sub.close()
+
+
+def test_a_long_bad_topic_is_refused_not_fatal(mqtt_broker):
+    """A 64 KiB topic of one grapheme ('+' and combining marks) is an invalid name: the 5.0
+    DISCONNECT's reason string is cut by bytes, and the broker stays up."""
+    s = raw_connect(mqtt_broker.mqtt_port, b"long-topic", level=5)
+    topic = ("+" + "\u0301" * 32_767).encode()
+    s.sendall(packet(0x30, s16(topic) + b"\x00" + b"x"))
+    seen = closed_by_server(s)
+    assert seen and seen[0][0] == 0xE0 and seen[0][1][0] == 0x90, seen[:1]
+    ok = Paho(mqtt_broker.mqtt_port)
+    ok.close()

@@ -58,6 +58,9 @@ final class MQTTConnection: ChannelDuplexHandler {
     var writes = CircularBuffer<Write>(initialCapacity: 2)
     /// QoS 1 and 2 publishes read and not yet acknowledged (PUBACK, PUBCOMP).
     var inboundUnacknowledged = 0
+    /// QoS 2 packet ids whose write is under way: a repeat waits for it. An id awaits its PUBREL
+    /// (the session's `awaitingRelease`) only once its message is written.
+    var writingExactlyOnce: Set<UInt16> = []
     var readHeld = false
     var redrain = false
     var context: ChannelHandlerContext?
@@ -150,6 +153,10 @@ final class MQTTConnection: ChannelDuplexHandler {
     func handle(_ packet: MQTTPacket, context: ChannelHandlerContext) throws(MQTTError) {
         if case .connect(let connect) = packet { return try self.connect(connect, context: context) }
         guard phase == .connected, let box else { throw .protocolError("\(packet.type) before CONNECT") }
+        guard box.state.withLockedValue({ $0.connection?.id == id }) else {
+            // Taken over by a new connection (its DISCONNECT is on the way): nothing more here.
+            return takenOver()
+        }
         switch packet {
         case .publish(let publish): try self.publish(publish)
         case .puback(let ack):
@@ -165,7 +172,7 @@ final class MQTTConnection: ChannelDuplexHandler {
             let known = box.state.withLockedValue { $0.session.receivedPubrel(ack.packetID) }
             let answer = MQTTPacket.pubcomp(MQTTAck(packetID: ack.packetID, reason: known ? .success : .packetIdentifierNotFound))
             guard known else { return send(answer) }
-            inboundUnacknowledged -= 1
+            inboundUnacknowledged = max(0, inboundUnacknowledged - 1)
             // The release is kept before it is answered: a restart must not take a later message
             // with this id for a repeat.
             afterSaving(box) { $0.send(answer) }
@@ -209,6 +216,9 @@ final class MQTTConnection: ChannelDuplexHandler {
         }
         self.clientID = clientID
         logger[metadataKey: "client"] = "\(clientID)"
+        if let method = connect.properties.authenticationMethod {
+            return refuseConnect(.badAuthenticationMethod, "enhanced authentication (\(method)) is not served")
+        }
         let settings = gateway.settings
         sessionExpirySeconds = v5 ? connect.properties.sessionExpiryInterval ?? 0 : (connect.cleanStart ? 0 : UInt32.max)
         clientPacketBytesMax = connect.properties.maximumPacketSize.map(Int.init) ?? Int.max
@@ -250,10 +260,16 @@ final class MQTTConnection: ChannelDuplexHandler {
         }
     }
 
+    /// A reason string of at most 512 bytes (a message may quote a client's 64 KiB topic, and an
+    /// MQTT string holds 65,535 bytes at most).
+    static func reasonString(_ message: String) -> String {
+        String(decoding: message.utf8.prefix(512), as: UTF8.self)
+    }
+
     func refuseConnect(_ reason: ReasonCode, _ message: String) {
         logger.info("MQTT CONNECT refused: \(message)")
         var properties = MQTTProperties()
-        if v5 { properties.reasonString = message }
+        if v5 { properties.reasonString = Self.reasonString(message) }
         send(.connack(MQTTConnAck(reason: reason, properties: properties)))
         close()
     }
@@ -291,13 +307,14 @@ final class MQTTConnection: ChannelDuplexHandler {
         }
         if publish.qos != .atMostOnce {
             if publish.qos == .exactlyOnce, let box, let id = publish.packetID,
-               !box.state.withLockedValue({ $0.session.receivedExactlyOnce(id) }) {
-                // A repeat of a message awaiting its PUBREL: answered again, not written twice.
+               writingExactlyOnce.contains(id) || box.state.withLockedValue({ $0.session.awaitingRelease.contains(id) }) {
+                // A repeat of a message written (or being written) and awaiting its PUBREL:
+                // answered again after that write, not written twice.
                 pending.acks.append(.pubrec(id, .success, written: false))
                 return
             }
             inboundUnacknowledged += 1
-            if v5 && inboundUnacknowledged > gateway.settings.inflightMessagesMax {
+            if inboundUnacknowledged > gateway.settings.inflightMessagesMax {
                 throw MQTTError(.receiveMaximumExceeded, "more than \(gateway.settings.inflightMessagesMax) unacknowledged publishes")
             }
         }
@@ -308,9 +325,12 @@ final class MQTTConnection: ChannelDuplexHandler {
         }
         let now = gateway.broker.clock.now().ms
         pendingRecords.append((topic, MQTTRecords.record(publish, clientID: clientID, nowMs: now)))
-        if publish.qos == .exactlyOnce && persistent, let box {
-            // Written with the message: a restart still knows the id awaits its PUBREL.
-            pendingRecords.append(gateway.sessionRecord(box, expirySeconds: sessionExpirySeconds))
+        if publish.qos == .exactlyOnce, let id = publish.packetID {
+            writingExactlyOnce.insert(id)
+            if persistent, let box {
+                // Written with the message: a restart still knows the id awaits its PUBREL.
+                pendingRecords.append(gateway.sessionRecord(box, expirySeconds: sessionExpirySeconds, awaiting: id))
+            }
         }
         if publish.retain {
             pendingRecords.append(gateway.retainedRecord(publish, clientID: clientID, nowMs: now))
@@ -358,16 +378,21 @@ final class MQTTConnection: ChannelDuplexHandler {
             for ack in first.acks {
                 switch ack {
                 case .puback(let id, let reason):
-                    inboundUnacknowledged -= 1
+                    inboundUnacknowledged = max(0, inboundUnacknowledged - 1)
                     send(.puback(MQTTAck(packetID: id, reason: first.failure == nil ? reason : .unspecifiedError)))
                 case .pubrec(let id, let reason, let written):
-                    let failed = first.failure != nil && written
-                    if failed || reason.isError {
-                        // Nothing awaits a PUBREL: the client may send the message again as new.
-                        _ = box?.state.withLockedValue { $0.session.forgetExactlyOnce(id) }
-                        inboundUnacknowledged -= 1
+                    var outcome = reason
+                    if written {
+                        writingExactlyOnce.remove(id)
+                        if first.failure != nil { outcome = .unspecifiedError }
+                        if !outcome.isError { _ = box?.state.withLockedValue { $0.session.receivedExactlyOnce(id) } }
+                    } else if !outcome.isError && box?.state.withLockedValue({ $0.session.awaitingRelease.contains(id) }) != true {
+                        // A repeat of a message whose write failed: nothing awaits a PUBREL.
+                        outcome = .unspecifiedError
                     }
-                    send(.pubrec(MQTTAck(packetID: id, reason: failed ? .unspecifiedError : reason)))
+                    // An error ends the exchange: the client may send the message again as new.
+                    if outcome.isError && written { inboundUnacknowledged = max(0, inboundUnacknowledged - 1) }
+                    send(.pubrec(MQTTAck(packetID: id, reason: outcome)))
                 }
             }
         }
@@ -381,6 +406,10 @@ final class MQTTConnection: ChannelDuplexHandler {
         var reasons: [ReasonCode] = []
         var retained: [MQTTPublish] = []
         let identifier = subscribe.properties.subscriptionIdentifiers.first
+        // Retained messages sent at most as many as the queue has room for (one SUBSCRIBE of
+        // many "#" must not copy every retained message many times).
+        var room = box.state.withLockedValue { max(0, $0.session.queuedMessagesMax - $0.session.queuedCount) }
+        var seen: Set<String> = []
         for (filter, options) in subscribe.filters {
             guard MQTTTopic.isValidFilter(filter) else {
                 reasons.append(.topicFilterInvalid)
@@ -403,8 +432,10 @@ final class MQTTConnection: ChannelDuplexHandler {
                 continue
             }
             let sendRetained = options.retainHandling == .sendAtSubscribe || (options.retainHandling == .sendAtNewSubscribe && !existed)
-            guard sendRetained else { continue }
-            for message in gateway.retainedMessages(matching: filter) {
+            guard sendRetained, room > 0, seen.insert(filter).inserted else { continue }
+            let matching = gateway.retainedMessages(matching: filter, limit: room)
+            room -= matching.count
+            for message in matching {
                 var properties = message.properties
                 properties.subscriptionIdentifiers = identifier.map { [$0] } ?? []
                 retained.append(MQTTPublish(topic: message.topic, qos: min(options.qos, message.qos), retain: true, properties: properties,
@@ -426,7 +457,7 @@ final class MQTTConnection: ChannelDuplexHandler {
     /// for a session that ends with its connection); a failed write ends the connection instead.
     func afterSaving(_ box: MQTTSessionBox, then: @escaping (MQTTConnection) -> Void) {
         guard persistent, let scope else { return then(self) }
-        gateway.saveSession(box, expirySeconds: sessionExpirySeconds, scope: scope).assumeIsolated().whenComplete { result in
+        gateway.saveSession(box, expirySeconds: sessionExpirySeconds, on: scope.eventLoop).assumeIsolated().whenComplete { result in
             switch result {
             case .success:
                 then(self)
@@ -442,13 +473,19 @@ final class MQTTConnection: ChannelDuplexHandler {
     /// Sends what the session has queued, within the client's window and the socket's room.
     func drainDeliveries() {
         guard phase == .connected, let box, let context else { return }
+        // A socket the client does not read stops the deliveries (its queue, bounded, takes the
+        // rest); writability coming back resumes them.
+        guard context.channel.isWritable else { return }
         var out: [MQTTPublish] = []
         var more = false
-        box.state.withLockedValue { s in
+        let attached = box.state.withLockedValue { s -> Bool in
+            guard s.connection?.id == id else { return false }
             s.wakePending = false
             while out.count < Self.deliveriesPerTurnMax, let publish = s.session.nextToSend() { out.append(publish) }
             more = out.count == Self.deliveriesPerTurnMax
+            return true
         }
+        guard attached else { return takenOver() }
         guard !out.isEmpty else { return }
         for publish in out {
             let bytes = MQTTPacket.publish(publish).encode(version: version)
@@ -485,7 +522,7 @@ final class MQTTConnection: ChannelDuplexHandler {
             send(.connack(MQTTConnAck(reason: .unsupportedProtocolVersion)))
         } else if phase == .connected && v5 {
             var properties = MQTTProperties()
-            properties.reasonString = String(error.message.prefix(512))
+            properties.reasonString = Self.reasonString(error.message)
             send(.disconnect(MQTTReasoned(reason: error.reason, properties: properties)))
         }
         close()
@@ -517,7 +554,6 @@ final class MQTTConnection: ChannelDuplexHandler {
         keepAliveCheck?.cancel()
         scope?.close()
         guard wasConnected, let box else { return }
-        if let will { gateway.publishWill(will, clientID: clientID, box: box) }
         if persistent && box.state.withLockedValue({ $0.connection?.id == id }) {
             // Saved again as it ends: its expiry counts from now, also across a restart.
             gateway.saveSession(box, expirySeconds: sessionExpirySeconds).whenFailure { [logger] error in
@@ -525,5 +561,7 @@ final class MQTTConnection: ChannelDuplexHandler {
             }
         }
         gateway.detach(box, connectionID: id, expirySeconds: sessionExpirySeconds)
+        // After the detach: a will with a delay waits for a session without its client.
+        if let will { gateway.publishWill(will, clientID: clientID, box: box, sessionExpirySeconds: sessionExpirySeconds) }
     }
 }

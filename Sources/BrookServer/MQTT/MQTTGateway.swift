@@ -25,17 +25,21 @@ final class MQTTSessionBox: Sendable {
         var connection: MQTTConnectionRef?
         var wakePending = false
         var expiry: Scheduled<Void>?
-        var will: Scheduled<Void>?
+        /// A will waiting for its delay (published at once if the session ends first).
+        var will: (task: Scheduled<Void>, publish: MQTTPublish)?
         /// A record of it is in the sessions topic (removed with a tombstone when it ends).
         var persisted = false
     }
 
     let clientID: String
     let state: NIOLockedValueBox<State>
+    /// The last save of the session under way (on the gateway's loop).
+    let saving: NIOLoopBoundBox<EventLoopFuture<Void>?>
 
-    init(_ session: MQTTSession) {
+    init(_ session: MQTTSession, loop: any EventLoop) {
         clientID = session.clientID
         state = NIOLockedValueBox(State(session: session))
+        saving = NIOLoopBoundBox.makeBoxSendingValue(nil, eventLoop: loop)
     }
 
     /// Queues `message` for the session's shared subscription `key`, chosen for it in its group.
@@ -133,6 +137,9 @@ final class MQTTGateway: Sendable {
         var scanned = false
         var lastRefresh = NIODeadline.uptimeNanoseconds(0)
         var refreshSoon = false
+        /// Where the router was in partitions it stopped reading (an error, a leadership that
+        /// moved): taken up there again, not from the start.
+        var left: [String: [Int32: Offset]] = [:]
         var lastShareCommit = NIODeadline.uptimeNanoseconds(0)
         /// Since when the router waits for connected clients' queues to drain.
         var pacingSince: NIODeadline?
@@ -145,7 +152,7 @@ final class MQTTGateway: Sendable {
     /// Room beyond `mqtt.max.queued.messages` a connected client's queue has for what one fetch
     /// brings at once; the router waits for the queues to drain below the limit before it reads
     /// on (up to `routerPaceMax`, after which a client that stays behind loses messages).
-    static let onlineBurstMax = 16_384
+    static let onlineBurstMax = 4096
     static let routerPaceMax = TimeAmount.seconds(2)
     static let produceTimeoutMs: Int32 = 30_000
 
@@ -235,8 +242,10 @@ final class MQTTGateway: Sendable {
                 grouped[entry.topic, default: [:]][partition, default: []].append(entry)
             }
             let request = ProduceRequest(acks: -1, timeoutMs: Self.produceTimeoutMs, topicData: grouped.map { topic, partitions in
-                .init(name: topic, partitionData: partitions.map { index, batch in
-                    .init(index: index, records: .bytes(ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: Offset(0), records: batch.map(\.record)))))
+                .init(name: topic, partitionData: partitions.flatMap { index, batch in
+                    Self.batches(batch.map(\.record)).map { records in
+                        .init(index: index, records: .bytes(ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: Offset(0), records: records))))
+                    }
                 })
             })
             return self.kafka.send(request, version: 9, scope: scope).flatMap { answer in
@@ -258,6 +267,26 @@ final class MQTTGateway: Sendable {
                 }
             }
         }
+    }
+
+    /// Records split into batches of about `batchBytesMax` at most (a topic's
+    /// `max.message.bytes` is 1 MiB by default; one record alone may still be bigger, and is
+    /// refused by the partition as a Kafka producer's would be).
+    static let batchBytesMax = 512 * 1024
+
+    static func batches(_ records: [SimpleRecord]) -> [[SimpleRecord]] {
+        var out: [[SimpleRecord]] = [[]]
+        var bytes = 0
+        for record in records {
+            let size = (record.key?.count ?? 0) + (record.value?.count ?? 0) + record.headers.reduce(0) { $0 + $1.key.count + ($1.value?.count ?? 0) + 8 } + 24
+            if bytes + size > batchBytesMax && !out[out.count - 1].isEmpty {
+                out.append([])
+                bytes = 0
+            }
+            out[out.count - 1].append(record)
+            bytes += size
+        }
+        return out
     }
 
     // MARK: sessions
@@ -285,7 +314,8 @@ final class MQTTGateway: Sendable {
                 present = true
             } else {
                 box = MQTTSessionBox(MQTTSession(clientID: clientID, receiveMaximum: receiveMaximum,
-                                                 queuedMessagesMax: settings.queuedMessagesMax, subscriptionsMax: settings.subscriptionsMax))
+                                                 queuedMessagesMax: settings.queuedMessagesMax, subscriptionsMax: settings.subscriptionsMax),
+                                     loop: loop)
                 all[clientID] = box
             }
             let previous = existing?.state.withLockedValue { s -> MQTTConnectionRef? in
@@ -293,7 +323,7 @@ final class MQTTGateway: Sendable {
                 s.connection = nil
                 s.expiry?.cancel()
                 s.expiry = nil
-                s.will?.cancel()
+                s.will?.task.cancel()
                 s.will = nil
                 return was
             }
@@ -336,29 +366,41 @@ final class MQTTGateway: Sendable {
         if removed {
             leaveShares(box)
             forget(box)
+            // The session ended before its will's delay: the will goes now.
+            if let will = box.state.withLockedValue({ s in defer { s.will = nil }; return s.will }) {
+                will.task.cancel()
+                loop.execute { self.write(will.publish, clientID: box.clientID) }
+            }
         }
     }
 
     // MARK: persistent sessions
 
     /// The sessions topic's record of `box`: its snapshot as JSON.
-    func sessionRecord(_ box: MQTTSessionBox, expirySeconds: UInt32) -> (topic: String, record: SimpleRecord) {
+    func sessionRecord(_ box: MQTTSessionBox, expirySeconds: UInt32, awaiting extra: UInt16? = nil) -> (topic: String, record: SimpleRecord) {
         let now = broker.clock.now().ms
-        let snapshot = box.state.withLockedValue { s in
+        var snapshot = box.state.withLockedValue { s in
             s.persisted = true
             return s.session.snapshot(expirySeconds: expirySeconds, nowMs: now)
         }
+        if let extra, !snapshot.awaitingRelease.contains(extra) { snapshot.awaitingRelease = (snapshot.awaitingRelease + [extra]).sorted() }
         let json = (try? JSONEncoder().encode(snapshot)).map(Array.init) ?? []
         return (settings.sessionsTopic, SimpleRecord(key: Array(box.clientID.utf8), value: json, timestamp: Timestamp(ms: now)))
     }
 
-    /// Writes `box`'s record (on `scope`'s loop, or the gateway's).
-    func saveSession(_ box: MQTTSessionBox, expirySeconds: UInt32, scope: ConnectionScope? = nil) -> EventLoopFuture<Void> {
-        let scope = scope ?? self.scope
-        guard scope.eventLoop.inEventLoop else {
-            return scope.eventLoop.flatSubmit { self.saveSession(box, expirySeconds: expirySeconds, scope: scope) }
+    /// Writes `box`'s record: one save after the other per session, on the gateway's loop, each
+    /// taking the session as it is when its turn comes (so a later state is never overwritten by
+    /// an earlier one). The answer comes on `loop` (the caller's, when given).
+    func saveSession(_ box: MQTTSessionBox, expirySeconds: UInt32, on callerLoop: (any EventLoop)? = nil) -> EventLoopFuture<Void> {
+        let saved = self.loop.flatSubmit {
+            let previous = box.saving.value ?? self.loop.makeSucceededFuture(())
+            let next = previous.flatMapError { _ in self.loop.makeSucceededFuture(()) }.flatMap {
+                self.produce([self.sessionRecord(box, expirySeconds: expirySeconds)], scope: self.scope)
+            }
+            box.saving.value = next
+            return next
         }
-        return produce([sessionRecord(box, expirySeconds: expirySeconds)], scope: scope)
+        return callerLoop.map { saved.hop(to: $0) } ?? saved
     }
 
     /// A session that ended: its record, if any, is removed (a tombstone).
@@ -386,9 +428,10 @@ final class MQTTGateway: Sendable {
                 continue
             }
             let expiry = Int64(min(snapshot.expirySeconds, settings.sessionExpiryMaxSeconds))
-            let leftMs = expiry * 1000 - max(0, now - snapshot.savedAtMs)
+            let age = now.subtractingReportingOverflow(snapshot.savedAtMs)
+            let leftMs = expiry * 1000 - (age.overflow ? Int64.max / 2 : max(0, age.partialValue))
             guard leftMs > 0, sessionCount < settings.sessionsMax else { continue }
-            let box = MQTTSessionBox(session)
+            let box = MQTTSessionBox(session, loop: loop)
             box.state.withLockedValue { $0.persisted = true }
             sessions.withLockedValue { $0[clientID] = box }
             for (key, subscription) in session.subscriptions {
@@ -445,17 +488,21 @@ final class MQTTGateway: Sendable {
 
     // MARK: wills
 
-    /// Publishes `will` of `clientID` now, or after its delay unless the session is taken up again.
-    func publishWill(_ will: MQTTWill, clientID: String, box: MQTTSessionBox) {
+    /// Publishes `will` of `clientID` (whose connection ended and detached) after its delay or
+    /// when the session ends, whichever comes first, unless the client is back by then.
+    func publishWill(_ will: MQTTWill, clientID: String, box: MQTTSessionBox, sessionExpirySeconds: UInt32) {
         // The will delay is the will's, not the message's (a PUBLISH may not carry it).
         var properties = will.properties
         properties.willDelayInterval = nil
         let publish = MQTTPublish(topic: will.topic, qos: will.qos, retain: will.retain, properties: properties, payload: will.payload)
-        let delay = Int64(min(will.properties.willDelayInterval ?? 0, settings.sessionExpiryMaxSeconds))
+        let delay = Int64(min(will.properties.willDelayInterval ?? 0, sessionExpirySeconds, settings.sessionExpiryMaxSeconds))
         guard delay > 0 else { return loop.execute { self.write(publish, clientID: clientID) } }
-        let task = loop.scheduleTask(in: .seconds(delay)) { self.write(publish, clientID: clientID) }
+        let task = loop.scheduleTask(in: .seconds(delay)) { [weak box] in
+            guard box?.state.withLockedValue({ s -> Bool in defer { s.will = nil }; return s.will != nil }) ?? true else { return }
+            self.write(publish, clientID: clientID)
+        }
         box.state.withLockedValue { s in
-            if s.connection == nil { s.will = task } else { task.cancel() }
+            if s.connection == nil { s.will = (task, publish) } else { task.cancel() }
         }
     }
 
@@ -498,9 +545,15 @@ final class MQTTGateway: Sendable {
         }
     }
 
-    func retainedMessages(matching filter: String) -> [MQTTSession.Message] {
+    /// Retained messages whose topic `filter` matches, `limit` at most.
+    func retainedMessages(matching filter: String, limit: Int) -> [MQTTSession.Message] {
         retained.withLockedValue { all in
-            all.values.filter { MQTTTopic.matches(filter: filter, name: $0.topic) }.sorted { $0.topic < $1.topic }
+            var found: [MQTTSession.Message] = []
+            for message in all.values where MQTTTopic.matches(filter: filter, name: message.topic) {
+                guard found.count < limit else { break }
+                found.append(message)
+            }
+            return found.sorted { $0.topic < $1.topic }
         }
     }
 }

@@ -26,7 +26,8 @@ extension BrookServer {
                         try channel.pipeline.syncOperations.addHandler(MQTTConnection(gateway: gateway, logger: logger))
                     }
                 }
-                return MQTTWebSocket.configure(channel, frameBytesMax: gateway.settings.packetBytesMax + 16) {
+                return MQTTWebSocket.configure(channel, frameBytesMax: gateway.settings.packetBytesMax + 16,
+                                               upgradeTimeout: .milliseconds(gateway.settings.connectTimeoutMs)) {
                     MQTTConnection(gateway: gateway, logger: logger)
                 }
             }

@@ -63,7 +63,9 @@ enum MQTTRecords {
             case responseTopic: if MQTTTopic.isValidName(text) { properties.responseTopic = text }
             case messageExpiry:
                 guard let seconds = UInt32(text) else { continue }
-                let ageSeconds = max(0, (nowMs - record.timestamp.ms) / 1000)
+                // Any timestamp a producer gave: the difference must not overflow.
+                let age = nowMs.subtractingReportingOverflow(record.timestamp.ms)
+                let ageSeconds = age.overflow ? (record.timestamp.ms < 0 ? Int64.max : 0) : max(0, age.partialValue / 1000)
                 guard ageSeconds < Int64(seconds) else { return nil }
                 properties.messageExpiryInterval = seconds - UInt32(ageSeconds)
             default:

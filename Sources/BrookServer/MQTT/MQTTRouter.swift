@@ -39,7 +39,7 @@ extension MQTTGateway {
         if backlog > settings.queuedMessagesMax {
             let since = state.pacingSince ?? now
             state.pacingSince = since
-            if now - since < Self.routerPaceMax { return routeAfter(.milliseconds(1)) }
+            if now - since < Self.routerPaceMax { return routeAfter(.milliseconds(5)) }
         } else {
             state.pacingSince = nil
         }
@@ -83,6 +83,7 @@ extension MQTTGateway {
                 }
                 guard code == .none else {
                     state.positions[topic.topic]?[partition.partitionIndex] = nil
+                    state.left[topic.topic, default: [:]][partition.partitionIndex] = from
                     state.refreshSoon = true
                     continue
                 }
@@ -91,8 +92,10 @@ extension MQTTGateway {
                 _ = bytes.withUnsafeReadableBytes { raw in
                     RecordBatchHeader.forEachBatch(in: raw) { header, _ in next = max(next, header.nextOffset) }
                 }
+                let aborted = Self.abortedOffsets(bytes, partition.abortedTransactions ?? [])
                 do {
-                    for record in try RecordDecoding.records(in: bytes, partition: partition.partitionIndex, from: from) {
+                    for record in try RecordDecoding.records(in: bytes, partition: partition.partitionIndex, from: from)
+                    where !aborted.contains(where: { $0.contains(record.offset.value) }) {
                         if var message = MQTTRecords.message(record, nowMs: now) {
                             message.shard = partition.partitionIndex
                             messages.append(message)
@@ -156,6 +159,32 @@ extension MQTTGateway {
         }
     }
 
+    /// The offsets of aborted transactions' batches in fetched bytes, as a read_committed
+    /// consumer leaves them out: from an aborted transaction's first offset, a producer's
+    /// transactional batches until its abort marker (a control batch).
+    static func abortedOffsets(_ bytes: ByteBuffer,
+                               _ aborted: [FetchResponse.FetchableTopicResponse.PartitionData.AbortedTransaction]) -> [ClosedRange<Int64>] {
+        guard !aborted.isEmpty else { return [] }
+        var pending = aborted.sorted { $0.firstOffset < $1.firstOffset }[...]
+        var open: Set<ProducerID> = []
+        var skipped: [ClosedRange<Int64>] = []
+        _ = bytes.withUnsafeReadableBytes { raw in
+            RecordBatchHeader.forEachBatch(in: raw) { header, _ in
+                while let next = pending.first, next.firstOffset <= header.lastOffset {
+                    open.insert(next.producerId)
+                    pending = pending.dropFirst()
+                }
+                guard open.contains(header.producerID) else { return }
+                if header.attributes.isControl {
+                    open.remove(header.producerID)
+                } else if header.attributes.isTransactional {
+                    skipped.append(header.baseOffset.value...header.lastOffset.value)
+                }
+            }
+        }
+        return skipped
+    }
+
     /// Finds the partitions this node leads of the mapped topics. Those seen at the first look
     /// are read from their end (the node's start); later ones, new, from their start.
     func refreshPartitions() -> EventLoopFuture<Void> {
@@ -170,10 +199,21 @@ extension MQTTGateway {
                 self.partitionCounts.withLockedValue { $0[name] = Int32(topic.partitions.count) }
                 led[name] = Set(topic.partitions.filter { $0.errorCode == 0 && $0.leaderId == node }.map(\.partitionIndex))
             }
-            // Partitions no longer led here are dropped; new ones get a starting position.
+            // Partitions no longer led here are dropped (their position kept, should they come
+            // back); those led again resume there; new ones get a starting position.
             for (topic, partitions) in state.positions {
+                for (index, offset) in partitions where !(led[topic]?.contains(index) ?? false) {
+                    state.left[topic, default: [:]][index] = offset
+                }
                 state.positions[topic] = partitions.filter { led[topic]?.contains($0.key) ?? false }
                 if state.positions[topic]!.isEmpty { state.positions[topic] = nil }
+            }
+            for (topic, partitions) in led {
+                for index in partitions where state.positions[topic]?[index] == nil {
+                    guard let offset = state.left[topic]?[index] else { continue }
+                    state.positions[topic, default: [:]][index] = offset
+                    state.left[topic]?[index] = nil
+                }
             }
             let fresh = led.flatMap { topic, partitions in
                 partitions.filter { state.positions[topic]?[$0] == nil }.map { (topic, $0) }

@@ -10,7 +10,12 @@ enum MQTTWebSocket {
     static let refuserName = "mqtt-ws-refuse"
 
     /// The pipeline of a `ws://` listener's connection: HTTP until the upgrade, then `connection`.
-    static func configure(_ channel: any Channel, frameBytesMax: Int, connection: @escaping @Sendable () -> MQTTConnection) -> EventLoopFuture<Void> {
+    /// A connection not upgraded within `upgradeTimeout` is closed.
+    static func configure(_ channel: any Channel, frameBytesMax: Int, upgradeTimeout: TimeAmount,
+                          connection: @escaping @Sendable () -> MQTTConnection) -> EventLoopFuture<Void> {
+        channel.eventLoop.scheduleTask(in: upgradeTimeout) {
+            channel.pipeline.handler(type: MQTTConnection.self).whenFailure { _ in channel.close(promise: nil) }
+        }
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: frameBytesMax,
             shouldUpgrade: { channel, head in
