@@ -24,7 +24,8 @@ extension MQTTPacket {
             guard ackFlags & 0xFE == 0 else { throw .malformed("CONNACK flags 0x\(String(ackFlags, radix: 16))") }
             let code = try MQTTWire.readByte(&b)
             let properties = v5 ? try MQTTProperties.decode(from: &b, context: .packet(.connack)) : MQTTProperties()
-            packet = .connack(MQTTConnAck(sessionPresent: ackFlags & 1 == 1,
+            // 3.1 has no session-present flag (its byte is reserved).
+            packet = .connack(MQTTConnAck(sessionPresent: ackFlags & 1 == 1 && version != .v3_1,
                                           reason: v5 ? ReasonCode(rawValue: code) : .fromConnectReturnCode(code), properties: properties))
         case .publish: packet = .publish(try decodePublish(flags: flags, &b, v5: v5))
         case .puback, .pubrec, .pubrel, .pubcomp:
