@@ -4,7 +4,8 @@ import BrookMQTT
 /// topics, and its bounds.
 public struct MQTTSettings: Sendable, Equatable {
     /// `mqtt.listeners` (`mqtt://HOST:PORT` for MQTT over TCP, `ws://HOST:PORT` for MQTT over
-    /// WebSocket; comma-separated; none by default).
+    /// WebSocket, `mqtts://` and `wss://` for the same over TLS, with the `ssl.*` settings or
+    /// `listener.name.mqtts.ssl.*` / `listener.name.wss.ssl.*`; comma-separated; none by default).
     public var listeners: [Listener] = []
     /// `mqtt.default.topic`: where messages of an MQTT topic no rule maps land; empty refuses them.
     public var defaultTopic: String? = "mqtt-messages"
@@ -54,8 +55,8 @@ public struct MQTTSettings: Sendable, Equatable {
         switch key {
         case "mqtt.listeners":
             listeners = value.trimmed.isEmpty ? [] : try Listener.parseList(value, key: key)
-            for listener in listeners where !["mqtt", "ws"].contains(listener.name.lowercased()) {
-                throw .invalid(key, value, "expected mqtt://HOST:PORT or ws://HOST:PORT (\(listener.name) is not served)")
+            for listener in listeners where !["mqtt", "ws", "mqtts", "wss"].contains(listener.name.lowercased()) {
+                throw .invalid(key, value, "expected mqtt://HOST:PORT or ws://HOST:PORT (or mqtts://, wss://; \(listener.name) is not served)")
             }
             guard listeners.count <= 8 else { throw .invalid(key, value, "at most 8 listeners") }
         case "mqtt.default.topic":

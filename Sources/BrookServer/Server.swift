@@ -46,6 +46,9 @@ public final class BrookServer: Sendable {
         for listener in config.clientListeners where config.security.securityProtocol(of: listener.name).usesTLS {
             _ = try ListenerTLS(listener: listener.name, settings: config.security.ssl(for: listener.name))
         }
+        for listener in config.mqtt.listeners where MQTTWebSocket.usesTLS(listener) {
+            _ = try ListenerTLS(listener: listener.name, settings: config.security.ssl(for: listener.name))
+        }
     }
 
     /// Binds every listener; returns the bound addresses (port 0 becomes the real port).

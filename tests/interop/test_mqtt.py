@@ -750,3 +750,38 @@ def test_a_long_bad_topic_is_refused_not_fatal(mqtt_broker):
     assert seen and seen[0][0] == 0xE0 and seen[0][1][0] == 0x90, seen[:1]
     ok = Paho(mqtt_broker.mqtt_port)
     ok.close()
+
+
+def test_mqtt_over_tls(broker_factory, tmp_path):
+    """mqtts:// and wss:// with the broker's ssl.* key store: mosquitto_pub with the CA, paho
+    over TLS WebSocket; a client that does not trust the CA is refused."""
+    from tls_certs import make_certs
+
+    certs = make_certs(tmp_path / "certs")
+    port, wss_port = free_port(), free_port()
+    broker_factory({"mqtt.listeners": f"mqtts://127.0.0.1:{port},wss://127.0.0.1:{wss_port}", "num.partitions": "1",
+                    "ssl.keystore.location": certs["keystore.pem"]})
+    wait_port(port)
+    wait_port(wss_port)
+    base = unique("tls")
+    sub = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5, transport="websockets")
+    sub.ws_set_options(path="/mqtt")
+    sub.tls_set(ca_certs=certs["ca.pem"])
+    got: "queue.Queue" = queue.Queue()
+    subscribed: "queue.Queue" = queue.Queue()
+    sub.on_message = lambda c, u, m: got.put(m)
+    sub.on_subscribe = lambda c, u, mid, rcs, props: subscribed.put(rcs)
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{base}/#", qos=1)
+    sub.connect("127.0.0.1", wss_port)
+    sub.loop_start()
+    subscribed.get(timeout=STEP)
+    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "--cafile", certs["ca.pem"], "-q", "1",
+                    "-t", f"{base}/secure", "-m", "over tls"], check=True, timeout=STEP)
+    m = got.get(timeout=STEP)
+    assert (m.topic, m.payload) == (f"{base}/secure", b"over tls")
+    sub.loop_stop()
+    sub.disconnect()
+    # Without the CA the handshake fails.
+    refused = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "--cafile", "/etc/ssl/certs/ca-certificates.crt",
+                              "-t", f"{base}/x", "-m", "no"], capture_output=True, timeout=STEP)
+    assert refused.returncode != 0

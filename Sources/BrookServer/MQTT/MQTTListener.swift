@@ -2,6 +2,7 @@ import BrookBroker
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 extension BrookServer {
     /// Binds `mqtt.listeners` (after reading the retained messages), sharing the event loops and
@@ -19,8 +20,19 @@ extension BrookServer {
         let logger = gateway.logger
         var bound: [SocketAddress] = []
         for listener in listeners {
-            let webSocket = listener.name.lowercased() == "ws"
-            let bootstrap = Self.bootstrap(group: group, limits: limits, logger: logger, writeBuffer: .init(low: 64 * 1024, high: 256 * 1024)) { channel in
+            let webSocket = MQTTWebSocket.isWebSocket(listener)
+            var tls: ListenerTLS?
+            if MQTTWebSocket.usesTLS(listener) {
+                let made = try ListenerTLS(listener: listener.name, settings: broker.config.security.ssl(for: listener.name))
+                tlsListeners.withLockedValue { $0.append(made) }
+                tls = made
+            }
+            let bootstrap = Self.bootstrap(group: group, limits: limits, logger: logger, writeBuffer: .init(low: 64 * 1024, high: 256 * 1024)) { [tls] channel in
+                do {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
                 guard webSocket else {
                     return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(MQTTConnection(gateway: gateway, logger: logger))

@@ -1,3 +1,4 @@
+import BrookBroker
 import BrookMQTT
 import Logging
 import NIOCore
@@ -8,6 +9,10 @@ import NIOWebSocket
 /// binary frames whose bytes are the MQTT stream (a packet may span frames, a frame hold several).
 enum MQTTWebSocket {
     static let refuserName = "mqtt-ws-refuse"
+
+    /// `ws://` and `wss://` listeners speak WebSocket; `mqtts://` and `wss://` TLS.
+    static func isWebSocket(_ listener: Listener) -> Bool { ["ws", "wss"].contains(listener.name.lowercased()) }
+    static func usesTLS(_ listener: Listener) -> Bool { ["mqtts", "wss"].contains(listener.name.lowercased()) }
 
     /// The pipeline of a `ws://` listener's connection: HTTP until the upgrade, then `connection`.
     /// A connection not upgraded within `upgradeTimeout` is closed.
