@@ -37,6 +37,10 @@ public struct MQTTSettings: Sendable, Equatable {
     public var sessionExpiryMaxSeconds: UInt32 = 7 * 86_400
     /// `mqtt.max.retained.messages`: retained messages held; a new retained topic beyond is not kept.
     public var retainedMessagesMax = 100_000
+    /// `mqtt.allow.anonymous`: a CONNECT without a user name is taken. A user name given is
+    /// always checked with its password against the broker's users (PLAIN users of
+    /// `listener.name.mqtt.plain.sasl.jaas.config`, SCRAM credentials).
+    public var allowAnonymous = true
     /// `mqtt.connect.timeout.ms`: a connection without a CONNECT this long is closed.
     public var connectTimeoutMs: Int64 = 10_000
 
@@ -84,6 +88,12 @@ public struct MQTTSettings: Sendable, Equatable {
         case "mqtt.max.sessions": sessionsMax = try int(1...10_000_000)
         case "mqtt.session.expiry.max.seconds": sessionExpiryMaxSeconds = UInt32(try int(0...Int(UInt32.max)))
         case "mqtt.max.retained.messages": retainedMessagesMax = try int(0...10_000_000)
+        case "mqtt.allow.anonymous":
+            switch value.trimmed.lowercased() {
+            case "true": allowAnonymous = true
+            case "false": allowAnonymous = false
+            default: throw .invalid(key, value, "expected true or false")
+            }
         case "mqtt.connect.timeout.ms": connectTimeoutMs = Int64(try int(100...3_600_000))
         default: return false
         }

@@ -785,3 +785,38 @@ def test_mqtt_over_tls(broker_factory, tmp_path):
     refused = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "--cafile", "/etc/ssl/certs/ca-certificates.crt",
                               "-t", f"{base}/x", "-m", "no"], capture_output=True, timeout=STEP)
     assert refused.returncode != 0
+
+
+def test_mqtt_logins(broker_factory):
+    """With mqtt.allow.anonymous=false a CONNECT needs a user: a PLAIN user of the MQTT listener
+    (listener.name.mqtt.plain.sasl.jaas.config) or a SCRAM user of the cluster; a wrong password
+    gets CONNACK 4 (3.1.1) / 0x86 (5.0), no user name 5 / 0x87."""
+    from conftest import BROOK_BIN
+
+    port = free_port()
+    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+            'user_device1="s3cret";')
+    b = broker_factory(mqtt_overrides(port, **{"mqtt.allow.anonymous": "false",
+                                               "listener.name.mqtt.plain.sasl.jaas.config": jaas}))
+    wait_port(port)
+    ok = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-u", "device1", "-P", "s3cret",
+                         "-t", "login/ok", "-m", "1", "-q", "1"], capture_output=True, text=True, timeout=STEP)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-u", "device1", "-P", "wrong",
+                          "-t", "login/bad", "-m", "1"], capture_output=True, text=True, timeout=STEP)
+    assert bad.returncode != 0 and "bad user name or password" in (bad.stderr + bad.stdout).lower(), bad.stderr
+    anonymous = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-V", "mqttv5", "-t", "login/anon", "-m", "1"],
+                               capture_output=True, text=True, timeout=STEP)
+    assert anonymous.returncode != 0
+    # A SCRAM user made with brook user, logging in over MQTT with its password.
+    made = subprocess.run([str(BROOK_BIN), "user", "add", "--bootstrap-server", b.bootstrap, "scram-dev",
+                           "--mechanism", "SCRAM-SHA-256", "--password", "pw-256"], capture_output=True, text=True, timeout=STEP)
+    assert made.returncode == 0, made.stdout + made.stderr
+    deadline = time.monotonic() + STEP
+    while True:
+        scram = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-u", "scram-dev", "-P", "pw-256",
+                                "-t", "login/scram", "-m", "1", "-q", "1"], capture_output=True, text=True, timeout=STEP)
+        if scram.returncode == 0:
+            break
+        assert time.monotonic() < deadline, scram.stderr
+        time.sleep(0.3)

@@ -219,6 +219,14 @@ final class MQTTConnection: ChannelDuplexHandler {
         if let method = connect.properties.authenticationMethod {
             return refuseConnect(.badAuthenticationMethod, "enhanced authentication (\(method)) is not served")
         }
+        if let user = connect.username {
+            guard gateway.checkLogin(user: user, password: connect.password ?? []) else {
+                return refuseConnect(.badUserNameOrPassword, "user \(user): bad user name or password")
+            }
+            logger[metadataKey: "user"] = "\(user)"
+        } else if !gateway.settings.allowAnonymous {
+            return refuseConnect(.notAuthorized, "a CONNECT without a user name (mqtt.allow.anonymous is false)")
+        }
         let settings = gateway.settings
         sessionExpirySeconds = v5 ? connect.properties.sessionExpiryInterval ?? 0 : (connect.cleanStart ? 0 : UInt32.max)
         clientPacketBytesMax = connect.properties.maximumPacketSize.map(Int.init) ?? Int.max

@@ -4,6 +4,7 @@ import BrookCore
 import BrookMQTT
 import BrookProtocol
 import BrookRecords
+import BrookSecurity
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -287,6 +288,29 @@ final class MQTTGateway: Sendable {
             bytes += size
         }
         return out
+    }
+
+    // MARK: logins
+
+    /// Whether `user` with `password` is one of the broker's users: a PLAIN user of the MQTT
+    /// listener (`listener.name.mqtt.plain.sasl.jaas.config`) or a SCRAM credential of the
+    /// cluster's metadata (either mechanism), checked as a SCRAM exchange would check it.
+    func checkLogin(user: String, password: [UInt8]) -> Bool {
+        let security = broker.config.security
+        if let expected = security.listenerPlainUsers["MQTT"]?[user] {
+            return constantTimeEqual(Array(expected.utf8), password)
+        }
+        guard let text = String(validating: password, as: UTF8.self), let digests = broker.scramDigests,
+              let credentials = broker.cluster.current?.image.scramCredentials[user] else { return false }
+        for (code, record) in credentials.sorted(by: { $0.key < $1.key }) {
+            guard let mechanism = ScramMechanism(rawValue: code) else { continue }
+            let scram = Scram(mechanism, digests: digests)
+            let salt = Array(record.salt.readableBytesView)
+            let made = scram.credential(saltedPassword: scram.saltedPassword(text, salt: salt, iterations: record.iterations),
+                                        salt: salt, iterations: record.iterations)
+            if constantTimeEqual(made.storedKey, Array(record.storedKey.readableBytesView)) { return true }
+        }
+        return false
     }
 
     // MARK: sessions
