@@ -820,3 +820,28 @@ def test_mqtt_logins(broker_factory):
             break
         assert time.monotonic() < deadline, scram.stderr
         time.sleep(0.3)
+
+
+def test_kafka_python_reads_and_writes_mqtt_data(mqtt_broker):
+    """kafka-python on the Kafka side: it reads a device's message (key, value, headers) and its
+    producer's record reaches an MQTT subscriber."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    base = unique("kp")
+    sub = Paho(mqtt_broker.mqtt_port)
+    sub.subscribe(f"{base}/in", qos=1)
+    dev = Paho(mqtt_broker.mqtt_port)
+    dev.publish(f"{base}/out", b"from-device", qos=1)
+    consumer = KafkaConsumer("mqtt-messages", bootstrap_servers=mqtt_broker.bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=8000)
+    found = [m for m in consumer if m.key == f"{base}/out".encode()]
+    consumer.close()
+    assert len(found) == 1 and found[0].value == b"from-device"
+    assert dict(found[0].headers)["mqtt.qos"] == b"1"
+    producer = KafkaProducer(bootstrap_servers=mqtt_broker.bootstrap)
+    producer.send("mqtt-messages", key=f"{base}/in".encode(), value=b"to-device").get(timeout=STEP)
+    producer.close()
+    m = sub.expect(1)[0]
+    assert (m.topic, m.payload) == (f"{base}/in", b"to-device")
+    sub.close()
+    dev.close()
