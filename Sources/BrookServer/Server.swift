@@ -26,11 +26,15 @@ public final class BrookServer: Sendable {
     let mqtt = NIOLockedValueBox<MQTTGateway?>(nil)
     /// Requests and connections counted, when the node keeps metrics.
     let metrics: ServerMetrics?
+    /// How this node reaches the other brokers of its cluster (the MQTT side's writes and reads
+    /// of partitions they lead); nil for a node on its own.
+    let peers: InterBrokerClient?
     static let tlsReloadCheck = TimeAmount.seconds(5)
 
     /// `threads`: the event loops (`num.network.threads`); nil: one per core.
-    public init(broker: Broker, threads: Int? = nil, logger: Logger, metrics: ServerMetrics? = nil) {
+    public init(broker: Broker, threads: Int? = nil, logger: Logger, metrics: ServerMetrics? = nil, peers: InterBrokerClient? = nil) {
         self.broker = broker
+        self.peers = peers
         self.logger = logger
         self.metrics = metrics
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads ?? System.coreCount))

@@ -213,7 +213,8 @@ struct Serve: ParsableCommand {
         var replicaManager: ReplicaManager?
         if let broker, let peers {
             guard !config.clientListeners.isEmpty else { throw ValidationError("a broker needs a listener that is not a controller listener") }
-            let started = BrookServer(broker: broker, threads: broker.config.networkThreads, logger: logger, metrics: observed.metrics)
+            let started = BrookServer(broker: broker, threads: broker.config.networkThreads, logger: logger, metrics: observed.metrics,
+                                      peers: singleNode ? nil : peers)
             let health = observed.health
             let advertised = (config.advertisedListeners ?? config.listeners).filter { !config.controllerListenerNames.contains($0.name) }
             var options = BrokerLifecycleOptions(

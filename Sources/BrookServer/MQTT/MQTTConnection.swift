@@ -27,7 +27,9 @@ final class MQTTConnection: ChannelDuplexHandler {
         case pubrec(UInt16, ReasonCode, written: Bool)
     }
 
-    enum Phase { case awaitingConnect, connected, closed }
+    /// `joining`: a CONNECT waits for the sessions other nodes wrote (a cluster's); packets
+    /// after it wait in the framer, and the connection does not read.
+    enum Phase { case awaitingConnect, joining, connected, closed }
 
     /// Writes in flight before the connection stops reading.
     static let writesInFlightMax = 16
@@ -107,8 +109,13 @@ final class MQTTConnection: ChannelDuplexHandler {
         var bytes = unwrapInboundIn(data)
         lastPacket = context.eventLoop.now
         framer.append(&bytes)
+        handleFramed(context: context)
+    }
+
+    /// Handles the packets the framer holds (until a CONNECT has to wait).
+    func handleFramed(context: ChannelHandlerContext) {
         do {
-            while phase != .closed, let (first, body) = try framer.next() {
+            while phase != .closed && phase != .joining, let (first, body) = try framer.next() {
                 let packet = try MQTTPacket.decode(first: first, body: body, version: phase == .awaitingConnect ? nil : version)
                 try handle(packet, context: context)
                 if pendingRecords.count >= Self.recordsPerWriteMax { flushWrites() }
@@ -124,7 +131,7 @@ final class MQTTConnection: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        guard writes.count < Self.writesInFlightMax, context.channel.isWritable else {
+        guard phase != .joining, writes.count < Self.writesInFlightMax, context.channel.isWritable else {
             readHeld = true
             return
         }
@@ -227,15 +234,36 @@ final class MQTTConnection: ChannelDuplexHandler {
         } else if !gateway.settings.allowAnonymous {
             return refuseConnect(.notAuthorized, "a CONNECT without a user name (mqtt.allow.anonymous is false)")
         }
-        let settings = gateway.settings
         sessionExpirySeconds = v5 ? connect.properties.sessionExpiryInterval ?? 0 : (connect.cleanStart ? 0 : UInt32.max)
         clientPacketBytesMax = connect.properties.maximumPacketSize.map(Int.init) ?? Int.max
+        guard !connect.cleanStart, gateway.peers != nil else { return attach(connect, assigned: assigned, context: context) }
+        // In a cluster, the session may be another node's: what the nodes wrote of it is read
+        // first, so that a client moving from one node to the next finds it.
+        phase = .joining
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let wasAssigned = assigned
+        gateway.catchUpSessions(of: clientID).hop(to: context.eventLoop).whenComplete { _ in
+            let connection = handler.value
+            guard connection.phase == .joining, let context = connection.context else { return }
+            connection.phase = .awaitingConnect
+            connection.attach(connect, assigned: wasAssigned, context: context)
+            connection.handleFramed(context: context)
+            connection.flushWrites()
+            context.flush()
+            connection.resumeReading()
+        }
+    }
+
+    /// The CONNECT's session attached (taken over from another connection, or new), and answered.
+    func attach(_ connect: MQTTConnect, assigned: Bool, context: ChannelHandlerContext) {
+        let settings = gateway.settings
         let receiveMaximum = Int(connect.properties.receiveMaximum ?? UInt16(min(settings.inflightMessagesMax, 65_535)))
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let loop = context.eventLoop
         let ref = MQTTConnectionRef(id: id, wake: { loop.execute { handler.value.drainDeliveries() } },
                                     takeOver: { loop.execute { handler.value.takenOver() } })
-        switch gateway.attach(clientID: clientID, cleanStart: connect.cleanStart, receiveMaximum: receiveMaximum, connection: ref) {
+        switch gateway.attach(clientID: clientID, cleanStart: connect.cleanStart, receiveMaximum: receiveMaximum,
+                             persistent: persistent, connection: ref) {
         case .refused(let reason, let message):
             return refuseConnect(reason, message)
         case .attached(let box, let sessionPresent, let previous):
@@ -464,7 +492,7 @@ final class MQTTConnection: ChannelDuplexHandler {
     /// Runs `then` once a persistent session's change is written to the sessions topic (at once
     /// for a session that ends with its connection); a failed write ends the connection instead.
     func afterSaving(_ box: MQTTSessionBox, then: @escaping (MQTTConnection) -> Void) {
-        guard persistent, let scope else { return then(self) }
+        guard gateway.keepsRecord(of: box, persistent: persistent), let scope else { return then(self) }
         gateway.saveSession(box, expirySeconds: sessionExpirySeconds, on: scope.eventLoop).assumeIsolated().whenComplete { result in
             switch result {
             case .success:

@@ -101,22 +101,34 @@ final class MQTTStats: Sendable {
     let messagesDropped = Counter()
 }
 
-/// The MQTT side of a node: sessions by client id, retained messages, the topic partition counts,
-/// and the router, which reads the Kafka topics MQTT maps to (from their end when the node
-/// starts) and hands each record to the sessions subscribed to its MQTT topic. Everything goes
-/// through the node's own broker as Kafka requests (LocalKafka).
+/// The MQTT side of a node: sessions by client id, retained messages, the topics' partition
+/// leaders, and the router, which reads the Kafka topics MQTT maps to (from their end when the
+/// node starts) and hands each record to the sessions subscribed to its MQTT topic. Everything
+/// goes as Kafka requests to the broker that leads the partition: this node's own in process
+/// (LocalKafka), another's over the inter-broker listener (PeerRequests).
+///
+/// In a cluster every node reads every partition of the mapped topics, so a subscriber gets a
+/// message wherever it was published; the retained and sessions topics are read too, so a
+/// retained message is everywhere, and a persistent session is taken up by the node its client
+/// connects to next (the node that had it lets it go when it reads the new owner's record).
 final class MQTTGateway: Sendable {
     let broker: Broker
     let settings: MQTTSettings
     let mapping: MQTTTopicMapping
     let logger: Logger
     let kafka: LocalKafka
+    /// Requests to the other brokers of the cluster (nil: a node on its own).
+    let peers: PeerRequests?
     /// The router's event loop, where its fetches and the gateway's own produces (wills) run.
     let loop: any EventLoop
     let scope: ConnectionScope
     let sessions = NIOLockedValueBox<[String: MQTTSessionBox]>([:])
     let retained = NIOLockedValueBox<[String: MQTTSession.Message]>([:])
-    let partitionCounts = NIOLockedValueBox<[String: Int32]>([:])
+    /// The leader of each partition of the topics written to (NodeID(-1): none now).
+    let topicLeaders = NIOLockedValueBox<[String: [NodeID]]>([:])
+    /// Persistent sessions another node of the cluster has, as their last records say: taken
+    /// up when their client connects here.
+    let elsewhere = NIOLockedValueBox<[String: Elsewhere]>([:])
     let router: NIOLoopBound<Router>
     let running = NIOLockedValueBox(true)
     let nextConnectionID = NIOLockedValueBox<UInt64>(1)
@@ -124,6 +136,13 @@ final class MQTTGateway: Sendable {
     /// Share groups: each shared subscription as subscribed (`$share/GROUP/FILTER`) and the
     /// client ids of the sessions in it, sorted.
     let shares = NIOLockedValueBox<[String: Share]>([:])
+    /// Members of share groups whose sessions other nodes have (by `$share/GROUP/FILTER`).
+    let sharesElsewhere = NIOLockedValueBox<[String: Set<String>]>([:])
+
+    struct Elsewhere: Sendable {
+        var node: NodeID
+        var snapshot: MQTTSession.Snapshot
+    }
 
     struct Share: Sendable {
         var group: String
@@ -138,9 +157,16 @@ final class MQTTGateway: Sendable {
         var scanned = false
         var lastRefresh = NIODeadline.uptimeNanoseconds(0)
         var refreshSoon = false
-        /// Where the router was in partitions it stopped reading (an error, a leadership that
-        /// moved): taken up there again, not from the start.
-        var left: [String: [Int32: Offset]] = [:]
+        /// Who leads each partition read (none while it is not known: not read until the next
+        /// refresh).
+        var leaders: [String: [Int32: NodeID]] = [:]
+        /// The brokers a fetch loop runs for.
+        var loops: Set<NodeID> = []
+        /// The partition counts of the mapped topics at the first look: a partition beyond
+        /// them is new, and read from its start; one within them from where the log ended.
+        var countsAtStart: [String: Int32] = [:]
+        /// Since when a broker that has sessions is seen fenced or out of the cluster.
+        var fencedSince: [NodeID: NIODeadline] = [:]
         var lastShareCommit = NIODeadline.uptimeNanoseconds(0)
         /// Since when the router waits for connected clients' queues to drain.
         var pacingSince: NIODeadline?
@@ -157,7 +183,8 @@ final class MQTTGateway: Sendable {
     static let routerPaceMax = TimeAmount.seconds(2)
     static let produceTimeoutMs: Int32 = 30_000
 
-    init(broker: Broker, loop: any EventLoop, logger: Logger) throws {
+    init(broker: Broker, loop: any EventLoop, logger: Logger, peers: PeerRequests? = nil) throws {
+        self.peers = peers
         self.broker = broker
         settings = broker.config.mqtt
         mapping = broker.config.mqtt.mapping
@@ -176,28 +203,46 @@ final class MQTTGateway: Sendable {
 
     // MARK: topics
 
-    /// How many partitions `topic` has, creating it (with the broker's defaults; the retained
-    /// topic compacted) when it does not exist, and waiting until its partitions have leaders.
-    /// On `scope`'s loop.
-    func partitions(of topic: String, scope: ConnectionScope) -> EventLoopFuture<Int32> {
-        if let known = partitionCounts.withLockedValue({ $0[topic] }) { return scope.eventLoop.makeSucceededFuture(known) }
+    /// The leaders of `topic`'s partitions, creating it (with the broker's defaults; the
+    /// retained and sessions topics compacted) when it does not exist, and waiting until its
+    /// partitions have leaders. On `scope`'s loop.
+    func partitions(of topic: String, scope: ConnectionScope) -> EventLoopFuture<[NodeID]> {
+        if let known = topicLeaders.withLockedValue({ $0[topic] }) { return scope.eventLoop.makeSucceededFuture(known) }
         return lookUp(topic, scope: scope, created: false, deadline: .now() + Self.topicWait)
+    }
+
+    var node: NodeID { broker.config.nodeID }
+
+    /// How long a request to another broker may take (a fetch's long poll included).
+    static let peerRequestTimeoutMs: UInt64 = 10_000
+
+    /// Sends `request` to the broker of `node`: this node's in process, another's over the
+    /// inter-broker listener. The answer comes on `scope`'s loop.
+    func send<R: KafkaRequest>(_ request: R, version: Int16, to node: NodeID, scope: ConnectionScope,
+                               lane: PeerRequests.Lane = .requests) -> EventLoopFuture<R.Response> {
+        if node == self.node { return kafka.send(request, version: version, scope: scope) }
+        guard let peers else {
+            return scope.eventLoop.makeFailedFuture(MQTTError(.serverUnavailable, "broker \(node) leads the partition; this node reaches no other broker"))
+        }
+        return scope.eventLoop.makeFutureWithTask {
+            try await peers.send(request, version: version, to: node, lane: lane, timeoutMs: Self.peerRequestTimeoutMs)
+        }
     }
 
     /// How long a write waits for its topic to be created and led.
     static let topicWait = TimeAmount.seconds(15)
     static let retryBackoff = TimeAmount.milliseconds(100)
 
-    private func lookUp(_ topic: String, scope: ConnectionScope, created: Bool, deadline: NIODeadline) -> EventLoopFuture<Int32> {
+    private func lookUp(_ topic: String, scope: ConnectionScope, created: Bool, deadline: NIODeadline) -> EventLoopFuture<[NodeID]> {
         let loop = scope.eventLoop
         let request = MetadataRequest(topics: [.init(name: topic)], allowAutoTopicCreation: false)
         return kafka.send(request, version: 12, scope: scope).flatMap { answer in
             let found = answer.topics.first
             if let found, found.errorCode == 0, !found.partitions.isEmpty,
                found.partitions.allSatisfy({ $0.errorCode == 0 && $0.leaderId.value >= 0 }) {
-                let count = Int32(found.partitions.count)
-                self.partitionCounts.withLockedValue { $0[topic] = count }
-                return loop.makeSucceededFuture(count)
+                let leaders = Self.leaders(of: found)
+                self.topicLeaders.withLockedValue { $0[topic] = leaders }
+                return loop.makeSucceededFuture(leaders)
             }
             guard NIODeadline.now() < deadline else {
                 return loop.makeFailedFuture(MQTTError(.serverUnavailable, "topic \(topic) has no led partitions"))
@@ -226,47 +271,86 @@ final class MQTTGateway: Sendable {
         }
     }
 
+    /// The leader of each of a Metadata topic's partitions, by index (NodeID(-1): none).
+    static func leaders(of topic: MetadataResponse.MetadataResponseTopic) -> [NodeID] {
+        var leaders = [NodeID](repeating: NodeID(-1), count: topic.partitions.count)
+        for partition in topic.partitions where partition.errorCode == 0 && Int(partition.partitionIndex) < leaders.count && partition.partitionIndex >= 0 {
+            leaders[Int(partition.partitionIndex)] = partition.leaderId
+        }
+        return leaders
+    }
+
     /// Writes `records` (each to its Kafka topic, in the partition its key hashes to, as Kafka's
-    /// default partitioner puts it) with acks=all. A partition without a leader for now (a topic
-    /// just created, a leader moving) is tried again, alone, until `deadline`; any other refusal
-    /// fails the write.
+    /// default partitioner puts it) with acks=all, one Produce to each partition's leader. A
+    /// partition without a leader for now (a topic just created, a leader moving, a broker
+    /// unreachable) is tried again, alone, until `deadline`; any other refusal fails the write.
     func produce(_ records: [(topic: String, record: SimpleRecord)], scope: ConnectionScope,
                  deadline: NIODeadline = .now() + MQTTGateway.topicWait) -> EventLoopFuture<Void> {
         let loop = scope.eventLoop
         let topics = Array(Set(records.map(\.topic))).sorted()
-        let counts = topics.map { partitions(of: $0, scope: scope) }
-        return EventLoopFuture.whenAllSucceed(counts, on: loop).flatMap { found in
-            let countOf = Dictionary(uniqueKeysWithValues: zip(topics, found))
-            var grouped: [String: [Int32: [(topic: String, record: SimpleRecord)]]] = [:]
+        let lookups = topics.map { partitions(of: $0, scope: scope) }
+        return EventLoopFuture.whenAllSucceed(lookups, on: loop).flatMap { found in
+            let leadersOf = Dictionary(uniqueKeysWithValues: zip(topics, found))
+            var grouped: [NodeID: [String: [Int32: [(topic: String, record: SimpleRecord)]]]] = [:]
             for entry in records {
-                let partition = Partitioner.partition(forKey: entry.record.key ?? [], count: countOf[entry.topic]!)
-                grouped[entry.topic, default: [:]][partition, default: []].append(entry)
+                let leaders = leadersOf[entry.topic]!
+                let partition = Partitioner.partition(forKey: entry.record.key ?? [], count: Int32(leaders.count))
+                grouped[leaders[Int(partition)], default: [:]][entry.topic, default: [:]][partition, default: []].append(entry)
             }
-            let request = ProduceRequest(acks: -1, timeoutMs: Self.produceTimeoutMs, topicData: grouped.map { topic, partitions in
-                .init(name: topic, partitionData: partitions.flatMap { index, batch in
-                    Self.batches(batch.map(\.record)).map { records in
-                        .init(index: index, records: .bytes(ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: Offset(0), records: records))))
-                    }
-                })
-            })
-            return self.kafka.send(request, version: 9, scope: scope).flatMap { answer in
-                var again: [(topic: String, record: SimpleRecord)] = []
-                for topic in answer.responses {
-                    for partition in topic.partitionResponses where partition.errorCode != 0 {
-                        let code = ErrorCode(rawValue: partition.errorCode)
-                        let retriable = code == .unknownTopicOrPartition || code == .notLeaderOrFollower || code == .leaderNotAvailable
-                        guard retriable, NIODeadline.now() < deadline else {
-                            return loop.makeFailedFuture(MQTTError(.unspecifiedError, "writing to \(topic.name)-\(partition.index): \(code)"))
-                        }
-                        self.partitionCounts.withLockedValue { $0[topic.name] = nil }
-                        again += grouped[topic.name]?[partition.index] ?? []
-                    }
-                }
+            let writes = grouped.sorted { $0.key < $1.key }.map { leader, byTopic in
+                self.produce(byTopic, to: leader, scope: scope, deadline: deadline)
+            }
+            return EventLoopFuture.whenAllSucceed(writes, on: loop).flatMap { retries in
+                let again = retries.flatMap { $0 }
                 guard !again.isEmpty else { return loop.makeSucceededFuture(()) }
+                for topic in Set(again.map(\.topic)) { self.topicLeaders.withLockedValue { $0[topic] = nil } }
                 return loop.scheduleTask(in: Self.retryBackoff) {}.futureResult.flatMap {
                     self.produce(again, scope: scope, deadline: deadline)
                 }
             }
+        }
+    }
+
+    /// One Produce to `leader`; answers the records to try again (a partition that has another
+    /// leader by now, or none; the broker not reached), or fails when the write was refused.
+    private func produce(_ byTopic: [String: [Int32: [(topic: String, record: SimpleRecord)]]], to leader: NodeID,
+                         scope: ConnectionScope, deadline: NIODeadline) -> EventLoopFuture<[(topic: String, record: SimpleRecord)]> {
+        let loop = scope.eventLoop
+        let all = byTopic.values.flatMap { $0.values.flatMap { $0 } }
+        guard leader.value >= 0 else {
+            guard NIODeadline.now() < deadline else {
+                return loop.makeFailedFuture(MQTTError(.serverUnavailable, "no leader for \(byTopic.keys.sorted().joined(separator: ", "))"))
+            }
+            return loop.makeSucceededFuture(all)
+        }
+        let request = ProduceRequest(acks: -1, timeoutMs: Self.produceTimeoutMs, topicData: byTopic.map { topic, partitions in
+            .init(name: topic, partitionData: partitions.flatMap { index, batch in
+                Self.batches(batch.map(\.record)).map { records in
+                    .init(index: index, records: .bytes(ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: Offset(0), records: records))))
+                }
+            })
+        })
+        return send(request, version: 9, to: leader, scope: scope).flatMapErrorThrowing { error in
+            // Another broker not reached (stopped, cut off): its partitions move to others.
+            guard leader != self.node, NIODeadline.now() < deadline else { throw error }
+            Self.warnings.warn(self.logger, "MQTT write to broker \(leader) failed, trying again: \(error)")
+            return ProduceResponse(responses: byTopic.map { topic, partitions in
+                .init(name: topic, partitionResponses: partitions.keys.map { .init(index: $0, errorCode: ErrorCode.notLeaderOrFollower.rawValue) })
+            })
+        }.flatMapThrowing { answer in
+            var again: [(topic: String, record: SimpleRecord)] = []
+            for topic in answer.responses {
+                for partition in topic.partitionResponses where partition.errorCode != 0 {
+                    let code = ErrorCode(rawValue: partition.errorCode)
+                    let retriable = code == .unknownTopicOrPartition || code == .notLeaderOrFollower || code == .leaderNotAvailable
+                        || code == .notEnoughReplicas || code == .requestTimedOut
+                    guard retriable, NIODeadline.now() < deadline else {
+                        throw MQTTError(.unspecifiedError, "writing to \(topic.name)-\(partition.index): \(code)")
+                    }
+                    again += byTopic[topic.name]?[partition.index] ?? []
+                }
+            }
+            return again
         }
     }
 
@@ -320,10 +404,30 @@ final class MQTTGateway: Sendable {
         case refused(ReasonCode, String)
     }
 
-    /// The session of a CONNECT: a new one (clean start, or none kept), or the kept one.
-    func attach(clientID: String, cleanStart: Bool, receiveMaximum: Int, connection: MQTTConnectionRef) -> Attach {
-        sessions.withLockedValue { all in
-            let existing = all[clientID]
+    /// The session of a CONNECT: a new one (clean start, or none kept), or the kept one (this
+    /// node's, or one another node of the cluster had, taken up). `persistent`: the session
+    /// outlives its connection (its record is written at CONNECT, which tells the node that had
+    /// it to let it go; otherwise a tombstone does).
+    func attach(clientID: String, cleanStart: Bool, receiveMaximum: Int, persistent: Bool, connection: MQTTConnectionRef) -> Attach {
+        let other = elsewhere.withLockedValue { $0.removeValue(forKey: clientID) }
+        if other != nil {
+            leaveSharesElsewhere(clientID)
+            if !persistent { release(clientID) }
+        }
+        return sessions.withLockedValue { all in
+            var existing = all[clientID]
+            if existing == nil, !cleanStart, let other,
+               let session = MQTTSession(restoring: other.snapshot, receiveMaximum: receiveMaximum, queuedMessagesMax: settings.queuedMessagesMax,
+                                         subscriptionsMax: settings.subscriptionsMax) {
+                // The client was on another node: its session is taken up here.
+                let box = MQTTSessionBox(session, loop: loop)
+                all[clientID] = box
+                for (key, subscription) in session.subscriptions {
+                    if let group = subscription.shareGroup { joinShare(key, group: group, filter: subscription.filter, clientID: clientID) }
+                }
+                logger.info("MQTT session of \(clientID) taken up from broker \(other.node)")
+                existing = box
+            }
             if existing == nil && all.count >= settings.sessionsMax {
                 return .refused(.quotaExceeded, "\(settings.sessionsMax) sessions (mqtt.max.sessions)")
             }
@@ -400,6 +504,75 @@ final class MQTTGateway: Sendable {
 
     // MARK: persistent sessions
 
+    /// The header of a sessions topic record naming the node that wrote it (the session's owner).
+    static let nodeHeader = Array("mqtt.node".utf8)
+
+    var ownerHeaders: [SimpleRecord.Header] { [SimpleRecord.Header(key: Self.nodeHeader, value: Array("\(node.value)".utf8))] }
+
+    /// Whether `box`'s changes are written to the sessions topic: a persistent session's; in a
+    /// cluster, also one with shared subscriptions (the other nodes count it in its groups), or
+    /// one written before.
+    func keepsRecord(of box: MQTTSessionBox, persistent: Bool) -> Bool {
+        persistent || peers != nil && (box.state.withLockedValue { $0.persisted } || !box.sharedKeys.isEmpty)
+    }
+
+    /// A tombstone of `clientID`'s session written by this node: the node that had it lets it go.
+    func release(_ clientID: String) {
+        let record = SimpleRecord(key: Array(clientID.utf8), value: nil, headers: ownerHeaders, timestamp: Timestamp(ms: broker.clock.now().ms))
+        loop.execute {
+            self.produce([(self.settings.sessionsTopic, record)], scope: self.scope).whenFailure { error in
+                Self.warnings.warn(self.logger, "MQTT session \(clientID) not released in \(self.settings.sessionsTopic): \(error)")
+            }
+        }
+    }
+
+    /// The node a sessions topic record names (records without one are this node's: written
+    /// before there was a cluster).
+    func owner(of record: ConsumedRecord) -> NodeID {
+        guard let header = record.headers.first(where: { $0.key == Self.nodeHeader }), let value = header.value,
+              let text = String(validating: value, as: UTF8.self), let id = Int32(text) else { return node }
+        return NodeID(id)
+    }
+
+    /// A sessions topic record another node wrote (read by the router): a session of ours that it
+    /// took up is let go (its connection, if any, ends as taken over; no tombstone, no save);
+    /// the session is noted as that node's, or forgotten (a tombstone).
+    func sessionRecordRead(_ record: ConsumedRecord) {
+        let writer = owner(of: record)
+        guard writer != node, let key = record.key, let clientID = String(validating: key, as: UTF8.self) else { return }
+        let box = sessions.withLockedValue { all -> MQTTSessionBox? in
+            guard let box = all[clientID] else { return nil }
+            all[clientID] = nil
+            return box
+        }
+        if let box {
+            leaveShares(box)
+            let connection = box.state.withLockedValue { s -> MQTTConnectionRef? in
+                s.persisted = false
+                s.expiry?.cancel()
+                s.expiry = nil
+                s.will?.task.cancel()
+                s.will = nil
+                defer { s.connection = nil }
+                return s.connection
+            }
+            connection?.takeOver()
+            logger.info("MQTT session of \(clientID) taken up by broker \(writer)")
+        }
+        let known = elsewhere.withLockedValue { $0.removeValue(forKey: clientID) }
+        if known != nil { leaveSharesElsewhere(clientID) }
+        guard let value = record.value else { return }
+        guard let snapshot = try? JSONDecoder().decode(MQTTSession.Snapshot.self, from: Data(value)), snapshot.clientID == clientID else {
+            return Self.warnings.warn(logger, "MQTT: the session record of \(clientID) from broker \(writer) is not readable; skipped")
+        }
+        let kept = elsewhere.withLockedValue { all -> Bool in
+            guard all.count < settings.sessionsMax else { return false }
+            all[clientID] = Elsewhere(node: writer, snapshot: snapshot)
+            return true
+        }
+        if kept { joinSharesElsewhere(clientID, snapshot) }
+    }
+
     /// The sessions topic's record of `box`: its snapshot as JSON.
     func sessionRecord(_ box: MQTTSessionBox, expirySeconds: UInt32, awaiting extra: UInt16? = nil) -> (topic: String, record: SimpleRecord) {
         let now = broker.clock.now().ms
@@ -409,7 +582,7 @@ final class MQTTGateway: Sendable {
         }
         if let extra, !snapshot.awaitingRelease.contains(extra) { snapshot.awaitingRelease = (snapshot.awaitingRelease + [extra]).sorted() }
         let json = (try? JSONEncoder().encode(snapshot)).map(Array.init) ?? []
-        return (settings.sessionsTopic, SimpleRecord(key: Array(box.clientID.utf8), value: json, timestamp: Timestamp(ms: now)))
+        return (settings.sessionsTopic, SimpleRecord(key: Array(box.clientID.utf8), value: json, headers: ownerHeaders, timestamp: Timestamp(ms: now)))
     }
 
     /// Writes `box`'s record: one save after the other per session, on the gateway's loop, each
@@ -430,7 +603,7 @@ final class MQTTGateway: Sendable {
     /// A session that ended: its record, if any, is removed (a tombstone).
     func forget(_ box: MQTTSessionBox) {
         guard box.state.withLockedValue({ s in defer { s.persisted = false }; return s.persisted }) else { return }
-        let record = SimpleRecord(key: Array(box.clientID.utf8), value: nil, timestamp: Timestamp(ms: broker.clock.now().ms))
+        let record = SimpleRecord(key: Array(box.clientID.utf8), value: nil, headers: ownerHeaders, timestamp: Timestamp(ms: broker.clock.now().ms))
         loop.execute {
             self.produce([(self.settings.sessionsTopic, record)], scope: self.scope).whenFailure { error in
                 Self.warnings.warn(self.logger, "MQTT session \(box.clientID) not removed from \(self.settings.sessionsTopic): \(error)")
@@ -438,40 +611,159 @@ final class MQTTGateway: Sendable {
         }
     }
 
-    /// Sessions from their topic (at the node's start): kept without their clients until they
-    /// come back or their expiry passes.
+    /// Sessions from their topic (at the node's start): this node's kept without their clients
+    /// until they come back or their expiry passes; other nodes' noted as theirs.
     func loadSessions() {
         let now = broker.clock.now().ms
         var loaded = 0
         for (clientID, record) in readCompacted(settings.sessionsTopic).sorted(by: { $0.key < $1.key }) {
+            if owner(of: record) != node {
+                sessionRecordRead(record)
+                continue
+            }
+            if record.value == nil { continue }
             guard let value = record.value, let snapshot = try? JSONDecoder().decode(MQTTSession.Snapshot.self, from: Data(value)),
-                  snapshot.clientID == clientID,
-                  let session = MQTTSession(restoring: snapshot, receiveMaximum: settings.inflightMessagesMax,
-                                            queuedMessagesMax: settings.queuedMessagesMax, subscriptionsMax: settings.subscriptionsMax) else {
+                  snapshot.clientID == clientID else {
                 logger.warning("MQTT: the session record of \(clientID) in \(settings.sessionsTopic) is not readable; skipped")
                 continue
             }
-            let expiry = Int64(min(snapshot.expirySeconds, settings.sessionExpiryMaxSeconds))
-            let age = now.subtractingReportingOverflow(snapshot.savedAtMs)
-            let leftMs = expiry * 1000 - (age.overflow ? Int64.max / 2 : max(0, age.partialValue))
-            guard leftMs > 0, sessionCount < settings.sessionsMax else { continue }
-            let box = MQTTSessionBox(session, loop: loop)
-            box.state.withLockedValue { $0.persisted = true }
-            sessions.withLockedValue { $0[clientID] = box }
-            for (key, subscription) in session.subscriptions {
-                if let group = subscription.shareGroup { joinShare(key, group: group, filter: subscription.filter, clientID: clientID) }
-            }
-            let task = loop.scheduleTask(in: .milliseconds(leftMs)) { [weak box] in
-                guard let box, box.state.withLockedValue({ $0.connection == nil }) else { return }
-                self.remove(box)
-            }
-            box.state.withLockedValue { $0.expiry = task }
-            loaded += 1
+            if keepOffline(snapshot, nowMs: now) != nil { loaded += 1 }
         }
         if loaded > 0 { logger.info("MQTT: \(loaded) persistent sessions read from \(settings.sessionsTopic)") }
     }
 
+    /// Keeps a session without its client, from its snapshot, until the client comes back or
+    /// its expiry (counted from the save) passes. Nil when it has expired, there are
+    /// `mqtt.max.sessions` already, or it does not hold together.
+    func keepOffline(_ snapshot: MQTTSession.Snapshot, nowMs now: Int64) -> MQTTSessionBox? {
+        let clientID = snapshot.clientID
+        guard let session = MQTTSession(restoring: snapshot, receiveMaximum: settings.inflightMessagesMax,
+                                        queuedMessagesMax: settings.queuedMessagesMax, subscriptionsMax: settings.subscriptionsMax) else {
+            logger.warning("MQTT: the session record of \(clientID) in \(settings.sessionsTopic) does not hold together; skipped")
+            return nil
+        }
+        let expiry = Int64(min(snapshot.expirySeconds, settings.sessionExpiryMaxSeconds))
+        let age = now.subtractingReportingOverflow(snapshot.savedAtMs)
+        let leftMs = expiry * 1000 - (age.overflow ? Int64.max / 2 : max(0, age.partialValue))
+        guard leftMs > 0, sessionCount < settings.sessionsMax else { return nil }
+        let box = MQTTSessionBox(session, loop: loop)
+        box.state.withLockedValue { $0.persisted = true }
+        guard sessions.withLockedValue({ all -> Bool in
+            guard all[clientID] == nil else { return false }
+            all[clientID] = box
+            return true
+        }) else { return nil }
+        for (key, subscription) in session.subscriptions {
+            if let group = subscription.shareGroup { joinShare(key, group: group, filter: subscription.filter, clientID: clientID) }
+        }
+        let task = loop.scheduleTask(in: .milliseconds(leftMs)) { [weak box] in
+            guard let box, box.state.withLockedValue({ $0.connection == nil }) else { return }
+            self.remove(box)
+        }
+        box.state.withLockedValue { $0.expiry = task }
+        return box
+    }
+
+    /// How long a CONNECT waits for the sessions topic to be read up to its end.
+    static let catchUpWait = TimeAmount.seconds(3)
+
+    /// Completes once the router has read `clientID`'s partition of the sessions topic up to
+    /// where it ends now (so a session another node wrote is known here), or after
+    /// `catchUpWait`; at once when the topic does not exist.
+    func catchUpSessions(of clientID: String) -> EventLoopFuture<Void> {
+        let topic = settings.sessionsTopic
+        let deadline = NIODeadline.now() + Self.catchUpWait
+        return loop.flatSubmit {
+            let lookup = MetadataRequest(topics: [.init(name: topic)], allowAutoTopicCreation: false)
+            return self.kafka.send(lookup, version: 12, scope: self.scope).flatMap { answer in
+                guard let found = answer.topics.first, found.errorCode == 0, !found.partitions.isEmpty else { return self.loop.makeSucceededFuture(()) }
+                let leaders = Self.leaders(of: found)
+                let index = Partitioner.partition(forKey: Array(clientID.utf8), count: Int32(leaders.count))
+                let leader = leaders[Int(index)]
+                guard leader.value >= 0 else { return self.loop.makeSucceededFuture(()) }
+                let request = ListOffsetsRequest(replicaId: NodeID(-1), isolationLevel: 1,
+                                                 topics: [.init(name: topic, partitions: [.init(partitionIndex: index, timestamp: -1)])])
+                return self.send(request, version: 7, to: leader, scope: self.scope).flatMap { offsets in
+                    guard let end = offsets.topics.first?.partitions.first, end.errorCode == 0 else { return self.loop.makeSucceededFuture(()) }
+                    let state = self.router.value
+                    if state.positions[topic]?[index] == nil { state.refreshSoon = true }
+                    return self.waitForRouter(topic, index, at: end.offset, deadline: deadline)
+                }
+            }
+        }.recover { _ in }
+    }
+
+    private func waitForRouter(_ topic: String, _ index: Int32, at offset: Offset, deadline: NIODeadline) -> EventLoopFuture<Void> {
+        if let position = router.value.positions[topic]?[index], position >= offset { return loop.makeSucceededFuture(()) }
+        guard NIODeadline.now() < deadline else { return loop.makeSucceededFuture(()) }
+        return loop.scheduleTask(in: .milliseconds(10)) {}.futureResult.flatMap { self.waitForRouter(topic, index, at: offset, deadline: deadline) }
+    }
+
+    /// How long a broker stays fenced or out of the cluster before its sessions are taken up.
+    static let orphanedAfter = TimeAmount.seconds(10)
+
+    /// Sessions of a broker that left the cluster (out of its metadata, or fenced for
+    /// `orphanedAfter`) move to the leader of their sessions topic partition, which keeps them
+    /// without their clients as its own (and writes them so), until their clients come back or
+    /// they expire. On the gateway's loop (the router's refresh).
+    func adoptOrphanedSessions() {
+        guard let image = broker.cluster.current?.image, let leaders = topicLeaders.withLockedValue({ $0[settings.sessionsTopic] }),
+              !leaders.isEmpty else { return }
+        let state = router.value
+        let now = NIODeadline.now()
+        let owners = Set(elsewhere.withLockedValue { $0.values.map(\.node) })
+        var gone: Set<NodeID> = []
+        for owner in owners {
+            if let info = image.brokers[owner], !info.fenced {
+                state.fencedSince[owner] = nil
+                continue
+            }
+            let since = state.fencedSince[owner] ?? now
+            state.fencedSince[owner] = since
+            if now - since >= Self.orphanedAfter { gone.insert(owner) }
+        }
+        guard !gone.isEmpty else { return }
+        let count = Int32(leaders.count)
+        let orphans = elsewhere.withLockedValue { all in
+            let found = all.filter { clientID, other in
+                gone.contains(other.node) && leaders[Int(Partitioner.partition(forKey: Array(clientID.utf8), count: count))] == node
+            }
+            for clientID in found.keys { all[clientID] = nil }
+            return found
+        }
+        let nowMs = broker.clock.now().ms
+        for (clientID, orphan) in orphans.sorted(by: { $0.key < $1.key }) {
+            leaveSharesElsewhere(clientID)
+            if let box = keepOffline(orphan.snapshot, nowMs: nowMs) {
+                logger.info("MQTT session of \(clientID) taken up from broker \(orphan.node), which left the cluster")
+                saveSession(box, expirySeconds: orphan.snapshot.expirySeconds).whenFailure { error in
+                    Self.warnings.warn(self.logger, "MQTT session \(clientID) taken up but not saved: \(error)")
+                }
+            } else {
+                release(clientID)
+            }
+        }
+    }
+
     // MARK: shared subscriptions
+
+    /// The shared subscriptions of sessions other nodes have (as subscribed, `$share/GROUP/FILTER`):
+    /// their client ids. A share group's members are this node's and these.
+    func joinSharesElsewhere(_ clientID: String, _ snapshot: MQTTSession.Snapshot) {
+        let keys = snapshot.subscriptions.map(\.key).filter { $0.hasPrefix("$share/") }
+        sharesElsewhere.withLockedValue { all in
+            for key in keys { all[key, default: []].insert(clientID) }
+        }
+    }
+
+    func leaveSharesElsewhere(_ clientID: String) {
+        sharesElsewhere.withLockedValue { all in
+            for key in all.keys where all[key]?.contains(clientID) == true {
+                all[key]?.remove(clientID)
+                if all[key]?.isEmpty == true { all[key] = nil }
+            }
+        }
+    }
 
     func joinShare(_ key: String, group: String, filter: String, clientID: String) {
         shares.withLockedValue { all in

@@ -10,7 +10,8 @@ extension BrookServer {
     func startMQTT() throws -> [SocketAddress] {
         let listeners = broker.config.mqtt.listeners
         guard !listeners.isEmpty else { return [] }
-        let gateway = try MQTTGateway(broker: broker, loop: group.next(), logger: logger)
+        let gateway = try MQTTGateway(broker: broker, loop: group.next(), logger: logger,
+                                      peers: peers.map { PeerRequests(broker: broker, peers: $0, clientID: "brook-mqtt-\(broker.config.nodeID)") })
         gateway.loadRetained()
         gateway.loadSessions()
         gateway.startRouting()

@@ -6,12 +6,15 @@ import BrookProtocol
 import BrookRecords
 import NIOCore
 
-/// The router: one long-polling fetch over every partition of the Kafka topics MQTT maps to that
-/// this node leads, each record handed to the sessions subscribed to its MQTT topic. Messages
-/// from MQTT clients and records from Kafka producers take the same way to subscribers.
+/// The router: a long-polling fetch per partition leader over every partition of the Kafka
+/// topics MQTT maps to (this node's own in process, another broker's over the inter-broker
+/// listener), each record handed to the sessions subscribed to its MQTT topic. Messages from MQTT
+/// clients and records from Kafka producers take the same way to subscribers. The retained and
+/// sessions topics are read the same way: what other nodes of a cluster write there reaches this
+/// one.
 extension MQTTGateway {
     func startRouting() {
-        loop.execute { self.routeNext() }
+        loop.execute { self.superviseRouting() }
     }
 
     func stop() {
@@ -19,118 +22,176 @@ extension MQTTGateway {
         loop.execute { self.scope.close() }
     }
 
-    func routeNext() {
+    /// How often the router looks whether a partition's leader changed (sooner after an error).
+    static let superviseInterval = TimeAmount.milliseconds(250)
+
+    /// Refreshes the partitions and their leaders when due, and starts a fetch loop for each
+    /// leader that has none.
+    func superviseRouting() {
         guard running.withLockedValue({ $0 }) else { return }
         let state = router.value
         let now = NIODeadline.now()
-        if state.refreshSoon || !state.scanned || now - state.lastRefresh >= Self.refreshInterval {
-            state.refreshSoon = false
-            state.lastRefresh = now
-            refreshPartitions().whenComplete { result in
-                if case .failure(let error) = result { Self.warnings.warn(self.logger, "MQTT router: cannot list its partitions: \(error)") }
-                self.routeAfter(self.router.value.positions.isEmpty ? .seconds(1) : .zero)
-            }
+        guard state.refreshSoon || !state.scanned || now - state.lastRefresh >= Self.refreshInterval else {
+            startFetchLoops()
+            return superviseAfter()
+        }
+        state.refreshSoon = false
+        state.lastRefresh = now
+        refreshPartitions().whenComplete { result in
+            if case .failure(let error) = result { Self.warnings.warn(self.logger, "MQTT router: cannot list its partitions: \(error)") }
+            self.adoptOrphanedSessions()
+            self.startFetchLoops()
+            self.superviseAfter()
+        }
+    }
+
+    func superviseAfter() {
+        loop.scheduleTask(in: Self.superviseInterval) { self.superviseRouting() }
+    }
+
+    func startFetchLoops() {
+        let state = router.value
+        for leader in Set(state.leaders.values.flatMap(\.values)).subtracting(state.loops).sorted() {
+            state.loops.insert(leader)
+            fetchNext(from: leader)
+        }
+    }
+
+    /// One long-polling Fetch to `leader` for the partitions it leads, then the next; the loop
+    /// ends when it leads none of them.
+    func fetchNext(from leader: NodeID) {
+        let state = router.value
+        guard running.withLockedValue({ $0 }) else { return }
+        var reading: [String: [Int32: Offset]] = [:]
+        for (topic, partitions) in state.positions {
+            for (index, offset) in partitions where state.leaders[topic]?[index] == leader { reading[topic, default: [:]][index] = offset }
+        }
+        let sent = reading
+        guard !sent.isEmpty else {
+            state.loops.remove(leader)
             return
         }
-        guard !state.positions.isEmpty else { return routeAfter(.seconds(1)) }
         // Paced by the connected clients: while one's queue is past its limit, wait for it to
         // drain (a while at most: a client that stays behind then loses messages, not everyone).
+        let now = NIODeadline.now()
         let backlog = sessions.withLockedValue { Array($0.values) }.reduce(0) { max($0, $1.connectedBacklog) }
         if backlog > settings.queuedMessagesMax {
             let since = state.pacingSince ?? now
             state.pacingSince = since
-            if now - since < Self.routerPaceMax { return routeAfter(.milliseconds(5)) }
+            if now - since < Self.routerPaceMax { return fetchAfter(.milliseconds(5), from: leader) }
         } else {
             state.pacingSince = nil
         }
         let request = FetchRequest(replicaId: NodeID(-1), maxWaitMs: Self.fetchWaitMs, minBytes: 1, maxBytes: Self.fetchBytesMax,
-                                   isolationLevel: 1, topics: state.positions.sorted { $0.key < $1.key }.map { topic, partitions in
+                                   isolationLevel: 1, topics: sent.sorted { $0.key < $1.key }.map { topic, partitions in
                                        .init(topic: topic, partitions: partitions.sorted { $0.key < $1.key }.map { index, offset in
                                            .init(partition: index, fetchOffset: offset, partitionMaxBytes: Self.partitionFetchBytesMax)
                                        })
                                    })
-        kafka.send(request, version: 12, scope: scope).whenComplete { result in
+        send(request, version: 12, to: leader, scope: scope, lane: .fetches).whenComplete { result in
             switch result {
             case .success(let answer):
-                self.route(answer)
+                let failed = self.route(answer, from: leader, sent: sent)
                 self.commitShareGroups()
-                self.routeAfter(.zero)
+                self.fetchAfter(failed ? Self.retryBackoff : .zero, from: leader)
             case .failure(let error):
-                Self.warnings.warn(self.logger, "MQTT router: fetch failed: \(error)")
-                self.routeAfter(.seconds(1))
+                Self.warnings.warn(self.logger, "MQTT router: fetch from broker \(leader) failed: \(error)")
+                self.router.value.refreshSoon = true
+                self.fetchAfter(.seconds(1), from: leader)
             }
         }
     }
 
-    func routeAfter(_ delay: TimeAmount) {
-        if delay == .zero { loop.execute { self.routeNext() } } else { loop.scheduleTask(in: delay) { self.routeNext() } }
+    func fetchAfter(_ delay: TimeAmount, from leader: NodeID) {
+        if delay == .zero { loop.execute { self.fetchNext(from: leader) } } else { loop.scheduleTask(in: delay) { self.fetchNext(from: leader) } }
     }
 
-    /// Hands what a fetch brought to the sessions and moves the positions past it.
-    func route(_ answer: FetchResponse) {
+    /// The offset after the last batch of fetched bytes (`from` when there is none).
+    static func nextOffset(after bytes: ByteBuffer, from: Offset) -> Offset {
+        var next = from
+        _ = bytes.withUnsafeReadableBytes { raw in
+            RecordBatchHeader.forEachBatch(in: raw) { header, _ in next = max(next, header.nextOffset) }
+        }
+        return next
+    }
+
+    /// Hands what a fetch from `leader` brought to the sessions (the retained and sessions
+    /// topics' records to the gateway) and moves the positions past it. A partition that moved
+    /// meanwhile (to another leader, or read on by another loop) is left alone. True when a
+    /// partition answered an error.
+    func route(_ answer: FetchResponse, from leader: NodeID, sent: [String: [Int32: Offset]]) -> Bool {
         let state = router.value
         let now = broker.clock.now().ms
         var messages: [MQTTSession.Message] = []
+        var failed = false
         for topic in answer.responses {
             for partition in topic.partitions {
-                guard let from = state.positions[topic.topic]?[partition.partitionIndex] else { continue }
+                let index = partition.partitionIndex
+                guard let from = sent[topic.topic]?[index], state.positions[topic.topic]?[index] == from,
+                      state.leaders[topic.topic]?[index] == leader else { continue }
                 let code = ErrorCode(rawValue: partition.errorCode)
                 if code == .offsetOutOfRange {
                     // Retention passed the position: go on from the log start (or the end, when ahead).
-                    let next = from < partition.logStartOffset ? partition.logStartOffset : partition.highWatermark
-                    state.positions[topic.topic]?[partition.partitionIndex] = next
+                    state.positions[topic.topic]?[index] = from < partition.logStartOffset ? partition.logStartOffset : partition.highWatermark
                     continue
                 }
                 guard code == .none else {
-                    state.positions[topic.topic]?[partition.partitionIndex] = nil
-                    state.left[topic.topic, default: [:]][partition.partitionIndex] = from
+                    // Not read again until a refresh names its leader.
+                    state.leaders[topic.topic]?[index] = nil
                     state.refreshSoon = true
+                    failed = true
                     continue
                 }
                 guard case .bytes(let bytes)? = partition.records, bytes.readableBytes > 0 else { continue }
-                var next = from
-                _ = bytes.withUnsafeReadableBytes { raw in
-                    RecordBatchHeader.forEachBatch(in: raw) { header, _ in next = max(next, header.nextOffset) }
-                }
                 let aborted = Self.abortedOffsets(bytes, partition.abortedTransactions ?? [])
                 do {
-                    for record in try RecordDecoding.records(in: bytes, partition: partition.partitionIndex, from: from)
+                    for record in try RecordDecoding.records(in: bytes, partition: index, from: from)
                     where !aborted.contains(where: { $0.contains(record.offset.value) }) {
-                        if var message = MQTTRecords.message(record, nowMs: now) {
-                            message.shard = partition.partitionIndex
+                        if topic.topic == settings.retainedTopic {
+                            retainedRecordRead(record, nowMs: now)
+                        } else if topic.topic == settings.sessionsTopic {
+                            sessionRecordRead(record)
+                        } else if var message = MQTTRecords.message(record, nowMs: now) {
+                            message.shard = index
                             messages.append(message)
                         }
                     }
                 } catch {
-                    Self.warnings.warn(logger, "MQTT router: records of \(topic.topic)-\(partition.partitionIndex) at \(from): \(error)")
+                    Self.warnings.warn(logger, "MQTT router: records of \(topic.topic)-\(index) at \(from): \(error)")
                 }
-                state.positions[topic.topic]?[partition.partitionIndex] = next
+                state.positions[topic.topic]?[index] = Self.nextOffset(after: bytes, from: from)
             }
         }
-        guard !messages.isEmpty else { return }
+        guard !messages.isEmpty else { return failed }
         let boxes = sessions.withLockedValue { $0 }
         for box in boxes.values { box.offer(messages, stats: stats) }
         routeShared(messages, boxes: boxes)
+        return failed
     }
 
     /// Each message of a shared subscription goes to one session of its group: the one its Kafka
-    /// partition falls to (so the members split the partitions, as a consumer group's do), or
-    /// the next connected one when that one's client is away.
+    /// partition falls to among the members of every node (so the members split the partitions,
+    /// as a consumer group's do), or, when that one is this node's and its client is away, the
+    /// next of this node's connected ones. A message falling to another node's member is that
+    /// node's to deliver.
     func routeShared(_ messages: [MQTTSession.Message], boxes: [String: MQTTSessionBox]) {
         let shares = self.shares.withLockedValue { $0 }
+        let elsewhere = sharesElsewhere.withLockedValue { $0 }
         for (key, share) in shares where !share.members.isEmpty {
+            let members = elsewhere[key].map { Set(share.members).union($0).sorted() } ?? share.members
             for message in messages where MQTTTopic.matches(filter: share.filter, name: message.topic) {
-                let start = Int(message.shard) % share.members.count
-                var chosen: MQTTSessionBox?
-                for step in 0..<share.members.count {
-                    guard let box = boxes[share.members[(start + step) % share.members.count]] else { continue }
-                    if chosen == nil { chosen = box }
-                    if box.isConnected {
-                        chosen = box
-                        break
+                let start = Int(message.shard) % members.count
+                guard let first = boxes[members[start]] else { continue }
+                var chosen = first
+                if !first.isConnected {
+                    for step in 1..<max(1, members.count) {
+                        if let box = boxes[members[(start + step) % members.count]], box.isConnected {
+                            chosen = box
+                            break
+                        }
                     }
                 }
-                chosen?.offerShared(message, key: key, stats: stats)
+                chosen.offerShared(message, key: key, stats: stats)
             }
         }
     }
@@ -143,9 +204,16 @@ extension MQTTGateway {
         let now = NIODeadline.now()
         guard !groups.isEmpty, now - state.lastShareCommit >= .seconds(1), !state.positions.isEmpty else { return }
         state.lastShareCommit = now
-        let topics: [OffsetCommitRequest.OffsetCommitRequestTopic] = state.positions.sorted { $0.key < $1.key }.map { topic, partitions in
-            .init(name: topic, partitions: partitions.sorted { $0.key < $1.key }.map { .init(partitionIndex: $0.key, committedOffset: $0.value) })
-        }
+        // Each node commits the partitions it leads (every node reads them all).
+        let mapped = Set(mapping.kafkaTopics)
+        let topics: [OffsetCommitRequest.OffsetCommitRequestTopic] = state.positions.filter { mapped.contains($0.key) }.sorted { $0.key < $1.key }
+            .compactMap { topic, partitions in
+                let led = partitions.filter { state.leaders[topic]?[$0.key] == node }
+                return led.isEmpty ? nil : .init(name: topic, partitions: led.sorted { $0.key < $1.key }.map {
+                    .init(partitionIndex: $0.key, committedOffset: $0.value)
+                })
+            }
+        guard !topics.isEmpty else { return }
         for group in groups.sorted() {
             let request = OffsetCommitRequest(groupId: Self.kafkaGroup(ofShare: group), generationIdOrMemberEpoch: -1, memberId: "", topics: topics)
             kafka.send(request, version: 8, scope: scope).whenComplete { result in
@@ -185,59 +253,57 @@ extension MQTTGateway {
         return skipped
     }
 
-    /// Finds the partitions this node leads of the mapped topics. Those seen at the first look
-    /// are read from their end (the node's start); later ones, new, from their start.
+    /// Finds the partitions of the mapped topics and of the retained and sessions topics, and
+    /// their leaders. A mapped topic's partitions seen at the first look are read from their end
+    /// (the node's start); later ones, new, from their start, as are the retained and sessions
+    /// topics' partitions not read at the start.
     func refreshPartitions() -> EventLoopFuture<Void> {
-        let topics = mapping.kafkaTopics
-        let lookup = MetadataRequest(topics: topics.map { .init(name: $0) }, allowAutoTopicCreation: false)
+        let followed = Array(Set(mapping.kafkaTopics + [settings.retainedTopic, settings.sessionsTopic])).sorted()
+        let lookup = MetadataRequest(topics: followed.map { .init(name: $0) }, allowAutoTopicCreation: false)
         return kafka.send(lookup, version: 12, scope: scope).flatMap { answer in
             let state = self.router.value
-            let node = self.broker.config.nodeID
-            var led: [String: Set<Int32>] = [:]
-            for topic in answer.topics where topic.errorCode == 0 {
-                guard let name = topic.name else { continue }
-                self.partitionCounts.withLockedValue { $0[name] = Int32(topic.partitions.count) }
-                led[name] = Set(topic.partitions.filter { $0.errorCode == 0 && $0.leaderId == node }.map(\.partitionIndex))
-            }
-            // Partitions no longer led here are dropped (their position kept, should they come
-            // back); those led again resume there; new ones get a starting position.
-            for (topic, partitions) in state.positions {
-                for (index, offset) in partitions where !(led[topic]?.contains(index) ?? false) {
-                    state.left[topic, default: [:]][index] = offset
-                }
-                state.positions[topic] = partitions.filter { led[topic]?.contains($0.key) ?? false }
-                if state.positions[topic]!.isEmpty { state.positions[topic] = nil }
-            }
-            for (topic, partitions) in led {
-                for index in partitions where state.positions[topic]?[index] == nil {
-                    guard let offset = state.left[topic]?[index] else { continue }
-                    state.positions[topic, default: [:]][index] = offset
-                    state.left[topic]?[index] = nil
-                }
-            }
-            let fresh = led.flatMap { topic, partitions in
-                partitions.filter { state.positions[topic]?[$0] == nil }.map { (topic, $0) }
-            }
             let first = !state.scanned
             state.scanned = true
+            var fresh: [NodeID: [(topic: String, index: Int32, timestamp: Int64)]] = [:]
+            for topic in answer.topics where topic.errorCode == 0 {
+                guard let name = topic.name else { continue }
+                let leaders = Self.leaders(of: topic)
+                self.topicLeaders.withLockedValue { $0[name] = leaders }
+                let special = name == self.settings.retainedTopic || name == self.settings.sessionsTopic
+                if first && !special { state.countsAtStart[name] = Int32(leaders.count) }
+                var known: [Int32: NodeID] = [:]
+                for (index, leader) in leaders.enumerated() where leader.value >= 0 {
+                    let index = Int32(index)
+                    known[index] = leader
+                    guard state.positions[name]?[index] == nil else { continue }
+                    let atStart = !special && index < state.countsAtStart[name, default: 0]
+                    fresh[leader, default: []].append((name, index, atStart ? -1 : -2))
+                }
+                state.leaders[name] = known
+            }
             guard !fresh.isEmpty else { return self.loop.makeSucceededFuture(()) }
-            let request = ListOffsetsRequest(replicaId: NodeID(-1), isolationLevel: 1, topics: Dictionary(grouping: fresh, by: \.0).map { topic, entries in
-                .init(name: topic, partitions: entries.map { .init(partitionIndex: $0.1, timestamp: first ? -1 : -2) })
-            })
-            return self.kafka.send(request, version: 7, scope: self.scope).map { offsets in
-                let state = self.router.value
-                for topic in offsets.topics {
-                    for partition in topic.partitions where partition.errorCode == 0 {
-                        state.positions[topic.name, default: [:]][partition.partitionIndex] = partition.offset
+            let asked = fresh.sorted { $0.key < $1.key }.map { leader, entries in
+                let request = ListOffsetsRequest(replicaId: NodeID(-1), isolationLevel: 1, topics: Dictionary(grouping: entries, by: \.topic).sorted { $0.key < $1.key }.map { topic, entries in
+                    .init(name: topic, partitions: entries.map { .init(partitionIndex: $0.index, timestamp: $0.timestamp) })
+                })
+                return self.send(request, version: 7, to: leader, scope: self.scope).map { offsets in
+                    let state = self.router.value
+                    for topic in offsets.topics {
+                        for partition in topic.partitions where partition.errorCode == 0 && state.positions[topic.name]?[partition.partitionIndex] == nil {
+                            state.positions[topic.name, default: [:]][partition.partitionIndex] = partition.offset
+                        }
                     }
+                }.recover { error in
+                    Self.warnings.warn(self.logger, "MQTT router: offsets from broker \(leader): \(error)")
                 }
             }
+            return EventLoopFuture.andAllComplete(asked, on: self.loop)
         }
     }
 
     /// The latest record of each key of a compacted topic (tombstones removing theirs), read from
-    /// its start to its end on the partitions this node leads; at the node's start, before MQTT
-    /// clients are taken.
+    /// its start to its end from each partition's leader; at the node's start, before MQTT
+    /// clients are taken. The router reads on from where this ended.
     func readCompacted(_ topic: String, timeout: TimeAmount = .seconds(30)) -> [String: ConsumedRecord] {
         let deadline = NIODeadline.now() + timeout
         let promise = loop.makePromise(of: [String: ConsumedRecord].self)
@@ -245,10 +311,27 @@ extension MQTTGateway {
             let lookup = MetadataRequest(topics: [.init(name: topic)], allowAutoTopicCreation: false)
             self.kafka.send(lookup, version: 12, scope: self.scope).whenComplete { result in
                 guard case .success(let answer) = result, let found = answer.topics.first, found.errorCode == 0 else { return promise.succeed([:]) }
-                let node = self.broker.config.nodeID
-                let partitions = found.partitions.filter { $0.leaderId == node }.map(\.partitionIndex)
-                self.readCompacted(topic, positions: Dictionary(uniqueKeysWithValues: partitions.map { ($0, Offset(0)) }),
-                                   deadline: deadline, into: [:], promise: promise)
+                let leaders = Self.leaders(of: found).enumerated().filter { $0.element.value >= 0 }
+                let reading = Dictionary(grouping: leaders, by: \.element).mapValues { entries in
+                    Dictionary(uniqueKeysWithValues: entries.map { (Int32($0.offset), Offset(0)) })
+                }
+                let reads = reading.sorted { $0.key < $1.key }.map { leader, positions in
+                    let done = self.loop.makePromise(of: [Int32: ([String: ConsumedRecord], Offset)].self)
+                    self.readCompacted(topic, from: leader, positions: positions, deadline: deadline, into: [:], promise: done)
+                    return done.futureResult
+                }
+                EventLoopFuture.whenAllComplete(reads, on: self.loop).whenSuccess { results in
+                    // A key is in one partition only.
+                    var latest: [String: ConsumedRecord] = [:]
+                    let state = self.router.value
+                    for case .success(let partitions) in results {
+                        for (index, (records, end)) in partitions {
+                            latest.merge(records) { _, new in new }
+                            state.positions[topic, default: [:]][index] = end
+                        }
+                    }
+                    promise.succeed(latest)
+                }
             }
         }
         do {
@@ -259,35 +342,56 @@ extension MQTTGateway {
         }
     }
 
-    private func readCompacted(_ topic: String, positions: [Int32: Offset], deadline: NIODeadline, into latest: [String: ConsumedRecord],
-                               promise: EventLoopPromise<[String: ConsumedRecord]>) {
-        guard !positions.isEmpty else { return promise.succeed(latest) }
-        guard NIODeadline.now() < deadline else { return promise.fail(MQTTError(.unspecifiedError, "still reading when the time was up")) }
+    /// Reads `positions`' partitions from `leader` to their ends: each finished partition's latest
+    /// record of each key (tombstones too: a session's tombstone from another node says who let
+    /// it go) and where it ended.
+    private func readCompacted(_ topic: String, from leader: NodeID, positions: [Int32: Offset], deadline: NIODeadline,
+                               into done: [Int32: ([String: ConsumedRecord], Offset)],
+                               promise: EventLoopPromise<[Int32: ([String: ConsumedRecord], Offset)]>) {
+        guard !positions.isEmpty else { return promise.succeed(done) }
+        guard NIODeadline.now() < deadline else { return promise.fail(MQTTError(.unspecifiedError, "still reading \(topic) when the time was up")) }
         let request = FetchRequest(replicaId: NodeID(-1), maxWaitMs: 0, minBytes: 0, maxBytes: Self.fetchBytesMax, isolationLevel: 1,
-                                   topics: [.init(topic: topic, partitions: positions.map {
+                                   topics: [.init(topic: topic, partitions: positions.sorted { $0.key < $1.key }.map {
                                        .init(partition: $0.key, fetchOffset: $0.value, partitionMaxBytes: Self.partitionFetchBytesMax)
                                    })])
-        kafka.send(request, version: 12, scope: scope).whenComplete { result in
-            guard case .success(let answer) = result else { return promise.succeed(latest) }
+        send(request, version: 12, to: leader, scope: scope).whenComplete { result in
+            guard case .success(let answer) = result else { return promise.succeed(done) }
             var positions = positions
-            var latest = latest
+            var done = done
             for partition in answer.responses.first?.partitions ?? [] {
-                guard let from = positions[partition.partitionIndex] else { continue }
-                guard partition.errorCode == 0, case .bytes(let bytes)? = partition.records, bytes.readableBytes > 0 else {
-                    positions[partition.partitionIndex] = nil
+                let index = partition.partitionIndex
+                guard let from = positions[index] else { continue }
+                guard partition.errorCode == 0 else {
+                    positions[index] = nil
                     continue
                 }
+                var latest = done[index]?.0 ?? [:]
                 var next = from
-                _ = bytes.withUnsafeReadableBytes { raw in
-                    RecordBatchHeader.forEachBatch(in: raw) { header, _ in next = max(next, header.nextOffset) }
+                if case .bytes(let bytes)? = partition.records, bytes.readableBytes > 0 {
+                    next = Self.nextOffset(after: bytes, from: from)
+                    for record in (try? RecordDecoding.records(in: bytes, partition: index, from: from)) ?? [] {
+                        guard let key = record.key, let name = String(validating: key, as: UTF8.self) else { continue }
+                        latest[name] = record
+                    }
                 }
-                for record in (try? RecordDecoding.records(in: bytes, partition: partition.partitionIndex, from: from)) ?? [] {
-                    guard let key = record.key, let name = String(validating: key, as: UTF8.self) else { continue }
-                    latest[name] = record.value == nil ? nil : record
-                }
-                positions[partition.partitionIndex] = next >= partition.highWatermark || next == from ? nil : next
+                let finished = next >= partition.highWatermark || next == from
+                done[index] = (latest, next)
+                positions[index] = finished ? nil : next
             }
-            self.readCompacted(topic, positions: positions, deadline: deadline, into: latest, promise: promise)
+            self.readCompacted(topic, from: leader, positions: positions, deadline: deadline, into: done, promise: promise)
+        }
+    }
+
+    /// A retained topic record (read by the router): what any node of the cluster retained.
+    func retainedRecordRead(_ record: ConsumedRecord, nowMs: Int64) {
+        guard let key = record.key, let name = String(validating: key, as: UTF8.self) else { return }
+        guard record.value != nil, var message = MQTTRecords.message(record, nowMs: nowMs), message.payload.readableBytes > 0 else {
+            retained.withLockedValue { $0[name] = nil }
+            return
+        }
+        message.retain = true
+        retained.withLockedValue { all in
+            if all[name] != nil || all.count < settings.retainedMessagesMax { all[name] = message }
         }
     }
 
@@ -296,7 +400,7 @@ extension MQTTGateway {
         let now = broker.clock.now().ms
         let records = readCompacted(settings.retainedTopic)
         let loaded = retained.withLockedValue { all in
-            for (name, record) in records.sorted(by: { $0.key < $1.key }) where all.count < settings.retainedMessagesMax {
+            for (name, record) in records.sorted(by: { $0.key < $1.key }) where record.value != nil && all.count < settings.retainedMessagesMax {
                 guard var message = MQTTRecords.message(record, nowMs: now), message.payload.readableBytes > 0 else { continue }
                 message.retain = true
                 all[name] = message

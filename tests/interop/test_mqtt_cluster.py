@@ -1,0 +1,179 @@
+"""MQTT on a cluster (issue 20): three `brook serve` nodes on loopback, each with an MQTT
+listener on a free port, every process stopped by its PID at teardown, pass or fail.
+
+A message published on one node reaches subscribers on every node (each node reads every
+partition of the mapped topics, its own in process, the others' over the inter-broker listener),
+Kafka clients see it through any broker, and Kafka records reach MQTT subscribers anywhere; a
+retained message is everywhere; a persistent session moves to the node its client connects to
+next (the node that had it lets it go, and takes over a client still connected there), and the
+sessions of a killed node are taken up by the leader of their sessions topic partition."""
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from brook_cluster import Cluster, all_unfenced
+from brook_interop import ck_producer
+from conftest import free_port
+from test_mqtt import STEP, Paho, kafka_records, unique, wait_port
+
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+
+@pytest.fixture
+def mqtt_cluster(tmp_path):
+    ports = {i: free_port() for i in (1, 2, 3)}
+    c = Cluster(tmp_path, extra=lambda i: [f"mqtt.listeners=mqtt://127.0.0.1:{ports[i]}", "num.partitions=6",
+                                           "default.replication.factor=3", "offsets.topic.replication.factor=3"])
+    c.start()
+    try:
+        c.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]), limit_s=60)
+        for i, node in c.nodes.items():
+            node.mqtt_port = ports[i]
+            wait_port(ports[i], timeout=60)
+        yield c
+    finally:
+        c.stop()
+
+
+def session(port: int, client_id: str, clean: bool = False, expiry: int = 300) -> Paho:
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = expiry
+    return Paho(port, client_id=client_id, v5=True, clean=clean, connect_properties=props)
+
+
+def expect_topics(client: Paho, topics: "set[str]", timeout: float = STEP) -> None:
+    got = {m.topic for m in client.expect(len(topics), timeout=timeout)}
+    assert got == topics, f"missing {topics - got}, unexpected {got - topics}"
+
+
+@pytest.mark.timeout(240)
+def test_messages_cross_the_cluster_both_ways(mqtt_cluster):
+    n = mqtt_cluster.nodes
+    base = unique("x")
+    subscribers = {i: Paho(n[i].mqtt_port, v5=True) for i in (2, 3)}
+    for s in subscribers.values():
+        s.subscribe(f"{base}/#", qos=1)
+    # Subscriptions take a moment to meet the router's positions on every partition.
+    time.sleep(1.0)
+    publisher = Paho(n[1].mqtt_port, v5=True)
+    # Thirty topics: keys spread over the six partitions, led by the three brokers.
+    topics = {f"{base}/dev{i}" for i in range(30)}
+    for topic in sorted(topics):
+        publisher.publish(topic, b"reading", qos=1)
+    for s in subscribers.values():
+        expect_topics(s, topics)
+    # Kafka consumers read the devices' data through any broker.
+    records = kafka_records(n[3].bootstrap, "mqtt-messages", 30)
+    assert {r.key().decode() for r in records} >= topics
+
+    # A Kafka producer's record reaches MQTT subscribers on every node.
+    producer = ck_producer(n[2].bootstrap)
+    producer.produce("mqtt-messages", key=f"{base}/from-kafka".encode(), value=b"hello")
+    assert producer.flush(30) == 0
+    for s in subscribers.values():
+        [m] = s.expect(1)
+        assert (m.topic, m.payload) == (f"{base}/from-kafka", b"hello")
+
+    # A retained message published on one node is there for a subscriber on another.
+    publisher.publish(f"{base}/state", b"on", qos=1, retain=True)
+    deadline = time.monotonic() + STEP
+    while True:
+        late = Paho(n[3].mqtt_port, v5=True)
+        late.subscribe(f"{base}/state", qos=1)
+        try:
+            [m] = late.expect(1, timeout=1.0)
+            assert (m.payload, m.retain) == (b"on", True)
+            break
+        except AssertionError:
+            assert time.monotonic() < deadline, "the retained message did not reach node 3"
+        finally:
+            late.close()
+    for c in [publisher, *subscribers.values()]:
+        c.close()
+
+
+@pytest.mark.timeout(240)
+def test_a_persistent_session_moves_to_the_node_its_client_connects_to(mqtt_cluster):
+    n = mqtt_cluster.nodes
+    base = unique("move")
+    device = session(n[1].mqtt_port, "mover")
+    assert not device.session_present
+    device.subscribe(f"{base}/#", qos=1)
+    device.close()
+    time.sleep(1.0)  # node 2 reads node 1's record of the session
+
+    # Back on node 2: the session is there, with its subscription.
+    device = session(n[2].mqtt_port, "mover")
+    assert device.session_present
+    time.sleep(1.0)
+    publisher = Paho(n[3].mqtt_port, v5=True)
+    publisher.publish(f"{base}/one", b"1", qos=1)
+    [m] = device.expect(1)
+    assert m.topic == f"{base}/one"
+
+    # The client connects to node 3 while still connected to node 2: node 2 lets it go and
+    # ends the old connection (session taken over); the session goes on at node 3.
+    disconnected = []
+    device.client.on_disconnect = lambda c, u, flags, rc, props: disconnected.append(rc)
+    taker = session(n[3].mqtt_port, "mover")
+    assert taker.session_present
+    deadline = time.monotonic() + STEP
+    while not disconnected:
+        assert time.monotonic() < deadline, "the connection on node 2 was not taken over"
+        time.sleep(0.1)
+    assert getattr(disconnected[0], "value", disconnected[0]) == 142, disconnected
+    device.client.loop_stop()
+    time.sleep(1.0)
+    publisher.publish(f"{base}/two", b"2", qos=1)
+    [m] = taker.expect(1)
+    assert m.topic == f"{base}/two"
+    taker.nothing_more(1.0)
+
+    # A clean start of a session that ends with its connection ends the session everywhere.
+    taker.close()
+    fresh = session(n[1].mqtt_port, "mover", clean=True, expiry=0)
+    assert not fresh.session_present
+    fresh.close()
+    time.sleep(1.0)
+    again = session(n[2].mqtt_port, "mover")
+    assert not again.session_present
+    again.close()
+    publisher.close()
+
+
+@pytest.mark.timeout(300)
+def test_sessions_of_a_killed_node_are_taken_up(mqtt_cluster):
+    n = mqtt_cluster.nodes
+    base = unique("orphan")
+    device = session(n[1].mqtt_port, "orphan-device")
+    device.subscribe(f"{base}/#", qos=1)
+    time.sleep(1.0)
+    # The topic is made while three brokers can hold its replicas.
+    publisher = Paho(n[3].mqtt_port, v5=True)
+    publisher.publish(f"{base}/before", b"b", qos=1)
+    [m] = device.expect(1)
+    assert m.topic == f"{base}/before"
+    device.close()
+    time.sleep(1.0)
+    n[1].kill()
+    # The node is fenced after its session timeout, its sessions taken up 10 s later.
+    mqtt_cluster.wait_for("broker 1 fenced", lambda d: d["brokers"].get(1, {}).get("fenced") == "true", limit_s=30)
+    deadline = time.monotonic() + 40
+    while True:
+        logs = "".join(n[i].log.read_text(errors="replace") for i in (2, 3))
+        if "MQTT session of orphan-device taken up from broker 1, which left the cluster" in logs:
+            break
+        assert time.monotonic() < deadline, logs[-3000:]
+        time.sleep(0.5)
+    device = session(n[2].mqtt_port, "orphan-device")
+    assert device.session_present
+    time.sleep(1.0)
+    publisher.publish(f"{base}/after", b"a", qos=1)
+    [m] = device.expect(1)
+    assert m.topic == f"{base}/after"
+    device.close()
+    publisher.close()
