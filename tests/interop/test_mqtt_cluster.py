@@ -177,3 +177,33 @@ def test_sessions_of_a_killed_node_are_taken_up(mqtt_cluster):
     assert m.topic == f"{base}/after"
     device.close()
     publisher.close()
+
+
+@pytest.mark.timeout(240)
+def test_a_shared_subscription_splits_messages_across_nodes_once(mqtt_cluster):
+    n = mqtt_cluster.nodes
+    base = unique("share")
+    members = {i: Paho(n[i].mqtt_port, v5=True) for i in (1, 2)}
+    for m in members.values():
+        m.subscribe(f"$share/workers/{base}/#", qos=1)
+    time.sleep(3.0)  # each node reads the other's member in the sessions topic
+    publisher = Paho(n[3].mqtt_port, v5=True)
+    topics = [f"{base}/job{i}" for i in range(60)]
+    for topic in topics:
+        publisher.publish(topic, b"work", qos=1)
+    got = {}
+    deadline = time.monotonic() + STEP
+    while sum(len(v) for v in got.values()) < len(topics) and time.monotonic() < deadline:
+        for i, m in members.items():
+            while not m.messages.empty():
+                got.setdefault(i, []).append(m.messages.get().topic)
+        time.sleep(0.1)
+    time.sleep(1.0)
+    for i, m in members.items():
+        while not m.messages.empty():
+            got.setdefault(i, []).append(m.messages.get().topic)
+    everything = [t for v in got.values() for t in v]
+    assert sorted(everything) == sorted(topics), f"each message once: {len(everything)} of {len(topics)}"
+    assert all(got.get(i) for i in members), f"both members get a share: { {i: len(v) for i, v in got.items()} }"
+    for c in [publisher, *members.values()]:
+        c.close()

@@ -31,7 +31,9 @@ extension MQTTGateway {
         guard running.withLockedValue({ $0 }) else { return }
         let state = router.value
         let now = NIODeadline.now()
-        guard state.refreshSoon || !state.scanned || now - state.lastRefresh >= Self.refreshInterval else {
+        // Until the sessions topic exists, sooner: another node's first session makes it.
+        let interval = state.leaders[settings.sessionsTopic] == nil ? .seconds(1) : Self.refreshInterval
+        guard state.refreshSoon || !state.scanned || now - state.lastRefresh >= interval else {
             startFetchLoops()
             return superviseAfter()
         }
