@@ -99,9 +99,18 @@ extension RequestContext {
     public var authorization: Authorization {
         let principal = connection?.principal ?? "User:ANONYMOUS"
         let host = clientHost.hasPrefix("/") ? String(clientHost.dropFirst()) : clientHost
-        guard let authorizer = broker.config.security.authorizer else {
+        guard connection?.isBroker != true else { return Authorization(authorizer: nil, acls: AclTable(), principal: principal, host: host) }
+        return broker.authorization(principal: principal, host: host)
+    }
+}
+
+extension Broker {
+    /// The authorizer's view for `principal` connecting from `host` (an MQTT client's, checked by
+    /// the MQTT side): the cluster's access control entries as they are now.
+    public func authorization(principal: String, host: String) -> Authorization {
+        guard let authorizer = config.security.authorizer else {
             return Authorization(authorizer: nil, acls: AclTable(), principal: principal, host: host)
         }
-        return Authorization(authorizer: authorizer, acls: broker.cluster.current?.image.acls ?? AclTable(), principal: principal, host: host)
+        return Authorization(authorizer: authorizer, acls: cluster.current?.image.acls ?? AclTable(), principal: principal, host: host)
     }
 }

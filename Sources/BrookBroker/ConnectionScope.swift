@@ -34,9 +34,14 @@ public final class ConnectionScope: @unchecked Sendable {
         case failed
     }
 
-    public init(eventLoop: any EventLoop, listener: ListenerSecurity = .plaintext) {
+    /// Requests the broker makes of itself in process (the MQTT side's writes and reads, which
+    /// checks its clients' ACLs itself): every one allowed.
+    public let isBroker: Bool
+
+    public init(eventLoop: any EventLoop, listener: ListenerSecurity = .plaintext, isBroker: Bool = false) {
         self.eventLoop = eventLoop
         self.listener = listener
+        self.isBroker = isBroker
         authentication = listener.securityProtocol.usesSASL ? .awaitingHandshake : .none
     }
 

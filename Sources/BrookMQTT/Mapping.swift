@@ -46,6 +46,16 @@ public struct MQTTTopicMapping: Sendable, Equatable {
         rules.first { MQTTTopic.matches(filter: $0.filter, name: name) }?.kafkaTopic ?? defaultTopic
     }
 
+    /// The Kafka topics messages a subscription to `filter` gets may come from: those of the
+    /// rules whose filters overlap it, and the default topic unless a rule takes every topic the
+    /// filter matches. (Records Kafka producers write are found by their key in the same topics.)
+    public func kafkaTopics(subscribedBy filter: String) -> [String] {
+        var seen: Set<String> = []
+        var topics = rules.filter { MQTTTopic.overlaps($0.filter, filter) }.map(\.kafkaTopic)
+        if let defaultTopic, !rules.contains(where: { MQTTTopic.covers($0.filter, filter) }) { topics.append(defaultTopic) }
+        return topics.filter { seen.insert($0).inserted }
+    }
+
     /// Every Kafka topic messages may land in (the ones delivered to subscribers), in order.
     public var kafkaTopics: [String] {
         var seen: Set<String> = []

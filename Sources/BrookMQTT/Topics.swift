@@ -51,6 +51,61 @@ public enum MQTTTopic {
         }
     }
 
+    /// A filter's levels, split at `/` (by UTF-8 bytes, as `matches` reads them).
+    static func levels(_ filter: String) -> [Substring.UTF8View] {
+        Substring(filter).utf8.split(separator: slash, omittingEmptySubsequences: false)
+    }
+
+    /// Whether some topic name matches both filters (both valid).
+    public static func overlaps(_ a: String, _ b: String) -> Bool {
+        let x = levels(a), y = levels(b)
+        // A filter starting with a wildcard matches no `$` topic; one starting with `$` only those.
+        if startsWithWildcard(x) && startsWithDollar(y) || startsWithWildcard(y) && startsWithDollar(x) { return false }
+        var i = 0
+        while true {
+            let xDone = i == x.count, yDone = i == y.count
+            if xDone && yDone { return true }
+            // "a/#" matches "a": a final "#" also matches the parent level.
+            if xDone { return y.count == i + 1 && y[i].elementsEqual([hash]) }
+            if yDone { return x.count == i + 1 && x[i].elementsEqual([hash]) }
+            if x[i].elementsEqual([hash]) || y[i].elementsEqual([hash]) { return true }
+            guard x[i].elementsEqual([plus]) || y[i].elementsEqual([plus]) || x[i].elementsEqual(y[i]) else { return false }
+            i += 1
+        }
+    }
+
+    /// Whether every topic name `filter` matches, `cover` matches too (both valid).
+    public static func covers(_ cover: String, _ filter: String) -> Bool {
+        let c = levels(cover), f = levels(filter)
+        if startsWithWildcard(c) && startsWithDollar(f) { return false }
+        var i = 0
+        while true {
+            if i == c.count { return i == f.count }
+            if c[i].elementsEqual([hash]) { return true }
+            if i == f.count { return false }
+            // A "#" in the filter matches any depth below (and its parent level, past the
+            // first): only "#" covers it, or "+/#" at the first level (which has no parent).
+            if f[i].elementsEqual([hash]) {
+                return i == 0 && c.count == 2 && c[0].elementsEqual([plus]) && c[1].elementsEqual([hash])
+            }
+            if c[i].elementsEqual([plus]) {
+                i += 1
+                continue
+            }
+            guard !f[i].elementsEqual([plus]), c[i].elementsEqual(f[i]) else { return false }
+            i += 1
+        }
+    }
+
+    static func startsWithWildcard(_ levels: [Substring.UTF8View]) -> Bool {
+        guard let first = levels.first else { return false }
+        return first.elementsEqual([plus]) || first.elementsEqual([hash])
+    }
+
+    static func startsWithDollar(_ levels: [Substring.UTF8View]) -> Bool {
+        levels.first?.first == UInt8(ascii: "$")
+    }
+
     /// A shared subscription's group and filter (`$share/GROUP/FILTER`); nil for an ordinary filter.
     /// Throws when it starts `$share/` but is not a valid shared subscription.
     public static func shared(_ filter: String) throws(MQTTError) -> (group: String, filter: String)? {

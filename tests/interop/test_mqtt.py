@@ -845,3 +845,76 @@ def test_kafka_python_reads_and_writes_mqtt_data(mqtt_broker):
     assert (m.topic, m.payload) == (f"{base}/in", b"to-device")
     sub.close()
     dev.close()
+
+
+def test_mqtt_clients_are_held_to_the_brokers_acls(broker_factory):
+    """With an authorizer, an MQTT client's user is the principal its ACLs name: a PUBLISH needs
+    WRITE on the Kafka topic its MQTT topic maps to (PUBACK 0x87 in 5.0, the connection closed in
+    3.1.1), a SUBSCRIBE READ on every Kafka topic its filter may get messages from (SUBACK 0x87),
+    a will WRITE (CONNACK 0x87)."""
+    from conftest import BROOK_BIN
+
+    port = free_port()
+    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+            'user_alice="alice-pw" user_bob="bob-pw";')
+    b = broker_factory(mqtt_overrides(port, **{
+        "mqtt.allow.anonymous": "false", "listener.name.mqtt.plain.sasl.jaas.config": jaas,
+        "mqtt.topic.mappings": "alice/#=alice-data",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        # The test's own Kafka clients (plaintext, anonymous) administer the broker.
+        "super.users": "User:ANONYMOUS"}))
+    wait_port(port)
+    for principal, operations in (("User:alice", ["read", "write"]), ("User:bob", ["read"])):
+        args = [str(BROOK_BIN), "acl", "add", "--bootstrap-server", b.bootstrap, "--principal", principal, "--topic", "alice-data"]
+        for operation in operations:
+            args += ["--operation", operation]
+        made = subprocess.run(args, capture_output=True, text=True, timeout=STEP)
+        assert made.returncode == 0, made.stderr
+
+    def client(user: str, v5: bool = True, will=None) -> "paho.Client":
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=unique(user), protocol=paho.MQTTv5 if v5 else paho.MQTTv311)
+        c.username_pw_set(user, f"{user}-pw")
+        if will:
+            c.will_set(*will)
+        c.acks, c.connacks, c.subacks, c.gone = queue.Queue(), queue.Queue(), queue.Queue(), queue.Queue()
+        c.messages = queue.Queue()
+        c.on_message = lambda cl, u, m: cl.messages.put(m)
+        c.on_connect = lambda cl, u, flags, rc, props: cl.connacks.put(rc)
+        c.on_publish = lambda cl, u, mid, rc, props: cl.acks.put(rc)
+        c.on_subscribe = lambda cl, u, mid, rcs, props: cl.subacks.put(rcs)
+        c.on_disconnect = lambda cl, u, flags, rc, props: cl.gone.put(rc)
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+        return c
+
+    alice = client("alice")
+    assert not alice.connacks.get(timeout=STEP).is_failure
+    alice.publish("alice/kitchen", b"21.5", qos=1)
+    assert alice.acks.get(timeout=STEP).value == 0
+    # Unmapped MQTT topics land in mqtt-messages, which alice may not write to.
+    alice.publish("other/kitchen", b"x", qos=1)
+    assert alice.acks.get(timeout=STEP).value == 0x87
+    assert kafka_records(b.bootstrap, "alice-data", 1)[0].value() == b"21.5"
+
+    bob = client("bob")
+    assert not bob.connacks.get(timeout=STEP).is_failure
+    bob.subscribe([("alice/#", 1), ("other/#", 1), ("#", 1)])
+    assert [rc.value for rc in bob.subacks.get(timeout=STEP)] == [1, 0x87, 0x87]
+    bob.publish("alice/kitchen", b"bob was here", qos=1)
+    assert bob.acks.get(timeout=STEP).value == 0x87
+    # What bob may read reaches him.
+    alice.publish("alice/hall", b"19.0", qos=1)
+    assert alice.acks.get(timeout=STEP).value == 0
+    m = bob.messages.get(timeout=STEP)
+    assert (m.topic, m.payload) == ("alice/hall", b"19.0")
+    # A 3.1.1 client has no negative PUBACK: a refused QoS 1 publish ends its connection.
+    old = client("bob", v5=False)
+    assert old.connacks.get(timeout=STEP).value == 0
+    old.publish("alice/kitchen", b"x", qos=1)
+    old.gone.get(timeout=STEP)
+    # A will to a topic the user may not write is refused at CONNECT.
+    willing = client("bob", will=("alice/last-words", b"bye", 1))
+    assert willing.connacks.get(timeout=STEP).value == 0x87
+    for c in (alice, bob, old, willing):
+        c.loop_stop()
+        c.disconnect()

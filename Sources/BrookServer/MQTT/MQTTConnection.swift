@@ -1,4 +1,5 @@
 import BrookBroker
+import BrookCluster
 import BrookCore
 import BrookMQTT
 import BrookRecords
@@ -78,10 +79,24 @@ final class MQTTConnection: ChannelDuplexHandler {
     /// The session outlives the connection (and is kept in the sessions topic).
     var persistent: Bool { sessionExpirySeconds > 0 }
 
+    /// Who the client is for the broker's ACLs: `User:NAME` once its CONNECT's user name and
+    /// password are checked, `User:ANONYMOUS` without them; and its address.
+    var principal = "User:ANONYMOUS"
+    var host = "?"
+
+    /// Whether the client's principal may do `operation` on a Kafka resource (always, without an
+    /// authorizer).
+    func allows(_ operation: AclOperation, _ type: AclResourceType, _ name: String) -> Bool {
+        guard gateway.broker.config.security.authorizer != nil else { return true }
+        return gateway.broker.authorization(principal: principal, host: host).allows(operation, type, name)
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         logger[metadataKey: "peer"] = "\(context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?")"
-        scope = ConnectionScope(eventLoop: context.eventLoop)
+        // The client's ACLs are checked here (`allows`); its writes go as the broker's.
+        scope = ConnectionScope(eventLoop: context.eventLoop, isBroker: true)
+        host = context.remoteAddress?.ipAddress ?? "?"
         lastPacket = context.eventLoop.now
         gateway.stats.connectionsOpen.add(1)
         gateway.stats.connectionsCreated.add(1)
@@ -231,8 +246,12 @@ final class MQTTConnection: ChannelDuplexHandler {
                 return refuseConnect(.badUserNameOrPassword, "user \(user): bad user name or password")
             }
             logger[metadataKey: "user"] = "\(user)"
+            principal = "User:" + user
         } else if !gateway.settings.allowAnonymous {
             return refuseConnect(.notAuthorized, "a CONNECT without a user name (mqtt.allow.anonymous is false)")
+        }
+        if let will = connect.will, let topic = gateway.mapping.kafkaTopic(for: will.topic), !allows(.write, .topic, topic) {
+            return refuseConnect(.notAuthorized, "\(principal) may not write its will to Kafka topic \(topic) (\(will.topic))")
         }
         sessionExpirySeconds = v5 ? connect.properties.sessionExpiryInterval ?? 0 : (connect.cleanStart ? 0 : UInt32.max)
         clientPacketBytesMax = connect.properties.maximumPacketSize.map(Int.init) ?? Int.max
@@ -359,6 +378,13 @@ final class MQTTConnection: ChannelDuplexHandler {
             acknowledge(publish, reason: .notAuthorized)
             return
         }
+        guard allows(.write, .topic, topic) else {
+            let refusal = "\(principal) may not write to Kafka topic \(topic) (\(publish.topic))"
+            guard v5 || publish.qos == .atMostOnce else { throw MQTTError(.notAuthorized, refusal) }
+            MQTTGateway.warnings.warn(logger, "MQTT publish refused: \(refusal)")
+            acknowledge(publish, reason: .notAuthorized)
+            return
+        }
         let now = gateway.broker.clock.now().ms
         pendingRecords.append((topic, MQTTRecords.record(publish, clientID: clientID, nowMs: now)))
         if publish.qos == .exactlyOnce, let id = publish.packetID {
@@ -457,6 +483,18 @@ final class MQTTConnection: ChannelDuplexHandler {
                 continue
             }
             if shared != nil && options.noLocal { throw .protocolError("No Local on the shared subscription \(filter)") }
+            // READ on every Kafka topic its messages may come from (and on a share's group).
+            let topics = gateway.mapping.kafkaTopics(subscribedBy: shared?.filter ?? filter)
+            if let denied = topics.first(where: { !allows(.read, .topic, $0) }) {
+                MQTTGateway.warnings.warn(logger, "MQTT subscription to \(filter) refused: \(principal) may not read Kafka topic \(denied)")
+                reasons.append(.notAuthorized)
+                continue
+            }
+            if let shared, !allows(.read, .group, MQTTGateway.kafkaGroup(ofShare: shared.group)) {
+                MQTTGateway.warnings.warn(logger, "MQTT subscription to \(filter) refused: \(principal) may not read group \(MQTTGateway.kafkaGroup(ofShare: shared.group))")
+                reasons.append(.notAuthorized)
+                continue
+            }
             guard let existed = box.state.withLockedValue({ $0.session.subscribe(filter, options: options, identifier: identifier) }) else {
                 reasons.append(.quotaExceeded)
                 continue

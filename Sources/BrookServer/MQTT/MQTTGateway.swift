@@ -193,7 +193,7 @@ final class MQTTGateway: Sendable {
         self.logger = logger
         kafka = LocalKafka(broker: broker, clientID: "brook-mqtt")
         self.loop = loop
-        scope = ConnectionScope(eventLoop: loop)
+        scope = ConnectionScope(eventLoop: loop, isBroker: true)
         router = try loop.submit { NIOLoopBound(Router(), eventLoop: loop) }.wait()
     }
 
