@@ -26,6 +26,9 @@ public struct MQTTSettings: Sendable, Equatable {
     /// `mqtt.max.queued.messages`: messages queued for one client (offline, or its window full);
     /// beyond it new messages to it are dropped.
     public var queuedMessagesMax = 1000
+    /// `mqtt.max.queued.bytes`: payload and topic bytes queued for one client; a message that
+    /// would pass it is dropped (one message alone is always taken).
+    public var queuedBytesMax = 16 * 1024 * 1024
     /// `mqtt.max.subscriptions.per.client`.
     public var subscriptionsMax = 100
     /// `mqtt.topic.alias.maximum`: the topic aliases a 5.0 client may use towards the server.
@@ -37,6 +40,9 @@ public struct MQTTSettings: Sendable, Equatable {
     public var sessionExpiryMaxSeconds: UInt32 = 7 * 86_400
     /// `mqtt.max.retained.messages`: retained messages held; a new retained topic beyond is not kept.
     public var retainedMessagesMax = 100_000
+    /// `mqtt.max.retained.bytes`: payload and topic bytes of the retained messages held; a new
+    /// or bigger retained message beyond is not kept.
+    public var retainedBytesMax = 256 * 1024 * 1024
     /// `mqtt.allow.anonymous`: a CONNECT without a user name is taken. A user name given is
     /// always checked with its password against the broker's users (PLAIN users of
     /// `listener.name.mqtt.plain.sasl.jaas.config`, SCRAM credentials).
@@ -83,6 +89,8 @@ public struct MQTTSettings: Sendable, Equatable {
         case "mqtt.max.packet.bytes": packetBytesMax = try int(64...268_435_460)
         case "mqtt.max.inflight.messages": inflightMessagesMax = try int(1...65_535)
         case "mqtt.max.queued.messages": queuedMessagesMax = try int(1...1_000_000)
+        case "mqtt.max.queued.bytes": queuedBytesMax = try int(1024...(1 << 40))
+        case "mqtt.max.retained.bytes": retainedBytesMax = try int(0...(1 << 40))
         case "mqtt.max.subscriptions.per.client": subscriptionsMax = try int(1...100_000)
         case "mqtt.topic.alias.maximum": topicAliasMax = try int(0...65_535)
         case "mqtt.max.sessions": sessionsMax = try int(1...10_000_000)

@@ -46,7 +46,16 @@ public struct MQTTSession: Sendable {
     public private(set) var awaitingRelease: Set<UInt16> = []
     // Capacity 1 at first: an idle session (most of them) holds no message, and a ring of 16
     // messages with their properties would cost kilobytes per client.
-    var queue = CircularBuffer<MQTTPublish>(initialCapacity: 1)
+    var queue = CircularBuffer<Queued>(initialCapacity: 1)
+    /// Payload and topic bytes of the queued messages.
+    public private(set) var queuedBytes = 0
+
+    struct Queued: Sendable {
+        var publish: MQTTPublish
+        /// When it was queued (its message expiry counts down from then).
+        var atMs: Int64
+        var bytes: Int
+    }
     var inflight: [UInt16: (publish: MQTTPublish, state: OutboundState)] = [:]
     var inflightOrder = CircularBuffer<UInt16>(initialCapacity: 1)
     var nextPacketID: UInt16 = 1
@@ -54,14 +63,20 @@ public struct MQTTSession: Sendable {
     public var receiveMaximum: Int
     /// Messages queued for the client at most; beyond, new ones are dropped (counted).
     public let queuedMessagesMax: Int
+    /// Bytes queued at most (payloads and topics); a message that would pass it is dropped,
+    /// unless the queue is empty.
+    public let queuedBytesMax: Int
     public let subscriptionsMax: Int
     public private(set) var dropped = 0
+    /// Messages dropped from the queue because their message expiry passed first.
+    public private(set) var expired = 0
 
-    public init(clientID: String, receiveMaximum: Int, queuedMessagesMax: Int, subscriptionsMax: Int) {
-        precondition(receiveMaximum > 0 && receiveMaximum <= 65_535 && queuedMessagesMax > 0 && subscriptionsMax > 0)
+    public init(clientID: String, receiveMaximum: Int, queuedMessagesMax: Int, subscriptionsMax: Int, queuedBytesMax: Int = .max) {
+        precondition(receiveMaximum > 0 && receiveMaximum <= 65_535 && queuedMessagesMax > 0 && subscriptionsMax > 0 && queuedBytesMax > 0)
         self.clientID = clientID
         self.receiveMaximum = receiveMaximum
         self.queuedMessagesMax = queuedMessagesMax
+        self.queuedBytesMax = queuedBytesMax
         self.subscriptionsMax = subscriptionsMax
     }
 
@@ -98,9 +113,9 @@ public struct MQTTSession: Sendable {
     }
 
     /// The session a snapshot describes; nil when it does not hold together (a bad filter, QoS).
-    public init?(restoring snapshot: Snapshot, receiveMaximum: Int, queuedMessagesMax: Int, subscriptionsMax: Int) {
+    public init?(restoring snapshot: Snapshot, receiveMaximum: Int, queuedMessagesMax: Int, subscriptionsMax: Int, queuedBytesMax: Int = .max) {
         self.init(clientID: snapshot.clientID, receiveMaximum: receiveMaximum, queuedMessagesMax: queuedMessagesMax,
-                  subscriptionsMax: subscriptionsMax)
+                  subscriptionsMax: subscriptionsMax, queuedBytesMax: queuedBytesMax)
         for entry in snapshot.subscriptions.prefix(subscriptionsMax) {
             let inner = ((try? MQTTTopic.shared(entry.key)) ?? nil)?.filter ?? entry.key
             guard MQTTTopic.isValidFilter(inner), let qos = QoS(rawValue: entry.qos),
@@ -160,16 +175,46 @@ public struct MQTTSession: Sendable {
 
     // MARK: outbound
 
-    /// Queues a message for the client; false when the queue is full (the message is dropped).
-    /// `allowance` is room beyond `queuedMessagesMax` (a connected client's burst, which the
-    /// server paces itself by).
-    public mutating func enqueue(_ publish: MQTTPublish, allowance: Int = 0) -> Bool {
-        guard queue.count < queuedMessagesMax + allowance else {
+    /// Queues a message for the client at `nowMs`; false when the queue is full, by count or by
+    /// bytes (the message is dropped). `allowance` is room beyond `queuedMessagesMax` (a connected
+    /// client's burst, which the server paces itself by).
+    public mutating func enqueue(_ publish: MQTTPublish, allowance: Int = 0, nowMs: Int64 = 0) -> Bool {
+        let bytes = publish.payload.readableBytes + publish.topic.utf8.count
+        guard queue.count < queuedMessagesMax + allowance, queue.isEmpty || queuedBytes + bytes <= queuedBytesMax else {
             dropped += 1
             return false
         }
-        queue.append(publish)
+        queue.append(Queued(publish: publish, atMs: nowMs, bytes: bytes))
+        queuedBytes += bytes
         return true
+    }
+
+    /// How long a queued message has waited, in whole seconds, and whether its message expiry
+    /// passed meanwhile.
+    static func waited(_ queued: Queued, nowMs: Int64) -> (seconds: UInt32, expired: Bool) {
+        let seconds = UInt32(clamping: max(0, nowMs - queued.atMs) / 1000)
+        guard let interval = queued.publish.properties.messageExpiryInterval else { return (seconds, false) }
+        return (seconds, seconds >= interval)
+    }
+
+    /// Takes the first queued message, dropping those whose message expiry passed while they
+    /// waited; the expiry interval of the one taken is what is left of it (MQTT 5.0, 3.3.2.3.3).
+    /// Only a message that `admits` lets go is taken.
+    mutating func takeQueued(nowMs: Int64, admits: (MQTTPublish) -> Bool) -> MQTTPublish? {
+        while let first = queue.first {
+            let (seconds, isExpired) = Self.waited(first, nowMs: nowMs)
+            if !isExpired && !admits(first.publish) { return nil }
+            queue.removeFirst()
+            queuedBytes -= first.bytes
+            if isExpired {
+                expired += 1
+                continue
+            }
+            var publish = first.publish
+            if let interval = publish.properties.messageExpiryInterval { publish.properties.messageExpiryInterval = interval - seconds }
+            return publish
+        }
+        return nil
     }
 
     public var queuedCount: Int { queue.count }
@@ -177,13 +222,10 @@ public struct MQTTSession: Sendable {
 
     /// The next message to send now: QoS 0 at once, QoS 1 and 2 while the window has room, with
     /// a packet id no message in flight holds.
-    public mutating func nextToSend() -> MQTTPublish? {
-        guard var publish = queue.first else { return nil }
-        if publish.qos == .atMostOnce {
-            return queue.removeFirst()
-        }
-        guard inflight.count < receiveMaximum else { return nil }
-        queue.removeFirst()
+    public mutating func nextToSend(nowMs: Int64 = 0) -> MQTTPublish? {
+        let room = inflight.count < receiveMaximum
+        guard var publish = takeQueued(nowMs: nowMs, admits: { $0.qos == .atMostOnce || room }) else { return nil }
+        if publish.qos == .atMostOnce { return publish }
         let id = allocatePacketID()
         publish.packetID = id
         inflight[id] = (publish, publish.qos == .atLeastOnce ? .awaitingPuback : .awaitingPubrec)
@@ -259,7 +301,8 @@ public struct MQTTSession: Sendable {
     public mutating func reattached(receiveMaximum: Int) {
         precondition(receiveMaximum > 0)
         self.receiveMaximum = receiveMaximum
-        queue.removeAll { $0.qos == .atMostOnce }
+        queue.removeAll { $0.publish.qos == .atMostOnce }
+        queuedBytes = queue.reduce(0) { $0 + $1.bytes }
     }
 
     // MARK: inbound QoS 2

@@ -918,3 +918,41 @@ def test_mqtt_clients_are_held_to_the_brokers_acls(broker_factory):
     for c in (alice, bob, old, willing):
         c.loop_stop()
         c.disconnect()
+
+
+def test_message_expiry_of_queued_and_retained_messages(mqtt_broker):
+    """A message whose expiry interval passes while it waits (for an offline session, or as a
+    retained message) is not sent; one that is sent carries what is left of its interval."""
+    base = unique("expiry")
+    cid = unique("expiring")
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 300
+    away = Paho(mqtt_broker.mqtt_port, client_id=cid, v5=True, clean=False, connect_properties=props)
+    away.subscribe(f"{base}/queued/#", qos=1)
+    away.close()
+
+    def expiring(seconds: int) -> Properties:
+        p = Properties(PacketTypes.PUBLISH)
+        p.MessageExpiryInterval = seconds
+        return p
+
+    pub = Paho(mqtt_broker.mqtt_port, v5=True)
+    pub.publish(f"{base}/queued/short", b"s", qos=1, properties=expiring(2))
+    pub.publish(f"{base}/queued/long", b"l", qos=1, properties=expiring(600))
+    pub.publish(f"{base}/retained/short", b"s", qos=1, retain=True, properties=expiring(2))
+    pub.publish(f"{base}/retained/long", b"l", qos=1, retain=True, properties=expiring(600))
+    time.sleep(3.5)
+    back = Paho(mqtt_broker.mqtt_port, client_id=cid, v5=True, clean=False, connect_properties=props)
+    assert back.session_present
+    [m] = back.expect(1)
+    assert m.topic == f"{base}/queued/long"
+    assert 590 <= m.properties.MessageExpiryInterval < 600, m.properties
+    back.nothing_more(0.5)
+    late = Paho(mqtt_broker.mqtt_port, v5=True)
+    late.subscribe(f"{base}/retained/#", qos=1)
+    [m] = late.expect(1)
+    assert (m.topic, m.retain) == (f"{base}/retained/long", True)
+    assert 590 <= m.properties.MessageExpiryInterval < 600, m.properties
+    late.nothing_more(0.5)
+    for c in (pub, back, late):
+        c.close()

@@ -520,8 +520,9 @@ final class MQTTConnection: ChannelDuplexHandler {
         afterSaving(box) { connection in
             connection.send(answer)
             guard !retained.isEmpty else { return }
+            let now = connection.gateway.broker.clock.now().ms
             box.state.withLockedValue { s in
-                for publish in retained { _ = s.session.enqueue(publish) }
+                for publish in retained { _ = s.session.enqueue(publish, nowMs: now) }
             }
             connection.drainDeliveries()
         }
@@ -552,10 +553,11 @@ final class MQTTConnection: ChannelDuplexHandler {
         guard context.channel.isWritable else { return }
         var out: [MQTTPublish] = []
         var more = false
+        let now = gateway.broker.clock.now().ms
         let attached = box.state.withLockedValue { s -> Bool in
             guard s.connection?.id == id else { return false }
             s.wakePending = false
-            while out.count < Self.deliveriesPerTurnMax, let publish = s.session.nextToSend() { out.append(publish) }
+            while out.count < Self.deliveriesPerTurnMax, let publish = s.session.nextToSend(nowMs: now) { out.append(publish) }
             more = out.count == Self.deliveriesPerTurnMax
             return true
         }

@@ -44,11 +44,11 @@ final class MQTTSessionBox: Sendable {
     }
 
     /// Queues `message` for the session's shared subscription `key`, chosen for it in its group.
-    func offerShared(_ message: MQTTSession.Message, key: String, stats: MQTTStats) {
+    func offerShared(_ message: MQTTSession.Message, key: String, stats: MQTTStats, nowMs: Int64) {
         let wake: MQTTConnectionRef? = state.withLockedValue { s in
             guard let publish = s.session.sharedDelivery(of: message, key: key) else { return nil }
             if s.connection == nil && publish.qos == .atMostOnce { return nil }
-            guard s.session.enqueue(publish, allowance: s.connection == nil ? 0 : MQTTGateway.onlineBurstMax) else {
+            guard s.session.enqueue(publish, allowance: s.connection == nil ? 0 : MQTTGateway.onlineBurstMax, nowMs: nowMs) else {
                 stats.messagesDropped.add(1)
                 return nil
             }
@@ -71,7 +71,7 @@ final class MQTTSessionBox: Sendable {
 
     /// Queues what of `messages` the session subscribed to; wakes its connection. A session
     /// without its client keeps QoS 1 and 2 messages only.
-    func offer(_ messages: [MQTTSession.Message], stats: MQTTStats) {
+    func offer(_ messages: [MQTTSession.Message], stats: MQTTStats, nowMs: Int64) {
         let wake: MQTTConnectionRef? = state.withLockedValue { s in
             guard !s.session.subscriptions.isEmpty else { return nil }
             var added = false
@@ -79,7 +79,7 @@ final class MQTTSessionBox: Sendable {
                 guard let publish = s.session.delivery(of: message) else { continue }
                 if s.connection == nil && publish.qos == .atMostOnce { continue }
                 let allowance = s.connection == nil ? 0 : MQTTGateway.onlineBurstMax
-                if s.session.enqueue(publish, allowance: allowance) { added = true } else { stats.messagesDropped.add(1) }
+                if s.session.enqueue(publish, allowance: allowance, nowMs: nowMs) { added = true } else { stats.messagesDropped.add(1) }
             }
             guard added, let connection = s.connection, !s.wakePending else { return nil }
             s.wakePending = true
@@ -123,7 +123,7 @@ final class MQTTGateway: Sendable {
     let loop: any EventLoop
     let scope: ConnectionScope
     let sessions = NIOLockedValueBox<[String: MQTTSessionBox]>([:])
-    let retained = NIOLockedValueBox<[String: MQTTSession.Message]>([:])
+    let retained: NIOLockedValueBox<MQTTRetainedStore>
     /// The leader of each partition of the topics written to (NodeID(-1): none now).
     let topicLeaders = NIOLockedValueBox<[String: [NodeID]]>([:])
     /// Persistent sessions another node of the cluster has, as their last records say: taken
@@ -185,6 +185,8 @@ final class MQTTGateway: Sendable {
 
     init(broker: Broker, loop: any EventLoop, logger: Logger, peers: PeerRequests? = nil) throws {
         self.peers = peers
+        retained = NIOLockedValueBox(MQTTRetainedStore(messagesMax: broker.config.mqtt.retainedMessagesMax,
+                                                       bytesMax: broker.config.mqtt.retainedBytesMax))
         self.broker = broker
         settings = broker.config.mqtt
         mapping = broker.config.mqtt.mapping
@@ -418,7 +420,7 @@ final class MQTTGateway: Sendable {
             var existing = all[clientID]
             if existing == nil, !cleanStart, let other,
                let session = MQTTSession(restoring: other.snapshot, receiveMaximum: receiveMaximum, queuedMessagesMax: settings.queuedMessagesMax,
-                                         subscriptionsMax: settings.subscriptionsMax) {
+                                         subscriptionsMax: settings.subscriptionsMax, queuedBytesMax: settings.queuedBytesMax) {
                 // The client was on another node: its session is taken up here.
                 let box = MQTTSessionBox(session, loop: loop)
                 all[clientID] = box
@@ -442,7 +444,8 @@ final class MQTTGateway: Sendable {
                 present = true
             } else {
                 box = MQTTSessionBox(MQTTSession(clientID: clientID, receiveMaximum: receiveMaximum,
-                                                 queuedMessagesMax: settings.queuedMessagesMax, subscriptionsMax: settings.subscriptionsMax),
+                                                 queuedMessagesMax: settings.queuedMessagesMax, subscriptionsMax: settings.subscriptionsMax,
+                                         queuedBytesMax: settings.queuedBytesMax),
                                      loop: loop)
                 all[clientID] = box
             }
@@ -638,7 +641,8 @@ final class MQTTGateway: Sendable {
     func keepOffline(_ snapshot: MQTTSession.Snapshot, nowMs now: Int64) -> MQTTSessionBox? {
         let clientID = snapshot.clientID
         guard let session = MQTTSession(restoring: snapshot, receiveMaximum: settings.inflightMessagesMax,
-                                        queuedMessagesMax: settings.queuedMessagesMax, subscriptionsMax: settings.subscriptionsMax) else {
+                                        queuedMessagesMax: settings.queuedMessagesMax, subscriptionsMax: settings.subscriptionsMax,
+                                         queuedBytesMax: settings.queuedBytesMax) else {
             logger.warning("MQTT: the session record of \(clientID) in \(settings.sessionsTopic) does not hold together; skipped")
             return nil
         }
@@ -847,30 +851,22 @@ final class MQTTGateway: Sendable {
         return (settings.retainedTopic, record)
     }
 
-    /// Keeps (or, for an empty payload, drops) `publish` as its topic's retained message.
+    /// Keeps (or, for an empty payload, drops) `message` as its topic's retained message.
+    func keepRetained(_ message: MQTTSession.Message) {
+        let now = broker.clock.now().ms
+        guard !retained.withLockedValue({ $0.set(message, nowMs: now) }) else { return }
+        Self.warnings.warn(logger, "retained message on \(message.topic) not kept: \(settings.retainedMessagesMax) retained messages or \(settings.retainedBytesMax) bytes (mqtt.max.retained.messages, mqtt.max.retained.bytes)")
+    }
+
     func setRetained(_ publish: MQTTPublish, clientID: String) {
-        retained.withLockedValue { all in
-            if publish.payload.readableBytes == 0 {
-                all[publish.topic] = nil
-            } else if all[publish.topic] != nil || all.count < settings.retainedMessagesMax {
-                all[publish.topic] = MQTTSession.Message(topic: publish.topic, payload: publish.payload, qos: publish.qos, retain: true,
-                                                         publisher: clientID, properties: publish.properties)
-            } else {
-                Self.warnings.warn(logger, "retained message on \(publish.topic) not kept: \(settings.retainedMessagesMax) retained messages (mqtt.max.retained.messages)")
-            }
-        }
+        keepRetained(MQTTSession.Message(topic: publish.topic, payload: publish.payload, qos: publish.qos, retain: true,
+                                         publisher: clientID, properties: publish.properties))
     }
 
     /// Retained messages whose topic `filter` matches, `limit` at most.
     func retainedMessages(matching filter: String, limit: Int) -> [MQTTSession.Message] {
-        retained.withLockedValue { all in
-            var found: [MQTTSession.Message] = []
-            for message in all.values where MQTTTopic.matches(filter: filter, name: message.topic) {
-                guard found.count < limit else { break }
-                found.append(message)
-            }
-            return found.sorted { $0.topic < $1.topic }
-        }
+        let now = broker.clock.now().ms
+        return retained.withLockedValue { $0.matching(filter, limit: limit, nowMs: now) }
     }
 }
 

@@ -166,8 +166,8 @@ extension MQTTGateway {
         }
         guard !messages.isEmpty else { return failed }
         let boxes = sessions.withLockedValue { $0 }
-        for box in boxes.values { box.offer(messages, stats: stats) }
-        routeShared(messages, boxes: boxes)
+        for box in boxes.values { box.offer(messages, stats: stats, nowMs: now) }
+        routeShared(messages, boxes: boxes, nowMs: now)
         return failed
     }
 
@@ -176,7 +176,7 @@ extension MQTTGateway {
     /// as a consumer group's do), or, when that one is this node's and its client is away, the
     /// next of this node's connected ones. A message falling to another node's member is that
     /// node's to deliver.
-    func routeShared(_ messages: [MQTTSession.Message], boxes: [String: MQTTSessionBox]) {
+    func routeShared(_ messages: [MQTTSession.Message], boxes: [String: MQTTSessionBox], nowMs: Int64) {
         let shares = self.shares.withLockedValue { $0 }
         let elsewhere = sharesElsewhere.withLockedValue { $0 }
         for (key, share) in shares where !share.members.isEmpty {
@@ -193,7 +193,7 @@ extension MQTTGateway {
                         }
                     }
                 }
-                chosen.offerShared(message, key: key, stats: stats)
+                chosen.offerShared(message, key: key, stats: stats, nowMs: nowMs)
             }
         }
     }
@@ -387,28 +387,20 @@ extension MQTTGateway {
     /// A retained topic record (read by the router): what any node of the cluster retained.
     func retainedRecordRead(_ record: ConsumedRecord, nowMs: Int64) {
         guard let key = record.key, let name = String(validating: key, as: UTF8.self) else { return }
-        guard record.value != nil, var message = MQTTRecords.message(record, nowMs: nowMs), message.payload.readableBytes > 0 else {
-            retained.withLockedValue { $0[name] = nil }
+        guard record.value != nil, let message = MQTTRecords.message(record, nowMs: nowMs) else {
+            retained.withLockedValue { $0.remove(name) }
             return
         }
-        message.retain = true
-        retained.withLockedValue { all in
-            if all[name] != nil || all.count < settings.retainedMessagesMax { all[name] = message }
-        }
+        keepRetained(message)
     }
 
     /// Retained messages from their topic (at the node's start).
     func loadRetained() {
         let now = broker.clock.now().ms
-        let records = readCompacted(settings.retainedTopic)
-        let loaded = retained.withLockedValue { all in
-            for (name, record) in records.sorted(by: { $0.key < $1.key }) where record.value != nil && all.count < settings.retainedMessagesMax {
-                guard var message = MQTTRecords.message(record, nowMs: now), message.payload.readableBytes > 0 else { continue }
-                message.retain = true
-                all[name] = message
-            }
-            return all.count
+        for (_, record) in readCompacted(settings.retainedTopic).sorted(by: { $0.key < $1.key }) where record.value != nil {
+            retainedRecordRead(record, nowMs: now)
         }
+        let loaded = retainedCount
         if loaded > 0 { logger.info("MQTT: \(loaded) retained messages read from \(settings.retainedTopic)") }
     }
 
