@@ -457,6 +457,24 @@ public final class LogRecords: FileRecords {
     public var byteCount: Int { slice.length }
 }
 
+extension WireWriter {
+    /// The whole message in one buffer, the record data kept in files read in at its places
+    /// (for an answer that is not sent with sendfile, or one read in process).
+    public func contiguousBytes(allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> ByteBuffer {
+        var rest = buffer
+        guard !fileRecords.isEmpty else { return rest }
+        var whole = allocator.buffer(capacity: messageBytes)
+        for (position, records) in fileRecords {
+            var before = rest.readSlice(length: position - rest.readerIndex)!
+            whole.writeBuffer(&before)
+            guard let log = records as? LogRecords else { throw StorageError.invalidArgument("record data of an unknown kind") }
+            try log.slice.readBytes(into: &whole)
+        }
+        whole.writeBuffer(&rest)
+        return whole
+    }
+}
+
 extension Partition {
     /// Opens the partition's log and its producer state.
     static func open(topic: String, index: Int32, directory: String, config: LogConfig, role: Role = .leader(LeaderEpoch(0)), clock: any Clock,

@@ -373,19 +373,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
         let recordBytes = writer.fileRecords.reduce(0) { total, entry in total + ((entry.1 as? LogRecords)?.slice.length ?? 0) }
         if !settings.zeroCopy || recordBytes <= Self.inlineRecordBytesMax {
-            var whole = context.channel.allocator.buffer(capacity: buffer.readableBytes + recordBytes)
-            for (position, records) in writer.fileRecords {
-                var before = buffer.readSlice(length: position - buffer.readerIndex)!
-                whole.writeBuffer(&before)
-                guard let log = records as? LogRecords, let file = log.slice.file else { continue }
-                do { try log.slice.readBytes(into: &whole) } catch {
-                    logger.error("reading \(file.path) for a fetch: \(error)")
-                    close(context)
-                    return
-                }
+            do {
+                context.write(wrapOutboundOut(.byteBuffer(try writer.contiguousBytes(allocator: context.channel.allocator))), promise: nil)
+            } catch {
+                logger.error("reading record data for a fetch: \(error)")
+                close(context)
             }
-            whole.writeBuffer(&buffer)
-            context.write(wrapOutboundOut(.byteBuffer(whole)), promise: nil)
             return
         }
         for (position, records) in writer.fileRecords {

@@ -98,18 +98,7 @@ final class BrokerHarness {
 
     /// The answer's bytes with any file-backed record data spliced in where it belongs.
     static func wholeBytes(_ encoded: EncodedResponse) throws -> ByteBuffer {
-        var buffer = encoded.writer.buffer
-        var out = ByteBuffer()
-        for (position, records) in encoded.writer.fileRecords {
-            var before = buffer.readSlice(length: position - buffer.readerIndex)!
-            out.writeBuffer(&before)
-            guard let log = records as? LogRecords else { throw UnexpectedOutcome(description: "unknown file records") }
-            var data = try log.slice.readBytes()
-            #expect(data.readableBytes == records.byteCount)
-            out.writeBuffer(&data)
-        }
-        out.writeBuffer(&buffer)
-        return out
+        try encoded.writer.contiguousBytes()
     }
 
     /// Checks the size prefix and the header, and decodes the body.

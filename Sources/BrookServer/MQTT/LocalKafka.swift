@@ -40,20 +40,7 @@ struct LocalKafka: Sendable {
 
     /// The answer's body decoded, with record data kept in files read in.
     static func decode<M: KafkaMessage>(_ answer: EncodedResponse, _ type: M.Type, apiKey: Int16, version: Int16) throws -> M {
-        var buffer = answer.writer.buffer
-        var whole = ByteBuffer()
-        if answer.writer.fileRecords.isEmpty {
-            whole = buffer
-        } else {
-            whole.reserveCapacity(answer.writer.messageBytes)
-            for (position, records) in answer.writer.fileRecords {
-                var before = buffer.readSlice(length: position - buffer.readerIndex)!
-                whole.writeBuffer(&before)
-                guard let log = records as? LogRecords else { throw Refused(description: "record data of an unknown kind") }
-                try log.slice.readBytes(into: &whole)
-            }
-            whole.writeBuffer(&buffer)
-        }
+        var whole = try answer.writer.contiguousBytes()
         whole.moveReaderIndex(forwardBy: 4)  // the size prefix
         var reader = WireReader(whole)
         _ = try ResponseHeader.decode(apiKey: apiKey, apiVersion: version, from: &reader)

@@ -5,6 +5,7 @@ import BrookMQTT
 import BrookRecords
 import Logging
 import NIOCore
+import NIOPosix
 
 /// One MQTT client connection: CONNECT, then publishes written to Kafka (those read together
 /// in one batch per partition, acknowledged in the order they came once written as acks=all
@@ -241,15 +242,35 @@ final class MQTTConnection: ChannelDuplexHandler {
         if let method = connect.properties.authenticationMethod {
             return refuseConnect(.badAuthenticationMethod, "enhanced authentication (\(method)) is not served")
         }
-        if let user = connect.username {
-            guard gateway.checkLogin(user: user, password: connect.password ?? []) else {
-                return refuseConnect(.badUserNameOrPassword, "user \(user): bad user name or password")
+        guard let user = connect.username else {
+            guard gateway.settings.allowAnonymous else {
+                return refuseConnect(.notAuthorized, "a CONNECT without a user name (mqtt.allow.anonymous is false)")
             }
-            logger[metadataKey: "user"] = "\(user)"
-            principal = "User:" + user
-        } else if !gateway.settings.allowAnonymous {
-            return refuseConnect(.notAuthorized, "a CONNECT without a user name (mqtt.allow.anonymous is false)")
+            return proceed(connect, assigned: assigned, context: context)
         }
+        let password = connect.password ?? []
+        guard gateway.checkLoginIsSlow(user: user) else {
+            return loggedIn(gateway.checkLogin(user: user, password: password), user: user, connect, assigned: assigned, context: context)
+        }
+        // A SCRAM user's password is salted thousands of times: on a thread of its own, not on
+        // the event loop the connection shares with others.
+        join(context) { loop in
+            NIOThreadPool.singleton.runIfActive(eventLoop: loop) { [gateway] in gateway.checkLogin(user: user, password: password) }
+        } then: { connection, result, context in
+            connection.loggedIn((try? result.get()) ?? false, user: user, connect, assigned: assigned, context: context)
+        }
+    }
+
+    /// Goes on with a CONNECT once its user name and password are checked.
+    func loggedIn(_ valid: Bool, user: String, _ connect: MQTTConnect, assigned: Bool, context: ChannelHandlerContext) {
+        guard valid else { return refuseConnect(.badUserNameOrPassword, "user \(user): bad user name or password") }
+        logger[metadataKey: "user"] = "\(user)"
+        principal = "User:" + user
+        proceed(connect, assigned: assigned, context: context)
+    }
+
+    /// The rest of a CONNECT whose client is known: its will's ACL, its session.
+    func proceed(_ connect: MQTTConnect, assigned: Bool, context: ChannelHandlerContext) {
         if let will = connect.will, let topic = gateway.mapping.kafkaTopic(for: will.topic), !allows(.write, .topic, topic) {
             return refuseConnect(.notAuthorized, "\(principal) may not write its will to Kafka topic \(topic) (\(will.topic))")
         }
@@ -258,14 +279,23 @@ final class MQTTConnection: ChannelDuplexHandler {
         guard !connect.cleanStart, gateway.peers != nil else { return attach(connect, assigned: assigned, context: context) }
         // In a cluster, the session may be another node's: what the nodes wrote of it is read
         // first, so that a client moving from one node to the next finds it.
+        let clientID = self.clientID
+        join(context) { [gateway] _ in gateway.catchUpSessions(of: clientID) } then: { connection, _, context in
+            connection.attach(connect, assigned: assigned, context: context)
+        }
+    }
+
+    /// Waits for `work` before the CONNECT goes on (`then`, on the connection's loop): meanwhile
+    /// the connection is `joining`, reads nothing, and keeps what it read in the framer, which
+    /// is handled after.
+    func join<T: Sendable>(_ context: ChannelHandlerContext, _ work: (any EventLoop) -> EventLoopFuture<T>,
+                           then: @escaping (MQTTConnection, Result<T, any Error>, ChannelHandlerContext) -> Void) {
         phase = .joining
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let wasAssigned = assigned
-        gateway.catchUpSessions(of: clientID).hop(to: context.eventLoop).whenComplete { _ in
-            let connection = handler.value
+        work(context.eventLoop).hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+            let connection = self
             guard connection.phase == .joining, let context = connection.context else { return }
             connection.phase = .awaitingConnect
-            connection.attach(connect, assigned: wasAssigned, context: context)
+            then(connection, result, context)
             connection.handleFramed(context: context)
             connection.flushWrites()
             context.flush()

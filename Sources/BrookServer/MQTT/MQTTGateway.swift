@@ -378,6 +378,12 @@ final class MQTTGateway: Sendable {
 
     // MARK: logins
 
+    /// Whether checking `user`'s password takes long: a SCRAM credential's (salted thousands of
+    /// times), not a PLAIN user's.
+    func checkLoginIsSlow(user: String) -> Bool {
+        broker.config.security.listenerPlainUsers["MQTT"]?[user] == nil && broker.cluster.current?.image.scramCredentials[user] != nil
+    }
+
     /// Whether `user` with `password` is one of the broker's users: a PLAIN user of the MQTT
     /// listener (`listener.name.mqtt.plain.sasl.jaas.config`) or a SCRAM credential of the
     /// cluster's metadata (either mechanism), checked as a SCRAM exchange would check it.
