@@ -96,6 +96,7 @@ check "perf mqtt publishes and delivers through the MQTT listener" bash -c "'$br
 check "and its messages are Kafka records keyed by MQTT topic" bash -c "'$brook' consume --topic mqtt-messages --from-beginning --max-messages 1 --print-key $s | grep -q '^perf/'"
 check "serve refuses an MQTT listener of another kind readably" bash -c "'$brook' serve --override 'mqtt.listeners=tcp://127.0.0.1:1' --override 'log.dirs=$work/badmqtt' 2>&1 | grep -q 'expected mqtt://HOST:PORT or ws://HOST:PORT'"
 check "and a mapping rule that is not FILTER=TOPIC" bash -c "'$brook' serve --override 'mqtt.topic.mappings=sensors/#' --override 'log.dirs=$work/badmqtt' 2>&1 | grep -q 'is not FILTER=TOPIC'"
+check "and an enhanced authentication method it does not serve" bash -c "'$brook' serve --override 'mqtt.authentication.methods=KERBEROS' --override 'log.dirs=$work/badmqtt' 2>&1 | grep -q 'KERBEROS is not SCRAM-SHA-256 or SCRAM-SHA-512'"
 check "topic delete" bash -c "'$brook' topic delete cli $s && ! '$brook' topic list $s | grep -qx cli"
 check "serve stops cleanly on SIGTERM" bash -c "kill $broker_pid; for i in \$(seq 1 100); do kill -0 $broker_pid 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
 check "and says so" grep -q "stopped cleanly" "$work/broker.log"

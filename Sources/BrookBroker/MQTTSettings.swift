@@ -1,4 +1,5 @@
 import BrookMQTT
+import BrookSecurity
 
 /// The MQTT listener's settings (`mqtt.*`): where it listens, how MQTT topics map to Kafka
 /// topics, and its bounds.
@@ -47,6 +48,10 @@ public struct MQTTSettings: Sendable, Equatable {
     /// always checked with its password against the broker's users (PLAIN users of
     /// `listener.name.mqtt.plain.sasl.jaas.config`, SCRAM credentials).
     public var allowAnonymous = true
+    /// `mqtt.authentication.methods`: the MQTT 5.0 enhanced authentication methods served (AUTH),
+    /// of `SCRAM-SHA-256` and `SCRAM-SHA-512` (the cluster's SCRAM users); empty: none, a CONNECT
+    /// naming a method gets 0x8C.
+    public var authenticationMethods: [ScramMechanism] = [.sha256, .sha512]
     /// `mqtt.connect.timeout.ms`: a connection without a CONNECT this long is closed.
     public var connectTimeoutMs: Int64 = 10_000
 
@@ -103,6 +108,13 @@ public struct MQTTSettings: Sendable, Equatable {
             default: throw .invalid(key, value, "expected true or false")
             }
         case "mqtt.connect.timeout.ms": connectTimeoutMs = Int64(try int(100...3_600_000))
+        case "mqtt.authentication.methods":
+            var methods: [ScramMechanism] = []
+            for name in value.split(separator: ",").map({ $0.trimmed }) where !name.isEmpty {
+                guard let mechanism = ScramMechanism(name: name) else { throw .invalid(key, value, "\(name) is not SCRAM-SHA-256 or SCRAM-SHA-512") }
+                if !methods.contains(mechanism) { methods.append(mechanism) }
+            }
+            authenticationMethods = methods
         default: return false
         }
         return true

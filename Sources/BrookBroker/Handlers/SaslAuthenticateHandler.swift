@@ -1,3 +1,4 @@
+import BrookCluster
 import BrookProtocol
 import BrookSecurity
 import NIOCore
@@ -55,12 +56,8 @@ struct SaslAuthenticateHandler: ApiHandler {
     func scramStep(_ exchange: inout ScramServerExchange, _ message: [UInt8], mechanism: SaslMechanism, context: RequestContext) -> Reply<SaslAuthenticateResponse> {
         let connection = context.connection!
         let image = context.broker.cluster.current?.image
-        let code = exchange.mechanism.rawValue
-        let step = exchange.step(message) { user in
-            guard let r = image?.scramCredentials[user]?[code] else { return nil }
-            return ScramCredential(salt: Array(r.salt.readableBytesView), storedKey: Array(r.storedKey.readableBytesView),
-                                   serverKey: Array(r.serverKey.readableBytesView), iterations: r.iterations)
-        }
+        let used = exchange.mechanism
+        let step = exchange.step(message) { user in image?.scramCredential(of: user, used) }
         switch step {
         case .challenge(let bytes):
             connection.authentication = .scram(exchange)
@@ -105,4 +102,13 @@ struct SaslAuthenticateHandler: ApiHandler {
     }
 
     static let failures = RateLimitedLog()
+}
+
+extension MetadataImage {
+    /// `user`'s SCRAM credential for `mechanism`, as a SCRAM exchange checks a proof against it.
+    public func scramCredential(of user: String, _ mechanism: ScramMechanism) -> ScramCredential? {
+        guard let r = scramCredentials[user]?[mechanism.rawValue] else { return nil }
+        return ScramCredential(salt: Array(r.salt.readableBytesView), storedKey: Array(r.storedKey.readableBytesView),
+                               serverKey: Array(r.serverKey.readableBytesView), iterations: r.iterations)
+    }
 }

@@ -3,6 +3,7 @@ import BrookCluster
 import BrookCore
 import BrookMQTT
 import BrookRecords
+import BrookSecurity
 import Logging
 import NIOCore
 import NIOPosix
@@ -31,7 +32,20 @@ final class MQTTConnection: ChannelDuplexHandler {
 
     /// `joining`: a CONNECT waits for the sessions other nodes wrote (a cluster's); packets
     /// after it wait in the framer, and the connection does not read.
-    enum Phase { case awaitingConnect, joining, connected, closed }
+    /// `authenticating`: a CONNECT's enhanced authentication (AUTH packets) is under way.
+    enum Phase { case awaitingConnect, authenticating, joining, connected, closed }
+
+    /// An enhanced authentication (MQTT 5.0, 4.12) under way: at CONNECT (`connect` the CONNECT
+    /// it answers) or a re-authentication of a connected client.
+    struct Authenticating {
+        var exchange: ScramServerExchange
+        var method: String
+        var connect: (packet: MQTTConnect, assigned: Bool)?
+    }
+
+    var authenticating: Authenticating?
+    /// The method a CONNECT's enhanced authentication used, and the server's last data for CONNACK.
+    var authenticated: (method: String, data: [UInt8])?
 
     /// Writes in flight before the connection stops reading.
     static let writesInFlightMax = 16
@@ -175,6 +189,10 @@ final class MQTTConnection: ChannelDuplexHandler {
 
     func handle(_ packet: MQTTPacket, context: ChannelHandlerContext) throws(MQTTError) {
         if case .connect(let connect) = packet { return try self.connect(connect, context: context) }
+        // During a re-authentication other packets go on as usual.
+        if phase == .authenticating || (phase == .connected && packetIsAuth(packet)) {
+            return try authenticate(packet, context: context)
+        }
         guard phase == .connected, let box else { throw .protocolError("\(packet.type) before CONNECT") }
         guard box.state.withLockedValue({ $0.connection?.id == id }) else {
             // Taken over by a new connection (its DISCONNECT is on the way): nothing more here.
@@ -216,7 +234,7 @@ final class MQTTConnection: ChannelDuplexHandler {
             if disconnect.reason != .disconnectWithWill { will = nil }
             flushWrites()
             close()
-        case .auth: throw MQTTError(.protocolError, "AUTH without an authentication method")
+        case .auth: throw MQTTError(.protocolError, "AUTH on a connection without enhanced authentication")
         case .connect, .connack, .suback, .unsuback, .pingresp:
             throw .protocolError("\(packet.type) is sent by servers, not clients")
         }
@@ -240,7 +258,13 @@ final class MQTTConnection: ChannelDuplexHandler {
         self.clientID = clientID
         logger[metadataKey: "client"] = "\(clientID)"
         if let method = connect.properties.authenticationMethod {
-            return refuseConnect(.badAuthenticationMethod, "enhanced authentication (\(method)) is not served")
+            guard let exchange = gateway.authenticationExchange(method) else {
+                return refuseConnect(.badAuthenticationMethod, "enhanced authentication (\(method)) is not served (mqtt.authentication.methods)")
+            }
+            phase = .authenticating
+            authenticating = Authenticating(exchange: exchange, method: method, connect: (connect, assigned))
+            scheduleAuthenticationTimeout(context)
+            return authenticationStep(connect.properties.authenticationData ?? [], context: context)
         }
         guard let user = connect.username else {
             guard gateway.settings.allowAnonymous else {
@@ -303,6 +327,77 @@ final class MQTTConnection: ChannelDuplexHandler {
         }
     }
 
+    // MARK: enhanced authentication
+
+    func packetIsAuth(_ packet: MQTTPacket) -> Bool {
+        if case .auth = packet { return true }
+        return false
+    }
+
+    /// An AUTH (or anything else) while an enhanced authentication is under way, or a connected
+    /// client's AUTH starting a re-authentication (with its CONNECT's method only).
+    func authenticate(_ packet: MQTTPacket, context: ChannelHandlerContext) throws(MQTTError) {
+        guard case .auth(let auth) = packet else {
+            if case .disconnect = packet { return close() }
+            throw .protocolError("\(packet.type) during enhanced authentication")
+        }
+        if authenticating == nil {
+            guard auth.reason == .reauthenticate, let used = authenticated, auth.properties.authenticationMethod == used.method,
+                  let exchange = gateway.authenticationExchange(used.method) else {
+                throw .protocolError("an AUTH that is not a re-authentication with the CONNECT's method")
+            }
+            authenticating = Authenticating(exchange: exchange, method: used.method, connect: nil)
+        } else {
+            guard auth.reason == .continueAuthentication, auth.properties.authenticationMethod == authenticating?.method else {
+                throw .protocolError("an AUTH that does not continue the authentication under way")
+            }
+        }
+        authenticationStep(auth.properties.authenticationData ?? [], context: context)
+    }
+
+    /// The next step of the exchange with the client's `data`: a challenge (AUTH 0x18), or its end.
+    func authenticationStep(_ data: [UInt8], context: ChannelHandlerContext) {
+        guard var state = authenticating else { return }
+        let step = gateway.authenticationStep(&state.exchange, data)
+        authenticating = state
+        var properties = MQTTProperties()
+        properties.authenticationMethod = state.method
+        switch step {
+        case .challenge(let bytes):
+            properties.authenticationData = bytes
+            send(.auth(MQTTReasoned(reason: .continueAuthentication, properties: properties)))
+        case .failed(let reason):
+            authenticating = nil
+            guard state.connect != nil else { return refuse(MQTTError(.notAuthorized, "re-authentication failed: \(reason)")) }
+            refuseConnect(.notAuthorized, "enhanced authentication (\(state.method)) failed: \(reason)")
+        case .authenticated(let user, let serverFinal):
+            authenticating = nil
+            guard let (connect, assigned) = state.connect else {
+                // A re-authentication: the same user, or the connection ends.
+                guard "User:" + user == principal else {
+                    return refuse(MQTTError(.notAuthorized, "re-authenticated as User:\(user), not \(principal)"))
+                }
+                properties.authenticationData = serverFinal
+                return send(.auth(MQTTReasoned(reason: .success, properties: properties)))
+            }
+            authenticated = (state.method, serverFinal)
+            phase = .awaitingConnect
+            logger[metadataKey: "user"] = "\(user)"
+            principal = "User:" + user
+            proceed(connect, assigned: assigned, context: context)
+        }
+    }
+
+    /// An enhanced authentication at CONNECT has `mqtt.connect.timeout.ms` to end.
+    func scheduleAuthenticationTimeout(_ context: ChannelHandlerContext) {
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        connectTimeout = context.eventLoop.scheduleTask(in: .milliseconds(gateway.settings.connectTimeoutMs)) {
+            let connection = handler.value
+            guard connection.phase == .authenticating else { return }
+            connection.refuseConnect(.notAuthorized, "the enhanced authentication did not end within \(connection.gateway.settings.connectTimeoutMs) ms")
+        }
+    }
+
     /// The CONNECT's session attached (taken over from another connection, or new), and answered.
     func attach(_ connect: MQTTConnect, assigned: Bool, context: ChannelHandlerContext) {
         let settings = gateway.settings
@@ -327,6 +422,10 @@ final class MQTTConnection: ChannelDuplexHandler {
                 properties.maximumPacketSize = UInt32(settings.packetBytesMax)
                 properties.topicAliasMaximum = UInt16(min(settings.topicAliasMax, 65_535))
                 if assigned { properties.assignedClientIdentifier = clientID }
+                if let authenticated {
+                    properties.authenticationMethod = authenticated.method
+                    properties.authenticationData = authenticated.data
+                }
                 if sessionExpirySeconds > settings.sessionExpiryMaxSeconds {
                     sessionExpirySeconds = settings.sessionExpiryMaxSeconds
                     properties.sessionExpiryInterval = sessionExpirySeconds

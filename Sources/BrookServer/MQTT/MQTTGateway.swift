@@ -378,6 +378,21 @@ final class MQTTGateway: Sendable {
 
     // MARK: logins
 
+    /// A SCRAM exchange for the enhanced authentication `method`, when it is served
+    /// (`mqtt.authentication.methods`).
+    func authenticationExchange(_ method: String) -> ScramServerExchange? {
+        guard let mechanism = ScramMechanism(name: method), settings.authenticationMethods.contains(mechanism),
+              let digests = broker.scramDigests else { return nil }
+        return ScramServerExchange(scram: Scram(mechanism, digests: digests))
+    }
+
+    /// The exchange's next step with the client's `data`, against the cluster's SCRAM credentials.
+    func authenticationStep(_ exchange: inout ScramServerExchange, _ data: [UInt8]) -> ScramServerExchange.Step {
+        let image = broker.cluster.current?.image
+        let mechanism = exchange.mechanism
+        return exchange.step(data) { user in image?.scramCredential(of: user, mechanism) }
+    }
+
     /// Whether checking `user`'s password takes long: a SCRAM credential's (salted thousands of
     /// times), not a PLAIN user's.
     func checkLoginIsSlow(user: String) -> Bool {
