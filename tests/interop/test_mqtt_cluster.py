@@ -9,6 +9,7 @@ next (the node that had it lets it go, and takes over a client still connected t
 sessions of a killed node are taken up by the leader of their sessions topic partition."""
 from __future__ import annotations
 
+import queue
 import subprocess
 import time
 
@@ -27,7 +28,8 @@ from paho.mqtt.packettypes import PacketTypes
 def mqtt_cluster(tmp_path):
     ports = {i: free_port() for i in (1, 2, 3)}
     c = Cluster(tmp_path, extra=lambda i: [f"mqtt.listeners=mqtt://127.0.0.1:{ports[i]}", "num.partitions=6",
-                                           "default.replication.factor=3", "offsets.topic.replication.factor=3"])
+                                           "default.replication.factor=3", "offsets.topic.replication.factor=3",
+                                           "min.insync.replicas=2"])
     c.start()
     try:
         c.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]), limit_s=60)
@@ -207,3 +209,51 @@ def test_a_shared_subscription_splits_messages_across_nodes_once(mqtt_cluster):
     assert all(got.get(i) for i in members), f"both members get a share: { {i: len(v) for i, v in got.items()} }"
     for c in [publisher, *members.values()]:
         c.close()
+
+
+@pytest.mark.timeout(300)
+def test_acknowledged_publishes_survive_a_leaders_death(mqtt_cluster):
+    """QoS 1 publishes to node 2 go on while node 1 (leading some partitions of mqtt-messages) is
+    killed: every publish acknowledged reaches a subscriber on node 3 and Kafka consumers, none
+    lost; the publisher sees at most a pause while leaders move."""
+    n = mqtt_cluster.nodes
+    base = unique("failover")
+    subscriber = Paho(n[3].mqtt_port, v5=True)
+    subscriber.subscribe(f"{base}/#", qos=1)
+    publisher = Paho(n[2].mqtt_port, v5=True)
+    publisher.publish(f"{base}/warm", b"w", qos=1)  # the topic is made with three replicas
+    subscriber.expect(1)
+    # min.insync.replicas=2 with three replicas: a write acknowledged is on two brokers at least.
+    acked = []
+    killed = False
+    deadline = time.monotonic() + 60
+    i = 0
+    while len(acked) < 300 and time.monotonic() < deadline:
+        topic = f"{base}/dev{i % 12}"
+        payload = f"{i}".encode()
+        info = publisher.client.publish(topic, payload, qos=1)
+        info.wait_for_publish(timeout=30)
+        if info.is_published() and info.rc == 0:
+            acked.append((topic, payload))
+        i += 1
+        if len(acked) == 100 and not killed:
+            n[1].kill()
+            killed = True
+    assert killed and len(acked) >= 300, f"{len(acked)} acknowledged in 60 s"
+    want = set(acked)
+    got = set()
+    until = time.monotonic() + 30
+    while not want <= got and time.monotonic() < until:
+        try:
+            m = subscriber.messages.get(timeout=1)
+            got.add((m.topic, m.payload))
+        except queue.Empty:
+            pass
+    missing = sorted(want - got)
+    assert not missing, f"{len(missing)} acknowledged publishes never reached the subscriber: {missing[:5]}"
+    # And the Kafka side has every one of them.
+    records = kafka_records(n[3].bootstrap, "mqtt-messages", len(want) + 1, timeout=30)  # and the warm-up
+    keyed = {(r.key().decode(), r.value()) for r in records}
+    assert set(acked) <= keyed
+    publisher.close()
+    subscriber.close()
