@@ -448,20 +448,33 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// `ssl.principal.mapping.rules`; without a certificate, ANONYMOUS. A subject no rule maps
     /// is an authentication failure: logged, counted, and the connection closed.
     func identifyPeer(_ context: ChannelHandlerContext) {
+        switch Self.certificateName(context, mapper: settings.listener.principalMapper) {
+        case .none: return
+        case .named(let name): scope?.identified(byCertificate: name)
+        case .refused(let reason):
+            Self.warnings.warn(logger, "closing connection from \(context.remoteAddress?.description ?? "?") on listener \(settings.listener.name): \(reason)")
+            broker.authenticationFailures.add(1)
+            close(context)
+        }
+    }
+
+    enum CertificateName {
+        /// The client gave no certificate (or the connection has no TLS).
+        case none
+        case named(String)
+        case refused(String)
+    }
+
+    /// The name a TLS client's certificate gives: its subject (RFC 2253) through `mapper`
+    /// (`ssl.principal.mapping.rules`); refused when the subject cannot be read or no rule maps it.
+    static func certificateName(_ context: ChannelHandlerContext, mapper: SslPrincipalMapper) -> CertificateName {
         guard let tls = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self),
-              let certificate = tls.peerCertificate else { return }
-        let peer = context.remoteAddress?.description ?? "?"
+              let certificate = tls.peerCertificate else { return .none }
         guard let der = try? certificate.toDERBytes(), let subject = CertificateSubject.distinguishedName(certificateDER: der) else {
-            Self.warnings.warn(logger, "closing connection from \(peer) on listener \(settings.listener.name): its certificate's subject cannot be read")
-            broker.authenticationFailures.add(1)
-            return close(context)
+            return .refused("its certificate's subject cannot be read")
         }
-        guard let name = settings.listener.principalMapper.name(for: subject) else {
-            Self.warnings.warn(logger, "closing connection from \(peer) on listener \(settings.listener.name): no rule of ssl.principal.mapping.rules applies to '\(subject)'")
-            broker.authenticationFailures.add(1)
-            return close(context)
-        }
-        scope?.identified(byCertificate: name)
+        guard let name = mapper.name(for: subject) else { return .refused("no rule of ssl.principal.mapping.rules applies to '\(subject)'") }
+        return .named(name)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

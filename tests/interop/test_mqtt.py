@@ -1084,3 +1084,33 @@ def test_enhanced_authentication_with_scram(broker_factory):
     first, body = read_packet(unknown)
     assert first == 0x20 and body[1] == 0x8C, body
     unknown.close()
+
+
+def test_a_client_certificate_names_the_mqtt_principal(broker_factory, tmp_path):
+    """On mqtts:// with ssl.client.auth=required, a client certificate's subject, mapped by
+    ssl.principal.mapping.rules, is the client's principal for the ACLs, and counts as a login
+    when mqtt.allow.anonymous=false (mosquitto_pub --cert/--key)."""
+    from conftest import BROOK_BIN
+    from tls_certs import make_certs
+
+    certs = make_certs(tmp_path / "certs")
+    port = free_port()
+    b = broker_factory({"mqtt.listeners": f"mqtts://127.0.0.1:{port}", "num.partitions": "1",
+                        "ssl.keystore.location": certs["keystore.pem"], "ssl.client.auth": "required",
+                        "ssl.truststore.location": certs["ca.pem"],
+                        "ssl.principal.mapping.rules": "RULE:^.*CN=([^,]+).*$/$1/,DEFAULT",
+                        "mqtt.allow.anonymous": "false", "mqtt.topic.mappings": "certified/#=certified-data",
+                        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                        "super.users": "User:ANONYMOUS"})
+    wait_port(port)
+    pub = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "--cafile", certs["ca.pem"], "--cert", certs["client.pem"],
+           "--key", certs["client.key"], "-V", "mqttv5", "-q", "1", "-m", "signed"]
+    # Before any ACL names client-1, its write is refused (PUBACK 0x87).
+    refused = subprocess.run(pub + ["-t", "certified/a"], capture_output=True, text=True, timeout=STEP)
+    assert "not authorized" in (refused.stdout + refused.stderr).lower(), refused.stdout + refused.stderr
+    made = subprocess.run([str(BROOK_BIN), "acl", "add", "--bootstrap-server", b.bootstrap, "--principal", "User:client-1",
+                           "--operation", "write", "--topic", "certified-data"], capture_output=True, text=True, timeout=STEP)
+    assert made.returncode == 0, made.stderr
+    ok = subprocess.run(pub + ["-t", "certified/b"], capture_output=True, text=True, timeout=STEP)
+    assert ok.returncode == 0 and "not authorized" not in (ok.stdout + ok.stderr).lower(), ok.stdout + ok.stderr
+    assert kafka_records(b.bootstrap, "certified-data", 1)[0].key() == b"certified/b"

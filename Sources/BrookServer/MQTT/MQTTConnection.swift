@@ -83,9 +83,13 @@ final class MQTTConnection: ChannelDuplexHandler {
     var redrain = false
     var context: ChannelHandlerContext?
 
-    init(gateway: MQTTGateway, logger: Logger) {
+    /// On a TLS listener: how a client certificate's subject names the principal.
+    let certificateMapper: SslPrincipalMapper?
+
+    init(gateway: MQTTGateway, logger: Logger, certificateMapper: SslPrincipalMapper? = nil) {
         self.gateway = gateway
         self.logger = logger
+        self.certificateMapper = certificateMapper
         id = gateway.makeConnectionID()
         framer = MQTTFramer(packetBytesMax: gateway.settings.packetBytesMax)
     }
@@ -266,8 +270,19 @@ final class MQTTConnection: ChannelDuplexHandler {
             scheduleAuthenticationTimeout(context)
             return authenticationStep(connect.properties.authenticationData ?? [], context: context)
         }
+        // A client certificate names the principal (a user name, checked, takes its place).
+        var certified = false
+        if let mapper = certificateMapper {
+            switch ConnectionHandler.certificateName(context, mapper: mapper) {
+            case .none: break
+            case .named(let name):
+                principal = "User:" + name
+                certified = true
+            case .refused(let reason): return refuseConnect(.notAuthorized, "client certificate: \(reason)")
+            }
+        }
         guard let user = connect.username else {
-            guard gateway.settings.allowAnonymous else {
+            guard gateway.settings.allowAnonymous || certified else {
                 return refuseConnect(.notAuthorized, "a CONNECT without a user name (mqtt.allow.anonymous is false)")
             }
             return proceed(connect, assigned: assigned, context: context)

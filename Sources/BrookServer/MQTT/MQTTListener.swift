@@ -23,6 +23,8 @@ extension BrookServer {
         for listener in listeners {
             let webSocket = MQTTWebSocket.isWebSocket(listener)
             var tls: ListenerTLS?
+            // A TLS client's certificate names its principal, mapped as on a Kafka SSL listener.
+            let mapper = MQTTWebSocket.usesTLS(listener) ? broker.config.security.listener(listener.name).principalMapper : nil
             if MQTTWebSocket.usesTLS(listener) {
                 let made = try ListenerTLS(listener: listener.name, settings: broker.config.security.ssl(for: listener.name))
                 tlsListeners.withLockedValue { $0.append(made) }
@@ -36,12 +38,12 @@ extension BrookServer {
                 }
                 guard webSocket else {
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(MQTTConnection(gateway: gateway, logger: logger))
+                        try channel.pipeline.syncOperations.addHandler(MQTTConnection(gateway: gateway, logger: logger, certificateMapper: mapper))
                     }
                 }
                 return MQTTWebSocket.configure(channel, frameBytesMax: gateway.settings.packetBytesMax + 16,
                                                upgradeTimeout: .milliseconds(gateway.settings.connectTimeoutMs)) {
-                    MQTTConnection(gateway: gateway, logger: logger)
+                    MQTTConnection(gateway: gateway, logger: logger, certificateMapper: mapper)
                 }
             }
             let channel = try bootstrap.bind(host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port).wait()
