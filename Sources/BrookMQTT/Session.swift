@@ -27,6 +27,8 @@ public struct MQTTSession: Sendable {
         public var properties: MQTTProperties
         /// What splits a share group's messages among its sessions (the Kafka partition).
         public var shard: Int32 = 0
+        /// The Kafka record it came from (none for a retained message).
+        public var source: Source?
 
         public init(topic: String, payload: ByteBuffer, qos: QoS, retain: Bool, publisher: String?, properties: MQTTProperties) {
             self.topic = topic
@@ -35,6 +37,20 @@ public struct MQTTSession: Sendable {
             self.retain = retain
             self.publisher = publisher
             self.properties = properties
+        }
+    }
+
+    /// Where a message is in Kafka: a restored session is sent again what it had not acknowledged
+    /// by reading from there.
+    public struct Source: Sendable, Equatable {
+        public var topic: String
+        public var partition: Int32
+        public var offset: Int64
+
+        public init(topic: String, partition: Int32, offset: Int64) {
+            self.topic = topic
+            self.partition = partition
+            self.offset = offset
         }
     }
 
@@ -55,8 +71,9 @@ public struct MQTTSession: Sendable {
         /// When it was queued (its message expiry counts down from then).
         var atMs: Int64
         var bytes: Int
+        var source: Source?
     }
-    var inflight: [UInt16: (publish: MQTTPublish, state: OutboundState)] = [:]
+    var inflight: [UInt16: (publish: MQTTPublish, state: OutboundState, source: Source?)] = [:]
     var inflightOrder = CircularBuffer<UInt16>(initialCapacity: 1)
     var nextPacketID: UInt16 = 1
     /// How many QoS 1 and 2 messages may be unacknowledged (the client's receive maximum).
@@ -100,6 +117,22 @@ public struct MQTTSession: Sendable {
         public var awaitingRelease: [UInt16]
         /// When it was saved; a session without its client expires `expirySeconds` after.
         public var savedAtMs: Int64
+        /// Where in each partition of the mapped topics the session is to be read from again
+        /// when it is restored (what it had not acknowledged, or not yet been offered); none in
+        /// records written before there was one.
+        public var resume: [Resume]?
+
+        public struct Resume: Codable, Sendable, Equatable {
+            public var topic: String
+            public var partition: Int32
+            public var offset: Int64
+
+            public init(topic: String, partition: Int32, offset: Int64) {
+                self.topic = topic
+                self.partition = partition
+                self.offset = offset
+            }
+        }
     }
 
     public func snapshot(expirySeconds: UInt32, nowMs: Int64) -> Snapshot {
@@ -178,13 +211,13 @@ public struct MQTTSession: Sendable {
     /// Queues a message for the client at `nowMs`; false when the queue is full, by count or by
     /// bytes (the message is dropped). `allowance` is room beyond `queuedMessagesMax` (a connected
     /// client's burst, which the server paces itself by).
-    public mutating func enqueue(_ publish: MQTTPublish, allowance: Int = 0, nowMs: Int64 = 0) -> Bool {
+    public mutating func enqueue(_ publish: MQTTPublish, allowance: Int = 0, nowMs: Int64 = 0, source: Source? = nil) -> Bool {
         let bytes = publish.payload.readableBytes + publish.topic.utf8.count
         guard queue.count < queuedMessagesMax + allowance, queue.isEmpty || queuedBytes + bytes <= queuedBytesMax else {
             dropped += 1
             return false
         }
-        queue.append(Queued(publish: publish, atMs: nowMs, bytes: bytes))
+        queue.append(Queued(publish: publish, atMs: nowMs, bytes: bytes, source: source))
         queuedBytes += bytes
         return true
     }
@@ -200,7 +233,7 @@ public struct MQTTSession: Sendable {
     /// Takes the first queued message, dropping those whose message expiry passed while they
     /// waited; the expiry interval of the one taken is what is left of it (MQTT 5.0, 3.3.2.3.3).
     /// Only a message that `admits` lets go is taken.
-    mutating func takeQueued(nowMs: Int64, admits: (MQTTPublish) -> Bool) -> MQTTPublish? {
+    mutating func takeQueued(nowMs: Int64, admits: (MQTTPublish) -> Bool) -> (MQTTPublish, Source?)? {
         while let first = queue.first {
             let (seconds, isExpired) = Self.waited(first, nowMs: nowMs)
             if !isExpired && !admits(first.publish) { return nil }
@@ -212,23 +245,37 @@ public struct MQTTSession: Sendable {
             }
             var publish = first.publish
             if let interval = publish.properties.messageExpiryInterval { publish.properties.messageExpiryInterval = interval - seconds }
-            return publish
+            return (publish, first.source)
         }
         return nil
     }
 
     public var queuedCount: Int { queue.count }
+
+    /// The lowest Kafka offset of each partition among the messages queued or in flight (not
+    /// acknowledged): where a restored session reads from to get them again.
+    public var unacknowledgedFrom: [String: [Int32: Int64]] {
+        var low: [String: [Int32: Int64]] = [:]
+        func note(_ source: Source?) {
+            guard let source else { return }
+            low[source.topic, default: [:]][source.partition] = min(low[source.topic]?[source.partition] ?? .max, source.offset)
+        }
+        for queued in queue { note(queued.source) }
+        for entry in inflight.values where entry.state != .awaitingPubcomp { note(entry.source) }
+        return low
+    }
     public var inflightCount: Int { inflight.count }
 
     /// The next message to send now: QoS 0 at once, QoS 1 and 2 while the window has room, with
     /// a packet id no message in flight holds.
     public mutating func nextToSend(nowMs: Int64 = 0) -> MQTTPublish? {
         let room = inflight.count < receiveMaximum
-        guard var publish = takeQueued(nowMs: nowMs, admits: { $0.qos == .atMostOnce || room }) else { return nil }
+        guard let (taken, source) = takeQueued(nowMs: nowMs, admits: { $0.qos == .atMostOnce || room }) else { return nil }
+        var publish = taken
         if publish.qos == .atMostOnce { return publish }
         let id = allocatePacketID()
         publish.packetID = id
-        inflight[id] = (publish, publish.qos == .atLeastOnce ? .awaitingPuback : .awaitingPubrec)
+        inflight[id] = (publish, publish.qos == .atLeastOnce ? .awaitingPuback : .awaitingPubrec, source)
         inflightOrder.append(id)
         return publish
     }
@@ -259,7 +306,7 @@ public struct MQTTSession: Sendable {
             finish(id)
             return nil
         }
-        inflight[id] = (entry.publish, .awaitingPubcomp)
+        inflight[id] = (entry.publish, .awaitingPubcomp, entry.source)
         return .pubrel(MQTTAck(packetID: id))
     }
 

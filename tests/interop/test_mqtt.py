@@ -629,6 +629,11 @@ def test_persistent_sessions_survive_a_restart(broker_factory):
     first = Paho(port, client_id="keeper", clean=False)
     first.subscribe(f"{base}/+/cmd", qos=1)
     first.close()
+    # Messages for it while it is away: queued, and read again from the log after the restart.
+    waiting = Paho(port)
+    for i in range(3):
+        waiting.publish(f"{base}/door{i}/cmd", f"open{i}".encode(), qos=1)
+    waiting.close()
     short = Properties(PacketTypes.CONNECT)
     short.SessionExpiryInterval = 1
     brief = Paho(port, client_id="brief", v5=True, clean=True, connect_properties=short)
@@ -645,6 +650,7 @@ def test_persistent_sessions_survive_a_restart(broker_factory):
     wait_port(port)
     again = Paho(port, client_id="keeper", clean=False)
     assert again.session_present is True
+    assert sorted((m.topic, m.payload) for m in again.expect(3)) == [(f"{base}/door{i}/cmd", f"open{i}".encode()) for i in range(3)]
     pub = Paho(port)
     pub.publish(f"{base}/lamp/cmd", b"on", qos=1)
     assert [(m.topic, m.payload) for m in again.expect(1)] == [(f"{base}/lamp/cmd", b"on")]

@@ -106,13 +106,17 @@ def test_a_persistent_session_moves_to_the_node_its_client_connects_to(mqtt_clus
     assert not device.session_present
     device.subscribe(f"{base}/#", qos=1)
     device.close()
+    # While it is away, a message for it: queued on node 1.
+    publisher = Paho(n[3].mqtt_port, v5=True)
+    publisher.publish(f"{base}/zero", b"0", qos=1)
     time.sleep(1.0)  # node 2 reads node 1's record of the session
 
-    # Back on node 2: the session is there, with its subscription.
+    # Back on node 2: the session is there, with its subscription and what it had not received.
     device = session(n[2].mqtt_port, "mover")
     assert device.session_present
+    [m] = device.expect(1)
+    assert m.topic == f"{base}/zero"
     time.sleep(1.0)
-    publisher = Paho(n[3].mqtt_port, v5=True)
     publisher.publish(f"{base}/one", b"1", qos=1)
     [m] = device.expect(1)
     assert m.topic == f"{base}/one"
@@ -131,8 +135,11 @@ def test_a_persistent_session_moves_to_the_node_its_client_connects_to(mqtt_clus
     device.client.loop_stop()
     time.sleep(1.0)
     publisher.publish(f"{base}/two", b"2", qos=1)
-    [m] = taker.expect(1)
-    assert m.topic == f"{base}/two"
+    # At least once: what node 2's record had not seen acknowledged may come again.
+    seen = []
+    while f"{base}/two" not in seen:
+        seen += [m.topic for m in taker.expect(1)]
+    assert set(seen) <= {f"{base}/zero", f"{base}/one", f"{base}/two"}, seen
     taker.nothing_more(1.0)
 
     # A clean start of a session that ends with its connection ends the session everywhere.

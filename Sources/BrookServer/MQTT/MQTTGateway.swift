@@ -48,7 +48,8 @@ final class MQTTSessionBox: Sendable {
         let wake: MQTTConnectionRef? = state.withLockedValue { s in
             guard let publish = s.session.sharedDelivery(of: message, key: key) else { return nil }
             if s.connection == nil && publish.qos == .atMostOnce { return nil }
-            guard s.session.enqueue(publish, allowance: s.connection == nil ? 0 : MQTTGateway.onlineBurstMax, nowMs: nowMs) else {
+            guard s.session.enqueue(publish, allowance: s.connection == nil ? 0 : MQTTGateway.onlineBurstMax, nowMs: nowMs,
+                                    source: message.source) else {
                 stats.messagesDropped.add(1)
                 return nil
             }
@@ -79,7 +80,11 @@ final class MQTTSessionBox: Sendable {
                 guard let publish = s.session.delivery(of: message) else { continue }
                 if s.connection == nil && publish.qos == .atMostOnce { continue }
                 let allowance = s.connection == nil ? 0 : MQTTGateway.onlineBurstMax
-                if s.session.enqueue(publish, allowance: allowance, nowMs: nowMs) { added = true } else { stats.messagesDropped.add(1) }
+                if s.session.enqueue(publish, allowance: allowance, nowMs: nowMs, source: message.source) {
+                    added = true
+                } else {
+                    stats.messagesDropped.add(1)
+                }
             }
             guard added, let connection = s.connection, !s.wakePending else { return nil }
             s.wakePending = true
@@ -124,6 +129,10 @@ final class MQTTGateway: Sendable {
     let scope: ConnectionScope
     let sessions = NIOLockedValueBox<[String: MQTTSessionBox]>([:])
     let retained: NIOLockedValueBox<MQTTRetainedStore>
+    /// How far the router has offered each partition's records to the sessions: a session saved
+    /// now is read again from there (or from its first unacknowledged message) when restored.
+    /// Nil until the router's first look at the partitions.
+    let routedUpTo = NIOLockedValueBox<[String: [Int32: Offset]]?>(nil)
     /// The leader of each partition of the topics written to (NodeID(-1): none now).
     let topicLeaders = NIOLockedValueBox<[String: [NodeID]]>([:])
     /// Persistent sessions another node of the cluster has, as their last records say: taken
@@ -449,6 +458,7 @@ final class MQTTGateway: Sendable {
                     if let group = subscription.shareGroup { joinShare(key, group: group, filter: subscription.filter, clientID: clientID) }
                 }
                 logger.info("MQTT session of \(clientID) taken up from broker \(other.node)")
+                replay(box, from: other.snapshot.resume)
                 existing = box
             }
             if existing == nil && all.count >= settings.sessionsMax {
@@ -600,9 +610,22 @@ final class MQTTGateway: Sendable {
     /// The sessions topic's record of `box`: its snapshot as JSON.
     func sessionRecord(_ box: MQTTSessionBox, expirySeconds: UInt32, awaiting extra: UInt16? = nil) -> (topic: String, record: SimpleRecord) {
         let now = broker.clock.now().ms
-        var snapshot = box.state.withLockedValue { s in
+        // The router's progress before the session's (a message offered meanwhile is then in
+        // the session, or after the progress read).
+        let routed = routedUpTo.withLockedValue { $0 }
+        var (snapshot, unacknowledged) = box.state.withLockedValue { s in
             s.persisted = true
-            return s.session.snapshot(expirySeconds: expirySeconds, nowMs: now)
+            return (s.session.snapshot(expirySeconds: expirySeconds, nowMs: now), s.session.unacknowledgedFrom)
+        }
+        // Before the router's first look, nothing is known of where to resume: no replay.
+        if let routed {
+            var resume: [MQTTSession.Snapshot.Resume] = []
+            for topic in mapping.kafkaTopics {
+                var from = routed[topic]?.mapValues(\.value) ?? [:]
+                from.merge(unacknowledged[topic] ?? [:]) { min($0, $1) }
+                resume += from.sorted { $0.key < $1.key }.map { .init(topic: topic, partition: $0.key, offset: $0.value) }
+            }
+            snapshot.resume = resume
         }
         if let extra, !snapshot.awaitingRelease.contains(extra) { snapshot.awaitingRelease = (snapshot.awaitingRelease + [extra]).sorted() }
         let json = (try? JSONEncoder().encode(snapshot)).map(Array.init) ?? []
@@ -681,6 +704,7 @@ final class MQTTGateway: Sendable {
         for (key, subscription) in session.subscriptions {
             if let group = subscription.shareGroup { joinShare(key, group: group, filter: subscription.filter, clientID: clientID) }
         }
+        replay(box, from: snapshot.resume)
         let task = loop.scheduleTask(in: .milliseconds(leftMs)) { [weak box] in
             guard let box, box.state.withLockedValue({ $0.connection == nil }) else { return }
             self.remove(box)

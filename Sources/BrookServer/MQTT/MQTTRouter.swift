@@ -155,6 +155,7 @@ extension MQTTGateway {
                             sessionRecordRead(record)
                         } else if var message = MQTTRecords.message(record, nowMs: now) {
                             message.shard = index
+                            message.source = .init(topic: topic.topic, partition: index, offset: record.offset.value)
                             messages.append(message)
                         }
                     }
@@ -164,10 +165,13 @@ extension MQTTGateway {
                 state.positions[topic.topic]?[index] = Self.nextOffset(after: bytes, from: from)
             }
         }
-        guard !messages.isEmpty else { return failed }
-        let boxes = sessions.withLockedValue { $0 }
-        for box in boxes.values { box.offer(messages, stats: stats, nowMs: now) }
-        routeShared(messages, boxes: boxes, nowMs: now)
+        if !messages.isEmpty {
+            let boxes = sessions.withLockedValue { $0 }
+            for box in boxes.values { box.offer(messages, stats: stats, nowMs: now) }
+            routeShared(messages, boxes: boxes, nowMs: now)
+        }
+        // After the offers: a session saved now resumes from what it was offered.
+        routedUpTo.withLockedValue { $0 = state.positions }
         return failed
     }
 
@@ -283,7 +287,10 @@ extension MQTTGateway {
                 }
                 state.leaders[name] = known
             }
-            guard !fresh.isEmpty else { return self.loop.makeSucceededFuture(()) }
+            guard !fresh.isEmpty else {
+                self.routedUpTo.withLockedValue { $0 = state.positions }
+                return self.loop.makeSucceededFuture(())
+            }
             let asked = fresh.sorted { $0.key < $1.key }.map { leader, entries in
                 let request = ListOffsetsRequest(replicaId: NodeID(-1), isolationLevel: 1, topics: Dictionary(grouping: entries, by: \.topic).sorted { $0.key < $1.key }.map { topic, entries in
                     .init(name: topic, partitions: entries.map { .init(partitionIndex: $0.index, timestamp: $0.timestamp) })
@@ -295,6 +302,7 @@ extension MQTTGateway {
                             state.positions[topic.name, default: [:]][partition.partitionIndex] = partition.offset
                         }
                     }
+                    self.routedUpTo.withLockedValue { $0 = state.positions }
                 }.recover { error in
                     Self.warnings.warn(self.logger, "MQTT router: offsets from broker \(leader): \(error)")
                 }
@@ -404,4 +412,92 @@ extension MQTTGateway {
         if loaded > 0 { logger.info("MQTT: \(loaded) retained messages read from \(settings.retainedTopic)") }
     }
 
+}
+
+/// A restored session (after a restart, taken up from another node, or from a node that left)
+/// is offered again what it had not acknowledged: its partitions read from where its record
+/// says up to where the router was when the session appeared here (the router offers it the
+/// rest), its subscriptions choosing the messages (QoS 1 and 2 only, as for any session without
+/// its client). At least once: a message acknowledged out of order may come again.
+extension MQTTGateway {
+    /// How long a replay waits for the router to know a partition (at a start, its first look).
+    static let replayWait = TimeAmount.seconds(30)
+
+    /// `resume`: the session record's (none in records from before there was one: no replay).
+    /// A partition it does not name did not exist (or was not known) when the session was saved:
+    /// read from its start.
+    func replay(_ box: MQTTSessionBox, from resume: [MQTTSession.Snapshot.Resume]?) {
+        guard let resume, box.state.withLockedValue({ !$0.session.subscriptions.isEmpty }) else { return }
+        let until = routedUpTo.withLockedValue { $0 } ?? [:]
+        let deadline = NIODeadline.now() + Self.replayWait
+        loop.execute { self.startReplay(box, resume, until: until, deadline: deadline) }
+    }
+
+    /// Once the router knows the partitions (its first look, at a start).
+    private func startReplay(_ box: MQTTSessionBox, _ resume: [MQTTSession.Snapshot.Resume], until: [String: [Int32: Offset]],
+                             deadline: NIODeadline) {
+        let state = router.value
+        guard state.scanned else {
+            guard NIODeadline.now() < deadline else { return }
+            loop.scheduleTask(in: .milliseconds(100)) { self.startReplay(box, resume, until: until, deadline: deadline) }
+            return
+        }
+        var parts: [MQTTSession.Snapshot.Resume] = []
+        for topic in mapping.kafkaTopics {
+            let named = Dictionary(resume.filter { $0.topic == topic }.map { ($0.partition, $0.offset) }) { a, _ in a }
+            let known = Set(state.leaders[topic]?.keys.map { $0 } ?? []).union(named.keys)
+            parts += known.sorted().map { .init(topic: topic, partition: $0, offset: named[$0] ?? 0) }
+        }
+        replay(box, parts[...], until: until, deadline: deadline)
+    }
+
+    private func replay(_ box: MQTTSessionBox, _ parts: ArraySlice<MQTTSession.Snapshot.Resume>, until: [String: [Int32: Offset]],
+                        deadline: NIODeadline) {
+        guard running.withLockedValue({ $0 }), let part = parts.first else { return }
+        let state = router.value
+        let next = { self.replay(box, parts.dropFirst(), until: until, deadline: deadline) }
+        // Where the router was when the session appeared; at a start, where it begins.
+        guard let end = until[part.topic]?[part.partition] ?? state.positions[part.topic]?[part.partition],
+              let leader = state.leaders[part.topic]?[part.partition] else {
+            guard NIODeadline.now() < deadline else { return next() }
+            loop.scheduleTask(in: .milliseconds(100)) { self.replay(box, parts, until: until, deadline: deadline) }
+            return
+        }
+        guard part.offset < end.value, box.state.withLockedValue({ $0.session.queuedCount < $0.session.queuedMessagesMax }),
+              sessions.withLockedValue({ $0[box.clientID] === box }) else { return next() }
+        let request = FetchRequest(replicaId: NodeID(-1), maxWaitMs: 0, minBytes: 0, maxBytes: Self.fetchBytesMax, isolationLevel: 1,
+                                   topics: [.init(topic: part.topic, partitions: [
+                                       .init(partition: part.partition, fetchOffset: Offset(part.offset), partitionMaxBytes: Self.partitionFetchBytesMax),
+                                   ])])
+        send(request, version: 12, to: leader, scope: scope).whenComplete { result in
+            if case .success(let answer) = result, let data = answer.responses.first?.partitions.first,
+               data.errorCode == ErrorCode.offsetOutOfRange.rawValue, data.logStartOffset.value > part.offset {
+                // Retention passed it: from the log's start.
+                var rest = parts
+                rest[rest.startIndex].offset = data.logStartOffset.value
+                return self.replay(box, rest, until: until, deadline: deadline)
+            }
+            guard case .success(let answer) = result, let data = answer.responses.first?.partitions.first, data.errorCode == 0,
+                  case .bytes(let bytes)? = data.records, bytes.readableBytes > 0 else {
+                Self.warnings.warn(self.logger, "MQTT session \(box.clientID): \(part.topic)-\(part.partition) not read again from \(part.offset)")
+                return next()
+            }
+            let now = self.broker.clock.now().ms
+            let aborted = Self.abortedOffsets(bytes, data.abortedTransactions ?? [])
+            var messages: [MQTTSession.Message] = []
+            for record in (try? RecordDecoding.records(in: bytes, partition: part.partition, from: Offset(part.offset))) ?? []
+            where record.offset < end && !aborted.contains(where: { $0.contains(record.offset.value) }) {
+                guard var message = MQTTRecords.message(record, nowMs: now) else { continue }
+                message.shard = part.partition
+                message.source = .init(topic: part.topic, partition: part.partition, offset: record.offset.value)
+                messages.append(message)
+            }
+            box.offer(messages, stats: self.stats, nowMs: now)
+            let reached = Self.nextOffset(after: bytes, from: Offset(part.offset))
+            guard reached.value > part.offset else { return next() }
+            var rest = parts
+            rest[rest.startIndex].offset = reached.value
+            self.replay(box, rest, until: until, deadline: deadline)
+        }
+    }
 }
