@@ -30,6 +30,9 @@ final class MQTTSessionBox: Sendable {
         var will: (task: Scheduled<Void>, publish: MQTTPublish)?
         /// A record of it is in the sessions topic (removed with a tombstone when it ends).
         var persisted = false
+        /// Where a restored session is being read again from, until that is done: a save
+        /// meanwhile keeps it (what is not read again yet is in no queue).
+        var replaying: [MQTTSession.Snapshot.Resume]?
     }
 
     let clientID: String
@@ -613,9 +616,9 @@ final class MQTTGateway: Sendable {
         // The router's progress before the session's (a message offered meanwhile is then in
         // the session, or after the progress read).
         let routed = routedUpTo.withLockedValue { $0 }
-        var (snapshot, unacknowledged) = box.state.withLockedValue { s in
+        var (snapshot, unacknowledged, replaying) = box.state.withLockedValue { s in
             s.persisted = true
-            return (s.session.snapshot(expirySeconds: expirySeconds, nowMs: now), s.session.unacknowledgedFrom)
+            return (s.session.snapshot(expirySeconds: expirySeconds, nowMs: now), s.session.unacknowledgedFrom, s.replaying)
         }
         // Before the router's first look, nothing is known of where to resume: no replay.
         if let routed {
@@ -626,6 +629,16 @@ final class MQTTGateway: Sendable {
                 resume += from.sorted { $0.key < $1.key }.map { .init(topic: topic, partition: $0.key, offset: $0.value) }
             }
             snapshot.resume = resume
+        }
+        if let replaying {
+            // Only the partitions the replay names (the others are read from their start), each
+            // from the lower offset.
+            let computed = Dictionary((snapshot.resume ?? []).map { ("\($0.topic)/\($0.partition)", $0.offset) }) { a, _ in a }
+            snapshot.resume = replaying.map { entry in
+                var entry = entry
+                entry.offset = min(entry.offset, computed["\(entry.topic)/\(entry.partition)"] ?? entry.offset)
+                return entry
+            }
         }
         if let extra, !snapshot.awaitingRelease.contains(extra) { snapshot.awaitingRelease = (snapshot.awaitingRelease + [extra]).sorted() }
         let json = (try? JSONEncoder().encode(snapshot)).map(Array.init) ?? []

@@ -427,7 +427,11 @@ extension MQTTGateway {
     /// A partition it does not name did not exist (or was not known) when the session was saved:
     /// read from its start.
     func replay(_ box: MQTTSessionBox, from resume: [MQTTSession.Snapshot.Resume]?) {
-        guard let resume, box.state.withLockedValue({ !$0.session.subscriptions.isEmpty }) else { return }
+        guard let resume, box.state.withLockedValue({ s in
+            guard !s.session.subscriptions.isEmpty else { return false }
+            s.replaying = resume
+            return true
+        }) else { return }
         let until = routedUpTo.withLockedValue { $0 } ?? [:]
         let deadline = NIODeadline.now() + Self.replayWait
         loop.execute { self.startReplay(box, resume, until: until, deadline: deadline) }
@@ -438,7 +442,7 @@ extension MQTTGateway {
                              deadline: NIODeadline) {
         let state = router.value
         guard state.scanned else {
-            guard NIODeadline.now() < deadline else { return }
+            guard NIODeadline.now() < deadline else { return box.state.withLockedValue { $0.replaying = nil } }
             loop.scheduleTask(in: .milliseconds(100)) { self.startReplay(box, resume, until: until, deadline: deadline) }
             return
         }
@@ -453,7 +457,10 @@ extension MQTTGateway {
 
     private func replay(_ box: MQTTSessionBox, _ parts: ArraySlice<MQTTSession.Snapshot.Resume>, until: [String: [Int32: Offset]],
                         deadline: NIODeadline) {
-        guard running.withLockedValue({ $0 }), let part = parts.first else { return }
+        guard running.withLockedValue({ $0 }), let part = parts.first else {
+            box.state.withLockedValue { $0.replaying = nil }
+            return
+        }
         let state = router.value
         let next = { self.replay(box, parts.dropFirst(), until: until, deadline: deadline) }
         // Where the router was when the session appeared; at a start, where it begins.
