@@ -419,11 +419,22 @@ class TxnCopier(TxnThread):
             self.producer.poll(0)  # serves its log
             if not batch:
                 continue
+            fresh = []
             for m in batch:
                 key = f"{m.topic()}-{m.partition()}"
                 if m.offset() <= self.last_read.get(key, -1):
+                    # Read again without this copier seeking back: librdkafka went back on its
+                    # own (seed 1659908890: an offset reply outdated by a leader change made it
+                    # reset to the beginning again while it consumed). What it had read is in a
+                    # committed transaction already (an abort seeks and forgets), so it is not
+                    # copied again, as an exactly-once application must do.
                     self.rereads.append(f"{time.strftime('%H:%M:%S')} {key}: {m.offset()} after {self.last_read[key]}")
+                    continue
                 self.last_read[key] = m.offset()
+                fresh.append(m)
+            batch = fresh
+            if not batch:
+                continue
             attempt += 1
             txn = f"{self.name}{attempt}"
             self.stage = (f"begin_transaction of {txn}", time.monotonic())
