@@ -42,7 +42,7 @@ public struct MQTTSession: Sendable {
 
     /// Where a message is in Kafka: a restored session is sent again what it had not acknowledged
     /// by reading from there.
-    public struct Source: Sendable, Equatable {
+    public struct Source: Codable, Sendable, Equatable {
         public var topic: String
         public var partition: Int32
         public var offset: Int64
@@ -122,17 +122,8 @@ public struct MQTTSession: Sendable {
         /// records written before there was one.
         public var resume: [Resume]?
 
-        public struct Resume: Codable, Sendable, Equatable {
-            public var topic: String
-            public var partition: Int32
-            public var offset: Int64
-
-            public init(topic: String, partition: Int32, offset: Int64) {
-                self.topic = topic
-                self.partition = partition
-                self.offset = offset
-            }
-        }
+        /// A partition and the offset to read it again from.
+        public typealias Resume = Source
     }
 
     public func snapshot(expirySeconds: UInt32, nowMs: Int64) -> Snapshot {
