@@ -79,6 +79,12 @@ def test_messages_cross_the_cluster_both_ways(mqtt_cluster):
     for s in subscribers.values():
         [m] = s.expect(1)
         assert (m.topic, m.payload) == (f"{base}/from-kafka", b"hello")
+    # And kcat's, through another broker.
+    subprocess.run(["kcat", "-b", n[1].bootstrap, "-P", "-t", "mqtt-messages", "-K", "|"],
+                   input=f"{base}/from-kcat|hi\n".encode(), check=True, timeout=30)
+    for s in subscribers.values():
+        [m] = s.expect(1)
+        assert (m.topic, m.payload) == (f"{base}/from-kcat", b"hi")
 
     # A retained message published on one node is there for a subscriber on another.
     publisher.publish(f"{base}/state", b"on", qos=1, retain=True)

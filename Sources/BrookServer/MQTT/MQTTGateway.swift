@@ -457,9 +457,7 @@ final class MQTTGateway: Sendable {
                 // The client was on another node: its session is taken up here.
                 let box = MQTTSessionBox(session, loop: loop)
                 all[clientID] = box
-                for (key, subscription) in session.subscriptions {
-                    if let group = subscription.shareGroup { joinShare(key, group: group, filter: subscription.filter, clientID: clientID) }
-                }
+                joinShares(of: session)
                 logger.info("MQTT session of \(clientID) taken up from broker \(other.node)")
                 replay(box, from: other.snapshot.resume)
                 existing = box
@@ -479,7 +477,7 @@ final class MQTTGateway: Sendable {
             } else {
                 box = MQTTSessionBox(MQTTSession(clientID: clientID, receiveMaximum: receiveMaximum,
                                                  queuedMessagesMax: settings.queuedMessagesMax, subscriptionsMax: settings.subscriptionsMax,
-                                         queuedBytesMax: settings.queuedBytesMax),
+                                                 queuedBytesMax: settings.queuedBytesMax),
                                      loop: loop)
                 all[clientID] = box
             }
@@ -714,9 +712,7 @@ final class MQTTGateway: Sendable {
             all[clientID] = box
             return true
         }) else { return nil }
-        for (key, subscription) in session.subscriptions {
-            if let group = subscription.shareGroup { joinShare(key, group: group, filter: subscription.filter, clientID: clientID) }
-        }
+        joinShares(of: session)
         replay(box, from: snapshot.resume)
         let task = loop.scheduleTask(in: .milliseconds(leftMs)) { [weak box] in
             guard let box, box.state.withLockedValue({ $0.connection == nil }) else { return }
@@ -824,6 +820,13 @@ final class MQTTGateway: Sendable {
                 all[key]?.remove(clientID)
                 if all[key]?.isEmpty == true { all[key] = nil }
             }
+        }
+    }
+
+    /// A restored session's shared subscriptions, joined to their groups.
+    func joinShares(of session: MQTTSession) {
+        for (key, subscription) in session.subscriptions {
+            if let group = subscription.shareGroup { joinShare(key, group: group, filter: subscription.filter, clientID: session.clientID) }
         }
     }
 
