@@ -10,6 +10,7 @@ sessions of a killed node are taken up by the leader of their sessions topic par
 from __future__ import annotations
 
 import queue
+import socket
 import subprocess
 import time
 
@@ -18,18 +19,20 @@ import pytest
 from brook_cluster import Cluster, all_unfenced
 from brook_interop import ck_producer
 from conftest import free_port
-from test_mqtt import STEP, Paho, kafka_records, unique, wait_port
+from test_mqtt import STEP, Paho, closed_by_server, kafka_records, packet, s16, unique, wait_port
 
 from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 
 
 @pytest.fixture
-def mqtt_cluster(tmp_path):
+def mqtt_cluster(tmp_path, request):
+    # Settings of single nodes, by node id (indirect parametrization).
+    more = getattr(request, "param", {})
     ports = {i: free_port() for i in (1, 2, 3)}
     c = Cluster(tmp_path, extra=lambda i: [f"mqtt.listeners=mqtt://127.0.0.1:{ports[i]}", "num.partitions=6",
                                            "default.replication.factor=3", "offsets.topic.replication.factor=3",
-                                           "min.insync.replicas=2"])
+                                           "min.insync.replicas=2"] + more.get(i, []))
     c.start()
     try:
         c.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]), limit_s=60)
@@ -159,6 +162,33 @@ def test_a_persistent_session_moves_to_the_node_its_client_connects_to(mqtt_clus
     assert not again.session_present
     again.close()
     publisher.close()
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("mqtt_cluster", [{3: ["mqtt.max.sessions=1"]}], indirect=True)
+def test_a_connect_refused_elsewhere_leaves_the_session_where_it_is(mqtt_cluster):
+    n = mqtt_cluster.nodes
+    base = unique("kept")
+    device = session(n[1].mqtt_port, "keeper")
+    device.subscribe(f"{base}/#", qos=1)
+    device.close()
+    filler = Paho(n[3].mqtt_port, v5=True)  # node 3's one session
+    time.sleep(1.0)  # node 3 reads node 1's record of the session
+    # A clean start on the full node 3 is refused (quota exceeded, 0x97), and ends nothing.
+    s = socket.create_connection(("127.0.0.1", n[3].mqtt_port), timeout=STEP)
+    s.sendall(packet(0x10, s16(b"MQTT") + bytes([5, 0x02]) + (60).to_bytes(2, "big") + b"\x00" + s16(b"keeper")))
+    [(kind, body)] = closed_by_server(s)
+    assert kind == 0x20 and body[:2] == bytes([0, 0x97]), body
+    s.close()
+    publisher = Paho(n[2].mqtt_port, v5=True)
+    publisher.publish(f"{base}/while-away", b"1", qos=1)
+    time.sleep(1.0)
+    device = session(n[1].mqtt_port, "keeper")
+    assert device.session_present
+    [m] = device.expect(1)
+    assert m.topic == f"{base}/while-away"
+    for c in (device, filler, publisher):
+        c.close()
 
 
 @pytest.mark.timeout(300)

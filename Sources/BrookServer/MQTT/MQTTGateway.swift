@@ -444,6 +444,10 @@ final class MQTTGateway: Sendable {
     /// outlives its connection (its record is written at CONNECT, which tells the node that had
     /// it to let it go; otherwise a tombstone does).
     func attach(clientID: String, cleanStart: Bool, receiveMaximum: Int, persistent: Bool, connection: MQTTConnectionRef) -> Attach {
+        // A refusal first: a CONNECT turned away leaves another node's session of the client as
+        // it is (taking it up, or a clean start ending it, comes only with a session here).
+        let full = Attach.refused(.quotaExceeded, "\(settings.sessionsMax) sessions (mqtt.max.sessions)")
+        if sessions.withLockedValue({ $0[clientID] == nil && $0.count >= settings.sessionsMax }) { return full }
         let other = elsewhere.withLockedValue { $0.removeValue(forKey: clientID) }
         if other != nil {
             leaveSharesElsewhere(clientID)
@@ -462,9 +466,8 @@ final class MQTTGateway: Sendable {
                 replay(box, from: other.snapshot.resume)
                 existing = box
             }
-            if existing == nil && all.count >= settings.sessionsMax {
-                return .refused(.quotaExceeded, "\(settings.sessionsMax) sessions (mqtt.max.sessions)")
-            }
+            // (Sessions made meanwhile by other connections.)
+            if existing == nil && all.count >= settings.sessionsMax { return full }
             let box: MQTTSessionBox
             var present = false
             if let existing, cleanStart {
