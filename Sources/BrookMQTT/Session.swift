@@ -60,6 +60,8 @@ public struct MQTTSession: Sendable {
     public private(set) var subscriptions: [String: Subscription] = [:]
     /// QoS 2 packet ids received and answered with PUBREC, awaiting PUBREL.
     public private(set) var awaitingRelease: Set<UInt16> = []
+    /// The producer its QoS 2 messages are written with, and their sequences.
+    public var exactlyOnce = ExactlyOnceWrites()
     // Capacity 1 at first: an idle session (most of them) holds no message, and a ring of 16
     // messages with their properties would cost kilobytes per client.
     var queue = CircularBuffer<Queued>(initialCapacity: 1)
@@ -124,6 +126,9 @@ public struct MQTTSession: Sendable {
 
         /// A partition and the offset to read it again from.
         public typealias Resume = Source
+        /// The producer of its QoS 2 messages and the writes it had under way; none in records
+        /// written before there was one.
+        public var exactlyOnce: ExactlyOnceWrites.Saved?
     }
 
     public func snapshot(expirySeconds: UInt32, nowMs: Int64) -> Snapshot {
@@ -133,7 +138,7 @@ public struct MQTTSession: Sendable {
                                     retainAsPublished: s.options.retainAsPublished, retainHandling: s.options.retainHandling.rawValue,
                                     identifier: s.identifier)
                  },
-                 awaitingRelease: awaitingRelease.sorted(), savedAtMs: nowMs)
+                 awaitingRelease: awaitingRelease.sorted(), savedAtMs: nowMs, exactlyOnce: exactlyOnce.saved)
     }
 
     /// The session a snapshot describes; nil when it does not hold together (a bad filter, QoS).
@@ -148,6 +153,13 @@ public struct MQTTSession: Sendable {
                                                                   retainHandling: handling), identifier: entry.identifier)
         }
         awaitingRelease = Set(snapshot.awaitingRelease.filter { $0 != 0 })
+        exactlyOnce = ExactlyOnceWrites(restoring: snapshot.exactlyOnce)
+    }
+
+    /// Holds a restored session's QoS 2 writes against the partitions' last sequences of its
+    /// producers (`ExactlyOnceWrites.reconcile`): those written await their PUBREL.
+    public mutating func reconcile(lastSequences: [Int64: [ExactlyOnceWrites.Target: Int32]]) {
+        for id in exactlyOnce.reconcile(lastSequences: lastSequences) { awaitingRelease.insert(id) }
     }
 
     // MARK: subscriptions

@@ -670,6 +670,45 @@ def test_persistent_sessions_survive_a_restart(broker_factory):
         c.close()
 
 
+def test_qos2_written_before_a_crash_is_not_written_again(broker_factory):
+    """QoS 2 messages go through the session's idempotent producer: after a crash, the
+    partitions' last sequences of that producer tell which messages were written, also one the
+    session record does not name. Here the record is put back as it was before the second
+    message (as if the broker died between writing the message and writing the record): the
+    client's resend (DUP, after no PUBREC) is answered without a second copy."""
+    port = free_port()
+    b = broker_factory(mqtt_overrides(port))
+    wait_port(port)
+    topic = unique("crash") + "/eo"
+    client = b"crash-eo"
+
+    def exchange(s, packet_id: int, payload: bytes, first: int = 0x34) -> None:
+        body = s16(topic.encode()) + packet_id.to_bytes(2, "big") + payload
+        s.sendall(packet(first, body))
+        assert read_packet(s) == (0x50, packet_id.to_bytes(2, "big"))  # PUBREC
+        s.sendall(packet(0x62, packet_id.to_bytes(2, "big")))
+        assert read_packet(s) == (0x70, packet_id.to_bytes(2, "big"))  # PUBCOMP
+
+    s = raw_connect(port, client, flags=0)  # clean session 0: persistent
+    exchange(s, 1, b"one")
+    [*_, before] = find_records(b.bootstrap, "mqtt-sessions", client, wait=4.0)
+    s.sendall(packet(0x34, s16(topic.encode()) + (2).to_bytes(2, "big") + b"two"))
+    assert read_packet(s) == (0x50, b"\x00\x02")  # written, and its record too
+    producer = ck_producer(b.bootstrap)
+    producer.produce("mqtt-sessions", key=client, value=before.value(), headers=before.headers())
+    assert producer.flush(STEP) == 0
+    b.restart(hard=True)
+    wait_port(port)
+    s = socket.create_connection(("127.0.0.1", port), timeout=STEP)
+    s.sendall(packet(0x10, s16(b"MQTT") + bytes([4, 0]) + (60).to_bytes(2, "big") + s16(client)))
+    assert read_packet(s) == (0x20, b"\x01\x00")  # session present
+    exchange(s, 2, b"two", first=0x3C)  # the resend, DUP: not written again
+    exchange(s, 3, b"three")  # something new: written
+    s.close()
+    values = sorted(m.value() for m in find_records(b.bootstrap, "mqtt-messages", topic.encode()))
+    assert values == [b"one", b"three", b"two"]
+
+
 def test_will_delay(mqtt_broker):
     """5.0: a will waits for its delay (a client back in time cancels it), and goes at once when
     the session ends first."""

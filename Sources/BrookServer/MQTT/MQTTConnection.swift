@@ -21,6 +21,11 @@ final class MQTTConnection: ChannelDuplexHandler {
     final class Write {
         var acks: [Ack] = []
         var retained: [MQTTPublish] = []
+        /// QoS 2 messages, written with the session's producer.
+        var exactlyOnce: [MQTTGateway.ExactlyOnceMessage] = []
+        /// A QoS 2 message sent again after a restore took a sequence already written: the
+        /// session is saved before it is answered.
+        var claimed = false
         var done = false
         var failure: (any Error)?
     }
@@ -79,6 +84,11 @@ final class MQTTConnection: ChannelDuplexHandler {
     /// QoS 2 packet ids whose write is under way: a repeat waits for it. An id awaits its PUBREL
     /// (the session's `awaitingRelease`) only once its message is written.
     var writingExactlyOnce: Set<UInt16> = []
+    /// The sequences of the last write with QoS 2 messages given: the next one's come after.
+    var sequencing: EventLoopFuture<Void>?
+    /// The session was restored with QoS 2 messages written that no record names: resends
+    /// (duplicates) may take them until the client sends something new.
+    var claiming = false
     var readHeld = false
     var redrain = false
     var context: ChannelHandlerContext?
@@ -428,35 +438,54 @@ final class MQTTConnection: ChannelDuplexHandler {
         case .attached(let box, let sessionPresent, let previous):
             previous?.takeOver()
             self.box = box
-            phase = .connected
-            will = connect.will
-            keepAliveSeconds = connect.keepAliveSeconds
-            var properties = MQTTProperties()
-            if v5 {
-                properties.receiveMaximum = UInt16(min(settings.inflightMessagesMax, 65_535))
-                properties.maximumPacketSize = UInt32(settings.packetBytesMax)
-                properties.topicAliasMaximum = UInt16(min(settings.topicAliasMax, 65_535))
-                if assigned { properties.assignedClientIdentifier = clientID }
-                if let authenticated {
-                    properties.authenticationMethod = authenticated.method
-                    properties.authenticationData = authenticated.data
+            if box.state.withLockedValue({ $0.session.exactlyOnce.unreconciled != nil }), let scope {
+                // Restored: its QoS 2 writes are held against the partitions before it is served.
+                let clientID = self.clientID
+                join(context) { [gateway] _ in gateway.reconcile(box, scope: scope) } then: { connection, result, context in
+                    if case .failure(let error) = result {
+                        connection.gateway.detach(box, connectionID: connection.id, expirySeconds: connection.sessionExpirySeconds)
+                        return connection.refuseConnect(.serverUnavailable, "the session of \(clientID) cannot be restored yet: \(error)")
+                    }
+                    connection.attached(connect, assigned: assigned, box: box, sessionPresent: sessionPresent)
                 }
-                if sessionExpirySeconds > settings.sessionExpiryMaxSeconds {
-                    sessionExpirySeconds = settings.sessionExpiryMaxSeconds
-                    properties.sessionExpiryInterval = sessionExpirySeconds
-                }
+                return
             }
-            send(.connack(MQTTConnAck(sessionPresent: sessionPresent, properties: properties)))
-            logger.debug("MQTT \(version) client connected (clean start \(connect.cleanStart), session present \(sessionPresent))")
-            scheduleKeepAliveCheck()
-            if persistent {
-                gateway.saveSession(box, expirySeconds: sessionExpirySeconds).whenFailure { [logger] error in
-                    logger.warning("MQTT session not saved at CONNECT: \(error)")
-                }
-            }
-            for packet in box.state.withLockedValue({ $0.session.resend() }) { send(packet) }
-            drainDeliveries()
+            attached(connect, assigned: assigned, box: box, sessionPresent: sessionPresent)
         }
+    }
+
+    /// The CONNECT's session is ready: the connection is, and answers CONNACK.
+    func attached(_ connect: MQTTConnect, assigned: Bool, box: MQTTSessionBox, sessionPresent: Bool) {
+        let settings = gateway.settings
+        claiming = box.state.withLockedValue { !$0.session.exactlyOnce.unclaimed.isEmpty }
+        phase = .connected
+        will = connect.will
+        keepAliveSeconds = connect.keepAliveSeconds
+        var properties = MQTTProperties()
+        if v5 {
+            properties.receiveMaximum = UInt16(min(settings.inflightMessagesMax, 65_535))
+            properties.maximumPacketSize = UInt32(settings.packetBytesMax)
+            properties.topicAliasMaximum = UInt16(min(settings.topicAliasMax, 65_535))
+            if assigned { properties.assignedClientIdentifier = clientID }
+            if let authenticated {
+                properties.authenticationMethod = authenticated.method
+                properties.authenticationData = authenticated.data
+            }
+            if sessionExpirySeconds > settings.sessionExpiryMaxSeconds {
+                sessionExpirySeconds = settings.sessionExpiryMaxSeconds
+                properties.sessionExpiryInterval = sessionExpirySeconds
+            }
+        }
+        send(.connack(MQTTConnAck(sessionPresent: sessionPresent, properties: properties)))
+        logger.debug("MQTT \(version) client connected (clean start \(connect.cleanStart), session present \(sessionPresent))")
+        scheduleKeepAliveCheck()
+        if persistent {
+            gateway.saveSession(box, expirySeconds: sessionExpirySeconds).whenFailure { [logger] error in
+                logger.warning("MQTT session not saved at CONNECT: \(error)")
+            }
+        }
+        for packet in box.state.withLockedValue({ $0.session.resend() }) { send(packet) }
+        drainDeliveries()
     }
 
     /// A reason string of at most 512 bytes (a message may quote a client's 64 KiB topic, and an
@@ -516,6 +545,21 @@ final class MQTTConnection: ChannelDuplexHandler {
             if inboundUnacknowledged > gateway.settings.inflightMessagesMax {
                 throw MQTTError(.receiveMaximumExceeded, "more than \(gateway.settings.inflightMessagesMax) unacknowledged publishes")
             }
+            if claiming, let box {
+                if publish.duplicate, publish.qos == .exactlyOnce, let id = publish.packetID,
+                   let topic = gateway.mapping.kafkaTopic(for: publish.topic),
+                   let target = gateway.knownTarget(topic, key: Array(publish.topic.utf8)),
+                   box.state.withLockedValue({ s in s.session.exactlyOnce.claim(target) && s.session.receivedExactlyOnce(id) }) {
+                    // Written before the restart (or move) without a record naming it: answered, not written again.
+                    pending.claimed = true
+                    pending.acks.append(.pubrec(id, .success, written: false))
+                    return
+                }
+                if !publish.duplicate {
+                    claiming = false
+                    box.state.withLockedValue { $0.session.exactlyOnce.forgetUnclaimed() }
+                }
+            }
         }
         guard let topic = gateway.mapping.kafkaTopic(for: publish.topic) else {
             guard v5 || publish.qos == .atMostOnce else { throw MQTTError(.notAuthorized, "no Kafka topic maps \(publish.topic)") }
@@ -530,13 +574,12 @@ final class MQTTConnection: ChannelDuplexHandler {
             return
         }
         let now = gateway.broker.clock.now().ms
-        pendingRecords.append((topic, MQTTRecords.record(publish, clientID: clientID, nowMs: now)))
+        let record = MQTTRecords.record(publish, clientID: clientID, nowMs: now)
         if publish.qos == .exactlyOnce, let id = publish.packetID {
             writingExactlyOnce.insert(id)
-            if persistent, let box {
-                // Written with the message: a restart still knows the id awaits its PUBREL.
-                pendingRecords.append(gateway.sessionRecord(box, expirySeconds: sessionExpirySeconds, awaiting: id))
-            }
+            pending.exactlyOnce.append(.init(packetID: id, topic: topic, record: record))
+        } else {
+            pendingRecords.append((topic, record))
         }
         if publish.retain {
             pendingRecords.append(gateway.retainedRecord(publish, clientID: clientID, nowMs: now))
@@ -560,14 +603,49 @@ final class MQTTConnection: ChannelDuplexHandler {
         pending = Write()
         pendingRecords = []
         writes.append(write)
-        guard !records.isEmpty else {
+        guard !records.isEmpty || !write.exactlyOnce.isEmpty || write.claimed else {
             write.done = true
             return answerWrites()
         }
-        gateway.produce(records, scope: scope).assumeIsolated().whenComplete { result in
+        let written: EventLoopFuture<Void>
+        if let box, !write.exactlyOnce.isEmpty || write.claimed {
+            written = writeExactlyOnce(write, records, box: box, scope: scope)
+        } else {
+            written = gateway.produce(records, scope: scope)
+        }
+        written.assumeIsolated().whenComplete { result in
             write.done = true
             if case .failure(let error) = result { write.failure = error }
+            if !write.exactlyOnce.isEmpty, let box = self.box {
+                let ok = write.failure == nil
+                box.state.withLockedValue { s in
+                    for message in write.exactlyOnce { s.session.exactlyOnce.finished(message.packetID, written: ok) }
+                }
+            }
             self.answerWrites()
+        }
+    }
+
+    /// A write with QoS 2 messages: their sequences given after the previous such write's, then
+    /// the records written and (for a session kept in the sessions topic) the session saved
+    /// with the messages under way, both before the PUBRECs: after a restart the record and the
+    /// partitions' last sequences tell which were written.
+    func writeExactlyOnce(_ write: Write, _ records: [(topic: String, record: SimpleRecord)], box: MQTTSessionBox,
+                          scope: ConnectionScope) -> EventLoopFuture<Void> {
+        let gateway = self.gateway
+        let loop = scope.eventLoop
+        let messages = write.exactlyOnce
+        let after = sequencing ?? loop.makeSucceededVoidFuture()
+        let sequenced = after.flatMap {
+            messages.isEmpty ? loop.makeSucceededFuture([]) : gateway.sequence(messages, of: box, scope: scope)
+        }
+        sequencing = sequenced.map { _ in }.recover { _ in }
+        let saves = gateway.keepsRecord(of: box, persistent: persistent)
+        let expiry = sessionExpirySeconds
+        return sequenced.flatMap { outgoing in
+            let data = gateway.produce(records, sequenced: outgoing, scope: scope)
+            guard saves else { return data }
+            return data.and(gateway.saveSession(box, expirySeconds: expiry, on: loop)).map { _ in }
         }
     }
 

@@ -5,6 +5,7 @@ import BrookMQTT
 import BrookProtocol
 import BrookRecords
 import BrookSecurity
+import BrookTxn
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -294,22 +295,44 @@ final class MQTTGateway: Sendable {
         return leaders
     }
 
-    /// Writes `records` (each to its Kafka topic, in the partition its key hashes to, as Kafka's
-    /// default partitioner puts it) with acks=all, one Produce to each partition's leader. A
-    /// partition without a leader for now (a topic just created, a leader moving, a broker
-    /// unreachable) is tried again, alone, until `deadline`; any other refusal fails the write.
-    func produce(_ records: [(topic: String, record: SimpleRecord)], scope: ConnectionScope,
+    /// A record to write: to the partition its key hashes to (as Kafka's default partitioner
+    /// puts it), or to the one its sequence was given for, with a session's idempotent producer.
+    struct Outgoing {
+        var topic: String
+        var record: SimpleRecord
+        var sequenced: Sequenced?
+    }
+
+    /// A QoS 2 message's partition and its producer's sequence there.
+    struct Sequenced {
+        var partition: Int32
+        var producer: ProducerID
+        var epoch: ProducerEpoch
+        var sequence: Int32
+    }
+
+    /// Writes `records` (each to its Kafka topic, in the partition its key hashes to) and
+    /// `sequenced` with acks=all, one Produce to each partition's leader. A partition without a
+    /// leader for now (a topic just created, a leader moving, a broker unreachable) is tried
+    /// again, alone, until `deadline`; any other refusal fails the write. A sequenced record
+    /// sent again is one its partition knows (written once).
+    func produce(_ records: [(topic: String, record: SimpleRecord)], sequenced: [Outgoing] = [], scope: ConnectionScope,
                  deadline: NIODeadline = .now() + MQTTGateway.topicWait) -> EventLoopFuture<Void> {
+        produce(records.map { Outgoing(topic: $0.topic, record: $0.record) } + sequenced, scope: scope, deadline: deadline)
+    }
+
+    private func produce(_ records: [Outgoing], scope: ConnectionScope, deadline: NIODeadline) -> EventLoopFuture<Void> {
         let loop = scope.eventLoop
         let topics = Array(Set(records.map(\.topic))).sorted()
         let lookups = topics.map { partitions(of: $0, scope: scope) }
         return EventLoopFuture.whenAllSucceed(lookups, on: loop).flatMap { found in
             let leadersOf = Dictionary(uniqueKeysWithValues: zip(topics, found))
-            var grouped: [NodeID: [String: [Int32: [(topic: String, record: SimpleRecord)]]]] = [:]
+            var grouped: [NodeID: [String: [Int32: [Outgoing]]]] = [:]
             for entry in records {
                 let leaders = leadersOf[entry.topic]!
-                let partition = Partitioner.partition(forKey: entry.record.key ?? [], count: Int32(leaders.count))
-                grouped[leaders[Int(partition)], default: [:]][entry.topic, default: [:]][partition, default: []].append(entry)
+                let partition = entry.sequenced?.partition ?? Partitioner.partition(forKey: entry.record.key ?? [], count: Int32(leaders.count))
+                let leader = Int(partition) < leaders.count ? leaders[Int(partition)] : NodeID(-1)
+                grouped[leader, default: [:]][entry.topic, default: [:]][partition, default: []].append(entry)
             }
             let writes = grouped.sorted { $0.key < $1.key }.map { leader, byTopic in
                 self.produce(byTopic, to: leader, scope: scope, deadline: deadline)
@@ -325,10 +348,41 @@ final class MQTTGateway: Sendable {
         }
     }
 
+    /// The batches of one partition's records: the unsequenced ones as they come, and each
+    /// producer's sequenced ones in runs of consecutive sequences.
+    static func batches(of records: [Outgoing]) -> [[UInt8]] {
+        var out = batches(records.filter { $0.sequenced == nil }.map(\.record)).filter { !$0.isEmpty }.map {
+            RecordBatchBuilder.build(baseOffset: Offset(0), records: $0)
+        }
+        let sequenced = records.filter { $0.sequenced != nil }.sorted {
+            ($0.sequenced!.producer, $0.sequenced!.sequence) < ($1.sequenced!.producer, $1.sequenced!.sequence)
+        }
+        var run: [Outgoing] = []
+        func close() {
+            guard let first = run.first?.sequenced else { return }
+            var base = first.sequence
+            for part in batches(run.map(\.record)) where !part.isEmpty {
+                let producer = RecordBatchBuilder.Producer(id: first.producer, epoch: first.epoch, baseSequence: base)
+                out.append(RecordBatchBuilder.build(baseOffset: Offset(0), records: part, producer: producer))
+                base = ProducerState.sequence(base, plus: Int32(part.count))
+            }
+            run = []
+        }
+        for entry in sequenced {
+            if let last = run.last?.sequenced, let next = entry.sequenced,
+               last.producer != next.producer || next.sequence != ProducerState.sequence(last.sequence, plus: 1) {
+                close()
+            }
+            run.append(entry)
+        }
+        close()
+        return out
+    }
+
     /// One Produce to `leader`; answers the records to try again (a partition that has another
     /// leader by now, or none; the broker not reached), or fails when the write was refused.
-    private func produce(_ byTopic: [String: [Int32: [(topic: String, record: SimpleRecord)]]], to leader: NodeID,
-                         scope: ConnectionScope, deadline: NIODeadline) -> EventLoopFuture<[(topic: String, record: SimpleRecord)]> {
+    private func produce(_ byTopic: [String: [Int32: [Outgoing]]], to leader: NodeID,
+                         scope: ConnectionScope, deadline: NIODeadline) -> EventLoopFuture<[Outgoing]> {
         let loop = scope.eventLoop
         let all = byTopic.values.flatMap { $0.values.flatMap { $0 } }
         guard leader.value >= 0 else {
@@ -338,10 +392,8 @@ final class MQTTGateway: Sendable {
             return loop.makeSucceededFuture(all)
         }
         let request = ProduceRequest(acks: -1, timeoutMs: Self.produceTimeoutMs, topicData: byTopic.map { topic, partitions in
-            .init(name: topic, partitionData: partitions.flatMap { index, batch in
-                Self.batches(batch.map(\.record)).map { records in
-                    .init(index: index, records: .bytes(ByteBuffer(bytes: RecordBatchBuilder.build(baseOffset: Offset(0), records: records))))
-                }
+            .init(name: topic, partitionData: partitions.flatMap { index, entries in
+                Self.batches(of: entries).map { .init(index: index, records: .bytes(ByteBuffer(bytes: $0))) }
             })
         })
         return send(request, version: 9, to: leader, scope: scope).flatMapErrorThrowing { error in
@@ -352,9 +404,12 @@ final class MQTTGateway: Sendable {
                 .init(name: topic, partitionResponses: partitions.keys.map { .init(index: $0, errorCode: ErrorCode.notLeaderOrFollower.rawValue) })
             })
         }.flatMapThrowing { answer in
-            var again: [(topic: String, record: SimpleRecord)] = []
+            var again: [Outgoing] = []
+            var failed: Set<String> = []
             for topic in answer.responses {
                 for partition in topic.partitionResponses where partition.errorCode != 0 {
+                    // A partition answers each of its batches: one retry of its records.
+                    guard failed.insert("\(topic.name)/\(partition.index)").inserted else { continue }
                     let code = ErrorCode(rawValue: partition.errorCode)
                     let retriable = code == .unknownTopicOrPartition || code == .notLeaderOrFollower || code == .leaderNotAvailable
                         || code == .notEnoughReplicas || code == .requestTimedOut
@@ -612,7 +667,7 @@ final class MQTTGateway: Sendable {
     }
 
     /// The sessions topic's record of `box`: its snapshot as JSON.
-    func sessionRecord(_ box: MQTTSessionBox, expirySeconds: UInt32, awaiting extra: UInt16? = nil) -> (topic: String, record: SimpleRecord) {
+    func sessionRecord(_ box: MQTTSessionBox, expirySeconds: UInt32) -> (topic: String, record: SimpleRecord) {
         let now = broker.clock.now().ms
         // The router's progress before the session's (a message offered meanwhile is then in
         // the session, or after the progress read).
@@ -641,7 +696,6 @@ final class MQTTGateway: Sendable {
                 return entry
             }
         }
-        if let extra, !snapshot.awaitingRelease.contains(extra) { snapshot.awaitingRelease = (snapshot.awaitingRelease + [extra]).sorted() }
         let json = (try? JSONEncoder().encode(snapshot)).map(Array.init) ?? []
         return (settings.sessionsTopic, SimpleRecord(key: Array(box.clientID.utf8), value: json, headers: ownerHeaders, timestamp: Timestamp(ms: now)))
     }
