@@ -53,16 +53,27 @@ extension MQTTGateway {
     }
 
     /// Makes sure `box`'s session has a producer: an idempotent producer id from the broker
-    /// (InitProducerId without a transactional id, as a Kafka producer gets one).
-    private func producer(of box: MQTTSessionBox, scope: ConnectionScope) -> EventLoopFuture<Void> {
-        guard box.state.withLockedValue({ $0.session.exactlyOnce.producer == nil }) else { return scope.eventLoop.makeSucceededVoidFuture() }
-        return kafka.send(InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: -1), version: 4, scope: scope).flatMapThrowing { answer in
-            guard answer.errorCode == 0 else {
-                throw MQTTError(.serverUnavailable, "no producer id for the session's QoS 2 messages: \(ErrorCode(rawValue: answer.errorCode))")
+    /// (InitProducerId without a transactional id, as a Kafka producer gets one), asked again
+    /// while the broker has none to give yet (a cluster's block of ids on its way).
+    private func producer(of box: MQTTSessionBox, scope: ConnectionScope,
+                          deadline: NIODeadline = .now() + MQTTGateway.topicWait) -> EventLoopFuture<Void> {
+        let loop = scope.eventLoop
+        guard box.state.withLockedValue({ $0.session.exactlyOnce.producer == nil }) else { return loop.makeSucceededVoidFuture() }
+        return kafka.send(InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: -1), version: 4, scope: scope).flatMap { answer in
+            let code = ErrorCode(rawValue: answer.errorCode)
+            guard code == .none else {
+                let retriable = code == .coordinatorNotAvailable || code == .notCoordinator || code == .coordinatorLoadInProgress
+                guard retriable, NIODeadline.now() < deadline else {
+                    return loop.makeFailedFuture(MQTTError(.serverUnavailable, "no producer id for the session's QoS 2 messages: \(code)"))
+                }
+                return loop.scheduleTask(in: Self.retryBackoff) {}.futureResult.flatMap {
+                    self.producer(of: box, scope: scope, deadline: deadline)
+                }
             }
             box.state.withLockedValue { s in
                 if s.session.exactlyOnce.producer == nil { s.session.exactlyOnce.start(producer: answer.producerId, epoch: answer.producerEpoch) }
             }
+            return loop.makeSucceededVoidFuture()
         }
     }
 
