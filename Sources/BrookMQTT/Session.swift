@@ -42,7 +42,7 @@ public struct MQTTSession: Sendable {
 
     /// Where a message is in Kafka: a restored session is sent again what it had not acknowledged
     /// by reading from there.
-    public struct Source: Codable, Sendable, Equatable {
+    public struct Source: Codable, Sendable, Hashable {
         public var topic: String
         public var partition: Int32
         public var offset: Int64
@@ -78,6 +78,11 @@ public struct MQTTSession: Sendable {
     var inflight: [UInt16: (publish: MQTTPublish, state: OutboundState, source: Source?)] = [:]
     var inflightOrder = CircularBuffer<UInt16>(initialCapacity: 1)
     var nextPacketID: UInt16 = 1
+    /// A restored session's packet ids of the messages that were in flight when it was saved, by
+    /// where each message is in Kafka: read again, the message goes with its id (marked
+    /// duplicate), so a QoS 2 receiver that has it takes it once. Until the reading again ends.
+    var reserved: [Source: UInt16] = [:]
+    var reservedIDs: Set<UInt16> = []
     /// How many QoS 1 and 2 messages may be unacknowledged (the client's receive maximum).
     public var receiveMaximum: Int
     /// Messages queued for the client at most; beyond, new ones are dropped (counted).
@@ -129,6 +134,17 @@ public struct MQTTSession: Sendable {
         /// The producer of its QoS 2 messages and the writes it had under way; none in records
         /// written before there was one.
         public var exactlyOnce: ExactlyOnceWrites.Saved?
+        /// The QoS 1 and 2 messages in flight to the client, in the order sent: those from Kafka
+        /// by where they are (sent again with their ids), and those it acknowledged with PUBREC
+        /// (a PUBREL is sent again). None in records written before there was one.
+        public var inflight: [Outbound]?
+
+        public struct Outbound: Codable, Sendable, Equatable {
+            public var packetID: UInt16
+            /// PUBREC came: the message is the client's; PUBREL is what is sent again.
+            public var released: Bool
+            public var source: Source?
+        }
     }
 
     public func snapshot(expirySeconds: UInt32, nowMs: Int64) -> Snapshot {
@@ -138,7 +154,20 @@ public struct MQTTSession: Sendable {
                                     retainAsPublished: s.options.retainAsPublished, retainHandling: s.options.retainHandling.rawValue,
                                     identifier: s.identifier)
                  },
-                 awaitingRelease: awaitingRelease.sorted(), savedAtMs: nowMs, exactlyOnce: exactlyOnce.saved)
+                 awaitingRelease: awaitingRelease.sorted(), savedAtMs: nowMs, exactlyOnce: exactlyOnce.saved,
+                 inflight: savedInflight)
+    }
+
+    /// The messages in flight a record keeps (with those reserved and not read again yet).
+    var savedInflight: [Snapshot.Outbound] {
+        var out: [Snapshot.Outbound] = inflightOrder.compactMap { id in
+            guard let entry = inflight[id] else { return nil }
+            let released = entry.state == .awaitingPubcomp
+            guard released || entry.source != nil else { return nil }
+            return Snapshot.Outbound(packetID: id, released: released, source: released ? nil : entry.source)
+        }
+        out += reserved.sorted { $0.value < $1.value }.map { Snapshot.Outbound(packetID: $0.value, released: false, source: $0.key) }
+        return out
     }
 
     /// The session a snapshot describes; nil when it does not hold together (a bad filter, QoS).
@@ -154,6 +183,28 @@ public struct MQTTSession: Sendable {
         }
         awaitingRelease = Set(snapshot.awaitingRelease.filter { $0 != 0 })
         exactlyOnce = ExactlyOnceWrites(restoring: snapshot.exactlyOnce)
+        for entry in (snapshot.inflight ?? []).prefix(Self.restoredInflightMax) where entry.packetID != 0 && inflight[entry.packetID] == nil {
+            if entry.released {
+                // Only its PUBREL is sent again: the message itself is not needed.
+                inflight[entry.packetID] = (MQTTPublish(topic: "", qos: .exactlyOnce, payload: ByteBuffer()), .awaitingPubcomp, nil)
+                inflightOrder.append(entry.packetID)
+            } else if let source = entry.source, reserved[source] == nil, reservedIDs.insert(entry.packetID).inserted {
+                reserved[source] = entry.packetID
+            }
+        }
+    }
+
+    /// Packet ids a restored session keeps at most (a record from a client with a large receive
+    /// maximum leaves room for new ones).
+    static let restoredInflightMax = 16_384
+
+    /// Reading a restored session's messages again ended: the ids of messages not read again
+    /// (and so not queued) are free.
+    public mutating func replayEnded() {
+        guard !reserved.isEmpty else { return }
+        let queued = Set(queue.compactMap(\.source))
+        reserved = reserved.filter { queued.contains($0.key) }
+        reservedIDs = Set(reserved.values)
     }
 
     /// Holds a restored session's QoS 2 writes against the partitions' last sequences of its
@@ -276,7 +327,15 @@ public struct MQTTSession: Sendable {
         guard let (taken, source) = takeQueued(nowMs: nowMs, admits: { $0.qos == .atMostOnce || room }) else { return nil }
         var publish = taken
         if publish.qos == .atMostOnce { return publish }
-        let id = allocatePacketID()
+        let id: UInt16
+        if let source, let kept = reserved.removeValue(forKey: source) {
+            // Sent before the restore under this id: again with it.
+            reservedIDs.remove(kept)
+            id = kept
+            publish.duplicate = true
+        } else {
+            id = allocatePacketID()
+        }
         publish.packetID = id
         inflight[id] = (publish, publish.qos == .atLeastOnce ? .awaitingPuback : .awaitingPubrec, source)
         inflightOrder.append(id)
@@ -285,7 +344,12 @@ public struct MQTTSession: Sendable {
 
     mutating func allocatePacketID() -> UInt16 {
         precondition(inflight.count < 65_535, "every packet identifier in use")
-        while inflight[nextPacketID] != nil {
+        // Ids reserved for messages read again give way when they would leave none.
+        if inflight.count + reservedIDs.count >= 65_535 {
+            reserved = [:]
+            reservedIDs = []
+        }
+        while inflight[nextPacketID] != nil || reservedIDs.contains(nextPacketID) {
             nextPacketID = nextPacketID == UInt16.max ? 1 : nextPacketID + 1
         }
         defer { nextPacketID = nextPacketID == UInt16.max ? 1 : nextPacketID + 1 }

@@ -168,12 +168,18 @@ public final class BrookServer: Sendable {
         groupTimerTask.withLockedValue { $0 = groupTask }
     }
 
+    /// Ends the MQTT clients' connections, their persistent sessions saved (a shutdown's first
+    /// step, while this broker still leads its partitions).
+    public func endMQTTClients() {
+        mqtt.withLockedValue { $0 }?.shutDown()
+    }
+
     /// Stops listening, closes connections, and closes every log cleanly.
     public func shutdown() {
         maintenanceTask.withLockedValue { $0?.cancel() }
         groupTimerTask.withLockedValue { $0?.cancel() }
         tlsReloadTask.withLockedValue { $0?.cancel() }
-        mqtt.withLockedValue { $0?.stop() }
+        mqtt.withLockedValue { $0 }?.shutDown()
         for channel in channels.withLockedValue({ $0 }) { try? channel.close().wait() }
         try? group.syncShutdownGracefully()
         try? maintenance.syncShutdownGracefully()

@@ -324,6 +324,8 @@ struct Serve: ParsableCommand {
             })
         }
         if let reloadTask { parts.append(NodePart(description: "inter-node certificate reloads") { reloadTask.cancel() }) }
+        // MQTT clients first, while this broker still leads partitions: their sessions are saved.
+        if let server { parts.append(NodePart(description: "MQTT clients") { servingQueue.sync { server.endMQTTClients() } }) }
         runNode(parts, health: observed.health, timeoutMs: config.shutdownTimeoutMs, logger: logger)
     }
 

@@ -55,4 +55,58 @@ import Testing
         let older = #"{"clientID":"c","expirySeconds":60,"subscriptions":[],"awaitingRelease":[],"savedAtMs":1}"#
         #expect(try JSONDecoder().decode(MQTTSession.Snapshot.self, from: Data(older.utf8)).resume == nil)
     }
+
+    static func restored(_ session: MQTTSession) throws -> MQTTSession {
+        let json = try JSONEncoder().encode(session.snapshot(expirySeconds: 60, nowMs: 1))
+        let snapshot = try JSONDecoder().decode(MQTTSession.Snapshot.self, from: json)
+        return try #require(MQTTSession(restoring: snapshot, receiveMaximum: 5, queuedMessagesMax: 100, subscriptionsMax: 10))
+    }
+
+    @Test func packetIDsInFlightGoWithTheMessagesReadAgain() throws {
+        var session = MQTTSession(clientID: "c", receiveMaximum: 5, queuedMessagesMax: 100, subscriptionsMax: 10)
+        for offset in [10, 11, 12] as [Int64] {
+            let taken = session.enqueue(Self.publish("t", .exactlyOnce), source: Self.source(0, offset))
+            #expect(taken)
+        }
+        let sent = (0..<3).compactMap { _ in session.nextToSend() }
+        #expect(sent.map(\.packetID) == [1, 2, 3])
+        // The client has the first (PUBREC came): only its PUBREL is sent again after a restore.
+        let pubrel = session.receivedPubrec(1, reason: .success)
+        #expect(pubrel == .pubrel(MQTTAck(packetID: 1)))
+        var restored = try Self.restored(session)
+        #expect(restored.resend() == [.pubrel(MQTTAck(packetID: 1))])
+        // Read again from offset 11: the two in flight keep their ids (marked duplicate); the
+        // next message takes a free id.
+        for offset in [11, 12, 13] as [Int64] {
+            let taken = restored.enqueue(Self.publish("t", .exactlyOnce), source: Self.source(0, offset))
+            #expect(taken)
+        }
+        // The reading again ends before the client is back: the queued messages keep their ids.
+        restored.replayEnded()
+        let again = (0..<3).compactMap { _ in restored.nextToSend() }
+        #expect(again.map(\.packetID) == [2, 3, 4])
+        #expect(again.map(\.duplicate) == [true, true, false])
+        let completed = restored.receivedPubcomp(1)
+        #expect(completed)
+        // Saved again: what is in flight now.
+        let record = restored.snapshot(expirySeconds: 60, nowMs: 2)
+        #expect(record.inflight?.map(\.packetID) == [2, 3, 4])
+    }
+
+    @Test func idsKeptForMessagesNotReadAgainAreFreedWhenTheReadingEnds() throws {
+        var session = MQTTSession(clientID: "c", receiveMaximum: 5, queuedMessagesMax: 100, subscriptionsMax: 10)
+        let taken = session.enqueue(Self.publish("t", .exactlyOnce), source: Self.source(0, 10))
+        #expect(taken)
+        let first = session.nextToSend()
+        #expect(first?.packetID == 1)
+        var restored = try Self.restored(session)
+        // Kept while reading again (a save keeps it too); a message from elsewhere takes another id.
+        #expect(restored.snapshot(expirySeconds: 60, nowMs: 2).inflight?.map(\.packetID) == [1])
+        _ = restored.enqueue(Self.publish("u", .exactlyOnce), source: Self.source(1, 5))
+        let other = restored.nextToSend()
+        #expect(other?.packetID == 2)
+        // The message at offset 10 is gone (retention): its id is free once the reading ends.
+        restored.replayEnded()
+        #expect(restored.snapshot(expirySeconds: 60, nowMs: 3).inflight?.map(\.packetID) == [2])
+    }
 }

@@ -709,6 +709,60 @@ def test_qos2_written_before_a_crash_is_not_written_again(broker_factory):
     assert values == [b"one", b"three", b"two"]
 
 
+def test_a_clean_restart_keeps_qos2_deliveries_exact(broker_factory):
+    """At a shutdown every client gets DISCONNECT 0x8B and its persistent session is saved as it
+    is, with the packet ids in flight: after the restart the subscriber is sent again the PUBREL
+    of the message it had (PUBREC sent) and the two it had not acknowledged, with their ids and
+    marked duplicate; nothing it had is sent as new."""
+    port = free_port()
+    b = broker_factory(mqtt_overrides(port))
+    wait_port(port)
+    base = unique("exact")
+    client = b"exact-sub"
+
+    def connect(present: int):
+        s = socket.create_connection(("127.0.0.1", port), timeout=STEP)
+        expiry = b"\x05\x11" + (300).to_bytes(4, "big")  # session expiry 300 s
+        s.sendall(packet(0x10, s16(b"MQTT") + bytes([5, 0x00]) + (60).to_bytes(2, "big") + expiry + s16(client)))
+        kind, body = read_packet(s)
+        assert kind == 0x20 and body[:2] == bytes([present, 0]), body
+        return s
+
+    def publish_of(p):
+        kind, body = p
+        assert kind & 0xF0 == 0x30 and (kind >> 1) & 3 == 2, p
+        n = int.from_bytes(body[:2], "big")
+        pid = int.from_bytes(body[2 + n:4 + n], "big")
+        props = body[4 + n]  # a one-byte length here
+        return pid, bool(kind & 0x08), body[5 + n + props:]
+
+    s = connect(0)
+    s.sendall(packet(0x82, (1).to_bytes(2, "big") + b"\x00" + s16(f"{base}/#".encode()) + b"\x02"))
+    assert read_packet(s)[0] == 0x90  # SUBACK
+    publisher = Paho(port, v5=True)
+    for i in range(3):
+        publisher.publish(f"{base}/a", f"m{i}".encode(), qos=2)
+    got = [publish_of(read_packet(s)) for _ in range(3)]
+    assert [g[2] for g in got] == [b"m0", b"m1", b"m2"]
+    first = got[0][0]
+    s.sendall(packet(0x50, first.to_bytes(2, "big")))  # PUBREC of the first only
+    assert read_packet(s) == (0x62, first.to_bytes(2, "big"))  # PUBREL
+    publisher.close()
+    b.restart()  # SIGTERM
+    seen = closed_by_server(s)
+    assert seen and seen[0][0] == 0xE0 and seen[0][1][:1] == b"\x8b", seen  # DISCONNECT, server shutting down
+    wait_port(port)
+    s2 = connect(1)
+    assert read_packet(s2) == (0x62, first.to_bytes(2, "big"))  # the PUBREL again
+    again = [publish_of(read_packet(s2)) for _ in range(2)]
+    assert again == [(got[1][0], True, b"m1"), (got[2][0], True, b"m2")]
+    s2.settimeout(1.5)
+    with pytest.raises(socket.timeout):
+        read_packet(s2)
+    s2.close()
+    s.close()
+
+
 def test_will_delay(mqtt_broker):
     """5.0: a will waits for its delay (a client back in time cancels it), and goes at once when
     the session ends first."""

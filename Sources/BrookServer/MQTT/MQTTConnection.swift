@@ -430,13 +430,13 @@ final class MQTTConnection: ChannelDuplexHandler {
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let loop = context.eventLoop
         let ref = MQTTConnectionRef(id: id, wake: { loop.execute { handler.value.drainDeliveries() } },
-                                    takeOver: { loop.execute { handler.value.takenOver() } })
+                                    end: { reason in loop.execute { handler.value.takenOver(reason) } })
         switch gateway.attach(clientID: clientID, cleanStart: connect.cleanStart, receiveMaximum: receiveMaximum,
                              persistent: persistent, connection: ref) {
         case .refused(let reason, let message):
             return refuseConnect(reason, message)
         case .attached(let box, let sessionPresent, let previous):
-            previous?.takeOver()
+            previous?.end(.sessionTakenOver)
             self.box = box
             if box.state.withLockedValue({ $0.session.exactlyOnce.unreconciled != nil }), let scope {
                 // Restored: its QoS 2 writes are held against the partitions before it is served.
@@ -827,10 +827,18 @@ final class MQTTConnection: ChannelDuplexHandler {
     }
 
     /// Another connection took the session over.
-    func takenOver() {
+    /// The server ends the connection: its session was taken over (by a new connection of the
+    /// same client id, here or on another node), or the server shuts down (the session is saved
+    /// as it ends; no will goes, the client did nothing wrong and its session stays).
+    func takenOver(_ reason: ReasonCode = .sessionTakenOver) {
         guard phase == .connected else { return }
-        if v5 { send(.disconnect(MQTTReasoned(reason: .sessionTakenOver))) }
-        logger.info("MQTT session taken over by a new connection of the same client id")
+        if v5 { send(.disconnect(MQTTReasoned(reason: reason))) }
+        if reason == .serverShuttingDown {
+            will = nil
+            logger.debug("MQTT connection ended: the server shuts down")
+        } else {
+            logger.info("MQTT session taken over by a new connection of the same client id")
+        }
         close()
     }
 

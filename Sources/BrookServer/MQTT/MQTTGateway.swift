@@ -16,7 +16,8 @@ import NIOCore
 struct MQTTConnectionRef: Sendable {
     let id: UInt64
     let wake: @Sendable () -> Void
-    let takeOver: @Sendable () -> Void
+    /// Ends the connection with a server DISCONNECT of that reason (on its own loop).
+    let end: @Sendable (ReasonCode) -> Void
 }
 
 /// A session the gateway keeps: its state, the connection it is attached to (none while the
@@ -45,6 +46,15 @@ final class MQTTSessionBox: Sendable {
         clientID = session.clientID
         state = NIOLockedValueBox(State(session: session))
         saving = NIOLoopBoundBox.makeBoxSendingValue(nil, eventLoop: loop)
+    }
+
+    /// Reading the session's messages again (a restore) is over, or there is none to do: the
+    /// packet ids it kept for them are free.
+    func replayEnded() {
+        state.withLockedValue { s in
+            s.replaying = nil
+            s.session.replayEnded()
+        }
     }
 
     /// Queues `message` for the session's shared subscription `key`, chosen for it in its group.
@@ -144,6 +154,8 @@ final class MQTTGateway: Sendable {
     let elsewhere = NIOLockedValueBox<[String: Elsewhere]>([:])
     let router: NIOLoopBound<Router>
     let running = NIOLockedValueBox(true)
+    /// False once the server shuts down: a CONNECT is refused (server shutting down).
+    let accepting = NIOLockedValueBox(true)
     let nextConnectionID = NIOLockedValueBox<UInt64>(1)
     let stats = MQTTStats()
     /// Share groups: each shared subscription as subscribed (`$share/GROUP/FILTER`) and the
@@ -501,6 +513,7 @@ final class MQTTGateway: Sendable {
     func attach(clientID: String, cleanStart: Bool, receiveMaximum: Int, persistent: Bool, connection: MQTTConnectionRef) -> Attach {
         // A refusal first: a CONNECT turned away leaves another node's session of the client as
         // it is (taking it up, or a clean start ending it, comes only with a session here).
+        guard accepting.withLockedValue({ $0 }) else { return .refused(.serverShuttingDown, "the server shuts down") }
         let full = Attach.refused(.quotaExceeded, "\(settings.sessionsMax) sessions (mqtt.max.sessions)")
         if sessions.withLockedValue({ $0[clientID] == nil && $0.count >= settings.sessionsMax }) { return full }
         let other = elsewhere.withLockedValue { $0.removeValue(forKey: clientID) }
@@ -595,6 +608,36 @@ final class MQTTGateway: Sendable {
         }
     }
 
+    // MARK: shutdown
+
+    /// How long a shutdown waits for the sessions of its clients to be saved.
+    static let shutdownSaveWait = TimeAmount.seconds(5)
+
+    /// At a shutdown: every client gets DISCONNECT 0x8B (5.0) and its connection ends, which saves
+    /// a persistent session as it is (where each partition is to be read again from, the packet
+    /// ids in flight), so that after the restart its client goes on where it was. Waits for those
+    /// saves (at most `timeout`), then stops the router. Not on an event loop.
+    func shutDown(within timeout: TimeAmount = MQTTGateway.shutdownSaveWait) {
+        let deadline = NIODeadline.now() + timeout
+        accepting.withLockedValue { $0 = false }
+        let boxes = sessions.withLockedValue { Array($0.values) }
+        for box in boxes { box.state.withLockedValue { $0.connection }?.end(.serverShuttingDown) }
+        // Each connection queues its session's save and then lets the session go, on its loop.
+        while NIODeadline.now() < deadline, boxes.contains(where: { box in box.state.withLockedValue { $0.connection != nil } }) {
+            usleep(5_000)
+        }
+        // Those saves were queued on the gateway's loop before this looks there.
+        if let saves = try? loop.submit({ boxes.compactMap { $0.saving.value } }).wait(), !saves.isEmpty {
+            let done = DispatchSemaphore(value: 0)
+            EventLoopFuture.whenAllComplete(saves, on: loop).whenComplete { _ in done.signal() }
+            let left = max(0, (deadline - .now()).nanoseconds)
+            if done.wait(timeout: .now() + .nanoseconds(Int(left))) == .timedOut {
+                logger.warning("MQTT: not every session was saved within \(timeout.nanoseconds / 1_000_000) ms of the shutdown")
+            }
+        }
+        stop()
+    }
+
     // MARK: persistent sessions
 
     /// The header of a sessions topic record naming the node that wrote it (the session's owner).
@@ -649,7 +692,7 @@ final class MQTTGateway: Sendable {
                 defer { s.connection = nil }
                 return s.connection
             }
-            connection?.takeOver()
+            connection?.end(.sessionTakenOver)
             logger.info("MQTT session of \(clientID) taken up by broker \(writer)")
         }
         let known = elsewhere.withLockedValue { $0.removeValue(forKey: clientID) }

@@ -431,7 +431,7 @@ extension MQTTGateway {
             guard !s.session.subscriptions.isEmpty else { return false }
             s.replaying = resume
             return true
-        }) else { return }
+        }) else { return box.replayEnded() }
         let until = routedUpTo.withLockedValue { $0 } ?? [:]
         let deadline = NIODeadline.now() + Self.replayWait
         loop.execute { self.startReplay(box, resume, until: until, deadline: deadline) }
@@ -442,7 +442,7 @@ extension MQTTGateway {
                              deadline: NIODeadline) {
         let state = router.value
         guard state.scanned else {
-            guard NIODeadline.now() < deadline else { return box.state.withLockedValue { $0.replaying = nil } }
+            guard NIODeadline.now() < deadline else { return box.replayEnded() }
             loop.scheduleTask(in: .milliseconds(100)) { self.startReplay(box, resume, until: until, deadline: deadline) }
             return
         }
@@ -457,10 +457,7 @@ extension MQTTGateway {
 
     private func replay(_ box: MQTTSessionBox, _ parts: ArraySlice<MQTTSession.Snapshot.Resume>, until: [String: [Int32: Offset]],
                         deadline: NIODeadline) {
-        guard running.withLockedValue({ $0 }), let part = parts.first else {
-            box.state.withLockedValue { $0.replaying = nil }
-            return
-        }
+        guard running.withLockedValue({ $0 }), let part = parts.first else { return box.replayEnded() }
         let state = router.value
         let next = { self.replay(box, parts.dropFirst(), until: until, deadline: deadline) }
         // Where the router was when the session appeared; at a start, where it begins.
