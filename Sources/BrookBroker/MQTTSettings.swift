@@ -54,6 +54,10 @@ public struct MQTTSettings: Sendable, Equatable {
     public var authenticationMethods: [ScramMechanism] = [.sha256, .sha512]
     /// `mqtt.connect.timeout.ms`: a connection without a CONNECT this long is closed.
     public var connectTimeoutMs: Int64 = 10_000
+    /// `mqtt.session.save.interval.ms`: a connected persistent session whose client acknowledged
+    /// messages is saved this often (0: only at its other saves), so that after a crash it is
+    /// sent again at most about this much of what it already had.
+    public var sessionSaveIntervalMs: Int64 = 5_000
 
     public init() {}
 
@@ -108,6 +112,7 @@ public struct MQTTSettings: Sendable, Equatable {
             default: throw .invalid(key, value, "expected true or false")
             }
         case "mqtt.connect.timeout.ms": connectTimeoutMs = Int64(try int(100...3_600_000))
+        case "mqtt.session.save.interval.ms": sessionSaveIntervalMs = Int64(try int(0...3_600_000))
         case "mqtt.authentication.methods":
             var methods: [ScramMechanism] = []
             for name in value.split(separator: ",").map({ $0.trimmed }) where !name.isEmpty {

@@ -92,6 +92,8 @@ public struct MQTTSession: Sendable {
     public let queuedBytesMax: Int
     public let subscriptionsMax: Int
     public private(set) var dropped = 0
+    /// Messages the client acknowledged (or that were given up) so far: its progress.
+    public private(set) var acknowledged: UInt64 = 0
     /// Messages dropped from the queue because their message expiry passed first.
     public private(set) var expired = 0
 
@@ -390,6 +392,7 @@ public struct MQTTSession: Sendable {
     }
 
     mutating func finish(_ id: UInt16) {
+        acknowledged &+= 1
         inflight[id] = nil
         if let index = inflightOrder.firstIndex(of: id) { inflightOrder.remove(at: index) }
     }

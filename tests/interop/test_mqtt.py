@@ -763,6 +763,35 @@ def test_a_clean_restart_keeps_qos2_deliveries_exact(broker_factory):
     s.close()
 
 
+def test_a_crash_sends_again_only_what_came_since_the_last_progress_save(broker_factory):
+    """A connected persistent session whose client acknowledged messages is saved every
+    `mqtt.session.save.interval.ms`: after a crash (SIGKILL) the client, reconnecting, is not
+    sent again what it had acknowledged before that save."""
+    port = free_port()
+    b = broker_factory(mqtt_overrides(port, **{"mqtt.session.save.interval.ms": "300"}))
+    wait_port(port)
+    base = unique("progress")
+    sub = Paho(port, client_id="progress", clean=False)
+    sub.subscribe(f"{base}/#", qos=1)
+    publisher = Paho(port)
+    for i in range(20):
+        publisher.publish(f"{base}/s", f"{i}".encode(), qos=1)
+    publisher.close()
+    assert [m.payload for m in sub.expect(20)] == [f"{i}".encode() for i in range(20)]
+    time.sleep(1.5)  # a progress save or more
+    b.restart(hard=True)
+    wait_port(port)
+    # paho connects again by itself, to the session it had.
+    flags, rc, _ = sub.connected.get(timeout=STEP)
+    assert not rc.is_failure and flags.session_present
+    sub.nothing_more(2.0)
+    publisher = Paho(port)
+    publisher.publish(f"{base}/s", b"new", qos=1)
+    assert [m.payload for m in sub.expect(1)] == [b"new"]
+    publisher.close()
+    sub.close()
+
+
 def test_will_delay(mqtt_broker):
     """5.0: a will waits for its delay (a client back in time cancels it), and goes at once when
     the session ends first."""

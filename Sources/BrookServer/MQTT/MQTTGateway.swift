@@ -35,6 +35,9 @@ final class MQTTSessionBox: Sendable {
         /// Where a restored session is being read again from, until that is done: a save
         /// meanwhile keeps it (what is not read again yet is in no queue).
         var replaying: [MQTTSession.Snapshot.Resume]?
+        /// The session expiry of its last record, and its progress then (`acknowledged`).
+        var savedExpirySeconds: UInt32 = 0
+        var savedAcknowledged: UInt64 = 0
     }
 
     let clientID: String
@@ -608,6 +611,23 @@ final class MQTTGateway: Sendable {
         }
     }
 
+    /// Saves the connected persistent sessions whose clients acknowledged messages since their
+    /// last record (`mqtt.session.save.interval.ms`): after a crash, a session is read again from
+    /// about that long ago, not from its CONNECT.
+    func saveProgress() {
+        let due = sessions.withLockedValue { Array($0.values) }.filter { box in
+            box.state.withLockedValue { s in
+                s.persisted && s.connection != nil && s.savedExpirySeconds > 0 && s.session.acknowledged != s.savedAcknowledged
+            }
+        }
+        for box in due {
+            let expiry = box.state.withLockedValue { $0.savedExpirySeconds }
+            saveSession(box, expirySeconds: expiry).whenFailure { error in
+                Self.warnings.warn(self.logger, "MQTT session \(box.clientID) not saved: \(error)")
+            }
+        }
+    }
+
     // MARK: shutdown
 
     /// How long a shutdown waits for the sessions of its clients to be saved.
@@ -717,6 +737,8 @@ final class MQTTGateway: Sendable {
         let routed = routedUpTo.withLockedValue { $0 }
         var (snapshot, unacknowledged, replaying) = box.state.withLockedValue { s in
             s.persisted = true
+            s.savedExpirySeconds = expirySeconds
+            s.savedAcknowledged = s.session.acknowledged
             return (s.session.snapshot(expirySeconds: expirySeconds, nowMs: now), s.session.unacknowledgedFrom, s.replaying)
         }
         // Before the router's first look, nothing is known of where to resume: no replay.

@@ -15,6 +15,13 @@ import NIOCore
 extension MQTTGateway {
     func startRouting() {
         loop.execute { self.superviseRouting() }
+        let interval = settings.sessionSaveIntervalMs
+        if interval > 0 {
+            loop.scheduleRepeatedTask(initialDelay: .milliseconds(interval), delay: .milliseconds(interval)) { task in
+                guard self.running.withLockedValue({ $0 }) else { return task.cancel() }
+                self.saveProgress()
+            }
+        }
     }
 
     func stop() {
