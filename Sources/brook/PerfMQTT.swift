@@ -16,9 +16,11 @@ struct PerfMQTT: AsyncParsableCommand {
     @Option(help: "The broker, host:port.") var broker = "127.0.0.1:1883"
     @Option(help: "Messages to publish (over all publishers).") var messages = 200_000
     @Option(help: "Payload bytes per message (at least 8: the send time).") var size = 100
-    @Option(help: "QoS of the publishes and the subscription: 0 or 1.") var qos = 0
+    @Option(help: "QoS of the publishes and the subscription: 0, 1 or 2.") var qos = 0
     @Option(help: "Publishing connections.") var publishers = 1
-    @Option(help: "Unacknowledged QoS 1 publishes per publisher.") var window = 100
+    @Option(help: "Unacknowledged QoS 1 and 2 publishes per publisher.") var window = 100
+    @Flag(name: .customLong("persistent-publishers"), help: "Publishers with sessions the broker keeps (QoS 2 state saved with each write).")
+    var persistentPublishers = false
     @Option(help: "Messages per second over all publishers; 0 for no cap.") var rate = 0
     @Option(name: .customLong("protocol-version"), help: "MQTT 4 (3.1.1) or 5.") var protocolVersion = 4
     @Option(name: .customLong("idle-clients"), help: "Instead: open this many connections, hold them, report the broker's memory.")
@@ -28,7 +30,7 @@ struct PerfMQTT: AsyncParsableCommand {
 
     func run() async throws {
         guard let version = MQTTVersion(rawValue: UInt8(protocolVersion)), version != .v3_1 else { throw ValidationError("--protocol-version takes 4 or 5") }
-        guard qos == 0 || qos == 1, size >= 8, messages > 0, publishers > 0, window > 0 else { throw ValidationError("bad load settings") }
+        guard (0...2).contains(qos), size >= 8, messages > 0, publishers > 0, window > 0 else { throw ValidationError("bad load settings") }
         let parts = broker.split(separator: ":")
         guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--broker takes host:port") }
         raiseFileLimit()
@@ -78,7 +80,8 @@ struct PerfMQTT: AsyncParsableCommand {
         var pubs: [PerfMQTTClient] = []
         for i in 0..<publishers {
             pubs.append(try await PerfMQTTClient.connect(group: group, host: target.host, port: target.port, version: version,
-                                                         clientID: "perf-pub-\(i)-\(topicBase.hashValue & 0xffff)", keepAlive: 60))
+                                                         clientID: "perf-pub-\(i)-\(topicBase.hashValue & 0xffff)", keepAlive: 60,
+                                                         persistent: persistentPublishers))
         }
         let before = brokerStats()
         let start = now()
@@ -102,7 +105,7 @@ struct PerfMQTT: AsyncParsableCommand {
         let latencies = subscriber.latenciesMs.sorted()
         func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(p * Double(latencies.count)))] }
         print(String(format: "published %d x %d B at QoS %d (%d publishers%@): %.0f msg/s (%.2f s)", published, size, qos, publishers,
-                     qos == 1 ? ", window \(window)" : "", Double(published) / max(publishEnd - start, 1e-9), publishEnd - start))
+                     qos > 0 ? ", window \(window)" : "", Double(published) / max(publishEnd - start, 1e-9), publishEnd - start))
         print(String(format: "delivered %d of %d: %.0f msg/s; latency ms p50 %.2f p99 %.2f p99.9 %.2f max %.2f", received, expected,
                      Double(received) / max(end - start, 1e-9), pct(0.5), pct(0.99), pct(0.999), latencies.last ?? 0))
         if let before, let after {
@@ -149,7 +152,7 @@ final class PerfMQTTClient: ChannelInboundHandler, @unchecked Sendable {
     init(version: MQTTVersion) { self.version = version }
 
     static func connect(group: MultiThreadedEventLoopGroup, host: String, port: Int, version: MQTTVersion, clientID: String,
-                        keepAlive: UInt16) async throws -> PerfMQTTClient {
+                        keepAlive: UInt16, persistent: Bool = false) async throws -> PerfMQTTClient {
         let client = PerfMQTTClient(version: version)
         let channel = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -159,7 +162,10 @@ final class PerfMQTTClient: ChannelInboundHandler, @unchecked Sendable {
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
             channel.eventLoop.execute {
                 client.connected = done
-                client.send(.connect(MQTTConnect(version: version, cleanStart: true, keepAliveSeconds: keepAlive, clientID: clientID)))
+                var connect = MQTTConnect(version: version, cleanStart: !persistent, keepAliveSeconds: keepAlive, clientID: clientID)
+                // A kept session: 3.1.1's clean session 0; 5.0 names an expiry.
+                if persistent && version == .v5 { connect.properties.sessionExpiryInterval = 300 }
+                client.send(.connect(connect))
                 channel.flush()
             }
         }
@@ -249,10 +255,16 @@ final class PerfMQTTClient: ChannelInboundHandler, @unchecked Sendable {
             connected = nil
         case .suback(let ack):
             pending.removeValue(forKey: ack.packetID)?.resume()
-        case .puback:
+        case .puback, .pubcomp:
             inflight -= 1
             counters.withLockedValue { $0.acked += 1 }
             pump()
+        case .pubrec(let ack):
+            send(.pubrel(MQTTAck(packetID: ack.packetID)))
+            context.flush()
+        case .pubrel(let ack):
+            send(.pubcomp(MQTTAck(packetID: ack.packetID)))
+            context.flush()
         case .publish(let publish):
             let sentNs = publish.payload.getInteger(at: publish.payload.readerIndex, as: UInt64.self) ?? 0
             let ms = Double(DispatchTime.now().uptimeNanoseconds &- sentNs) / 1e6
@@ -260,8 +272,8 @@ final class PerfMQTTClient: ChannelInboundHandler, @unchecked Sendable {
                 c.received += 1
                 c.latencies.append(ms)
             }
-            if let id = publish.packetID, publish.qos == .atLeastOnce {
-                send(.puback(MQTTAck(packetID: id)))
+            if let id = publish.packetID {
+                send(publish.qos == .atLeastOnce ? .puback(MQTTAck(packetID: id)) : .pubrec(MQTTAck(packetID: id)))
                 context.flush()
             }
         default:
