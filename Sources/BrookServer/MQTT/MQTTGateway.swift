@@ -42,13 +42,19 @@ final class MQTTSessionBox: Sendable {
 
     let clientID: String
     let state: NIOLockedValueBox<State>
-    /// The last save of the session under way (on the gateway's loop).
-    let saving: NIOLoopBoundBox<EventLoopFuture<Void>?>
+    /// The session's saves (on the gateway's loop): the last one asked for, and one waiting for
+    /// its turn (not yet written: it takes the session as it is when its turn comes, so a
+    /// change asked to be saved meanwhile, with the same expiry, goes with it).
+    struct Saving {
+        var last: EventLoopFuture<Void>?
+        var waiting: (done: EventLoopFuture<Void>, expirySeconds: UInt32)?
+    }
+    let saving: NIOLoopBoundBox<Saving>
 
     init(_ session: MQTTSession, loop: any EventLoop) {
         clientID = session.clientID
         state = NIOLockedValueBox(State(session: session))
-        saving = NIOLoopBoundBox.makeBoxSendingValue(nil, eventLoop: loop)
+        saving = NIOLoopBoundBox.makeBoxSendingValue(Saving(), eventLoop: loop)
     }
 
     /// Reading the session's messages again (a restore) is over, or there is none to do: the
@@ -647,7 +653,7 @@ final class MQTTGateway: Sendable {
             usleep(5_000)
         }
         // Those saves were queued on the gateway's loop before this looks there.
-        if let saves = try? loop.submit({ boxes.compactMap { $0.saving.value } }).wait(), !saves.isEmpty {
+        if let saves = try? loop.submit({ boxes.compactMap { $0.saving.value.last } }).wait(), !saves.isEmpty {
             let done = DispatchSemaphore(value: 0)
             EventLoopFuture.whenAllComplete(saves, on: loop).whenComplete { _ in done.signal() }
             let left = max(0, (deadline - .now()).nanoseconds)
@@ -767,15 +773,23 @@ final class MQTTGateway: Sendable {
 
     /// Writes `box`'s record: one save after the other per session, on the gateway's loop, each
     /// taking the session as it is when its turn comes (so a later state is never overwritten by
-    /// an earlier one). The answer comes on `loop` (the caller's, when given).
+    /// an earlier one). A save asked for while one waits for its turn is that one (a busy QoS 2
+    /// publisher's many changes make two records in flight, not one per change). The answer
+    /// comes on `loop` (the caller's, when given).
     func saveSession(_ box: MQTTSessionBox, expirySeconds: UInt32, on callerLoop: (any EventLoop)? = nil) -> EventLoopFuture<Void> {
         let saved = self.loop.flatSubmit {
-            let previous = box.saving.value ?? self.loop.makeSucceededFuture(())
-            let next = previous.flatMapError { _ in self.loop.makeSucceededFuture(()) }.flatMap {
-                self.produce([self.sessionRecord(box, expirySeconds: expirySeconds)], scope: self.scope)
+            if let waiting = box.saving.value.waiting, waiting.expirySeconds == expirySeconds { return waiting.done }
+            let previous = box.saving.value.last ?? self.loop.makeSucceededFuture(())
+            let turn = self.loop.makePromise(of: Void.self)
+            // Noted before its turn can come (at once, when the previous save is done).
+            box.saving.value.last = turn.futureResult
+            box.saving.value.waiting = (turn.futureResult, expirySeconds)
+            previous.whenComplete { _ in
+                // Its turn: later changes wait for the next save.
+                if box.saving.value.waiting?.done === turn.futureResult { box.saving.value.waiting = nil }
+                turn.completeWith(self.produce([self.sessionRecord(box, expirySeconds: expirySeconds)], scope: self.scope))
             }
-            box.saving.value = next
-            return next
+            return turn.futureResult
         }
         return callerLoop.map { saved.hop(to: $0) } ?? saved
     }

@@ -39,7 +39,7 @@ extension MQTTGateway {
         let state = router.value
         let now = NIODeadline.now()
         // Until the sessions topic exists, sooner: another node's first session makes it.
-        let interval = state.leaders[settings.sessionsTopic] == nil ? .seconds(1) : Self.refreshInterval
+        let interval = peers != nil && state.leaders[settings.sessionsTopic] == nil ? .seconds(1) : Self.refreshInterval
         guard state.refreshSoon || !state.scanned || now - state.lastRefresh >= interval else {
             startFetchLoops()
             return superviseAfter()
@@ -271,7 +271,8 @@ extension MQTTGateway {
     /// (the node's start); later ones, new, from their start, as are the retained and sessions
     /// topics' partitions not read at the start.
     func refreshPartitions() -> EventLoopFuture<Void> {
-        let followed = Array(Set(mapping.kafkaTopics + [settings.retainedTopic, settings.sessionsTopic])).sorted()
+        // The sessions topic only in a cluster: alone, every record there is this node's own.
+        let followed = Array(Set(mapping.kafkaTopics + [settings.retainedTopic] + (peers != nil ? [settings.sessionsTopic] : []))).sorted()
         let lookup = MetadataRequest(topics: followed.map { .init(name: $0) }, allowAutoTopicCreation: false)
         return kafka.send(lookup, version: 12, scope: scope).flatMap { answer in
             let state = self.router.value
