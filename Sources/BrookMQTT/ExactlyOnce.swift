@@ -81,11 +81,11 @@ public struct ExactlyOnceWrites: Sendable, Equatable {
         next = [:]
     }
 
-    /// The sequence of message `packetID` to `target` (nil without a producer). A message's
-    /// sequences follow the order in which the client sent them.
+    /// The sequence of message `packetID` to `target` (nil without a producer, or while a
+    /// message with that id is still being written, from an earlier connection of the session).
+    /// A message's sequences follow the order in which the client sent them.
     public mutating func assign(_ packetID: UInt16, to target: Target) -> Int32? {
-        guard let producer else { return nil }
-        precondition(writing[packetID] == nil, "packet id \(packetID) is being written already")
+        guard let producer, writing[packetID] == nil else { return nil }
         let sequence = next[target] ?? 0
         next[target] = sequence == Int32.max ? 0 : sequence + 1
         writing[packetID] = Slot(packetID: packetID, producerID: producer.id.value, topic: target.topic, partition: target.partition, sequence: sequence)

@@ -28,6 +28,9 @@ import Testing
         writes.start(producer: ProducerID(7), epoch: ProducerEpoch(0))
         let s1 = writes.assign(1, to: Self.a), s2 = writes.assign(2, to: Self.b), s3 = writes.assign(3, to: Self.a)
         #expect([s1, s2, s3] == [0, 0, 1])
+        // An id still being written (an earlier connection's) gets no second sequence.
+        let again = writes.assign(1, to: Self.a)
+        #expect(again == nil)
         #expect(writes.writing.count == 3)
         writes.finished(1, written: true)
         #expect(writes.producer?.id == ProducerID(7))

@@ -535,7 +535,10 @@ final class MQTTConnection: ChannelDuplexHandler {
         }
         if publish.qos != .atMostOnce {
             if publish.qos == .exactlyOnce, let box, let id = publish.packetID,
-               writingExactlyOnce.contains(id) || box.state.withLockedValue({ $0.session.awaitingRelease.contains(id) }) {
+               writingExactlyOnce.contains(id) || box.state.withLockedValue({ s in
+                   // (Or still being written by an earlier connection of the session.)
+                   s.session.awaitingRelease.contains(id) || s.session.exactlyOnce.writing[id] != nil
+               }) {
                 // A repeat of a message written (or being written) and awaiting its PUBREL:
                 // answered again after that write, not written twice.
                 pending.acks.append(.pubrec(id, .success, written: false))

@@ -17,14 +17,10 @@ extension MQTTGateway {
         var record: SimpleRecord
     }
 
-    /// How many partitions `topic` had when its leaders were last looked up (nil: not known).
-    func knownPartitionCount(_ topic: String) -> Int? {
-        topicLeaders.withLockedValue { $0[topic]?.count }
-    }
-
-    /// The partition of `topic` a record with `key` goes to, when the topic's partitions are known.
+    /// The partition of `topic` a record with `key` goes to, when the topic's partitions are known
+    /// (from the last look at its leaders).
     func knownTarget(_ topic: String, key: [UInt8]) -> ExactlyOnceWrites.Target? {
-        knownPartitionCount(topic).map {
+        topicLeaders.withLockedValue { $0[topic]?.count }.map {
             ExactlyOnceWrites.Target(topic: topic, partition: Partitioner.partition(forKey: key, count: Int32($0)))
         }
     }
@@ -32,22 +28,22 @@ extension MQTTGateway {
     /// Gives `messages` their partitions and their sequences with `box`'s producer (a new one
     /// from the broker when it has none), in the order given.
     func sequence(_ messages: [ExactlyOnceMessage], of box: MQTTSessionBox, scope: ConnectionScope) -> EventLoopFuture<[Outgoing]> {
-        let loop = scope.eventLoop
-        let topics = Array(Set(messages.map(\.topic))).sorted()
-        let lookups = EventLoopFuture.whenAllSucceed(topics.map { partitions(of: $0, scope: scope) }, on: loop)
-        return lookups.and(producer(of: box, scope: scope)).flatMapThrowing { found, _ in
-            let counts = Dictionary(uniqueKeysWithValues: zip(topics, found.map(\.count)))
-            return try box.state.withLockedValue { s throws(MQTTError) -> [Outgoing] in
+        partitions(of: messages.map(\.topic), scope: scope).and(producer(of: box, scope: scope)).flatMapThrowing { leadersOf, _ in
+            try box.state.withLockedValue { s throws(MQTTError) -> [Outgoing] in
                 guard let producer = s.session.exactlyOnce.producer else {
                     throw MQTTError(.unspecifiedError, "the session's producer was given up meanwhile")
                 }
-                return messages.map { message in
-                    let partition = Partitioner.partition(forKey: message.record.key ?? [], count: Int32(counts[message.topic]!))
-                    let target = ExactlyOnceWrites.Target(topic: message.topic, partition: partition)
-                    let sequence = s.session.exactlyOnce.assign(message.packetID, to: target)!
-                    return Outgoing(topic: message.topic, record: message.record,
-                                    sequenced: Sequenced(partition: partition, producer: producer.id, epoch: producer.epoch, sequence: sequence))
+                var out: [Outgoing] = []
+                for message in messages {
+                    let count = Int32(leadersOf[message.topic]!.count)
+                    let partition = Partitioner.partition(forKey: message.record.key ?? [], count: count)
+                    guard let sequence = s.session.exactlyOnce.assign(message.packetID, to: .init(topic: message.topic, partition: partition)) else {
+                        throw MQTTError(.packetIdentifierInUse, "packet id \(message.packetID) is still being written (an earlier connection's)")
+                    }
+                    out.append(Outgoing(topic: message.topic, record: message.record,
+                                        sequenced: Sequenced(partition: partition, producer: producer.id, epoch: producer.epoch, sequence: sequence)))
                 }
+                return out
             }
         }
     }
@@ -84,19 +80,19 @@ extension MQTTGateway {
     /// when a partition cannot tell (its client is refused, and comes back).
     func reconcile(_ box: MQTTSessionBox, scope: ConnectionScope) -> EventLoopFuture<Void> {
         let loop = scope.eventLoop
-        let (targets, producers) = box.state.withLockedValue { $0.session.exactlyOnce.toReconcile }
+        let (all, producers) = box.state.withLockedValue { $0.session.exactlyOnce.toReconcile }
+        // Only partitions of the mapped topics (a record is read from a topic any Kafka client
+        // may write to): others are taken as knowing nothing of the producers.
+        let mapped = Set(mapping.kafkaTopics)
+        let targets = all.filter { mapped.contains($0.topic) && $0.partition >= 0 }
         guard !targets.isEmpty else {
             box.state.withLockedValue { $0.session.reconcile(lastSequences: [:]) }
             return loop.makeSucceededVoidFuture()
         }
-        let topics = Array(Set(targets.map(\.topic))).sorted()
-        let lookups = EventLoopFuture.whenAllSucceed(topics.map { partitions(of: $0, scope: scope) }, on: loop)
-        return lookups.flatMap { found in
-            let leadersOf = Dictionary(uniqueKeysWithValues: zip(topics, found))
+        return partitions(of: targets.map(\.topic), scope: scope).flatMap { leadersOf in
             var byLeader: [NodeID: [String: [Int32]]] = [:]
             for target in targets {
-                let leaders = leadersOf[target.topic]!
-                let leader = Int(target.partition) < leaders.count ? leaders[Int(target.partition)] : NodeID(-1)
+                let leader = Self.leader(of: target.partition, in: leadersOf[target.topic]!)
                 byLeader[leader, default: [:]][target.topic, default: []].append(target.partition)
             }
             let asked = byLeader.sorted { $0.key < $1.key }.map { leader, partitions in

@@ -307,6 +307,19 @@ final class MQTTGateway: Sendable {
         }
     }
 
+    /// The leaders of the partitions of each of `topics`, by index.
+    func partitions(of topics: [String], scope: ConnectionScope) -> EventLoopFuture<[String: [NodeID]]> {
+        let names = Array(Set(topics)).sorted()
+        return EventLoopFuture.whenAllSucceed(names.map { partitions(of: $0, scope: scope) }, on: scope.eventLoop).map {
+            Dictionary(uniqueKeysWithValues: zip(names, $0))
+        }
+    }
+
+    /// The leader of `partition` among a topic's `leaders` (NodeID(-1): none, or no such partition).
+    static func leader(of partition: Int32, in leaders: [NodeID]) -> NodeID {
+        partition >= 0 && Int(partition) < leaders.count ? leaders[Int(partition)] : NodeID(-1)
+    }
+
     /// The leader of each of a Metadata topic's partitions, by index (NodeID(-1): none).
     static func leaders(of topic: MetadataResponse.MetadataResponseTopic) -> [NodeID] {
         var leaders = [NodeID](repeating: NodeID(-1), count: topic.partitions.count)
@@ -344,16 +357,12 @@ final class MQTTGateway: Sendable {
 
     private func produce(_ records: [Outgoing], scope: ConnectionScope, deadline: NIODeadline) -> EventLoopFuture<Void> {
         let loop = scope.eventLoop
-        let topics = Array(Set(records.map(\.topic))).sorted()
-        let lookups = topics.map { partitions(of: $0, scope: scope) }
-        return EventLoopFuture.whenAllSucceed(lookups, on: loop).flatMap { found in
-            let leadersOf = Dictionary(uniqueKeysWithValues: zip(topics, found))
+        return partitions(of: records.map(\.topic), scope: scope).flatMap { leadersOf in
             var grouped: [NodeID: [String: [Int32: [Outgoing]]]] = [:]
             for entry in records {
                 let leaders = leadersOf[entry.topic]!
                 let partition = entry.sequenced?.partition ?? Partitioner.partition(forKey: entry.record.key ?? [], count: Int32(leaders.count))
-                let leader = Int(partition) < leaders.count ? leaders[Int(partition)] : NodeID(-1)
-                grouped[leader, default: [:]][entry.topic, default: [:]][partition, default: []].append(entry)
+                grouped[Self.leader(of: partition, in: leaders), default: [:]][entry.topic, default: [:]][partition, default: []].append(entry)
             }
             let writes = grouped.sorted { $0.key < $1.key }.map { leader, byTopic in
                 self.produce(byTopic, to: leader, scope: scope, deadline: deadline)
