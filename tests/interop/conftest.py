@@ -126,15 +126,29 @@ class Broker:
                 raise RuntimeError(
                     f"brook exited with {self.proc.returncode} before accepting connections\n{self.log_tail()}"
                 )
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return
-            except OSError:
-                pass
+            if all(self._accepts(port) for port in self.listener_ports()):
+                return
             if time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError(f"brook did not accept connections on {self.bootstrap} within {ready_timeout}s\n{self.log_tail()}")
             time.sleep(0.05)
+
+    def listener_ports(self) -> list:
+        """The Kafka listeners' ports: `self.port` and every one named in a `listeners` override
+        (a SASL or TLS listener binds after the first one; a test must not connect before it)."""
+        ports = [self.port]
+        for listener in self.overrides.get("listeners", "").split(","):
+            port = listener.rsplit(":", 1)[-1]
+            if "://" in listener and port.isdigit() and int(port) not in ports:
+                ports.append(int(port))
+        return ports
+
+    def _accepts(self, port: int) -> bool:
+        try:
+            with socket.create_connection((self.host, port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
