@@ -18,6 +18,8 @@ let package = Package(
         .executable(name: "brook-fuzz", targets: ["brook-fuzz"]),
         // The broker as a library, for the allocation benchmarks in Benchmarks/.
         .library(name: "BrookBroker", targets: ["BrookBroker", "BrookProtocol", "BrookRecords", "BrookCore"]),
+        // The Kafka client library: producer, cluster client, connections (pure Swift, no librdkafka).
+        .library(name: "BrookClient", targets: ["BrookClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -133,7 +135,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
-        // A small client over the wire protocol, for the command-line tools.
+        // The Kafka client library (and what the command-line tools use).
         .target(
             name: "BrookClient",
             dependencies: [
@@ -169,6 +171,7 @@ let package = Package(
         ),
         .executableTarget(name: "brook-fuzz", dependencies: ["BrookFuzzTargets"]),
         .testTarget(name: "BrookCoreTests", dependencies: ["BrookCore"]),
+        .testTarget(name: "BrookClientTests", dependencies: ["BrookClient", "BrookCore", "BrookRecords"]),
         .testTarget(name: "BrookMQTTTests", dependencies: ["BrookMQTT", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "BrookSecurityTests",

@@ -407,9 +407,3 @@ public struct BrokerConfig: Sendable {
         return settings
     }
 }
-
-extension StringProtocol {
-    var trimmed: String {
-        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
-    }
-}

@@ -62,15 +62,45 @@ public actor ClusterClient {
     }
 
     public func send<R: KafkaRequest>(_ request: R, toNode node: NodeID) async throws -> R.Response {
+        try await send(request, to: try await address(of: node))
+    }
+
+    /// As `send(_:toNode:)`, the answer awaited `timeoutMs` at most (then the connection is
+    /// closed, which fails what else waits on it: a broker that stopped answering).
+    public func send<R: KafkaRequest>(_ request: R, toNode node: NodeID, timeoutMs: Int64) async throws -> R.Response {
+        let address = try await address(of: node)
+        let connection = try await connection(to: address)
+        do { return try await connection.send(request, timeoutMs: timeoutMs) } catch {
+            await drop(address)
+            throw error
+        }
+    }
+
+    /// Sends a request that gets no answer (produce with acks=0) to `node`.
+    public func sendWithoutResponse<R: KafkaRequest>(_ request: R, toNode node: NodeID) async throws {
+        let address = try await address(of: node)
+        let connection = try await connection(to: address)
+        do { try await connection.sendWithoutResponse(request) } catch {
+            await drop(address)
+            throw error
+        }
+    }
+
+    func address(of node: NodeID) async throws -> String {
         if addresses[node] == nil { _ = try await metadata(topics: []) }
         guard let address = addresses[node] else { throw ClientError("broker \(node) is not in the cluster's metadata") }
-        return try await send(request, to: address)
+        return address
+    }
+
+    /// `node` listens at `address` (KIP-951: a produce or fetch answer names a new leader's).
+    public func learn(_ node: NodeID, at address: String) {
+        addresses[node] = address
     }
 
     /// Metadata for `topics` (nil: every topic); the brokers' addresses are taken from it.
-    public func metadata(topics: [String]?) async throws -> MetadataResponse {
+    public func metadata(topics: [String]?, allowAutoTopicCreation: Bool = false) async throws -> MetadataResponse {
         let request = MetadataRequest(topics: topics.map { $0.map { MetadataRequest.MetadataRequestTopic(name: $0) } },
-                                      allowAutoTopicCreation: false)
+                                      allowAutoTopicCreation: allowAutoTopicCreation)
         let answer = try await sendToAny(request)
         addresses = Dictionary(answer.brokers.map { ($0.nodeId, Self.address($0.host, Int($0.port))) }) { a, _ in a }
         return answer

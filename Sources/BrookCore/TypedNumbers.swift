@@ -70,3 +70,14 @@ public struct ProducerEpoch: Hashable, Comparable, Sendable, CustomStringConvert
     @inlinable public static func < (a: ProducerEpoch, b: ProducerEpoch) -> Bool { a.value < b.value }
     public var description: String { String(value) }
 }
+
+/// A topic partition by name, the key of committed offsets and of a producer's batches.
+public struct TopicPartition: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var topic: String
+    public var partition: Int32
+    public init(_ topic: String, _ partition: Int32) { self.topic = topic; self.partition = partition }
+    public static func < (a: TopicPartition, b: TopicPartition) -> Bool {
+        a.topic != b.topic ? a.topic < b.topic : a.partition < b.partition
+    }
+    public var description: String { "\(topic)-\(partition)" }
+}

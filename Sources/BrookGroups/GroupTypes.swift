@@ -9,17 +9,6 @@ public struct PendingID: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "#\(value)" }
 }
 
-/// A topic partition by name, the key of committed offsets.
-public struct TopicPartition: Hashable, Comparable, Sendable, CustomStringConvertible {
-    public var topic: String
-    public var partition: Int32
-    public init(_ topic: String, _ partition: Int32) { self.topic = topic; self.partition = partition }
-    public static func < (a: TopicPartition, b: TopicPartition) -> Bool {
-        a.topic != b.topic ? a.topic < b.topic : a.partition < b.partition
-    }
-    public var description: String { "\(topic)-\(partition)" }
-}
-
 /// A committed offset as OffsetCommit stores it.
 public struct CommittedOffset: Hashable, Sendable {
     public var offset: Offset

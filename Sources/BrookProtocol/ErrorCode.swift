@@ -44,6 +44,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let resourceNotFound = ErrorCode(rawValue: 91)
     public static let throttlingQuotaExceeded = ErrorCode(rawValue: 89)
     public static let offsetMetadataTooLarge = ErrorCode(rawValue: 12)
+    public static let networkException = ErrorCode(rawValue: 13)
     public static let coordinatorLoadInProgress = ErrorCode(rawValue: 14)
     public static let notCoordinator = ErrorCode(rawValue: 16)
     public static let illegalGeneration = ErrorCode(rawValue: 22)

@@ -15,49 +15,65 @@ struct ProduceCommand: AsyncParsableCommand {
     @Option(help: "The topic.") var topic: String
     @Option(name: .customLong("key-separator"), help: "Split each line into key and value at the first occurrence.") var keySeparator: String?
     @Option(name: .customLong("header"), help: "A header key=value added to every record (repeatable).") var headers: [String] = []
-    @Option(help: "Send every record to this partition (default: by key, else round robin per batch).") var partition: Int32?
+    @Option(help: "Send every record to this partition (default: by the key's hash, else sticky).") var partition: Int32?
     @Option(help: "Acknowledgements: 0, 1 or all (-1).") var acks: String = "all"
-    @Option(name: .customLong("batch-records"), help: "Records per request at most.") var batchRecords = 500
     @Option(help: "Compress batches: none, gzip, snappy, lz4 or zstd.") var compression: String = "none"
     @Option(name: .customLong("compression-level"), help: "The codec's level (default: the codec's own).") var compressionLevel: Int?
+    @Option(name: .customLong("producer-property"),
+            help: "A producer setting under the Java client's name, key=value (repeatable): linger.ms, batch.size, enable.idempotence, ...")
+    var producerProperties: [String] = []
 
     func run() async throws {
-        let acks: Int16 = switch self.acks { case "all", "-1": -1; case "0": 0; case "1": 1; default: throw ValidationError("--acks takes 0, 1 or all") }
         let headers = try parsePairs(self.headers, option: "--header").sorted { $0.key < $1.key }
             .map { SimpleRecord.Header(key: Array($0.key.utf8), value: Array($0.value.utf8)) }
         let codec = try parseCodec(compression)
-        let connection = try await client.connect()
-        let count = try await connection.partitionCounts([topic], create: true)[topic] ?? 1
-        var pending: [SimpleRecord] = []
+        var properties = try client.commandSettings()
+        properties["bootstrap.servers"] = client.bootstrapServer
+        properties["acks"] = acks
+        properties["compression.type"] = "\(codec)"
+        if let compressionLevel { properties["compression.\(codec).level"] = "\(compressionLevel)" }
+        properties["client.id"] = properties["client.id"] ?? "brook-produce"
+        properties.merge(try parsePairs(producerProperties, option: "--producer-property")) { $1 }
+        let config: ProducerConfig
+        do { config = try ProducerConfig(properties: properties) } catch { throw ValidationError("\(error)") }
+        let producer = KafkaProducer(config) { address in try await client.connect(to: address) }
+        var deliveries: [Delivery] = []
         var sent = 0
-        var roundRobin: Int32 = 0
-        func flush() async throws {
-            guard !pending.isEmpty else { return }
-            var byPartition: [Int32: [SimpleRecord]] = [:]
-            for record in pending {
-                let target = partition ?? record.key.map { Partitioner.partition(forKey: $0, count: count) } ?? roundRobin
-                byPartition[target, default: []].append(record)
+        var failures = 0
+        var firstFailure: ProduceError?
+        func settle(all: Bool) {
+            deliveries.removeAll { delivery in
+                guard let result = delivery.result else { return false }
+                if case .failure(let error) = result {
+                    failures += 1
+                    if firstFailure == nil { firstFailure = error }
+                }
+                return true
             }
-            roundRobin = (roundRobin + 1) % count
-            let batches = try byPartition.mapValues { records throws(CodecError) in
-                try RecordBatchBuilder.build(baseOffset: .zero, records: records, compression: codec, level: compressionLevel)
-            }
-            _ = try await connection.produce(topic: topic, batches: batches, acks: acks)
-            sent += pending.count
-            pending.removeAll(keepingCapacity: true)
+            precondition(!all || deliveries.isEmpty, "a record without a delivery report after close")
         }
-        while let line = readLine(strippingNewline: true) {
-            var key: [UInt8]? = nil
-            var value = Array(line.utf8)
-            let split = keySeparator.map { line.split(separator: $0, maxSplits: 1, omittingEmptySubsequences: false) } ?? []
-            if split.count == 2 {
-                key = Array(split[0].utf8)
-                value = Array(split[1].utf8)
+        do {
+            while let line = readLine(strippingNewline: true) {
+                var key: [UInt8]? = nil
+                var value = Array(line.utf8)
+                let split = keySeparator.map { line.split(separator: $0, maxSplits: 1, omittingEmptySubsequences: false) } ?? []
+                if split.count == 2 {
+                    key = Array(split[0].utf8)
+                    value = Array(split[1].utf8)
+                }
+                deliveries.append(try await producer.send(ProducerRecord(topic: topic, partition: partition, key: key, value: value, headers: headers)))
+                sent += 1
+                if deliveries.count >= 10_000 { settle(all: false) }
             }
-            pending.append(SimpleRecord(key: key, value: value, headers: headers, timestamp: Timestamp(ms: wallClockMs())))
-            if pending.count >= batchRecords { try await flush() }
+        } catch {
+            await producer.close()
+            throw CommandFailure("\(error)")
         }
-        try await flush()
+        await producer.close()
+        settle(all: true)
+        if let firstFailure {
+            throw CommandFailure("\(failures) of \(sent) records not written to \(topic): \(firstFailure)")
+        }
         printError("brook produce: \(sent) records sent to \(topic)")
     }
 }

@@ -1,3 +1,4 @@
+import BrookCore
 import BrookGroups
 import BrookProtocol
 

@@ -1,0 +1,72 @@
+import BrookCore
+import BrookProtocol
+import Synchronization
+
+/// Where a record was written.
+public struct RecordMetadata: Sendable, Equatable {
+    public var topic: String
+    public var partition: Int32
+    /// -1 when unknown: acks=0, or a batch the partition already had (sent again after a lost
+    /// answer).
+    public var offset: Offset
+    /// The record's timestamp, or the broker's when the topic uses LogAppendTime.
+    public var timestamp: Timestamp
+}
+
+/// Why a record was not written.
+public struct ProduceError: Error, CustomStringConvertible, Equatable {
+    /// Kafka's error code, when the broker gave one.
+    public var code: ErrorCode?
+    public var message: String
+    public var description: String { code.map { "\($0): \(message)" } ?? message }
+
+    public init(_ code: ErrorCode?, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// A record's delivery report: `metadata` waits for it.
+public final class Delivery: Sendable {
+    enum State {
+        case waiting([CheckedContinuation<RecordMetadata, any Error>])
+        case done(Result<RecordMetadata, ProduceError>)
+    }
+
+    let state = Mutex(State.waiting([]))
+
+    init() {}
+
+    /// Where the record was written, once it is; or why it was not.
+    public var metadata: RecordMetadata {
+        get async throws {
+            try await withCheckedThrowingContinuation { continuation in
+                let done: Result<RecordMetadata, ProduceError>? = state.withLock { state in
+                    switch state {
+                    case .waiting(var waiting):
+                        waiting.append(continuation)
+                        state = .waiting(waiting)
+                        return nil
+                    case .done(let result):
+                        return result
+                    }
+                }
+                if let done { continuation.resume(with: done) }
+            }
+        }
+    }
+
+    /// The outcome, if there is one yet.
+    public var result: Result<RecordMetadata, ProduceError>? {
+        state.withLock { if case .done(let result) = $0 { result } else { nil } }
+    }
+
+    func complete(_ result: Result<RecordMetadata, ProduceError>) {
+        let waiting: [CheckedContinuation<RecordMetadata, any Error>] = state.withLock { state in
+            guard case .waiting(let waiting) = state else { preconditionFailure("a record delivered twice") }
+            state = .done(result)
+            return waiting
+        }
+        for continuation in waiting { continuation.resume(with: result.mapError { $0 }) }
+    }
+}

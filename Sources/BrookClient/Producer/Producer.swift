@@ -1,0 +1,434 @@
+import BrookCore
+import BrookProtocol
+import BrookRecords
+import NIOCore
+
+/// A record to send.
+public struct ProducerRecord: Sendable {
+    public var topic: String
+    /// nil: by the key's murmur2 hash (as the Java client), or sticky for a record without a key.
+    public var partition: Int32?
+    public var key: [UInt8]?
+    public var value: [UInt8]?
+    public var headers: [SimpleRecord.Header]
+    /// nil: the time of `send`.
+    public var timestamp: Timestamp?
+
+    public init(topic: String, partition: Int32? = nil, key: [UInt8]? = nil, value: [UInt8]?,
+                headers: [SimpleRecord.Header] = [], timestamp: Timestamp? = nil) {
+        self.topic = topic
+        self.partition = partition
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestamp = timestamp
+    }
+}
+
+/// A Kafka producer in Swift: records batched per partition and sent to each partition's
+/// leader, idempotent by default, retried across leader moves, with the memory it holds bounded.
+///
+/// ```swift
+/// let producer = KafkaProducer(ProducerConfig(bootstrapServers: ["127.0.0.1:9092"]))
+/// let delivery = try await producer.send(ProducerRecord(topic: "events", key: Array("k".utf8), value: Array("v".utf8)))
+/// let written = try await delivery.metadata   // partition and offset
+/// await producer.close()
+/// ```
+///
+/// `send` returns once the record is queued (waiting while `buffer.memory` is full); its
+/// `Delivery` tells when it is written. At most one batch per partition is in flight, so a
+/// partition's records are written in the order they were sent. Call `close` when done: it
+/// sends what is queued and ends the sender.
+public actor KafkaProducer {
+    public nonisolated let config: ProducerConfig
+    let cluster: ClusterClient
+    var accumulator: RecordAccumulator<Delivery>
+    var partitioner: StickyPartitioner
+    var topics: [String: TopicLeaders] = [:]
+    /// Why the producer cannot go on (a refused InitProducerId): every send fails with it.
+    var fatal: ProduceError?
+    var sender: Task<Void, Never>?
+    var closing = false
+    var lastRefreshMs = Int64.min / 2
+    let origin = ContinuousClock.now
+    // The sender's sleep and what wakes it.
+    var sleeper: CheckedContinuation<Void, Never>?
+    var rung = false
+    /// Sends and flushes waiting for a batch to complete.
+    var completionWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    var nextWaiter: UInt64 = 0
+
+    struct TopicLeaders {
+        /// By partition; nil while the partition has no known leader.
+        var leaders: [NodeID?]
+        var fetchedMs: Int64
+    }
+
+    /// A producer whose connections are opened by `connect` (with TLS or SASL as the caller
+    /// wants them).
+    public init(_ config: ProducerConfig, connect: @escaping ClusterClient.Connect) {
+        self.config = config
+        cluster = ClusterClient(bootstrap: config.bootstrapServers, connect: connect)
+        accumulator = RecordAccumulator(config.accumulator)
+        partitioner = StickyPartitioner(batchBytes: config.batchBytes)
+    }
+
+    /// A producer over plain connections, or with `sasl` and `tls` when given.
+    public init(_ config: ProducerConfig, sasl: SaslCredentials? = nil, tls: ClientTLS? = nil) {
+        let clientID = config.clientID
+        self.init(config) { address in
+            try await BrokerConnection.connect(address, clientID: clientID, sasl: sasl, tls: tls)
+        }
+    }
+
+    func nowMs() -> Int64 {
+        let elapsed = ContinuousClock.now - origin
+        return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+    }
+
+    /// Queues `record` for its partition's leader; waits (up to `max.block.ms`) for the topic's
+    /// metadata and for room in `buffer.memory`.
+    public func send(_ record: ProducerRecord) async throws -> Delivery {
+        if let fatal { throw fatal }
+        guard !closing else { throw ProduceError(nil, "the producer is closed") }
+        let simple = SimpleRecord(key: record.key, value: record.value, headers: record.headers,
+                                  timestamp: record.timestamp ?? SystemClock().now())
+        let bytes = RecordAccumulator<Delivery>.bytes(of: simple)
+        let largest = min(config.maxRequestBytes, config.bufferBytes) - RecordAccumulator<Delivery>.Batch.overheadBytes
+        guard bytes <= largest else {
+            throw ProduceError(.messageTooLarge, "a record of about \(bytes) bytes is larger than max.request.size or buffer.memory allows (\(largest))")
+        }
+        let deadline = nowMs() + config.maxBlockMs
+        let leaders = try await partitions(of: record.topic, until: deadline)
+        let count = Int32(leaders.count)
+        let partition: Int32
+        if let chosen = record.partition {
+            guard chosen >= 0 && chosen < count else {
+                throw ProduceError(.unknownTopicOrPartition, "\(record.topic) has \(count) partitions, not a partition \(chosen)")
+            }
+            partition = chosen
+        } else if let key = record.key {
+            partition = Partitioner.partition(forKey: key, count: count)
+        } else {
+            let available = leaders.indices.filter { leaders[$0] != nil }.map(Int32.init)
+            partition = partitioner.partition(topic: record.topic, count: count, available: available, bytes: bytes)
+        }
+        let delivery = Delivery()
+        if sender == nil { sender = Task { await self.run() } }
+        while true {
+            if let fatal { throw fatal }
+            switch accumulator.append(simple, token: delivery, to: TopicPartition(record.topic, partition), nowMs: nowMs()) {
+            case .added(let wake):
+                if wake { ring() }
+                return delivery
+            case .noRoom:
+                guard nowMs() < deadline else {
+                    throw ProduceError(nil, "buffer.memory (\(config.bufferBytes) bytes) stayed full for max.block.ms")
+                }
+                await waitForCompletion(untilMs: deadline)
+            }
+        }
+    }
+
+    /// Sends every queued record now (without waiting out `linger.ms`) and waits until none is
+    /// left: queued, in flight, or retried.
+    public func flush() async {
+        accumulator.flushing = true
+        ring()
+        while !accumulator.isEmpty { await waitForCompletion(untilMs: nil) }
+        if !closing { accumulator.flushing = false }
+    }
+
+    /// Sends what is queued, waits for it, and closes the connections. Sends after this fail.
+    public func close() async {
+        closing = true
+        await flush()
+        ring()
+        await sender?.value
+        sender = nil
+        await cluster.close()
+    }
+
+    // MARK: metadata
+
+    /// The leaders of `topic`'s partitions, asked of the cluster when unknown or old.
+    func partitions(of topic: String, until deadline: Int64) async throws -> [NodeID?] {
+        var why = "not in the cluster's metadata"
+        while true {
+            if let known = topics[topic], nowMs() - known.fetchedMs < config.metadataMaxAgeMs { return known.leaders }
+            do {
+                if let refused = try await refresh([topic])[topic] {
+                    why = "\(refused)"
+                    if refused == .topicAuthorizationFailed || refused == .invalidTopicException {
+                        throw ProduceError(refused, "topic \(topic): \(refused)")
+                    }
+                }
+            } catch let error as ProduceError { throw error } catch { why = "\(error)" }
+            if let known = topics[topic] { return known.leaders }
+            guard nowMs() < deadline else {
+                throw ProduceError(.unknownTopicOrPartition, "topic \(topic) within max.block.ms (\(config.maxBlockMs) ms): \(why)")
+            }
+            try await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10)))
+        }
+    }
+
+    /// Asks for `names`' metadata; returns the topics the cluster answered with an error for.
+    @discardableResult
+    func refresh(_ names: [String]) async throws -> [String: ErrorCode] {
+        lastRefreshMs = nowMs()
+        let answer = try await cluster.metadata(topics: names, allowAutoTopicCreation: config.allowAutoCreateTopics)
+        var refused: [String: ErrorCode] = [:]
+        for topic in answer.topics {
+            guard let name = topic.name else { continue }
+            guard topic.errorCode == 0, !topic.partitions.isEmpty else {
+                refused[name] = ErrorCode(rawValue: topic.errorCode)
+                continue
+            }
+            let count = Int(topic.partitions.map(\.partitionIndex).max() ?? -1) + 1
+            var leaders = [NodeID?](repeating: nil, count: count)
+            for p in topic.partitions where p.partitionIndex >= 0 && p.leaderId.value >= 0 {
+                leaders[Int(p.partitionIndex)] = p.leaderId
+            }
+            topics[name] = TopicLeaders(leaders: leaders, fetchedMs: nowMs())
+        }
+        return refused
+    }
+
+    func leader(of partition: TopicPartition) -> NodeID? {
+        guard let known = topics[partition.topic], partition.partition < known.leaders.count else { return nil }
+        return known.leaders[Int(partition.partition)]
+    }
+
+    /// `partition`'s leader is unknown until the next metadata (or a hint names it).
+    func forgetLeader(of partition: TopicPartition, hint: NodeID?) {
+        guard var known = topics[partition.topic], partition.partition < known.leaders.count else { return }
+        known.leaders[Int(partition.partition)] = hint.flatMap { $0.value >= 0 ? $0 : nil }
+        topics[partition.topic] = known
+    }
+
+    // MARK: the sender
+
+    func run() async {
+        while !(closing && accumulator.isEmpty) {
+            fail(accumulator.expire(nowMs: nowMs()), ProduceError(.requestTimedOut, "not written within delivery.timeout.ms (\(config.deliveryTimeoutMs) ms)"))
+            if fatal != nil {
+                break
+            }
+            if accumulator.needsProducer && !accumulator.isEmpty {
+                await initProducer()
+                continue
+            }
+            let waiting = Set(accumulator.waitingPartitions.filter { leader(of: $0) == nil }.map(\.topic))
+            if !waiting.isEmpty && nowMs() - lastRefreshMs >= config.retryBackoffMs {
+                _ = try? await refresh(waiting.sorted())
+            }
+            let now = nowMs()
+            for (node, batches) in accumulator.drain(nowMs: now, leader: { leader(of: $0) }).sorted(by: { $0.key < $1.key }) {
+                Task { await self.produce(batches, to: node) }
+            }
+            var deadline = accumulator.nextDeadlineMs()
+            if accumulator.waitingPartitions.contains(where: { leader(of: $0) == nil }) {
+                deadline = min(deadline ?? .max, nowMs() + max(config.retryBackoffMs, 10))
+            }
+            await sleep(untilMs: deadline)
+        }
+        // A fatal error: nothing more is sent; what waits fails with it.
+        if let fatal { failEverything(fatal) }
+    }
+
+    /// A producer id for idempotent batches; a refusal that retrying cannot mend ends the producer.
+    func initProducer() async {
+        do {
+            let answer = try await cluster.sendToAny(InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: 60_000))
+            let code = ErrorCode(rawValue: answer.errorCode)
+            if code == .none {
+                accumulator.useProducer(answer.producerId, answer.producerEpoch)
+                return
+            }
+            if !Self.retriable.contains(code) && code != .coordinatorNotAvailable && code != .notCoordinator && code != .coordinatorLoadInProgress {
+                fatal = ProduceError(code, "InitProducerId refused (enable.idempotence=false does without it)")
+                return
+            }
+        } catch {}
+        await sleep(untilMs: nowMs() + max(config.retryBackoffMs, 10))
+    }
+
+    func failEverything(_ error: ProduceError) {
+        accumulator.flushing = true
+        fail(accumulator.expire(nowMs: .max / 2), error)
+        for waiter in completionWaiters.values { waiter.resume() }
+        completionWaiters.removeAll()
+    }
+
+    /// Sends one leader its batches, one per partition, in one request. Runs off the actor:
+    /// batches are encoded (and compressed) here.
+    nonisolated func produce(_ batches: [RecordAccumulator<Delivery>.Batch], to node: NodeID) async {
+        var byTopic: [String: [ProduceRequest.TopicProduceData.PartitionProduceData]] = [:]
+        var unbuildable: [(RecordAccumulator<Delivery>.Batch, ProduceError)] = []
+        var sent: [RecordAccumulator<Delivery>.Batch] = []
+        for batch in batches {
+            do {
+                let bytes = try RecordBatchBuilder.build(baseOffset: .zero, records: batch.records, compression: config.compression,
+                                                         level: config.compressionLevel, producer: batch.producer)
+                byTopic[batch.partition.topic, default: []].append(.init(index: batch.partition.partition, records: .bytes(ByteBuffer(bytes: bytes))))
+                sent.append(batch)
+            } catch {
+                unbuildable.append((batch, ProduceError(nil, "cannot compress with \(config.compression): \(error)")))
+            }
+        }
+        let request = ProduceRequest(acks: config.acks, timeoutMs: config.requestTimeoutMs,
+                                     topicData: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitionData: $0.value) })
+        var outcome: Result<ProduceResponse?, any Error> = .success(nil)
+        if !sent.isEmpty {
+            do {
+                if config.acks == 0 {
+                    try await cluster.sendWithoutResponse(request, toNode: node)
+                } else {
+                    outcome = .success(try await cluster.send(request, toNode: node, timeoutMs: Int64(config.requestTimeoutMs) + 5_000))
+                }
+            } catch {
+                outcome = .failure(error)
+            }
+        }
+        await completed(sent, outcome, unbuildable: unbuildable)
+    }
+
+    /// Codes a batch is sent again for (the Java client's retriable errors for Produce).
+    static let retriable: Set<ErrorCode> = [
+        .corruptMessage, .unknownTopicOrPartition, .leaderNotAvailable, .notLeaderOrFollower, .requestTimedOut,
+        .networkException, .notEnoughReplicas, .notEnoughReplicasAfterAppend, .kafkaStorageError,
+        .fencedLeaderEpoch, .unknownLeaderEpoch, .unknownTopicID,
+    ]
+    /// Codes that say the leader may have moved: ask the metadata again.
+    static let leaderMoved: Set<ErrorCode> = [
+        .unknownTopicOrPartition, .leaderNotAvailable, .notLeaderOrFollower, .fencedLeaderEpoch, .unknownLeaderEpoch,
+        .unknownTopicID, .networkException, .kafkaStorageError,
+    ]
+
+    func completed(_ batches: [RecordAccumulator<Delivery>.Batch], _ outcome: Result<ProduceResponse?, any Error>,
+                   unbuildable: [(RecordAccumulator<Delivery>.Batch, ProduceError)]) async {
+        let now = nowMs()
+        for (batch, error) in unbuildable where accumulator.failed(batch, retriable: false, nowMs: now) {
+            fail([batch], error)
+        }
+        var endpoints: [(NodeID, String)] = []
+        switch outcome {
+        case .failure(let error):
+            for batch in batches {
+                forgetLeader(of: batch.partition, hint: nil)
+                if accumulator.failed(batch, retriable: true, nowMs: now) {
+                    fail([batch], ProduceError(.networkException, "\(error)"))
+                }
+            }
+        case .success(nil):
+            for batch in batches { deliver(batch, baseOffset: Offset(-1), logAppendTime: -1) }
+        case .success(let answer?):
+            endpoints = answer.nodeEndpoints.map { ($0.nodeId, ClusterClient.address($0.host, Int($0.port))) }
+            var byPartition: [TopicPartition: ProduceResponse.TopicProduceResponse.PartitionProduceResponse] = [:]
+            for topic in answer.responses {
+                for p in topic.partitionResponses { byPartition[TopicPartition(topic.name, p.index)] = p }
+            }
+            for batch in batches {
+                guard let p = byPartition[batch.partition] else {
+                    if accumulator.failed(batch, retriable: true, nowMs: now) {
+                        fail([batch], ProduceError(.unknownServerError, "the broker did not answer for \(batch.partition)"))
+                    }
+                    continue
+                }
+                let code = ErrorCode(rawValue: p.errorCode)
+                switch code {
+                case .none:
+                    deliver(batch, baseOffset: p.baseOffset, logAppendTime: p.logAppendTimeMs)
+                case .duplicateSequenceNumber:
+                    deliver(batch, baseOffset: Offset(-1), logAppendTime: -1)
+                case .outOfOrderSequenceNumber, .unknownProducerID:
+                    // The partition lost track of this producer: a new one numbers the batch again.
+                    accumulator.forgetProducer()
+                    if accumulator.failed(batch, retriable: true, nowMs: now) { fail([batch], Self.error(code, p, batch)) }
+                default:
+                    let retriable = Self.retriable.contains(code)
+                    if Self.leaderMoved.contains(code) { forgetLeader(of: batch.partition, hint: p.currentLeader.leaderId) }
+                    if accumulator.failed(batch, retriable: retriable, nowMs: now) { fail([batch], Self.error(code, p, batch)) }
+                }
+            }
+        }
+        let waiters = completionWaiters.values
+        completionWaiters.removeAll()
+        for waiter in waiters { waiter.resume() }
+        ring()
+        // KIP-951: the new leaders' addresses came with the answer.
+        for (node, address) in endpoints { await cluster.learn(node, at: address) }
+    }
+
+    static func error(_ code: ErrorCode, _ p: ProduceResponse.TopicProduceResponse.PartitionProduceResponse,
+                      _ batch: RecordAccumulator<Delivery>.Batch) -> ProduceError {
+        var message = p.errorMessage ?? "produce to \(batch.partition)"
+        for record in p.recordErrors {
+            message += "; record \(record.batchIndex): \(record.batchIndexErrorMessage ?? "refused")"
+        }
+        return ProduceError(code, message)
+    }
+
+    func deliver(_ batch: RecordAccumulator<Delivery>.Batch, baseOffset: Offset, logAppendTime: Int64) {
+        accumulator.succeeded(batch)
+        for (index, delivery) in batch.tokens.enumerated() {
+            let offset = baseOffset.value < 0 ? baseOffset : baseOffset + Int64(index)
+            let timestamp = logAppendTime >= 0 ? Timestamp(ms: logAppendTime) : batch.records[index].timestamp
+            delivery.complete(.success(RecordMetadata(topic: batch.partition.topic, partition: batch.partition.partition,
+                                                      offset: offset, timestamp: timestamp)))
+        }
+    }
+
+    func fail(_ batches: [RecordAccumulator<Delivery>.Batch], _ error: ProduceError) {
+        for batch in batches {
+            for delivery in batch.tokens { delivery.complete(.failure(error)) }
+        }
+    }
+
+    // MARK: waking
+
+    func ring() {
+        rung = true
+        if let sleeper {
+            self.sleeper = nil
+            sleeper.resume()
+        }
+    }
+
+    /// Sleeps until rung, or until `untilMs` (nil: only until rung).
+    func sleep(untilMs: Int64?) async {
+        if rung {
+            rung = false
+            return
+        }
+        let timer = untilMs.map { deadline in
+            let delay = max(0, deadline - nowMs())
+            return Task {
+                try? await Task.sleep(for: .milliseconds(delay))
+                if !Task.isCancelled { self.ring() }
+            }
+        }
+        await withCheckedContinuation { sleeper = $0 }
+        timer?.cancel()
+        rung = false
+    }
+
+    /// Waits until some batch completes, or until `untilMs`.
+    func waitForCompletion(untilMs: Int64?) async {
+        nextWaiter += 1
+        let id = nextWaiter
+        let timer = untilMs.map { deadline in
+            let delay = max(0, deadline - nowMs())
+            return Task {
+                try? await Task.sleep(for: .milliseconds(delay))
+                self.endWait(id)
+            }
+        }
+        await withCheckedContinuation { completionWaiters[id] = $0 }
+        timer?.cancel()
+    }
+
+    func endWait(_ id: UInt64) {
+        completionWaiters.removeValue(forKey: id)?.resume()
+    }
+}

@@ -1,0 +1,110 @@
+import BrookCore
+import BrookRecords
+
+/// A producer's settings, under the Java client's names and with its defaults.
+public struct ProducerConfig: Sendable {
+    /// `bootstrap.servers`: brokers to ask for the cluster's metadata first.
+    public var bootstrapServers: [String]
+    /// `client.id`
+    public var clientID = "brook-producer"
+    /// `acks`: 0 (no answer), 1 (the leader wrote it) or -1, `all` (every in-sync replica has it).
+    public var acks: Int16 = -1
+    /// `enable.idempotence`: batches carry a producer id and sequences, so a batch sent again
+    /// after a lost answer is written once. Needs acks=all. On unless set off, or unless acks is
+    /// set to something else (as the Java client does when idempotence was not asked for).
+    public var idempotent = true
+    /// `linger.ms`: how long a batch waits for more records before it goes.
+    public var lingerMs: Int64 = 5
+    /// `batch.size`: a batch's bytes at most (a larger record gets a batch of its own).
+    public var batchBytes = 16_384
+    /// `buffer.memory`: bytes of records waiting to be written, at most; `send` waits for room.
+    public var bufferBytes = 33_554_432
+    /// `max.request.size`: the largest record (and request) sent.
+    public var maxRequestBytes = 1_048_576
+    /// `compression.type` and `compression.<codec>.level`.
+    public var compression = CompressionCodec.none
+    public var compressionLevel: Int?
+    /// `request.timeout.ms`: how long the broker may take to answer a produce.
+    public var requestTimeoutMs: Int32 = 30_000
+    /// `delivery.timeout.ms`: a record not written this long after `send` fails.
+    public var deliveryTimeoutMs: Int64 = 120_000
+    /// `retry.backoff.ms`
+    public var retryBackoffMs: Int64 = 100
+    /// `max.block.ms`: how long `send` waits for metadata or for room in the buffer.
+    public var maxBlockMs: Int64 = 60_000
+    /// `metadata.max.age.ms`: metadata older than this is asked again.
+    public var metadataMaxAgeMs: Int64 = 300_000
+    /// `allow.auto.create.topics`: sending to a missing topic creates it where the broker allows.
+    public var allowAutoCreateTopics = true
+
+    public init(bootstrapServers: [String]) {
+        precondition(!bootstrapServers.isEmpty, "a producer needs a bootstrap server")
+        self.bootstrapServers = bootstrapServers
+    }
+
+    /// Settings given as the Java client's properties. Security settings
+    /// (`security.protocol`, `sasl.*`, `ssl.*`) are left to whoever opens the connections;
+    /// any other unknown name is an error.
+    public init(properties: [String: String]) throws {
+        guard let servers = properties["bootstrap.servers"]?.split(separator: ",").map({ String($0).trimmed }), !servers.isEmpty else {
+            throw ClientError("bootstrap.servers is required")
+        }
+        self.init(bootstrapServers: servers)
+        var idempotenceAsked: Bool?
+        var acksAsked = false
+        var levels: [String: Int] = [:]
+        for (name, value) in properties.sorted(by: { $0.key < $1.key }) {
+            func number(_ range: ClosedRange<Int64>) throws -> Int64 {
+                guard let n = Int64(value.trimmed), range.contains(n) else {
+                    throw ClientError("\(name)=\(value): expected a number in \(range.lowerBound)...\(range.upperBound)")
+                }
+                return n
+            }
+            switch name {
+            case "bootstrap.servers": break
+            case "client.id": clientID = value
+            case "acks":
+                switch value.trimmed.lowercased() {
+                case "all", "-1": acks = -1
+                case "1": acks = 1
+                case "0": acks = 0
+                default: throw ClientError("acks=\(value): expected 0, 1, all or -1")
+                }
+                acksAsked = true
+            case "enable.idempotence":
+                guard let flag = Bool(value.trimmed.lowercased()) else { throw ClientError("enable.idempotence=\(value): expected true or false") }
+                idempotenceAsked = flag
+            case "linger.ms": lingerMs = try number(0...3_600_000)
+            case "batch.size": batchBytes = Int(try number(1...(64 << 20)))
+            case "buffer.memory": bufferBytes = Int(try number(1024...(Int64(Int32.max))))
+            case "max.request.size": maxRequestBytes = Int(try number(1024...(Int64(Int32.max))))
+            case "compression.type":
+                guard let codec = CompressionCodec(name: value.trimmed.lowercased()) else {
+                    throw ClientError("compression.type=\(value): expected none, gzip, snappy, lz4 or zstd")
+                }
+                compression = codec
+            case "compression.gzip.level", "compression.lz4.level", "compression.zstd.level":
+                levels[name] = Int(try number(-131_072...22))
+            case "request.timeout.ms": requestTimeoutMs = Int32(try number(1...Int64(Int32.max)))
+            case "delivery.timeout.ms": deliveryTimeoutMs = try number(1...Int64(Int32.max))
+            case "retry.backoff.ms": retryBackoffMs = try number(0...3_600_000)
+            case "max.block.ms": maxBlockMs = try number(0...Int64(Int32.max))
+            case "metadata.max.age.ms": metadataMaxAgeMs = try number(1...Int64(Int32.max))
+            case "allow.auto.create.topics":
+                guard let flag = Bool(value.trimmed.lowercased()) else { throw ClientError("\(name)=\(value): expected true or false") }
+                allowAutoCreateTopics = flag
+            case _ where name == "security.protocol" || name.hasPrefix("sasl.") || name.hasPrefix("ssl."): break
+            default: throw ClientError("unknown producer setting \(name)")
+            }
+        }
+        compressionLevel = levels["compression.\(compression).level"]
+        if idempotenceAsked == true && acks != -1 { throw ClientError("enable.idempotence=true needs acks=all") }
+        idempotent = idempotenceAsked ?? !(acksAsked && acks != -1)
+    }
+
+    /// The accumulator's share of the settings.
+    var accumulator: RecordAccumulator<Delivery>.Settings {
+        RecordAccumulator.Settings(lingerMs: lingerMs, batchBytes: batchBytes, bufferBytes: bufferBytes,
+                                   deliveryTimeoutMs: deliveryTimeoutMs, retryBackoffMs: retryBackoffMs, idempotent: idempotent)
+    }
+}

@@ -1,0 +1,161 @@
+@testable import BrookClient
+import BrookCore
+import BrookRecords
+import Testing
+
+@Suite struct RecordAccumulatorTests {
+    typealias Accumulator = RecordAccumulator<Int>
+    let tp = TopicPartition("t", 0)
+    let leader = NodeID(1)
+
+    func record(_ bytes: Int) -> SimpleRecord {
+        SimpleRecord(key: nil, value: [UInt8](repeating: 7, count: bytes), timestamp: Timestamp(ms: 1))
+    }
+
+    func drained(_ a: inout Accumulator, at now: Int64) -> [Accumulator.Batch] {
+        a.drain(nowMs: now, leader: { _ in leader })[leader] ?? []
+    }
+
+    @Test func aBatchGoesWhenItLingeredOrIsFull() {
+        var a = Accumulator(.init(lingerMs: 5, batchBytes: 1000, idempotent: false))
+        do { let holds = a.append(record(100), token: 1, to: tp, nowMs: 0) == .added(wake: true); #expect(holds) }
+        do { let holds = a.append(record(100), token: 2, to: tp, nowMs: 1) == .added(wake: false); #expect(holds) }
+        do { let holds = drained(&a, at: 4).isEmpty; #expect(holds) }
+        #expect(a.nextDeadlineMs() == 5)
+        let batches = drained(&a, at: 5)
+        #expect(batches.map(\.tokens) == [[1, 2]])
+        // Full batches go without lingering; one per partition is in flight at a time.
+        var b = Accumulator(.init(lingerMs: 1000, batchBytes: 350, idempotent: false))
+        for token in 0..<6 { _ = b.append(record(100), token: token, to: tp, nowMs: 0) }
+        let first = drained(&b, at: 0)
+        #expect(first.count == 1 && first[0].tokens == [0, 1])
+        do { let holds = drained(&b, at: 0).isEmpty; #expect(holds) }
+        b.succeeded(first[0])
+        do { let holds = drained(&b, at: 0).map(\.tokens) == [[2, 3]]; #expect(holds) }
+    }
+
+    @Test func bufferMemoryBoundsWhatIsHeld() {
+        var a = Accumulator(.init(lingerMs: 0, batchBytes: 10_000, bufferBytes: 1000, idempotent: false))
+        var added = 0
+        while case .added = a.append(record(100), token: added, to: TopicPartition("t", Int32(added % 3)), nowMs: 0) { added += 1 }
+        #expect(a.usedBytes <= 1000)
+        #expect(added == 5)
+        for batch in drained(&a, at: 0) { a.succeeded(batch) }
+        do { let holds = a.append(record(100), token: 99, to: tp, nowMs: 0) != .noRoom; #expect(holds) }
+    }
+
+    @Test func idempotentBatchesAreNumberedInOrderAndKeepTheirNumbersWhenSentAgain() {
+        var a = Accumulator(.init(lingerMs: 0, retryBackoffMs: 100))
+        for token in 0..<3 { _ = a.append(record(10), token: token, to: tp, nowMs: 0) }
+        #expect(a.needsProducer)
+        do { let holds = drained(&a, at: 0).isEmpty; #expect(holds) }
+        a.useProducer(ProducerID(42), ProducerEpoch(0))
+        let first = drained(&a, at: 0)
+        #expect(first.map(\.producer.baseSequence) == [0])
+        // A leader moved: the batch goes again after the backoff, with the same sequence.
+        do { let holds = !a.failed(first[0], retriable: true, nowMs: 10); #expect(holds) }
+        do { let holds = drained(&a, at: 50).isEmpty; #expect(holds) }
+        let again = drained(&a, at: 110)
+        #expect(again.map(\.producer.baseSequence) == [0] && again[0].attempts == 2)
+        a.succeeded(again[0])
+        do { let holds = drained(&a, at: 110).map(\.producer.baseSequence) == [1]; #expect(holds) }
+    }
+
+    @Test func aBatchThatFailsForGoodStartsANewProducer() {
+        var a = Accumulator(.init(lingerMs: 0))
+        a.useProducer(ProducerID(42), ProducerEpoch(0))
+        for token in 0..<2 { _ = a.append(record(10), token: token, to: tp, nowMs: 0) }
+        let first = drained(&a, at: 0)
+        do { let holds = a.failed(first[0], retriable: false, nowMs: 0); #expect(holds) }
+        #expect(a.needsProducer)
+        a.useProducer(ProducerID(43), ProducerEpoch(0))
+        let next = drained(&a, at: 0)
+        #expect(next.map(\.producer.id) == [ProducerID(43)] && next.map(\.producer.baseSequence) == [0])
+    }
+
+    @Test func batchesOlderThanTheDeliveryTimeoutFail() {
+        var a = Accumulator(.init(lingerMs: 10, deliveryTimeoutMs: 1000, idempotent: false))
+        _ = a.append(record(10), token: 1, to: tp, nowMs: 0)
+        let sent = drained(&a, at: 10)
+        // A retriable failure past the timeout fails for good.
+        do { let holds = a.failed(sent[0], retriable: true, nowMs: 1000); #expect(holds) }
+        _ = a.append(record(10), token: 2, to: tp, nowMs: 2000)
+        do { let holds = a.expire(nowMs: 2999).isEmpty; #expect(holds) }
+        do { let holds = a.expire(nowMs: 3000).map(\.tokens) == [[2]]; #expect(holds) }
+        #expect(a.isEmpty)
+    }
+
+    @Test func sequencesWrapAtInt32Max() {
+        #expect(Accumulator.sequence(Int32.max - 1, plus: 3) == 1)
+        #expect(Accumulator.sequence(5, plus: 3) == 8)
+    }
+
+    /// A seeded run of appends, drains, successes, retriable and fatal failures: every record is
+    /// reported once, each partition's records are written in the order they came, each
+    /// producer's sequences on a partition follow on without a gap, and memory returns to zero.
+    @Test(arguments: 0..<20 as Range<UInt64>)
+    func aSeededRunKeepsOrderSequencesAndMemory(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        var a = Accumulator(.init(lingerMs: 3, batchBytes: 400, bufferBytes: 4000, deliveryTimeoutMs: 500, retryBackoffMs: 5))
+        let partitions = (0..<3).map { TopicPartition("t", $0) }
+        var producerID: Int64 = 1
+        a.useProducer(ProducerID(producerID), ProducerEpoch(0))
+        var inFlight: [Accumulator.Batch] = []
+        var written: [TopicPartition: [Int]] = [:]
+        var failed = Set<Int>()
+        var nextSequence: [TopicPartition: (ProducerID, Int32)] = [:]
+        var next = 0
+        var now: Int64 = 0
+        for _ in 0..<3000 {
+            now += Int64(random.next() % 3)
+            switch random.next() % 10 {
+            case 0..<5:
+                if case .added = a.append(record(Int(random.next() % 120)), token: next, to: partitions[Int(random.next() % 3)], nowMs: now) { next += 1 }
+            case 5..<7:
+                if a.needsProducer { producerID += 1; a.useProducer(ProducerID(producerID), ProducerEpoch(0)) }
+                inFlight += a.drain(nowMs: now, leader: { _ in leader })[leader] ?? []
+            case 7:
+                for batch in a.expire(nowMs: now) { failed.formUnion(batch.tokens) }
+            default:
+                guard !inFlight.isEmpty else { continue }
+                let batch = inFlight.remove(at: Int(random.next() % UInt64(inFlight.count)))
+                switch random.next() % 6 {
+                case 0..<4:
+                    // Written: the sequence follows the producer's last one on this partition.
+                    if let (id, expected) = nextSequence[batch.partition], id == batch.producer.id {
+                        #expect(batch.producer.baseSequence == expected)
+                    } else {
+                        #expect(batch.producer.baseSequence == 0)
+                    }
+                    nextSequence[batch.partition] = (batch.producer.id, batch.producer.baseSequence + Int32(batch.records.count))
+                    written[batch.partition, default: []] += batch.tokens
+                    a.succeeded(batch)
+                case 4:
+                    if a.failed(batch, retriable: true, nowMs: now) { failed.formUnion(batch.tokens) }
+                default:
+                    do { let holds = a.failed(batch, retriable: false, nowMs: now); #expect(holds) }
+                    failed.formUnion(batch.tokens)
+                }
+            }
+        }
+        // Drain everything out.
+        a.flushing = true
+        while !a.isEmpty {
+            now += 10
+            if a.needsProducer { producerID += 1; a.useProducer(ProducerID(producerID), ProducerEpoch(0)) }
+            inFlight += a.drain(nowMs: now, leader: { _ in leader })[leader] ?? []
+            for batch in a.expire(nowMs: now) { failed.formUnion(batch.tokens) }
+            for batch in inFlight {
+                written[batch.partition, default: []] += batch.tokens
+                a.succeeded(batch)
+            }
+            inFlight.removeAll()
+        }
+        let all = written.values.flatMap { $0 }
+        #expect(Set(all).count == all.count, "a record written twice")
+        #expect(Set(all).isDisjoint(with: failed))
+        #expect(Set(all).union(failed) == Set(0..<next), "a record without a report")
+        for tokens in written.values { #expect(tokens == tokens.sorted(), "a partition's records out of order") }
+        #expect(a.usedBytes == 0)
+    }
+}
