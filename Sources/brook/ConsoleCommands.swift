@@ -41,15 +41,17 @@ struct ProduceCommand: AsyncParsableCommand {
         var sent = 0
         var failures = 0
         var firstFailure: ProduceError?
+        // Reports come about in the order records were sent: look at the oldest ones only.
         func settle(all: Bool) {
-            deliveries.removeAll { delivery in
-                guard let result = delivery.result else { return false }
+            var done = 0
+            while done < deliveries.count, let result = deliveries[done].result {
                 if case .failure(let error) = result {
                     failures += 1
                     if firstFailure == nil { firstFailure = error }
                 }
-                return true
+                done += 1
             }
+            deliveries.removeFirst(done)
             precondition(!all || deliveries.isEmpty, "a record without a delivery report after close")
         }
         do {

@@ -35,7 +35,7 @@ struct PerfProduce: AsyncParsableCommand {
     @Option(name: .customLong("record-size"), help: "Value bytes per record.") var recordSize = 100
     @Option(help: "Records per second at most; -1 for no cap.") var throughput = -1
     @Option(help: "Acknowledgements: 0, 1 or all.") var acks = "1"
-    @Option(name: .customLong("batch-size"), help: "Bytes of records per batch (as the producer's batch.size).") var batchSize = 16_384
+    @Option(name: .customLong("batch-size"), help: "Bytes of records per batch (as the producer's batch.size; default 16384, or the library's own with --client library).") var batchSizeOption: Int?
     @Option(name: .customLong("max-in-flight"), help: "Requests awaiting an answer at once.") var maxInFlight = 5
     @Option(help: "Compress batches: none, gzip, snappy, lz4 or zstd.") var compression = "none"
     @Option(name: .customLong("compression-level"), help: "The codec's level (default: the codec's own).") var compressionLevel: Int?
@@ -43,14 +43,20 @@ struct PerfProduce: AsyncParsableCommand {
     var payload = "text"
     @Option(help: "Give records keys from this many distinct ones, in turn (for a compacted topic); 0 for none.")
     var keys = 0
+    @Option(name: .customLong("client"), help: "How records are sent: 'batches' (whole batches built here and sent to the bootstrap broker, --max-in-flight at once: the broker's cost alone) or 'library' (one record at a time through BrookClient's KafkaProducer, with linger.ms and batch.size: the client library's cost too).")
+    var sender = "batches"
+    @Option(name: .customLong("linger-ms"), help: "With --client library: the producer's linger.ms.") var lingerMs: Int64 = 5
 
     func run() async throws {
         let acks: Int16 = switch self.acks { case "all", "-1": -1; case "0": 0; case "1": 1; default: throw ValidationError("--acks takes 0, 1 or all") }
         let codec = try parseCodec(compression)
         guard payload == "text" || payload == "zeros" else { throw ValidationError("--payload takes text or zeros") }
+        let batchSize = batchSizeOption ?? 16_384
         guard numRecords > 0, recordSize >= 0, batchSize > 0, maxInFlight > 0, keys >= 0 else { throw ValidationError("counts must be positive") }
         let keyBytes = (0..<min(keys, numRecords)).map { Array("key-\($0)".utf8) }
         var nextKey = 0
+        guard sender == "batches" || sender == "library" else { throw ValidationError("--client takes batches or library") }
+        if sender == "library" { return try await runLibrary(codec: codec, keyBytes: keyBytes) }
         let connection = try await client.connect()
         let partitions = try await connection.partitionCounts([topic], create: true)[topic] ?? 1
         let perBatch = max(1, min(numRecords, batchSize / max(1, recordSize + 8)))
@@ -105,6 +111,74 @@ struct PerfProduce: AsyncParsableCommand {
         let seconds = now() - start
         let mb = Double(numRecords * recordSize) / 1_048_576
         print("\(numRecords) records sent, \(fixed(Double(numRecords) / seconds, 1)) records/sec (\(fixed(mb / seconds, 2)) MB/sec), \(fixed(latencies.average, 2)) ms avg latency, \(fixed(latencies.percentile(1), 2)) ms max latency, \(fixed(latencies.percentile(0.5), 2)) ms 50th, \(fixed(latencies.percentile(0.95), 2)) ms 95th, \(fixed(latencies.percentile(0.99), 2)) ms 99th, \(fixed(latencies.percentile(0.999), 2)) ms 99.9th.")
+    }
+}
+
+extension PerfProduce {
+    /// The load through KafkaProducer: records handed over 64 at a time, their delivery reports
+    /// checked as they come; one record's latency in 1024 (send to delivery report) sampled.
+    func runLibrary(codec: CompressionCodec, keyBytes: [[UInt8]]) async throws {
+        var properties = try self.client.commandSettings()
+        properties["bootstrap.servers"] = self.client.bootstrapServer
+        properties["acks"] = acks
+        if let batchSizeOption { properties["batch.size"] = "\(batchSizeOption)" }
+        properties["linger.ms"] = "\(lingerMs)"
+        properties["compression.type"] = "\(codec)"
+        if let compressionLevel { properties["compression.\(codec).level"] = "\(compressionLevel)" }
+        let config: ProducerConfig
+        do { config = try ProducerConfig(properties: properties) } catch { throw ValidationError("\(error)") }
+        let options = self.client
+        let producer = KafkaProducer(config) { address in try await options.connect(to: address) }
+        let values = payload == "zeros" ? [[UInt8](repeating: 0, count: recordSize)] : perfValues(count: 1000, size: recordSize)
+        let start = now()
+        let cpuBefore = cpuTimes()
+        var pending: [Delivery] = []
+        var failed = 0
+        var firstFailure: ProduceError?
+        var samples: [Task<Double, Never>] = []
+        // Reports come about in the order records were sent: look at the oldest ones only.
+        func settle() {
+            var done = 0
+            while done < pending.count, let result = pending[done].result {
+                if case .failure(let error) = result {
+                    failed += 1
+                    if firstFailure == nil { firstFailure = error }
+                }
+                done += 1
+            }
+            pending.removeFirst(done)
+        }
+        // Records go to the producer in chunks (one call each), as an application with many
+        // records at hand would give them.
+        let chunk = 64
+        var i = 0
+        while i < numRecords {
+            if throughput > 0 {
+                let wait = start + Double(i) / Double(throughput) - now()
+                if wait > 0 { try await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
+            }
+            let began = now()
+            let records = (i..<min(numRecords, i + chunk)).map { n in
+                ProducerRecord(topic: topic, key: keyBytes.isEmpty ? nil : keyBytes[n % keyBytes.count], value: values[n % values.count])
+            }
+            let deliveries = await producer.send(contentsOf: records)
+            pending += deliveries
+            if i % 1024 == 0, let sampled = deliveries.first {
+                samples.append(Task { _ = try? await sampled.metadata; return (now() - began) * 1000 })
+            }
+            i += records.count
+            if pending.count >= 100_000 { settle() }
+        }
+        await producer.close()
+        settle()
+        let seconds = now() - start
+        let cpuAfter = cpuTimes()
+        let cpu = cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system
+        var latencies = LatencyLog()
+        for sample in samples { latencies.add(await sample.value, records: 1) }
+        if let firstFailure { throw CommandFailure("\(failed) of \(numRecords) records not written: \(firstFailure)") }
+        let mb = Double(numRecords * recordSize) / 1_048_576
+        print("\(numRecords) records sent, \(fixed(Double(numRecords) / seconds, 1)) records/sec (\(fixed(mb / seconds, 2)) MB/sec), \(fixed(latencies.average, 2)) ms avg latency, \(fixed(latencies.percentile(1), 2)) ms max latency, \(fixed(latencies.percentile(0.5), 2)) ms 50th, \(fixed(latencies.percentile(0.99), 2)) ms 99th (one record in 1024); client CPU \(fixed(cpu, 2)) s, \(fixed(cpu / Double(numRecords) * 1e6, 2)) us per record.")
     }
 }
 

