@@ -37,23 +37,8 @@ struct ProduceCommand: AsyncParsableCommand {
         let config: ProducerConfig
         do { config = try ProducerConfig(properties: properties) } catch { throw ValidationError("\(error)") }
         let producer = KafkaProducer(config) { address in try await client.connect(to: address) }
-        var deliveries: [Delivery] = []
+        var tally = DeliveryTally()
         var sent = 0
-        var failures = 0
-        var firstFailure: ProduceError?
-        // Reports come about in the order records were sent: look at the oldest ones only.
-        func settle(all: Bool) {
-            var done = 0
-            while done < deliveries.count, let result = deliveries[done].result {
-                if case .failure(let error) = result {
-                    failures += 1
-                    if firstFailure == nil { firstFailure = error }
-                }
-                done += 1
-            }
-            deliveries.removeFirst(done)
-            precondition(!all || deliveries.isEmpty, "a record without a delivery report after close")
-        }
         do {
             while let line = readLine(strippingNewline: true) {
                 var key: [UInt8]? = nil
@@ -63,18 +48,19 @@ struct ProduceCommand: AsyncParsableCommand {
                     key = Array(split[0].utf8)
                     value = Array(split[1].utf8)
                 }
-                deliveries.append(try await producer.send(ProducerRecord(topic: topic, partition: partition, key: key, value: value, headers: headers)))
+                tally.add(try await producer.send(ProducerRecord(topic: topic, partition: partition, key: key, value: value, headers: headers)))
                 sent += 1
-                if deliveries.count >= 10_000 { settle(all: false) }
+                if tally.pending.count >= 10_000 { tally.settle() }
             }
         } catch {
             await producer.close()
             throw CommandFailure("\(error)")
         }
         await producer.close()
-        settle(all: true)
-        if let firstFailure {
-            throw CommandFailure("\(failures) of \(sent) records not written to \(topic): \(firstFailure)")
+        tally.settle()
+        precondition(tally.pending.isEmpty, "a record without a delivery report after close")
+        if let firstFailure = tally.firstFailure {
+            throw CommandFailure("\(tally.failed) of \(sent) records not written to \(topic): \(firstFailure)")
         }
         printError("brook produce: \(sent) records sent to \(topic)")
     }

@@ -132,22 +132,8 @@ extension PerfProduce {
         let values = payload == "zeros" ? [[UInt8](repeating: 0, count: recordSize)] : perfValues(count: 1000, size: recordSize)
         let start = now()
         let cpuBefore = cpuTimes()
-        var pending: [Delivery] = []
-        var failed = 0
-        var firstFailure: ProduceError?
+        var tally = DeliveryTally()
         var samples: [Task<Double, Never>] = []
-        // Reports come about in the order records were sent: look at the oldest ones only.
-        func settle() {
-            var done = 0
-            while done < pending.count, let result = pending[done].result {
-                if case .failure(let error) = result {
-                    failed += 1
-                    if firstFailure == nil { firstFailure = error }
-                }
-                done += 1
-            }
-            pending.removeFirst(done)
-        }
         // Records go to the producer in chunks (one call each), as an application with many
         // records at hand would give them.
         let chunk = 64
@@ -162,21 +148,21 @@ extension PerfProduce {
                 ProducerRecord(topic: topic, key: keyBytes.isEmpty ? nil : keyBytes[n % keyBytes.count], value: values[n % values.count])
             }
             let deliveries = await producer.send(contentsOf: records)
-            pending += deliveries
+            tally.add(contentsOf: deliveries)
             if i % 1024 == 0, let sampled = deliveries.first {
                 samples.append(Task { _ = try? await sampled.metadata; return (now() - began) * 1000 })
             }
             i += records.count
-            if pending.count >= 100_000 { settle() }
+            if tally.pending.count >= 100_000 { tally.settle() }
         }
         await producer.close()
-        settle()
+        tally.settle()
         let seconds = now() - start
         let cpuAfter = cpuTimes()
         let cpu = cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system
         var latencies = LatencyLog()
         for sample in samples { latencies.add(await sample.value, records: 1) }
-        if let firstFailure { throw CommandFailure("\(failed) of \(numRecords) records not written: \(firstFailure)") }
+        if let firstFailure = tally.firstFailure { throw CommandFailure("\(tally.failed) of \(numRecords) records not written: \(firstFailure)") }
         let mb = Double(numRecords * recordSize) / 1_048_576
         print("\(numRecords) records sent, \(fixed(Double(numRecords) / seconds, 1)) records/sec (\(fixed(mb / seconds, 2)) MB/sec), \(fixed(latencies.average, 2)) ms avg latency, \(fixed(latencies.percentile(1), 2)) ms max latency, \(fixed(latencies.percentile(0.5), 2)) ms 50th, \(fixed(latencies.percentile(0.99), 2)) ms 99th (one record in 1024); client CPU \(fixed(cpu, 2)) s, \(fixed(cpu / Double(numRecords) * 1e6, 2)) us per record.")
     }

@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import BROOK_BIN, die_with_parent, free_port
 
 SESSION_MS = 2000
@@ -178,6 +180,18 @@ class Cluster:
         for node in self.nodes.values():
             if node.up:
                 node.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """Three combined nodes (broker and controller) on free loopback ports, each stopped by
+    its PID at teardown, pass or fail. A test module takes it with `from brook_cluster import cluster`."""
+    c = Cluster(tmp_path)
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
 
 
 def reap(proc: subprocess.Popen) -> None:

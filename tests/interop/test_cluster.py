@@ -34,20 +34,10 @@ from pathlib import Path
 
 import pytest
 
-from brook_cluster import (HEARTBEAT_MS, SESSION_MS, Cluster, _procs, all_unfenced, java_hash_partition,
+from brook_cluster import (HEARTBEAT_MS, SESSION_MS, Cluster, _procs, all_unfenced, cluster, java_hash_partition,
                            partition_states, read_values, reap, settle)
 from brook_interop import ck_admin, ck_describe_cluster, unique_topic
 from conftest import BROOK_BIN, die_with_parent, free_port
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.stop()
-
 
 @pytest.mark.timeout(120)
 def test_three_nodes_form_a_cluster_and_clients_see_its_brokers(cluster):

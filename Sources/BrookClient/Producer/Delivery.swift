@@ -70,3 +70,33 @@ public final class Delivery: Sendable {
         for continuation in waiting { continuation.resume(with: result.mapError { $0 }) }
     }
 }
+
+/// The deliveries of records sent and not yet looked at, for a sender that does not await each
+/// one: `settle` counts the reports that came, oldest first (they come about in the order the
+/// records were sent, partition by partition), and keeps the rest.
+public struct DeliveryTally: Sendable {
+    public private(set) var pending: [Delivery] = []
+    public private(set) var written = 0
+    public private(set) var failed = 0
+    public private(set) var firstFailure: ProduceError?
+
+    public init() {}
+
+    public mutating func add(_ delivery: Delivery) { pending.append(delivery) }
+    public mutating func add(contentsOf deliveries: [Delivery]) { pending += deliveries }
+
+    /// Counts the reports at the front that came.
+    public mutating func settle() {
+        var done = 0
+        while done < pending.count, let result = pending[done].result {
+            switch result {
+            case .success: written += 1
+            case .failure(let error):
+                failed += 1
+                if firstFailure == nil { firstFailure = error }
+            }
+            done += 1
+        }
+        pending.removeFirst(done)
+    }
+}
