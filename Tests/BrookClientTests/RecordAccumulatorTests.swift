@@ -21,7 +21,7 @@ import Testing
         do { let holds = a.append(record(100), token: 1, to: tp, nowMs: 0) == .added(wake: true); #expect(holds) }
         do { let holds = a.append(record(100), token: 2, to: tp, nowMs: 1) == .added(wake: false); #expect(holds) }
         do { let holds = drained(&a, at: 4).isEmpty; #expect(holds) }
-        #expect(a.nextDeadlineMs() == 5)
+        #expect(a.nextDeadlineMs(leader: { _ in leader }) == 5)
         let batches = drained(&a, at: 5)
         #expect(batches.map(\.tokens) == [[1, 2]])
         // Full batches go without lingering; one per partition is in flight at a time.
@@ -103,6 +103,7 @@ import Testing
         var inFlight: [Accumulator.Batch] = []
         var written: [TopicPartition: [Int]] = [:]
         var failed = Set<Int>()
+        var reports: [Int: Int] = [:]  // token -> reports (written or failed): each exactly one
         var nextSequence: [TopicPartition: (ProducerID, Int32)] = [:]
         var next = 0
         var now: Int64 = 0
@@ -115,7 +116,7 @@ import Testing
                 if a.needsProducer { producerID += 1; a.useProducer(ProducerID(producerID), ProducerEpoch(0)) }
                 inFlight += a.drain(nowMs: now, leader: { _ in leader })[leader] ?? []
             case 7:
-                for batch in a.expire(nowMs: now) { failed.formUnion(batch.tokens) }
+                for batch in a.expire(nowMs: now) { failed.formUnion(batch.tokens); for t in batch.tokens { reports[t, default: 0] += 1 } }
             default:
                 guard !inFlight.isEmpty else { continue }
                 let batch = inFlight.remove(at: Int(random.next() % UInt64(inFlight.count)))
@@ -129,24 +130,30 @@ import Testing
                     }
                     nextSequence[batch.partition] = (batch.producer.id, batch.producer.baseSequence + Int32(batch.records.count))
                     written[batch.partition, default: []] += batch.tokens
+                    for t in batch.tokens { reports[t, default: 0] += 1 }
                     a.succeeded(batch)
                 case 4:
-                    if a.failed(batch, retriable: true, nowMs: now) { failed.formUnion(batch.tokens) }
+                    if a.failed(batch, retriable: true, nowMs: now) {
+                        failed.formUnion(batch.tokens)
+                        for t in batch.tokens { reports[t, default: 0] += 1 }
+                    }
                 default:
                     do { let holds = a.failed(batch, retriable: false, nowMs: now); #expect(holds) }
                     failed.formUnion(batch.tokens)
+                    for t in batch.tokens { reports[t, default: 0] += 1 }
                 }
             }
         }
         // Drain everything out.
-        a.flushing = true
+        _ = a.flush()
         while !a.isEmpty {
             now += 10
             if a.needsProducer { producerID += 1; a.useProducer(ProducerID(producerID), ProducerEpoch(0)) }
             inFlight += a.drain(nowMs: now, leader: { _ in leader })[leader] ?? []
-            for batch in a.expire(nowMs: now) { failed.formUnion(batch.tokens) }
+            for batch in a.expire(nowMs: now) { failed.formUnion(batch.tokens); for t in batch.tokens { reports[t, default: 0] += 1 } }
             for batch in inFlight {
                 written[batch.partition, default: []] += batch.tokens
+                for t in batch.tokens { reports[t, default: 0] += 1 }
                 a.succeeded(batch)
             }
             inFlight.removeAll()
@@ -157,5 +164,52 @@ import Testing
         #expect(Set(all).union(failed) == Set(0..<next), "a record without a report")
         for tokens in written.values { #expect(tokens == tokens.sorted(), "a partition's records out of order") }
         #expect(a.usedBytes == 0)
+        #expect(reports.values.allSatisfy { $0 == 1 } && reports.count == next, "a record reported twice, or never")
+    }
+
+    @Test func aPartitionInFlightOrWithoutALeaderSetsNoLingerDeadline() {
+        var a = Accumulator(.init(lingerMs: 5, batchBytes: 300, deliveryTimeoutMs: 1000, idempotent: false))
+        _ = a.append(record(100), token: 1, to: tp, nowMs: 0)
+        _ = a.append(record(100), token: 2, to: tp, nowMs: 0)   // the first batch is full, queued; the second open
+        let sent = drained(&a, at: 0)
+        #expect(sent.map(\.tokens) == [[1]])
+        // The open batch lingered out, but its partition has a batch in flight: no deadline but
+        // the expiry (else the sender would spin until the answer).
+        #expect(a.nextDeadlineMs(leader: { _ in leader }) == 1000)
+        a.succeeded(sent[0])
+        #expect(a.nextDeadlineMs(leader: { _ in leader }) == 5)
+        // Without a leader, only expiry counts (the metadata refresh wakes the sender).
+        #expect(a.nextDeadlineMs(leader: { _ in nil }) == 1000)
+    }
+
+    @Test func aFlushWaitsForTheBatchesMadeBeforeIt() {
+        var a = Accumulator(.init(lingerMs: 1000, idempotent: false))
+        _ = a.append(record(10), token: 1, to: tp, nowMs: 0)
+        let mark = a.flush()
+        #expect(a.hasBatches(before: mark))
+        // Ready at once, though it has not lingered.
+        let sent = drained(&a, at: 1)
+        #expect(sent.map(\.tokens) == [[1]])
+        // A record sent after the flush is not waited for, and lingers as usual.
+        _ = a.append(record(10), token: 2, to: TopicPartition("t", 1), nowMs: 1)
+        #expect(a.hasBatches(before: mark))
+        a.succeeded(sent[0])
+        #expect(!a.hasBatches(before: mark))
+        do { let holds = drained(&a, at: 2).isEmpty; #expect(holds) }
+    }
+
+    @Test func aBatchOfAnOlderProducerFailingLeavesTheCurrentOne() {
+        var a = Accumulator(.init(lingerMs: 0))
+        a.useProducer(ProducerID(1), ProducerEpoch(0))
+        _ = a.append(record(10), token: 1, to: tp, nowMs: 0)
+        _ = a.append(record(10), token: 2, to: TopicPartition("t", 1), nowMs: 0)
+        let old = drained(&a, at: 0)
+        #expect(old.count == 2)
+        // Partition 0's batch fails for good: the producer is forgotten, a new one comes.
+        do { let holds = a.failed(old[0], retriable: false, nowMs: 0); #expect(holds) }
+        a.useProducer(ProducerID(2), ProducerEpoch(0))
+        // Partition 1's batch, of producer 1, failing too says nothing of producer 2.
+        do { let holds = a.failed(old[1], retriable: false, nowMs: 0); #expect(holds) }
+        #expect(!a.needsProducer)
     }
 }

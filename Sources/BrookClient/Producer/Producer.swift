@@ -56,8 +56,10 @@ public actor KafkaProducer {
     var rung = false
     /// When the sender's pending timer fires (nil: none pending).
     var timerAtMs: Int64?
-    /// Sends and flushes waiting for a batch to complete.
+    /// Sends waiting for room in `buffer.memory`.
     var completionWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    /// Flushes waiting for their batches (each looks again at every completion).
+    var flushWaiters: [CheckedContinuation<Void, Never>] = []
     var nextWaiter: UInt64 = 0
 
     struct TopicLeaders {
@@ -134,6 +136,8 @@ public actor KafkaProducer {
         if sender == nil { sender = Task { await self.run() } }
         while true {
             if let fatal { throw fatal }
+            // `close` may have flushed while this send waited (for metadata or room).
+            guard !closing else { throw ProduceError(nil, "the producer is closed") }
             switch accumulator.append(simple, token: delivery, to: TopicPartition(record.topic, partition), nowMs: now) {
             case .added(let wake):
                 if wake { ring() }
@@ -166,13 +170,14 @@ public actor KafkaProducer {
         return deliveries
     }
 
-    /// Sends every queued record now (without waiting out `linger.ms`) and waits until none is
-    /// left: queued, in flight, or retried.
+    /// Sends every record queued so far now (without waiting out `linger.ms`) and waits until
+    /// each of them is written or failed (records sent meanwhile are not waited for).
     public func flush() async {
-        accumulator.flushing = true
+        let mark = accumulator.flush()
         ring()
-        while !accumulator.isEmpty { await waitForCompletion(untilMs: nil) }
-        if !closing { accumulator.flushing = false }
+        while accumulator.hasBatches(before: mark) {
+            await withCheckedContinuation { flushWaiters.append($0) }
+        }
     }
 
     /// Sends what is queued, waits for it, and closes the connections. Sends after this fail.
@@ -250,6 +255,7 @@ public actor KafkaProducer {
             if !expired.isEmpty {
                 fail(expired, ProduceError(.requestTimedOut, "not written within delivery.timeout.ms (\(config.deliveryTimeoutMs) ms)"))
                 resumeWaiters()
+                resumeFlushWaiters()
             }
             if fatal != nil {
                 break
@@ -266,7 +272,7 @@ public actor KafkaProducer {
             for (node, batches) in accumulator.drain(nowMs: now, leader: { leader(of: $0) }).sorted(by: { $0.key < $1.key }) {
                 Task { await self.produce(batches, to: node) }
             }
-            var deadline = accumulator.nextDeadlineMs()
+            var deadline = accumulator.nextDeadlineMs(leader: { leader(of: $0) })
             if accumulator.waitingPartitions.contains(where: { leader(of: $0) == nil }) {
                 deadline = min(deadline ?? .max, nowMs() + max(config.retryBackoffMs, 10))
             }
@@ -293,44 +299,63 @@ public actor KafkaProducer {
         await sleep(untilMs: nowMs() + max(config.retryBackoffMs, 10))
     }
 
+    /// After a fatal error: every batch not in flight fails with it (those in flight fail as
+    /// they come back), and every wait ends.
     func failEverything(_ error: ProduceError) {
-        accumulator.flushing = true
         fail(accumulator.expire(nowMs: .max / 2), error)
         for waiter in completionWaiters.values { waiter.resume() }
         completionWaiters.removeAll()
+        resumeFlushWaiters()
     }
 
-    /// Sends one leader its batches, one per partition, in one request. Runs off the actor:
-    /// batches are encoded (and compressed) here.
+    func resumeFlushWaiters() {
+        let waiting = flushWaiters
+        flushWaiters.removeAll()
+        for waiter in waiting { waiter.resume() }
+    }
+
+    /// Sends one leader its batches, one per partition, in as few requests as
+    /// `max.request.size` allows (a batch larger than that alone goes in its own). Runs off the
+    /// actor: batches are encoded (and compressed) here.
     nonisolated func produce(_ batches: [RecordAccumulator<Delivery>.Batch], to node: NodeID) async {
-        var byTopic: [String: [ProduceRequest.TopicProduceData.PartitionProduceData]] = [:]
         var unbuildable: [(RecordAccumulator<Delivery>.Batch, ProduceError)] = []
-        var sent: [RecordAccumulator<Delivery>.Batch] = []
+        var requests: [[(batch: RecordAccumulator<Delivery>.Batch, bytes: [UInt8])]] = [[]]
+        var requestBytes = 0
         for batch in batches {
             do {
                 let bytes = try RecordBatchBuilder.build(baseOffset: .zero, records: batch.records, compression: config.compression,
                                                          level: config.compressionLevel, producer: batch.producer)
-                byTopic[batch.partition.topic, default: []].append(.init(index: batch.partition.partition, records: .bytes(ByteBuffer(bytes: bytes))))
-                sent.append(batch)
+                if !requests[requests.count - 1].isEmpty && requestBytes + bytes.count > config.maxRequestBytes {
+                    requests.append([])
+                    requestBytes = 0
+                }
+                requests[requests.count - 1].append((batch, bytes))
+                requestBytes += bytes.count
             } catch {
                 unbuildable.append((batch, ProduceError(nil, "cannot compress with \(config.compression): \(error)")))
             }
         }
-        let request = ProduceRequest(acks: config.acks, timeoutMs: config.requestTimeoutMs,
-                                     topicData: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitionData: $0.value) })
-        var outcome: Result<ProduceResponse?, any Error> = .success(nil)
-        if !sent.isEmpty {
-            do {
-                if config.acks == 0 {
-                    try await cluster.sendWithoutResponse(request, toNode: node)
-                } else {
-                    outcome = .success(try await cluster.send(request, toNode: node, timeoutMs: Int64(config.requestTimeoutMs) + 5_000))
-                }
-            } catch {
-                outcome = .failure(error)
+        for (index, contents) in requests.enumerated() {
+            var byTopic: [String: [ProduceRequest.TopicProduceData.PartitionProduceData]] = [:]
+            for (batch, bytes) in contents {
+                byTopic[batch.partition.topic, default: []].append(.init(index: batch.partition.partition, records: .bytes(ByteBuffer(bytes: bytes))))
             }
+            let request = ProduceRequest(acks: config.acks, timeoutMs: config.requestTimeoutMs,
+                                         topicData: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitionData: $0.value) })
+            var outcome: Result<ProduceResponse?, any Error> = .success(nil)
+            if !contents.isEmpty {
+                do {
+                    if config.acks == 0 {
+                        try await cluster.sendWithoutResponse(request, toNode: node)
+                    } else {
+                        outcome = .success(try await cluster.send(request, toNode: node, timeoutMs: Int64(config.requestTimeoutMs) + 5_000))
+                    }
+                } catch {
+                    outcome = .failure(error)
+                }
+            }
+            await completed(contents.map(\.batch), outcome, unbuildable: index == 0 ? unbuildable : [])
         }
-        await completed(sent, outcome, unbuildable: unbuildable)
     }
 
     /// Codes a batch is sent again for (the Java client's retriable errors for Produce).
@@ -356,8 +381,8 @@ public actor KafkaProducer {
         case .failure(let error):
             for batch in batches {
                 forgetLeader(of: batch.partition, hint: nil)
-                if accumulator.failed(batch, retriable: true, nowMs: now) {
-                    fail([batch], ProduceError(.networkException, "\(error)"))
+                if accumulator.failed(batch, retriable: fatal == nil, nowMs: now) {
+                    fail([batch], fatal ?? ProduceError(.networkException, "\(error)"))
                 }
             }
         case .success(nil):
@@ -370,7 +395,7 @@ public actor KafkaProducer {
             }
             for batch in batches {
                 guard let p = byPartition[batch.partition] else {
-                    if accumulator.failed(batch, retriable: true, nowMs: now) {
+                    if accumulator.failed(batch, retriable: fatal == nil, nowMs: now) {
                         fail([batch], ProduceError(.unknownServerError, "the broker did not answer for \(batch.partition)"))
                     }
                     continue
@@ -383,16 +408,18 @@ public actor KafkaProducer {
                     deliver(batch, baseOffset: Offset(-1), logAppendTime: -1)
                 case .outOfOrderSequenceNumber, .unknownProducerID:
                     // The partition lost track of this producer: a new one numbers the batch again.
-                    accumulator.forgetProducer()
-                    if accumulator.failed(batch, retriable: true, nowMs: now) { fail([batch], Self.error(code, p, batch)) }
+                    if accumulator.isCurrent(batch.producer) { accumulator.forgetProducer() }
+                    if accumulator.failed(batch, retriable: fatal == nil, nowMs: now) { fail([batch], Self.error(code, p, batch)) }
                 default:
-                    let retriable = Self.retriable.contains(code)
+                    // After a fatal error nothing is sent again: the sender has stopped.
+                    let retriable = Self.retriable.contains(code) && fatal == nil
                     if Self.leaderMoved.contains(code) { forgetLeader(of: batch.partition, hint: p.currentLeader.leaderId) }
                     if accumulator.failed(batch, retriable: retriable, nowMs: now) { fail([batch], Self.error(code, p, batch)) }
                 }
             }
         }
         resumeWaiters()
+        resumeFlushWaiters()
         ring()
         // KIP-951: the new leaders' addresses came with the answer.
         for (node, address) in endpoints { await cluster.learn(node, at: address) }

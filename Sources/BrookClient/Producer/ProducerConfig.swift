@@ -106,9 +106,13 @@ public struct ProducerConfig: Sendable {
         idempotent = idempotenceAsked ?? !(acksAsked && acks != -1)
     }
 
+    /// Idempotence needs acks=all: set on the struct with other acks, it is off (as the Java
+    /// client does when it was not asked for; `init(properties:)` refuses asking for both).
+    public var isIdempotent: Bool { idempotent && acks == -1 }
+
     /// The accumulator's share of the settings.
     var accumulator: RecordAccumulator<Delivery>.Settings {
         RecordAccumulator.Settings(lingerMs: lingerMs, batchBytes: batchBytes, bufferBytes: bufferBytes,
-                                   deliveryTimeoutMs: deliveryTimeoutMs, retryBackoffMs: retryBackoffMs, idempotent: idempotent)
+                                   deliveryTimeoutMs: deliveryTimeoutMs, retryBackoffMs: retryBackoffMs, idempotent: isIdempotent)
     }
 }

@@ -102,6 +102,8 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
             return removed
         }
 
+        func contains(where matches: (Batch) -> Bool) -> Bool { items[head...].contains(where: matches) }
+
         /// Every queued batch loses its sequence (a new producer numbers them again).
         mutating func clearSequences() {
             for i in head..<items.count { items[i].producer = .none }
@@ -145,15 +147,16 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         }
 
         /// The batch to send now, if none is in flight: the oldest closed one (unless it waits
-        /// out a retry backoff), or the open one once it lingered (at once while `flushing`);
+        /// out a retry backoff), or the open one once it lingered (at once if it is older than a
+        /// flush's mark, `flushBefore`);
         /// numbered from the partition's next sequence if it has no sequence yet.
-        mutating func take(nowMs: Int64, flushing: Bool, settings: Settings, producer: (id: ProducerID, epoch: ProducerEpoch)?) -> Batch? {
+        mutating func take(nowMs: Int64, flushBefore: UInt64, settings: Settings, producer: (id: ProducerID, epoch: ProducerEpoch)?) -> Batch? {
             guard inFlight == nil else { return nil }
             var batch: Batch
             if let first = queued.first {
                 guard first.retryAtMs <= nowMs else { return nil }
                 batch = queued.popFirst()
-            } else if let lingering = open, flushing || nowMs - lingering.createdMs >= settings.lingerMs {
+            } else if let lingering = open, lingering.id < flushBefore || nowMs - lingering.createdMs >= settings.lingerMs {
                 batch = lingering
                 open = nil
             } else {
@@ -177,16 +180,38 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     /// The producer id and epoch idempotent batches are stamped with (nil: none yet, or the
     /// last one's sequences became unknown; see `needsProducer`).
     public private(set) var producer: (id: ProducerID, epoch: ProducerEpoch)?
-    /// While true every open batch is ready (a flush or close is waiting for them).
-    public var flushing = false
+    /// Open batches made before this batch id are ready at once (a flush waits for them).
+    public private(set) var flushBefore: UInt64 = 0
 
     public init(_ settings: Settings) { self.settings = settings }
+
+    /// Every batch made so far is ready at once; returns the mark to wait on with
+    /// `hasBatches(before:)` (records appended later are not waited for).
+    public mutating func flush() -> UInt64 {
+        flushBefore = max(flushBefore, nextBatchID)
+        return nextBatchID
+    }
+
+    /// Some batch made before `mark` is open, queued or in flight.
+    public func hasBatches(before mark: UInt64) -> Bool {
+        lanes.values.contains { lane in
+            (lane.open.map { $0.id < mark } ?? false) || (lane.inFlight.map { $0 < mark } ?? false)
+                || lane.queued.contains { $0.id < mark }
+        }
+    }
 
     /// The estimated bytes a record adds to a batch (its fields, and the varints around them).
     public static func bytes(of record: SimpleRecord) -> Int {
         var total = 21 + (record.key?.count ?? 0) + (record.value?.count ?? 0)
         for header in record.headers { total += 10 + header.key.count + (header.value?.count ?? 0) }
         return total
+    }
+
+    /// `stamp` numbers a batch under the current producer (a batch of an older one failing says
+    /// nothing of the current one's sequences).
+    func isCurrent(_ stamp: RecordBatchBuilder.Producer) -> Bool {
+        guard settings.idempotent, stamp.baseSequence >= 0, let producer else { return false }
+        return stamp.id == producer.id && stamp.epoch == producer.epoch
     }
 
     /// An idempotent producer needs an id before anything more is handed out.
@@ -231,13 +256,13 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
 
     /// The batches to send now, by the leader `leader` names (partitions without one wait):
     /// per partition with none in flight, its oldest closed batch, or its open one once it
-    /// lingered `linger.ms` (at once while `flushing`), unless it waits out a retry backoff.
+    /// lingered `linger.ms` (at once if a flush waits for it), unless it waits out a retry backoff.
     public mutating func drain(nowMs: Int64, leader: (TopicPartition) -> NodeID?) -> [NodeID: [Batch]] {
         guard !needsProducer else { return [:] }
         var out: [NodeID: [Batch]] = [:]
         for key in lanes.keys.sorted() {
             guard let node = leader(key),
-                  let batch = lanes[key]!.take(nowMs: nowMs, flushing: flushing, settings: settings, producer: producer)
+                  let batch = lanes[key]!.take(nowMs: nowMs, flushBefore: flushBefore, settings: settings, producer: producer)
             else { continue }
             out[node, default: []].append(batch)
         }
@@ -269,7 +294,7 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
             return false
         }
         finish(batch)
-        if settings.idempotent && batch.producer.baseSequence >= 0 { forgetProducer() }
+        if isCurrent(batch.producer) { forgetProducer() }
         return true
     }
 
@@ -302,18 +327,25 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
             lanes[key] = lane
         }
         for batch in expired { usedBytes -= batch.bytes }
-        if expired.contains(where: { $0.producer.baseSequence >= 0 }) { forgetProducer() }
+        if expired.contains(where: { isCurrent($0.producer) }) { forgetProducer() }
         return expired
     }
 
     /// When `drain` or `expire` next has something to do for batches not in flight (nil: not
-    /// before a batch completes or a record comes).
-    public func nextDeadlineMs() -> Int64? {
+    /// before a batch completes or a record comes). A partition with a batch in flight, or
+    /// without a leader, counts only for expiry: its completion, or the metadata, wakes the
+    /// sender for the rest (counting its linger would have the sender spin).
+    public func nextDeadlineMs(leader: (TopicPartition) -> NodeID?) -> Int64? {
         var next: Int64?
         func consider(_ t: Int64) { next = min(next ?? t, t) }
-        for lane in lanes.values {
-            if let open = lane.open { consider(flushing ? 0 : open.createdMs + settings.lingerMs) }
-            if lane.inFlight == nil, let first = lane.queued.first { consider(first.retryAtMs) }
+        for (key, lane) in lanes {
+            if lane.inFlight == nil && leader(key) != nil {
+                if let first = lane.queued.first {
+                    consider(first.retryAtMs)
+                } else if let open = lane.open {
+                    consider(open.id < flushBefore ? 0 : open.createdMs + settings.lingerMs)
+                }
+            }
             // The oldest batch is the first queued one, or else the open one.
             if let oldest = lane.queued.first ?? lane.open { consider(oldest.createdMs + settings.deliveryTimeoutMs) }
         }
