@@ -177,17 +177,27 @@ def closed_by_server(s: socket.socket, timeout: float = STEP) -> list:
         return seen
 
 
-def find_records(bootstrap: str, topic: str, key: bytes, wait: float = 8.0) -> list:
-    """Every record of `topic` with `key`, read for `wait` seconds (other tests share the topic)."""
+def find_records(bootstrap: str, topic: str, key: bytes, wait: float = 8.0, at_least: int = 0) -> list:
+    """Every record of `topic` with `key`, read for `wait` seconds (other tests share the topic),
+    and longer (up to STEP) until `at_least` of them came and then none for a second: joining the
+    group can take seconds on a loaded machine."""
     c = ck_consumer(bootstrap)
     c.subscribe([topic])
     found = []
-    deadline = time.monotonic() + wait
+    start = last = time.monotonic()
+
+    def reading() -> bool:
+        now = time.monotonic()
+        if now < start + wait:
+            return True
+        return at_least > 0 and now < start + STEP and (len(found) < at_least or now < last + 1.0)
+
     try:
-        while time.monotonic() < deadline:
+        while reading():
             m = c.poll(0.5)
             if m is not None and not m.error() and m.key() == key:
                 found.append(m)
+                last = time.monotonic()
     finally:
         c.close()
     return found
@@ -691,7 +701,7 @@ def test_qos2_written_before_a_crash_is_not_written_again(broker_factory):
 
     s = raw_connect(port, client, flags=0)  # clean session 0: persistent
     exchange(s, 1, b"one")
-    [*_, before] = find_records(b.bootstrap, "mqtt-sessions", client, wait=4.0)
+    [*_, before] = find_records(b.bootstrap, "mqtt-sessions", client, wait=4.0, at_least=1)
     s.sendall(packet(0x34, s16(topic.encode()) + (2).to_bytes(2, "big") + b"two"))
     assert read_packet(s) == (0x50, b"\x00\x02")  # written, and its record too
     producer = ck_producer(b.bootstrap)
