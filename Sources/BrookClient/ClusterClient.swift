@@ -45,8 +45,13 @@ public actor ClusterClient {
     /// Sends `request` over the connection to `address`; a failure drops the connection and is
     /// rethrown.
     public func send<R: KafkaRequest>(_ request: R, to address: String) async throws -> R.Response {
+        try await using(address) { try await $0.send(request) }
+    }
+
+    /// Runs `body` on the connection to `address`; a failure drops the connection and is rethrown.
+    func using<T: Sendable>(_ address: String, _ body: (BrokerConnection) async throws -> T) async throws -> T {
         let connection = try await connection(to: address)
-        do { return try await connection.send(request) } catch {
+        do { return try await body(connection) } catch {
             await drop(address)
             throw error
         }
@@ -68,22 +73,12 @@ public actor ClusterClient {
     /// As `send(_:toNode:)`, the answer awaited `timeoutMs` at most (then the connection is
     /// closed, which fails what else waits on it: a broker that stopped answering).
     public func send<R: KafkaRequest>(_ request: R, toNode node: NodeID, timeoutMs: Int64) async throws -> R.Response {
-        let address = try await address(of: node)
-        let connection = try await connection(to: address)
-        do { return try await connection.send(request, timeoutMs: timeoutMs) } catch {
-            await drop(address)
-            throw error
-        }
+        try await using(try await address(of: node)) { try await $0.send(request, timeoutMs: timeoutMs) }
     }
 
     /// Sends a request that gets no answer (produce with acks=0) to `node`.
     public func sendWithoutResponse<R: KafkaRequest>(_ request: R, toNode node: NodeID) async throws {
-        let address = try await address(of: node)
-        let connection = try await connection(to: address)
-        do { try await connection.sendWithoutResponse(request) } catch {
-            await drop(address)
-            throw error
-        }
+        try await using(try await address(of: node)) { try await $0.sendWithoutResponse(request) }
     }
 
     func address(of node: NodeID) async throws -> String {
@@ -147,15 +142,8 @@ public actor ClusterClient {
     /// Records of `topic`'s `partition` from `offset`, from its leader (at most about
     /// `maxBytes`).
     public func fetch(topic: String, partition: Int32, leader: NodeID, from offset: Offset, maxBytes: Int32) async throws -> [ConsumedRecord] {
-        if addresses[leader] == nil { _ = try await metadata(topics: []) }
-        guard let address = addresses[leader] else { throw ClientError("broker \(leader) is not in the cluster's metadata") }
-        let connection = try await connection(to: address)
-        do {
-            return try await connection.fetch(topic: topic, offsets: [partition: offset], maxWaitMs: 0, minBytes: 0,
-                                              partitionMaxBytes: maxBytes).records
-        } catch {
-            await drop(address)
-            throw error
+        try await using(try await address(of: leader)) {
+            try await $0.fetch(topic: topic, offsets: [partition: offset], maxWaitMs: 0, minBytes: 0, partitionMaxBytes: maxBytes).records
         }
     }
 

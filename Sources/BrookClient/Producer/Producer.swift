@@ -373,17 +373,13 @@ public actor KafkaProducer {
     func completed(_ batches: [RecordAccumulator<Delivery>.Batch], _ outcome: Result<ProduceResponse?, any Error>,
                    unbuildable: [(RecordAccumulator<Delivery>.Batch, ProduceError)]) async {
         let now = nowMs()
-        for (batch, error) in unbuildable where accumulator.failed(batch, retriable: false, nowMs: now) {
-            fail([batch], error)
-        }
+        for (batch, error) in unbuildable { retryOrFail(batch, retriable: false, error, nowMs: now) }
         var endpoints: [(NodeID, String)] = []
         switch outcome {
         case .failure(let error):
             for batch in batches {
                 forgetLeader(of: batch.partition, hint: nil)
-                if accumulator.failed(batch, retriable: fatal == nil, nowMs: now) {
-                    fail([batch], fatal ?? ProduceError(.networkException, "\(error)"))
-                }
+                retryOrFail(batch, retriable: true, fatal ?? ProduceError(.networkException, "\(error)"), nowMs: now)
             }
         case .success(nil):
             for batch in batches { deliver(batch, baseOffset: Offset(-1), logAppendTime: -1) }
@@ -395,9 +391,7 @@ public actor KafkaProducer {
             }
             for batch in batches {
                 guard let p = byPartition[batch.partition] else {
-                    if accumulator.failed(batch, retriable: fatal == nil, nowMs: now) {
-                        fail([batch], ProduceError(.unknownServerError, "the broker did not answer for \(batch.partition)"))
-                    }
+                    retryOrFail(batch, retriable: true, ProduceError(.unknownServerError, "the broker did not answer for \(batch.partition)"), nowMs: now)
                     continue
                 }
                 let code = ErrorCode(rawValue: p.errorCode)
@@ -409,12 +403,10 @@ public actor KafkaProducer {
                 case .outOfOrderSequenceNumber, .unknownProducerID:
                     // The partition lost track of this producer: a new one numbers the batch again.
                     if accumulator.isCurrent(batch.producer) { accumulator.forgetProducer() }
-                    if accumulator.failed(batch, retriable: fatal == nil, nowMs: now) { fail([batch], Self.error(code, p, batch)) }
+                    retryOrFail(batch, retriable: true, Self.error(code, p, batch), nowMs: now)
                 default:
-                    // After a fatal error nothing is sent again: the sender has stopped.
-                    let retriable = Self.retriable.contains(code) && fatal == nil
                     if Self.leaderMoved.contains(code) { forgetLeader(of: batch.partition, hint: p.currentLeader.leaderId) }
-                    if accumulator.failed(batch, retriable: retriable, nowMs: now) { fail([batch], Self.error(code, p, batch)) }
+                    retryOrFail(batch, retriable: Self.retriable.contains(code), Self.error(code, p, batch), nowMs: now)
                 }
             }
         }
@@ -423,6 +415,12 @@ public actor KafkaProducer {
         ring()
         // KIP-951: the new leaders' addresses came with the answer.
         for (node, address) in endpoints { await cluster.learn(node, at: address) }
+    }
+
+    /// A failed batch goes back to be sent again if `retriable` (and the producer can still
+    /// send: after a fatal error the sender has stopped); otherwise its records fail with `error`.
+    func retryOrFail(_ batch: RecordAccumulator<Delivery>.Batch, retriable: Bool, _ error: @autoclosure () -> ProduceError, nowMs: Int64) {
+        if accumulator.failed(batch, retriable: retriable && fatal == nil, nowMs: nowMs) { fail([batch], error()) }
     }
 
     static func error(_ code: ErrorCode, _ p: ProduceResponse.TopicProduceResponse.PartitionProduceResponse,
