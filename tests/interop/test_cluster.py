@@ -1371,14 +1371,23 @@ def test_a_replica_moves_to_another_log_dir_of_its_broker(tmp_path):
         # Broker 1's replicas of __consumer_offsets move too, under a group that has committed.
         # (The topic was made just now by read_values' consumer: wait until each partition has
         # its leader in the metadata, or no group is seen to have broker 1 as coordinator.)
+        # Broker 1 hosts its replicas only once it has applied the topic's records, which may be
+        # after another broker's metadata names the leaders (once on CI: DescribeLogDirs listed
+        # none of them yet, and no group could be placed): wait until it lists every one.
+        def offsets_hosted_by_1() -> "dict[int, str]":
+            return {p["partition_index"]: entry["log_dir"] for entry in kp.describe_log_dirs(brokers=[1])[0]["log_dirs"]
+                    for t in entry["topics"] if t["name"] == "__consumer_offsets" for p in t["partitions"]
+                    if not p["is_future_key"]}
+
         deadline = time.monotonic() + 30
-        while not ((leaders := {p: state[0] for p, state in partition_states(bootstraps, "__consumer_offsets").items()})
-                   and len(leaders) == 50 and all(leader in (1, 2, 3) for leader in leaders.values())):
-            assert time.monotonic() < deadline, leaders
+        while not ((states := partition_states(bootstraps, "__consumer_offsets"))
+                   and len(states) == 50 and all(state[0] in (1, 2, 3) for state in states.values())
+                   and set(hosted := offsets_hosted_by_1()) == {p for p, state in states.items() if 1 in state[1]}):
+            assert time.monotonic() < deadline, (states, offsets_hosted_by_1())
             time.sleep(0.3)
-        offsets_replicas = [p["partition_index"] for entry in kp.describe_log_dirs(brokers=[1])[0]["log_dirs"]
-                            for t in entry["topics"] if t["name"] == "__consumer_offsets" for p in t["partitions"]
-                            if Path(entry["log_dir"]).resolve() != Path(target).resolve()]
+        leaders = {p: state[0] for p, state in states.items()}
+        offsets_replicas = [p for p, log_dir in hosted.items() if Path(log_dir).resolve() != Path(target).resolve()]
+        assert offsets_replicas, hosted
         # Broker 1 may lead none of them (once on CI: the topic was placed while broker 1 was
         # busy): the preferred leaders are elected, broker 1 first among its own replicas.
         deadline = time.monotonic() + 30
