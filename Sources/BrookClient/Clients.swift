@@ -63,7 +63,7 @@ extension BrokerConnection {
                 }
                 highWatermarks[p.partitionIndex] = p.highWatermark
                 if case .bytes(let bytes)? = p.records, let from = offsets[p.partitionIndex] {
-                    records += try RecordDecoding.records(in: bytes, partition: p.partitionIndex, from: from)
+                    records += try RecordDecoding.records(in: bytes, topic: topic, partition: p.partitionIndex, from: from)
                 }
             }
         }

@@ -4,36 +4,79 @@ import NIOCore
 
 /// A record as a consumer sees it.
 public struct ConsumedRecord: Sendable {
+    public var topic: String
     public var partition: Int32
     public var offset: Offset
     public var timestamp: Timestamp
     public var key: [UInt8]?
     public var value: [UInt8]?
     public var headers: [SimpleRecord.Header]
+
+    public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
+}
+
+/// What one partition's fetched bytes hold for a consumer.
+public struct FetchedRecords: Sendable {
+    /// The records at or after the fetch's offset, in order: control batches, and in
+    /// read_committed the batches of aborted transactions, left out.
+    public var records: [ConsumedRecord]
+    /// Where the next fetch starts: past the last whole batch (a control batch or an aborted
+    /// one included), or the fetch's own offset when no whole batch came.
+    public var nextOffset: Offset
 }
 
 public enum RecordDecoding {
     /// The records at or after `from` in fetched batches (compressed ones decompressed). A
     /// partial batch at the end (a fetch cut at max bytes) is skipped; a damaged batch is an error.
-    public static func records(in buffer: ByteBuffer, partition: Int32, from: Offset) throws -> [ConsumedRecord] {
-        try buffer.withUnsafeReadableBytes { bytes in
+    public static func records(in buffer: ByteBuffer, topic: String, partition: Int32, from: Offset) throws -> [ConsumedRecord] {
+        try decode(buffer, topic: topic, partition: partition, from: from).records
+    }
+
+    /// Decodes one partition's fetched batches from `from`. With `aborted` (a read_committed
+    /// fetch's aborted transactions: producer id and first offset), the transactional batches of
+    /// each from its first offset up to its abort marker are skipped. With `verifyingCRC`, a
+    /// batch whose CRC-32C does not match its bytes is an error (`check.crcs`).
+    public static func decode(_ buffer: ByteBuffer, topic: String, partition: Int32, from: Offset,
+                              aborted: [(producer: ProducerID, firstOffset: Offset)]? = nil,
+                              verifyingCRC: Bool = false) throws -> FetchedRecords {
+        var pending = (aborted ?? []).sorted { $0.firstOffset < $1.firstOffset }[...]
+        var open: Set<ProducerID> = []
+        return try buffer.withUnsafeReadableBytes { bytes in
             var out: [ConsumedRecord] = []
+            var next = from
             let decodable = try RecordBatchHeader.forEachBatch(in: bytes) { header, batch throws(ClientError) in
-                if header.attributes.isControl { return }
+                if verifyingCRC {
+                    let covered = UnsafeRawBufferPointer(rebasing: batch[RecordBatchHeader.Field.attributes...])
+                    guard CRC32C.checksum(covered) == header.crc else {
+                        throw ClientError("\(topic)-\(partition): the batch at offset \(header.baseOffset) fails its CRC check")
+                    }
+                }
+                next = max(next, header.nextOffset)
+                while let first = pending.first, first.firstOffset <= header.lastOffset {
+                    open.insert(first.producer)
+                    pending = pending.dropFirst()
+                }
+                if header.attributes.isControl {
+                    // A transaction's marker ends it (an aborted one's is its abort marker).
+                    open.remove(header.producerID)
+                    return
+                }
+                if header.attributes.isTransactional && open.contains(header.producerID) { return }
+                guard header.lastOffset >= from else { return }
                 do throws(BatchDefect) {
                     try header.forEachRecord(in: batch) { view, records in
                         let offset = header.baseOffset + Int64(view.offsetDelta)
                         guard offset >= from else { return }
                         let timestamp = header.attributes.isLogAppendTime ? header.maxTimestamp : Timestamp(ms: header.baseTimestamp.ms + view.timestampDelta)
                         out.append(ConsumedRecord(
-                            partition: partition, offset: offset, timestamp: timestamp,
+                            topic: topic, partition: partition, offset: offset, timestamp: timestamp,
                             key: view.key.map { Array(records[$0]) }, value: view.value.map { Array(records[$0]) },
                             headers: view.headers.map { SimpleRecord.Header(key: Array(records[$0.key]), value: $0.value.map { Array(records[$0]) }) }))
                     }
-                } catch { throw ClientError("batch at offset \(header.baseOffset): \(error)") }
+                } catch { throw ClientError("\(topic)-\(partition): batch at offset \(header.baseOffset): \(error)") }
             }
-            guard decodable else { throw ClientError("undecodable batch header") }
-            return out
+            guard decodable else { throw ClientError("\(topic)-\(partition): undecodable batch header") }
+            return FetchedRecords(records: out, nextOffset: next)
         }
     }
 }

@@ -68,11 +68,15 @@ struct ProduceCommand: AsyncParsableCommand {
 
 struct ConsumeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "consume", abstract: "Console consumer: prints records (as kafka-console-consumer.sh, without a group).")
+        commandName: "consume",
+        abstract: "Console consumer: prints records (as kafka-console-consumer.sh); with --group, starts at and commits the group's offsets.")
     @OptionGroup var client: ClientOptions
     @Option(help: "The topic.") var topic: String
     @Option(help: "Only this partition (default: all).") var partition: Int32?
-    @Flag(name: .customLong("from-beginning"), help: "Start at the earliest offset (default: the end).") var fromBeginning = false
+    @Option(help: "Start at the group's committed offsets and commit what was printed (no group: no commits).") var group: String?
+    @Flag(name: .customLong("from-beginning"),
+          help: "Start at the earliest offset (default: the end); with --group, where the group has no committed offset.")
+    var fromBeginning = false
     @Option(help: "Start at this offset (with --partition).") var offset: Int64?
     @Option(name: .customLong("from-time"), help: "Start at the first record at or after this time (ms since the epoch).") var fromTime: Int64?
     @Option(name: .customLong("max-messages"), help: "Stop after this many records.") var maxMessages: Int?
@@ -81,30 +85,53 @@ struct ConsumeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("print-headers"), help: "Print headers.") var printHeaders = false
     @Flag(name: .customLong("print-offset"), help: "Print partition and offset.") var printOffset = false
     @Option(name: .customLong("key-separator"), help: "Between key and value when printing keys.") var keySeparator = "\t"
+    @Option(name: .customLong("consumer-property"),
+            help: "A consumer setting under the Java client's name, key=value (repeatable): isolation.level, fetch.max.wait.ms, ...")
+    var consumerProperties: [String] = []
 
     func run() async throws {
-        let connection = try await client.connect()
-        guard let count = try await connection.partitionCounts([topic])[topic] else { throw CommandFailure("no topic \(topic)") }
-        let partitions = partition.map { [$0] } ?? Array(0..<count)
-        var positions: [Int32: Offset]
+        if offset != nil && partition == nil { throw ValidationError("--offset needs --partition") }
+        var properties = try client.commandSettings()
+        properties["bootstrap.servers"] = client.bootstrapServer
+        properties["client.id"] = properties["client.id"] ?? "brook-consume"
+        properties["auto.offset.reset"] = fromBeginning ? "earliest" : "latest"
+        if let group { properties["group.id"] = group }
+        properties.merge(try parsePairs(consumerProperties, option: "--consumer-property")) { $1 }
+        let config: ConsumerConfig
+        do { config = try ConsumerConfig(properties: properties) } catch { throw ValidationError("\(error)") }
+        let consumer = KafkaConsumer(config) { address in try await client.connect(to: address) }
+        do {
+            let printed = try await consume(consumer)
+            await consumer.close()
+            printError("brook consume: \(printed) records")
+        } catch {
+            await consumer.close()
+            throw CommandFailure("\(error)")
+        }
+    }
+
+    func consume(_ consumer: KafkaConsumer) async throws -> Int {
+        let all = try await consumer.partitions(of: topic)
+        if let partition, !all.contains(partition) { throw CommandFailure("\(topic) has no partition \(partition)") }
+        let partitions = (partition.map { [$0] } ?? all).map { TopicPartition(topic, $0) }
+        try await consumer.assign(partitions)
         if let offset {
-            guard partition != nil else { throw ValidationError("--offset needs --partition") }
-            positions = Dictionary(uniqueKeysWithValues: partitions.map { ($0, Offset(offset)) })
-        } else {
-            let spec: Int64 = fromTime ?? (fromBeginning ? -2 : -1)
-            positions = try await connection.listOffsets(topic: topic, partitions: partitions, timestamp: spec)
-            if fromTime != nil {
-                // No record that late: start at the end.
-                let ends = try await connection.listOffsets(topic: topic, partitions: partitions, timestamp: -1)
-                for (p, o) in positions where o.value < 0 { positions[p] = ends[p] }
-            }
+            try await consumer.seek(partitions, to: .offset(Offset(offset)))
+        } else if let fromTime {
+            try await consumer.seek(partitions, to: .timestamp(fromTime))
         }
         var printed = 0
         var lastRecordMs = wallClockMs()
         while maxMessages.map({ printed < $0 }) ?? true {
-            let (records, _) = try await connection.fetch(topic: topic, offsets: positions, maxWaitMs: 500)
-            for record in records {
-                if let maxMessages, printed >= maxMessages { break }
+            let records = try await consumer.poll(timeoutMs: 500)
+            for (index, record) in records.enumerated() {
+                if let maxMessages, printed >= maxMessages {
+                    // What was not printed is read again (and not committed).
+                    var first: [TopicPartition: Offset] = [:]
+                    for rest in records[index...] where first[rest.topicPartition] == nil { first[rest.topicPartition] = rest.offset }
+                    for (partition, offset) in first { try await consumer.seek([partition], to: .offset(offset)) }
+                    break
+                }
                 var line = ""
                 if printOffset { line += "\(record.partition)\t\(record.offset)\t" }
                 if printHeaders { line += record.headers.map { "\(text($0.key))=\($0.value.map(text) ?? "null")" }.joined(separator: ",") + "\t" }
@@ -112,12 +139,11 @@ struct ConsumeCommand: AsyncParsableCommand {
                 line += record.value.map(text) ?? "null"
                 print(line)
                 printed += 1
-                positions[record.partition] = record.offset + 1
             }
             if !records.isEmpty { lastRecordMs = wallClockMs() }
             if let timeoutMs, wallClockMs() - lastRecordMs >= timeoutMs { break }
         }
-        printError("brook consume: \(printed) records")
+        return printed
     }
 
     func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -152,10 +152,9 @@ extension MQTTGateway {
                     continue
                 }
                 guard case .bytes(let bytes)? = partition.records, bytes.readableBytes > 0 else { continue }
-                let aborted = Self.abortedOffsets(bytes, partition.abortedTransactions ?? [])
                 do {
-                    for record in try RecordDecoding.records(in: bytes, partition: index, from: from)
-                    where !aborted.contains(where: { $0.contains(record.offset.value) }) {
+                    for record in try RecordDecoding.decode(bytes, topic: topic.topic, partition: index, from: from,
+                                                            aborted: Self.aborted(partition.abortedTransactions)).records {
                         if topic.topic == settings.retainedTopic {
                             retainedRecordRead(record, nowMs: now)
                         } else if topic.topic == settings.sessionsTopic {
@@ -240,30 +239,9 @@ extension MQTTGateway {
         }
     }
 
-    /// The offsets of aborted transactions' batches in fetched bytes, as a read_committed
-    /// consumer leaves them out: from an aborted transaction's first offset, a producer's
-    /// transactional batches until its abort marker (a control batch).
-    static func abortedOffsets(_ bytes: ByteBuffer,
-                               _ aborted: [FetchResponse.FetchableTopicResponse.PartitionData.AbortedTransaction]) -> [ClosedRange<Int64>] {
-        guard !aborted.isEmpty else { return [] }
-        var pending = aborted.sorted { $0.firstOffset < $1.firstOffset }[...]
-        var open: Set<ProducerID> = []
-        var skipped: [ClosedRange<Int64>] = []
-        _ = bytes.withUnsafeReadableBytes { raw in
-            RecordBatchHeader.forEachBatch(in: raw) { header, _ in
-                while let next = pending.first, next.firstOffset <= header.lastOffset {
-                    open.insert(next.producerId)
-                    pending = pending.dropFirst()
-                }
-                guard open.contains(header.producerID) else { return }
-                if header.attributes.isControl {
-                    open.remove(header.producerID)
-                } else if header.attributes.isTransactional {
-                    skipped.append(header.baseOffset.value...header.lastOffset.value)
-                }
-            }
-        }
-        return skipped
+    /// A read_committed answer's aborted transactions as the decoder takes them.
+    static func aborted(_ list: [FetchResponse.FetchableTopicResponse.PartitionData.AbortedTransaction]?) -> [(producer: ProducerID, firstOffset: Offset)]? {
+        list.map { $0.map { (producer: $0.producerId, firstOffset: $0.firstOffset) } }
     }
 
     /// Finds the partitions of the mapped topics and of the retained and sessions topics, and
@@ -387,7 +365,7 @@ extension MQTTGateway {
                 var next = from
                 if case .bytes(let bytes)? = partition.records, bytes.readableBytes > 0 {
                     next = Self.nextOffset(after: bytes, from: from)
-                    for record in (try? RecordDecoding.records(in: bytes, partition: index, from: from)) ?? [] {
+                    for record in (try? RecordDecoding.records(in: bytes, topic: topic, partition: index, from: from)) ?? [] {
                         guard let key = record.key, let name = String(validating: key, as: UTF8.self) else { continue }
                         latest[name] = record
                     }
@@ -495,10 +473,10 @@ extension MQTTGateway {
                 return next()
             }
             let now = self.broker.clock.now().ms
-            let aborted = Self.abortedOffsets(bytes, data.abortedTransactions ?? [])
             var messages: [MQTTSession.Message] = []
-            for record in (try? RecordDecoding.records(in: bytes, partition: part.partition, from: Offset(part.offset))) ?? []
-            where record.offset < end && !aborted.contains(where: { $0.contains(record.offset.value) }) {
+            let fetched = try? RecordDecoding.decode(bytes, topic: part.topic, partition: part.partition, from: Offset(part.offset),
+                                                     aborted: Self.aborted(data.abortedTransactions))
+            for record in fetched?.records ?? [] where record.offset < end {
                 guard var message = MQTTRecords.message(record, nowMs: now) else { continue }
                 message.shard = part.partition
                 message.source = .init(topic: part.topic, partition: part.partition, offset: record.offset.value)

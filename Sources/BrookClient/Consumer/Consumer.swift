@@ -1,0 +1,619 @@
+import BrookCore
+import BrookProtocol
+import NIOCore
+
+/// Why a consumer call failed: Kafka's error code when a broker gave one.
+public struct ConsumeError: Error, CustomStringConvertible, Equatable {
+    public var code: ErrorCode?
+    public var message: String
+    public var description: String { code.map { "\($0): \(message)" } ?? message }
+
+    public init(_ code: ErrorCode?, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// Where a seek goes.
+public enum OffsetSpec: Sendable, Equatable {
+    case earliest
+    case latest
+    /// The first record at or after this time (ms since the epoch); the end when none is.
+    case timestamp(Int64)
+    case offset(Offset)
+}
+
+/// A Kafka consumer in Swift over partitions it is assigned: fetches from each partition's
+/// leader (one fetch in flight per broker, the next sent while the application handles what
+/// came), read_committed, seeks by offset and time, pause and resume, and commits to a group's
+/// offsets.
+///
+/// ```swift
+/// var config = ConsumerConfig(bootstrapServers: ["127.0.0.1:9092"])
+/// config.offsetReset = .earliest
+/// let consumer = KafkaConsumer(config)
+/// try await consumer.assign([TopicPartition("events", 0)])
+/// for try await record in consumer.records { print(record.offset, record.value ?? []) }
+/// ```
+///
+/// At most one fetch's worth of each partition (`max.partition.fetch.bytes`) is held: a
+/// partition is fetched again once what came of it was returned. Group membership
+/// (`subscribe`) is not built yet: the application assigns the partitions.
+public actor KafkaConsumer {
+    public nonisolated let config: ConsumerConfig
+    let cluster: ClusterClient
+    var positions = FetchPositions()
+    var topics: [String: TopicMeta] = [:]
+    /// The brokers a fetch is in flight to.
+    var fetchingFrom: Set<NodeID> = []
+    /// Brokers not fetched from again before this time (after an error).
+    var backoffUntilMs: [NodeID: Int64] = [:]
+    /// What the next `poll` throws.
+    var failure: ConsumeError?
+    var closed = false
+    var findingStarts = false
+    var refreshing = false
+    var lastRefreshMs = Int64.min / 2
+    var lastAutoCommitMs: Int64
+    var timerAtMs: Int64?
+    var waiter: (id: UInt64, continuation: CheckedContinuation<Void, Never>)?
+    var nextWaiter: UInt64 = 0
+    let origin = ContinuousClock.now
+
+    struct TopicMeta {
+        var leaders: [NodeID?]
+        var id: KafkaUUID
+        var fetchedMs: Int64
+    }
+
+    /// A consumer whose connections are opened by `connect` (with TLS or SASL as the caller
+    /// wants them).
+    public init(_ config: ConsumerConfig, connect: @escaping ClusterClient.Connect) {
+        self.config = config
+        cluster = ClusterClient(bootstrap: config.bootstrapServers, connect: connect)
+        lastAutoCommitMs = 0
+    }
+
+    /// A consumer over plain connections, or with `sasl` and `tls` when given.
+    public init(_ config: ConsumerConfig, sasl: SaslCredentials? = nil, tls: ClientTLS? = nil) {
+        let clientID = config.clientID
+        self.init(config) { address in
+            try await BrokerConnection.connect(address, clientID: clientID, sasl: sasl, tls: tls)
+        }
+    }
+
+    func nowMs() -> Int64 {
+        let elapsed = ContinuousClock.now - origin
+        return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+    }
+
+    // MARK: assignment and positions
+
+    /// Reads exactly `partitions` from now on (partitions kept keep their positions). A new
+    /// partition starts at its group's committed offset, or by `auto.offset.reset`.
+    public func assign(_ partitions: [TopicPartition]) async throws {
+        guard !closed else { throw ConsumeError(nil, "the consumer is closed") }
+        positions.assign(partitions)
+        let missing = Set(partitions.map(\.topic)).filter { topics[$0] == nil }
+        if !missing.isEmpty { try? await refresh() }
+        kick()
+    }
+
+    public func assignment() -> [TopicPartition] { positions.assigned }
+
+    /// The partitions of `topic` (as the cluster's metadata has them now).
+    public func partitions(of topic: String) async throws -> [Int32] {
+        let answer = try await cluster.metadata(topics: [topic])
+        guard let found = answer.topics.first(where: { $0.name == topic }) else { throw ConsumeError(.unknownTopicOrPartition, "topic \(topic)") }
+        guard found.errorCode == 0 else { throw ConsumeError(ErrorCode(rawValue: found.errorCode), "topic \(topic)") }
+        return found.partitions.map(\.partitionIndex).sorted()
+    }
+
+    /// The offset of the next record `poll` returns for `partition` (nil: not found yet, or
+    /// not assigned).
+    public func position(_ partition: TopicPartition) -> Offset? {
+        positions.state(partition)?.position
+    }
+
+    /// The high watermark the last fetch of `partition` saw.
+    public func highWatermark(_ partition: TopicPartition) -> Offset? {
+        positions.state(partition)?.highWatermark
+    }
+
+    /// Moves `partitions` to `spec`: an offset, their start, their end, or the first record
+    /// at or after a time.
+    public func seek(_ partitions: [TopicPartition], to spec: OffsetSpec) async throws {
+        let assigned = partitions.filter { positions.state($0) != nil }
+        guard assigned.count == partitions.count else {
+            throw ConsumeError(nil, "seek on partitions not assigned: \(partitions.filter { positions.state($0) == nil })")
+        }
+        switch spec {
+        case .offset(let offset):
+            guard offset.value >= 0 else { throw ConsumeError(.offsetOutOfRange, "seek to \(offset)") }
+            for partition in partitions { positions.seek(partition, to: offset) }
+        case .earliest, .latest, .timestamp:
+            let found = try await listOffsets(partitions, spec)
+            for partition in partitions {
+                guard let offset = found[partition] else {
+                    throw ConsumeError(.leaderNotAvailable, "no offset for \(partition) within request.timeout.ms")
+                }
+                positions.seek(partition, to: offset)
+            }
+        }
+        kick()
+    }
+
+    /// Stops returning (and fetching) `partitions`' records until `resume`.
+    public func pause(_ partitions: [TopicPartition]) {
+        for partition in partitions { positions.pause(partition, true) }
+    }
+
+    public func resume(_ partitions: [TopicPartition]) {
+        for partition in partitions { positions.pause(partition, false) }
+        kick()
+    }
+
+    // MARK: polling
+
+    /// The next records (up to `max.poll.records`), waiting up to `timeoutMs` for some; empty
+    /// when none came. Throws what went wrong since the last call (a partition out of range
+    /// with `auto.offset.reset=none`, a refused fetch, a damaged batch).
+    public func poll(timeoutMs: Int64 = 1000) async throws -> [ConsumedRecord] {
+        guard !closed else { throw ConsumeError(nil, "the consumer is closed") }
+        let deadline = nowMs() + max(0, timeoutMs)
+        while true {
+            if let failure {
+                self.failure = nil
+                throw failure
+            }
+            autoCommitIfDue()
+            let records = positions.drain(max: config.maxPollRecords)
+            kick()
+            if !records.isEmpty { return records }
+            guard !closed, nowMs() < deadline else { return [] }
+            await wait(untilMs: deadline)
+        }
+    }
+
+    /// Every record, as they come (ends when the consumer is closed).
+    public nonisolated var records: ConsumerRecords { ConsumerRecords(consumer: self) }
+
+    // MARK: commits
+
+    /// Commits the positions of every started partition to the group (`group.id`).
+    public func commit() async throws {
+        try await commit(positions.positions)
+    }
+
+    /// Commits `offsets` (the next record to read, per partition) to the group.
+    public func commit(_ offsets: [TopicPartition: Offset]) async throws {
+        guard let group = config.groupID else { throw ConsumeError(.invalidGroupID, "commits need group.id") }
+        guard !offsets.isEmpty else { return }
+        let byTopic = Dictionary(grouping: offsets, by: \.key.topic)
+        let request = OffsetCommitRequest(groupId: group, generationIdOrMemberEpoch: -1, memberId: "", topics: byTopic.keys.sorted().map { topic in
+            .init(name: topic, partitions: byTopic[topic]!.sorted { $0.key.partition < $1.key.partition }.map {
+                .init(partitionIndex: $0.key.partition, committedOffset: $0.value)
+            })
+        })
+        try await toCoordinator(of: group) { cluster, node, timeoutMs in
+            let answer = try await cluster.send(request, toNode: node, timeoutMs: timeoutMs)
+            for topic in answer.topics {
+                for p in topic.partitions where p.errorCode != 0 {
+                    throw ConsumeError(ErrorCode(rawValue: p.errorCode), "commit of \(topic.name)-\(p.partitionIndex) to group \(group)")
+                }
+            }
+        }
+    }
+
+    /// The group's committed offsets of `partitions` (a partition without one is left out).
+    public func committed(_ partitions: [TopicPartition]) async throws -> [TopicPartition: Offset] {
+        guard let group = config.groupID else { throw ConsumeError(.invalidGroupID, "committed offsets need group.id") }
+        let byTopic = Dictionary(grouping: partitions, by: \.topic)
+        let topics = byTopic.keys.sorted().map { (name: $0, partitions: byTopic[$0]!.map(\.partition).sorted()) }
+        // Both shapes (the version negotiated picks one): `groups` from v8.
+        let request = OffsetFetchRequest(
+            groupId: group, topics: topics.map { .init(name: $0.name, partitionIndexes: $0.partitions) },
+            groups: [.init(groupId: group, topics: topics.map { .init(name: $0.name, partitionIndexes: $0.partitions) })],
+            requireStable: true)
+        return try await toCoordinator(of: group) { cluster, node, timeoutMs in
+            let answer = try await cluster.send(request, toNode: node, timeoutMs: timeoutMs)
+            var found: [TopicPartition: Offset] = [:]
+            func take(_ topic: String, _ partition: Int32, _ offset: Offset, _ code: Int16) throws {
+                guard code == 0 else { throw ConsumeError(ErrorCode(rawValue: code), "committed offset of \(topic)-\(partition) in group \(group)") }
+                if offset.value >= 0 { found[TopicPartition(topic, partition)] = offset }
+            }
+            if let entry = answer.groups.first {
+                guard entry.errorCode == 0 else { throw ConsumeError(ErrorCode(rawValue: entry.errorCode), "committed offsets of group \(group)") }
+                for t in entry.topics { for p in t.partitions { try take(t.name, p.partitionIndex, p.committedOffset, p.errorCode) } }
+            } else {
+                guard answer.errorCode == 0 else { throw ConsumeError(ErrorCode(rawValue: answer.errorCode), "committed offsets of group \(group)") }
+                for t in answer.topics { for p in t.partitions { try take(t.name, p.partitionIndex, p.committedOffset, p.errorCode) } }
+            }
+            return found
+        }
+    }
+
+    /// Runs `body` against `group`'s coordinator, finding it again after a coordinator error
+    /// or a lost connection, until `request.timeout.ms` has passed.
+    func toCoordinator<T: Sendable>(of group: String, _ body: (ClusterClient, NodeID, Int64) async throws -> T) async throws -> T {
+        let deadline = nowMs() + config.requestTimeoutMs
+        while true {
+            do {
+                let node = try await cluster.coordinator(ofGroup: group)
+                return try await body(cluster, node, config.requestTimeoutMs)
+            } catch let error as ConsumeError where !Self.coordinatorMoved.contains(error.code ?? .none) {
+                throw error
+            } catch {
+                guard nowMs() < deadline else { throw ConsumeError(.requestTimedOut, "group \(group)'s coordinator: \(error)") }
+                try await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10)))
+            }
+        }
+    }
+
+    /// Codes that send a group request to its coordinator again.
+    static let coordinatorMoved: Set<ErrorCode> = [.coordinatorNotAvailable, .notCoordinator, .coordinatorLoadInProgress,
+                                                   .unstableOffsetCommit, .requestTimedOut]
+
+    func autoCommitIfDue() {
+        guard config.autoCommit, config.groupID != nil else { return }
+        let now = nowMs()
+        guard now - lastAutoCommitMs >= config.autoCommitIntervalMs else { return }
+        lastAutoCommitMs = now
+        let snapshot = positions.positions
+        // In the background, as the Java client's: a failed one is tried at the next interval.
+        Task { try? await self.commit(snapshot) }
+    }
+
+    /// Commits the positions (with `enable.auto.commit` and a group) and closes the
+    /// connections; a `poll` waiting returns.
+    public func close() async {
+        guard !closed else { return }
+        if config.autoCommit, config.groupID != nil { try? await commit() }
+        closed = true
+        wake()
+        await cluster.close()
+    }
+
+    // MARK: starts and metadata
+
+    /// Offsets of `partitions` at `spec`, from their leaders.
+    func listOffsets(_ partitions: [TopicPartition], _ spec: OffsetSpec) async throws -> [TopicPartition: Offset] {
+        let timestamp: Int64
+        switch spec {
+        case .earliest: timestamp = -2
+        case .latest: timestamp = -1
+        case .timestamp(let ms): timestamp = ms
+        case .offset(let offset): return Dictionary(uniqueKeysWithValues: partitions.map { ($0, offset) })
+        }
+        let deadline = nowMs() + config.requestTimeoutMs
+        var found: [TopicPartition: Offset] = [:]
+        while true {
+            for (topic, members) in Dictionary(grouping: partitions.filter { found[$0] == nil }, by: \.topic) {
+                let leaders = Dictionary(uniqueKeysWithValues: members.compactMap { p in leader(of: p).map { (p.partition, $0) } })
+                guard !leaders.isEmpty else { continue }
+                for (partition, offset) in try await cluster.listOffsets(topic: topic, leaders: leaders, timestamp: timestamp) {
+                    found[TopicPartition(topic, partition)] = offset
+                }
+            }
+            if case .timestamp = spec {
+                // No record that late: the end.
+                let past = found.filter { $0.value.value < 0 }.map(\.key)
+                if !past.isEmpty {
+                    for (partition, end) in try await listOffsets(past, .latest) { found[partition] = end }
+                }
+            }
+            if found.count == partitions.count || nowMs() >= deadline { return found }
+            try? await refresh()
+            try await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10)))
+        }
+    }
+
+    /// Finds where the partitions without a position start: the group's committed offset, or
+    /// `auto.offset.reset`. What cannot be found now is tried again after `retry.backoff.ms`.
+    func findStarts(_ unstarted: [(TopicPartition, UInt64)]) async {
+        func later() {
+            scheduleKick(atMs: nowMs() + max(config.retryBackoffMs, 10))
+        }
+        var committed: [TopicPartition: Offset] = [:]
+        if config.groupID != nil {
+            do { committed = try await self.committed(unstarted.map(\.0)) } catch {
+                // Not the reset policy's start instead of a committed offset that exists.
+                return later()
+            }
+        }
+        var rest: [(TopicPartition, UInt64)] = []
+        for (partition, epoch) in unstarted {
+            if let offset = committed[partition] { positions.start(partition, at: offset, epoch: epoch) } else { rest.append((partition, epoch)) }
+        }
+        guard !rest.isEmpty else { return }
+        let spec: OffsetSpec
+        switch config.offsetReset {
+        case .earliest: spec = .earliest
+        case .latest: spec = .latest
+        case .none:
+            failure = ConsumeError(.offsetOutOfRange, "no committed offset for \(rest.map { "\($0.0)" }.joined(separator: ", ")) and auto.offset.reset=none")
+            for (partition, _) in rest { positions.pause(partition, true) }
+            return
+        }
+        let found = (try? await listOffsets(rest.map(\.0), spec)) ?? [:]
+        for (partition, epoch) in rest {
+            if let offset = found[partition], offset.value >= 0 { positions.start(partition, at: offset, epoch: epoch) }
+        }
+        if rest.contains(where: { found[$0.0] == nil }) { later() }
+    }
+
+    /// Metadata of the assigned topics: their partitions' leaders and topic ids.
+    func refresh() async throws {
+        lastRefreshMs = nowMs()
+        let names = Array(Set(positions.assigned.map(\.topic))).sorted()
+        guard !names.isEmpty else { return }
+        let answer = try await cluster.metadata(topics: names)
+        for topic in answer.topics {
+            guard let name = topic.name, topic.errorCode == 0 else { continue }
+            let count = Int(topic.partitions.map(\.partitionIndex).max() ?? -1) + 1
+            var leaders = [NodeID?](repeating: nil, count: count)
+            for p in topic.partitions where p.partitionIndex >= 0 && p.leaderId.value >= 0 && p.errorCode == 0 {
+                leaders[Int(p.partitionIndex)] = p.leaderId
+            }
+            topics[name] = TopicMeta(leaders: leaders, id: topic.topicId, fetchedMs: nowMs())
+        }
+    }
+
+    func leader(of partition: TopicPartition) -> NodeID? {
+        guard let meta = topics[partition.topic], partition.partition >= 0, partition.partition < meta.leaders.count else { return nil }
+        return meta.leaders[Int(partition.partition)]
+    }
+
+    /// `partition`'s leader is unknown until the next metadata, or is `hint` (KIP-951).
+    func forgetLeader(of partition: TopicPartition, hint: NodeID?) {
+        guard var meta = topics[partition.topic], partition.partition >= 0, partition.partition < meta.leaders.count else { return }
+        meta.leaders[Int(partition.partition)] = hint.flatMap { $0.value >= 0 ? $0 : nil }
+        topics[partition.topic] = meta
+    }
+
+    // MARK: fetching
+
+    /// Starts what can start now: finding positions, metadata for partitions without a leader,
+    /// a fetch to each broker leading fetchable partitions and not fetched from already.
+    func kick() {
+        guard !closed else { return }
+        let now = nowMs()
+        let unstarted = positions.unstarted
+        if !unstarted.isEmpty && !findingStarts {
+            findingStarts = true
+            Task {
+                await self.findStarts(unstarted)
+                self.findingStarts = false
+                self.kick()
+            }
+        }
+        var byLeader: [NodeID: [(TopicPartition, Offset)]] = [:]
+        var leaderless = false
+        var soonest: Int64?
+        for (partition, offset) in positions.fetchable {
+            guard let leader = leader(of: partition) else {
+                leaderless = true
+                continue
+            }
+            if let until = backoffUntilMs[leader], until > now {
+                soonest = min(soonest ?? until, until)
+                continue
+            }
+            if !fetchingFrom.contains(leader) { byLeader[leader, default: []].append((partition, offset)) }
+        }
+        let stale = positions.assigned.contains { topics[$0.topic].map { now - $0.fetchedMs >= config.metadataMaxAgeMs } ?? true }
+        if (leaderless || stale) && !refreshing {
+            let at = lastRefreshMs + max(config.retryBackoffMs, 10)
+            if at <= now {
+                refreshing = true
+                Task {
+                    try? await self.refresh()
+                    self.refreshing = false
+                    self.kick()
+                }
+            } else {
+                soonest = min(soonest ?? at, at)
+            }
+        }
+        if let soonest { scheduleKick(atMs: soonest) }
+        for (node, members) in byLeader {
+            backoffUntilMs[node] = nil
+            fetchingFrom.insert(node)
+            var sent: [SentPartition] = []
+            for (partition, offset) in members {
+                guard let meta = topics[partition.topic] else { continue }
+                sent.append(SentPartition(partition: partition, offset: offset, epoch: positions.sent(partition), topicID: meta.id))
+            }
+            let asked = sent
+            Task {
+                let result = await self.fetch(asked, from: node)
+                self.fetched(asked, from: node, result)
+            }
+        }
+    }
+
+    struct SentPartition: Sendable {
+        var partition: TopicPartition
+        var offset: Offset
+        var epoch: UInt64
+        var topicID: KafkaUUID
+    }
+
+    enum Outcome: Sendable {
+        case fetched(FetchedRecords, highWatermark: Offset)
+        case refused(ErrorCode, leaderHint: NodeID?, logStart: Offset)
+        case damaged(String)
+    }
+
+    /// One fetch from `node`, its answer decoded here, off the actor.
+    nonisolated func fetch(_ sent: [SentPartition], from node: NodeID) async -> Result<[TopicPartition: Outcome], any Error> {
+        let byTopic = Dictionary(grouping: sent, by: \.partition.topic)
+        let request = FetchRequest(
+            replicaId: NodeID(-1), maxWaitMs: config.fetchMaxWaitMs, minBytes: config.fetchMinBytes, maxBytes: config.fetchMaxBytes,
+            isolationLevel: config.readCommitted ? 1 : 0, sessionId: 0, sessionEpoch: -1,
+            topics: byTopic.keys.sorted().map { topic in
+                let members = byTopic[topic]!
+                return .init(topic: topic, topicId: members[0].topicID, partitions: members.map {
+                    .init(partition: $0.partition.partition, fetchOffset: $0.offset, partitionMaxBytes: config.partitionFetchMaxBytes)
+                })
+            })
+        let answer: FetchResponse
+        do {
+            answer = try await cluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs + Int64(config.fetchMaxWaitMs))
+        } catch { return .failure(error) }
+        guard answer.errorCode == 0 else { return .failure(ConsumeError(ErrorCode(rawValue: answer.errorCode), "fetch from broker \(node)")) }
+        let names = Dictionary(byTopic.values.map { ($0[0].topicID, $0[0].partition.topic) }) { a, _ in a }
+        var sentAt: [TopicPartition: Offset] = [:]
+        for s in sent { sentAt[s.partition] = s.offset }
+        var outcomes: [TopicPartition: Outcome] = [:]
+        for response in answer.responses {
+            guard let topic = response.topic.isEmpty ? names[response.topicId] : response.topic else { continue }
+            for p in response.partitions {
+                let partition = TopicPartition(topic, p.partitionIndex)
+                guard let from = sentAt[partition] else { continue }
+                let code = ErrorCode(rawValue: p.errorCode)
+                guard code == .none else {
+                    outcomes[partition] = .refused(code, leaderHint: p.currentLeader.leaderId.value >= 0 ? p.currentLeader.leaderId : nil,
+                                                   logStart: p.logStartOffset)
+                    continue
+                }
+                guard case .bytes(let bytes)? = p.records, bytes.readableBytes > 0 else {
+                    outcomes[partition] = .fetched(FetchedRecords(records: [], nextOffset: from), highWatermark: p.highWatermark)
+                    continue
+                }
+                do {
+                    let aborted = config.readCommitted ? (p.abortedTransactions ?? []).map { (producer: $0.producerId, firstOffset: $0.firstOffset) } : nil
+                    let fetched = try RecordDecoding.decode(bytes, topic: topic, partition: p.partitionIndex, from: from,
+                                                            aborted: aborted, verifyingCRC: config.checkCRCs)
+                    outcomes[partition] = .fetched(fetched, highWatermark: p.highWatermark)
+                } catch {
+                    outcomes[partition] = .damaged("\(error)")
+                }
+            }
+        }
+        return .success(outcomes)
+    }
+
+    /// A fetch's outcome: records kept for `poll`, errors handled or kept for it, and the next
+    /// fetches started.
+    func fetched(_ sent: [SentPartition], from node: NodeID, _ result: Result<[TopicPartition: Outcome], any Error>) {
+        fetchingFrom.remove(node)
+        var backoff = false
+        switch result {
+        case .failure(let error):
+            for s in sent {
+                positions.failed(s.partition, epoch: s.epoch)
+                forgetLeader(of: s.partition, hint: nil)
+            }
+            if let refused = error as? ConsumeError, let code = refused.code, !Self.leaderMoved.contains(code) { failure = refused }
+            backoff = true
+        case .success(let outcomes):
+            for s in sent {
+                switch outcomes[s.partition] {
+                case .fetched(let records, let highWatermark)?:
+                    positions.received(s.partition, epoch: s.epoch, records, highWatermark: highWatermark)
+                case .refused(let code, let hint, let logStart)?:
+                    positions.failed(s.partition, epoch: s.epoch)
+                    backoff = true
+                    if code == .offsetOutOfRange {
+                        guard positions.state(s.partition)?.epoch == s.epoch else { continue }
+                        if config.offsetReset == .none {
+                            failure = ConsumeError(code, "\(s.partition) at \(s.offset) (log start \(logStart)) and auto.offset.reset=none")
+                            positions.pause(s.partition, true)
+                        } else {
+                            positions.seek(s.partition, to: nil)
+                        }
+                    } else if Self.leaderMoved.contains(code) {
+                        forgetLeader(of: s.partition, hint: hint)
+                    } else {
+                        failure = ConsumeError(code, "fetch of \(s.partition) from broker \(node)")
+                    }
+                case .damaged(let why)?:
+                    positions.failed(s.partition, epoch: s.epoch)
+                    failure = ConsumeError(.corruptMessage, why)
+                    positions.pause(s.partition, true)
+                case nil:
+                    positions.failed(s.partition, epoch: s.epoch)
+                }
+            }
+        }
+        if backoff { backoffUntilMs[node] = nowMs() + max(config.retryBackoffMs, 10) }
+        wake()
+        kick()
+    }
+
+    /// Codes after which a partition's leader is asked again (the Java client's).
+    static let leaderMoved: Set<ErrorCode> = [
+        .notLeaderOrFollower, .leaderNotAvailable, .fencedLeaderEpoch, .unknownLeaderEpoch, .unknownTopicOrPartition,
+        .unknownTopicID, .inconsistentTopicID, .kafkaStorageError, .offsetNotAvailable, .replicaNotAvailable, .networkException,
+        .requestTimedOut,
+    ]
+
+    // MARK: waking
+
+    func wait(untilMs deadline: Int64) async {
+        nextWaiter += 1
+        let id = nextWaiter
+        let timer = Task {
+            try? await Task.sleep(for: .milliseconds(max(0, deadline - self.nowMs())))
+            self.endWait(id)
+        }
+        await withCheckedContinuation { waiter = (id, $0) }
+        timer.cancel()
+    }
+
+    func endWait(_ id: UInt64) {
+        guard let waiter, waiter.id == id else { return }
+        self.waiter = nil
+        waiter.continuation.resume()
+    }
+
+    func wake() {
+        guard let waiter else { return }
+        self.waiter = nil
+        waiter.continuation.resume()
+    }
+
+    /// `kick` again at `atMs` (one timer at a time: the earliest).
+    func scheduleKick(atMs: Int64) {
+        guard atMs < (timerAtMs ?? .max) else { return }
+        timerAtMs = atMs
+        Task {
+            try? await Task.sleep(for: .milliseconds(max(0, atMs - self.nowMs())))
+            if self.timerAtMs == atMs { self.timerAtMs = nil }
+            self.kick()
+        }
+    }
+}
+
+/// A consumer's records one at a time: `poll` underneath; the sequence ends when the consumer
+/// is closed, and throws what `poll` throws.
+public struct ConsumerRecords: AsyncSequence, Sendable {
+    public typealias Element = ConsumedRecord
+    let consumer: KafkaConsumer
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let consumer: KafkaConsumer
+        var buffered: ArraySlice<ConsumedRecord> = []
+
+        public mutating func next() async throws -> ConsumedRecord? {
+            while buffered.isEmpty {
+                if Task.isCancelled { return nil }
+                guard let got = try await consumer.pollUnlessClosed() else { return nil }
+                buffered = got[...]
+            }
+            return buffered.popFirst()
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(consumer: consumer) }
+}
+
+extension KafkaConsumer {
+    /// `poll`, or nil once the consumer is closed.
+    func pollUnlessClosed() async throws -> [ConsumedRecord]? {
+        guard !closed else { return nil }
+        let got = try await poll(timeoutMs: 1000)
+        return got.isEmpty && closed ? nil : got
+    }
+}

@@ -1,0 +1,104 @@
+import BrookCore
+
+/// A consumer's settings, under the Java client's names and with its defaults.
+public struct ConsumerConfig: Sendable {
+    /// `auto.offset.reset`: where a partition without a committed offset (or whose position
+    /// fell out of the log) starts.
+    public enum OffsetReset: String, Sendable {
+        case earliest, latest, none
+    }
+
+    /// `bootstrap.servers`: brokers to ask for the cluster's metadata first.
+    public var bootstrapServers: [String]
+    /// `client.id`
+    public var clientID = "brook-consumer"
+    /// `group.id`: the group whose committed offsets the consumer starts from and commits to
+    /// (nil: no commits).
+    public var groupID: String?
+    public var offsetReset = OffsetReset.latest
+    /// `enable.auto.commit`: positions committed every `auto.commit.interval.ms` while polling,
+    /// and at close (with a group id).
+    public var autoCommit = true
+    public var autoCommitIntervalMs: Int64 = 5000
+    /// `fetch.min.bytes`: the broker answers once it has this much (or after `fetch.max.wait.ms`).
+    public var fetchMinBytes: Int32 = 1
+    /// `fetch.max.wait.ms`
+    public var fetchMaxWaitMs: Int32 = 500
+    /// `fetch.max.bytes`: one fetch's bytes at most (a larger first batch still comes).
+    public var fetchMaxBytes: Int32 = 52_428_800
+    /// `max.partition.fetch.bytes`: one partition's bytes in a fetch at most.
+    public var partitionFetchMaxBytes: Int32 = 1_048_576
+    /// `max.poll.records`: records one `poll` returns at most.
+    public var maxPollRecords = 500
+    /// `isolation.level`: read_committed leaves out aborted transactions' records and reads up
+    /// to the last stable offset.
+    public var readCommitted = false
+    /// `check.crcs`: each fetched batch's CRC-32C is checked.
+    public var checkCRCs = true
+    /// `request.timeout.ms`: how long a request other than a fetch's long poll may take.
+    public var requestTimeoutMs: Int64 = 30_000
+    /// `retry.backoff.ms`: the pause before asking again after an error.
+    public var retryBackoffMs: Int64 = 100
+    /// `metadata.max.age.ms`: metadata older than this is asked again.
+    public var metadataMaxAgeMs: Int64 = 300_000
+
+    public init(bootstrapServers: [String]) {
+        precondition(!bootstrapServers.isEmpty, "a consumer needs a bootstrap server")
+        self.bootstrapServers = bootstrapServers
+    }
+
+    /// Settings given as the Java client's properties. Security settings
+    /// (`security.protocol`, `sasl.*`, `ssl.*`) are left to whoever opens the connections;
+    /// any other unknown name is an error (group membership's settings too: this consumer
+    /// assigns its partitions itself).
+    public init(properties: [String: String]) throws {
+        guard let servers = properties["bootstrap.servers"]?.split(separator: ",").map({ String($0).trimmed }), !servers.isEmpty else {
+            throw ClientError("bootstrap.servers is required")
+        }
+        self.init(bootstrapServers: servers)
+        for (name, value) in properties.sorted(by: { $0.key < $1.key }) {
+            func number(_ range: ClosedRange<Int64>) throws -> Int64 {
+                guard let n = Int64(value.trimmed), range.contains(n) else {
+                    throw ClientError("\(name)=\(value): expected a number in \(range.lowerBound)...\(range.upperBound)")
+                }
+                return n
+            }
+            func flag() throws -> Bool {
+                guard let flag = Bool(value.trimmed.lowercased()) else { throw ClientError("\(name)=\(value): expected true or false") }
+                return flag
+            }
+            switch name {
+            case "bootstrap.servers": break
+            case "client.id": clientID = value
+            case "group.id": groupID = value.isEmpty ? nil : value
+            case "auto.offset.reset":
+                // librdkafka's synonyms too.
+                switch value.trimmed.lowercased() {
+                case "earliest", "smallest", "beginning": offsetReset = .earliest
+                case "latest", "largest", "end": offsetReset = .latest
+                case "none", "error": offsetReset = .none
+                default: throw ClientError("auto.offset.reset=\(value): expected earliest, latest or none")
+                }
+            case "enable.auto.commit": autoCommit = try flag()
+            case "auto.commit.interval.ms": autoCommitIntervalMs = try number(1...Int64(Int32.max))
+            case "fetch.min.bytes": fetchMinBytes = Int32(try number(0...100_000_000))
+            case "fetch.max.wait.ms": fetchMaxWaitMs = Int32(try number(0...300_000))
+            case "fetch.max.bytes": fetchMaxBytes = Int32(try number(1024...Int64(Int32.max)))
+            case "max.partition.fetch.bytes": partitionFetchMaxBytes = Int32(try number(1...Int64(Int32.max)))
+            case "max.poll.records": maxPollRecords = Int(try number(1...1_000_000))
+            case "isolation.level":
+                switch value.trimmed.lowercased() {
+                case "read_committed": readCommitted = true
+                case "read_uncommitted": readCommitted = false
+                default: throw ClientError("isolation.level=\(value): expected read_committed or read_uncommitted")
+                }
+            case "check.crcs": checkCRCs = try flag()
+            case "request.timeout.ms": requestTimeoutMs = try number(1...Int64(Int32.max))
+            case "retry.backoff.ms": retryBackoffMs = try number(0...3_600_000)
+            case "metadata.max.age.ms": metadataMaxAgeMs = try number(1...Int64(Int32.max))
+            case _ where name == "security.protocol" || name.hasPrefix("sasl.") || name.hasPrefix("ssl."): break
+            default: throw ClientError("unknown consumer setting \(name)")
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+import BrookCore
+import BrookRecords
+import NIOCore
+import Testing
+
+@testable import BrookClient
+
+@Suite struct ConsumerTests {
+    static func records(_ values: [String]) -> [SimpleRecord] {
+        values.map { SimpleRecord(key: nil, value: Array($0.utf8), timestamp: Timestamp(ms: 1000)) }
+    }
+
+    static func values(_ fetched: FetchedRecords) -> [String] {
+        fetched.records.map { String(decoding: $0.value ?? [], as: UTF8.self) }
+    }
+
+    /// Batches of two producers, one transaction committed and one aborted, with their markers.
+    static func transactionalLog() -> ByteBuffer {
+        let committer = RecordBatchBuilder.Producer(id: ProducerID(7), epoch: ProducerEpoch(0), baseSequence: 0)
+        let aborter = RecordBatchBuilder.Producer(id: ProducerID(9), epoch: ProducerEpoch(0), baseSequence: 0)
+        let transactional = BatchAttributes(transactional: true)
+        let marker = BatchAttributes(transactional: true, control: true)
+        var bytes: [UInt8] = []
+        bytes += RecordBatchBuilder.build(baseOffset: Offset(0), records: records(["plain0"]))
+        bytes += RecordBatchBuilder.build(baseOffset: Offset(1), records: records(["c1", "c2"]), attributes: transactional, producer: committer)
+        bytes += RecordBatchBuilder.build(baseOffset: Offset(3), records: records(["a3", "a4"]), attributes: transactional, producer: aborter)
+        bytes += RecordBatchBuilder.build(baseOffset: Offset(5), records: records(["plain5"]))
+        bytes += RecordBatchBuilder.build(baseOffset: Offset(6), records: [SimpleRecord(key: [0, 0, 0, 1], value: [0, 0, 0, 0, 0, 0], timestamp: Timestamp(ms: 1000))],
+                                          attributes: marker, producer: committer)
+        bytes += RecordBatchBuilder.build(baseOffset: Offset(7), records: records(["a7"]), attributes: transactional, producer: aborter)
+        bytes += RecordBatchBuilder.build(baseOffset: Offset(8), records: [SimpleRecord(key: [0, 0, 0, 0], value: [0, 0, 0, 0, 0, 0], timestamp: Timestamp(ms: 1000))],
+                                          attributes: marker, producer: aborter)
+        bytes += RecordBatchBuilder.build(baseOffset: Offset(9), records: records(["a9"]), attributes: transactional, producer: aborter)
+        return ByteBuffer(bytes: bytes)
+    }
+
+    @Test func readCommittedLeavesAbortedTransactionsAndMarkersOut() throws {
+        let log = Self.transactionalLog()
+        // The aborted transaction began at 3; the producer's next one (at 9) is open, not aborted.
+        let committed = try RecordDecoding.decode(log, topic: "t", partition: 0, from: Offset(0),
+                                                  aborted: [(producer: ProducerID(9), firstOffset: Offset(3))], verifyingCRC: true)
+        #expect(Self.values(committed) == ["plain0", "c1", "c2", "plain5", "a9"])
+        #expect(committed.nextOffset == Offset(10))
+        #expect(committed.records.map(\.offset.value) == [0, 1, 2, 5, 9])
+        #expect(committed.records.allSatisfy { $0.topic == "t" && $0.partition == 0 })
+        // read_uncommitted: everything but the markers.
+        let everything = try RecordDecoding.decode(log, topic: "t", partition: 0, from: Offset(0))
+        #expect(Self.values(everything) == ["plain0", "c1", "c2", "a3", "a4", "plain5", "a7", "a9"])
+        // From the middle of a batch; from past every record but the last batch.
+        #expect(Self.values(try RecordDecoding.decode(log, topic: "t", partition: 0, from: Offset(2))) == ["c2", "a3", "a4", "plain5", "a7", "a9"])
+        let lastOnly = try RecordDecoding.decode(log, topic: "t", partition: 0, from: Offset(9), aborted: [])
+        #expect(Self.values(lastOnly) == ["a9"])
+    }
+
+    @Test func aCutBatchIsLeftForTheNextFetchAndADamagedOneFails() throws {
+        var bytes = RecordBatchBuilder.build(baseOffset: Offset(0), records: Self.records(["a", "b"]))
+        let second = RecordBatchBuilder.build(baseOffset: Offset(2), records: Self.records(["c"]))
+        bytes += second.prefix(second.count - 3)
+        let cut = try RecordDecoding.decode(ByteBuffer(bytes: bytes), topic: "t", partition: 1, from: Offset(0), verifyingCRC: true)
+        #expect(Self.values(cut) == ["a", "b"])
+        #expect(cut.nextOffset == Offset(2))
+        // Nothing whole: the next fetch starts where this one did.
+        let none = try RecordDecoding.decode(ByteBuffer(bytes: Array(second.prefix(20))), topic: "t", partition: 1, from: Offset(2))
+        #expect(none.records.isEmpty && none.nextOffset == Offset(2))
+        // A flipped byte in a value: the CRC check finds it; without the check, the value is wrong.
+        var damaged = RecordBatchBuilder.build(baseOffset: Offset(0), records: Self.records(["hello"]))
+        damaged[damaged.count - 3] ^= 0x01
+        #expect(throws: ClientError.self) {
+            try RecordDecoding.decode(ByteBuffer(bytes: damaged), topic: "t", partition: 1, from: Offset(0), verifyingCRC: true)
+        }
+        #expect(Self.values(try RecordDecoding.decode(ByteBuffer(bytes: damaged), topic: "t", partition: 1, from: Offset(0))) != ["hello"])
+    }
+
+    @Test func settingsTakeTheJavaClientsNames() throws {
+        let defaults = try ConsumerConfig(properties: ["bootstrap.servers": "a:1, b:2"])
+        #expect(defaults.bootstrapServers == ["a:1", "b:2"])
+        #expect(defaults.offsetReset == .latest && defaults.autoCommit && !defaults.readCommitted && defaults.checkCRCs)
+        #expect(defaults.fetchMaxWaitMs == 500 && defaults.partitionFetchMaxBytes == 1_048_576 && defaults.maxPollRecords == 500)
+        #expect(defaults.groupID == nil)
+        let set = try ConsumerConfig(properties: [
+            "bootstrap.servers": "a:1", "group.id": "g", "auto.offset.reset": "smallest", "isolation.level": "read_committed",
+            "enable.auto.commit": "false", "max.poll.records": "7", "security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN",
+        ])
+        #expect(set.groupID == "g" && set.offsetReset == .earliest && set.readCommitted && !set.autoCommit && set.maxPollRecords == 7)
+        for bad in [["isolation.level": "serializable"], ["auto.offset.reset": "middle"], ["max.poll.records": "0"],
+                    ["session.timeout.ms": "10000"], ["check.crcs": "maybe"]] {
+            #expect(throws: ClientError.self) { try ConsumerConfig(properties: bad.merging(["bootstrap.servers": "a:1"]) { a, _ in a }) }
+        }
+        #expect(throws: ClientError.self) { try ConsumerConfig(properties: [:]) }
+    }
+
+    /// A seeded run of fetches answered in any order (some after a seek made them stale),
+    /// drains of any size, seeks, pauses and resumes over partitions whose logs have gaps (as
+    /// compaction leaves): each partition's records come out in its log's order from where it
+    /// was last sought, none twice and none skipped; paused partitions return nothing; the
+    /// buffered count is the records held.
+    @Test(arguments: 0..<25 as Range<UInt64>)
+    func aSeededRunReturnsEachPartitionsLogInOrder(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        let partitions = (0..<3).map { TopicPartition("t", $0) }
+        // Offsets present in each log: every one but multiples of 7.
+        func present(_ offset: Int64) -> Bool { offset % 7 != 0 }
+        var logEnd: [TopicPartition: Int64] = Dictionary(uniqueKeysWithValues: partitions.map { ($0, 20) })
+        var state = FetchPositions()
+        state.assign(partitions)
+        #expect(state.unstarted.count == 3)
+        for p in partitions { state.start(p, at: Offset(0), epoch: 0) }
+        // The next offset each partition must return (the first present one at or after it).
+        var cursor: [TopicPartition: Int64] = Dictionary(uniqueKeysWithValues: partitions.map { ($0, 0) })
+        var paused = Set<TopicPartition>()
+        var pending: [(TopicPartition, UInt64, FetchedRecords)] = []
+        var returned = 0
+        for _ in 0..<4000 {
+            switch Int.random(in: 0..<100, using: &random) {
+            case 0..<30:
+                // A fetch of everything fetchable; its answer comes later.
+                for (p, position) in state.fetchable {
+                    #expect(!paused.contains(p))
+                    let epoch = state.sent(p)
+                    let end = min(position.value + Int64.random(in: 0...9, using: &random), logEnd[p]!)
+                    // Sometimes the first batch begins before the position (a compressed batch).
+                    let from = max(0, position.value - Int64.random(in: 0...2, using: &random))
+                    let records = (from..<max(from, end)).filter(present).map {
+                        ConsumedRecord(topic: p.topic, partition: p.partition, offset: Offset($0), timestamp: Timestamp(ms: 0),
+                                       key: nil, value: nil, headers: [])
+                    }
+                    pending.append((p, epoch, FetchedRecords(records: records, nextOffset: Offset(max(position.value, end)))))
+                }
+            case 30..<55:
+                guard !pending.isEmpty else { continue }
+                let (p, epoch, fetched) = pending.remove(at: Int.random(in: 0..<pending.count, using: &random))
+                if Int.random(in: 0..<10, using: &random) == 0 {
+                    state.failed(p, epoch: epoch)
+                } else {
+                    state.received(p, epoch: epoch, fetched, highWatermark: Offset(logEnd[p]!))
+                }
+            case 55..<80:
+                let out = state.drain(max: Int.random(in: 1...12, using: &random))
+                for record in out {
+                    let p = record.topicPartition
+                    #expect(!paused.contains(p), "a paused partition's record came out")
+                    var expected = cursor[p]!
+                    while !present(expected) { expected += 1 }
+                    #expect(record.offset.value == expected, "partition \(p): \(record.offset) where \(expected) was next")
+                    cursor[p] = record.offset.value + 1
+                    returned += 1
+                }
+            case 80..<86:
+                let p = partitions[Int.random(in: 0..<3, using: &random)]
+                let to = Int64.random(in: 0...logEnd[p]!, using: &random)
+                state.seek(p, to: Offset(to))
+                cursor[p] = to
+            case 86..<92:
+                let p = partitions[Int.random(in: 0..<3, using: &random)]
+                if paused.contains(p) { paused.remove(p) } else { paused.insert(p) }
+                state.pause(p, paused.contains(p))
+            default:
+                let p = partitions[Int.random(in: 0..<3, using: &random)]
+                logEnd[p]! += Int64.random(in: 1...5, using: &random)
+            }
+            let held = partitions.reduce(0) { $0 + (state.state($1)?.buffered.count ?? 0) }
+            #expect(held == state.bufferedCount)
+            // A position is where the partition's next record is to be returned from: at or
+            // past what was returned, with no record of the log skipped between.
+            for p in partitions {
+                guard let position = state.state(p)?.position?.value else { continue }
+                #expect(position >= cursor[p]!)
+                #expect(!(cursor[p]!..<max(cursor[p]!, position)).contains(where: present), "partition \(p) skipped records before \(position)")
+            }
+        }
+        #expect(returned > 200, "the run returned \(returned) records")
+        // Unassigning forgets what was held.
+        state.assign([partitions[0]])
+        #expect(state.bufferedCount == (state.state(partitions[0])?.buffered.count ?? 0))
+        #expect(state.assigned == [partitions[0]])
+    }
+}
