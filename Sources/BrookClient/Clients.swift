@@ -41,46 +41,6 @@ extension BrokerConnection {
         return offsets
     }
 
-    /// One fetch of the given partitions from their offsets: the records and each partition's
-    /// high watermark.
-    public func fetch(topic: String, offsets: [Int32: Offset], maxWaitMs: Int32, minBytes: Int32 = 1,
-                      partitionMaxBytes: Int32 = 1_048_576) async throws -> (records: [ConsumedRecord], highWatermarks: [Int32: Offset]) {
-        let version = try version(for: FetchRequest.self)
-        let topicID = version >= 13 ? try await topicID(topic) : .zero
-        let request = FetchRequest(
-            maxWaitMs: maxWaitMs, minBytes: minBytes, maxBytes: 52_428_800, isolationLevel: 0, sessionId: 0, sessionEpoch: -1,
-            topics: [.init(topic: topic, topicId: topicID, partitions: offsets.sorted { $0.key < $1.key }.map { partition, offset in
-                .init(partition: partition, fetchOffset: offset, partitionMaxBytes: partitionMaxBytes)
-            })])
-        let answer = try await send(request, version: version)
-        guard answer.errorCode == 0 else { throw ClientError("fetch: \(ErrorCode(rawValue: answer.errorCode))") }
-        var records: [ConsumedRecord] = []
-        var highWatermarks: [Int32: Offset] = [:]
-        for response in answer.responses {
-            for p in response.partitions {
-                guard p.errorCode == 0 else {
-                    throw ClientError("fetch \(topic)-\(p.partitionIndex): \(ErrorCode(rawValue: p.errorCode))")
-                }
-                highWatermarks[p.partitionIndex] = p.highWatermark
-                if case .bytes(let bytes)? = p.records, let from = offsets[p.partitionIndex] {
-                    records += try RecordDecoding.records(in: bytes, topic: topic, partition: p.partitionIndex, from: from)
-                }
-            }
-        }
-        return (records, highWatermarks)
-    }
-
-    /// A topic's id (Fetch v13+ names topics by id), asked once per connection.
-    func topicID(_ topic: String) async throws -> KafkaUUID {
-        if let known = topicIDs.withLock({ $0[topic] }) { return known }
-        let meta = try await send(MetadataRequest(topics: [.init(name: topic)], allowAutoTopicCreation: false))
-        guard let id = meta.topics.first?.topicId, meta.topics.first?.errorCode == 0 else {
-            throw ClientError("topic \(topic) does not exist")
-        }
-        topicIDs.withLock { $0[topic] = id }
-        return id
-    }
-
     /// ListOffsets for every partition: -2 earliest, -1 latest, or a timestamp in ms.
     public func listOffsets(topic: String, partitions: [Int32], timestamp: Int64) async throws -> [Int32: Offset] {
         let answer = try await send(ListOffsetsRequest(replicaId: NodeID(-1), topics: [.init(name: topic, partitions: partitions.map {

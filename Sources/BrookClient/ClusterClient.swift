@@ -13,6 +13,8 @@ public actor ClusterClient {
     let connect: Connect
     var byAddress: [String: BrokerConnection] = [:]
     var addresses: [NodeID: String] = [:]
+    /// Topic ids by name, from the last metadata that named them.
+    var topicIDs: [String: KafkaUUID] = [:]
     /// At most this many brokers' connections are kept.
     static let connectionsMax = 64
 
@@ -98,6 +100,9 @@ public actor ClusterClient {
                                       allowAutoTopicCreation: allowAutoTopicCreation)
         let answer = try await sendToAny(request)
         addresses = Dictionary(answer.brokers.map { ($0.nodeId, Self.address($0.host, Int($0.port))) }) { a, _ in a }
+        for topic in answer.topics where topic.errorCode == 0 && topic.topicId != .zero {
+            if let name = topic.name { topicIDs[name] = topic.topicId }
+        }
         return answer
     }
 
@@ -142,9 +147,19 @@ public actor ClusterClient {
     /// Records of `topic`'s `partition` from `offset`, from its leader (at most about
     /// `maxBytes`).
     public func fetch(topic: String, partition: Int32, leader: NodeID, from offset: Offset, maxBytes: Int32) async throws -> [ConsumedRecord] {
-        try await using(try await address(of: leader)) {
-            try await $0.fetch(topic: topic, offsets: [partition: offset], maxWaitMs: 0, minBytes: 0, partitionMaxBytes: maxBytes).records
+        if topicIDs[topic] == nil { _ = try await metadata(topics: [topic]) }
+        // By name and by id: the version negotiated uses one (ids from v13).
+        let request = FetchRequest(replicaId: NodeID(-1), maxWaitMs: 0, minBytes: 0, maxBytes: 52_428_800, isolationLevel: 0, topics: [
+            .init(topic: topic, topicId: topicIDs[topic] ?? .zero, partitions: [.init(partition: partition, fetchOffset: offset, partitionMaxBytes: maxBytes)]),
+        ])
+        let answer = try await send(request, toNode: leader)
+        guard answer.errorCode == 0 else { throw ClientError("fetch: \(ErrorCode(rawValue: answer.errorCode))") }
+        var records: [ConsumedRecord] = []
+        for p in answer.responses.flatMap(\.partitions) where p.partitionIndex == partition {
+            guard p.errorCode == 0 else { throw ClientError("fetch \(topic)-\(partition): \(ErrorCode(rawValue: p.errorCode))") }
+            if case .bytes(let bytes)? = p.records { records += try RecordDecoding.records(in: bytes, topic: topic, partition: partition, from: offset) }
         }
+        return records
     }
 
     public func close() async {

@@ -16,7 +16,6 @@ public final class BrokerConnection: Sendable {
     let channel: any Channel
     let handler: NIOLoopBound<ResponseMatcher>
     let versions: [Int16: ClosedRange<Int16>]
-    let topicIDs = Mutex<[String: KafkaUUID]>([:])
     public let address: String
     /// Largest response frame accepted (a fetch answers at most `fetch.max.bytes`).
     static let responseBytesMax = 256 * 1024 * 1024

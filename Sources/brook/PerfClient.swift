@@ -170,32 +170,46 @@ extension PerfProduce {
 
 struct PerfConsume: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "consume", abstract: "Read a topic from the start and report throughput (as kafka-consumer-perf-test.sh, without a group).")
+        commandName: "consume",
+        abstract: "Read a topic from the start with BrookClient's consumer and report throughput and client CPU (as kafka-consumer-perf-test.sh, without a group).")
     @OptionGroup var client: ClientOptions
     @Option(help: "The topic.") var topic = "brook-perf"
     @Option(help: "Records to read.") var messages = 1_000_000
     @Option(name: .customLong("timeout-ms"), help: "Give up when no record came for this long.") var timeoutMs: Int64 = 10_000
+    @Option(name: .customLong("consumer-property"),
+            help: "A consumer setting under the Java client's name, key=value (repeatable): max.partition.fetch.bytes, fetch.max.wait.ms, ...")
+    var consumerProperties: [String] = []
 
     func run() async throws {
-        let connection = try await client.connect()
-        guard let count = try await connection.partitionCounts([topic])[topic] else { throw CommandFailure("no topic \(topic)") }
-        var positions = try await connection.listOffsets(topic: topic, partitions: Array(0..<count), timestamp: -2)
+        var properties = try client.commandSettings()
+        properties["bootstrap.servers"] = client.bootstrapServer
+        properties["client.id"] = "brook-perf-consume"
+        properties["auto.offset.reset"] = "earliest"
+        properties.merge(try parsePairs(consumerProperties, option: "--consumer-property")) { $1 }
+        let config: ConsumerConfig
+        do { config = try ConsumerConfig(properties: properties) } catch { throw ValidationError("\(error)") }
+        let consumer = KafkaConsumer(config) { address in try await client.connect(to: address) }
+        let partitions = try await consumer.partitions(of: topic).map { TopicPartition(topic, $0) }
+        try await consumer.assign(partitions)
+        let cpuBefore = cpuTimes()
         let start = now()
         var read = 0
         var bytes = 0
         var last = start
         while read < messages {
-            let (records, _) = try await connection.fetch(topic: topic, offsets: positions, maxWaitMs: 100, partitionMaxBytes: 4 * 1_048_576)
+            let records = try await consumer.poll(timeoutMs: 100)
             for record in records {
-                read += 1
                 bytes += (record.value?.count ?? 0) + (record.key?.count ?? 0)
-                positions[record.partition] = record.offset + 1
             }
+            read += records.count
             if !records.isEmpty { last = now() }
             if (now() - last) * 1000 >= Double(timeoutMs) { break }
         }
         let seconds = now() - start
-        print("\(read) records read, \(fixed(Double(read) / seconds, 1)) records/sec, \(fixed(Double(bytes) / 1_048_576 / seconds, 2)) MB/sec, in \(fixed(seconds, 2)) s.")
+        let cpuAfter = cpuTimes()
+        let cpu = cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system
+        await consumer.close()
+        print("\(read) records read, \(fixed(Double(read) / seconds, 1)) records/sec, \(fixed(Double(bytes) / 1_048_576 / seconds, 2)) MB/sec, in \(fixed(seconds, 2)) s; client CPU \(fixed(cpu, 2)) s, \(fixed(cpu / Double(max(read, 1)) * 1e6, 2)) us per record.")
         if read < messages { throw CommandFailure("only \(read) of \(messages) records arrived") }
     }
 }
