@@ -171,7 +171,7 @@ let package = Package(
         ),
         .executableTarget(name: "brook-fuzz", dependencies: ["BrookFuzzTargets"]),
         .testTarget(name: "BrookCoreTests", dependencies: ["BrookCore"]),
-        .testTarget(name: "BrookClientTests", dependencies: ["BrookClient", "BrookCore", "BrookRecords"]),
+        .testTarget(name: "BrookClientTests", dependencies: ["BrookClient", "BrookCore", "BrookRecords", "BrookGroups"]),
         .testTarget(name: "BrookMQTTTests", dependencies: ["BrookMQTT", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "BrookSecurityTests",

@@ -23,6 +23,24 @@ public enum OffsetSpec: Sendable, Equatable {
     case offset(Offset)
 }
 
+/// What a subscribed consumer hears of its partitions changing.
+public struct RebalanceListener: Sendable {
+    /// Partitions the group gave this member (they start at the group's committed offsets).
+    public var assigned: @Sendable ([TopicPartition]) async -> Void
+    /// Partitions given up (with `enable.auto.commit`, their positions were committed first).
+    public var revoked: @Sendable ([TopicPartition]) async -> Void
+    /// Partitions lost without a commit: the member was fenced (another may read them now).
+    public var lost: @Sendable ([TopicPartition]) async -> Void
+
+    public init(assigned: @escaping @Sendable ([TopicPartition]) async -> Void = { _ in },
+                revoked: @escaping @Sendable ([TopicPartition]) async -> Void = { _ in },
+                lost: @escaping @Sendable ([TopicPartition]) async -> Void = { _ in }) {
+        self.assigned = assigned
+        self.revoked = revoked
+        self.lost = lost
+    }
+}
+
 /// A Kafka consumer in Swift over partitions it is assigned: fetches from each partition's
 /// leader (one fetch in flight per broker, the next sent while the application handles what
 /// came), read_committed, seeks by offset and time, pause and resume, and commits to a group's
@@ -59,6 +77,15 @@ public actor KafkaConsumer {
     var waiter: (id: UInt64, continuation: CheckedContinuation<Void, Never>)?
     var nextWaiter: UInt64 = 0
     let origin = ContinuousClock.now
+    // Group membership (subscribe).
+    var membership = ConsumerMembership()
+    var listener: RebalanceListener?
+    /// A pattern subscription's regular expression, and when it was last matched.
+    var pattern: String?
+    var patternMatchedMs = Int64.min / 2
+    var coordinatorNode: NodeID?
+    var membershipTask: Task<Void, Never>?
+    var membershipSleeper: CheckedContinuation<Void, Never>?
 
     struct TopicMeta {
         var leaders: [NodeID?]
@@ -93,6 +120,7 @@ public actor KafkaConsumer {
     /// partition starts at its group's committed offset, or by `auto.offset.reset`.
     public func assign(_ partitions: [TopicPartition]) async throws {
         guard !closed else { throw ConsumeError(nil, "the consumer is closed") }
+        guard membership.phase == .idle else { throw ConsumeError(nil, "a subscribed consumer's partitions are the group's to assign") }
         positions.assign(partitions)
         let missing = Set(partitions.map(\.topic)).filter { topics[$0] == nil }
         if !missing.isEmpty { try? await refresh() }
@@ -190,12 +218,18 @@ public actor KafkaConsumer {
         guard let group = config.groupID else { throw ConsumeError(.invalidGroupID, "commits need group.id") }
         guard !offsets.isEmpty else { return }
         let byTopic = Dictionary(grouping: offsets, by: \.key.topic)
-        let request = OffsetCommitRequest(groupId: group, generationIdOrMemberEpoch: -1, memberId: "", topics: byTopic.keys.sorted().map { topic in
+        var request = OffsetCommitRequest(groupId: group, generationIdOrMemberEpoch: -1, memberId: "", topics: byTopic.keys.sorted().map { topic in
             .init(name: topic, partitions: byTopic[topic]!.sorted { $0.key.partition < $1.key.partition }.map {
                 .init(partitionIndex: $0.key.partition, committedOffset: $0.value)
             })
         })
         try await toCoordinator(of: group) { cluster, node, timeoutMs in
+            // A member commits under its current epoch (a heartbeat may have moved it).
+            if membership.phase == .active && membership.memberEpoch > 0 {
+                request.memberId = membership.memberID
+                request.generationIdOrMemberEpoch = membership.memberEpoch
+                request.groupInstanceId = config.groupInstanceID
+            }
             let answer = try await cluster.send(request, toNode: node, timeoutMs: timeoutMs)
             for topic in answer.topics {
                 for p in topic.partitions where p.errorCode != 0 {
@@ -252,7 +286,7 @@ public actor KafkaConsumer {
 
     /// Codes that send a group request to its coordinator again.
     static let coordinatorMoved: Set<ErrorCode> = [.coordinatorNotAvailable, .notCoordinator, .coordinatorLoadInProgress,
-                                                   .unstableOffsetCommit, .requestTimedOut]
+                                                   .unstableOffsetCommit, .requestTimedOut, .staleMemberEpoch]
 
     func autoCommitIfDue() {
         guard config.autoCommit, config.groupID != nil else { return }
@@ -269,7 +303,22 @@ public actor KafkaConsumer {
     public func close() async {
         guard !closed else { return }
         if config.autoCommit, config.groupID != nil { try? await commit() }
+        if membership.phase == .active {
+            let owned = positions.assigned
+            if let listener, !owned.isEmpty { await listener.revoked(owned) }
+            if let beat = membership.leave(staticMember: config.groupInstanceID != nil), let group = config.groupID {
+                let request = heartbeatRequest(beat, group: group)
+                _ = try? await toCoordinator(of: group) { cluster, node, timeoutMs in
+                    let answer = try await cluster.send(request, toNode: node, timeoutMs: timeoutMs)
+                    if Self.coordinatorMoved.contains(ErrorCode(rawValue: answer.errorCode)) {
+                        throw ConsumeError(ErrorCode(rawValue: answer.errorCode), "leaving group \(group)")
+                    }
+                }
+            }
+        }
         closed = true
+        membershipTask?.cancel()
+        ringMembership()
         wake()
         await cluster.close()
     }
@@ -345,7 +394,7 @@ public actor KafkaConsumer {
     /// Metadata of the assigned topics: their partitions' leaders and topic ids.
     func refresh() async throws {
         lastRefreshMs = nowMs()
-        let names = Array(Set(positions.assigned.map(\.topic))).sorted()
+        let names = Array(Set(positions.assigned.map(\.topic) + membership.subscription)).sorted()
         guard !names.isEmpty else { return }
         let answer = try await cluster.metadata(topics: names)
         for topic in answer.topics {
@@ -548,6 +597,176 @@ public actor KafkaConsumer {
         .unknownTopicID, .inconsistentTopicID, .kafkaStorageError, .offsetNotAvailable, .replicaNotAvailable, .networkException,
         .requestTimedOut,
     ]
+
+    // MARK: group membership (KIP-848)
+
+    /// Joins `group.id` as a member subscribed to `topics`: the broker assigns the partitions,
+    /// and `listener` hears of each change (revoked partitions are committed first with
+    /// `enable.auto.commit`). Subscribing again changes the subscription.
+    public func subscribe(_ topics: [String], listener: RebalanceListener? = nil) async throws {
+        try startMembership(listener)
+        pattern = nil
+        membership.subscribe(topics)
+        try? await refresh()
+        ringMembership()
+    }
+
+    /// As `subscribe(_:listener:)`, to every topic whose whole name matches the regular
+    /// expression `pattern` (matched again every `metadata.max.age.ms`; internal topics
+    /// left out).
+    public func subscribe(matching pattern: String, listener: RebalanceListener? = nil) async throws {
+        do { _ = try Regex(pattern) } catch { throw ConsumeError(.invalidRequest, "subscription pattern \(pattern): \(error)") }
+        try startMembership(listener)
+        self.pattern = pattern
+        try await matchPattern()
+        ringMembership()
+    }
+
+    func startMembership(_ listener: RebalanceListener?) throws {
+        guard !closed else { throw ConsumeError(nil, "the consumer is closed") }
+        guard config.groupID != nil else { throw ConsumeError(.invalidGroupID, "subscribe needs group.id") }
+        guard membership.phase == .active || positions.assigned.isEmpty else {
+            throw ConsumeError(nil, "a consumer with assigned partitions does not subscribe (assign([]) first)")
+        }
+        self.listener = listener
+        if membershipTask == nil { membershipTask = Task { await self.runMembership() } }
+    }
+
+    /// Subscribes to the topics the pattern matches now.
+    func matchPattern() async throws {
+        guard let pattern else { return }
+        let regex = try Regex(pattern)
+        patternMatchedMs = nowMs()
+        let answer = try await cluster.metadata(topics: nil)
+        let names = answer.topics.compactMap { topic -> String? in
+            guard let name = topic.name, topic.errorCode == 0, !topic.isInternal, !name.hasPrefix("__") else { return nil }
+            return (try? regex.wholeMatch(in: name)) != nil ? name : nil
+        }
+        membership.subscribe(names)
+        if !names.isEmpty { try? await refresh() }
+    }
+
+    /// The membership's loop: a heartbeat when one is due, each answer carried out.
+    func runMembership() async {
+        while membership.phase == .active && !closed && !Task.isCancelled {
+            guard let at = membership.nextHeartbeatAtMs() else {
+                await sleepMembership(untilMs: nowMs() + max(config.retryBackoffMs, 10))
+                continue
+            }
+            if at > nowMs() {
+                await sleepMembership(untilMs: at)
+                continue
+            }
+            if pattern != nil, nowMs() - patternMatchedMs >= config.metadataMaxAgeMs { try? await matchPattern() }
+            guard let group = config.groupID, membership.phase == .active, !closed else { break }
+            let request = heartbeatRequest(membership.send(), group: group)
+            let answer: ConsumerGroupHeartbeatResponse
+            do {
+                let node: NodeID
+                if let known = coordinatorNode { node = known } else { node = try await cluster.coordinator(ofGroup: group) }
+                coordinatorNode = node
+                answer = try await cluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs)
+            } catch {
+                await heartbeatFailed(.networkException, "\(error)")
+                continue
+            }
+            let code = ErrorCode(rawValue: answer.errorCode)
+            guard code == .none else {
+                await heartbeatFailed(code, answer.errorMessage ?? "")
+                continue
+            }
+            var assignment: Set<TopicPartition>?
+            if let given = answer.assignment {
+                assignment = await resolve(given.topicPartitions.map { ($0.topicId, $0.partitions) })
+            }
+            let change = membership.answered(memberID: answer.memberId, epoch: answer.memberEpoch, intervalMs: answer.heartbeatIntervalMs,
+                                             assignment: assignment, nowMs: nowMs())
+            if !change.isEmpty { await reconcile(change) }
+        }
+    }
+
+    /// The heartbeat to send, topic ids from the metadata.
+    func heartbeatRequest(_ beat: ConsumerMembership.Heartbeat, group: String) -> ConsumerGroupHeartbeatRequest {
+        var request = ConsumerGroupHeartbeatRequest(groupId: group, memberId: beat.memberID, memberEpoch: beat.memberEpoch,
+                                                    instanceId: config.groupInstanceID)
+        if beat.memberEpoch == 0 {
+            request.rackId = config.rack
+            request.rebalanceTimeoutMs = config.maxPollIntervalMs
+            request.serverAssignor = config.remoteAssignor
+        }
+        request.subscribedTopicNames = beat.subscription
+        request.topicPartitions = beat.owned.map { owned in
+            Dictionary(grouping: owned, by: \.topic).sorted { $0.key < $1.key }.compactMap { topic, partitions in
+                topics[topic].map { .init(topicId: $0.id, partitions: partitions.map(\.partition).sorted()) }
+            }
+        }
+        return request
+    }
+
+    /// An assignment's topic ids as names (the metadata asked again for ids not known).
+    func resolve(_ given: [(KafkaUUID, [Int32])]) async -> Set<TopicPartition> {
+        func names() -> [KafkaUUID: String] {
+            Dictionary(topics.map { ($0.value.id, $0.key) }) { a, _ in a }
+        }
+        var known = names()
+        if given.contains(where: { known[$0.0] == nil }) {
+            try? await refresh()
+            known = names()
+        }
+        var out: Set<TopicPartition> = []
+        for (id, partitions) in given {
+            guard let name = known[id] else { continue }
+            for partition in partitions { out.insert(TopicPartition(name, partition)) }
+        }
+        return out
+    }
+
+    /// Gives up the revoked partitions (committed first with auto commit) and takes the new
+    /// ones, telling the listener; the next heartbeat reports it.
+    func reconcile(_ change: ConsumerMembership.Reconciliation) async {
+        if !change.revoke.isEmpty {
+            let revoked = change.revoke.sorted()
+            if config.autoCommit {
+                let offsets = positions.positions.filter { change.revoke.contains($0.key) }
+                try? await commit(offsets)
+            }
+            if let listener { await listener.revoked(revoked) }
+        }
+        let owning = Set(positions.assigned).subtracting(change.revoke).union(change.assign)
+        positions.assign(owning.sorted())
+        if !change.assign.isEmpty, let listener { await listener.assigned(change.assign.sorted()) }
+        membership.reconciled(owning: owning)
+        kick()
+    }
+
+    func heartbeatFailed(_ code: ErrorCode, _ message: String) async {
+        switch membership.failed(code) {
+        case .fenced(let lost):
+            positions.assign([])
+            if let listener, !lost.isEmpty { await listener.lost(lost.sorted()) }
+        case .coordinator:
+            coordinatorNode = nil
+            await sleepMembership(untilMs: nowMs() + max(config.retryBackoffMs, 10))
+        case .fatal:
+            failure = ConsumeError(code, "group \(config.groupID ?? ""): \(message)")
+            positions.assign([])
+            wake()
+        }
+    }
+
+    func sleepMembership(untilMs deadline: Int64) async {
+        let timer = Task {
+            try? await Task.sleep(for: .milliseconds(max(0, deadline - self.nowMs())))
+            self.ringMembership()
+        }
+        await withCheckedContinuation { membershipSleeper = $0 }
+        timer.cancel()
+    }
+
+    func ringMembership() {
+        membershipSleeper?.resume()
+        membershipSleeper = nil
+    }
 
     // MARK: waking
 

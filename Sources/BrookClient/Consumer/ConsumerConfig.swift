@@ -39,8 +39,19 @@ public struct ConsumerConfig: Sendable {
     public var requestTimeoutMs: Int64 = 30_000
     /// `retry.backoff.ms`: the pause before asking again after an error.
     public var retryBackoffMs: Int64 = 100
-    /// `metadata.max.age.ms`: metadata older than this is asked again.
+    /// `metadata.max.age.ms`: metadata older than this is asked again (and a pattern
+    /// subscription matched again).
     public var metadataMaxAgeMs: Int64 = 300_000
+    /// `group.instance.id`: a static member, whose partitions wait for it through a restart
+    /// (within the group's session timeout).
+    public var groupInstanceID: String?
+    /// `group.remote.assignor`: the broker's assignor for this member (nil: the group's).
+    public var remoteAssignor: String?
+    /// `max.poll.interval.ms`: sent as the member's rebalance timeout, how long the broker
+    /// waits for it to give up partitions.
+    public var maxPollIntervalMs: Int32 = 300_000
+    /// `client.rack`
+    public var rack: String?
 
     public init(bootstrapServers: [String]) {
         precondition(!bootstrapServers.isEmpty, "a consumer needs a bootstrap server")
@@ -49,8 +60,8 @@ public struct ConsumerConfig: Sendable {
 
     /// Settings given as the Java client's properties. Security settings
     /// (`security.protocol`, `sasl.*`, `ssl.*`) are left to whoever opens the connections;
-    /// any other unknown name is an error (group membership's settings too: this consumer
-    /// assigns its partitions itself).
+    /// any other unknown name is an error (the classic group protocol's settings too:
+    /// `session.timeout.ms` and `heartbeat.interval.ms` are the broker's in KIP-848 groups).
     public init(properties: [String: String]) throws {
         guard let servers = properties["bootstrap.servers"]?.split(separator: ",").map({ String($0).trimmed }), !servers.isEmpty else {
             throw ClientError("bootstrap.servers is required")
@@ -96,6 +107,15 @@ public struct ConsumerConfig: Sendable {
             case "request.timeout.ms": requestTimeoutMs = try number(1...Int64(Int32.max))
             case "retry.backoff.ms": retryBackoffMs = try number(0...3_600_000)
             case "metadata.max.age.ms": metadataMaxAgeMs = try number(1...Int64(Int32.max))
+            case "group.protocol":
+                // The KIP-848 protocol is built; the classic one (JoinGroup, SyncGroup) is not yet.
+                guard value.trimmed.lowercased() == "consumer" else {
+                    throw ClientError("group.protocol=\(value): this consumer speaks the consumer protocol (KIP-848) only")
+                }
+            case "group.instance.id": groupInstanceID = value.isEmpty ? nil : value
+            case "group.remote.assignor": remoteAssignor = value.isEmpty ? nil : value
+            case "max.poll.interval.ms": maxPollIntervalMs = Int32(try number(1...Int64(Int32.max)))
+            case "client.rack": rack = value.isEmpty ? nil : value
             case _ where name == "security.protocol" || name.hasPrefix("sasl.") || name.hasPrefix("ssl."): break
             default: throw ClientError("unknown consumer setting \(name)")
             }

@@ -1,0 +1,168 @@
+import BrookCore
+import BrookProtocol
+
+/// A consumer's membership of a KIP-848 group (the `consumer` group protocol), as a pure core:
+/// what the next ConsumerGroupHeartbeat says, when it goes, and what each answer asks the
+/// consumer to do (partitions to give up, partitions to take). No I/O, no clock: times are
+/// given in milliseconds.
+///
+/// The broker computes the assignment. The member's part: heartbeat every interval the broker
+/// gives; when an answer carries an assignment, give up the partitions not in it (after
+/// committing them), take the new ones, and report what it owns in the next heartbeat, which
+/// goes at once. A member fenced (UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH) has lost its
+/// partitions without committing them and joins again at epoch 0.
+struct ConsumerMembership {
+    enum Phase: Equatable {
+        /// Not subscribed.
+        case idle
+        /// Subscribed: joining (epoch 0) or a member.
+        case active
+        /// Left the group (a closed consumer).
+        case left
+    }
+
+    struct Heartbeat: Equatable {
+        var memberID: String
+        var memberEpoch: Int32
+        /// nil: unchanged since the last heartbeat the broker answered.
+        var subscription: [String]?
+        /// The partitions owned, when they changed (or at a join).
+        var owned: Set<TopicPartition>?
+    }
+
+    /// What an answer asks of the consumer.
+    struct Reconciliation: Equatable {
+        var revoke: Set<TopicPartition> = []
+        var assign: Set<TopicPartition> = []
+        var isEmpty: Bool { revoke.isEmpty && assign.isEmpty }
+    }
+
+    enum Failure: Equatable {
+        /// Fenced: the partitions listed are lost (not committed); the member joins again.
+        case fenced(lost: Set<TopicPartition>)
+        /// The coordinator moved or is loading: find it and send again after a backoff.
+        case coordinator
+        /// The group cannot be used as asked (authorization, an unsupported assignor, a static
+        /// member still in the group, the group full, a broker without KIP-848): stop.
+        case fatal
+    }
+
+    private(set) var phase = Phase.idle
+    private(set) var memberID = ""
+    private(set) var memberEpoch: Int32 = 0
+    private(set) var subscription: [String] = []
+    private(set) var owned: Set<TopicPartition> = []
+    private(set) var heartbeatIntervalMs: Int64 = 3000
+    /// When the last heartbeat was answered (nil: none yet in this join).
+    private(set) var lastAnsweredMs: Int64?
+    private(set) var inFlight = false
+    /// An answer's reconciliation is being carried out: no heartbeat until it is done.
+    private(set) var reconciling = false
+    /// The next heartbeat goes at once (a join, a changed subscription, partitions reported).
+    private(set) var due = false
+    /// Each change of the subscription or of the partitions owned counts one; a heartbeat
+    /// carries them until an answer acknowledges the change it carried (a change made while a
+    /// heartbeat was in flight is not acknowledged by its answer).
+    private var subscriptionVersion = 0
+    private var subscriptionAcknowledged = -1
+    private var ownedVersion = 0
+    private var ownedAcknowledged = -1
+    private var sentVersions: (subscription: Int?, owned: Int?) = (nil, nil)
+
+    /// Subscribes to exactly `topics` (sorted, without repeats); a change goes in the next
+    /// heartbeat, at once.
+    mutating func subscribe(_ topics: [String]) {
+        precondition(phase != .left, "a member that left does not subscribe again")
+        let sorted = Array(Set(topics)).sorted()
+        if phase == .idle { phase = .active }
+        guard sorted != subscription || subscriptionAcknowledged != subscriptionVersion else { return }
+        subscription = sorted
+        subscriptionVersion += 1
+        due = true
+    }
+
+    /// When the next heartbeat should go (nil: none now: idle, left, one in flight, or a
+    /// reconciliation under way).
+    func nextHeartbeatAtMs() -> Int64? {
+        guard phase == .active, !inFlight, !reconciling else { return nil }
+        guard !due, let last = lastAnsweredMs else { return Int64.min }
+        return last + heartbeatIntervalMs
+    }
+
+    /// The heartbeat to send now.
+    mutating func send() -> Heartbeat {
+        precondition(phase == .active && !inFlight && !reconciling, "a heartbeat only from an active member with none in flight")
+        inFlight = true
+        due = false
+        let joining = memberEpoch == 0
+        let withSubscription = joining || subscriptionAcknowledged != subscriptionVersion
+        let withOwned = joining || ownedAcknowledged != ownedVersion
+        sentVersions = (withSubscription ? subscriptionVersion : nil, withOwned ? ownedVersion : nil)
+        return Heartbeat(memberID: memberID, memberEpoch: memberEpoch,
+                         subscription: withSubscription ? subscription : nil, owned: withOwned ? owned : nil)
+    }
+
+    /// The broker answered without an error: its member id and epoch, the interval, and the
+    /// assignment when it sent one (already named: the consumer resolves topic ids).
+    mutating func answered(memberID: String?, epoch: Int32, intervalMs: Int32, assignment: Set<TopicPartition>?,
+                           nowMs: Int64) -> Reconciliation {
+        precondition(inFlight, "an answer to a heartbeat sent")
+        inFlight = false
+        lastAnsweredMs = nowMs
+        if let version = sentVersions.subscription { subscriptionAcknowledged = version }
+        if let version = sentVersions.owned { ownedAcknowledged = version }
+        // Something changed while the heartbeat was in flight: the next one carries it, at once.
+        if subscriptionAcknowledged != subscriptionVersion || ownedAcknowledged != ownedVersion { due = true }
+        if let memberID, !memberID.isEmpty { self.memberID = memberID }
+        memberEpoch = epoch
+        if intervalMs > 0 { heartbeatIntervalMs = Int64(intervalMs) }
+        guard phase == .active, let assignment else { return Reconciliation() }
+        let change = Reconciliation(revoke: owned.subtracting(assignment), assign: assignment.subtracting(owned))
+        if !change.isEmpty { reconciling = true }
+        return change
+    }
+
+    /// The consumer carried out a reconciliation: it now owns `owned`, which the next
+    /// heartbeat reports, at once.
+    mutating func reconciled(owning owned: Set<TopicPartition>) {
+        precondition(reconciling, "a reconciliation under way")
+        reconciling = false
+        self.owned = owned
+        ownedVersion += 1
+        due = true
+    }
+
+    /// The heartbeat failed with `code` (`.networkException` for a lost connection).
+    mutating func failed(_ code: ErrorCode) -> Failure {
+        precondition(inFlight, "a failure of a heartbeat sent")
+        inFlight = false
+        switch code {
+        case .unknownMemberID, .fencedMemberEpoch:
+            let lost = owned
+            owned = []
+            memberEpoch = 0
+            ownedVersion += 1
+            lastAnsweredMs = nil
+            due = true
+            return .fenced(lost: lost)
+        case .coordinatorNotAvailable, .notCoordinator, .coordinatorLoadInProgress, .networkException, .requestTimedOut,
+             .unknownServerError:
+            due = true
+            return .coordinator
+        default:
+            phase = .left
+            return .fatal
+        }
+    }
+
+    /// Leaves the group: the heartbeat to send (epoch -1, or -2 for a static member, which
+    /// keeps its partitions for its session), or nil when it never joined.
+    mutating func leave(staticMember: Bool) -> Heartbeat? {
+        defer {
+            phase = .left
+            owned = []
+        }
+        guard phase == .active, !memberID.isEmpty else { return nil }
+        return Heartbeat(memberID: memberID, memberEpoch: staticMember ? -2 : -1, subscription: nil, owned: nil)
+    }
+}
