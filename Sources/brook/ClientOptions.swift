@@ -17,11 +17,11 @@ struct ClientOptions: ParsableArguments {
     func connect() async throws -> BrokerConnection { try await connect(to: bootstrapServer) }
 
     /// A connection to `address` (another broker of the cluster) with the same settings.
-    func connect(to address: String) async throws -> BrokerConnection {
+    func connect(to address: String, clientID: String = "brook-cli") async throws -> BrokerConnection {
         let settings = try commandSettings()
         let sasl = try credentials(settings)
         let tls = try tlsSettings(settings)
-        do { return try await BrokerConnection.connect(address, sasl: sasl, tls: tls) } catch { throw CommandFailure("\(error)") }
+        do { return try await BrokerConnection.connect(address, clientID: clientID, sasl: sasl, tls: tls) } catch { throw CommandFailure("\(error)") }
     }
 
     /// The settings of `--command-config` (none without it).

@@ -36,7 +36,7 @@ struct ProduceCommand: AsyncParsableCommand {
         properties.merge(try parsePairs(producerProperties, option: "--producer-property")) { $1 }
         let config: ProducerConfig
         do { config = try ProducerConfig(properties: properties) } catch { throw ValidationError("\(error)") }
-        let producer = KafkaProducer(config) { address in try await client.connect(to: address) }
+        let producer = KafkaProducer(config) { address in try await client.connect(to: address, clientID: config.clientID) }
         var tally = DeliveryTally()
         var sent = 0
         do {
@@ -73,7 +73,8 @@ struct ConsumeCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
     @Option(help: "The topic.") var topic: String
     @Option(help: "Only this partition (default: all).") var partition: Int32?
-    @Option(help: "Start at the group's committed offsets and commit what was printed (no group: no commits).") var group: String?
+    @Option(help: "Join this group (its KIP-848 protocol) and read the partitions it gives, from its committed offsets, committing what was printed; with --partition, --offset or --from-time, read those and commit to the group without joining.")
+    var group: String?
     @Flag(name: .customLong("from-beginning"),
           help: "Start at the earliest offset (default: the end); with --group, where the group has no committed offset.")
     var fromBeginning = false
@@ -99,7 +100,7 @@ struct ConsumeCommand: AsyncParsableCommand {
         properties.merge(try parsePairs(consumerProperties, option: "--consumer-property")) { $1 }
         let config: ConsumerConfig
         do { config = try ConsumerConfig(properties: properties) } catch { throw ValidationError("\(error)") }
-        let consumer = KafkaConsumer(config) { address in try await client.connect(to: address) }
+        let consumer = KafkaConsumer(config) { address in try await client.connect(to: address, clientID: config.clientID) }
         do {
             let printed = try await consume(consumer)
             await consumer.close()
@@ -114,7 +115,12 @@ struct ConsumeCommand: AsyncParsableCommand {
         let all = try await consumer.partitions(of: topic)
         if let partition, !all.contains(partition) { throw CommandFailure("\(topic) has no partition \(partition)") }
         let partitions = (partition.map { [$0] } ?? all).map { TopicPartition(topic, $0) }
-        try await consumer.assign(partitions)
+        if group != nil && partition == nil && offset == nil && fromTime == nil {
+            // A member of the group (KIP-848): the broker gives this consumer its share.
+            try await consumer.subscribe([topic])
+        } else {
+            try await consumer.assign(partitions)
+        }
         if let offset {
             try await consumer.seek(partitions, to: .offset(Offset(offset)))
         } else if let fromTime {
@@ -140,7 +146,11 @@ struct ConsumeCommand: AsyncParsableCommand {
                 print(line)
                 printed += 1
             }
-            if !records.isEmpty { lastRecordMs = wallClockMs() }
+            if !records.isEmpty {
+                lastRecordMs = wallClockMs()
+                // Lines reach a pipe as they are read, not when a buffer fills.
+                fflush(nil)
+            }
             if let timeoutMs, wallClockMs() - lastRecordMs >= timeoutMs { break }
         }
         return printed

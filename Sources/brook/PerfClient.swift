@@ -188,7 +188,7 @@ struct PerfConsume: AsyncParsableCommand {
         properties.merge(try parsePairs(consumerProperties, option: "--consumer-property")) { $1 }
         let config: ConsumerConfig
         do { config = try ConsumerConfig(properties: properties) } catch { throw ValidationError("\(error)") }
-        let consumer = KafkaConsumer(config) { address in try await client.connect(to: address) }
+        let consumer = KafkaConsumer(config) { address in try await client.connect(to: address, clientID: config.clientID) }
         let partitions = try await consumer.partitions(of: topic).map { TopicPartition(topic, $0) }
         try await consumer.assign(partitions)
         let cpuBefore = cpuTimes()

@@ -9,12 +9,12 @@ import Testing
     static func tp(_ topic: String, _ partition: Int32) -> TopicPartition { TopicPartition(topic, partition) }
 
     @Test func aMemberJoinsTakesItsPartitionsAndReportsThem() {
-        var m = ConsumerMembership()
+        var m = ConsumerMembership(memberID: "m1")
         #expect(m.nextHeartbeatAtMs() == nil)
         m.subscribe(["b", "a", "a"])
         #expect(m.nextHeartbeatAtMs() == Int64.min)
         let join = m.send()
-        #expect(join == .init(memberID: "", memberEpoch: 0, subscription: ["a", "b"], owned: []))
+        #expect(join == .init(memberID: "m1", memberEpoch: 0, subscription: ["a", "b"], owned: []))
         #expect(m.nextHeartbeatAtMs() == nil, "one heartbeat in flight at a time")
         let first = m.answered(memberID: "m1", epoch: 3, intervalMs: 1000, assignment: [Self.tp("a", 0), Self.tp("a", 1)], nowMs: 100)
         #expect(first == .init(revoke: [], assign: [Self.tp("a", 0), Self.tp("a", 1)]))
@@ -39,7 +39,7 @@ import Testing
     }
 
     @Test func aFencedMemberLosesItsPartitionsAndJoinsAgain() {
-        var m = ConsumerMembership()
+        var m = ConsumerMembership(memberID: "m1")
         m.subscribe(["a"])
         _ = m.send()
         _ = m.answered(memberID: "m1", epoch: 2, intervalMs: 500, assignment: [Self.tp("a", 0)], nowMs: 0)
@@ -58,11 +58,11 @@ import Testing
     }
 
     @Test func leavingSaysEpochMinusOneOrMinusTwoForAStaticMember() {
-        var never = ConsumerMembership()
+        var never = ConsumerMembership(memberID: "m0")
         never.subscribe(["a"])
         #expect(never.leave(staticMember: false) == nil)
         for staticMember in [false, true] {
-            var m = ConsumerMembership()
+            var m = ConsumerMembership(memberID: "m1")
             m.subscribe(["a"])
             _ = m.send()
             _ = m.answered(memberID: "m1", epoch: 1, intervalMs: 500, assignment: [], nowMs: 0)
@@ -86,18 +86,18 @@ import Testing
         config.consumerHeartbeatIntervalMs = 200
         var group = ConsumerGroup(id: "g", now: 0)
         struct Client {
-            var membership = ConsumerMembership()
+            var membership: ConsumerMembership
             var owned: Set<TopicPartition> = []
             /// An answer on its way: when it arrives and what it is.
             var answer: (atMs: Int64, result: ConsumerHeartbeatResult)?
             /// A reconciliation under way: when it is done and what it changes.
             var reconciling: (atMs: Int64, change: ConsumerMembership.Reconciliation)?
             var gone = false
+            init(memberID: String) { membership = ConsumerMembership(memberID: memberID) }
         }
         var clients: [Client] = []
-        var nextMemberID = 0
         func join(_ topics: [String]) {
-            var c = Client()
+            var c = Client(memberID: "member-\(clients.count)")
             c.membership.subscribe(topics)
             clients.append(c)
         }
@@ -137,8 +137,7 @@ import Testing
                     let request = ConsumerHeartbeatRequest(groupID: "g", memberID: beat.memberID, memberEpoch: beat.memberEpoch,
                                                            rebalanceTimeoutMs: beat.memberEpoch == 0 ? 60_000 : -1,
                                                            subscribedTopicNames: beat.subscription, ownedPartitions: owned)
-                    nextMemberID += 1
-                    let result = group.heartbeat(request, newMemberID: "m\(nextMemberID)", topics: view, config: config, now: now)
+                    let result = group.heartbeat(request, newMemberID: "unused", topics: view, config: config, now: now)
                     clients[i].answer = (now + Int64.random(in: 0...(disrupt ? 80 : 5), using: &random), result)
                 }
             }

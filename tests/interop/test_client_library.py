@@ -341,3 +341,70 @@ def test_the_consumer_reads_every_leader_and_follows_a_leader_kill(cluster):
     printed = out.decode().splitlines()
     assert len(printed) == len(set(printed)), "a record was printed twice"
     assert set(printed) == set(acked), f"{len(set(acked) - set(printed))} acknowledged records not printed"
+
+
+@pytest.mark.timeout(180)
+def test_a_group_shared_with_librdkafkas_kip848_consumer(broker):
+    """`brook consume --group` and librdkafka's consumer (group.protocol=consumer) in one KIP-848
+    group: when librdkafka joins, Brook's consumer gives up half the partitions (committing them
+    first) and librdkafka starts where it stopped; when librdkafka leaves, Brook's consumer takes
+    them back from librdkafka's commits. Every record is read once by one of the two."""
+    import threading
+    from confluent_kafka import Consumer
+    topic, group = unique_topic("lib-848"), unique_topic("lib-848-g")
+    ck_create_topic(broker.bootstrap, topic, partitions=4)
+
+    def produce(round_: int) -> None:
+        ck_produce(broker.bootstrap, topic, [Spec(i, None, f"r{round_}-{i}".encode(), (), i % 4) for i in range(200)])
+
+    produce(0)
+    ours = subprocess.Popen([str(BROOK_BIN), "consume", "--bootstrap-server", broker.bootstrap, "--topic", topic, "--group", group,
+                             "--from-beginning", "--print-offset", "--timeout-ms", "12000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    printed = []
+    reader = threading.Thread(target=lambda: printed.extend(line.decode().rstrip("\n") for line in ours.stdout))
+    reader.start()
+    theirs = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(printed) < 200:
+            assert time.monotonic() < deadline, f"Brook's member read {len(printed)} of 200"
+            time.sleep(0.1)
+        peer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "group.protocol": "consumer",
+                         "auto.offset.reset": "earliest"})
+        try:
+            peer.subscribe([topic])
+            deadline = time.monotonic() + 30
+            while len(peer.assignment()) != 2:
+                assert time.monotonic() < deadline, f"librdkafka's assignment: {peer.assignment()}"
+                message = peer.poll(0.2)
+                assert message is None or message.error() is not None, "librdkafka read a record Brook's member had read"
+            produce(1)
+            deadline = time.monotonic() + 30
+            mine = {tp.partition for tp in peer.assignment()}
+            while len(theirs) < 100:
+                assert time.monotonic() < deadline, f"librdkafka read {len(theirs)} of its 100"
+                message = peer.poll(0.2)
+                if message is not None and message.error() is None:
+                    theirs.append(f"{message.partition()}\t{message.offset()}\t{message.value().decode()}")
+            assert {int(x.split("\t")[0]) for x in theirs} == mine
+        finally:
+            peer.close()
+        produce(2)
+        # Not communicate(): the reader thread owns stdout.
+        ours.wait(timeout=90)
+        reader.join(10)
+        err = ours.stderr.read()
+    finally:
+        if ours.poll() is None:
+            ours.kill()
+            ours.wait(timeout=10)
+    assert ours.returncode == 0, err.decode(errors="replace")
+    everything = printed + theirs
+    assert len(everything) == len(set(everything)), "a record was read twice"
+    by_partition = {p: sum(1 for x in printed if x.startswith(f"{p}\t") and "\tr2-" in x) for p in range(4)}
+    assert sorted(x.split("\t")[2] for x in everything) == sorted(f"r{n}-{i}" for n in range(3) for i in range(200)), \
+        (mine, by_partition, err.decode(errors="replace")[-3000:])
+    # Round 1 went half to each; round 2 all to Brook's member again.
+    assert sum(1 for x in printed if "\tr1-" in x) == 100
+    assert sum(1 for x in printed if "\tr2-" in x) == 200

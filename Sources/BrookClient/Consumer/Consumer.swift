@@ -41,10 +41,10 @@ public struct RebalanceListener: Sendable {
     }
 }
 
-/// A Kafka consumer in Swift over partitions it is assigned: fetches from each partition's
-/// leader (one fetch in flight per broker, the next sent while the application handles what
-/// came), read_committed, seeks by offset and time, pause and resume, and commits to a group's
-/// offsets.
+/// A Kafka consumer in Swift: partitions assigned by the application (`assign`) or by a
+/// KIP-848 group (`subscribe`), fetched from each partition's leader (one fetch in flight per
+/// broker, the next sent while the application handles what came), read_committed, seeks by
+/// offset and time, pause and resume, and commits to a group's offsets.
 ///
 /// ```swift
 /// var config = ConsumerConfig(bootstrapServers: ["127.0.0.1:9092"])
@@ -55,8 +55,9 @@ public struct RebalanceListener: Sendable {
 /// ```
 ///
 /// At most one fetch's worth of each partition (`max.partition.fetch.bytes`) is held: a
-/// partition is fetched again once what came of it was returned. Group membership
-/// (`subscribe`) is not built yet: the application assigns the partitions.
+/// partition is fetched again once what came of it was returned. Groups speak the `consumer`
+/// protocol (KIP-848: the broker assigns); the classic protocol (JoinGroup and SyncGroup, with
+/// the assignment computed by a member) is not built yet.
 public actor KafkaConsumer {
     public nonisolated let config: ConsumerConfig
     let cluster: ClusterClient
@@ -78,7 +79,10 @@ public actor KafkaConsumer {
     var nextWaiter: UInt64 = 0
     let origin = ContinuousClock.now
     // Group membership (subscribe).
-    var membership = ConsumerMembership()
+    var membership: ConsumerMembership = {
+        var random = SystemRandomNumberGenerator()
+        return ConsumerMembership(memberID: KafkaUUID.random(using: &random).description)
+    }()
     var listener: RebalanceListener?
     /// A pattern subscription's regular expression, and when it was last matched.
     var pattern: String?

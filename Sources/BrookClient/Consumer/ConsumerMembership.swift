@@ -48,7 +48,8 @@ struct ConsumerMembership {
     }
 
     private(set) var phase = Phase.idle
-    private(set) var memberID = ""
+    /// Chosen by the member (KIP-1082), kept for its life, through fencing and rejoining.
+    private(set) var memberID: String
     private(set) var memberEpoch: Int32 = 0
     private(set) var subscription: [String] = []
     private(set) var owned: Set<TopicPartition> = []
@@ -68,6 +69,11 @@ struct ConsumerMembership {
     private var ownedVersion = 0
     private var ownedAcknowledged = -1
     private var sentVersions: (subscription: Int?, owned: Int?) = (nil, nil)
+
+    init(memberID: String) {
+        precondition(!memberID.isEmpty, "a member id")
+        self.memberID = memberID
+    }
 
     /// Subscribes to exactly `topics` (sorted, without repeats); a change goes in the next
     /// heartbeat, at once.
@@ -162,7 +168,7 @@ struct ConsumerMembership {
             phase = .left
             owned = []
         }
-        guard phase == .active, !memberID.isEmpty else { return nil }
+        guard phase == .active, lastAnsweredMs != nil || memberEpoch > 0 else { return nil }
         return Heartbeat(memberID: memberID, memberEpoch: staticMember ? -2 : -1, subscription: nil, owned: nil)
     }
 }
