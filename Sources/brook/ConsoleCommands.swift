@@ -71,7 +71,9 @@ struct ConsumeCommand: AsyncParsableCommand {
         commandName: "consume",
         abstract: "Console consumer: prints records (as kafka-console-consumer.sh); with --group, starts at and commits the group's offsets.")
     @OptionGroup var client: ClientOptions
-    @Option(help: "The topic.") var topic: String
+    @Option(help: "The topic.") var topic: String?
+    @Option(help: "With --group: every topic whose whole name matches this regular expression (as kafka-console-consumer.sh --include), matched again every metadata.max.age.ms.")
+    var include: String?
     @Option(help: "Only this partition (default: all).") var partition: Int32?
     @Option(help: "Join this group (its KIP-848 protocol) and read the partitions it gives, from its committed offsets, committing what was printed; with --partition, --offset or --from-time, read those and commit to the group without joining.")
     var group: String?
@@ -85,6 +87,7 @@ struct ConsumeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("print-key"), help: "Print keys.") var printKey = false
     @Flag(name: .customLong("print-headers"), help: "Print headers.") var printHeaders = false
     @Flag(name: .customLong("print-offset"), help: "Print partition and offset.") var printOffset = false
+    @Flag(name: .customLong("print-topic"), help: "Print the topic.") var printTopic = false
     @Option(name: .customLong("key-separator"), help: "Between key and value when printing keys.") var keySeparator = "\t"
     @Option(name: .customLong("consumer-property"),
             help: "A consumer setting under the Java client's name, key=value (repeatable): isolation.level, fetch.max.wait.ms, ...")
@@ -92,6 +95,10 @@ struct ConsumeCommand: AsyncParsableCommand {
 
     func run() async throws {
         if offset != nil && partition == nil { throw ValidationError("--offset needs --partition") }
+        guard (topic == nil) != (include == nil) else { throw ValidationError("give --topic or --include") }
+        if include != nil && (group == nil || partition != nil || fromTime != nil) {
+            throw ValidationError("--include needs --group, and reads whole topics from the group's offsets")
+        }
         var properties = try client.commandSettings()
         properties["bootstrap.servers"] = client.bootstrapServer
         properties["client.id"] = properties["client.id"] ?? "brook-consume"
@@ -112,19 +119,23 @@ struct ConsumeCommand: AsyncParsableCommand {
     }
 
     func consume(_ consumer: KafkaConsumer) async throws -> Int {
-        let all = try await consumer.partitions(of: topic)
-        if let partition, !all.contains(partition) { throw CommandFailure("\(topic) has no partition \(partition)") }
-        let partitions = (partition.map { [$0] } ?? all).map { TopicPartition(topic, $0) }
-        if group != nil && partition == nil && offset == nil && fromTime == nil {
-            // A member of the group (KIP-848): the broker gives this consumer its share.
-            try await consumer.subscribe([topic])
-        } else {
-            try await consumer.assign(partitions)
-        }
-        if let offset {
-            try await consumer.seek(partitions, to: .offset(Offset(offset)))
-        } else if let fromTime {
-            try await consumer.seek(partitions, to: .timestamp(fromTime))
+        if let include {
+            try await consumer.subscribe(matching: include)
+        } else if let topic {
+            let all = try await consumer.partitions(of: topic)
+            if let partition, !all.contains(partition) { throw CommandFailure("\(topic) has no partition \(partition)") }
+            let partitions = (partition.map { [$0] } ?? all).map { TopicPartition(topic, $0) }
+            if group != nil && partition == nil && offset == nil && fromTime == nil {
+                // A member of the group (KIP-848): the broker gives this consumer its share.
+                try await consumer.subscribe([topic])
+            } else {
+                try await consumer.assign(partitions)
+            }
+            if let offset {
+                try await consumer.seek(partitions, to: .offset(Offset(offset)))
+            } else if let fromTime {
+                try await consumer.seek(partitions, to: .timestamp(fromTime))
+            }
         }
         var printed = 0
         var lastRecordMs = wallClockMs()
@@ -139,6 +150,7 @@ struct ConsumeCommand: AsyncParsableCommand {
                     break
                 }
                 var line = ""
+                if printTopic { line += "\(record.topic)\t" }
                 if printOffset { line += "\(record.partition)\t\(record.offset)\t" }
                 if printHeaders { line += record.headers.map { "\(text($0.key))=\($0.value.map(text) ?? "null")" }.joined(separator: ",") + "\t" }
                 if printKey { line += (record.key.map(text) ?? "null") + keySeparator }

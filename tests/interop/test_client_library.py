@@ -408,3 +408,42 @@ def test_a_group_shared_with_librdkafkas_kip848_consumer(broker):
     # Round 1 went half to each; round 2 all to Brook's member again.
     assert sum(1 for x in printed if "\tr1-" in x) == 100
     assert sum(1 for x in printed if "\tr2-" in x) == 200
+
+
+@pytest.mark.timeout(120)
+def test_a_pattern_subscription_follows_new_topics(broker):
+    """`brook consume --include REGEX --group G` reads every topic whose name matches (and no
+    other), and a matching topic created while it runs joins the subscription within
+    metadata.max.age.ms."""
+    import threading
+    base = unique_topic("inc")
+    first, second, other, late = f"{base}-a", f"{base}-b", f"{base}x-c", f"{base}-late"
+    for t in (first, second, other):
+        ck_create_topic(broker.bootstrap, t, partitions=2)
+        ck_produce(broker.bootstrap, t, [Spec(i, None, f"{t}:{i}".encode(), (), i % 2) for i in range(20)])
+    ours = subprocess.Popen([str(BROOK_BIN), "consume", "--bootstrap-server", broker.bootstrap, "--include", f"{base}-.*",
+                             "--group", unique_topic("inc-g"), "--from-beginning", "--print-topic", "--timeout-ms", "8000",
+                             "--consumer-property", "metadata.max.age.ms=1000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    printed = []
+    reader = threading.Thread(target=lambda: printed.extend(line.decode().rstrip("\n") for line in ours.stdout))
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(printed) < 40:
+            assert time.monotonic() < deadline, f"{len(printed)} of 40 read"
+            time.sleep(0.1)
+        ck_create_topic(broker.bootstrap, late, partitions=1)
+        ck_produce(broker.bootstrap, late, [Spec(i, None, f"{late}:{i}".encode(), (), 0) for i in range(5)])
+        ours.wait(timeout=60)
+        reader.join(10)
+    finally:
+        if ours.poll() is None:
+            ours.kill()
+            ours.wait(timeout=10)
+    assert ours.returncode == 0, ours.stderr.read().decode(errors="replace")
+    want = [f"{t}\t{t}:{i}" for t in (first, second) for i in range(20)] + [f"{late}\t{late}:{i}" for i in range(5)]
+    assert sorted(printed) == sorted(want)
+    # And the usage is checked.
+    out = subprocess.run([str(BROOK_BIN), "consume", "--bootstrap-server", broker.bootstrap, "--include", "x.*"], capture_output=True)
+    assert out.returncode != 0 and b"--include needs --group" in out.stderr

@@ -652,7 +652,8 @@ public actor KafkaConsumer {
 
     /// The membership's loop: a heartbeat when one is due, each answer carried out.
     func runMembership() async {
-        while membership.phase == .active && !closed && !Task.isCancelled {
+        // Idle until the first subscription is made (a pattern's is matched first).
+        while membership.phase != .left && !closed && !Task.isCancelled {
             guard let at = membership.nextHeartbeatAtMs() else {
                 await sleepMembership(untilMs: nowMs() + max(config.retryBackoffMs, 10))
                 continue
