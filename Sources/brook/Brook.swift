@@ -8,7 +8,8 @@ struct Brook: AsyncParsableCommand {
         discussion: "Start a single-node broker with `brook serve`; see README.md.",
         subcommands: [Serve.self, TopicCommand.self, ConfigCommand.self, GroupCommand.self, ProduceCommand.self, ConsumeCommand.self,
                       LogCommand.self, PerfCommand.self, ControllerCommand.self, QuorumCommand.self, ClusterCommand.self,
-                      DevCommand.self, ElectCommand.self, ReassignCommand.self, LogDirsCommand.self, UserCommand.self, AclCommand.self, QuotaCommand.self])
+                      DevCommand.self, ElectCommand.self, ReassignCommand.self, LogDirsCommand.self, UserCommand.self, AclCommand.self, QuotaCommand.self,
+                      MirrorCommand.self])
 }
 
 struct LogCommand: ParsableCommand {

@@ -220,77 +220,22 @@ public actor KafkaConsumer {
     /// Commits `offsets` (the next record to read, per partition) to the group.
     public func commit(_ offsets: [TopicPartition: Offset]) async throws {
         guard let group = config.groupID else { throw ConsumeError(.invalidGroupID, "commits need group.id") }
-        guard !offsets.isEmpty else { return }
-        let byTopic = Dictionary(grouping: offsets, by: \.key.topic)
-        var request = OffsetCommitRequest(groupId: group, generationIdOrMemberEpoch: -1, memberId: "", topics: byTopic.keys.sorted().map { topic in
-            .init(name: topic, partitions: byTopic[topic]!.sorted { $0.key.partition < $1.key.partition }.map {
-                .init(partitionIndex: $0.key.partition, committedOffset: $0.value)
-            })
-        })
-        try await toCoordinator(of: group) { cluster, node, timeoutMs in
+        try await cluster.commitOffsets(offsets, group: group, timeoutMs: config.requestTimeoutMs, backoffMs: config.retryBackoffMs) {
             // A member commits under its current epoch (a heartbeat may have moved it).
-            if membership.phase == .active && membership.memberEpoch > 0 {
-                request.memberId = membership.memberID
-                request.generationIdOrMemberEpoch = membership.memberEpoch
-                request.groupInstanceId = config.groupInstanceID
-            }
-            let answer = try await cluster.send(request, toNode: node, timeoutMs: timeoutMs)
-            for topic in answer.topics {
-                for p in topic.partitions where p.errorCode != 0 {
-                    throw ConsumeError(ErrorCode(rawValue: p.errorCode), "commit of \(topic.name)-\(p.partitionIndex) to group \(group)")
-                }
-            }
+            await self.member()
         }
+    }
+
+    func member() -> GroupMember? {
+        guard membership.phase == .active && membership.memberEpoch > 0 else { return nil }
+        return GroupMember(id: membership.memberID, epoch: membership.memberEpoch, instanceID: config.groupInstanceID)
     }
 
     /// The group's committed offsets of `partitions` (a partition without one is left out).
     public func committed(_ partitions: [TopicPartition]) async throws -> [TopicPartition: Offset] {
         guard let group = config.groupID else { throw ConsumeError(.invalidGroupID, "committed offsets need group.id") }
-        let byTopic = Dictionary(grouping: partitions, by: \.topic)
-        let topics = byTopic.keys.sorted().map { (name: $0, partitions: byTopic[$0]!.map(\.partition).sorted()) }
-        // Both shapes (the version negotiated picks one): `groups` from v8.
-        let request = OffsetFetchRequest(
-            groupId: group, topics: topics.map { .init(name: $0.name, partitionIndexes: $0.partitions) },
-            groups: [.init(groupId: group, topics: topics.map { .init(name: $0.name, partitionIndexes: $0.partitions) })],
-            requireStable: true)
-        return try await toCoordinator(of: group) { cluster, node, timeoutMs in
-            let answer = try await cluster.send(request, toNode: node, timeoutMs: timeoutMs)
-            var found: [TopicPartition: Offset] = [:]
-            func take(_ topic: String, _ partition: Int32, _ offset: Offset, _ code: Int16) throws {
-                guard code == 0 else { throw ConsumeError(ErrorCode(rawValue: code), "committed offset of \(topic)-\(partition) in group \(group)") }
-                if offset.value >= 0 { found[TopicPartition(topic, partition)] = offset }
-            }
-            if let entry = answer.groups.first {
-                guard entry.errorCode == 0 else { throw ConsumeError(ErrorCode(rawValue: entry.errorCode), "committed offsets of group \(group)") }
-                for t in entry.topics { for p in t.partitions { try take(t.name, p.partitionIndex, p.committedOffset, p.errorCode) } }
-            } else {
-                guard answer.errorCode == 0 else { throw ConsumeError(ErrorCode(rawValue: answer.errorCode), "committed offsets of group \(group)") }
-                for t in answer.topics { for p in t.partitions { try take(t.name, p.partitionIndex, p.committedOffset, p.errorCode) } }
-            }
-            return found
-        }
+        return try await cluster.committedOffsets(partitions, group: group, timeoutMs: config.requestTimeoutMs, backoffMs: config.retryBackoffMs)
     }
-
-    /// Runs `body` against `group`'s coordinator, finding it again after a coordinator error
-    /// or a lost connection, until `request.timeout.ms` has passed.
-    func toCoordinator<T: Sendable>(of group: String, _ body: (ClusterClient, NodeID, Int64) async throws -> T) async throws -> T {
-        let deadline = nowMs() + config.requestTimeoutMs
-        while true {
-            do {
-                let node = try await cluster.coordinator(ofGroup: group)
-                return try await body(cluster, node, config.requestTimeoutMs)
-            } catch let error as ConsumeError where !Self.coordinatorMoved.contains(error.code ?? .none) {
-                throw error
-            } catch {
-                guard nowMs() < deadline else { throw ConsumeError(.requestTimedOut, "group \(group)'s coordinator: \(error)") }
-                try await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10)))
-            }
-        }
-    }
-
-    /// Codes that send a group request to its coordinator again.
-    static let coordinatorMoved: Set<ErrorCode> = [.coordinatorNotAvailable, .notCoordinator, .coordinatorLoadInProgress,
-                                                   .unstableOffsetCommit, .requestTimedOut, .staleMemberEpoch]
 
     func autoCommitIfDue() {
         guard config.autoCommit, config.groupID != nil else { return }
@@ -312,11 +257,13 @@ public actor KafkaConsumer {
             if let listener, !owned.isEmpty { await listener.revoked(owned) }
             if let beat = membership.leave(staticMember: config.groupInstanceID != nil), let group = config.groupID {
                 let request = heartbeatRequest(beat, group: group)
-                _ = try? await toCoordinator(of: group) { cluster, node, timeoutMs in
-                    let answer = try await cluster.send(request, toNode: node, timeoutMs: timeoutMs)
-                    if Self.coordinatorMoved.contains(ErrorCode(rawValue: answer.errorCode)) {
-                        throw ConsumeError(ErrorCode(rawValue: answer.errorCode), "leaving group \(group)")
-                    }
+                // A few tries (the coordinator may have moved); else the broker ends the
+                // member when its session times out.
+                for _ in 0..<3 {
+                    if let node = try? await cluster.coordinator(ofGroup: group),
+                       let answer = try? await cluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs),
+                       !ClusterClient.coordinatorMoved.contains(ErrorCode(rawValue: answer.errorCode)) { break }
+                    try? await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10)))
                 }
             }
         }

@@ -1,0 +1,314 @@
+import BrookCore
+import BrookProtocol
+
+/// What a mirror copies, and how often it looks again.
+public struct MirrorConfig: Sendable {
+    /// The mirror's name: its progress is the target group `brook-mirror.NAME`'s offsets.
+    public var name = "default"
+    /// Topics of the source whose whole name matches this regular expression (internal topics
+    /// never) are mirrored to the target under the same names.
+    public var topics: String
+    /// Consumer groups of the source whose id matches: their committed offsets are translated
+    /// and committed to the same groups on the target (nil: none).
+    public var groups: String?
+    /// How often the source's topics, partitions and configs are looked at again.
+    public var refreshIntervalMs: Int64 = 10_000
+    /// How often the progress is committed, groups translated and a heartbeat written.
+    public var checkpointIntervalMs: Int64 = 1000
+    /// The target topics' replication factor (-1: the target's default).
+    public var replicationFactor: Int16 = -1
+    /// The source side (bootstrap and client settings; the mirror sets the rest).
+    public var source: ConsumerConfig
+    /// The target side.
+    public var target: ProducerConfig
+
+    public init(topics: String, source: ConsumerConfig, target: ProducerConfig) {
+        self.topics = topics
+        self.source = source
+        self.target = target
+    }
+
+    public var checkpointGroup: String { "brook-mirror.\(name)" }
+    /// Where every mirror writes its heartbeats on the target (key: the mirror's name).
+    public static let heartbeatsTopic = "brook-mirror.heartbeats"
+    /// Topic settings not copied (MirrorMaker 2's exclusions): the target keeps its own, and
+    /// CreateTime, so that copied records keep their source timestamps.
+    public static let configsNotCopied: Set<String> = [
+        "follower.replication.throttled.replicas", "leader.replication.throttled.replicas", "message.timestamp.difference.max.ms",
+        "message.timestamp.type", "unclean.leader.election.enable", "min.insync.replicas",
+    ]
+}
+
+/// How far a mirror is.
+public struct MirrorStatus: Sendable {
+    public var topics: [String: Int32] = [:]
+    public var recordsCopied = 0
+    /// Per partition, the next source offset to copy (as last checkpointed).
+    public var checkpoints: [TopicPartition: Offset] = [:]
+    /// Per partition, source records not copied yet (as the last fetch saw the source's end).
+    public var lag: [TopicPartition: Int64] = [:]
+    public var groupsTranslated = 0
+}
+
+/// Mirrors topics from a source cluster to a target (MirrorMaker 2's job): makes the topics on
+/// the target with the source's partition count and settings, follows new topics, partitions
+/// and setting changes, copies the records (keys, headers, timestamps, each to the same
+/// partition) with an idempotent producer, checkpoints its progress in the target (the
+/// offsets of the group `brook-mirror.NAME`), translates the committed offsets of selected
+/// consumer groups, and writes a heartbeat record to the target every checkpoint.
+///
+/// At least once: a mirror stopped hard copies again what it copied after its last
+/// checkpoint. Offsets are translated from what this run copied (the syncs are not kept across
+/// restarts).
+public actor Mirror {
+    public nonisolated let config: MirrorConfig
+    let source: ClusterClient
+    let target: ClusterClient
+    let consumer: KafkaConsumer
+    let producer: KafkaProducer
+    var progress = MirrorProgress()
+    var syncs = OffsetSyncs()
+    var status = MirrorStatus()
+    /// The source settings copied to each target topic (what the target was given).
+    var copiedConfigs: [String: [String: String]] = [:]
+    var regex: Regex<AnyRegexOutput>
+    var groupRegex: Regex<AnyRegexOutput>?
+    let origin = ContinuousClock.now
+
+    public init(_ config: MirrorConfig, sourceConnect: @escaping ClusterClient.Connect, targetConnect: @escaping ClusterClient.Connect) throws {
+        self.config = config
+        do {
+            regex = try Regex(config.topics)
+            groupRegex = try config.groups.map { try Regex($0) }
+        } catch { throw ClientError("mirror pattern: \(error)") }
+        var consumerConfig = config.source
+        consumerConfig.groupID = nil
+        consumerConfig.autoCommit = false
+        consumerConfig.offsetReset = .earliest
+        consumerConfig.readCommitted = true
+        var producerConfig = config.target
+        producerConfig.acks = -1
+        producerConfig.idempotent = true
+        producerConfig.allowAutoCreateTopics = false
+        source = ClusterClient(bootstrap: config.source.bootstrapServers, connect: sourceConnect)
+        target = ClusterClient(bootstrap: config.target.bootstrapServers, connect: targetConnect)
+        consumer = KafkaConsumer(consumerConfig, connect: sourceConnect)
+        producer = KafkaProducer(producerConfig, connect: targetConnect)
+    }
+
+    func nowMs() -> Int64 {
+        let elapsed = ContinuousClock.now - origin
+        return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+    }
+
+    public func currentStatus() -> MirrorStatus { status }
+
+    /// Mirrors until the task is cancelled (then copies what was fetched, checkpoints and
+    /// closes), or until something fails for good (thrown).
+    public func run() async throws {
+        do {
+            try await refreshTopics()
+            var nextRefresh = nowMs() + config.refreshIntervalMs
+            var nextCheckpoint = nowMs() + config.checkpointIntervalMs
+            while !Task.isCancelled {
+                let records = try await consumer.poll(timeoutMs: 100)
+                if !records.isEmpty {
+                    let deliveries = await producer.send(contentsOf: records.map {
+                        ProducerRecord(topic: $0.topic, partition: $0.partition, key: $0.key, value: $0.value, headers: $0.headers, timestamp: $0.timestamp)
+                    })
+                    for (record, delivery) in zip(records, deliveries) { progress.add(record.topicPartition, source: record.offset, delivery) }
+                }
+                try settle()
+                if nowMs() >= nextCheckpoint {
+                    try await checkpoint()
+                    nextCheckpoint = nowMs() + config.checkpointIntervalMs
+                }
+                if nowMs() >= nextRefresh {
+                    try await refreshTopics()
+                    nextRefresh = nowMs() + config.refreshIntervalMs
+                }
+            }
+            await producer.flush()
+            try settle()
+            try await checkpoint()
+        } catch {
+            await close()
+            throw error
+        }
+        await close()
+    }
+
+    func close() async {
+        await producer.close()
+        await consumer.close()
+        await source.close()
+        await target.close()
+    }
+
+    /// Takes the deliveries that came: progress and offset syncs; a failed one stops the mirror.
+    func settle() throws {
+        let settled = progress.settle()
+        for (partition, sourceOffset, targetOffset) in settled.written {
+            syncs.record(partition, source: sourceOffset, target: targetOffset)
+        }
+        status.recordsCopied += settled.written.count
+        for (partition, next) in settled.checkpoints { pendingCheckpoints[partition] = next }
+        if let failure = settled.failure { throw ClientError("a record not written to the target: \(failure)") }
+    }
+
+    var pendingCheckpoints: [TopicPartition: Offset] = [:]
+
+    // MARK: checkpoints, groups, heartbeats
+
+    func checkpoint() async throws {
+        if !pendingCheckpoints.isEmpty {
+            let offsets = pendingCheckpoints
+            try await target.commitOffsets(offsets, group: config.checkpointGroup, timeoutMs: config.target.maxBlockMs,
+                                           backoffMs: config.target.retryBackoffMs)
+            for (partition, offset) in offsets where pendingCheckpoints[partition] == offset { pendingCheckpoints[partition] = nil }
+            status.checkpoints.merge(offsets) { $1 }
+        }
+        for partition in await consumer.assignment() {
+            if let end = await consumer.highWatermark(partition), let position = await consumer.position(partition) {
+                status.lag[partition] = max(0, end.value - position.value)
+            }
+        }
+        if groupRegex != nil { await translateGroups() }
+        let beat = "{\"mirror\":\"\(config.name)\",\"source\":\"\(config.source.bootstrapServers.joined(separator: ","))\",\"copied\":\(status.recordsCopied)}"
+        _ = try? await producer.send(ProducerRecord(topic: MirrorConfig.heartbeatsTopic, partition: 0, key: Array(config.name.utf8), value: Array(beat.utf8)))
+    }
+
+    /// Each selected source group's committed offsets, translated, committed to the same group
+    /// on the target where that moves it forward (a group with members there refuses it).
+    func translateGroups() async {
+        guard let groupRegex, let groups = try? await sourceGroups() else { return }
+        let timeout = config.target.maxBlockMs
+        let backoff = config.target.retryBackoffMs
+        for group in groups where (try? groupRegex.wholeMatch(in: group)) != nil && group != config.checkpointGroup {
+            guard let committed = try? await source.committedOffsets(nil, group: group, timeoutMs: timeout, backoffMs: backoff) else { continue }
+            var translated: [TopicPartition: Offset] = [:]
+            for (partition, offset) in committed where status.topics[partition.topic] != nil {
+                if let mapped = syncs.translate(partition, offset) { translated[partition] = mapped }
+            }
+            guard !translated.isEmpty else { continue }
+            let current = (try? await target.committedOffsets(Array(translated.keys), group: group, timeoutMs: timeout, backoffMs: backoff)) ?? [:]
+            let forward = translated.filter { partition, offset in current[partition].map { offset > $0 } ?? true }
+            guard !forward.isEmpty else { continue }
+            if (try? await target.commitOffsets(forward, group: group, timeoutMs: timeout, backoffMs: backoff)) != nil {
+                status.groupsTranslated += 1
+            }
+        }
+    }
+
+    /// Every group of the source (ListGroups at each broker).
+    func sourceGroups() async throws -> [String] {
+        let brokers = try await source.metadata(topics: []).brokers.map(\.nodeId)
+        var out: Set<String> = []
+        for node in brokers {
+            guard let answer = try? await source.send(ListGroupsRequest(), toNode: node), answer.errorCode == 0 else { continue }
+            for group in answer.groups { out.insert(group.groupId) }
+        }
+        return out.sorted()
+    }
+
+    // MARK: topics
+
+    /// The source's matching topics made (or grown, or their settings changed) on the target,
+    /// and the consumer assigned every partition of them: a partition new to the mirror starts
+    /// at its checkpoint, else at the source's start.
+    func refreshTopics() async throws {
+        let answer = try await source.metadata(topics: nil)
+        var wanted: [String: Int32] = [:]
+        for topic in answer.topics where topic.errorCode == 0 && !topic.isInternal {
+            guard let name = topic.name, !name.hasPrefix("__"), name != MirrorConfig.heartbeatsTopic,
+                  (try? regex.wholeMatch(in: name)) != nil else { continue }
+            wanted[name] = Int32(topic.partitions.count)
+        }
+        let configs = try await sourceConfigs(Array(wanted.keys))
+        try await ensureTargetTopics(wanted, configs: configs)
+        status.topics = wanted
+        let before = Set(await consumer.assignment())
+        let partitions = wanted.sorted { $0.key < $1.key }.flatMap { name, count in (0..<count).map { TopicPartition(name, $0) } }
+        let added = partitions.filter { !before.contains($0) }
+        guard !added.isEmpty || partitions.count != before.count else { return }
+        try await consumer.assign(partitions)
+        guard !added.isEmpty else { return }
+        let checkpoints = try await target.committedOffsets(added, group: config.checkpointGroup, timeoutMs: config.target.maxBlockMs,
+                                                            backoffMs: config.target.retryBackoffMs)
+        for (partition, offset) in checkpoints { try await consumer.seek([partition], to: .offset(offset)) }
+        status.checkpoints.merge(checkpoints) { $1 }
+    }
+
+    /// The source topics' own settings (those set on the topic, not defaults), but the ones
+    /// not copied. A source that does not answer DescribeConfigs gets its topics made with the
+    /// target's defaults.
+    func sourceConfigs(_ topics: [String]) async throws -> [String: [String: String]] {
+        try await ownSettings(of: topics, at: source)
+    }
+
+    /// `topics`' settings set on the topic at `cluster` (none of those not copied).
+    func ownSettings(of topics: [String], at cluster: ClusterClient) async throws -> [String: [String: String]] {
+        guard !topics.isEmpty else { return [:] }
+        let request = DescribeConfigsRequest(resources: topics.sorted().map { .init(resourceType: 2, resourceName: $0, configurationKeys: nil) })
+        guard let answer = try? await cluster.sendToAny(request) else { return [:] }
+        var out: [String: [String: String]] = [:]
+        for result in answer.results where result.errorCode == 0 {
+            var settings: [String: String] = [:]
+            for entry in result.configs where entry.configSource == 1 && !entry.isSensitive && !entry.readOnly {
+                guard let value = entry.value, !MirrorConfig.configsNotCopied.contains(entry.name) else { continue }
+                settings[entry.name] = value
+            }
+            out[result.resourceName] = settings
+        }
+        return out
+    }
+
+    func ensureTargetTopics(_ wanted: [String: Int32], configs: [String: [String: String]]) async throws {
+        let heartbeats = [MirrorConfig.heartbeatsTopic: Int32(1)]
+        let answer = try await target.metadata(topics: Array(wanted.keys) + Array(heartbeats.keys))
+        var existing: [String: Int32] = [:]
+        for topic in answer.topics where topic.errorCode == 0 { if let name = topic.name { existing[name] = Int32(topic.partitions.count) } }
+        let missing = wanted.merging(heartbeats) { a, _ in a }.filter { existing[$0.key] == nil }
+        if !missing.isEmpty {
+            let request = CreateTopicsRequest(topics: missing.sorted { $0.key < $1.key }.map { name, count in
+                .init(name: name, numPartitions: count, replicationFactor: config.replicationFactor,
+                      configs: (configs[name] ?? [:]).sorted { $0.key < $1.key }.map { .init(name: $0.key, value: $0.value) })
+            }, timeoutMs: 30_000)
+            let created = try await target.sendToAny(request)
+            for result in created.topics where result.errorCode != 0 && ErrorCode(rawValue: result.errorCode) != .topicAlreadyExists {
+                throw ClientError("creating \(result.name) on the target: \(ErrorCode(rawValue: result.errorCode)) \(result.errorMessage ?? "")")
+            }
+            for name in missing.keys { copiedConfigs[name] = configs[name] ?? [:] }
+        }
+        let grow = wanted.filter { name, count in existing[name].map { $0 < count } ?? false }
+        if !grow.isEmpty {
+            let request = CreatePartitionsRequest(topics: grow.sorted { $0.key < $1.key }.map { .init(name: $0.key, count: $0.value) }, timeoutMs: 30_000)
+            let grown = try await target.sendToAny(request)
+            for result in grown.results where result.errorCode != 0 {
+                throw ClientError("growing \(result.name) on the target: \(ErrorCode(rawValue: result.errorCode)) \(result.errorMessage ?? "")")
+            }
+        }
+        // A topic that existed before this run: its settings on the target are what was copied.
+        let unknown = configs.keys.filter { existing[$0] != nil && copiedConfigs[$0] == nil }
+        if !unknown.isEmpty {
+            for (name, settings) in try await ownSettings(of: unknown, at: target) { copiedConfigs[name] = settings }
+        }
+        // Settings changed on the source since they were copied: set (or removed) on the target.
+        var changes: [IncrementalAlterConfigsRequest.AlterConfigsResource] = []
+        for (name, settings) in configs.sorted(by: { $0.key < $1.key }) where existing[name] != nil {
+            guard let copied = copiedConfigs[name] else { continue }
+            var alter: [IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig] = []
+            for (key, value) in settings.sorted(by: { $0.key < $1.key }) where copied[key] != value {
+                alter.append(.init(name: key, configOperation: 0, value: value))
+            }
+            for key in copied.keys.sorted() where settings[key] == nil { alter.append(.init(name: key, configOperation: 1, value: nil)) }
+            if !alter.isEmpty { changes.append(.init(resourceType: 2, resourceName: name, configs: alter)) }
+        }
+        if !changes.isEmpty {
+            let altered = try await target.sendToAny(IncrementalAlterConfigsRequest(resources: changes))
+            for response in altered.responses where response.errorCode == 0 {
+                copiedConfigs[response.resourceName] = configs[response.resourceName]
+            }
+        }
+    }
+}

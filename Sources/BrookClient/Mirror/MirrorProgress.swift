@@ -1,0 +1,59 @@
+import BrookCore
+
+/// What a mirror has copied: per partition, the records sent to the target in source order
+/// with their deliveries; `settle` takes the prefix whose deliveries came and says how far each
+/// partition is copied (the checkpoint: the next source offset to copy) and where each record
+/// landed. Pure but for reading the deliveries' outcomes.
+struct MirrorProgress {
+    struct Settled {
+        /// Per partition, the next source offset to copy, where it moved.
+        var checkpoints: [TopicPartition: Offset] = [:]
+        /// (partition, source offset, target offset) of each record written, in order.
+        var written: [(TopicPartition, Offset, Offset)] = []
+        var failure: ProduceError?
+    }
+
+    private var pending: [TopicPartition: [(source: Offset, delivery: Delivery)]] = [:]
+    private var heads: [TopicPartition: Int] = [:]
+    private(set) var pendingCount = 0
+
+    mutating func add(_ partition: TopicPartition, source: Offset, _ delivery: Delivery) {
+        if let lastSource = pending[partition].flatMap({ $0.last?.source }) {
+            precondition(source > lastSource, "a partition's records are copied in source order")
+        }
+        pending[partition, default: []].append((source, delivery))
+        pendingCount += 1
+    }
+
+    /// The records whose deliveries came, each partition's from the front; stops at the first
+    /// failure (the mirror stops: what failed is copied again from the checkpoint).
+    mutating func settle() -> Settled {
+        var out = Settled()
+        for (partition, entries) in pending {
+            var head = heads[partition] ?? 0
+            while head < entries.count, let result = entries[head].delivery.result {
+                switch result {
+                case .success(let metadata):
+                    if metadata.offset.value >= 0 { out.written.append((partition, entries[head].source, metadata.offset)) }
+                    out.checkpoints[partition] = entries[head].source + 1
+                case .failure(let error):
+                    if out.failure == nil { out.failure = error }
+                }
+                if out.failure != nil { break }
+                head += 1
+            }
+            pendingCount -= head - (heads[partition] ?? 0)
+            if head == entries.count {
+                pending[partition] = nil
+                heads[partition] = nil
+            } else if head > 1024 {
+                pending[partition] = Array(entries[head...])
+                heads[partition] = 0
+            } else {
+                heads[partition] = head
+            }
+        }
+        out.written.sort { ($0.0, $0.1) < ($1.0, $1.1) }
+        return out
+    }
+}

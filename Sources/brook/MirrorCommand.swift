@@ -1,0 +1,182 @@
+import ArgumentParser
+import BrookClient
+import BrookCore
+import Dispatch
+import Synchronization
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct MirrorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mirror", abstract: "Mirror topics (and groups' offsets) from one cluster to another (as MirrorMaker 2).",
+        subcommands: [MirrorRun.self, MirrorStatusCommand.self], defaultSubcommand: MirrorRun.self)
+}
+
+/// A client properties file for one side of the mirror (security settings and client settings).
+struct MirrorSide {
+    let bootstrap: String
+    let settings: [String: String]
+
+    init(bootstrap: String, configFile: String?) throws {
+        self.bootstrap = bootstrap
+        settings = try ClientProperties.read(configFile)
+    }
+
+    /// Opens connections with the side's SASL and TLS settings.
+    func connector(clientID: String) throws -> ClusterClient.Connect {
+        let sasl = try ClientProperties.credentials(settings)
+        let tls = try ClientProperties.tls(settings)
+        return { address in try await BrokerConnection.connect(address, clientID: clientID, sasl: sasl, tls: tls) }
+    }
+}
+
+struct MirrorRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Copy the topics matching --topics from --source to --target under the same names until stopped (SIGTERM or Ctrl-C checkpoint and stop).",
+        discussion: """
+            Makes each topic on the target with the source's partition count and own settings, follows new topics, \
+            partitions and setting changes, copies records (keys, headers, timestamps, same partitions) with an idempotent \
+            producer, checkpoints how far it got in the target (group brook-mirror.NAME), translates the committed offsets \
+            of the source groups matching --groups to the same groups on the target, and writes a heartbeat record to \
+            brook-mirror.heartbeats on the target every checkpoint. At least once: records copied after the last \
+            checkpoint are copied again after a hard stop.
+            """)
+    @Option(help: "The source cluster's bootstrap server(s), host:port[,host:port].") var source: String
+    @Option(help: "The target cluster's bootstrap server(s).") var target: String
+    @Option(help: "Topics whose whole name matches this regular expression are mirrored.") var topics: String
+    @Option(help: "Consumer groups whose id matches this regular expression get their offsets translated to the target.") var groups: String?
+    @Option(help: "The mirror's name (its checkpoint group is brook-mirror.NAME).") var name = "default"
+    @Option(name: .customLong("source-config"), help: "A client properties file for the source (security.protocol, sasl.*, ssl.*, consumer settings).")
+    var sourceConfig: String?
+    @Option(name: .customLong("target-config"), help: "A client properties file for the target (security.protocol, sasl.*, ssl.*, producer settings).")
+    var targetConfig: String?
+    @Option(name: .customLong("refresh-interval-ms"), help: "How often the source's topics, partitions and settings are looked at again.")
+    var refreshIntervalMs: Int64 = 10_000
+    @Option(name: .customLong("checkpoint-interval-ms"), help: "How often progress is checkpointed, groups translated and a heartbeat written.")
+    var checkpointIntervalMs: Int64 = 1000
+    @Option(name: .customLong("replication-factor"), help: "The target topics' replication factor (default: the target's).")
+    var replicationFactor: Int16 = -1
+
+    func run() async throws {
+        guard refreshIntervalMs > 0, checkpointIntervalMs > 0 else { throw ValidationError("intervals are positive") }
+        let sourceSide = try MirrorSide(bootstrap: source, configFile: sourceConfig)
+        let targetSide = try MirrorSide(bootstrap: target, configFile: targetConfig)
+        func clientSettings(_ side: MirrorSide, _ clientID: String) -> [String: String] {
+            var properties = side.settings
+            properties["bootstrap.servers"] = side.bootstrap
+            properties["client.id"] = properties["client.id"] ?? clientID
+            return properties
+        }
+        let config: MirrorConfig
+        do {
+            var built = MirrorConfig(topics: topics, source: try ConsumerConfig(properties: clientSettings(sourceSide, "brook-mirror")),
+                                     target: try ProducerConfig(properties: clientSettings(targetSide, "brook-mirror")))
+            built.name = name
+            built.groups = groups
+            built.refreshIntervalMs = refreshIntervalMs
+            built.checkpointIntervalMs = checkpointIntervalMs
+            built.replicationFactor = replicationFactor
+            config = built
+        } catch { throw ValidationError("\(error)") }
+        let mirror: Mirror
+        do {
+            mirror = try Mirror(config, sourceConnect: try sourceSide.connector(clientID: config.source.clientID),
+                                targetConnect: try targetSide.connector(clientID: config.target.clientID))
+        } catch { throw ValidationError("\(error)") }
+        let running = Task { try await mirror.run() }
+        // SIGTERM or SIGINT: checkpoint and stop; a second one stops at once.
+        let queue = DispatchQueue(label: "brook.mirror.signals")
+        let count = Mutex(0)
+        let sources = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler {
+                let n = count.withLock { n in
+                    n += 1
+                    return n
+                }
+                if n == 1 { running.cancel() } else { Glibc._exit(1) }
+            }
+            source.resume()
+            return source
+        }
+        printError("brook mirror \(name): \(source) -> \(target), topics matching \(topics)")
+        do {
+            try await running.value
+        } catch {
+            throw CommandFailure("mirror \(name): \(error)")
+        }
+        withExtendedLifetime(sources) {}
+        let status = await mirror.currentStatus()
+        printError("brook mirror \(name): stopped after copying \(status.recordsCopied) records of \(status.topics.count) topics")
+    }
+}
+
+struct MirrorStatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "How far a mirror got: its checkpoints in the target and, with --source, its lag; its last heartbeat.")
+    @Option(help: "The target cluster's bootstrap server(s).") var target: String
+    @Option(help: "The source cluster's bootstrap server(s) (for the lag).") var source: String?
+    @Option(help: "The mirror's name.") var name = "default"
+    @Option(name: .customLong("source-config"), help: "A client properties file for the source.") var sourceConfig: String?
+    @Option(name: .customLong("target-config"), help: "A client properties file for the target.") var targetConfig: String?
+
+    func run() async throws {
+        let targetSide = try MirrorSide(bootstrap: target, configFile: targetConfig)
+        let targetClient = ClusterClient(bootstrap: target.split(separator: ",").map(String.init), connect: try targetSide.connector(clientID: "brook-mirror-status"))
+        defer { Task { await targetClient.close() } }
+        let group = "brook-mirror.\(name)"
+        let checkpoints: [TopicPartition: Offset]
+        do {
+            checkpoints = try await targetClient.committedOffsets(nil, group: group, timeoutMs: 30_000, backoffMs: 100)
+        } catch { throw CommandFailure("checkpoints of mirror \(name) (group \(group)): \(error)") }
+        var ends: [TopicPartition: Offset] = [:]
+        if let source {
+            let sourceSide = try MirrorSide(bootstrap: source, configFile: sourceConfig)
+            let sourceClient = ClusterClient(bootstrap: source.split(separator: ",").map(String.init), connect: try sourceSide.connector(clientID: "brook-mirror-status"))
+            for (topic, partitions) in Dictionary(grouping: checkpoints.keys, by: \.topic) {
+                let meta = try await sourceClient.metadata(topics: [topic])
+                let leaders = Dictionary(uniqueKeysWithValues: (meta.topics.first?.partitions ?? []).filter { p in partitions.contains { $0.partition == p.partitionIndex } }
+                    .map { ($0.partitionIndex, $0.leaderId) })
+                for (partition, end) in try await sourceClient.listOffsets(topic: topic, leaders: leaders, timestamp: -1) {
+                    ends[TopicPartition(topic, partition)] = end
+                }
+            }
+            await sourceClient.close()
+        }
+        print("MIRROR  TOPIC  PARTITION  CHECKPOINT  SOURCE-END  LAG")
+        for partition in checkpoints.keys.sorted() {
+            let checkpoint = checkpoints[partition]!
+            let end = ends[partition].map { "\($0)" } ?? "-"
+            let lag = ends[partition].map { "\(max(0, $0.value - checkpoint.value))" } ?? "-"
+            print("\(name)  \(partition.topic)  \(partition.partition)  \(checkpoint)  \(end)  \(lag)")
+        }
+        if checkpoints.isEmpty { print("(no checkpoint yet)") }
+        // The last heartbeat: the newest record of the heartbeats topic keyed by the name.
+        var consumerConfig = ConsumerConfig(bootstrapServers: target.split(separator: ",").map(String.init))
+        consumerConfig.autoCommit = false
+        let consumer = KafkaConsumer(consumerConfig, connect: try targetSide.connector(clientID: "brook-mirror-status"))
+        let heartbeats = TopicPartition(MirrorConfig.heartbeatsTopic, 0)
+        var last: ConsumedRecord?
+        if (try? await consumer.partitions(of: heartbeats.topic)) != nil {
+            try await consumer.assign([heartbeats])
+            try await consumer.seek([heartbeats], to: .timestamp(wallClockMs() - 60_000))
+            var quiet = 0
+            while quiet < 2 {
+                let records = try await consumer.poll(timeoutMs: 300)
+                quiet = records.isEmpty ? quiet + 1 : 0
+                for record in records where record.key == Array(name.utf8) { last = record }
+            }
+        }
+        await consumer.close()
+        if let last {
+            print("last heartbeat \(wallClockMs() - last.timestamp.ms) ms ago: \(String(decoding: last.value ?? [], as: UTF8.self))")
+        } else {
+            print("no heartbeat in the last minute")
+        }
+    }
+}
