@@ -165,11 +165,14 @@ struct MirrorStatusCommand: AsyncParsableCommand {
         if (try? await consumer.partitions(of: heartbeats.topic)) != nil {
             try await consumer.assign([heartbeats])
             try await consumer.seek([heartbeats], to: .timestamp(wallClockMs() - 60_000))
-            var quiet = 0
-            while quiet < 2 {
+            // Up to the end the first fetch saw (a running mirror keeps writing), 5 s at most.
+            let deadline = wallClockMs() + 5000
+            var end: Offset?
+            while wallClockMs() < deadline {
                 let records = try await consumer.poll(timeoutMs: 300)
-                quiet = records.isEmpty ? quiet + 1 : 0
                 for record in records where record.key == Array(name.utf8) { last = record }
+                if end == nil { end = await consumer.highWatermark(heartbeats) }
+                if let end, let position = await consumer.position(heartbeats), position >= end { break }
             }
         }
         await consumer.close()

@@ -114,11 +114,18 @@ public actor KafkaProducer {
         }
         var now = nowMs()
         let deadline = now + config.maxBlockMs
-        let leaders: [NodeID?]
+        var leaders: [NodeID?]
         if let known = topics[record.topic], now - known.fetchedMs < config.metadataMaxAgeMs {
             leaders = known.leaders
         } else {
             leaders = try await partitions(of: record.topic, until: deadline)
+        }
+        // A partition beyond those known: the topic may have grown (as the Java client, the
+        // metadata is asked again until max.block.ms).
+        while let chosen = record.partition, chosen >= Int32(leaders.count), nowMs() < deadline {
+            try? await refresh([record.topic])
+            if let known = topics[record.topic] { leaders = known.leaders }
+            if chosen >= Int32(leaders.count) { try await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10))) }
         }
         let count = Int32(leaders.count)
         let partition: Int32

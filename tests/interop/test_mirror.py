@@ -1,0 +1,185 @@
+"""`brook mirror` (issue 21): topics mirrored from a source cluster to a target under the same
+names, judged by librdkafka on both sides. Brook -> Brook: topics made with the source's
+partition count and own settings, records copied with keys, headers and timestamps to the same
+partitions, a consumer group's offsets translated, new topics, partitions and setting changes
+followed, a hard-killed mirror resumes from its checkpoint without losing a record, a stopped one
+without copying one twice; `brook mirror status` shows the checkpoints, the lag and the
+heartbeat. Tansu -> Brook: a broker that is not Brook as the source. Every mirror process is
+stopped by its PID at the end, pass or fail."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from brook_interop import Spec, ck_admin, ck_consume, ck_create_topic, ck_produce, unique_topic
+from conftest import BROOK_BIN
+from test_client_library import tansu, tansu_binary  # noqa: F401 (tansu: a fixture)
+
+
+class MirrorProcess:
+    def __init__(self, source: str, target: str, topics: str, *extra: str, log=None) -> None:
+        self.args = [str(BROOK_BIN), "mirror", "--source", source, "--target", target, "--topics", topics,
+                     "--refresh-interval-ms", "1000", "--checkpoint-interval-ms", "300", *extra]
+        self.log = log
+        self.proc = None
+
+    def start(self) -> "MirrorProcess":
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=self.log or subprocess.DEVNULL)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=10)
+
+
+def rec_view(r) -> tuple:
+    return (r.key, r.value, tuple(r.headers), r.timestamp)
+
+
+def wait_for(what: str, check, limit_s: float = 60):
+    deadline = time.monotonic() + limit_s
+    while True:
+        got = check()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"not within {limit_s} s: {what}"
+        time.sleep(0.3)
+
+
+def topic_partitions(bootstrap: str, topic: str) -> int:
+    # All topics: asking for one by name could create it (auto.create.topics.enable).
+    meta = ck_admin(bootstrap).list_topics(timeout=10)
+    t = meta.topics.get(topic)
+    return 0 if t is None or t.error is not None else len(t.partitions)
+
+
+def own_configs(bootstrap: str, topic: str) -> dict:
+    from confluent_kafka.admin import ConfigResource
+    admin = ck_admin(bootstrap)
+    [future] = admin.describe_configs([ConfigResource("topic", topic)]).values()
+    # CONFIG_SOURCE 1: DYNAMIC_TOPIC_CONFIG, a setting made on the topic.
+    return {name: entry.value for name, entry in future.result(30).items() if entry.source == 1}
+
+
+@pytest.mark.timeout(300)
+def test_brook_to_brook(broker_factory, tmp_path):
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions
+    source, target = broker_factory(), broker_factory()
+    base = unique_topic("mir")
+    a, b, other, late = f"{base}-a", f"{base}-b", f"{base}x", f"{base}-late"
+    ck_create_topic(source.bootstrap, a, partitions=3, config={"retention.ms": "987654321", "message.timestamp.type": "CreateTime",
+                                                                "max.message.bytes": "2000000"})
+    ck_create_topic(source.bootstrap, b, partitions=1)
+    ck_create_topic(source.bootstrap, other, partitions=1)
+    now = int(time.time() * 1000)
+    specs = [Spec(i, f"k{i % 9}".encode(), None if i % 17 == 0 else f"a{i}".encode(), (("h", f"{i}".encode()),), None, now - 100_000 + i)
+             for i in range(600)]
+    ck_produce(source.bootstrap, a, specs)
+    ck_produce(source.bootstrap, b, [Spec(i, None, f"b{i}".encode(), (), 0) for i in range(50)])
+    ck_produce(source.bootstrap, other, [Spec(0, None, b"not mirrored", (), 0)])
+    # A source group that read part of `a` and committed.
+    group = unique_topic("mir-g")
+    committer = Consumer({"bootstrap.servers": source.bootstrap, "group.id": group, "enable.auto.commit": False})
+    committed = {0: 40, 1: 70, 2: 5}
+    committer.commit(offsets=[TopicPartition(a, p, o) for p, o in committed.items()], asynchronous=False)
+    committer.close()
+
+    log = open(tmp_path / "mirror.log", "wb")
+    mirror = MirrorProcess(source.bootstrap, target.bootstrap, f"{base}-.*", "--groups", "mir-g-.*", "--name", base, log=log).start()
+    try:
+        wait_for("the mirrored topics", lambda: topic_partitions(target.bootstrap, a) == 3 and topic_partitions(target.bootstrap, b) == 1)
+        theirs = ck_consume(source.bootstrap, a, range(3), 600)
+        ours = ck_consume(target.bootstrap, a, range(3), 600, timeout=60)
+        for p in range(3):
+            want = [rec_view(r) for r in sorted(theirs, key=lambda r: r.offset) if r.partition == p]
+            got = [rec_view(r) for r in sorted(ours, key=lambda r: r.offset) if r.partition == p]
+            assert got == want, f"partition {p} differs"
+        assert sorted(r.value for r in ck_consume(target.bootstrap, b, [0], 50)) == sorted(f"b{i}".encode() for i in range(50))
+        assert topic_partitions(target.bootstrap, other) == 0, "a topic the pattern does not match was mirrored"
+        configs = own_configs(target.bootstrap, a)
+        assert configs.get("retention.ms") == "987654321" and configs.get("max.message.bytes") == "2000000"
+        assert "message.timestamp.type" not in configs
+        # The group's offsets, translated (a fresh target: the same offsets).
+        peer = Consumer({"bootstrap.servers": target.bootstrap, "group.id": group, "enable.auto.commit": False})
+        try:
+            wait_for("the group's offsets on the target", lambda: {tp.partition: tp.offset for tp in peer.committed(
+                [TopicPartition(a, p) for p in range(3)], timeout=10)} == committed, limit_s=30)
+        finally:
+            peer.close()
+
+        # A new matching topic, a partition more, a setting changed: followed.
+        ck_create_topic(source.bootstrap, late, partitions=2)
+        ck_produce(source.bootstrap, late, [Spec(i, None, f"late{i}".encode(), (), i % 2) for i in range(20)])
+        admin = ck_admin(source.bootstrap)
+        admin.create_partitions([NewPartitions(a, 4)])[a].result(30)
+        ck_produce(source.bootstrap, a, [Spec(i, None, f"p3-{i}".encode(), (), 3) for i in range(30)])
+        change = ConfigResource("topic", a, incremental_configs=[
+            ConfigEntry("retention.ms", "123123123", incremental_operation=AlterConfigOpType.SET)])
+        admin.incremental_alter_configs([change])[change].result(30)
+        wait_for("the late topic", lambda: topic_partitions(target.bootstrap, late) == 2)
+        assert sorted(r.value for r in ck_consume(target.bootstrap, late, range(2), 20, timeout=60)) == sorted(f"late{i}".encode() for i in range(20))
+        wait_for("the fourth partition", lambda: topic_partitions(target.bootstrap, a) == 4)
+        assert [r.value for r in sorted(ck_consume(target.bootstrap, a, [3], 30, timeout=60), key=lambda r: r.offset)] == \
+            [f"p3-{i}".encode() for i in range(30)]
+        wait_for("the changed setting", lambda: own_configs(target.bootstrap, a).get("retention.ms") == "123123123", limit_s=30)
+
+        # Killed hard: restarted, it loses nothing (it may copy again what it copied after its
+        # last checkpoint).
+        assert mirror.stop(signal.SIGKILL) != 0
+        ck_produce(source.bootstrap, b, [Spec(i, None, f"b{i}".encode(), (), 0) for i in range(50, 100)])
+        mirror = MirrorProcess(source.bootstrap, target.bootstrap, f"{base}-.*", "--groups", "mir-g-.*", "--name", base, log=log).start()
+        wait_for("the records written while the mirror was down",
+                 lambda: {r.value for r in ck_consume(target.bootstrap, b, [0], 100, timeout=10, strict=False)} >= {f"b{i}".encode() for i in range(100)})
+        # Stopped cleanly: restarted, it copies nothing twice.
+        assert mirror.stop(signal.SIGTERM) == 0, (tmp_path / "mirror.log").read_text(errors="replace")[-2000:]
+        before = len(ck_consume(target.bootstrap, b, [0], 100, timeout=10, strict=False))
+        ck_produce(source.bootstrap, b, [Spec(i, None, f"b{i}".encode(), (), 0) for i in range(100, 120)])
+        mirror = MirrorProcess(source.bootstrap, target.bootstrap, f"{base}-.*", "--name", base, log=log).start()
+        wait_for("the records after a clean stop", lambda: len(ck_consume(target.bootstrap, b, [0], before + 20, timeout=10, strict=False)) >= before + 20)
+        time.sleep(1.5)
+        after = ck_consume(target.bootstrap, b, [0], before + 20, timeout=10, strict=False)
+        assert len(after) == before + 20, f"{len(after) - before - 20} records copied twice after a clean stop"
+        # The status: checkpoints at the source's end, and a recent heartbeat.
+        status = subprocess.run([str(BROOK_BIN), "mirror", "status", "--target", target.bootstrap, "--source", source.bootstrap, "--name", base],
+                                capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0, status.stderr
+        rows = [line.split() for line in status.stdout.splitlines() if line.startswith(base)]
+        assert {(row[1], row[2]) for row in rows} >= {(a, "0"), (a, "3"), (b, "0"), (late, "1")}
+        assert all(row[5] == "0" for row in rows), status.stdout
+        assert "last heartbeat" in status.stdout, status.stdout
+    finally:
+        mirror.stop()
+        log.close()
+
+
+@pytest.mark.timeout(900)
+def test_tansu_to_brook(tansu, broker):  # noqa: F811 (tansu: the fixture)
+    """A broker that is not Brook as the source: Tansu's topic made on Brook and its records
+    copied, each to its partition, in order."""
+    from confluent_kafka.admin import NewTopic
+    topic = unique_topic("mir-tansu")
+    admin = ck_admin(tansu)
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
+    ck_produce(tansu, topic, [Spec(i, f"k{i % 5}".encode(), f"t{i}".encode(), (("n", f"{i}".encode()),), None) for i in range(400)])
+    mirror = MirrorProcess(tansu, broker.bootstrap, f"{topic}").start()
+    try:
+        wait_for("the mirrored topic", lambda: topic_partitions(broker.bootstrap, topic) == 2)
+        theirs = ck_consume(tansu, topic, range(2), 400)
+        ours = ck_consume(broker.bootstrap, topic, range(2), 400, timeout=60)
+        for p in range(2):
+            want = [(r.key, r.value, tuple(r.headers)) for r in sorted(theirs, key=lambda r: r.offset) if r.partition == p]
+            got = [(r.key, r.value, tuple(r.headers)) for r in sorted(ours, key=lambda r: r.offset) if r.partition == p]
+            assert got == want, f"partition {p} differs"
+    finally:
+        assert mirror.stop() == 0
