@@ -45,6 +45,8 @@ struct OffsetSyncs {
     /// syncs kept, or not copied yet).
     func translate(_ partition: TopicPartition, _ committed: Offset) -> Offset? {
         guard let last = last[partition], let points = changes[partition], let first = points.first else { return nil }
+        // Exactly at the first record copied: its copy is next.
+        if committed.value == first.source { return Offset(first.target) }
         let before = committed.value - 1
         guard before >= first.source, before <= last.source else { return nil }
         // The last change at or before `before` (binary search: points are in source order).
