@@ -112,7 +112,16 @@ public actor ClusterClient {
 
     /// The coordinator of `group` (FindCoordinator), as a node id.
     public func coordinator(ofGroup group: String) async throws -> NodeID {
-        let answer = try await sendToAny(FindCoordinatorRequest(key: group, keyType: 0, coordinatorKeys: [group]))
+        try await coordinator(of: group, keyType: 0)
+    }
+
+    /// The coordinator of the transactional id `id`.
+    public func coordinator(ofTransaction id: String) async throws -> NodeID {
+        try await coordinator(of: id, keyType: 1)
+    }
+
+    func coordinator(of group: String, keyType: Int8) async throws -> NodeID {
+        let answer = try await sendToAny(FindCoordinatorRequest(key: group, keyType: keyType, coordinatorKeys: [group]))
         if let found = answer.coordinators.first {
             guard found.errorCode == 0 else {
                 throw ClientError("no coordinator for group \(group): \(ErrorCode(rawValue: found.errorCode))\(found.errorMessage.map { ": \($0)" } ?? "")")

@@ -97,11 +97,11 @@ public final class BrokerConnection: Sendable {
 
     /// As `send`, the answer awaited `timeoutMs` at most: then the connection is closed (which
     /// fails this request and every other one waiting on it).
-    public func send<R: KafkaRequest>(_ request: R, timeoutMs: Int64) async throws -> R.Response {
+    public func send<R: KafkaRequest>(_ request: R, version: Int16? = nil, timeoutMs: Int64) async throws -> R.Response {
         let channel = self.channel
         let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) { channel.close(promise: nil) }
         defer { deadline.cancel() }
-        return try await send(request)
+        return try await send(request, version: try version ?? self.version(for: R.self))
     }
 
     /// Sends a request that gets no answer (produce with acks=0).

@@ -47,14 +47,14 @@ public enum RecordBatchBuilder {
 
     /// As `build`, with the records compressed by `codec` (at `level`, nil for its default).
     public static func build(baseOffset: Offset, records: [SimpleRecord], compression codec: CompressionCodec,
-                             level: Int? = nil, producer: Producer = .none) throws(CodecError) -> [UInt8] {
+                             level: Int? = nil, producer: Producer = .none, transactional: Bool = false) throws(CodecError) -> [UInt8] {
         let (body, baseTimestamp, maxTimestamp) = encode(records)
         let compressed = codec == .none ? body : try body.withUnsafeBytes { b in
             Result { () throws(CodecError) in try Codecs.compress(codec, b, level: level) }
         }.get()
         return assemble(baseOffset: baseOffset, lastOffsetDelta: Int32(records.count - 1),
                         recordCount: Int32(records.count), baseTimestamp: baseTimestamp,
-                        maxTimestamp: maxTimestamp, attributes: BatchAttributes(compression: codec), producer: producer,
+                        maxTimestamp: maxTimestamp, attributes: BatchAttributes(compression: codec, transactional: transactional), producer: producer,
                         leaderEpoch: LeaderEpoch(0), recordBytes: compressed)
     }
 

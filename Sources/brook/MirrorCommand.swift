@@ -43,7 +43,8 @@ struct MirrorRun: AsyncParsableCommand {
             producer, checkpoints how far it got in the target (group brook-mirror.NAME), translates the committed offsets \
             of the source groups matching --groups to the same groups on the target, and writes a heartbeat record to \
             brook-mirror.heartbeats on the target every checkpoint. At least once: records copied after the last \
-            checkpoint are copied again after a hard stop.
+            checkpoint are copied again after a hard stop; with --exactly-once each checkpoint and the records before it \
+            are one transaction on the target, and each record is copied once.
             """)
     @Option(help: "The source cluster's bootstrap server(s), host:port[,host:port].") var source: String
     @Option(help: "The target cluster's bootstrap server(s).") var target: String
@@ -60,6 +61,9 @@ struct MirrorRun: AsyncParsableCommand {
     var checkpointIntervalMs: Int64 = 1000
     @Option(name: .customLong("replication-factor"), help: "The target topics' replication factor (default: the target's).")
     var replicationFactor: Int16 = -1
+    @Flag(name: .customLong("exactly-once"),
+          help: "Copy in transactions on the target, each with its checkpoint: each record once after any stop (for read_committed consumers).")
+    var exactlyOnce = false
 
     func run() async throws {
         guard refreshIntervalMs > 0, checkpointIntervalMs > 0 else { throw ValidationError("intervals are positive") }
@@ -80,6 +84,7 @@ struct MirrorRun: AsyncParsableCommand {
             built.refreshIntervalMs = refreshIntervalMs
             built.checkpointIntervalMs = checkpointIntervalMs
             built.replicationFactor = replicationFactor
+            built.exactlyOnce = exactlyOnce
             config = built
         } catch { throw ValidationError("\(error)") }
         let mirror: Mirror

@@ -183,3 +183,46 @@ def test_tansu_to_brook(tansu, broker):  # noqa: F811 (tansu: the fixture)
             assert got == want, f"partition {p} differs"
     finally:
         assert mirror.stop() == 0
+
+
+@pytest.mark.timeout(300)
+def test_exactly_once_through_kills(broker_factory, tmp_path):
+    """`--exactly-once` while librdkafka writes to the source and the mirror is SIGKILLed three
+    times and started again: a read_committed consumer of the target reads every source record
+    once, each partition in the source's order."""
+    import random
+    import threading
+    source, target = broker_factory(), broker_factory()
+    topic, name = unique_topic("mir-eos"), unique_topic("eos")
+    ck_create_topic(source.bootstrap, topic, partitions=3)
+    total = 6000
+
+    def write() -> None:
+        for start in range(0, total, 500):
+            ck_produce(source.bootstrap, topic, [Spec(i, f"k{i % 7}".encode(), f"e{i}".encode(), (), None) for i in range(start, start + 500)])
+            time.sleep(0.3)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    log = open(tmp_path / "mirror.log", "wb")
+    mirror = MirrorProcess(source.bootstrap, target.bootstrap, topic, "--exactly-once", "--name", name, log=log).start()
+    try:
+        rng = random.Random(7)
+        for _ in range(3):
+            time.sleep(rng.uniform(1.0, 2.5))
+            mirror.stop(signal.SIGKILL)
+            mirror = MirrorProcess(source.bootstrap, target.bootstrap, topic, "--exactly-once", "--name", name, log=log).start()
+        writer.join(120)
+        theirs = ck_consume(source.bootstrap, topic, range(3), total, timeout=60)
+        ours = ck_consume(target.bootstrap, topic, range(3), total, timeout=90, linger=2.0, **{"isolation.level": "read_committed"})
+        values = [r.value for r in ours]
+        assert len(values) == len(set(values)) == total, f"{len(values)} read, {len(set(values))} distinct, of {total}"
+        for p in range(3):
+            want = [r.value for r in sorted(theirs, key=lambda r: r.offset) if r.partition == p]
+            got = [r.value for r in sorted(ours, key=lambda r: r.offset) if r.partition == p]
+            assert got == want, f"partition {p} differs"
+        assert mirror.stop(signal.SIGTERM) == 0, (tmp_path / "mirror.log").read_text(errors="replace")[-2000:]
+    finally:
+        mirror.stop()
+        writer.join(30)
+        log.close()

@@ -17,6 +17,11 @@ public struct MirrorConfig: Sendable {
     public var checkpointIntervalMs: Int64 = 1000
     /// The target topics' replication factor (-1: the target's default).
     public var replicationFactor: Int16 = -1
+    /// Exactly once: the records copied since the last checkpoint and the checkpoint itself
+    /// are one transaction on the target (transactional id `brook-mirror.NAME`), so a mirror
+    /// stopped hard and started again copies each record once (read_committed consumers of
+    /// the target see each once).
+    public var exactlyOnce = false
     /// The source side (bootstrap and client settings; the mirror sets the rest).
     public var source: ConsumerConfig
     /// The target side.
@@ -90,6 +95,7 @@ public actor Mirror {
         producerConfig.acks = -1
         producerConfig.idempotent = true
         producerConfig.allowAutoCreateTopics = false
+        producerConfig.transactionalID = config.exactlyOnce ? config.checkpointGroup : nil
         source = ClusterClient(bootstrap: config.source.bootstrapServers, connect: sourceConnect)
         target = ClusterClient(bootstrap: config.target.bootstrapServers, connect: targetConnect)
         consumer = KafkaConsumer(consumerConfig, connect: sourceConnect)
@@ -107,12 +113,19 @@ public actor Mirror {
     /// closes), or until something fails for good (thrown).
     public func run() async throws {
         do {
+            // Exactly once: a mirror of the same name still running is fenced, and what it left
+            // open aborted, before the checkpoints are read.
+            if config.exactlyOnce { try await producer.initTransactions() }
             try await refreshTopics()
             var nextRefresh = nowMs() + config.refreshIntervalMs
             var nextCheckpoint = nowMs() + config.checkpointIntervalMs
             while !Task.isCancelled {
                 let records = try await consumer.poll(timeoutMs: 100)
                 if !records.isEmpty {
+                    if config.exactlyOnce && !inTransaction {
+                        try await producer.beginTransaction()
+                        inTransaction = true
+                    }
                     let deliveries = await producer.send(contentsOf: records.map {
                         ProducerRecord(topic: $0.topic, partition: $0.partition, key: $0.key, value: $0.value, headers: $0.headers, timestamp: $0.timestamp)
                     })
@@ -132,11 +145,15 @@ public actor Mirror {
             try settle()
             try await checkpoint()
         } catch {
+            if inTransaction { try? await producer.abortTransaction() }
             await close()
             throw error
         }
         await close()
     }
+
+    /// Exactly once: whether a transaction is open on the target.
+    var inTransaction = false
 
     func close() async {
         await producer.close()
@@ -161,7 +178,9 @@ public actor Mirror {
     // MARK: checkpoints, groups, heartbeats
 
     func checkpoint() async throws {
-        if !pendingCheckpoints.isEmpty {
+        if config.exactlyOnce {
+            try await commitTransaction()
+        } else if !pendingCheckpoints.isEmpty {
             let offsets = pendingCheckpoints
             try await target.commitOffsets(offsets, group: config.checkpointGroup, timeoutMs: config.target.maxBlockMs,
                                            backoffMs: config.target.retryBackoffMs)
@@ -174,8 +193,33 @@ public actor Mirror {
             }
         }
         if groupRegex != nil { await translateGroups() }
+        // (Exactly once: the heartbeat goes with the next transaction.)
+        if !config.exactlyOnce { _ = try? await producer.send(heartbeat()) }
+    }
+
+    func heartbeat() -> ProducerRecord {
         let beat = "{\"mirror\":\"\(config.name)\",\"source\":\"\(config.source.bootstrapServers.joined(separator: ","))\",\"copied\":\(status.recordsCopied)}"
-        _ = try? await producer.send(ProducerRecord(topic: MirrorConfig.heartbeatsTopic, partition: 0, key: Array(config.name.utf8), value: Array(beat.utf8)))
+        return ProducerRecord(topic: MirrorConfig.heartbeatsTopic, partition: 0, key: Array(config.name.utf8), value: Array(beat.utf8))
+    }
+
+    /// Exactly once: the open transaction (or a new one, for the heartbeat) ends with the
+    /// consumer's positions committed in it to the checkpoint group.
+    func commitTransaction() async throws {
+        if !inTransaction {
+            try await producer.beginTransaction()
+            inTransaction = true
+        }
+        _ = try await producer.send(heartbeat())
+        var offsets: [TopicPartition: Offset] = [:]
+        for partition in await consumer.assignment() {
+            if let position = await consumer.position(partition), status.checkpoints[partition] != position { offsets[partition] = position }
+        }
+        if !offsets.isEmpty { try await producer.sendOffsetsToTransaction(offsets, group: config.checkpointGroup) }
+        try await producer.commitTransaction()
+        inTransaction = false
+        try settle()
+        pendingCheckpoints = [:]
+        status.checkpoints.merge(offsets) { $1 }
     }
 
     /// Each selected source group's committed offsets, translated, committed to the same group

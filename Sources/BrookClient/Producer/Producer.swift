@@ -61,6 +61,9 @@ public actor KafkaProducer {
     /// Flushes waiting for their batches (each looks again at every completion).
     var flushWaiters: [CheckedContinuation<Void, Never>] = []
     var nextWaiter: UInt64 = 0
+    /// Where the producer is in its transactions (with `transactional.id`).
+    var transaction: TransactionState
+    var transactionCoordinator: NodeID?
 
     struct TopicLeaders {
         /// By partition; nil while the partition has no known leader.
@@ -85,6 +88,7 @@ public actor KafkaProducer {
         cluster = ClusterClient(bootstrap: config.bootstrapServers, connect: connect)
         accumulator = RecordAccumulator(config.accumulator)
         partitioner = StickyPartitioner(batchBytes: config.batchBytes)
+        transaction = config.transactionalID == nil ? .notTransactional : .uninitialized
     }
 
     /// A producer over plain connections, or with `sasl` and `tls` when given.
@@ -139,6 +143,7 @@ public actor KafkaProducer {
         } else {
             partition = partitioner.partition(topic: record.topic, count: count, available: topics[record.topic]?.available ?? [], bytes: bytes)
         }
+        if config.transactionalID != nil { try await joinTransaction(TopicPartition(record.topic, partition)) }
         let delivery = Delivery()
         if sender == nil { sender = Task { await self.run() } }
         while true {
@@ -268,7 +273,9 @@ public actor KafkaProducer {
                 break
             }
             if accumulator.needsProducer && !accumulator.isEmpty {
-                await initProducer()
+                // A transactional producer's id comes from initTransactions (and again from
+                // abortTransaction after a failed batch): until then nothing is sent.
+                if config.transactionalID != nil { await sleep(untilMs: nil) } else { await initProducer() }
                 continue
             }
             let waiting = Set(accumulator.waitingPartitions.filter { leader(of: $0) == nil }.map(\.topic))
@@ -331,7 +338,8 @@ public actor KafkaProducer {
         for batch in batches {
             do {
                 let bytes = try RecordBatchBuilder.build(baseOffset: .zero, records: batch.records, compression: config.compression,
-                                                         level: config.compressionLevel, producer: batch.producer)
+                                                         level: config.compressionLevel, producer: batch.producer,
+                                                         transactional: config.transactionalID != nil)
                 if !requests[requests.count - 1].isEmpty && requestBytes + bytes.count > config.maxRequestBytes {
                     requests.append([])
                     requestBytes = 0
@@ -347,7 +355,7 @@ public actor KafkaProducer {
             for (batch, bytes) in contents {
                 byTopic[batch.partition.topic, default: []].append(.init(index: batch.partition.partition, records: .bytes(ByteBuffer(bytes: bytes))))
             }
-            let request = ProduceRequest(acks: config.acks, timeoutMs: config.requestTimeoutMs,
+            let request = ProduceRequest(transactionalId: config.transactionalID, acks: config.acks, timeoutMs: config.requestTimeoutMs,
                                          topicData: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitionData: $0.value) })
             var outcome: Result<ProduceResponse?, any Error> = .success(nil)
             if !contents.isEmpty {
@@ -408,9 +416,14 @@ public actor KafkaProducer {
                 case .duplicateSequenceNumber:
                     deliver(batch, baseOffset: Offset(-1), logAppendTime: -1)
                 case .outOfOrderSequenceNumber, .unknownProducerID:
-                    // The partition lost track of this producer: a new one numbers the batch again.
+                    // The partition lost track of this producer: a new one numbers the batch again
+                    // (in a transaction, the transaction fails: it is aborted, under a new epoch).
                     if accumulator.isCurrent(batch.producer) { accumulator.forgetProducer() }
-                    retryOrFail(batch, retriable: true, Self.error(code, p, batch), nowMs: now)
+                    retryOrFail(batch, retriable: config.transactionalID == nil, Self.error(code, p, batch), nowMs: now)
+                case .producerFenced, .invalidProducerEpoch, .transactionalIDAuthorizationFailed:
+                    // A newer producer with the same transactional id took over: this one is done.
+                    if config.transactionalID != nil { fatal = fatal ?? Self.error(code, p, batch) }
+                    retryOrFail(batch, retriable: false, Self.error(code, p, batch), nowMs: now)
                 default:
                     if Self.leaderMoved.contains(code) { forgetLeader(of: batch.partition, hint: p.currentLeader.leaderId) }
                     retryOrFail(batch, retriable: Self.retriable.contains(code), Self.error(code, p, batch), nowMs: now)
@@ -450,6 +463,8 @@ public actor KafkaProducer {
     }
 
     func fail(_ batches: [RecordAccumulator<Delivery>.Batch], _ error: ProduceError) {
+        // A record of the open transaction failed: it can only be aborted.
+        if !batches.isEmpty, case .open = transaction { transaction = .failed(error) }
         for batch in batches {
             for delivery in batch.tokens { delivery.complete(.failure(error)) }
         }

@@ -40,6 +40,11 @@ public struct ProducerConfig: Sendable {
     public var metadataMaxAgeMs: Int64 = 300_000
     /// `allow.auto.create.topics`: sending to a missing topic creates it where the broker allows.
     public var allowAutoCreateTopics = true
+    /// `transactional.id`: the producer writes in transactions (`initTransactions`,
+    /// `beginTransaction`, `commitTransaction`); a newer producer with the same id fences it.
+    public var transactionalID: String?
+    /// `transaction.timeout.ms`: a transaction open longer is aborted by its coordinator.
+    public var transactionTimeoutMs: Int32 = 60_000
 
     public init(bootstrapServers: [String]) {
         precondition(!bootstrapServers.isEmpty, "a producer needs a bootstrap server")
@@ -97,6 +102,8 @@ public struct ProducerConfig: Sendable {
             case "allow.auto.create.topics":
                 guard let flag = Bool(value.trimmed.lowercased()) else { throw ClientError("\(name)=\(value): expected true or false") }
                 allowAutoCreateTopics = flag
+            case "transactional.id": transactionalID = value.isEmpty ? nil : value
+            case "transaction.timeout.ms": transactionTimeoutMs = Int32(try number(1...Int64(Int32.max)))
             case _ where name == "security.protocol" || name.hasPrefix("sasl.") || name.hasPrefix("ssl."): break
             default: throw ClientError("unknown producer setting \(name)")
             }
@@ -104,6 +111,9 @@ public struct ProducerConfig: Sendable {
         compressionLevel = levels["compression.\(compression).level"]
         if idempotenceAsked == true && acks != -1 { throw ClientError("enable.idempotence=true needs acks=all") }
         idempotent = idempotenceAsked ?? !(acksAsked && acks != -1)
+        if transactionalID != nil && !isIdempotent {
+            throw ClientError("transactional.id needs idempotence (acks=all, enable.idempotence not false)")
+        }
     }
 
     /// Idempotence needs acks=all: set on the struct with other acks, it is off (as the Java
