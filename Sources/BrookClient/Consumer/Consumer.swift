@@ -2,18 +2,6 @@ import BrookCore
 import BrookProtocol
 import NIOCore
 
-/// Why a consumer call failed: Kafka's error code when a broker gave one.
-public struct ConsumeError: Error, CustomStringConvertible, Equatable {
-    public var code: ErrorCode?
-    public var message: String
-    public var description: String { code.map { "\($0): \(message)" } ?? message }
-
-    public init(_ code: ErrorCode?, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-}
-
 /// Where a seek goes.
 public enum OffsetSpec: Sendable, Equatable {
     case earliest
@@ -77,7 +65,7 @@ public actor KafkaConsumer {
     var timerAtMs: Int64?
     var waiter: (id: UInt64, continuation: CheckedContinuation<Void, Never>)?
     var nextWaiter: UInt64 = 0
-    let origin = ContinuousClock.now
+    let clock = ElapsedClock()
     // Group membership (subscribe).
     var membership: ConsumerMembership = {
         var random = SystemRandomNumberGenerator()
@@ -113,10 +101,7 @@ public actor KafkaConsumer {
         }
     }
 
-    func nowMs() -> Int64 {
-        let elapsed = ContinuousClock.now - origin
-        return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
-    }
+    func nowMs() -> Int64 { clock.nowMs() }
 
     // MARK: assignment and positions
 

@@ -78,7 +78,7 @@ public actor Mirror {
     var copiedConfigs: [String: [String: String]] = [:]
     var regex: Regex<AnyRegexOutput>
     var groupRegex: Regex<AnyRegexOutput>?
-    let origin = ContinuousClock.now
+    let clock = ElapsedClock()
 
     public init(_ config: MirrorConfig, sourceConnect: @escaping ClusterClient.Connect, targetConnect: @escaping ClusterClient.Connect) throws {
         self.config = config
@@ -102,10 +102,7 @@ public actor Mirror {
         producer = KafkaProducer(producerConfig, connect: targetConnect)
     }
 
-    func nowMs() -> Int64 {
-        let elapsed = ContinuousClock.now - origin
-        return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
-    }
+    func nowMs() -> Int64 { clock.nowMs() }
 
     public func currentStatus() -> MirrorStatus { status }
 

@@ -13,8 +13,12 @@ public struct RecordMetadata: Sendable, Equatable {
     public var timestamp: Timestamp
 }
 
-/// Why a record was not written.
-public struct ProduceError: Error, CustomStringConvertible, Equatable {
+public typealias ProduceError = KafkaError
+public typealias ConsumeError = KafkaError
+
+/// Why a record was not written (`ProduceError`) or a consumer call failed (`ConsumeError`):
+/// Kafka's error code when a broker gave one, and what happened.
+public struct KafkaError: Error, CustomStringConvertible, Equatable {
     /// Kafka's error code, when the broker gave one.
     public var code: ErrorCode?
     public var message: String

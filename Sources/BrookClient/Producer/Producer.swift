@@ -50,7 +50,7 @@ public actor KafkaProducer {
     var sender: Task<Void, Never>?
     var closing = false
     var lastRefreshMs = Int64.min / 2
-    let origin = ContinuousClock.now
+    let clock = ElapsedClock()
     // The sender's sleep and what wakes it.
     var sleeper: CheckedContinuation<Void, Never>?
     var rung = false
@@ -99,10 +99,7 @@ public actor KafkaProducer {
         }
     }
 
-    func nowMs() -> Int64 {
-        let elapsed = ContinuousClock.now - origin
-        return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
-    }
+    func nowMs() -> Int64 { clock.nowMs() }
 
     /// Queues `record` for its partition's leader; waits (up to `max.block.ms`) for the topic's
     /// metadata and for room in `buffer.memory`.
