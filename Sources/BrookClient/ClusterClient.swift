@@ -137,12 +137,14 @@ public actor ClusterClient {
     /// ListOffsets for `partitions` of `topic` (-2 earliest, -1 latest, else a time in ms), each
     /// asked of its leader in `leaders`; partitions without a leader, or whose leader fails to
     /// answer, are left out.
-    public func listOffsets(topic: String, leaders: [Int32: NodeID], timestamp: Int64) async throws -> [Int32: Offset] {
+    /// With `readCommitted`, "latest" is the last stable offset (an open transaction's records
+    /// are not skipped).
+    public func listOffsets(topic: String, leaders: [Int32: NodeID], timestamp: Int64, readCommitted: Bool = false) async throws -> [Int32: Offset] {
         var byLeader: [NodeID: [Int32]] = [:]
         for (partition, leader) in leaders { byLeader[leader, default: []].append(partition) }
         var offsets: [Int32: Offset] = [:]
         for (leader, partitions) in byLeader.sorted(by: { $0.key < $1.key }) {
-            let request = ListOffsetsRequest(replicaId: NodeID(-1), topics: [.init(name: topic, partitions: partitions.sorted().map {
+            let request = ListOffsetsRequest(replicaId: NodeID(-1), isolationLevel: readCommitted ? 1 : 0, topics: [.init(name: topic, partitions: partitions.sorted().map {
                 .init(partitionIndex: $0, timestamp: timestamp)
             })])
             guard let answer = try? await send(request, toNode: leader) else { continue }

@@ -51,6 +51,12 @@ import Testing
         #expect(m.failed(.notCoordinator) == .coordinator)
         #expect(m.nextHeartbeatAtMs() == Int64.min)
         _ = m.send()
+        _ = m.answered(memberID: "m1", epoch: 3, intervalMs: 500, assignment: nil, nowMs: 10)
+        #expect(m.send().owned == nil, "acknowledged: not sent again")
+        // A lost answer: the broker may have taken it, so the next heartbeat says everything.
+        #expect(m.failed(.networkException) == .coordinator)
+        let full = m.send()
+        #expect(full.owned == [] && full.subscription == ["a"])
         #expect(m.failed(.networkException) == .coordinator)
         _ = m.send()
         #expect(m.failed(.groupAuthorizationFailed) == .fatal)

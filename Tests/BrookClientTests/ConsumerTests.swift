@@ -71,6 +71,36 @@ import Testing
         #expect(Self.values(try RecordDecoding.decode(ByteBuffer(bytes: damaged), topic: "t", partition: 1, from: Offset(0))) != ["hello"])
     }
 
+    @Test func aPartitionAssignedAgainTakesNoAnswerMeantForItsEarlierSelf() {
+        var state = FetchPositions()
+        let p = TopicPartition("t", 0)
+        state.assign([p])
+        state.seek(p, to: Offset(5))
+        let epoch = state.sent(p)
+        state.assign([])
+        state.assign([p])
+        state.seek(p, to: Offset(0))
+        let record = ConsumedRecord(topic: "t", partition: 0, offset: Offset(5), timestamp: Timestamp(ms: 0), key: nil, value: nil, headers: [])
+        let taken = state.received(p, epoch: epoch, FetchedRecords(records: [record], nextOffset: Offset(6)), highWatermark: Offset(6))
+        #expect(!taken)
+        #expect(state.bufferedCount == 0 && state.state(p)?.position == Offset(0))
+    }
+
+    @Test func aBlockedPartitionWaitsForASeekAndAResetSkipsTheCommittedOffset() {
+        var state = FetchPositions()
+        let p = TopicPartition("t", 0)
+        state.assign([p])
+        state.seek(p, to: Offset(3))
+        state.block(p)
+        #expect(state.fetchable.isEmpty)
+        state.seek(p, to: nil, byPolicy: true)
+        #expect(state.unstarted.map(\.byPolicy) == [true], "out of range: found by auto.offset.reset")
+        state.start(p, at: Offset(9), epoch: state.unstarted[0].epoch)
+        #expect(state.fetchable.map(\.1) == [Offset(9)])
+        state.pause(p, true)
+        #expect(state.fetchable.isEmpty)
+    }
+
     @Test func settingsTakeTheJavaClientsNames() throws {
         let defaults = try ConsumerConfig(properties: ["bootstrap.servers": "a:1, b:2"])
         #expect(defaults.bootstrapServers == ["a:1", "b:2"])
@@ -104,7 +134,8 @@ import Testing
         var state = FetchPositions()
         state.assign(partitions)
         #expect(state.unstarted.count == 3)
-        for p in partitions { state.start(p, at: Offset(0), epoch: 0) }
+        for unstarted in state.unstarted { state.start(unstarted.partition, at: Offset(0), epoch: unstarted.epoch) }
+        #expect(state.unstarted.isEmpty)
         // The next offset each partition must return (the first present one at or after it).
         var cursor: [TopicPartition: Int64] = Dictionary(uniqueKeysWithValues: partitions.map { ($0, 0) })
         var paused = Set<TopicPartition>()

@@ -59,11 +59,15 @@ public actor KafkaConsumer {
     var failure: ConsumeError?
     var closed = false
     var findingStarts = false
+    /// After a search for starts that did not find them all: not again before this.
+    var startsRetryAtMs = Int64.min
     var refreshing = false
     var lastRefreshMs = Int64.min / 2
     var lastAutoCommitMs: Int64
+    var autoCommitting: Task<Void, Never>?
     var timerAtMs: Int64?
-    var waiter: (id: UInt64, continuation: CheckedContinuation<Void, Never>)?
+    /// Polls waiting for records (any number of tasks may poll).
+    var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     var nextWaiter: UInt64 = 0
     let clock = ElapsedClock()
     // Group membership (subscribe).
@@ -140,6 +144,7 @@ public actor KafkaConsumer {
     /// Moves `partitions` to `spec`: an offset, their start, their end, or the first record
     /// at or after a time.
     public func seek(_ partitions: [TopicPartition], to spec: OffsetSpec) async throws {
+        let partitions = Array(Set(partitions)).sorted()
         let assigned = partitions.filter { positions.state($0) != nil }
         guard assigned.count == partitions.count else {
             throw ConsumeError(nil, "seek on partitions not assigned: \(partitions.filter { positions.state($0) == nil })")
@@ -227,15 +232,23 @@ public actor KafkaConsumer {
         let now = nowMs()
         guard now - lastAutoCommitMs >= config.autoCommitIntervalMs else { return }
         lastAutoCommitMs = now
+        guard autoCommitting == nil else { return }
         let snapshot = positions.positions
-        // In the background, as the Java client's: a failed one is tried at the next interval.
-        Task { try? await self.commit(snapshot) }
+        // In the background, as the Java client's, one at a time: a failed one is tried at the
+        // next interval.
+        autoCommitting = Task {
+            try? await self.commit(snapshot)
+            self.autoCommitting = nil
+        }
     }
 
     /// Commits the positions (with `enable.auto.commit` and a group) and closes the
     /// connections; a `poll` waiting returns.
     public func close() async {
         guard !closed else { return }
+        // Nothing more is returned while the positions are committed.
+        for partition in positions.assigned { positions.block(partition) }
+        await autoCommitting?.value
         if config.autoCommit, config.groupID != nil { try? await commit() }
         if membership.phase == .active {
             let owned = positions.assigned
@@ -276,7 +289,8 @@ public actor KafkaConsumer {
             for (topic, members) in Dictionary(grouping: partitions.filter { found[$0] == nil }, by: \.topic) {
                 let leaders = Dictionary(uniqueKeysWithValues: members.compactMap { p in leader(of: p).map { (p.partition, $0) } })
                 guard !leaders.isEmpty else { continue }
-                for (partition, offset) in try await cluster.listOffsets(topic: topic, leaders: leaders, timestamp: timestamp) {
+                for (partition, offset) in try await cluster.listOffsets(topic: topic, leaders: leaders, timestamp: timestamp,
+                                                                         readCommitted: config.readCommitted) {
                     found[TopicPartition(topic, partition)] = offset
                 }
             }
@@ -295,19 +309,25 @@ public actor KafkaConsumer {
 
     /// Finds where the partitions without a position start: the group's committed offset, or
     /// `auto.offset.reset`. What cannot be found now is tried again after `retry.backoff.ms`.
-    func findStarts(_ unstarted: [(TopicPartition, UInt64)]) async {
+    func findStarts(_ unstarted: [(partition: TopicPartition, epoch: UInt64, byPolicy: Bool)]) async {
         func later() {
-            scheduleKick(atMs: nowMs() + max(config.retryBackoffMs, 10))
+            startsRetryAtMs = nowMs() + max(config.retryBackoffMs, 10)
+            scheduleKick(atMs: startsRetryAtMs)
         }
         var committed: [TopicPartition: Offset] = [:]
-        if config.groupID != nil {
-            do { committed = try await self.committed(unstarted.map(\.0)) } catch {
+        let asked = unstarted.filter { !$0.byPolicy }.map(\.partition)
+        if config.groupID != nil && !asked.isEmpty {
+            do { committed = try await self.committed(asked) } catch {
                 // Not the reset policy's start instead of a committed offset that exists.
+                if let refused = error as? ConsumeError, let code = refused.code, !ClusterClient.coordinatorMoved.contains(code) {
+                    failure = refused
+                    wake()
+                }
                 return later()
             }
         }
         var rest: [(TopicPartition, UInt64)] = []
-        for (partition, epoch) in unstarted {
+        for (partition, epoch, _) in unstarted {
             if let offset = committed[partition] { positions.start(partition, at: offset, epoch: epoch) } else { rest.append((partition, epoch)) }
         }
         guard !rest.isEmpty else { return }
@@ -317,7 +337,8 @@ public actor KafkaConsumer {
         case .latest: spec = .latest
         case .none:
             failure = ConsumeError(.offsetOutOfRange, "no committed offset for \(rest.map { "\($0.0)" }.joined(separator: ", ")) and auto.offset.reset=none")
-            for (partition, _) in rest { positions.pause(partition, true) }
+            for (partition, _) in rest { positions.block(partition) }
+            wake()
             return
         }
         let found = (try? await listOffsets(rest.map(\.0), spec)) ?? [:]
@@ -364,7 +385,9 @@ public actor KafkaConsumer {
         guard !closed else { return }
         let now = nowMs()
         let unstarted = positions.unstarted
-        if !unstarted.isEmpty && !findingStarts {
+        if !unstarted.isEmpty && !findingStarts && now < startsRetryAtMs {
+            scheduleKick(atMs: startsRetryAtMs)
+        } else if !unstarted.isEmpty && !findingStarts {
             findingStarts = true
             Task {
                 await self.findStarts(unstarted)
@@ -504,9 +527,10 @@ public actor KafkaConsumer {
                         guard positions.state(s.partition)?.epoch == s.epoch else { continue }
                         if config.offsetReset == .none {
                             failure = ConsumeError(code, "\(s.partition) at \(s.offset) (log start \(logStart)) and auto.offset.reset=none")
-                            positions.pause(s.partition, true)
+                            positions.block(s.partition)
                         } else {
-                            positions.seek(s.partition, to: nil)
+                            // By auto.offset.reset, not the committed offset (which may be the one out of range).
+                            positions.seek(s.partition, to: nil, byPolicy: true)
                         }
                     } else if Self.leaderMoved.contains(code) {
                         forgetLeader(of: s.partition, hint: hint)
@@ -516,7 +540,7 @@ public actor KafkaConsumer {
                 case .damaged(let why)?:
                     positions.failed(s.partition, epoch: s.epoch)
                     failure = ConsumeError(.corruptMessage, why)
-                    positions.pause(s.partition, true)
+                    positions.block(s.partition)
                 case nil:
                     positions.failed(s.partition, epoch: s.epoch)
                 }
@@ -561,6 +585,7 @@ public actor KafkaConsumer {
     func startMembership(_ listener: RebalanceListener?) throws {
         guard !closed else { throw ConsumeError(nil, "the consumer is closed") }
         guard config.groupID != nil else { throw ConsumeError(.invalidGroupID, "subscribe needs group.id") }
+        guard membership.phase != .left else { throw ConsumeError(nil, "this consumer's membership ended (see the error poll threw): make a new consumer") }
         guard membership.phase == .active || positions.assigned.isEmpty else {
             throw ConsumeError(nil, "a consumer with assigned partitions does not subscribe (assign([]) first)")
         }
@@ -578,6 +603,8 @@ public actor KafkaConsumer {
             guard let name = topic.name, topic.errorCode == 0, !topic.isInternal, !name.hasPrefix("__") else { return nil }
             return (try? regex.wholeMatch(in: name)) != nil ? name : nil
         }
+        // A subscription made meanwhile wins.
+        guard self.pattern == pattern, membership.phase != .left else { return }
         membership.subscribe(names)
         if !names.isEmpty { try? await refresh() }
     }
@@ -663,6 +690,8 @@ public actor KafkaConsumer {
     func reconcile(_ change: ConsumerMembership.Reconciliation) async {
         if !change.revoke.isEmpty {
             let revoked = change.revoke.sorted()
+            // Nothing more of them is returned or fetched while they are committed and given up.
+            for partition in revoked { positions.block(partition) }
             if config.autoCommit {
                 let offsets = positions.positions.filter { change.revoke.contains($0.key) }
                 try? await commit(offsets)
@@ -714,20 +743,18 @@ public actor KafkaConsumer {
             try? await Task.sleep(for: .milliseconds(max(0, deadline - self.nowMs())))
             self.endWait(id)
         }
-        await withCheckedContinuation { waiter = (id, $0) }
+        await withCheckedContinuation { waiters[id] = $0 }
         timer.cancel()
     }
 
     func endWait(_ id: UInt64) {
-        guard let waiter, waiter.id == id else { return }
-        self.waiter = nil
-        waiter.continuation.resume()
+        waiters.removeValue(forKey: id)?.resume()
     }
 
     func wake() {
-        guard let waiter else { return }
-        self.waiter = nil
-        waiter.continuation.resume()
+        let woken = waiters.values
+        waiters.removeAll()
+        for waiter in woken { waiter.resume() }
     }
 
     /// `kick` again at `atMs` (one timer at a time: the earliest).

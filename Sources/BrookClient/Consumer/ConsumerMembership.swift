@@ -153,6 +153,10 @@ struct ConsumerMembership {
             return .fenced(lost: lost)
         case .coordinatorNotAvailable, .notCoordinator, .coordinatorLoadInProgress, .networkException, .requestTimedOut,
              .unknownServerError:
+            // The broker may have taken the heartbeat and its answer been lost: the next one
+            // says everything again (the subscription and the partitions owned).
+            subscriptionAcknowledged = -1
+            ownedAcknowledged = -1
             due = true
             return .coordinator
         default:

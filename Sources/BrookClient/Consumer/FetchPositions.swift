@@ -12,9 +12,15 @@ struct FetchPositions {
     struct State {
         /// nil: to be found (a committed offset, or `auto.offset.reset`).
         var position: Offset?
+        /// Its start is found by `auto.offset.reset`, not from a committed offset.
+        var byPolicy = false
         var paused = false
-        /// Bumped by every seek and reset.
-        var epoch: UInt64 = 0
+        /// Stopped by an error (a damaged batch, an offset out of range with no reset policy),
+        /// or being given up: not fetched nor returned until a seek.
+        var blocked = false
+        /// Bumped by every seek and reset (from a counter of all partitions', so that a partition
+        /// assigned again never takes an answer meant for its earlier self).
+        var epoch: UInt64
         /// The epoch of the fetch in flight (nil: none).
         var inFlight: UInt64?
         /// Fetched, not yet returned.
@@ -29,6 +35,7 @@ struct FetchPositions {
     /// Assigned partitions in the order `drain` visits them (it starts one further each call).
     private(set) var order: [TopicPartition] = []
     private var nextDrain = 0
+    private var nextEpoch: UInt64 = 1
     private(set) var bufferedCount = 0
 
     var assigned: [TopicPartition] { order }
@@ -42,7 +49,10 @@ struct FetchPositions {
             bufferedCount -= state.buffered.count
             states[partition] = nil
         }
-        for partition in partitions where states[partition] == nil { states[partition] = State() }
+        for partition in partitions where states[partition] == nil {
+            states[partition] = State(epoch: nextEpoch)
+            nextEpoch &+= 1
+        }
         var seen = Set<TopicPartition>()
         order = partitions.filter { seen.insert($0).inserted }
         nextDrain = 0
@@ -52,14 +62,17 @@ struct FetchPositions {
     /// Reads `partition` from `offset` next (nil: finds its start again). What was fetched is
     /// dropped. False when the partition is not assigned.
     @discardableResult
-    mutating func seek(_ partition: TopicPartition, to offset: Offset?) -> Bool {
+    mutating func seek(_ partition: TopicPartition, to offset: Offset?, byPolicy: Bool = false) -> Bool {
         guard var state = states[partition] else { return false }
         precondition(offset.map { $0.value >= 0 } ?? true, "a position is an offset, not a sentinel")
         bufferedCount -= state.buffered.count
         state.buffered = []
         state.bufferedNext = nil
         state.position = offset
-        state.epoch &+= 1
+        state.byPolicy = offset == nil && byPolicy
+        state.blocked = false
+        state.epoch = nextEpoch
+        nextEpoch &+= 1
         states[partition] = state
         return true
     }
@@ -69,6 +82,7 @@ struct FetchPositions {
     mutating func start(_ partition: TopicPartition, at offset: Offset, epoch: UInt64) {
         guard var state = states[partition], state.position == nil, state.epoch == epoch else { return }
         state.position = offset
+        state.byPolicy = false
         states[partition] = state
     }
 
@@ -76,17 +90,26 @@ struct FetchPositions {
         states[partition]?.paused = paused
     }
 
-    /// The partitions with no position (and their epochs), to be found.
-    var unstarted: [(TopicPartition, UInt64)] {
-        order.compactMap { p in states[p].flatMap { $0.position == nil ? (p, $0.epoch) : nil } }
+    /// Stops `partition` until a seek (see `State.blocked`).
+    mutating func block(_ partition: TopicPartition) {
+        states[partition]?.blocked = true
+    }
+
+    /// The partitions with no position (their epochs, and whether by the reset policy), to be
+    /// found; paused and blocked ones wait.
+    var unstarted: [(partition: TopicPartition, epoch: UInt64, byPolicy: Bool)] {
+        order.compactMap { p in
+            guard let state = states[p], state.position == nil, !state.paused, !state.blocked else { return nil }
+            return (p, state.epoch, state.byPolicy)
+        }
     }
 
     /// The partitions a fetch may ask for now, with their positions: started, not paused,
     /// nothing in flight, nothing waiting to be returned.
     var fetchable: [(TopicPartition, Offset)] {
         order.compactMap { p in
-            guard let state = states[p], let position = state.position, !state.paused, state.inFlight == nil, state.buffered.isEmpty,
-                  state.bufferedNext == nil else { return nil }
+            guard let state = states[p], let position = state.position, !state.paused, !state.blocked, state.inFlight == nil,
+                  state.buffered.isEmpty, state.bufferedNext == nil else { return nil }
             return (p, position)
         }
     }
@@ -143,7 +166,7 @@ struct FetchPositions {
         nextDrain = (start + 1) % order.count
         for step in 0..<order.count where out.count < max {
             let partition = order[(start + step) % order.count]
-            guard var state = states[partition], !state.paused, !state.buffered.isEmpty else { continue }
+            guard var state = states[partition], !state.paused, !state.blocked, !state.buffered.isEmpty else { continue }
             let taken = state.buffered.prefix(max - out.count)
             out.append(contentsOf: taken)
             state.buffered = state.buffered.dropFirst(taken.count)

@@ -138,15 +138,21 @@ public actor Mirror {
                     nextRefresh = nowMs() + config.refreshIntervalMs
                 }
             }
-            await producer.flush()
-            try settle()
-            try await checkpoint()
+            // Stopping: what was fetched is copied and checkpointed, in a task of its own (this
+            // one is cancelled, and its waits would end at once).
+            try await Task { try await self.finalCheckpoint() }.value
         } catch {
             if inTransaction { try? await producer.abortTransaction() }
             await close()
             throw error
         }
         await close()
+    }
+
+    func finalCheckpoint() async throws {
+        await producer.flush()
+        try settle()
+        try await checkpoint()
     }
 
     /// Exactly once: whether a transaction is open on the target.
