@@ -44,6 +44,7 @@ public enum RecordDecoding {
         return try buffer.withUnsafeReadableBytes { bytes in
             var out: [ConsumedRecord] = []
             var next = from
+            var damaged: String?
             let decodable = try RecordBatchHeader.forEachBatch(in: bytes) { header, batch throws(ClientError) in
                 if verifyingCRC {
                     let covered = UnsafeRawBufferPointer(rebasing: batch[RecordBatchHeader.Field.attributes...])
@@ -65,15 +66,23 @@ public enum RecordDecoding {
                 guard header.lastOffset >= from else { return }
                 do throws(BatchDefect) {
                     try header.forEachRecord(in: batch) { view, records in
-                        let offset = header.baseOffset + Int64(view.offsetDelta)
-                        guard offset >= from else { return }
-                        let timestamp = header.attributes.isLogAppendTime ? header.maxTimestamp : Timestamp(ms: header.baseTimestamp.ms + view.timestampDelta)
+                        // Wrapping: the header and deltas are the broker's, unchecked.
+                        let offset = Offset(header.baseOffset.value &+ Int64(view.offsetDelta))
+                        guard offset >= from, damaged == nil else { return }
+                        // A consumer's positions need each record after the last, and room for one more.
+                        guard offset > (out.last?.offset ?? Offset(Int64.min)), offset.value < Int64.max else {
+                            damaged = "record offset \(offset) out of order"
+                            return
+                        }
+                        let timestamp = header.attributes.isLogAppendTime ? header.maxTimestamp
+                            : Timestamp(ms: header.baseTimestamp.ms &+ view.timestampDelta)
                         out.append(ConsumedRecord(
                             topic: topic, partition: partition, offset: offset, timestamp: timestamp,
                             key: view.key.map { Array(records[$0]) }, value: view.value.map { Array(records[$0]) },
                             headers: view.headers.map { SimpleRecord.Header(key: Array(records[$0.key]), value: $0.value.map { Array(records[$0]) }) }))
                     }
                 } catch { throw ClientError("\(topic)-\(partition): batch at offset \(header.baseOffset): \(error)") }
+                if let damaged { throw ClientError("\(topic)-\(partition): batch at offset \(header.baseOffset): \(damaged)") }
             }
             guard decodable else { throw ClientError("\(topic)-\(partition): undecodable batch header") }
             return FetchedRecords(records: out, nextOffset: next)

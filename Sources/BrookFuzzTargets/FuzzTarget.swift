@@ -41,6 +41,7 @@ public enum FuzzTargets {
         ClusterFuzzing.target,
         SaslFuzzing.target,
         MQTTFuzzing.target,
+        ClientFuzzing.target,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {

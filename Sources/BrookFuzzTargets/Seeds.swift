@@ -22,6 +22,7 @@ public enum FuzzSeeds {
             + ClusterFuzzing.seeds
             + SaslFuzzing.seeds
             + MQTTFuzzing.seeds
+            + ClientFuzzing.seeds
     }
 
     static func uint16(_ n: Int) -> [UInt8] { [UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)] }
