@@ -290,6 +290,14 @@ def test_a_groups_offsets_are_where_librdkafka_sees_them(broker):
         peer.close()
     second = brook_consume(broker.bootstrap, topic, "--group", group, "--max-messages", "10")
     assert second == [f"v{i}" for i in range(70, 80)]
+    # kafka-python sees the offset the KIP-848 member committed at close.
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KpTopicPartition
+    kp = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        assert kp.committed(KpTopicPartition(topic, 0)) == 80
+    finally:
+        kp.close()
     # Without --from-beginning, a new group starts at the end: nothing to print.
     assert brook_consume(broker.bootstrap, topic, "--group", unique_topic("lib-group-new"), "--timeout-ms", "1500") == []
 

@@ -106,6 +106,9 @@ def test_brook_to_brook(broker_factory, tmp_path):
             got = [rec_view(r) for r in sorted(ours, key=lambda r: r.offset) if r.partition == p]
             assert got == want, f"partition {p} differs"
         assert sorted(r.value for r in ck_consume(target.bootstrap, b, [0], 50)) == sorted(f"b{i}".encode() for i in range(50))
+        # kcat reads the copy as librdkafka does.
+        out = subprocess.run(["kcat", "-b", target.bootstrap, "-C", "-t", b, "-e", "-q", "-f", "%s\n"], capture_output=True, text=True, timeout=60)
+        assert sorted(out.stdout.split()) == sorted(f"b{i}" for i in range(50)), out.stderr
         assert topic_partitions(target.bootstrap, other) == 0, "a topic the pattern does not match was mirrored"
         configs = own_configs(target.bootstrap, a)
         assert configs.get("retention.ms") == "987654321" and configs.get("max.message.bytes") == "2000000"
