@@ -113,7 +113,7 @@ let package = Package(
             name: "BrookBroker",
             dependencies: [
                 "BrookCore", "BrookRecords", "BrookStorage", "BrookProtocol", "BrookGroups", "BrookTxn", "BrookCluster",
-                "BrookSecurity", "BrookMQTT", "BrookClient",
+                "BrookSecurity", "BrookMQTT",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -164,7 +164,7 @@ let package = Package(
             name: "BrookFuzzTargets",
             dependencies: [
                 "BrookCore", "BrookRecords", "BrookProtocol", "BrookGroups", "BrookTxn", "BrookQuorum", "BrookCluster",
-                "BrookSecurity", "BrookMQTT", "BrookClient",
+                "BrookSecurity", "BrookMQTT",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

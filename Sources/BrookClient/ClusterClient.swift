@@ -1,4 +1,5 @@
 import BrookCore
+import BrookRecords
 import BrookProtocol
 
 /// A client of a whole cluster over the Kafka protocol: a connection per broker (opened when

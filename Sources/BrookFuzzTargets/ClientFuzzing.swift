@@ -1,4 +1,3 @@
-import BrookClient
 import BrookCore
 import BrookRecords
 import NIOCore

@@ -65,7 +65,7 @@ import Testing
         // A flipped byte in a value: the CRC check finds it; without the check, the value is wrong.
         var damaged = RecordBatchBuilder.build(baseOffset: Offset(0), records: Self.records(["hello"]))
         damaged[damaged.count - 3] ^= 0x01
-        #expect(throws: ClientError.self) {
+        #expect(throws: FetchedDataError.self) {
             try RecordDecoding.decode(ByteBuffer(bytes: damaged), topic: "t", partition: 1, from: Offset(0), verifyingCRC: true)
         }
         #expect(Self.values(try RecordDecoding.decode(ByteBuffer(bytes: damaged), topic: "t", partition: 1, from: Offset(0))) != ["hello"])

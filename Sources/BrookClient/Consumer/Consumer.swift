@@ -1,4 +1,5 @@
 import BrookCore
+import BrookRecords
 import BrookProtocol
 import NIOCore
 

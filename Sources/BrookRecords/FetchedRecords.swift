@@ -1,5 +1,4 @@
 import BrookCore
-import BrookRecords
 import NIOCore
 
 /// A record as a consumer sees it.
@@ -13,6 +12,17 @@ public struct ConsumedRecord: Sendable {
     public var headers: [SimpleRecord.Header]
 
     public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
+
+    public init(topic: String, partition: Int32, offset: Offset, timestamp: Timestamp,
+                key: [UInt8]?, value: [UInt8]?, headers: [SimpleRecord.Header]) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
+        self.key = key
+        self.value = value
+        self.headers = headers
+    }
 }
 
 /// What one partition's fetched bytes hold for a consumer.
@@ -23,6 +33,11 @@ public struct FetchedRecords: Sendable {
     /// Where the next fetch starts: past the last whole batch (a control batch or an aborted
     /// one included), or the fetch's own offset when no whole batch came.
     public var nextOffset: Offset
+
+    public init(records: [ConsumedRecord], nextOffset: Offset) {
+        self.records = records
+        self.nextOffset = nextOffset
+    }
 }
 
 public enum RecordDecoding {
@@ -45,11 +60,11 @@ public enum RecordDecoding {
             var out: [ConsumedRecord] = []
             var next = from
             var damaged: String?
-            let decodable = try RecordBatchHeader.forEachBatch(in: bytes) { header, batch throws(ClientError) in
+            let decodable = try RecordBatchHeader.forEachBatch(in: bytes) { header, batch throws(FetchedDataError) in
                 if verifyingCRC {
                     let covered = UnsafeRawBufferPointer(rebasing: batch[RecordBatchHeader.Field.attributes...])
                     guard CRC32C.checksum(covered) == header.crc else {
-                        throw ClientError("\(topic)-\(partition): the batch at offset \(header.baseOffset) fails its CRC check")
+                        throw FetchedDataError("\(topic)-\(partition): the batch at offset \(header.baseOffset) fails its CRC check")
                     }
                 }
                 next = max(next, header.nextOffset)
@@ -81,11 +96,17 @@ public enum RecordDecoding {
                             key: view.key.map { Array(records[$0]) }, value: view.value.map { Array(records[$0]) },
                             headers: view.headers.map { SimpleRecord.Header(key: Array(records[$0.key]), value: $0.value.map { Array(records[$0]) }) }))
                     }
-                } catch { throw ClientError("\(topic)-\(partition): batch at offset \(header.baseOffset): \(error)") }
-                if let damaged { throw ClientError("\(topic)-\(partition): batch at offset \(header.baseOffset): \(damaged)") }
+                } catch { throw FetchedDataError("\(topic)-\(partition): batch at offset \(header.baseOffset): \(error)") }
+                if let damaged { throw FetchedDataError("\(topic)-\(partition): batch at offset \(header.baseOffset): \(damaged)") }
             }
-            guard decodable else { throw ClientError("\(topic)-\(partition): undecodable batch header") }
+            guard decodable else { throw FetchedDataError("\(topic)-\(partition): undecodable batch header") }
             return FetchedRecords(records: out, nextOffset: next)
         }
     }
+}
+
+/// Fetched bytes that cannot be read: a damaged batch, a CRC mismatch, records out of order.
+public struct FetchedDataError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -1,0 +1,8 @@
+// What a program that imports BrookClient names in its code without importing Brook's inner
+// modules: offsets, partitions and ids (BrookCore), and the records it reads and writes, whose
+// decoding lives beside the batch format in BrookRecords (so the fuzzing build and the broker
+// need not build the client).
+@_exported import BrookCore
+@_exported import struct BrookRecords.ConsumedRecord
+@_exported import struct BrookRecords.FetchedRecords
+@_exported import struct BrookRecords.SimpleRecord
