@@ -17,18 +17,19 @@ public struct SaslCredentials: Sendable, Equatable {
 }
 
 extension BrokerConnection {
-    /// SaslHandshake, then the mechanism's SaslAuthenticate steps. A refusal is a ClientError
+    /// SaslHandshake, then the mechanism's SaslAuthenticate steps. A refusal is a KafkaError
     /// with the broker's error and message.
     func authenticate(_ credentials: SaslCredentials) async throws {
         let handshake = try await send(SaslHandshakeRequest(mechanism: credentials.mechanism.rawValue), version: 1)
         guard handshake.errorCode == 0 else {
-            throw ClientError("\(address) refused SASL mechanism \(credentials.mechanism.rawValue): \(ErrorCode(rawValue: handshake.errorCode)); it enables \(handshake.mechanisms.joined(separator: ", "))")
+            throw KafkaError(ErrorCode(rawValue: handshake.errorCode),
+                             "\(address) refused SASL mechanism \(credentials.mechanism.rawValue); it enables \(handshake.mechanisms.joined(separator: ", "))")
         }
         let version = try self.version(for: SaslAuthenticateRequest.self)
         func step(_ bytes: [UInt8]) async throws -> [UInt8] {
             let answer = try await send(SaslAuthenticateRequest(authBytes: ByteBuffer(bytes: bytes)), version: version)
             guard answer.errorCode == 0 else {
-                throw ClientError("\(address): \(ErrorCode(rawValue: answer.errorCode))\(answer.errorMessage.map { ": \($0)" } ?? "")")
+                throw KafkaError(ErrorCode(rawValue: answer.errorCode), "\(address)\(answer.errorMessage.map { ": \($0)" } ?? "")")
             }
             return Array(answer.authBytes.readableBytesView)
         }

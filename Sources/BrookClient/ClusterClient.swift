@@ -51,22 +51,41 @@ public actor ClusterClient {
         try await using(address) { try await $0.send(request) }
     }
 
-    /// Runs `body` on the connection to `address`; a failure drops the connection and is rethrown.
+    /// Runs `body` on the connection to `address`; a failure drops the connection (unless it is
+    /// the broker's answer, a KafkaError) and is rethrown.
     func using<T: Sendable>(_ address: String, _ body: (BrokerConnection) async throws -> T) async throws -> T {
         let connection = try await connection(to: address)
         do { return try await body(connection) } catch {
-            await drop(address)
+            if !(error is KafkaError) { await drop(address) }
             throw error
         }
     }
 
     /// Sends `request` to some broker (the bootstrap brokers in turn, then any known one).
     public func sendToAny<R: KafkaRequest>(_ request: R) async throws -> R.Response {
+        try await usingAny(R.apiName) { try await $0.send(request) }
+    }
+
+    /// As `sendToAny`, each answer awaited `timeoutMs` at most.
+    public func sendToAny<R: KafkaRequest>(_ request: R, timeoutMs: Int64) async throws -> R.Response {
+        try await usingAny(R.apiName) { try await $0.send(request, timeoutMs: timeoutMs) }
+    }
+
+    /// Runs `body` on the connection to some broker (the bootstrap brokers in turn, then any
+    /// known one) until one succeeds.
+    func usingAny<T: Sendable>(_ what: String, _ body: (BrokerConnection) async throws -> T) async throws -> T {
         var last: (any Error)?
         for address in bootstrap + addresses.values.sorted() where !address.isEmpty {
-            do { return try await send(request, to: address) } catch { last = error }
+            do { return try await using(address, body) } catch { last = error }
         }
-        throw last ?? ClientError("no broker to send \(R.apiName) to")
+        throw last ?? ClientError("no broker to send \(what) to")
+    }
+
+    /// Whether `node` (nil: some broker) serves a version of `R` this client speaks.
+    public func supports<R: KafkaRequest>(_: R.Type, node: NodeID? = nil) async throws -> Bool {
+        let body: (BrokerConnection) async throws -> Bool = { (try? $0.version(for: R.self)) != nil }
+        if let node { return try await using(try await address(of: node), body) }
+        return try await usingAny(R.apiName, body)
     }
 
     public func send<R: KafkaRequest>(_ request: R, toNode node: NodeID) async throws -> R.Response {
@@ -125,12 +144,12 @@ public actor ClusterClient {
         let answer = try await sendToAny(FindCoordinatorRequest(key: group, keyType: keyType, coordinatorKeys: [group]))
         if let found = answer.coordinators.first {
             guard found.errorCode == 0 else {
-                throw ClientError("no coordinator for group \(group): \(ErrorCode(rawValue: found.errorCode))\(found.errorMessage.map { ": \($0)" } ?? "")")
+                throw KafkaError(ErrorCode(rawValue: found.errorCode), "no coordinator for \(group)\(found.errorMessage.map { ": \($0)" } ?? "")")
             }
             addresses[found.nodeId] = Self.address(found.host, Int(found.port))
             return found.nodeId
         }
-        guard answer.errorCode == 0 else { throw ClientError("no coordinator for group \(group): \(ErrorCode(rawValue: answer.errorCode))") }
+        guard answer.errorCode == 0 else { throw KafkaError(ErrorCode(rawValue: answer.errorCode), "no coordinator for \(group)") }
         addresses[answer.nodeId] = Self.address(answer.host, Int(answer.port))
         return answer.nodeId
     }

@@ -73,12 +73,12 @@ public final class BrokerConnection: Sendable {
         return (host, port)
     }
 
-    /// The highest version both sides know, or an error naming the API.
+    /// The highest version both sides know, or an UNSUPPORTED_VERSION error naming the API.
     public func version<R: KafkaRequest>(for _: R.Type) throws -> Int16 {
-        guard let theirs = versions[R.apiKey] else { throw ClientError("the broker does not serve \(R.apiName)") }
+        guard let theirs = versions[R.apiKey] else { throw KafkaError(.unsupportedVersion, "\(address) does not serve \(R.apiName)") }
         let high = min(theirs.upperBound, R.versions.upperBound)
         guard high >= max(theirs.lowerBound, R.versions.lowerBound) else {
-            throw ClientError("no \(R.apiName) version in common (broker \(theirs), client \(R.versions))")
+            throw KafkaError(.unsupportedVersion, "no \(R.apiName) version in common with \(address) (broker \(theirs), client \(R.versions))")
         }
         return high
     }

@@ -6,3 +6,7 @@
 @_exported import struct BrookRecords.ConsumedRecord
 @_exported import struct BrookRecords.FetchedRecords
 @_exported import struct BrookRecords.SimpleRecord
+@_exported import enum BrookSecurity.SaslMechanism
+@_exported import enum BrookSecurity.ScramMechanism
+@_exported import struct BrookProtocol.ErrorCode
+@_exported import struct BrookProtocol.KafkaUUID

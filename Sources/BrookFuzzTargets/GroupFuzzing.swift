@@ -1,3 +1,4 @@
+import BrookProtocol
 import BrookCore
 import BrookGroups
 

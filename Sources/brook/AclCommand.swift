@@ -11,13 +11,21 @@ struct AclCommand: AsyncParsableCommand {
         subcommands: [Add.self, List.self, Remove.self])
 
     /// Kafka's resource type and operation codes, by the names kafka-acls.sh takes.
-    static let operations: [String: Int8] = [
-        "all": 2, "read": 3, "write": 4, "create": 5, "delete": 6, "alter": 7, "describe": 8, "clusteraction": 9,
-        "describeconfigs": 10, "alterconfigs": 11, "idempotentwrite": 12,
+    static let operations: [String: AclOperation] = [
+        "all": .all, "read": .read, "write": .write, "create": .create, "delete": .delete, "alter": .alter, "describe": .describe,
+        "clusteraction": .clusterAction, "describeconfigs": .describeConfigs, "alterconfigs": .alterConfigs, "idempotentwrite": .idempotentWrite,
     ]
-    static func operationName(_ code: Int8) -> String { operations.first { $0.value == code }.map { $0.key.uppercased() } ?? "\(code)" }
-    static let resourceNames: [Int8: String] = [2: "Topic", 3: "Group", 4: "Cluster", 5: "TransactionalId", 6: "DelegationToken", 7: "User"]
-    static let patternNames: [Int8: String] = [3: "LITERAL", 4: "PREFIXED"]
+    static func operationName(_ operation: AclOperation) -> String {
+        operations.first { $0.value == operation }.map { $0.key.uppercased() } ?? "\(operation)".uppercased()
+    }
+    static let resourceNames: [AclResourceType: String] = [.topic: "Topic", .group: "Group", .cluster: "Cluster", .transactionalID: "TransactionalId",
+                                                          .delegationToken: "DelegationToken", .user: "User"]
+
+    /// An entry as kafka-acls.sh's listing shows it, one tab-separated line.
+    static func line(_ b: AclBinding) -> String {
+        [b.permission == .deny ? "DENY" : "ALLOW", b.principal, operationName(b.operation), resourceNames[b.resourceType] ?? "\(b.resourceType)",
+         b.patternType == .prefixed ? "PREFIXED" : "LITERAL", b.resourceName, b.host].joined(separator: "\t")
+    }
 
     struct Resource: ParsableArguments {
         @Option(help: "A topic (or * for every topic).") var topic: String?
@@ -27,18 +35,18 @@ struct AclCommand: AsyncParsableCommand {
         @Flag(help: "The name is a prefix (default: the literal name).") var prefixed = false
 
         /// (resource type, name); nil when none is given.
-        func resource() throws -> (Int8, String)? {
-            var given: [(Int8, String)] = []
-            if let topic { given.append((2, topic)) }
-            if let group { given.append((3, group)) }
-            if let transactionalID { given.append((5, transactionalID)) }
-            if cluster { given.append((4, "kafka-cluster")) }
+        func resource() throws -> (AclResourceType, String)? {
+            var given: [(AclResourceType, String)] = []
+            if let topic { given.append((.topic, topic)) }
+            if let group { given.append((.group, group)) }
+            if let transactionalID { given.append((.transactionalID, transactionalID)) }
+            if cluster { given.append((.cluster, "kafka-cluster")) }
             guard given.count <= 1 else { throw ValidationError("name one resource: --topic, --group, --transactional-id or --cluster") }
             return given.first
         }
     }
 
-    static func operationCodes(_ names: [String]) throws -> [Int8] {
+    static func operationCodes(_ names: [String]) throws -> [AclOperation] {
         try names.map { name in
             guard let code = operations[name.lowercased().replacingOccurrences(of: "_", with: "")] else {
                 throw ValidationError("unknown operation \(name): \(operations.keys.sorted().joined(separator: ", "))")
@@ -60,16 +68,14 @@ struct AclCommand: AsyncParsableCommand {
             guard let (type, name) = try resource.resource() else { throw ValidationError("name a resource: --topic, --group, --transactional-id or --cluster") }
             let codes = try AclCommand.operationCodes(operation)
             guard !codes.isEmpty else { throw ValidationError("give at least one --operation") }
-            let creations = codes.map {
-                CreateAclsRequest.AclCreation(resourceType: type, resourceName: name, resourcePatternType: resource.prefixed ? 4 : 3,
-                                              principal: principal, host: host, operation: $0, permissionType: deny ? 2 : 3)
+            let bindings = codes.map {
+                AclBinding(type, name, patternType: resource.prefixed ? .prefixed : .literal, principal: principal, host: host,
+                           operation: $0, permission: deny ? .deny : .allow)
             }
-            let connection = try await client.connect()
-            let answer = try await connection.send(CreateAclsRequest(creations: creations))
-            for (creation, result) in zip(creations, answer.results) {
-                try check(result.errorCode, result.errorMessage, "add \(AclCommand.operationName(creation.operation)) for \(principal)")
-                print("\(deny ? "DENY" : "ALLOW")\t\(principal)\t\(AclCommand.operationName(creation.operation))\t\(AclCommand.resourceNames[type] ?? "")\t\(resource.prefixed ? "PREFIXED" : "LITERAL")\t\(name)\t\(host)")
-            }
+            let admin = try client.admin()
+            try await admin.createAcls(bindings)
+            await admin.close()
+            for binding in bindings { print(AclCommand.line(binding)) }
         }
     }
 
@@ -81,17 +87,12 @@ struct AclCommand: AsyncParsableCommand {
 
         func run() async throws {
             let named = try resource.resource()
-            let request = DescribeAclsRequest(resourceTypeFilter: named?.0 ?? 1, resourceNameFilter: named?.1,
-                                              patternTypeFilter: named == nil ? 1 : (resource.prefixed ? 4 : 3), principalFilter: principal,
-                                              hostFilter: nil, operation: 1, permissionType: 1)
-            let connection = try await client.connect()
-            let answer = try await connection.send(request)
-            try check(answer.errorCode, answer.errorMessage, "list ACLs")
-            for r in answer.resources {
-                for acl in r.acls {
-                    print("\(acl.permissionType == 2 ? "DENY" : "ALLOW")\t\(acl.principal)\t\(AclCommand.operationName(acl.operation))\t\(AclCommand.resourceNames[r.resourceType] ?? "\(r.resourceType)")\t\(AclCommand.patternNames[r.patternType] ?? "\(r.patternType)")\t\(r.resourceName)\t\(acl.host)")
-                }
-            }
+            let filter = AclFilter(resourceType: named?.0 ?? .any, resourceName: named?.1,
+                                   patternType: named == nil ? .any : (resource.prefixed ? .prefixed : .literal), principal: principal)
+            let admin = try client.admin()
+            let bindings = try await admin.describeAcls(filter)
+            await admin.close()
+            for binding in bindings { print(AclCommand.line(binding)) }
         }
     }
 
@@ -104,19 +105,14 @@ struct AclCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard let (type, name) = try resource.resource() else { throw ValidationError("name a resource: --topic, --group, --transactional-id or --cluster") }
-            let codes = operation.isEmpty ? [1] : try AclCommand.operationCodes(operation)
-            let filters = codes.map {
-                DeleteAclsRequest.DeleteAclsFilter(resourceTypeFilter: type, resourceNameFilter: name, patternTypeFilter: resource.prefixed ? 4 : 3,
-                                                   principalFilter: principal, hostFilter: nil, operation: $0, permissionType: 1)
+            let operations = operation.isEmpty ? [.any] : try AclCommand.operationCodes(operation)
+            let filters = operations.map {
+                AclFilter(resourceType: type, resourceName: name, patternType: resource.prefixed ? .prefixed : .literal, principal: principal, operation: $0)
             }
-            let connection = try await client.connect()
-            let answer = try await connection.send(DeleteAclsRequest(filters: filters))
-            var removed = 0
-            for result in answer.filterResults {
-                try check(result.errorCode, result.errorMessage, "remove ACLs")
-                removed += result.matchingAcls.count
-            }
-            print("removed \(removed) entries")
+            let admin = try client.admin()
+            let removed = try await admin.deleteAcls(filters)
+            await admin.close()
+            print("removed \(removed.count) entries")
         }
     }
 }

@@ -24,6 +24,21 @@ struct ClientOptions: ParsableArguments {
         do { return try await BrokerConnection.connect(address, clientID: clientID, sasl: sasl, tls: tls) } catch { throw CommandFailure("\(error)") }
     }
 
+    /// The admin client the tools use: the bootstrap server with `--command-config`'s security,
+    /// each call tried again after a passing failure for `default.api.timeout.ms` (10 s unless
+    /// the properties say otherwise: a tool fails readably rather than wait a minute).
+    func admin(clientID: String = "brook-cli") throws -> KafkaAdmin {
+        let settings = try commandSettings()
+        var config = AdminConfig(bootstrapServers: bootstrapServer.split(separator: ",").map(String.init))
+        config.clientID = clientID
+        config.apiTimeoutMs = 10_000
+        if let text = settings["default.api.timeout.ms"] {
+            guard let ms = Int64(text), ms > 0 else { throw ValidationError("default.api.timeout.ms=\(text): expected a number of ms") }
+            config.apiTimeoutMs = ms
+        }
+        return KafkaAdmin(config, sasl: try credentials(settings), tls: try tlsSettings(settings))
+    }
+
     /// The settings of `--command-config` (none without it).
     func commandSettings() throws -> [String: String] { try ClientProperties.read(commandConfig) }
     func securityProtocol(_ settings: [String: String]) throws -> SecurityProtocol { try ClientProperties.securityProtocol(settings) }

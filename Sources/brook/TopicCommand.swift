@@ -6,7 +6,7 @@ import BrookProtocol
 struct TopicCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "topic", abstract: "Create, list, describe, alter and delete topics (as kafka-topics.sh).",
-        subcommands: [Create.self, List.self, Describe.self, Alter.self, Delete.self])
+        subcommands: [Create.self, List.self, Describe.self, Alter.self, Delete.self, DeleteRecords.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a topic.")
@@ -18,11 +18,9 @@ struct TopicCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configs = try parsePairs(self.configs, option: "--config")
-            let connection = try await client.connect()
-            let answer = try await connection.send(CreateTopicsRequest(topics: [.init(
-                name: topic, numPartitions: partitions, replicationFactor: replicationFactor,
-                configs: configs.sorted { $0.key < $1.key }.map { .init(name: $0.key, value: $0.value) })]))
-            for result in answer.topics { try check(result.errorCode, result.errorMessage, "create \(result.name)") }
+            let admin = try client.admin()
+            try await admin.createTopics([NewTopic(topic, partitions: partitions, replicationFactor: replicationFactor, configs: configs)])
+            await admin.close()
             print("Created topic \(topic).")
         }
     }
@@ -32,9 +30,9 @@ struct TopicCommand: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
-            let connection = try await client.connect()
-            let answer = try await connection.send(MetadataRequest(topics: nil, allowAutoTopicCreation: false))
-            for name in answer.topics.compactMap(\.name).sorted() { print(name) }
+            let admin = try client.admin()
+            for topic in try await admin.listTopics(includeInternal: true) { print(topic.name) }
+            await admin.close()
         }
     }
 
@@ -44,19 +42,17 @@ struct TopicCommand: AsyncParsableCommand {
         @Argument(help: "Topics (default: all).") var topics: [String] = []
 
         func run() async throws {
-            let connection = try await client.connect()
-            let answer = try await connection.send(MetadataRequest(
-                topics: topics.isEmpty ? nil : topics.map { .init(name: $0) }, allowAutoTopicCreation: false))
-            for topic in answer.topics.sorted(by: { ($0.name ?? "") < ($1.name ?? "") }) {
-                let name = topic.name ?? "?"
-                try check(topic.errorCode, nil, "describe \(name)")
-                let configs = try await connection.send(DescribeConfigsRequest(resources: [.init(resourceType: 2, resourceName: name)]))
-                let set = configs.results.first?.configs.filter { $0.configSource == 1 }.map { "\($0.name)=\($0.value ?? "")" } ?? []
-                print("Topic: \(name)\tTopicId: \(topic.topicId)\tPartitionCount: \(topic.partitions.count)\tReplicationFactor: \(topic.partitions.first?.replicaNodes.count ?? 0)\tConfigs: \(set.joined(separator: ","))")
-                for p in topic.partitions.sorted(by: { $0.partitionIndex < $1.partitionIndex }) {
-                    print("\tTopic: \(name)\tPartition: \(p.partitionIndex)\tLeader: \(p.leaderId)\tReplicas: \(p.replicaNodes.map(\.description).joined(separator: ","))\tIsr: \(p.isrNodes.map(\.description).joined(separator: ","))")
+            let admin = try client.admin()
+            let described = try await admin.describeTopics(topics).sorted { $0.name < $1.name }
+            let configs = try await admin.describeConfigs(described.map { .topic($0.name) })
+            for topic in described {
+                let set = (configs[.topic(topic.name)] ?? []).filter { $0.source == .topic }.map { "\($0.name)=\($0.value ?? "")" }
+                print("Topic: \(topic.name)\tTopicId: \(topic.id)\tPartitionCount: \(topic.partitions.count)\tReplicationFactor: \(topic.partitions.first?.replicas.count ?? 0)\tConfigs: \(set.joined(separator: ","))")
+                for p in topic.partitions {
+                    print("\tTopic: \(topic.name)\tPartition: \(p.partition)\tLeader: \(p.leader)\tReplicas: \(p.replicas.map(\.description).joined(separator: ","))\tIsr: \(p.isr.map(\.description).joined(separator: ","))")
                 }
             }
+            await admin.close()
         }
     }
 
@@ -67,9 +63,9 @@ struct TopicCommand: AsyncParsableCommand {
         @Option(help: "The new partition count.") var partitions: Int32
 
         func run() async throws {
-            let connection = try await client.connect()
-            let answer = try await connection.send(CreatePartitionsRequest(topics: [.init(name: topic, count: partitions)], timeoutMs: 30_000))
-            for result in answer.results { try check(result.errorCode, result.errorMessage, "alter \(result.name)") }
+            let admin = try client.admin()
+            try await admin.createPartitions([topic: partitions])
+            await admin.close()
             print("Topic \(topic) now has \(partitions) partitions.")
         }
     }
@@ -80,14 +76,35 @@ struct TopicCommand: AsyncParsableCommand {
         @Argument(help: "The topics.") var topics: [String]
 
         func run() async throws {
-            let connection = try await client.connect()
-            let version = try connection.version(for: DeleteTopicsRequest.self)
-            let request = version >= 6
-                ? DeleteTopicsRequest(topics: topics.map { .init(name: $0) }, timeoutMs: 30_000)
-                : DeleteTopicsRequest(topicNames: topics, timeoutMs: 30_000)
-            let answer = try await connection.send(request, version: version)
-            for result in answer.responses { try check(result.errorCode, result.errorMessage, "delete \(result.name ?? "?")") }
+            let admin = try client.admin()
+            try await admin.deleteTopics(topics)
+            await admin.close()
             print("Deleted \(topics.joined(separator: ", ")).")
+        }
+    }
+}
+
+extension TopicCommand {
+    struct DeleteRecords: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "delete-records",
+            abstract: "Delete a topic's records before an offset (as kafka-delete-records.sh); prints each partition's new log start.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The topic.") var topic: String
+        @Option(help: "A partition (repeatable; default: every partition).") var partition: [Int32] = []
+        @Option(help: "Records before this offset go; -1: every record below the high watermark.") var before: Int64
+
+        func validate() throws {
+            guard before >= -1 else { throw ValidationError("--before takes an offset, or -1 for the high watermark") }
+        }
+
+        func run() async throws {
+            let admin = try client.admin()
+            var partitions = partition
+            if partitions.isEmpty { partitions = try await admin.describeTopics([topic]).first?.partitions.map(\.partition) ?? [] }
+            let starts = try await admin.deleteRecords(before: Dictionary(uniqueKeysWithValues: partitions.map { (TopicPartition(topic, $0), Offset(before)) }))
+            await admin.close()
+            printTable(["TOPIC", "PARTITION", "LOG-START-OFFSET"], starts.keys.sorted().map { [$0.topic, String($0.partition), starts[$0]!.description] })
         }
     }
 }
@@ -105,16 +122,16 @@ struct ConfigCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard (topic == nil) != (broker == nil) else { throw ValidationError("give --topic or --broker") }
-            let connection = try await client.connect()
-            let answer = try await connection.send(DescribeConfigsRequest(resources: [
-                .init(resourceType: topic != nil ? 2 : 4, resourceName: topic ?? broker ?? "")]))
-            let sources: [Int8: String] = [1: "topic", 2: "dynamic broker config", 3: "dynamic default broker config", 4: "static broker config", 5: "default"]
-            for result in answer.results {
-                try check(result.errorCode, result.errorMessage, "describe \(result.resourceName)")
-                for config in result.configs {
-                    print("\(config.name)=\(config.value ?? "null")\t(\(sources[config.configSource] ?? "source \(config.configSource)"))")
-                }
+            let resource: ConfigResource
+            if let topic { resource = .topic(topic) } else if let broker, !broker.isEmpty {
+                guard let id = Int32(broker) else { throw ValidationError("--broker takes a broker id, not '\(broker)'") }
+                resource = .broker(NodeID(id))
+            } else { resource = .brokerDefaults }
+            let admin = try client.admin()
+            for config in try await admin.describeConfigs(resource) {
+                print("\(config.name)=\(config.value ?? "null")\t(\(config.source))")
             }
+            await admin.close()
         }
     }
 
@@ -134,14 +151,11 @@ struct ConfigCommand: AsyncParsableCommand {
             guard [topic != nil, broker != nil, brokerDefaults].filter({ $0 }).count == 1 else {
                 throw ValidationError("give one of --topic, --broker and --broker-defaults")
             }
-            let connection = try await client.connect()
-            let configs = set.sorted { $0.key < $1.key }.map { IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig(name: $0.key, configOperation: 0, value: $0.value) }
-                + delete.map { .init(name: $0, configOperation: 1, value: nil) }
-            let (type, name, what): (Int8, String, String) = if let topic { (2, topic, "topic \(topic)") }
-                else if let broker { (4, "\(broker)", "broker \(broker)") } else { (4, "", "every broker") }
-            let answer = try await connection.send(IncrementalAlterConfigsRequest(resources: [.init(resourceType: type, resourceName: name, configs: configs)]))
-            for result in answer.responses { try check(result.errorCode, result.errorMessage, "alter \(what)") }
-            print("Altered configs of \(what).")
+            let resource: ConfigResource = if let topic { .topic(topic) } else if let broker { .broker(NodeID(broker)) } else { .brokerDefaults }
+            let admin = try client.admin()
+            try await admin.alterConfigs(resource, set: set, delete: delete)
+            await admin.close()
+            print("Altered configs of \(resource).")
         }
     }
 }

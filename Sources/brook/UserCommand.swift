@@ -19,13 +19,6 @@ struct UserCommand: AsyncParsableCommand {
         var scram: ScramMechanism { self == .sha256 ? .sha256 : .sha512 }
     }
 
-    static func report(_ results: [AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult], _ what: String) throws {
-        for result in results {
-            try check(result.errorCode, result.errorMessage, "\(what) \(result.user)")
-            print("\(result.user)\t\(what == "add" ? "added" : "deleted")")
-        }
-    }
-
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Set a user's password for SCRAM mechanisms (the password is salted here; the broker never sees it).")
@@ -52,16 +45,12 @@ struct UserCommand: AsyncParsableCommand {
                 }
                 secret = String(line)
             }
-            let mechanisms = mechanism.isEmpty ? Mechanism.allCases : mechanism
-            let upsertions = mechanisms.map { m in
-                let salt = randomBytes(32)
-                return AlterUserScramCredentialsRequest.ScramCredentialUpsertion(
-                    name: user, mechanism: m.scram.rawValue, iterations: iterations, salt: ByteBuffer(bytes: salt),
-                    saltedPassword: ByteBuffer(bytes: Scram(m.scram).saltedPassword(secret, salt: salt, iterations: iterations)))
+            let admin = try client.admin()
+            for m in mechanism.isEmpty ? Mechanism.allCases : mechanism {
+                try await admin.upsertUserScramCredential(user, mechanism: m.scram, password: secret, iterations: iterations)
+                print("\(user)\tadded")
             }
-            let connection = try await client.connect()
-            let answer = try await connection.send(AlterUserScramCredentialsRequest(upsertions: upsertions))
-            try UserCommand.report(answer.results, "add")
+            await admin.close()
         }
     }
 
@@ -72,16 +61,14 @@ struct UserCommand: AsyncParsableCommand {
         @Option(help: "SCRAM-SHA-256 or SCRAM-SHA-512 (repeatable; default: every one the user has).") var mechanism: [Mechanism] = []
 
         func run() async throws {
-            let connection = try await client.connect()
-            var codes = mechanism.map(\.scram.rawValue)
-            if codes.isEmpty {
-                let described = try await connection.send(DescribeUserScramCredentialsRequest(users: [.init(name: user)]))
-                try check(described.errorCode, described.errorMessage, "describe \(user)")
-                for result in described.results { try check(result.errorCode, result.errorMessage, "delete \(user)") }
-                codes = described.results.flatMap { $0.credentialInfos.map(\.mechanism) }
+            let admin = try client.admin()
+            var mechanisms = mechanism.map(\.scram)
+            if mechanisms.isEmpty { mechanisms = try await admin.describeUserScramCredentials([user])[user]?.map(\.mechanism) ?? [] }
+            for m in mechanisms {
+                try await admin.deleteUserScramCredential(user, mechanism: m)
+                print("\(user)\tdeleted")
             }
-            let answer = try await connection.send(AlterUserScramCredentialsRequest(deletions: codes.map { .init(name: user, mechanism: $0) }))
-            try UserCommand.report(answer.results, "delete")
+            await admin.close()
         }
     }
 
@@ -91,15 +78,12 @@ struct UserCommand: AsyncParsableCommand {
         @Argument(help: "Users to show (default: all).") var users: [String] = []
 
         func run() async throws {
-            let connection = try await client.connect()
-            let answer = try await connection.send(DescribeUserScramCredentialsRequest(users: users.isEmpty ? nil : users.map { .init(name: $0) }))
-            try check(answer.errorCode, answer.errorMessage, "list users")
-            for result in answer.results {
-                try check(result.errorCode, result.errorMessage, "describe \(result.user)")
-                let infos = result.credentialInfos.map { info in
-                    "\(ScramMechanism(rawValue: info.mechanism)?.name ?? "mechanism \(info.mechanism)")(iterations=\(info.iterations))"
-                }
-                print("\(result.user)\t\(infos.joined(separator: ", "))")
+            let admin = try client.admin()
+            let described = try await admin.describeUserScramCredentials(users.isEmpty ? nil : users)
+            await admin.close()
+            for (user, infos) in described.sorted(by: { $0.key < $1.key }) {
+                let shown = infos.sorted { $0.mechanism.rawValue < $1.mechanism.rawValue }.map { "\($0.mechanism.name)(iterations=\($0.iterations))" }
+                print("\(user)\t\(shown.joined(separator: ", "))")
             }
         }
     }

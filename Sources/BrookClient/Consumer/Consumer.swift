@@ -631,6 +631,10 @@ public actor KafkaConsumer {
                 if let known = coordinatorNode { node = known } else { node = try await cluster.coordinator(ofGroup: group) }
                 coordinatorNode = node
                 answer = try await cluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs)
+            } catch let error as KafkaError where error.code == .unsupportedVersion {
+                // A broker without KIP-848 groups: the classic protocol is not built.
+                await heartbeatFailed(.unsupportedVersion, "\(error.message) (KIP-848 consumer groups; group.protocol=classic is not built)")
+                continue
             } catch {
                 await heartbeatFailed(.networkException, "\(error)")
                 continue

@@ -63,21 +63,9 @@ public struct ConsumerConfig: Sendable {
     /// any other unknown name is an error (the classic group protocol's settings too:
     /// `session.timeout.ms` and `heartbeat.interval.ms` are the broker's in KIP-848 groups).
     public init(properties: [String: String]) throws {
-        guard let servers = properties["bootstrap.servers"]?.split(separator: ",").map({ String($0).trimmed }), !servers.isEmpty else {
-            throw ClientError("bootstrap.servers is required")
-        }
-        self.init(bootstrapServers: servers)
+        self.init(bootstrapServers: try ClientProperty.bootstrapServers(properties))
         for (name, value) in properties.sorted(by: { $0.key < $1.key }) {
-            func number(_ range: ClosedRange<Int64>) throws -> Int64 {
-                guard let n = Int64(value.trimmed), range.contains(n) else {
-                    throw ClientError("\(name)=\(value): expected a number in \(range.lowerBound)...\(range.upperBound)")
-                }
-                return n
-            }
-            func flag() throws -> Bool {
-                guard let flag = Bool(value.trimmed.lowercased()) else { throw ClientError("\(name)=\(value): expected true or false") }
-                return flag
-            }
+            let property = ClientProperty(name: name, value: value)
             switch name {
             case "bootstrap.servers": break
             case "client.id": clientID = value
@@ -90,23 +78,23 @@ public struct ConsumerConfig: Sendable {
                 case "none", "error": offsetReset = .none
                 default: throw ClientError("auto.offset.reset=\(value): expected earliest, latest or none")
                 }
-            case "enable.auto.commit": autoCommit = try flag()
-            case "auto.commit.interval.ms": autoCommitIntervalMs = try number(1...Int64(Int32.max))
-            case "fetch.min.bytes": fetchMinBytes = Int32(try number(0...100_000_000))
-            case "fetch.max.wait.ms": fetchMaxWaitMs = Int32(try number(0...300_000))
-            case "fetch.max.bytes": fetchMaxBytes = Int32(try number(1024...Int64(Int32.max)))
-            case "max.partition.fetch.bytes": partitionFetchMaxBytes = Int32(try number(1...Int64(Int32.max)))
-            case "max.poll.records": maxPollRecords = Int(try number(1...1_000_000))
+            case "enable.auto.commit": autoCommit = try property.flag()
+            case "auto.commit.interval.ms": autoCommitIntervalMs = try property.number(1...Int64(Int32.max))
+            case "fetch.min.bytes": fetchMinBytes = Int32(try property.number(0...100_000_000))
+            case "fetch.max.wait.ms": fetchMaxWaitMs = Int32(try property.number(0...300_000))
+            case "fetch.max.bytes": fetchMaxBytes = Int32(try property.number(1024...Int64(Int32.max)))
+            case "max.partition.fetch.bytes": partitionFetchMaxBytes = Int32(try property.number(1...Int64(Int32.max)))
+            case "max.poll.records": maxPollRecords = Int(try property.number(1...1_000_000))
             case "isolation.level":
                 switch value.trimmed.lowercased() {
                 case "read_committed": readCommitted = true
                 case "read_uncommitted": readCommitted = false
                 default: throw ClientError("isolation.level=\(value): expected read_committed or read_uncommitted")
                 }
-            case "check.crcs": checkCRCs = try flag()
-            case "request.timeout.ms": requestTimeoutMs = try number(1...Int64(Int32.max))
-            case "retry.backoff.ms": retryBackoffMs = try number(0...3_600_000)
-            case "metadata.max.age.ms": metadataMaxAgeMs = try number(1...Int64(Int32.max))
+            case "check.crcs": checkCRCs = try property.flag()
+            case "request.timeout.ms": requestTimeoutMs = try property.number(1...Int64(Int32.max))
+            case "retry.backoff.ms": retryBackoffMs = try property.number(0...3_600_000)
+            case "metadata.max.age.ms": metadataMaxAgeMs = try property.number(1...Int64(Int32.max))
             case "group.protocol":
                 // The KIP-848 protocol is built; the classic one (JoinGroup, SyncGroup) is not yet.
                 guard value.trimmed.lowercased() == "consumer" else {
@@ -114,9 +102,9 @@ public struct ConsumerConfig: Sendable {
                 }
             case "group.instance.id": groupInstanceID = value.isEmpty ? nil : value
             case "group.remote.assignor": remoteAssignor = value.isEmpty ? nil : value
-            case "max.poll.interval.ms": maxPollIntervalMs = Int32(try number(1...Int64(Int32.max)))
+            case "max.poll.interval.ms": maxPollIntervalMs = Int32(try property.number(1...Int64(Int32.max)))
             case "client.rack": rack = value.isEmpty ? nil : value
-            case _ where name == "security.protocol" || name.hasPrefix("sasl.") || name.hasPrefix("ssl."): break
+            case _ where ClientProperty.isSecurity(name): break
             default: throw ClientError("unknown consumer setting \(name)")
             }
         }

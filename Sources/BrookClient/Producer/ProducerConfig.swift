@@ -55,20 +55,12 @@ public struct ProducerConfig: Sendable {
     /// (`security.protocol`, `sasl.*`, `ssl.*`) are left to whoever opens the connections;
     /// any other unknown name is an error.
     public init(properties: [String: String]) throws {
-        guard let servers = properties["bootstrap.servers"]?.split(separator: ",").map({ String($0).trimmed }), !servers.isEmpty else {
-            throw ClientError("bootstrap.servers is required")
-        }
-        self.init(bootstrapServers: servers)
+        self.init(bootstrapServers: try ClientProperty.bootstrapServers(properties))
         var idempotenceAsked: Bool?
         var acksAsked = false
         var levels: [String: Int] = [:]
         for (name, value) in properties.sorted(by: { $0.key < $1.key }) {
-            func number(_ range: ClosedRange<Int64>) throws -> Int64 {
-                guard let n = Int64(value.trimmed), range.contains(n) else {
-                    throw ClientError("\(name)=\(value): expected a number in \(range.lowerBound)...\(range.upperBound)")
-                }
-                return n
-            }
+            let property = ClientProperty(name: name, value: value)
             switch name {
             case "bootstrap.servers": break
             case "client.id": clientID = value
@@ -80,31 +72,27 @@ public struct ProducerConfig: Sendable {
                 default: throw ClientError("acks=\(value): expected 0, 1, all or -1")
                 }
                 acksAsked = true
-            case "enable.idempotence":
-                guard let flag = Bool(value.trimmed.lowercased()) else { throw ClientError("enable.idempotence=\(value): expected true or false") }
-                idempotenceAsked = flag
-            case "linger.ms": lingerMs = try number(0...3_600_000)
-            case "batch.size": batchBytes = Int(try number(1...(64 << 20)))
-            case "buffer.memory": bufferBytes = Int(try number(1024...(Int64(Int32.max))))
-            case "max.request.size": maxRequestBytes = Int(try number(1024...(Int64(Int32.max))))
+            case "enable.idempotence": idempotenceAsked = try property.flag()
+            case "linger.ms": lingerMs = try property.number(0...3_600_000)
+            case "batch.size": batchBytes = Int(try property.number(1...(64 << 20)))
+            case "buffer.memory": bufferBytes = Int(try property.number(1024...(Int64(Int32.max))))
+            case "max.request.size": maxRequestBytes = Int(try property.number(1024...(Int64(Int32.max))))
             case "compression.type":
                 guard let codec = CompressionCodec(name: value.trimmed.lowercased()) else {
                     throw ClientError("compression.type=\(value): expected none, gzip, snappy, lz4 or zstd")
                 }
                 compression = codec
             case "compression.gzip.level", "compression.lz4.level", "compression.zstd.level":
-                levels[name] = Int(try number(-131_072...22))
-            case "request.timeout.ms": requestTimeoutMs = Int32(try number(1...Int64(Int32.max)))
-            case "delivery.timeout.ms": deliveryTimeoutMs = try number(1...Int64(Int32.max))
-            case "retry.backoff.ms": retryBackoffMs = try number(0...3_600_000)
-            case "max.block.ms": maxBlockMs = try number(0...Int64(Int32.max))
-            case "metadata.max.age.ms": metadataMaxAgeMs = try number(1...Int64(Int32.max))
-            case "allow.auto.create.topics":
-                guard let flag = Bool(value.trimmed.lowercased()) else { throw ClientError("\(name)=\(value): expected true or false") }
-                allowAutoCreateTopics = flag
+                levels[name] = Int(try property.number(-131_072...22))
+            case "request.timeout.ms": requestTimeoutMs = Int32(try property.number(1...Int64(Int32.max)))
+            case "delivery.timeout.ms": deliveryTimeoutMs = try property.number(1...Int64(Int32.max))
+            case "retry.backoff.ms": retryBackoffMs = try property.number(0...3_600_000)
+            case "max.block.ms": maxBlockMs = try property.number(0...Int64(Int32.max))
+            case "metadata.max.age.ms": metadataMaxAgeMs = try property.number(1...Int64(Int32.max))
+            case "allow.auto.create.topics": allowAutoCreateTopics = try property.flag()
             case "transactional.id": transactionalID = value.isEmpty ? nil : value
-            case "transaction.timeout.ms": transactionTimeoutMs = Int32(try number(1...Int64(Int32.max)))
-            case _ where name == "security.protocol" || name.hasPrefix("sasl.") || name.hasPrefix("ssl."): break
+            case "transaction.timeout.ms": transactionTimeoutMs = Int32(try property.number(1...Int64(Int32.max)))
+            case _ where ClientProperty.isSecurity(name): break
             default: throw ClientError("unknown producer setting \(name)")
             }
         }

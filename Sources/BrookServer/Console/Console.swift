@@ -79,6 +79,14 @@ public final class Console: Sendable {
             : nil
     }
 
+    /// Kafka's admin calls over `client`'s connections, each given 10 s (a page waits no longer).
+    func admin(_ client: ClusterClient) -> KafkaAdmin {
+        var config = AdminConfig(bootstrapServers: [bootstrap])
+        config.clientID = "brook-console"
+        config.apiTimeoutMs = 10_000
+        return KafkaAdmin(config, cluster: client)
+    }
+
     /// A logged-in user's client, by its cookie's token (idle sessions end after an hour).
     func session(_ token: String?) -> Session? {
         guard let token else { return nil }

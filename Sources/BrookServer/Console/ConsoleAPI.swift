@@ -28,6 +28,8 @@ extension Console {
             return try await route(request)
         } catch let error as ConsoleError {
             return Self.json(["error": error.description], status: error.status)
+        } catch let error as KafkaError where error.code != nil {
+            return Self.json(["error": error.description], status: Self.status(of: error.code!))
         } catch {
             return Self.json(["error": "\(error)"], status: 502)
         }
@@ -66,7 +68,7 @@ extension Console {
             try await addPartitions(client, path[1], try Self.decode(PartitionCount.self, request.body).count)
             return ConsoleResponse(status: 204, body: [])
         case ("PUT", 3, "topics"?) where path[2] == "configs":
-            try await alterConfigs(client, resourceType: 2, name: path[1], try Self.decode(ConfigChange.self, request.body), node: nil)
+            try await alterConfigs(client, .topic(path[1]), try Self.decode(ConfigChange.self, request.body))
             return ConsoleResponse(status: 204, body: [])
         case ("GET", 3, "topics"?) where path[2] == "records":
             return Self.json(try await records(client, topic: path[1], query: request.query))
@@ -79,10 +81,10 @@ extension Console {
             return Self.json(try await resetOffsets(client, group: path[1], try Self.decode(Reset.self, request.body)))
         case ("GET", 3, "brokers"?) where path[2] == "configs":
             guard let id = Int32(path[1]) else { throw ConsoleError(400, "a broker id is a number") }
-            return Self.json(ConfigsView(configs: try await configs(client, resourceType: 4, name: path[1], node: NodeID(id))))
+            return Self.json(ConfigsView(configs: try await configs(client, .broker(NodeID(id)))))
         case ("PUT", 3, "brokers"?) where path[2] == "configs":
             guard let id = Int32(path[1]) else { throw ConsoleError(400, "a broker id is a number") }
-            try await alterConfigs(client, resourceType: 4, name: path[1], try Self.decode(ConfigChange.self, request.body), node: NodeID(id))
+            try await alterConfigs(client, .broker(NodeID(id)), try Self.decode(ConfigChange.self, request.body))
             return ConsoleResponse(status: 204, body: [])
         default:
             throw ConsoleError(404, "no such API: \(method) /api/\(path.joined(separator: "/"))")
@@ -116,14 +118,17 @@ extension Console {
     static func failure(_ code: Int16, _ message: String?, _ what: String) -> ConsoleError? {
         guard code != 0 else { return nil }
         let error = ErrorCode(rawValue: code)
-        let status: Int
+        return ConsoleError(status(of: error), "\(what): \(error.name)\(message.map { ": \($0)" } ?? "")")
+    }
+
+    /// The HTTP status of a broker's refusal.
+    static func status(of error: ErrorCode) -> Int {
         switch error {
-        case .topicAuthorizationFailed, .groupAuthorizationFailed, .clusterAuthorizationFailed: status = 403
-        case .unknownTopicOrPartition, .groupIDNotFound: status = 404
-        case .topicAlreadyExists, .nonEmptyGroup: status = 409
-        default: status = 400
+        case .topicAuthorizationFailed, .groupAuthorizationFailed, .clusterAuthorizationFailed: 403
+        case .unknownTopicOrPartition, .groupIDNotFound: 404
+        case .topicAlreadyExists, .nonEmptyGroup: 409
+        default: 400
         }
-        return ConsoleError(status, "\(what): \(error.name)\(message.map { ": \($0)" } ?? "")")
     }
 }
 

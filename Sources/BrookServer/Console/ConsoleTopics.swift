@@ -104,72 +104,49 @@ extension Console {
                           startOffset: start[p.partitionIndex]?.value, endOffset: end[p.partitionIndex]?.value)
         }
         return TopicView(name: name, internal: topic.isInternal, partitions: partitions,
-                         configs: try await configs(client, resourceType: 2, name: name, node: nil))
+                         configs: try await configs(client, .topic(name)))
     }
 
     func createTopic(_ client: ClusterClient, _ wanted: NewTopic) async throws -> [String: String] {
         let name = wanted.name.trimmingCharacters(in: .whitespaces)
         guard !name.isEmpty else { throw ConsoleError(400, "a topic needs a name") }
-        let request = CreateTopicsRequest(topics: [.init(
-            name: name, numPartitions: wanted.partitions ?? -1, replicationFactor: wanted.replicationFactor ?? -1,
-            configs: (wanted.configs ?? [:]).sorted { $0.key < $1.key }.map { .init(name: $0.key, value: $0.value) })],
-            timeoutMs: 30_000)
-        let answer = try await client.sendToAny(request)
-        for result in answer.topics {
-            if let failure = Self.failure(result.errorCode, result.errorMessage, "creating \(name)") { throw failure }
-        }
+        try await admin(client).createTopics([BrookClient.NewTopic(name, partitions: wanted.partitions ?? -1,
+                                                                  replicationFactor: wanted.replicationFactor ?? -1, configs: wanted.configs ?? [:])])
         return ["name": name]
     }
 
     func deleteTopic(_ client: ClusterClient, _ name: String) async throws {
-        let answer = try await client.sendToAny(DeleteTopicsRequest(topics: [.init(name: name)], topicNames: [name], timeoutMs: 30_000))
-        for result in answer.responses {
-            if let failure = Self.failure(result.errorCode, result.errorMessage, "deleting \(name)") { throw failure }
-        }
+        try await admin(client).deleteTopics([name])
     }
 
     func addPartitions(_ client: ClusterClient, _ name: String, _ count: Int32) async throws {
-        let answer = try await client.sendToAny(CreatePartitionsRequest(topics: [.init(name: name, count: count)], timeoutMs: 30_000))
-        for result in answer.results {
-            if let failure = Self.failure(result.errorCode, result.errorMessage, "adding partitions to \(name)") { throw failure }
-        }
+        try await admin(client).createPartitions([name: count])
     }
 
-    static func sourceName(_ source: Int8) -> String {
+    /// Kafka's names for config sources, as the page shows them.
+    static func sourceName(_ source: ConfigSource) -> String {
         switch source {
-        case 1: "DYNAMIC_TOPIC_CONFIG"
-        case 2: "DYNAMIC_BROKER_CONFIG"
-        case 3: "DYNAMIC_DEFAULT_BROKER_CONFIG"
-        case 4: "STATIC_BROKER_CONFIG"
-        case 5: "DEFAULT_CONFIG"
-        case 6: "DYNAMIC_BROKER_LOGGER_CONFIG"
-        default: "UNKNOWN"
+        case .topic: "DYNAMIC_TOPIC_CONFIG"
+        case .dynamicBroker: "DYNAMIC_BROKER_CONFIG"
+        case .dynamicDefaultBroker: "DYNAMIC_DEFAULT_BROKER_CONFIG"
+        case .staticBroker: "STATIC_BROKER_CONFIG"
+        case .default: "DEFAULT_CONFIG"
+        case .dynamicBrokerLogger: "DYNAMIC_BROKER_LOGGER_CONFIG"
+        case .clientMetrics: "CLIENT_METRICS_CONFIG"
+        case .group: "GROUP_CONFIG"
+        case .unknown: "UNKNOWN"
         }
     }
 
-    /// A topic's (type 2) or a broker's (type 4, asked of that broker) configs.
-    func configs(_ client: ClusterClient, resourceType: Int8, name: String, node: NodeID?) async throws -> [ConfigView] {
-        let request = DescribeConfigsRequest(resources: [.init(resourceType: resourceType, resourceName: name, configurationKeys: nil)],
-                                             includeSynonyms: false, includeDocumentation: false)
-        let answer = if let node { try await client.send(request, toNode: node) } else { try await client.sendToAny(request) }
-        guard let result = answer.results.first else { return [] }
-        if let failure = Self.failure(result.errorCode, result.errorMessage, "configs of \(name)") { throw failure }
-        return result.configs.sorted { $0.name < $1.name }.map {
-            ConfigView(name: $0.name, value: $0.isSensitive ? nil : $0.value, source: Self.sourceName($0.configSource),
-                       readOnly: $0.readOnly, sensitive: $0.isSensitive, isDefault: $0.configSource == 5)
+    /// A topic's or a broker's (asked of that broker) configs.
+    func configs(_ client: ClusterClient, _ resource: ConfigResource) async throws -> [ConfigView] {
+        try await admin(client).describeConfigs(resource).sorted { $0.name < $1.name }.map {
+            ConfigView(name: $0.name, value: $0.isSensitive ? nil : $0.value, source: Self.sourceName($0.source),
+                       readOnly: $0.isReadOnly, sensitive: $0.isSensitive, isDefault: $0.source == .default)
         }
     }
 
-    func alterConfigs(_ client: ClusterClient, resourceType: Int8, name: String, _ change: ConfigChange, node: NodeID?) async throws {
-        var configs: [IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig] = []
-        for (key, value) in (change.set ?? [:]).sorted(by: { $0.key < $1.key }) { configs.append(.init(name: key, configOperation: 0, value: value)) }
-        for key in (change.delete ?? []).sorted() { configs.append(.init(name: key, configOperation: 1, value: nil)) }
-        guard !configs.isEmpty else { return }
-        let request = IncrementalAlterConfigsRequest(resources: [.init(resourceType: resourceType, resourceName: name, configs: configs)],
-                                                     validateOnly: false)
-        let answer = if let node { try await client.send(request, toNode: node) } else { try await client.sendToAny(request) }
-        for result in answer.responses {
-            if let failure = Self.failure(result.errorCode, result.errorMessage, "changing the configs of \(name)") { throw failure }
-        }
+    func alterConfigs(_ client: ClusterClient, _ resource: ConfigResource, _ change: ConfigChange) async throws {
+        try await admin(client).alterConfigs(resource, set: change.set ?? [:], delete: (change.delete ?? []).sorted())
     }
 }

@@ -1,4 +1,3 @@
-import BrookProtocol
 import NIOCore
 
 /// The "consumer" protocol type's member metadata (ConsumerProtocolSubscription) and assignment
@@ -12,7 +11,7 @@ public enum ConsumerProtocol {
             guard try r.readInt16() >= 0 else { return nil }
             let count = try r.readArrayCount(compact: false)
             var topics: [String] = []
-            for _ in 0..<count { topics.append(try r.str()) }
+            for _ in 0..<count { topics.append(try r.readString(compact: false)) }
             return topics
         } catch {
             return nil
@@ -27,7 +26,7 @@ public enum ConsumerProtocol {
             guard try r.readInt16() >= 0 else { return nil }
             var out: [String: [Int32]] = [:]
             for _ in 0..<(try r.readArrayCount(compact: false)) {
-                let topic = try r.str()
+                let topic = try r.readString(compact: false)
                 var partitions: [Int32] = []
                 for _ in 0..<(try r.readArrayCount(compact: false)) { partitions.append(try r.readInt32()) }
                 out[topic, default: []] += partitions
@@ -44,7 +43,7 @@ public enum ConsumerProtocol {
         w.writeInt16(0)
         w.writeArrayCount(partitions.count, compact: false)
         for (topic, list) in partitions.sorted(by: { $0.key < $1.key }) {
-            w.str(topic)
+            w.writeString(topic, compact: false)
             w.writeArrayCount(list.count, compact: false)
             for p in list { w.writeInt32(p) }
         }
@@ -57,7 +56,7 @@ public enum ConsumerProtocol {
         var w = WireWriter()
         w.writeInt16(0)
         w.writeArrayCount(topics.count, compact: false)
-        for topic in topics { w.str(topic) }
+        for topic in topics { w.writeString(topic, compact: false) }
         w.writeInt32(-1)
         return Array(buffer: w.buffer)
     }
