@@ -69,6 +69,8 @@ public actor Mirror {
     public nonisolated let config: MirrorConfig
     let source: ClusterClient
     let target: ClusterClient
+    let sourceAdmin: KafkaAdmin
+    let targetAdmin: KafkaAdmin
     let consumer: KafkaConsumer
     let producer: KafkaProducer
     var progress = MirrorProgress()
@@ -98,8 +100,20 @@ public actor Mirror {
         producerConfig.transactionalID = config.exactlyOnce ? config.checkpointGroup : nil
         source = ClusterClient(bootstrap: config.source.bootstrapServers, connect: sourceConnect)
         target = ClusterClient(bootstrap: config.target.bootstrapServers, connect: targetConnect)
+        sourceAdmin = KafkaAdmin(Self.adminConfig(config.source.bootstrapServers, timeoutMs: config.source.requestTimeoutMs,
+                                                  backoffMs: config.source.retryBackoffMs), cluster: source)
+        targetAdmin = KafkaAdmin(Self.adminConfig(config.target.bootstrapServers, timeoutMs: config.target.maxBlockMs,
+                                                  backoffMs: config.target.retryBackoffMs), cluster: target)
         consumer = KafkaConsumer(consumerConfig, connect: sourceConnect)
         producer = KafkaProducer(producerConfig, connect: targetConnect)
+    }
+
+    static func adminConfig(_ bootstrap: [String], timeoutMs: Int64, backoffMs: Int64) -> AdminConfig {
+        var config = AdminConfig(bootstrapServers: bootstrap)
+        config.clientID = "brook-mirror"
+        config.apiTimeoutMs = timeoutMs
+        config.retryBackoffMs = backoffMs
+        return config
     }
 
     func nowMs() -> Int64 { clock.nowMs() }
@@ -247,15 +261,9 @@ public actor Mirror {
         }
     }
 
-    /// Every group of the source (ListGroups at each broker).
+    /// Every group of the source.
     func sourceGroups() async throws -> [String] {
-        let brokers = try await source.metadata(topics: []).brokers.map(\.nodeId)
-        var out: Set<String> = []
-        for node in brokers {
-            guard let answer = try? await source.send(ListGroupsRequest(), toNode: node), answer.errorCode == 0 else { continue }
-            for group in answer.groups { out.insert(group.groupId) }
-        }
-        return out.sorted()
+        try await sourceAdmin.listGroups().map(\.id)
     }
 
     // MARK: topics
@@ -290,22 +298,28 @@ public actor Mirror {
     /// not copied. A source that does not answer DescribeConfigs gets its topics made with the
     /// target's defaults.
     func sourceConfigs(_ topics: [String]) async throws -> [String: [String: String]] {
-        try await ownSettings(of: topics, at: source)
+        await ownSettings(of: topics, at: sourceAdmin)
     }
 
-    /// `topics`' settings set on the topic at `cluster` (none of those not copied).
-    func ownSettings(of topics: [String], at cluster: ClusterClient) async throws -> [String: [String: String]] {
+    /// `topics`' settings set on the topic at `admin`'s cluster (none of those not copied); a
+    /// topic whose settings cannot be read is left out.
+    func ownSettings(of topics: [String], at admin: KafkaAdmin) async -> [String: [String: String]] {
         guard !topics.isEmpty else { return [:] }
-        let request = DescribeConfigsRequest(resources: topics.sorted().map { .init(resourceType: 2, resourceName: $0, configurationKeys: nil) })
-        guard let answer = try? await cluster.sendToAny(request) else { return [:] }
+        let resources = topics.sorted().map { ConfigResource.topic($0) }
+        var described: [ConfigResource: [ConfigEntry]] = [:]
+        if let all = try? await admin.describeConfigs(resources) { described = all } else {
+            // One refused (deleted meanwhile, say): the others one by one.
+            for resource in resources { described[resource] = try? await admin.describeConfigs(resource) }
+        }
         var out: [String: [String: String]] = [:]
-        for result in answer.results where result.errorCode == 0 {
+        for (resource, entries) in described {
+            guard case .topic(let name) = resource else { continue }
             var settings: [String: String] = [:]
-            for entry in result.configs where entry.configSource == 1 && !entry.isSensitive && !entry.readOnly {
+            for entry in entries where entry.source == .topic && !entry.isSensitive && !entry.isReadOnly {
                 guard let value = entry.value, !MirrorConfig.configsNotCopied.contains(entry.name) else { continue }
                 settings[entry.name] = value
             }
-            out[result.resourceName] = settings
+            out[name] = settings
         }
         return out
     }
@@ -316,46 +330,23 @@ public actor Mirror {
         var existing: [String: Int32] = [:]
         for topic in answer.topics where topic.errorCode == 0 { if let name = topic.name { existing[name] = Int32(topic.partitions.count) } }
         let missing = wanted.merging(heartbeats) { a, _ in a }.filter { existing[$0.key] == nil }
-        if !missing.isEmpty {
-            let request = CreateTopicsRequest(topics: missing.sorted { $0.key < $1.key }.map { name, count in
-                .init(name: name, numPartitions: count, replicationFactor: config.replicationFactor,
-                      configs: (configs[name] ?? [:]).sorted { $0.key < $1.key }.map { .init(name: $0.key, value: $0.value) })
-            }, timeoutMs: 30_000)
-            let created = try await target.sendToAny(request)
-            for result in created.topics where result.errorCode != 0 && ErrorCode(rawValue: result.errorCode) != .topicAlreadyExists {
-                throw ClientError("creating \(result.name) on the target: \(ErrorCode(rawValue: result.errorCode)) \(result.errorMessage ?? "")")
-            }
-            for name in missing.keys { copiedConfigs[name] = configs[name] ?? [:] }
+        for (name, count) in missing.sorted(by: { $0.key < $1.key }) {
+            do {
+                try await targetAdmin.createTopics([NewTopic(name, partitions: count, replicationFactor: config.replicationFactor, configs: configs[name] ?? [:])])
+            } catch let error as KafkaError where error.code == .topicAlreadyExists {}
+            copiedConfigs[name] = configs[name] ?? [:]
         }
-        let grow = wanted.filter { name, count in existing[name].map { $0 < count } ?? false }
-        if !grow.isEmpty {
-            let request = CreatePartitionsRequest(topics: grow.sorted { $0.key < $1.key }.map { .init(name: $0.key, count: $0.value) }, timeoutMs: 30_000)
-            let grown = try await target.sendToAny(request)
-            for result in grown.results where result.errorCode != 0 {
-                throw ClientError("growing \(result.name) on the target: \(ErrorCode(rawValue: result.errorCode)) \(result.errorMessage ?? "")")
-            }
-        }
+        try await targetAdmin.createPartitions(wanted.filter { name, count in existing[name].map { $0 < count } ?? false })
         // A topic that existed before this run: its settings on the target are what was copied.
         let unknown = configs.keys.filter { existing[$0] != nil && copiedConfigs[$0] == nil }
-        if !unknown.isEmpty {
-            for (name, settings) in try await ownSettings(of: unknown, at: target) { copiedConfigs[name] = settings }
-        }
+        for (name, settings) in await ownSettings(of: unknown, at: targetAdmin) { copiedConfigs[name] = settings }
         // Settings changed on the source since they were copied: set (or removed) on the target.
-        var changes: [IncrementalAlterConfigsRequest.AlterConfigsResource] = []
         for (name, settings) in configs.sorted(by: { $0.key < $1.key }) where existing[name] != nil {
             guard let copied = copiedConfigs[name] else { continue }
-            var alter: [IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig] = []
-            for (key, value) in settings.sorted(by: { $0.key < $1.key }) where copied[key] != value {
-                alter.append(.init(name: key, configOperation: 0, value: value))
-            }
-            for key in copied.keys.sorted() where settings[key] == nil { alter.append(.init(name: key, configOperation: 1, value: nil)) }
-            if !alter.isEmpty { changes.append(.init(resourceType: 2, resourceName: name, configs: alter)) }
-        }
-        if !changes.isEmpty {
-            let altered = try await target.sendToAny(IncrementalAlterConfigsRequest(resources: changes))
-            for response in altered.responses where response.errorCode == 0 {
-                copiedConfigs[response.resourceName] = configs[response.resourceName]
-            }
+            let set = settings.filter { copied[$0.key] != $0.value }
+            let removed = copied.keys.sorted().filter { settings[$0] == nil }
+            guard !set.isEmpty || !removed.isEmpty else { continue }
+            if (try? await targetAdmin.alterConfigs(.topic(name), set: set, delete: removed)) != nil { copiedConfigs[name] = settings }
         }
     }
 }
