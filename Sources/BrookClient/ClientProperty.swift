@@ -21,6 +21,14 @@ struct ClientProperty {
         name == "security.protocol" || name.hasPrefix("sasl.") || name.hasPrefix("ssl.")
     }
 
+    /// Hands each setting but `bootstrap.servers` and the security ones to `take`, in name
+    /// order; one `take` does not know (returns false) is an error naming it.
+    static func each(_ properties: [String: String], of kind: String, _ take: (ClientProperty) throws -> Bool) throws {
+        for (name, value) in properties.sorted(by: { $0.key < $1.key }) where name != "bootstrap.servers" && !isSecurity(name) {
+            guard try take(ClientProperty(name: name, value: value)) else { throw ClientError("unknown \(kind) setting \(name)") }
+        }
+    }
+
     /// `bootstrap.servers`, required by every client.
     static func bootstrapServers(_ properties: [String: String]) throws -> [String] {
         guard let servers = properties["bootstrap.servers"]?.split(separator: ",").map({ String($0).trimmed }).filter({ !$0.isEmpty }),

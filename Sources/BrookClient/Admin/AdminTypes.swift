@@ -22,17 +22,16 @@ public struct AdminConfig: Sendable {
     /// any other unknown name is an error.
     public init(properties: [String: String]) throws {
         self.init(bootstrapServers: try ClientProperty.bootstrapServers(properties))
-        for (name, value) in properties.sorted(by: { $0.key < $1.key }) {
-            let property = ClientProperty(name: name, value: value)
+        try ClientProperty.each(properties, of: "admin") { property in
+            let (name, value) = (property.name, property.value)
             switch name {
-            case "bootstrap.servers": break
             case "client.id": clientID = value
             case "default.api.timeout.ms": apiTimeoutMs = try property.number(1...Int64(Int32.max))
             case "request.timeout.ms": requestTimeoutMs = try property.number(1...Int64(Int32.max))
             case "retry.backoff.ms": retryBackoffMs = try property.number(0...3_600_000)
-            case _ where ClientProperty.isSecurity(name): break
-            default: throw ClientError("unknown admin setting \(name)")
+            default: return false
             }
+            return true
         }
     }
 

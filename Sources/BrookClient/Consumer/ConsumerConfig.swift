@@ -64,10 +64,9 @@ public struct ConsumerConfig: Sendable {
     /// `session.timeout.ms` and `heartbeat.interval.ms` are the broker's in KIP-848 groups).
     public init(properties: [String: String]) throws {
         self.init(bootstrapServers: try ClientProperty.bootstrapServers(properties))
-        for (name, value) in properties.sorted(by: { $0.key < $1.key }) {
-            let property = ClientProperty(name: name, value: value)
+        try ClientProperty.each(properties, of: "consumer") { property in
+            let (name, value) = (property.name, property.value)
             switch name {
-            case "bootstrap.servers": break
             case "client.id": clientID = value
             case "group.id": groupID = value.isEmpty ? nil : value
             case "auto.offset.reset":
@@ -104,9 +103,9 @@ public struct ConsumerConfig: Sendable {
             case "group.remote.assignor": remoteAssignor = value.isEmpty ? nil : value
             case "max.poll.interval.ms": maxPollIntervalMs = Int32(try property.number(1...Int64(Int32.max)))
             case "client.rack": rack = value.isEmpty ? nil : value
-            case _ where ClientProperty.isSecurity(name): break
-            default: throw ClientError("unknown consumer setting \(name)")
+            default: return false
             }
+            return true
         }
     }
 }

@@ -59,10 +59,9 @@ public struct ProducerConfig: Sendable {
         var idempotenceAsked: Bool?
         var acksAsked = false
         var levels: [String: Int] = [:]
-        for (name, value) in properties.sorted(by: { $0.key < $1.key }) {
-            let property = ClientProperty(name: name, value: value)
+        try ClientProperty.each(properties, of: "producer") { property in
+            let (name, value) = (property.name, property.value)
             switch name {
-            case "bootstrap.servers": break
             case "client.id": clientID = value
             case "acks":
                 switch value.trimmed.lowercased() {
@@ -92,9 +91,9 @@ public struct ProducerConfig: Sendable {
             case "allow.auto.create.topics": allowAutoCreateTopics = try property.flag()
             case "transactional.id": transactionalID = value.isEmpty ? nil : value
             case "transaction.timeout.ms": transactionTimeoutMs = Int32(try property.number(1...Int64(Int32.max)))
-            case _ where ClientProperty.isSecurity(name): break
-            default: throw ClientError("unknown producer setting \(name)")
+            default: return false
             }
+            return true
         }
         compressionLevel = levels["compression.\(compression).level"]
         if idempotenceAsked == true && acks != -1 { throw ClientError("enable.idempotence=true needs acks=all") }
