@@ -155,6 +155,15 @@ def test_the_producer_works_against_a_broker_that_is_not_brook(tansu):
     # And the consumer reads them back from Tansu as librdkafka did.
     printed = brook_consume(tansu, topic, "--from-beginning", "--print-offset", "--print-key", "--timeout-ms", "3000")
     assert sorted(printed) == sorted(f"{r.partition}\t{r.offset}\t{r.key.decode()}\t{r.value.decode()}" for r in got)
+    # In a classic group (Tansu has no KIP-848 groups): the same records, the offsets committed.
+    group = unique_topic("lib-tansu-g")
+    grouped = brook_consume(tansu, topic, "--group", group, "--from-beginning", "--max-messages", str(len(lines)),
+                            "--consumer-property", "group.protocol=classic", timeout=120)
+    assert sorted(grouped) == sorted(r.value.decode() for r in got)
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(30)
+    ends = {p: max(r.offset for r in got if r.partition == p) + 1 for p in {r.partition for r in got}}
+    assert {tp.partition: tp.offset for tp in committed.topic_partitions} == ends
 
 
 @pytest.mark.timeout(240)
@@ -352,14 +361,17 @@ def test_the_consumer_reads_every_leader_and_follows_a_leader_kill(cluster):
 
 
 @pytest.mark.timeout(180)
-def test_a_group_shared_with_librdkafkas_kip848_consumer(broker):
-    """`brook consume --group` and librdkafka's consumer (group.protocol=consumer) in one KIP-848
-    group: when librdkafka joins, Brook's consumer gives up half the partitions (committing them
-    first) and librdkafka starts where it stopped; when librdkafka leaves, Brook's consumer takes
-    them back from librdkafka's commits. Every record is read once by one of the two."""
+@pytest.mark.parametrize("protocol", ["consumer", "classic"])
+def test_a_group_shared_with_librdkafkas_consumer(broker, protocol):
+    """`brook consume --group` and librdkafka's consumer in one group, KIP-848 (the broker
+    assigns) or classic (JoinGroup and SyncGroup; the leader, either one, runs the range
+    assignor; eager: every partition given up before each rejoin): when librdkafka joins, Brook's
+    consumer gives up half the partitions (committing them first) and librdkafka starts where it
+    stopped; when librdkafka leaves, Brook's consumer takes them back from librdkafka's commits.
+    Every record is read once by one of the two."""
     import threading
     from confluent_kafka import Consumer
-    topic, group = unique_topic("lib-848"), unique_topic("lib-848-g")
+    topic, group = unique_topic(f"lib-{protocol}"), unique_topic(f"lib-{protocol}-g")
     ck_create_topic(broker.bootstrap, topic, partitions=4)
 
     def produce(round_: int) -> None:
@@ -367,7 +379,8 @@ def test_a_group_shared_with_librdkafkas_kip848_consumer(broker):
 
     produce(0)
     ours = subprocess.Popen([str(BROOK_BIN), "consume", "--bootstrap-server", broker.bootstrap, "--topic", topic, "--group", group,
-                             "--from-beginning", "--print-offset", "--timeout-ms", "12000"],
+                             "--from-beginning", "--print-offset", "--timeout-ms", "12000",
+                             "--consumer-property", f"group.protocol={protocol}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     printed = []
     reader = threading.Thread(target=lambda: printed.extend(line.decode().rstrip("\n") for line in ours.stdout))
@@ -378,8 +391,9 @@ def test_a_group_shared_with_librdkafkas_kip848_consumer(broker):
         while len(printed) < 200:
             assert time.monotonic() < deadline, f"Brook's member read {len(printed)} of 200"
             time.sleep(0.1)
-        peer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "group.protocol": "consumer",
-                         "auto.offset.reset": "earliest"})
+        peer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "group.protocol": protocol,
+                         "auto.offset.reset": "earliest",
+                         **({"partition.assignment.strategy": "range", "heartbeat.interval.ms": 1000} if protocol == "classic" else {})})
         try:
             peer.subscribe([topic])
             deadline = time.monotonic() + 30

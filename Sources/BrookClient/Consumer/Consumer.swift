@@ -76,6 +76,8 @@ public actor KafkaConsumer {
         var random = SystemRandomNumberGenerator()
         return ConsumerMembership(memberID: KafkaUUID.random(using: &random).description)
     }()
+    /// A classic group's membership (`group.protocol=classic`).
+    var classic: ClassicMembership
     var listener: RebalanceListener?
     /// A pattern subscription's regular expression, and when it was last matched.
     var pattern: String?
@@ -95,6 +97,7 @@ public actor KafkaConsumer {
     public init(_ config: ConsumerConfig, connect: @escaping ClusterClient.Connect) {
         self.config = config
         cluster = ClusterClient(bootstrap: config.bootstrapServers, connect: connect)
+        classic = ClassicMembership(assignors: config.assignors, heartbeatIntervalMs: config.heartbeatIntervalMs)
         lastAutoCommitMs = 0
     }
 
@@ -114,7 +117,7 @@ public actor KafkaConsumer {
     /// partition starts at its group's committed offset, or by `auto.offset.reset`.
     public func assign(_ partitions: [TopicPartition]) async throws {
         guard !closed else { throw ConsumeError(nil, "the consumer is closed") }
-        guard membership.phase == .idle else { throw ConsumeError(nil, "a subscribed consumer's partitions are the group's to assign") }
+        guard groupPhase == .idle else { throw ConsumeError(nil, "a subscribed consumer's partitions are the group's to assign") }
         positions.assign(partitions)
         let missing = Set(partitions.map(\.topic)).filter { topics[$0] == nil }
         if !missing.isEmpty { try? await refresh() }
@@ -218,6 +221,10 @@ public actor KafkaConsumer {
     }
 
     func member() -> GroupMember? {
+        if config.groupProtocol == .classic {
+            guard classic.phase == .active && classic.generation >= 0 && !classic.memberID.isEmpty else { return nil }
+            return GroupMember(id: classic.memberID, epoch: classic.generation, instanceID: config.groupInstanceID)
+        }
         guard membership.phase == .active && membership.memberEpoch > 0 else { return nil }
         return GroupMember(id: membership.memberID, epoch: membership.memberEpoch, instanceID: config.groupInstanceID)
     }
@@ -251,10 +258,11 @@ public actor KafkaConsumer {
         for partition in positions.assigned { positions.block(partition) }
         await autoCommitting?.value
         if config.autoCommit, config.groupID != nil { try? await commit() }
-        if membership.phase == .active {
+        if groupPhase == .active {
             let owned = positions.assigned
             if let listener, !owned.isEmpty { await listener.revoked(owned) }
-            if let beat = membership.leave(staticMember: config.groupInstanceID != nil), let group = config.groupID {
+            if config.groupProtocol == .classic { await leaveClassic() }
+            else if let beat = membership.leave(staticMember: config.groupInstanceID != nil), let group = config.groupID {
                 let request = heartbeatRequest(beat, group: group)
                 // A few tries (the coordinator may have moved); else the broker ends the
                 // member when its session times out.
@@ -352,7 +360,7 @@ public actor KafkaConsumer {
     /// Metadata of the assigned topics: their partitions' leaders and topic ids.
     func refresh() async throws {
         lastRefreshMs = nowMs()
-        let names = Array(Set(positions.assigned.map(\.topic) + membership.subscription)).sorted()
+        let names = Array(Set(positions.assigned.map(\.topic) + groupSubscription)).sorted()
         guard !names.isEmpty else { return }
         let answer = try await cluster.metadata(topics: names)
         for topic in answer.topics {
@@ -567,7 +575,7 @@ public actor KafkaConsumer {
     public func subscribe(_ topics: [String], listener: RebalanceListener? = nil) async throws {
         try startMembership(listener)
         pattern = nil
-        membership.subscribe(topics)
+        subscribeGroup(topics)
         try? await refresh()
         ringMembership()
     }
@@ -586,12 +594,14 @@ public actor KafkaConsumer {
     func startMembership(_ listener: RebalanceListener?) throws {
         guard !closed else { throw ConsumeError(nil, "the consumer is closed") }
         guard config.groupID != nil else { throw ConsumeError(.invalidGroupID, "subscribe needs group.id") }
-        guard membership.phase != .left else { throw ConsumeError(nil, "this consumer's membership ended (see the error poll threw): make a new consumer") }
-        guard membership.phase == .active || positions.assigned.isEmpty else {
+        guard groupPhase != .left else { throw ConsumeError(nil, "this consumer's membership ended (see the error poll threw): make a new consumer") }
+        guard groupPhase == .active || positions.assigned.isEmpty else {
             throw ConsumeError(nil, "a consumer with assigned partitions does not subscribe (assign([]) first)")
         }
         self.listener = listener
-        if membershipTask == nil { membershipTask = Task { await self.runMembership() } }
+        if membershipTask == nil {
+            membershipTask = config.groupProtocol == .classic ? Task { await self.runClassicMembership() } : Task { await self.runMembership() }
+        }
     }
 
     /// Subscribes to the topics the pattern matches now.
@@ -605,8 +615,8 @@ public actor KafkaConsumer {
             return (try? regex.wholeMatch(in: name)) != nil ? name : nil
         }
         // A subscription made meanwhile wins.
-        guard self.pattern == pattern, membership.phase != .left else { return }
-        membership.subscribe(names)
+        guard self.pattern == pattern, groupPhase != .left else { return }
+        subscribeGroup(names)
         if !names.isEmpty { try? await refresh() }
     }
 
@@ -693,21 +703,27 @@ public actor KafkaConsumer {
     /// Gives up the revoked partitions (committed first with auto commit) and takes the new
     /// ones, telling the listener; the next heartbeat reports it.
     func reconcile(_ change: ConsumerMembership.Reconciliation) async {
-        if !change.revoke.isEmpty {
-            let revoked = change.revoke.sorted()
+        membership.reconciled(owning: await carryOut(revoke: change.revoke, assign: change.assign))
+    }
+
+    /// Gives up `revoke` (committed first with auto commit) and takes `assign`, telling the
+    /// listener; returns the partitions now owned.
+    func carryOut(revoke: Set<TopicPartition>, assign: Set<TopicPartition>) async -> Set<TopicPartition> {
+        if !revoke.isEmpty {
+            let revoked = revoke.sorted()
             // Nothing more of them is returned or fetched while they are committed and given up.
             for partition in revoked { positions.block(partition) }
             if config.autoCommit {
-                let offsets = positions.positions.filter { change.revoke.contains($0.key) }
+                let offsets = positions.positions.filter { revoke.contains($0.key) }
                 try? await commit(offsets)
             }
             if let listener { await listener.revoked(revoked) }
         }
-        let owning = Set(positions.assigned).subtracting(change.revoke).union(change.assign)
+        let owning = Set(positions.assigned).subtracting(revoke).union(assign)
         positions.assign(owning.sorted())
-        if !change.assign.isEmpty, let listener { await listener.assigned(change.assign.sorted()) }
-        membership.reconciled(owning: owning)
+        if !assign.isEmpty, let listener { await listener.assigned(assign.sorted()) }
         kick()
+        return owning
     }
 
     func heartbeatFailed(_ code: ErrorCode, _ message: String) async {

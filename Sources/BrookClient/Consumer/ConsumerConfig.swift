@@ -52,6 +52,20 @@ public struct ConsumerConfig: Sendable {
     public var maxPollIntervalMs: Int32 = 300_000
     /// `client.rack`
     public var rack: String?
+    /// `group.protocol`: `consumer` (KIP-848, the broker assigns; Brook's default) or `classic`
+    /// (JoinGroup and SyncGroup, a member assigns; brokers before Kafka 4.0, Tansu).
+    public var groupProtocol = GroupProtocol.consumer
+    /// `session.timeout.ms` (classic groups): a member silent this long is taken out.
+    public var sessionTimeoutMs: Int32 = 45_000
+    /// `heartbeat.interval.ms` (classic groups; KIP-848 groups take the broker's).
+    public var heartbeatIntervalMs: Int64 = 3000
+    /// `partition.assignment.strategy` (classic groups): the assignors this member can run,
+    /// preferred first (librdkafka's default, range then roundrobin).
+    public var assignors: [ClassicAssignor] = [.range, .roundRobin]
+
+    public enum GroupProtocol: String, Sendable {
+        case consumer, classic
+    }
 
     public init(bootstrapServers: [String]) {
         precondition(!bootstrapServers.isEmpty, "a consumer needs a bootstrap server")
@@ -60,10 +74,12 @@ public struct ConsumerConfig: Sendable {
 
     /// Settings given as the Java client's properties. Security settings
     /// (`security.protocol`, `sasl.*`, `ssl.*`) are left to whoever opens the connections;
-    /// any other unknown name is an error (the classic group protocol's settings too:
-    /// `session.timeout.ms` and `heartbeat.interval.ms` are the broker's in KIP-848 groups).
+    /// any other unknown name is an error, and so are the classic protocol's settings
+    /// (`session.timeout.ms`, `heartbeat.interval.ms`, `partition.assignment.strategy`) in a
+    /// KIP-848 group, whose broker has them.
     public init(properties: [String: String]) throws {
         self.init(bootstrapServers: try ClientProperty.bootstrapServers(properties))
+        var classicOnly: [String] = []
         try ClientProperty.each(properties, of: "consumer") { property in
             let (name, value) = (property.name, property.value)
             switch name {
@@ -95,10 +111,28 @@ public struct ConsumerConfig: Sendable {
             case "retry.backoff.ms": retryBackoffMs = try property.number(0...3_600_000)
             case "metadata.max.age.ms": metadataMaxAgeMs = try property.number(1...Int64(Int32.max))
             case "group.protocol":
-                // The KIP-848 protocol is built; the classic one (JoinGroup, SyncGroup) is not yet.
-                guard value.trimmed.lowercased() == "consumer" else {
-                    throw ClientError("group.protocol=\(value): this consumer speaks the consumer protocol (KIP-848) only")
+                guard let chosen = GroupProtocol(rawValue: value.trimmed.lowercased()) else {
+                    throw ClientError("group.protocol=\(value): expected consumer or classic")
                 }
+                groupProtocol = chosen
+            case "session.timeout.ms":
+                sessionTimeoutMs = Int32(try property.number(1...Int64(Int32.max)))
+                classicOnly.append(name)
+            case "heartbeat.interval.ms":
+                heartbeatIntervalMs = try property.number(1...Int64(Int32.max))
+                classicOnly.append(name)
+            case "partition.assignment.strategy":
+                assignors = try value.split(separator: ",").map { item in
+                    // The Java client's class names too.
+                    let name = item.trimmed.lowercased().split(separator: ".").last.map(String.init) ?? ""
+                    switch name {
+                    case "range", "rangeassignor": return .range
+                    case "roundrobin", "roundrobinassignor": return .roundRobin
+                    default: throw ClientError("partition.assignment.strategy: \(item.trimmed) is not built (range, roundrobin)")
+                    }
+                }
+                guard !assignors.isEmpty else { throw ClientError("partition.assignment.strategy: name an assignor") }
+                classicOnly.append(name)
             case "group.instance.id": groupInstanceID = value.isEmpty ? nil : value
             case "group.remote.assignor": remoteAssignor = value.isEmpty ? nil : value
             case "max.poll.interval.ms": maxPollIntervalMs = Int32(try property.number(1...Int64(Int32.max)))
@@ -106,6 +140,10 @@ public struct ConsumerConfig: Sendable {
             default: return false
             }
             return true
+        }
+        // As the Java client: a KIP-848 member's session and heartbeat are the broker's.
+        if groupProtocol == .consumer, let name = classicOnly.first {
+            throw ClientError("\(name) is a classic group setting (group.protocol=classic); a KIP-848 group's is the broker's")
         }
     }
 }

@@ -1,0 +1,190 @@
+import BrookCore
+import BrookProtocol
+
+/// A consumer's membership of a classic group (JoinGroup, SyncGroup, Heartbeat, LeaveGroup;
+/// the eager rebalance protocol), as a pure core: which request goes next and what each answer
+/// asks of the consumer. No I/O, no clock: times are given in milliseconds.
+///
+/// Eager: before each join the member gives up every partition it owns (committing them
+/// first), so no partition is ever owned by two members. The coordinator picks a leader among
+/// the joined members; the leader runs the assignor over everyone's subscription and hands the
+/// assignment out with its SyncGroup; the others get theirs from SyncGroup. Then heartbeats
+/// every `heartbeat.interval.ms`, until one says REBALANCE_IN_PROGRESS (join again) or the
+/// member is fenced (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID: its partitions
+/// are lost, not committed).
+struct ClassicMembership {
+    enum Phase: Equatable {
+        case idle
+        case active
+        case left
+    }
+
+    /// Where the member is in a rebalance.
+    enum Stage: Equatable {
+        /// A join is to be sent (after the partitions owned were given up).
+        case toJoin
+        /// Joined: a SyncGroup is to be sent (by the leader with the members' subscriptions).
+        case toSync(leader: Bool)
+        /// Synced: heartbeats.
+        case stable
+    }
+
+    enum Request: Equatable {
+        case join(memberID: String)
+        /// The leader assigns (``assignments(partitions:)``) before it sends.
+        case sync(generation: Int32, memberID: String, leader: Bool)
+        case heartbeat(generation: Int32, memberID: String)
+    }
+
+    enum Failure: Equatable {
+        /// Fenced: the partitions listed are lost (not committed); the member joins again.
+        case fenced(lost: Set<TopicPartition>)
+        /// Join again (a rebalance began, or the join needs the member id it was given).
+        case rejoin
+        /// The coordinator moved or is loading, or the answer was lost: find it, send again.
+        case coordinator
+        /// The group cannot be used as asked: stop.
+        case fatal
+    }
+
+    let assignors: [ClassicAssignor]
+    private(set) var phase = Phase.idle
+    private(set) var stage = Stage.toJoin
+    /// Given by the coordinator at the first join, kept until the member is fenced.
+    private(set) var memberID = ""
+    private(set) var generation: Int32 = -1
+    private(set) var subscription: [String] = []
+    private(set) var owned: Set<TopicPartition> = []
+    private(set) var inFlight = false
+    private(set) var lastHeartbeatMs: Int64?
+    let heartbeatIntervalMs: Int64
+    /// The leader's view of the join: each member's subscription, and the assignor chosen.
+    private(set) var members: [String: [String]] = [:]
+    private(set) var assignor: ClassicAssignor?
+
+    init(assignors: [ClassicAssignor], heartbeatIntervalMs: Int64) {
+        precondition(!assignors.isEmpty, "at least one assignor")
+        precondition(heartbeatIntervalMs > 0, "a heartbeat interval")
+        self.assignors = assignors
+        self.heartbeatIntervalMs = heartbeatIntervalMs
+    }
+
+    /// The partitions to give up before the next request: all of them, when a join is next.
+    var toRevoke: Set<TopicPartition> { phase == .active && stage == .toJoin ? owned : [] }
+
+    mutating func subscribe(_ topics: [String]) {
+        precondition(phase != .left, "a member that left does not subscribe again")
+        let sorted = Array(Set(topics)).sorted()
+        if phase == .idle { phase = .active }
+        guard sorted != subscription else { return }
+        subscription = sorted
+        // A new subscription: a rebalance (the leader assigns from subscriptions).
+        stage = .toJoin
+    }
+
+    /// The partitions owned were given up (committed first); the join can go.
+    mutating func revoked() {
+        precondition(stage == .toJoin, "partitions are given up before a join")
+        owned = []
+    }
+
+    /// The request to send at `nowMs`, or when the next one is due (nil: none now).
+    func next(nowMs: Int64) -> (request: Request?, atMs: Int64?) {
+        guard phase == .active, !inFlight, toRevoke.isEmpty else { return (nil, nil) }
+        switch stage {
+        case .toJoin: return (.join(memberID: memberID), nil)
+        case .toSync(let leader):
+            return (.sync(generation: generation, memberID: memberID, leader: leader), nil)
+        case .stable:
+            let due = (lastHeartbeatMs ?? Int64.min / 2) + heartbeatIntervalMs
+            guard nowMs >= due else { return (nil, due) }
+            return (.heartbeat(generation: generation, memberID: memberID), nil)
+        }
+    }
+
+    /// The topics the leader's assignment covers (every member's).
+    var topicsToAssign: [String] { Array(Set(members.values.joined())).sorted() }
+
+    /// The leader's assignment of `partitions` (each topic's count) to the joined members, by
+    /// the assignor the coordinator chose.
+    func assignments(partitions: [String: Int32]) -> [String: [TopicPartition]] {
+        (assignor ?? assignors[0]).assign(members, partitions: partitions)
+    }
+
+    mutating func sent() {
+        precondition(!inFlight, "one request at a time")
+        inFlight = true
+    }
+
+    /// JoinGroup answered without error.
+    mutating func joined(memberID: String, generation: Int32, leader: String, protocolName: String?,
+                         members: [(id: String, metadata: [UInt8])]) {
+        precondition(inFlight && stage == .toJoin, "an answer to a join")
+        inFlight = false
+        self.memberID = memberID
+        self.generation = generation
+        let isLeader = leader == memberID
+        assignor = protocolName.flatMap(ClassicAssignor.init(rawValue:))
+        self.members = isLeader
+            ? Dictionary(members.map { ($0.id, ConsumerProtocol.subscribedTopics($0.metadata) ?? []) }) { a, _ in a }
+            : [:]
+        stage = .toSync(leader: isLeader)
+    }
+
+    /// SyncGroup answered: the partitions this member now owns.
+    mutating func synced(_ assignment: Set<TopicPartition>, nowMs: Int64) {
+        precondition(inFlight, "an answer to a sync")
+        inFlight = false
+        guard case .toSync = stage else { return }
+        owned = assignment
+        stage = .stable
+        lastHeartbeatMs = nowMs
+    }
+
+    mutating func heartbeatAnswered(nowMs: Int64) {
+        precondition(inFlight, "an answer to a heartbeat")
+        inFlight = false
+        lastHeartbeatMs = nowMs
+    }
+
+    /// A request failed with `code` (`.networkException` for a lost connection); `memberID` is
+    /// the one a MEMBER_ID_REQUIRED join answer gives.
+    mutating func failed(_ code: ErrorCode, memberID given: String? = nil) -> Failure {
+        precondition(inFlight, "a failure of a request sent")
+        inFlight = false
+        switch code {
+        case .memberIDRequired:
+            if let given, !given.isEmpty { memberID = given }
+            stage = .toJoin
+            return .rejoin
+        case .rebalanceInProgress:
+            stage = .toJoin
+            return .rejoin
+        case .unknownMemberID, .illegalGeneration, .fencedInstanceID:
+            let lost = owned
+            owned = []
+            if code == .unknownMemberID { memberID = "" }
+            generation = -1
+            stage = .toJoin
+            return code == .fencedInstanceID ? .fatal : .fenced(lost: lost)
+        case .coordinatorNotAvailable, .notCoordinator, .coordinatorLoadInProgress, .networkException, .requestTimedOut,
+             .unknownServerError:
+            // A lost join or sync: start the rebalance again (the coordinator times out the rest).
+            if stage != .stable { stage = .toJoin }
+            return .coordinator
+        default:
+            phase = .left
+            return .fatal
+        }
+    }
+
+    /// Leaves the group: the member id to send in LeaveGroup (nil when it never joined).
+    mutating func leave() -> String? {
+        defer {
+            phase = .left
+            owned = []
+        }
+        guard phase == .active, !memberID.isEmpty else { return nil }
+        return memberID
+    }
+}

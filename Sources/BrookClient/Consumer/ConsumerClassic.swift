@@ -1,0 +1,143 @@
+import BrookCore
+import BrookProtocol
+import NIOCore
+
+/// The classic group protocol (`group.protocol=classic`), driven over `ClassicMembership`:
+/// JoinGroup, the leader's assignment in SyncGroup, heartbeats, LeaveGroup at close.
+extension KafkaConsumer {
+    /// The group membership's phase, whichever protocol.
+    var groupPhase: ConsumerMembership.Phase {
+        guard config.groupProtocol == .classic else { return membership.phase }
+        switch classic.phase {
+        case .idle: return .idle
+        case .active: return .active
+        case .left: return .left
+        }
+    }
+
+    var groupSubscription: [String] {
+        config.groupProtocol == .classic ? classic.subscription : membership.subscription
+    }
+
+    func subscribeGroup(_ topics: [String]) {
+        if config.groupProtocol == .classic { classic.subscribe(topics) } else { membership.subscribe(topics) }
+    }
+
+    /// Joins, syncs and heartbeats until the consumer closes or the membership fails for good.
+    func runClassicMembership() async {
+        guard let group = config.groupID else { return }
+        let backoffMs = max(config.retryBackoffMs, 10)
+        while classic.phase != .left && !closed && !Task.isCancelled {
+            if classic.phase == .idle {
+                await sleepMembership(untilMs: nowMs() + backoffMs)
+                continue
+            }
+            if pattern != nil, nowMs() - patternMatchedMs >= config.metadataMaxAgeMs { try? await matchPattern() }
+            // Eager: every partition is given up (committed first) before a join.
+            let revoke = classic.toRevoke
+            if !revoke.isEmpty {
+                _ = await carryOut(revoke: revoke, assign: [])
+                classic.revoked()
+                continue
+            }
+            let (next, at) = classic.next(nowMs: nowMs())
+            guard let next else {
+                await sleepMembership(untilMs: at ?? nowMs() + backoffMs)
+                continue
+            }
+            guard !closed else { break }
+            classic.sent()
+            do {
+                let node: NodeID
+                if let known = coordinatorNode { node = known } else { node = try await cluster.coordinator(ofGroup: group) }
+                coordinatorNode = node
+                // A join and a sync wait for the whole group, up to its rebalance timeout.
+                let rebalanceWaitMs = Int64(config.maxPollIntervalMs) + config.requestTimeoutMs
+                switch next {
+                case .join(let memberID):
+                    let metadata = ByteBuffer(bytes: ConsumerProtocol.encodeSubscription(classic.subscription))
+                    let request = JoinGroupRequest(groupId: group, sessionTimeoutMs: config.sessionTimeoutMs, rebalanceTimeoutMs: config.maxPollIntervalMs,
+                                                   memberId: memberID, groupInstanceId: config.groupInstanceID, protocolType: "consumer",
+                                                   protocols: config.assignors.map { .init(name: $0.rawValue, metadata: metadata) })
+                    let answer = try await cluster.send(request, toNode: node, timeoutMs: rebalanceWaitMs)
+                    let code = ErrorCode(rawValue: answer.errorCode)
+                    guard code == .none else {
+                        await classicFailed(code, "join", memberID: answer.memberId)
+                        continue
+                    }
+                    classic.joined(memberID: answer.memberId, generation: answer.generationId, leader: answer.leader,
+                                   protocolName: answer.protocolName, members: answer.members.map { ($0.memberId, Array(buffer: $0.metadata)) })
+                case .sync(let generation, let memberID, let leader):
+                    var assignments: [SyncGroupRequest.SyncGroupRequestAssignment] = []
+                    if leader {
+                        let meta = try await cluster.metadata(topics: classic.topicsToAssign)
+                        var counts: [String: Int32] = [:]
+                        for topic in meta.topics where topic.errorCode == 0 {
+                            if let name = topic.name { counts[name] = Int32(topic.partitions.count) }
+                        }
+                        assignments = classic.assignments(partitions: counts).sorted { $0.key < $1.key }.map { member, partitions in
+                            let byTopic = Dictionary(grouping: partitions, by: \.topic).mapValues { $0.map(\.partition) }
+                            return .init(memberId: member, assignment: ByteBuffer(bytes: ConsumerProtocol.encodeAssignment(byTopic)))
+                        }
+                    }
+                    let request = SyncGroupRequest(groupId: group, generationId: generation, memberId: memberID, groupInstanceId: config.groupInstanceID,
+                                                   protocolType: "consumer", protocolName: classic.assignor?.rawValue, assignments: assignments)
+                    let answer = try await cluster.send(request, toNode: node, timeoutMs: rebalanceWaitMs)
+                    let code = ErrorCode(rawValue: answer.errorCode)
+                    guard code == .none else {
+                        await classicFailed(code, "sync")
+                        continue
+                    }
+                    let given = ConsumerProtocol.assignedPartitions(Array(buffer: answer.assignment)) ?? [:]
+                    let assigned = Set(given.flatMap { topic, partitions in partitions.map { TopicPartition(topic, $0) } })
+                    classic.synced(assigned, nowMs: nowMs())
+                    if assigned.contains(where: { topics[$0.topic] == nil }) { try? await refresh() }
+                    _ = await carryOut(revoke: [], assign: assigned)
+                case .heartbeat(let generation, let memberID):
+                    let request = HeartbeatRequest(groupId: group, generationId: generation, memberId: memberID, groupInstanceId: config.groupInstanceID)
+                    let answer = try await cluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs)
+                    let code = ErrorCode(rawValue: answer.errorCode)
+                    guard code == .none else {
+                        await classicFailed(code, "heartbeat")
+                        continue
+                    }
+                    classic.heartbeatAnswered(nowMs: nowMs())
+                }
+            } catch let error as KafkaError where error.code == .unsupportedVersion {
+                await classicFailed(.unsupportedVersion, error.message)
+            } catch {
+                await classicFailed(.networkException, "\(error)")
+            }
+        }
+    }
+
+    func classicFailed(_ code: ErrorCode, _ what: String, memberID: String? = nil) async {
+        switch classic.failed(code, memberID: memberID) {
+        case .fenced(let lost):
+            positions.assign([])
+            if let listener, !lost.isEmpty { await listener.lost(lost.sorted()) }
+        case .rejoin:
+            break
+        case .coordinator:
+            coordinatorNode = nil
+            await sleepMembership(untilMs: nowMs() + max(config.retryBackoffMs, 10))
+        case .fatal:
+            failure = ConsumeError(code, "group \(config.groupID ?? ""): \(what)")
+            positions.assign([])
+            wake()
+        }
+    }
+
+    /// LeaveGroup, a few tries (a static member does not leave: its partitions wait for it
+    /// through its session, as the Java client's).
+    func leaveClassic() async {
+        guard let group = config.groupID, config.groupInstanceID == nil, let memberID = classic.leave() else { return }
+        let request = LeaveGroupRequest(groupId: group, memberId: memberID, members: [.init(memberId: memberID, groupInstanceId: nil)])
+        for _ in 0..<3 {
+            if let node = try? await cluster.coordinator(ofGroup: group),
+               let answer = try? await cluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs),
+               !ClusterClient.coordinatorMoved.contains(ErrorCode(rawValue: answer.errorCode)) { return }
+            try? await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10)))
+        }
+    }
+}

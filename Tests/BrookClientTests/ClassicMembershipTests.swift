@@ -1,0 +1,129 @@
+import BrookCore
+import BrookProtocol
+import Testing
+
+@testable import BrookClient
+
+@Suite struct ClassicMembershipTests {
+    static func tp(_ topic: String, _ partition: Int32) -> TopicPartition { TopicPartition(topic, partition) }
+
+    /// The Java client's documented examples (RangeAssignor and RoundRobinAssignor javadoc):
+    /// C0 and C1 subscribed to t0 and t1 of three partitions each.
+    @Test func theAssignorsMatchTheJavaClientsExamples() {
+        let subscriptions = ["C0": ["t0", "t1"], "C1": ["t0", "t1"]]
+        let counts: [String: Int32] = ["t0": 3, "t1": 3]
+        #expect(ClassicAssignor.range.assign(subscriptions, partitions: counts) == [
+            "C0": [Self.tp("t0", 0), Self.tp("t0", 1), Self.tp("t1", 0), Self.tp("t1", 1)],
+            "C1": [Self.tp("t0", 2), Self.tp("t1", 2)],
+        ])
+        #expect(ClassicAssignor.roundRobin.assign(subscriptions, partitions: counts) == [
+            "C0": [Self.tp("t0", 0), Self.tp("t0", 2), Self.tp("t1", 1)],
+            "C1": [Self.tp("t0", 1), Self.tp("t1", 0), Self.tp("t1", 2)],
+        ])
+        // Round robin skips members not subscribed to a topic (C0: t0; C1: t0, t1; C2: t0, t1, t2).
+        #expect(ClassicAssignor.roundRobin.assign(["C0": ["t0"], "C1": ["t0", "t1"], "C2": ["t0", "t1", "t2"]],
+                                                  partitions: ["t0": 1, "t1": 2, "t2": 3]) == [
+            "C0": [Self.tp("t0", 0)],
+            "C1": [Self.tp("t1", 0)],
+            "C2": [Self.tp("t1", 1), Self.tp("t2", 0), Self.tp("t2", 1), Self.tp("t2", 2)],
+        ])
+    }
+
+    /// Any subscriptions: every partition of a subscribed, known topic goes to exactly one of
+    /// its subscribers; range is balanced per topic, round robin overall when all subscribe alike.
+    @Test(arguments: 0..<50 as Range<UInt64>)
+    func everyPartitionGoesToOneSubscriber(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        let topics = (0..<Int.random(in: 1...4, using: &random)).map { "t\($0)" }
+        let counts = Dictionary(uniqueKeysWithValues: topics.map { ($0, Int32.random(in: 0...9, using: &random)) })
+        let alike = Bool.random(using: &random)
+        let members = (0..<Int.random(in: 1...5, using: &random)).map { "m\($0)" }
+        let subscriptions = Dictionary(uniqueKeysWithValues: members.map { member in
+            (member, alike ? topics : topics.filter { _ in Bool.random(using: &random) })
+        })
+        for assignor in ClassicAssignor.allCases {
+            let assigned = assignor.assign(subscriptions, partitions: counts)
+            #expect(Set(assigned.keys) == Set(members))
+            var owners: [TopicPartition: String] = [:]
+            for (member, partitions) in assigned {
+                for tp in partitions {
+                    #expect(owners[tp] == nil, "\(tp) given twice by \(assignor)")
+                    #expect(subscriptions[member]!.contains(tp.topic), "\(tp) given to \(member), not subscribed")
+                    owners[tp] = member
+                }
+            }
+            let wanted = Set(subscriptions.values.joined()).flatMap { topic in (0..<counts[topic]!).map { Self.tp(topic, $0) } }
+            #expect(Set(owners.keys) == Set(wanted), "every subscribed partition assigned by \(assignor)")
+            if assignor == .range {
+                for topic in topics {
+                    let shares = members.filter { subscriptions[$0]!.contains(topic) }.map { m in assigned[m]!.count { $0.topic == topic } }
+                    #expect((shares.max() ?? 0) - (shares.min() ?? 0) <= 1, "range balanced per topic")
+                }
+            } else if alike {
+                let shares = members.map { assigned[$0]!.count }
+                #expect(shares.max()! - shares.min()! <= 1, "round robin balanced")
+            }
+        }
+    }
+
+    @Test func aLeaderJoinsAssignsHeartbeatsAndGivesUpEverythingBeforeRejoining() {
+        var m = ClassicMembership(assignors: [.range, .roundRobin], heartbeatIntervalMs: 1000)
+        #expect(m.next(nowMs: 0).request == nil, "not subscribed")
+        m.subscribe(["t"])
+        #expect(m.next(nowMs: 0).request == .join(memberID: ""))
+        m.sent()
+        #expect(m.next(nowMs: 0).request == nil, "one request at a time")
+        // Kafka's first join: MEMBER_ID_REQUIRED with the id to use.
+        #expect(m.failed(.memberIDRequired, memberID: "m-1") == .rejoin)
+        #expect(m.next(nowMs: 0).request == .join(memberID: "m-1"))
+        m.sent()
+        m.joined(memberID: "m-1", generation: 1, leader: "m-1", protocolName: "roundrobin",
+                 members: [("m-1", ConsumerProtocol.encodeSubscription(["t"])), ("m-2", ConsumerProtocol.encodeSubscription(["t", "u"]))])
+        #expect(m.next(nowMs: 0).request == .sync(generation: 1, memberID: "m-1", leader: true))
+        #expect(m.topicsToAssign == ["t", "u"])
+        #expect(m.assignments(partitions: ["t": 2, "u": 1]) == ["m-1": [Self.tp("t", 0)], "m-2": [Self.tp("t", 1), Self.tp("u", 0)]],
+                "the assignor the coordinator chose")
+        m.sent()
+        m.synced([Self.tp("t", 0)], nowMs: 100)
+        #expect(m.owned == [Self.tp("t", 0)])
+        #expect(m.next(nowMs: 500) == (nil, 1100))
+        #expect(m.next(nowMs: 1100).request == .heartbeat(generation: 1, memberID: "m-1"))
+        m.sent()
+        m.heartbeatAnswered(nowMs: 1150)
+        #expect(m.next(nowMs: 1200) == (nil, 2150))
+        // A rebalance: everything is given up before the join goes.
+        m.sent()
+        #expect(m.failed(.rebalanceInProgress) == .rejoin)
+        #expect(m.toRevoke == [Self.tp("t", 0)])
+        #expect(m.next(nowMs: 2200).request == nil, "no join while partitions are owned")
+        m.revoked()
+        #expect(m.next(nowMs: 2200).request == .join(memberID: "m-1"))
+        m.sent()
+        m.joined(memberID: "m-1", generation: 2, leader: "m-2", protocolName: "range", members: [])
+        #expect(m.next(nowMs: 2300).request == .sync(generation: 2, memberID: "m-1", leader: false))
+        m.sent()
+        m.synced([Self.tp("t", 1)], nowMs: 2400)
+        // Fenced: the partitions are lost, not given up; the member joins again without its id.
+        m.sent()
+        #expect(m.failed(.unknownMemberID) == .fenced(lost: [Self.tp("t", 1)]))
+        #expect(m.toRevoke.isEmpty && m.next(nowMs: 2500).request == .join(memberID: ""))
+        // A changed subscription is a rebalance.
+        m.sent()
+        m.joined(memberID: "m-9", generation: 3, leader: "m-9", protocolName: "range", members: [("m-9", ConsumerProtocol.encodeSubscription(["t"]))])
+        m.sent()
+        m.synced([Self.tp("t", 0), Self.tp("t", 1)], nowMs: 2600)
+        m.subscribe(["t", "u"])
+        #expect(m.toRevoke == [Self.tp("t", 0), Self.tp("t", 1)])
+        #expect(m.leave() == "m-9" && m.phase == .left)
+    }
+
+    @Test func classicSettingsNeedTheClassicProtocol() throws {
+        let set = try ConsumerConfig(properties: ["bootstrap.servers": "a:1", "group.protocol": "classic", "session.timeout.ms": "10000",
+                                                  "heartbeat.interval.ms": "500", "partition.assignment.strategy": "roundrobin, org.apache.kafka.clients.consumer.RangeAssignor"])
+        #expect(set.groupProtocol == .classic && set.sessionTimeoutMs == 10_000 && set.heartbeatIntervalMs == 500 && set.assignors == [.roundRobin, .range])
+        #expect(throws: ClientError.self) { try ConsumerConfig(properties: ["bootstrap.servers": "a:1", "session.timeout.ms": "10000"]) }
+        #expect(throws: ClientError.self) {
+            try ConsumerConfig(properties: ["bootstrap.servers": "a:1", "group.protocol": "classic", "partition.assignment.strategy": "cooperative-sticky"])
+        }
+    }
+}
