@@ -75,7 +75,7 @@ struct ConsumeCommand: AsyncParsableCommand {
     @Option(help: "With --group: every topic whose whole name matches this regular expression (as kafka-console-consumer.sh --include), matched again every metadata.max.age.ms.")
     var include: String?
     @Option(help: "Only this partition (default: all).") var partition: Int32?
-    @Option(help: "Join this group (its KIP-848 protocol) and read the partitions it gives, from its committed offsets, committing what was printed; with --partition, --offset or --from-time, read those and commit to the group without joining.")
+    @Option(help: "Join this group (KIP-848; --consumer-property group.protocol=classic for the classic protocol) and read the partitions it gives, from its committed offsets, committing what was printed; with --partition, --offset or --from-time, read those and commit to the group without joining.")
     var group: String?
     @Flag(name: .customLong("from-beginning"),
           help: "Start at the earliest offset (default: the end); with --group, where the group has no committed offset.")
@@ -126,7 +126,7 @@ struct ConsumeCommand: AsyncParsableCommand {
             if let partition, !all.contains(partition) { throw CommandFailure("\(topic) has no partition \(partition)") }
             let partitions = (partition.map { [$0] } ?? all).map { TopicPartition(topic, $0) }
             if group != nil && partition == nil && offset == nil && fromTime == nil {
-                // A member of the group (KIP-848): the broker gives this consumer its share.
+                // A member of the group (KIP-848 or classic): the group gives this consumer its share.
                 try await consumer.subscribe([topic])
             } else {
                 try await consumer.assign(partitions)

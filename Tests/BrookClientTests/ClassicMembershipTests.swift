@@ -3,6 +3,7 @@ import BrookProtocol
 import Testing
 
 @testable import BrookClient
+@testable import BrookGroups
 
 @Suite struct ClassicMembershipTests {
     static func tp(_ topic: String, _ partition: Int32) -> TopicPartition { TopicPartition(topic, partition) }
@@ -125,5 +126,158 @@ import Testing
         #expect(throws: ClientError.self) {
             try ConsumerConfig(properties: ["bootstrap.servers": "a:1", "group.protocol": "classic", "partition.assignment.strategy": "cooperative-sticky"])
         }
+    }
+}
+
+/// Members (ClassicMembership) against the broker's classic group coordinator (BrookGroups'
+/// GroupCoordinator), joins and syncs parked until the rebalance completes, answers arriving
+/// after random delays, members joining, leaving and changing their subscriptions: no
+/// partition is ever owned by two members, and once quiet every subscribed partition is owned
+/// by exactly one member.
+@Suite struct ClassicMembershipSimulation {
+    struct Client {
+        var membership: ClassicMembership
+        var owned: Set<TopicPartition> = []
+        /// A join or sync parked at the coordinator (its pending id), or an answer on its way.
+        var parked: PendingID?
+        var arriving: (atMs: Int64, result: Answer)?
+        var gone = false
+    }
+
+    enum Answer {
+        case join(JoinResult)
+        case sync(SyncResult)
+        case heartbeat(ErrorCode)
+    }
+
+    @Test(arguments: 0..<40 as Range<UInt64>)
+    func membersNeverShareAPartition(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        let counts: [String: Int32] = ["a": 6, "b": 3]
+        var coordinator = GroupCoordinator(config: { var c = GroupConfig(); c.initialRebalanceDelayMs = 300; return c }(), seed: seed)
+        var clients: [Client] = []
+        var nextPending: UInt64 = 0
+        var now: Int64 = 0
+        func join(_ topics: [String]) {
+            var c = Client(membership: ClassicMembership(assignors: Bool.random(using: &random) ? [.range, .roundRobin] : [.roundRobin, .range],
+                                                         heartbeatIntervalMs: 500))
+            c.membership.subscribe(topics)
+            clients.append(c)
+        }
+        join(["a"])
+        join(["a", "b"])
+        func delay(_ disrupt: Bool) -> Int64 { Int64.random(in: 0...(disrupt ? 150 : 5), using: &random) }
+        func deliver(_ effects: Effects, _ disrupt: Bool) {
+            for (pending, result) in effects.joins {
+                if let i = clients.firstIndex(where: { $0.parked == pending }) {
+                    clients[i].parked = nil
+                    clients[i].arriving = (now + delay(disrupt), .join(result))
+                }
+            }
+            for (pending, result) in effects.syncs {
+                if let i = clients.firstIndex(where: { $0.parked == pending }) {
+                    clients[i].parked = nil
+                    clients[i].arriving = (now + delay(disrupt), .sync(result))
+                }
+            }
+        }
+        func step(disrupt: Bool) {
+            now += Int64.random(in: 1...40, using: &random)
+            deliver(coordinator.tick(now: now), disrupt)
+            for i in clients.indices where !clients[i].gone {
+                if let arriving = clients[i].arriving, arriving.atMs <= now {
+                    clients[i].arriving = nil
+                    switch arriving.result {
+                    case .join(let r):
+                        if r.error == .none {
+                            clients[i].membership.joined(memberID: r.memberID, generation: r.generation, leader: r.leader,
+                                                         protocolName: r.protocolName, members: r.members.map { ($0.memberID, $0.metadata) })
+                        } else if case .fenced = clients[i].membership.failed(r.error, memberID: r.memberID) { clients[i].owned = [] }
+                    case .sync(let r):
+                        if r.error == .none {
+                            let given = ConsumerProtocol.assignedPartitions(r.assignment) ?? [:]
+                            let assigned = Set(given.flatMap { t, ps in ps.map { TopicPartition(t, $0) } })
+                            clients[i].membership.synced(assigned, nowMs: now)
+                            clients[i].owned = assigned
+                        } else if case .fenced = clients[i].membership.failed(r.error) { clients[i].owned = [] }
+                    case .heartbeat(let code):
+                        if code == .none { clients[i].membership.heartbeatAnswered(nowMs: now) }
+                        else if case .fenced = clients[i].membership.failed(code) { clients[i].owned = [] }
+                    }
+                }
+                // Eager: everything given up before a join.
+                if !clients[i].membership.toRevoke.isEmpty {
+                    clients[i].owned = []
+                    clients[i].membership.revoked()
+                }
+                guard clients[i].parked == nil, clients[i].arriving == nil,
+                      let request = clients[i].membership.next(nowMs: now).request else { continue }
+                clients[i].membership.sent()
+                nextPending += 1
+                let pending = PendingID(nextPending)
+                switch request {
+                case .join(let memberID):
+                    let metadata = ConsumerProtocol.encodeSubscription(clients[i].membership.subscription)
+                    clients[i].parked = pending
+                    deliver(coordinator.join(JoinRequest(
+                        groupID: "g", memberID: memberID, instanceID: nil, protocolType: "consumer",
+                        protocols: clients[i].membership.assignors.map { GroupProtocol(name: $0.rawValue, metadata: metadata) },
+                        sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 5_000, requireKnownMemberID: true, supportsSkipAssignment: false,
+                        clientID: "c\(i)", clientHost: "/sim"), pending: pending, now: now), disrupt)
+                case .sync(let generation, let memberID, let leader):
+                    var assignments: [String: [UInt8]] = [:]
+                    if leader {
+                        for (member, partitions) in clients[i].membership.assignments(partitions: counts) {
+                            assignments[member] = ConsumerProtocol.encodeAssignment(Dictionary(grouping: partitions, by: \.topic).mapValues { $0.map(\.partition) })
+                        }
+                    }
+                    clients[i].parked = pending
+                    deliver(coordinator.sync(SyncRequest(groupID: "g", generation: generation, memberID: memberID, instanceID: nil,
+                                                         protocolType: "consumer", protocolName: clients[i].membership.assignor?.rawValue,
+                                                         assignments: assignments), pending: pending, now: now), disrupt)
+                case .heartbeat(let generation, let memberID):
+                    let code = coordinator.heartbeat(groupID: "g", memberID: memberID, instanceID: nil, generation: generation, now: now)
+                    clients[i].arriving = (now + delay(disrupt), .heartbeat(code))
+                }
+            }
+            if disrupt {
+                switch Int.random(in: 0..<300, using: &random) {
+                case 0..<3 where clients.filter({ !$0.gone }).count < 5:
+                    join(Bool.random(using: &random) ? ["a"] : ["a", "b"])
+                case 3..<5:
+                    // A member leaves (a consumer closed): its partitions given up first.
+                    let live = clients.indices.filter { !clients[$0].gone && clients[$0].parked == nil && clients[$0].arriving == nil }
+                    if live.count > 1, let i = live.randomElement(using: &random) {
+                        clients[i].owned = []
+                        if let memberID = clients[i].membership.leave() {
+                            deliver(coordinator.leave(groupID: "g", members: [(memberID, nil)], now: now).2, disrupt)
+                        }
+                        clients[i].gone = true
+                    }
+                case 5..<7:
+                    let live = clients.indices.filter { !clients[$0].gone }
+                    if let i = live.randomElement(using: &random) {
+                        clients[i].membership.subscribe(Bool.random(using: &random) ? ["a"] : ["a", "b"])
+                    }
+                default: break
+                }
+            }
+            var seen: [TopicPartition: Int] = [:]
+            for (i, c) in clients.enumerated() where !c.gone {
+                for p in c.owned {
+                    #expect(seen[p] == nil, "seed \(seed) at \(now) ms: \(p) owned by members \(seen[p] ?? -1) and \(i)")
+                    seen[p] = i
+                }
+            }
+        }
+        for _ in 0..<3000 { step(disrupt: true) }
+        for _ in 0..<1500 { step(disrupt: false) }
+        let live = clients.filter { !$0.gone }
+        let subscribed = Set(live.flatMap(\.membership.subscription))
+        let all = Set(subscribed.flatMap { topic in (0..<counts[topic]!).map { TopicPartition(topic, $0) } })
+        let owned = live.flatMap(\.owned)
+        #expect(owned.count == Set(owned).count)
+        #expect(Set(owned) == all, "seed \(seed): owned \(owned.sorted()), wanted \(all.sorted())")
+        #expect(live.allSatisfy { $0.membership.stage == .stable })
     }
 }

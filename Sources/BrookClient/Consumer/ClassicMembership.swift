@@ -61,6 +61,11 @@ struct ClassicMembership {
     /// The leader's view of the join: each member's subscription, and the assignor chosen.
     private(set) var members: [String: [String]] = [:]
     private(set) var assignor: ClassicAssignor?
+    /// Each change of the subscription counts one; the group has the one its last join carried
+    /// (a change made while a join or sync was in flight is carried by the next join).
+    private var subscriptionVersion = 0
+    private var sentVersion = 0
+    private var joinedVersion = -1
 
     init(assignors: [ClassicAssignor], heartbeatIntervalMs: Int64) {
         precondition(!assignors.isEmpty, "at least one assignor")
@@ -78,8 +83,15 @@ struct ClassicMembership {
         if phase == .idle { phase = .active }
         guard sorted != subscription else { return }
         subscription = sorted
-        // A new subscription: a rebalance (the leader assigns from subscriptions).
-        stage = .toJoin
+        subscriptionVersion += 1
+        // A new subscription: a rebalance (the leader assigns from subscriptions), once what is
+        // in flight is answered.
+        if !inFlight { settle() }
+    }
+
+    /// A stable member whose group has an older subscription joins again.
+    private mutating func settle() {
+        if stage == .stable && joinedVersion != subscriptionVersion { stage = .toJoin }
     }
 
     /// The partitions owned were given up (committed first); the join can go.
@@ -114,6 +126,7 @@ struct ClassicMembership {
     mutating func sent() {
         precondition(!inFlight, "one request at a time")
         inFlight = true
+        if stage == .toJoin { sentVersion = subscriptionVersion }
     }
 
     /// JoinGroup answered without error.
@@ -123,6 +136,7 @@ struct ClassicMembership {
         inFlight = false
         self.memberID = memberID
         self.generation = generation
+        joinedVersion = sentVersion
         let isLeader = leader == memberID
         assignor = protocolName.flatMap(ClassicAssignor.init(rawValue:))
         self.members = isLeader
@@ -131,20 +145,23 @@ struct ClassicMembership {
         stage = .toSync(leader: isLeader)
     }
 
-    /// SyncGroup answered: the partitions this member now owns.
+    /// SyncGroup answered: the partitions this member now owns. When the subscription changed
+    /// meanwhile (a join is next), they are owned all the same and given up before that join.
     mutating func synced(_ assignment: Set<TopicPartition>, nowMs: Int64) {
         precondition(inFlight, "an answer to a sync")
         inFlight = false
-        guard case .toSync = stage else { return }
         owned = assignment
+        guard case .toSync = stage else { return }
         stage = .stable
         lastHeartbeatMs = nowMs
+        settle()
     }
 
     mutating func heartbeatAnswered(nowMs: Int64) {
         precondition(inFlight, "an answer to a heartbeat")
         inFlight = false
         lastHeartbeatMs = nowMs
+        settle()
     }
 
     /// A request failed with `code` (`.networkException` for a lost connection); `memberID` is
