@@ -170,6 +170,9 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "brook-fuzz", dependencies: ["BrookFuzzTargets"]),
+        // The client library's example package (Examples/Quickstart), built here too so that
+        // every build compiles it and the executable checks run it against a broker.
+        .executableTarget(name: "brook-quickstart", dependencies: ["BrookClient"], path: "Examples/Quickstart/Sources/Quickstart"),
         .testTarget(name: "BrookCoreTests", dependencies: ["BrookCore"]),
         .testTarget(name: "BrookClientTests", dependencies: ["BrookClient", "BrookCore", "BrookRecords", "BrookGroups"]),
         .testTarget(name: "BrookMQTTTests", dependencies: ["BrookMQTT", .product(name: "NIOCore", package: "swift-nio")]),

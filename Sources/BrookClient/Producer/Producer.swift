@@ -124,7 +124,7 @@ public actor KafkaProducer {
         // A partition beyond those known: the topic may have grown (as the Java client, the
         // metadata is asked again until max.block.ms).
         while let chosen = record.partition, chosen >= Int32(leaders.count), nowMs() < deadline {
-            try? await refresh([record.topic])
+            _ = try? await refresh([record.topic])
             if let known = topics[record.topic] { leaders = known.leaders }
             if chosen >= Int32(leaders.count) { try await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10))) }
         }
