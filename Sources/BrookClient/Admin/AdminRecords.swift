@@ -59,7 +59,12 @@ extension KafkaAdmin {
             var again: [TopicPartition] = []
             for tp in pending where !known.contains(tp) {
                 let code = topics.topics.first { $0.name == tp.topic }.map { ErrorCode(rawValue: $0.errorCode) }
-                refused[tp] = KafkaError(code.flatMap { $0 == .none ? nil : $0 } ?? .unknownTopicOrPartition, "\(what): \(tp)")
+                let error = KafkaError(code.flatMap { $0 == .none ? nil : $0 } ?? .unknownTopicOrPartition, "\(what): \(tp)")
+                // A topic being made (LEADER_NOT_AVAILABLE) is asked again.
+                if Self.passing.contains(error.code ?? .none) {
+                    passing = error
+                    again.append(tp)
+                } else { refused[tp] = error }
             }
             var byLeader: [NodeID: [TopicPartition]] = [:]
             for tp in pending where known.contains(tp) {

@@ -643,7 +643,7 @@ public actor KafkaConsumer {
                 answer = try await cluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs)
             } catch let error as KafkaError where error.code == .unsupportedVersion {
                 // A broker without KIP-848 groups: the classic protocol is not built.
-                await heartbeatFailed(.unsupportedVersion, "\(error.message) (KIP-848 consumer groups; group.protocol=classic is not built)")
+                await heartbeatFailed(.unsupportedVersion, "\(error.message) (KIP-848 consumer groups: group.protocol=classic joins its classic groups)")
                 continue
             } catch {
                 await heartbeatFailed(.networkException, "\(error)")
