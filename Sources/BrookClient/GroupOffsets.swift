@@ -24,12 +24,13 @@ extension ClusterClient {
     /// when it names one (asked again at each attempt), else as an admin commit (generation -1,
     /// which a group with members refuses).
     public func commitOffsets(_ offsets: [TopicPartition: Offset], group: String, timeoutMs: Int64, backoffMs: Int64,
+                              metadata: [TopicPartition: String] = [:],
                               member: @Sendable () async -> GroupMember? = { nil }) async throws {
         guard !offsets.isEmpty else { return }
         let byTopic = Dictionary(grouping: offsets, by: \.key.topic)
         var request = OffsetCommitRequest(groupId: group, generationIdOrMemberEpoch: -1, memberId: "", topics: byTopic.keys.sorted().map { topic in
             .init(name: topic, partitions: byTopic[topic]!.sorted { $0.key.partition < $1.key.partition }.map {
-                .init(partitionIndex: $0.key.partition, committedOffset: $0.value)
+                .init(partitionIndex: $0.key.partition, committedOffset: $0.value, committedMetadata: metadata[$0.key])
             })
         })
         try await toCoordinator(of: group, timeoutMs: timeoutMs, backoffMs: backoffMs) { node in
@@ -49,6 +50,12 @@ extension ClusterClient {
     /// `group`'s committed offsets of `partitions` (nil: of every partition it has one for); a
     /// partition without one is left out.
     public func committedOffsets(_ partitions: [TopicPartition]?, group: String, timeoutMs: Int64, backoffMs: Int64) async throws -> [TopicPartition: Offset] {
+        try await committedEntries(partitions, group: group, timeoutMs: timeoutMs, backoffMs: backoffMs).mapValues(\.offset)
+    }
+
+    /// As `committedOffsets`, with each offset's commit metadata.
+    public func committedEntries(_ partitions: [TopicPartition]?, group: String, timeoutMs: Int64,
+                                 backoffMs: Int64) async throws -> [TopicPartition: (offset: Offset, metadata: String?)] {
         let byTopic = Dictionary(grouping: partitions ?? [], by: \.topic)
         let topics = byTopic.keys.sorted().map { (name: $0, partitions: byTopic[$0]!.map(\.partition).sorted()) }
         // Both shapes (the version negotiated picks one): `groups` from v8.
@@ -58,17 +65,17 @@ extension ClusterClient {
             requireStable: true)
         return try await toCoordinator(of: group, timeoutMs: timeoutMs, backoffMs: backoffMs) { node in
             let answer = try await self.send(request, toNode: node, timeoutMs: timeoutMs)
-            var found: [TopicPartition: Offset] = [:]
-            func take(_ topic: String, _ partition: Int32, _ offset: Offset, _ code: Int16) throws {
+            var found: [TopicPartition: (offset: Offset, metadata: String?)] = [:]
+            func take(_ topic: String, _ partition: Int32, _ offset: Offset, _ metadata: String?, _ code: Int16) throws {
                 guard code == 0 else { throw ConsumeError(ErrorCode(rawValue: code), "committed offset of \(topic)-\(partition) in group \(group)") }
-                if offset.value >= 0 { found[TopicPartition(topic, partition)] = offset }
+                if offset.value >= 0 { found[TopicPartition(topic, partition)] = (offset, metadata) }
             }
             if let entry = answer.groups.first {
                 guard entry.errorCode == 0 else { throw ConsumeError(ErrorCode(rawValue: entry.errorCode), "committed offsets of group \(group)") }
-                for t in entry.topics { for p in t.partitions { try take(t.name, p.partitionIndex, p.committedOffset, p.errorCode) } }
+                for t in entry.topics { for p in t.partitions { try take(t.name, p.partitionIndex, p.committedOffset, p.metadata, p.errorCode) } }
             } else {
                 guard answer.errorCode == 0 else { throw ConsumeError(ErrorCode(rawValue: answer.errorCode), "committed offsets of group \(group)") }
-                for t in answer.topics { for p in t.partitions { try take(t.name, p.partitionIndex, p.committedOffset, p.errorCode) } }
+                for t in answer.topics { for p in t.partitions { try take(t.name, p.partitionIndex, p.committedOffset, p.metadata, p.errorCode) } }
             }
             return found
         }

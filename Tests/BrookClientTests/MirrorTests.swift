@@ -95,3 +95,40 @@ import Testing
         #expect(progress.pendingCount == 2)
     }
 }
+
+@Suite struct OffsetSyncsKeptTests {
+    static let p = TopicPartition("t", 0)
+
+    /// The syncs a checkpoint carries translate after a restart as they did before it.
+    @Test func syncsComeBackFromTheirText() {
+        var syncs = OffsetSyncs()
+        for s in 0..<5 { syncs.record(Self.p, source: Offset(Int64(s)), target: Offset(Int64(s))) }
+        for s in 10..<15 { syncs.record(Self.p, source: Offset(Int64(s)), target: Offset(Int64(s - 5))) }
+        let text = syncs.encoded(Self.p)
+        #expect(text == "0:0,10:5,14:9")
+        var restored = OffsetSyncs()
+        restored.restore(Self.p, from: text!)
+        for committed in 0...16 {
+            #expect(restored.translate(Self.p, Offset(Int64(committed))) == syncs.translate(Self.p, Offset(Int64(committed))))
+        }
+        // Text that is not syncs is left alone; none for a partition never copied.
+        var other = OffsetSyncs()
+        other.restore(Self.p, from: "written by someone else")
+        #expect(other.last[Self.p] == nil && other.encoded(Self.p) == nil)
+    }
+
+    @Test func theTextIsBoundedKeepingTheNewest() {
+        var syncs = OffsetSyncs()
+        var target: Int64 = 0
+        for s in stride(from: 0, to: Int64(4000), by: 2) {
+            syncs.record(Self.p, source: Offset(s), target: Offset(target))
+            target += 1
+        }
+        let text = syncs.encoded(Self.p, bytesMax: 300)!
+        #expect(text.utf8.count <= 300)
+        #expect(text.hasSuffix("3998:1999"), "the last record copied is kept")
+        var restored = OffsetSyncs()
+        restored.restore(Self.p, from: text)
+        #expect(restored.translate(Self.p, Offset(3999)) == syncs.translate(Self.p, Offset(3999)))
+    }
+}

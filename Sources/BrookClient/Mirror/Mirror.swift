@@ -63,8 +63,9 @@ public struct MirrorStatus: Sendable {
 /// consumer groups, and writes a heartbeat record to the target every checkpoint.
 ///
 /// At least once: a mirror stopped hard copies again what it copied after its last
-/// checkpoint. Offsets are translated from what this run copied (the syncs are not kept across
-/// restarts).
+/// checkpoint. Offsets are translated through sparse offset syncs, the newest of each
+/// partition kept in its checkpoint's commit metadata and taken back at a restart (not in
+/// exactly-once mode, whose checkpoints go in transactions without metadata).
 public actor Mirror {
     public nonisolated let config: MirrorConfig
     let source: ClusterClient
@@ -199,8 +200,11 @@ public actor Mirror {
             try await commitTransaction()
         } else if !pendingCheckpoints.isEmpty {
             let offsets = pendingCheckpoints
+            // Each checkpoint carries its partition's newest offset syncs, taken back at a restart.
+            var metadata: [TopicPartition: String] = [:]
+            for partition in offsets.keys { metadata[partition] = syncs.encoded(partition) }
             try await target.commitOffsets(offsets, group: config.checkpointGroup, timeoutMs: config.target.maxBlockMs,
-                                           backoffMs: config.target.retryBackoffMs)
+                                           backoffMs: config.target.retryBackoffMs, metadata: metadata)
             for (partition, offset) in offsets where pendingCheckpoints[partition] == offset { pendingCheckpoints[partition] = nil }
             status.checkpoints.merge(offsets) { $1 }
         }
@@ -288,9 +292,14 @@ public actor Mirror {
         guard !added.isEmpty || partitions.count != before.count else { return }
         try await consumer.assign(partitions)
         guard !added.isEmpty else { return }
-        let checkpoints = try await target.committedOffsets(added, group: config.checkpointGroup, timeoutMs: config.target.maxBlockMs,
-                                                            backoffMs: config.target.retryBackoffMs)
-        for (partition, offset) in checkpoints { try await consumer.seek([partition], to: .offset(offset)) }
+        let entries = try await target.committedEntries(added, group: config.checkpointGroup, timeoutMs: config.target.maxBlockMs,
+                                                        backoffMs: config.target.retryBackoffMs)
+        let checkpoints = entries.mapValues(\.offset)
+        for (partition, entry) in entries {
+            try await consumer.seek([partition], to: .offset(entry.offset))
+            // The offset syncs of the run that wrote the checkpoint.
+            if syncs.last[partition] == nil, let text = entry.metadata { syncs.restore(partition, from: text) }
+        }
         status.checkpoints.merge(checkpoints) { $1 }
     }
 

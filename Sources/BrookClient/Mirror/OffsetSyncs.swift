@@ -34,6 +34,30 @@ struct OffsetSyncs {
         last[partition] = point
     }
 
+    /// The newest points of `partition` (where the delta changed, then the last record copied)
+    /// as text, `source:target` comma-separated in source order, at most `bytesMax` long: kept
+    /// in a checkpoint's commit metadata so that a restarted mirror translates from them.
+    func encoded(_ partition: TopicPartition, bytesMax: Int = 2048) -> String? {
+        guard let last = last[partition] else { return nil }
+        var points = changes[partition] ?? []
+        if points.last != last { points.append(last) }
+        var parts = points.map { "\($0.source):\($0.target)" }
+        var bytes = parts.reduce(0) { $0 + $1.utf8.count + 1 }
+        while bytes > bytesMax, parts.count > 1 {
+            bytes -= parts.removeFirst().utf8.count + 1
+        }
+        return parts.joined(separator: ",")
+    }
+
+    /// Takes back the points `encoded` gave (text that is not theirs is left alone).
+    mutating func restore(_ partition: TopicPartition, from text: String) {
+        for part in text.split(separator: ",") {
+            let numbers = part.split(separator: ":").compactMap { Int64($0) }
+            guard numbers.count == 2, numbers[0] >= 0, numbers[1] >= 0 else { return }
+            record(partition, source: Offset(numbers[0]), target: Offset(numbers[1]))
+        }
+    }
+
     private mutating func append(_ point: Point, to partition: TopicPartition) {
         changes[partition, default: []].append(point)
         if changes[partition]!.count > Self.pointsMax { changes[partition]!.removeFirst(changes[partition]!.count - Self.pointsMax) }
