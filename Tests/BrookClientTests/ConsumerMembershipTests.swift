@@ -170,24 +170,15 @@ import Testing
                 default: break
                 }
             }
-            // Safety: no partition owned by two members.
-            var seen: [TopicPartition: Int] = [:]
-            for (i, c) in clients.enumerated() where !c.gone {
-                for p in c.owned {
-                    #expect(seen[p] == nil, "seed \(seed) at \(now) ms: \(p) owned by members \(seen[p] ?? -1) and \(i)")
-                    seen[p] = i
-                }
-            }
+            GroupSimulationChecks.noPartitionSharedBy(clients.enumerated().filter { !$0.element.gone }.map { ($0.offset, $0.element.owned) },
+                                                      seed: seed, nowMs: now)
         }
         for _ in 0..<3000 { step(disrupt: true) }
         for _ in 0..<1500 { step(disrupt: false) }
         // Quiet: every subscribed partition owned once, as the broker has it.
         let live = clients.filter { !$0.gone }
-        let subscribed = Set(live.flatMap(\.membership.subscription))
-        let all = Set(subscribed.flatMap { topic in (0..<view.topics[topic]!.partitions).map { TopicPartition(topic, $0) } })
-        let owned = live.flatMap(\.owned)
-        #expect(owned.count == Set(owned).count)
-        #expect(Set(owned) == all, "seed \(seed): owned \(owned.sorted()), wanted \(all.sorted())")
+        GroupSimulationChecks.eachSubscribedPartitionOwnedOnce(live.map(\.owned), subscribed: Set(live.flatMap(\.membership.subscription)),
+                                                               partitions: { topic in view.topics[topic]!.partitions }, seed: seed)
         for c in live {
             let member = group.members[c.membership.memberID]
             #expect(member.map { assignment($0.assigned) } == c.owned)
