@@ -1,6 +1,5 @@
 import ArgumentParser
 import BrookClient
-import BrookProtocol
 
 /// `brook quota`: client quotas (AlterClientQuotas / DescribeClientQuotas), what
 /// `kafka-configs.sh --entity-type users|clients --alter --add-config producer_byte_rate=...`
@@ -24,17 +23,17 @@ struct QuotaCommand: AsyncParsableCommand {
             if clientID != nil && clientIDDefault { throw ValidationError("give --client-id or --client-id-default, not both") }
         }
 
-        /// (entity type, name or nil for the default), in Kafka's order.
-        var components: [(String, String?)] {
-            var out: [(String, String?)] = []
-            if user != nil || userDefault { out.append(("user", user)) }
-            if clientID != nil || clientIDDefault { out.append(("client-id", clientID)) }
+        /// The entity's parts (a name, or nil for the default), in Kafka's order.
+        var components: [QuotaEntityPart] {
+            var out: [QuotaEntityPart] = []
+            if user != nil || userDefault { out.append(QuotaEntityPart("user", user)) }
+            if clientID != nil || clientIDDefault { out.append(QuotaEntityPart("client-id", clientID)) }
             return out
         }
     }
 
-    static func describe(_ entity: [(type: String, name: String?)]) -> String {
-        entity.map { "\($0.type)=\($0.name ?? "<default>")" }.joined(separator: ",")
+    static func describe(_ entity: [QuotaEntityPart]) -> String {
+        entity.map(\.description).joined(separator: ",")
     }
 
     struct Alter: AsyncParsableCommand {
@@ -52,24 +51,16 @@ struct QuotaCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            var ops: [AlterClientQuotasRequest.EntryData.OpData] = []
-            for (key, text) in try parsePairs(add, option: "--add").sorted(by: { $0.key < $1.key }) {
+            var set: [String: Double] = [:]
+            for (key, text) in try parsePairs(add, option: "--add") {
                 guard let value = Double(text), value.isFinite, value > 0 else { throw ValidationError("--add \(key)=\(text): a positive number") }
-                ops.append(.init(key: key, value: value, remove: false))
+                set[key] = value
             }
-            for key in delete.flatMap({ $0.split(separator: ",").map(String.init) }) where !key.isEmpty {
-                ops.append(.init(key: key, value: 0, remove: true))
-            }
-            let components = entity.components
-            let request = AlterClientQuotasRequest(
-                entries: [.init(entity: components.map { .init(entityType: $0.0, entityName: $0.1) }, ops: ops)], validateOnly: false)
-            let connection = try await client.connect()
-            let answer = try await connection.send(request)
-            for entry in answer.entries {
-                let name = QuotaCommand.describe(entry.entity.map { ($0.entityType, $0.entityName) })
-                try check(entry.errorCode, entry.errorMessage, "alter \(name)")
-                print("\(name)\taltered")
-            }
+            let remove = delete.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
+            let admin = try client.admin()
+            try await admin.alterClientQuotas(entity.components, set: set, remove: remove)
+            await admin.close()
+            print("\(QuotaCommand.describe(entity.components))\taltered")
         }
     }
 
@@ -80,16 +71,13 @@ struct QuotaCommand: AsyncParsableCommand {
         @OptionGroup var entity: Entity
 
         func run() async throws {
-            // A named component matches exactly (0), a default one the default entity (1).
-            let components = entity.components.map { type, name in
-                DescribeClientQuotasRequest.ComponentData(entityType: type, matchType: name == nil ? 1 : 0, match: name)
-            }
-            let connection = try await client.connect()
-            let answer = try await connection.send(DescribeClientQuotasRequest(components: components, strict: false))
-            try check(answer.errorCode, answer.errorMessage, "describe")
-            let lines = (answer.entries ?? []).map { entry in
-                QuotaCommand.describe(entry.entity.map { ($0.entityType, $0.entityName) }) + "\t"
-                    + entry.values.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.number($0.value))" }.joined(separator: ",")
+            // A named part matches exactly, a default one the default entity.
+            let filter = entity.components.map { QuotaFilterPart($0.type, $0.name.map { .exactly($0) } ?? .defaultEntity) }
+            let admin = try client.admin()
+            let quotas = try await admin.describeClientQuotas(filter)
+            await admin.close()
+            let lines = quotas.map { entity, values in
+                QuotaCommand.describe(entity) + "\t" + values.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.number($0.value))" }.joined(separator: ",")
             }
             for line in lines.sorted() { print(line) }
         }

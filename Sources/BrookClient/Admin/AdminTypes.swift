@@ -303,3 +303,34 @@ public struct ScramCredentialInfo: Sendable, Equatable {
     public var mechanism: ScramMechanism
     public var iterations: Int32
 }
+
+/// One part of a client quota's entity: a type (`user`, `client-id`, `ip`) and a name, nil for
+/// the type's default entity.
+public struct QuotaEntityPart: Sendable, Hashable, CustomStringConvertible {
+    public var type: String
+    public var name: String?
+
+    public init(_ type: String, _ name: String?) {
+        self.type = type
+        self.name = name
+    }
+
+    public var description: String { "\(type)=\(name ?? "<default>")" }
+}
+
+/// Which entities `describeClientQuotas` lists, per entity type.
+public struct QuotaFilterPart: Sendable, Hashable {
+    public enum Match: Sendable, Hashable {
+        case exactly(String)
+        case defaultEntity
+        case any
+    }
+
+    public var type: String
+    public var match: Match
+
+    public init(_ type: String, _ match: Match) {
+        self.type = type
+        self.match = match
+    }
+}
