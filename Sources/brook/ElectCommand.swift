@@ -1,7 +1,6 @@
 import ArgumentParser
 import BrookClient
 import BrookCore
-import BrookProtocol
 
 /// `brook elect`: ElectLeaders, as kafka-leader-election.sh.
 struct ElectCommand: AsyncParsableCommand {
@@ -25,29 +24,19 @@ struct ElectCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let connection = try await client.connect()
-        var targets: [ElectLeadersRequest.TopicPartitions]?
+        let admin = try client.admin()
+        var targets: [TopicPartition]?
         if let topic {
             var partitions = partition
-            if partitions.isEmpty {
-                let metadata = try await connection.send(MetadataRequest(topics: [.init(name: topic)], allowAutoTopicCreation: false))
-                guard let found = metadata.topics.first else { throw CommandFailure("elect: no such topic \(topic)") }
-                try check(found.errorCode, nil, "elect \(topic)")
-                partitions = found.partitions.map(\.partitionIndex).sorted()
-            }
-            targets = [.init(topic: topic, partitions: partitions)]
+            if partitions.isEmpty { partitions = try await admin.describeTopics([topic])[0].partitions.map(\.partition) }
+            targets = partitions.map { TopicPartition(topic, $0) }
         }
-        let answer = try await connection.send(ElectLeadersRequest(electionType: kind == .preferred ? 0 : 1, topicPartitions: targets,
-                                                                   timeoutMs: 30_000))
-        try check(answer.errorCode, nil, "elect")
+        let outcomes = try await admin.electLeaders(kind == .preferred ? .preferred : .unclean, partitions: targets)
+        await admin.close()
         var failed = 0
-        for result in answer.replicaElectionResults {
-            for p in result.partitionResult.sorted(by: { $0.partitionId < $1.partitionId }) {
-                let code = ErrorCode(rawValue: p.errorCode)
-                let outcome = code == .none ? "elected" : "\(code)\(p.errorMessage.map { ": \($0)" } ?? "")"
-                print("\(result.topic)-\(p.partitionId)\t\(outcome)")
-                if code != .none && code != .electionNotNeeded { failed += 1 }
-            }
+        for (partition, error) in outcomes.sorted(by: { $0.key < $1.key }) {
+            print("\(partition)\t\(error.map { "\($0.code ?? .unknownServerError)\($0.message.isEmpty ? "" : ": \($0.message)")" } ?? "elected")")
+            if let error, error.code != .electionNotNeeded { failed += 1 }
         }
         if failed > 0 { throw CommandFailure("elect: \(failed) partitions could not be elected") }
     }
