@@ -55,14 +55,14 @@ extension ClusterClient {
 
     /// As `committedOffsets`, with each offset's commit metadata.
     public func committedEntries(_ partitions: [TopicPartition]?, group: String, timeoutMs: Int64,
-                                 backoffMs: Int64) async throws -> [TopicPartition: (offset: Offset, metadata: String?)] {
+                                 backoffMs: Int64, requireStable: Bool = true) async throws -> [TopicPartition: (offset: Offset, metadata: String?)] {
         let byTopic = Dictionary(grouping: partitions ?? [], by: \.topic)
         let topics = byTopic.keys.sorted().map { (name: $0, partitions: byTopic[$0]!.map(\.partition).sorted()) }
         // Both shapes (the version negotiated picks one): `groups` from v8.
         let request = OffsetFetchRequest(
             groupId: group, topics: partitions == nil ? nil : topics.map { .init(name: $0.name, partitionIndexes: $0.partitions) },
             groups: [.init(groupId: group, topics: partitions == nil ? nil : topics.map { .init(name: $0.name, partitionIndexes: $0.partitions) })],
-            requireStable: true)
+            requireStable: requireStable)
         return try await toCoordinator(of: group, timeoutMs: timeoutMs, backoffMs: backoffMs) { node in
             let answer = try await self.send(request, toNode: node, timeoutMs: timeoutMs)
             var found: [TopicPartition: (offset: Offset, metadata: String?)] = [:]

@@ -29,7 +29,9 @@ struct ClientOptions: ParsableArguments {
     /// the properties say otherwise: a tool fails readably rather than wait a minute).
     func admin(clientID: String = "brook-cli") throws -> KafkaAdmin {
         let settings = try commandSettings()
-        var config = AdminConfig(bootstrapServers: bootstrapServer.split(separator: ",").map(String.init))
+        let servers = bootstrapServer.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !servers.isEmpty else { throw ValidationError("--bootstrap-server takes host:port[,host:port]") }
+        var config = AdminConfig(bootstrapServers: servers)
         config.clientID = clientID
         config.apiTimeoutMs = 10_000
         if let text = settings["default.api.timeout.ms"] {

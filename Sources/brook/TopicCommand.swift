@@ -102,7 +102,7 @@ extension TopicCommand {
             let admin = try client.admin()
             var partitions = partition
             if partitions.isEmpty { partitions = try await admin.describeTopics([topic]).first?.partitions.map(\.partition) ?? [] }
-            let starts = try await admin.deleteRecords(before: Dictionary(uniqueKeysWithValues: partitions.map { (TopicPartition(topic, $0), Offset(before)) }))
+            let starts = try await admin.deleteRecords(before: Dictionary(partitions.map { (TopicPartition(topic, $0), Offset(before)) }) { a, _ in a })
             await admin.close()
             printTable(["TOPIC", "PARTITION", "LOG-START-OFFSET"], starts.keys.sorted().map { [$0.topic, String($0.partition), starts[$0]!.description] })
         }

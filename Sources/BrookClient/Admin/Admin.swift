@@ -97,25 +97,25 @@ public actor KafkaAdmin {
     public func createTopics(_ topics: [NewTopic], validateOnly: Bool = false) async throws {
         guard !topics.isEmpty else { return }
         let byName = Dictionary(topics.map { ($0.name, $0) }) { _, last in last }
-        try await eachOnce("create topics", names: topics.map(\.name)) { names in
+        try await eachOnce("create topics", names: topics.map(\.name), doneWhenSentAgain: .topicAlreadyExists) { names in
             let request = CreateTopicsRequest(topics: names.compactMap { byName[$0] }.map { topic in
             .init(name: topic.name, numPartitions: topic.replicaAssignment.isEmpty ? topic.partitions : -1,
                   replicationFactor: topic.replicaAssignment.isEmpty ? topic.replicationFactor : -1,
                   assignments: topic.replicaAssignment.sorted { $0.key < $1.key }.map { .init(partitionIndex: $0.key, brokerIds: $0.value) },
                   configs: topic.configs.sorted { $0.key < $1.key }.map { .init(name: $0.key, value: $0.value) })
             }, timeoutMs: Int32(clamping: self.config.requestTimeoutMs), validateOnly: validateOnly)
-            let answer = try await self.cluster.sendToAny(request, timeoutMs: self.config.requestTimeoutMs)
+            let answer = try await self.sendToController(request)
             return answer.topics.map { ($0.name, $0.errorCode, $0.errorMessage) }
         }
     }
 
     public func deleteTopics(_ names: [String]) async throws {
         guard !names.isEmpty else { return }
-        try await eachOnce("delete topics", names: names) { names in
+        try await eachOnce("delete topics", names: names, doneWhenSentAgain: .unknownTopicOrPartition) { names in
             // Both shapes: the version negotiated picks names (before v6) or topics.
             let request = DeleteTopicsRequest(topics: names.map { .init(name: $0) }, topicNames: names,
                                               timeoutMs: Int32(clamping: self.config.requestTimeoutMs))
-            let answer = try await self.cluster.sendToAny(request, timeoutMs: self.config.requestTimeoutMs)
+            let answer = try await self.sendToController(request)
             return answer.responses.map { ($0.name ?? "", $0.errorCode, $0.errorMessage) }
         }
     }
@@ -126,7 +126,7 @@ public actor KafkaAdmin {
         try await eachOnce("create partitions", names: counts.keys.sorted()) { names in
             let request = CreatePartitionsRequest(topics: names.map { .init(name: $0, count: counts[$0]!) },
                                                   timeoutMs: Int32(clamping: self.config.requestTimeoutMs), validateOnly: validateOnly)
-            let answer = try await self.cluster.sendToAny(request, timeoutMs: self.config.requestTimeoutMs)
+            let answer = try await self.sendToController(request)
             return answer.results.map { ($0.name, $0.errorCode, $0.errorMessage) }
         }
     }
@@ -206,13 +206,26 @@ public actor KafkaAdmin {
     /// code): the names refused for a passing reason are sent again, alone, until
     /// `default.api.timeout.ms`; then the first lasting refusal, in the order of `names`, is
     /// thrown.
-    func eachOnce(_ what: String, names: [String], _ send: ([String]) async throws -> [(String, Int16, String?)]) async throws {
+    /// A call that is not idempotent names the code a name sent again gets when the first
+    /// sending was done after all (its answer lost): TOPIC_ALREADY_EXISTS for a creation.
+    func eachOnce(_ what: String, names: [String], doneWhenSentAgain: ErrorCode? = nil,
+                  _ send: ([String]) async throws -> [(String, Int16, String?)]) async throws {
         let deadline = ContinuousClock.now + .milliseconds(config.apiTimeoutMs)
         var results: [String: (Int16, String?)] = [:]
         var pending = names
+        var sent: Set<String> = []
+        var sentEarlier: Set<String> = []
         while !pending.isEmpty {
-            let answered = try await retrying(what) { try await send(pending) }
-            for (name, code, message) in answered { results[name] = (code, message) }
+            let answered = try await retrying(what) {
+                // Names sent before this attempt (whose first sending may have been done).
+                sentEarlier = sent
+                sent.formUnion(pending)
+                return try await send(pending)
+            }
+            for (name, code, message) in answered {
+                let done = sentEarlier.contains(name) && doneWhenSentAgain.map { ErrorCode(rawValue: code) == $0 } == true
+                results[name] = done ? (0, nil) : (code, message)
+            }
             let again = pending.filter { results[$0].map { Self.passing.contains(ErrorCode(rawValue: $0.0)) } ?? true }
             guard !again.isEmpty, ContinuousClock.now < deadline else { break }
             pending = again
@@ -222,6 +235,16 @@ public actor KafkaAdmin {
             guard let (code, message) = results[name] else { throw KafkaError(nil, "\(what): no answer for \(name)") }
             try Self.check(code, message, "\(what): \(name)")
         }
+    }
+
+    /// Sends `request` to the controller the metadata names (the one Kafka's ZooKeeper-mode
+    /// brokers take topic changes at; KRaft brokers take them anywhere), else to any broker.
+    func sendToController<R: KafkaRequest>(_ request: R) async throws -> R.Response {
+        let meta = try await cluster.metadata(topics: [])
+        if meta.controllerId.value >= 0, meta.brokers.contains(where: { $0.nodeId == meta.controllerId }) {
+            return try await cluster.send(request, toNode: meta.controllerId, timeoutMs: config.requestTimeoutMs)
+        }
+        return try await cluster.sendToAny(request, timeoutMs: config.requestTimeoutMs)
     }
 
     static func check(_ code: Int16, _ message: String?, _ what: String) throws {

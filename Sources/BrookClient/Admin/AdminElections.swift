@@ -18,7 +18,7 @@ extension KafkaAdmin {
         let request = ElectLeadersRequest(electionType: type.rawValue, topicPartitions: partitions.map { _ in
             byTopic.keys.sorted().map { .init(topic: $0, partitions: byTopic[$0]!.map(\.partition).sorted()) }
         }, timeoutMs: Int32(clamping: config.requestTimeoutMs))
-        let answer = try await retrying("elect leaders") { try await self.cluster.sendToAny(request, timeoutMs: self.config.requestTimeoutMs) }
+        let answer = try await retrying("elect leaders") { try await self.sendToController(request) }
         try Self.check(answer.errorCode, nil, "elect leaders")
         var out: [TopicPartition: KafkaError?] = [:]
         for result in answer.replicaElectionResults {

@@ -88,7 +88,9 @@ extension KafkaAdmin {
 
     /// `group`'s committed offsets (`partitions`: only those; nil: every one it has).
     public func listGroupOffsets(_ group: String, partitions: [TopicPartition]? = nil) async throws -> [TopicPartition: Offset] {
-        try await cluster.committedOffsets(partitions, group: group, timeoutMs: config.apiTimeoutMs, backoffMs: config.backoffMs)
+        // Not require_stable (as the Java admin client): offsets a transaction holds do not wait.
+        try await cluster.committedEntries(partitions, group: group, timeoutMs: config.apiTimeoutMs, backoffMs: config.backoffMs,
+                                           requireStable: false).mapValues(\.offset)
     }
 
     /// Commits `offsets` for `group`, which must have no members (Kafka refuses otherwise).
@@ -134,7 +136,12 @@ extension KafkaAdmin {
                 + "offsets can only be reset while it has none")
         }
         let committed = try await listGroupOffsets(group)
-        let targets = partitions ?? committed.keys.sorted()
+        var targets = partitions ?? committed.keys.sorted()
+        if partitions == nil {
+            // Offsets of topics deleted since are left as they are.
+            let existing = Set(try await listTopics(includeInternal: true).map(\.name))
+            targets = targets.filter { existing.contains($0.topic) }
+        }
         guard !targets.isEmpty else { return [:] }
         let earliest = try await listOffsets(targets, .earliest)
         let latest = try await listOffsets(targets, .latest)

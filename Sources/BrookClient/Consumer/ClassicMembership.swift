@@ -118,9 +118,20 @@ struct ClassicMembership {
     var topicsToAssign: [String] { Array(Set(members.values.joined())).sorted() }
 
     /// The leader's assignment of `partitions` (each topic's count) to the joined members, by
-    /// the assignor the coordinator chose.
-    func assignments(partitions: [String: Int32]) -> [String: [TopicPartition]] {
-        (assignor ?? assignors[0]).assign(members, partitions: partitions)
+    /// the assignor the coordinator chose; the counts are kept to notice a change.
+    mutating func assignments(partitions: [String: Int32]) -> [String: [TopicPartition]] {
+        assignedCounts = partitions
+        return (assignor ?? assignors[0]).assign(members, partitions: partitions)
+    }
+
+    /// The partition counts the leader's assignment was made from (nil: not the leader).
+    private(set) var assignedCounts: [String: Int32]?
+
+    /// The metadata now: a stable leader whose assignment was made from other partition counts
+    /// (a topic grown, made or deleted) joins again, as the Java client's leader does.
+    mutating func metadataChanged(_ counts: [String: Int32]) {
+        guard stage == .stable, let assigned = assignedCounts, counts != assigned else { return }
+        stage = .toJoin
     }
 
     mutating func sent() {
@@ -138,6 +149,7 @@ struct ClassicMembership {
         self.generation = generation
         joinedVersion = sentVersion
         let isLeader = leader == memberID
+        assignedCounts = nil
         assignor = protocolName.flatMap(ClassicAssignor.init(rawValue:))
         self.members = isLeader
             ? Dictionary(members.map { ($0.id, ConsumerProtocol.subscribedTopics($0.metadata) ?? []) }) { a, _ in a }
@@ -183,7 +195,12 @@ struct ClassicMembership {
             if code == .unknownMemberID { memberID = "" }
             generation = -1
             stage = .toJoin
-            return code == .fencedInstanceID ? .fatal : .fenced(lost: lost)
+            // Another consumer has this group.instance.id: this one stops.
+            if code == .fencedInstanceID {
+                phase = .left
+                return .fatal
+            }
+            return .fenced(lost: lost)
         case .coordinatorNotAvailable, .notCoordinator, .coordinatorLoadInProgress, .networkException, .requestTimedOut,
              .unknownServerError:
             // A lost join or sync: start the rebalance again (the coordinator times out the rest).

@@ -76,8 +76,13 @@ public actor KafkaConsumer {
         var random = SystemRandomNumberGenerator()
         return ConsumerMembership(memberID: KafkaUUID.random(using: &random).description)
     }()
-    /// A classic group's membership (`group.protocol=classic`).
+    /// A classic group's membership (`group.protocol=classic`), and the connections its
+    /// requests go on: a JoinGroup waits for the whole group, and a broker answers a
+    /// connection's requests in order, so the group has connections of its own (as Java's and
+    /// librdkafka's coordinator connections).
     var classic: ClassicMembership
+    let groupCluster: ClusterClient
+    var classicMetadataCheckedMs: Int64 = 0
     var listener: RebalanceListener?
     /// A pattern subscription's regular expression, and when it was last matched.
     var pattern: String?
@@ -97,7 +102,10 @@ public actor KafkaConsumer {
     public init(_ config: ConsumerConfig, connect: @escaping ClusterClient.Connect) {
         self.config = config
         cluster = ClusterClient(bootstrap: config.bootstrapServers, connect: connect)
-        classic = ClassicMembership(assignors: config.assignors, heartbeatIntervalMs: config.heartbeatIntervalMs)
+        groupCluster = ClusterClient(bootstrap: config.bootstrapServers, connect: connect)
+        // (Settings made in code, not through properties, are held to what the core needs.)
+        classic = ClassicMembership(assignors: config.assignors.isEmpty ? [.range] : config.assignors,
+                                    heartbeatIntervalMs: max(1, config.heartbeatIntervalMs))
         lastAutoCommitMs = 0
     }
 
@@ -279,6 +287,7 @@ public actor KafkaConsumer {
         ringMembership()
         wake()
         await cluster.close()
+        await groupCluster.close()
     }
 
     // MARK: starts and metadata

@@ -33,6 +33,12 @@ extension KafkaConsumer {
                 continue
             }
             if pattern != nil, nowMs() - patternMatchedMs >= config.metadataMaxAgeMs { try? await matchPattern() }
+            // The leader looks at the partition counts every metadata.max.age.ms: one that
+            // changed is a rebalance.
+            if classic.stage == .stable, classic.assignedCounts != nil, nowMs() - classicMetadataCheckedMs >= config.metadataMaxAgeMs {
+                classicMetadataCheckedMs = nowMs()
+                if let counts = try? await partitionCounts(classic.topicsToAssign) { classic.metadataChanged(counts) }
+            }
             // Eager: every partition is given up (committed first) before a join.
             let revoke = classic.toRevoke
             if !revoke.isEmpty {
@@ -49,7 +55,7 @@ extension KafkaConsumer {
             classic.sent()
             do {
                 let node: NodeID
-                if let known = coordinatorNode { node = known } else { node = try await cluster.coordinator(ofGroup: group) }
+                if let known = coordinatorNode { node = known } else { node = try await groupCluster.coordinator(ofGroup: group) }
                 coordinatorNode = node
                 // A join and a sync wait for the whole group, up to its rebalance timeout.
                 let rebalanceWaitMs = Int64(config.maxPollIntervalMs) + config.requestTimeoutMs
@@ -59,7 +65,7 @@ extension KafkaConsumer {
                     let request = JoinGroupRequest(groupId: group, sessionTimeoutMs: config.sessionTimeoutMs, rebalanceTimeoutMs: config.maxPollIntervalMs,
                                                    memberId: memberID, groupInstanceId: config.groupInstanceID, protocolType: "consumer",
                                                    protocols: config.assignors.map { .init(name: $0.rawValue, metadata: metadata) })
-                    let answer = try await cluster.send(request, toNode: node, timeoutMs: rebalanceWaitMs)
+                    let answer = try await groupCluster.send(request, toNode: node, timeoutMs: rebalanceWaitMs)
                     let code = ErrorCode(rawValue: answer.errorCode)
                     guard code == .none else {
                         await classicFailed(code, "join", memberID: answer.memberId)
@@ -70,11 +76,8 @@ extension KafkaConsumer {
                 case .sync(let generation, let memberID, let leader):
                     var assignments: [SyncGroupRequest.SyncGroupRequestAssignment] = []
                     if leader {
-                        let meta = try await cluster.metadata(topics: classic.topicsToAssign)
-                        var counts: [String: Int32] = [:]
-                        for topic in meta.topics where topic.errorCode == 0 {
-                            if let name = topic.name { counts[name] = Int32(topic.partitions.count) }
-                        }
+                        let counts = try await partitionCounts(classic.topicsToAssign)
+                        classicMetadataCheckedMs = nowMs()
                         assignments = classic.assignments(partitions: counts).sorted { $0.key < $1.key }.map { member, partitions in
                             let byTopic = Dictionary(grouping: partitions, by: \.topic).mapValues { $0.map(\.partition) }
                             return .init(memberId: member, assignment: ByteBuffer(bytes: ConsumerProtocol.encodeAssignment(byTopic)))
@@ -82,7 +85,7 @@ extension KafkaConsumer {
                     }
                     let request = SyncGroupRequest(groupId: group, generationId: generation, memberId: memberID, groupInstanceId: config.groupInstanceID,
                                                    protocolType: "consumer", protocolName: classic.assignor?.rawValue, assignments: assignments)
-                    let answer = try await cluster.send(request, toNode: node, timeoutMs: rebalanceWaitMs)
+                    let answer = try await groupCluster.send(request, toNode: node, timeoutMs: rebalanceWaitMs)
                     let code = ErrorCode(rawValue: answer.errorCode)
                     guard code == .none else {
                         await classicFailed(code, "sync")
@@ -95,7 +98,7 @@ extension KafkaConsumer {
                     _ = await carryOut(revoke: [], assign: assigned)
                 case .heartbeat(let generation, let memberID):
                     let request = HeartbeatRequest(groupId: group, generationId: generation, memberId: memberID, groupInstanceId: config.groupInstanceID)
-                    let answer = try await cluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs)
+                    let answer = try await groupCluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs)
                     let code = ErrorCode(rawValue: answer.errorCode)
                     guard code == .none else {
                         await classicFailed(code, "heartbeat")
@@ -109,6 +112,16 @@ extension KafkaConsumer {
                 await classicFailed(.networkException, "\(error)")
             }
         }
+    }
+
+    /// The partition counts of `topics` (those that exist).
+    func partitionCounts(_ topics: [String]) async throws -> [String: Int32] {
+        let meta = try await cluster.metadata(topics: topics)
+        var counts: [String: Int32] = [:]
+        for topic in meta.topics where topic.errorCode == 0 {
+            if let name = topic.name { counts[name] = Int32(topic.partitions.count) }
+        }
+        return counts
     }
 
     func classicFailed(_ code: ErrorCode, _ what: String, memberID: String? = nil) async {
@@ -134,8 +147,8 @@ extension KafkaConsumer {
         guard let group = config.groupID, config.groupInstanceID == nil, let memberID = classic.leave() else { return }
         let request = LeaveGroupRequest(groupId: group, memberId: memberID, members: [.init(memberId: memberID, groupInstanceId: nil)])
         for _ in 0..<3 {
-            if let node = try? await cluster.coordinator(ofGroup: group),
-               let answer = try? await cluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs),
+            if let node = try? await groupCluster.coordinator(ofGroup: group),
+               let answer = try? await groupCluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs),
                !ClusterClient.coordinatorMoved.contains(ErrorCode(rawValue: answer.errorCode)) { return }
             try? await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10)))
         }

@@ -192,6 +192,8 @@ public actor Mirror {
     }
 
     var pendingCheckpoints: [TopicPartition: Offset] = [:]
+    /// Checkpoints carry offset syncs (until the target refuses metadata that long).
+    var syncsInCheckpoints = true
 
     // MARK: checkpoints, groups, heartbeats
 
@@ -202,9 +204,16 @@ public actor Mirror {
             let offsets = pendingCheckpoints
             // Each checkpoint carries its partition's newest offset syncs, taken back at a restart.
             var metadata: [TopicPartition: String] = [:]
-            for partition in offsets.keys { metadata[partition] = syncs.encoded(partition) }
-            try await target.commitOffsets(offsets, group: config.checkpointGroup, timeoutMs: config.target.maxBlockMs,
-                                           backoffMs: config.target.retryBackoffMs, metadata: metadata)
+            if syncsInCheckpoints { for partition in offsets.keys { metadata[partition] = syncs.encoded(partition) } }
+            do {
+                try await target.commitOffsets(offsets, group: config.checkpointGroup, timeoutMs: config.target.maxBlockMs,
+                                               backoffMs: config.target.retryBackoffMs, metadata: metadata)
+            } catch let error as KafkaError where error.code == .offsetMetadataTooLarge {
+                // A target with a smaller offset.metadata.max.bytes: checkpoints without syncs.
+                syncsInCheckpoints = false
+                try await target.commitOffsets(offsets, group: config.checkpointGroup, timeoutMs: config.target.maxBlockMs,
+                                               backoffMs: config.target.retryBackoffMs)
+            }
             for (partition, offset) in offsets where pendingCheckpoints[partition] == offset { pendingCheckpoints[partition] = nil }
             status.checkpoints.merge(offsets) { $1 }
         }

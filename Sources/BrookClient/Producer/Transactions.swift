@@ -190,7 +190,9 @@ extension KafkaProducer {
                     throw ProduceError(code, "\(R.apiName) for transactional id \(id)")
                 }
                 last = "\(code)"
-            } catch let refused as ProduceError {
+            } catch let refused as ProduceError where !ClusterClient.coordinatorMoved.contains(refused.code ?? .none) {
+                // (FindCoordinator's COORDINATOR_NOT_AVAILABLE, as while the transaction log is
+                // being made, is asked again below.)
                 throw refused
             } catch {
                 transactionCoordinator = nil

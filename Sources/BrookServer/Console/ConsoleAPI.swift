@@ -127,6 +127,9 @@ extension Console {
         case .topicAuthorizationFailed, .groupAuthorizationFailed, .clusterAuthorizationFailed: 403
         case .unknownTopicOrPartition, .groupIDNotFound: 404
         case .topicAlreadyExists, .nonEmptyGroup: 409
+        // The cluster did not answer in time (a controller or coordinator moving, a broker down).
+        case .requestTimedOut, .notController, .coordinatorNotAvailable, .notCoordinator, .coordinatorLoadInProgress,
+             .leaderNotAvailable, .notLeaderOrFollower: 502
         default: 400
         }
     }
