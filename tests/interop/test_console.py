@@ -185,6 +185,9 @@ def test_create_topic_and_edit_a_config(broker, browser, shots):
     click(browser, one(browser, "[data-test=topic-delete]"))
     click(browser, one(browser, "[data-test=topic-delete-confirm]"))
     WebDriverWait(browser, WAIT).until(lambda d: name not in admin.list_topics(timeout=10).topics, "the topic deleted")
+    # The page goes back to the topic list once the DELETE is answered, which may come after
+    # the metadata shows the topic gone: wait for it, or it would leave the next test's page.
+    WebDriverWait(browser, WAIT).until(lambda d: d.current_url.endswith("#/topics"), "back on the topic list")
 
 
 def test_record_browser(broker, browser, shop, shots):
