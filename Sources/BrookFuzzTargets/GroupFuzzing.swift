@@ -7,16 +7,26 @@ import BrookGroups
 enum GroupFuzzing {
     static let consumerProtocolTarget = FuzzTarget(
         name: "consumer-protocol",
-        input: "kind (1 byte, bit 0: 0 subscription, 1 assignment), then ConsumerProtocolSubscription / Assignment bytes"
+        input: "kind (1 byte, bits 0-1: 0 subscription topics, 1 assignment, 2 whole subscription, 3 sticky user data), then its bytes"
     ) { bytes in
         var input = FuzzInput(bytes)
-        let assignment = input.byte() & 1 == 1
+        let kind = input.byte() & 3
         let body = Array(input.rest())
-        if assignment {
+        switch kind {
+        case 1:
             guard let partitions = ConsumerProtocol.assignedPartitions(body) else { return }
             let again = ConsumerProtocol.assignedPartitions(ConsumerProtocol.encodeAssignment(partitions))
             precondition(again == partitions, "a consumer assignment does not round-trip")
-        } else {
+        case 2:
+            guard let subscription = ConsumerProtocol.subscription(body) else { return }
+            precondition(ConsumerProtocol.subscribedTopics(body) == subscription.topics, "the two subscription readers disagree")
+            let again = ConsumerProtocol.subscription(ConsumerProtocol.encode(subscription))
+            precondition(again == subscription, "a consumer subscription does not round-trip")
+        case 3:
+            guard let (previous, generation) = ConsumerProtocol.stickyUserData(body) else { return }
+            let again = ConsumerProtocol.stickyUserData(ConsumerProtocol.encodeStickyUserData(previous: previous, generation: generation))
+            precondition(again?.previous == previous && again?.generation == generation, "sticky user data does not round-trip")
+        default:
             guard let topics = ConsumerProtocol.subscribedTopics(body) else { return }
             let again = ConsumerProtocol.subscribedTopics(ConsumerProtocol.encodeSubscription(topics))
             precondition(again == topics, "a consumer subscription does not round-trip")

@@ -72,7 +72,11 @@ public enum FuzzSeeds {
         [Seed(target: "consumer-protocol", name: "seed-subscription",
               bytes: [0] + ConsumerProtocol.encodeSubscription(["orders", "payments"])),
          Seed(target: "consumer-protocol", name: "seed-assignment",
-              bytes: [1] + ConsumerProtocol.encodeAssignment(["orders": [0, 2], "payments": [1]]))]
+              bytes: [1] + ConsumerProtocol.encodeAssignment(["orders": [0, 2], "payments": [1]])),
+         Seed(target: "consumer-protocol", name: "seed-subscription-v3",
+              bytes: [2] + ConsumerProtocol.encode(.init(topics: ["orders"], userData: [0, 0, 0, 1], owned: ["orders": [1, 3]], generation: 7, rack: "r1"))),
+         Seed(target: "consumer-protocol", name: "seed-sticky-user-data",
+              bytes: [3] + ConsumerProtocol.encodeStickyUserData(previous: ["orders": [0]], generation: 4))]
     }
 
     /// A key and nullable value framed as `FuzzInput.keyAndValue` reads them.

@@ -89,6 +89,9 @@ struct ConsumeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("print-offset"), help: "Print partition and offset.") var printOffset = false
     @Flag(name: .customLong("print-topic"), help: "Print the topic.") var printTopic = false
     @Option(name: .customLong("key-separator"), help: "Between key and value when printing keys.") var keySeparator = "\t"
+    @Flag(name: .customLong("print-rebalances"),
+          help: "With --group: print to stderr each change of the partitions the group gives this member (assigned, revoked, lost).")
+    var printRebalances = false
     @Option(name: .customLong("consumer-property"),
             help: "A consumer setting under the Java client's name, key=value (repeatable): isolation.level, fetch.max.wait.ms, ...")
     var consumerProperties: [String] = []
@@ -119,15 +122,22 @@ struct ConsumeCommand: AsyncParsableCommand {
     }
 
     func consume(_ consumer: KafkaConsumer) async throws -> Int {
+        var listener: RebalanceListener?
+        if printRebalances {
+            func say(_ what: String) -> @Sendable ([TopicPartition]) async -> Void {
+                { partitions in printError("brook consume: \(what) \(partitions.map { "\($0.topic)-\($0.partition)" }.joined(separator: ","))") }
+            }
+            listener = RebalanceListener(assigned: say("assigned"), revoked: say("revoked"), lost: say("lost"))
+        }
         if let include {
-            try await consumer.subscribe(matching: include)
+            try await consumer.subscribe(matching: include, listener: listener)
         } else if let topic {
             let all = try await consumer.partitions(of: topic)
             if let partition, !all.contains(partition) { throw CommandFailure("\(topic) has no partition \(partition)") }
             let partitions = (partition.map { [$0] } ?? all).map { TopicPartition(topic, $0) }
             if group != nil && partition == nil && offset == nil && fromTime == nil {
                 // A member of the group (KIP-848 or classic): the group gives this consumer its share.
-                try await consumer.subscribe([topic])
+                try await consumer.subscribe([topic], listener: listener)
             } else {
                 try await consumer.assign(partitions)
             }

@@ -133,9 +133,128 @@ import Testing
                                                   "heartbeat.interval.ms": "500", "partition.assignment.strategy": "roundrobin, org.apache.kafka.clients.consumer.RangeAssignor"])
         #expect(set.groupProtocol == .classic && set.sessionTimeoutMs == 10_000 && set.heartbeatIntervalMs == 500 && set.assignors == [.roundRobin, .range])
         #expect(throws: ClientError.self) { try ConsumerConfig(properties: ["bootstrap.servers": "a:1", "session.timeout.ms": "10000"]) }
+        let cooperative = try ConsumerConfig(properties: ["bootstrap.servers": "a:1", "group.protocol": "classic",
+                                                          "partition.assignment.strategy": "org.apache.kafka.clients.consumer.CooperativeStickyAssignor"])
+        #expect(cooperative.assignors == [.cooperativeSticky])
+        #expect(ClassicMembership(assignors: cooperative.assignors, heartbeatIntervalMs: 1).cooperative)
+        #expect(!ClassicMembership(assignors: [.cooperativeSticky, .range], heartbeatIntervalMs: 1).cooperative, "eager unless every assignor is cooperative")
         #expect(throws: ClientError.self) {
-            try ConsumerConfig(properties: ["bootstrap.servers": "a:1", "group.protocol": "classic", "partition.assignment.strategy": "cooperative-sticky"])
+            try ConsumerConfig(properties: ["bootstrap.servers": "a:1", "group.protocol": "classic", "partition.assignment.strategy": "uniform"])
         }
+    }
+
+    /// The sticky assignor over any subscriptions and claims: every subscribed partition to one
+    /// subscriber; counts within one when all subscribe alike; run again on its own result it
+    /// moves nothing; a member added takes partitions only for itself (nothing moves between
+    /// the others); a claim of an older generation loses to a newer one.
+    @Test(arguments: 0..<50 as Range<UInt64>)
+    func theStickyAssignorKeepsPartitionsWithinBalance(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        let topics = (0..<Int.random(in: 1...3, using: &random)).map { "t\($0)" }
+        let counts = Dictionary(uniqueKeysWithValues: topics.map { ($0, Int32.random(in: 0...12, using: &random)) })
+        let alike = Bool.random(using: &random)
+        var members: [String: ClassicAssignor.Member] = [:]
+        for i in 0..<Int.random(in: 1...5, using: &random) {
+            members["m\(i)"] = .init(topics: alike ? topics : topics.filter { _ in Bool.random(using: &random) })
+        }
+        // Claims from an earlier life: random partitions, random generations.
+        for id in members.keys.sorted() {
+            members[id]!.generation = Int32.random(in: -1...3, using: &random)
+            members[id]!.owned = Set(topics.flatMap { t in (0..<counts[t]!).map { Self.tp(t, $0) } }.filter { _ in Int.random(in: 0..<4, using: &random) == 0 })
+        }
+        func check(_ assigned: [String: [TopicPartition]], _ members: [String: ClassicAssignor.Member]) {
+            var owners: [TopicPartition: String] = [:]
+            for (member, partitions) in assigned {
+                for tp in partitions {
+                    #expect(owners[tp] == nil, "seed \(seed): \(tp) given twice")
+                    #expect(members[member]!.topics.contains(tp.topic))
+                    owners[tp] = member
+                }
+            }
+            let wanted = Set(members.values.flatMap(\.topics)).flatMap { t in (0..<counts[t]!).map { Self.tp(t, $0) } }
+            #expect(Set(owners.keys) == Set(wanted), "seed \(seed): every subscribed partition assigned")
+            if alike {
+                let shares = members.keys.map { assigned[$0]?.count ?? 0 }
+                #expect(shares.max()! - shares.min()! <= 1, "seed \(seed): balanced \(shares)")
+            }
+        }
+        let first = ClassicAssignor.sticky.assign(members: members, partitions: counts)
+        check(first, members)
+        var again = members
+        for id in again.keys { again[id]!.owned = Set(first[id]!); again[id]!.generation = 4 }
+        #expect(ClassicAssignor.cooperativeSticky.assign(members: again, partitions: counts) == first, "seed \(seed): stable")
+        if alike {
+            again["new"] = .init(topics: topics)
+            let grown = ClassicAssignor.sticky.assign(members: again, partitions: counts)
+            check(grown, again)
+            for id in members.keys { #expect(Set(grown[id]!).isSubset(of: Set(first[id]!)), "seed \(seed): \(id) took only its own") }
+        }
+    }
+
+    @Test func theNewestClaimKeepsAPartition() {
+        let claims: [String: ClassicAssignor.Member] = ["a": .init(topics: ["t"], owned: [Self.tp("t", 1)], generation: 1),
+                                                        "b": .init(topics: ["t"], owned: [Self.tp("t", 1)], generation: 2)]
+        #expect(ClassicAssignor.sticky.assign(members: claims, partitions: ["t": 2]) == ["a": [Self.tp("t", 0)], "b": [Self.tp("t", 1)]])
+        // Two claims of the same generation: neither keeps it.
+        var tied = claims
+        tied["a"]!.generation = 2
+        tied["b"]!.owned = [Self.tp("t", 0), Self.tp("t", 1)]
+        #expect(ClassicAssignor.sticky.assign(members: tied, partitions: ["t": 2]) == ["a": [Self.tp("t", 1)], "b": [Self.tp("t", 0)]])
+    }
+
+    /// KIP-429 at the leader: a partition its owner still has is given to nobody else.
+    @Test func theCooperativeLeaderGivesNoOneAPartitionStillOwned() {
+        let assignment = ["a": [Self.tp("t", 0)], "b": [Self.tp("t", 1), Self.tp("t", 2)]]
+        let adjusted = ClassicAssignor.withoutMoving(assignment, owned: ["a": [Self.tp("t", 0), Self.tp("t", 1)], "b": [Self.tp("t", 2)]])
+        #expect(adjusted == ["a": [Self.tp("t", 0)], "b": [Self.tp("t", 2)]])
+        #expect(ClassicAssignor.withoutMoving(assignment, owned: [:]) == assignment)
+    }
+
+    /// A cooperative member keeps its partitions through a rebalance, says so in its join,
+    /// gives up only what its assignment leaves out and then joins again.
+    @Test func aCooperativeMemberGivesUpOnlyWhatMoves() {
+        var m = ClassicMembership(assignors: [.cooperativeSticky], heartbeatIntervalMs: 1000)
+        m.subscribe(["t"])
+        m.sent()
+        m.joined(memberID: "a", generation: 1, leader: "a", protocolName: "cooperative-sticky",
+                 members: [("a", ConsumerProtocol.encode(.init(topics: ["t"])))])
+        m.sent()
+        #expect(m.assignments(partitions: ["t": 3]) == ["a": [Self.tp("t", 0), Self.tp("t", 1), Self.tp("t", 2)]])
+        #expect(m.synced([Self.tp("t", 0), Self.tp("t", 1), Self.tp("t", 2)], nowMs: 0) == [Self.tp("t", 0), Self.tp("t", 1), Self.tp("t", 2)])
+        // A rebalance: nothing given up; the join says what is owned, and from which generation.
+        m.sent()
+        #expect(m.failed(.rebalanceInProgress) == .rejoin)
+        #expect(m.toRevoke.isEmpty)
+        #expect(m.next(nowMs: 10).request == .join(memberID: "a"))
+        let said = ConsumerProtocol.subscription(m.joinProtocols()[0].metadata)
+        #expect(said?.owned == ["t": [0, 1, 2]] && said?.generation == 1 && said?.topics == ["t"])
+        #expect(ConsumerProtocol.stickyUserData(said?.userData ?? []).map { $0.generation } == 1)
+        m.sent()
+        // The leader (another member, b, newly joined) sees a's claims: b gets nothing a still owns.
+        m.joined(memberID: "a", generation: 2, leader: "a", protocolName: "cooperative-sticky",
+                 members: [("a", m.joinProtocols()[0].metadata), ("b", ConsumerProtocol.encode(.init(topics: ["t"])))])
+        #expect(m.assignments(partitions: ["t": 3]) == ["a": [Self.tp("t", 0), Self.tp("t", 1)], "b": []])
+        m.sent()
+        #expect(m.synced([Self.tp("t", 0), Self.tp("t", 1)], nowMs: 20).isEmpty)
+        #expect(m.toRevoke == [Self.tp("t", 2)] && m.stage == .toJoin)
+        #expect(m.next(nowMs: 20).request == nil, "gives up before it joins again")
+        m.revoked()
+        #expect(m.owned == [Self.tp("t", 0), Self.tp("t", 1)] && m.toRevoke.isEmpty)
+        #expect(m.next(nowMs: 20).request == .join(memberID: "a"))
+        // Unsubscribing a topic gives up its partitions at once.
+        m.sent()
+        m.joined(memberID: "a", generation: 3, leader: "b", protocolName: "cooperative-sticky", members: [])
+        m.sent()
+        #expect(m.synced([Self.tp("t", 0), Self.tp("t", 1), Self.tp("u", 0)], nowMs: 30) == [Self.tp("u", 0)])
+        m.subscribe(["t"])
+        m.subscribe(["u"])
+        #expect(m.toRevoke == [Self.tp("t", 0), Self.tp("t", 1)])
+        m.revoked()
+        #expect(m.owned == [Self.tp("u", 0)] && m.stage == .toJoin)
+        // Fenced: everything is lost.
+        m.sent()
+        #expect(m.failed(.illegalGeneration) == .fenced(lost: [Self.tp("u", 0)]))
+        #expect(m.owned.isEmpty && m.joinProtocols()[0].metadata == ConsumerProtocol.encode(.init(topics: ["u"])))
     }
 }
 
@@ -162,6 +281,8 @@ import Testing
 
     @Test(arguments: 0..<40 as Range<UInt64>)
     func membersNeverShareAPartition(seed: UInt64) {
+        // Even seeds: a cooperative group; odd: eager, with the sticky assignor among others.
+        let cooperative = seed % 2 == 0
         var random = SeededRandom(seed: seed)
         let counts: [String: Int32] = ["a": 6, "b": 3]
         var coordinator = GroupCoordinator(config: { var c = GroupConfig(); c.initialRebalanceDelayMs = 300; return c }(), seed: seed)
@@ -169,7 +290,8 @@ import Testing
         var nextPending: UInt64 = 0
         var now: Int64 = 0
         func join(_ topics: [String]) {
-            var c = Client(membership: ClassicMembership(assignors: Bool.random(using: &random) ? [.range, .roundRobin] : [.roundRobin, .range],
+            let eager: [[ClassicAssignor]] = [[.range, .roundRobin], [.roundRobin, .range], [.sticky, .range]]
+            var c = Client(membership: ClassicMembership(assignors: cooperative ? [.cooperativeSticky] : eager.randomElement(using: &random)!,
                                                          heartbeatIntervalMs: 500))
             c.membership.subscribe(topics)
             clients.append(c)
@@ -207,17 +329,16 @@ import Testing
                         if r.error == .none {
                             let given = ConsumerProtocol.assignedPartitions(r.assignment) ?? [:]
                             let assigned = Set(given.flatMap { t, ps in ps.map { TopicPartition(t, $0) } })
-                            clients[i].membership.synced(assigned, nowMs: now)
-                            clients[i].owned = assigned
+                            clients[i].owned.formUnion(clients[i].membership.synced(assigned, nowMs: now))
                         } else if case .fenced = clients[i].membership.failed(r.error) { clients[i].owned = [] }
                     case .heartbeat(let code):
                         if code == .none { clients[i].membership.heartbeatAnswered(nowMs: now) }
                         else if case .fenced = clients[i].membership.failed(code) { clients[i].owned = [] }
                     }
                 }
-                // Eager: everything given up before a join.
+                // Eager: everything given up before a join; cooperative: what the assignment left out.
                 if !clients[i].membership.toRevoke.isEmpty {
-                    clients[i].owned = []
+                    clients[i].owned.subtract(clients[i].membership.toRevoke)
                     clients[i].membership.revoked()
                 }
                 guard clients[i].parked == nil, clients[i].arriving == nil,
@@ -227,11 +348,10 @@ import Testing
                 let pending = PendingID(nextPending)
                 switch request {
                 case .join(let memberID):
-                    let metadata = ConsumerProtocol.encodeSubscription(clients[i].membership.subscription)
                     clients[i].parked = pending
                     deliver(coordinator.join(JoinRequest(
                         groupID: "g", memberID: memberID, instanceID: nil, protocolType: "consumer",
-                        protocols: clients[i].membership.assignors.map { GroupProtocol(name: $0.rawValue, metadata: metadata) },
+                        protocols: clients[i].membership.joinProtocols().map { GroupProtocol(name: $0.name, metadata: $0.metadata) },
                         sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 5_000, requireKnownMemberID: true, supportsSkipAssignment: false,
                         clientID: "c\(i)", clientHost: "/sim"), pending: pending, now: now), disrupt)
                 case .sync(let generation, let memberID, let leader):

@@ -361,11 +361,13 @@ def test_the_consumer_reads_every_leader_and_follows_a_leader_kill(cluster):
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("protocol", ["consumer", "classic"])
+@pytest.mark.parametrize("protocol", ["consumer", "classic", "cooperative"])
 def test_a_group_shared_with_librdkafkas_consumer(broker, protocol):
     """`brook consume --group` and librdkafka's consumer in one group, KIP-848 (the broker
-    assigns) or classic (JoinGroup and SyncGroup; the leader, either one, runs the range
-    assignor; eager: every partition given up before each rejoin): when librdkafka joins, Brook's
+    assigns), classic (JoinGroup and SyncGroup; the leader, either one, runs the range
+    assignor; eager: every partition given up before each rejoin) or classic cooperative
+    (KIP-429, cooperative-sticky on both: Brook's member gives up only the two partitions
+    that move and keeps the others through the rebalances): when librdkafka joins, Brook's
     consumer gives up half the partitions (committing them first) and librdkafka starts where it
     stopped; when librdkafka leaves, Brook's consumer takes them back from librdkafka's commits.
     Every record is read once by one of the two."""
@@ -378,9 +380,12 @@ def test_a_group_shared_with_librdkafkas_consumer(broker, protocol):
         ck_produce(broker.bootstrap, topic, [Spec(i, None, f"r{round_}-{i}".encode(), (), i % 4) for i in range(200)])
 
     produce(0)
+    settings = {"consumer": {"group.protocol": "consumer"},
+                "classic": {"group.protocol": "classic", "partition.assignment.strategy": "range"},
+                "cooperative": {"group.protocol": "classic", "partition.assignment.strategy": "cooperative-sticky"}}[protocol]
     ours = subprocess.Popen([str(BROOK_BIN), "consume", "--bootstrap-server", broker.bootstrap, "--topic", topic, "--group", group,
-                             "--from-beginning", "--print-offset", "--timeout-ms", "12000",
-                             "--consumer-property", f"group.protocol={protocol}"],
+                             "--from-beginning", "--print-offset", "--timeout-ms", "12000", "--print-rebalances"]
+                            + [arg for k, v in settings.items() for arg in ("--consumer-property", f"{k}={v}")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     printed = []
     reader = threading.Thread(target=lambda: printed.extend(line.decode().rstrip("\n") for line in ours.stdout))
@@ -391,9 +396,8 @@ def test_a_group_shared_with_librdkafkas_consumer(broker, protocol):
         while len(printed) < 200:
             assert time.monotonic() < deadline, f"Brook's member read {len(printed)} of 200"
             time.sleep(0.1)
-        peer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "group.protocol": protocol,
-                         "auto.offset.reset": "earliest",
-                         **({"partition.assignment.strategy": "range", "heartbeat.interval.ms": 1000} if protocol == "classic" else {})})
+        peer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "auto.offset.reset": "earliest", **settings,
+                         **({"heartbeat.interval.ms": 1000} if protocol != "consumer" else {})})
         try:
             peer.subscribe([topic])
             deadline = time.monotonic() + 30
@@ -430,6 +434,13 @@ def test_a_group_shared_with_librdkafkas_consumer(broker, protocol):
     # Round 1 went half to each; round 2 all to Brook's member again.
     assert sum(1 for x in printed if "\tr1-" in x) == 100
     assert sum(1 for x in printed if "\tr2-" in x) == 200
+    # What Brook's member gave up when librdkafka joined: eager, everything; else the two that moved.
+    changes = [line.split(" ", 3)[2:] for line in err.decode(errors="replace").splitlines()
+               if line.startswith("brook consume: ") and line.split(" ")[2] in ("assigned", "revoked", "lost")]
+    assert changes and changes[0][0] == "assigned" and len(changes[0][1].split(",")) == 4, changes
+    revokes = [len(partitions.split(",")) for what, partitions in changes if what == "revoked"]
+    assert revokes and revokes[0] == (4 if protocol == "classic" else 2), changes
+    assert not any(what == "lost" for what, _ in changes), changes
 
 
 @pytest.mark.timeout(120)

@@ -3,16 +3,42 @@ import BrookCore
 /// The classic group protocol's assignors, run by the member the coordinator makes leader: each
 /// takes every member's subscription and the partition counts, and gives each partition of a
 /// subscribed topic to exactly one member subscribed to it, as the Java client's do (so a
-/// group shared with Java or librdkafka members assigns alike whoever leads).
+/// group shared with Java or librdkafka members assigns alike whoever leads). The sticky ones
+/// keep each member's partitions where they were, within balance (an assignment of their own,
+/// not the Java client's to the letter: no member needs another's to be the same).
 public enum ClassicAssignor: String, CaseIterable, Sendable {
     case range
     case roundRobin = "roundrobin"
+    /// Eager, sticky: the partitions a member had (its user data) stay with it.
+    case sticky
+    /// KIP-429's incremental protocol: members keep their partitions through a rebalance and
+    /// give up only those that move (a partition moves in two rebalances: its owner gives it
+    /// up in the first, the next assigns it).
+    case cooperativeSticky = "cooperative-sticky"
+
+    /// Whether the member keeps its partitions through a rebalance (the cooperative protocol).
+    public var cooperative: Bool { self == .cooperativeSticky }
+
+    /// A member as the leader sees it: its topics, the partitions it says it had and the
+    /// generation they were from (-1: unknown).
+    struct Member: Equatable {
+        var topics: [String]
+        var owned: Set<TopicPartition> = []
+        var generation: Int32 = -1
+    }
 
     /// `subscriptions`: member id to topics; `partitions`: each topic's partition count
     /// (topics not there, unknown to the metadata, are left out).
     func assign(_ subscriptions: [String: [String]], partitions: [String: Int32]) -> [String: [TopicPartition]] {
+        assign(members: subscriptions.mapValues { Member(topics: $0) }, partitions: partitions)
+    }
+
+    func assign(members: [String: Member], partitions: [String: Int32]) -> [String: [TopicPartition]] {
+        let subscriptions = members.mapValues(\.topics)
         var out = Dictionary(uniqueKeysWithValues: subscriptions.keys.map { ($0, [TopicPartition]()) })
         switch self {
+        case .sticky, .cooperativeSticky:
+            return Self.sticky(members, partitions: partitions)
         case .range:
             // Per topic: its subscribers in member id order take consecutive ranges, the first
             // (count % members) one partition more.
@@ -49,5 +75,77 @@ public enum ClassicAssignor: String, CaseIterable, Sendable {
             }
         }
         return out.mapValues { $0.sorted() }
+    }
+
+    /// Each partition stays with the member that had it (the newest generation's claim; two
+    /// claims from the same generation keep it with neither); the rest go one at a time to
+    /// the subscriber with the fewest; then partitions move, those a member did not have
+    /// first, from a member with the most to a subscriber with at least two fewer, until none
+    /// can (with identical subscriptions: counts within one of each other).
+    static func sticky(_ members: [String: Member], partitions: [String: Int32]) -> [String: [TopicPartition]] {
+        let ids = members.keys.sorted()
+        let wanted = members.mapValues { Set($0.topics) }
+        let all = Set(members.values.flatMap(\.topics)).sorted().flatMap { topic in
+            (0..<max(0, partitions[topic] ?? 0)).map { TopicPartition(topic, $0) }
+        }
+        let exists = Set(all)
+        func eligible(_ id: String, _ tp: TopicPartition) -> Bool { wanted[id]?.contains(tp.topic) == true }
+        var claims: [TopicPartition: (member: String, generation: Int32, tied: Bool)] = [:]
+        for id in ids {
+            let member = members[id]!
+            for tp in member.owned where exists.contains(tp) && eligible(id, tp) {
+                if let claim = claims[tp] {
+                    if member.generation > claim.generation { claims[tp] = (id, member.generation, false) }
+                    else if member.generation == claim.generation { claims[tp]!.tied = true }
+                } else {
+                    claims[tp] = (id, member.generation, false)
+                }
+            }
+        }
+        var assigned = Dictionary(uniqueKeysWithValues: ids.map { ($0, Set<TopicPartition>()) })
+        for (tp, claim) in claims where !claim.tied { assigned[claim.member]!.insert(tp) }
+        let kept = assigned
+        func fewest(_ tp: TopicPartition, atMost limit: Int, except: String? = nil) -> String? {
+            var best: String?
+            for id in ids where id != except && eligible(id, tp) && assigned[id]!.count <= limit {
+                if best == nil || assigned[id]!.count < assigned[best!]!.count { best = id }
+            }
+            return best
+        }
+        for tp in all where claims[tp].map({ $0.tied }) ?? true {
+            if let to = fewest(tp, atMost: Int.max) { assigned[to]!.insert(tp) }
+        }
+        // Each move lowers the sum of the squared counts by at least two: it ends.
+        var moving = true
+        while moving {
+            moving = false
+            let donors = ids.sorted { (assigned[$0]!.count, $1) > (assigned[$1]!.count, $0) }
+            search: for donor in donors {
+                let have = assigned[donor]!.count
+                guard have >= 2 else { break }
+                let candidates = assigned[donor]!.sorted { a, b in
+                    let (keptA, keptB) = (kept[donor]!.contains(a), kept[donor]!.contains(b))
+                    return keptA != keptB ? !keptA : a > b
+                }
+                for tp in candidates {
+                    guard let to = fewest(tp, atMost: have - 2, except: donor) else { continue }
+                    assigned[donor]!.remove(tp)
+                    assigned[to]!.insert(tp)
+                    moving = true
+                    break search
+                }
+            }
+        }
+        return assigned.mapValues { $0.sorted() }
+    }
+
+    /// The cooperative protocol's rule for the leader: a partition that one member owns now
+    /// and the assignment gives to another is given to nobody this time (its owner gives it
+    /// up and joins again; the next rebalance assigns it), so no partition is ever owned twice.
+    static func withoutMoving(_ assignment: [String: [TopicPartition]], owned: [String: Set<TopicPartition>]) -> [String: [TopicPartition]] {
+        var givenUp: Set<TopicPartition> = []
+        for (member, partitions) in owned { givenUp.formUnion(partitions.subtracting(assignment[member] ?? [])) }
+        guard !givenUp.isEmpty else { return assignment }
+        return assignment.mapValues { $0.filter { !givenUp.contains($0) } }
     }
 }

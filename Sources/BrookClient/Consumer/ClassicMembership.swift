@@ -2,11 +2,15 @@ import BrookCore
 import BrookProtocol
 
 /// A consumer's membership of a classic group (JoinGroup, SyncGroup, Heartbeat, LeaveGroup;
-/// the eager rebalance protocol), as a pure core: which request goes next and what each answer
-/// asks of the consumer. No I/O, no clock: times are given in milliseconds.
+/// the eager and the cooperative rebalance protocols), as a pure core: which request goes next
+/// and what each answer asks of the consumer. No I/O, no clock: times are given in milliseconds.
 ///
 /// Eager: before each join the member gives up every partition it owns (committing them
-/// first), so no partition is ever owned by two members. The coordinator picks a leader among
+/// first), so no partition is ever owned by two members. Cooperative (KIP-429, when every
+/// assignor the member names is cooperative, as the Java client decides): the member keeps its
+/// partitions through the rebalance and says which it owns in its join; the leader gives no
+/// member a partition another still owns; a member whose assignment lacks some it owns gives
+/// those up and joins again. The coordinator picks a leader among
 /// the joined members; the leader runs the assignor over everyone's subscription and hands the
 /// assignment out with its SyncGroup; the others get theirs from SyncGroup. Then heartbeats
 /// every `heartbeat.interval.ms`, until one says REBALANCE_IN_PROGRESS (join again) or the
@@ -48,6 +52,8 @@ struct ClassicMembership {
     }
 
     let assignors: [ClassicAssignor]
+    /// The cooperative protocol (every assignor named is cooperative).
+    let cooperative: Bool
     private(set) var phase = Phase.idle
     private(set) var stage = Stage.toJoin
     /// Given by the coordinator at the first join, kept until the member is fenced.
@@ -55,11 +61,18 @@ struct ClassicMembership {
     private(set) var generation: Int32 = -1
     private(set) var subscription: [String] = []
     private(set) var owned: Set<TopicPartition> = []
+    /// Cooperative: owned partitions the last assignment left out, to give up before joining again.
+    private(set) var leaving: Set<TopicPartition> = []
+    /// The last assignment and the generation it came in (the sticky assignors' user data).
+    private(set) var lastAssignment: Set<TopicPartition> = []
+    private(set) var lastAssignedGeneration: Int32 = -1
     private(set) var inFlight = false
     private(set) var lastHeartbeatMs: Int64?
     let heartbeatIntervalMs: Int64
     /// The leader's view of the join: each member's subscription, and the assignor chosen.
-    private(set) var members: [String: [String]] = [:]
+    private(set) var members: [String: ClassicAssignor.Member] = [:]
+    /// The leader's view of what each member owns now (cooperative members say).
+    private(set) var membersOwning: [String: Set<TopicPartition>] = [:]
     private(set) var assignor: ClassicAssignor?
     /// Each change of the subscription counts one; the group has the one its last join carried
     /// (a change made while a join or sync was in flight is carried by the next join).
@@ -71,11 +84,19 @@ struct ClassicMembership {
         precondition(!assignors.isEmpty, "at least one assignor")
         precondition(heartbeatIntervalMs > 0, "a heartbeat interval")
         self.assignors = assignors
+        self.cooperative = assignors.allSatisfy(\.cooperative)
         self.heartbeatIntervalMs = heartbeatIntervalMs
     }
 
-    /// The partitions to give up before the next request: all of them, when a join is next.
-    var toRevoke: Set<TopicPartition> { phase == .active && stage == .toJoin ? owned : [] }
+    /// The partitions to give up before the next request. Eager: all of them, when a join is
+    /// next. Cooperative: those the last assignment left out, and those of topics no longer
+    /// subscribed.
+    var toRevoke: Set<TopicPartition> {
+        guard phase == .active, !inFlight else { return [] }
+        guard cooperative else { return stage == .toJoin ? owned : [] }
+        let subscribed = Set(subscription)
+        return leaving.union(owned.filter { !subscribed.contains($0.topic) })
+    }
 
     mutating func subscribe(_ topics: [String]) {
         precondition(phase != .left, "a member that left does not subscribe again")
@@ -94,10 +115,28 @@ struct ClassicMembership {
         if stage == .stable && joinedVersion != subscriptionVersion { stage = .toJoin }
     }
 
-    /// The partitions owned were given up (committed first); the join can go.
+    /// The partitions of `toRevoke` were given up (committed first); the join can go.
     mutating func revoked() {
-        precondition(stage == .toJoin, "partitions are given up before a join")
-        owned = []
+        precondition(cooperative || stage == .toJoin, "eager: partitions are given up before a join")
+        let given = toRevoke
+        owned.subtract(given)
+        leaving.subtract(given)
+    }
+
+    /// What the join says for each assignor named, preferred first: the subscription with the
+    /// partitions owned and their generation, and for the sticky assignors the last assignment
+    /// (as the Java client and librdkafka write it).
+    func joinProtocols() -> [(name: String, metadata: [UInt8])] {
+        let owning = Dictionary(grouping: owned, by: \.topic).mapValues { $0.map(\.partition).sorted() }
+        return assignors.map { assignor in
+            var userData: [UInt8]?
+            if assignor == .sticky || assignor == .cooperativeSticky, lastAssignedGeneration >= 0 {
+                let previous = Dictionary(grouping: lastAssignment, by: \.topic).mapValues { $0.map(\.partition).sorted() }
+                userData = ConsumerProtocol.encodeStickyUserData(previous: previous, generation: lastAssignedGeneration)
+            }
+            let subscription = ConsumerProtocol.Subscription(topics: subscription, userData: userData, owned: owning, generation: generation)
+            return (assignor.rawValue, ConsumerProtocol.encode(subscription))
+        }
     }
 
     /// The request to send at `nowMs`, or when the next one is due (nil: none now).
@@ -115,13 +154,14 @@ struct ClassicMembership {
     }
 
     /// The topics the leader's assignment covers (every member's).
-    var topicsToAssign: [String] { Array(Set(members.values.joined())).sorted() }
+    var topicsToAssign: [String] { Array(Set(members.values.flatMap(\.topics))).sorted() }
 
     /// The leader's assignment of `partitions` (each topic's count) to the joined members, by
     /// the assignor the coordinator chose; the counts are kept to notice a change.
     mutating func assignments(partitions: [String: Int32]) -> [String: [TopicPartition]] {
         assignedCounts = partitions
-        return (assignor ?? assignors[0]).assign(members, partitions: partitions)
+        let assigned = (assignor ?? assignors[0]).assign(members: members, partitions: partitions)
+        return cooperative ? ClassicAssignor.withoutMoving(assigned, owned: membersOwning) : assigned
     }
 
     /// The partition counts the leader's assignment was made from (nil: not the leader).
@@ -151,22 +191,45 @@ struct ClassicMembership {
         let isLeader = leader == memberID
         assignedCounts = nil
         assignor = protocolName.flatMap(ClassicAssignor.init(rawValue:))
-        self.members = isLeader
-            ? Dictionary(members.map { ($0.id, ConsumerProtocol.subscribedTopics($0.metadata) ?? []) }) { a, _ in a }
-            : [:]
+        self.members = [:]
+        membersOwning = [:]
+        if isLeader {
+            for (id, metadata) in members where self.members[id] == nil {
+                let said = ConsumerProtocol.subscription(metadata) ?? .init(topics: [])
+                let sticky = said.userData.flatMap(ConsumerProtocol.stickyUserData)
+                let owning = Self.partitions(said.owned)
+                // The partitions it owns now; else (an eager sticky member) those it had.
+                let had = owning.isEmpty ? Self.partitions(sticky?.previous ?? [:]) : owning
+                self.members[id] = .init(topics: said.topics, owned: had, generation: said.generation >= 0 ? said.generation : sticky?.generation ?? -1)
+                membersOwning[id] = owning
+            }
+        }
         stage = .toSync(leader: isLeader)
     }
 
-    /// SyncGroup answered: the partitions this member now owns. When the subscription changed
-    /// meanwhile (a join is next), they are owned all the same and given up before that join.
-    mutating func synced(_ assignment: Set<TopicPartition>, nowMs: Int64) {
+    private static func partitions(_ byTopic: [String: [Int32]]) -> Set<TopicPartition> {
+        Set(byTopic.flatMap { topic, list in list.map { TopicPartition(topic, $0) } })
+    }
+
+    /// SyncGroup answered with this member's assignment: returns the partitions it did not
+    /// own (to take up). When the subscription changed meanwhile (a join is next), they are
+    /// owned all the same and given up as that join needs. Cooperative: owned partitions the
+    /// assignment leaves out are given up (``toRevoke``), then the member joins again.
+    @discardableResult
+    mutating func synced(_ assignment: Set<TopicPartition>, nowMs: Int64) -> Set<TopicPartition> {
         precondition(inFlight, "an answer to a sync")
         inFlight = false
-        owned = assignment
-        guard case .toSync = stage else { return }
+        let added = assignment.subtracting(owned)
+        if cooperative { leaving = owned.subtracting(assignment) }
+        owned.formUnion(assignment)
+        lastAssignment = assignment
+        lastAssignedGeneration = generation
+        guard case .toSync = stage else { return added }
         stage = .stable
         lastHeartbeatMs = nowMs
+        if !leaving.isEmpty { stage = .toJoin }
         settle()
+        return added
     }
 
     mutating func heartbeatAnswered(nowMs: Int64) {
@@ -192,6 +255,9 @@ struct ClassicMembership {
         case .unknownMemberID, .illegalGeneration, .fencedInstanceID:
             let lost = owned
             owned = []
+            leaving = []
+            lastAssignment = []
+            lastAssignedGeneration = -1
             if code == .unknownMemberID { memberID = "" }
             generation = -1
             stage = .toJoin
@@ -217,6 +283,7 @@ struct ClassicMembership {
         defer {
             phase = .left
             owned = []
+            leaving = []
         }
         guard phase == .active, !memberID.isEmpty else { return nil }
         return memberID

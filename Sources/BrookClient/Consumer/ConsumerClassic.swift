@@ -39,7 +39,8 @@ extension KafkaConsumer {
                 classicMetadataCheckedMs = nowMs()
                 if let counts = try? await partitionCounts(classic.topicsToAssign) { classic.metadataChanged(counts) }
             }
-            // Eager: every partition is given up (committed first) before a join.
+            // Eager: every partition is given up (committed first) before a join; cooperative:
+            // those the assignment took away or no longer subscribed.
             let revoke = classic.toRevoke
             if !revoke.isEmpty {
                 _ = await carryOut(revoke: revoke, assign: [])
@@ -61,10 +62,9 @@ extension KafkaConsumer {
                 let rebalanceWaitMs = Int64(config.maxPollIntervalMs) + config.requestTimeoutMs
                 switch next {
                 case .join(let memberID):
-                    let metadata = ByteBuffer(bytes: ConsumerProtocol.encodeSubscription(classic.subscription))
                     let request = JoinGroupRequest(groupId: group, sessionTimeoutMs: config.sessionTimeoutMs, rebalanceTimeoutMs: config.maxPollIntervalMs,
                                                    memberId: memberID, groupInstanceId: config.groupInstanceID, protocolType: "consumer",
-                                                   protocols: config.assignors.map { .init(name: $0.rawValue, metadata: metadata) })
+                                                   protocols: classic.joinProtocols().map { .init(name: $0.name, metadata: ByteBuffer(bytes: $0.metadata)) })
                     let answer = try await groupCluster.send(request, toNode: node, timeoutMs: rebalanceWaitMs)
                     let code = ErrorCode(rawValue: answer.errorCode)
                     guard code == .none else {
@@ -93,9 +93,10 @@ extension KafkaConsumer {
                     }
                     let given = ConsumerProtocol.assignedPartitions(Array(buffer: answer.assignment)) ?? [:]
                     let assigned = Set(given.flatMap { topic, partitions in partitions.map { TopicPartition(topic, $0) } })
-                    classic.synced(assigned, nowMs: nowMs())
+                    let added = classic.synced(assigned, nowMs: nowMs())
                     if assigned.contains(where: { topics[$0.topic] == nil }) { try? await refresh() }
-                    _ = await carryOut(revoke: [], assign: assigned)
+                    // Cooperative: what it gave up is given up at the loop's top, then it joins again.
+                    if !added.isEmpty { _ = await carryOut(revoke: [], assign: added) }
                 case .heartbeat(let generation, let memberID):
                     let request = HeartbeatRequest(groupId: group, generationId: generation, memberId: memberID, groupInstanceId: config.groupInstanceID)
                     let answer = try await groupCluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs)

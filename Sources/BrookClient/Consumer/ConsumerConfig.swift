@@ -60,7 +60,9 @@ public struct ConsumerConfig: Sendable {
     /// `heartbeat.interval.ms` (classic groups; KIP-848 groups take the broker's).
     public var heartbeatIntervalMs: Int64 = 3000
     /// `partition.assignment.strategy` (classic groups): the assignors this member can run,
-    /// preferred first (librdkafka's default, range then roundrobin).
+    /// preferred first (librdkafka's default, range then roundrobin). The member rebalances
+    /// cooperatively when every one named is cooperative (`cooperative-sticky`), eagerly
+    /// otherwise, as the Java client.
     public var assignors: [ClassicAssignor] = [.range, .roundRobin]
 
     public enum GroupProtocol: String, Sendable {
@@ -128,7 +130,9 @@ public struct ConsumerConfig: Sendable {
                     switch name {
                     case "range", "rangeassignor": return .range
                     case "roundrobin", "roundrobinassignor": return .roundRobin
-                    default: throw ClientError("partition.assignment.strategy: \(item.trimmed) is not built (range, roundrobin)")
+                    case "sticky", "stickyassignor": return .sticky
+                    case "cooperative-sticky", "cooperativestickyassignor": return .cooperativeSticky
+                    default: throw ClientError("partition.assignment.strategy: \(item.trimmed) is not built (range, roundrobin, sticky, cooperative-sticky)")
                     }
                 }
                 guard !assignors.isEmpty else { throw ClientError("partition.assignment.strategy: name an assignor") }
