@@ -1,6 +1,9 @@
 import ArgumentParser
+import BrookBroker
 import BrookClient
 import BrookCore
+import BrookServer
+import Logging
 import Dispatch
 import Synchronization
 import Foundation
@@ -64,9 +67,19 @@ struct MirrorRun: AsyncParsableCommand {
     @Flag(name: .customLong("exactly-once"),
           help: "Copy in transactions on the target, each with its checkpoint: each record once after any stop (for read_committed consumers).")
     var exactlyOnce = false
+    @Option(name: .customLong("http-listeners"),
+            help: "Serve /metrics (Prometheus: records copied, lag, checkpoints), /health and /ready on these, http://host:port[,...] (default: none).")
+    var httpListeners: String?
 
     func run() async throws {
         guard refreshIntervalMs > 0, checkpointIntervalMs > 0 else { throw ValidationError("intervals are positive") }
+        var listeners: [Listener] = []
+        if let httpListeners {
+            do { listeners = try Listener.parseList(httpListeners, key: "--http-listeners") } catch { throw ValidationError("\(error)") }
+            guard listeners.count <= 8, listeners.allSatisfy({ $0.name.lowercased() == "http" }) else {
+                throw ValidationError("--http-listeners takes up to 8 http://host:port")
+            }
+        }
         let sourceSide = try MirrorSide(bootstrap: source, configFile: sourceConfig)
         let targetSide = try MirrorSide(bootstrap: target, configFile: targetConfig)
         func clientSettings(_ side: MirrorSide, _ clientID: String) -> [String: String] {
@@ -92,6 +105,25 @@ struct MirrorRun: AsyncParsableCommand {
             mirror = try Mirror(config, sourceConnect: try sourceSide.connector(clientID: config.source.clientID),
                                 targetConnect: try targetSide.connector(clientID: config.target.clientID))
         } catch { throw ValidationError("\(error)") }
+        var http: HTTPListener?
+        let health = NodeHealth()
+        if !listeners.isEmpty {
+            let metrics = ServerMetrics()
+            metrics.attach(mirror: name) { mirror.statusNow() }
+            let started = HTTPListener(metrics: metrics, health: health, logger: Logger(label: "brook.mirror"))
+            do {
+                for address in try started.start(listeners, optional: false) { printError("brook mirror \(name): metrics on http://\(address.ipAddress ?? ""):\(address.port ?? 0)/metrics") }
+            } catch {
+                started.shutdown()
+                throw CommandFailure("\(error)")
+            }
+            http = started
+            health.markReady()
+        }
+        defer {
+            health.markStopping()
+            http?.shutdown()
+        }
         let running = Task { try await mirror.run() }
         // SIGTERM or SIGINT: checkpoint and stop; a second one stops at once.
         let queue = DispatchQueue(label: "brook.mirror.signals")

@@ -16,7 +16,9 @@ import pytest
 
 from brook_interop import Spec, ck_admin, ck_consume, ck_create_topic, ck_produce, unique_topic
 from conftest import BROOK_BIN
+from conftest import free_port
 from test_client_library import tansu, tansu_binary  # noqa: F401 (tansu: a fixture)
+from test_metrics import fetch, promtool_ok, scrape, value
 
 
 class MirrorProcess:
@@ -159,11 +161,22 @@ def test_brook_to_brook(broker_factory, tmp_path):
         assert mirror.stop(signal.SIGTERM) == 0, (tmp_path / "mirror.log").read_text(errors="replace")[-2000:]
         before = len(ck_consume(target.bootstrap, b, [0], 100, timeout=10, strict=False))
         ck_produce(source.bootstrap, b, [Spec(i, None, f"b{i}".encode(), (), 0) for i in range(100, 120)])
-        mirror = MirrorProcess(source.bootstrap, target.bootstrap, f"{base}-.*", "--name", base, log=log).start()
+        http = f"http://127.0.0.1:{free_port()}"
+        mirror = MirrorProcess(source.bootstrap, target.bootstrap, f"{base}-.*", "--name", base, "--http-listeners", http, log=log).start()
         wait_for("the records after a clean stop", lambda: len(ck_consume(target.bootstrap, b, [0], before + 20, timeout=10, strict=False)) >= before + 20)
         time.sleep(1.5)
         after = ck_consume(target.bootstrap, b, [0], before + 20, timeout=10, strict=False)
         assert len(after) == before + 20, f"{len(after) - before - 20} records copied twice after a clean stop"
+        # Its metrics, as Prometheus reads them: the 20 records copied in this run, no lag, a
+        # recent checkpoint.
+        assert fetch(http + "/ready")[0] == 200
+        text, samples = wait_for("the mirror's metrics at rest", lambda: (lambda t, s: (t, s) if value(s, "brook_mirror_records_behind", mirror=base) == 0
+                                                                         and value(s, "brook_mirror_records_copied_total", mirror=base) == 20 else None)(*scrape(http)),
+                                 limit_s=30)
+        promtool_ok(text)
+        assert value(samples, "brook_mirror_topics", mirror=base) == 3
+        assert value(samples, "brook_mirror_lag_records", mirror=base, topic=a, partition="3") == 0
+        assert abs(value(samples, "brook_mirror_last_checkpoint_timestamp_seconds", mirror=base) - time.time()) < 30
         # The status: checkpoints at the source's end, and a recent heartbeat.
         status = subprocess.run([str(BROOK_BIN), "mirror", "status", "--target", target.bootstrap, "--source", source.bootstrap, "--name", base],
                                 capture_output=True, text=True, timeout=60)

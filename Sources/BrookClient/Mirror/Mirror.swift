@@ -1,3 +1,4 @@
+import Synchronization
 import BrookCore
 import BrookProtocol
 
@@ -53,6 +54,8 @@ public struct MirrorStatus: Sendable {
     /// Per partition, source records not copied yet (as the last fetch saw the source's end).
     public var lag: [TopicPartition: Int64] = [:]
     public var groupsTranslated = 0
+    /// When the last checkpoint was written (ms since the epoch; nil: none yet).
+    public var lastCheckpointMs: Int64?
 }
 
 /// Mirrors topics from a source cluster to a target (MirrorMaker 2's job): makes the topics on
@@ -76,7 +79,12 @@ public actor Mirror {
     let producer: KafkaProducer
     var progress = MirrorProgress()
     var syncs = OffsetSyncs()
-    var status = MirrorStatus()
+    var status = MirrorStatus() {
+        didSet { published.withLock { $0 = status } }
+    }
+    /// The status as of its last change, for readers that cannot wait for the actor (a
+    /// metrics scrape).
+    private nonisolated let published = Mutex(MirrorStatus())
     /// The source settings copied to each target topic (what the target was given).
     var copiedConfigs: [String: [String: String]] = [:]
     var regex: Regex<AnyRegexOutput>
@@ -120,6 +128,9 @@ public actor Mirror {
     func nowMs() -> Int64 { clock.nowMs() }
 
     public func currentStatus() -> MirrorStatus { status }
+
+    /// The status as of its last change, without waiting for the mirror.
+    public nonisolated func statusNow() -> MirrorStatus { published.withLock { $0 } }
 
     /// Mirrors until the task is cancelled (then copies what was fetched, checkpoints and
     /// closes), or until something fails for good (thrown).
@@ -223,6 +234,7 @@ public actor Mirror {
             }
         }
         if groupRegex != nil { await translateGroups() }
+        status.lastCheckpointMs = SystemClock().now().ms
         // (Exactly once: the heartbeat goes with the next transaction.)
         if !config.exactlyOnce { _ = try? await producer.send(heartbeat()) }
     }

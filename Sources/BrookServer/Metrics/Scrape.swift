@@ -1,4 +1,5 @@
 import BrookBroker
+import BrookClient
 import BrookCore
 import BrookGroups
 import BrookQuorum
@@ -152,8 +153,36 @@ struct Scrape: Sendable {
     var mqttDropped = CounterFamily("brook_mqtt_messages_dropped_total",
                                     "Messages not delivered to a subscriber: its queue full (mqtt.max.queued.messages) or larger than it takes")
 
+    // A mirror (`brook mirror run`).
+    var mirrorCopied = CounterFamily("brook_mirror_records_copied_total", "Records the mirror copied from the source to the target", labels: ["mirror"])
+    var mirrorTopics = GaugeFamily("brook_mirror_topics", "Topics the mirror copies", labels: ["mirror"])
+    var mirrorBehind = GaugeFamily("brook_mirror_records_behind",
+                                   "Source records not copied yet, over every partition (as the mirror's last checkpoint saw the source's ends)",
+                                   labels: ["mirror"])
+    var mirrorLag = GaugeFamily("brook_mirror_lag_records", "Source records of the partition not copied yet (as the last checkpoint saw its end)",
+                                labels: ["mirror", "topic", "partition"])
+    var mirrorLagDropped = GaugeFamily("brook_mirror_lag_series_dropped", "Partitions left out of brook_mirror_lag_records (at most 10,000 series)",
+                                       labels: ["mirror"])
+    var mirrorGroups = CounterFamily("brook_mirror_group_offsets_translated_total", "Group offsets the mirror translated and committed on the target",
+                                     labels: ["mirror"])
+    var mirrorCheckpoint = GaugeFamily("brook_mirror_last_checkpoint_timestamp_seconds", "When the mirror last checkpointed its progress on the target",
+                                       labels: ["mirror"])
+
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
+    }
+
+    static let mirrorLagSeriesMax = 10_000
+
+    mutating func collectMirror(_ name: String, _ status: MirrorStatus) {
+        mirrorCopied.update([([name], Double(status.recordsCopied))], in: registry)
+        mirrorTopics.update([([name], Double(status.topics.count))], in: registry)
+        mirrorBehind.update([([name], Double(status.lag.values.reduce(0, +)))], in: registry)
+        let lag = status.lag.sorted { $0.key < $1.key }
+        mirrorLag.update(lag.prefix(Self.mirrorLagSeriesMax).map { ([name, $0.key.topic, String($0.key.partition)], Double($0.value)) }, in: registry)
+        mirrorLagDropped.update([([name], Double(max(0, lag.count - Self.mirrorLagSeriesMax)))], in: registry)
+        mirrorGroups.update([([name], Double(status.groupsTranslated))], in: registry)
+        mirrorCheckpoint.update(status.lastCheckpointMs.map { [([name], Double($0) / 1000)] } ?? [], in: registry)
     }
 
     mutating func collectMQTT(_ gateway: MQTTGateway) {
@@ -182,6 +211,7 @@ struct Scrape: Sendable {
         if let quorum = sources.quorum { collectQuorum(quorum.now) }
         if let broker = sources.broker { collectBroker(broker, sources.limits, nowMs: nowMs) }
         if let mqtt = sources.mqtt { collectMQTT(mqtt) }
+        if let mirror = sources.mirror { collectMirror(mirror.name, mirror.status()) }
     }
 
     mutating func collectProcess() {

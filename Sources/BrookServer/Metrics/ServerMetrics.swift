@@ -1,4 +1,5 @@
 import BrookBroker
+import BrookClient
 import BrookCore
 import BrookGroups
 import BrookQuorum
@@ -24,6 +25,7 @@ public final class ServerMetrics: Sendable {
         var memory: RequestMemory?
         var quorum: QuorumStats?
         var mqtt: MQTTGateway?
+        var mirror: (name: String, status: @Sendable () -> MirrorStatus)?
         var limits: Limits = Limits()
     }
 
@@ -59,6 +61,11 @@ public final class ServerMetrics: Sendable {
     }
 
     func attach(mqtt: MQTTGateway) { sources.withLockedValue { $0.mqtt = mqtt } }
+
+    /// A mirror (`brook mirror run --http-listener`): its records copied, lag and checkpoints.
+    public func attach(mirror name: String, status: @escaping @Sendable () -> MirrorStatus) {
+        sources.withLockedValue { $0.mirror = (name, status) }
+    }
 
     func attach(memory: RequestMemory) { sources.withLockedValue { $0.memory = memory } }
 
