@@ -276,8 +276,8 @@ public struct BrokerConfig: Sendable {
         case "connections.max.idle.ms": connectionsMaxIdleMs = try int(1...Int64(Int32.max))
         case "http.listeners":
             httpListeners = value.trimmed.isEmpty ? [] : try Listener.parseList(value, key: key)
-            for listener in httpListeners where listener.name.lowercased() != "http" {
-                throw .invalid(key, value, "expected http://HOST:PORT (\(listener.name) is not served)")
+            for listener in httpListeners where !["http", "https"].contains(listener.name.lowercased()) {
+                throw .invalid(key, value, "expected http://HOST:PORT or https://HOST:PORT (\(listener.name) is not served)")
             }
             guard httpListeners.count <= 8 else { throw .invalid(key, value, "at most 8 listeners") }
         case "metrics.partition.series.enable": metricsPartitionSeries = try bool()

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// Whether the node is alive and whether it serves, for orchestrators: `/health` answers 200
@@ -23,7 +24,9 @@ public final class NodeHealth: Sendable {
 
 /// `http.listeners`: `/metrics` (Prometheus's text format, from ServerMetrics), `/health`,
 /// `/ready`, and the web console (its page at `/`, its assets under `/console/`, its JSON API
-/// under `/api/`), over NIO's HTTP/1.1 server. GET and HEAD but for the API's changes; request
+/// under `/api/`), over NIO's HTTP/1.1 server; an `https://` listener over TLS, with the
+/// `ssl.*` settings of a Kafka listener (`listener.name.https.ssl.*` winning over `ssl.*`),
+/// its key store reloaded when its files change, and the console's cookie `Secure` there. GET and HEAD but for the API's changes; request
 /// bodies only for the API, at most 64 KiB; at most `connectionsMax` connections, idle ones
 /// closed after a minute. A scrape runs off the event loop, one at a time.
 public final class HTTPListener: Sendable {
@@ -36,6 +39,8 @@ public final class HTTPListener: Sendable {
     let connections = Atomic<Int>(0)
     /// The console, once the broker it shows has started (nil: an index page at `/`).
     let console = NIOLockedValueBox<Console?>(nil)
+    /// The TLS listeners' contexts, rebuilt when their files change.
+    let tls = NIOLockedValueBox<[ListenerTLS]>([])
     static let connectionsMax = 64
     static let bodyBytesMax = 64 * 1024
     static let idle = TimeAmount.seconds(60)
@@ -49,12 +54,18 @@ public final class HTTPListener: Sendable {
 
     /// Binds each listener. `optional`: a listener whose address is taken is skipped with a
     /// warning (the default `http.listeners`, so that two nodes can run on one machine); else
-    /// the error is thrown.
+    /// the error is thrown. `ssl`: a listener's `ssl.*` settings, by its name (`https`).
     @discardableResult
-    public func start(_ listeners: [Listener], optional: Bool) throws -> [SocketAddress] {
+    public func start(_ listeners: [Listener], optional: Bool, ssl: (String) -> [String: String] = { _ in [:] }) throws -> [SocketAddress] {
         var bound: [SocketAddress] = []
         let (metrics, health, pool, logger, console) = (self.metrics, self.health, self.pool, self.logger, self.console)
         for listener in listeners {
+            var tls: ListenerTLS?
+            if listener.name.lowercased() == "https" {
+                let made = try ListenerTLS(listener: listener.name, settings: ssl(listener.name))
+                self.tls.withLockedValue { $0.append(made) }
+                tls = made
+            }
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 64)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -66,9 +77,11 @@ public final class HTTPListener: Sendable {
                     channel.closeFuture.whenComplete { [self] _ in connections.wrappingSubtract(1, ordering: .relaxed) }
                     return channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
-                        try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                        // The idle timer first: a TLS handshake that never ends is closed too.
                         try sync.addHandler(IdleStateHandler(readTimeout: Self.idle))
-                        try sync.addHandler(HTTPRequestHandler(metrics: metrics, health: health, pool: pool, console: console))
+                        if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls.context)) }
+                        try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                        try sync.addHandler(HTTPRequestHandler(metrics: metrics, health: health, pool: pool, console: console, secure: tls != nil))
                     }
                 }
             do {
@@ -78,6 +91,12 @@ public final class HTTPListener: Sendable {
             } catch {
                 guard optional else { throw HTTPListenerError(listener: listener, error: error) }
                 logger.warning("no HTTP listener (metrics, health) on \(listener.host):\(listener.port): \(error); set http.listeners to serve one elsewhere, or to nothing")
+            }
+        }
+        if !tls.withLockedValue({ $0.isEmpty }) {
+            let (stores, logger) = (tls, logger)
+            group.next().scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
+                for store in stores.withLockedValue({ $0 }) { store.reloadIfChanged(logger: logger) }
             }
         }
         return bound
@@ -108,15 +127,18 @@ final class HTTPRequestHandler: ChannelInboundHandler {
     let health: NodeHealth
     let pool: NIOThreadPool
     let console: NIOLockedValueBox<Console?>
+    /// Served over TLS: the console's cookie is `Secure`.
+    let secure: Bool
     var head: HTTPRequestHead?
     var body: [UInt8] = []
     var bodyBytes = 0
 
-    init(metrics: ServerMetrics, health: NodeHealth, pool: NIOThreadPool, console: NIOLockedValueBox<Console?>) {
+    init(metrics: ServerMetrics, health: NodeHealth, pool: NIOThreadPool, console: NIOLockedValueBox<Console?>, secure: Bool) {
         self.metrics = metrics
         self.health = health
         self.pool = pool
         self.console = console
+        self.secure = secure
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -166,10 +188,12 @@ final class HTTPRequestHandler: ChannelInboundHandler {
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         let promise = loop.makePromise(of: ConsoleResponse.self)
         promise.completeWithTask { await console.handle(call) }
+        let secure = self.secure
         promise.futureResult.whenSuccess { answer in
             let (handler, context) = bound.value
+            let headers = answer.headers.map { name, value in (name, secure && name == "Set-Cookie" ? value + "; Secure" : value) }
             handler.respond(request, HTTPResponseStatus(statusCode: answer.status), "application/json", answer.body,
-                            extra: Self.consoleHeaders + answer.headers, context: context)
+                            extra: Self.consoleHeaders + headers, context: context)
         }
     }
 

@@ -404,7 +404,7 @@ struct Observability {
         let http = HTTPListener(metrics: metrics, health: health, logger: logger)
         let bound: [SocketAddress]
         do {
-            bound = try http.start(config.httpListeners, optional: config.given["http.listeners"] == nil)
+            bound = try http.start(config.httpListeners, optional: config.given["http.listeners"] == nil) { config.security.ssl(for: $0) }
             if !bound.isEmpty { logger.info("metrics, health and readiness served over HTTP on \(bound.map { "\($0)" }.joined(separator: ", "))") }
         } catch {
             throw ValidationError("\(error)")

@@ -103,7 +103,8 @@ import Testing
         #expect(try BrokerConfig([("http.listeners", "")]).httpListeners.isEmpty)
         #expect(try BrokerConfig([("http.listeners", "http://0.0.0.0:8080,http://[::1]:8081")]).httpListeners
             == [Listener(name: "http", host: "0.0.0.0", port: 8080), Listener(name: "http", host: "::1", port: 8081)])
-        for bad in ["https://127.0.0.1:9644", "127.0.0.1:9644", "http://127.0.0.1:http"] {
+        #expect(try BrokerConfig([("http.listeners", "https://127.0.0.1:9443")]).httpListeners == [Listener(name: "https", host: "127.0.0.1", port: 9443)])
+        for bad in ["ftp://127.0.0.1:9644", "127.0.0.1:9644", "http://127.0.0.1:http"] {
             #expect(throws: BrokerConfigError.self, "\(bad)") { try BrokerConfig([("http.listeners", bad)]) }
         }
     }

@@ -67,6 +67,11 @@ import Testing
         var never = ConsumerMembership(memberID: "m0")
         never.subscribe(["a"])
         #expect(never.leave(staticMember: false) == nil)
+        // Closed while its first heartbeat is unanswered: it leaves all the same.
+        var joining = ConsumerMembership(memberID: "m2")
+        joining.subscribe(["a"])
+        _ = joining.send()
+        #expect(joining.leave(staticMember: false) == .init(memberID: "m2", memberEpoch: -1, subscription: nil, owned: nil))
         for staticMember in [false, true] {
             var m = ConsumerMembership(memberID: "m1")
             m.subscribe(["a"])

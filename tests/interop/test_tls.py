@@ -307,3 +307,92 @@ def test_hostile_handshakes_close_their_connections_and_the_listener_serves_on(t
             got = m.value()
     c.close()
     assert got == b"still-here"
+
+
+def test_the_http_listener_over_tls(tmp_path, certs):
+    """`http.listeners=https://...`: /metrics, /ready and the console's API over TLS with the
+    listener's `ssl.*` settings (`listener.name.https.ssl.*`); a client without the CA and a
+    plain HTTP request are refused; the console's login cookie is `Secure` there and not on
+    the plain listener beside it; a renewed key store is served without a restart; an https
+    listener without a key store stops the start readably."""
+    import http.client
+    import json
+    import ssl
+    import urllib.error
+    import urllib.request
+    from conftest import sasl_broker
+    from test_metrics import promtool_ok
+    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+            'username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";')
+    live = tmp_path / "http-keystore.pem"
+    shutil.copy(certs["keystore.pem"], live)
+    secure_port, plain_port = free_port(), free_port()
+    b = sasl_broker(tmp_path, {"listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+                               "listener.name.sasl_plaintext.sasl.enabled.mechanisms": "PLAIN",
+                               "inter.broker.listener.name": "SASL_PLAINTEXT",
+                               "http.listeners": f"https://127.0.0.1:{secure_port},http://127.0.0.1:{plain_port}",
+                               "listener.name.https.ssl.keystore.location": str(live)})
+    b.http_port = None  # http.listeners is in the overrides
+    try:
+        b.start()
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
+        trusting = ssl.create_default_context(cafile=certs["ca.pem"])
+        base = f"https://127.0.0.1:{secure_port}"
+
+        def get(path: str, context=trusting) -> tuple:
+            with urllib.request.urlopen(base + path, timeout=10, context=context) as response:
+                return response.status, response.read().decode()
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if get("/ready")[0] == 200:
+                    break
+            except urllib.error.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the https listener never said ready"
+            time.sleep(0.3)
+        status, text = get("/metrics")
+        assert status == 200 and "brook_build_info" in text
+        promtool_ok(text)
+        with pytest.raises(urllib.error.URLError) as untrusted:
+            get("/health", context=ssl.create_default_context())
+        assert "CERTIFICATE_VERIFY_FAILED" in str(untrusted.value)
+        # Plain HTTP to the TLS port gets no HTTP answer.
+        plain = http.client.HTTPConnection("127.0.0.1", secure_port, timeout=10)
+        with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
+            plain.request("GET", "/metrics")
+            plain.getresponse().read()
+        plain.close()
+
+        def login(url: str, context=None) -> str:
+            request = urllib.request.Request(url + "/api/login", method="POST", headers={"Content-Type": "application/json"},
+                                             data=json.dumps({"user": "alice", "password": "alice-secret"}).encode())
+            with urllib.request.urlopen(request, timeout=30, context=context) as response:
+                return response.headers["Set-Cookie"]
+
+        assert "; Secure" in login(base, trusting)
+        assert "Secure" not in login(f"http://127.0.0.1:{plain_port}")
+        # A renewed key store (another CA's certificate) is served without a restart.
+        shutil.copy(certs["keystore-renewed.pem"], live)
+        renewed = ssl.create_default_context(cafile=certs["other-ca.pem"])
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if get("/health", context=renewed)[0] == 200:
+                    break
+            except urllib.error.URLError:
+                pass
+            assert time.monotonic() < deadline, "the renewed certificate was not served within 20 s"
+            time.sleep(0.5)
+    finally:
+        _finish(b)
+    # No key store: the start stops with a reason.
+    port = free_port()
+    proc = subprocess.run([str(BROOK_BIN), "serve", "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}", "--override",
+                           f"log.dirs={tmp_path / 'nokeys'}", "--override", f"http.listeners=https://127.0.0.1:{free_port()}"],
+                          capture_output=True, timeout=60)
+    assert proc.returncode != 0
+    assert "listener https" in proc.stderr.decode() + proc.stdout.decode(), proc.stderr.decode()[-2000:]

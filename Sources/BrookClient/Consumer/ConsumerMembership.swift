@@ -166,13 +166,15 @@ struct ConsumerMembership {
     }
 
     /// Leaves the group: the heartbeat to send (epoch -1, or -2 for a static member, which
-    /// keeps its partitions for its session), or nil when it never joined.
+    /// keeps its partitions for its session), or nil when it never sent one. A member whose
+    /// first heartbeat is still unanswered leaves too: the broker may have taken it in (its
+    /// member id is its own, KIP-1082), and the leave goes on the same connection, after it.
     mutating func leave(staticMember: Bool) -> Heartbeat? {
         defer {
             phase = .left
             owned = []
         }
-        guard phase == .active, lastAnsweredMs != nil || memberEpoch > 0 else { return nil }
+        guard phase == .active, inFlight || lastAnsweredMs != nil || memberEpoch > 0 else { return nil }
         return Heartbeat(memberID: memberID, memberEpoch: staticMember ? -2 : -1, subscription: nil, owned: nil)
     }
 }
