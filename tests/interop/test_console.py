@@ -286,3 +286,82 @@ def test_login_as_a_broker_user(tmp_path, browser, shots):
         assert refused.value.code == 401
     finally:
         b.stop()
+
+
+def test_acls_and_quotas_pages(tmp_path, browser, shots):
+    """The ACL and quota pages, logged in as a super user of a broker with an authorizer: an
+    entry added on the page is what librdkafka's admin client describes, and removed from the
+    page it is gone there; a quota set on the page is what kafka-python's DescribeClientQuotas
+    reads, and removed from the page it is gone. A broker without an authorizer says it has
+    none."""
+    from confluent_kafka.admin import AclBindingFilter, AclOperation, AclPermissionType, AdminClient, ResourcePatternType, ResourceType
+    from kafka import KafkaAdminClient
+    from test_quotas import describe
+    b = sasl_broker(tmp_path, {"listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
+                               "listener.name.sasl_plaintext.sasl.enabled.mechanisms": "PLAIN",
+                               "inter.broker.listener.name": "SASL_PLAINTEXT",
+                               "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                               "super.users": "User:admin"})
+    start_or_fail(b)
+    sasl = {"bootstrap.servers": f"127.0.0.1:{b.sasl_port}", "security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "PLAIN",
+            "sasl.username": "admin", "sasl.password": "admin-secret"}
+    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY)
+    topic = unique_topic("console-acl")
+    try:
+        admin = AdminClient(sasl)
+        browser.delete_all_cookies()
+        browser.get(b.http + "/")
+        one(browser, "input[data-test=login-user]").send_keys("admin")
+        one(browser, "input[data-test=login-password]").send_keys("admin-secret")
+        click(browser, one(browser, "[data-test=login-submit]"))
+        text_of(browser, "[data-test=cluster-id]", api(b.http, "/api/session")["clusterId"])
+        click(browser, one(browser, "[data-test=nav-acls]"))
+        text_of(browser, "tr.empty", "No ACLs.")
+        click(browser, one(browser, "[data-test=acl-open]"))
+        one(browser, "input[data-test=acl-principal]").send_keys("User:alice")
+        one(browser, "input[data-test=acl-resource-name]").send_keys(topic)
+        choose(browser, "select[data-test=acl-operation]", "WRITE")
+        choose(browser, "select[data-test=acl-pattern]", "PREFIXED")
+        click(browser, one(browser, "[data-test=acl-submit]"))
+        row = one(browser, f"tr[data-test=acl-row][data-key='ALLOW User:alice WRITE TOPIC PREFIXED {topic}']")
+        shots(browser, "acls")
+        [found] = admin.describe_acls(everything).result(timeout=30)
+        assert (found.restype, found.name, found.resource_pattern_type, found.principal, found.host, found.operation, found.permission_type) == \
+            (ResourceType.TOPIC, topic, ResourcePatternType.PREFIXED, "User:alice", "*", AclOperation.WRITE, AclPermissionType.ALLOW)
+        click(browser, row.find_element(By.CSS_SELECTOR, "[data-test=acl-delete]"))
+        click(browser, row.find_element(By.CSS_SELECTOR, "[data-test=acl-delete-confirm]"))
+        text_of(browser, "tr.empty", "No ACLs.")
+        assert admin.describe_acls(everything).result(timeout=30) == []
+
+        click(browser, one(browser, "[data-test=nav-quotas]"))
+        text_of(browser, "tr.empty", "No client quotas.")
+        click(browser, one(browser, "[data-test=quota-open]"))
+        one(browser, "input[data-test=quota-entity-name]").send_keys("alice")
+        choose(browser, "select[data-test=quota-key]", "consumer_byte_rate")
+        one(browser, "input[data-test=quota-value]").send_keys("2048")
+        click(browser, one(browser, "[data-test=quota-submit]"))
+        row = one(browser, "tr[data-test=quota-row][data-key='user=alice consumer_byte_rate']")
+        text_of(browser, "tr[data-test=quota-row] td.quota-value", "2,048")
+        shots(browser, "quotas")
+        kp = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{b.sasl_port}", security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+                              sasl_plain_username="admin", sasl_plain_password="admin-secret", request_timeout_ms=30_000)
+        try:
+            assert describe(kp, [("user", 2, None)]) == {(("user", "alice"),): {"consumer_byte_rate": 2048.0}}
+            click(browser, row.find_element(By.CSS_SELECTOR, "[data-test=quota-delete]"))
+            click(browser, row.find_element(By.CSS_SELECTOR, "[data-test=quota-delete-confirm]"))
+            text_of(browser, "tr.empty", "No client quotas.")
+            assert describe(kp, [("user", 2, None)]) == {}
+        finally:
+            kp.close()
+    finally:
+        b.stop()
+    # Without an authorizer the page says so.
+    plain = Broker(tmp_path / "plain-data", tmp_path / "plain.log")
+    start_or_fail(plain)
+    try:
+        browser.delete_all_cookies()
+        browser.get(plain.http + "/#/acls")
+        text_of(browser, "[data-test=acl-note]", "no authorizer")
+        assert api(plain.http, "/api/acls") == {"authorizer": False, "acls": []}
+    finally:
+        plain.stop()

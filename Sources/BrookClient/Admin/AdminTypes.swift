@@ -252,6 +252,79 @@ public enum AclPermission: Int8, Sendable, CaseIterable {
     case any = 1, deny = 2, allow = 3
 }
 
+/// The names of Kafka's ACL enums as its Java admin client writes them (`TOPIC`,
+/// `TRANSACTIONAL_ID`, `LITERAL`, `CLUSTER_ACTION`, `ALLOW`, ...); read back ignoring case,
+/// `_` and `-`.
+public protocol AclName: CaseIterable, RawRepresentable where RawValue == Int8 {
+    var name: String { get }
+}
+
+extension AclName {
+    public init?(name: String) {
+        let folded = Self.fold(name)
+        guard let found = Self.allCases.first(where: { Self.fold($0.name) == folded }) else { return nil }
+        self = found
+    }
+
+    static func fold(_ text: String) -> String { text.uppercased().filter { $0 != "_" && $0 != "-" } }
+}
+
+extension AclResourceType: AclName {
+    public var name: String {
+        switch self {
+        case .any: "ANY"
+        case .topic: "TOPIC"
+        case .group: "GROUP"
+        case .cluster: "CLUSTER"
+        case .transactionalID: "TRANSACTIONAL_ID"
+        case .delegationToken: "DELEGATION_TOKEN"
+        case .user: "USER"
+        }
+    }
+}
+
+extension AclPatternType: AclName {
+    public var name: String {
+        switch self {
+        case .any: "ANY"
+        case .match: "MATCH"
+        case .literal: "LITERAL"
+        case .prefixed: "PREFIXED"
+        }
+    }
+}
+
+extension AclOperation: AclName {
+    public var name: String {
+        switch self {
+        case .any: "ANY"
+        case .all: "ALL"
+        case .read: "READ"
+        case .write: "WRITE"
+        case .create: "CREATE"
+        case .delete: "DELETE"
+        case .alter: "ALTER"
+        case .describe: "DESCRIBE"
+        case .clusterAction: "CLUSTER_ACTION"
+        case .describeConfigs: "DESCRIBE_CONFIGS"
+        case .alterConfigs: "ALTER_CONFIGS"
+        case .idempotentWrite: "IDEMPOTENT_WRITE"
+        case .createTokens: "CREATE_TOKENS"
+        case .describeTokens: "DESCRIBE_TOKENS"
+        }
+    }
+}
+
+extension AclPermission: AclName {
+    public var name: String {
+        switch self {
+        case .any: "ANY"
+        case .deny: "DENY"
+        case .allow: "ALLOW"
+        }
+    }
+}
+
 /// One access control entry on a resource pattern.
 public struct AclBinding: Sendable, Hashable {
     public var resourceType: AclResourceType

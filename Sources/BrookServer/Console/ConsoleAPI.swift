@@ -86,6 +86,17 @@ extension Console {
             guard let id = Int32(path[1]) else { throw ConsoleError(400, "a broker id is a number") }
             try await alterConfigs(client, .broker(NodeID(id)), try Self.decode(ConfigChange.self, request.body))
             return ConsoleResponse(status: 204, body: [])
+        case ("GET", 1, "acls"?): return Self.json(try await aclList(client))
+        case ("POST", 1, "acls"?):
+            try await createAcl(client, try Self.decode(AclView.self, request.body))
+            return ConsoleResponse(status: 201, body: Array("{}".utf8))
+        case ("DELETE", 1, "acls"?):
+            try await deleteAcl(client, try Self.decode(AclView.self, request.body))
+            return ConsoleResponse(status: 204, body: [])
+        case ("GET", 1, "quotas"?): return Self.json(try await quotaList(client))
+        case ("PUT", 1, "quotas"?):
+            try await alterQuota(client, try Self.decode(QuotaChange.self, request.body))
+            return ConsoleResponse(status: 204, body: [])
         default:
             throw ConsoleError(404, "no such API: \(method) /api/\(path.joined(separator: "/"))")
         }
@@ -124,7 +135,7 @@ extension Console {
     /// The HTTP status of a broker's refusal.
     static func status(of error: ErrorCode) -> Int {
         switch error {
-        case .topicAuthorizationFailed, .groupAuthorizationFailed, .clusterAuthorizationFailed: 403
+        case .topicAuthorizationFailed, .groupAuthorizationFailed, .clusterAuthorizationFailed, .securityDisabled: 403
         case .unknownTopicOrPartition, .groupIDNotFound: 404
         case .topicAlreadyExists, .nonEmptyGroup: 409
         // The cluster did not answer in time (a controller or coordinator moving, a broker down).

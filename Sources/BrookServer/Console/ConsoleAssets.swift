@@ -841,6 +841,150 @@ function viewLogin(main) {
   user.focus();
 }
 
+/* ---------- ACLs and quotas ---------- */
+
+const selectOf = (test, values, chosen) =>
+  h('select', { 'data-test': test }, ...values.map((v) => h('option', { value: v, selected: v === chosen ? true : null }, v)));
+
+function viewAcls(main, ctx) {
+  document.title = 'ACLs \u00b7 Brook';
+  let data = [];
+  const filter = h('input', { type: 'search', placeholder: 'Filter entries\u2026', 'data-test': 'acl-filter', oninput: () => draw() });
+  const count = muted('');
+  const note = h('div', { class: 'body', 'data-test': 'acl-note', hidden: true },
+    'The cluster has no authorizer (authorizer.class.name): every request is allowed and there are no ACLs.');
+  const table = makeTable([
+    { t: 'Permission', v: (a) => a.permission, cls: 'permission',
+      c: (a) => h('span', { class: 'tag ' + (a.permission === 'DENY' ? 'bad' : 'ok') }, a.permission) },
+    { t: 'Principal', v: (a) => a.principal, cls: 'principal' },
+    { t: 'Operation', v: (a) => a.operation, cls: 'operation' },
+    { t: 'Resource', v: (a) => a.resourceType, cls: 'resource-type' },
+    { t: 'Pattern', v: (a) => a.patternType, cls: 'pattern' },
+    { t: 'Name', v: (a) => a.resourceName, cls: 'resource-name' },
+    { t: 'Host', v: (a) => a.host, cls: 'host' },
+    { t: '', c: (a) => (canWrite() ? deleteControl('Remove', 'Remove this entry?', 'acl-delete', async () => {
+      await api('DELETE', '/acls', a);
+      flash(`Removed ${a.permission} ${a.operation} on ${a.resourceType} ${a.resourceName} for ${a.principal}`);
+      await load();
+    }) : null) },
+  ], {
+    row: (a) => ({ 'data-test': 'acl-row', 'data-key': [a.permission, a.principal, a.operation, a.resourceType, a.patternType, a.resourceName].join(' ') }),
+    empty: () => (data.length ? 'No entry matches the filter.' : 'No ACLs.'),
+    sort: [3, 1],
+  });
+  function draw() {
+    const q = filter.value.trim().toLowerCase();
+    const rows = data.filter((a) => [a.principal, a.resourceName, a.operation, a.resourceType].join(' ').toLowerCase().includes(q));
+    count.textContent = `${fmt(rows.length)} of ${fmt(data.length)} entries`;
+    table.set(rows);
+  }
+
+  let form = null, open = null;
+  if (canWrite()) {
+    const principal = h('input', { type: 'text', 'data-test': 'acl-principal', placeholder: 'User:alice', autocomplete: 'off' });
+    const type = selectOf('acl-resource-type', ['TOPIC', 'GROUP', 'CLUSTER', 'TRANSACTIONAL_ID'], 'TOPIC');
+    const name = h('input', { type: 'text', 'data-test': 'acl-resource-name', placeholder: 'orders (* for all)', autocomplete: 'off' });
+    const pattern = selectOf('acl-pattern', ['LITERAL', 'PREFIXED'], 'LITERAL');
+    const operation = selectOf('acl-operation', ['READ', 'WRITE', 'CREATE', 'DELETE', 'ALTER', 'DESCRIBE', 'CLUSTER_ACTION',
+      'DESCRIBE_CONFIGS', 'ALTER_CONFIGS', 'IDEMPOTENT_WRITE', 'ALL'], 'READ');
+    const permission = selectOf('acl-permission', ['ALLOW', 'DENY'], 'ALLOW');
+    const host = h('input', { type: 'text', 'data-test': 'acl-host', value: '*', autocomplete: 'off' });
+    const submit = h('button', { type: 'submit', class: 'primary', 'data-test': 'acl-submit' }, 'Add');
+    form = h('form', { class: 'panel create-form', novalidate: true, hidden: true },
+      h('h2', 'New entry'),
+      h('div', { class: 'form-grid' },
+        field('Principal', principal), field('Permission', permission), field('Operation', operation),
+        field('Resource type', type), field('Resource name', name, 'ignored for CLUSTER'), field('Pattern', pattern), field('Host', host)),
+      h('div', { class: 'form-actions' }, submit, h('button', { type: 'button', onclick: () => { form.hidden = true; } }, 'Cancel')));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const entry = { principal: principal.value.trim(), resourceType: type.value, resourceName: type.value === 'CLUSTER' ? 'kafka-cluster' : name.value.trim(),
+        patternType: pattern.value, operation: operation.value, permission: permission.value, host: host.value.trim() || '*' };
+      if (!/^User:.+/.test(entry.principal)) return flash('A principal is User:NAME (or User:*).', 'error');
+      if (!entry.resourceName) return flash('Name the resource (* for all of its kind).', 'error');
+      submit.disabled = true;
+      try {
+        await api('POST', '/acls', entry);
+        flash(`Added ${entry.permission} ${entry.operation} on ${entry.resourceType} ${entry.resourceName} for ${entry.principal}`);
+        form.hidden = true;
+        await load();
+      } catch (err) { showError(err); } finally { submit.disabled = false; }
+    });
+    open = h('button', { type: 'button', class: 'primary', 'data-test': 'acl-open',
+      onclick: () => { form.hidden = false; principal.focus(); } }, '+ Add entry');
+  }
+  main.append(pageHead('Access control lists', { right: open }), form,
+    panel(null, note, h('div', { class: 'toolbar' }, filter, count), table.el));
+  async function load() {
+    const d = await api('GET', '/acls');
+    if (!ctx.alive) return;
+    note.hidden = d.authorizer;
+    if (open) open.hidden = !d.authorizer;
+    data = d.acls;
+    draw();
+  }
+  ctx.poll(load);
+}
+
+const QUOTA_KEYS = ['producer_byte_rate', 'consumer_byte_rate', 'request_percentage', 'controller_mutation_rate', 'connection_creation_rate'];
+const entityLabel = (entity) => entity.map((p) => `${p.type}=${p.name == null ? '<default>' : p.name}`).join(', ');
+
+function viewQuotas(main, ctx) {
+  document.title = 'Quotas \u00b7 Brook';
+  let data = [];
+  const table = makeTable([
+    { t: 'Entity', v: (q) => entityLabel(q.entity), cls: 'entity' },
+    { t: 'Quota', v: (q) => q.key, cls: 'quota-key' },
+    { t: 'Value', v: (q) => q.value, num: true, cls: 'quota-value' },
+    { t: '', c: (q) => (canWrite() ? deleteControl('Remove', 'Remove this quota?', 'quota-delete', async () => {
+      await api('PUT', '/quotas', { entity: q.entity, remove: [q.key] });
+      flash(`Removed ${q.key} of ${entityLabel(q.entity)}`);
+      await load();
+    }) : null) },
+  ], {
+    row: (q) => ({ 'data-test': 'quota-row', 'data-key': `${entityLabel(q.entity)} ${q.key}` }),
+    empty: 'No client quotas.',
+    sort: [0, 1],
+  });
+
+  let form = null, open = null;
+  if (canWrite()) {
+    const type = selectOf('quota-entity-type', ['user', 'client-id'], 'user');
+    const name = h('input', { type: 'text', 'data-test': 'quota-entity-name', placeholder: 'alice (empty: the default)', autocomplete: 'off' });
+    const key = selectOf('quota-key', QUOTA_KEYS, 'producer_byte_rate');
+    const value = h('input', { type: 'number', min: 0, step: 'any', 'data-test': 'quota-value', placeholder: '1048576' });
+    const submit = h('button', { type: 'submit', class: 'primary', 'data-test': 'quota-submit' }, 'Set');
+    form = h('form', { class: 'panel create-form', novalidate: true, hidden: true },
+      h('h2', 'Set a quota'),
+      h('div', { class: 'form-grid' }, field('Entity type', type), field('Name', name, 'empty: every one without its own'),
+        field('Quota', key, 'bytes/s, or % of a thread for request_percentage'), field('Value', value)),
+      h('div', { class: 'form-actions' }, submit, h('button', { type: 'button', onclick: () => { form.hidden = true; } }, 'Cancel')));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const v = Number(value.value);
+      if (value.value.trim() === '' || !(v >= 0)) return flash('A quota is a number of at least 0.', 'error');
+      const entity = [{ type: type.value, name: name.value.trim() === '' ? null : name.value.trim() }];
+      submit.disabled = true;
+      try {
+        await api('PUT', '/quotas', { entity, set: { [key.value]: v } });
+        flash(`Set ${key.value} of ${entityLabel(entity)} to ${fmt(v)}`);
+        form.hidden = true;
+        await load();
+      } catch (err) { showError(err); } finally { submit.disabled = false; }
+    });
+    open = h('button', { type: 'button', class: 'primary', 'data-test': 'quota-open',
+      onclick: () => { form.hidden = false; name.focus(); } }, '+ Set quota');
+  }
+  main.append(pageHead('Client quotas', { right: open }), form, panel(null, table.el));
+  async function load() {
+    const d = await api('GET', '/quotas');
+    if (!ctx.alive) return;
+    data = d.quotas.flatMap((q) => Object.keys(q.values).sort().map((k) => ({ entity: q.entity, key: k, value: q.values[k] })));
+    table.set(data);
+  }
+  ctx.poll(load);
+}
+
 /* ---------- header, session, router ---------- */
 
 function renderHeader() {
@@ -910,6 +1054,8 @@ const routes = [
   [/^\/topics\/([^/]+)\/records$/, viewRecords, 'topics'],
   [/^\/groups$/, viewGroups, 'groups'],
   [/^\/groups\/([^/]+)$/, viewGroup, 'groups'],
+  [/^\/acls$/, viewAcls, 'acls'],
+  [/^\/quotas$/, viewQuotas, 'quotas'],
   [/^\/login$/, viewLogin, ''],
 ];
 
@@ -963,6 +1109,8 @@ boot();
     <a href="#/" data-test="nav-overview" data-section="overview">Overview</a>
     <a href="#/topics" data-test="nav-topics" data-section="topics">Topics</a>
     <a href="#/groups" data-test="nav-groups" data-section="groups">Consumer groups</a>
+    <a href="#/acls" data-test="nav-acls" data-section="acls">ACLs</a>
+    <a href="#/quotas" data-test="nav-quotas" data-section="quotas">Quotas</a>
   </nav>
   <div class="who" id="who"></div>
 </header>
