@@ -245,6 +245,41 @@ public final class Partition: Sendable {
         return appended
     }
 
+    /// An offset-preserving mirror's append (`MirrorBatches.forAppend`): the source's batches
+    /// at their own offsets, from the log end on (those before it, sent again, are skipped),
+    /// stamped with this leader's epoch and without producer fields. Only a leader writes.
+    /// Returns the offsets written (nil: nothing new) and the log start.
+    public func appendMirrored(_ records: ByteBuffer) throws(AppendError) -> (first: Offset, last: Offset, logStart: Offset)? {
+        let roleEpoch = leaderEpoch
+        let written = try state.withLock { (s: inout Locked) throws(AppendError) -> (first: Offset, last: Offset, logStart: Offset, bytes: Int)? in
+            guard !s.closed else { throw .storage(.closed) }
+            let epoch = try Self.writableEpoch(s, roleEpoch, name)
+            let logEnd = s.log.logEndOffset
+            let prepared: (bytes: [UInt8], first: Offset, last: Offset)?
+            do throws(MirrorBatchError) {
+                prepared = try records.withUnsafeReadableBytes { (bytes) throws(MirrorBatchError) in
+                    try MirrorBatches.forAppend(bytes, logEnd: logEnd, leaderEpoch: epoch)
+                }
+            } catch {
+                throw .producer(.corruptMessage, "\(name): \(error)")
+            }
+            guard let prepared else { return nil }
+            do throws(StorageError) {
+                try s.log.appendReplicated(ByteBuffer(bytes: prepared.bytes))
+            } catch {
+                throw .storage(noted(error))
+            }
+            s.replica?.leaderAppended(logEnd: s.log.logEndOffset)
+            return (prepared.first, prepared.last, s.log.logStartOffset, prepared.bytes.count)
+        }
+        guard let written else { return nil }
+        wakeParked(appendedBytes: written.bytes)
+        highWatermarkMayHaveMoved()
+        traffic.add(.recordsIn, Int(written.last.value - written.first.value + 1))
+        traffic.add(.bytesIn, written.bytes)
+        return (written.first, written.last, written.logStart)
+    }
+
     /// Writes a transaction marker for `producerID` (from the transaction coordinator) and
     /// returns what it ended here.
     /// Returns the transaction it completed and the offset just past the marker.

@@ -56,7 +56,13 @@ public enum TopicConfigs {
         def("segment.jitter.ms", "0", "log.roll.jitter.ms", .long),
         def("segment.ms", "604800000", "log.roll.ms", .long),
         def("unclean.leader.election.enable", "false", "unclean.leader.election.enable", .boolean),
+        // Brook's own: the link of an offset-preserving mirror that alone writes the topic
+        // (empty: a topic like any other). `brook mirror promote` removes it.
+        def(mirrorLink, "", nil, .string),
     ]
+
+    /// `brook.mirror.link`.
+    public static let mirrorLink = "brook.mirror.link"
 
     static let byName: [String: Definition] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
 

@@ -22,6 +22,16 @@ enum ClientFuzzing {
         }
         var batches = Array(input.rest())
         if flags & 4 == 0 { batches.withUnsafeMutableBytes(RecordFuzzing.fixChecksums) }
+        // An offset-preserving mirror's two steps over the same bytes (MirrorBatches): the
+        // committed batches it keeps, and what the target's leader makes of them, which it
+        // takes again unchanged.
+        let kept = batches.withUnsafeBytes { MirrorBatches.committed($0, aborted: aborted) }
+        precondition(kept.batches.count <= batches.count && kept.count <= kept.records + kept.count, "the mirror keeps at most what came")
+        if let prepared = try? kept.batches.withUnsafeBytes({ (b) throws(MirrorBatchError) in try MirrorBatches.forAppend(b, logEnd: from, leaderEpoch: LeaderEpoch(3)) }) {
+            precondition(prepared.first >= from && prepared.last >= prepared.first, "a mirror append starts at or after the log end")
+            let again = try? prepared.bytes.withUnsafeBytes { (b) throws(MirrorBatchError) in try MirrorBatches.forAppend(b, logEnd: from, leaderEpoch: LeaderEpoch(3)) }
+            precondition(again?.bytes == prepared.bytes && again?.first == prepared.first, "a mirror append is taken again as it is")
+        }
         guard let fetched = try? RecordDecoding.decode(ByteBuffer(bytes: batches), topic: "t", partition: 0, from: from,
                                                       aborted: flags & 2 != 0 ? aborted : nil, verifyingCRC: flags & 1 != 0)
         else { return }

@@ -15,7 +15,7 @@ import Glibc
 struct MirrorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mirror", abstract: "Mirror topics (and groups' offsets) from one cluster to another (as MirrorMaker 2).",
-        subcommands: [MirrorRun.self, MirrorStatusCommand.self], defaultSubcommand: MirrorRun.self)
+        subcommands: [MirrorRun.self, MirrorStatusCommand.self, MirrorPromote.self], defaultSubcommand: MirrorRun.self)
 }
 
 /// A client properties file for one side of the mirror (security settings and client settings).
@@ -67,12 +67,16 @@ struct MirrorRun: AsyncParsableCommand {
     @Flag(name: .customLong("exactly-once"),
           help: "Copy in transactions on the target, each with its checkpoint: each record once after any stop (for read_committed consumers).")
     var exactlyOnce = false
+    @Flag(name: .customLong("preserve-offsets"),
+          help: "Offset-preserving mirror topics (the target must be Brook): the source's committed batches at their own offsets, the target topics read-only until `brook mirror promote`.")
+    var preserveOffsets = false
     @Option(name: .customLong("http-listeners"),
             help: "Serve /metrics (Prometheus: records copied, lag, checkpoints), /health and /ready on these, http://host:port[,...] (default: none).")
     var httpListeners: String?
 
     func run() async throws {
         guard refreshIntervalMs > 0, checkpointIntervalMs > 0 else { throw ValidationError("intervals are positive") }
+        if preserveOffsets && exactlyOnce { throw ValidationError("--preserve-offsets copies each batch once already: it takes no --exactly-once") }
         var listeners: [Listener] = []
         if let httpListeners {
             do { listeners = try Listener.parseList(httpListeners, key: "--http-listeners") } catch { throw ValidationError("\(error)") }
@@ -98,6 +102,7 @@ struct MirrorRun: AsyncParsableCommand {
             built.checkpointIntervalMs = checkpointIntervalMs
             built.replicationFactor = replicationFactor
             built.exactlyOnce = exactlyOnce
+            built.preserveOffsets = preserveOffsets
             config = built
         } catch { throw ValidationError("\(error)") }
         let mirror: Mirror
@@ -149,6 +154,7 @@ struct MirrorRun: AsyncParsableCommand {
         }
         withExtendedLifetime(sources) {}
         let status = await mirror.currentStatus()
+        for (topic, why) in status.stoppedTopics.sorted(by: { $0.key < $1.key }) { printError("brook mirror \(name): \(topic) not copied: \(why)") }
         printError("brook mirror \(name): stopped after copying \(status.recordsCopied) records of \(status.topics.count) topics")
     }
 }
@@ -218,5 +224,43 @@ struct MirrorStatusCommand: AsyncParsableCommand {
         } else {
             print("no heartbeat in the last minute")
         }
+    }
+}
+
+struct MirrorPromote: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "promote",
+        abstract: "Make offset-preserving mirror topics on the target writable (their mirror stops copying them).")
+    @Option(help: "The target cluster's bootstrap server(s).") var target: String
+    @Option(name: .customLong("target-config"), help: "A client properties file for the target.") var targetConfig: String?
+    @Option(help: "The mirror's name (its topics' brook.mirror.link).") var name = "default"
+    @Option(help: "A mirror topic to promote (repeatable).") var topic: [String]
+
+    func run() async throws {
+        guard !topic.isEmpty else { throw ValidationError("name the topics to promote with --topic") }
+        let side = try MirrorSide(bootstrap: target, configFile: targetConfig)
+        var config = AdminConfig(bootstrapServers: target.split(separator: ",").map(String.init))
+        config.clientID = "brook-mirror-promote"
+        config.apiTimeoutMs = 10_000
+        let admin = KafkaAdmin(config, cluster: ClusterClient(bootstrap: config.bootstrapServers, connect: try side.connector(clientID: config.clientID)))
+        defer { Task { await admin.close() } }
+        var failed = false
+        for name in topic {
+            do {
+                let entries = try await admin.describeConfigs(.topic(name))
+                let link = entries.first { $0.name == MirrorConfig.mirrorLinkConfig }?.value ?? ""
+                guard link == self.name else {
+                    printError(link.isEmpty ? "\(name): not a mirror topic (promoted already?)" : "\(name): a mirror topic of link \(link), not \(self.name)")
+                    failed = true
+                    continue
+                }
+                try await admin.alterConfigs(.topic(name), set: [:], delete: [MirrorConfig.mirrorLinkConfig])
+                print("\(name): promoted (writable; mirror \(self.name) no longer copies it)")
+            } catch {
+                printError("\(name): \(error)")
+                failed = true
+            }
+        }
+        if failed { throw ExitCode(1) }
     }
 }

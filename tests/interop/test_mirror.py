@@ -253,3 +253,95 @@ def test_exactly_once_through_kills(broker_factory, tmp_path):
         mirror.stop()
         writer.join(30)
         log.close()
+
+
+@pytest.mark.timeout(300)
+def test_offset_preserving_mirror_topics(broker_factory, tmp_path):
+    """`--preserve-offsets` (Brook as the target): every committed source record is on the
+    target at its own offset (an aborted transaction and a log start moved by DeleteRecords
+    leave their offsets unused there too), as librdkafka reads both; producers are refused
+    (POLICY_VIOLATION) until `brook mirror promote`; a group's offsets are the same numbers; a
+    SIGKILLed mirror goes on from the target's log without a copy twice; once promoted, the
+    topic takes librdkafka's writes and the running mirror stops copying it."""
+    from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+    source, target = broker_factory(), broker_factory()
+    topic, name = unique_topic("mir-po"), unique_topic("po")
+    ck_create_topic(source.bootstrap, topic, partitions=2, config={"retention.ms": "86400000"})
+    ck_produce(source.bootstrap, topic, [Spec(i, f"k{i}".encode(), f"a{i}".encode(), (("h", b"1"),), i % 2) for i in range(40)])
+    txn = Producer({"bootstrap.servers": source.bootstrap, "transactional.id": unique_topic("po-txn")})
+    txn.init_transactions(30)
+    txn.begin_transaction()
+    for i in range(10):
+        txn.produce(topic, value=f"aborted{i}".encode(), partition=0)
+    txn.flush(30)
+    txn.abort_transaction(30)
+    txn.begin_transaction()
+    for i in range(10):
+        txn.produce(topic, value=f"committed{i}".encode(), partition=0)
+    txn.commit_transaction(30)
+    ck_produce(source.bootstrap, topic, [Spec(i, None, f"b{i}".encode(), (), i % 2) for i in range(20)])
+    # Partition 1 starts at 7 on the source.
+    source_admin = ck_admin(source.bootstrap)  # referenced until its futures are done
+    [deleted] = source_admin.delete_records([TopicPartition(topic, 1, 7)], request_timeout=30).values()
+    assert deleted.result(30).low_watermark == 7
+    group = unique_topic("po-g")
+    committer = Consumer({"bootstrap.servers": source.bootstrap, "group.id": group, "enable.auto.commit": False})
+    committer.commit(offsets=[TopicPartition(topic, 0, 33), TopicPartition(topic, 1, 12)], asynchronous=False)
+    committer.close()
+
+    def records(bootstrap: str, expected: int) -> list:
+        got = ck_consume(bootstrap, topic, range(2), expected, timeout=60, **{"isolation.level": "read_committed"})
+        return sorted((r.partition, r.offset, r.key, r.value, tuple(r.headers), r.timestamp) for r in got)
+
+    committed_count = 40 + 10 + 20 - 7  # less the aborted ten and the seven deleted
+    log = open(tmp_path / "mirror.log", "wb")
+    args = ("--preserve-offsets", "--name", name, "--groups", "po-g-.*")
+    mirror = MirrorProcess(source.bootstrap, target.bootstrap, topic, *args, log=log).start()
+    try:
+        wait_for("the mirror topic", lambda: topic_partitions(target.bootstrap, topic) == 2)
+        want = records(source.bootstrap, committed_count)
+        assert len(want) == committed_count
+        assert records(target.bootstrap, committed_count) == want
+        assert own_configs(target.bootstrap, topic).get("brook.mirror.link") == name
+        # Producers are refused.
+        refused = []
+        p = Producer({"bootstrap.servers": target.bootstrap})
+        p.produce(topic, value=b"nope", partition=0, on_delivery=lambda err, msg: refused.append(err))
+        p.flush(30)
+        assert refused and refused[0] is not None and refused[0].code() == KafkaError.POLICY_VIOLATION, refused
+        # The group's offsets, the same numbers.
+        peer = Consumer({"bootstrap.servers": target.bootstrap, "group.id": group, "enable.auto.commit": False})
+        try:
+            wait_for("the group's offsets", lambda: {tp.partition: tp.offset for tp in peer.committed(
+                [TopicPartition(topic, q) for q in range(2)], timeout=10)} == {0: 33, 1: 12}, limit_s=30)
+        finally:
+            peer.close()
+        # Killed hard and started again: goes on from the target's log, nothing twice.
+        assert mirror.stop(signal.SIGKILL) != 0
+        ck_produce(source.bootstrap, topic, [Spec(i, None, f"c{i}".encode(), (), i % 2) for i in range(30)])
+        mirror = MirrorProcess(source.bootstrap, target.bootstrap, topic, *args, log=log).start()
+        want = records(source.bootstrap, committed_count + 30)
+        wait_for("the records written while the mirror was down",
+                 lambda: len(ck_consume(target.bootstrap, topic, range(2), committed_count + 30, timeout=10, strict=False)) >= committed_count + 30)
+        time.sleep(1.0)
+        assert records(target.bootstrap, committed_count + 30) == want
+        # Promoted: librdkafka writes; the mirror stops copying it.
+        out = subprocess.run([str(BROOK_BIN), "mirror", "promote", "--target", target.bootstrap, "--name", name, "--topic", topic],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "promoted" in out.stdout, out.stdout + out.stderr
+        again = subprocess.run([str(BROOK_BIN), "mirror", "promote", "--target", target.bootstrap, "--name", name, "--topic", topic],
+                               capture_output=True, text=True, timeout=60)
+        assert again.returncode != 0 and "not a mirror topic" in again.stderr
+        delivered = []
+        p.produce(topic, value=b"after promotion", partition=0, on_delivery=lambda err, msg: delivered.append((err, msg.offset() if msg else None)))
+        p.flush(30)
+        assert delivered and delivered[0][0] is None, delivered
+        ck_produce(source.bootstrap, topic, [Spec(i, None, f"d{i}".encode(), (), 0) for i in range(5)])
+        time.sleep(3)
+        values = [r.value for r in ck_consume(target.bootstrap, topic, [0], 1, timeout=10, strict=False, start={0: delivered[0][1]})]
+        assert values[:1] == [b"after promotion"] and not any(v.startswith(b"d") for v in values), values
+        assert mirror.stop(signal.SIGTERM) == 0
+        assert "not copied" in (tmp_path / "mirror.log").read_text(errors="replace")
+    finally:
+        mirror.stop()
+        log.close()

@@ -89,12 +89,20 @@ struct ProduceHandler: ApiHandler {
         // With an authorizer: WRITE on each topic, and on the transactional id when there is one.
         let authorization = context.authorization
         let transactionAllowed = request.transactionalId.map { authorization.allows(.write, .transactionalID, $0) } ?? true
+        let mirrorWriter = request.transactionalId.flatMap { $0.hasPrefix(Self.mirrorPrefix) ? String($0.dropFirst(Self.mirrorPrefix.count)) : nil }
         let responses = request.topicData.map { topic in
             let writable = authorization.allows(.write, .topic, topic.name)
+            let mirror = Self.mirrorWrite(topic: topic.name, writer: mirrorWriter, context: context)
             return ProduceResponse.TopicProduceResponse(name: topic.name, partitionResponses: topic.partitionData.map { data in
                 guard validAcks else { return failure(data.index, .invalidRequiredAcks, nil) }
                 guard transactionAllowed else { return failure(data.index, .transactionalIDAuthorizationFailed, nil) }
                 guard writable else { return failure(data.index, .topicAuthorizationFailed, nil) }
+                if case .refused(let message) = mirror { return failure(data.index, .policyViolation, message) }
+                if case .mirrored = mirror {
+                    let (result, wait) = appendMirrored(data, topic: topic.name, acksAll: acksAll, context: context)
+                    if let wait { replicated.append((topic.name, data.index, wait.partition, wait.end)) }
+                    return result
+                }
                 let (result, wait) = append(data, topic: topic.name, transactionalID: request.transactionalId, acksAll: acksAll, context: context)
                 if let wait { replicated.append((topic.name, data.index, wait.partition, wait.end)) }
                 return result
@@ -196,6 +204,60 @@ struct ProduceHandler: ApiHandler {
             case .storage(let error):
                 let code = ErrorMapping.code(for: error)
                 if code == .kafkaStorageError { context.broker.logger.error("append to \(partition.name) failed: \(error)") }
+                return (failure(data.index, code, "\(error)"), nil)
+            }
+        }
+    }
+
+    /// An offset-preserving mirror (`brook mirror --preserve-offsets`) writes with this
+    /// transactional id prefix and its link's name: only to the topics whose
+    /// `brook.mirror.link` names that link, and nothing else writes to those.
+    static let mirrorPrefix = "brook-mirror:"
+
+    enum MirrorWrite {
+        case normal
+        case mirrored
+        case refused(String)
+    }
+
+    static func mirrorWrite(topic: String, writer: String?, context: RequestContext) -> MirrorWrite {
+        let link = context.broker.topics.topic(topic)?.overrides[TopicConfigs.mirrorLink] ?? ""
+        switch (writer, link.isEmpty) {
+        case (nil, true): return .normal
+        case (nil, false):
+            return .refused("\(topic) is a read-only mirror topic of link \(link); `brook mirror promote` makes it writable")
+        case (let writer?, false) where writer == link: return .mirrored
+        case (let writer?, _):
+            return .refused("\(topic) is not a mirror topic of link \(writer)\(link.isEmpty ? " (promoted, or never one)" : " (its link is \(link))")")
+        }
+    }
+
+    /// A mirror's batches, at their own offsets (Partition.appendMirrored).
+    func appendMirrored(_ data: ProduceRequest.TopicProduceData.PartitionProduceData, topic: String, acksAll: Bool,
+                        context: RequestContext) -> (PartitionResult, (partition: Partition, end: Offset)?) {
+        let found = context.broker.topics.lookup(topic, data.index)
+        guard case .hosted(let partition) = found else { return (failure(data.index, found.absentCode, nil), nil) }
+        guard partition.isLeader else { return (failure(data.index, .notLeaderOrFollower, "This broker does not lead \(partition.name)"), nil) }
+        if acksAll && !partition.hasEnoughReplicas {
+            return (failure(data.index, .notEnoughReplicas, "The in-sync replicas of \(partition.name) are fewer than min.insync.replicas"), nil)
+        }
+        guard case .bytes(let records)? = data.records, records.readableBytes > 0 else {
+            return (failure(data.index, .corruptMessage, "The request holds no record batch"), nil)
+        }
+        do throws(Partition.AppendError) {
+            guard let written = try partition.appendMirrored(records) else {
+                // Copied already: answered with the log end, where the mirror goes on.
+                return (PartitionResult(index: data.index, errorCode: 0, baseOffset: partition.logEndOffset, logAppendTimeMs: -1,
+                                        logStartOffset: partition.offsets.logStart), nil)
+            }
+            let answer = PartitionResult(index: data.index, errorCode: 0, baseOffset: written.first, logAppendTimeMs: -1, logStartOffset: written.logStart)
+            return (answer, acksAll ? (partition, written.last + 1) : nil)
+        } catch {
+            switch error {
+            case .producer(let code, let message): return (failure(data.index, code, message), nil)
+            case .storage(let error):
+                let code = ErrorMapping.code(for: error)
+                if code == .kafkaStorageError { context.broker.logger.error("mirrored append to \(partition.name) failed: \(error)") }
                 return (failure(data.index, code, "\(error)"), nil)
             }
         }

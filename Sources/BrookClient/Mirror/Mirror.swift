@@ -23,6 +23,12 @@ public struct MirrorConfig: Sendable {
     /// stopped hard and started again copies each record once (read_committed consumers of
     /// the target see each once).
     public var exactlyOnce = false
+    /// Offset-preserving mirror topics (the target must be Brook): each topic is made on the
+    /// target with `brook.mirror.link` set to the mirror's name, read-only for producers, and
+    /// the source's committed batches are copied as they are to the same offsets, so consumers
+    /// and group offsets need no translation. The progress is the target's own log. Not with
+    /// `exactlyOnce` (each batch goes once anyway).
+    public var preserveOffsets = false
     /// The source side (bootstrap and client settings; the mirror sets the rest).
     public var source: ConsumerConfig
     /// The target side.
@@ -41,8 +47,12 @@ public struct MirrorConfig: Sendable {
     /// CreateTime, so that copied records keep their source timestamps.
     public static let configsNotCopied: Set<String> = [
         "follower.replication.throttled.replicas", "leader.replication.throttled.replicas", "message.timestamp.difference.max.ms",
-        "message.timestamp.type", "unclean.leader.election.enable", "min.insync.replicas",
+        "message.timestamp.type", "unclean.leader.election.enable", "min.insync.replicas", mirrorLinkConfig,
     ]
+
+    /// The target topic config naming the offset-preserving mirror that alone writes it
+    /// (Brook's `brook.mirror.link`); `brook mirror promote` removes it.
+    public static let mirrorLinkConfig = "brook.mirror.link"
 }
 
 /// How far a mirror is.
@@ -54,6 +64,9 @@ public struct MirrorStatus: Sendable {
     /// Per partition, source records not copied yet (as the last fetch saw the source's end).
     public var lag: [TopicPartition: Int64] = [:]
     public var groupsTranslated = 0
+    /// Offset-preserving mirrors: topics no longer copied, and why (promoted on the target, or
+    /// never made a mirror topic there).
+    public var stoppedTopics: [String: String] = [:]
     /// When the last checkpoint was written (ms since the epoch; nil: none yet).
     public var lastCheckpointMs: Int64?
 }
@@ -90,8 +103,14 @@ public actor Mirror {
     var regex: Regex<AnyRegexOutput>
     var groupRegex: Regex<AnyRegexOutput>?
     let clock = ElapsedClock()
+    /// Offset-preserving mode: each partition's next source offset, and the leaders.
+    var preservePositions: [TopicPartition: Offset] = [:]
+    var sourceLeaders: [TopicPartition: NodeID] = [:]
+    var targetLeaders: [TopicPartition: NodeID] = [:]
+    var leadersStale = false
 
     public init(_ config: MirrorConfig, sourceConnect: @escaping ClusterClient.Connect, targetConnect: @escaping ClusterClient.Connect) throws {
+        precondition(!(config.preserveOffsets && config.exactlyOnce), "an offset-preserving mirror is not transactional")
         self.config = config
         do {
             regex = try Regex(config.topics)
@@ -139,6 +158,11 @@ public actor Mirror {
             // Exactly once: a mirror of the same name still running is fenced, and what it left
             // open aborted, before the checkpoints are read.
             if config.exactlyOnce { try await producer.initTransactions() }
+            if config.preserveOffsets {
+                try await runPreserving()
+                await close()
+                return
+            }
             try await refreshTopics()
             var nextRefresh = nowMs() + config.refreshIntervalMs
             var nextCheckpoint = nowMs() + config.checkpointIntervalMs
@@ -273,8 +297,9 @@ public actor Mirror {
         for group in groups where (try? groupRegex.wholeMatch(in: group)) != nil && group != config.checkpointGroup {
             guard let committed = try? await source.committedOffsets(nil, group: group, timeoutMs: timeout, backoffMs: backoff) else { continue }
             var translated: [TopicPartition: Offset] = [:]
-            for (partition, offset) in committed where status.topics[partition.topic] != nil {
-                if let mapped = syncs.translate(partition, offset) { translated[partition] = mapped }
+            for (partition, offset) in committed where status.topics[partition.topic] != nil && status.stoppedTopics[partition.topic] == nil {
+                // Offset-preserving topics: the same offsets.
+                if let mapped = config.preserveOffsets ? offset : syncs.translate(partition, offset) { translated[partition] = mapped }
             }
             guard !translated.isEmpty else { continue }
             let current = (try? await target.committedOffsets(Array(translated.keys), group: group, timeoutMs: timeout, backoffMs: backoff)) ?? [:]
@@ -307,6 +332,7 @@ public actor Mirror {
         let configs = try await sourceConfigs(Array(wanted.keys))
         try await ensureTargetTopics(wanted, configs: configs)
         status.topics = wanted
+        if config.preserveOffsets { return try await startPreserving(wanted) }
         let before = Set(await consumer.assignment())
         let partitions = wanted.sorted { $0.key < $1.key }.flatMap { name, count in (0..<count).map { TopicPartition(name, $0) } }
         let added = partitions.filter { !before.contains($0) }
@@ -362,7 +388,9 @@ public actor Mirror {
         let missing = wanted.merging(heartbeats) { a, _ in a }.filter { existing[$0.key] == nil }
         for (name, count) in missing.sorted(by: { $0.key < $1.key }) {
             do {
-                try await targetAdmin.createTopics([NewTopic(name, partitions: count, replicationFactor: config.replicationFactor, configs: configs[name] ?? [:])])
+                var settings = configs[name] ?? [:]
+                if config.preserveOffsets && wanted[name] != nil { settings[MirrorConfig.mirrorLinkConfig] = config.name }
+                try await targetAdmin.createTopics([NewTopic(name, partitions: count, replicationFactor: config.replicationFactor, configs: settings)])
             } catch let error as KafkaError where error.code == .topicAlreadyExists {}
             copiedConfigs[name] = configs[name] ?? [:]
         }
