@@ -73,6 +73,10 @@ public enum MirrorBatches {
             guard header.baseOffset >= logEnd else {
                 throw MirrorBatchError("the batch at \(header.baseOffset)...\(header.lastOffset) straddles the log end \(logEnd)")
             }
+            // A segment holds offsets within 2^31 of its base, and the log rolls at its end.
+            guard header.lastOffset.value - logEnd.value < Int64(Int32.max) else {
+                throw MirrorBatchError("the batch at \(header.baseOffset) is more than 2^31 offsets past the log end \(logEnd)")
+            }
             let covered = UnsafeRawBufferPointer(rebasing: batch[RecordBatchHeader.Field.attributes...])
             guard CRC32C.checksum(covered) == header.crc else { throw MirrorBatchError("the batch at \(header.baseOffset) fails its CRC check") }
             let start = out.count

@@ -206,9 +206,11 @@ final class LogSegment {
         while let (position, bytes) = try scanner.next() {
             do {
                 let header = try RecordBatchValidator.validate(bytes, check: .checksum)
-                // The base offset lies outside the CRC: check it against its neighbours. Only
-                // compaction leaves gaps between batches.
-                let inOrder = config.cleanupCompact ? header.baseOffset >= minimumOffset : header.baseOffset == minimumOffset
+                // The base offset lies outside the CRC: check it against its neighbours. Gaps
+                // between batches are fine (compaction leaves them, and so do an offset-preserving
+                // mirror's topics, where the source's aborted transactions and markers were), as
+                // in Kafka's recovery; going back is not.
+                let inOrder = header.baseOffset >= minimumOffset
                 guard inOrder, header.lastOffset - baseOffset <= Int64(Int32.max) else {
                     defect = "batch offsets \(header.baseOffset)...\(header.lastOffset) out of order (expected \(minimumOffset) or later)"
                     break

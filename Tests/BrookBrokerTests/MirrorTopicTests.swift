@@ -60,8 +60,25 @@ import Testing
         #expect(try h.send(change, version: 1).responses[0].errorCode == 0)
         #expect(try h.produce("m", batch(at: 0, ["p"])).baseOffset == Offset(7))
         #expect(try mirrored(h, "m", [batch(at: 8, ["y"])], link: "dc1").errorCode == ErrorCode.policyViolation.rawValue)
-        // A topic that never was one refuses the mirror too.
+        // A topic that never was one refuses the mirror too; one that does not exist is unknown.
         try h.createTopic("plain")
         #expect(try mirrored(h, "plain", [batch(at: 0, ["q"])], link: "dc1").errorCode == ErrorCode.policyViolation.rawValue)
+        #expect(try mirrored(h, "nowhere", [batch(at: 0, ["q"])], link: "dc1").errorCode == ErrorCode.unknownTopicOrPartition.rawValue)
+    }
+
+    @Test func aMirrorTopicTakesNoTransactionAndNoHugeGap() throws {
+        let h = try BrokerHarness()
+        defer { h.close() }
+        try h.createTopic("m", configs: ["brook.mirror.link": "dc1"])
+        try h.createTopic("other")
+        let ids = try h.send(InitProducerIdRequest(transactionalId: "t1", transactionTimeoutMs: 60_000), version: 4)
+        let add = AddPartitionsToTxnRequest(v3AndBelowTransactionalId: "t1", v3AndBelowProducerId: ids.producerId, v3AndBelowProducerEpoch: ids.producerEpoch,
+                                            v3AndBelowTopics: [.init(name: "m", partitions: [0]), .init(name: "other", partitions: [0])])
+        let results = try h.send(add, version: 3).resultsByTopicV3AndBelow
+        #expect(results.first { $0.name == "m" }?.resultsByPartition[0].partitionErrorCode == ErrorCode.policyViolation.rawValue)
+        #expect(results.first { $0.name == "other" }?.resultsByPartition[0].partitionErrorCode == ErrorCode.operationNotAttempted.rawValue)
+        // A segment holds offsets within 2^31 of its base: a batch further past the log end is refused.
+        #expect(try mirrored(h, "m", [batch(at: Int64(Int32.max) + 5, ["far"])], link: "dc1").errorCode == ErrorCode.corruptMessage.rawValue)
+        #expect(try mirrored(h, "m", [batch(at: 1_000_000, ["near"])], link: "dc1").baseOffset == Offset(1_000_000))
     }
 }

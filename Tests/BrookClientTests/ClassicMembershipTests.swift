@@ -210,6 +210,21 @@ import Testing
         #expect(ClassicAssignor.withoutMoving(assignment, owned: [:]) == assignment)
     }
 
+    /// An eager leader (naming an eager assignor too) of a group that chose cooperative-sticky
+    /// holds back what the cooperative members still own, as the Java client's leader does.
+    @Test func anEagerLeaderOfACooperativeGroupHoldsBackOwnedPartitions() {
+        var m = ClassicMembership(assignors: [.cooperativeSticky, .range], heartbeatIntervalMs: 1000)
+        #expect(!m.cooperative)
+        m.subscribe(["t"])
+        m.sent()
+        let owner = ConsumerProtocol.encode(.init(topics: ["t"], owned: ["t": [0, 1, 2, 3]], generation: 4))
+        m.joined(memberID: "lead", generation: 5, leader: "lead", protocolName: "cooperative-sticky",
+                 members: [("lead", ConsumerProtocol.encode(.init(topics: ["t"]))), ("b", owner)])
+        let assigned = m.assignments(partitions: ["t": 4])
+        #expect(assigned["lead"] == [], "b still owns all four: none moves to the leader yet")
+        #expect(assigned["b"]?.count == 2)
+    }
+
     /// A cooperative member keeps its partitions through a rebalance, says so in its join,
     /// gives up only what its assignment leaves out and then joins again.
     @Test func aCooperativeMemberGivesUpOnlyWhatMoves() {

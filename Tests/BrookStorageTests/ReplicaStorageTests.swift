@@ -16,6 +16,20 @@ import Testing
         try PartitionLog.open(directory: dir.partition, config: smallConfig(), clock: SystemClock(), logger: quietLogger)
     }
 
+    /// Gaps between batches in a log that is not compacted (an offset-preserving mirror's, a
+    /// follower's of it) survive a crash: recovery cuts only where offsets go back.
+    @Test func gapsSurviveCrashRecovery() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        var log: PartitionLog? = try open(dir)
+        try log!.appendReplicated(buffer(batch(0, count: 3, epoch: 0) + batch(7, count: 2, epoch: 0) + batch(20, count: 1, epoch: 1)))
+        #expect(log!.logEndOffset == Offset(21))
+        log = nil  // no close: the next open recovers
+        let reopened = try open(dir)
+        #expect(reopened.segmentsRecoveredAtOpen >= 1)
+        #expect(reopened.logEndOffset == Offset(21))
+    }
+
     @Test func aFollowerKeepsTheLeadersOffsetsAndEpochs() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }

@@ -65,6 +65,13 @@ struct AddPartitionsToTxnHandler: ApiHandler {
             for p in partitions { codes[p] = refused.contains(p.topic) ? .topicAuthorizationFailed : .operationNotAttempted }
             return (codes, [])
         }
+        // An offset-preserving mirror topic takes no transaction (its markers would take offsets
+        // the mirror copies into): refused as its produces are.
+        let mirrors = Set(partitions.map(\.topic).filter { context.broker.topics.topic($0)?.overrides[TopicConfigs.mirrorLink].map { !$0.isEmpty } == true })
+        if !mirrors.isEmpty {
+            for p in partitions { codes[p] = mirrors.contains(p.topic) ? .policyViolation : .operationNotAttempted }
+            return (codes, [])
+        }
         if verifyOnly {
             for p in partitions {
                 codes[p] = service.verify(transactionalID: id, producerID: producerID, epoch: epoch, partition: p, asCoordinator: true) ?? ErrorCode.none

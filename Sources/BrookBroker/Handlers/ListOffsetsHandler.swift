@@ -43,8 +43,10 @@ struct ListOffsetsHandler: ApiHandler {
             return result
         }
         do throws(StorageError) {
-            // read_committed consumers see up to the last stable offset.
-            let lastStable = readCommitted && p.timestamp == Self.latest ? partition.offsets.lastStable : nil
+            // The latest offset is the high watermark (what consumers may read, as Kafka
+            // answers), the last stable offset for read_committed.
+            let readable = p.timestamp == Self.latest ? partition.offsets : nil
+            let lastStable = readable.map { readCommitted ? $0.lastStable : $0.highWatermark }
             let found: TimestampedOffset? = try partition.withLog { log throws(StorageError) -> TimestampedOffset? in
                 switch p.timestamp {
                 case Self.latest: TimestampedOffset(offset: lastStable ?? log.logEndOffset, timestamp: .none)

@@ -98,6 +98,7 @@ struct ProduceHandler: ApiHandler {
                 guard transactionAllowed else { return failure(data.index, .transactionalIDAuthorizationFailed, nil) }
                 guard writable else { return failure(data.index, .topicAuthorizationFailed, nil) }
                 if case .refused(let message) = mirror { return failure(data.index, .policyViolation, message) }
+                if case .unknown = mirror { return failure(data.index, .unknownTopicOrPartition, nil) }
                 if case .mirrored = mirror {
                     let (result, wait) = appendMirrored(data, topic: topic.name, acksAll: acksAll, context: context)
                     if let wait { replicated.append((topic.name, data.index, wait.partition, wait.end)) }
@@ -216,12 +217,14 @@ struct ProduceHandler: ApiHandler {
 
     enum MirrorWrite {
         case normal
+        case unknown
         case mirrored
         case refused(String)
     }
 
     static func mirrorWrite(topic: String, writer: String?, context: RequestContext) -> MirrorWrite {
-        let link = context.broker.topics.topic(topic)?.overrides[TopicConfigs.mirrorLink] ?? ""
+        guard let known = context.broker.topics.topic(topic) else { return writer == nil ? .normal : .unknown }
+        let link = known.overrides[TopicConfigs.mirrorLink] ?? ""
         switch (writer, link.isEmpty) {
         case (nil, true): return .normal
         case (nil, false):
@@ -246,9 +249,11 @@ struct ProduceHandler: ApiHandler {
         }
         do throws(Partition.AppendError) {
             guard let written = try partition.appendMirrored(records) else {
-                // Copied already: answered with the log end, where the mirror goes on.
-                return (PartitionResult(index: data.index, errorCode: 0, baseOffset: partition.logEndOffset, logAppendTimeMs: -1,
-                                        logStartOffset: partition.offsets.logStart), nil)
+                // Copied already: answered with the log end, where the mirror goes on, once the
+                // replicas have it (acks=all) as for a new write.
+                let end = partition.logEndOffset
+                return (PartitionResult(index: data.index, errorCode: 0, baseOffset: end, logAppendTimeMs: -1,
+                                        logStartOffset: partition.offsets.logStart), acksAll ? (partition, end) : nil)
             }
             let answer = PartitionResult(index: data.index, errorCode: 0, baseOffset: written.first, logAppendTimeMs: -1, logStartOffset: written.logStart)
             return (answer, acksAll ? (partition, written.last + 1) : nil)

@@ -160,8 +160,11 @@ struct ClassicMembership {
     /// the assignor the coordinator chose; the counts are kept to notice a change.
     mutating func assignments(partitions: [String: Int32]) -> [String: [TopicPartition]] {
         assignedCounts = partitions
-        let assigned = (assignor ?? assignors[0]).assign(members: members, partitions: partitions)
-        return cooperative ? ClassicAssignor.withoutMoving(assigned, owned: membersOwning) : assigned
+        let chosen = assignor ?? assignors[0]
+        let assigned = chosen.assign(members: members, partitions: partitions)
+        // By the assignor the group chose, as the Java client's: an eager leader (one naming an
+        // eager assignor too) of cooperative members holds back what they still own as well.
+        return chosen.cooperative ? ClassicAssignor.withoutMoving(assigned, owned: membersOwning) : assigned
     }
 
     /// The partition counts the leader's assignment was made from (nil: not the leader).

@@ -92,12 +92,12 @@ public actor Mirror {
     let producer: KafkaProducer
     var progress = MirrorProgress()
     var syncs = OffsetSyncs()
-    var status = MirrorStatus() {
-        didSet { published.withLock { $0 = status } }
-    }
-    /// The status as of its last change, for readers that cannot wait for the actor (a
-    /// metrics scrape).
+    var status = MirrorStatus()
+    /// The status as of the last round (`publish`), for readers that cannot wait for the actor
+    /// (a metrics scrape).
     private nonisolated let published = Mutex(MirrorStatus())
+
+    func publish() { published.withLock { $0 = status } }
     /// The source settings copied to each target topic (what the target was given).
     var copiedConfigs: [String: [String: String]] = [:]
     var regex: Regex<AnyRegexOutput>
@@ -108,6 +108,8 @@ public actor Mirror {
     var sourceLeaders: [TopicPartition: NodeID] = [:]
     var targetLeaders: [TopicPartition: NodeID] = [:]
     var leadersStale = false
+    /// Target topics known to be this mirror's (their `brook.mirror.link`).
+    var linked: Set<String> = []
 
     public init(_ config: MirrorConfig, sourceConnect: @escaping ClusterClient.Connect, targetConnect: @escaping ClusterClient.Connect) throws {
         precondition(!(config.preserveOffsets && config.exactlyOnce), "an offset-preserving mirror is not transactional")
@@ -187,6 +189,7 @@ public actor Mirror {
                     try await refreshTopics()
                     nextRefresh = nowMs() + config.refreshIntervalMs
                 }
+                publish()
             }
             // Stopping: what was fetched is copied and checkpointed, in a task of its own (this
             // one is cancelled, and its waits would end at once).
@@ -298,8 +301,10 @@ public actor Mirror {
             guard let committed = try? await source.committedOffsets(nil, group: group, timeoutMs: timeout, backoffMs: backoff) else { continue }
             var translated: [TopicPartition: Offset] = [:]
             for (partition, offset) in committed where status.topics[partition.topic] != nil && status.stoppedTopics[partition.topic] == nil {
-                // Offset-preserving topics: the same offsets.
-                if let mapped = config.preserveOffsets ? offset : syncs.translate(partition, offset) { translated[partition] = mapped }
+                // Offset-preserving topics: the same offsets, at most what was copied (a group
+                // resuming on a promoted topic must not skip records never copied).
+                let mapped = config.preserveOffsets ? preservePositions[partition].map { min(offset, $0) } : syncs.translate(partition, offset)
+                if let mapped { translated[partition] = mapped }
             }
             guard !translated.isEmpty else { continue }
             let current = (try? await target.committedOffsets(Array(translated.keys), group: group, timeoutMs: timeout, backoffMs: backoff)) ?? [:]

@@ -32,15 +32,28 @@ extension Mirror {
                 try await refreshTopics()
                 nextRefresh = nowMs() + config.refreshIntervalMs
             }
+            publish()
             if copied == 0 { try? await Task.sleep(for: .milliseconds(100)) }
         }
         await checkpointPreserving()
+        publish()
     }
 
     /// The leaders of `wanted`'s partitions on both sides; partitions new to the mirror start
     /// at the target's log end.
     func startPreserving(_ wanted: [String: Int32]) async throws {
-        let topics = wanted.keys.sorted().filter { status.stoppedTopics[$0] == nil }
+        // Topics gone from the source (or the pattern) are no longer fetched.
+        preservePositions = preservePositions.filter { wanted[$0.key.topic] != nil }
+        // A target topic whose link is not this mirror's (promoted, or made by someone else)
+        // is not copied into.
+        let unknown = wanted.keys.sorted().filter { status.stoppedTopics[$0] == nil && !linked.contains($0) }
+        for (name, settings) in await linkSettings(of: unknown) {
+            if settings == config.name { linked.insert(name) } else {
+                status.stoppedTopics[name] = settings.isEmpty ? "the target's \(name) is not a mirror topic (promoted?)"
+                    : "the target's \(name) is a mirror topic of link \(settings)"
+            }
+        }
+        let topics = wanted.keys.sorted().filter { status.stoppedTopics[$0] == nil && linked.contains($0) }
         guard !topics.isEmpty else { return }
         sourceLeaders = try await leaders(of: topics, at: source)
         targetLeaders = try await leaders(of: topics, at: target)
@@ -50,6 +63,17 @@ extension Mirror {
         for partition in fresh {
             if let end = await targetEnd(partition) { preservePositions[partition] = end }
         }
+    }
+
+    /// Each topic's `brook.mirror.link` on the target ("" when none); a topic whose configs do
+    /// not come is left out (asked again at the next refresh).
+    func linkSettings(of topics: [String]) async -> [String: String] {
+        var out: [String: String] = [:]
+        for name in topics {
+            guard let entries = try? await targetAdmin.describeConfigs(.topic(name)) else { continue }
+            out[name] = entries.first { $0.name == MirrorConfig.mirrorLinkConfig }?.value ?? ""
+        }
+        return out
     }
 
     func leaders(of topics: [String], at cluster: ClusterClient) async throws -> [TopicPartition: NodeID] {
@@ -62,7 +86,8 @@ extension Mirror {
         return out
     }
 
-    /// The target partition's log end (nil: its leader did not say).
+    /// Where the target partition's copy ends for sure: its high watermark, what its in-sync
+    /// replicas have (a write past it may be lost with its leader). nil: its leader did not say.
     func targetEnd(_ partition: TopicPartition) async -> Offset? {
         guard let leader = targetLeaders[partition] else { return nil }
         return try? await target.listOffsets(topic: partition.topic, leaders: [partition.partition: leader], timestamp: -1)[partition.partition]
@@ -128,9 +153,13 @@ extension Mirror {
                 status.lag[partition] = max(0, stable.value - next.value)
             case .offsetOutOfRange:
                 // Records deleted at the source (retention, DeleteRecords): go on from its start.
-                let earliest = try? await source.listOffsets(topic: topic, leaders: [p.partitionIndex: leader], timestamp: -2)[p.partitionIndex]
-                if let earliest, earliest > position { preservePositions[partition] = earliest } else {
-                    throw ClientError("mirror \(config.name): \(partition) at the source ends before \(position), which the target has: was the source's log cut?")
+                guard let earliest = try? await source.listOffsets(topic: topic, leaders: [p.partitionIndex: leader], timestamp: -2)[p.partitionIndex] else {
+                    continue  // asked again next round
+                }
+                if earliest > position { preservePositions[partition] = earliest } else if p.highWatermark < position {
+                    // The source's log is shorter than the copy (an unclean election there): this
+                    // topic is not copied into any more; the others go on.
+                    status.stoppedTopics[topic] = "\(partition) at the source ends at \(p.highWatermark), before \(position), which the target has"
                 }
             default:
                 leadersStale = true
