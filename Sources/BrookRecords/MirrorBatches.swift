@@ -19,14 +19,23 @@ public enum MirrorBatches {
     /// (past the last whole batch, nil when none came whole).
     public static func committed(_ bytes: UnsafeRawBufferPointer, aborted: [(producer: ProducerID, firstOffset: Offset)])
         -> (batches: [UInt8], count: Int, records: Int, next: Offset?) {
-        var committed = CommittedBatches(aborted: aborted)
+        var pending = aborted.sorted { $0.firstOffset < $1.firstOffset }[...]
+        var open: Set<ProducerID> = []
         var kept: [UInt8] = []
         var count = 0
         var records = 0
         var next: Offset?
         RecordBatchHeader.forEachBatch(in: bytes) { header, batch in
             next = header.nextOffset
-            guard !committed.leavesOut(header) else { return }
+            while let first = pending.first, first.firstOffset <= header.lastOffset {
+                open.insert(first.producer)
+                pending = pending.dropFirst()
+            }
+            if header.attributes.isControl {
+                open.remove(header.producerID)
+                return
+            }
+            if header.attributes.isTransactional && open.contains(header.producerID) { return }
             kept += batch
             count += 1
             records += Int(max(0, header.recordCount))
