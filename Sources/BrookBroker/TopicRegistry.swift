@@ -148,6 +148,12 @@ public final class TopicRegistry: Sendable {
 
     public func topic(_ name: String) -> Topic? { state.withLock { $0.topics[name] } }
     public func topic(id: KafkaUUID) -> Topic? { state.withLock { s in s.names[id].flatMap { s.topics[$0] } } }
+
+    /// A topic's `brook.mirror.link` ("" when it is not an offset-preserving mirror topic), nil
+    /// when the topic is unknown: read for every topic of every produce request.
+    public func mirrorLink(of topic: String) -> String? {
+        state.withLock { s in s.topics[topic].map { $0.overrides[TopicConfigs.mirrorLink] ?? "" } }
+    }
     /// The topic, or UNKNOWN_TOPIC_OR_PARTITION.
     public func existing(_ name: String) throws(TopicError) -> Topic {
         guard let topic = topic(name) else { throw TopicError(.unknownTopicOrPartition, "Topic '\(name)' does not exist.") }

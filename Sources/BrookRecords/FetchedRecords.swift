@@ -54,8 +54,7 @@ public enum RecordDecoding {
     public static func decode(_ buffer: ByteBuffer, topic: String, partition: Int32, from: Offset,
                               aborted: [(producer: ProducerID, firstOffset: Offset)]? = nil,
                               verifyingCRC: Bool = false) throws -> FetchedRecords {
-        var pending = (aborted ?? []).sorted { $0.firstOffset < $1.firstOffset }[...]
-        var open: Set<ProducerID> = []
+        var committed = CommittedBatches(aborted: aborted ?? [])
         return try buffer.withUnsafeReadableBytes { bytes in
             var out: [ConsumedRecord] = []
             var next = from
@@ -68,17 +67,7 @@ public enum RecordDecoding {
                     }
                 }
                 next = max(next, header.nextOffset)
-                while let first = pending.first, first.firstOffset <= header.lastOffset {
-                    open.insert(first.producer)
-                    pending = pending.dropFirst()
-                }
-                if header.attributes.isControl {
-                    // A transaction's marker ends it (an aborted one's is its abort marker).
-                    open.remove(header.producerID)
-                    return
-                }
-                if header.attributes.isTransactional && open.contains(header.producerID) { return }
-                guard header.lastOffset >= from else { return }
+                guard !committed.leavesOut(header), header.lastOffset >= from else { return }
                 do throws(BatchDefect) {
                     try header.forEachRecord(in: batch) { view, records in
                         // Wrapping: the header and deltas are the broker's, unchecked.
@@ -102,6 +91,32 @@ public enum RecordDecoding {
             guard decodable else { throw FetchedDataError("\(topic)-\(partition): undecodable batch header") }
             return FetchedRecords(records: out, nextOffset: next)
         }
+    }
+}
+
+/// Which of a fetch's batches, in order, hold no record for a reader: control batches, and in
+/// read_committed the transactional batches of each aborted transaction (the fetch's list:
+/// producer id and first offset) from its first offset up to its abort marker.
+public struct CommittedBatches {
+    private var pending: ArraySlice<(producer: ProducerID, firstOffset: Offset)>
+    private var open: Set<ProducerID> = []
+
+    public init(aborted: [(producer: ProducerID, firstOffset: Offset)]) {
+        pending = aborted.sorted { $0.firstOffset < $1.firstOffset }[...]
+    }
+
+    /// Whether the batch of `header` (the next one in the fetch) is left out.
+    public mutating func leavesOut(_ header: RecordBatchHeader) -> Bool {
+        while let first = pending.first, first.firstOffset <= header.lastOffset {
+            open.insert(first.producer)
+            pending = pending.dropFirst()
+        }
+        if header.attributes.isControl {
+            // A transaction's marker ends it (an aborted one's is its abort marker).
+            open.remove(header.producerID)
+            return true
+        }
+        return header.attributes.isTransactional && open.contains(header.producerID)
     }
 }
 

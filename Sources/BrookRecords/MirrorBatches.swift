@@ -19,23 +19,14 @@ public enum MirrorBatches {
     /// (past the last whole batch, nil when none came whole).
     public static func committed(_ bytes: UnsafeRawBufferPointer, aborted: [(producer: ProducerID, firstOffset: Offset)])
         -> (batches: [UInt8], count: Int, records: Int, next: Offset?) {
-        var pending = aborted.sorted { $0.firstOffset < $1.firstOffset }[...]
-        var open: Set<ProducerID> = []
+        var committed = CommittedBatches(aborted: aborted)
         var kept: [UInt8] = []
         var count = 0
         var records = 0
         var next: Offset?
         RecordBatchHeader.forEachBatch(in: bytes) { header, batch in
             next = header.nextOffset
-            while let first = pending.first, first.firstOffset <= header.lastOffset {
-                open.insert(first.producer)
-                pending = pending.dropFirst()
-            }
-            if header.attributes.isControl {
-                open.remove(header.producerID)
-                return
-            }
-            if header.attributes.isTransactional && open.contains(header.producerID) { return }
+            guard !committed.leavesOut(header) else { return }
             kept += batch
             count += 1
             records += Int(max(0, header.recordCount))

@@ -67,7 +67,7 @@ struct AddPartitionsToTxnHandler: ApiHandler {
         }
         // An offset-preserving mirror topic takes no transaction (its markers would take offsets
         // the mirror copies into): refused as its produces are.
-        let mirrors = Set(partitions.map(\.topic).filter { context.broker.topics.topic($0)?.overrides[TopicConfigs.mirrorLink].map { !$0.isEmpty } == true })
+        let mirrors = Set(partitions.map(\.topic).filter { context.broker.topics.mirrorLink(of: $0)?.isEmpty == false })
         if !mirrors.isEmpty {
             for p in partitions { codes[p] = mirrors.contains(p.topic) ? .policyViolation : .operationNotAttempted }
             return (codes, [])

@@ -162,22 +162,41 @@ struct ProduceHandler: ApiHandler {
 
     /// One partition's append; with acks=all in a cluster, also what to wait for (the offset
     /// after the records appended).
-    func append(_ data: ProduceRequest.TopicProduceData.PartitionProduceData, topic: String, transactionalID: String?,
-                acksAll: Bool, context: RequestContext) -> (PartitionResult, (partition: Partition, end: Offset)?) {
+    /// The partition this broker leads and the request's batches for it, or the refusal.
+    func writable(_ data: ProduceRequest.TopicProduceData.PartitionProduceData, topic: String, acksAll: Bool,
+                  context: RequestContext) -> Result<(Partition, ByteBuffer), WriteRefusal> {
         let found = context.broker.topics.lookup(topic, data.index)
-        guard case .hosted(let partition) = found else {
-            return (failure(data.index, found.absentCode, nil), nil)
-        }
-        guard partition.isLeader else { return (failure(data.index, .notLeaderOrFollower, "This broker does not lead \(partition.name)"), nil) }
+        guard case .hosted(let partition) = found else { return .failure(WriteRefusal(found.absentCode, nil)) }
+        guard partition.isLeader else { return .failure(WriteRefusal(.notLeaderOrFollower, "This broker does not lead \(partition.name)")) }
         if acksAll && !partition.hasEnoughReplicas {
-            return (failure(data.index, .notEnoughReplicas, "The in-sync replicas of \(partition.name) are fewer than min.insync.replicas"), nil)
+            return .failure(WriteRefusal(.notEnoughReplicas, "The in-sync replicas of \(partition.name) are fewer than min.insync.replicas"))
         }
         // The coordinators write their internal topics; clients may not (as in Kafka).
         if topic == GroupService.offsetsTopic || topic == TxnService.stateTopic {
-            return (failure(data.index, .invalidTopicException, "\(topic) is an internal topic"), nil)
+            return .failure(WriteRefusal(.invalidTopicException, "\(topic) is an internal topic"))
         }
-        guard case .bytes(var records)? = data.records, records.readableBytes > 0 else {
-            return (failure(data.index, .corruptMessage, "The request holds no record batch"), nil)
+        guard case .bytes(let records)? = data.records, records.readableBytes > 0 else {
+            return .failure(WriteRefusal(.corruptMessage, "The request holds no record batch"))
+        }
+        return .success((partition, records))
+    }
+
+    struct WriteRefusal: Error {
+        let code: ErrorCode
+        let message: String?
+        init(_ code: ErrorCode, _ message: String?) {
+            self.code = code
+            self.message = message
+        }
+    }
+
+    func append(_ data: ProduceRequest.TopicProduceData.PartitionProduceData, topic: String, transactionalID: String?,
+                acksAll: Bool, context: RequestContext) -> (PartitionResult, (partition: Partition, end: Offset)?) {
+        let partition: Partition
+        var records: ByteBuffer
+        switch writable(data, topic: topic, acksAll: acksAll, context: context) {
+        case .failure(let refusal): return (failure(data.index, refusal.code, refusal.message), nil)
+        case .success(let found): (partition, records) = found
         }
         // Only a transactional producer's request pays for the verification closure.
         let verify: ((ProducerBatch) -> ErrorCode?)? = transactionalID.map { id in
@@ -223,8 +242,7 @@ struct ProduceHandler: ApiHandler {
     }
 
     static func mirrorWrite(topic: String, writer: String?, context: RequestContext) -> MirrorWrite {
-        guard let known = context.broker.topics.topic(topic) else { return writer == nil ? .normal : .unknown }
-        let link = known.overrides[TopicConfigs.mirrorLink] ?? ""
+        guard let link = context.broker.topics.mirrorLink(of: topic) else { return writer == nil ? .normal : .unknown }
         switch (writer, link.isEmpty) {
         case (nil, true): return .normal
         case (nil, false):
@@ -238,14 +256,11 @@ struct ProduceHandler: ApiHandler {
     /// A mirror's batches, at their own offsets (Partition.appendMirrored).
     func appendMirrored(_ data: ProduceRequest.TopicProduceData.PartitionProduceData, topic: String, acksAll: Bool,
                         context: RequestContext) -> (PartitionResult, (partition: Partition, end: Offset)?) {
-        let found = context.broker.topics.lookup(topic, data.index)
-        guard case .hosted(let partition) = found else { return (failure(data.index, found.absentCode, nil), nil) }
-        guard partition.isLeader else { return (failure(data.index, .notLeaderOrFollower, "This broker does not lead \(partition.name)"), nil) }
-        if acksAll && !partition.hasEnoughReplicas {
-            return (failure(data.index, .notEnoughReplicas, "The in-sync replicas of \(partition.name) are fewer than min.insync.replicas"), nil)
-        }
-        guard case .bytes(let records)? = data.records, records.readableBytes > 0 else {
-            return (failure(data.index, .corruptMessage, "The request holds no record batch"), nil)
+        let partition: Partition
+        let records: ByteBuffer
+        switch writable(data, topic: topic, acksAll: acksAll, context: context) {
+        case .failure(let refusal): return (failure(data.index, refusal.code, refusal.message), nil)
+        case .success(let found): (partition, records) = found
         }
         do throws(Partition.AppendError) {
             guard let written = try partition.appendMirrored(records) else {
