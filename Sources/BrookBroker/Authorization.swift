@@ -72,7 +72,7 @@ public struct Authorization: Sendable {
         61: .handler, 65: .handler, 66: .handler,                // DescribeProducers, DescribeTransactions, ListTransactions
         33: .handler, 44: .handler,                              // AlterConfigs, IncrementalAlterConfigs
         50: .cluster(.describe), 51: .cluster(.alter),           // Describe/AlterUserScramCredentials
-        60: .cluster(.describe),                                 // DescribeCluster
+        60: .cluster(.describe), 55: .cluster(.describe),        // DescribeCluster, DescribeQuorum
         35: .cluster(.describe), 46: .cluster(.describe),        // DescribeLogDirs, ListPartitionReassignments
         34: .cluster(.alter), 43: .cluster(.alter),              // AlterReplicaLogDirs, ElectLeaders
         45: .cluster(.alter), 64: .cluster(.alter),              // AlterPartitionReassignments, UnregisterBroker

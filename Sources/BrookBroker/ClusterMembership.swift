@@ -38,6 +38,9 @@ public final class ClusterMembership: Sendable {
     nonisolated(unsafe) private var forwarder: Forward?
     nonisolated(unsafe) private var alterer: AlterPartitions?
     nonisolated(unsafe) private var mover: MoveReplica?
+    nonisolated(unsafe) private var quorumDescriber: DescribeQuorum?
+    /// Asks the quorum's leader how the quorum stands (DescribeQuorum).
+    public typealias DescribeQuorum = @Sendable (@escaping @Sendable (Result<QuorumDescription, any Error>) -> Void) -> Void
     /// Moves a replica to another log dir (topic, partition, dir, the move's ticket in
     /// TopicRegistry.moves), its swap in the replica manager's order; runs to the move's end.
     public typealias MoveReplica = @Sendable (String, Int32, String, UInt64) -> Void
@@ -88,6 +91,23 @@ public final class ClusterMembership: Sendable {
     /// Called once at start by a broker of a cluster: how replicas move between log dirs.
     public func attach(moveReplica: @escaping MoveReplica) {
         lock.withLock { mover = moveReplica }
+    }
+
+    /// Called once at start by a broker: how the quorum's leader is asked for its state.
+    public func attach(describeQuorum: @escaping DescribeQuorum) {
+        lock.withLock { quorumDescriber = describeQuorum }
+    }
+
+    /// The quorum as its leader sees it; the future completes on `loop` (an error when this
+    /// broker has no quorum or its leader did not answer).
+    public func describeQuorum(on loop: any EventLoop) -> EventLoopFuture<Result<QuorumDescription, any Error>> {
+        let promise = loop.makePromise(of: Result<QuorumDescription, any Error>.self)
+        guard let describer = lock.withLock({ quorumDescriber }) else {
+            promise.succeed(.failure(NotInCluster()))
+            return promise.futureResult
+        }
+        describer { promise.succeed($0) }
+        return promise.futureResult
     }
 
     /// Whether replica moves go through a replica manager (a broker of a cluster).

@@ -62,7 +62,7 @@ enum RequestFuzzing {
         AddPartitionsToTxnRequest.self, AddOffsetsToTxnRequest.self, EndTxnRequest.self, WriteTxnMarkersRequest.self, TxnOffsetCommitRequest.self, ElectLeadersRequest.self, AlterPartitionReassignmentsRequest.self, ListPartitionReassignmentsRequest.self,
         DescribeConfigsRequest.self, AlterConfigsRequest.self, DescribeLogDirsRequest.self,
         CreatePartitionsRequest.self, DeleteGroupsRequest.self, IncrementalAlterConfigsRequest.self,
-        OffsetDeleteRequest.self, DescribeClusterRequest.self, DescribeProducersRequest.self,
+        OffsetDeleteRequest.self, DescribeClusterRequest.self, DescribeQuorumRequest.self, DescribeProducersRequest.self,
         DescribeTransactionsRequest.self, ListTransactionsRequest.self, ConsumerGroupHeartbeatRequest.self,
         SaslHandshakeRequest.self, SaslAuthenticateRequest.self, DescribeUserScramCredentialsRequest.self,
         AlterUserScramCredentialsRequest.self, CreateAclsRequest.self, DescribeAclsRequest.self, DeleteAclsRequest.self,

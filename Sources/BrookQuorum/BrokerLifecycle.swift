@@ -155,6 +155,37 @@ public final class BrokerLifecycle: @unchecked Sendable {
 
     static let forwardAttemptsMax = 10
 
+    /// The quorum as its leader sees it (DescribeQuorum), asked of the controller this broker
+    /// follows and, if that one does not lead, of the leader it names (a few attempts).
+    public func describeQuorum(done: @escaping @Sendable (Result<QuorumDescription, QuorumError>) -> Void) {
+        loop.execute { [self] in describeQuorum(attempt: 0, done: done) }
+    }
+
+    func describeQuorum(attempt: Int, done: @escaping @Sendable (Result<QuorumDescription, QuorumError>) -> Void) {
+        let retry = { [self] in
+            guard attempt < Self.describeAttemptsMax else { return done(.failure(.unreachable("no quorum leader answered"))) }
+            loop.scheduleTask(in: .milliseconds(100)) { [self] in describeQuorum(attempt: attempt + 1, done: done) }
+        }
+        guard let connection = connected() else { return retry() }
+        connection.ask(.describeQuorum) { [self] result in
+            switch result {
+            case .success(.text(true, let text)):
+                guard let description = QuorumDescriptionText.parse(text) else { return done(.failure(.unreachable("unreadable controller answer"))) }
+                done(.success(description))
+            case .success(.text(false, let text)):
+                if self.connection === connection { rotate(toLeaderIn: Self.fields(text)) }
+                retry()
+            default:
+                if self.connection === connection { rotate() }
+                retry()
+            }
+        }
+    }
+
+    /// A DescribeQuorum waits for at most this many tries (0.1 s apart, each within the
+    /// request timeout): a client's request is answered within a few seconds.
+    static let describeAttemptsMax = 5
+
     /// Sends a leader's ISR changes to the active controller in one request (one attempt: the
     /// leader proposes again later). `done` gets, per change in order, the committed ISR and
     /// partition epoch, or nil with the error.

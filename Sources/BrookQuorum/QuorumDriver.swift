@@ -6,6 +6,11 @@ import BrookStorage
 import Logging
 import NIOCore
 import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Runs one Raft core over real time and TCP: a tick every electionTimeoutMs/10, each Ready
 /// persisted and fsynced (RaftStore) before its messages go out, committed entries applied to
@@ -56,6 +61,10 @@ public final class QuorumDriver: @unchecked Sendable {
     /// `queuedInput` and is taken up, in order, when the work ends.
     var working = false
     var queuedInput: [() -> Void] = []
+    /// While leading: when each voter last answered (wall clock ms), and when it last held
+    /// everything this leader had (DescribeQuorum's times). Cleared when leadership changes.
+    var voterContacts: [NodeID: (heardMs: Int64, caughtUpMs: Int64)] = [:]
+    var contactsTerm = Term(0)
     static let queuedInputMax = 65_536
     var droppedInput = 0
     /// A drive is due once the input under way is taken up (`driveSoon`).
@@ -378,7 +387,67 @@ public final class QuorumDriver: @unchecked Sendable {
         guard message.to == options.nodeID,
               raft.configuration.contains(message.from) || peers[message.from] != nil || !raft.configuration.contains(options.nodeID) else { return }
         raft.step(message)
+        noteContact(from: message.from)
         drive()
+    }
+
+    /// A leader notes when a voter answered, and whether it then had the whole log.
+    func noteContact(from node: NodeID) {
+        guard raft.status.role == .leader, raft.configuration.contains(node), let match = raft.matchIndex(of: node) else { return }
+        if contactsTerm != raft.term {
+            voterContacts = [:]
+            contactsTerm = raft.term
+        }
+        let now = Self.wallMs()
+        let caughtUp = match >= raft.lastIndex ? now : voterContacts[node]?.caughtUpMs ?? -1
+        voterContacts[node] = (now, caughtUp)
+    }
+
+    static func wallMs() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000) &+ wallOffsetMs }
+    /// The wall clock less the monotonic one at start: times shown to people, taken from the
+    /// monotonic clock (never going back within a run).
+    static let wallOffsetMs: Int64 = {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        let wall = Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+        return wall - Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000)
+    }()
+
+    /// The quorum as this leader sees it; nil when it does not lead.
+    func describeQuorum() -> QuorumDescription? {
+        let status = raft.status
+        guard status.role == .leader else { return nil }
+        let now = Self.wallMs()
+        let fresh = contactsTerm == raft.term
+        let voters = status.configuration.voters.sorted().map { voter -> QuorumDescription.Replica in
+            if voter == options.nodeID {
+                return QuorumDescription.Replica(id: voter, logEnd: raft.lastIndex.value, lastFetchMs: -1, lastCaughtUpMs: now)
+            }
+            let contact = fresh ? voterContacts[voter] : nil
+            return QuorumDescription.Replica(id: voter, logEnd: raft.matchIndex(of: voter)?.value ?? -1,
+                                             lastFetchMs: contact?.heardMs ?? -1, lastCaughtUpMs: contact?.caughtUpMs ?? -1)
+        }
+        // Brokers are the observers: what each last said it applied, in its heartbeat to this
+        // active controller (none heard yet: -1).
+        let monotonicNow = Self.nowMs()
+        let heartbeats = controller?.heartbeats ?? [:]
+        // (A node that is a voter too is shown once, as the voter: Kafka's combined node.)
+        let observers = image.brokers.keys.sorted().filter { !status.configuration.contains($0) }
+            .prefix(QuorumDescription.replicasMax).map { id -> QuorumDescription.Replica in
+                guard let beat = heartbeats[id] else { return QuorumDescription.Replica(id: id, logEnd: -1) }
+                let at = now - max(0, monotonicNow - beat.atMs)
+                return QuorumDescription.Replica(id: id, logEnd: beat.applied.value, lastFetchMs: at,
+                                                 lastCaughtUpMs: beat.applied.value >= raft.commit.value ? at : -1)
+            }
+        var endpoints: [NodeID: String] = [:]
+        for voter in status.configuration.voters {
+            guard var address = address(of: voter) else { continue }
+            // This node's port as bound (a single node's controller takes any free one).
+            if voter == options.nodeID, let port = boundPort { address.port = port }
+            endpoints[voter] = address.endpoint
+        }
+        return QuorumDescription(leader: options.nodeID, term: raft.term.value, highWatermark: raft.commit.value,
+                                 voters: voters, observers: Array(observers), endpoints: endpoints)
     }
 
     func handle(_ request: QuorumRequest, reply: @escaping (Reply) -> Void) {
@@ -449,6 +518,9 @@ public final class QuorumDriver: @unchecked Sendable {
             metadataWaiters.append((after, .now() + .milliseconds(Int64(maxWaitMs)), reply))
         case .describeCluster:
             text(true, describeCluster())
+        case .describeQuorum:
+            guard let description = describeQuorum() else { return text(false, Self.describe(.notLeader(leader: raft.leader))) }
+            text(true, QuorumDescriptionText.text(description))
         case .alterPartitions(let requests):
             guard controller != nil, waiting.count < Self.waitingMax else { return text(false, notActive()) }
             let decision = controller!.alterPartitions(requests)

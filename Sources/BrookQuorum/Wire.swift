@@ -68,6 +68,8 @@ enum Frame: Equatable {
                 buffer.writeInteger(maxWaitMs)
             case .describeCluster:
                 buffer.writeInteger(UInt8(8))
+            case .describeQuorum:
+                buffer.writeInteger(UInt8(15))
             case .admin(let admin):
                 buffer.writeInteger(UInt8(9))
                 Self.write(admin, into: &buffer)
@@ -157,6 +159,7 @@ enum Frame: Equatable {
                       (0...QuorumRequest.fetchWaitMsMax).contains(wait), body.readableBytes == 0 else { return nil }
                 return .request(id: id, .fetchMetadata(after: MetadataOffset(after), maxWaitMs: wait))
             case 8: return body.readableBytes == 0 ? .request(id: id, .describeCluster) : nil
+            case 15: return body.readableBytes == 0 ? .request(id: id, .describeQuorum) : nil
             case 9: return readAdmin(&body).flatMap { body.readableBytes == 0 ? .request(id: id, .admin($0)) : nil }
             case 14:
                 guard let broker = body.readInteger(as: Int32.self), let epoch = body.readInteger(as: Int64.self),
@@ -646,6 +649,8 @@ public enum QuorumRequest: Equatable, Sendable {
     case fetchMetadata(after: MetadataOffset, maxWaitMs: Int32)
     /// The brokers and controller as this controller's committed image knows them.
     case describeCluster
+    /// The quorum as the leader sees it (Kafka's DescribeQuorum): leader only.
+    case describeQuorum
     /// Topic changes a broker forwards (CreateTopics, DeleteTopics, CreatePartitions),
     /// answered once their entries are committed.
     case admin(ControllerAdminRequest)

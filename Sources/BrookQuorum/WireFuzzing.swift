@@ -24,9 +24,19 @@ public enum QuorumWireFuzzing {
             frame.encode(into: &encoded)
             precondition(encoded.readInteger(as: UInt32.self) == UInt32(encoded.readableBytes), "frame length")
             precondition(Frame.decode(&encoded) == frame, "a decoded frame encodes to a different frame: \(frame)")
+            if case .answer(_, _, let text) = frame { readAnswer(text) }
             decoded += 1
         }
         return decoded
+    }
+
+    /// A controller's text answer read as a broker reads it: the topic answers, and the quorum's
+    /// description, which must read back the same once written again.
+    static func readAnswer(_ text: String) {
+        _ = TopicAnswerText.parse(text)
+        if let quorum = QuorumDescriptionText.parse(text) {
+            precondition(QuorumDescriptionText.parse(QuorumDescriptionText.text(quorum)) == quorum, "a quorum description reads back differently")
+        }
     }
 
     /// One frame of each kind and message body, encoded: the fuzzer's seeds.
@@ -52,7 +62,11 @@ public enum QuorumWireFuzzing {
             .request(id: 25, .brokerHeartbeat(BrokerHeartbeatRequest(id: NodeID(3), epoch: BrokerEpoch(6), metadataOffset: MetadataOffset(41),
                                                                      offlineReplicas: [TopicIDPartition(KafkaUUID(high: 1, low: 2), 0),
                                                                                        TopicIDPartition(KafkaUUID(high: 1, low: 2), 3)]))),
-            .request(id: 8, .fetchMetadata(after: MetadataOffset(12), maxWaitMs: 500)), .request(id: 9, .describeCluster),
+            .request(id: 8, .fetchMetadata(after: MetadataOffset(12), maxWaitMs: 500)), .request(id: 9, .describeCluster), .request(id: 15, .describeQuorum),
+            .answer(id: 26, ok: true, text: QuorumDescriptionText.text(QuorumDescription(
+                leader: NodeID(1), term: 3, highWatermark: 9,
+                voters: [.init(id: NodeID(1), logEnd: 9, lastCaughtUpMs: 1_765_000_000_000), .init(id: NodeID(2), logEnd: 7, lastFetchMs: 5, lastCaughtUpMs: -1)],
+                observers: [.init(id: NodeID(4), logEnd: 8)], endpoints: [NodeID(1): "127.0.0.1:9093"]))),
             .data(id: 10, [0, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0, 0, 0]),
             .request(id: 11, .admin(.createTopics([NewTopic(name: "t", partitions: 3, replicationFactor: 1, configs: ["retention.ms": "100"]),
                                                    NewTopic(name: "u", assignments: [[NodeID(1)], [NodeID(2)]])], validateOnly: false))),

@@ -110,6 +110,12 @@ public struct Raft: Sendable {
     }
     /// The term of the entry at `index`, if the log still holds it.
     public func term(at index: LogIndex) -> Term? { log.term(at: index) }
+    /// The last entry a leader knows `node` holds (its own last entry for itself); nil on a
+    /// node that does not lead, or for a node it does not replicate to.
+    public func matchIndex(of node: NodeID) -> LogIndex? {
+        guard role == .leader else { return nil }
+        return node == id ? log.lastIndex : progress[node]?.match
+    }
     var hardState: HardState { HardState(term: term, votedFor: votedFor, commit: commit) }
     var isVoter: Bool { configuration.contains(id) }
     /// A voter campaigns; so does a node that an uncommitted configuration leaves out but the

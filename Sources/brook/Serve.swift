@@ -272,6 +272,7 @@ struct Serve: ParsableCommand {
                     if view.image.brokers[node]?.fenced == false && waiting.withLock({ was in defer { was = false }; return was }) { unfenced.signal() }
                 }
             }
+            membership.attach(describeQuorum: { done in follower.describeQuorum { done($0.mapError { $0 }) } })
             membership.attach(moveReplica: { topic, index, dir, ticket in replicas.moveReplica(topic, index, to: dir, ticket: ticket) })
             membership.attach(forward: { request, done in
                                   follower.forward(request) { result in

@@ -415,3 +415,46 @@ def test_describe_log_dirs_kafka_python(broker, topic):
             assert all(p["offset_lag"] == 0 and not p["is_future_key"] for p in sizes.values())
     finally:
         kp.close()
+
+
+def test_describe_metadata_quorum_kafka_python(broker):
+    """kafka-python's describe_metadata_quorum (DescribeQuorum v2) and `brook metadata-quorum`
+    on a single node: one voter that leads, holds the whole log and listens where its node says;
+    a request for another partition is refused per partition."""
+    import subprocess
+    from kafka.errors import UnknownTopicOrPartitionError  # noqa: F401 (the code the refusal names)
+    from conftest import BROOK_BIN
+    before = time.time() * 1000
+    kp = kp_admin(broker.bootstrap)
+    try:
+        quorum = kp.describe_metadata_quorum()
+        (topic,) = quorum["topics"]
+        assert topic["topic_name"] == "__cluster_metadata"
+        (p,) = topic["partitions"]
+        assert p["error"] is None and p["partition_index"] == 0, p
+        assert p["leader_id"] == 1 and p["leader_epoch"] >= 1, p
+        (voter,) = p["current_voters"]
+        assert voter["replica_id"] == 1 and voter["log_end_offset"] >= p["high_watermark"] > 0, p
+        assert voter["last_caught_up_timestamp"] >= before - 1000, voter  # the leader: now, by its clock
+        assert p["observers"] == [], "a single node's broker is its voter"
+        (node,) = quorum["nodes"]
+        assert node["node_id"] == 1 and node["listeners"][0]["port"] > 0, node
+        # Another partition of the metadata topic: UNKNOWN_TOPIC_OR_PARTITION on it.
+        from kafka.protocol.admin.cluster import DescribeQuorumRequest
+        T = DescribeQuorumRequest.TopicData
+        bad = kp._manager.run(lambda: kp._manager.send(DescribeQuorumRequest(topics=[
+            T(topic_name="__cluster_metadata", partitions=[T.PartitionData(partition_index=1)])])))
+        assert bad.topics[0].partitions[0].error_code == 3, bad
+    finally:
+        kp.close()
+    status = subprocess.run([str(BROOK_BIN), "metadata-quorum", "describe", "--bootstrap-server", broker.bootstrap],
+                            capture_output=True, text=True, timeout=30)
+    assert status.returncode == 0, status
+    fields = dict(line.split(":", 1) for line in status.stdout.splitlines())
+    assert fields["LeaderId"].strip() == "1" and fields["CurrentVoters"].strip().startswith("[1@127.0.0.1:"), status.stdout
+    replication = subprocess.run([str(BROOK_BIN), "metadata-quorum", "describe", "--replication", "--bootstrap-server", broker.bootstrap],
+                                 capture_output=True, text=True, timeout=30)
+    assert replication.returncode == 0, replication
+    lines = replication.stdout.splitlines()
+    assert lines[0].split() == ["NodeId", "LogEndOffset", "Lag", "LastFetchTimestamp", "LastCaughtUpTimestamp", "Status"], lines
+    assert lines[1].split()[0] == "1" and lines[1].split()[-1] == "Leader", lines

@@ -58,6 +58,41 @@ def test_three_nodes_form_a_cluster_and_clients_see_its_brokers(cluster):
     # confluent-kafka's describe_cluster is built from Metadata, which lists only the answering
     # broker until partitions come from the image (docs/cluster.md): not checked yet.
 
+    # DescribeQuorum through a broker that may not lead the quorum: forwarded to its leader.
+    quorum = wait_describe_quorum(cluster.nodes[2].bootstrap, lambda q: all(v["log_end_offset"] >= 0 for v in q["current_voters"]))
+    assert {v["replica_id"] for v in quorum["current_voters"]} == {1, 2, 3}, quorum
+    assert quorum["leader_id"] == cluster.wait_for("three unfenced brokers", all_unfenced([1, 2, 3]))["controller"], quorum
+    leader = next(v for v in quorum["current_voters"] if v["replica_id"] == quorum["leader_id"])
+    assert leader["log_end_offset"] >= quorum["high_watermark"] > 0, quorum
+    for follower in (v for v in quorum["current_voters"] if v is not leader):
+        assert follower["last_fetch_timestamp"] > 0 and follower["last_caught_up_timestamp"] > 0, quorum
+    assert quorum["observers"] == [], "combined nodes are voters only"
+    assert {n["node_id"]: n["listeners"][0]["port"] for n in quorum["nodes"]} == \
+        {n.node_id: n.controller_port for n in cluster.nodes.values()}, quorum
+
+
+def describe_quorum(bootstrap: str) -> dict:
+    """kafka-python's describe_metadata_quorum: the one partition, with the answer's nodes."""
+    from kafka.admin import KafkaAdminClient
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    try:
+        answer = admin.describe_metadata_quorum()
+    finally:
+        admin.close()
+    (partition,) = answer["topics"][0]["partitions"]
+    assert partition["error"] is None, answer
+    return {**partition, "nodes": answer["nodes"]}
+
+
+def wait_describe_quorum(bootstrap: str, check, limit_s: float = 20) -> dict:
+    deadline, seen = time.monotonic() + limit_s, None
+    while time.monotonic() < deadline:
+        seen = describe_quorum(bootstrap)
+        if check(seen):
+            return seen
+        time.sleep(0.3)
+    raise AssertionError(f"DescribeQuorum: not within {limit_s} s; last {seen}")
+
 
 @pytest.mark.timeout(180)
 def test_a_killed_broker_is_fenced_and_its_next_incarnation_unfenced(cluster):
@@ -1112,6 +1147,13 @@ def test_controllers_are_added_and_removed_while_the_cluster_runs(cluster, tmp_p
         removed = cli("remove-controller", "--controller", f"127.0.0.1:{founders[2]}", "--id", "1")
         assert removed.returncode == 0 and "voters=2,3,4" in removed.stdout, removed
         wait_for_quorum("voters 2, 3, 4", [founders[2], founders[3], port4], lambda s: s["voters"] == "2,3,4")
+        # DescribeQuorum: node 1, a broker no longer a voter, is an observer that heartbeats;
+        # controller 4 (no broker) is a voter at its own address.
+        quorum = wait_describe_quorum(cluster.nodes[1].bootstrap, lambda q: [o["replica_id"] for o in q["observers"]] == [1]
+                                      and q["observers"][0]["log_end_offset"] > 0)
+        assert {v["replica_id"] for v in quorum["current_voters"]} == {2, 3, 4}, quorum
+        assert quorum["leader_id"] == 4 and quorum["observers"][0]["last_fetch_timestamp"] > 0, quorum
+        assert {n["node_id"]: n["listeners"][0]["port"] for n in quorum["nodes"]}[4] == port4, quorum
 
         # The new controller dies: two of the three remaining voters elect a leader; node 1,
         # no longer a voter, does not campaign.

@@ -146,6 +146,24 @@ def test_overview_topics_and_topic_page(broker, browser, shop, shots):
     shots(browser, "topic")
 
 
+def test_the_controller_quorum_page(broker, browser, shots):
+    """The quorum page (DescribeQuorum through the admin client): the one voter leads with no
+    lag, and the high watermark moves without a reload when a topic is made."""
+    browser.get(broker.http + "/")
+    click(browser, one(browser, "a[data-test=nav-quorum]"))
+    text_of(browser, "[data-test=quorum-leader]", "node 1")
+    text_of(browser, "[data-test=quorum-caught-up]", "1 of 1")
+    (row,) = css(browser, "tr[data-test=voter-row]", count=1)
+    assert "leader" in row.text and row.get_attribute("data-id") == "1", row.text
+    assert "No observers" in one(browser, "main").text
+    hw = int(one(browser, "[data-test=quorum-hw]").text.replace(",", ""))
+    ck_create_topic(broker.bootstrap, unique_topic("console-quorum"), partitions=1)
+    WebDriverWait(browser, WAIT).until(lambda d: int(d.find_element(By.CSS_SELECTOR, "[data-test=quorum-hw]").text.replace(",", "")) > hw,
+                                       "the high watermark moved in place")
+    assert api(broker.http, "/api/quorum")["voters"][0]["lag"] == 0
+    shots(browser, "quorum")
+
+
 def test_create_topic_and_edit_a_config(broker, browser, shots):
     base = broker.http
     name = unique_topic("console-made")

@@ -55,6 +55,31 @@ public actor KafkaAdmin {
         }
     }
 
+    /// The metadata quorum: its leader, epoch and high watermark, the voters and observers
+    /// (Kafka's describeMetadataQuorum; a KRaft broker forwards it to the quorum's leader).
+    public func describeMetadataQuorum() async throws -> QuorumInfo {
+        try await retrying("describe the metadata quorum") {
+            let request = DescribeQuorumRequest(topics: [.init(topicName: "__cluster_metadata", partitions: [.init(partitionIndex: 0)])])
+            let answer = try await self.cluster.sendToAny(request, timeoutMs: self.config.requestTimeoutMs)
+            try Self.check(answer.errorCode, answer.errorMessage, "describe the metadata quorum")
+            guard let partition = answer.topics.first?.partitions.first else {
+                throw KafkaError(.unknownServerError, "describe the metadata quorum: the answer has no partition")
+            }
+            try Self.check(partition.errorCode, partition.errorMessage, "describe the metadata quorum")
+            func replica(_ r: DescribeQuorumResponse.ReplicaState) -> QuorumInfo.Replica {
+                QuorumInfo.Replica(id: r.replicaId, logEndOffset: r.logEndOffset,
+                                   lastFetchTimestampMs: r.lastFetchTimestamp >= 0 ? r.lastFetchTimestamp : nil,
+                                   lastCaughtUpTimestampMs: r.lastCaughtUpTimestamp >= 0 ? r.lastCaughtUpTimestamp : nil)
+            }
+            var nodes: [NodeID: [QuorumInfo.Endpoint]] = [:]
+            for node in answer.nodes {
+                nodes[node.nodeId] = node.listeners.map { QuorumInfo.Endpoint(listener: $0.name, host: $0.host, port: Int($0.port)) }
+            }
+            return QuorumInfo(leaderID: partition.leaderId, leaderEpoch: partition.leaderEpoch, highWatermark: partition.highWatermark,
+                              voters: partition.currentVoters.map(replica), observers: partition.observers.map(replica), nodes: nodes)
+        }
+    }
+
     // MARK: Topics
 
     public func listTopics(includeInternal: Bool = false) async throws -> [TopicListing] {

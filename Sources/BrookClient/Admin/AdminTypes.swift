@@ -54,6 +54,31 @@ public struct ClusterDescription: Sendable, Equatable {
     public var brokers: [BrokerDescription]
 }
 
+/// The metadata quorum as its leader sees it (Kafka's QuorumInfo, from DescribeQuorum).
+public struct QuorumInfo: Sendable, Equatable {
+    public struct Replica: Sendable, Equatable {
+        public var id: NodeID
+        /// The last metadata log offset the leader knows it holds, or -1.
+        public var logEndOffset: Int64
+        /// The leader's wall clock (ms since 1970) when it last heard from it; nil when unknown.
+        public var lastFetchTimestampMs: Int64?
+        /// When it last held the whole log; nil when unknown.
+        public var lastCaughtUpTimestampMs: Int64?
+    }
+    public struct Endpoint: Sendable, Equatable {
+        public var listener: String
+        public var host: String
+        public var port: Int
+    }
+    public var leaderID: NodeID
+    public var leaderEpoch: LeaderEpoch
+    public var highWatermark: Int64
+    public var voters: [Replica]
+    public var observers: [Replica]
+    /// Where each voter listens (DescribeQuorum version 2 and later; empty before).
+    public var nodes: [NodeID: [Endpoint]]
+}
+
 /// A topic to create. Partitions and replication factor -1 take the broker's defaults
 /// (`num.partitions`, `default.replication.factor`).
 public struct NewTopic: Sendable, Equatable {

@@ -55,6 +55,7 @@ public enum ApiCatalog {
         Entry(key: 49, name: "AlterClientQuotas", versions: 0...1, flexibleFrom: 1),
         Entry(key: 50, name: "DescribeUserScramCredentials", versions: 0...0, flexibleFrom: 0),
         Entry(key: 51, name: "AlterUserScramCredentials", versions: 0...0, flexibleFrom: 0),
+        Entry(key: 55, name: "DescribeQuorum", versions: 0...2, flexibleFrom: 0),
         Entry(key: 60, name: "DescribeCluster", versions: 0...2, flexibleFrom: 0),
         Entry(key: 61, name: "DescribeProducers", versions: 0...0, flexibleFrom: 0),
         Entry(key: 64, name: "UnregisterBroker", versions: 0...0, flexibleFrom: 0),

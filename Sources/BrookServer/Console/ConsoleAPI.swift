@@ -58,6 +58,7 @@ extension Console {
         if writes, let readOnlyReason { throw ConsoleError(403, "the console is read-only: \(readOnlyReason)") }
         switch (method, path.count, path.first) {
         case ("GET", 1, "cluster"?): return Self.json(try await clusterView(client))
+        case ("GET", 1, "quorum"?): return Self.json(try await quorumView(client))
         case ("GET", 1, "topics"?): return Self.json(try await topicList(client))
         case ("POST", 1, "topics"?): return Self.json(try await createTopic(client, try Self.decode(NewTopic.self, request.body)), status: 201)
         case ("GET", 2, "topics"?): return Self.json(try await topicView(client, path[1]))

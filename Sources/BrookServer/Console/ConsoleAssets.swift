@@ -359,6 +359,45 @@ function viewOverview(main, ctx) {
   });
 }
 
+const agoText = (ms) => (ms == null ? null : ms < 1000 ? `${ms} ms ago` : ms < 120000 ? `${fmtRate(ms / 1000)} s ago` : `${Math.round(ms / 60000)} min ago`);
+
+function viewQuorum(main, ctx) {
+  document.title = 'Controller quorum \u00b7 Brook';
+  const cards = {
+    leader: card('Leader', { 'data-test': 'quorum-leader' }),
+    epoch: card('Epoch', { 'data-test': 'quorum-epoch' }),
+    hw: card('High watermark', { 'data-test': 'quorum-hw' }),
+    voters: card('Voters caught up', { 'data-test': 'quorum-caught-up' }),
+  };
+  const cols = (voters) => [
+    { t: 'ID', v: (r) => r.id, c: (r) => String(r.id), num: true, cls: 'id' },
+    voters ? { t: 'Role', v: (r) => (r.leader ? 0 : 1), c: (r) => h('span', { class: r.leader ? 'tag ok' : 'tag' }, r.leader ? 'leader' : 'follower'), cls: 'role' } : null,
+    voters ? { t: 'Endpoint', v: (r) => r.endpoint, c: (r) => r.endpoint ?? muted('\u2014'), cls: 'endpoint' } : null,
+    { t: 'Log end', v: (r) => r.logEndOffset, c: (r) => (r.logEndOffset < 0 ? muted('unknown') : fmt(r.logEndOffset)), num: true, cls: 'log-end' },
+    { t: 'Lag', v: (r) => r.lag, c: (r) => (r.lag == null ? muted('\u2014') : h('span', { class: r.lag > 0 ? 'tag warn' : 'tag ok' }, fmt(r.lag))), num: true, cls: 'lag' },
+    { t: 'Last contact', v: (r) => r.lastFetchAgoMs, c: (r) => agoText(r.lastFetchAgoMs) ?? muted(r.leader ? 'itself' : 'unknown'), cls: 'last-fetch' },
+    { t: 'Last caught up', v: (r) => r.lastCaughtUpAgoMs, c: (r) => agoText(r.lastCaughtUpAgoMs) ?? muted('unknown'), cls: 'caught-up' },
+  ].filter(Boolean);
+  const voters = makeTable(cols(true), { row: (r) => ({ 'data-test': 'voter-row', 'data-id': r.id }), empty: 'No voters.', sort: [0, 1] });
+  const observers = makeTable(cols(false), { row: (r) => ({ 'data-test': 'observer-row', 'data-id': r.id }), empty: 'No observers: every broker here is a voter too.', sort: [0, 1] });
+  main.append(pageHead('Controller quorum', { right: muted('The metadata log (__cluster_metadata) as its leader sees it; offsets are its entries.') }),
+    h('div', { class: 'cards' }, Object.values(cards).map((c) => c.el)),
+    panel('Voters (controllers)', voters.el),
+    panel('Observers (brokers)', observers.el));
+
+  ctx.poll(async () => {
+    const d = await api('GET', '/quorum');
+    if (!ctx.alive) return;
+    cards.leader.set(d.leader < 0 ? 'none' : `node ${d.leader}`, d.leader < 0 ? 'bad' : '');
+    cards.epoch.set(fmt(d.epoch));
+    cards.hw.set(fmt(d.highWatermark));
+    const level = d.voters.filter((r) => r.lag === 0).length;
+    cards.voters.set(`${level} of ${d.voters.length}`, level * 2 > d.voters.length ? (level === d.voters.length ? 'good' : 'warn') : 'bad');
+    voters.set(d.voters);
+    observers.set(d.observers);
+  });
+}
+
 function viewBroker(main, ctx, id) {
   document.title = `Broker ${id} \u00b7 Brook`;
   const info = muted('');
@@ -1049,6 +1088,7 @@ function newContext() {
 const routes = [
   [/^\/$/, viewOverview, 'overview'],
   [/^\/brokers\/([^/]+)$/, viewBroker, 'overview'],
+  [/^\/quorum$/, viewQuorum, 'quorum'],
   [/^\/topics$/, viewTopics, 'topics'],
   [/^\/topics\/([^/]+)$/, viewTopic, 'topics'],
   [/^\/topics\/([^/]+)\/records$/, viewRecords, 'topics'],
@@ -1107,6 +1147,7 @@ boot();
   <a class="brand" href="#/">Brook</a>
   <nav>
     <a href="#/" data-test="nav-overview" data-section="overview">Overview</a>
+    <a href="#/quorum" data-test="nav-quorum" data-section="quorum">Quorum</a>
     <a href="#/topics" data-test="nav-topics" data-section="topics">Topics</a>
     <a href="#/groups" data-test="nav-groups" data-section="groups">Consumer groups</a>
     <a href="#/acls" data-test="nav-acls" data-section="acls">ACLs</a>

@@ -70,7 +70,9 @@ from kafka.protocol.admin import (  # noqa: E402
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListGroupsRequest, ListGroupsResponse,
     ListTransactionsRequest, ListTransactionsResponse,
 )
-from kafka.protocol.admin.cluster import AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse  # noqa: E402
+from kafka.protocol.admin.cluster import (  # noqa: E402
+    AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, DescribeQuorumRequest, DescribeQuorumResponse,
+)
 from kafka.protocol.admin.acl import (  # noqa: E402
     CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest, DescribeAclsResponse,
 )
@@ -158,6 +160,7 @@ CLASSES = {
     "AlterConfigs": (AlterConfigsRequest, AlterConfigsResponse),
     "IncrementalAlterConfigs": (IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse),
     "DescribeCluster": (DescribeClusterRequest, DescribeClusterResponse),
+    "DescribeQuorum": (DescribeQuorumRequest, DescribeQuorumResponse),
     "DeleteRecords": (DeleteRecordsRequest, DeleteRecordsResponse),
     "OffsetForLeaderEpoch": (OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse),
     "DescribeLogDirs": (DescribeLogDirsRequest, DescribeLogDirsResponse),
