@@ -852,26 +852,32 @@ function viewGroup(main, ctx, id) {
 
 function viewLogin(main) {
   document.title = 'Sign in \u00b7 Brook';
+  // OAUTHBEARER listeners take a bearer token (a JWT from the identity provider); the others a password.
+  const withToken = session.loginWith === 'token';
   const user = h('input', { type: 'text', 'data-test': 'login-user', autocomplete: 'username' });
   const password = h('input', { type: 'password', 'data-test': 'login-password', autocomplete: 'current-password' });
+  const token = h('textarea', { 'data-test': 'login-token', rows: 5, spellcheck: 'false', autocomplete: 'off', placeholder: 'eyJhbGciOi\u2026' });
   const submit = h('button', { type: 'submit', class: 'primary', 'data-test': 'login-submit' }, 'Sign in');
   const form = h('form', { class: 'panel login', novalidate: true },
     h('h2', 'Sign in to Brook'),
     h('div', { class: 'body stack' },
       session.authRequired ? null : h('p', { class: 'muted' }, 'This console does not require a login.'),
-      field('User', user), field('Password', password), submit));
+      withToken ? field('Bearer token', token, 'OAUTHBEARER: the broker checks it; the session ends when it expires')
+        : [field('User', user), field('Password', password)],
+      submit));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     submit.disabled = true;
     try {
-      const res = await api('POST', '/login', { user: user.value, password: password.value });
+      const body = withToken ? { token: token.value.trim() } : { user: user.value, password: password.value };
+      const res = await api('POST', '/login', body);
       await loadSession();
       flash(`Signed in as ${(res && res.user) || user.value}`);
       go('#/');
     } catch (err) { showError(err); } finally { submit.disabled = false; }
   });
   main.append(form);
-  user.focus();
+  (withToken ? token : user).focus();
 }
 
 /* ---------- ACLs and quotas ---------- */

@@ -14,6 +14,12 @@ public struct SaslCredentials: Sendable, Equatable {
         self.user = user
         self.password = password
     }
+
+    /// OAUTHBEARER with a bearer token (a JWT the broker verifies); `user` is only what the
+    /// caller calls it.
+    public static func oauthBearer(token: String, user: String = "") -> SaslCredentials {
+        SaslCredentials(mechanism: .oauthBearer, user: user, password: token)
+    }
 }
 
 extension BrokerConnection {
@@ -32,6 +38,18 @@ extension BrokerConnection {
                 throw KafkaError(ErrorCode(rawValue: answer.errorCode), "\(address)\(answer.errorMessage.map { ": \($0)" } ?? "")")
             }
             return Array(answer.authBytes.readableBytesView)
+        }
+        if credentials.mechanism == .oauthBearer {
+            // The token is the password. A refusal is the answer's error, or (RFC 7628, as
+            // Kafka's broker does it) a challenge holding the error as JSON, which the client
+            // acknowledges with one 0x01 byte before the broker fails the exchange.
+            let challenge = try await step(OAuthBearer.clientMessage(token: credentials.password))
+            guard challenge.isEmpty else {
+                let reason = String(decoding: challenge.prefix(512), as: UTF8.self)
+                _ = try? await step([0x01])
+                throw KafkaError(.saslAuthenticationFailed, "\(address) refused the OAUTHBEARER token: \(reason)")
+            }
+            return
         }
         guard let scram = credentials.mechanism.scram else {
             _ = try await step(PlainAuthentication.message(user: credentials.user, password: credentials.password))

@@ -46,13 +46,42 @@ public enum OAuthBearer {
                         settings: settings, nowMs: nowMs, verifier: verifier)
     }
 
-    public static func validate(token: String, settings: Settings, nowMs: Int64, verifier: (any JwsVerifier)?) -> Outcome {
+    /// A client's one message (RFC 7628's initial response): no authorization identity, the token.
+    public static func clientMessage(token: String) -> [UInt8] {
+        Array("n,,\u{1}auth=Bearer \(token)\u{1}\u{1}".utf8)
+    }
+
+    /// An unsecured JWT (`alg` `none`, no signature), as Kafka's unsecured login module makes
+    /// for development: only a listener that takes unsecured tokens accepts it.
+    public static func unsecuredToken(subject: String, issuedAt: Int64, lifetimeSeconds: Int64) -> String {
+        func part(_ object: [String: Any]) -> String {
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+            return data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "")
+        }
+        return part(["alg": "none"]) + "." + part(["sub": subject, "iat": issuedAt, "exp": issuedAt + lifetimeSeconds]) + "."
+    }
+
+    /// A JWT's three parts: header and claims as JSON objects, the signature's bytes; nil when
+    /// `token` is not one.
+    static func decode(_ token: String) -> (pieces: [Substring], header: [String: Any], claims: [String: Any], signature: [UInt8])? {
         let pieces = token.split(separator: ".", omittingEmptySubsequences: false)
         guard pieces.count == 3, let headerBytes = base64URL(pieces[0]), let payloadBytes = base64URL(pieces[1]),
               let signature = base64URL(pieces[2]),
               let header = (try? JSONSerialization.jsonObject(with: Data(headerBytes))) as? [String: Any],
-              let claims = (try? JSONSerialization.jsonObject(with: Data(payloadBytes))) as? [String: Any],
-              let alg = header["alg"] as? String else {
+              let claims = (try? JSONSerialization.jsonObject(with: Data(payloadBytes))) as? [String: Any] else { return nil }
+        return (pieces, header, claims, signature)
+    }
+
+    /// The subject and expiry a token names, read without checking it: only for a token a
+    /// broker has accepted (the console's login shows who it is, and ends with the token).
+    public static func unverifiedSubject(of token: String, claim: String) -> (user: String, expiresAtMs: Int64)? {
+        guard let (_, _, claims, _) = decode(token), let user = claims[claim] as? String, let exp = number(claims["exp"]) else { return nil }
+        return (user, Int64(exp * 1000))
+    }
+
+    public static func validate(token: String, settings: Settings, nowMs: Int64, verifier: (any JwsVerifier)?) -> Outcome {
+        guard let (pieces, header, claims, signature) = decode(token), let alg = header["alg"] as? String else {
             return .failed("a token that is not a JWT")
         }
         if alg == "none" {

@@ -85,9 +85,10 @@ enum ClientProperties {
     static func credentials(_ settings: [String: String]) throws -> SaslCredentials? {
         guard try securityProtocol(settings).usesSASL else { return nil }
         let name = settings["sasl.mechanism"]?.uppercased() ?? "GSSAPI"
-        guard let mechanism = SaslMechanism(rawValue: name), mechanism != .oauthBearer else {
-            throw ValidationError("sasl.mechanism \(name): brook's tools speak \(SaslMechanism.allCases.filter { $0 != .oauthBearer }.map(\.rawValue).joined(separator: ", "))")
+        guard let mechanism = SaslMechanism(rawValue: name) else {
+            throw ValidationError("sasl.mechanism \(name): brook's tools speak \(SaslMechanism.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        if mechanism == .oauthBearer { return try oauthBearer(settings) }
         guard let jaas = settings["sasl.jaas.config"] else { throw ValidationError("--command-config has no sasl.jaas.config") }
         let options: [String: String]
         do { options = try JaasConfig.parse(jaas).options } catch { throw ValidationError("sasl.jaas.config: \(error)") }
@@ -95,6 +96,37 @@ enum ClientProperties {
             throw ValidationError("sasl.jaas.config needs username=\"...\" and password=\"...\"")
         }
         return SaslCredentials(mechanism: mechanism, user: user, password: password)
+    }
+
+    /// OAUTHBEARER's token, as Kafka's clients are told where it is: read from a file
+    /// (`sasl.oauthbearer.token.endpoint.url=file:///path`, KIP-1139's file retriever), or an
+    /// unsecured one made here from `sasl.jaas.config`'s OAuthBearerLoginModule options
+    /// (`unsecuredLoginStringClaim_sub="alice"`, `unsecuredLoginLifetimeSeconds`; development only).
+    static func oauthBearer(_ settings: [String: String]) throws -> SaslCredentials {
+        if let url = settings["sasl.oauthbearer.token.endpoint.url"] {
+            guard url.hasPrefix("file://") else {
+                throw ValidationError("sasl.oauthbearer.token.endpoint.url: brook's tools read a token from a file:// URL, not from an identity provider")
+            }
+            let path = String(url.dropFirst("file://".count))
+            guard let data = FileManager.default.contents(atPath: path), data.count <= OAuthBearer.messageBytesMax,
+                  let token = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
+                throw ValidationError("cannot read an OAUTHBEARER token from \(path)")
+            }
+            return .oauthBearer(token: token)
+        }
+        guard let jaas = settings["sasl.jaas.config"] else {
+            throw ValidationError("OAUTHBEARER needs sasl.oauthbearer.token.endpoint.url=file:///TOKEN or sasl.jaas.config with unsecuredLoginStringClaim_sub")
+        }
+        let options: [String: String]
+        do { options = try JaasConfig.parse(jaas).options } catch { throw ValidationError("sasl.jaas.config: \(error)") }
+        guard let subject = options["unsecuredLoginStringClaim_sub"], !subject.isEmpty else {
+            throw ValidationError("sasl.jaas.config for OAUTHBEARER needs unsecuredLoginStringClaim_sub=\"...\" (an unsecured token), or give a token file")
+        }
+        guard let lifetime = Int64(options["unsecuredLoginLifetimeSeconds"] ?? "3600"), lifetime > 0 else {
+            throw ValidationError("unsecuredLoginLifetimeSeconds must be a positive number")
+        }
+        let now = Int64(Date().timeIntervalSince1970)
+        return .oauthBearer(token: OAuthBearer.unsecuredToken(subject: subject, issuedAt: now, lifetimeSeconds: lifetime), user: subject)
     }
 }
 

@@ -60,4 +60,26 @@ import Testing
             }
         }
     }
+
+    /// What a client sends (BrookClient, the console, brook's tools) is what the broker reads; an
+    /// unsecured token made for development is taken only where unsecured tokens are; the
+    /// console reads a token's subject and expiry without checking it (after a broker did).
+    @Test func theClientsSideAgreesWithTheBrokers() {
+        let now: Int64 = 1_800_000_000_000
+        let signed = Self.token(#"{"sub":"carol","exp":1800000300,"aud":"brook"}"#)
+        #expect(OAuthBearer.clientMessage(token: signed) == Self.message(signed))
+        let verifier = SwiftCryptoJwsVerifier()
+        #expect(OAuthBearer.check(OAuthBearer.clientMessage(token: signed), settings: Self.settings, nowMs: now, verifier: verifier)
+                == .authenticated(user: "carol", expiresAtMs: 1_800_000_300_000))
+        let dev = OAuthBearer.unsecuredToken(subject: "alice", issuedAt: 1_800_000_000, lifetimeSeconds: 3600)
+        var unsecured = OAuthBearer.Settings()
+        unsecured.allowUnsecured = true
+        #expect(OAuthBearer.validate(token: dev, settings: unsecured, nowMs: now, verifier: nil) == .authenticated(user: "alice", expiresAtMs: 1_800_003_600_000))
+        guard case .failed = OAuthBearer.validate(token: dev, settings: Self.settings, nowMs: now, verifier: verifier) else {
+            Issue.record("an unsecured token was taken by a listener with keys"); return
+        }
+        #expect(OAuthBearer.unverifiedSubject(of: signed, claim: "sub")! == ("carol", 1_800_000_300_000))
+        #expect(OAuthBearer.unverifiedSubject(of: signed, claim: "email") == nil)
+        #expect(OAuthBearer.unverifiedSubject(of: "not.a-token", claim: "sub") == nil)
+    }
 }

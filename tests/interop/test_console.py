@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -302,6 +303,47 @@ def test_login_as_a_broker_user(tmp_path, browser, shots):
         with pytest.raises(urllib.error.HTTPError) as refused:  # no cookie: no data
             api(b.http, "/api/topics")
         assert refused.value.code == 401
+    finally:
+        b.stop()
+
+
+def test_login_with_a_bearer_token(tmp_path, browser, shots):
+    """On an OAUTHBEARER listener the console asks for a bearer token, which the broker checks
+    (ES256, its key set from a file): another key's token is refused, the right one signs in
+    as the token's subject, and the session ends when the token expires."""
+    import json as _json
+    from test_oauthbearer import Keys
+    keys = Keys()
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(_json.dumps(keys.jwks()))
+    b = sasl_broker(tmp_path, {"listener.name.sasl_plaintext.sasl.enabled.mechanisms": "OAUTHBEARER",
+                               "sasl.oauthbearer.jwks.endpoint.url": f"file://{jwks}",
+                               "inter.broker.listener.name": "SASL_PLAINTEXT"})
+    start_or_fail(b)
+    try:
+        assert api(b.http, "/api/session")["loginWith"] == "token"
+        browser.delete_all_cookies()
+        browser.get(b.http + "/")
+        field = one(browser, "textarea[data-test=login-token]")
+        field.send_keys(Keys().token("ES256", sub="mallory")[0])
+        click(browser, one(browser, "[data-test=login-submit]"))
+        text_of(browser, "[data-test=flash]", "login failed")
+        field = one(browser, "textarea[data-test=login-token]")
+        field.clear()
+        field.send_keys(keys.token("ES256", sub="carol", lifetime=8)[0])
+        shots(browser, "login-token")
+        click(browser, one(browser, "[data-test=login-submit]"))
+        text_of(browser, "[data-test=cluster-id]", api(b.http, "/api/session")["clusterId"])
+        text_of(browser, "#who", "carol")
+        cookie = browser.get_cookie("brook_session")["value"]
+        request = urllib.request.Request(b.http + "/api/topics", headers={"Cookie": f"brook_session={cookie}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+        # The token lived 8 s: the session is gone after it (the console allows no clock skew).
+        time.sleep(9)
+        with pytest.raises(urllib.error.HTTPError) as ended:
+            urllib.request.urlopen(request, timeout=10)
+        assert ended.value.code == 401
     finally:
         b.stop()
 

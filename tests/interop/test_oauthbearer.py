@@ -116,3 +116,45 @@ def test_oauthbearer_without_keys_or_the_unsecured_validator_stops_the_start(tmp
                             capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode != 0
     assert "sasl.oauthbearer.jwks.endpoint.url" in result.stderr + result.stdout
+
+
+def brook_tool(*args) -> "subprocess.CompletedProcess":
+    import subprocess
+    from conftest import BROOK_BIN
+    return subprocess.run([str(BROOK_BIN), *args], capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def test_brooks_tools_log_in_with_a_token_file_or_an_unsecured_token(tmp_path):
+    """`--command-config` with sasl.mechanism=OAUTHBEARER: a signed token read from
+    sasl.oauthbearer.token.endpoint.url=file://... (Kafka's file retriever), refused when
+    expired with the broker's reason; Kafka's unsecured login module where the broker takes it."""
+    keys = Keys()
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(keys.jwks()))
+    b = start(tmp_path, {"sasl.oauthbearer.jwks.endpoint.url": f"file://{jwks}", "sasl.oauthbearer.expected.audience": "brook"})
+    try:
+        topic = unique_topic("oauth-tool")
+        ck_create_topic(b.bootstrap, topic)
+        token = tmp_path / "token.jwt"
+        props = tmp_path / "client.properties"
+        props.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\n"
+                         f"sasl.oauthbearer.token.endpoint.url=file://{token}\n")
+        token.write_text(keys.token("ES256")[0] + "\n")
+        listed = brook_tool("topic", "list", "--bootstrap-server", f"127.0.0.1:{b.sasl_port}", "--command-config", str(props))
+        assert listed.returncode == 0 and topic in listed.stdout, listed
+        token.write_text(keys.token("RS256", lifetime=-120)[0])
+        refused = brook_tool("topic", "list", "--bootstrap-server", f"127.0.0.1:{b.sasl_port}", "--command-config", str(props))
+        assert refused.returncode != 0 and "invalid_token" in refused.stdout + refused.stderr, refused
+    finally:
+        _finish(b)
+    (tmp_path / "dev").mkdir()
+    dev = start(tmp_path / "dev", {"sasl.server.callback.handler.class": UNSECURED})
+    try:
+        props = tmp_path / "dev.properties"
+        props.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\nsasl.jaas.config="
+                         "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"alice\";\n")
+        topic = unique_topic("oauth-dev-tool")
+        made = brook_tool("topic", "create", topic, "--bootstrap-server", f"127.0.0.1:{dev.sasl_port}", "--command-config", str(props))
+        assert made.returncode == 0, made
+    finally:
+        _finish(dev)

@@ -16,6 +16,8 @@ public final class Console: Sendable {
         let user: String
         let client: ClusterClient
         var lastUsedNs: UInt64
+        /// When its OAUTHBEARER token expires (ms since 1970): the session ends with it.
+        var expiresAtMs: Int64 = .max
     }
 
     let node: Int32
@@ -24,6 +26,8 @@ public final class Console: Sendable {
     let tls: ClientTLS?
     /// The SASL mechanism a login uses; nil when the listener has no SASL (no login).
     let mechanism: SaslMechanism?
+    /// The claim that names a token's user (`sasl.oauthbearer.sub.claim.name`).
+    let subjectClaim: String
     let readOnlyReason: String?
     let logger: Logger
     let sessions = NIOLockedValueBox<[String: Session]>([:])
@@ -56,14 +60,16 @@ public final class Console: Sendable {
             ? ClientTLS(context: try ListenerTLS(listener: listener, settings: security.ssl(for: listener), client: true).context)
             : nil
         if used.usesSASL {
+            // A password when the listener takes one, else a bearer token.
             let enabled = security.listener(listener).mechanisms
-            guard let chosen = [SaslMechanism.scramSHA512, .scramSHA256, .plain].first(where: enabled.contains) else {
-                throw ListenerConfigError(listener, "the console logs in with PLAIN or SCRAM, which this listener does not enable")
+            guard let chosen = [SaslMechanism.scramSHA512, .scramSHA256, .plain, .oauthBearer].first(where: enabled.contains) else {
+                throw ListenerConfigError(listener, "the console logs in with PLAIN, SCRAM or OAUTHBEARER, none of which this listener enables")
             }
             mechanism = chosen
         } else {
             mechanism = nil
         }
+        subjectClaim = security.oauth.subjectClaim
         if config.consoleReadOnly {
             readOnlyReason = "console.read.only=true"
         } else if mechanism == nil && security.authorizer != nil {
@@ -93,7 +99,7 @@ public final class Console: Sendable {
         let now = DispatchTime.now().uptimeNanoseconds
         return sessions.withLockedValue { table in
             guard var found = table[token] else { return nil }
-            guard now - found.lastUsedNs < Self.sessionIdleNs else {
+            guard now - found.lastUsedNs < Self.sessionIdleNs, found.expiresAtMs > Self.wallMs() else {
                 table[token] = nil
                 return nil
             }
@@ -103,10 +109,34 @@ public final class Console: Sendable {
         }
     }
 
-    /// Logs `user` in by opening a SASL connection as them; returns the session's token.
-    func login(user: String, password: String) async throws -> String {
+    static func wallMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// Logs a user in by opening a SASL connection as them (with their password, or their
+    /// bearer token on an OAUTHBEARER listener); returns who they are and the session's token.
+    func login(_ given: Login) async throws -> (user: String, token: String) {
         guard let mechanism else { throw ConsoleError(400, "this console has no login: its listener has no SASL") }
-        let credentials = SaslCredentials(mechanism: mechanism, user: user, password: password)
+        let credentials: SaslCredentials
+        let user: String
+        var expiresAtMs = Int64.max
+        if mechanism == .oauthBearer {
+            guard let bearer = given.token?.trimmingCharacters(in: .whitespacesAndNewlines), !bearer.isEmpty,
+                  bearer.utf8.count <= OAuthBearer.messageBytesMax else {
+                throw ConsoleError(400, "this console logs in with a bearer token (OAUTHBEARER)")
+            }
+            // Who the token names, for the page (the broker checks the token itself below).
+            guard let subject = OAuthBearer.unverifiedSubject(of: bearer, claim: subjectClaim) else { throw ConsoleError(401, "login failed") }
+            (user, expiresAtMs) = subject
+            credentials = .oauthBearer(token: bearer, user: user)
+        } else {
+            guard let name = given.user, let password = given.password else { throw ConsoleError(400, "a login takes a user and a password") }
+            user = name
+            credentials = SaslCredentials(mechanism: mechanism, user: name, password: password)
+        }
+        let token = try await open(credentials, user: user, expiresAtMs: expiresAtMs)
+        return (user, token)
+    }
+
+    func open(_ credentials: SaslCredentials, user: String, expiresAtMs: Int64) async throws -> String {
         let (address, tls) = (bootstrap, tls)
         let client = ClusterClient(bootstrap: [address]) { target in
             try await BrokerConnection.connect(target, clientID: "brook-console", timeoutMs: 5000, sasl: credentials, tls: tls)
@@ -126,7 +156,7 @@ public final class Console: Sendable {
                 gone.append(oldest.value)
                 table[oldest.key] = nil
             }
-            table[token] = Session(user: user, client: client, lastUsedNs: now)
+            table[token] = Session(user: user, client: client, lastUsedNs: now, expiresAtMs: expiresAtMs)
             return gone
         }
         for old in evicted { await old.client.close() }

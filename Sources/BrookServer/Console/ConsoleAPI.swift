@@ -41,12 +41,12 @@ extension Console {
         switch (method, path.first) {
         case ("GET", "session"?):
             let user = session(request.token)?.user
-            return Self.json(SessionView(authRequired: mechanism != nil, user: user, readOnly: readOnlyReason != nil,
+            return Self.json(SessionView(authRequired: mechanism != nil, loginWith: mechanism.map { $0 == .oauthBearer ? "token" : "password" },
+                                         user: user, readOnly: readOnlyReason != nil,
                                          readOnlyReason: readOnlyReason, node: node, clusterId: clusterID, version: Version.brook))
         case ("POST", "login"?):
-            let given = try Self.decode(Login.self, request.body)
-            let token = try await login(user: given.user, password: given.password)
-            return Self.json(["user": given.user], headers: [("Set-Cookie", "\(Self.cookie)=\(token); Path=/; HttpOnly; SameSite=Strict")])
+            let (user, token) = try await login(try Self.decode(Login.self, request.body))
+            return Self.json(["user": user], headers: [("Set-Cookie", "\(Self.cookie)=\(token); Path=/; HttpOnly; SameSite=Strict")])
         case ("POST", "logout"?):
             await logout(request.token)
             return ConsoleResponse(status: 204, body: [], headers: [("Set-Cookie", "\(Self.cookie)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")])
@@ -151,6 +151,8 @@ extension Console {
 
 struct SessionView: Encodable {
     var authRequired: Bool
+    /// What a login takes: `password` (PLAIN, SCRAM) or `token` (OAUTHBEARER); nil without login.
+    var loginWith: String?
     var user: String?
     var readOnly: Bool
     var readOnlyReason: String?
@@ -159,9 +161,11 @@ struct SessionView: Encodable {
     var version: String
 }
 
+/// A login: user and password (PLAIN, SCRAM), or a bearer token (OAUTHBEARER).
 struct Login: Decodable {
-    var user: String
-    var password: String
+    var user: String?
+    var password: String?
+    var token: String?
 }
 
 struct NewTopic: Decodable {
