@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // Brook: a Kafka-compatible event-streaming platform.
 // Module direction (never reversed): BrookCore -> BrookRecords -> BrookProtocol / BrookStorage
 // -> BrookGroups / BrookTxn -> BrookBroker -> BrookServer -> brook; BrookClient needs only BrookProtocol
@@ -29,6 +29,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // Tracing (off unless tracing.otlp.endpoint is set): the API the server's spans use, and
+        // swift-otel's OTLP/HTTP exporter for the executable (its gRPC exporter left out: a long build).
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         .target(name: "BrookCore"),
@@ -133,6 +137,7 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         // The Kafka client library (and what the command-line tools use).
@@ -155,6 +160,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
             ]
         ),
         // The fuzzing harness (docs/reliability.md): one target per decoder family, replayed from

@@ -67,6 +67,7 @@ import snappy, lz4.frame, zstandard  # kafka-python's codecs
 import cryptography  # OAUTHBEARER's signed tokens
 import selenium  # the console's browser tests
 import paho.mqtt  # the MQTT listener's tests
+import opentelemetry.proto.collector.trace.v1.trace_service_pb2  # the tracing test's collector
 def v(s):
     return tuple(int(x) for x in re.findall(r"\d+", s)[:2])
 ck = getattr(confluent_kafka, "__version__", None) or confluent_kafka.version()
@@ -77,7 +78,7 @@ assert v(paho.mqtt.__version__) >= (2, 0)
 PY
 }
 if ! clients_ok; then
-    echo "interop: installing confluent-kafka, kafka-python, its codecs, pytest, selenium, paho-mqtt"
+    echo "interop: installing confluent-kafka, kafka-python, its codecs, pytest, selenium, paho-mqtt, opentelemetry-proto"
     pip_install() { timeout 600 python3 -m pip install -q --disable-pip-version-check "$@" -r tests/interop/requirements.txt 2>&1 \
         | grep -v -i -e "running pip as the 'root' user" -e "^\s*$" || true; }
     pip_install

@@ -88,6 +88,13 @@ public struct BrokerConfig: Sendable {
     /// `slow.request.log.ms`: a request answered later than this is logged, with its timings
     /// (not the APIs whose answers wait by design: Fetch, JoinGroup, SyncGroup); 0 for never.
     public var slowRequestLogMs: Int64 = 5000
+    /// Tracing (Brook's own settings; Kafka has none): spans for Produce and Fetch requests sent
+    /// to an OpenTelemetry collector over OTLP/HTTP. `tracing.otlp.endpoint` (`http://HOST:4318`;
+    /// empty, the default: no tracing), `tracing.otlp.protocol` (`http/protobuf` or
+    /// `http/json`), `tracing.sample.ratio` (the share of those requests traced, 1.0),
+    /// `tracing.service.name` (`brook`). OpenTelemetry's `OTEL_*` environment variables
+    /// override them, as swift-otel reads them.
+    public var tracing = TracingSettings()
     /// The MQTT listener (`mqtt.*`).
     public var mqtt = MQTTSettings()
     /// `console.enable`: the web console on the HTTP listener (at `/`).
@@ -284,6 +291,21 @@ public struct BrokerConfig: Sendable {
         case "shutdown.timeout.ms": shutdownTimeoutMs = try int(1000...86_400_000)
         case "console.enable": consoleEnable = try bool()
         case "slow.request.log.ms": slowRequestLogMs = try int(0...86_400_000)
+        case "tracing.otlp.endpoint":
+            let trimmed = value.trimmed
+            guard trimmed.isEmpty || trimmed.hasPrefix("http://") || trimmed.hasPrefix("https://"), trimmed.utf8.count <= 2048 else {
+                throw .invalid(key, value, "expected http://HOST:PORT or https://HOST:PORT (OTLP over HTTP), or empty for none")
+            }
+            tracing.endpoint = trimmed
+        case "tracing.otlp.protocol":
+            guard ["http/protobuf", "http/json"].contains(value.trimmed) else { throw .invalid(key, value, "expected http/protobuf or http/json") }
+            tracing.protocolName = value.trimmed
+        case "tracing.sample.ratio":
+            guard let ratio = Double(value.trimmed), ratio >= 0, ratio <= 1 else { throw .invalid(key, value, "expected a number from 0 to 1") }
+            tracing.sampleRatio = ratio
+        case "tracing.service.name":
+            guard !value.trimmed.isEmpty, value.utf8.count <= 255 else { throw .invalid(key, value, "expected a name") }
+            tracing.serviceName = value.trimmed
         case "console.read.only": consoleReadOnly = try bool()
         case "metrics.consumer.lag.series.max": metricsLagSeriesMax = Int(try int(0...1_000_000))
         case "max.connections": maxConnections = Int(try int(1...Int64(Int32.max)))
@@ -406,4 +428,15 @@ public struct BrokerConfig: Sendable {
         }
         return settings
     }
+}
+
+/// Where spans go and how many (`tracing.*`; see BrokerConfig.tracing).
+public struct TracingSettings: Sendable, Equatable {
+    /// The collector's OTLP/HTTP base URL; empty: no tracing.
+    public var endpoint = ""
+    public var protocolName = "http/protobuf"
+    public var sampleRatio = 1.0
+    public var serviceName = "brook"
+    public var enabled: Bool { !endpoint.isEmpty }
+    public init() {}
 }

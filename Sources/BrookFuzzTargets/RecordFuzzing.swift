@@ -1,6 +1,7 @@
 import BrookCore
 import BrookRecords
 import BrookTxn
+import NIOCore
 
 /// Record batches: the validator (what a produce passes), the batch and record walkers (what
 /// log readers, compaction, the coordinators' loads and the client run on stored or fetched
@@ -22,6 +23,10 @@ enum RecordFuzzing {
             validateThenWalk(bytes, check: check)
             walkStored(bytes)
         }
+        // What a traced request's span reads of its batches, unvalidated.
+        let buffer = ByteBuffer(bytes: batches)
+        precondition(BatchPeek.recordCount(buffer) >= 0)
+        if let value = BatchPeek.firstRecordHeader("traceparent", in: buffer) { precondition(value.count <= 256) }
     }
 
     /// What the produce path does: validate, and what passes must walk cleanly, record by record.

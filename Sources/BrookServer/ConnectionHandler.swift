@@ -38,6 +38,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         var connections: ListenerMetrics?
         /// `slow.request.log.ms`: a request answered later than this is logged (0: never).
         var slowRequestMs: Int64 = 0
+        /// Spans for sampled Produce and Fetch requests, when tracing is configured.
+        var tracing: RequestTracing?
     }
 
     /// APIs whose answers wait by design (a long poll, a rebalance): never logged as slow.
@@ -53,6 +55,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         var bytes: Int
         var receivedNs: UInt64
         var startedNs: UInt64
+        /// A sampled request's span to be, when tracing.
+        var trace: RequestTracing.Summary? = nil
     }
 
     let broker: Broker
@@ -88,6 +92,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     var closeDelay = TimeAmount.zero
     /// The client's address as group members show it ("/127.0.0.1"), read when the handler is added.
     var clientHost = "/unknown"
+    /// The peer's `address:port`, for spans.
+    var peer: String?
     var lastActivity = NIODeadline.uptimeNanoseconds(0)
     /// When the first byte of the frame now arriving came (nil between frames).
     var frameStarted: NIODeadline?
@@ -106,13 +112,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
         self.logger = logger
         self.settings = settings
         logsEveryRequest = logger.logLevel <= .debug
-        timesRequests = settings.requests != nil || settings.slowRequestMs > 0 || logsEveryRequest
+        timesRequests = settings.requests != nil || settings.slowRequestMs > 0 || logsEveryRequest || settings.tracing != nil
         framer = RequestFramer(frameBytesMax: settings.frameBytesMax)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         // An accepted connection knows its peer from the start.
         if let ip = context.remoteAddress?.ipAddress { clientHost = "/" + ip }
+        peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" }
         logger[metadataKey: "peer"] = "\(context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?")"
         logger[metadataKey: "listener"] = "\(settings.listener.name)"
         scope = ConnectionScope(eventLoop: context.eventLoop, listener: settings.listener)
@@ -210,7 +217,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
            let correlationID = frame.getInteger(at: frame.readerIndex + 4, as: Int32.self) {
             let clientID = logsEveryRequest ? Self.clientID(frame) : nil
             inFlight.append(InFlight(apiKey: key, version: version, correlationID: correlationID, clientID: clientID, bytes: size,
-                                     receivedNs: lastReadNs, startedNs: startedNs))
+                                     receivedNs: lastReadNs, startedNs: startedNs, trace: settings.tracing?.sample(frame, apiKey: key) { [broker] id in broker.topics.topic(id: id)?.name }))
         }
         switch outcome {
         case .respond(let response): complete(sequence, response, size, context: context)
@@ -290,6 +297,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
                                        startedNs: request.startedNs, doneNs: doneNs)
             }
             log(request, responseBytes: responseBytes, doneNs: doneNs)
+            if let trace = request.trace, let tracing = settings.tracing {
+                tracing.record(trace, peer: peer, listener: settings.listener.name, requestBytes: request.bytes, responseBytes: responseBytes,
+                               receivedNs: request.receivedNs, startedNs: request.startedNs, doneNs: doneNs)
+            }
         }
         if let response {
             write(response.writer, context: context)

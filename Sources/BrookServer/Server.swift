@@ -29,11 +29,15 @@ public final class BrookServer: Sendable {
     /// How this node reaches the other brokers of its cluster (the MQTT side's writes and reads
     /// of partitions they lead); nil for a node on its own.
     let peers: InterBrokerClient?
+    /// Spans for sampled Produce and Fetch requests (tracing.*), when configured.
+    let tracing: RequestTracing?
     static let tlsReloadCheck = TimeAmount.seconds(5)
 
     /// `threads`: the event loops (`num.network.threads`); nil: one per core.
-    public init(broker: Broker, threads: Int? = nil, logger: Logger, metrics: ServerMetrics? = nil, peers: InterBrokerClient? = nil) {
+    public init(broker: Broker, threads: Int? = nil, logger: Logger, metrics: ServerMetrics? = nil, tracing: RequestTracing? = nil,
+                peers: InterBrokerClient? = nil) {
         self.broker = broker
+        self.tracing = tracing
         self.peers = peers
         self.logger = logger
         self.metrics = metrics
@@ -77,6 +81,7 @@ public final class BrookServer: Sendable {
             settings.failedAuthenticationCloseDelayMs = broker.config.security.failedAuthenticationDelayMs
             settings.requests = metrics?.requests
             settings.slowRequestMs = broker.config.slowRequestLogMs
+            settings.tracing = tracing
             settings.connections = metrics?.listener(listener.name)
             var tls: ListenerTLS?
             if security.securityProtocol.usesTLS {

@@ -12,7 +12,10 @@ import Dispatch
 import Logging
 import NIOCore
 import NIOPosix
+import OTel
+import ServiceLifecycle
 import Synchronization
+import Tracing
 
 #if canImport(Glibc)
 import Glibc
@@ -118,14 +121,15 @@ struct Serve: ParsableCommand {
                                 responseErrors: observed.metrics?.requests)
         haltOnFatalLogDirFailure(broker, logger: logger)
         observed.attach(broker)
-        let server = BrookServer(broker: broker, threads: broker.config.networkThreads, logger: logger, metrics: observed.metrics)
+        let server = BrookServer(broker: broker, threads: broker.config.networkThreads, logger: logger, metrics: observed.metrics,
+                                 tracing: observed.tracing)
         let addresses = try server.start()
         observed.health.markReady()
         let dirs = config.logDirs.map(absolutePath).joined(separator: ", ")
         logger.notice("Brook \(Version.brook) node \(config.nodeID) of cluster \(broker.clusterID) listening on \(addresses.map { "\($0)" }.joined(separator: ", ")), advertised as \(config.advertised), data in \(dirs)")
 
         // SIGTERM / SIGINT: stop listening, close the logs, exit (the parts in reverse order).
-        runNode([observed.part, NodePart(description: "client listeners") { server.shutdown() }],
+        runNode([observed.part, NodePart(description: "client listeners") { server.shutdown() }], first: observed.first,
                 health: observed.health, timeoutMs: config.shutdownTimeoutMs, logger: logger)
     }
 
@@ -214,6 +218,7 @@ struct Serve: ParsableCommand {
         if let broker, let peers {
             guard !config.clientListeners.isEmpty else { throw ValidationError("a broker needs a listener that is not a controller listener") }
             let started = BrookServer(broker: broker, threads: broker.config.networkThreads, logger: logger, metrics: observed.metrics,
+                                      tracing: observed.tracing,
                                       peers: singleNode ? nil : peers)
             let health = observed.health
             let advertised = (config.advertisedListeners ?? config.listeners).filter { !config.controllerListenerNames.contains($0.name) }
@@ -327,7 +332,7 @@ struct Serve: ParsableCommand {
         if let reloadTask { parts.append(NodePart(description: "inter-node certificate reloads") { reloadTask.cancel() }) }
         // MQTT clients first, while this broker still leads partitions: their sessions are saved.
         if let server { parts.append(NodePart(description: "MQTT clients") { servingQueue.sync { server.endMQTTClients() } }) }
-        runNode(parts, health: observed.health, timeoutMs: config.shutdownTimeoutMs, logger: logger)
+        runNode(parts, first: observed.first, health: observed.health, timeoutMs: config.shutdownTimeoutMs, logger: logger)
     }
 
     /// What a single node's directory holds that its metadata log must hold too: every topic
@@ -398,6 +403,10 @@ struct Observability {
     let metrics: ServerMetrics?
     let health: NodeHealth
     let http: HTTPListener
+    /// Spans for Produce and Fetch, and swift-otel's exporter that sends them (run with the
+    /// node's parts), when `tracing.otlp.endpoint` is set.
+    var tracing: RequestTracing? = nil
+    var tracingService: (any Service)? = nil
 
     static func start(_ config: BrokerConfig, logger: Logger) throws -> Observability {
         let metrics = ServerMetrics()
@@ -410,7 +419,17 @@ struct Observability {
         } catch {
             throw ValidationError("\(error)")
         }
-        return Observability(metrics: bound.isEmpty ? nil : metrics, health: health, http: http)
+        var observed = Observability(metrics: bound.isEmpty ? nil : metrics, health: health, http: http)
+        if config.tracing.enabled {
+            do {
+                observed.tracingService = try SpanExport.bootstrap(config.tracing, logger: logger)
+            } catch {
+                throw ValidationError("tracing.otlp.endpoint: \(error)")
+            }
+            observed.tracing = RequestTracing(ratio: config.tracing.sampleRatio, tracer: InstrumentationSystem.tracer)
+            logger.info("tracing \(config.tracing.sampleRatio * 100)% of Produce and Fetch requests to \(config.tracing.endpoint) (\(config.tracing.protocolName))")
+        }
+        return observed
     }
 
     /// The broker the metrics and the console show (the console only with an HTTP listener up).
@@ -420,6 +439,31 @@ struct Observability {
         http.attach(console: Console.make(config: broker.config, clusterID: broker.clusterID, logger: broker.logger))
     }
 
+    /// Services that start before the node's parts and stop after them: the span exporter,
+    /// which sends what it holds when it stops.
+    var first: [any Service] { tracingService.map { [$0] } ?? [] }
+
     /// The HTTP listener as the node's first part, stopped last.
     var part: NodePart { NodePart(description: "HTTP listener") { [http] in http.shutdown() } }
+}
+
+/// swift-otel's traces backend (OTLP/HTTP, logs and metrics off: metrics are Prometheus's),
+/// bootstrapped as the process's tracer; every request span sampled by Brook is kept.
+enum SpanExport {
+    static func bootstrap(_ settings: TracingSettings, logger: Logger) throws -> any Service {
+        var otel = OTel.Configuration.default
+        otel.serviceName = settings.serviceName
+        otel.diagnosticLogger = .custom(logger)
+        otel.logs.enabled = false
+        otel.metrics.enabled = false
+        otel.traces.enabled = true
+        otel.traces.sampler = .alwaysOn
+        // A base URL, as OTEL_EXPORTER_OTLP_ENDPOINT: the traces go to its /v1/traces.
+        otel.traces.otlpExporter.endpoint = settings.endpoint.hasSuffix("/") ? settings.endpoint + "v1/traces" : settings.endpoint + "/v1/traces"
+        otel.traces.otlpExporter.protocol = settings.protocolName == "http/json" ? .httpJSON : .httpProtobuf
+        // A collector that is down costs a stopping broker at most these (not the 30 s defaults).
+        otel.traces.otlpExporter.timeout = .seconds(2)
+        otel.traces.batchSpanProcessor.exportTimeout = .seconds(2)
+        return try OTel.bootstrap(configuration: otel)
+    }
 }

@@ -309,3 +309,123 @@ def test_the_grafana_dashboard_uses_what_is_served(broker, tmp_path):
         f"  - record: dashboard:query{i}\n    expr: {json.dumps(q)}\n" for i, q in enumerate(queries)))
     out = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+class OTLPCollector:
+    """An OTLP/HTTP trace receiver (POST /v1/traces, JSON or protobuf), on a free port in a
+    thread: what an OpenTelemetry collector would be sent."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        collector = self
+        self.posts = []  # (content type, body)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                collector.posts.append((self.path, self.headers.get("Content-Type", ""), body))
+                self.send_response(200)
+                kind = self.headers.get("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
+                answer = b"{}" if "json" in kind else b""
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    @staticmethod
+    def hex_id(text: str) -> str:
+        """A trace or span id of OTLP/JSON: hex, as the specification has it (or base64)."""
+        import base64
+        import string
+        if text and all(c in string.hexdigits for c in text) and len(text) in (16, 32):
+            return text.lower()
+        return base64.b64decode(text).hex() if text else ""
+
+    def spans(self) -> list:
+        """Every span received, as (name, kind, start ns, end ns, {attribute: value})."""
+        out = []
+        for path, kind, body in self.posts:
+            assert path == "/v1/traces", path
+            if "json" in kind:
+                import json
+                request = json.loads(body)
+                for resource in request["resourceSpans"]:
+                    for scope in resource["scopeSpans"]:
+                        for s in scope["spans"]:
+                            attrs = {a["key"]: next(iter(a["value"].values())) for a in s.get("attributes", [])}
+                            out.append((s["name"], s.get("kind"), int(s["startTimeUnixNano"]), int(s["endTimeUnixNano"]), attrs,
+                                        resource["resource"], self.hex_id(s.get("traceId", "")), self.hex_id(s.get("parentSpanId", ""))))
+            else:
+                from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                for resource in request.resource_spans:
+                    for scope in resource.scope_spans:
+                        for s in scope.spans:
+                            attrs = {a.key: getattr(a.value, a.value.WhichOneof("value")) for a in s.attributes}
+                            out.append((s.name, s.kind, s.start_time_unix_nano, s.end_time_unix_nano, attrs,
+                                        {a.key: a.value.string_value for a in resource.resource.attributes},
+                                        s.trace_id.hex(), s.parent_span_id.hex()))
+        return out
+
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
+def test_produce_and_fetch_spans_reach_an_otlp_collector(tmp_path, protocol):
+    """With tracing.otlp.endpoint set, each Produce and Fetch request is a server span sent by
+    swift-otel's exporter: the topic, the records, the client id; the spans held at SIGTERM are
+    sent before the broker exits. Without the setting nothing is sent (the other tests)."""
+    from brook_interop import ck_consume, ck_produce, make_records
+    collector = OTLPCollector()
+    b = Broker(tmp_path / "data", tmp_path / "brook.log", overrides={
+        "tracing.otlp.endpoint": f"http://127.0.0.1:{collector.port}", "tracing.otlp.protocol": protocol,
+        "tracing.service.name": "brook-under-test"})
+    try:
+        start_or_fail(b)
+        topic = unique_topic("traced")
+        ck_create_topic(b.bootstrap, topic)
+        started_ns = time.time_ns()
+        ck_produce(b.bootstrap, topic, make_records(20, "tr", partitions=1), **{"client.id": "tracing-producer", "linger.ms": 50})
+        ck_consume(b.bootstrap, topic, [0], 20)
+        # A record carrying its producer's trace (W3C traceparent): the broker's span joins it.
+        traced = unique_topic("traced-child")
+        ck_create_topic(b.bootstrap, traced)
+        producer = Producer({"bootstrap.servers": b.bootstrap, "compression.type": "none"})
+        producer.produce(traced, value=b"v", headers=[("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01".encode())])
+        assert producer.flush(30) == 0
+        assert b.stop() == 0
+        spans = collector.spans()
+    finally:
+        b.stop()
+        collector.close()
+    produced = [s for s in spans if s[0] == "Produce" and s[4].get("messaging.destination.name") == topic]
+    assert produced, f"no Produce span of {topic} among {[(s[0], s[4].get('brook.topics')) for s in spans][:20]}"
+    assert sum(int(s[4]["messaging.batch.message_count"]) for s in produced) == 20, produced
+    for name, kind, start, end, attrs, resource, _, _ in produced:
+        assert attrs["messaging.system"] == "kafka" and attrs["messaging.operation.type"] == "send", attrs
+        assert attrs["messaging.client.id"] == "tracing-producer" and attrs["brook.listener"] == "PLAINTEXT", attrs
+        assert kind in (2, "SPAN_KIND_SERVER"), kind  # server
+        assert started_ns - 5e9 < start <= end < time.time_ns(), (start, end)
+        assert resource.get("service.name") == "brook-under-test" or any(
+            a.get("key") == "service.name" and a["value"].get("stringValue") == "brook-under-test" for a in resource.get("attributes", [])), resource
+    (child,) = [s for s in spans if s[0] == "Produce" and s[4].get("messaging.destination.name") == traced]
+    assert (child[6], child[7]) == (TRACE_ID, PARENT_ID), child
+    assert all(s[6] != TRACE_ID for s in produced), "a record without traceparent starts its own trace"
+    fetched = [s for s in spans if s[0] == "Fetch" and topic in s[4].get("brook.topics", "").split(",")]
+    assert fetched and all(s[4]["messaging.operation.type"] == "receive" for s in fetched), [s[4] for s in spans if s[0] == "Fetch"][:5]
