@@ -8,6 +8,7 @@
 #
 # NETWORK_THREADS 0 keeps the default (num.network.threads: one event loop per core). kbench
 # comes from ../shared/bench/build.sh. The broker and its data dir are removed at the end.
+# BROOK_OVERRIDES="key=value ..." adds broker settings (tracing.otlp.endpoint=..., say).
 set -euo pipefail
 PORT=${1:-19611}; THREADS=${2:-0}; RUNS=${3:-2}
 BIN=${BIN:-/tmp/kb/bin}
@@ -15,6 +16,7 @@ BROOK=${BROOK_BIN:-$(dirname "$0")/../.build/release/brook}
 DATA=$(mktemp -d)
 EXTRA=()
 [ "$THREADS" != "0" ] && EXTRA=(--override "num.network.threads=$THREADS")
+for setting in ${BROOK_OVERRIDES:-}; do EXTRA+=(--override "$setting"); done
 "$BROOK" serve --override "listeners=PLAINTEXT://127.0.0.1:$PORT" --override "log.dirs=$DATA/data" "${EXTRA[@]}" \
     --log-level warning > "$DATA/broker.log" 2>&1 &
 PID=$!
