@@ -125,53 +125,47 @@ public final class BrokerLifecycle: @unchecked Sendable {
     }
 
     /// Forwards a topic change to the active controller (trying the one named when a
-    /// controller is not active), and calls `done` with its answers once committed, or an error.
-    /// Sends an admin request to the active controller; the answers and the metadata offset
-    /// that holds the entries they made.
+    /// controller is not active), and calls `done` with its answers once committed, or an error:
+    /// the answers and the metadata offset that holds the entries they made.
     public func forward(_ request: ControllerAdminRequest, done: @escaping @Sendable (Result<([TopicAnswer], MetadataOffset), QuorumError>) -> Void) {
-        loop.execute { [self] in forward(request, attempt: 0, done: done) }
-    }
-
-    func forward(_ request: ControllerAdminRequest, attempt: Int, done: @escaping @Sendable (Result<([TopicAnswer], MetadataOffset), QuorumError>) -> Void) {
-        let retry = { [self] in
-            guard attempt < Self.forwardAttemptsMax else { return done(.failure(.unreachable("no active controller answered"))) }
-            loop.scheduleTask(in: .milliseconds(200)) { [self] in forward(request, attempt: attempt + 1, done: done) }
-        }
-        guard let connection = connected() else { return retry() }
-        connection.ask(.admin(request)) { [self] result in
-            switch result {
-            case .success(.text(true, let text)):
-                guard let (answers, offset) = TopicAnswerText.parse(text) else { return done(.failure(.unreachable("unreadable controller answer"))) }
-                done(.success((answers, offset)))
-            case .success(.text(false, let text)):
-                if self.connection === connection { rotate(toLeaderIn: Self.fields(text)) }
-                retry()
-            default:
-                if self.connection === connection { rotate() }
-                retry()
-            }
+        loop.execute { [self] in
+            askLeader(.admin(request), attempt: 0, attemptsMax: Self.forwardAttemptsMax, delayMs: 200,
+                      nobody: "no active controller answered", read: TopicAnswerText.parse, done: done)
         }
     }
 
     static let forwardAttemptsMax = 10
 
     /// The quorum as its leader sees it (DescribeQuorum), asked of the controller this broker
-    /// follows and, if that one does not lead, of the leader it names (a few attempts).
+    /// follows and, if that one does not lead, of the leader it names.
     public func describeQuorum(done: @escaping @Sendable (Result<QuorumDescription, QuorumError>) -> Void) {
-        loop.execute { [self] in describeQuorum(attempt: 0, done: done) }
+        loop.execute { [self] in
+            askLeader(.describeQuorum, attempt: 0, attemptsMax: Self.describeAttemptsMax, delayMs: 100,
+                      nobody: "no quorum leader answered", read: QuorumDescriptionText.parse, done: done)
+        }
     }
 
-    func describeQuorum(attempt: Int, done: @escaping @Sendable (Result<QuorumDescription, QuorumError>) -> Void) {
+    /// A DescribeQuorum waits for at most this many tries (0.1 s apart, each within the
+    /// request timeout): a client's request is answered within a few seconds.
+    static let describeAttemptsMax = 5
+
+    /// Asks the active controller (the leader): an answer that is not the leader's moves to the
+    /// leader it names, a lost one to the next controller, each tried again `delayMs` later, at
+    /// most `attemptsMax` times; `read` turns the leader's text answer into the result.
+    func askLeader<T>(_ request: QuorumRequest, attempt: Int, attemptsMax: Int, delayMs: Int64, nobody: String,
+                      read: @escaping (String) -> T?, done: @escaping @Sendable (Result<T, QuorumError>) -> Void) {
         let retry = { [self] in
-            guard attempt < Self.describeAttemptsMax else { return done(.failure(.unreachable("no quorum leader answered"))) }
-            loop.scheduleTask(in: .milliseconds(100)) { [self] in describeQuorum(attempt: attempt + 1, done: done) }
+            guard attempt < attemptsMax else { return done(.failure(.unreachable(nobody))) }
+            loop.scheduleTask(in: .milliseconds(delayMs)) { [self] in
+                askLeader(request, attempt: attempt + 1, attemptsMax: attemptsMax, delayMs: delayMs, nobody: nobody, read: read, done: done)
+            }
         }
         guard let connection = connected() else { return retry() }
-        connection.ask(.describeQuorum) { [self] result in
+        connection.ask(request) { [self] result in
             switch result {
             case .success(.text(true, let text)):
-                guard let description = QuorumDescriptionText.parse(text) else { return done(.failure(.unreachable("unreadable controller answer"))) }
-                done(.success(description))
+                guard let value = read(text) else { return done(.failure(.unreachable("unreadable controller answer"))) }
+                done(.success(value))
             case .success(.text(false, let text)):
                 if self.connection === connection { rotate(toLeaderIn: Self.fields(text)) }
                 retry()
@@ -181,10 +175,6 @@ public final class BrokerLifecycle: @unchecked Sendable {
             }
         }
     }
-
-    /// A DescribeQuorum waits for at most this many tries (0.1 s apart, each within the
-    /// request timeout): a client's request is answered within a few seconds.
-    static let describeAttemptsMax = 5
 
     /// Sends a leader's ISR changes to the active controller in one request (one attempt: the
     /// leader proposes again later). `done` gets, per change in order, the committed ISR and
