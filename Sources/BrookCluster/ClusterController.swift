@@ -149,9 +149,6 @@ public struct ClusterController: Sendable {
     /// Entries appended but not committed, oldest first.
     public private(set) var pending: [[MetadataRecord]] = []
     var sessions: [NodeID: Int64] = [:]
-    /// Each broker's last heartbeat this controller read: the metadata offset it had applied
-    /// and when (soft state, for DescribeQuorum's observers).
-    public private(set) var heartbeats: [NodeID: (applied: MetadataOffset, atMs: Int64)] = [:]
     /// When `tick` last ran: a controller whose ticks come late was not running (a paused or
     /// starved process), and a broker's heartbeats it could not read meanwhile are not the
     /// broker's silence.
@@ -260,7 +257,6 @@ public struct ClusterController: Sendable {
     public mutating func unregisterBroker(_ id: NodeID) -> Decision<ErrorCode> {
         guard let broker = image.brokers[id] else { return Decision(records: [], answer: .brokerIDNotRegistered) }
         sessions[id] = nil
-        heartbeats[id] = nil
         let records: [MetadataRecord] = [.unregisterBroker(UnregisterBrokerRecord(brokerId: id, brokerEpoch: broker.epoch.value))]
             + leavingEveryELR(id)
         return decideWithRepairs(records, affecting: id, .none)
@@ -292,7 +288,6 @@ public struct ClusterController: Sendable {
             return Decision(records: [], answer: answer)
         }
         sessions[request.id] = nowMs
-        heartbeats[request.id] = (request.metadataOffset, nowMs)
         heard.insert(request.id)
         // Caught up: it applied the log up to its own registration, as committed.
         let registeredAt = committed.brokers[request.id].flatMap { $0.epoch == broker.epoch ? $0.registeredAt : nil }

@@ -80,6 +80,10 @@ public final class BrokerLifecycle: @unchecked Sendable {
     var wantShutdown = false
     var shutdownDone: EventLoopPromise<Bool>?
     var ticker: RepeatedTask?
+    /// Callers waiting for the DescribeQuorum in flight (one at a time goes to the controller,
+    /// whatever the number of clients asking); at most `describeWaitersMax`.
+    var describeWaiters: [@Sendable (Result<QuorumDescription, QuorumError>) -> Void] = []
+    static let describeWaitersMax = 1024
 
     public var current: BrokerView { viewBox.withLockedValue { $0 } }
 
@@ -129,7 +133,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
     /// the answers and the metadata offset that holds the entries they made.
     public func forward(_ request: ControllerAdminRequest, done: @escaping @Sendable (Result<([TopicAnswer], MetadataOffset), QuorumError>) -> Void) {
         loop.execute { [self] in
-            askLeader(.admin(request), attempt: 0, attemptsMax: Self.forwardAttemptsMax, delayMs: 200,
+            askLeader(.admin(request), attempt: 0, attemptsMax: Self.forwardAttemptsMax, delayMs: 200, deadline: nil, readOnly: false,
                       nobody: "no active controller answered", read: TopicAnswerText.parse, done: done)
         }
     }
@@ -137,27 +141,42 @@ public final class BrokerLifecycle: @unchecked Sendable {
     static let forwardAttemptsMax = 10
 
     /// The quorum as its leader sees it (DescribeQuorum), asked of the controller this broker
-    /// follows and, if that one does not lead, of the leader it names.
+    /// follows and, if that one does not lead, of the leader it names. Callers that ask while
+    /// one is in flight share its answer; within `describeWaitMs` in all.
     public func describeQuorum(done: @escaping @Sendable (Result<QuorumDescription, QuorumError>) -> Void) {
         loop.execute { [self] in
+            guard describeWaiters.count < Self.describeWaitersMax else { return done(.failure(.unreachable("too many DescribeQuorum requests waiting"))) }
+            describeWaiters.append(done)
+            guard describeWaiters.count == 1 else { return }
             askLeader(.describeQuorum, attempt: 0, attemptsMax: Self.describeAttemptsMax, delayMs: 100,
-                      nobody: "no quorum leader answered", read: QuorumDescriptionText.parse, done: done)
+                      deadline: .now() + .milliseconds(Self.describeWaitMs), readOnly: true,
+                      nobody: "no quorum leader answered", read: QuorumDescriptionText.parse) { [self] result in
+                let waiting = describeWaiters
+                describeWaiters = []
+                for waiter in waiting { waiter(result) }
+            }
         }
     }
 
-    /// A DescribeQuorum waits for at most this many tries (0.1 s apart, each within the
-    /// request timeout): a client's request is answered within a few seconds.
+    /// A DescribeQuorum is tried at most this many times, 0.1 s apart, none started past
+    /// `describeWaitMs` (each within the request timeout).
     static let describeAttemptsMax = 5
+    static let describeWaitMs: Int64 = 3000
 
     /// Asks the active controller (the leader): an answer that is not the leader's moves to the
-    /// leader it names, a lost one to the next controller, each tried again `delayMs` later, at
-    /// most `attemptsMax` times; `read` turns the leader's text answer into the result.
-    func askLeader<T>(_ request: QuorumRequest, attempt: Int, attemptsMax: Int, delayMs: Int64, nobody: String,
-                      read: @escaping (String) -> T?, done: @escaping @Sendable (Result<T, QuorumError>) -> Void) {
+    /// leader it names, a lost one to the next controller (not for a `readOnly` request: the
+    /// heartbeats decide that a controller is gone, and a client's reads must not cut this
+    /// broker's connection), each tried again `delayMs` later, at most `attemptsMax` times and
+    /// not past `deadline`; `read` turns the leader's text answer into the result.
+    func askLeader<T>(_ request: QuorumRequest, attempt: Int, attemptsMax: Int, delayMs: Int64, deadline: NIODeadline?, readOnly: Bool,
+                      nobody: String, read: @escaping (String) -> T?, done: @escaping @Sendable (Result<T, QuorumError>) -> Void) {
         let retry = { [self] in
-            guard attempt < attemptsMax else { return done(.failure(.unreachable(nobody))) }
+            guard attempt < attemptsMax, deadline.map({ .now() + .milliseconds(delayMs) < $0 }) ?? true else {
+                return done(.failure(.unreachable(nobody)))
+            }
             loop.scheduleTask(in: .milliseconds(delayMs)) { [self] in
-                askLeader(request, attempt: attempt + 1, attemptsMax: attemptsMax, delayMs: delayMs, nobody: nobody, read: read, done: done)
+                askLeader(request, attempt: attempt + 1, attemptsMax: attemptsMax, delayMs: delayMs, deadline: deadline, readOnly: readOnly,
+                          nobody: nobody, read: read, done: done)
             }
         }
         guard let connection = connected() else { return retry() }
@@ -170,7 +189,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
                 if self.connection === connection { rotate(toLeaderIn: Self.fields(text)) }
                 retry()
             default:
-                if self.connection === connection { rotate() }
+                if self.connection === connection && !readOnly { rotate() }
                 retry()
             }
         }

@@ -61,9 +61,9 @@ public final class QuorumDriver: @unchecked Sendable {
     /// `queuedInput` and is taken up, in order, when the work ends.
     var working = false
     var queuedInput: [() -> Void] = []
-    /// While leading: when each voter last answered (wall clock ms), and when it last held
-    /// everything this leader had (DescribeQuorum's times). Cleared when leadership changes.
-    var voterContacts: [NodeID: (heardMs: Int64, caughtUpMs: Int64)] = [:]
+    /// While leading: each voter's answers and each broker's heartbeats, for DescribeQuorum's
+    /// times. Cleared when the term changes.
+    var contacts = ReplicaContacts()
     var contactsTerm = Term(0)
     static let queuedInputMax = 65_536
     var droppedInput = 0
@@ -391,16 +391,25 @@ public final class QuorumDriver: @unchecked Sendable {
         drive()
     }
 
-    /// A leader notes when a voter answered, and whether it then had the whole log.
+    /// A leader notes a voter's answer: how far its log goes against the leader's.
     func noteContact(from node: NodeID) {
-        guard raft.status.role == .leader, raft.configuration.contains(node), let match = raft.matchIndex(of: node) else { return }
+        guard raft.role == .leader, raft.configuration.contains(node), let match = raft.matchIndex(of: node) else { return }
+        freshContacts()
+        contacts.heard(node, holds: match.value, leaderEnd: raft.lastIndex.value, nowMs: Self.wallMs())
+    }
+
+    /// The active controller notes a broker's heartbeat: what it applied against what is committed.
+    func noteObserver(_ node: NodeID, applied: MetadataOffset) {
+        guard raft.role == .leader else { return }
+        freshContacts()
+        contacts.heard(node, holds: applied.value, leaderEnd: raft.commit.value, nowMs: Self.wallMs())
+    }
+
+    func freshContacts() {
         if contactsTerm != raft.term {
-            voterContacts = [:]
+            contacts = ReplicaContacts()
             contactsTerm = raft.term
         }
-        let now = Self.wallMs()
-        let caughtUp = match >= raft.lastIndex ? now : voterContacts[node]?.caughtUpMs ?? -1
-        voterContacts[node] = (now, caughtUp)
     }
 
     static func wallMs() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000) &+ wallOffsetMs }
@@ -418,27 +427,19 @@ public final class QuorumDriver: @unchecked Sendable {
         let status = raft.status
         guard status.role == .leader else { return nil }
         let now = Self.wallMs()
-        let fresh = contactsTerm == raft.term
-        let voters = status.configuration.voters.sorted().map { voter -> QuorumDescription.Replica in
-            if voter == options.nodeID {
-                return QuorumDescription.Replica(id: voter, logEnd: raft.lastIndex.value, lastFetchMs: -1, lastCaughtUpMs: now)
-            }
-            let contact = fresh ? voterContacts[voter] : nil
-            return QuorumDescription.Replica(id: voter, logEnd: raft.matchIndex(of: voter)?.value ?? -1,
-                                             lastFetchMs: contact?.heardMs ?? -1, lastCaughtUpMs: contact?.caughtUpMs ?? -1)
+        freshContacts()
+        // The leader itself: its log end, now for both times (as Kafka's leader reports itself).
+        // Another node: as last heard in this term (never: -1, whatever Raft's progress starts at).
+        func replica(_ id: NodeID) -> QuorumDescription.Replica {
+            if id == options.nodeID { return QuorumDescription.Replica(id: id, logEnd: raft.lastIndex.value, lastFetchMs: now, lastCaughtUpMs: now) }
+            guard let contact = contacts.seen[id] else { return QuorumDescription.Replica(id: id, logEnd: -1) }
+            return QuorumDescription.Replica(id: id, logEnd: contact.holds, lastFetchMs: contact.heardMs, lastCaughtUpMs: contact.caughtUpMs)
         }
-        // Brokers are the observers: what each last said it applied, in its heartbeat to this
-        // active controller (none heard yet: -1).
-        let monotonicNow = Self.nowMs()
-        let heartbeats = controller?.heartbeats ?? [:]
-        // (A node that is a voter too is shown once, as the voter: Kafka's combined node.)
+        let voters = status.configuration.voters.sorted().map(replica)
+        // Brokers are the observers, by their heartbeats to this active controller (a node that
+        // is a voter too is shown once, as the voter: Kafka's combined node).
         let observers = image.brokers.keys.sorted().filter { !status.configuration.contains($0) }
-            .prefix(QuorumDescription.replicasMax).map { id -> QuorumDescription.Replica in
-                guard let beat = heartbeats[id] else { return QuorumDescription.Replica(id: id, logEnd: -1) }
-                let at = now - max(0, monotonicNow - beat.atMs)
-                return QuorumDescription.Replica(id: id, logEnd: beat.applied.value, lastFetchMs: at,
-                                                 lastCaughtUpMs: beat.applied.value >= raft.commit.value ? at : -1)
-            }
+            .prefix(QuorumDescription.replicasMax).map(replica)
         var endpoints: [NodeID: String] = [:]
         for voter in status.configuration.voters {
             guard var address = address(of: voter) else { continue }
@@ -507,6 +508,7 @@ public final class QuorumDriver: @unchecked Sendable {
         case .brokerHeartbeat(let heartbeat):
             guard controller != nil, waiting.count < Self.waitingMax else { return text(false, notActive()) }
             let decision = controller!.heartbeat(heartbeat, nowMs: Self.nowMs())
+            if decision.answer.error == .none { noteObserver(heartbeat.id, applied: heartbeat.metadataOffset) }
             let a = decision.answer
             propose(decision.records) { committed in
                 committed ? text(true, "error_code=\(a.error.rawValue)\ncaught_up=\(a.isCaughtUp)\nfenced=\(a.isFenced)\nshould_shut_down=\(a.shouldShutDown)\n")
@@ -790,4 +792,39 @@ final class Peer: @unchecked Sendable {
     }
 
     func close() { channel?.close(promise: nil) }
+}
+
+/// What a leader knows of each replica it hears from (voters' append answers, brokers'
+/// heartbeats), kept as Kafka's leader keeps it for DescribeQuorum: the last log end heard,
+/// when, and when the replica last held everything the leader had. A replica is caught up at an
+/// answer that reaches the leader's end then, or, failing that, at its previous answer if this
+/// one reaches the leader's end as of that previous answer (it was level then, at the latest).
+struct ReplicaContacts {
+    struct Contact: Equatable {
+        var holds: Int64
+        var heardMs: Int64
+        var caughtUpMs: Int64 = -1
+        /// The leader's end when this replica was last heard from.
+        var leaderEndThen: Int64
+    }
+    private(set) var seen: [NodeID: Contact] = [:]
+    /// Nodes tracked at most (voters and brokers).
+    static let nodesMax = 2 * QuorumDescription.replicasMax
+
+    mutating func heard(_ node: NodeID, holds: Int64, leaderEnd: Int64, nowMs: Int64) {
+        guard var contact = seen[node] else {
+            guard seen.count < Self.nodesMax else { return }
+            seen[node] = Contact(holds: holds, heardMs: nowMs, caughtUpMs: holds >= leaderEnd ? nowMs : -1, leaderEndThen: leaderEnd)
+            return
+        }
+        if holds >= leaderEnd {
+            contact.caughtUpMs = max(contact.caughtUpMs, nowMs)
+        } else if holds >= contact.leaderEndThen {
+            contact.caughtUpMs = max(contact.caughtUpMs, contact.heardMs)
+        }
+        contact.holds = holds
+        contact.heardMs = nowMs
+        contact.leaderEndThen = leaderEnd
+        seen[node] = contact
+    }
 }

@@ -99,15 +99,14 @@ enum ClientProperties {
     }
 
     /// OAUTHBEARER's token, as Kafka's clients are told where it is: read from a file
-    /// (`sasl.oauthbearer.token.endpoint.url=file:///path`, KIP-1139's file retriever), or an
+    /// (`sasl.oauthbearer.token.endpoint.url=file:///path`, as KIP-768 has Kafka's clients do), or an
     /// unsecured one made here from `sasl.jaas.config`'s OAuthBearerLoginModule options
     /// (`unsecuredLoginStringClaim_sub="alice"`, `unsecuredLoginLifetimeSeconds`; development only).
     static func oauthBearer(_ settings: [String: String]) throws -> SaslCredentials {
         if let url = settings["sasl.oauthbearer.token.endpoint.url"] {
-            guard url.hasPrefix("file://") else {
-                throw ValidationError("sasl.oauthbearer.token.endpoint.url: brook's tools read a token from a file:// URL, not from an identity provider")
+            guard url.hasPrefix("file:"), let path = URL(string: url)?.path, !path.isEmpty else {
+                throw ValidationError("sasl.oauthbearer.token.endpoint.url: brook's tools read a token from a file: URL, not from an identity provider")
             }
-            let path = String(url.dropFirst("file://".count))
             guard let data = FileManager.default.contents(atPath: path), data.count <= OAuthBearer.messageBytesMax,
                   let token = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
                 throw ValidationError("cannot read an OAUTHBEARER token from \(path)")
@@ -122,8 +121,8 @@ enum ClientProperties {
         guard let subject = options["unsecuredLoginStringClaim_sub"], !subject.isEmpty else {
             throw ValidationError("sasl.jaas.config for OAUTHBEARER needs unsecuredLoginStringClaim_sub=\"...\" (an unsecured token), or give a token file")
         }
-        guard let lifetime = Int64(options["unsecuredLoginLifetimeSeconds"] ?? "3600"), lifetime > 0 else {
-            throw ValidationError("unsecuredLoginLifetimeSeconds must be a positive number")
+        guard let lifetime = Int64(options["unsecuredLoginLifetimeSeconds"] ?? "3600"), lifetime > 0, lifetime <= 315_360_000 else {
+            throw ValidationError("unsecuredLoginLifetimeSeconds must be a number of seconds from 1 to ten years")
         }
         let now = Int64(Date().timeIntervalSince1970)
         return .oauthBearer(token: OAuthBearer.unsecuredToken(subject: subject, issuedAt: now, lifetimeSeconds: lifetime), user: subject)

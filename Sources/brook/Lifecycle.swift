@@ -36,11 +36,13 @@ struct NodePart: Service, CustomStringConvertible {
 /// (a broker's controlled shutdown first, the controller last), then exits 0. A second signal,
 /// or a shutdown longer than `timeoutMs`, ends the process at once with status 1: the logs then
 /// lack their clean-shutdown markers and are recovered at the next start.
-/// `first` (the tracing exporter) run before the parts and stop after them.
+/// `first` (the tracing exporter) run before the parts and stop after them; one of them ending
+/// on its own (an exporter that failed) leaves the node running.
 func runNode(_ parts: [NodePart], first: [any Service] = [], health: NodeHealth?, timeoutMs: Int64, logger: Logger) -> Never {
     let watchdog = ShutdownWatchdog(timeoutMs: timeoutMs, health: health, logger: logger)
     let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-        services: first.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+        services: first.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .ignore,
+                                                                               failureTerminationBehavior: .ignore) }
             + parts.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
         gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     let finished = DispatchSemaphore(value: 0)

@@ -26,28 +26,35 @@ struct MetadataQuorumCommand: ParsableCommand {
         func run() async throws {
             let admin = try client.admin()
             let quorum: QuorumInfo
-            do { quorum = try await admin.describeMetadataQuorum() } catch {
+            var clusterID = ""
+            do {
+                quorum = try await admin.describeMetadataQuorum()
+                if !replication { clusterID = try await admin.describeCluster().clusterID }
+            } catch {
                 await admin.close()
                 throw error
             }
             await admin.close()
-            let now = Int64(Date().timeIntervalSince1970 * 1000)
-            if replication {
-                print(Self.replicationTable(quorum, nowMs: now), terminator: "")
-            } else {
-                print(Self.statusText(quorum, nowMs: now), terminator: "")
-            }
+            print(replication ? Self.replicationTable(quorum) : Self.statusText(quorum, clusterID: clusterID), terminator: "")
         }
 
-        static func statusText(_ q: QuorumInfo, nowMs: Int64) -> String {
-            let followers = q.voters.filter { $0.id != q.leaderID }
-            let maxLag = followers.map { max(0, q.highWatermark - $0.logEndOffset) }.max() ?? 0
-            let maxLagMs = followers.map { f in f.lastCaughtUpTimestampMs.map { max(0, nowMs - $0) } ?? -1 }.max() ?? 0
+        /// As kafka-metadata-quorum.sh: the followers' largest lag is the leader's log end less
+        /// the furthest-behind voter's, its time the leader's last caught-up time less that voter's.
+        static func statusText(_ q: QuorumInfo, clusterID: String) -> String {
+            let leader = q.voters.first { $0.id == q.leaderID }
+            let behind = q.voters.filter { $0.id != q.leaderID }.min { $0.logEndOffset < $1.logEndOffset }
+            var maxLag: Int64 = 0
+            var maxLagMs: Int64 = 0
+            if let leader, let behind {
+                maxLag = max(0, leader.logEndOffset - behind.logEndOffset)
+                if let led = leader.lastCaughtUpTimestampMs { maxLagMs = behind.lastCaughtUpTimestampMs.map { max(0, led - $0) } ?? -1 }
+            }
             func voter(_ r: QuorumInfo.Replica) -> String {
                 guard let endpoint = q.nodes[r.id]?.first else { return "\(r.id)" }
                 return "\(r.id)@\(endpoint.host.contains(":") ? "[\(endpoint.host)]" : endpoint.host):\(endpoint.port)"
             }
             return """
+                ClusterId:              \(clusterID)
                 LeaderId:               \(q.leaderID)
                 LeaderEpoch:            \(q.leaderEpoch)
                 HighWatermark:          \(q.highWatermark)
@@ -59,10 +66,12 @@ struct MetadataQuorumCommand: ParsableCommand {
                 """
         }
 
-        static func replicationTable(_ q: QuorumInfo, nowMs: Int64) -> String {
+        static func replicationTable(_ q: QuorumInfo) -> String {
+            // Lag as Kafka's tool shows it: behind the leader's log end.
+            let leaderEnd = q.voters.first { $0.id == q.leaderID }?.logEndOffset ?? q.highWatermark
             var rows = [["NodeId", "LogEndOffset", "Lag", "LastFetchTimestamp", "LastCaughtUpTimestamp", "Status"]]
             func row(_ r: QuorumInfo.Replica, _ status: String) -> [String] {
-                [String(r.id.value), String(r.logEndOffset), String(r.logEndOffset < 0 ? -1 : max(0, q.highWatermark - r.logEndOffset)),
+                [String(r.id.value), String(r.logEndOffset), String(r.logEndOffset < 0 ? -1 : max(0, leaderEnd - r.logEndOffset)),
                  r.lastFetchTimestampMs.map(String.init) ?? "-1", r.lastCaughtUpTimestampMs.map(String.init) ?? "-1", status]
             }
             for r in q.voters { rows.append(row(r, r.id == q.leaderID ? "Leader" : "Follower")) }

@@ -422,11 +422,12 @@ struct Observability {
         var observed = Observability(metrics: bound.isEmpty ? nil : metrics, health: health, http: http)
         if config.tracing.enabled {
             do {
-                observed.tracingService = try SpanExport.bootstrap(config.tracing, logger: logger)
+                let (tracer, service) = try SpanExport.backend(config.tracing, logger: logger)
+                observed.tracing = RequestTracing(ratio: config.tracing.sampleRatio, tracer: tracer)
+                observed.tracingService = service
             } catch {
                 throw ValidationError("tracing.otlp.endpoint: \(error)")
             }
-            observed.tracing = RequestTracing(ratio: config.tracing.sampleRatio, tracer: InstrumentationSystem.tracer)
             logger.info("tracing \(config.tracing.sampleRatio * 100)% of Produce and Fetch requests to \(config.tracing.endpoint) (\(config.tracing.protocolName))")
         }
         return observed
@@ -447,10 +448,11 @@ struct Observability {
     var part: NodePart { NodePart(description: "HTTP listener") { [http] in http.shutdown() } }
 }
 
-/// swift-otel's traces backend (OTLP/HTTP, logs and metrics off: metrics are Prometheus's),
-/// bootstrapped as the process's tracer; every request span sampled by Brook is kept.
+/// swift-otel's traces backend alone (OTLP/HTTP; its logs and metrics are not made, so nothing
+/// of the process's logging or metrics systems is touched, whatever OTEL_* variables say): the
+/// tracer the request spans go to, and the exporter's service. Every span Brook samples is kept.
 enum SpanExport {
-    static func bootstrap(_ settings: TracingSettings, logger: Logger) throws -> any Service {
+    static func backend(_ settings: TracingSettings, logger: Logger) throws -> (any Tracer, any Service) {
         var otel = OTel.Configuration.default
         otel.serviceName = settings.serviceName
         otel.diagnosticLogger = .custom(logger)
@@ -464,6 +466,7 @@ enum SpanExport {
         // A collector that is down costs a stopping broker at most these (not the 30 s defaults).
         otel.traces.otlpExporter.timeout = .seconds(2)
         otel.traces.batchSpanProcessor.exportTimeout = .seconds(2)
-        return try OTel.bootstrap(configuration: otel)
+        let backend = try OTel.makeTracingBackend(configuration: otel)
+        return (backend.factory, backend.service)
     }
 }

@@ -24,6 +24,11 @@ struct DescribeQuorumHandler: ApiHandler {
         return .later(context.broker.cluster.describeQuorum(on: context.eventLoop).map { result in
             switch result {
             case .success(let quorum): return Self.response(quorum, listener: listener)
+            case .failure(let error) where error is ClusterMembership.NotInCluster:
+                // A broker without a metadata quorum (brook.single.node.quorum=false): nothing to
+                // ask, and nothing to wait for either.
+                return DescribeQuorumResponse(errorCode: ErrorCode.unsupportedVersion.rawValue,
+                                              errorMessage: "this broker runs without a metadata quorum")
             case .failure(let error):
                 return Self.everyPartition(request, .notLeaderOrFollower, message: "the quorum's leader did not answer: \(error)")
             }

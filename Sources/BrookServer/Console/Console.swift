@@ -94,19 +94,26 @@ public final class Console: Sendable {
     }
 
     /// A logged-in user's client, by its cookie's token (idle sessions end after an hour).
+    /// A session idle too long or whose token expired ends here: its connections are closed.
     func session(_ token: String?) -> Session? {
         guard let token else { return nil }
         let now = DispatchTime.now().uptimeNanoseconds
-        return sessions.withLockedValue { table in
-            guard var found = table[token] else { return nil }
-            guard now - found.lastUsedNs < Self.sessionIdleNs, found.expiresAtMs > Self.wallMs() else {
+        let (found, ended): (Session?, Session?) = sessions.withLockedValue { table in
+            guard var found = table[token] else { return (nil, nil) }
+            guard Self.isLive(found, now: now) else {
                 table[token] = nil
-                return nil
+                return (nil, found)
             }
             found.lastUsedNs = now
             table[token] = found
-            return found
+            return (found, nil)
         }
+        if let ended { Task { await ended.client.close() } }
+        return found
+    }
+
+    static func isLive(_ session: Session, now: UInt64) -> Bool {
+        now - session.lastUsedNs < sessionIdleNs && session.expiresAtMs > wallMs()
     }
 
     static func wallMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
@@ -151,7 +158,7 @@ public final class Console: Sendable {
         let now = DispatchTime.now().uptimeNanoseconds
         let evicted: [Session] = sessions.withLockedValue { table in
             var gone: [Session] = []
-            for (key, old) in table where now - old.lastUsedNs >= Self.sessionIdleNs { gone.append(old); table[key] = nil }
+            for (key, old) in table where !Self.isLive(old, now: now) { gone.append(old); table[key] = nil }
             if table.count >= Self.sessionsMax, let oldest = table.min(by: { $0.value.lastUsedNs < $1.value.lastUsedNs }) {
                 gone.append(oldest.value)
                 table[oldest.key] = nil
