@@ -46,7 +46,37 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+_handed_out: set = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A free port from 10,000 to 19,999 (below the kernel's ephemeral range), never handed out
+    twice in this run. A port from the ephemeral range (what binding port 0 gives) can be taken
+    again before the broker binds it, by an outgoing connection or by a single node's
+    controller, which binds port 0 itself: seen in CI as a broker's "Address already in use" for
+    the port its own controller had just taken."""
+    import random
+    # (20,000 and up, below the ephemeral range, is test_cluster.py's free_port_run's.)
+    high = min(_ephemeral_low(), 20_000)
+    for _ in range(1000):
+        port = random.randrange(10_000, max(10_001, high))
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
