@@ -6,11 +6,6 @@ import BrookStorage
 import Logging
 import NIOCore
 import NIOPosix
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Runs one Raft core over real time and TCP: a tick every electionTimeoutMs/10, each Ready
 /// persisted and fsynced (RaftStore) before its messages go out, committed entries applied to
@@ -412,15 +407,10 @@ public final class QuorumDriver: @unchecked Sendable {
         }
     }
 
-    static func wallMs() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000) &+ wallOffsetMs }
-    /// The wall clock less the monotonic one at start: times shown to people, taken from the
-    /// monotonic clock (never going back within a run).
-    static let wallOffsetMs: Int64 = {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        let wall = Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
-        return wall - Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000)
-    }()
+    /// The wall clock kept steady by the monotonic one (never going back within a run): the
+    /// times DescribeQuorum shows.
+    static let wallClock = SteadyWallClock(SystemClock())
+    static func wallMs() -> Int64 { wallClock.now().ms }
 
     /// The quorum as this leader sees it; nil when it does not lead.
     func describeQuorum() -> QuorumDescription? {

@@ -120,7 +120,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         // An accepted connection knows its peer from the start.
         if let ip = context.remoteAddress?.ipAddress { clientHost = "/" + ip }
         peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" }
-        logger[metadataKey: "peer"] = "\(context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?")"
+        logger[metadataKey: "peer"] = "\(peer ?? "?")"
         logger[metadataKey: "listener"] = "\(settings.listener.name)"
         scope = ConnectionScope(eventLoop: context.eventLoop, listener: settings.listener)
         lastActivity = context.eventLoop.now
