@@ -38,13 +38,18 @@ struct NodePart: Service, CustomStringConvertible {
 /// lack their clean-shutdown markers and are recovered at the next start.
 /// `first` (the tracing exporter) run before the parts and stop after them; one of them ending
 /// on its own (an exporter that failed) leaves the node running.
-func runNode(_ parts: [NodePart], first: [any Service] = [], health: NodeHealth?, timeoutMs: Int64, logger: Logger) -> Never {
-    let watchdog = ShutdownWatchdog(timeoutMs: timeoutMs, health: health, logger: logger)
+/// The group learns of a signal from `watchdog`, made before the node bound anything: a SIGTERM
+/// sent as soon as a port answered used to be lost (before the group's own signal handling was
+/// set up in its task, or between the watchdog's SIG_IGN and its source) and the node never
+/// stopped.
+func runNode(_ parts: [NodePart], first: [any Service] = [], watchdog: ShutdownWatchdog, logger: Logger) -> Never {
     let group = ServiceGroup(configuration: ServiceGroupConfiguration(
         services: first.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .ignore,
                                                                                failureTerminationBehavior: .ignore) }
-            + parts.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
-        gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            + parts.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+            + [ServiceGroupConfiguration.ServiceConfiguration(service: ShutdownRequest(signals: watchdog.requests),
+                                                              successTerminationBehavior: .gracefullyShutdownGroup)],
+        logger: logger))
     let finished = DispatchSemaphore(value: 0)
     Task {
         do { try await group.run() } catch { logger.error("the node's services ended with an error: \(error)") }
@@ -55,14 +60,27 @@ func runNode(_ parts: [NodePart], first: [any Service] = [], health: NodeHealth?
     exit(0)
 }
 
-/// Watches SIGTERM and SIGINT beside the service group: the first marks the node stopping
-/// (`/health` and `/ready` answer 503 from then on) and starts the shutdown's clock; the second,
-/// or the clock's end, forces the exit.
+/// Ends at the first signal (kept if it came before the group ran), which shuts the group down
+/// gracefully; also ends when the group stops otherwise.
+struct ShutdownRequest: Service {
+    let signals: AsyncStream<Int32>
+
+    func run() async {
+        for await _ in signals.cancelOnGracefulShutdown() { return }
+    }
+}
+
+/// Watches SIGTERM and SIGINT for the service group: the first marks the node stopping
+/// (`/health` and `/ready` answer 503 from then on), starts the shutdown's clock and asks the
+/// group to stop (`requests`); the second, or the clock's end, forces the exit.
 final class ShutdownWatchdog {
     let sources: [any DispatchSourceSignal]
     let timer: any DispatchSourceTimer
+    let requests: AsyncStream<Int32>
 
     init(timeoutMs: Int64, health: NodeHealth?, logger: Logger) {
+        let (requests, request) = AsyncStream.makeStream(of: Int32.self, bufferingPolicy: .bufferingNewest(1))
+        self.requests = requests
         let signals = Mutex(0)
         let queue = DispatchQueue(label: "brook.shutdown-watchdog")
         let timer = DispatchSource.makeTimerSource(queue: queue)
@@ -84,6 +102,7 @@ final class ShutdownWatchdog {
                     health?.markStopping()
                     timer.schedule(deadline: .now() + .milliseconds(Int(timeoutMs)))
                     timer.resume()
+                    request.yield(number)
                 } else {
                     logger.critical("a second signal (\(number)) during shutdown: stopping now, uncleanly")
                     Glibc._exit(1)

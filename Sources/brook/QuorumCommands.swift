@@ -73,7 +73,7 @@ struct ControllerCommand: ParsableCommand {
         }
         let http: BrokerConfig
         do { http = try BrokerConfig([("http.listeners", httpListeners)]) } catch { throw ValidationError("--http-listeners: \(error)") }
-        let observed = try Observability.start(http, logger: logger)
+        let observed = try Observability.start(http, shutdownTimeoutMs: 60_000, logger: logger)
         options.observeSave = observed.metrics?.observeSave
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let driver: QuorumDriver
@@ -82,7 +82,7 @@ struct ControllerCommand: ParsableCommand {
         }
         observed.metrics?.attach(quorum: driver.stats)
         observed.health.markReady()
-        runNode([observed.part, NodePart(description: "controller") { driver.shutdown() }], health: observed.health, timeoutMs: 60_000, logger: logger)
+        runNode([observed.part, NodePart(description: "controller") { driver.shutdown() }], watchdog: observed.watchdog, logger: logger)
     }
 }
 

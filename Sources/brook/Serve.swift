@@ -130,7 +130,7 @@ struct Serve: ParsableCommand {
 
         // SIGTERM / SIGINT: stop listening, close the logs, exit (the parts in reverse order).
         runNode([observed.part, NodePart(description: "client listeners") { server.shutdown() }], first: observed.first,
-                health: observed.health, timeoutMs: config.shutdownTimeoutMs, logger: logger)
+                watchdog: observed.watchdog, logger: logger)
     }
 
     static let singleNodeControllerListener = "CONTROLLER"
@@ -332,7 +332,7 @@ struct Serve: ParsableCommand {
         if let reloadTask { parts.append(NodePart(description: "inter-node certificate reloads") { reloadTask.cancel() }) }
         // MQTT clients first, while this broker still leads partitions: their sessions are saved.
         if let server { parts.append(NodePart(description: "MQTT clients") { servingQueue.sync { server.endMQTTClients() } }) }
-        runNode(parts, first: observed.first, health: observed.health, timeoutMs: config.shutdownTimeoutMs, logger: logger)
+        runNode(parts, first: observed.first, watchdog: observed.watchdog, logger: logger)
     }
 
     /// What a single node's directory holds that its metadata log must hold too: every topic
@@ -360,8 +360,6 @@ func absolutePath(_ path: String) -> String {
     return cwd + "/" + path
 }
 
-/// Blocks until SIGTERM or SIGINT, then runs `stop` and exits 0. The handlers run on a global
-/// queue: the calling thread only waits.
 /// A failed first log directory (the broker's own files, and by default the metadata log), the
 /// failure of the last healthy one, or more offline replicas than a heartbeat can tell the
 /// controller: the broker stops at once, as Kafka's halts, and the controller moves its
@@ -378,6 +376,8 @@ func haltOnFatalLogDirFailure(_ broker: Broker, logger: Logger) {
     }
 }
 
+/// Blocks until SIGTERM or SIGINT, then runs `stop` and exits 0. The handlers run on a global
+/// queue: the calling thread only waits.
 func runUntilSignalled(logger: Logger, _ stop: @escaping @Sendable () -> Void) -> Never {
     let numbers: [Int32] = [SIGTERM, SIGINT]
     let signals = numbers.map { number -> DispatchSourceSignal in
@@ -403,14 +403,18 @@ struct Observability {
     let metrics: ServerMetrics?
     let health: NodeHealth
     let http: HTTPListener
+    /// Takes SIGTERM and SIGINT from before anything binds, so that a signal sent as soon as a
+    /// port answers is never lost (the node's group acts on it once it runs).
+    let watchdog: ShutdownWatchdog
     /// Spans for Produce and Fetch, and swift-otel's exporter that sends them (run with the
     /// node's parts), when `tracing.otlp.endpoint` is set.
     var tracing: RequestTracing? = nil
     var tracingService: (any Service)? = nil
 
-    static func start(_ config: BrokerConfig, logger: Logger) throws -> Observability {
+    static func start(_ config: BrokerConfig, shutdownTimeoutMs: Int64? = nil, logger: Logger) throws -> Observability {
         let metrics = ServerMetrics()
         let health = NodeHealth()
+        let watchdog = ShutdownWatchdog(timeoutMs: shutdownTimeoutMs ?? config.shutdownTimeoutMs, health: health, logger: logger)
         let http = HTTPListener(metrics: metrics, health: health, logger: logger)
         let bound: [SocketAddress]
         do {
@@ -419,7 +423,7 @@ struct Observability {
         } catch {
             throw ValidationError("\(error)")
         }
-        var observed = Observability(metrics: bound.isEmpty ? nil : metrics, health: health, http: http)
+        var observed = Observability(metrics: bound.isEmpty ? nil : metrics, health: health, http: http, watchdog: watchdog)
         if config.tracing.enabled {
             do {
                 let (tracer, service) = try SpanExport.backend(config.tracing, logger: logger)
