@@ -7,7 +7,8 @@
 #       corpus (Tests/Fuzz/corpus/TARGET, read only) plus a working corpus that grows
 #       (.build-fuzz/corpus/TARGET). Crashes, hangs (-timeout) and memory blowups (-rss_limit_mb)
 #       are written to .build-fuzz/artifacts/TARGET/; exits 1 if any target found one.
-#       --no-build runs the brook-fuzz already built (two runs side by side, one build).
+#       --no-build runs the brook-fuzz already built (two runs side by side, one build);
+#       --build-only builds it and runs nothing (the test command builds it beside the interop suite).
 #   scripts/fuzz.sh --replay [TARGET...]
 #       no libFuzzer: a normal debug build of brook-fuzz replays the committed corpus through
 #       each target (what BrookFuzzTests does under `swift test`); cheap.
@@ -39,6 +40,7 @@ while [ $# -gt 0 ]; do
         --runs) runs="$2"; shift 2 ;;
         --replay) mode=replay; shift ;;
         --no-build) no_build=1; shift ;;
+        --build-only) mode=build; shift ;;
         --merge) mode=merge; shift ;;
         --seed) mode=seed; shift ;;
         --) shift; extra=("$@"); break ;;
@@ -90,6 +92,7 @@ case "$mode" in
 esac
 
 build fuzz
+[ "$mode" = build ] && exit 0
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <("$bin" list | cut -f1)
 failed=()
 for target in "${targets[@]}"; do
