@@ -68,8 +68,9 @@ public final class TopicRegistry: Sendable {
     public var brokerDefaults: [String: String] { defaults.withLock { $0 } }
     let clock: any Clock
     let logger: Logger
-    /// The most partitions this broker hosts: each holds open files (one per segment), so the
-    /// process's open-file limit decides it (`partitionsMax(openFileLimit:)`).
+    /// The most partitions this broker hosts (`Limits.partitionsPerBrokerMax`). No longer the
+    /// open-file limit's: segments open their files and map their indexes on demand
+    /// (`OnDemandPool`), so a partition holds none while it is idle.
     public let partitionsMax: Int
     /// The role a partition has when opened: a single node leads everything; in a cluster a
     /// partition follows (serving no client) until the metadata image says it leads.
@@ -81,7 +82,7 @@ public final class TopicRegistry: Sendable {
     static let metadataFileName = "brook-topics"
 
     public init(logDirs: [String], brokerDefaults: [String: String], clock: any Clock, logger: Logger,
-                partitionsMax: Int = TopicRegistry.partitionsMax(openFileLimit: FileSystem.openFileLimit()),
+                partitionsMax: Int = Limits.partitionsPerBrokerMax,
                 initialRole: Partition.Role = .leader(LeaderEpoch(0)), recoveryThreads: Int = 2) {
         self.initialRole = initialRole
         self.recoveryThreads = max(1, recoveryThreads)
@@ -92,21 +93,6 @@ public final class TopicRegistry: Sendable {
         self.clock = clock
         self.logger = logger
         self.partitionsMax = partitionsMax
-    }
-
-    /// Files each partition holds open at the least: its segment's log (the indexes are mapped
-    /// without keeping a descriptor; each further segment holds one more).
-    static let filesPerPartition = 1
-    /// Open files kept for everything else (connections, the quorum, maintenance): a quarter of
-    /// the limit, within these bounds.
-    static let filesReserved = 256...4096
-
-    /// Partitions an open-file limit leaves room for: the files kept for the rest aside, three a
-    /// partition (1,024 files: 256 partitions; 1,048,576: the 200,000 cap). `brook serve` raises
-    /// its soft limit to the hard one first; raise `ulimit -n` to host more.
-    public static func partitionsMax(openFileLimit: Int) -> Int {
-        let reserved = min(max(openFileLimit / 4, filesReserved.lowerBound), filesReserved.upperBound)
-        return max(1, min(Limits.partitionsPerBrokerMax, (openFileLimit - reserved) / filesPerPartition))
     }
 
     /// Partitions hosted now (with those of changes in progress).
@@ -130,7 +116,7 @@ public final class TopicRegistry: Sendable {
     }
 
     func overLimit(hosted: Int, adding n: Int) -> TopicError {
-        TopicError(.policyViolation, "This broker hosts \(hosted) partitions; \(n) more would pass its limit of \(partitionsMax), set by its open-file limit (ulimit -n).")
+        TopicError(.policyViolation, "This broker hosts \(hosted) partitions; \(n) more would pass its limit of \(partitionsMax).")
     }
 
     /// Gives back `n` counted partitions, and the name of a change that ends (if any).
@@ -573,7 +559,7 @@ public final class TopicRegistry: Sendable {
             }
         }
         try makeLogDirsDurable()
-        logger.info("opened \(records.count) topics from \(metadataPath); this broker may host \(partitionsMax) partitions (open-file limit \(FileSystem.openFileLimit()))")
+        logger.info("opened \(records.count) topics from \(metadataPath); this broker may host \(partitionsMax) partitions, keeping at most \(OnDemandPool.files.capacity) segment files open and \(OnDemandPool.maps.capacity) indexes mapped")
     }
 
     /// The end of a load: each log dir made durable at once (its logs opened without fsyncs).

@@ -44,6 +44,8 @@ struct KeyDigest: Hashable {
 public struct CompactionPlan: @unchecked Sendable {
     struct Source {
         let segment: LogSegment
+        /// The segment's log, held open for the pass (retention may delete the segment meanwhile).
+        let file: SegmentFile
         let sizeBytes: Int
         let nextOffset: Offset
     }
@@ -65,6 +67,7 @@ public struct CompactionPlan: @unchecked Sendable {
 
     let directory: String
     let config: LogConfig
+    let pools: SegmentPools
     let sources: [Source]
     let now: Timestamp
     public let rewrites: UInt64
@@ -97,9 +100,17 @@ extension PartitionLog {
         let lagHorizon = now.ms - config.minCompactionLagMs
         let cleanable = segments.dropLast().prefix { segment in segment.maxTimestamp.ms <= lagHorizon && bound.map { segment.nextOffset <= $0 } ?? true }
         guard !cleanable.isEmpty else { return nil }
+        var sources: [CompactionPlan.Source] = []
+        for segment in cleanable {
+            do throws(StorageError) {
+                sources.append(.init(segment: segment, file: try segment.log.file(), sizeBytes: segment.sizeBytes, nextOffset: segment.nextOffset))
+            } catch {
+                logger.warning("compaction skipped: a segment could not be opened", metadata: ["file": "\(segment.logPath)", "error": "\(error)"])
+                return nil
+            }
+        }
         compacting = true
-        return CompactionPlan(directory: directory, config: config,
-                              sources: cleanable.map { .init(segment: $0, sizeBytes: $0.sizeBytes, nextOffset: $0.nextOffset) },
+        return CompactionPlan(directory: directory, config: config, pools: pools, sources: sources,
                               now: now, rewrites: rewrites, logger: logger)
     }
 
@@ -139,7 +150,7 @@ extension PartitionLog {
         segments.removeSubrange(first..<(first + group.sources.count))
         for ext in [".index", ".timeindex", ".log"] { try FileSystem.rename(path(ext) + ".swap", path(ext)) }
         try FileSystem.syncDirectory(directory)
-        let replacement = try LogSegment(directory: directory, baseOffset: base, config: config, create: false, writable: false)
+        let replacement = try LogSegment(directory: directory, baseOffset: base, config: config, create: false, writable: false, pools: pools)
         try replacement.loadTail()
         segments.insert(replacement, at: first)
         return true
@@ -203,7 +214,7 @@ extension CompactionPlan {
     /// Records the newest offset of every key in `source`; false when the map is full.
     private func mapKeys(_ source: Source, into latest: inout [KeyDigest: Offset]) throws(StorageError) -> Bool {
         let segment = source.segment
-        let scanner = try BatchScanner(file: segment.log, end: source.sizeBytes)
+        let scanner = try BatchScanner(file: source.file, end: source.sizeBytes)
         var pending: [(KeyDigest, Offset)] = []
         while let (position, bytes) = try scanner.next() {
             let header = try segment.checkedHeader(bytes, at: position, check: .stored)
@@ -245,7 +256,7 @@ extension CompactionPlan {
         let base = group[0].segment.baseOffset
         for path in Self.cleanedPaths(directory, base) { try FileSystem.remove(path) }
         let cleaned = try LogSegment(directory: directory, baseOffset: base, config: config, create: true,
-                                     writable: true, suffix: ".cleaned")
+                                     writable: true, suffix: ".cleaned", pools: pools)
         let written = Cleaned(sources: group, cleaned: cleaned, rewrites: rewrites)
         do throws(StorageError) {
             try write(group, into: cleaned, latest: latest, tombstoneHorizon: tombstoneHorizon, result: &result)
@@ -273,7 +284,7 @@ extension CompactionPlan {
         for source in group {
             let segment = source.segment
             result.bytesBefore += source.sizeBytes
-            let scanner = try BatchScanner(file: segment.log, end: source.sizeBytes)
+            let scanner = try BatchScanner(file: source.file, end: source.sizeBytes)
             while let (position, bytes) = try scanner.next() {
                 let header = try segment.checkedHeader(bytes, at: position, check: .stored)
                 scanner.advance(by: header.totalBytes)
@@ -333,7 +344,8 @@ extension PartitionLog {
     /// Completes a compaction interrupted after its cleaned segment was renamed to `.swap`: the
     /// segments it replaces are deleted and the swap takes their place. `names` is the
     /// directory's listing; true when it completed one.
-    static func completeSwaps(_ directory: String, names: [String], config: LogConfig, logger: Logger) throws(StorageError) -> Bool {
+    static func completeSwaps(_ directory: String, names: [String], config: LogConfig, logger: Logger,
+                              pools: SegmentPools) throws(StorageError) -> Bool {
         var completed = false
         for name in names {
             guard let base = LogSegment.baseOffset(fileName: name, suffix: ".log.swap") else { continue }
@@ -341,7 +353,7 @@ extension PartitionLog {
             var swapConfig = config
             swapConfig.cleanupCompact = true
             let swap = try LogSegment(directory: directory, baseOffset: base, config: swapConfig, create: false,
-                                      writable: true, suffix: ".swap")
+                                      writable: true, suffix: ".swap", pools: pools)
             _ = try swap.recover(config: swapConfig, expectedFirstOffset: base, logger: logger)
             try swap.close()
             let end = swap.nextOffset

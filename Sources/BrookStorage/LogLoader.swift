@@ -10,7 +10,8 @@ extension PartitionLog {
     /// to the page cache: the caller opening many logs at a start makes them durable at once
     /// (FileSystem.syncFilesystem) before anything is appended, instead of fsyncs per log.
     public static func open(directory: String, config: LogConfig = LogConfig(), clock: any Clock = SystemClock(),
-                            logger: Logger = Logger(label: "brook.storage"), durable: Bool = true) throws(StorageError) -> PartitionLog {
+                            logger: Logger = Logger(label: "brook.storage"), durable: Bool = true,
+                            pools: SegmentPools = .shared) throws(StorageError) -> PartitionLog {
         try FileSystem.createDirectory(directory)
         let checkpoint = try readCheckpoint(directory)
         let markerPath = directory + "/" + cleanShutdownName
@@ -18,7 +19,7 @@ extension PartitionLog {
         // One listing, taken again only when the cleanup changed the directory.
         var names = try FileSystem.list(directory)
         let removed = try removeLeftovers(directory, names: names, logger: logger)
-        let swapped = try completeSwaps(directory, names: names, config: config, logger: logger)
+        let swapped = try completeSwaps(directory, names: names, config: config, logger: logger, pools: pools)
         if removed || swapped { names = try FileSystem.list(directory) }
         let bases = names.compactMap { LogSegment.baseOffset(fileName: $0, suffix: ".log") }.sorted()
         // From here on a crash must be recovered: the marker goes before anything is written.
@@ -29,7 +30,7 @@ extension PartitionLog {
         var recoveredCount = 0
         for (i, base) in bases.enumerated() {
             let isLast = i == bases.count - 1
-            let segment = try LogSegment(directory: directory, baseOffset: base, config: config, create: false, writable: isLast)
+            let segment = try LogSegment(directory: directory, baseOffset: base, config: config, create: false, writable: isLast, pools: pools)
             let belowRecoveryPoint = !isLast && bases[i + 1] <= checkpoint.recoveryPoint
             var trusted = false
             if clean || belowRecoveryPoint {
@@ -52,7 +53,7 @@ extension PartitionLog {
                 // Everything after a corrupt batch is untrusted: drop the later segments.
                 for later in bases[(i + 1)...] {
                     logger.warning("deleting segment after a corrupt one", metadata: ["base_offset": "\(later)", "dir": "\(directory)"])
-                    let doomed = try LogSegment(directory: directory, baseOffset: later, config: config, create: false, writable: false)
+                    let doomed = try LogSegment(directory: directory, baseOffset: later, config: config, create: false, writable: false, pools: pools)
                     try doomed.delete()
                 }
                 break
@@ -63,10 +64,10 @@ extension PartitionLog {
 
         var logStart = checkpoint.logStartOffset
         if segments.isEmpty {
-            segments.append(try LogSegment(directory: directory, baseOffset: logStart, config: config, create: true, writable: true))
+            segments.append(try LogSegment(directory: directory, baseOffset: logStart, config: config, create: true, writable: true, pools: pools))
         }
         logStart = max(logStart, segments[0].baseOffset)
-        let log = PartitionLog(directory: directory, config: config, clock: clock, logger: logger, segments: segments,
+        let log = PartitionLog(directory: directory, config: config, clock: clock, logger: logger, pools: pools, segments: segments,
                                logStartOffset: logStart, recoveryPoint: checkpoint.recoveryPoint)
         if logStart > log.logEndOffset {
             // Data below the start was lost or deleted: never hand out an offset twice.

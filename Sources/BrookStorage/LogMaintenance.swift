@@ -114,7 +114,7 @@ extension PartitionLog {
         precondition(offset >= .zero, "offsets are never negative")
         rewrites &+= 1
         for segment in segments { try segment.delete() }
-        segments = [try LogSegment(directory: directory, baseOffset: offset, config: config, create: true, writable: true)]
+        segments = [try LogSegment(directory: directory, baseOffset: offset, config: config, create: true, writable: true, pools: pools)]
         setLogStartOffset(offset)
         setRecoveryPoint(offset)
         try writeCheckpoint(durable: true)
@@ -126,7 +126,7 @@ extension LogSegment {
     /// (indexes rebuilt and writable). A batch holding `offset` goes whole.
     func truncate(from offset: Offset, config: LogConfig, logger: Logger) throws(StorageError) {
         let cut = try translate(offset)?.position.value ?? Int64(sizeBytes)
-        try log.truncate(to: Int(cut))
+        try log.file().truncate(to: Int(cut))
         _ = try recover(config: config, expectedFirstOffset: baseOffset, logger: logger, size: Int(cut))
     }
 }

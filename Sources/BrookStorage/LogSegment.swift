@@ -21,7 +21,8 @@ struct AppendedBatch {
 final class LogSegment {
     let directory: String
     let baseOffset: Offset
-    let log: SegmentFile
+    /// The `.log`, open while used (`OnDemandPool.files`).
+    let log: SegmentLog
     let offsetIndex: OffsetIndex
     let timeIndex: TimeIndex
     private(set) var sizeBytes: Int
@@ -54,17 +55,17 @@ final class LogSegment {
     /// Opens (or, with `create`, creates) the segment's files. Positions and offsets are then
     /// set by `loadTail`, `recover` or, for a new segment, are zero.
     init(directory: String, baseOffset: Offset, config: LogConfig, create: Bool, writable: Bool,
-         suffix: String = "") throws(StorageError) {
+         suffix: String = "", pools: SegmentPools) throws(StorageError) {
         self.directory = directory
         self.baseOffset = baseOffset
         indexIntervalBytes = config.indexIntervalBytes
         let path = { (ext: String) in directory + "/" + Self.fileName(baseOffset, ext) + suffix }
-        log = try SegmentFile(path: path(".log"), create: create)
+        log = try SegmentLog(path: path(".log"), create: create, pool: pools.files)
         offsetIndex = try OffsetIndex(path: path(".index"), baseOffset: baseOffset,
-                                      maxBytes: config.segmentIndexBytes, writable: writable)
+                                      maxBytes: config.segmentIndexBytes, writable: writable, pool: pools.maps)
         timeIndex = try TimeIndex(path: path(".timeindex"), baseOffset: baseOffset,
-                                  maxBytes: config.segmentIndexBytes, writable: writable)
-        sizeBytes = try log.size()
+                                  maxBytes: config.segmentIndexBytes, writable: writable, pool: pools.maps)
+        sizeBytes = try log.file().size()
         nextOffset = baseOffset
         offsetOfMaxTimestamp = baseOffset
         precondition(sizeBytes <= Limits.segmentBytesMax + Limits.batchBytesMax, "segment \(log.path) too large")
@@ -77,28 +78,30 @@ final class LogSegment {
     func append(_ bytes: UnsafeRawBufferPointer, batches: [AppendedBatch]) throws(StorageError) {
         precondition(!batches.isEmpty && batches[0].lastOffset >= nextOffset, "append must move the log forward")
         let start = sizeBytes
+        let file = try log.file()
         do {
-            try log.write(bytes, at: start)
+            try file.write(bytes, at: start)
         } catch {
-            try? log.truncate(to: start)
+            try? file.truncate(to: start)
             throw error
         }
         for batch in batches {
-            index(batchAt: FilePosition(start + batch.start), totalBytes: batch.totalBytes,
+            try index(batchAt: FilePosition(start + batch.start), totalBytes: batch.totalBytes,
                   lastOffset: batch.lastOffset, maxTimestamp: batch.maxTimestamp)
         }
         sizeBytes = start + bytes.count
     }
 
-    private func index(batchAt position: FilePosition, totalBytes: Int, lastOffset: Offset, maxTimestamp batchMax: Timestamp) {
+    private func index(batchAt position: FilePosition, totalBytes: Int, lastOffset: Offset,
+                       maxTimestamp batchMax: Timestamp) throws(StorageError) {
         if rollingTimestamp == nil { rollingTimestamp = batchMax }
         if batchMax > maxTimestamp {
             maxTimestamp = batchMax
             offsetOfMaxTimestamp = lastOffset
         }
         if bytesSinceLastIndexEntry > indexIntervalBytes {
-            offsetIndex.append(offset: lastOffset, position: position)
-            timeIndex.maybeAppend(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
+            try offsetIndex.append(offset: lastOffset, position: position)
+            try timeIndex.maybeAppend(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
             bytesSinceLastIndexEntry = 0
         }
         bytesSinceLastIndexEntry += totalBytes
@@ -119,8 +122,8 @@ final class LogSegment {
     /// at or below it; nil when this segment holds none.
     func translate(_ offset: Offset, from minimum: FilePosition = .zero) throws(StorageError)
         -> (position: FilePosition, prefix: RecordBatchHeader.Prefix)? {
-        let start = max(offsetIndex.lookup(offset), minimum)
-        let scanner = try BatchScanner(file: log, from: Int(start.value), end: sizeBytes, chunkBytes: 8192)
+        let start = max(try offsetIndex.lookup(offset), minimum)
+        let scanner = try BatchScanner(file: log.file(), from: Int(start.value), end: sizeBytes, chunkBytes: 8192)
         while let (position, prefix) = try scanner.nextPrefix() {
             guard prefix.totalBytes >= RecordBatchHeader.Field.records else {
                 throw .corruptSegment(path: log.path, position: FilePosition(position), reason: "batch length \(prefix.batchLength)")
@@ -137,10 +140,10 @@ final class LogSegment {
         guard limit > start else { return start }
         // Jump to the last indexed batch below the limit, then walk.
         var from = start
-        if let i = offsetIndex.file.lastIndex(where: { Int64($0.bigEndianInt32(at: 4)) <= limit.value }) {
-            from = max(from, offsetIndex.entry(i).position)
+        if let i = try offsetIndex.file.lastIndex(where: { Int64($0.bigEndianInt32(at: 4)) <= limit.value }) {
+            from = max(from, try offsetIndex.entry(i).position)
         }
-        let scanner = try BatchScanner(file: log, from: Int(from.value), end: Int(limit.value), chunkBytes: 8192)
+        let scanner = try BatchScanner(file: log.file(), from: Int(from.value), end: Int(limit.value), chunkBytes: 8192)
         var end = from
         while let (position, prefix) = try scanner.nextPrefix() {
             guard prefix.totalBytes >= RecordBatchHeader.Field.records else {
@@ -165,15 +168,17 @@ final class LogSegment {
     /// For a segment closed cleanly: finds the next offset and max timestamp by reading what
     /// follows the last index entries (at most an index interval and a batch).
     func loadTail() throws(StorageError) {
-        if let reason = offsetIndex.sanityCheck(logBytes: sizeBytes) ?? timeIndex.sanityCheck() {
+        var problem = try offsetIndex.sanityCheck(logBytes: sizeBytes)
+        if problem == nil { problem = try timeIndex.sanityCheck() }
+        if let reason = problem {
             throw .corruptIndex(path: offsetIndex.file.path, reason: reason)
         }
-        if let last = timeIndex.last {
+        if let last = try timeIndex.last() {
             maxTimestamp = last.timestamp
             offsetOfMaxTimestamp = last.offset
         }
-        let start = offsetIndex.last?.position ?? .zero
-        let scanner = try BatchScanner(file: log, from: Int(start.value), end: sizeBytes, chunkBytes: 64 * 1024)
+        let start = try offsetIndex.last()?.position ?? .zero
+        let scanner = try BatchScanner(file: log.file(), from: Int(start.value), end: sizeBytes, chunkBytes: 64 * 1024)
         while let (position, bytes) = try scanner.next() {
             let header = try checkedHeader(bytes, at: position, check: .checksum)
             if rollingTimestamp == nil && position == 0 { rollingTimestamp = header.maxTimestamp }
@@ -200,37 +205,40 @@ final class LogSegment {
         rollingTimestamp = nil
         bytesSinceLastIndexEntry = 0
         var minimumOffset = max(expectedFirstOffset, baseOffset)
-        let scanner = try BatchScanner(file: log, end: sizeBytes)
+        let scanner = try BatchScanner(file: log.file(), end: sizeBytes)
         var validBytes = 0
         var defect: String?
         while let (position, bytes) = try scanner.next() {
+            let header: RecordBatchHeader
             do {
-                let header = try RecordBatchValidator.validate(bytes, check: .checksum)
-                // The base offset lies outside the CRC: check it against its neighbours. Gaps
-                // between batches are fine (compaction leaves them, and so do an offset-preserving
-                // mirror's topics, where the source's aborted transactions and markers were), as
-                // in Kafka's recovery; going back is not.
-                let inOrder = header.baseOffset >= minimumOffset
-                guard inOrder, header.lastOffset - baseOffset <= Int64(Int32.max) else {
-                    defect = "batch offsets \(header.baseOffset)...\(header.lastOffset) out of order (expected \(minimumOffset) or later)"
-                    break
-                }
-                index(batchAt: FilePosition(position), totalBytes: header.totalBytes,
-                      lastOffset: header.lastOffset, maxTimestamp: header.maxTimestamp)
-                minimumOffset = header.nextOffset
-                validBytes = position + header.totalBytes
-                scanner.advance(by: header.totalBytes)
+                header = try RecordBatchValidator.validate(bytes, check: .checksum)
             } catch {
                 defect = error.description
                 break
             }
+            // The base offset lies outside the CRC: check it against its neighbours. Gaps
+            // between batches are fine (compaction leaves them, and so do an offset-preserving
+            // mirror's topics, where the source's aborted transactions and markers were), as
+            // in Kafka's recovery; going back is not.
+            let inOrder = header.baseOffset >= minimumOffset
+            guard inOrder, header.lastOffset - baseOffset <= Int64(Int32.max) else {
+                defect = "batch offsets \(header.baseOffset)...\(header.lastOffset) out of order (expected \(minimumOffset) or later)"
+                break
+            }
+            // An index that cannot be written (say, not mapped) fails the recovery; it is no
+            // defect of the log's to cut.
+            try index(batchAt: FilePosition(position), totalBytes: header.totalBytes,
+                      lastOffset: header.lastOffset, maxTimestamp: header.maxTimestamp)
+            minimumOffset = header.nextOffset
+            validBytes = position + header.totalBytes
+            scanner.advance(by: header.totalBytes)
         }
         if let defect {
             logger.warning("truncating corrupt or torn segment tail", metadata: [
                 "file": "\(log.path)", "position": "\(validBytes)", "bytes_dropped": "\(sizeBytes - validBytes)",
                 "reason": "\(defect)",
             ])
-            try log.truncate(to: validBytes)
+            try log.file().truncate(to: validBytes)
             sizeBytes = validBytes
         }
         return defect
@@ -240,15 +248,15 @@ final class LogSegment {
     /// load knows its max timestamp), indexes trimmed, everything synced.
     func seal(sync: Bool) throws(StorageError) {
         if !isEmpty {
-            timeIndex.maybeAppend(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
+            try timeIndex.maybeAppend(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
         }
-        if sync { try log.sync() }
+        if sync { try log.file().sync() }
         try offsetIndex.file.seal(sync: sync)
         try timeIndex.file.seal(sync: sync)
     }
 
     func sync() throws(StorageError) {
-        try log.sync()
+        try log.file().sync()
         try offsetIndex.file.sync()
         try timeIndex.file.sync()
     }
@@ -256,22 +264,25 @@ final class LogSegment {
     func close() throws(StorageError) {
         try offsetIndex.file.close()
         try timeIndex.file.close()
+        log.close()
     }
 
     /// Deletes the segment's files. Readers holding the log file keep reading it.
     func delete() throws(StorageError) {
         try offsetIndex.file.close()
         try timeIndex.file.close()
+        log.close()
         for path in [log.path, offsetIndex.file.path, timeIndex.file.path] { try FileSystem.remove(path) }
     }
 
     /// The first half of a deletion, for under a partition's lock: the index maps are closed
     /// and the files renamed `NAME.deleted` (metadata only, and no later segment can take their
     /// names); the paths returned are removed once the lock is released (`FileSystem.remove`).
-    /// The log's file stays open for a read still sending from it. A start removes leftovers.
+    /// A read still sending from the log keeps its file open. A start removes leftovers.
     func detach() throws(StorageError) -> [String] {
         try offsetIndex.file.close()
         try timeIndex.file.close()
+        log.close()
         var renamed: [String] = []
         for path in [log.path, offsetIndex.file.path, timeIndex.file.path] {
             let target = path + Self.deletedSuffix

@@ -1,4 +1,5 @@
 import BrookCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -11,15 +12,26 @@ import Darwin
 /// with its data. The active segment's index is mapped writable at its full capacity
 /// (`segment.index.bytes`, a sparse file); a rolled one is trimmed to its entries and mapped
 /// read-only, as Kafka does. No descriptor stays open (a mapping outlives its descriptor): the
-/// file is opened by its path for the rare resize and fsync, so that a segment holds one open
-/// file (its log), not three, and a broker's open-file limit takes three times the partitions.
-final class MappedIndexFile {
+/// file is opened by its path for the rare resize and fsync. The mapping itself is made on
+/// first use and `OnDemandPool.maps` unmaps the coldest ones (the next use maps again), so the
+/// kernel's mapping limit does not bound the segments a broker holds.
+/// The owner (a partition's log, under its lock) reads and changes the entries; the pool may
+/// unmap from another thread, so every use of the mapping holds `mapping`'s lock.
+final class MappedIndexFile: PoolMember, @unchecked Sendable {
     let path: String
     let entryBytes: Int
+    let membership = PoolMembership()
+    private let pool: OnDemandPool
     private(set) var entryCount: Int
     private(set) var isWritable: Bool
-    private var mapping: UnsafeMutableRawPointer?
-    private var mappedBytes: Int
+    /// Bytes a mapping covers: the capacity while writable, the entries once sealed.
+    private var extent: Int
+
+    private struct Mapping: @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer
+        let bytes: Int
+    }
+    private let mapping = Mutex<Mapping?>(nil)
 
     /// The index file, open for `body` only.
     private func withFile<T>(_ body: (SegmentFile) throws(StorageError) -> T) throws(StorageError) -> T {
@@ -27,62 +39,82 @@ final class MappedIndexFile {
         return try body(file)
     }
 
-    var capacity: Int { mappedBytes / entryBytes }
+    var capacity: Int { extent / entryBytes }
     var isFull: Bool { entryCount >= capacity }
     /// Bytes of valid entries (the file's length once trimmed).
     var usedBytes: Int { entryCount * entryBytes }
+    /// Whether it is mapped now (tests).
+    var isMapped: Bool { mapping.withLock { $0 != nil } }
 
-    /// Opens or creates the index. `entryCount` is taken from the file's length, which is exact
-    /// for a trimmed index; a caller that cannot trust it calls `reset()` and rebuilds.
-    init(path: String, entryBytes: Int, maxBytes: Int, writable: Bool) throws(StorageError) {
+    /// Opens or creates the index (mapped at its first use). `entryCount` is taken from the
+    /// file's length, which is exact for a trimmed index; a caller that cannot trust it calls
+    /// `reset()` and rebuilds.
+    init(path: String, entryBytes: Int, maxBytes: Int, writable: Bool, pool: OnDemandPool = .maps) throws(StorageError) {
         precondition(entryBytes > 0 && maxBytes >= entryBytes && maxBytes <= Limits.indexBytesMax, "index bounds")
         self.path = path
         self.entryBytes = entryBytes
         self.isWritable = writable
+        self.pool = pool
         // Read-write even when mapped read-only: sealing, rebuilding and trimming resize it.
-        let size = try SegmentFile(path: path, create: true).size()
+        let file = try SegmentFile(path: path, create: true)
+        let size = try file.size()
         entryCount = min(size, maxBytes) / entryBytes
-        mappedBytes = 0
         if writable {
-            try map(bytes: maxBytes - maxBytes % entryBytes, writable: true)
+            extent = maxBytes - maxBytes % entryBytes
+            try file.truncate(to: extent)
         } else {
-            try map(bytes: entryCount * entryBytes, writable: false)
+            extent = entryCount * entryBytes
         }
     }
 
-    deinit { unmap() }
-
-    private func map(bytes: Int, writable: Bool) throws(StorageError) {
+    deinit {
         unmap()
-        let pointer = try withFile { file throws(StorageError) -> UnsafeMutableRawPointer? in
-            if writable { try file.truncate(to: bytes) }
-            guard bytes > 0 else { return nil }
+        pool.gave(membership)
+    }
+
+    /// Runs `body` on the mapping (made now if the index has none), holding its lock.
+    private func withMapping<T>(_ body: (UnsafeMutableRawPointer) -> T) throws(StorageError) -> T {
+        membership.used.store(true, ordering: .relaxed)
+        let bytes = extent
+        let writable = isWritable
+        let path = self.path
+        let (result, mapped) = try mapping.withLock { (current: inout Mapping?) throws(StorageError) -> (T, Bool) in
+            if let current { return (body(current.pointer), false) }
+            let file = try SegmentFile(path: path, create: false)
             let protection = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
             let pointer = mmap(nil, bytes, protection, MAP_SHARED, file.descriptor, 0)
             guard let pointer, pointer != MAP_FAILED else { throw .io(operation: "mmap", path: path, errno: errno) }
-            return pointer
+            current = Mapping(pointer: pointer, bytes: bytes)
+            return (body(pointer), true)
         }
-        guard let pointer else { return }
-        mapping = pointer
-        mappedBytes = bytes
+        if mapped { pool.took(self) }
+        return result
     }
 
     private func unmap() {
-        if let mapping { munmap(mapping, mappedBytes) }
-        mapping = nil
-        mappedBytes = 0
+        mapping.withLock { current in
+            if let current { munmap(current.pointer, current.bytes) }
+            current = nil
+        }
     }
 
+    /// The pool's: unmapped until the next use (a writable index's pages stay in the page
+    /// cache, dirty until written back or synced by path).
+    func release() { unmap() }
+
+    /// Reads entry `index` through `read`.
     @inline(__always)
-    func entry(_ index: Int) -> UnsafeRawPointer {
+    func entry<T>(_ index: Int, _ read: (UnsafeRawPointer) -> T) throws(StorageError) -> T {
         precondition(index >= 0 && index < entryCount, "index entry \(index) outside 0..<\(entryCount) in \(path)")
-        return UnsafeRawPointer(mapping!) + index * entryBytes
+        guard extent > 0 else { preconditionFailure("an index without entries has no mapping") }
+        return try withMapping { read(UnsafeRawPointer($0) + index * entryBytes) }
     }
 
     /// Appends one entry; the caller has checked `isFull`.
-    func append(_ write: (UnsafeMutableRawPointer) -> Void) {
+    func append(_ write: (UnsafeMutableRawPointer) -> Void) throws(StorageError) {
         precondition(isWritable && !isFull, "append to a full or read-only index \(path)")
-        write(mapping! + entryCount * entryBytes)
+        let at = entryCount * entryBytes
+        try withMapping { write($0 + at) }
         entryCount += 1
     }
 
@@ -96,13 +128,17 @@ final class MappedIndexFile {
     func reset(maxBytes: Int) throws(StorageError) {
         entryCount = 0
         if !isWritable {
+            unmap()
             isWritable = true
-            try map(bytes: maxBytes - maxBytes % entryBytes, writable: true)
+            extent = maxBytes - maxBytes % entryBytes
+            let extent = self.extent
+            try withFile { file throws(StorageError) in try file.truncate(to: extent) }
         }
     }
 
-    /// Trims the file to its entries and maps it read-only (the segment stopped taking appends);
-    /// `sync` first, else the caller fsyncs the file later (a roll leaves it to maintenance).
+    /// Trims the file to its entries, to be mapped read-only from now on (the segment stopped
+    /// taking appends); `sync` first, else the caller fsyncs the file later (a roll leaves it
+    /// to maintenance).
     func seal(sync: Bool = true) throws(StorageError) {
         guard isWritable else { return }
         if sync { try self.sync() }
@@ -110,41 +146,55 @@ final class MappedIndexFile {
         let used = usedBytes
         try withFile { file throws(StorageError) in try file.truncate(to: used) }
         isWritable = false
-        try map(bytes: usedBytes, writable: false)
+        extent = used
     }
 
+    /// The entries on disk: the mapping's dirty pages (if mapped) and the file by its path (an
+    /// fsync also writes the pages of a mapping the pool let go).
     func sync() throws(StorageError) {
-        if isWritable, let mapping, entryCount > 0 {
-            guard msync(mapping, usedBytes, MS_SYNC) == 0 else { throw .io(operation: "msync", path: path, errno: errno) }
+        if isWritable, entryCount > 0 {
+            let used = usedBytes
+            let path = self.path
+            try mapping.withLock { (current: inout Mapping?) throws(StorageError) in
+                guard let current else { return }
+                guard msync(current.pointer, used, MS_SYNC) == 0 else { throw .io(operation: "msync", path: path, errno: errno) }
+            }
         }
         try withFile { file throws(StorageError) in try file.sync() }
     }
 
-    /// Trims the file to its entries and unmaps it (clean shutdown).
+    /// Trims the file to its entries and unmaps it (clean shutdown, deletion).
     func close() throws(StorageError) {
         let writable = isWritable
         unmap()
+        pool.gave(membership)
         let used = usedBytes
         if writable { try withFile { file throws(StorageError) in try file.truncate(to: used) } }
         isWritable = false
+        extent = used
     }
 
     /// Largest entry index for which `isAtMost` holds, given entries sorted so that it holds
     /// for a prefix; nil when it holds for none.
-    func lastIndex(where isAtMost: (UnsafeRawPointer) -> Bool) -> Int? {
-        var low = 0
-        var high = entryCount - 1
-        var found: Int?
-        while low <= high {
-            let middle = (low + high) / 2
-            if isAtMost(entry(middle)) {
-                found = middle
-                low = middle + 1
-            } else {
-                high = middle - 1
+    func lastIndex(where isAtMost: (UnsafeRawPointer) -> Bool) throws(StorageError) -> Int? {
+        guard entryCount > 0 else { return nil }
+        let count = entryCount
+        let entryBytes = self.entryBytes
+        return try withMapping { base -> Int? in
+            var low = 0
+            var high = count - 1
+            var found: Int?
+            while low <= high {
+                let middle = (low + high) / 2
+                if isAtMost(UnsafeRawPointer(base) + middle * entryBytes) {
+                    found = middle
+                    low = middle + 1
+                } else {
+                    high = middle - 1
+                }
             }
+            return found
         }
-        return found
     }
 }
 

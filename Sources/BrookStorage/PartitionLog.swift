@@ -58,6 +58,8 @@ public final class PartitionLog {
     var segments: [LogSegment]
     let clock: any Clock
     let logger: Logger
+    /// Where the segments' open files and index mappings come from.
+    let pools: SegmentPools
     var unflushedRecords: Int64 = 0
     private var lastFlush: Timestamp
     private var activeCreatedAt: Timestamp
@@ -92,13 +94,16 @@ public final class PartitionLog {
     /// LEO: the offset the next appended record gets.
     public var logEndOffset: Offset { active.nextOffset }
     public var segmentCount: Int { segments.count }
+    /// Rolled segments waiting for their fsync (each holds its log's file open until then).
+    var unsyncedCount: Int { unsynced.count }
     public var sizeBytes: Int { segments.reduce(0) { $0 + $1.sizeBytes } }
     public var segmentBaseOffsets: [Offset] { segments.map(\.baseOffset) }
 
-    init(directory: String, config: LogConfig, clock: any Clock, logger: Logger, segments: [LogSegment],
+    init(directory: String, config: LogConfig, clock: any Clock, logger: Logger, pools: SegmentPools, segments: [LogSegment],
          logStartOffset: Offset, recoveryPoint: Offset) {
         precondition(!segments.isEmpty, "a log always has an active segment")
         self.directory = directory
+        self.pools = pools
         self.config = config
         self.clock = clock
         self.logger = logger
@@ -188,8 +193,8 @@ public final class PartitionLog {
         // No fsync here: a roll happens inside an append, under the partition's lock and on a
         // request's event loop, where fsyncing 16 MiB took 55-65 ms under load (scripts/soak.py).
         try active.seal(sync: false)
-        unsynced.append(RolledSegment(log: active.log, indexPaths: [active.offsetIndex.file.path, active.timeIndex.file.path], end: base))
-        let segment = try LogSegment(directory: directory, baseOffset: base, config: config, create: true, writable: true)
+        unsynced.append(RolledSegment(log: try active.log.file(), indexPaths: [active.offsetIndex.file.path, active.timeIndex.file.path], end: base))
+        let segment = try LogSegment(directory: directory, baseOffset: base, config: config, create: true, writable: true, pools: pools)
         segments.append(segment)
         activeCreatedAt = clock.now()
         logger.debug("rolled segment", metadata: ["dir": "\(directory)", "base_offset": "\(base)"])
@@ -287,7 +292,7 @@ public final class PartitionLog {
                     guard minOneBatch else { return .empty }
                     stop = start + prefix.totalBytes
                 }
-                return LogSlice(file: segment.log, position: start, length: stop - start, firstBatchOffset: prefix.baseOffset)
+                return LogSlice(file: try segment.log.file(), position: start, length: stop - start, firstBatchOffset: prefix.baseOffset)
             }
             i += 1  // the offset fell in a gap (compaction) at this segment's end
         }
@@ -313,9 +318,9 @@ public final class PartitionLog {
         guard !isClosed else { throw .closed }
         for segment in segments where segment.maxTimestamp >= target && segment.nextOffset > logStartOffset {
             var from = max(logStartOffset, segment.baseOffset)
-            if let entry = segment.timeIndex.lastEntry(before: target) { from = max(from, entry.offset + 1) }
+            if let entry = try segment.timeIndex.lastEntry(before: target) { from = max(from, entry.offset + 1) }
             guard let (position, _) = try segment.translate(from) else { continue }
-            let scanner = try BatchScanner(file: segment.log, from: Int(position.value), end: segment.sizeBytes, chunkBytes: 64 * 1024)
+            let scanner = try BatchScanner(file: segment.log.file(), from: Int(position.value), end: segment.sizeBytes, chunkBytes: 64 * 1024)
             while let (batchPosition, bytes) = try scanner.next() {
                 let header = try checkedHeader(bytes, segment: segment, position: batchPosition)
                 if header.maxTimestamp >= target, header.lastOffset >= logStartOffset,
@@ -335,7 +340,7 @@ public final class PartitionLog {
               segment.maxTimestamp != .none
         else { return nil }
         if segment.offsetOfMaxTimestamp >= logStartOffset, let (position, _) = try segment.translate(segment.offsetOfMaxTimestamp) {
-            let scanner = try BatchScanner(file: segment.log, from: Int(position.value), end: segment.sizeBytes, chunkBytes: 64 * 1024)
+            let scanner = try BatchScanner(file: segment.log.file(), from: Int(position.value), end: segment.sizeBytes, chunkBytes: 64 * 1024)
             if let (batchPosition, bytes) = try scanner.next() {
                 let header = try checkedHeader(bytes, segment: segment, position: batchPosition)
                 if let found = firstRecord(in: bytes, header: header, from: logStartOffset, where: { $0 >= segment.maxTimestamp }) {
@@ -346,7 +351,7 @@ public final class PartitionLog {
         // The newest record was deleted (DeleteRecords): find the largest remaining one the slow way.
         var best: TimestampedOffset?
         for segment in segments where segment.nextOffset > logStartOffset {
-            let scanner = try BatchScanner(file: segment.log, end: segment.sizeBytes)
+            let scanner = try BatchScanner(file: segment.log.file(), end: segment.sizeBytes)
             while let (position, bytes) = try scanner.next() {
                 let header = try checkedHeader(bytes, segment: segment, position: position)
                 scanner.advance(by: header.totalBytes)

@@ -2,6 +2,7 @@
 import BrookCore
 import BrookProtocol
 import BrookRecords
+import BrookStorage
 import Foundation
 import NIOCore
 import NIOEmbedded
@@ -230,7 +231,7 @@ extension HostileRequestTests {
 }
 
 extension HostileRequestTests {
-    /// Partitions per request (Kafka 4's 10,000) and per broker (from its open-file limit); a
+    /// Partitions per request (Kafka 4's 10,000) and per broker (`Limits.partitionsPerBrokerMax`); a
     /// create that cannot open its partitions leaves no directory behind.
     @Test func partitionLimitsAndAtomicCreation() throws {
         let h = try BrokerHarness()
@@ -246,10 +247,13 @@ extension HostileRequestTests {
         #expect(try h.send(grow, version: 3).results[0].errorCode == ErrorCode.policyViolation.rawValue)
         #expect(h.broker.topics.partitionCount == 1)
 
-        #expect(TopicRegistry.partitionsMax(openFileLimit: 1024) == 768)
-        #expect(TopicRegistry.partitionsMax(openFileLimit: 20_000) == 15_904)
-        #expect(TopicRegistry.partitionsMax(openFileLimit: 100) == 1)
-        #expect(TopicRegistry.partitionsMax(openFileLimit: Int(Int32.max)) == Limits.partitionsPerBrokerMax)
+        #expect(h.broker.topics.partitionsMax == Limits.partitionsPerBrokerMax)
+        // What segments keep open or mapped at once: the limits less a share for the rest.
+        #expect(OnDemandPool.filesCapacity(openFileLimit: 1024) == 768)
+        #expect(OnDemandPool.filesCapacity(openFileLimit: 20_000) == 15_904)
+        #expect(OnDemandPool.filesCapacity(openFileLimit: 100) == 64)
+        #expect(OnDemandPool.mapsCapacity(mapCountLimit: 65_530) == 49_148)
+        #expect(OnDemandPool.mapsCapacity(mapCountLimit: 1_000_000) == 983_616)
     }
 
     @Test func aBrokerAtItsPartitionLimitRefusesMore() throws {
