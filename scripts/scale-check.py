@@ -3,16 +3,18 @@
 ports, creates TOPICS topics of PARTITIONS/TOPICS partitions each (confluent-kafka), writes one
 record to every partition, and reports
 
-  - resident memory (VmRSS) and open files of the broker, idle with every partition made;
+  - resident memory (VmRSS), open files and mappings of the broker, idle with every partition
+    made (with --segments K, each partition holds K segments: K records of 1,000 B, rolled at
+    each by segment.bytes=1024);
   - how long Metadata for every topic takes (confluent-kafka list_topics, median of 5);
   - the time from start to serving every partition's Metadata after a clean stop (SIGTERM),
     and after a SIGKILL (an unclean start, whose logs are recovered), with the memory then.
 
-    python3 scripts/scale-check.py [--partitions 5000] [--topics 100] [--data DIR]
+    python3 scripts/scale-check.py [--partitions 5000] [--topics 100] [--segments 1] [--data DIR]
 
 Uses .build/release/brook unless BROOK_BIN names another binary. Every broker it starts is
-stopped on exit. The broker's partition limit follows its open-file limit (one file a
-partition; docs/broker.md): `ulimit -Hn` decides how many fit.
+stopped on exit. Segments open their files and map their indexes on demand (docs/broker.md),
+so neither `ulimit -n` nor `vm.max_map_count` bounds the partitions or segments.
 """
 import argparse
 import os
@@ -40,7 +42,9 @@ def status(pid: int) -> dict:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
         fields[key] = value.strip()
-    return {"rss_mib": int(fields["VmRSS"].split()[0]) / 1024, "files": len(os.listdir(f"/proc/{pid}/fd"))}
+    with open(f"/proc/{pid}/maps", "rb") as maps:
+        mappings = maps.read().count(b"\n")
+    return {"rss_mib": int(fields["VmRSS"].split()[0]) / 1024, "files": len(os.listdir(f"/proc/{pid}/fd")), "maps": mappings}
 
 
 class Broker:
@@ -97,10 +101,34 @@ def serving(bootstrap: str, topics: list, partitions_each: int, began: float, li
     raise RuntimeError(f"not every partition served within {limit_s} s")
 
 
+def records_in(bootstrap: str, picks: list) -> list:
+    """How many records each (topic, partition) of `picks` holds, read from offset 0."""
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "scale-check", "enable.auto.commit": False,
+                         "enable.partition.eof": True})
+    counts = []
+    try:
+        for topic, partition in picks:
+            consumer.assign([TopicPartition(topic, partition, 0)])
+            count, deadline = 0, time.monotonic() + 30
+            while time.monotonic() < deadline:
+                message = consumer.poll(1)
+                if message is None:
+                    continue
+                if message.error():
+                    break  # the partition's end
+                count += 1
+            counts.append(count)
+    finally:
+        consumer.close()
+    return counts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--partitions", type=int, default=5000)
     parser.add_argument("--topics", type=int, default=100)
+    parser.add_argument("--segments", type=int, default=1)
     parser.add_argument("--data", type=Path, default=None)
     args = parser.parse_args()
     from confluent_kafka import Producer
@@ -115,16 +143,20 @@ def main() -> int:
         names = [f"scale-{i:04d}" for i in range(args.topics)]
         began = time.monotonic()
         for start in range(0, len(names), 20):
-            futures = admin.create_topics([NewTopic(n, each, 1) for n in names[start:start + 20]], operation_timeout=60, request_timeout=120)
+            configs = {"segment.bytes": "1024"} if args.segments > 1 else {}
+            futures = admin.create_topics([NewTopic(n, each, 1, config=configs) for n in names[start:start + 20]],
+                                          operation_timeout=60, request_timeout=120)
             for future in futures.values():
                 future.result(180)
         created = time.monotonic() - began
         producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 50, "acks": 1})
-        for name in names:
-            for p in range(each):
-                producer.produce(name, value=b"x" * 100, partition=p)
-            producer.poll(0)
-        assert producer.flush(120) == 0
+        size = 1000 if args.segments > 1 else 100
+        for _ in range(args.segments):  # a flush between rounds: one batch (one segment) a round
+            for name in names:
+                for p in range(each):
+                    producer.produce(name, value=b"x" * size, partition=p)
+                producer.poll(0)
+            assert producer.flush(120) == 0
         time.sleep(2)
         idle = status(broker.proc.pid)
         times = []
@@ -133,8 +165,9 @@ def main() -> int:
             found = admin.list_topics(timeout=60).topics
             times.append(time.monotonic() - t)
             assert sum(len(found[n].partitions) for n in names) == each * len(names)
-        print(f"{each * len(names)} partitions ({len(names)} topics x {each}), one 100 B record each")
-        print(f"  created in {created:.1f} s; idle: VmRSS {idle['rss_mib']:.0f} MiB, {idle['files']} open files")
+        print(f"{each * len(names)} partitions ({len(names)} topics x {each}), {args.segments} record(s) of {size} B each"
+              + (f" in {args.segments} segments" if args.segments > 1 else ""))
+        print(f"  created in {created:.1f} s; idle: VmRSS {idle['rss_mib']:.0f} MiB, {idle['files']} open files, {idle['maps']} mappings")
         print(f"  Metadata for every topic: median {statistics.median(times) * 1000:.0f} ms (5 asks: {', '.join(f'{x * 1000:.0f}' for x in times)} ms)")
         for how, sig in (("clean stop (SIGTERM)", signal.SIGTERM), ("SIGKILL", signal.SIGKILL)):
             broker.stop(sig)
@@ -142,8 +175,11 @@ def main() -> int:
             listening = broker.start()
             ready = serving(broker.bootstrap, names, each, began)
             after = status(broker.proc.pid)
+            picks = [(names[(i * 37) % len(names)], (i * 11) % each) for i in range(20)]
+            counts = records_in(broker.bootstrap, picks)
             print(f"  after a {how}: listening in {listening:.2f} s, every partition served in {ready:.2f} s; "
-                  f"VmRSS {after['rss_mib']:.0f} MiB, {after['files']} open files")
+                  f"VmRSS {after['rss_mib']:.0f} MiB, {after['files']} open files, {after['maps']} mappings; "
+                  f"20 partitions read back: {'all ' + str(args.segments) + ' records' if set(counts) == {args.segments} else counts}")
     finally:
         broker.stop()
     return 0

@@ -85,9 +85,21 @@ final class LogSegment {
             try? file.truncate(to: start)
             throw error
         }
-        for batch in batches {
-            try index(batchAt: FilePosition(start + batch.start), totalBytes: batch.totalBytes,
-                  lastOffset: batch.lastOffset, maxTimestamp: batch.maxTimestamp)
+        let saved = (nextOffset, maxTimestamp, offsetOfMaxTimestamp, rollingTimestamp, bytesSinceLastIndexEntry,
+                     offsetIndex.file.entryCount, timeIndex.file.entryCount)
+        do throws(StorageError) {
+            for batch in batches {
+                try index(batchAt: FilePosition(start + batch.start), totalBytes: batch.totalBytes,
+                          lastOffset: batch.lastOffset, maxTimestamp: batch.maxTimestamp)
+            }
+        } catch {
+            // An index that could not be mapped: the segment back as it was, the bytes cut off.
+            (nextOffset, maxTimestamp, offsetOfMaxTimestamp, rollingTimestamp, bytesSinceLastIndexEntry) =
+                (saved.0, saved.1, saved.2, saved.3, saved.4)
+            offsetIndex.file.truncate(toEntries: saved.5)
+            timeIndex.file.truncate(toEntries: saved.6)
+            try? file.truncate(to: start)
+            throw error
         }
         sizeBytes = start + bytes.count
     }

@@ -26,6 +26,8 @@ final class MappedIndexFile: PoolMember, @unchecked Sendable {
     private(set) var isWritable: Bool
     /// Bytes a mapping covers: the capacity while writable, the entries once sealed.
     private var extent: Int
+    /// Closed for good: a later use throws `.closed` rather than mapping it again.
+    private var closed = false
 
     private struct Mapping: @unchecked Sendable {
         let pointer: UnsafeMutableRawPointer
@@ -74,7 +76,18 @@ final class MappedIndexFile: PoolMember, @unchecked Sendable {
 
     /// Runs `body` on the mapping (made now if the index has none), holding its lock.
     private func withMapping<T>(_ body: (UnsafeMutableRawPointer) -> T) throws(StorageError) -> T {
+        guard !closed else { throw .closed }
         membership.used.store(true, ordering: .relaxed)
+        do {
+            return try mapOrUse(body)
+        } catch where error.isResourceShortage {
+            // Out of mappings (or descriptors): the pool lets some of the coldest go.
+            pool.shed(64)
+            return try mapOrUse(body)
+        }
+    }
+
+    private func mapOrUse<T>(_ body: (UnsafeMutableRawPointer) -> T) throws(StorageError) -> T {
         let bytes = extent
         let writable = isWritable
         let path = self.path
@@ -129,6 +142,7 @@ final class MappedIndexFile: PoolMember, @unchecked Sendable {
         entryCount = 0
         if !isWritable {
             unmap()
+            pool.gave(membership)
             isWritable = true
             extent = maxBytes - maxBytes % entryBytes
             let extent = self.extent
@@ -143,6 +157,7 @@ final class MappedIndexFile: PoolMember, @unchecked Sendable {
         guard isWritable else { return }
         if sync { try self.sync() }
         unmap()
+        pool.gave(membership)
         let used = usedBytes
         try withFile { file throws(StorageError) in try file.truncate(to: used) }
         isWritable = false
@@ -168,6 +183,7 @@ final class MappedIndexFile: PoolMember, @unchecked Sendable {
         let writable = isWritable
         unmap()
         pool.gave(membership)
+        closed = true
         let used = usedBytes
         if writable { try withFile { file throws(StorageError) in try file.truncate(to: used) } }
         isWritable = false

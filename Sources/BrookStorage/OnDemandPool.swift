@@ -20,7 +20,8 @@ protocol PoolMember: AnyObject, Sendable {
 final class PoolMembership: Sendable {
     /// Set at each use; the pool's clock hand clears it and passes over a member that had it.
     let used = Atomic<Bool>(true)
-    /// Counted in the pool; read and written under the pool's lock only.
+    /// Counted in the pool's `held`. Changed by compare-and-exchange only, so that a member
+    /// leaving (`gave`, from a deinit that may run while the pool's lock is held) needs no lock.
     let counted = Atomic<Bool>(false)
 }
 
@@ -34,6 +35,8 @@ final class PoolMembership: Sendable {
 public final class OnDemandPool: Sendable {
     public let capacity: Int
     private let state: Mutex<State>
+    private let heldCount = Atomic<Int>(0)
+    private let releasedCount = Atomic<UInt64>(0)
 
     private struct Slot {
         weak var member: (any PoolMember)?
@@ -42,8 +45,6 @@ public final class OnDemandPool: Sendable {
     private struct State {
         var slots: [Slot] = []
         var hand = 0
-        var held = 0
-        var released: UInt64 = 0
     }
 
     public init(capacity: Int) {
@@ -68,27 +69,59 @@ public final class OnDemandPool: Sendable {
     }
 
     /// Members holding their resource now.
-    public var held: Int { state.withLock { $0.held } }
-    /// Releases made to stay within capacity, since the start.
-    public var released: UInt64 { state.withLock { $0.released } }
+    public var held: Int { heldCount.load(ordering: .relaxed) }
+    /// Releases made to stay within capacity (or to make room, `shed`), since the start.
+    public var released: UInt64 { releasedCount.load(ordering: .relaxed) }
 
     /// `member` has just taken its resource: counted, and the coldest members released while
     /// the pool is over capacity (the caller holds none of its members' locks).
     func took(_ member: any PoolMember) {
+        let membership = member.membership
+        membership.used.store(true, ordering: .relaxed)
         let victims: [any PoolMember] = state.withLock { s in
-            let membership = member.membership
-            membership.used.store(true, ordering: .relaxed)
-            if !membership.counted.load(ordering: .relaxed) {
-                membership.counted.store(true, ordering: .relaxed)
-                s.held += 1
+            if membership.counted.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+                heldCount.add(1, ordering: .relaxed)
                 s.slots.append(Slot(member: member))
             }
-            var victims: [any PoolMember] = []
-            // Two turns of the hand clear every mark: past them the next member goes, marked or not.
-            var passes = 2 * s.slots.count
-            while s.held > capacity && !s.slots.isEmpty {
+            let victims = evict(&s) { heldCount.load(ordering: .relaxed) > capacity }
+            // Members gone or let go on their own leave slots behind: swept when they outnumber
+            // the held ones, so the slots stay within twice the members (plus a little).
+            if s.slots.count > 2 * heldCount.load(ordering: .relaxed) + 64 {
+                s.slots.removeAll { slot in !(slot.member?.membership.counted.load(ordering: .relaxed) ?? false) }
+                s.hand = 0
+            }
+            return victims
+        }
+        for victim in victims { victim.release() }
+    }
+
+    /// Releases up to `count` of the coldest members whatever the capacity: a member that could
+    /// not take its resource (the process out of descriptors or mappings) makes room and tries
+    /// once more.
+    func shed(_ count: Int) {
+        var left = count
+        let victims: [any PoolMember] = state.withLock { s in
+            evict(&s) {
+                left -= 1
+                return left >= 0
+            }
+        }
+        for victim in victims { victim.release() }
+    }
+
+    /// Turns the clock's hand while `more()` holds, taking the members to release (released
+    /// by the caller, once the lock is let go). A member whose last reference ends here runs
+    /// its deinit under the lock: `gave` takes none.
+    private func evict(_ s: inout State, while more: () -> Bool) -> [any PoolMember] {
+        var victims: [any PoolMember] = []
+        // Two turns of the hand clear every mark: past them the next member goes, marked or not.
+        var passes = 2 * s.slots.count
+        while !s.slots.isEmpty && more() {
+            while true {
                 if s.hand >= s.slots.count { s.hand = 0 }
-                guard let candidate = s.slots[s.hand].member, candidate.membership.counted.load(ordering: .relaxed) else {
+                if s.slots.isEmpty { break }
+                guard let candidate = s.slots[s.hand].member,
+                      candidate.membership.counted.load(ordering: .relaxed) else {
                     s.slots.swapAt(s.hand, s.slots.count - 1)
                     s.slots.removeLast()
                     continue
@@ -98,32 +131,33 @@ public final class OnDemandPool: Sendable {
                     s.hand += 1
                     continue
                 }
-                candidate.membership.counted.store(false, ordering: .relaxed)
-                s.held -= 1
-                s.released += 1
                 s.slots.swapAt(s.hand, s.slots.count - 1)
                 s.slots.removeLast()
-                victims.append(candidate)
+                if candidate.membership.counted.compareExchange(expected: true, desired: false, ordering: .relaxed).exchanged {
+                    heldCount.subtract(1, ordering: .relaxed)
+                    releasedCount.add(1, ordering: .relaxed)
+                    victims.append(candidate)
+                    break
+                }
             }
-            // Members gone or let go on their own leave slots behind: swept when they outnumber
-            // the held ones, so the slots stay within twice the members (plus a little).
-            if s.slots.count > 2 * s.held + 64 {
-                s.slots.removeAll { slot in !(slot.member?.membership.counted.load(ordering: .relaxed) ?? false) }
-                s.hand = 0
-            }
-            return victims
         }
-        for victim in victims { victim.release() }
+        return victims
     }
 
     /// A member let its resource go on its own (closed, deleted, gone): no longer counted.
+    /// Takes no lock (a deinit may run under the pool's).
     func gave(_ membership: PoolMembership) {
-        state.withLock { s in
-            if membership.counted.load(ordering: .relaxed) {
-                membership.counted.store(false, ordering: .relaxed)
-                s.held -= 1
-            }
+        if membership.counted.compareExchange(expected: true, desired: false, ordering: .relaxed).exchanged {
+            heldCount.subtract(1, ordering: .relaxed)
         }
+    }
+}
+
+extension StorageError {
+    /// The process is out of descriptors or mappings (a pool shed can make room).
+    var isResourceShortage: Bool {
+        if case .io(_, _, let code) = self { return code == EMFILE || code == ENFILE || code == ENOMEM }
+        return false
     }
 }
 
@@ -135,26 +169,40 @@ final class SegmentLog: PoolMember {
     let path: String
     let membership = PoolMembership()
     private let pool: OnDemandPool
-    private let open = Mutex<SegmentFile?>(nil)
+    /// The open file, if any; `closed` once the segment was closed for good (no reopening).
+    private let open = Mutex<(file: SegmentFile?, closed: Bool)>((nil, false))
 
     init(path: String, create: Bool, pool: OnDemandPool) throws(StorageError) {
         self.path = path
         self.pool = pool
-        let file = try SegmentFile(path: path, create: create)
-        open.withLock { $0 = file }
+        let file = try Self.open(path, create: create, pool: pool)
+        open.withLock { $0.file = file }
         pool.took(self)
     }
 
     deinit { pool.gave(membership) }
 
+    /// Opens `path`; short of descriptors, the pool closes some of its coldest files first.
+    private static func open(_ path: String, create: Bool, pool: OnDemandPool) throws(StorageError) -> SegmentFile {
+        do {
+            return try SegmentFile(path: path, create: create)
+        } catch where error.isResourceShortage {
+            pool.shed(64)
+            return try SegmentFile(path: path, create: create)
+        }
+    }
+
     /// The open file, opened again when the pool had closed it.
     func file() throws(StorageError) -> SegmentFile {
         membership.used.store(true, ordering: .relaxed)
-        if let file = open.withLock({ $0 }) { return file }
-        let fresh = try SegmentFile(path: path, create: false)
-        let (file, kept) = open.withLock { current -> (SegmentFile, Bool) in
-            if let current { return (current, false) }  // another user opened it meanwhile
-            current = fresh
+        let (current, closed) = open.withLock { ($0.file, $0.closed) }
+        if let current { return current }
+        guard !closed else { throw .closed }
+        let fresh = try Self.open(path, create: false, pool: pool)
+        let (file, kept) = try open.withLock { (state: inout (file: SegmentFile?, closed: Bool)) throws(StorageError) -> (SegmentFile, Bool) in
+            if let current = state.file { return (current, false) }  // another user opened it meanwhile
+            guard !state.closed else { throw .closed }
+            state.file = fresh
             return (fresh, true)
         }
         if kept { pool.took(self) }
@@ -162,19 +210,23 @@ final class SegmentLog: PoolMember {
     }
 
     /// Whether the descriptor is open now (tests).
-    var isOpen: Bool { open.withLock { $0 != nil } }
+    var isOpen: Bool { open.withLock { $0.file != nil } }
 
     func release() {
-        let closing = open.withLock { current -> SegmentFile? in
-            defer { current = nil }
-            return current
+        let closing = open.withLock { state -> SegmentFile? in
+            defer { state.file = nil }
+            return state.file
         }
         _ = closing  // closed here (outside the lock) unless a user still holds it
     }
 
-    /// Closed for good (the segment was closed or deleted).
+    /// Closed for good (the segment was closed or deleted): a later use throws `.closed`.
     func close() {
-        release()
+        let closing = open.withLock { state -> SegmentFile? in
+            defer { state = (nil, true) }
+            return state.file
+        }
+        _ = closing
         pool.gave(membership)
     }
 }

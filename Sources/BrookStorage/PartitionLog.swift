@@ -192,8 +192,9 @@ public final class PartitionLog {
         precondition(segments.count < Limits.segmentsPerPartitionMax, "too many segments in \(directory)")
         // No fsync here: a roll happens inside an append, under the partition's lock and on a
         // request's event loop, where fsyncing 16 MiB took 55-65 ms under load (scripts/soak.py).
+        let rolled = try active.log.file()  // before the seal: nothing is left half done if it fails
         try active.seal(sync: false)
-        unsynced.append(RolledSegment(log: try active.log.file(), indexPaths: [active.offsetIndex.file.path, active.timeIndex.file.path], end: base))
+        unsynced.append(RolledSegment(log: rolled, indexPaths: [active.offsetIndex.file.path, active.timeIndex.file.path], end: base))
         let segment = try LogSegment(directory: directory, baseOffset: base, config: config, create: true, writable: true, pools: pools)
         segments.append(segment)
         activeCreatedAt = clock.now()

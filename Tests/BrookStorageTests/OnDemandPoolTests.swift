@@ -58,6 +58,11 @@ import Testing
         let counted = logs[9].membership.counted.load(ordering: .relaxed)
         logs[9].close()
         #expect(!logs[9].isOpen && pool.held == before - (counted ? 1 : 0))
+        #expect(throws: StorageError.self) { try logs[9].file() }  // closed for good: not reopened
+        // Short of descriptors, a pool lets its coldest go on demand.
+        let heldBefore = pool.held
+        pool.shed(2)
+        #expect(pool.held == max(0, heldBefore - 2))
         logs.removeAll()
         #expect(pool.held == 0)
     }
@@ -80,13 +85,14 @@ import Testing
             expected += model(batch, from: try log!.append(&bytes).firstOffset)
             #expect(pools.files.held <= 2 && pools.maps.held <= 2)
         }
-        #expect(pools.files.released > 0 && pools.maps.released > 0)
+        #expect(pools.files.released > 0)  // (a roll unmaps the sealed indexes itself)
         let open = openFiles(under: dir.path)
         #expect(open >= 1 && open <= 2 + log!.unsyncedCount)
         #expect(mappedFiles(under: dir.path) <= 2)
         #expect(try readAll(log!) == expected)
         // The reads looked offsets up in the sealed segments' indexes: the last ones stay mapped.
         #expect((1...2).contains(mappedFiles(under: dir.path)))
+        #expect(pools.maps.released > 0)
         // Reads from the middle, and by timestamp, go through segments the pools let go.
         for _ in 0..<20 {
             let pick = expected[Int.random(in: 0..<expected.count, using: &random)]
