@@ -88,6 +88,9 @@ final class ShutdownWatchdog {
             logger.critical("shutdown took longer than shutdown.timeout.ms=\(timeoutMs): stopping now, uncleanly")
             Glibc._exit(1)
         }
+        // Resumed now with no deadline (a dispatch source released while suspended traps, and a
+        // watchdog is released when the start fails); the first signal schedules it.
+        timer.resume()
         self.timer = timer
         sources = [SIGTERM, SIGINT].map { number in
             signal(number, SIG_IGN)  // the sources (and the group's) take them from here on
@@ -101,7 +104,6 @@ final class ShutdownWatchdog {
                     logger.notice("shutting down (signal \(number)); a second signal stops at once")
                     health?.markStopping()
                     timer.schedule(deadline: .now() + .milliseconds(Int(timeoutMs)))
-                    timer.resume()
                     request.yield(number)
                 } else {
                     logger.critical("a second signal (\(number)) during shutdown: stopping now, uncleanly")
@@ -111,5 +113,11 @@ final class ShutdownWatchdog {
             source.resume()
             return source
         }
+    }
+
+    /// A start that failed: the sources stop (the process is about to exit with its error).
+    deinit {
+        for source in sources { source.cancel() }
+        timer.cancel()
     }
 }

@@ -195,6 +195,8 @@ def test_http_port_taken(tmp_path):
         b.http_port = taken
         with pytest.raises(RuntimeError, match="http.listeners"):
             b.start(ready_timeout=30)
+        # An error exit, not a crash (a watchdog released with the failed start used to trap).
+        assert b.proc.returncode > 0, b.log_tail()
         b.kill()
         # Not given: 127.0.0.1:9644, which this test holds when it can (another process may).
         try:
