@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import pytest
 
@@ -96,6 +96,7 @@ class Broker:
         self.host = "127.0.0.1"
         self.overrides = dict(overrides or {})
         self.extra_args: list = []  # more `brook serve` options (e.g. --add-scram)
+        self.preexec: Optional[Callable] = None  # run in the child before exec (e.g. a setrlimit)
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
         self.expected_down = False
@@ -146,7 +147,7 @@ class Broker:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,  # a ^C to pytest does not reach the broker directly
-                preexec_fn=die_with_parent,
+                preexec_fn=self._before_exec,
             )
         _live.add(self)
         self.expected_down = False
@@ -162,6 +163,11 @@ class Broker:
                 self.kill()
                 raise RuntimeError(f"brook did not accept connections on {self.bootstrap} within {ready_timeout}s\n{self.log_tail()}")
             time.sleep(0.05)
+
+    def _before_exec(self) -> None:
+        die_with_parent()
+        if self.preexec is not None:
+            self.preexec()
 
     def listener_ports(self) -> list:
         """The Kafka listeners' ports: `self.port` and every one named in a `listeners` override
