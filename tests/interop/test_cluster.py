@@ -720,11 +720,19 @@ def test_a_throttled_move_copies_at_its_rate_until_the_throttle_is_lifted(cluste
     out = subprocess.run([str(BROOK_BIN), "reassign", "execute", "--bootstrap-server", bootstraps, "--throttle", "50000", move],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "Throttled at 50000" in out.stdout and "moving" in out.stdout, out
-    # Every broker of the move has the rates, as dynamic broker configs.
+    # Every broker of the move has the rates, as dynamic broker configs. The controller commits
+    # them; each broker applies them when its copy of the metadata log reaches them (as in Kafka),
+    # so a busy machine may describe the default for a moment.
+    rates = ("leader.replication.throttled.rate", "follower.replication.throttled.rate")
     for broker in (source, target):
         resource = ConfigResource(ResourceType.BROKER, str(broker))
-        described = admin.describe_configs([resource])[resource].result(30)
-        for name in ("leader.replication.throttled.rate", "follower.replication.throttled.rate"):
+        deadline = time.monotonic() + 10
+        while True:
+            described = admin.describe_configs([resource])[resource].result(30)
+            if all(described[name].value == "50000" for name in rates) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        for name in rates:
             assert described[name].value == "50000", (broker, name, described[name].value)
             assert described[name].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value, described[name].source
             assert not described[name].is_read_only
