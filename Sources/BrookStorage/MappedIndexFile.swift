@@ -78,13 +78,8 @@ final class MappedIndexFile: PoolMember, @unchecked Sendable {
     private func withMapping<T>(_ body: (UnsafeMutableRawPointer) -> T) throws(StorageError) -> T {
         guard !closed else { throw .closed }
         membership.used.store(true, ordering: .relaxed)
-        do {
-            return try mapOrUse(body)
-        } catch where error.isResourceShortage {
-            // Out of mappings (or descriptors): the pool lets some of the coldest go.
-            pool.shed(64)
-            return try mapOrUse(body)
-        }
+        // Out of mappings (or descriptors): the pool lets some of the coldest go first.
+        return try pool.withRoom { () throws(StorageError) in try mapOrUse(body) }
     }
 
     private func mapOrUse<T>(_ body: (UnsafeMutableRawPointer) -> T) throws(StorageError) -> T {

@@ -116,32 +116,38 @@ public final class OnDemandPool: Sendable {
         var victims: [any PoolMember] = []
         // Two turns of the hand clear every mark: past them the next member goes, marked or not.
         var passes = 2 * s.slots.count
-        while !s.slots.isEmpty && more() {
-            while true {
-                if s.hand >= s.slots.count { s.hand = 0 }
-                if s.slots.isEmpty { break }
-                guard let candidate = s.slots[s.hand].member,
-                      candidate.membership.counted.load(ordering: .relaxed) else {
-                    s.slots.swapAt(s.hand, s.slots.count - 1)
-                    s.slots.removeLast()
-                    continue
-                }
-                if passes > 0, candidate.membership.used.exchange(false, ordering: .relaxed) {
-                    passes -= 1
-                    s.hand += 1
-                    continue
-                }
-                s.slots.swapAt(s.hand, s.slots.count - 1)
-                s.slots.removeLast()
-                if candidate.membership.counted.compareExchange(expected: true, desired: false, ordering: .relaxed).exchanged {
-                    heldCount.subtract(1, ordering: .relaxed)
-                    releasedCount.add(1, ordering: .relaxed)
-                    victims.append(candidate)
-                    break
-                }
+        var wanted = more()
+        while wanted && !s.slots.isEmpty {
+            if s.hand >= s.slots.count { s.hand = 0 }
+            let candidate = s.slots[s.hand].member
+            let counted = candidate?.membership.counted.load(ordering: .relaxed) ?? false
+            if counted, passes > 0, candidate!.membership.used.exchange(false, ordering: .relaxed) {
+                passes -= 1
+                s.hand += 1
+                continue
+            }
+            // Gone, let go on its own, or the coldest: its slot goes.
+            s.slots.swapAt(s.hand, s.slots.count - 1)
+            s.slots.removeLast()
+            if let candidate, candidate.membership.counted.compareExchange(expected: true, desired: false, ordering: .relaxed).exchanged {
+                heldCount.subtract(1, ordering: .relaxed)
+                releasedCount.add(1, ordering: .relaxed)
+                victims.append(candidate)
+                wanted = more()
             }
         }
         return victims
+    }
+
+    /// Runs `take` (an open, a mapping); when the process is out of descriptors or mappings,
+    /// lets some of the coldest members go and runs it once more.
+    func withRoom<T>(_ take: () throws(StorageError) -> T) throws(StorageError) -> T {
+        do {
+            return try take()
+        } catch where error.isResourceShortage {
+            shed(64)
+            return try take()
+        }
     }
 
     /// A member let its resource go on its own (closed, deleted, gone): no longer counted.
@@ -184,12 +190,7 @@ final class SegmentLog: PoolMember {
 
     /// Opens `path`; short of descriptors, the pool closes some of its coldest files first.
     private static func open(_ path: String, create: Bool, pool: OnDemandPool) throws(StorageError) -> SegmentFile {
-        do {
-            return try SegmentFile(path: path, create: create)
-        } catch where error.isResourceShortage {
-            pool.shed(64)
-            return try SegmentFile(path: path, create: create)
-        }
+        try pool.withRoom { () throws(StorageError) in try SegmentFile(path: path, create: create) }
     }
 
     /// The open file, opened again when the pool had closed it.
@@ -212,35 +213,28 @@ final class SegmentLog: PoolMember {
     /// Whether the descriptor is open now (tests).
     var isOpen: Bool { open.withLock { $0.file != nil } }
 
-    func release() {
-        let closing = open.withLock { state -> SegmentFile? in
-            defer { state.file = nil }
-            return state.file
-        }
-        _ = closing  // closed here (outside the lock) unless a user still holds it
-    }
+    func release() { drop(forGood: false) }
 
     /// Closed for good (the segment was closed or deleted): a later use throws `.closed`.
     func close() {
+        drop(forGood: true)
+        pool.gave(membership)
+    }
+
+    private func drop(forGood: Bool) {
         let closing = open.withLock { state -> SegmentFile? in
-            defer { state = (nil, true) }
+            defer { state = (nil, state.closed || forGood) }
             return state.file
         }
-        _ = closing
-        pool.gave(membership)
+        _ = closing  // closed here (outside the lock) unless a user still holds it
     }
 }
 
 extension FileSystem {
     /// The kernel's limit on a process's mappings (`vm.max_map_count`; 65,530 by default).
     public static func mapCountLimit() -> Int {
-        let fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return 65_530 }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 32)
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return 65_530 }
-        let digits = buffer[0..<n].prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        let bytes = (try? SegmentFile(path: "/proc/sys/vm/max_map_count", create: false, readOnly: true).read(count: 32, at: 0)) ?? []
+        let digits = bytes.prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
         guard let value = Int(String(decoding: digits, as: UTF8.self)), value > 0 else { return 65_530 }
         return value
     }

@@ -93,7 +93,7 @@ final class ShutdownWatchdog {
         timer.resume()
         self.timer = timer
         sources = [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)  // the sources (and the group's) take them from here on
+            signal(number, SIG_IGN)  // the sources take them from here on
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler {
                 let count = signals.withLock { n in
