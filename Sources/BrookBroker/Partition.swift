@@ -472,6 +472,12 @@ public final class Partition: Sendable {
         _ = parked.withLock { $0.removeValue(forKey: key) }
     }
 
+    /// Counts every wake of parked fetches, in any partition of the process (appends, high
+    /// watermark moves, markers), before the fetches are woken. A fetch that read, then parked,
+    /// re-reads only if this moved in between: whatever it read is otherwise still so (an idle
+    /// cluster's replica fetches then read each partition once per round, not twice).
+    static let changes = Atomic<UInt64>(0)
+
     /// Fetches parked here now.
     public var parkedCount: Int { parked.withLock { $0.count } }
 
@@ -479,6 +485,8 @@ public final class Partition: Sendable {
     /// fetch re-reads on its own event loop only once enough has arrived), so an append's cost
     /// is bounded by the parked-fetch limit, whatever the fetches asked for.
     func wakeParked(appendedBytes: Int) {
+        // Counted before any fetch is woken: one that parks after this sees the count moved.
+        Self.changes.add(1, ordering: .sequentiallyConsistent)
         parked.withLock { waiting in
             for wake in waiting.values { wake(appendedBytes) }
         }

@@ -191,11 +191,12 @@ extension Partition {
     /// A proposal still in flight with no request outstanding for over `resendMs`: send again.
     public func isrProposalToResend(nowMs: Int64, resendMs: Int64 = 1000) -> ISRProposal? {
         state.withLock { s in
-            guard var replica = s.replica, let pending = replica.leading?.inFlight, !replica.proposalOutstanding,
-                  nowMs - replica.proposalSentMs >= resendMs else { return nil }
-            replica.proposalOutstanding = true
-            replica.proposalSentMs = nowMs
-            s.replica = replica
+            // Looked at in place: a copy of the replica state would retain all it holds, for
+            // every partition on every pass.
+            guard let pending = s.replica?.leading?.inFlight, s.replica?.proposalOutstanding == false,
+                  nowMs - s.replica!.proposalSentMs >= resendMs else { return nil }
+            s.replica!.proposalOutstanding = true
+            s.replica!.proposalSentMs = nowMs
             return pending
         }
     }
@@ -204,10 +205,10 @@ extension Partition {
     /// described (PartitionReplication.outOfSyncReport), at most once per `afterMs`.
     public func outOfSyncNotice(nowMs: Int64, afterMs: Int64 = 30_000, eligible: (NodeID) -> Bool) -> String? {
         state.withLock { s in
-            guard let leading = s.replica?.leading else { return nil }
+            guard s.replica?.leading != nil else { return nil }
             if let said = s.replica!.outOfSyncNoticeMs, nowMs - said < afterMs { return nil }
-            let report = leading.outOfSyncReport(nowMs: nowMs, afterMs: afterMs, eligible: eligible)
-            guard !report.isEmpty else { return nil }
+            guard let report = s.replica!.leading?.outOfSyncReport(nowMs: nowMs, afterMs: afterMs, eligible: eligible),
+                  !report.isEmpty else { return nil }
             s.replica!.outOfSyncNoticeMs = nowMs
             return report.joined(separator: "; ") + (s.replica!.proposalOutstanding ? ", a request outstanding" : "")
         }
@@ -284,6 +285,7 @@ extension Partition {
     public func followerFetch(_ follower: NodeID, fetchOffset: Offset, lastFetchedEpoch: LeaderEpoch, nowMs: Int64,
                               eligible: Bool = false) -> (ReplicaFetchCheck, ISRProposal?) {
         var expansion: ISRProposal?
+        var moved = false
         let check = state.withLock { (s: inout Locked) -> ReplicaFetchCheck in
             // Changed in place (`s.replica!`): a copy taken out and written back would share the
             // leader's follower table while it is changed, and copy it whole on every fetch.
@@ -298,7 +300,7 @@ extension Partition {
             // Below our log start (retention, DeleteRecords): the answer carries the log start,
             // where the follower starts again.
             guard fetchOffset <= end, fetchOffset >= s.log.logStartOffset else { return .refused(.offsetOutOfRange) }
-            s.replica!.leading!.followerFetched(follower, fetchOffset: fetchOffset, nowMs: nowMs)
+            moved = s.replica!.leading!.followerFetched(follower, fetchOffset: fetchOffset, nowMs: nowMs)
             expansion = s.replica!.leading!.expansion(after: follower, eligible: eligible)
             if expansion != nil {
                 s.replica!.proposalOutstanding = true
@@ -306,7 +308,8 @@ extension Partition {
             }
             return .read
         }
-        if case .read = check { highWatermarkMayHaveMoved() }
+        // Only this fetch's move of the HW is for it to tell (whoever moves it tells).
+        if moved { highWatermarkMayHaveMoved() }
         return (check, expansion)
     }
 
@@ -337,6 +340,13 @@ extension Partition {
     public func appendFromLeader(_ records: ByteBuffer, leaderHighWatermark: Offset) throws(StorageError) {
         let bytes = records.readableBytes
         let moved = try withLogIO { (s: inout Locked) throws(StorageError) -> Bool in
+            if bytes == 0, s.replica != nil {
+                // Nothing to write (most answers of an idle leader): the HW is taken in place.
+                guard s.replica!.leading == nil else { throw .invalidArgument("\(name): a leader does not append as a follower") }
+                let before = s.replica!.followerHighWatermark
+                s.replica!.followerHighWatermark = max(before, min(leaderHighWatermark, s.log.logEndOffset))
+                return s.replica!.followerHighWatermark > before
+            }
             var replica = s.replica ?? loadReplicaState(s.log)
             guard replica.leading == nil else { throw .invalidArgument("\(name): a leader does not append as a follower") }
             if bytes > 0 {
@@ -403,8 +413,8 @@ extension Partition {
     /// as far as its own log reaches, so that records deleted on the leader go here too.
     public func followLeaderLogStart(_ leaderLogStart: Offset) throws(StorageError) {
         try withLogIO { (s: inout Locked) throws(StorageError) in
-            guard var replica = s.replica, replica.leading == nil,
-                  leaderLogStart > s.log.logStartOffset, leaderLogStart <= s.log.logEndOffset else { return }
+            guard leaderLogStart > s.log.logStartOffset, leaderLogStart <= s.log.logEndOffset,
+                  var replica = s.replica, replica.leading == nil else { return }
             let start = try s.log.deleteRecords(before: leaderLogStart)
             replica.epochs.truncate(before: start)
             saveEpochs(replica.epochs, s.log)

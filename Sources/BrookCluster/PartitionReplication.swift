@@ -148,11 +148,13 @@ public struct PartitionReplication: Sendable {
     /// `eligible` says whether a broker may join the ISR (registered, unfenced, not shutting down).
     public mutating func proposal(nowMs: Int64, eligible: (NodeID) -> Bool) -> ISRProposal? {
         guard inFlight == nil else { return nil }
-        let lagging = isr.filter { $0 != leader && nowMs - (followers[$0]?.lastCaughtUpMs ?? nowMs) > config.replicaLagTimeMaxMs }
+        // Checked before anything is made: most passes over a healthy partition find nothing.
+        let (leader, followers, lagMaxMs) = (leader, followers, config.replicaLagTimeMaxMs)
+        func lags(_ id: NodeID) -> Bool { id != leader && nowMs - (followers[id]?.lastCaughtUpMs ?? nowMs) > lagMaxMs }
         var next: [NodeID]?
-        if !lagging.isEmpty {
-            next = isr.filter { !lagging.contains($0) }
-        } else if let joining = replicas.first(where: { isInSync($0) && eligible($0) && fetchedSinceRefusal($0) }) {
+        if isr.contains(where: lags) {
+            next = isr.filter { !lags($0) }
+        } else if replicas.contains(where: { !isr.contains($0) }), let joining = replicas.first(where: { isInSync($0) && eligible($0) && fetchedSinceRefusal($0) }) {
             next = isr + [joining]
         }
         guard let next else { return nil }
@@ -231,7 +233,7 @@ public struct PartitionReplication: Sendable {
     /// in flight. A follower that stays out of the ISR with nothing else said was the shape of a
     /// liveness failure the fault campaign met (docs/reliability.md).
     public func outOfSyncReport(nowMs: Int64, afterMs: Int64, eligible: (NodeID) -> Bool) -> [String] {
-        guard nowMs - ledSinceMs > afterMs else { return [] }
+        guard nowMs - ledSinceMs > afterMs, replicas.contains(where: { $0 != leader && !isr.contains($0) }) else { return [] }
         return replicas.filter { $0 != leader && !maximalISR.contains($0) && eligible($0) }.map { replica in
             let seen: String
             if let follower = followers[replica], let end = follower.logEndOffset {

@@ -26,11 +26,18 @@ public final class ReplicaFetcher: Sendable {
     /// A run of failures is said again this often while it lasts.
     static let noticeEveryMs: Int64 = 30_000
 
+    /// How many keys `failures` holds: a success with none in a run costs nothing (no key made,
+    /// no lock), which is every partition of every round in a healthy cluster.
+    let failing = Atomic<Int>(0)
+
     /// Counts a failure of `key` (nil: a success, which ends the run) and says it at the 10th
     /// in a row and every 30 s after.
-    func note(_ key: String, _ failure: String?) {
+    func note(_ key: @autoclosure () -> String, _ failure: String?) {
+        guard failure != nil || failing.load(ordering: .relaxed) > 0 else { return }
+        let key = key()
         let now = broker.clock.monotonicMs()
         let run = failures.withLock { f -> (count: Int, sinceMs: Int64)? in
+            defer { failing.store(f.count, ordering: .relaxed) }
             guard failure != nil else { f[key] = nil; return nil }
             var entry = f[key] ?? (0, now, now)
             entry.count += 1
@@ -48,13 +55,17 @@ public final class ReplicaFetcher: Sendable {
     /// and when that was last said. A follower whose fetches succeed but whose position does
     /// not move never rejoins the ISR, and said nothing of it (docs/reliability.md).
     let standing = Mutex<[String: (position: Offset, sinceMs: Int64, saidMs: Int64)]>([:])
+    /// How many partitions `standing` holds (none: a caught-up partition costs no lookup).
+    let standingCount = Atomic<Int>(0)
 
     /// After a good answer for `partition`: says (every 30 s) when its position has not moved
     /// for 30 s while the leader's HW is past it.
     func noteProgress(_ partition: Partition, leaderHighWatermark: Offset) {
-        let now = broker.clock.monotonicMs()
         let position = partition.followerPosition.fetchOffset
+        guard position < leaderHighWatermark || standingCount.load(ordering: .relaxed) > 0 else { return }
+        let now = broker.clock.monotonicMs()
         let stuck = standing.withLock { all -> Int64? in
+            defer { standingCount.store(all.count, ordering: .relaxed) }
             guard position < leaderHighWatermark else { all[partition.name] = nil; return nil }
             var entry = all[partition.name] ?? (position, now, now)
             if entry.position != position { entry = (position, now, now) }
@@ -217,16 +228,22 @@ public final class ReplicaFetcher: Sendable {
         request.minBytes = 1
         request.maxBytes = Self.responseBytesMax
         request.sessionEpoch = -1
-        var byTopic: [String: [FetchRequest.FetchTopic.FetchPartition]] = [:]
-        var lookup: [String: [Int32: Followed]] = [:]
+        // The list holds each topic's partitions together (`followed(in:)`): one entry per run
+        // of a topic, no dictionaries. The leader answers in the request's order.
+        var asked: [[Followed]] = []
         for followed in partitions {
             let position = followed.partition.followerPosition
-            byTopic[followed.topic, default: []].append(.init(partition: followed.index, currentLeaderEpoch: followed.epoch,
-                                                              fetchOffset: position.fetchOffset, lastFetchedEpoch: position.lastEpoch,
-                                                              partitionMaxBytes: Self.partitionBytesMax))
-            lookup[followed.topic, default: [:]][followed.index] = followed
+            let entry = FetchRequest.FetchTopic.FetchPartition(partition: followed.index, currentLeaderEpoch: followed.epoch,
+                                                               fetchOffset: position.fetchOffset, lastFetchedEpoch: position.lastEpoch,
+                                                               partitionMaxBytes: Self.partitionBytesMax)
+            if let last = request.topics.indices.last, request.topics[last].topic == followed.topic {
+                request.topics[last].partitions.append(entry)
+                asked[last].append(followed)
+            } else {
+                request.topics.append(.init(topic: followed.topic, partitions: [entry]))
+                asked.append([followed])
+            }
         }
-        request.topics = byTopic.sorted { $0.key < $1.key }.map { .init(topic: $0.key, partitions: $0.value) }
         let response: FetchResponse
         let sending = request
         do {
@@ -242,9 +259,12 @@ public final class ReplicaFetcher: Sendable {
         note("fetching from broker \(leader)", nil)
         var backOff = false
         var throttledBytes = 0
-        for topic in response.responses {
-            for data in topic.partitions {
-                guard let followed = lookup[topic.topic]?[data.partitionIndex] else { continue }
+        for (t, topic) in response.responses.enumerated() {
+            guard let group = t < asked.count && asked[t].first?.topic == topic.topic ? asked[t]
+                    : asked.first(where: { $0.first?.topic == topic.topic }) else { continue }
+            for (p, data) in topic.partitions.enumerated() {
+                guard let followed = p < group.count && group[p].index == data.partitionIndex ? group[p]
+                        : group.first(where: { $0.index == data.partitionIndex }) else { continue }
                 if followed.throttled, case .bytes(let bytes)? = data.records { throttledBytes += bytes.readableBytes }
                 backOff = !apply(data, to: followed.partition) || backOff
             }

@@ -45,6 +45,7 @@ struct FetchHandler: ApiHandler {
     /// Reads the request's partitions; answers at once, or once `min.bytes` have come or
     /// `max.wait.ms` has passed.
     func answer(_ request: FetchRequest, version: Int16, context: RequestContext) -> Reply<FetchResponse> {
+        let stamp = Partition.changes.load(ordering: .sequentiallyConsistent)
         let (response, bytes) = read(request, version: version, context: context)
         let maxWaitMs = min(request.maxWaitMs, Self.maxWaitMsMax)
         // Errors are answered at once, as Kafka does: waiting would not change them.
@@ -53,7 +54,8 @@ struct FetchHandler: ApiHandler {
         if let connection = context.connection, connection.waitingCount >= Limits.waitingRequestsPerConnectionMax {
             return .now(response)  // this connection has enough waiting already
         }
-        let parked = ParkedFetch(request: request, version: version, context: context, handler: self)
+        let parked = ParkedFetch(request: request, version: version, context: context, handler: self,
+                                 first: (response, bytes, stamp))
         return .later(parked.start(waitMs: maxWaitMs))
     }
 
@@ -300,12 +302,16 @@ final class ParkedFetch: @unchecked Sendable {
     /// with no wake since, that answer is still what a read would give (nothing was appended,
     /// no high watermark moved), so the fetch ends without reading every partition again.
     var lastRead: (wakes: Int, response: FetchResponse)?
+    /// The read that found too little, its record bytes, and `Partition.changes` before it.
+    let first: (response: FetchResponse, bytes: Int, stamp: UInt64)
     var timeout: Scheduled<Void>?
     var connectionToken: Int?
     var done = false
 
-    init(request: FetchRequest, version: Int16, context: RequestContext, handler: FetchHandler) {
+    init(request: FetchRequest, version: Int16, context: RequestContext, handler: FetchHandler,
+         first: (response: FetchResponse, bytes: Int, stamp: UInt64)) {
         self.request = request
+        self.first = first
         self.version = version
         self.context = context
         self.handler = handler
@@ -333,22 +339,35 @@ final class ParkedFetch: @unchecked Sendable {
             if let last = lastRead, last.wakes == wakes.load(ordering: .sequentiallyConsistent) { return finish(last.response) }
             finish(handler.read(request, version: version, context: context).0)
         }
+        // Wakes from the parking on wait for what follows (at most one re-read at a time).
+        retryScheduled.store(true, ordering: .sequentiallyConsistent)
         guard parkOnEveryPartition() else {
             finish(handler.read(request, version: version, context: context).0)
             return promise.futureResult
         }
-        // Read once more now that it is parked, so that an append between the first read and the
-        // parking is not missed.
-        retryScheduled.store(true, ordering: .sequentiallyConsistent)
-        retry()
+        guard Partition.changes.load(ordering: .sequentiallyConsistent) == first.stamp else {
+            // Something changed between the first read and the parking, perhaps here, its wake
+            // missed: read once more.
+            retry()
+            return promise.futureResult
+        }
+        // Nothing changed anywhere since the first read: it stands. A wake since the parking
+        // moved the count (so would have been caught above) or is counted from here.
+        lastRead = (0, first.response)
+        let left = bytesNeeded.add(minBytes - first.bytes, ordering: .sequentiallyConsistent).newValue
+        retryScheduled.store(false, ordering: .sequentiallyConsistent)
+        if left <= 0, !retryScheduled.exchange(true, ordering: .sequentiallyConsistent) {
+            context.eventLoop.execute { [self] in retry() }
+        }
         return promise.futureResult
     }
 
     /// False when a partition has too many fetches parked already.
     func parkOnEveryPartition() -> Bool {
         let key = ObjectIdentifier(self)
+        let wake: Partition.Wake = { [self] bytes in appended(bytes) }
         for partition in partitions {
-            guard partition.park(key, wake: { [self] bytes in appended(bytes) }) else { return false }
+            guard partition.park(key, wake: wake) else { return false }
         }
         return true
     }
