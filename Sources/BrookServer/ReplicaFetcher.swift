@@ -127,22 +127,107 @@ public final class ReplicaFetcher: Sendable {
                 loops[leader] = nil
             }
             for leader in leaders where loops[leader] == nil {
-                loops[leader] = Task { await self.follow(leader) }
+                loops[leader] = Task {
+                    await withTaskGroup(of: Void.self) { group in
+                        group.addTask { await self.follow(leader, hot: false) }
+                        group.addTask { await self.follow(leader, hot: true) }
+                    }
+                }
             }
             try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000)
         }
         for task in loops.values { task.cancel() }
     }
 
-    /// Fetches from `leader` for as long as this broker follows it in something.
-    func follow(_ leader: NodeID) async {
+    /// Fetches from `leader` until the supervisor ends it, in one of two loops, each with its
+    /// own connection:
+    /// - the hot loop fetches the partitions that got records lately (`hot`);
+    /// - the cold loop fetches all the others.
+    /// A leader answers a parked fetch at the first append to any of its partitions, and every
+    /// round visits every partition of the fetch on both sides. With one loop, a few busy
+    /// partitions made every round cost as much as all the partitions followed: 500 records/s
+    /// to one partition of 10,000 took both cores of this machine. Split, the busy partitions
+    /// go round in a small fetch, and the large cold one waits out its `maxWaitMs`.
+    func follow(_ leader: NodeID, hot: Bool) async {
         var connection: BrokerConnection?
         while !stopped.load(ordering: .sequentiallyConsistent) && !Task.isCancelled {
-            let partitions = followed(from: leader)
-            guard !partitions.isEmpty else { break }
-            connection = await fetch(from: leader, partitions, connection: connection)
+            let partitions = hot ? hotPartitions(from: leader) : coldPartitions(from: leader)
+            guard !partitions.isEmpty else {
+                // The hot loop looks again soon: a partition the cold loop just found busy
+                // should not wait long for its next records.
+                try? await Task.sleep(nanoseconds: (hot ? Self.hotIdleMs : Self.idleMs) * 1_000_000)
+                continue
+            }
+            connection = await fetch(from: leader, partitions, connection: connection, hot: hot)
         }
         await connection?.close()
+    }
+
+    /// A partition fetched by the hot loop: as it was followed when it became hot, and when it
+    /// last got records.
+    struct Hot {
+        let followed: Followed
+        var lastRecordsMs: Int64
+    }
+
+    /// By leader, the partitions its hot loop fetches, by partition object. A partition is in
+    /// exactly one loop's fetches: the cold loop adds one here (between its rounds, after one
+    /// brought records), the hot loop takes one out (between its rounds); each loop builds its
+    /// next fetch from this, so no partition is ever in both loops' fetches at once.
+    let hot = Mutex<[NodeID: [ObjectIdentifier: Hot]]>([:])
+    /// A hot partition with no records for this long goes back to the cold loop. The move
+    /// costs the partition's next records up to one cold round (`maxWaitMs`) before they are
+    /// fetched (the cold loop's fetch in flight was made without it).
+    static let hotForMs: Int64 = 30_000
+    /// The hot loop's long poll: short, so that a partition the cold loop just made hot is in
+    /// the hot loop's next fetch soon even when the hot partitions are quiet.
+    static let hotMaxWaitMs: Int32 = 100
+    /// How often the hot loop looks for partitions when it has none.
+    static let hotIdleMs: UInt64 = 5
+    /// At most this many partitions are hot at once, by leader (the rest stay cold).
+    static let hotMax = 1000
+
+    /// The cold loop's partitions: those followed from `leader` that are not hot.
+    func coldPartitions(from leader: NodeID) -> [Followed] {
+        let all = followed(from: leader)
+        let hotNow = hot.withLock { $0[leader] ?? [:] }
+        return hotNow.isEmpty ? all : all.filter { hotNow[ObjectIdentifier($0.partition)] == nil }
+    }
+
+    /// The hot loop's partitions; a hot one whose role changed since it became hot (a new
+    /// leader or epoch) or that has had no records for `hotForMs` goes back to the cold loop.
+    func hotPartitions(from leader: NodeID) -> [Followed] {
+        let now = broker.clock.monotonicMs()
+        return hot.withLock { all -> [Followed] in
+            guard var mine = all[leader], !mine.isEmpty else { return [] }
+            mine = mine.filter { _, entry in
+                guard case .follower(let current?, let epoch) = entry.followed.partition.role, current == leader,
+                      epoch == entry.followed.epoch else { return false }
+                return now - entry.lastRecordsMs < Self.hotForMs
+            }
+            all[leader] = mine
+            // Each topic's partitions together, as the request is built.
+            return mine.values.map(\.followed).sorted { ($0.topic, $0.index) < ($1.topic, $1.index) }
+        }
+    }
+
+    /// After a round: the partitions that got records are hot from now (the cold loop's move to
+    /// the hot loop, or a hot one staying).
+    func gotRecords(_ partitions: [Followed], from leader: NodeID) {
+        guard !partitions.isEmpty else { return }
+        let now = broker.clock.monotonicMs()
+        hot.withLock { all in
+            var mine = all[leader] ?? [:]
+            for followed in partitions {
+                let key = ObjectIdentifier(followed.partition)
+                if mine[key] != nil {
+                    mine[key]!.lastRecordsMs = now
+                } else if mine.count < Self.hotMax {
+                    mine[key] = Hot(followed: followed, lastRecordsMs: now)
+                }
+            }
+            all[leader] = mine
+        }
     }
 
     /// The partitions followed from `leader`: the kept list, less those whose role has changed
@@ -195,7 +280,7 @@ public final class ReplicaFetcher: Sendable {
     /// One Fetch to `leader` for `partitions`; returns the connection to keep (nil after a failure).
     /// Throttled partitions are left out while this follower's throttled copying is over its
     /// `follower.replication.throttled.rate` (KIP-73).
-    func fetch(from leader: NodeID, _ followed: [Followed], connection existing: BrokerConnection?) async -> BrokerConnection? {
+    func fetch(from leader: NodeID, _ followed: [Followed], connection existing: BrokerConnection?, hot: Bool = false) async -> BrokerConnection? {
         let rate = DynamicBrokerConfigs.rate(DynamicBrokerConfigs.followerRate, node: node, image: broker.cluster.current?.image)
         let overRate = broker.throttles.followerOverRate(rate, nowMs: broker.clock.monotonicMs())
         let partitions = overRate ? followed.filter { !$0.throttled } : followed
@@ -224,7 +309,7 @@ public final class ReplicaFetcher: Sendable {
         }
         var request = FetchRequest()
         request.replicaId = node
-        request.maxWaitMs = Self.maxWaitMs
+        request.maxWaitMs = hot ? Self.hotMaxWaitMs : Self.maxWaitMs
         request.minBytes = 1
         request.maxBytes = Self.responseBytesMax
         request.sessionEpoch = -1
@@ -259,13 +344,18 @@ public final class ReplicaFetcher: Sendable {
         note("fetching from broker \(leader)", nil)
         var backOff = false
         var throttledBytes = 0
+        var busy: [Followed] = []
+        defer { gotRecords(busy, from: leader) }
         for (t, topic) in response.responses.enumerated() {
             guard let group = t < asked.count && asked[t].first?.topic == topic.topic ? asked[t]
                     : asked.first(where: { $0.first?.topic == topic.topic }) else { continue }
             for (p, data) in topic.partitions.enumerated() {
                 guard let followed = p < group.count && group[p].index == data.partitionIndex ? group[p]
                         : group.first(where: { $0.index == data.partitionIndex }) else { continue }
-                if followed.throttled, case .bytes(let bytes)? = data.records { throttledBytes += bytes.readableBytes }
+                if case .bytes(let bytes)? = data.records, bytes.readableBytes > 0 {
+                    if followed.throttled { throttledBytes += bytes.readableBytes }
+                    busy.append(followed)
+                }
                 backOff = !apply(data, to: followed.partition) || backOff
             }
         }
