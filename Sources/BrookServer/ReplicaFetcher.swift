@@ -175,6 +175,9 @@ public final class ReplicaFetcher: Sendable {
     /// brought records), the hot loop takes one out (between its rounds); each loop builds its
     /// next fetch from this, so no partition is ever in both loops' fetches at once.
     let hot = Mutex<[NodeID: [ObjectIdentifier: Hot]]>([:])
+    /// By leader, when the list of followed partitions the hot partitions were last checked
+    /// against was made (`kept`'s time).
+    let hotCheckedAt = Mutex<[NodeID: Int64]>([:])
     /// A hot partition with no records for this long goes back to the cold loop. The move
     /// costs the partition's next records up to one cold round (`maxWaitMs`) before they are
     /// fetched (the cold loop's fetch in flight was made without it).
@@ -198,9 +201,18 @@ public final class ReplicaFetcher: Sendable {
     /// leader or epoch) or that has had no records for `hotForMs` goes back to the cold loop.
     func hotPartitions(from leader: NodeID) -> [Followed] {
         let now = broker.clock.monotonicMs()
+        guard hot.withLock({ !($0[leader]?.isEmpty ?? true) }) else { return [] }
+        // Whenever the list of followed partitions is made again (the image, the roles or the
+        // hosted replicas changed; a second at most), hot partitions no longer in it go: moved
+        // away, offline with a failed dir, or replaced by a replica moved between dirs.
+        let listed = followed()[leader] ?? []
+        let made = kept.withLock { $0?.madeMs ?? 0 }
+        let stillListed: Set<ObjectIdentifier>? = hotCheckedAt.withLock { $0[leader] } == made ? nil : Set(listed.map { ObjectIdentifier($0.partition) })
+        hotCheckedAt.withLock { $0[leader] = made }
         return hot.withLock { all -> [Followed] in
             guard var mine = all[leader], !mine.isEmpty else { return [] }
-            mine = mine.filter { _, entry in
+            mine = mine.filter { key, entry in
+                if let stillListed, !stillListed.contains(key) { return false }
                 guard case .follower(let current?, let epoch) = entry.followed.partition.role, current == leader,
                       epoch == entry.followed.epoch else { return false }
                 return now - entry.lastRecordsMs < Self.hotForMs
