@@ -207,8 +207,8 @@ public final class ReplicaFetcher: Sendable {
         // away, offline with a failed dir, or replaced by a replica moved between dirs.
         let listed = followed()[leader] ?? []
         let made = kept.withLock { $0?.madeMs ?? 0 }
-        let stillListed: Set<ObjectIdentifier>? = hotCheckedAt.withLock { $0[leader] } == made ? nil : Set(listed.map { ObjectIdentifier($0.partition) })
-        hotCheckedAt.withLock { $0[leader] = made }
+        let checked = hotCheckedAt.withLock { at in defer { at[leader] = made }; return at[leader] == made }
+        let stillListed = checked ? nil : Set(listed.map { ObjectIdentifier($0.partition) })
         return hot.withLock { all -> [Followed] in
             guard var mine = all[leader], !mine.isEmpty else { return [] }
             mine = mine.filter { key, entry in
@@ -292,7 +292,7 @@ public final class ReplicaFetcher: Sendable {
     /// One Fetch to `leader` for `partitions`; returns the connection to keep (nil after a failure).
     /// Throttled partitions are left out while this follower's throttled copying is over its
     /// `follower.replication.throttled.rate` (KIP-73).
-    func fetch(from leader: NodeID, _ followed: [Followed], connection existing: BrokerConnection?, hot: Bool = false) async -> BrokerConnection? {
+    func fetch(from leader: NodeID, _ followed: [Followed], connection existing: BrokerConnection?, hot: Bool) async -> BrokerConnection? {
         let rate = DynamicBrokerConfigs.rate(DynamicBrokerConfigs.followerRate, node: node, image: broker.cluster.current?.image)
         let overRate = broker.throttles.followerOverRate(rate, nowMs: broker.clock.monotonicMs())
         let partitions = overRate ? followed.filter { !$0.throttled } : followed

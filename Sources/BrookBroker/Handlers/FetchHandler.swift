@@ -356,9 +356,7 @@ final class ParkedFetch: @unchecked Sendable {
         lastRead = (0, first.response)
         let left = bytesNeeded.add(minBytes - first.bytes, ordering: .sequentiallyConsistent).newValue
         retryScheduled.store(false, ordering: .sequentiallyConsistent)
-        if left <= 0, !retryScheduled.exchange(true, ordering: .sequentiallyConsistent) {
-            context.eventLoop.execute { [self] in retry() }
-        }
+        retryIfDue(left)
         return promise.futureResult
     }
 
@@ -375,7 +373,12 @@ final class ParkedFetch: @unchecked Sendable {
     /// Called by appends, on any thread.
     func appended(_ bytes: Int) {
         wakes.add(1, ordering: .sequentiallyConsistent)
-        let left = bytesNeeded.subtract(min(bytes, Partition.wakeAll), ordering: .sequentiallyConsistent).newValue
+        retryIfDue(bytesNeeded.subtract(min(bytes, Partition.wakeAll), ordering: .sequentiallyConsistent).newValue)
+    }
+
+    /// Schedules a re-read on the event loop when no bytes are `left` to wait for and none is
+    /// scheduled yet (at most one at a time).
+    func retryIfDue(_ left: Int) {
         guard left <= 0, !retryScheduled.exchange(true, ordering: .sequentiallyConsistent) else { return }
         context.eventLoop.execute { [self] in retry() }
     }
@@ -392,10 +395,7 @@ final class ParkedFetch: @unchecked Sendable {
         let (response, bytes) = handler.read(request, version: version, context: context)
         if bytes >= minBytes { return finish(response) }
         lastRead = (seen, response)
-        let left = bytesNeeded.subtract(bytes, ordering: .sequentiallyConsistent).newValue
-        if left <= 0, !retryScheduled.exchange(true, ordering: .sequentiallyConsistent) {
-            context.eventLoop.execute { [self] in retry() }
-        }
+        retryIfDue(bytesNeeded.subtract(bytes, ordering: .sequentiallyConsistent).newValue)
     }
 
     /// The connection closed: nothing is answered, nothing is left behind.
