@@ -12,7 +12,7 @@ record to every partition, waits until every ISR is whole, and reports
     the time until it listens, and until every ISR is whole again.
 
     swift build -c release --product brook
-    python3 scripts/cluster-scale-check.py [--partitions 30000] [--topics 300] [--rf 3] [--data DIR]
+    python3 scripts/cluster-scale-check.py [--partitions 30000] [--topics 300] [--rf 3] [--idle 10] [--settle 3] [--data DIR]
 
 Uses .build/release/brook unless BROOK_BIN names another binary. The open-file limit is raised
 for the nodes (one file a replica; root may raise it up to fs.nr_open). Every node is stopped on
@@ -78,6 +78,9 @@ def main() -> int:
     parser.add_argument("--topics", type=int, default=300)
     parser.add_argument("--rf", type=int, default=3)
     parser.add_argument("--idle", type=int, default=10, help="seconds of idle CPU measured")
+    parser.add_argument("--settle", type=int, default=3,
+                        help="seconds waited after the writes before the idle CPU is measured (past 30, "
+                             "the followers' hot fetch loops have handed every partition back to the cold ones)")
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--trace", action="store_true", help="after a restart, print every 5 s how many ISRs are short")
     args = parser.parse_args()
@@ -124,7 +127,7 @@ def main() -> int:
         assert producer.flush(300) == 0
         written = time.monotonic() - began
         whole(admin, names, each, args.rf, time.monotonic())
-        time.sleep(3)
+        time.sleep(args.settle)
         before = {i: proc_stat(n.proc.pid)[0] for i, n in cluster.nodes.items()}
         time.sleep(args.idle)
         idle = {i: proc_stat(n.proc.pid) for i, n in cluster.nodes.items()}

@@ -13,7 +13,7 @@ import Synchronization
 /// the replica id, each partition's log end as the fetch offset and its last epoch (KIP-320).
 /// The answer's records are appended with the leader's offsets and epochs; a diverging epoch
 /// cuts the log there first; the leader's high watermark is taken. One connection per leader,
-/// one round of fetches at a time (each long-polls for `maxWaitMs`).
+/// two loops of one round at a time each (hot and cold, see `follow`).
 public final class ReplicaFetcher: Sendable {
     let broker: Broker
     let node: NodeID
@@ -79,7 +79,6 @@ public final class ReplicaFetcher: Sendable {
         }
     }
     let task = Mutex<Task<Void, Never>?>(nil)
-    static let maxWaitMs: Int32 = 500
     static let partitionBytesMax: Int32 = 1 << 20
     static let responseBytesMax: Int32 = 16 << 20
     static let idleMs: UInt64 = 100
@@ -125,6 +124,10 @@ public final class ReplicaFetcher: Sendable {
             for (leader, task) in loops where task.isCancelled || !leaders.contains(leader) {
                 task.cancel()
                 loops[leader] = nil
+                cold.withLock { $0[leader] = nil }
+            }
+            for leader in leaders where loops[leader] != nil {
+                await interruptColdIfStale(leader)
             }
             for leader in leaders where loops[leader] == nil {
                 loops[leader] = Task {
@@ -147,15 +150,14 @@ public final class ReplicaFetcher: Sendable {
     /// round visits every partition of the fetch on both sides. With one loop, a few busy
     /// partitions made every round cost as much as all the partitions followed: 500 records/s
     /// to one partition of 10,000 took both cores of this machine. Split, the busy partitions
-    /// go round in a small fetch, and the large cold one waits out its `maxWaitMs`.
+    /// go round in a small fetch, and the large cold one waits out its `coldMaxWaitMs`.
     func follow(_ leader: NodeID, hot: Bool) async {
         var connection: BrokerConnection?
         while !stopped.load(ordering: .sequentiallyConsistent) && !Task.isCancelled {
-            let partitions = hot ? hotPartitions(from: leader) : coldPartitions(from: leader)
+            let partitions = hot ? await hotPartitions(from: leader) : coldPartitions(from: leader)
             guard !partitions.isEmpty else {
-                // The hot loop looks again soon: a partition the cold loop just found busy
-                // should not wait long for its next records.
-                try? await Task.sleep(nanoseconds: (hot ? Self.hotIdleMs : Self.idleMs) * 1_000_000)
+                // The hot loop waits for the cold loop to find a partition busy (or for the end).
+                if hot { await hotBell(leader).wait() } else { try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000) }
                 continue
             }
             connection = await fetch(from: leader, partitions, connection: connection, hot: hot)
@@ -178,28 +180,113 @@ public final class ReplicaFetcher: Sendable {
     /// By leader, when the list of followed partitions the hot partitions were last checked
     /// against was made (`kept`'s time).
     let hotCheckedAt = Mutex<[NodeID: Int64]>([:])
-    /// A hot partition with no records for this long goes back to the cold loop. The move
-    /// costs the partition's next records up to one cold round (`maxWaitMs`) before they are
-    /// fetched (the cold loop's fetch in flight was made without it).
+    /// A hot partition with no records for this long goes back to the cold loop. The move cuts
+    /// the cold loop's round short (`interruptCold`): its fetch in flight was made without it.
     static let hotForMs: Int64 = 30_000
     /// The hot loop's long poll: short, so that a partition the cold loop just made hot is in
     /// the hot loop's next fetch soon even when the hot partitions are quiet.
     static let hotMaxWaitMs: Int32 = 100
-    /// How often the hot loop looks for partitions when it has none.
-    static let hotIdleMs: UInt64 = 5
+    /// By leader, what wakes its hot loop when it has no partitions: the cold loop's finding
+    /// one busy. (It looked every 5 ms before: two thirds of an idle node's CPU were those
+    /// wake-ups and their timers.)
+    let hotBells = Mutex<[NodeID: Doorbell]>([:])
+    func hotBell(_ leader: NodeID) -> Doorbell {
+        hotBells.withLock { bells in
+            if let bell = bells[leader] { return bell }
+            let bell = Doorbell()
+            bells[leader] = bell
+            return bell
+        }
+    }
     /// At most this many partitions are hot at once, by leader (the rest stay cold).
     static let hotMax = 1000
 
-    /// The cold loop's partitions: those followed from `leader` that are not hot.
+    /// The cold loop's long poll: long, since its partitions have had no records lately and an
+    /// append to any of them answers it at once. Its rounds tell the leader that this follower
+    /// is still caught up, so it is a sixth of replica.lag.time.max.ms at most (5 s by default).
+    var coldMaxWaitMs: Int32 { Int32(max(10, min(5000, broker.config.replicaLagTimeMaxMs / 6))) }
+
+    /// By leader, the cold loop's round: the print of the followed list its fetch was made
+    /// from, its connection while the fetch is in flight, and whether it was cut short.
+    struct ColdRound {
+        var print: UInt64
+        var connection: BrokerConnection?
+        var interrupted = false
+    }
+    let cold = Mutex<[NodeID: ColdRound]>([:])
+    /// By leader, when the cold loop's round was last cut short. Each cut costs a new
+    /// connection and a round over all its partitions on both sides, so there is one a second
+    /// at most: while topics are created by the thousand, the followed list changes at every
+    /// look (the supervisor's 100 ms), and a cut at each made the creation three times slower.
+    let coldCutAt = Mutex<[NodeID: Int64]>([:])
+    /// The cold loop's round is cut short at most this often (the first cut after a quiet
+    /// second is at once).
+    static let coldCutEveryMs: Int64 = 1000
+
+    /// Whether the cold loop's round may be cut short now (`coldCutEveryMs`).
+    func mayCutCold(_ leader: NodeID, nowMs: Int64) -> Bool {
+        coldCutAt.withLock { nowMs - ($0[leader] ?? .min / 2) >= Self.coldCutEveryMs }
+    }
+
+    /// The cold loop's partitions: those followed from `leader` that are not hot. Records the
+    /// round's print, so that a change of the followed list cuts the round short.
     func coldPartitions(from leader: NodeID) -> [Followed] {
-        let all = followed(from: leader)
+        let (lists, prints) = followedAndPrints()
+        let all = Self.stillFollowed(lists[leader] ?? [], from: leader)
+        cold.withLock { $0[leader] = ColdRound(print: prints[leader] ?? 0) }
         let hotNow = hot.withLock { $0[leader] ?? [:] }
         return hotNow.isEmpty ? all : all.filter { hotNow[ObjectIdentifier($0.partition)] == nil }
     }
 
+    /// A cold round's fetch long-polls for seconds: a partition that joins the cold loop while
+    /// it is in flight (handed back by the hot loop, newly followed, a new leader epoch) would
+    /// wait for its end. So such a change cuts the round short: its connection is closed (which
+    /// ends the leader's parked fetch too) and the next round starts at once with the new list.
+    func interruptCold(_ leader: NodeID) async {
+        let now = broker.clock.monotonicMs()
+        coldCutAt.withLock { $0[leader] = now }
+        let connection = cold.withLock { all -> BrokerConnection? in
+            guard var round = all[leader], !round.interrupted else { return nil }
+            round.interrupted = true
+            defer { round.connection = nil; all[leader] = round }
+            return round.connection
+        }
+        await connection?.close()
+    }
+
+    /// Cuts the cold round short when the list of partitions followed from `leader` is not the
+    /// one it was made from (once a second at most; until then the supervisor looks again).
+    func interruptColdIfStale(_ leader: NodeID) async {
+        guard mayCutCold(leader, nowMs: broker.clock.monotonicMs()) else { return }
+        let current = followedAndPrints().prints[leader] ?? 0
+        guard cold.withLock({ all in all[leader].map { $0.print != current && !$0.interrupted } ?? false }) else { return }
+        await interruptCold(leader)
+    }
+
+    /// The cold round's fetch is about to be sent on `connection`: false when the round was
+    /// cut short already (its list is stale: nothing is sent, the next round starts at once).
+    func coldSending(_ leader: NodeID, on connection: BrokerConnection) -> Bool {
+        cold.withLock { all in
+            guard var round = all[leader], !round.interrupted else { return false }
+            round.connection = connection
+            all[leader] = round
+            return true
+        }
+    }
+
+    /// The cold round's fetch ended: true when it was cut short (its connection is being closed).
+    func coldSent(_ leader: NodeID) -> Bool {
+        cold.withLock { all in
+            guard var round = all[leader] else { return false }
+            round.connection = nil
+            all[leader] = round
+            return round.interrupted
+        }
+    }
+
     /// The hot loop's partitions; a hot one whose role changed since it became hot (a new
     /// leader or epoch) or that has had no records for `hotForMs` goes back to the cold loop.
-    func hotPartitions(from leader: NodeID) -> [Followed] {
+    func hotPartitions(from leader: NodeID) async -> [Followed] {
         let now = broker.clock.monotonicMs()
         guard hot.withLock({ !($0[leader]?.isEmpty ?? true) }) else { return [] }
         // Whenever the list of followed partitions is made again (the image, the roles or the
@@ -209,18 +296,25 @@ public final class ReplicaFetcher: Sendable {
         let made = kept.withLock { $0?.madeMs ?? 0 }
         let checked = hotCheckedAt.withLock { at in defer { at[leader] = made }; return at[leader] == made }
         let stillListed = checked ? nil : Set(listed.map { ObjectIdentifier($0.partition) })
-        return hot.withLock { all -> [Followed] in
+        // Idle ones are handed back together, when the cold loop's round may be cut short.
+        let mayDemote = mayCutCold(leader, nowMs: now)
+        var demoted = false
+        let partitions = hot.withLock { all -> [Followed] in
             guard var mine = all[leader], !mine.isEmpty else { return [] }
             mine = mine.filter { key, entry in
                 if let stillListed, !stillListed.contains(key) { return false }
                 guard case .follower(let current?, let epoch) = entry.followed.partition.role, current == leader,
                       epoch == entry.followed.epoch else { return false }
-                return now - entry.lastRecordsMs < Self.hotForMs
+                guard mayDemote, now - entry.lastRecordsMs >= Self.hotForMs else { return true }
+                demoted = true
+                return false
             }
             all[leader] = mine
             // Each topic's partitions together, as the request is built.
             return mine.values.map(\.followed).sorted { ($0.topic, $0.index) < ($1.topic, $1.index) }
         }
+        if demoted { await interruptCold(leader) }
+        return partitions
     }
 
     /// After a round: the partitions that got records are hot from now (the cold loop's move to
@@ -240,12 +334,17 @@ public final class ReplicaFetcher: Sendable {
             }
             all[leader] = mine
         }
+        hotBell(leader).ring()
     }
 
     /// The partitions followed from `leader`: the kept list, less those whose role has changed
     /// since it was made (a failed log dir's, which no image brings).
     func followed(from leader: NodeID) -> [Followed] {
-        (followed()[leader] ?? []).filter { entry in
+        Self.stillFollowed(followed()[leader] ?? [], from: leader)
+    }
+
+    static func stillFollowed(_ listed: [Followed], from leader: NodeID) -> [Followed] {
+        listed.filter { entry in
             guard case .follower(let now?, let epoch) = entry.partition.role else { return false }
             return now == leader && epoch == entry.epoch
         }
@@ -257,20 +356,38 @@ public final class ReplicaFetcher: Sendable {
 
     /// The last list of followed partitions, with the image offset, generation and time it was
     /// made at. Making it walks every partition of the image; the loops ask for it every round.
-    let kept = Mutex<(offset: MetadataOffset, generation: UInt64, madeMs: Int64, followed: [NodeID: [Followed]])?>(nil)
+    /// With each leader's print (`print(of:)`).
+    let kept = Mutex<(offset: MetadataOffset, generation: UInt64, madeMs: Int64, followed: [NodeID: [Followed]], prints: [NodeID: UInt64])?>(nil)
 
     /// The partitions this broker follows, by leader, as its metadata image and roles say.
-    func followed() -> [NodeID: [Followed]] {
-        guard let image = broker.cluster.current?.image else { return [:] }
+    func followed() -> [NodeID: [Followed]] { followedAndPrints().followed }
+
+    func followedAndPrints() -> (followed: [NodeID: [Followed]], prints: [NodeID: UInt64]) {
+        guard let image = broker.cluster.current?.image else { return ([:], [:]) }
         let generation = generation()
         let now = broker.clock.monotonicMs()
         if let kept = kept.withLock({ $0 }), kept.offset == image.offset, kept.generation == generation,
            now - kept.madeMs < Self.followedAgeMaxMs, now >= kept.madeMs {
-            return kept.followed
+            return (kept.followed, kept.prints)
         }
         let made = Self.followed(in: image, broker: broker, node: node)
-        kept.withLock { $0 = (image.offset, generation, now, made) }
-        return made
+        let prints = made.mapValues(Self.print(of:))
+        kept.withLock { $0 = (image.offset, generation, now, made, prints) }
+        return (made, prints)
+    }
+
+    /// A print of a list of followed partitions that changes, but for a one in 2^64 chance,
+    /// when a partition or a leader epoch joins or leaves it (the order does not count).
+    static func print(of list: [Followed]) -> UInt64 {
+        var sum = UInt64(list.count)
+        for entry in list {
+            var x = UInt64(UInt(bitPattern: ObjectIdentifier(entry.partition).hashValue)) ^ (UInt64(UInt32(bitPattern: entry.epoch.value)) << 32)
+            // splitmix64's finalizer: neighbouring objects and epochs land far apart.
+            x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
+            sum &+= x ^ (x >> 31)
+        }
+        return sum
     }
 
     static func followed(in image: MetadataImage, broker: Broker, node: NodeID) -> [NodeID: [Followed]] {
@@ -321,7 +438,7 @@ public final class ReplicaFetcher: Sendable {
         }
         var request = FetchRequest()
         request.replicaId = node
-        request.maxWaitMs = hot ? Self.hotMaxWaitMs : Self.maxWaitMs
+        request.maxWaitMs = hot ? Self.hotMaxWaitMs : coldMaxWaitMs
         request.minBytes = 1
         request.maxBytes = Self.responseBytesMax
         request.sessionEpoch = -1
@@ -343,17 +460,37 @@ public final class ReplicaFetcher: Sendable {
         }
         let response: FetchResponse
         let sending = request
+        if !hot {
+            guard coldSending(leader, on: connection) else { return connection }
+        }
         do {
             response = try await Self.withTimeout(ms: Self.requestTimeoutMs, onTimeout: { await connection.close() }) {
                 try await connection.send(sending, version: 12)
             }
+            if !hot, coldSent(leader) {
+                // Cut short as the answer came: it is good, but `interruptCold` closes its connection.
+                _ = apply(response, asked: asked, from: leader)
+                return nil
+            }
         } catch {
+            if !hot, coldSent(leader) {
+                // Cut short (`interruptCold`): not a failure.
+                await connection.close()
+                return nil
+            }
             logger.debug("broker \(node) fetching from \(leader): \(error)")
             note("fetching from broker \(leader)", "\(error)")
             await connection.close()
             return nil
         }
         note("fetching from broker \(leader)", nil)
+        if apply(response, asked: asked, from: leader) { try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000) }
+        return connection
+    }
+
+    /// Takes a round's answer (`asked` as the request was built); true when an error says to
+    /// wait a little before the next round.
+    func apply(_ response: FetchResponse, asked: [[Followed]], from leader: NodeID) -> Bool {
         var backOff = false
         var throttledBytes = 0
         var busy: [Followed] = []
@@ -372,8 +509,7 @@ public final class ReplicaFetcher: Sendable {
             }
         }
         if throttledBytes > 0 { broker.throttles.followerFetched(throttledBytes, nowMs: broker.clock.monotonicMs()) }
-        if backOff { try? await Task.sleep(nanoseconds: Self.idleMs * 1_000_000) }
-        return connection
+        return backOff
     }
 
     /// Takes one partition's answer; false when it was an error to wait on (a newer leader epoch
@@ -437,6 +573,45 @@ public final class ReplicaFetcher: Sendable {
             defer { group.cancelAll() }
             guard let first = try await group.next() else { throw TimedOut() }
             return first
+        }
+    }
+}
+
+/// Wakes one waiting task: `ring` before `wait` is kept (the wait returns at once), rings in
+/// between are one. Cancelling the waiting task rings.
+final class Doorbell: Sendable {
+    let state = Mutex<(rung: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    func ring() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            guard let waiter = s.waiter else {
+                s.rung = true
+                return nil
+            }
+            s.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns at the next ring (or at once if it rang since the last wait), or when the task
+    /// is cancelled. One waiter at a time.
+    func wait() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s -> Bool in
+                    precondition(s.waiter == nil, "a doorbell has one waiter at a time")
+                    if s.rung || Task.isCancelled {
+                        s.rung = false
+                        return true
+                    }
+                    s.waiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            ring()
         }
     }
 }
