@@ -28,16 +28,25 @@ public final class ReplicaManager: Sendable {
     let lastOffset = Mutex<MetadataOffset?>(nil)
     let latest = Mutex<MetadataImage?>(nil)
     let stopped = Mutex(false)
-    /// How often leaders look for ISR changes to propose.
-    static let proposalIntervalMs = 250
+    /// How often leaders look for ISR changes to propose: a thirtieth of
+    /// replica.lag.time.max.ms, between 250 ms and 1 s (1 s by default; Kafka looks every half
+    /// of it). A follower that stopped leaves the ISR at most this late; one that caught up is
+    /// proposed at its fetch, and a broker that became eligible is looked at in its image's pass
+    /// (`eligibleChanged`). Each pass visits every partition led here: at 250 ms, it was a
+    /// third of an idle node's CPU.
+    var proposalIntervalMs: Int { Int(max(250, min(1000, broker.config.replicaLagTimeMaxMs / 30))) }
     /// ISR changes the controller did not take, said at info and rate-limited: a node that
     /// rejoins thousands of partitions has most of its first proposals refused (158,000 lines
     /// in one restart of 3,000 partitions, scripts/cluster-scale-check.py).
     static let refusedProposals = RateLimitedLog(perWindowMax: 100)
-    /// How often the partitions' HWs are written to `replication-offset-checkpoint` (and at stop),
-    /// in proposal passes (Kafka's replica.high.watermark.checkpoint.interval.ms is 5 s).
-    static let checkpointEveryPasses = 20
-    let passes = Mutex(0)
+    /// How often the partitions' HWs are written to `replication-offset-checkpoint` (and at
+    /// stop), after a proposal pass (Kafka's replica.high.watermark.checkpoint.interval.ms).
+    static let checkpointEveryMs: Int64 = 5000
+    /// When (monotonic ms) the HWs were last checkpointed by the passes.
+    let checkpointedMs = Mutex<Int64?>(nil)
+    /// The brokers that may join an ISR (registered, unfenced, not shutting down) in the last
+    /// image applied: when they change, the leaders look for expansions at once.
+    let eligibleBrokers = Mutex<Set<NodeID>>([])
     /// The checkpointed HWs read at start, restored to each partition before its first role.
     let restoring: Mutex<[String: Offset]>
     /// The offset of the last image applied, and who waits for a later one (on `queue`).
@@ -108,12 +117,18 @@ public final class ReplicaManager: Sendable {
     }
 
     func scheduleProposals() {
-        queue.asyncAfter(deadline: .now() + .milliseconds(Self.proposalIntervalMs)) { [self] in
+        queue.asyncAfter(deadline: .now() + .milliseconds(proposalIntervalMs)) { [self] in
             guard !stopped.withLock({ $0 }) else { return }
             proposeISRChanges()
-            let due = passes.withLock { n -> Bool in
-                n += 1
-                return n % Self.checkpointEveryPasses == 0
+            let now = broker.clock.monotonicMs()
+            let due = checkpointedMs.withLock { last -> Bool in
+                guard let then = last else {
+                    last = now
+                    return false
+                }
+                guard now - then >= Self.checkpointEveryMs || now < then else { return false }
+                last = now
+                return true
             }
             if due { checkpointHighWatermarks() }
             scheduleProposals()
@@ -315,6 +330,12 @@ public final class ReplicaManager: Sendable {
         applied.withLock { $0 = max($0, image.offset) }
         generation.add(1, ordering: .sequentiallyConsistent)
         releaseWaiters()
+        // A broker that became eligible (registered, unfenced) may join the ISRs it is caught up
+        // in: looked for now, not at the next pass (a restarted node's replicas rejoin sooner).
+        let eligible = Set(image.brokers.filter { $0.value.isActive }.keys)
+        if eligibleBrokers.withLock({ now in defer { now = eligible }; return !eligible.isSubset(of: now) }), !stopped.withLock({ $0 }) {
+            proposeISRChanges()
+        }
     }
 
     /// This broker's replica of `topic`-`index` when the image places one here (opened if new),
