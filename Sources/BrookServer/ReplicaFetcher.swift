@@ -290,7 +290,7 @@ public final class ReplicaFetcher: Sendable {
         let now = broker.clock.monotonicMs()
         guard hot.withLock({ !($0[leader]?.isEmpty ?? true) }) else { return [] }
         // Whenever the list of followed partitions is made again (the image, the roles or the
-        // hosted replicas changed; a second at most), hot partitions no longer in it go: moved
+        // hosted replicas changed; ten seconds at most), hot partitions no longer in it go: moved
         // away, offline with a failed dir, or replaced by a replica moved between dirs.
         let listed = followed()[leader] ?? []
         let made = kept.withLock { $0?.madeMs ?? 0 }
@@ -351,8 +351,11 @@ public final class ReplicaFetcher: Sendable {
     }
 
     /// The list of followed partitions is made again when the image or the roles change, and
-    /// at least this often.
-    static let followedAgeMaxMs: Int64 = 1000
+    /// at least this often. Every change of a role or a hosted replica moves the generation
+    /// (an image applied, a failed log dir, a replica moved between dirs), so this is only a
+    /// safety net; each making walks every partition of the image (at 100,000 partitions, a
+    /// few per cent of a core when it was every second).
+    static let followedAgeMaxMs: Int64 = 10_000
 
     /// The last list of followed partitions, with the image offset, generation and time it was
     /// made at. Making it walks every partition of the image; the loops ask for it every round.
