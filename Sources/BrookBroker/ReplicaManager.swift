@@ -31,8 +31,8 @@ public final class ReplicaManager: Sendable {
     /// How often leaders look for ISR changes to propose: a thirtieth of
     /// replica.lag.time.max.ms, between 250 ms and 1 s (1 s by default; Kafka looks every half
     /// of it). A follower that stopped leaves the ISR at most this late; one that caught up is
-    /// proposed at its fetch, and a broker that became eligible is looked at in its image's pass
-    /// (`eligibleChanged`). Each pass visits every partition led here: at 250 ms, it was a
+    /// proposed at its fetch, and a broker that became eligible is looked at when its image is
+    /// applied (`eligibleBrokers`). Each pass visits every partition led here: at 250 ms, it was a
     /// third of an idle node's CPU.
     var proposalIntervalMs: Int { Int(max(250, min(1000, broker.config.replicaLagTimeMaxMs / 30))) }
     /// ISR changes the controller did not take, said at info and rate-limited: a node that
