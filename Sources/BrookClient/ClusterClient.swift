@@ -98,6 +98,27 @@ public actor ClusterClient {
         try await using(try await address(of: node)) { try await $0.send(request, timeoutMs: timeoutMs) }
     }
 
+    /// Writes `request` to `node` now, behind every request started before on its connection
+    /// (see `BrokerConnection.start`), and returns the wait for its answer; `answer(_:)` awaits
+    /// it.
+    public func start<R: KafkaRequest>(_ request: R, toNode node: NodeID, timeoutMs: Int64) async throws -> PendingAnswer<R.Response> {
+        try await using(try await address(of: node)) { try $0.start(request, timeoutMs: timeoutMs) }
+    }
+
+    /// Awaits a started request's answer; a failure drops its connection (unless another has
+    /// replaced it already, or it is the broker's answer, a KafkaError) and is rethrown.
+    public nonisolated func answer<T: KafkaMessage>(_ pending: PendingAnswer<T>) async throws -> T {
+        do { return try await pending.value() } catch {
+            if !(error is KafkaError) { await drop(pending.connection) }
+            throw error
+        }
+    }
+
+    /// Drops `connection` if it is still the one kept for its address.
+    func drop(_ connection: BrokerConnection) async {
+        if byAddress[connection.address] === connection { await drop(connection.address) }
+    }
+
     /// Sends a request that gets no answer (produce with acks=0) to `node`.
     public func sendWithoutResponse<R: KafkaRequest>(_ request: R, toNode node: NodeID) async throws {
         try await using(try await address(of: node)) { try await $0.sendWithoutResponse(request) }

@@ -104,6 +104,23 @@ public final class BrokerConnection: Sendable {
         return try await send(request, version: try version ?? self.version(for: R.self))
     }
 
+    /// Writes `request` now, after every request started before on this connection, and returns
+    /// the wait for its answer (`timeoutMs` at most: then the connection is closed). Requests
+    /// started one after the other reach the broker in that order (a producer's batches of a
+    /// partition, several in flight).
+    public func start<R: KafkaRequest>(_ request: R, timeoutMs: Int64) throws -> PendingAnswer<R.Response> {
+        let version = try version(for: R.self)
+        let promise = channel.eventLoop.makePromise(of: ByteBuffer?.self)
+        let handler = self.handler
+        let channel = self.channel
+        channel.eventLoop.execute {
+            handler.value.send(request, version: version, expectResponse: true, promise: promise, channel: channel)
+        }
+        let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) { channel.close(promise: nil) }
+        promise.futureResult.whenComplete { _ in deadline.cancel() }
+        return PendingAnswer(future: promise.futureResult, version: version, apiName: R.apiName, connection: self)
+    }
+
     /// Sends a request that gets no answer (produce with acks=0).
     public func sendWithoutResponse<R: KafkaRequest>(_ request: R) async throws {
         _ = try await exchange(request, version: try version(for: R.self), expectResponse: false)
@@ -121,6 +138,23 @@ public final class BrokerConnection: Sendable {
 
     public func close() async {
         try? await channel.close()
+    }
+}
+
+/// The answer to a request written by `BrokerConnection.start`, still to come.
+public struct PendingAnswer<Response: KafkaMessage>: Sendable {
+    let future: EventLoopFuture<ByteBuffer?>
+    let version: Int16
+    let apiName: String
+    /// The connection it was written on.
+    public let connection: BrokerConnection
+
+    /// Waits for the answer and decodes it.
+    public func value() async throws -> Response {
+        guard let body = try await future.get() else { throw ClientError("no answer") }
+        do { return try Response(decoding: body, version: version) } catch {
+            throw ClientError("cannot decode the \(apiName) v\(version) answer: \(error)")
+        }
     }
 }
 

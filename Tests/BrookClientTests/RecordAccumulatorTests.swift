@@ -24,8 +24,9 @@ import Testing
         #expect(a.nextDeadlineMs(leader: { _ in leader }) == 5)
         let batches = drained(&a, at: 5)
         #expect(batches.map(\.tokens) == [[1, 2]])
-        // Full batches go without lingering; one per partition is in flight at a time.
-        var b = Accumulator(.init(lingerMs: 1000, batchBytes: 350, idempotent: false))
+        // Full batches go without lingering; with max.in.flight 1, one per partition is in
+        // flight at a time.
+        var b = Accumulator(.init(lingerMs: 1000, batchBytes: 350, idempotent: false, maxInFlight: 1))
         for token in 0..<6 { _ = b.append(record(100), token: token, to: tp, nowMs: 0) }
         let first = drained(&b, at: 0)
         #expect(first.count == 1 && first[0].tokens == [0, 1])
@@ -96,7 +97,8 @@ import Testing
     @Test(arguments: 0..<20 as Range<UInt64>)
     func aSeededRunKeepsOrderSequencesAndMemory(seed: UInt64) {
         var random = SeededRandom(seed: seed)
-        var a = Accumulator(.init(lingerMs: 3, batchBytes: 400, bufferBytes: 4000, deliveryTimeoutMs: 500, retryBackoffMs: 5))
+        // One batch in flight per partition: answers in any order (PipelineTests has more).
+        var a = Accumulator(.init(lingerMs: 3, batchBytes: 400, bufferBytes: 4000, deliveryTimeoutMs: 500, retryBackoffMs: 5, maxInFlight: 1))
         let partitions = (0..<3).map { TopicPartition("t", $0) }
         var producerID: Int64 = 1
         a.useProducer(ProducerID(producerID), ProducerEpoch(0))
@@ -168,13 +170,13 @@ import Testing
     }
 
     @Test func aPartitionInFlightOrWithoutALeaderSetsNoLingerDeadline() {
-        var a = Accumulator(.init(lingerMs: 5, batchBytes: 300, deliveryTimeoutMs: 1000, idempotent: false))
+        var a = Accumulator(.init(lingerMs: 5, batchBytes: 300, deliveryTimeoutMs: 1000, idempotent: false, maxInFlight: 1))
         _ = a.append(record(100), token: 1, to: tp, nowMs: 0)
         _ = a.append(record(100), token: 2, to: tp, nowMs: 0)   // the first batch is full, queued; the second open
         let sent = drained(&a, at: 0)
         #expect(sent.map(\.tokens) == [[1]])
-        // The open batch lingered out, but its partition has a batch in flight: no deadline but
-        // the expiry (else the sender would spin until the answer).
+        // The open batch lingered out, but its partition has all the batches in flight it may:
+        // no deadline but the expiry (else the sender would spin until the answer).
         #expect(a.nextDeadlineMs(leader: { _ in leader }) == 1000)
         a.succeeded(sent[0])
         #expect(a.nextDeadlineMs(leader: { _ in leader }) == 5)

@@ -89,6 +89,30 @@ def test_records_are_batched_idempotent_and_keyless_ones_spread(broker):
     assert sum(int(count) for count, _, _, _ in batches) == len(lines)
 
 
+@pytest.mark.timeout(120)
+def test_a_batch_larger_than_the_topics_limit_is_split_and_every_record_lands_once_in_order(broker):
+    """`max.message.bytes` 4096 on the topic, records lingering into batches of about 20 KB: the
+    broker refuses each with MESSAGE_TOO_LARGE, the producer sends its halves (and their halves)
+    with their sequences, and every record lands once, in order, in batches under the limit."""
+    topic = unique_topic("lib-split")
+    ck_create_topic(broker.bootstrap, topic, partitions=1, config={"max.message.bytes": "4096"})
+    lines = [f"value {i:04d} " + "y" * 100 for i in range(600)]
+    out = brook_produce(broker.bootstrap, topic, lines, "--producer-property", "linger.ms=200",
+                        "--producer-property", "batch.size=20000")
+    assert out.returncode == 0, out.stderr.decode(errors="replace")
+    got = ck_consume(broker.bootstrap, topic, [0], len(lines))
+    assert [r.value.decode() for r in sorted(got, key=lambda r: r.offset)] == lines
+    batches = []
+    for log in (broker.data_dir / f"{topic}-0").glob("*.log"):
+        dump = subprocess.run([str(BROOK_BIN), "log", "dump", str(log)], capture_output=True, text=True, timeout=60).stdout
+        batches += re.findall(r"count: (\d+) baseSequence: (-?\d+) lastSequence: (-?\d+) producerId: (-?\d+)", dump)
+    counts = [int(count) for count, _, _, _ in batches]
+    assert sum(counts) == len(lines) and 1 < max(counts) < 40, counts
+    # One producer, and sequences that follow on without a gap: the halves kept theirs.
+    assert len({pid for _, _, _, pid in batches}) == 1
+    assert [int(base) for _, base, _, _ in batches] == [sum(counts[:i]) for i in range(len(counts))]
+
+
 @pytest.mark.timeout(60)
 def test_bad_settings_and_oversized_records_are_refused_with_a_reason(broker):
     out = brook_produce(broker.bootstrap, unique_topic("lib-bad"), ["x"], "--producer-property", "linger.mss=5")

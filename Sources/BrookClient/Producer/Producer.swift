@@ -36,9 +36,11 @@ public struct ProducerRecord: Sendable {
 /// ```
 ///
 /// `send` returns once the record is queued (waiting while `buffer.memory` is full); its
-/// `Delivery` tells when it is written. At most one batch per partition is in flight, so a
-/// partition's records are written in the order they were sent. Call `close` when done: it
-/// sends what is queued and ends the sender.
+/// `Delivery` tells when it is written. Up to `max.in.flight.requests.per.connection` batches
+/// of a partition are in flight (5 by default), written to its leader's connection in order; an
+/// idempotent producer's partition keeps them in order when one fails (without idempotence a
+/// batch sent again may land behind those after it, as with the Java client). Call `close` when
+/// done: it sends what is queued and ends the sender.
 public actor KafkaProducer {
     public nonisolated let config: ProducerConfig
     let cluster: ClusterClient
@@ -48,6 +50,8 @@ public actor KafkaProducer {
     /// Why the producer cannot go on (a refused InitProducerId): every send fails with it.
     var fatal: ProduceError?
     var sender: Task<Void, Never>?
+    /// Per leader, the queue its batches are written from, in the order they were handed out.
+    var nodeQueues: [NodeID: NodeQueue] = [:]
     var closing = false
     var lastRefreshMs = Int64.min / 2
     let clock = ElapsedClock()
@@ -64,6 +68,11 @@ public actor KafkaProducer {
     /// Where the producer is in its transactions (with `transactional.id`).
     var transaction: TransactionState
     var transactionCoordinator: NodeID?
+
+    struct NodeQueue {
+        let batches: AsyncStream<[RecordAccumulator<Delivery>.Batch]>.Continuation
+        let writer: Task<Void, Never>
+    }
 
     struct TopicLeaders {
         /// By partition; nil while the partition has no known leader.
@@ -196,6 +205,9 @@ public actor KafkaProducer {
         ring()
         await sender?.value
         sender = nil
+        for queue in nodeQueues.values { queue.batches.finish() }
+        for queue in nodeQueues.values { await queue.writer.value }
+        nodeQueues.removeAll()
         await cluster.close()
     }
 
@@ -281,7 +293,7 @@ public actor KafkaProducer {
             }
             let now = nowMs()
             for (node, batches) in accumulator.drain(nowMs: now, leader: { leader(of: $0) }).sorted(by: { $0.key < $1.key }) {
-                Task { await self.produce(batches, to: node) }
+                queue(batches, to: node)
             }
             var deadline = accumulator.nextDeadlineMs(leader: { leader(of: $0) })
             if accumulator.waitingPartitions.contains(where: { leader(of: $0) == nil }) {
@@ -325,9 +337,24 @@ public actor KafkaProducer {
         for waiter in waiting { waiter.resume() }
     }
 
-    /// Sends one leader its batches, one per partition, in as few requests as
-    /// `max.request.size` allows (a batch larger than that alone goes in its own). Runs off the
-    /// actor: batches are encoded (and compressed) here.
+    /// Hands batches to `node`'s writer (started at its first batches). The queue holds what
+    /// the accumulator handed out, so it is bounded by `buffer.memory`.
+    func queue(_ batches: [RecordAccumulator<Delivery>.Batch], to node: NodeID) {
+        if nodeQueues[node] == nil {
+            let (stream, continuation) = AsyncStream.makeStream(of: [RecordAccumulator<Delivery>.Batch].self)
+            let writer = Task {
+                for await next in stream { await self.produce(next, to: node) }
+            }
+            nodeQueues[node] = NodeQueue(batches: continuation, writer: writer)
+        }
+        nodeQueues[node]!.batches.yield(batches)
+    }
+
+    /// Writes one leader its batches, one per partition, in as few requests as
+    /// `max.request.size` allows (a batch larger than that alone goes in its own), and returns
+    /// once they are written to the connection: the answers are awaited apart, so the leader's
+    /// next batches follow at once, in order. Runs off the actor: batches are encoded (and
+    /// compressed) here.
     nonisolated func produce(_ batches: [RecordAccumulator<Delivery>.Batch], to node: NodeID) async {
         var unbuildable: [(RecordAccumulator<Delivery>.Batch, ProduceError)] = []
         var requests: [[(batch: RecordAccumulator<Delivery>.Batch, bytes: [UInt8])]] = [[]]
@@ -354,19 +381,30 @@ public actor KafkaProducer {
             }
             let request = ProduceRequest(transactionalId: config.transactionalID, acks: config.acks, timeoutMs: config.requestTimeoutMs,
                                          topicData: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitionData: $0.value) })
-            var outcome: Result<ProduceResponse?, any Error> = .success(nil)
-            if !contents.isEmpty {
+            let unbuilt = index == 0 ? unbuildable : []
+            guard !contents.isEmpty, config.acks != 0 else {
+                var outcome: Result<ProduceResponse?, any Error> = .success(nil)
                 do {
-                    if config.acks == 0 {
-                        try await cluster.sendWithoutResponse(request, toNode: node)
-                    } else {
-                        outcome = .success(try await cluster.send(request, toNode: node, timeoutMs: Int64(config.requestTimeoutMs) + 5_000))
-                    }
+                    if !contents.isEmpty { try await cluster.sendWithoutResponse(request, toNode: node) }
                 } catch {
                     outcome = .failure(error)
                 }
+                await completed(contents.map(\.batch), outcome, unbuildable: unbuilt)
+                continue
             }
-            await completed(contents.map(\.batch), outcome, unbuildable: index == 0 ? unbuildable : [])
+            let pending: PendingAnswer<ProduceResponse>
+            do {
+                pending = try await cluster.start(request, toNode: node, timeoutMs: Int64(config.requestTimeoutMs) + 5_000)
+            } catch {
+                await completed(contents.map(\.batch), .failure(error), unbuildable: unbuilt)
+                continue
+            }
+            let cluster = self.cluster
+            Task {
+                let outcome: Result<ProduceResponse?, any Error>
+                do { outcome = .success(try await cluster.answer(pending)) } catch { outcome = .failure(error) }
+                await self.completed(contents.map(\.batch), outcome, unbuildable: unbuilt)
+            }
         }
     }
 
@@ -413,10 +451,19 @@ public actor KafkaProducer {
                 case .duplicateSequenceNumber:
                     deliver(batch, baseOffset: Offset(-1), logAppendTime: -1)
                 case .outOfOrderSequenceNumber, .unknownProducerID:
+                    if accumulator.followsUnwrittenBatch(batch) {
+                        // Refused because a batch before it failed: it goes again after that one.
+                        retryOrFail(batch, retriable: true, Self.error(code, p, batch), nowMs: now)
+                        continue
+                    }
                     // The partition lost track of this producer: a new one numbers the batch again
                     // (in a transaction, the transaction fails: it is aborted, under a new epoch).
                     if accumulator.isCurrent(batch.producer) { accumulator.forgetProducer() }
                     retryOrFail(batch, retriable: config.transactionalID == nil, Self.error(code, p, batch), nowMs: now)
+                case .messageTooLarge where accumulator.split(batch, nowMs: now):
+                    // Too large for the topic's max.message.bytes: its halves go instead (as the
+                    // Java client does); a single record too large fails.
+                    break
                 case .producerFenced, .invalidProducerEpoch, .transactionalIDAuthorizationFailed:
                     // A newer producer with the same transactional id took over: this one is done.
                     if config.transactionalID != nil { fatal = fatal ?? Self.error(code, p, batch) }

@@ -45,6 +45,10 @@ public struct ProducerConfig: Sendable {
     public var transactionalID: String?
     /// `transaction.timeout.ms`: a transaction open longer is aborted by its coordinator.
     public var transactionTimeoutMs: Int32 = 60_000
+    /// `max.in.flight.requests.per.connection`: batches of a partition in flight at once. An
+    /// idempotent producer sends at most 5 (what a partition remembers to find a repeat); more
+    /// asked turns idempotence off unless it was asked for (then it is an error).
+    public var maxInFlight = 5
 
     public init(bootstrapServers: [String]) {
         precondition(!bootstrapServers.isEmpty, "a producer needs a bootstrap server")
@@ -91,13 +95,17 @@ public struct ProducerConfig: Sendable {
             case "allow.auto.create.topics": allowAutoCreateTopics = try property.flag()
             case "transactional.id": transactionalID = value.isEmpty ? nil : value
             case "transaction.timeout.ms": transactionTimeoutMs = Int32(try property.number(1...Int64(Int32.max)))
+            case "max.in.flight.requests.per.connection", "max.in.flight": maxInFlight = Int(try property.number(1...1_000_000))
             default: return false
             }
             return true
         }
         compressionLevel = levels["compression.\(compression).level"]
         if idempotenceAsked == true && acks != -1 { throw ClientError("enable.idempotence=true needs acks=all") }
-        idempotent = idempotenceAsked ?? !(acksAsked && acks != -1)
+        if idempotenceAsked == true && maxInFlight > 5 {
+            throw ClientError("enable.idempotence=true needs max.in.flight.requests.per.connection at most 5")
+        }
+        idempotent = idempotenceAsked ?? !((acksAsked && acks != -1) || maxInFlight > 5)
         if transactionalID != nil && !isIdempotent {
             throw ClientError("transactional.id needs idempotence (acks=all, enable.idempotence not false)")
         }
@@ -105,11 +113,12 @@ public struct ProducerConfig: Sendable {
 
     /// Idempotence needs acks=all: set on the struct with other acks, it is off (as the Java
     /// client does when it was not asked for; `init(properties:)` refuses asking for both).
-    public var isIdempotent: Bool { idempotent && acks == -1 }
+    public var isIdempotent: Bool { idempotent && acks == -1 && maxInFlight <= 5 }
 
     /// The accumulator's share of the settings.
     var accumulator: RecordAccumulator<Delivery>.Settings {
         RecordAccumulator.Settings(lingerMs: lingerMs, batchBytes: batchBytes, bufferBytes: bufferBytes,
-                                   deliveryTimeoutMs: deliveryTimeoutMs, retryBackoffMs: retryBackoffMs, idempotent: isIdempotent)
+                                   deliveryTimeoutMs: deliveryTimeoutMs, retryBackoffMs: retryBackoffMs, idempotent: isIdempotent,
+                                   maxInFlight: maxInFlight)
     }
 }

@@ -3,10 +3,12 @@ import BrookRecords
 
 /// The producer's core, free of I/O and clocks (times come in as milliseconds): records gathered
 /// into a batch per partition (`batch.size`, `linger.ms`), the memory they hold bounded by
-/// `buffer.memory`, batches handed out for sending at most one per partition at a time (so a
-/// partition's batches are written in the order they were made, and an idempotent producer's
-/// sequences never have a gap), batches that failed for a passing reason handed out again after
-/// `retry.backoff.ms`, and batches that waited longer than `delivery.timeout.ms` failed.
+/// `buffer.memory`, batches handed out for sending in the order they were made, up to
+/// `max.in.flight.requests.per.connection` per partition at a time (an idempotent producer's
+/// sequences follow on without a gap), batches that failed for a passing reason handed out again
+/// after `retry.backoff.ms`, alone and oldest first (so a partition's batches are still written
+/// in order), batches a broker found too large split in two, and batches that waited longer
+/// than `delivery.timeout.ms` failed.
 ///
 /// `Token` is whatever the caller needs to tell each record's sender how it went.
 public struct RecordAccumulator<Token: Sendable>: Sendable {
@@ -18,10 +20,16 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         public var retryBackoffMs: Int64
         /// Batches carry the producer's id, epoch and a sequence per partition.
         public var idempotent: Bool
+        /// Batches of one partition in flight at once, at most (an idempotent producer: at most
+        /// 5, the batches a partition remembers per producer to find a repeat).
+        public var maxInFlight: Int
 
         public init(lingerMs: Int64 = 5, batchBytes: Int = 1_000_000, bufferBytes: Int = 33_554_432,
-                    deliveryTimeoutMs: Int64 = 120_000, retryBackoffMs: Int64 = 100, idempotent: Bool = true) {
+                    deliveryTimeoutMs: Int64 = 120_000, retryBackoffMs: Int64 = 100, idempotent: Bool = true,
+                    maxInFlight: Int = 5) {
             precondition(lingerMs >= 0 && batchBytes > 0 && bufferBytes > 0 && deliveryTimeoutMs > 0 && retryBackoffMs >= 0)
+            precondition(maxInFlight >= 1 && (!idempotent || maxInFlight <= 5), "1 to 5 batches in flight (idempotent), at least 1")
+            self.maxInFlight = maxInFlight
             self.lingerMs = lingerMs
             self.batchBytes = batchBytes
             self.bufferBytes = bufferBytes
@@ -33,7 +41,10 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
 
     /// Records of one partition sent together as one record batch.
     public struct Batch: Sendable {
+        /// Batches are made in the order of their ids; the halves of a split batch share its
+        /// range of ids, `id..<id + span`, so they keep its place.
         public let id: UInt64
+        let span: UInt64
         public let partition: TopicPartition
         public internal(set) var records: [SimpleRecord] = []
         public internal(set) var tokens: [Token] = []
@@ -48,6 +59,46 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
 
         /// A record batch's header.
         public static var overheadBytes: Int { 61 }
+
+        /// The ids a new batch takes: room for 24 halvings.
+        static var idSpan: UInt64 { 1 << 24 }
+
+        init(id: UInt64, span: UInt64 = Self.idSpan, partition: TopicPartition, createdMs: Int64) {
+            self.id = id
+            self.span = span
+            self.partition = partition
+            self.createdMs = createdMs
+        }
+
+        /// The batch cut in two halves that keep its place, its attempts and (numbered under
+        /// `current`) its sequences, or nil when it cannot be (a single record, or its ids used
+        /// up).
+        func halves(current: Bool) -> (Batch, Batch)? {
+            guard records.count > 1, span >= 2 else { return nil }
+            let cut = records.count / 2
+            var first = Batch(id: id, span: span / 2, partition: partition, createdMs: createdMs)
+            var second = Batch(id: id + span / 2, span: span - span / 2, partition: partition, createdMs: createdMs)
+            first.records = Array(records[..<cut])
+            first.tokens = Array(tokens[..<cut])
+            second.records = Array(records[cut...])
+            second.tokens = Array(tokens[cut...])
+            first.bytes = Self.overheadBytes + first.records.reduce(0) { $0 + RecordAccumulator.bytes(of: $1) }
+            second.bytes = Self.overheadBytes + second.records.reduce(0) { $0 + RecordAccumulator.bytes(of: $1) }
+            first.attempts = attempts
+            second.attempts = attempts
+            if current {
+                first.producer = producer
+                second.producer = RecordBatchBuilder.Producer(
+                    id: producer.id, epoch: producer.epoch, baseSequence: RecordAccumulator.sequence(producer.baseSequence, plus: cut))
+            }
+            return (first, second)
+        }
+    }
+
+    /// A batch in flight: its id and the producer it was numbered under.
+    struct Sent: Sendable {
+        let id: UInt64
+        let producer: RecordBatchBuilder.Producer
     }
 
     /// What `append` did.
@@ -84,12 +135,15 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
             return batch
         }
 
-        mutating func pushFront(_ batch: Batch) {
-            if head > 0 {
+        /// Puts back a batch sent before: in the order of ids, so before every batch made after
+        /// it (batches come back from the brokers in any order).
+        mutating func putBack(_ batch: Batch) {
+            let at = items[head...].firstIndex { $0.id > batch.id } ?? items.count
+            if at == head && head > 0 {
                 head -= 1
                 items[head] = batch
             } else {
-                items.insert(batch, at: 0)
+                items.insert(batch, at: at)
             }
         }
 
@@ -114,26 +168,28 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         var open: Batch?
         /// Closed batches, oldest first (a batch sent again goes back to the front).
         var queued = BatchQueue()
-        var inFlight: UInt64?
+        /// Batches in flight, in the order they were handed out.
+        var inFlight: [Sent] = []
         /// The sequence the partition expects next from the current producer (kept while the
         /// lane is empty: starting again at 0 would be a gap, or worse, a "duplicate").
         var nextSequence: Int32 = 0
 
         /// Adds a record to the open batch, or to a new one when there is none or it would
         /// outgrow `batch.size`, if `buffer.memory` has room. Asks to wake the sender only when
-        /// nothing of this partition is in flight (a batch in flight wakes it when it completes):
-        /// for a first record (a new linger deadline) or a batch that just closed.
+        /// the partition has room in flight and nothing queued (else a completion wakes it, or
+        /// it knows already): for a first record (a new linger deadline) or a batch that just
+        /// closed.
         mutating func append(_ record: SimpleRecord, token: Token, bytes: Int, partition: TopicPartition, nowMs: Int64,
                              settings: Settings, usedBytes: inout Int, nextBatchID: inout UInt64) -> Appended {
             let fresh = open.map { $0.bytes + bytes > settings.batchBytes } ?? true
             let cost = bytes + (fresh ? Batch.overheadBytes : 0)
             guard usedBytes + cost <= settings.bufferBytes else { return .noRoom }
             usedBytes += cost
-            let idle = inFlight == nil && queued.isEmpty
+            let idle = inFlight.count < settings.maxInFlight && queued.isEmpty
             if fresh {
                 if let full = open { queued.append(full) }
                 open = Batch(id: nextBatchID, partition: partition, createdMs: nowMs)
-                nextBatchID += 1
+                nextBatchID += Batch.idSpan
             }
             open!.records.append(record)
             open!.tokens.append(token)
@@ -146,35 +202,59 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
             return .added(wake: idle && (fresh || closed))
         }
 
-        /// The batch to send now, if none is in flight: the oldest closed one (unless it waits
-        /// out a retry backoff), or the open one once it lingered (at once if it is older than a
-        /// flush's mark, `flushBefore`);
-        /// numbered from the partition's next sequence if it has no sequence yet.
-        mutating func take(nowMs: Int64, flushBefore: UInt64, settings: Settings, producer: (id: ProducerID, epoch: ProducerEpoch)?) -> Batch? {
-            guard inFlight == nil else { return nil }
-            var batch: Batch
+        /// When `take` next hands out a batch, with no completion before (nil: not until a
+        /// completion or a record). Not while `max.in.flight` batches are in flight, nor while
+        /// one numbered under a producer since forgotten is (its answer comes first: what follows
+        /// is numbered again after it). A batch sent before goes alone, with nothing else in
+        /// flight (so a partition's batches stay in order when one failed and those behind it
+        /// were refused for it). Else the oldest closed one (after its retry backoff), or the
+        /// open one once it lingered (at once if it is older than a flush's mark).
+        func readyAtMs(flushBefore: UInt64, settings: Settings, current: (RecordBatchBuilder.Producer) -> Bool) -> Int64? {
+            guard inFlight.count < settings.maxInFlight else { return nil }
+            if settings.idempotent && inFlight.contains(where: { $0.producer.baseSequence >= 0 && !current($0.producer) }) { return nil }
             if let first = queued.first {
-                guard first.retryAtMs <= nowMs else { return nil }
+                if first.attempts > 0 && !inFlight.isEmpty { return nil }
+                return first.retryAtMs
+            }
+            guard let open else { return nil }
+            return open.id < flushBefore ? 0 : open.createdMs + settings.lingerMs
+        }
+
+        /// The batch to send now (see `readyAtMs`), numbered from the partition's next sequence
+        /// if it has no sequence yet.
+        mutating func take(nowMs: Int64, flushBefore: UInt64, settings: Settings, producer: (id: ProducerID, epoch: ProducerEpoch)?) -> Batch? {
+            let current = { (stamp: RecordBatchBuilder.Producer) in
+                producer.map { stamp.id == $0.id && stamp.epoch == $0.epoch } ?? false
+            }
+            guard let at = readyAtMs(flushBefore: flushBefore, settings: settings, current: current), at <= nowMs else { return nil }
+            var batch: Batch
+            if queued.first != nil {
                 batch = queued.popFirst()
-            } else if let lingering = open, lingering.id < flushBefore || nowMs - lingering.createdMs >= settings.lingerMs {
-                batch = lingering
-                open = nil
             } else {
-                return nil
+                batch = open!
+                open = nil
             }
             if settings.idempotent && batch.producer.baseSequence < 0, let (id, epoch) = producer {
                 batch.producer = RecordBatchBuilder.Producer(id: id, epoch: epoch, baseSequence: nextSequence)
                 nextSequence = RecordAccumulator.sequence(nextSequence, plus: batch.records.count)
             }
             batch.attempts += 1
-            inFlight = batch.id
+            inFlight.append(Sent(id: batch.id, producer: batch.producer))
             return batch
+        }
+
+        /// Takes `id` out of the batches in flight.
+        mutating func landed(_ id: UInt64) {
+            guard let at = inFlight.firstIndex(where: { $0.id == id }) else {
+                preconditionFailure("a batch completed that was not in flight")
+            }
+            inFlight.remove(at: at)
         }
     }
 
     public let settings: Settings
     var lanes: [TopicPartition: Lane] = [:]
-    var nextBatchID: UInt64 = 1
+    var nextBatchID: UInt64 = Batch.idSpan
     /// Bytes held by batches not yet completed.
     public private(set) var usedBytes = 0
     /// The producer id and epoch idempotent batches are stamped with (nil: none yet, or the
@@ -195,7 +275,7 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     /// Some batch made before `mark` is open, queued or in flight.
     public func hasBatches(before mark: UInt64) -> Bool {
         lanes.values.contains { lane in
-            (lane.open.map { $0.id < mark } ?? false) || (lane.inFlight.map { $0 < mark } ?? false)
+            (lane.open.map { $0.id < mark } ?? false) || lane.inFlight.contains { $0.id < mark }
                 || lane.queued.contains { $0.id < mark }
         }
     }
@@ -254,9 +334,9 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         }
     }
 
-    /// The batches to send now, by the leader `leader` names (partitions without one wait):
-    /// per partition with none in flight, its oldest closed batch, or its open one once it
-    /// lingered `linger.ms` (at once if a flush waits for it), unless it waits out a retry backoff.
+    /// The batches to send now, by the leader `leader` names (partitions without one wait): at
+    /// most one per partition (a request carries one batch of a partition), as `Lane.readyAtMs`
+    /// tells; `nextDeadlineMs` is 0 while a partition has more to send.
     public mutating func drain(nowMs: Int64, leader: (TopicPartition) -> NodeID?) -> [NodeID: [Batch]] {
         guard !needsProducer else { return [:] }
         var out: [NodeID: [Batch]] = [:]
@@ -283,14 +363,13 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     /// front of its partition (returns false); otherwise it is done (returns true: fail its
     /// records) and an idempotent producer starts again with a new id.
     public mutating func failed(_ batch: Batch, retriable: Bool, nowMs: Int64) -> Bool {
-        precondition(lanes[batch.partition]?.inFlight == batch.id, "a batch completed that was not in flight")
         if retriable && nowMs - batch.createdMs < settings.deliveryTimeoutMs {
             var again = batch
             again.retryAtMs = nowMs + settings.retryBackoffMs
             // Sent by a producer since forgotten: numbered again under the next one.
             if producer.map({ again.producer.id != $0.id || again.producer.epoch != $0.epoch }) ?? true { again.producer = .none }
-            lanes[batch.partition]!.inFlight = nil
-            lanes[batch.partition]!.queued.pushFront(again)
+            lanes[batch.partition]!.landed(batch.id)
+            lanes[batch.partition]!.queued.putBack(again)
             return false
         }
         finish(batch)
@@ -298,11 +377,34 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         return true
     }
 
+    /// A batch refused as too large (MESSAGE_TOO_LARGE) goes again as two halves, in its place,
+    /// after the retry backoff (returns true); one that cannot be split, or is out of time, is
+    /// left to `failed` (returns false).
+    public mutating func split(_ batch: Batch, nowMs: Int64) -> Bool {
+        guard nowMs - batch.createdMs < settings.deliveryTimeoutMs,
+              let (first, second) = batch.halves(current: isCurrent(batch.producer)) else { return false }
+        lanes[batch.partition]!.landed(batch.id)
+        for var half in [second, first] {
+            half.retryAtMs = nowMs + settings.retryBackoffMs
+            lanes[batch.partition]!.queued.putBack(half)
+        }
+        usedBytes += first.bytes + second.bytes - batch.bytes
+        return true
+    }
+
+    /// `batch` was refused as out of order (or of an unknown producer) while a batch before it
+    /// on its partition, of the same producer, is in flight or waits to go again: the refusal
+    /// is that batch's doing, and `batch` goes again after it with the same sequence.
+    public func followsUnwrittenBatch(_ batch: Batch) -> Bool {
+        guard isCurrent(batch.producer), let lane = lanes[batch.partition] else { return false }
+        return lane.inFlight.contains { $0.id < batch.id && isCurrent($0.producer) }
+            || lane.queued.contains { $0.id < batch.id && isCurrent($0.producer) }
+    }
+
     /// Changed in place; the lane stays when empty: its next sequence is the producer's on
     /// that partition.
     private mutating func finish(_ batch: Batch) {
-        precondition(lanes[batch.partition]?.inFlight == batch.id, "a batch completed that was not in flight")
-        lanes[batch.partition]!.inFlight = nil
+        lanes[batch.partition]!.landed(batch.id)
         usedBytes -= batch.bytes
         precondition(usedBytes >= 0, "more bytes released than held")
     }
@@ -332,19 +434,16 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     }
 
     /// When `drain` or `expire` next has something to do for batches not in flight (nil: not
-    /// before a batch completes or a record comes). A partition with a batch in flight, or
-    /// without a leader, counts only for expiry: its completion, or the metadata, wakes the
-    /// sender for the rest (counting its linger would have the sender spin).
+    /// before a batch completes or a record comes). A partition that cannot send more until a
+    /// completion (`Lane.readyAtMs`), or without a leader, counts only for expiry: its
+    /// completion, or the metadata, wakes the sender for the rest (counting its linger would
+    /// have the sender spin).
     public func nextDeadlineMs(leader: (TopicPartition) -> NodeID?) -> Int64? {
         var next: Int64?
         func consider(_ t: Int64) { next = min(next ?? t, t) }
         for (key, lane) in lanes {
-            if lane.inFlight == nil && leader(key) != nil {
-                if let first = lane.queued.first {
-                    consider(first.retryAtMs)
-                } else if let open = lane.open {
-                    consider(open.id < flushBefore ? 0 : open.createdMs + settings.lingerMs)
-                }
+            if leader(key) != nil, let at = lane.readyAtMs(flushBefore: flushBefore, settings: settings, current: isCurrent) {
+                consider(at)
             }
             // The oldest batch is the first queued one, or else the open one.
             if let oldest = lane.queued.first ?? lane.open { consider(oldest.createdMs + settings.deliveryTimeoutMs) }
