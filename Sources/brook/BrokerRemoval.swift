@@ -22,31 +22,32 @@ extension ClusterCommand {
         @Option(name: .customLong("timeout-s"), help: "How long to wait for the moves.") var timeoutS: Double = 600
 
         func run() async throws {
-            let connection = try await client.connect()
-            let metadata = try await connection.send(MetadataRequest(topics: nil, allowAutoTopicCreation: false))
-            let live = metadata.brokers.map(\.nodeId.value).filter { $0 != id }.sorted()
+            let admin = try client.admin()
+            defer { Task { await admin.close() } }
+            let live = try await admin.describeCluster().brokers.map(\.id.value).filter { $0 != id }.sorted()
+            let topics = try await admin.describeTopics(try await admin.listTopics(includeInternal: true).map(\.name))
             var load: [Int32: Int] = Dictionary(uniqueKeysWithValues: live.map { ($0, 0) })
-            for topic in metadata.topics { for p in topic.partitions { for r in p.replicaNodes where load[r.value] != nil { load[r.value]! += 1 } } }
-            var moves: [(String, Int32, [Int32]?)] = []
-            for topic in metadata.topics.sorted(by: { ($0.name ?? "") < ($1.name ?? "") }) {
-                for p in topic.partitions.sorted(by: { $0.partitionIndex < $1.partitionIndex }) where p.replicaNodes.contains(NodeID(id)) {
-                    let current = p.replicaNodes.map(\.value)
+            for topic in topics { for p in topic.partitions { for r in p.replicas where load[r.value] != nil { load[r.value]! += 1 } } }
+            var moves: [TopicPartition: [NodeID]?] = [:]
+            for topic in topics.sorted(by: { $0.name < $1.name }) {
+                for p in topic.partitions.sorted(by: { $0.partition < $1.partition }) where p.replicas.contains(NodeID(id)) {
+                    let current = p.replicas.map(\.value)
                     guard let substitute = live.filter({ !current.contains($0) }).min(by: { (load[$0]!, $0) < (load[$1]!, $1) }) else {
-                        throw CommandFailure("decommission: \(topic.name ?? "?")-\(p.partitionIndex) has replicas on every other live broker; its replication factor cannot be kept")
+                        throw CommandFailure("decommission: \(topic.name)-\(p.partition) has replicas on every other live broker; its replication factor cannot be kept")
                     }
                     load[substitute]! += 1
-                    moves.append((topic.name ?? "", p.partitionIndex, current.map { $0 == id ? substitute : $0 }))
+                    moves[TopicPartition(topic.name, p.partition)] = current.map { NodeID($0 == id ? substitute : $0) }
                 }
             }
             guard !moves.isEmpty else {
                 print("broker \(id) holds no replicas")
                 return
             }
-            try await ReassignCommand.send(moves, client: client, verb: "moving")
+            try await ReassignCommand.send(moves, admin: admin, verb: "moving")
             let deadline = Date().addingTimeInterval(timeoutS)
             while true {
-                let now = try await connection.send(MetadataRequest(topics: nil, allowAutoTopicCreation: false))
-                let left = now.topics.reduce(0) { $0 + $1.partitions.filter { $0.replicaNodes.contains(NodeID(id)) }.count }
+                let now = try await admin.describeTopics(Array(Set(moves.keys.map(\.topic))).sorted())
+                let left = now.reduce(0) { $0 + $1.partitions.filter { $0.replicas.contains(NodeID(id)) }.count }
                 if left == 0 { break }
                 guard Date() < deadline else { throw CommandFailure("decommission: \(left) partitions still have a replica on broker \(id) after \(Int(timeoutS)) s") }
                 try await Task.sleep(nanoseconds: 500_000_000)
@@ -63,9 +64,9 @@ extension ClusterCommand {
         @Option(help: "The broker to unregister.") var id: Int32
 
         func run() async throws {
-            let connection = try await client.connect()
-            let answer = try await connection.send(UnregisterBrokerRequest(brokerId: NodeID(id)))
-            try check(answer.errorCode, answer.errorMessage, "unregister broker \(id)")
+            let admin = try client.admin()
+            defer { Task { await admin.close() } }
+            try await admin.unregisterBroker(NodeID(id))
             print("broker \(id) unregistered")
         }
     }

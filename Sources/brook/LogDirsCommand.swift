@@ -11,18 +11,15 @@ struct LogDirsCommand: AsyncParsableCommand {
         commandName: "log-dirs", abstract: "A broker's log directories, and moving replicas between them (as kafka-log-dirs.sh).",
         subcommands: [Describe.self, Move.self])
 
-    /// A connection to broker `id` (nil: the bootstrap server), found through Metadata.
-    static func connect(_ client: ClientOptions, broker id: Int32?) async throws -> BrokerConnection {
-        let bootstrap = try await client.connect()
-        guard let id else { return bootstrap }
-        let metadata = try await bootstrap.send(MetadataRequest(topics: [], allowAutoTopicCreation: false))
-        await bootstrap.close()
-        guard let found = metadata.brokers.first(where: { $0.nodeId == NodeID(id) }) else {
-            throw CommandFailure("no broker \(id) in the cluster (brokers: \(metadata.brokers.map { "\($0.nodeId)" }.sorted().joined(separator: ", ")))")
+    /// Broker `id` checked against the cluster's (nil: the bootstrap server), for a readable
+    /// error when there is no such broker.
+    static func broker(_ id: Int32?, admin: KafkaAdmin) async throws -> NodeID? {
+        guard let id else { return nil }
+        let brokers = try await admin.describeCluster().brokers
+        guard brokers.contains(where: { $0.id == NodeID(id) }) else {
+            throw CommandFailure("no broker \(id) in the cluster (brokers: \(brokers.map { "\($0.id)" }.joined(separator: ", ")))")
         }
-        do { return try await client.connect(to: "\(found.host):\(found.port)") } catch {
-            throw CommandFailure("cannot reach broker \(id) at \(found.host):\(found.port): \(error)")
-        }
+        return NodeID(id)
     }
 
     struct Describe: AsyncParsableCommand {
@@ -31,17 +28,14 @@ struct LogDirsCommand: AsyncParsableCommand {
         @Option(help: "The broker (default: the one --bootstrap-server names).") var broker: Int32?
 
         func run() async throws {
-            let connection = try await LogDirsCommand.connect(client, broker: broker)
-            let answer = try await connection.send(DescribeLogDirsRequest(topics: nil))
-            await connection.close()
-            try check(answer.errorCode, nil, "describe")
-            for dir in answer.results {
+            let admin = try client.admin()
+            defer { Task { await admin.close() } }
+            let dirs = try await admin.describeLogDirs(broker: try await LogDirsCommand.broker(broker, admin: admin))
+            for dir in dirs {
                 let space = dir.totalBytes >= 0 ? " (\(dir.usableBytes) of \(dir.totalBytes) bytes free)" : ""
-                print("\(dir.logDir)\(dir.errorCode == 0 ? "" : " \(ErrorCode(rawValue: dir.errorCode))")\(space)")
-                for topic in dir.topics.sorted(by: { $0.name < $1.name }) {
-                    for p in topic.partitions.sorted(by: { $0.partitionIndex < $1.partitionIndex }) {
-                        print("  \(topic.name)-\(p.partitionIndex) \(p.partitionSize) bytes\(p.isFutureKey ? " (future: a move's copy)" : "")")
-                    }
+                print("\(dir.path)\(dir.error.map { " \($0)" } ?? "")\(space)")
+                for replica in dir.replicas {
+                    print("  \(replica.partition) \(replica.sizeBytes) bytes\(replica.isFuture ? " (future: a move's copy)" : "")")
                 }
             }
         }
@@ -71,20 +65,18 @@ struct LogDirsCommand: AsyncParsableCommand {
         @Argument(help: "The moves, e.g. orders:0=/data/disk2") var moves: [Target]
 
         func run() async throws {
-            var byDir: [String: [String: [Int32]]] = [:]
-            for move in moves { byDir[move.dir, default: [:]][move.topic, default: []].append(move.partition) }
-            let request = AlterReplicaLogDirsRequest(dirs: byDir.sorted { $0.key < $1.key }.map { dir, topics in
-                .init(path: dir, topics: topics.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitions: $0.value) })
-            })
-            let connection = try await LogDirsCommand.connect(client, broker: broker)
-            let answer = try await connection.send(request)
-            await connection.close()
+            var targets: [TopicPartition: String] = [:]
+            for move in moves { targets[TopicPartition(move.topic, move.partition)] = move.dir }
+            let admin = try client.admin()
+            defer { Task { await admin.close() } }
+            let outcomes = try await admin.alterReplicaLogDirs(targets, broker: try await LogDirsCommand.broker(broker, admin: admin))
             var failed = 0
-            for topic in answer.results {
-                for p in topic.partitions {
-                    let code = ErrorCode(rawValue: p.errorCode)
-                    if p.errorCode != 0 { failed += 1 }
-                    print("\(topic.topicName)-\(p.partitionIndex): \(p.errorCode == 0 ? "moving" : "\(code)")")
+            for (partition, refusal) in outcomes.sorted(by: { $0.key < $1.key }) {
+                if let refusal, let code = refusal.code {
+                    failed += 1
+                    print("\(partition): \(code)")
+                } else {
+                    print("\(partition): moving")
                 }
             }
             if failed > 0 { throw CommandFailure("\(failed) of \(moves.count) moves refused") }

@@ -36,7 +36,7 @@ struct PerfProduce: AsyncParsableCommand {
     @Option(help: "Records per second at most; -1 for no cap.") var throughput = -1
     @Option(help: "Acknowledgements: 0, 1 or all.") var acks = "1"
     @Option(name: .customLong("batch-size"), help: "Bytes of records per batch (as the producer's batch.size; default 16384, or the library's own with --client library).") var batchSizeOption: Int?
-    @Option(name: .customLong("max-in-flight"), help: "Requests awaiting an answer at once.") var maxInFlight = 5
+    @Option(name: .customLong("max-in-flight"), help: "Requests awaiting an answer at once (with --client library, a partition's batches in flight: max.in.flight.requests.per.connection).") var maxInFlight = 5
     @Option(help: "Compress batches: none, gzip, snappy, lz4 or zstd.") var compression = "none"
     @Option(name: .customLong("compression-level"), help: "The codec's level (default: the codec's own).") var compressionLevel: Int?
     @Option(help: "Record values: 'text' (random letters and words from a pool of 1,000, so batches compress as real data does) or 'zeros'.")
@@ -123,6 +123,7 @@ extension PerfProduce {
         properties["acks"] = acks
         if let batchSizeOption { properties["batch.size"] = "\(batchSizeOption)" }
         properties["linger.ms"] = "\(lingerMs)"
+        properties["max.in.flight.requests.per.connection"] = "\(maxInFlight)"
         properties["compression.type"] = "\(codec)"
         if let compressionLevel { properties["compression.\(codec).level"] = "\(compressionLevel)" }
         let config: ProducerConfig

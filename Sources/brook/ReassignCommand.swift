@@ -37,15 +37,14 @@ struct ReassignCommand: AsyncParsableCommand {
         func run() async throws {
             let ids = brokers.split(separator: ",").compactMap { Int32($0) }
             guard !ids.isEmpty else { throw ValidationError("--brokers takes ids like 1,2,3") }
-            let connection = try await client.connect()
-            let metadata = try await connection.send(MetadataRequest(topics: [.init(name: topic)], allowAutoTopicCreation: false))
-            guard let found = metadata.topics.first else { throw CommandFailure("plan: no such topic \(topic)") }
-            try check(found.errorCode, nil, "plan \(topic)")
-            for p in found.partitions.sorted(by: { $0.partitionIndex < $1.partitionIndex }) {
-                let factor = min(replicationFactor ?? p.replicaNodes.count, ids.count)
+            let admin = try client.admin()
+            defer { Task { await admin.close() } }
+            guard let found = try await admin.describeTopics([topic]).first else { throw CommandFailure("plan: no such topic \(topic)") }
+            for p in found.partitions.sorted(by: { $0.partition < $1.partition }) {
+                let factor = min(replicationFactor ?? p.replicas.count, ids.count)
                 // Striped as the controller places new topics: partition i starts at broker i.
-                let replicas = (0..<factor).map { ids[(Int(p.partitionIndex) + $0) % ids.count] }
-                print("\(topic):\(p.partitionIndex)=\(replicas.map(String.init).joined(separator: ","))")
+                let replicas = (0..<factor).map { ids[(Int(p.partition) + $0) % ids.count] }
+                print("\(topic):\(p.partition)=\(replicas.map(String.init).joined(separator: ","))")
             }
         }
     }
@@ -59,11 +58,14 @@ struct ReassignCommand: AsyncParsableCommand {
         @Argument(help: "The moves, e.g. orders:0=2,3,1") var moves: [Move]
 
         func run() async throws {
+            let admin = try client.admin()
+            defer { Task { await admin.close() } }
             if let throttle {
                 guard throttle >= 0 else { throw ValidationError("--throttle takes bytes per second, at least 0") }
-                try await ReassignCommand.setThrottles(throttle, for: moves, client: client)
+                try await ReassignCommand.setThrottles(throttle, for: moves, admin: admin)
             }
-            try await ReassignCommand.send(moves.map { ($0.topic, $0.partition, $0.replicas) }, client: client, verb: "moving")
+            try await ReassignCommand.send(Dictionary(moves.map { (TopicPartition($0.topic, $0.partition), $0.replicas.map(NodeID.init)) }) { _, last in last },
+                                           admin: admin, verb: "moving")
         }
     }
 
@@ -75,11 +77,10 @@ struct ReassignCommand: AsyncParsableCommand {
         @Argument(help: "The moves given to execute, e.g. orders:0=2,3,1") var moves: [Move]
 
         func run() async throws {
-            let connection = try await client.connect()
-            let running = try await connection.send(ListPartitionReassignmentsRequest(timeoutMs: 30_000, topics: nil))
-            try check(running.errorCode, running.errorMessage, "verify")
-            let moving = Set(running.topics.flatMap { t in t.partitions.map { "\(t.name):\($0.partitionIndex)" } })
-            let replicas = try await ReassignCommand.replicas(of: Set(moves.map(\.topic)), connection: connection)
+            let admin = try client.admin()
+            defer { Task { await admin.close() } }
+            let moving = Set(try await admin.listPartitionReassignments().keys.map { "\($0.topic):\($0.partition)" })
+            let replicas = try await ReassignCommand.replicas(of: Set(moves.map(\.topic)), admin: admin)
             var done = 0
             for move in moves {
                 let key = "\(move.topic):\(move.partition)"
@@ -94,7 +95,7 @@ struct ReassignCommand: AsyncParsableCommand {
                 }
             }
             guard done == moves.count, !preserve else { return }
-            try await ReassignCommand.clearThrottles(topics: Set(moves.map(\.topic)), connection: connection)
+            try await ReassignCommand.clearThrottles(topics: Set(moves.map(\.topic)), admin: admin)
             print("Throttles removed.")
         }
     }
@@ -105,14 +106,16 @@ struct ReassignCommand: AsyncParsableCommand {
         @Argument(help: "The partitions, e.g. orders:0") var partitions: [String]
 
         func run() async throws {
-            var targets: [(String, Int32, [Int32]?)] = []
+            var targets: [TopicPartition: [NodeID]?] = [:]
             for text in partitions {
                 guard let colon = text.lastIndex(of: ":"), let p = Int32(text[text.index(after: colon)...]) else {
                     throw ValidationError("\(text): expected TOPIC:PARTITION")
                 }
-                targets.append((String(text[..<colon]), p, nil))
+                targets[TopicPartition(String(text[..<colon]), p)] = .some(nil)
             }
-            try await ReassignCommand.send(targets, client: client, verb: "cancelled")
+            let admin = try client.admin()
+            defer { Task { await admin.close() } }
+            try await ReassignCommand.send(targets, admin: admin, verb: "cancelled")
         }
     }
 
@@ -121,30 +124,24 @@ struct ReassignCommand: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
-            let connection = try await client.connect()
-            let answer = try await connection.send(ListPartitionReassignmentsRequest(timeoutMs: 30_000, topics: nil))
-            try check(answer.errorCode, answer.errorMessage, "list")
-            for topic in answer.topics {
-                for p in topic.partitions {
-                    let list = { (ids: [NodeID]) in ids.map(\.description).joined(separator: ",") }
-                    print("\(topic.name):\(p.partitionIndex)\treplicas=\(list(p.replicas))\tadding=\(list(p.addingReplicas))\tremoving=\(list(p.removingReplicas))")
-                }
+            let admin = try client.admin()
+            defer { Task { await admin.close() } }
+            let moves = try await admin.listPartitionReassignments()
+            let list = { (ids: [NodeID]) in ids.map(\.description).joined(separator: ",") }
+            for (partition, move) in moves.sorted(by: { $0.key < $1.key }) {
+                print("\(partition.topic):\(partition.partition)\treplicas=\(list(move.replicas))\tadding=\(list(move.adding))\tremoving=\(list(move.removing))")
             }
         }
     }
 
     static let throttleRates = ["leader.replication.throttled.rate", "follower.replication.throttled.rate"]
     static let throttledReplicas = ["leader.replication.throttled.replicas", "follower.replication.throttled.replicas"]
-    typealias Alterable = IncrementalAlterConfigsRequest.AlterConfigsResource.AlterableConfig
 
     /// The replicas of every partition of `topics`, by topic and partition.
-    static func replicas(of topics: Set<String>, connection: BrokerConnection) async throws -> [String: [Int32: [NodeID]]] {
-        let metadata = try await connection.send(MetadataRequest(topics: topics.sorted().map { .init(name: $0) }, allowAutoTopicCreation: false))
+    static func replicas(of topics: Set<String>, admin: KafkaAdmin) async throws -> [String: [Int32: [NodeID]]] {
         var out: [String: [Int32: [NodeID]]] = [:]
-        for topic in metadata.topics {
-            guard let name = topic.name else { continue }
-            try check(topic.errorCode, nil, "topic \(name)")
-            for p in topic.partitions { out[name, default: [:]][p.partitionIndex] = p.replicaNodes }
+        for topic in try await admin.describeTopics(topics.sorted()) {
+            for p in topic.partitions { out[topic.name, default: [:]][p.partition] = p.replicas }
         }
         return out
     }
@@ -152,9 +149,8 @@ struct ReassignCommand: AsyncParsableCommand {
     /// Throttles the moves as Kafka's tool does: the rates on every broker that holds or gets a
     /// moving replica; on the leader side every current replica of a moving partition, on the
     /// follower side the replicas it gets.
-    static func setThrottles(_ rate: Int64, for moves: [Move], client: ClientOptions) async throws {
-        let connection = try await client.connect()
-        let current = try await replicas(of: Set(moves.map(\.topic)), connection: connection)
+    static func setThrottles(_ rate: Int64, for moves: [Move], admin: KafkaAdmin) async throws {
+        let current = try await replicas(of: Set(moves.map(\.topic)), admin: admin)
         var brokers = Set<Int32>()
         var leaders: [String: [String]] = [:]
         var followers: [String: [String]] = [:]
@@ -165,49 +161,33 @@ struct ReassignCommand: AsyncParsableCommand {
             leaders[move.topic, default: []] += now.map { "\(move.partition):\($0.value)" }
             followers[move.topic, default: []] += move.replicas.filter { id in !now.contains { $0.value == id } }.map { "\(move.partition):\($0)" }
         }
-        var resources: [IncrementalAlterConfigsRequest.AlterConfigsResource] = brokers.sorted().map { id in
-            .init(resourceType: 4, resourceName: "\(id)", configs: throttleRates.map { Alterable(name: $0, configOperation: 0, value: "\(rate)") })
+        for id in brokers.sorted() {
+            try await admin.alterConfigs(.broker(NodeID(id)), set: Dictionary(uniqueKeysWithValues: throttleRates.map { ($0, "\(rate)") }))
         }
         for topic in leaders.keys.sorted() {
-            resources.append(.init(resourceType: 2, resourceName: topic, configs: [
-                Alterable(name: throttledReplicas[0], configOperation: 0, value: leaders[topic]!.joined(separator: ",")),
-                Alterable(name: throttledReplicas[1], configOperation: 0, value: (followers[topic] ?? []).joined(separator: ",")),
-            ]))
+            try await admin.alterConfigs(.topic(topic), set: [
+                throttledReplicas[0]: leaders[topic]!.joined(separator: ","),
+                throttledReplicas[1]: (followers[topic] ?? []).joined(separator: ","),
+            ])
         }
-        let answer = try await connection.send(IncrementalAlterConfigsRequest(resources: resources))
-        for result in answer.responses { try check(result.errorCode, result.errorMessage, "throttle \(result.resourceName)") }
         print("Throttled at \(rate) bytes/s on brokers \(brokers.sorted().map(String.init).joined(separator: ",")).")
     }
 
     /// Removes the throttle rates from every broker and the throttled replicas from `topics`.
-    static func clearThrottles(topics: Set<String>, connection: BrokerConnection) async throws {
-        let cluster = try await connection.send(MetadataRequest(topics: [], allowAutoTopicCreation: false))
-        var resources: [IncrementalAlterConfigsRequest.AlterConfigsResource] = cluster.brokers.map(\.nodeId).sorted().map { id in
-            .init(resourceType: 4, resourceName: "\(id.value)", configs: throttleRates.map { Alterable(name: $0, configOperation: 1, value: nil) })
+    static func clearThrottles(topics: Set<String>, admin: KafkaAdmin) async throws {
+        for broker in try await admin.describeCluster().brokers {
+            try await admin.alterConfigs(.broker(broker.id), delete: throttleRates)
         }
-        resources += topics.sorted().map { .init(resourceType: 2, resourceName: $0, configs: throttledReplicas.map { Alterable(name: $0, configOperation: 1, value: nil) }) }
-        let answer = try await connection.send(IncrementalAlterConfigsRequest(resources: resources))
-        for result in answer.responses { try check(result.errorCode, result.errorMessage, "remove the throttle of \(result.resourceName)") }
+        for topic in topics.sorted() { try await admin.alterConfigs(.topic(topic), delete: throttledReplicas) }
     }
 
-    static func send(_ targets: [(String, Int32, [Int32]?)], client: ClientOptions, verb: String) async throws {
-        let connection = try await client.connect()
-        var byTopic: [String: [AlterPartitionReassignmentsRequest.ReassignableTopic.ReassignablePartition]] = [:]
-        var order: [String] = []
-        for (topic, partition, replicas) in targets {
-            if byTopic[topic] == nil { order.append(topic) }
-            byTopic[topic, default: []].append(.init(partitionIndex: partition, replicas: replicas?.map(NodeID.init)))
-        }
-        let answer = try await connection.send(AlterPartitionReassignmentsRequest(
-            timeoutMs: 30_000, topics: order.map { .init(name: $0, partitions: byTopic[$0]!) }))
-        try check(answer.errorCode, answer.errorMessage, "reassign")
+    /// Starts (or, nil, cancels) `moves` and prints each partition's outcome.
+    static func send(_ moves: [TopicPartition: [NodeID]?], admin: KafkaAdmin, verb: String) async throws {
+        let outcomes = try await admin.alterPartitionReassignments(moves)
         var failed = 0
-        for topic in answer.responses {
-            for p in topic.partitions {
-                let code = ErrorCode(rawValue: p.errorCode)
-                print("\(topic.name):\(p.partitionIndex)\t\(code == .none ? verb : "\(code)\(p.errorMessage.map { ": \($0)" } ?? "")")")
-                if code != .none { failed += 1 }
-            }
+        for (partition, refusal) in outcomes.sorted(by: { $0.key < $1.key }) {
+            print("\(partition.topic):\(partition.partition)\t\(refusal.map { "\($0)" } ?? verb)")
+            if refusal != nil { failed += 1 }
         }
         if failed > 0 { throw CommandFailure("reassign: \(failed) partitions refused") }
     }

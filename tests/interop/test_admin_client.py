@@ -164,3 +164,42 @@ def test_the_admin_client_works_against_a_broker_that_is_not_brook(tansu):
 
     ok(tansu, "topic", "delete", topic)
     assert topic not in ok(tansu, "topic", "list").split()
+
+
+@pytest.mark.timeout(120)
+def test_log_dirs_describes_and_moves_a_replica_between_a_brokers_dirs(broker_factory, tmp_path):
+    """`brook log-dirs` (DescribeLogDirs and AlterReplicaLogDirs through KafkaAdmin) on a broker
+    with two log dirs: it lists the replica where it is, moves it to the other dir, where
+    confluent-kafka then reads every record; a broker that is not in the cluster and a path that
+    is not a log dir are refused readably."""
+    from brook_interop import ck_consume, ck_create_topic
+    dirs = [(tmp_path / "first").resolve(), (tmp_path / "second").resolve()]
+    b = broker_factory({"log.dirs": ",".join(str(d) for d in dirs)})
+    topic = unique_topic("logdirs")
+    ck_create_topic(b.bootstrap, topic, partitions=1)
+    ck_produce(b.bootstrap, topic, [Spec(i, None, f"v{i}".encode(), (), 0) for i in range(500)])
+
+    def where() -> dict:
+        """Each listed replica of the topic -> (its dir, whether it is a move's copy)."""
+        found, current = {}, None
+        for line in ok(b.bootstrap, "log-dirs", "describe", "--broker", "1").splitlines():
+            if not line.startswith("  "):
+                current = line.split(" ")[0]
+            elif line.strip().startswith(f"{topic}-0 "):
+                found.setdefault(f"{topic}-0", []).append((current, "future" in line))
+        return found
+
+    placed = where()[f"{topic}-0"]
+    assert len(placed) == 1 and not placed[0][1], placed
+    source = placed[0][0]
+    target = next(str(d) for d in dirs if str(d) != source)
+    assert "moving" in ok(b.bootstrap, "log-dirs", "move", f"{topic}:0={target}")
+    deadline = time.monotonic() + 60
+    while where()[f"{topic}-0"] != [(target, False)]:
+        assert time.monotonic() < deadline, where()
+        time.sleep(0.3)
+    assert len(ck_consume(b.bootstrap, topic, [0], 500)) == 500
+    out = brook(b.bootstrap, "log-dirs", "describe", "--broker", "9")
+    assert out.returncode != 0 and "no broker 9" in out.stderr, out
+    out = brook(b.bootstrap, "log-dirs", "move", f"{topic}:0=/no/such/dir")
+    assert out.returncode != 0 and "LOG_DIR_NOT_FOUND" in out.stdout.upper().replace(" ", "_"), out
