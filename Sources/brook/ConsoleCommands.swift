@@ -22,8 +22,15 @@ struct ProduceCommand: AsyncParsableCommand {
     @Option(name: .customLong("producer-property"),
             help: "A producer setting under the Java client's name, key=value (repeatable): linger.ms, batch.size, enable.idempotence, ...")
     var producerProperties: [String] = []
+    @Option(name: .customLong("transactional-id"),
+            help: "Write in transactions under this transactional.id (fencing an older producer with the same id): read_committed consumers see the records once their transaction commits.")
+    var transactionalID: String?
+    @Option(name: .customLong("transaction-records"),
+            help: "With a transactional id: commit after this many records (and at the end of the input).")
+    var transactionRecords = 10_000
 
     func run() async throws {
+        guard transactionRecords > 0 else { throw ValidationError("--transaction-records takes a positive count") }
         let headers = try parsePairs(self.headers, option: "--header").sorted { $0.key < $1.key }
             .map { SimpleRecord.Header(key: Array($0.key.utf8), value: Array($0.value.utf8)) }
         let codec = try parseCodec(compression)
@@ -34,12 +41,19 @@ struct ProduceCommand: AsyncParsableCommand {
         if let compressionLevel { properties["compression.\(codec).level"] = "\(compressionLevel)" }
         properties["client.id"] = properties["client.id"] ?? "brook-produce"
         properties.merge(try parsePairs(producerProperties, option: "--producer-property")) { $1 }
+        if let transactionalID { properties["transactional.id"] = transactionalID }
         let config: ProducerConfig
         do { config = try ProducerConfig(properties: properties) } catch { throw ValidationError("\(error)") }
         let producer = KafkaProducer(config) { address in try await client.connect(to: address, clientID: config.clientID) }
+        let transactional = config.transactionalID != nil
         var tally = DeliveryTally()
         var sent = 0
+        var committed = 0
         do {
+            if transactional {
+                try await producer.initTransactions()
+                try await producer.beginTransaction()
+            }
             while let line = readLine(strippingNewline: true) {
                 var key: [UInt8]? = nil
                 var value = Array(line.utf8)
@@ -50,11 +64,19 @@ struct ProduceCommand: AsyncParsableCommand {
                 }
                 tally.add(try await producer.send(ProducerRecord(topic: topic, partition: partition, key: key, value: value, headers: headers)))
                 sent += 1
+                if transactional && sent - committed >= transactionRecords {
+                    try await producer.commitTransaction()
+                    committed = sent
+                    try await producer.beginTransaction()
+                }
                 if tally.pending.count >= 10_000 { tally.settle() }
             }
+            if transactional { try await producer.commitTransaction() }
         } catch {
+            // What the open transaction holds is aborted: read_committed consumers never see it.
+            if transactional { try? await producer.abortTransaction() }
             await producer.close()
-            throw CommandFailure("\(error)")
+            throw CommandFailure("\(error)\(transactional ? " (\(committed) records committed before)" : "")")
         }
         await producer.close()
         tally.settle()
@@ -62,7 +84,7 @@ struct ProduceCommand: AsyncParsableCommand {
         if let firstFailure = tally.firstFailure {
             throw CommandFailure("\(tally.failed) of \(sent) records not written to \(topic): \(firstFailure)")
         }
-        printError("brook produce: \(sent) records sent to \(topic)")
+        printError("brook produce: \(sent) records sent to \(topic)\(transactional ? " in committed transactions" : "")")
     }
 }
 

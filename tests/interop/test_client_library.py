@@ -274,6 +274,36 @@ def test_the_consumer_reads_what_librdkafka_wrote_as_librdkafka_reads_it(broker)
 
 
 @pytest.mark.timeout(120)
+def test_brook_produce_writes_in_transactions_and_aborts_the_open_one_on_failure(broker):
+    """`brook produce --transactional-id` commits every --transaction-records records: librdkafka
+    with read_committed reads them all. Input that fails mid-way (a record over
+    max.request.size) aborts the open transaction: read_committed sees only what was committed
+    before; the tool says how many were committed."""
+    topic = unique_topic("lib-txn-produce")
+    ck_create_topic(broker.bootstrap, topic, partitions=1)
+    lines = [f"t{i}" for i in range(250)]
+    txn = unique_topic("lib-txn-tool")
+    out = brook_produce(broker.bootstrap, topic, lines, "--transactional-id", txn, "--transaction-records", "100")
+    assert out.returncode == 0 and b"committed transactions" in out.stderr, out.stderr
+    got = ck_consume(broker.bootstrap, topic, [0], 250, **{"isolation.level": "read_committed"})
+    assert [r.value.decode() for r in got] == lines
+    # Three transactions: three commit markers after the 250 records.
+    assert max(r.offset for r in got) == 250 + 1, [r.offset for r in got][-3:]
+
+    more = [f"u{i}" for i in range(150)] + ["z" * 5000]
+    out = brook_produce(broker.bootstrap, topic, more, "--transactional-id", txn, "--transaction-records", "100",
+                        "--producer-property", "max.request.size=2048")
+    assert out.returncode != 0 and b"100 records committed before" in out.stderr and b"MESSAGE_TOO_LARGE" in out.stderr, out.stderr
+    committed = ck_consume(broker.bootstrap, topic, [0], 350, linger=2, **{"isolation.level": "read_committed"})
+    assert [r.value.decode() for r in committed] == lines + more[:100]
+    # The aborted transaction's records that were sent before the failure (those still
+    # lingering were dropped) are there for read_uncommitted.
+    everything = [r.value.decode() for r in ck_consume(broker.bootstrap, topic, [0], 350, linger=2,
+                                                       **{"isolation.level": "read_uncommitted"})]
+    assert everything[:350] == lines + more[:100] and everything[350:] == more[100:len(everything) - 250], everything[340:]
+
+
+@pytest.mark.timeout(120)
 def test_read_committed_leaves_aborted_transactions_out(broker):
     """librdkafka writes a committed transaction, an aborted one and another committed one
     (plus records outside transactions): read_committed prints the committed and plain ones,
