@@ -181,7 +181,10 @@ let package = Package(
         // every build compiles it and the executable checks run it against a broker.
         .executableTarget(name: "brook-quickstart", dependencies: ["BrookClient"], path: "Examples/Quickstart/Sources/Quickstart"),
         .testTarget(name: "BrookCoreTests", dependencies: ["BrookCore"]),
-        .testTarget(name: "BrookClientTests", dependencies: ["BrookClient", "BrookCore", "BrookRecords", "BrookGroups"]),
+        .testTarget(name: "BrookClientTests", dependencies: [
+            "BrookClient", "BrookCore", "BrookRecords", "BrookGroups", "BrookProtocol",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "BrookMQTTTests", dependencies: ["BrookMQTT", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "BrookSecurityTests",

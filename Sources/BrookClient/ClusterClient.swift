@@ -4,9 +4,10 @@ import BrookProtocol
 
 /// A client of a whole cluster over the Kafka protocol: a connection per broker (opened when
 /// first needed, again after a failure), the brokers' addresses from Metadata, requests for a
-/// partition sent to its leader and a group's to its coordinator. Every wait is bounded by the
-/// connections' own timeouts; a request that fails on a connection drops it (the next use opens
-/// another).
+/// partition sent to its leader and a group's to its coordinator. Every answer is awaited
+/// `requestTimeoutMs` at most unless the call gives its own bound (then the connection is
+/// closed: a broker that stopped answering); a request that fails on a connection drops it (the
+/// next use opens another).
 public actor ClusterClient {
     public typealias Connect = @Sendable (_ address: String) async throws -> BrokerConnection
 
@@ -16,12 +17,17 @@ public actor ClusterClient {
     var addresses: [NodeID: String] = [:]
     /// Topic ids by name, from the last metadata that named them.
     var topicIDs: [String: KafkaUUID] = [:]
+    /// How long an answer is awaited by the calls that do not give their own bound
+    /// (`request.timeout.ms`).
+    let requestTimeoutMs: Int64
     /// At most this many brokers' connections are kept.
     static let connectionsMax = 64
 
-    public init(bootstrap: [String], connect: @escaping Connect) {
+    public init(bootstrap: [String], requestTimeoutMs: Int64 = 30_000, connect: @escaping Connect) {
         precondition(!bootstrap.isEmpty, "a cluster client needs a bootstrap address")
+        precondition(requestTimeoutMs > 0, "a request timeout of at least 1 ms")
         self.bootstrap = bootstrap
+        self.requestTimeoutMs = requestTimeoutMs
         self.connect = connect
     }
 
@@ -48,7 +54,7 @@ public actor ClusterClient {
     /// Sends `request` over the connection to `address`; a failure drops the connection and is
     /// rethrown.
     public func send<R: KafkaRequest>(_ request: R, to address: String) async throws -> R.Response {
-        try await using(address) { try await $0.send(request) }
+        try await using(address) { [requestTimeoutMs] in try await $0.send(request, timeoutMs: requestTimeoutMs) }
     }
 
     /// Runs `body` on the connection to `address`; a failure drops the connection (unless it is
@@ -63,7 +69,7 @@ public actor ClusterClient {
 
     /// Sends `request` to some broker (the bootstrap brokers in turn, then any known one).
     public func sendToAny<R: KafkaRequest>(_ request: R) async throws -> R.Response {
-        try await usingAny(R.apiName) { try await $0.send(request) }
+        try await sendToAny(request, timeoutMs: requestTimeoutMs)
     }
 
     /// As `sendToAny`, each answer awaited `timeoutMs` at most.

@@ -17,7 +17,7 @@ public actor KafkaAdmin {
     /// caller wants them).
     public init(_ config: AdminConfig, connect: @escaping ClusterClient.Connect) {
         self.config = config
-        cluster = ClusterClient(bootstrap: config.bootstrapServers, connect: connect)
+        cluster = ClusterClient(bootstrap: config.bootstrapServers, requestTimeoutMs: config.requestTimeoutMs, connect: connect)
     }
 
     /// An admin client over plain connections, or with `sasl` and `tls` when given.

@@ -101,8 +101,8 @@ public actor KafkaConsumer {
     /// wants them).
     public init(_ config: ConsumerConfig, connect: @escaping ClusterClient.Connect) {
         self.config = config
-        cluster = ClusterClient(bootstrap: config.bootstrapServers, connect: connect)
-        groupCluster = ClusterClient(bootstrap: config.bootstrapServers, connect: connect)
+        cluster = ClusterClient(bootstrap: config.bootstrapServers, requestTimeoutMs: config.requestTimeoutMs, connect: connect)
+        groupCluster = ClusterClient(bootstrap: config.bootstrapServers, requestTimeoutMs: config.requestTimeoutMs, connect: connect)
         // (Settings made in code, not through properties, are held to what the core needs.)
         classic = ClassicMembership(assignors: config.assignors.isEmpty ? [.range] : config.assignors,
                                     heartbeatIntervalMs: max(1, config.heartbeatIntervalMs))

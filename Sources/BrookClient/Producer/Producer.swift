@@ -94,7 +94,7 @@ public actor KafkaProducer {
     /// wants them).
     public init(_ config: ProducerConfig, connect: @escaping ClusterClient.Connect) {
         self.config = config
-        cluster = ClusterClient(bootstrap: config.bootstrapServers, connect: connect)
+        cluster = ClusterClient(bootstrap: config.bootstrapServers, requestTimeoutMs: Int64(config.requestTimeoutMs), connect: connect)
         accumulator = RecordAccumulator(config.accumulator)
         partitioner = StickyPartitioner(batchBytes: config.batchBytes)
         transaction = config.transactionalID == nil ? .notTransactional : .uninitialized

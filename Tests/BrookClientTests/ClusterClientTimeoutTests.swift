@@ -1,0 +1,79 @@
+@testable import BrookClient
+import BrookCore
+import BrookProtocol
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+/// A broker that answers the connection's ApiVersions and then nothing: a process stopped, or
+/// stuck, after the client connected.
+final class SilentBroker: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var frame = unwrapInboundIn(data)
+        guard let apiKey = frame.readInteger(as: Int16.self), let version = frame.readInteger(as: Int16.self),
+              let correlation = frame.readInteger(as: Int32.self), apiKey == ApiVersionsRequest.apiKey else { return }
+        let answer = ApiVersionsResponse(apiKeys: [
+            .init(apiKey: ApiVersionsRequest.apiKey, minVersion: 0, maxVersion: 3),
+            .init(apiKey: MetadataRequest.apiKey, minVersion: 0, maxVersion: MetadataRequest.versions.upperBound),
+        ])
+        var body = answer.encoded(version: version)
+        var out = context.channel.allocator.buffer(capacity: 8 + body.readableBytes)
+        out.writeInteger(Int32(4 + body.readableBytes))
+        out.writeInteger(correlation)
+        out.writeBuffer(&body)
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+    }
+
+    /// Listens on a free loopback port; the channel is closed by the caller.
+    static func start() async throws -> any Channel {
+        try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: 1 << 20)))
+                    try channel.pipeline.syncOperations.addHandler(SilentBroker())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+}
+
+@Suite struct ClusterClientTimeoutTests {
+    /// Metadata (and every call without a bound of its own) gives up after `requestTimeoutMs`
+    /// when the broker stops answering, instead of waiting for ever.
+    @Test func aCallWithoutItsOwnBoundEndsAfterTheRequestTimeout() async throws {
+        let server = try await SilentBroker.start()
+        let port = try #require(server.localAddress?.port)
+        let cluster = ClusterClient(bootstrap: ["127.0.0.1:\(port)"], requestTimeoutMs: 300) { address in
+            try await BrokerConnection.connect(address)
+        }
+        let started = ContinuousClock.now
+        // The test's own bound: a hang fails it rather than holding the whole run (a task
+        // group would wait for the hung call).
+        let outcome = await withCheckedContinuation { (done: CheckedContinuation<String, Never>) in
+            let once = Mutex<CheckedContinuation<String, Never>?>(done)
+            let finish = { @Sendable (what: String) in once.withLock { $0.take() }?.resume(returning: what) }
+            Task {
+                do {
+                    _ = try await cluster.metadata(topics: [])
+                    finish("answered")
+                } catch {
+                    finish("failed")
+                }
+            }
+            Task {
+                try? await Task.sleep(for: .seconds(20))
+                finish("hung")
+            }
+        }
+        let took = ContinuousClock.now - started
+        #expect(outcome == "failed")
+        #expect(took < .seconds(5), "\(took)")
+        await cluster.close()
+        try await server.close()
+    }
+}
