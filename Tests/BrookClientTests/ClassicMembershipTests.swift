@@ -128,6 +128,30 @@ import Testing
         #expect(m.leave() == "m-9" && m.phase == .left)
     }
 
+    @Test func aMemberThatStopsPollingLeavesLosesItsPartitionsAndJoinsAgainAsANewMember() {
+        var m = ClassicMembership(assignors: [.range], heartbeatIntervalMs: 1000)
+        m.subscribe(["t"])
+        m.sent()
+        m.joined(memberID: "m-1", generation: 3, leader: "m-2", protocolName: "range", members: [])
+        m.sent()
+        m.synced([Self.tp("t", 0)], nowMs: 100)
+        let (memberID, lost) = m.leaveStale()
+        #expect(memberID == "m-1" && lost == [Self.tp("t", 0)])
+        #expect(m.phase == .stale && m.owned.isEmpty && m.toRevoke.isEmpty, "lost, not given up: nothing to commit")
+        #expect(m.next(nowMs: 5000).request == nil, "nothing is sent until it polls")
+        m.rejoin()
+        #expect(m.next(nowMs: 5000).request == .join(memberID: ""))
+        // Closed while stale: it left already.
+        var s = ClassicMembership(assignors: [.range], heartbeatIntervalMs: 1000)
+        s.subscribe(["t"])
+        s.sent()
+        s.joined(memberID: "m-5", generation: 1, leader: "m-5", protocolName: "range", members: [])
+        s.sent()
+        _ = s.synced([Self.tp("t", 0)], nowMs: 10)
+        _ = s.leaveStale()
+        #expect(s.leave() == nil && s.phase == .left)
+    }
+
     @Test func classicSettingsNeedTheClassicProtocol() throws {
         let set = try ConsumerConfig(properties: ["bootstrap.servers": "a:1", "group.protocol": "classic", "session.timeout.ms": "10000",
                                                   "heartbeat.interval.ms": "500", "partition.assignment.strategy": "roundrobin, org.apache.kafka.clients.consumer.RangeAssignor"])

@@ -82,6 +82,34 @@ import Testing
         }
     }
 
+    @Test func aMemberThatStopsPollingLeavesLosesItsPartitionsAndJoinsAgainAtItsNextPoll() {
+        for staticMember in [false, true] {
+            var m = ConsumerMembership(memberID: "m1")
+            m.subscribe(["a"])
+            _ = m.send()
+            _ = m.answered(memberID: "m1", epoch: 4, intervalMs: 500, assignment: [Self.tp("a", 0)], nowMs: 0)
+            m.reconciled(owning: [Self.tp("a", 0)])
+            let (beat, lost) = m.leaveStale(staticMember: staticMember)
+            #expect(beat == .init(memberID: "m1", memberEpoch: staticMember ? -2 : -1, subscription: nil, owned: nil))
+            #expect(lost == [Self.tp("a", 0)] && m.owned.isEmpty && m.phase == .stale)
+            #expect(m.nextHeartbeatAtMs() == nil, "no heartbeat until it polls")
+            // A subscription changed meanwhile goes with the join.
+            m.subscribe(["a", "b"])
+            #expect(m.nextHeartbeatAtMs() == nil)
+            m.rejoin()
+            #expect(m.nextHeartbeatAtMs() == Int64.min)
+            #expect(m.send() == .init(memberID: "m1", memberEpoch: 0, subscription: ["a", "b"], owned: []))
+            _ = m.answered(memberID: "m1", epoch: 6, intervalMs: 500, assignment: [Self.tp("b", 0)], nowMs: 10)
+            m.reconciled(owning: [Self.tp("b", 0)])
+            #expect(m.phase == .active && m.owned == [Self.tp("b", 0)])
+            // Closed while stale: it left already.
+            _ = m.send()
+            _ = m.answered(memberID: "m1", epoch: 6, intervalMs: 500, assignment: nil, nowMs: 20)
+            _ = m.leaveStale(staticMember: staticMember)
+            #expect(m.leave(staticMember: staticMember) == nil && m.phase == .left)
+        }
+    }
+
     /// Members (this core) against the broker's KIP-848 group (BrookGroups' ConsumerGroup),
     /// answers arriving after random delays, reconciliations taking random time, members
     /// joining, leaving and changing their subscriptions: no partition is ever owned by two

@@ -497,6 +497,73 @@ def test_a_group_shared_with_librdkafkas_consumer(broker, protocol):
     assert not any(what == "lost" for what, _ in changes), changes
 
 
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("protocol", ["consumer", "classic"])
+def test_a_member_that_stops_polling_leaves_the_group_and_joins_again_when_it_polls(broker, protocol):
+    """max.poll.interval.ms: `brook consume --group` whose output nobody reads blocks on its
+    standard output, so it stops polling (its heartbeats go on). After max.poll.interval.ms it
+    leaves the group, as the Java client does, and librdkafka's member in the same group gets
+    every partition; Brook's member reports them lost. Once its output is read again it polls,
+    joins again and, librdkafka gone, takes every partition back."""
+    import threading
+    from confluent_kafka import Consumer
+    topic, group = unique_topic(f"lib-stale-{protocol}"), unique_topic(f"lib-stale-{protocol}-g")
+    ck_create_topic(broker.bootstrap, topic, partitions=2)
+    # 400 KB of output: far more than a pipe holds.
+    ck_produce(broker.bootstrap, topic, [Spec(i, None, (f"s{i}-" + "x" * 1000).encode(), (), i % 2) for i in range(400)])
+    settings = {"group.protocol": protocol, **({"partition.assignment.strategy": "range"} if protocol == "classic" else {})}
+    ours = subprocess.Popen([str(BROOK_BIN), "consume", "--bootstrap-server", broker.bootstrap, "--topic", topic, "--group", group,
+                             "--from-beginning", "--timeout-ms", "6000", "--print-rebalances",
+                             "--consumer-property", "max.poll.interval.ms=4000"]
+                            + [arg for k, v in settings.items() for arg in ("--consumer-property", f"{k}={v}")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    changes = []
+
+    def follow() -> None:
+        for line in ours.stderr:
+            text = line.decode(errors="replace").rstrip("\n")
+            if text.startswith("brook consume: ") and text.split(" ")[2] in ("assigned", "revoked", "lost"):
+                changes.append((text.split(" ")[2], len(text.split(" ", 3)[3].split(","))))
+    watcher = threading.Thread(target=follow, daemon=True)
+    watcher.start()
+    printed = []
+    try:
+        deadline = time.monotonic() + 30
+        while ("assigned", 2) not in changes:
+            assert time.monotonic() < deadline and ours.poll() is None, changes
+            time.sleep(0.1)
+        peer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "auto.offset.reset": "earliest", **settings,
+                         **({"heartbeat.interval.ms": 1000} if protocol == "classic" else {})})
+        try:
+            peer.subscribe([topic])
+            deadline = time.monotonic() + 40
+            while len(peer.assignment()) != 2:
+                assert time.monotonic() < deadline, f"librdkafka's assignment {peer.assignment()}; Brook's member: {changes}"
+                peer.poll(0.2)
+            # (Brook's member reports them lost once its leave is sent: a moment after.)
+            deadline = time.monotonic() + 10
+            while not any(what == "lost" for what, _ in changes):
+                assert time.monotonic() < deadline, changes
+                peer.poll(0.2)
+        finally:
+            peer.close()
+        lost_at = max(i for i, (what, _) in enumerate(changes) if what == "lost")
+        reader = threading.Thread(target=lambda: printed.extend(ours.stdout), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 40
+        while ("assigned", 2) not in changes[lost_at:]:
+            assert time.monotonic() < deadline, changes
+            time.sleep(0.1)
+        ours.wait(timeout=60)
+        reader.join(10)
+    finally:
+        if ours.poll() is None:
+            ours.kill()
+            ours.wait(timeout=10)
+    assert ours.returncode == 0, changes
+    assert printed, "Brook's member printed nothing after it joined again"
+
+
 @pytest.mark.timeout(180)
 def test_a_cooperative_group_led_by_librdkafka(broker):
     """librdkafka's cooperative-sticky consumer joins first and leads; Brook's member joins the

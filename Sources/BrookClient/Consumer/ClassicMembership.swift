@@ -20,6 +20,9 @@ struct ClassicMembership {
     enum Phase: Equatable {
         case idle
         case active
+        /// Out of the group for not polling within `max.poll.interval.ms`; joins again at
+        /// the next poll (`rejoin`).
+        case stale
         case left
     }
 
@@ -279,6 +282,32 @@ struct ClassicMembership {
             phase = .left
             return .fatal
         }
+    }
+
+    /// The application stopped polling for `max.poll.interval.ms`: the member leaves the group
+    /// (as the Java client's), stays subscribed and joins again, as a new member, at the next
+    /// poll. Returns the member id to send in LeaveGroup (nil when it never joined) and the
+    /// partitions owned, now lost (not committed).
+    mutating func leaveStale() -> (memberID: String?, lost: Set<TopicPartition>) {
+        precondition(phase == .active && !inFlight, "a stale member is an active one between requests")
+        let id = memberID.isEmpty ? nil : memberID
+        let lost = owned
+        phase = .stale
+        owned = []
+        leaving = []
+        lastAssignment = []
+        lastAssignedGeneration = -1
+        memberID = ""
+        generation = -1
+        stage = .toJoin
+        return (id, lost)
+    }
+
+    /// A stale member polled again: it joins.
+    mutating func rejoin() {
+        precondition(phase == .stale, "only a stale member joins again")
+        phase = .active
+        stage = .toJoin
     }
 
     /// Leaves the group: the member id to send in LeaveGroup (nil when it never joined).

@@ -90,6 +90,10 @@ public actor KafkaConsumer {
     var coordinatorNode: NodeID?
     var membershipTask: Task<Void, Never>?
     var membershipSleeper: CheckedContinuation<Void, Never>?
+    /// When a `poll` last began or ended, and how many are under way: a member that has not
+    /// polled for `max.poll.interval.ms` leaves the group until it polls again.
+    var lastPollMs: Int64 = 0
+    var polling = 0
 
     struct TopicMeta {
         var leaders: [NodeID?]
@@ -195,6 +199,13 @@ public actor KafkaConsumer {
     public func poll(timeoutMs: Int64 = 1000) async throws -> [ConsumedRecord] {
         guard !closed else { throw ConsumeError(nil, "the consumer is closed") }
         let deadline = nowMs() + max(0, timeoutMs)
+        polling += 1
+        lastPollMs = nowMs()
+        defer {
+            polling -= 1
+            lastPollMs = nowMs()
+        }
+        rejoinIfStale()
         while true {
             if let failure {
                 self.failure = nil
@@ -608,6 +619,8 @@ public actor KafkaConsumer {
             throw ConsumeError(nil, "a consumer with assigned partitions does not subscribe (assign([]) first)")
         }
         self.listener = listener
+        // The poll timeout counts from the subscription until the first poll.
+        if polling == 0 { lastPollMs = nowMs() }
         if membershipTask == nil {
             membershipTask = config.groupProtocol == .classic ? Task { await self.runClassicMembership() } : Task { await self.runMembership() }
         }
@@ -629,16 +642,68 @@ public actor KafkaConsumer {
         if !names.isEmpty { try? await refresh() }
     }
 
+    // MARK: max.poll.interval.ms
+
+    /// The application has not polled for `max.poll.interval.ms` (and is not polling now).
+    var pollTimedOut: Bool { polling == 0 && nowMs() - lastPollMs > Int64(config.maxPollIntervalMs) }
+
+    /// When the poll timeout passes if nothing polls before (nil: a poll is under way).
+    var pollTimeoutAtMs: Int64? { polling == 0 ? lastPollMs + Int64(config.maxPollIntervalMs) + 1 : nil }
+
+    /// A member that left the group for not polling joins again.
+    func rejoinIfStale() {
+        if classic.phase == .stale {
+            classic.rejoin()
+            ringMembership()
+        } else if membership.phase == .stale {
+            membership.rejoin()
+            ringMembership()
+        }
+    }
+
+    /// The application stopped polling: the member leaves the group (its partitions, lost, go
+    /// to members that poll), as the Java client's, until it polls again. A static member
+    /// sends epoch -2 (KIP-848) or no LeaveGroup (classic), as the Java client does.
+    func leaveForPollTimeout() async {
+        guard let group = config.groupID else { return }
+        let lost: Set<TopicPartition>
+        if config.groupProtocol == .classic {
+            let left = classic.leaveStale()
+            lost = left.lost
+            if let memberID = left.memberID, config.groupInstanceID == nil {
+                let request = LeaveGroupRequest(groupId: group, memberId: memberID, members: [.init(memberId: memberID, groupInstanceId: nil)])
+                if let node = try? await groupCluster.coordinator(ofGroup: group) {
+                    _ = try? await groupCluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs)
+                }
+            }
+        } else {
+            let left = membership.leaveStale(staticMember: config.groupInstanceID != nil)
+            lost = left.lost
+            if let beat = left.heartbeat, let node = try? await cluster.coordinator(ofGroup: group) {
+                _ = try? await cluster.send(heartbeatRequest(beat, group: group), toNode: node, timeoutMs: config.requestTimeoutMs)
+            }
+        }
+        positions.assign([])
+        if let listener, !lost.isEmpty { await listener.lost(lost.sorted()) }
+        // A poll that came meanwhile finds the member stale: it joins again now.
+        if polling > 0 { rejoinIfStale() }
+    }
+
     /// The membership's loop: a heartbeat when one is due, each answer carried out.
     func runMembership() async {
         // Idle until the first subscription is made (a pattern's is matched first).
         while membership.phase != .left && !closed && !Task.isCancelled {
+            if membership.phase == .active && membership.memberEpoch > 0 && pollTimedOut {
+                await leaveForPollTimeout()
+                continue
+            }
             guard let at = membership.nextHeartbeatAtMs() else {
                 await sleepMembership(untilMs: nowMs() + max(config.retryBackoffMs, 10))
                 continue
             }
             if at > nowMs() {
-                await sleepMembership(untilMs: at)
+                let pollDeadline = membership.memberEpoch > 0 ? pollTimeoutAtMs : nil
+                await sleepMembership(untilMs: min(at, pollDeadline ?? .max))
                 continue
             }
             if pattern != nil, nowMs() - patternMatchedMs >= config.metadataMaxAgeMs { try? await matchPattern() }

@@ -11,6 +11,7 @@ extension KafkaConsumer {
         switch classic.phase {
         case .idle: return .idle
         case .active: return .active
+        case .stale: return .stale
         case .left: return .left
         }
     }
@@ -32,6 +33,10 @@ extension KafkaConsumer {
                 await sleepMembership(untilMs: nowMs() + backoffMs)
                 continue
             }
+            if classic.phase == .active && classic.generation >= 0 && !classic.inFlight && pollTimedOut {
+                await leaveForPollTimeout()
+                continue
+            }
             if pattern != nil, nowMs() - patternMatchedMs >= config.metadataMaxAgeMs { try? await matchPattern() }
             // The leader looks at the partition counts every metadata.max.age.ms: one that
             // changed is a rebalance.
@@ -49,7 +54,8 @@ extension KafkaConsumer {
             }
             let (next, at) = classic.next(nowMs: nowMs())
             guard let next else {
-                await sleepMembership(untilMs: at ?? nowMs() + backoffMs)
+                let pollDeadline = classic.phase == .active && classic.generation >= 0 ? pollTimeoutAtMs : nil
+                await sleepMembership(untilMs: min(at ?? nowMs() + backoffMs, pollDeadline ?? .max))
                 continue
             }
             guard !closed else { break }

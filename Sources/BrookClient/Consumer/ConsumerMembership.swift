@@ -17,6 +17,9 @@ struct ConsumerMembership {
         case idle
         /// Subscribed: joining (epoch 0) or a member.
         case active
+        /// Subscribed, but out of the group: the application did not poll within
+        /// `max.poll.interval.ms`; it joins again at its next poll (`rejoin`).
+        case stale
         /// Left the group (a closed consumer).
         case left
     }
@@ -84,7 +87,8 @@ struct ConsumerMembership {
         guard sorted != subscription || subscriptionAcknowledged != subscriptionVersion else { return }
         subscription = sorted
         subscriptionVersion += 1
-        due = true
+        // (A stale member carries it when it joins again.)
+        if phase == .active { due = true }
     }
 
     /// When the next heartbeat should go (nil: none now: idle, left, one in flight, or a
@@ -163,6 +167,34 @@ struct ConsumerMembership {
             phase = .left
             return .fatal
         }
+    }
+
+    /// The application stopped polling for `max.poll.interval.ms`: the member leaves the group,
+    /// as the Java client's does, so the group gives its partitions to members that poll. It
+    /// stays subscribed and joins again at the next poll. Returns the leave heartbeat (as
+    /// `leave`'s), and the partitions owned, now lost (not committed: the application may be
+    /// in the middle of them).
+    mutating func leaveStale(staticMember: Bool) -> (heartbeat: Heartbeat?, lost: Set<TopicPartition>) {
+        precondition(phase == .active && !inFlight && !reconciling, "a stale member is an active one between heartbeats")
+        let beat = lastAnsweredMs != nil || memberEpoch > 0
+            ? Heartbeat(memberID: memberID, memberEpoch: staticMember ? -2 : -1, subscription: nil, owned: nil) : nil
+        let lost = owned
+        phase = .stale
+        owned = []
+        ownedVersion += 1
+        memberEpoch = 0
+        lastAnsweredMs = nil
+        due = false
+        return (beat, lost)
+    }
+
+    /// A stale member polled again: it joins at epoch 0, at once, saying everything.
+    mutating func rejoin() {
+        precondition(phase == .stale, "only a stale member joins again")
+        phase = .active
+        subscriptionAcknowledged = -1
+        ownedAcknowledged = -1
+        due = true
     }
 
     /// Leaves the group: the heartbeat to send (epoch -1, or -2 for a static member, which
