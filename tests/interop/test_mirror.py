@@ -216,7 +216,8 @@ def test_tansu_to_brook(tansu, broker):  # noqa: F811 (tansu: the fixture)
 def test_exactly_once_through_kills(broker_factory, tmp_path):
     """`--exactly-once` while librdkafka writes to the source and the mirror is SIGKILLed three
     times and started again: a read_committed consumer of the target reads every source record
-    once, each partition in the source's order."""
+    once, each partition in the source's order. Then a mirror started again with --groups
+    translates a group's offset through the offset syncs the transactions' checkpoints kept."""
     import random
     import threading
     source, target = broker_factory(), broker_factory()
@@ -248,6 +249,26 @@ def test_exactly_once_through_kills(broker_factory, tmp_path):
             want = [r.value for r in sorted(theirs, key=lambda r: r.offset) if r.partition == p]
             got = [r.value for r in sorted(ours, key=lambda r: r.offset) if r.partition == p]
             assert got == want, f"partition {p} differs"
+        assert mirror.stop(signal.SIGTERM) == 0, (tmp_path / "mirror.log").read_text(errors="replace")[-2000:]
+        # The offset syncs went with the transactions' checkpoints: a mirror started again with
+        # --groups translates a source group's offset within what earlier runs copied (it
+        # copies nothing new). The target's offsets differ from the source's (commit markers).
+        from confluent_kafka import Consumer, TopicPartition
+        group = unique_topic("mir-eos-g")
+        source_p0 = sorted((r for r in theirs if r.partition == 0), key=lambda r: r.offset)
+        target_at = {r.value: r.offset for r in ours if r.partition == 0}
+        expected = target_at[source_p0[-1].value] + 1
+        assert expected != source_p0[-1].offset + 1, "the target's offsets should differ from the source's"
+        committer = Consumer({"bootstrap.servers": source.bootstrap, "group.id": group, "enable.auto.commit": False})
+        committer.commit(offsets=[TopicPartition(topic, 0, source_p0[-1].offset + 1)], asynchronous=False)
+        committer.close()
+        mirror = MirrorProcess(source.bootstrap, target.bootstrap, topic, "--exactly-once", "--groups", group, "--name", name, log=log).start()
+        peer = Consumer({"bootstrap.servers": target.bootstrap, "group.id": group, "enable.auto.commit": False})
+        try:
+            wait_for("the group's offset translated by a restarted exactly-once mirror",
+                     lambda: peer.committed([TopicPartition(topic, 0)], timeout=10)[0].offset == expected, limit_s=30)
+        finally:
+            peer.close()
         assert mirror.stop(signal.SIGTERM) == 0, (tmp_path / "mirror.log").read_text(errors="replace")[-2000:]
     finally:
         mirror.stop()

@@ -80,8 +80,8 @@ public struct MirrorStatus: Sendable {
 ///
 /// At least once: a mirror stopped hard copies again what it copied after its last
 /// checkpoint. Offsets are translated through sparse offset syncs, the newest of each
-/// partition kept in its checkpoint's commit metadata and taken back at a restart (not in
-/// exactly-once mode, whose checkpoints go in transactions without metadata).
+/// partition kept in its checkpoint's commit metadata and taken back at a restart (in
+/// exactly-once mode too: the transaction's offset commit carries them).
 public actor Mirror {
     public nonisolated let config: MirrorConfig
     let source: ClusterClient
@@ -283,7 +283,21 @@ public actor Mirror {
         for partition in await consumer.assignment() {
             if let position = await consumer.position(partition), status.checkpoints[partition] != position { offsets[partition] = position }
         }
-        if !offsets.isEmpty { try await producer.sendOffsetsToTransaction(offsets, group: config.checkpointGroup) }
+        if !offsets.isEmpty {
+            // The transaction's records written first, so that their offset syncs go in the
+            // checkpoint's metadata (taken back at a restart, as without exactly once).
+            await producer.flush()
+            try settle()
+            var metadata: [TopicPartition: String] = [:]
+            if syncsInCheckpoints { for partition in offsets.keys { metadata[partition] = syncs.encoded(partition) } }
+            do {
+                try await producer.sendOffsetsToTransaction(offsets, group: config.checkpointGroup, metadata: metadata)
+            } catch let error as ProduceError where error.code == .offsetMetadataTooLarge {
+                // A target with a smaller offset.metadata.max.bytes: checkpoints without syncs.
+                syncsInCheckpoints = false
+                try await producer.sendOffsetsToTransaction(offsets, group: config.checkpointGroup)
+            }
+        }
         try await producer.commitTransaction()
         inTransaction = false
         try settle()

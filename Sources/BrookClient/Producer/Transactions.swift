@@ -76,8 +76,11 @@ extension KafkaProducer {
     }
 
     /// Commits `offsets` (the next records to read) to `group` as part of the open
-    /// transaction: a consume-transform-produce loop's progress goes with its output.
-    public func sendOffsetsToTransaction(_ offsets: [TopicPartition: Offset], group: String, member: GroupMember? = nil) async throws {
+    /// transaction: a consume-transform-produce loop's progress goes with its output. `metadata`:
+    /// a partition's commit metadata (the group's `offset.metadata.max.bytes` bounds it; a
+    /// longer one is refused with OFFSET_METADATA_TOO_LARGE, the transaction still open).
+    public func sendOffsetsToTransaction(_ offsets: [TopicPartition: Offset], group: String, member: GroupMember? = nil,
+                                         metadata: [TopicPartition: String] = [:]) async throws {
         guard case .open = transaction else {
             if case .failed(let error) = transaction { throw ProduceError(.transactionAbortable, "the transaction failed (\(error)): abort it") }
             throw ProduceError(.invalidTxnState, "sendOffsetsToTransaction needs an open transaction")
@@ -91,7 +94,7 @@ extension KafkaProducer {
             generationId: member?.epoch ?? -1, memberId: member?.id ?? "", groupInstanceId: member?.instanceID,
             topics: byTopic.keys.sorted().map { topic in
                 .init(name: topic, partitions: byTopic[topic]!.sorted { $0.key.partition < $1.key.partition }.map {
-                    .init(partitionIndex: $0.key.partition, committedOffset: $0.value)
+                    .init(partitionIndex: $0.key.partition, committedOffset: $0.value, committedMetadata: metadata[$0.key])
                 })
             })
         // At the group's coordinator, found again when it moved.
