@@ -37,6 +37,9 @@ fi
 stage "executable checks"
 scripts/cli-test.sh "$(swift build --show-bin-path)/brook"
 
+stage "BrookClient's DocC documentation (the toolchain's docc, warnings as errors)"
+scripts/docs-check.sh
+
 stage "Raft quorum: simulated seeds, then three controller processes with the leader killed"
 "$(swift build --show-bin-path)/brook-sim" --seeds 100 --first-seed 1000
 stage "replicated cluster: simulated seeds (controller, brokers, partition replication, acks=all)"
