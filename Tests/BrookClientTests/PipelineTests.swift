@@ -116,6 +116,26 @@ import Testing
         #expect(!splitOne)
     }
 
+    @Test func openBatchesGoAtOnceWhileASendWaitsForRoom() {
+        var a = Accumulator(.init(lingerMs: 1000, idempotent: false))
+        _ = a.append(record(10), token: 1, to: tp, nowMs: 0)
+        #expect(a.nextDeadlineMs(leader: { _ in leader }) == 1000)
+        a.roomWanted = true
+        #expect(a.nextDeadlineMs(leader: { _ in leader }) == 0)
+        #expect(drainAll(&a, at: 1).map(\.tokens) == [[1]])
+    }
+
+    @Test func aBatchForWhichTheAnswerNamedANewLeaderGoesAgainWithoutTheBackoff() {
+        var a = Accumulator(.init(lingerMs: 0, retryBackoffMs: 100, idempotent: false))
+        for token in 0..<2 { _ = a.append(record(10), token: token, to: TopicPartition("t", token == 0 ? 0 : 1), nowMs: 0) }
+        let sent = drainAll(&a, at: 0)
+        #expect(sent.count == 2)
+        do { let holds = !a.failed(sent[0], retriable: true, nowMs: 5, backoff: false); #expect(holds) }
+        do { let holds = !a.failed(sent[1], retriable: true, nowMs: 5); #expect(holds) }
+        #expect(drainAll(&a, at: 5).map(\.tokens) == [[0]], "the hinted one at once, the other after its backoff")
+        #expect(drainAll(&a, at: 105).map(\.tokens) == [[1]])
+    }
+
     /// What a broker answers for a batch in the seeded run below.
     enum Answer { case written, duplicate, outOfOrder, retriable, tooLarge, refused }
 

@@ -164,6 +164,11 @@ public actor KafkaProducer {
                 guard now < deadline else {
                     throw ProduceError(nil, "buffer.memory (\(config.bufferBytes) bytes) stayed full for max.block.ms")
                 }
+                // Open batches go now rather than linger while this send waits for their room.
+                if !accumulator.roomWanted {
+                    accumulator.roomWanted = true
+                    ring()
+                }
                 await waitForCompletion(untilMs: deadline)
                 now = nowMs()
             }
@@ -389,21 +394,21 @@ public actor KafkaProducer {
                 } catch {
                     outcome = .failure(error)
                 }
-                await completed(contents.map(\.batch), outcome, unbuildable: unbuilt)
+                await completed(contents.map(\.batch), from: node, outcome, unbuildable: unbuilt)
                 continue
             }
             let pending: PendingAnswer<ProduceResponse>
             do {
                 pending = try await cluster.start(request, toNode: node, timeoutMs: Int64(config.requestTimeoutMs) + 5_000)
             } catch {
-                await completed(contents.map(\.batch), .failure(error), unbuildable: unbuilt)
+                await completed(contents.map(\.batch), from: node, .failure(error), unbuildable: unbuilt)
                 continue
             }
             let cluster = self.cluster
             Task {
                 let outcome: Result<ProduceResponse?, any Error>
                 do { outcome = .success(try await cluster.answer(pending)) } catch { outcome = .failure(error) }
-                await self.completed(contents.map(\.batch), outcome, unbuildable: unbuilt)
+                await self.completed(contents.map(\.batch), from: node, outcome, unbuildable: unbuilt)
             }
         }
     }
@@ -420,7 +425,8 @@ public actor KafkaProducer {
         .unknownTopicID, .networkException, .kafkaStorageError,
     ]
 
-    func completed(_ batches: [RecordAccumulator<Delivery>.Batch], _ outcome: Result<ProduceResponse?, any Error>,
+    /// `node`: the leader the batches went to.
+    func completed(_ batches: [RecordAccumulator<Delivery>.Batch], from node: NodeID, _ outcome: Result<ProduceResponse?, any Error>,
                    unbuildable: [(RecordAccumulator<Delivery>.Batch, ProduceError)]) async {
         let now = nowMs()
         for (batch, error) in unbuildable { retryOrFail(batch, retriable: false, error, nowMs: now) }
@@ -469,8 +475,14 @@ public actor KafkaProducer {
                     if config.transactionalID != nil { fatal = fatal ?? Self.error(code, p, batch) }
                     retryOrFail(batch, retriable: false, Self.error(code, p, batch), nowMs: now)
                 default:
-                    if Self.leaderMoved.contains(code) { forgetLeader(of: batch.partition, hint: p.currentLeader.leaderId) }
-                    retryOrFail(batch, retriable: Self.retriable.contains(code), Self.error(code, p, batch), nowMs: now)
+                    // KIP-951: a new leader named in the answer is tried at once, without the backoff.
+                    var hinted = false
+                    if Self.leaderMoved.contains(code) {
+                        let hint = p.currentLeader.leaderId
+                        hinted = hint.value >= 0 && hint != node
+                        forgetLeader(of: batch.partition, hint: hint)
+                    }
+                    retryOrFail(batch, retriable: Self.retriable.contains(code), Self.error(code, p, batch), nowMs: now, backoff: !hinted)
                 }
             }
         }
@@ -483,8 +495,9 @@ public actor KafkaProducer {
 
     /// A failed batch goes back to be sent again if `retriable` (and the producer can still
     /// send: after a fatal error the sender has stopped); otherwise its records fail with `error`.
-    func retryOrFail(_ batch: RecordAccumulator<Delivery>.Batch, retriable: Bool, _ error: @autoclosure () -> ProduceError, nowMs: Int64) {
-        if accumulator.failed(batch, retriable: retriable && fatal == nil, nowMs: nowMs) { fail([batch], error()) }
+    func retryOrFail(_ batch: RecordAccumulator<Delivery>.Batch, retriable: Bool, _ error: @autoclosure () -> ProduceError, nowMs: Int64,
+                     backoff: Bool = true) {
+        if accumulator.failed(batch, retriable: retriable && fatal == nil, nowMs: nowMs, backoff: backoff) { fail([batch], error()) }
     }
 
     static func error(_ code: ErrorCode, _ p: ProduceResponse.TopicProduceResponse.PartitionProduceResponse,
@@ -570,6 +583,7 @@ public actor KafkaProducer {
         guard accumulator.isEmpty || accumulator.usedBytes <= config.bufferBytes - config.bufferBytes / 8 else { return }
         let waiters = completionWaiters.values
         completionWaiters.removeAll()
+        accumulator.roomWanted = false
         for waiter in waiters { waiter.resume() }
     }
 

@@ -209,7 +209,8 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         /// flight (so a partition's batches stay in order when one failed and those behind it
         /// were refused for it). Else the oldest closed one (after its retry backoff), or the
         /// open one once it lingered (at once if it is older than a flush's mark).
-        func readyAtMs(flushBefore: UInt64, settings: Settings, current: (RecordBatchBuilder.Producer) -> Bool) -> Int64? {
+        func readyAtMs(flushBefore: UInt64, settings: Settings, roomWanted: Bool = false,
+                       current: (RecordBatchBuilder.Producer) -> Bool) -> Int64? {
             guard inFlight.count < settings.maxInFlight else { return nil }
             if settings.idempotent && inFlight.contains(where: { $0.producer.baseSequence >= 0 && !current($0.producer) }) { return nil }
             if let first = queued.first {
@@ -217,16 +218,19 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
                 return first.retryAtMs
             }
             guard let open else { return nil }
-            return open.id < flushBefore ? 0 : open.createdMs + settings.lingerMs
+            return open.id < flushBefore || roomWanted ? 0 : open.createdMs + settings.lingerMs
         }
 
         /// The batch to send now (see `readyAtMs`), numbered from the partition's next sequence
         /// if it has no sequence yet.
-        mutating func take(nowMs: Int64, flushBefore: UInt64, settings: Settings, producer: (id: ProducerID, epoch: ProducerEpoch)?) -> Batch? {
+        mutating func take(nowMs: Int64, flushBefore: UInt64, settings: Settings, roomWanted: Bool,
+                           producer: (id: ProducerID, epoch: ProducerEpoch)?) -> Batch? {
             let current = { (stamp: RecordBatchBuilder.Producer) in
                 producer.map { stamp.id == $0.id && stamp.epoch == $0.epoch } ?? false
             }
-            guard let at = readyAtMs(flushBefore: flushBefore, settings: settings, current: current), at <= nowMs else { return nil }
+            guard let at = readyAtMs(flushBefore: flushBefore, settings: settings, roomWanted: roomWanted, current: current), at <= nowMs else {
+                return nil
+            }
             var batch: Batch
             if queued.first != nil {
                 batch = queued.popFirst()
@@ -262,6 +266,9 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     public private(set) var producer: (id: ProducerID, epoch: ProducerEpoch)?
     /// Open batches made before this batch id are ready at once (a flush waits for them).
     public private(set) var flushBefore: UInt64 = 0
+    /// A `send` waits for room in `buffer.memory`: open batches go without lingering, as the
+    /// Java client's do when its buffer is exhausted (waiting would only hold the memory longer).
+    public var roomWanted = false
 
     public init(_ settings: Settings) { self.settings = settings }
 
@@ -342,7 +349,7 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         var out: [NodeID: [Batch]] = [:]
         for key in lanes.keys.sorted() {
             guard let node = leader(key),
-                  let batch = lanes[key]!.take(nowMs: nowMs, flushBefore: flushBefore, settings: settings, producer: producer)
+                  let batch = lanes[key]!.take(nowMs: nowMs, flushBefore: flushBefore, settings: settings, roomWanted: roomWanted, producer: producer)
             else { continue }
             out[node, default: []].append(batch)
         }
@@ -362,10 +369,11 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     /// `batch` failed. A retriable failure within `delivery.timeout.ms` puts it back at the
     /// front of its partition (returns false); otherwise it is done (returns true: fail its
     /// records) and an idempotent producer starts again with a new id.
-    public mutating func failed(_ batch: Batch, retriable: Bool, nowMs: Int64) -> Bool {
+    /// `backoff` false: it may go again at once (KIP-951: the answer named the new leader).
+    public mutating func failed(_ batch: Batch, retriable: Bool, nowMs: Int64, backoff: Bool = true) -> Bool {
         if retriable && nowMs - batch.createdMs < settings.deliveryTimeoutMs {
             var again = batch
-            again.retryAtMs = nowMs + settings.retryBackoffMs
+            again.retryAtMs = backoff ? nowMs + settings.retryBackoffMs : nowMs
             // Sent by a producer since forgotten: numbered again under the next one.
             if producer.map({ again.producer.id != $0.id || again.producer.epoch != $0.epoch }) ?? true { again.producer = .none }
             lanes[batch.partition]!.landed(batch.id)
@@ -442,7 +450,8 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         var next: Int64?
         func consider(_ t: Int64) { next = min(next ?? t, t) }
         for (key, lane) in lanes {
-            if leader(key) != nil, let at = lane.readyAtMs(flushBefore: flushBefore, settings: settings, current: isCurrent) {
+            if leader(key) != nil,
+               let at = lane.readyAtMs(flushBefore: flushBefore, settings: settings, roomWanted: roomWanted, current: isCurrent) {
                 consider(at)
             }
             // The oldest batch is the first queued one, or else the open one.
