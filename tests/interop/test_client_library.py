@@ -39,6 +39,17 @@ def brook_consume(bootstrap: str, topic: str, *extra: str, timeout: float = 60) 
     return out.stdout.decode().splitlines()
 
 
+def group_peer(bootstrap: str, group: str, topic: str, settings: dict):
+    """librdkafka's consumer in `group`, subscribed to `topic` (a classic member heartbeats every
+    second, so that rebalances are seen soon)."""
+    from confluent_kafka import Consumer
+    classic = settings.get("group.protocol") == "classic"
+    peer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest", **settings,
+                     **({"heartbeat.interval.ms": 1000} if classic else {})})
+    peer.subscribe([topic])
+    return peer
+
+
 def brook_produce(bootstrap: str, topic: str, lines: list, *extra: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([str(BROOK_BIN), "produce", "--bootstrap-server", bootstrap, "--topic", topic, *extra],
                           input=("\n".join(lines) + "\n").encode(), capture_output=True, timeout=timeout)
@@ -426,7 +437,6 @@ def test_a_group_shared_with_librdkafkas_consumer(broker, protocol):
     stopped; when librdkafka leaves, Brook's consumer takes them back from librdkafka's commits.
     Every record is read once by one of the two."""
     import threading
-    from confluent_kafka import Consumer
     topic, group = unique_topic(f"lib-{protocol}"), unique_topic(f"lib-{protocol}-g")
     ck_create_topic(broker.bootstrap, topic, partitions=4)
 
@@ -450,10 +460,8 @@ def test_a_group_shared_with_librdkafkas_consumer(broker, protocol):
         while len(printed) < 200:
             assert time.monotonic() < deadline, f"Brook's member read {len(printed)} of 200"
             time.sleep(0.1)
-        peer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "auto.offset.reset": "earliest", **settings,
-                         **({"heartbeat.interval.ms": 1000} if protocol != "consumer" else {})})
+        peer = group_peer(broker.bootstrap, group, topic, settings)
         try:
-            peer.subscribe([topic])
             deadline = time.monotonic() + 30
             while len(peer.assignment()) != 2:
                 assert time.monotonic() < deadline, f"librdkafka's assignment: {peer.assignment()}"
@@ -506,7 +514,6 @@ def test_a_member_that_stops_polling_leaves_the_group_and_joins_again_when_it_po
     every partition; Brook's member reports them lost. Once its output is read again it polls,
     joins again and, librdkafka gone, takes every partition back."""
     import threading
-    from confluent_kafka import Consumer
     topic, group = unique_topic(f"lib-stale-{protocol}"), unique_topic(f"lib-stale-{protocol}-g")
     ck_create_topic(broker.bootstrap, topic, partitions=2)
     # 400 KB of output: far more than a pipe holds.
@@ -532,10 +539,8 @@ def test_a_member_that_stops_polling_leaves_the_group_and_joins_again_when_it_po
         while ("assigned", 2) not in changes:
             assert time.monotonic() < deadline and ours.poll() is None, changes
             time.sleep(0.1)
-        peer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "auto.offset.reset": "earliest", **settings,
-                         **({"heartbeat.interval.ms": 1000} if protocol == "classic" else {})})
+        peer = group_peer(broker.bootstrap, group, topic, settings)
         try:
-            peer.subscribe([topic])
             deadline = time.monotonic() + 40
             while len(peer.assignment()) != 2:
                 assert time.monotonic() < deadline, f"librdkafka's assignment {peer.assignment()}; Brook's member: {changes}"
