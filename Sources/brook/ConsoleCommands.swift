@@ -117,6 +117,8 @@ struct ConsumeCommand: AsyncParsableCommand {
     @Option(name: .customLong("consumer-property"),
             help: "A consumer setting under the Java client's name, key=value (repeatable): isolation.level, fetch.max.wait.ms, ...")
     var consumerProperties: [String] = []
+    @Option(help: "With --group, how the printed records are committed: auto (enable.auto.commit, every auto.commit.interval.ms, and at the end), sync (after each poll's records are printed, waiting for it) or async (the same without waiting: commitAsync).")
+    var commit = "auto"
 
     func run() async throws {
         if offset != nil && partition == nil { throw ValidationError("--offset needs --partition") }
@@ -129,6 +131,11 @@ struct ConsumeCommand: AsyncParsableCommand {
         properties["client.id"] = properties["client.id"] ?? "brook-consume"
         properties["auto.offset.reset"] = fromBeginning ? "earliest" : "latest"
         if let group { properties["group.id"] = group }
+        guard ["auto", "sync", "async"].contains(commit) else { throw ValidationError("--commit takes auto, sync or async") }
+        if commit != "auto" {
+            guard group != nil else { throw ValidationError("--commit \(commit) needs --group") }
+            properties["enable.auto.commit"] = "false"
+        }
         properties.merge(try parsePairs(consumerProperties, option: "--consumer-property")) { $1 }
         let config: ConsumerConfig
         do { config = try ConsumerConfig(properties: properties) } catch { throw ValidationError("\(error)") }
@@ -173,6 +180,7 @@ struct ConsumeCommand: AsyncParsableCommand {
         var lastRecordMs = wallClockMs()
         while maxMessages.map({ printed < $0 }) ?? true {
             let records = try await consumer.poll(timeoutMs: 500)
+            let printedBefore = printed
             for (index, record) in records.enumerated() {
                 if let maxMessages, printed >= maxMessages {
                     // What was not printed is read again (and not committed).
@@ -194,6 +202,18 @@ struct ConsumeCommand: AsyncParsableCommand {
                 lastRecordMs = wallClockMs()
                 // Lines reach a pipe as they are read, not when a buffer fills.
                 fflush(nil)
+            }
+            if commit != "auto" && !records.isEmpty {
+                // What was printed: the next offset after each partition's last printed record.
+                var next: [TopicPartition: Offset] = [:]
+                for record in records.prefix(printed - printedBefore) { next[record.topicPartition] = record.offset + 1 }
+                if commit == "sync" {
+                    try await consumer.commit(next)
+                } else {
+                    await consumer.commitAsync(next) { outcome in
+                        if case .failure(let error) = outcome { printError("brook consume: a commit failed: \(error)") }
+                    }
+                }
             }
             if let timeoutMs, wallClockMs() - lastRecordMs >= timeoutMs { break }
         }

@@ -1,6 +1,7 @@
 import BrookCore
 import BrookRecords
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import BrookClient
@@ -99,6 +100,24 @@ import Testing
         #expect(state.fetchable.map(\.1) == [Offset(9)])
         state.pause(p, true)
         #expect(state.fetchable.isEmpty)
+    }
+
+    /// commitAsync's bookkeeping, without a broker (no group.id: each commit fails at once):
+    /// every call's completion is told once, with the outcome of the commit that carried it,
+    /// and a later `commit` waits for them.
+    @Test func everyAsyncCommitsCompletionIsToldOnce() async throws {
+        let consumer = KafkaConsumer(ConsumerConfig(bootstrapServers: ["127.0.0.1:1"])) { address in
+            throw ClientError("no connection in this test (\(address))")
+        }
+        let told = Mutex<[Int: Int]>([:])
+        for call in 0..<20 {
+            await consumer.commitAsync([TopicPartition("t", 0): Offset(Int64(call))]) { outcome in
+                if case .failure = outcome { told.withLock { $0[call, default: 0] += 1 } }
+            }
+        }
+        await #expect(throws: ConsumeError.self) { try await consumer.commit([TopicPartition("t", 0): Offset(99)]) }
+        #expect(told.withLock { $0 } == Dictionary(uniqueKeysWithValues: (0..<20).map { ($0, 1) }))
+        await consumer.close()
     }
 
     @Test func settingsTakeTheJavaClientsNames() throws {

@@ -315,6 +315,33 @@ def test_brook_produce_writes_in_transactions_and_aborts_the_open_one_on_failure
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_brook_consume_commits_what_it_printed_sync_or_async(broker, mode):
+    """`brook consume --group --commit sync|async` (KafkaConsumer's commit and commitAsync,
+    auto commit off) commits after each poll the offsets just past what it printed: librdkafka
+    sees the group's offsets there, and a second run prints exactly the rest."""
+    from confluent_kafka import Consumer, TopicPartition
+    topic, group = unique_topic(f"lib-commit-{mode}"), unique_topic(f"lib-commit-{mode}-g")
+    ck_create_topic(broker.bootstrap, topic, partitions=2)
+    ck_produce(broker.bootstrap, topic, [Spec(i, None, f"c{i}".encode(), (), i % 2) for i in range(300)])
+    first = brook_consume(broker.bootstrap, topic, "--group", group, "--from-beginning", "--max-messages", "200",
+                          "--commit", mode, "--print-offset")
+    assert len(first) == 200
+    last = {}
+    for line in first:
+        partition, offset, _ = line.split("\t", 2)
+        last[int(partition)] = max(last.get(int(partition), -1), int(offset))
+    peer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        committed = {tp.partition: tp.offset for tp in peer.committed([TopicPartition(topic, p) for p in range(2)], timeout=10)}
+    finally:
+        peer.close()
+    assert committed == {p: last[p] + 1 for p in range(2)}, (committed, last)
+    rest = brook_consume(broker.bootstrap, topic, "--group", group, "--commit", mode, "--timeout-ms", "3000")
+    assert sorted(rest + [line.split("\t", 2)[2] for line in first]) == sorted(f"c{i}" for i in range(300))
+
+
+@pytest.mark.timeout(120)
 def test_read_committed_leaves_aborted_transactions_out(broker):
     """librdkafka writes a committed transaction, an aborted one and another committed one
     (plus records outside transactions): read_committed prints the committed and plain ones,

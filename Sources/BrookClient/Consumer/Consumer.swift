@@ -66,6 +66,10 @@ public actor KafkaConsumer {
     var lastRefreshMs = Int64.min / 2
     var lastAutoCommitMs: Int64
     var autoCommitting: Task<Void, Never>?
+    /// `commitAsync`: the commit under way, and the next one (the offsets of every call made
+    /// meanwhile, the later ones winning, with each call's completion).
+    var asyncCommitting: Task<Void, Never>?
+    var nextAsyncCommit: (offsets: [TopicPartition: Offset], completions: [CommitCompletion])?
     var timerAtMs: Int64?
     /// Polls waiting for records (any number of tasks may poll).
     var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
@@ -230,8 +234,53 @@ public actor KafkaConsumer {
         try await commit(positions.positions)
     }
 
-    /// Commits `offsets` (the next record to read, per partition) to the group.
+    /// Commits `offsets` (the next record to read, per partition) to the group, after the
+    /// `commitAsync` calls made before it.
     public func commit(_ offsets: [TopicPartition: Offset]) async throws {
+        await asyncCommitting?.value
+        try await commitNow(offsets)
+    }
+
+    /// What a `commitAsync` call is told: the offsets committed, or why not.
+    public typealias CommitCompletion = @Sendable (Result<[TopicPartition: Offset], any Error>) -> Void
+
+    /// Commits without waiting (the Java client's commitAsync): `offsets` (nil: the positions of
+    /// every started partition) are committed in the background, after the commits asked
+    /// before, and `completion` is told how it went. Calls made while a commit is under way
+    /// are merged into the next one (a partition's later offset wins), so at most two are
+    /// held. `commit` and `close` wait for them first.
+    public func commitAsync(_ offsets: [TopicPartition: Offset]? = nil, completion: CommitCompletion? = nil) {
+        let offsets = offsets ?? positions.positions
+        var next = nextAsyncCommit ?? (offsets: [:], completions: [])
+        next.offsets.merge(offsets) { _, later in later }
+        if let completion { next.completions.append(completion) }
+        nextAsyncCommit = next
+        guard asyncCommitting == nil else { return }
+        asyncCommitting = Task {
+            while let (offsets, completions) = self.takeNextAsyncCommit() {
+                let outcome: Result<[TopicPartition: Offset], any Error>
+                do {
+                    try await self.commitNow(offsets)
+                    outcome = .success(offsets)
+                } catch {
+                    outcome = .failure(error)
+                }
+                for completion in completions { completion(outcome) }
+            }
+        }
+    }
+
+    /// The next async commit, or nil (and the runner ends) when none is asked.
+    func takeNextAsyncCommit() -> (offsets: [TopicPartition: Offset], completions: [CommitCompletion])? {
+        guard let next = nextAsyncCommit else {
+            asyncCommitting = nil
+            return nil
+        }
+        nextAsyncCommit = nil
+        return next
+    }
+
+    func commitNow(_ offsets: [TopicPartition: Offset]) async throws {
         guard let group = config.groupID else { throw ConsumeError(.invalidGroupID, "commits need group.id") }
         try await cluster.commitOffsets(offsets, group: group, timeoutMs: config.requestTimeoutMs, backoffMs: config.retryBackoffMs) {
             // A member commits under its current epoch (a heartbeat may have moved it).
@@ -264,7 +313,7 @@ public actor KafkaConsumer {
         // In the background, as the Java client's, one at a time: a failed one is tried at the
         // next interval.
         autoCommitting = Task {
-            try? await self.commit(snapshot)
+            try? await self.commitNow(snapshot)
             self.autoCommitting = nil
         }
     }
@@ -276,6 +325,7 @@ public actor KafkaConsumer {
         // Nothing more is returned while the positions are committed.
         for partition in positions.assigned { positions.block(partition) }
         await autoCommitting?.value
+        await asyncCommitting?.value
         if config.autoCommit, config.groupID != nil { try? await commit() }
         if groupPhase == .active {
             let owned = positions.assigned
