@@ -42,8 +42,9 @@ public final class ReplicaManager: Sendable {
     /// How often the partitions' HWs are written to `replication-offset-checkpoint` (and at
     /// stop), after a proposal pass (Kafka's replica.high.watermark.checkpoint.interval.ms).
     static let checkpointEveryMs: Int64 = 5000
-    /// When (monotonic ms) the HWs were last checkpointed by the passes.
-    let checkpointedMs = Mutex<Int64?>(nil)
+    /// When (monotonic ms) the HWs were last checkpointed by the passes (at first: when the
+    /// manager was made, so the first pass's checkpoint comes a period later).
+    let checkpointedMs: Mutex<Int64>
     /// The brokers that may join an ISR (registered, unfenced, not shutting down) in the last
     /// image applied: when they change, the leaders look for expansions at once.
     let eligibleBrokers = Mutex<Set<NodeID>>([])
@@ -64,6 +65,7 @@ public final class ReplicaManager: Sendable {
     public init(broker: Broker, node: NodeID) {
         self.broker = broker
         self.node = node
+        checkpointedMs = Mutex(broker.clock.monotonicMs())
         path = broker.config.logDirs[0] + "/cluster-topics"
         let text = (try? FileSystem.readFile(path)) ?? nil
         made = Mutex(Set((text ?? "").split(separator: "\n").compactMap { KafkaUUID(String($0)) }))
@@ -122,11 +124,7 @@ public final class ReplicaManager: Sendable {
             proposeISRChanges()
             let now = broker.clock.monotonicMs()
             let due = checkpointedMs.withLock { last -> Bool in
-                guard let then = last else {
-                    last = now
-                    return false
-                }
-                guard now - then >= Self.checkpointEveryMs || now < then else { return false }
+                guard now - last >= Self.checkpointEveryMs || now < last else { return false }
                 last = now
                 return true
             }

@@ -124,7 +124,7 @@ public final class ReplicaFetcher: Sendable {
             for (leader, task) in loops where task.isCancelled || !leaders.contains(leader) {
                 task.cancel()
                 loops[leader] = nil
-                cold.withLock { $0[leader] = nil }
+                forget(leader)
             }
             for leader in leaders where loops[leader] != nil {
                 await interruptColdIfStale(leader)
@@ -236,6 +236,17 @@ public final class ReplicaFetcher: Sendable {
         cold.withLock { $0[leader] = ColdRound(print: prints[leader] ?? 0) }
         let hotNow = hot.withLock { $0[leader] ?? [:] }
         return hotNow.isEmpty ? all : all.filter { hotNow[ObjectIdentifier($0.partition)] == nil }
+    }
+
+    /// A leader no longer followed: what was kept for its loops goes (its cancelled loops may
+    /// still finish a round; a hot loop cancelled while it waits is woken by the cancellation,
+    /// and a later loop for the same leader starts with fresh state).
+    func forget(_ leader: NodeID) {
+        cold.withLock { $0[leader] = nil }
+        hot.withLock { $0[leader] = nil }
+        hotCheckedAt.withLock { $0[leader] = nil }
+        hotBells.withLock { $0[leader] = nil }
+        coldCutAt.withLock { $0[leader] = nil }
     }
 
     /// A cold round's fetch long-polls for seconds: a partition that joins the cold loop while
@@ -477,8 +488,7 @@ public final class ReplicaFetcher: Sendable {
             }
         } catch {
             if !hot, coldSent(leader) {
-                // Cut short (`interruptCold`): not a failure.
-                await connection.close()
+                // Cut short (`interruptCold`, which closes the connection): not a failure.
                 return nil
             }
             logger.debug("broker \(node) fetching from \(leader): \(error)")

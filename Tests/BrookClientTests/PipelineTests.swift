@@ -5,18 +5,7 @@ import Testing
 
 /// Several batches of a partition in flight (`max.in.flight.requests.per.connection`), batches
 /// refused behind a failed one, and batches split when a broker finds them too large.
-@Suite struct PipelineTests {
-    typealias Accumulator = RecordAccumulator<Int>
-    let tp = TopicPartition("t", 0)
-    let leader = NodeID(1)
-
-    func record(_ bytes: Int) -> SimpleRecord {
-        SimpleRecord(key: nil, value: [UInt8](repeating: 7, count: bytes), timestamp: Timestamp(ms: 1))
-    }
-
-    func drained(_ a: inout Accumulator, at now: Int64) -> [Accumulator.Batch] {
-        a.drain(nowMs: now, leader: { _ in leader })[leader] ?? []
-    }
+@Suite struct PipelineTests: AccumulatorFixture {
 
     /// Every batch ready now, one drain after the other (a drain hands out one per partition).
     func drainAll(_ a: inout Accumulator, at now: Int64) -> [Accumulator.Batch] {

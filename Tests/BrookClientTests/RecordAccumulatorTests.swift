@@ -3,10 +3,14 @@ import BrookCore
 import BrookRecords
 import Testing
 
-@Suite struct RecordAccumulatorTests {
+/// What the accumulator's test suites share: a partition, its leader, records of a size, and
+/// the batches one drain hands that leader.
+protocol AccumulatorFixture {}
+
+extension AccumulatorFixture {
     typealias Accumulator = RecordAccumulator<Int>
-    let tp = TopicPartition("t", 0)
-    let leader = NodeID(1)
+    var tp: TopicPartition { TopicPartition("t", 0) }
+    var leader: NodeID { NodeID(1) }
 
     func record(_ bytes: Int) -> SimpleRecord {
         SimpleRecord(key: nil, value: [UInt8](repeating: 7, count: bytes), timestamp: Timestamp(ms: 1))
@@ -15,6 +19,9 @@ import Testing
     func drained(_ a: inout Accumulator, at now: Int64) -> [Accumulator.Batch] {
         a.drain(nowMs: now, leader: { _ in leader })[leader] ?? []
     }
+}
+
+@Suite struct RecordAccumulatorTests: AccumulatorFixture {
 
     @Test func aBatchGoesWhenItLingeredOrIsFull() {
         var a = Accumulator(.init(lingerMs: 5, batchBytes: 1000, idempotent: false))
