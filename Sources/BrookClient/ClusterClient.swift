@@ -1,6 +1,7 @@
 import BrookCore
 import BrookRecords
 import BrookProtocol
+import Synchronization
 
 /// A client of a whole cluster over the Kafka protocol: a connection per broker (opened when
 /// first needed, again after a failure), the brokers' addresses from Metadata, requests for a
@@ -13,8 +14,12 @@ public actor ClusterClient {
 
     let bootstrap: [String]
     let connect: Connect
-    var byAddress: [String: BrokerConnection] = [:]
-    var addresses: [NodeID: String] = [:]
+    var byAddress: [String: BrokerConnection] = [:] { didSet { publishConnections() } }
+    var addresses: [NodeID: String] = [:] { didSet { publishConnections() } }
+    /// The open connection of each node whose address is known, readable off the actor (a
+    /// producer starts a request per batch without a hop onto it): kept in step with
+    /// `byAddress` and `addresses` as they change.
+    let connectionsByNode = Mutex<[NodeID: BrokerConnection]>([:])
     /// Topic ids by name, from the last metadata that named them.
     var topicIDs: [String: KafkaUUID] = [:]
     /// How long an answer is awaited by the calls that do not give their own bound
@@ -29,6 +34,11 @@ public actor ClusterClient {
         self.bootstrap = bootstrap
         self.requestTimeoutMs = requestTimeoutMs
         self.connect = connect
+    }
+
+    private func publishConnections() {
+        let current = Dictionary(uniqueKeysWithValues: addresses.compactMap { node, address in byAddress[address].map { (node, $0) } })
+        connectionsByNode.withLock { $0 = current }
     }
 
     /// A connection to `address`, opened when there is none.
@@ -107,7 +117,18 @@ public actor ClusterClient {
     /// Writes `request` to `node` now, behind every request started before on its connection
     /// (see `BrokerConnection.start`), and returns the wait for its answer; `answer(_:)` awaits
     /// it.
-    public func start<R: KafkaRequest>(_ request: R, toNode node: NodeID, timeoutMs: Int64) async throws -> PendingAnswer<R.Response> {
+    public nonisolated func start<R: KafkaRequest>(_ request: R, toNode node: NodeID, timeoutMs: Int64) async throws -> PendingAnswer<R.Response> {
+        // The node's open connection, if there is one, without a hop onto the actor.
+        if let open = connectionsByNode.withLock({ $0[node] }) {
+            do { return try open.start(request, timeoutMs: timeoutMs) } catch {
+                if !(error is KafkaError) { await drop(open) }
+                throw error
+            }
+        }
+        return try await startOpening(request, toNode: node, timeoutMs: timeoutMs)
+    }
+
+    func startOpening<R: KafkaRequest>(_ request: R, toNode node: NodeID, timeoutMs: Int64) async throws -> PendingAnswer<R.Response> {
         try await using(try await address(of: node)) { try $0.start(request, timeoutMs: timeoutMs) }
     }
 

@@ -94,47 +94,102 @@ public enum RecordBatchBuilder {
                                 baseTimestamp: Timestamp, maxTimestamp: Timestamp,
                                 attributes: BatchAttributes, producer: Producer,
                                 leaderEpoch: LeaderEpoch, recordBytes: [UInt8]) -> [UInt8] {
-        typealias F = RecordBatchHeader.Field
-        var out = [UInt8](repeating: 0, count: F.records)
+        var out = [UInt8](repeating: 0, count: RecordBatchHeader.Field.records)
         out.append(contentsOf: recordBytes)
         out.withUnsafeMutableBytes { b in
-            b.setInt64(baseOffset.value, at: F.baseOffset)
-            b.setInt32(Int32(b.count - RecordBatchHeader.logOverheadBytes), at: F.batchLength)
-            b.setInt32(leaderEpoch.value, at: F.partitionLeaderEpoch)
-            b[F.magic] = 2
-            b.setInt16(attributes.raw, at: F.attributes)
-            b.setInt32(lastOffsetDelta, at: F.lastOffsetDelta)
-            b.setInt64(baseTimestamp.ms, at: F.baseTimestamp)
-            b.setInt64(maxTimestamp.ms, at: F.maxTimestamp)
-            b.setInt64(producer.id.value, at: F.producerID)
-            b.setInt16(producer.epoch.value, at: F.producerEpoch)
-            b.setInt32(producer.baseSequence, at: F.baseSequence)
-            b.setInt32(recordCount, at: F.recordCount)
-            RecordBatchPatch.updateChecksum(b)
+            fillHeader(b, baseOffset: baseOffset, lastOffsetDelta: lastOffsetDelta, recordCount: recordCount,
+                       baseTimestamp: baseTimestamp, maxTimestamp: maxTimestamp, attributes: attributes,
+                       producer: producer, leaderEpoch: leaderEpoch)
         }
         return out
     }
 
-    public static func appendRecord(_ record: SimpleRecord, offsetDelta: Int32, baseTimestamp: Timestamp,
-                                    to out: inout [UInt8]) {
-        var body: [UInt8] = [0]  // attributes: unused, always 0
-        Varint.write(record.timestamp.ms - baseTimestamp.ms, to: &body)
-        Varint.write(Int64(offsetDelta), to: &body)
-        appendNullable(record.key, to: &body)
-        appendNullable(record.value, to: &body)
-        Varint.write(Int64(record.headers.count), to: &body)
-        for header in record.headers {
-            appendNullable(header.key, to: &body)
-            appendNullable(header.value, to: &body)
-        }
-        Varint.write(Int64(body.count), to: &out)
-        out.append(contentsOf: body)
+    /// Writes the header of the batch `b` holds (its records after the header's room), with its
+    /// length and CRC.
+    public static func fillHeader(_ b: UnsafeMutableRawBufferPointer, baseOffset: Offset, lastOffsetDelta: Int32, recordCount: Int32,
+                                  baseTimestamp: Timestamp, maxTimestamp: Timestamp, attributes: BatchAttributes,
+                                  producer: Producer, leaderEpoch: LeaderEpoch) {
+        typealias F = RecordBatchHeader.Field
+        precondition(b.count >= F.records, "a batch shorter than its header")
+        b.setInt64(baseOffset.value, at: F.baseOffset)
+        b.setInt32(Int32(b.count - RecordBatchHeader.logOverheadBytes), at: F.batchLength)
+        b.setInt32(leaderEpoch.value, at: F.partitionLeaderEpoch)
+        b[F.magic] = 2
+        b.setInt16(attributes.raw, at: F.attributes)
+        b.setInt32(lastOffsetDelta, at: F.lastOffsetDelta)
+        b.setInt64(baseTimestamp.ms, at: F.baseTimestamp)
+        b.setInt64(maxTimestamp.ms, at: F.maxTimestamp)
+        b.setInt64(producer.id.value, at: F.producerID)
+        b.setInt16(producer.epoch.value, at: F.producerEpoch)
+        b.setInt32(producer.baseSequence, at: F.baseSequence)
+        b.setInt32(recordCount, at: F.recordCount)
+        RecordBatchPatch.updateChecksum(b)
     }
 
-    private static func appendNullable(_ bytes: [UInt8]?, to out: inout [UInt8]) {
-        guard let bytes else { Varint.write(-1, to: &out); return }
-        Varint.write(Int64(bytes.count), to: &out)
-        out.append(contentsOf: bytes)
+    public static func appendRecord(_ record: SimpleRecord, offsetDelta: Int32, baseTimestamp: Timestamp,
+                                    to out: inout [UInt8]) {
+        let delta = record.timestamp.ms &- baseTimestamp.ms
+        let size = recordSize(key: record.key, value: record.value, headers: record.headers, timestampDelta: delta,
+                              offsetDelta: Int64(offsetDelta))
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: size.total))
+        out.withUnsafeMutableBytes { b in
+            putRecord(key: record.key, value: record.value, headers: record.headers, timestampDelta: delta,
+                      offsetDelta: Int64(offsetDelta), body: size.body, into: UnsafeMutableRawBufferPointer(rebasing: b[start...]))
+        }
+    }
+
+    /// The bytes one record takes in a batch: its body, and with its length in front.
+    public static func recordSize(key: [UInt8]?, value: [UInt8]?, headers: [SimpleRecord.Header],
+                                  timestampDelta: Int64, offsetDelta: Int64) -> (body: Int, total: Int) {
+        @inline(__always) func nullableSize(_ bytes: [UInt8]?) -> Int {
+            guard let bytes else { return 1 }
+            return Varint.size(Int64(bytes.count)) + bytes.count
+        }
+        var body = 1 + Varint.size(timestampDelta) + Varint.size(offsetDelta) + nullableSize(key) + nullableSize(value)
+            + Varint.size(Int64(headers.count))
+        for header in headers { body += nullableSize(header.key) + nullableSize(header.value) }
+        return (body, Varint.size(Int64(body)) + body)
+    }
+
+    /// Writes one record (`recordSize`'s `body` bytes, its length in front) at the start of
+    /// `out`, which has room for it.
+    public static func putRecord(key: [UInt8]?, value: [UInt8]?, headers: [SimpleRecord.Header], timestampDelta: Int64,
+                                 offsetDelta: Int64, body: Int, into out: UnsafeMutableRawBufferPointer) {
+        var at = 0
+        @inline(__always) func varint(_ value: Int64) {
+            var u = UInt64(bitPattern: (value << 1) ^ (value >> 63))
+            while u >= 0x80 {
+                out[at] = UInt8(truncatingIfNeeded: u) | 0x80
+                u >>= 7
+                at += 1
+            }
+            out[at] = UInt8(u)
+            at += 1
+        }
+        @inline(__always) func nullable(_ bytes: [UInt8]?) {
+            guard let bytes else { return varint(-1) }
+            varint(Int64(bytes.count))
+            bytes.withUnsafeBytes { b in
+                guard let base = b.baseAddress else { return }
+                (out.baseAddress! + at).copyMemory(from: base, byteCount: b.count)
+            }
+            at += bytes.count
+        }
+        precondition(out.count >= Varint.size(Int64(body)) + body, "no room for the record")
+        varint(Int64(body))
+        out[at] = 0  // attributes: unused, always 0
+        at += 1
+        varint(timestampDelta)
+        varint(offsetDelta)
+        nullable(key)
+        nullable(value)
+        varint(Int64(headers.count))
+        for header in headers {
+            nullable(header.key)
+            nullable(header.value)
+        }
+        precondition(at == Varint.size(Int64(body)) + body, "a record's size misjudged")
     }
 }
 

@@ -36,6 +36,7 @@ public enum Varint {
     }
 
     /// Appends a zig-zag varint.
+    @inlinable
     public static func write(_ value: Int64, to out: inout [UInt8]) {
         var u = UInt64(bitPattern: (value << 1) ^ (value >> 63))
         while u >= 0x80 {
@@ -46,6 +47,7 @@ public enum Varint {
     }
 
     /// Bytes `write` would use for `value`.
+    @inlinable
     public static func size(_ value: Int64) -> Int {
         var u = UInt64(bitPattern: (value << 1) ^ (value >> 63))
         var n = 1

@@ -1,4 +1,5 @@
-import BrookClient
+import BrookCore
+@testable import BrookClient
 import Testing
 
 @Suite struct PartitionerTests {
@@ -47,5 +48,17 @@ import Testing
         var seen = Set<Int32>()
         for _ in 0..<2000 { seen.insert(sticky.partition(topic: "t", count: 5, available: [], bytes: 50)) }
         #expect(seen == Set(0..<5))
+    }
+
+    /// The sticky partition's leader check (a binary search) agrees with a scan, over lists
+    /// of every size up to 40 with gaps.
+    @Test func theLeaderCheckAgreesWithAScan() {
+        var random = SeededRandom(seed: 5)
+        for size in 0...40 {
+            let available = (0..<Int32(size * 2)).filter { _ in random.next() % 2 == 0 }
+            for partition in Int32(-1)...Int32(size * 2 + 1) {
+                #expect(StickyPartitioner.holds(available, partition) == available.contains(partition))
+            }
+        }
     }
 }

@@ -161,11 +161,11 @@ import Testing
             let p = batch.partition
             let id = batch.producer.id
             let base = batch.producer.baseSequence
-            if recent[p]?[id]?.contains(where: { $0.0 == base && $0.1 == batch.records.count }) == true { return .duplicate }
+            if recent[p]?[id]?.contains(where: { $0.0 == base && $0.1 == batch.recordCount }) == true { return .duplicate }
             guard base == (nextSequence[p]?[id] ?? 0) else { return .outOfOrder }
             log[p, default: []] += batch.tokens
-            nextSequence[p, default: [:]][id] = base + Int32(batch.records.count)
-            recent[p, default: [:]][id, default: []].append((base, batch.records.count))
+            nextSequence[p, default: [:]][id] = base + Int32(batch.recordCount)
+            recent[p, default: [:]][id, default: []].append((base, batch.recordCount))
             if recent[p]![id]!.count > 5 { recent[p]![id]!.removeFirst() }
             return .written
         }
@@ -214,7 +214,7 @@ import Testing
                 } else if roll == 1 && !final {
                     if process(batch) == .written { lostAnswers.formUnion(batch.tokens) }
                     answers.append((batch, .retriable))
-                } else if roll == 2 && batch.records.count > 1 && !final {
+                } else if roll == 2 && batch.recordCount > 1 && !final {
                     answers.append((batch, .tooLarge))
                 } else if roll == 3 && !final && random.next() % 3 == 0 {
                     answers.append((batch, .refused))

@@ -137,7 +137,7 @@ extension AccumulatorFixture {
                     } else {
                         #expect(batch.producer.baseSequence == 0)
                     }
-                    nextSequence[batch.partition] = (batch.producer.id, batch.producer.baseSequence + Int32(batch.records.count))
+                    nextSequence[batch.partition] = (batch.producer.id, batch.producer.baseSequence + Int32(batch.recordCount))
                     written[batch.partition, default: []] += batch.tokens
                     for t in batch.tokens { reports[t, default: 0] += 1 }
                     a.succeeded(batch)

@@ -79,28 +79,39 @@ public final class Delivery: Sendable {
 /// one: `settle` counts the reports that came, oldest first (they come about in the order the
 /// records were sent, partition by partition), and keeps the rest.
 public struct DeliveryTally: Sendable {
-    public private(set) var pending: [Delivery] = []
+    /// The deliveries from `head` on are pending: those settled are dropped from the front in
+    /// bulk, not moved at every `settle` (a sender far ahead of its reports settles often).
+    private var held: [Delivery] = []
+    private var head = 0
     public private(set) var written = 0
     public private(set) var failed = 0
     public private(set) var firstFailure: ProduceError?
 
     public init() {}
 
-    public mutating func add(_ delivery: Delivery) { pending.append(delivery) }
-    public mutating func add(contentsOf deliveries: [Delivery]) { pending += deliveries }
+    /// The deliveries not settled yet, oldest first.
+    public var pending: ArraySlice<Delivery> { held[head...] }
+
+    public mutating func add(_ delivery: Delivery) { held.append(delivery) }
+    public mutating func add(contentsOf deliveries: [Delivery]) { held += deliveries }
 
     /// Counts the reports at the front that came.
     public mutating func settle() {
-        var done = 0
-        while done < pending.count, let result = pending[done].result {
+        while head < held.count, let result = held[head].result {
             switch result {
             case .success: written += 1
             case .failure(let error):
                 failed += 1
                 if firstFailure == nil { firstFailure = error }
             }
-            done += 1
+            head += 1
         }
-        pending.removeFirst(done)
+        if head == held.count {
+            held.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 1024 && head * 2 >= held.count {
+            held.removeFirst(head)
+            head = 0
+        }
     }
 }

@@ -64,16 +64,19 @@ public struct StickyPartitioner: Sendable {
     }
 
     /// The partition for a keyless record of `bytes` bytes to `topic`. `available` lists the
-    /// partitions with a leader (empty: none known, any of the `count` will do).
+    /// partitions with a leader, in ascending order (empty: none known, any of the `count` will do).
     public mutating func partition(topic: String, count: Int32, available: [Int32], bytes: Int) -> Int32 {
         precondition(count > 0, "a topic has at least one partition")
-        if var sticky = byTopic[topic], sticky.partition < count, sticky.bytes < batchBytes,
-           available.isEmpty || available.contains(sticky.partition) {
-            sticky.bytes += bytes
-            byTopic[topic] = sticky
-            return sticky.partition
+        // One lookup of the topic for a record that stays (changed in place).
+        let known = byTopic.index(forKey: topic)
+        if let known {
+            let sticky = byTopic.values[known]
+            if sticky.partition < count, sticky.bytes < batchBytes, available.isEmpty || Self.holds(available, sticky.partition) {
+                byTopic.values[known].bytes += bytes
+                return sticky.partition
+            }
         }
-        let previous = byTopic[topic]?.partition
+        let previous = known.map { byTopic.values[$0].partition }
         let choices = available.isEmpty ? Array(0..<count) : available
         var chosen = choices[Int(random.next() % UInt64(choices.count))]
         if chosen == previous && choices.count > 1 {
@@ -81,5 +84,17 @@ public struct StickyPartitioner: Sendable {
         }
         byTopic[topic] = Sticky(partition: chosen, bytes: bytes)
         return chosen
+    }
+
+    /// `partition` is in `available` (ascending: a binary search, as this is asked per record
+    /// and a topic may have thousands of partitions).
+    static func holds(_ available: [Int32], _ partition: Int32) -> Bool {
+        var low = 0
+        var high = available.count
+        while low < high {
+            let middle = (low + high) / 2
+            if available[middle] < partition { low = middle + 1 } else { high = middle }
+        }
+        return low < available.count && available[low] == partition
     }
 }

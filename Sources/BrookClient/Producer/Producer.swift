@@ -72,6 +72,17 @@ public actor KafkaProducer {
     struct NodeQueue {
         let batches: AsyncStream<[RecordAccumulator<Delivery>.Batch]>.Continuation
         let writer: Task<Void, Never>
+        /// Awaits the answers to the writer's requests, in the order they were written (a
+        /// connection answers in order), and hands each to `completed`: one task per leader,
+        /// not one per request.
+        let reader: Task<Void, Never>
+    }
+
+    /// A request written, its answer still to come.
+    struct Written: Sendable {
+        let batches: [RecordAccumulator<Delivery>.Batch]
+        let pending: PendingAnswer<ProduceResponse>
+        let unbuildable: [(RecordAccumulator<Delivery>.Batch, ProduceError)]
     }
 
     struct TopicLeaders {
@@ -113,50 +124,146 @@ public actor KafkaProducer {
     /// Queues `record` for its partition's leader; waits (up to `max.block.ms`) for the topic's
     /// metadata and for room in `buffer.memory`.
     public func send(_ record: ProducerRecord) async throws -> Delivery {
+        var cache: KnownTopic?
+        let now = nowMs()
+        let placement = try place(record, nowMs: now, timestamp: SystemClock().now(), cache: &cache)
+        if case .queued(let delivery) = placement { return delivery }
+        return try await finish(placement, record, deadline: now + config.maxBlockMs)
+    }
+
+    /// Queues `records` in order, in one call (cheaper than a `send` each: the records that can
+    /// go at once are queued without suspending, with one clock reading and one metadata lookup
+    /// for a run of records to the same topic). A record that cannot be queued (the reasons
+    /// `send` throws for) gets a delivery that failed already; the others go on.
+    public func send(contentsOf records: [ProducerRecord]) async -> [Delivery] {
+        var deliveries: [Delivery] = []
+        deliveries.reserveCapacity(records.count)
+        var cache: KnownTopic?
+        var now = nowMs()
+        var timestamp = SystemClock().now()
+        for record in records {
+            do {
+                let placement = try place(record, nowMs: now, timestamp: timestamp, cache: &cache)
+                if case .queued(let delivery) = placement {
+                    deliveries.append(delivery)
+                    continue
+                }
+                deliveries.append(try await finish(placement, record, deadline: now + config.maxBlockMs))
+            } catch {
+                let refused = Delivery()
+                refused.complete(.failure(error as? ProduceError ?? ProduceError(nil, "\(error)")))
+                deliveries.append(refused)
+            }
+            // The producer was left (or may have been): what it knew may have changed.
+            cache = nil
+            now = nowMs()
+            timestamp = SystemClock().now()
+        }
+        return deliveries
+    }
+
+    /// A topic's leaders as last looked up, for the next record of a `send(contentsOf:)`.
+    struct KnownTopic {
+        let name: String
+        let leaders: TopicLeaders
+    }
+
+    /// How far `place` got with a record.
+    enum Placement {
+        /// In its partition's batch.
+        case queued(Delivery)
+        /// Its partition is known: it waits for room (or, `join`, for the partition to be added
+        /// to the open transaction first).
+        case placed(SimpleRecord, TopicPartition, join: Bool)
+        /// The topic's metadata is unknown or old, or the partition asked for beyond it.
+        case needsMetadata
+    }
+
+    /// What `send` does without suspending: the checks (throwing at once what it throws), the
+    /// partition (from the metadata at hand) and the record queued if `buffer.memory` has room.
+    func place(_ record: ProducerRecord, nowMs now: Int64, timestamp: Timestamp, cache: inout KnownTopic?) throws -> Placement {
         if let fatal { throw fatal }
         guard !closing else { throw ProduceError(nil, "the producer is closed") }
-        let simple = SimpleRecord(key: record.key, value: record.value, headers: record.headers,
-                                  timestamp: record.timestamp ?? SystemClock().now())
+        let simple = SimpleRecord(key: record.key, value: record.value, headers: record.headers, timestamp: record.timestamp ?? timestamp)
         let bytes = RecordAccumulator<Delivery>.bytes(of: simple)
         let largest = min(config.maxRequestBytes, config.bufferBytes) - RecordAccumulator<Delivery>.Batch.overheadBytes
         guard bytes <= largest else {
             throw ProduceError(.messageTooLarge, "a record of about \(bytes) bytes is larger than max.request.size or buffer.memory allows (\(largest))")
         }
-        var now = nowMs()
-        let deadline = now + config.maxBlockMs
-        var leaders: [NodeID?]
-        if let known = topics[record.topic], now - known.fetchedMs < config.metadataMaxAgeMs {
-            leaders = known.leaders
+        let known: TopicLeaders
+        if let cached = cache, cached.name == record.topic {
+            known = cached.leaders
         } else {
-            leaders = try await partitions(of: record.topic, until: deadline)
+            guard let found = topics[record.topic], now - found.fetchedMs < config.metadataMaxAgeMs else { return .needsMetadata }
+            known = found
+            cache = KnownTopic(name: record.topic, leaders: found)
         }
-        // A partition beyond those known: the topic may have grown (as the Java client, the
-        // metadata is asked again until max.block.ms).
-        while let chosen = record.partition, chosen >= Int32(leaders.count), nowMs() < deadline {
-            _ = try? await refresh([record.topic])
-            if let known = topics[record.topic] { leaders = known.leaders }
-            if chosen >= Int32(leaders.count) { try await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10))) }
-        }
-        let count = Int32(leaders.count)
+        let count = Int32(known.leaders.count)
         let partition: Int32
         if let chosen = record.partition {
-            guard chosen >= 0 && chosen < count else {
+            guard chosen >= 0 else {
                 throw ProduceError(.unknownTopicOrPartition, "\(record.topic) has \(count) partitions, not a partition \(chosen)")
             }
+            // A partition beyond those known: the topic may have grown (as the Java client, the
+            // metadata is asked again until max.block.ms).
+            guard chosen < count else { return .needsMetadata }
             partition = chosen
         } else if let key = record.key {
             partition = Partitioner.partition(forKey: key, count: count)
         } else {
-            partition = partitioner.partition(topic: record.topic, count: count, available: topics[record.topic]?.available ?? [], bytes: bytes)
+            partition = partitioner.partition(topic: record.topic, count: count, available: known.available, bytes: bytes)
         }
-        if config.transactionalID != nil { try await joinTransaction(TopicPartition(record.topic, partition)) }
+        let target = TopicPartition(record.topic, partition)
+        if config.transactionalID != nil {
+            guard case .open(let added) = transaction, added.contains(target) else { return .placed(simple, target, join: true) }
+        }
+        if sender == nil { sender = Task { await self.run() } }
+        let delivery = Delivery()
+        guard case .added(let wake) = accumulator.append(simple, token: delivery, to: target, nowMs: now) else {
+            return .placed(simple, target, join: false)
+        }
+        if wake { ring() }
+        return .queued(delivery)
+    }
+
+    /// The rest of `send` for a record `place` could not queue: the metadata asked, the
+    /// partition added to the transaction, room in `buffer.memory` waited for, until `deadline`.
+    func finish(_ placement: Placement, _ record: ProducerRecord, deadline: Int64) async throws -> Delivery {
+        switch placement {
+        case .queued(let delivery):
+            return delivery
+        case .placed(let simple, let target, let join):
+            if join { try await joinTransaction(target) }
+            return try await enqueue(simple, to: target, deadline: deadline)
+        case .needsMetadata:
+            var leaders = try await partitions(of: record.topic, until: deadline)
+            while let chosen = record.partition, chosen >= Int32(leaders.count), nowMs() < deadline {
+                _ = try? await refresh([record.topic])
+                if let known = topics[record.topic] { leaders = known.leaders }
+                if chosen >= Int32(leaders.count) { try await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10))) }
+            }
+            if let chosen = record.partition, chosen >= Int32(leaders.count) {
+                throw ProduceError(.unknownTopicOrPartition, "\(record.topic) has \(leaders.count) partitions, not a partition \(chosen)")
+            }
+            // The metadata is fresh (unless max.block.ms is spent, and then it is an error anyway).
+            var cache: KnownTopic? = KnownTopic(name: record.topic, leaders: topics[record.topic] ?? TopicLeaders(leaders: leaders, fetchedMs: nowMs()))
+            let again = try place(record, nowMs: nowMs(), timestamp: SystemClock().now(), cache: &cache)
+            if case .needsMetadata = again { preconditionFailure("a record placed twice without metadata") }
+            return try await finish(again, record, deadline: deadline)
+        }
+    }
+
+    /// Adds a placed record to its partition's batch, waiting (until `deadline`) while
+    /// `buffer.memory` has no room.
+    func enqueue(_ simple: SimpleRecord, to target: TopicPartition, deadline: Int64) async throws -> Delivery {
         let delivery = Delivery()
         if sender == nil { sender = Task { await self.run() } }
         while true {
             if let fatal { throw fatal }
             // `close` may have flushed while this send waited (for metadata or room).
             guard !closing else { throw ProduceError(nil, "the producer is closed") }
-            switch accumulator.append(simple, token: delivery, to: TopicPartition(record.topic, partition), nowMs: now) {
+            let now = nowMs()
+            switch accumulator.append(simple, token: delivery, to: target, nowMs: now) {
             case .added(let wake):
                 if wake { ring() }
                 return delivery
@@ -170,27 +277,8 @@ public actor KafkaProducer {
                     ring()
                 }
                 await waitForCompletion(untilMs: deadline)
-                now = nowMs()
             }
         }
-    }
-
-    /// Queues `records` in order, in one call (cheaper than a `send` each: one hop onto the
-    /// producer for all of them). A record that cannot be queued (the reasons `send` throws for)
-    /// gets a delivery that failed already; the others go on.
-    public func send(contentsOf records: [ProducerRecord]) async -> [Delivery] {
-        var deliveries: [Delivery] = []
-        deliveries.reserveCapacity(records.count)
-        for record in records {
-            do {
-                deliveries.append(try await send(record))
-            } catch {
-                let refused = Delivery()
-                refused.complete(.failure(error as? ProduceError ?? ProduceError(nil, "\(error)")))
-                deliveries.append(refused)
-            }
-        }
-        return deliveries
     }
 
     /// Sends every record queued so far now (without waiting out `linger.ms`) and waits until
@@ -211,7 +299,10 @@ public actor KafkaProducer {
         await sender?.value
         sender = nil
         for queue in nodeQueues.values { queue.batches.finish() }
-        for queue in nodeQueues.values { await queue.writer.value }
+        for queue in nodeQueues.values {
+            await queue.writer.value
+            await queue.reader.value
+        }
         nodeQueues.removeAll()
         await cluster.close()
     }
@@ -297,9 +388,10 @@ public actor KafkaProducer {
                 _ = try? await refresh(waiting.sorted())
             }
             let now = nowMs()
-            for (node, batches) in accumulator.drain(nowMs: now, leader: { leader(of: $0) }).sorted(by: { $0.key < $1.key }) {
-                queue(batches, to: node)
-            }
+            // Each node's batches moved out of the drained set as they go (no copy of them kept
+            // here while the writer seals them in place).
+            var drained = accumulator.drain(nowMs: now, leader: { leader(of: $0) })
+            for node in drained.keys.sorted() { queue(drained.removeValue(forKey: node)!, to: node) }
             var deadline = accumulator.nextDeadlineMs(leader: { leader(of: $0) })
             if accumulator.waitingPartitions.contains(where: { leader(of: $0) == nil }) {
                 deadline = min(deadline ?? .max, nowMs() + max(config.retryBackoffMs, 10))
@@ -347,10 +439,22 @@ public actor KafkaProducer {
     func queue(_ batches: [RecordAccumulator<Delivery>.Batch], to node: NodeID) {
         if nodeQueues[node] == nil {
             let (stream, continuation) = AsyncStream.makeStream(of: [RecordAccumulator<Delivery>.Batch].self)
+            let (answers, written) = AsyncStream.makeStream(of: Written.self)
             let writer = Task {
-                for await next in stream { await self.produce(next, to: node) }
+                // Each array taken from the stream is its only holder: the batches are sealed in place.
+                var batches = stream.makeAsyncIterator()
+                while var next = await batches.next() { await self.produce(&next, to: node, written: written) }
+                written.finish()
             }
-            nodeQueues[node] = NodeQueue(batches: continuation, writer: writer)
+            let cluster = self.cluster
+            let reader = Task {
+                for await request in answers {
+                    let outcome: Result<ProduceResponse?, any Error>
+                    do { outcome = .success(try await cluster.answer(request.pending)) } catch { outcome = .failure(error) }
+                    await self.completed(request.batches, from: node, outcome, unbuildable: request.unbuildable)
+                }
+            }
+            nodeQueues[node] = NodeQueue(batches: continuation, writer: writer, reader: reader)
         }
         nodeQueues[node]!.batches.yield(batches)
     }
@@ -358,31 +462,32 @@ public actor KafkaProducer {
     /// Writes one leader its batches, one per partition, in as few requests as
     /// `max.request.size` allows (a batch larger than that alone goes in its own), and returns
     /// once they are written to the connection: the answers are awaited apart, so the leader's
-    /// next batches follow at once, in order. Runs off the actor: batches are encoded (and
-    /// compressed) here.
-    nonisolated func produce(_ batches: [RecordAccumulator<Delivery>.Batch], to node: NodeID) async {
+    /// next batches follow at once, in order. Runs off the actor: batches are sealed (their
+    /// headers written in place, or their records compressed) here.
+    nonisolated func produce(_ batches: inout [RecordAccumulator<Delivery>.Batch], to node: NodeID,
+                             written: AsyncStream<Written>.Continuation) async {
         var unbuildable: [(RecordAccumulator<Delivery>.Batch, ProduceError)] = []
-        var requests: [[(batch: RecordAccumulator<Delivery>.Batch, bytes: [UInt8])]] = [[]]
+        var requests: [[(batch: RecordAccumulator<Delivery>.Batch, bytes: ByteBuffer)]] = [[]]
         var requestBytes = 0
-        for batch in batches {
+        for index in batches.indices {
             do {
-                let bytes = try RecordBatchBuilder.build(baseOffset: .zero, records: batch.records, compression: config.compression,
-                                                         level: config.compressionLevel, producer: batch.producer,
-                                                         transactional: config.transactionalID != nil)
-                if !requests[requests.count - 1].isEmpty && requestBytes + bytes.count > config.maxRequestBytes {
+                let bytes = try batches[index].seal(transactional: config.transactionalID != nil, compression: config.compression,
+                                                    level: config.compressionLevel)
+                let batch = batches[index]
+                if !requests[requests.count - 1].isEmpty && requestBytes + bytes.readableBytes > config.maxRequestBytes {
                     requests.append([])
                     requestBytes = 0
                 }
                 requests[requests.count - 1].append((batch, bytes))
-                requestBytes += bytes.count
+                requestBytes += bytes.readableBytes
             } catch {
-                unbuildable.append((batch, ProduceError(nil, "cannot compress with \(config.compression): \(error)")))
+                unbuildable.append((batches[index], ProduceError(nil, "cannot compress with \(config.compression): \(error)")))
             }
         }
         for (index, contents) in requests.enumerated() {
             var byTopic: [String: [ProduceRequest.TopicProduceData.PartitionProduceData]] = [:]
             for (batch, bytes) in contents {
-                byTopic[batch.partition.topic, default: []].append(.init(index: batch.partition.partition, records: .bytes(ByteBuffer(bytes: bytes))))
+                byTopic[batch.partition.topic, default: []].append(.init(index: batch.partition.partition, records: .bytes(bytes)))
             }
             let request = ProduceRequest(transactionalId: config.transactionalID, acks: config.acks, timeoutMs: config.requestTimeoutMs,
                                          topicData: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitionData: $0.value) })
@@ -404,12 +509,7 @@ public actor KafkaProducer {
                 await completed(contents.map(\.batch), from: node, .failure(error), unbuildable: unbuilt)
                 continue
             }
-            let cluster = self.cluster
-            Task {
-                let outcome: Result<ProduceResponse?, any Error>
-                do { outcome = .success(try await cluster.answer(pending)) } catch { outcome = .failure(error) }
-                await self.completed(contents.map(\.batch), from: node, outcome, unbuildable: unbuilt)
-            }
+            written.yield(Written(batches: contents.map(\.batch), pending: pending, unbuildable: unbuilt))
         }
     }
 
@@ -513,7 +613,7 @@ public actor KafkaProducer {
         accumulator.succeeded(batch)
         for (index, delivery) in batch.tokens.enumerated() {
             let offset = baseOffset.value < 0 ? baseOffset : baseOffset + Int64(index)
-            let timestamp = logAppendTime >= 0 ? Timestamp(ms: logAppendTime) : batch.records[index].timestamp
+            let timestamp = logAppendTime >= 0 ? Timestamp(ms: logAppendTime) : batch.timestamps[index]
             delivery.complete(.success(RecordMetadata(topic: batch.partition.topic, partition: batch.partition.partition,
                                                       offset: offset, timestamp: timestamp)))
         }

@@ -1,5 +1,6 @@
 import BrookCore
 import BrookRecords
+import NIOCore
 
 /// The producer's core, free of I/O and clocks (times come in as milliseconds): records gathered
 /// into a batch per partition (`batch.size`, `linger.ms`), the memory they hold bounded by
@@ -46,7 +47,10 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         public let id: UInt64
         let span: UInt64
         public let partition: TopicPartition
-        public internal(set) var records: [SimpleRecord] = []
+        /// The records, encoded as they were appended (the header is filled in when sent).
+        public internal(set) var encoder: BatchEncoder
+        /// Each record's timestamp (for its delivery report), in order.
+        public internal(set) var timestamps: [Timestamp] = []
         public internal(set) var tokens: [Token] = []
         /// The bytes the batch counts against `buffer.memory` (an estimate of its size).
         public internal(set) var bytes = Self.overheadBytes
@@ -60,30 +64,50 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         /// A record batch's header.
         public static var overheadBytes: Int { 61 }
 
+        public var recordCount: Int { Int(encoder.count) }
+
+        /// The batch's bytes to send: its header written (under its producer's fields), in place
+        /// unless compressed.
+        public mutating func seal(transactional: Bool, compression: CompressionCodec, level: Int?) throws(CodecError) -> ByteBuffer {
+            try encoder.seal(producer: producer, transactional: transactional, compression: compression, level: level)
+        }
+
+        /// Adds a record and the `bytes` it counts against `buffer.memory`.
+        mutating func add(_ record: SimpleRecord, token: Token, bytes: Int) {
+            self.bytes += bytes
+            encoder.append(record)
+            timestamps.append(record.timestamp)
+            tokens.append(token)
+        }
+
         /// The ids a new batch takes: room for 24 halvings.
         static var idSpan: UInt64 { 1 << 24 }
 
-        init(id: UInt64, span: UInt64 = Self.idSpan, partition: TopicPartition, createdMs: Int64) {
+        /// The bytes a new batch makes room for at once: `batch.size`, up to 16 KiB (a larger
+        /// batch grows as it fills; Kafka's default `batch.size` is 16 KiB).
+        static var reservedBytesMax: Int { 16_384 }
+
+        init(id: UInt64, span: UInt64 = Self.idSpan, partition: TopicPartition, createdMs: Int64, reserving: Int = 0) {
             self.id = id
             self.span = span
             self.partition = partition
             self.createdMs = createdMs
+            encoder = BatchEncoder(capacity: min(reserving, Self.reservedBytesMax))
         }
 
         /// The batch cut in two halves that keep its place, its attempts and (numbered under
         /// `current`) its sequences, or nil when it cannot be (a single record, or its ids used
         /// up).
         func halves(current: Bool) -> (Batch, Batch)? {
-            guard records.count > 1, span >= 2 else { return nil }
+            guard recordCount > 1, span >= 2 else { return nil }
+            let records = encoder.records()
             let cut = records.count / 2
             var first = Batch(id: id, span: span / 2, partition: partition, createdMs: createdMs)
             var second = Batch(id: id + span / 2, span: span - span / 2, partition: partition, createdMs: createdMs)
-            first.records = Array(records[..<cut])
-            first.tokens = Array(tokens[..<cut])
-            second.records = Array(records[cut...])
-            second.tokens = Array(tokens[cut...])
-            first.bytes = Self.overheadBytes + first.records.reduce(0) { $0 + RecordAccumulator.bytes(of: $1) }
-            second.bytes = Self.overheadBytes + second.records.reduce(0) { $0 + RecordAccumulator.bytes(of: $1) }
+            for (index, record) in records.enumerated() {
+                let size = RecordAccumulator.bytes(of: record)
+                if index < cut { first.add(record, token: tokens[index], bytes: size) } else { second.add(record, token: tokens[index], bytes: size) }
+            }
             first.attempts = attempts
             second.attempts = attempts
             if current {
@@ -113,7 +137,9 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     /// Closed batches of a partition, oldest first: taken from the front (without moving the
     /// rest), a batch sent again put back at the front.
     struct BatchQueue: Sendable {
-        private var items: [Batch] = []
+        /// A batch taken from the front leaves nil behind: the queue keeps no copy of a batch
+        /// handed out (its buffer is then written in place when it is sealed, not copied).
+        private var items: [Batch?] = []
         private var head = 0
 
         var isEmpty: Bool { head == items.count }
@@ -123,7 +149,7 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
 
         mutating func popFirst() -> Batch {
             precondition(!isEmpty, "a batch taken from an empty queue")
-            let batch = items[head]
+            let batch = items[head].take()!
             head += 1
             if head == items.count {
                 items.removeAll(keepingCapacity: true)
@@ -138,7 +164,7 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         /// Puts back a batch sent before: in the order of ids, so before every batch made after
         /// it (batches come back from the brokers in any order).
         mutating func putBack(_ batch: Batch) {
-            let at = items[head...].firstIndex { $0.id > batch.id } ?? items.count
+            let at = items[head...].firstIndex { $0!.id > batch.id } ?? items.count
             if at == head && head > 0 {
                 head -= 1
                 items[head] = batch
@@ -149,18 +175,18 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
 
         /// Takes out the batches `late` picks, in order.
         mutating func remove(where late: (Batch) -> Bool) -> [Batch] {
-            let kept = items[head...].filter { !late($0) }
-            let removed = items[head...].filter(late)
+            let kept = items[head...].filter { !late($0!) }
+            let removed = items[head...].compactMap { $0 }.filter(late)
             items = kept
             head = 0
             return removed
         }
 
-        func contains(where matches: (Batch) -> Bool) -> Bool { items[head...].contains(where: matches) }
+        func contains(where matches: (Batch) -> Bool) -> Bool { items[head...].contains { matches($0!) } }
 
         /// Every queued batch loses its sequence (a new producer numbers them again).
         mutating func clearSequences() {
-            for i in head..<items.count { items[i].producer = .none }
+            for i in head..<items.count { items[i]!.producer = .none }
         }
     }
 
@@ -188,12 +214,10 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
             let idle = inFlight.count < settings.maxInFlight && queued.isEmpty
             if fresh {
                 if let full = open { queued.append(full) }
-                open = Batch(id: nextBatchID, partition: partition, createdMs: nowMs)
+                open = Batch(id: nextBatchID, partition: partition, createdMs: nowMs, reserving: settings.batchBytes)
                 nextBatchID += Batch.idSpan
             }
-            open!.records.append(record)
-            open!.tokens.append(token)
-            open!.bytes += bytes
+            open!.add(record, token: token, bytes: bytes)
             let closed = open!.bytes >= settings.batchBytes || settings.lingerMs == 0
             if closed {
                 queued.append(open!)
@@ -240,7 +264,7 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
             }
             if settings.idempotent && batch.producer.baseSequence < 0, let (id, epoch) = producer {
                 batch.producer = RecordBatchBuilder.Producer(id: id, epoch: epoch, baseSequence: nextSequence)
-                nextSequence = RecordAccumulator.sequence(nextSequence, plus: batch.records.count)
+                nextSequence = RecordAccumulator.sequence(nextSequence, plus: batch.recordCount)
             }
             batch.attempts += 1
             inFlight.append(Sent(id: batch.id, producer: batch.producer))
