@@ -106,12 +106,19 @@ public struct DeliveryTally: Sendable {
             }
             head += 1
         }
-        if head == held.count {
-            held.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 1024 && head * 2 >= held.count {
-            held.removeFirst(head)
-            head = 0
-        }
+        dropTaken(&held, head: &head, atLeast: 1024)
+    }
+}
+
+/// Drops the elements before `head` of a queue taken from its front (`items[head...]` are the
+/// ones left): all of them once the queue is empty, else only once at least `atLeast` were
+/// taken and they are half of it (so each element moves once at most, on average).
+func dropTaken<Element>(_ items: inout [Element], head: inout Int, atLeast: Int) {
+    if head == items.count {
+        items.removeAll(keepingCapacity: true)
+        head = 0
+    } else if head >= atLeast && head * 2 >= items.count {
+        items.removeFirst(head)
+        head = 0
     }
 }

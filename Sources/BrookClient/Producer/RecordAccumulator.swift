@@ -151,13 +151,7 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
             precondition(!isEmpty, "a batch taken from an empty queue")
             let batch = items[head].take()!
             head += 1
-            if head == items.count {
-                items.removeAll(keepingCapacity: true)
-                head = 0
-            } else if head >= 64 && head * 2 >= items.count {
-                items.removeFirst(head)
-                head = 0
-            }
+            dropTaken(&items, head: &head, atLeast: 64)
             return batch
         }
 
