@@ -1269,7 +1269,15 @@ def test_a_failed_log_dir_takes_its_replicas_offline_and_their_leaders_move(tmp_
         while not (states := partition_states(bootstraps, topic)) or len(states) < 6 or any(s[0] != 1 for s in states.values()):
             assert time.monotonic() < deadline, states
             time.sleep(0.3)
-        on_disk = sorted(int(p.name.rsplit("-", 1)[1]) for p in disk.iterdir() if p.name.startswith(f"{topic}-"))
+        # The metadata may name broker 1 the leader before it has made every replica's
+        # directory: wait for all six, in one log dir or the other, before telling them apart.
+        def replicas_in(directory):
+            return sorted(int(p.name.rsplit("-", 1)[1]) for p in directory.iterdir() if p.name.startswith(f"{topic}-"))
+        deadline = time.monotonic() + 30
+        while len(replicas_in(disk)) + len(replicas_in(root / "node1")) < 6:
+            assert time.monotonic() < deadline, (replicas_in(disk), replicas_in(root / "node1"))
+            time.sleep(0.2)
+        on_disk = replicas_in(disk)
         healthy = [p for p in range(6) if p not in on_disk]
         assert on_disk and healthy, f"broker 1 spreads its replicas over both log dirs: {on_disk} on the disk"
 
