@@ -217,9 +217,9 @@ public actor KafkaProducer {
         if config.transactionalID != nil {
             guard case .open(let added) = transaction, added.contains(target) else { return .placed(simple, target, join: true) }
         }
-        if sender == nil { sender = Task { await self.run() } }
+        startSender()
         let delivery = Delivery()
-        guard case .added(let wake) = accumulator.append(simple, token: delivery, to: target, nowMs: now) else {
+        guard case .added(let wake) = accumulator.append(simple, token: delivery, to: target, nowMs: now, bytes: bytes) else {
             return .placed(simple, target, join: false)
         }
         if wake { ring() }
@@ -257,7 +257,7 @@ public actor KafkaProducer {
     /// `buffer.memory` has no room.
     func enqueue(_ simple: SimpleRecord, to target: TopicPartition, deadline: Int64) async throws -> Delivery {
         let delivery = Delivery()
-        if sender == nil { sender = Task { await self.run() } }
+        startSender()
         while true {
             if let fatal { throw fatal }
             // `close` may have flushed while this send waited (for metadata or room).
@@ -365,6 +365,11 @@ public actor KafkaProducer {
     }
 
     // MARK: the sender
+
+    /// Starts the sender at the first record (or transaction) that needs it.
+    func startSender() {
+        if sender == nil { sender = Task { await self.run() } }
+    }
 
     func run() async {
         while !(closing && accumulator.isEmpty) {

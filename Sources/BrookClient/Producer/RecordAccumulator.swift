@@ -333,8 +333,10 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     /// Adds `record` to `partition`'s open batch (a new one when it has none or it is full).
     /// The lane is changed in place, with one lookup: a copy of it would make every append copy
     /// the open batch.
-    public mutating func append(_ record: SimpleRecord, token: Token, to partition: TopicPartition, nowMs: Int64) -> Appended {
-        let size = Self.bytes(of: record)
+    /// `bytes`: the record's `bytes(of:)`, when the caller has worked it out already.
+    public mutating func append(_ record: SimpleRecord, token: Token, to partition: TopicPartition, nowMs: Int64,
+                                bytes: Int? = nil) -> Appended {
+        let size = bytes ?? Self.bytes(of: record)
         // A record alone larger than the whole buffer never fits: the caller refuses it first.
         precondition(size + Batch.overheadBytes <= settings.bufferBytes, "a record larger than buffer.memory")
         return lanes[partition, default: Lane()].append(

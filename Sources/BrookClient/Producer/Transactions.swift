@@ -35,7 +35,7 @@ extension KafkaProducer {
         let request = InitProducerIdRequest(transactionalId: id, transactionTimeoutMs: config.transactionTimeoutMs)
         let answer: InitProducerIdResponse = try await toTransactionCoordinator(request) { $0.errorCode }
         accumulator.useProducer(answer.producerId, answer.producerEpoch)
-        if sender == nil { sender = Task { await self.run() } }
+        startSender()
         ring()
     }
 
