@@ -113,11 +113,12 @@ public final class BrokerConnection: Sendable {
         let promise = channel.eventLoop.makePromise(of: ByteBuffer?.self)
         let handler = self.handler
         let channel = self.channel
+        // The deadline is set on the event loop with the write: from here each would wake it.
         channel.eventLoop.execute {
             handler.value.send(request, version: version, expectResponse: true, promise: promise, channel: channel)
+            let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) { channel.close(promise: nil) }
+            promise.futureResult.whenComplete { _ in deadline.cancel() }
         }
-        let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) { channel.close(promise: nil) }
-        promise.futureResult.whenComplete { _ in deadline.cancel() }
         return PendingAnswer(future: promise.futureResult, version: version, apiName: R.apiName, connection: self)
     }
 

@@ -1,5 +1,6 @@
 @testable import BrookClient
 import BrookCore
+import BrookRecords
 import Testing
 
 @Suite struct DeliveryTests {
@@ -33,5 +34,62 @@ import Testing
         tally.settle()
         #expect(tally.written == 3 && tally.failed == 1 && tally.pending.isEmpty)
         #expect(tally.firstFailure?.code == .notEnoughReplicas)
+    }
+
+    func record(_ ms: Int64) -> SimpleRecord { SimpleRecord(key: nil, value: [1, 2, 3], timestamp: Timestamp(ms: ms)) }
+
+    /// Records of two calls (two reports) in one batch, one of them with a record in another
+    /// partition's batch: each batch fills in a run of each report, with the offsets and
+    /// timestamps of its own records, and wakes those waiting on them.
+    @Test func aBatchFillsInTheRunsOfTheCallsWhoseRecordsItHolds() async throws {
+        var a = RecordAccumulator<Delivery>(.init(lingerMs: 0, batchBytes: 10_000, idempotent: false))
+        let p = TopicPartition("t", 0), q = TopicPartition("t", 1)
+        let first = DeliveryReports(count: 3), second = DeliveryReports(count: 2)
+        _ = a.append(record(10), token: Delivery(first, 0), to: p, nowMs: 0)
+        _ = a.append(record(11), token: Delivery(first, 1), to: q, nowMs: 0)
+        _ = a.append(record(12), token: Delivery(first, 2), to: p, nowMs: 0)
+        _ = a.append(record(20), token: Delivery(second, 0), to: p, nowMs: 0)
+        _ = a.append(record(21), token: Delivery(second, 1), to: p, nowMs: 0)
+        // linger.ms 0: a batch per record; drained one per partition at a time.
+        var batches: [RecordAccumulator<Delivery>.Batch] = []
+        for _ in 0..<5 { batches += a.drain(nowMs: 0, leader: { _ in NodeID(1) })[NodeID(1)] ?? [] }
+        #expect(batches.count == 5)
+        async let waited = Delivery(second, 1).metadata
+        for batch in batches where batch.partition == p {
+            KafkaProducer.delivered(batch, baseOffset: Offset(100 + Int64(batch.timestamps[0].ms)), logAppendTime: -1)
+        }
+        #expect(Delivery(first, 1).result == nil, "its batch has not come back")
+        #expect(try Delivery(first, 0).result?.get() == RecordMetadata(topic: "t", partition: 0, offset: Offset(110), timestamp: Timestamp(ms: 10)))
+        #expect(try Delivery(first, 2).result?.get().offset == Offset(112))
+        #expect(try await waited == RecordMetadata(topic: "t", partition: 0, offset: Offset(121), timestamp: Timestamp(ms: 21)))
+        KafkaProducer.report(batches.first { $0.partition == q }!) { _ in .failure(ProduceError(.notLeaderOrFollower, "moved")) }
+        guard case .failure(let error)? = Delivery(first, 1).result else {
+            Issue.record("the other partition's record did not fail")
+            return
+        }
+        #expect(error.code == .notLeaderOrFollower)
+    }
+
+    /// One batch of a call's records, then split in two (too large for the broker): each half
+    /// fills in its own run, the offsets counted from its own base.
+    @Test func theHalvesOfASplitBatchFillInTheirOwnRuns() throws {
+        var a = RecordAccumulator<Delivery>(.init(lingerMs: 5, batchBytes: 10_000, idempotent: false))
+        let p = TopicPartition("t", 0)
+        let reports = DeliveryReports(count: 4)
+        for i in 0..<4 { _ = a.append(record(Int64(i)), token: Delivery(reports, i), to: p, nowMs: 0) }
+        let batch = try #require(a.drain(nowMs: 5, leader: { _ in NodeID(1) })[NodeID(1)]?.first)
+        let split = a.split(batch, nowMs: 5)
+        #expect(split)
+        let halves = a.drain(nowMs: 1_000, leader: { _ in NodeID(1) })[NodeID(1)] ?? []
+        #expect(halves.count == 1 && halves[0].recordCount == 2)
+        KafkaProducer.delivered(halves[0], baseOffset: Offset(40), logAppendTime: -1)
+        #expect(Delivery(reports, 2).result == nil)
+        a.succeeded(halves[0])
+        let second = try #require(a.drain(nowMs: 2_000, leader: { _ in NodeID(1) })[NodeID(1)]?.first)
+        KafkaProducer.delivered(second, baseOffset: Offset(70), logAppendTime: 555)
+        let offsets = try (0..<4).map { try Delivery(reports, $0).result?.get().offset }
+        #expect(offsets == [Offset(40), Offset(41), Offset(70), Offset(71)])
+        #expect(try Delivery(reports, 3).result?.get().timestamp == Timestamp(ms: 555), "LogAppendTime: the broker's")
+        #expect(try Delivery(reports, 1).result?.get().timestamp == Timestamp(ms: 1))
     }
 }

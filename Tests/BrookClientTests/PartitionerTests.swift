@@ -61,4 +61,26 @@ import Testing
             }
         }
     }
+
+    /// Topics asked in runs, interleaved (the last topic is found without a lookup): each keeps
+    /// its own sticky partition and its own count of bytes, exactly `batch.size` per partition.
+    @Test func topicsInterleavedInRunsKeepTheirOwnStickyPartitions() {
+        var sticky = StickyPartitioner(batchBytes: 1000, seed: 13)
+        var random = SeededRandom(seed: 17)
+        var state: [String: (partition: Int32, records: Int)] = [:]
+        for _ in 0..<300 {
+            let topic = ["a", "b", "c", "d"][Int(random.next() % 4)]
+            for _ in 0..<Int(random.next() % 15) {
+                let chosen = sticky.partition(topic: topic, count: 8, available: [], bytes: 100)
+                if let known = state[topic], known.records < 10 {
+                    #expect(chosen == known.partition, "\(topic) left its partition before batch.size")
+                    state[topic] = (chosen, known.records + 1)
+                } else {
+                    if let known = state[topic] { #expect(chosen != known.partition, "\(topic) stayed past batch.size") }
+                    state[topic] = (chosen, 1)
+                }
+            }
+        }
+        #expect(state.count == 4)
+    }
 }

@@ -308,10 +308,13 @@ def free_port_run(count: int) -> int:
 
 @pytest.mark.timeout(180)
 def test_brook_dev_cluster_starts_three_nodes_and_stops_them_on_sigterm(tmp_path):
-    base = free_port_run(6)
+    # Six client and controller ports, then three HTTP ones (the default HTTP ports, 9644 on,
+    # are a `brook serve`'s own: a broker running beside the tests would hold them).
+    base = free_port_run(9)
     log = tmp_path / "dev.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(BROOK_BIN), "dev", "cluster", "--nodes", "3", "--base-port", str(base),
+                                 "--http-base-port", str(base + 6),
                                  "--data", str(tmp_path / "dev"), "--set", f"broker.session.timeout.ms={SESSION_MS}",
                                  "--set", f"broker.heartbeat.interval.ms={HEARTBEAT_MS}"],
                                 stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)

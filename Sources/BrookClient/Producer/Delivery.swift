@@ -31,47 +31,113 @@ public struct KafkaError: Error, CustomStringConvertible, Equatable {
 }
 
 /// A record's delivery report: `metadata` waits for it.
-public final class Delivery: Sendable {
-    enum State {
-        case waiting([CheckedContinuation<RecordMetadata, any Error>])
-        case done(Result<RecordMetadata, ProduceError>)
+///
+/// Records queued in one call share one `DeliveryReports` (a `Delivery` is that and the
+/// record's place in it), so a record costs no object and no lock of its own: its batch fills
+/// in the reports of all its records at once.
+public struct Delivery: Sendable {
+    let reports: DeliveryReports
+    let index: Int
+
+    init(_ reports: DeliveryReports, _ index: Int) {
+        precondition(index >= 0 && index < reports.count, "a delivery outside its reports")
+        self.reports = reports
+        self.index = index
     }
 
-    let state = Mutex(State.waiting([]))
-
-    init() {}
+    /// A delivery of its own (one record).
+    init() { self.init(DeliveryReports(count: 1), 0) }
 
     /// Where the record was written, once it is; or why it was not.
     public var metadata: RecordMetadata {
-        get async throws {
-            try await withCheckedThrowingContinuation { continuation in
-                let done: Result<RecordMetadata, ProduceError>? = state.withLock { state in
-                    switch state {
-                    case .waiting(var waiting):
-                        waiting.append(continuation)
-                        state = .waiting(waiting)
-                        return nil
-                    case .done(let result):
-                        return result
-                    }
-                }
-                if let done { continuation.resume(with: done) }
+        get async throws { try await reports.metadata(at: index) }
+    }
+
+    /// The outcome, if there is one yet.
+    public var result: Result<RecordMetadata, ProduceError>? { reports.result(at: index) }
+
+    /// Completes this record's report alone.
+    func complete(_ result: Result<RecordMetadata, ProduceError>) {
+        reports.complete(index..<index + 1, result.map {
+            DeliveryReports.Written(topic: $0.topic, partition: $0.partition, baseOffset: $0.offset, logAppendTime: -1,
+                                    timestamps: [$0.timestamp], first: 0)
+        })
+    }
+}
+
+/// The delivery reports of `count` records queued together (one `send`, or one
+/// `send(contentsOf:)`): filled in a run at a time (the records of one batch), each run once.
+final class DeliveryReports: Sendable {
+    /// Where a run of records was written: the run's first record is record `first` of a batch
+    /// written at `baseOffset` (-1: unknown) whose records had `timestamps`.
+    struct Written: Sendable {
+        let topic: String
+        let partition: Int32
+        let baseOffset: Offset
+        /// The broker's time when the topic uses LogAppendTime, else -1.
+        let logAppendTime: Int64
+        let timestamps: [Timestamp]
+        let first: Int
+    }
+
+    struct Outcome {
+        let range: Range<Int>
+        let result: Result<Written, ProduceError>
+
+        func report(_ index: Int) -> Result<RecordMetadata, ProduceError> {
+            result.map { written in
+                let inBatch = written.first + index - range.lowerBound
+                let offset = written.baseOffset.value < 0 ? written.baseOffset : written.baseOffset + Int64(inBatch)
+                let timestamp = written.logAppendTime >= 0 ? Timestamp(ms: written.logAppendTime) : written.timestamps[inBatch]
+                return RecordMetadata(topic: written.topic, partition: written.partition, offset: offset, timestamp: timestamp)
             }
         }
     }
 
-    /// The outcome, if there is one yet.
-    public var result: Result<RecordMetadata, ProduceError>? {
-        state.withLock { if case .done(let result) = $0 { result } else { nil } }
+    struct State {
+        /// Usually one (the records of a call went into one batch); at most one per record.
+        var outcomes: [Outcome] = []
+        var waiting: [(index: Int, continuation: CheckedContinuation<RecordMetadata, any Error>)] = []
+
+        func outcome(_ index: Int) -> Outcome? { outcomes.first { $0.range.contains(index) } }
     }
 
-    func complete(_ result: Result<RecordMetadata, ProduceError>) {
-        let waiting: [CheckedContinuation<RecordMetadata, any Error>] = state.withLock { state in
-            guard case .waiting(let waiting) = state else { preconditionFailure("a record delivered twice") }
-            state = .done(result)
-            return waiting
+    let count: Int
+    let state = Mutex(State())
+
+    init(count: Int) {
+        precondition(count > 0, "reports of no record")
+        self.count = count
+    }
+
+    func result(at index: Int) -> Result<RecordMetadata, ProduceError>? {
+        state.withLock { $0.outcome(index)?.report(index) }
+    }
+
+    func metadata(at index: Int) async throws -> RecordMetadata {
+        try await withCheckedThrowingContinuation { continuation in
+            let done: Result<RecordMetadata, ProduceError>? = state.withLock { state in
+                if let outcome = state.outcome(index) { return outcome.report(index) }
+                state.waiting.append((index, continuation))
+                return nil
+            }
+            if let done { continuation.resume(with: done) }
         }
-        for continuation in waiting { continuation.resume(with: result.mapError { $0 }) }
+    }
+
+    /// The records in `range` are done.
+    func complete(_ range: Range<Int>, _ result: Result<Written, ProduceError>) {
+        precondition(!range.isEmpty && range.lowerBound >= 0 && range.upperBound <= count, "reports outside the records")
+        let outcome = Outcome(range: range, result: result)
+        let ready: [(index: Int, continuation: CheckedContinuation<RecordMetadata, any Error>)] = state.withLock { state in
+            precondition(!state.outcomes.contains { $0.range.overlaps(range) }, "a record delivered twice")
+            state.outcomes.append(outcome)
+            guard !state.waiting.isEmpty else { return [] }
+            let ready = state.waiting.filter { range.contains($0.index) }
+            state.waiting.removeAll { range.contains($0.index) }
+            return ready
+        }
+        for (index, continuation) in ready { continuation.resume(with: outcome.report(index).mapError { $0 }) }
     }
 }
 

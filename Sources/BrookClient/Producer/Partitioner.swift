@@ -53,6 +53,10 @@ public struct StickyPartitioner: Sendable {
 
     let batchBytes: Int
     var byTopic: [String: Sticky] = [:]
+    /// The topic asked last and where it is in `byTopic` (its records usually come in runs: the
+    /// next one is found without hashing the name). An index stays good until `byTopic` gains a
+    /// key, which clears it.
+    var last: (topic: String, index: Dictionary<String, Sticky>.Index)?
     var random: SeededRandom
 
     /// `seed` makes the choices repeatable (tests); nil takes one from the system.
@@ -67,8 +71,15 @@ public struct StickyPartitioner: Sendable {
     /// partitions with a leader, in ascending order (empty: none known, any of the `count` will do).
     public mutating func partition(topic: String, count: Int32, available: [Int32], bytes: Int) -> Int32 {
         precondition(count > 0, "a topic has at least one partition")
-        // One lookup of the topic for a record that stays (changed in place).
-        let known = byTopic.index(forKey: topic)
+        // One lookup of the topic for a record that stays (changed in place), none for a record
+        // to the topic of the one before.
+        let known: Dictionary<String, Sticky>.Index?
+        if let last, last.topic == topic {
+            known = last.index
+        } else {
+            known = byTopic.index(forKey: topic)
+            last = known.map { (topic, $0) }
+        }
         if let known {
             let sticky = byTopic.values[known]
             if sticky.partition < count, sticky.bytes < batchBytes, available.isEmpty || Self.holds(available, sticky.partition) {
@@ -82,7 +93,12 @@ public struct StickyPartitioner: Sendable {
         if chosen == previous && choices.count > 1 {
             chosen = choices[(choices.firstIndex(of: chosen)! + 1) % choices.count]
         }
-        byTopic[topic] = Sticky(partition: chosen, bytes: bytes)
+        if let known {
+            byTopic.values[known] = Sticky(partition: chosen, bytes: bytes)
+        } else {
+            byTopic[topic] = Sticky(partition: chosen, bytes: bytes)
+            last = nil
+        }
         return chosen
     }
 

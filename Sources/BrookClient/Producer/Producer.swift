@@ -126,9 +126,10 @@ public actor KafkaProducer {
     public func send(_ record: ProducerRecord) async throws -> Delivery {
         var cache: KnownTopic?
         let now = nowMs()
-        let placement = try place(record, nowMs: now, timestamp: SystemClock().now(), cache: &cache)
-        if case .queued(let delivery) = placement { return delivery }
-        return try await finish(placement, record, deadline: now + config.maxBlockMs)
+        let delivery = Delivery()
+        let placement = try place(record, as: delivery, nowMs: now, timestamp: SystemClock().now(), cache: &cache)
+        if case .queued = placement { return delivery }
+        return try await finish(placement, record, as: delivery, deadline: now + config.maxBlockMs)
     }
 
     /// Queues `records` in order, in one call (cheaper than a `send` each: the records that can
@@ -136,23 +137,24 @@ public actor KafkaProducer {
     /// for a run of records to the same topic). A record that cannot be queued (the reasons
     /// `send` throws for) gets a delivery that failed already; the others go on.
     public func send(contentsOf records: [ProducerRecord]) async -> [Delivery] {
+        guard !records.isEmpty else { return [] }
+        // One object holds the reports of all of them.
+        let reports = DeliveryReports(count: records.count)
         var deliveries: [Delivery] = []
         deliveries.reserveCapacity(records.count)
         var cache: KnownTopic?
         var now = nowMs()
         var timestamp = SystemClock().now()
-        for record in records {
+        for (index, record) in records.enumerated() {
+            let delivery = Delivery(reports, index)
+            deliveries.append(delivery)
             do {
-                let placement = try place(record, nowMs: now, timestamp: timestamp, cache: &cache)
-                if case .queued(let delivery) = placement {
-                    deliveries.append(delivery)
-                    continue
-                }
-                deliveries.append(try await finish(placement, record, deadline: now + config.maxBlockMs))
+                let placement = try place(record, as: delivery, nowMs: now, timestamp: timestamp, cache: &cache)
+                if case .queued = placement { continue }
+                _ = try await finish(placement, record, as: delivery, deadline: now + config.maxBlockMs)
             } catch {
-                let refused = Delivery()
-                refused.complete(.failure(error as? ProduceError ?? ProduceError(nil, "\(error)")))
-                deliveries.append(refused)
+                // Not queued: its report is the reason.
+                delivery.complete(.failure(error as? ProduceError ?? ProduceError(nil, "\(error)")))
             }
             // The producer was left (or may have been): what it knew may have changed.
             cache = nil
@@ -171,7 +173,7 @@ public actor KafkaProducer {
     /// How far `place` got with a record.
     enum Placement {
         /// In its partition's batch.
-        case queued(Delivery)
+        case queued
         /// Its partition is known: it waits for room (or, `join`, for the partition to be added
         /// to the open transaction first).
         case placed(SimpleRecord, TopicPartition, join: Bool)
@@ -181,7 +183,8 @@ public actor KafkaProducer {
 
     /// What `send` does without suspending: the checks (throwing at once what it throws), the
     /// partition (from the metadata at hand) and the record queued if `buffer.memory` has room.
-    func place(_ record: ProducerRecord, nowMs now: Int64, timestamp: Timestamp, cache: inout KnownTopic?) throws -> Placement {
+    /// `delivery`: the record's report, which its batch fills in.
+    func place(_ record: ProducerRecord, as delivery: Delivery, nowMs now: Int64, timestamp: Timestamp, cache: inout KnownTopic?) throws -> Placement {
         if let fatal { throw fatal }
         guard !closing else { throw ProduceError(nil, "the producer is closed") }
         let simple = SimpleRecord(key: record.key, value: record.value, headers: record.headers, timestamp: record.timestamp ?? timestamp)
@@ -218,23 +221,23 @@ public actor KafkaProducer {
             guard case .open(let added) = transaction, added.contains(target) else { return .placed(simple, target, join: true) }
         }
         startSender()
-        let delivery = Delivery()
         guard case .added(let wake) = accumulator.append(simple, token: delivery, to: target, nowMs: now, bytes: bytes) else {
             return .placed(simple, target, join: false)
         }
         if wake { ring() }
-        return .queued(delivery)
+        return .queued
     }
 
     /// The rest of `send` for a record `place` could not queue: the metadata asked, the
     /// partition added to the transaction, room in `buffer.memory` waited for, until `deadline`.
-    func finish(_ placement: Placement, _ record: ProducerRecord, deadline: Int64) async throws -> Delivery {
+    func finish(_ placement: Placement, _ record: ProducerRecord, as delivery: Delivery, deadline: Int64) async throws -> Delivery {
         switch placement {
-        case .queued(let delivery):
+        case .queued:
             return delivery
         case .placed(let simple, let target, let join):
             if join { try await joinTransaction(target) }
-            return try await enqueue(simple, to: target, deadline: deadline)
+            try await enqueue(simple, as: delivery, to: target, deadline: deadline)
+            return delivery
         case .needsMetadata:
             var leaders = try await partitions(of: record.topic, until: deadline)
             while let chosen = record.partition, chosen >= Int32(leaders.count), nowMs() < deadline {
@@ -247,16 +250,15 @@ public actor KafkaProducer {
             }
             // The metadata is fresh (unless max.block.ms is spent, and then it is an error anyway).
             var cache: KnownTopic? = KnownTopic(name: record.topic, leaders: topics[record.topic] ?? TopicLeaders(leaders: leaders, fetchedMs: nowMs()))
-            let again = try place(record, nowMs: nowMs(), timestamp: SystemClock().now(), cache: &cache)
+            let again = try place(record, as: delivery, nowMs: nowMs(), timestamp: SystemClock().now(), cache: &cache)
             if case .needsMetadata = again { preconditionFailure("a record placed twice without metadata") }
-            return try await finish(again, record, deadline: deadline)
+            return try await finish(again, record, as: delivery, deadline: deadline)
         }
     }
 
     /// Adds a placed record to its partition's batch, waiting (until `deadline`) while
     /// `buffer.memory` has no room.
-    func enqueue(_ simple: SimpleRecord, to target: TopicPartition, deadline: Int64) async throws -> Delivery {
-        let delivery = Delivery()
+    func enqueue(_ simple: SimpleRecord, as delivery: Delivery, to target: TopicPartition, deadline: Int64) async throws {
         startSender()
         while true {
             if let fatal { throw fatal }
@@ -266,7 +268,7 @@ public actor KafkaProducer {
             switch accumulator.append(simple, token: delivery, to: target, nowMs: now) {
             case .added(let wake):
                 if wake { ring() }
-                return delivery
+                return
             case .noRoom:
                 guard now < deadline else {
                     throw ProduceError(nil, "buffer.memory (\(config.bufferBytes) bytes) stayed full for max.block.ms")
@@ -616,20 +618,36 @@ public actor KafkaProducer {
 
     func deliver(_ batch: RecordAccumulator<Delivery>.Batch, baseOffset: Offset, logAppendTime: Int64) {
         accumulator.succeeded(batch)
-        for (index, delivery) in batch.tokens.enumerated() {
-            let offset = baseOffset.value < 0 ? baseOffset : baseOffset + Int64(index)
-            let timestamp = logAppendTime >= 0 ? Timestamp(ms: logAppendTime) : batch.timestamps[index]
-            delivery.complete(.success(RecordMetadata(topic: batch.partition.topic, partition: batch.partition.partition,
-                                                      offset: offset, timestamp: timestamp)))
+        Self.delivered(batch, baseOffset: baseOffset, logAppendTime: logAppendTime)
+    }
+
+    /// Tells `batch`'s records they were written from `baseOffset` on (-1: unknown).
+    static func delivered(_ batch: RecordAccumulator<Delivery>.Batch, baseOffset: Offset, logAppendTime: Int64) {
+        report(batch) { first in
+            .success(DeliveryReports.Written(topic: batch.partition.topic, partition: batch.partition.partition, baseOffset: baseOffset,
+                                             logAppendTime: logAppendTime, timestamps: batch.timestamps, first: first))
+        }
+    }
+
+    /// Fills in the reports of `batch`'s records a run at a time (its records are a run of one
+    /// call's, or runs of a few calls' in turn): `outcome` gets the batch's index of a run's
+    /// first record.
+    static func report(_ batch: RecordAccumulator<Delivery>.Batch, _ outcome: (_ first: Int) -> Result<DeliveryReports.Written, ProduceError>) {
+        let tokens = batch.tokens
+        var start = 0
+        while start < tokens.count {
+            let reports = tokens[start].reports
+            var end = start + 1
+            while end < tokens.count && tokens[end].reports === reports && tokens[end].index == tokens[end - 1].index + 1 { end += 1 }
+            reports.complete(tokens[start].index..<tokens[end - 1].index + 1, outcome(start))
+            start = end
         }
     }
 
     func fail(_ batches: [RecordAccumulator<Delivery>.Batch], _ error: ProduceError) {
         // A record of the open transaction failed: it can only be aborted.
         if !batches.isEmpty, case .open = transaction { transaction = .failed(error) }
-        for batch in batches {
-            for delivery in batch.tokens { delivery.complete(.failure(error)) }
-        }
+        for batch in batches { Self.report(batch) { _ in .failure(error) } }
     }
 
     // MARK: waking

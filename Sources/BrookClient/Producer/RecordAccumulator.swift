@@ -275,7 +275,14 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     }
 
     public let settings: Settings
-    var lanes: [TopicPartition: Lane] = [:]
+    /// The partitions' lanes, in the order they were first used (a lane is never dropped: its
+    /// next sequence is the producer's on that partition), found through `slots`; the last
+    /// one appended to is found without hashing (a producer's records come in runs to a
+    /// partition: a sticky partition's, or a run of one key's).
+    var lanes: [Lane] = []
+    var laneKeys: [TopicPartition] = []
+    var slots: [TopicPartition: Int] = [:]
+    var lastSlot = -1
     var nextBatchID: UInt64 = Batch.idSpan
     /// Bytes held by batches not yet completed.
     public private(set) var usedBytes = 0
@@ -299,7 +306,7 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
 
     /// Some batch made before `mark` is open, queued or in flight.
     public func hasBatches(before mark: UInt64) -> Bool {
-        lanes.values.contains { lane in
+        lanes.contains { lane in
             (lane.open.map { $0.id < mark } ?? false) || lane.inFlight.contains { $0.id < mark }
                 || lane.queued.contains { $0.id < mark }
         }
@@ -327,7 +334,7 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
 
     /// Partitions with records waiting to be handed out.
     public var waitingPartitions: [TopicPartition] {
-        lanes.filter { $0.value.open != nil || !$0.value.queued.isEmpty }.map(\.key).sorted()
+        lanes.indices.filter { lanes[$0].open != nil || !lanes[$0].queued.isEmpty }.map { laneKeys[$0] }.sorted()
     }
 
     /// Adds `record` to `partition`'s open batch (a new one when it has none or it is full).
@@ -339,7 +346,19 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         let size = bytes ?? Self.bytes(of: record)
         // A record alone larger than the whole buffer never fits: the caller refuses it first.
         precondition(size + Batch.overheadBytes <= settings.bufferBytes, "a record larger than buffer.memory")
-        return lanes[partition, default: Lane()].append(
+        let slot: Int
+        if lastSlot >= 0 && laneKeys[lastSlot] == partition {
+            slot = lastSlot
+        } else if let known = slots[partition] {
+            slot = known
+        } else {
+            slot = lanes.count
+            lanes.append(Lane())
+            laneKeys.append(partition)
+            slots[partition] = slot
+        }
+        lastSlot = slot
+        return lanes[slot].append(
             record, token: token, bytes: size, partition: partition, nowMs: nowMs, settings: settings,
             usedBytes: &usedBytes, nextBatchID: &nextBatchID)
     }
@@ -355,9 +374,9 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     mutating func forgetProducer() {
         guard settings.idempotent else { return }
         producer = nil
-        for key in lanes.keys {
-            lanes[key]!.nextSequence = 0
-            lanes[key]!.queued.clearSequences()
+        for slot in lanes.indices {
+            lanes[slot].nextSequence = 0
+            lanes[slot].queued.clearSequences()
         }
     }
 
@@ -367,9 +386,9 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     public mutating func drain(nowMs: Int64, leader: (TopicPartition) -> NodeID?) -> [NodeID: [Batch]] {
         guard !needsProducer else { return [:] }
         var out: [NodeID: [Batch]] = [:]
-        for key in lanes.keys.sorted() {
-            guard let node = leader(key),
-                  let batch = lanes[key]!.take(nowMs: nowMs, flushBefore: flushBefore, settings: settings, roomWanted: roomWanted, producer: producer)
+        for slot in lanes.indices.sorted(by: { laneKeys[$0] < laneKeys[$1] }) {
+            guard let node = leader(laneKeys[slot]),
+                  let batch = lanes[slot].take(nowMs: nowMs, flushBefore: flushBefore, settings: settings, roomWanted: roomWanted, producer: producer)
             else { continue }
             out[node, default: []].append(batch)
         }
@@ -396,8 +415,8 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
             again.retryAtMs = backoff ? nowMs + settings.retryBackoffMs : nowMs
             // Sent by a producer since forgotten: numbered again under the next one.
             if producer.map({ again.producer.id != $0.id || again.producer.epoch != $0.epoch }) ?? true { again.producer = .none }
-            lanes[batch.partition]!.landed(batch.id)
-            lanes[batch.partition]!.queued.putBack(again)
+            lanes[slot(of: batch.partition)].landed(batch.id)
+            lanes[slot(of: batch.partition)].queued.putBack(again)
             return false
         }
         finish(batch)
@@ -411,10 +430,10 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     public mutating func split(_ batch: Batch, nowMs: Int64) -> Bool {
         guard nowMs - batch.createdMs < settings.deliveryTimeoutMs,
               let (first, second) = batch.halves(current: isCurrent(batch.producer)) else { return false }
-        lanes[batch.partition]!.landed(batch.id)
+        lanes[slot(of: batch.partition)].landed(batch.id)
         for var half in [second, first] {
             half.retryAtMs = nowMs + settings.retryBackoffMs
-            lanes[batch.partition]!.queued.putBack(half)
+            lanes[slot(of: batch.partition)].queued.putBack(half)
         }
         usedBytes += first.bytes + second.bytes - batch.bytes
         return true
@@ -424,15 +443,22 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     /// on its partition, of the same producer, is in flight or waits to go again: the refusal
     /// is that batch's doing, and `batch` goes again after it with the same sequence.
     public func followsUnwrittenBatch(_ batch: Batch) -> Bool {
-        guard isCurrent(batch.producer), let lane = lanes[batch.partition] else { return false }
+        guard isCurrent(batch.producer), let slot = slots[batch.partition] else { return false }
+        let lane = lanes[slot]
         return lane.inFlight.contains { $0.id < batch.id && isCurrent($0.producer) }
             || lane.queued.contains { $0.id < batch.id && isCurrent($0.producer) }
+    }
+
+    /// Where `partition`'s lane is (it has one: a batch of it exists).
+    func slot(of partition: TopicPartition) -> Int {
+        guard let slot = slots[partition] else { preconditionFailure("a batch of \(partition), which has no lane") }
+        return slot
     }
 
     /// Changed in place; the lane stays when empty: its next sequence is the producer's on
     /// that partition.
     private mutating func finish(_ batch: Batch) {
-        lanes[batch.partition]!.landed(batch.id)
+        lanes[slot(of: batch.partition)].landed(batch.id)
         usedBytes -= batch.bytes
         precondition(usedBytes >= 0, "more bytes released than held")
     }
@@ -444,17 +470,15 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         let late = { (b: Batch) in nowMs - b.createdMs >= timeoutMs }
         // Batches queue oldest first (a batch sent again goes back to the front, and it is the
         // oldest): a lane has a late batch if its first queued one, or its open one, is late.
-        let lateLanes = lanes.filter { _, lane in lane.queued.first.map(late) == true || lane.open.map(late) == true }.keys
+        let lateLanes = lanes.indices.filter { lanes[$0].queued.first.map(late) == true || lanes[$0].open.map(late) == true }
         guard !lateLanes.isEmpty else { return [] }
         var expired: [Batch] = []
-        for key in lateLanes.sorted() {
-            var lane = lanes.removeValue(forKey: key)!
-            expired += lane.queued.remove(where: late)
-            if let open = lane.open, late(open) {
+        for slot in lateLanes.sorted(by: { laneKeys[$0] < laneKeys[$1] }) {
+            expired += lanes[slot].queued.remove(where: late)
+            if let open = lanes[slot].open, late(open) {
                 expired.append(open)
-                lane.open = nil
+                lanes[slot].open = nil
             }
-            lanes[key] = lane
         }
         for batch in expired { usedBytes -= batch.bytes }
         if expired.contains(where: { isCurrent($0.producer) }) { forgetProducer() }
@@ -469,7 +493,7 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
     public func nextDeadlineMs(leader: (TopicPartition) -> NodeID?) -> Int64? {
         var next: Int64?
         func consider(_ t: Int64) { next = min(next ?? t, t) }
-        for (key, lane) in lanes {
+        for (key, lane) in zip(laneKeys, lanes) {
             if leader(key) != nil,
                let at = lane.readyAtMs(flushBefore: flushBefore, settings: settings, roomWanted: roomWanted, current: isCurrent) {
                 consider(at)
