@@ -119,13 +119,18 @@ public actor ClusterClient {
     /// it.
     public nonisolated func start<R: KafkaRequest>(_ request: R, toNode node: NodeID, timeoutMs: Int64) async throws -> PendingAnswer<R.Response> {
         // The node's open connection, if there is one, without a hop onto the actor.
-        if let open = connectionsByNode.withLock({ $0[node] }) {
+        if let open = openConnection(to: node) {
             do { return try open.start(request, timeoutMs: timeoutMs) } catch {
                 if !(error is KafkaError) { await drop(open) }
                 throw error
             }
         }
         return try await startOpening(request, toNode: node, timeoutMs: timeoutMs)
+    }
+
+    /// `node`'s open connection, if it has one (without a hop onto the actor).
+    public nonisolated func openConnection(to node: NodeID) -> BrokerConnection? {
+        connectionsByNode.withLock { $0[node] }
     }
 
     func startOpening<R: KafkaRequest>(_ request: R, toNode node: NodeID, timeoutMs: Int64) async throws -> PendingAnswer<R.Response> {

@@ -2,6 +2,7 @@ import BrookCore
 import BrookProtocol
 import BrookRecords
 import NIOCore
+import Synchronization
 
 /// A record to send.
 public struct ProducerRecord: Sendable {
@@ -72,18 +73,31 @@ public actor KafkaProducer {
     struct NodeQueue {
         let batches: AsyncStream<[RecordAccumulator<Delivery>.Batch]>.Continuation
         let writer: Task<Void, Never>
+        /// Batches handed to the writer and not written yet: while there are any, the next go
+        /// through it too (so a leader's requests are written in the order of their batches).
+        let backlog: Backlog
+        /// The requests written, to the reader.
+        let written: AsyncStream<Written>.Continuation
         /// Awaits the answers to the writer's requests, in the order they were written (a
         /// connection answers in order), and hands each to `completed`: one task per leader,
         /// not one per request.
         let reader: Task<Void, Never>
     }
 
-    /// A request written, its answer still to come.
+    /// A request written, its answer still to come (or why it could not be written).
     struct Written: Sendable {
         let batches: [RecordAccumulator<Delivery>.Batch]
-        let pending: PendingAnswer<ProduceResponse>
+        let pending: Result<PendingAnswer<ProduceResponse>, any Error>
         let unbuildable: [(RecordAccumulator<Delivery>.Batch, ProduceError)]
     }
+
+    /// The count of a writer's arrays of batches not written yet.
+    final class Backlog: Sendable {
+        let count = Atomic<Int>(0)
+    }
+
+    /// A request's batches, sealed.
+    typealias Request = (batches: [RecordAccumulator<Delivery>.Batch], request: ProduceRequest)
 
     struct TopicLeaders {
         /// By partition; nil while the partition has no known leader.
@@ -443,27 +457,82 @@ public actor KafkaProducer {
 
     /// Hands batches to `node`'s writer (started at its first batches). The queue holds what
     /// the accumulator handed out, so it is bounded by `buffer.memory`.
-    func queue(_ batches: [RecordAccumulator<Delivery>.Batch], to node: NodeID) {
+    ///
+    /// Uncompressed batches (sealing them is a header and a CRC) are written from here when
+    /// the writer has nothing left to write and the leader's connection is open: a hop to the
+    /// writer and its wake-up per request saved, which is most of a small batch's cost.
+    func queue(_ batches: consuming [RecordAccumulator<Delivery>.Batch], to node: NodeID) {
+        if let open = nodeQueues[node], config.compression == .none, config.acks != 0,
+           open.backlog.count.load(ordering: .acquiring) == 0, let connection = cluster.openConnection(to: node) {
+            // The array's only holder (consumed): its batches are sealed in place.
+            let (requests, unbuildable) = seal(&batches)
+            let timeoutMs = Int64(config.requestTimeoutMs) + 5_000
+            for (index, request) in requests.enumerated() {
+                let pending = Result { try connection.start(request.request, timeoutMs: timeoutMs) }
+                open.written.yield(Written(batches: request.batches, pending: pending, unbuildable: index == 0 ? unbuildable : []))
+            }
+            return
+        }
         if nodeQueues[node] == nil {
             let (stream, continuation) = AsyncStream.makeStream(of: [RecordAccumulator<Delivery>.Batch].self)
             let (answers, written) = AsyncStream.makeStream(of: Written.self)
+            let backlog = Backlog()
             let writer = Task {
                 // Each array taken from the stream is its only holder: the batches are sealed in place.
                 var batches = stream.makeAsyncIterator()
-                while var next = await batches.next() { await self.produce(&next, to: node, written: written) }
+                while var next = await batches.next() {
+                    await self.produce(&next, to: node, written: written)
+                    backlog.count.subtract(1, ordering: .releasing)
+                }
                 written.finish()
             }
             let cluster = self.cluster
             let reader = Task {
                 for await request in answers {
                     let outcome: Result<ProduceResponse?, any Error>
-                    do { outcome = .success(try await cluster.answer(request.pending)) } catch { outcome = .failure(error) }
+                    do { outcome = .success(try await cluster.answer(request.pending.get())) } catch { outcome = .failure(error) }
                     await self.completed(request.batches, from: node, outcome, unbuildable: request.unbuildable)
                 }
             }
-            nodeQueues[node] = NodeQueue(batches: continuation, writer: writer, reader: reader)
+            nodeQueues[node] = NodeQueue(batches: continuation, writer: writer, backlog: backlog, written: written, reader: reader)
         }
+        nodeQueues[node]!.backlog.count.add(1, ordering: .relaxed)
         nodeQueues[node]!.batches.yield(batches)
+    }
+
+    /// Seals a leader's batches, one per partition, into as few requests as
+    /// `max.request.size` allows (a batch larger than that alone goes in its own); a batch that
+    /// cannot be sealed (its codec failed) is handed back apart.
+    nonisolated func seal(_ batches: inout [RecordAccumulator<Delivery>.Batch])
+        -> (requests: [Request], unbuildable: [(RecordAccumulator<Delivery>.Batch, ProduceError)]) {
+        var unbuildable: [(RecordAccumulator<Delivery>.Batch, ProduceError)] = []
+        var groups: [[(batch: RecordAccumulator<Delivery>.Batch, bytes: ByteBuffer)]] = [[]]
+        var requestBytes = 0
+        for index in batches.indices {
+            do {
+                let bytes = try batches[index].seal(transactional: config.transactionalID != nil, compression: config.compression,
+                                                    level: config.compressionLevel)
+                let batch = batches[index]
+                if !groups[groups.count - 1].isEmpty && requestBytes + bytes.readableBytes > config.maxRequestBytes {
+                    groups.append([])
+                    requestBytes = 0
+                }
+                groups[groups.count - 1].append((batch, bytes))
+                requestBytes += bytes.readableBytes
+            } catch {
+                unbuildable.append((batches[index], ProduceError(nil, "cannot compress with \(config.compression): \(error)")))
+            }
+        }
+        let requests = groups.map { contents -> Request in
+            var byTopic: [String: [ProduceRequest.TopicProduceData.PartitionProduceData]] = [:]
+            for (batch, bytes) in contents {
+                byTopic[batch.partition.topic, default: []].append(.init(index: batch.partition.partition, records: .bytes(bytes)))
+            }
+            let request = ProduceRequest(transactionalId: config.transactionalID, acks: config.acks, timeoutMs: config.requestTimeoutMs,
+                                         topicData: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitionData: $0.value) })
+            return (contents.map(\.batch), request)
+        }
+        return (requests, unbuildable)
     }
 
     /// Writes one leader its batches, one per partition, in as few requests as
@@ -473,31 +542,8 @@ public actor KafkaProducer {
     /// headers written in place, or their records compressed) here.
     nonisolated func produce(_ batches: inout [RecordAccumulator<Delivery>.Batch], to node: NodeID,
                              written: AsyncStream<Written>.Continuation) async {
-        var unbuildable: [(RecordAccumulator<Delivery>.Batch, ProduceError)] = []
-        var requests: [[(batch: RecordAccumulator<Delivery>.Batch, bytes: ByteBuffer)]] = [[]]
-        var requestBytes = 0
-        for index in batches.indices {
-            do {
-                let bytes = try batches[index].seal(transactional: config.transactionalID != nil, compression: config.compression,
-                                                    level: config.compressionLevel)
-                let batch = batches[index]
-                if !requests[requests.count - 1].isEmpty && requestBytes + bytes.readableBytes > config.maxRequestBytes {
-                    requests.append([])
-                    requestBytes = 0
-                }
-                requests[requests.count - 1].append((batch, bytes))
-                requestBytes += bytes.readableBytes
-            } catch {
-                unbuildable.append((batches[index], ProduceError(nil, "cannot compress with \(config.compression): \(error)")))
-            }
-        }
-        for (index, contents) in requests.enumerated() {
-            var byTopic: [String: [ProduceRequest.TopicProduceData.PartitionProduceData]] = [:]
-            for (batch, bytes) in contents {
-                byTopic[batch.partition.topic, default: []].append(.init(index: batch.partition.partition, records: .bytes(bytes)))
-            }
-            let request = ProduceRequest(transactionalId: config.transactionalID, acks: config.acks, timeoutMs: config.requestTimeoutMs,
-                                         topicData: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitionData: $0.value) })
+        let (requests, unbuildable) = seal(&batches)
+        for (index, (contents, request)) in requests.enumerated() {
             let unbuilt = index == 0 ? unbuildable : []
             guard !contents.isEmpty, config.acks != 0 else {
                 var outcome: Result<ProduceResponse?, any Error> = .success(nil)
@@ -506,17 +552,17 @@ public actor KafkaProducer {
                 } catch {
                     outcome = .failure(error)
                 }
-                await completed(contents.map(\.batch), from: node, outcome, unbuildable: unbuilt)
+                await completed(contents, from: node, outcome, unbuildable: unbuilt)
                 continue
             }
             let pending: PendingAnswer<ProduceResponse>
             do {
                 pending = try await cluster.start(request, toNode: node, timeoutMs: Int64(config.requestTimeoutMs) + 5_000)
             } catch {
-                await completed(contents.map(\.batch), from: node, .failure(error), unbuildable: unbuilt)
+                await completed(contents, from: node, .failure(error), unbuildable: unbuilt)
                 continue
             }
-            written.yield(Written(batches: contents.map(\.batch), pending: pending, unbuildable: unbuilt))
+            written.yield(Written(batches: contents, pending: .success(pending), unbuildable: unbuilt))
         }
     }
 
