@@ -39,10 +39,11 @@ import Testing
     func record(_ ms: Int64) -> SimpleRecord { SimpleRecord(key: nil, value: [1, 2, 3], timestamp: Timestamp(ms: ms)) }
 
     /// Records of two calls (two reports) in one batch, one of them with a record in another
-    /// partition's batch: each batch fills in a run of each report, with the offsets and
-    /// timestamps of its own records, and wakes those waiting on them.
+    /// partition's batch: the batch fills in a run of each (a call's records in a row: here
+    /// `first` 0, `first` 2 and `second` 0-1), each record with its own offset and timestamp,
+    /// and wakes those waiting on them.
     @Test func aBatchFillsInTheRunsOfTheCallsWhoseRecordsItHolds() async throws {
-        var a = RecordAccumulator<Delivery>(.init(lingerMs: 0, batchBytes: 10_000, idempotent: false))
+        var a = RecordAccumulator<Delivery>(.init(lingerMs: 5, batchBytes: 10_000, idempotent: false))
         let p = TopicPartition("t", 0), q = TopicPartition("t", 1)
         let first = DeliveryReports(count: 3), second = DeliveryReports(count: 2)
         _ = a.append(record(10), token: Delivery(first, 0), to: p, nowMs: 0)
@@ -50,24 +51,75 @@ import Testing
         _ = a.append(record(12), token: Delivery(first, 2), to: p, nowMs: 0)
         _ = a.append(record(20), token: Delivery(second, 0), to: p, nowMs: 0)
         _ = a.append(record(21), token: Delivery(second, 1), to: p, nowMs: 0)
-        // linger.ms 0: a batch per record; drained one per partition at a time.
-        var batches: [RecordAccumulator<Delivery>.Batch] = []
-        for _ in 0..<5 { batches += a.drain(nowMs: 0, leader: { _ in NodeID(1) })[NodeID(1)] ?? [] }
-        #expect(batches.count == 5)
-        async let waited = Delivery(second, 1).metadata
-        for batch in batches where batch.partition == p {
-            KafkaProducer.delivered(batch, baseOffset: Offset(100 + Int64(batch.timestamps[0].ms)), logAppendTime: -1)
-        }
+        let batches = a.drain(nowMs: 5, leader: { _ in NodeID(1) })[NodeID(1)] ?? []
+        #expect(batches.map(\.recordCount) == [4, 1])
+        let waiter = Task { try await Delivery(second, 1).metadata }
+        while second.state.withLock({ $0.waiting.isEmpty }) { await Task.yield() }
+        KafkaProducer.delivered(batches[0], baseOffset: Offset(100), logAppendTime: -1)
         #expect(Delivery(first, 1).result == nil, "its batch has not come back")
-        #expect(try Delivery(first, 0).result?.get() == RecordMetadata(topic: "t", partition: 0, offset: Offset(110), timestamp: Timestamp(ms: 10)))
-        #expect(try Delivery(first, 2).result?.get().offset == Offset(112))
-        #expect(try await waited == RecordMetadata(topic: "t", partition: 0, offset: Offset(121), timestamp: Timestamp(ms: 21)))
-        KafkaProducer.report(batches.first { $0.partition == q }!) { _ in .failure(ProduceError(.notLeaderOrFollower, "moved")) }
+        let offsets = try [Delivery(first, 0), Delivery(first, 2), Delivery(second, 0)].map { try $0.result?.get() }
+        #expect(offsets == [RecordMetadata(topic: "t", partition: 0, offset: Offset(100), timestamp: Timestamp(ms: 10)),
+                            RecordMetadata(topic: "t", partition: 0, offset: Offset(101), timestamp: Timestamp(ms: 12)),
+                            RecordMetadata(topic: "t", partition: 0, offset: Offset(102), timestamp: Timestamp(ms: 20))])
+        #expect(try await waiter.value == RecordMetadata(topic: "t", partition: 0, offset: Offset(103), timestamp: Timestamp(ms: 21)))
+        KafkaProducer.report(batches[1]) { _ in .failure(ProduceError(.notLeaderOrFollower, "moved")) }
         guard case .failure(let error)? = Delivery(first, 1).result else {
             Issue.record("the other partition's record did not fail")
             return
         }
         #expect(error.code == .notLeaderOrFollower)
+    }
+
+    /// One call's last record, then another call's second: consecutive indices of two reports
+    /// are two runs (a run is one call's).
+    @Test func consecutiveIndicesOfTwoCallsAreTwoRuns() throws {
+        var a = RecordAccumulator<Delivery>(.init(lingerMs: 5, batchBytes: 10_000, idempotent: false))
+        let p = TopicPartition("t", 0), q = TopicPartition("t", 1)
+        let first = DeliveryReports(count: 1), second = DeliveryReports(count: 2)
+        _ = a.append(record(1), token: Delivery(first, 0), to: p, nowMs: 0)
+        _ = a.append(record(2), token: Delivery(second, 0), to: q, nowMs: 0)
+        _ = a.append(record(3), token: Delivery(second, 1), to: p, nowMs: 0)
+        let batch = try #require(a.drain(nowMs: 5, leader: { _ in NodeID(1) })[NodeID(1)]?.first { $0.partition == p })
+        KafkaProducer.delivered(batch, baseOffset: Offset(7), logAppendTime: -1)
+        #expect(try first.result(at: 0)?.get().offset == Offset(7))
+        #expect(try second.result(at: 1)?.get().offset == Offset(8))
+        #expect(second.result(at: 0) == nil)
+    }
+
+    /// A call's records each in a batch of its own (spread over partitions, linger.ms 0): past
+    /// a few outcomes a record's is found by its place; every record gets its own, in any order.
+    @Test func aCallSpreadOverManyBatchesFindsEachRecordsOutcome() async throws {
+        var a = RecordAccumulator<Delivery>(.init(lingerMs: 0, batchBytes: 10_000, idempotent: false))
+        let reports = DeliveryReports(count: 40)
+        for i in 0..<40 { _ = a.append(record(Int64(i)), token: Delivery(reports, i), to: TopicPartition("t", Int32(i % 8)), nowMs: 0) }
+        var batches: [RecordAccumulator<Delivery>.Batch] = []
+        while true {
+            let drained = a.drain(nowMs: 0, leader: { _ in NodeID(1) })[NodeID(1)] ?? []
+            if drained.isEmpty { break }
+            batches += drained
+        }
+        #expect(batches.count == 40)
+        let waiter = Task { try await Delivery(reports, 39).metadata }
+        while reports.state.withLock({ $0.waiting.isEmpty }) { await Task.yield() }
+        var random = SeededRandom(seed: 3)
+        for batch in batches.shuffled(using: &random) {
+            let index = Int(batch.timestamps[0].ms)
+            if index % 5 == 4 {
+                KafkaProducer.report(batch) { _ in .failure(ProduceError(.messageTooLarge, "no")) }
+            } else {
+                KafkaProducer.delivered(batch, baseOffset: Offset(Int64(1000 + index)), logAppendTime: -1)
+            }
+        }
+        #expect(reports.state.withLock { $0.byRecord.count } == 40, "looked up by place")
+        for i in 0..<40 {
+            let result = try #require(Delivery(reports, i).result)
+            if i % 5 == 4 {
+                #expect(throws: ProduceError.self) { try result.get() }
+            } else {
+                #expect(try result.get() == RecordMetadata(topic: "t", partition: Int32(i % 8), offset: Offset(Int64(1000 + i)), timestamp: Timestamp(ms: Int64(i))))
+            }
+        }
+        await #expect(throws: ProduceError.self) { try await waiter.value }
     }
 
     /// One batch of a call's records, then split in two (too large for the broker): each half

@@ -94,12 +94,59 @@ final class DeliveryReports: Sendable {
         }
     }
 
+    typealias Waiter = CheckedContinuation<RecordMetadata, any Error>
+
     struct State {
         /// Usually one (the records of a call went into one batch); at most one per record.
         var outcomes: [Outcome] = []
-        var waiting: [(index: Int, continuation: CheckedContinuation<RecordMetadata, any Error>)] = []
+        /// Per record, its outcome's place in `outcomes` (-1: none yet): made once the records
+        /// went into more than a few batches (a call's keyed records spread over partitions), so
+        /// finding a record's outcome, and checking a run is not reported twice, costs no scan.
+        var byRecord: [Int32] = []
+        var waiting: [Int: [Waiter]] = [:]
 
-        func outcome(_ index: Int) -> Outcome? { outcomes.first { $0.range.contains(index) } }
+        /// Outcomes looked up by a scan, at most.
+        static var scannedMax: Int { 4 }
+
+        func outcome(_ index: Int) -> Outcome? {
+            if byRecord.isEmpty { return outcomes.first { $0.range.contains(index) } }
+            let at = byRecord[index]
+            return at < 0 ? nil : outcomes[Int(at)]
+        }
+
+        mutating func add(_ outcome: Outcome, count: Int) {
+            if byRecord.isEmpty && outcomes.count >= Self.scannedMax {
+                byRecord = [Int32](repeating: -1, count: count)
+                for (at, earlier) in outcomes.enumerated() {
+                    for index in earlier.range { byRecord[index] = Int32(at) }
+                }
+            }
+            if byRecord.isEmpty {
+                precondition(!outcomes.contains { $0.range.overlaps(outcome.range) }, "a record delivered twice")
+            } else {
+                for index in outcome.range {
+                    precondition(byRecord[index] < 0, "a record delivered twice")
+                    byRecord[index] = Int32(outcomes.count)
+                }
+            }
+            outcomes.append(outcome)
+        }
+
+        /// Takes out the waiters on the records of `range`.
+        mutating func takeWaiters(_ range: Range<Int>) -> [(index: Int, waiter: Waiter)] {
+            guard !waiting.isEmpty else { return [] }
+            var taken: [(index: Int, waiter: Waiter)] = []
+            if waiting.count < range.count {
+                for index in waiting.keys where range.contains(index) {
+                    for waiter in waiting.removeValue(forKey: index)! { taken.append((index, waiter)) }
+                }
+            } else {
+                for index in range {
+                    for waiter in waiting.removeValue(forKey: index) ?? [] { taken.append((index, waiter)) }
+                }
+            }
+            return taken
+        }
     }
 
     let count: Int
@@ -118,7 +165,7 @@ final class DeliveryReports: Sendable {
         try await withCheckedThrowingContinuation { continuation in
             let done: Result<RecordMetadata, ProduceError>? = state.withLock { state in
                 if let outcome = state.outcome(index) { return outcome.report(index) }
-                state.waiting.append((index, continuation))
+                state.waiting[index, default: []].append(continuation)
                 return nil
             }
             if let done { continuation.resume(with: done) }
@@ -129,15 +176,11 @@ final class DeliveryReports: Sendable {
     func complete(_ range: Range<Int>, _ result: Result<Written, ProduceError>) {
         precondition(!range.isEmpty && range.lowerBound >= 0 && range.upperBound <= count, "reports outside the records")
         let outcome = Outcome(range: range, result: result)
-        let ready: [(index: Int, continuation: CheckedContinuation<RecordMetadata, any Error>)] = state.withLock { state in
-            precondition(!state.outcomes.contains { $0.range.overlaps(range) }, "a record delivered twice")
-            state.outcomes.append(outcome)
-            guard !state.waiting.isEmpty else { return [] }
-            let ready = state.waiting.filter { range.contains($0.index) }
-            state.waiting.removeAll { range.contains($0.index) }
-            return ready
+        let ready = state.withLock { state in
+            state.add(outcome, count: count)
+            return state.takeWaiters(range)
         }
-        for (index, continuation) in ready { continuation.resume(with: outcome.report(index).mapError { $0 }) }
+        for (index, waiter) in ready { waiter.resume(with: outcome.report(index).mapError { $0 }) }
     }
 }
 

@@ -466,10 +466,12 @@ public actor KafkaProducer {
            open.backlog.count.load(ordering: .acquiring) == 0, let connection = cluster.openConnection(to: node) {
             // The array's only holder (consumed): its batches are sealed in place.
             let (requests, unbuildable) = seal(&batches)
+            // Sealing without a codec cannot fail, and a drain hands out no empty array.
+            precondition(unbuildable.isEmpty && requests.allSatisfy { !$0.batches.isEmpty }, "an uncompressed request without its batches")
             let timeoutMs = Int64(config.requestTimeoutMs) + 5_000
-            for (index, request) in requests.enumerated() {
+            for request in requests {
                 let pending = Result { try connection.start(request.request, timeoutMs: timeoutMs) }
-                open.written.yield(Written(batches: request.batches, pending: pending, unbuildable: index == 0 ? unbuildable : []))
+                open.written.yield(Written(batches: request.batches, pending: pending, unbuildable: []))
             }
             return
         }
