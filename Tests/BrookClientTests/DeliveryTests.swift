@@ -38,20 +38,23 @@ import Testing
 
     func record(_ ms: Int64) -> SimpleRecord { SimpleRecord(key: nil, value: [1, 2, 3], timestamp: Timestamp(ms: ms)) }
 
+    /// The batches a lingering accumulator hands out (partitions 0 and 1 of "t") for records of
+    /// the given calls' places, appended in that order (a record's timestamp: its `ms`).
+    func batches(_ records: [(DeliveryReports, Int, partition: Int32, ms: Int64)]) -> [RecordAccumulator<Delivery>.Batch] {
+        var a = RecordAccumulator<Delivery>(.init(lingerMs: 5, batchBytes: 10_000, idempotent: false))
+        for (reports, index, partition, ms) in records {
+            _ = a.append(record(ms), token: Delivery(reports, index), to: TopicPartition("t", partition), nowMs: 0)
+        }
+        return a.drain(nowMs: 5, leader: { _ in NodeID(1) })[NodeID(1)] ?? []
+    }
+
     /// Records of two calls (two reports) in one batch, one of them with a record in another
     /// partition's batch: the batch fills in a run of each (a call's records in a row: here
     /// `first` 0, `first` 2 and `second` 0-1), each record with its own offset and timestamp,
     /// and wakes those waiting on them.
     @Test func aBatchFillsInTheRunsOfTheCallsWhoseRecordsItHolds() async throws {
-        var a = RecordAccumulator<Delivery>(.init(lingerMs: 5, batchBytes: 10_000, idempotent: false))
-        let p = TopicPartition("t", 0), q = TopicPartition("t", 1)
         let first = DeliveryReports(count: 3), second = DeliveryReports(count: 2)
-        _ = a.append(record(10), token: Delivery(first, 0), to: p, nowMs: 0)
-        _ = a.append(record(11), token: Delivery(first, 1), to: q, nowMs: 0)
-        _ = a.append(record(12), token: Delivery(first, 2), to: p, nowMs: 0)
-        _ = a.append(record(20), token: Delivery(second, 0), to: p, nowMs: 0)
-        _ = a.append(record(21), token: Delivery(second, 1), to: p, nowMs: 0)
-        let batches = a.drain(nowMs: 5, leader: { _ in NodeID(1) })[NodeID(1)] ?? []
+        let batches = batches([(first, 0, 0, 10), (first, 1, 1, 11), (first, 2, 0, 12), (second, 0, 0, 20), (second, 1, 0, 21)])
         #expect(batches.map(\.recordCount) == [4, 1])
         let waiter = Task { try await Delivery(second, 1).metadata }
         while second.state.withLock({ $0.waiting.isEmpty }) { await Task.yield() }
@@ -73,13 +76,8 @@ import Testing
     /// One call's last record, then another call's second: consecutive indices of two reports
     /// are two runs (a run is one call's).
     @Test func consecutiveIndicesOfTwoCallsAreTwoRuns() throws {
-        var a = RecordAccumulator<Delivery>(.init(lingerMs: 5, batchBytes: 10_000, idempotent: false))
-        let p = TopicPartition("t", 0), q = TopicPartition("t", 1)
         let first = DeliveryReports(count: 1), second = DeliveryReports(count: 2)
-        _ = a.append(record(1), token: Delivery(first, 0), to: p, nowMs: 0)
-        _ = a.append(record(2), token: Delivery(second, 0), to: q, nowMs: 0)
-        _ = a.append(record(3), token: Delivery(second, 1), to: p, nowMs: 0)
-        let batch = try #require(a.drain(nowMs: 5, leader: { _ in NodeID(1) })[NodeID(1)]?.first { $0.partition == p })
+        let batch = try #require(batches([(first, 0, 0, 1), (second, 0, 1, 2), (second, 1, 0, 3)]).first { $0.partition.partition == 0 })
         KafkaProducer.delivered(batch, baseOffset: Offset(7), logAppendTime: -1)
         #expect(try first.result(at: 0)?.get().offset == Offset(7))
         #expect(try second.result(at: 1)?.get().offset == Offset(8))
