@@ -152,7 +152,12 @@ public struct PendingAnswer<Response: KafkaMessage>: Sendable {
 
     /// Waits for the answer and decodes it.
     public func value() async throws -> Response {
-        guard let body = try await future.get() else { throw ClientError("no answer") }
+        try decode(try await future.get())
+    }
+
+    /// Decodes the answer's body (nil: the connection gave none).
+    func decode(_ body: ByteBuffer?) throws -> Response {
+        guard let body else { throw ClientError("no answer") }
         do { return try Response(decoding: body, version: version) } catch {
             throw ClientError("cannot decode the \(apiName) v\(version) answer: \(error)")
         }

@@ -76,11 +76,11 @@ public actor KafkaProducer {
         /// Batches handed to the writer and not written yet: while there are any, the next go
         /// through it too (so a leader's requests are written in the order of their batches).
         let backlog: Backlog
-        /// The requests written, to the reader.
-        let written: AsyncStream<Written>.Continuation
-        /// Awaits the answers to the writer's requests, in the order they were written (a
-        /// connection answers in order), and hands each to `completed`: one task per leader,
-        /// not one per request.
+        /// The requests written and their answers, to the reader.
+        let inbox: AnswerInbox<Written>
+        /// Takes the answers to the leader's requests, in the order they were written (a
+        /// connection answers in order), and hands them to `completed`: one task per leader,
+        /// not one per request, on the actor.
         let reader: Task<Void, Never>
     }
 
@@ -410,9 +410,14 @@ public actor KafkaProducer {
             }
             let now = nowMs()
             // Each node's batches moved out of the drained set as they go (no copy of them kept
-            // here while the writer seals them in place).
-            var drained = accumulator.drain(nowMs: now, leader: { leader(of: $0) })
-            for node in drained.keys.sorted() { queue(drained.removeValue(forKey: node)!, to: node) }
+            // here while the writer seals them in place). A drain takes one batch a partition (a
+            // request holds one of each): again while any is taken, so the batches that answers
+            // arriving together made room for go in one turn, not a wake-up each.
+            while true {
+                var drained = accumulator.drain(nowMs: now, leader: { leader(of: $0) })
+                if drained.isEmpty { break }
+                for node in drained.keys.sorted() { queue(drained.removeValue(forKey: node)!, to: node) }
+            }
             var deadline = accumulator.nextDeadlineMs(leader: { leader(of: $0) })
             if accumulator.waitingPartitions.contains(where: { leader(of: $0) == nil }) {
                 deadline = min(deadline ?? .max, nowMs() + max(config.retryBackoffMs, 10))
@@ -471,32 +476,25 @@ public actor KafkaProducer {
             let timeoutMs = Int64(config.requestTimeoutMs) + 5_000
             for request in requests {
                 let pending = Result { try connection.start(request.request, timeoutMs: timeoutMs) }
-                open.written.yield(Written(batches: request.batches, pending: pending, unbuildable: []))
+                open.inbox.push(Written(batches: request.batches, pending: pending, unbuildable: []), pending.map(\.future))
             }
             return
         }
         if nodeQueues[node] == nil {
             let (stream, continuation) = AsyncStream.makeStream(of: [RecordAccumulator<Delivery>.Batch].self)
-            let (answers, written) = AsyncStream.makeStream(of: Written.self)
+            let inbox = AnswerInbox<Written>()
             let backlog = Backlog()
             let writer = Task {
                 // Each array taken from the stream is its only holder: the batches are sealed in place.
                 var batches = stream.makeAsyncIterator()
                 while var next = await batches.next() {
-                    await self.produce(&next, to: node, written: written)
+                    await self.produce(&next, to: node, inbox: inbox)
                     backlog.count.subtract(1, ordering: .releasing)
                 }
-                written.finish()
+                inbox.finish()
             }
-            let cluster = self.cluster
-            let reader = Task {
-                for await request in answers {
-                    let outcome: Result<ProduceResponse?, any Error>
-                    do { outcome = .success(try await cluster.answer(request.pending.get())) } catch { outcome = .failure(error) }
-                    await self.completed(request.batches, from: node, outcome, unbuildable: request.unbuildable)
-                }
-            }
-            nodeQueues[node] = NodeQueue(batches: continuation, writer: writer, backlog: backlog, written: written, reader: reader)
+            let reader = Task { await self.readAnswers(inbox, from: node) }
+            nodeQueues[node] = NodeQueue(batches: continuation, writer: writer, backlog: backlog, inbox: inbox, reader: reader)
         }
         nodeQueues[node]!.backlog.count.add(1, ordering: .relaxed)
         nodeQueues[node]!.batches.yield(batches)
@@ -542,8 +540,7 @@ public actor KafkaProducer {
     /// once they are written to the connection: the answers are awaited apart, so the leader's
     /// next batches follow at once, in order. Runs off the actor: batches are sealed (their
     /// headers written in place, or their records compressed) here.
-    nonisolated func produce(_ batches: inout [RecordAccumulator<Delivery>.Batch], to node: NodeID,
-                             written: AsyncStream<Written>.Continuation) async {
+    nonisolated func produce(_ batches: inout [RecordAccumulator<Delivery>.Batch], to node: NodeID, inbox: AnswerInbox<Written>) async {
         let (requests, unbuildable) = seal(&batches)
         for (index, (contents, request)) in requests.enumerated() {
             let unbuilt = index == 0 ? unbuildable : []
@@ -564,7 +561,31 @@ public actor KafkaProducer {
                 await completed(contents, from: node, .failure(error), unbuildable: unbuilt)
                 continue
             }
-            written.yield(Written(batches: contents, pending: .success(pending), unbuildable: unbuilt))
+            inbox.push(Written(batches: contents, pending: .success(pending), unbuildable: unbuilt), .success(pending.future))
+        }
+    }
+
+    /// Hands `node`'s answers to `completed` in the order their requests were written, those
+    /// that came together in one turn (the sender then writes what they made room for at once).
+    func readAnswers(_ inbox: AnswerInbox<Written>, from node: NodeID) async {
+        while let answered = await inbox.next() {
+            for entry in answered {
+                let outcome: Result<ProduceResponse?, any Error>
+                switch entry.item.pending {
+                case .failure(let error):
+                    outcome = .failure(error)
+                case .success(let pending):
+                    guard let answer = entry.answer else { preconditionFailure("an entry taken before its answer") }
+                    do {
+                        outcome = .success(try pending.decode(answer.get()))
+                    } catch {
+                        // The connection failed or garbled the answer: it is not used again.
+                        if !(error is KafkaError) { await cluster.drop(pending.connection) }
+                        outcome = .failure(error)
+                    }
+                }
+                await completed(entry.item.batches, from: node, outcome, unbuildable: entry.item.unbuildable)
+            }
         }
     }
 
