@@ -42,6 +42,25 @@ extension AccumulatorFixture {
         do { let holds = drained(&b, at: 0).map(\.tokens) == [[2, 3]]; #expect(holds) }
     }
 
+    /// A record counts close to what it takes in its batch (as the Java client counts it), so a
+    /// 16 KiB batch of 100 B records holds 147 of them, as librdkafka's hold 148.
+    @Test func aRecordCountsAboutWhatItTakesInItsBatch() {
+        var encoder = BatchEncoder()
+        for n in 0..<150 { encoder.append(key: nil, value: [UInt8](repeating: 7, count: 100), headers: [], timestamp: Timestamp(ms: Int64(n / 10))) }
+        let taken = encoder.buffer.readableBytes - Accumulator.Batch.overheadBytes
+        let counted = 150 * Accumulator.bytes(of: record(100))
+        // Never less than taken here, and at most 2 bytes a record more.
+        #expect(counted >= taken && counted - taken <= 2 * 150)
+        let withHeaders = SimpleRecord(key: Array("key".utf8), value: Array("v".utf8), headers: [.init(key: Array("h".utf8), value: [1, 2])], timestamp: Timestamp(ms: 0))
+        var one = BatchEncoder()
+        one.append(withHeaders)
+        let alone = one.buffer.readableBytes - Accumulator.Batch.overheadBytes
+        #expect(Accumulator.bytes(of: withHeaders) == alone + 2)
+        var a = Accumulator(.init(lingerMs: 1000, batchBytes: 16_384, idempotent: false))
+        for token in 0..<200 { _ = a.append(record(100), token: token, to: tp, nowMs: 0) }
+        #expect(drained(&a, at: 0).first?.recordCount == 147)
+    }
+
     @Test func bufferMemoryBoundsWhatIsHeld() {
         var a = Accumulator(.init(lingerMs: 0, batchBytes: 10_000, bufferBytes: 1000, idempotent: false))
         var added = 0
@@ -177,7 +196,8 @@ extension AccumulatorFixture {
     }
 
     @Test func aPartitionInFlightOrWithoutALeaderSetsNoLingerDeadline() {
-        var a = Accumulator(.init(lingerMs: 5, batchBytes: 300, deliveryTimeoutMs: 1000, idempotent: false, maxInFlight: 1))
+        // Two records of 100 B take 61 + 2 x 111 bytes: a batch of 280 holds one.
+        var a = Accumulator(.init(lingerMs: 5, batchBytes: 280, deliveryTimeoutMs: 1000, idempotent: false, maxInFlight: 1))
         _ = a.append(record(100), token: 1, to: tp, nowMs: 0)
         _ = a.append(record(100), token: 2, to: tp, nowMs: 0)   // the first batch is full, queued; the second open
         let sent = drained(&a, at: 0)

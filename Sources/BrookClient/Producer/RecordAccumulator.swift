@@ -312,11 +312,14 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         }
     }
 
-    /// The estimated bytes a record adds to a batch (its fields, and the varints around them).
+    /// The bytes a record adds to a batch, as the batch's record 4096 written 4 s after its
+    /// first: its fields and length varints exactly, two bytes each for its offset and
+    /// timestamp deltas (one more than a batch's first 64 records within 64 ms take; a record
+    /// past 8192 in a batch, or 8 s after its first, takes one more). Close to exact, as the
+    /// Java client counts, so a batch holds as many records as its `batch.size` lets it.
     public static func bytes(of record: SimpleRecord) -> Int {
-        var total = 21 + (record.key?.count ?? 0) + (record.value?.count ?? 0)
-        for header in record.headers { total += 10 + header.key.count + (header.value?.count ?? 0) }
-        return total
+        RecordBatchBuilder.recordSize(key: record.key, value: record.value, headers: record.headers,
+                                      timestampDelta: 4_095, offsetDelta: 4_095).total
     }
 
     /// `stamp` numbers a batch under the current producer (a batch of an older one failing says
