@@ -109,17 +109,26 @@ public final class BrokerConnection: Sendable {
     /// started one after the other reach the broker in that order (a producer's batches of a
     /// partition, several in flight).
     public func start<R: KafkaRequest>(_ request: R, timeoutMs: Int64) throws -> PendingAnswer<R.Response> {
+        try start(contentsOf: [request], timeoutMs: timeoutMs)[0]
+    }
+
+    /// As `start` for each of `requests`, in order, written together (one hop to the event
+    /// loop and one flush: the broker may read them at once).
+    public func start<R: KafkaRequest>(contentsOf requests: [R], timeoutMs: Int64) throws -> [PendingAnswer<R.Response>] {
         let version = try version(for: R.self)
-        let promise = channel.eventLoop.makePromise(of: ByteBuffer?.self)
         let handler = self.handler
         let channel = self.channel
-        // The deadline is set on the event loop with the write: from here each would wake it.
+        let promises = requests.map { _ in channel.eventLoop.makePromise(of: ByteBuffer?.self) }
+        // The deadlines are set on the event loop with the writes: from here each would wake it.
         channel.eventLoop.execute {
-            handler.value.send(request, version: version, expectResponse: true, promise: promise, channel: channel)
-            let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) { channel.close(promise: nil) }
-            promise.futureResult.whenComplete { _ in deadline.cancel() }
+            for (request, promise) in zip(requests, promises) {
+                handler.value.send(request, version: version, expectResponse: true, promise: promise, channel: channel, flush: false)
+                let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) { channel.close(promise: nil) }
+                promise.futureResult.whenComplete { _ in deadline.cancel() }
+            }
+            channel.flush()
         }
-        return PendingAnswer(future: promise.futureResult, version: version, apiName: R.apiName, connection: self)
+        return promises.map { PendingAnswer(future: $0.futureResult, version: version, apiName: R.apiName, connection: self) }
     }
 
     /// Sends a request that gets no answer (produce with acks=0).
@@ -181,7 +190,9 @@ final class ResponseMatcher: ChannelInboundHandler {
 
     init(clientID: String) { self.clientID = clientID }
 
-    func send<R: KafkaRequest>(_ request: R, version: Int16, expectResponse: Bool, promise: EventLoopPromise<ByteBuffer?>, channel: any Channel) {
+    /// `flush` false: the caller flushes after more writes.
+    func send<R: KafkaRequest>(_ request: R, version: Int16, expectResponse: Bool, promise: EventLoopPromise<ByteBuffer?>, channel: any Channel,
+                               flush: Bool = true) {
         if let failure { return promise.fail(failure) }
         let id = nextCorrelationID
         nextCorrelationID = nextCorrelationID == Int32.max ? 1 : nextCorrelationID + 1
@@ -192,7 +203,7 @@ final class ResponseMatcher: ChannelInboundHandler {
         writer.buffer.setInteger(Int32(writer.buffer.readableBytes - 4), at: writer.buffer.readerIndex)
         if expectResponse {
             pending[id] = Pending(apiKey: R.apiKey, version: version, promise: promise)
-            channel.writeAndFlush(writer.buffer, promise: nil)
+            if flush { channel.writeAndFlush(writer.buffer, promise: nil) } else { channel.write(writer.buffer, promise: nil) }
         } else {
             channel.writeAndFlush(writer.buffer).whenComplete { result in
                 switch result {

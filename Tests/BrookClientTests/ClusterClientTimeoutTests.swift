@@ -77,3 +77,26 @@ final class SilentBroker: ChannelInboundHandler, Sendable {
         try await server.close()
     }
 }
+
+/// Requests started together are written in one go (one flush: without it they would wait
+/// out their deadline) and each is answered.
+@Suite struct ConnectionPipelineTests {
+    @Test func requestsStartedTogetherAreAllWrittenAndAnswered() async throws {
+        let server = try await SilentBroker.start()
+        defer { server.close(promise: nil) }
+        let port = try #require(server.localAddress?.port)
+        let connection = try await BrokerConnection.connect("127.0.0.1:\(port)")
+        defer { Task { await connection.close() } }
+        let names = ["a", "b", "c", "d"]
+        let pending = try connection.start(contentsOf: names.map { ApiVersionsRequest(clientSoftwareName: $0, clientSoftwareVersion: "1") },
+                                           timeoutMs: 5_000)
+        #expect(pending.count == names.count)
+        for answer in pending {
+            let response = try await answer.value()
+            #expect(response.errorCode == 0 && response.apiKeys.contains { $0.apiKey == MetadataRequest.apiKey })
+        }
+        // One more after them, on the same connection.
+        let after = try connection.start(ApiVersionsRequest(clientSoftwareName: "e", clientSoftwareVersion: "1"), timeoutMs: 5_000)
+        #expect(try await after.value().errorCode == 0)
+    }
+}

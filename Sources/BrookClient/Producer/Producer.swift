@@ -409,15 +409,17 @@ public actor KafkaProducer {
                 _ = try? await refresh(waiting.sorted())
             }
             let now = nowMs()
-            // Each node's batches moved out of the drained set as they go (no copy of them kept
-            // here while the writer seals them in place). A drain takes one batch a partition (a
-            // request holds one of each): again while any is taken, so the batches that answers
-            // arriving together made room for go in one turn, not a wake-up each.
+            // A drain takes one batch a partition (a request holds one of each): again while any
+            // is taken, so the batches that answers arriving together made room for go in one
+            // turn, not a wake-up each, and are written together. Each node's rounds are moved
+            // out as they go (no copy kept here while they are sealed in place).
+            var rounds: [NodeID: [[RecordAccumulator<Delivery>.Batch]]] = [:]
             while true {
-                var drained = accumulator.drain(nowMs: now, leader: { leader(of: $0) })
+                let drained = accumulator.drain(nowMs: now, leader: { leader(of: $0) })
                 if drained.isEmpty { break }
-                for node in drained.keys.sorted() { queue(drained.removeValue(forKey: node)!, to: node) }
+                for (node, batches) in drained { rounds[node, default: []].append(batches) }
             }
+            for node in rounds.keys.sorted() { queue(rounds.removeValue(forKey: node)!, to: node) }
             var deadline = accumulator.nextDeadlineMs(leader: { leader(of: $0) })
             if accumulator.waitingPartitions.contains(where: { leader(of: $0) == nil }) {
                 deadline = min(deadline ?? .max, nowMs() + max(config.retryBackoffMs, 10))
@@ -460,23 +462,34 @@ public actor KafkaProducer {
         for waiter in waiting { waiter.resume() }
     }
 
-    /// Hands batches to `node`'s writer (started at its first batches). The queue holds what
-    /// the accumulator handed out, so it is bounded by `buffer.memory`.
+    /// Hands `rounds` of batches (a round: at most one batch a partition) to `node`'s writer
+    /// (started at its first batches). The queue holds what the accumulator handed out, so it
+    /// is bounded by `buffer.memory`.
     ///
     /// Uncompressed batches (sealing them is a header and a CRC) are written from here when
-    /// the writer has nothing left to write and the leader's connection is open: a hop to the
-    /// writer and its wake-up per request saved, which is most of a small batch's cost.
-    func queue(_ batches: consuming [RecordAccumulator<Delivery>.Batch], to node: NodeID) {
+    /// the writer has nothing left to write and the leader's connection is open, all rounds'
+    /// requests together: a hop to the writer and its wake-up per request saved, which is most
+    /// of a small batch's cost.
+    func queue(_ rounds: consuming [[RecordAccumulator<Delivery>.Batch]], to node: NodeID) {
         if let open = nodeQueues[node], config.compression == .none, config.acks != 0,
            open.backlog.count.load(ordering: .acquiring) == 0, let connection = cluster.openConnection(to: node) {
-            // The array's only holder (consumed): its batches are sealed in place.
-            let (requests, unbuildable) = seal(&batches)
-            // Sealing without a codec cannot fail, and a drain hands out no empty array.
-            precondition(unbuildable.isEmpty && requests.allSatisfy { !$0.batches.isEmpty }, "an uncompressed request without its batches")
+            var requests: [Request] = []
+            rounds.reverse()
+            // Each round moved out of the array (its only holder): its batches are sealed in place.
+            while var batches = rounds.popLast() {
+                let (sealed, unbuildable) = seal(&batches)
+                // Sealing without a codec cannot fail, and a drain hands out no empty array.
+                precondition(unbuildable.isEmpty && sealed.allSatisfy { !$0.batches.isEmpty }, "an uncompressed request without its batches")
+                requests += sealed
+            }
             let timeoutMs = Int64(config.requestTimeoutMs) + 5_000
-            for request in requests {
-                let pending = Result { try connection.start(request.request, timeoutMs: timeoutMs) }
-                open.inbox.push(Written(batches: request.batches, pending: pending, unbuildable: []), pending.map(\.future))
+            switch Result(catching: { try connection.start(contentsOf: requests.map(\.request), timeoutMs: timeoutMs) }) {
+            case .success(let pendings):
+                for (request, pending) in zip(requests, pendings) {
+                    open.inbox.push(Written(batches: request.batches, pending: .success(pending), unbuildable: []), .success(pending.future))
+                }
+            case .failure(let error):
+                for request in requests { open.inbox.push(Written(batches: request.batches, pending: .failure(error), unbuildable: []), .failure(error)) }
             }
             return
         }
@@ -496,8 +509,12 @@ public actor KafkaProducer {
             let reader = Task { await self.readAnswers(inbox, from: node) }
             nodeQueues[node] = NodeQueue(batches: continuation, writer: writer, backlog: backlog, inbox: inbox, reader: reader)
         }
-        nodeQueues[node]!.backlog.count.add(1, ordering: .relaxed)
-        nodeQueues[node]!.batches.yield(batches)
+        rounds.reverse()
+        // Moved out one by one: the writer seals each array in place, as its only holder.
+        while let batches = rounds.popLast() {
+            nodeQueues[node]!.backlog.count.add(1, ordering: .relaxed)
+            nodeQueues[node]!.batches.yield(batches)
+        }
     }
 
     /// Seals a leader's batches, one per partition, into as few requests as
