@@ -332,15 +332,7 @@ public actor KafkaConsumer {
             if let listener, !owned.isEmpty { await listener.revoked(owned) }
             if config.groupProtocol == .classic { await leaveClassic() }
             else if let beat = membership.leave(staticMember: config.groupInstanceID != nil), let group = config.groupID {
-                let request = heartbeatRequest(beat, group: group)
-                // A few tries (the coordinator may have moved); else the broker ends the
-                // member when its session times out.
-                for _ in 0..<3 {
-                    if let node = try? await cluster.coordinator(ofGroup: group),
-                       let answer = try? await cluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs),
-                       !ClusterClient.coordinatorMoved.contains(ErrorCode(rawValue: answer.errorCode)) { break }
-                    try? await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10)))
-                }
+                await sendLeave(heartbeatRequest(beat, group: group), group: group, through: cluster, errorCode: \.errorCode)
             }
         }
         closed = true
@@ -721,22 +713,32 @@ public actor KafkaConsumer {
             let left = classic.leaveStale()
             lost = left.lost
             if let memberID = left.memberID, config.groupInstanceID == nil {
-                let request = LeaveGroupRequest(groupId: group, memberId: memberID, members: [.init(memberId: memberID, groupInstanceId: nil)])
-                if let node = try? await groupCluster.coordinator(ofGroup: group) {
-                    _ = try? await groupCluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs)
-                }
+                await sendLeave(LeaveGroupRequest(groupId: group, memberId: memberID, members: [.init(memberId: memberID, groupInstanceId: nil)]),
+                                group: group, through: groupCluster, errorCode: \.errorCode)
             }
         } else {
             let left = membership.leaveStale(staticMember: config.groupInstanceID != nil)
             lost = left.lost
-            if let beat = left.heartbeat, let node = try? await cluster.coordinator(ofGroup: group) {
-                _ = try? await cluster.send(heartbeatRequest(beat, group: group), toNode: node, timeoutMs: config.requestTimeoutMs)
+            if let beat = left.heartbeat {
+                await sendLeave(heartbeatRequest(beat, group: group), group: group, through: cluster, errorCode: \.errorCode)
             }
         }
         positions.assign([])
         if let listener, !lost.isEmpty { await listener.lost(lost.sorted()) }
         // A poll that came meanwhile finds the member stale: it joins again now.
         if polling > 0 { rejoinIfStale() }
+    }
+
+    /// Sends a member's leave (a LeaveGroup, or a heartbeat at epoch -1 or -2) to `group`'s
+    /// coordinator through `client`: a few tries while the coordinator moves; else the broker
+    /// ends the member when its session times out.
+    func sendLeave<R: KafkaRequest>(_ request: R, group: String, through client: ClusterClient, errorCode: (R.Response) -> Int16) async {
+        for _ in 0..<3 {
+            if let node = try? await client.coordinator(ofGroup: group),
+               let answer = try? await client.send(request, toNode: node, timeoutMs: config.requestTimeoutMs),
+               !ClusterClient.coordinatorMoved.contains(ErrorCode(rawValue: errorCode(answer))) { return }
+            try? await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10)))
+        }
     }
 
     /// The membership's loop: a heartbeat when one is due, each answer carried out.

@@ -152,12 +152,7 @@ extension KafkaConsumer {
     /// through its session, as the Java client's).
     func leaveClassic() async {
         guard let group = config.groupID, config.groupInstanceID == nil, let memberID = classic.leave() else { return }
-        let request = LeaveGroupRequest(groupId: group, memberId: memberID, members: [.init(memberId: memberID, groupInstanceId: nil)])
-        for _ in 0..<3 {
-            if let node = try? await groupCluster.coordinator(ofGroup: group),
-               let answer = try? await groupCluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs),
-               !ClusterClient.coordinatorMoved.contains(ErrorCode(rawValue: answer.errorCode)) { return }
-            try? await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10)))
-        }
+        await sendLeave(LeaveGroupRequest(groupId: group, memberId: memberID, members: [.init(memberId: memberID, groupInstanceId: nil)]),
+                        group: group, through: groupCluster, errorCode: \.errorCode)
     }
 }

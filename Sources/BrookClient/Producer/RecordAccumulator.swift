@@ -227,7 +227,7 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
         /// flight (so a partition's batches stay in order when one failed and those behind it
         /// were refused for it). Else the oldest closed one (after its retry backoff), or the
         /// open one once it lingered (at once if it is older than a flush's mark).
-        func readyAtMs(flushBefore: UInt64, settings: Settings, roomWanted: Bool = false,
+        func readyAtMs(flushBefore: UInt64, settings: Settings, roomWanted: Bool,
                        current: (RecordBatchBuilder.Producer) -> Bool) -> Int64? {
             guard inFlight.count < settings.maxInFlight else { return nil }
             if settings.idempotent && inFlight.contains(where: { $0.producer.baseSequence >= 0 && !current($0.producer) }) { return nil }
