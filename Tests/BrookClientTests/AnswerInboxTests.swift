@@ -51,6 +51,24 @@ import Testing
         #expect(entries.map(\.item) == [0, 1])
     }
 
+    /// Requests pushed after others were taken take their places after them (the sequence
+    /// goes on from the head's), answered in any order.
+    @Test func requestsPushedAfterATakeKeepTheirPlaces() async throws {
+        let inbox = AnswerInbox<Int>()
+        for round in 0..<3 {
+            let promises = (0..<3).map { _ in loop.makePromise(of: ByteBuffer?.self) }
+            for (index, promise) in promises.enumerated() { inbox.push(round * 10 + index, .success(promise.futureResult)) }
+            for index in [2, 0, 1] {
+                promises[index].succeed(body(UInt8(round * 10 + index)))
+                try await promises[index].futureResult.get()
+            }
+            var taken: [AnswerInbox<Int>.Entry] = []
+            while taken.count < 3, let more = await inbox.next() { taken += more }
+            #expect(taken.map(\.item) == [round * 10, round * 10 + 1, round * 10 + 2])
+            #expect(taken.map(Self.byte) == taken.map { UInt8($0.item) })
+        }
+    }
+
     @Test func closedTheReaderEndsAfterTheLastAnswer() async throws {
         let inbox = AnswerInbox<Int>()
         let promise = loop.makePromise(of: ByteBuffer?.self)

@@ -332,7 +332,7 @@ public actor KafkaConsumer {
             if let listener, !owned.isEmpty { await listener.revoked(owned) }
             if config.groupProtocol == .classic { await leaveClassic() }
             else if let beat = membership.leave(staticMember: config.groupInstanceID != nil), let group = config.groupID {
-                await sendLeave(heartbeatRequest(beat, group: group), group: group, through: cluster, errorCode: \.errorCode)
+                await sendLeave(heartbeatRequest(beat, group: group), group: group, through: cluster, tries: 3, errorCode: \.errorCode)
             }
         }
         closed = true
@@ -713,14 +713,16 @@ public actor KafkaConsumer {
             let left = classic.leaveStale()
             lost = left.lost
             if let memberID = left.memberID, config.groupInstanceID == nil {
+                // Once: the partitions are given up only after it (a poll meanwhile must not
+                // return their records).
                 await sendLeave(LeaveGroupRequest(groupId: group, memberId: memberID, members: [.init(memberId: memberID, groupInstanceId: nil)]),
-                                group: group, through: groupCluster, errorCode: \.errorCode)
+                                group: group, through: groupCluster, tries: 1, errorCode: \.errorCode)
             }
         } else {
             let left = membership.leaveStale(staticMember: config.groupInstanceID != nil)
             lost = left.lost
             if let beat = left.heartbeat {
-                await sendLeave(heartbeatRequest(beat, group: group), group: group, through: cluster, errorCode: \.errorCode)
+                await sendLeave(heartbeatRequest(beat, group: group), group: group, through: cluster, tries: 1, errorCode: \.errorCode)
             }
         }
         positions.assign([])
@@ -730,14 +732,16 @@ public actor KafkaConsumer {
     }
 
     /// Sends a member's leave (a LeaveGroup, or a heartbeat at epoch -1 or -2) to `group`'s
-    /// coordinator through `client`: a few tries while the coordinator moves; else the broker
-    /// ends the member when its session times out.
-    func sendLeave<R: KafkaRequest>(_ request: R, group: String, through client: ClusterClient, errorCode: (R.Response) -> Int16) async {
-        for _ in 0..<3 {
+    /// coordinator through `client`, up to `tries` times while the coordinator moves; else the
+    /// broker ends the member when its session times out.
+    func sendLeave<R: KafkaRequest>(_ request: R, group: String, through client: ClusterClient, tries: Int,
+                                    errorCode: (R.Response) -> Int16) async {
+        precondition(tries > 0, "a leave is sent at least once")
+        for attempt in 1...tries {
             if let node = try? await client.coordinator(ofGroup: group),
                let answer = try? await client.send(request, toNode: node, timeoutMs: config.requestTimeoutMs),
                !ClusterClient.coordinatorMoved.contains(ErrorCode(rawValue: errorCode(answer))) { return }
-            try? await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10)))
+            if attempt < tries { try? await Task.sleep(for: .milliseconds(max(config.retryBackoffMs, 10))) }
         }
     }
 

@@ -153,6 +153,6 @@ extension KafkaConsumer {
     func leaveClassic() async {
         guard let group = config.groupID, config.groupInstanceID == nil, let memberID = classic.leave() else { return }
         await sendLeave(LeaveGroupRequest(groupId: group, memberId: memberID, members: [.init(memberId: memberID, groupInstanceId: nil)]),
-                        group: group, through: groupCluster, errorCode: \.errorCode)
+                        group: group, through: groupCluster, tries: 3, errorCode: \.errorCode)
     }
 }

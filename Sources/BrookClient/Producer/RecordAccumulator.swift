@@ -314,9 +314,11 @@ public struct RecordAccumulator<Token: Sendable>: Sendable {
 
     /// The bytes a record adds to a batch, as the batch's record 4096 written 4 s after its
     /// first: its fields and length varints exactly, two bytes each for its offset and
-    /// timestamp deltas (one more than a batch's first 64 records within 64 ms take; a record
-    /// past 8192 in a batch, or 8 s after its first, takes one more). Close to exact, as the
-    /// Java client counts, so a batch holds as many records as its `batch.size` lets it.
+    /// timestamp deltas (one more than a batch's first 64 records within 64 ms take), so a
+    /// batch holds about as many records as its `batch.size` lets it (the Java client counts
+    /// each exactly). A record past 8192 in a batch, or more than 4 s from its first (a
+    /// timestamp the caller set), takes a few bytes more than counted: such a batch may pass
+    /// `batch.size` by those (one refused as too large is split).
     public static func bytes(of record: SimpleRecord) -> Int {
         RecordBatchBuilder.recordSize(key: record.key, value: record.value, headers: record.headers,
                                       timestampDelta: 4_095, offsetDelta: 4_095).total
