@@ -1,6 +1,7 @@
 import BrookCore
 import BrookRecords
 import BrookProtocol
+import NIOCore
 import Synchronization
 
 /// A client of a whole cluster over the Kafka protocol: a connection per broker (opened when
@@ -140,7 +141,14 @@ public actor ClusterClient {
     /// Awaits a started request's answer; a failure drops its connection (unless another has
     /// replaced it already, or it is the broker's answer, a KafkaError) and is rethrown.
     public nonisolated func answer<T: KafkaMessage>(_ pending: PendingAnswer<T>) async throws -> T {
-        do { return try await pending.value() } catch {
+        let body: Result<ByteBuffer?, any Error>
+        do { body = .success(try await pending.future.get()) } catch { body = .failure(error) }
+        return try await answer(pending, body)
+    }
+
+    /// As `answer`, with the answer's body (or the connection's failure) already at hand.
+    nonisolated func answer<T: KafkaMessage>(_ pending: PendingAnswer<T>, _ body: Result<ByteBuffer?, any Error>) async throws -> T {
+        do { return try pending.decode(body.get()) } catch {
             if !(error is KafkaError) { await drop(pending.connection) }
             throw error
         }

@@ -108,3 +108,10 @@ final class AnswerInbox<Item: Sendable>: Sendable {
         }
     }
 }
+
+extension AnswerInbox where Item == KafkaProducer.Written {
+    /// Adds a produce request, its answer awaited from its own pending answer.
+    func push(_ written: Item) {
+        push(written, written.pending.map(\.future))
+    }
+}

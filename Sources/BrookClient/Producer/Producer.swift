@@ -486,10 +486,10 @@ public actor KafkaProducer {
             switch Result(catching: { try connection.start(contentsOf: requests.map(\.request), timeoutMs: timeoutMs) }) {
             case .success(let pendings):
                 for (request, pending) in zip(requests, pendings) {
-                    open.inbox.push(Written(batches: request.batches, pending: .success(pending), unbuildable: []), .success(pending.future))
+                    open.inbox.push(Written(batches: request.batches, pending: .success(pending), unbuildable: []))
                 }
             case .failure(let error):
-                for request in requests { open.inbox.push(Written(batches: request.batches, pending: .failure(error), unbuildable: []), .failure(error)) }
+                for request in requests { open.inbox.push(Written(batches: request.batches, pending: .failure(error), unbuildable: [])) }
             }
             return
         }
@@ -578,7 +578,7 @@ public actor KafkaProducer {
                 await completed(contents, from: node, .failure(error), unbuildable: unbuilt)
                 continue
             }
-            inbox.push(Written(batches: contents, pending: .success(pending), unbuildable: unbuilt), .success(pending.future))
+            inbox.push(Written(batches: contents, pending: .success(pending), unbuildable: unbuilt))
         }
     }
 
@@ -593,13 +593,7 @@ public actor KafkaProducer {
                     outcome = .failure(error)
                 case .success(let pending):
                     guard let answer = entry.answer else { preconditionFailure("an entry taken before its answer") }
-                    do {
-                        outcome = .success(try pending.decode(answer.get()))
-                    } catch {
-                        // The connection failed or garbled the answer: it is not used again.
-                        if !(error is KafkaError) { await cluster.drop(pending.connection) }
-                        outcome = .failure(error)
-                    }
+                    do { outcome = .success(try await cluster.answer(pending, answer)) } catch { outcome = .failure(error) }
                 }
                 await completed(entry.item.batches, from: node, outcome, unbuildable: entry.item.unbuildable)
             }
