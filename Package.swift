@@ -222,6 +222,7 @@ let package = Package(
                 "BrookBroker", "BrookServer", "BrookProtocol", "BrookRecords", "BrookStorage", "BrookGroups", "BrookTxn",
                 "BrookSecurity", "BrookClient",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

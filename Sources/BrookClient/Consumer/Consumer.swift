@@ -790,7 +790,7 @@ public actor KafkaConsumer {
             }
             let change = membership.answered(memberID: answer.memberId, epoch: answer.memberEpoch, intervalMs: answer.heartbeatIntervalMs,
                                              assignment: assignment, nowMs: nowMs())
-            if !change.isEmpty { await reconcile(change) }
+            if !change.isEmpty { startReconciliation(change) }
         }
     }
 
@@ -830,25 +830,51 @@ public actor KafkaConsumer {
         return out
     }
 
-    /// Gives up the revoked partitions (committed first with auto commit) and takes the new
-    /// ones, telling the listener; the next heartbeat reports it.
-    func reconcile(_ change: ConsumerMembership.Reconciliation) async {
-        membership.reconciled(owning: await carryOut(revoke: change.revoke, assign: change.assign))
+    /// Carries out reconciliation `number` in its own task, so heartbeats go on meanwhile
+    /// (a revocation callback may outlast the session timeout), then each one toward an
+    /// assignment answered meanwhile. A reconciliation the member abandoned (fenced, stale,
+    /// closed) stops where it is: what it gave up stays given up, it takes nothing.
+    func startReconciliation(_ change: ConsumerMembership.Reconciliation) {
+        guard let number = membership.reconciling else { preconditionFailure("a reconciliation begun") }
+        Task { await self.reconcile(change, number: number) }
     }
 
-    /// Gives up `revoke` (committed first with auto commit) and takes `assign`, telling the
-    /// listener; returns the partitions now owned.
-    func carryOut(revoke: Set<TopicPartition>, assign: Set<TopicPartition>) async -> Set<TopicPartition> {
-        if !revoke.isEmpty {
-            let revoked = revoke.sorted()
-            // Nothing more of them is returned or fetched while they are committed and given up.
-            for partition in revoked { positions.block(partition) }
-            if config.autoCommit {
-                let offsets = positions.positions.filter { revoke.contains($0.key) }
-                try? await commit(offsets)
-            }
-            if let listener { await listener.revoked(revoked) }
+    func reconcile(_ change: ConsumerMembership.Reconciliation, number: Int) async {
+        var change = change
+        var number = number
+        while true {
+            if !change.revoke.isEmpty { await giveUp(change.revoke) }
+            guard membership.reconciling == number else { return }
+            let owning = Set(positions.assigned).subtracting(change.revoke).union(change.assign)
+            positions.assign(owning.sorted())
+            // The core owns what the positions hold before the listener is told (a member
+            // fenced meanwhile loses exactly these).
+            let next = membership.reconciled(number, owning: owning)
+            ringMembership()
+            if !change.assign.isEmpty, let listener { await listener.assigned(change.assign.sorted()) }
+            kick()
+            guard !next.isEmpty, let following = membership.reconciling else { return }
+            change = next
+            number = following
         }
+    }
+
+    /// Gives up `revoke`: nothing more of them is returned or fetched, they are committed
+    /// (auto commit) and the listener is told; the caller then drops them from the positions.
+    func giveUp(_ revoke: Set<TopicPartition>) async {
+        let revoked = revoke.sorted()
+        for partition in revoked { positions.block(partition) }
+        if config.autoCommit {
+            let offsets = positions.positions.filter { revoke.contains($0.key) }
+            try? await commit(offsets)
+        }
+        if let listener { await listener.revoked(revoked) }
+    }
+
+    /// Gives up `revoke` (see `giveUp`) and takes `assign`, telling the listener (the classic
+    /// protocol's steps); returns the partitions now owned.
+    func carryOut(revoke: Set<TopicPartition>, assign: Set<TopicPartition>) async -> Set<TopicPartition> {
+        if !revoke.isEmpty { await giveUp(revoke) }
         let owning = Set(positions.assigned).subtracting(revoke).union(assign)
         positions.assign(owning.sorted())
         if !assign.isEmpty, let listener { await listener.assigned(assign.sorted()) }

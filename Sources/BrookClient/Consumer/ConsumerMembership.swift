@@ -9,7 +9,9 @@ import BrookProtocol
 /// The broker computes the assignment. The member's part: heartbeat every interval the broker
 /// gives; when an answer carries an assignment, give up the partitions not in it (after
 /// committing them), take the new ones, and report what it owns in the next heartbeat, which
-/// goes at once. A member fenced (UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH) has lost its
+/// goes at once. Heartbeats go on while a reconciliation is carried out (a revocation callback
+/// may take longer than the session timeout); an assignment answered meanwhile is kept and
+/// reconciled toward once the one under way is done (as the Java client does). A member fenced (UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH) has lost its
 /// partitions without committing them and joins again at epoch 0.
 struct ConsumerMembership {
     enum Phase: Equatable {
@@ -60,8 +62,14 @@ struct ConsumerMembership {
     /// When the last heartbeat was answered (nil: none yet in this join).
     private(set) var lastAnsweredMs: Int64?
     private(set) var inFlight = false
-    /// An answer's reconciliation is being carried out: no heartbeat until it is done.
-    private(set) var reconciling = false
+    /// The number of the reconciliation being carried out (nil: none); heartbeats go on. A
+    /// reconciliation abandoned (the member fenced, stale or gone) is not this one any more:
+    /// its end is not taken.
+    private(set) var reconciling: Int?
+    private var reconciliations = 0
+    /// The latest assignment answered while a reconciliation was under way: the next one goes
+    /// toward it.
+    private var pendingAssignment: Set<TopicPartition>?
     /// The next heartbeat goes at once (a join, a changed subscription, partitions reported).
     private(set) var due = false
     /// Each change of the subscription or of the partitions owned counts one; a heartbeat
@@ -91,17 +99,16 @@ struct ConsumerMembership {
         if phase == .active { due = true }
     }
 
-    /// When the next heartbeat should go (nil: none now: idle, left, one in flight, or a
-    /// reconciliation under way).
+    /// When the next heartbeat should go (nil: none now: idle, stale, left, or one in flight).
     func nextHeartbeatAtMs() -> Int64? {
-        guard phase == .active, !inFlight, !reconciling else { return nil }
+        guard phase == .active, !inFlight else { return nil }
         guard !due, let last = lastAnsweredMs else { return Int64.min }
         return last + heartbeatIntervalMs
     }
 
     /// The heartbeat to send now.
     mutating func send() -> Heartbeat {
-        precondition(phase == .active && !inFlight && !reconciling, "a heartbeat only from an active member with none in flight")
+        precondition(phase == .active && !inFlight, "a heartbeat only from an active member with none in flight")
         inFlight = true
         due = false
         let joining = memberEpoch == 0
@@ -113,7 +120,9 @@ struct ConsumerMembership {
     }
 
     /// The broker answered without an error: its member id and epoch, the interval, and the
-    /// assignment when it sent one (already named: the consumer resolves topic ids).
+    /// assignment when it sent one (already named: the consumer resolves topic ids). Returns
+    /// the reconciliation to carry out (`reconciling` is its number), or an empty one: nothing
+    /// to change, or a reconciliation is under way and the assignment waits for its end.
     mutating func answered(memberID: String?, epoch: Int32, intervalMs: Int32, assignment: Set<TopicPartition>?,
                            nowMs: Int64) -> Reconciliation {
         precondition(inFlight, "an answer to a heartbeat sent")
@@ -127,19 +136,43 @@ struct ConsumerMembership {
         memberEpoch = epoch
         if intervalMs > 0 { heartbeatIntervalMs = Int64(intervalMs) }
         guard phase == .active, let assignment else { return Reconciliation() }
+        guard reconciling == nil else {
+            pendingAssignment = assignment
+            return Reconciliation()
+        }
+        return begin(toward: assignment)
+    }
+
+    /// A reconciliation from what is owned toward `assignment` (numbered when not empty).
+    private mutating func begin(toward assignment: Set<TopicPartition>) -> Reconciliation {
+        precondition(reconciling == nil, "one reconciliation at a time")
         let change = Reconciliation(revoke: owned.subtracting(assignment), assign: assignment.subtracting(owned))
-        if !change.isEmpty { reconciling = true }
+        if !change.isEmpty {
+            reconciliations += 1
+            reconciling = reconciliations
+        }
         return change
     }
 
-    /// The consumer carried out a reconciliation: it now owns `owned`, which the next
-    /// heartbeat reports, at once.
-    mutating func reconciled(owning owned: Set<TopicPartition>) {
-        precondition(reconciling, "a reconciliation under way")
-        reconciling = false
+    /// The consumer carried out reconciliation `number` (the current one): it now owns `owned`,
+    /// which the next heartbeat reports, at once. Returns the next reconciliation, toward an
+    /// assignment answered meanwhile (empty: none).
+    mutating func reconciled(_ number: Int, owning owned: Set<TopicPartition>) -> Reconciliation {
+        precondition(phase == .active && reconciling == number, "the reconciliation under way")
+        reconciling = nil
         self.owned = owned
         ownedVersion += 1
         due = true
+        guard let assignment = pendingAssignment else { return Reconciliation() }
+        pendingAssignment = nil
+        return begin(toward: assignment)
+    }
+
+    /// A reconciliation under way is given up (the member fenced, stale or gone): what it did
+    /// counts for nothing, its end is not taken.
+    private mutating func abandonReconciliation() {
+        reconciling = nil
+        pendingAssignment = nil
     }
 
     /// The heartbeat failed with `code` (`.networkException` for a lost connection).
@@ -148,6 +181,7 @@ struct ConsumerMembership {
         inFlight = false
         switch code {
         case .unknownMemberID, .fencedMemberEpoch:
+            abandonReconciliation()
             let lost = owned
             owned = []
             memberEpoch = 0
@@ -164,6 +198,7 @@ struct ConsumerMembership {
             due = true
             return .coordinator
         default:
+            abandonReconciliation()
             phase = .left
             return .fatal
         }
@@ -173,9 +208,10 @@ struct ConsumerMembership {
     /// as the Java client's does, so the group gives its partitions to members that poll. It
     /// stays subscribed and joins again at the next poll. Returns the leave heartbeat (as
     /// `leave`'s), and the partitions owned, now lost (not committed: the application may be
-    /// in the middle of them).
+    /// in the middle of them). A reconciliation under way is given up.
     mutating func leaveStale(staticMember: Bool) -> (heartbeat: Heartbeat?, lost: Set<TopicPartition>) {
-        precondition(phase == .active && !inFlight && !reconciling, "a stale member is an active one between heartbeats")
+        precondition(phase == .active && !inFlight, "a stale member is an active one between heartbeats")
+        abandonReconciliation()
         let beat = lastAnsweredMs != nil || memberEpoch > 0
             ? Heartbeat(memberID: memberID, memberEpoch: staticMember ? -2 : -1, subscription: nil, owned: nil) : nil
         let lost = owned
@@ -203,6 +239,7 @@ struct ConsumerMembership {
     /// member id is its own, KIP-1082), and the leave goes on the same connection, after it.
     mutating func leave(staticMember: Bool) -> Heartbeat? {
         defer {
+            abandonReconciliation()
             phase = .left
             owned = []
         }
