@@ -70,6 +70,9 @@ struct MirrorRun: AsyncParsableCommand {
     @Flag(name: .customLong("preserve-offsets"),
           help: "Offset-preserving mirror topics (the target must be Brook): the source's committed batches at their own offsets, the target topics read-only until `brook mirror promote`.")
     var preserveOffsets = false
+    @Flag(name: .customLong("loop-prevention"), inversion: .prefixedNo,
+          help: "Mark each record copied with the cluster it began on (header brook.mirror.origin) and never copy a record back to the cluster it began on, so mirrors may run both ways.")
+    var loopPrevention = true
     @Option(name: .customLong("http-listeners"),
             help: "Serve /metrics (Prometheus: records copied, lag, checkpoints), /health and /ready on these, http://host:port[,...] (default: none).")
     var httpListeners: String?
@@ -103,6 +106,7 @@ struct MirrorRun: AsyncParsableCommand {
             built.replicationFactor = replicationFactor
             built.exactlyOnce = exactlyOnce
             built.preserveOffsets = preserveOffsets
+            built.loopPrevention = loopPrevention
             config = built
         } catch { throw ValidationError("\(error)") }
         let mirror: Mirror
@@ -155,7 +159,8 @@ struct MirrorRun: AsyncParsableCommand {
         withExtendedLifetime(sources) {}
         let status = await mirror.currentStatus()
         for (topic, why) in status.stoppedTopics.sorted(by: { $0.key < $1.key }) { printError("brook mirror \(name): \(topic) not copied: \(why)") }
-        printError("brook mirror \(name): stopped after copying \(status.recordsCopied) records of \(status.topics.count) topics")
+        let leftOut = status.recordsSkipped > 0 ? " (\(status.recordsSkipped) left out: they began on the target)" : ""
+        printError("brook mirror \(name): stopped after copying \(status.recordsCopied) records of \(status.topics.count) topics\(leftOut)")
     }
 }
 

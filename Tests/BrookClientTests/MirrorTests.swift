@@ -1,4 +1,5 @@
 import BrookCore
+import BrookRecords
 import Testing
 
 @testable import BrookClient
@@ -93,6 +94,56 @@ import Testing
         #expect(settled.failure?.code == .recordListTooLarge)
         #expect(settled.checkpoints.isEmpty, "nothing past a failed record is checkpointed")
         #expect(progress.pendingCount == 2)
+    }
+}
+
+@Suite struct MirrorLoopTests {
+    static let p = TopicPartition("t", 0)
+    typealias Header = SimpleRecord.Header
+    static func origin(_ id: String) -> Header { Header(key: Array("brook.mirror.origin".utf8), value: Array(id.utf8)) }
+
+    @Test func aRecordCarriesWhereItBeganAndIsNotCopiedBackThere() {
+        let own = Header(key: Array("trace".utf8), value: Array("1".utf8))
+        let aToB = MirrorOrigin(source: "A", target: "B")
+        // Written on A: marked A on its way to B, its own headers first and kept.
+        #expect(aToB.decide([own]) == .copy([own, Self.origin("A")]))
+        // Begun on C and copied to A by another mirror: it keeps C on its way on.
+        #expect(aToB.decide([Self.origin("C"), own]) == .copy([Self.origin("C"), own]))
+        // Begun on B: not copied back.
+        #expect(aToB.decide([own, Self.origin("B")]) == .skip)
+        // Both ways: each record goes once each way, then stops.
+        let bToA = MirrorOrigin(source: "B", target: "A")
+        guard case .copy(let onB) = aToB.decide([]) else { Issue.record("copied to B"); return }
+        #expect(bToA.decide(onB) == .skip)
+        // A ring A -> B -> C -> A stops where it began.
+        let bToC = MirrorOrigin(source: "B", target: "C"), cToA = MirrorOrigin(source: "C", target: "A")
+        guard case .copy(let onC) = bToC.decide(onB) else { Issue.record("copied to C"); return }
+        #expect(cToA.decide(onC) == .skip)
+        // Ids not known: nothing added, nothing skipped.
+        #expect(MirrorOrigin(source: "", target: nil).decide([own]) == .copy([own]))
+        #expect(MirrorOrigin(source: nil, target: "").decide([Self.origin("")]) == .copy([Self.origin("")]))
+    }
+
+    @Test func recordsLeftOutMoveTheCheckpointInTheirPlace() {
+        var progress = MirrorProgress()
+        let deliveries = (0..<2).map { _ in Delivery() }
+        progress.skip(Self.p, source: Offset(0))
+        progress.add(Self.p, source: Offset(1), deliveries[0])
+        progress.skip(Self.p, source: Offset(2))
+        progress.add(Self.p, source: Offset(3), deliveries[1])
+        progress.skip(Self.p, source: Offset(4))
+        var settled = progress.settle()
+        #expect(settled.checkpoints == [Self.p: Offset(1)], "past the first left out, not past a record not written yet")
+        #expect(settled.written.isEmpty && progress.pendingCount == 4)
+        func written(_ offset: Int64) -> Result<RecordMetadata, ProduceError> {
+            .success(RecordMetadata(topic: "t", partition: 0, offset: Offset(offset), timestamp: Timestamp(ms: 0)))
+        }
+        deliveries[0].complete(written(70))
+        deliveries[1].complete(written(71))
+        settled = progress.settle()
+        #expect(settled.checkpoints == [Self.p: Offset(5)])
+        #expect(settled.written.map { [$0.1.value, $0.2.value] } == [[1, 70], [3, 71]])
+        #expect(progress.pendingCount == 0)
     }
 }
 

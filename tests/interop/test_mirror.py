@@ -44,8 +44,14 @@ class MirrorProcess:
             return self.proc.wait(timeout=10)
 
 
-def rec_view(r) -> tuple:
-    return (r.key, r.value, tuple(r.headers), r.timestamp)
+def rec_view(r, extra: tuple = ()) -> tuple:
+    return (r.key, r.value, tuple(r.headers) + extra, r.timestamp)
+
+
+def origin(bootstrap: str) -> tuple:
+    """The header a copy carries (loop prevention): the cluster the record began on."""
+    cluster_id = ck_admin(bootstrap).list_topics(timeout=10).cluster_id
+    return (("brook.mirror.origin", cluster_id.encode()),) if cluster_id else ()
 
 
 def wait_for(what: str, check, limit_s: float = 60):
@@ -103,8 +109,10 @@ def test_brook_to_brook(broker_factory, tmp_path):
         wait_for("the mirrored topics", lambda: topic_partitions(target.bootstrap, a) == 3 and topic_partitions(target.bootstrap, b) == 1)
         theirs = ck_consume(source.bootstrap, a, range(3), 600)
         ours = ck_consume(target.bootstrap, a, range(3), 600, timeout=60)
+        began = origin(source.bootstrap)
+        assert began, "the source names its cluster"
         for p in range(3):
-            want = [rec_view(r) for r in sorted(theirs, key=lambda r: r.offset) if r.partition == p]
+            want = [rec_view(r, began) for r in sorted(theirs, key=lambda r: r.offset) if r.partition == p]
             got = [rec_view(r) for r in sorted(ours, key=lambda r: r.offset) if r.partition == p]
             assert got == want, f"partition {p} differs"
         assert sorted(r.value for r in ck_consume(target.bootstrap, b, [0], 50)) == sorted(f"b{i}".encode() for i in range(50))
@@ -204,12 +212,64 @@ def test_tansu_to_brook(tansu, broker):  # noqa: F811 (tansu: the fixture)
         wait_for("the mirrored topic", lambda: topic_partitions(broker.bootstrap, topic) == 2)
         theirs = ck_consume(tansu, topic, range(2), 400)
         ours = ck_consume(broker.bootstrap, topic, range(2), 400, timeout=60)
+        began = origin(tansu)
         for p in range(2):
-            want = [(r.key, r.value, tuple(r.headers)) for r in sorted(theirs, key=lambda r: r.offset) if r.partition == p]
+            want = [(r.key, r.value, tuple(r.headers) + began) for r in sorted(theirs, key=lambda r: r.offset) if r.partition == p]
             got = [(r.key, r.value, tuple(r.headers)) for r in sorted(ours, key=lambda r: r.offset) if r.partition == p]
             assert got == want, f"partition {p} differs"
     finally:
         assert mirror.stop() == 0
+
+
+@pytest.mark.timeout(300)
+def test_mirrors_both_ways_copy_each_record_once_each_way(broker_factory, tmp_path):
+    """Two clusters, a topic of the same name on each and a mirror each way (active-active):
+    each record is copied once to the other side and never back (loop prevention), also for
+    records written while the mirrors run; a copy names the cluster it began on; a mirror of a
+    cluster onto itself is refused."""
+    one, two = broker_factory(), broker_factory()
+    topic = unique_topic("mir-both")
+    for side in (one, two):
+        ck_create_topic(side.bootstrap, topic, partitions=2)
+    ck_produce(one.bootstrap, topic, [Spec(i, None, f"one{i}".encode(), (("n", b"1"),), i % 2) for i in range(200)])
+    ck_produce(two.bootstrap, topic, [Spec(i, None, f"two{i}".encode(), (), i % 2) for i in range(100)])
+    http = f"http://127.0.0.1:{free_port()}"
+    log = open(tmp_path / "mirrors.log", "wb")
+    forth = MirrorProcess(one.bootstrap, two.bootstrap, topic, "--name", "forth", "--http-listeners", http, log=log).start()
+    back = MirrorProcess(two.bootstrap, one.bootstrap, topic, "--name", "back", log=log).start()
+    try:
+        def values(side, count):
+            return sorted(r.value.decode() for r in ck_consume(side.bootstrap, topic, range(2), count, timeout=10, strict=False))
+        want = sorted([f"one{i}" for i in range(200)] + [f"two{i}" for i in range(100)])
+        for side in (one, two):
+            wait_for("each record on both sides", lambda: values(side, 300) == want)
+        # Written while both run.
+        ck_produce(one.bootstrap, topic, [Spec(i, None, f"one{i}".encode(), (), i % 2) for i in range(200, 250)])
+        ck_produce(two.bootstrap, topic, [Spec(i, None, f"two{i}".encode(), (), i % 2) for i in range(100, 150)])
+        want = sorted([f"one{i}" for i in range(250)] + [f"two{i}" for i in range(150)])
+        for side in (one, two):
+            wait_for("the later records on both sides", lambda: values(side, 400) == want)
+        # Several checkpoints and fetches later nothing came back.
+        time.sleep(3)
+        for side in (one, two):
+            assert values(side, 400) == want, "a record copied back"
+        # The copies name where they began; records written on a side carry no such header.
+        on_two = ck_consume(two.bootstrap, topic, range(2), 400)
+        began_one, began_two = origin(one.bootstrap), origin(two.bootstrap)
+        assert began_one and began_one != began_two
+        for r in on_two:
+            mark = tuple(h for h in r.headers if h[0] == "brook.mirror.origin")
+            assert mark == (began_one if r.value.startswith(b"one") else ()), r
+        # The forth mirror left out the 150 records that began on `two` and came back to `one`.
+        wait_for("the records left out, counted", lambda: value(scrape(http)[1], "brook_mirror_records_skipped_total", mirror="forth") == 150)
+    finally:
+        assert forth.stop() == 0, (tmp_path / "mirrors.log").read_text(errors="replace")[-2000:]
+        assert back.stop() == 0, (tmp_path / "mirrors.log").read_text(errors="replace")[-2000:]
+        log.close()
+    # A cluster mirrored onto itself under the same names would copy its own copies.
+    selfish = subprocess.run([str(BROOK_BIN), "mirror", "--source", one.bootstrap, "--target", one.bootstrap, "--topics", topic],
+                             capture_output=True, text=True, timeout=60)
+    assert selfish.returncode != 0 and "same cluster" in selfish.stderr, selfish.stderr
 
 
 @pytest.mark.timeout(300)

@@ -29,6 +29,13 @@ public struct MirrorConfig: Sendable {
     /// and group offsets need no translation. The progress is the target's own log. Not with
     /// `exactlyOnce` (each batch goes once anyway).
     public var preserveOffsets = false
+    /// Loop prevention (record copies): each record copied carries the id of the cluster it
+    /// began on in a `brook.mirror.origin` header, and records that began on the target are not
+    /// copied back, so two mirrors may copy the same topics both ways, and mirrors in a ring
+    /// stop where a record began. Off: records are copied with their own headers only, and a
+    /// mirror each way copies forever (MirrorMaker 2's identity replication policy has that
+    /// limit).
+    public var loopPrevention = true
     /// The source side (bootstrap and client settings; the mirror sets the rest).
     public var source: ConsumerConfig
     /// The target side.
@@ -59,6 +66,8 @@ public struct MirrorConfig: Sendable {
 public struct MirrorStatus: Sendable {
     public var topics: [String: Int32] = [:]
     public var recordsCopied = 0
+    /// Records not copied because they began on the target (loop prevention).
+    public var recordsSkipped = 0
     /// Per partition, the next source offset to copy (as last checkpointed).
     public var checkpoints: [TopicPartition: Offset] = [:]
     /// Per partition, source records not copied yet (as the last fetch saw the source's end).
@@ -110,6 +119,8 @@ public actor Mirror {
     var leadersStale = false
     /// Target topics known to be this mirror's (their `brook.mirror.link`).
     var linked: Set<String> = []
+    /// Record copies: the origin header's rule (nil: loop prevention off).
+    var origin: MirrorOrigin?
 
     public init(_ config: MirrorConfig, sourceConnect: @escaping ClusterClient.Connect, targetConnect: @escaping ClusterClient.Connect) throws {
         precondition(!(config.preserveOffsets && config.exactlyOnce), "an offset-preserving mirror is not transactional")
@@ -160,6 +171,11 @@ public actor Mirror {
             // Exactly once: a mirror of the same name still running is fenced, and what it left
             // open aborted, before the checkpoints are read.
             if config.exactlyOnce { try await producer.initTransactions() }
+            let (sourceID, targetID) = (try await sourceAdmin.describeCluster().clusterID, try await targetAdmin.describeCluster().clusterID)
+            if !sourceID.isEmpty && sourceID == targetID {
+                throw ClientError("the source and the target are the same cluster (\(sourceID)): the mirror would copy its own copies")
+            }
+            if config.loopPrevention { origin = MirrorOrigin(source: sourceID, target: targetID) }
             if config.preserveOffsets {
                 try await runPreserving()
                 await close()
@@ -175,10 +191,7 @@ public actor Mirror {
                         try await producer.beginTransaction()
                         inTransaction = true
                     }
-                    let deliveries = await producer.send(contentsOf: records.map {
-                        ProducerRecord(topic: $0.topic, partition: $0.partition, key: $0.key, value: $0.value, headers: $0.headers, timestamp: $0.timestamp)
-                    })
-                    for (record, delivery) in zip(records, deliveries) { progress.add(record.topicPartition, source: record.offset, delivery) }
+                    await copy(records)
                 }
                 try settle()
                 if nowMs() >= nextCheckpoint {
@@ -200,6 +213,40 @@ public actor Mirror {
             throw error
         }
         await close()
+    }
+
+    /// Writes `records` to the target, each with its origin header (loop prevention), and
+    /// notes each one's delivery in source order; a record that began on the target is left
+    /// out and settled as it is.
+    func copy(_ records: [ConsumedRecord]) async {
+        var copies: [ProducerRecord] = []
+        copies.reserveCapacity(records.count)
+        var skipped: [Bool] = []
+        skipped.reserveCapacity(records.count)
+        for record in records {
+            var headers = record.headers
+            if let origin {
+                guard case .copy(let given) = origin.decide(headers) else {
+                    skipped.append(true)
+                    continue
+                }
+                headers = given
+            }
+            skipped.append(false)
+            copies.append(ProducerRecord(topic: record.topic, partition: record.partition, key: record.key, value: record.value,
+                                         headers: headers, timestamp: record.timestamp))
+        }
+        let deliveries = copies.isEmpty ? [] : await producer.send(contentsOf: copies)
+        precondition(deliveries.count == copies.count, "a delivery for each record copied")
+        var next = deliveries.makeIterator()
+        for (record, skip) in zip(records, skipped) {
+            if skip {
+                progress.skip(record.topicPartition, source: record.offset)
+                status.recordsSkipped += 1
+            } else {
+                progress.add(record.topicPartition, source: record.offset, next.next()!)
+            }
+        }
     }
 
     func finalCheckpoint() async throws {

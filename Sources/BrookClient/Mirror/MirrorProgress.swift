@@ -13,7 +13,9 @@ struct MirrorProgress {
         var failure: ProduceError?
     }
 
-    private var pending: [TopicPartition: [(source: Offset, delivery: Delivery)]] = [:]
+    /// Per partition, each record in source order and its delivery (nil: not copied, as a
+    /// record that began on the target: settled at once).
+    private var pending: [TopicPartition: [(source: Offset, delivery: Delivery?)]] = [:]
     private var heads: [TopicPartition: Int] = [:]
     private(set) var pendingCount = 0
 
@@ -24,13 +26,26 @@ struct MirrorProgress {
         pendingCount += 1
     }
 
+    /// A record of `partition` not copied (in its place in source order): the checkpoint moves
+    /// past it once the records before it are settled.
+    mutating func skip(_ partition: TopicPartition, source: Offset) {
+        pending[partition, default: []].append((source, nil))
+        pendingCount += 1
+    }
+
     /// The records whose deliveries came, each partition's from the front; stops at the first
     /// failure (the mirror stops: what failed is copied again from the checkpoint).
     mutating func settle() -> Settled {
         var out = Settled()
         for (partition, entries) in pending {
             var head = heads[partition] ?? 0
-            while head < entries.count, let result = entries[head].delivery.result {
+            while head < entries.count {
+                guard let delivery = entries[head].delivery else {
+                    out.checkpoints[partition] = entries[head].source + 1
+                    head += 1
+                    continue
+                }
+                guard let result = delivery.result else { break }
                 switch result {
                 case .success(let metadata):
                     if metadata.offset.value >= 0 { out.written.append((partition, entries[head].source, metadata.offset)) }

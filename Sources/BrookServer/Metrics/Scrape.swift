@@ -155,6 +155,8 @@ struct Scrape: Sendable {
 
     // A mirror (`brook mirror run`).
     var mirrorCopied = CounterFamily("brook_mirror_records_copied_total", "Records the mirror copied from the source to the target", labels: ["mirror"])
+    var mirrorSkipped = CounterFamily("brook_mirror_records_skipped_total",
+                                      "Records the mirror did not copy because they began on the target (loop prevention)", labels: ["mirror"])
     var mirrorTopics = GaugeFamily("brook_mirror_topics", "Topics the mirror copies", labels: ["mirror"])
     var mirrorBehind = GaugeFamily("brook_mirror_records_behind",
                                    "Source records not copied yet, over every partition (as the mirror's last checkpoint saw the source's ends)",
@@ -176,6 +178,7 @@ struct Scrape: Sendable {
 
     mutating func collectMirror(_ name: String, _ status: MirrorStatus) {
         mirrorCopied.update([([name], Double(status.recordsCopied))], in: registry)
+        mirrorSkipped.update([([name], Double(status.recordsSkipped))], in: registry)
         mirrorTopics.update([([name], Double(status.topics.count))], in: registry)
         mirrorBehind.update([([name], Double(status.lag.values.reduce(0, +)))], in: registry)
         let lag = status.lag.sorted { $0.key < $1.key }

@@ -1,0 +1,35 @@
+import BrookRecords
+
+/// Loop prevention for mirrors that copy topics under their own names (Confluent Replicator's
+/// provenance header, in our own form): each record copied carries the id of the cluster it was
+/// first written to in a `brook.mirror.origin` header (kept as it is when the record already
+/// has one, so the origin survives a chain of mirrors), and a record whose origin is the target
+/// cluster is not copied there. Two mirrors copying the same topics both ways (active-active)
+/// then copy each record once in each direction, and a ring of mirrors stops where it began.
+/// Pure.
+struct MirrorOrigin {
+    static let header: [UInt8] = Array("brook.mirror.origin".utf8)
+
+    /// The source cluster's id (records without an origin header began there); nil or empty:
+    /// unknown, so no header is added.
+    let source: String?
+    /// The target cluster's id; nil or empty: unknown, so nothing is skipped.
+    let target: String?
+
+    enum Decision: Equatable {
+        /// The record began on the target: not copied back.
+        case skip
+        /// Copied with these headers.
+        case copy([SimpleRecord.Header])
+    }
+
+    func decide(_ headers: [SimpleRecord.Header]) -> Decision {
+        let given = headers.last { $0.key == Self.header }
+        if let given {
+            if let target, !target.isEmpty, let value = given.value, value.elementsEqual(target.utf8) { return .skip }
+            return .copy(headers)
+        }
+        guard let source, !source.isEmpty else { return .copy(headers) }
+        return .copy(headers + [SimpleRecord.Header(key: Self.header, value: Array(source.utf8))])
+    }
+}
