@@ -225,3 +225,40 @@ import Testing
         #expect(state.assigned == [partitions[0]])
     }
 }
+
+@Suite struct FetchSessionCoreTests {
+    static let id = KafkaUUID(high: 9, low: 9)
+    static func wanted(_ offsets: [Int32: Int64]) -> [TopicPartition: FetchSession.Wanted] {
+        Dictionary(uniqueKeysWithValues: offsets.map { (TopicPartition("t", $0.key), FetchSession.Wanted(offset: Offset($0.value), topicID: id)) })
+    }
+
+    @Test func afterAFullFetchOnlyMovedAndNewPartitionsAreNamedAndDroppedOnesForgotten() {
+        var s = FetchSession()
+        let first = s.build(Self.wanted([0: 5, 1: 7, 2: 9]))
+        #expect(first.full && first.sessionID == 0 && first.epoch == 0 && first.send.map(\.partition.partition) == [0, 1, 2])
+        s.answered(sessionID: 42)
+        #expect(s.id == 42 && s.epoch == 1)
+        // Partition 0 moved, 1 idle, 2 dropped, 3 added.
+        let next = s.build(Self.wanted([0: 8, 1: 7, 3: 0]))
+        #expect(!next.full && next.sessionID == 42 && next.epoch == 1)
+        #expect(next.send.map(\.partition.partition) == [0, 3] && next.send.map(\.wanted.offset) == [Offset(8), Offset(0)])
+        #expect(next.forget.map(\.partition.partition) == [2] && next.forget.map(\.topicID) == [Self.id])
+        s.answered(sessionID: 42)
+        // Nothing moved: an empty fetch reads the whole session.
+        let idle = s.build(Self.wanted([0: 8, 1: 7, 3: 0]))
+        #expect(idle.send.isEmpty && idle.forget.isEmpty && idle.epoch == 2)
+        // A failure: the next fetch opens a new session in full, closing this one.
+        s.failed()
+        let again = s.build(Self.wanted([0: 8]))
+        #expect(again.full && again.sessionID == 42 && again.epoch == 0 && again.send.count == 1)
+        // No session made (a broker without them): asked again, in full, each time.
+        s.answered(sessionID: 0)
+        let sessionless = s.build(Self.wanted([0: 9]))
+        #expect(sessionless.full && sessionless.sessionID == 0 && sessionless.epoch == 0)
+        s.answered(sessionID: 7)
+        // An incremental fetch answered in another session (or none): it starts anew.
+        _ = s.build(Self.wanted([0: 9]))
+        s.answered(sessionID: 0)
+        #expect(s.id == 0 && s.epoch == 0 && s.partitions.isEmpty)
+    }
+}

@@ -54,6 +54,8 @@ public actor KafkaConsumer {
     var topics: [String: TopicMeta] = [:]
     /// The brokers a fetch is in flight to.
     var fetchingFrom: Set<NodeID> = []
+    /// Each broker's incremental fetch session (KIP-227).
+    var fetchSessions: [NodeID: FetchSession] = [:]
     /// Brokers not fetched from again before this time (after an error).
     var backoffUntilMs: [NodeID: Int64] = [:]
     /// What the next `poll` throws.
@@ -504,8 +506,10 @@ public actor KafkaConsumer {
                 sent.append(SentPartition(partition: partition, offset: offset, epoch: positions.sent(partition), topicID: meta.id))
             }
             let asked = sent
+            let request = fetchSessions[node, default: FetchSession()].build(Dictionary(
+                sent.map { ($0.partition, FetchSession.Wanted(offset: $0.offset, topicID: $0.topicID)) }) { a, _ in a })
             Task {
-                let result = await self.fetch(asked, from: node)
+                let result = await self.fetch(asked, request, from: node)
                 self.fetched(asked, from: node, result)
             }
         }
@@ -524,23 +528,45 @@ public actor KafkaConsumer {
         case damaged(String)
     }
 
-    /// One fetch from `node`, its answer decoded here, off the actor.
-    nonisolated func fetch(_ sent: [SentPartition], from node: NodeID) async -> Result<[TopicPartition: Outcome], any Error> {
-        let byTopic = Dictionary(grouping: sent, by: \.partition.topic)
-        let request = FetchRequest(
+    /// A fetch's answer: each partition's outcome (a partition of the session not in it had
+    /// nothing new), and the session id the broker gave.
+    struct Fetched: Sendable {
+        var outcomes: [TopicPartition: Outcome]
+        var sessionID: Int32
+    }
+
+    /// The Fetch request that carries `session` (what it names and forgets, its id and epoch).
+    static func fetchRequest(_ session: FetchSession.Request, config: ConsumerConfig) -> FetchRequest {
+        func byTopic<T>(_ items: [T], _ partition: (T) -> TopicPartition) -> [(String, [T])] {
+            Dictionary(grouping: items) { partition($0).topic }.sorted { $0.key < $1.key }
+        }
+        return FetchRequest(
             replicaId: NodeID(-1), maxWaitMs: config.fetchMaxWaitMs, minBytes: config.fetchMinBytes, maxBytes: config.fetchMaxBytes,
-            isolationLevel: config.readCommitted ? 1 : 0, sessionId: 0, sessionEpoch: -1,
-            topics: byTopic.keys.sorted().map { topic in
-                let members = byTopic[topic]!
-                return .init(topic: topic, topicId: members[0].topicID, partitions: members.map {
-                    .init(partition: $0.partition.partition, fetchOffset: $0.offset, partitionMaxBytes: config.partitionFetchMaxBytes)
+            isolationLevel: config.readCommitted ? 1 : 0, sessionId: session.sessionID, sessionEpoch: session.epoch,
+            topics: byTopic(session.send, \.partition).map { topic, members in
+                .init(topic: topic, topicId: members[0].wanted.topicID, partitions: members.map {
+                    .init(partition: $0.partition.partition, fetchOffset: $0.wanted.offset, partitionMaxBytes: config.partitionFetchMaxBytes)
                 })
+            },
+            forgottenTopicsData: byTopic(session.forget, \.partition).map { topic, members in
+                .init(topic: topic, topicId: members[0].topicID, partitions: members.map(\.partition.partition))
             })
+    }
+
+    /// Top-level answers that only say the broker's session and ours differ: the next fetch
+    /// starts a new one, and nothing is wrong with the partitions.
+    static let sessionOutOfStep: Set<ErrorCode> = [.fetchSessionIDNotFound, .invalidFetchSessionEpoch, .fetchSessionTopicIDError]
+
+    /// One fetch from `node` (`session`: what it names), its answer decoded here, off the actor.
+    /// `sent` is every partition the fetch reads (those of the session).
+    nonisolated func fetch(_ sent: [SentPartition], _ session: FetchSession.Request, from node: NodeID) async -> Result<Fetched, any Error> {
+        let request = Self.fetchRequest(session, config: config)
         let answer: FetchResponse
         do {
             answer = try await cluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs + Int64(config.fetchMaxWaitMs))
         } catch { return .failure(error) }
         guard answer.errorCode == 0 else { return .failure(ConsumeError(ErrorCode(rawValue: answer.errorCode), "fetch from broker \(node)")) }
+        let byTopic = Dictionary(grouping: sent, by: \.partition.topic)
         let names = Dictionary(byTopic.values.map { ($0[0].topicID, $0[0].partition.topic) }) { a, _ in a }
         var sentAt: [TopicPartition: Offset] = [:]
         for s in sent { sentAt[s.partition] = s.offset }
@@ -570,23 +596,30 @@ public actor KafkaConsumer {
                 }
             }
         }
-        return .success(outcomes)
+        return .success(Fetched(outcomes: outcomes, sessionID: answer.sessionId))
     }
 
     /// A fetch's outcome: records kept for `poll`, errors handled or kept for it, and the next
     /// fetches started.
-    func fetched(_ sent: [SentPartition], from node: NodeID, _ result: Result<[TopicPartition: Outcome], any Error>) {
+    func fetched(_ sent: [SentPartition], from node: NodeID, _ result: Result<Fetched, any Error>) {
         fetchingFrom.remove(node)
         var backoff = false
         switch result {
+        case .failure(let error as ConsumeError) where error.code.map(Self.sessionOutOfStep.contains) ?? false:
+            // Only the session: the next fetch opens a new one, at once.
+            fetchSessions[node]?.failed()
+            for s in sent { positions.failed(s.partition, epoch: s.epoch) }
         case .failure(let error):
+            fetchSessions[node]?.failed()
             for s in sent {
                 positions.failed(s.partition, epoch: s.epoch)
                 forgetLeader(of: s.partition, hint: nil)
             }
             if let refused = error as? ConsumeError, let code = refused.code, !Self.leaderMoved.contains(code) { failure = refused }
             backoff = true
-        case .success(let outcomes):
+        case .success(let fetched):
+            fetchSessions[node]?.answered(sessionID: fetched.sessionID)
+            let outcomes = fetched.outcomes
             for s in sent {
                 switch outcomes[s.partition] {
                 case .fetched(let records, let highWatermark)?:
@@ -613,6 +646,7 @@ public actor KafkaConsumer {
                     failure = ConsumeError(.corruptMessage, why)
                     positions.block(s.partition)
                 case nil:
+                    // Not in the answer: nothing new (a session's partition), fetched again next time.
                     positions.failed(s.partition, epoch: s.epoch)
                 }
             }
