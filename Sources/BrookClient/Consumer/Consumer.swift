@@ -56,6 +56,10 @@ public actor KafkaConsumer {
     var fetchingFrom: Set<NodeID> = []
     /// Each broker's incremental fetch session (KIP-227).
     var fetchSessions: [NodeID: FetchSession] = [:]
+    /// KIP-392: partitions a leader sent to a replica in this consumer's rack (`client.rack`),
+    /// fetched there until when (`metadata.max.age.ms` after, as the Java client), or until it
+    /// refuses a fetch.
+    var readReplicas: [TopicPartition: (node: NodeID, untilMs: Int64)] = [:]
     /// Brokers not fetched from again before this time (after an error).
     var backoffUntilMs: [NodeID: Int64] = [:]
     /// What the next `poll` throws.
@@ -115,7 +119,7 @@ public actor KafkaConsumer {
         groupCluster = ClusterClient(bootstrap: config.bootstrapServers, requestTimeoutMs: config.requestTimeoutMs, connect: connect)
         // (Settings made in code, not through properties, are held to what the core needs.)
         classic = ClassicMembership(assignors: config.assignors.isEmpty ? [.range] : config.assignors,
-                                    heartbeatIntervalMs: max(1, config.heartbeatIntervalMs))
+                                    heartbeatIntervalMs: max(1, config.heartbeatIntervalMs), rack: config.rack)
         lastAutoCommitMs = 0
     }
 
@@ -443,6 +447,16 @@ public actor KafkaConsumer {
         return meta.leaders[Int(partition.partition)]
     }
 
+    /// Where `partition` is fetched from: the replica its leader named (KIP-392) while that
+    /// holds, else its leader.
+    func fetchNode(of partition: TopicPartition, nowMs now: Int64) -> NodeID? {
+        if let replica = readReplicas[partition] {
+            if replica.untilMs > now { return replica.node }
+            readReplicas[partition] = nil
+        }
+        return leader(of: partition)
+    }
+
     /// `partition`'s leader is unknown until the next metadata, or is `hint` (KIP-951).
     func forgetLeader(of partition: TopicPartition, hint: NodeID?) {
         guard var meta = topics[partition.topic], partition.partition >= 0, partition.partition < meta.leaders.count else { return }
@@ -472,7 +486,7 @@ public actor KafkaConsumer {
         var leaderless = false
         var soonest: Int64?
         for (partition, offset) in positions.fetchable {
-            guard let leader = leader(of: partition) else {
+            guard let leader = fetchNode(of: partition, nowMs: now) else {
                 leaderless = true
                 continue
             }
@@ -503,7 +517,8 @@ public actor KafkaConsumer {
             var sent: [SentPartition] = []
             for (partition, offset) in members {
                 guard let meta = topics[partition.topic] else { continue }
-                sent.append(SentPartition(partition: partition, offset: offset, epoch: positions.sent(partition), topicID: meta.id))
+                sent.append(SentPartition(partition: partition, offset: offset, epoch: positions.sent(partition), topicID: meta.id,
+                                          fromReplica: readReplicas[partition] != nil))
             }
             let asked = sent
             let request = fetchSessions[node, default: FetchSession()].build(Dictionary(
@@ -520,10 +535,14 @@ public actor KafkaConsumer {
         var offset: Offset
         var epoch: UInt64
         var topicID: KafkaUUID
+        /// Fetched from the replica its leader named (KIP-392), not from its leader.
+        var fromReplica: Bool
     }
 
     enum Outcome: Sendable {
         case fetched(FetchedRecords, highWatermark: Offset)
+        /// The leader names a replica in this consumer's rack to fetch from (KIP-392).
+        case readFrom(NodeID)
         case refused(ErrorCode, leaderHint: NodeID?, logStart: Offset)
         case damaged(String)
     }
@@ -550,7 +569,8 @@ public actor KafkaConsumer {
             },
             forgottenTopicsData: byTopic(session.forget, \.partition).map { topic, members in
                 .init(topic: topic, topicId: members[0].topicID, partitions: members.map(\.partition.partition))
-            })
+            },
+            rackId: config.rack ?? "")
     }
 
     /// Top-level answers that only say the broker's session and ours differ: the next fetch
@@ -580,6 +600,10 @@ public actor KafkaConsumer {
                 guard code == .none else {
                     outcomes[partition] = .refused(code, leaderHint: p.currentLeader.leaderId.value >= 0 ? p.currentLeader.leaderId : nil,
                                                    logStart: p.logStartOffset)
+                    continue
+                }
+                if p.preferredReadReplica.value >= 0 {
+                    outcomes[partition] = .readFrom(p.preferredReadReplica)
                     continue
                 }
                 guard case .bytes(let bytes)? = p.records, bytes.readableBytes > 0 else {
@@ -613,7 +637,8 @@ public actor KafkaConsumer {
             fetchSessions[node]?.failed()
             for s in sent {
                 positions.failed(s.partition, epoch: s.epoch)
-                forgetLeader(of: s.partition, hint: nil)
+                // A replica that fails is left for the leader; a leader that fails is looked up again.
+                if s.fromReplica { readReplicas[s.partition] = nil } else { forgetLeader(of: s.partition, hint: nil) }
             }
             if let refused = error as? ConsumeError, let code = refused.code, !Self.leaderMoved.contains(code) { failure = refused }
             backoff = true
@@ -624,10 +649,17 @@ public actor KafkaConsumer {
                 switch outcomes[s.partition] {
                 case .fetched(let records, let highWatermark)?:
                     positions.received(s.partition, epoch: s.epoch, records, highWatermark: highWatermark)
+                case .readFrom(let replica)?:
+                    positions.failed(s.partition, epoch: s.epoch)
+                    if replica != node { readReplicas[s.partition] = (replica, nowMs() + config.metadataMaxAgeMs) }
                 case .refused(let code, let hint, let logStart)?:
                     positions.failed(s.partition, epoch: s.epoch)
                     backoff = true
-                    if code == .offsetOutOfRange {
+                    if s.fromReplica {
+                        // A replica that refuses (behind the leader, no longer in sync, gone):
+                        // the partition is fetched from its leader again, its position kept.
+                        readReplicas[s.partition] = nil
+                    } else if code == .offsetOutOfRange {
                         guard positions.state(s.partition)?.epoch == s.epoch else { continue }
                         if config.offsetReset == .none {
                             failure = ConsumeError(code, "\(s.partition) at \(s.offset) (log start \(logStart)) and auto.offset.reset=none")
