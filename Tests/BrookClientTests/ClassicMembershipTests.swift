@@ -82,7 +82,7 @@ import Testing
                  members: [("m-1", ConsumerProtocol.encodeSubscription(["t"])), ("m-2", ConsumerProtocol.encodeSubscription(["t", "u"]))])
         #expect(m.next(nowMs: 0).request == .sync(generation: 1, memberID: "m-1", leader: true))
         #expect(m.topicsToAssign == ["t", "u"])
-        let assigned = m.assignments(partitions: ["t": 2, "u": 1])
+        let assigned = m.assignments(partitions: ["t": 2, "u": 1], racks: [:])
         #expect(assigned == ["m-1": [Self.tp("t", 0)], "m-2": [Self.tp("t", 1), Self.tp("u", 0)]], "the assignor the coordinator chose")
         m.sent()
         m.synced([Self.tp("t", 0)], nowMs: 100)
@@ -202,14 +202,14 @@ import Testing
                 #expect(shares.max()! - shares.min()! <= 1, "seed \(seed): balanced \(shares)")
             }
         }
-        let first = ClassicAssignor.sticky.assign(members: members, partitions: counts)
+        let first = ClassicAssignor.sticky.assign(members: members, partitions: counts, racks: [:])
         check(first, members)
         var again = members
         for id in again.keys { again[id]!.owned = Set(first[id]!); again[id]!.generation = 4 }
-        #expect(ClassicAssignor.cooperativeSticky.assign(members: again, partitions: counts) == first, "seed \(seed): stable")
+        #expect(ClassicAssignor.cooperativeSticky.assign(members: again, partitions: counts, racks: [:]) == first, "seed \(seed): stable")
         if alike {
             again["new"] = .init(topics: topics)
-            let grown = ClassicAssignor.sticky.assign(members: again, partitions: counts)
+            let grown = ClassicAssignor.sticky.assign(members: again, partitions: counts, racks: [:])
             check(grown, again)
             for id in members.keys { #expect(Set(grown[id]!).isSubset(of: Set(first[id]!)), "seed \(seed): \(id) took only its own") }
         }
@@ -218,12 +218,12 @@ import Testing
     @Test func theNewestClaimKeepsAPartition() {
         let claims: [String: ClassicAssignor.Member] = ["a": .init(topics: ["t"], owned: [Self.tp("t", 1)], generation: 1),
                                                         "b": .init(topics: ["t"], owned: [Self.tp("t", 1)], generation: 2)]
-        #expect(ClassicAssignor.sticky.assign(members: claims, partitions: ["t": 2]) == ["a": [Self.tp("t", 0)], "b": [Self.tp("t", 1)]])
+        #expect(ClassicAssignor.sticky.assign(members: claims, partitions: ["t": 2], racks: [:]) == ["a": [Self.tp("t", 0)], "b": [Self.tp("t", 1)]])
         // Two claims of the same generation: neither keeps it.
         var tied = claims
         tied["a"]!.generation = 2
         tied["b"]!.owned = [Self.tp("t", 0), Self.tp("t", 1)]
-        #expect(ClassicAssignor.sticky.assign(members: tied, partitions: ["t": 2]) == ["a": [Self.tp("t", 1)], "b": [Self.tp("t", 0)]])
+        #expect(ClassicAssignor.sticky.assign(members: tied, partitions: ["t": 2], racks: [:]) == ["a": [Self.tp("t", 1)], "b": [Self.tp("t", 0)]])
     }
 
     /// KIP-429 at the leader: a partition its owner still has is given to nobody else.
@@ -244,7 +244,7 @@ import Testing
         let owner = ConsumerProtocol.encode(.init(topics: ["t"], owned: ["t": [0, 1, 2, 3]], generation: 4))
         m.joined(memberID: "lead", generation: 5, leader: "lead", protocolName: "cooperative-sticky",
                  members: [("lead", ConsumerProtocol.encode(.init(topics: ["t"]))), ("b", owner)])
-        let assigned = m.assignments(partitions: ["t": 4])
+        let assigned = m.assignments(partitions: ["t": 4], racks: [:])
         #expect(assigned["lead"] == [], "b still owns all four: none moves to the leader yet")
         #expect(assigned["b"]?.count == 2)
     }
@@ -258,7 +258,7 @@ import Testing
         m.joined(memberID: "a", generation: 1, leader: "a", protocolName: "cooperative-sticky",
                  members: [("a", ConsumerProtocol.encode(.init(topics: ["t"])))])
         m.sent()
-        #expect(m.assignments(partitions: ["t": 3]) == ["a": [Self.tp("t", 0), Self.tp("t", 1), Self.tp("t", 2)]])
+        #expect(m.assignments(partitions: ["t": 3], racks: [:]) == ["a": [Self.tp("t", 0), Self.tp("t", 1), Self.tp("t", 2)]])
         #expect(m.synced([Self.tp("t", 0), Self.tp("t", 1), Self.tp("t", 2)], nowMs: 0) == [Self.tp("t", 0), Self.tp("t", 1), Self.tp("t", 2)])
         // A rebalance: nothing given up; the join says what is owned, and from which generation.
         m.sent()
@@ -272,7 +272,7 @@ import Testing
         // The leader (another member, b, newly joined) sees a's claims: b gets nothing a still owns.
         m.joined(memberID: "a", generation: 2, leader: "a", protocolName: "cooperative-sticky",
                  members: [("a", m.joinProtocols()[0].metadata), ("b", ConsumerProtocol.encode(.init(topics: ["t"])))])
-        #expect(m.assignments(partitions: ["t": 3]) == ["a": [Self.tp("t", 0), Self.tp("t", 1)], "b": []])
+        #expect(m.assignments(partitions: ["t": 3], racks: [:]) == ["a": [Self.tp("t", 0), Self.tp("t", 1)], "b": []])
         m.sent()
         #expect(m.synced([Self.tp("t", 0), Self.tp("t", 1)], nowMs: 20).isEmpty)
         #expect(m.toRevoke == [Self.tp("t", 2)] && m.stage == .toJoin)
@@ -396,7 +396,7 @@ import Testing
                 case .sync(let generation, let memberID, let leader):
                     var assignments: [String: [UInt8]] = [:]
                     if leader {
-                        for (member, partitions) in clients[i].membership.assignments(partitions: counts) {
+                        for (member, partitions) in clients[i].membership.assignments(partitions: counts, racks: [:]) {
                             assignments[member] = ConsumerProtocol.encodeAssignment(Dictionary(grouping: partitions, by: \.topic).mapValues { $0.map(\.partition) })
                         }
                     }
@@ -440,5 +440,88 @@ import Testing
         GroupSimulationChecks.eachSubscribedPartitionOwnedOnce(live.map(\.owned), subscribed: Set(live.flatMap(\.membership.subscription)),
                                                                partitions: { topic in counts[topic]! }, seed: seed)
         #expect(live.allSatisfy { $0.membership.stage == .stable })
+    }
+}
+
+/// KIP-881: the range assignor with racks.
+@Suite struct RackAwareRangeTests {
+    static func tps(_ partitions: [Int32]) -> [TopicPartition] { partitions.map { TopicPartition("t", $0) } }
+    /// Partition p's single replica in rack r(p % 3).
+    static let oneReplicaEach: [TopicPartition: Set<String>] = Dictionary(uniqueKeysWithValues: (0..<7).map {
+        (TopicPartition("t", Int32($0)), ["r\($0 % 3)"])
+    })
+
+    @Test func membersTakeThePartitionsInTheirRackFirst() {
+        let racked = ["m0": "r0", "m1": "r1", "m2": "r2"].mapValues { ClassicAssignor.Member(topics: ["t"], rack: $0) }
+        #expect(ClassicAssignor.range.assign(members: racked, partitions: ["t": 6], racks: Self.oneReplicaEach)
+                == ["m0": Self.tps([0, 3]), "m1": Self.tps([1, 4]), "m2": Self.tps([2, 5])])
+        // Seven: the first member with room for one more takes its third.
+        #expect(ClassicAssignor.range.assign(members: racked, partitions: ["t": 7], racks: Self.oneReplicaEach)
+                == ["m0": Self.tps([0, 3, 6]), "m1": Self.tps([1, 4]), "m2": Self.tps([2, 5])])
+        // Two members in r0: the first takes its share there, the rest go where there is room.
+        let crowded = ["m0": "r0", "m1": "r0", "m2": "r2"].mapValues { ClassicAssignor.Member(topics: ["t"], rack: $0) }
+        #expect(ClassicAssignor.range.assign(members: crowded, partitions: ["t": 6], racks: Self.oneReplicaEach)
+                == ["m0": Self.tps([0, 3]), "m1": Self.tps([1, 4]), "m2": Self.tps([2, 5])])
+    }
+
+    @Test func aMembersRackGoesInItsSubscriptionAndTheLeaderReadsIt() {
+        var m = ClassicMembership(assignors: [.range], heartbeatIntervalMs: 1000, rack: "r1")
+        m.subscribe(["t"])
+        let metadata = m.joinProtocols()[0].metadata
+        #expect(ConsumerProtocol.subscription(metadata)?.rack == "r1")
+        #expect(metadata.starts(with: [0, 3]), "subscription version 3")
+        m.sent()
+        let other = ConsumerProtocol.encode(.init(topics: ["t"], rack: "r0"))
+        m.joined(memberID: "a", generation: 1, leader: "a", protocolName: "range", members: [("a", metadata), ("b", other)])
+        #expect(m.members["a"]?.rack == "r1" && m.members["b"]?.rack == "r0")
+        let racks: [TopicPartition: Set<String>] = [TopicPartition("t", 0): ["r0"], TopicPartition("t", 1): ["r1"]]
+        #expect(m.assignments(partitions: ["t": 2], racks: racks) == ["a": Self.tps([1]), "b": Self.tps([0])])
+    }
+
+    @Test func withoutADifferenceRacksMakeNoneAndTheRangesAreTheJavaClients() {
+        let plain = ["m0": Self.tps([0, 1]), "m1": Self.tps([2, 3]), "m2": Self.tps([4, 5])]
+        // No member names a rack.
+        let unracked = ["m0", "m1", "m2"].reduce(into: [String: ClassicAssignor.Member]()) { $0[$1] = .init(topics: ["t"]) }
+        #expect(ClassicAssignor.range.assign(members: unracked, partitions: ["t": 6], racks: Self.oneReplicaEach) == plain)
+        // Every partition has a replica in every member's rack.
+        let everywhere = Dictionary(uniqueKeysWithValues: (0..<6).map { (TopicPartition("t", Int32($0)), Set(["r0", "r1", "r2"])) })
+        let racked = ["m0": "r0", "m1": "r1", "m2": "r2"].mapValues { ClassicAssignor.Member(topics: ["t"], rack: $0) }
+        #expect(ClassicAssignor.range.assign(members: racked, partitions: ["t": 6], racks: everywhere) == plain)
+        // No replica in any member's rack.
+        let elsewhere = ["m0": "x", "m1": "y", "m2": "z"].mapValues { ClassicAssignor.Member(topics: ["t"], rack: $0) }
+        #expect(ClassicAssignor.range.assign(members: elsewhere, partitions: ["t": 6], racks: Self.oneReplicaEach) == plain)
+    }
+
+    /// Random members (some with racks), racks and counts: each partition to exactly one
+    /// subscriber, each subscriber's share as the plain range assignor's counts (each or one
+    /// more, the extra ones as many as the remainder).
+    @Test(arguments: 0..<30 as Range<UInt64>)
+    func everyPartitionOnceInShares(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        let topics = ["t", "u"]
+        var members: [String: ClassicAssignor.Member] = [:]
+        for i in 0..<Int.random(in: 1...6, using: &random) {
+            let subscribed = topics.filter { _ in Bool.random(using: &random) }
+            members["m\(i)"] = .init(topics: subscribed.isEmpty ? ["t"] : subscribed,
+                                     rack: Int.random(in: 0..<4, using: &random) == 0 ? nil : "r\(Int.random(in: 0..<3, using: &random))")
+        }
+        let counts: [String: Int32] = ["t": Int32.random(in: 1...13, using: &random), "u": Int32.random(in: 1...5, using: &random)]
+        var racks: [TopicPartition: Set<String>] = [:]
+        for topic in topics {
+            for p in 0..<counts[topic]! {
+                racks[TopicPartition(topic, p)] = Set((0..<3).filter { _ in Bool.random(using: &random) }.map { "r\($0)" })
+            }
+        }
+        let out = ClassicAssignor.range.assign(members: members, partitions: counts, racks: racks)
+        for topic in topics {
+            let subscribers = members.filter { $0.value.topics.contains(topic) }.keys
+            guard !subscribers.isEmpty else { continue }
+            let given = out.values.flatMap { $0.filter { $0.topic == topic } }
+            #expect(given.sorted() == (0..<counts[topic]!).map { TopicPartition(topic, $0) }, "seed \(seed): \(topic) once each")
+            let shares = subscribers.map { id in out[id]!.filter { $0.topic == topic }.count }
+            let each = Int(counts[topic]!) / subscribers.count, extra = Int(counts[topic]!) % subscribers.count
+            #expect(shares.filter { $0 == each + 1 }.count == extra && shares.allSatisfy { $0 == each || $0 == each + 1 }, "seed \(seed): \(shares)")
+            for id in members.keys where !subscribers.contains(id) { #expect(out[id]!.allSatisfy { $0.topic != topic }) }
+        }
     }
 }

@@ -847,11 +847,13 @@ def test_topic_configs_are_set_through_the_controller_and_take_effect_everywhere
     assert refused.value.args[0].name() == "INVALID_CONFIG"
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_consumers_read_from_a_replica_in_their_rack(tmp_path):
     """KIP-392: with racks and the rack-aware replica selector, a leader sends a consumer that
     names another rack to the in-sync replica there (PreferredReadReplica), that follower
-    serves it up to its high watermark, and confluent-kafka with client.rack reads every record."""
+    serves it up to its high watermark, and confluent-kafka with client.rack reads every record;
+    so does BrookClient's consumer, at the follower. KIP-881: a classic group of BrookClient
+    consumers, one per rack, gets the partitions of its own rack from the range assignor."""
     from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import NewTopic
     c = Cluster(tmp_path, extra=lambda i: [f"broker.rack=rack-{i}",
@@ -917,6 +919,63 @@ def test_consumers_read_from_a_replica_in_their_rack(tmp_path):
         assert got == [f"r{i}".encode() for i in range(500)], f"{len(got)} records"
         # librdkafka moved its fetching to the follower the leader named.
         assert any("preferred" in line.lower() for line in lines.lines), [l for l in lines.lines if "fetch" in l.lower()][:20]
+
+        # BrookClient's consumer (`brook consume`) with client.rack: every record, read at the
+        # follower (the bytes each node served consumers of the topic; the leader serves none).
+        from test_metrics import scrape, value
+
+        def served(node: int) -> float:
+            return value(scrape(f"http://127.0.0.1:{c.nodes[node].http_port}")[1], "brook_topic_bytes_out_total", topic=topic) or 0
+        before = {n: served(n) for n in c.nodes}
+        out = subprocess.run([str(BROOK_BIN), "consume", "--bootstrap-server", bootstraps, "--topic", topic, "--from-beginning",
+                              "--max-messages", "500", "--timeout-ms", "30000", "--consumer-property", f"client.rack={rack}"],
+                             capture_output=True, timeout=90)
+        assert out.returncode == 0, out.stderr.decode(errors="replace")
+        assert out.stdout.decode().splitlines() == [f"r{i}" for i in range(500)]
+        grown = {n: served(n) - before[n] for n in c.nodes}
+        assert grown[follower] >= 500 * 2 and grown[leader] == 0, grown
+
+        # KIP-881: three `brook consume` members of a classic group, one per rack, with a
+        # partition of six in each rack twice (one replica each): the range assignor of the
+        # leader (whichever it is) gives each member the partitions in its own rack.
+        spread = unique_topic("rack-range")
+        admin.create_topics([NewTopic(spread, 6, 1)])[spread].result(30)
+        deadline = time.monotonic() + 30
+        while True:
+            states = partition_states(bootstraps, spread)
+            if len(states) == 6 and all(s[0] > 0 for s in states.values()):
+                break
+            assert time.monotonic() < deadline, states
+            time.sleep(0.3)
+        group = unique_topic("rack-g")
+        members = []
+        try:
+            for n in sorted(c.nodes):
+                members.append(subprocess.Popen(
+                    [str(BROOK_BIN), "consume", "--bootstrap-server", bootstraps, "--topic", spread, "--group", group,
+                     "--timeout-ms", "90000", "--consumer-property", "group.protocol=classic",
+                     "--consumer-property", f"client.rack=rack-{n}", "--consumer-property", f"client.id=member-{n}"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent))
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    desc = admin.describe_consumer_groups([group], request_timeout=15)[group].result(20)
+                    given = {m.client_id: sorted(tp.partition for tp in m.assignment.topic_partitions) for m in desc.members}
+                except Exception as e:  # noqa: BLE001 (not described yet)
+                    given = {"error": str(e)}
+                if len(given) == 3 and sum(len(v) for v in given.values()) == 6 and str(desc.state).endswith("STABLE"):
+                    break
+                assert time.monotonic() < deadline, given
+                time.sleep(0.5)
+            assert desc.partition_assignor == "range", desc.partition_assignor
+            for n in c.nodes:
+                in_rack = sorted(p for p, state in states.items() if state[0] == n)
+                mine = given[f"member-{n}"]
+                assert len(mine) == 2 and len(set(mine) & set(in_rack)) == min(2, len(in_rack)), (n, mine, states)
+        finally:
+            for m in members:
+                m.terminate()
+                m.wait(timeout=30)
     finally:
         c.stop()
 

@@ -25,35 +25,32 @@ public enum ClassicAssignor: String, CaseIterable, Sendable {
         var topics: [String]
         var owned: Set<TopicPartition> = []
         var generation: Int32 = -1
+        /// The member's `client.rack` (subscription version 3).
+        var rack: String?
     }
 
     /// `subscriptions`: member id to topics; `partitions`: each topic's partition count
     /// (topics not there, unknown to the metadata, are left out).
     func assign(_ subscriptions: [String: [String]], partitions: [String: Int32]) -> [String: [TopicPartition]] {
-        assign(members: subscriptions.mapValues { Member(topics: $0) }, partitions: partitions)
+        assign(members: subscriptions.mapValues { Member(topics: $0) }, partitions: partitions, racks: [:])
     }
 
-    func assign(members: [String: Member], partitions: [String: Int32]) -> [String: [TopicPartition]] {
+    /// `racks`: the racks of each partition's replicas, where known (the range assignor is
+    /// rack-aware with them, KIP-881).
+    func assign(members: [String: Member], partitions: [String: Int32],
+                racks: [TopicPartition: Set<String>]) -> [String: [TopicPartition]] {
         let subscriptions = members.mapValues(\.topics)
         var out = Dictionary(uniqueKeysWithValues: subscriptions.keys.map { ($0, [TopicPartition]()) })
         switch self {
         case .sticky, .cooperativeSticky:
             return Self.sticky(members, partitions: partitions)
         case .range:
-            // Per topic: its subscribers in member id order take consecutive ranges, the first
-            // (count % members) one partition more.
             var subscribers: [String: [String]] = [:]
             for (member, topics) in subscriptions { for topic in Set(topics) { subscribers[topic, default: []].append(member) } }
-            for (topic, members) in subscribers {
+            for (topic, subscribed) in subscribers {
                 guard let count = partitions[topic], count > 0 else { continue }
-                let sorted = members.sorted()
-                let each = Int(count) / sorted.count, extra = Int(count) % sorted.count
-                var next = 0
-                for (index, member) in sorted.enumerated() {
-                    let take = each + (index < extra ? 1 : 0)
-                    out[member, default: []] += (next..<next + take).map { TopicPartition(topic, Int32($0)) }
-                    next += take
-                }
+                let ranges = Self.range(topic, count: count, members: subscribed.sorted().map { ($0, members[$0]?.rack) }, racks: racks)
+                for (member, taken) in ranges { out[member, default: []] += taken }
             }
         case .roundRobin:
             // Every partition in (topic, partition) order, dealt to the members in id order,
@@ -74,6 +71,44 @@ public enum ClassicAssignor: String, CaseIterable, Sendable {
                 }
             }
         }
+        return out.mapValues { $0.sorted() }
+    }
+
+    /// The range assignor for one topic: its subscribers (in member id order) take consecutive
+    /// ranges, the first (count % members) one partition more, as the Java client's. Rack-aware
+    /// (KIP-881, as the Java client's since 3.5) when members name racks, some partitions have
+    /// replicas in them, and not every partition has a replica in every member's rack: each
+    /// member first takes, in partition order and up to its share, partitions with a replica in
+    /// its rack, then the rest are dealt the same way to members still short of their share.
+    static func range(_ topic: String, count: Int32, members: [(id: String, rack: String?)],
+                      racks: [TopicPartition: Set<String>]) -> [String: [TopicPartition]] {
+        precondition(!members.isEmpty && count > 0, "a topic with partitions and subscribers")
+        let all = (0..<count).map { TopicPartition(topic, $0) }
+        let each = Int(count) / members.count
+        var extra = Int(count) % members.count
+        var out: [String: [TopicPartition]] = [:]
+        let memberRacks = Set(members.compactMap(\.rack))
+        let replicaRacks = all.map { racks[$0] ?? [] }
+        let rackAware = !memberRacks.isEmpty && replicaRacks.contains { !$0.isDisjoint(with: memberRacks) }
+            && replicaRacks.contains { !memberRacks.isSubset(of: $0) }
+        var unassigned = all
+        func deal(_ mayTake: (String?, TopicPartition) -> Bool) {
+            for (id, rack) in members where !unassigned.isEmpty {
+                let have = out[id]?.count ?? 0
+                let room = max(0, each + (extra > 0 ? 1 : 0) - have)
+                guard room > 0 else { continue }
+                var taken: [TopicPartition] = []
+                for tp in unassigned where taken.count < room && mayTake(rack, tp) { taken.append(tp) }
+                guard !taken.isEmpty else { continue }
+                let chosen = Set(taken)
+                out[id, default: []] += taken
+                unassigned.removeAll { chosen.contains($0) }
+                if have + chosen.count > each { extra -= 1 }
+            }
+        }
+        if rackAware { deal { rack, tp in rack.map { racks[tp]?.contains($0) == true } ?? false } }
+        deal { _, _ in true }
+        precondition(unassigned.isEmpty, "every partition of the topic dealt")
         return out.mapValues { $0.sorted() }
     }
 

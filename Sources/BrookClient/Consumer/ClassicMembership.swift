@@ -83,9 +83,13 @@ struct ClassicMembership {
     private var sentVersion = 0
     private var joinedVersion = -1
 
-    init(assignors: [ClassicAssignor], heartbeatIntervalMs: Int64) {
+    /// This member's `client.rack`, in its subscription (for a rack-aware leader, KIP-881).
+    let rack: String?
+
+    init(assignors: [ClassicAssignor], heartbeatIntervalMs: Int64, rack: String? = nil) {
         precondition(!assignors.isEmpty, "at least one assignor")
         precondition(heartbeatIntervalMs > 0, "a heartbeat interval")
+        self.rack = rack
         self.assignors = assignors
         self.cooperative = assignors.allSatisfy(\.cooperative)
         self.heartbeatIntervalMs = heartbeatIntervalMs
@@ -137,7 +141,8 @@ struct ClassicMembership {
                 let previous = Dictionary(grouping: lastAssignment, by: \.topic).mapValues { $0.map(\.partition).sorted() }
                 userData = ConsumerProtocol.encodeStickyUserData(previous: previous, generation: lastAssignedGeneration)
             }
-            let subscription = ConsumerProtocol.Subscription(topics: subscription, userData: userData, owned: owning, generation: generation)
+            let subscription = ConsumerProtocol.Subscription(topics: subscription, userData: userData, owned: owning, generation: generation,
+                                                             rack: rack)
             return (assignor.rawValue, ConsumerProtocol.encode(subscription))
         }
     }
@@ -160,11 +165,12 @@ struct ClassicMembership {
     var topicsToAssign: [String] { Array(Set(members.values.flatMap(\.topics))).sorted() }
 
     /// The leader's assignment of `partitions` (each topic's count) to the joined members, by
-    /// the assignor the coordinator chose; the counts are kept to notice a change.
-    mutating func assignments(partitions: [String: Int32]) -> [String: [TopicPartition]] {
+    /// the assignor the coordinator chose (`racks`: each partition's replicas' racks, for the
+    /// rack-aware range assignor); the counts are kept to notice a change.
+    mutating func assignments(partitions: [String: Int32], racks: [TopicPartition: Set<String>]) -> [String: [TopicPartition]] {
         assignedCounts = partitions
         let chosen = assignor ?? assignors[0]
-        let assigned = chosen.assign(members: members, partitions: partitions)
+        let assigned = chosen.assign(members: members, partitions: partitions, racks: racks)
         // By the assignor the group chose, as the Java client's: an eager leader (one naming an
         // eager assignor too) of cooperative members holds back what they still own as well.
         return chosen.cooperative ? ClassicAssignor.withoutMoving(assigned, owned: membersOwning) : assigned
@@ -206,7 +212,8 @@ struct ClassicMembership {
                 let owning = Self.partitions(said.owned)
                 // The partitions it owns now; else (an eager sticky member) those it had.
                 let had = owning.isEmpty ? Self.partitions(sticky?.previous ?? [:]) : owning
-                self.members[id] = .init(topics: said.topics, owned: had, generation: said.generation >= 0 ? said.generation : sticky?.generation ?? -1)
+                self.members[id] = .init(topics: said.topics, owned: had, generation: said.generation >= 0 ? said.generation : sticky?.generation ?? -1,
+                                         rack: said.rack.flatMap { $0.isEmpty ? nil : $0 })
                 membersOwning[id] = owning
             }
         }

@@ -82,9 +82,9 @@ extension KafkaConsumer {
                 case .sync(let generation, let memberID, let leader):
                     var assignments: [SyncGroupRequest.SyncGroupRequestAssignment] = []
                     if leader {
-                        let counts = try await partitionCounts(classic.topicsToAssign)
+                        let (counts, racks) = try await partitionLayout(classic.topicsToAssign)
                         classicMetadataCheckedMs = nowMs()
-                        assignments = classic.assignments(partitions: counts).sorted { $0.key < $1.key }.map { member, partitions in
+                        assignments = classic.assignments(partitions: counts, racks: racks).sorted { $0.key < $1.key }.map { member, partitions in
                             let byTopic = Dictionary(grouping: partitions, by: \.topic).mapValues { $0.map(\.partition) }
                             return .init(memberId: member, assignment: ByteBuffer(bytes: ConsumerProtocol.encodeAssignment(byTopic)))
                         }
@@ -123,12 +123,26 @@ extension KafkaConsumer {
 
     /// The partition counts of `topics` (those that exist).
     func partitionCounts(_ topics: [String]) async throws -> [String: Int32] {
+        try await partitionLayout(topics).counts
+    }
+
+    /// Each topic's partition count, and the racks of each partition's replicas (brokers
+    /// without a rack left out).
+    func partitionLayout(_ topics: [String]) async throws -> (counts: [String: Int32], racks: [TopicPartition: Set<String>]) {
         let meta = try await cluster.metadata(topics: topics)
+        let rackOf = Dictionary(meta.brokers.compactMap { broker in broker.rack.flatMap { $0.isEmpty ? nil : (broker.nodeId, $0) } }) { a, _ in a }
         var counts: [String: Int32] = [:]
+        var racks: [TopicPartition: Set<String>] = [:]
         for topic in meta.topics where topic.errorCode == 0 {
-            if let name = topic.name { counts[name] = Int32(topic.partitions.count) }
+            guard let name = topic.name else { continue }
+            counts[name] = Int32(topic.partitions.count)
+            guard !rackOf.isEmpty else { continue }
+            for p in topic.partitions {
+                let on = Set(p.replicaNodes.compactMap { rackOf[$0] })
+                if !on.isEmpty { racks[TopicPartition(name, p.partitionIndex)] = on }
+            }
         }
-        return counts
+        return (counts, racks)
     }
 
     func classicFailed(_ code: ErrorCode, _ what: String, memberID: String? = nil) async {
