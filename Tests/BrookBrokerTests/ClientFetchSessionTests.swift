@@ -21,7 +21,8 @@ import Testing
         var offsets: [TopicPartition: Int64] = [:]
         for partition in all { offsets[partition] = Int64.random(in: 0...100, using: &random) }
         var wanted = Set(all.prefix(4))
-        let names = Dictionary(uniqueKeysWithValues: Self.topics.map { ($0.value, $0.key) })
+        var ids = Self.topics
+        var names = Dictionary(uniqueKeysWithValues: Self.topics.map { ($0.value, $0.key) })
         var now: Int64 = 0
         var incremental = 0
         var namedPartitions = 0
@@ -32,13 +33,18 @@ import Testing
             case 0: wanted.insert(all.randomElement(using: &random)!)
             case 1: if let gone = wanted.randomElement(using: &random) { wanted.remove(gone) }
             case 2: if let sought = wanted.randomElement(using: &random) { offsets[sought] = Int64.random(in: 0...100, using: &random) }
+            case 3 where Int.random(in: 0..<5, using: &random) == 0:
+                // A topic deleted and made again: a new id.
+                let made = KafkaUUID(high: UInt64(step) + 10, low: seed)
+                ids["b"] = made
+                names[made] = "b"
             default: break
             }
             for partition in wanted where Int.random(in: 0..<4, using: &random) == 0 { offsets[partition]! += Int64.random(in: 1...50, using: &random) }
             // The broker lost every session (a restart, an eviction).
             if Int.random(in: 0..<150, using: &random) == 0 { sessions = FetchSessions(seed: seed &+ UInt64(step)) }
             let want = Dictionary(uniqueKeysWithValues: wanted.map {
-                ($0, FetchSession.Wanted(offset: Offset(offsets[$0]!), topicID: Self.topics[$0.topic]!))
+                ($0, FetchSession.Wanted(offset: Offset(offsets[$0]!), topicID: ids[$0.topic]!))
             })
             let built = client.build(want)
             namedPartitions += built.send.count
@@ -63,12 +69,16 @@ import Testing
                 read = request
                 answerSession = id
             }
-            var reads: [TopicPartition: Int64] = [:]
+            // What the broker reads, each partition with its topic id (v13 and later) and offset.
+            var reads: [String] = []
             for topic in read.topics {
                 let name = topic.topic.isEmpty ? names[topic.topicId]! : topic.topic
-                for p in topic.partitions { reads[TopicPartition(name, p.partition)] = p.fetchOffset.value }
+                for p in topic.partitions {
+                    reads.append("\(name)-\(p.partition)@\(p.fetchOffset.value)" + (version >= 13 ? " \(topic.topicId)" : ""))
+                }
             }
-            #expect(reads == want.mapValues(\.offset.value), "seed \(seed) step \(step): the broker reads \(reads), the client wants \(want)")
+            let wants = want.map { "\($0.key.topic)-\($0.key.partition)@\($0.value.offset.value)" + (version >= 13 ? " \($0.value.topicID)" : "") }
+            #expect(reads.sorted() == wants.sorted(), "seed \(seed) step \(step): the broker reads \(reads.sorted()), the client wants \(wants.sorted())")
             // The answer lost now and then (the broker went on; the client cannot know).
             if Int.random(in: 0..<40, using: &random) == 0 { client.failed() } else { client.answered(sessionID: answerSession) }
         }

@@ -478,6 +478,19 @@ import Testing
         #expect(m.assignments(partitions: ["t": 2], racks: racks) == ["a": Self.tps([1]), "b": Self.tps([0])])
     }
 
+    @Test func topicsOfTheSameSubscribersAndSizeKeepTheirPartitionsTogether() {
+        func tp(_ topic: String, _ p: Int32) -> TopicPartition { TopicPartition(topic, p) }
+        let members = ["m0": "r1", "m1": "r0"].mapValues { ClassicAssignor.Member(topics: ["t", "u"], rack: $0) }
+        // Partition 0 of both in r0, partition 1 of both in r1: each member takes its rack's.
+        let aligned: [TopicPartition: Set<String>] = [tp("t", 0): ["r0"], tp("u", 0): ["r0"], tp("t", 1): ["r1"], tp("u", 1): ["r1"]]
+        #expect(ClassicAssignor.range.assign(members: members, partitions: ["t": 2, "u": 2], racks: aligned)
+                == ["m0": [tp("t", 1), tp("u", 1)], "m1": [tp("t", 0), tp("u", 0)]])
+        // Racks that disagree between the topics: partition numbers stay together, by range.
+        let crossed: [TopicPartition: Set<String>] = [tp("t", 0): ["r1"], tp("u", 0): ["r0"], tp("t", 1): ["r0"], tp("u", 1): ["r1"]]
+        #expect(ClassicAssignor.range.assign(members: members, partitions: ["t": 2, "u": 2], racks: crossed)
+                == ["m0": [tp("t", 0), tp("u", 0)], "m1": [tp("t", 1), tp("u", 1)]])
+    }
+
     @Test func withoutADifferenceRacksMakeNoneAndTheRangesAreTheJavaClients() {
         let plain = ["m0": Self.tps([0, 1]), "m1": Self.tps([2, 3]), "m2": Self.tps([4, 5])]
         // No member names a rack.
@@ -522,6 +535,13 @@ import Testing
             let each = Int(counts[topic]!) / subscribers.count, extra = Int(counts[topic]!) % subscribers.count
             #expect(shares.filter { $0 == each + 1 }.count == extra && shares.allSatisfy { $0 == each || $0 == each + 1 }, "seed \(seed): \(shares)")
             for id in members.keys where !subscribers.contains(id) { #expect(out[id]!.allSatisfy { $0.topic != topic }) }
+        }
+        // Topics of the same subscribers and size: each member has the same partition numbers of both.
+        let tSubscribers = Set(members.filter { $0.value.topics.contains("t") }.keys)
+        if counts["t"] == counts["u"], !tSubscribers.isEmpty, tSubscribers == Set(members.filter { $0.value.topics.contains("u") }.keys) {
+            for id in tSubscribers {
+                #expect(out[id]!.filter { $0.topic == "t" }.map(\.partition) == out[id]!.filter { $0.topic == "u" }.map(\.partition), "seed \(seed)")
+            }
         }
     }
 }

@@ -256,6 +256,12 @@ import Testing
         let sessionless = s.build(Self.wanted([0: 9]))
         #expect(sessionless.full && sessionless.sessionID == 0 && sessionless.epoch == 0)
         s.answered(sessionID: 7)
+        // A topic made again (a new id): a new session, in full.
+        _ = s.build(Self.wanted([0: 9]))
+        s.answered(sessionID: 7)
+        let remade = s.build([TopicPartition("t", 0): FetchSession.Wanted(offset: Offset(0), topicID: KafkaUUID(high: 1, low: 2))])
+        #expect(remade.full && remade.epoch == 0 && remade.sessionID == 7)
+        s.answered(sessionID: 7)
         // An incremental fetch answered in another session (or none): it starts anew.
         _ = s.build(Self.wanted([0: 9]))
         s.answered(sessionID: 0)

@@ -128,7 +128,10 @@ struct FetchHandler: ApiHandler {
                     data.errorCode = problem.rawValue
                     return data
                 }
+                // (Only for an offset the leader holds: one out of its range is answered here, so
+                // the consumer's reset policy applies rather than a replica's refusal.)
                 if consumer, version >= 11, !request.rackId.isEmpty,
+                   case let held = partition.offsets, p.fetchOffset >= held.logStart, p.fetchOffset <= held.highWatermark,
                    let preferred = Self.preferredReadReplica(partition, rack: request.rackId, context: context) {
                     // KIP-392: the consumer is sent to a replica in its rack; nothing is read here.
                     let offsets = partition.offsets

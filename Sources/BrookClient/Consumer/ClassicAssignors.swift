@@ -47,9 +47,16 @@ public enum ClassicAssignor: String, CaseIterable, Sendable {
         case .range:
             var subscribers: [String: [String]] = [:]
             for (member, topics) in subscriptions { for topic in Set(topics) { subscribers[topic, default: []].append(member) } }
+            // Topics with the same subscribers and partition count are dealt together (their
+            // partition i to the same member), as the Java client's.
+            var together: [[String]: [String]] = [:]
             for (topic, subscribed) in subscribers {
                 guard let count = partitions[topic], count > 0 else { continue }
-                let ranges = Self.range(topic, count: count, members: subscribed.sorted().map { ($0, members[$0]?.rack) }, racks: racks)
+                together[subscribed.sorted() + ["#\(count)"], default: []].append(topic)
+            }
+            for (key, topics) in together {
+                let subscribed = key.dropLast().map { ($0, members[$0]?.rack) }
+                let ranges = Self.range(topics.sorted(), count: partitions[topics[0]]!, members: Array(subscribed), racks: racks)
                 for (member, taken) in ranges { out[member, default: []] += taken }
             }
         case .roundRobin:
@@ -74,42 +81,46 @@ public enum ClassicAssignor: String, CaseIterable, Sendable {
         return out.mapValues { $0.sorted() }
     }
 
-    /// The range assignor for one topic: its subscribers (in member id order) take consecutive
-    /// ranges, the first (count % members) one partition more, as the Java client's. Rack-aware
-    /// (KIP-881, as the Java client's since 3.5) when members name racks, some partitions have
-    /// replicas in them, and not every partition has a replica in every member's rack: each
-    /// member first takes, in partition order and up to its share, partitions with a replica in
-    /// its rack, then the rest are dealt the same way to members still short of their share.
-    static func range(_ topic: String, count: Int32, members: [(id: String, rack: String?)],
+    /// The range assignor for topics of `count` partitions with the same subscribers (dealt
+    /// together: partition i of each to the same member): the subscribers (in member id order)
+    /// take consecutive ranges of partition numbers, the first (count % members) one more, as
+    /// the Java client's. Rack-aware (KIP-881, as the Java client's since 3.5) when members
+    /// name racks, some partitions have replicas in them, and not every partition has a replica
+    /// in every member's rack: each member first takes, in partition order and up to its share,
+    /// partition numbers with a replica in its rack in every topic, then the rest are dealt the
+    /// same way to members still short of their share.
+    static func range(_ topics: [String], count: Int32, members: [(id: String, rack: String?)],
                       racks: [TopicPartition: Set<String>]) -> [String: [TopicPartition]] {
-        precondition(!members.isEmpty && count > 0, "a topic with partitions and subscribers")
-        let all = (0..<count).map { TopicPartition(topic, $0) }
+        precondition(!topics.isEmpty && !members.isEmpty && count > 0, "topics with partitions and subscribers")
         let each = Int(count) / members.count
         var extra = Int(count) % members.count
-        var out: [String: [TopicPartition]] = [:]
+        // Partition number i's racks: those with a replica of partition i of every topic.
+        let unitRacks: [Set<String>] = (0..<count).map { i in
+            topics.dropFirst().reduce(racks[TopicPartition(topics[0], i)] ?? []) { $0.intersection(racks[TopicPartition($1, i)] ?? []) }
+        }
         let memberRacks = Set(members.compactMap(\.rack))
-        let replicaRacks = all.map { racks[$0] ?? [] }
-        let rackAware = !memberRacks.isEmpty && replicaRacks.contains { !$0.isDisjoint(with: memberRacks) }
-            && replicaRacks.contains { !memberRacks.isSubset(of: $0) }
-        var unassigned = all
-        func deal(_ mayTake: (String?, TopicPartition) -> Bool) {
+        let rackAware = !memberRacks.isEmpty && unitRacks.contains { !$0.isDisjoint(with: memberRacks) }
+            && unitRacks.contains { !memberRacks.isSubset(of: $0) }
+        var units: [String: [Int32]] = [:]
+        var unassigned = Array(0..<count)
+        func deal(_ mayTake: (String?, Int32) -> Bool) {
             for (id, rack) in members where !unassigned.isEmpty {
-                let have = out[id]?.count ?? 0
+                let have = units[id]?.count ?? 0
                 let room = max(0, each + (extra > 0 ? 1 : 0) - have)
                 guard room > 0 else { continue }
-                var taken: [TopicPartition] = []
-                for tp in unassigned where taken.count < room && mayTake(rack, tp) { taken.append(tp) }
+                var taken: [Int32] = []
+                for i in unassigned where taken.count < room && mayTake(rack, i) { taken.append(i) }
                 guard !taken.isEmpty else { continue }
                 let chosen = Set(taken)
-                out[id, default: []] += taken
+                units[id, default: []] += taken
                 unassigned.removeAll { chosen.contains($0) }
                 if have + chosen.count > each { extra -= 1 }
             }
         }
-        if rackAware { deal { rack, tp in rack.map { racks[tp]?.contains($0) == true } ?? false } }
+        if rackAware { deal { rack, i in rack.map { unitRacks[Int(i)].contains($0) } ?? false } }
         deal { _, _ in true }
-        precondition(unassigned.isEmpty, "every partition of the topic dealt")
-        return out.mapValues { $0.sorted() }
+        precondition(unassigned.isEmpty, "every partition dealt")
+        return units.mapValues { numbers in topics.flatMap { topic in numbers.map { TopicPartition(topic, $0) } }.sorted() }
     }
 
     /// Each partition stays with the member that had it (the newest generation's claim; two

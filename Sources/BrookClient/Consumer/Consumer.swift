@@ -54,6 +54,8 @@ public actor KafkaConsumer {
     var topics: [String: TopicMeta] = [:]
     /// The brokers a fetch is in flight to.
     var fetchingFrom: Set<NodeID> = []
+    /// The listener's last call (`tell` runs them one at a time).
+    var listenerTail: Task<Void, Never>?
     /// Each broker's incremental fetch session (KIP-227).
     var fetchSessions: [NodeID: FetchSession] = [:]
     /// KIP-392: partitions a leader sent to a replica in this consumer's rack (`client.rack`),
@@ -335,7 +337,7 @@ public actor KafkaConsumer {
         if config.autoCommit, config.groupID != nil { try? await commit() }
         if groupPhase == .active {
             let owned = positions.assigned
-            if let listener, !owned.isEmpty { await listener.revoked(owned) }
+            if let listener, !owned.isEmpty { await tell { await listener.revoked(owned) } }
             if config.groupProtocol == .classic { await leaveClassic() }
             else if let beat = membership.leave(staticMember: config.groupInstanceID != nil), let group = config.groupID {
                 await sendLeave(heartbeatRequest(beat, group: group), group: group, through: cluster, tries: 3, errorCode: \.errorCode)
@@ -602,7 +604,7 @@ public actor KafkaConsumer {
                                                    logStart: p.logStartOffset)
                     continue
                 }
-                if p.preferredReadReplica.value >= 0 {
+                if p.preferredReadReplica.value >= 0 && p.preferredReadReplica != node {
                     outcomes[partition] = .readFrom(p.preferredReadReplica)
                     continue
                 }
@@ -651,14 +653,17 @@ public actor KafkaConsumer {
                     positions.received(s.partition, epoch: s.epoch, records, highWatermark: highWatermark)
                 case .readFrom(let replica)?:
                     positions.failed(s.partition, epoch: s.epoch)
-                    if replica != node { readReplicas[s.partition] = (replica, nowMs() + config.metadataMaxAgeMs) }
+                    readReplicas[s.partition] = (replica, nowMs() + config.metadataMaxAgeMs)
                 case .refused(let code, let hint, let logStart)?:
                     positions.failed(s.partition, epoch: s.epoch)
                     backoff = true
-                    if s.fromReplica {
-                        // A replica that refuses (behind the leader, no longer in sync, gone):
-                        // the partition is fetched from its leader again, its position kept.
-                        readReplicas[s.partition] = nil
+                    // A replica that refuses (behind the leader, no longer in sync, gone): the
+                    // partition is fetched from its leader again, its position kept; but one
+                    // below the replica's log start is out of range anywhere (the reset applies).
+                    if s.fromReplica { readReplicas[s.partition] = nil }
+                    let belowStart = code == .offsetOutOfRange && logStart.value >= 0 && s.offset < logStart
+                    if s.fromReplica && !belowStart {
+                        continue
                     } else if code == .offsetOutOfRange {
                         guard positions.state(s.partition)?.epoch == s.epoch else { continue }
                         if config.offsetReset == .none {
@@ -792,7 +797,7 @@ public actor KafkaConsumer {
             }
         }
         positions.assign([])
-        if let listener, !lost.isEmpty { await listener.lost(lost.sorted()) }
+        if let listener, !lost.isEmpty { await tell { await listener.lost(lost.sorted()) } }
         // A poll that came meanwhile finds the member stale: it joins again now.
         if polling > 0 { rejoinIfStale() }
     }
@@ -909,32 +914,50 @@ public actor KafkaConsumer {
         var change = change
         var number = number
         while true {
-            if !change.revoke.isEmpty { await giveUp(change.revoke) }
+            let current = number
+            if !change.revoke.isEmpty { await giveUp(change.revoke) { self.membership.reconciling == current } }
             guard membership.reconciling == number else { return }
             let owning = Set(positions.assigned).subtracting(change.revoke).union(change.assign)
             positions.assign(owning.sorted())
             // The core owns what the positions hold before the listener is told (a member
             // fenced meanwhile loses exactly these).
             let next = membership.reconciled(number, owning: owning)
+            // (Taken now: while the listener runs, this one may be abandoned and another begun.)
+            let following = membership.reconciling
             ringMembership()
-            if !change.assign.isEmpty, let listener { await listener.assigned(change.assign.sorted()) }
+            let assigned = change.assign.sorted()
+            if !assigned.isEmpty, let listener { await tell { await listener.assigned(assigned) } }
             kick()
-            guard !next.isEmpty, let following = membership.reconciling else { return }
+            guard !next.isEmpty, let following, membership.reconciling == following else { return }
             change = next
             number = following
         }
     }
 
     /// Gives up `revoke`: nothing more of them is returned or fetched, they are committed
-    /// (auto commit) and the listener is told; the caller then drops them from the positions.
-    func giveUp(_ revoke: Set<TopicPartition>) async {
+    /// (auto commit) and the listener is told, each step only while `stillWanted` (a KIP-848
+    /// reconciliation abandoned meanwhile stops); the caller then drops them from the positions.
+    func giveUp(_ revoke: Set<TopicPartition>, while stillWanted: () -> Bool = { true }) async {
         let revoked = revoke.sorted()
         for partition in revoked { positions.block(partition) }
-        if config.autoCommit {
+        if config.autoCommit, stillWanted() {
             let offsets = positions.positions.filter { revoke.contains($0.key) }
             try? await commit(offsets)
         }
-        if let listener { await listener.revoked(revoked) }
+        if let listener, stillWanted() { await tell { await listener.revoked(revoked) } }
+    }
+
+    /// Runs the listener's calls one at a time, in the order they are made (a reconciliation's
+    /// task, a fence, a poll timeout and a close may each tell it something): the application
+    /// never sees two at once, nor a partition's `assigned` after a later `revoked`.
+    func tell(_ call: @escaping @Sendable () async -> Void) async {
+        let previous = listenerTail
+        let mine = Task {
+            await previous?.value
+            await call()
+        }
+        listenerTail = mine
+        await mine.value
     }
 
     /// Gives up `revoke` (see `giveUp`) and takes `assign`, telling the listener (the classic
@@ -943,7 +966,7 @@ public actor KafkaConsumer {
         if !revoke.isEmpty { await giveUp(revoke) }
         let owning = Set(positions.assigned).subtracting(revoke).union(assign)
         positions.assign(owning.sorted())
-        if !assign.isEmpty, let listener { await listener.assigned(assign.sorted()) }
+        if !assign.isEmpty, let listener { await tell { await listener.assigned(assign.sorted()) } }
         kick()
         return owning
     }
@@ -952,7 +975,7 @@ public actor KafkaConsumer {
         switch membership.failed(code) {
         case .fenced(let lost):
             positions.assign([])
-            if let listener, !lost.isEmpty { await listener.lost(lost.sorted()) }
+            if let listener, !lost.isEmpty { await tell { await listener.lost(lost.sorted()) } }
         case .coordinator:
             coordinatorNode = nil
             await sleepMembership(untilMs: nowMs() + max(config.retryBackoffMs, 10))

@@ -149,7 +149,7 @@ extension KafkaConsumer {
         switch classic.failed(code, memberID: memberID) {
         case .fenced(let lost):
             positions.assign([])
-            if let listener, !lost.isEmpty { await listener.lost(lost.sorted()) }
+            if let listener, !lost.isEmpty { await tell { await listener.lost(lost.sorted()) } }
         case .rejoin:
             break
         case .coordinator:

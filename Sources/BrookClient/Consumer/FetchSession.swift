@@ -48,7 +48,9 @@ struct FetchSession {
     /// The next fetch, for exactly the partitions `wanted` (each at its fetch offset).
     mutating func build(_ wanted: [TopicPartition: Wanted]) -> Request {
         precondition(pending == nil, "one fetch at a time in a session")
-        let full = id == 0 || epoch <= 0
+        // A partition whose topic id changed (the topic made again) starts a new session: the
+        // old id would stay in this one.
+        let full = id == 0 || epoch <= 0 || wanted.contains { partition, want in partitions[partition].map { $0.topicID != want.topicID } ?? false }
         pending = (wanted, full)
         let order = wanted.keys.sorted()
         guard !full else {

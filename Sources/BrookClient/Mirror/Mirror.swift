@@ -242,6 +242,7 @@ public actor Mirror {
         for (record, skip) in zip(records, skipped) {
             if skip {
                 progress.skip(record.topicPartition, source: record.offset)
+                syncs.markMixed(record.topicPartition)
                 status.recordsSkipped += 1
             } else {
                 progress.add(record.topicPartition, source: record.offset, next.next()!)

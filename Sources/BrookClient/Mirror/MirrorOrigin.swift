@@ -24,12 +24,13 @@ struct MirrorOrigin {
     }
 
     func decide(_ headers: [SimpleRecord.Header]) -> Decision {
-        let given = headers.last { $0.key == Self.header }
-        if let given {
-            if let target, !target.isEmpty, let value = given.value, value.elementsEqual(target.utf8) { return .skip }
+        // An origin header without a value names nothing: it is replaced as if absent.
+        if let given = headers.last(where: { $0.key == Self.header }), let value = given.value, !value.isEmpty {
+            if let target, !target.isEmpty, value.elementsEqual(target.utf8) { return .skip }
             return .copy(headers)
         }
-        guard let source, !source.isEmpty else { return .copy(headers) }
-        return .copy(headers + [SimpleRecord.Header(key: Self.header, value: Array(source.utf8))])
+        let own = headers.filter { $0.key != Self.header }
+        guard let source, !source.isEmpty else { return .copy(own) }
+        return .copy(own + [SimpleRecord.Header(key: Self.header, value: Array(source.utf8))])
     }
 }

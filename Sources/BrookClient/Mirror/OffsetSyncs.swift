@@ -19,6 +19,16 @@ struct OffsetSyncs {
     static let pointsMax = 10_000
     private(set) var changes: [TopicPartition: [Point]] = [:]
     private(set) var last: [TopicPartition: Point] = [:]
+    /// Partitions where records that began on the target came back and were left out (loop
+    /// prevention): the target holds records of its own among the copies, so a source offset
+    /// does not say which of those a group read (two mirrors both ways): not translated.
+    private(set) var mixed: Set<TopicPartition> = []
+    static let mixedMark = "mixed"
+
+    /// A record of `partition` that began on the target was left out.
+    mutating func markMixed(_ partition: TopicPartition) {
+        mixed.insert(partition)
+    }
 
     /// The record at source offset `source` of `partition` was written at `target`. Records of a
     /// partition come in source order; one out of order (none should be) is ignored.
@@ -38,6 +48,8 @@ struct OffsetSyncs {
     /// as text, `source:target` comma-separated in source order, at most `bytesMax` long: kept
     /// in a checkpoint's commit metadata so that a restarted mirror translates from them.
     func encoded(_ partition: TopicPartition, bytesMax: Int = 2048) -> String? {
+        // (Mixed: only the mark, the points serve nothing.)
+        if mixed.contains(partition) { return Self.mixedMark }
         guard let last = last[partition] else { return nil }
         var points = changes[partition] ?? []
         if points.last != last { points.append(last) }
@@ -51,6 +63,10 @@ struct OffsetSyncs {
 
     /// Takes back the points `encoded` gave (text that is not theirs is left alone).
     mutating func restore(_ partition: TopicPartition, from text: String) {
+        if text == Self.mixedMark {
+            mixed.insert(partition)
+            return
+        }
         for part in text.split(separator: ",") {
             let numbers = part.split(separator: ":").compactMap { Int64($0) }
             guard numbers.count == 2, numbers[0] >= 0, numbers[1] >= 0 else { return }
@@ -68,7 +84,7 @@ struct OffsetSyncs {
     /// past a record it has not read. nil when that record's copy is not known (before the
     /// syncs kept, or not copied yet).
     func translate(_ partition: TopicPartition, _ committed: Offset) -> Offset? {
-        guard let last = last[partition], let points = changes[partition], let first = points.first else { return nil }
+        guard !mixed.contains(partition), let last = last[partition], let points = changes[partition], let first = points.first else { return nil }
         // Exactly at the first record copied: its copy is next.
         if committed.value == first.source { return Offset(first.target) }
         let before = committed.value - 1
