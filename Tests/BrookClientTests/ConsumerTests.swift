@@ -87,6 +87,21 @@ import Testing
         #expect(state.bufferedCount == 0 && state.state(p)?.position == Offset(0))
     }
 
+    /// In an incremental fetch session the broker tells a high watermark again only when it
+    /// moves: one in an answer dropped for a seek made meanwhile is kept all the same.
+    @Test func aStaleAnswersHighWatermarkIsKept() {
+        var state = FetchPositions()
+        let p = TopicPartition("t", 0)
+        state.assign([p])
+        state.seek(p, to: Offset(5))
+        let epoch = state.sent(p)
+        state.seek(p, to: Offset(2))
+        let record = ConsumedRecord(topic: "t", partition: 0, offset: Offset(5), timestamp: Timestamp(ms: 0), key: nil, value: nil, headers: [])
+        let taken = state.received(p, epoch: epoch, FetchedRecords(records: [record], nextOffset: Offset(6)), highWatermark: Offset(42))
+        #expect(!taken)
+        #expect(state.bufferedCount == 0 && state.state(p)?.position == Offset(2) && state.state(p)?.highWatermark == Offset(42))
+    }
+
     @Test func aBlockedPartitionWaitsForASeekAndAResetSkipsTheCommittedOffset() {
         var state = FetchPositions()
         let p = TopicPartition("t", 0)

@@ -513,6 +513,7 @@ public actor KafkaConsumer {
             }
         }
         if let soonest { scheduleKick(atMs: soonest) }
+        holdBackIdleFetches(&byLeader, nowMs: now)
         for (node, members) in byLeader {
             backoffUntilMs[node] = nil
             fetchingFrom.insert(node)
@@ -529,6 +530,30 @@ public actor KafkaConsumer {
                 let result = await self.fetch(asked, request, from: node)
                 self.fetched(asked, from: node, result)
             }
+        }
+    }
+
+    /// A partition whose records wait for `poll` is left out of its broker's next fetch (as
+    /// in the Java client). When every partition that fetch would carry was at its high
+    /// watermark when last answered, the fetch would only long-poll (`fetch.max.wait.ms`), and
+    /// hold the waiting partition's next fetch back as long: a partition fed a trickle of
+    /// records among idle ones would be fetched a few times a second. Such a fetch waits for the
+    /// poll that takes the waiting records instead, and then goes with them.
+    func holdBackIdleFetches(_ byLeader: inout [NodeID: [(TopicPartition, Offset)]], nowMs now: Int64) {
+        guard positions.bufferedCount > 0, !byLeader.isEmpty else { return }
+        var waitingOn: Set<NodeID> = []
+        for partition in positions.assigned {
+            // (Paused and blocked partitions' records wait for no poll.)
+            guard let state = positions.state(partition), state.inFlight == nil, !state.paused, !state.blocked,
+                  !state.buffered.isEmpty, let node = fetchNode(of: partition, nowMs: now) else { continue }
+            waitingOn.insert(node)
+        }
+        for node in waitingOn {
+            guard let members = byLeader[node] else { continue }
+            let idle = members.allSatisfy { partition, offset in
+                positions.state(partition)?.highWatermark.map { offset >= $0 } ?? false
+            }
+            if idle { byLeader[node] = nil }
         }
     }
 

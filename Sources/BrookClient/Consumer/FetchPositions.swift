@@ -137,12 +137,14 @@ struct FetchPositions {
     mutating func received(_ partition: TopicPartition, epoch: UInt64, _ fetched: FetchedRecords, highWatermark: Offset) -> Bool {
         guard var state = states[partition], state.inFlight == epoch else { return false }
         state.inFlight = nil
+        // The high watermark holds whatever the position: kept from a stale answer too (in an
+        // incremental fetch session the broker tells it again only when it moves).
+        state.highWatermark = highWatermark
         guard state.epoch == epoch, let position = state.position else {
             states[partition] = state
             return false
         }
         precondition(state.buffered.isEmpty, "fetched while records waited")
-        state.highWatermark = highWatermark
         let records = fetched.records.drop { $0.offset < position }
         if records.isEmpty {
             state.position = max(position, fetched.nextOffset)
