@@ -54,7 +54,9 @@ round() {
     ticks0=$(broker_ticks)
     local timing
     timing=$(mktemp)
-    timeout 60 /usr/bin/time -f '%U %S' -o "$timing" "$@" "$topic" >/dev/null 2>&1 &
+    local output
+    output=$(mktemp)
+    timeout 60 /usr/bin/time -f '%U %S' -o "$timing" "$@" "$topic" >"$output" 2>&1 &
     local consumer=$!
     sleep 2
     "$kb/kbench-modern" produce -b "$bootstrap" -t "$topic" -n "$records" -s 100 --rate "$rate" --partition 0 --linger-ms 0 >/dev/null 2>&1
@@ -69,6 +71,9 @@ round() {
     rm -f "$timing"
     printf '%-22s %8d %14d %14d %12.2f %12s\n' "$name" "$requests" $(( bytes_in / (requests > 0 ? requests : 1) )) \
         $(( bytes_out / (requests > 0 ? requests : 1) )) "$(echo "$ticks $hz" | awk '{ print $1 / $2 }')" "$client"
+    # brook perf consume's record ages (the latency from the producer while it keeps up).
+    grep -h "record age" "$output" | sed 's/^/    /' || true
+    rm -f "$output"
 }
 
 for bin in "$@"; do

@@ -200,10 +200,16 @@ struct PerfConsume: AsyncParsableCommand {
         var read = 0
         var bytes = 0
         var last = start
+        // Each record's age when poll returned it (now less its timestamp), in ms: the latency
+        // from the producer when the consumer keeps up (bounded: one per record read).
+        var ages: [Int64] = []
+        ages.reserveCapacity(min(messages, 10_000_000))
         while read < messages {
             let records = try await consumer.poll(timeoutMs: 100)
+            let wallMs = SystemClock().now().ms
             for record in records {
                 bytes += (record.value?.count ?? 0) + (record.key?.count ?? 0)
+                if ages.count < 10_000_000 { ages.append(wallMs - record.timestamp.ms) }
             }
             read += records.count
             if !records.isEmpty { last = now() }
@@ -214,6 +220,11 @@ struct PerfConsume: AsyncParsableCommand {
         let cpu = cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system
         await consumer.close()
         print("\(read) records read, \(fixed(Double(read) / seconds, 1)) records/sec, \(fixed(Double(bytes) / 1_048_576 / seconds, 2)) MB/sec, in \(fixed(seconds, 2)) s; client CPU \(fixed(cpu, 2)) s, \(fixed(cpu / Double(max(read, 1)) * 1e6, 2)) us per record.")
+        if !ages.isEmpty {
+            ages.sort()
+            func at(_ q: Double) -> Int64 { ages[min(ages.count - 1, Int(Double(ages.count) * q))] }
+            print("record age when polled (now less its timestamp): p50 \(at(0.5)) ms, p99 \(at(0.99)) ms, max \(ages.last!) ms.")
+        }
         if read < messages { throw CommandFailure("only \(read) of \(messages) records arrived") }
     }
 }
