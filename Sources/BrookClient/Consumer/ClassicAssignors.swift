@@ -49,14 +49,18 @@ public enum ClassicAssignor: String, CaseIterable, Sendable {
             for (member, topics) in subscriptions { for topic in Set(topics) { subscribers[topic, default: []].append(member) } }
             // Topics with the same subscribers and partition count are dealt together (their
             // partition i to the same member), as the Java client's.
-            var together: [[String]: [String]] = [:]
+            struct Shape: Hashable {
+                var subscribers: [String]
+                var count: Int32
+            }
+            var together: [Shape: [String]] = [:]
             for (topic, subscribed) in subscribers {
                 guard let count = partitions[topic], count > 0 else { continue }
-                together[subscribed.sorted() + ["#\(count)"], default: []].append(topic)
+                together[Shape(subscribers: subscribed.sorted(), count: count), default: []].append(topic)
             }
-            for (key, topics) in together {
-                let subscribed = key.dropLast().map { ($0, members[$0]?.rack) }
-                let ranges = Self.range(topics.sorted(), count: partitions[topics[0]]!, members: Array(subscribed), racks: racks)
+            for (shape, topics) in together {
+                let ranges = Self.range(topics.sorted(), count: shape.count, members: shape.subscribers.map { ($0, members[$0]?.rack) },
+                                        racks: racks)
                 for (member, taken) in ranges { out[member, default: []] += taken }
             }
         case .roundRobin:

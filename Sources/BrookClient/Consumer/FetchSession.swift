@@ -20,7 +20,7 @@ struct FetchSession {
     }
 
     /// What one fetch carries.
-    struct Request: Equatable, Sendable {
+    struct Request: Sendable {
         var sessionID: Int32
         var epoch: Int32
         /// The partitions named (all of them in a full fetch), in a stable order.
@@ -28,12 +28,6 @@ struct FetchSession {
         /// The partitions the broker is to drop from the session.
         var forget: [(partition: TopicPartition, topicID: KafkaUUID)]
         var full: Bool
-
-        static func == (a: Request, b: Request) -> Bool {
-            a.sessionID == b.sessionID && a.epoch == b.epoch && a.full == b.full
-                && a.send.map(\.partition) == b.send.map(\.partition) && a.send.map(\.wanted) == b.send.map(\.wanted)
-                && a.forget.map(\.partition) == b.forget.map(\.partition) && a.forget.map(\.topicID) == b.forget.map(\.topicID)
-        }
     }
 
     /// The session the broker gave (0: none).
