@@ -64,6 +64,10 @@ public final class QuorumDriver: @unchecked Sendable {
     var droppedInput = 0
     /// A drive is due once the input under way is taken up (`driveSoon`).
     var driveQueued = false
+    /// Set by `shutdown` on the loop before the Raft log is closed: input that comes later (a
+    /// broker's request on a connection still open, a drive queued before) is dropped, since a
+    /// save to the closed log would stop the process (SIGTERM once ended so, in CI).
+    var stopped = false
 
     static let waitingMax = 10_000
     static let metadataWaitersMax = 10_000
@@ -143,6 +147,7 @@ public final class QuorumDriver: @unchecked Sendable {
     /// (see `working`).
     func input(_ body: @escaping () -> Void) {
         loop.preconditionInEventLoop()
+        guard !stopped else { return }
         guard !working else {
             // Bounded by what the reads during one input bring; past the bound the input is
             // dropped (a Raft message is sent again, a request times out and is retried).
@@ -171,6 +176,8 @@ public final class QuorumDriver: @unchecked Sendable {
     public func shutdown() {
         loop.preconditionNotInEventLoop()
         try? loop.submit { [self] in
+            stopped = true
+            queuedInput = []
             ticker?.cancel()
             for peer in peers.values { peer.close() }
         }.wait()
@@ -182,6 +189,7 @@ public final class QuorumDriver: @unchecked Sendable {
 
     func drive() {
         loop.preconditionInEventLoop()
+        guard !stopped else { return }
         if let ready = unsaved {
             guard persist(ready) else { return }
             unsaved = nil

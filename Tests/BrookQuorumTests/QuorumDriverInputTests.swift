@@ -54,4 +54,39 @@ import Testing
         #expect(got.count == 2 && got.allSatisfy { $0.hasPrefix("index=") }, "\(got)")
         #expect(try driver.loop.submit { driver.queuedInput.isEmpty && !driver.working }.wait())
     }
+
+    /// Input after `shutdown` (a broker's request on a connection that is still open, a drive
+    /// queued before) is dropped: it once reached a save to the closed Raft log and stopped
+    /// the process with a precondition on SIGTERM (test_sigterm_is_a_controlled_shutdown...).
+    @Test func inputAfterShutdownIsDroppedNotSavedToTheClosedLog() throws {
+        let dir = scratchDirectory("stopped")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        var options = QuorumOptions(nodeID: NodeID(1), voters: [VoterAddress(id: NodeID(1), host: "127.0.0.1", port: 0)], dataDirectory: dir)
+        options.electionTimeoutMs = 200
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let driver = try QuorumDriver.start(options, group: group, logger: logger)
+        let deadline = Date().addingTimeInterval(10)
+        while try driver.loop.submit({ driver.raft.role }).wait() != .leader {
+            #expect(Date() < deadline, "a single voter did not lead")
+            guard Date() < deadline else { return driver.shutdown() }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        driver.shutdown()
+        let answered = NIOLockedValueBox(false)
+        try driver.loop.submit {
+            driver.input {
+                driver.handle(.propose(Array("late".utf8))) { _ in answered.withLockedValue { $0 = true } }
+            }
+            driver.driveSoon()
+            driver.raft.tick()
+            driver.drive()
+        }.wait()
+        // Let a queued drive run, had one been queued.
+        try driver.loop.submit {}.wait()
+        #expect(!answered.withLockedValue { $0 })
+        #expect(try driver.loop.submit { driver.stopped && driver.queuedInput.isEmpty }.wait())
+    }
 }

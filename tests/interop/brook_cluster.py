@@ -116,10 +116,17 @@ class Node:
         return self.proc is not None and self.proc.poll() is None
 
     def tail(self, lines: int = 30) -> str:
+        """The log's last lines; after a crash, the lines from the crash's message on (the
+        backtrace's first frames), since its last lines are only registers and images."""
         try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+            text = self.log.read_text(errors="replace").splitlines()
         except OSError:
             return ""
+        crash = next((i for i, line in enumerate(text)
+                      if "Fatal error" in line or "Precondition failed" in line or "💣" in line), None)
+        if crash is not None:
+            return "\n".join(text[max(0, crash - 5):crash + 60])
+        return "\n".join(text[-lines:])
 
 
 class Cluster:
