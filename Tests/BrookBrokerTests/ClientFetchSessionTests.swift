@@ -43,9 +43,10 @@ import Testing
             for partition in wanted where Int.random(in: 0..<4, using: &random) == 0 { offsets[partition]! += Int64.random(in: 1...50, using: &random) }
             // The broker lost every session (a restart, an eviction).
             if Int.random(in: 0..<150, using: &random) == 0 { sessions = FetchSessions(seed: seed &+ UInt64(step)) }
-            let want = Dictionary(uniqueKeysWithValues: wanted.map {
-                ($0, FetchSession.Wanted(offset: Offset(offsets[$0]!), topicID: ids[$0.topic]!))
-            })
+            // In a different order each time: the session does not depend on it.
+            let want = wanted.shuffled(using: &random).map {
+                (partition: $0, wanted: FetchSession.Wanted(offset: Offset(offsets[$0]!), topicID: ids[$0.topic]!))
+            }
             let built = client.build(want)
             namedPartitions += built.send.count
             let request = KafkaConsumer.fetchRequest(built, config: ConsumerConfig(bootstrapServers: ["127.0.0.1:1"]))
@@ -77,7 +78,7 @@ import Testing
                     reads.append("\(name)-\(p.partition)@\(p.fetchOffset.value)" + (version >= 13 ? " \(topic.topicId)" : ""))
                 }
             }
-            let wants = want.map { "\($0.key.topic)-\($0.key.partition)@\($0.value.offset.value)" + (version >= 13 ? " \($0.value.topicID)" : "") }
+            let wants = want.map { "\($0.partition.topic)-\($0.partition.partition)@\($0.wanted.offset.value)" + (version >= 13 ? " \($0.wanted.topicID)" : "") }
             #expect(reads.sorted() == wants.sorted(), "seed \(seed) step \(step): the broker reads \(reads.sorted()), the client wants \(wants.sorted())")
             // The answer lost now and then (the broker went on; the client cannot know).
             if Int.random(in: 0..<40, using: &random) == 0 { client.failed() } else { client.answered(sessionID: answerSession) }

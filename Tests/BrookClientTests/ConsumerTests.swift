@@ -241,10 +241,64 @@ import Testing
     }
 }
 
+/// Numbered fetches: an answer names only partitions with news, and `ended(fetch:)` frees the
+/// rest of that fetch, and only that fetch's, without naming them; assigning again keeps what a
+/// kept partition holds, whatever the new order.
+@Suite struct NumberedFetchTests {
+    static func records(_ p: TopicPartition, _ offsets: Range<Int64>) -> FetchedRecords {
+        FetchedRecords(records: offsets.map {
+            ConsumedRecord(topic: p.topic, partition: p.partition, offset: Offset($0), timestamp: Timestamp(ms: 0), key: nil, value: nil, headers: [])
+        }, nextOffset: Offset(offsets.upperBound))
+    }
+
+    @Test func anEndedFetchFreesItsUnansweredPartitionsOnly() {
+        let (a, b, c, d) = (TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("u", 0), TopicPartition("u", 1))
+        var state = FetchPositions()
+        state.assign([a, b, c])
+        for unstarted in state.unstarted { state.start(unstarted.partition, at: Offset(0), epoch: unstarted.epoch) }
+        let slots = state.fetchableSlots
+        #expect(slots.map { state.order[$0.slot] } == [a, b, c] && slots.allSatisfy { $0.highWatermark == nil })
+        // Fetch 1 carries a and b, fetch 2 carries c.
+        let epochA = state.sent(slot: slots[0].slot, fetch: 1)
+        _ = state.sent(slot: slots[1].slot, fetch: 1)
+        _ = state.sent(slot: slots[2].slot, fetch: 2)
+        #expect(state.fetchable.isEmpty)
+        // Fetch 1's answer names a only.
+        let taken = state.received(a, epoch: epochA, Self.records(a, 0..<3), highWatermark: Offset(3))
+        #expect(taken)
+        state.ended(fetch: 1)
+        #expect(state.fetchable.map(\.0) == [b], "b had nothing new; a's records wait; c is still in flight")
+        #expect(state.waitingForPoll == [a])
+        #expect(state.fetchableSlots.first?.highWatermark == nil)
+        // Assigned again in another order, with d: a keeps its records, c its fetch in flight.
+        state.assign([d, c, a, b])
+        #expect(state.assigned == [d, c, a, b] && state.bufferedCount == 3)
+        #expect(state.unstarted.map(\.partition) == [d])
+        #expect(state.fetchable.map(\.0) == [b])
+        state.ended(fetch: 2)
+        #expect(state.fetchable.map(\.0) == [c, b])
+        #expect(state.drain(max: 10).map(\.offset) == [Offset(0), Offset(1), Offset(2)])
+        #expect(state.fetchableSlots.map { state.order[$0.slot] } == [c, a, b])
+        #expect(state.fetchableSlots.first { state.order[$0.slot] == a }?.highWatermark == Offset(3))
+        // A partition dropped while in flight and assigned again is a new partition: the old
+        // fetch's end does not touch the new one's.
+        let slotC = state.fetchableSlots[0].slot
+        _ = state.sent(slot: slotC, fetch: 3)
+        state.assign([a, b])
+        state.assign([a, b, c])
+        for unstarted in state.unstarted { state.start(unstarted.partition, at: Offset(5), epoch: unstarted.epoch) }
+        _ = state.sent(slot: 2, fetch: 4)
+        state.ended(fetch: 3)
+        #expect(state.state(c)?.inFlight != nil, "fetch 3's end freed the partition of fetch 4")
+        state.ended(fetch: 4)
+        #expect(state.state(c)?.inFlight == nil)
+    }
+}
+
 @Suite struct FetchSessionCoreTests {
     static let id = KafkaUUID(high: 9, low: 9)
-    static func wanted(_ offsets: [Int32: Int64]) -> [TopicPartition: FetchSession.Wanted] {
-        Dictionary(uniqueKeysWithValues: offsets.map { (TopicPartition("t", $0.key), FetchSession.Wanted(offset: Offset($0.value), topicID: id)) })
+    static func wanted(_ offsets: [Int32: Int64]) -> [(partition: TopicPartition, wanted: FetchSession.Wanted)] {
+        offsets.map { (TopicPartition("t", $0.key), FetchSession.Wanted(offset: Offset($0.value), topicID: id)) }
     }
 
     @Test func afterAFullFetchOnlyMovedAndNewPartitionsAreNamedAndDroppedOnesForgotten() {
@@ -274,7 +328,7 @@ import Testing
         // A topic made again (a new id): a new session, in full.
         _ = s.build(Self.wanted([0: 9]))
         s.answered(sessionID: 7)
-        let remade = s.build([TopicPartition("t", 0): FetchSession.Wanted(offset: Offset(0), topicID: KafkaUUID(high: 1, low: 2))])
+        let remade = s.build([(TopicPartition("t", 0), FetchSession.Wanted(offset: Offset(0), topicID: KafkaUUID(high: 1, low: 2)))])
         #expect(remade.full && remade.epoch == 0 && remade.sessionID == 7)
         s.answered(sessionID: 7)
         // An incremental fetch answered in another session (or none): it starts anew.

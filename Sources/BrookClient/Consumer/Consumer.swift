@@ -58,6 +58,8 @@ public actor KafkaConsumer {
     var listenerTail: Task<Void, Never>?
     /// Each broker's incremental fetch session (KIP-227).
     var fetchSessions: [NodeID: FetchSession] = [:]
+    /// The number of the last fetch sent (to any broker; `FetchPositions.sent(slot:fetch:)`).
+    var fetchNumber: UInt64 = 0
     /// KIP-392: partitions a leader sent to a replica in this consumer's rack (`client.rack`),
     /// fetched there until when (`metadata.max.age.ms` after, as the Java client), or until it
     /// refuses a fetch.
@@ -452,11 +454,18 @@ public actor KafkaConsumer {
     /// Where `partition` is fetched from: the replica its leader named (KIP-392) while that
     /// holds, else its leader.
     func fetchNode(of partition: TopicPartition, nowMs now: Int64) -> NodeID? {
-        if let replica = readReplicas[partition] {
+        guard let meta = topics[partition.topic] else { return nil }
+        return fetchNode(of: partition, in: meta, nowMs: now)
+    }
+
+    /// `fetchNode(of:nowMs:)` with the partition's topic's metadata at hand.
+    func fetchNode(of partition: TopicPartition, in meta: TopicMeta, nowMs now: Int64) -> NodeID? {
+        if !readReplicas.isEmpty, let replica = readReplicas[partition] {
             if replica.untilMs > now { return replica.node }
             readReplicas[partition] = nil
         }
-        return leader(of: partition)
+        guard partition.partition >= 0, partition.partition < meta.leaders.count else { return nil }
+        return meta.leaders[Int(partition.partition)]
     }
 
     /// `partition`'s leader is unknown until the next metadata, or is `hint` (KIP-951).
@@ -484,11 +493,21 @@ public actor KafkaConsumer {
                 self.kick()
             }
         }
-        var byLeader: [NodeID: [(TopicPartition, Offset)]] = [:]
+        // One pass over the fetchable partitions by slot; a topic's metadata is looked up once
+        // per run of its partitions, not per partition (see `FetchPositions`).
+        var byLeader: [NodeID: [Candidate]] = [:]
         var leaderless = false
         var soonest: Int64?
-        for (partition, offset) in positions.fetchable {
-            guard let leader = fetchNode(of: partition, nowMs: now) else {
+        var lastTopic: (name: String, meta: TopicMeta?)?
+        func meta(_ topic: String) -> TopicMeta? {
+            if let lastTopic, lastTopic.name == topic { return lastTopic.meta }
+            let found = topics[topic]
+            lastTopic = (topic, found)
+            return found
+        }
+        for fetchable in positions.fetchableSlots {
+            let partition = positions.order[fetchable.slot]
+            guard let topic = meta(partition.topic), let leader = fetchNode(of: partition, in: topic, nowMs: now) else {
                 leaderless = true
                 continue
             }
@@ -496,9 +515,12 @@ public actor KafkaConsumer {
                 soonest = min(soonest ?? until, until)
                 continue
             }
-            if !fetchingFrom.contains(leader) { byLeader[leader, default: []].append((partition, offset)) }
+            if !fetchingFrom.contains(leader) {
+                byLeader[leader, default: []].append(Candidate(slot: fetchable.slot, partition: partition, offset: fetchable.offset,
+                                                               topicID: topic.id, caughtUp: fetchable.highWatermark.map { fetchable.offset >= $0 } ?? false))
+            }
         }
-        let stale = positions.assigned.contains { topics[$0.topic].map { now - $0.fetchedMs >= config.metadataMaxAgeMs } ?? true }
+        let stale = positions.assigned.contains { meta($0.topic).map { now - $0.fetchedMs >= config.metadataMaxAgeMs } ?? true }
         if (leaderless || stale) && !refreshing {
             let at = lastRefreshMs + max(config.retryBackoffMs, 10)
             if at <= now {
@@ -517,20 +539,28 @@ public actor KafkaConsumer {
         for (node, members) in byLeader {
             backoffUntilMs[node] = nil
             fetchingFrom.insert(node)
-            var sent: [SentPartition] = []
-            for (partition, offset) in members {
-                guard let meta = topics[partition.topic] else { continue }
-                sent.append(SentPartition(partition: partition, offset: offset, epoch: positions.sent(partition), topicID: meta.id,
-                                          fromReplica: readReplicas[partition] != nil))
+            fetchNumber += 1
+            let number = fetchNumber
+            let sent = members.map { member in
+                SentPartition(partition: member.partition, offset: member.offset, epoch: positions.sent(slot: member.slot, fetch: number),
+                              topicID: member.topicID, fromReplica: !readReplicas.isEmpty && readReplicas[member.partition] != nil)
             }
-            let asked = sent
-            let request = fetchSessions[node, default: FetchSession()].build(Dictionary(
-                sent.map { ($0.partition, FetchSession.Wanted(offset: $0.offset, topicID: $0.topicID)) }) { a, _ in a })
+            let request = fetchSessions[node, default: FetchSession()].build(sent.map { ($0.partition, FetchSession.Wanted(offset: $0.offset, topicID: $0.topicID)) })
             Task {
-                let result = await self.fetch(asked, request, from: node)
-                self.fetched(asked, from: node, result)
+                let result = await self.fetch(sent, request, from: node)
+                self.fetched(sent, number: number, from: node, result)
             }
         }
+    }
+
+    /// A partition a fetch may carry, as `kick` found it.
+    struct Candidate {
+        var slot: Int
+        var partition: TopicPartition
+        var offset: Offset
+        var topicID: KafkaUUID
+        /// At the high watermark its last answer gave.
+        var caughtUp: Bool
     }
 
     /// A partition whose records wait for `poll` is left out of its broker's next fetch (as
@@ -539,21 +569,14 @@ public actor KafkaConsumer {
     /// hold the waiting partition's next fetch back as long: a partition fed a trickle of
     /// records among idle ones would be fetched a few times a second. Such a fetch waits for the
     /// poll that takes the waiting records instead, and then goes with them.
-    func holdBackIdleFetches(_ byLeader: inout [NodeID: [(TopicPartition, Offset)]], nowMs now: Int64) {
+    func holdBackIdleFetches(_ byLeader: inout [NodeID: [Candidate]], nowMs now: Int64) {
         guard positions.bufferedCount > 0, !byLeader.isEmpty else { return }
         var waitingOn: Set<NodeID> = []
-        for partition in positions.assigned {
-            // (Paused and blocked partitions' records wait for no poll.)
-            guard let state = positions.state(partition), state.inFlight == nil, !state.paused, !state.blocked,
-                  !state.buffered.isEmpty, let node = fetchNode(of: partition, nowMs: now) else { continue }
-            waitingOn.insert(node)
+        for partition in positions.waitingForPoll {
+            if let node = fetchNode(of: partition, nowMs: now) { waitingOn.insert(node) }
         }
-        for node in waitingOn {
-            guard let members = byLeader[node] else { continue }
-            let idle = members.allSatisfy { partition, offset in
-                positions.state(partition)?.highWatermark.map { offset >= $0 } ?? false
-            }
-            if idle { byLeader[node] = nil }
+        for node in waitingOn where byLeader[node]?.allSatisfy(\.caughtUp) ?? false {
+            byLeader[node] = nil
         }
     }
 
@@ -577,7 +600,8 @@ public actor KafkaConsumer {
     /// A fetch's answer: each partition's outcome (a partition of the session not in it had
     /// nothing new), and the session id the broker gave.
     struct Fetched: Sendable {
-        var outcomes: [TopicPartition: Outcome]
+        /// In the answer's order, each with the partition as sent.
+        var outcomes: [(sent: SentPartition, outcome: Outcome)]
         var sessionID: Int32
     }
 
@@ -613,37 +637,51 @@ public actor KafkaConsumer {
             answer = try await cluster.send(request, toNode: node, timeoutMs: config.requestTimeoutMs + Int64(config.fetchMaxWaitMs))
         } catch { return .failure(error) }
         guard answer.errorCode == 0 else { return .failure(ConsumeError(ErrorCode(rawValue: answer.errorCode), "fetch from broker \(node)")) }
-        let byTopic = Dictionary(grouping: sent, by: \.partition.topic)
-        let names = Dictionary(byTopic.values.map { ($0[0].topicID, $0[0].partition.topic) }) { a, _ in a }
-        var sentAt: [TopicPartition: Offset] = [:]
-        for s in sent { sentAt[s.partition] = s.offset }
-        var outcomes: [TopicPartition: Outcome] = [:]
+        // Topic names by id (v13 answers name topics by id), one entry per run of a topic.
+        var names: [KafkaUUID: String] = [:]
+        var lastTopic: String?
+        for s in sent where s.partition.topic != lastTopic {
+            lastTopic = s.partition.topic
+            names[s.topicID] = s.partition.topic
+        }
+        // An incremental session's answer names the few partitions with news: those are found
+        // by a scan; a table is made only for an answer of many.
+        let answered = answer.responses.reduce(0) { $0 + $1.partitions.count }
+        let table = answered > Self.scanMax ? Dictionary(sent.map { ($0.partition, $0) }) { a, _ in a } : nil
+        func find(_ partition: TopicPartition) -> SentPartition? {
+            if let table { return table[partition] }
+            return sent.first { $0.partition == partition }
+        }
+        var outcomes: [(sent: SentPartition, outcome: Outcome)] = []
+        outcomes.reserveCapacity(answered)
+        var seen = Set<TopicPartition>()
         for response in answer.responses {
             guard let topic = response.topic.isEmpty ? names[response.topicId] : response.topic else { continue }
             for p in response.partitions {
                 let partition = TopicPartition(topic, p.partitionIndex)
-                guard let from = sentAt[partition] else { continue }
+                // A partition not asked for, or named twice, is ignored.
+                guard let s = find(partition), seen.insert(partition).inserted else { continue }
                 let code = ErrorCode(rawValue: p.errorCode)
                 guard code == .none else {
-                    outcomes[partition] = .refused(code, leaderHint: p.currentLeader.leaderId.value >= 0 ? p.currentLeader.leaderId : nil,
-                                                   logStart: p.logStartOffset)
+                    outcomes.append((s, .refused(code, leaderHint: p.currentLeader.leaderId.value >= 0 ? p.currentLeader.leaderId : nil,
+                                                 logStart: p.logStartOffset)))
                     continue
                 }
                 if p.preferredReadReplica.value >= 0 && p.preferredReadReplica != node {
-                    outcomes[partition] = .readFrom(p.preferredReadReplica)
+                    outcomes.append((s, .readFrom(p.preferredReadReplica)))
                     continue
                 }
                 guard case .bytes(let bytes)? = p.records, bytes.readableBytes > 0 else {
-                    outcomes[partition] = .fetched(FetchedRecords(records: [], nextOffset: from), highWatermark: p.highWatermark)
+                    outcomes.append((s, .fetched(FetchedRecords(records: [], nextOffset: s.offset), highWatermark: p.highWatermark)))
                     continue
                 }
                 do {
                     let aborted = config.readCommitted ? (p.abortedTransactions ?? []).map { (producer: $0.producerId, firstOffset: $0.firstOffset) } : nil
-                    let fetched = try RecordDecoding.decode(bytes, topic: topic, partition: p.partitionIndex, from: from,
+                    let fetched = try RecordDecoding.decode(bytes, topic: topic, partition: p.partitionIndex, from: s.offset,
                                                             aborted: aborted, verifyingCRC: config.checkCRCs)
-                    outcomes[partition] = .fetched(fetched, highWatermark: p.highWatermark)
+                    outcomes.append((s, .fetched(fetched, highWatermark: p.highWatermark)))
                 } catch {
-                    outcomes[partition] = .damaged("\(error)")
+                    outcomes.append((s, .damaged("\(error)")))
                 }
             }
         }
@@ -652,7 +690,10 @@ public actor KafkaConsumer {
 
     /// A fetch's outcome: records kept for `poll`, errors handled or kept for it, and the next
     /// fetches started.
-    func fetched(_ sent: [SentPartition], from node: NodeID, _ result: Result<Fetched, any Error>) {
+    /// An answer naming at most this many partitions finds them among those sent by a scan.
+    static let scanMax = 16
+
+    func fetched(_ sent: [SentPartition], number: UInt64, from node: NodeID, _ result: Result<Fetched, any Error>) {
         fetchingFrom.remove(node)
         var backoff = false
         switch result {
@@ -671,15 +712,14 @@ public actor KafkaConsumer {
             backoff = true
         case .success(let fetched):
             fetchSessions[node]?.answered(sessionID: fetched.sessionID)
-            let outcomes = fetched.outcomes
-            for s in sent {
-                switch outcomes[s.partition] {
-                case .fetched(let records, let highWatermark)?:
+            for (s, outcome) in fetched.outcomes {
+                switch outcome {
+                case .fetched(let records, let highWatermark):
                     positions.received(s.partition, epoch: s.epoch, records, highWatermark: highWatermark)
-                case .readFrom(let replica)?:
+                case .readFrom(let replica):
                     positions.failed(s.partition, epoch: s.epoch)
                     readReplicas[s.partition] = (replica, nowMs() + config.metadataMaxAgeMs)
-                case .refused(let code, let hint, let logStart)?:
+                case .refused(let code, let hint, let logStart):
                     positions.failed(s.partition, epoch: s.epoch)
                     backoff = true
                     // A replica that refuses (behind the leader, no longer in sync, gone): the
@@ -703,15 +743,15 @@ public actor KafkaConsumer {
                     } else {
                         failure = ConsumeError(code, "fetch of \(s.partition) from broker \(node)")
                     }
-                case .damaged(let why)?:
+                case .damaged(let why):
                     positions.failed(s.partition, epoch: s.epoch)
                     failure = ConsumeError(.corruptMessage, why)
                     positions.block(s.partition)
-                case nil:
-                    // Not in the answer: nothing new (a session's partition), fetched again next time.
-                    positions.failed(s.partition, epoch: s.epoch)
                 }
             }
+            // The rest were not in the answer: nothing new (a session's partitions), fetched
+            // again next time.
+            positions.ended(fetch: number)
         }
         if backoff { backoffUntilMs[node] = nowMs() + max(config.retryBackoffMs, 10) }
         wake()

@@ -23,6 +23,8 @@ struct FetchPositions {
         var epoch: UInt64
         /// The epoch of the fetch in flight (nil: none).
         var inFlight: UInt64?
+        /// The number of the fetch in flight (`sent(slot:fetch:)`; 0: not numbered).
+        var inFlightFetch: UInt64 = 0
         /// Fetched, not yet returned.
         var buffered: ArraySlice<ConsumedRecord> = []
         /// Where the position goes once `buffered` is returned.
@@ -31,40 +33,53 @@ struct FetchPositions {
         var highWatermark: Offset?
     }
 
-    private(set) var states: [TopicPartition: State] = [:]
-    /// Assigned partitions in the order `drain` visits them (it starts one further each call).
+    /// Assigned partitions in the order `drain` visits them (it starts one further each call),
+    /// and each one's state at the same index (its slot). The passes of every fetch and poll
+    /// walk the slots; only a call that names a partition looks it up (`slotOf`): with 1,000
+    /// partitions, a lookup per partition per pass was most of a consumer's time.
     private(set) var order: [TopicPartition] = []
+    private var states: [State] = []
+    private var slotOf: [TopicPartition: Int] = [:]
     private var nextDrain = 0
     private var nextEpoch: UInt64 = 1
     private(set) var bufferedCount = 0
 
     var assigned: [TopicPartition] { order }
 
-    func state(_ partition: TopicPartition) -> State? { states[partition] }
+    func state(_ partition: TopicPartition) -> State? { slotOf[partition].map { states[$0] } }
 
     /// Assigns exactly `partitions`: ones kept keep their state; the rest is forgotten.
     mutating func assign(_ partitions: [TopicPartition]) {
-        let wanted = Set(partitions)
-        for (partition, state) in states where !wanted.contains(partition) {
-            bufferedCount -= state.buffered.count
-            states[partition] = nil
-        }
-        for partition in partitions where states[partition] == nil {
-            states[partition] = State(epoch: nextEpoch)
-            nextEpoch &+= 1
-        }
         var seen = Set<TopicPartition>()
-        order = partitions.filter { seen.insert($0).inserted }
+        let kept = partitions.filter { seen.insert($0).inserted }
+        var newStates: [State] = []
+        newStates.reserveCapacity(kept.count)
+        var newSlots: [TopicPartition: Int] = [:]
+        newSlots.reserveCapacity(kept.count)
+        for partition in kept {
+            if let slot = slotOf[partition] {
+                newStates.append(states[slot])
+            } else {
+                newStates.append(State(epoch: nextEpoch))
+                nextEpoch &+= 1
+            }
+            newSlots[partition] = newStates.count - 1
+        }
+        order = kept
+        states = newStates
+        slotOf = newSlots
+        bufferedCount = states.reduce(0) { $0 + $1.buffered.count }
         nextDrain = 0
-        precondition(order.count == states.count, "the drain order holds each assigned partition once")
+        precondition(order.count == states.count && slotOf.count == states.count, "the drain order holds each assigned partition once")
     }
 
     /// Reads `partition` from `offset` next (nil: finds its start again). What was fetched is
     /// dropped. False when the partition is not assigned.
     @discardableResult
     mutating func seek(_ partition: TopicPartition, to offset: Offset?, byPolicy: Bool = false) -> Bool {
-        guard var state = states[partition] else { return false }
+        guard let slot = slotOf[partition] else { return false }
         precondition(offset.map { $0.value >= 0 } ?? true, "a position is an offset, not a sentinel")
+        var state = states[slot]
         bufferedCount -= state.buffered.count
         state.buffered = []
         state.bufferedNext = nil
@@ -73,75 +88,109 @@ struct FetchPositions {
         state.blocked = false
         state.epoch = nextEpoch
         nextEpoch &+= 1
-        states[partition] = state
+        states[slot] = state
         return true
     }
 
     /// Sets the start of a partition found without a position, if it is still without one
     /// and no seek came since `epoch`.
     mutating func start(_ partition: TopicPartition, at offset: Offset, epoch: UInt64) {
-        guard var state = states[partition], state.position == nil, state.epoch == epoch else { return }
-        state.position = offset
-        state.byPolicy = false
-        states[partition] = state
+        guard let slot = slotOf[partition], states[slot].position == nil, states[slot].epoch == epoch else { return }
+        states[slot].position = offset
+        states[slot].byPolicy = false
     }
 
     mutating func pause(_ partition: TopicPartition, _ paused: Bool) {
-        states[partition]?.paused = paused
+        guard let slot = slotOf[partition] else { return }
+        states[slot].paused = paused
     }
 
     /// Stops `partition` until a seek (see `State.blocked`).
     mutating func block(_ partition: TopicPartition) {
-        states[partition]?.blocked = true
+        guard let slot = slotOf[partition] else { return }
+        states[slot].blocked = true
     }
 
     /// The partitions with no position (their epochs, and whether by the reset policy), to be
     /// found; paused and blocked ones wait.
     var unstarted: [(partition: TopicPartition, epoch: UInt64, byPolicy: Bool)] {
-        order.compactMap { p in
-            guard let state = states[p], state.position == nil, !state.paused, !state.blocked else { return nil }
-            return (p, state.epoch, state.byPolicy)
+        states.indices.compactMap { slot in
+            let state = states[slot]
+            guard state.position == nil, !state.paused, !state.blocked else { return nil }
+            return (order[slot], state.epoch, state.byPolicy)
         }
     }
 
     /// The partitions a fetch may ask for now, with their positions: started, not paused,
     /// nothing in flight, nothing waiting to be returned.
     var fetchable: [(TopicPartition, Offset)] {
-        order.compactMap { p in
-            guard let state = states[p], let position = state.position, !state.paused, !state.blocked, state.inFlight == nil,
+        fetchableSlots.map { (order[$0.slot], $0.offset) }
+    }
+
+    /// `fetchable` by slot, with each one's last high watermark (nil: none yet).
+    var fetchableSlots: [(slot: Int, offset: Offset, highWatermark: Offset?)] {
+        states.indices.compactMap { slot in
+            let state = states[slot]
+            guard let position = state.position, !state.paused, !state.blocked, state.inFlight == nil,
                   state.buffered.isEmpty, state.bufferedNext == nil else { return nil }
-            return (p, position)
+            return (slot, position, state.highWatermark)
+        }
+    }
+
+    /// The partitions whose records wait for `poll` (not paused nor blocked, whose records wait
+    /// for none), nothing in flight for them.
+    var waitingForPoll: [TopicPartition] {
+        guard bufferedCount > 0 else { return [] }
+        return states.indices.compactMap { slot in
+            let state = states[slot]
+            return state.inFlight == nil && !state.paused && !state.blocked && !state.buffered.isEmpty ? order[slot] : nil
         }
     }
 
     /// A fetch for `partition` is sent; its epoch comes back with the answer.
     mutating func sent(_ partition: TopicPartition) -> UInt64 {
-        guard var state = states[partition] else { preconditionFailure("a fetch for a partition not assigned") }
-        precondition(state.inFlight == nil, "one fetch in flight per partition")
-        state.inFlight = state.epoch
-        states[partition] = state
-        return state.epoch
+        guard let slot = slotOf[partition] else { preconditionFailure("a fetch for a partition not assigned") }
+        return sent(slot: slot, fetch: 0)
+    }
+
+    /// A fetch (numbered `fetch`, from 1; 0: not numbered) for the partition at `slot` is sent;
+    /// its epoch comes back with the answer.
+    mutating func sent(slot: Int, fetch: UInt64) -> UInt64 {
+        precondition(states[slot].inFlight == nil, "one fetch in flight per partition")
+        states[slot].inFlight = states[slot].epoch
+        states[slot].inFlightFetch = fetch
+        return states[slot].epoch
     }
 
     /// The fetch sent at `epoch` ended without records for the partition (an error, a lost
     /// connection): it may be fetched again.
     mutating func failed(_ partition: TopicPartition, epoch: UInt64) {
-        guard var state = states[partition], state.inFlight == epoch else { return }
-        state.inFlight = nil
-        states[partition] = state
+        guard let slot = slotOf[partition], states[slot].inFlight == epoch else { return }
+        states[slot].inFlight = nil
+    }
+
+    /// Fetch `fetch` ended: its partitions not answered for (`received` or `failed`) had
+    /// nothing new and may be fetched again. One pass over the slots, no lookup: an incremental
+    /// fetch session's answer names only the partitions with news.
+    mutating func ended(fetch: UInt64) {
+        precondition(fetch > 0, "a numbered fetch")
+        for slot in states.indices where states[slot].inFlight != nil && states[slot].inFlightFetch == fetch {
+            states[slot].inFlight = nil
+        }
     }
 
     /// The fetch sent at `epoch` brought `fetched`; false when it is stale (a seek came since,
     /// or the partition is no longer assigned), and then nothing changed but the fetch ended.
     @discardableResult
     mutating func received(_ partition: TopicPartition, epoch: UInt64, _ fetched: FetchedRecords, highWatermark: Offset) -> Bool {
-        guard var state = states[partition], state.inFlight == epoch else { return false }
+        guard let slot = slotOf[partition], states[slot].inFlight == epoch else { return false }
+        var state = states[slot]
         state.inFlight = nil
         // The high watermark holds whatever the position: kept from a stale answer too (in an
         // incremental fetch session the broker tells it again only when it moves).
         state.highWatermark = highWatermark
         guard state.epoch == epoch, let position = state.position else {
-            states[partition] = state
+            states[slot] = state
             return false
         }
         precondition(state.buffered.isEmpty, "fetched while records waited")
@@ -153,7 +202,7 @@ struct FetchPositions {
             state.bufferedNext = max(fetched.nextOffset, records.last!.offset + 1)
             bufferedCount += records.count
         }
-        states[partition] = state
+        states[slot] = state
         return true
     }
 
@@ -167,8 +216,10 @@ struct FetchPositions {
         let start = nextDrain % order.count
         nextDrain = (start + 1) % order.count
         for step in 0..<order.count where out.count < max {
-            let partition = order[(start + step) % order.count]
-            guard var state = states[partition], !state.paused, !state.blocked, !state.buffered.isEmpty else { continue }
+            let slot = (start + step) % order.count
+            guard !states[slot].buffered.isEmpty else { continue }
+            var state = states[slot]
+            guard !state.paused, !state.blocked, !state.buffered.isEmpty else { continue }
             let taken = state.buffered.prefix(max - out.count)
             out.append(contentsOf: taken)
             state.buffered = state.buffered.dropFirst(taken.count)
@@ -179,13 +230,15 @@ struct FetchPositions {
             } else {
                 state.position = taken.last!.offset + 1
             }
-            states[partition] = state
+            states[slot] = state
         }
         return out
     }
 
     /// The positions of the started partitions (what a commit of "everything consumed" sends).
     var positions: [TopicPartition: Offset] {
-        states.compactMapValues(\.position)
+        var out: [TopicPartition: Offset] = [:]
+        for slot in states.indices { if let position = states[slot].position { out[order[slot]] = position } }
+        return out
     }
 }

@@ -36,38 +36,68 @@ struct FetchSession {
     private(set) var epoch: Int32 = 0
     /// The partitions the broker holds in the session, each as last named.
     private(set) var partitions: [TopicPartition: Wanted] = [:]
-    /// The fetch built and not answered yet: what the session holds once it is.
-    private var pending: (wanted: [TopicPartition: Wanted], full: Bool)?
+    /// The fetch built and not answered yet: what it changes in the session once it is (a
+    /// full fetch: everything).
+    private var pending: Pending?
 
-    /// The next fetch, for exactly the partitions `wanted` (each at its fetch offset).
-    mutating func build(_ wanted: [TopicPartition: Wanted]) -> Request {
+    private enum Pending {
+        case full([TopicPartition: Wanted])
+        case changes(send: [(partition: TopicPartition, wanted: Wanted)], forget: [TopicPartition])
+    }
+
+    /// The next fetch, for exactly the partitions `wanted` (each once, at its fetch offset).
+    /// One lookup per partition: an incremental fetch costs what it changes, plus that.
+    mutating func build(_ wanted: [(partition: TopicPartition, wanted: Wanted)]) -> Request {
         precondition(pending == nil, "one fetch at a time in a session")
-        // A partition whose topic id changed (the topic made again) starts a new session: the
-        // old id would stay in this one.
-        let full = id == 0 || epoch <= 0 || wanted.contains { partition, want in partitions[partition].map { $0.topicID != want.topicID } ?? false }
-        pending = (wanted, full)
-        let order = wanted.keys.sorted()
-        guard !full else {
-            return Request(sessionID: id, epoch: 0, send: order.map { ($0, wanted[$0]!) }, forget: [], full: true)
+        if id != 0 && epoch > 0 {
+            var send: [(partition: TopicPartition, wanted: Wanted)] = []
+            var held = 0
+            var renamed = false
+            for want in wanted {
+                guard let had = partitions[want.partition] else {
+                    send.append(want)
+                    continue
+                }
+                held += 1
+                // A topic made again (a new topic id) starts a new session: the old id would
+                // stay in this one.
+                if had.topicID != want.wanted.topicID {
+                    renamed = true
+                    break
+                }
+                if had != want.wanted { send.append(want) }
+            }
+            if !renamed {
+                var forget: [TopicPartition] = []
+                if held < partitions.count {
+                    let named = Set(wanted.map(\.partition))
+                    forget = partitions.keys.filter { !named.contains($0) }.sorted()
+                }
+                send.sort { $0.partition < $1.partition }
+                pending = .changes(send: send, forget: forget)
+                return Request(sessionID: id, epoch: epoch, send: send, forget: forget.map { ($0, partitions[$0]!.topicID) }, full: false)
+            }
         }
-        let send = order.filter { partitions[$0] != wanted[$0] }.map { ($0, wanted[$0]!) }
-        let forget = partitions.keys.filter { wanted[$0] == nil }.sorted().map { ($0, partitions[$0]!.topicID) }
-        return Request(sessionID: id, epoch: epoch, send: send, forget: forget, full: false)
+        let all = Dictionary(wanted.map { ($0.partition, $0.wanted) }) { _, _ in preconditionFailure("a partition named twice in one fetch") }
+        pending = .full(all)
+        return Request(sessionID: id, epoch: 0, send: wanted.sorted { $0.partition < $1.partition }, forget: [], full: true)
     }
 
     /// The fetch was answered without a top-level error; `sessionID` is the answer's.
     mutating func answered(sessionID: Int32) {
-        guard let (wanted, full) = pending else { preconditionFailure("an answer to a fetch built") }
+        guard let built = pending else { preconditionFailure("an answer to a fetch built") }
         pending = nil
-        if full {
+        switch built {
+        case .full(let wanted):
             // Session 0: none was made; the next fetch asks again.
             id = sessionID
             epoch = sessionID == 0 ? 0 : 1
             partitions = sessionID == 0 ? [:] : wanted
-        } else if sessionID == id {
+        case .changes(let send, let forget) where sessionID == id:
             epoch = epoch == Int32.max ? 1 : epoch + 1
-            partitions = wanted
-        } else {
+            for (partition, wanted) in send { partitions[partition] = wanted }
+            for partition in forget { partitions[partition] = nil }
+        case .changes:
             // The broker closed the session (id 0) or answered another: the next fetch starts anew.
             id = 0
             epoch = 0
