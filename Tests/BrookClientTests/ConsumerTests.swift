@@ -336,4 +336,21 @@ import Testing
         s.answered(sessionID: 0)
         #expect(s.id == 0 && s.epoch == 0 && s.partitions.isEmpty)
     }
+
+    @Test func closingNamesTheSessionAtEpochMinusOneAndForgetsIt() {
+        var s = FetchSession()
+        #expect(s.close()?.sessionID == nil, "no session, nothing to close")
+        _ = s.build(Self.wanted([0: 1, 1: 1]))
+        s.answered(sessionID: 5)
+        // Closed while a fetch is in flight.
+        _ = s.build(Self.wanted([0: 2, 1: 1]))
+        let closing = s.close()
+        #expect(closing?.sessionID == 5 && closing?.epoch == -1 && closing?.send.isEmpty == true && closing?.forget.isEmpty == true)
+        #expect(s.id == 0 && s.epoch == 0 && s.partitions.isEmpty)
+        // The fetch in flight is answered (or fails) after: nothing changes.
+        s.answered(sessionID: 5)
+        #expect(s.id == 0 && s.epoch == 0 && s.partitions.isEmpty)
+        let next = s.build(Self.wanted([0: 2]))
+        #expect(next.full && next.sessionID == 0 && next.epoch == 0)
+    }
 }

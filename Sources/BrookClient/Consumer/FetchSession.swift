@@ -85,7 +85,10 @@ struct FetchSession {
 
     /// The fetch was answered without a top-level error; `sessionID` is the answer's.
     mutating func answered(sessionID: Int32) {
-        guard let built = pending else { preconditionFailure("an answer to a fetch built") }
+        guard let built = pending else {
+            precondition(id == 0 && epoch == 0, "an answer to a fetch built, or to one sent before the session was closed")
+            return
+        }
         pending = nil
         switch built {
         case .full(let wanted):
@@ -105,11 +108,25 @@ struct FetchSession {
         }
     }
 
+    /// The fetch that closes the session at the broker (epoch -1, naming nothing), when there
+    /// is one; the session is forgotten here either way. A fetch still in flight may end after
+    /// it: its answer changes nothing then.
+    mutating func close() -> Request? {
+        defer {
+            id = 0
+            epoch = 0
+            partitions = [:]
+            pending = nil
+        }
+        guard id != 0 else { return nil }
+        return Request(sessionID: id, epoch: -1, send: [], forget: [], full: true)
+    }
+
     /// The fetch failed (a top-level error such as a session not found or an epoch out of
     /// step, a lost connection, a timeout): what the broker holds is not known, so the next
     /// fetch starts a new session in full (closing this one).
     mutating func failed() {
-        precondition(pending != nil, "a failure of a fetch built")
+        precondition(pending != nil || (id == 0 && epoch == 0), "a failure of a fetch built, or of one sent before the session was closed")
         pending = nil
         epoch = 0
         partitions = [:]
