@@ -36,7 +36,7 @@ struct PerfProduce: AsyncParsableCommand {
     @Option(help: "Records per second at most; -1 for no cap.") var throughput = -1
     @Option(help: "Acknowledgements: 0, 1 or all.") var acks = "1"
     @Option(name: .customLong("batch-size"), help: "Bytes of records per batch (as the producer's batch.size; default 16384, or the library's own with --client library).") var batchSizeOption: Int?
-    @Option(name: .customLong("max-in-flight"), help: "Requests awaiting an answer at once (with --client library, a partition's batches in flight: max.in.flight.requests.per.connection).") var maxInFlight = 5
+    @Option(name: .customLong("max-in-flight"), help: "Requests awaiting an answer at once (default 5; with --client library, a partition's batches in flight: max.in.flight.requests.per.connection, by default the library's: 5 when idempotent, else 50).") var maxInFlightOption: Int?
     @Option(help: "Compress batches: none, gzip, snappy, lz4 or zstd.") var compression = "none"
     @Option(name: .customLong("compression-level"), help: "The codec's level (default: the codec's own).") var compressionLevel: Int?
     @Option(help: "Record values: 'text' (random letters and words from a pool of 1,000, so batches compress as real data does) or 'zeros'.")
@@ -52,7 +52,7 @@ struct PerfProduce: AsyncParsableCommand {
         let codec = try parseCodec(compression)
         guard payload == "text" || payload == "zeros" else { throw ValidationError("--payload takes text or zeros") }
         let batchSize = batchSizeOption ?? 16_384
-        guard numRecords > 0, recordSize >= 0, batchSize > 0, maxInFlight > 0, keys >= 0 else { throw ValidationError("counts must be positive") }
+        guard numRecords > 0, recordSize >= 0, batchSize > 0, (maxInFlightOption ?? 1) > 0, keys >= 0 else { throw ValidationError("counts must be positive") }
         let keyBytes = (0..<min(keys, numRecords)).map { Array("key-\($0)".utf8) }
         var nextKey = 0
         guard sender == "batches" || sender == "library" else { throw ValidationError("--client takes batches or library") }
@@ -71,7 +71,7 @@ struct PerfProduce: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: (Double, Int).self) { group in
             var inFlight = 0
             while sent < numRecords {
-                if inFlight >= maxInFlight, let (ms, count) = try await group.next() {
+                if inFlight >= (maxInFlightOption ?? 5), let (ms, count) = try await group.next() {
                     latencies.add(ms, records: count)
                     inFlight -= 1
                 }
@@ -123,7 +123,7 @@ extension PerfProduce {
         properties["acks"] = acks
         if let batchSizeOption { properties["batch.size"] = "\(batchSizeOption)" }
         properties["linger.ms"] = "\(lingerMs)"
-        properties["max.in.flight.requests.per.connection"] = "\(maxInFlight)"
+        if let maxInFlightOption { properties["max.in.flight.requests.per.connection"] = "\(maxInFlightOption)" }
         properties["compression.type"] = "\(codec)"
         if let compressionLevel { properties["compression.\(codec).level"] = "\(compressionLevel)" }
         let config: ProducerConfig

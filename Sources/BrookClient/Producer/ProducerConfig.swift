@@ -47,8 +47,21 @@ public struct ProducerConfig: Sendable {
     public var transactionTimeoutMs: Int32 = 60_000
     /// `max.in.flight.requests.per.connection`: batches of a partition in flight at once. An
     /// idempotent producer sends at most 5 (what a partition remembers to find a repeat); more
-    /// asked turns idempotence off unless it was asked for (then it is an error).
-    public var maxInFlight = 5
+    /// asked turns idempotence off unless it was asked for (then it is an error). Not set (nil):
+    /// 5 for an idempotent producer, as in the Java client, and `maxInFlightNotIdempotent` for
+    /// one that is not (acks 0 or 1, or idempotence turned off), which 5 would hold back for no
+    /// guarantee: such a producer may reorder a partition's batches on a retry with 5 as with
+    /// more (librdkafka's default is 1,000,000). See docs/client.md.
+    public var maxInFlight: Int?
+
+    /// A producer that is not idempotent keeps up to this many batches of a partition in flight
+    /// unless told otherwise. With 16 KiB batches on loopback, 5 held the producer to 63% of
+    /// librdkafka's rate and 50 let it pass it (docs/benchmarks.md, thirty-second session);
+    /// without a limit (librdkafka's way) each batch went alone, at twice the context switches.
+    public static let maxInFlightNotIdempotent = 50
+
+    /// The batches of a partition in flight at once, with the defaults applied.
+    public var effectiveMaxInFlight: Int { maxInFlight ?? (isIdempotent ? 5 : Self.maxInFlightNotIdempotent) }
 
     public init(bootstrapServers: [String]) {
         precondition(!bootstrapServers.isEmpty, "a producer needs a bootstrap server")
@@ -102,10 +115,10 @@ public struct ProducerConfig: Sendable {
         }
         compressionLevel = levels["compression.\(compression).level"]
         if idempotenceAsked == true && acks != -1 { throw ClientError("enable.idempotence=true needs acks=all") }
-        if idempotenceAsked == true && maxInFlight > 5 {
+        if idempotenceAsked == true, let maxInFlight, maxInFlight > 5 {
             throw ClientError("enable.idempotence=true needs max.in.flight.requests.per.connection at most 5")
         }
-        idempotent = idempotenceAsked ?? !((acksAsked && acks != -1) || maxInFlight > 5)
+        idempotent = idempotenceAsked ?? !((acksAsked && acks != -1) || (maxInFlight ?? 5) > 5)
         if transactionalID != nil && !isIdempotent {
             throw ClientError("transactional.id needs idempotence (acks=all, enable.idempotence not false)")
         }
@@ -113,12 +126,12 @@ public struct ProducerConfig: Sendable {
 
     /// Idempotence needs acks=all: set on the struct with other acks, it is off (as the Java
     /// client does when it was not asked for; `init(properties:)` refuses asking for both).
-    public var isIdempotent: Bool { idempotent && acks == -1 && maxInFlight <= 5 }
+    public var isIdempotent: Bool { idempotent && acks == -1 && (maxInFlight ?? 5) <= 5 }
 
     /// The accumulator's share of the settings.
     var accumulator: RecordAccumulator<Delivery>.Settings {
         RecordAccumulator.Settings(lingerMs: lingerMs, batchBytes: batchBytes, bufferBytes: bufferBytes,
                                    deliveryTimeoutMs: deliveryTimeoutMs, retryBackoffMs: retryBackoffMs, idempotent: isIdempotent,
-                                   maxInFlight: maxInFlight)
+                                   maxInFlight: effectiveMaxInFlight)
     }
 }
