@@ -44,4 +44,16 @@ import Testing
         #expect(throws: ClientError.self) { try Self.config(["transactional.id": "t", "max.in.flight.requests.per.connection": "6"]) }
         #expect(throws: (any Error).self) { try Self.config(["max.in.flight.requests.per.connection": "0"]) }
     }
+
+    /// A transactional producer set up field by field without idempotence keeps 5 in flight and
+    /// is refused when it starts its transactions (before anything is sent).
+    @Test func aTransactionalProducerWithoutIdempotenceIsRefused() async {
+        var config = ProducerConfig(bootstrapServers: ["127.0.0.1:1"])
+        config.transactionalID = "t"
+        config.acks = 1
+        #expect(!config.isIdempotent && config.effectiveMaxInFlight == 5)
+        let producer = KafkaProducer(config)
+        await #expect(throws: ProduceError.self) { try await producer.initTransactions() }
+        await producer.close()
+    }
 }

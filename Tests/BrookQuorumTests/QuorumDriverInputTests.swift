@@ -75,6 +75,9 @@ import Testing
             Thread.sleep(forTimeInterval: 0.02)
         }
         driver.shutdown()
+        let ran = NIOLockedValueBox(false)
+        try driver.loop.submit { driver.input { ran.withLockedValue { $0 = true } } }.wait()
+        #expect(!ran.withLockedValue { $0 }, "input after shutdown ran")
         let answered = NIOLockedValueBox(false)
         try driver.loop.submit {
             driver.input {

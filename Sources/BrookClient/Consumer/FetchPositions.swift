@@ -147,7 +147,8 @@ struct FetchPositions {
         }
     }
 
-    /// A fetch for `partition` is sent; its epoch comes back with the answer.
+    /// A fetch for `partition` is sent; its epoch comes back with the answer. Not numbered:
+    /// `ended(fetch:)` never frees it (the consumer numbers its fetches; tests need not).
     mutating func sent(_ partition: TopicPartition) -> UInt64 {
         guard let slot = slotOf[partition] else { preconditionFailure("a fetch for a partition not assigned") }
         return sent(slot: slot, fetch: 0)

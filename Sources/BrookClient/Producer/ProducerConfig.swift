@@ -61,7 +61,9 @@ public struct ProducerConfig: Sendable {
     public static let maxInFlightNotIdempotent = 50
 
     /// The batches of a partition in flight at once, with the defaults applied.
-    public var effectiveMaxInFlight: Int { maxInFlight ?? (isIdempotent ? 5 : Self.maxInFlightNotIdempotent) }
+    /// (A transactional producer set up on the struct without idempotence is refused when it
+    /// starts its transactions; meanwhile it keeps 5.)
+    public var effectiveMaxInFlight: Int { maxInFlight ?? (isIdempotent || transactionalID != nil ? 5 : Self.maxInFlightNotIdempotent) }
 
     public init(bootstrapServers: [String]) {
         precondition(!bootstrapServers.isEmpty, "a producer needs a bootstrap server")

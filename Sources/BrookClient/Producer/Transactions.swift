@@ -25,6 +25,10 @@ extension KafkaProducer {
     /// with the same id still around is fenced, and a transaction it left open is aborted.
     public func initTransactions() async throws {
         guard let id = config.transactionalID else { throw ProduceError(nil, "initTransactions needs transactional.id") }
+        // (`ProducerConfig(properties:)` refuses this; a config set up field by field is checked here.)
+        guard config.isIdempotent else {
+            throw ProduceError(nil, "transactional.id needs idempotence (acks=all, idempotence not turned off, at most 5 in flight)")
+        }
         guard transaction == .uninitialized else { throw ProduceError(.invalidTxnState, "initTransactions was called already") }
         try await newEpoch(id)
         transaction = .ready
