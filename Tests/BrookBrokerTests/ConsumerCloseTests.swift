@@ -1,7 +1,6 @@
 import BrookBroker
 import BrookClient
 import BrookCore
-import BrookServer
 import Foundation
 import Testing
 
@@ -10,35 +9,23 @@ import Testing
 /// the broker's session cache does not keep the slot until the session expires.
 @Suite struct ConsumerCloseTests {
     @Test func closingTheConsumerClosesItsFetchSession() async throws {
-        let port = try SlowRevocationTests.freeLoopbackPort()
-        let directory = makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try Broker(config: BrokerConfig([
-            ("log.dirs", directory), ("node.id", "1"), ("listeners", "PLAINTEXT://127.0.0.1:\(port)"),
-        ]), logger: quietLogger)
-        let server = BrookServer(broker: broker, threads: 1, logger: quietLogger)
-        try server.start()
-        defer { server.shutdown() }
-        let bootstrap = ["127.0.0.1:\(port)"]
-        let admin = KafkaAdmin(AdminConfig(bootstrapServers: bootstrap))
-        try await admin.createTopics([NewTopic("closing", partitions: 8, replicationFactor: 1)])
-        await admin.close()
-
-        var config = ConsumerConfig(bootstrapServers: bootstrap)
-        config.offsetReset = .earliest
-        config.fetchMaxWaitMs = 50
-        let consumer = KafkaConsumer(config)
-        try await consumer.assign((0..<8).map { TopicPartition("closing", $0) })
-        let opened = await SlowRevocationTests.waitFor(20) {
-            _ = try? await consumer.poll(timeoutMs: 50)
-            return broker.fetchSessions.count == 1
+        try await SlowRevocationTests.withLoopbackBroker([], topic: NewTopic("closing", partitions: 8, replicationFactor: 1)) { broker, bootstrap in
+            var config = ConsumerConfig(bootstrapServers: bootstrap)
+            config.offsetReset = .earliest
+            config.fetchMaxWaitMs = 50
+            let consumer = KafkaConsumer(config)
+            try await consumer.assign((0..<8).map { TopicPartition("closing", $0) })
+            let opened = await SlowRevocationTests.waitFor(20) {
+                _ = try? await consumer.poll(timeoutMs: 50)
+                return broker.fetchSessions.count == 1
+            }
+            #expect(opened, "the consumer's fetches opened a session")
+            // The answer that gives the consumer the session's id comes after the broker opened it.
+            let until = Date().addingTimeInterval(0.5)
+            while Date() < until { _ = try? await consumer.poll(timeoutMs: 50) }
+            #expect(broker.fetchSessions.count == 1)
+            await consumer.close()
+            #expect(broker.fetchSessions.count == 0, "the session was closed with the consumer")
         }
-        #expect(opened, "the consumer's fetches opened a session")
-        // The answer that gives the consumer the session's id comes after the broker opened it.
-        let until = Date().addingTimeInterval(0.5)
-        while Date() < until { _ = try? await consumer.poll(timeoutMs: 50) }
-        #expect(broker.fetchSessions.count == 1)
-        await consumer.close()
-        #expect(broker.fetchSessions.count == 0, "the session was closed with the consumer")
     }
 }

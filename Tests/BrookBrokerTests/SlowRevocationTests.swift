@@ -37,24 +37,37 @@ import Testing
         return await condition()
     }
 
-    @Test func aRevocationLongerThanTheSessionTimeoutKeepsTheMember() async throws {
-        let port = try Self.freeLoopbackPort()
+    /// A broker serving on a free loopback port (with `settings` beside its data folder and
+    /// listener), with `topic` made; `body` gets it and its bootstrap address. Everything is
+    /// stopped and removed after.
+    static func withLoopbackBroker(_ settings: [(String, String)], topic: NewTopic,
+                                   _ body: (Broker, [String]) async throws -> Void) async throws {
+        let port = try freeLoopbackPort()
         let directory = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let broker = try Broker(config: BrokerConfig([
             ("log.dirs", directory), ("node.id", "1"), ("listeners", "PLAINTEXT://127.0.0.1:\(port)"),
-            ("group.consumer.min.session.timeout.ms", "500"), ("group.consumer.session.timeout.ms", "1500"),
-            ("group.consumer.min.heartbeat.interval.ms", "100"), ("group.consumer.heartbeat.interval.ms", "250"),
-        ]), logger: quietLogger)
+        ] + settings), logger: quietLogger)
         let server = BrookServer(broker: broker, threads: 1, logger: quietLogger)
         try server.start()
         defer { server.shutdown() }
         let bootstrap = ["127.0.0.1:\(port)"]
-
         let admin = KafkaAdmin(AdminConfig(bootstrapServers: bootstrap))
-        try await admin.createTopics([NewTopic("slow", partitions: 4, replicationFactor: 1)])
+        try await admin.createTopics([topic])
         await admin.close()
+        try await body(broker, bootstrap)
+    }
 
+    @Test func aRevocationLongerThanTheSessionTimeoutKeepsTheMember() async throws {
+        try await Self.withLoopbackBroker([
+            ("group.consumer.min.session.timeout.ms", "500"), ("group.consumer.session.timeout.ms", "1500"),
+            ("group.consumer.min.heartbeat.interval.ms", "100"), ("group.consumer.heartbeat.interval.ms", "250"),
+        ], topic: NewTopic("slow", partitions: 4, replicationFactor: 1)) { _, bootstrap in
+            try await Self.revokeSlowly(bootstrap)
+        }
+    }
+
+    static func revokeSlowly(_ bootstrap: [String]) async throws {
         var config = ConsumerConfig(bootstrapServers: bootstrap)
         config.groupID = "slow-revokers"
         config.offsetReset = .earliest
@@ -73,9 +86,9 @@ import Testing
         }
         defer { for poll in polls { poll.cancel() } }
 
-        #expect(await Self.waitFor(30) { await first.assignment().count == 4 }, "the first member takes all four partitions")
+        #expect(await waitFor(30) { await first.assignment().count == 4 }, "the first member takes all four partitions")
         try await second.subscribe(["slow"])
-        let balanced = await Self.waitFor(60) {
+        let balanced = await waitFor(60) {
             let (a, b) = (await first.assignment(), await second.assignment())
             return a.count == 2 && b.count == 2 && Set(a).isDisjoint(with: b) && !events.revoked.withLock { $0.isEmpty }
         }

@@ -13,23 +13,34 @@ import Testing
 /// proposal came while a Ready was being handled (scripts/cluster-scale-check.py, 3,000
 /// partitions on three nodes).
 @Suite struct QuorumDriverInputTests {
+    /// A single voter's driver in `dir`, started on `group`, once it leads (nil: it did not
+    /// within 10 s, recorded as a failure; the driver is shut down then).
+    static func leadingDriver(in dir: String, on group: EventLoopGroup) throws -> QuorumDriver? {
+        var options = QuorumOptions(nodeID: NodeID(1), voters: [VoterAddress(id: NodeID(1), host: "127.0.0.1", port: 0)], dataDirectory: dir)
+        options.electionTimeoutMs = 200
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let driver = try QuorumDriver.start(options, group: group, logger: logger)
+        let deadline = Date().addingTimeInterval(10)
+        while try driver.loop.submit({ driver.raft.role }).wait() != .leader {
+            #expect(Date() < deadline, "a single voter did not lead")
+            guard Date() < deadline else {
+                driver.shutdown()
+                return nil
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return driver
+    }
+
     @Test func aRequestThatComesWhileAnAnswerIsWrittenWaitsForTheReadyLoop() throws {
         let dir = scratchDirectory("input")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        var options = QuorumOptions(nodeID: NodeID(1), voters: [VoterAddress(id: NodeID(1), host: "127.0.0.1", port: 0)], dataDirectory: dir)
-        options.electionTimeoutMs = 200
-        var logger = Logger(label: "test")
-        logger.logLevel = .warning
-        let driver = try QuorumDriver.start(options, group: group, logger: logger)
+        guard let driver = try Self.leadingDriver(in: dir, on: group) else { return }
         defer { driver.shutdown() }
         let deadline = Date().addingTimeInterval(10)
-        while try driver.loop.submit({ driver.raft.role }).wait() != .leader {
-            #expect(Date() < deadline, "a single voter did not lead")
-            guard Date() < deadline else { return }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
         let answers = NIOLockedValueBox<[String]>([])
         try driver.loop.submit {
             driver.input {
@@ -63,17 +74,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        var options = QuorumOptions(nodeID: NodeID(1), voters: [VoterAddress(id: NodeID(1), host: "127.0.0.1", port: 0)], dataDirectory: dir)
-        options.electionTimeoutMs = 200
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let driver = try QuorumDriver.start(options, group: group, logger: logger)
-        let deadline = Date().addingTimeInterval(10)
-        while try driver.loop.submit({ driver.raft.role }).wait() != .leader {
-            #expect(Date() < deadline, "a single voter did not lead")
-            guard Date() < deadline else { return driver.shutdown() }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
+        guard let driver = try Self.leadingDriver(in: dir, on: group) else { return }
         driver.shutdown()
         let ran = NIOLockedValueBox(false)
         try driver.loop.submit { driver.input { ran.withLockedValue { $0 = true } } }.wait()
