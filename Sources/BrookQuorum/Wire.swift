@@ -517,7 +517,9 @@ enum Frame: Equatable {
                     guard let type = readString(&body) ?? nil, let name = readString(&body) else { return nil }
                     entity.append(.init(entityType: type, entityName: name))
                 }
-                guard let key = readString(&body) ?? nil, let bits = body.readInteger(as: UInt64.self),
+                // A value that is not a number is no quota (and equals nothing, not even itself):
+                // the frame is malformed (found by the fuzz target quorum-wire).
+                guard let key = readString(&body) ?? nil, let bits = body.readInteger(as: UInt64.self), !Double(bitPattern: bits).isNaN,
                       let remove = body.readInteger(as: UInt8.self), remove <= 1 else { return nil }
                 changes.append(ClientQuotaRecord(entity: entity, key: key, value: Double(bitPattern: bits), remove: remove == 1))
             }

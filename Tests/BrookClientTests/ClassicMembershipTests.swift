@@ -545,3 +545,76 @@ import Testing
         }
     }
 }
+
+/// The sticky assignors with racks (KIP-881): partitions go to members in one of their racks
+/// where balance allows, a member keeps a partition outside its rack only when no subscriber's
+/// rack has it, and without racks nothing changes.
+@Suite struct RackAwareStickyTests {
+    static func tps(_ partitions: [Int32]) -> [TopicPartition] { partitions.map { TopicPartition("t", $0) } }
+    static func members(_ racks: [String: String], owned: [String: [Int32]] = [:]) -> [String: ClassicAssignor.Member] {
+        Dictionary(uniqueKeysWithValues: racks.map { id, rack in
+            (id, ClassicAssignor.Member(topics: ["t"], owned: Set(tps(owned[id] ?? [])), generation: owned[id] == nil ? -1 : 3, rack: rack))
+        })
+    }
+
+    @Test func partitionsGoToTheirRacksAndLeaveThemOnlyForBalance() {
+        let one = RackAwareRangeTests.oneReplicaEach
+        let racked = Self.members(["m0": "r0", "m1": "r1", "m2": "r2"])
+        for assignor in [ClassicAssignor.sticky, .cooperativeSticky] {
+            #expect(assignor.assign(members: racked, partitions: ["t": 6], racks: one)
+                    == ["m0": Self.tps([0, 3]), "m1": Self.tps([1, 4]), "m2": Self.tps([2, 5])])
+        }
+        // Owned across racks: each partition goes back to its rack's member.
+        let misplaced = Self.members(["m0": "r0", "m1": "r1", "m2": "r2"], owned: ["m0": [1, 2], "m1": [0, 5], "m2": [3, 4]])
+        #expect(ClassicAssignor.sticky.assign(members: misplaced, partitions: ["t": 6], racks: one)
+                == ["m0": Self.tps([0, 3]), "m1": Self.tps([1, 4]), "m2": Self.tps([2, 5])])
+        // Owned in its rack: kept, even where another member of that rack has fewer.
+        let twoInR0 = Self.members(["m0": "r0", "m1": "r0", "m2": "r1"], owned: ["m0": [0, 3]])
+        let kept = ClassicAssignor.sticky.assign(members: twoInR0, partitions: ["t": 6], racks: one)
+        #expect(kept["m0"] == Self.tps([0, 3]))
+        // Every partition in r0, one member per rack: balance first, two leave the rack.
+        let allInR0 = Dictionary(uniqueKeysWithValues: (0..<4).map { (TopicPartition("t", Int32($0)), Set(["r0"])) })
+        let balanced = ClassicAssignor.sticky.assign(members: Self.members(["m0": "r0", "m1": "r1"]), partitions: ["t": 4], racks: allInR0)
+        #expect(balanced["m0"]?.count == 2 && balanced["m1"]?.count == 2)
+        // A partition no subscriber's rack has stays where it was.
+        let elsewhere = Self.members(["m0": "r0", "m1": "r1"], owned: ["m1": [2]])
+        let r9: [TopicPartition: Set<String>] = [TopicPartition("t", 0): ["r0"], TopicPartition("t", 1): ["r1"], TopicPartition("t", 2): ["r9"]]
+        #expect(ClassicAssignor.sticky.assign(members: elsewhere, partitions: ["t": 3], racks: r9)["m1"]?.contains(TopicPartition("t", 2)) == true)
+    }
+
+    /// Over seeds: every partition once, to a subscriber; counts within one (the same
+    /// subscriptions); members without racks get what they got before racks were considered;
+    /// and no partition sits outside its member's rack while a member in its rack could take it
+    /// and give one back (a swap that keeps the counts).
+    @Test(arguments: 0..<40 as Range<UInt64>)
+    func aSeededGroupIsCompleteBalancedAndRackAligned(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        let count = Int32.random(in: 1...24, using: &random)
+        let rackNames = ["r0", "r1", "r2"]
+        var racks: [TopicPartition: Set<String>] = [:]
+        for p in 0..<count {
+            racks[TopicPartition("t", p)] = Set((0..<Int.random(in: 1...2, using: &random)).map { _ in rackNames.randomElement(using: &random)! })
+        }
+        let ids = (0..<Int.random(in: 1...6, using: &random)).map { "m\($0)" }
+        var owned: [String: [Int32]] = [:]
+        for p in 0..<count where Bool.random(using: &random) { owned[ids.randomElement(using: &random)!, default: []].append(p) }
+        let members = Self.members(Dictionary(uniqueKeysWithValues: ids.map { ($0, rackNames.randomElement(using: &random)!) }), owned: owned)
+        let out = ClassicAssignor.sticky.assign(members: members, partitions: ["t": count], racks: racks)
+        let given = out.values.flatMap { $0 }
+        #expect(given.count == Int(count) && Set(given).count == Int(count), "seed \(seed): every partition once")
+        let sizes = out.values.map(\.count)
+        #expect((sizes.max() ?? 0) - (sizes.min() ?? 0) <= 1, "seed \(seed): balanced \(sizes)")
+        let unracked = members.mapValues { var m = $0; m.rack = nil; return m }
+        #expect(ClassicAssignor.sticky.assign(members: unracked, partitions: ["t": count], racks: racks)
+                == ClassicAssignor.sticky.assign(members: unracked, partitions: ["t": count], racks: [:]), "seed \(seed): no racks, no change")
+        func inRack(_ id: String, _ tp: TopicPartition) -> Bool { racks[tp]!.contains(members[id]!.rack!) }
+        for (a, mine) in out {
+            for tp in mine where !inRack(a, tp) {
+                for (b, theirs) in out where b != a && inRack(b, tp) {
+                    let swappable = theirs.contains { !inRack(b, $0) && inRack(a, $0) }
+                    #expect(!swappable, "seed \(seed): \(tp) outside \(a)'s rack while \(b) could swap")
+                }
+            }
+        }
+    }
+}

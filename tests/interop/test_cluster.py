@@ -853,7 +853,8 @@ def test_consumers_read_from_a_replica_in_their_rack(tmp_path):
     names another rack to the in-sync replica there (PreferredReadReplica), that follower
     serves it up to its high watermark, and confluent-kafka with client.rack reads every record;
     so does BrookClient's consumer, at the follower. KIP-881: a classic group of BrookClient
-    consumers, one per rack, gets the partitions of its own rack from the range assignor."""
+    consumers, one per rack, gets the partitions of its own rack from the range assignor, and
+    from the cooperative-sticky one."""
     from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import NewTopic
     c = Cluster(tmp_path, extra=lambda i: [f"broker.rack=rack-{i}",
@@ -936,8 +937,9 @@ def test_consumers_read_from_a_replica_in_their_rack(tmp_path):
         assert grown[follower] >= 500 * 2 and grown[leader] == 0, grown
 
         # KIP-881: three `brook consume` members of a classic group, one per rack, with a
-        # partition of six in each rack twice (one replica each): the range assignor of the
-        # leader (whichever it is) gives each member the partitions in its own rack.
+        # partition of six in each rack twice (one replica each): the leader's assignor
+        # (whichever member leads), range and then cooperative-sticky, gives each member the
+        # partitions in its own rack.
         spread = unique_topic("rack-range")
         admin.create_topics([NewTopic(spread, 6, 1)])[spread].result(30)
         deadline = time.monotonic() + 30
@@ -947,35 +949,37 @@ def test_consumers_read_from_a_replica_in_their_rack(tmp_path):
                 break
             assert time.monotonic() < deadline, states
             time.sleep(0.3)
-        group = unique_topic("rack-g")
-        members = []
-        try:
-            for n in sorted(c.nodes):
-                members.append(subprocess.Popen(
-                    [str(BROOK_BIN), "consume", "--bootstrap-server", bootstraps, "--topic", spread, "--group", group,
-                     "--timeout-ms", "90000", "--consumer-property", "group.protocol=classic",
-                     "--consumer-property", f"client.rack=rack-{n}", "--consumer-property", f"client.id=member-{n}"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent))
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    desc = admin.describe_consumer_groups([group], request_timeout=15)[group].result(20)
-                    given = {m.client_id: sorted(tp.partition for tp in m.assignment.topic_partitions) for m in desc.members}
-                except Exception as e:  # noqa: BLE001 (not described yet)
-                    given = {"error": str(e)}
-                if len(given) == 3 and sum(len(v) for v in given.values()) == 6 and str(desc.state).endswith("STABLE"):
-                    break
-                assert time.monotonic() < deadline, given
-                time.sleep(0.5)
-            assert desc.partition_assignor == "range", desc.partition_assignor
-            for n in c.nodes:
-                in_rack = sorted(p for p, state in states.items() if state[0] == n)
-                mine = given[f"member-{n}"]
-                assert len(mine) == 2 and len(set(mine) & set(in_rack)) == min(2, len(in_rack)), (n, mine, states)
-        finally:
-            for m in members:
-                m.terminate()
-                m.wait(timeout=30)
+        for strategy in ("range", "cooperative-sticky"):
+            group = unique_topic("rack-g")
+            members = []
+            try:
+                for n in sorted(c.nodes):
+                    members.append(subprocess.Popen(
+                        [str(BROOK_BIN), "consume", "--bootstrap-server", bootstraps, "--topic", spread, "--group", group,
+                         "--timeout-ms", "90000", "--consumer-property", "group.protocol=classic",
+                         "--consumer-property", f"partition.assignment.strategy={strategy}",
+                         "--consumer-property", f"client.rack=rack-{n}", "--consumer-property", f"client.id=member-{n}"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent))
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        desc = admin.describe_consumer_groups([group], request_timeout=15)[group].result(20)
+                        given = {m.client_id: sorted(tp.partition for tp in m.assignment.topic_partitions) for m in desc.members}
+                    except Exception as e:  # noqa: BLE001 (not described yet)
+                        given = {"error": str(e)}
+                    if len(given) == 3 and sum(len(v) for v in given.values()) == 6 and str(desc.state).endswith("STABLE"):
+                        break
+                    assert time.monotonic() < deadline, (strategy, given)
+                    time.sleep(0.5)
+                assert desc.partition_assignor == strategy, desc.partition_assignor
+                for n in c.nodes:
+                    in_rack = sorted(p for p, state in states.items() if state[0] == n)
+                    mine = given[f"member-{n}"]
+                    assert len(mine) == 2 and len(set(mine) & set(in_rack)) == min(2, len(in_rack)), (strategy, n, mine, states)
+            finally:
+                for m in members:
+                    m.terminate()
+                    m.wait(timeout=30)
     finally:
         c.stop()
 

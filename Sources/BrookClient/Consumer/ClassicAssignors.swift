@@ -43,7 +43,7 @@ public enum ClassicAssignor: String, CaseIterable, Sendable {
         var out = Dictionary(uniqueKeysWithValues: subscriptions.keys.map { ($0, [TopicPartition]()) })
         switch self {
         case .sticky, .cooperativeSticky:
-            return Self.sticky(members, partitions: partitions)
+            return Self.sticky(members, partitions: partitions, racks: racks)
         case .range:
             var subscribers: [String: [String]] = [:]
             for (member, topics) in subscriptions { for topic in Set(topics) { subscribers[topic, default: []].append(member) } }
@@ -132,7 +132,18 @@ public enum ClassicAssignor: String, CaseIterable, Sendable {
     /// the subscriber with the fewest; then partitions move, those a member did not have
     /// first, from a member with the most to a subscriber with at least two fewer, until none
     /// can (with identical subscriptions: counts within one of each other).
-    static func sticky(_ members: [String: Member], partitions: [String: Int32]) -> [String: [TopicPartition]] {
+    ///
+    /// Rack-aware (KIP-881, as the Java client's sticky assignors since 3.5) when members name
+    /// racks, some partitions have replicas in them and not every partition has one in every
+    /// member's rack: a member keeps a partition it had only if the partition has a replica in
+    /// its rack or no subscriber's rack has one; a partition to place goes to the subscriber
+    /// with the fewest among those in one of its racks, if any; balancing moves first the
+    /// partitions outside their member's rack, each to a member in one of its racks if one has
+    /// room; last, such partitions move or are swapped into their racks where the counts allow
+    /// (`alignRacks`). Balance comes first: a partition leaves its rack when that is the only
+    /// way to it.
+    static func sticky(_ members: [String: Member], partitions: [String: Int32],
+                       racks: [TopicPartition: Set<String>] = [:]) -> [String: [TopicPartition]] {
         let ids = members.keys.sorted()
         let wanted = members.mapValues { Set($0.topics) }
         let all = Set(members.values.flatMap(\.topics)).sorted().flatMap { topic in
@@ -140,10 +151,18 @@ public enum ClassicAssignor: String, CaseIterable, Sendable {
         }
         let exists = Set(all)
         func eligible(_ id: String, _ tp: TopicPartition) -> Bool { wanted[id]?.contains(tp.topic) == true }
+        let memberRacks = Set(members.values.compactMap(\.rack))
+        let rackAware = !memberRacks.isEmpty && all.contains { !(racks[$0] ?? []).isDisjoint(with: memberRacks) }
+            && all.contains { !memberRacks.isSubset(of: racks[$0] ?? []) }
+        /// `id`'s rack has a replica of `tp` (false when not rack-aware).
+        func inRack(_ id: String, _ tp: TopicPartition) -> Bool {
+            rackAware && (members[id]?.rack.map { racks[tp]?.contains($0) ?? false } ?? false)
+        }
+        func rackHasSubscriber(_ tp: TopicPartition) -> Bool { rackAware && ids.contains { eligible($0, tp) && inRack($0, tp) } }
         var claims: [TopicPartition: (member: String, generation: Int32, tied: Bool)] = [:]
         for id in ids {
             let member = members[id]!
-            for tp in member.owned where exists.contains(tp) && eligible(id, tp) {
+            for tp in member.owned where exists.contains(tp) && eligible(id, tp) && (inRack(id, tp) || !rackHasSubscriber(tp)) {
                 if let claim = claims[tp] {
                     if member.generation > claim.generation { claims[tp] = (id, member.generation, false) }
                     else if member.generation == claim.generation { claims[tp]!.tied = true }
@@ -155,10 +174,17 @@ public enum ClassicAssignor: String, CaseIterable, Sendable {
         var assigned = Dictionary(uniqueKeysWithValues: ids.map { ($0, Set<TopicPartition>()) })
         for (tp, claim) in claims where !claim.tied { assigned[claim.member]!.insert(tp) }
         let kept = assigned
+        /// The subscriber with the fewest (at most `limit`), among those in one of `tp`'s racks
+        /// when there are such.
         func fewest(_ tp: TopicPartition, atMost limit: Int, except: String? = nil) -> String? {
             var best: String?
+            var bestInRack = false
             for id in ids where id != except && eligible(id, tp) && assigned[id]!.count <= limit {
-                if best == nil || assigned[id]!.count < assigned[best!]!.count { best = id }
+                let here = inRack(id, tp)
+                if best == nil || (here && !bestInRack) || (here == bestInRack && assigned[id]!.count < assigned[best!]!.count) {
+                    best = id
+                    bestInRack = here
+                }
             }
             return best
         }
@@ -174,6 +200,8 @@ public enum ClassicAssignor: String, CaseIterable, Sendable {
                 let have = assigned[donor]!.count
                 guard have >= 2 else { break }
                 let candidates = assigned[donor]!.sorted { a, b in
+                    let (awayA, awayB) = (!inRack(donor, a) && rackHasSubscriber(a), !inRack(donor, b) && rackHasSubscriber(b))
+                    if awayA != awayB { return awayA }
                     let (keptA, keptB) = (kept[donor]!.contains(a), kept[donor]!.contains(b))
                     return keptA != keptB ? !keptA : a > b
                 }
@@ -186,7 +214,39 @@ public enum ClassicAssignor: String, CaseIterable, Sendable {
                 }
             }
         }
+        if rackAware { alignRacks(&assigned, ids: ids, eligible: eligible, inRack: inRack) }
         return assigned.mapValues { $0.sorted() }
+    }
+
+    /// Once balanced, a partition outside its member's rack moves to a subscriber in one of its
+    /// racks that has fewer partitions, or is swapped with one such a subscriber has outside its
+    /// own rack and in the first member's: the counts stay as balanced, and each step puts one
+    /// or two more partitions in their racks, so it ends.
+    static func alignRacks(_ assigned: inout [String: Set<TopicPartition>], ids: [String],
+                           eligible: (String, TopicPartition) -> Bool, inRack: (String, TopicPartition) -> Bool) {
+        var changed = true
+        while changed {
+            changed = false
+            search: for a in ids {
+                for tp in assigned[a]!.sorted() where !inRack(a, tp) {
+                    for b in ids where b != a && eligible(b, tp) && inRack(b, tp) {
+                        if assigned[b]!.count < assigned[a]!.count {
+                            assigned[a]!.remove(tp)
+                            assigned[b]!.insert(tp)
+                        } else if let back = assigned[b]!.sorted().first(where: { !inRack(b, $0) && inRack(a, $0) && eligible(a, $0) }) {
+                            assigned[a]!.remove(tp)
+                            assigned[b]!.insert(tp)
+                            assigned[b]!.remove(back)
+                            assigned[a]!.insert(back)
+                        } else {
+                            continue
+                        }
+                        changed = true
+                        break search
+                    }
+                }
+            }
+        }
     }
 
     /// The cooperative protocol's rule for the leader: a partition that one member owns now
