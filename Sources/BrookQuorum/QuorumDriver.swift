@@ -177,7 +177,6 @@ public final class QuorumDriver: @unchecked Sendable {
         loop.preconditionNotInEventLoop()
         try? loop.submit { [self] in
             stopped = true
-            queuedInput = []
             ticker?.cancel()
             for peer in peers.values { peer.close() }
         }.wait()

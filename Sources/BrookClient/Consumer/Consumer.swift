@@ -113,6 +113,11 @@ public actor KafkaConsumer {
         var leaders: [NodeID?]
         var id: KafkaUUID
         var fetchedMs: Int64
+
+        /// Partition `index`'s leader, if known.
+        func leader(of index: Int32) -> NodeID? {
+            index >= 0 && index < leaders.count ? leaders[Int(index)] : nil
+        }
     }
 
     /// A consumer whose connections are opened by `connect` (with TLS or SASL as the caller
@@ -472,8 +477,7 @@ public actor KafkaConsumer {
     }
 
     func leader(of partition: TopicPartition) -> NodeID? {
-        guard let meta = topics[partition.topic], partition.partition >= 0, partition.partition < meta.leaders.count else { return nil }
-        return meta.leaders[Int(partition.partition)]
+        topics[partition.topic].flatMap { $0.leader(of: partition.partition) }
     }
 
     /// Where `partition` is fetched from: the replica its leader named (KIP-392) while that
@@ -489,8 +493,7 @@ public actor KafkaConsumer {
             if replica.untilMs > now { return replica.node }
             readReplicas[partition] = nil
         }
-        guard partition.partition >= 0, partition.partition < meta.leaders.count else { return nil }
-        return meta.leaders[Int(partition.partition)]
+        return meta.leader(of: partition.partition)
     }
 
     /// `partition`'s leader is unknown until the next metadata, or is `hint` (KIP-951).
