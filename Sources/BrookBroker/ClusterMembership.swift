@@ -18,6 +18,23 @@ public final class ClusterMembership: Sendable {
             self.activeController = activeController
             self.fenced = fenced
         }
+
+        /// The node Metadata and DescribeCluster name as the controller: a broker a client can
+        /// reach, as in Kafka's KRaft mode, since clients never talk to the quorum and every
+        /// broker forwards admin requests to it. The active controller when it is an unfenced
+        /// broker of the image (a combined node), else this broker, else the unfenced broker
+        /// of lowest id; -1 when the image has none. A controller id that is no listed broker
+        /// (a dedicated controller, or a broker this image does not have yet) left librdkafka's
+        /// admin client waiting for it until its request timed out.
+        public func controllerForClients(this: NodeID) -> NodeID {
+            let reachable = { (id: NodeID) -> Bool in
+                guard let info = image.brokers[id] else { return false }
+                return !info.fenced && !info.endpoints.isEmpty
+            }
+            if let active = activeController, reachable(active) { return active }
+            if reachable(this) { return this }
+            return image.brokers.keys.filter(reachable).min() ?? NodeID(-1)
+        }
     }
 
     public typealias Forward = @Sendable (ControllerAdminRequest, @escaping @Sendable (Result<[TopicAnswer], any Error>) -> Void) -> Void

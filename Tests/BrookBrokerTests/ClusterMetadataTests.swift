@@ -32,6 +32,34 @@ import Testing
         #expect(response.brokers.map(\.port) == [9091, 9092, 9093])
     }
 
+    /// Clients are given a broker as the controller, as in Kafka's KRaft mode: the active
+    /// controller when it is an unfenced broker, else this broker, else another unfenced one.
+    /// A controller id missing from the broker list (a dedicated controller) left librdkafka's
+    /// admin client waiting for that broker until CreateTopics timed out.
+    @Test func theControllerClientsAreGivenIsAnUnfencedListedBroker() throws {
+        let h = try BrokerHarness([("process.roles", "broker,controller")])
+        defer { h.close() }
+        h.broker.cluster.attach(forward: { _, done in done(.success([])) }, alterPartitions: { changes, done in done(changes.map { _ in (.none, nil) }) })
+        func controllers(_ records: [MetadataRecord], active: Int32?) throws -> (metadata: NodeID, cluster: NodeID) {
+            var image = MetadataImage()
+            try image.apply(records, at: MetadataOffset(1))
+            h.broker.cluster.update(.init(image: image, activeController: active.map { NodeID($0) }, fenced: false))
+            let metadata = try h.send(MetadataRequest(topics: nil), version: 12)
+            let cluster = try h.send(DescribeClusterRequest(), version: 1)
+            return (metadata.controllerId, cluster.controllerId)
+        }
+        let three = [register(1, fenced: false), register(2, fenced: true), register(3, fenced: false)]
+        #expect(try controllers(three, active: 3) == (NodeID(3), NodeID(3)))
+        // A dedicated controller (no broker), a fenced broker, none known: this broker.
+        #expect(try controllers(three, active: 7) == (NodeID(1), NodeID(1)))
+        #expect(try controllers(three, active: 2) == (NodeID(1), NodeID(1)))
+        #expect(try controllers(three, active: nil) == (NodeID(1), NodeID(1)))
+        // This broker not in the image yet: the unfenced broker of lowest id.
+        let others = [register(2, fenced: true), register(3, fenced: false), register(4, fenced: false)]
+        #expect(try controllers(others, active: 7) == (NodeID(3), NodeID(3)))
+        #expect(try controllers([register(2, fenced: true)], active: 7) == (NodeID(-1), NodeID(-1)))
+    }
+
     /// A group whose `__consumer_offsets` partition is between leaders is pointed at this
     /// broker, which answers its requests with NOT_COORDINATOR until there is a leader:
     /// librdkafka asks again after each of those, where a COORDINATOR_NOT_AVAILABLE from

@@ -2,7 +2,8 @@ import BrookCluster
 import BrookCore
 import BrookProtocol
 
-/// DescribeCluster: the cluster id, the active controller and the brokers. In a cluster they come
+/// DescribeCluster: the cluster id, the controller (for clients: a broker, see
+/// `ClusterMembership.View.controllerForClients`) and the brokers. In a cluster they come
 /// from the metadata image this broker follows (fenced brokers only when asked, version 2+); on
 /// a single node, this node is both.
 struct DescribeClusterHandler: ApiHandler {
@@ -15,7 +16,7 @@ struct DescribeClusterHandler: ApiHandler {
             brokerId: broker.config.nodeID, host: address.host, port: Int32(address.port), rack: nil, isFenced: false)]
         var controller = broker.config.nodeID
         if let view = broker.cluster.current {
-            controller = view.activeController ?? NodeID(-1)
+            controller = view.controllerForClients(this: broker.config.nodeID)
             nodes = view.image.brokers.values.sorted { $0.id < $1.id }.compactMap { info in
                 guard !info.fenced || request.includeFencedBrokers,
                       let endpoint = info.endpoints.first(where: { $0.name == address.name }) ?? info.endpoints.first else { return nil }

@@ -111,7 +111,7 @@ extension MetadataHandler {
             brokers = [.init(nodeId: broker.config.nodeID, host: listener.host, port: Int32(listener.port), rack: broker.config.brokerRack)]
         }
         var response = MetadataResponse(throttleTimeMs: 0, brokers: brokers, clusterId: broker.advertisedClusterID,
-                                        controllerId: view?.activeController ?? NodeID(-1))
+                                        controllerId: view?.controllerForClients(this: broker.config.nodeID) ?? NodeID(-1))
         // With an authorizer, a topic the client may not describe is left out of a full list
         // and answered TOPIC_AUTHORIZATION_FAILED when named, whether it exists or not.
         let authorization = context.authorization
