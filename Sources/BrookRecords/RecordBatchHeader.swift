@@ -112,6 +112,12 @@ public struct RecordBatchHeader: Hashable, Sendable {
         public var lastOffsetDelta: Int32
         public var totalBytes: Int { Int(batchLength) + RecordBatchHeader.logOverheadBytes }
         public var lastOffset: Offset { Offset(baseOffset.value &+ Int64(lastOffsetDelta)) }  // wrapping, as the header's
+        public init(baseOffset: Offset, batchLength: Int32, magic: Int8, lastOffsetDelta: Int32) {
+            self.baseOffset = baseOffset
+            self.batchLength = batchLength
+            self.magic = magic
+            self.lastOffsetDelta = lastOffsetDelta
+        }
     }
 
     public static func decodePrefix(_ bytes: UnsafeRawBufferPointer) -> Prefix? {

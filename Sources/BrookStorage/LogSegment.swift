@@ -35,6 +35,8 @@ final class LogSegment {
     private(set) var rollingTimestamp: Timestamp?
     private var bytesSinceLastIndexEntry = 0
     private let indexIntervalBytes: Int
+    /// The last batches appended, for reads at the tail without reading the file.
+    var recent = RecentBatches()
 
     var isEmpty: Bool { sizeBytes == 0 }
     var logPath: String { log.path }
@@ -102,6 +104,14 @@ final class LogSegment {
             throw error
         }
         sizeBytes = start + bytes.count
+        var previousNext = saved.0
+        for batch in batches {
+            let prefix = RecordBatchHeader.Prefix(baseOffset: batch.lastOffset - Int64(batch.lastOffsetDelta),
+                                                  batchLength: Int32(batch.totalBytes - RecordBatchHeader.logOverheadBytes),
+                                                  magic: 2, lastOffsetDelta: batch.lastOffsetDelta)
+            recent.appended(position: start + batch.start, prefix: prefix, nextOffset: previousNext)
+            previousNext = batch.lastOffset + 1
+        }
     }
 
     private func index(batchAt position: FilePosition, totalBytes: Int, lastOffset: Offset,
@@ -134,6 +144,11 @@ final class LogSegment {
     /// at or below it; nil when this segment holds none.
     func translate(_ offset: Offset, from minimum: FilePosition = .zero) throws(StorageError)
         -> (position: FilePosition, prefix: RecordBatchHeader.Prefix)? {
+        switch recent.translate(offset, from: Int(minimum.value)) {
+        case .found(let position, let prefix): return (FilePosition(position), prefix)
+        case .pastEnd: return nil
+        case .unknown: break
+        }
         let start = max(try offsetIndex.lookup(offset), minimum)
         let scanner = try BatchScanner(file: log.file(), from: Int(start.value), end: sizeBytes, chunkBytes: 8192)
         while let (position, prefix) = try scanner.nextPrefix() {
@@ -150,6 +165,7 @@ final class LogSegment {
     /// `limit`; `start` itself when the first batch does not fit.
     func lastBatchEnd(from start: FilePosition, notAfter limit: FilePosition) throws(StorageError) -> FilePosition {
         guard limit > start else { return start }
+        if let end = recent.lastBatchEnd(from: Int(start.value), notAfter: Int(limit.value)) { return FilePosition(end) }
         // Jump to the last indexed batch below the limit, then walk.
         var from = start
         if let i = try offsetIndex.file.lastIndex(where: { Int64($0.bigEndianInt32(at: 4)) <= limit.value }) {
@@ -209,6 +225,7 @@ final class LogSegment {
     /// invalid one. Returns the defect found there (nil when the whole file was valid).
     func recover(config: LogConfig, expectedFirstOffset: Offset, logger: Logger, size: Int? = nil) throws(StorageError) -> String? {
         if let size { sizeBytes = size }
+        recent.clear()
         try offsetIndex.file.reset(maxBytes: config.segmentIndexBytes)
         try timeIndex.file.reset(maxBytes: config.segmentIndexBytes)
         nextOffset = baseOffset
@@ -259,6 +276,7 @@ final class LogSegment {
     /// Called when the segment stops being the active one: a last time index entry (so a clean
     /// load knows its max timestamp), indexes trimmed, everything synced.
     func seal(sync: Bool) throws(StorageError) {
+        recent.clear()  // reads at the tail read the new segment; this one is read from its file
         if !isEmpty {
             try timeIndex.maybeAppend(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
         }
