@@ -73,6 +73,12 @@ final class Fixture: @unchecked Sendable {
         return ProduceRequest(acks: acks, timeoutMs: 1000, topicData: [.init(name: "bench", partitionData: [.init(index: 0, records: .bytes(bytes))])])
     }
 
+    /// The last offset written: a read there is a caught-up consumer's (the log's tail).
+    func lastOffset() -> Int64 {
+        guard let topic = broker.topics.topic("bench"), let partition = topic.partitions[0] else { preconditionFailure("no partition") }
+        return partition.offsets.highWatermark.value - 1
+    }
+
     func fetch(from offset: Int64, maxBytes: Int32) -> FetchRequest {
         FetchRequest(maxWaitMs: 0, minBytes: 0, maxBytes: maxBytes, topics: [
             .init(topic: "bench", partitions: [.init(partition: 0, fetchOffset: Offset(offset), partitionMaxBytes: maxBytes)]),
@@ -106,4 +112,7 @@ let benchmarks: @Sendable () -> Void = {
     measure("Produce-10-records-acks1") { fixture.frame(fixture.produce(records: 10), version: 9) }
     measure("Fetch-1-batch-v12") { fixture.frame(fixture.fetch(from: 5_000, maxBytes: 1_200), version: 12) }
     measure("Fetch-1-MiB-v12") { fixture.frame(fixture.fetch(from: 0, maxBytes: 1 << 20), version: 12) }
+    // The same one batch as Fetch-1-batch-v12, at the tail: found through the segment's recent
+    // batches, without the scan from the index entry.
+    measure("Fetch-tail-batch-v12") { fixture.frame(fixture.fetch(from: fixture.lastOffset(), maxBytes: 1_200), version: 12) }
 }
