@@ -268,6 +268,14 @@ def test_admin_clients_work_with_a_dedicated_controller(tmp_path):
         got = subprocess.run(["kcat", "-b", bootstraps, "-C", "-t", topic, "-p", "1", "-o", "beginning", "-e", "-q"],
                              capture_output=True, timeout=30)
         assert got.stdout.split() == [b"one", b"two"], got
+        # The console's overview names the quorum's leader as the active controller, not the
+        # broker Metadata names.
+        import json
+        import urllib.request
+        with urllib.request.urlopen(f"{nodes[2].http}/api/cluster", timeout=10) as response:
+            overview = json.loads(response.read())
+        assert overview["controller"] == 1, overview
+        assert sorted(b["id"] for b in overview["brokers"]) == [2, 3], overview
     finally:
         for node in nodes.values():
             if node.up:

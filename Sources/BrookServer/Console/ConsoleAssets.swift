@@ -350,7 +350,7 @@ function viewOverview(main, ctx) {
     const d = await api('GET', '/cluster');
     if (!ctx.alive) return;
     cards.id.set(d.clusterId);
-    cards.ctrl.set(d.controller == null ? 'none' : `broker ${d.controller}`, d.controller == null ? 'bad' : '');
+    cards.ctrl.set(d.controller == null ? 'none' : `node ${d.controller}`, d.controller == null ? 'bad' : '');
     cards.topics.set(fmt(d.topics));
     cards.parts.set(fmt(d.partitions));
     cards.under.set(fmt(d.underReplicated), d.underReplicated > 0 ? 'warn' : 'good');

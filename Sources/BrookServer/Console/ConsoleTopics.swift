@@ -49,11 +49,16 @@ extension Console {
     /// Topics whose offsets the topic list reads, at most (the rest show no record count).
     static let topicListOffsetsMax = 2000
 
+    /// The cluster's summary. The active controller is the quorum's leader (DescribeQuorum):
+    /// Metadata names a broker clients can reach instead, which with a dedicated controller, or
+    /// a fenced one, is not the controller (`ClusterMembership.View.controllerForClients`).
     func clusterView(_ client: ClusterClient) async throws -> ClusterView {
         let meta = try await client.metadata(topics: nil)
         let partitions = meta.topics.flatMap(\.partitions)
+        let leader = (try? await admin(client).describeMetadataQuorum())?.leaderID.value ?? -1
+        let controller = leader >= 0 ? leader : meta.controllerId.value
         return ClusterView(
-            clusterId: meta.clusterId ?? clusterID, controller: meta.controllerId.value >= 0 ? meta.controllerId.value : nil,
+            clusterId: meta.clusterId ?? clusterID, controller: controller >= 0 ? controller : nil,
             brokers: meta.brokers.sorted { $0.nodeId < $1.nodeId }.map { BrokerView(id: $0.nodeId.value, host: $0.host, port: $0.port, rack: $0.rack) },
             topics: meta.topics.count, partitions: partitions.count,
             underReplicated: partitions.count { $0.isrNodes.count < $0.replicaNodes.count },
