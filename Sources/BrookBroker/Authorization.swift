@@ -61,6 +61,7 @@ public struct Authorization: Sendable {
     static let checks: [Int16: Check] = [
         18: .none, 17: .none, 36: .none,                         // ApiVersions, SaslHandshake, SaslAuthenticate
         0: .handler, 1: .handler, 2: .handler, 3: .handler,      // Produce, Fetch, ListOffsets, Metadata
+        75: .handler,                                            // DescribeTopicPartitions
         8: .handler, 9: .handler, 10: .handler, 11: .handler,    // OffsetCommit, OffsetFetch, FindCoordinator, JoinGroup
         12: .handler, 13: .handler, 14: .handler,                // Heartbeat, LeaveGroup, SyncGroup
         19: .handler, 20: .handler, 22: .handler, 23: .handler,  // CreateTopics, DeleteTopics, InitProducerId, OffsetForLeaderEpoch

@@ -103,6 +103,7 @@ public final class Broker: Sendable {
         table.register(AlterConfigsHandler())
         table.register(IncrementalAlterConfigsHandler())
         table.register(DescribeClusterHandler())
+        table.register(DescribeTopicPartitionsHandler())
         table.register(DescribeQuorumHandler())
         table.register(DeleteRecordsHandler())
         table.register(OffsetForLeaderEpochHandler())

@@ -65,6 +65,9 @@ public struct BrokerConfig: Sendable {
     public var defaultReplicationFactor: Int16 = 1
     public var autoCreateTopics = true
     public var deleteTopicEnable = true
+    /// `max.request.partition.size.limit`: the most partitions one DescribeTopicPartitions
+    /// answer holds (a client asking for fewer gets fewer); Kafka's default.
+    public var maxRequestPartitionSizeLimit: Int32 = 2000
     /// `socket.request.max.bytes`: a bigger frame closes its connection.
     public var socketRequestMaxBytes = 104_857_600
     /// `queued.max.request.bytes`: request bytes read but not answered, over all connections;
@@ -276,6 +279,7 @@ public struct BrokerConfig: Sendable {
         case "default.replication.factor": defaultReplicationFactor = Int16(try int(1...Int64(Int16.max)))
         case "auto.create.topics.enable": autoCreateTopics = try bool()
         case "delete.topic.enable": deleteTopicEnable = try bool()
+        case "max.request.partition.size.limit": maxRequestPartitionSizeLimit = Int32(try int(1...Int64(Int32.max)))
         case "socket.request.max.bytes": socketRequestMaxBytes = Int(try int(1024...Int64(Int32.max)))
         case "queued.max.request.bytes":
             let n = try int(-1...Int64(Int32.max))

@@ -80,6 +80,8 @@ enum ConfigResource {
             ("default.replication.factor", "\(config.defaultReplicationFactor)", .int, config.given["default.replication.factor"] != nil),
             ("auto.create.topics.enable", "\(config.autoCreateTopics)", .boolean, config.given["auto.create.topics.enable"] != nil),
             ("delete.topic.enable", "\(config.deleteTopicEnable)", .boolean, config.given["delete.topic.enable"] != nil),
+            ("max.request.partition.size.limit", "\(config.maxRequestPartitionSizeLimit)", .int,
+             config.given["max.request.partition.size.limit"] != nil),
             ("socket.request.max.bytes", "\(config.socketRequestMaxBytes)", .int, config.given["socket.request.max.bytes"] != nil),
             ("queued.max.request.bytes", "\(config.queuedMaxRequestBytes)", .long, config.given["queued.max.request.bytes"] != nil),
             ("log.retention.check.interval.ms", "\(config.retentionCheckIntervalMs)", .long,

@@ -68,6 +68,7 @@ enum RequestFuzzing {
         AlterUserScramCredentialsRequest.self, CreateAclsRequest.self, DescribeAclsRequest.self, DeleteAclsRequest.self,
         DescribeClientQuotasRequest.self, AlterClientQuotasRequest.self,
         ConsumerGroupDescribeRequest.self, UnregisterBrokerRequest.self, AlterReplicaLogDirsRequest.self,
+        DescribeTopicPartitionsRequest.self,
     ]
 
     /// Decodes `body`; a message that decodes must encode to bytes that decode to the same value.

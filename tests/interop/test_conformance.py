@@ -2,7 +2,8 @@
 confluent-kafka as a Kafka user meets it: record errors for keyless records on a compacted
 topic, OffsetCommit for a topic that does not exist, and the authorized operations Metadata,
 DescribeCluster and the group descriptions answer when asked; and a compacted topic as its
-readers see it while the cleaner works."""
+readers see it while the cleaner works. Also DescribeTopicPartitions (KIP-966), which
+kafka-python's admin client pages through."""
 from __future__ import annotations
 
 import pytest
@@ -10,7 +11,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AclOperation
 
-from brook_interop import ck_admin, ck_consume, ck_create_topic, ck_wait, kcat_consume, kp_producer, unique_topic
+from brook_interop import ck_admin, ck_consume, ck_create_topic, ck_wait, kcat_consume, kp_admin, kp_producer, unique_topic
 
 # Kafka's supported operations per resource type (AclEntry.supportedOperations), which it
 # answers in full when no authorizer is configured.
@@ -291,3 +292,53 @@ def test_the_broker_wide_topic_defaults_change_without_a_restart(fresh_broker):
     assert described["retention.ms"].value == "604800000"
     assert described["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value
     assert produce(big).code() == KafkaError.MSG_SIZE_TOO_LARGE
+
+
+def test_describe_topic_partitions_pages_through_the_topics(broker_factory, topic):
+    """kafka-python's describe_topic_partitions (DescribeTopicPartitions, API 75) on a broker
+    whose `max.request.partition.size.limit` is 3: named topics come back in name order with
+    their partitions, unknown and invalid names with Kafka's errors; following the cursors lists
+    every partition of every topic once, no page holding more than the limit (the broker's 3,
+    under the client's 4); a cursor outside the named topics is an invalid request."""
+    b = broker_factory({"max.request.partition.size.limit": "3"})
+    names = [f"{topic}-a", f"{topic}-b", f"{topic}-c"]
+    for name, partitions in zip(names, (2, 5, 1)):
+        ck_create_topic(b.bootstrap, name, partitions=partitions)
+    admin = kp_admin(b.bootstrap)
+    try:
+        answer = admin.describe_topic_partitions([names[1], "nope", names[0], "bad name!"])
+        topics = answer["topics"]
+        by_name = {t["name"]: t for t in topics}
+        assert [t["name"] for t in topics] == sorted(by_name), topics
+        assert {n: t["error_code"] for n, t in by_name.items()} == {"bad name!": 17, "nope": 3, names[0]: 0, names[1]: 0}
+        # A page holds at most 3 partitions: the second topic is cut after its first.
+        assert [len(by_name[n]["partitions"]) for n in names[:2]] == [2, 1], topics
+        assert answer["next_cursor"] == {"topic_name": names[1], "partition_index": 1}
+        first = by_name[names[0]]["partitions"][0]
+        assert first["leader_id"] == 1 and first["replica_nodes"] == [1] and first["isr_nodes"] == [1], first
+        assert first["offline_replicas"] == [] and by_name[names[0]]["topic_id"] is not None
+        assert not by_name[names[0]]["is_internal"]
+        seen, cursor, pages = [], None, 0
+        while True:
+            page = admin.describe_topic_partitions(names, response_partition_limit=4, cursor=cursor)
+            assert sum(len(t["partitions"]) for t in page["topics"]) <= 3, page
+            seen += [(t["name"], p["partition_index"]) for t in page["topics"] for p in t["partitions"]]
+            cursor, pages = page["next_cursor"], pages + 1
+            if cursor is None or pages > 20:
+                break
+        assert seen == [(names[0], 0), (names[0], 1)] + [(names[1], i) for i in range(5)] + [(names[2], 0)], seen
+        assert pages == 3
+        # Every topic, when none is named: ours among them, in order, each partition once.
+        everything, cursor = [], None
+        for _ in range(20):
+            page = admin.describe_topic_partitions([], cursor=cursor)
+            everything += [(t["name"], p["partition_index"]) for t in page["topics"] for p in t["partitions"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert [e for e in everything if e[0].startswith(topic)] == seen
+        assert everything == sorted(everything)
+        refused = admin.describe_topic_partitions([names[0]], cursor={"topic_name": "zz", "partition_index": 0})
+        assert [t["error_code"] for t in refused["topics"]] == [42], refused
+    finally:
+        admin.close()

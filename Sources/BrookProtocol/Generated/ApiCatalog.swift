@@ -63,6 +63,7 @@ public enum ApiCatalog {
         Entry(key: 66, name: "ListTransactions", versions: 0...1, flexibleFrom: 0),
         Entry(key: 68, name: "ConsumerGroupHeartbeat", versions: 0...1, flexibleFrom: 0),
         Entry(key: 69, name: "ConsumerGroupDescribe", versions: 0...1, flexibleFrom: 0),
+        Entry(key: 75, name: "DescribeTopicPartitions", versions: 0...0, flexibleFrom: 0),
     ]
 
     public static func entry(forKey key: Int16) -> Entry? {

@@ -97,6 +97,9 @@ from kafka.protocol.metadata import (  # noqa: E402
     ApiVersionsRequest, ApiVersionsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
     MetadataRequest, MetadataResponse,
 )
+from kafka.protocol.admin.topics import (  # noqa: E402
+    DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse,
+)
 from kafka.protocol.producer import (  # noqa: E402
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse,
     EndTxnRequest, EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
@@ -160,6 +163,7 @@ CLASSES = {
     "AlterConfigs": (AlterConfigsRequest, AlterConfigsResponse),
     "IncrementalAlterConfigs": (IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse),
     "DescribeCluster": (DescribeClusterRequest, DescribeClusterResponse),
+    "DescribeTopicPartitions": (DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse),
     "DescribeQuorum": (DescribeQuorumRequest, DescribeQuorumResponse),
     "DeleteRecords": (DeleteRecordsRequest, DeleteRecordsResponse),
     "OffsetForLeaderEpoch": (OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse),
