@@ -49,7 +49,7 @@ struct TopicCommand: AsyncParsableCommand {
                 let set = (configs[.topic(topic.name)] ?? []).filter { $0.source == .topic }.map { "\($0.name)=\($0.value ?? "")" }
                 print("Topic: \(topic.name)\tTopicId: \(topic.id)\tPartitionCount: \(topic.partitions.count)\tReplicationFactor: \(topic.partitions.first?.replicas.count ?? 0)\tConfigs: \(set.joined(separator: ","))")
                 for p in topic.partitions {
-                    print("\tTopic: \(topic.name)\tPartition: \(p.partition)\tLeader: \(p.leader)\tReplicas: \(p.replicas.map(\.description).joined(separator: ","))\tIsr: \(p.isr.map(\.description).joined(separator: ","))")
+                    print("\tTopic: \(topic.name)\tPartition: \(p.partition)\tLeader: \(p.leader)\tReplicas: \(p.replicas.map(\.description).joined(separator: ","))\tIsr: \(p.isr.map(\.description).joined(separator: ","))\tElr: \(p.elr.map(\.description).joined(separator: ","))\tLastKnownElr: \(p.lastKnownElr.map(\.description).joined(separator: ","))")
                 }
             }
             await admin.close()

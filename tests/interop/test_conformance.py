@@ -6,11 +6,14 @@ readers see it while the cleaner works. Also DescribeTopicPartitions (KIP-966), 
 kafka-python's admin client pages through."""
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AclOperation
 
+from conftest import BROOK_BIN
 from brook_interop import ck_admin, ck_consume, ck_create_topic, ck_wait, kcat_consume, kp_admin, kp_producer, unique_topic
 
 # Kafka's supported operations per resource type (AclEntry.supportedOperations), which it
@@ -342,3 +345,11 @@ def test_describe_topic_partitions_pages_through_the_topics(broker_factory, topi
         assert [t["error_code"] for t in refused["topics"]] == [42], refused
     finally:
         admin.close()
+    # `brook topic describe` pages through them too (three pages for these topics), and prints
+    # the ELR columns as Kafka's kafka-topics.sh does.
+    out = subprocess.run([str(BROOK_BIN), "topic", "describe", "--bootstrap-server", b.bootstrap, *names],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split("\t") for line in out.stdout.splitlines() if line.startswith("\tTopic: ")]
+    assert [(r[1], r[2]) for r in rows] == [(f"Topic: {n}", f"Partition: {i}") for n, i in seen], out.stdout
+    assert all(r[-2] == "Elr: " and r[-1] == "LastKnownElr: " for r in rows), out.stdout

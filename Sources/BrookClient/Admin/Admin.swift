@@ -92,30 +92,78 @@ public actor KafkaAdmin {
         }
     }
 
-    /// Topics' partitions, leaders, replicas and in-sync replicas, in the order asked (an empty
-    /// list: every topic). A topic that does not exist is an error (UNKNOWN_TOPIC_OR_PARTITION).
+    /// Topics' partitions, leaders, replicas, in-sync and eligible leader replicas, in the order
+    /// asked (an empty list: every topic). A topic that does not exist is an error
+    /// (UNKNOWN_TOPIC_OR_PARTITION). From DescribeTopicPartitions, page by page, where the
+    /// broker has it (Kafka 3.7+, as Java's admin client); else from Metadata (no ELR then).
     public func describeTopics(_ names: [String] = []) async throws -> [TopicDescription] {
         try await retrying("describe topics") {
-            let answer = try await self.cluster.metadata(topics: names.isEmpty ? nil : names)
-            var found: [String: TopicDescription] = [:]
-            var refused: [String: ErrorCode] = [:]
-            for topic in answer.topics {
-                guard let name = topic.name else { continue }
-                guard topic.errorCode == 0 else {
-                    refused[name] = ErrorCode(rawValue: topic.errorCode)
-                    continue
-                }
-                found[name] = TopicDescription(name: name, id: topic.topicId, isInternal: topic.isInternal, partitions: topic.partitions.map {
-                    PartitionDescription(partition: $0.partitionIndex, leader: $0.leaderId, leaderEpoch: $0.leaderEpoch,
-                                         replicas: $0.replicaNodes, isr: $0.isrNodes, offline: $0.offlineReplicas)
-                }.sorted { $0.partition < $1.partition })
-            }
+            let (found, refused) = try await self.cluster.supports(DescribeTopicPartitionsRequest.self)
+                ? try await self.describedInPages(names) : try await self.describedByMetadata(names)
             guard !names.isEmpty else { return found.values.sorted { $0.name < $1.name } }
             return try names.map { name in
                 if let topic = found[name] { return topic }
                 throw KafkaError(refused[name] ?? .unknownTopicOrPartition, "describe topic \(name)")
             }
         }
+    }
+
+    /// The most pages one description follows: a broker's limit is at least one partition a
+    /// page, and a cluster has far fewer partitions than this many pages hold.
+    static let describePagesMax = 100_000
+
+    typealias Described = (found: [String: TopicDescription], refused: [String: ErrorCode])
+
+    func describedInPages(_ names: [String]) async throws -> Described {
+        var found: [String: TopicDescription] = [:]
+        var refused: [String: ErrorCode] = [:]
+        var cursor: DescribeTopicPartitionsRequest.Cursor? = nil
+        var pages = 0
+        repeat {
+            let request = DescribeTopicPartitionsRequest(topics: names.map { .init(name: $0) }, responsePartitionLimit: 2000, cursor: cursor)
+            let answer = try await cluster.sendToAny(request, timeoutMs: config.requestTimeoutMs)
+            for topic in answer.topics {
+                guard let name = topic.name else { continue }
+                guard topic.errorCode == 0 else {
+                    refused[name] = ErrorCode(rawValue: topic.errorCode)
+                    continue
+                }
+                let partitions = topic.partitions.map {
+                    PartitionDescription(partition: $0.partitionIndex, leader: $0.leaderId, leaderEpoch: $0.leaderEpoch,
+                                         replicas: $0.replicaNodes, isr: $0.isrNodes, offline: $0.offlineReplicas,
+                                         elr: $0.eligibleLeaderReplicas ?? [], lastKnownElr: $0.lastKnownElr ?? [])
+                }
+                // A topic cut by a page goes on in the next one.
+                found[name, default: TopicDescription(name: name, id: topic.topicId, isInternal: topic.isInternal, partitions: [])]
+                    .partitions += partitions
+            }
+            let next = answer.nextCursor.map { DescribeTopicPartitionsRequest.Cursor(topicName: $0.topicName, partitionIndex: $0.partitionIndex) }
+            if let next, let cursor, (next.topicName, next.partitionIndex) <= (cursor.topicName, cursor.partitionIndex) {
+                throw KafkaError(.unknownServerError, "describe topics: the broker's next page (\(next.topicName) \(next.partitionIndex)) does not move on")
+            }
+            cursor = next
+            pages += 1
+        } while cursor != nil && pages < Self.describePagesMax
+        for name in found.keys { found[name]?.partitions.sort { $0.partition < $1.partition } }
+        return (found, refused)
+    }
+
+    func describedByMetadata(_ names: [String]) async throws -> Described {
+        let answer = try await cluster.metadata(topics: names.isEmpty ? nil : names)
+        var found: [String: TopicDescription] = [:]
+        var refused: [String: ErrorCode] = [:]
+        for topic in answer.topics {
+            guard let name = topic.name else { continue }
+            guard topic.errorCode == 0 else {
+                refused[name] = ErrorCode(rawValue: topic.errorCode)
+                continue
+            }
+            found[name] = TopicDescription(name: name, id: topic.topicId, isInternal: topic.isInternal, partitions: topic.partitions.map {
+                PartitionDescription(partition: $0.partitionIndex, leader: $0.leaderId, leaderEpoch: $0.leaderEpoch,
+                                     replicas: $0.replicaNodes, isr: $0.isrNodes, offline: $0.offlineReplicas)
+            }.sorted { $0.partition < $1.partition })
+        }
+        return (found, refused)
     }
 
     /// Creates `topics` (with `validateOnly`, only checks that the controller would).

@@ -113,6 +113,10 @@ public struct PartitionDescription: Sendable, Equatable {
     public var replicas: [NodeID]
     public var isr: [NodeID]
     public var offline: [NodeID]
+    /// Eligible leader replicas (KIP-966) and the last known ones, as DescribeTopicPartitions
+    /// gives them (empty from a broker without it).
+    public var elr: [NodeID] = []
+    public var lastKnownElr: [NodeID] = []
 }
 
 public struct TopicDescription: Sendable, Equatable {
