@@ -28,6 +28,17 @@ import Testing
             }
             let fetch = try #require(response.apiKeys.first { $0.apiKey == 1 })
             #expect(fetch.minVersion == 4 && fetch.maxVersion == 17)
+            // Feature flags from version 3 (tagged fields, so absent before): Kafka 4.0's
+            // metadata.version and the KIP-848 group.version; no transaction.version 2.
+            let supported = response.supportedFeatures.map { "\($0.name) \($0.minVersion)-\($0.maxVersion)" }
+            let finalized = response.finalizedFeatures.map { "\($0.name) \($0.minVersionLevel)-\($0.maxVersionLevel)" }
+            if version >= 3 {
+                #expect(supported == ["group.version 0-1", "metadata.version 7-25"])
+                #expect(finalized == ["group.version 1-1", "metadata.version 25-25"])
+                #expect(response.finalizedFeaturesEpoch >= 0)
+            } else {
+                #expect(supported.isEmpty && finalized.isEmpty && response.finalizedFeaturesEpoch == -1)
+            }
         }
     }
 

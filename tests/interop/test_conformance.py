@@ -353,3 +353,17 @@ def test_describe_topic_partitions_pages_through_the_topics(broker_factory, topi
     rows = [line.split("\t") for line in out.stdout.splitlines() if line.startswith("\tTopic: ")]
     assert [(r[1], r[2]) for r in rows] == [(f"Topic: {n}", f"Partition: {i}") for n, i in seen], out.stdout
     assert all(r[-2] == "Elr: " and r[-1] == "LastKnownElr: " for r in rows), out.stdout
+
+
+def test_feature_flags_are_kafka_4_0s(broker):
+    """kafka-python's describe_features (ApiVersions v3+'s tagged fields, KIP-584): Kafka 4.0's
+    metadata.version (4.0-IV3, level 25) and group.version 1 (KIP-848 served), finalized; no
+    transaction.version, whose level 2 would make Java producers skip AddPartitionsToTxn."""
+    admin = kp_admin(broker.bootstrap)
+    try:
+        features = admin.describe_features()
+    finally:
+        admin.close()
+    assert features["metadata.version"]["supported"] == (7, 25) and features["metadata.version"]["finalized"] == (25, 25), features
+    assert features["group.version"]["supported"] == (0, 1) and features["group.version"]["finalized"] == (1, 1), features
+    assert "transaction.version" not in features and features["metadata.version"]["finalized_epoch"] >= 0, features
