@@ -93,4 +93,23 @@ import Testing
         #expect(!answered.withLockedValue { $0 })
         #expect(try driver.loop.submit { driver.stopped && driver.queuedInput.isEmpty }.wait())
     }
+
+    /// A single voter that leads alone takes its 20 ms ticks five at a time (a wake every
+    /// 100 ms: fewer wakeups of an idle single node), and the Raft core still sees all of them.
+    @Test func aVoterLeadingAloneTakesItsTicksAFewAtATime() throws {
+        let dir = scratchDirectory("alone")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        guard let driver = try Self.leadingDriver(in: dir, on: group) else { return }
+        defer { driver.shutdown() }
+        let deadline = Date().addingTimeInterval(10)
+        while try driver.loop.submit({ driver.ticksPerWake }).wait() == 1 {
+            #expect(Date() < deadline, "a lone leader kept waking at every tick")
+            guard Date() < deadline else { return }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        #expect(try driver.loop.submit { (driver.tickMs, driver.ticksPerWake, driver.leadsAlone) }.wait() == (20, 5, true))
+    }
 }
+
