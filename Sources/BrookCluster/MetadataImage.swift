@@ -129,6 +129,11 @@ public struct MetadataImage: Equatable, Sendable {
     public static let empty = MetadataImage()
 
     public func topic(named name: String) -> TopicInfo? { topicIDs[name].flatMap { topics[$0] } }
+
+    /// A partition's replicas that cannot serve: on a fenced broker or one not registered.
+    public func offlineReplicas(_ partition: PartitionInfo) -> [NodeID] {
+        partition.replicas.filter { brokers[$0]?.fenced ?? true }
+    }
     public func partition(_ key: TopicIDPartition) -> PartitionInfo? {
         guard let topic = topics[key.topicID], key.partition >= 0, Int(key.partition) < topic.partitions.count else { return nil }
         return topic.partitions[Int(key.partition)]

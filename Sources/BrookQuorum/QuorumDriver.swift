@@ -7,7 +7,7 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// Runs one Raft core over real time and TCP: a tick every electionTimeoutMs/10, each Ready
+/// Runs one Raft core over real time and TCP: a tick every electionTimeoutMs/10 (a few a wake while it leads alone, see `ticksPerWake`), each Ready
 /// persisted and fsynced (RaftStore) before its messages go out, committed entries applied to
 /// the state machine. Everything runs on one event loop, so the core needs no lock; fsyncs
 /// block that loop, which a controller's small write rate allows.
@@ -110,7 +110,7 @@ public final class QuorumDriver: @unchecked Sendable {
         store = try RaftStore(directory: options.dataDirectory, logger: logger)
         let state = try store.load()
         var config = RaftConfig()
-        config.electionTicks = 10
+        config.electionTicks = Self.electionTicks
         config.heartbeatTicks = 1
         var seed = SystemRandomNumberGenerator()
         // A node joining a running quorum starts with no voters: the log it is sent holds them.
@@ -127,18 +127,27 @@ public final class QuorumDriver: @unchecked Sendable {
         logger.info("controller \(options.nodeID) restored term \(state.hardState.term), \(state.entries.count) entries after snapshot \(state.snapshot?.index ?? .zero)")
     }
 
-    /// A Raft tick: a tenth of the election timeout.
-    var tickMs: Int64 { max(1, options.electionTimeoutMs / 10) }
+    /// A Raft tick: a tenth of the election timeout (`electionTicks` ticks make one).
+    var tickMs: Int64 { max(1, options.electionTimeoutMs / Int64(Self.electionTicks)) }
+    static let electionTicks = 10
 
     /// How many ticks the driver takes at each wake: one, or while it leads a quorum of itself
     /// alone with no peer (a single node's `brook serve`, whose 200 ms election timeout makes
-    /// ticks of 20 ms) as many as make `aloneWakeMs`. Alone, nothing needs a tick's resolution
-    /// (no peer waits for a heartbeat, no election can start), so the same ticks are taken a
-    /// few at a time: the Raft core sees the same time pass, the idle node wakes 10 times a
-    /// second instead of 50. A voter added or leadership lost goes back to one a wake at the
-    /// next wake.
+    /// ticks of 20 ms) as many as make `aloneWakeMs`, at most half an election timeout. Alone,
+    /// nothing needs a tick's resolution (no peer waits for a heartbeat, no election can
+    /// start), so the same ticks are taken a few at a time: the Raft core sees the same time
+    /// pass, and an idle single node wakes 10 times a second instead of 50. A voter added or
+    /// leadership lost puts it back to one tick a wake at once (`drive`); the ticks of the
+    /// wake under way are then lost, which only makes the core's time run late, never early.
     var ticksPerWake = 1
     static let aloneWakeMs: Int64 = 100
+
+    /// The ticks a wake takes (see `ticksPerWake`). Half an election timeout at most, so that
+    /// one wake never holds two check-quorum rounds: a leader with a voter just added could
+    /// otherwise find it silent in the second and step down.
+    static func wakeTicks(alone: Bool, tickMs: Int64) -> Int {
+        alone ? max(1, min(Int(aloneWakeMs / max(1, tickMs)), electionTicks / 2)) : 1
+    }
 
     var leadsAlone: Bool {
         raft.role == .leader && raft.configuration.voters == [options.nodeID] && peers.isEmpty
@@ -163,7 +172,7 @@ public final class QuorumDriver: @unchecked Sendable {
                     propose(decision.records) { _ in }
                 }
                 answerExpiredMetadataWaiters()
-                let wanted = leadsAlone ? Int(max(1, Self.aloneWakeMs / tickMs)) : 1
+                let wanted = Self.wakeTicks(alone: leadsAlone, tickMs: tickMs)
                 if wanted != ticksPerWake, !stopped { scheduleTicks(every: wanted) }
             }
         }
@@ -229,6 +238,8 @@ public final class QuorumDriver: @unchecked Sendable {
             handle(ready)
         }
         reportRoleChange()
+        // No longer alone (a voter added, leadership lost): a tick every wake from now on.
+        if ticksPerWake > 1, !leadsAlone { scheduleTicks(every: 1) }
         activateController()
         answerMetadataWaiters()
         stats.set(raft.status, metadataOffset: image.offset.value, active: controller != nil)

@@ -66,6 +66,15 @@ import Testing
         try h.createTopic("a", partitions: 1)
         let answer = try h.send(Request(topics: [.init(name: "a")], cursor: .init(topicName: "zz", partitionIndex: 0)), version: 0)
         #expect(answer.topics.map(\.errorCode) == [ErrorCode.invalidRequest.rawValue] && answer.topics[0].partitions.isEmpty)
+        // A negative partition in the cursor: refused too (a full list: nothing answered).
+        let negative = try h.send(Request(topics: [.init(name: "a")], cursor: .init(topicName: "a", partitionIndex: -1)), version: 0)
+        #expect(negative.topics.map(\.errorCode) == [ErrorCode.invalidRequest.rawValue])
+        let negativeAll = try h.send(Request(topics: [], cursor: .init(topicName: "a", partitionIndex: -1)), version: 0)
+        #expect(negativeAll.topics.isEmpty && negativeAll.nextCursor == nil)
+        // The largest numbers a client can send: no page past the broker's limit, no overflow.
+        let huge = try h.send(Request(topics: [.init(name: "a")], responsePartitionLimit: Int32.max,
+                                      cursor: .init(topicName: "a", partitionIndex: Int32.max)), version: 0)
+        #expect(huge.topics.map(\.errorCode) == [0] && huge.topics[0].partitions.isEmpty && huge.nextCursor == nil)
         // Past the topic's last partition: the topic with none.
         let past = try h.send(Request(topics: [.init(name: "a")], cursor: .init(topicName: "a", partitionIndex: 9)), version: 0)
         #expect(past.topics.map(\.errorCode) == [0] && past.topics[0].partitions.isEmpty && past.nextCursor == nil)
@@ -97,12 +106,17 @@ import Testing
         #expect(fromB.topics.map(\.name) == ["c"] && fromB.topics[0].partitions.map(\.partitionIndex) == [0, 1])
     }
 
-    /// A seeded property: for any topics and limits, following the cursors lists every
-    /// partition of every topic exactly once, in order, and no page holds more than the limit.
-    @Test(arguments: 0..<30) func followingTheCursorsListsEveryPartitionOnce(seed: UInt64) {
+    /// A seeded property: for any topics, limits, names the client may not describe and names
+    /// that do not exist, following the cursors lists every partition of every topic it may
+    /// describe exactly once, in order; no page holds more than the limit; a named topic it
+    /// may not describe is refused on every page from its own on, and a named unknown one
+    /// answered as such.
+    @Test(arguments: 0..<40) func followingTheCursorsListsEveryPartitionOnce(seed: UInt64) {
         var random = SeededRandom(seed: seed)
         var topics: [String: Int] = [:]
         for i in 0..<Int.random(in: 0...8, using: &random) { topics["t\(i)-\(Int.random(in: 0...99, using: &random))"] = Int.random(in: 0...7, using: &random) }
+        let hidden = Set(topics.keys.filter { _ in Int.random(in: 0..<4, using: &random) == 0 })
+        let unknown = (0..<Int.random(in: 0...2, using: &random)).map { "u\($0)-\(Int.random(in: 0...99, using: &random))" }
         let limit = Int.random(in: 1...6, using: &random)
         let named = Bool.random(using: &random)
         let lookup: (String) -> Handler.Described? = { name in
@@ -111,20 +125,32 @@ import Testing
             }
         }
         var seen: [String] = []
+        var answered: [String: Int16] = [:]
         var cursor: Request.Cursor? = nil
         var rounds = 0
         repeat {
-            let request = Request(topics: named ? topics.keys.map { .init(name: $0) } : [], cursor: cursor)
+            let request = Request(topics: named ? (Array(topics.keys) + unknown).map { .init(name: $0) } : [], cursor: cursor)
             let answer = Handler.answer(request, limit: limit, allNames: { Array(topics.keys) }, lookup: lookup,
-                                        mayDescribe: { _ in true }, operations: { _ in 0 })
+                                        mayDescribe: { !hidden.contains($0) }, operations: { _ in 0 })
             #expect(answer.topics.reduce(0) { $0 + $1.partitions.count } <= limit)
-            #expect(answer.topics.allSatisfy { $0.errorCode == 0 })
+            for topic in answer.topics where topic.errorCode != 0 { answered[topic.name ?? ""] = topic.errorCode }
+            if named {
+                // (Those before the cursor's topic are not looked at again, as in Kafka.)
+                let from = cursor?.topicName ?? ""
+                #expect(Set(answer.topics.filter { $0.errorCode == ErrorCode.topicAuthorizationFailed.rawValue }.map { $0.name ?? "" })
+                        == hidden.filter { $0 >= from }, "seed \(seed)")
+            }
             seen += answer.topics.flatMap { topic in topic.partitions.map { "\(topic.name ?? "")/\($0.partitionIndex)" } }
             cursor = answer.nextCursor.map { .init(topicName: $0.topicName, partitionIndex: $0.partitionIndex) }
             rounds += 1
         } while cursor != nil && rounds < 200
-        let expected = topics.keys.sorted().flatMap { name in (0..<topics[name]!).map { "\(name)/\($0)" } }
+        let expected = topics.keys.filter { !hidden.contains($0) }.sorted().flatMap { name in (0..<topics[name]!).map { "\(name)/\($0)" } }
         #expect(seen == expected, "seed \(seed)")
+        if named {
+            for name in unknown { #expect(answered[name] == ErrorCode.unknownTopicOrPartition.rawValue, "seed \(seed): \(name)") }
+        } else {
+            #expect(answered.isEmpty, "seed \(seed): a full list names no errors")
+        }
     }
 
     /// In a cluster: every replica listed, those on fenced or unknown brokers as offline too, the
@@ -165,6 +191,6 @@ import Testing
         #expect(first.replicaNodes == [NodeID(1), NodeID(2), NodeID(4)] && first.isrNodes == [NodeID(1)])
         #expect(first.offlineReplicas == [NodeID(2), NodeID(4)] && first.eligibleLeaderReplicas == [NodeID(2)] && first.lastKnownElr == [])
         #expect(second.leaderId == NodeID(-1) && second.errorCode == 0 && second.isrNodes == [NodeID(4)] && second.eligibleLeaderReplicas == [])
-        #expect(Handler.isInternal("__consumer_offsets") && Handler.isInternal("__transaction_state") && !Handler.isInternal("t"))
+        #expect(TopicRegistry.isInternal("__consumer_offsets") && TopicRegistry.isInternal("__transaction_state") && !TopicRegistry.isInternal("t"))
     }
 }

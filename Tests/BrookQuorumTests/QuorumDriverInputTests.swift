@@ -95,7 +95,8 @@ import Testing
     }
 
     /// A single voter that leads alone takes its 20 ms ticks five at a time (a wake every
-    /// 100 ms: fewer wakeups of an idle single node), and the Raft core still sees all of them.
+    /// 100 ms: fewer wakeups of an idle single node); a voter added puts it back to a tick a
+    /// wake at once.
     @Test func aVoterLeadingAloneTakesItsTicksAFewAtATime() throws {
         let dir = scratchDirectory("alone")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -110,6 +111,20 @@ import Testing
             Thread.sleep(forTimeInterval: 0.02)
         }
         #expect(try driver.loop.submit { (driver.tickMs, driver.ticksPerWake, driver.leadsAlone) }.wait() == (20, 5, true))
+        // A second voter (at a port nobody listens on): not alone from its proposal on.
+        let after = try driver.loop.submit { () -> (Bool, Int) in
+            driver.changeVoters(adding: VoterAddress(id: NodeID(2), host: "127.0.0.1", port: 1), removing: nil) { _ in }
+            return (driver.leadsAlone, driver.ticksPerWake)
+        }.wait()
+        #expect(after == (false, 1))
+    }
+
+    /// At most half an election timeout a wake, so that no wake holds two check-quorum rounds.
+    @Test func aWakeTakesAtMostHalfAnElectionTimeout() {
+        #expect(QuorumDriver.wakeTicks(alone: true, tickMs: 20) == 5)
+        #expect(QuorumDriver.wakeTicks(alone: true, tickMs: 1) == QuorumDriver.electionTicks / 2)
+        #expect(QuorumDriver.wakeTicks(alone: true, tickMs: 100) == 1)
+        #expect(QuorumDriver.wakeTicks(alone: true, tickMs: 60) == 1)
+        #expect(QuorumDriver.wakeTicks(alone: false, tickMs: 20) == 1)
     }
 }
-

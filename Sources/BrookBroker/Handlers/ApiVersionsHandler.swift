@@ -12,7 +12,7 @@ struct ApiVersionsHandler: ApiHandler {
             // Tagged fields: older versions have no place for them.
             response.supportedFeatures = BrokerFeatures.supported.map { .init(name: $0.name, minVersion: $0.min, maxVersion: $0.max) }
             response.finalizedFeatures = BrokerFeatures.finalized.map { .init(name: $0.name, maxVersionLevel: $0.level, minVersionLevel: $0.level) }
-            response.finalizedFeaturesEpoch = context.broker.cluster.current?.image.offset.value ?? 0
+            response.finalizedFeaturesEpoch = context.broker.cluster.current?.image.offset.value ?? -1
         }
         return .now(response)
     }

@@ -37,7 +37,7 @@ struct DeleteTopicsHandler: ApiHandler {
                 if item.name == nil || item.name?.isEmpty == true { result.name = nil }
             } else if let name {
                 result.name = name
-                if name == GroupService.offsetsTopic || name == TxnService.stateTopic {
+                if TopicRegistry.isInternal(name) {
                     result.errorCode = ErrorCode.invalidRequest.rawValue
                     result.errorMessage = "Topic '\(name)' is an internal topic and cannot be deleted."
                 } else if let id = image.topicIDs[name],
@@ -96,7 +96,7 @@ struct DeleteTopicsHandler: ApiHandler {
             }
             // Kafka lets a client delete them and lose every committed offset and transaction;
             // Brook refuses (docs/broker.md).
-            if name == GroupService.offsetsTopic || name == TxnService.stateTopic {
+            if TopicRegistry.isInternal(name) {
                 result.errorCode = ErrorCode.invalidRequest.rawValue
                 result.errorMessage = "Topic '\(name)' is an internal topic and cannot be deleted."
                 return result

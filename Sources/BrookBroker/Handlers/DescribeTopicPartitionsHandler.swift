@@ -8,7 +8,8 @@ import BrookProtocol
 /// `max.request.partition.size.limit`), the next page's first topic and partition in
 /// `NextCursor`. As Kafka: a topic the client may not describe is answered
 /// TOPIC_AUTHORIZATION_FAILED when named (after the page) and left out of a full list; a cursor
-/// whose topic is not among the named ones makes the request INVALID_REQUEST.
+/// whose topic is not among the named ones, or whose partition is negative, makes the request
+/// INVALID_REQUEST.
 struct DescribeTopicPartitionsHandler: ApiHandler {
     let versions: ClosedRange<Int16> = 0...0
 
@@ -39,11 +40,15 @@ struct DescribeTopicPartitionsHandler: ApiHandler {
             let node = broker.config.nodeID
             lookup = { name in
                 broker.topics.topic(name).map { topic in
-                    let hosted = topic.hosted
-                    return Described(id: topic.id, isInternal: Self.isInternal(topic.name), count: hosted.count) { index in
-                        PartitionResult(partitionIndex: hosted[index].index, leaderId: node, leaderEpoch: hosted[index].leaderEpoch,
-                                        replicaNodes: [node], isrNodes: [node], eligibleLeaderReplicas: [], lastKnownElr: [],
-                                        offlineReplicas: [])
+                    // By partition number: one whose log dir failed is there, offline.
+                    let partitions = topic.partitions
+                    return Described(id: topic.id, isInternal: TopicRegistry.isInternal(topic.name), count: partitions.count) { index in
+                        guard let p = partitions[index] else {
+                            return PartitionResult(partitionIndex: Int32(index), leaderId: NodeID(-1), replicaNodes: [node], isrNodes: [],
+                                                   eligibleLeaderReplicas: [], lastKnownElr: [], offlineReplicas: [node])
+                        }
+                        return PartitionResult(partitionIndex: p.index, leaderId: node, leaderEpoch: p.leaderEpoch, replicaNodes: [node],
+                                               isrNodes: [node], eligibleLeaderReplicas: [], lastKnownElr: [], offlineReplicas: [])
                     }
                 }
             }
@@ -65,7 +70,7 @@ struct DescribeTopicPartitionsHandler: ApiHandler {
         let cursor = request.cursor
         let from = cursor?.topicName ?? ""
         let wanted = Set(fetchAll ? allNames() : request.topics.map(\.name)).filter { $0 >= from }
-        if let cursor, !fetchAll, !wanted.contains(cursor.topicName) {
+        if let cursor, cursor.partitionIndex < 0 || (!fetchAll && !wanted.contains(cursor.topicName)) {
             // Kafka refuses the request: every named topic carries the error.
             return Response(topics: request.topics.map {
                 TopicResult(errorCode: ErrorCode.invalidRequest.rawValue, name: $0.name)
@@ -79,7 +84,8 @@ struct DescribeTopicPartitionsHandler: ApiHandler {
                 refused.append(TopicResult(errorCode: ErrorCode.topicAuthorizationFailed.rawValue, name: name))
             }
         }
-        let firstIndex = cursor.map { mayDescribe($0.topicName) ? max(0, Int($0.partitionIndex)) : 0 } ?? 0
+        // (The cursor's topic is among `names` only when the client may describe it.)
+        let firstIndex = Int(cursor?.partitionIndex ?? 0)
         var response = Response()
         var remaining = limit
         for name in names {
@@ -91,7 +97,7 @@ struct DescribeTopicPartitionsHandler: ApiHandler {
             guard let topic = lookup(name) else {
                 guard !fetchAll else { continue }
                 let code: ErrorCode = TopicRegistry.validateName(name)?.code ?? .unknownTopicOrPartition
-                response.topics.append(TopicResult(errorCode: code.rawValue, name: name, isInternal: isInternal(name),
+                response.topics.append(TopicResult(errorCode: code.rawValue, name: name, isInternal: TopicRegistry.isInternal(name),
                                                    topicAuthorizedOperations: operations(name)))
                 continue
             }
@@ -110,18 +116,16 @@ struct DescribeTopicPartitionsHandler: ApiHandler {
         return response
     }
 
-    static func isInternal(_ name: String) -> Bool { name == GroupService.offsetsTopic || name == TxnService.stateTopic }
-
     /// A topic of the metadata image: every replica listed; those on fenced or unknown brokers
     /// also as offline; no leader is leader -1 (the partition's error stays 0, as Kafka answers).
     /// Brook keeps no last known ELR, so that list is empty.
     static func describe(_ topic: TopicInfo, _ image: MetadataImage) -> Described {
         let partitions = topic.partitions
-        return Described(id: topic.id, isInternal: isInternal(topic.name), count: partitions.count) { index in
+        return Described(id: topic.id, isInternal: TopicRegistry.isInternal(topic.name), count: partitions.count) { index in
             let p = partitions[index]
             return PartitionResult(partitionIndex: Int32(index), leaderId: p.leader ?? NodeID(-1), leaderEpoch: p.leaderEpoch,
                                    replicaNodes: p.replicas, isrNodes: p.isr, eligibleLeaderReplicas: p.elr, lastKnownElr: [],
-                                   offlineReplicas: p.replicas.filter { image.brokers[$0]?.fenced ?? true })
+                                   offlineReplicas: image.offlineReplicas(p))
         }
     }
 }

@@ -152,10 +152,10 @@ extension MetadataHandler {
     }
 
     func describe(_ topic: TopicInfo, _ image: MetadataImage) -> TopicResult {
-        let internalTopic = topic.name == GroupService.offsetsTopic || topic.name == TxnService.stateTopic
+        let internalTopic = TopicRegistry.isInternal(topic.name)
         return TopicResult(errorCode: 0, name: topic.name, topicId: topic.id, isInternal: internalTopic,
                            partitions: topic.partitions.enumerated().map { index, p in
-            let offline = p.replicas.filter { image.brokers[$0]?.fenced ?? true }
+            let offline = image.offlineReplicas(p)
             return .init(errorCode: p.leader == nil ? ErrorCode.leaderNotAvailable.rawValue : 0, partitionIndex: Int32(index),
                          leaderId: p.leader ?? NodeID(-1), leaderEpoch: p.leaderEpoch,
                          replicaNodes: p.replicas, isrNodes: p.isr, offlineReplicas: offline)

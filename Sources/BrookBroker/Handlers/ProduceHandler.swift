@@ -172,7 +172,7 @@ struct ProduceHandler: ApiHandler {
             return .failure(WriteRefusal(.notEnoughReplicas, "The in-sync replicas of \(partition.name) are fewer than min.insync.replicas"))
         }
         // The coordinators write their internal topics; clients may not (as in Kafka).
-        if topic == GroupService.offsetsTopic || topic == TxnService.stateTopic {
+        if TopicRegistry.isInternal(topic) {
             return .failure(WriteRefusal(.invalidTopicException, "\(topic) is an internal topic"))
         }
         guard case .bytes(let records)? = data.records, records.readableBytes > 0 else {

@@ -111,6 +111,8 @@ public actor KafkaAdmin {
     /// The most pages one description follows: a broker's limit is at least one partition a
     /// page, and a cluster has far fewer partitions than this many pages hold.
     static let describePagesMax = 100_000
+    /// The partitions a page asks for (Kafka's default; the broker may give fewer).
+    static let describePagePartitions: Int32 = 2000
 
     typealias Described = (found: [String: TopicDescription], refused: [String: ErrorCode])
 
@@ -119,8 +121,13 @@ public actor KafkaAdmin {
         var refused: [String: ErrorCode] = [:]
         var cursor: DescribeTopicPartitionsRequest.Cursor? = nil
         var pages = 0
+        let deadline = ContinuousClock.now + .milliseconds(config.apiTimeoutMs)
         repeat {
-            let request = DescribeTopicPartitionsRequest(topics: names.map { .init(name: $0) }, responsePartitionLimit: 2000, cursor: cursor)
+            guard pages < Self.describePagesMax, ContinuousClock.now < deadline else {
+                throw KafkaError(.requestTimedOut, "describe topics: \(pages) pages and not done")
+            }
+            let request = DescribeTopicPartitionsRequest(topics: names.map { .init(name: $0) }, responsePartitionLimit: Self.describePagePartitions,
+                                                         cursor: cursor)
             let answer = try await cluster.sendToAny(request, timeoutMs: config.requestTimeoutMs)
             for topic in answer.topics {
                 guard let name = topic.name else { continue }
@@ -143,8 +150,12 @@ public actor KafkaAdmin {
             }
             cursor = next
             pages += 1
-        } while cursor != nil && pages < Self.describePagesMax
-        for name in found.keys { found[name]?.partitions.sort { $0.partition < $1.partition } }
+        } while cursor != nil
+        for (name, topic) in found {
+            // In partition order, once each (pages may come from brokers whose images differ).
+            var once = Set<Int32>()
+            found[name]?.partitions = topic.partitions.sorted { $0.partition < $1.partition }.filter { once.insert($0.partition).inserted }
+        }
         return (found, refused)
     }
 
