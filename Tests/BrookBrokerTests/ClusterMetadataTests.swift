@@ -7,15 +7,7 @@ import Testing
 
 /// Metadata in a cluster answers from the image this broker follows.
 @Suite struct ClusterMetadataTests {
-    func register(_ id: Int32, fenced: Bool) -> MetadataRecord {
-        var r = RegisterBrokerRecord()
-        r.brokerId = NodeID(id)
-        r.brokerEpoch = Int64(id)
-        r.incarnationId = KafkaUUID(high: 3, low: UInt64(id))
-        r.endPoints = [.init(name: "PLAINTEXT", host: "127.0.0.1", port: UInt16(9090 + id), securityProtocol: 0)]
-        r.fenced = fenced
-        return .registerBroker(r)
-    }
+    func register(_ id: Int32, fenced: Bool) -> MetadataRecord { registerBroker(id, fenced: fenced) }
 
     /// A fenced broker (dead, or not yet caught up) stays in the broker list: librdkafka drops
     /// the handle of a broker missing from Metadata, and its coordinator lookups then wait on

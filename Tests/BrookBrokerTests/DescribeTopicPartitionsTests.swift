@@ -157,15 +157,6 @@ import Testing
     /// ELR given, and a partition without a leader answered with leader -1 and no error.
     @Test func aClusterTopicIsDescribedFromTheImage() throws {
         var image = MetadataImage()
-        func register(_ id: Int32, fenced: Bool) -> MetadataRecord {
-            var r = RegisterBrokerRecord()
-            r.brokerId = NodeID(id)
-            r.brokerEpoch = Int64(id)
-            r.incarnationId = KafkaUUID(high: 3, low: UInt64(id))
-            r.endPoints = [.init(name: "PLAINTEXT", host: "127.0.0.1", port: UInt16(9090 + id), securityProtocol: 0)]
-            r.fenced = fenced
-            return .registerBroker(r)
-        }
         let id = KafkaUUID(high: 7, low: 7)
         var led = PartitionRecord()
         led.partitionId = 0
@@ -181,7 +172,7 @@ import Testing
         leaderless.leader = NodeID(-1)
         leaderless.isr = [NodeID(4)]
         leaderless.eligibleLeaderReplicas = nil
-        try image.apply([register(1, fenced: false), register(2, fenced: true), .topic(TopicRecord(name: "t", topicId: id)),
+        try image.apply([registerBroker(1), registerBroker(2, fenced: true), .topic(TopicRecord(name: "t", topicId: id)),
                          .partition(led), .partition(leaderless)], at: MetadataOffset(1))
         let topic = try #require(image.topic(named: "t"))
         let described = Handler.describe(topic, image)

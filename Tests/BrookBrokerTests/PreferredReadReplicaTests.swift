@@ -12,17 +12,6 @@ import Testing
     let topicID = KafkaUUID(high: 0x39, low: 0x2)
     let n1 = NodeID(1), n2 = NodeID(2)
 
-    func register(_ id: NodeID, rack: String) -> MetadataRecord {
-        var r = RegisterBrokerRecord()
-        r.brokerId = id
-        r.brokerEpoch = Int64(id.value)
-        r.incarnationId = KafkaUUID(high: 5, low: UInt64(id.value))
-        r.endPoints = [.init(name: "PLAINTEXT", host: "127.0.0.1", port: UInt16(9090 + id.value), securityProtocol: 0)]
-        r.rack = rack
-        r.fenced = false
-        return .registerBroker(r)
-    }
-
     func consumerFetch(_ h: BrokerHarness, offset: Int64, rack: String) throws -> FetchResponse.FetchableTopicResponse.PartitionData {
         var request = h.fetchRequest("t", offset: offset)
         request.rackId = rack
@@ -44,7 +33,7 @@ import Testing
         partition.leader = n1
         partition.leaderEpoch = LeaderEpoch(0)
         var image = MetadataImage()
-        try image.apply([register(n1, rack: "a"), register(n2, rack: "b"), .topic(TopicRecord(name: "t", topicId: topicID)),
+        try image.apply([registerBroker(1, rack: "a"), registerBroker(2, rack: "b"), .topic(TopicRecord(name: "t", topicId: topicID)),
                          .partition(partition)], at: MetadataOffset(1))
         h.broker.cluster.update(.init(image: image, activeController: n1, fenced: false))
         manager.imageChanged(image)

@@ -169,6 +169,19 @@ final class BrokerHarness {
 }
 
 /// A batch of records with values "v0", "v1", ... at the given timestamps.
+/// A broker's registration as the controller writes it: a PLAINTEXT listener on 127.0.0.1 at
+/// port 9090 + id, unfenced unless asked, in `rack` if given.
+func registerBroker(_ id: Int32, fenced: Bool = false, rack: String? = nil) -> MetadataRecord {
+    var r = RegisterBrokerRecord()
+    r.brokerId = NodeID(id)
+    r.brokerEpoch = Int64(id)
+    r.incarnationId = KafkaUUID(high: 3, low: UInt64(id))
+    r.endPoints = [.init(name: "PLAINTEXT", host: "127.0.0.1", port: UInt16(9090 + id), securityProtocol: 0)]
+    r.rack = rack
+    r.fenced = fenced
+    return .registerBroker(r)
+}
+
 func batch(_ values: [String], timestamps: [Int64]) -> [UInt8] {
     RecordBatchBuilder.build(baseOffset: .zero, records: zip(values, timestamps).map { value, ms in
         SimpleRecord(key: nil, value: Array(value.utf8), timestamp: Timestamp(ms: ms))
