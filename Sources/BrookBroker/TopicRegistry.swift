@@ -175,7 +175,6 @@ public final class TopicRegistry: Sendable {
     /// neither write nor delete.
     public static func isInternal(_ name: String) -> Bool { name == GroupService.offsetsTopic || name == TxnService.stateTopic }
 
-
     /// Kafka's rules: 1 to 249 characters of [a-zA-Z0-9._-], not "." or "..".
     public static func validateName(_ name: String) -> TopicError? {
         if name.isEmpty { return TopicError(.invalidTopicException, "Topic name is illegal, it can't be empty") }

@@ -134,6 +134,7 @@ public struct MetadataImage: Equatable, Sendable {
     public func offlineReplicas(_ partition: PartitionInfo) -> [NodeID] {
         partition.replicas.filter { brokers[$0]?.fenced ?? true }
     }
+
     public func partition(_ key: TopicIDPartition) -> PartitionInfo? {
         guard let topic = topics[key.topicID], key.partition >= 0, Int(key.partition) < topic.partitions.count else { return nil }
         return topic.partitions[Int(key.partition)]

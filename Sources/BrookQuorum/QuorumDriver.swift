@@ -7,10 +7,11 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// Runs one Raft core over real time and TCP: a tick every electionTimeoutMs/10 (a few a wake while it leads alone, see `ticksPerWake`), each Ready
-/// persisted and fsynced (RaftStore) before its messages go out, committed entries applied to
-/// the state machine. Everything runs on one event loop, so the core needs no lock; fsyncs
-/// block that loop, which a controller's small write rate allows.
+/// Runs one Raft core over real time and TCP: a tick every electionTimeoutMs/10 (a few a wake
+/// while it leads alone, see `ticksPerWake`), each Ready persisted and fsynced (RaftStore)
+/// before its messages go out, committed entries applied to the state machine. Everything runs
+/// on one event loop, so the core needs no lock; fsyncs block that loop, which a controller's
+/// small write rate allows.
 ///
 /// The state machine is the metadata image (BrookCluster): committed entries of records are
 /// applied to it, and its snapshot is the records that rebuild it. While this node leads the

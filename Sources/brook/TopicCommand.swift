@@ -48,8 +48,9 @@ struct TopicCommand: AsyncParsableCommand {
             for topic in described {
                 let set = (configs[.topic(topic.name)] ?? []).filter { $0.source == .topic }.map { "\($0.name)=\($0.value ?? "")" }
                 print("Topic: \(topic.name)\tTopicId: \(topic.id)\tPartitionCount: \(topic.partitions.count)\tReplicationFactor: \(topic.partitions.first?.replicas.count ?? 0)\tConfigs: \(set.joined(separator: ","))")
+                func list(_ nodes: [NodeID]) -> String { nodes.map(\.description).joined(separator: ",") }
                 for p in topic.partitions {
-                    print("\tTopic: \(topic.name)\tPartition: \(p.partition)\tLeader: \(p.leader)\tReplicas: \(p.replicas.map(\.description).joined(separator: ","))\tIsr: \(p.isr.map(\.description).joined(separator: ","))\tElr: \(p.elr.map(\.description).joined(separator: ","))\tLastKnownElr: \(p.lastKnownElr.map(\.description).joined(separator: ","))")
+                    print("\tTopic: \(topic.name)\tPartition: \(p.partition)\tLeader: \(p.leader)\tReplicas: \(list(p.replicas))\tIsr: \(list(p.isr))\tElr: \(list(p.elr))\tLastKnownElr: \(list(p.lastKnownElr))")
                 }
             }
             await admin.close()
