@@ -345,6 +345,47 @@ def broker_factory(request, tmp_path_factory):
         pytest.fail("\n".join(complaints) + "\n" + "\n".join(b.log_tail() for b in f.brokers), pytrace=False)
 
 
+class FailingDisk:
+    """An ext4 file system on a loop device, mounted at `path`, that `fail()` shuts down
+    (FS_IOC_SHUTDOWN without flushing the journal): every I/O on it then fails with EIO, as on
+    a dead disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self) -> None:
+        import fcntl
+        import struct
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.ioctl(fd, 0x8004587D, struct.pack("I", 2))
+        finally:
+            os.close(fd)
+
+
+@pytest.fixture
+def failing_disk(tmp_path):
+    """A FailingDisk of 256 MiB (skips without root, losetup and mkfs.ext4); unmounted and
+    detached at teardown. Ask for it before the brokers that use it, so that they stop first."""
+    if os.geteuid() != 0 or not shutil.which("losetup") or not shutil.which("mkfs.ext4"):
+        pytest.skip("needs root, losetup and mkfs.ext4 for a disk that can fail")
+    image, disk = tmp_path / "disk.img", tmp_path / "disk"
+    with open(image, "wb") as f:
+        f.truncate(256 << 20)
+    loop = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True, check=True).stdout.strip()
+    mounted = False
+    try:
+        subprocess.run(["mkfs.ext4", "-q", loop], check=True, timeout=60)
+        disk.mkdir()
+        subprocess.run(["mount", loop, str(disk)], check=True, timeout=30)
+        mounted = True
+        yield FailingDisk(disk)
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(disk)], timeout=30)
+        subprocess.run(["losetup", "-d", loop], timeout=30)
+
+
 @pytest.fixture
 def topic(request) -> str:
     return unique_topic(request.node.name)
