@@ -63,6 +63,37 @@ import Testing
         #expect(told.withLock { $0.count } == 2 && told.withLock { $0[1].fatal })
     }
 
+    /// A node without a quorum still lists a partition whose log dir failed in Metadata, by its
+    /// number: no leader (LEADER_NOT_AVAILABLE), this node its offline replica and its ISR, as
+    /// a node on its quorum answers from the image. Left out, librdkafka
+    /// would count fewer partitions than the topic has.
+    @Test func metadataListsAnOfflineReplicasPartitionWithoutALeader() throws {
+        let (h, root, inB) = try brokerOnTwoDirs()
+        defer { h.close() }
+        h.broker.topics.failDirectory("\(root)/b", cause: "test")
+        let node = h.broker.config.nodeID
+        for request in [MetadataRequest(topics: nil), MetadataRequest(topics: [.init(name: "t")])] {
+            let response = try h.send(request, version: 12)
+            let topic = try #require(response.topics.first { $0.name == "t" })
+            #expect(topic.errorCode == 0 && !topic.isInternal)
+            #expect(topic.partitions.map(\.partitionIndex) == [0, 1, 2, 3])
+            for p in topic.partitions {
+                if inB.contains(p.partitionIndex) {
+                    #expect(p.errorCode == ErrorCode.leaderNotAvailable.rawValue && p.leaderId == NodeID(-1))
+                    #expect(p.replicaNodes == [node] && p.isrNodes == [node] && p.offlineReplicas == [node])
+                } else {
+                    #expect(p.errorCode == 0 && p.leaderId == node && p.isrNodes == [node] && p.offlineReplicas.isEmpty)
+                }
+            }
+        }
+        // DescribeTopicPartitions the same.
+        let described = try h.send(DescribeTopicPartitionsRequest(topics: [.init(name: "t")], responsePartitionLimit: 100), version: 0)
+        let partitions = try #require(described.topics.first).partitions
+        #expect(partitions.map(\.partitionIndex) == [0, 1, 2, 3])
+        #expect(partitions.filter { $0.leaderId == NodeID(-1) }.map(\.partitionIndex) == inB)
+        #expect(partitions.allSatisfy { $0.isrNodes == [node] && $0.offlineReplicas == (inB.contains($0.partitionIndex) ? [node] : []) })
+    }
+
     /// A log dir whose disk fails while a start makes the dirs durable (syncfs) fails as it
     /// would at runtime: its replicas go offline and the broker starts on the others (a fault
     /// campaign's broker stopped instead). The first dir failing there stops the start.

@@ -10,6 +10,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from brook_interop import (
+    Spec,
     api_versions_v3_body,
     ck_admin,
     ck_consumer,
@@ -198,3 +199,68 @@ def test_api_versions_lists_implemented_apis(broker, version):
         assert 0 <= lo <= hi, f"api {key}: bad range {lo}..{hi}"
     lo, hi = apis[18]
     assert lo == 0 and hi >= 4, f"ApiVersions range {lo}..{hi}"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("quorum", ["quorum", "no-quorum"])
+def test_a_partition_whose_log_dir_failed_stays_listed_without_a_leader(failing_disk, broker_factory, tmp_path, quorum):
+    """A single broker with two log dirs, one on a disk that then fails (a loop device shut down):
+    the partitions in the failed dir stay in Metadata by number, without a leader
+    (LEADER_NOT_AVAILABLE), the broker still their replica and ISR, as Kafka lists a partition
+    whose only replica is offline; so confluent-kafka, kafka-python and kcat still count six
+    partitions, and the healthy ones go on taking records. Both on the node's own quorum (from
+    its image) and without one (`brook.single.node.quorum=false`, which left them out before)."""
+    from confluent_kafka import Producer
+    from kafka import KafkaConsumer
+    first = (tmp_path / "first").resolve()
+    overrides = {"log.dirs": f"{first},{failing_disk.path}"}
+    if quorum == "no-quorum":
+        overrides["brook.single.node.quorum"] = "false"
+    b = broker_factory(overrides)
+    topic = unique_topic("offline")
+    ck_create_topic(b.bootstrap, topic, partitions=6)
+
+    def replicas_in(directory):
+        return sorted(int(p.name.rsplit("-", 1)[1]) for p in directory.iterdir() if p.name.startswith(f"{topic}-"))
+
+    on_disk = replicas_in(failing_disk.path)
+    healthy = replicas_in(first)
+    assert on_disk and healthy and sorted(on_disk + healthy) == list(range(6)), (on_disk, healthy)
+    failing_disk.fail()
+    # The broker finds the disk dead at its next write there.
+    producer = Producer({"bootstrap.servers": b.bootstrap, "acks": "1", "message.timeout.ms": 5000})
+    for p in on_disk:
+        producer.produce(topic, partition=p, value=b"lost?")
+    producer.flush(10)
+
+    admin = ck_admin(b.bootstrap)
+    deadline = time.monotonic() + 30
+    while True:
+        partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+        offline = {p for p, m in partitions.items() if m.leader == -1}
+        if offline == set(on_disk):
+            break
+        assert time.monotonic() < deadline, ({p: (m.leader, m.error) for p, m in partitions.items()}, b.log_tail())
+        time.sleep(0.3)
+    assert sorted(partitions) == list(range(6))
+    for p, m in partitions.items():
+        if p in on_disk:
+            assert m.error is not None and m.error.code() == KafkaError.LEADER_NOT_AVAILABLE, m.error
+            assert m.replicas == [1] and m.isrs == [1], (m.replicas, m.isrs)
+        else:
+            assert m.error is None and m.leader == 1 and m.isrs == [1], (m.error, m.leader, m.isrs)
+
+    consumer = KafkaConsumer(bootstrap_servers=b.bootstrap, request_timeout_ms=30000)
+    try:
+        assert consumer.partitions_for_topic(topic) == set(range(6))
+    finally:
+        consumer.close()
+
+    md = json.loads(kcat(["-L", "-b", b.bootstrap, "-t", topic, "-J", "-m", "10"], timeout=30).stdout)
+    (t,) = [t for t in md["topics"] if t["topic"] == topic]
+    assert sorted(p["partition"] for p in t["partitions"]) == list(range(6))
+    assert sorted(p["partition"] for p in t["partitions"] if p["leader"] == -1) == on_disk
+
+    # The healthy partitions take records as before.
+    delivered = ck_produce(b.bootstrap, topic, [Spec(i, None, f"v{i}".encode(), (), healthy[0]) for i in range(20)])
+    assert sorted(delivered.values()) == [(healthy[0], i) for i in range(20)]

@@ -40,11 +40,11 @@ struct DescribeTopicPartitionsHandler: ApiHandler {
             let node = broker.config.nodeID
             lookup = { name in
                 broker.topics.topic(name).map { topic in
-                    // By partition number: one whose log dir failed is there, offline.
+                    // By partition number: one whose log dir failed is there, offline (as MetadataHandler).
                     let partitions = topic.partitions
                     return Described(id: topic.id, isInternal: TopicRegistry.isInternal(topic.name), count: partitions.count) { index in
                         guard let p = partitions[index] else {
-                            return PartitionResult(partitionIndex: Int32(index), leaderId: NodeID(-1), replicaNodes: [node], isrNodes: [],
+                            return PartitionResult(partitionIndex: Int32(index), leaderId: NodeID(-1), replicaNodes: [node], isrNodes: [node],
                                                    eligibleLeaderReplicas: [], lastKnownElr: [], offlineReplicas: [node])
                         }
                         return PartitionResult(partitionIndex: p.index, leaderId: node, leaderEpoch: p.leaderEpoch, replicaNodes: [node],

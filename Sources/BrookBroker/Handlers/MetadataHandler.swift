@@ -79,11 +79,20 @@ struct MetadataHandler: ApiHandler {
         return .now(response)
     }
 
+    /// Every partition by number: one whose log dir failed is there without a leader
+    /// (LEADER_NOT_AVAILABLE, this node its offline replica, still its ISR), as a node on its
+    /// quorum lists it from the image (a controller keeps the last replica in the ISR). Left
+    /// out, clients would count fewer partitions.
     func describe(_ topic: Topic, _ context: RequestContext) -> TopicResult {
         let node = context.broker.config.nodeID
-        return TopicResult(errorCode: 0, name: topic.name, topicId: topic.id, isInternal: false, partitions: topic.hosted.map { p in
-            .init(errorCode: 0, partitionIndex: p.index, leaderId: node, leaderEpoch: p.leaderEpoch,
-                  replicaNodes: [node], isrNodes: [node], offlineReplicas: [])
+        return TopicResult(errorCode: 0, name: topic.name, topicId: topic.id, isInternal: TopicRegistry.isInternal(topic.name),
+                           partitions: topic.partitions.enumerated().map { index, p in
+            guard let p else {
+                return .init(errorCode: ErrorCode.leaderNotAvailable.rawValue, partitionIndex: Int32(index), leaderId: NodeID(-1),
+                             replicaNodes: [node], isrNodes: [node], offlineReplicas: [node])
+            }
+            return .init(errorCode: 0, partitionIndex: p.index, leaderId: node, leaderEpoch: p.leaderEpoch,
+                         replicaNodes: [node], isrNodes: [node], offlineReplicas: [])
         })
     }
 }
