@@ -52,7 +52,7 @@ public struct Authorization: Sendable {
     /// Every API's check when an authorizer is on: done by its handler, on the cluster before
     /// the handler runs (a refusal is answered with CLUSTER_AUTHORIZATION_FAILED in the API's
     /// error fields, ApiHandler.refused), or none (the handshake APIs).
-    enum Check {
+    enum Check: Equatable {
         case handler
         case cluster(AclOperation)
         case none
@@ -79,6 +79,7 @@ public struct Authorization: Sendable {
         45: .cluster(.alter), 64: .cluster(.alter),              // AlterPartitionReassignments, UnregisterBroker
         27: .cluster(.clusterAction),                            // WriteTxnMarkers
         48: .cluster(.describeConfigs), 49: .cluster(.alterConfigs), // Describe/AlterClientQuotas
+        74: .cluster(.describeConfigs), 57: .cluster(.alter),    // ListConfigResources, UpdateFeatures
     ]
 
     /// The check an API gets: its entry, else ALTER on the cluster (an API served later without

@@ -104,6 +104,8 @@ public final class Broker: Sendable {
         table.register(IncrementalAlterConfigsHandler())
         table.register(DescribeClusterHandler())
         table.register(DescribeTopicPartitionsHandler())
+        table.register(UpdateFeaturesHandler())
+        table.register(ListConfigResourcesHandler())
         table.register(DescribeQuorumHandler())
         table.register(DeleteRecordsHandler())
         table.register(OffsetForLeaderEpochHandler())

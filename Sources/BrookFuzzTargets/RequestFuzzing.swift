@@ -68,7 +68,7 @@ enum RequestFuzzing {
         AlterUserScramCredentialsRequest.self, CreateAclsRequest.self, DescribeAclsRequest.self, DeleteAclsRequest.self,
         DescribeClientQuotasRequest.self, AlterClientQuotasRequest.self,
         ConsumerGroupDescribeRequest.self, UnregisterBrokerRequest.self, AlterReplicaLogDirsRequest.self,
-        DescribeTopicPartitionsRequest.self,
+        DescribeTopicPartitionsRequest.self, UpdateFeaturesRequest.self, ListConfigResourcesRequest.self,
     ]
 
     /// Decodes `body`; a message that decodes must encode to bytes that decode to the same value.

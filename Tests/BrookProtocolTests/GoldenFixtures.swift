@@ -3089,6 +3089,52 @@ enum GoldenFixtures {
         ]
     }
 
+    static var updateFeaturesRequests: [GoldenFixture] {
+        [
+            GoldenFixture(UpdateFeaturesRequest.self, version: 0, variant: "full",
+                          hex: "12345679030a666561747572652d32123701000a666561747572652d35123a010000",
+                          expected: UpdateFeaturesRequest(timeoutMs: 305419897, featureUpdates: [.init(feature: "feature-2", maxVersionLevel: 4663, allowDowngrade: true), .init(feature: "feature-5", maxVersionLevel: 4666, allowDowngrade: true)])),
+            GoldenFixture(UpdateFeaturesRequest.self, version: 0, variant: "sparse",
+                          hex: "1234567902011236010000",
+                          expected: UpdateFeaturesRequest(timeoutMs: 305419897, featureUpdates: [.init(feature: "", maxVersionLevel: 4662, allowDowngrade: true)])),
+            GoldenFixture(UpdateFeaturesRequest.self, version: 1, variant: "full",
+                          hex: "12345679030a666561747572652d32123706000a666561747572652d35123a09000100",
+                          expected: UpdateFeaturesRequest(timeoutMs: 305419897, featureUpdates: [.init(feature: "feature-2", maxVersionLevel: 4663, upgradeType: 6), .init(feature: "feature-5", maxVersionLevel: 4666, upgradeType: 9)], validateOnly: true)),
+            GoldenFixture(UpdateFeaturesRequest.self, version: 1, variant: "sparse",
+                          hex: "123456790201123605000100",
+                          expected: UpdateFeaturesRequest(timeoutMs: 305419897, featureUpdates: [.init(feature: "", maxVersionLevel: 4662, upgradeType: 5)], validateOnly: true)),
+            GoldenFixture(UpdateFeaturesRequest.self, version: 2, variant: "full",
+                          hex: "12345679030a666561747572652d32123706000a666561747572652d35123a09000100",
+                          expected: UpdateFeaturesRequest(timeoutMs: 305419897, featureUpdates: [.init(feature: "feature-2", maxVersionLevel: 4663, upgradeType: 6), .init(feature: "feature-5", maxVersionLevel: 4666, upgradeType: 9)], validateOnly: true)),
+            GoldenFixture(UpdateFeaturesRequest.self, version: 2, variant: "sparse",
+                          hex: "123456790201123605000100",
+                          expected: UpdateFeaturesRequest(timeoutMs: 305419897, featureUpdates: [.init(feature: "", maxVersionLevel: 4662, upgradeType: 5)], validateOnly: true)),
+        ]
+    }
+
+    static var updateFeaturesResponses: [GoldenFixture] {
+        [
+            GoldenFixture(UpdateFeaturesResponse.self, version: 0, variant: "full",
+                          hex: "123456791236156572726f724d6573736167652d332dc3a9e697a5030a666561747572652d341239156572726f724d6573736167652d362dc3a9e697a5000a666561747572652d37123c156572726f724d6573736167652d392dc3a9e697a50000",
+                          expected: UpdateFeaturesResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: "errorMessage-3-é日", results: [.init(feature: "feature-4", errorCode: 4665, errorMessage: "errorMessage-6-é日"), .init(feature: "feature-7", errorCode: 4668, errorMessage: "errorMessage-9-é日")])),
+            GoldenFixture(UpdateFeaturesResponse.self, version: 0, variant: "sparse",
+                          hex: "1234567912360002011237000000",
+                          expected: UpdateFeaturesResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: nil, results: [.init(feature: "", errorCode: 4663, errorMessage: nil)])),
+            GoldenFixture(UpdateFeaturesResponse.self, version: 1, variant: "full",
+                          hex: "123456791236156572726f724d6573736167652d332dc3a9e697a5030a666561747572652d341239156572726f724d6573736167652d362dc3a9e697a5000a666561747572652d37123c156572726f724d6573736167652d392dc3a9e697a50000",
+                          expected: UpdateFeaturesResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: "errorMessage-3-é日", results: [.init(feature: "feature-4", errorCode: 4665, errorMessage: "errorMessage-6-é日"), .init(feature: "feature-7", errorCode: 4668, errorMessage: "errorMessage-9-é日")])),
+            GoldenFixture(UpdateFeaturesResponse.self, version: 1, variant: "sparse",
+                          hex: "1234567912360002011237000000",
+                          expected: UpdateFeaturesResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: nil, results: [.init(feature: "", errorCode: 4663, errorMessage: nil)])),
+            GoldenFixture(UpdateFeaturesResponse.self, version: 2, variant: "full",
+                          hex: "123456791236156572726f724d6573736167652d332dc3a9e697a500",
+                          expected: UpdateFeaturesResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: "errorMessage-3-é日")),
+            GoldenFixture(UpdateFeaturesResponse.self, version: 2, variant: "sparse",
+                          hex: "1234567912360000",
+                          expected: UpdateFeaturesResponse(throttleTimeMs: 305419897, errorCode: 4662, errorMessage: nil)),
+        ]
+    }
+
     static var describeClusterRequests: [GoldenFixture] {
         [
             GoldenFixture(DescribeClusterRequest.self, version: 0, variant: "full",
@@ -3303,6 +3349,40 @@ enum GoldenFixtures {
         ]
     }
 
+    static var listConfigResourcesRequests: [GoldenFixture] {
+        [
+            GoldenFixture(ListConfigResourcesRequest.self, version: 0, variant: "full",
+                          hex: "00",
+                          expected: ListConfigResourcesRequest()),
+            GoldenFixture(ListConfigResourcesRequest.self, version: 0, variant: "sparse",
+                          hex: "00",
+                          expected: ListConfigResourcesRequest()),
+            GoldenFixture(ListConfigResourcesRequest.self, version: 1, variant: "full",
+                          hex: "0403040500",
+                          expected: ListConfigResourcesRequest(resourceTypes: [3, 4, 5])),
+            GoldenFixture(ListConfigResourcesRequest.self, version: 1, variant: "sparse",
+                          hex: "0100",
+                          expected: ListConfigResourcesRequest(resourceTypes: [])),
+        ]
+    }
+
+    static var listConfigResourcesResponses: [GoldenFixture] {
+        [
+            GoldenFixture(ListConfigResourcesResponse.self, version: 0, variant: "full",
+                          hex: "12345679123603157265736f757263654e616d652d332dc3a9e697a5000f7265736f757263654e616d652d340000",
+                          expected: ListConfigResourcesResponse(throttleTimeMs: 305419897, errorCode: 4662, configResources: [.init(resourceName: "resourceName-3-é日"), .init(resourceName: "resourceName-4")])),
+            GoldenFixture(ListConfigResourcesResponse.self, version: 0, variant: "sparse",
+                          hex: "12345679123602010000",
+                          expected: ListConfigResourcesResponse(throttleTimeMs: 305419897, errorCode: 4662, configResources: [.init(resourceName: "")])),
+            GoldenFixture(ListConfigResourcesResponse.self, version: 1, variant: "full",
+                          hex: "12345679123603157265736f757263654e616d652d332dc3a9e697a506000f7265736f757263654e616d652d35080000",
+                          expected: ListConfigResourcesResponse(throttleTimeMs: 305419897, errorCode: 4662, configResources: [.init(resourceName: "resourceName-3-é日", resourceType: 6), .init(resourceName: "resourceName-5", resourceType: 8)])),
+            GoldenFixture(ListConfigResourcesResponse.self, version: 1, variant: "sparse",
+                          hex: "1234567912360201050000",
+                          expected: ListConfigResourcesResponse(throttleTimeMs: 305419897, errorCode: 4662, configResources: [.init(resourceName: "", resourceType: 5)])),
+        ]
+    }
+
     static var describeTopicPartitionsRequests: [GoldenFixture] {
         [
             GoldenFixture(DescribeTopicPartitionsRequest.self, version: 0, variant: "full",
@@ -3326,7 +3406,7 @@ enum GoldenFixtures {
     }
 
     static var all: [GoldenFixture] {
-        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + saslHandshakeRequests + saslHandshakeResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeAclsRequests + describeAclsResponses + createAclsRequests + createAclsResponses + deleteAclsRequests + deleteAclsResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + alterReplicaLogDirsRequests + alterReplicaLogDirsResponses + saslAuthenticateRequests + saslAuthenticateResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + electLeadersRequests + electLeadersResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + alterPartitionReassignmentsRequests + alterPartitionReassignmentsResponses + listPartitionReassignmentsRequests + listPartitionReassignmentsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClientQuotasRequests + describeClientQuotasResponses + alterClientQuotasRequests + alterClientQuotasResponses + describeUserScramCredentialsRequests + describeUserScramCredentialsResponses + alterUserScramCredentialsRequests + alterUserScramCredentialsResponses + describeQuorumRequests + describeQuorumResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + unregisterBrokerRequests + unregisterBrokerResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses + describeTopicPartitionsRequests + describeTopicPartitionsResponses
+        produceRequests + produceResponses + fetchRequests + fetchResponses + listOffsetsRequests + listOffsetsResponses + metadataRequests + metadataResponses + offsetCommitRequests + offsetCommitResponses + offsetFetchRequests + offsetFetchResponses + findCoordinatorRequests + findCoordinatorResponses + joinGroupRequests + joinGroupResponses + heartbeatRequests + heartbeatResponses + leaveGroupRequests + leaveGroupResponses + syncGroupRequests + syncGroupResponses + describeGroupsRequests + describeGroupsResponses + listGroupsRequests + listGroupsResponses + saslHandshakeRequests + saslHandshakeResponses + apiVersionsRequests + apiVersionsResponses + createTopicsRequests + createTopicsResponses + deleteTopicsRequests + deleteTopicsResponses + deleteRecordsRequests + deleteRecordsResponses + initProducerIdRequests + initProducerIdResponses + offsetForLeaderEpochRequests + offsetForLeaderEpochResponses + addPartitionsToTxnRequests + addPartitionsToTxnResponses + addOffsetsToTxnRequests + addOffsetsToTxnResponses + endTxnRequests + endTxnResponses + writeTxnMarkersRequests + writeTxnMarkersResponses + txnOffsetCommitRequests + txnOffsetCommitResponses + describeAclsRequests + describeAclsResponses + createAclsRequests + createAclsResponses + deleteAclsRequests + deleteAclsResponses + describeConfigsRequests + describeConfigsResponses + alterConfigsRequests + alterConfigsResponses + describeLogDirsRequests + describeLogDirsResponses + alterReplicaLogDirsRequests + alterReplicaLogDirsResponses + saslAuthenticateRequests + saslAuthenticateResponses + createPartitionsRequests + createPartitionsResponses + deleteGroupsRequests + deleteGroupsResponses + electLeadersRequests + electLeadersResponses + incrementalAlterConfigsRequests + incrementalAlterConfigsResponses + alterPartitionReassignmentsRequests + alterPartitionReassignmentsResponses + listPartitionReassignmentsRequests + listPartitionReassignmentsResponses + offsetDeleteRequests + offsetDeleteResponses + describeClientQuotasRequests + describeClientQuotasResponses + alterClientQuotasRequests + alterClientQuotasResponses + describeUserScramCredentialsRequests + describeUserScramCredentialsResponses + alterUserScramCredentialsRequests + alterUserScramCredentialsResponses + describeQuorumRequests + describeQuorumResponses + updateFeaturesRequests + updateFeaturesResponses + describeClusterRequests + describeClusterResponses + describeProducersRequests + describeProducersResponses + unregisterBrokerRequests + unregisterBrokerResponses + describeTransactionsRequests + describeTransactionsResponses + listTransactionsRequests + listTransactionsResponses + consumerGroupHeartbeatRequests + consumerGroupHeartbeatResponses + consumerGroupDescribeRequests + consumerGroupDescribeResponses + listConfigResourcesRequests + listConfigResourcesResponses + describeTopicPartitionsRequests + describeTopicPartitionsResponses
     }
 
     /// Requests with their header (v1 or v2) as kafka-python writes them: (api key, version, correlation id, client id, bytes).

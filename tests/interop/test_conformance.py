@@ -355,6 +355,55 @@ def test_describe_topic_partitions_pages_through_the_topics(broker_factory, topi
     assert all(r[-2] == "Elr: " and r[-1] == "LastKnownElr: " for r in rows), out.stdout
 
 
+def test_update_features_grants_only_the_fixed_levels(broker):
+    """kafka-python's update_features (UpdateFeatures, KIP-584): Brook's levels are fixed, so
+    asking for the level a feature is at succeeds (validate-only too) and any other level is
+    refused with INVALID_UPDATE_VERSION and why, as Kafka's controller refuses an update it
+    cannot make; describe_features shows the levels unchanged after."""
+    from kafka.errors import InvalidUpdateVersionError
+    admin = kp_admin(broker.bootstrap)
+    try:
+        assert admin.update_features({"metadata.version": 25, "group.version": 1}) == {"metadata.version": "OK", "group.version": "OK"}
+        assert admin.update_features({"metadata.version": 25}, validate_only=True) == {"metadata.version": "OK"}
+        for updates, reason in [({"metadata.version": 26}, "supports versions 7-25"),
+                                ({"metadata.version": ("SAFE_DOWNGRADE", 21)}, "levels are fixed"),
+                                ({"group.version": 0}, "without setting the upgrade type"),
+                                ({"transaction.version": 2}, "does not support")]:
+            with pytest.raises(InvalidUpdateVersionError) as raised:
+                admin.update_features(updates)
+            assert reason in str(raised.value), (updates, raised.value)
+        features = admin.describe_features()
+    finally:
+        admin.close()
+    assert features["metadata.version"]["finalized"] == (25, 25) and features["group.version"]["finalized"] == (1, 1), features
+
+
+def test_list_config_resources_lists_topics_brokers_and_groups_with_configs(broker):
+    """kafka-python's list_config_resources (ListConfigResources v1, KIP-1142): every topic, the
+    broker, and the groups with configs of their own (one set through confluent-kafka's
+    IncrementalAlterConfigs), by type; no client metrics subscriptions; a type Brook keeps no
+    configs for (BROKER_LOGGER) is UNSUPPORTED_VERSION."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+    from kafka.errors import UnsupportedVersionError
+    topic, group = unique_topic("listed"), unique_topic("listed-group")
+    ck_create_topic(broker.bootstrap, topic, partitions=1)
+    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry("consumer.session.timeout.ms", "50000", incremental_operation=AlterConfigOpType.SET)])
+    ck = ck_admin(broker.bootstrap)
+    ck.incremental_alter_configs([resource])[resource].result(30)
+    admin = kp_admin(broker.bootstrap)
+    try:
+        listed = admin.list_config_resources()
+        assert topic in listed["topic"] and listed["broker"] == ["1"] and group in listed["group"], listed
+        assert "client_metrics" not in listed, listed
+        only = admin.list_config_resources(["GROUP", "BROKER"])
+        assert set(only) == {"group", "broker"} and group in only["group"], only
+        with pytest.raises(UnsupportedVersionError):
+            admin.list_config_resources(["BROKER_LOGGER"])
+    finally:
+        admin.close()
+
+
 def test_feature_flags_are_kafka_4_0s(broker):
     """kafka-python's describe_features (ApiVersions v3+'s tagged fields, KIP-584): Kafka 4.0's
     metadata.version (4.0-IV3, level 25) and group.version 1 (KIP-848 served), finalized; no

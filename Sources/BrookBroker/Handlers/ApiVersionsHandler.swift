@@ -30,8 +30,8 @@ struct ApiVersionsHandler: ApiHandler {
 /// Left at level 0, so not reported as finalized: `transaction.version` (Brook does not serve
 /// transaction version 2's implicit partition adds, and Java producers use it when it is
 /// finalized at 2) and `kraft.version` (Brook's quorum is its own, not KIP-853's). The levels
-/// are fixed: Brook's metadata log holds no FeatureLevelRecord, and UpdateFeatures is not
-/// served.
+/// are fixed: Brook's metadata log holds no FeatureLevelRecord, and UpdateFeatures grants only
+/// the levels here (UpdateFeaturesHandler).
 enum BrokerFeatures {
     static let supported: [(name: String, min: Int16, max: Int16)] = [
         ("group.version", 0, 1),

@@ -56,6 +56,7 @@ public enum ApiCatalog {
         Entry(key: 50, name: "DescribeUserScramCredentials", versions: 0...0, flexibleFrom: 0),
         Entry(key: 51, name: "AlterUserScramCredentials", versions: 0...0, flexibleFrom: 0),
         Entry(key: 55, name: "DescribeQuorum", versions: 0...2, flexibleFrom: 0),
+        Entry(key: 57, name: "UpdateFeatures", versions: 0...2, flexibleFrom: 0),
         Entry(key: 60, name: "DescribeCluster", versions: 0...2, flexibleFrom: 0),
         Entry(key: 61, name: "DescribeProducers", versions: 0...0, flexibleFrom: 0),
         Entry(key: 64, name: "UnregisterBroker", versions: 0...0, flexibleFrom: 0),
@@ -63,6 +64,7 @@ public enum ApiCatalog {
         Entry(key: 66, name: "ListTransactions", versions: 0...1, flexibleFrom: 0),
         Entry(key: 68, name: "ConsumerGroupHeartbeat", versions: 0...1, flexibleFrom: 0),
         Entry(key: 69, name: "ConsumerGroupDescribe", versions: 0...1, flexibleFrom: 0),
+        Entry(key: 74, name: "ListConfigResources", versions: 0...1, flexibleFrom: 0),
         Entry(key: 75, name: "DescribeTopicPartitions", versions: 0...0, flexibleFrom: 0),
     ]
 

@@ -100,6 +100,8 @@ from kafka.protocol.metadata import (  # noqa: E402
 from kafka.protocol.admin.topics import (  # noqa: E402
     DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse,
 )
+from kafka.protocol.admin.cluster import UpdateFeaturesRequest, UpdateFeaturesResponse  # noqa: E402
+from kafka.protocol.admin.configs import ListConfigResourcesRequest, ListConfigResourcesResponse  # noqa: E402
 from kafka.protocol.producer import (  # noqa: E402
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse,
     EndTxnRequest, EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
@@ -164,6 +166,8 @@ CLASSES = {
     "IncrementalAlterConfigs": (IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse),
     "DescribeCluster": (DescribeClusterRequest, DescribeClusterResponse),
     "DescribeTopicPartitions": (DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse),
+    "UpdateFeatures": (UpdateFeaturesRequest, UpdateFeaturesResponse),
+    "ListConfigResources": (ListConfigResourcesRequest, ListConfigResourcesResponse),
     "DescribeQuorum": (DescribeQuorumRequest, DescribeQuorumResponse),
     "DeleteRecords": (DeleteRecordsRequest, DeleteRecordsResponse),
     "OffsetForLeaderEpoch": (OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse),
