@@ -270,7 +270,7 @@ def test_configs_are_altered_only_with_alter_configs(granted):
 
 def test_cluster_apis_are_answered_cluster_authorization_failed(granted):
     """An API checked on the cluster (DescribeCluster and DescribeUserScramCredentials need
-    DESCRIBE on it) is answered with CLUSTER_AUTHORIZATION_FAILED, as Kafka does, and the
+    DESCRIBE on it, UpdateFeatures ALTER, ListConfigResources DESCRIBE_CONFIGS) is answered with CLUSTER_AUTHORIZATION_FAILED, as Kafka does, and the
     connection stays open. (librdkafka's describe_cluster asks Metadata: kafka-python's asks
     DescribeCluster.)"""
     from kafka import KafkaAdminClient
@@ -288,11 +288,18 @@ def test_cluster_apis_are_answered_cluster_authorization_failed(granted):
         # error, as Kafka gives, aborts it.)
         with pytest.raises(ClusterAuthorizationFailedError):
             bob.describe_user_scram_credentials()
+        # UpdateFeatures needs ALTER on the cluster, ListConfigResources DESCRIBE_CONFIGS.
+        with pytest.raises(ClusterAuthorizationFailedError):
+            bob.update_features({"metadata.version": 25})
+        with pytest.raises(ClusterAuthorizationFailedError):
+            bob.list_config_resources()
         assert bob.list_topics() == [], "the connection was not usable after the refusal"
     finally:
         bob.close()
     a = kp_admin("admin")
     try:
         assert [b["broker_id"] for b in a.describe_cluster()["brokers"]] == [1]
+        assert a.update_features({"metadata.version": 25}) == {"metadata.version": "OK"}
+        assert a.list_config_resources(["BROKER"]) == {"broker": ["1"]}
     finally:
         a.close()
