@@ -9,7 +9,7 @@ struct Brook: AsyncParsableCommand {
         subcommands: [Serve.self, TopicCommand.self, ConfigCommand.self, GroupCommand.self, ProduceCommand.self, ConsumeCommand.self,
                       LogCommand.self, PerfCommand.self, ControllerCommand.self, QuorumCommand.self, ClusterCommand.self,
                       DevCommand.self, ElectCommand.self, ReassignCommand.self, LogDirsCommand.self, UserCommand.self, AclCommand.self, QuotaCommand.self,
-                      MirrorCommand.self, MetadataQuorumCommand.self])
+                      MirrorCommand.self, MetadataQuorumCommand.self, FeaturesCommand.self])
 }
 
 struct LogCommand: ParsableCommand {
