@@ -9,6 +9,8 @@ enum ConfigResource {
     /// A consumer group (Kafka 4.0): its consumer.session.timeout.ms and
     /// consumer.heartbeat.interval.ms (GroupConfigs).
     static let group: Int8 = 32
+    /// A KIP-714 client metrics subscription (Brook has none; ListConfigResources lists them).
+    static let clientMetrics: Int8 = 16
 
     /// Kafka's config sources (DescribeConfigs v1+).
     enum Source: Int8 {

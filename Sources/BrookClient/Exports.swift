@@ -9,4 +9,5 @@
 @_exported import enum BrookSecurity.SaslMechanism
 @_exported import enum BrookSecurity.ScramMechanism
 @_exported import struct BrookProtocol.ErrorCode
+@_exported import enum BrookProtocol.FeatureUpgradeType
 @_exported import struct BrookProtocol.KafkaUUID

@@ -22,10 +22,9 @@ struct FeaturesCommand: ParsableCommand {
         feature == "metadata.version" ? metadataReleases[level] ?? "\(level)" : "\(level)"
     }
 
-    /// The level a `--metadata` release (`4.0`, `3.7-IV2`) or a number names: a release alone is
-    /// its last level, as kafka-features.sh takes it.
+    /// The level a `--metadata` release (`4.0`, `3.7-IV2`) names: a release alone is its last
+    /// level, as kafka-features.sh takes it (a bare level goes by `--feature metadata.version=N`).
     static func metadataLevel(_ text: String) -> Int16? {
-        if let number = Int16(text) { return number }
         if let exact = metadataReleases.first(where: { $0.value == text }) { return exact.key }
         return metadataReleases.filter { $0.value.hasPrefix(text + "-IV") }.map(\.key).max()
     }
@@ -43,10 +42,12 @@ struct FeaturesCommand: ParsableCommand {
                 throw error
             }
             await admin.close()
+            // As kafka-features.sh: the supported features, each at its finalized level (0 when none).
             for f in features.features {
-                let low = f.supported.map { show(f.name, $0.lowerBound) } ?? "-", high = f.supported.map { show(f.name, $0.upperBound) } ?? "-"
-                print("Feature: \(f.name)\tSupportedMinVersion: \(low)\tSupportedMaxVersion: \(high)\t"
-                      + "FinalizedVersionLevel: \(f.finalizedLevel.map { show(f.name, $0) } ?? "-")\tEpoch: \(features.finalizedEpoch.map(String.init) ?? "-")")
+                guard let supported = f.supported else { continue }
+                print("Feature: \(f.name)\tSupportedMinVersion: \(show(f.name, supported.lowerBound))\t"
+                      + "SupportedMaxVersion: \(show(f.name, supported.upperBound))\tFinalizedVersionLevel: \(show(f.name, f.finalizedLevel ?? 0))\t"
+                      + "Epoch: \(features.finalizedEpoch.map(String.init) ?? "-")")
             }
         }
     }
@@ -54,7 +55,7 @@ struct FeaturesCommand: ParsableCommand {
     /// What upgrade and downgrade share: the features named, the dry run, the request.
     struct Changes: ParsableArguments {
         @OptionGroup var client: ClientOptions
-        @Option(help: "metadata.version as a release (4.0, 3.7-IV2) or a level.") var metadata: String?
+        @Option(help: "metadata.version as a release (4.0, 3.7-IV2).") var metadata: String?
         @Option(help: "NAME=LEVEL (repeatable).") var feature: [String] = []
         @Flag(name: .customLong("dry-run"), help: "Only check that the cluster would make the change.") var dryRun = false
 
@@ -83,14 +84,11 @@ struct FeaturesCommand: ParsableCommand {
                 try await admin.updateFeatures(updates, validateOnly: dryRun)
             } catch {
                 await admin.close()
-                let named = updates.map { "\($0.feature) to \(FeaturesCommand.show($0.feature, $0.level))" }.joined(separator: ", ")
+                let named = updates.map { "\($0.feature) to \($0.level)" }.joined(separator: ", ")
                 throw CommandFailure("Could not \(verb) \(named): \(error)")
             }
             await admin.close()
-            for u in updates {
-                let level = FeaturesCommand.show(u.feature, u.level)
-                print(dryRun ? "\(u.feature) can be \(verb)d to \(level)" : "\(u.feature) was \(verb)d to \(level).")
-            }
+            for u in updates { print(dryRun ? "\(u.feature) can be \(verb)d to \(u.level)" : "\(u.feature) was \(verb)d to \(u.level).") }
         }
     }
 

@@ -70,6 +70,7 @@ import Testing
     @Test func metadataListsAnOfflineReplicasPartitionWithoutALeader() throws {
         let (h, root, inB) = try brokerOnTwoDirs()
         defer { h.close() }
+        try #require(inB.count == 2, "the partitions spread over both directories")
         h.broker.topics.failDirectory("\(root)/b", cause: "test")
         let node = h.broker.config.nodeID
         for request in [MetadataRequest(topics: nil), MetadataRequest(topics: [.init(name: "t")])] {

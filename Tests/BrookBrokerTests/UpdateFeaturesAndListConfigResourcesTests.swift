@@ -14,13 +14,14 @@ import Testing
     }
 
     @Test func theLevelAFeatureIsAtIsGrantedAndNoOtherIs() {
+        // Validate-only answers the same: nothing is ever written.
         for validateOnly in [false, true] {
             let same = update([.init(feature: "metadata.version", maxVersionLevel: 25), .init(feature: "group.version", maxVersionLevel: 1, upgradeType: 2)],
                               validateOnly: validateOnly)
             #expect(same.errorCode == 0 && same.errorMessage == nil)
             #expect(same.results.map(\.feature) == ["metadata.version", "group.version"] && same.results.allSatisfy { $0.errorCode == 0 })
         }
-        // Each refusal with the reason Kafka's controller gives, or that the level is fixed.
+        // Each refusal with the reason Kafka's controller gives, in its order, or that the level is fixed.
         let cases: [(Update, String)] = [
             (.init(feature: "metadata.version", maxVersionLevel: 26), "supports versions 7-25"),
             (.init(feature: "metadata.version", maxVersionLevel: 21), "without setting the upgrade type"),
@@ -28,34 +29,42 @@ import Testing
             (.init(feature: "metadata.version", maxVersionLevel: 3, upgradeType: 3), "supports versions 7-25"),
             (.init(feature: "group.version", maxVersionLevel: 0, upgradeType: 3), "levels are fixed"),
             (.init(feature: "group.version", maxVersionLevel: 0), "without setting the upgrade type"),
-            (.init(feature: "group.version", maxVersionLevel: 2, upgradeType: 2), "newer version"),
+            (.init(feature: "group.version", maxVersionLevel: 2, upgradeType: 2), "supports versions 0-1"),
+            (.init(feature: "group.version", maxVersionLevel: -1, upgradeType: 3), "cannot be less than 0"),
             (.init(feature: "transaction.version", maxVersionLevel: 2), "does not support this feature"),
-            (.init(feature: "metadata.version", maxVersionLevel: 25, upgradeType: 7), "unknown upgrade type"),
+            (.init(feature: "metadata.version", maxVersionLevel: 25, upgradeType: 7), "does not support the given upgrade type"),
         ]
         for (asked, reason) in cases {
             let answer = update([asked])
             #expect(answer.errorCode == refused && answer.errorMessage?.contains(reason) == true, "\(asked): \(answer)")
-            #expect(answer.results.map(\.errorCode) == [refused])
+            #expect(answer.results.isEmpty, "no feature's result on a refusal, as Kafka")
         }
+        #expect(UpdateFeaturesHandler.verdict("group.version", level: 1, type: .unsafeDowngrade) == nil)
+        #expect(UpdateFeaturesHandler.verdict("group.version", level: 2, type: .upgrade)?.1 == "Invalid update version 2 for feature group.version. Brook supports versions 0-1.")
     }
 
-    @Test func oneRefusalRefusesTheRequestAndVersionTwoAnswersWithItAlone() {
+    @Test func oneRefusalRefusesTheRequestInEveryVersion() {
         let updates: [Update] = [.init(feature: "metadata.version", maxVersionLevel: 25), .init(feature: "group.version", maxVersionLevel: 0, upgradeType: 2)]
-        let v1 = update(updates, version: 1)
-        #expect(v1.errorCode == refused && v1.results.map(\.errorCode) == [0, refused])
-        let v2 = update(updates, version: 2)
-        #expect(v2.errorCode == refused && v2.errorMessage?.contains("group.version") == true && v2.results.isEmpty)
+        for version: Int16 in [1, 2] {
+            let answer = update(updates, version: version)
+            #expect(answer.errorCode == refused && answer.results.isEmpty)
+            #expect(answer.errorMessage?.hasPrefix("The update failed for all features since the following feature had an error: "
+                                                   + "Invalid update version 0 for feature group.version.") == true)
+        }
+        #expect(update([.init(feature: "metadata.version", maxVersionLevel: 25)], version: 2).results.isEmpty, "version 2 has no results")
         // Version 0: AllowDowngrade is a safe downgrade.
         let v0 = update([.init(feature: "group.version", maxVersionLevel: 0, allowDowngrade: true)], version: 0)
         #expect(v0.errorMessage?.contains("levels are fixed") == true)
-        // None, or one feature twice: INVALID_REQUEST.
-        #expect(update([]).errorCode == ErrorCode.invalidRequest.rawValue)
-        let twice = update([.init(feature: "group.version", maxVersionLevel: 1), .init(feature: "group.version", maxVersionLevel: 1)])
-        #expect(twice.errorCode == ErrorCode.invalidRequest.rawValue && twice.results.allSatisfy { $0.errorCode == ErrorCode.invalidRequest.rawValue })
-        // A principal without ALTER on the cluster: the whole request refused.
+        // None: nothing to do. One feature twice: its last update counts, as in Kafka's controller.
+        let none = update([])
+        #expect(none.errorCode == 0 && none.results.isEmpty)
+        let twice = update([.init(feature: "group.version", maxVersionLevel: 0, upgradeType: 2), .init(feature: "group.version", maxVersionLevel: 1)])
+        #expect(twice.errorCode == 0 && twice.results.map(\.feature) == ["group.version"])
+        #expect(update([.init(feature: "group.version", maxVersionLevel: 1), .init(feature: "group.version", maxVersionLevel: 0, upgradeType: 2)]).errorCode == refused)
+        // A principal without ALTER on the cluster: the error alone.
         let handler = UpdateFeaturesHandler()
         let denied = handler.refused(UpdateFeaturesRequest(featureUpdates: updates), version: 1, code: .clusterAuthorizationFailed, message: "no")
-        #expect(denied?.errorCode == ErrorCode.clusterAuthorizationFailed.rawValue && denied?.results.count == 2)
+        #expect(denied?.errorCode == ErrorCode.clusterAuthorizationFailed.rawValue && denied?.results.isEmpty == true)
         #expect(Authorization.check(57) == .cluster(.alter) && Authorization.check(74) == .cluster(.describeConfigs))
     }
 

@@ -40,15 +40,11 @@ struct DescribeTopicPartitionsHandler: ApiHandler {
             let node = broker.config.nodeID
             lookup = { name in
                 broker.topics.topic(name).map { topic in
-                    // By partition number: one whose log dir failed is there, offline (as MetadataHandler).
-                    let partitions = topic.partitions
-                    return Described(id: topic.id, isInternal: TopicRegistry.isInternal(topic.name), count: partitions.count) { index in
-                        guard let p = partitions[index] else {
-                            return PartitionResult(partitionIndex: Int32(index), leaderId: NodeID(-1), replicaNodes: [node], isrNodes: [node],
-                                                   eligibleLeaderReplicas: [], lastKnownElr: [], offlineReplicas: [node])
-                        }
-                        return PartitionResult(partitionIndex: p.index, leaderId: node, leaderEpoch: p.leaderEpoch, replicaNodes: [node],
-                                               isrNodes: [node], eligibleLeaderReplicas: [], lastKnownElr: [], offlineReplicas: [])
+                    // By partition number: one whose log dir failed is there, offline.
+                    Described(id: topic.id, isInternal: TopicRegistry.isInternal(topic.name), count: topic.partitions.count) { index in
+                        let row = topic.singleNodeRow(index, node: node)
+                        return PartitionResult(partitionIndex: row.index, leaderId: row.leader, leaderEpoch: row.leaderEpoch, replicaNodes: row.replicas,
+                                               isrNodes: row.isr, eligibleLeaderReplicas: [], lastKnownElr: [], offlineReplicas: row.offline)
                     }
                 }
             }

@@ -15,20 +15,19 @@ struct ListConfigResourcesHandler: ApiHandler {
 
     typealias Response = ListConfigResourcesResponse
 
-    static let clientMetrics: Int8 = 16
     /// The types an empty list means, in the order they are answered.
-    static let served: [Int8] = [ConfigResource.topic, ConfigResource.broker, ConfigResource.group, clientMetrics]
+    static let served: [Int8] = [ConfigResource.topic, ConfigResource.broker, ConfigResource.group, ConfigResource.clientMetrics]
 
     func handle(_ request: ListConfigResourcesRequest, version: Int16, context: RequestContext) -> Reply<Response> {
         let broker = context.broker
-        let image = broker.cluster.current?.image
-        return .now(Self.answer(version == 0 ? [Self.clientMetrics] : request.resourceTypes, names: { type in
+        // On a quorum, from the image (empty until it has loaded); without one, this node.
+        let image = broker.cluster.isCluster ? broker.cluster.current?.image ?? MetadataImage() : nil
+        return .now(Self.answer(version == 0 ? [ConfigResource.clientMetrics] : request.resourceTypes, names: { type in
             switch type {
             case ConfigResource.topic:
                 return image.map { $0.topics.values.map(\.name) } ?? broker.topics.allTopics().map(\.name)
             case ConfigResource.broker:
-                let ids = image.map { Array($0.brokers.keys) } ?? []
-                return (ids.isEmpty ? [broker.config.nodeID] : ids).map { "\($0.value)" }
+                return (image.map { Array($0.brokers.keys) } ?? [broker.config.nodeID]).map { "\($0.value)" }
             case ConfigResource.group:
                 return image.map { $0.configs.filter { $0.key.kind == .group && !$0.value.isEmpty }.map(\.key.name) } ?? []
             default:

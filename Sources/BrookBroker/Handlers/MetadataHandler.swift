@@ -79,21 +79,40 @@ struct MetadataHandler: ApiHandler {
         return .now(response)
     }
 
-    /// Every partition by number: one whose log dir failed is there without a leader
-    /// (LEADER_NOT_AVAILABLE, this node its offline replica, still its ISR), as a node on its
-    /// quorum lists it from the image (a controller keeps the last replica in the ISR). Left
-    /// out, clients would count fewer partitions.
+    /// Every partition by number (`Topic.singleNodeRow`); one whose log dir failed is
+    /// LEADER_NOT_AVAILABLE. Left out, clients would count fewer partitions.
     func describe(_ topic: Topic, _ context: RequestContext) -> TopicResult {
         let node = context.broker.config.nodeID
         return TopicResult(errorCode: 0, name: topic.name, topicId: topic.id, isInternal: TopicRegistry.isInternal(topic.name),
-                           partitions: topic.partitions.enumerated().map { index, p in
-            guard let p else {
-                return .init(errorCode: ErrorCode.leaderNotAvailable.rawValue, partitionIndex: Int32(index), leaderId: NodeID(-1),
-                             replicaNodes: [node], isrNodes: [node], offlineReplicas: [node])
-            }
-            return .init(errorCode: 0, partitionIndex: p.index, leaderId: node, leaderEpoch: p.leaderEpoch,
-                         replicaNodes: [node], isrNodes: [node], offlineReplicas: [])
+                           partitions: topic.partitions.indices.map { index in
+            let row = topic.singleNodeRow(index, node: node)
+            return .init(errorCode: row.online ? 0 : ErrorCode.leaderNotAvailable.rawValue, partitionIndex: row.index, leaderId: row.leader,
+                         leaderEpoch: row.leaderEpoch, replicaNodes: row.replicas, isrNodes: row.isr, offlineReplicas: row.offline)
         })
+    }
+}
+
+/// A partition as a node without a quorum describes it (Metadata, DescribeTopicPartitions).
+struct SingleNodeRow {
+    var index: Int32
+    var leader: NodeID
+    var leaderEpoch: LeaderEpoch
+    var replicas: [NodeID]
+    var isr: [NodeID]
+    var offline: [NodeID]
+    var online: Bool { offline.isEmpty }
+}
+
+extension Topic {
+    /// Partition `index` on a node without a quorum: led here, or, when its log dir failed,
+    /// without a leader, this node still its replica and its ISR (as a controller keeps the
+    /// last member, and as a node on its quorum lists it from the image) and its offline
+    /// replica.
+    func singleNodeRow(_ index: Int, node: NodeID) -> SingleNodeRow {
+        guard let p = partitions[index] else {
+            return SingleNodeRow(index: Int32(index), leader: NodeID(-1), leaderEpoch: LeaderEpoch(-1), replicas: [node], isr: [node], offline: [node])
+        }
+        return SingleNodeRow(index: p.index, leader: node, leaderEpoch: p.leaderEpoch, replicas: [node], isr: [node], offline: [])
     }
 }
 

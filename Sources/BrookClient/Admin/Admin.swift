@@ -322,13 +322,20 @@ public actor KafkaAdmin {
     }
 
     /// Sends `request` to the controller the metadata names (the one Kafka's ZooKeeper-mode
-    /// brokers take topic changes at; KRaft brokers take them anywhere), else to any broker.
-    func sendToController<R: KafkaRequest>(_ request: R) async throws -> R.Response {
+    /// brokers take topic changes at; KRaft brokers take them anywhere), else to any broker;
+    /// `checkVersion` may refuse the version agreed with it (by throwing) before it is sent.
+    func sendToController<R: KafkaRequest>(_ request: R, checkVersion: @escaping @Sendable (Int16) throws -> Void = { _ in }) async throws -> R.Response {
         let meta = try await cluster.metadata(topics: [])
-        if meta.controllerId.value >= 0, meta.brokers.contains(where: { $0.nodeId == meta.controllerId }) {
-            return try await cluster.send(request, toNode: meta.controllerId, timeoutMs: config.requestTimeoutMs)
+        let timeoutMs = config.requestTimeoutMs
+        let send: @Sendable (BrokerConnection) async throws -> R.Response = { connection in
+            let version = try connection.version(for: R.self)
+            try checkVersion(version)
+            return try await connection.send(request, version: version, timeoutMs: timeoutMs)
         }
-        return try await cluster.sendToAny(request, timeoutMs: config.requestTimeoutMs)
+        if meta.controllerId.value >= 0, meta.brokers.contains(where: { $0.nodeId == meta.controllerId }) {
+            return try await cluster.using(try await cluster.address(of: meta.controllerId), send)
+        }
+        return try await cluster.usingAny(R.apiName, send)
     }
 
     static func check(_ code: Int16, _ message: String?, _ what: String) throws {

@@ -19,16 +19,6 @@ public struct FeatureMetadata: Sendable, Equatable {
     public var finalizedEpoch: Int64?
 }
 
-/// How an UpdateFeatures request may move a feature's level (Kafka's `FeatureUpdate.UpgradeType`).
-public enum FeatureUpgradeType: Int8, Sendable {
-    /// To a higher level only.
-    case upgrade = 1
-    /// To a lower level whose metadata is the same (lossless).
-    case safeDowngrade = 2
-    /// To a lower level, metadata may be lost.
-    case unsafeDowngrade = 3
-}
-
 /// One feature's update: the level it goes to, and how.
 public struct FeatureUpdate: Sendable, Equatable {
     public var feature: String
@@ -73,7 +63,14 @@ extension KafkaAdmin {
             let request = UpdateFeaturesRequest(timeoutMs: Int32(clamping: self.config.requestTimeoutMs), featureUpdates: updates.map {
                 .init(feature: $0.feature, maxVersionLevel: $0.level, allowDowngrade: $0.type != .upgrade, upgradeType: $0.type.rawValue)
             }, validateOnly: validateOnly)
-            let answer = try await self.sendToController(request)
+            // Version 0 has neither validate-only nor the upgrade types: a dry run or an unsafe
+            // downgrade sent at it would be made, or made safe.
+            let needsTypes = validateOnly || updates.contains { $0.type == .unsafeDowngrade }
+            let answer = try await self.sendToController(request) { version in
+                if needsTypes && version < 1 {
+                    throw KafkaError(.unsupportedVersion, "\(what): the controller has only UpdateFeatures v0, without validate-only and unsafe downgrades")
+                }
+            }
             try Self.check(answer.errorCode, answer.errorMessage, what)
             for result in answer.results { try Self.check(result.errorCode, result.errorMessage, "\(what): \(result.feature)") }
         }
