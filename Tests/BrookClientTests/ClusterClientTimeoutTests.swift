@@ -20,25 +20,39 @@ final class SilentBroker: ChannelInboundHandler, Sendable {
             .init(apiKey: ApiVersionsRequest.apiKey, minVersion: 0, maxVersion: 3),
             .init(apiKey: MetadataRequest.apiKey, minVersion: 0, maxVersion: MetadataRequest.versions.upperBound),
         ])
-        var body = answer.encoded(version: version)
-        var out = context.channel.allocator.buffer(capacity: 8 + body.readableBytes)
-        out.writeInteger(Int32(4 + body.readableBytes))
-        out.writeInteger(correlation)
-        out.writeBuffer(&body)
-        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        ScriptedBroker.answer(context, correlation: correlation, body: answer.encoded(version: version))
     }
 
     /// Listens on a free loopback port; the channel is closed by the caller.
-    static func start() async throws -> any Channel {
+    static func start() async throws -> any Channel { try await ScriptedBroker.listen { SilentBroker() } }
+}
+
+/// What the test brokers share: a loopback listener that frames requests, and an answer's frame.
+enum ScriptedBroker {
+    /// Listens on a free loopback port, each connection served by a handler `make` gives; the
+    /// channel is closed by the caller.
+    static func listen(_ make: @escaping @Sendable () -> any ChannelInboundHandler & Sendable) async throws -> any Channel {
         try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: 1 << 20)))
-                    try channel.pipeline.syncOperations.addHandler(SilentBroker())
+                    try channel.pipeline.syncOperations.addHandler(make())
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    /// Writes the answer `body` to request `correlation`: size, correlation id, the tagged
+    /// fields of a flexible response header when `flexibleHeader`, then the body.
+    static func answer(_ context: ChannelHandlerContext, correlation: Int32, flexibleHeader: Bool = false, body: ByteBuffer) {
+        var body = body
+        var out = context.channel.allocator.buffer(capacity: 9 + body.readableBytes)
+        out.writeInteger(Int32(4 + (flexibleHeader ? 1 : 0) + body.readableBytes))
+        out.writeInteger(correlation)
+        if flexibleHeader { out.writeInteger(UInt8(0)) }
+        out.writeBuffer(&body)
+        context.writeAndFlush(NIOAny(out), promise: nil)
     }
 }
 

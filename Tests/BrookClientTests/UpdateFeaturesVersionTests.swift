@@ -18,7 +18,7 @@ final class FeaturesV0Broker: ChannelInboundHandler, Sendable {
         var frame = unwrapInboundIn(data)
         guard let apiKey = frame.readInteger(as: Int16.self), let version = frame.readInteger(as: Int16.self),
               let correlation = frame.readInteger(as: Int32.self) else { return }
-        var body: ByteBuffer
+        let body: ByteBuffer
         switch apiKey {
         case ApiVersionsRequest.apiKey:
             body = ApiVersionsResponse(apiKeys: [
@@ -35,27 +35,12 @@ final class FeaturesV0Broker: ChannelInboundHandler, Sendable {
             return
         }
         // UpdateFeatures is flexible from version 0: its answer's header has tagged fields.
-        let flexibleHeader = apiKey == UpdateFeaturesRequest.apiKey
-        var out = context.channel.allocator.buffer(capacity: 9 + body.readableBytes)
-        out.writeInteger(Int32(4 + (flexibleHeader ? 1 : 0) + body.readableBytes))
-        out.writeInteger(correlation)
-        if flexibleHeader { out.writeInteger(UInt8(0)) }
-        out.writeBuffer(&body)
-        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        ScriptedBroker.answer(context, correlation: correlation, flexibleHeader: apiKey == UpdateFeaturesRequest.apiKey, body: body)
     }
 
-    /// Listens on a free loopback port; the channel is closed by the caller.
-    func start() async throws -> any Channel {
-        try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: 1 << 20)))
-                    try channel.pipeline.syncOperations.addHandler(self)
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-    }
+    /// Listens on a free loopback port (every connection served by this broker); the channel
+    /// is closed by the caller.
+    func start() async throws -> any Channel { try await ScriptedBroker.listen { self } }
 }
 
 @Suite struct UpdateFeaturesVersionTests {

@@ -42,8 +42,8 @@ struct ListConfigResourcesHandler: ApiHandler {
 
     /// The answer for `types` (empty: every served type), each type's names sorted.
     static func answer(_ types: [Int8], names: (Int8) -> [String]) -> Response {
-        let wanted = types.isEmpty ? served : served.filter(types.contains)
         guard types.allSatisfy(served.contains) else { return Response(throttleTimeMs: 0, errorCode: ErrorCode.unsupportedVersion.rawValue) }
+        let wanted = types.isEmpty ? served : served.filter(types.contains)
         return Response(throttleTimeMs: 0, errorCode: 0, configResources: wanted.flatMap { type in
             names(type).sorted().map { Response.ConfigResource(resourceName: $0, resourceType: type) }
         })
